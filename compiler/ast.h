@@ -1,0 +1,73 @@
+/* ast.h: the syntax tree that parser.y builds and sema/lower read.
+ *
+ * One node type for everything keeps the parser small; the comment on each kind says
+ * which fields it uses. Lists are NodeList (a VEC of Node *). */
+#ifndef NNC_AST_H
+#define NNC_AST_H
+
+#include "common.h"
+
+typedef struct Node Node;
+typedef VEC(Node *) NodeList;
+
+typedef enum NodeKind {
+    /* ---- expressions ---- */
+    ND_NUM,    /* num: a number literal (text in str, as written) */
+    ND_STR,    /* str: a string literal, quotes removed, escapes \" \\ \n \t decoded */
+    ND_NAME,   /* str: an identifier */
+    ND_BINOP,  /* op: one of + - * / ^ @ ; lhs, rhs */
+    ND_NEG,    /* lhs: unary minus operand */
+    ND_CALL,   /* str: callee name; args: expressions, any of which may be ND_KWARG */
+    ND_KWARG,  /* str: keyword; lhs: value (only inside a call's args) */
+    ND_RANGE,  /* lhs .. rhs (inclusive), e.g. columns 0..1 */
+    ND_INDEX,  /* lhs[args]: a name with dims, only where a declaration allows it */
+
+    /* ---- statements (inside fn / model / train bodies) ---- */
+    ND_INPUT,   /* input str[dims] */
+    ND_TARGET,  /* target str[dims] */
+    ND_PARAM,   /* param str[dims] = init ; dims may be empty (a scalar); init may be NULL */
+    ND_BIND,    /* str = init ; is_output when written "output str = init" */
+    ND_RETURN,  /* return init */
+    ND_SETTING, /* str = init inside a train block */
+
+    /* ---- top level ---- */
+    ND_IMPORT,  /* import str */
+    ND_FN,      /* fn str(params) { body } ; params are ND_FN_PARAM */
+    ND_FN_PARAM,/* str, with dims (has_dims set when written x[...], even x[]) */
+    ND_MODEL,   /* model str { body } */
+    ND_TRAIN,   /* train str { body of ND_SETTING } */
+    ND_PROGRAM, /* body: top-level items in source order */
+} NodeKind;
+
+struct Node {
+    NodeKind kind;
+    SrcLoc loc; /* where the node starts; for ND_BINOP, the operator */
+    SrcLoc end; /* one past the last character of the node (for underlining) */
+
+    double num;
+    char *str;
+    int op; /* ND_BINOP: '+', '-', '*', '/', '^', '@' */
+    Node *lhs, *rhs;
+    Node *init;
+
+    NodeList args;   /* ND_CALL, ND_INDEX */
+    NodeList dims;   /* ND_INPUT, ND_TARGET, ND_PARAM, ND_FN_PARAM: dim expressions */
+    bool has_dims;   /* ND_FN_PARAM: written with brackets */
+    bool is_output;  /* ND_BIND */
+    NodeList params; /* ND_FN */
+    NodeList body;   /* ND_FN, ND_MODEL, ND_TRAIN, ND_PROGRAM */
+};
+
+Node *ast_new(NodeKind kind, SrcLoc loc);
+
+/* Parses one file. Returns the ND_PROGRAM, or NULL after printing errors
+ * (file:line:col: error: ...). Never exits, never crashes on any input. */
+Node *parse_file(SrcFile *file);
+
+/* --emit=ast: an indented tree, one node a line, with line:col. Deterministic. */
+void ast_print(FILE *out, const Node *node);
+
+/* For messages: the node's source text (from loc to end), or a short rendering. */
+char *ast_source_text(const Node *node);
+
+#endif

@@ -1,0 +1,161 @@
+/* ir.h: the tensor IR. SSA values with per-sample shapes, built by lower.c, extended with
+ * the backward pass by autodiff.c, cleaned by simplify.c, planned by plan.c and compiled
+ * by codegen.c. The ops are listed once, in ops.def. */
+#ifndef NNC_IR_H
+#define NNC_IR_H
+
+#include "common.h"
+
+typedef enum Op {
+#define OP(name, arity, class, deriv, doc) OP_##name,
+#include "ops.def"
+#undef OP
+    OP_COUNT
+} Op;
+
+typedef enum OpClass { OPC_SRC, OPC_EW, OPC_REDUCE, OPC_ROW, OPC_MATMUL } OpClass;
+
+typedef struct OpInfo {
+    const char *name;
+    int arity;
+    OpClass cls;
+    const char *deriv; /* local derivative as printed in --emit=grad */
+    const char *doc;
+} OpInfo;
+
+extern const OpInfo op_info[OP_COUNT];
+
+#define MAX_RANK 4
+
+/* A per-sample shape. rank 0 is a scalar. */
+typedef struct Shape {
+    int rank;
+    int64_t dim[MAX_RANK];
+} Shape;
+
+int64_t shape_numel(Shape s);
+bool shape_eq(Shape a, Shape b);
+/* True when a is a suffix of b (a scalar is a suffix of everything). */
+bool shape_is_suffix(Shape a, Shape b);
+/* "[4]", "[8, 8]", "[]" for a scalar. Returns arena memory. */
+char *shape_str(Shape s);
+Shape shape_scalar(void);
+Shape shape_make(int rank, const int64_t *dims);
+
+typedef struct Value Value;
+struct Value {
+    int id; /* unique and stable: instruction number in the printed IR (#id) */
+    Op op;
+    int nargs;
+    Value *args[3];
+    Shape shape;  /* per sample */
+    bool varying; /* has the implicit batch axis */
+
+    double num;     /* OP_const: the value; OP_leaky_relu: alpha */
+    bool ta, tb;    /* OP_matmul: transpose the first / second operand */
+    bool sum_batch; /* OP_matmul: sum the per-sample products over the batch */
+
+    const char *name; /* from the source ("h", "h.W", "loss"), or NULL: printed as %tN */
+    SrcLoc loc;       /* source position it came from */
+    const char *what; /* source text of the expression it came from, e.g. "dense(x, 4)" */
+
+    /* Backward instructions record why they exist (printed by --emit=grad). */
+    bool backward;
+    Value *grad_of;   /* the value whose gradient this is (when it is the whole gradient) */
+    Value *from;      /* the forward instruction whose derivative rule emitted this */
+    const char *rule; /* what the rule computed, e.g. "d tanh(u)/du = 1 - tanh(u)^2" */
+    int fanout;       /* >1: this is the sum of that many gradient contributions */
+
+    int uses; /* number of operand slots that refer to it; kept by ir_count_uses */
+    int aux;  /* free for a pass's own bookkeeping (plan.c: buffer index) */
+};
+
+typedef VEC(Value *) ValueList;
+
+/* Settings from the train block, checked by sema and copied into the binary. */
+typedef struct ColumnMap {
+    const char *tensor; /* input or target name */
+    int first, last;    /* inclusive column range (0-based) */
+} ColumnMap;
+
+typedef struct TrainSpec {
+    const char *data_kind;  /* "csv", "idx" or NULL (no data: a function to minimise) */
+    const char *data_path;  /* resolved against the .nn file's folder */
+    const char *data_path2; /* idx: the labels file */
+    VEC(ColumnMap) columns;
+    bool header;            /* csv: first row is a header (also auto-detected at run time) */
+    const char *optimizer;  /* "sgd" */
+    double lr, momentum;
+    int64_t batch, epochs, steps, seed;
+    bool shuffle;
+    double validation; /* fraction of the data held out, 0 for none */
+    bool classification; /* report accuracy */
+} TrainSpec;
+
+/* How a parameter starts (Graph.param_inits, parallel to Graph.params). */
+typedef enum InitKind {
+    INIT_ZEROS,
+    INIT_ONES,
+    INIT_CONST,   /* a */
+    INIT_GLOROT,  /* uniform(-r, r), r = sqrt(6/(fan_in+fan_out)) */
+    INIT_HE,      /* normal(0, sqrt(2/fan_in)) */
+    INIT_NORMAL,  /* normal(a, b) : mean a, std b */
+    INIT_UNIFORM, /* uniform(a, b) */
+} InitKind;
+
+typedef struct ParamInit {
+    InitKind kind;
+    double a, b;
+} ParamInit;
+
+/* One model: its forward instructions, then (after autodiff) its backward ones. */
+typedef struct Graph {
+    const char *name;
+    const char *source_path;
+    ValueList insts;   /* every value, leaves included, in a valid order */
+    int n_forward;     /* insts.v[0 .. n_forward) are the forward pass */
+    ValueList inputs;  /* OP_input, in declaration order */
+    ValueList targets; /* OP_target, in declaration order */
+    ValueList params;  /* OP_param, in creation order; names are unique */
+    VEC(ParamInit) param_inits; /* parallel to params */
+    Value *loss;       /* per-sample scalar */
+    Value *output;     /* what predict prints (may equal loss for models without inputs) */
+    Value **param_grads; /* after autodiff: parallel to params; NULL where no gradient flows */
+    TrainSpec train;
+    int next_id;
+} Graph;
+
+Graph *graph_new(const char *name);
+
+/* Appends a leaf or an instruction. Shapes and varying are the caller's responsibility
+ * (lower.c checks user shapes with ir_infer_shape first); the instruction goes at the end. */
+Value *ir_leaf(Graph *g, Op op, const char *name, Shape shape, bool varying);
+Value *ir_const(Graph *g, double num);
+Value *ir_inst(Graph *g, Op op, int nargs, Value **args, Shape shape, bool varying);
+
+/* Shape inference for one instruction. Returns NULL and fills *shape/*varying when the
+ * operands fit, or an error message (arena memory) saying what does not. For matmul the
+ * ta/tb/sum_batch flags are taken from `proto` (may be NULL for all false). For sum_to
+ * and broadcast the wanted shape is passed in *shape. */
+const char *ir_infer_shape(Op op, int nargs, Value **args, const Value *proto, Shape *shape,
+                           bool *varying);
+
+/* Builds an instruction whose shape is inferred; aborts on a shape error (for compiler-made
+ * instructions, where an error is a compiler bug). */
+Value *ir_build(Graph *g, Op op, int nargs, Value **args);
+Value *ir_build1(Graph *g, Op op, Value *a);
+Value *ir_build2(Graph *g, Op op, Value *a, Value *b);
+Value *ir_matmul(Graph *g, Value *a, Value *b, bool ta, bool tb, bool sum_batch);
+Value *ir_sum_to(Graph *g, Value *a, Shape shape);
+Value *ir_broadcast(Graph *g, Value *a, Shape shape);
+
+/* matmul's per-sample matrix dimensions: op(A) is [M,K], op(B) is [K,N]. */
+void ir_matmul_dims(const Value *mm, int64_t *M, int64_t *N, int64_t *K);
+
+/* Recounts Value.uses over g->insts (plus the loss/output/param_grads roots). */
+void ir_count_uses(Graph *g);
+
+/* Printing. Values print as $x (input/target), @h.W (param), %h (named), %t12 (unnamed). */
+const char *ir_value_ref(const Value *v); /* arena memory */
+
+#endif
