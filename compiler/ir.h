@@ -133,7 +133,7 @@ Value *ir_leaf(Graph *g, Op op, const char *name, Shape shape, bool varying);
 Value *ir_const(Graph *g, double num);
 Value *ir_inst(Graph *g, Op op, int nargs, Value **args, Shape shape, bool varying);
 
-/* Shape inference for one instruction. Returns NULL and fills *shape/*varying when the
+/* Shape inference for one instruction. Returns NULL and fills *shape and *varying when the
  * operands fit, or an error message (arena memory) saying what does not. For matmul the
  * ta/tb/sum_batch flags are taken from `proto` (may be NULL for all false). For sum_to
  * and broadcast the wanted shape is passed in *shape. */
@@ -157,5 +157,6 @@ void ir_count_uses(Graph *g);
 
 /* Printing. Values print as $x (input/target), @h.W (param), %h (named), %t12 (unnamed). */
 const char *ir_value_ref(const Value *v); /* arena memory */
+const char *ir_number_str(double x);      /* shortest round-trip form: "0.1", "2", "1e-05" */
 
 #endif
