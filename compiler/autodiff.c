@@ -1,0 +1,350 @@
+/* autodiff.c: the backward pass, by the chain rule, on the IR.
+ *
+ * Reverse mode: walk the forward instructions last to first. Each value's gradient is the
+ * sum of the contributions its users made; each op's rule (grad_NAME below, one per row of
+ * ops.def) turns the gradient of its result into contributions to its operands: the
+ * vector-Jacobian product. Every instruction emitted records the forward instruction and
+ * the rule it came from, so --emit=grad can say why it is there.
+ *
+ * The cost is the mean of the per-sample losses over the batch, so the seed d cost/d loss_i
+ * is 1/B (OP_inv_batch); a model without inputs has one loss, and the seed is 1.
+ *
+ * Only values that depend on a param are differentiated: inputs get no gradient, which is
+ * what keeps dX = dY W^T out of the first layer. */
+#include "stages.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef VEC(Value *) Contribs;
+
+typedef struct AD {
+    Graph *g;
+    Contribs *contribs; /* by forward value id: gradient contributions */
+    bool *needs;        /* by forward value id: depends on a param */
+    int n_ids;
+    Value *from; /* the forward instruction whose rule is running */
+    int operand; /* which operand the rule is differentiating for */
+    VEC(Value *) zero_rules; /* sign/step instructions a gradient stopped at */
+} AD;
+
+/* The local derivative for operand i, as written in ops.def ("d(a*b)/da = b, d(a*b)/db = a"). */
+static const char *rule_text(Op op, int operand) {
+    const char *s = op_info[op].deriv;
+    for (int i = 0; i < operand; i++) {
+        const char *comma = strstr(s, ", ");
+        if (!comma) break;
+        s = comma + 2;
+    }
+    const char *end = strstr(s, ", ");
+    return end ? xstrndup(s, (size_t)(end - s)) : s;
+}
+
+static Value *annotate(AD *ad, Value *v) {
+    if (v->backward || op_info[v->op].cls == OPC_SRC) return v;
+    v->backward = true;
+    v->from = ad->from;
+    v->rule = ad->from ? rule_text(ad->from->op, ad->operand) : NULL;
+    v->loc = ad->from ? ad->from->loc : v->loc;
+    return v;
+}
+
+/* ---- emitting backward instructions ---- */
+
+static Value *E1(AD *ad, Op op, Value *a) { return annotate(ad, ir_build1(ad->g, op, a)); }
+static Value *E2(AD *ad, Op op, Value *a, Value *b) {
+    return annotate(ad, ir_build2(ad->g, op, a, b));
+}
+static Value *C(AD *ad, double x) { return ir_const(ad->g, x); }
+static Value *MM(AD *ad, Value *a, Value *b, bool ta, bool tb, bool sum_batch) {
+    return annotate(ad, ir_matmul(ad->g, a, b, ta, tb, sum_batch));
+}
+
+static bool wants(AD *ad, Value *v, int i) {
+    Value *a = v->args[i];
+    return a->id < ad->n_ids && ad->needs[a->id];
+}
+
+/* Undoes broadcasting: a gradient shaped like the result, for an operand that was a suffix
+ * of it (or did not vary), is summed over the axes the operand was repeated along. */
+static Value *reduce_like(AD *ad, Value *grad, Value *operand) {
+    if (!shape_eq(grad->shape, operand->shape))
+        grad = annotate(ad, ir_sum_to(ad->g, grad, operand->shape));
+    if (grad->varying && !operand->varying) grad = E1(ad, OP_batch_sum, grad);
+    return grad;
+}
+
+static void contribute(AD *ad, Value *v, int i, Value *grad) {
+    Value *a = v->args[i];
+    ad->operand = i;
+    grad = reduce_like(ad, annotate(ad, grad), a);
+    vec_push(&ad->contribs[a->id], grad);
+}
+
+/* ---- the rules: d(result)/d(operand) times the result's gradient g ---- */
+
+typedef void GradRule(AD *ad, Value *v, Value *g);
+
+static void grad_leaf(AD *ad, Value *v, Value *g) { (void)ad, (void)v, (void)g; }
+#define grad_input grad_leaf
+#define grad_target grad_leaf
+#define grad_param grad_leaf
+#define grad_const grad_leaf
+#define grad_inv_batch grad_leaf
+
+static void grad_add(AD *ad, Value *v, Value *g) {
+    if (wants(ad, v, 0)) contribute(ad, v, 0, g);
+    if (wants(ad, v, 1)) contribute(ad, v, 1, g);
+}
+
+static void grad_sub(AD *ad, Value *v, Value *g) {
+    if (wants(ad, v, 0)) contribute(ad, v, 0, g);
+    if (wants(ad, v, 1)) ad->operand = 1, contribute(ad, v, 1, E1(ad, OP_neg, g));
+}
+
+static void grad_mul(AD *ad, Value *v, Value *g) {
+    if (wants(ad, v, 0)) ad->operand = 0, contribute(ad, v, 0, E2(ad, OP_mul, g, v->args[1]));
+    if (wants(ad, v, 1)) ad->operand = 1, contribute(ad, v, 1, E2(ad, OP_mul, g, v->args[0]));
+}
+
+static void grad_div(AD *ad, Value *v, Value *g) {
+    Value *b = v->args[1];
+    if (wants(ad, v, 0)) ad->operand = 0, contribute(ad, v, 0, E2(ad, OP_div, g, b));
+    if (wants(ad, v, 1)) { /* -a/b^2 = -(a/b)/b = -v/b */
+        ad->operand = 1;
+        contribute(ad, v, 1, E1(ad, OP_neg, E2(ad, OP_mul, g, E2(ad, OP_div, v, b))));
+    }
+}
+
+static void grad_pow(AD *ad, Value *v, Value *g) {
+    Value *a = v->args[0], *b = v->args[1];
+    if (wants(ad, v, 0)) {
+        ad->operand = 0;
+        Value *b_minus_1 = b->op == OP_const ? C(ad, b->num - 1) : E2(ad, OP_sub, b, C(ad, 1));
+        Value *local = E2(ad, OP_mul, b, E2(ad, OP_pow, a, b_minus_1));
+        contribute(ad, v, 0, E2(ad, OP_mul, g, local));
+    }
+    if (wants(ad, v, 1)) {
+        ad->operand = 1;
+        contribute(ad, v, 1, E2(ad, OP_mul, g, E2(ad, OP_mul, v, E1(ad, OP_log, a))));
+    }
+}
+
+/* Unary rules: g times the local derivative. */
+static void unary(AD *ad, Value *v, Value *g, Value *local) {
+    contribute(ad, v, 0, E2(ad, OP_mul, g, local));
+}
+
+static bool start_unary(AD *ad, Value *v) {
+    ad->operand = 0;
+    return wants(ad, v, 0);
+}
+
+static void grad_neg(AD *ad, Value *v, Value *g) {
+    if (start_unary(ad, v)) contribute(ad, v, 0, E1(ad, OP_neg, g));
+}
+static void grad_exp(AD *ad, Value *v, Value *g) {
+    if (start_unary(ad, v)) unary(ad, v, g, v);
+}
+static void grad_log(AD *ad, Value *v, Value *g) {
+    if (start_unary(ad, v)) contribute(ad, v, 0, E2(ad, OP_div, g, v->args[0]));
+}
+static void grad_sqrt(AD *ad, Value *v, Value *g) {
+    if (start_unary(ad, v)) contribute(ad, v, 0, E2(ad, OP_div, g, E2(ad, OP_mul, C(ad, 2), v)));
+}
+static void grad_abs(AD *ad, Value *v, Value *g) {
+    if (start_unary(ad, v)) unary(ad, v, g, E1(ad, OP_sign, v->args[0]));
+}
+static void grad_sin(AD *ad, Value *v, Value *g) {
+    if (start_unary(ad, v)) unary(ad, v, g, E1(ad, OP_cos, v->args[0]));
+}
+static void grad_cos(AD *ad, Value *v, Value *g) {
+    if (start_unary(ad, v)) unary(ad, v, g, E1(ad, OP_neg, E1(ad, OP_sin, v->args[0])));
+}
+static void grad_tanh(AD *ad, Value *v, Value *g) {
+    if (start_unary(ad, v)) unary(ad, v, g, E2(ad, OP_sub, C(ad, 1), E2(ad, OP_mul, v, v)));
+}
+static void grad_sigmoid(AD *ad, Value *v, Value *g) {
+    if (start_unary(ad, v)) unary(ad, v, g, E2(ad, OP_mul, v, E2(ad, OP_sub, C(ad, 1), v)));
+}
+static void grad_relu(AD *ad, Value *v, Value *g) {
+    if (start_unary(ad, v)) unary(ad, v, g, E1(ad, OP_step, v->args[0]));
+}
+static void grad_leaky_relu(AD *ad, Value *v, Value *g) {
+    if (!start_unary(ad, v)) return;
+    /* step(u)*(1 - alpha) + alpha: 1 where u > 0, alpha elsewhere */
+    Value *slope = E2(ad, OP_add, E2(ad, OP_mul, E1(ad, OP_step, v->args[0]), C(ad, 1 - v->num)),
+                      C(ad, v->num));
+    unary(ad, v, g, slope);
+}
+/* sign and step are flat: no gradient flows through them. Remember where it stopped. */
+static void grad_sign(AD *ad, Value *v, Value *g) {
+    (void)g;
+    if (start_unary(ad, v)) vec_push(&ad->zero_rules, v);
+}
+#define grad_step grad_sign
+static void grad_broadcast(AD *ad, Value *v, Value *g) {
+    if (start_unary(ad, v)) contribute(ad, v, 0, g); /* contribute sums over the repeats */
+}
+
+static void grad_sum(AD *ad, Value *v, Value *g) {
+    if (start_unary(ad, v)) contribute(ad, v, 0, annotate(ad, ir_broadcast(ad->g, g, v->args[0]->shape)));
+}
+static void grad_mean(AD *ad, Value *v, Value *g) {
+    if (!start_unary(ad, v)) return;
+    Value *scaled = E2(ad, OP_mul, g, C(ad, 1.0 / (double)shape_numel(v->args[0]->shape)));
+    contribute(ad, v, 0, annotate(ad, ir_broadcast(ad->g, scaled, v->args[0]->shape)));
+}
+static void grad_sum_to(AD *ad, Value *v, Value *g) {
+    if (start_unary(ad, v)) contribute(ad, v, 0, annotate(ad, ir_broadcast(ad->g, g, v->args[0]->shape)));
+}
+
+/* These appear only in backward passes, which are not differentiated again. */
+static void grad_backward_only(AD *ad, Value *v, Value *g) {
+    (void)ad, (void)g;
+    fprintf(stderr, "nnc: internal error: %s is not differentiable (it belongs to backward passes)\n",
+            op_info[v->op].name);
+    abort();
+}
+#define grad_batch_sum grad_backward_only
+#define grad_softmax_grad grad_backward_only
+#define grad_log_softmax_grad grad_backward_only
+#define grad_softmax_ce_grad grad_backward_only
+
+static void grad_softmax(AD *ad, Value *v, Value *g) {
+    if (start_unary(ad, v)) contribute(ad, v, 0, E2(ad, OP_softmax_grad, v, g));
+}
+static void grad_log_softmax(AD *ad, Value *v, Value *g) {
+    if (start_unary(ad, v)) contribute(ad, v, 0, E2(ad, OP_log_softmax_grad, v, g));
+}
+static void grad_softmax_ce(AD *ad, Value *v, Value *g) {
+    Value *z = v->args[0], *y = v->args[1];
+    if (wants(ad, v, 0)) {
+        ad->operand = 0;
+        Value *args[3] = {z, y, g};
+        contribute(ad, v, 0, annotate(ad, ir_build(ad->g, OP_softmax_ce_grad, 3, args)));
+    }
+    if (wants(ad, v, 1)) {
+        ad->operand = 1;
+        contribute(ad, v, 1, E1(ad, OP_neg, E2(ad, OP_mul, g, E1(ad, OP_log_softmax, z))));
+    }
+}
+
+/* C = op(A) @ op(B). With G the gradient of C as the matrix C is (a rank-1 C that stands for
+ * a column [M,1] is G = g^T):
+ *   d op(A) = G op(B)^T      d op(B) = op(A)^T G
+ * and a transposed operand takes the transpose of that. A weight that does not vary while
+ * the product does gets the sum over the batch: one GEMM, X^T dY. */
+static void grad_matmul(AD *ad, Value *v, Value *g) {
+    Value *a = v->args[0], *b = v->args[1];
+    if (v->shape.rank == 0) { /* a dot product: plain elementwise rules */
+        if (wants(ad, v, 0)) ad->operand = 0, contribute(ad, v, 0, E2(ad, OP_mul, g, b));
+        if (wants(ad, v, 1)) ad->operand = 1, contribute(ad, v, 1, E2(ad, OP_mul, g, a));
+        return;
+    }
+    int64_t M, N, K;
+    ir_matmul_dims(v, &M, &N, &K);
+    bool tg = v->shape.rank == 1 && N == 1 && !(a->shape.rank == 1 && !v->ta);
+    if (wants(ad, v, 0)) {
+        ad->operand = 0;
+        bool sb = v->varying && !a->varying;
+        Value *d = v->ta ? MM(ad, b, g, v->tb, !tg, sb) : MM(ad, g, b, tg, !v->tb, sb);
+        vec_push(&ad->contribs[a->id], d);
+    }
+    if (wants(ad, v, 1)) {
+        ad->operand = 1;
+        bool sb = v->varying && !b->varying;
+        Value *d = v->tb ? MM(ad, g, a, !tg, v->ta, sb) : MM(ad, a, g, !v->ta, tg, sb);
+        vec_push(&ad->contribs[b->id], d);
+    }
+}
+
+static GradRule *const rules[OP_COUNT] = {
+#define OP(name, arity, class, deriv, doc) [OP_##name] = grad_##name,
+#include "ops.def"
+#undef OP
+};
+
+/* ---- the walk ---- */
+
+/* The whole gradient of v: its contributions summed ("fan-out"). */
+static Value *total_gradient(AD *ad, Value *v) {
+    Contribs *c = &ad->contribs[v->id];
+    if (c->n == 0) return NULL;
+    Value *sum = c->v[0];
+    ad->from = NULL;
+    for (int i = 1; i < c->n; i++) {
+        sum = annotate(ad, ir_build2(ad->g, OP_add, sum, c->v[i]));
+        sum->rule = "sum over uses";
+    }
+    sum->fanout = c->n > 1 ? c->n : 0;
+    if (!sum->grad_of && op_info[sum->op].cls != OPC_SRC) {
+        sum->grad_of = v;
+        if (!sum->name || sum->fanout) sum->name = xprintf("%s.grad", v->name ? v->name : xprintf("t%d", v->id));
+    }
+    return sum;
+}
+
+static void mark_needs(AD *ad) {
+    for (int i = 0; i < ad->g->insts.n; i++) {
+        Value *v = ad->g->insts.v[i];
+        bool needs = v->op == OP_param;
+        for (int j = 0; j < v->nargs; j++) needs |= ad->needs[v->args[j]->id];
+        ad->needs[v->id] = needs;
+    }
+}
+
+/* Marks (in aux) the forward values the loss depends on. */
+static void mark_reaches_loss(Graph *g) {
+    for (int i = 0; i < g->n_forward; i++) g->insts.v[i]->aux = 0;
+    g->loss->aux = 1;
+    for (int i = g->n_forward - 1; i >= 0; i--) {
+        Value *v = g->insts.v[i];
+        for (int j = 0; v->aux && j < v->nargs; j++) v->args[j]->aux = 1;
+    }
+}
+
+static void warn_missing_gradients(AD *ad) {
+    Graph *g = ad->g;
+    mark_reaches_loss(g);
+    for (int i = 0; i < g->params.n; i++) {
+        Value *p = g->params.v[i];
+        if (g->param_grads[i]) continue;
+        if (!p->aux) {
+            diag_warning(p->loc, "parameter %s does not affect the loss; it will not change", p->name);
+            continue;
+        }
+        diag_warning(p->loc, "parameter %s gets no gradient: every path from it to the loss goes "
+                             "through a function whose derivative is zero",
+                     p->name);
+        for (int k = 0; k < ad->zero_rules.n; k++) {
+            Value *z = ad->zero_rules.v[k];
+            diag_note(z->loc, "%s(u) is flat: d %s(u)/du = 0", op_info[z->op].name,
+                      op_info[z->op].name);
+        }
+    }
+}
+
+void autodiff(Graph *g) {
+    AD ad = {.g = g, .n_ids = g->next_id};
+    ad.contribs = xalloc(sizeof *ad.contribs * (size_t)ad.n_ids);
+    ad.needs = xalloc(sizeof *ad.needs * (size_t)ad.n_ids);
+    mark_needs(&ad);
+    g->param_grads = xalloc(sizeof *g->param_grads * (size_t)(g->params.n + 1));
+    g->n_forward = g->insts.n;
+
+    Value *seed = g->loss->varying ? ir_leaf(g, OP_inv_batch, NULL, shape_scalar(), false)
+                                   : ir_const(g, 1);
+    if (ad.needs[g->loss->id]) vec_push(&ad.contribs[g->loss->id], seed);
+
+    for (int i = g->n_forward - 1; i >= 0; i--) {
+        Value *v = g->insts.v[i];
+        if (!ad.needs[v->id] || op_info[v->op].cls == OPC_SRC) continue;
+        Value *grad = total_gradient(&ad, v);
+        if (!grad) continue;
+        ad.from = v;
+        rules[v->op](&ad, v, grad);
+    }
+    for (int i = 0; i < g->params.n; i++) g->param_grads[i] = total_gradient(&ad, g->params.v[i]);
+    warn_missing_gradients(&ad);
+}

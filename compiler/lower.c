@@ -1,0 +1,595 @@
+/* lower.c: a model's AST becomes forward IR.
+ *
+ * Lowering is an evaluator: it walks the model's statements, evaluates each expression to
+ * either a compile-time number or an IR value, and inlines every fn call, binding the
+ * fn's shape names (x[n] binds n) from the arguments it is given. Because a fn's shapes are
+ * known only at its call site, shape checking happens here, with the error placed on the
+ * expression at fault and a note for each call on the way there. */
+#include "stages.h"
+
+#include <math.h>
+#include <string.h>
+
+#define MAX_CALL_DEPTH 64
+
+/* What an expression evaluates to. */
+typedef struct LVal {
+    enum { LV_ERROR, LV_NUM, LV_TENSOR } kind;
+    double num;
+    Value *v;
+} LVal;
+
+static const LVal lv_error = {LV_ERROR, 0, NULL};
+static LVal lv_num(double x) { return (LVal){LV_NUM, x, NULL}; }
+static LVal lv_tensor(Value *v) { return (LVal){LV_TENSOR, 0, v}; }
+
+typedef struct Binding {
+    const char *name;
+    LVal val;
+    Node *decl;
+} Binding;
+
+typedef struct Scope {
+    VEC(Binding) names;
+} Scope;
+
+typedef struct Lower {
+    Program *prog;
+    Graph *g;
+    const char *prefix; /* the model-level binding being evaluated: names params "h.W" */
+    Node *site;         /* the model-level expression the current IR comes from */
+    NodeList calls;     /* fn calls being inlined, outermost first: notes for errors */
+    VEC(const char *) names; /* every IR name given out, to keep them unique */
+} Lower;
+
+/* ---- built-in operations ---- */
+
+typedef struct Builtin {
+    const char *name;
+    Op op;
+    int nargs;
+} Builtin;
+
+static const Builtin builtins[] = {
+    {"exp", OP_exp, 1},         {"log", OP_log, 1},
+    {"sqrt", OP_sqrt, 1},       {"abs", OP_abs, 1},
+    {"sin", OP_sin, 1},         {"cos", OP_cos, 1},
+    {"tanh", OP_tanh, 1},       {"sigmoid", OP_sigmoid, 1},
+    {"relu", OP_relu, 1},       {"leaky_relu", OP_leaky_relu, 1},
+    {"sign", OP_sign, 1},       {"step", OP_step, 1},
+    {"softmax", OP_softmax, 1}, {"log_softmax", OP_log_softmax, 1},
+    {"sum", OP_sum, 1},         {"mean", OP_mean, 1},
+    {"softmax_cross_entropy", OP_softmax_ce, 2},
+};
+
+static const Builtin *find_builtin(const char *name) {
+    for (size_t i = 0; i < sizeof builtins / sizeof *builtins; i++)
+        if (!strcmp(builtins[i].name, name)) return &builtins[i];
+    return NULL;
+}
+
+bool lower_is_builtin(const char *name) { return find_builtin(name) != NULL; }
+
+/* Folds an elementwise op applied to numbers, so `exp(1)` or `2*3` stays a number. */
+static bool fold(Op op, double a, double b, double alpha, double *out) {
+    switch (op) {
+    case OP_add: *out = a + b; return true;
+    case OP_sub: *out = a - b; return true;
+    case OP_mul: *out = a * b; return true;
+    case OP_div: *out = a / b; return true;
+    case OP_pow: *out = pow(a, b); return true;
+    case OP_neg: *out = -a; return true;
+    case OP_exp: *out = exp(a); return true;
+    case OP_log: *out = log(a); return true;
+    case OP_sqrt: *out = sqrt(a); return true;
+    case OP_abs: *out = fabs(a); return true;
+    case OP_sin: *out = sin(a); return true;
+    case OP_cos: *out = cos(a); return true;
+    case OP_tanh: *out = tanh(a); return true;
+    case OP_sigmoid: *out = 1 / (1 + exp(-a)); return true;
+    case OP_relu: *out = a > 0 ? a : 0; return true;
+    case OP_leaky_relu: *out = a > 0 ? a : alpha * a; return true;
+    case OP_sign: *out = (a > 0) - (a < 0); return true;
+    case OP_step: *out = a > 0; return true;
+    default: return false;
+    }
+}
+
+/* ---- errors ---- */
+
+static void lower_error(Lower *L, SrcLoc loc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void lower_error(Lower *L, SrcLoc loc, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    diag_error(loc, "%s", msg);
+    /* The calls that led here, innermost first; a deep recursion shows only its top. */
+    int shown = 0;
+    for (int i = L->calls.n - 1; i >= 0 && shown < 3; i--, shown++)
+        diag_note(L->calls.v[i]->loc, "in the call %s", ast_source_text(L->calls.v[i]));
+    if (L->calls.n > shown) diag_note(L->calls.v[0]->loc, "... %d calls deep, from here", L->calls.n);
+}
+
+/* ---- names ---- */
+
+static bool name_taken(Lower *L, const char *name) {
+    for (int i = 0; i < L->names.n; i++)
+        if (!strcmp(L->names.v[i], name)) return true;
+    return false;
+}
+
+static const char *unique_name(Lower *L, const char *base) {
+    const char *name = base;
+    for (int k = 2; name_taken(L, name); k++) name = xprintf("%s_%d", base, k);
+    vec_push(&L->names, name);
+    return name;
+}
+
+/* Gives a computed value the name it was bound to. A model-level name wins over a fn
+ * local's; leaves keep theirs (`a = x` is an alias). */
+static void name_value(Lower *L, Value *v, const char *name, bool model_level) {
+    if (op_info[v->op].cls == OPC_SRC) return;
+    if (v->name && (!model_level || !strchr(v->name, '.'))) return;
+    v->name = unique_name(L, name);
+}
+
+static Binding *lookup(Scope *s, const char *name) {
+    for (int i = s->names.n - 1; i >= 0; i--)
+        if (!strcmp(s->names.v[i].name, name)) return &s->names.v[i];
+    return NULL;
+}
+
+static bool bind(Lower *L, Scope *s, Node *decl, const char *name, LVal val) {
+    Binding *old = lookup(s, name);
+    if (old) {
+        lower_error(L, decl->loc, "%s is already defined", name);
+        if (old->decl) diag_note(old->decl->loc, "%s was defined here", name);
+        return false;
+    }
+    vec_push(&s->names, ((Binding){name, val, decl}));
+    return true;
+}
+
+/* ---- values ---- */
+
+/* Records where an instruction came from in the user's file. */
+static Value *tag(Lower *L, Value *v) {
+    if (L->site && !v->what) {
+        v->loc = L->site->loc;
+        v->what = ast_source_text(L->site);
+    }
+    return v;
+}
+
+static Value *as_value(Lower *L, LVal x) {
+    return x.kind == LV_NUM ? ir_const(L->g, x.num) : x.v;
+}
+
+/* Builds op(args) after checking shapes; errors at `at`. */
+static LVal build_op(Lower *L, Node *at, Op op, int nargs, LVal *args, const Value *proto) {
+    Value *vals[3];
+    for (int i = 0; i < nargs; i++) {
+        if (args[i].kind == LV_ERROR) return lv_error;
+        vals[i] = as_value(L, args[i]);
+    }
+    Shape shape = shape_scalar();
+    bool varying;
+    const char *err = ir_infer_shape(op, nargs, vals, proto, &shape, &varying);
+    if (err) {
+        lower_error(L, at->loc, "%s", err);
+        return lv_error;
+    }
+    Value *v = ir_inst(L->g, op, nargs, vals, shape, varying);
+    if (proto) {
+        v->ta = proto->ta;
+        v->tb = proto->tb;
+        v->num = proto->num;
+    }
+    return lv_tensor(tag(L, v));
+}
+
+static LVal eval(Lower *L, Scope *s, Node *e);
+
+static bool all_numbers(LVal *args, int n) {
+    for (int i = 0; i < n; i++)
+        if (args[i].kind != LV_NUM) return false;
+    return true;
+}
+
+static LVal eval_binop(Lower *L, Scope *s, Node *e) {
+    LVal ab[2] = {eval(L, s, e->lhs), eval(L, s, e->rhs)};
+    if (ab[0].kind == LV_ERROR || ab[1].kind == LV_ERROR) return lv_error;
+    Op op;
+    switch (e->op) {
+    case '+': op = OP_add; break;
+    case '-': op = OP_sub; break;
+    case '*': op = OP_mul; break;
+    case '/': op = OP_div; break;
+    case '^': op = OP_pow; break;
+    default: op = OP_matmul; break;
+    }
+    double folded;
+    if (op != OP_matmul && all_numbers(ab, 2) && fold(op, ab[0].num, ab[1].num, 0, &folded))
+        return lv_num(folded);
+    if (op == OP_pow && ab[1].kind == LV_TENSOR && ab[1].v->shape.rank != 0) {
+        lower_error(L, e->loc, "the exponent of ^ must be a scalar, got shape %s",
+                    shape_str(ab[1].v->shape));
+        return lv_error;
+    }
+    if (op != OP_matmul) return build_op(L, e, op, 2, ab, NULL);
+    /* x @ v with a vector on the right is a matrix-vector product: v is a column. */
+    Value proto = {.tb = ab[1].kind == LV_TENSOR && ab[1].v->shape.rank == 1};
+    if (ab[0].kind == LV_NUM || ab[1].kind == LV_NUM) {
+        lower_error(L, e->loc, "@ needs vectors or matrices, got a number");
+        return lv_error;
+    }
+    return build_op(L, e, op, 2, ab, &proto);
+}
+
+static LVal eval_neg(Lower *L, Scope *s, Node *e) {
+    LVal a = eval(L, s, e->lhs);
+    if (a.kind == LV_NUM) return lv_num(-a.num);
+    return build_op(L, e, OP_neg, 1, &a, NULL);
+}
+
+/* ---- calls ---- */
+
+static Node *find_fn(Lower *L, const char *name) {
+    for (int i = L->prog->fns.n - 1; i >= 0; i--)
+        if (!strcmp(L->prog->fns.v[i]->str, name)) return L->prog->fns.v[i];
+    return NULL;
+}
+
+static LVal call_builtin(Lower *L, Scope *s, Node *call, const Builtin *b) {
+    LVal args[2];
+    int n = 0;
+    Value proto = {.num = 0.01}; /* leaky_relu's default slope */
+    for (int i = 0; i < call->args.n; i++) {
+        Node *a = call->args.v[i];
+        bool alpha = b->op == OP_leaky_relu &&
+                     (a->kind == ND_KWARG ? !strcmp(a->str, "alpha") : n == 1);
+        if (alpha) {
+            LVal x = eval(L, s, a->kind == ND_KWARG ? a->lhs : a);
+            if (x.kind != LV_NUM) {
+                if (x.kind == LV_TENSOR) lower_error(L, a->loc, "alpha must be a number");
+                return lv_error;
+            }
+            proto.num = x.num;
+            continue;
+        }
+        if (a->kind == ND_KWARG || n == b->nargs) {
+            lower_error(L, a->loc, "%s takes %d argument%s", b->name, b->nargs,
+                        b->nargs == 1 ? "" : "s");
+            return lv_error;
+        }
+        args[n++] = eval(L, s, a);
+    }
+    if (n < b->nargs) {
+        lower_error(L, call->loc, "%s takes %d argument%s, got %d", b->name, b->nargs,
+                    b->nargs == 1 ? "" : "s", n);
+        return lv_error;
+    }
+    double folded;
+    if (b->nargs == 1 && args[0].kind == LV_NUM && fold(b->op, args[0].num, 0, proto.num, &folded))
+        return lv_num(folded);
+    return build_op(L, call, b->op, n, args, &proto);
+}
+
+static bool positive_dim(Lower *L, Scope *s, Node *e, int64_t *out) {
+    LVal d = eval(L, s, e);
+    if (d.kind == LV_ERROR) return false;
+    if (d.kind != LV_NUM || d.num != floor(d.num) || d.num < 1 || d.num > 1e9) {
+        lower_error(L, e->loc, "a dimension must be a positive whole number");
+        return false;
+    }
+    *out = (int64_t)d.num;
+    return true;
+}
+
+/* Binds fn parameter `p` to argument value `arg`: x[n, m] checks the rank and binds or
+ * checks n and m. */
+static bool bind_fn_param(Lower *L, Scope *fs, Node *fn, Node *p, LVal arg, Node *arg_node) {
+    if (arg.kind == LV_ERROR) return false;
+    if (p->has_dims) {
+        Shape sh = arg.kind == LV_NUM ? shape_scalar() : arg.v->shape;
+        if (sh.rank != p->dims.n) {
+            lower_error(L, arg_node->loc, "%s's argument %s must have %d dimension%s, got shape %s",
+                        fn->str, p->str, p->dims.n, p->dims.n == 1 ? "" : "s", shape_str(sh));
+            return false;
+        }
+        for (int d = 0; d < p->dims.n; d++) {
+            Node *dim = p->dims.v[d];
+            if (dim->kind == ND_NAME && !lookup(fs, dim->str)) {
+                bind(L, fs, dim, dim->str, lv_num((double)sh.dim[d]));
+                continue;
+            }
+            int64_t want;
+            if (!positive_dim(L, fs, dim, &want)) return false;
+            if (want != sh.dim[d]) {
+                lower_error(L, arg_node->loc,
+                            "%s's argument %s must have dimension %d equal to %lld, got shape %s",
+                            fn->str, p->str, d + 1, (long long)want, shape_str(sh));
+                return false;
+            }
+        }
+    }
+    return bind(L, fs, p, p->str, arg);
+}
+
+static void lower_stmt(Lower *L, Scope *s, Node *st, bool model_level);
+
+static LVal call_fn(Lower *L, Scope *s, Node *call, Node *fn) {
+    if (L->calls.n >= MAX_CALL_DEPTH) {
+        lower_error(L, call->loc, "calls nest more than %d deep (is %s recursive?)",
+                    MAX_CALL_DEPTH, fn->str);
+        return lv_error;
+    }
+    /* Match arguments to parameters: positional first, then by name. */
+    Node *given[64] = {0};
+    LVal vals[64];
+    int npos = 0;
+    if (fn->params.n > 64) return lv_error;
+    for (int i = 0; i < call->args.n; i++) {
+        Node *a = call->args.v[i];
+        int slot = -1;
+        if (a->kind == ND_KWARG) {
+            for (int j = 0; j < fn->params.n; j++)
+                if (!strcmp(fn->params.v[j]->str, a->str)) slot = j;
+            if (slot < 0) {
+                lower_error(L, a->loc, "%s has no argument named %s", fn->str, a->str);
+                return lv_error;
+            }
+        } else {
+            slot = npos++;
+            if (slot >= fn->params.n) {
+                lower_error(L, a->loc, "%s takes %d argument%s", fn->str, fn->params.n,
+                            fn->params.n == 1 ? "" : "s");
+                return lv_error;
+            }
+        }
+        if (given[slot]) {
+            lower_error(L, a->loc, "%s's argument %s is given twice", fn->str,
+                        fn->params.v[slot]->str);
+            return lv_error;
+        }
+        given[slot] = a;
+        vals[slot] = eval(L, s, a->kind == ND_KWARG ? a->lhs : a);
+        if (vals[slot].kind == LV_ERROR) return lv_error;
+    }
+    for (int j = 0; j < fn->params.n; j++)
+        if (!given[j]) {
+            lower_error(L, call->loc, "%s needs its argument %s", fn->str, fn->params.v[j]->str);
+            return lv_error;
+        }
+
+    Node *outer_site = L->site;
+    if (L->calls.n == 0) L->site = call;
+    vec_push(&L->calls, call);
+    Scope fs = {0};
+    LVal result = lv_error;
+    bool ok = true;
+    for (int j = 0; j < fn->params.n && ok; j++)
+        ok = bind_fn_param(L, &fs, fn, fn->params.v[j], vals[j], given[j]);
+    for (int i = 0; ok && i < fn->body.n; i++) {
+        Node *st = fn->body.v[i];
+        if (st->kind == ND_RETURN) {
+            result = eval(L, &fs, st->init);
+            break;
+        }
+        int errors = diag_error_count();
+        lower_stmt(L, &fs, st, false);
+        ok = diag_error_count() == errors;
+    }
+    L->calls.n--;
+    L->site = outer_site;
+    return result;
+}
+
+static LVal eval_call(Lower *L, Scope *s, Node *call) {
+    const Builtin *b = find_builtin(call->str);
+    if (b) return call_builtin(L, s, call, b);
+    Node *fn = find_fn(L, call->str);
+    if (fn) return call_fn(L, s, call, fn);
+    lower_error(L, call->loc, "unknown function %s", call->str);
+    if (!strcmp(call->str, "dense") || !strcmp(call->str, "mse") || !strcmp(call->str, "bce"))
+        diag_hint("%s is in the standard library: add `import \"nn\"` at the top", call->str);
+    return lv_error;
+}
+
+static LVal eval(Lower *L, Scope *s, Node *e) {
+    Node *outer_site = L->site;
+    if (L->calls.n == 0) L->site = e; /* inside a fn, the outermost call stays the site */
+    LVal r = lv_error;
+    switch (e->kind) {
+    case ND_NUM: r = lv_num(e->num); break;
+    case ND_NAME: {
+        Binding *b = lookup(s, e->str);
+        if (b) r = b->val;
+        else lower_error(L, e->loc, "unknown name %s", e->str);
+        break;
+    }
+    case ND_BINOP: r = eval_binop(L, s, e); break;
+    case ND_NEG: r = eval_neg(L, s, e); break;
+    case ND_CALL: r = eval_call(L, s, e); break;
+    case ND_STR: lower_error(L, e->loc, "a string is not a value here"); break;
+    case ND_RANGE: lower_error(L, e->loc, "a range is not a value here"); break;
+    default: lower_error(L, e->loc, "this is not an expression"); break;
+    }
+    L->site = outer_site;
+    return r;
+}
+
+/* ---- statements ---- */
+
+static bool init_number(Node *e, int index, double *out) {
+    if (e->kind != ND_CALL || index >= e->args.n) return false;
+    Node *a = e->args.v[index];
+    if (a->kind == ND_NUM) *out = a->num;
+    else if (a->kind == ND_NEG && a->lhs->kind == ND_NUM) *out = -a->lhs->num;
+    else return false;
+    return true;
+}
+
+/* glorot | he | zeros | ones | NUMBER | normal(std) | normal(mean, std) | uniform(a, b) */
+static bool read_init(Lower *L, Scope *s, Node *e, ParamInit *init) {
+    static const struct {
+        const char *name;
+        InitKind kind;
+    } named[] = {{"glorot", INIT_GLOROT}, {"he", INIT_HE}, {"zeros", INIT_ZEROS}, {"ones", INIT_ONES}};
+    *init = (ParamInit){INIT_GLOROT, 0, 0};
+    if (!e) return true;
+    for (size_t i = 0; e->kind == ND_NAME && i < sizeof named / sizeof *named; i++)
+        if (!strcmp(e->str, named[i].name)) {
+            init->kind = named[i].kind;
+            return true;
+        }
+    if (e->kind == ND_CALL && !strcmp(e->str, "normal")) {
+        init->kind = INIT_NORMAL;
+        if (e->args.n == 1 && init_number(e, 0, &init->b)) return true;
+        if (e->args.n == 2 && init_number(e, 0, &init->a) && init_number(e, 1, &init->b))
+            return true;
+    } else if (e->kind == ND_CALL && !strcmp(e->str, "uniform")) {
+        init->kind = INIT_UNIFORM;
+        if (e->args.n == 2 && init_number(e, 0, &init->a) && init_number(e, 1, &init->b) &&
+            init->a < init->b)
+            return true;
+    } else if (e->kind != ND_CALL) {
+        int errors = diag_error_count();
+        LVal x = eval(L, s, e);
+        if (x.kind == LV_NUM) {
+            init->kind = INIT_CONST;
+            init->a = x.num;
+            return true;
+        }
+        if (diag_error_count() != errors) return false;
+    }
+    lower_error(L, e->loc, "a param starts as glorot, he, zeros, ones, a number, normal(std), "
+                           "normal(mean, std) or uniform(low, high)");
+    return false;
+}
+
+static bool read_dims(Lower *L, Scope *s, Node *decl, Shape *shape) {
+    *shape = shape_scalar();
+    if (decl->dims.n > MAX_RANK) {
+        lower_error(L, decl->loc, "at most %d dimensions are supported", MAX_RANK);
+        return false;
+    }
+    for (int i = 0; i < decl->dims.n; i++)
+        if (!positive_dim(L, s, decl->dims.v[i], &shape->dim[shape->rank++])) return false;
+    return true;
+}
+
+static void lower_param(Lower *L, Scope *s, Node *st, bool model_level) {
+    Shape shape;
+    ParamInit init;
+    if (!read_dims(L, s, st, &shape) || !read_init(L, s, st->init, &init)) return;
+    const char *base = model_level || !L->prefix ? st->str : xprintf("%s.%s", L->prefix, st->str);
+    Value *p = ir_leaf(L->g, OP_param, unique_name(L, base), shape, false);
+    p->loc = st->loc;
+    vec_push(&L->g->params, p);
+    vec_push(&L->g->param_inits, init);
+    bind(L, s, st, st->str, lv_tensor(p));
+}
+
+static void lower_io(Lower *L, Scope *s, Node *st) {
+    Shape shape;
+    if (!read_dims(L, s, st, &shape)) return;
+    bool input = st->kind == ND_INPUT;
+    Value *v = ir_leaf(L->g, input ? OP_input : OP_target, unique_name(L, st->str), shape, true);
+    v->loc = st->loc;
+    vec_push(input ? &L->g->inputs : &L->g->targets, v);
+    bind(L, s, st, st->str, lv_tensor(v));
+}
+
+static void lower_bind(Lower *L, Scope *s, Node *st, bool model_level) {
+    const char *outer_prefix = L->prefix;
+    if (model_level) L->prefix = st->str;
+    LVal val = eval(L, s, st->init);
+    L->prefix = outer_prefix;
+    if (val.kind == LV_ERROR) return;
+    if (val.kind == LV_TENSOR)
+        name_value(L, val.v, model_level ? st->str : xprintf("%s.%s", L->prefix, st->str),
+                   model_level);
+    if (!bind(L, s, st, st->str, val)) return;
+    if (model_level && st->is_output) {
+        if (val.kind != LV_TENSOR) lower_error(L, st->loc, "the output must be a tensor");
+        else if (L->g->output) lower_error(L, st->loc, "a model has one output");
+        else L->g->output = val.v;
+    }
+}
+
+static void lower_stmt(Lower *L, Scope *s, Node *st, bool model_level) {
+    switch (st->kind) {
+    case ND_PARAM: lower_param(L, s, st, model_level); break;
+    case ND_INPUT:
+    case ND_TARGET: lower_io(L, s, st); break;
+    case ND_BIND: lower_bind(L, s, st, model_level); break;
+    default: break; /* sema has reported anything else */
+    }
+}
+
+/* ---- the model ---- */
+
+/* Marks (in aux) every value that depends on a target. */
+static void mark_target_dependence(Graph *g) {
+    for (int i = 0; i < g->insts.n; i++) {
+        Value *v = g->insts.v[i];
+        v->aux = v->op == OP_target;
+        for (int j = 0; j < v->nargs; j++) v->aux |= v->args[j]->aux;
+    }
+}
+
+/* Without `output`, predict prints the last model binding that does not use a target. */
+static Value *default_output(Lower *L, Scope *model_scope) {
+    Graph *g = L->g;
+    if (g->inputs.n == 0) return g->loss;
+    mark_target_dependence(g);
+    for (int i = model_scope->names.n - 1; i >= 0; i--) {
+        Binding *b = &model_scope->names.v[i];
+        if (b->decl->kind == ND_BIND && b->val.kind == LV_TENSOR && !b->val.v->aux &&
+            b->val.v->varying)
+            return b->val.v;
+    }
+    return g->inputs.v[0];
+}
+
+static void check_loss(Lower *L, Scope *s) {
+    Binding *b = lookup(s, "loss");
+    if (!b || b->val.kind == LV_ERROR) return;
+    if (b->val.kind == LV_NUM) {
+        lower_error(L, b->decl->loc, "the loss is a constant: nothing can be learned from it");
+        return;
+    }
+    Value *loss = b->val.v;
+    if (loss->shape.rank != 0) {
+        lower_error(L, b->decl->loc, "the loss must be one number per sample, got shape %s",
+                    shape_str(loss->shape));
+        diag_hint("reduce it with sum(...) or mean(...)");
+        return;
+    }
+    if (op_info[loss->op].cls == OPC_SRC) {
+        lower_error(L, b->decl->loc, "the loss must be computed from the model's params");
+        return;
+    }
+    L->g->loss = loss;
+}
+
+Graph *lower_model(Program *prog) {
+    int errors = diag_error_count();
+    Lower L = {.prog = prog, .g = graph_new(prog->model->str)};
+    L.g->source_path = prog->path;
+    Scope model_scope = {0};
+    for (int i = 0; i < prog->model->body.n; i++) {
+        L.site = NULL;
+        lower_stmt(&L, &model_scope, prog->model->body.v[i], true);
+    }
+    check_loss(&L, &model_scope);
+    if (diag_error_count() != errors) return NULL;
+    if (!L.g->output) L.g->output = default_output(&L, &model_scope);
+    L.g->n_forward = L.g->insts.n;
+    return L.g;
+}

@@ -1,0 +1,162 @@
+/* print.c: --emit=ir and --emit=grad, the IR as teaching material.
+ *
+ * Forward and backward use one syntax. Each line: the instruction number, the value with
+ * its per-sample shape, the operation, and a comment: in the forward pass, where in the
+ * source it came from; in the backward pass, the forward step it differentiates (#N) and
+ * the local derivative used. Fan-out sums name the uses they add up. */
+#include "stages.h"
+
+#include <string.h>
+
+static const char *const init_names[] = {
+    [INIT_ZEROS] = "zeros",   [INIT_ONES] = "ones",     [INIT_CONST] = "const",
+    [INIT_GLOROT] = "glorot", [INIT_HE] = "he",         [INIT_NORMAL] = "normal",
+    [INIT_UNIFORM] = "uniform",
+};
+
+static const char *init_str(ParamInit in) {
+    switch (in.kind) {
+    case INIT_CONST: return ir_number_str(in.a);
+    case INIT_NORMAL: return xprintf("normal(%s, %s)", ir_number_str(in.a), ir_number_str(in.b));
+    case INIT_UNIFORM: return xprintf("uniform(%s, %s)", ir_number_str(in.a), ir_number_str(in.b));
+    default: return init_names[in.kind];
+    }
+}
+
+static const char *base_name(const char *path) {
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+/* The right-hand side: "matmul $x, @h.W", "outer $x, %t9 (sum over batch)". */
+static const char *rhs_str(const Value *v) {
+    const char *name = op_info[v->op].name;
+    if (v->op == OP_matmul) {
+        const Value *a = v->args[0], *b = v->args[1];
+        const char *sum = v->sum_batch ? "  (sum over batch)" : "";
+        if (a->shape.rank == 1 && b->shape.rank == 1 && v->ta && !v->tb)
+            return xprintf("outer %s, %s%s", ir_value_ref(a), ir_value_ref(b), sum);
+        return xprintf("matmul %s%s, %s%s%s", ir_value_ref(a), v->ta ? "^T" : "", ir_value_ref(b),
+                       v->tb ? "^T" : "", sum);
+    }
+    if (v->op == OP_batch_sum) return xprintf("sum over batch %s", ir_value_ref(v->args[0]));
+    if (v->op == OP_broadcast || v->op == OP_sum_to)
+        return xprintf("%s %s to %s", name, ir_value_ref(v->args[0]), shape_str(v->shape));
+    const char *s = name;
+    for (int i = 0; i < v->nargs; i++) s = xprintf("%s%s %s", s, i ? "," : "", ir_value_ref(v->args[i]));
+    if (v->op == OP_leaky_relu) s = xprintf("%s, alpha=%s", s, ir_number_str(v->num));
+    return s;
+}
+
+static bool printable(const Value *v) { return op_info[v->op].cls != OPC_SRC; }
+
+static void print_line(FILE *out, const Value *v, const char *comment) {
+    char *lhs = xprintf("#%-3d %s : %s", v->id, ir_value_ref(v), shape_str(v->shape));
+    char *line = xprintf("  %-28s = %s", lhs, rhs_str(v));
+    if (comment && *comment) fprintf(out, "%-72s ; %s\n", line, comment);
+    else fprintf(out, "%s\n", line);
+}
+
+static const char *forward_comment(const Value *v) {
+    if (!v->loc.file) return "";
+    return xprintf("%s:%d:%d  %s", base_name(v->loc.file->path), v->loc.line, v->loc.col,
+                   v->what ? v->what : "");
+}
+
+/* "sum over uses #4, #7": the forward steps whose rules made the summed contributions. */
+static const char *fanout_comment(const Value *v) {
+    const char *s = "sum over uses";
+    const Value *stack[64];
+    int n = 0, first = 1;
+    stack[n++] = v;
+    while (n > 0) {
+        const Value *u = stack[--n];
+        if (u->op == OP_add && u->rule && !strcmp(u->rule, "sum over uses") && n < 62) {
+            stack[n++] = u->args[1];
+            stack[n++] = u->args[0];
+            continue;
+        }
+        s = u->from ? xprintf("%s%s#%d", s, first ? " " : ", ", u->from->id)
+                    : xprintf("%s%s%s", s, first ? " " : ", ", ir_value_ref(u));
+        first = 0;
+    }
+    return s;
+}
+
+static void print_header(FILE *out, Graph *g) {
+    fprintf(out, "model %s  (%s)\n", g->name, g->source_path ? base_name(g->source_path) : "");
+    for (int i = 0; i < g->inputs.n; i++)
+        fprintf(out, "  input  %s : %s\n", ir_value_ref(g->inputs.v[i]), shape_str(g->inputs.v[i]->shape));
+    for (int i = 0; i < g->targets.n; i++)
+        fprintf(out, "  target %s : %s\n", ir_value_ref(g->targets.v[i]), shape_str(g->targets.v[i]->shape));
+    for (int i = 0; i < g->params.n; i++)
+        fprintf(out, "  param  %s : %s = %s\n", ir_value_ref(g->params.v[i]),
+                shape_str(g->params.v[i]->shape), init_str(g->param_inits.v[i]));
+    fputc('\n', out);
+}
+
+static void print_forward(FILE *out, Graph *g) {
+    fputs("forward {\n", out);
+    for (int i = 0; i < g->n_forward; i++) {
+        Value *v = g->insts.v[i];
+        if (printable(v)) print_line(out, v, forward_comment(v));
+    }
+    fprintf(out, "  loss %s", ir_value_ref(g->loss));
+    if (g->output && g->output != g->loss) fprintf(out, ", output %s", ir_value_ref(g->output));
+    fputs("\n}\n", out);
+}
+
+/* Forward values that backward instructions read: what training must keep in memory. */
+static void print_kept(FILE *out, Graph *g) {
+    for (int i = 0; i < g->n_forward; i++) g->insts.v[i]->aux = 0;
+    for (int i = g->n_forward; i < g->insts.n; i++) {
+        Value *v = g->insts.v[i];
+        for (int j = 0; j < v->nargs; j++) v->args[j]->aux = 1;
+    }
+    fputs("  ; kept from forward:", out);
+    int count = 0;
+    for (int i = 0; i < g->n_forward; i++) {
+        Value *v = g->insts.v[i];
+        if (!v->aux || v->op == OP_const || v->op == OP_param || v->op == OP_inv_batch) continue;
+        if (printable(v)) fprintf(out, "%s %s (#%d)", count ? "," : "", ir_value_ref(v), v->id);
+        else fprintf(out, "%s %s", count ? "," : "", ir_value_ref(v));
+        count++;
+    }
+    fputs(count ? "\n" : " nothing\n", out);
+}
+
+static void print_backward(FILE *out, Graph *g) {
+    fprintf(out, "\nbackward of %s wrt", ir_value_ref(g->loss));
+    for (int i = 0; i < g->params.n; i++) fprintf(out, "%s %s", i ? "," : "", ir_value_ref(g->params.v[i]));
+    fputs(" {\n", out);
+    if (g->loss->varying)
+        fputs("  ; seed: d cost/d loss = 1/B for each sample (cost = mean of the batch's losses)\n", out);
+    else
+        fputs("  ; seed: d loss/d loss = 1\n", out);
+    print_kept(out, g);
+    const Value *prev = NULL;
+    for (int i = g->n_forward; i < g->insts.n; i++) {
+        Value *v = g->insts.v[i];
+        if (!printable(v)) continue;
+        const char *comment;
+        if (v->fanout) comment = fanout_comment(v);
+        else if (!v->from) comment = v->rule ? v->rule : "";
+        else if (prev && prev->from == v->from && prev->rule == v->rule) comment = xprintf("#%d", v->from->id);
+        else comment = xprintf("#%d %s", v->from->id, v->rule ? v->rule : "");
+        print_line(out, v, comment);
+        prev = v;
+    }
+    fputs("}\n\ngradients {\n", out);
+    for (int i = 0; i < g->params.n; i++) {
+        Value *gr = g->param_grads[i];
+        fprintf(out, "  d cost/d %s = %s\n", ir_value_ref(g->params.v[i]),
+                gr ? ir_value_ref(gr) : "0  (no gradient flows to it)");
+    }
+    fputs("}\n", out);
+}
+
+void print_graph(FILE *out, Graph *g, PrintMode mode) {
+    print_header(out, g);
+    print_forward(out, g);
+    if (mode == PRINT_GRAD && g->param_grads) print_backward(out, g);
+}

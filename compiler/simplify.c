@@ -1,0 +1,180 @@
+/* simplify.c: make the derived IR read like a hand derivation, and cost less.
+ *
+ * One forward walk rewrites each instruction's operands through the replacements found so
+ * far, then tries, in order: constant folding, algebraic identities (x*1, x+0, x-0, x/1,
+ * x^1, --x, a broadcast or sum_to that changes nothing), and common-subexpression
+ * elimination. A last walk drops what no root (loss, output, gradients) needs. Leaves that
+ * the binary exposes (inputs, targets, params) always stay. */
+#include "stages.h"
+
+#include <math.h>
+#include <string.h>
+
+typedef struct Simplifier {
+    Graph *g;
+    Value **repl; /* by id: what the value was replaced by, or NULL */
+    Value **table; /* CSE hash table, open addressing */
+    size_t table_size;
+} Simplifier;
+
+static Value *resolve(Simplifier *s, Value *v) {
+    while (s->repl[v->id]) v = s->repl[v->id];
+    return v;
+}
+
+static bool is_const(const Value *v, double x) { return v->op == OP_const && v->num == x; }
+
+/* x op c == x, when that keeps x's shape and batch axis. */
+static bool same_type(const Value *v, const Value *x) {
+    return x->varying == v->varying && shape_eq(x->shape, v->shape);
+}
+
+static Value *identity_of(Value *v) {
+    Value *a = v->args[0], *b = v->nargs > 1 ? v->args[1] : NULL;
+    switch (v->op) {
+    case OP_mul:
+        if (is_const(b, 1) && same_type(v, a)) return a;
+        if (is_const(a, 1) && same_type(v, b)) return b;
+        return NULL;
+    case OP_add:
+        if (is_const(b, 0) && same_type(v, a)) return a;
+        if (is_const(a, 0) && same_type(v, b)) return b;
+        return NULL;
+    case OP_sub: return is_const(b, 0) && same_type(v, a) ? a : NULL;
+    case OP_div: return is_const(b, 1) && same_type(v, a) ? a : NULL;
+    case OP_pow: return is_const(b, 1) && same_type(v, a) ? a : NULL;
+    case OP_neg: return a->op == OP_neg ? a->args[0] : NULL;
+    case OP_broadcast:
+    case OP_sum_to: return same_type(v, a) ? a : NULL;
+    default: return NULL;
+    }
+}
+
+/* Folds an elementwise op whose operands are all constants. */
+static Value *fold_constants(Simplifier *s, Value *v) {
+    if (op_info[v->op].cls != OPC_EW || v->op == OP_broadcast) return NULL;
+    for (int i = 0; i < v->nargs; i++)
+        if (v->args[i]->op != OP_const) return NULL;
+    double a = v->args[0]->num, b = v->nargs > 1 ? v->args[1]->num : 0, r;
+    switch (v->op) {
+    case OP_add: r = a + b; break;
+    case OP_sub: r = a - b; break;
+    case OP_mul: r = a * b; break;
+    case OP_div: r = a / b; break;
+    case OP_pow: r = pow(a, b); break;
+    case OP_neg: r = -a; break;
+    default: return NULL;
+    }
+    Value *c = ir_const(s->g, r);
+    s->g->insts.n--; /* ir_const appended it; it is re-inserted in v's place below */
+    return c;
+}
+
+/* ---- CSE ---- */
+
+static bool same_inst(const Value *a, const Value *b) {
+    if (a->op != b->op || a->nargs != b->nargs || a->num != b->num || a->ta != b->ta ||
+        a->tb != b->tb || a->sum_batch != b->sum_batch || a->varying != b->varying ||
+        !shape_eq(a->shape, b->shape))
+        return false;
+    for (int i = 0; i < a->nargs; i++)
+        if (a->args[i] != b->args[i]) return false;
+    return true;
+}
+
+static size_t inst_hash(const Value *v) {
+    size_t h = (size_t)v->op * 31u + (size_t)v->nargs;
+    for (int i = 0; i < v->nargs; i++) h = h * 1000003u + (size_t)v->args[i]->id;
+    double num = v->num;
+    uint64_t bits;
+    memcpy(&bits, &num, sizeof bits);
+    return h ^ (size_t)bits ^ ((size_t)v->ta << 1) ^ ((size_t)v->tb << 2) ^ ((size_t)v->sum_batch << 3);
+}
+
+/* Returns an earlier identical instruction, or records v and returns NULL. */
+static Value *cse(Simplifier *s, Value *v) {
+    bool leaf = op_info[v->op].cls == OPC_SRC;
+    if (leaf && v->op != OP_const && v->op != OP_inv_batch) return NULL;
+    size_t i = inst_hash(v) & (s->table_size - 1);
+    for (; s->table[i]; i = (i + 1) & (s->table_size - 1))
+        if (same_inst(s->table[i], v)) return s->table[i];
+    s->table[i] = v;
+    return NULL;
+}
+
+/* The name and story of a dropped backward value move to its replacement. */
+static void inherit(Value *kept, Value *dropped) {
+    if (!kept->backward || kept->name || !dropped->name) return;
+    kept->name = dropped->name;
+    kept->grad_of = dropped->grad_of;
+    kept->fanout = dropped->fanout;
+}
+
+static void replace(Simplifier *s, Value *v, Value *by) {
+    s->repl[v->id] = by;
+    inherit(by, v);
+}
+
+/* ---- dead code ---- */
+
+static void mark_live(Graph *g) {
+    for (int i = 0; i < g->insts.n; i++) g->insts.v[i]->aux = 0;
+    g->loss->aux = 1;
+    if (g->output) g->output->aux = 1;
+    for (int i = 0; g->param_grads && i < g->params.n; i++)
+        if (g->param_grads[i]) g->param_grads[i]->aux = 1;
+    for (int i = g->insts.n - 1; i >= 0; i--) {
+        Value *v = g->insts.v[i];
+        bool exposed = v->op == OP_input || v->op == OP_target || v->op == OP_param;
+        if (exposed) v->aux = 1;
+        for (int j = 0; v->aux && j < v->nargs; j++) v->args[j]->aux = 1;
+    }
+}
+
+static void drop_dead(Graph *g) {
+    mark_live(g);
+    int kept = 0, kept_forward = 0;
+    for (int i = 0; i < g->insts.n; i++) {
+        Value *v = g->insts.v[i];
+        if (!v->aux) continue;
+        g->insts.v[kept++] = v;
+        if (i < g->n_forward) kept_forward++;
+    }
+    g->insts.n = kept;
+    g->n_forward = kept_forward;
+}
+
+void simplify(Graph *g) {
+    Simplifier s = {.g = g};
+    int max_ids = g->next_id + g->insts.n + 16; /* folding makes new constants */
+    s.repl = xalloc(sizeof *s.repl * (size_t)max_ids);
+    for (s.table_size = 64; s.table_size < 2 * (size_t)g->insts.n + 2; s.table_size *= 2) {}
+    s.table = xalloc(sizeof *s.table * s.table_size);
+
+    int n = g->insts.n, kept = 0, kept_forward = 0;
+    for (int i = 0; i < n; i++) {
+        Value *v = g->insts.v[i];
+        for (int j = 0; j < v->nargs; j++) v->args[j] = resolve(&s, v->args[j]);
+        Value *by = identity_of(v);
+        if (!by && g->next_id < max_ids) by = fold_constants(&s, v);
+        if (by && by->op == OP_const && !s.repl[by->id]) {
+            Value *known = cse(&s, by);
+            if (known) by = known;
+            else g->insts.v[kept++] = by, kept_forward += i < g->n_forward;
+        }
+        if (!by) by = cse(&s, v);
+        if (by) {
+            replace(&s, v, by);
+            continue;
+        }
+        g->insts.v[kept++] = v;
+        if (i < g->n_forward) kept_forward++;
+    }
+    g->insts.n = kept;
+    g->n_forward = kept_forward;
+    g->loss = resolve(&s, g->loss);
+    if (g->output) g->output = resolve(&s, g->output);
+    for (int i = 0; g->param_grads && i < g->params.n; i++)
+        if (g->param_grads[i]) g->param_grads[i] = resolve(&s, g->param_grads[i]);
+    drop_dead(g);
+}

@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""End-to-end tests: compile an example with nnc, train it, check what it learned.
+
+usage: e2e.py NNC SOURCE_DIR CASE
+Each case builds in a fresh temporary folder and runs the binary from there, so data paths
+written in the .nn files must resolve against the .nn file's own folder.
+"""
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+
+class Failure(Exception):
+    pass
+
+
+def run(cmd, cwd, want_status=0, stdin=None):
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, input=stdin, timeout=600)
+    if want_status is not None and proc.returncode != want_status:
+        raise Failure(f"{' '.join(cmd)}: exit status {proc.returncode}, wanted {want_status}\n"
+                      f"--- stdout:\n{proc.stdout}--- stderr:\n{proc.stderr}")
+    return proc
+
+
+def number(text, label):
+    """The number after `label` on a line of its own: `final loss 0.0123`."""
+    m = re.search(rf"^{re.escape(label)}\s+(\S+)\s*$", text, re.M)
+    if not m:
+        raise Failure(f"no '{label}' line in:\n{text}")
+    return float(m.group(1))
+
+
+def build(nnc, src, example, tmp):
+    exe = os.path.join(tmp, example)
+    run([nnc, os.path.join(src, "examples", example + ".nn"), "-o", exe], tmp)
+    return exe
+
+
+def case_xor(nnc, src, tmp):
+    exe = build(nnc, src, "xor", tmp)
+    weights = os.path.join(tmp, "xor.safetensors")
+    out = run([exe, "train", "--save", weights], tmp).stdout
+    acc = number(out, "final accuracy")
+    if acc != 1.0:
+        raise Failure(f"xor: final accuracy {acc}, wanted 1.0\n{out}")
+    # predict: the four corners, in order, from stdin
+    pred = run([exe, "predict", "--weights", weights], tmp, stdin="0,0\n0,1\n1,0\n1,1\n").stdout
+    values = [float(line) for line in pred.split()]
+    if len(values) != 4 or [round(v) for v in values] != [0, 1, 1, 0]:
+        raise Failure(f"xor: predict printed {pred!r}, wanted about 0, 1, 1, 0")
+    missing = run([exe, "predict", "--weights", os.path.join(tmp, "none")], tmp, want_status=1)
+    if "none" not in missing.stderr:
+        raise Failure(f"predict with a missing weights file: {missing.stderr}")
+
+
+def case_parabola(nnc, src, tmp):
+    exe = build(nnc, src, "parabola", tmp)
+    out = run([exe, "train"], tmp).stdout
+    x = number(out, "x =")
+    loss = number(out, "final loss")
+    if abs(x - 0.5) > 1e-3:
+        raise Failure(f"parabola: x = {x}, wanted 0.5 +- 1e-3\n{out}")
+    if abs(loss - 3.25) > 1e-5:
+        raise Failure(f"parabola: final loss {loss}, wanted f(0.5) = 3.25\n{out}")
+
+
+def case_digits(nnc, src, tmp):
+    exe = build(nnc, src, "digits", tmp)
+    out = run([exe, "train"], tmp).stdout
+    acc = number(out, "validation accuracy")
+    if acc < 0.95:
+        raise Failure(f"digits: held-out accuracy {acc}, wanted >= 0.95\n{out}")
+
+
+BAD_CSVS = {
+    "not_a_number.csv": ("0,0,0\n0,1,1\n1,x,1\n1,1,0\n", 3),
+    "missing_column.csv": ("0,0,0\n0,1\n1,0,1\n", 2),
+    "empty.csv": ("", None),
+}
+
+
+def case_bad_csv(nnc, src, tmp):
+    exe = build(nnc, src, "xor", tmp)
+    for name, (text, line) in BAD_CSVS.items():
+        path = os.path.join(tmp, name)
+        with open(path, "w") as f:
+            f.write(text)
+        err = run([exe, "train", "--data", path], tmp, want_status=1).stderr
+        where = f"{path}:{line}: error:" if line else f"{path}"
+        if where not in err or "error" not in err:
+            raise Failure(f"{name}: wanted an error located at '{where}', got:\n{err}")
+
+
+def case_eval_matches_train(nnc, src, tmp):
+    exe = build(nnc, src, "xor", tmp)
+    weights = os.path.join(tmp, "xor.safetensors")
+    out = run([exe, "train", "--epochs", "300", "--save", weights], tmp).stdout
+    trained = number(out, "final loss")
+    ev = run([exe, "eval", "--weights", weights], tmp).stdout
+    evaluated = number(ev, "loss")
+    if abs(trained - evaluated) > 1e-6 * max(1.0, abs(trained)):
+        raise Failure(f"train said final loss {trained}, eval says {evaluated}")
+    if number(out, "final accuracy") != number(ev, "accuracy"):
+        raise Failure(f"accuracy differs between train and eval:\n{out}\n{ev}")
+
+
+def case_determinism(nnc, src, tmp):
+    exe = build(nnc, src, "digits", tmp)
+    blobs = []
+    for i in range(2):
+        w = os.path.join(tmp, f"w{i}.safetensors")
+        run([exe, "train", "--epochs", "2", "--seed", "5", "--save", w], tmp)
+        with open(w, "rb") as f:
+            blobs.append(f.read())
+    if blobs[0] != blobs[1]:
+        raise Failure("two runs with the same seed saved different weights")
+    w = os.path.join(tmp, "w2.safetensors")
+    run([exe, "train", "--epochs", "2", "--seed", "6", "--save", w], tmp)
+    with open(w, "rb") as f:
+        if f.read() == blobs[0]:
+            raise Failure("a different seed saved the same weights")
+
+
+def main():
+    nnc, src, case = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2]), sys.argv[3]
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            globals()["case_" + case](nnc, src, tmp)
+        except Failure as e:
+            print(f"FAIL {case}: {e}")
+            print("0 passed, 1 failed")
+            return 1
+    print(f"ok {case}")
+    print("1 passed, 0 failed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
