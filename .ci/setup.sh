@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs the Debian packages nnc needs, if any are missing (Debian 12; run as root).
+set -euo pipefail
+packages=(build-essential cmake pkg-config flex bison libopenblas-dev llvm-19-dev libzstd-dev python3)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "setup: installing ${missing[*]}"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+# Another process may hold the dpkg lock when a machine has just started.
+$SUDO apt-get -o DPkg::Lock::Timeout=300 update -qq
+$SUDO apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${missing[@]}"

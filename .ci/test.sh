@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The README's second command: install what is missing, build, and run the whole test
+# suite with ctest. usage: test.sh [--sanitize]   (ASan+UBSan build in build-asan/)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash .ci/setup.sh
+bash .ci/build.sh "$@"
+dir=build
+[ "${1:-}" = "--sanitize" ] && dir=build-asan
+cd "$dir"
+ctest --output-on-failure -j"$(nproc)"
