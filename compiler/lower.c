@@ -572,7 +572,8 @@ static void check_loss(Lower *L, Scope *s) {
         return;
     }
     if (op_info[loss->op].cls == OPC_SRC) {
-        lower_error(L, b->decl->loc, "the loss must be computed from the model's params");
+        lower_error(L, b->decl->loc, "the loss is %s itself; it must be computed from the params",
+                    ir_value_ref(loss));
         return;
     }
     L->g->loss = loss;
