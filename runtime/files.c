@@ -1,0 +1,109 @@
+/* files.c: whole-file reads and atomic writes (see files.h). */
+#include "files.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util.h"
+
+char *rt_read_file(const char *path, size_t *len) {
+    FILE *f = path ? fopen(path, "rb") : stdin;
+    if (!f) rt_path_error(path, "cannot open: %s", strerror(errno));
+    size_t cap = 1 << 16, used = 0;
+    char *buf = rt_alloc(cap);
+    for (;;) {
+        if (used + 1 == cap) {
+            if (cap > SIZE_MAX / 2) rt_path_error(path, "file too large");
+            buf = rt_grow_array(buf, cap, cap * 2, 1);
+            cap *= 2;
+        }
+        size_t got = fread(buf + used, 1, cap - 1 - used, f);
+        used += got;
+        if (got == 0) break;
+    }
+    if (ferror(f)) {
+        int err = errno;
+        if (path) fclose(f);
+        rt_path_error(path, "cannot read: %s", strerror(err));
+    }
+    if (path) fclose(f);
+    buf[used] = '\0';
+    *len = used;
+    return buf;
+}
+
+static _Noreturn void write_failed(rt_atomic_file *af, int err) {
+    if (af->f) fclose(af->f);
+    af->f = NULL;
+    unlink(af->temp_path);
+    rt_path_error(af->path, "cannot write: %s", strerror(err));
+}
+
+rt_atomic_file rt_atomic_open(const char *path) {
+    rt_atomic_file af = {0};
+    af.path = rt_strdup(path);
+    /* "PATH.tmp." and six template characters that mkstemp replaces */
+    size_t n = strlen(path);
+    af.temp_path = rt_alloc(n + 16);
+    memcpy(af.temp_path, path, n);
+    memcpy(af.temp_path + n, ".tmp.", 5);
+    memset(af.temp_path + n + 5, 'X', 6);
+    int fd = mkstemp(af.temp_path);
+    if (fd < 0) rt_path_error(path, "cannot write: %s", strerror(errno));
+    /* mkstemp makes the file private (0600); a saved file gets the usual permissions. */
+    mode_t mask = umask(0);
+    umask(mask);
+    if (fchmod(fd, 0666 & ~mask) != 0) {
+        int err = errno;
+        close(fd);
+        write_failed(&af, err);
+    }
+    af.f = fdopen(fd, "wb");
+    if (!af.f) {
+        int err = errno;
+        close(fd);
+        write_failed(&af, err);
+    }
+    return af;
+}
+
+static char *folder_of(const char *path) {
+    const char *slash = strrchr(path, '/');
+    return slash ? rt_strndup(path, slash == path ? 1 : (size_t)(slash - path)) : rt_strdup(".");
+}
+
+void rt_check_writable(const char *path) {
+    char *folder = folder_of(path);
+    if (access(folder, W_OK | X_OK) != 0) rt_path_error(path, "cannot write: %s", strerror(errno));
+    rt_free(folder);
+}
+
+/* The rename is durable only once the folder itself is synced. Best effort: some file
+ * systems do not allow it, and the data is already safe in the file. */
+static void sync_folder_of(const char *path) {
+    char *folder = folder_of(path);
+    int fd = open(folder, O_RDONLY | O_DIRECTORY);
+    if (fd >= 0) {
+        (void)fsync(fd);
+        close(fd);
+    }
+    rt_free(folder);
+}
+
+void rt_atomic_commit(rt_atomic_file *af) {
+    if (fflush(af->f) != 0 || ferror(af->f)) write_failed(af, errno ? errno : EIO);
+    if (fsync(fileno(af->f)) != 0) write_failed(af, errno);
+    FILE *f = af->f;
+    af->f = NULL;
+    if (fclose(f) != 0) write_failed(af, errno);
+    if (rename(af->temp_path, af->path) != 0) write_failed(af, errno);
+    sync_folder_of(af->path);
+    rt_free(af->path);
+    rt_free(af->temp_path);
+    af->path = af->temp_path = NULL;
+}

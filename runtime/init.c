@@ -1,0 +1,58 @@
+/* init.c: parameter initialisers. Each draws from the shared init stream in descriptor
+ * order, so adding a param at the end of a model leaves the earlier ones unchanged. */
+#include "init.h"
+
+#include <math.h>
+
+#include "util.h"
+
+void rt_fans(const nnrt_tensor *t, double *fan_in, double *fan_out) {
+    if (t->rank == 0) {
+        *fan_in = *fan_out = 1.0;
+        return;
+    }
+    *fan_out = (double)t->dims[t->rank - 1];
+    double in = 1.0;
+    for (int32_t i = 0; i + 1 < t->rank; i++) in *= (double)t->dims[i];
+    *fan_in = in; /* 1 for a vector (a bias): the empty product */
+}
+
+const char *rt_init_name(int32_t init) {
+    switch (init) {
+    case NNRT_INIT_ZEROS: return "zeros";
+    case NNRT_INIT_ONES: return "ones";
+    case NNRT_INIT_CONST: return "const";
+    case NNRT_INIT_GLOROT: return "glorot";
+    case NNRT_INIT_HE: return "he";
+    case NNRT_INIT_NORMAL: return "normal";
+    case NNRT_INIT_UNIFORM: return "uniform";
+    default: return NULL;
+    }
+}
+
+/* One element of a param by its initialiser. */
+static double draw(const nnrt_tensor *t, double fan_in, double fan_out, rt_rng *rng) {
+    switch (t->init) {
+    case NNRT_INIT_ZEROS: return 0.0;
+    case NNRT_INIT_ONES: return 1.0;
+    case NNRT_INIT_CONST: return t->init_a;
+    case NNRT_INIT_GLOROT: {
+        double r = sqrt(6.0 / (fan_in + fan_out));
+        return -r + 2.0 * r * rt_rng_uniform(rng);
+    }
+    case NNRT_INIT_HE: return sqrt(2.0 / fan_in) * rt_rng_normal(rng);
+    case NNRT_INIT_NORMAL: return t->init_a + t->init_b * rt_rng_normal(rng);
+    case NNRT_INIT_UNIFORM: return t->init_a + (t->init_b - t->init_a) * rt_rng_uniform(rng);
+    default: return 0.0; /* rt_check_model rejected unknown codes before we got here */
+    }
+}
+
+void rt_init_params(const nnrt_model *m, void *fixed, rt_rng *rng) {
+    for (int32_t i = 0; i < m->n_params; i++) {
+        const nnrt_tensor *t = &m->params[i];
+        double fan_in, fan_out;
+        rt_fans(t, &fan_in, &fan_out);
+        for (int64_t e = 0; e < t->numel; e++)
+            rt_set(fixed, t->offset + e, m->f64, draw(t, fan_in, fan_out, rng));
+    }
+}

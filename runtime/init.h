@@ -1,0 +1,19 @@
+/* init.h: parameter initialisers (enum nnrt_init in nnrt.h). */
+#ifndef NNRT_INIT_H
+#define NNRT_INIT_H
+
+#include "nnrt.h"
+#include "rng.h"
+
+/* Fills every param in the fixed arena by its initialiser, in descriptor order, drawing
+ * from rng (element by element, in memory order). */
+void rt_init_params(const nnrt_model *m, void *fixed, rt_rng *rng);
+
+/* fan_in and fan_out of a param per the rule in nnrt.h. */
+void rt_fans(const nnrt_tensor *t, double *fan_in, double *fan_out);
+
+/* The initialiser's name as the .nn file spells it ("glorot"), for messages; NULL when the
+ * code is unknown. */
+const char *rt_init_name(int32_t init);
+
+#endif

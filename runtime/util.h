@@ -1,0 +1,67 @@
+/* util.h: what every part of the runtime shares: the program name used in messages, fatal
+ * errors with the exit codes docs/runtime.md promises, tracked allocations, element access
+ * for the model's element type and a wall clock. */
+#ifndef NNRT_UTIL_H
+#define NNRT_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define RT_EXIT_FAILURE 1 /* bad data, weights or files */
+#define RT_EXIT_USAGE   2 /* bad command line */
+
+#define RT_FORMAT(fmt_index, first_arg) __attribute__((format(printf, fmt_index, first_arg)))
+
+void rt_set_program_name(const char *argv0);
+const char *rt_program_name(void);
+
+/* "PROG: error: ...", exit 2. */
+_Noreturn void rt_usage_error(const char *fmt, ...) RT_FORMAT(1, 2);
+/* "PROG: error: ...", exit 1. */
+_Noreturn void rt_fatal(const char *fmt, ...) RT_FORMAT(1, 2);
+/* "PATH: error: ...", exit 1. */
+_Noreturn void rt_path_error(const char *path, const char *fmt, ...) RT_FORMAT(2, 3);
+/* "PATH:LINE: error: ...", exit 1 (LINE is 1-based). */
+_Noreturn void rt_line_error(const char *path, int64_t line, const char *fmt, ...) RT_FORMAT(3, 4);
+/* "PATH:byte N: error: ...", exit 1 (N is a 0-based file offset). */
+_Noreturn void rt_byte_error(const char *path, uint64_t byte, const char *fmt, ...) RT_FORMAT(3, 4);
+/* "PATH: warning: ..." */
+void rt_path_warning(const char *path, const char *fmt, ...) RT_FORMAT(2, 3);
+
+/* Allocations are tracked in one global list, so an error exit from deep inside a loader
+ * leaves nothing unreachable (LeakSanitizer stays quiet) and main() frees all at the end.
+ * Out of memory is a fatal error. All of them return zeroed memory. */
+void *rt_alloc(size_t size);
+void *rt_alloc_array(size_t count, size_t elem_size);
+void *rt_grow_array(void *old, size_t old_count, size_t new_count, size_t elem_size);
+/* 64-byte aligned, for the arenas (the generated code may use aligned vector loads). */
+void *rt_alloc_aligned(size_t count, size_t elem_size);
+char *rt_strdup(const char *s);
+char *rt_strndup(const char *s, size_t n);
+void rt_free(void *p);
+void rt_free_all(void);
+
+/* Elements of the model's type: double when f64 is set, float otherwise. */
+static inline size_t rt_elem_size(int f64) {
+    return f64 ? sizeof(double) : sizeof(float);
+}
+static inline double rt_get(const void *base, int64_t i, int f64) {
+    return f64 ? ((const double *)base)[i] : (double)((const float *)base)[i];
+}
+static inline void rt_set(void *base, int64_t i, int f64, double v) {
+    if (f64)
+        ((double *)base)[i] = v;
+    else
+        ((float *)base)[i] = (float)v;
+}
+static inline void *rt_elem_ptr(void *base, int64_t i, int f64) {
+    return (char *)base + (size_t)i * rt_elem_size(f64);
+}
+
+/* How files are named in messages: "<stdin>" for NULL. */
+const char *rt_display_path(const char *path);
+
+/* Seconds on a monotonic clock. */
+double rt_now(void);
+
+#endif
