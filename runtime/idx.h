@@ -1,0 +1,24 @@
+/* idx.h: the IDX format of the MNIST files: a big-endian header (two zero bytes, a type
+ * byte, a dimension count, then one u32 per dimension) and the raw data. Only unsigned
+ * bytes (type 0x08) are read. */
+#ifndef NNRT_IDX_H
+#define NNRT_IDX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "data.h"
+
+/* Whether the bytes start like an IDX file of unsigned bytes. */
+int rt_idx_sniff(const char *bytes, size_t len);
+
+/* Images: dimension 0 counts samples, the rest are one sample, which must have
+ * out->input_elems elements; every byte is scaled by 1/255. Sets rows and inputs. */
+void rt_idx_parse_images(const char *path, const char *bytes, size_t len, int f64, rt_dataset *out);
+
+/* Labels: one dimension, out->rows of them. With target_elems > 1 a label is a class index
+ * stored one-hot; with 1 it is stored as its value. Sets targets. */
+void rt_idx_parse_labels(const char *path, const char *bytes, size_t len, const char *images_path,
+                         int f64, rt_dataset *out);
+
+#endif
