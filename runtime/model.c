@@ -1,0 +1,201 @@
+/* model.c: descriptor checks, arenas, batches and metrics (see model.h). */
+#include "model.h"
+
+#include <string.h>
+
+#include "init.h"
+#include "util.h"
+
+/* ---- descriptor checks ---- */
+
+static void check_range(const char *name, const char *what, int64_t offset, int64_t numel,
+                        int64_t arena_elems, const char *arena) {
+    if (offset < 0 || numel > arena_elems || offset > arena_elems - numel)
+        rt_fatal("model descriptor: %s of '%s' (offset %lld, %lld elements) lies outside the %s "
+                 "arena of %lld elements",
+                 what, name, (long long)offset, (long long)numel, arena, (long long)arena_elems);
+}
+
+/* Shape, and place in the arena the tensor says it lives in. */
+static void check_tensor(const nnrt_model *m, const nnrt_tensor *t, const char *role) {
+    if (!t->name) rt_fatal("model descriptor: a%s %s has no name", role[0] == 'i' ? "n" : "", role);
+    if (t->rank < 0 || t->rank > NNRT_MAX_RANK)
+        rt_fatal("model descriptor: %s '%s' has rank %d", role, t->name, t->rank);
+    int64_t numel = 1;
+    for (int32_t i = 0; i < t->rank; i++) {
+        if (t->dims[i] < 1 || numel > INT64_MAX / t->dims[i])
+            rt_fatal("model descriptor: %s '%s' has a bad dimension %lld", role, t->name,
+                     (long long)t->dims[i]);
+        numel *= t->dims[i];
+    }
+    if (numel != t->numel)
+        rt_fatal("model descriptor: %s '%s' has numel %lld, its dims say %lld", role, t->name,
+                 (long long)t->numel, (long long)numel);
+    if (t->varying)
+        check_range(t->name, role, t->offset, numel, m->varying_elems, "varying");
+    else
+        check_range(t->name, role, t->offset, numel, m->fixed_elems, "fixed");
+}
+
+static void check_param(const nnrt_model *m, const nnrt_tensor *t) {
+    check_tensor(m, t, "param");
+    if (t->varying) rt_fatal("model descriptor: param '%s' is marked varying", t->name);
+    if (!rt_init_name(t->init))
+        rt_fatal("model descriptor: param '%s' has unknown initialiser %d", t->name, t->init);
+    if (t->grad_offset != -1)
+        check_range(t->name, "gradient", t->grad_offset, t->numel, m->fixed_elems, "fixed");
+    if (t->velocity_offset != -1)
+        check_range(t->name, "momentum buffer", t->velocity_offset, t->numel, m->fixed_elems,
+                    "fixed");
+    for (const nnrt_tensor *other = m->params; other < t; other++)
+        if (strcmp(other->name, t->name) == 0)
+            rt_fatal("model descriptor: two params are named '%s'", t->name);
+}
+
+static void check_data_tensors(const nnrt_model *m, const nnrt_tensor *ts, int32_t n,
+                               const char *role) {
+    if (n < 0 || (n > 0 && !ts)) rt_fatal("model descriptor: bad %s list", role);
+    for (int32_t i = 0; i < n; i++) {
+        check_tensor(m, &ts[i], role);
+        if (!ts[i].varying) rt_fatal("model descriptor: %s '%s' is not varying", role, ts[i].name);
+    }
+}
+
+void rt_check_model(const nnrt_model *m) {
+    if (m->abi_version != NNRT_ABI_VERSION)
+        rt_fatal("the model was compiled for runtime ABI %d, this runtime has ABI %d",
+                 m->abi_version, NNRT_ABI_VERSION);
+    if ((m->f64 != 0 && m->f64 != 1) || m->fixed_elems < 0 || m->varying_elems < 0)
+        rt_fatal("model descriptor: bad element type or arena sizes");
+    if (m->n_params < 0 || (m->n_params > 0 && !m->params))
+        rt_fatal("model descriptor: bad param list");
+    for (int32_t i = 0; i < m->n_params; i++) check_param(m, &m->params[i]);
+    check_data_tensors(m, m->inputs, m->n_inputs, "input");
+    check_data_tensors(m, m->targets, m->n_targets, "target");
+    check_tensor(m, &m->loss, "loss");
+    if (m->loss.numel != 1) rt_fatal("model descriptor: the loss is not a scalar per sample");
+    if (m->n_inputs > 0) {
+        check_tensor(m, &m->output, "output");
+        if (!m->output.varying) rt_fatal("model descriptor: the output is not varying");
+        if (!m->predict) rt_fatal("model descriptor: no predict entry point");
+    }
+    if (!m->forward || !m->sgd_step) rt_fatal("model descriptor: missing entry points");
+    if (m->n_inputs > 0 && m->train.classification && m->n_targets == 0)
+        rt_fatal("model descriptor: a classification model needs a target");
+    if (m->train.n_columns < 0 || (m->train.n_columns > 0 && !m->train.columns))
+        rt_fatal("model descriptor: bad CSV column list");
+    for (int32_t i = 0; i < m->train.n_columns; i++)
+        if (!m->train.columns[i].tensor)
+            rt_fatal("model descriptor: a CSV column range names no tensor");
+}
+
+/* ---- arenas ---- */
+
+void *rt_new_fixed_arena(const nnrt_model *m) {
+    return rt_alloc_aligned((size_t)m->fixed_elems, rt_elem_size(m->f64));
+}
+
+nnrt_ctx rt_new_ctx(const nnrt_model *m, void *fixed, int64_t batch_cap) {
+    if (m->varying_elems > 0 && batch_cap > INT64_MAX / m->varying_elems)
+        rt_fatal("batch %lld is too large for this model", (long long)batch_cap);
+    nnrt_ctx ctx = {0};
+    ctx.fixed = fixed;
+    ctx.varying = rt_alloc_aligned((size_t)(m->varying_elems * batch_cap), rt_elem_size(m->f64));
+    ctx.batch = batch_cap;
+    ctx.batch_cap = batch_cap;
+    return ctx;
+}
+
+void rt_free_ctx_varying(nnrt_ctx *ctx) {
+    rt_free(ctx->varying);
+    ctx->varying = NULL;
+}
+
+void *rt_tensor_data(const nnrt_model *m, const nnrt_ctx *ctx, const nnrt_tensor *t) {
+    if (t->varying) return rt_elem_ptr(ctx->varying, t->offset * ctx->batch_cap, m->f64);
+    return rt_elem_ptr(ctx->fixed, t->offset, m->f64);
+}
+
+/* ---- batches ---- */
+
+/* Copies one row's part of `values` (row-major, `row_elems` per row) into each tensor. */
+static void copy_row(const nnrt_model *m, nnrt_ctx *ctx, const nnrt_tensor *tensors, int32_t n,
+                     const void *values, int64_t row_elems, int64_t row, int64_t b) {
+    size_t esize = rt_elem_size(m->f64);
+    const char *src = (const char *)values + (size_t)(row * row_elems) * esize;
+    for (int32_t i = 0; i < n; i++) {
+        const nnrt_tensor *t = &tensors[i];
+        char *dst = (char *)rt_tensor_data(m, ctx, t) + (size_t)(b * t->numel) * esize;
+        memcpy(dst, src, (size_t)t->numel * esize);
+        src += (size_t)t->numel * esize;
+    }
+}
+
+void rt_fill_batch(const nnrt_model *m, nnrt_ctx *ctx, const rt_dataset *d, const int64_t *rows,
+                   int64_t first, int64_t count, int with_targets) {
+    for (int64_t b = 0; b < count; b++) {
+        int64_t row = rows ? rows[b] : first + b;
+        copy_row(m, ctx, m->inputs, m->n_inputs, d->inputs, d->input_elems, row, b);
+        if (with_targets)
+            copy_row(m, ctx, m->targets, m->n_targets, d->targets, d->target_elems, row, b);
+    }
+    ctx->batch = count;
+}
+
+/* ---- metrics ---- */
+
+static int64_t argmax(const void *v, int64_t n, int f64) {
+    int64_t best = 0;
+    for (int64_t i = 1; i < n; i++)
+        if (rt_get(v, i, f64) > rt_get(v, best, f64)) best = i;
+    return best;
+}
+
+/* Several outputs: the largest output is the target's largest entry (one-hot: its class).
+ * One output: both are on the same side of 0.5. */
+static int is_correct(const void *output, int64_t n_output, const void *target, int64_t n_target,
+                      int f64) {
+    if (n_output > 1) return argmax(output, n_output, f64) == argmax(target, n_target, f64);
+    return (rt_get(output, 0, f64) > 0.5) == (rt_get(target, 0, f64) > 0.5);
+}
+
+void rt_add_batch_metrics(const nnrt_model *m, const nnrt_ctx *ctx, const rt_dataset *d,
+                          const int64_t *rows, int64_t first, rt_metrics *acc) {
+    const void *loss = rt_tensor_data(m, ctx, &m->loss);
+    int classify = m->train.classification && d && d->targets && m->n_targets > 0;
+    const void *output = classify ? rt_tensor_data(m, ctx, &m->output) : NULL;
+    int64_t n_out = m->output.numel, n_target = classify ? m->targets[0].numel : 0;
+    for (int64_t b = 0; b < ctx->batch; b++) {
+        acc->loss_sum += rt_get(loss, m->loss.varying ? b : 0, m->f64);
+        if (classify) {
+            int64_t row = rows ? rows[b] : first + b;
+            const void *target = rt_elem_ptr(d->targets, row * d->target_elems, m->f64);
+            const void *out = rt_elem_ptr((void *)output, b * n_out, m->f64);
+            acc->correct += is_correct(out, n_out, target, n_target, m->f64);
+        }
+    }
+    acc->samples += ctx->batch;
+}
+
+rt_metrics rt_evaluate(const nnrt_model *m, void *fixed, const rt_dataset *d, const int64_t *rows,
+                       int64_t n) {
+    rt_metrics r = {0};
+    if (m->n_inputs == 0) {
+        nnrt_ctx ctx = rt_new_ctx(m, fixed, 1);
+        m->forward(&ctx);
+        rt_add_batch_metrics(m, &ctx, NULL, NULL, 0, &r);
+        rt_free_ctx_varying(&ctx);
+        return r;
+    }
+    int64_t cap = n < RT_EVAL_CHUNK ? (n > 0 ? n : 1) : RT_EVAL_CHUNK;
+    nnrt_ctx ctx = rt_new_ctx(m, fixed, cap);
+    for (int64_t i = 0; i < n; i += cap) {
+        int64_t count = n - i < cap ? n - i : cap;
+        const int64_t *chunk_rows = rows ? rows + i : NULL;
+        rt_fill_batch(m, &ctx, d, chunk_rows, i, count, 1);
+        m->forward(&ctx);
+        rt_add_batch_metrics(m, &ctx, d, chunk_rows, i, &r);
+    }
+    rt_free_ctx_varying(&ctx);
+    return r;
+}

@@ -1,0 +1,57 @@
+/* model.h: the runtime's side of the descriptor: checking it, allocating its arenas,
+ * copying rows of a data set into a batch, and reading loss and accuracy back out. */
+#ifndef NNRT_MODEL_H
+#define NNRT_MODEL_H
+
+#include <stdint.h>
+
+#include "data.h"
+#include "nnrt.h"
+
+/* Rows per call of forward/predict when evaluating a whole data set. eval and the final
+ * loss of train both use it, so they split the same rows into the same chunks. */
+#define RT_EVAL_CHUNK 1024
+
+/* Stops the run with "model descriptor: ..." when the descriptor breaks a rule of nnrt.h
+ * that the runtime relies on (offsets inside the arenas, known initialisers, unique names),
+ * so a compiler bug cannot turn into a write out of bounds. */
+void rt_check_model(const nnrt_model *m);
+
+/* Zeroed, 64-byte aligned arenas. */
+void *rt_new_fixed_arena(const nnrt_model *m);
+nnrt_ctx rt_new_ctx(const nnrt_model *m, void *fixed, int64_t batch_cap);
+void rt_free_ctx_varying(nnrt_ctx *ctx);
+
+/* Sample 0 of a tensor (varying or fixed) in the ctx's arenas. */
+void *rt_tensor_data(const nnrt_model *m, const nnrt_ctx *ctx, const nnrt_tensor *t);
+
+/* Copies `count` rows (row indexes rows[0..count-1], or first..first+count-1 when rows is
+ * NULL) into the inputs and, when with_targets, the targets; sets ctx->batch. */
+void rt_fill_batch(const nnrt_model *m, nnrt_ctx *ctx, const rt_dataset *d, const int64_t *rows,
+                   int64_t first, int64_t count, int with_targets);
+
+/* Sums of per-sample loss and correct predictions over some batches. */
+typedef struct rt_metrics {
+    double loss_sum;
+    int64_t correct;
+    int64_t samples;
+} rt_metrics;
+
+/* Adds the batch in ctx (after forward, grad or sgd_step) to *acc. Targets are read from the
+ * data set, not the arena, because the generated code may reuse their memory. */
+void rt_add_batch_metrics(const nnrt_model *m, const nnrt_ctx *ctx, const rt_dataset *d,
+                          const int64_t *rows, int64_t first, rt_metrics *acc);
+
+/* Loss (and correct count) of the current weights over `n` rows (indexes `rows`, or all
+ * rows in order when rows is NULL), by forward in chunks of RT_EVAL_CHUNK. */
+rt_metrics rt_evaluate(const nnrt_model *m, void *fixed, const rt_dataset *d, const int64_t *rows,
+                       int64_t n);
+
+static inline double rt_mean_loss(rt_metrics r) {
+    return r.samples ? r.loss_sum / (double)r.samples : 0.0;
+}
+static inline double rt_accuracy(rt_metrics r) {
+    return r.samples ? (double)r.correct / (double)r.samples : 0.0;
+}
+
+#endif
