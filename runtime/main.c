@@ -1,0 +1,69 @@
+/* main.c: the entry point of every training executable. The compiled model supplies the
+ * descriptor nnrt_model_desc; this picks the command and hands over to train.c or eval.c. */
+#include <cblas.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "eval.h"
+#include "model.h"
+#include "nnrt.h"
+#include "options.h"
+#include "train.h"
+#include "util.h"
+
+/* Output that could not be written (a full disk, a closed pipe) is a failure, not a
+ * silent truncation. */
+static int finish_stdout(void) {
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "%s: error: cannot write the output: %s\n", rt_program_name(),
+                strerror(errno));
+        return RT_EXIT_FAILURE;
+    }
+    return 0;
+}
+
+static int run(const nnrt_model *m, rt_command cmd, const rt_options *o) {
+    switch (cmd) {
+    case RT_CMD_TRAIN: return rt_cmd_train(m, o);
+    case RT_CMD_EVAL: return rt_cmd_eval(m, o);
+    case RT_CMD_PREDICT: return rt_cmd_predict(m, o);
+    default: return RT_EXIT_USAGE;
+    }
+}
+
+int main(int argc, char **argv) {
+    const nnrt_model *m = &nnrt_model_desc;
+    rt_set_program_name(argc > 0 ? argv[0] : NULL);
+    rt_check_model(m);
+    /* One BLAS thread: a threaded GEMM may sum in a different order from run to run, and
+     * the same seed must give the same weights bit for bit. */
+    openblas_set_num_threads(1);
+
+    if (argc < 2) {
+        rt_print_help(stderr, m);
+        return RT_EXIT_USAGE;
+    }
+    const char *word = argv[1];
+    if (strcmp(word, "--help") == 0 || strcmp(word, "-h") == 0 || strcmp(word, "help") == 0) {
+        rt_print_help(stdout, m);
+        return finish_stdout();
+    }
+    int cmd = rt_find_command(word);
+    if (cmd < 0) {
+        if (strncmp(word, "-", 1) == 0)
+            rt_usage_error("expected a command (train, eval or predict) before '%s'", word);
+        rt_usage_error("unknown command '%s' (commands: train, eval, predict)", word);
+    }
+    if (cmd == RT_CMD_PREDICT && m->n_inputs == 0)
+        rt_usage_error("model '%s' has no inputs, so nothing to predict; 'train' prints its params",
+                       m->name);
+
+    rt_options o;
+    rt_options_defaults(m, &o);
+    rt_options_parse(m, (rt_command)cmd, argc - 1, argv + 1, &o);
+    int status = run(m, (rt_command)cmd, &o);
+    int out_status = finish_stdout();
+    rt_free_all();
+    return status ? status : out_status;
+}
