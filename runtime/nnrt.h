@@ -101,7 +101,10 @@ typedef struct nnrt_model {
      *           cost = mean of the batch's per-sample losses (sum when loss does not vary).
      * sgd_step: grad, and the update v = momentum*v + g; p = p - lr*v for every param
      *           (with momentum 0 the velocity is not read: p = p - lr*g). Gradients are not
-     *           kept in the grad buffers by this entry point. */
+     *           kept in the grad buffers by this entry point.
+     * When forward, grad or sgd_step returns, loss and output still hold this batch's forward
+     * values: the runtime reads them after sgd_step for the epoch's loss and accuracy. The
+     * runtime writes the inputs and targets before every call, so the model may reuse them. */
     void (*forward)(nnrt_ctx *ctx);
     void (*predict)(nnrt_ctx *ctx);
     void (*grad)(nnrt_ctx *ctx);
