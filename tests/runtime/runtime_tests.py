@@ -1,0 +1,730 @@
+#!/usr/bin/env python3
+"""Runtime tests: run the hand-written test models (rt_logreg, rt_softmax, rt_softmax_idx,
+rt_parabola, all linked with libnnrt) and check what they print and write.
+
+    runtime_tests.py --bin DIR TEST        one test (see TESTS below); exit 0 when it passes
+    runtime_tests.py --bin DIR all         every test
+
+Standard library only. Each test runs in a fresh temporary folder, which is also the
+working folder of the executables, so messages name files by short relative paths.
+"""
+import argparse
+import json
+import math
+import os
+import random
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+TESTS = {}
+ARGS = None
+
+
+def test(fn):
+    TESTS[fn.__name__] = fn
+    return fn
+
+
+class Failure(Exception):
+    pass
+
+
+def check(cond, message):
+    if not cond:
+        raise Failure(message)
+
+
+# ---- running the executables ----
+
+
+class Result:
+    def __init__(self, proc):
+        self.code = proc.returncode
+        self.out = proc.stdout.decode("utf-8", "replace")
+        self.err = proc.stderr.decode("utf-8", "replace")
+
+    def describe(self):
+        return f"exit {self.code}\n--- stdout\n{self.out}--- stderr\n{self.err}---"
+
+
+def exe(model):
+    return os.path.join(ARGS.bin, "rt_" + model)
+
+
+def run(model, *args, stdin=b"", expect=0, env=None):
+    full_env = dict(os.environ)
+    full_env.pop("NNRT_TEST_TRACE", None)
+    full_env.update(env or {})
+    proc = subprocess.run([exe(model), *args], input=stdin, capture_output=True,
+                          timeout=60, env=full_env)
+    r = Result(proc)
+    if expect is not None and r.code != expect:
+        raise Failure(f"rt_{model} {' '.join(args)}: expected exit {expect}\n{r.describe()}")
+    return r
+
+
+def expect_error(model, args, message, code=1, stdin=b""):
+    """The run fails with exactly this stderr (one line) and prints nothing on stdout."""
+    r = run(model, *args, stdin=stdin, expect=code)
+    check(r.err == message + "\n",
+          f"rt_{model} {' '.join(args)}:\n  wanted stderr: {message!r}\n  got:           {r.err!r}")
+    check(r.out == "", f"rt_{model} {' '.join(args)}: stdout should be empty, got {r.out!r}")
+
+
+def values(stdout):
+    """{'final loss': 0.1, 'final accuracy': 1.0, ...} from 'NAME NUMBER' lines."""
+    found = {}
+    for line in stdout.splitlines():
+        m = re.fullmatch(r"([a-z ]+) (\S+)", line)
+        if m:
+            found[m.group(1)] = float(m.group(2))
+    return found
+
+
+def close(a, b, rel=1e-6, abs_tol=0.0):
+    return math.isclose(a, b, rel_tol=rel, abs_tol=abs_tol)
+
+
+# ---- data ----
+
+
+def write(path, data):
+    with open(path, "wb") as f:
+        f.write(data if isinstance(data, bytes) else data.encode())
+
+
+def write_csv(path, rows, header=None, eol="\n"):
+    lines = ([header] if header else []) + [",".join(str(v) for v in row) for row in rows]
+    write(path, eol.join(lines) + eol)
+
+
+def logreg_rows(n=200, seed=1):
+    """Two inputs in [-1, 1], label 1 on one side of a line: separable."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        x0, x1 = round(rng.uniform(-1, 1), 4), round(rng.uniform(-1, 1), 4)
+        rows.append((x0, x1, 1 if x0 + 2 * x1 - 0.3 > 0 else 0))
+    return rows
+
+
+def softmax_rows(n=150, seed=2):
+    """Four inputs, three well separated classes; the class index is the last column."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        c = i % 3
+        x = [round(rng.gauss(2.0 if j == c else 0.0, 0.4), 4) for j in range(4)]
+        rows.append((*x, c))
+    rng.shuffle(rows)
+    return rows
+
+
+def idx_bytes(dims, data):
+    return b"\0\0\x08" + bytes([len(dims)]) + b"".join(struct.pack(">I", d) for d in dims) + data
+
+
+def idx_samples(n=300, seed=3):
+    """2x2 u8 images: pixel c bright for class c; labels 0..2."""
+    rng = random.Random(seed)
+    pixels, labels = bytearray(), bytearray()
+    for i in range(n):
+        c = i % 3
+        for j in range(4):
+            base = 200 if j == c else 40
+            pixels.append(max(0, min(255, base + rng.randint(-40, 40))))
+        labels.append(c)
+    return bytes(pixels), bytes(labels)
+
+
+# ---- safetensors, independently of the runtime ----
+
+
+DTYPES = {"F32": ("f", 4), "F64": ("d", 8), "F16": ("e", 2)}
+
+
+def read_safetensors(path):
+    """Checks the layout byte by byte; returns (header, {name: (dtype, shape, values)})."""
+    data = open(path, "rb").read()
+    check(len(data) >= 8, f"{path}: shorter than the length field")
+    (n,) = struct.unpack("<Q", data[:8])
+    check(8 + n <= len(data), f"{path}: header length {n} past the end")
+    check((8 + n) % 8 == 0, f"{path}: data does not start 8-byte aligned ({8 + n})")
+    text = data[8:8 + n].decode("utf-8")
+    header = json.loads(text)
+    check(text == text.rstrip(" ") + " " * (len(text) - len(text.rstrip(" "))),
+          "header padding is not spaces")
+    body = data[8 + n:]
+    tensors, spans = {}, []
+    for name, info in header.items():
+        if name == "__metadata__":
+            check(all(isinstance(v, str) for v in info.values()), "metadata values are strings")
+            continue
+        check(set(info) == {"dtype", "shape", "data_offsets"}, f"{name}: keys {set(info)}")
+        fmt, size = DTYPES[info["dtype"]]
+        begin, end = info["data_offsets"]
+        count = math.prod(info["shape"])
+        check(end - begin == count * size, f"{name}: {end - begin} bytes for {count} values")
+        tensors[name] = (info["dtype"], info["shape"],
+                         struct.unpack(f"<{count}{fmt}", body[begin:end]))
+        spans.append((begin, end))
+    spans.sort()
+    position = 0
+    for begin, end in spans:
+        check(begin == position, f"{path}: a gap or overlap at data byte {begin}")
+        position = end
+    check(position == len(body), f"{path}: {len(body) - position} bytes after the last tensor")
+    return header, tensors
+
+
+def write_safetensors(path, tensors, header_override=None):
+    """tensors: {name: (dtype, shape, values)}, written in the given order."""
+    header, body = {}, b""
+    for name, (dtype, shape, vals) in tensors.items():
+        fmt, _ = DTYPES[dtype]
+        raw = struct.pack(f"<{len(vals)}{fmt}", *vals)
+        header[name] = {"dtype": dtype, "shape": shape,
+                        "data_offsets": [len(body), len(body) + len(raw)]}
+        body += raw
+    text = header_override if header_override is not None else json.dumps(header)
+    raw_header = text.encode()
+    write(path, struct.pack("<Q", len(raw_header)) + raw_header + body)
+
+
+def sigmoid(z):
+    return 1.0 / (1.0 + math.exp(-z))
+
+
+# ---- tests ----
+
+
+@test
+def help():
+    out = run("logreg", "--help").out
+    check(out.startswith("usage: rt_logreg COMMAND [OPTIONS]\n"), out)
+    for command in ("train", "eval", "predict"):
+        check(re.search(rf"^  {command} +\S", out, re.M), f"command {command} missing:\n{out}")
+    default_data = os.path.join(ARGS.bin, "logreg_default.csv")
+    wanted = [
+        ("--data PATH", default_data), ("--epochs N", "50"), ("--steps N", "0"),
+        ("--batch N", "8"), ("--lr X", "0.5"), ("--momentum X", "0.9"), ("--seed N", "42"),
+        ("--shuffle on|off", "on"), ("--validation F", "0"), ("--init-weights FILE", "none"),
+        ("--save FILE", "logreg.safetensors"), ("--log FILE", "none"),
+        ("--weights FILE", "logreg.safetensors"),
+    ]
+    for option, default in wanted:
+        pattern = rf"^  {re.escape(option)} +\S.*\(default: {re.escape(default)}\)$"
+        check(re.search(pattern, out, re.M), f"no line for {option} (default {default}):\n{out}")
+    for flag in ("--quiet", "--no-save"):
+        check(re.search(rf"^  {flag} +\S", out, re.M), f"{flag} missing")
+
+    out = run("logreg", "train", "--help").out
+    check(out.startswith("usage: rt_logreg train [OPTIONS]\n"), out)
+    check("--lr X" in out and "(default: 0.5)" in out and "--weights" not in out, out)
+    out = run("logreg", "predict", "--help").out
+    check("(default: standard input)" in out and "--epochs" not in out, out)
+
+    r = run("logreg", expect=2)
+    check(r.out == "" and r.err.startswith("usage: rt_logreg COMMAND"), r.describe())
+
+    out = run("softmax", "--help").out
+    for option, default in [("--lr X", "0.1"), ("--epochs N", "30"), ("--batch N", "10"),
+                            ("--data PATH", "none"), ("--seed N", "1"),
+                            ("--momentum X", "0.9")]:
+        pattern = rf"^  {re.escape(option)} +\S.*\(default: {re.escape(default)}\)$"
+        check(re.search(pattern, out, re.M), f"softmax: no {option} (default {default}):\n{out}")
+
+    out = run("parabola", "--help").out
+    check(re.search(r"^  --steps N +update steps \(default: 200\)$", out, re.M), out)
+    check("--epochs" not in out and "--data" not in out and "--batch" not in out, out)
+    check(not re.search(r"^  predict", out, re.M), "parabola lists predict")
+
+
+@test
+def bad_options():
+    cases = [
+        (["train", "--frobnicate"], "unknown option '--frobnicate' (see 'rt_logreg train --help')"),
+        (["train", "--lr", "abc"], "--lr needs a number, got 'abc'"),
+        (["train", "--lr=abc"], "--lr needs a number, got 'abc'"),
+        (["train", "--lr", "nan"], "--lr needs a number, got 'nan'"),
+        (["train", "--epochs", "1.5"], "--epochs needs a whole number, got '1.5'"),
+        (["train", "--batch", "0"], "--batch must be at least 1, got '0'"),
+        (["train", "--lr", "-1"], "--lr must be at least 0, got '-1'"),
+        (["train", "--validation", "1"], "--validation must be in [0, 1), got '1'"),
+        (["train", "--shuffle", "maybe"], "--shuffle needs on or off, got 'maybe'"),
+        (["train", "--lr"], "--lr needs a value (X)"),
+        (["train", "--save", "--quiet"], "--save needs a value (FILE)"),
+        (["train", "--quiet=yes"], "--quiet takes no value"),
+        (["train", "extra"], "unexpected argument 'extra' (options start with --)"),
+        (["train", "--weights", "w"],
+         "--weights is not an option of 'train' (see 'rt_logreg train --help')"),
+        (["eval", "--epochs", "3"],
+         "--epochs is not an option of 'eval' (see 'rt_logreg eval --help')"),
+        (["frobnicate"], "unknown command 'frobnicate' (commands: train, eval, predict)"),
+        (["--lr", "1"], "expected a command (train, eval or predict) before '--lr'"),
+    ]
+    for args, message in cases:
+        expect_error("logreg", args, "rt_logreg: error: " + message, code=2)
+    expect_error("parabola", ["train", "--epochs", "3"],
+                 "rt_parabola: error: --epochs does not apply: model 'parabola' has no inputs", 2)
+    expect_error("parabola", ["predict"],
+                 "rt_parabola: error: model 'parabola' has no inputs, so nothing to predict; "
+                 "'train' prints its params", 2)
+
+
+def train_lines(stdout, classification=True, validation=False):
+    pattern = r"final loss \S+\n"
+    if classification:
+        pattern += r"final accuracy \d\.\d{4}\n"
+    if validation:
+        pattern += r"validation loss \S+\n"
+        if classification:
+            pattern += r"validation accuracy \d\.\d{4}\n"
+    check(re.fullmatch(pattern, stdout), f"stdout lines:\n{stdout}")
+    return values(stdout)
+
+
+EPOCH_LINE = r"epoch {e}/{n}  loss [-+0-9.e]+  accuracy \d\.\d{{4}}  \d+\.\d\ds"
+
+
+@test
+def logreg_converges():
+    write_csv("d.csv", logreg_rows(), header="x0,x1,y")
+    start = time.monotonic()
+    r = run("logreg", "train", "--data", "d.csv", "--log", "log.csv", "--save", "w.safetensors")
+    elapsed = time.monotonic() - start
+    v = train_lines(r.out)
+    check(v["final accuracy"] >= 0.95, f"accuracy {v['final accuracy']}")
+    check(v["final loss"] < 0.3, f"loss {v['final loss']}")
+
+    lines = r.err.splitlines()
+    check(re.fullmatch(EPOCH_LINE.format(e=1, n=50), lines[0]), f"first line {lines[0]!r}")
+    check(re.fullmatch(EPOCH_LINE.format(e=50, n=50), lines[-2]), f"last epoch {lines[-2]!r}")
+    check(lines[-1] == "saved weights to w.safetensors", lines[-1])
+    # At most ~10 lines per second, plus the first and the last.
+    check(len(lines) - 1 <= 3 + 10 * elapsed, f"{len(lines) - 1} progress lines in {elapsed:.2f}s")
+
+    log = open("log.csv").read().splitlines()
+    check(log[0] == "epoch,loss,accuracy,seconds", log[0])
+    rows = [row.split(",") for row in log[1:]]
+    check([int(row[0]) for row in rows] == list(range(1, 51)), "log epochs")
+    check(all(0 <= float(row[2]) <= 1 for row in rows), "log accuracy")
+    check(float(rows[-1][1]) < float(rows[0][1]) / 2, "log loss did not fall")
+    check(sorted(os.listdir(".")) == ["d.csv", "log.csv", "w.safetensors"],
+          f"files left: {os.listdir('.')}")
+
+    r = run("logreg", "train", "--data", "d.csv", "--quiet", "--no-save")
+    check(r.err == "", f"--quiet printed {r.err!r}")
+    check(not os.path.exists("logreg.safetensors"), "--no-save saved")
+
+
+@test
+def softmax_converges():
+    write_csv("d.csv", softmax_rows())
+    r = run("softmax", "train", "--data", "d.csv", "--validation", "0.2", "--log", "l.csv")
+    v = train_lines(r.out, validation=True)
+    check(v["final accuracy"] >= 0.9, f"accuracy {v['final accuracy']}")
+    check(v["validation accuracy"] >= 0.85, f"validation accuracy {v['validation accuracy']}")
+    check(v["validation loss"] < 0.5, f"validation loss {v['validation loss']}")
+    check(os.path.exists("softmax.safetensors"), "default --save")
+    check(open("l.csv").readline() == "epoch,loss,accuracy,seconds\n", "log header")
+
+
+@test
+def determinism():
+    write_csv("l.csv", logreg_rows())
+    write_csv("s.csv", softmax_rows())
+    for model, data, extra in [("logreg", "l.csv", []), ("softmax", "s.csv", []),
+                               ("softmax", "s.csv", ["--validation", "0.3", "--batch", "7"])]:
+        runs = []
+        for name, seed in [("a", "5"), ("b", "5"), ("c", "6")]:
+            r = run(model, "train", "--data", data, "--seed", seed, "--save", name, "--quiet",
+                    *extra)
+            runs.append((r.out, open(name, "rb").read()))
+        check(runs[0] == runs[1], f"{model} {extra}: same seed, different results")
+        check(runs[0][1] != runs[2][1], f"{model} {extra}: the seed changed nothing")
+    # The shuffle only reorders: with --shuffle off the seed still sets the initial weights.
+    run("logreg", "train", "--data", "l.csv", "--shuffle", "off", "--save", "d", "--quiet")
+    run("logreg", "train", "--data", "l.csv", "--shuffle", "off", "--save", "e", "--quiet")
+    check(open("d", "rb").read() == open("e", "rb").read(), "--shuffle off differs")
+
+
+@test
+def eval_matches_train():
+    write_csv("l.csv", logreg_rows(), header="x0,x1,y")
+    write_csv("s.csv", softmax_rows())
+    for model, data in [("logreg", "l.csv"), ("softmax", "s.csv")]:
+        trained = train_lines(run(model, "train", "--data", data, "--save", "w").out)
+        r = run(model, "eval", "--weights", "w", "--data", data)
+        check(re.fullmatch(r"loss \S+\naccuracy \d\.\d{4}\n", r.out), r.out)
+        evaluated = values(r.out)
+        check(close(evaluated["loss"], trained["final loss"], 1e-6),
+              f"{model}: eval loss {evaluated['loss']} vs train {trained['final loss']}")
+        check(evaluated["accuracy"] == trained["final accuracy"], f"{model}: accuracy differs")
+    # Without --weights, eval reads what train saved by default.
+    run("logreg", "train", "--data", "l.csv", "--quiet")
+    run("logreg", "eval", "--data", "l.csv")
+
+
+@test
+def safetensors_layout():
+    write_csv("d.csv", logreg_rows())
+    run("logreg", "train", "--data", "d.csv", "--save", "w.st", "--quiet")
+    header, tensors = read_safetensors("w.st")
+    check(header["__metadata__"] == {"model": "logreg", "producer": "nnc"}, header)
+    check(list(header) == ["__metadata__", "lin.W", "lin.b"], f"header order {list(header)}")
+    check(header["lin.W"] == {"dtype": "F32", "shape": [2, 1], "data_offsets": [0, 8]}, header)
+    check(header["lin.b"] == {"dtype": "F32", "shape": [1], "data_offsets": [8, 12]}, header)
+    raw = open("w.st", "rb").read()
+    (n,) = struct.unpack("<Q", raw[:8])
+    check(len(raw) == 8 + n + 12, f"file length {len(raw)}")
+    # The stored values are the model's: predict with them by hand.
+    w, b = tensors["lin.W"][2], tensors["lin.b"][2][0]
+    out = run("logreg", "predict", "--weights", "w.st", stdin=b"0.3,-0.2\n").out
+    check(close(float(out), sigmoid(0.3 * w[0] - 0.2 * w[1] + b), 1e-6), out)
+
+    run("parabola", "train", "--save", "p.st", "--quiet")
+    header, tensors = read_safetensors("p.st")
+    check(header["x"] == {"dtype": "F64", "shape": [], "data_offsets": [0, 8]}, header)
+    check(header["v"] == {"dtype": "F64", "shape": [10], "data_offsets": [8, 88]}, header)
+    check(abs(tensors["x"][2][0] - 0.5) < 1e-9, tensors["x"])
+
+
+CSV_ERRORS = [
+    # (model, file contents, message after "bad.csv:")
+    ("logreg", "x0,x1,y\n0.1,0.2,1\n0.3,abc,0\n", "3: error: column 1: 'abc' is not a number"),
+    ("logreg", "0.1,0.2,1\nnan,0.2,1\n", "2: error: column 0: 'nan' is not a number"),
+    ("logreg", "0.1,0.2,1\n0.1,0x10,1\n", "2: error: column 1: '0x10' is not a number"),
+    ("logreg", "0.1,0.2,1\n0.1,,1\n", "2: error: column 1 is empty"),
+    ("logreg", "0.1,0.2\n0.3,0.4\n",
+     "1: error: expected at least 3 columns (the model reads columns 0..2), found 2"),
+    ("logreg", "a,b\n1,2\n",
+     "2: error: expected at least 3 columns (the model reads columns 0..2), found 2"),
+    ("logreg", "", "1: error: the file is empty"),
+    ("logreg", "\n  \n\r\n", "1: error: the file is empty"),
+    ("logreg", "x0,x1,y\n", "2: error: no data rows after the header on line 1"),
+    ("logreg", "1,2,1\n1,2\n", "2: error: row has 2 columns, but the first data row (line 1) has 3"),
+    ("logreg", "x0,x1,y\n1,2,1\n\n1,2,1,4\n",
+     "4: error: row has 4 columns, but the first data row (line 2) has 3"),
+    ("logreg", "1e400,0,1\n", "1: error: column 0: 1e400 is out of range for a 32-bit float"),
+    ("logreg", "1e39,0,1\n", "1: error: column 0: 1e39 is out of range for a 32-bit float"),
+    ("softmax", "1,2,3,4,3\n", "1: error: column 4: class index 3 is out of range 0..2 for 'y'"),
+    ("softmax", "1,2,3,4,0\n1,2,3,4,-1\n",
+     "2: error: column 4: class index -1 is out of range 0..2 for 'y'"),
+    ("softmax", "1,2,3,4,1.5\n", "1: error: column 4: class index 1.5 is not a whole number"),
+]
+
+
+@test
+def bad_csv():
+    write_safetensors("logreg.safetensors", {"lin.W": ("F32", [2, 1], [1.0, 1.0]),
+                                             "lin.b": ("F32", [1], [0.0])})
+    write_safetensors("softmax.safetensors", {"fc.W": ("F64", [4, 3], [0.0] * 12),
+                                              "fc.b": ("F64", [3], [0.0] * 3)})
+    for model, text, message in CSV_ERRORS:
+        write("bad.csv", text)
+        for command in ("train", "eval"):
+            expect_error(model, [command, "--data", "bad.csv"], "bad.csv:" + message)
+    expect_error("logreg", ["train", "--data", "nope.csv"],
+                 "nope.csv: error: cannot open: No such file or directory")
+    expect_error("logreg", ["train", "--data", "."], ".: error: cannot read: Is a directory")
+    # Random bytes (NULs, invalid UTF-8, stray commas): an error naming the file, no crash.
+    rng = random.Random(4)
+    for i in range(20):
+        write("junk.csv", bytes(rng.randrange(256) for _ in range(rng.randrange(1, 400))))
+        r = run("logreg", "train", "--data", "junk.csv", "--no-save", expect=1)
+        check(r.err.startswith("junk.csv:") and ": error: " in r.err, r.describe())
+
+
+@test
+def csv_tolerance():
+    rows = logreg_rows(50)
+    write_csv("clean.csv", rows)
+    messy = "x0 , x1 , y \r\n\r\n"
+    for i, (x0, x1, y) in enumerate(rows):
+        messy += f"  {x0:+}, {x1}\t,{y}.0   \r\n" + ("\n" if i % 7 == 0 else "")
+    write("messy.csv", messy.rstrip("\r\n"))  # no final line end
+    run("logreg", "train", "--data", "clean.csv", "--save", "w", "--quiet")
+    clean = run("logreg", "eval", "--weights", "w", "--data", "clean.csv").out
+    tolerated = run("logreg", "eval", "--weights", "w", "--data", "messy.csv").out
+    check(clean == tolerated, f"clean:\n{clean}messy:\n{tolerated}")
+    write("forms.csv", "1.,.5,1\n+1E-1,-2e+0,0\n")
+    run("logreg", "eval", "--weights", "w", "--data", "forms.csv")
+
+
+@test
+def bad_idx():
+    pixels, labels = idx_samples(30)
+    images = idx_bytes([30, 2, 2], pixels)
+    write("img", images)
+    write("lab", idx_bytes([30], labels))
+    cases = [
+        ("img", b"\x01\x02\x08\x03" + images[4:],
+         "img:byte 0: error: not an IDX file (it starts with 0x0102, not 0x0000)"),
+        ("img", b"\0\0\x0d\x03" + images[4:],
+         "img:byte 2: error: IDX element type 0x0d is not supported (only unsigned bytes, 0x08)"),
+        ("img", images[:116],
+         "img:byte 116: error: truncated IDX file: the header promises 120 data bytes, the file has 100"),
+        ("img", images + b"12345",
+         "img:byte 136: error: 5 bytes after the 120 data bytes the header promises"),
+        ("img", idx_bytes([30, 3, 3], bytes(270)),
+         "img:byte 8: error: each IDX sample has 9 values, the model's input wants 4"),
+        ("img", b"\0\0", "img:byte 0: error: not an IDX file: 2 bytes, shorter than the header"),
+        ("img", b"\0\0\x08\x03\0\0\0\x1e",
+         "img:byte 8: error: truncated IDX header: 3 dimensions need 16 header bytes, the file has 8"),
+        ("img", idx_bytes([0, 2, 2], b""), "img:byte 4: error: the IDX file holds no samples"),
+        ("lab", idx_bytes([29], labels[:29]), "lab:byte 4: error: 29 labels, but img holds 30 images"),
+        ("lab", idx_bytes([30], labels[:5] + b"\x07" + labels[6:]),
+         "lab:byte 13: error: label 7 of sample 5 is out of range 0..2"),
+        ("lab", idx_bytes([15, 2], labels), "lab:byte 3: error: IDX labels have 2 dimensions, expected 1"),
+    ]
+    for name, content, message in cases:
+        good = open(name, "rb").read()
+        write(name, content)
+        expect_error("softmax_idx", ["train", "--data", "img,lab", "--no-save"], message)
+        write(name, good)
+    expect_error("softmax_idx", ["train", "--data", "img"],
+                 "rt_softmax_idx: error: --data for this model needs two IDX files, IMAGES,LABELS; "
+                 "got 'img'", 2)
+    expect_error("softmax_idx", ["train"],
+                 "rt_softmax_idx: error: no data files: give --data IMAGES,LABELS", 2)
+
+
+@test
+def idx_train():
+    pixels, labels = idx_samples()
+    write("img", idx_bytes([300, 2, 2], pixels))
+    write("lab", idx_bytes([300], labels))
+    trained = train_lines(run("softmax_idx", "train", "--data", "img,lab", "--save", "w").out)
+    check(trained["final accuracy"] >= 0.9, trained)
+    evaluated = values(run("softmax_idx", "eval", "--weights", "w", "--data", "img,lab").out)
+    check(close(evaluated["loss"], trained["final loss"], 1e-6), evaluated)
+    out = run("softmax_idx", "predict", "--weights", "w", "--data", "img").out.splitlines()
+    check(len(out) == 300, f"{len(out)} predictions")
+    correct = 0
+    for line, label in zip(out, labels):
+        p = [float(v) for v in line.split(",")]
+        check(len(p) == 3 and close(sum(p), 1.0, 1e-6), line)
+        correct += p.index(max(p)) == label
+    check(abs(correct / 300 - trained["final accuracy"]) < 1e-9, "predict disagrees with train")
+    # The same pixels as CSV, scaled as the IDX reader scales them.
+    csv = "".join(",".join(str(b / 255) for b in pixels[4 * i:4 * i + 4]) + "\n" for i in range(3))
+    again = run("softmax_idx", "predict", "--weights", "w", stdin=csv.encode()).out.splitlines()
+    for a, b in zip(again, out[:3]):
+        check(all(close(float(x), float(y), 1e-9) for x, y in zip(a.split(","), b.split(","))),
+              f"{a} vs {b}")
+
+
+@test
+def predict():
+    weights = {"lin.W": ("F32", [2, 1], [1.0, -2.0]), "lin.b": ("F32", [1], [0.5])}
+    write_safetensors("w32", weights)
+    write_safetensors("w64", {k: ("F64", s, v) for k, (_, s, v) in weights.items()})
+    wanted = [sigmoid(0.5), sigmoid(1 - 2 + 0.5), sigmoid(-0.25 + 0.5 + 0.5)]
+    inputs = "0,0\n1,1\n-0.25,-0.25\n"
+    write("in.csv", inputs)
+    for w in ("w32", "w64"):
+        for args, stdin in [([], "x0,x1\n" + inputs), ([], inputs), (["--data", "in.csv"], ""),
+                            (["--data", "-"], inputs)]:
+            r = run("logreg", "predict", "--weights", w, *args, stdin=stdin.encode())
+            got = [float(line) for line in r.out.splitlines()]
+            check(len(got) == 3 and all(close(a, b, 1e-6) for a, b in zip(got, wanted)),
+                  f"{w} {args}: {r.out}")
+            check(all(re.fullmatch(r"[-+0-9.e]+", line) for line in r.out.splitlines()), r.out)
+    check(run("logreg", "predict", "--weights", "w32").out == "", "empty input")
+    expect_error("logreg", ["predict", "--weights", "w32"],
+                 "<stdin>:2: error: expected 2 columns (the inputs' values, in declaration order), "
+                 "found 3", stdin=b"x0,x1,y\n1,2,3\n")
+    expect_error("logreg", ["predict", "--weights", "w32"], "<stdin>:2: error: column 1 is empty",
+                 stdin=b"1,2\n1,\n")
+
+    write_csv("s.csv", softmax_rows())
+    run("softmax", "train", "--data", "s.csv", "--save", "s", "--quiet")
+    out = run("softmax", "predict", "--weights", "s", stdin=b"2,0,0,0\n0,0,2,0\n").out
+    rows = [[float(v) for v in line.split(",")] for line in out.splitlines()]
+    check(len(rows) == 2 and all(len(r) == 3 and close(sum(r), 1, 1e-9) for r in rows), out)
+    check(rows[0].index(max(rows[0])) == 0 and rows[1].index(max(rows[1])) == 2, out)
+
+
+@test
+def init_weights():
+    write_csv("d.csv", logreg_rows())
+    first = run("logreg", "train", "--data", "d.csv", "--save", "a", "--quiet").out
+    again = run("logreg", "train", "--data", "d.csv", "--epochs", "0", "--init-weights", "a",
+                "--save", "b", "--quiet").out
+    check(open("a", "rb").read() == open("b", "rb").read(), "round trip changed the weights")
+    check(first == again, f"final lines differ:\n{first}{again}")
+    # Training on from saved weights, and from F64 weights in an F32 model.
+    _, tensors = read_safetensors("a")
+    write_safetensors("a64", {k: ("F64", s, v) for k, (_, s, v) in tensors.items()})
+    from64 = run("logreg", "train", "--data", "d.csv", "--epochs", "0", "--init-weights", "a64",
+                 "--no-save").out
+    check(from64 == first, f"F64 weights:\n{from64}")
+    more = train_lines(run("logreg", "train", "--data", "d.csv", "--epochs", "5",
+                           "--init-weights", "a", "--no-save", "--quiet").out)
+    check(more["final accuracy"] >= 0.95, more)
+
+
+@test
+def bad_weights():
+    good = {"lin.W": ("F32", [2, 1], [1.0, -2.0]), "lin.b": ("F32", [1], [0.5])}
+    cases = [
+        ({"lin.W": ("F32", [1, 2], [1.0, -2.0]), "lin.b": good["lin.b"]},
+         "tensor 'lin.W' has shape [1, 2], the model wants [2, 1]"),
+        ({"lin.W": ("F32", [2], [1.0, -2.0]), "lin.b": good["lin.b"]},
+         "tensor 'lin.W' has shape [2], the model wants [2, 1]"),
+        ({"lin.W": good["lin.W"]}, "missing tensor 'lin.b'"),
+        ({"lin.W": good["lin.W"], "lin.b": ("F16", [1], [0.5])},
+         "tensor 'lin.b' has dtype F16; only F32 and F64 are read"),
+    ]
+    for tensors, message in cases:
+        write_safetensors("w", tensors)
+        expect_error("logreg", ["predict", "--weights", "w"], "w: error: " + message)
+        expect_error("logreg", ["train", "--init-weights", "w", "--data", "w"], "w: error: " + message)
+    raw_cases = [
+        (b"abc", "w: error: not a safetensors file: only 3 bytes"),
+        (struct.pack("<Q", 1000) + b"{}" + bytes(10),
+         "w: error: not a safetensors file: the header length 1000 runs past the end of the file "
+         "(20 bytes)"),
+        (struct.pack("<Q", 6) + b"{nope}", "w:byte 9: error: safetensors header: expected '\"', found 'n'"),
+        (struct.pack("<Q", 4) + b"{\"a\"", "w:byte 12: error: safetensors header: expected ':', found the end"),
+        (struct.pack("<Q", 3) + b"{}x", "w:byte 10: error: safetensors header: unexpected 'x' after the header object"),
+        (struct.pack("<Q", 2) + b"{}", "w: error: missing tensor 'lin.W'"),
+        (struct.pack("<Q", 1) + b"[", "w:byte 8: error: safetensors header: expected '{', found '['"),
+    ]
+    for content, message in raw_cases:
+        write("w", content)
+        expect_error("logreg", ["eval", "--weights", "w", "--data", "w"], message)
+    header = json.dumps({
+        "lin.W": {"dtype": "F32", "shape": [2, 1], "data_offsets": [0, 8]},
+        "lin.b": {"dtype": "F32", "shape": [1], "data_offsets": [8, 16]}})
+    write_safetensors("w", good, header_override=header)
+    expect_error("logreg", ["predict", "--weights", "w"],
+                 "w: error: tensor 'lin.b' has data_offsets [8, 16], but 1 F32 values need 4 bytes "
+                 "within the 12 bytes of data")
+    write_safetensors("w", {**good, "extra": ("F32", [1], [0.0])})
+    r = run("logreg", "predict", "--weights", "w", stdin=b"0,0\n")
+    check(r.err == "w: warning: tensor 'extra' is not a param of the model; ignored\n", r.err)
+    check(close(float(r.out), sigmoid(0.5), 1e-6), r.out)
+    expect_error("logreg", ["predict", "--weights", "nope"],
+                 "nope: error: cannot open: No such file or directory")
+    expect_error("logreg", ["eval", "--data", "w"],
+                 "logreg.safetensors: error: cannot open: No such file or directory")
+
+
+@test
+def parabola():
+    r = run("parabola", "train", "--log", "log.csv")
+    lines = r.out.splitlines()
+    check(len(lines) == 3, r.out)
+    m = re.fullmatch(r"final loss (\S+)", lines[0])
+    check(m and abs(float(m.group(1)) - 3.25) < 1e-9, lines[0])
+    m = re.fullmatch(r"x = (\S+)", lines[1])
+    check(m and abs(float(m.group(1)) - 0.5) < 1e-6, lines[1])
+    m = re.fullmatch(r"v = \[((?:\S+, ){7}\S+), \.\.\.\]", lines[2])
+    check(m, lines[2])
+    check(all(abs(float(s) - i / 10) < 1e-6 for i, s in enumerate(m.group(1).split(", "))),
+          lines[2])
+    err = r.err.splitlines()
+    check(re.fullmatch(r"step 1/200  loss [-+0-9.e]+  \d+\.\d\ds", err[0]), err[0])
+    check(re.fullmatch(r"step 200/200  loss 3\.25  \d+\.\d\ds", err[-2]), err[-2])
+    log = open("log.csv").read().splitlines()
+    check(log[0] == "step,loss,seconds" and len(log) == 201, log[:2])
+
+    evaluated = run("parabola", "eval", "--weights", "parabola.safetensors").out
+    check(evaluated == lines[0].replace("final loss", "loss") + "\n", evaluated)
+    r = run("parabola", "train", "--steps", "3", "--no-save", "--quiet",
+            env={"NNRT_TEST_TRACE": "1"})
+    check(r.err == "step 1/1\n" * 3, r.err)
+    r = run("parabola", "train", "--steps", "1", "--init-weights", "parabola.safetensors",
+            "--no-save", "--quiet")
+    check(abs(values(r.out)["final loss"] - 3.25) < 1e-9, r.out)
+
+
+@test
+def batches():
+    write_csv("d.csv", logreg_rows(10))
+
+    def steps(*args):
+        r = run("logreg", "train", "--data", "d.csv", "--no-save", "--quiet", *args,
+                env={"NNRT_TEST_TRACE": "1"})
+        return r.err.split(), r.out
+
+    got, _ = steps("--batch", "4", "--epochs", "2")
+    check(got == ["step", "4/4", "step", "4/4", "step", "2/4"] * 2, got)
+    got, _ = steps("--batch", "4", "--epochs", "3", "--steps", "5", "--log", "l.csv")
+    check(got == ["step", "4/4", "step", "4/4", "step", "2/4", "step", "4/4", "step", "4/4"], got)
+    check(len(open("l.csv").read().splitlines()) == 3, "log rows when --steps stops early")
+    got, _ = steps("--batch", "100", "--epochs", "2")
+    check(got == ["step", "10/10"] * 2, got)
+    got, _ = steps("--batch", "4", "--epochs", "1", "--validation", "0.3")
+    check(got == ["step", "4/4", "step", "3/4"], got)
+    got, out = steps("--epochs", "0")
+    check(got == [] and re.fullmatch(r"final loss \S+\nfinal accuracy \d\.\d{4}\n", out), out)
+    expect_error("logreg", ["train", "--data", "d.csv", "--validation", "0.96"],
+                 "rt_logreg: error: --validation 0.96 holds out all 10 rows", 2)
+
+
+@test
+def default_data():
+    path = os.path.join(ARGS.bin, "logreg_default.csv")
+    write_csv(path, logreg_rows(), header="x0,x1,y")
+    try:
+        v = train_lines(run("logreg", "train", "--quiet").out)
+        check(v["final accuracy"] >= 0.95, v)
+        evaluated = values(run("logreg", "eval").out)
+        check(close(evaluated["loss"], v["final loss"], 1e-6), evaluated)
+    finally:
+        os.remove(path)
+    expect_error("logreg", ["train"], f"{path}: error: cannot open: No such file or directory")
+
+
+@test
+def link_plain():
+    """A training executable links as `cc model.o libnnrt.a -lopenblas -lm`."""
+    check(ARGS.cc and ARGS.lib and ARGS.include, "link_plain needs --cc, --lib and --include")
+    flags = ARGS.extra_flags.split() if ARGS.extra_flags else []
+    source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "logreg.c")
+    subprocess.run([ARGS.cc, *flags, "-c", "-I", ARGS.include, source, "-o", "model.o"],
+                   check=True)
+    subprocess.run([ARGS.cc, *flags, "model.o", ARGS.lib, "-lopenblas", "-lm", "-o", "model"],
+                   check=True)
+    write_csv("d.csv", logreg_rows())
+    r = subprocess.run(["./model", "train", "--data", "d.csv", "--quiet"], capture_output=True,
+                       text=True, timeout=60)
+    check(r.returncode == 0 and values(r.stdout)["final accuracy"] >= 0.95, r.stdout + r.stderr)
+
+
+def main():
+    global ARGS
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bin", required=True, help="folder of the rt_* executables")
+    parser.add_argument("--cc", help="C compiler, for link_plain")
+    parser.add_argument("--lib", help="libnnrt.a, for link_plain")
+    parser.add_argument("--include", help="folder of nnrt.h, for link_plain")
+    parser.add_argument("--extra-flags", default="", help="compile and link flags, for link_plain")
+    parser.add_argument("test", choices=[*TESTS, "all"])
+    ARGS = parser.parse_args()
+    ARGS.bin = os.path.abspath(ARGS.bin)
+    names = list(TESTS) if ARGS.test == "all" else [ARGS.test]
+    failed = 0
+    for name in names:
+        folder = tempfile.mkdtemp(prefix=f"nnrt-{name}-")
+        os.chdir(folder)
+        try:
+            TESTS[name]()
+            print(f"PASS {name}")
+            shutil.rmtree(folder)
+        except (Failure, subprocess.SubprocessError, OSError, KeyError, ValueError) as e:
+            failed += 1
+            print(f"FAIL {name}: {type(e).__name__}: {e}\n(files kept in {folder})")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

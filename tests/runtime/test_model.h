@@ -1,0 +1,34 @@
+/* test_model.h: checks shared by the hand-written test models. Each model verifies the
+ * calling convention of nnrt.h on every call (batch within 1..batch_cap, batch_cap never
+ * changing within an arena, 64-byte aligned zeroed arenas) and, when NNRT_TEST_TRACE is set,
+ * reports each training step's batch on stderr as "step BATCH/CAP", so the tests can check
+ * how the runtime cut the data into batches. */
+#ifndef NNRT_TEST_MODEL_H
+#define NNRT_TEST_MODEL_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "nnrt.h"
+
+static inline void test_check_ctx(const nnrt_ctx *ctx) {
+    if (ctx->batch < 1 || ctx->batch > ctx->batch_cap) {
+        fprintf(stderr, "test model: batch %lld outside 1..%lld\n", (long long)ctx->batch,
+                (long long)ctx->batch_cap);
+        abort();
+    }
+    if ((uintptr_t)ctx->fixed % 64 != 0 || (uintptr_t)ctx->varying % 64 != 0) {
+        fprintf(stderr, "test model: arena not 64-byte aligned\n");
+        abort();
+    }
+}
+
+static inline void test_trace_step(const nnrt_ctx *ctx) {
+    static int trace = -1;
+    if (trace < 0) trace = getenv("NNRT_TEST_TRACE") != NULL;
+    if (trace)
+        fprintf(stderr, "step %lld/%lld\n", (long long)ctx->batch, (long long)ctx->batch_cap);
+}
+
+#endif
