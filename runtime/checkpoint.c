@@ -109,11 +109,11 @@ static void write_param_data(FILE *f, const nnrt_model *m, const void *fixed,
     for (int64_t e = 0; e < t->numel; e++) {
         if (m->f64) {
             uint64_t bits;
-            memcpy(&bits, rt_elem_ptr((void *)fixed, t->offset + e, 1), 8);
+            memcpy(&bits, rt_elem_cptr(fixed, t->offset + e, 1), 8);
             put_le(buf + used, bits, 8);
         } else {
             uint32_t bits;
-            memcpy(&bits, rt_elem_ptr((void *)fixed, t->offset + e, 0), 4);
+            memcpy(&bits, rt_elem_cptr(fixed, t->offset + e, 0), 4);
             put_le(buf + used, bits, 4);
         }
         used += esize;

@@ -18,7 +18,7 @@ static void check_range(const char *name, const char *what, int64_t offset, int6
 
 /* Shape, and place in the arena the tensor says it lives in. */
 static void check_tensor(const nnrt_model *m, const nnrt_tensor *t, const char *role) {
-    if (!t->name) rt_fatal("model descriptor: a%s %s has no name", role[0] == 'i' ? "n" : "", role);
+    if (!t->name) rt_fatal("model descriptor: %s without a name", role);
     if (t->rank < 0 || t->rank > NNRT_MAX_RANK)
         rt_fatal("model descriptor: %s '%s' has rank %d", role, t->name, t->rank);
     int64_t numel = 1;
@@ -169,8 +169,8 @@ void rt_add_batch_metrics(const nnrt_model *m, const nnrt_ctx *ctx, const rt_dat
         acc->loss_sum += rt_get(loss, m->loss.varying ? b : 0, m->f64);
         if (classify) {
             int64_t row = rows ? rows[b] : first + b;
-            const void *target = rt_elem_ptr(d->targets, row * d->target_elems, m->f64);
-            const void *out = rt_elem_ptr((void *)output, b * n_out, m->f64);
+            const void *target = rt_elem_cptr(d->targets, row * d->target_elems, m->f64);
+            const void *out = rt_elem_cptr(output, b * n_out, m->f64);
             acc->correct += is_correct(out, n_out, target, n_target, m->f64);
         }
     }

@@ -177,7 +177,6 @@ static void print_options(FILE *out, const nnrt_model *m, rt_command cmd) {
         if (def) fprintf(out, " (default: %s)", def);
         fputc('\n', out);
     }
-    rt_free((void *)d.save);
 }
 
 static void print_about(FILE *out, const nnrt_model *m) {

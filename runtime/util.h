@@ -57,6 +57,9 @@ static inline void rt_set(void *base, int64_t i, int f64, double v) {
 static inline void *rt_elem_ptr(void *base, int64_t i, int f64) {
     return (char *)base + (size_t)i * rt_elem_size(f64);
 }
+static inline const void *rt_elem_cptr(const void *base, int64_t i, int f64) {
+    return (const char *)base + (size_t)i * rt_elem_size(f64);
+}
 
 /* How files are named in messages: "<stdin>" for NULL. */
 const char *rt_display_path(const char *path);
