@@ -209,8 +209,10 @@ static int train_on_data(const nnrt_model *m, const rt_options *o, void *fixed) 
     int64_t batch = o->batch < split.n_train ? o->batch : split.n_train;
     int64_t steps_per_epoch = (split.n_train + batch - 1) / batch;
     int64_t epochs = o->epochs;
-    if (o->steps > 0 && (o->steps + steps_per_epoch - 1) / steps_per_epoch < epochs)
-        epochs = (o->steps + steps_per_epoch - 1) / steps_per_epoch;
+    if (o->steps > 0) { /* the epochs the step limit reaches into, for "epoch i/N" */
+        int64_t reached = (o->steps + steps_per_epoch - 1) / steps_per_epoch;
+        if (reached < epochs) epochs = reached;
+    }
 
     const rt_optimizer *opt = find_optimizer(m->train.optimizer);
     int64_t *order = rt_alloc_array((size_t)split.n_train, sizeof *order);
