@@ -78,6 +78,9 @@ static char *folder_of(const char *path) {
 }
 
 void rt_check_writable(const char *path) {
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        rt_path_error(path, "cannot write: %s", strerror(EISDIR));
     char *folder = folder_of(path);
     if (access(folder, W_OK | X_OK) != 0) rt_path_error(path, "cannot write: %s", strerror(errno));
     rt_free(folder);
