@@ -333,7 +333,9 @@ void autodiff(Graph *g) {
     g->param_grads = xalloc(sizeof *g->param_grads * (size_t)(g->params.n + 1));
     g->n_forward = g->insts.n;
 
-    Value *seed = g->loss->varying ? ir_leaf(g, OP_inv_batch, NULL, shape_scalar(), false)
+    /* The seed is per sample (each sample's loss has its own gradient, 1/B), so it varies:
+     * a param reached from it directly then gets the sum over the batch, B * 1/B. */
+    Value *seed = g->loss->varying ? ir_leaf(g, OP_inv_batch, NULL, shape_scalar(), true)
                                    : ir_const(g, 1);
     if (ad.needs[g->loss->id]) vec_push(&ad.contribs[g->loss->id], seed);
 
