@@ -77,7 +77,7 @@ void rt_idx_parse_images(const char *path, const char *bytes, size_t len, int f6
     const unsigned char *data = (const unsigned char *)bytes + h.data_offset;
     out->rows = (int64_t)h.dims[0];
     out->inputs = rt_alloc_array((size_t)h.count, rt_elem_size(f64));
-    for (uint64_t i = 0; i < h.count; i++) rt_set(out->inputs, (int64_t)i, f64, data[i] / 255.0);
+    for (uint64_t i = 0; i < h.count; i++) rt_set(out->inputs, (int64_t)i, f64, data[i]);
 }
 
 void rt_idx_parse_labels(const char *path, const char *bytes, size_t len, const char *images_path,

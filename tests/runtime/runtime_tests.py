@@ -512,8 +512,8 @@ def idx_train():
         check(len(p) == 3 and close(sum(p), 1.0, 1e-6), line)
         correct += p.index(max(p)) == label
     check(abs(correct / 300 - trained["final accuracy"]) < 1e-9, "predict disagrees with train")
-    # The same pixels as CSV, scaled as the IDX reader scales them.
-    csv = "".join(",".join(str(b / 255) for b in pixels[4 * i:4 * i + 4]) + "\n" for i in range(3))
+    # The same pixels as CSV: the IDX reader keeps the byte values as they are.
+    csv = "".join(",".join(str(b) for b in pixels[4 * i:4 * i + 4]) + "\n" for i in range(3))
     again = run("softmax_idx", "predict", "--weights", "w", stdin=csv.encode()).out.splitlines()
     for a, b in zip(again, out[:3]):
         check(all(close(float(x), float(y), 1e-9) for x, y in zip(a.split(","), b.split(","))),
