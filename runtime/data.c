@@ -2,8 +2,10 @@
  * pair) onto the readers in csv.c and idx.c. */
 #include "data.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "csv.h"
 #include "files.h"
@@ -82,31 +84,39 @@ static void load_idx(const nnrt_model *m, const char *images, const char *labels
     rt_free(bytes);
 }
 
+/* "IMAGES,LABELS": two IDX files. A path that exists as written is a single (CSV) file. */
+static bool split_idx_pair(const char *data, char **images, const char **labels) {
+    const char *comma = strchr(data, ',');
+    if (!comma || comma == data || comma[1] == '\0' || access(data, F_OK) == 0) return false;
+    *images = rt_strndup(data, (size_t)(comma - data));
+    *labels = comma + 1;
+    return true;
+}
+
 void rt_load_training_data(const nnrt_model *m, const char *data, rt_dataset *out) {
     const char *kind = m->train.data_kind;
     out->input_elems = rt_input_elems(m);
     out->target_elems = rt_target_elems(m);
-    if (kind && strcmp(kind, "csv") == 0) {
-        const char *path = data ? data : m->train.data_path;
-        if (!path) rt_usage_error("no data file: give --data PATH");
-        load_csv(m, path, out);
-    } else if (kind && strcmp(kind, "idx") == 0) {
-        if (!data) {
-            if (!m->train.data_path || !m->train.data_path2)
-                rt_usage_error("no data files: give --data IMAGES,LABELS");
-            load_idx(m, m->train.data_path, m->train.data_path2, out);
-            return;
-        }
-        const char *comma = strchr(data, ',');
-        if (!comma || comma == data || comma[1] == '\0')
-            rt_usage_error("--data for this model needs two IDX files, IMAGES,LABELS; got '%s'",
-                           data);
-        char *images = rt_strndup(data, (size_t)(comma - data));
-        load_idx(m, images, comma + 1, out);
-        rt_free(images);
-    } else {
+    bool idx_model = kind && strcmp(kind, "idx") == 0;
+    if (!kind || (!idx_model && strcmp(kind, "csv") != 0))
         rt_fatal("model descriptor: data kind '%s' is not supported (csv or idx)",
                  kind ? kind : "(none)");
+    char *images;
+    const char *labels;
+    if (data && split_idx_pair(data, &images, &labels)) {
+        load_idx(m, images, labels, out);
+        rt_free(images);
+    } else if (data && idx_model) {
+        rt_usage_error("--data for this model needs two IDX files, IMAGES,LABELS; got '%s'", data);
+    } else if (data) {
+        load_csv(m, data, out);
+    } else if (idx_model) {
+        if (!m->train.data_path || !m->train.data_path2)
+            rt_usage_error("no data files: give --data IMAGES,LABELS");
+        load_idx(m, m->train.data_path, m->train.data_path2, out);
+    } else {
+        if (!m->train.data_path) rt_usage_error("no data file: give --data PATH");
+        load_csv(m, m->train.data_path, out);
     }
 }
 
