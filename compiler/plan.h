@@ -1,0 +1,81 @@
+/* plan.h: the schedule and the static memory plan that codegen.c follows.
+ *
+ * The plan orders the instructions every entry point may run (one shared schedule; each
+ * entry point runs the slice its roots need), groups them into steps (a fused elementwise
+ * loop, or one reduction / row op / matrix product), and gives every value that needs memory
+ * a home in one of the two arenas of runtime/nnrt.h. All entry points share one layout, so
+ * the offsets in the model descriptor hold for each of them. docs/codegen.md explains why
+ * the rules are what they are. */
+#ifndef NNC_PLAN_H
+#define NNC_PLAN_H
+
+#include "ir.h"
+
+typedef enum Arena {
+    ARENA_NONE,    /* no memory: a constant, or a value that lives in a register */
+    ARENA_FIXED,   /* fixed + offset */
+    ARENA_VARYING, /* varying + offset * batch_cap, batch_cap rows of numel elements */
+} Arena;
+
+typedef struct Storage {
+    Arena arena;
+    int64_t offset; /* in elements */
+} Storage;
+
+typedef enum StepKind {
+    STEP_EW_LOOP, /* consecutive elementwise instructions over one iteration space */
+    STEP_REDUCE,
+    STEP_ROW,
+    STEP_MATMUL,
+} StepKind;
+
+typedef struct Step {
+    StepKind kind;
+    Value **insts; /* members in schedule order; exactly one unless STEP_EW_LOOP */
+    int n_insts;
+    /* STEP_MATMUL in sgd_step: index of the parameter whose update this product performs
+     * (its whole gradient), or -1. */
+    int update_param;
+} Step;
+
+typedef struct ParamPlan {
+    Value *param;
+    Value *grad;             /* NULL when no gradient flows to it */
+    int64_t grad_offset;     /* fixed arena; -1 without a gradient */
+    int64_t velocity_offset; /* fixed arena; -1 without a gradient */
+    bool grad_in_place;      /* the gradient is computed straight into the grad buffer */
+    bool fused_update;       /* sgd_step updates it inside the GEMM that computes the gradient */
+} ParamPlan;
+
+typedef struct ValuePlan {
+    Storage home;
+    int step;         /* the step that computes it; -1 for leaves */
+    int last_use;     /* the last step that reads it */
+    bool pinned;      /* read by an entry point's caller or kept across steps: never reused */
+    bool in_register; /* produced and consumed inside one fused loop only: no memory */
+} ValuePlan;
+
+typedef struct Plan {
+    Graph *g;
+    Step *steps;
+    int n_steps;
+    ValuePlan *values; /* indexed by Value.id */
+    ParamPlan *params; /* parallel to g->params */
+    int64_t fixed_elems, varying_elems;
+} Plan;
+
+/* Builds the plan; NULL (after an "internal error" message) when the graph breaks an IR
+ * invariant the back end relies on. */
+Plan *plan_build(Graph *g);
+
+static inline const ValuePlan *plan_value(const Plan *p, const Value *v) {
+    return &p->values[v->id];
+}
+
+/* Marks in needed[] (indexed by Value.id) every value that root depends on, root included. */
+void plan_mark_needed(const Plan *p, const Value *root, bool *needed);
+
+/* The steps, their members and every home, one line each: for debugging and the curious. */
+void plan_print(const Plan *p, FILE *out);
+
+#endif
