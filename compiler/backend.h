@@ -1,0 +1,32 @@
+/* backend.h: what the driver calls once the graph holds forward and backward.
+ *
+ *   BackendOptions opt = {.opt_level = 2, .obj_path = "model.o"};
+ *   if (backend_compile(g, &opt) || backend_link("model.o", "model")) exit(1);
+ *
+ * backend_compile plans memory (plan.c), lowers the graph to LLVM IR (codegen.c) with the
+ * four entry points and the `nnrt_model_desc` descriptor of runtime/nnrt.h, verifies it,
+ * optimises it for the host CPU and writes an object file (or prints the optimised IR).
+ * backend_link turns that object into a training executable with libnnrt and OpenBLAS.
+ * Both print "nnc: error: ..." (or "nnc: internal error: ...") and return 1 on failure. */
+#ifndef NNC_BACKEND_H
+#define NNC_BACKEND_H
+
+#include "ir.h"
+
+typedef struct BackendOptions {
+    int opt_level;        /* 0..3: LLVM's default<On> pipeline and code generation level */
+    bool f64;             /* elements are double and products call cblas_dgemm */
+    const char *obj_path; /* the object file to write (unused when llvm_ir_out is set) */
+    FILE *llvm_ir_out;    /* non-NULL: print the optimised module here, write no object */
+    FILE *plan_out;       /* non-NULL: also print the schedule and memory plan here */
+} BackendOptions;
+
+/* g: after autodiff (g->param_grads may be NULL: then grad and sgd_step only run forward). */
+int backend_compile(Graph *g, const BackendOptions *opt);
+
+/* Runs the C compiler this nnc was built with (NNC_CC in the environment overrides it):
+ *   cc obj libnnrt.a <OpenBLAS flags> -lmvec -lm <NNC_LINK_EXTRA> -o exe
+ * libnnrt.a is found by nnc_runtime_lib() (paths.h). Nothing is deleted, whatever happens. */
+int backend_link(const char *obj_path, const char *exe_path);
+
+#endif
