@@ -1,0 +1,83 @@
+/* link.c: the training executable from the model's object file, libnnrt and OpenBLAS.
+ * The C compiler runs through posix_spawn with an argument vector: no shell, so paths with
+ * spaces or quotes need no escaping. */
+#include "backend.h"
+
+#include "config.h"
+#include "paths.h"
+
+#include <errno.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+typedef VEC(const char *) ArgList;
+
+/* Configured flag strings ("-L/usr/lib/x/openblas-pthread/ -lopenblas") are words
+ * separated by spaces; CMake writes no flag that contains one. */
+static void push_words(ArgList *args, const char *flags) {
+    const char *p = flags;
+    while (*p) {
+        while (*p == ' ') p++;
+        const char *end = p;
+        while (*end && *end != ' ') end++;
+        if (end > p) vec_push(args, xstrndup(p, (size_t)(end - p)));
+        p = end;
+    }
+}
+
+/* NNC_CC overrides; else the compiler nnc was built with, when it is still there. */
+static const char *c_compiler(void) {
+    const char *cc = getenv("NNC_CC");
+    if (cc && *cc) return cc;
+    if (access(NNC_C_COMPILER, X_OK) == 0) return NNC_C_COMPILER;
+    return "cc";
+}
+
+static int run_linker(const ArgList *args, const char *exe_path) {
+    pid_t pid;
+    int err = posix_spawnp(&pid, args->v[0], NULL, NULL, (char *const *)args->v, environ);
+    if (err) {
+        diag_fatal_noloc("cannot run the C compiler '%s' to link %s: %s", args->v[0], exe_path,
+                         strerror(err));
+        diag_hint("set NNC_CC to a C compiler that can link C programs");
+        return 1;
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno == EINTR) continue;
+        diag_fatal_noloc("waiting for '%s': %s", args->v[0], strerror(errno));
+        return 1;
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return 0;
+    if (WIFEXITED(status))
+        diag_fatal_noloc("linking %s failed: '%s' exited with status %d (its messages are above)",
+                         exe_path, args->v[0], WEXITSTATUS(status));
+    else
+        diag_fatal_noloc("linking %s failed: '%s' was killed by signal %d", exe_path, args->v[0],
+                         WTERMSIG(status));
+    return 1;
+}
+
+int backend_link(const char *obj_path, const char *exe_path) {
+    const char *runtime = nnc_runtime_lib();
+    if (!runtime) return 1;
+    ArgList args = {0};
+    vec_push(&args, c_compiler());
+    vec_push(&args, obj_path);
+    vec_push(&args, runtime);
+    push_words(&args, NNC_BLAS_LIBS);
+#if defined(__x86_64__)
+    vec_push(&args, "-lmvec"); /* the vector exp/log/sin/cos/pow the loops call */
+#endif
+    vec_push(&args, "-lm");
+    push_words(&args, NNC_LINK_EXTRA);
+    vec_push(&args, "-o");
+    vec_push(&args, exe_path);
+    vec_push(&args, NULL);
+    return run_linker(&args, exe_path);
+}
