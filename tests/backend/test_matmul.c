@@ -1,0 +1,50 @@
+/* test_matmul.c: every way a per-sample matrix product meets the batch, each compared with
+ * the reference: one GEMM over the stacked rows (x W), one GEMM over the stacked inner
+ * dimension (X^T dY, summed over the batch), one GEMM without batch, and a loop of GEMMs. */
+#include "harness.h"
+
+typedef struct Case {
+    const char *what;
+    bool a_varies, b_varies;
+    Shape a, b;
+    bool ta, tb, sum_batch;
+} Case;
+
+static Value *operand(Graph *g, const char *name, bool varies, Shape s) {
+    return varies ? add_input(g, name, s) : add_param(g, name, s);
+}
+
+static const Case cases[] = {
+    /* the batch as extra rows of A: one GEMM */
+    {"x[4] W[4,3]", true, false, {1, {4}}, {2, {4, 3}}, false, false, false},
+    {"X[2,4] W[4,3]", true, false, {2, {2, 4}}, {2, {4, 3}}, false, false, false},
+    {"dy[3] W[4,3]^T", true, false, {1, {3}}, {2, {4, 3}}, false, true, false},
+    {"x[4] w[4]^T (a dot)", true, false, {1, {4}}, {1, {4}}, false, true, false},
+    /* the batch as extra inner dimension: one GEMM summing over samples */
+    {"x[4]^T dy[3], summed", true, true, {1, {4}}, {1, {3}}, true, false, true},
+    {"X[2,4]^T dY[2,3], summed", true, true, {2, {2, 4}}, {2, {2, 3}}, true, false, true},
+    /* nothing varies */
+    {"P[2,3] Q[3,4]", false, false, {2, {2, 3}}, {2, {3, 4}}, false, false, false},
+    {"P[3,2]^T Q[4,3]^T", false, false, {2, {3, 2}}, {2, {4, 3}}, true, true, false},
+    /* a GEMM per sample */
+    {"W[3,4] x[4]^T", false, true, {2, {3, 4}}, {1, {4}}, false, true, false},
+    {"X[2,4] Y[4,3]", true, true, {2, {2, 4}}, {2, {4, 3}}, false, false, false},
+    {"X[4,2]^T W[4,3]", true, false, {2, {4, 2}}, {2, {4, 3}}, true, false, false},
+    {"x[4] W[4,3], summed", true, false, {1, {4}}, {2, {4, 3}}, false, false, true},
+    {"W[4,3]^T x[4]^T... as P^T y, summed", false, true, {2, {4, 3}}, {1, {4}}, true, true, true},
+    {"X[2,4] Y[3,4]^T, summed", true, true, {2, {2, 4}}, {2, {3, 4}}, false, true, true},
+};
+
+int main(void) {
+    for (int mode = 0; mode < 2; mode++)
+        for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+            const Case *c = &cases[k];
+            Graph *g = graph_new("matmul");
+            Value *a = operand(g, "a", c->a_varies, c->a);
+            Value *b = operand(g, "b", c->b_varies, c->b);
+            Value *r = ir_matmul(g, a, b, c->ta, c->tb, c->sum_batch);
+            ForwardCase fc = {.f64 = mode, .opt_level = 2, .lo = -1, .hi = 1};
+            check_forward(xprintf("%s (%s)", c->what, mode ? "f64" : "f32"), g, r, &fc);
+        }
+    return test_summary("test_matmul");
+}

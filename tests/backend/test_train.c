@@ -1,0 +1,253 @@
+/* test_train.c: the entry points that train. A 2-layer MLP with relu and softmax
+ * cross-entropy, its backward pass written by hand the way autodiff emits it, checked
+ * against the reference and against finite differences; SGD steps with and without
+ * momentum, where the weight matrices are updated inside their gradient GEMMs; a model
+ * without inputs; gradients that are parameters or constants; a frozen parameter. */
+#include "harness.h"
+
+#include <math.h>
+
+typedef struct Mlp {
+    Graph *g;
+    Value *loss, *out;
+} Mlp;
+
+static Value *backward(Value *v) {
+    v->backward = true;
+    return v;
+}
+
+/* z1 = x W1 + b1, h = relu(z1), z2 = h W2 + b2, loss = softmax_ce(z2, y), out = softmax(z2).
+ * dW_first: the gradient of W2 comes before dh = dz2 W2^T reads W2 (the plan must move the
+ * update after that read). */
+static Mlp build_mlp(int64_t n_in, int64_t n_hidden, int64_t n_out, bool dW_first) {
+    Graph *g = graph_new("mlp");
+    Value *x = add_input(g, "x", shape1(n_in)), *y = add_target(g, "y", shape1(n_out));
+    Value *W1 = add_param(g, "W1", shape2(n_in, n_hidden));
+    Value *b1 = add_param(g, "b1", shape1(n_hidden));
+    Value *W2 = add_param(g, "W2", shape2(n_hidden, n_out));
+    Value *b2 = add_param(g, "b2", shape1(n_out));
+    Value *a1 = ir_build2(g, OP_add, ir_matmul(g, x, W1, false, false, false), b1);
+    Value *h = ir_build1(g, OP_relu, a1);
+    Value *a2 = ir_build2(g, OP_add, ir_matmul(g, h, W2, false, false, false), b2);
+    Mlp m = {g, ir_build2(g, OP_softmax_ce, a2, y), ir_build1(g, OP_softmax, a2)};
+    g->loss = m.loss;
+    g->output = m.out;
+    g->n_forward = g->insts.n;
+    Value *seed = backward(ir_leaf(g, OP_inv_batch, NULL, shape_scalar(), false));
+    Value *da2 =
+        backward(ir_inst(g, OP_softmax_ce_grad, 3, (Value *[]){a2, y, seed}, a2->shape, true));
+    set_grad(g, "b2", backward(ir_build1(g, OP_batch_sum, da2)));
+    Value *dh;
+    if (dW_first) {
+        set_grad(g, "W2", backward(ir_matmul(g, h, da2, true, false, true)));
+        dh = backward(ir_matmul(g, da2, W2, false, true, false));
+    } else {
+        dh = backward(ir_matmul(g, da2, W2, false, true, false));
+        set_grad(g, "W2", backward(ir_matmul(g, h, da2, true, false, true)));
+    }
+    Value *da1 = backward(ir_build2(g, OP_mul, dh, ir_build1(g, OP_step, a1)));
+    set_grad(g, "b1", backward(ir_build1(g, OP_batch_sum, da1)));
+    set_grad(g, "W1", backward(ir_matmul(g, x, da1, true, false, true)));
+    return m;
+}
+
+static void fill_mlp(Model *m) {
+    fill_leaves(m, -1, 1);
+    /* targets: one-hot rows */
+    const nnrt_tensor *y = model_tensor(m, "y");
+    for (int64_t b = 0; b < m->ctx.batch_cap; b++)
+        for (int64_t i = 0; i < y->numel; i++) tensor_set(m, y, b, i, i == b % y->numel);
+}
+
+static void check_grads(const char *label, Model *m, const Graph *g, double tol) {
+    for (int i = 0; i < g->params.n; i++) {
+        const nnrt_tensor *t = model_tensor(m, g->params.v[i]->name);
+        if (!g->param_grads[i]) continue;
+        for (int64_t k = 0; k < t->numel; k++)
+            check_close(xprintf("%s d%s[%lld]", label, t->name, (long long)k), grad_get(m, t, k),
+                        ref_eval(m, g->param_grads[i], 0, k), tol);
+    }
+}
+
+static double cost(Model *m) {
+    m->desc->forward(&m->ctx);
+    double sum = 0;
+    for (int64_t b = 0; b < m->ctx.batch; b++) sum += tensor_get(m, &m->desc->loss, b, 0);
+    return sum / (double)m->ctx.batch;
+}
+
+/* Central differences of the batch-mean cost in f64: the hand-written backward IR and the
+ * 1/B seed give the true gradient. */
+static void finite_differences(Model *m) {
+    const char *names[] = {"W1", "b1", "W2", "b2"};
+    for (int n = 0; n < 4; n++) {
+        const nnrt_tensor *t = model_tensor(m, names[n]);
+        for (int64_t k = 0; k < t->numel; k += 3) {
+            double p = tensor_get(m, t, 0, k), h = 1e-6;
+            tensor_set(m, t, 0, k, p + h);
+            double up = cost(m);
+            tensor_set(m, t, 0, k, p - h);
+            double down = cost(m);
+            tensor_set(m, t, 0, k, p);
+            m->desc->grad(&m->ctx);
+            check_close(xprintf("finite difference d%s[%lld]", names[n], (long long)k),
+                        grad_get(m, t, k), (up - down) / (2 * h), 1e-7);
+        }
+    }
+}
+
+/* One sgd_step from the model's current state, compared with p' = p - lr*(mu*v + g). */
+static void check_sgd_step(const char *label, Model *m, const Graph *g, double lr, double mu,
+                           double tol) {
+    int n = g->params.n;
+    double *want_p[8], *want_v[8];
+    for (int i = 0; i < n; i++) {
+        const nnrt_tensor *t = model_tensor(m, g->params.v[i]->name);
+        want_p[i] = xalloc((size_t)t->numel * sizeof(double));
+        want_v[i] = xalloc((size_t)t->numel * sizeof(double));
+        for (int64_t k = 0; k < t->numel; k++) {
+            double p = tensor_get(m, t, 0, k);
+            if (!g->param_grads[i]) {
+                want_p[i][k] = p;
+                continue;
+            }
+            double grad = ref_eval(m, g->param_grads[i], 0, k);
+            double v = mu == 0 ? grad : mu * velocity_get(m, t, k) + grad;
+            want_v[i][k] = v;
+            want_p[i][k] = p - lr * v;
+        }
+    }
+    double want_loss = ref_eval(m, g->loss, 0, 0);
+    m->desc->sgd_step(&m->ctx, lr, mu);
+    check_close(xprintf("%s loss", label), tensor_get(m, &m->desc->loss, 0, 0), want_loss, tol);
+    for (int i = 0; i < n; i++) {
+        const nnrt_tensor *t = model_tensor(m, g->params.v[i]->name);
+        for (int64_t k = 0; k < t->numel; k++) {
+            check_close(xprintf("%s %s[%lld]", label, t->name, (long long)k),
+                        tensor_get(m, t, 0, k), want_p[i][k], tol);
+            if (mu != 0 && g->param_grads[i])
+                check_close(xprintf("%s velocity of %s[%lld]", label, t->name, (long long)k),
+                            velocity_get(m, t, k), want_v[i][k], tol);
+        }
+    }
+}
+
+/* Every momentum buffer set to x (NaN: proves momentum 0 never reads them). */
+static void set_velocities(Model *m, double x) {
+    for (int i = 0; i < m->desc->n_params; i++) {
+        const nnrt_tensor *t = &m->desc->params[i];
+        for (int64_t k = 0; t->grad_offset >= 0 && k < t->numel; k++) velocity_set(m, t, k, x);
+    }
+}
+
+static void mlp_tests(bool f64, bool dW_first) {
+    const char *label =
+        xprintf("mlp (%s, dW %s dX)", f64 ? "f64" : "f32", dW_first ? "before" : "after");
+    Mlp mlp = build_mlp(6, 5, 4, dW_first);
+    Plan *plan = plan_build(mlp.g);
+    check(plan->params[0].fused_update && plan->params[2].fused_update,
+          "%s: the weight matrices are not updated inside their GEMMs", label);
+    check(!plan->params[1].fused_update && !plan->params[3].fused_update,
+          "%s: a bias is marked for a GEMM update", label);
+    Model *m = model_compile(mlp.g, f64, 2, 8);
+    if (!m) return;
+    double tol = f64 ? 1e-10 : 2e-5;
+    for (int64_t batch = 1; batch <= 8; batch += 6) {
+        m->ctx.batch = batch;
+        fill_mlp(m);
+        m->desc->grad(&m->ctx);
+        check_value(xprintf("%s batch %lld loss", label, (long long)batch), m, mlp.loss,
+                    &m->desc->loss, tol);
+        check_value(xprintf("%s batch %lld output", label, (long long)batch), m, mlp.out,
+                    &m->desc->output, tol);
+        check_grads(xprintf("%s batch %lld", label, (long long)batch), m, mlp.g, tol);
+    }
+    if (f64) finite_differences(m);
+    set_velocities(m, NAN);
+    for (int step = 0; step < 3; step++)
+        check_sgd_step(xprintf("%s sgd step %d", label, step), m, mlp.g, 0.1, 0, tol);
+    set_velocities(m, 0);
+    for (int step = 0; step < 3; step++)
+        check_sgd_step(xprintf("%s momentum step %d", label, step), m, mlp.g, 0.05, 0.9, tol);
+    model_close(m);
+}
+
+/* minimise 3x^2 - 3x + 4: no inputs, nothing varies, the loss is a scalar in the fixed
+ * arena; the gradient 6x - 3 is written out by hand. */
+static void parabola(bool f64) {
+    Graph *g = graph_new("parabola");
+    Value *x = add_param(g, "x", shape_scalar());
+    g->param_inits.v[0] = (ParamInit){INIT_CONST, 0.5, 0};
+    Value *sq = ir_build2(g, OP_pow, x, ir_const(g, 2));
+    Value *loss = ir_build2(g, OP_add,
+                            ir_build2(g, OP_sub, ir_build2(g, OP_mul, ir_const(g, 3), sq),
+                                      ir_build2(g, OP_mul, ir_const(g, 3), x)),
+                            ir_const(g, 4));
+    g->loss = g->output = loss;
+    g->n_forward = g->insts.n;
+    set_grad(g, "x", ir_build2(g, OP_sub, ir_build2(g, OP_mul, ir_const(g, 6), x), ir_const(g, 3)));
+    Model *m = model_compile(g, f64, 2, 1);
+    if (!m) return;
+    const char *label = f64 ? "parabola (f64)" : "parabola (f32)";
+    check(m->desc->n_inputs == 0 && !m->desc->loss.varying && m->desc->loss.rank == 0,
+          "%s: the loss should be a fixed scalar", label);
+    const nnrt_tensor *t = model_tensor(m, "x");
+    check(t->init == NNRT_INIT_CONST && t->init_a == 0.5, "%s: initialiser lost", label);
+    tensor_set(m, t, 0, 0, 2.0);
+    m->desc->grad(&m->ctx);
+    check_close(xprintf("%s loss at 2", label), tensor_get(m, &m->desc->loss, 0, 0), 10, 1e-6);
+    check_close(xprintf("%s gradient at 2", label), grad_get(m, t, 0), 9, 1e-6);
+    for (int i = 0; i < 100; i++) m->desc->sgd_step(&m->ctx, 0.1, 0);
+    check_close(xprintf("%s minimum", label), tensor_get(m, t, 0, 0), 0.5, 1e-5);
+    tensor_set(m, t, 0, 0, -3.0);
+    for (int i = 0; i < 300; i++) m->desc->sgd_step(&m->ctx, 0.05, 0.5);
+    check_close(xprintf("%s minimum with momentum", label), tensor_get(m, t, 0, 0), 0.5, 1e-5);
+    m->desc->forward(&m->ctx);
+    check_close(xprintf("%s lowest loss", label), tensor_get(m, &m->desc->loss, 0, 0), 3.25, 1e-6);
+    model_close(m);
+}
+
+/* loss = a*b + 0*f: d/da = b and d/db = a are parameters (copied, and read before either
+ * is updated); the frozen f has no gradient; c's gradient is the constant 2. */
+static void odd_gradients(void) {
+    Graph *g = graph_new("odd");
+    Value *a = add_param(g, "a", shape_scalar()), *b = add_param(g, "b", shape_scalar());
+    Value *c = add_param(g, "c", shape_scalar()), *f = add_param(g, "f", shape_scalar());
+    Value *loss = ir_build2(g, OP_add, ir_build2(g, OP_mul, a, b),
+                            ir_build2(g, OP_add, ir_build2(g, OP_mul, ir_const(g, 2), c),
+                                      ir_build2(g, OP_mul, ir_const(g, 0), f)));
+    g->loss = g->output = loss;
+    set_grad(g, "a", b);
+    set_grad(g, "b", a);
+    set_grad(g, "c", ir_const(g, 2));
+    Model *m = model_compile(g, false, 1, 1);
+    if (!m) return;
+    const nnrt_tensor *ta = model_tensor(m, "a"), *tb = model_tensor(m, "b");
+    const nnrt_tensor *tc = model_tensor(m, "c"), *tf = model_tensor(m, "f");
+    check(tf->grad_offset == -1 && tf->velocity_offset == -1, "a frozen param has buffers");
+    tensor_set(m, ta, 0, 0, 3);
+    tensor_set(m, tb, 0, 0, 5);
+    tensor_set(m, tc, 0, 0, 1);
+    tensor_set(m, tf, 0, 0, 7);
+    m->desc->grad(&m->ctx);
+    check_close("d loss/da = b", grad_get(m, ta, 0), 5, 0);
+    check_close("d loss/db = a", grad_get(m, tb, 0), 3, 0);
+    check_close("d loss/dc = 2", grad_get(m, tc, 0), 2, 0);
+    m->desc->sgd_step(&m->ctx, 0.5, 0);
+    check_close("a after a step", tensor_get(m, ta, 0, 0), 3 - 0.5 * 5, 0);
+    check_close("b after a step (old a)", tensor_get(m, tb, 0, 0), 5 - 0.5 * 3, 0);
+    check_close("c after a step", tensor_get(m, tc, 0, 0), 1 - 0.5 * 2, 0);
+    check_close("frozen f", tensor_get(m, tf, 0, 0), 7, 0);
+    model_close(m);
+}
+
+int main(void) {
+    for (int f64 = 0; f64 < 2; f64++) {
+        mlp_tests(f64, true);
+        mlp_tests(f64, false);
+        parabola(f64);
+    }
+    odd_gradients();
+    return test_summary("test_train");
+}
