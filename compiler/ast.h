@@ -20,7 +20,7 @@ typedef enum NodeKind {
     ND_CALL,   /* str: callee name; args: expressions, any of which may be ND_KWARG */
     ND_KWARG,  /* str: keyword; lhs: value (only inside a call's args) */
     ND_RANGE,  /* lhs .. rhs (inclusive), e.g. columns 0..1 */
-    ND_INDEX,  /* lhs[args]: a name with dims, only where a declaration allows it */
+    ND_INDEX,  /* lhs[args]: not made by the parser (declarations keep their dims in dims) */
 
     /* ---- statements (inside fn / model / train bodies) ---- */
     ND_INPUT,   /* input str[dims] */
@@ -43,6 +43,15 @@ struct Node {
     NodeKind kind;
     SrcLoc loc; /* where the node starts; for ND_BINOP, the operator */
     SrcLoc end; /* one past the last character of the node (for underlining) */
+    SrcLoc start;    /* where the node's source text starts: loc, except for ND_BINOP (its left
+                      * operand's start) and ND_BIND written "output p = ..." (the keyword);
+                      * includes enclosing parentheses: start..end of "(a + b)" spans them */
+    SrcLoc name_loc; /* where str was written, for nodes that name something: ND_INPUT,
+                      * ND_TARGET, ND_PARAM, ND_BIND, ND_SETTING, ND_FN, ND_FN_PARAM, ND_MODEL,
+                      * ND_TRAIN, ND_KWARG, ND_CALL (the callee), ND_IMPORT (the string) */
+    int depth;       /* expressions: height of the tree (a leaf is 1); the parser rejects
+                      * expressions deeper than NNC_MAX_EXPR_DEPTH, so recursive walks are
+                      * safe */
 
     double num;
     char *str;
@@ -52,12 +61,17 @@ struct Node {
 
     NodeList args;   /* ND_CALL, ND_INDEX */
     NodeList dims;   /* ND_INPUT, ND_TARGET, ND_PARAM, ND_FN_PARAM: dim expressions */
-    bool has_dims;   /* ND_FN_PARAM: written with brackets */
+    bool has_dims;   /* ND_FN_PARAM (also ND_INPUT, ND_TARGET, ND_PARAM): written with
+                      * brackets, even x[] */
     bool is_output;  /* ND_BIND */
     NodeList params; /* ND_FN */
     NodeList body;   /* ND_FN, ND_MODEL, ND_TRAIN, ND_PROGRAM */
 };
 
+/* The deepest expression tree the parser accepts ("expression nested too deeply"). */
+#define NNC_MAX_EXPR_DEPTH 1000
+
+/* A zeroed node in the arena with loc = start = end = loc. */
 Node *ast_new(NodeKind kind, SrcLoc loc);
 
 /* Parses one file. Returns the ND_PROGRAM, or NULL after printing errors
