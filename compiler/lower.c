@@ -146,7 +146,8 @@ static Binding *lookup(Scope *s, const char *name) {
 static bool bind(Lower *L, Scope *s, Node *decl, const char *name, LVal val) {
     Binding *old = lookup(s, name);
     if (old) {
-        lower_error(L, decl->loc, "%s is already defined", name);
+        lower_error(L, decl->name_loc.line ? decl->name_loc : decl->loc, "%s is already defined",
+                    name);
         if (old->decl) diag_note(old->decl->loc, "%s was defined here", name);
         return false;
     }
