@@ -85,6 +85,41 @@ void set_grad(Graph *g, const char *name, Value *grad) {
         if (!strcmp(g->params.v[i]->name, name)) g->param_grads[i] = grad;
 }
 
+static Value *backward(Value *v) {
+    v->backward = true;
+    return v;
+}
+
+Graph *build_mlp(const int64_t *sizes, int n, bool dW_first) {
+    Graph *g = graph_new("mlp");
+    Value *x = add_input(g, "x", shape1(sizes[0]));
+    Value *y = add_target(g, "y", shape1(sizes[n - 1]));
+    Value **W = xalloc((size_t)n * sizeof *W), **z = xalloc((size_t)n * sizeof *z);
+    Value *h = x, **hs = xalloc((size_t)n * sizeof *hs);
+    for (int l = 1; l < n; l++) {
+        hs[l - 1] = h;
+        W[l] = add_param(g, xprintf("W%d", l), shape2(sizes[l - 1], sizes[l]));
+        Value *b = add_param(g, xprintf("b%d", l), shape1(sizes[l]));
+        z[l] = ir_build2(g, OP_add, ir_matmul(g, h, W[l], false, false, false), b);
+        h = l < n - 1 ? ir_build1(g, OP_relu, z[l]) : z[l];
+    }
+    g->loss = ir_build2(g, OP_softmax_ce, z[n - 1], y);
+    g->output = ir_build1(g, OP_softmax, z[n - 1]);
+    g->n_forward = g->insts.n;
+    Value *seed = backward(ir_leaf(g, OP_inv_batch, NULL, shape_scalar(), false));
+    Value *dz = backward(
+        ir_inst(g, OP_softmax_ce_grad, 3, (Value *[]){z[n - 1], y, seed}, z[n - 1]->shape, true));
+    for (int l = n - 1; l >= 1; l--) {
+        set_grad(g, xprintf("b%d", l), backward(ir_build1(g, OP_batch_sum, dz)));
+        Value *dh = NULL;
+        if (!dW_first && l > 1) dh = backward(ir_matmul(g, dz, W[l], false, true, false));
+        set_grad(g, xprintf("W%d", l), backward(ir_matmul(g, hs[l - 1], dz, true, false, true)));
+        if (dW_first && l > 1) dh = backward(ir_matmul(g, dz, W[l], false, true, false));
+        if (l > 1) dz = backward(ir_build2(g, OP_mul, dh, ir_build1(g, OP_step, z[l - 1])));
+    }
+    return g;
+}
+
 /* ---- compiling and loading ---- */
 
 static int run(const char *const *argv) {

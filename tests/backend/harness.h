@@ -67,6 +67,12 @@ typedef struct ForwardCase {
  * and predict with a batch of 5 in arenas for 8, and compares with ref_eval. */
 bool check_forward(const char *label, Graph *g, Value *result, const ForwardCase *fc);
 
+/* An MLP: sizes[0] inputs x, sizes[n-1] one-hot targets y, a dense layer (Wl, bl) between
+ * consecutive sizes, relu between layers, loss = softmax_ce, output = softmax; then its
+ * backward pass written by hand the way autodiff emits it (seed 1/B). dW_first: the
+ * gradient of a weight comes before dh = dz W^T reads that weight. */
+Graph *build_mlp(const int64_t *sizes, int n, bool dW_first);
+
 /* ---- checks ---- */
 extern int test_failures;
 /* |got - want| <= tol * max(1, |want|); prints and counts a failure otherwise. */

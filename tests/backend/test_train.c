@@ -1,56 +1,12 @@
 /* test_train.c: the entry points that train. A 2-layer MLP with relu and softmax
- * cross-entropy, its backward pass written by hand the way autodiff emits it, checked
+ * cross-entropy (harness.c's build_mlp, whose backward pass is written by hand the way
+ * autodiff emits it), checked
  * against the reference and against finite differences; SGD steps with and without
  * momentum, where the weight matrices are updated inside their gradient GEMMs; a model
  * without inputs; gradients that are parameters or constants; a frozen parameter. */
 #include "harness.h"
 
 #include <math.h>
-
-typedef struct Mlp {
-    Graph *g;
-    Value *loss, *out;
-} Mlp;
-
-static Value *backward(Value *v) {
-    v->backward = true;
-    return v;
-}
-
-/* z1 = x W1 + b1, h = relu(z1), z2 = h W2 + b2, loss = softmax_ce(z2, y), out = softmax(z2).
- * dW_first: the gradient of W2 comes before dh = dz2 W2^T reads W2 (the plan must move the
- * update after that read). */
-static Mlp build_mlp(int64_t n_in, int64_t n_hidden, int64_t n_out, bool dW_first) {
-    Graph *g = graph_new("mlp");
-    Value *x = add_input(g, "x", shape1(n_in)), *y = add_target(g, "y", shape1(n_out));
-    Value *W1 = add_param(g, "W1", shape2(n_in, n_hidden));
-    Value *b1 = add_param(g, "b1", shape1(n_hidden));
-    Value *W2 = add_param(g, "W2", shape2(n_hidden, n_out));
-    Value *b2 = add_param(g, "b2", shape1(n_out));
-    Value *a1 = ir_build2(g, OP_add, ir_matmul(g, x, W1, false, false, false), b1);
-    Value *h = ir_build1(g, OP_relu, a1);
-    Value *a2 = ir_build2(g, OP_add, ir_matmul(g, h, W2, false, false, false), b2);
-    Mlp m = {g, ir_build2(g, OP_softmax_ce, a2, y), ir_build1(g, OP_softmax, a2)};
-    g->loss = m.loss;
-    g->output = m.out;
-    g->n_forward = g->insts.n;
-    Value *seed = backward(ir_leaf(g, OP_inv_batch, NULL, shape_scalar(), false));
-    Value *da2 =
-        backward(ir_inst(g, OP_softmax_ce_grad, 3, (Value *[]){a2, y, seed}, a2->shape, true));
-    set_grad(g, "b2", backward(ir_build1(g, OP_batch_sum, da2)));
-    Value *dh;
-    if (dW_first) {
-        set_grad(g, "W2", backward(ir_matmul(g, h, da2, true, false, true)));
-        dh = backward(ir_matmul(g, da2, W2, false, true, false));
-    } else {
-        dh = backward(ir_matmul(g, da2, W2, false, true, false));
-        set_grad(g, "W2", backward(ir_matmul(g, h, da2, true, false, true)));
-    }
-    Value *da1 = backward(ir_build2(g, OP_mul, dh, ir_build1(g, OP_step, a1)));
-    set_grad(g, "b1", backward(ir_build1(g, OP_batch_sum, da1)));
-    set_grad(g, "W1", backward(ir_matmul(g, x, da1, true, false, true)));
-    return m;
-}
 
 static void fill_mlp(Model *m) {
     fill_leaves(m, -1, 1);
@@ -141,35 +97,36 @@ static void set_velocities(Model *m, double x) {
     }
 }
 
-static void mlp_tests(bool f64, bool dW_first) {
-    const char *label =
-        xprintf("mlp (%s, dW %s dX)", f64 ? "f64" : "f32", dW_first ? "before" : "after");
-    Mlp mlp = build_mlp(6, 5, 4, dW_first);
-    Plan *plan = plan_build(mlp.g);
+static void mlp_tests(bool f64, bool dW_first, int opt_level) {
+    const char *label = xprintf("mlp (%s, dW %s dX, O%d)", f64 ? "f64" : "f32",
+                                dW_first ? "before" : "after", opt_level);
+    static const int64_t sizes[] = {6, 5, 4};
+    Graph *g = build_mlp(sizes, 3, dW_first);
+    Plan *plan = plan_build(g);
     check(plan->params[0].fused_update && plan->params[2].fused_update,
           "%s: the weight matrices are not updated inside their GEMMs", label);
     check(!plan->params[1].fused_update && !plan->params[3].fused_update,
           "%s: a bias is marked for a GEMM update", label);
-    Model *m = model_compile(mlp.g, f64, 2, 8);
+    Model *m = model_compile(g, f64, opt_level, 8);
     if (!m) return;
     double tol = f64 ? 1e-10 : 2e-5;
     for (int64_t batch = 1; batch <= 8; batch += 6) {
         m->ctx.batch = batch;
         fill_mlp(m);
         m->desc->grad(&m->ctx);
-        check_value(xprintf("%s batch %lld loss", label, (long long)batch), m, mlp.loss,
+        check_value(xprintf("%s batch %lld loss", label, (long long)batch), m, g->loss,
                     &m->desc->loss, tol);
-        check_value(xprintf("%s batch %lld output", label, (long long)batch), m, mlp.out,
+        check_value(xprintf("%s batch %lld output", label, (long long)batch), m, g->output,
                     &m->desc->output, tol);
-        check_grads(xprintf("%s batch %lld", label, (long long)batch), m, mlp.g, tol);
+        check_grads(xprintf("%s batch %lld", label, (long long)batch), m, g, tol);
     }
     if (f64) finite_differences(m);
     set_velocities(m, NAN);
     for (int step = 0; step < 3; step++)
-        check_sgd_step(xprintf("%s sgd step %d", label, step), m, mlp.g, 0.1, 0, tol);
+        check_sgd_step(xprintf("%s sgd step %d", label, step), m, g, 0.1, 0, tol);
     set_velocities(m, 0);
     for (int step = 0; step < 3; step++)
-        check_sgd_step(xprintf("%s momentum step %d", label, step), m, mlp.g, 0.05, 0.9, tol);
+        check_sgd_step(xprintf("%s momentum step %d", label, step), m, g, 0.05, 0.9, tol);
     model_close(m);
 }
 
@@ -244,8 +201,8 @@ static void odd_gradients(void) {
 
 int main(void) {
     for (int f64 = 0; f64 < 2; f64++) {
-        mlp_tests(f64, true);
-        mlp_tests(f64, false);
+        mlp_tests(f64, true, f64 ? 3 : 2);
+        mlp_tests(f64, false, f64 ? 1 : 0);
         parabola(f64);
     }
     odd_gradients();
