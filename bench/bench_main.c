@@ -621,6 +621,16 @@ static void gemms_backward(const Gemms *g) {
     }
 }
 
+static void free_gemms(Gemms *g) {
+    for (int l = 0; l <= g->n; l++) {
+        free(g->a[l]);
+        free(g->da[l]);
+        free(g->w[l]);
+        free(g->z[l]);
+        free(g->dz[l]);
+    }
+}
+
 static double time_gemms(const Gemms *g, int64_t k, bool forward_only) {
     double t0 = now();
     for (int64_t i = 0; i < k; i++) {
@@ -733,7 +743,7 @@ int main(int argc, char **argv) {
         t_copy[r] = time_steps_copy(&md, &data, &ep, k, o.lr);
         t_gemm[r] = time_gemms(&g, k, false);
     }
-    double cpu_share = (cpu_now() - cpu0) / (now() - wall0);
+    double timed = now() - wall0, cpu_share = (cpu_now() - cpu0) / timed;
     long preempted = preemptions() - preempt0;
     double train_loss_end = batch_loss(&md, o.batch);
     double loss1, acc1;
@@ -759,7 +769,8 @@ int main(int argc, char **argv) {
     if (o.threads == 1)
         printf("  timing: %.0f%% of a core while timed, %ld preemptions%s\n", 100 * cpu_share,
                preempted,
-               cpu_share < 0.95 ? "  (the machine is busy: figures are low or noisy)" : "");
+               cpu_share < 0.95 && timed > 0.1 ? "  (the machine is busy: figures are low or noisy)"
+                                               : "");
 
     if (o.detail) {
         double tf[MAX_REPEATS], tg[MAX_REPEATS], tc[MAX_REPEATS], tgf[MAX_REPEATS];
@@ -785,8 +796,17 @@ int main(int argc, char **argv) {
     bool ok = isfinite(loss1) && isfinite(train_loss_end) && loss1 < loss0 &&
               isfinite(fixed_loss1) && fixed_loss1 < fixed_loss0;
     printf("  learning: held-out loss %.4f -> %.4f, accuracy %.1f%% -> %.1f%%; "
-           "train loss %.4f -> %.4f; one batch stepped %lld times %.4f -> %.4f  %s\n",
+           "last batch loss %.4f -> %.4f; one batch stepped %lld times %.4f -> %.4f  %s\n",
            loss0, loss1, 100 * acc0, 100 * acc1, train_loss_warm, train_loss_end, (long long)k,
            fixed_loss0, fixed_loss1, ok ? "[ok]" : "[FAILED: the step does not train]");
+    fflush(stdout);
+
+    free_gemms(&g);
+    free(saved);
+    free(ep.perm);
+    free(data.x);
+    free(data.label);
+    free(md.ctx.fixed);
+    free(md.ctx.varying);
     return ok ? 0 : 1;
 }
