@@ -227,7 +227,7 @@ static LLVMValueRef vectorize_hint(Codegen *cg) {
     return LLVMMetadataAsValue(cg->ctx, id);
 }
 
-/* reduction: the body folds a floating-point sum that may be reassociated. */
+/* Closes the loop; reduction: its body folds a floating-point sum that may be reassociated. */
 static void loop_end(Codegen *cg, Loop *l, bool reduction) {
     if (l->trivial) return;
     LLVMValueRef next = LLVMBuildNSWAdd(cg->b, l->index, int64_const(cg, 1), "");
@@ -266,17 +266,18 @@ static bool has_memory(const Value *a) {
 
 /* ---- addresses in the entry points ---- */
 
+static LLVMValueRef fixed_address(Codegen *cg, int64_t offset) {
+    return element_ptr(cg, cg->fixed, int64_const(cg, offset));
+}
+
+/* Where v starts: its rows of the whole batch are consecutive in the varying arena. */
 static LLVMValueRef address_of(Codegen *cg, const Value *v) {
     Storage home = plan_value(cg->plan, v)->home;
-    if (home.arena == ARENA_FIXED) return element_ptr(cg, cg->fixed, int64_const(cg, home.offset));
+    if (home.arena == ARENA_FIXED) return fixed_address(cg, home.offset);
     if (home.arena == ARENA_VARYING)
         return element_ptr(cg, cg->varying, mul64(cg, int64_const(cg, home.offset), cg->batch_cap));
     internal_error(xprintf("%s has no memory", ir_value_ref(v)));
     return NULL;
-}
-
-static LLVMValueRef fixed_address(Codegen *cg, int64_t offset) {
-    return element_ptr(cg, cg->fixed, int64_const(cg, offset));
 }
 
 /* The value of a constant or 1/B in an entry point. */

@@ -174,11 +174,22 @@ static StepKind step_kind_of(const Value *v) {
     }
 }
 
-/* Joins v to the previous step when both are elementwise over the same iteration space. */
+/* A shape without its leading 1s: [1, 6] and [6] index their elements alike. */
+static Shape without_leading_ones(Shape s) {
+    int skip = 0;
+    while (skip < s.rank && s.dim[skip] == 1) skip++;
+    return shape_make(s.rank - skip, s.dim + skip);
+}
+
+/* Joins v to the previous step when both are elementwise over the same iteration space:
+ * the same batch axis and the same shape. The same element count is not enough: the loop
+ * repeats each operand with its own period, and [4,6] + [6] and [6,4] + [4] need periods
+ * of 6 and 4 that no one inner loop serves. */
 static bool joins_loop(const Step *prev, const Value *v) {
     if (!prev || prev->kind != STEP_EW_LOOP || op_info[v->op].cls != OPC_EW) return false;
     const Value *first = prev->insts[0];
-    return first->varying == v->varying && shape_numel(first->shape) == shape_numel(v->shape);
+    return first->varying == v->varying &&
+           shape_eq(without_leading_ones(first->shape), without_leading_ones(v->shape));
 }
 
 static int fused_param_of(const Plan *p, const Value *v) {

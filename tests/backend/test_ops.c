@@ -137,6 +137,18 @@ static void fused_chain(void) {
     check_forward(label("fused chain", OP_tanh), g, r, &fc);
 }
 
+/* Two chains with as many elements but other shapes, [4,6] + [6] and [6,4] + [4], one after
+ * the other: each repeats its bias with its own period. */
+static void same_count_other_shape(void) {
+    Graph *g = graph_new("shapes");
+    Value *x = add_input(g, "x", shape2(4, 6)), *b = add_param(g, "b", shape1(6));
+    Value *u = add_input(g, "u", shape2(6, 4)), *c = add_param(g, "c", shape1(4));
+    Value *r1 = ir_build2(g, OP_mul, x, b), *r2 = ir_build2(g, OP_mul, u, c);
+    Value *r = ir_build2(g, OP_add, ir_build1(g, OP_sum, r1), ir_build1(g, OP_sum, r2));
+    ForwardCase fc = range(-2, 2);
+    check_forward(label("[4,6] and [6,4] side by side", OP_mul), g, r, &fc);
+}
+
 static void reductions(void) {
     struct {
         const char *what;
@@ -241,6 +253,7 @@ int main(void) {
         constant_powers();
         fixed_only();
         fused_chain();
+        same_count_other_shape();
         reductions();
         row_ops();
         stable_rows();

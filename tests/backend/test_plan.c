@@ -146,6 +146,8 @@ static Graph *random_graph(int seed) {
     vec_push(&pool, add_input(g, "x", shape2(3, 4)));
     vec_push(&pool, add_input(g, "u", shape1(4)));
     vec_push(&pool, add_param(g, "p", shape1(4)));
+    vec_push(&pool, add_input(g, "v", shape2(2, 6))); /* as many elements as x, other periods */
+    vec_push(&pool, add_param(g, "q", shape1(6)));
     vec_push(&pool, add_param(g, "s", shape_scalar()));
     Value *w44 = add_param(g, "w", shape2(4, 4));
     for (int i = 0; i < 14; i++) {
@@ -153,8 +155,8 @@ static Graph *random_graph(int seed) {
         vec_push(&pool, v);
     }
     /* Everything feeds the loss, so nothing is dead. */
-    Value *loss = ir_build1(g, OP_sum, pool.v[4]);
-    for (int i = 5; i < pool.n; i++)
+    Value *loss = ir_build1(g, OP_sum, pool.v[6]);
+    for (int i = 7; i < pool.n; i++)
         loss = ir_build2(g, OP_add, loss, ir_build1(g, OP_sum, pool.v[i]));
     g->loss = loss;
     g->output = pool.v[pool.n - 1];
