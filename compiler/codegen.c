@@ -1133,11 +1133,11 @@ static const Value *output_of(const Graph *g) {
 
 static void mark_entry_needs(Codegen *cg, Entry e) {
     memset(cg->needed, 0, (size_t)cg->g->next_id * sizeof *cg->needed);
-    plan_mark_needed(cg->plan, output_of(cg->g), cg->needed);
-    if (e != ENTRY_PREDICT) plan_mark_needed(cg->plan, cg->g->loss, cg->needed);
+    plan_mark_needed(output_of(cg->g), cg->needed);
+    if (e != ENTRY_PREDICT) plan_mark_needed(cg->g->loss, cg->needed);
     if (e == ENTRY_GRAD || e == ENTRY_SGD_STEP)
         for (int i = 0; i < cg->g->params.n; i++)
-            plan_mark_needed(cg->plan, cg->plan->params[i].grad, cg->needed);
+            plan_mark_needed(cg->plan->params[i].grad, cg->needed);
 }
 
 static bool step_needed(const Codegen *cg, const Step *st) {

@@ -46,8 +46,7 @@ static bool check_graph(const Graph *g) {
 
 /* ---- what the roots need ---- */
 
-void plan_mark_needed(const Plan *p, const Value *root, bool *needed) {
-    (void)p;
+void plan_mark_needed(const Value *root, bool *needed) {
     if (!root || needed[root->id]) return;
     /* An explicit stack: unrolled recurrent nets make chains too deep for recursion. */
     VEC(const Value *) stack = {0};
@@ -66,9 +65,9 @@ void plan_mark_needed(const Plan *p, const Value *root, bool *needed) {
 static bool *needed_by_any_root(const Plan *p) {
     const Graph *g = p->g;
     bool *needed = xalloc((size_t)g->next_id * sizeof *needed);
-    plan_mark_needed(p, g->loss, needed);
-    plan_mark_needed(p, g->output, needed);
-    for (int i = 0; i < g->params.n; i++) plan_mark_needed(p, grad_of_param(g, i), needed);
+    plan_mark_needed(g->loss, needed);
+    plan_mark_needed(g->output, needed);
+    for (int i = 0; i < g->params.n; i++) plan_mark_needed(grad_of_param(g, i), needed);
     return needed;
 }
 

@@ -73,7 +73,7 @@ static inline const ValuePlan *plan_value(const Plan *p, const Value *v) {
 }
 
 /* Marks in needed[] (indexed by Value.id) every value that root depends on, root included. */
-void plan_mark_needed(const Plan *p, const Value *root, bool *needed);
+void plan_mark_needed(const Value *root, bool *needed);
 
 /* The steps, their members and every home, one line each: for debugging and the curious. */
 void plan_print(const Plan *p, FILE *out);
