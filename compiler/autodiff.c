@@ -120,7 +120,13 @@ static void grad_pow(AD *ad, Value *v, Value *g) {
     Value *a = v->args[0], *b = v->args[1];
     if (wants(ad, v, 0)) {
         ad->operand = 0;
-        Value *b_minus_1 = b->op == OP_const ? C(ad, b->num - 1) : E2(ad, OP_sub, b, C(ad, 1));
+        Value *b_minus_1;
+        if (b->op == OP_const) {
+            b_minus_1 = C(ad, b->num - 1);
+        } else {
+            Value *one = C(ad, 1);
+            b_minus_1 = E2(ad, OP_sub, b, one);
+        }
         Value *local = E2(ad, OP_mul, b, E2(ad, OP_pow, a, b_minus_1));
         contribute(ad, v, 0, E2(ad, OP_mul, g, local));
     }
@@ -150,7 +156,9 @@ static void grad_log(AD *ad, Value *v, Value *g) {
     if (start_unary(ad, v)) contribute(ad, v, 0, E2(ad, OP_div, g, v->args[0]));
 }
 static void grad_sqrt(AD *ad, Value *v, Value *g) {
-    if (start_unary(ad, v)) contribute(ad, v, 0, E2(ad, OP_div, g, E2(ad, OP_mul, C(ad, 2), v)));
+    if (!start_unary(ad, v)) return;
+    Value *two = C(ad, 2);
+    contribute(ad, v, 0, E2(ad, OP_div, g, E2(ad, OP_mul, two, v)));
 }
 static void grad_abs(AD *ad, Value *v, Value *g) {
     if (start_unary(ad, v)) unary(ad, v, g, E1(ad, OP_sign, v->args[0]));
@@ -161,11 +169,19 @@ static void grad_sin(AD *ad, Value *v, Value *g) {
 static void grad_cos(AD *ad, Value *v, Value *g) {
     if (start_unary(ad, v)) unary(ad, v, g, E1(ad, OP_neg, E1(ad, OP_sin, v->args[0])));
 }
+/* Rules build operands one statement at a time: C leaves the order of evaluation of a call's
+ * arguments open, and instruction numbers (printed by --emit=grad) must not depend on it. */
 static void grad_tanh(AD *ad, Value *v, Value *g) {
-    if (start_unary(ad, v)) unary(ad, v, g, E2(ad, OP_sub, C(ad, 1), E2(ad, OP_mul, v, v)));
+    if (!start_unary(ad, v)) return;
+    Value *one = C(ad, 1);
+    Value *square = E2(ad, OP_mul, v, v);
+    unary(ad, v, g, E2(ad, OP_sub, one, square));
 }
 static void grad_sigmoid(AD *ad, Value *v, Value *g) {
-    if (start_unary(ad, v)) unary(ad, v, g, E2(ad, OP_mul, v, E2(ad, OP_sub, C(ad, 1), v)));
+    if (!start_unary(ad, v)) return;
+    Value *one = C(ad, 1);
+    Value *one_minus = E2(ad, OP_sub, one, v);
+    unary(ad, v, g, E2(ad, OP_mul, v, one_minus));
 }
 static void grad_relu(AD *ad, Value *v, Value *g) {
     if (start_unary(ad, v)) unary(ad, v, g, E1(ad, OP_step, v->args[0]));
@@ -173,9 +189,11 @@ static void grad_relu(AD *ad, Value *v, Value *g) {
 static void grad_leaky_relu(AD *ad, Value *v, Value *g) {
     if (!start_unary(ad, v)) return;
     /* step(u)*(1 - alpha) + alpha: 1 where u > 0, alpha elsewhere */
-    Value *slope = E2(ad, OP_add, E2(ad, OP_mul, E1(ad, OP_step, v->args[0]), C(ad, 1 - v->num)),
-                      C(ad, v->num));
-    unary(ad, v, g, slope);
+    Value *step = E1(ad, OP_step, v->args[0]);
+    Value *one_minus_alpha = C(ad, 1 - v->num);
+    Value *scaled = E2(ad, OP_mul, step, one_minus_alpha);
+    Value *alpha = C(ad, v->num);
+    unary(ad, v, g, E2(ad, OP_add, scaled, alpha));
 }
 /* sign and step are flat: no gradient flows through them. Remember where it stopped. */
 static void grad_sign(AD *ad, Value *v, Value *g) {

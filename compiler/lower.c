@@ -202,7 +202,9 @@ static bool all_numbers(LVal *args, int n) {
 }
 
 static LVal eval_binop(Lower *L, Scope *s, Node *e) {
-    LVal ab[2] = {eval(L, s, e->lhs), eval(L, s, e->rhs)};
+    LVal ab[2]; /* one at a time: the order of an initializer list's evaluations is open */
+    ab[0] = eval(L, s, e->lhs);
+    ab[1] = eval(L, s, e->rhs);
     if (ab[0].kind == LV_ERROR || ab[1].kind == LV_ERROR) return lv_error;
     Op op;
     switch (e->op) {
