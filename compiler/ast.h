@@ -12,15 +12,15 @@ typedef VEC(Node *) NodeList;
 
 typedef enum NodeKind {
     /* ---- expressions ---- */
-    ND_NUM,    /* num: a number literal (text in str, as written) */
-    ND_STR,    /* str: a string literal, quotes removed, escapes \" \\ \n \t decoded */
-    ND_NAME,   /* str: an identifier */
-    ND_BINOP,  /* op: one of + - * / ^ @ ; lhs, rhs */
-    ND_NEG,    /* lhs: unary minus operand */
-    ND_CALL,   /* str: callee name; args: expressions, any of which may be ND_KWARG */
-    ND_KWARG,  /* str: keyword; lhs: value (only inside a call's args) */
-    ND_RANGE,  /* lhs .. rhs (inclusive), e.g. columns 0..1 */
-    ND_INDEX,  /* lhs[args]: not made by the parser (declarations keep their dims in dims) */
+    ND_NUM,   /* num: a number literal (text in str, as written) */
+    ND_STR,   /* str: a string literal, quotes removed, escapes \" \\ \n \t decoded */
+    ND_NAME,  /* str: an identifier */
+    ND_BINOP, /* op: one of + - * / ^ @ ; lhs, rhs */
+    ND_NEG,   /* lhs: unary minus operand */
+    ND_CALL,  /* str: callee name; args: expressions, any of which may be ND_KWARG */
+    ND_KWARG, /* str: keyword; lhs: value (only inside a call's args) */
+    ND_RANGE, /* lhs .. rhs (inclusive), e.g. columns 0..1 */
+    ND_INDEX, /* lhs[args]: not made by the parser (declarations keep their dims in dims) */
 
     /* ---- statements (inside fn / model / train bodies) ---- */
     ND_INPUT,   /* input str[dims] */
@@ -31,18 +31,18 @@ typedef enum NodeKind {
     ND_SETTING, /* str = init inside a train block */
 
     /* ---- top level ---- */
-    ND_IMPORT,  /* import str */
-    ND_FN,      /* fn str(params) { body } ; params are ND_FN_PARAM */
-    ND_FN_PARAM,/* str, with dims (has_dims set when written x[...], even x[]) */
-    ND_MODEL,   /* model str { body } */
-    ND_TRAIN,   /* train str { body of ND_SETTING } */
-    ND_PROGRAM, /* body: top-level items in source order */
+    ND_IMPORT,   /* import str */
+    ND_FN,       /* fn str(params) { body } ; params are ND_FN_PARAM */
+    ND_FN_PARAM, /* str, with dims (has_dims set when written x[...], even x[]) */
+    ND_MODEL,    /* model str { body } */
+    ND_TRAIN,    /* train str { body of ND_SETTING } */
+    ND_PROGRAM,  /* body: top-level items in source order */
 } NodeKind;
 
 struct Node {
     NodeKind kind;
-    SrcLoc loc; /* where the node starts; for ND_BINOP, the operator */
-    SrcLoc end; /* one past the last character of the node (for underlining) */
+    SrcLoc loc;      /* where the node starts; for ND_BINOP, the operator */
+    SrcLoc end;      /* one past the last character of the node (for underlining) */
     SrcLoc start;    /* where the node's source text starts: loc, except for ND_BINOP (its left
                       * operand's start) and ND_BIND written "output p = ..." (the keyword);
                       * includes enclosing parentheses: start..end of "(a + b)" spans them */

@@ -23,8 +23,8 @@ typedef struct AD {
     Contribs *contribs; /* by forward value id: gradient contributions */
     bool *needs;        /* by forward value id: depends on a param */
     int n_ids;
-    Value *from; /* the forward instruction whose rule is running */
-    int operand; /* which operand the rule is differentiating for */
+    Value *from;             /* the forward instruction whose rule is running */
+    int operand;             /* which operand the rule is differentiating for */
     VEC(Value *) zero_rules; /* sign/step instructions a gradient stopped at */
 } AD;
 
@@ -51,11 +51,15 @@ static Value *annotate(AD *ad, Value *v) {
 
 /* ---- emitting backward instructions ---- */
 
-static Value *E1(AD *ad, Op op, Value *a) { return annotate(ad, ir_build1(ad->g, op, a)); }
+static Value *E1(AD *ad, Op op, Value *a) {
+    return annotate(ad, ir_build1(ad->g, op, a));
+}
 static Value *E2(AD *ad, Op op, Value *a, Value *b) {
     return annotate(ad, ir_build2(ad->g, op, a, b));
 }
-static Value *C(AD *ad, double x) { return ir_const(ad->g, x); }
+static Value *C(AD *ad, double x) {
+    return ir_const(ad->g, x);
+}
 static Value *MM(AD *ad, Value *a, Value *b, bool ta, bool tb, bool sum_batch) {
     return annotate(ad, ir_matmul(ad->g, a, b, ta, tb, sum_batch));
 }
@@ -85,11 +89,13 @@ static void contribute(AD *ad, Value *v, int i, Value *grad) {
 
 typedef void GradRule(AD *ad, Value *v, Value *g);
 
-static void grad_leaf(AD *ad, Value *v, Value *g) { (void)ad, (void)v, (void)g; }
-#define grad_input grad_leaf
-#define grad_target grad_leaf
-#define grad_param grad_leaf
-#define grad_const grad_leaf
+static void grad_leaf(AD *ad, Value *v, Value *g) {
+    (void)ad, (void)v, (void)g;
+}
+#define grad_input     grad_leaf
+#define grad_target    grad_leaf
+#define grad_param     grad_leaf
+#define grad_const     grad_leaf
 #define grad_inv_batch grad_leaf
 
 static void grad_add(AD *ad, Value *v, Value *g) {
@@ -206,7 +212,8 @@ static void grad_broadcast(AD *ad, Value *v, Value *g) {
 }
 
 static void grad_sum(AD *ad, Value *v, Value *g) {
-    if (start_unary(ad, v)) contribute(ad, v, 0, annotate(ad, ir_broadcast(ad->g, g, v->args[0]->shape)));
+    if (start_unary(ad, v))
+        contribute(ad, v, 0, annotate(ad, ir_broadcast(ad->g, g, v->args[0]->shape)));
 }
 static void grad_mean(AD *ad, Value *v, Value *g) {
     if (!start_unary(ad, v)) return;
@@ -214,20 +221,22 @@ static void grad_mean(AD *ad, Value *v, Value *g) {
     contribute(ad, v, 0, annotate(ad, ir_broadcast(ad->g, scaled, v->args[0]->shape)));
 }
 static void grad_sum_to(AD *ad, Value *v, Value *g) {
-    if (start_unary(ad, v)) contribute(ad, v, 0, annotate(ad, ir_broadcast(ad->g, g, v->args[0]->shape)));
+    if (start_unary(ad, v))
+        contribute(ad, v, 0, annotate(ad, ir_broadcast(ad->g, g, v->args[0]->shape)));
 }
 
 /* These appear only in backward passes, which are not differentiated again. */
 static void grad_backward_only(AD *ad, Value *v, Value *g) {
     (void)ad, (void)g;
-    fprintf(stderr, "nnc: internal error: %s is not differentiable (it belongs to backward passes)\n",
+    fprintf(stderr,
+            "nnc: internal error: %s is not differentiable (it belongs to backward passes)\n",
             op_info[v->op].name);
     abort();
 }
-#define grad_batch_sum grad_backward_only
-#define grad_softmax_grad grad_backward_only
+#define grad_batch_sum        grad_backward_only
+#define grad_softmax_grad     grad_backward_only
 #define grad_log_softmax_grad grad_backward_only
-#define grad_softmax_ce_grad grad_backward_only
+#define grad_softmax_ce_grad  grad_backward_only
 
 static void grad_softmax(AD *ad, Value *v, Value *g) {
     if (start_unary(ad, v)) contribute(ad, v, 0, E2(ad, OP_softmax_grad, v, g));
@@ -298,7 +307,8 @@ static Value *total_gradient(AD *ad, Value *v) {
     sum->fanout = c->n > 1 ? c->n : 0;
     if (!sum->grad_of && op_info[sum->op].cls != OPC_SRC) {
         sum->grad_of = v;
-        if (!sum->name || sum->fanout) sum->name = xprintf("%s.grad", v->name ? v->name : xprintf("t%d", v->id));
+        if (!sum->name || sum->fanout)
+            sum->name = xprintf("%s.grad", v->name ? v->name : xprintf("t%d", v->id));
     }
     return sum;
 }
@@ -329,11 +339,13 @@ static void warn_missing_gradients(AD *ad) {
         Value *p = g->params.v[i];
         if (g->param_grads[i]) continue;
         if (!p->aux) {
-            diag_warning(p->loc, "parameter %s does not affect the loss; it will not change", p->name);
+            diag_warning(p->loc, "parameter %s does not affect the loss; it will not change",
+                         p->name);
             continue;
         }
-        diag_warning(p->loc, "parameter %s gets no gradient: every path from it to the loss goes "
-                             "through a function whose derivative is zero",
+        diag_warning(p->loc,
+                     "parameter %s gets no gradient: every path from it to the loss goes "
+                     "through a function whose derivative is zero",
                      p->name);
         for (int k = 0; k < ad->zero_rules.n; k++) {
             Value *z = ad->zero_rules.v[k];
@@ -353,8 +365,8 @@ void autodiff(Graph *g) {
 
     /* The seed is per sample (each sample's loss has its own gradient, 1/B), so it varies:
      * a param reached from it directly then gets the sum over the batch, B * 1/B. */
-    Value *seed = g->loss->varying ? ir_leaf(g, OP_inv_batch, NULL, shape_scalar(), true)
-                                   : ir_const(g, 1);
+    Value *seed =
+        g->loss->varying ? ir_leaf(g, OP_inv_batch, NULL, shape_scalar(), true) : ir_const(g, 1);
     if (ad.needs[g->loss->id]) vec_push(&ad.contribs[g->loss->id], seed);
 
     for (int i = g->n_forward - 1; i >= 0; i--) {

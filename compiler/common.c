@@ -50,7 +50,9 @@ char *xstrndup(const char *s, size_t n) {
     return p;
 }
 
-char *xstrdup(const char *s) { return xstrndup(s, strlen(s)); }
+char *xstrdup(const char *s) {
+    return xstrndup(s, strlen(s));
+}
 
 char *xprintf(const char *fmt, ...) {
     va_list ap;
@@ -117,7 +119,9 @@ SrcFile *srcfile_read(const char *path) {
 
 static int error_count;
 
-int diag_error_count(void) { return error_count; }
+int diag_error_count(void) {
+    return error_count;
+}
 
 /* Prints the source line of loc and a caret under its column. Tabs in the line are kept
  * in the caret line so the caret lands under the right character. */
@@ -130,7 +134,8 @@ static void print_source_line(SrcLoc loc) {
     const char *eol = memchr(p, '\n', (size_t)(end - p));
     if (!eol) eol = end;
     fprintf(stderr, "  %.*s\n  ", (int)(eol - p), p);
-    for (int i = 1; i < loc.col && p + i - 1 < eol; i++) fputc(p[i - 1] == '\t' ? '\t' : ' ', stderr);
+    for (int i = 1; i < loc.col && p + i - 1 < eol; i++)
+        fputc(p[i - 1] == '\t' ? '\t' : ' ', stderr);
     fputs("^\n", stderr);
 }
 

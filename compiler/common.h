@@ -63,8 +63,8 @@ void xalloc_free_all(void);
     do {                                                                                           \
         if ((vec)->n == (vec)->cap) {                                                              \
             int new_cap_ = (vec)->cap ? 2 * (vec)->cap : 8;                                        \
-            (vec)->v = xrealloc_array((vec)->v, (size_t)(vec)->cap, (size_t)new_cap_,              \
-                                      sizeof(*(vec)->v));                                          \
+            (vec)->v =                                                                             \
+                xrealloc_array((vec)->v, (size_t)(vec)->cap, (size_t)new_cap_, sizeof(*(vec)->v)); \
             (vec)->cap = new_cap_;                                                                 \
         }                                                                                          \
         (vec)->v[(vec)->n++] = (x);                                                                \

@@ -36,12 +36,15 @@ char *shape_str(Shape s) {
     char buf[128];
     int n = snprintf(buf, sizeof buf, "[");
     for (int i = 0; i < s.rank; i++)
-        n += snprintf(buf + n, sizeof buf - (size_t)n, "%s%lld", i ? ", " : "", (long long)s.dim[i]);
+        n +=
+            snprintf(buf + n, sizeof buf - (size_t)n, "%s%lld", i ? ", " : "", (long long)s.dim[i]);
     snprintf(buf + n, sizeof buf - (size_t)n, "]");
     return xstrdup(buf);
 }
 
-Shape shape_scalar(void) { return (Shape){0, {0}}; }
+Shape shape_scalar(void) {
+    return (Shape){0, {0}};
+}
 
 Shape shape_make(int rank, const int64_t *dims) {
     Shape s = {rank, {0}};
@@ -232,7 +235,9 @@ Value *ir_build(Graph *g, Op op, int nargs, Value **args) {
     return build(g, op, nargs, args, NULL, shape_scalar());
 }
 
-Value *ir_build1(Graph *g, Op op, Value *a) { return ir_build(g, op, 1, &a); }
+Value *ir_build1(Graph *g, Op op, Value *a) {
+    return ir_build(g, op, 1, &a);
+}
 
 Value *ir_build2(Graph *g, Op op, Value *a, Value *b) {
     Value *args[2] = {a, b};
@@ -245,7 +250,9 @@ Value *ir_matmul(Graph *g, Value *a, Value *b, bool ta, bool tb, bool sum_batch)
     return build(g, OP_matmul, 2, args, &proto, shape_scalar());
 }
 
-Value *ir_sum_to(Graph *g, Value *a, Shape shape) { return build(g, OP_sum_to, 1, &a, NULL, shape); }
+Value *ir_sum_to(Graph *g, Value *a, Shape shape) {
+    return build(g, OP_sum_to, 1, &a, NULL, shape);
+}
 
 Value *ir_broadcast(Graph *g, Value *a, Shape shape) {
     return build(g, OP_broadcast, 1, &a, NULL, shape);

@@ -83,12 +83,12 @@ typedef struct TrainSpec {
     const char *data_path;  /* resolved against the .nn file's folder */
     const char *data_path2; /* idx: the labels file */
     VEC(ColumnMap) columns;
-    bool header;            /* csv: first row is a header (also auto-detected at run time) */
-    const char *optimizer;  /* "sgd" */
+    bool header;           /* csv: first row is a header (also auto-detected at run time) */
+    const char *optimizer; /* "sgd" */
     double lr, momentum;
     int64_t batch, epochs, steps, seed;
     bool shuffle;
-    double validation; /* fraction of the data held out, 0 for none */
+    double validation;   /* fraction of the data held out, 0 for none */
     bool classification; /* report accuracy */
 } TrainSpec;
 
@@ -112,14 +112,14 @@ typedef struct ParamInit {
 typedef struct Graph {
     const char *name;
     const char *source_path;
-    ValueList insts;   /* every value, leaves included, in a valid order */
-    int n_forward;     /* insts.v[0 .. n_forward) are the forward pass */
-    ValueList inputs;  /* OP_input, in declaration order */
-    ValueList targets; /* OP_target, in declaration order */
-    ValueList params;  /* OP_param, in creation order; names are unique */
+    ValueList insts;            /* every value, leaves included, in a valid order */
+    int n_forward;              /* insts.v[0 .. n_forward) are the forward pass */
+    ValueList inputs;           /* OP_input, in declaration order */
+    ValueList targets;          /* OP_target, in declaration order */
+    ValueList params;           /* OP_param, in creation order; names are unique */
     VEC(ParamInit) param_inits; /* parallel to params */
-    Value *loss;       /* per-sample scalar */
-    Value *output;     /* what predict prints (may equal loss for models without inputs) */
+    Value *loss;                /* per-sample scalar */
+    Value *output;              /* what predict prints (may equal loss for models without inputs) */
     Value **param_grads; /* after autodiff: parallel to params; NULL where no gradient flows */
     TrainSpec train;
     int next_id;

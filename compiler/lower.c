@@ -20,8 +20,12 @@ typedef struct LVal {
 } LVal;
 
 static const LVal lv_error = {LV_ERROR, 0, NULL};
-static LVal lv_num(double x) { return (LVal){LV_NUM, x, NULL}; }
-static LVal lv_tensor(Value *v) { return (LVal){LV_TENSOR, 0, v}; }
+static LVal lv_num(double x) {
+    return (LVal){LV_NUM, x, NULL};
+}
+static LVal lv_tensor(Value *v) {
+    return (LVal){LV_TENSOR, 0, v};
+}
 
 typedef struct Binding {
     const char *name;
@@ -36,9 +40,9 @@ typedef struct Scope {
 typedef struct Lower {
     Program *prog;
     Graph *g;
-    const char *prefix; /* the model-level binding being evaluated: names params "h.W" */
-    Node *site;         /* the model-level expression the current IR comes from */
-    NodeList calls;     /* fn calls being inlined, outermost first: notes for errors */
+    const char *prefix;      /* the model-level binding being evaluated: names params "h.W" */
+    Node *site;              /* the model-level expression the current IR comes from */
+    NodeList calls;          /* fn calls being inlined, outermost first: notes for errors */
     VEC(const char *) names; /* every IR name given out, to keep them unique */
 } Lower;
 
@@ -51,14 +55,22 @@ typedef struct Builtin {
 } Builtin;
 
 static const Builtin builtins[] = {
-    {"exp", OP_exp, 1},         {"log", OP_log, 1},
-    {"sqrt", OP_sqrt, 1},       {"abs", OP_abs, 1},
-    {"sin", OP_sin, 1},         {"cos", OP_cos, 1},
-    {"tanh", OP_tanh, 1},       {"sigmoid", OP_sigmoid, 1},
-    {"relu", OP_relu, 1},       {"leaky_relu", OP_leaky_relu, 1},
-    {"sign", OP_sign, 1},       {"step", OP_step, 1},
-    {"softmax", OP_softmax, 1}, {"log_softmax", OP_log_softmax, 1},
-    {"sum", OP_sum, 1},         {"mean", OP_mean, 1},
+    {"exp", OP_exp, 1},
+    {"log", OP_log, 1},
+    {"sqrt", OP_sqrt, 1},
+    {"abs", OP_abs, 1},
+    {"sin", OP_sin, 1},
+    {"cos", OP_cos, 1},
+    {"tanh", OP_tanh, 1},
+    {"sigmoid", OP_sigmoid, 1},
+    {"relu", OP_relu, 1},
+    {"leaky_relu", OP_leaky_relu, 1},
+    {"sign", OP_sign, 1},
+    {"step", OP_step, 1},
+    {"softmax", OP_softmax, 1},
+    {"log_softmax", OP_log_softmax, 1},
+    {"sum", OP_sum, 1},
+    {"mean", OP_mean, 1},
     {"softmax_cross_entropy", OP_softmax_ce, 2},
 };
 
@@ -68,7 +80,9 @@ static const Builtin *find_builtin(const char *name) {
     return NULL;
 }
 
-bool lower_is_builtin(const char *name) { return find_builtin(name) != NULL; }
+bool lower_is_builtin(const char *name) {
+    return find_builtin(name) != NULL;
+}
 
 /* Folds an elementwise op applied to numbers, so `exp(1)` or `2*3` stays a number. */
 static bool fold(Op op, double a, double b, double alpha, double *out) {
@@ -111,7 +125,8 @@ static void lower_error(Lower *L, SrcLoc loc, const char *fmt, ...) {
     int shown = 0;
     for (int i = L->calls.n - 1; i >= 0 && shown < 3; i--, shown++)
         diag_note(L->calls.v[i]->loc, "in the call %s", ast_source_text(L->calls.v[i]));
-    if (L->calls.n > shown) diag_note(L->calls.v[0]->loc, "... %d calls deep, from here", L->calls.n);
+    if (L->calls.n > shown)
+        diag_note(L->calls.v[0]->loc, "... %d calls deep, from here", L->calls.n);
 }
 
 /* ---- names ---- */
@@ -253,8 +268,8 @@ static LVal call_builtin(Lower *L, Scope *s, Node *call, const Builtin *b) {
     Value proto = {.num = 0.01}; /* leaky_relu's default slope */
     for (int i = 0; i < call->args.n; i++) {
         Node *a = call->args.v[i];
-        bool alpha = b->op == OP_leaky_relu &&
-                     (a->kind == ND_KWARG ? !strcmp(a->str, "alpha") : n == 1);
+        bool alpha =
+            b->op == OP_leaky_relu && (a->kind == ND_KWARG ? !strcmp(a->str, "alpha") : n == 1);
         if (alpha) {
             LVal x = eval(L, s, a->kind == ND_KWARG ? a->lhs : a);
             if (x.kind != LV_NUM) {
@@ -327,8 +342,8 @@ static void lower_stmt(Lower *L, Scope *s, Node *st, bool model_level);
 
 static LVal call_fn(Lower *L, Scope *s, Node *call, Node *fn) {
     if (L->calls.n >= MAX_CALL_DEPTH) {
-        lower_error(L, call->loc, "calls nest more than %d deep (is %s recursive?)",
-                    MAX_CALL_DEPTH, fn->str);
+        lower_error(L, call->loc, "calls nest more than %d deep (is %s recursive?)", MAX_CALL_DEPTH,
+                    fn->str);
         return lv_error;
     }
     /* Match arguments to parameters: positional first, then by name. */
@@ -411,8 +426,10 @@ static LVal eval(Lower *L, Scope *s, Node *e) {
     case ND_NUM: r = lv_num(e->num); break;
     case ND_NAME: {
         Binding *b = lookup(s, e->str);
-        if (b) r = b->val;
-        else lower_error(L, e->loc, "unknown name %s", e->str);
+        if (b)
+            r = b->val;
+        else
+            lower_error(L, e->loc, "unknown name %s", e->str);
         break;
     }
     case ND_BINOP: r = eval_binop(L, s, e); break;
@@ -431,9 +448,12 @@ static LVal eval(Lower *L, Scope *s, Node *e) {
 static bool init_number(Node *e, int index, double *out) {
     if (e->kind != ND_CALL || index >= e->args.n) return false;
     Node *a = e->args.v[index];
-    if (a->kind == ND_NUM) *out = a->num;
-    else if (a->kind == ND_NEG && a->lhs->kind == ND_NUM) *out = -a->lhs->num;
-    else return false;
+    if (a->kind == ND_NUM)
+        *out = a->num;
+    else if (a->kind == ND_NEG && a->lhs->kind == ND_NUM)
+        *out = -a->lhs->num;
+    else
+        return false;
     return true;
 }
 
@@ -442,7 +462,8 @@ static bool read_init(Lower *L, Scope *s, Node *e, ParamInit *init) {
     static const struct {
         const char *name;
         InitKind kind;
-    } named[] = {{"glorot", INIT_GLOROT}, {"he", INIT_HE}, {"zeros", INIT_ZEROS}, {"ones", INIT_ONES}};
+    } named[] = {
+        {"glorot", INIT_GLOROT}, {"he", INIT_HE}, {"zeros", INIT_ZEROS}, {"ones", INIT_ONES}};
     *init = (ParamInit){INIT_GLOROT, 0, 0};
     if (!e) return true;
     for (size_t i = 0; e->kind == ND_NAME && i < sizeof named / sizeof *named; i++)
@@ -470,8 +491,9 @@ static bool read_init(Lower *L, Scope *s, Node *e, ParamInit *init) {
         }
         if (diag_error_count() != errors) return false;
     }
-    lower_error(L, e->loc, "a param starts as glorot, he, zeros, ones, a number, normal(std), "
-                           "normal(mean, std) or uniform(low, high)");
+    lower_error(L, e->loc,
+                "a param starts as glorot, he, zeros, ones, a number, normal(std), "
+                "normal(mean, std) or uniform(low, high)");
     return false;
 }
 
@@ -519,9 +541,12 @@ static void lower_bind(Lower *L, Scope *s, Node *st, bool model_level) {
                    model_level);
     if (!bind(L, s, st, st->str, val)) return;
     if (model_level && st->is_output) {
-        if (val.kind != LV_TENSOR) lower_error(L, st->loc, "the output must be a tensor");
-        else if (L->g->output) lower_error(L, st->loc, "a model has one output");
-        else L->g->output = val.v;
+        if (val.kind != LV_TENSOR)
+            lower_error(L, st->loc, "the output must be a tensor");
+        else if (L->g->output)
+            lower_error(L, st->loc, "a model has one output");
+        else
+            L->g->output = val.v;
     }
 }
 

@@ -10,7 +10,15 @@
 #include <string.h>
 #include <unistd.h>
 
-typedef enum Emit { EMIT_EXE, EMIT_OBJ, EMIT_AST, EMIT_IR, EMIT_GRAD, EMIT_GRAD_RAW, EMIT_LLVM } Emit;
+typedef enum Emit {
+    EMIT_EXE,
+    EMIT_OBJ,
+    EMIT_AST,
+    EMIT_IR,
+    EMIT_GRAD,
+    EMIT_GRAD_RAW,
+    EMIT_LLVM
+} Emit;
 
 typedef struct Options {
     const char *input;
@@ -57,8 +65,11 @@ static int parse_emit(const char *s, Emit *emit) {
     static const struct {
         const char *name;
         Emit emit;
-    } kinds[] = {{"ast", EMIT_AST},   {"ir", EMIT_IR},        {"grad", EMIT_GRAD},
-                 {"grad-raw", EMIT_GRAD_RAW}, {"llvm", EMIT_LLVM}};
+    } kinds[] = {{"ast", EMIT_AST},
+                 {"ir", EMIT_IR},
+                 {"grad", EMIT_GRAD},
+                 {"grad-raw", EMIT_GRAD_RAW},
+                 {"llvm", EMIT_LLVM}};
     for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++)
         if (!strcmp(s, kinds[i].name)) {
             *emit = kinds[i].emit;

@@ -9,8 +9,8 @@
 #include <string.h>
 
 static const char *const init_names[] = {
-    [INIT_ZEROS] = "zeros",   [INIT_ONES] = "ones",     [INIT_CONST] = "const",
-    [INIT_GLOROT] = "glorot", [INIT_HE] = "he",         [INIT_NORMAL] = "normal",
+    [INIT_ZEROS] = "zeros",     [INIT_ONES] = "ones", [INIT_CONST] = "const",
+    [INIT_GLOROT] = "glorot",   [INIT_HE] = "he",     [INIT_NORMAL] = "normal",
     [INIT_UNIFORM] = "uniform",
 };
 
@@ -43,18 +43,23 @@ static const char *rhs_str(const Value *v) {
     if (v->op == OP_broadcast || v->op == OP_sum_to)
         return xprintf("%s %s to %s", name, ir_value_ref(v->args[0]), shape_str(v->shape));
     const char *s = name;
-    for (int i = 0; i < v->nargs; i++) s = xprintf("%s%s %s", s, i ? "," : "", ir_value_ref(v->args[i]));
+    for (int i = 0; i < v->nargs; i++)
+        s = xprintf("%s%s %s", s, i ? "," : "", ir_value_ref(v->args[i]));
     if (v->op == OP_leaky_relu) s = xprintf("%s, alpha=%s", s, ir_number_str(v->num));
     return s;
 }
 
-static bool printable(const Value *v) { return op_info[v->op].cls != OPC_SRC; }
+static bool printable(const Value *v) {
+    return op_info[v->op].cls != OPC_SRC;
+}
 
 static void print_line(FILE *out, const Value *v, const char *comment) {
     char *lhs = xprintf("#%-3d %s : %s", v->id, ir_value_ref(v), shape_str(v->shape));
     char *line = xprintf("  %-28s = %s", lhs, rhs_str(v));
-    if (comment && *comment) fprintf(out, "%-72s ; %s\n", line, comment);
-    else fprintf(out, "%s\n", line);
+    if (comment && *comment)
+        fprintf(out, "%-72s ; %s\n", line, comment);
+    else
+        fprintf(out, "%s\n", line);
 }
 
 static const char *forward_comment(const Value *v) {
@@ -86,9 +91,11 @@ static const char *fanout_comment(const Value *v) {
 static void print_header(FILE *out, Graph *g) {
     fprintf(out, "model %s  (%s)\n", g->name, g->source_path ? base_name(g->source_path) : "");
     for (int i = 0; i < g->inputs.n; i++)
-        fprintf(out, "  input  %s : %s\n", ir_value_ref(g->inputs.v[i]), shape_str(g->inputs.v[i]->shape));
+        fprintf(out, "  input  %s : %s\n", ir_value_ref(g->inputs.v[i]),
+                shape_str(g->inputs.v[i]->shape));
     for (int i = 0; i < g->targets.n; i++)
-        fprintf(out, "  target %s : %s\n", ir_value_ref(g->targets.v[i]), shape_str(g->targets.v[i]->shape));
+        fprintf(out, "  target %s : %s\n", ir_value_ref(g->targets.v[i]),
+                shape_str(g->targets.v[i]->shape));
     for (int i = 0; i < g->params.n; i++)
         fprintf(out, "  param  %s : %s = %s\n", ir_value_ref(g->params.v[i]),
                 shape_str(g->params.v[i]->shape), init_str(g->param_inits.v[i]));
@@ -118,8 +125,10 @@ static void print_kept(FILE *out, Graph *g) {
     for (int i = 0; i < g->n_forward; i++) {
         Value *v = g->insts.v[i];
         if (!v->aux || v->op == OP_const || v->op == OP_param || v->op == OP_inv_batch) continue;
-        if (printable(v)) fprintf(out, "%s %s (#%d)", count ? "," : "", ir_value_ref(v), v->id);
-        else fprintf(out, "%s %s", count ? "," : "", ir_value_ref(v));
+        if (printable(v))
+            fprintf(out, "%s %s (#%d)", count ? "," : "", ir_value_ref(v), v->id);
+        else
+            fprintf(out, "%s %s", count ? "," : "", ir_value_ref(v));
         count++;
     }
     fputs(count ? "\n" : " nothing\n", out);
@@ -127,10 +136,12 @@ static void print_kept(FILE *out, Graph *g) {
 
 static void print_backward(FILE *out, Graph *g) {
     fprintf(out, "\nbackward of %s wrt", ir_value_ref(g->loss));
-    for (int i = 0; i < g->params.n; i++) fprintf(out, "%s %s", i ? "," : "", ir_value_ref(g->params.v[i]));
+    for (int i = 0; i < g->params.n; i++)
+        fprintf(out, "%s %s", i ? "," : "", ir_value_ref(g->params.v[i]));
     fputs(" {\n", out);
     if (g->loss->varying)
-        fputs("  ; seed: d cost/d loss = 1/B for each sample (cost = mean of the batch's losses)\n", out);
+        fputs("  ; seed: d cost/d loss = 1/B for each sample (cost = mean of the batch's losses)\n",
+              out);
     else
         fputs("  ; seed: d loss/d loss = 1\n", out);
     print_kept(out, g);
@@ -139,10 +150,14 @@ static void print_backward(FILE *out, Graph *g) {
         Value *v = g->insts.v[i];
         if (!printable(v)) continue;
         const char *comment;
-        if (v->fanout) comment = fanout_comment(v);
-        else if (!v->from) comment = v->rule ? v->rule : "";
-        else if (prev && prev->from == v->from && prev->rule == v->rule) comment = xprintf("#%d", v->from->id);
-        else comment = xprintf("#%d %s", v->from->id, v->rule ? v->rule : "");
+        if (v->fanout)
+            comment = fanout_comment(v);
+        else if (!v->from)
+            comment = v->rule ? v->rule : "";
+        else if (prev && prev->from == v->from && prev->rule == v->rule)
+            comment = xprintf("#%d", v->from->id);
+        else
+            comment = xprintf("#%d %s", v->from->id, v->rule ? v->rule : "");
         print_line(out, v, comment);
         prev = v;
     }

@@ -25,7 +25,8 @@ static bool ends_with(const char *s, const char *suffix) {
 
 /* "nn" -> <stdlib>/nn.nn ; "layers.nn" -> next to the importing file. */
 static const char *import_path(const char *name, const char *importer, const char *stdlib_dir) {
-    if (ends_with(name, ".nn")) return name[0] == '/' ? name : xprintf("%s/%s", dir_of(importer), name);
+    if (ends_with(name, ".nn"))
+        return name[0] == '/' ? name : xprintf("%s/%s", dir_of(importer), name);
     return xprintf("%s/%s.nn", stdlib_dir, name);
 }
 
@@ -234,8 +235,10 @@ static bool real_of(Node *e, const char *what, double lo, double hi, double *out
 
 static bool flag_of(Node *e, const char *what, bool *out) {
     const char *s = e->kind == ND_NAME ? e->str : "";
-    if (!strcmp(s, "true") || !strcmp(s, "on")) *out = true;
-    else if (!strcmp(s, "false") || !strcmp(s, "off")) *out = false;
+    if (!strcmp(s, "true") || !strcmp(s, "on"))
+        *out = true;
+    else if (!strcmp(s, "false") || !strcmp(s, "off"))
+        *out = false;
     else {
         diag_error(e->loc, "%s must be on or off", what);
         return false;
@@ -283,7 +286,8 @@ static void read_column_map(Graph *g, Node *kw) {
     bool class_column = io->op == OP_target && count == 1 && numel > 1;
     if (count != numel && !class_column) {
         diag_error(v->loc, "%s has %lld element%s but is given %lld column%s", kw->str,
-                   (long long)numel, numel == 1 ? "" : "s", (long long)count, count == 1 ? "" : "s");
+                   (long long)numel, numel == 1 ? "" : "s", (long long)count,
+                   count == 1 ? "" : "s");
         return;
     }
     vec_push(&g->train.columns, ((ColumnMap){io->name, (int)a, (int)b}));
@@ -312,13 +316,18 @@ static void read_data(Program *prog, Graph *g, Node *e) {
     int positional = 0;
     for (int i = 0; i < e->args.n; i++) {
         Node *a = e->args.v[i];
-        if (a->kind == ND_KWARG && !strcmp(a->str, "header")) flag_of(a->lhs, "header", &t->header);
-        else if (a->kind == ND_KWARG && !strcmp(t->data_kind, "csv")) read_column_map(g, a);
-        else if (a->kind == ND_KWARG) diag_error(a->loc, "idx data takes no column names");
-        else if (positional == 0) t->data_path = resolve_data_path(prog, a), positional++;
+        if (a->kind == ND_KWARG && !strcmp(a->str, "header"))
+            flag_of(a->lhs, "header", &t->header);
+        else if (a->kind == ND_KWARG && !strcmp(t->data_kind, "csv"))
+            read_column_map(g, a);
+        else if (a->kind == ND_KWARG)
+            diag_error(a->loc, "idx data takes no column names");
+        else if (positional == 0)
+            t->data_path = resolve_data_path(prog, a), positional++;
         else if (positional == 1 && !strcmp(t->data_kind, "idx"))
             t->data_path2 = resolve_data_path(prog, a), positional++;
-        else diag_error(a->loc, "unexpected argument to %s(...)", t->data_kind);
+        else
+            diag_error(a->loc, "unexpected argument to %s(...)", t->data_kind);
     }
     if (!positional) diag_error(e->loc, "%s(...) needs a file name", t->data_kind);
     if (!strcmp(t->data_kind, "idx") && positional < 2)
@@ -336,10 +345,14 @@ static void read_optimizer(Graph *g, Node *e) {
     t->optimizer = "sgd";
     for (int i = 0; e->kind == ND_CALL && i < e->args.n; i++) {
         Node *a = e->args.v[i];
-        if (a->kind != ND_KWARG) diag_error(a->loc, "write optimizer settings as name = value");
-        else if (!strcmp(a->str, "lr")) real_of(a->lhs, "lr", 0, 1e6, &t->lr);
-        else if (!strcmp(a->str, "momentum")) real_of(a->lhs, "momentum", 0, 0.999999, &t->momentum);
-        else diag_error(a->loc, "sgd has no setting %s (it has lr and momentum)", a->str);
+        if (a->kind != ND_KWARG)
+            diag_error(a->loc, "write optimizer settings as name = value");
+        else if (!strcmp(a->str, "lr"))
+            real_of(a->lhs, "lr", 0, 1e6, &t->lr);
+        else if (!strcmp(a->str, "momentum"))
+            real_of(a->lhs, "momentum", 0, 0.999999, &t->momentum);
+        else
+            diag_error(a->loc, "sgd has no setting %s (it has lr and momentum)", a->str);
     }
 }
 
@@ -359,18 +372,29 @@ static void read_setting(Program *prog, Graph *g, Node *s) {
     TrainSpec *t = &g->train;
     const char *k = s->str;
     Node *e = s->init;
-    if (!strcmp(k, "data")) read_data(prog, g, e);
-    else if (!strcmp(k, "optimizer")) read_optimizer(g, e);
-    else if (!strcmp(k, "batch")) positive_int_of(e, "batch", &t->batch);
-    else if (!strcmp(k, "epochs")) positive_int_of(e, "epochs", &t->epochs);
-    else if (!strcmp(k, "steps")) positive_int_of(e, "steps", &t->steps);
-    else if (!strcmp(k, "seed")) positive_int_of(e, "seed", &t->seed);
-    else if (!strcmp(k, "shuffle")) flag_of(e, "shuffle", &t->shuffle);
-    else if (!strcmp(k, "validation")) real_of(e, "validation", 0, 0.9, &t->validation);
+    if (!strcmp(k, "data"))
+        read_data(prog, g, e);
+    else if (!strcmp(k, "optimizer"))
+        read_optimizer(g, e);
+    else if (!strcmp(k, "batch"))
+        positive_int_of(e, "batch", &t->batch);
+    else if (!strcmp(k, "epochs"))
+        positive_int_of(e, "epochs", &t->epochs);
+    else if (!strcmp(k, "steps"))
+        positive_int_of(e, "steps", &t->steps);
+    else if (!strcmp(k, "seed"))
+        positive_int_of(e, "seed", &t->seed);
+    else if (!strcmp(k, "shuffle"))
+        flag_of(e, "shuffle", &t->shuffle);
+    else if (!strcmp(k, "validation"))
+        real_of(e, "validation", 0, 0.9, &t->validation);
     else if (!strcmp(k, "metric")) {
-        if (e->kind == ND_NAME && !strcmp(e->str, "accuracy")) t->classification = true;
-        else if (e->kind == ND_NAME && !strcmp(e->str, "none")) t->classification = false;
-        else diag_error(e->loc, "metric must be accuracy or none");
+        if (e->kind == ND_NAME && !strcmp(e->str, "accuracy"))
+            t->classification = true;
+        else if (e->kind == ND_NAME && !strcmp(e->str, "none"))
+            t->classification = false;
+        else
+            diag_error(e->loc, "metric must be accuracy or none");
     } else {
         diag_error(s->loc, "unknown train setting %s", k);
         diag_hint("settings are data, optimizer, batch, epochs, steps, seed, shuffle, "

@@ -12,7 +12,7 @@
 
 typedef struct Simplifier {
     Graph *g;
-    Value **repl; /* by id: what the value was replaced by, or NULL */
+    Value **repl;  /* by id: what the value was replaced by, or NULL */
     Value **table; /* CSE hash table, open addressing */
     size_t table_size;
 } Simplifier;
@@ -22,7 +22,9 @@ static Value *resolve(Simplifier *s, Value *v) {
     return v;
 }
 
-static bool is_const(const Value *v, double x) { return v->op == OP_const && v->num == x; }
+static bool is_const(const Value *v, double x) {
+    return v->op == OP_const && v->num == x;
+}
 
 /* x op c == x, when that keeps x's shape and batch axis. */
 static bool same_type(const Value *v, const Value *x) {
@@ -88,7 +90,8 @@ static size_t inst_hash(const Value *v) {
     double num = v->num;
     uint64_t bits;
     memcpy(&bits, &num, sizeof bits);
-    return h ^ (size_t)bits ^ ((size_t)v->ta << 1) ^ ((size_t)v->tb << 2) ^ ((size_t)v->sum_batch << 3);
+    return h ^ (size_t)bits ^ ((size_t)v->ta << 1) ^ ((size_t)v->tb << 2) ^
+           ((size_t)v->sum_batch << 3);
 }
 
 /* Returns an earlier identical instruction, or records v and returns NULL. */
@@ -148,7 +151,8 @@ void simplify(Graph *g) {
     Simplifier s = {.g = g};
     int max_ids = g->next_id + g->insts.n + 16; /* folding makes new constants */
     s.repl = xalloc(sizeof *s.repl * (size_t)max_ids);
-    for (s.table_size = 64; s.table_size < 2 * (size_t)g->insts.n + 2; s.table_size *= 2) {}
+    for (s.table_size = 64; s.table_size < 2 * (size_t)g->insts.n + 2; s.table_size *= 2) {
+    }
     s.table = xalloc(sizeof *s.table * s.table_size);
 
     int n = g->insts.n, kept = 0, kept_forward = 0;
@@ -159,8 +163,10 @@ void simplify(Graph *g) {
         if (!by && g->next_id < max_ids) by = fold_constants(&s, v);
         if (by && by->op == OP_const && !s.repl[by->id]) {
             Value *known = cse(&s, by);
-            if (known) by = known;
-            else g->insts.v[kept++] = by, kept_forward += i < g->n_forward;
+            if (known)
+                by = known;
+            else
+                g->insts.v[kept++] = by, kept_forward += i < g->n_forward;
         }
         if (!by) by = cse(&s, v);
         if (by) {

@@ -18,10 +18,10 @@
 #include "ir.h"
 
 typedef struct Program {
-    const char *path;  /* the main .nn file */
-    NodeList fns;      /* every fn: imported ones first, then the file's own */
-    Node *model;       /* the model being compiled */
-    Node *train;       /* its train block, or NULL */
+    const char *path; /* the main .nn file */
+    NodeList fns;     /* every fn: imported ones first, then the file's own */
+    Node *model;      /* the model being compiled */
+    Node *train;      /* its train block, or NULL */
 } Program;
 
 /* Loads the imports of `file` (stdlib names from stdlib_dir, "x.nn" relative to the file),

@@ -12,10 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BATCH 3
-#define STEP 1e-5
+#define BATCH     3
+#define STEP      1e-5
 #define TOLERANCE 1e-6
-#define SMALL 1e-3 /* below this, errors are measured against SMALL, not the gradient */
+#define SMALL     1e-3 /* below this, errors are measured against SMALL, not the gradient */
 
 static uint64_t rng_state = 0x9E3779B97F4A7C15u;
 
@@ -35,7 +35,9 @@ static double start_value(const nnrt_tensor *p) {
     }
 }
 
-static double *fixed_at(nnrt_ctx *ctx, int64_t offset) { return (double *)ctx->fixed + offset; }
+static double *fixed_at(nnrt_ctx *ctx, int64_t offset) {
+    return (double *)ctx->fixed + offset;
+}
 
 static double *varying_at(nnrt_ctx *ctx, const nnrt_tensor *t) {
     return (double *)ctx->varying + t->offset * ctx->batch_cap;
@@ -79,9 +81,8 @@ int main(void) {
     int64_t k = 0;
     for (int i = 0; i < m->n_params; i++)
         for (int64_t j = 0; j < m->params[i].numel; j++, k++)
-            derived[k] = m->params[i].grad_offset < 0
-                             ? 0
-                             : fixed_at(&ctx, m->params[i].grad_offset)[j];
+            derived[k] =
+                m->params[i].grad_offset < 0 ? 0 : fixed_at(&ctx, m->params[i].grad_offset)[j];
 
     int failures = 0;
     k = 0;
