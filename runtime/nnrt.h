@@ -21,7 +21,7 @@
 #include <stdint.h>
 
 #define NNRT_ABI_VERSION 1
-#define NNRT_MAX_RANK 4
+#define NNRT_MAX_RANK    4
 
 typedef struct nnrt_ctx {
     void *fixed;
@@ -52,7 +52,7 @@ typedef struct nnrt_tensor {
     /* params only (else 0 / -1): */
     int32_t init; /* enum nnrt_init */
     double init_a, init_b;
-    int64_t grad_offset;     /* fixed-arena offset of d cost/d param, written by grad(); -1 if none */
+    int64_t grad_offset; /* fixed-arena offset of d cost/d param, written by grad(); -1 if none */
     int64_t velocity_offset; /* fixed-arena offset of the momentum buffer used by sgd_step() */
 } nnrt_tensor;
 
