@@ -191,6 +191,12 @@ static void render_line(Buf *b, const Node *n) {
         buf_puts(b, "return ");
         render(b, n->init, false);
         break;
+    case ND_GRAD:
+        buf_puts(b, "grad ");
+        buf_puts(b, n->str);
+        buf_puts(b, n->op == '~' ? " ~ " : " = ");
+        render(b, n->init, false);
+        break;
     default: render(b, n, false); break;
     }
 }

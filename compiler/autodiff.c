@@ -25,6 +25,8 @@ typedef struct AD {
     int n_ids;
     Value *from;             /* the forward instruction whose rule is running */
     int operand;             /* which operand the rule is differentiating for */
+    const char *custom_text; /* set while a fn's own rule runs: annotate() cites it */
+    bool *tainted;           /* by forward value id: a surrogate rule lies on a path to the loss */
     VEC(Value *) zero_rules; /* sign/step instructions a gradient stopped at */
 } AD;
 
@@ -44,7 +46,9 @@ static Value *annotate(AD *ad, Value *v) {
     if (v->backward || op_info[v->op].cls == OPC_SRC) return v;
     v->backward = true;
     v->from = ad->from;
-    v->rule = ad->from ? rule_text(ad->from->op, ad->operand) : NULL;
+    v->rule = ad->custom_text ? ad->custom_text
+              : ad->from      ? rule_text(ad->from->op, ad->operand)
+                              : NULL;
     v->loc = ad->from ? ad->from->loc : v->loc;
     return v;
 }
@@ -286,6 +290,59 @@ static void grad_matmul(AD *ad, Value *v, Value *g) {
     }
 }
 
+/* ---- a fn's own backward rule ---- */
+
+static void warn_missing_rule(CustomRule *r, int arg) {
+    Node *p = r->fn->params.v[arg];
+    diag_warning(p->loc, "fn %s has no backward rule for %s, so no gradient flows to it",
+                 r->fn->str, p->str);
+    diag_note(r->call->loc, "in the call %s", ast_source_text(r->call));
+}
+
+static Node *rule_statement(Node *fn, const char *arg) {
+    for (int k = 0; k < fn->body.n; k++)
+        if (fn->body.v[k]->kind == ND_GRAD && !strcmp(fn->body.v[k]->str, arg))
+            return fn->body.v[k];
+    return NULL;
+}
+
+/* Instead of differentiating the fn's body, evaluate its `grad u = ...` statements with g
+ * bound to the result's gradient. */
+static void apply_custom_rule(AD *ad, Value *v, Value *g) {
+    CustomRule *r = v->custom;
+    for (int j = 0; j < r->fn->params.n; j++) {
+        Value *a = r->args[j];
+        if (!a || a->id >= ad->n_ids || !ad->needs[a->id]) continue;
+        Node *st = rule_statement(r->fn, r->fn->params.v[j]->str);
+        if (!st) {
+            warn_missing_rule(r, j);
+            continue;
+        }
+        int first = ad->g->insts.n;
+        bool surrogate = false;
+        Value *c = lower_custom_grad(ad->g, r, j, g, &surrogate);
+        if (!c) continue; /* grad u = 0, or an error already reported */
+        ad->custom_text =
+            xprintf("rule of fn %s: grad %s %c %s%s", r->fn->str, st->str, surrogate ? '~' : '=',
+                    ast_source_text(st->init), surrogate ? "  (a surrogate)" : "");
+        for (int k = first; k < ad->g->insts.n; k++)
+            annotate(ad, ad->g->insts.v[k])->surrogate = surrogate;
+        /* A rule that passes g on unchanged makes no instruction: say so here. */
+        const char *passed_on =
+            c->id < ad->n_ids || c->grad_of
+                ? xprintf(": d cost/d %s = %s", ir_value_ref(a), ir_value_ref(c))
+                : "";
+        const char *path = v->loc.file ? v->loc.file->path : "";
+        const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+        vec_push(&ad->g->rule_notes, xprintf("%s:%d:%d %s%s", base, v->loc.line, v->loc.col,
+                                             ad->custom_text, passed_on));
+        c = reduce_like(ad, c, a);
+        ad->custom_text = NULL;
+        vec_push(&ad->contribs[a->id], c);
+        ad->tainted[a->id] |= surrogate || ad->tainted[v->id];
+    }
+}
+
 static GradRule *const rules[OP_COUNT] = {
 #define OP(name, arity, class, deriv, doc) [OP_##name] = grad_##name,
 #include "ops.def"
@@ -359,6 +416,7 @@ void autodiff(Graph *g) {
     AD ad = {.g = g, .n_ids = g->next_id};
     ad.contribs = xalloc(sizeof *ad.contribs * (size_t)ad.n_ids);
     ad.needs = xalloc(sizeof *ad.needs * (size_t)ad.n_ids);
+    ad.tainted = xalloc(sizeof *ad.tainted * (size_t)ad.n_ids);
     mark_needs(&ad);
     g->param_grads = xalloc(sizeof *g->param_grads * (size_t)(g->params.n + 1));
     g->n_forward = g->insts.n;
@@ -375,8 +433,17 @@ void autodiff(Graph *g) {
         Value *grad = total_gradient(&ad, v);
         if (!grad) continue;
         ad.from = v;
+        if (v->custom) {
+            apply_custom_rule(&ad, v, grad);
+            continue;
+        }
         rules[v->op](&ad, v, grad);
+        for (int j = 0; j < v->nargs; j++) ad.tainted[v->args[j]->id] |= ad.tainted[v->id];
     }
-    for (int i = 0; i < g->params.n; i++) g->param_grads[i] = total_gradient(&ad, g->params.v[i]);
+    g->param_surrogate = xalloc(sizeof *g->param_surrogate * (size_t)(g->params.n + 1));
+    for (int i = 0; i < g->params.n; i++) {
+        g->param_grads[i] = total_gradient(&ad, g->params.v[i]);
+        g->param_surrogate[i] = g->param_grads[i] && ad.tainted[g->params.v[i]->id];
+    }
     warn_missing_gradients(&ad);
 }

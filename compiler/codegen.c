@@ -1238,9 +1238,9 @@ static LLVMTypeRef named_struct(Codegen *cg, const char *name, LLVMTypeRef *fiel
 static DescTypes descriptor_types(Codegen *cg) {
     DescTypes t;
     LLVMTypeRef s = cg->i8_ptr, i32 = cg->i32, i64 = cg->i64, d = cg->f64_type;
-    LLVMTypeRef tensor[11] = {s,   i32, LLVMArrayType(i64, NNRT_MAX_RANK), i64, i64, i32, i32, d, d,
-                              i64, i64};
-    t.tensor = named_struct(cg, "nnrt_tensor", tensor, 11);
+    LLVMTypeRef tensor[12] = {
+        s, i32, LLVMArrayType(i64, NNRT_MAX_RANK), i64, i64, i32, i32, d, d, i64, i64, i32};
+    t.tensor = named_struct(cg, "nnrt_tensor", tensor, 12);
     LLVMTypeRef column[3] = {s, i32, i32};
     t.column = named_struct(cg, "nnrt_column_map", column, 3);
     LLVMTypeRef train[15] = {s,   s,   s,   i32, compat_pointer_to(cg->ctx, t.column),
@@ -1292,9 +1292,10 @@ typedef struct ParamFields {
     int32_t init;
     double a, b;
     int64_t grad_offset, velocity_offset;
+    bool surrogate;
 } ParamFields;
 
-static const ParamFields not_a_param = {0, 0, 0, -1, -1};
+static const ParamFields not_a_param = {0, 0, 0, -1, -1, false};
 
 static int32_t nnrt_init_of(InitKind k) {
     switch (k) {
@@ -1315,7 +1316,7 @@ static LLVMValueRef tensor_const(Codegen *cg, const DescTypes *t, const char *na
     for (int i = 0; i < NNRT_MAX_RANK; i++)
         dims[i] = int64_const(cg, i < v->shape.rank ? v->shape.dim[i] : 0);
     Storage home = plan_value(cg->plan, v)->home;
-    LLVMValueRef fields[11] = {string_const(cg, name),
+    LLVMValueRef fields[12] = {string_const(cg, name),
                                i32_const(cg, v->shape.rank),
                                compat_const_array(cg->i64, dims, NNRT_MAX_RANK),
                                int64_const(cg, shape_numel(v->shape)),
@@ -1325,8 +1326,9 @@ static LLVMValueRef tensor_const(Codegen *cg, const DescTypes *t, const char *na
                                f64_const(cg, pf.a),
                                f64_const(cg, pf.b),
                                int64_const(cg, pf.grad_offset),
-                               int64_const(cg, pf.velocity_offset)};
-    return LLVMConstNamedStruct(t->tensor, fields, 11);
+                               int64_const(cg, pf.velocity_offset),
+                               i32_const(cg, pf.surrogate)};
+    return LLVMConstNamedStruct(t->tensor, fields, 12);
 }
 
 static LLVMValueRef leaf_tensors(Codegen *cg, const DescTypes *t, const ValueList *leaves,
@@ -1343,8 +1345,12 @@ static LLVMValueRef param_tensors(Codegen *cg, const DescTypes *t) {
     for (int i = 0; i < g->params.n; i++) {
         const ParamPlan *pp = &cg->plan->params[i];
         ParamInit init = i < g->param_inits.n ? g->param_inits.v[i] : (ParamInit){INIT_ZEROS, 0, 0};
-        ParamFields pf = {nnrt_init_of(init.kind), init.a, init.b, pp->grad_offset,
-                          pp->velocity_offset};
+        ParamFields pf = {nnrt_init_of(init.kind),
+                          init.a,
+                          init.b,
+                          pp->grad_offset,
+                          pp->velocity_offset,
+                          g->param_surrogate && g->param_surrogate[i]};
         items[i] = tensor_const(cg, t, pp->param->name, pp->param, pf);
     }
     return array_const(cg, t->tensor, items, g->params.n, "nnc.params");

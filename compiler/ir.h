@@ -66,6 +66,9 @@ struct Value {
     const char *rule; /* what the rule computed, e.g. "d tanh(u)/du = 1 - tanh(u)^2" */
     int fanout;       /* >1: this is the sum of that many gradient contributions */
 
+    struct CustomRule *custom; /* the result of a fn with its own backward rule (stages.h) */
+    bool surrogate;            /* backward: made by a surrogate rule (grad u ~ ...) */
+
     int uses; /* number of operand slots that refer to it; kept by ir_count_uses */
     int aux;  /* free for a pass's own bookkeeping (plan.c: buffer index) */
 };
@@ -121,6 +124,8 @@ typedef struct Graph {
     Value *loss;                /* per-sample scalar */
     Value *output;              /* what predict prints (may equal loss for models without inputs) */
     Value **param_grads; /* after autodiff: parallel to params; NULL where no gradient flows */
+    bool *param_surrogate; /* after autodiff: parallel to params; a surrogate rule shaped it */
+    VEC(const char *) rule_notes; /* after autodiff: where fns' own backward rules were used */
     TrainSpec train;
     int next_id;
 } Graph;

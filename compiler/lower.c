@@ -161,8 +161,11 @@ static Binding *lookup(Scope *s, const char *name) {
 static bool bind(Lower *L, Scope *s, Node *decl, const char *name, LVal val) {
     Binding *old = lookup(s, name);
     if (old) {
-        lower_error(L, decl->name_loc.line ? decl->name_loc : decl->loc, "%s is already defined",
-                    name);
+        lower_error(L,
+                    !decl                 ? L->site->loc
+                    : decl->name_loc.line ? decl->name_loc
+                                          : decl->loc,
+                    "%s is already defined", name);
         if (old->decl) diag_note(old->decl->loc, "%s was defined here", name);
         return false;
     }
@@ -340,6 +343,73 @@ static bool bind_fn_param(Lower *L, Scope *fs, Node *fn, Node *p, LVal arg, Node
 
 static void lower_stmt(Lower *L, Scope *s, Node *st, bool model_level);
 
+/* ---- fns with their own backward rule ---- */
+
+static bool has_grad_rules(Node *fn) {
+    for (int i = 0; i < fn->body.n; i++)
+        if (fn->body.v[i]->kind == ND_GRAD) return true;
+    return false;
+}
+
+/* Marks the call's result so autodiff applies the fn's rule instead of its body's. The
+ * result must be computed inside this call: a rule on a value that exists elsewhere (an
+ * argument returned as it is) would change that value's gradient everywhere. */
+static void attach_rule(Lower *L, Node *fn, Node *call, Scope *fs, LVal *vals, LVal result,
+                        int first_new_id) {
+    if (result.kind != LV_TENSOR || result.v->id < first_new_id || result.v->custom) {
+        lower_error(L, call->loc, "%s has backward rules, so its result must be computed in it",
+                    fn->str);
+        return;
+    }
+    CustomRule *rule = xalloc(sizeof *rule);
+    rule->prog = L->prog;
+    rule->fn = fn;
+    rule->call = call;
+    rule->scope = fs;
+    rule->args = xalloc(sizeof *rule->args * (size_t)(fn->params.n + 1));
+    for (int j = 0; j < fn->params.n; j++)
+        rule->args[j] = vals[j].kind == LV_TENSOR ? vals[j].v : NULL;
+    result.v->custom = rule;
+}
+
+static Node *grad_rule_for(Node *fn, const char *arg) {
+    for (int i = 0; i < fn->body.n; i++) {
+        Node *st = fn->body.v[i];
+        if (st->kind == ND_GRAD && !strcmp(st->str, arg)) return st;
+    }
+    return NULL;
+}
+
+Value *lower_custom_grad(Graph *g, CustomRule *rule, int arg, Value *upstream, bool *surrogate) {
+    Node *fn = rule->fn, *st = grad_rule_for(fn, fn->params.v[arg]->str);
+    Value *target = rule->args[arg];
+    if (!st || !target) return NULL;
+    *surrogate = st->op == '~';
+    Lower L = {.prog = rule->prog, .g = g, .site = st->init};
+    Scope s = {0}, *forward = rule->scope; /* the fn's bindings, and g */
+    for (int i = 0; i < forward->names.n; i++) vec_push(&s.names, forward->names.v[i]);
+    bind(&L, &s, NULL, "g", lv_tensor(upstream));
+    vec_push(&L.calls, rule->call);
+    LVal r = eval(&L, &s, st->init);
+    if (r.kind == LV_ERROR) return NULL;
+    if (r.kind == LV_NUM && r.num == 0) return NULL; /* grad u = 0: nothing flows */
+    Value *v = as_value(&L, r);
+    if (!shape_is_suffix(v->shape, target->shape) && !shape_is_suffix(target->shape, v->shape)) {
+        lower_error(&L, st->init->loc, "the backward rule for %s has shape %s, but %s has %s",
+                    st->str, shape_str(v->shape), st->str, shape_str(target->shape));
+        return NULL;
+    }
+    if (target->varying && !v->varying) {
+        lower_error(&L, st->init->loc,
+                    "the backward rule for %s must use g, the gradient of "
+                    "%s's result",
+                    st->str, fn->str);
+        return NULL;
+    }
+    if (!shape_is_suffix(v->shape, target->shape)) return v; /* autodiff sums it down */
+    return shape_eq(v->shape, target->shape) ? v : ir_broadcast(g, v, target->shape);
+}
+
 static LVal call_fn(Lower *L, Scope *s, Node *call, Node *fn) {
     if (L->calls.n >= MAX_CALL_DEPTH) {
         lower_error(L, call->loc, "calls nest more than %d deep (is %s recursive?)", MAX_CALL_DEPTH,
@@ -387,21 +457,24 @@ static LVal call_fn(Lower *L, Scope *s, Node *call, Node *fn) {
     Node *outer_site = L->site;
     if (L->calls.n == 0) L->site = call;
     vec_push(&L->calls, call);
-    Scope fs = {0};
+    Scope *fs = xalloc(sizeof *fs); /* kept: a backward rule evaluates in it later */
+    int first_new_id = L->g->next_id;
     LVal result = lv_error;
     bool ok = true;
     for (int j = 0; j < fn->params.n && ok; j++)
-        ok = bind_fn_param(L, &fs, fn, fn->params.v[j], vals[j], given[j]);
+        ok = bind_fn_param(L, fs, fn, fn->params.v[j], vals[j], given[j]);
     for (int i = 0; ok && i < fn->body.n; i++) {
         Node *st = fn->body.v[i];
         if (st->kind == ND_RETURN) {
-            result = eval(L, &fs, st->init);
+            result = eval(L, fs, st->init);
             break;
         }
         int errors = diag_error_count();
-        lower_stmt(L, &fs, st, false);
+        lower_stmt(L, fs, st, false);
         ok = diag_error_count() == errors;
     }
+    if (result.kind != LV_ERROR && has_grad_rules(fn))
+        attach_rule(L, fn, call, fs, vals, result, first_new_id);
     L->calls.n--;
     L->site = outer_site;
     return result;

@@ -124,6 +124,13 @@ static Node *decl(FrontState *st, NodeKind kind, YYLTYPE whole, Node *name, Node
     return n;
 }
 
+/* grad u = expr (the derivative) or grad u ~ expr (a surrogate): a fn's own backward rule. */
+static Node *grad_rule(FrontState *st, YYLTYPE whole, Node *arg, int op, Node *expr) {
+    Node *n = decl(st, ND_GRAD, whole, arg, NULL, expr);
+    n->op = op;
+    return n;
+}
+
 static void push(NodeList *list, Node *n) {
     if (n) vec_push(list, n);
 }
@@ -143,6 +150,7 @@ static NodeList train_settings(NodeList body) {
                            : s->kind == ND_TARGET ? "'target'"
                            : s->kind == ND_PARAM  ? "'param'"
                            : s->kind == ND_RETURN ? "'return'"
+                           : s->kind == ND_GRAD   ? "'grad'"
                                                   : "'output'";
         diag_error(s->start, "%s cannot appear in a train block", what);
         diag_hint("a train block holds settings such as 'epochs = 100'");
@@ -171,6 +179,7 @@ static NodeList train_settings(NodeList body) {
 %token DOTDOT "'..'"
 %token IMPORT "'import'" FN "'fn'" MODEL "'model'" TRAIN "'train'"
 %token INPUT "'input'" TARGET "'target'" PARAM "'param'" OUTPUT "'output'" RETURN "'return'"
+%token GRAD "'grad'"
 
 %type <node> item item_opt stmt stmt_opt fn_param dims expr arg
 %type <list> items stmts block fn_params fn_param_list expr_list expr_list_opt args arg_list
@@ -315,6 +324,8 @@ stmt
         $$ = mk(st, ND_RETURN, @$);
         $$->init = $3;
     }
+    | GRAD ok IDENT '=' expr        { $$ = grad_rule(st, @$, $3, '=', $5); }
+    | GRAD ok IDENT '~' expr        { $$ = grad_rule(st, @$, $3, '~', $5); }
     ;
 
 expr_list_opt
@@ -441,11 +452,12 @@ static const char *const after_expr[] = {"'+'", "'-'", "'*'", "'/'", "'@'", "'^'
                                          "'('", "'='", NULL};
 static const char *const expr_start[] = {"a number", "a string", "a name", "'('", "'-'", NULL};
 static const char *const stmt_start[] = {"'input'", "'target'", "'param'", "'output'",
-                                         "'return'", "a name", NULL};
+                                         "'return'", "'grad'", "a name", NULL};
 static const char *const item_start[] = {"'import'", "'fn'", "'model'", "'train'", NULL};
 static const char *const separators[] = {"a newline", "';'", "end of file", NULL};
-static const char *const keywords[] = {"'import'", "'fn'",    "'model'",  "'train'", "'input'",
-                                       "'target'", "'param'", "'output'", "'return'", NULL};
+static const char *const keywords[] = {"'import'", "'fn'",     "'model'",  "'train'",
+                                       "'input'",  "'target'", "'param'",  "'output'",
+                                       "'return'", "'grad'",   NULL};
 
 static bool is_one_of(const char *name, const char *const *names) {
     for (; *names; names++)

@@ -145,6 +145,7 @@ static void print_backward(FILE *out, Graph *g) {
     else
         fputs("  ; seed: d loss/d loss = 1\n", out);
     print_kept(out, g);
+    for (int i = 0; i < g->rule_notes.n; i++) fprintf(out, "  ; %s\n", g->rule_notes.v[i]);
     const Value *prev = NULL;
     for (int i = g->n_forward; i < g->insts.n; i++) {
         Value *v = g->insts.v[i];

@@ -80,26 +80,69 @@ static const char *stmt_word(NodeKind k) {
     case ND_PARAM: return "param";
     case ND_BIND: return "a binding";
     case ND_RETURN: return "return";
+    case ND_GRAD: return "grad";
     case ND_SETTING: return "a setting";
     default: return "this";
     }
 }
 
-static void check_fn(Node *fn) {
+static Node *fn_param_named(Node *fn, const char *name) {
+    for (int i = 0; i < fn->params.n; i++)
+        if (!strcmp(fn->params.v[i]->str, name)) return fn->params.v[i];
+    return NULL;
+}
+
+/* grad u = e / grad u ~ e: after the return, one per argument, and `g` free for the rule. */
+static void check_grad_rule(Node *fn, Node *rule, int index) {
+    if (!fn_param_named(fn, rule->str)) {
+        diag_error(rule->name_loc, "fn %s has no argument %s to give a backward rule", fn->str,
+                   rule->str);
+        return;
+    }
+    for (int j = 0; j < index; j++) {
+        Node *other = fn->body.v[j];
+        if (other->kind == ND_GRAD && !strcmp(other->str, rule->str)) {
+            diag_error(rule->loc, "argument %s has two backward rules", rule->str);
+            diag_note(other->loc, "the first is here");
+        }
+    }
+}
+
+static void check_g_is_free(Node *fn) {
+    Node *p = fn_param_named(fn, "g");
+    if (p) diag_error(p->loc, "in a fn with backward rules, g names the result's gradient");
     for (int i = 0; i < fn->body.n; i++) {
         Node *s = fn->body.v[i];
-        bool last = i == fn->body.n - 1;
+        if ((s->kind == ND_BIND || s->kind == ND_PARAM) && !strcmp(s->str, "g"))
+            diag_error(s->loc, "in a fn with backward rules, g names the result's gradient");
+    }
+}
+
+static void check_fn(Node *fn) {
+    int ret = -1;
+    bool has_rules = false;
+    for (int i = 0; i < fn->body.n; i++) {
+        Node *s = fn->body.v[i];
         if (s->kind == ND_INPUT || s->kind == ND_TARGET) {
             diag_error(s->loc, "%s cannot appear in a fn", stmt_word(s->kind));
             diag_hint("a fn receives tensors as arguments; declare inputs in the model");
         } else if (s->kind == ND_BIND && s->is_output) {
             diag_error(s->loc, "output cannot appear in a fn");
-        } else if (s->kind == ND_RETURN && !last) {
-            diag_error(s->loc, "return must be the last statement of a fn");
+        } else if (s->kind == ND_RETURN && ret >= 0) {
+            diag_error(s->loc, "a fn has one return");
+        } else if (s->kind == ND_RETURN) {
+            ret = i;
+        } else if (s->kind == ND_GRAD && ret < 0) {
+            diag_error(s->loc, "backward rules come after the fn's return");
+        } else if (s->kind == ND_GRAD) {
+            has_rules = true;
+            check_grad_rule(fn, s, i);
+        } else if (ret >= 0) {
+            diag_error(s->loc, "only backward rules (grad ...) may follow return");
         }
     }
-    if (fn->body.n == 0 || fn->body.v[fn->body.n - 1]->kind != ND_RETURN)
-        diag_error(fn->loc, "fn %s has no return", fn->str);
+    if (ret < 0) diag_error(fn->loc, "fn %s has no return", fn->str);
+    if (has_rules) check_g_is_free(fn);
     for (int i = 0; i < fn->params.n; i++)
         for (int j = 0; j < i; j++)
             if (strcmp(fn->params.v[i]->str, fn->params.v[j]->str) == 0)
@@ -112,6 +155,10 @@ static void check_model(Node *model) {
     for (int i = 0; i < model->body.n; i++) {
         Node *s = model->body.v[i];
         if (s->kind == ND_RETURN) diag_error(s->loc, "return cannot appear in a model");
+        if (s->kind == ND_GRAD) {
+            diag_error(s->loc, "a backward rule belongs in a fn, after its return");
+            diag_hint("write the computation as a fn and give it `grad ARG = ...` after return");
+        }
         if (s->kind == ND_SETTING) diag_error(s->loc, "settings belong in a train block");
         if (s->kind == ND_BIND && strcmp(s->str, "loss") == 0) loss = s;
     }

@@ -32,6 +32,7 @@ static bool same_type(const Value *v, const Value *x) {
 }
 
 static Value *identity_of(Value *v) {
+    if (v->custom) return NULL; /* its backward rule is attached to this very value */
     Value *a = v->args[0], *b = v->nargs > 1 ? v->args[1] : NULL;
     switch (v->op) {
     case OP_mul:
@@ -54,7 +55,7 @@ static Value *identity_of(Value *v) {
 
 /* Folds an elementwise op whose operands are all constants. */
 static Value *fold_constants(Simplifier *s, Value *v) {
-    if (op_info[v->op].cls != OPC_EW || v->op == OP_broadcast) return NULL;
+    if (op_info[v->op].cls != OPC_EW || v->op == OP_broadcast || v->custom) return NULL;
     for (int i = 0; i < v->nargs; i++)
         if (v->args[i]->op != OP_const) return NULL;
     double a = v->args[0]->num, b = v->nargs > 1 ? v->args[1]->num : 0, r;
@@ -97,6 +98,7 @@ static size_t inst_hash(const Value *v) {
 /* Returns an earlier identical instruction, or records v and returns NULL. */
 static Value *cse(Simplifier *s, Value *v) {
     bool leaf = op_info[v->op].cls == OPC_SRC;
+    if (v->custom) return NULL;
     if (leaf && v->op != OP_const && v->op != OP_inv_batch) return NULL;
     size_t i = inst_hash(v) & (s->table_size - 1);
     for (; s->table[i]; i = (i + 1) & (s->table_size - 1))

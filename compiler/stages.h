@@ -7,6 +7,8 @@
  *   autodiff  autodiff.c              IR forward    -> IR + backward    chain rule
  *   simplify  simplify.c              IR            -> IR               CSE, x*1, x+0, dead code
  *   print     print.c                 IR            -> text             --emit=ir / grad
+ *   draw      dot.c                   IR            -> Graphviz         --emit=dot / svg
+ *   explain   explain.c               IR            -> math             nnc explain
  *   backend   plan.c/codegen.c/link.c IR            -> object -> exe    (backend.h)
  *
  * Each stage reports problems through diag_* (common.h) and returns false / NULL when it
@@ -31,6 +33,22 @@ bool sema_program(Node *file, const char *stdlib_dir, const char *model_name, Pr
 /* Inlines every call and checks every shape; the forward IR of the model. */
 Graph *lower_model(Program *prog);
 
+/* A fn's own backward rule (`grad u = ...` after its return) at one call site: lower.c
+ * records it on the call's result (Value.custom), autodiff.c applies it instead of
+ * differentiating the fn's body. */
+typedef struct CustomRule {
+    Program *prog;
+    Node *fn;
+    Node *call;
+    void *scope;   /* lower.c's bindings of the fn's arguments and locals at this call */
+    Value **args;  /* per fn argument: the tensor it was given, or NULL for a number */
+} CustomRule;
+
+/* The contribution of the rule for argument `arg` given g = upstream, the gradient of the
+ * call's result; NULL when the fn has no rule for it. *surrogate tells whether the rule is
+ * written `grad u ~ ...`. Instructions go at the end of g. Errors are reported located. */
+Value *lower_custom_grad(Graph *g, CustomRule *rule, int arg, Value *upstream, bool *surrogate);
+
 /* Reads the train block into g->train (defaults where it is silent). */
 bool sema_train(Program *prog, Graph *g);
 
@@ -43,5 +61,17 @@ void simplify(Graph *g);
 
 typedef enum PrintMode { PRINT_FORWARD, PRINT_GRAD } PrintMode;
 void print_graph(FILE *out, Graph *g, PrintMode mode);
+
+/* dot.c: --emit=dot, the forward and the derived backward graph in one Graphviz drawing. */
+void print_dot(FILE *out, Graph *g);
+/* dot.c: --emit=svg, that drawing rendered by Graphviz's `dot` into svg_path ("-": stdout).
+ * Returns 0, or 1 after an error (one that says how to install Graphviz when it is missing). */
+int write_svg(Graph *g, const char *svg_path);
+
+/* explain.c: `nnc explain`, the chain rule from the loss to one param (wrt, or every param
+ * when NULL) written as math, factor by factor, with shapes. Returns 0, or 1 after an error
+ * (wrt names no param). */
+typedef enum ExplainFormat { EXPLAIN_TEXT, EXPLAIN_MARKDOWN } ExplainFormat;
+int explain(FILE *out, Graph *g, const char *wrt, ExplainFormat format);
 
 #endif

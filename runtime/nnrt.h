@@ -54,6 +54,10 @@ typedef struct nnrt_tensor {
     double init_a, init_b;
     int64_t grad_offset; /* fixed-arena offset of d cost/d param, written by grad(); -1 if none */
     int64_t velocity_offset; /* fixed-arena offset of the momentum buffer used by sgd_step() */
+    /* params only: 1 when a fn's surrogate backward rule (`grad x ~ expr`, such as a
+     * straight-through estimator) shapes this param's gradient, which then is not the true
+     * derivative: gradcheck reports it and does not count it as a failure. */
+    int32_t surrogate;
 } nnrt_tensor;
 
 /* Which CSV columns (0-based, inclusive) feed an input or target. When a target of

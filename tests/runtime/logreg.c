@@ -64,11 +64,11 @@ static void sgd_step(nnrt_ctx *ctx, double lr, double momentum) {
 }
 
 static const nnrt_tensor params[] = {
-    {"lin.W", 2, {2, 1}, 2, W, 0, NNRT_INIT_GLOROT, 0, 0, GRAD_W, VEL_W},
-    {"lin.b", 1, {1}, 1, B, 0, NNRT_INIT_ZEROS, 0, 0, GRAD_B, VEL_B},
+    {"lin.W", 2, {2, 1}, 2, W, 0, NNRT_INIT_GLOROT, 0, 0, GRAD_W, VEL_W, 0},
+    {"lin.b", 1, {1}, 1, B, 0, NNRT_INIT_ZEROS, 0, 0, GRAD_B, VEL_B, 0},
 };
-static const nnrt_tensor inputs[] = {{"x", 1, {2}, 2, X, 1, 0, 0, 0, -1, -1}};
-static const nnrt_tensor targets[] = {{"y", 1, {1}, 1, Y, 1, 0, 0, 0, -1, -1}};
+static const nnrt_tensor inputs[] = {{"x", 1, {2}, 2, X, 1, 0, 0, 0, -1, -1, 0}};
+static const nnrt_tensor targets[] = {{"y", 1, {1}, 1, Y, 1, 0, 0, 0, -1, -1, 0}};
 static const nnrt_column_map columns[] = {{"x", 0, 1}, {"y", 2, 2}};
 
 const nnrt_model nnrt_model_desc = {
@@ -84,8 +84,8 @@ const nnrt_model nnrt_model_desc = {
     .inputs = inputs,
     .n_targets = 1,
     .targets = targets,
-    .output = {"p", 1, {1}, 1, P, 1, 0, 0, 0, -1, -1},
-    .loss = {"loss", 0, {0}, 1, LOSS, 1, 0, 0, 0, -1, -1},
+    .output = {"p", 1, {1}, 1, P, 1, 0, 0, 0, -1, -1, 0},
+    .loss = {"loss", 0, {0}, 1, LOSS, 1, 0, 0, 0, -1, -1, 0},
     .forward = forward,
     .predict = predict,
     .grad = grad,

@@ -44,8 +44,8 @@ static void sgd_step(nnrt_ctx *ctx, double lr, double momentum) {
 }
 
 static const nnrt_tensor params[] = {
-    {"x", 0, {0}, 1, X, 0, NNRT_INIT_CONST, 2.0, 0, GRAD_X, VEL_X},
-    {"v", 1, {N_V}, N_V, V, 0, NNRT_INIT_UNIFORM, -1.0, 1.0, GRAD_V, VEL_V},
+    {"x", 0, {0}, 1, X, 0, NNRT_INIT_CONST, 2.0, 0, GRAD_X, VEL_X, 0},
+    {"v", 1, {N_V}, N_V, V, 0, NNRT_INIT_UNIFORM, -1.0, 1.0, GRAD_V, VEL_V, 0},
 };
 
 const nnrt_model nnrt_model_desc = {
@@ -57,7 +57,7 @@ const nnrt_model nnrt_model_desc = {
     .varying_elems = 0,
     .n_params = 2,
     .params = params,
-    .loss = {"loss", 0, {0}, 1, LOSS, 0, 0, 0, 0, -1, -1},
+    .loss = {"loss", 0, {0}, 1, LOSS, 0, 0, 0, 0, -1, -1, 0},
     .forward = forward,
     .grad = grad,
     .sgd_step = sgd_step,

@@ -78,16 +78,16 @@ static void sgd_step(nnrt_ctx *ctx, double lr, double momentum) {
 }
 
 static const nnrt_tensor params[] = {
-    {"fc.W", 2, {N_IN, N_OUT}, N_IN *N_OUT, W, 0, NNRT_INIT_HE, 0, 0, GRAD_W, VEL_W},
-    {"fc.b", 1, {N_OUT}, N_OUT, B, 0, NNRT_INIT_UNIFORM, -0.1, 0.1, GRAD_B, VEL_B},
+    {"fc.W", 2, {N_IN, N_OUT}, N_IN *N_OUT, W, 0, NNRT_INIT_HE, 0, 0, GRAD_W, VEL_W, 0},
+    {"fc.b", 1, {N_OUT}, N_OUT, B, 0, NNRT_INIT_UNIFORM, -0.1, 0.1, GRAD_B, VEL_B, 0},
 };
 #ifdef SOFTMAX_IDX
-static const nnrt_tensor inputs[] = {{"x", 2, {2, 2}, N_IN, X, 1, 0, 0, 0, -1, -1}};
+static const nnrt_tensor inputs[] = {{"x", 2, {2, 2}, N_IN, X, 1, 0, 0, 0, -1, -1, 0}};
 #else
-static const nnrt_tensor inputs[] = {{"x", 1, {N_IN}, N_IN, X, 1, 0, 0, 0, -1, -1}};
+static const nnrt_tensor inputs[] = {{"x", 1, {N_IN}, N_IN, X, 1, 0, 0, 0, -1, -1, 0}};
 static const nnrt_column_map columns[] = {{"y", 4, 4}, {"x", 0, 3}};
 #endif
-static const nnrt_tensor targets[] = {{"y", 1, {N_OUT}, N_OUT, Y, 1, 0, 0, 0, -1, -1}};
+static const nnrt_tensor targets[] = {{"y", 1, {N_OUT}, N_OUT, Y, 1, 0, 0, 0, -1, -1, 0}};
 
 const nnrt_model nnrt_model_desc = {
     .abi_version = NNRT_ABI_VERSION,
@@ -106,8 +106,8 @@ const nnrt_model nnrt_model_desc = {
     .inputs = inputs,
     .n_targets = 1,
     .targets = targets,
-    .output = {"p", 1, {N_OUT}, N_OUT, P, 1, 0, 0, 0, -1, -1},
-    .loss = {"loss", 0, {0}, 1, LOSS, 1, 0, 0, 0, -1, -1},
+    .output = {"p", 1, {N_OUT}, N_OUT, P, 1, 0, 0, 0, -1, -1, 0},
+    .loss = {"loss", 0, {0}, 1, LOSS, 1, 0, 0, 0, -1, -1, 0},
     .forward = forward,
     .predict = predict,
     .grad = grad,
