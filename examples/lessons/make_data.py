@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""make_data.py: writes the small CSV data sets of the lessons in examples/lessons/.
+
+    python3 examples/lessons/make_data.py           # (re)write the CSVs next to this script
+    python3 examples/lessons/make_data.py --check   # exit 1 if a shipped CSV differs
+
+Python 3 standard library only. Every set is drawn from its own random.Random(seed) with a
+fixed seed, and normal variates come from the Box-Muller transform written out below (not
+random.gauss), so the files are the same, byte for byte, on every Python 3. The tests
+import the constants below (M_TRUE, the cloud centres) instead of repeating them.
+
+| file          | rows | columns           | what                                               |
+| ------------- | ---- | ----------------- | -------------------------------------------------- |
+| and.csv       | 4    | x1,x2,y           | the truth table of AND                             |
+| or.csv        | 4    | x1,x2,y           | the truth table of OR                              |
+| xor.csv       | 4    | x1,x2,y           | the truth table of XOR                             |
+| line.csv      | 50   | x,y               | y = M_TRUE * x + normal noise (std NOISE)          |
+| qwerties.csv  | 200  | x1,x2,label       | two Gaussian clouds in 2D, labels 0 and 1          |
+| clouds3.csv   | 300  | x1,x2,label       | three Gaussian clouds in 2D, labels 0, 1, 2        |
+"""
+import math
+import os
+import random
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# line.csv: the slope the regression lesson should recover.
+M_TRUE = 2.5
+NOISE = 0.5
+LINE_N = 50
+LINE_SEED = 6
+
+# qwerties.csv: two clouds of QWERTIES_PER points each, standard deviation CLOUD_STD.
+QWERTIES_CENTRES = [(-1.5, -1.0), (1.5, 1.0)]
+QWERTIES_PER = 100
+QWERTIES_SEED = 7
+
+# clouds3.csv: three clouds of CLOUDS3_PER points each.
+CLOUDS3_CENTRES = [(-2.0, -1.0), (2.0, -1.0), (0.0, 2.5)]
+CLOUDS3_PER = 100
+CLOUDS3_SEED = 8
+
+CLOUD_STD = 0.8
+
+
+def normal(rng):
+    """One standard normal variate (Box-Muller; 1 - random() is never 0)."""
+    u1, u2 = 1.0 - rng.random(), rng.random()
+    return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
+
+
+def truth_table(op):
+    return "x1,x2,y\n" + "".join(f"{a},{b},{op(a, b)}\n" for a in (0, 1) for b in (0, 1))
+
+
+def line():
+    rng = random.Random(LINE_SEED)
+    rows = ["x,y"]
+    for _ in range(LINE_N):
+        x = rng.uniform(-2.0, 2.0)
+        y = M_TRUE * x + NOISE * normal(rng)
+        rows.append(f"{x:.4f},{y:.4f}")
+    return "\n".join(rows) + "\n"
+
+
+def clouds(centres, per, seed):
+    """Points of every cloud, interleaved (cloud 0, 1, ..., 0, 1, ...), each with its label."""
+    rng = random.Random(seed)
+    rows = ["x1,x2,label"]
+    for _ in range(per):
+        for label, (cx, cy) in enumerate(centres):
+            x1 = cx + CLOUD_STD * normal(rng)
+            x2 = cy + CLOUD_STD * normal(rng)
+            rows.append(f"{x1:.4f},{x2:.4f},{label}")
+    return "\n".join(rows) + "\n"
+
+
+def files():
+    return {
+        "and.csv": truth_table(lambda a, b: a & b),
+        "or.csv": truth_table(lambda a, b: a | b),
+        "xor.csv": truth_table(lambda a, b: a ^ b),
+        "line.csv": line(),
+        "qwerties.csv": clouds(QWERTIES_CENTRES, QWERTIES_PER, QWERTIES_SEED),
+        "clouds3.csv": clouds(CLOUDS3_CENTRES, CLOUDS3_PER, CLOUDS3_SEED),
+    }
+
+
+def main(argv):
+    check = argv[1:] == ["--check"]
+    if argv[1:] and not check:
+        print(f"usage: {argv[0]} [--check]", file=sys.stderr)
+        return 2
+    stale = []
+    for name, text in files().items():
+        path = os.path.join(HERE, name)
+        if check:
+            try:
+                with open(path, newline="") as f:
+                    if f.read() != text:
+                        stale.append(name)
+            except FileNotFoundError:
+                stale.append(name)
+        else:
+            with open(path, "w", newline="") as f:
+                f.write(text)
+    if stale:
+        print("differ from what make_data.py writes: " + ", ".join(stale), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
