@@ -1,0 +1,361 @@
+#!/usr/bin/env python3
+"""The lessons of examples/lessons/, each compiled, trained and its outcome asserted.
+
+usage: run_lesson.py NNC SOURCE_DIR CASE
+
+Each case works in a fresh temporary folder. The reference values a lesson is checked
+against are computed here from the data and the functions themselves (least squares, the
+critical points of a surface by Newton's method), never copied from a training run, and the
+data's constants come from examples/lessons/make_data.py itself.
+Python 3 standard library only.
+"""
+import json
+import math
+import os
+import re
+import struct
+import subprocess
+import sys
+import tempfile
+
+
+class Failure(Exception):
+    pass
+
+
+class Lesson:
+    def __init__(self, nnc, src, tmp):
+        self.nnc, self.src, self.tmp = nnc, src, tmp
+        self.dir = os.path.join(src, "examples", "lessons")
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def run(self, cmd, want_status=0, stdin=None):
+        proc = subprocess.run(cmd, cwd=self.tmp, capture_output=True, text=True, input=stdin,
+                              timeout=300)
+        if want_status is not None and proc.returncode != want_status:
+            raise Failure(f"{' '.join(cmd)}: exit status {proc.returncode}, wanted {want_status}"
+                          f"\n--- stdout:\n{proc.stdout}--- stderr:\n{proc.stderr}")
+        return proc
+
+    def build(self, source, model=None):
+        """Compiles examples/lessons/SOURCE (its model MODEL); returns (executable, stderr)."""
+        exe = os.path.join(self.tmp, model or source[:-3])
+        cmd = [self.nnc, self.path(source), "-o", exe]
+        if model:
+            cmd += ["--model", model]
+        return exe, self.run(cmd).stderr
+
+    def train(self, exe, *args):
+        return self.run([exe, "train", "--quiet", *args]).stdout
+
+    def weights_file(self, name):
+        return os.path.join(self.tmp, name)
+
+    def predict(self, exe, weights, rows):
+        text = "".join(",".join(str(v) for v in row) + "\n" for row in rows)
+        out = self.run([exe, "predict", "--weights", weights], stdin=text).stdout
+        return [[float(v) for v in line.split(",")] for line in out.splitlines()]
+
+
+def number(text, label):
+    """The number after `label` on a line of its own: `final loss 0.0123`, `x = 0.5`."""
+    m = re.search(rf"^{re.escape(label)}\s+(\S+)\s*$", text, re.M)
+    if not m:
+        raise Failure(f"no '{label}' line in:\n{text}")
+    return float(m.group(1))
+
+
+def check(ok, message):
+    if not ok:
+        raise Failure(message)
+
+
+def read_safetensors(path):
+    """{name: list of floats} from a safetensors file (F32 or F64)."""
+    with open(path, "rb") as f:
+        blob = f.read()
+    (n,) = struct.unpack_from("<Q", blob, 0)
+    header = json.loads(blob[8:8 + n])
+    header.pop("__metadata__", None)
+    tensors = {}
+    for name, t in header.items():
+        start, end = t["data_offsets"]
+        code, size = {"F32": ("f", 4), "F64": ("d", 8)}[t["dtype"]]
+        count = (end - start) // size
+        tensors[name] = list(struct.unpack_from(f"<{count}{code}", blob, 8 + n + start))
+    return tensors
+
+
+def make_data(lesson):
+    """examples/lessons/make_data.py as a module: its constants."""
+    sys.path.insert(0, lesson.dir)
+    sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+    try:
+        import make_data as module
+    finally:
+        sys.path.pop(0)
+    return module
+
+
+def read_csv(path):
+    with open(path) as f:
+        lines = [line.strip() for line in f if line.strip()]
+    return [[float(v) for v in line.split(",")] for line in lines[1:]]
+
+
+CORNERS = [(0, 0), (0, 1), (1, 0), (1, 1)]
+
+
+# ---- 1. the perceptron, the signum unit and its straight-through fix ----
+
+def case_perceptron(lesson):
+    exe, _ = lesson.build("perceptron.nn")
+    for data, table in (("and.csv", [0, 0, 0, 1]), ("or.csv", [0, 1, 1, 1])):
+        w = lesson.weights_file(data + ".safetensors")
+        out = lesson.train(exe, "--data", lesson.path(data), "--save", w)
+        check(number(out, "final accuracy") == 1.0, f"perceptron on {data}: {out}")
+        check(number(out, "final loss") < 0.1, f"perceptron on {data}: loss too high: {out}")
+        got = [p[0] for p in lesson.predict(exe, w, CORNERS)]
+        check([round(p) for p in got] == table,
+              f"perceptron on {data}: predicted {got} for {CORNERS}, wanted {table}")
+
+
+def case_signum(lesson):
+    exe, err = lesson.build("signum.nn")
+    for name in ("w", "b"):
+        check(f"warning: parameter {name} gets no gradient" in err,
+              f"signum.nn: no warning that {name} gets no gradient; nnc printed:\n{err}")
+    check("sign(u) is flat" in err, f"signum.nn: the warning does not blame sign():\n{err}")
+    w0, w1 = lesson.weights_file("w0.safetensors"), lesson.weights_file("w1.safetensors")
+    before = lesson.train(exe, "--epochs", "0", "--save", w0)
+    after = lesson.train(exe, "--save", w1)
+    start, end = read_safetensors(w0), read_safetensors(w1)
+    check(start == end, f"signum: training moved the weights from {start} to {end}")
+    check(number(before, "final loss") == number(after, "final loss"),
+          f"signum: the loss changed:\n{before}\n{after}")
+    check(number(after, "final accuracy") < 1.0,
+          f"signum: a unit that cannot train should not start out right:\n{after}")
+
+
+def case_signum_ste(lesson):
+    exe, err = lesson.build("signum_ste.nn")
+    check("gets no gradient" not in err, f"signum_ste.nn: still warned:\n{err}")
+    w0, w1 = lesson.weights_file("w0.safetensors"), lesson.weights_file("w1.safetensors")
+    before = lesson.train(exe, "--epochs", "0", "--save", w0)
+    out = lesson.train(exe, "--save", w1)
+    check(number(before, "final accuracy") < 1.0, f"signum_ste: right before training:\n{before}")
+    check(number(out, "final accuracy") == 1.0, f"signum_ste: did not learn AND:\n{out}")
+    check(number(out, "final loss") == 0.0, f"signum_ste: AND learnt, but loss:\n{out}")
+    got = [p[0] for p in lesson.predict(exe, w1, CORNERS)]
+    check(got == [-1, -1, -1, 1], f"signum_ste: predicted {got} for {CORNERS}")
+    # The same model, signum.nn, with the same seed starts from the same weights: the
+    # surrogate rule is what moves them.
+    check(read_safetensors(w0) != read_safetensors(w1), "signum_ste: weights did not move")
+
+
+# ---- 2. XOR needs a hidden layer ----
+
+def case_xor_linear(lesson):
+    exe, _ = lesson.build("xor_linear.nn")
+    out = lesson.train(exe, "--no-save")
+    check(number(out, "final accuracy") <= 0.75, f"xor_linear: one unit learnt XOR?\n{out}")
+    for seed in ("2", "3"):
+        out = lesson.train(exe, "--no-save", "--seed", seed, "--epochs", "4000")
+        check(number(out, "final accuracy") <= 0.75, f"xor_linear, seed {seed}:\n{out}")
+
+
+def case_xor_hidden(lesson):
+    exe, _ = lesson.build("xor_hidden.nn")
+    w = lesson.weights_file("xor.safetensors")
+    out = lesson.train(exe, "--save", w)
+    check(number(out, "final accuracy") == 1.0, f"xor_hidden: did not learn XOR:\n{out}")
+    got = [p[0] for p in lesson.predict(exe, w, CORNERS)]
+    check([round(p) for p in got] == [0, 1, 1, 0], f"xor_hidden: predicted {got}")
+    # The header says a 2-2-1 net can get stuck, naming --seed 3 as a start that does.
+    out = lesson.train(exe, "--no-save", "--seed", "3")
+    check(number(out, "final accuracy") < 1.0, f"xor_hidden: seed 3 was said to get stuck:\n{out}")
+
+
+# ---- 3. gradient descent in 1D ----
+
+TAU = 2 * math.pi
+
+
+def f1(x):
+    return math.cos(TAU * x) + x * x
+
+
+def df1(x):
+    return -TAU * math.sin(TAU * x) + 2 * x
+
+
+def d2f1(x):
+    return -TAU * TAU * math.cos(TAU * x) + 2
+
+
+def downhill_minimum(x, step=1e-4):
+    """The local minimum of f1 that walking downhill from x reaches (then Newton)."""
+    direction = -1 if df1(x) > 0 else 1
+    while f1(x + direction * step) < f1(x):
+        x += direction * step
+    for _ in range(50):
+        x -= df1(x) / d2f1(x)
+    return x
+
+
+def case_descent_1d(lesson):
+    grid = [-2 + i * 1e-4 for i in range(40001)]
+    global_min = min(f1(x) for x in grid)
+
+    exe, _ = lesson.build("descent_1d.nn", "stuck")
+    out = lesson.train(exe, "--no-save")
+    check(number(out, "x =") == 0.0, f"stuck: x moved from 0:\n{out}")
+    check(number(out, "final loss") == 1.0, f"stuck: f(0) = 1, but:\n{out}")
+
+    for model, start, is_global in (("local", 1.2, False), ("best", 0.2, True)):
+        exe, _ = lesson.build("descent_1d.nn", model)
+        out = lesson.train(exe, "--no-save")
+        x, loss = number(out, "x ="), number(out, "final loss")
+        target = downhill_minimum(start)
+        check(abs(x - target) < 1e-3, f"{model}: x = {x}, the minimum downhill of {start} "
+              f"is {target:.6f}\n{out}")
+        check(abs(df1(x)) < 1e-2, f"{model}: f'({x}) = {df1(x)}, not a minimum")
+        check(abs(loss - f1(target)) < 1e-4, f"{model}: final loss {loss}, f = {f1(target)}")
+        check((abs(f1(target) - global_min) < 1e-6) == is_global,
+              f"{model}: the lesson says this minimum is {'' if is_global else 'not '}global")
+
+
+# ---- 4. gradient descent and ascent in 2D on peaks ----
+
+def peaks(x, y):
+    return (3 * (1 - x) ** 2 * math.exp(-x * x - (y + 1) ** 2)
+            - 10 * (x / 5 - x ** 3 - y ** 5) * math.exp(-x * x - y * y)
+            - math.exp(-(x + 1) ** 2 - y * y) / 3)
+
+
+def peaks_grad(x, y, h=1e-6):
+    return ((peaks(x + h, y) - peaks(x - h, y)) / (2 * h),
+            (peaks(x, y + h) - peaks(x, y - h)) / (2 * h))
+
+
+def peaks_hessian(x, y, h=1e-4):
+    fxx = (peaks(x + h, y) - 2 * peaks(x, y) + peaks(x - h, y)) / (h * h)
+    fyy = (peaks(x, y + h) - 2 * peaks(x, y) + peaks(x, y - h)) / (h * h)
+    fxy = (peaks(x + h, y + h) - peaks(x + h, y - h) - peaks(x - h, y + h)
+           + peaks(x - h, y - h)) / (4 * h * h)
+    return fxx, fxy, fyy
+
+
+def peaks_extrema():
+    """The local minima and maxima of peaks in [-3, 3]^2: (kind, x, y, value).
+
+    Grid points lower (higher) than their 8 neighbours, each refined by Newton's method on
+    the gradient, with finite-difference derivatives."""
+    n, lo, span = 121, -3.0, 6.0
+    h = span / (n - 1)
+    found = []
+    for i in range(1, n - 1):
+        for j in range(1, n - 1):
+            x, y = lo + i * h, lo + j * h
+            v = peaks(x, y)
+            around = [peaks(x + a * h, y + b * h) for a in (-1, 0, 1) for b in (-1, 0, 1)
+                      if a or b]
+            if not (v < min(around) or v > max(around)):
+                continue
+            for _ in range(50):
+                gx, gy = peaks_grad(x, y)
+                a, b, c = peaks_hessian(x, y)
+                det = a * c - b * b
+                x, y = x - (c * gx - b * gy) / det, y - (a * gy - b * gx) / det
+            a, b, c = peaks_hessian(x, y)
+            found.append(("min" if a > 0 else "max", x, y, peaks(x, y)))
+    return found
+
+
+def case_peaks(lesson):
+    extrema = peaks_extrema()
+    minima = sorted((e for e in extrema if e[0] == "min"), key=lambda e: e[3])
+    maxima = sorted((e for e in extrema if e[0] == "max"), key=lambda e: -e[3])
+    check(len(minima) >= 2 and len(maxima) >= 2, f"peaks: found only {extrema}")
+    for model, sign, want in (("valley", 1, lambda e: e is minima[0]),
+                              ("pit", 1, lambda e: e[0] == "min" and e is not minima[0]),
+                              ("summit", -1, lambda e: e is maxima[0])):
+        exe, _ = lesson.build("peaks.nn", model)
+        out = lesson.train(exe, "--no-save")
+        x, y, loss = number(out, "x ="), number(out, "y ="), number(out, "final loss")
+        near = min(extrema, key=lambda e: math.hypot(e[1] - x, e[2] - y))
+        check(math.hypot(near[1] - x, near[2] - y) < 1e-3,
+              f"{model}: ended at ({x}, {y}), not at an extremum; nearest {near}\n{out}")
+        check(want(near), f"{model}: ended at the {near[0]} {near}, not the one the lesson "
+              f"names; minima {minima}, maxima {maxima}")
+        check(abs(loss - sign * near[3]) < 1e-4, f"{model}: final loss {loss}, "
+              f"{'' if sign > 0 else '-'}peaks there is {sign * near[3]}")
+
+
+# ---- 6. linear regression ----
+
+def case_regression(lesson):
+    data = make_data(lesson)
+    rows = read_csv(lesson.path("line.csv"))
+    check(len(rows) == data.LINE_N, f"line.csv has {len(rows)} rows, not {data.LINE_N}")
+    xs, ys = [r[0] for r in rows], [r[1] for r in rows]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    m_ls = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+    b_ls = my - m_ls * mx
+
+    exe, _ = lesson.build("regression.nn")
+    w = lesson.weights_file("line.safetensors")
+    lesson.train(exe, "--save", w)
+    weights = read_safetensors(w)
+    m, b = weights["m"][0], weights["b"][0]
+    check(abs(m - m_ls) < 1e-3, f"regression: m = {m}, least squares gives {m_ls}")
+    check(abs(b - b_ls) < 1e-3, f"regression: b = {b}, least squares gives {b_ls}")
+    check(abs(m - data.M_TRUE) < 0.15, f"regression: m = {m}, the data's slope is {data.M_TRUE}")
+    got = lesson.predict(exe, w, [(1,)])[0][0]
+    check(abs(got - (m + b)) < 1e-5, f"regression: predict(1) = {got}, m + b = {m + b}")
+
+
+# ---- 7 and 8. classifiers ----
+
+def case_qwerties(lesson):
+    exe, _ = lesson.build("qwerties.nn")
+    w = lesson.weights_file("q.safetensors")
+    out = lesson.train(exe, "--save", w)
+    check(number(out, "validation accuracy") >= 0.95, f"qwerties: held out:\n{out}")
+    centres = make_data(lesson).QWERTIES_CENTRES
+    got = [round(p[0]) for p in lesson.predict(exe, w, centres)]
+    check(got == [0, 1], f"qwerties: the cloud centres {centres} classified as {got}")
+
+
+def case_clouds3(lesson):
+    exe, _ = lesson.build("clouds3.nn")
+    w = lesson.weights_file("c.safetensors")
+    out = lesson.train(exe, "--save", w)
+    check(number(out, "validation accuracy") >= 0.95, f"clouds3: held out:\n{out}")
+    centres = make_data(lesson).CLOUDS3_CENTRES
+    got = [max(range(3), key=lambda k: z[k]) for z in lesson.predict(exe, w, centres)]
+    check(got == [0, 1, 2], f"clouds3: the cloud centres {centres} classified as {got}")
+
+
+# ---- the data ----
+
+def case_data(lesson):
+    lesson.run([sys.executable, lesson.path("make_data.py"), "--check"])
+
+
+def main():
+    nnc, src, case = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2]), sys.argv[3]
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            globals()["case_" + case](Lesson(nnc, src, tmp))
+        except Failure as e:
+            print(f"FAIL {case}: {e}")
+            return 1
+    print(f"ok {case}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
