@@ -88,6 +88,20 @@ static const char *fanout_comment(const Value *v) {
     return s;
 }
 
+/* A value's name as math: h, h.W, x, t12. */
+static const char *math_name(const Value *v) {
+    return v->name ? v->name : xprintf("t%d", v->id);
+}
+
+/* On the line that completes a gradient: the chain-rule step it took,
+ * "  =>  ∂cost/∂t6 = ∂cost/∂h · ∂h/∂t6". */
+static const char *chain_product(const Value *v) {
+    const Value *u = v->grad_of, *f = v->from;
+    if (!u || !f || v->fanout) return "";
+    return xprintf("  =>  ∂cost/∂%s = ∂cost/∂%s · ∂%s/∂%s", math_name(u), math_name(f),
+                   math_name(f), math_name(u));
+}
+
 static void print_header(FILE *out, Graph *g) {
     fprintf(out, "model %s  (%s)\n", g->name, g->source_path ? base_name(g->source_path) : "");
     for (int i = 0; i < g->inputs.n; i++)
@@ -156,9 +170,9 @@ static void print_backward(FILE *out, Graph *g) {
         else if (!v->from)
             comment = v->rule ? v->rule : "";
         else if (prev && prev->from == v->from && prev->rule == v->rule)
-            comment = xprintf("#%d", v->from->id);
+            comment = xprintf("#%d%s", v->from->id, chain_product(v));
         else
-            comment = xprintf("#%d %s", v->from->id, v->rule ? v->rule : "");
+            comment = xprintf("#%d %s%s", v->from->id, v->rule ? v->rule : "", chain_product(v));
         print_line(out, v, comment);
         prev = v;
     }
