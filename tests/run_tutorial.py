@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""docs/tutorial.md quotes real output; this re-runs every quoted command and compares.
+
+usage: run_tutorial.py NNC SOURCE_DIR [--update]
+
+A quoted block is an HTML comment naming a shell command, then (after blank lines, if any)
+a fenced code block holding what the command printed:
+
+    <!-- run: nnc explain examples/lessons/perceptron.nn --wrt w -->
+    ```text
+    ...
+    ```
+
+Every command runs with bash, in order, in one fresh temporary folder (so a block may use
+an executable that an earlier block compiled), where `examples` and `stdlib` link to the
+source tree's folders and `nnc` on the PATH is the compiler under test. A block holds the
+command's standard output and standard error together, as one stream; add `2>/dev/null`
+or `--quiet` to a command to keep its stderr out. The exit status is not checked: a
+command that fails differently prints differently.
+
+Without --update, any block that differs from what its command prints now is reported as
+a unified diff and the exit status is 1. With --update, the blocks are rewritten in place
+(docs/tutorial.md) with what the commands print now.
+Python 3 standard library only.
+"""
+import difflib
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+# The comment, then optional blank lines, then a fence (``` or ```text ...) and its body.
+BLOCK = re.compile(
+    r"^<!-- run: (?P<cmd>.+?) -->\n(?:[ \t]*\n)*"
+    r"(?P<open>```[^\n]*\n)(?P<body>.*?)(?P<close>^```[ \t]*$)",
+    re.M | re.S)
+
+
+def run(cmd, cwd, env):
+    proc = subprocess.run(["bash", "-c", cmd], cwd=cwd, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=300)
+    return proc.stdout
+
+
+def main(argv):
+    args = [a for a in argv[1:] if a != "--update"]
+    update = len(args) != len(argv) - 1
+    if len(args) != 2:
+        print("usage: run_tutorial.py NNC SOURCE_DIR [--update]", file=sys.stderr)
+        return 2
+    nnc, src = os.path.abspath(args[0]), os.path.abspath(args[1])
+    doc = os.path.join(src, "docs", "tutorial.md")
+    with open(doc) as f:
+        text = f.read()
+    blocks = list(BLOCK.finditer(text))
+    if not blocks:
+        print(f"{doc}: no '<!-- run: ... -->' blocks")
+        return 1
+
+    with tempfile.TemporaryDirectory() as tmp:
+        bindir = os.path.join(tmp, ".bin")
+        os.mkdir(bindir)
+        os.symlink(nnc, os.path.join(bindir, "nnc"))
+        for name in ("examples", "stdlib"):
+            os.symlink(os.path.join(src, name), os.path.join(tmp, name))
+        env = dict(os.environ, PATH=bindir + os.pathsep + os.environ.get("PATH", ""),
+                   LC_ALL="C")
+        pieces, last, failed = [], 0, 0
+        for m in blocks:
+            got = run(m.group("cmd"), tmp, env)
+            if got and not got.endswith("\n"):
+                got += "\n"
+            want = m.group("body")
+            line = text.count("\n", 0, m.start()) + 1
+            if got != want:
+                failed += 1
+                if not update:
+                    print(f"docs/tutorial.md:{line}: `{m.group('cmd')}` printed something else:")
+                    sys.stdout.writelines(difflib.unified_diff(
+                        want.splitlines(True), got.splitlines(True), "quoted", "printed now"))
+                    print()
+            pieces += [text[last:m.start("body")], got]
+            last = m.end("body")
+        pieces.append(text[last:])
+
+    if update:
+        new = "".join(pieces)
+        if new != text:
+            with open(doc, "w") as f:
+                f.write(new)
+        print(f"{len(blocks)} blocks, {failed} rewritten")
+        return 0
+    print(f"{len(blocks)} blocks, {len(blocks) - failed} as quoted, {failed} differ")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
