@@ -144,6 +144,14 @@ void rt_fill_batch(const nnrt_model *m, nnrt_ctx *ctx, const rt_dataset *d, cons
 
 /* ---- metrics ---- */
 
+double rt_batch_cost(const nnrt_model *m, const nnrt_ctx *ctx) {
+    const void *loss = rt_tensor_data(m, ctx, &m->loss);
+    if (!m->loss.varying) return rt_get(loss, 0, m->f64);
+    double sum = 0.0;
+    for (int64_t b = 0; b < ctx->batch; b++) sum += rt_get(loss, b, m->f64);
+    return sum / (double)ctx->batch;
+}
+
 static int64_t argmax(const void *v, int64_t n, int f64) {
     int64_t best = 0;
     for (int64_t i = 1; i < n; i++)

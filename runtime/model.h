@@ -30,6 +30,10 @@ void *rt_tensor_data(const nnrt_model *m, const nnrt_ctx *ctx, const nnrt_tensor
 void rt_fill_batch(const nnrt_model *m, nnrt_ctx *ctx, const rt_dataset *d, const int64_t *rows,
                    int64_t first, int64_t count, int with_targets);
 
+/* The cost grad() differentiates (nnrt.h): the mean of the batch's per-sample losses, or the
+ * loss itself when it does not vary. Read after forward, grad or sgd_step. */
+double rt_batch_cost(const nnrt_model *m, const nnrt_ctx *ctx);
+
 /* Sums of per-sample loss and correct predictions over some batches. */
 typedef struct rt_metrics {
     double loss_sum;
