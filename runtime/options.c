@@ -54,6 +54,10 @@ static const opt_spec option_table[] = {
     {"--save", "FILE", OPT_PATH, AT(save), FOR_TRAIN, 0, 0, 0, "write the final weights here"},
     {"--no-save", NULL, OPT_CLEAR, AT(save), FOR_TRAIN, 0, 0, 0, "do not write the weights"},
     {"--log", "FILE", OPT_PATH, AT(log), FOR_TRAIN, 0, 0, 0, NULL},
+    {"--trace", "NAME,...", OPT_PATH, AT(trace), FOR_TRAIN, 0, 0, 0,
+     "CSV of these params and the loss at every step"},
+    {"--trace-out", "FILE", OPT_PATH, AT(trace_out), FOR_TRAIN, 0, 0, 0,
+     "where --trace writes; on stdout the final lines go to stderr"},
     {"--quiet", NULL, OPT_FLAG, AT(quiet), FOR_TRAIN, 0, 0, 0, "no progress lines on stderr"},
 };
 
@@ -154,6 +158,7 @@ static const char *default_text(const opt_spec *o, const nnrt_model *m, rt_comma
     }
     const char *path = *(const char *const *)field;
     if (path) return path;
+    if (strcmp(o->name, "--trace-out") == 0) return "standard output";
     if (strcmp(o->name, "--data") != 0) return "none";
     if (cmd == RT_CMD_PREDICT) return "standard input";
     const nnrt_train_defaults *t = &m->train;

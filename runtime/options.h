@@ -19,6 +19,8 @@ typedef struct rt_options {
     const char *init_weights; /* NULL: the initialisers */
     const char *save;         /* NULL after --no-save */
     const char *log;          /* NULL: no log */
+    const char *trace;        /* NULL: no trace; else "NAME[,NAME...]" of params */
+    const char *trace_out;    /* NULL or "-": standard output */
     const char *weights;      /* eval, predict */
     int quiet;
 } rt_options;

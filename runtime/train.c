@@ -1,7 +1,8 @@
 /* train.c: the training loop. Rows are split once into training and validation rows,
  * reshuffled every epoch, gathered into batches and handed to the optimizer; progress goes
- * to stderr (throttled), a row per epoch to the --log file, and the final lines to stdout.
- * Nothing in the loop allocates: every buffer exists before the first step. */
+ * to stderr (throttled), a row per epoch to the --log file, a row per step to the --trace
+ * CSV, and the final lines to stdout (stderr when the trace is on stdout). Nothing in the
+ * loop allocates: every buffer exists before the first step. */
 #include "train.h"
 
 #include <errno.h>
@@ -15,6 +16,7 @@
 #include "init.h"
 #include "model.h"
 #include "rng.h"
+#include "trace.h"
 #include "util.h"
 
 /* ---- optimizers ----
@@ -154,19 +156,24 @@ void rt_start_weights(const nnrt_model *m, void *fixed, const char *init_weights
 }
 
 /* "NAME = 0.5" for a scalar, "NAME = [v0, v1, ...]" (the first 8 values) otherwise. */
-static void print_params(const nnrt_model *m, const void *fixed) {
+static void print_params(FILE *out, const nnrt_model *m, const void *fixed) {
     enum { SHOWN = 8 };
     for (int32_t i = 0; i < m->n_params; i++) {
         const nnrt_tensor *t = &m->params[i];
         if (t->rank == 0) {
-            printf("%s = %.9g\n", t->name, rt_get(fixed, t->offset, m->f64));
+            fprintf(out, "%s = %.9g\n", t->name, rt_get(fixed, t->offset, m->f64));
             continue;
         }
-        printf("%s = [", t->name);
+        fprintf(out, "%s = [", t->name);
         for (int64_t e = 0; e < t->numel && e < SHOWN; e++)
-            printf("%s%.9g", e ? ", " : "", rt_get(fixed, t->offset + e, m->f64));
-        printf("%s]\n", t->numel > SHOWN ? ", ..." : "");
+            fprintf(out, "%s%.9g", e ? ", " : "", rt_get(fixed, t->offset + e, m->f64));
+        fprintf(out, "%s]\n", t->numel > SHOWN ? ", ..." : "");
     }
+}
+
+/* Where the final lines go: stdout, unless the trace has it (stdout stays one clean CSV). */
+static FILE *summary_stream(const rt_trace *trace) {
+    return rt_trace_on_stdout(trace) ? stderr : stdout;
 }
 
 static void finish(const nnrt_model *m, const void *fixed, const rt_options *o) {
@@ -177,31 +184,82 @@ static void finish(const nnrt_model *m, const void *fixed, const rt_options *o) 
 
 /* ---- the two kinds of training ---- */
 
+/* The loss at the current weights, by a forward pass: the trace's rows need the loss after
+ * an update, while an update step leaves the loss from before it. */
+static double function_loss(const nnrt_model *m, nnrt_ctx *ctx) {
+    m->forward(ctx);
+    return rt_batch_cost(m, ctx);
+}
+
 /* A model without inputs is a function to minimise: `steps` updates with batch 1. */
-static int train_function(const nnrt_model *m, const rt_options *o, void *fixed) {
+static int train_function(const nnrt_model *m, const rt_options *o, void *fixed, rt_trace *trace) {
     int64_t steps = o->steps > 0 ? o->steps : o->epochs;
     if (steps < 1) rt_usage_error("no step count: give --steps N");
     const rt_optimizer *opt = find_optimizer(m->train.optimizer);
     nnrt_ctx ctx = rt_new_ctx(m, fixed, 1);
     const void *loss = rt_tensor_data(m, &ctx, &m->loss);
     progress p = progress_begin(m, o);
+    if (trace) rt_trace_row(trace, 0, fixed, function_loss(m, &ctx));
     for (int64_t s = 1; s <= steps; s++) {
         opt->step(m, &ctx, o);
-        rt_metrics r = {rt_get(loss, 0, m->f64), 0, 1};
+        rt_metrics r = {rt_get(loss, 0, m->f64), 0, 1}; /* read before the trace's forward */
+        if (trace) rt_trace_row(trace, s, fixed, function_loss(m, &ctx));
         progress_report(&p, s, steps, r);
     }
     progress_end(&p);
+    rt_trace_close(trace);
     rt_free_ctx_varying(&ctx);
 
     rt_metrics final = rt_evaluate(m, fixed, NULL, NULL, 0);
     finish(m, fixed, o);
-    printf("final loss %.9g\n", rt_mean_loss(final));
-    print_params(m, fixed);
+    FILE *out = summary_stream(trace);
+    fprintf(out, "final loss %.9g\n", rt_mean_loss(final));
+    print_params(out, m, fixed);
     return 0;
 }
 
+/* What the update steps of train_on_data share. */
+typedef struct trainer {
+    const nnrt_model *m;
+    const rt_options *o;
+    const rt_optimizer *opt;
+    const rt_dataset *d;
+    nnrt_ctx ctx;
+    rt_trace *trace; /* NULL without --trace */
+    int64_t steps_done;
+} trainer;
+
+/* The mean loss on rows[0..count) at the current weights, for the trace. The rows are copied
+ * in again: the model may have reused the memory of its inputs. */
+static double batch_loss(trainer *t, const int64_t *rows, int64_t count) {
+    rt_fill_batch(t->m, &t->ctx, t->d, rows, 0, count, 1);
+    t->m->forward(&t->ctx);
+    return rt_batch_cost(t->m, &t->ctx);
+}
+
+/* One update on rows[0..count), added to the epoch's metrics. The trace gets the values
+ * after it and the loss there on the same rows; before the first update, also the starting
+ * point (step 0) on the first batch. */
+static void update(trainer *t, const int64_t *rows, int64_t count, rt_metrics *r) {
+    if (t->trace && t->steps_done == 0)
+        rt_trace_row(t->trace, 0, t->ctx.fixed, batch_loss(t, rows, count));
+    rt_fill_batch(t->m, &t->ctx, t->d, rows, 0, count, 1);
+    t->opt->step(t->m, &t->ctx, t->o);
+    rt_add_batch_metrics(t->m, &t->ctx, t->d, rows, 0, r);
+    t->steps_done++;
+    if (t->trace) rt_trace_row(t->trace, t->steps_done, t->ctx.fixed, batch_loss(t, rows, count));
+}
+
+/* Without any update (--epochs 0) the trace still has its starting point, on the first
+ * batch of training rows in file order. */
+static void trace_start_only(trainer *t, const row_split *split, int64_t batch) {
+    if (!t->trace || t->steps_done > 0) return;
+    int64_t count = split->n_train < batch ? split->n_train : batch;
+    rt_trace_row(t->trace, 0, t->ctx.fixed, batch_loss(t, split->train, count));
+}
+
 /* Epochs over the data; stops early after o->steps updates when that is set. */
-static int train_on_data(const nnrt_model *m, const rt_options *o, void *fixed) {
+static int train_on_data(const nnrt_model *m, const rt_options *o, void *fixed, rt_trace *trace) {
     if (o->batch < 1) rt_usage_error("the batch size must be at least 1 (give --batch N)");
     rt_dataset d;
     rt_load_training_data(m, o->data, &d);
@@ -214,49 +272,49 @@ static int train_on_data(const nnrt_model *m, const rt_options *o, void *fixed) 
         if (reached < epochs) epochs = reached;
     }
 
-    const rt_optimizer *opt = find_optimizer(m->train.optimizer);
+    trainer t = {m,     o, find_optimizer(m->train.optimizer), &d, rt_new_ctx(m, fixed, batch),
+                 trace, 0};
     int64_t *order = rt_alloc_array((size_t)split.n_train, sizeof *order);
     memcpy(order, split.train, (size_t)split.n_train * sizeof *order);
     rt_rng shuffle_rng;
     rt_rng_seed(&shuffle_rng, o->seed, RT_STREAM_SHUFFLE);
-    nnrt_ctx ctx = rt_new_ctx(m, fixed, batch);
 
     progress p = progress_begin(m, o);
-    int64_t steps_done = 0;
     for (int64_t epoch = 1; epoch <= epochs; epoch++) {
         if (o->shuffle) shuffle_rows(order, split.n_train, &shuffle_rng);
         rt_metrics r = {0};
         for (int64_t i = 0; i < split.n_train; i += batch) {
-            if (o->steps > 0 && steps_done == o->steps) break;
+            if (o->steps > 0 && t.steps_done == o->steps) break;
             int64_t count = split.n_train - i < batch ? split.n_train - i : batch;
-            rt_fill_batch(m, &ctx, &d, order + i, 0, count, 1);
-            opt->step(m, &ctx, o);
-            rt_add_batch_metrics(m, &ctx, &d, order + i, 0, &r);
-            steps_done++;
+            update(&t, order + i, count, &r);
         }
         progress_report(&p, epoch, epochs, r);
     }
     progress_end(&p);
-    rt_free_ctx_varying(&ctx);
+    trace_start_only(&t, &split, batch);
+    rt_trace_close(trace);
+    rt_free_ctx_varying(&t.ctx);
 
     /* The final lines come from the final weights over all training rows in file order,
      * the way eval reads a file, so eval on the same data prints the same loss. */
     rt_metrics final = rt_evaluate(m, fixed, &d, split.train, split.n_train);
     finish(m, fixed, o);
     int classify = m->train.classification;
-    printf("final loss %.9g\n", rt_mean_loss(final));
-    if (classify) printf("final accuracy %.4f\n", rt_accuracy(final));
+    FILE *out = summary_stream(trace);
+    fprintf(out, "final loss %.9g\n", rt_mean_loss(final));
+    if (classify) fprintf(out, "final accuracy %.4f\n", rt_accuracy(final));
     if (split.n_validation > 0) {
         rt_metrics v = rt_evaluate(m, fixed, &d, split.validation, split.n_validation);
-        printf("validation loss %.9g\n", rt_mean_loss(v));
-        if (classify) printf("validation accuracy %.4f\n", rt_accuracy(v));
+        fprintf(out, "validation loss %.9g\n", rt_mean_loss(v));
+        if (classify) fprintf(out, "validation accuracy %.4f\n", rt_accuracy(v));
     }
     return 0;
 }
 
 int rt_cmd_train(const nnrt_model *m, const rt_options *o) {
     if (o->save) rt_check_writable(o->save);
+    rt_trace *trace = rt_trace_open(m, o);
     void *fixed = rt_new_fixed_arena(m);
     rt_start_weights(m, fixed, o->init_weights, o->seed);
-    return m->n_inputs > 0 ? train_on_data(m, o, fixed) : train_function(m, o, fixed);
+    return m->n_inputs > 0 ? train_on_data(m, o, fixed, trace) : train_function(m, o, fixed, trace);
 }
