@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "eval.h"
+#include "gradcheck.h"
 #include "model.h"
 #include "nnrt.h"
 #include "options.h"
@@ -28,6 +29,7 @@ static int run(const nnrt_model *m, rt_command cmd, const rt_options *o) {
     case RT_CMD_TRAIN: return rt_cmd_train(m, o);
     case RT_CMD_EVAL: return rt_cmd_eval(m, o);
     case RT_CMD_PREDICT: return rt_cmd_predict(m, o);
+    case RT_CMD_GRADCHECK: return rt_cmd_gradcheck(m, o);
     default: return RT_EXIT_USAGE;
     }
 }
@@ -52,8 +54,9 @@ int main(int argc, char **argv) {
     int cmd = rt_find_command(word);
     if (cmd < 0) {
         if (strncmp(word, "-", 1) == 0)
-            rt_usage_error("expected a command (train, eval or predict) before '%s'", word);
-        rt_usage_error("unknown command '%s' (commands: train, eval, predict)", word);
+            rt_usage_error("expected a command (train, eval, predict or gradcheck) before '%s'",
+                           word);
+        rt_usage_error("unknown command '%s' (commands: train, eval, predict, gradcheck)", word);
     }
     if (cmd == RT_CMD_PREDICT && m->n_inputs == 0)
         rt_usage_error("model '%s' has no inputs, so nothing to predict; 'train' prints its params",

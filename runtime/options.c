@@ -18,9 +18,10 @@ enum opt_kind {
     OPT_CLEAR,  /* no value: sets a path to NULL */
 };
 
-#define FOR_TRAIN   (1u << RT_CMD_TRAIN)
-#define FOR_EVAL    (1u << RT_CMD_EVAL)
-#define FOR_PREDICT (1u << RT_CMD_PREDICT)
+#define FOR_TRAIN     (1u << RT_CMD_TRAIN)
+#define FOR_EVAL      (1u << RT_CMD_EVAL)
+#define FOR_PREDICT   (1u << RT_CMD_PREDICT)
+#define FOR_GRADCHECK (1u << RT_CMD_GRADCHECK)
 
 typedef struct opt_spec {
     const char *name, *metavar;
@@ -35,7 +36,8 @@ typedef struct opt_spec {
 #define AT(field) offsetof(rt_options, field)
 
 static const opt_spec option_table[] = {
-    {"--data", "PATH", OPT_PATH, AT(data), FOR_TRAIN | FOR_EVAL | FOR_PREDICT, 1, 0, 0, NULL},
+    {"--data", "PATH", OPT_PATH, AT(data), FOR_TRAIN | FOR_EVAL | FOR_PREDICT | FOR_GRADCHECK, 1, 0,
+     0, NULL},
     {"--weights", "FILE", OPT_PATH, AT(weights), FOR_EVAL | FOR_PREDICT, 0, 0, 0,
      "the weights (safetensors)"},
     {"--epochs", "N", OPT_INT, AT(epochs), FOR_TRAIN, 1, 0, 0, "passes over the training rows"},
@@ -44,7 +46,7 @@ static const opt_spec option_table[] = {
     {"--lr", "X", OPT_REAL, AT(lr), FOR_TRAIN, 0, 0, INFINITY, "learning rate"},
     {"--momentum", "X", OPT_REAL, AT(momentum), FOR_TRAIN, 0, 0, 1,
      "momentum: v = momentum*v + grad, param -= lr*v"},
-    {"--seed", "N", OPT_INT, AT(seed), FOR_TRAIN, 0, -INFINITY, 0, NULL},
+    {"--seed", "N", OPT_INT, AT(seed), FOR_TRAIN | FOR_GRADCHECK, 0, -INFINITY, 0, NULL},
     {"--shuffle", "on|off", OPT_ON_OFF, AT(shuffle), FOR_TRAIN, 1, 0, 0,
      "shuffle the training rows every epoch"},
     {"--validation", "F", OPT_REAL, AT(validation), FOR_TRAIN, 1, 0, 1,
@@ -63,7 +65,7 @@ static const opt_spec option_table[] = {
 
 #define N_OPTIONS ((int)(sizeof option_table / sizeof option_table[0]))
 
-static const char *const command_names[RT_N_COMMANDS] = {"train", "eval", "predict"};
+static const char *const command_names[RT_N_COMMANDS] = {"train", "eval", "predict", "gradcheck"};
 
 int rt_find_command(const char *word) {
     for (int c = 0; c < RT_N_COMMANDS; c++)
@@ -119,6 +121,9 @@ static const char *command_help(const nnrt_model *m, rt_command cmd) {
         return classify ? "print the loss and accuracy of saved weights on a data set"
                         : "print the loss of saved weights on a data set";
     case RT_CMD_PREDICT: return "print the model's output for each input row";
+    case RT_CMD_GRADCHECK:
+        return m->f64 ? "compare grad() with finite differences of the loss at two points"
+                      : "compare grad() with finite differences (needs an f64 model)";
     default: return "";
     }
 }
@@ -127,12 +132,16 @@ static const char *help_text(const opt_spec *o, const nnrt_model *m, rt_command 
     if (o->help) return o->help;
     if (strcmp(o->name, "--data") == 0) {
         if (cmd == RT_CMD_PREDICT) return "CSV rows of the inputs' values, or IDX images";
+        if (cmd == RT_CMD_GRADCHECK) return "the batch is its first 8 rows; random without data";
         return m->train.data_kind && strcmp(m->train.data_kind, "idx") == 0
                    ? "IMAGES,LABELS: two IDX files"
                    : "CSV data file";
     }
     if (strcmp(o->name, "--steps") == 0)
         return has_inputs(m) ? "stop after N update steps in all; 0: no limit" : "update steps";
+    if (strcmp(o->name, "--seed") == 0 && cmd == RT_CMD_GRADCHECK)
+        return has_inputs(m) ? "seed of the initial weights, the random point and random rows"
+                             : "seed of the initial weights and the random point";
     if (strcmp(o->name, "--seed") == 0)
         return has_inputs(m) ? "seed of init, validation split and shuffling"
                              : "seed of the initialisers";
@@ -197,7 +206,7 @@ void rt_print_help(FILE *out, const nnrt_model *m) {
     fprintf(out, "\ncommands:\n");
     for (int c = 0; c < RT_N_COMMANDS; c++)
         if (command_applies(m, (rt_command)c))
-            fprintf(out, "  %-9s %s\n", command_names[c], command_help(m, (rt_command)c));
+            fprintf(out, "  %-10s %s\n", command_names[c], command_help(m, (rt_command)c));
     for (int c = 0; c < RT_N_COMMANDS; c++) {
         if (!command_applies(m, (rt_command)c)) continue;
         fprintf(out, "\n%s options:\n", command_names[c]);

@@ -9,10 +9,16 @@
 
 #include "nnrt.h"
 
-typedef enum rt_command { RT_CMD_TRAIN, RT_CMD_EVAL, RT_CMD_PREDICT, RT_N_COMMANDS } rt_command;
+typedef enum rt_command {
+    RT_CMD_TRAIN,
+    RT_CMD_EVAL,
+    RT_CMD_PREDICT,
+    RT_CMD_GRADCHECK,
+    RT_N_COMMANDS
+} rt_command;
 
 typedef struct rt_options {
-    const char *data; /* NULL: the descriptor's files (train, eval) or stdin (predict) */
+    const char *data; /* NULL: the descriptor's files (train, eval, gradcheck) or stdin (predict) */
     int64_t epochs, steps, batch, seed;
     double lr, momentum, validation;
     int shuffle;

@@ -14,9 +14,11 @@ typedef struct rt_rng {
 
 /* What a stream is used for; the value is mixed into the seed. */
 enum rt_stream {
-    RT_STREAM_INIT = 1,    /* parameter initialisers, in descriptor order */
-    RT_STREAM_SPLIT = 2,   /* the permutation that picks validation rows */
-    RT_STREAM_SHUFFLE = 3, /* the per-epoch Fisher-Yates shuffles */
+    RT_STREAM_INIT = 1,            /* parameter initialisers, in descriptor order */
+    RT_STREAM_SPLIT = 2,           /* the permutation that picks validation rows */
+    RT_STREAM_SHUFFLE = 3,         /* the per-epoch Fisher-Yates shuffles */
+    RT_STREAM_GRADCHECK_POINT = 4, /* gradcheck: the random point's params */
+    RT_STREAM_GRADCHECK_ROWS = 5,  /* gradcheck: random inputs and targets */
 };
 
 void rt_rng_seed(rt_rng *rng, int64_t seed, enum rt_stream stream);

@@ -265,8 +265,9 @@ def bad_options():
          "--weights is not an option of 'train' (see 'rt_logreg train --help')"),
         (["eval", "--epochs", "3"],
          "--epochs is not an option of 'eval' (see 'rt_logreg eval --help')"),
-        (["frobnicate"], "unknown command 'frobnicate' (commands: train, eval, predict)"),
-        (["--lr", "1"], "expected a command (train, eval or predict) before '--lr'"),
+        (["frobnicate"],
+         "unknown command 'frobnicate' (commands: train, eval, predict, gradcheck)"),
+        (["--lr", "1"], "expected a command (train, eval, predict or gradcheck) before '--lr'"),
     ]
     for args, message in cases:
         expect_error("logreg", args, "rt_logreg: error: " + message, code=2)
