@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Runtime tests: run the hand-written test models (rt_logreg, rt_softmax, rt_softmax_idx,
-rt_parabola, all linked with libnnrt) and check what they print and write.
+rt_parabola, rt_mlp and its variants, rt_kinks, all linked with libnnrt) and check what they
+print and write.
 
     runtime_tests.py --bin DIR TEST        one test (see TESTS below); exit 0 when it passes
     runtime_tests.py --bin DIR all         every test
@@ -207,14 +208,16 @@ def sigmoid(z):
 def help():
     out = run("logreg", "--help").out
     check(out.startswith("usage: rt_logreg COMMAND [OPTIONS]\n"), out)
-    for command in ("train", "eval", "predict"):
+    for command in ("train", "eval", "predict", "gradcheck"):
         check(re.search(rf"^  {command} +\S", out, re.M), f"command {command} missing:\n{out}")
+    check(re.search(r"^  gradcheck +.*needs an f64 model", out, re.M), "f32: gradcheck needs f64")
     default_data = os.path.join(ARGS.bin, "logreg_default.csv")
     wanted = [
         ("--data PATH", default_data), ("--epochs N", "50"), ("--steps N", "0"),
         ("--batch N", "8"), ("--lr X", "0.5"), ("--momentum X", "0.9"), ("--seed N", "42"),
         ("--shuffle on|off", "on"), ("--validation F", "0"), ("--init-weights FILE", "none"),
         ("--save FILE", "logreg.safetensors"), ("--log FILE", "none"),
+        ("--trace NAME,...", "none"), ("--trace-out FILE", "standard output"),
         ("--weights FILE", "logreg.safetensors"),
     ]
     for option, default in wanted:
@@ -243,6 +246,14 @@ def help():
     check(re.search(r"^  --steps N +update steps \(default: 200\)$", out, re.M), out)
     check("--epochs" not in out and "--data" not in out and "--batch" not in out, out)
     check(not re.search(r"^  predict", out, re.M), "parabola lists predict")
+
+    out = run("mlp", "gradcheck", "--help").out
+    check(out.startswith("usage: rt_mlp gradcheck [OPTIONS]\n"), out)
+    check(re.search(r"^  --seed N +\S.*\(default: 3\)$", out, re.M), out)
+    check(re.search(r"^  --data PATH +\S.*\(default: .*mlp_default\.csv\)$", out, re.M), out)
+    check("--lr" not in out and "--trace" not in out, out)
+    out = run("parabola", "gradcheck", "--help").out
+    check("--seed N" in out and "--data" not in out, out)
 
 
 @test
@@ -699,6 +710,320 @@ def link_plain():
     r = subprocess.run(["./model", "train", "--data", "d.csv", "--quiet"], capture_output=True,
                        text=True, timeout=60)
     check(r.returncode == 0 and values(r.stdout)["final accuracy"] >= 0.95, r.stdout + r.stderr)
+
+
+# ---- train --trace ----
+
+
+PARABOLA_V = [0.3, -0.2, 0.25, 0.9, -0.75, 0.5, 0.125, -1.0, 0.6, 0.05]
+
+
+def parabola_loss(x, v):
+    """tests/runtime/parabola.c's loss, summed in the same order."""
+    loss = 3 * x * x - 3 * x + 4
+    for i in range(10):
+        loss += (v[i] - i / 10) * (v[i] - i / 10)
+    return loss
+
+
+def parabola_path(x, v, lr, momentum, steps):
+    """[(x, v, loss)] at the start and after each step: p -= lr * g, or with momentum
+    vel = momentum * vel + g, p -= lr * vel, as nnrt.h defines sgd_step."""
+    params, vel = [x, *v], [0.0] * 11
+    path = [(params[0], params[1:], parabola_loss(params[0], params[1:]))]
+    for _ in range(steps):
+        grads = [6 * params[0] - 3] + [2 * (params[1 + i] - i / 10) for i in range(10)]
+        for i, g in enumerate(grads):
+            if momentum != 0:
+                vel[i] = momentum * vel[i] + g
+                g = vel[i]
+            params[i] -= lr * g
+        path.append((params[0], params[1:], parabola_loss(params[0], params[1:])))
+    return path
+
+
+def trace_rows(text, header):
+    """The CSV rows of a trace as floats, after checking its header line exactly."""
+    lines = text.splitlines()
+    check(lines and lines[0] == header, f"trace header {lines[:1]}, wanted {header!r}")
+    rows = [[float(v) for v in line.split(",")] for line in lines[1:]]
+    check(all(len(row) == header.count(",") + 1 for row in rows), f"ragged trace:\n{text}")
+    check([row[0] for row in rows] == list(range(len(rows))), "trace steps are not 0, 1, ...")
+    return rows
+
+
+def write_parabola_start():
+    write_safetensors("start", {"x": ("F64", [], [2.0]), "v": ("F64", [10], PARABOLA_V)})
+
+
+@test
+def trace_function():
+    """Rows for a model without inputs against gradient descent worked out here."""
+    write_parabola_start()
+    header = "step,x,v[0],v[1],v[2],v[3],loss"
+    for momentum in ("0", "0.5"):
+        r = run("parabola", "train", "--init-weights", "start", "--lr", "0.05", "--momentum",
+                momentum, "--steps", "20", "--trace", "x,v", "--no-save", "--quiet")
+        rows = trace_rows(r.out, header)
+        path = parabola_path(2.0, PARABOLA_V, 0.05, float(momentum), 20)
+        check(len(rows) == 21, f"{len(rows)} rows for 20 steps")
+        for row, (x, v, loss) in zip(rows, path):
+            wanted = [x, *v[:4], loss]
+            check(all(close(a, b, 1e-12, 1e-15) for a, b in zip(row[1:], wanted)),
+                  f"momentum {momentum}, step {row[0]:g}: {row[1:]} vs {wanted}")
+        check(rows[0][1:] == [2.0, 0.3, -0.2, 0.25, 0.9, parabola_loss(2.0, PARABOLA_V)],
+              f"the starting row is not exact: {rows[0]}")
+        # Shortest exact numbers: the first step of x is 2 - 0.05 * 9 = 1.55 exactly printed.
+        check(r.out.splitlines()[1].startswith("0,2,0.3,-0.2,0.25,0.9,"), r.out.splitlines()[1])
+        check(r.out.splitlines()[2].startswith("1,1.55,"), r.out.splitlines()[2])
+        # The final lines moved to stderr, and agree with the last row.
+        final = values(r.err)
+        check(close(final["final loss"], rows[-1][-1], 1e-8), r.err)
+        check(re.search(r"^x = \S+$", r.err, re.M) and re.search(r"^v = \[", r.err, re.M), r.err)
+
+
+@test
+def trace_outputs():
+    """--trace-out keeps stdout for the usual lines; --log goes on alongside."""
+    write_parabola_start()
+    args = ["train", "--init-weights", "start", "--steps", "30", "--trace", "v,x", "--no-save"]
+    to_stdout = run("parabola", *args)
+    check(not re.search(r"^(final loss|x =|v =)", to_stdout.out, re.M), to_stdout.out)
+    check(re.search(r"^final loss \S+\nx = \S+\nv = \[.*\]$", to_stdout.err, re.M),
+          to_stdout.err)
+    check(re.search(r"^step 30/30  loss", to_stdout.err, re.M), "progress lines went missing")
+    header = "step,v[0],v[1],v[2],v[3],x,loss"
+    rows = trace_rows(to_stdout.out, header)
+
+    r = run("parabola", *args, "--trace-out", "t.csv", "--log", "log.csv", "--quiet")
+    check(re.fullmatch(r"final loss \S+\nx = \S+\nv = \[.*\]\n", r.out), r.out)
+    check(r.err == "", r.err)
+    check(open("t.csv").read() == to_stdout.out, "--trace-out differs from the stdout trace")
+    check(r.out.splitlines() == to_stdout.err.splitlines()[-3:], "final lines differ")
+    log = [line.split(",") for line in open("log.csv").read().splitlines()]
+    check(log[0] == ["step", "loss", "seconds"] and len(log) == 31, log[:2])
+    # A log row has the loss the step started from, a trace row the loss after the step.
+    for step in range(1, 30):
+        check(close(float(log[step + 1][1]), rows[step][-1], 1e-8),
+              f"step {step}: log {log[step + 1]} vs trace {rows[step]}")
+    check(run("parabola", *args, "--trace-out", "-").out == to_stdout.out, "--trace-out -")
+
+
+def logreg_batch(rows, w0, w1, b):
+    """Mean bce loss of tests/runtime/logreg.c over rows, and its gradient."""
+    loss, g = 0.0, [0.0, 0.0, 0.0]
+    for x0, x1, y in rows:
+        z = x0 * w0 + x1 * w1 + b
+        loss += max(z, 0) - y * z + math.log1p(math.exp(-abs(z)))
+        d = (sigmoid(z) - y) / len(rows)
+        g = [g[0] + d * x0, g[1] + d * x1, g[2] + d]
+    return loss / len(rows), g
+
+
+@test
+def trace_data():
+    """Rows for a model with inputs: the values after each step, the loss on its batch."""
+    data = logreg_rows(10)
+    write_csv("d.csv", data)
+    lr = 0.5
+    r = run("logreg", "train", "--data", "d.csv", "--batch", "4", "--epochs", "2", "--shuffle",
+            "off", "--momentum", "0", "--lr", str(lr), "--trace", "lin.b,lin.W", "--no-save")
+    rows = trace_rows(r.out, "step,lin.b[0],lin.W[0],lin.W[1],loss")
+    check(len(rows) == 7, f"{len(rows)} rows for 2 epochs of 3 steps")
+    batches = [data[0:4], data[4:8], data[8:10]]
+    for step in range(7):
+        b, w0, w1, loss = rows[step][1:]
+        # Row 0 is the starting point on the first batch; row k the values after step k on
+        # the batch that step used.
+        batch = batches[(step - 1) % 3] if step else batches[0]
+        wanted, _ = logreg_batch(batch, w0, w1, b)
+        check(close(loss, wanted, 1e-5), f"step {step}: loss {loss}, by hand {wanted}")
+        if step:
+            pb, pw0, pw1, _ = rows[step - 1][1:]
+            _, g = logreg_batch(batch, pw0, pw1, pb)
+            after = [pb - lr * g[2], pw0 - lr * g[0], pw1 - lr * g[1]]
+            check(all(close(a, c, 1e-5, 1e-6) for a, c in zip([b, w0, w1], after)),
+                  f"step {step}: {[b, w0, w1]} is not one step from {rows[step - 1]}")
+    check(re.fullmatch(r"(epoch .*\n)*final loss \S+\nfinal accuracy \S+\n", r.err), r.err)
+
+    r = run("logreg", "train", "--data", "d.csv", "--batch", "4", "--steps", "4",
+            "--trace", "lin.b", "--trace-out", "t.csv", "--no-save", "--quiet")
+    check(len(open("t.csv").read().splitlines()) == 6, "--steps 4: header and 5 rows")
+    train_lines(r.out)
+    r = run("logreg", "train", "--data", "d.csv", "--epochs", "0", "--trace", "lin.b",
+            "--no-save", "--quiet")
+    check(len(trace_rows(r.out, "step,lin.b[0],loss")) == 1, "--epochs 0: only step 0")
+
+
+@test
+def trace_errors():
+    params = "rt_parabola: error: --trace: model 'parabola' has no param 'q' (its params: x, v)"
+    expect_error("parabola", ["train", "--trace", "x,q"], params, 2)
+    expect_error("logreg", ["train", "--trace", "lin.w"],
+                 "rt_logreg: error: --trace: model 'logreg' has no param 'lin.w' "
+                 "(its params: lin.W, lin.b)", 2)
+    expect_error("parabola", ["train", "--trace", "x,,v"],
+                 "rt_parabola: error: --trace: an empty name in 'x,,v'", 2)
+    expect_error("parabola", ["train", "--trace", "x,v,x"],
+                 "rt_parabola: error: --trace: 'x' is named twice", 2)
+    expect_error("parabola", ["train", "--trace-out", "t.csv"],
+                 "rt_parabola: error: --trace-out needs --trace NAME,... (the params to trace)", 2)
+    expect_error("parabola", ["train", "--trace", "x", "--trace-out", "no/t.csv"],
+                 "no/t.csv: error: cannot write: No such file or directory")
+    expect_error("parabola", ["eval", "--trace", "x"],
+                 "rt_parabola: error: --trace is not an option of 'eval' "
+                 "(see 'rt_parabola eval --help')", 2)
+    check(not os.path.exists("parabola.safetensors"), "a failed run saved weights")
+
+
+# ---- gradcheck ----
+
+
+GRADCHECK_ROW = re.compile(r"  (\S+) +(scalar|\[[0-9, ]+\]) +(\S+) +(\S+)  (\S.*)")
+
+
+def gradcheck_report(out):
+    """(batch line, [{param: (shape, max abs, max rel, verdict)} per point], summary line),
+    checking the layout on the way."""
+    lines = out.splitlines()
+    check(re.fullmatch(r"gradcheck of model '\w+' \(f64\), seed -?\d+", lines[0]), lines[0])
+    check(lines[1].startswith("batch: "), lines[1])
+    check(lines[3] == "ok when |d - n| / max(|d|, |n|, 0.0001) <= 1e-06", lines[3])
+    points, table = [], None
+    for line in lines[4:]:
+        if line.startswith("at "):
+            table = {}
+            points.append(table)
+        elif table is not None and GRADCHECK_ROW.fullmatch(line) and not line.startswith(
+                "  param  "):
+            name, shape, abs_err, rel_err, verdict = GRADCHECK_ROW.fullmatch(line).groups()
+            number = lambda text: None if text == "-" else float(text)
+            table[name] = (shape, number(abs_err), number(rel_err), verdict)
+        elif line == "":
+            table = None
+    check(len(points) == 2, f"{len(points)} points:\n{out}")
+    check(lines[-2] == "", "no blank line before the summary")
+    return lines[1], points, lines[-1]
+
+
+def check_all_ok(out, params):
+    batch, points, summary = gradcheck_report(out)
+    for point in points:
+        check(list(point) == list(params), f"params {list(point)}:\n{out}")
+        for name, (shape, abs_err, rel_err, verdict) in point.items():
+            check(shape == params[name], f"{name}: shape {shape}")
+            check(verdict == "ok" and rel_err <= 1e-6 and abs_err < 1e-6, f"{name}:\n{out}")
+    check(summary == f"gradcheck: all {len(params)} params match", summary)
+    return batch
+
+
+MLP_PARAMS = {"W1": "[3, 4]", "b1": "[4]", "W2": "[4, 2]", "b2": "[2]"}
+
+
+def mlp_rows(n, seed=5):
+    rng = random.Random(seed)
+    return [(*(round(rng.uniform(-1, 1), 4) for _ in range(3)), rng.randrange(2))
+            for _ in range(n)]
+
+
+@test
+def gradcheck_passes():
+    r = run("softmax", "gradcheck")
+    batch = check_all_ok(r.out, {"fc.W": "[4, 3]", "fc.b": "[3]"})
+    check(batch == "batch: 8 random rows (the model names no data file): inputs uniform(-1, 1), "
+                   "targets random classes, one-hot", batch)
+    check(r.out.splitlines()[2] == "d: grad(); n: central difference of the cost (the batch's "
+                                   "mean loss) through forward()", r.out)
+    check("\nat the initial weights (the initialisers, seed 1):\n" in r.out, r.out)
+    check("\nat a random point (every param element uniform(-1, 1), seed 1):\n" in r.out, r.out)
+    check(r.err == "", r.err)
+
+    batch = check_all_ok(run("parabola", "gradcheck", "--seed", "11").out,
+                         {"x": "scalar", "v": "[10]"})
+    check(batch == "batch: none, the model has no inputs", batch)
+
+    default = os.path.join(ARGS.bin, "mlp_default.csv")
+    batch = check_all_ok(run("mlp", "gradcheck").out, MLP_PARAMS)
+    check(batch.startswith(f"batch: 8 random rows (cannot read {default}: No such file"), batch)
+    write_csv("d.csv", mlp_rows(30), header="a,b,c,y")
+    batch = check_all_ok(run("mlp", "gradcheck", "--data", "d.csv").out, MLP_PARAMS)
+    check(batch == "batch: the first 8 rows of d.csv", batch)
+    write_csv("five.csv", mlp_rows(5))
+    batch = check_all_ok(run("mlp", "gradcheck", "--data", "five.csv").out, MLP_PARAMS)
+    check(batch == "batch: the first 5 rows of five.csv", batch)
+    write_csv(default, mlp_rows(12))
+    try:
+        batch = check_all_ok(run("mlp", "gradcheck").out, MLP_PARAMS)
+    finally:
+        os.remove(default)
+    check(batch == f"batch: the first 8 rows of {default}", batch)
+
+    # The seed picks the points: the same seed, the same report.
+    a, b = run("mlp", "gradcheck", "--seed", "4").out, run("mlp", "gradcheck", "--seed", "4").out
+    check(a == b, "gradcheck is not deterministic")
+    check(a != run("mlp", "gradcheck", "--seed", "5").out, "the seed changed nothing")
+
+
+@test
+def gradcheck_fails():
+    r = run("mlp_wrong", "gradcheck", expect=1)
+    _, points, summary = gradcheck_report(r.out)
+    for point in points:
+        shape, abs_err, rel_err, verdict = point["b1"]
+        # grad() of b1 is 1.5 times the derivative: |1.5n - n| / |1.5n| = 1/3.
+        check(verdict == "FAIL" and close(rel_err, 1 / 3, 0.01), f"b1: {point['b1']}")
+        for name in ("W1", "W2", "b2"):
+            check(point[name][3] == "ok", f"{name}: {point[name]}")
+    worst = re.findall(r"^  b1\[(\d)\]: d = (\S+), n = (\S+) \(its worst element\)$", r.out, re.M)
+    check(len(worst) == 2, r.out)
+    for _, d, n in worst:
+        check(close(float(d), 1.5 * float(n), 1e-6), f"d {d}, n {n}")
+    check(summary == "gradcheck: 1 of 4 params FAIL", summary)
+    expect_error("mlp", ["gradcheck", "--data", "nope.csv"],
+                 "nope.csv: error: cannot open: No such file or directory")
+
+
+@test
+def gradcheck_surrogate():
+    r = run("mlp_surrogate", "gradcheck")
+    _, points, summary = gradcheck_report(r.out)
+    for point in points:
+        for name in ("W1", "b1"):
+            # A straight-through relu really is not the derivative: shown, not failed.
+            check(point[name][3] == "surrogate" and point[name][2] > 1e-3, f"{name}: {point}")
+        for name in ("W2", "b2"):
+            check(point[name][3] == "ok" and point[name][2] <= 1e-6, f"{name}: {point}")
+    check("\nsurrogate: the param's gradient comes from a hand-written surrogate rule (such as "
+          "a straight-through estimator), not the derivative of the loss; it is shown, not "
+          "counted as a failure.\n" in r.out, r.out)
+    check(summary == "gradcheck: all 2 params match", summary)
+
+
+@test
+def gradcheck_kinks():
+    r = run("kinks", "gradcheck")
+    _, (start, random_point), summary = gradcheck_report(r.out)
+    # relu(a) at its corner: skipped. relu(b[1] + 0.0015): its corner is inside the first
+    # stencil, and a smaller step must still confirm the slope.
+    check(start["a"] == ("scalar", None, None, "ok (1 kink skipped)"), start)
+    check(start["b"][3] == "ok" and start["b"][2] <= 1e-6, start)
+    check(all(v[3] == "ok" for v in random_point.values()), random_point)
+    check("\nkink: the one-sided differences disagree there" in r.out, r.out)
+    check(summary == "gradcheck: all 2 params match", summary)
+
+
+@test
+def gradcheck_errors():
+    expect_error("logreg", ["gradcheck"],
+                 "rt_logreg: error: gradcheck needs a model compiled with --f64 "
+                 "(nnc gradcheck FILE.nn does that)", 2)
+    expect_error("softmax", ["gradcheck", "--lr", "1"],
+                 "rt_softmax: error: --lr is not an option of 'gradcheck' "
+                 "(see 'rt_softmax gradcheck --help')", 2)
+    expect_error("parabola", ["gradcheck", "--data", "x.csv"],
+                 "rt_parabola: error: --data does not apply: model 'parabola' has no inputs", 2)
+    expect_error("softmax", ["gradcheck", "--seed", "x"],
+                 "rt_softmax: error: --seed needs a whole number, got 'x'", 2)
 
 
 def main():
