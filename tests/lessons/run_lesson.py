@@ -150,9 +150,36 @@ def case_signum_ste(lesson):
     check(number(out, "final loss") == 0.0, f"signum_ste: AND learnt, but loss:\n{out}")
     got = [p[0] for p in lesson.predict(exe, w1, CORNERS)]
     check(got == [-1, -1, -1, 1], f"signum_ste: predicted {got} for {CORNERS}")
-    # The same model, signum.nn, with the same seed starts from the same weights: the
-    # surrogate rule is what moves them.
     check(read_safetensors(w0) != read_safetensors(w1), "signum_ste: weights did not move")
+    # gradcheck shows the surrogate's gradients and does not count them as failures.
+    out = lesson.run([lesson.nnc, "gradcheck", lesson.path("signum_ste.nn")]).stdout
+    verdicts = re.findall(r"^\s+([wb])\s+\S+\s+\S+\s+\S+\s+(\S+)\s*$", out, re.M)
+    check(verdicts and all(v == "surrogate" for _, v in verdicts),
+          f"signum_ste: gradcheck should call w and b surrogates:\n{out}")
+
+
+def case_sigmoid_rule(lesson):
+    # The hand-written exact rule passes gradcheck ...
+    out = lesson.run([lesson.nnc, "gradcheck", lesson.path("sigmoid_rule.nn")]).stdout
+    check("all 2 params match" in out, f"sigmoid_rule: gradcheck:\n{out}")
+    # ... a wrong one (g * s instead of g * s * (1 - s)) fails it ...
+    with open(lesson.path("sigmoid_rule.nn")) as f:
+        text = f.read()
+    check("grad u = g * s * (1 - s)" in text, "sigmoid_rule.nn: the rule is not where expected")
+    wrong = os.path.join(lesson.tmp, "wrong.nn")
+    with open(wrong, "w") as f:
+        f.write(text.replace("grad u = g * s * (1 - s)", "grad u = g * s").replace(
+            'csv("and.csv"', 'csv("' + lesson.path("and.csv") + '"'))
+    out = lesson.run([lesson.nnc, "gradcheck", wrong], want_status=1).stdout
+    check("FAIL" in out, f"sigmoid_rule: gradcheck passed a wrong rule:\n{out}")
+    # ... and training with the rule does what the built-in sigmoid does.
+    exe, _ = lesson.build("sigmoid_rule.nn")
+    own = lesson.train(exe, "--no-save")
+    exe, _ = lesson.build("perceptron.nn")
+    builtin = lesson.train(exe, "--no-save")
+    check(number(own, "final accuracy") == 1.0, f"sigmoid_rule: did not learn AND:\n{own}")
+    check(abs(number(own, "final loss") - number(builtin, "final loss")) < 1e-6,
+          f"sigmoid_rule and perceptron differ:\n{own}\n{builtin}")
 
 
 # ---- 2. XOR needs a hidden layer ----
@@ -292,6 +319,41 @@ def case_peaks(lesson):
               f"names; minima {minima}, maxima {maxima}")
         check(abs(loss - sign * near[3]) < 1e-4, f"{model}: final loss {loss}, "
               f"{'' if sign > 0 else '-'}peaks there is {sign * near[3]}")
+
+
+# ---- 5. fixed learning rates, large and small ----
+
+def trace(out):
+    """The rows of a `--trace` CSV (after its header) as lists of floats."""
+    lines = out.splitlines()
+    check(lines and lines[0].startswith("step,"), f"no trace header in:\n{out}")
+    return [[float(v) for v in line.split(",")] for line in lines[1:]]
+
+
+def case_learning_rate(lesson):
+    best = downhill_minimum(0.2)
+    exe, _ = lesson.build("learning_rate.nn")
+
+    # lr 0.06 (the file's): 1 - lr f''(x*) < -1, so x bounces between two points for ever.
+    rows = trace(lesson.run([exe, "train", "--quiet", "--no-save", "--trace", "x"]).stdout)
+    check(len(rows) == 101, f"learning_rate: {len(rows)} trace rows, wanted steps 0..100")
+    xs = [r[1] for r in rows]
+    check(abs(xs[-1] - best) > 0.1 and abs(df1(xs[-1])) > 1,
+          f"learning_rate: lr 0.06 was said to bounce, but ended at x = {xs[-1]}")
+    check(abs(xs[-1] - xs[-3]) < 1e-4 and abs(xs[-1] - xs[-2]) > 0.2,
+          f"learning_rate: lr 0.06 should alternate between two points: {xs[-4:]}")
+    check(xs[-1] < best < xs[-2] or xs[-2] < best < xs[-1],
+          f"learning_rate: the two points {xs[-2:]} should straddle x* = {best}")
+
+    out = lesson.train(exe, "--no-save", "--lr", "0.01")
+    check(abs(number(out, "x =") - best) < 1e-4, f"learning_rate: lr 0.01 missed {best}:\n{out}")
+
+    rows = trace(lesson.run([exe, "train", "--quiet", "--no-save", "--lr", "0.001",
+                             "--trace", "x"]).stdout)
+    xs = [r[1] for r in rows]
+    check(all(a < b for a, b in zip(xs, xs[1:])) and xs[-1] < best - 1e-3,
+          f"learning_rate: lr 0.001 should creep up towards {best} without reaching it: "
+          f"{xs[:3]} ... {xs[-3:]}")
 
 
 # ---- 6. linear regression ----
