@@ -13,7 +13,9 @@ a fenced code block holding what the command printed:
 
 Every command runs with bash, in order, in one fresh temporary folder (so a block may use
 an executable that an earlier block compiled), where `examples` and `stdlib` link to the
-source tree's folders and `nnc` on the PATH is the compiler under test. A block holds the
+source tree's folders and `nnc` on the PATH is the compiler under test. Paths into the
+source tree or the scratch folder that a command prints (an executable names the absolute
+path of its data) are written relative, as `examples/...`. A block holds the
 command's standard output and standard error together, as one stream; add `2>/dev/null`
 or `--quiet` to a command to keep its stderr out. The exit status is not checked: a
 command that fails differently prints differently.
@@ -37,10 +39,17 @@ BLOCK = re.compile(
     re.M | re.S)
 
 
-def run(cmd, cwd, env):
+def run(cmd, cwd, env, src):
     proc = subprocess.run(["bash", "-c", cmd], cwd=cwd, env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True, timeout=300)
-    return proc.stdout
+    out = proc.stdout
+    relative = {os.path.realpath(os.path.join(src, name)) + os.sep: name + os.sep
+                for name in ("examples", "stdlib")}
+    for folder in (cwd, os.path.realpath(cwd), src, os.path.realpath(src)):
+        relative.setdefault(folder + os.sep, "")
+    for folder in sorted(relative, key=len, reverse=True):
+        out = out.replace(folder, relative[folder])
+    return out
 
 
 def main(argv):
@@ -68,7 +77,7 @@ def main(argv):
                    LC_ALL="C")
         pieces, last, failed = [], 0, 0
         for m in blocks:
-            got = run(m.group("cmd"), tmp, env)
+            got = run(m.group("cmd"), tmp, env, src)
             if got and not got.endswith("\n"):
                 got += "\n"
             want = m.group("body")
