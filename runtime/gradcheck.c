@@ -70,9 +70,12 @@ typedef struct element {
 
 /* One step's estimate. The fourth-order difference (-f(2h) + 8f(h) - 8f(-h) + f(-2h)) / 12h
  * lets the step be large enough that rounding in the cost stays far below the tolerance.
- * `gap` is |f(h) - 2f(0) + f(-h)| / h, how far the one-sided slopes disagree. */
+ * `bend` is how much the slopes of the stencil's four intervals s0..s3 bend: the larger of
+ * |s2 - 2s1 + s0| and |s3 - 2s2 + s1|. Smooth, it is h^2 times the third derivative; a
+ * corner anywhere in the stencil whose slope jumps by J makes it at least J/3, and moves
+ * the estimate by at most half of it. */
 typedef struct estimate {
-    double numeric, gap;
+    double numeric, bend;
     int finite;
 } estimate;
 
@@ -86,7 +89,9 @@ static estimate difference(checker *c, double *p, double h, double base) {
     *p = value;
     estimate e;
     e.numeric = (f[0] - 8 * f[1] + 8 * f[3] - f[4]) / (12 * h);
-    e.gap = fabs(f[3] - 2 * f[2] + f[1]) / h;
+    double s[4];
+    for (int k = 0; k < 4; k++) s[k] = (f[k + 1] - f[k]) / h;
+    e.bend = fmax(fabs(s[2] - 2 * s[1] + s[0]), fabs(s[3] - 2 * s[2] + s[1]));
     e.finite = isfinite(f[0]) && isfinite(f[1]) && isfinite(f[3]) && isfinite(f[4]);
     return e;
 }
@@ -104,13 +109,14 @@ static void keep_best(element *el, double numeric, int first) {
 
 /* Compares d with differences at the first step, then at smaller ones: a kink (relu, abs)
  * that lies inside the first stencil but not at p spoils that estimate, not a smaller one.
- * When no step agrees, the element sits at a kink if its one-sided slopes still disagree at
- * the smallest step (a smooth cost's gap shrinks with h) by enough to explain the error;
- * otherwise d is wrong. A cost that is not finite near p (the edge of its domain) counts as a
+ * When no step agrees, the element sits at a kink if the slopes within the smallest stencil
+ * bend by at least half the error, enough for a corner to explain it (a smooth cost bends
+ * there by about 1e-10 times its third derivative, which excuses no real error); otherwise
+ * d is wrong. A cost that is not finite near p (the edge of its domain) counts as a
  * kink too: there is no derivative to compare. */
 static element check_element(checker *c, double *p, double derived, double base) {
     element el = {derived, 0, 0, 0, MISMATCH};
-    double h = GC_STEP * fmax(1.0, fabs(*p)), first_gap = 0, last_gap = 0;
+    double h = GC_STEP * fmax(1.0, fabs(*p)), last_bend = 0;
     for (int s = 0; s < GC_STEPS; s++, h /= 10) {
         double exact_h = (*p + h) - *p; /* a step p + h represents exactly */
         estimate e = difference(c, p, exact_h, base);
@@ -123,10 +129,9 @@ static element check_element(checker *c, double *p, double derived, double base)
             el.outcome = MATCH;
             return el;
         }
-        if (s == 0) first_gap = e.gap;
-        last_gap = e.gap;
+        last_bend = e.bend;
     }
-    if (last_gap >= 0.25 * first_gap && el.abs_err <= 2 * last_gap) el.outcome = KINK;
+    if (el.abs_err <= 2 * last_bend) el.outcome = KINK;
     return el;
 }
 
