@@ -1226,7 +1226,7 @@ static LLVMValueRef emit_entry(Codegen *cg, Entry e) {
 _Static_assert(MAX_RANK == NNRT_MAX_RANK, "IR and runtime disagree on the largest rank");
 
 typedef struct DescTypes {
-    LLVMTypeRef tensor, column, train, model;
+    LLVMTypeRef tensor, column, setting, train, model;
 } DescTypes;
 
 static LLVMTypeRef named_struct(Codegen *cg, const char *name, LLVMTypeRef *fields, unsigned n) {
@@ -1243,10 +1243,12 @@ static DescTypes descriptor_types(Codegen *cg) {
     t.tensor = named_struct(cg, "nnrt_tensor", tensor, 12);
     LLVMTypeRef column[3] = {s, i32, i32};
     t.column = named_struct(cg, "nnrt_column_map", column, 3);
-    LLVMTypeRef train[15] = {s,   s,   s,   i32, compat_pointer_to(cg->ctx, t.column),
-                             s,   d,   d,   i64, i64,
-                             i64, i64, i32, d,   i32};
-    t.train = named_struct(cg, "nnrt_train_defaults", train, 15);
+    LLVMTypeRef setting[2] = {s, s};
+    t.setting = named_struct(cg, "nnrt_setting", setting, 2);
+    LLVMTypeRef train[17] = {
+        s,   s, s,   i32, compat_pointer_to(cg->ctx, t.column), s, d, d, i64, i64, i64, i64,
+        i32, d, i32, i32, compat_pointer_to(cg->ctx, t.setting)};
+    t.train = named_struct(cg, "nnrt_train_defaults", train, 17);
     LLVMTypeRef tensors = compat_pointer_to(cg->ctx, t.tensor);
     LLVMTypeRef entry = compat_pointer_to(cg->ctx, cg->entry_type);
     LLVMTypeRef sgd = compat_pointer_to(cg->ctx, cg->sgd_entry_type);
@@ -1365,22 +1367,32 @@ static LLVMValueRef train_const(Codegen *cg, const DescTypes *t) {
                              i32_const(cg, c->last)};
         cols[i] = LLVMConstNamedStruct(t->column, f, 3);
     }
-    LLVMValueRef fields[15] = {string_const(cg, ts->data_kind),
-                               string_const(cg, ts->data_path),
-                               string_const(cg, ts->data_path2),
-                               i32_const(cg, ts->columns.n),
-                               array_const(cg, t->column, cols, ts->columns.n, "nnc.columns"),
-                               string_const(cg, ts->optimizer ? ts->optimizer : "sgd"),
-                               f64_const(cg, ts->lr),
-                               f64_const(cg, ts->momentum),
-                               int64_const(cg, ts->batch),
-                               int64_const(cg, ts->epochs),
-                               int64_const(cg, ts->steps),
-                               int64_const(cg, ts->seed),
-                               i32_const(cg, ts->shuffle),
-                               f64_const(cg, ts->validation),
-                               i32_const(cg, ts->classification)};
-    return LLVMConstNamedStruct(t->train, fields, 15);
+    LLVMValueRef *settings =
+        xalloc((size_t)(ts->settings.n ? ts->settings.n : 1) * sizeof *settings);
+    for (int i = 0; i < ts->settings.n; i++) {
+        LLVMValueRef f[2] = {string_const(cg, ts->settings.v[i].name),
+                             string_const(cg, ts->settings.v[i].value)};
+        settings[i] = LLVMConstNamedStruct(t->setting, f, 2);
+    }
+    LLVMValueRef fields[17] = {
+        string_const(cg, ts->data_kind),
+        string_const(cg, ts->data_path),
+        string_const(cg, ts->data_path2),
+        i32_const(cg, ts->columns.n),
+        array_const(cg, t->column, cols, ts->columns.n, "nnc.columns"),
+        string_const(cg, ts->optimizer ? ts->optimizer : "sgd"),
+        f64_const(cg, ts->lr),
+        f64_const(cg, ts->momentum),
+        int64_const(cg, ts->batch),
+        int64_const(cg, ts->epochs),
+        int64_const(cg, ts->steps),
+        int64_const(cg, ts->seed),
+        i32_const(cg, ts->shuffle),
+        f64_const(cg, ts->validation),
+        i32_const(cg, ts->classification),
+        i32_const(cg, ts->settings.n),
+        array_const(cg, t->setting, settings, ts->settings.n, "nnc.settings")};
+    return LLVMConstNamedStruct(t->train, fields, 17);
 }
 
 static void emit_descriptor(Codegen *cg, LLVMValueRef *entries) {

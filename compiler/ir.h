@@ -81,6 +81,10 @@ typedef struct ColumnMap {
     int first, last;    /* inclusive column range (0-based) */
 } ColumnMap;
 
+typedef struct Setting {
+    const char *name, *value; /* "weight_decay", "0.01": read by the runtime as an option */
+} Setting;
+
 typedef struct TrainSpec {
     const char *data_kind;  /* "csv", "idx" or NULL (no data: a function to minimise) */
     const char *data_path;  /* resolved against the .nn file's folder */
@@ -93,6 +97,7 @@ typedef struct TrainSpec {
     bool shuffle;
     double validation;   /* fraction of the data held out, 0 for none */
     bool classification; /* report accuracy */
+    VEC(Setting) settings; /* the rest (runtime/settings.def), as option values */
 } TrainSpec;
 
 /* How a parameter starts (Graph.param_inits, parallel to Graph.params). */

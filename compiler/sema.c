@@ -382,14 +382,93 @@ static void read_data(Program *prog, Graph *g, Node *e) {
     if (!strcmp(t->data_kind, "csv") && t->columns.n == 0) default_columns(g);
 }
 
-static void read_optimizer(Graph *g, Node *e) {
-    TrainSpec *t = &g->train;
-    const char *name = e->kind == ND_CALL ? e->str : e->kind == ND_NAME ? e->str : "";
-    if (strcmp(name, "sgd")) {
-        diag_error(e->loc, "unknown optimizer; this version has sgd(lr = ..., momentum = ...)");
+/* ---- settings the runtime reads as options (runtime/settings.def) ---- */
+
+typedef enum SettingKind { SK_REAL, SK_INT, SK_ON_OFF, SK_WORD, SK_TEXT, SK_PATH } SettingKind;
+
+static const struct {
+    const char *name;
+    SettingKind kind;
+} setting_table[] = {
+#define SETTING(name, kind, help) {#name, SK_##kind},
+#include "settings.def"
+#undef SETTING
+};
+
+static int find_setting(const char *name) {
+    for (size_t i = 0; i < sizeof setting_table / sizeof *setting_table; i++)
+        if (!strcmp(setting_table[i].name, name)) return (int)i;
+    return -1;
+}
+
+static void read_option_setting(Program *prog, Graph *g, const char *name, Node *e);
+
+/* name(k = v, ...): the name is the setting's value; each k = v is a setting of its own. */
+static void read_word_call(Program *prog, Graph *g, Node *e) {
+    for (int i = 0; i < e->args.n; i++) {
+        Node *a = e->args.v[i];
+        if (a->kind != ND_KWARG)
+            diag_error(a->loc, "write %s's settings as name = value", e->str);
+        else
+            read_option_setting(prog, g, a->str, a->lhs);
+    }
+}
+
+static const char *setting_value(Program *prog, Node *e, SettingKind kind, const char *name) {
+    double x;
+    bool on;
+    switch (kind) {
+    case SK_REAL:
+        if (number_of(e, &x)) return ir_number_str(x);
+        diag_error(e->loc, "%s must be a number", name);
+        return NULL;
+    case SK_INT:
+        if (number_of(e, &x) && x == floor(x) && x >= 0 && x < 1e15) return ir_number_str(x);
+        diag_error(e->loc, "%s must be a whole number", name);
+        return NULL;
+    case SK_ON_OFF: return flag_of(e, name, &on) ? (on ? "on" : "off") : NULL;
+    case SK_WORD:
+        if (e->kind == ND_NAME || e->kind == ND_CALL) return e->str;
+        diag_error(e->loc, "%s must be a name, such as %s = adam", name, name);
+        return NULL;
+    case SK_TEXT:
+        if (e->kind == ND_STR) return e->str;
+        if (number_of(e, &x)) return ir_number_str(x);
+        diag_error(e->loc, "%s must be a number or a string", name);
+        return NULL;
+    case SK_PATH: return resolve_data_path(prog, e);
+    }
+    return NULL;
+}
+
+static void read_option_setting(Program *prog, Graph *g, const char *name, Node *e) {
+    int k = find_setting(name);
+    if (k < 0) {
+        diag_error(e->loc, "unknown setting %s", name);
+        diag_hint("the train block's settings are listed in docs/language.md");
         return;
     }
-    t->optimizer = "sgd";
+    const char *value = setting_value(prog, e, setting_table[k].kind, name);
+    if (!value) return;
+    vec_push(&g->train.settings, ((Setting){setting_table[k].name, value}));
+    if (setting_table[k].kind == SK_WORD && e->kind == ND_CALL) read_word_call(prog, g, e);
+}
+
+static const char *const optimizers[] = {"sgd", "adagrad", "adadelta", "rmsprop", "adam", "adamw"};
+
+static void read_optimizer(Program *prog, Graph *g, Node *e) {
+    TrainSpec *t = &g->train;
+    const char *name = e->kind == ND_CALL || e->kind == ND_NAME ? e->str : "";
+    bool known = false;
+    for (size_t i = 0; i < sizeof optimizers / sizeof *optimizers; i++)
+        known |= !strcmp(name, optimizers[i]);
+    if (!known) {
+        diag_error(e->loc, "unknown optimizer");
+        diag_hint("the optimizers are sgd, adagrad, adadelta, rmsprop, adam and adamw");
+        return;
+    }
+    t->optimizer = name;
+    vec_push(&t->settings, ((Setting){"optimizer", name}));
     for (int i = 0; e->kind == ND_CALL && i < e->args.n; i++) {
         Node *a = e->args.v[i];
         if (a->kind != ND_KWARG)
@@ -399,7 +478,7 @@ static void read_optimizer(Graph *g, Node *e) {
         else if (!strcmp(a->str, "momentum"))
             real_of(a->lhs, "momentum", 0, 0.999999, &t->momentum);
         else
-            diag_error(a->loc, "sgd has no setting %s (it has lr and momentum)", a->str);
+            read_option_setting(prog, g, a->str, a->lhs);
     }
 }
 
@@ -422,7 +501,7 @@ static void read_setting(Program *prog, Graph *g, Node *s) {
     if (!strcmp(k, "data"))
         read_data(prog, g, e);
     else if (!strcmp(k, "optimizer"))
-        read_optimizer(g, e);
+        read_optimizer(prog, g, e);
     else if (!strcmp(k, "batch"))
         positive_int_of(e, "batch", &t->batch);
     else if (!strcmp(k, "epochs"))
@@ -442,10 +521,11 @@ static void read_setting(Program *prog, Graph *g, Node *s) {
             t->classification = false;
         else
             diag_error(e->loc, "metric must be accuracy or none");
+    } else if (find_setting(k) >= 0) {
+        read_option_setting(prog, g, k, e);
     } else {
         diag_error(s->loc, "unknown train setting %s", k);
-        diag_hint("settings are data, optimizer, batch, epochs, steps, seed, shuffle, "
-                  "validation, metric");
+        diag_hint("the train block's settings are listed in docs/language.md");
     }
 }
 

@@ -28,6 +28,12 @@ typedef struct nnrt_ctx {
     void *varying;
     int64_t batch;     /* samples in this call, 1 .. batch_cap */
     int64_t batch_cap; /* rows the varying arena was allocated for */
+    /* Dropout: active only while training is 1; its masks are a hash of noise_seed and the
+     * element's place in the batch, so a backward pass (or a second forward pass, as
+     * gradcheck makes) with the same noise_seed sees the same masks. The runtime gives each
+     * training step a fresh noise_seed. */
+    int32_t training;
+    uint64_t noise_seed;
 } nnrt_ctx;
 
 enum nnrt_init {
@@ -68,6 +74,11 @@ typedef struct nnrt_column_map {
     int32_t first, last;
 } nnrt_column_map;
 
+typedef struct nnrt_setting {
+    const char *name;  /* as in settings.def: "optimizer", "weight_decay" */
+    const char *value; /* as the option would be given: "adam", "0.01", "h.W=1e-3" */
+} nnrt_setting;
+
 typedef struct nnrt_train_defaults {
     const char *data_kind;  /* "csv", "idx" or NULL (model without inputs) */
     const char *data_path;  /* absolute, or NULL */
@@ -80,6 +91,11 @@ typedef struct nnrt_train_defaults {
     int32_t shuffle;
     double validation;      /* fraction held out (the last rows after a seeded shuffle) */
     int32_t classification; /* report accuracy */
+    /* Every other setting of the train block (runtime/settings.def lists them), each read
+     * as if it were the command-line option --NAME VALUE (NAME with '-' for '_'), before
+     * the real command line, which overrides it. */
+    int32_t n_settings;
+    const nnrt_setting *settings;
 } nnrt_train_defaults;
 
 typedef struct nnrt_model {
