@@ -11,6 +11,8 @@
 
 enum opt_kind {
     OPT_PATH,   /* a file name */
+    OPT_TEXT,   /* any text, checked where it is used (l1, l2, columns) */
+    OPT_WORD,   /* one of the choices */
     OPT_INT,    /* a whole number >= min */
     OPT_REAL,   /* a finite number in [min, max) */
     OPT_ON_OFF, /* on or off */
@@ -22,50 +24,108 @@ enum opt_kind {
 #define FOR_EVAL      (1u << RT_CMD_EVAL)
 #define FOR_PREDICT   (1u << RT_CMD_PREDICT)
 #define FOR_GRADCHECK (1u << RT_CMD_GRADCHECK)
+#define FOR_SEARCH    (1u << RT_CMD_SEARCH)
+/* What a search trial is: a training run. */
+#define FOR_TRAINING (FOR_TRAIN | FOR_SEARCH)
 
 typedef struct opt_spec {
-    const char *name, *metavar;
+    const char *name; /* as in settings.def: '_' where the command line may write '-' */
+    const char *metavar;
     enum opt_kind kind;
     size_t offset; /* of the field in rt_options */
     unsigned commands;
     int needs_inputs; /* meaningless for a model without inputs (no data, no epochs) */
     double min, max;
-    const char *help; /* NULL: depends on the model, see help_text() */
+    const char *choices; /* OPT_WORD: "a|b|c" */
+    const char *help;    /* NULL: depends on the model, see help_text() */
 } opt_spec;
 
 #define AT(field) offsetof(rt_options, field)
 
+/* The settings of settings.def: each row becomes an entry below through SETTING(), with its
+ * field in rt_options (the same name), its kind, its help, and these limits: commands,
+ * needs_inputs, min, max, choices. A row without a SPEC_ line here does not compile. */
+#define SPEC_optimizer        FOR_TRAINING, 0, 0, 0, "sgd|adagrad|adadelta|rmsprop|adam|adamw"
+#define SPEC_nesterov         FOR_TRAINING, 0, 0, 0, NULL
+#define SPEC_beta1            FOR_TRAINING, 0, 0, 1, NULL
+#define SPEC_beta2            FOR_TRAINING, 0, 0, 1, NULL
+#define SPEC_rho              FOR_TRAINING, 0, 0, 1, NULL
+#define SPEC_eps              FOR_TRAINING, 0, 0, INFINITY, NULL
+#define SPEC_weight_decay     FOR_TRAINING, 0, 0, INFINITY, NULL
+#define SPEC_schedule         FOR_TRAINING, 0, 0, 0, "constant|step|exponential|cosine"
+#define SPEC_step_every       FOR_TRAINING, 0, 1, 0, NULL
+#define SPEC_step_factor      FOR_TRAINING, 0, 0, INFINITY, NULL
+#define SPEC_gamma            FOR_TRAINING, 0, 0, INFINITY, NULL
+#define SPEC_min_lr           FOR_TRAINING, 0, 0, INFINITY, NULL
+#define SPEC_warmup           FOR_TRAINING, 0, 0, 0, NULL
+#define SPEC_l1               FOR_TRAINING, 0, 0, 0, NULL
+#define SPEC_l2               FOR_TRAINING, 0, 0, 0, NULL
+#define SPEC_clip             FOR_TRAINING, 0, 0, INFINITY, NULL
+#define SPEC_early_stopping   FOR_TRAINING, 1, 0, 0, NULL
+#define SPEC_patience         FOR_TRAINING, 1, 1, 0, NULL
+#define SPEC_monitor          FOR_TRAINING, 1, 0, 0, "loss|accuracy"
+#define SPEC_validation_data  FOR_TRAINING, 1, 0, 0, NULL
+#define SPEC_standardize      FOR_TRAINING, 1, 0, 0, NULL
+#define SPEC_checkpoint_every FOR_TRAIN, 0, 0, 0, NULL
+#define SPEC_threads          FOR_TRAINING | FOR_EVAL | FOR_PREDICT, 0, 0, 0, NULL
+
+#define META_REAL   "X"
+#define META_INT    "N"
+#define META_ON_OFF "on|off"
+#define META_WORD   "NAME"
+#define META_TEXT   "SPEC"
+#define META_PATH   "FILE"
+
+#define SETTING(name, kind, help) {#name, META_##kind, OPT_##kind, AT(name), SPEC_##name, help},
+
 static const opt_spec option_table[] = {
-    {"--data", "PATH", OPT_PATH, AT(data), FOR_TRAIN | FOR_EVAL | FOR_PREDICT | FOR_GRADCHECK, 1, 0,
-     0, NULL},
-    {"--weights", "FILE", OPT_PATH, AT(weights), FOR_EVAL | FOR_PREDICT, 0, 0, 0,
+    {"data", "PATH", OPT_PATH, AT(data), FOR_TRAINING | FOR_EVAL | FOR_PREDICT | FOR_GRADCHECK, 1,
+     0, 0, NULL, NULL},
+    {"columns", "SPEC", OPT_TEXT, AT(columns), FOR_TRAINING | FOR_EVAL, 1, 0, 0, NULL,
+     "CSV columns: x=0..3,y=label (indexes or header names)"},
+    {"weights", "FILE", OPT_PATH, AT(weights), FOR_EVAL | FOR_PREDICT, 0, 0, 0, NULL,
      "the weights (safetensors)"},
-    {"--epochs", "N", OPT_INT, AT(epochs), FOR_TRAIN, 1, 0, 0, "passes over the training rows"},
-    {"--steps", "N", OPT_INT, AT(steps), FOR_TRAIN, 0, 0, 0, NULL},
-    {"--batch", "N", OPT_INT, AT(batch), FOR_TRAIN, 1, 1, 0, "rows per update step"},
-    {"--lr", "X", OPT_REAL, AT(lr), FOR_TRAIN, 0, 0, INFINITY, "learning rate"},
-    {"--momentum", "X", OPT_REAL, AT(momentum), FOR_TRAIN, 0, 0, 1,
-     "momentum: v = momentum*v + grad, param -= lr*v"},
-    {"--seed", "N", OPT_INT, AT(seed), FOR_TRAIN | FOR_GRADCHECK, 0, -INFINITY, 0, NULL},
-    {"--shuffle", "on|off", OPT_ON_OFF, AT(shuffle), FOR_TRAIN, 1, 0, 0,
+    {"epochs", "N", OPT_INT, AT(epochs), FOR_TRAINING, 1, 0, 0, NULL,
+     "passes over the training rows"},
+    {"steps", "N", OPT_INT, AT(steps), FOR_TRAINING, 0, 0, 0, NULL, NULL},
+    {"batch", "N", OPT_INT, AT(batch), FOR_TRAINING, 1, 1, 0, NULL, "rows per update step"},
+    {"lr", "X", OPT_REAL, AT(lr), FOR_TRAINING, 0, 0, INFINITY, NULL, "learning rate"},
+    {"momentum", "X", OPT_REAL, AT(momentum), FOR_TRAINING, 0, 0, 1, NULL,
+     "sgd, rmsprop: v = momentum*v + grad, param -= lr*v"},
+    {"seed", "N", OPT_INT, AT(seed), FOR_TRAINING | FOR_GRADCHECK, 0, -INFINITY, 0, NULL, NULL},
+    {"shuffle", "on|off", OPT_ON_OFF, AT(shuffle), FOR_TRAINING, 1, 0, 0, NULL,
      "shuffle the training rows every epoch"},
-    {"--validation", "F", OPT_REAL, AT(validation), FOR_TRAIN, 1, 0, 1,
+    {"validation", "F", OPT_REAL, AT(validation), FOR_TRAINING, 1, 0, 1, NULL,
      "fraction of the rows held out for validation"},
-    {"--init-weights", "FILE", OPT_PATH, AT(init_weights), FOR_TRAIN, 0, 0, 0,
+#include "settings.def"
+    {"init_weights", "FILE", OPT_PATH, AT(init_weights), FOR_TRAINING, 0, 0, 0, NULL,
      "start from these weights, not the initialisers"},
-    {"--save", "FILE", OPT_PATH, AT(save), FOR_TRAIN, 0, 0, 0, "write the final weights here"},
-    {"--no-save", NULL, OPT_CLEAR, AT(save), FOR_TRAIN, 0, 0, 0, "do not write the weights"},
-    {"--log", "FILE", OPT_PATH, AT(log), FOR_TRAIN, 0, 0, 0, NULL},
-    {"--trace", "NAME,...", OPT_PATH, AT(trace), FOR_TRAIN, 0, 0, 0,
+    {"save", "FILE", OPT_PATH, AT(save), FOR_TRAINING, 0, 0, 0, NULL,
+     "write the final weights here"},
+    {"no_save", NULL, OPT_CLEAR, AT(save), FOR_TRAINING, 0, 0, 0, NULL, "do not write the weights"},
+    {"checkpoint", "FILE", OPT_PATH, AT(checkpoint), FOR_TRAIN, 0, 0, 0, NULL,
+     "where --checkpoint-every and Ctrl-C save the training state"},
+    {"resume", "FILE", OPT_PATH, AT(resume), FOR_TRAIN, 0, 0, 0, NULL,
+     "continue the training a checkpoint saved"},
+    {"log", "FILE", OPT_PATH, AT(log), FOR_TRAIN, 0, 0, 0, NULL, NULL},
+    {"plot", "FILE", OPT_PATH, AT(plot), FOR_TRAIN, 0, 0, 0, NULL,
+     "an SVG of the loss and accuracy curves"},
+    {"trace", "NAME,...", OPT_PATH, AT(trace), FOR_TRAIN, 0, 0, 0, NULL,
      "CSV of these params and the loss at every step"},
-    {"--trace-out", "FILE", OPT_PATH, AT(trace_out), FOR_TRAIN, 0, 0, 0,
+    {"trace_out", "FILE", OPT_PATH, AT(trace_out), FOR_TRAIN, 0, 0, 0, NULL,
      "where --trace writes; on stdout the final lines go to stderr"},
-    {"--quiet", NULL, OPT_FLAG, AT(quiet), FOR_TRAIN, 0, 0, 0, "no progress lines on stderr"},
+    {"trials", "N", OPT_INT, AT(trials), FOR_SEARCH, 1, 1, 0, NULL,
+     "training runs to try (grid: at most this many)"},
+    {"strategy", "NAME", OPT_WORD, AT(strategy), FOR_SEARCH, 1, 0, 0, "random|grid",
+     "random samples of the ranges, or every grid point"},
+    {"quiet", NULL, OPT_FLAG, AT(quiet), FOR_TRAINING, 0, 0, 0, NULL, "no progress on stderr"},
 };
+#undef SETTING
 
 #define N_OPTIONS ((int)(sizeof option_table / sizeof option_table[0]))
 
-static const char *const command_names[RT_N_COMMANDS] = {"train", "eval", "predict", "gradcheck"};
+static const char *const command_names[RT_N_COMMANDS] = {"train", "eval", "predict", "gradcheck",
+                                                         "search"};
 
 int rt_find_command(const char *word) {
     for (int c = 0; c < RT_N_COMMANDS; c++)
@@ -86,7 +146,50 @@ static int applies(const opt_spec *o, const nnrt_model *m, rt_command cmd) {
 }
 
 static int command_applies(const nnrt_model *m, rt_command cmd) {
-    return cmd != RT_CMD_PREDICT || has_inputs(m);
+    return (cmd != RT_CMD_PREDICT && cmd != RT_CMD_SEARCH) || has_inputs(m);
+}
+
+/* "--weight-decay" for "weight_decay". */
+static void option_text(const opt_spec *o, char *buf, size_t size) {
+    snprintf(buf, size, "--%s", o->name);
+    for (char *p = buf; *p; p++)
+        if (*p == '_') *p = '-';
+}
+
+/* Whether a name as written ("weight-decay", "weight_decay") is the option's. */
+static int same_name(const char *name, size_t len, const char *option) {
+    if (strlen(option) != len) return 0;
+    for (size_t i = 0; i < len; i++) {
+        char a = name[i] == '-' ? '_' : name[i];
+        if (a != option[i]) return 0;
+    }
+    return 1;
+}
+
+static const opt_spec *find_option(const char *name, size_t len) {
+    for (int i = 0; i < N_OPTIONS; i++)
+        if (same_name(name, len, option_table[i].name)) return &option_table[i];
+    return NULL;
+}
+
+static void set_option(const opt_spec *o, const char *value, rt_options *opts, const char *shown);
+
+/* The train block's settings read as options; what the compiler accepted but the runtime
+ * cannot is an error naming the setting. */
+static void apply_settings(const nnrt_model *m, rt_options *o) {
+    const nnrt_train_defaults *t = &m->train;
+    if (t->n_settings < 0 || (t->n_settings > 0 && !t->settings))
+        rt_fatal("model descriptor: bad settings list");
+    for (int32_t i = 0; i < t->n_settings; i++) {
+        const char *name = t->settings[i].name, *value = t->settings[i].value;
+        if (!name || !value) rt_fatal("model descriptor: a setting without a name or value");
+        const opt_spec *spec = find_option(name, strlen(name));
+        if (!spec || !(spec->commands & FOR_TRAIN))
+            rt_fatal("model descriptor: unknown train setting '%s'", name);
+        char shown[96];
+        snprintf(shown, sizeof shown, "the train block's %s", name);
+        set_option(spec, value, o, shown);
+    }
 }
 
 void rt_options_defaults(const nnrt_model *m, rt_options *o) {
@@ -100,12 +203,34 @@ void rt_options_defaults(const nnrt_model *m, rt_options *o) {
     o->momentum = t->momentum;
     o->validation = t->validation;
     o->shuffle = t->shuffle != 0;
+    o->optimizer = t->optimizer ? t->optimizer : "sgd";
+    /* The papers' (and PyTorch's) defaults; docs/runtime.md cites them. */
+    o->beta1 = 0.9;
+    o->beta2 = 0.999;
+    o->rho = 0.9;
+    o->eps = -1;
+    o->weight_decay = 0.01;
+    o->schedule = "constant";
+    o->step_every = 10;
+    o->step_factor = 0.1;
+    o->gamma = 0.95;
+    o->warmup = 0;
+    o->patience = 5;
+    o->monitor = "loss";
+    o->threads = 1;
+    o->trials = 20;
+    o->strategy = "random";
     const char *name = m->name && *m->name ? m->name : "model";
     size_t n = strlen(name);
     char *weights = rt_alloc(n + sizeof ".safetensors");
     memcpy(weights, name, n);
     memcpy(weights + n, ".safetensors", sizeof ".safetensors");
     o->save = o->weights = weights;
+    char *checkpoint = rt_alloc(n + sizeof ".ckpt.safetensors");
+    memcpy(checkpoint, name, n);
+    memcpy(checkpoint + n, ".ckpt.safetensors", sizeof ".ckpt.safetensors");
+    o->checkpoint = checkpoint;
+    apply_settings(m, o);
 }
 
 /* ---- help ---- */
@@ -124,32 +249,33 @@ static const char *command_help(const nnrt_model *m, rt_command cmd) {
     case RT_CMD_GRADCHECK:
         return m->f64 ? "compare grad() with finite differences of the loss at two points"
                       : "compare grad() with finite differences (needs an f64 model)";
+    case RT_CMD_SEARCH:
+        return "train with settings drawn from ranges (--lr 1e-4..1e-1:log --batch 16,32), "
+               "rank them on the validation rows, save the best weights";
     default: return "";
     }
 }
 
 static const char *help_text(const opt_spec *o, const nnrt_model *m, rt_command cmd) {
     if (o->help) return o->help;
-    if (strcmp(o->name, "--data") == 0) {
+    if (strcmp(o->name, "data") == 0) {
         if (cmd == RT_CMD_PREDICT) return "CSV rows of the inputs' values, or IDX images";
         if (cmd == RT_CMD_GRADCHECK) return "the batch is its first 8 rows; random without data";
         return m->train.data_kind && strcmp(m->train.data_kind, "idx") == 0
-                   ? "IMAGES,LABELS: two IDX files"
+                   ? "IMAGES,LABELS: two IDX files (gzip'd or not)"
                    : "CSV data file";
     }
-    if (strcmp(o->name, "--steps") == 0)
+    if (strcmp(o->name, "steps") == 0)
         return has_inputs(m) ? "stop after N update steps in all; 0: no limit" : "update steps";
-    if (strcmp(o->name, "--seed") == 0 && cmd == RT_CMD_GRADCHECK)
+    if (strcmp(o->name, "seed") == 0 && cmd == RT_CMD_GRADCHECK)
         return has_inputs(m) ? "seed of the initial weights, the random point and random rows"
                              : "seed of the initial weights and the random point";
-    if (strcmp(o->name, "--seed") == 0)
-        return has_inputs(m) ? "seed of init, validation split and shuffling"
+    if (strcmp(o->name, "seed") == 0)
+        return has_inputs(m) ? "seed of init, validation split, shuffling and dropout"
                              : "seed of the initialisers";
-    if (strcmp(o->name, "--log") == 0) {
-        if (!has_inputs(m)) return "CSV log, a row per step: step,loss,seconds";
-        return m->train.classification ? "CSV log, a row per epoch: epoch,loss,accuracy,seconds"
-                                       : "CSV log, a row per epoch: epoch,loss,seconds";
-    }
+    if (strcmp(o->name, "log") == 0)
+        return has_inputs(m) ? "CSV log, a row per epoch (docs/runtime.md lists the columns)"
+                             : "CSV log, a row per step: step,loss,lr,seconds";
     return "";
 }
 
@@ -159,16 +285,23 @@ static const char *default_text(const opt_spec *o, const nnrt_model *m, rt_comma
     const char *field = (const char *)d + o->offset;
     switch (o->kind) {
     case OPT_INT: snprintf(buf, size, "%lld", (long long)*(const int64_t *)field); return buf;
-    case OPT_REAL: snprintf(buf, size, "%g", *(const double *)field); return buf;
+    case OPT_REAL:
+        if (strcmp(o->name, "eps") == 0 && *(const double *)field < 0)
+            return "adagrad 1e-10, adadelta 1e-06, others 1e-08";
+        snprintf(buf, size, "%g", *(const double *)field);
+        return buf;
     case OPT_ON_OFF: return *(const int *)field ? "on" : "off";
     case OPT_FLAG:
     case OPT_CLEAR: return NULL;
+    case OPT_TEXT:
+    case OPT_WORD:
     case OPT_PATH: break;
     }
     const char *path = *(const char *const *)field;
     if (path) return path;
-    if (strcmp(o->name, "--trace-out") == 0) return "standard output";
-    if (strcmp(o->name, "--data") != 0) return "none";
+    if (strcmp(o->name, "trace_out") == 0) return "standard output";
+    if (strcmp(o->name, "columns") == 0) return "the model's";
+    if (strcmp(o->name, "data") != 0) return "none";
     if (cmd == RT_CMD_PREDICT) return "standard input";
     const nnrt_train_defaults *t = &m->train;
     if (!t->data_path) return "none";
@@ -183,11 +316,12 @@ static void print_options(FILE *out, const nnrt_model *m, rt_command cmd) {
     for (int i = 0; i < N_OPTIONS; i++) {
         const opt_spec *o = &option_table[i];
         if (!applies(o, m, cmd)) continue;
-        char left[64], buf[8192];
-        snprintf(left, sizeof left, "%s%s%s", o->name, o->metavar ? " " : "",
+        char name[48], left[80], buf[8192];
+        option_text(o, name, sizeof name);
+        snprintf(left, sizeof left, "%s%s%s", name, o->metavar ? " " : "",
                  o->metavar ? o->metavar : "");
         const char *def = default_text(o, m, cmd, &d, buf, sizeof buf);
-        fprintf(out, "  %-21s %s", left, help_text(o, m, cmd));
+        fprintf(out, "  %-24s %s", left, help_text(o, m, cmd));
         if (def) fprintf(out, " (default: %s)", def);
         fputc('\n', out);
     }
@@ -212,7 +346,7 @@ void rt_print_help(FILE *out, const nnrt_model *m) {
         fprintf(out, "\n%s options:\n", command_names[c]);
         print_options(out, m, (rt_command)c);
     }
-    fprintf(out, "\n  %-21s this help; '%s COMMAND --help' shows one command\n", "-h, --help",
+    fprintf(out, "\n  %-24s this help; '%s COMMAND --help' shows one command\n", "-h, --help",
             prog);
 }
 
@@ -222,51 +356,84 @@ void rt_print_command_help(FILE *out, const nnrt_model *m, rt_command cmd) {
     print_about(out, m);
     fprintf(out, "\n%s options:\n", command_names[cmd]);
     print_options(out, m, cmd);
-    fprintf(out, "  %-21s %s\n", "-h, --help", "this help");
+    if (cmd == RT_CMD_SEARCH)
+        fprintf(out, "\n  Any train option with numbers may be a range LO..HI (uniform), "
+                     "LO..HI:log, with :K\n  grid points (LO..HI:log:K), or a list A,B,C; "
+                     "words and on|off take lists.\n");
+    fprintf(out, "  %-24s %s\n", "-h, --help", "this help");
 }
 
 /* ---- parsing ---- */
 
-static const opt_spec *find_option(const char *name, size_t len) {
-    for (int i = 0; i < N_OPTIONS; i++)
-        if (strlen(option_table[i].name) == len && strncmp(option_table[i].name, name, len) == 0)
-            return &option_table[i];
-    return NULL;
-}
-
-static int64_t parse_int(const opt_spec *o, const char *value) {
+static int64_t parse_int(const char *shown, double min, const char *value) {
     char *end;
     errno = 0;
     long long v = strtoll(value, &end, 10);
     if (end == value || *end != '\0' || errno == ERANGE)
-        rt_usage_error("%s needs a whole number, got '%s'", o->name, value);
-    if ((double)v < o->min)
-        rt_usage_error("%s must be at least %g, got '%s'", o->name, o->min, value);
+        rt_usage_error("%s needs a whole number, got '%s'", shown, value);
+    if ((double)v < min) rt_usage_error("%s must be at least %g, got '%s'", shown, min, value);
     return v;
 }
 
-static double parse_real(const opt_spec *o, const char *value) {
+static double parse_real(const char *shown, double min, double max, const char *value) {
     char *end;
     double v = strtod(value, &end);
     if (end == value || *end != '\0' || !isfinite(v))
-        rt_usage_error("%s needs a number, got '%s'", o->name, value);
-    if (v < o->min || v >= o->max) {
-        if (isinf(o->max))
-            rt_usage_error("%s must be at least %g, got '%s'", o->name, o->min, value);
-        rt_usage_error("%s must be in [%g, %g), got '%s'", o->name, o->min, o->max, value);
+        rt_usage_error("%s needs a number, got '%s'", shown, value);
+    if (v < min || v >= max) {
+        if (isinf(max)) rt_usage_error("%s must be at least %g, got '%s'", shown, min, value);
+        rt_usage_error("%s must be in [%g, %g), got '%s'", shown, min, max, value);
     }
     return v;
 }
 
-static void set_option(const opt_spec *o, const char *value, rt_options *opts) {
+/* Whether word is one of "a|b|c". */
+static int is_choice(const char *choices, const char *word) {
+    size_t n = strlen(word);
+    for (const char *p = choices; *p;) {
+        const char *bar = strchr(p, '|');
+        size_t len = bar ? (size_t)(bar - p) : strlen(p);
+        if (len == n && strncmp(p, word, n) == 0) return 1;
+        if (!bar) break;
+        p = bar + 1;
+    }
+    return 0;
+}
+
+/* "a|b|c" as "a, b or c". */
+static void choices_text(const char *choices, char *buf, size_t size) {
+    size_t used = 0, count = 1;
+    for (const char *p = choices; *p; p++) count += *p == '|';
+    size_t i = 0;
+    for (const char *p = choices; *p && used + 8 < size; i++) {
+        const char *bar = strchr(p, '|');
+        size_t len = bar ? (size_t)(bar - p) : strlen(p);
+        const char *sep = i == 0 ? "" : i + 1 == count ? " or " : ", ";
+        used += (size_t)snprintf(buf + used, size - used, "%s%.*s", sep, (int)len, p);
+        if (!bar) break;
+        p = bar + 1;
+    }
+}
+
+/* shown: how messages name the option ("--lr", or "the train block's lr"). */
+static void set_option(const opt_spec *o, const char *value, rt_options *opts, const char *shown) {
     char *field = (char *)opts + o->offset;
     switch (o->kind) {
-    case OPT_PATH: *(const char **)field = value; break;
-    case OPT_INT: *(int64_t *)field = parse_int(o, value); break;
-    case OPT_REAL: *(double *)field = parse_real(o, value); break;
+    case OPT_PATH:
+    case OPT_TEXT: *(const char **)field = value; break;
+    case OPT_WORD:
+        if (!is_choice(o->choices, value)) {
+            char list[256];
+            choices_text(o->choices, list, sizeof list);
+            rt_usage_error("%s must be %s, got '%s'", shown, list, value);
+        }
+        *(const char **)field = value;
+        break;
+    case OPT_INT: *(int64_t *)field = parse_int(shown, o->min, value); break;
+    case OPT_REAL: *(double *)field = parse_real(shown, o->min, o->max, value); break;
     case OPT_ON_OFF:
         if (strcmp(value, "on") != 0 && strcmp(value, "off") != 0)
-            rt_usage_error("%s needs on or off, got '%s'", o->name, value);
+            rt_usage_error("%s needs on or off, got '%s'", shown, value);
         *(int *)field = strcmp(value, "on") == 0;
         break;
     case OPT_FLAG: *(int *)field = 1; break;
@@ -274,16 +441,53 @@ static void set_option(const opt_spec *o, const char *value, rt_options *opts) {
     }
 }
 
+int rt_options_set(const nnrt_model *m, rt_options *o, const char *name, const char *value) {
+    (void)m;
+    const opt_spec *spec = find_option(name, strlen(name));
+    if (!spec || !(spec->commands & FOR_TRAIN)) return 0;
+    char shown[64];
+    option_text(spec, shown, sizeof shown);
+    set_option(spec, value, o, shown);
+    return 1;
+}
+
+int rt_option_number_kind(const char *name) {
+    const opt_spec *spec = find_option(name, strlen(name));
+    if (!spec) return 0;
+    return spec->kind == OPT_REAL ? 'r' : spec->kind == OPT_INT ? 'i' : 0;
+}
+
 /* Says why an option the table knows does not apply here, or that it is unknown. */
 static _Noreturn void reject_option(const nnrt_model *m, rt_command cmd, const char *arg,
                                     const opt_spec *o) {
     const char *prog = rt_program_name(), *cmd_name = command_names[cmd];
+    char shown[64] = "";
+    if (o) option_text(o, shown, sizeof shown);
     if (o && (o->commands & (1u << cmd)))
-        rt_usage_error("%s does not apply: model '%s' has no inputs", o->name, m->name);
+        rt_usage_error("%s does not apply: model '%s' has no inputs", shown, m->name);
     if (o)
-        rt_usage_error("%s is not an option of '%s' (see '%s %s --help')", o->name, cmd_name, prog,
+        rt_usage_error("%s is not an option of '%s' (see '%s %s --help')", shown, cmd_name, prog,
                        cmd_name);
     rt_usage_error("unknown option '%s' (see '%s %s --help')", arg, prog, cmd_name);
+}
+
+/* search: a value with a range or a list, for an option that can vary between trials. */
+static int is_search_spec(const opt_spec *o, const char *value) {
+    int variable =
+        o->kind == OPT_REAL || o->kind == OPT_INT || o->kind == OPT_WORD || o->kind == OPT_ON_OFF;
+    return variable && (strstr(value, "..") || strchr(value, ','));
+}
+
+static void add_search(rt_options *o, const opt_spec *spec, const char *value) {
+    int max = (int)(sizeof o->search_names / sizeof o->search_names[0]);
+    for (int i = 0; i < o->n_search; i++)
+        if (strcmp(o->search_names[i], spec->name) == 0) {
+            o->search_specs[i] = value;
+            return;
+        }
+    if (o->n_search == max) rt_usage_error("search: more than %d ranges", max);
+    o->search_names[o->n_search] = spec->name;
+    o->search_specs[o->n_search++] = value;
 }
 
 void rt_options_parse(const nnrt_model *m, rt_command cmd, int argc, char **argv, rt_options *o) {
@@ -297,17 +501,22 @@ void rt_options_parse(const nnrt_model *m, rt_command cmd, int argc, char **argv
             rt_usage_error("unexpected argument '%s' (options start with --)", arg);
         const char *eq = strchr(arg, '=');
         size_t name_len = eq ? (size_t)(eq - arg) : strlen(arg);
-        const opt_spec *spec = find_option(arg, name_len);
+        const opt_spec *spec = find_option(arg + 2, name_len - 2);
         if (!spec || !applies(spec, m, cmd)) reject_option(m, cmd, arg, spec);
+        char shown[64];
+        option_text(spec, shown, sizeof shown);
         const char *value = eq ? eq + 1 : NULL;
         if (spec->kind == OPT_FLAG || spec->kind == OPT_CLEAR) {
-            if (value) rt_usage_error("%s takes no value", spec->name);
+            if (value) rt_usage_error("%s takes no value", shown);
         } else if (!value) {
             /* A following option is a forgotten value, not a file named "--quiet". */
             if (i + 1 >= argc || strncmp(argv[i + 1], "--", 2) == 0)
-                rt_usage_error("%s needs a value (%s)", spec->name, spec->metavar);
+                rt_usage_error("%s needs a value (%s)", shown, spec->metavar);
             value = argv[++i];
         }
-        set_option(spec, value, o);
+        if (cmd == RT_CMD_SEARCH && is_search_spec(spec, value))
+            add_search(o, spec, value);
+        else
+            set_option(spec, value, o, shown);
     }
 }

@@ -14,14 +14,44 @@ typedef enum rt_command {
     RT_CMD_EVAL,
     RT_CMD_PREDICT,
     RT_CMD_GRADCHECK,
+    RT_CMD_SEARCH,
     RT_N_COMMANDS
 } rt_command;
 
+/* Field names of the settings are the names in settings.def: options.c builds their
+ * table entries from that file, so a setting without a field here does not compile. */
 typedef struct rt_options {
     const char *data; /* NULL: the descriptor's files (train, eval, gradcheck) or stdin (predict) */
     int64_t epochs, steps, batch, seed;
     double lr, momentum, validation;
     int shuffle;
+    /* settings.def */
+    const char *optimizer;
+    int nesterov;
+    double beta1, beta2, rho, eps, weight_decay; /* eps < 0: the optimizer's own default */
+    const char *schedule;
+    int64_t step_every;
+    double step_factor, gamma, min_lr;
+    int64_t warmup;
+    const char *l1, *l2; /* NULL: no penalty */
+    double clip;
+    int early_stopping;
+    int64_t patience;
+    const char *monitor;
+    const char *validation_data;
+    int standardize;
+    int64_t checkpoint_every;
+    int64_t threads;
+    /* runtime-only */
+    const char *columns;    /* "x=a..b,y=c": column maps by index or header name */
+    const char *checkpoint; /* where --checkpoint-every and Ctrl-C save */
+    const char *resume;     /* a checkpoint to continue from */
+    const char *plot;       /* NULL: no SVG */
+    int64_t trials;         /* search */
+    const char *strategy;   /* search: random or grid */
+    /* search: options given a range or a list ("1e-4..1e-1:log", "16,32"), kept as written */
+    int n_search;
+    const char *search_names[64], *search_specs[64];
     const char *init_weights; /* NULL: the initialisers */
     const char *save;         /* NULL after --no-save */
     const char *log;          /* NULL: no log */
@@ -41,6 +71,15 @@ void rt_options_defaults(const nnrt_model *m, rt_options *o);
 /* Parses argv[1..argc-1] (argv[0] is the command word) over the defaults in *o. --help
  * prints the command's help to stdout and exits 0; a bad option exits 2. */
 void rt_options_parse(const nnrt_model *m, rt_command cmd, int argc, char **argv, rt_options *o);
+
+/* Sets one option by its name ("lr", "weight-decay" or "weight_decay") as --NAME VALUE
+ * would; a bad value is a usage error naming the option. Returns 0 when no option of the
+ * train command has that name. */
+int rt_options_set(const nnrt_model *m, rt_options *o, const char *name, const char *value);
+
+/* Whether the named option takes a number (REAL or INT), for search ranges. 'r', 'i', or 0
+ * for the other kinds (words, on/off, text). */
+int rt_option_number_kind(const char *name);
 
 /* Usage, every command and every option with its default. */
 void rt_print_help(FILE *out, const nnrt_model *m);
