@@ -1,0 +1,414 @@
+/* dot.c: --emit=dot and --emit=svg, the forward pass and the backward pass autodiff derived
+ * from it, as one Graphviz drawing.
+ *
+ * Forward values are blue, backward ones orange; inputs, targets and params have shapes of
+ * their own. Every arrow goes from an operand to the instruction that reads it. The dashed
+ * ones run from a forward value into the backward pass: they are what training must keep
+ * from the forward pass. Constants are written into the labels instead of being drawn
+ * (1 - u, u ^ 2), which keeps the picture about the values that flow. Each backward node
+ * cites the forward step it differentiates and the local derivative used (#7 d tanh(u)/du =
+ * 1 - tanh(u)^2), as --emit=grad does; the params' gradients are bold.
+ *
+ * --emit=svg pipes the same text into Graphviz's `dot -Tsvg`. Graphviz is not a build
+ * dependency, so a machine without it gets a message saying how to install it. */
+#include "stages.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define FORWARD_FILL  "#dceaf7"
+#define FORWARD_LINE  "#3b6ea5"
+#define LEAF_FILL     "#bcd6f0"
+#define BACKWARD_FILL "#fde3c8"
+#define BACKWARD_LINE "#c8651b"
+#define PARAM_GRAD    "#f6b477"
+#define KEPT_LINE     "#7f9fbf"
+#define NOTE_COLOR    "#555555"
+
+/* ---- escaping ---- */
+
+/* Text inside an HTML-like label: & < > " are markup there. */
+static const char *html(const char *s) {
+    size_t n = 0;
+    for (const char *c = s; *c; c++) n += strchr("&<>\"", *c) ? 6 : 1;
+    char *out = xalloc(n + 1), *p = out;
+    for (const char *c = s; *c; c++) {
+        const char *entity = *c == '&'   ? "&amp;"
+                             : *c == '<' ? "&lt;"
+                             : *c == '>' ? "&gt;"
+                             : *c == '"' ? "&quot;"
+                                         : NULL;
+        if (entity)
+            p += strlen(strcpy(p, entity));
+        else
+            *p++ = *c;
+    }
+    return out;
+}
+
+/* A double-quoted attribute: \ and " are escaped; a newline becomes dot's \n. */
+static const char *quoted(const char *s) {
+    char *out = xalloc(2 * strlen(s) + 3), *p = out;
+    *p++ = '"';
+    for (const char *c = s; *c; c++) {
+        if (*c == '\n') {
+            *p++ = '\\', *p++ = 'n';
+            continue;
+        }
+        if (*c == '\\' || *c == '"') *p++ = '\\';
+        *p++ = *c;
+    }
+    *p++ = '"';
+    return out;
+}
+
+/* ---- what a node says ---- */
+
+static bool drawn(const Value *v) {
+    return v->op != OP_const;
+}
+
+static const char *base_name(const char *path) {
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+/* The operands drawn as arrows are a, b, c (the letters of the rules in ops.def: d(a*b)/da);
+ * a lone one is u (d tanh(u)/du); constants are written in. */
+static const char *operand_name(const Value *v, int i) {
+    const Value *a = v->args[i];
+    if (!drawn(a)) return ir_number_str(a->num);
+    int count = 0, index = 0;
+    for (int j = 0; j < v->nargs; j++) {
+        if (j < i && v->args[j] == a) return operand_name(v, j);
+        bool first_use = true;
+        for (int k = 0; k < j; k++) first_use &= v->args[k] != v->args[j];
+        if (drawn(v->args[j]) && first_use) index += j < i, count++;
+    }
+    if (count == 1) return "u";
+    return xprintf("%c", 'a' + index);
+}
+
+static const char *matmul_label(const Value *v) {
+    const char *a = operand_name(v, 0), *b = operand_name(v, 1);
+    return xprintf("%s%s%s @ %s%s", v->sum_batch ? "Σ batch " : "", a, v->ta ? "ᵀ" : "", b,
+                   v->tb ? "ᵀ" : "");
+}
+
+/* The operation in a line: "tanh", "a @ b", "1 - u", "u ^ 2". */
+static const char *op_label(const Value *v) {
+    static const char *const infix[OP_COUNT] = {
+        [OP_add] = "+", [OP_sub] = "-", [OP_mul] = "*", [OP_div] = "/", [OP_pow] = "^"};
+    if (v->op == OP_matmul) return matmul_label(v);
+    if (v->nargs == 2 && infix[v->op])
+        return xprintf("%s %s %s", operand_name(v, 0), infix[v->op], operand_name(v, 1));
+    switch (v->op) {
+    case OP_neg: return xprintf("-%s", operand_name(v, 0));
+    case OP_leaky_relu: return xprintf("leaky_relu, α = %s", ir_number_str(v->num));
+    case OP_batch_sum: return "Σ batch";
+    case OP_sum_to:
+    case OP_broadcast: return xprintf("%s to %s", op_info[v->op].name, shape_str(v->shape));
+    default: return op_info[v->op].name;
+    }
+}
+
+/* "%h [4]", "@h.W [2, 4]", "$x [2]" */
+static const char *value_title(const Value *v) {
+    return xprintf("%s %s", ir_value_ref(v), shape_str(v->shape));
+}
+
+/* The small line under a backward node: why it is there. */
+static const char *backward_note(const Value *v) {
+    if (v->op == OP_inv_batch) return "d cost/d loss: cost = mean of the B losses";
+    if (v->fanout > 1 && v->grad_of)
+        return xprintf("sum over the %d uses of %s", v->fanout, ir_value_ref(v->grad_of));
+    if (v->rule && !strcmp(v->rule, "sum over uses")) return "partial sum over uses";
+    if (v->from) return xprintf("#%d %s", v->from->id, v->rule ? v->rule : "");
+    return v->rule ? v->rule : "";
+}
+
+static const char *source_note(const Value *v) {
+    if (!v->loc.file) return "";
+    return xprintf("%s:%d:%d%s%s", base_name(v->loc.file->path), v->loc.line, v->loc.col,
+                   v->what ? " " : "", v->what ? v->what : "");
+}
+
+/* ---- nodes ---- */
+
+typedef struct Drawing {
+    FILE *out;
+    Graph *g;
+    bool *forward; /* by id: a forward value */
+    int *param_of; /* by id: 1 + the index of the param whose gradient it is, or 0 */
+} Drawing;
+
+static void label_line(FILE *out, const char *text, const char *font) {
+    if (font)
+        fprintf(out, "<BR/><FONT POINT-SIZE=\"9\" COLOR=\"%s\">%s</FONT>", font, html(text));
+    else
+        fprintf(out, "<BR/>%s", html(text));
+}
+
+/* "grad u ~ g": a fn's own backward rules, which autodiff uses instead of its body. */
+static const char *custom_rules(const Node *fn) {
+    const char *s = "";
+    for (int k = 0; k < fn->body.n; k++) {
+        const Node *st = fn->body.v[k];
+        if (st->kind == ND_GRAD)
+            s = xprintf("%s%sgrad %s %c %s", s, *s ? "; " : "", st->str, st->op,
+                        ast_source_text(st->init));
+    }
+    return s;
+}
+
+/* Data flows in at an input (a house upside down), the target is what it is compared with,
+ * a param is stored (a cylinder); an instruction is a box. */
+static const char *node_shape(const Value *v) {
+    switch (v->op) {
+    case OP_input: return "invhouse";
+    case OP_target: return "house";
+    case OP_param: return "cylinder";
+    default: return "box";
+    }
+}
+
+static void forward_node(Drawing *d, const Value *v) {
+    bool leaf = op_info[v->op].cls == OPC_SRC;
+    const char *shape = node_shape(v);
+    fprintf(d->out, "    v%d [shape=%s, style=\"%s\", fillcolor=\"%s\", color=\"%s\"", v->id, shape,
+            leaf ? "filled" : "rounded,filled", leaf ? LEAF_FILL : FORWARD_FILL, FORWARD_LINE);
+    if (v == d->g->loss) fputs(", peripheries=2", d->out);
+    fprintf(d->out, ", label=<<B>%s</B>", html(value_title(v)));
+    if (!leaf) {
+        const char *op = xprintf("#%d %s", v->id, op_label(v));
+        if (v->custom) op = xprintf("%s  (fn %s)", op, v->custom->fn->str);
+        label_line(d->out, op, NULL);
+        if (v->custom) label_line(d->out, custom_rules(v->custom->fn), NOTE_COLOR);
+    } else {
+        label_line(d->out, op_info[v->op].name, NOTE_COLOR);
+    }
+    if (v == d->g->loss) label_line(d->out, "the loss", NOTE_COLOR);
+    if (v == d->g->output && v != d->g->loss) label_line(d->out, "the output", NOTE_COLOR);
+    fprintf(d->out, ">, tooltip=%s];\n", quoted(source_note(v)));
+}
+
+static void backward_node(Drawing *d, const Value *v) {
+    int param = d->param_of[v->id];
+    fprintf(d->out, "    v%d [shape=box, style=\"rounded,filled\", fillcolor=\"%s\", color=\"%s\"",
+            v->id, param ? PARAM_GRAD : BACKWARD_FILL, BACKWARD_LINE);
+    if (param) fputs(", penwidth=2.5", d->out);
+    const char *title = v->op == OP_inv_batch ? "seed 1/B" : value_title(v);
+    fprintf(d->out, ", label=<<B>%s</B>", html(title));
+    if (v->op != OP_inv_batch) label_line(d->out, xprintf("#%d %s", v->id, op_label(v)), NULL);
+    label_line(d->out, backward_note(v), NOTE_COLOR);
+    if (param)
+        fprintf(d->out, "<BR/><B>%s</B>",
+                html(xprintf("d cost/d %s", ir_value_ref(d->g->params.v[param - 1]))));
+    const char *tip = v->from ? xprintf("differentiates #%d, %s", v->from->id, source_note(v->from))
+                              : backward_note(v);
+    fprintf(d->out, ">, tooltip=%s];\n", quoted(tip));
+}
+
+/* ---- edges ---- */
+
+static void edges_into(Drawing *d, const Value *v) {
+    bool backward = !d->forward[v->id];
+    for (int i = 0; i < v->nargs; i++) {
+        const Value *a = v->args[i];
+        bool repeat = false;
+        for (int j = 0; j < i; j++) repeat |= v->args[j] == a;
+        if (!drawn(a) || repeat) continue;
+        const char *name = operand_name(v, i);
+        for (int j = i + 1; j < v->nargs; j++)
+            if (v->args[j] == a) name = xprintf("%s,%s", name, operand_name(v, j));
+        if (!backward)
+            fprintf(d->out, "  v%d -> v%d [color=\"%s\"", a->id, v->id, FORWARD_LINE);
+        else if (d->forward[a->id])
+            fprintf(d->out, "  v%d -> v%d [color=\"%s\", style=dashed, constraint=false", a->id,
+                    v->id, KEPT_LINE);
+        else /* drawn upwards, so the backward pass mirrors the forward one */
+            fprintf(d->out, "  v%d -> v%d [dir=back, color=\"%s\"", v->id, a->id, BACKWARD_LINE);
+        if (strcmp(name, "u")) fprintf(d->out, ", label=\" %s\"", name);
+        fputs("];\n", d->out);
+    }
+}
+
+/* ---- the drawing ---- */
+
+static void print_header(Drawing *d) {
+    Graph *g = d->g;
+    const char *file = g->source_path ? base_name(g->source_path) : "";
+    fprintf(d->out,
+            "digraph %s {\n"
+            "  graph [fontname=\"Helvetica\", fontsize=12, labelloc=t, newrank=true, "
+            "nodesep=0.3, ranksep=0.35,\n"
+            "         label=%s];\n"
+            "  node [fontname=\"Helvetica\", fontsize=11, margin=\"0.12,0.04\"];\n"
+            "  edge [fontname=\"Helvetica\", fontsize=9, arrowsize=0.7];\n",
+            quoted(g->name),
+            quoted(xprintf("model %s (%s): forward (blue) and the backward pass autodiff "
+                           "derived (orange)\ndashed: forward values the backward pass reads; "
+                           "bold: the params' gradients",
+                           g->name, file)));
+}
+
+static void print_cluster(Drawing *d, bool forward) {
+    Graph *g = d->g;
+    fprintf(d->out,
+            "  subgraph cluster_%s {\n    label=%s; style=\"rounded\"; color=\"%s\"; "
+            "fontcolor=\"%s\";\n",
+            forward ? "forward" : "backward", forward ? "\"forward\"" : "\"backward\"",
+            forward ? FORWARD_LINE : BACKWARD_LINE, forward ? FORWARD_LINE : BACKWARD_LINE);
+    int first = forward ? 0 : g->n_forward, end = forward ? g->n_forward : g->insts.n;
+    for (int i = first; i < end; i++) {
+        Value *v = g->insts.v[i];
+        if (!drawn(v)) continue;
+        if (forward)
+            forward_node(d, v);
+        else
+            backward_node(d, v);
+    }
+    fputs("  }\n", d->out);
+}
+
+/* The backward pass starts where the forward one ends: the seed beside the loss. */
+static void print_seed(Drawing *d) {
+    for (int i = d->g->n_forward; i < d->g->insts.n; i++) {
+        Value *seed = d->g->insts.v[i];
+        if (seed->op != OP_inv_batch) continue;
+        fprintf(d->out, "  { rank=same; v%d; v%d; }\n", d->g->loss->id, seed->id);
+        fprintf(d->out, "  v%d -> v%d [style=dotted, color=\"%s\", constraint=false];\n",
+                d->g->loss->id, seed->id, BACKWARD_LINE);
+    }
+}
+
+void print_dot(FILE *out, Graph *g) {
+    Drawing d = {.out = out, .g = g};
+    d.forward = xalloc(sizeof *d.forward * (size_t)g->next_id);
+    d.param_of = xalloc(sizeof *d.param_of * (size_t)g->next_id);
+    for (int i = 0; i < g->n_forward; i++) d.forward[g->insts.v[i]->id] = true;
+    for (int i = 0; g->param_grads && i < g->params.n; i++)
+        if (g->param_grads[i] && !d.forward[g->param_grads[i]->id] &&
+            !d.param_of[g->param_grads[i]->id])
+            d.param_of[g->param_grads[i]->id] = i + 1;
+    print_header(&d);
+    print_cluster(&d, true);
+    if (g->n_forward < g->insts.n) print_cluster(&d, false);
+    for (int i = 0; i < g->insts.n; i++)
+        if (drawn(g->insts.v[i])) edges_into(&d, g->insts.v[i]);
+    print_seed(&d);
+    fputs("}\n", out);
+}
+
+/* ---- --emit=svg ---- */
+
+/* The path of `dot` on PATH, or NULL: looked up here rather than left to exec, so that a
+ * missing Graphviz is reported before any output file is made. */
+static const char *find_dot(void) {
+    const char *path = getenv("PATH");
+    if (!path || !*path) path = "/usr/bin:/bin";
+    for (const char *p = path;; p++) {
+        const char *end = strchr(p, ':');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        const char *candidate = xprintf("%.*s/dot", (int)len, len ? p : ".");
+        struct stat st;
+        if (stat(candidate, &st) == 0 && S_ISREG(st.st_mode) && access(candidate, X_OK) == 0)
+            return candidate;
+        if (!end) return NULL;
+        p = end;
+    }
+}
+
+/* Writes the drawing into dot's stdin. A dot that exits early must not kill nnc with
+ * SIGPIPE: its exit status says what went wrong. */
+static bool feed(Graph *g, int fd) {
+    void (*old)(int) = signal(SIGPIPE, SIG_IGN);
+    FILE *pipe_out = fdopen(fd, "w");
+    bool ok = pipe_out != NULL;
+    if (pipe_out) {
+        print_dot(pipe_out, g);
+        ok = fclose(pipe_out) == 0;
+    } else {
+        close(fd);
+    }
+    signal(SIGPIPE, old);
+    return ok;
+}
+
+/* Runs dot -Tsvg with the drawing on its stdin and its stdout on out_fd. Returns dot's exit
+ * status, or -1 when it could not be started. */
+static int run_dot(Graph *g, const char *dot, int out_fd) {
+    int fds[2];
+    if (pipe(fds) != 0) return -1;
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, fds[0], STDIN_FILENO);
+    if (out_fd != STDOUT_FILENO) posix_spawn_file_actions_adddup2(&actions, out_fd, STDOUT_FILENO);
+    posix_spawn_file_actions_addclose(&actions, fds[1]);
+    char *argv[] = {"dot", "-Tsvg", NULL};
+    pid_t pid;
+    fflush(stdout);
+    int err = posix_spawn(&pid, dot, &actions, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&actions);
+    close(fds[0]);
+    if (err != 0) {
+        close(fds[1]);
+        errno = err;
+        return -1;
+    }
+    bool fed = feed(g, fds[1]);
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR) return -1;
+    if (!WIFEXITED(status)) return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+    /* dot read less than the whole drawing yet claimed success: still a failure */
+    return WEXITSTATUS(status) == 0 && !fed ? 1 : WEXITSTATUS(status);
+}
+
+/* A temporary file beside the output, renamed over it once dot has succeeded: a failed run
+ * leaves no partial SVG (and an older one where it was). */
+static int open_temporary(const char *svg_path, char **tmp_path) {
+    *tmp_path = xprintf("%s.XXXXXX", svg_path);
+    int fd = mkstemp(*tmp_path);
+    if (fd < 0) return -1;
+    mode_t mask = umask(0);
+    umask(mask);
+    fchmod(fd, 0666 & ~mask);
+    return fd;
+}
+
+int write_svg(Graph *g, const char *svg_path) {
+    const char *dot = find_dot();
+    if (!dot) {
+        diag_fatal_noloc("--emit=svg needs Graphviz's dot program, which is not installed");
+        diag_hint("install it with: apt-get install graphviz (or use --emit=dot and render it "
+                  "elsewhere)");
+        return 1;
+    }
+    bool to_stdout = !strcmp(svg_path, "-");
+    char *tmp_path = NULL;
+    int fd = to_stdout ? STDOUT_FILENO : open_temporary(svg_path, &tmp_path);
+    if (fd < 0) {
+        diag_fatal_noloc("cannot write %s: %s", svg_path, strerror(errno));
+        return 1;
+    }
+    int status = run_dot(g, dot, fd);
+    if (status < 0) diag_fatal_noloc("cannot run %s: %s", dot, strerror(errno));
+    if (status > 0)
+        diag_fatal_noloc("Graphviz's dot failed (exit status %d)%s", status,
+                         to_stdout ? "" : "; no SVG was written");
+    if (to_stdout) return status != 0;
+    close(fd);
+    if (status == 0 && rename(tmp_path, svg_path) == 0) return 0;
+    if (status == 0) diag_fatal_noloc("cannot write %s: %s", svg_path, strerror(errno));
+    unlink(tmp_path);
+    return 1;
+}
