@@ -361,7 +361,9 @@ static Value *total_gradient(AD *ad, Value *v) {
         sum = annotate(ad, ir_build2(ad->g, OP_add, sum, c->v[i]));
         sum->rule = "sum over uses";
     }
-    sum->fanout = c->n > 1 ? c->n : 0;
+    /* One contribution may be another value's whole gradient passed on unchanged (t = u + b):
+     * that value's own fan-out count stays. */
+    if (c->n > 1) sum->fanout = c->n;
     if (!sum->grad_of && op_info[sum->op].cls != OPC_SRC) {
         sum->grad_of = v;
         if (!sum->name || sum->fanout)
