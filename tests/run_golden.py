@@ -1,42 +1,192 @@
 #!/usr/bin/env python3
 """Compares what nnc prints for the examples with the golden files in tests/golden.
 
-A golden file NAME.STAGE.txt holds the output of `nnc examples/NAME.nn --emit=STAGE`
-(run from the source folder). On a difference the test fails with a diff. After a
-deliberate change to the printer, regenerate with: run_golden.py NNC SRC GOLDEN --update
+A golden file NAME.KIND.txt holds what nnc prints for examples/NAME.nn (or
+examples/lessons/NAME.nn), run from the source folder:
+
+    NAME.STAGE.txt        nnc examples/NAME.nn --emit=STAGE       (ir, grad, dot, ...)
+    NAME.explain.txt      nnc explain examples/NAME.nn
+    NAME.explain-md.txt   nnc explain examples/NAME.nn --format=markdown
+
+On a difference the test fails with a diff. After a deliberate change to a printer,
+regenerate with: run_golden.py NNC SRC GOLDEN --update
+
+It then checks the errors of the teaching views, which have no golden file: an unknown
+`explain --wrt` name, and `--emit=svg` without Graphviz (the message must say how to
+install it) or with a dot that fails (no output file may be left). The SVG itself is
+rendered only where Graphviz is installed: it is not a build dependency.
+
+Last, docs/pictures.md quotes real output: each `<!-- run: nnc ARGS -->` comment is followed
+by a fenced block holding what that command prints (stderr, then stdout), run from the
+source folder. --update rewrites those blocks too.
 """
 import difflib
 import os
+import re
+import shlex
+import shutil
 import subprocess
 import sys
+import tempfile
+
+
+def command(nnc, model, kind):
+    if kind == "explain":
+        return [nnc, "explain", model]
+    if kind == "explain-md":
+        return [nnc, "explain", model, "--format=markdown"]
+    return [nnc, model, "--emit=" + kind]
+
+
+def check_golden(nnc, src, golden, name, update):
+    example, kind, _ = name.rsplit(".", 2)
+    model = os.path.join("examples", example + ".nn")
+    if not os.path.exists(os.path.join(src, model)):
+        model = os.path.join("examples", "lessons", example + ".nn")
+    proc = subprocess.run(command(nnc, model, kind), cwd=src, capture_output=True, text=True,
+                          timeout=60)
+    path = os.path.join(golden, name)
+    if update:
+        with open(path, "w") as f:
+            f.write(proc.stdout)
+    with open(path) as f:
+        want = f.read()
+    if proc.returncode == 0 and proc.stdout == want:
+        return True
+    print(f"FAIL {name} (exit status {proc.returncode})\n{proc.stderr}")
+    sys.stdout.writelines(difflib.unified_diff(want.splitlines(True), proc.stdout.splitlines(True),
+                                               "golden/" + name, "nnc output"))
+    return False
+
+
+def run(nnc, src, args, env=None, cwd=None):
+    return subprocess.run([nnc] + args, cwd=cwd or src, env=env, capture_output=True, text=True,
+                          timeout=60)
+
+
+def expect_error(proc, status, lines):
+    """Problems with a run that should have failed with exactly these stderr lines."""
+    problems = []
+    if proc.returncode != status:
+        problems.append(f"exit status {proc.returncode}, wanted {status}")
+    if proc.stdout:
+        problems.append(f"printed to stdout: {proc.stdout[:200]!r}")
+    if proc.stderr.splitlines() != lines:
+        problems.append("stderr was:\n" + proc.stderr + "wanted:\n" + "\n".join(lines))
+    return problems
+
+
+def unknown_wrt(nnc, src, tmp):
+    proc = run(nnc, src, ["explain", "examples/xor.nn", "--wrt", "nope"])
+    return expect_error(proc, 1, ["nnc: error: model xor has no param 'nope' "
+                                  "(its params: h.W, h.b, p.W, p.b)"])
+
+
+def svg_without_graphviz(nnc, src, tmp):
+    empty = os.path.join(tmp, "empty-bin")
+    os.makedirs(empty, exist_ok=True)
+    out = os.path.join(tmp, "missing.svg")
+    proc = run(nnc, src, ["examples/xor.nn", "--emit=svg", "-o", out],
+               env=dict(os.environ, PATH=empty))
+    problems = expect_error(proc, 1, [
+        "nnc: error: --emit=svg needs Graphviz's dot program, which is not installed",
+        "  hint: install it with: apt-get install graphviz (or use --emit=dot and render it "
+        "elsewhere)"])
+    if os.path.exists(out):
+        problems.append("an output file was written")
+    return problems
+
+
+def svg_when_dot_fails(nnc, src, tmp):
+    """A dot that writes half an SVG and fails: its status is reported, no file is left."""
+    bin_dir = os.path.join(tmp, "failing-bin")
+    os.makedirs(bin_dir, exist_ok=True)
+    fake = os.path.join(bin_dir, "dot")
+    with open(fake, "w") as f:
+        f.write("#!/bin/sh\ncat >/dev/null\necho '<svg partial'\nexit 3\n")
+    os.chmod(fake, 0o755)
+    out = os.path.join(tmp, "failed.svg")
+    proc = run(nnc, src, ["examples/xor.nn", "--emit=svg", "-o", out],
+               env=dict(os.environ, PATH=bin_dir + os.pathsep + os.environ.get("PATH", "")))
+    problems = expect_error(proc, 1, [
+        "nnc: error: Graphviz's dot failed (exit status 3); no SVG was written"])
+    left = [f for f in os.listdir(tmp) if f.startswith("failed.svg")]
+    if left:
+        problems.append(f"left behind: {left}")
+    return problems
+
+
+def svg_rendered(nnc, src, tmp):
+    if not shutil.which("dot"):
+        print("skip svg rendering: Graphviz's dot is not installed")
+        return []
+    out = os.path.join(tmp, "xor.svg")
+    proc = run(nnc, src, ["examples/xor.nn", "--emit=svg", "-o", out])
+    if proc.returncode != 0:
+        return [f"exit status {proc.returncode}: {proc.stderr}"]
+    with open(out) as f:
+        svg = f.read()
+    problems = []
+    for want in ("<svg", "@h.W [2, 4]", "d cost/d @h.W"):
+        if want not in svg:
+            problems.append(f"the SVG does not contain {want!r}")
+    return problems
+
+
+CHECKS = [unknown_wrt, svg_without_graphviz, svg_when_dot_fails, svg_rendered]
+
+QUOTE = re.compile(r"^<!-- run: nnc (?P<args>.+?) -->\n(?:[ \t]*\n)*"
+                   r"```[^\n]*\n(?P<body>.*?)^```[ \t]*$", re.M | re.S)
+
+
+def check_doc(nnc, src, doc, update):
+    """Problems with the output quoted in doc (a path relative to src)."""
+    path = os.path.join(src, doc)
+    with open(path) as f:
+        text = f.read()
+    problems, pieces, last = [], [], 0
+    for m in QUOTE.finditer(text):
+        proc = run(nnc, src, shlex.split(m.group("args")))
+        got = proc.stderr + proc.stdout
+        if got != m.group("body"):
+            line = text.count("\n", 0, m.start()) + 1
+            problems.append(f"{doc}:{line}: nnc {m.group('args')} printed something else:\n" +
+                            "".join(difflib.unified_diff(m.group("body").splitlines(True),
+                                                         got.splitlines(True), "quoted", "now")))
+        pieces += [text[last:m.start("body")], got]
+        last = m.end("body")
+    if update:
+        with open(path, "w") as f:
+            f.write("".join(pieces) + text[last:])
+        return []
+    return problems
 
 
 def main():
-    nnc, src, golden = sys.argv[1], sys.argv[2], sys.argv[3]
+    nnc, src, golden = os.path.abspath(sys.argv[1]), sys.argv[2], sys.argv[3]
     update = "--update" in sys.argv[4:]
     files = sorted(f for f in os.listdir(golden) if f.endswith(".txt"))
     failed = 0
     for name in files:
-        example, stage, _ = name.rsplit(".", 2)
-        model = os.path.join("examples", example + ".nn")
-        if not os.path.exists(os.path.join(src, model)):
-            model = os.path.join("examples", "lessons", example + ".nn")
-        proc = subprocess.run([nnc, model, "--emit=" + stage], cwd=src, capture_output=True,
-                              text=True, timeout=60)
-        path = os.path.join(golden, name)
-        if update:
-            with open(path, "w") as f:
-                f.write(proc.stdout)
-        with open(path) as f:
-            want = f.read()
-        if proc.returncode != 0 or proc.stdout != want:
-            failed += 1
-            print(f"FAIL {name} (exit status {proc.returncode})\n{proc.stderr}")
-            sys.stdout.writelines(difflib.unified_diff(want.splitlines(True), proc.stdout.splitlines(True),
-                                                       "golden/" + name, "nnc output"))
-        else:
+        if check_golden(nnc, src, golden, name, update):
             print(f"ok  {name}")
-    print(f"{len(files) - failed} passed, {failed} failed")
+        else:
+            failed += 1
+    with tempfile.TemporaryDirectory() as tmp:
+        for check in CHECKS:
+            problems = check(nnc, src, tmp)
+            if problems:
+                failed += 1
+                print(f"FAIL {check.__name__}\n  " + "\n  ".join(problems))
+            else:
+                print(f"ok  {check.__name__}")
+    problems = check_doc(nnc, src, os.path.join("docs", "pictures.md"), update)
+    if problems:
+        failed += 1
+        print("FAIL docs/pictures.md\n" + "\n".join(problems))
+    else:
+        print("ok  docs/pictures.md")
+    print(f"{len(files) + len(CHECKS) + 1 - failed} passed, {failed} failed")
     return 1 if failed or not files else 0
 
 
