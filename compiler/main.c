@@ -1,5 +1,9 @@
 /* main.c: the nnc driver. Runs the stages of stages.h in order and stops at the first that
- * reports an error: a bad file never reaches the back end, so never makes a binary. */
+ * reports an error: a bad file never reaches the back end, so never makes a binary.
+ *
+ *   nnc FILE.nn [options]             compile (or print a stage with --emit)
+ *   nnc explain FILE.nn [--wrt NAME]  the chain rule to each param, as math
+ *   nnc gradcheck FILE.nn             derived gradients against finite differences */
 #include "backend.h"
 #include "config.h"
 #include "paths.h"
@@ -8,7 +12,10 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+typedef enum Command { CMD_COMPILE, CMD_EXPLAIN, CMD_GRADCHECK } Command;
 
 typedef enum Emit {
     EMIT_EXE,
@@ -17,42 +24,66 @@ typedef enum Emit {
     EMIT_IR,
     EMIT_GRAD,
     EMIT_GRAD_RAW,
-    EMIT_LLVM
+    EMIT_PLAN,
+    EMIT_LLVM,
+    EMIT_DOT,
+    EMIT_SVG,
 } Emit;
 
 typedef struct Options {
+    Command command;
     const char *input;
     const char *output;
     const char *model;
     Emit emit;
     int opt_level;
     bool f64;
+    bool dump_passes;
+    const char *wrt;      /* explain */
+    ExplainFormat format; /* explain */
+    const char *seed;     /* gradcheck */
 } Options;
 
 static const char usage[] =
-    "usage: nnc FILE.nn [options]\n"
+    "usage: nnc FILE.nn [options]            compile a model into a training executable\n"
+    "       nnc explain FILE.nn [--wrt NAME] [--format=text|markdown]\n"
+    "                                        the chain rule from the loss to each param\n"
+    "       nnc gradcheck FILE.nn [--seed N] derived gradients against finite differences\n"
     "\n"
     "Compiles a .nn model into a native executable that trains it (run it with --help).\n"
     "\n"
     "options:\n"
-    "  -o FILE         write the executable (or object, or --emit text) to FILE\n"
+    "  -o FILE         write the executable (or object, or --emit output) to FILE\n"
     "                  (default: the model file's name without .nn, in this folder)\n"
     "  -c              write an object file instead of an executable\n"
-    "  --emit=STAGE    print a stage to stdout instead of compiling:\n"
+    "  --emit=STAGE    print a stage instead of compiling (to stdout, or to -o FILE):\n"
     "                    ast       the syntax tree\n"
     "                    ir        the forward IR\n"
     "                    grad      forward and the derived backward IR, simplified,\n"
     "                              each backward line annotated with its chain-rule step\n"
     "                    grad-raw  the same, exactly as autodiff emitted it\n"
+    "                    plan      the schedule, fused loops and memory plan\n"
     "                    llvm      the optimised LLVM IR\n"
+    "                    dot       forward and backward graphs for Graphviz\n"
+    "                    svg       the same, drawn by Graphviz's dot\n"
+    "  --dump-passes   print the program after each stage (parse, lowering and shape\n"
+    "                  checks, autodiff, simplify, planning), then compile as usual\n"
     "  -O0 -O1 -O2 -O3 optimisation level (default -O2)\n"
-    "  --f64           compute in double precision (gradient checks)\n"
+    "  --f64           compute in double precision\n"
     "  --model NAME    the model to compile, when the file has several\n"
     "  --help          this text\n"
     "  --version       the version of nnc and of the LLVM it uses\n"
     "\n"
+    "explain options:\n"
+    "  --wrt NAME      one param (default: every param)\n"
+    "  --format=F      text (UTF-8, the default) or markdown (with LaTeX math)\n"
+    "gradcheck options:\n"
+    "  --seed N        seed of the points the gradients are checked at (default: the\n"
+    "                  train block's seed, so the first point is where training starts)\n"
+    "\n"
     "environment:\n"
-    "  NNC_HOME        folder holding stdlib/ and runtime/libnnrt.a (default: found next to nnc)\n";
+    "  NNC_HOME        folder holding stdlib/ and runtime/libnnrt.a (default: found next to nnc)\n"
+    "  NNC_CC          the C compiler used to link (default: the one nnc was built with)\n";
 
 static int usage_error(const char *fmt, const char *arg) {
     fputs("nnc: error: ", stderr);
@@ -65,23 +96,59 @@ static int parse_emit(const char *s, Emit *emit) {
     static const struct {
         const char *name;
         Emit emit;
-    } kinds[] = {{"ast", EMIT_AST},
-                 {"ir", EMIT_IR},
-                 {"grad", EMIT_GRAD},
-                 {"grad-raw", EMIT_GRAD_RAW},
-                 {"llvm", EMIT_LLVM}};
+    } kinds[] = {{"ast", EMIT_AST},           {"ir", EMIT_IR},     {"grad", EMIT_GRAD},
+                 {"grad-raw", EMIT_GRAD_RAW}, {"plan", EMIT_PLAN}, {"llvm", EMIT_LLVM},
+                 {"dot", EMIT_DOT},           {"svg", EMIT_SVG}};
     for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++)
         if (!strcmp(s, kinds[i].name)) {
             *emit = kinds[i].emit;
             return 0;
         }
-    return usage_error("unknown --emit stage '%s' (ast, ir, grad, grad-raw, llvm)", s);
+    return usage_error("unknown --emit stage '%s' (ast, ir, grad, grad-raw, plan, llvm, dot, svg)",
+                       s);
+}
+
+static bool takes_value(const char *a) {
+    return !strcmp(a, "-o") || !strcmp(a, "--model") || !strcmp(a, "--wrt") || !strcmp(a, "--seed");
+}
+
+static int parse_option(Options *o, const char *a, const char *value) {
+    if (!strcmp(a, "-o"))
+        o->output = value;
+    else if (!strcmp(a, "--model"))
+        o->model = value;
+    else if (!strcmp(a, "--wrt") && o->command == CMD_EXPLAIN)
+        o->wrt = value;
+    else if (!strcmp(a, "--seed") && o->command == CMD_GRADCHECK)
+        o->seed = value;
+    else if (!strncmp(a, "--emit=", 7) && o->command == CMD_COMPILE)
+        return parse_emit(a + 7, &o->emit);
+    else if (!strcmp(a, "--format=text") && o->command == CMD_EXPLAIN)
+        o->format = EXPLAIN_TEXT;
+    else if (!strcmp(a, "--format=markdown") && o->command == CMD_EXPLAIN)
+        o->format = EXPLAIN_MARKDOWN;
+    else if (!strcmp(a, "-c") && o->command == CMD_COMPILE)
+        o->emit = EMIT_OBJ;
+    else if (!strcmp(a, "--dump-passes") && o->command == CMD_COMPILE)
+        o->dump_passes = true;
+    else if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && !a[3])
+        o->opt_level = a[2] - '0';
+    else if (!strcmp(a, "--f64"))
+        o->f64 = true;
+    else
+        return usage_error("unknown option %s", a);
+    return 0;
 }
 
 /* Returns -1 to go on, or an exit status. */
 static int parse_args(int argc, char **argv, Options *o) {
     *o = (Options){.emit = EMIT_EXE, .opt_level = 2};
-    for (int i = 1; i < argc; i++) {
+    int i = 1;
+    if (argc > 1 && !strcmp(argv[1], "explain"))
+        o->command = CMD_EXPLAIN, i++;
+    else if (argc > 1 && !strcmp(argv[1], "gradcheck"))
+        o->command = CMD_GRADCHECK, i++;
+    for (; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             fputs(usage, stdout);
@@ -89,19 +156,11 @@ static int parse_args(int argc, char **argv, Options *o) {
         } else if (!strcmp(a, "--version")) {
             printf("nnc %s (LLVM %s)\n", NNC_VERSION, NNC_LLVM_PACKAGE_VERSION);
             return 0;
-        } else if (!strcmp(a, "-o") || !strcmp(a, "--model")) {
+        } else if (takes_value(a)) {
             if (i + 1 == argc) return usage_error("%s needs an argument", a);
-            *(!strcmp(a, "-o") ? &o->output : &o->model) = argv[++i];
-        } else if (!strncmp(a, "--emit=", 7)) {
-            if (parse_emit(a + 7, &o->emit)) return 2;
-        } else if (!strcmp(a, "-c")) {
-            o->emit = EMIT_OBJ;
-        } else if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && !a[3]) {
-            o->opt_level = a[2] - '0';
-        } else if (!strcmp(a, "--f64")) {
-            o->f64 = true;
+            if (parse_option(o, a, argv[++i])) return 2;
         } else if (a[0] == '-' && a[1]) {
-            return usage_error("unknown option %s", a);
+            if (parse_option(o, a, NULL)) return 2;
         } else if (o->input) {
             return usage_error("one model file at a time (got a second: %s)", a);
         } else {
@@ -122,6 +181,10 @@ static const char *default_output(const char *input, bool object) {
     return object ? xprintf("%s.o", name) : name;
 }
 
+static void dump_header(const Options *o, const char *stage) {
+    if (o->dump_passes) printf("==== after %s ====\n", stage);
+}
+
 static Graph *front_end(const Options *o) {
     SrcFile *src = srcfile_read(o->input);
     if (!src) {
@@ -130,9 +193,10 @@ static Graph *front_end(const Options *o) {
     }
     Node *ast = parse_file(src);
     if (!ast) return NULL;
-    if (o->emit == EMIT_AST) {
+    if (o->emit == EMIT_AST || o->dump_passes) {
+        dump_header(o, "parse");
         ast_print(stdout, ast);
-        return NULL;
+        if (o->emit == EMIT_AST) return NULL;
     }
     Program prog;
     if (!sema_program(ast, nnc_stdlib_dir(), o->model, &prog)) return NULL;
@@ -141,13 +205,52 @@ static Graph *front_end(const Options *o) {
     return g;
 }
 
-static int compile_and_link(Graph *g, const Options *o) {
+/* The stages from the forward IR to the simplified backward IR, printing what is asked.
+ * Autodiff runs on the forward IR as lowered: fns' own backward rules refer to the values
+ * their call made, which simplifying first could merge away. */
+static bool middle_end(Graph *g, const Options *o) {
+    if (o->emit == EMIT_IR) {
+        simplify(g);
+        print_graph(stdout, g, PRINT_FORWARD);
+        return false;
+    }
+    if (o->dump_passes) {
+        dump_header(o, "lowering and shape checks");
+        print_graph(stdout, g, PRINT_FORWARD);
+    }
+    autodiff(g);
+    if (diag_error_count()) return false; /* a fn's backward rule did not fit */
+    if (o->emit == EMIT_GRAD_RAW || o->dump_passes) {
+        dump_header(o, "autodiff");
+        print_graph(stdout, g, PRINT_GRAD);
+        if (o->emit == EMIT_GRAD_RAW) return false;
+    }
+    simplify(g);
+    if (o->emit == EMIT_GRAD || o->dump_passes) {
+        dump_header(o, "simplify");
+        print_graph(stdout, g, PRINT_GRAD);
+        if (o->emit == EMIT_GRAD) return false;
+    }
+    return true;
+}
+
+static int compile_and_link(Graph *g, const Options *o, const char *out) {
     BackendOptions bo = {.opt_level = o->opt_level, .f64 = o->f64};
+    if (o->dump_passes) {
+        dump_header(o, "planning");
+        bo.plan_out = stdout;
+    }
+    if (o->emit == EMIT_PLAN) {
+        bo.plan_out = stdout;
+        bo.llvm_ir_out = fopen("/dev/null", "w");
+        int status = bo.llvm_ir_out ? backend_compile(g, &bo) : 1;
+        if (bo.llvm_ir_out) fclose(bo.llvm_ir_out);
+        return status;
+    }
     if (o->emit == EMIT_LLVM) {
         bo.llvm_ir_out = stdout;
         return backend_compile(g, &bo);
     }
-    const char *out = o->output ? o->output : default_output(o->input, o->emit == EMIT_OBJ);
     if (o->emit == EMIT_OBJ) {
         bo.obj_path = out;
         return backend_compile(g, &bo);
@@ -166,25 +269,80 @@ static int compile_and_link(Graph *g, const Options *o) {
     return status;
 }
 
+/* Runs a program and returns its exit status (or 1 when it could not run). */
+static int run_program(char *const argv[]) {
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid < 0) return 1;
+    if (pid == 0) {
+        execv(argv[0], argv);
+        fprintf(stderr, "nnc: error: cannot run %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR) return 1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+}
+
+/* nnc gradcheck: compile in f64 into a temporary executable and run its gradcheck command,
+ * which compares grad() with central differences of forward() (runtime/gradcheck.c). */
+static int gradcheck(Graph *g, const Options *o) {
+    char dir[] = "/tmp/nnc-gradcheck-XXXXXX";
+    if (!mkdtemp(dir)) {
+        diag_fatal_noloc("cannot create a temporary folder: %s", strerror(errno));
+        return 1;
+    }
+    Options compile = *o;
+    compile.f64 = true;
+    compile.emit = EMIT_EXE;
+    const char *exe = xprintf("%s/%s", dir, g->name);
+    int status = compile_and_link(g, &compile, exe);
+    if (status == 0) {
+        char *argv[] = {(char *)exe, "gradcheck", o->seed ? "--seed" : NULL, (char *)o->seed, NULL};
+        status = run_program(argv);
+    }
+    unlink(exe);
+    rmdir(dir);
+    return status;
+}
+
+/* Where --emit text goes: stdout, or -o FILE (removed again if the run fails). */
+static const char *redirected_to;
+
+static bool redirect_output(const Options *o) {
+    bool text = o->emit != EMIT_EXE && o->emit != EMIT_OBJ && o->emit != EMIT_SVG;
+    if (o->command != CMD_COMPILE || !text || !o->output || !strcmp(o->output, "-")) return true;
+    if (!freopen(o->output, "w", stdout)) {
+        diag_fatal_noloc("cannot write %s: %s", o->output, strerror(errno));
+        return false;
+    }
+    redirected_to = o->output;
+    return true;
+}
+
 static int run(const Options *o) {
+    if (!redirect_output(o)) return 1;
     Graph *g = front_end(o);
     if (!g) return diag_error_count() ? 1 : 0;
-    simplify(g);
-    if (o->emit == EMIT_IR) {
-        print_graph(stdout, g, PRINT_FORWARD);
+    if (o->command == CMD_COMPILE && !middle_end(g, o)) return diag_error_count() ? 1 : 0;
+    if (o->command != CMD_COMPILE) {
+        autodiff(g);
+        if (diag_error_count()) return 1;
+        simplify(g);
+    }
+    switch (o->command) {
+    case CMD_EXPLAIN: return explain(stdout, g, o->wrt, o->format);
+    case CMD_GRADCHECK: return gradcheck(g, o);
+    case CMD_COMPILE: break;
+    }
+    if (o->emit == EMIT_DOT) {
+        print_dot(stdout, g);
         return 0;
     }
-    autodiff(g);
-    if (o->emit == EMIT_GRAD_RAW) {
-        print_graph(stdout, g, PRINT_GRAD);
-        return 0;
-    }
-    simplify(g);
-    if (o->emit == EMIT_GRAD) {
-        print_graph(stdout, g, PRINT_GRAD);
-        return 0;
-    }
-    return compile_and_link(g, o);
+    if (o->emit == EMIT_SVG) return write_svg(g, o->output ? o->output : "-");
+    const char *out = o->output ? o->output : default_output(o->input, o->emit == EMIT_OBJ);
+    return compile_and_link(g, o, out);
 }
 
 int main(int argc, char **argv) {
@@ -195,6 +353,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "nnc: error: writing the output: %s\n", strerror(errno));
         status = 1;
     }
+    if (status != 0 && redirected_to) unlink(redirected_to);
     xalloc_free_all();
     return status;
 }
