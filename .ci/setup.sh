@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages nnc needs, if any are missing (Debian 12; run as root).
 set -euo pipefail
-packages=(build-essential cmake pkg-config flex bison libopenblas-dev llvm-19-dev libzstd-dev python3)
+packages=(build-essential cmake pkg-config flex bison libopenblas-dev zlib1g-dev llvm-19-dev libzstd-dev python3)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

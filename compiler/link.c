@@ -70,6 +70,7 @@ int backend_link(const char *obj_path, const char *exe_path) {
     vec_push(&args, c_compiler());
     vec_push(&args, obj_path);
     vec_push(&args, runtime);
+    push_words(&args, NNC_RUNTIME_LIBS);
     push_words(&args, NNC_BLAS_LIBS);
 #if defined(__x86_64__)
     vec_push(&args, "-lmvec"); /* the vector exp/log/sin/cos/pow the loops call */

@@ -1,23 +1,39 @@
 /* checkpoint.c: safetensors writing and reading (see checkpoint.h). */
 #include "checkpoint.h"
 
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "files.h"
 #include "json.h"
 #include "util.h"
 
-#define ST_MAX_RANK 8
+/* The tensors that training state adds to a file besides the params: loading weights
+ * skips them without a warning. */
+static const char *const state_prefixes[] = {"optimizer.", "early_stopping.", "train.",
+                                             "standardize."};
 
 /* One entry of a file's header. */
 typedef struct st_tensor {
     char *name;
     char *dtype;
     int rank;
-    uint64_t shape[ST_MAX_RANK];
+    uint64_t shape[RT_ST_MAX_RANK];
     uint64_t begin, end; /* data_offsets, relative to the end of the header */
 } st_tensor;
+
+struct rt_st_file {
+    const char *path;
+    char *bytes;
+    const unsigned char *data; /* after the header */
+    uint64_t data_len;
+    st_tensor *tensors;
+    int n;
+    char **meta; /* key, value, ... */
+    int n_meta, cap_meta;
+};
 
 /* ---- a growable text buffer for the header ---- */
 
@@ -73,26 +89,96 @@ static void put_le(unsigned char *out, uint64_t v, int bytes) {
     for (int i = 0; i < bytes; i++) out[i] = (unsigned char)(v >> (8 * i));
 }
 
-static text header_json(const nnrt_model *m) {
+typedef struct st_item {
+    char *name;
+    enum rt_st_kind kind;
+    int rank;
+    int64_t dims[RT_ST_MAX_RANK];
+    int64_t count;
+    const void *data;
+} st_item;
+
+struct rt_st_writer {
+    st_item *items;
+    int n, cap;
+    char **meta; /* key, value, key, value, ... */
+    int n_meta, cap_meta;
+};
+
+static const char *kind_dtype(enum rt_st_kind kind) {
+    return kind == RT_ST_F64 ? "F64" : kind == RT_ST_F32 ? "F32" : "I64";
+}
+static size_t kind_size(enum rt_st_kind kind) {
+    return kind == RT_ST_F32 ? 4 : 8;
+}
+
+rt_st_writer *rt_st_writer_new(void) {
+    return rt_alloc(sizeof(rt_st_writer));
+}
+
+void rt_st_add(rt_st_writer *w, const char *name, enum rt_st_kind kind, int rank,
+               const int64_t *dims, const void *data) {
+    if (w->n == w->cap) {
+        int cap = w->cap ? 2 * w->cap : 16;
+        w->items = rt_grow_array(w->items, (size_t)w->cap, (size_t)cap, sizeof *w->items);
+        w->cap = cap;
+    }
+    st_item *it = &w->items[w->n++];
+    it->name = rt_strdup(name);
+    it->kind = kind;
+    it->rank = rank;
+    it->count = 1;
+    for (int d = 0; d < rank; d++) {
+        it->dims[d] = dims[d];
+        it->count *= dims[d];
+    }
+    it->data = data;
+}
+
+void rt_st_meta(rt_st_writer *w, const char *key, const char *value) {
+    if (w->n_meta + 2 > w->cap_meta) {
+        int cap = w->cap_meta ? 2 * w->cap_meta : 32;
+        w->meta = rt_grow_array(w->meta, (size_t)w->cap_meta, (size_t)cap, sizeof *w->meta);
+        w->cap_meta = cap;
+    }
+    w->meta[w->n_meta++] = rt_strdup(key);
+    w->meta[w->n_meta++] = rt_strdup(value);
+}
+
+void rt_st_writer_free(rt_st_writer *w) {
+    for (int i = 0; i < w->n; i++) rt_free(w->items[i].name);
+    for (int i = 0; i < w->n_meta; i++) rt_free(w->meta[i]);
+    rt_free(w->items);
+    rt_free(w->meta);
+    rt_free(w);
+}
+
+static text header_json(const rt_st_writer *w) {
     text h = {0};
-    puts_text(&h, "{\"__metadata__\":{\"model\":");
-    put_json_string(&h, m->name ? m->name : "");
-    puts_text(&h, ",\"producer\":\"nnc\"}");
-    uint64_t offset = 0, esize = rt_elem_size(m->f64);
-    for (int32_t i = 0; i < m->n_params; i++) {
-        const nnrt_tensor *t = &m->params[i];
+    puts_text(&h, "{\"__metadata__\":{");
+    for (int i = 0; i < w->n_meta; i += 2) {
+        if (i) puts_text(&h, ",");
+        put_json_string(&h, w->meta[i]);
+        puts_text(&h, ":");
+        put_json_string(&h, w->meta[i + 1]);
+    }
+    puts_text(&h, "}");
+    uint64_t offset = 0;
+    for (int i = 0; i < w->n; i++) {
+        const st_item *it = &w->items[i];
         puts_text(&h, ",");
-        put_json_string(&h, t->name);
-        puts_text(&h,
-                  m->f64 ? ":{\"dtype\":\"F64\",\"shape\":[" : ":{\"dtype\":\"F32\",\"shape\":[");
-        for (int32_t d = 0; d < t->rank; d++) {
+        put_json_string(&h, it->name);
+        puts_text(&h, ":{\"dtype\":\"");
+        puts_text(&h, kind_dtype(it->kind));
+        puts_text(&h, "\",\"shape\":[");
+        for (int d = 0; d < it->rank; d++) {
             if (d) puts_text(&h, ",");
-            put_u64(&h, (uint64_t)t->dims[d]);
+            put_u64(&h, (uint64_t)it->dims[d]);
         }
         puts_text(&h, "],\"data_offsets\":[");
         put_u64(&h, offset);
         puts_text(&h, ",");
-        offset += (uint64_t)t->numel * esize;
+        offset += (uint64_t)it->count * kind_size(it->kind);
         put_u64(&h, offset);
         puts_text(&h, "]}");
     }
@@ -102,38 +188,91 @@ static text header_json(const nnrt_model *m) {
     return h;
 }
 
-static void write_param_data(FILE *f, const nnrt_model *m, const void *fixed,
-                             const nnrt_tensor *t) {
+/* A test hook (docs/runtime.md): NNRT_TEST_KILL_SAVE_AFTER=N kills the process with
+ * SIGKILL once N bytes of a file are written, as a crash in the middle of a save would. */
+typedef struct sink {
+    FILE *f;
+    uint64_t written, kill_after;
+} sink;
+
+static void sink_write(sink *s, const void *bytes, size_t n) {
+    fwrite(bytes, 1, n, s->f); /* errors are caught by rt_atomic_commit */
+    s->written += n;
+    if (s->kill_after && s->written >= s->kill_after) {
+        fflush(s->f);
+        raise(SIGKILL);
+    }
+}
+
+static void write_item_data(sink *s, const st_item *it) {
     unsigned char buf[4096];
-    size_t used = 0, esize = rt_elem_size(m->f64);
-    for (int64_t e = 0; e < t->numel; e++) {
-        if (m->f64) {
-            uint64_t bits;
-            memcpy(&bits, rt_elem_cptr(fixed, t->offset + e, 1), 8);
-            put_le(buf + used, bits, 8);
+    size_t used = 0, esize = kind_size(it->kind);
+    for (int64_t e = 0; e < it->count; e++) {
+        uint64_t bits;
+        if (it->kind == RT_ST_F32) {
+            uint32_t b32;
+            memcpy(&b32, (const float *)it->data + e, 4);
+            bits = b32;
         } else {
-            uint32_t bits;
-            memcpy(&bits, rt_elem_cptr(fixed, t->offset + e, 0), 4);
-            put_le(buf + used, bits, 4);
+            memcpy(&bits, (const char *)it->data + 8 * e, 8);
         }
+        put_le(buf + used, bits, (int)esize);
         used += esize;
-        if (used == sizeof buf || e + 1 == t->numel) {
-            fwrite(buf, 1, used, f); /* errors are caught by rt_atomic_commit */
+        if (used == sizeof buf || e + 1 == it->count) {
+            sink_write(s, buf, used);
             used = 0;
         }
     }
 }
 
-void rt_save_weights(const nnrt_model *m, const void *fixed, const char *path) {
-    text h = header_json(m);
+void rt_st_write(const rt_st_writer *w, const char *path) {
+    text h = header_json(w);
     unsigned char length[8];
     put_le(length, h.n, 8);
     rt_atomic_file af = rt_atomic_open(path);
-    fwrite(length, 1, 8, af.f);
-    fwrite(h.s, 1, h.n, af.f);
-    for (int32_t i = 0; i < m->n_params; i++) write_param_data(af.f, m, fixed, &m->params[i]);
+    const char *kill = getenv("NNRT_TEST_KILL_SAVE_AFTER");
+    sink s = {af.f, 0, kill ? strtoull(kill, NULL, 10) : 0};
+    sink_write(&s, length, 8);
+    sink_write(&s, h.s, h.n);
+    for (int i = 0; i < w->n; i++) write_item_data(&s, &w->items[i]);
     rt_atomic_commit(&af);
     rt_free(h.s);
+}
+
+static void add_common_meta(rt_st_writer *w, const nnrt_model *m) {
+    rt_st_meta(w, "model", m->name ? m->name : "");
+    rt_st_meta(w, "producer", "nnc");
+}
+
+void rt_st_add_params(rt_st_writer *w, const nnrt_model *m, const void *fixed, const char *prefix) {
+    for (int32_t i = 0; i < m->n_params; i++) {
+        const nnrt_tensor *t = &m->params[i];
+        char name[512];
+        snprintf(name, sizeof name, "%s%s", prefix, t->name);
+        rt_st_add(w, name, m->f64 ? RT_ST_F64 : RT_ST_F32, t->rank, t->dims,
+                  rt_elem_cptr(fixed, t->offset, m->f64));
+    }
+}
+
+void rt_st_add_stats(rt_st_writer *w, const rt_stats *stats) {
+    if (!stats || stats->n == 0) return;
+    rt_st_add(w, "standardize.mean", RT_ST_F64, 1, &stats->n, stats->mean);
+    rt_st_add(w, "standardize.std", RT_ST_F64, 1, &stats->n, stats->std);
+}
+
+rt_st_writer *rt_st_weights_writer(const nnrt_model *m, const void *fixed, const rt_stats *stats) {
+    rt_st_writer *w = rt_st_writer_new();
+    add_common_meta(w, m);
+    rt_st_add_params(w, m, fixed, "");
+    rt_st_add_stats(w, stats);
+    return w;
+}
+
+void rt_save_weights(const nnrt_model *m, const void *fixed, const rt_stats *stats,
+                     const char *path) {
+    rt_st_writer *w = rt_st_weights_writer(m, fixed, stats);
+    rt_st_write(w, path);
+    rt_st_writer_free(w);
 }
 
 /* ---- reading ---- */
@@ -148,7 +287,7 @@ static void parse_shape(rt_json *j, st_tensor *t) {
     rt_json_expect(j, '[');
     if (rt_json_accept(j, ']')) return;
     do {
-        if (t->rank == ST_MAX_RANK)
+        if (t->rank == RT_ST_MAX_RANK)
             rt_json_error(j, "tensor '%s' has too many dimensions", t->name);
         t->shape[t->rank++] = rt_json_uint(j);
     } while (rt_json_accept(j, ','));
@@ -190,44 +329,64 @@ static void parse_tensor_info(rt_json *j, st_tensor *t) {
                                     : "data_offsets");
 }
 
-static st_tensor *parse_header(const char *path, const char *json, size_t len, int *count) {
+/* The metadata object: string values are kept, others skipped. */
+static void parse_metadata(rt_json *j, rt_st_file *f) {
+    rt_json_expect(j, '{');
+    if (rt_json_accept(j, '}')) return;
+    do {
+        char *key = rt_json_string(j);
+        rt_json_expect(j, ':');
+        if (rt_json_peek(j) == '"') {
+            if (f->n_meta + 2 > f->cap_meta) {
+                int cap = f->cap_meta ? 2 * f->cap_meta : 32;
+                f->meta = rt_grow_array(f->meta, (size_t)f->cap_meta, (size_t)cap, sizeof *f->meta);
+                f->cap_meta = cap;
+            }
+            f->meta[f->n_meta++] = key;
+            f->meta[f->n_meta++] = rt_json_string(j);
+        } else {
+            rt_json_skip_value(j);
+            rt_free(key);
+        }
+    } while (rt_json_accept(j, ','));
+    rt_json_expect(j, '}');
+}
+
+static void parse_header(rt_st_file *f, const char *json, size_t len) {
     rt_json j;
-    rt_json_init(&j, path, json, len, 8);
-    st_tensor *tensors = NULL;
-    int n = 0, cap = 0;
+    rt_json_init(&j, f->path, json, len, 8);
+    int cap = 0;
     rt_json_expect(&j, '{');
     if (!rt_json_accept(&j, '}')) {
         do {
             char *name = rt_json_string(&j);
             rt_json_expect(&j, ':');
             if (strcmp(name, "__metadata__") == 0) {
-                rt_json_skip_value(&j);
+                parse_metadata(&j, f);
                 rt_free(name);
                 continue;
             }
-            if (n == cap) {
+            if (f->n == cap) {
                 int new_cap = cap ? 2 * cap : 16;
-                tensors = rt_grow_array(tensors, (size_t)cap, (size_t)new_cap, sizeof *tensors);
+                f->tensors =
+                    rt_grow_array(f->tensors, (size_t)cap, (size_t)new_cap, sizeof *f->tensors);
                 cap = new_cap;
             }
-            st_tensor *t = &tensors[n++];
+            st_tensor *t = &f->tensors[f->n++];
             t->name = name;
             parse_tensor_info(&j, t);
         } while (rt_json_accept(&j, ','));
         rt_json_expect(&j, '}');
     }
     rt_json_expect_end(&j);
-    *count = n;
-    return tensors;
 }
 
-static const st_tensor *find_tensor(const char *path, const st_tensor *ts, int n,
-                                    const char *name) {
+static const st_tensor *find_tensor(const rt_st_file *f, const char *name) {
     const st_tensor *found = NULL;
-    for (int i = 0; i < n; i++) {
-        if (strcmp(ts[i].name, name) != 0) continue;
-        if (found) rt_path_error(path, "tensor '%s' appears twice", name);
-        found = &ts[i];
+    for (int i = 0; i < f->n; i++) {
+        if (strcmp(f->tensors[i].name, name) != 0) continue;
+        if (found) rt_path_error(f->path, "tensor '%s' appears twice", name);
+        found = &f->tensors[i];
     }
     return found;
 }
@@ -241,81 +400,137 @@ static void format_shape(char *buf, size_t size, int rank, const uint64_t *dims)
     if (used < size) snprintf(buf + used, size - used, "]");
 }
 
-static void check_shape(const char *path, const nnrt_tensor *want, const st_tensor *got) {
-    int same = got->rank == want->rank;
-    for (int d = 0; same && d < got->rank; d++) same = got->shape[d] == (uint64_t)want->dims[d];
+static void check_shape(const char *path, const char *name, int rank, const int64_t *dims,
+                        const st_tensor *got) {
+    int same = got->rank == rank;
+    for (int d = 0; same && d < got->rank; d++) same = got->shape[d] == (uint64_t)dims[d];
     if (same) return;
-    uint64_t want_dims[NNRT_MAX_RANK];
-    for (int d = 0; d < want->rank; d++) want_dims[d] = (uint64_t)want->dims[d];
+    uint64_t want_dims[RT_ST_MAX_RANK];
+    for (int d = 0; d < rank; d++) want_dims[d] = (uint64_t)dims[d];
     char got_s[256], want_s[256];
     format_shape(got_s, sizeof got_s, got->rank, got->shape);
-    format_shape(want_s, sizeof want_s, want->rank, want_dims);
-    rt_path_error(path, "tensor '%s' has shape %s, the model wants %s", want->name, got_s, want_s);
+    format_shape(want_s, sizeof want_s, rank, want_dims);
+    rt_path_error(path, "tensor '%s' has shape %s, the model wants %s", name, got_s, want_s);
 }
 
-static void load_param(const char *path, const nnrt_model *m, void *fixed, const nnrt_tensor *p,
-                       const st_tensor *t, const unsigned char *data, uint64_t data_len) {
-    check_shape(path, p, t);
-    int file_f64 = strcmp(t->dtype, "F64") == 0;
-    if (!file_f64 && strcmp(t->dtype, "F32") != 0)
-        rt_path_error(path, "tensor '%s' has dtype %s; only F32 and F64 are read", p->name,
-                      t->dtype);
-    uint64_t esize = file_f64 ? 8 : 4;
-    if (t->begin > t->end || t->end > data_len || t->end - t->begin != (uint64_t)p->numel * esize)
-        rt_path_error(path,
-                      "tensor '%s' has data_offsets [%llu, %llu], but %lld %s values need "
-                      "%llu bytes within the %llu bytes of data",
-                      p->name, (unsigned long long)t->begin, (unsigned long long)t->end,
-                      (long long)p->numel, t->dtype, (unsigned long long)(p->numel * esize),
-                      (unsigned long long)data_len);
-    const unsigned char *src = data + t->begin;
-    for (int64_t e = 0; e < p->numel; e++, src += esize) {
-        double v;
-        if (file_f64) {
-            uint64_t bits = get_le(src, 8);
-            memcpy(&v, &bits, 8);
-        } else {
-            uint32_t bits = (uint32_t)get_le(src, 4);
-            float f;
-            memcpy(&f, &bits, 4);
-            v = f;
-        }
-        rt_set(fixed, p->offset + e, m->f64, v);
-    }
-}
-
-void rt_load_weights(const nnrt_model *m, void *fixed, const char *path) {
+rt_st_file *rt_st_open(const char *path) {
+    rt_st_file *f = rt_alloc(sizeof *f);
+    f->path = path;
     size_t len;
-    char *bytes = rt_read_file(path, &len);
+    f->bytes = rt_read_file(path, &len);
     if (len < 8) rt_path_error(path, "not a safetensors file: only %zu bytes", len);
-    uint64_t header_len = get_le((const unsigned char *)bytes, 8);
+    uint64_t header_len = get_le((const unsigned char *)f->bytes, 8);
     if (header_len > len - 8)
         rt_path_error(path,
                       "not a safetensors file: the header length %llu runs past the end "
                       "of the file (%zu bytes)",
                       (unsigned long long)header_len, len);
-    int n;
-    st_tensor *tensors = parse_header(path, bytes + 8, (size_t)header_len, &n);
-    const unsigned char *data = (const unsigned char *)bytes + 8 + header_len;
-    uint64_t data_len = len - 8 - header_len;
+    parse_header(f, f->bytes + 8, (size_t)header_len);
+    f->data = (const unsigned char *)f->bytes + 8 + header_len;
+    f->data_len = len - 8 - header_len;
+    return f;
+}
+
+void rt_st_close(rt_st_file *f) {
+    if (!f) return;
+    for (int i = 0; i < f->n; i++) {
+        rt_free(f->tensors[i].name);
+        rt_free(f->tensors[i].dtype);
+    }
+    for (int i = 0; i < f->n_meta; i++) rt_free(f->meta[i]);
+    rt_free(f->meta);
+    rt_free(f->tensors);
+    rt_free(f->bytes);
+    rt_free(f);
+}
+
+const char *rt_st_meta_get(const rt_st_file *f, const char *key) {
+    for (int i = 0; i < f->n_meta; i += 2)
+        if (strcmp(f->meta[i], key) == 0) return f->meta[i + 1];
+    return NULL;
+}
+
+int rt_st_read(const rt_st_file *f, const char *name, enum rt_st_kind kind, int rank,
+               const int64_t *dims, void *dst) {
+    const st_tensor *t = find_tensor(f, name);
+    if (!t) return 0;
+    check_shape(f->path, name, rank, dims, t);
+    int file_f64 = strcmp(t->dtype, "F64") == 0, file_i64 = strcmp(t->dtype, "I64") == 0;
+    int file_f32 = strcmp(t->dtype, "F32") == 0;
+    if (kind == RT_ST_I64 ? !file_i64 : !(file_f64 || file_f32))
+        rt_path_error(f->path, "tensor '%s' has dtype %s; only %s %s read", name, t->dtype,
+                      kind == RT_ST_I64 ? "I64" : "F32 and F64", kind == RT_ST_I64 ? "is" : "are");
+    uint64_t count = 1;
+    for (int d = 0; d < rank; d++) count *= (uint64_t)dims[d];
+    uint64_t esize = file_f32 ? 4 : 8;
+    if (t->begin > t->end || t->end > f->data_len || t->end - t->begin != count * esize)
+        rt_path_error(f->path,
+                      "tensor '%s' has data_offsets [%llu, %llu], but %llu %s values need "
+                      "%llu bytes within the %llu bytes of data",
+                      name, (unsigned long long)t->begin, (unsigned long long)t->end,
+                      (unsigned long long)count, t->dtype, (unsigned long long)(count * esize),
+                      (unsigned long long)f->data_len);
+    const unsigned char *src = f->data + t->begin;
+    for (uint64_t e = 0; e < count; e++, src += esize) {
+        uint64_t bits = get_le(src, (int)esize);
+        if (kind == RT_ST_I64) {
+            memcpy((int64_t *)dst + e, &bits, 8);
+            continue;
+        }
+        double v;
+        if (file_f64) {
+            memcpy(&v, &bits, 8);
+        } else {
+            uint32_t b32 = (uint32_t)bits;
+            float x;
+            memcpy(&x, &b32, 4);
+            v = x;
+        }
+        rt_set(dst, (int64_t)e, kind == RT_ST_F64, v);
+    }
+    return 1;
+}
+
+void rt_st_read_params(const rt_st_file *f, const nnrt_model *m, void *fixed, const char *prefix) {
     for (int32_t i = 0; i < m->n_params; i++) {
         const nnrt_tensor *p = &m->params[i];
-        const st_tensor *t = find_tensor(path, tensors, n, p->name);
-        if (!t) rt_path_error(path, "missing tensor '%s'", p->name);
-        load_param(path, m, fixed, p, t, data, data_len);
+        char name[512];
+        snprintf(name, sizeof name, "%s%s", prefix, p->name);
+        if (!rt_st_read(f, name, m->f64 ? RT_ST_F64 : RT_ST_F32, p->rank, p->dims,
+                        rt_elem_ptr(fixed, p->offset, m->f64)))
+            rt_path_error(f->path, "missing tensor '%s'", name);
     }
-    for (int i = 0; i < n; i++) {
-        int known = 0;
+}
+
+static int is_state_tensor(const char *name) {
+    for (size_t i = 0; i < sizeof state_prefixes / sizeof state_prefixes[0]; i++)
+        if (strncmp(name, state_prefixes[i], strlen(state_prefixes[i])) == 0) return 1;
+    return 0;
+}
+
+void rt_st_read_stats(const rt_st_file *f, int64_t n, rt_stats *stats) {
+    stats->n = 0;
+    const st_tensor *t = find_tensor(f, "standardize.mean");
+    if (!t) return;
+    stats->mean = rt_alloc_array((size_t)n, sizeof(double));
+    stats->std = rt_alloc_array((size_t)n, sizeof(double));
+    rt_st_read(f, "standardize.mean", RT_ST_F64, 1, &n, stats->mean);
+    if (!rt_st_read(f, "standardize.std", RT_ST_F64, 1, &n, stats->std))
+        rt_path_error(f->path, "missing tensor 'standardize.std'");
+    stats->n = n;
+}
+
+void rt_load_weights(const nnrt_model *m, void *fixed, const char *path, rt_stats *stats) {
+    rt_st_file *f = rt_st_open(path);
+    rt_st_read_params(f, m, fixed, "");
+    if (stats) rt_st_read_stats(f, rt_input_elems(m), stats);
+    for (int i = 0; i < f->n; i++) {
+        int known = is_state_tensor(f->tensors[i].name);
         for (int32_t k = 0; k < m->n_params && !known; k++)
-            known = strcmp(m->params[k].name, tensors[i].name) == 0;
+            known = strcmp(m->params[k].name, f->tensors[i].name) == 0;
         if (!known)
             rt_path_warning(path, "tensor '%s' is not a param of the model; ignored",
-                            tensors[i].name);
+                            f->tensors[i].name);
     }
-    for (int i = 0; i < n; i++) {
-        rt_free(tensors[i].name);
-        rt_free(tensors[i].dtype);
-    }
-    rt_free(tensors);
-    rt_free(bytes);
+    rt_st_close(f);
 }

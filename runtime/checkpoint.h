@@ -1,18 +1,63 @@
-/* checkpoint.h: parameters to and from safetensors files
- * (https://github.com/huggingface/safetensors): an 8-byte little-endian header length, a
- * JSON header naming each tensor's dtype, shape and byte range, then the raw little-endian
- * data. Tensor names are the param names, so PyTorch and NumPy read the files directly. */
+/* checkpoint.h: safetensors files (https://github.com/huggingface/safetensors): an 8-byte
+ * little-endian header length, a JSON header naming each tensor's dtype, shape and byte
+ * range (and a __metadata__ object of strings), then the raw little-endian data. Weights
+ * files hold the params under their own names, so PyTorch and NumPy read them directly;
+ * checkpoints add the training state (train.c) as more tensors and metadata. */
 #ifndef NNRT_CHECKPOINT_H
 #define NNRT_CHECKPOINT_H
 
+#include <stdint.h>
+
+#include "data.h"
 #include "nnrt.h"
 
-/* Writes every param (dtype F64 when the model is f64, else F32), atomically. */
-void rt_save_weights(const nnrt_model *m, const void *fixed, const char *path);
+#define RT_ST_MAX_RANK 8
 
-/* Reads every param from the file into the fixed arena. Each must be present with the
- * model's shape; F32 and F64 data are both accepted and converted to the model's type.
- * A file that does not fit is a fatal error naming the tensor. */
-void rt_load_weights(const nnrt_model *m, void *fixed, const char *path);
+/* Element kinds, which are also the dtypes written: F32, F64, I64. */
+enum rt_st_kind { RT_ST_F32, RT_ST_F64, RT_ST_I64 };
+
+/* ---- writing: collect tensors (by pointer: they must live until the write) and metadata,
+ * then write atomically ---- */
+typedef struct rt_st_writer rt_st_writer;
+rt_st_writer *rt_st_writer_new(void);
+void rt_st_add(rt_st_writer *w, const char *name, enum rt_st_kind kind, int rank,
+               const int64_t *dims, const void *data);
+void rt_st_meta(rt_st_writer *w, const char *key, const char *value);
+/* Every param as PREFIX + its name, in the model's type. */
+void rt_st_add_params(rt_st_writer *w, const nnrt_model *m, const void *fixed, const char *prefix);
+/* standardize.mean and standardize.std (F64), when stats->n > 0. */
+void rt_st_add_stats(rt_st_writer *w, const rt_stats *stats);
+/* A writer with the metadata model and producer, the params and the stats. */
+rt_st_writer *rt_st_weights_writer(const nnrt_model *m, const void *fixed, const rt_stats *stats);
+/* Temp file, fsync, rename: a reader sees the old file or the new one. */
+void rt_st_write(const rt_st_writer *w, const char *path);
+void rt_st_writer_free(rt_st_writer *w);
+
+/* Writes the params and, when stats->n > 0, the standardisation statistics. */
+void rt_save_weights(const nnrt_model *m, const void *fixed, const rt_stats *stats,
+                     const char *path);
+
+/* ---- reading ---- */
+typedef struct rt_st_file rt_st_file;
+/* The whole file, its header parsed; a malformed one is a fatal error naming the file. */
+rt_st_file *rt_st_open(const char *path);
+void rt_st_close(rt_st_file *f);
+/* A metadata value, or NULL. */
+const char *rt_st_meta_get(const rt_st_file *f, const char *key);
+/* Reads tensor `name`, which must have this shape, into dst as `kind` (F32 and F64 files
+ * convert to either float kind); 0 when the file has no such tensor. */
+int rt_st_read(const rt_st_file *f, const char *name, enum rt_st_kind kind, int rank,
+               const int64_t *dims, void *dst);
+/* Every param as PREFIX + its name; a missing one is a fatal error naming it. */
+void rt_st_read_params(const rt_st_file *f, const nnrt_model *m, void *fixed, const char *prefix);
+/* The standardisation statistics of n input values; stats->n = 0 when the file has none. */
+void rt_st_read_stats(const rt_st_file *f, int64_t n, rt_stats *stats);
+
+/* Reads every param from the file into the fixed arena (and, when stats is not NULL, the
+ * standardisation statistics). Each param must be present with the model's shape; F32 and
+ * F64 data are both accepted and converted to the model's type. A file that does not fit
+ * is a fatal error naming the tensor; tensors that are neither params nor training state
+ * get a warning. */
+void rt_load_weights(const nnrt_model *m, void *fixed, const char *path, rt_stats *stats);
 
 #endif

@@ -2,6 +2,7 @@
  * pair) onto the readers in csv.c and idx.c. */
 #include "data.h"
 
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -53,6 +54,16 @@ static void add_slots(const nnrt_model *m, const nnrt_tensor *tensors, int32_t n
     }
 }
 
+/* A data file's bytes, inflated when it is gzip'd (the magic bytes 1f 8b say so). */
+static char *read_data_file(const char *path, size_t *len) {
+    char *bytes = rt_read_file(path, len);
+    if (*len < 2 || (unsigned char)bytes[0] != 0x1f || (unsigned char)bytes[1] != 0x8b)
+        return bytes;
+    char *plain = rt_gunzip(path, bytes, *len, len);
+    rt_free(bytes);
+    return plain;
+}
+
 static void load_csv(const nnrt_model *m, const char *path, rt_dataset *out) {
     int n_slots = 0;
     int32_t columns = 0;
@@ -64,7 +75,7 @@ static void load_csv(const nnrt_model *m, const char *path, rt_dataset *out) {
     rt_csv_layout layout = {slots, n_slots, columns, 0, 0, what};
 
     size_t len;
-    char *text = rt_read_file(path, &len);
+    char *text = read_data_file(path, &len);
     rt_csv_parse(path, text, len, &layout, m->f64, out);
     rt_free(text);
     rt_free(slots);
@@ -76,10 +87,10 @@ static void load_idx(const nnrt_model *m, const char *images, const char *labels
             "model descriptor: IDX data needs one input and one target, the model has %d and %d",
             m->n_inputs, m->n_targets);
     size_t len;
-    char *bytes = rt_read_file(images, &len);
+    char *bytes = read_data_file(images, &len);
     rt_idx_parse_images(images, bytes, len, m->f64, out);
     rt_free(bytes);
-    bytes = rt_read_file(labels, &len);
+    bytes = read_data_file(labels, &len);
     rt_idx_parse_labels(labels, bytes, len, images, m->f64, out);
     rt_free(bytes);
 }
@@ -94,6 +105,12 @@ static bool split_idx_pair(const char *data, char **images, const char **labels)
 }
 
 void rt_load_training_data(const nnrt_model *m, const char *data, rt_dataset *out) {
+    rt_load_data_columns(m, data, NULL, out);
+}
+
+void rt_load_data_columns(const nnrt_model *m, const char *data, const char *columns,
+                          rt_dataset *out) {
+    (void)columns;
     const char *kind = m->train.data_kind;
     out->input_elems = rt_input_elems(m);
     out->target_elems = rt_target_elems(m);
@@ -124,7 +141,7 @@ void rt_load_predict_data(const nnrt_model *m, const char *path, rt_dataset *out
     out->input_elems = rt_input_elems(m);
     out->target_elems = 0;
     size_t len;
-    char *text = rt_read_file(path, &len);
+    char *text = read_data_file(path, &len);
     if (rt_idx_sniff(text, len)) {
         if (m->n_inputs != 1)
             rt_path_error(path, "an IDX file feeds a model with one input; this one has %d",
@@ -146,4 +163,36 @@ void rt_load_predict_data(const nnrt_model *m, const char *path, rt_dataset *out
     rt_csv_parse(path, text, len, &layout, m->f64, out);
     rt_free(text);
     rt_free(slots);
+}
+
+/* ---- standardisation ---- */
+
+void rt_compute_stats(const rt_dataset *d, const int64_t *rows, int64_t n, int f64, rt_stats *out) {
+    int64_t k = d->input_elems;
+    out->n = k;
+    out->mean = rt_alloc_array((size_t)k, sizeof(double));
+    out->std = rt_alloc_array((size_t)k, sizeof(double));
+    for (int64_t r = 0; r < n; r++)
+        for (int64_t e = 0; e < k; e++) out->mean[e] += rt_get(d->inputs, rows[r] * k + e, f64);
+    for (int64_t e = 0; e < k; e++) out->mean[e] /= n > 0 ? (double)n : 1.0;
+    /* Two passes: the sum of squared deviations does not cancel as E[x^2] - E[x]^2 can. */
+    for (int64_t r = 0; r < n; r++)
+        for (int64_t e = 0; e < k; e++) {
+            double dev = rt_get(d->inputs, rows[r] * k + e, f64) - out->mean[e];
+            out->std[e] += dev * dev;
+        }
+    for (int64_t e = 0; e < k; e++) {
+        double sd = sqrt(out->std[e] / (n > 0 ? (double)n : 1.0));
+        out->std[e] = sd > 0 ? sd : 1.0;
+    }
+}
+
+void rt_apply_stats(rt_dataset *d, const rt_stats *s, int f64) {
+    if (!s || s->n == 0) return;
+    int64_t k = d->input_elems;
+    for (int64_t r = 0; r < d->rows; r++)
+        for (int64_t e = 0; e < k; e++) {
+            int64_t i = r * k + e;
+            rt_set(d->inputs, i, f64, (rt_get(d->inputs, i, f64) - s->mean[e]) / s->std[e]);
+        }
 }

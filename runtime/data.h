@@ -16,6 +16,13 @@ typedef struct rt_dataset {
     void *targets;        /* rows * target_elems elements; NULL when targets are not read */
 } rt_dataset;
 
+/* Standardisation statistics: per input value (inputs concatenated in declaration order),
+ * the mean and the standard deviation over the training rows. n = 0: none. */
+typedef struct rt_stats {
+    int64_t n;
+    double *mean, *std;
+} rt_stats;
+
 /* Elements per row of all inputs, of all targets. */
 int64_t rt_input_elems(const nnrt_model *m);
 int64_t rt_target_elems(const nnrt_model *m);
@@ -24,6 +31,16 @@ int64_t rt_target_elems(const nnrt_model *m);
  * descriptor's path): one CSV path, or "IMAGES,LABELS" for IDX. Any problem with the files
  * is a fatal error that names the file and the line (or byte). */
 void rt_load_training_data(const nnrt_model *m, const char *data, rt_dataset *out);
+/* The same with --columns (NULL: the descriptor's column maps). */
+void rt_load_data_columns(const nnrt_model *m, const char *data, const char *columns,
+                          rt_dataset *out);
+
+/* Mean and (population) standard deviation of every input value over rows[0..n); a value
+ * that never varies gets std 1, so standardising leaves it centred rather than dividing
+ * by 0. */
+void rt_compute_stats(const rt_dataset *d, const int64_t *rows, int64_t n, int f64, rt_stats *out);
+/* x = (x - mean) / std for every input value of every row, in place. */
+void rt_apply_stats(rt_dataset *d, const rt_stats *s, int f64);
 
 /* Inputs only, for predict: CSV whose columns are the inputs' columns in declaration order
  * (header optional), or an IDX image file (recognised by its magic bytes). path NULL reads

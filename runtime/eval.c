@@ -9,15 +9,18 @@
 #include "model.h"
 #include "util.h"
 
+/* Weights, and the standardisation statistics saved with them, which the data then gets. */
 int rt_cmd_eval(const nnrt_model *m, const rt_options *o) {
     void *fixed = rt_new_fixed_arena(m);
-    rt_load_weights(m, fixed, o->weights);
+    rt_stats stats;
+    rt_load_weights(m, fixed, o->weights, &stats);
     if (m->n_inputs == 0) {
         printf("loss %.9g\n", rt_mean_loss(rt_evaluate(m, fixed, NULL, NULL, 0)));
         return 0;
     }
     rt_dataset d;
-    rt_load_training_data(m, o->data, &d);
+    rt_load_data_columns(m, o->data, o->columns, &d);
+    rt_apply_stats(&d, &stats, m->f64);
     rt_metrics r = rt_evaluate(m, fixed, &d, NULL, d.rows);
     printf("loss %.9g\n", rt_mean_loss(r));
     if (m->train.classification) printf("accuracy %.4f\n", rt_accuracy(r));
@@ -36,10 +39,12 @@ static void print_outputs(const nnrt_model *m, const nnrt_ctx *ctx) {
 
 int rt_cmd_predict(const nnrt_model *m, const rt_options *o) {
     void *fixed = rt_new_fixed_arena(m);
-    rt_load_weights(m, fixed, o->weights);
+    rt_stats stats;
+    rt_load_weights(m, fixed, o->weights, &stats);
     rt_dataset d;
     const char *path = o->data && strcmp(o->data, "-") != 0 ? o->data : NULL;
     rt_load_predict_data(m, path, &d);
+    rt_apply_stats(&d, &stats, m->f64);
     int64_t cap = d.rows < RT_EVAL_CHUNK ? (d.rows > 0 ? d.rows : 1) : RT_EVAL_CHUNK;
     nnrt_ctx ctx = rt_new_ctx(m, fixed, cap);
     for (int64_t i = 0; i < d.rows; i += cap) {

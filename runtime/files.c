@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "util.h"
 
@@ -35,6 +36,46 @@ char *rt_read_file(const char *path, size_t *len) {
     buf[used] = '\0';
     *len = used;
     return buf;
+}
+
+char *rt_gunzip(const char *path, const char *bytes, size_t len, size_t *out_len) {
+    z_stream z = {0};
+    if (inflateInit2(&z, 15 + 32) != Z_OK) rt_path_error(path, "cannot inflate: out of memory");
+    size_t cap = len * 4 + 1024, used = 0;
+    char *out = rt_alloc(cap);
+    z.next_in = (Bytef *)bytes;
+    int status = Z_OK;
+    /* Concatenated gzip members (as `cat a.gz b.gz` makes) are one stream to gunzip. */
+    while (status != Z_STREAM_END || z.avail_in > 0) {
+        if (status == Z_STREAM_END) inflateReset(&z);
+        if (used + 1 >= cap) {
+            if (cap > SIZE_MAX / 2) rt_path_error(path, "file too large");
+            out = rt_grow_array(out, cap, cap * 2, 1);
+            cap *= 2;
+        }
+        size_t in_left = len - (size_t)((const char *)z.next_in - bytes);
+        z.avail_in = in_left > UINT32_MAX ? UINT32_MAX : (uInt)in_left;
+        size_t room = cap - 1 - used;
+        z.avail_out = room > UINT32_MAX ? UINT32_MAX : (uInt)room;
+        z.next_out = (Bytef *)out + used;
+        status = inflate(&z, Z_NO_FLUSH);
+        used = (size_t)((char *)z.next_out - out);
+        if (status == Z_BUF_ERROR && z.avail_in == 0) {
+            inflateEnd(&z);
+            rt_path_error(path, "truncated gzip data (%zu bytes inflated)", used);
+        }
+        if (status != Z_OK && status != Z_STREAM_END && status != Z_BUF_ERROR) {
+            const char *why = z.msg ? z.msg : "corrupt data";
+            char msg[256];
+            snprintf(msg, sizeof msg, "%s", why);
+            inflateEnd(&z);
+            rt_path_error(path, "not valid gzip data: %s", msg);
+        }
+    }
+    inflateEnd(&z);
+    out[used] = '\0';
+    *out_len = used;
+    return out;
 }
 
 static _Noreturn void write_failed(rt_atomic_file *af, int err) {

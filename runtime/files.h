@@ -9,6 +9,10 @@
  * buffer. A file that cannot be opened or read is a fatal "PATH: error: cannot open: ...". */
 char *rt_read_file(const char *path, size_t *len);
 
+/* The inflated contents of gzip data (bytes, len) read from path, NUL-terminated, in a
+ * tracked buffer; corrupt data is a fatal "PATH: error: ...". */
+char *rt_gunzip(const char *path, const char *bytes, size_t len, size_t *out_len);
+
 /* An atomic write: the data goes to a temporary file in the target's folder, which
  * rt_atomic_commit flushes, fsyncs and renames over the target. Any failure is a fatal
  * "PATH: error: cannot write: ..." and leaves the target as it was. */

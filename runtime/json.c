@@ -38,6 +38,10 @@ static int peek(rt_json *j) {
     return j->p < j->end ? (unsigned char)*j->p : -1;
 }
 
+int rt_json_peek(rt_json *j) {
+    return peek(j);
+}
+
 int rt_json_accept(rt_json *j, char c) {
     if (peek(j) != (unsigned char)c) return 0;
     j->p++;

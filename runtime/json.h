@@ -17,6 +17,8 @@ void rt_json_init(rt_json *j, const char *path, const char *text, size_t len, ui
 _Noreturn void rt_json_error(const rt_json *j, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Skips white space; the next character, or -1 at the end. */
+int rt_json_peek(rt_json *j);
 /* Skips white space; consumes c and returns 1 if it comes next, else returns 0. */
 int rt_json_accept(rt_json *j, char c);
 /* Like accept, but an error when c does not come next. */

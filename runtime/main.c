@@ -10,6 +10,7 @@
 #include "model.h"
 #include "nnrt.h"
 #include "options.h"
+#include "search.h"
 #include "train.h"
 #include "util.h"
 
@@ -30,6 +31,7 @@ static int run(const nnrt_model *m, rt_command cmd, const rt_options *o) {
     case RT_CMD_EVAL: return rt_cmd_eval(m, o);
     case RT_CMD_PREDICT: return rt_cmd_predict(m, o);
     case RT_CMD_GRADCHECK: return rt_cmd_gradcheck(m, o);
+    case RT_CMD_SEARCH: return rt_cmd_search(m, o);
     default: return RT_EXIT_USAGE;
     }
 }
@@ -38,8 +40,9 @@ int main(int argc, char **argv) {
     const nnrt_model *m = &nnrt_model_desc;
     rt_set_program_name(argc > 0 ? argv[0] : NULL);
     rt_check_model(m);
-    /* One BLAS thread: a threaded GEMM may sum in a different order from run to run, and
-     * the same seed must give the same weights bit for bit. */
+    /* One BLAS thread unless --threads says otherwise: a threaded GEMM may sum in a
+     * different order from run to run, and by default the same seed gives the same weights
+     * bit for bit. */
     openblas_set_num_threads(1);
 
     if (argc < 2) {
@@ -54,17 +57,22 @@ int main(int argc, char **argv) {
     int cmd = rt_find_command(word);
     if (cmd < 0) {
         if (strncmp(word, "-", 1) == 0)
-            rt_usage_error("expected a command (train, eval, predict or gradcheck) before '%s'",
-                           word);
-        rt_usage_error("unknown command '%s' (commands: train, eval, predict, gradcheck)", word);
+            rt_usage_error(
+                "expected a command (train, eval, predict, gradcheck or search) before '%s'", word);
+        rt_usage_error("unknown command '%s' (commands: train, eval, predict, gradcheck, search)",
+                       word);
     }
     if (cmd == RT_CMD_PREDICT && m->n_inputs == 0)
         rt_usage_error("model '%s' has no inputs, so nothing to predict; 'train' prints its params",
                        m->name);
+    if (cmd == RT_CMD_SEARCH && m->n_inputs == 0)
+        rt_usage_error("model '%s' has no inputs, so no validation rows to search on", m->name);
 
     rt_options o;
     rt_options_defaults(m, &o);
     rt_options_parse(m, (rt_command)cmd, argc - 1, argv + 1, &o);
+    if (o.threads != 1)
+        openblas_set_num_threads(o.threads == 0 ? openblas_get_num_procs() : (int)o.threads);
     int status = run(m, (rt_command)cmd, &o);
     int out_status = finish_stdout();
     rt_free_all();

@@ -185,6 +185,21 @@ void rt_add_batch_metrics(const nnrt_model *m, const nnrt_ctx *ctx, const rt_dat
     acc->samples += ctx->batch;
 }
 
+rt_metrics rt_evaluate_ctx(const nnrt_model *m, nnrt_ctx *ctx, const rt_dataset *d,
+                           const int64_t *rows, int64_t n) {
+    rt_metrics r = {0};
+    int64_t cap = ctx->batch_cap;
+    ctx->training = 0;
+    for (int64_t i = 0; i < n; i += cap) {
+        int64_t count = n - i < cap ? n - i : cap;
+        const int64_t *chunk_rows = rows ? rows + i : NULL;
+        rt_fill_batch(m, ctx, d, chunk_rows, i, count, 1);
+        m->forward(ctx);
+        rt_add_batch_metrics(m, ctx, d, chunk_rows, i, &r);
+    }
+    return r;
+}
+
 rt_metrics rt_evaluate(const nnrt_model *m, void *fixed, const rt_dataset *d, const int64_t *rows,
                        int64_t n) {
     rt_metrics r = {0};
@@ -197,13 +212,7 @@ rt_metrics rt_evaluate(const nnrt_model *m, void *fixed, const rt_dataset *d, co
     }
     int64_t cap = n < RT_EVAL_CHUNK ? (n > 0 ? n : 1) : RT_EVAL_CHUNK;
     nnrt_ctx ctx = rt_new_ctx(m, fixed, cap);
-    for (int64_t i = 0; i < n; i += cap) {
-        int64_t count = n - i < cap ? n - i : cap;
-        const int64_t *chunk_rows = rows ? rows + i : NULL;
-        rt_fill_batch(m, &ctx, d, chunk_rows, i, count, 1);
-        m->forward(&ctx);
-        rt_add_batch_metrics(m, &ctx, d, chunk_rows, i, &r);
-    }
+    r = rt_evaluate_ctx(m, &ctx, d, rows, n);
     rt_free_ctx_varying(&ctx);
     return r;
 }

@@ -51,6 +51,11 @@ void rt_add_batch_metrics(const nnrt_model *m, const nnrt_ctx *ctx, const rt_dat
 rt_metrics rt_evaluate(const nnrt_model *m, void *fixed, const rt_dataset *d, const int64_t *rows,
                        int64_t n);
 
+/* The same, with a ctx made once (its batch_cap rows at a time), so a loop of epochs
+ * allocates nothing; training is 0 for these passes. */
+rt_metrics rt_evaluate_ctx(const nnrt_model *m, nnrt_ctx *ctx, const rt_dataset *d,
+                           const int64_t *rows, int64_t n);
+
 static inline double rt_mean_loss(rt_metrics r) {
     return r.samples ? r.loss_sum / (double)r.samples : 0.0;
 }

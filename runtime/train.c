@@ -1,100 +1,28 @@
 /* train.c: the training loop. Rows are split once into training and validation rows,
- * reshuffled every epoch, gathered into batches and handed to the optimizer; progress goes
- * to stderr (throttled), a row per epoch to the --log file, a row per step to the --trace
- * CSV, and the final lines to stdout (stderr when the trace is on stdout). Nothing in the
- * loop allocates: every buffer exists before the first step. */
+ * reshuffled every epoch, gathered into batches and handed to the optimizer (optim.c);
+ * after each epoch the validation rows are measured, early stopping decides, and a
+ * checkpoint may be written. Progress goes to progress.c, a row per step to the --trace
+ * CSV, the final lines to stdout (stderr when the trace is on stdout). Nothing in the loop
+ * allocates: every buffer exists before the first step. */
 #include "train.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "checkpoint.h"
-#include "data.h"
 #include "files.h"
 #include "init.h"
-#include "model.h"
+#include "optim.h"
+#include "plot.h"
+#include "progress.h"
 #include "rng.h"
 #include "trace.h"
 #include "util.h"
-
-/* ---- optimizers ----
- * An optimizer turns the batch in ctx into one update of the params. "sgd" is the model's
- * own sgd_step; optimizers built on grad() get an entry here. */
-
-typedef struct rt_optimizer {
-    const char *name;
-    void (*step)(const nnrt_model *m, nnrt_ctx *ctx, const rt_options *o);
-} rt_optimizer;
-
-static void sgd_update(const nnrt_model *m, nnrt_ctx *ctx, const rt_options *o) {
-    m->sgd_step(ctx, o->lr, o->momentum);
-}
-
-static const rt_optimizer optimizers[] = {
-    {"sgd", sgd_update},
-};
-
-static const rt_optimizer *find_optimizer(const char *name) {
-    const char *wanted = name ? name : "sgd";
-    for (size_t i = 0; i < sizeof optimizers / sizeof optimizers[0]; i++)
-        if (strcmp(optimizers[i].name, wanted) == 0) return &optimizers[i];
-    rt_fatal("optimizer '%s' is not supported by this runtime (it has: sgd)", wanted);
-}
-
-/* ---- progress: stderr lines and the --log file ---- */
-
-#define PROGRESS_INTERVAL 0.1 /* seconds: at most ~10 lines a second */
-
-typedef struct progress {
-    const char *unit; /* "epoch" or "step" */
-    int quiet, classify;
-    FILE *log;
-    const char *log_path;
-    double start, last_shown;
-} progress;
-
-static progress progress_begin(const nnrt_model *m, const rt_options *o) {
-    progress p = {0};
-    p.unit = m->n_inputs > 0 ? "epoch" : "step";
-    p.quiet = o->quiet;
-    p.classify = m->n_inputs > 0 && m->train.classification;
-    if (o->log) {
-        p.log_path = o->log;
-        p.log = fopen(o->log, "w");
-        if (!p.log) rt_path_error(o->log, "cannot write: %s", strerror(errno));
-        fprintf(p.log, "%s,loss,%sseconds\n", p.unit, p.classify ? "accuracy," : "");
-    }
-    p.start = p.last_shown = rt_now();
-    return p;
-}
-
-/* One epoch (or step) done. The log gets every row; the terminal gets the first, the last,
- * and otherwise at most one line per PROGRESS_INTERVAL. */
-static void progress_report(progress *p, int64_t i, int64_t total, rt_metrics r) {
-    double now = rt_now(), seconds = now - p->start;
-    int show = i == 1 || i == total || now - p->last_shown >= PROGRESS_INTERVAL;
-    if (p->log) {
-        fprintf(p->log, "%lld,%.9g,", (long long)i, rt_mean_loss(r));
-        if (p->classify) fprintf(p->log, "%.6f,", rt_accuracy(r));
-        fprintf(p->log, "%.3f\n", seconds);
-        if (show) fflush(p->log);
-    }
-    if (!show) return;
-    p->last_shown = now;
-    if (p->quiet) return;
-    fprintf(stderr, "%s %lld/%lld  loss %.6g", p->unit, (long long)i, (long long)total,
-            rt_mean_loss(r));
-    if (p->classify) fprintf(stderr, "  accuracy %.4f", rt_accuracy(r));
-    fprintf(stderr, "  %.2fs\n", seconds);
-}
-
-static void progress_end(progress *p) {
-    if (!p->log) return;
-    if (fclose(p->log) != 0) rt_path_error(p->log_path, "cannot write: %s", strerror(errno));
-    p->log = NULL;
-}
 
 /* ---- rows ---- */
 
@@ -107,47 +35,75 @@ static void shuffle_rows(int64_t *rows, int64_t n, rt_rng *rng) {
     }
 }
 
-typedef struct row_split {
-    int64_t *train, *validation; /* row indexes, each in file order */
-    int64_t n_train, n_validation;
-} row_split;
-
 /* The validation rows are the last round(fraction * n) of a seeded permutation; both sets
  * keep file order, so with --shuffle off training visits rows as the file lists them. */
-static row_split split_rows(int64_t n, double fraction, int64_t seed) {
-    row_split s = {0};
-    s.n_validation = (int64_t)llround(fraction * (double)n);
-    s.n_train = n - s.n_validation;
-    if (s.n_train < 1)
+static void split_rows(rt_train_data *data, int64_t n, double fraction, int64_t seed) {
+    data->n_validation = (int64_t)llround(fraction * (double)n);
+    data->n_train = n - data->n_validation;
+    if (data->n_train < 1)
         rt_usage_error("--validation %g holds out all %lld rows", fraction, (long long)n);
     unsigned char *held_out = rt_alloc((size_t)n);
-    if (s.n_validation > 0) {
+    if (data->n_validation > 0) {
         int64_t *perm = rt_alloc_array((size_t)n, sizeof *perm);
         for (int64_t i = 0; i < n; i++) perm[i] = i;
         rt_rng rng;
         rt_rng_seed(&rng, seed, RT_STREAM_SPLIT);
         shuffle_rows(perm, n, &rng);
-        for (int64_t i = s.n_train; i < n; i++) held_out[perm[i]] = 1;
+        for (int64_t i = data->n_train; i < n; i++) held_out[perm[i]] = 1;
         rt_free(perm);
     }
-    s.train = rt_alloc_array((size_t)s.n_train, sizeof *s.train);
-    s.validation = rt_alloc_array((size_t)(s.n_validation ? s.n_validation : 1), sizeof(int64_t));
+    data->train_rows = rt_alloc_array((size_t)data->n_train, sizeof(int64_t));
+    data->validation_rows = rt_alloc_array((size_t)(data->n_validation + 1), sizeof(int64_t));
     int64_t t = 0, v = 0;
     for (int64_t i = 0; i < n; i++) {
         if (held_out[i])
-            s.validation[v++] = i;
+            data->validation_rows[v++] = i;
         else
-            s.train[t++] = i;
+            data->train_rows[t++] = i;
     }
     rt_free(held_out);
-    return s;
+}
+
+static void all_rows(int64_t **rows, int64_t n) {
+    *rows = rt_alloc_array((size_t)(n + 1), sizeof(int64_t));
+    for (int64_t i = 0; i < n; i++) (*rows)[i] = i;
+}
+
+void rt_load_train_data(const nnrt_model *m, const rt_options *o, rt_train_data *data) {
+    memset(data, 0, sizeof *data);
+    data->validation = &data->train;
+    if (m->n_inputs == 0) { /* a function to minimise: one step is one "row" */
+        data->train.rows = 1;
+        all_rows(&data->train_rows, 1);
+        data->n_train = 1;
+        all_rows(&data->validation_rows, 0);
+        return;
+    }
+    rt_load_data_columns(m, o->data, o->columns, &data->train);
+    if (o->validation_data) {
+        if (o->validation > 0)
+            rt_usage_error("give --validation F or --validation-data FILE, not both");
+        rt_load_data_columns(m, o->validation_data, o->columns, &data->separate);
+        data->validation = &data->separate;
+        data->n_train = data->train.rows;
+        all_rows(&data->train_rows, data->n_train);
+        data->n_validation = data->separate.rows;
+        all_rows(&data->validation_rows, data->n_validation);
+    } else {
+        split_rows(data, data->train.rows, o->validation, o->seed);
+    }
+    if (!o->standardize) return;
+    /* Statistics of the training rows only: the validation rows stand for unseen data. */
+    rt_compute_stats(&data->train, data->train_rows, data->n_train, m->f64, &data->stats);
+    rt_apply_stats(&data->train, &data->stats, m->f64);
+    if (data->validation == &data->separate) rt_apply_stats(&data->separate, &data->stats, m->f64);
 }
 
 /* ---- weights ---- */
 
 void rt_start_weights(const nnrt_model *m, void *fixed, const char *init_weights, int64_t seed) {
     if (init_weights) {
-        rt_load_weights(m, fixed, init_weights);
+        rt_load_weights(m, fixed, init_weights, NULL);
         return;
     }
     rt_rng rng;
@@ -171,150 +127,583 @@ static void print_params(FILE *out, const nnrt_model *m, const void *fixed) {
     }
 }
 
+static int64_t total_param_elems(const nnrt_model *m) {
+    int64_t n = 0;
+    for (int32_t i = 0; i < m->n_params; i++) n += m->params[i].numel;
+    return n;
+}
+
+/* Params to and from a flat copy (early stopping's best weights). */
+static void copy_params(const nnrt_model *m, void *fixed, void *flat, int to_flat) {
+    size_t esize = rt_elem_size(m->f64), at = 0;
+    for (int32_t i = 0; i < m->n_params; i++) {
+        const nnrt_tensor *t = &m->params[i];
+        char *p = rt_elem_ptr(fixed, t->offset, m->f64), *c = (char *)flat + at;
+        size_t bytes = (size_t)t->numel * esize;
+        memcpy(to_flat ? c : p, to_flat ? p : c, bytes);
+        at += bytes;
+    }
+}
+
+/* ---- the run ---- */
+
+/* FAULTED: a trial whose loss or gradient went non-finite (a train run exits instead). */
+enum stop { RUNNING, FINISHED, STOPPED_EARLY, FAULTED };
+
+/* Everything a training run holds; the fields under "state" are what a checkpoint saves
+ * besides the params and the optimizer's state. */
+typedef struct run {
+    const nnrt_model *m;
+    const rt_options *o;
+    const rt_train_data *data;
+    void *fixed;
+    rt_optim *opt;
+    nnrt_ctx ctx, eval_ctx;
+    rt_trace *trace;       /* NULL without --trace */
+    rt_progress *progress; /* NULL for a search trial */
+    int trial;
+    int64_t batch, epochs;
+    enum stop stop;
+    double epoch_start;
+    /* state */
+    int64_t epoch; /* epochs completed */
+    int64_t step;  /* update steps in all */
+    int64_t pos;   /* rows of the current epoch done; 0 between epochs */
+    rt_metrics partial;
+    rt_rng shuffle_rng, noise_rng;
+    int64_t *order;
+    double best;
+    int64_t best_epoch, bad_epochs;
+    void *best_params;
+    double *history; /* epochs * RT_HIST_COLS */
+} run;
+
+static int has_inputs(const run *r) {
+    return r->m->n_inputs > 0;
+}
+
+static void check_settings(const rt_options *o, const nnrt_model *m, int64_t n_validation) {
+    if (o->early_stopping && n_validation == 0)
+        rt_usage_error("--early-stopping needs validation rows (--validation F or "
+                       "--validation-data FILE)");
+    if (strcmp(o->monitor, "accuracy") == 0 && !m->train.classification)
+        rt_usage_error("--monitor accuracy: model '%s' has no accuracy (its metric is none)",
+                       m->name);
+}
+
+static void run_init(run *r, const nnrt_model *m, const rt_options *o, const rt_train_data *data,
+                     void *fixed) {
+    memset(r, 0, sizeof *r);
+    r->m = m;
+    r->o = o;
+    r->data = data;
+    r->fixed = fixed;
+    check_settings(o, m, data->n_validation);
+    if (has_inputs(r)) {
+        if (o->batch < 1) rt_usage_error("the batch size must be at least 1 (give --batch N)");
+        r->batch = o->batch < data->n_train ? o->batch : data->n_train;
+        int64_t steps_per_epoch = (data->n_train + r->batch - 1) / r->batch;
+        r->epochs = o->epochs;
+        if (o->steps > 0) { /* the epochs the step limit reaches into, for "epoch i/N" */
+            int64_t reached = (o->steps + steps_per_epoch - 1) / steps_per_epoch;
+            if (reached < r->epochs) r->epochs = reached;
+        }
+    } else {
+        r->batch = 1;
+        r->epochs = o->steps > 0 ? o->steps : o->epochs;
+        if (r->epochs < 1) rt_usage_error("no step count: give --steps N");
+    }
+    r->opt = rt_optim_new(m, fixed, o);
+    r->ctx = rt_new_ctx(m, fixed, r->batch);
+    int64_t n_val = data->n_validation;
+    r->eval_ctx =
+        rt_new_ctx(m, fixed, n_val < RT_EVAL_CHUNK ? (n_val > 0 ? n_val : 1) : RT_EVAL_CHUNK);
+    r->order = rt_alloc_array((size_t)data->n_train, sizeof *r->order);
+    memcpy(r->order, data->train_rows, (size_t)data->n_train * sizeof *r->order);
+    rt_rng_seed(&r->shuffle_rng, o->seed, RT_STREAM_SHUFFLE);
+    rt_rng_seed(&r->noise_rng, o->seed, RT_STREAM_NOISE);
+    r->best = strcmp(o->monitor, "accuracy") == 0 ? -INFINITY : INFINITY;
+    if (o->early_stopping)
+        r->best_params = rt_alloc_array((size_t)total_param_elems(m), rt_elem_size(m->f64));
+    r->history = rt_alloc_array((size_t)(r->epochs + 1) * RT_HIST_COLS, sizeof(double));
+}
+
+static void run_free(run *r) {
+    rt_optim_free(r->opt);
+    rt_free_ctx_varying(&r->ctx);
+    rt_free_ctx_varying(&r->eval_ctx);
+    rt_free(r->order);
+    rt_free(r->best_params);
+    rt_free(r->history);
+}
+
+/* ---- faults ---- */
+
+/* "epoch 3, step 17" or, without inputs, "step 17". */
+static void where(const run *r, char *buf, size_t size) {
+    if (has_inputs(r))
+        snprintf(buf, size, "epoch %lld, step %lld", (long long)r->epoch + 1, (long long)r->step);
+    else
+        snprintf(buf, size, "step %lld", (long long)r->step);
+}
+
+static _Noreturn void fault(run *r, double cost, int32_t param, enum rt_fault kind) {
+    if (r->progress) rt_progress_pause(r->progress);
+    char at[96], what[512];
+    where(r, at, sizeof at);
+    if (!isfinite(cost))
+        snprintf(what, sizeof what, "the loss became %s", isnan(cost) ? "nan" : "inf");
+    else if (kind == RT_FAULT_VALUE)
+        snprintf(what, sizeof what, "param '%s' became nan or inf after the update",
+                 r->m->params[param].name);
+    else
+        snprintf(what, sizeof what, "the gradient of '%s' is nan or inf", r->m->params[param].name);
+    rt_fatal("%s at %s; training stopped. A lower learning rate (--lr, now %g) or clipping the "
+             "gradients (--clip 1) usually helps",
+             what, at, r->o->lr);
+}
+
+/* ---- steps ---- */
+
+/* The mean loss on rows[0..count) at the current weights, for the trace, with dropout off.
+ * The rows are copied in again: the model may have reused the memory of its inputs. */
+static double batch_loss(run *r, const int64_t *rows, int64_t count) {
+    rt_fill_batch(r->m, &r->ctx, &r->data->train, rows, 0, count, 1);
+    r->m->forward(&r->ctx);
+    return rt_batch_cost(r->m, &r->ctx);
+}
+
+/* One update on rows[0..count), with dropout on (nnrt.h): each step draws its own
+ * noise_seed from the run's seed, so runs repeat bit for bit. Every other pass (trace, final
+ * loss, validation, eval) sees training = 0, where dropout is the identity. */
+static int train_step(run *r, const int64_t *rows, int64_t count, double lr) {
+    if (r->trace && r->step == 0) rt_trace_row(r->trace, 0, r->fixed, batch_loss(r, rows, count));
+    rt_fill_batch(r->m, &r->ctx, &r->data->train, rows, 0, count, 1);
+    r->ctx.training = 1;
+    r->ctx.noise_seed = rt_rng_next(&r->noise_rng);
+    r->step++;
+    enum rt_fault kind;
+    int32_t bad = rt_optim_step(r->opt, &r->ctx, lr, &kind);
+    r->ctx.training = 0;
+    double cost = rt_batch_cost(r->m, &r->ctx);
+    if (!isfinite(cost) || bad >= 0) {
+        if (!r->trial) fault(r, cost, bad, kind);
+        r->stop = FAULTED;
+        return 0;
+    }
+    rt_add_batch_metrics(r->m, &r->ctx, &r->data->train, rows, 0, &r->partial);
+    if (r->trace) rt_trace_row(r->trace, r->step, r->fixed, batch_loss(r, rows, count));
+    return 1;
+}
+
+/* ---- epochs ---- */
+
+static void record_history(run *r, double lr, const rt_metrics *v) {
+    double *row = r->history + (r->epoch - 1) * RT_HIST_COLS;
+    row[RT_HIST_LR] = lr;
+    row[RT_HIST_LOSS] = rt_mean_loss(r->partial);
+    row[RT_HIST_ACC] = r->m->train.classification ? rt_accuracy(r->partial) : NAN;
+    row[RT_HIST_VAL_LOSS] = v ? rt_mean_loss(*v) : NAN;
+    row[RT_HIST_VAL_ACC] = v && r->m->train.classification ? rt_accuracy(*v) : NAN;
+}
+
+/* Early stopping: keeps the best epoch's weights, counts epochs without improvement. */
+static void watch(run *r, const rt_metrics *v) {
+    if (!r->o->early_stopping || !v) return;
+    int by_accuracy = strcmp(r->o->monitor, "accuracy") == 0;
+    double value = by_accuracy ? rt_accuracy(*v) : rt_mean_loss(*v);
+    if (by_accuracy ? value > r->best : value < r->best) {
+        r->best = value;
+        r->best_epoch = r->epoch;
+        r->bad_epochs = 0;
+        copy_params(r->m, r->fixed, r->best_params, 1);
+    } else if (++r->bad_epochs >= r->o->patience) {
+        r->stop = STOPPED_EARLY;
+    }
+}
+
+static void save_checkpoint(const run *r, const char *path);
+
+static void end_epoch(run *r, double lr) {
+    const rt_train_data *d = r->data;
+    rt_metrics v = {0};
+    if (d->n_validation > 0)
+        v = rt_evaluate_ctx(r->m, &r->eval_ctx, d->validation, d->validation_rows, d->n_validation);
+    const rt_metrics *vp = d->n_validation > 0 ? &v : NULL;
+    r->epoch++;
+    r->pos = 0;
+    record_history(r, lr, vp);
+    if (r->progress)
+        rt_progress_epoch(r->progress, r->epoch, r->epochs, r->partial, vp, lr,
+                          rt_now() - r->epoch_start);
+    watch(r, vp);
+    int64_t every = r->o->checkpoint_every;
+    if (r->progress && every > 0 && r->epoch % every == 0) save_checkpoint(r, r->o->checkpoint);
+}
+
+/* ---- Ctrl-C ---- */
+
+static volatile sig_atomic_t interrupted;
+
+/* The first Ctrl-C lets the step finish and the state be saved; a second one ends the
+ * process at once. */
+static void on_interrupt(int sig) {
+    (void)sig;
+    if (interrupted) _exit(130);
+    interrupted = 1;
+}
+
+static void catch_interrupts(int on) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on ? on_interrupt : SIG_DFL;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    interrupted = 0;
+}
+
+static _Noreturn void stop_interrupted(run *r) {
+    save_checkpoint(r, r->o->checkpoint);
+    rt_progress_end(r->progress);
+    rt_trace_close(r->trace);
+    char at[96];
+    if (has_inputs(r))
+        snprintf(at, sizeof at, "epoch %lld (%lld of %lld rows), step %lld",
+                 (long long)r->epoch + (r->pos > 0), (long long)r->pos, (long long)r->data->n_train,
+                 (long long)r->step);
+    else
+        snprintf(at, sizeof at, "step %lld", (long long)r->step);
+    fprintf(stderr,
+            "%s: interrupted at %s; saved the training state to %s\n"
+            "%s: continue with: %s train --resume %s (and the same options)\n",
+            rt_program_name(), at, r->o->checkpoint, rt_program_name(), rt_program_name(),
+            r->o->checkpoint);
+    exit(130);
+}
+
+/* Epochs until the last, the step limit, early stopping or Ctrl-C. A run resumed from a
+ * checkpoint starts within its epoch at pos. */
+static void run_epochs(run *r) {
+    const rt_train_data *d = r->data;
+    while (r->epoch < r->epochs && r->stop == RUNNING) {
+        if (r->pos == 0) {
+            if (r->o->shuffle && has_inputs(r)) shuffle_rows(r->order, d->n_train, &r->shuffle_rng);
+            memset(&r->partial, 0, sizeof r->partial);
+        }
+        r->epoch_start = rt_now();
+        double lr = rt_schedule_lr(r->o, r->epoch + 1, r->epochs);
+        while (r->pos < d->n_train) {
+            if (has_inputs(r) && r->o->steps > 0 && r->step == r->o->steps) break;
+            int64_t count = d->n_train - r->pos < r->batch ? d->n_train - r->pos : r->batch;
+            if (!train_step(r, r->order + r->pos, count, lr)) return;
+            r->pos += count;
+            if (!r->progress) continue;
+            rt_progress_tick(r->progress, r->epoch + 1, r->epochs, r->pos, d->n_train, r->partial);
+            if (interrupted && r->pos < d->n_train) stop_interrupted(r);
+        }
+        end_epoch(r, lr);
+        if (r->progress && interrupted) stop_interrupted(r);
+    }
+    if (r->stop == RUNNING) r->stop = FINISHED;
+}
+
+/* With early stopping the run ends with the best epoch's weights. */
+static void restore_best(run *r) {
+    if (!r->o->early_stopping || r->best_epoch == 0) return;
+    copy_params(r->m, r->fixed, r->best_params, 0);
+    if (!r->progress || r->o->quiet) return;
+    const char *what = strcmp(r->o->monitor, "accuracy") == 0 ? "accuracy" : "loss";
+    if (r->stop == STOPPED_EARLY)
+        fprintf(stderr, "early stopping: validation %s has not improved for %lld epochs\n", what,
+                (long long)r->bad_epochs);
+    fprintf(stderr, "restored the weights of epoch %lld (validation %s %.6g)\n",
+            (long long)r->best_epoch, what, r->best);
+}
+
+/* ---- checkpoints ---- */
+
+#define META_MAX 160
+
+static void meta_int(rt_st_writer *w, const char *key, int64_t v) {
+    char buf[32];
+    snprintf(buf, sizeof buf, "%lld", (long long)v);
+    rt_st_meta(w, key, buf);
+}
+
+/* Hexadecimal floating point: the exact value, read back by strtod. */
+static void meta_real(rt_st_writer *w, const char *key, double v) {
+    char buf[64];
+    snprintf(buf, sizeof buf, "%a", v);
+    rt_st_meta(w, key, buf);
+}
+
+static void meta_rng(rt_st_writer *w, const char *key, const rt_rng *g) {
+    char buf[META_MAX];
+    snprintf(buf, sizeof buf, "%016" PRIx64 " %016" PRIx64 " %016" PRIx64 " %016" PRIx64 " %d %a",
+             g->s[0], g->s[1], g->s[2], g->s[3], g->has_spare, g->spare);
+    rt_st_meta(w, key, buf);
+}
+
+static void add_optimizer_state(rt_st_writer *w, const run *r) {
+    const nnrt_model *m = r->m;
+    for (int s = 0; s < rt_optim_slots(r->opt); s++)
+        for (int32_t i = 0; i < m->n_params; i++) {
+            const void *state = rt_optim_state(r->opt, s, i);
+            if (!state) continue;
+            char name[512];
+            snprintf(name, sizeof name, "optimizer.%s.%s", rt_optim_slot_name(r->opt, s),
+                     m->params[i].name);
+            rt_st_add(w, name, m->f64 ? RT_ST_F64 : RT_ST_F32, m->params[i].rank, m->params[i].dims,
+                      state);
+        }
+}
+
+static void save_checkpoint(const run *r, const char *path) {
+    rt_st_writer *w = rt_st_weights_writer(r->m, r->fixed, &r->data->stats);
+    rt_st_meta(w, "nnrt.kind", "checkpoint");
+    rt_st_meta(w, "nnrt.optimizer", r->o->optimizer);
+    meta_int(w, "nnrt.optimizer_steps", rt_optim_steps(r->opt));
+    meta_int(w, "nnrt.epoch", r->epoch);
+    meta_int(w, "nnrt.step", r->step);
+    meta_int(w, "nnrt.pos", r->pos);
+    meta_real(w, "nnrt.loss_sum", r->partial.loss_sum);
+    meta_int(w, "nnrt.correct", r->partial.correct);
+    meta_int(w, "nnrt.samples", r->partial.samples);
+    meta_rng(w, "nnrt.shuffle_rng", &r->shuffle_rng);
+    meta_rng(w, "nnrt.noise_rng", &r->noise_rng);
+    meta_real(w, "nnrt.best", r->best);
+    meta_int(w, "nnrt.best_epoch", r->best_epoch);
+    meta_int(w, "nnrt.bad_epochs", r->bad_epochs);
+    add_optimizer_state(w, r);
+    int64_t n_train = r->data->n_train, hist_dims[2] = {r->epoch, RT_HIST_COLS};
+    rt_st_add(w, "train.order", RT_ST_I64, 1, &n_train, r->order);
+    if (r->epoch > 0) rt_st_add(w, "train.history", RT_ST_F64, 2, hist_dims, r->history);
+    if (r->best_params && r->best_epoch > 0) {
+        /* the flat copy is laid out as the params are, back to back */
+        size_t at = 0;
+        for (int32_t i = 0; i < r->m->n_params; i++) {
+            const nnrt_tensor *t = &r->m->params[i];
+            char name[512];
+            snprintf(name, sizeof name, "early_stopping.best.%s", t->name);
+            rt_st_add(w, name, r->m->f64 ? RT_ST_F64 : RT_ST_F32, t->rank, t->dims,
+                      (const char *)r->best_params + at);
+            at += (size_t)t->numel * rt_elem_size(r->m->f64);
+        }
+    }
+    rt_st_write(w, path);
+    rt_st_writer_free(w);
+}
+
+static const char *need_meta(const rt_st_file *f, const char *path, const char *key) {
+    const char *v = rt_st_meta_get(f, key);
+    if (!v)
+        rt_path_error(path,
+                      "not a checkpoint of this runtime: no '%s' in its metadata (a weights "
+                      "file starts training with --init-weights)",
+                      key);
+    return v;
+}
+
+static int64_t read_int(const rt_st_file *f, const char *path, const char *key) {
+    const char *v = need_meta(f, path, key);
+    char *end;
+    long long x = strtoll(v, &end, 10);
+    if (*end) rt_path_error(path, "checkpoint metadata '%s' is not a whole number: '%s'", key, v);
+    return x;
+}
+
+static double read_real(const rt_st_file *f, const char *path, const char *key) {
+    const char *v = need_meta(f, path, key);
+    char *end;
+    double x = strtod(v, &end);
+    if (*end) rt_path_error(path, "checkpoint metadata '%s' is not a number: '%s'", key, v);
+    return x;
+}
+
+static void read_rng(const rt_st_file *f, const char *path, const char *key, rt_rng *g) {
+    const char *v = need_meta(f, path, key);
+    uint64_t s[4];
+    int spare, used = 0;
+    char spare_text[64];
+    if (sscanf(v, "%" SCNx64 " %" SCNx64 " %" SCNx64 " %" SCNx64 " %d %63s%n", &s[0], &s[1], &s[2],
+               &s[3], &spare, spare_text, &used) != 6)
+        rt_path_error(path, "checkpoint metadata '%s' is not a generator state: '%s'", key, v);
+    memcpy(g->s, s, sizeof s);
+    g->has_spare = spare;
+    g->spare = strtod(spare_text, NULL);
+}
+
+static void read_optimizer_state(const rt_st_file *f, const char *path, run *r) {
+    const nnrt_model *m = r->m;
+    const char *trained = need_meta(f, path, "nnrt.optimizer");
+    if (strcmp(trained, r->o->optimizer) != 0)
+        rt_usage_error("%s was trained with --optimizer %s; resume it with the same optimizer",
+                       path, trained);
+    for (int s = 0; s < rt_optim_slots(r->opt); s++)
+        for (int32_t i = 0; i < m->n_params; i++) {
+            void *state = rt_optim_state(r->opt, s, i);
+            if (!state) continue;
+            char name[512];
+            snprintf(name, sizeof name, "optimizer.%s.%s", rt_optim_slot_name(r->opt, s),
+                     m->params[i].name);
+            if (!rt_st_read(f, name, m->f64 ? RT_ST_F64 : RT_ST_F32, m->params[i].rank,
+                            m->params[i].dims, state))
+                rt_path_error(path,
+                              "missing tensor '%s' (was the checkpoint saved with other "
+                              "optimizer options?)",
+                              name);
+        }
+    rt_optim_set_steps(r->opt, read_int(f, path, "nnrt.optimizer_steps"));
+}
+
+static void read_counters(const rt_st_file *f, const char *path, run *r) {
+    r->epoch = read_int(f, path, "nnrt.epoch");
+    r->step = read_int(f, path, "nnrt.step");
+    r->pos = read_int(f, path, "nnrt.pos");
+    r->partial.loss_sum = read_real(f, path, "nnrt.loss_sum");
+    r->partial.correct = read_int(f, path, "nnrt.correct");
+    r->partial.samples = read_int(f, path, "nnrt.samples");
+    read_rng(f, path, "nnrt.shuffle_rng", &r->shuffle_rng);
+    read_rng(f, path, "nnrt.noise_rng", &r->noise_rng);
+    r->best = read_real(f, path, "nnrt.best");
+    r->best_epoch = read_int(f, path, "nnrt.best_epoch");
+    r->bad_epochs = read_int(f, path, "nnrt.bad_epochs");
+    if (r->epoch < 0 || r->pos < 0 || r->pos > r->data->n_train || r->step < 0)
+        rt_path_error(path, "checkpoint counters out of range (epoch %lld, row %lld)",
+                      (long long)r->epoch, (long long)r->pos);
+}
+
+static void read_rows_and_history(const rt_st_file *f, const char *path, run *r) {
+    int64_t n_train = r->data->n_train;
+    if (!rt_st_read(f, "train.order", RT_ST_I64, 1, &n_train, r->order))
+        rt_path_error(path, "missing tensor 'train.order'");
+    for (int64_t i = 0; i < n_train; i++)
+        if (r->order[i] < 0 || r->order[i] >= r->data->train.rows)
+            rt_path_error(path, "tensor 'train.order' names row %lld, outside the data",
+                          (long long)r->order[i]);
+    int64_t kept = r->epoch < r->epochs ? r->epoch : r->epochs;
+    if (kept > 0) {
+        int64_t dims[2] = {r->epoch, RT_HIST_COLS};
+        double *all = rt_alloc_array((size_t)(r->epoch * RT_HIST_COLS), sizeof *all);
+        if (rt_st_read(f, "train.history", RT_ST_F64, 2, dims, all))
+            memcpy(r->history, all, (size_t)(kept * RT_HIST_COLS) * sizeof *all);
+        rt_free(all);
+    }
+    if (r->best_params && r->best_epoch > 0) {
+        size_t at = 0;
+        for (int32_t i = 0; i < r->m->n_params; i++) {
+            const nnrt_tensor *t = &r->m->params[i];
+            char name[512];
+            snprintf(name, sizeof name, "early_stopping.best.%s", t->name);
+            if (!rt_st_read(f, name, r->m->f64 ? RT_ST_F64 : RT_ST_F32, t->rank, t->dims,
+                            (char *)r->best_params + at))
+                rt_path_error(path, "missing tensor '%s'", name);
+            at += (size_t)t->numel * rt_elem_size(r->m->f64);
+        }
+    }
+}
+
+/* Continues exactly where the checkpoint stopped: params, optimizer state, counters, the
+ * generators, this epoch's row order and metrics so far, early stopping's best. */
+static void resume(run *r, const char *path) {
+    rt_st_file *f = rt_st_open(path);
+    const char *kind = need_meta(f, path, "nnrt.kind");
+    if (strcmp(kind, "checkpoint") != 0)
+        rt_path_error(path, "not a checkpoint (its kind is '%s')", kind);
+    rt_st_read_params(f, r->m, r->fixed, "");
+    read_optimizer_state(f, path, r);
+    read_counters(f, path, r);
+    read_rows_and_history(f, path, r);
+    rt_st_close(f);
+}
+
+/* ---- the train command ---- */
+
 /* Where the final lines go: stdout, unless the trace has it (stdout stays one clean CSV). */
 static FILE *summary_stream(const rt_trace *trace) {
     return rt_trace_on_stdout(trace) ? stderr : stdout;
 }
 
-static void finish(const nnrt_model *m, const void *fixed, const rt_options *o) {
-    if (!o->save) return;
-    rt_save_weights(m, fixed, o->save);
-    if (!o->quiet) fprintf(stderr, "saved weights to %s\n", o->save);
-}
-
-/* ---- the two kinds of training ---- */
-
-/* The loss at the current weights, by a forward pass: the trace's rows need the loss after
- * an update, while an update step leaves the loss from before it. */
-static double function_loss(const nnrt_model *m, nnrt_ctx *ctx) {
-    m->forward(ctx);
-    return rt_batch_cost(m, ctx);
-}
-
-/* A model without inputs is a function to minimise: `steps` updates with batch 1. */
-static int train_function(const nnrt_model *m, const rt_options *o, void *fixed, rt_trace *trace) {
-    int64_t steps = o->steps > 0 ? o->steps : o->epochs;
-    if (steps < 1) rt_usage_error("no step count: give --steps N");
-    const rt_optimizer *opt = find_optimizer(m->train.optimizer);
-    nnrt_ctx ctx = rt_new_ctx(m, fixed, 1);
-    const void *loss = rt_tensor_data(m, &ctx, &m->loss);
-    progress p = progress_begin(m, o);
-    if (trace) rt_trace_row(trace, 0, fixed, function_loss(m, &ctx));
-    for (int64_t s = 1; s <= steps; s++) {
-        opt->step(m, &ctx, o);
-        rt_metrics r = {rt_get(loss, 0, m->f64), 0, 1}; /* read before the trace's forward */
-        if (trace) rt_trace_row(trace, s, fixed, function_loss(m, &ctx));
-        progress_report(&p, s, steps, r);
+static void print_summary(const run *r, FILE *out) {
+    const nnrt_model *m = r->m;
+    const rt_train_data *d = r->data;
+    if (!has_inputs(r)) {
+        rt_metrics final = rt_evaluate(m, r->fixed, NULL, NULL, 0);
+        fprintf(out, "final loss %.9g\n", rt_mean_loss(final));
+        print_params(out, m, r->fixed);
+        return;
     }
-    progress_end(&p);
-    rt_trace_close(trace);
-    rt_free_ctx_varying(&ctx);
-
-    rt_metrics final = rt_evaluate(m, fixed, NULL, NULL, 0);
-    finish(m, fixed, o);
-    FILE *out = summary_stream(trace);
-    fprintf(out, "final loss %.9g\n", rt_mean_loss(final));
-    print_params(out, m, fixed);
-    return 0;
-}
-
-/* What the update steps of train_on_data share. */
-typedef struct trainer {
-    const nnrt_model *m;
-    const rt_options *o;
-    const rt_optimizer *opt;
-    const rt_dataset *d;
-    nnrt_ctx ctx;
-    rt_trace *trace; /* NULL without --trace */
-    int64_t steps_done;
-} trainer;
-
-/* The mean loss on rows[0..count) at the current weights, for the trace. The rows are copied
- * in again: the model may have reused the memory of its inputs. */
-static double batch_loss(trainer *t, const int64_t *rows, int64_t count) {
-    rt_fill_batch(t->m, &t->ctx, t->d, rows, 0, count, 1);
-    t->m->forward(&t->ctx);
-    return rt_batch_cost(t->m, &t->ctx);
-}
-
-/* One update on rows[0..count), added to the epoch's metrics. The trace gets the values
- * after it and the loss there on the same rows; before the first update, also the starting
- * point (step 0) on the first batch. */
-static void update(trainer *t, const int64_t *rows, int64_t count, rt_metrics *r) {
-    if (t->trace && t->steps_done == 0)
-        rt_trace_row(t->trace, 0, t->ctx.fixed, batch_loss(t, rows, count));
-    rt_fill_batch(t->m, &t->ctx, t->d, rows, 0, count, 1);
-    t->opt->step(t->m, &t->ctx, t->o);
-    rt_add_batch_metrics(t->m, &t->ctx, t->d, rows, 0, r);
-    t->steps_done++;
-    if (t->trace) rt_trace_row(t->trace, t->steps_done, t->ctx.fixed, batch_loss(t, rows, count));
-}
-
-/* Without any update (--epochs 0) the trace still has its starting point, on the first
- * batch of training rows in file order. */
-static void trace_start_only(trainer *t, const row_split *split, int64_t batch) {
-    if (!t->trace || t->steps_done > 0) return;
-    int64_t count = split->n_train < batch ? split->n_train : batch;
-    rt_trace_row(t->trace, 0, t->ctx.fixed, batch_loss(t, split->train, count));
-}
-
-/* Epochs over the data; stops early after o->steps updates when that is set. */
-static int train_on_data(const nnrt_model *m, const rt_options *o, void *fixed, rt_trace *trace) {
-    if (o->batch < 1) rt_usage_error("the batch size must be at least 1 (give --batch N)");
-    rt_dataset d;
-    rt_load_training_data(m, o->data, &d);
-    row_split split = split_rows(d.rows, o->validation, o->seed);
-    int64_t batch = o->batch < split.n_train ? o->batch : split.n_train;
-    int64_t steps_per_epoch = (split.n_train + batch - 1) / batch;
-    int64_t epochs = o->epochs;
-    if (o->steps > 0) { /* the epochs the step limit reaches into, for "epoch i/N" */
-        int64_t reached = (o->steps + steps_per_epoch - 1) / steps_per_epoch;
-        if (reached < epochs) epochs = reached;
-    }
-
-    trainer t = {m,     o, find_optimizer(m->train.optimizer), &d, rt_new_ctx(m, fixed, batch),
-                 trace, 0};
-    int64_t *order = rt_alloc_array((size_t)split.n_train, sizeof *order);
-    memcpy(order, split.train, (size_t)split.n_train * sizeof *order);
-    rt_rng shuffle_rng;
-    rt_rng_seed(&shuffle_rng, o->seed, RT_STREAM_SHUFFLE);
-
-    progress p = progress_begin(m, o);
-    for (int64_t epoch = 1; epoch <= epochs; epoch++) {
-        if (o->shuffle) shuffle_rows(order, split.n_train, &shuffle_rng);
-        rt_metrics r = {0};
-        for (int64_t i = 0; i < split.n_train; i += batch) {
-            if (o->steps > 0 && t.steps_done == o->steps) break;
-            int64_t count = split.n_train - i < batch ? split.n_train - i : batch;
-            update(&t, order + i, count, &r);
-        }
-        progress_report(&p, epoch, epochs, r);
-    }
-    progress_end(&p);
-    trace_start_only(&t, &split, batch);
-    rt_trace_close(trace);
-    rt_free_ctx_varying(&t.ctx);
-
     /* The final lines come from the final weights over all training rows in file order,
      * the way eval reads a file, so eval on the same data prints the same loss. */
-    rt_metrics final = rt_evaluate(m, fixed, &d, split.train, split.n_train);
-    finish(m, fixed, o);
+    rt_metrics final = rt_evaluate(m, r->fixed, &d->train, d->train_rows, d->n_train);
     int classify = m->train.classification;
-    FILE *out = summary_stream(trace);
     fprintf(out, "final loss %.9g\n", rt_mean_loss(final));
     if (classify) fprintf(out, "final accuracy %.4f\n", rt_accuracy(final));
-    if (split.n_validation > 0) {
-        rt_metrics v = rt_evaluate(m, fixed, &d, split.validation, split.n_validation);
+    if (d->n_validation > 0) {
+        rt_metrics v = rt_evaluate(m, r->fixed, d->validation, d->validation_rows, d->n_validation);
         fprintf(out, "validation loss %.9g\n", rt_mean_loss(v));
         if (classify) fprintf(out, "validation accuracy %.4f\n", rt_accuracy(v));
     }
-    return 0;
+}
+
+static void write_outputs(const run *r) {
+    const rt_options *o = r->o;
+    if (o->plot) {
+        int64_t n = r->epoch < r->epochs ? r->epoch : r->epochs;
+        rt_plot_write(o->plot, r->m->name, has_inputs(r) ? "epoch" : "step", r->history, n,
+                      has_inputs(r) && r->m->train.classification);
+    }
+    if (!o->save) return;
+    rt_save_weights(r->m, r->fixed, &r->data->stats, o->save);
+    if (!o->quiet) fprintf(stderr, "saved weights to %s\n", o->save);
 }
 
 int rt_cmd_train(const nnrt_model *m, const rt_options *o) {
     if (o->save) rt_check_writable(o->save);
+    if (o->checkpoint_every > 0 || o->checkpoint) rt_check_writable(o->checkpoint);
+    if (o->plot) rt_check_writable(o->plot);
+    if (o->resume && o->init_weights)
+        rt_usage_error("give --resume FILE or --init-weights FILE, not both");
     rt_trace *trace = rt_trace_open(m, o);
     void *fixed = rt_new_fixed_arena(m);
     rt_start_weights(m, fixed, o->init_weights, o->seed);
-    return m->n_inputs > 0 ? train_on_data(m, o, fixed, trace) : train_function(m, o, fixed, trace);
+    rt_train_data data;
+    rt_load_train_data(m, o, &data);
+    run r;
+    run_init(&r, m, o, &data, fixed);
+    if (o->resume) resume(&r, o->resume);
+    r.trace = trace;
+    r.progress = rt_progress_begin(m, o, data.n_validation > 0, o->resume != NULL);
+    catch_interrupts(1);
+    run_epochs(&r);
+    catch_interrupts(0);
+    rt_progress_end(r.progress);
+    if (r.step == 0 && trace) { /* no update at all: the trace still has its starting point */
+        int64_t count = data.n_train < r.batch ? data.n_train : r.batch;
+        rt_trace_row(trace, 0, fixed, batch_loss(&r, data.train_rows, count));
+    }
+    rt_trace_close(trace);
+    restore_best(&r);
+    write_outputs(&r);
+    print_summary(&r, summary_stream(trace));
+    run_free(&r);
+    return 0;
+}
+
+/* ---- search's trials ---- */
+
+int rt_train_trial(const nnrt_model *m, const rt_options *o, const rt_train_data *data, void *fixed,
+                   rt_metrics *validation) {
+    memset(fixed, 0, (size_t)m->fixed_elems * rt_elem_size(m->f64)); /* no earlier velocity */
+    rt_start_weights(m, fixed, o->init_weights, o->seed);
+    run r;
+    run_init(&r, m, o, data, fixed);
+    r.trial = 1;
+    run_epochs(&r);
+    int ok = r.stop != FAULTED;
+    restore_best(&r);
+    *validation = rt_evaluate_ctx(m, &r.eval_ctx, data->validation, data->validation_rows,
+                                  data->n_validation);
+    run_free(&r);
+    return ok && isfinite(rt_mean_loss(*validation));
 }

@@ -1,16 +1,40 @@
-/* train.h: the train command. */
+/* train.h: the train command, and the training run that search repeats. */
 #ifndef NNRT_TRAIN_H
 #define NNRT_TRAIN_H
 
+#include <stdint.h>
+
+#include "data.h"
+#include "model.h"
 #include "nnrt.h"
 #include "options.h"
 
-/* Trains from the initialisers (or --init-weights), prints the final lines on stdout and
- * saves the weights. Errors exit; returns the exit status otherwise. */
+/* Trains from the initialisers (or --init-weights, or --resume), prints the final lines on
+ * stdout and saves the weights. Errors exit; returns the exit status otherwise. */
 int rt_cmd_train(const nnrt_model *m, const rt_options *o);
 
 /* The starting weights: --init-weights when given, else the initialisers from the init
  * stream of the seed. */
 void rt_start_weights(const nnrt_model *m, void *fixed, const char *init_weights, int64_t seed);
+
+/* The rows a run trains and validates on, loaded once: the training file (one row and no
+ * values for a model without inputs), the validation rows (a held-out fraction of it, or a
+ * separate file), and, with --standardize, the statistics already applied to both. */
+typedef struct rt_train_data {
+    rt_dataset train, separate; /* separate: --validation-data (0 rows without it) */
+    const rt_dataset *validation;
+    int64_t *train_rows, n_train;
+    int64_t *validation_rows, n_validation;
+    rt_stats stats;
+} rt_train_data;
+
+void rt_load_train_data(const nnrt_model *m, const rt_options *o, rt_train_data *data);
+
+/* One quiet training run (search's trial) on data from fresh initial weights into fixed;
+ * sets the validation metrics of the weights it ends with (the best epoch's with early
+ * stopping). Returns 0 when the loss or a gradient went non-finite (or the validation loss
+ * is), 1 otherwise. */
+int rt_train_trial(const nnrt_model *m, const rt_options *o, const rt_train_data *data, void *fixed,
+                   rt_metrics *validation);
 
 #endif

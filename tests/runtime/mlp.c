@@ -126,6 +126,13 @@ static const nnrt_tensor params[] = {
 static const nnrt_tensor inputs[] = {{"x", 1, {N_IN}, N_IN, X, 1, 0, 0, 0, -1, -1, 0}};
 static const nnrt_tensor targets[] = {{"y", 1, {N_OUT}, N_OUT, Y, 1, 0, 0, 0, -1, -1, 0}};
 static const nnrt_column_map columns[] = {{"x", 0, 2}, {"y", 3, 3}};
+/* Settings beyond the built-in ones, as nnc emits them for
+ * `optimizer = adam(lr = 0.1, beta1 = 0.8)`, `l2 = "W1=0.001"`, `schedule = cosine(warmup = 2)`. */
+static const nnrt_setting settings[] = {{"optimizer", "adam"},
+                                        {"beta1", "0.8"},
+                                        {"l2", "W1=0.001"},
+                                        {"schedule", "cosine"},
+                                        {"warmup", "2"}};
 
 const nnrt_model nnrt_model_desc = {
     .abi_version = NNRT_ABI_VERSION,
@@ -163,5 +170,7 @@ const nnrt_model nnrt_model_desc = {
               .epochs = 20,
               .seed = 3,
               .shuffle = 1,
-              .classification = 1},
+              .classification = 1,
+              .n_settings = sizeof settings / sizeof settings[0],
+              .settings = settings},
 };

@@ -2,6 +2,9 @@
  * to minimise, as the gradient-descent lessons are written.
  *   param x = 2 (const), param v[10] = uniform(-1, 1)
  *   loss = 3*x^2 - 3*x + 4 + sum_i (v[i] - i/10)^2,  minimal (3.25) at x = 0.5, v[i] = i/10 */
+#include <math.h>
+#include <stdlib.h>
+
 #include "nnrt.h"
 #include "test_model.h"
 
@@ -30,6 +33,9 @@ static void grad(nnrt_ctx *ctx) {
     double *f = ctx->fixed;
     f[GRAD_X] = 6 * f[X] - 3;
     for (int i = 0; i < N_V; i++) f[GRAD_V + i] = 2 * (f[V + i] - i / 10.0);
+    /* The fault tests: a gradient that overflows while the loss stays finite. */
+    const char *inf = getenv("PARABOLA_INF_GRAD");
+    if (inf) f[GRAD_V + atoi(inf)] = INFINITY;
 }
 
 static void sgd_step(nnrt_ctx *ctx, double lr, double momentum) {

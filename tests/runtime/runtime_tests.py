@@ -146,7 +146,7 @@ def idx_samples(n=300, seed=3):
 # ---- safetensors, independently of the runtime ----
 
 
-DTYPES = {"F32": ("f", 4), "F64": ("d", 8), "F16": ("e", 2)}
+DTYPES = {"F32": ("f", 4), "F64": ("d", 8), "F16": ("e", 2), "I64": ("q", 8)}
 
 
 def read_safetensors(path):
@@ -277,8 +277,9 @@ def bad_options():
         (["eval", "--epochs", "3"],
          "--epochs is not an option of 'eval' (see 'rt_logreg eval --help')"),
         (["frobnicate"],
-         "unknown command 'frobnicate' (commands: train, eval, predict, gradcheck)"),
-        (["--lr", "1"], "expected a command (train, eval, predict or gradcheck) before '--lr'"),
+         "unknown command 'frobnicate' (commands: train, eval, predict, gradcheck, search)"),
+        (["--lr", "1"],
+         "expected a command (train, eval, predict, gradcheck or search) before '--lr'"),
     ]
     for args, message in cases:
         expect_error("logreg", args, "rt_logreg: error: " + message, code=2)
@@ -301,7 +302,8 @@ def train_lines(stdout, classification=True, validation=False):
     return values(stdout)
 
 
-EPOCH_LINE = r"epoch {e}/{n}  loss [-+0-9.e]+  accuracy \d\.\d{{4}}  \d+\.\d\ds"
+EPOCH_LINE = (r"epoch {e}/{n}  loss [-+0-9.e]+  accuracy \d\.\d{{4}}  lr [-+0-9.e]+  "
+              r"\d+\.\d\ds  \d+ samples/s")
 
 
 @test
@@ -322,10 +324,12 @@ def logreg_converges():
     check(len(lines) - 1 <= 3 + 10 * elapsed, f"{len(lines) - 1} progress lines in {elapsed:.2f}s")
 
     log = open("log.csv").read().splitlines()
-    check(log[0] == "epoch,loss,accuracy,seconds", log[0])
+    check(log[0] == "epoch,loss,accuracy,lr,seconds,samples_per_second", log[0])
     rows = [row.split(",") for row in log[1:]]
     check([int(row[0]) for row in rows] == list(range(1, 51)), "log epochs")
     check(all(0 <= float(row[2]) <= 1 for row in rows), "log accuracy")
+    check(all(float(row[3]) == 0.5 for row in rows), "log lr")
+    check(all(float(row[5]) > 0 for row in rows), "log samples per second")
     check(float(rows[-1][1]) < float(rows[0][1]) / 2, "log loss did not fall")
     check(sorted(os.listdir(".")) == ["d.csv", "log.csv", "w.safetensors"],
           f"files left: {os.listdir('.')}")
@@ -344,7 +348,16 @@ def softmax_converges():
     check(v["validation accuracy"] >= 0.85, f"validation accuracy {v['validation accuracy']}")
     check(v["validation loss"] < 0.5, f"validation loss {v['validation loss']}")
     check(os.path.exists("softmax.safetensors"), "default --save")
-    check(open("l.csv").readline() == "epoch,loss,accuracy,seconds\n", "log header")
+    check(open("l.csv").readline() ==
+          "epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds,samples_per_second\n",
+          "log header")
+    log = [line.split(",") for line in open("l.csv").read().splitlines()[1:]]
+    check(len(log) == 30, f"{len(log)} log rows")
+    # The last epoch's validation columns are the final validation lines' numbers.
+    check(close(float(log[-1][3]), v["validation loss"], 1e-6), f"{log[-1]} vs {v}")
+    check(abs(float(log[-1][4]) - v["validation accuracy"]) < 1e-4, f"{log[-1]} vs {v}")
+    check(re.search(r"^epoch 30/30  loss \S+  accuracy \S+  val loss \S+  val accuracy "
+                    r"\d\.\d{4}  lr 0\.1  ", r.err, re.M), r.err)
 
 
 @test
@@ -643,10 +656,10 @@ def parabola():
     check(all(abs(float(s) - i / 10) < 1e-6 for i, s in enumerate(m.group(1).split(", "))),
           lines[2])
     err = r.err.splitlines()
-    check(re.fullmatch(r"step 1/200  loss [-+0-9.e]+  \d+\.\d\ds", err[0]), err[0])
-    check(re.fullmatch(r"step 200/200  loss 3\.25  \d+\.\d\ds", err[-2]), err[-2])
+    check(re.fullmatch(r"step 1/200  loss [-+0-9.e]+  lr 0\.05  \d+\.\d\ds", err[0]), err[0])
+    check(re.fullmatch(r"step 200/200  loss 3\.25  lr 0\.05  \d+\.\d\ds", err[-2]), err[-2])
     log = open("log.csv").read().splitlines()
-    check(log[0] == "step,loss,seconds" and len(log) == 201, log[:2])
+    check(log[0] == "step,loss,lr,seconds" and len(log) == 201, log[:2])
 
     evaluated = run("parabola", "eval", "--weights", "parabola.safetensors").out
     check(evaluated == lines[0].replace("final loss", "loss") + "\n", evaluated)
@@ -698,13 +711,13 @@ def default_data():
 
 @test
 def link_plain():
-    """A training executable links as `cc model.o libnnrt.a -lopenblas -lm`."""
+    """A training executable links as `cc model.o libnnrt.a -lz -lopenblas -lm`."""
     check(ARGS.cc and ARGS.lib and ARGS.include, "link_plain needs --cc, --lib and --include")
     flags = ARGS.extra_flags.split() if ARGS.extra_flags else []
     source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "logreg.c")
     subprocess.run([ARGS.cc, *flags, "-c", "-I", ARGS.include, source, "-o", "model.o"],
                    check=True)
-    subprocess.run([ARGS.cc, *flags, "model.o", ARGS.lib, "-lopenblas", "-lm", "-o", "model"],
+    subprocess.run([ARGS.cc, *flags, "model.o", ARGS.lib, "-lz", "-lopenblas", "-lm", "-o", "model"],
                    check=True)
     write_csv("d.csv", logreg_rows())
     r = subprocess.run(["./model", "train", "--data", "d.csv", "--quiet"], capture_output=True,
@@ -801,7 +814,7 @@ def trace_outputs():
     check(open("t.csv").read() == to_stdout.out, "--trace-out differs from the stdout trace")
     check(r.out.splitlines() == to_stdout.err.splitlines()[-3:], "final lines differ")
     log = [line.split(",") for line in open("log.csv").read().splitlines()]
-    check(log[0] == ["step", "loss", "seconds"] and len(log) == 31, log[:2])
+    check(log[0] == ["step", "loss", "lr", "seconds"] and len(log) == 31, log[:2])
     # A log row has the loss the step started from, a trace row the loss after the step.
     for step in range(1, 30):
         check(close(float(log[step + 1][1]), rows[step][-1], 1e-8),
@@ -874,6 +887,288 @@ def trace_errors():
                  "rt_parabola: error: --trace is not an option of 'eval' "
                  "(see 'rt_parabola eval --help')", 2)
     check(not os.path.exists("parabola.safetensors"), "a failed run saved weights")
+
+
+# ---- optimizers, schedules, penalties ----
+
+
+def parabola_grad(p):
+    """Gradient of tests/runtime/parabola.c's loss at [x, v0..v9]."""
+    return [6 * p[0] - 3] + [2 * (p[1 + i] - i / 10) for i in range(10)]
+
+
+EPS = {"sgd": 0.0, "adagrad": 1e-10, "adadelta": 1e-6, "rmsprop": 1e-8, "adam": 1e-8,
+       "adamw": 1e-8}
+
+
+def optimizer_path(name, params, steps, lr, momentum=0.0, nesterov=False, beta1=0.9,
+                   beta2=0.999, rho=0.9, eps=None, weight_decay=0.01, l1=None, l2=None,
+                   clip=0.0):
+    """The params after `steps` updates by the optimizer's formulas (docs/runtime.md), with
+    per-element penalties l1, l2 (lists) and clipping by global norm, on the parabola."""
+    p, n = list(params), len(params)
+    eps = EPS[name] if eps is None else eps
+    a, b = [0.0] * n, [0.0] * n  # the state slots
+    for t in range(1, steps + 1):
+        g = parabola_grad(p)
+        for i in range(n):
+            sign = (p[i] > 0) - (p[i] < 0)
+            g[i] += (l1[i] if l1 else 0) * sign + (l2[i] if l2 else 0) * p[i]
+        norm = math.sqrt(sum(x * x for x in g))
+        if clip and norm > clip:
+            g = [x * clip / norm for x in g]
+        for i in range(n):
+            if name == "sgd" and momentum:
+                a[i] = momentum * a[i] + g[i]
+                p[i] -= lr * (g[i] + momentum * a[i] if nesterov else a[i])
+            elif name == "sgd":
+                p[i] -= lr * g[i]
+            elif name == "adagrad":
+                a[i] += g[i] * g[i]
+                p[i] -= lr * g[i] / (math.sqrt(a[i]) + eps)
+            elif name == "adadelta":
+                a[i] = rho * a[i] + (1 - rho) * g[i] * g[i]
+                d = math.sqrt(b[i] + eps) / math.sqrt(a[i] + eps) * g[i]
+                b[i] = rho * b[i] + (1 - rho) * d * d
+                p[i] -= lr * d
+            elif name == "rmsprop":
+                a[i] = rho * a[i] + (1 - rho) * g[i] * g[i]
+                u = g[i] / (math.sqrt(a[i]) + eps)
+                if momentum:
+                    b[i] = momentum * b[i] + u
+                    u = b[i]
+                p[i] -= lr * u
+            else:  # adam, adamw
+                if name == "adamw":
+                    p[i] *= 1 - lr * weight_decay
+                a[i] = beta1 * a[i] + (1 - beta1) * g[i]
+                b[i] = beta2 * b[i] + (1 - beta2) * g[i] * g[i]
+                mhat, vhat = a[i] / (1 - beta1 ** t), b[i] / (1 - beta2 ** t)
+                p[i] -= lr * mhat / (math.sqrt(vhat) + eps)
+    return p
+
+
+def parabola_after(args, steps=2):
+    """[x, v0..v9] saved after `steps` updates from the start point with these options."""
+    run("parabola", "train", "--init-weights", "start", "--steps", str(steps), "--save", "w",
+        "--quiet", *args)
+    _, tensors = read_safetensors("w")
+    return [*tensors["x"][2], *tensors["v"][2]]
+
+
+OPTIMIZER_CASES = [
+    # (options, optimizer_path keywords)
+    (["--optimizer", "sgd", "--momentum", "0", "--lr", "0.05"], dict(name="sgd", lr=0.05)),
+    (["--optimizer", "sgd", "--momentum", "0.9", "--lr", "0.05"],
+     dict(name="sgd", lr=0.05, momentum=0.9)),
+    (["--optimizer", "sgd", "--momentum", "0.9", "--nesterov", "on", "--lr", "0.05"],
+     dict(name="sgd", lr=0.05, momentum=0.9, nesterov=True)),
+    (["--optimizer", "adagrad", "--lr", "0.3"], dict(name="adagrad", lr=0.3)),
+    (["--optimizer", "adagrad", "--lr", "0.3", "--eps", "0.5"],
+     dict(name="adagrad", lr=0.3, eps=0.5)),
+    (["--optimizer", "adadelta", "--lr", "1", "--rho", "0.95"],
+     dict(name="adadelta", lr=1.0, rho=0.95)),
+    (["--optimizer", "rmsprop", "--lr", "0.01", "--momentum", "0"],
+     dict(name="rmsprop", lr=0.01)),
+    (["--optimizer", "rmsprop", "--lr", "0.01", "--momentum", "0.5", "--rho", "0.8"],
+     dict(name="rmsprop", lr=0.01, momentum=0.5, rho=0.8)),
+    (["--optimizer", "adam", "--lr", "0.1"], dict(name="adam", lr=0.1)),
+    (["--optimizer", "adam", "--lr", "0.1", "--beta1", "0.5", "--beta2", "0.9"],
+     dict(name="adam", lr=0.1, beta1=0.5, beta2=0.9)),
+    (["--optimizer", "adamw", "--lr", "0.1", "--weight-decay", "0.2"],
+     dict(name="adamw", lr=0.1, weight_decay=0.2)),
+]
+
+
+@test
+def optimizer_steps():
+    """Two updates of each optimizer against its formulas worked out here (f64)."""
+    write_parabola_start()
+    start = [2.0, *PARABOLA_V]
+    for args, kw in OPTIMIZER_CASES:
+        got = parabola_after(args)
+        wanted = optimizer_path(params=start, steps=2, **kw)
+        check(all(close(a, b, 1e-12, 1e-15) for a, b in zip(got, wanted)),
+              f"{' '.join(args)}:\n  got    {got}\n  wanted {wanted}")
+        # The first step alone differs from the second: two steps are really two.
+        one = optimizer_path(params=start, steps=1, **kw)
+        check(any(not close(a, b, 1e-9) for a, b in zip(one, wanted)), f"{args}: one step")
+
+
+@test
+def penalties_and_clipping():
+    write_parabola_start()
+    start = [2.0, *PARABOLA_V]
+    l2 = [0.5] + [0.1] * 10
+    l1 = [0.0] + [0.2] * 10
+    cases = [
+        (["--lr", "0.05", "--momentum", "0", "--l2", "x=0.5,v=0.1"],
+         dict(name="sgd", lr=0.05, l2=l2)),
+        (["--lr", "0.05", "--momentum", "0.5", "--l1", "v=0.2", "--l2", "x=0.5,v=0.1"],
+         dict(name="sgd", lr=0.05, momentum=0.5, l1=l1, l2=l2)),
+        (["--optimizer", "adam", "--lr", "0.1", "--l2", "v=0.1,x=0.5"],
+         dict(name="adam", lr=0.1, l2=l2)),
+        # A bare number is for weights (rank >= 2): the parabola has none.
+        (["--lr", "0.05", "--momentum", "0", "--l2", "3"], dict(name="sgd", lr=0.05)),
+        (["--lr", "0.05", "--momentum", "0", "--clip", "1"],
+         dict(name="sgd", lr=0.05, clip=1.0)),
+        (["--lr", "0.05", "--momentum", "0", "--clip", "1000"],
+         dict(name="sgd", lr=0.05, clip=1000.0)),
+    ]
+    for args, kw in cases:
+        got = parabola_after(args)
+        wanted = optimizer_path(params=start, steps=2, **kw)
+        check(all(close(a, b, 1e-12, 1e-15) for a, b in zip(got, wanted)),
+              f"{' '.join(args)}:\n  got    {got}\n  wanted {wanted}")
+    # logreg: --l2 0.1 is lin.W's alone (rank 2), lin.b (rank 1) is not penalised; a name
+    # overrides the bare number.
+    data = logreg_rows(16)
+    write_csv("d.csv", data)
+    w0 = [0.5, -0.25]
+    write_safetensors("s", {"lin.W": ("F32", [2, 1], w0), "lin.b": ("F32", [1], [0.1])})
+    for spec, lw, lb in [("0.1", 0.1, 0.0), ("0.1,lin.b=0.3", 0.1, 0.3), ("lin.W=0", 0, 0)]:
+        run("logreg", "train", "--data", "d.csv", "--init-weights", "s", "--batch", "16",
+            "--epochs", "1", "--shuffle", "off", "--momentum", "0", "--lr", "0.5", "--l2", spec,
+            "--save", "w", "--quiet")
+        _, t = read_safetensors("w")
+        _, g = logreg_batch(data, w0[0], w0[1], 0.1)
+        wanted = [w0[0] - 0.5 * (g[0] + lw * w0[0]), w0[1] - 0.5 * (g[1] + lw * w0[1]),
+                  0.1 - 0.5 * (g[2] + lb * 0.1)]
+        got = [*t["lin.W"][2], *t["lin.b"][2]]
+        check(all(close(a, b, 1e-5, 1e-6) for a, b in zip(got, wanted)),
+              f"--l2 {spec}: {got} vs {wanted}")
+    expect_error("logreg", ["train", "--data", "d.csv", "--l2", "lin.w=1"],
+                 "rt_logreg: error: --l2: model 'logreg' has no param 'lin.w' "
+                 "(its params: lin.W, lin.b)", 2)
+    expect_error("logreg", ["train", "--data", "d.csv", "--l1", "x"],
+                 "rt_logreg: error: --l1: 'x' is not a number >= 0", 2)
+
+
+@test
+def optimizers_converge():
+    write_csv("d.csv", softmax_rows())
+    for name, lr in [("sgd", "0.1"), ("adagrad", "0.5"), ("adadelta", "1"), ("rmsprop", "0.01"),
+                     ("adam", "0.05"), ("adamw", "0.05")]:
+        r = run("softmax", "train", "--data", "d.csv", "--optimizer", name, "--lr", lr,
+                "--no-save", "--quiet")
+        v = train_lines(r.out)
+        check(v["final accuracy"] >= 0.95 and v["final loss"] < 0.3, f"{name}: {r.out}")
+    write_parabola_start()
+    for name, lr in [("sgd", "0.05"), ("adagrad", "0.5"), ("rmsprop", "0.01"), ("adam", "0.1")]:
+        r = run("parabola", "train", "--init-weights", "start", "--optimizer", name, "--lr", lr,
+                "--steps", "1500", "--no-save", "--quiet")
+        # From 15.7 to within 0.01 of the minimum 3.25 (rmsprop and adam take steps of
+        # about lr whatever the gradient, so they hover that close).
+        check(values(r.out)["final loss"] < 3.26, f"{name}: {r.out}")
+
+
+def schedule_lr(step, steps, lr, schedule="constant", warmup=0, step_every=10, step_factor=0.1,
+                gamma=0.95, min_lr=0.0):
+    if step <= warmup:
+        return lr * step / warmup
+    k = step - warmup - 1
+    if schedule == "step":
+        return lr * step_factor ** (k // step_every)
+    if schedule == "exponential":
+        return lr * gamma ** k
+    if schedule == "cosine":
+        span = max(1, steps - warmup)
+        return min_lr + (lr - min_lr) * (1 + math.cos(math.pi * k / span)) / 2
+    return lr
+
+
+@test
+def schedules():
+    """The rate of each epoch (step, for the parabola), as --log records it."""
+    write_parabola_start()
+    cases = [
+        ([], {}),
+        (["--schedule", "step", "--step-every", "3", "--step-factor", "0.5"],
+         dict(schedule="step", step_every=3, step_factor=0.5)),
+        (["--schedule", "exponential", "--gamma", "0.8"], dict(schedule="exponential", gamma=0.8)),
+        (["--schedule", "cosine", "--min-lr", "0.01"], dict(schedule="cosine", min_lr=0.01)),
+        (["--schedule", "cosine", "--warmup", "3"], dict(schedule="cosine", warmup=3)),
+        (["--schedule", "step", "--warmup", "4", "--step-every", "2"],
+         dict(schedule="step", warmup=4, step_every=2)),
+    ]
+    for args, kw in cases:
+        run("parabola", "train", "--init-weights", "start", "--steps", "12", "--lr", "0.04",
+            "--log", "log.csv", "--no-save", "--quiet", *args)
+        log = [row.split(",") for row in open("log.csv").read().splitlines()]
+        check(log[0] == ["step", "loss", "lr", "seconds"], log[0])
+        for step in range(1, 13):
+            wanted = schedule_lr(step, 12, 0.04, **kw)
+            check(close(float(log[step][2]), wanted, 1e-8, 1e-15),
+                  f"{args} step {step}: lr {log[step][2]}, wanted {wanted}")
+    # A rate of 0 (the first warm-up... never: warm-up starts at lr/W) and the updates use
+    # the logged rate: sgd with the step schedule against the formulas.
+    got = parabola_after(["--lr", "0.05", "--momentum", "0", "--schedule", "step",
+                          "--step-every", "1", "--step-factor", "0.5"], steps=3)
+    p = [2.0, *PARABOLA_V]
+    for rate in (0.05, 0.025, 0.0125):
+        p = optimizer_path("sgd", p, 1, rate)
+    check(all(close(a, b, 1e-12) for a, b in zip(got, p)), f"{got} vs {p}")
+    # Epochs, for a model with inputs: the rate of epoch e, and the validation columns.
+    write_csv("d.csv", softmax_rows())
+    run("softmax", "train", "--data", "d.csv", "--epochs", "6", "--schedule", "exponential",
+        "--gamma", "0.5", "--validation", "0.2", "--log", "l.csv", "--no-save", "--quiet")
+    log = [row.split(",") for row in open("l.csv").read().splitlines()]
+    check(log[0] == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds",
+                     "samples_per_second"], log[0])
+    check([float(row[5]) for row in log[1:]] == [0.1 * 0.5 ** k for k in range(6)], log)
+
+
+@test
+def train_block_settings():
+    """Settings of the train block are defaults that the command line overrides."""
+    out = run("mlp", "train", "--help").out
+    for option, default in [("--optimizer NAME", "adam"), ("--beta1 X", "0.8"),
+                            ("--l2 SPEC", "W1=0.001"), ("--schedule NAME", "cosine"),
+                            ("--warmup N", "2"), ("--beta2 X", "0.999"), ("--clip X", "0")]:
+        pattern = rf"^  {re.escape(option)} +\S.*\(default: {re.escape(default)}\)$"
+        check(re.search(pattern, out, re.M), f"no {option} (default {default}):\n{out}")
+    write_csv("d.csv", mlp_rows(40))
+    r = run("mlp", "train", "--data", "d.csv", "--epochs", "4", "--log", "l.csv", "--no-save",
+            "--quiet")
+    lrs = [float(row.split(",")[-3]) for row in open("l.csv").read().splitlines()[1:]]
+    check(lrs == [schedule_lr(e, 4, 0.1, "cosine", warmup=2) for e in range(1, 5)], lrs)
+    run("mlp", "train", "--data", "d.csv", "--epochs", "4", "--schedule", "constant",
+        "--log", "l.csv", "--no-save", "--quiet")
+    lrs = [float(row.split(",")[-3]) for row in open("l.csv").read().splitlines()[1:]]
+    check(lrs == [0.05, 0.1, 0.1, 0.1], f"warm-up kept, schedule overridden: {lrs}")
+    # The train block's optimizer state is in its checkpoint: adam's m and v.
+    run("mlp", "train", "--data", "d.csv", "--epochs", "1", "--checkpoint-every", "1",
+        "--no-save", "--quiet")
+    header, _ = read_safetensors("mlp.ckpt.safetensors")
+    check("optimizer.m.W1" in header and "optimizer.v.b2" in header, list(header))
+    expect_error("mlp", ["train", "--optimizer", "lbfgs"],
+                 "rt_mlp: error: --optimizer must be sgd, adagrad, adadelta, rmsprop, adam or "
+                 "adamw, got 'lbfgs'", 2)
+    expect_error("mlp", ["train", "--beta1", "1"],
+                 "rt_mlp: error: --beta1 must be in [0, 1), got '1'", 2)
+
+
+@test
+def faults():
+    """A non-finite loss, gradient or param stops training, saying where and what helps."""
+    help = "; training stopped. A lower learning rate (--lr, now {lr}) or clipping the " \
+           "gradients (--clip 1) usually helps"
+    expect_error("parabola", ["train", "--lr", "10", "--quiet"],
+                 "rt_parabola: error: the loss became inf at step 88" + help.format(lr=10))
+    env = {"PARABOLA_INF_GRAD": "3"}
+    r = run("parabola", "train", "--clip", "5", "--quiet", expect=1, env=env)
+    check(r.err == "rt_parabola: error: the gradient of 'v' is nan or inf at step 1" +
+          help.format(lr=0.05) + "\n", r.err)
+    # The fused sgd_step keeps no gradient: the param it spoiled is named instead.
+    r = run("parabola", "train", "--quiet", expect=1, env=env)
+    check(r.err == "rt_parabola: error: param 'v' became nan or inf after the update at step 1" +
+          help.format(lr=0.05) + "\n", r.err)
+    write_csv("d.csv", logreg_rows())
+    r = run("logreg", "train", "--data", "d.csv", "--lr", "1e38", "--quiet", expect=1)
+    check(re.fullmatch(r"rt_logreg: error: (the loss became (nan|inf)|param 'lin\.[Wb]' became "
+                       r"nan or inf after the update) at epoch 1, step \d+; training stopped\. "
+                       r".*--clip 1\) usually helps\n", r.err), r.err)
+    check(not os.path.exists("logreg.safetensors"), "a failed run saved weights")
 
 
 # ---- gradcheck ----

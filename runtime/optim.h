@@ -1,0 +1,44 @@
+/* optim.h: optimizers (docs/runtime.md cites the paper of each), the penalties, gradient
+ * clipping and the check for non-finite values. Plain sgd without anything that needs the
+ * raw gradient runs the model's fused sgd_step; everything else calls grad() and updates
+ * the params here, in loops that vectorise and allocate nothing. */
+#ifndef NNRT_OPTIM_H
+#define NNRT_OPTIM_H
+
+#include <stdint.h>
+
+#include "nnrt.h"
+#include "options.h"
+
+#define RT_OPTIM_MAX_SLOTS 2
+
+typedef struct rt_optim rt_optim;
+
+/* Checks the optimizer options (l1/l2 names, eps) and allocates the state, zeroed. A bad
+ * option is a usage error. */
+rt_optim *rt_optim_new(const nnrt_model *m, void *fixed, const rt_options *o);
+void rt_optim_free(rt_optim *op);
+
+/* Whether steps run the model's fused sgd_step (no gradient to inspect). */
+int rt_optim_fused(const rt_optim *op);
+
+/* One update on the batch in ctx at learning rate lr. Returns -1, or the index of a param
+ * whose gradient is not finite (the update is then not made: RT_FAULT_GRADIENT in *kind),
+ * or of a param whose value is not finite after the update (RT_FAULT_VALUE). */
+enum rt_fault { RT_FAULT_GRADIENT, RT_FAULT_VALUE };
+int32_t rt_optim_step(rt_optim *op, nnrt_ctx *ctx, double lr, enum rt_fault *kind);
+
+/* The state, for checkpoints: slot s (0 .. slots-1) of param i, numel elements of the
+ * model's type, or NULL when that param has none (no gradient). */
+int rt_optim_slots(const rt_optim *op);
+const char *rt_optim_slot_name(const rt_optim *op, int s);
+void *rt_optim_state(const rt_optim *op, int s, int32_t param);
+/* Update steps taken (Adam's bias correction counts them). */
+int64_t rt_optim_steps(const rt_optim *op);
+void rt_optim_set_steps(rt_optim *op, int64_t steps);
+
+/* The learning rate of an epoch (1-based; a step for a model without inputs) under the
+ * schedule and warm-up of o, for a run of `epochs`. */
+double rt_schedule_lr(const rt_options *o, int64_t epoch, int64_t epochs);
+
+#endif

@@ -1,0 +1,36 @@
+/* progress.h: what training shows while it runs: a line per epoch on stderr (a live bar
+ * within the epoch when stderr is a terminal), and the --log CSV. Formats in
+ * docs/runtime.md. */
+#ifndef NNRT_PROGRESS_H
+#define NNRT_PROGRESS_H
+
+#include <stdint.h>
+
+#include "model.h"
+#include "nnrt.h"
+#include "options.h"
+
+typedef struct rt_progress rt_progress;
+
+/* Opens the log (appending, without a second header, when resuming into an existing one),
+ * so a bad path stops the run before training. has_validation adds the validation columns. */
+rt_progress *rt_progress_begin(const nnrt_model *m, const rt_options *o, int has_validation,
+                               int resuming);
+
+/* Within an epoch: redraws the bar on a terminal, at most ten times a second. done of total
+ * rows; r the epoch's metrics so far. Cheap enough to call after every step. */
+void rt_progress_tick(rt_progress *p, int64_t epoch, int64_t epochs, int64_t done, int64_t total,
+                      rt_metrics r);
+
+/* One epoch (a step, for a model without inputs) done: a log row always, a line on stderr
+ * for the first, the last and at most ten a second otherwise. validation NULL: none. */
+void rt_progress_epoch(rt_progress *p, int64_t epoch, int64_t epochs, rt_metrics r,
+                       const rt_metrics *validation, double lr, double epoch_seconds);
+
+/* Ends the bar's line on a terminal (before another message), and flushes the log. */
+void rt_progress_pause(rt_progress *p);
+
+/* Closes the log; a write error is fatal. */
+void rt_progress_end(rt_progress *p);
+
+#endif
