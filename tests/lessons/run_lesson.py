@@ -321,7 +321,7 @@ def case_peaks(lesson):
               f"{'' if sign > 0 else '-'}peaks there is {sign * near[3]}")
 
 
-# ---- 5. fixed learning rates, large and small ----
+# ---- 5. a fixed and a decaying learning rate ----
 
 def trace(out):
     """The rows of a `--trace` CSV (after its header) as lists of floats."""
@@ -332,28 +332,41 @@ def trace(out):
 
 def case_learning_rate(lesson):
     best = downhill_minimum(0.2)
-    exe, _ = lesson.build("learning_rate.nn")
 
-    # lr 0.06 (the file's): 1 - lr f''(x*) < -1, so x bounces between two points for ever.
-    rows = trace(lesson.run([exe, "train", "--quiet", "--no-save", "--trace", "x"]).stdout)
-    check(len(rows) == 101, f"learning_rate: {len(rows)} trace rows, wanted steps 0..100")
-    xs = [r[1] for r in rows]
+    def path(exe, *args):
+        out = lesson.run([exe, "train", "--quiet", "--no-save", "--trace", "x", *args]).stdout
+        rows = trace(out)
+        check(len(rows) == 101, f"learning_rate: {len(rows)} trace rows, wanted steps 0..100")
+        return [r[1] for r in rows]
+
+    # fixed, lr 0.06: 1 - lr f''(x*) < -1, so x ends bouncing between two points.
+    fixed, _ = lesson.build("learning_rate.nn", "fixed")
+    xs = path(fixed)
     check(abs(xs[-1] - best) > 0.1 and abs(df1(xs[-1])) > 1,
-          f"learning_rate: lr 0.06 was said to bounce, but ended at x = {xs[-1]}")
+          f"learning_rate: fixed was said to bounce, but ended at x = {xs[-1]}")
     check(abs(xs[-1] - xs[-3]) < 1e-4 and abs(xs[-1] - xs[-2]) > 0.2,
-          f"learning_rate: lr 0.06 should alternate between two points: {xs[-4:]}")
+          f"learning_rate: fixed should alternate between two points: {xs[-4:]}")
     check(xs[-1] < best < xs[-2] or xs[-2] < best < xs[-1],
           f"learning_rate: the two points {xs[-2:]} should straddle x* = {best}")
 
-    out = lesson.train(exe, "--no-save", "--lr", "0.01")
-    check(abs(number(out, "x =") - best) < 1e-4, f"learning_rate: lr 0.01 missed {best}:\n{out}")
+    # decaying: the same start rate, decayed by 0.95 a step, converges.
+    decaying, _ = lesson.build("learning_rate.nn", "decaying")
+    xs = path(decaying)
+    check(abs(xs[-1] - best) < 1e-4, f"learning_rate: decaying ended at {xs[-1]}, not {best}")
+    check(path(decaying, "--schedule", "constant") == path(fixed),
+          "learning_rate: decaying with --schedule constant should be fixed, step for step")
 
-    rows = trace(lesson.run([exe, "train", "--quiet", "--no-save", "--lr", "0.001",
-                             "--trace", "x"]).stdout)
-    xs = [r[1] for r in rows]
+    # a small fixed rate converges; a tiny one creeps; a fast decay freezes x short of x*.
+    xs = path(fixed, "--lr", "0.01")
+    check(abs(xs[-1] - best) < 1e-4, f"learning_rate: lr 0.01 ended at {xs[-1]}, not {best}")
+    xs = path(fixed, "--lr", "0.001")
     check(all(a < b for a, b in zip(xs, xs[1:])) and xs[-1] < best - 1e-3,
           f"learning_rate: lr 0.001 should creep up towards {best} without reaching it: "
           f"{xs[:3]} ... {xs[-3:]}")
+    xs = path(decaying, "--gamma", "0.5")
+    check(abs(xs[-1] - best) > 1e-3 and abs(xs[-1] - xs[-11]) < 1e-6,
+          f"learning_rate: with gamma 0.5 x should freeze short of {best}: {xs[-11]} ten steps "
+          f"before the end, {xs[-1]} at the end")
 
 
 # ---- 6. linear regression ----
