@@ -16,6 +16,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import struct
 import subprocess
 import sys
@@ -1169,6 +1170,170 @@ def faults():
                        r"nan or inf after the update) at epoch 1, step \d+; training stopped\. "
                        r".*--clip 1\) usually helps\n", r.err), r.err)
     check(not os.path.exists("logreg.safetensors"), "a failed run saved weights")
+
+
+# ---- validation, early stopping, checkpoints ----
+
+
+def log_rows(path):
+    lines = open(path).read().splitlines()
+    names = lines[0].split(",")
+    return [dict(zip(names, map(float, line.split(",")))) for line in lines[1:]]
+
+
+@test
+def early_stopping():
+    """Stops `patience` epochs after the best validation loss, with the best epoch's weights."""
+    rows = softmax_rows(150)
+    write_csv("train.csv", rows[:120])
+    # Validation labels that disagree with the training rows: the more training fits them,
+    # the worse the validation loss gets after a while.
+    rng = random.Random(9)
+    write_csv("val.csv", [(*row[:4], rng.randrange(3)) for row in rows[120:]])
+    r = run("softmax", "train", "--data", "train.csv", "--validation-data", "val.csv",
+            "--epochs", "200", "--early-stopping", "on", "--patience", "4", "--lr", "0.5",
+            "--log", "log.csv", "--save", "w")
+    log = log_rows("log.csv")
+    best = min(range(len(log)), key=lambda i: log[i]["val_loss"])
+    check(len(log) == best + 1 + 4 and len(log) < 200, f"{len(log)} epochs, best {best + 1}")
+    check(f"early stopping: validation loss has not improved for 4 epochs\n"
+          f"restored the weights of epoch {best + 1} (validation loss " in r.err, r.err)
+    v = values(r.out)
+    check(close(v["validation loss"], log[best]["val_loss"], 1e-7),
+          f"{v['validation loss']} vs the best epoch's {log[best]['val_loss']}")
+    evaluated = values(run("softmax", "eval", "--weights", "w", "--data", "val.csv").out)
+    check(close(evaluated["loss"], log[best]["val_loss"], 1e-7), "saved weights are not the best")
+    # Monitoring accuracy: the best is the first epoch with the highest accuracy.
+    run("softmax", "train", "--data", "train.csv", "--validation-data", "val.csv",
+        "--epochs", "200", "--early-stopping", "on", "--patience", "3", "--monitor", "accuracy",
+        "--log", "log.csv", "--no-save", "--quiet")
+    log = log_rows("log.csv")
+    accs = [row["val_accuracy"] for row in log]
+    best = accs.index(max(accs))
+    check(len(log) == best + 1 + 3, f"accuracy: {len(log)} epochs, best {best + 1}: {accs}")
+    expect_error("softmax", ["train", "--data", "train.csv", "--early-stopping", "on"],
+                 "rt_softmax: error: --early-stopping needs validation rows (--validation F or "
+                 "--validation-data FILE)", 2)
+    expect_error("softmax", ["train", "--data", "train.csv", "--validation", "0.2",
+                             "--validation-data", "val.csv"],
+                 "rt_softmax: error: give --validation F or --validation-data FILE, not both", 2)
+    write("bad.csv", "1,2,3,4,0\n1,2,x,4,1\n")
+    expect_error("softmax", ["train", "--data", "train.csv", "--validation-data", "bad.csv"],
+                 "bad.csv:2: error: column 2: 'x' is not a number")
+
+
+@test
+def validation_file():
+    rows = softmax_rows(150)
+    write_csv("train.csv", rows[:100])
+    write_csv("val.csv", rows[100:], header="a,b,c,d,y")
+    r = run("softmax", "train", "--data", "train.csv", "--validation-data", "val.csv",
+            "--save", "w", "--quiet")
+    v = train_lines(r.out, validation=True)
+    evaluated = values(run("softmax", "eval", "--weights", "w", "--data", "val.csv").out)
+    check(close(v["validation loss"], evaluated["loss"], 1e-9), f"{v} vs {evaluated}")
+    trained = values(run("softmax", "eval", "--weights", "w", "--data", "train.csv").out)
+    check(close(v["final loss"], trained["loss"], 1e-9), "the training rows are the whole file")
+
+
+def resume_cases():
+    return [
+        ("softmax", ["--data", "s.csv", "--batch", "7", "--validation", "0.2"]),
+        ("softmax", ["--data", "s.csv", "--optimizer", "adam", "--lr", "0.01", "--schedule",
+                     "cosine", "--warmup", "1", "--early-stopping", "on", "--validation", "0.3"]),
+        ("logreg", ["--data", "l.csv", "--optimizer", "rmsprop", "--lr", "0.01",
+                    "--momentum", "0.5", "--l2", "0.01", "--clip", "1"]),
+        ("parabola", ["--optimizer", "adadelta", "--lr", "1"]),
+    ]
+
+
+@test
+def resume():
+    """Train 2 epochs == train 1, then resume to 2: bit for bit, same stdout."""
+    write_csv("s.csv", softmax_rows())
+    write_csv("l.csv", logreg_rows())
+    for model, args in resume_cases():
+        count = "--steps" if model == "parabola" else "--epochs"
+        whole = run(model, "train", count, "4", "--save", "whole", "--quiet", *args)
+        run(model, "train", count, "2", "--checkpoint-every", "2", "--checkpoint", "c",
+            "--no-save", "--quiet", *args)
+        header, _ = read_safetensors("c")
+        check(header["__metadata__"]["nnrt.kind"] == "checkpoint", header["__metadata__"])
+        resumed = run(model, "train", count, "4", "--resume", "c", "--save", "resumed", "--quiet",
+                      *args)
+        check(open("whole", "rb").read() == open("resumed", "rb").read(),
+              f"{model} {args}: resumed weights differ")
+        check(whole.out == resumed.out, f"{model} {args}:\n{whole.out}vs\n{resumed.out}")
+    expect_error("parabola", ["train", "--resume", "whole"],
+                 "whole: error: not a checkpoint of this runtime: no 'nnrt.kind' in its metadata "
+                 "(a weights file starts training with --init-weights)")
+    run("softmax", "train", "--data", "s.csv", "--epochs", "1", "--checkpoint-every", "1",
+        "--checkpoint", "c", "--no-save", "--quiet")
+    # The checkpoint is a safetensors file a weights reader takes (state tensors are skipped).
+    r = run("softmax", "eval", "--weights", "c", "--data", "s.csv")
+    check(r.err == "", r.err)
+    expect_error("softmax", ["train", "--data", "s.csv", "--resume", "c", "--optimizer", "adam"],
+                 "rt_softmax: error: c was trained with --optimizer sgd; resume it with the same "
+                 "optimizer", 2)
+
+
+def interrupt(model, args, checkpoint):
+    """Starts training, sends SIGINT once it is under way; returns (exit code, stderr)."""
+    proc = subprocess.Popen([exe(model), "train", *args, "--checkpoint", checkpoint],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = proc.stderr.readline()  # the first epoch's line: training has begun
+    check(first.startswith(b"epoch 1/"), first)
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    return proc.returncode, (first + err).decode()
+
+
+@test
+def sigint():
+    """Ctrl-C finishes the step, saves a checkpoint that loads, and resuming from it ends
+    exactly where an uninterrupted run does."""
+    write_csv("l.csv", logreg_rows())
+    args = ["--data", "l.csv", "--epochs", "60000", "--optimizer", "adam", "--lr", "0.01"]
+    code, err = interrupt("logreg", args, "ck")
+    check(code == 130, f"exit {code}\n{err}")
+    m = re.search(r"^rt_logreg: interrupted at epoch (\d+) \((\d+) of 200 rows\), step (\d+); "
+                  r"saved the training state to ck\n"
+                  r"rt_logreg: continue with: rt_logreg train --resume ck \(and the same options\)\n\Z",
+                  err, re.M)
+    check(m, err)
+    epoch, rows, step = map(int, m.groups())
+    check(epoch < 60000 and (epoch - 1) * 25 + (rows + 7) // 8 == step, m.groups())
+    header, _ = read_safetensors("ck")
+    meta = header["__metadata__"]
+    check(int(meta["nnrt.step"]) == step and int(meta["nnrt.pos"]) == rows % 200, meta)
+    check(re.fullmatch(r"loss \S+\naccuracy \S+\n", run("logreg", "eval", "--weights", "ck",
+                                                        "--data", "l.csv").out), "eval")
+    whole = run("logreg", "train", *args, "--save", "whole", "--quiet")
+    resumed = run("logreg", "train", *args, "--resume", "ck", "--save", "resumed", "--quiet")
+    check(open("whole", "rb").read() == open("resumed", "rb").read(), "resumed weights differ")
+    check(whole.out == resumed.out, f"{whole.out} vs {resumed.out}")
+
+
+@test
+def atomic_save():
+    """A save killed part-way (NNRT_TEST_KILL_SAVE_AFTER: SIGKILL after that many bytes)
+    leaves the previous file whole."""
+    write_csv("l.csv", logreg_rows())
+    run("logreg", "train", "--data", "l.csv", "--epochs", "1", "--save", "w", "--quiet")
+    before = open("w", "rb").read()
+    for after in ("5", "60", str(len(before) - 2)):
+        r = run("logreg", "train", "--data", "l.csv", "--epochs", "3", "--save", "w",
+                "--quiet", expect=None, env={"NNRT_TEST_KILL_SAVE_AFTER": after})
+        check(r.code == -signal.SIGKILL, r.describe())
+        check(open("w", "rb").read() == before, f"killed after {after} bytes: w changed")
+        leftovers = [f for f in os.listdir(".") if f.startswith("w.tmp.")]
+        check(len(leftovers) == 1 and os.path.getsize(leftovers[0]) >= int(after),
+              f"the partial file: {leftovers}")
+        os.remove(leftovers[0])
+        read_safetensors("w")
+    run("logreg", "train", "--data", "l.csv", "--epochs", "3", "--save", "w", "--quiet")
+    check(open("w", "rb").read() != before, "a whole save replaces the file")
 
 
 # ---- gradcheck ----
