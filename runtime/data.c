@@ -4,6 +4,7 @@
 
 #include <math.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -26,27 +27,138 @@ int64_t rt_target_elems(const nnrt_model *m) {
     return total_numel(m->targets, m->n_targets);
 }
 
-static const nnrt_column_map *find_columns(const nnrt_model *m, const char *tensor) {
+/* The column ranges in force: --columns first, then the descriptor's. */
+typedef struct column_maps {
+    nnrt_column_map *given; /* from --columns */
+    int n_given;
+} column_maps;
+
+static const nnrt_column_map *find_columns(const nnrt_model *m, const column_maps *cm,
+                                           const char *tensor) {
+    for (int i = 0; i < cm->n_given; i++)
+        if (strcmp(cm->given[i].tensor, tensor) == 0) return &cm->given[i];
     for (int32_t i = 0; i < m->train.n_columns; i++)
         if (strcmp(m->train.columns[i].tensor, tensor) == 0) return &m->train.columns[i];
     return NULL;
 }
 
-/* One slot per input and target, from the descriptor's column ranges. */
-static void add_slots(const nnrt_model *m, const nnrt_tensor *tensors, int32_t n, int is_target,
-                      rt_csv_slot *slots, int *n_slots, int32_t *columns) {
+/* ---- --columns x=0..3,y=label ---- */
+
+/* The header's names, when the first non-blank line is a header (not all numbers): the
+ * same test the CSV reader makes. */
+typedef struct header {
+    char **names;
+    int n;
+} header;
+
+static int is_number_text(const char *p, size_t n) {
+    char buf[64];
+    if (n == 0 || n >= sizeof buf) return 0;
+    memcpy(buf, p, n);
+    buf[n] = '\0';
+    char *end;
+    strtod(buf, &end);
+    return *end == '\0' &&
+           (buf[0] == '-' || buf[0] == '+' || buf[0] == '.' || (buf[0] >= '0' && buf[0] <= '9'));
+}
+
+static header read_header(const char *text, size_t len) {
+    header h = {0};
+    const char *p = text, *end = text + len;
+    while (p < end && (*p == '\n' || *p == '\r' || *p == ' ' || *p == '\t')) p++;
+    const char *eol = memchr(p, '\n', (size_t)(end - p));
+    if (!eol) eol = end;
+    int numbers = 1, cap = 0;
+    while (p < eol) {
+        const char *comma = memchr(p, ',', (size_t)(eol - p));
+        const char *stop = comma ? comma : eol, *a = p, *b = stop;
+        while (a < b && (*a == ' ' || *a == '\t')) a++;
+        while (b > a && (b[-1] == ' ' || b[-1] == '\t' || b[-1] == '\r')) b--;
+        if (h.n == cap) {
+            int new_cap = cap ? 2 * cap : 16;
+            h.names = rt_grow_array(h.names, (size_t)cap, (size_t)new_cap, sizeof *h.names);
+            cap = new_cap;
+        }
+        h.names[h.n++] = rt_strndup(a, (size_t)(b - a));
+        numbers &= is_number_text(a, (size_t)(b - a));
+        p = comma ? comma + 1 : eol;
+    }
+    if (numbers) h.n = 0; /* a data row: no names */
+    return h;
+}
+
+/* A column given by index or by header name. */
+static int32_t column_index(const char *path, const header *h, const char *text, size_t len) {
+    int digits = len > 0;
+    for (size_t i = 0; i < len; i++) digits &= text[i] >= '0' && text[i] <= '9';
+    if (digits) return (int32_t)strtol(text, NULL, 10);
+    for (int i = 0; i < h->n; i++)
+        if (strlen(h->names[i]) == len && strncmp(h->names[i], text, len) == 0) return i;
+    if (h->n == 0)
+        rt_usage_error("--columns: '%.*s' is not a column index, and %s has no header to name "
+                       "columns",
+                       (int)len, text, rt_display_path(path));
+    rt_usage_error("--columns: %s has no column named '%.*s'", rt_display_path(path), (int)len,
+                   text);
+}
+
+static int is_data_tensor(const nnrt_model *m, const char *name, size_t len) {
+    for (int32_t i = 0; i < m->n_inputs; i++)
+        if (strlen(m->inputs[i].name) == len && !strncmp(m->inputs[i].name, name, len)) return 1;
+    for (int32_t i = 0; i < m->n_targets; i++)
+        if (strlen(m->targets[i].name) == len && !strncmp(m->targets[i].name, name, len)) return 1;
+    return 0;
+}
+
+/* TENSOR=FIRST[..LAST],...: each a column index or a header name. */
+static column_maps parse_columns(const nnrt_model *m, const char *spec, const char *path,
+                                 const char *text, size_t len) {
+    column_maps cm = {0};
+    if (!spec) return cm;
+    header h = read_header(text, len);
+    int count = 1;
+    for (const char *p = spec; *p; p++) count += *p == ',';
+    cm.given = rt_alloc_array((size_t)count, sizeof *cm.given);
+    for (const char *p = spec;;) {
+        const char *comma = strchr(p, ','), *stop = comma ? comma : p + strlen(p);
+        const char *eq = memchr(p, '=', (size_t)(stop - p));
+        if (!eq) rt_usage_error("--columns: '%.*s' is not TENSOR=COLUMNS", (int)(stop - p), p);
+        if (!is_data_tensor(m, p, (size_t)(eq - p)))
+            rt_usage_error("--columns: model '%s' has no input or target '%.*s'", m->name,
+                           (int)(eq - p), p);
+        const char *first = eq + 1, *dots = strstr(first, "..");
+        if (dots && dots > stop) dots = NULL;
+        nnrt_column_map *map = &cm.given[cm.n_given++];
+        map->tensor = rt_strndup(p, (size_t)(eq - p));
+        map->first = column_index(path, &h, first, (size_t)((dots ? dots : stop) - first));
+        map->last = dots ? column_index(path, &h, dots + 2, (size_t)(stop - dots - 2)) : map->first;
+        if (!comma) break;
+        p = comma + 1;
+    }
+    for (int i = 0; i < h.n; i++) rt_free(h.names[i]);
+    rt_free(h.names);
+    return cm;
+}
+
+/* One slot per input and target, from the column ranges in force. */
+static void add_slots(const nnrt_model *m, const column_maps *cm, const nnrt_tensor *tensors,
+                      int32_t n, int is_target, rt_csv_slot *slots, int *n_slots,
+                      int32_t *columns) {
     int64_t dest = 0;
     for (int32_t i = 0; i < n; i++) {
         const nnrt_tensor *t = &tensors[i];
-        const nnrt_column_map *map = find_columns(m, t->name);
+        const nnrt_column_map *map = find_columns(m, cm, t->name);
         if (!map) rt_fatal("model descriptor: no CSV columns for '%s'", t->name);
+        int given = 0;
+        for (int k = 0; k < cm->n_given; k++) given |= map == &cm->given[k];
+        const char *origin = given ? "--columns" : "model descriptor";
         if (map->first < 0 || map->last < map->first)
-            rt_fatal("model descriptor: bad CSV column range %d..%d for '%s'", map->first,
-                     map->last, t->name);
+            rt_fatal("%s: bad CSV column range %d..%d for '%s'", origin, map->first, map->last,
+                     t->name);
         int32_t count = map->last - map->first + 1;
         int64_t classes = is_target && count == 1 && t->numel > 1 ? t->numel : 0;
         if (!classes && count != t->numel)
-            rt_fatal("model descriptor: '%s' has %lld values but CSV columns %d..%d", t->name,
+            rt_fatal("%s: '%s' has %lld values but CSV columns %d..%d", origin, t->name,
                      (long long)t->numel, map->first, map->last);
         slots[(*n_slots)++] = (rt_csv_slot){t->name, map->first, count, is_target, dest, classes};
         if (map->last + 1 > *columns) *columns = map->last + 1;
@@ -64,18 +176,19 @@ static char *read_data_file(const char *path, size_t *len) {
     return plain;
 }
 
-static void load_csv(const nnrt_model *m, const char *path, rt_dataset *out) {
+static void load_csv(const nnrt_model *m, const char *path, const char *columns_spec,
+                     rt_dataset *out) {
+    size_t len;
+    char *text = read_data_file(path, &len);
+    column_maps cm = parse_columns(m, columns_spec, path, text, len);
     int n_slots = 0;
     int32_t columns = 0;
     rt_csv_slot *slots = rt_alloc_array((size_t)(m->n_inputs + m->n_targets), sizeof *slots);
-    add_slots(m, m->inputs, m->n_inputs, 0, slots, &n_slots, &columns);
-    add_slots(m, m->targets, m->n_targets, 1, slots, &n_slots, &columns);
+    add_slots(m, &cm, m->inputs, m->n_inputs, 0, slots, &n_slots, &columns);
+    add_slots(m, &cm, m->targets, m->n_targets, 1, slots, &n_slots, &columns);
     char what[64];
     snprintf(what, sizeof what, "the model reads columns 0..%d", columns - 1);
     rt_csv_layout layout = {slots, n_slots, columns, 0, 0, what};
-
-    size_t len;
-    char *text = read_data_file(path, &len);
     rt_csv_parse(path, text, len, &layout, m->f64, out);
     rt_free(text);
     rt_free(slots);
@@ -110,7 +223,6 @@ void rt_load_training_data(const nnrt_model *m, const char *data, rt_dataset *ou
 
 void rt_load_data_columns(const nnrt_model *m, const char *data, const char *columns,
                           rt_dataset *out) {
-    (void)columns;
     const char *kind = m->train.data_kind;
     out->input_elems = rt_input_elems(m);
     out->target_elems = rt_target_elems(m);
@@ -120,20 +232,22 @@ void rt_load_data_columns(const nnrt_model *m, const char *data, const char *col
                  kind ? kind : "(none)");
     char *images;
     const char *labels;
+    if (columns && idx_model)
+        rt_usage_error("--columns is for CSV data; this model reads IDX files");
     if (data && split_idx_pair(data, &images, &labels)) {
         load_idx(m, images, labels, out);
         rt_free(images);
     } else if (data && idx_model) {
         rt_usage_error("--data for this model needs two IDX files, IMAGES,LABELS; got '%s'", data);
     } else if (data) {
-        load_csv(m, data, out);
+        load_csv(m, data, columns, out);
     } else if (idx_model) {
         if (!m->train.data_path || !m->train.data_path2)
             rt_usage_error("no data files: give --data IMAGES,LABELS");
         load_idx(m, m->train.data_path, m->train.data_path2, out);
     } else {
         if (!m->train.data_path) rt_usage_error("no data file: give --data PATH");
-        load_csv(m, m->train.data_path, out);
+        load_csv(m, m->train.data_path, columns, out);
     }
 }
 
