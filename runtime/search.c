@@ -86,6 +86,27 @@ static void parse_range(dim *d, const char *spec) {
     if (d->points < 1) rt_usage_error("search: --%s: a grid needs at least 1 point", d->name);
 }
 
+static char *number_text(const struct dim *d, double v);
+
+/* Every value a trial may set, checked before the first trial (a bad one is a usage error
+ * naming the option, as on the command line). */
+static void check_values(const nnrt_model *m, const rt_options *o, const dim *dims, int n) {
+    rt_options scratch = *o;
+    for (int i = 0; i < n; i++) {
+        const dim *d = &dims[i];
+        if (!d->is_range) {
+            for (int k = 0; k < d->n_values; k++)
+                rt_options_set(m, &scratch, d->name, d->values[k]);
+            continue;
+        }
+        char *ends[2] = {number_text(d, d->lo), number_text(d, d->hi)};
+        for (int k = 0; k < 2; k++) {
+            rt_options_set(m, &scratch, d->name, ends[k]);
+            rt_free(ends[k]);
+        }
+    }
+}
+
 static dim *parse_dims(const rt_options *o) {
     dim *dims = rt_alloc_array((size_t)o->n_search + 1, sizeof *dims);
     for (int i = 0; i < o->n_search; i++) {
@@ -104,7 +125,7 @@ static dim *parse_dims(const rt_options *o) {
     return dims;
 }
 
-static char *number_text(const dim *d, double v) {
+static char *number_text(const struct dim *d, double v) {
     char buf[64];
     if (d->kind == 'i')
         snprintf(buf, sizeof buf, "%lld", (long long)llround(v));
@@ -230,6 +251,7 @@ int rt_cmd_search(const nnrt_model *m, const rt_options *o) {
     if (base.validation == 0 && !base.validation_data) base.validation = 0.2;
     int grid = strcmp(o->strategy, "grid") == 0, n_dims = o->n_search;
     dim *dims = parse_dims(o);
+    check_values(m, &base, dims, n_dims);
     rt_train_data data;
     rt_load_train_data(m, &base, &data);
     int64_t n = trial_count(o, dims, n_dims, grid);

@@ -1294,7 +1294,7 @@ def sigint():
     """Ctrl-C finishes the step, saves a checkpoint that loads, and resuming from it ends
     exactly where an uninterrupted run does."""
     write_csv("l.csv", logreg_rows())
-    args = ["--data", "l.csv", "--epochs", "60000", "--optimizer", "adam", "--lr", "0.01"]
+    args = ["--data", "l.csv", "--epochs", "30000", "--optimizer", "adam", "--lr", "0.01"]
     code, err = interrupt("logreg", args, "ck")
     check(code == 130, f"exit {code}\n{err}")
     m = re.search(r"^rt_logreg: interrupted at epoch (\d+) \((\d+) of 200 rows\), step (\d+); "
@@ -1303,7 +1303,7 @@ def sigint():
                   err, re.M)
     check(m, err)
     epoch, rows, step = map(int, m.groups())
-    check(epoch < 60000 and (epoch - 1) * 25 + (rows + 7) // 8 == step, m.groups())
+    check(epoch < 30000 and (epoch - 1) * 25 + (rows + 7) // 8 == step, m.groups())
     header, _ = read_safetensors("ck")
     meta = header["__metadata__"]
     check(int(meta["nnrt.step"]) == step and int(meta["nnrt.pos"]) == rows % 200, meta)
@@ -1456,6 +1456,148 @@ def columns():
     ]
     for args, message, code in cases:
         expect_error("softmax", ["train", *args], message, code)
+
+
+# ---- search, plot, progress, threads ----
+
+
+def noisy_logreg_rows(n=300, seed=1):
+    """logreg_rows with one label in ten flipped: a huge rate overfits the noise, a tiny one
+    barely moves, a middling one is clearly best."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        x0, x1 = round(rng.uniform(-1, 1), 4), round(rng.uniform(-1, 1), 4)
+        y = 1 if x0 + 2 * x1 - 0.3 > 0 else 0
+        rows.append((x0, x1, 1 - y if rng.random() < 0.1 else y))
+    return rows
+
+
+SEARCH_ROW = re.compile(r" *(\d+)  (\S+) +(\S+) +(\S+)")
+
+
+@test
+def search():
+    write_csv("d.csv", noisy_logreg_rows())
+    common = ["--data", "d.csv", "--epochs", "20"]
+    r = run("logreg", "search", *common, "--lr", "1e-5,0.3,1000", "--strategy", "grid",
+            "--save", "best")
+    lines = r.out.splitlines()
+    check(lines[0] == "rank  lr    val_loss      val_accuracy", lines[0])
+    ranked = [SEARCH_ROW.fullmatch(line).groups() for line in lines[1:4]]
+    check([row[1] for row in ranked] == ["0.3", "1e-5", "1000"], ranked)
+    check(float(ranked[0][2]) < 0.4 and float(ranked[2][2]) > 10, ranked)
+    check(lines[4] == "best: --lr 0.3", lines[4])
+    trials = re.findall(r"^trial (\d)/3  --lr (\S+)  val loss (\S+)  val accuracy \S+$", r.err,
+                        re.M)
+    check([t[1] for t in trials] == ["1e-5", "0.3", "1000"], r.err)
+    check(r.err.endswith("saved the best weights to best\n"), r.err)
+    # The best weights are those of a train run with the best setting (the same split: the
+    # search held out 20% of the rows for validation, as --validation 0.2 does).
+    v = values(run("logreg", "train", *common, "--lr", "0.3", "--validation", "0.2", "--save",
+                   "again", "--quiet").out)
+    check(open("best", "rb").read() == open("again", "rb").read(), "best weights differ")
+    check(close(v["validation loss"], float(ranked[0][2]), 1e-5), f"{v} vs {ranked[0]}")
+    # Random: log-uniform draws over the range, seeded; the best lies in the good middle.
+    r = run("logreg", "search", *common, "--lr", "1e-5..1e3:log", "--trials", "12",
+            "--batch", "8,16", "--no-save", "--quiet")
+    lines = r.out.splitlines()
+    check(lines[0].split() == ["rank", "lr", "batch", "val_loss", "val_accuracy"], lines[0])
+    rows = [line.split() for line in lines[1:13]]
+    check(len(rows) == 12 and all(1e-5 <= float(row[1]) <= 1e3 for row in rows), rows)
+    check({row[2] for row in rows} <= {"8", "16"}, rows)
+    check(1e-3 < float(rows[0][1]) < 5, f"best lr {rows[0][1]}")
+    losses = [float(row[3]) for row in rows]
+    check(losses == sorted(losses), "not ranked")
+    check(r.out == run("logreg", "search", *common, "--lr", "1e-5..1e3:log", "--trials", "12",
+                       "--batch", "8,16", "--no-save", "--quiet").out, "not reproducible")
+    # A grid of ranges: :K points, log-spaced.
+    r = run("logreg", "search", *common, "--lr", "0.001..1:log:4", "--strategy", "grid",
+            "--no-save", "--quiet")
+    check(sorted(float(line.split()[1]) for line in r.out.splitlines()[1:5]) ==
+          [0.001, 0.01, 0.1, 1.0], r.out)
+    expect_error("logreg", ["search", *common], "rt_logreg: error: search needs a range or a "
+                 "list to search, such as --lr 1e-4..1e-1:log or --batch 16,32,64", 2)
+    expect_error("logreg", ["search", *common, "--optimizer", "sgd..adam"],
+                 "rt_logreg: error: search: --optimizer takes a list (a,b), not a range", 2)
+    expect_error("logreg", ["search", *common, "--lr", "0..1:log"],
+                 "rt_logreg: error: search: --lr: a :log range needs numbers above 0", 2)
+    expect_error("logreg", ["search", *common, "--batch", "8,0"],
+                 "rt_logreg: error: --batch must be at least 1, got '0'", 2)
+
+
+@test
+def plot():
+    import xml.etree.ElementTree as ET
+    write_csv("d.csv", softmax_rows())
+    run("softmax", "train", "--data", "d.csv", "--epochs", "12", "--validation", "0.2",
+        "--plot", "p.svg", "--log", "l.csv", "--no-save", "--quiet")
+    text = open("p.svg").read()
+    check("href" not in text and "<script" not in text, "not self-contained")
+    svg = ET.fromstring(text)
+    ns = "{http://www.w3.org/2000/svg}"
+    check(svg.tag == ns + "svg", svg.tag)
+    titles = [t.text for t in svg.iter(ns + "text")]
+    check("loss" in titles and "accuracy" in titles and "validation" in titles, titles)
+    curves = [line.get("points").split() for line in svg.iter(ns + "polyline")]
+    check(len(curves) == 4 and all(len(c) == 12 for c in curves), [len(c) for c in curves])
+    # The training loss falls: its curve ends lower on the page (a larger y) than it starts.
+    first, last = (float(p.split(",")[1]) for p in (curves[0][0], curves[0][-1]))
+    check(last > first, f"loss curve from y {first} to {last}")
+    # Without validation rows, one curve per panel; a model without accuracy, one panel.
+    run("softmax", "train", "--data", "d.csv", "--epochs", "5", "--plot", "p.svg", "--no-save",
+        "--quiet")
+    check(len(list(ET.parse("p.svg").getroot().iter(ns + "polyline"))) == 2, "curves")
+    run("parabola", "train", "--steps", "30", "--plot", "q.svg", "--no-save", "--quiet")
+    svg = ET.parse("q.svg").getroot()
+    check([t.text for t in svg.iter(ns + "text")].count("accuracy") == 0, "parabola accuracy")
+    check(len(next(svg.iter(ns + "polyline")).get("points").split()) == 30, "30 steps")
+    expect_error("softmax", ["train", "--data", "d.csv", "--plot", "no/p.svg"],
+                 "no/p.svg: error: cannot write: No such file or directory")
+
+
+@test
+def progress_bar():
+    """On a terminal the epoch's bar is redrawn in place; piped, lines only."""
+    import pty
+    write_csv("d.csv", [row for _ in range(20) for row in logreg_rows()])
+    main, sub = pty.openpty()
+    proc = subprocess.Popen([exe("logreg"), "train", "--data", "d.csv", "--epochs", "3",
+                             "--batch", "1", "--no-save"], stdout=subprocess.PIPE, stderr=sub)
+    os.close(sub)
+    chunks = []
+    while True:
+        try:
+            data = os.read(main, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=60)
+    os.close(main)
+    screen = b"".join(chunks).decode()
+    check(re.search(r"\repoch 1/3 \[#*\.*\] +\d+%  loss \S+  accuracy \d\.\d{4}\x1b\[K", screen),
+          repr(screen[:300]))
+    check(re.search(r"\nepoch 3/3  loss \S+  accuracy \S+  lr 0\.5  \S+s  \d+ samples/s(\x1b\[K)?\r\n",
+                    screen), repr(screen[-400:]))
+    r = run("logreg", "train", "--data", "d.csv", "--epochs", "3", "--batch", "1", "--no-save")
+    check("\r" not in r.err and "\x1b" not in r.err, repr(r.err))
+
+
+@test
+def threads():
+    write_csv("d.csv", softmax_rows())
+    out = run("softmax", "train", "--help").out
+    check(re.search(r"^  --threads N +OpenBLAS threads \(0: all cores\) \(default: 1\)$", out,
+                    re.M), out)
+    run("softmax", "train", "--data", "d.csv", "--save", "a", "--quiet")
+    run("softmax", "train", "--data", "d.csv", "--save", "b", "--threads", "2", "--quiet")
+    run("softmax", "train", "--data", "d.csv", "--save", "c", "--threads", "0", "--quiet")
+    # Products this small are not split between threads, so the bits agree here.
+    check(open("a", "rb").read() == open("b", "rb").read() == open("c", "rb").read(), "threads")
+    expect_error("softmax", ["train", "--threads", "-1"],
+                 "rt_softmax: error: --threads must be at least 0, got '-1'", 2)
 
 
 # ---- gradcheck ----
