@@ -88,8 +88,10 @@ static void draw_curve(const panel *p, const double *rows, int64_t n, int c, con
     fprintf(p->f, "\"/>\n");
 }
 
-static void legend(const panel *p, int with_validation) {
+/* Top right for a loss (curves fall away from it), bottom right for an accuracy. */
+static void legend(const panel *p, int with_validation, int at_bottom) {
     double x = px(p, p->xa.hi) - 130, y = p->y0 + MARGIN_T + 14;
+    if (at_bottom) y = py(p, p->ya.lo) - (with_validation ? 30 : 14);
     fprintf(p->f,
             "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#1f77b4\" "
             "stroke-width=\"2\"/><text x=\"%.1f\" y=\"%.1f\" font-size=\"11\">training</text>\n",
@@ -128,7 +130,7 @@ static void draw_panel(FILE *f, double x0, const char *title, const char *unit, 
     draw_axes(&p, title, unit);
     draw_curve(&p, rows, n, c, "#1f77b4", 0);
     if (with_validation) draw_curve(&p, rows, n, c_val, "#ff7f0e", 1);
-    legend(&p, with_validation);
+    legend(&p, with_validation, accuracy);
 }
 
 void rt_plot_write(const char *path, const char *title, const char *unit, const double *rows,
