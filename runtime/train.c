@@ -660,7 +660,7 @@ static void write_outputs(const run *r) {
 
 int rt_cmd_train(const nnrt_model *m, const rt_options *o) {
     if (o->save) rt_check_writable(o->save);
-    if (o->checkpoint_every > 0 || o->checkpoint) rt_check_writable(o->checkpoint);
+    if (o->checkpoint_every > 0) rt_check_writable(o->checkpoint);
     if (o->plot) rt_check_writable(o->plot);
     if (o->resume && o->init_weights)
         rt_usage_error("give --resume FILE or --init-weights FILE, not both");
