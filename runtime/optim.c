@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model.h"
 #include "util.h"
 
 /* ---- the loops, for both element types ---- */
@@ -241,9 +242,13 @@ static int32_t nonfinite_param(const rt_optim *op) {
     return -1;
 }
 
+/* A scan of every param after every fused step would cost a pass over the weights each
+ * step. The step's loss is checked instead (B numbers); once it is not finite, the params
+ * are scanned to name the one that broke. A blow-up shows one step later this way, as the
+ * loss of the step after it. */
 static int32_t fused_step(rt_optim *op, nnrt_ctx *ctx, double lr) {
     op->m->sgd_step(ctx, lr, op->o->momentum);
-    return nonfinite_param(op);
+    return isfinite(rt_batch_cost(op->m, ctx)) ? -1 : nonfinite_param(op);
 }
 
 /* Penalties into the gradients, the non-finite check, then clipping by global norm. */

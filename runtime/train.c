@@ -251,7 +251,10 @@ static _Noreturn void fault(run *r, double cost, int32_t param, enum rt_fault ki
     if (r->progress) rt_progress_pause(r->progress);
     char at[96], what[512];
     where(r, at, sizeof at);
-    if (!isfinite(cost))
+    if (!isfinite(cost) && param >= 0 && kind == RT_FAULT_VALUE)
+        snprintf(what, sizeof what, "param '%s' became nan or inf, and the loss with it",
+                 r->m->params[param].name);
+    else if (!isfinite(cost))
         snprintf(what, sizeof what, "the loss became %s", isnan(cost) ? "nan" : "inf");
     else if (kind == RT_FAULT_VALUE)
         snprintf(what, sizeof what, "param '%s' became nan or inf after the update",

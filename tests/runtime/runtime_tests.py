@@ -1160,14 +1160,15 @@ def faults():
     r = run("parabola", "train", "--clip", "5", "--quiet", expect=1, env=env)
     check(r.err == "rt_parabola: error: the gradient of 'v' is nan or inf at step 1" +
           help.format(lr=0.05) + "\n", r.err)
-    # The fused sgd_step keeps no gradient: the param it spoiled is named instead.
+    # The fused sgd_step keeps no gradient, and its params are scanned only once the loss
+    # stops being finite (one step later): the param it spoiled is named then.
     r = run("parabola", "train", "--quiet", expect=1, env=env)
-    check(r.err == "rt_parabola: error: param 'v' became nan or inf after the update at step 1" +
-          help.format(lr=0.05) + "\n", r.err)
+    check(r.err == "rt_parabola: error: param 'v' became nan or inf, and the loss with it at "
+          "step 2" + help.format(lr=0.05) + "\n", r.err)
     write_csv("d.csv", logreg_rows())
     r = run("logreg", "train", "--data", "d.csv", "--lr", "1e38", "--quiet", expect=1)
     check(re.fullmatch(r"rt_logreg: error: (the loss became (nan|inf)|param 'lin\.[Wb]' became "
-                       r"nan or inf after the update) at epoch 1, step \d+; training stopped\. "
+                       r"nan or inf, and the loss with it) at epoch 1, step \d+; training stopped\. "
                        r".*--clip 1\) usually helps\n", r.err), r.err)
     check(not os.path.exists("logreg.safetensors"), "a failed run saved weights")
 
