@@ -211,6 +211,19 @@ static void grad_sign(AD *ad, Value *v, Value *g) {
     if (start_unary(ad, v)) vec_push(&ad->zero_rules, v);
 }
 #define grad_step grad_sign
+/* The masks are a hash of the step's noise_seed, the salt and the element's place in the
+ * batch (docs/codegen.md), so the backward pass recomputes them: the same dropout, applied
+ * to g. Nothing is kept from the forward pass. The hash numbers the elements of v's shape,
+ * so g is brought to it first. */
+static void grad_dropout(AD *ad, Value *v, Value *g) {
+    if (!start_unary(ad, v)) return;
+    Value *upstream =
+        shape_eq(g->shape, v->shape) ? g : annotate(ad, ir_broadcast(ad->g, g, v->shape));
+    Value *masked = E1(ad, OP_dropout, upstream);
+    masked->num = v->num;
+    masked->salt = v->salt;
+    contribute(ad, v, 0, masked);
+}
 static void grad_broadcast(AD *ad, Value *v, Value *g) {
     if (start_unary(ad, v)) contribute(ad, v, 0, g); /* contribute sums over the repeats */
 }

@@ -60,6 +60,9 @@ typedef struct Codegen {
     Entry entry;
     bool *needed; /* by Value.id */
     LLVMValueRef fixed, varying, batch, batch_cap, inv_batch, lr, momentum;
+    LLVMValueRef training, noise_seed; /* nnrt_ctx's, for dropout */
+
+    struct FusedLoop *loop; /* the fused loop being emitted: dropout reads its masks there */
 } Codegen;
 
 static void internal_error(const char *what) {
@@ -449,6 +452,13 @@ typedef struct Port {
     LLVMValueRef param, sample, row, scalar;
 } Port;
 
+/* A dropout member's masks in one call of its loop (docs/codegen.md, "Dropout"). */
+typedef struct Masks {
+    LLVMValueRef key;        /* i64: the hash of noise_seed and the salt */
+    LLVMValueRef keep_below; /* i64: keep where the top 32 bits of the hash are below it */
+    LLVMValueRef scale;      /* what a kept element is multiplied by */
+} Masks;
+
 typedef struct FusedLoop {
     int step;
     bool varying;
@@ -460,6 +470,11 @@ typedef struct FusedLoop {
     LLVMValueRef *out_row; /* per member: where the current row of it goes */
     bool uses_inv_batch;
     LLVMValueRef inv_batch;
+    bool uses_noise;                   /* a member is a dropout */
+    LLVMValueRef training, noise_seed; /* then the loop takes nnrt_ctx's two fields */
+    Masks *masks;                      /* per member, for the dropouts */
+    LLVMValueRef row_element;          /* i64: the current row's first element, b*numel + r*L */
+    LLVMValueRef element;              /* i64: the current element's place in the batch */
 } FusedLoop;
 
 static int member_index(const FusedLoop *L, const Value *v) {
@@ -495,6 +510,7 @@ static void collect_loop(Codegen *cg, int step, FusedLoop *L) {
         if (cg->needed[st->insts[i]->id]) vec_push(&L->members, st->insts[i]);
     for (int i = 0; i < L->members.n; i++) {
         const Value *m = L->members.v[i];
+        if (m->op == OP_dropout) L->uses_noise = true;
         for (int j = 0; j < m->nargs; j++) {
             Value *a = m->args[j];
             if (a->op == OP_inv_batch) L->uses_inv_batch = true;
@@ -506,6 +522,7 @@ static void collect_loop(Codegen *cg, int step, FusedLoop *L) {
     L->value = xalloc(n * sizeof *L->value);
     L->out = xalloc(n * sizeof *L->out);
     L->out_row = xalloc(n * sizeof *L->out_row);
+    L->masks = xalloc(n * sizeof *L->masks);
 }
 
 /* One loop over everything when every operand is either read at the loop's own index or
@@ -540,7 +557,69 @@ static LLVMValueRef loop_operand(Codegen *cg, FusedLoop *L, const Value *a, LLVM
     return p->scalar;
 }
 
+/* ---- dropout ----
+ * A mask is never stored: it is a hash, recomputed wherever it is needed (by the backward
+ * pass too). With mix() the finaliser of splitmix64 and G = 0x9E3779B97F4A7C15 its step,
+ *   key  = mix(noise_seed ^ mix(salt * G))                    once per call of the loop
+ *   keep = (mix(key + element * G) >> 32) < keep_below        per element
+ * where element = b * numel + e is the element's place in the batch. For one key the
+ * hashes of consecutive elements are consecutive outputs of splitmix64; it is all integer
+ * arithmetic inside the loop, so it vectorises with the loop. */
+
+#define SPLITMIX_STEP 0x9E3779B97F4A7C15ull
+
+static uint64_t mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static LLVMValueRef u64_const(Codegen *cg, uint64_t n) {
+    return LLVMConstInt(cg->i64, n, false);
+}
+
+/* mix64() in the generated code. */
+static LLVMValueRef emit_mix64(Codegen *cg, LLVMValueRef z) {
+    static const struct {
+        uint64_t shift, factor;
+    } rounds[2] = {{30, 0xBF58476D1CE4E5B9ull}, {27, 0x94D049BB133111EBull}};
+    for (int r = 0; r < 2; r++) {
+        z = LLVMBuildXor(cg->b, z, LLVMBuildLShr(cg->b, z, u64_const(cg, rounds[r].shift), ""), "");
+        z = LLVMBuildMul(cg->b, z, u64_const(cg, rounds[r].factor), "");
+    }
+    return LLVMBuildXor(cg->b, z, LLVMBuildLShr(cg->b, z, u64_const(cg, 31), ""), "");
+}
+
+/* While training, an element is kept with probability 1 - rate (to 2^-32) and scaled by
+ * 1/(1 - rate). Otherwise every element is kept and scaled by 1: the identity, bit for bit,
+ * without a second version of the loop. */
+static Masks masks_of(Codegen *cg, const FusedLoop *L, const Value *v) {
+    double rate = v->num;
+    LLVMValueRef zero = LLVMConstInt(cg->i32, 0, false);
+    LLVMValueRef training = LLVMBuildICmp(cg->b, LLVMIntNE, L->training, zero, "");
+    uint64_t salt = mix64((uint64_t)v->salt * SPLITMIX_STEP);
+    uint64_t below = (uint64_t)llround((1 - rate) * 0x1p32);
+    Masks m;
+    m.key = emit_mix64(cg, LLVMBuildXor(cg->b, L->noise_seed, u64_const(cg, salt), ""));
+    m.keep_below =
+        LLVMBuildSelect(cg->b, training, u64_const(cg, below), u64_const(cg, 1ull << 32), "");
+    m.scale =
+        LLVMBuildSelect(cg->b, training, elem_const(cg, 1 / (1 - rate)), elem_const(cg, 1), "");
+    return m;
+}
+
+static LLVMValueRef ew_dropout(Codegen *cg, const Value *v, LLVMValueRef *x) {
+    const FusedLoop *L = cg->loop;
+    const Masks *m = &L->masks[member_index(L, v)];
+    LLVMValueRef step = LLVMBuildMul(cg->b, L->element, u64_const(cg, SPLITMIX_STEP), "");
+    LLVMValueRef hash = emit_mix64(cg, LLVMBuildAdd(cg->b, m->key, step, ""));
+    LLVMValueRef top = LLVMBuildLShr(cg->b, hash, u64_const(cg, 32), "");
+    LLVMValueRef keep = LLVMBuildICmp(cg->b, LLVMIntULT, top, m->keep_below, "");
+    return LLVMBuildSelect(cg->b, keep, fp_mul(cg, x[0], m->scale), elem_const(cg, 0), "");
+}
+
 static void loop_body(Codegen *cg, FusedLoop *L, LLVMValueRef j) {
+    if (L->uses_noise) L->element = LLVMBuildNSWAdd(cg->b, L->row_element, j, "");
     for (int i = 0; i < L->members.n; i++) {
         const Value *m = L->members.v[i];
         LLVMValueRef x[3];
@@ -554,6 +633,7 @@ static void flat_loop(Codegen *cg, FusedLoop *L, LLVMValueRef nb) {
     LLVMValueRef total = mul64(cg, nb, int64_const(cg, L->numel));
     for (int i = 0; i < L->ports.n; i++) L->ports.v[i].row = L->ports.v[i].param;
     for (int i = 0; i < L->members.n; i++) L->out_row[i] = L->out[i];
+    L->row_element = int64_const(cg, 0);
     Loop lj;
     LLVMValueRef j = loop_begin(cg, &lj, total);
     loop_body(cg, L, j);
@@ -584,6 +664,7 @@ static void set_row_bases(Codegen *cg, FusedLoop *L, LLVMValueRef b, LLVMValueRe
         LLVMBuildNSWAdd(cg->b, mul64(cg, b, int64_const(cg, L->numel)), row_start, "");
     for (int i = 0; i < L->members.n; i++)
         if (L->out[i]) L->out_row[i] = element_ptr(cg, L->out[i], out_at);
+    L->row_element = out_at;
 }
 
 /* for b < nb: for r < numel/inner: for j < inner. */
@@ -612,13 +693,14 @@ static LLVMValueRef loop_function(Codegen *cg, FusedLoop *L) {
     const char *key = loop_key(L);
     for (LoopVariant *v = cg->loop_variants[L->step]; v; v = v->next)
         if (!strcmp(v->members, key)) return v->fn;
-    LLVMTypeRef *params = xalloc((size_t)(L->ports.n + L->members.n + 2) * sizeof *params);
+    LLVMTypeRef *params = xalloc((size_t)(L->ports.n + L->members.n + 4) * sizeof *params);
     unsigned n = 0;
     for (int i = 0; i < L->ports.n; i++) params[n++] = cg->elem_ptr;
     for (int i = 0; i < L->members.n; i++)
         if (stored(cg, L->members.v[i])) params[n++] = cg->elem_ptr;
     if (L->varying) params[n++] = cg->i64;
     if (L->uses_inv_batch) params[n++] = cg->elem;
+    if (L->uses_noise) params[n++] = cg->i32, params[n++] = cg->i64;
     LLVMValueRef fn = new_helper_function(cg, xprintf("nnc.loop.%d", L->step), params, n);
     unsigned k = 0;
     for (int i = 0; i < L->ports.n; i++) L->ports.v[i].param = LLVMGetParam(fn, k++);
@@ -626,13 +708,21 @@ static LLVMValueRef loop_function(Codegen *cg, FusedLoop *L) {
         if (stored(cg, L->members.v[i])) L->out[i] = LLVMGetParam(fn, k++);
     LLVMValueRef nb = L->varying ? LLVMGetParam(fn, k++) : int64_const(cg, 1);
     if (L->uses_inv_batch) L->inv_batch = LLVMGetParam(fn, k++);
+    if (L->uses_noise) {
+        L->training = LLVMGetParam(fn, k++);
+        L->noise_seed = LLVMGetParam(fn, k++);
+        for (int i = 0; i < L->members.n; i++)
+            if (L->members.v[i]->op == OP_dropout) L->masks[i] = masks_of(cg, L, L->members.v[i]);
+    }
     for (int i = 0; i < L->ports.n; i++)
         if (L->ports.v[i].kind == PORT_FIXED_SCALAR)
             L->ports.v[i].scalar = load_at(cg, L->ports.v[i].param, int64_const(cg, 0));
+    cg->loop = L;
     if (loop_is_flat(L))
         flat_loop(cg, L, nb);
     else
         nested_loops(cg, L, nb);
+    cg->loop = NULL;
     LLVMBuildRetVoid(cg->b);
     LoopVariant *variant = xalloc(sizeof *variant);
     *variant = (LoopVariant){cg->loop_variants[L->step], key, fn};
@@ -646,13 +736,14 @@ static void emit_loop_step(Codegen *cg, int step) {
     LLVMBasicBlockRef here = LLVMGetInsertBlock(cg->b);
     LLVMValueRef fn = loop_function(cg, &L);
     LLVMPositionBuilderAtEnd(cg->b, here);
-    LLVMValueRef *args = xalloc((size_t)(L.ports.n + L.members.n + 2) * sizeof *args);
+    LLVMValueRef *args = xalloc((size_t)(L.ports.n + L.members.n + 4) * sizeof *args);
     unsigned n = 0;
     for (int i = 0; i < L.ports.n; i++) args[n++] = address_of(cg, L.ports.v[i].v);
     for (int i = 0; i < L.members.n; i++)
         if (stored(cg, L.members.v[i])) args[n++] = address_of(cg, L.members.v[i]);
     if (L.varying) args[n++] = cg->batch;
     if (L.uses_inv_batch) args[n++] = cg->inv_batch;
+    if (L.uses_noise) args[n++] = cg->training, args[n++] = cg->noise_seed;
     call(cg, fn, args, n);
 }
 
@@ -1208,6 +1299,8 @@ static LLVMValueRef emit_entry(Codegen *cg, Entry e) {
     cg->varying = load_ctx_field(cg, ctx, 1, cg->elem_ptr);
     cg->batch = load_ctx_field(cg, ctx, 2, cg->i64);
     cg->batch_cap = load_ctx_field(cg, ctx, 3, cg->i64);
+    cg->training = load_ctx_field(cg, ctx, 4, cg->i32);
+    cg->noise_seed = load_ctx_field(cg, ctx, 5, cg->i64);
     cg->inv_batch = fp_div(cg, elem_const(cg, 1), LLVMBuildSIToFP(cg->b, cg->batch, cg->elem, ""));
     cg->lr = e == ENTRY_SGD_STEP ? to_elem(cg, LLVMGetParam(fn, 1)) : NULL;
     cg->momentum = e == ENTRY_SGD_STEP ? to_elem(cg, LLVMGetParam(fn, 2)) : NULL;
@@ -1489,8 +1582,8 @@ static void codegen_init(Codegen *cg, Graph *g, const Plan *plan, bool f64,
     cg->elem_ptr = compat_pointer_to(cg->ctx, cg->elem);
     cg->i8_ptr = compat_pointer_to(cg->ctx, cg->i8);
     /* nnrt_ctx: the arenas are typed as elements here (void * in C: same layout). */
-    LLVMTypeRef ctx_fields[4] = {cg->elem_ptr, cg->elem_ptr, cg->i64, cg->i64};
-    cg->ctx_type = named_struct(cg, "nnrt_ctx", ctx_fields, 4);
+    LLVMTypeRef ctx_fields[6] = {cg->elem_ptr, cg->elem_ptr, cg->i64, cg->i64, cg->i32, cg->i64};
+    cg->ctx_type = named_struct(cg, "nnrt_ctx", ctx_fields, 6);
     LLVMTypeRef ctx_ptr = compat_pointer_to(cg->ctx, cg->ctx_type);
     cg->entry_type = LLVMFunctionType(cg->void_type, &ctx_ptr, 1, false);
     LLVMTypeRef sgd_params[3] = {ctx_ptr, cg->f64_type, cg->f64_type};

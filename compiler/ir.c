@@ -109,6 +109,7 @@ static const char *shape_ew(Op op, int nargs, Value **args, Shape *shape, bool *
                        shape_str(args[0]->shape), shape_str(args[1]->shape));
     }
     *shape = out;
+    *varying |= op == OP_dropout; /* a mask per sample */
     return NULL;
 }
 

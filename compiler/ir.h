@@ -51,7 +51,8 @@ struct Value {
     Shape shape;  /* per sample */
     bool varying; /* has the implicit batch axis */
 
-    double num;     /* OP_const: the value; OP_leaky_relu: alpha */
+    double num;     /* OP_const: the value; OP_leaky_relu: alpha; OP_dropout: the rate */
+    int salt;       /* OP_dropout: whose masks: the id of the forward dropout (codegen.md) */
     bool ta, tb;    /* OP_matmul: transpose the first / second operand */
     bool sum_batch; /* OP_matmul: sum the per-sample products over the batch */
 

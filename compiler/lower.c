@@ -65,6 +65,7 @@ static const Builtin builtins[] = {
     {"sigmoid", OP_sigmoid, 1},
     {"relu", OP_relu, 1},
     {"leaky_relu", OP_leaky_relu, 1},
+    {"dropout", OP_dropout, 1},
     {"sign", OP_sign, 1},
     {"step", OP_step, 1},
     {"softmax", OP_softmax, 1},
@@ -73,6 +74,25 @@ static const Builtin builtins[] = {
     {"mean", OP_mean, 1},
     {"softmax_cross_entropy", OP_softmax_ce, 2},
 };
+
+/* Built-ins that also take one compile-time number (kept in Value.num), after their
+ * tensors or by name. */
+typedef struct Option {
+    Op op;
+    const char *name;
+    double value; /* when not given */
+} Option;
+
+static const Option options[] = {
+    {OP_leaky_relu, "alpha", 0.01},
+    {OP_dropout, "rate", 0.5},
+};
+
+static const Option *find_option(Op op) {
+    for (size_t i = 0; i < sizeof options / sizeof *options; i++)
+        if (options[i].op == op) return &options[i];
+    return NULL;
+}
 
 static const Builtin *find_builtin(const char *name) {
     for (size_t i = 0; i < sizeof builtins / sizeof *builtins; i++)
@@ -265,21 +285,49 @@ static Node *find_fn(Lower *L, const char *name) {
     return NULL;
 }
 
+/* Reads a built-in's option into *out; false after an error. */
+static bool read_option(Lower *L, Scope *s, const Option *opt, Node *a, double *out) {
+    Node *e = a->kind == ND_KWARG ? a->lhs : a;
+    LVal x = eval(L, s, e);
+    if (x.kind != LV_NUM) {
+        if (x.kind == LV_TENSOR) lower_error(L, e->loc, "%s must be a number", opt->name);
+        return false;
+    }
+    /* rate 1 would drop everything and scale by 1/0. */
+    if (opt->op == OP_dropout && !(x.num >= 0 && x.num < 1)) {
+        lower_error(L, e->loc, "dropout's rate must be at least 0 and below 1, got %s",
+                    ir_number_str(x.num));
+        return false;
+    }
+    *out = x.num;
+    return true;
+}
+
+/* dropout(x, rate): one mask per sample needs a value with samples. Rate 0 drops nothing. */
+static LVal build_dropout(Lower *L, Node *call, LVal x, const Value *proto) {
+    if (x.kind == LV_ERROR) return lv_error;
+    if (x.kind == LV_NUM || !x.v->varying) {
+        const char *what = x.kind == LV_NUM ? "a number" : ir_value_ref(x.v);
+        lower_error(L, call->loc,
+                    "dropout needs a value that varies per sample; %s is the same for every sample",
+                    what);
+        return lv_error;
+    }
+    if (proto->num == 0) return x;
+    LVal r = build_op(L, call, OP_dropout, 1, &x, proto);
+    if (r.kind == LV_TENSOR) r.v->salt = r.v->id; /* each call site its own masks */
+    return r;
+}
+
 static LVal call_builtin(Lower *L, Scope *s, Node *call, const Builtin *b) {
     LVal args[2];
     int n = 0;
-    Value proto = {.num = 0.01}; /* leaky_relu's default slope */
+    const Option *opt = find_option(b->op);
+    Value proto = {.num = opt ? opt->value : 0};
     for (int i = 0; i < call->args.n; i++) {
         Node *a = call->args.v[i];
-        bool alpha =
-            b->op == OP_leaky_relu && (a->kind == ND_KWARG ? !strcmp(a->str, "alpha") : n == 1);
-        if (alpha) {
-            LVal x = eval(L, s, a->kind == ND_KWARG ? a->lhs : a);
-            if (x.kind != LV_NUM) {
-                if (x.kind == LV_TENSOR) lower_error(L, a->loc, "alpha must be a number");
-                return lv_error;
-            }
-            proto.num = x.num;
+        if (opt && (a->kind == ND_KWARG ? !strcmp(a->str, opt->name) : n == b->nargs)) {
+            if (!read_option(L, s, opt, a, &proto.num)) return lv_error;
             continue;
         }
         if (a->kind == ND_KWARG || n == b->nargs) {
@@ -294,6 +342,7 @@ static LVal call_builtin(Lower *L, Scope *s, Node *call, const Builtin *b) {
                     b->nargs == 1 ? "" : "s", n);
         return lv_error;
     }
+    if (b->op == OP_dropout) return build_dropout(L, call, args[0], &proto);
     double folded;
     if (b->nargs == 1 && args[0].kind == LV_NUM && fold(b->op, args[0].num, 0, proto.num, &folded))
         return lv_num(folded);

@@ -46,6 +46,9 @@ static const char *rhs_str(const Value *v) {
     for (int i = 0; i < v->nargs; i++)
         s = xprintf("%s%s %s", s, i ? "," : "", ir_value_ref(v->args[i]));
     if (v->op == OP_leaky_relu) s = xprintf("%s, alpha=%s", s, ir_number_str(v->num));
+    if (v->op == OP_dropout) s = xprintf("%s, rate=%s", s, ir_number_str(v->num));
+    /* A backward dropout redraws the masks of its forward one. */
+    if (v->op == OP_dropout && v->salt != v->id) s = xprintf("%s, masks of #%d", s, v->salt);
     return s;
 }
 

@@ -76,9 +76,10 @@ static Value *fold_constants(Simplifier *s, Value *v) {
 /* ---- CSE ---- */
 
 static bool same_inst(const Value *a, const Value *b) {
-    if (a->op != b->op || a->nargs != b->nargs || a->num != b->num || a->ta != b->ta ||
-        a->tb != b->tb || a->sum_batch != b->sum_batch || a->varying != b->varying ||
-        !shape_eq(a->shape, b->shape))
+    /* Dropouts with different salts draw different masks: never one value. */
+    if (a->op != b->op || a->nargs != b->nargs || a->num != b->num || a->salt != b->salt ||
+        a->ta != b->ta || a->tb != b->tb || a->sum_batch != b->sum_batch ||
+        a->varying != b->varying || !shape_eq(a->shape, b->shape))
         return false;
     for (int i = 0; i < a->nargs; i++)
         if (a->args[i] != b->args[i]) return false;
@@ -92,7 +93,7 @@ static size_t inst_hash(const Value *v) {
     uint64_t bits;
     memcpy(&bits, &num, sizeof bits);
     return h ^ (size_t)bits ^ ((size_t)v->ta << 1) ^ ((size_t)v->tb << 2) ^
-           ((size_t)v->sum_batch << 3);
+           ((size_t)v->sum_batch << 3) ^ ((size_t)v->salt << 4);
 }
 
 /* Returns an earlier identical instruction, or records v and returns NULL. */

@@ -49,6 +49,9 @@ void set_grad(Graph *g, const char *name, Value *grad);
 /* ---- the reference ---- */
 /* Element i of sample `sample` of v, evaluated in double from the leaves' values in m. */
 double ref_eval(const Model *m, const Value *v, int64_t sample, int64_t i);
+/* What dropout v multiplies element i of sample `sample` by under m->ctx: 0, 1/(1-rate),
+ * or 1 when not training. */
+double ref_dropout_factor(const Model *m, const Value *v, int64_t sample, int64_t i);
 /* Compares every element of tensor t (every sample of the running batch) with v. */
 bool check_value(const char *label, const Model *m, const Value *v, const nnrt_tensor *t,
                  double tol);

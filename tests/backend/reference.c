@@ -44,6 +44,25 @@ static double elementwise(const Value *v, double a, double b) {
     }
 }
 
+/* ---- dropout, as docs/codegen.md defines its masks ---- */
+
+static uint64_t splitmix64_mix(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+double ref_dropout_factor(const Model *m, const Value *v, int64_t s, int64_t i) {
+    const uint64_t step = 0x9E3779B97F4A7C15ull;
+    double rate = v->num;
+    if (!m->ctx.training) return 1;
+    uint64_t key = splitmix64_mix(m->ctx.noise_seed ^ splitmix64_mix((uint64_t)v->salt * step));
+    uint64_t element = (uint64_t)(s * shape_numel(v->shape) + i);
+    uint64_t hash = splitmix64_mix(key + element * step);
+    bool keep = (hash >> 32) < (uint64_t)llround((1 - rate) * 4294967296.0);
+    return keep ? 1 / (1 - rate) : 0;
+}
+
 /* Row r of u (length C) into row[], and its log-sum-exp. */
 static double load_row(const Model *m, const Value *u, int64_t s, int64_t r, int64_t C,
                        double *row) {
@@ -122,6 +141,7 @@ double ref_eval(const Model *m, const Value *v, int64_t s, int64_t i) {
         double x[2] = {0, 0};
         for (int k = 0; k < v->nargs; k++)
             x[k] = ref_eval(m, v->args[k], s, i % shape_numel(v->args[k]->shape));
+        if (v->op == OP_dropout) return x[0] * ref_dropout_factor(m, v, s, i);
         return elementwise(v, x[0], x[1]);
     }
     case OPC_REDUCE: {
