@@ -372,7 +372,7 @@ static _Noreturn void stop_interrupted(run *r) {
     char at[96];
     if (has_inputs(r))
         snprintf(at, sizeof at, "epoch %lld (%lld of %lld rows), step %lld",
-                 (long long)r->epoch + (r->pos > 0), (long long)r->pos, (long long)r->data->n_train,
+                 (long long)r->epoch + 1, (long long)r->pos, (long long)r->data->n_train,
                  (long long)r->step);
     else
         snprintf(at, sizeof at, "step %lld", (long long)r->step);
