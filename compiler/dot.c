@@ -113,6 +113,10 @@ static const char *op_label(const Value *v) {
     switch (v->op) {
     case OP_neg: return xprintf("-%s", operand_name(v, 0));
     case OP_leaky_relu: return xprintf("leaky_relu, α = %s", ir_number_str(v->num));
+    case OP_dropout:
+        return v->salt == v->id
+                   ? xprintf("dropout, rate = %s", ir_number_str(v->num))
+                   : xprintf("dropout, rate = %s, masks of #%d", ir_number_str(v->num), v->salt);
     case OP_batch_sum: return "Σ batch";
     case OP_sum_to:
     case OP_broadcast: return xprintf("%s to %s", op_info[v->op].name, shape_str(v->shape));

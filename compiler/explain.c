@@ -262,6 +262,10 @@ static Expr render_op(const Explainer *ex, const Value *v, const Expr *a) {
         return atom(ex->tex ? xprintf("\\sqrt{%s}", a[0].s) : xprintf("sqrt(%s)", a[0].s));
     case OP_leaky_relu:
         return atom(fn_call(ex, "leaky_relu", xprintf("%s, %s", a[0].s, ir_number_str(v->num))));
+    case OP_dropout: /* a backward dropout applies its forward one's masks */
+        return atom(fn_call(ex, "dropout",
+                            xprintf("%s, %s%s", a[0].s, ir_number_str(v->num),
+                                    v->salt == v->id ? "" : xprintf(", masks of #%d", v->salt))));
     case OP_broadcast: return a[0]; /* the line's shape says where it spreads to */
     case OP_sum:
     case OP_mean:
