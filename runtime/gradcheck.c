@@ -377,6 +377,14 @@ static void print_notes(const tally *tl) {
                "the edge of the loss's domain): no derivative to compare, skipped.\n");
 }
 
+/* ", and 2 surrogate params are not checked" */
+static const char *surrogate_note(int surrogates) {
+    static char buf[96];
+    snprintf(buf, sizeof buf, " (%d surrogate param%s not checked)", surrogates,
+             surrogates == 1 ? "" : "s");
+    return buf;
+}
+
 /* The summary line and the exit status. */
 static int summarise(const nnrt_model *m, const tally *tl) {
     putchar('\n');
@@ -389,8 +397,15 @@ static int summarise(const nnrt_model *m, const tally *tl) {
         counted += !m->params[i].surrogate;
         failed += tl->failed[i];
     }
+    int surrogates = m->n_params - counted;
+    if (failed == 0 && counted == 0) {
+        printf("gradcheck: no param to check: the gradients of all %d come from surrogate rules\n",
+               surrogates);
+        return 0;
+    }
     if (failed == 0) {
-        printf("gradcheck: all %d params match\n", counted);
+        printf("gradcheck: all %d params match%s\n", counted,
+               surrogates ? surrogate_note(surrogates) : "");
         return 0;
     }
     printf("gradcheck: %d of %d params FAIL\n", failed, counted);
