@@ -96,8 +96,8 @@ typedef struct TrainSpec {
     double lr, momentum;
     int64_t batch, epochs, steps, seed;
     bool shuffle;
-    double validation;   /* fraction of the data held out, 0 for none */
-    bool classification; /* report accuracy */
+    double validation;     /* fraction of the data held out, 0 for none */
+    bool classification;   /* report accuracy */
     VEC(Setting) settings; /* the rest (runtime/settings.def), as option values */
 } TrainSpec;
 
@@ -129,7 +129,7 @@ typedef struct Graph {
     VEC(ParamInit) param_inits; /* parallel to params */
     Value *loss;                /* per-sample scalar */
     Value *output;              /* what predict prints (may equal loss for models without inputs) */
-    Value **param_grads; /* after autodiff: parallel to params; NULL where no gradient flows */
+    Value **param_grads;   /* after autodiff: parallel to params; NULL where no gradient flows */
     bool *param_surrogate; /* after autodiff: parallel to params; a surrogate rule shaped it */
     VEC(const char *) rule_notes; /* after autodiff: where fns' own backward rules were used */
     TrainSpec train;

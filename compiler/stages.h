@@ -40,8 +40,8 @@ typedef struct CustomRule {
     Program *prog;
     Node *fn;
     Node *call;
-    void *scope;   /* lower.c's bindings of the fn's arguments and locals at this call */
-    Value **args;  /* per fn argument: the tensor it was given, or NULL for a number */
+    void *scope;  /* lower.c's bindings of the fn's arguments and locals at this call */
+    Value **args; /* per fn argument: the tensor it was given, or NULL for a number */
 } CustomRule;
 
 /* The contribution of the rule for argument `arg` given g = upstream, the gradient of the
