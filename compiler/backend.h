@@ -29,4 +29,9 @@ int backend_compile(Graph *g, const BackendOptions *opt);
  * libnnrt.a is found by nnc_runtime_lib() (paths.h). Nothing is deleted, whatever happens. */
 int backend_link(const char *obj_path, const char *exe_path);
 
+/* The same, linked statically (-static, libopenblas.a): an executable that runs on another
+ * Linux machine of the same architecture with nothing installed (about 30 MB, because
+ * Debian's OpenBLAS carries kernels for every CPU). Not with a sanitizer build. */
+int backend_link_static(const char *obj_path, const char *exe_path);
+
 #endif

@@ -63,9 +63,15 @@ static int run_linker(const ArgList *args, const char *exe_path) {
     return 1;
 }
 
-int backend_link(const char *obj_path, const char *exe_path) {
+static int link_executable(const char *obj_path, const char *exe_path, bool fully_static) {
     const char *runtime = nnc_runtime_lib();
     if (!runtime) return 1;
+    if (fully_static && NNC_LINK_EXTRA[0]) {
+        diag_fatal_noloc("--static does not work with this nnc, which was built with sanitizers "
+                         "(%s)",
+                         NNC_LINK_EXTRA);
+        return 1;
+    }
     ArgList args = {0};
     vec_push(&args, c_compiler());
     vec_push(&args, obj_path);
@@ -76,9 +82,21 @@ int backend_link(const char *obj_path, const char *exe_path) {
     vec_push(&args, "-lmvec"); /* the vector exp/log/sin/cos/pow the loops call */
 #endif
     vec_push(&args, "-lm");
+    if (fully_static) {
+        vec_push(&args, "-lpthread"); /* OpenBLAS's threads */
+        vec_push(&args, "-static");
+    }
     push_words(&args, NNC_LINK_EXTRA);
     vec_push(&args, "-o");
     vec_push(&args, exe_path);
     vec_push(&args, NULL);
     return run_linker(&args, exe_path);
+}
+
+int backend_link(const char *obj_path, const char *exe_path) {
+    return link_executable(obj_path, exe_path, false);
+}
+
+int backend_link_static(const char *obj_path, const char *exe_path) {
+    return link_executable(obj_path, exe_path, true);
 }

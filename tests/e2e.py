@@ -7,6 +7,7 @@ written in the .nn files must resolve against the .nn file's own folder.
 """
 import os
 import re
+import struct
 import subprocess
 import sys
 import tempfile
@@ -121,6 +122,32 @@ def case_determinism(nnc, src, tmp):
     with open(w, "rb") as f:
         if f.read() == blobs[0]:
             raise Failure("a different seed saved the same weights")
+
+
+def needs_loader(path):
+    """True when the ELF file asks for a dynamic loader (has a PT_INTERP program header)."""
+    with open(path, "rb") as f:
+        elf = f.read()
+    if elf[:4] != b"\x7fELF" or elf[4] != 2:
+        raise Failure(f"{path} is not a 64-bit ELF file")
+    phoff, = struct.unpack_from("<Q", elf, 0x20)
+    phentsize, phnum = struct.unpack_from("<HH", elf, 0x36)
+    types = [struct.unpack_from("<I", elf, phoff + i * phentsize)[0] for i in range(phnum)]
+    return 3 in types
+
+
+def case_static(nnc, src, tmp):
+    dynamic = build(nnc, src, "xor", tmp)
+    static = os.path.join(tmp, "xor_static")
+    run([nnc, os.path.join(src, "examples", "xor.nn"), "--static", "-o", static], tmp)
+    if needs_loader(static):
+        raise Failure("--static made an executable that needs the dynamic loader")
+    if not needs_loader(dynamic):
+        raise Failure("the check cannot tell: the ordinary executable needs no loader either")
+    a = run([dynamic, "train", "--no-save"], tmp).stdout
+    b = run([static, "train", "--no-save"], tmp).stdout
+    if a != b or number(b, "final accuracy") != 1.0:
+        raise Failure(f"the static executable trains differently:\n{a}\n{b}")
 
 
 def main():
