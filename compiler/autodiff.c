@@ -126,23 +126,32 @@ static void grad_div(AD *ad, Value *v, Value *g) {
     }
 }
 
+/* where(c, x, 0): x where c > 0, else exactly 0. The branch not taken contributes nothing,
+ * even where x is inf or NaN there (see OP_where in ops.def). */
+static Value *taken_where(AD *ad, Value *c, Value *x) {
+    Value *args[3] = {c, x, C(ad, 0)};
+    return annotate(ad, ir_build(ad->g, OP_where, 3, args));
+}
+
+/* d(a^b)/da = b*a^(b-1), which is exactly 0 where b = 0 (a^0 is 1 for every a, even where
+ * a^-1 is inf). d(a^b)/db = a^b*log(a), exactly 0 where a = 0 (0^b is 0 for every b > 0,
+ * even though log(0) is -inf). PyTorch makes the same choices. */
 static void grad_pow(AD *ad, Value *v, Value *g) {
     Value *a = v->args[0], *b = v->args[1];
-    if (wants(ad, v, 0)) {
+    if (wants(ad, v, 0) && !(b->op == OP_const && b->num == 0)) {
         ad->operand = 0;
-        Value *b_minus_1;
-        if (b->op == OP_const) {
-            b_minus_1 = C(ad, b->num - 1);
-        } else {
-            Value *one = C(ad, 1);
-            b_minus_1 = E2(ad, OP_sub, b, one);
-        }
+        Value *b_minus_1 = b->op == OP_const ? C(ad, b->num - 1) : E2(ad, OP_sub, b, C(ad, 1));
         Value *local = E2(ad, OP_mul, b, E2(ad, OP_pow, a, b_minus_1));
-        contribute(ad, v, 0, E2(ad, OP_mul, g, local));
+        Value *d = E2(ad, OP_mul, g, local);
+        if (b->op != OP_const) d = taken_where(ad, E1(ad, OP_abs, b), d);
+        contribute(ad, v, 0, d);
     }
-    if (wants(ad, v, 1)) {
+    if (wants(ad, v, 1) && !(a->op == OP_const && a->num == 0)) {
         ad->operand = 1;
-        contribute(ad, v, 1, E2(ad, OP_mul, g, E2(ad, OP_mul, v, E1(ad, OP_log, a))));
+        Value *local = E2(ad, OP_mul, v, E1(ad, OP_log, a));
+        Value *d = E2(ad, OP_mul, g, local);
+        if (a->op != OP_const) d = taken_where(ad, E1(ad, OP_abs, a), d);
+        contribute(ad, v, 1, d);
     }
 }
 
@@ -170,8 +179,11 @@ static void grad_sqrt(AD *ad, Value *v, Value *g) {
     Value *two = C(ad, 2);
     contribute(ad, v, 0, E2(ad, OP_div, g, E2(ad, OP_mul, two, v)));
 }
+/* g*sign(u) where |u| > 0; at u = 0 the subgradient 0, exactly, whatever g is. */
 static void grad_abs(AD *ad, Value *v, Value *g) {
-    if (start_unary(ad, v)) unary(ad, v, g, E1(ad, OP_sign, v->args[0]));
+    if (!start_unary(ad, v)) return;
+    Value *signed_g = E2(ad, OP_mul, g, E1(ad, OP_sign, v->args[0]));
+    contribute(ad, v, 0, taken_where(ad, v, signed_g));
 }
 static void grad_sin(AD *ad, Value *v, Value *g) {
     if (start_unary(ad, v)) unary(ad, v, g, E1(ad, OP_cos, v->args[0]));
@@ -193,17 +205,30 @@ static void grad_sigmoid(AD *ad, Value *v, Value *g) {
     Value *one_minus = E2(ad, OP_sub, one, v);
     unary(ad, v, g, E2(ad, OP_mul, v, one_minus));
 }
+/* g where u > 0, else exactly 0: a relu that is off passes nothing back, even an inf (from
+ * sqrt(relu(u)), say). At u = 0 the derivative is 0, as in PyTorch. */
 static void grad_relu(AD *ad, Value *v, Value *g) {
-    if (start_unary(ad, v)) unary(ad, v, g, E1(ad, OP_step, v->args[0]));
+    if (start_unary(ad, v)) contribute(ad, v, 0, taken_where(ad, v->args[0], g));
 }
 static void grad_leaky_relu(AD *ad, Value *v, Value *g) {
     if (!start_unary(ad, v)) return;
-    /* step(u)*(1 - alpha) + alpha: 1 where u > 0, alpha elsewhere */
-    Value *step = E1(ad, OP_step, v->args[0]);
-    Value *one_minus_alpha = C(ad, 1 - v->num);
-    Value *scaled = E2(ad, OP_mul, step, one_minus_alpha);
+    Value *scaled = E2(ad, OP_mul, g, C(ad, v->num));
+    Value *args[3] = {v->args[0], g, scaled};
+    contribute(ad, v, 0, annotate(ad, ir_build(ad->g, OP_where, 3, args)));
+}
+/* u > 0 ? g : g*alpha*exp(u). The exp of the side not taken may overflow (u > 88.7 in f32):
+ * where drops it instead of multiplying it by 0. At u = 0 the derivative is alpha*exp(0). */
+static void grad_elu(AD *ad, Value *v, Value *g) {
+    if (!start_unary(ad, v)) return;
+    Value *u = v->args[0];
     Value *alpha = C(ad, v->num);
-    unary(ad, v, g, E2(ad, OP_add, scaled, alpha));
+    Value *local = E2(ad, OP_mul, alpha, E1(ad, OP_exp, u));
+    Value *scaled = E2(ad, OP_mul, g, local);
+    Value *args[3] = {u, g, scaled};
+    contribute(ad, v, 0, annotate(ad, ir_build(ad->g, OP_where, 3, args)));
+}
+static void grad_softplus(AD *ad, Value *v, Value *g) {
+    if (start_unary(ad, v)) unary(ad, v, g, E1(ad, OP_sigmoid, v->args[0]));
 }
 /* sign and step are flat: no gradient flows through them. Remember where it stopped. */
 static void grad_sign(AD *ad, Value *v, Value *g) {
@@ -251,6 +276,7 @@ static void grad_backward_only(AD *ad, Value *v, Value *g) {
     abort();
 }
 #define grad_batch_sum        grad_backward_only
+#define grad_where            grad_backward_only
 #define grad_softmax_grad     grad_backward_only
 #define grad_log_softmax_grad grad_backward_only
 #define grad_softmax_ce_grad  grad_backward_only

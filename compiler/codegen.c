@@ -404,28 +404,71 @@ static LLVMValueRef ew_sigmoid(Codegen *cg, const Value *v, LLVMValueRef *x) {
     return fp_div(cg, one, fp_add(cg, one, e));
 }
 
+/* relu, leaky_relu, elu, step and sign keep a NaN: `u > 0` is asked as "not u <= 0" (an
+ * unordered compare), so a NaN takes the side that passes u on. A NaN must reach the loss,
+ * where the runtime sees it, instead of turning into an innocent-looking 0. */
+static LLVMValueRef positive_or_nan(Codegen *cg, LLVMValueRef u) {
+    return LLVMBuildFCmp(cg->b, LLVMRealUGT, u, elem_const(cg, 0), "");
+}
+
 static LLVMValueRef ew_relu(Codegen *cg, const Value *v, LLVMValueRef *x) {
     (void)v;
-    LLVMValueRef zero = elem_const(cg, 0);
-    return select_if(cg, LLVMRealOGT, x[0], zero, x[0], zero);
+    return LLVMBuildSelect(cg->b, positive_or_nan(cg, x[0]), x[0], elem_const(cg, 0), "");
 }
 
 static LLVMValueRef ew_leaky_relu(Codegen *cg, const Value *v, LLVMValueRef *x) {
     LLVMValueRef scaled = fp_mul(cg, x[0], elem_const(cg, v->num));
-    return select_if(cg, LLVMRealOGT, x[0], elem_const(cg, 0), x[0], scaled);
+    return LLVMBuildSelect(cg->b, positive_or_nan(cg, x[0]), x[0], scaled, "");
 }
 
-static LLVMValueRef ew_sign(Codegen *cg, const Value *v, LLVMValueRef *x) {
-    (void)v;
-    LLVMValueRef zero = elem_const(cg, 0);
-    LLVMValueRef positive = select_if(cg, LLVMRealOGT, x[0], zero, elem_const(cg, 1), zero);
-    return select_if(cg, LLVMRealOLT, x[0], zero, elem_const(cg, -1), positive);
+/* exp(u) - 1 for u <= 0 without cancellation near 0, with the exp and log that vectorise.
+ * Near 0 Kahan's trick: with e = exp(u) rounded, (e - 1) * u / log(e) (u itself where e
+ * rounds to 1). Below -1/2 plainly e - 1, which cancels nothing there, while the trick would
+ * need log(e) of an e that has lost its digits (a subnormal e^-100). The side not taken
+ * (u > 0) is never used. */
+static LLVMValueRef exp_minus_1(Codegen *cg, LLVMValueRef u) {
+    LLVMValueRef one = elem_const(cg, 1), e = math1(cg, "exp", u);
+    LLVMValueRef e_minus_1 = fp_sub(cg, e, one);
+    LLVMValueRef kahan = fp_div(cg, fp_mul(cg, e_minus_1, u), math1(cg, "log", e));
+    LLVMValueRef near = select_if(cg, LLVMRealOEQ, e, one, u, kahan);
+    return select_if(cg, LLVMRealOLT, u, elem_const(cg, -0.5), e_minus_1, near);
+}
+
+static LLVMValueRef ew_elu(Codegen *cg, const Value *v, LLVMValueRef *x) {
+    LLVMValueRef negative = fp_mul(cg, elem_const(cg, v->num), exp_minus_1(cg, x[0]));
+    return LLVMBuildSelect(cg->b, positive_or_nan(cg, x[0]), x[0], negative, "");
+}
+
+/* log(1 + e) for 0 <= e <= 1 to full precision with a log that vectorises: with s = 1 + e
+ * rounded, log(s) is off by the rounding (s - 1) - e, divided by s. */
+static LLVMValueRef log_1_plus(Codegen *cg, LLVMValueRef e) {
+    LLVMValueRef s = fp_add(cg, elem_const(cg, 1), e);
+    LLVMValueRef rounding = fp_sub(cg, fp_sub(cg, s, elem_const(cg, 1)), e);
+    return fp_sub(cg, math1(cg, "log", s), fp_div(cg, rounding, s));
+}
+
+/* max(u, 0) + log(1 + exp(-|u|)): exp never overflows, and softplus(-100) is e^-100, not 0. */
+static LLVMValueRef ew_softplus(Codegen *cg, const Value *v, LLVMValueRef *x) {
+    LLVMValueRef tail =
+        log_1_plus(cg, math1(cg, "exp", LLVMBuildFNeg(cg->b, math1(cg, "fabs", x[0]), "")));
+    return fp_add(cg, ew_relu(cg, v, x), tail);
 }
 
 static LLVMValueRef ew_step(Codegen *cg, const Value *v, LLVMValueRef *x) {
     (void)v;
     LLVMValueRef zero = elem_const(cg, 0);
-    return select_if(cg, LLVMRealOGT, x[0], zero, elem_const(cg, 1), zero);
+    LLVMValueRef step = select_if(cg, LLVMRealOGT, x[0], zero, elem_const(cg, 1), zero);
+    return select_if(cg, LLVMRealUNO, x[0], x[0], x[0], step);
+}
+
+static LLVMValueRef ew_sign(Codegen *cg, const Value *v, LLVMValueRef *x) {
+    LLVMValueRef step = ew_step(cg, v, x); /* 1, 0 or NaN */
+    return select_if(cg, LLVMRealOLT, x[0], elem_const(cg, 0), elem_const(cg, -1), step);
+}
+
+static LLVMValueRef ew_where(Codegen *cg, const Value *v, LLVMValueRef *x) {
+    (void)v;
+    return LLVMBuildSelect(cg->b, positive_or_nan(cg, x[0]), x[1], x[2], "");
 }
 
 /* The repetition is in how the loop indexes the operand. */
@@ -751,7 +794,8 @@ static void emit_loop_step(Codegen *cg, int step) {
 
 typedef struct Terms {
     Operand a, b;
-    LLVMValueRef shift;    /* subtracted before exp; or the log-sum-exp */
+    LLVMValueRef shift;    /* subtracted before exp: the row's max */
+    LLVMValueRef log_sum;  /* log(sum e^(a - shift)) */
     LLVMValueRef store_to; /* term_exp_shifted also stores each term here when set */
 } Terms;
 
@@ -771,10 +815,12 @@ static LLVMValueRef term_exp_shifted(Codegen *cg, const Terms *t, LLVMValueRef i
     return e;
 }
 
-/* -y * log_softmax(z) = y * (lse - z), with a = z, b = y, shift = lse: never a difference
- * of two large numbers. */
+/* -y * log_softmax(z) = y * (log(sum) - (z - max)), with a = z, b = y, shift = max and
+ * log_sum = log(sum e^(z - max)): never a difference of two large numbers, and the max is
+ * taken off z before anything is added to it (max + log(sum) would round to max's ulp). */
 static LLVMValueRef term_cross_entropy(Codegen *cg, const Terms *t, LLVMValueRef i) {
-    return fp_mul(cg, operand_at(cg, t->b, i), fp_sub(cg, t->shift, operand_at(cg, t->a, i)));
+    LLVMValueRef shifted = fp_sub(cg, operand_at(cg, t->a, i), t->shift);
+    return fp_mul(cg, operand_at(cg, t->b, i), fp_sub(cg, t->log_sum, shifted));
 }
 
 /* The sum of term(i) for i < n, reassociated freely: the same binary always sums in the
@@ -803,10 +849,12 @@ static LLVMValueRef max_of(Codegen *cg, int64_t n, Operand a) {
     return LLVMBuildLoad2(cg->b, cg->elem, acc, "");
 }
 
-static LLVMValueRef log_sum_exp(Codegen *cg, Operand z, int64_t n) {
-    LLVMValueRef m = max_of(cg, n, z);
-    Terms t = {.a = z, .shift = m};
-    return fp_add(cg, m, math1(cg, "log", sum_terms(cg, n, term_exp_shifted, &t)));
+/* The row's max m and log(sum e^(z - m)): log-sum-exp is their sum, but z - lse is better
+ * computed as (z - m) - log(sum), which never rounds to the ulp of a large m. */
+static Terms shifted_log_sum(Codegen *cg, Operand z, int64_t n) {
+    Terms t = {.a = z, .shift = max_of(cg, n, z)};
+    t.log_sum = math1(cg, "log", sum_terms(cg, n, term_exp_shifted, &t));
+    return t;
 }
 
 /* ---- row ops: one row of C elements; row[k] points at operand k's row ---- */
@@ -823,16 +871,18 @@ static void row_softmax(Codegen *cg, Operand *row, LLVMValueRef out, int64_t C) 
 }
 
 static void row_log_softmax(Codegen *cg, Operand *row, LLVMValueRef out, int64_t C) {
-    LLVMValueRef lse = log_sum_exp(cg, row[0], C);
+    Terms t = shifted_log_sum(cg, row[0], C);
     Loop l;
     LLVMValueRef i = loop_begin(cg, &l, int64_const(cg, C));
-    store_at(cg, out, i, fp_sub(cg, operand_at(cg, row[0], i), lse));
+    LLVMValueRef shifted = fp_sub(cg, operand_at(cg, row[0], i), t.shift);
+    store_at(cg, out, i, fp_sub(cg, shifted, t.log_sum));
     loop_end(cg, &l, false);
 }
 
 /* out points at the sample's loss, which sums the rows' cross-entropies. */
 static void row_softmax_ce(Codegen *cg, Operand *row, LLVMValueRef out, int64_t C) {
-    Terms t = {.a = row[0], .b = row[1], .shift = log_sum_exp(cg, row[0], C)};
+    Terms t = shifted_log_sum(cg, row[0], C);
+    t.b = row[1];
     LLVMValueRef ce = sum_terms(cg, C, term_cross_entropy, &t);
     LLVMValueRef zero = int64_const(cg, 0);
     store_at(cg, out, zero, fp_add(cg, load_at(cg, out, zero), ce));

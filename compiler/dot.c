@@ -113,6 +113,10 @@ static const char *op_label(const Value *v) {
     switch (v->op) {
     case OP_neg: return xprintf("-%s", operand_name(v, 0));
     case OP_leaky_relu: return xprintf("leaky_relu, α = %s", ir_number_str(v->num));
+    case OP_elu: return xprintf("elu, α = %s", ir_number_str(v->num));
+    case OP_where:
+        return xprintf("%s > 0 ? %s : %s", operand_name(v, 0), operand_name(v, 1),
+                       operand_name(v, 2));
     case OP_dropout:
         return v->salt == v->id
                    ? xprintf("dropout, rate = %s", ir_number_str(v->num))

@@ -243,6 +243,17 @@ static Expr reduction(const Explainer *ex, const Value *v, Expr a) {
     }
 }
 
+/* where(c, a, b): "a ⊙ [c > 0]" when b is 0 (an Iverson bracket: 1 where c > 0, else 0),
+ * else "(c > 0 ? a : b)". */
+static Expr selection(const Explainer *ex, const Value *v, const Expr *a) {
+    const char *cond = xprintf("%s > 0", wrap(ex, a[0], P_SUM));
+    if (v->args[2]->op == OP_const && v->args[2]->num == 0)
+        return expr(xprintf("%s%s[%s]", wrap(ex, a[1], P_PROD), pick(ex, " ⊙ ", " \\odot "), cond),
+                    P_PROD);
+    return atom(ex->tex ? xprintf("\\left(%s \\;?\\; %s : %s\\right)", cond, a[1].s, a[2].s)
+                        : xprintf("(%s ? %s : %s)", cond, a[1].s, a[2].s));
+}
+
 /* An instruction written as math over its rendered operands a[]. */
 static Expr render_op(const Explainer *ex, const Value *v, const Expr *a) {
     bool scalar = v->nargs == 2 && (v->args[0]->shape.rank == 0 || v->args[1]->shape.rank == 0);
@@ -267,6 +278,8 @@ static Expr render_op(const Explainer *ex, const Value *v, const Expr *a) {
                             xprintf("%s, %s%s", a[0].s, ir_number_str(v->num),
                                     v->salt == v->id ? "" : xprintf(", masks of #%d", v->salt))));
     case OP_broadcast: return a[0]; /* the line's shape says where it spreads to */
+    case OP_where: return selection(ex, v, a);
+    case OP_elu: return atom(fn_call(ex, "elu", xprintf("%s, %s", a[0].s, ir_number_str(v->num))));
     case OP_sum:
     case OP_mean:
     case OP_batch_sum:

@@ -65,6 +65,8 @@ static const Builtin builtins[] = {
     {"sigmoid", OP_sigmoid, 1},
     {"relu", OP_relu, 1},
     {"leaky_relu", OP_leaky_relu, 1},
+    {"elu", OP_elu, 1},
+    {"softplus", OP_softplus, 1},
     {"dropout", OP_dropout, 1},
     {"sign", OP_sign, 1},
     {"step", OP_step, 1},
@@ -85,6 +87,7 @@ typedef struct Option {
 
 static const Option options[] = {
     {OP_leaky_relu, "alpha", 0.01},
+    {OP_elu, "alpha", 1.0},
     {OP_dropout, "rate", 0.5},
 };
 
@@ -104,7 +107,8 @@ bool lower_is_builtin(const char *name) {
     return find_builtin(name) != NULL;
 }
 
-/* Folds an elementwise op applied to numbers, so `exp(1)` or `2*3` stays a number. */
+/* Folds an elementwise op applied to numbers, so `exp(1)` or `2*3` stays a number. The
+ * semantics are codegen's, NaN included: `a <= 0 ? ... : a` keeps a NaN. */
 static bool fold(Op op, double a, double b, double alpha, double *out) {
     switch (op) {
     case OP_add: *out = a + b; return true;
@@ -121,10 +125,12 @@ static bool fold(Op op, double a, double b, double alpha, double *out) {
     case OP_cos: *out = cos(a); return true;
     case OP_tanh: *out = tanh(a); return true;
     case OP_sigmoid: *out = 1 / (1 + exp(-a)); return true;
-    case OP_relu: *out = a > 0 ? a : 0; return true;
-    case OP_leaky_relu: *out = a > 0 ? a : alpha * a; return true;
-    case OP_sign: *out = (a > 0) - (a < 0); return true;
-    case OP_step: *out = a > 0; return true;
+    case OP_relu: *out = a <= 0 ? 0 : a; return true;
+    case OP_leaky_relu: *out = a <= 0 ? alpha * a : a; return true;
+    case OP_elu: *out = a <= 0 ? alpha * expm1(a) : a; return true;
+    case OP_softplus: *out = (a <= 0 ? 0 : a) + log1p(exp(-fabs(a))); return true;
+    case OP_sign: *out = isnan(a) ? a : (a > 0) - (a < 0); return true;
+    case OP_step: *out = isnan(a) ? a : a > 0; return true;
     default: return false;
     }
 }

@@ -40,12 +40,16 @@ static const char *rhs_str(const Value *v) {
                        v->tb ? "^T" : "", sum);
     }
     if (v->op == OP_batch_sum) return xprintf("sum over batch %s", ir_value_ref(v->args[0]));
+    if (v->op == OP_where)
+        return xprintf("where %s > 0 ? %s : %s", ir_value_ref(v->args[0]), ir_value_ref(v->args[1]),
+                       ir_value_ref(v->args[2]));
     if (v->op == OP_broadcast || v->op == OP_sum_to)
         return xprintf("%s %s to %s", name, ir_value_ref(v->args[0]), shape_str(v->shape));
     const char *s = name;
     for (int i = 0; i < v->nargs; i++)
         s = xprintf("%s%s %s", s, i ? "," : "", ir_value_ref(v->args[i]));
-    if (v->op == OP_leaky_relu) s = xprintf("%s, alpha=%s", s, ir_number_str(v->num));
+    if (v->op == OP_leaky_relu || v->op == OP_elu)
+        s = xprintf("%s, alpha=%s", s, ir_number_str(v->num));
     if (v->op == OP_dropout) s = xprintf("%s, rate=%s", s, ir_number_str(v->num));
     /* A backward dropout redraws the masks of its forward one. */
     if (v->op == OP_dropout && v->salt != v->id) s = xprintf("%s, masks of #%d", s, v->salt);

@@ -2,9 +2,9 @@
  *
  * One forward walk rewrites each instruction's operands through the replacements found so
  * far, then tries, in order: constant folding, algebraic identities (x*1, x+0, x-0, x/1,
- * x^1, --x, a broadcast or sum_to that changes nothing), and common-subexpression
- * elimination. A last walk drops what no root (loss, output, gradients) needs. Leaves that
- * the binary exposes (inputs, targets, params) always stay. */
+ * x^1, --x, a broadcast or sum_to that changes nothing, a where whose choice is known), and
+ * common-subexpression elimination. A last walk drops what no root (loss, output, gradients)
+ * needs. Leaves that the binary exposes (inputs, targets, params) always stay. */
 #include "stages.h"
 
 #include <math.h>
@@ -31,6 +31,13 @@ static bool same_type(const Value *v, const Value *x) {
     return x->varying == v->varying && shape_eq(x->shape, v->shape);
 }
 
+/* where(c, x, x) is x; where(c, a, b) with a constant c is a or b. */
+static Value *where_identity(Value *v) {
+    Value *c = v->args[0], *a = v->args[1], *b = v->args[2];
+    Value *chosen = a == b ? a : c->op == OP_const ? (c->num <= 0 ? b : a) : NULL;
+    return chosen && same_type(v, chosen) ? chosen : NULL;
+}
+
 static Value *identity_of(Value *v) {
     if (v->custom) return NULL; /* its backward rule is attached to this very value */
     Value *a = v->args[0], *b = v->nargs > 1 ? v->args[1] : NULL;
@@ -49,6 +56,7 @@ static Value *identity_of(Value *v) {
     case OP_neg: return a->op == OP_neg ? a->args[0] : NULL;
     case OP_broadcast:
     case OP_sum_to: return same_type(v, a) ? a : NULL;
+    case OP_where: return where_identity(v);
     default: return NULL;
     }
 }
