@@ -15,11 +15,16 @@ static double leaf(const Model *m, const Value *v, int64_t sample, int64_t i) {
     }
 }
 
+/* NaN stays NaN through relu, leaky_relu, elu, step and sign (ops.def). */
 static double sign_of(double x) {
-    return x > 0 ? 1 : x < 0 ? -1 : 0;
+    return isnan(x) ? x : x > 0 ? 1 : x < 0 ? -1 : 0;
 }
 
-static double elementwise(const Value *v, double a, double b) {
+static double softplus(double x) {
+    return (x > 0 ? x : 0) + log1p(exp(-fabs(x)));
+}
+
+static double elementwise(const Value *v, double a, double b, double c) {
     switch (v->op) {
     case OP_add: return a + b;
     case OP_sub: return a - b;
@@ -35,11 +40,14 @@ static double elementwise(const Value *v, double a, double b) {
     case OP_cos: return cos(a);
     case OP_tanh: return tanh(a);
     case OP_sigmoid: return 1 / (1 + exp(-a));
-    case OP_relu: return a > 0 ? a : 0;
-    case OP_leaky_relu: return a > 0 ? a : v->num * a;
+    case OP_relu: return a <= 0 ? 0 : a;
+    case OP_leaky_relu: return a <= 0 ? v->num * a : a;
+    case OP_elu: return a <= 0 ? v->num * expm1(a) : a;
+    case OP_softplus: return softplus(a);
     case OP_sign: return sign_of(a);
-    case OP_step: return a > 0 ? 1 : 0;
+    case OP_step: return isnan(a) ? a : a > 0 ? 1 : 0;
     case OP_broadcast: return a;
+    case OP_where: return a <= 0 ? c : b;
     default: abort();
     }
 }
@@ -138,11 +146,11 @@ double ref_eval(const Model *m, const Value *v, int64_t s, int64_t i) {
     switch (op_info[v->op].cls) {
     case OPC_SRC: return leaf(m, v, s, i);
     case OPC_EW: {
-        double x[2] = {0, 0};
+        double x[3] = {0, 0, 0};
         for (int k = 0; k < v->nargs; k++)
             x[k] = ref_eval(m, v->args[k], s, i % shape_numel(v->args[k]->shape));
         if (v->op == OP_dropout) return x[0] * ref_dropout_factor(m, v, s, i);
-        return elementwise(v, x[0], x[1]);
+        return elementwise(v, x[0], x[1], x[2]);
     }
     case OPC_REDUCE: {
         const Value *u = v->args[0];

@@ -27,15 +27,15 @@ static bool positive_domain(Op op) {
 }
 
 static void unary_ops(void) {
-    static const Op ops[] = {OP_neg,        OP_exp,  OP_log,  OP_sqrt,     OP_abs,
-                             OP_sin,        OP_cos,  OP_tanh, OP_sigmoid,  OP_relu,
-                             OP_leaky_relu, OP_sign, OP_step, OP_broadcast};
+    static const Op ops[] = {OP_neg,      OP_exp,  OP_log,     OP_sqrt,     OP_abs,        OP_sin,
+                             OP_cos,      OP_tanh, OP_sigmoid, OP_relu,     OP_leaky_relu, OP_elu,
+                             OP_softplus, OP_sign, OP_step,    OP_broadcast};
     for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++) {
         Op op = ops[k];
         Graph *g = graph_new("unary");
         Value *x = add_input(g, "x", shape2(2, 3));
         Value *r = op == OP_broadcast ? ir_broadcast(g, x, shape2(2, 3)) : ir_build1(g, op, x);
-        r->num = 0.1; /* leaky_relu's alpha */
+        r->num = 0.1; /* leaky_relu's and elu's alpha */
         ForwardCase fc = positive_domain(op) ? range(0.1, 3) : range(-3, 3);
         if (!positive_domain(op)) fc.tweak = special_values;
         check_forward(label("unary", op), g, r, &fc);
@@ -92,6 +92,24 @@ static void binary_ops(void) {
                     xprintf("%s %s", swap ? "partner, x" : "x, partner", partners[p].what);
                 check_forward(label(what, ops[k]), g, r, &fc);
             }
+}
+
+/* where(x, a, b): the condition x [2,3] (with exact zeros), each partner as either branch,
+ * the other branch an input [3] or the constant 0. */
+static void where_op(void) {
+    for (size_t p = 0; p < sizeof partners / sizeof partners[0]; p++)
+        for (int swap = 0; swap < 3; swap++) {
+            Graph *g = graph_new("where");
+            Value *x = add_input(g, "x", shape2(2, 3)), *y = partners[p].make(g);
+            Value *other = swap == 2 ? ir_const(g, 0) : add_input(g, "z", shape1(3));
+            Value *args[3] = {x, swap ? y : other, swap ? other : y};
+            Value *r = ir_build(g, OP_where, 3, args);
+            ForwardCase fc = range(-2, 2);
+            fc.tweak = special_values;
+            const char *what = xprintf("%s %s", swap ? "x, partner, other" : "x, other, partner",
+                                       partners[p].what);
+            check_forward(label(what, OP_where), g, r, &fc);
+        }
 }
 
 static void constant_powers(void) {
@@ -250,6 +268,7 @@ int main(void) {
         f64_mode = mode;
         unary_ops();
         binary_ops();
+        where_op();
         constant_powers();
         fixed_only();
         fused_chain();
