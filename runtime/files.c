@@ -1,4 +1,4 @@
-/* files.c: whole-file reads and atomic writes (see files.h). */
+/* files.c: whole-file reads, reads at offsets, and atomic writes (see files.h). */
 #include "files.h"
 
 #include <errno.h>
@@ -11,6 +11,36 @@
 #include <zlib.h>
 
 #include "util.h"
+
+/* ---- reading ---- */
+
+/* What a file that holds no data is, for "cannot read: ..." */
+static const char *not_data_kind(mode_t mode) {
+    if (S_ISDIR(mode)) return NULL; /* strerror(EISDIR) says it */
+    if (S_ISCHR(mode)) return "a character device, not a file";
+    if (S_ISBLK(mode)) return "a block device, not a file";
+    if (S_ISSOCK(mode)) return "a socket, not a file";
+    return NULL;
+}
+
+/* Opens path (standard input when NULL) and stats it. Files and pipes hold data; a
+ * directory or a device (/dev/zero) never ends or is not data, so it is refused. */
+static FILE *open_input(const char *path, struct stat *st) {
+    FILE *f = path ? fopen(path, "rb") : stdin;
+    if (!f) rt_path_error(path, "cannot open: %s", strerror(errno));
+    if (fstat(fileno(f), st) != 0) {
+        int err = errno;
+        if (path) fclose(f);
+        rt_path_error(path, "cannot read: %s", strerror(err));
+    }
+    if (!path) return f; /* standard input may be a terminal */
+    const char *kind = not_data_kind(st->st_mode);
+    if (S_ISDIR(st->st_mode) || kind) {
+        fclose(f);
+        rt_path_error(path, "cannot read: %s", kind ? kind : strerror(EISDIR));
+    }
+    return f;
+}
 
 char *rt_read_file(const char *path, size_t *len) {
     FILE *f = path ? fopen(path, "rb") : stdin;
@@ -76,6 +106,28 @@ char *rt_gunzip(const char *path, const char *bytes, size_t len, size_t *out_len
     out[used] = '\0';
     *out_len = used;
     return out;
+}
+
+FILE *rt_open_seekable(const char *path, uint64_t *size) {
+    /* stat before opening: opening a pipe would wait for a writer */
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISFIFO(st.st_mode))
+        rt_path_error(path, "cannot read: a pipe, not a file (it is read at offsets)");
+    FILE *f = open_input(path, &st);
+    if (!S_ISREG(st.st_mode)) {
+        fclose(f);
+        rt_path_error(path, "cannot read: not a regular file");
+    }
+    *size = (uint64_t)st.st_size;
+    return f;
+}
+
+void rt_read_at(FILE *f, const char *path, uint64_t offset, void *dst, size_t n) {
+    if (offset > (uint64_t)INT64_MAX || fseeko(f, (off_t)offset, SEEK_SET) != 0)
+        rt_path_error(path, "cannot read: %s", strerror(errno ? errno : EINVAL));
+    if (fread(dst, 1, n, f) != n)
+        rt_path_error(path, "cannot read: %s",
+                      ferror(f) ? strerror(errno) : "the file is shorter than it was");
 }
 
 static _Noreturn void write_failed(rt_atomic_file *af, int err) {

@@ -3,6 +3,7 @@
 #define NNRT_FILES_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 /* The whole file (or standard input when path is NULL), NUL-terminated, in a tracked
@@ -12,6 +13,12 @@ char *rt_read_file(const char *path, size_t *len);
 /* The inflated contents of gzip data (bytes, len) read from path, NUL-terminated, in a
  * tracked buffer; corrupt data is a fatal "PATH: error: ...". */
 char *rt_gunzip(const char *path, const char *bytes, size_t len, size_t *out_len);
+
+/* A regular file, to be read at offsets (rt_read_at), and its size; anything else (a pipe,
+ * a device, a directory) is a fatal "PATH: error: cannot read: ...". */
+FILE *rt_open_seekable(const char *path, uint64_t *size);
+/* n bytes at offset; a short read is a fatal "PATH: error: cannot read: ...". */
+void rt_read_at(FILE *f, const char *path, uint64_t offset, void *dst, size_t n);
 
 /* An atomic write: the data goes to a temporary file in the target's folder, which
  * rt_atomic_commit flushes, fsyncs and renames over the target. Any failure is a fatal

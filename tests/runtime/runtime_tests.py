@@ -184,9 +184,9 @@ def read_safetensors(path):
     return header, tensors
 
 
-def write_safetensors(path, tensors, header_override=None):
+def write_safetensors(path, tensors, header_override=None, metadata=None):
     """tensors: {name: (dtype, shape, values)}, written in the given order."""
-    header, body = {}, b""
+    header, body = ({"__metadata__": metadata} if metadata is not None else {}), b""
     for name, (dtype, shape, vals) in tensors.items():
         fmt, _ = DTYPES[dtype]
         raw = struct.pack(f"<{len(vals)}{fmt}", *vals)
@@ -195,6 +195,7 @@ def write_safetensors(path, tensors, header_override=None):
         body += raw
     text = header_override if header_override is not None else json.dumps(header)
     raw_header = text.encode()
+    raw_header += b" " * (-(8 + len(raw_header)) % 8)  # the data starts 8-byte aligned
     write(path, struct.pack("<Q", len(raw_header)) + raw_header + body)
 
 
@@ -631,8 +632,8 @@ def bad_weights():
         "lin.b": {"dtype": "F32", "shape": [1], "data_offsets": [8, 16]}})
     write_safetensors("w", good, header_override=header)
     expect_error("logreg", ["predict", "--weights", "w"],
-                 "w: error: tensor 'lin.b' has data_offsets [8, 16], but 1 F32 values need 4 bytes "
-                 "within the 12 bytes of data")
+                 "w:byte 76: error: safetensors header: tensor 'lin.b' has data_offsets [8, 16], "
+                 "but shape [1] of F32 needs 4 bytes")
     write_safetensors("w", {**good, "extra": ("F32", [1], [0.0])})
     r = run("logreg", "predict", "--weights", "w", stdin=b"0,0\n")
     check(r.err == "w: warning: tensor 'extra' is not a param of the model; ignored\n", r.err)
@@ -1457,6 +1458,134 @@ def columns():
     ]
     for args, message, code in cases:
         expect_error("softmax", ["train", *args], message, code)
+
+
+# ---- inputs: bounded, checked, never silently misread ----
+
+
+LOGREG_W = {"lin.W": ("F32", [2, 1], [1.0, -2.0]), "lin.b": ("F32", [1], [0.5])}
+
+
+@test
+def many_tensors():
+    """A header with 400 000 tensors the model does not know: one warning line that
+    summarises them, and linear work (frees that searched the allocation list took minutes
+    at this size, past the harness's timeout)."""
+    n = 400000
+    header = {"lin.W": {"dtype": "F32", "shape": [2, 1], "data_offsets": [0, 8]},
+              "lin.b": {"dtype": "F32", "shape": [1], "data_offsets": [8, 12]}}
+    for i in range(n):
+        header[f"x{i}"] = {"dtype": "F32", "shape": [1], "data_offsets": [12 + 4 * i, 16 + 4 * i]}
+    raw = json.dumps(header).encode()
+    write("w", struct.pack("<Q", len(raw)) + raw + struct.pack("<3f", 1.0, -2.0, 0.5) + bytes(4 * n))
+    r = run("logreg", "predict", "--weights", "w", stdin=b"0,0\n")
+    check(r.err == f"w: warning: {n} tensors are not params of the model; ignored: 'x0', 'x1', "
+          f"'x2' and {n - 3} more\n", r.err[:500])
+    check(close(float(r.out), sigmoid(0.5), 1e-6), r.out)
+    write_safetensors("w2", {**LOGREG_W, "a": ("F32", [1], [0.0]), "b": ("F32", [1], [0.0])})
+    r = run("logreg", "predict", "--weights", "w2", stdin=b"0,0\n")
+    check(r.err == "w2: warning: 2 tensors are not params of the model; ignored: 'a', 'b'\n", r.err)
+
+
+def raw_safetensors(path, header, body):
+    raw = header.encode() if isinstance(header, str) else header
+    write(path, struct.pack("<Q", len(raw)) + raw + body)
+    return raw
+
+
+def byte_of(raw, text, nth=0):
+    """File offset of the nth occurrence of text in a header (after the length field)."""
+    at = -1
+    for _ in range(nth + 1):
+        at = raw.index(text.encode() if isinstance(text, str) else text, at + 1)
+    return 8 + at
+
+
+def entry_at(raw, name, nth=0):
+    """File offset of the nth JSON string "name" in a header (name as written, escapes
+    included)."""
+    return byte_of(raw, '"' + name + '"', nth)
+
+
+@test
+def safetensors_checks():
+    """Every tensor's byte range is checked against its dtype and shape and against the
+    others (no overlap, no gap, nothing after the last), names are unique, and a name with
+    a NUL or a control character is shown escaped."""
+    body = struct.pack("<3f", 1.0, -2.0, 0.5)
+    W = '"lin.W":{"dtype":"F32","shape":[2,1],"data_offsets":[0,8]}'
+
+    def b(offsets, dtype="F32", shape="[1]", name="lin.b"):
+        return f'"{name}":{{"dtype":"{dtype}","shape":{shape},"data_offsets":{offsets}}}'
+
+    st = "safetensors header: "
+    ctl = "x\\u0000\\n"  # a name with a NUL and a line feed, as JSON escapes
+    cases = [
+        ("{" + W + "," + b("[4,8]") + "}", body,
+         lambda raw: f"w:byte {entry_at(raw, 'lin.b')}: error: {st}tensor 'lin.b' (data_offsets "
+                     "[4, 8]) overlaps tensor 'lin.W' ([0, 8])"),
+        ("{" + W + "," + b("[12,16]") + "}", body + bytes(4),
+         lambda raw: f"w:byte {entry_at(raw, 'lin.b')}: error: {st}tensor 'lin.b' begins at data "
+                     "byte 12, but the tensors before it end at 8 (the data must have no gaps)"),
+        ("{" + W + "," + b("[8,12]") + "}", body + b"junk",
+         lambda raw: f"w:byte {8 + len(raw) + 12}: error: 4 bytes after the data of the last tensor"),
+        ("{" + W + "," + b("[12,8]") + "}", body,
+         lambda raw: f"w:byte {entry_at(raw, 'lin.b')}: error: {st}tensor 'lin.b' has data_offsets "
+                     "[12, 8], but shape [1] of F32 needs 4 bytes"),
+        ("{" + W + "," + b("[8,12]") + "}", body[:10],
+         lambda raw: f"w:byte {entry_at(raw, 'lin.b')}: error: {st}tensor 'lin.b' has data_offsets "
+                     "[8, 12], past the end of the 10 bytes of data"),
+        ("{" + W + "," + b("[8,12]") + "," + W.replace("[0,8]", "[12,20]") + "}", body + bytes(8),
+         lambda raw: f"w:byte {entry_at(raw, 'lin.W', 1)}: error: {st}tensor 'lin.W' appears twice "
+                     "(first at byte 9)"),
+        ("{" + W + "," + b("[8,12]", dtype="Q7") + "}", body,
+         lambda raw: f"w:byte {entry_at(raw, 'Q7')}: error: {st}tensor 'lin.b' has an unknown "
+                     "dtype 'Q7'"),
+        ("{" + W + "," + b("[8,12]") + "," + b("[12,12]", shape="[1099511627776,1099511627776]",
+                                                  name="big") + "}", body,
+         lambda raw: f"w:byte {entry_at(raw, 'big')}: error: {st}tensor 'big' has shape "
+                     "[1099511627776, 1099511627776]: too many elements"),
+        ("{" + W + ',"lin.b":{"dtype":"F32","dtype":"F32","shape":[1],"data_offsets":[8,12]}}', body,
+         lambda raw: f"w:byte {byte_of(raw, 'dtype', 2) + 7}: error: {st}tensor 'lin.b' has two 'dtype'"),
+        (b'{"\xff":0}', b"", lambda raw: f"w:byte 10: error: {st}byte 0xff in a string is not UTF-8"),
+        ('{"\\ud800x":0}', b"",
+         lambda raw: f"w:byte 16: error: {st}a high surrogate without its low half in a \\u escape"),
+        ('{"__metadata__":{},"__metadata__":{}}', b"",
+         lambda raw: f"w:byte {entry_at(raw, '__metadata__', 1)}: error: {st}two __metadata__"),
+        ("{" + W + "," + b("[8,12]") + "," + b("[12,16]", name=ctl) + "," + b("[16,20]", name=ctl) + "}", body + bytes(8),
+         lambda raw: f"w:byte {entry_at(raw, ctl, 1)}: error: {st}tensor 'x\\u0000\\u000a' appears "
+                     f"twice (first at byte {entry_at(raw, ctl)})"),
+        ('{"__metadata__":{"n":1-2}}', b"",
+         lambda raw: f"w:byte {byte_of(raw, '-')}: error: {st}expected '}}', found '-'"),
+        ('{"\0":1}', b"", lambda raw: f"w:byte 10: error: {st}control character in a string"),
+        ("{" + W + "," + b("[8,12]") + "}", body[:8] + struct.pack("<f", math.nan),
+         lambda raw: "w: error: tensor 'lin.b' holds nan at element 0"),
+    ]
+    for header, data, message in cases:
+        raw = raw_safetensors("w", header, data)
+        expect_error("logreg", ["predict", "--weights", "w"], message(raw))
+    # The length field: past the end, or more than a header may have (a sparse file).
+    raw_safetensors("w", "{}", b"")
+    with open("w", "r+b") as f:
+        f.write(struct.pack("<Q", 150_000_000))
+        f.truncate(160_000_000)
+    expect_error("logreg", ["predict", "--weights", "w"],
+                 "w: error: not a safetensors file: the header length 150000000 is more than the "
+                 "100000000 bytes a header may have")
+    # A name with a NUL in it is not the param it starts like; messages show it escaped.
+    raw_safetensors("w", "{" + W + "," + b("[8,12]", name="lin.b\\u0000") + "}", body)
+    expect_error("logreg", ["predict", "--weights", "w"], "w: error: missing tensor 'lin.b'")
+    raw_safetensors("w", "{" + W + "," + b("[8,12]") + "," + b("[12,16]", name="lin.b\\u0000\\u001b[2J")
+                    + "}", body + bytes(4))
+    r = run("logreg", "predict", "--weights", "w", stdin=b"0,0\n")
+    check(r.err == "w: warning: tensor 'lin.b\\u0000\\u001b[2J' is not a param of the model; "
+          "ignored\n", r.err)
+    # Metadata whose value a NUL would cut short.
+    raw = raw_safetensors("w", '{"__metadata__":{"nnrt.kind":"checkpoint\\u0000x"},' + W + ","
+                          + b("[8,12]") + "}", body)
+    expect_error("parabola", ["train", "--resume", "w"],
+                 f"w:byte {entry_at(raw, 'nnrt.kind')}: error: {st}metadata 'nnrt.kind' holds "
+                 "a NUL character")
 
 
 # ---- search, plot, progress, threads ----
