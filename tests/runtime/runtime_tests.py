@@ -1463,7 +1463,74 @@ def columns():
 # ---- inputs: bounded, checked, never silently misread ----
 
 
+MB = 1 << 20
+
+
+def run_measured(model, args, stdin_path=os.devnull, address_space=None):
+    """Runs a model to its end; returns (Result, the child's peak resident memory in bytes,
+    as wait4 reports it). address_space: an RLIMIT_AS for the child."""
+    def limit():
+        if address_space:
+            import resource
+            resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
+    with open("run.out", "wb") as out, open("run.err", "wb") as err, \
+            open(stdin_path, "rb") as inp:
+        proc = subprocess.Popen([exe(model), *args], stdin=inp, stdout=out, stderr=err,
+                                preexec_fn=limit)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    proc.stdout, proc.stderr = open("run.out", "rb").read(), open("run.err", "rb").read()
+    return Result(proc), usage.ru_maxrss * 1024
+
+
 LOGREG_W = {"lin.W": ("F32", [2, 1], [1.0, -2.0]), "lin.b": ("F32", [1], [0.5])}
+
+
+@test
+def csv_first_line():
+    """The first line is a header only when it is names: a byte-order mark is skipped, a
+    first row with one bad field is an error at its line and column, never a header."""
+    write_safetensors("w", LOGREG_W)
+    write_csv("plain.csv", logreg_rows(20))
+    rows = open("plain.csv", "rb").read()
+    plain = run("logreg", "eval", "--weights", "w", "--data", "plain.csv").out
+    bom = "\ufeff".encode()
+    same = [("bom.csv", bom + rows), ("bom_header.csv", bom + b"x0,x1,y\r\n" + rows),
+            ("quoted.csv", b'"x0","x1","y"\n' + rows), ("crlf.csv", bom + rows.replace(b"\n", b"\r\n"))]
+    for name, content in same:
+        write(name, content)
+        r = run("logreg", "eval", "--weights", "w", "--data", name)
+        check(r.out == plain and r.err == "", f"{name}:\n{r.describe()}\nwanted:\n{plain}")
+    r = run("logreg", "predict", "--weights", "w", stdin=bom + b"0,0\n1,1\n")
+    check(len(r.out.splitlines()) == 2, f"a row lost after a byte-order mark:\n{r.describe()}")
+    # Names with a number among them: a header, said so.
+    write("mixed.csv", b"x0,2019,y\n" + rows)
+    r = run("logreg", "eval", "--weights", "w", "--data", "mixed.csv")
+    check(r.out == plain and r.err == "mixed.csv:1: warning: taken as a header (most of its fields "
+          "are not numbers), though its column 1 is the number 2019\n", r.describe())
+    # Header names in quotes name columns too.
+    write("named.csv", b'"label","a","b"\n' + b"".join(
+        b",".join([f.split(b",")[2], *f.split(b",")[:2]]) + b"\n" for f in rows.splitlines()))
+    r = run("logreg", "eval", "--weights", "w", "--data", "named.csv", "--columns", "x=a..b,y=label")
+    check(r.out == plain, r.describe())
+    hint = " (the first line is data, not a header: most of its fields are numbers)"
+    errors = [
+        ("typo.csv", b"0.1,O.2,1\n" + rows, "typo.csv:1: error: column 1: 'O.2' is not a number" + hint),
+        ("bom_typo.csv", bom + b"0.5,0.2,l\n" + rows,
+         "bom_typo.csv:1: error: column 2: 'l' is not a number" + hint),
+        ("index.csv", b",0,1\n0,0.1,0.2\n", "index.csv:1: error: column 0 is empty"),
+        ("utf16.csv", "x0,x1,y\n0,0,1\n".encode("utf-16"),
+         'utf16.csv:byte 0: error: the file is UTF-16 text; CSV is read as UTF-8 (save it as "CSV UTF-8")'),
+        ("nul.csv", b"0.1,\0,1\n", "nul.csv:1: error: column 1: '\\u0000' is not a number" + hint),
+        ("bytes.csv", b"0.1,\xff\x01,1\n",
+         "bytes.csv:1: error: column 1: '\\xff\\u0001' is not a number" + hint),
+    ]
+    for name, content, message in errors:
+        write(name, content)
+        expect_error("logreg", ["eval", "--weights", "w", "--data", name], message)
+    expect_error("logreg", ["train", "--data", "typo.csv", "--columns", "x=a..b,y=2"],
+                 "rt_logreg: error: --columns: 'a' is not a column index, and typo.csv has no "
+                 "header to name columns (its first line is data: most of its fields are numbers)", 2)
 
 
 @test
@@ -1586,6 +1653,44 @@ def safetensors_checks():
     expect_error("parabola", ["train", "--resume", "w"],
                  f"w:byte {entry_at(raw, 'nnrt.kind')}: error: {st}metadata 'nnrt.kind' holds "
                  "a NUL character")
+
+
+@test
+def columns_range():
+    """Column indexes are read in 64 bits and checked, from --columns and from the
+    descriptor: nothing wraps around to column 0."""
+    write_csv("d.csv", logreg_rows(20))
+    for spec, shown in [("x=4294967296..4294967297,y=2", "4294967296"), ("x=0..1,y=2147483647", "2147483647"),
+                        ("x=0..1,y=99999999999999999999999", "99999999999999999999999")]:
+        expect_error("logreg", ["train", "--data", "d.csv", "--columns", spec],
+                     f"rt_logreg: error: --columns: column {shown} is out of range (0..2147483646)", 2)
+    # In range but past the file: an error at the first row, without a row buffer of 2^31.
+    r, peak = run_measured("logreg", ["train", "--data", "d.csv", "--columns", "x=0..1,y=2147483646"])
+    check(r.code == 1 and r.err == "d.csv:1: error: expected at least 2147483647 columns (the model "
+          "reads columns 0..2147483646), found 3\n", r.describe())
+    check(peak < 256 * MB, f"{peak} bytes")
+    expect_error("logreg_far", ["train", "--data", "d.csv"],
+                 "rt_logreg_far: error: model descriptor: bad CSV column range "
+                 "2147483647..2147483647 for 'y'")
+
+
+@test
+def csv_counts():
+    """Lines with millions of fields, and files of nothing but blank lines: counted in 64
+    bits, kept in memory only for the columns the model reads."""
+    write("commas.csv", b"," * (20 * MB) + b"\n")
+    r, peak = run_measured("logreg", ["train", "--data", "commas.csv", "--no-save"])
+    check(r.code == 1 and r.err == "commas.csv:1: error: column 0 is empty\n", r.describe())
+    check(peak < 256 * MB, f"a line of commas took {peak} bytes")
+    write("blank.csv", b" \n" * (10 * MB))
+    r, peak = run_measured("logreg", ["train", "--data", "blank.csv", "--no-save"])
+    check(r.code == 1 and r.err == "blank.csv:1: error: the file is empty\n", r.describe())
+    check(peak < 256 * MB, f"blank lines took {peak} bytes")
+    write("short.csv", b"1\n" * (10 * MB))
+    r, peak = run_measured("softmax", ["train", "--data", "short.csv", "--no-save"])
+    check(r.code == 1 and r.err == "short.csv:1: error: expected at least 5 columns (the model "
+          "reads columns 0..4), found 1\n", r.describe())
+    check(peak < 256 * MB, f"short lines took {peak} bytes")
 
 
 # ---- search, plot, progress, threads ----
