@@ -146,12 +146,48 @@ static void add_slots(const nnrt_model *m, const column_maps *cm, const nnrt_ten
 
 /* ---- reading data files ---- */
 
-/* A data file's bytes, inflated when it is gzip'd (the magic bytes 1f 8b say so). */
-static char *read_data_file(const char *path, size_t *len) {
-    char *bytes = rt_read_file(path, len);
+/* What a data file must be, for checking it as it arrives. */
+enum data_kind { DATA_CSV, DATA_IDX, DATA_CSV_OR_IDX };
+
+/* Contents as they arrive: IDX must keep to what its header promises, CSV must be text.
+ * predict takes either, told apart by IDX's magic bytes 00 00 08. */
+static void check_contents(const char *path, const char *bytes, size_t seen, size_t len,
+                           void *state) {
+    enum data_kind kind = *(const enum data_kind *)state;
+    if (kind == DATA_CSV_OR_IDX) {
+        static const char idx_magic[3] = {0, 0, 8};
+        size_t n = len < 3 ? len : 3;
+        if (memcmp(bytes, idx_magic, n) != 0)
+            kind = DATA_CSV;
+        else if (len >= 3)
+            kind = DATA_IDX;
+        else
+            return; /* too little to tell */
+    }
+    if (kind == DATA_IDX)
+        rt_idx_check_prefix(path, bytes, len);
+    else
+        rt_csv_check_text(path, bytes, seen, len);
+}
+
+/* A pipe's bytes, which may be gzip data, checked once they are inflated. */
+static void check_raw(const char *path, const char *bytes, size_t seen, size_t len, void *state) {
+    if ((unsigned char)bytes[0] == 0x1f && (len < 2 || (unsigned char)bytes[1] == 0x8b)) return;
+    check_contents(path, bytes, seen, len, state);
+}
+
+/* A data file's bytes, inflated when it is gzip'd (the magic bytes 1f 8b say so). Either
+ * way it may hold at most half the memory the process may use, so that its values fit in
+ * the other half: a few GB of real data on most machines, where a stream of zeros or a
+ * gzip bomb stops at once (check_contents) or at that limit. */
+static char *read_data_file(const char *path, size_t *len, enum data_kind kind) {
+    rt_read_limits lim = {rt_memory_budget() / 2, "a data file",
+                          "half the memory this process may use", check_raw, &kind};
+    char *bytes = rt_read_file(path, len, &lim);
     if (*len < 2 || (unsigned char)bytes[0] != 0x1f || (unsigned char)bytes[1] != 0x8b)
         return bytes;
-    char *plain = rt_gunzip(path, bytes, *len, len);
+    lim.check = check_contents;
+    char *plain = rt_gunzip(path, bytes, *len, len, &lim);
     rt_free(bytes);
     return plain;
 }
@@ -159,7 +195,7 @@ static char *read_data_file(const char *path, size_t *len) {
 static void load_csv(const nnrt_model *m, const char *path, const char *columns_spec,
                      rt_dataset *out) {
     size_t len;
-    char *text = read_data_file(path, &len);
+    char *text = read_data_file(path, &len, DATA_CSV);
     column_maps cm = parse_columns(m, columns_spec, path, text, len);
     int n_slots = 0;
     int32_t columns = 0;
@@ -180,10 +216,10 @@ static void load_idx(const nnrt_model *m, const char *images, const char *labels
             "model descriptor: IDX data needs one input and one target, the model has %d and %d",
             m->n_inputs, m->n_targets);
     size_t len;
-    char *bytes = read_data_file(images, &len);
+    char *bytes = read_data_file(images, &len, DATA_IDX);
     rt_idx_parse_images(images, bytes, len, m->f64, out);
     rt_free(bytes);
-    bytes = read_data_file(labels, &len);
+    bytes = read_data_file(labels, &len, DATA_IDX);
     rt_idx_parse_labels(labels, bytes, len, images, m->f64, out);
     rt_free(bytes);
 }
@@ -235,7 +271,7 @@ void rt_load_predict_data(const nnrt_model *m, const char *path, rt_dataset *out
     out->input_elems = rt_input_elems(m);
     out->target_elems = 0;
     size_t len;
-    char *text = read_data_file(path, &len);
+    char *text = read_data_file(path, &len, DATA_CSV_OR_IDX);
     if (rt_idx_sniff(text, len)) {
         if (m->n_inputs != 1)
             rt_path_error(path, "an IDX file feeds a model with one input; this one has %d",

@@ -21,6 +21,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 TESTS = {}
@@ -1483,6 +1484,28 @@ def run_measured(model, args, stdin_path=os.devnull, address_space=None):
     return Result(proc), usage.ru_maxrss * 1024
 
 
+def sanitized():
+    """ASan reserves terabytes of address space: no RLIMIT_AS for its executables."""
+    return "-fsanitize" in (ARGS.extra_flags or "")
+
+
+def memory_budget(address_space):
+    """What the runtime takes for its memory under RLIMIT_AS = address_space."""
+    budget = min(address_space, os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    try:
+        budget = min(budget, int(open("/sys/fs/cgroup/memory.max").read()))
+    except (OSError, ValueError):
+        pass
+    return budget
+
+
+def gzip_repeated(head, piece, count):
+    """gzip data of head + count * piece, as concatenated members (one compressed piece,
+    repeated): megabytes that inflate to gigabytes, made in a moment."""
+    import gzip
+    return gzip.compress(head) + gzip.compress(piece) * count
+
+
 LOGREG_W = {"lin.W": ("F32", [2, 1], [1.0, -2.0]), "lin.b": ("F32", [1], [0.5])}
 
 
@@ -1531,6 +1554,79 @@ def csv_first_line():
     expect_error("logreg", ["train", "--data", "typo.csv", "--columns", "x=a..b,y=2"],
                  "rt_logreg: error: --columns: 'a' is not a column index, and typo.csv has no "
                  "header to name columns (its first line is data: most of its fields are numbers)", 2)
+
+
+@test
+def bounded_reads():
+    """Every data or weights read is bounded: devices are refused, a gzip bomb or a stream
+    of zeros stops at once in little memory, and data beyond the memory limit is refused
+    before it fills memory."""
+    write_safetensors("w", LOGREG_W)
+    write_csv("d.csv", logreg_rows(20))
+    device = "/dev/zero: error: cannot read: a character device, not a file"
+    expect_error("logreg", ["train", "--data", "/dev/zero"], device)
+    expect_error("logreg", ["train", "--init-weights", "/dev/zero", "--data", "d.csv"], device)
+    expect_error("logreg", ["eval", "--weights", "/dev/zero", "--data", "d.csv"], device)
+    os.mkfifo("pipe")  # weights are read at offsets: a pipe is refused without waiting on it
+    expect_error("logreg", ["predict", "--weights", "pipe"],
+                 "pipe: error: cannot read: a pipe, not a file (it is read at offsets)")
+
+    # 2 MB of gzip inflating to 2 GiB of zeros (a CSV), or to an IDX header and then zeros.
+    zeros = bytes(64 * MB)
+    write("bomb.csv.gz", gzip_repeated(b"", zeros, 32))
+    r, peak = run_measured("logreg", ["train", "--data", "bomb.csv.gz", "--no-save"])
+    check(r.code == 1 and r.err == "bomb.csv.gz:byte 0: error: a NUL byte: this is not CSV text\n",
+          r.describe())
+    check(peak < 256 * MB, f"a gzip bomb took {peak} bytes")
+    pixels, labels = idx_samples(30)
+    write("lab", idx_bytes([30], labels))
+    write("img.gz", gzip_repeated(idx_bytes([30, 2, 2], pixels), zeros, 32))
+    r, peak = run_measured("softmax_idx", ["train", "--data", "img.gz,lab", "--no-save"])
+    check(r.code == 1 and r.err == "img.gz:byte 136: error: the data goes on after the 120 data "
+          "bytes the header promises\n", r.describe())
+    check(peak < 256 * MB, f"an IDX gzip bomb took {peak} bytes")
+    # Standard input that never ends.
+    r, peak = run_measured("logreg", ["predict", "--weights", "w"], stdin_path="/dev/zero")
+    check(r.code == 1 and r.err == "<stdin>:byte 0: error: a NUL byte: this is not CSV text\n",
+          r.describe())
+    check(peak < 256 * MB, f"reading /dev/zero took {peak} bytes")
+
+    # Data through a pipe is read (and checked as it comes).
+    plain = run("logreg", "eval", "--weights", "w", "--data", "d.csv").out
+    for content, wanted in [(open("d.csv", "rb").read(), None), (bytes(4 * MB), 1)]:
+        def feed():
+            try:
+                with open("pipe", "wb") as f:
+                    f.write(content)
+            except BrokenPipeError:
+                pass
+        writer = threading.Thread(target=feed)
+        writer.start()
+        r = run("logreg", "eval", "--weights", "w", "--data", "pipe", expect=None)
+        writer.join()
+        if wanted is None:
+            check(r.code == 0 and r.out == plain, r.describe())
+        else:
+            check(r.code == 1 and r.err == "pipe:byte 0: error: a NUL byte: this is not CSV text\n",
+                  r.describe())
+
+    if sanitized():
+        return
+    # Real-looking text past the limit: half the memory the process may use.
+    space = 1 << 30
+    limit = memory_budget(space) // 2
+    write("text.csv.gz", gzip_repeated(b"", b"0,0,1\n" * (8 * MB // 6), 2 * limit // (8 * MB) + 1))
+    r, peak = run_measured("logreg", ["train", "--data", "text.csv.gz", "--no-save"],
+                           address_space=space)
+    check(r.code == 1 and r.err == f"text.csv.gz: error: too large: its gzip data inflates to more "
+          f"than the {limit} bytes a data file may have here (half the memory this process may "
+          "use)\n", r.describe())
+    with open("big.csv", "wb") as f:  # sparse: no disk used
+        f.truncate(limit + 1)
+    r, _ = run_measured("logreg", ["train", "--data", "big.csv", "--no-save"], address_space=space)
+    check(r.code == 1 and r.err == f"big.csv: error: too large: {limit + 1} bytes, more than the "
+          f"{limit} bytes a data file may have here (half the memory this process may use)\n",
+          r.describe())
 
 
 @test
@@ -1672,6 +1768,34 @@ def columns_range():
     expect_error("logreg_far", ["train", "--data", "d.csv"],
                  "rt_logreg_far: error: model descriptor: bad CSV column range "
                  "2147483647..2147483647 for 'y'")
+
+
+@test
+def idx_headers():
+    """IDX headers whose dimensions overflow or disagree with the file, and random damage to
+    a header: always an error at a byte, never a crash or a read past the end."""
+    pixels, labels = idx_samples(30)
+    write("lab", idx_bytes([30], labels))
+    good = idx_bytes([30, 2, 2], pixels)
+    expect_error("softmax_idx", ["train", "--data", "img,lab"],
+                 "img: error: cannot open: No such file or directory")
+    write("img", b"\0\0\x08\x08" + b"\xff" * 32)
+    expect_error("softmax_idx", ["train", "--data", "img,lab"],
+                 "img:byte 12: error: IDX dimensions are too large")
+    write("img", idx_bytes([30, 65536, 65536], pixels))
+    expect_error("softmax_idx", ["train", "--data", "img,lab"],
+                 "img:byte 136: error: truncated IDX file: the header promises 128849018880 data "
+                 "bytes, the file has 120")
+    rng = random.Random(7)
+    for i in range(60):
+        damaged = bytearray(good)
+        for _ in range(rng.randint(1, 3)):
+            damaged[rng.randrange(16)] = rng.randrange(256)
+        content = bytes(damaged[:rng.choice([len(damaged), rng.randrange(len(damaged))])])
+        write("img", content)
+        r = run("softmax_idx", "train", "--data", "img,lab", "--no-save", "--quiet", expect=None)
+        check(r.code in (0, 1) and (r.code == 0 or re.fullmatch(r"img:byte \d+: error: .+\n", r.err)),
+              f"case {i} {content[:16].hex()}:\n{r.describe()}")
 
 
 @test
