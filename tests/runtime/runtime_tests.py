@@ -1770,6 +1770,98 @@ def columns_range():
                  "2147483647..2147483647 for 'y'")
 
 
+def edit_checkpoint(src, dst, meta=None, tensors=None, drop=()):
+    """A copy of a checkpoint with some metadata values and tensors replaced."""
+    header, read = read_safetensors(src)
+    metadata = {**header["__metadata__"], **(meta or {})}
+    kept = {k: (d, s, list(v)) for k, (d, s, v) in read.items() if k not in drop}
+    for name, change in (tensors or {}).items():
+        dtype, shape, values = kept[name]
+        kept[name] = (dtype, shape, change(values))
+    write_safetensors(dst, kept, metadata=metadata)
+
+
+@test
+def resume_checks():
+    """Every value of a checkpoint is checked against what the run can have written."""
+    write_csv("s.csv", softmax_rows())
+    args = ["--data", "s.csv", "--validation", "0.2", "--optimizer", "adam", "--lr", "0.01",
+            "--early-stopping", "on", "--quiet", "--no-save"]
+    run("softmax", "train", "--epochs", "1", "--checkpoint-every", "1", "--checkpoint", "c", *args)
+    header, tensors = read_safetensors("c")
+    meta = header["__metadata__"]
+    step, order = int(meta["nnrt.step"]), tensors["train.order"][2]
+    validation_row = min(set(range(150)) - set(order))
+    check(int(meta["nnrt.epoch"]) == 1 and len(order) == 120, meta)
+    run("softmax", "train", "--epochs", "3", "--resume", "c", *args)  # as it is: fine
+    zero_rng = " ".join(["0000000000000000"] * 4) + " 0 0x0p+0"
+    bad = f"is out of range"
+    cases = [
+        ({"nnrt.epoch": str(2 ** 62)}, {},
+         f"metadata 'nnrt.epoch': {2 ** 62} {bad} 0..3 (this run trains 3 epochs)"),
+        ({"nnrt.epoch": "1000000000"}, {},
+         f"metadata 'nnrt.epoch': 1000000000 {bad} 0..3 (this run trains 3 epochs)"),
+        ({"nnrt.epoch": ""}, {}, "metadata 'nnrt.epoch': '' is not a whole number"),
+        ({"nnrt.epoch": " 1"}, {}, "metadata 'nnrt.epoch': ' 1' is not a whole number"),
+        ({"nnrt.epoch": "1\n"}, {}, "metadata 'nnrt.epoch': '1\\u000a' is not a whole number"),
+        ({"nnrt.epoch": "99999999999999999999"}, {},
+         "metadata 'nnrt.epoch': '99999999999999999999' is not a whole number"),
+        ({"nnrt.pos": "120"}, {}, f"metadata 'nnrt.pos': 120 {bad} 0..119 (rows of the current "
+         "epoch done, of the training rows)"),
+        ({"nnrt.step": "-5"}, {}, f"metadata 'nnrt.step': -5 {bad} 1..120 (one step or more per "
+         "epoch, one row or more per step, within --steps)"),
+        ({"nnrt.optimizer_steps": "-1"}, {}, f"metadata 'nnrt.optimizer_steps': -1 {bad} "
+         f"{step}..{step} (it counts what 'nnrt.step' does)"),
+        ({"nnrt.samples": "121"}, {}, f"metadata 'nnrt.samples': 121 {bad} 0..120 (the rows of the "
+         "last epoch)"),
+        ({"nnrt.correct": "-1"}, {}, f"metadata 'nnrt.correct': -1 {bad} 0..120 (right predictions "
+         "among 'nnrt.samples')"),
+        ({"nnrt.loss_sum": "nan"}, {}, "metadata 'nnrt.loss_sum': nan is not finite"),
+        ({"nnrt.loss_sum": "0x1p+1x"}, {}, "metadata 'nnrt.loss_sum': '0x1p+1x' is not a number"),
+        ({"nnrt.shuffle_rng": zero_rng}, {},
+         "metadata 'nnrt.shuffle_rng': an all-zero state, which the generator never has"),
+        ({"nnrt.noise_rng": "-1 2 3 4 0 0x0p+0"}, {}, "metadata 'nnrt.noise_rng': '-1 2 3 4 0 "
+         "0x0p+0' is not a generator state (four hex words, 0 or 1, a number)"),
+        ({"nnrt.noise_rng": "1 2 3 4 2 0x0p+0"}, {}, "metadata 'nnrt.noise_rng': '1 2 3 4 2 "
+         "0x0p+0' is not a generator state (four hex words, 0 or 1, a number)"),
+        ({"nnrt.best_epoch": "2"}, {}, f"metadata 'nnrt.best_epoch': 2 {bad} 0..1 (an epoch done)"),
+        ({"nnrt.bad_epochs": "5"}, {}, f"metadata 'nnrt.bad_epochs': 5 {bad} 0..0 (epochs since "
+         "'nnrt.best_epoch')"),
+        ({"nnrt.best": "nan"}, {}, "metadata 'nnrt.best': nan is not a finite number"),
+        ({}, {"train.order": lambda v: [v[0], v[0]] + v[2:]},
+         f"tensor 'train.order' is not an order of the training rows: element 1 names row "
+         f"{order[0]}, a second time"),
+        ({}, {"train.order": lambda v: [10 ** 6] + v[1:]},
+         "tensor 'train.order' is not an order of the training rows: element 0 names row 1000000, "
+         "outside the data"),
+        ({}, {"train.order": lambda v: [validation_row] + v[1:]},
+         f"tensor 'train.order' is not an order of the training rows: element 0 names row "
+         f"{validation_row}, a validation row"),
+        ({}, {"train.history": lambda v: [math.inf] + v[1:]},
+         "tensor 'train.history' holds inf at element 0, not a learning rate"),
+        ({}, {"optimizer.v.fc.W": lambda v: [-1.0] + v[1:]},
+         "tensor 'optimizer.v.fc.W' holds -1 at element 0; its values are never negative"),
+        ({}, {"optimizer.m.fc.b": lambda v: [math.nan] + v[1:]},
+         "tensor 'optimizer.m.fc.b' holds nan at element 0"),
+    ]
+    for meta_change, tensor_change, message in cases:
+        edit_checkpoint("c", "bad", meta_change, tensor_change)
+        expect_error("softmax", ["train", "--epochs", "3", "--resume", "bad", *args],
+                     "bad: error: " + message)
+    edit_checkpoint("c", "bad", drop=["train.history"])
+    expect_error("softmax", ["train", "--epochs", "3", "--resume", "bad", *args],
+                 "bad: error: missing tensor 'train.history'")
+    write_safetensors("bad", {**tensors, "train.order": ("I64", [119], order[:-1])}, metadata=meta)
+    expect_error("softmax", ["train", "--epochs", "3", "--resume", "bad", *args],
+                 "bad: error: tensor 'train.order' is not the order of this run's 120 training rows "
+                 "(resume with the same data and --validation)")
+    # An epoch beyond any run's allocates nothing for it.
+    edit_checkpoint("c", "bad", {"nnrt.epoch": "1000000000"})
+    r, peak = run_measured("softmax", ["train", "--epochs", "3", "--resume", "bad", *args])
+    check(r.code == 1 and "out of range" in r.err, r.describe())
+    check(peak < 256 * MB, f"{peak} bytes")
+
+
 @test
 def idx_headers():
     """IDX headers whose dimensions overflow or disagree with the file, and random damage to
