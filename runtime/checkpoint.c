@@ -1,6 +1,7 @@
 /* checkpoint.c: safetensors writing and reading (see checkpoint.h). */
 #include "checkpoint.h"
 
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,26 +15,6 @@
  * skips them without a warning. */
 static const char *const state_prefixes[] = {"optimizer.", "early_stopping.", "train.",
                                              "standardize."};
-
-/* One entry of a file's header. */
-typedef struct st_tensor {
-    char *name;
-    char *dtype;
-    int rank;
-    uint64_t shape[RT_ST_MAX_RANK];
-    uint64_t begin, end; /* data_offsets, relative to the end of the header */
-} st_tensor;
-
-struct rt_st_file {
-    const char *path;
-    char *bytes;
-    const unsigned char *data; /* after the header */
-    uint64_t data_len;
-    st_tensor *tensors;
-    int n;
-    char **meta; /* key, value, ... */
-    int n_meta, cap_meta;
-};
 
 /* ---- a growable text buffer for the header ---- */
 
@@ -275,7 +256,77 @@ void rt_save_weights(const nnrt_model *m, const void *fixed, const rt_stats *sta
     rt_st_writer_free(w);
 }
 
-/* ---- reading ---- */
+/* ---- reading ----
+ *
+ * The header is read and checked whole before any tensor data: every dtype is known, every
+ * byte range holds exactly its dtype times its shape, and the ranges tile the data section
+ * from its first byte to the end of the file, without gaps or overlaps, as the reference
+ * implementation requires. Then only the tensors asked for are read, at their offsets, so
+ * a file with much more in it than the model uses costs no memory, and nothing from the
+ * file is ever used unchecked. */
+
+/* The most header bytes a file may have: the reference implementation's limit, so that a
+ * length field that is garbage is refused before anything is read. */
+#define ST_MAX_HEADER 100000000u
+
+/* The dtypes of the format, with their sizes, for checking the byte ranges of every tensor,
+ * also those the model does not read. */
+typedef struct st_dtype {
+    const char *name;
+    unsigned size;
+} st_dtype;
+
+static const st_dtype dtypes[] = {
+    {"BOOL", 1}, {"U8", 1},  {"I8", 1},  {"F8_E5M2", 1}, {"F8_E4M3", 1},
+    {"I16", 2},  {"U16", 2}, {"F16", 2}, {"BF16", 2},    {"I32", 4},
+    {"U32", 4},  {"F32", 4}, {"I64", 8}, {"U64", 8},     {"F64", 8},
+};
+
+/* A name from the header: it may hold any character, NULs included (\u0000), so it has a
+ * length; `at` is the file offset of its entry, for messages. */
+typedef struct st_name {
+    char *s;
+    size_t len;
+    uint64_t at;
+} st_name;
+
+typedef struct st_tensor {
+    st_name name; /* first: the name indexes point at it */
+    const st_dtype *dtype;
+    int rank;
+    uint64_t shape[RT_ST_MAX_RANK];
+    uint64_t begin, end; /* data_offsets, relative to the start of the data */
+    int used;            /* read through rt_st_read */
+} st_tensor;
+
+typedef struct st_meta {
+    st_name key; /* first, as in st_tensor */
+    char *value;
+    size_t value_len;
+} st_meta;
+
+struct rt_st_file {
+    const char *path;
+    FILE *file;
+    uint64_t data_start, data_len; /* file offset and length of the data section */
+    st_tensor *tensors;            /* in header order */
+    int n;
+    const st_name **tensor_names; /* sorted, for lookups */
+    st_meta *meta;
+    int n_meta;
+    const st_name **meta_keys;
+};
+
+/* A name as message text: escaped, and cut short when very long. */
+typedef struct shown_name {
+    char s[200];
+} shown_name;
+
+static shown_name show(const st_name *name) {
+    shown_name out;
+    rt_printable(out.s, sizeof out.s, name->s, name->len);
+    return out;
+}
 
 static uint64_t get_le(const unsigned char *p, int bytes) {
     uint64_t v = 0;
@@ -283,15 +334,40 @@ static uint64_t get_le(const unsigned char *p, int bytes) {
     return v;
 }
 
+static int name_is(const char *s, size_t len, const char *word) {
+    return len == strlen(word) && memcmp(s, word, len) == 0;
+}
+
+static const st_dtype *find_dtype(const char *s, size_t len) {
+    for (size_t i = 0; i < sizeof dtypes / sizeof dtypes[0]; i++)
+        if (name_is(s, len, dtypes[i].name)) return &dtypes[i];
+    return NULL;
+}
+
 static void parse_shape(rt_json *j, st_tensor *t) {
     rt_json_expect(j, '[');
     if (rt_json_accept(j, ']')) return;
     do {
         if (t->rank == RT_ST_MAX_RANK)
-            rt_json_error(j, "tensor '%s' has too many dimensions", t->name);
+            rt_json_error(j, "tensor '%s' has more than %d dimensions", show(&t->name).s,
+                          RT_ST_MAX_RANK);
         t->shape[t->rank++] = rt_json_uint(j);
     } while (rt_json_accept(j, ','));
     rt_json_expect(j, ']');
+}
+
+static void parse_dtype(rt_json *j, st_tensor *t) {
+    uint64_t at = rt_json_offset(j);
+    size_t len;
+    char *name = rt_json_string(j, &len);
+    t->dtype = find_dtype(name, len);
+    if (!t->dtype) {
+        shown_name dtype;
+        rt_printable(dtype.s, sizeof dtype.s, name, len);
+        rt_byte_error(j->path, at, "safetensors header: tensor '%s' has an unknown dtype '%s'",
+                      show(&t->name).s, dtype.s);
+    }
+    rt_free(name);
 }
 
 /* {"dtype": ..., "shape": [...], "data_offsets": [b, e]}; other keys are skipped. */
@@ -300,21 +376,25 @@ static void parse_tensor_info(rt_json *j, st_tensor *t) {
     rt_json_expect(j, '{');
     if (!rt_json_accept(j, '}')) {
         do {
-            char *key = rt_json_string(j);
+            size_t len;
+            char *key = rt_json_string(j, &len);
             rt_json_expect(j, ':');
-            if (strcmp(key, "dtype") == 0) {
-                t->dtype = rt_json_string(j);
-                have_dtype = 1;
-            } else if (strcmp(key, "shape") == 0) {
+            int *seen = name_is(key, len, "dtype")          ? &have_dtype
+                        : name_is(key, len, "shape")        ? &have_shape
+                        : name_is(key, len, "data_offsets") ? &have_offsets
+                                                            : NULL;
+            if (seen && *seen) rt_json_error(j, "tensor '%s' has two '%s'", show(&t->name).s, key);
+            if (seen) *seen = 1;
+            if (seen == &have_dtype) {
+                parse_dtype(j, t);
+            } else if (seen == &have_shape) {
                 parse_shape(j, t);
-                have_shape = 1;
-            } else if (strcmp(key, "data_offsets") == 0) {
+            } else if (seen == &have_offsets) {
                 rt_json_expect(j, '[');
                 t->begin = rt_json_uint(j);
                 rt_json_expect(j, ',');
                 t->end = rt_json_uint(j);
                 rt_json_expect(j, ']');
-                have_offsets = 1;
             } else {
                 rt_json_skip_value(j);
             }
@@ -323,7 +403,7 @@ static void parse_tensor_info(rt_json *j, st_tensor *t) {
         rt_json_expect(j, '}');
     }
     if (!have_dtype || !have_shape || !have_offsets)
-        rt_json_error(j, "tensor '%s' lacks %s", t->name,
+        rt_json_error(j, "tensor '%s' lacks %s", show(&t->name).s,
                       !have_dtype   ? "a dtype"
                       : !have_shape ? "a shape"
                                     : "data_offsets");
@@ -331,23 +411,27 @@ static void parse_tensor_info(rt_json *j, st_tensor *t) {
 
 /* The metadata object: string values are kept, others skipped. */
 static void parse_metadata(rt_json *j, rt_st_file *f) {
+    int cap = 0;
     rt_json_expect(j, '{');
     if (rt_json_accept(j, '}')) return;
     do {
-        char *key = rt_json_string(j);
+        st_name key = {0};
+        key.at = rt_json_offset(j);
+        key.s = rt_json_string(j, &key.len);
         rt_json_expect(j, ':');
-        if (rt_json_peek(j) == '"') {
-            if (f->n_meta + 2 > f->cap_meta) {
-                int cap = f->cap_meta ? 2 * f->cap_meta : 32;
-                f->meta = rt_grow_array(f->meta, (size_t)f->cap_meta, (size_t)cap, sizeof *f->meta);
-                f->cap_meta = cap;
-            }
-            f->meta[f->n_meta++] = key;
-            f->meta[f->n_meta++] = rt_json_string(j);
-        } else {
+        if (rt_json_peek(j) != '"') {
             rt_json_skip_value(j);
-            rt_free(key);
+            rt_free(key.s);
+            continue;
         }
+        if (f->n_meta == cap) {
+            int new_cap = cap ? 2 * cap : 16;
+            f->meta = rt_grow_array(f->meta, (size_t)cap, (size_t)new_cap, sizeof *f->meta);
+            cap = new_cap;
+        }
+        st_meta *m = &f->meta[f->n_meta++];
+        m->key = key;
+        m->value = rt_json_string(j, &m->value_len);
     } while (rt_json_accept(j, ','));
     rt_json_expect(j, '}');
 }
@@ -355,18 +439,24 @@ static void parse_metadata(rt_json *j, rt_st_file *f) {
 static void parse_header(rt_st_file *f, const char *json, size_t len) {
     rt_json j;
     rt_json_init(&j, f->path, json, len, 8);
-    int cap = 0;
+    int cap = 0, have_metadata = 0;
     rt_json_expect(&j, '{');
     if (!rt_json_accept(&j, '}')) {
         do {
-            char *name = rt_json_string(&j);
+            st_name name = {0};
+            name.at = rt_json_offset(&j);
+            name.s = rt_json_string(&j, &name.len);
             rt_json_expect(&j, ':');
-            if (strcmp(name, "__metadata__") == 0) {
+            if (name_is(name.s, name.len, "__metadata__")) {
+                if (have_metadata)
+                    rt_byte_error(f->path, name.at, "safetensors header: two __metadata__");
+                have_metadata = 1;
                 parse_metadata(&j, f);
-                rt_free(name);
+                rt_free(name.s);
                 continue;
             }
             if (f->n == cap) {
+                if (cap > INT32_MAX / 2) rt_json_error(&j, "too many tensors");
                 int new_cap = cap ? 2 * cap : 16;
                 f->tensors =
                     rt_grow_array(f->tensors, (size_t)cap, (size_t)new_cap, sizeof *f->tensors);
@@ -381,14 +471,64 @@ static void parse_header(rt_st_file *f, const char *json, size_t len) {
     rt_json_expect_end(&j);
 }
 
-static const st_tensor *find_tensor(const rt_st_file *f, const char *name) {
-    const st_tensor *found = NULL;
-    for (int i = 0; i < f->n; i++) {
-        if (strcmp(f->tensors[i].name, name) != 0) continue;
-        if (found) rt_path_error(f->path, "tensor '%s' appears twice", name);
-        found = &f->tensors[i];
+/* ---- names: sorted once, then found by binary search ---- */
+
+static int compare_names(const st_name *a, const st_name *b) {
+    int c = memcmp(a->s, b->s, a->len < b->len ? a->len : b->len);
+    return c ? c : (a->len > b->len) - (a->len < b->len);
+}
+
+static int compare_name_ptrs(const void *a, const void *b) {
+    const st_name *x = *(const st_name *const *)a, *y = *(const st_name *const *)b;
+    int c = compare_names(x, y);
+    return c ? c : (x->at > y->at) - (x->at < y->at); /* equal names: in header order */
+}
+
+/* Pointers to the names of n entries of `stride` bytes that start with one, sorted; a name
+ * given twice is an error at its second place. */
+static const st_name **sort_names(const char *path, const void *entries, size_t stride, int n,
+                                  const char *what) {
+    const st_name **sorted = rt_alloc_array((size_t)n + 1, sizeof *sorted);
+    for (int i = 0; i < n; i++)
+        sorted[i] = (const st_name *)((const char *)entries + stride * (size_t)i);
+    qsort(sorted, (size_t)n, sizeof *sorted, compare_name_ptrs);
+    for (int i = 1; i < n; i++)
+        if (compare_names(sorted[i - 1], sorted[i]) == 0)
+            rt_byte_error(path, sorted[i]->at,
+                          "safetensors header: %s '%s' appears twice (first at byte %llu)", what,
+                          show(sorted[i]).s, (unsigned long long)sorted[i - 1]->at);
+    return sorted;
+}
+
+static const st_name *find_name(const st_name **sorted, int n, const char *name) {
+    st_name key = {(char *)name, strlen(name), 0};
+    int lo = 0, hi = n;
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        int c = compare_names(sorted[mid], &key);
+        if (c == 0) return sorted[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
-    return found;
+    return NULL;
+}
+
+static st_tensor *find_tensor(const rt_st_file *f, const char *name) {
+    return (st_tensor *)find_name(f->tensor_names, f->n, name);
+}
+
+/* ---- the byte ranges ---- */
+
+/* Elements of a shape, or UINT64_MAX when that does not fit in 64 bits. */
+static uint64_t shape_count(const st_tensor *t) {
+    uint64_t count = 1;
+    for (int d = 0; d < t->rank; d++) {
+        if (t->shape[d] != 0 && count > UINT64_MAX / t->shape[d]) return UINT64_MAX;
+        count *= t->shape[d];
+    }
+    return count;
 }
 
 /* "[2, 4]" */
@@ -398,6 +538,131 @@ static void format_shape(char *buf, size_t size, int rank, const uint64_t *dims)
         used += (size_t)snprintf(buf + used, size - used, "%s%llu", d ? ", " : "",
                                  (unsigned long long)dims[d]);
     if (used < size) snprintf(buf + used, size - used, "]");
+}
+
+static void check_tensor_size(const rt_st_file *f, const st_tensor *t) {
+    uint64_t count = shape_count(t), size = t->dtype->size;
+    char shape[256];
+    format_shape(shape, sizeof shape, t->rank, t->shape);
+    if (count > UINT64_MAX / size)
+        rt_byte_error(f->path, t->name.at,
+                      "safetensors header: tensor '%s' has shape %s: too many elements",
+                      show(&t->name).s, shape);
+    if (t->end < t->begin || t->end - t->begin != count * size)
+        rt_byte_error(f->path, t->name.at,
+                      "safetensors header: tensor '%s' has data_offsets [%llu, %llu], but shape "
+                      "%s of %s needs %llu bytes",
+                      show(&t->name).s, (unsigned long long)t->begin, (unsigned long long)t->end,
+                      shape, t->dtype->name, (unsigned long long)(count * size));
+}
+
+static int compare_ranges(const void *a, const void *b) {
+    const st_tensor *x = *(const st_tensor *const *)a, *y = *(const st_tensor *const *)b;
+    if (x->begin != y->begin) return (x->begin > y->begin) - (x->begin < y->begin);
+    return (x->end > y->end) - (x->end < y->end);
+}
+
+/* The ranges, in order of offset, cover the data section exactly once. */
+static void check_layout(const rt_st_file *f) {
+    for (int i = 0; i < f->n; i++) check_tensor_size(f, &f->tensors[i]);
+    const st_tensor **by_offset = rt_alloc_array((size_t)f->n + 1, sizeof *by_offset);
+    for (int i = 0; i < f->n; i++) by_offset[i] = &f->tensors[i];
+    qsort(by_offset, (size_t)f->n, sizeof *by_offset, compare_ranges);
+    uint64_t position = 0;
+    const st_tensor *before = NULL;
+    for (int i = 0; i < f->n; i++) {
+        const st_tensor *t = by_offset[i];
+        if (t->begin < position)
+            rt_byte_error(f->path, t->name.at,
+                          "safetensors header: tensor '%s' (data_offsets [%llu, %llu]) overlaps "
+                          "tensor '%s' ([%llu, %llu])",
+                          show(&t->name).s, (unsigned long long)t->begin,
+                          (unsigned long long)t->end, show(&before->name).s,
+                          (unsigned long long)before->begin, (unsigned long long)before->end);
+        if (t->begin > position)
+            rt_byte_error(f->path, t->name.at,
+                          "safetensors header: tensor '%s' begins at data byte %llu, but the "
+                          "tensors before it end at %llu (the data must have no gaps)",
+                          show(&t->name).s, (unsigned long long)t->begin,
+                          (unsigned long long)position);
+        if (t->end > f->data_len)
+            rt_byte_error(f->path, t->name.at,
+                          "safetensors header: tensor '%s' has data_offsets [%llu, %llu], past the "
+                          "end of the %llu bytes of data",
+                          show(&t->name).s, (unsigned long long)t->begin,
+                          (unsigned long long)t->end, (unsigned long long)f->data_len);
+        position = t->end;
+        before = t;
+    }
+    if (position < f->data_len)
+        rt_byte_error(f->path, f->data_start + position,
+                      "%llu bytes after the data of the last tensor",
+                      (unsigned long long)(f->data_len - position));
+    rt_free(by_offset);
+}
+
+rt_st_file *rt_st_open(const char *path) {
+    rt_st_file *f = rt_alloc(sizeof *f);
+    f->path = path;
+    uint64_t size;
+    f->file = rt_open_seekable(path, &size);
+    if (size < 8)
+        rt_path_error(path, "not a safetensors file: only %llu bytes", (unsigned long long)size);
+    unsigned char length[8];
+    rt_read_at(f->file, path, 0, length, 8);
+    uint64_t header_len = get_le(length, 8);
+    if (header_len > size - 8)
+        rt_path_error(path,
+                      "not a safetensors file: the header length %llu runs past the end "
+                      "of the file (%llu bytes)",
+                      (unsigned long long)header_len, (unsigned long long)size);
+    if (header_len > ST_MAX_HEADER)
+        rt_path_error(path,
+                      "not a safetensors file: the header length %llu is more than the %u "
+                      "bytes a header may have",
+                      (unsigned long long)header_len, ST_MAX_HEADER);
+    char *header = rt_alloc((size_t)header_len + 1);
+    rt_read_at(f->file, path, 8, header, (size_t)header_len);
+    parse_header(f, header, (size_t)header_len);
+    rt_free(header);
+    f->data_start = 8 + header_len;
+    f->data_len = size - f->data_start;
+    f->tensor_names = sort_names(path, f->tensors, sizeof *f->tensors, f->n, "tensor");
+    f->meta_keys = sort_names(path, f->meta, sizeof *f->meta, f->n_meta, "metadata key");
+    check_layout(f);
+    return f;
+}
+
+void rt_st_close(rt_st_file *f) {
+    if (!f) return;
+    for (int i = 0; i < f->n; i++) rt_free(f->tensors[i].name.s);
+    for (int i = 0; i < f->n_meta; i++) {
+        rt_free(f->meta[i].key.s);
+        rt_free(f->meta[i].value);
+    }
+    rt_free(f->meta);
+    rt_free(f->tensors);
+    rt_free(f->tensor_names);
+    rt_free(f->meta_keys);
+    fclose(f->file);
+    rt_free(f);
+}
+
+const char *rt_st_meta_get(const rt_st_file *f, const char *key) {
+    const st_meta *m = (const st_meta *)find_name(f->meta_keys, f->n_meta, key);
+    if (!m) return NULL;
+    if (strlen(m->value) != m->value_len) /* a NUL would cut the value short */
+        rt_byte_error(f->path, m->key.at, "safetensors header: metadata '%s' holds a NUL character",
+                      key);
+    return m->value;
+}
+
+int rt_st_shape(const rt_st_file *f, const char *name, int *rank, uint64_t *dims) {
+    const st_tensor *t = find_tensor(f, name);
+    if (!t) return 0;
+    *rank = t->rank;
+    memcpy(dims, t->shape, (size_t)t->rank * sizeof *dims);
+    return 1;
 }
 
 static void check_shape(const char *path, const char *name, int rank, const int64_t *dims,
@@ -413,68 +678,15 @@ static void check_shape(const char *path, const char *name, int rank, const int6
     rt_path_error(path, "tensor '%s' has shape %s, the model wants %s", name, got_s, want_s);
 }
 
-rt_st_file *rt_st_open(const char *path) {
-    rt_st_file *f = rt_alloc(sizeof *f);
-    f->path = path;
-    size_t len;
-    f->bytes = rt_read_file(path, &len);
-    if (len < 8) rt_path_error(path, "not a safetensors file: only %zu bytes", len);
-    uint64_t header_len = get_le((const unsigned char *)f->bytes, 8);
-    if (header_len > len - 8)
-        rt_path_error(path,
-                      "not a safetensors file: the header length %llu runs past the end "
-                      "of the file (%zu bytes)",
-                      (unsigned long long)header_len, len);
-    parse_header(f, f->bytes + 8, (size_t)header_len);
-    f->data = (const unsigned char *)f->bytes + 8 + header_len;
-    f->data_len = len - 8 - header_len;
-    return f;
-}
-
-void rt_st_close(rt_st_file *f) {
-    if (!f) return;
-    for (int i = 0; i < f->n; i++) {
-        rt_free(f->tensors[i].name);
-        rt_free(f->tensors[i].dtype);
-    }
-    for (int i = 0; i < f->n_meta; i++) rt_free(f->meta[i]);
-    rt_free(f->meta);
-    rt_free(f->tensors);
-    rt_free(f->bytes);
-    rt_free(f);
-}
-
-const char *rt_st_meta_get(const rt_st_file *f, const char *key) {
-    for (int i = 0; i < f->n_meta; i += 2)
-        if (strcmp(f->meta[i], key) == 0) return f->meta[i + 1];
-    return NULL;
-}
-
-int rt_st_read(const rt_st_file *f, const char *name, enum rt_st_kind kind, int rank,
-               const int64_t *dims, void *dst) {
-    const st_tensor *t = find_tensor(f, name);
-    if (!t) return 0;
-    check_shape(f->path, name, rank, dims, t);
-    int file_f64 = strcmp(t->dtype, "F64") == 0, file_i64 = strcmp(t->dtype, "I64") == 0;
-    int file_f32 = strcmp(t->dtype, "F32") == 0;
-    if (kind == RT_ST_I64 ? !file_i64 : !(file_f64 || file_f32))
-        rt_path_error(f->path, "tensor '%s' has dtype %s; only %s %s read", name, t->dtype,
-                      kind == RT_ST_I64 ? "I64" : "F32 and F64", kind == RT_ST_I64 ? "is" : "are");
-    uint64_t count = 1;
-    for (int d = 0; d < rank; d++) count *= (uint64_t)dims[d];
-    uint64_t esize = file_f32 ? 4 : 8;
-    if (t->begin > t->end || t->end > f->data_len || t->end - t->begin != count * esize)
-        rt_path_error(f->path,
-                      "tensor '%s' has data_offsets [%llu, %llu], but %llu %s values need "
-                      "%llu bytes within the %llu bytes of data",
-                      name, (unsigned long long)t->begin, (unsigned long long)t->end,
-                      (unsigned long long)count, t->dtype, (unsigned long long)(count * esize),
-                      (unsigned long long)f->data_len);
-    const unsigned char *src = f->data + t->begin;
+/* Element e of raw little-endian data of t's dtype, as a double (or its bits, for I64). */
+static void convert(const unsigned char *src, uint64_t count, const st_tensor *t,
+                    enum rt_st_kind kind, void *dst, uint64_t first) {
+    unsigned esize = t->dtype->size;
+    int file_f64 = strcmp(t->dtype->name, "F64") == 0;
     for (uint64_t e = 0; e < count; e++, src += esize) {
         uint64_t bits = get_le(src, (int)esize);
         if (kind == RT_ST_I64) {
-            memcpy((int64_t *)dst + e, &bits, 8);
+            memcpy((int64_t *)dst + first + e, &bits, 8);
             continue;
         }
         double v;
@@ -486,9 +698,51 @@ int rt_st_read(const rt_st_file *f, const char *name, enum rt_st_kind kind, int 
             memcpy(&x, &b32, 4);
             v = x;
         }
-        rt_set(dst, (int64_t)e, kind == RT_ST_F64, v);
+        rt_set(dst, (int64_t)(first + e), kind == RT_ST_F64, v);
+    }
+}
+
+int rt_st_read(const rt_st_file *f, const char *name, enum rt_st_kind kind, int rank,
+               const int64_t *dims, void *dst) {
+    st_tensor *t = find_tensor(f, name);
+    if (!t) return 0;
+    check_shape(f->path, name, rank, dims, t);
+    const char *dtype = t->dtype->name;
+    int file_i64 = strcmp(dtype, "I64") == 0;
+    int file_float = strcmp(dtype, "F32") == 0 || strcmp(dtype, "F64") == 0;
+    if (kind == RT_ST_I64 ? !file_i64 : !file_float)
+        rt_path_error(f->path, "tensor '%s' has dtype %s; only %s %s read", name, dtype,
+                      kind == RT_ST_I64 ? "I64" : "F32 and F64", kind == RT_ST_I64 ? "is" : "are");
+    t->used = 1;
+    /* The size was checked against the shape when the file was opened. */
+    uint64_t count = shape_count(t), esize = t->dtype->size;
+    unsigned char chunk[1 << 16];
+    const uint64_t per_chunk = sizeof chunk / esize;
+    for (uint64_t done = 0; done < count; done += per_chunk) {
+        uint64_t n = count - done < per_chunk ? count - done : per_chunk;
+        rt_read_at(f->file, f->path, f->data_start + t->begin + done * esize, chunk,
+                   (size_t)(n * esize));
+        convert(chunk, n, t, kind, dst, done);
     }
     return 1;
+}
+
+void rt_st_check_values(const rt_st_file *f, const char *name, const void *values, int64_t count,
+                        int f64, int nonnegative) {
+    for (int64_t e = 0; e < count; e++) {
+        double v = rt_get(values, e, f64);
+        if (!isfinite(v))
+            rt_path_error(f->path, "tensor '%s' holds %s at element %lld", name,
+                          isnan(v) ? "nan"
+                          : v > 0  ? "inf"
+                                   : "-inf",
+                          (long long)e);
+        if (nonnegative && v < 0)
+            rt_path_error(f->path,
+                          "tensor '%s' holds %g at element %lld; its values are never "
+                          "negative",
+                          name, v, (long long)e);
+    }
 }
 
 void rt_st_read_params(const rt_st_file *f, const nnrt_model *m, void *fixed, const char *prefix) {
@@ -496,41 +750,69 @@ void rt_st_read_params(const rt_st_file *f, const nnrt_model *m, void *fixed, co
         const nnrt_tensor *p = &m->params[i];
         char name[512];
         snprintf(name, sizeof name, "%s%s", prefix, p->name);
-        if (!rt_st_read(f, name, m->f64 ? RT_ST_F64 : RT_ST_F32, p->rank, p->dims,
-                        rt_elem_ptr(fixed, p->offset, m->f64)))
+        void *dst = rt_elem_ptr(fixed, p->offset, m->f64);
+        if (!rt_st_read(f, name, m->f64 ? RT_ST_F64 : RT_ST_F32, p->rank, p->dims, dst))
             rt_path_error(f->path, "missing tensor '%s'", name);
+        rt_st_check_values(f, name, dst, p->numel, m->f64, 0);
     }
 }
 
-static int is_state_tensor(const char *name) {
-    for (size_t i = 0; i < sizeof state_prefixes / sizeof state_prefixes[0]; i++)
-        if (strncmp(name, state_prefixes[i], strlen(state_prefixes[i])) == 0) return 1;
+static int is_state_tensor(const st_name *name) {
+    for (size_t i = 0; i < sizeof state_prefixes / sizeof state_prefixes[0]; i++) {
+        size_t n = strlen(state_prefixes[i]);
+        if (name->len >= n && memcmp(name->s, state_prefixes[i], n) == 0) return 1;
+    }
     return 0;
 }
 
 void rt_st_read_stats(const rt_st_file *f, int64_t n, rt_stats *stats) {
     stats->n = 0;
-    const st_tensor *t = find_tensor(f, "standardize.mean");
-    if (!t) return;
+    if (!find_tensor(f, "standardize.mean")) return;
     stats->mean = rt_alloc_array((size_t)n, sizeof(double));
     stats->std = rt_alloc_array((size_t)n, sizeof(double));
     rt_st_read(f, "standardize.mean", RT_ST_F64, 1, &n, stats->mean);
     if (!rt_st_read(f, "standardize.std", RT_ST_F64, 1, &n, stats->std))
         rt_path_error(f->path, "missing tensor 'standardize.std'");
+    rt_st_check_values(f, "standardize.mean", stats->mean, n, 1, 0);
+    rt_st_check_values(f, "standardize.std", stats->std, n, 1, 1);
+    for (int64_t e = 0; e < n; e++)
+        if (stats->std[e] == 0)
+            rt_path_error(f->path,
+                          "tensor 'standardize.std' holds 0 at element %lld; a standard "
+                          "deviation divides",
+                          (long long)e);
     stats->n = n;
+}
+
+/* One line for all the tensors the model does not know, however many: the first few by
+ * name, then how many more. */
+static void warn_unknown(const rt_st_file *f) {
+    enum { NAMED = 3 };
+    char list[4 * sizeof(shown_name)];
+    size_t used = 0;
+    int unknown = 0;
+    list[0] = '\0';
+    for (int i = 0; i < f->n; i++) {
+        const st_tensor *t = &f->tensors[i];
+        if (t->used || is_state_tensor(&t->name)) continue;
+        if (unknown++ < NAMED)
+            used += (size_t)snprintf(list + used, sizeof list - used, "%s'%s'", used ? ", " : "",
+                                     show(&t->name).s);
+    }
+    if (unknown == 1)
+        rt_path_warning(f->path, "tensor %s is not a param of the model; ignored", list);
+    else if (unknown > NAMED)
+        rt_path_warning(f->path, "%d tensors are not params of the model; ignored: %s and %d more",
+                        unknown, list, unknown - NAMED);
+    else if (unknown > 1)
+        rt_path_warning(f->path, "%d tensors are not params of the model; ignored: %s", unknown,
+                        list);
 }
 
 void rt_load_weights(const nnrt_model *m, void *fixed, const char *path, rt_stats *stats) {
     rt_st_file *f = rt_st_open(path);
     rt_st_read_params(f, m, fixed, "");
     if (stats) rt_st_read_stats(f, rt_input_elems(m), stats);
-    for (int i = 0; i < f->n; i++) {
-        int known = is_state_tensor(f->tensors[i].name);
-        for (int32_t k = 0; k < m->n_params && !known; k++)
-            known = strcmp(m->params[k].name, f->tensors[i].name) == 0;
-        if (!known)
-            rt_path_warning(path, "tensor '%s' is not a param of the model; ignored",
-                            f->tensors[i].name);
-    }
+    warn_unknown(f);
     rt_st_close(f);
 }

@@ -39,16 +39,25 @@ void rt_save_weights(const nnrt_model *m, const void *fixed, const rt_stats *sta
 
 /* ---- reading ---- */
 typedef struct rt_st_file rt_st_file;
-/* The whole file, its header parsed; a malformed one is a fatal error naming the file. */
+/* A regular file with its header parsed and checked (every tensor's dtype, shape and byte
+ * range, duplicate names); a malformed one is a fatal error naming the file. The data is
+ * read only by rt_st_read. */
 rt_st_file *rt_st_open(const char *path);
 void rt_st_close(rt_st_file *f);
-/* A metadata value, or NULL. */
+/* A metadata value, or NULL; a value with a NUL character in it is a fatal error. */
 const char *rt_st_meta_get(const rt_st_file *f, const char *key);
+/* The rank and shape of tensor `name` (dims: RT_ST_MAX_RANK), or 0 when there is none. */
+int rt_st_shape(const rt_st_file *f, const char *name, int *rank, uint64_t *dims);
 /* Reads tensor `name`, which must have this shape, into dst as `kind` (F32 and F64 files
  * convert to either float kind); 0 when the file has no such tensor. */
 int rt_st_read(const rt_st_file *f, const char *name, enum rt_st_kind kind, int rank,
                const int64_t *dims, void *dst);
-/* Every param as PREFIX + its name; a missing one is a fatal error naming it. */
+/* Every value of a tensor just read is finite (and, with nonnegative, >= 0), or a fatal
+ * "PATH: error: tensor 'NAME' holds nan at element 3". */
+void rt_st_check_values(const rt_st_file *f, const char *name, const void *values, int64_t count,
+                        int f64, int nonnegative);
+/* Every param as PREFIX + its name; a missing one, or one that is not finite, is a fatal
+ * error naming it. */
 void rt_st_read_params(const rt_st_file *f, const nnrt_model *m, void *fixed, const char *prefix);
 /* The standardisation statistics of n input values; stats->n = 0 when the file has none. */
 void rt_st_read_stats(const rt_st_file *f, int64_t n, rt_stats *stats);

@@ -1,7 +1,8 @@
 /* csv.c: reads a whole CSV text into a data set. Every field is checked to be a number,
  * every row to have the first data row's field count; the first problem ends the run with
  * "PATH:LINE: error: ...". Fields are located by pointer and length within the text, so a
- * bad file can never make us read past its end. */
+ * bad file can never make us read past its end, and nothing is kept per field beyond the
+ * columns the model reads, so a line of a billion commas costs no memory. */
 #include "csv.h"
 
 #include <float.h>
@@ -15,13 +16,6 @@ typedef struct field {
     const char *p;
     size_t n;
 } field;
-
-/* Growable per-row scratch, reused across rows. */
-typedef struct row_buffer {
-    field *fields;
-    double *values;
-    size_t cap;
-} row_buffer;
 
 static int is_blank(char c) {
     return c == ' ' || c == '\t' || c == '\r';
@@ -52,70 +46,171 @@ static int is_number(const char *p, size_t n) {
     return i == n;
 }
 
-/* How many bytes of a field to quote in a message. */
-static int shown(const field *f) {
-    return f->n > 40 ? 40 : (int)f->n;
+/* A field as message text: escaped (it may hold NULs or bytes that are not UTF-8) and cut
+ * to about 40 characters. */
+typedef struct shown_field {
+    char s[48];
+} shown_field;
+
+static shown_field show(const field *f) {
+    shown_field out;
+    rt_printable(out.s, sizeof out.s, f->p, f->n);
+    return out;
 }
 
-/* Splits [p, eol) at commas into trimmed fields; 0 for a blank line. */
-static size_t split_fields(const char *p, const char *eol, row_buffer *row) {
+/* ---- lines and fields ---- */
+
+/* A UTF-8 byte-order mark, which spreadsheets write at the start of a CSV file. */
+static const char bom[] = "\xEF\xBB\xBF";
+
+static void skip_bom(const char **text, size_t *len) {
+    if (*len >= 3 && memcmp(*text, bom, 3) == 0) *text += 3, *len -= 3;
+}
+
+/* The fields of one line, in order. */
+typedef struct fields {
+    const char *p, *eol;
+    int done;
+} fields;
+
+/* Starts on [p, eol) with the line's trailing blanks cut; 0 for a blank line. */
+static int fields_start(fields *it, const char *p, const char *eol) {
     while (eol > p && is_blank(eol[-1])) eol--;
-    if (eol == p) return 0;
-    size_t n = 0;
-    for (;;) {
-        const char *comma = memchr(p, ',', (size_t)(eol - p));
-        const char *stop = comma ? comma : eol;
-        const char *a = p, *b = stop;
-        while (a < b && is_blank(*a)) a++;
-        while (b > a && is_blank(b[-1])) b--;
-        if (n == row->cap) {
-            size_t new_cap = row->cap ? 2 * row->cap : 64;
-            row->fields = rt_grow_array(row->fields, row->cap, new_cap, sizeof *row->fields);
-            row->values = rt_grow_array(row->values, row->cap, new_cap, sizeof *row->values);
-            row->cap = new_cap;
-        }
-        row->fields[n++] = (field){a, (size_t)(b - a)};
-        if (!comma) return n;
-        p = comma + 1;
-    }
+    it->p = p;
+    it->eol = eol;
+    it->done = eol == p;
+    return !it->done;
 }
 
-static int all_numbers(const row_buffer *row, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (!is_number(row->fields[i].p, row->fields[i].n)) return 0;
+/* The next field, trimmed; 0 after the last. */
+static int next_field(fields *it, field *f) {
+    if (it->done) return 0;
+    const char *comma = memchr(it->p, ',', (size_t)(it->eol - it->p));
+    const char *stop = comma ? comma : it->eol, *a = it->p, *b = stop;
+    while (a < b && is_blank(*a)) a++;
+    while (b > a && is_blank(b[-1])) b--;
+    *f = (field){a, (size_t)(b - a)};
+    if (comma)
+        it->p = comma + 1;
+    else
+        it->done = 1;
     return 1;
 }
 
-/* Converts every field of a data row, or stops the run at the first bad one. */
-static void convert_fields(const char *path, int64_t line, row_buffer *row, size_t n, int f64) {
-    for (size_t i = 0; i < n; i++) {
-        const field *f = &row->fields[i];
-        if (f->n == 0) rt_line_error(path, line, "column %zu is empty", i);
-        if (!is_number(f->p, f->n))
-            rt_line_error(path, line, "column %zu: '%.*s' is not a number", i, shown(f), f->p);
+static int64_t count_fields(const char *p, const char *eol) {
+    int64_t n = 1;
+    while ((p = memchr(p, ',', (size_t)(eol - p))) != NULL) p++, n++;
+    return n;
+}
+
+static const char *line_end(const char *p, const char *end) {
+    const char *eol = memchr(p, '\n', (size_t)(end - p));
+    return eol ? eol : end;
+}
+
+/* ---- the first line: header or data ---- */
+
+static enum rt_csv_first_kind classify(const rt_csv_first *c) {
+    if (c->words == 0) return RT_CSV_DATA;
+    if (c->numbers == 0) return RT_CSV_HEADER;
+    return c->numbers > c->words ? RT_CSV_DATA_WITH_WORDS : RT_CSV_HEADER_WITH_NUMBERS;
+}
+
+void rt_csv_first_line(const char *text, size_t len, rt_csv_first *out) {
+    memset(out, 0, sizeof *out);
+    out->first_number = out->first_word = -1;
+    skip_bom(&text, &len);
+    const char *p = text, *end = text + len;
+    fields it;
+    for (;;) {
+        if (p >= end) return; /* RT_CSV_NO_LINES */
+        const char *eol = line_end(p, end);
+        out->line++;
+        if (fields_start(&it, p, eol)) break;
+        p = eol + 1;
+    }
+    out->p = it.p;
+    out->eol = it.eol;
+    field f;
+    for (int64_t col = 0; next_field(&it, &f); col++) {
+        out->fields++;
+        if (f.n == 0) continue; /* an empty name is no evidence either way */
+        if (is_number(f.p, f.n)) {
+            if (out->numbers++ == 0) out->first_number = col;
+        } else if (out->words++ == 0) {
+            out->first_word = col;
+        }
+    }
+    out->kind = classify(out);
+}
+
+int64_t rt_csv_header_column(const rt_csv_first *header, const char *name, size_t len) {
+    fields it;
+    fields_start(&it, header->p, header->eol);
+    field f;
+    for (int64_t col = 0; next_field(&it, &f); col++) {
+        if (f.n >= 2 && f.p[0] == '"' && f.p[f.n - 1] == '"') f.p++, f.n -= 2;
+        if (f.n == len && memcmp(f.p, name, len) == 0) return col;
+    }
+    return -1;
+}
+
+void rt_csv_check_text(const char *path, const char *bytes, size_t seen, size_t len) {
+    const unsigned char *u = (const unsigned char *)bytes;
+    if (seen < 2 && len >= 2 && ((u[0] == 0xFF && u[1] == 0xFE) || (u[0] == 0xFE && u[1] == 0xFF)))
+        rt_byte_error(path, 0,
+                      "the file is UTF-16 text; CSV is read as UTF-8 (save it as "
+                      "\"CSV UTF-8\")");
+    const char *nul = memchr(bytes + seen, '\0', len - seen);
+    if (nul) rt_byte_error(path, (uint64_t)(nul - bytes), "a NUL byte: this is not CSV text");
+}
+
+/* ---- data rows ---- */
+
+/* Per-row scratch for the columns the model reads, made when the first data row shows
+ * the file has them. */
+typedef struct row_buffer {
+    field *fields;
+    double *values;
+} row_buffer;
+
+/* Converts every field of a data row, or stops the run at the first bad one; keeps the
+ * columns the model reads. hint: said after a bad field's message (or ""). */
+static void convert_fields(const char *path, int64_t line, const char *p, const char *eol,
+                           row_buffer *row, int32_t columns, int f64, const char *hint) {
+    fields it;
+    fields_start(&it, p, eol);
+    field f;
+    for (int64_t i = 0; next_field(&it, &f); i++) {
+        if (f.n == 0) rt_line_error(path, line, "column %lld is empty%s", (long long)i, hint);
+        if (!is_number(f.p, f.n))
+            rt_line_error(path, line, "column %lld: '%s' is not a number%s", (long long)i,
+                          show(&f).s, hint);
         /* The field is followed by a separator, a blank or the text's final NUL, none of
          * which continue a decimal number, so strtod stops exactly at its end. */
-        double v = strtod(f->p, NULL);
+        double v = strtod(f.p, NULL);
         if (isinf(v) || (!f64 && fabs(v) > FLT_MAX))
-            rt_line_error(path, line, "column %zu: %.*s is out of range for %s", i, shown(f), f->p,
-                          f64 ? "a 64-bit float" : "a 32-bit float");
-        row->values[i] = v;
+            rt_line_error(path, line, "column %lld: %s is out of range for %s", (long long)i,
+                          show(&f).s, f64 ? "a 64-bit float" : "a 32-bit float");
+        if (i < columns) {
+            row->fields[i] = f;
+            row->values[i] = v;
+        }
     }
 }
 
 static void store_slot(const char *path, int64_t line, const rt_csv_slot *slot,
                        const row_buffer *row, void *dest_row, int f64) {
     if (slot->classes > 0) {
-        size_t col = (size_t)slot->first_column;
+        int32_t col = slot->first_column;
         double v = row->values[col];
         const field *f = &row->fields[col];
         if (v != floor(v))
-            rt_line_error(path, line, "column %zu: class index %.*s is not a whole number", col,
-                          shown(f), f->p);
+            rt_line_error(path, line, "column %d: class index %s is not a whole number", col,
+                          show(f).s);
         if (v < 0 || v >= (double)slot->classes)
-            rt_line_error(path, line,
-                          "column %zu: class index %.*s is out of range 0..%lld for '%s'", col,
-                          shown(f), f->p, (long long)slot->classes - 1, slot->tensor);
+            rt_line_error(path, line, "column %d: class index %s is out of range 0..%lld for '%s'",
+                          col, show(f).s, (long long)slot->classes - 1, slot->tensor);
         rt_set(dest_row, slot->dest + (int64_t)v, f64, 1.0);
         return;
     }
@@ -123,73 +218,133 @@ static void store_slot(const char *path, int64_t line, const rt_csv_slot *slot,
         rt_set(dest_row, slot->dest + c, f64, row->values[slot->first_column + c]);
 }
 
-static int64_t count_lines(const char *text, size_t len) {
-    int64_t lines = 1;
-    for (const char *p = text; (p = memchr(p, '\n', len - (size_t)(p - text))) != NULL; p++)
-        lines++;
-    return lines;
-}
-
 /* The field count rules: the first data row has the columns the layout reads, the others
  * have as many fields as the first. */
-static void check_field_count(const char *path, int64_t line, const rt_csv_layout *layout, size_t n,
-                              int64_t first_line, size_t first_n) {
+static void check_field_count(const char *path, int64_t line, const rt_csv_layout *layout,
+                              int64_t n, int64_t first_line, int64_t first_n) {
     if (first_line == 0) {
-        size_t want = (size_t)layout->columns;
+        int64_t want = layout->columns;
         if (layout->exact ? n != want : n < want)
-            rt_line_error(path, line, "expected %s%zu columns (%s), found %zu",
-                          layout->exact ? "" : "at least ", want, layout->what, n);
+            rt_line_error(path, line, "expected %s%lld columns (%s), found %lld",
+                          layout->exact ? "" : "at least ", (long long)want, layout->what,
+                          (long long)n);
     } else if (n != first_n) {
-        rt_line_error(path, line, "row has %zu columns, but the first data row (line %lld) has %zu",
-                      n, (long long)first_line, first_n);
+        rt_line_error(path, line,
+                      "row has %lld columns, but the first data row (line %lld) has %lld",
+                      (long long)n, (long long)first_line, (long long)first_n);
     }
+}
+
+/* Non-blank lines: at most that many data rows. */
+static int64_t count_rows(const char *text, size_t len) {
+    int64_t rows = 0;
+    fields it;
+    for (const char *p = text, *end = text + len; p < end;) {
+        const char *eol = line_end(p, end);
+        rows += fields_start(&it, p, eol);
+        p = eol + 1;
+    }
+    return rows;
+}
+
+/* The data set's arrays, grown as rows come (never beyond max_rows), so memory follows the
+ * rows actually read rather than what the file's size might hold. */
+typedef struct row_store {
+    rt_dataset *out;
+    int64_t cap, max_rows;
+    size_t input_bytes, target_bytes; /* per row */
+} row_store;
+
+static size_t row_bytes(int64_t elems, int f64) {
+    if (elems < 0 || (uint64_t)elems > SIZE_MAX / rt_elem_size(f64))
+        rt_fatal("model descriptor: rows of %lld values are too large", (long long)elems);
+    return (size_t)elems * rt_elem_size(f64);
+}
+
+static void make_room(row_store *s) {
+    if (s->out->rows < s->cap) return;
+    int64_t cap = s->cap < 512 ? 1024 : 2 * s->cap;
+    if (cap > s->max_rows) cap = s->max_rows;
+    s->out->inputs = rt_grow_array(s->out->inputs, (size_t)s->cap, (size_t)cap, s->input_bytes);
+    if (s->target_bytes)
+        s->out->targets =
+            rt_grow_array(s->out->targets, (size_t)s->cap, (size_t)cap, s->target_bytes);
+    s->cap = cap;
+}
+
+static void store_row(const char *path, int64_t line, const rt_csv_layout *layout,
+                      const row_buffer *row, int f64, row_store *s) {
+    make_room(s);
+    rt_dataset *out = s->out;
+    for (int i = 0; i < layout->n_slots; i++) {
+        const rt_csv_slot *slot = &layout->slots[i];
+        void *base = slot->is_target ? out->targets : out->inputs;
+        int64_t elems = slot->is_target ? out->target_elems : out->input_elems;
+        if (!base) continue; /* targets not wanted */
+        store_slot(path, line, slot, row, rt_elem_ptr(base, out->rows * elems, f64), f64);
+    }
+    out->rows++;
+}
+
+/* What the first line is, said where it matters: a header that also has numbers is
+ * warned about; data with names in it gets a hint with its error. */
+static const char *first_line_verdict(const char *path, const rt_csv_first *first) {
+    if (first->kind == RT_CSV_HEADER_WITH_NUMBERS) {
+        fields it;
+        fields_start(&it, first->p, first->eol);
+        field f = {0};
+        for (int64_t col = 0; next_field(&it, &f) && col < first->first_number; col++) continue;
+        rt_line_warning(path, first->line,
+                        "taken as a header (most of its fields are not numbers), though its "
+                        "column %lld is the number %s",
+                        (long long)first->first_number, show(&f).s);
+    }
+    return first->kind == RT_CSV_DATA_WITH_WORDS
+               ? " (the first line is data, not a header: most of its fields are numbers)"
+               : "";
 }
 
 void rt_csv_parse(const char *path, const char *text, size_t len, const rt_csv_layout *layout,
                   int f64, rt_dataset *out) {
-    int64_t max_rows = count_lines(text, len);
-    size_t esize = rt_elem_size(f64);
-    out->rows = 0;
-    out->inputs = rt_alloc_array((size_t)max_rows * (size_t)out->input_elems, esize);
-    out->targets = out->target_elems > 0
-                       ? rt_alloc_array((size_t)max_rows * (size_t)out->target_elems, esize)
-                       : NULL;
+    rt_csv_check_text(path, text, 0, len < 2 ? len : 2); /* UTF-16 */
+    skip_bom(&text, &len);
+    rt_csv_first first;
+    rt_csv_first_line(text, len, &first);
+    const char *first_hint = first_line_verdict(path, &first);
+    int header = first.kind == RT_CSV_HEADER || first.kind == RT_CSV_HEADER_WITH_NUMBERS;
 
+    row_store store = {out, 0, count_rows(text, len), row_bytes(out->input_elems, f64),
+                       out->target_elems > 0 ? row_bytes(out->target_elems, f64) : 0};
+    out->rows = 0;
+    out->inputs = out->targets = NULL;
     row_buffer row = {0};
-    int64_t line = 0, header_line = 0, first_line = 0;
-    size_t first_n = 0;
-    int seen_a_row = 0;
-    const char *p = text, *end = text + len;
-    while (p < end) {
-        const char *eol = memchr(p, '\n', (size_t)(end - p));
-        if (!eol) eol = end;
+    int64_t line = 0, first_line = 0, first_n = 0;
+    fields it;
+    for (const char *p = text, *end = text + len; p < end;) {
+        const char *eol = line_end(p, end);
+        const char *start = p;
+        p = eol + 1;
         line++;
-        size_t n = split_fields(p, eol, &row);
-        p = eol < end ? eol + 1 : end;
-        if (n == 0) continue;
-        if (!seen_a_row) {
-            seen_a_row = 1;
-            if (!all_numbers(&row, n)) {
-                header_line = line;
-                continue;
-            }
-        }
+        if (!fields_start(&it, start, eol) || (header && line == first.line)) continue;
+        int64_t n = count_fields(it.p, it.eol);
         check_field_count(path, line, layout, n, first_line, first_n);
-        if (first_line == 0) first_line = line, first_n = n;
-        convert_fields(path, line, &row, n, f64);
-        for (int s = 0; s < layout->n_slots; s++) {
-            const rt_csv_slot *slot = &layout->slots[s];
-            void *base = slot->is_target ? out->targets : out->inputs;
-            int64_t elems = slot->is_target ? out->target_elems : out->input_elems;
-            if (!base) continue; /* targets not wanted */
-            store_slot(path, line, slot, &row, rt_elem_ptr(base, out->rows * elems, f64), f64);
+        if (first_line == 0) {
+            first_line = line, first_n = n;
+            row.fields = rt_alloc_array((size_t)layout->columns + 1, sizeof *row.fields);
+            row.values = rt_alloc_array((size_t)layout->columns + 1, sizeof *row.values);
         }
-        out->rows++;
+        convert_fields(path, line, it.p, it.eol, &row, layout->columns, f64,
+                       line == first.line ? first_hint : "");
+        store_row(path, line, layout, &row, f64, &store);
     }
     rt_free(row.fields);
     rt_free(row.values);
+    if (out->rows == 0 && !out->inputs) { /* the arrays exist even with no rows */
+        out->inputs = rt_alloc(1);
+        if (store.target_bytes) out->targets = rt_alloc(1);
+    }
     if (out->rows > 0 || layout->allow_empty) return;
-    if (!seen_a_row) rt_line_error(path, 1, "the file is empty");
-    rt_line_error(path, header_line + 1, "no data rows after the header on line %lld",
-                  (long long)header_line);
+    if (first.kind == RT_CSV_NO_LINES) rt_line_error(path, 1, "the file is empty");
+    rt_line_error(path, first.line + 1, "no data rows after the header on line %lld",
+                  (long long)first.line);
 }

@@ -1,6 +1,9 @@
 /* csv.h: the CSV reader behind data.c. Rules (docs/runtime.md): comma separated numbers;
- * "\r\n" line ends, spaces and tabs around fields, and blank lines are tolerated; the first
- * non-blank line is a header, and skipped, when any of its fields is not a number. */
+ * "\r\n" line ends, spaces and tabs around fields, blank lines and a UTF-8 byte-order mark
+ * are tolerated. The first non-blank line is data when its fields are numbers, a header
+ * when they are names; a line that mixes both is whichever most of its fields say, and
+ * either way the reader says so (a header it warns about, data it reports the bad field
+ * of), so that a data row is never dropped silently. */
 #ifndef NNRT_CSV_H
 #define NNRT_CSV_H
 
@@ -8,6 +11,10 @@
 #include <stdint.h>
 
 #include "data.h"
+
+/* The largest column index (0-based) a column map may name: nnrt.h's column maps are
+ * int32, and LAST + 1 must fit too. */
+#define RT_CSV_MAX_COLUMN (INT32_MAX - 1)
 
 /* Where one input's or target's values come from in a row. */
 typedef struct rt_csv_slot {
@@ -32,5 +39,32 @@ typedef struct rt_csv_layout {
  * must be set; the arrays are allocated here (targets only when target_elems > 0). */
 void rt_csv_parse(const char *path, const char *text, size_t len, const rt_csv_layout *layout,
                   int f64, rt_dataset *out);
+
+/* What the first non-blank line of a CSV text is. */
+enum rt_csv_first_kind {
+    RT_CSV_NO_LINES,            /* the text is blank */
+    RT_CSV_DATA,                /* every non-empty field is a number */
+    RT_CSV_HEADER,              /* no field is a number */
+    RT_CSV_HEADER_WITH_NUMBERS, /* names and numbers, no more numbers than names: a header */
+    RT_CSV_DATA_WITH_WORDS,     /* more numbers than names: data, with a bad field */
+};
+
+typedef struct rt_csv_first {
+    enum rt_csv_first_kind kind;
+    int64_t line;        /* 1-based */
+    const char *p, *eol; /* the line, trimmed */
+    int64_t fields, numbers, words;
+    int64_t first_number, first_word; /* 0-based columns, or -1 */
+} rt_csv_first;
+
+void rt_csv_first_line(const char *text, size_t len, rt_csv_first *out);
+
+/* The column of the header field named name[0..len) (double quotes around a header name do
+ * not count), or -1. */
+int64_t rt_csv_header_column(const rt_csv_first *header, const char *name, size_t len);
+
+/* Checks CSV text as it arrives (files.h's rt_read_limits.check): it has no NUL bytes
+ * and is not UTF-16, so a stream of zeros or a gzip bomb of them stops at once. */
+void rt_csv_check_text(const char *path, const char *bytes, size_t seen, size_t len);
 
 #endif

@@ -44,60 +44,35 @@ static const nnrt_column_map *find_columns(const nnrt_model *m, const column_map
 
 /* ---- --columns x=0..3,y=label ---- */
 
-/* The header's names, when the first non-blank line is a header (not all numbers): the
- * same test the CSV reader makes. */
-typedef struct header {
-    char **names;
-    int n;
-} header;
-
-static int is_number_text(const char *p, size_t n) {
-    char buf[64];
-    if (n == 0 || n >= sizeof buf) return 0;
-    memcpy(buf, p, n);
-    buf[n] = '\0';
-    char *end;
-    strtod(buf, &end);
-    return *end == '\0' &&
-           (buf[0] == '-' || buf[0] == '+' || buf[0] == '.' || (buf[0] >= '0' && buf[0] <= '9'));
-}
-
-static header read_header(const char *text, size_t len) {
-    header h = {0};
-    const char *p = text, *end = text + len;
-    while (p < end && (*p == '\n' || *p == '\r' || *p == ' ' || *p == '\t')) p++;
-    const char *eol = memchr(p, '\n', (size_t)(end - p));
-    if (!eol) eol = end;
-    int numbers = 1, cap = 0;
-    while (p < eol) {
-        const char *comma = memchr(p, ',', (size_t)(eol - p));
-        const char *stop = comma ? comma : eol, *a = p, *b = stop;
-        while (a < b && (*a == ' ' || *a == '\t')) a++;
-        while (b > a && (b[-1] == ' ' || b[-1] == '\t' || b[-1] == '\r')) b--;
-        if (h.n == cap) {
-            int new_cap = cap ? 2 * cap : 16;
-            h.names = rt_grow_array(h.names, (size_t)cap, (size_t)new_cap, sizeof *h.names);
-            cap = new_cap;
-        }
-        h.names[h.n++] = rt_strndup(a, (size_t)(b - a));
-        numbers &= is_number_text(a, (size_t)(b - a));
-        p = comma ? comma + 1 : eol;
-    }
-    if (numbers) h.n = 0; /* a data row: no names */
-    return h;
-}
-
-/* A column given by index or by header name. */
-static int32_t column_index(const char *path, const header *h, const char *text, size_t len) {
+/* A column given by index or by header name. An index is read in 64 bits and checked, so
+ * that 4294967296 is an error rather than column 0. */
+static int32_t column_index(const char *path, const rt_csv_first *first, const char *text,
+                            size_t len) {
     int digits = len > 0;
     for (size_t i = 0; i < len; i++) digits &= text[i] >= '0' && text[i] <= '9';
-    if (digits) return (int32_t)strtol(text, NULL, 10);
-    for (int i = 0; i < h->n; i++)
-        if (strlen(h->names[i]) == len && strncmp(h->names[i], text, len) == 0) return i;
-    if (h->n == 0)
+    if (digits) {
+        uint64_t v = 0;
+        for (size_t i = 0; i < len; i++) {
+            v = v * 10 + (uint64_t)(text[i] - '0');
+            if (v > RT_CSV_MAX_COLUMN)
+                rt_usage_error("--columns: column %.*s is out of range (0..%d)", (int)len, text,
+                               RT_CSV_MAX_COLUMN);
+        }
+        return (int32_t)v;
+    }
+    int header = first->kind == RT_CSV_HEADER || first->kind == RT_CSV_HEADER_WITH_NUMBERS;
+    int64_t col = header ? rt_csv_header_column(first, text, len) : -1;
+    if (col > RT_CSV_MAX_COLUMN)
+        rt_usage_error("--columns: column '%.*s' of %s is column %lld, out of range (0..%d)",
+                       (int)len, text, rt_display_path(path), (long long)col, RT_CSV_MAX_COLUMN);
+    if (col >= 0) return (int32_t)col;
+    if (!header)
         rt_usage_error("--columns: '%.*s' is not a column index, and %s has no header to name "
-                       "columns",
-                       (int)len, text, rt_display_path(path));
+                       "columns%s",
+                       (int)len, text, rt_display_path(path),
+                       first->kind == RT_CSV_DATA_WITH_WORDS
+                           ? " (its first line is data: most of its fields are numbers)"
+                           : "");
     rt_usage_error("--columns: %s has no column named '%.*s'", rt_display_path(path), (int)len,
                    text);
 }
@@ -115,7 +90,8 @@ static column_maps parse_columns(const nnrt_model *m, const char *spec, const ch
                                  const char *text, size_t len) {
     column_maps cm = {0};
     if (!spec) return cm;
-    header h = read_header(text, len);
+    rt_csv_first first;
+    rt_csv_first_line(text, len, &first);
     int count = 1;
     for (const char *p = spec; *p; p++) count += *p == ',';
     cm.given = rt_alloc_array((size_t)count, sizeof *cm.given);
@@ -126,21 +102,21 @@ static column_maps parse_columns(const nnrt_model *m, const char *spec, const ch
         if (!is_data_tensor(m, p, (size_t)(eq - p)))
             rt_usage_error("--columns: model '%s' has no input or target '%.*s'", m->name,
                            (int)(eq - p), p);
-        const char *first = eq + 1, *dots = strstr(first, "..");
+        const char *from = eq + 1, *dots = strstr(from, "..");
         if (dots && dots > stop) dots = NULL;
         nnrt_column_map *map = &cm.given[cm.n_given++];
         map->tensor = rt_strndup(p, (size_t)(eq - p));
-        map->first = column_index(path, &h, first, (size_t)((dots ? dots : stop) - first));
-        map->last = dots ? column_index(path, &h, dots + 2, (size_t)(stop - dots - 2)) : map->first;
+        map->first = column_index(path, &first, from, (size_t)((dots ? dots : stop) - from));
+        map->last =
+            dots ? column_index(path, &first, dots + 2, (size_t)(stop - dots - 2)) : map->first;
         if (!comma) break;
         p = comma + 1;
     }
-    for (int i = 0; i < h.n; i++) rt_free(h.names[i]);
-    rt_free(h.names);
     return cm;
 }
 
-/* One slot per input and target, from the column ranges in force. */
+/* One slot per input and target, from the column ranges in force. The descriptor's ranges
+ * are checked as --columns' are: in 64 bits, within 0..RT_CSV_MAX_COLUMN. */
 static void add_slots(const nnrt_model *m, const column_maps *cm, const nnrt_tensor *tensors,
                       int32_t n, int is_target, rt_csv_slot *slots, int *n_slots,
                       int32_t *columns) {
@@ -152,26 +128,66 @@ static void add_slots(const nnrt_model *m, const column_maps *cm, const nnrt_ten
         int given = 0;
         for (int k = 0; k < cm->n_given; k++) given |= map == &cm->given[k];
         const char *origin = given ? "--columns" : "model descriptor";
-        if (map->first < 0 || map->last < map->first)
-            rt_fatal("%s: bad CSV column range %d..%d for '%s'", origin, map->first, map->last,
-                     t->name);
-        int32_t count = map->last - map->first + 1;
+        int64_t first = map->first, last = map->last;
+        if (first < 0 || last < first || last > RT_CSV_MAX_COLUMN)
+            rt_fatal("%s: bad CSV column range %lld..%lld for '%s'", origin, (long long)first,
+                     (long long)last, t->name);
+        int64_t count = last - first + 1;
         int64_t classes = is_target && count == 1 && t->numel > 1 ? t->numel : 0;
         if (!classes && count != t->numel)
-            rt_fatal("%s: '%s' has %lld values but CSV columns %d..%d", origin, t->name,
-                     (long long)t->numel, map->first, map->last);
-        slots[(*n_slots)++] = (rt_csv_slot){t->name, map->first, count, is_target, dest, classes};
-        if (map->last + 1 > *columns) *columns = map->last + 1;
+            rt_fatal("%s: '%s' has %lld values but CSV columns %lld..%lld", origin, t->name,
+                     (long long)t->numel, (long long)first, (long long)last);
+        slots[(*n_slots)++] =
+            (rt_csv_slot){t->name, (int32_t)first, (int32_t)count, is_target, dest, classes};
+        if (last + 1 > *columns) *columns = (int32_t)(last + 1);
         dest += t->numel;
     }
 }
 
-/* A data file's bytes, inflated when it is gzip'd (the magic bytes 1f 8b say so). */
-static char *read_data_file(const char *path, size_t *len) {
-    char *bytes = rt_read_file(path, len);
+/* ---- reading data files ---- */
+
+/* What a data file must be, for checking it as it arrives. */
+enum data_kind { DATA_CSV, DATA_IDX, DATA_CSV_OR_IDX };
+
+/* Contents as they arrive: IDX must keep to what its header promises, CSV must be text.
+ * predict takes either, told apart by IDX's magic bytes 00 00 08. */
+static void check_contents(const char *path, const char *bytes, size_t seen, size_t len,
+                           void *state) {
+    enum data_kind kind = *(const enum data_kind *)state;
+    if (kind == DATA_CSV_OR_IDX) {
+        static const char idx_magic[3] = {0, 0, 8};
+        size_t n = len < 3 ? len : 3;
+        if (memcmp(bytes, idx_magic, n) != 0)
+            kind = DATA_CSV;
+        else if (len >= 3)
+            kind = DATA_IDX;
+        else
+            return; /* too little to tell */
+    }
+    if (kind == DATA_IDX)
+        rt_idx_check_prefix(path, bytes, len);
+    else
+        rt_csv_check_text(path, bytes, seen, len);
+}
+
+/* A pipe's bytes, which may be gzip data, checked once they are inflated. */
+static void check_raw(const char *path, const char *bytes, size_t seen, size_t len, void *state) {
+    if ((unsigned char)bytes[0] == 0x1f && (len < 2 || (unsigned char)bytes[1] == 0x8b)) return;
+    check_contents(path, bytes, seen, len, state);
+}
+
+/* A data file's bytes, inflated when it is gzip'd (the magic bytes 1f 8b say so). Either
+ * way it may hold at most half the memory the process may use, so that its values fit in
+ * the other half: a few GB of real data on most machines, where a stream of zeros or a
+ * gzip bomb stops at once (check_contents) or at that limit. */
+static char *read_data_file(const char *path, size_t *len, enum data_kind kind) {
+    rt_read_limits lim = {rt_memory_budget() / 2, "a data file",
+                          "half the memory this process may use", check_raw, &kind};
+    char *bytes = rt_read_file(path, len, &lim);
     if (*len < 2 || (unsigned char)bytes[0] != 0x1f || (unsigned char)bytes[1] != 0x8b)
         return bytes;
-    char *plain = rt_gunzip(path, bytes, *len, len);
+    lim.check = check_contents;
+    char *plain = rt_gunzip(path, bytes, *len, len, &lim);
     rt_free(bytes);
     return plain;
 }
@@ -179,11 +195,11 @@ static char *read_data_file(const char *path, size_t *len) {
 static void load_csv(const nnrt_model *m, const char *path, const char *columns_spec,
                      rt_dataset *out) {
     size_t len;
-    char *text = read_data_file(path, &len);
+    char *text = read_data_file(path, &len, DATA_CSV);
     column_maps cm = parse_columns(m, columns_spec, path, text, len);
     int n_slots = 0;
     int32_t columns = 0;
-    rt_csv_slot *slots = rt_alloc_array((size_t)(m->n_inputs + m->n_targets), sizeof *slots);
+    rt_csv_slot *slots = rt_alloc_array((size_t)m->n_inputs + (size_t)m->n_targets, sizeof *slots);
     add_slots(m, &cm, m->inputs, m->n_inputs, 0, slots, &n_slots, &columns);
     add_slots(m, &cm, m->targets, m->n_targets, 1, slots, &n_slots, &columns);
     char what[64];
@@ -200,10 +216,10 @@ static void load_idx(const nnrt_model *m, const char *images, const char *labels
             "model descriptor: IDX data needs one input and one target, the model has %d and %d",
             m->n_inputs, m->n_targets);
     size_t len;
-    char *bytes = read_data_file(images, &len);
+    char *bytes = read_data_file(images, &len, DATA_IDX);
     rt_idx_parse_images(images, bytes, len, m->f64, out);
     rt_free(bytes);
-    bytes = read_data_file(labels, &len);
+    bytes = read_data_file(labels, &len, DATA_IDX);
     rt_idx_parse_labels(labels, bytes, len, images, m->f64, out);
     rt_free(bytes);
 }
@@ -255,7 +271,7 @@ void rt_load_predict_data(const nnrt_model *m, const char *path, rt_dataset *out
     out->input_elems = rt_input_elems(m);
     out->target_elems = 0;
     size_t len;
-    char *text = read_data_file(path, &len);
+    char *text = read_data_file(path, &len, DATA_CSV_OR_IDX);
     if (rt_idx_sniff(text, len)) {
         if (m->n_inputs != 1)
             rt_path_error(path, "an IDX file feeds a model with one input; this one has %d",
@@ -264,7 +280,9 @@ void rt_load_predict_data(const nnrt_model *m, const char *path, rt_dataset *out
         rt_free(text);
         return;
     }
-    if (out->input_elems > INT32_MAX - 1) rt_fatal("model descriptor: too many input values");
+    if (out->input_elems > RT_CSV_MAX_COLUMN)
+        rt_fatal("model descriptor: %lld input values, more than a CSV row may have",
+                 (long long)out->input_elems);
     rt_csv_slot *slots = rt_alloc_array((size_t)m->n_inputs, sizeof *slots);
     int32_t column = 0;
     for (int32_t i = 0; i < m->n_inputs; i++) {

@@ -1,4 +1,4 @@
-/* files.c: whole-file reads and atomic writes (see files.h). */
+/* files.c: bounded whole-file reads, reads at offsets, and atomic writes (see files.h). */
 #include "files.h"
 
 #include <errno.h>
@@ -12,19 +12,82 @@
 
 #include "util.h"
 
-char *rt_read_file(const char *path, size_t *len) {
+/* ---- reading ---- */
+
+/* What a file that holds no data is, for "cannot read: ..." */
+static const char *not_data_kind(mode_t mode) {
+    if (S_ISDIR(mode)) return NULL; /* strerror(EISDIR) says it */
+    if (S_ISCHR(mode)) return "a character device, not a file";
+    if (S_ISBLK(mode)) return "a block device, not a file";
+    if (S_ISSOCK(mode)) return "a socket, not a file";
+    return NULL;
+}
+
+/* Opens path (standard input when NULL) and stats it. Files and pipes hold data; a
+ * directory or a device (/dev/zero) never ends or is not data, so it is refused. */
+static FILE *open_input(const char *path, struct stat *st) {
     FILE *f = path ? fopen(path, "rb") : stdin;
     if (!f) rt_path_error(path, "cannot open: %s", strerror(errno));
-    size_t cap = 1 << 16, used = 0;
+    if (fstat(fileno(f), st) != 0) {
+        int err = errno;
+        if (path) fclose(f);
+        rt_path_error(path, "cannot read: %s", strerror(err));
+    }
+    if (!path) return f; /* standard input may be a terminal */
+    const char *kind = not_data_kind(st->st_mode);
+    if (S_ISDIR(st->st_mode) || kind) {
+        fclose(f);
+        rt_path_error(path, "cannot read: %s", kind ? kind : strerror(EISDIR));
+    }
+    return f;
+}
+
+/* how: "5000000000 bytes, " or "its gzip data inflates to " */
+static _Noreturn void too_large(const char *path, const rt_read_limits *lim, const char *how) {
+    rt_path_error(path, "too large: %smore than the %llu bytes %s may have here (%s)", how,
+                  (unsigned long long)lim->limit, lim->what, lim->why);
+}
+
+/* The largest buffer a read needs: the limit, a byte past it to see it passed, and the
+ * terminating NUL. */
+static size_t buffer_cap(const rt_read_limits *lim) {
+    return lim->limit >= SIZE_MAX - 2 ? SIZE_MAX : (size_t)lim->limit + 2;
+}
+
+static size_t grown_cap(size_t cap, const rt_read_limits *lim) {
+    size_t most = buffer_cap(lim);
+    return cap > most / 2 ? most : cap * 2;
+}
+
+char *rt_read_file(const char *path, size_t *len, const rt_read_limits *lim) {
+    struct stat st;
+    FILE *f = open_input(path, &st);
+    int regular = S_ISREG(st.st_mode);
+    if (regular && (uint64_t)st.st_size > lim->limit) {
+        fclose(f);
+        char size[48];
+        snprintf(size, sizeof size, "%llu bytes, ", (unsigned long long)st.st_size);
+        too_large(path, lim, size);
+    }
+    /* A file's size is known; a pipe's is not, so its contents are checked as they come. */
+    size_t cap = regular ? (size_t)st.st_size + 1 : (size_t)1 << 16, used = 0;
+    if (cap > buffer_cap(lim)) cap = buffer_cap(lim);
     char *buf = rt_alloc(cap);
     for (;;) {
         if (used + 1 == cap) {
-            if (cap > SIZE_MAX / 2) rt_path_error(path, "file too large");
-            buf = rt_grow_array(buf, cap, cap * 2, 1);
-            cap *= 2;
+            int c = fgetc(f); /* at the end already? then the buffer need not grow */
+            if (c == EOF) break;
+            buf = rt_grow_array(buf, cap, grown_cap(cap, lim), 1);
+            cap = grown_cap(cap, lim);
+            buf[used++] = (char)c;
         }
         size_t got = fread(buf + used, 1, cap - 1 - used, f);
+        if (!regular && lim->check && got > 0) lim->check(path, buf, used, used + got, lim->state);
         used += got;
+        if (used > lim->limit) {
+            if (path) fclose(f);
+            too_large(path, lim, regular ? "it grew while read to " : "");
+        }
         if (got == 0) break;
     }
     if (ferror(f)) {
@@ -38,10 +101,12 @@ char *rt_read_file(const char *path, size_t *len) {
     return buf;
 }
 
-char *rt_gunzip(const char *path, const char *bytes, size_t len, size_t *out_len) {
+char *rt_gunzip(const char *path, const char *bytes, size_t len, size_t *out_len,
+                const rt_read_limits *lim) {
     z_stream z = {0};
     if (inflateInit2(&z, 15 + 32) != Z_OK) rt_path_error(path, "cannot inflate: out of memory");
-    size_t cap = len * 4 + 1024, used = 0;
+    size_t cap = len < (SIZE_MAX - 1024) / 4 ? len * 4 + 1024 : SIZE_MAX, used = 0;
+    if (cap > buffer_cap(lim)) cap = buffer_cap(lim);
     char *out = rt_alloc(cap);
     z.next_in = (Bytef *)bytes;
     int status = Z_OK;
@@ -49,9 +114,8 @@ char *rt_gunzip(const char *path, const char *bytes, size_t len, size_t *out_len
     while (status != Z_STREAM_END || z.avail_in > 0) {
         if (status == Z_STREAM_END) inflateReset(&z);
         if (used + 1 >= cap) {
-            if (cap > SIZE_MAX / 2) rt_path_error(path, "file too large");
-            out = rt_grow_array(out, cap, cap * 2, 1);
-            cap *= 2;
+            out = rt_grow_array(out, cap, grown_cap(cap, lim), 1);
+            cap = grown_cap(cap, lim);
         }
         size_t in_left = len - (size_t)((const char *)z.next_in - bytes);
         z.avail_in = in_left > UINT32_MAX ? UINT32_MAX : (uInt)in_left;
@@ -59,7 +123,15 @@ char *rt_gunzip(const char *path, const char *bytes, size_t len, size_t *out_len
         z.avail_out = room > UINT32_MAX ? UINT32_MAX : (uInt)room;
         z.next_out = (Bytef *)out + used;
         status = inflate(&z, Z_NO_FLUSH);
+        size_t before = used;
         used = (size_t)((char *)z.next_out - out);
+        /* A bomb (a few MB that inflate to GB) stops here, as soon as what it inflates to
+         * cannot be what is wanted, or is too much. */
+        if (lim->check && used > before) lim->check(path, out, before, used, lim->state);
+        if (used > lim->limit) {
+            inflateEnd(&z);
+            too_large(path, lim, "its gzip data inflates to ");
+        }
         if (status == Z_BUF_ERROR && z.avail_in == 0) {
             inflateEnd(&z);
             rt_path_error(path, "truncated gzip data (%zu bytes inflated)", used);
@@ -76,6 +148,28 @@ char *rt_gunzip(const char *path, const char *bytes, size_t len, size_t *out_len
     out[used] = '\0';
     *out_len = used;
     return out;
+}
+
+FILE *rt_open_seekable(const char *path, uint64_t *size) {
+    /* stat before opening: opening a pipe would wait for a writer */
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISFIFO(st.st_mode))
+        rt_path_error(path, "cannot read: a pipe, not a file (it is read at offsets)");
+    FILE *f = open_input(path, &st);
+    if (!S_ISREG(st.st_mode)) {
+        fclose(f);
+        rt_path_error(path, "cannot read: not a regular file");
+    }
+    *size = (uint64_t)st.st_size;
+    return f;
+}
+
+void rt_read_at(FILE *f, const char *path, uint64_t offset, void *dst, size_t n) {
+    if (offset > (uint64_t)INT64_MAX || fseeko(f, (off_t)offset, SEEK_SET) != 0)
+        rt_path_error(path, "cannot read: %s", strerror(errno ? errno : EINVAL));
+    if (fread(dst, 1, n, f) != n)
+        rt_path_error(path, "cannot read: %s",
+                      ferror(f) ? strerror(errno) : "the file is shorter than it was");
 }
 
 static _Noreturn void write_failed(rt_atomic_file *af, int err) {

@@ -24,32 +24,40 @@ static uint32_t read_u32_be(const unsigned char *p) {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
 }
 
-static idx_header parse_header(const char *path, const char *bytes, size_t len) {
+/* The magic, the type and the dimensions; 0 when the bytes so far do not hold them all. */
+static int read_header(const char *path, const char *bytes, size_t len, idx_header *h) {
     const unsigned char *u = (const unsigned char *)bytes;
-    idx_header h = {0};
-    if (len < 4) rt_byte_error(path, 0, "not an IDX file: %zu bytes, shorter than the header", len);
+    memset(h, 0, sizeof *h);
+    if (len < 4) return 0;
     if (u[0] != 0 || u[1] != 0)
         rt_byte_error(path, 0, "not an IDX file (it starts with 0x%02x%02x, not 0x0000)", u[0],
                       u[1]);
     if (u[2] != IDX_TYPE_U8)
         rt_byte_error(path, 2,
                       "IDX element type 0x%02x is not supported (only unsigned bytes, 0x08)", u[2]);
-    h.ndims = u[3];
-    if (h.ndims < 1 || h.ndims > IDX_MAX_DIMS)
-        rt_byte_error(path, 3, "IDX dimension count %d is not in 1..%d", h.ndims, IDX_MAX_DIMS);
-    h.data_offset = 4 + 4 * (size_t)h.ndims;
-    if (len < h.data_offset)
+    h->ndims = u[3];
+    if (h->ndims < 1 || h->ndims > IDX_MAX_DIMS)
+        rt_byte_error(path, 3, "IDX dimension count %d is not in 1..%d", h->ndims, IDX_MAX_DIMS);
+    h->data_offset = 4 + 4 * (size_t)h->ndims;
+    if (len < h->data_offset) return 0;
+    h->count = 1;
+    for (int i = 0; i < h->ndims; i++) {
+        h->dims[i] = read_u32_be(u + 4 + 4 * i);
+        /* u32 dims times at most 7 more u32 dims can overflow: check before multiplying */
+        if (h->dims[i] != 0 && h->count > UINT64_MAX / h->dims[i])
+            rt_byte_error(path, 4 + 4 * (uint64_t)i, "IDX dimensions are too large");
+        h->count *= h->dims[i];
+    }
+    return 1;
+}
+
+static idx_header parse_header(const char *path, const char *bytes, size_t len) {
+    idx_header h;
+    if (len < 4) rt_byte_error(path, 0, "not an IDX file: %zu bytes, shorter than the header", len);
+    if (!read_header(path, bytes, len, &h))
         rt_byte_error(path, len,
                       "truncated IDX header: %d dimensions need %zu header bytes, the file has %zu",
                       h.ndims, h.data_offset, len);
-    h.count = 1;
-    for (int i = 0; i < h.ndims; i++) {
-        h.dims[i] = read_u32_be(u + 4 + 4 * i);
-        /* u32 dims times at most 7 more u32 dims can overflow: check before multiplying */
-        if (h.dims[i] != 0 && h.count > UINT64_MAX / h.dims[i])
-            rt_byte_error(path, 4 + 4 * (uint64_t)i, "IDX dimensions are too large");
-        h.count *= h.dims[i];
-    }
     size_t have = len - h.data_offset;
     if (h.count > have)
         rt_byte_error(path, len,
@@ -60,6 +68,17 @@ static idx_header parse_header(const char *path, const char *bytes, size_t len) 
                       "%zu bytes after the %llu data bytes the header promises",
                       have - (size_t)h.count, (unsigned long long)h.count);
     return h;
+}
+
+void rt_idx_check_prefix(const char *path, const char *bytes, size_t len) {
+    idx_header h;
+    if (!read_header(path, bytes, len, &h)) return;
+    if (h.count > UINT64_MAX - h.data_offset)
+        rt_byte_error(path, 4, "IDX dimensions are too large");
+    uint64_t size = h.data_offset + h.count;
+    if (len > size)
+        rt_byte_error(path, size, "the data goes on after the %llu data bytes the header promises",
+                      (unsigned long long)h.count);
 }
 
 void rt_idx_parse_images(const char *path, const char *bytes, size_t len, int f64,
@@ -89,6 +108,8 @@ void rt_idx_parse_labels(const char *path, const char *bytes, size_t len, const 
                       (unsigned long long)h.dims[0], images_path, (long long)out->rows);
     const unsigned char *data = (const unsigned char *)bytes + h.data_offset;
     int64_t k = out->target_elems;
+    if (k < 1 || (uint64_t)k > SIZE_MAX / rt_elem_size(f64))
+        rt_fatal("model descriptor: a target of %lld values", (long long)k);
     out->targets = rt_alloc_array((size_t)out->rows, (size_t)k * rt_elem_size(f64));
     for (int64_t i = 0; i < out->rows; i++) {
         unsigned label = data[i];

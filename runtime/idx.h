@@ -12,6 +12,11 @@
 /* Whether the bytes start like an IDX file of unsigned bytes. */
 int rt_idx_sniff(const char *bytes, size_t len);
 
+/* Checks the start of an IDX file as it arrives (bytes [0, len) so far): its header, once
+ * there, must be one this reader takes, and the file must not go on past the data the
+ * header promises, so a stream or a gzip bomb stops as soon as it does. */
+void rt_idx_check_prefix(const char *path, const char *bytes, size_t len);
+
 /* Images: dimension 0 counts samples, the rest are one sample, which must have
  * out->input_elems elements; every byte is scaled by 1/255. Sets rows and inputs. */
 void rt_idx_parse_images(const char *path, const char *bytes, size_t len, int f64, rt_dataset *out);

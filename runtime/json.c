@@ -48,11 +48,22 @@ int rt_json_accept(rt_json *j, char c) {
     return 1;
 }
 
+/* The character at the cursor, for "found 'x'" (escaped: it may be a NUL or not UTF-8). */
+static const char *found(const rt_json *j, char *buf, size_t size) {
+    size_t n = rt_utf8_length((const unsigned char *)j->p, (const unsigned char *)j->end);
+    return rt_printable(buf, size, j->p, n ? n : 1);
+}
+
 void rt_json_expect(rt_json *j, char c) {
     if (!rt_json_accept(j, c)) {
         if (j->p >= j->end) rt_json_error(j, "expected '%c', found the end", c);
-        rt_json_error(j, "expected '%c', found '%c'", c, *j->p);
+        char buf[16];
+        rt_json_error(j, "expected '%c', found '%s'", c, found(j, buf, sizeof buf));
     }
+}
+
+uint64_t rt_json_offset(const rt_json *j) {
+    return j->file_offset + (uint64_t)(j->p - j->start);
 }
 
 static int hex_digit(char c) {
@@ -94,7 +105,8 @@ static char *put_utf8(char *out, unsigned cp) {
     return out;
 }
 
-/* After a backslash. A surrogate pair becomes one code point. */
+/* After a backslash. A surrogate pair becomes one code point; half of one is not a
+ * character, and not UTF-8 when encoded, so it is an error. */
 static char *unescape(rt_json *j, char *out) {
     if (j->p >= j->end) rt_json_error(j, "unterminated string");
     char c = *j->p++;
@@ -108,10 +120,17 @@ static char *unescape(rt_json *j, char *out) {
     case 'r': *out++ = '\r'; return out;
     case 't': *out++ = '\t'; return out;
     case 'u': break;
-    default: rt_json_error(j, "bad escape '\\%c'", c);
+    default: {
+        char buf[16];
+        j->p--;
+        rt_json_error(j, "bad escape '\\%s'", found(j, buf, sizeof buf));
+    }
     }
     unsigned cp = read_hex4(j);
-    if (cp >= 0xD800 && cp < 0xDC00 && j->end - j->p >= 2 && j->p[0] == '\\' && j->p[1] == 'u') {
+    if (cp >= 0xDC00 && cp <= 0xDFFF) rt_json_error(j, "a lone low surrogate in a \\u escape");
+    if (cp >= 0xD800 && cp < 0xDC00) {
+        if (j->end - j->p < 2 || j->p[0] != '\\' || j->p[1] != 'u')
+            rt_json_error(j, "a high surrogate without its low half in a \\u escape");
         j->p += 2;
         unsigned low = read_hex4(j);
         if (low < 0xDC00 || low > 0xDFFF) rt_json_error(j, "bad surrogate pair");
@@ -120,7 +139,7 @@ static char *unescape(rt_json *j, char *out) {
     return put_utf8(out, cp);
 }
 
-char *rt_json_string(rt_json *j) {
+char *rt_json_string(rt_json *j, size_t *len) {
     rt_json_expect(j, '"');
     /* Unescaped text is never longer than the escaped text (a \u escape is 6 bytes, at
      * most 3 in UTF-8; a surrogate pair is 12, at most 4), so the raw length bounds it. */
@@ -131,22 +150,37 @@ char *rt_json_string(rt_json *j) {
     char *out = buf;
     for (;;) {
         if (j->p >= j->end) rt_json_error(j, "unterminated string");
-        char c = *j->p++;
+        unsigned char c = (unsigned char)*j->p;
         if (c == '"') break;
-        if ((unsigned char)c < 0x20) rt_json_error(j, "control character in a string");
-        if (c == '\\')
+        if (c < 0x20) rt_json_error(j, "control character in a string");
+        if (c == '\\') {
+            j->p++;
             out = unescape(j, out);
-        else
-            *out++ = c;
+            continue;
+        }
+        /* JSON text is UTF-8 (RFC 8259); so is a safetensors header */
+        size_t n = rt_utf8_length((const unsigned char *)j->p, (const unsigned char *)j->end);
+        if (n == 0) rt_json_error(j, "byte 0x%02x in a string is not UTF-8", c);
+        memcpy(out, j->p, n);
+        out += n;
+        j->p += n;
     }
+    j->p++;
     *out = '\0';
+    if (len) *len = (size_t)(out - buf);
     return buf;
+}
+
+static int is_digit(const rt_json *j) {
+    return j->p < j->end && *j->p >= '0' && *j->p <= '9';
 }
 
 uint64_t rt_json_uint(rt_json *j) {
     if (peek(j) < '0' || peek(j) > '9') rt_json_error(j, "expected a non-negative integer");
+    if (*j->p == '0' && j->end - j->p > 1 && j->p[1] >= '0' && j->p[1] <= '9')
+        rt_json_error(j, "a number with a leading zero");
     uint64_t v = 0;
-    while (j->p < j->end && *j->p >= '0' && *j->p <= '9') {
+    while (is_digit(j)) {
         v = v * 10 + (uint64_t)(*j->p++ - '0');
         if (v > (1ull << 53)) rt_json_error(j, "integer too large");
     }
@@ -157,15 +191,39 @@ uint64_t rt_json_uint(rt_json *j) {
 
 static void skip_literal(rt_json *j, const char *word) {
     size_t n = strlen(word);
-    if ((size_t)(j->end - j->p) < n || memcmp(j->p, word, n) != 0)
-        rt_json_error(j, "unexpected character '%c'", *j->p);
+    if ((size_t)(j->end - j->p) < n || memcmp(j->p, word, n) != 0) {
+        char buf[16];
+        rt_json_error(j, "unexpected character '%s'", found(j, buf, sizeof buf));
+    }
     j->p += n;
 }
 
+static void skip_digits(rt_json *j) {
+    if (!is_digit(j)) rt_json_error(j, "a number lacks digits");
+    while (is_digit(j)) j->p++;
+}
+
+/* -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? */
 static void skip_number(rt_json *j) {
-    const char *begin = j->p;
-    while (j->p < j->end && strchr("+-0123456789.eE", *j->p) && *j->p) j->p++;
-    if (j->p == begin) rt_json_error(j, "unexpected character '%c'", *j->p);
+    if (j->p < j->end && *j->p == '-') j->p++;
+    if (!is_digit(j)) {
+        char buf[16];
+        if (j->p >= j->end) rt_json_error(j, "expected a value, found the end");
+        rt_json_error(j, "unexpected character '%s'", found(j, buf, sizeof buf));
+    }
+    if (*j->p == '0')
+        j->p++;
+    else
+        skip_digits(j);
+    if (j->p < j->end && *j->p == '.') {
+        j->p++;
+        skip_digits(j);
+    }
+    if (j->p < j->end && (*j->p == 'e' || *j->p == 'E')) {
+        j->p++;
+        if (j->p < j->end && (*j->p == '+' || *j->p == '-')) j->p++;
+        skip_digits(j);
+    }
 }
 
 static void skip_value(rt_json *j, int depth) {
@@ -173,12 +231,12 @@ static void skip_value(rt_json *j, int depth) {
     int c = peek(j);
     if (c < 0) rt_json_error(j, "expected a value, found the end");
     if (c == '"') {
-        rt_free(rt_json_string(j));
+        rt_free(rt_json_string(j, NULL));
     } else if (c == '{') {
         j->p++;
         if (rt_json_accept(j, '}')) return;
         do {
-            rt_free(rt_json_string(j));
+            rt_free(rt_json_string(j, NULL));
             rt_json_expect(j, ':');
             skip_value(j, depth + 1);
         } while (rt_json_accept(j, ','));
@@ -205,5 +263,7 @@ void rt_json_skip_value(rt_json *j) {
 }
 
 void rt_json_expect_end(rt_json *j) {
-    if (peek(j) >= 0) rt_json_error(j, "unexpected '%c' after the header object", *j->p);
+    char buf[16];
+    if (peek(j) >= 0)
+        rt_json_error(j, "unexpected '%s' after the header object", found(j, buf, sizeof buf));
 }

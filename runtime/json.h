@@ -23,12 +23,15 @@ int rt_json_peek(rt_json *j);
 int rt_json_accept(rt_json *j, char c);
 /* Like accept, but an error when c does not come next. */
 void rt_json_expect(rt_json *j, char c);
-/* A string, unescaped, in a tracked buffer. */
-char *rt_json_string(rt_json *j);
+/* A string, unescaped, NUL-terminated in a tracked buffer; *len (when len is not NULL) is
+ * its length, which counts any NULs within it (\u0000). Raw text must be UTF-8. */
+char *rt_json_string(rt_json *j, size_t *len);
 /* A non-negative integer of at most 2^53 (JSON numbers beyond that are not exact). */
 uint64_t rt_json_uint(rt_json *j);
 /* Any value, nested at most 64 deep. */
 void rt_json_skip_value(rt_json *j);
+/* Where the cursor is, as a file offset. */
+uint64_t rt_json_offset(const rt_json *j);
 /* Only white space remains. */
 void rt_json_expect_end(rt_json *j);
 

@@ -56,6 +56,7 @@ struct rt_optim {
     int fused;
     int slots;
     const char *slot_names[RT_OPTIM_MAX_SLOTS];
+    int slot_squares[RT_OPTIM_MAX_SLOTS];
     void **state[RT_OPTIM_MAX_SLOTS]; /* [slot][param] */
     double *l1, *l2;                  /* per param; NULL when no param has that penalty */
     int64_t steps;
@@ -137,10 +138,15 @@ static double *parse_penalty(const nnrt_model *m, const char *option, const char
 
 /* ---- state ---- */
 
-static void add_slot(rt_optim *op, const char *name) {
+/* What a slot holds: averages and sums of squares are never negative, which a checkpoint's
+ * values are checked against. */
+enum slot_sign { ANY_SIGN, SQUARES };
+
+static void add_slot(rt_optim *op, const char *name, enum slot_sign sign) {
     const nnrt_model *m = op->m;
     int s = op->slots++;
     op->slot_names[s] = name;
+    op->slot_squares[s] = sign == SQUARES;
     op->state[s] = rt_alloc_array((size_t)m->n_params, sizeof(void *));
     for (int32_t i = 0; i < m->n_params; i++) {
         const nnrt_tensor *t = &m->params[i];
@@ -157,21 +163,21 @@ static void make_state(rt_optim *op) {
     const rt_options *o = op->o;
     switch (op->rule) {
     case RULE_SGD:
-        if (o->momentum > 0) add_slot(op, "velocity");
+        if (o->momentum > 0) add_slot(op, "velocity", ANY_SIGN);
         break;
-    case RULE_ADAGRAD: add_slot(op, "sum_sq_grad"); break;
+    case RULE_ADAGRAD: add_slot(op, "sum_sq_grad", SQUARES); break;
     case RULE_ADADELTA:
-        add_slot(op, "avg_sq_grad");
-        add_slot(op, "avg_sq_delta");
+        add_slot(op, "avg_sq_grad", SQUARES);
+        add_slot(op, "avg_sq_delta", SQUARES);
         break;
     case RULE_RMSPROP:
-        add_slot(op, "avg_sq_grad");
-        if (o->momentum > 0) add_slot(op, "velocity");
+        add_slot(op, "avg_sq_grad", SQUARES);
+        if (o->momentum > 0) add_slot(op, "velocity", ANY_SIGN);
         break;
     case RULE_ADAM:
     case RULE_ADAMW:
-        add_slot(op, "m");
-        add_slot(op, "v");
+        add_slot(op, "m", ANY_SIGN);
+        add_slot(op, "v", SQUARES);
         break;
     }
 }
@@ -212,6 +218,9 @@ int rt_optim_slots(const rt_optim *op) {
 }
 const char *rt_optim_slot_name(const rt_optim *op, int s) {
     return op->slot_names[s];
+}
+int rt_optim_slot_nonnegative(const rt_optim *op, int s) {
+    return op->slot_squares[s];
 }
 void *rt_optim_state(const rt_optim *op, int s, int32_t param) {
     return op->state[s][param];

@@ -32,6 +32,8 @@ int32_t rt_optim_step(rt_optim *op, nnrt_ctx *ctx, double lr, enum rt_fault *kin
  * model's type, or NULL when that param has none (no gradient). */
 int rt_optim_slots(const rt_optim *op);
 const char *rt_optim_slot_name(const rt_optim *op, int s);
+/* Whether slot s holds values that are never negative (averages of squares). */
+int rt_optim_slot_nonnegative(const rt_optim *op, int s);
 void *rt_optim_state(const rt_optim *op, int s, int32_t param);
 /* Update steps taken (Adam's bias correction counts them). */
 int64_t rt_optim_steps(const rt_optim *op);

@@ -10,6 +10,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -497,6 +498,24 @@ static void save_checkpoint(const run *r, const char *path) {
     rt_st_writer_free(w);
 }
 
+/* ---- reading a checkpoint ----
+ *
+ * Every value is checked against what a run with these options and this data can have
+ * written, before any of it is used: an edited, corrupted or foreign checkpoint is an error
+ * naming the key ("PATH: error: metadata 'nnrt.epoch': ..."), never a run that overflows,
+ * allocates without bound or trains on garbage. */
+
+static _Noreturn void bad_meta(const char *path, const char *key, const char *fmt, ...)
+    RT_FORMAT(3, 4);
+static void bad_meta(const char *path, const char *key, const char *fmt, ...) {
+    char why[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    rt_path_error(path, "metadata '%s': %s", key, why);
+}
+
 static const char *need_meta(const rt_st_file *f, const char *path, const char *key) {
     const char *v = rt_st_meta_get(f, key);
     if (!v)
@@ -507,33 +526,79 @@ static const char *need_meta(const rt_st_file *f, const char *path, const char *
     return v;
 }
 
+/* A metadata value as message text. */
+typedef struct shown_value {
+    char s[80];
+} shown_value;
+
+static shown_value show_value(const char *v) {
+    shown_value out;
+    rt_printable(out.s, sizeof out.s, v, strlen(v));
+    return out;
+}
+
+/* A whole number as meta_int writes it: an optional '-', then digits, and nothing else. */
+static int64_t parse_int(const char *path, const char *key, const char *v) {
+    const char *digits = v + (*v == '-');
+    size_t n = strspn(digits, "0123456789");
+    errno = 0;
+    long long x = n > 0 ? strtoll(v, NULL, 10) : 0;
+    if (n == 0 || digits[n] != '\0' || errno == ERANGE)
+        bad_meta(path, key, "'%s' is not a whole number", show_value(v).s);
+    return x;
+}
+
 static int64_t read_int(const rt_st_file *f, const char *path, const char *key) {
-    const char *v = need_meta(f, path, key);
+    return parse_int(path, key, need_meta(f, path, key));
+}
+
+/* A real number as meta_real writes it (%a, or inf, -inf, nan): all of the text. */
+static double parse_real(const char *path, const char *key, const char *v) {
     char *end;
-    long long x = strtoll(v, &end, 10);
-    if (*end) rt_path_error(path, "checkpoint metadata '%s' is not a whole number: '%s'", key, v);
+    double x = strtod(v, &end);
+    if (end == v || *end != '\0' || *v == ' ' || *v == '\t' || *v == '\n')
+        bad_meta(path, key, "'%s' is not a number", show_value(v).s);
     return x;
 }
 
 static double read_real(const rt_st_file *f, const char *path, const char *key) {
-    const char *v = need_meta(f, path, key);
-    char *end;
-    double x = strtod(v, &end);
-    if (*end) rt_path_error(path, "checkpoint metadata '%s' is not a number: '%s'", key, v);
+    return parse_real(path, key, need_meta(f, path, key));
+}
+
+static void check_range(const char *path, const char *key, int64_t v, int64_t lo, int64_t hi,
+                        const char *why) {
+    if (v < lo || v > hi)
+        bad_meta(path, key, "%lld is out of range %lld..%lld (%s)", (long long)v, (long long)lo,
+                 (long long)hi, why);
+}
+
+static double read_finite(const rt_st_file *f, const char *path, const char *key) {
+    double x = read_real(f, path, key);
+    if (!isfinite(x)) bad_meta(path, key, "%g is not finite", x);
     return x;
 }
 
+/* "W W W W S X" as meta_rng writes it: four words of 1 to 16 hex digits, the spare flag 0
+ * or 1, the spare normal (finite); a state of all zeros is the one xoshiro never leaves. */
 static void read_rng(const rt_st_file *f, const char *path, const char *key, rt_rng *g) {
-    const char *v = need_meta(f, path, key);
-    uint64_t s[4];
-    int spare, used = 0;
-    char spare_text[64];
-    if (sscanf(v, "%" SCNx64 " %" SCNx64 " %" SCNx64 " %" SCNx64 " %d %63s%n", &s[0], &s[1], &s[2],
-               &s[3], &spare, spare_text, &used) != 6)
-        rt_path_error(path, "checkpoint metadata '%s' is not a generator state: '%s'", key, v);
-    memcpy(g->s, s, sizeof s);
-    g->has_spare = spare;
-    g->spare = strtod(spare_text, NULL);
+    const char *v = need_meta(f, path, key), *p = v;
+    const char *bad = "is not a generator state (four hex words, 0 or 1, a number)";
+    uint64_t any = 0;
+    for (int w = 0; w < 4; w++) {
+        size_t n = strspn(p, "0123456789abcdefABCDEF");
+        if (n == 0 || n > 16 || p[n] != ' ') bad_meta(path, key, "'%s' %s", show_value(v).s, bad);
+        g->s[w] = strtoull(p, NULL, 16);
+        any |= g->s[w];
+        p += n + 1;
+    }
+    if ((p[0] != '0' && p[0] != '1') || p[1] != ' ')
+        bad_meta(path, key, "'%s' %s", show_value(v).s, bad);
+    g->has_spare = p[0] == '1';
+    char *end;
+    g->spare = strtod(p + 2, &end);
+    if (end == p + 2 || *end != '\0' || p[2] == ' ' || !isfinite(g->spare))
+        bad_meta(path, key, "'%s' %s", show_value(v).s, bad);
+    if (any == 0) bad_meta(path, key, "an all-zero state, which the generator never has");
 }
 
 static void read_optimizer_state(const rt_st_file *f, const char *path, run *r) {
@@ -541,7 +606,7 @@ static void read_optimizer_state(const rt_st_file *f, const char *path, run *r) 
     const char *trained = need_meta(f, path, "nnrt.optimizer");
     if (strcmp(trained, r->o->optimizer) != 0)
         rt_usage_error("%s was trained with --optimizer %s; resume it with the same optimizer",
-                       path, trained);
+                       path, show_value(trained).s);
     for (int s = 0; s < rt_optim_slots(r->opt); s++)
         for (int32_t i = 0; i < m->n_params; i++) {
             void *state = rt_optim_state(r->opt, s, i);
@@ -555,54 +620,123 @@ static void read_optimizer_state(const rt_st_file *f, const char *path, run *r) 
                               "missing tensor '%s' (was the checkpoint saved with other "
                               "optimizer options?)",
                               name);
+            rt_st_check_values(f, name, state, m->params[i].numel, m->f64,
+                               rt_optim_slot_nonnegative(r->opt, s));
         }
-    rt_optim_set_steps(r->opt, read_int(f, path, "nnrt.optimizer_steps"));
+    /* Every update step is one optimizer step (Adam's t). */
+    int64_t steps = read_int(f, path, "nnrt.optimizer_steps");
+    check_range(path, "nnrt.optimizer_steps", steps, r->step, r->step,
+                "it counts what 'nnrt.step' does");
+    rt_optim_set_steps(r->opt, steps);
+}
+
+/* a * b + c, or INT64_MAX when that does not fit. */
+static int64_t bound_mul_add(int64_t a, int64_t b, int64_t c) {
+    int64_t v;
+    if (__builtin_mul_overflow(a, b, &v) || __builtin_add_overflow(v, c, &v)) return INT64_MAX;
+    return v;
 }
 
 static void read_counters(const rt_st_file *f, const char *path, run *r) {
+    int64_t n_train = r->data->n_train, most;
+    char why[160];
     r->epoch = read_int(f, path, "nnrt.epoch");
-    r->step = read_int(f, path, "nnrt.step");
+    snprintf(why, sizeof why, "this run trains %lld %s", (long long)r->epochs,
+             has_inputs(r) ? "epochs" : "steps");
+    check_range(path, "nnrt.epoch", r->epoch, 0, r->epochs, why);
     r->pos = read_int(f, path, "nnrt.pos");
-    r->partial.loss_sum = read_real(f, path, "nnrt.loss_sum");
-    r->partial.correct = read_int(f, path, "nnrt.correct");
+    check_range(path, "nnrt.pos", r->pos, 0, has_inputs(r) ? n_train - 1 : 0,
+                "rows of the current epoch done, of the training rows");
+    /* At least one step per epoch, and at most one per row. */
+    r->step = read_int(f, path, "nnrt.step");
+    most = has_inputs(r) ? bound_mul_add(r->epoch, n_train, r->pos) : r->epoch;
+    if (has_inputs(r) && r->o->steps > 0 && r->o->steps < most) most = r->o->steps;
+    check_range(path, "nnrt.step", r->step, r->epoch + (r->pos > 0), most,
+                "one step or more per epoch, one row or more per step, within --steps");
     r->partial.samples = read_int(f, path, "nnrt.samples");
+    if (r->pos > 0)
+        check_range(path, "nnrt.samples", r->partial.samples, r->pos, r->pos,
+                    "the rows of the current epoch done");
+    else
+        check_range(path, "nnrt.samples", r->partial.samples, 0, n_train,
+                    "the rows of the last epoch");
+    r->partial.correct = read_int(f, path, "nnrt.correct");
+    check_range(path, "nnrt.correct", r->partial.correct, 0, r->partial.samples,
+                "right predictions among 'nnrt.samples'");
+    r->partial.loss_sum = read_finite(f, path, "nnrt.loss_sum");
     read_rng(f, path, "nnrt.shuffle_rng", &r->shuffle_rng);
     read_rng(f, path, "nnrt.noise_rng", &r->noise_rng);
-    r->best = read_real(f, path, "nnrt.best");
     r->best_epoch = read_int(f, path, "nnrt.best_epoch");
+    check_range(path, "nnrt.best_epoch", r->best_epoch, 0, r->epoch, "an epoch done");
     r->bad_epochs = read_int(f, path, "nnrt.bad_epochs");
-    if (r->epoch < 0 || r->pos < 0 || r->pos > r->data->n_train || r->step < 0)
-        rt_path_error(path, "checkpoint counters out of range (epoch %lld, row %lld)",
-                      (long long)r->epoch, (long long)r->pos);
+    check_range(path, "nnrt.bad_epochs", r->bad_epochs, 0, r->epoch - r->best_epoch,
+                "epochs since 'nnrt.best_epoch'");
+    r->best = read_real(f, path, "nnrt.best");
+    if (isnan(r->best) || (r->best_epoch > 0 && !isfinite(r->best)))
+        bad_meta(path, "nnrt.best", "%g is not %s", r->best,
+                 r->best_epoch > 0 ? "a finite number" : "a number");
 }
 
-static void read_rows_and_history(const rt_st_file *f, const char *path, run *r) {
-    int64_t n_train = r->data->n_train;
-    if (!rt_st_read(f, "train.order", RT_ST_I64, 1, &n_train, r->order))
+/* train.order must be an order of exactly this run's training rows: each once. */
+static void read_order(const rt_st_file *f, const char *path, run *r) {
+    const rt_train_data *d = r->data;
+    int64_t n_train = d->n_train, rows = d->train.rows;
+    int rank;
+    uint64_t dims[RT_ST_MAX_RANK];
+    if (!rt_st_shape(f, "train.order", &rank, dims))
         rt_path_error(path, "missing tensor 'train.order'");
-    for (int64_t i = 0; i < n_train; i++)
-        if (r->order[i] < 0 || r->order[i] >= r->data->train.rows)
-            rt_path_error(path, "tensor 'train.order' names row %lld, outside the data",
-                          (long long)r->order[i]);
-    int64_t kept = r->epoch < r->epochs ? r->epoch : r->epochs;
-    if (kept > 0) {
-        int64_t dims[2] = {r->epoch, RT_HIST_COLS};
-        double *all = rt_alloc_array((size_t)(r->epoch * RT_HIST_COLS), sizeof *all);
-        if (rt_st_read(f, "train.history", RT_ST_F64, 2, dims, all))
-            memcpy(r->history, all, (size_t)(kept * RT_HIST_COLS) * sizeof *all);
-        rt_free(all);
+    if (rank != 1 || dims[0] != (uint64_t)n_train)
+        rt_path_error(path,
+                      "tensor 'train.order' is not the order of this run's %lld training rows "
+                      "(resume with the same data and --validation)",
+                      (long long)n_train);
+    rt_st_read(f, "train.order", RT_ST_I64, 1, &n_train, r->order);
+    unsigned char *mark = rt_alloc((size_t)rows + 1); /* 1: a training row, 2: seen */
+    for (int64_t i = 0; i < n_train; i++) mark[d->train_rows[i]] = 1;
+    for (int64_t i = 0; i < n_train; i++) {
+        int64_t row = r->order[i];
+        const char *why = row < 0 || row >= rows ? "outside the data"
+                          : mark[row] == 0       ? "a validation row"
+                          : mark[row] == 2       ? "a second time"
+                                                 : NULL;
+        if (why)
+            rt_path_error(path,
+                          "tensor 'train.order' is not an order of the training rows: element "
+                          "%lld names row %lld, %s",
+                          (long long)i, (long long)row, why);
+        mark[row] = 2;
     }
-    if (r->best_params && r->best_epoch > 0) {
-        size_t at = 0;
-        for (int32_t i = 0; i < r->m->n_params; i++) {
-            const nnrt_tensor *t = &r->m->params[i];
-            char name[512];
-            snprintf(name, sizeof name, "early_stopping.best.%s", t->name);
-            if (!rt_st_read(f, name, r->m->f64 ? RT_ST_F64 : RT_ST_F32, t->rank, t->dims,
-                            (char *)r->best_params + at))
-                rt_path_error(path, "missing tensor '%s'", name);
-            at += (size_t)t->numel * rt_elem_size(r->m->f64);
-        }
+    rt_free(mark);
+}
+
+/* train.history: a row per epoch done (0 <= epoch <= this run's epochs, so it fits the
+ * run's own history); lr finite and >= 0, the metrics finite or nan (not measured). */
+static void read_history(const rt_st_file *f, const char *path, run *r) {
+    if (r->epoch == 0) return;
+    int64_t dims[2] = {r->epoch, RT_HIST_COLS};
+    if (!rt_st_read(f, "train.history", RT_ST_F64, 2, dims, r->history))
+        rt_path_error(path, "missing tensor 'train.history'");
+    for (int64_t i = 0; i < r->epoch * RT_HIST_COLS; i++) {
+        double v = r->history[i];
+        int lr = i % RT_HIST_COLS == RT_HIST_LR;
+        if (isinf(v) || (lr && !(v >= 0)))
+            rt_path_error(path, "tensor 'train.history' holds %g at element %lld, not %s", v,
+                          (long long)i, lr ? "a learning rate" : "a metric");
+    }
+}
+
+static void read_best_params(const rt_st_file *f, const char *path, run *r) {
+    if (!r->best_params || r->best_epoch == 0) return;
+    size_t at = 0;
+    for (int32_t i = 0; i < r->m->n_params; i++) {
+        const nnrt_tensor *t = &r->m->params[i];
+        char name[512];
+        snprintf(name, sizeof name, "early_stopping.best.%s", t->name);
+        void *dst = (char *)r->best_params + at;
+        if (!rt_st_read(f, name, r->m->f64 ? RT_ST_F64 : RT_ST_F32, t->rank, t->dims, dst))
+            rt_path_error(path, "missing tensor '%s'", name);
+        rt_st_check_values(f, name, dst, t->numel, r->m->f64, 0);
+        at += (size_t)t->numel * rt_elem_size(r->m->f64);
     }
 }
 
@@ -612,11 +746,13 @@ static void resume(run *r, const char *path) {
     rt_st_file *f = rt_st_open(path);
     const char *kind = need_meta(f, path, "nnrt.kind");
     if (strcmp(kind, "checkpoint") != 0)
-        rt_path_error(path, "not a checkpoint (its kind is '%s')", kind);
+        rt_path_error(path, "not a checkpoint (its kind is '%s')", show_value(kind).s);
     rt_st_read_params(f, r->m, r->fixed, "");
-    read_optimizer_state(f, path, r);
     read_counters(f, path, r);
-    read_rows_and_history(f, path, r);
+    read_optimizer_state(f, path, r);
+    read_order(f, path, r);
+    read_history(f, path, r);
+    read_best_params(f, path, r);
     rt_st_close(f);
 }
 

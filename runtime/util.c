@@ -2,10 +2,13 @@
 #include "util.h"
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 static const char *program_name = "nnrt";
 
@@ -78,10 +81,141 @@ void rt_path_warning(const char *path, const char *fmt, ...) {
     va_end(ap);
 }
 
-/* ---- tracked allocations ---- */
+void rt_line_warning(const char *path, int64_t line, const char *fmt, ...) {
+    char prefix[4096];
+    snprintf(prefix, sizeof prefix, "%s:%lld", rt_display_path(path), (long long)line);
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(prefix, "warning", fmt, ap);
+    va_end(ap);
+}
+
+/* ---- text from files, for messages ---- */
+
+/* The length of the well-formed UTF-8 sequence at p (at most end - p bytes), or 0: no
+ * overlong forms, no surrogates, nothing above U+10FFFF. */
+size_t rt_utf8_length(const unsigned char *p, const unsigned char *end) {
+    size_t avail = (size_t)(end - p);
+    if (avail == 0) return 0;
+    unsigned c = p[0];
+    if (c < 0x80) return 1;
+    size_t n;
+    unsigned lo = 0x80, hi = 0xBF; /* the allowed range of the second byte */
+    if (c >= 0xC2 && c <= 0xDF) {
+        n = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        if (c == 0xE0) lo = 0xA0;
+        if (c == 0xED) hi = 0x9F; /* U+D800..U+DFFF are surrogates */
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        if (c == 0xF0) lo = 0x90;
+        if (c == 0xF4) hi = 0x8F;
+    } else {
+        return 0;
+    }
+    if (avail < n || p[1] < lo || p[1] > hi) return 0;
+    for (size_t i = 2; i < n; i++)
+        if (p[i] < 0x80 || p[i] > 0xBF) return 0;
+    return n;
+}
+
+/* The next character of p as message text, into out (7 bytes); sets *used to the bytes of p
+ * it stands for. */
+static size_t printable_char(const unsigned char *p, const unsigned char *end, char *out,
+                             size_t *used) {
+    size_t len = rt_utf8_length(p, end);
+    *used = len ? len : 1;
+    if (len == 0) return (size_t)snprintf(out, 7, "\\x%02x", *p);
+    if (len == 1 && *p == '\\') return (size_t)snprintf(out, 7, "\\\\");
+    if (len == 1 && (*p < 0x20 || *p == 0x7F)) return (size_t)snprintf(out, 7, "\\u%04x", *p);
+    if (len == 2 && p[0] == 0xC2 && p[1] < 0xA0) /* the C1 controls, U+0080..U+009F */
+        return (size_t)snprintf(out, 7, "\\u%04x", p[1]);
+    memcpy(out, p, len);
+    return len;
+}
+
+const char *rt_printable(char *buf, size_t size, const char *s, size_t n) {
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    size_t total = 0, used = 0, step;
+    char piece[8];
+    for (const unsigned char *q = p; q < end; q += step)
+        total += printable_char(q, end, piece, &step);
+    /* Everything, or as much as leaves room for "..." */
+    size_t room = total < size ? size - 1 : size - 1 - 3;
+    for (; p < end; p += step) {
+        size_t len = printable_char(p, end, piece, &step);
+        if (used + len > room) break;
+        memcpy(buf + used, piece, len);
+        used += len;
+    }
+    if (p < end) {
+        memcpy(buf + used, "...", 3);
+        used += 3;
+    }
+    buf[used] = '\0';
+    return buf;
+}
+
+/* ---- memory ---- */
+
+/* The cgroup (v2) memory limit of a container, or UINT64_MAX. */
+static uint64_t cgroup_memory_limit(void) {
+    FILE *f = fopen("/sys/fs/cgroup/memory.max", "r");
+    if (!f) return UINT64_MAX;
+    unsigned long long v;
+    int ok = fscanf(f, "%llu", &v) == 1; /* "max" when there is no limit */
+    fclose(f);
+    return ok ? (uint64_t)v : UINT64_MAX;
+}
+
+uint64_t rt_memory_budget(void) {
+    static uint64_t budget;
+    if (budget) return budget;
+    uint64_t b = UINT64_MAX;
+    long pages = sysconf(_SC_PHYS_PAGES), page_size = sysconf(_SC_PAGESIZE);
+    if (pages > 0 && page_size > 0) b = (uint64_t)pages * (uint64_t)page_size;
+    const int limits[] = {RLIMIT_AS, RLIMIT_DATA};
+    for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++) {
+        struct rlimit rl;
+        if (getrlimit(limits[i], &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+            (uint64_t)rl.rlim_cur < b)
+            b = (uint64_t)rl.rlim_cur;
+    }
+    uint64_t cgroup = cgroup_memory_limit();
+    if (cgroup < b) b = cgroup;
+    budget = b ? b : 1;
+    return budget;
+}
+
+/* ---- tracked allocations ----
+ *
+ * Every block carries a small header just before the pointer handed out: the block's
+ * index in `tracked` (which holds the handed-out pointers) and the distance back to the
+ * start of the block malloc gave. Forgetting a block moves the last entry into its slot
+ * and tells that block its new index, so tracking costs O(1) per allocation and per free,
+ * whatever the order of the frees (a loader that frees 200 000 names oldest first must
+ * not take quadratic time). LeakSanitizer counts a pointer into a block as a reference,
+ * so the blocks stay reachable through `tracked`. */
+
+typedef struct block_header {
+    size_t index;  /* in tracked */
+    size_t offset; /* from the start of the block to the pointer handed out */
+} block_header;
+
+/* Room before the pointer handed out: the header, rounded up so the pointer keeps the
+ * alignment malloc guarantees. */
+#define HEADER_ROOM                                                                                \
+    ((sizeof(block_header) + _Alignof(max_align_t) - 1) / _Alignof(max_align_t) *                  \
+     _Alignof(max_align_t))
+#define ARENA_ALIGN 64
 
 static void **tracked;
 static size_t n_tracked, cap_tracked;
+
+static block_header *header_of(void *p) {
+    return (block_header *)((char *)p - sizeof(block_header));
+}
 
 static void track(void *p) {
     if (n_tracked == cap_tracked) {
@@ -91,24 +225,35 @@ static void track(void *p) {
         tracked = grown;
         cap_tracked = new_cap;
     }
+    header_of(p)->index = n_tracked;
     tracked[n_tracked++] = p;
 }
 
-/* Forgets p; searching from the end because the newest allocations die first. */
 static void untrack(void *p) {
-    for (size_t i = n_tracked; i-- > 0;) {
-        if (tracked[i] == p) {
-            tracked[i] = tracked[--n_tracked];
-            return;
-        }
-    }
+    size_t i = header_of(p)->index;
+    void *last = tracked[--n_tracked];
+    tracked[i] = last;
+    header_of(last)->index = i;
+}
+
+/* The pointer to hand out for a block from malloc that starts at base. */
+static void *hand_out(void *base, size_t offset) {
+    void *p = (char *)base + offset;
+    header_of(p)->offset = offset;
+    track(p);
+    return p;
+}
+
+static void *block_start(void *p) {
+    return (char *)p - header_of(p)->offset;
 }
 
 void *rt_alloc(size_t size) {
-    void *p = calloc(1, size ? size : 1);
-    if (!p) rt_fatal("out of memory (wanted %zu bytes)", size);
-    track(p);
-    return p;
+    if (size > SIZE_MAX - HEADER_ROOM) rt_fatal("out of memory (wanted %zu bytes)", size);
+    /* at least a byte: a pointer one past its block would not keep the block reachable */
+    void *base = calloc(1, HEADER_ROOM + (size ? size : 1));
+    if (!base) rt_fatal("out of memory (wanted %zu bytes)", size);
+    return hand_out(base, HEADER_ROOM);
 }
 
 void *rt_alloc_array(size_t count, size_t elem_size) {
@@ -116,27 +261,39 @@ void *rt_alloc_array(size_t count, size_t elem_size) {
     return rt_alloc(count * elem_size);
 }
 
+/* realloc keeps the contents and, for large blocks, moves pages rather than copying them,
+ * so growing a buffer of gigabytes needs no second copy of it. */
 void *rt_grow_array(void *old, size_t old_count, size_t new_count, size_t elem_size) {
-    void *grown = rt_alloc_array(new_count, elem_size);
-    if (old) {
-        memcpy(grown, old, old_count * elem_size);
+    if (!old) return rt_alloc_array(new_count, elem_size);
+    if (elem_size && new_count > (SIZE_MAX - HEADER_ROOM) / elem_size)
+        rt_fatal("out of memory (array too large)");
+    size_t old_size = old_count * elem_size, new_size = new_count * elem_size;
+    if (header_of(old)->offset != HEADER_ROOM) { /* an arena: realloc would lose the alignment */
+        void *grown = rt_alloc(new_size);
+        memcpy(grown, old, old_size < new_size ? old_size : new_size);
         rt_free(old);
+        return grown;
     }
-    return grown;
+    size_t index = header_of(old)->index;
+    void *base = realloc(block_start(old), HEADER_ROOM + (new_size ? new_size : 1));
+    if (!base) rt_fatal("out of memory (wanted %zu bytes)", new_size);
+    void *p = (char *)base + HEADER_ROOM; /* the header moved with the contents */
+    tracked[index] = p;
+    if (new_size > old_size) memset((char *)p + old_size, 0, new_size - old_size);
+    return p;
 }
 
 void *rt_alloc_aligned(size_t count, size_t elem_size) {
-    const size_t align = 64;
-    if (elem_size && count > (SIZE_MAX - align) / elem_size)
+    if (elem_size && count > (SIZE_MAX - 2 * ARENA_ALIGN) / elem_size)
         rt_fatal("out of memory (arena too large)");
     size_t size = count * elem_size;
-    size = (size + align - 1) / align * align; /* aligned_alloc wants a multiple */
-    if (size == 0) size = align;
-    void *p = aligned_alloc(align, size);
-    if (!p) rt_fatal("out of memory (wanted an arena of %zu bytes)", size);
-    memset(p, 0, size);
-    track(p);
-    return p;
+    /* aligned_alloc wants a multiple of the alignment; the header takes one more */
+    size =
+        (size ? (size + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN : ARENA_ALIGN) + ARENA_ALIGN;
+    void *base = aligned_alloc(ARENA_ALIGN, size);
+    if (!base) rt_fatal("out of memory (wanted an arena of %zu bytes)", size);
+    memset(base, 0, size);
+    return hand_out(base, ARENA_ALIGN);
 }
 
 char *rt_strndup(const char *s, size_t n) {
@@ -152,11 +309,11 @@ char *rt_strdup(const char *s) {
 void rt_free(void *p) {
     if (!p) return;
     untrack(p);
-    free(p);
+    free(block_start(p));
 }
 
 void rt_free_all(void) {
-    for (size_t i = 0; i < n_tracked; i++) free(tracked[i]);
+    for (size_t i = 0; i < n_tracked; i++) free(block_start(tracked[i]));
     free(tracked);
     tracked = NULL;
     n_tracked = cap_tracked = 0;

@@ -27,6 +27,19 @@ _Noreturn void rt_line_error(const char *path, int64_t line, const char *fmt, ..
 _Noreturn void rt_byte_error(const char *path, uint64_t byte, const char *fmt, ...) RT_FORMAT(3, 4);
 /* "PATH: warning: ..." */
 void rt_path_warning(const char *path, const char *fmt, ...) RT_FORMAT(2, 3);
+/* "PATH:LINE: warning: ..." */
+void rt_line_warning(const char *path, int64_t line, const char *fmt, ...) RT_FORMAT(3, 4);
+
+/* s[0..n) as text for a message, in buf (size bytes, at least 10): control characters and
+ * NULs as JSON escapes (\u0000), a backslash as \\, bytes that are not UTF-8 as \xff, and
+ * "..." at the end when it does not fit. Returns buf. */
+const char *rt_printable(char *buf, size_t size, const char *s, size_t n);
+/* The length of the well-formed UTF-8 sequence that starts at p, or 0. */
+size_t rt_utf8_length(const unsigned char *p, const unsigned char *end);
+
+/* Bytes of memory the process may use: the smallest of the machine's physical memory,
+ * the address-space and data limits (ulimit -v, -d) and a container's cgroup limit. */
+uint64_t rt_memory_budget(void);
 
 /* Allocations are tracked in one global list, so an error exit from deep inside a loader
  * leaves nothing unreachable (LeakSanitizer stays quiet) and main() frees all at the end.

@@ -21,6 +21,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 TESTS = {}
@@ -184,9 +185,9 @@ def read_safetensors(path):
     return header, tensors
 
 
-def write_safetensors(path, tensors, header_override=None):
+def write_safetensors(path, tensors, header_override=None, metadata=None):
     """tensors: {name: (dtype, shape, values)}, written in the given order."""
-    header, body = {}, b""
+    header, body = ({"__metadata__": metadata} if metadata is not None else {}), b""
     for name, (dtype, shape, vals) in tensors.items():
         fmt, _ = DTYPES[dtype]
         raw = struct.pack(f"<{len(vals)}{fmt}", *vals)
@@ -195,6 +196,7 @@ def write_safetensors(path, tensors, header_override=None):
         body += raw
     text = header_override if header_override is not None else json.dumps(header)
     raw_header = text.encode()
+    raw_header += b" " * (-(8 + len(raw_header)) % 8)  # the data starts 8-byte aligned
     write(path, struct.pack("<Q", len(raw_header)) + raw_header + body)
 
 
@@ -631,8 +633,8 @@ def bad_weights():
         "lin.b": {"dtype": "F32", "shape": [1], "data_offsets": [8, 16]}})
     write_safetensors("w", good, header_override=header)
     expect_error("logreg", ["predict", "--weights", "w"],
-                 "w: error: tensor 'lin.b' has data_offsets [8, 16], but 1 F32 values need 4 bytes "
-                 "within the 12 bytes of data")
+                 "w:byte 76: error: safetensors header: tensor 'lin.b' has data_offsets [8, 16], "
+                 "but shape [1] of F32 needs 4 bytes")
     write_safetensors("w", {**good, "extra": ("F32", [1], [0.0])})
     r = run("logreg", "predict", "--weights", "w", stdin=b"0,0\n")
     check(r.err == "w: warning: tensor 'extra' is not a param of the model; ignored\n", r.err)
@@ -1457,6 +1459,454 @@ def columns():
     ]
     for args, message, code in cases:
         expect_error("softmax", ["train", *args], message, code)
+
+
+# ---- inputs: bounded, checked, never silently misread ----
+
+
+MB = 1 << 20
+
+
+def run_measured(model, args, stdin_path=os.devnull, address_space=None):
+    """Runs a model to its end; returns (Result, the child's peak resident memory in bytes,
+    as wait4 reports it). address_space: an RLIMIT_AS for the child."""
+    def limit():
+        if address_space:
+            import resource
+            resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
+    with open("run.out", "wb") as out, open("run.err", "wb") as err, \
+            open(stdin_path, "rb") as inp:
+        proc = subprocess.Popen([exe(model), *args], stdin=inp, stdout=out, stderr=err,
+                                preexec_fn=limit)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    proc.stdout, proc.stderr = open("run.out", "rb").read(), open("run.err", "rb").read()
+    return Result(proc), usage.ru_maxrss * 1024
+
+
+def sanitized():
+    """ASan reserves terabytes of address space: no RLIMIT_AS for its executables."""
+    return "-fsanitize" in (ARGS.extra_flags or "")
+
+
+def memory_budget(address_space):
+    """What the runtime takes for its memory under RLIMIT_AS = address_space."""
+    budget = min(address_space, os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    try:
+        budget = min(budget, int(open("/sys/fs/cgroup/memory.max").read()))
+    except (OSError, ValueError):
+        pass
+    return budget
+
+
+def gzip_repeated(head, piece, count):
+    """gzip data of head + count * piece, as concatenated members (one compressed piece,
+    repeated): megabytes that inflate to gigabytes, made in a moment."""
+    import gzip
+    return gzip.compress(head) + gzip.compress(piece) * count
+
+
+LOGREG_W = {"lin.W": ("F32", [2, 1], [1.0, -2.0]), "lin.b": ("F32", [1], [0.5])}
+
+
+@test
+def csv_first_line():
+    """The first line is a header only when it is names: a byte-order mark is skipped, a
+    first row with one bad field is an error at its line and column, never a header."""
+    write_safetensors("w", LOGREG_W)
+    write_csv("plain.csv", logreg_rows(20))
+    rows = open("plain.csv", "rb").read()
+    plain = run("logreg", "eval", "--weights", "w", "--data", "plain.csv").out
+    bom = "\ufeff".encode()
+    same = [("bom.csv", bom + rows), ("bom_header.csv", bom + b"x0,x1,y\r\n" + rows),
+            ("quoted.csv", b'"x0","x1","y"\n' + rows), ("crlf.csv", bom + rows.replace(b"\n", b"\r\n"))]
+    for name, content in same:
+        write(name, content)
+        r = run("logreg", "eval", "--weights", "w", "--data", name)
+        check(r.out == plain and r.err == "", f"{name}:\n{r.describe()}\nwanted:\n{plain}")
+    r = run("logreg", "predict", "--weights", "w", stdin=bom + b"0,0\n1,1\n")
+    check(len(r.out.splitlines()) == 2, f"a row lost after a byte-order mark:\n{r.describe()}")
+    # Names with a number among them: a header, said so.
+    write("mixed.csv", b"x0,2019,y\n" + rows)
+    r = run("logreg", "eval", "--weights", "w", "--data", "mixed.csv")
+    check(r.out == plain and r.err == "mixed.csv:1: warning: taken as a header (most of its fields "
+          "are not numbers), though its column 1 is the number 2019\n", r.describe())
+    # Header names in quotes name columns too.
+    write("named.csv", b'"label","a","b"\n' + b"".join(
+        b",".join([f.split(b",")[2], *f.split(b",")[:2]]) + b"\n" for f in rows.splitlines()))
+    r = run("logreg", "eval", "--weights", "w", "--data", "named.csv", "--columns", "x=a..b,y=label")
+    check(r.out == plain, r.describe())
+    hint = " (the first line is data, not a header: most of its fields are numbers)"
+    errors = [
+        ("typo.csv", b"0.1,O.2,1\n" + rows, "typo.csv:1: error: column 1: 'O.2' is not a number" + hint),
+        ("bom_typo.csv", bom + b"0.5,0.2,l\n" + rows,
+         "bom_typo.csv:1: error: column 2: 'l' is not a number" + hint),
+        ("index.csv", b",0,1\n0,0.1,0.2\n", "index.csv:1: error: column 0 is empty"),
+        ("utf16.csv", "x0,x1,y\n0,0,1\n".encode("utf-16"),
+         'utf16.csv:byte 0: error: the file is UTF-16 text; CSV is read as UTF-8 (save it as "CSV UTF-8")'),
+        ("nul.csv", b"0.1,\0,1\n", "nul.csv:1: error: column 1: '\\u0000' is not a number" + hint),
+        ("bytes.csv", b"0.1,\xff\x01,1\n",
+         "bytes.csv:1: error: column 1: '\\xff\\u0001' is not a number" + hint),
+    ]
+    for name, content, message in errors:
+        write(name, content)
+        expect_error("logreg", ["eval", "--weights", "w", "--data", name], message)
+    expect_error("logreg", ["train", "--data", "typo.csv", "--columns", "x=a..b,y=2"],
+                 "rt_logreg: error: --columns: 'a' is not a column index, and typo.csv has no "
+                 "header to name columns (its first line is data: most of its fields are numbers)", 2)
+
+
+@test
+def bounded_reads():
+    """Every data or weights read is bounded: devices are refused, a gzip bomb or a stream
+    of zeros stops at once in little memory, and data beyond the memory limit is refused
+    before it fills memory."""
+    write_safetensors("w", LOGREG_W)
+    write_csv("d.csv", logreg_rows(20))
+    device = "/dev/zero: error: cannot read: a character device, not a file"
+    expect_error("logreg", ["train", "--data", "/dev/zero"], device)
+    expect_error("logreg", ["train", "--init-weights", "/dev/zero", "--data", "d.csv"], device)
+    expect_error("logreg", ["eval", "--weights", "/dev/zero", "--data", "d.csv"], device)
+    os.mkfifo("pipe")  # weights are read at offsets: a pipe is refused without waiting on it
+    expect_error("logreg", ["predict", "--weights", "pipe"],
+                 "pipe: error: cannot read: a pipe, not a file (it is read at offsets)")
+
+    # 2 MB of gzip inflating to 2 GiB of zeros (a CSV), or to an IDX header and then zeros.
+    zeros = bytes(64 * MB)
+    write("bomb.csv.gz", gzip_repeated(b"", zeros, 32))
+    r, peak = run_measured("logreg", ["train", "--data", "bomb.csv.gz", "--no-save"])
+    check(r.code == 1 and r.err == "bomb.csv.gz:byte 0: error: a NUL byte: this is not CSV text\n",
+          r.describe())
+    check(peak < 256 * MB, f"a gzip bomb took {peak} bytes")
+    pixels, labels = idx_samples(30)
+    write("lab", idx_bytes([30], labels))
+    write("img.gz", gzip_repeated(idx_bytes([30, 2, 2], pixels), zeros, 32))
+    r, peak = run_measured("softmax_idx", ["train", "--data", "img.gz,lab", "--no-save"])
+    check(r.code == 1 and r.err == "img.gz:byte 136: error: the data goes on after the 120 data "
+          "bytes the header promises\n", r.describe())
+    check(peak < 256 * MB, f"an IDX gzip bomb took {peak} bytes")
+    # Standard input that never ends.
+    r, peak = run_measured("logreg", ["predict", "--weights", "w"], stdin_path="/dev/zero")
+    check(r.code == 1 and r.err == "<stdin>:byte 0: error: a NUL byte: this is not CSV text\n",
+          r.describe())
+    check(peak < 256 * MB, f"reading /dev/zero took {peak} bytes")
+
+    # Data through a pipe is read (and checked as it comes).
+    plain = run("logreg", "eval", "--weights", "w", "--data", "d.csv").out
+    for content, wanted in [(open("d.csv", "rb").read(), None), (bytes(4 * MB), 1)]:
+        def feed():
+            try:
+                with open("pipe", "wb") as f:
+                    f.write(content)
+            except BrokenPipeError:
+                pass
+        writer = threading.Thread(target=feed)
+        writer.start()
+        r = run("logreg", "eval", "--weights", "w", "--data", "pipe", expect=None)
+        writer.join()
+        if wanted is None:
+            check(r.code == 0 and r.out == plain, r.describe())
+        else:
+            check(r.code == 1 and r.err == "pipe:byte 0: error: a NUL byte: this is not CSV text\n",
+                  r.describe())
+
+    if sanitized():
+        return
+    # Real-looking text past the limit: half the memory the process may use.
+    space = 1 << 30
+    limit = memory_budget(space) // 2
+    write("text.csv.gz", gzip_repeated(b"", b"0,0,1\n" * (8 * MB // 6), 2 * limit // (8 * MB) + 1))
+    r, peak = run_measured("logreg", ["train", "--data", "text.csv.gz", "--no-save"],
+                           address_space=space)
+    check(r.code == 1 and r.err == f"text.csv.gz: error: too large: its gzip data inflates to more "
+          f"than the {limit} bytes a data file may have here (half the memory this process may "
+          "use)\n", r.describe())
+    with open("big.csv", "wb") as f:  # sparse: no disk used
+        f.truncate(limit + 1)
+    r, _ = run_measured("logreg", ["train", "--data", "big.csv", "--no-save"], address_space=space)
+    check(r.code == 1 and r.err == f"big.csv: error: too large: {limit + 1} bytes, more than the "
+          f"{limit} bytes a data file may have here (half the memory this process may use)\n",
+          r.describe())
+
+
+@test
+def many_tensors():
+    """A header with 400 000 tensors the model does not know: one warning line that
+    summarises them, and linear work (frees that searched the allocation list took minutes
+    at this size, past the harness's timeout)."""
+    n = 400000
+    header = {"lin.W": {"dtype": "F32", "shape": [2, 1], "data_offsets": [0, 8]},
+              "lin.b": {"dtype": "F32", "shape": [1], "data_offsets": [8, 12]}}
+    for i in range(n):
+        header[f"x{i}"] = {"dtype": "F32", "shape": [1], "data_offsets": [12 + 4 * i, 16 + 4 * i]}
+    raw = json.dumps(header).encode()
+    write("w", struct.pack("<Q", len(raw)) + raw + struct.pack("<3f", 1.0, -2.0, 0.5) + bytes(4 * n))
+    r = run("logreg", "predict", "--weights", "w", stdin=b"0,0\n")
+    check(r.err == f"w: warning: {n} tensors are not params of the model; ignored: 'x0', 'x1', "
+          f"'x2' and {n - 3} more\n", r.err[:500])
+    check(close(float(r.out), sigmoid(0.5), 1e-6), r.out)
+    write_safetensors("w2", {**LOGREG_W, "a": ("F32", [1], [0.0]), "b": ("F32", [1], [0.0])})
+    r = run("logreg", "predict", "--weights", "w2", stdin=b"0,0\n")
+    check(r.err == "w2: warning: 2 tensors are not params of the model; ignored: 'a', 'b'\n", r.err)
+
+
+def raw_safetensors(path, header, body):
+    raw = header.encode() if isinstance(header, str) else header
+    write(path, struct.pack("<Q", len(raw)) + raw + body)
+    return raw
+
+
+def byte_of(raw, text, nth=0):
+    """File offset of the nth occurrence of text in a header (after the length field)."""
+    at = -1
+    for _ in range(nth + 1):
+        at = raw.index(text.encode() if isinstance(text, str) else text, at + 1)
+    return 8 + at
+
+
+def entry_at(raw, name, nth=0):
+    """File offset of the nth JSON string "name" in a header (name as written, escapes
+    included)."""
+    return byte_of(raw, '"' + name + '"', nth)
+
+
+@test
+def safetensors_checks():
+    """Every tensor's byte range is checked against its dtype and shape and against the
+    others (no overlap, no gap, nothing after the last), names are unique, and a name with
+    a NUL or a control character is shown escaped."""
+    body = struct.pack("<3f", 1.0, -2.0, 0.5)
+    W = '"lin.W":{"dtype":"F32","shape":[2,1],"data_offsets":[0,8]}'
+
+    def b(offsets, dtype="F32", shape="[1]", name="lin.b"):
+        return f'"{name}":{{"dtype":"{dtype}","shape":{shape},"data_offsets":{offsets}}}'
+
+    st = "safetensors header: "
+    ctl = "x\\u0000\\n"  # a name with a NUL and a line feed, as JSON escapes
+    cases = [
+        ("{" + W + "," + b("[4,8]") + "}", body,
+         lambda raw: f"w:byte {entry_at(raw, 'lin.b')}: error: {st}tensor 'lin.b' (data_offsets "
+                     "[4, 8]) overlaps tensor 'lin.W' ([0, 8])"),
+        ("{" + W + "," + b("[12,16]") + "}", body + bytes(4),
+         lambda raw: f"w:byte {entry_at(raw, 'lin.b')}: error: {st}tensor 'lin.b' begins at data "
+                     "byte 12, but the tensors before it end at 8 (the data must have no gaps)"),
+        ("{" + W + "," + b("[8,12]") + "}", body + b"junk",
+         lambda raw: f"w:byte {8 + len(raw) + 12}: error: 4 bytes after the data of the last tensor"),
+        ("{" + W + "," + b("[12,8]") + "}", body,
+         lambda raw: f"w:byte {entry_at(raw, 'lin.b')}: error: {st}tensor 'lin.b' has data_offsets "
+                     "[12, 8], but shape [1] of F32 needs 4 bytes"),
+        ("{" + W + "," + b("[8,12]") + "}", body[:10],
+         lambda raw: f"w:byte {entry_at(raw, 'lin.b')}: error: {st}tensor 'lin.b' has data_offsets "
+                     "[8, 12], past the end of the 10 bytes of data"),
+        ("{" + W + "," + b("[8,12]") + "," + W.replace("[0,8]", "[12,20]") + "}", body + bytes(8),
+         lambda raw: f"w:byte {entry_at(raw, 'lin.W', 1)}: error: {st}tensor 'lin.W' appears twice "
+                     "(first at byte 9)"),
+        ("{" + W + "," + b("[8,12]", dtype="Q7") + "}", body,
+         lambda raw: f"w:byte {entry_at(raw, 'Q7')}: error: {st}tensor 'lin.b' has an unknown "
+                     "dtype 'Q7'"),
+        ("{" + W + "," + b("[8,12]") + "," + b("[12,12]", shape="[1099511627776,1099511627776]",
+                                                  name="big") + "}", body,
+         lambda raw: f"w:byte {entry_at(raw, 'big')}: error: {st}tensor 'big' has shape "
+                     "[1099511627776, 1099511627776]: too many elements"),
+        ("{" + W + ',"lin.b":{"dtype":"F32","dtype":"F32","shape":[1],"data_offsets":[8,12]}}', body,
+         lambda raw: f"w:byte {byte_of(raw, 'dtype', 2) + 7}: error: {st}tensor 'lin.b' has two 'dtype'"),
+        (b'{"\xff":0}', b"", lambda raw: f"w:byte 10: error: {st}byte 0xff in a string is not UTF-8"),
+        ('{"\\ud800x":0}', b"",
+         lambda raw: f"w:byte 16: error: {st}a high surrogate without its low half in a \\u escape"),
+        ('{"__metadata__":{},"__metadata__":{}}', b"",
+         lambda raw: f"w:byte {entry_at(raw, '__metadata__', 1)}: error: {st}two __metadata__"),
+        ("{" + W + "," + b("[8,12]") + "," + b("[12,16]", name=ctl) + "," + b("[16,20]", name=ctl) + "}", body + bytes(8),
+         lambda raw: f"w:byte {entry_at(raw, ctl, 1)}: error: {st}tensor 'x\\u0000\\u000a' appears "
+                     f"twice (first at byte {entry_at(raw, ctl)})"),
+        ('{"__metadata__":{"n":1-2}}', b"",
+         lambda raw: f"w:byte {byte_of(raw, '-')}: error: {st}expected '}}', found '-'"),
+        ('{"\0":1}', b"", lambda raw: f"w:byte 10: error: {st}control character in a string"),
+        ("{" + W + "," + b("[8,12]") + "}", body[:8] + struct.pack("<f", math.nan),
+         lambda raw: "w: error: tensor 'lin.b' holds nan at element 0"),
+    ]
+    for header, data, message in cases:
+        raw = raw_safetensors("w", header, data)
+        expect_error("logreg", ["predict", "--weights", "w"], message(raw))
+    # The length field: past the end, or more than a header may have (a sparse file).
+    raw_safetensors("w", "{}", b"")
+    with open("w", "r+b") as f:
+        f.write(struct.pack("<Q", 150_000_000))
+        f.truncate(160_000_000)
+    expect_error("logreg", ["predict", "--weights", "w"],
+                 "w: error: not a safetensors file: the header length 150000000 is more than the "
+                 "100000000 bytes a header may have")
+    # A name with a NUL in it is not the param it starts like; messages show it escaped.
+    raw_safetensors("w", "{" + W + "," + b("[8,12]", name="lin.b\\u0000") + "}", body)
+    expect_error("logreg", ["predict", "--weights", "w"], "w: error: missing tensor 'lin.b'")
+    raw_safetensors("w", "{" + W + "," + b("[8,12]") + "," + b("[12,16]", name="lin.b\\u0000\\u001b[2J")
+                    + "}", body + bytes(4))
+    r = run("logreg", "predict", "--weights", "w", stdin=b"0,0\n")
+    check(r.err == "w: warning: tensor 'lin.b\\u0000\\u001b[2J' is not a param of the model; "
+          "ignored\n", r.err)
+    # Metadata whose value a NUL would cut short.
+    raw = raw_safetensors("w", '{"__metadata__":{"nnrt.kind":"checkpoint\\u0000x"},' + W + ","
+                          + b("[8,12]") + "}", body)
+    expect_error("parabola", ["train", "--resume", "w"],
+                 f"w:byte {entry_at(raw, 'nnrt.kind')}: error: {st}metadata 'nnrt.kind' holds "
+                 "a NUL character")
+
+
+@test
+def columns_range():
+    """Column indexes are read in 64 bits and checked, from --columns and from the
+    descriptor: nothing wraps around to column 0."""
+    write_csv("d.csv", logreg_rows(20))
+    for spec, shown in [("x=4294967296..4294967297,y=2", "4294967296"), ("x=0..1,y=2147483647", "2147483647"),
+                        ("x=0..1,y=99999999999999999999999", "99999999999999999999999")]:
+        expect_error("logreg", ["train", "--data", "d.csv", "--columns", spec],
+                     f"rt_logreg: error: --columns: column {shown} is out of range (0..2147483646)", 2)
+    # In range but past the file: an error at the first row, without a row buffer of 2^31.
+    r, peak = run_measured("logreg", ["train", "--data", "d.csv", "--columns", "x=0..1,y=2147483646"])
+    check(r.code == 1 and r.err == "d.csv:1: error: expected at least 2147483647 columns (the model "
+          "reads columns 0..2147483646), found 3\n", r.describe())
+    check(peak < 256 * MB, f"{peak} bytes")
+    expect_error("logreg_far", ["train", "--data", "d.csv"],
+                 "rt_logreg_far: error: model descriptor: bad CSV column range "
+                 "2147483647..2147483647 for 'y'")
+
+
+def edit_checkpoint(src, dst, meta=None, tensors=None, drop=()):
+    """A copy of a checkpoint with some metadata values and tensors replaced."""
+    header, read = read_safetensors(src)
+    metadata = {**header["__metadata__"], **(meta or {})}
+    kept = {k: (d, s, list(v)) for k, (d, s, v) in read.items() if k not in drop}
+    for name, change in (tensors or {}).items():
+        dtype, shape, values = kept[name]
+        kept[name] = (dtype, shape, change(values))
+    write_safetensors(dst, kept, metadata=metadata)
+
+
+@test
+def resume_checks():
+    """Every value of a checkpoint is checked against what the run can have written."""
+    write_csv("s.csv", softmax_rows())
+    args = ["--data", "s.csv", "--validation", "0.2", "--optimizer", "adam", "--lr", "0.01",
+            "--early-stopping", "on", "--quiet", "--no-save"]
+    run("softmax", "train", "--epochs", "1", "--checkpoint-every", "1", "--checkpoint", "c", *args)
+    header, tensors = read_safetensors("c")
+    meta = header["__metadata__"]
+    step, order = int(meta["nnrt.step"]), tensors["train.order"][2]
+    validation_row = min(set(range(150)) - set(order))
+    check(int(meta["nnrt.epoch"]) == 1 and len(order) == 120, meta)
+    run("softmax", "train", "--epochs", "3", "--resume", "c", *args)  # as it is: fine
+    zero_rng = " ".join(["0000000000000000"] * 4) + " 0 0x0p+0"
+    bad = f"is out of range"
+    cases = [
+        ({"nnrt.epoch": str(2 ** 62)}, {},
+         f"metadata 'nnrt.epoch': {2 ** 62} {bad} 0..3 (this run trains 3 epochs)"),
+        ({"nnrt.epoch": "1000000000"}, {},
+         f"metadata 'nnrt.epoch': 1000000000 {bad} 0..3 (this run trains 3 epochs)"),
+        ({"nnrt.epoch": ""}, {}, "metadata 'nnrt.epoch': '' is not a whole number"),
+        ({"nnrt.epoch": " 1"}, {}, "metadata 'nnrt.epoch': ' 1' is not a whole number"),
+        ({"nnrt.epoch": "1\n"}, {}, "metadata 'nnrt.epoch': '1\\u000a' is not a whole number"),
+        ({"nnrt.epoch": "99999999999999999999"}, {},
+         "metadata 'nnrt.epoch': '99999999999999999999' is not a whole number"),
+        ({"nnrt.pos": "120"}, {}, f"metadata 'nnrt.pos': 120 {bad} 0..119 (rows of the current "
+         "epoch done, of the training rows)"),
+        ({"nnrt.step": "-5"}, {}, f"metadata 'nnrt.step': -5 {bad} 1..120 (one step or more per "
+         "epoch, one row or more per step, within --steps)"),
+        ({"nnrt.optimizer_steps": "-1"}, {}, f"metadata 'nnrt.optimizer_steps': -1 {bad} "
+         f"{step}..{step} (it counts what 'nnrt.step' does)"),
+        ({"nnrt.samples": "121"}, {}, f"metadata 'nnrt.samples': 121 {bad} 0..120 (the rows of the "
+         "last epoch)"),
+        ({"nnrt.correct": "-1"}, {}, f"metadata 'nnrt.correct': -1 {bad} 0..120 (right predictions "
+         "among 'nnrt.samples')"),
+        ({"nnrt.loss_sum": "nan"}, {}, "metadata 'nnrt.loss_sum': nan is not finite"),
+        ({"nnrt.loss_sum": "0x1p+1x"}, {}, "metadata 'nnrt.loss_sum': '0x1p+1x' is not a number"),
+        ({"nnrt.shuffle_rng": zero_rng}, {},
+         "metadata 'nnrt.shuffle_rng': an all-zero state, which the generator never has"),
+        ({"nnrt.noise_rng": "-1 2 3 4 0 0x0p+0"}, {}, "metadata 'nnrt.noise_rng': '-1 2 3 4 0 "
+         "0x0p+0' is not a generator state (four hex words, 0 or 1, a number)"),
+        ({"nnrt.noise_rng": "1 2 3 4 2 0x0p+0"}, {}, "metadata 'nnrt.noise_rng': '1 2 3 4 2 "
+         "0x0p+0' is not a generator state (four hex words, 0 or 1, a number)"),
+        ({"nnrt.best_epoch": "2"}, {}, f"metadata 'nnrt.best_epoch': 2 {bad} 0..1 (an epoch done)"),
+        ({"nnrt.bad_epochs": "5"}, {}, f"metadata 'nnrt.bad_epochs': 5 {bad} 0..0 (epochs since "
+         "'nnrt.best_epoch')"),
+        ({"nnrt.best": "nan"}, {}, "metadata 'nnrt.best': nan is not a finite number"),
+        ({}, {"train.order": lambda v: [v[0], v[0]] + v[2:]},
+         f"tensor 'train.order' is not an order of the training rows: element 1 names row "
+         f"{order[0]}, a second time"),
+        ({}, {"train.order": lambda v: [10 ** 6] + v[1:]},
+         "tensor 'train.order' is not an order of the training rows: element 0 names row 1000000, "
+         "outside the data"),
+        ({}, {"train.order": lambda v: [validation_row] + v[1:]},
+         f"tensor 'train.order' is not an order of the training rows: element 0 names row "
+         f"{validation_row}, a validation row"),
+        ({}, {"train.history": lambda v: [math.inf] + v[1:]},
+         "tensor 'train.history' holds inf at element 0, not a learning rate"),
+        ({}, {"optimizer.v.fc.W": lambda v: [-1.0] + v[1:]},
+         "tensor 'optimizer.v.fc.W' holds -1 at element 0; its values are never negative"),
+        ({}, {"optimizer.m.fc.b": lambda v: [math.nan] + v[1:]},
+         "tensor 'optimizer.m.fc.b' holds nan at element 0"),
+    ]
+    for meta_change, tensor_change, message in cases:
+        edit_checkpoint("c", "bad", meta_change, tensor_change)
+        expect_error("softmax", ["train", "--epochs", "3", "--resume", "bad", *args],
+                     "bad: error: " + message)
+    edit_checkpoint("c", "bad", drop=["train.history"])
+    expect_error("softmax", ["train", "--epochs", "3", "--resume", "bad", *args],
+                 "bad: error: missing tensor 'train.history'")
+    write_safetensors("bad", {**tensors, "train.order": ("I64", [119], order[:-1])}, metadata=meta)
+    expect_error("softmax", ["train", "--epochs", "3", "--resume", "bad", *args],
+                 "bad: error: tensor 'train.order' is not the order of this run's 120 training rows "
+                 "(resume with the same data and --validation)")
+    # An epoch beyond any run's allocates nothing for it.
+    edit_checkpoint("c", "bad", {"nnrt.epoch": "1000000000"})
+    r, peak = run_measured("softmax", ["train", "--epochs", "3", "--resume", "bad", *args])
+    check(r.code == 1 and "out of range" in r.err, r.describe())
+    check(peak < 256 * MB, f"{peak} bytes")
+
+
+@test
+def idx_headers():
+    """IDX headers whose dimensions overflow or disagree with the file, and random damage to
+    a header: always an error at a byte, never a crash or a read past the end."""
+    pixels, labels = idx_samples(30)
+    write("lab", idx_bytes([30], labels))
+    good = idx_bytes([30, 2, 2], pixels)
+    expect_error("softmax_idx", ["train", "--data", "img,lab"],
+                 "img: error: cannot open: No such file or directory")
+    write("img", b"\0\0\x08\x08" + b"\xff" * 32)
+    expect_error("softmax_idx", ["train", "--data", "img,lab"],
+                 "img:byte 12: error: IDX dimensions are too large")
+    write("img", idx_bytes([30, 65536, 65536], pixels))
+    expect_error("softmax_idx", ["train", "--data", "img,lab"],
+                 "img:byte 136: error: truncated IDX file: the header promises 128849018880 data "
+                 "bytes, the file has 120")
+    rng = random.Random(7)
+    for i in range(60):
+        damaged = bytearray(good)
+        for _ in range(rng.randint(1, 3)):
+            damaged[rng.randrange(16)] = rng.randrange(256)
+        content = bytes(damaged[:rng.choice([len(damaged), rng.randrange(len(damaged))])])
+        write("img", content)
+        r = run("softmax_idx", "train", "--data", "img,lab", "--no-save", "--quiet", expect=None)
+        check(r.code in (0, 1) and (r.code == 0 or re.fullmatch(r"img:byte \d+: error: .+\n", r.err)),
+              f"case {i} {content[:16].hex()}:\n{r.describe()}")
+
+
+@test
+def csv_counts():
+    """Lines with millions of fields, and files of nothing but blank lines: counted in 64
+    bits, kept in memory only for the columns the model reads."""
+    write("commas.csv", b"," * (20 * MB) + b"\n")
+    r, peak = run_measured("logreg", ["train", "--data", "commas.csv", "--no-save"])
+    check(r.code == 1 and r.err == "commas.csv:1: error: column 0 is empty\n", r.describe())
+    check(peak < 256 * MB, f"a line of commas took {peak} bytes")
+    write("blank.csv", b" \n" * (10 * MB))
+    r, peak = run_measured("logreg", ["train", "--data", "blank.csv", "--no-save"])
+    check(r.code == 1 and r.err == "blank.csv:1: error: the file is empty\n", r.describe())
+    check(peak < 256 * MB, f"blank lines took {peak} bytes")
+    write("short.csv", b"1\n" * (10 * MB))
+    r, peak = run_measured("softmax", ["train", "--data", "short.csv", "--no-save"])
+    check(r.code == 1 and r.err == "short.csv:1: error: expected at least 5 columns (the model "
+          "reads columns 0..4), found 1\n", r.describe())
+    check(peak < 256 * MB, f"short lines took {peak} bytes")
 
 
 # ---- search, plot, progress, threads ----
