@@ -1517,6 +1517,13 @@ def search():
             "--no-save", "--quiet")
     check(sorted(float(line.split()[1]) for line in r.out.splitlines()[1:5]) ==
           [0.001, 0.01, 0.1, 1.0], r.out)
+    # A grid larger than --trials says what it leaves out, before the first trial.
+    r = run("logreg", "search", *common, "--lr", "0.001..1:log:4", "--batch", "8,16,32",
+            "--strategy", "grid", "--trials", "5", "--no-save", "--quiet")
+    check(r.err == "rt_logreg: warning: search: the grid has 12 points and --trials is 5: the "
+                   "last 7 are left out, from --lr 0.01 --batch 32 on (give --trials 12 to run "
+                   "them all)\n", r.err)
+    check(len(r.out.splitlines()) == 1 + 5 + 1, r.out)
     expect_error("logreg", ["search", *common], "rt_logreg: error: search needs a range or a "
                  "list to search, such as --lr 1e-4..1e-1:log or --batch 16,32,64", 2)
     expect_error("logreg", ["search", *common, "--optimizer", "sgd..adam"],
