@@ -18,7 +18,9 @@ struct rt_progress {
     int bar_shown; /* the bar's line is on screen, not yet ended */
     FILE *log;
     const char *log_path;
-    double start, last_shown;
+    double start;
+    /* One clock each: a bar redrawn a moment ago must not hide the epoch's line. */
+    double last_line, last_bar;
 };
 
 static void write_header(rt_progress *p) {
@@ -46,7 +48,7 @@ rt_progress *rt_progress_begin(const nnrt_model *m, const rt_options *o, int has
         if (!append) write_header(p);
     }
     p->start = rt_now();
-    p->last_shown = p->start - 2 * PROGRESS_INTERVAL;
+    p->last_line = p->last_bar = p->start - 2 * PROGRESS_INTERVAL;
     return p;
 }
 
@@ -60,8 +62,8 @@ void rt_progress_tick(rt_progress *p, int64_t epoch, int64_t epochs, int64_t don
                       rt_metrics r) {
     if (!p->terminal || total <= 1) return;
     double now = rt_now();
-    if (now - p->last_shown < PROGRESS_INTERVAL) return;
-    p->last_shown = now;
+    if (now - p->last_bar < PROGRESS_INTERVAL) return;
+    p->last_bar = now;
     char bar[BAR_WIDTH + 1];
     int filled = (int)(BAR_WIDTH * done / total);
     for (int i = 0; i < BAR_WIDTH; i++) bar[i] = i < filled ? '#' : '.';
@@ -93,13 +95,13 @@ void rt_progress_epoch(rt_progress *p, int64_t epoch, int64_t epochs, rt_metrics
                        const rt_metrics *validation, double lr, double epoch_seconds) {
     double now = rt_now(), seconds = now - p->start;
     double rate = epoch_seconds > 0 ? (double)r.samples / epoch_seconds : 0;
-    int show = epoch == 1 || epoch == epochs || now - p->last_shown >= PROGRESS_INTERVAL;
+    int show = epoch == 1 || epoch == epochs || now - p->last_line >= PROGRESS_INTERVAL;
     if (p->log) {
         log_row(p, epoch, r, validation, lr, seconds, rate);
         if (show) fflush(p->log);
     }
     if (!show || p->quiet) return;
-    p->last_shown = now;
+    p->last_line = now;
     if (p->bar_shown) fputs("\r", stderr);
     fprintf(stderr, "%s %lld/%lld  loss %.6g", p->unit, (long long)epoch, (long long)epochs,
             rt_mean_loss(r));

@@ -1564,14 +1564,12 @@ def plot():
                  "no/p.svg: error: cannot write: No such file or directory")
 
 
-@test
-def progress_bar():
-    """On a terminal the epoch's bar is redrawn in place; piped, lines only."""
+def pty_stderr(args, env=None):
+    """What the command writes on its stderr, a pseudo-terminal."""
     import pty
-    write_csv("d.csv", [row for _ in range(20) for row in logreg_rows()])
     main, sub = pty.openpty()
-    proc = subprocess.Popen([exe("logreg"), "train", "--data", "d.csv", "--epochs", "3",
-                             "--batch", "1", "--no-save"], stdout=subprocess.PIPE, stderr=sub)
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=sub,
+                            env={**os.environ, **(env or {})})
     os.close(sub)
     chunks = []
     while True:
@@ -1584,13 +1582,28 @@ def progress_bar():
         chunks.append(data)
     proc.wait(timeout=60)
     os.close(main)
-    screen = b"".join(chunks).decode()
+    return b"".join(chunks).decode()
+
+
+@test
+def progress_bar():
+    """On a terminal the epoch's bar is redrawn in place; piped, lines only."""
+    write_csv("d.csv", [row for _ in range(20) for row in logreg_rows()])
+    screen = pty_stderr([exe("logreg"), "train", "--data", "d.csv", "--epochs", "3", "--batch",
+                         "1", "--no-save"])
     check(re.search(r"\repoch 1/3 \[#*\.*\] +\d+%  loss \S+  accuracy \d\.\d{4}\x1b\[K", screen),
           repr(screen[:300]))
     check(re.search(r"\nepoch 3/3  loss \S+  accuracy \S+  lr 0\.5  \S+s  \d+ samples/s(\x1b\[K)?\r\n",
                     screen), repr(screen[-400:]))
     r = run("logreg", "train", "--data", "d.csv", "--epochs", "3", "--batch", "1", "--no-save")
     check("\r" not in r.err and "\x1b" not in r.err, repr(r.err))
+    # Epochs of at least 0.2 s (10 ms a step): the bar is redrawn within each, and each ends
+    # with its own line; the bar's redraws do not hide the lines in between.
+    write_csv("d.csv", logreg_rows(20))
+    screen = pty_stderr([exe("logreg"), "train", "--data", "d.csv", "--epochs", "4", "--batch",
+                         "1", "--no-save"], {"NNRT_TEST_STEP_SLEEP_MS": "10"})
+    shown = re.findall(r"epoch (\d)/4  loss", screen)
+    check(shown == ["1", "2", "3", "4"], f"epoch lines {shown}: {screen!r}")
 
 
 @test
