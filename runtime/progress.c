@@ -1,12 +1,12 @@
 /* progress.c: progress lines, the terminal bar and the --log file (see progress.h). */
 #include "progress.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "files.h"
 #include "util.h"
 
 #define PROGRESS_INTERVAL 0.1 /* seconds: at most ~10 lines (or redraws) a second */
@@ -43,19 +43,26 @@ rt_progress *rt_progress_begin(const nnrt_model *m, const rt_options *o, int has
         struct stat st;
         int append = resuming && stat(o->log, &st) == 0 && st.st_size > 0;
         p->log_path = o->log;
-        p->log = fopen(o->log, append ? "a" : "w");
-        if (!p->log) rt_path_error(o->log, "cannot write: %s", strerror(errno));
+        p->log = rt_output_open(o->log, append);
         if (!append) write_header(p);
+        rt_output_check(p->log, p->log_path);
     }
     p->start = rt_now();
     p->last_line = p->last_bar = p->start - 2 * PROGRESS_INTERVAL;
     return p;
 }
 
+/* Written so far, and written whole: a failed write is fatal now, not a log cut short. */
+static void flush_log(rt_progress *p) {
+    if (!p->log) return;
+    fflush(p->log);
+    rt_output_check(p->log, p->log_path);
+}
+
 void rt_progress_pause(rt_progress *p) {
     if (p->bar_shown) fputs("\r\033[K", stderr);
     p->bar_shown = 0;
-    if (p->log) fflush(p->log);
+    flush_log(p);
 }
 
 void rt_progress_tick(rt_progress *p, int64_t epoch, int64_t epochs, int64_t done, int64_t total,
@@ -98,7 +105,8 @@ void rt_progress_epoch(rt_progress *p, int64_t epoch, int64_t epochs, rt_metrics
     int show = epoch == 1 || epoch == epochs || now - p->last_line >= PROGRESS_INTERVAL;
     if (p->log) {
         log_row(p, epoch, r, validation, lr, seconds, rate);
-        if (show) fflush(p->log);
+        rt_output_check(p->log, p->log_path);
+        if (show) flush_log(p);
     }
     if (!show || p->quiet) return;
     p->last_line = now;
@@ -118,7 +126,6 @@ void rt_progress_epoch(rt_progress *p, int64_t epoch, int64_t epochs, rt_metrics
 
 void rt_progress_end(rt_progress *p) {
     rt_progress_pause(p);
-    if (p->log && fclose(p->log) != 0)
-        rt_path_error(p->log_path, "cannot write: %s", strerror(errno));
+    if (p->log) rt_output_close(p->log, p->log_path);
     p->log = NULL;
 }

@@ -261,6 +261,7 @@ static int64_t trial_count(const rt_options *o, const dim *dims, int n_dims, int
 }
 
 int rt_cmd_search(const nnrt_model *m, const rt_options *o) {
+    rt_check_run_files(m, o, 1);
     if (o->save) rt_check_writable(o->save);
     if (o->n_search == 0)
         rt_usage_error("search needs a range or a list to search, such as --lr 1e-4..1e-1:log "

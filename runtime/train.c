@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "checkpoint.h"
 #include "files.h"
@@ -661,10 +662,64 @@ static void write_outputs(const run *r) {
     if (!o->quiet) fprintf(stderr, "saved weights to %s\n", o->save);
 }
 
+/* ---- the files a run reads and writes ---- */
+
+enum { MAX_FILE_USES = 16 };
+
+typedef struct file_uses {
+    rt_file_use v[MAX_FILE_USES];
+    int n;
+} file_uses;
+
+static void add_use(file_uses *u, const char *role, const char *path, int output,
+                    const char *may_replace) {
+    if (path) u->v[u->n++] = (rt_file_use){role, path, output, may_replace};
+}
+
+/* A data option as data.c reads it: the file of that name, else "IMAGES,LABELS". */
+static void add_data_use(file_uses *u, const char *role, const char *images_role,
+                         const char *labels_role, const char *spec) {
+    const char *comma = strchr(spec, ',');
+    if (!comma || access(spec, F_OK) == 0) {
+        add_use(u, role, spec, 0, NULL);
+        return;
+    }
+    add_use(u, images_role, rt_strndup(spec, (size_t)(comma - spec)), 0, NULL);
+    add_use(u, labels_role, comma + 1, 0, NULL);
+}
+
+void rt_check_run_files(const nnrt_model *m, const rt_options *o, int search) {
+    file_uses u = {.n = 0};
+    if (m->n_inputs > 0 && o->data) {
+        add_data_use(&u, "--data", "--data (images)", "--data (labels)", o->data);
+    } else if (m->n_inputs > 0) {
+        add_use(&u, "the train block's data", m->train.data_path, 0, NULL);
+        add_use(&u, "the train block's labels", m->train.data_path2, 0, NULL);
+    }
+    if (m->n_inputs > 0 && o->validation_data)
+        add_data_use(&u, "--validation-data", "--validation-data (images)",
+                     "--validation-data (labels)", o->validation_data);
+    add_use(&u, "--init-weights", o->init_weights, 0, NULL);
+    add_use(&u, "--save", o->save, 1, NULL);
+    if (!search) {
+        add_use(&u, "--resume", o->resume, 0, NULL);
+        /* Ctrl-C saves a checkpoint whatever --checkpoint-every says. Resuming from the file
+         * it saves to continues that checkpoint: the usual way, and not a clash. */
+        add_use(&u, "--checkpoint", o->checkpoint, 1, "--resume");
+        add_use(&u, "--log", o->log, 1, NULL);
+        add_use(&u, "--plot", o->plot, 1, NULL);
+        if (o->trace && o->trace_out && strcmp(o->trace_out, "-") != 0)
+            add_use(&u, "--trace-out", o->trace_out, 1, NULL);
+    }
+    rt_check_file_uses(u.v, u.n);
+}
+
 int rt_cmd_train(const nnrt_model *m, const rt_options *o) {
+    rt_check_run_files(m, o, 0);
     if (o->save) rt_check_writable(o->save);
     if (o->checkpoint_every > 0) rt_check_writable(o->checkpoint);
     if (o->plot) rt_check_writable(o->plot);
+    if (o->log) rt_check_writable(o->log);
     if (o->resume && o->init_weights)
         rt_usage_error("give --resume FILE or --init-weights FILE, not both");
     rt_trace *trace = rt_trace_open(m, o);
