@@ -248,23 +248,66 @@ static void where(const run *r, char *buf, size_t size) {
         snprintf(buf, size, "step %lld", (long long)r->step);
 }
 
-static _Noreturn void fault(run *r, double cost, int32_t param, enum rt_fault kind) {
+static _Noreturn void stop_training(run *r, const char *what) {
     if (r->progress) rt_progress_pause(r->progress);
+    rt_fatal("%s; training stopped. A lower learning rate (--lr, now %g) or clipping the "
+             "gradients (--clip 1) usually helps",
+             what, r->o->lr);
+}
+
+static _Noreturn void fault(run *r, double cost, int32_t param, enum rt_fault kind) {
     char at[96], what[512];
     where(r, at, sizeof at);
     if (!isfinite(cost) && param >= 0 && kind == RT_FAULT_VALUE)
-        snprintf(what, sizeof what, "param '%s' became nan or inf, and the loss with it",
-                 r->m->params[param].name);
+        snprintf(what, sizeof what, "param '%s' became nan or inf, and the loss with it at %s",
+                 r->m->params[param].name, at);
     else if (!isfinite(cost))
-        snprintf(what, sizeof what, "the loss became %s", isnan(cost) ? "nan" : "inf");
+        snprintf(what, sizeof what, "the loss became %s at %s", isnan(cost) ? "nan" : "inf", at);
     else if (kind == RT_FAULT_VALUE)
-        snprintf(what, sizeof what, "param '%s' became nan or inf after the update",
-                 r->m->params[param].name);
+        snprintf(what, sizeof what, "param '%s' became nan or inf after the update at %s",
+                 r->m->params[param].name, at);
     else
-        snprintf(what, sizeof what, "the gradient of '%s' is nan or inf", r->m->params[param].name);
-    rt_fatal("%s at %s; training stopped. A lower learning rate (--lr, now %g) or clipping the "
-             "gradients (--clip 1) usually helps",
-             what, at, r->o->lr);
+        snprintf(what, sizeof what, "the gradient of '%s' is nan or inf at %s",
+                 r->m->params[param].name, at);
+    stop_training(r, what);
+}
+
+/* The first param holding a nan or inf, or -1. */
+static int32_t nonfinite_param(const nnrt_model *m, const void *fixed) {
+    for (int32_t i = 0; i < m->n_params; i++) {
+        const nnrt_tensor *t = &m->params[i];
+        const void *p = rt_elem_cptr(fixed, t->offset, m->f64);
+        for (int64_t e = 0; e < t->numel; e++)
+            if (!isfinite(m->f64 ? ((const double *)p)[e] : (double)((const float *)p)[e]))
+                return i;
+    }
+    return -1;
+}
+
+/* The fused sgd_step is checked through the step's loss alone (optim.c), which a param gone
+ * nan or inf does not always reach: behind a relu whose input stays negative, or made by the
+ * last step. So every param is checked after each epoch and before anything is saved: no
+ * run ends "successfully", and nothing is saved, with weights that are not numbers. A search
+ * trial is marked FAULTED instead; returns 0 then. */
+static int params_finite(run *r) {
+    int32_t bad = nonfinite_param(r->m, r->fixed);
+    if (bad < 0) return 1;
+    if (r->trial) {
+        r->stop = FAULTED;
+        return 0;
+    }
+    const char *name = r->m->params[bad].name;
+    if (r->step == 0) rt_fatal("param '%s' is nan or inf in the starting weights", name);
+    /* the epoch of the last step: the current one when it is under way */
+    int64_t epoch = r->pos > 0 ? r->epoch + 1 : r->epoch;
+    char at[96], what[512];
+    if (has_inputs(r))
+        snprintf(at, sizeof at, "epoch %lld, step %lld", (long long)epoch, (long long)r->step);
+    else
+        snprintf(at, sizeof at, "step %lld", (long long)r->step);
+    snprintf(what, sizeof what, "param '%s' became nan or inf by %s (the loss did not show it)",
+             name, at);
+    stop_training(r, what);
 }
 
 /* ---- steps ---- */
@@ -326,9 +369,10 @@ static void watch(run *r, const rt_metrics *v) {
     }
 }
 
-static void save_checkpoint(const run *r, const char *path);
+static void save_checkpoint(run *r, const char *path);
 
 static void end_epoch(run *r, double lr) {
+    if (!params_finite(r)) return; /* before validation and early stopping see the weights */
     const rt_train_data *d = r->data;
     rt_metrics v = {0};
     if (d->n_validation > 0)
@@ -462,7 +506,8 @@ static void add_optimizer_state(rt_st_writer *w, const run *r) {
         }
 }
 
-static void save_checkpoint(const run *r, const char *path) {
+static void save_checkpoint(run *r, const char *path) {
+    params_finite(r); /* a checkpoint is never written from a trial */
     rt_st_writer *w = rt_st_weights_writer(r->m, r->fixed, &r->data->stats);
     rt_st_meta(w, "nnrt.kind", "checkpoint");
     rt_st_meta(w, "nnrt.optimizer", r->o->optimizer);
@@ -742,6 +787,7 @@ int rt_cmd_train(const nnrt_model *m, const rt_options *o) {
     }
     rt_trace_close(trace);
     restore_best(&r);
+    params_finite(&r);
     write_outputs(&r);
     print_summary(&r, summary_stream(trace));
     run_free(&r);
@@ -758,8 +804,8 @@ int rt_train_trial(const nnrt_model *m, const rt_options *o, const rt_train_data
     run_init(&r, m, o, data, fixed);
     r.trial = 1;
     run_epochs(&r);
-    int ok = r.stop != FAULTED;
     restore_best(&r);
+    int ok = r.stop != FAULTED && params_finite(&r);
     *validation = rt_evaluate_ctx(m, &r.eval_ctx, data->validation, data->validation_rows,
                                   data->n_validation);
     run_free(&r);

@@ -1187,17 +1187,71 @@ def faults():
     r = run("parabola", "train", "--clip", "5", "--quiet", expect=1, env=env)
     check(r.err == "rt_parabola: error: the gradient of 'v' is nan or inf at step 1" +
           help.format(lr=0.05) + "\n", r.err)
-    # The fused sgd_step keeps no gradient, and its params are scanned only once the loss
-    # stops being finite (one step later): the param it spoiled is named then.
+    # The fused sgd_step keeps no gradient, and its step's loss is taken before the update:
+    # the params, scanned after every epoch (here a step), name the one it spoiled.
     r = run("parabola", "train", "--quiet", expect=1, env=env)
-    check(r.err == "rt_parabola: error: param 'v' became nan or inf, and the loss with it at "
-          "step 2" + help.format(lr=0.05) + "\n", r.err)
+    check(r.err == "rt_parabola: error: param 'v' became nan or inf by step 1 (the loss did not "
+          "show it)" + help.format(lr=0.05) + "\n", r.err)
     write_csv("d.csv", logreg_rows())
     r = run("logreg", "train", "--data", "d.csv", "--lr", "1e38", "--quiet", expect=1)
     check(re.fullmatch(r"rt_logreg: error: (the loss became (nan|inf)|param 'lin\.[Wb]' became "
                        r"nan or inf, and the loss with it) at epoch 1, step \d+; training stopped\. "
                        r".*--clip 1\) usually helps\n", r.err), r.err)
     check(not os.path.exists("logreg.safetensors"), "a failed run saved weights")
+
+
+FAULT_HELP = "; training stopped. A lower learning rate (--lr, now {lr}) or clipping the " \
+             "gradients (--clip 1) usually helps"
+# mlp.c trained by the fused sgd_step (its train block says adam, an l2 penalty, a schedule)
+MLP_SGD = ["--optimizer", "sgd", "--l2", "0", "--schedule", "constant", "--warmup", "0"]
+
+
+def hidden_fault(model, param, at, lr):
+    return (f"rt_{model}: error: param '{param}' became nan or inf by {at} (the loss did not "
+            f"show it)" + FAULT_HELP.format(lr=lr) + "\n")
+
+
+@test
+def nonfinite_weights():
+    """The fused sgd_step is checked through its loss, which a param gone nan or inf does not
+    always reach. No path that writes weights (--save, checkpoints, early stopping's best,
+    Ctrl-C, search) may write such a param or end with exit 0: exit 1, files untouched."""
+    write("old", b"old weights")
+    # The last step makes v[3] inf (its gradient is): the step's loss was taken before it.
+    for args in (["--save", "old"],
+                 ["--checkpoint-every", "1", "--checkpoint", "old", "--no-save"]):
+        r = run("parabola", "train", "--steps", "1", "--quiet", *args, expect=1,
+                env={"PARABOLA_INF_GRAD": "3"})
+        check(r.err == hidden_fault("parabola", "v", "step 1", 0.05), r.err)
+        check(r.out == "" and open("old", "rb").read() == b"old weights", f"{args}: {r.out}")
+    # A hidden unit whose bias goes to -inf at the first step: relu hides it from the loss
+    # for good (mlp.c, MLP_DEAD_UNIT_ABOVE_LR). 40 rows, batches of 8: 5 steps an epoch.
+    write_csv("m.csv", mlp_rows(40))
+    common = ["--data", "m.csv", "--epochs", "3", "--batch", "8", *MLP_SGD, "--quiet"]
+    dead = {"MLP_DEAD_UNIT_ABOVE_LR": "0.05"}
+    run("mlp", "train", *common, "--save", "w")
+    write("c", b"old checkpoint")
+    saved = open("w", "rb").read()
+    for args, at in (([], "epoch 1, step 5"),
+                     (["--checkpoint-every", "1", "--checkpoint", "c"], "epoch 1, step 5"),
+                     (["--early-stopping", "on", "--validation", "0.2"], "epoch 1, step 4")):
+        r = run("mlp", "train", *common, *args, "--save", "w", expect=1, env=dead)
+        check(r.err == hidden_fault("mlp", "b1", at, 0.1), f"{args}: {r.err}")
+        check(open("w", "rb").read() == saved and open("c", "rb").read() == b"old checkpoint",
+              f"{args}: a file changed")
+    # Ctrl-C in the middle of the first epoch: the checkpoint it saves is refused too.
+    r = run("mlp", "train", *common, "--checkpoint", "c", expect=1,
+            env={**dead, "NNRT_TEST_SIGINT_AT_STEP": "2"})
+    check(r.err == hidden_fault("mlp", "b1", "epoch 1, step 2", 0.1), r.err)
+    check(open("c", "rb").read() == b"old checkpoint", "the checkpoint changed")
+    # search: that trial diverged, and ranks last; the best weights saved are the other's.
+    r = run("mlp", "search", *common, "--lr", "0.01,0.1", "--strategy", "grid", "--save", "best",
+            env=dead)
+    lines = r.out.splitlines()
+    check(lines[1].split()[:2] == ["1", "0.01"] and lines[2].split() == ["2", "0.1", "diverged",
+                                                                          "-"], r.out)
+    again = run("mlp", "train", *common, "--lr", "0.01", "--validation", "0.2", "--save", "again")
+    check(open("best", "rb").read() == open("again", "rb").read(), "best weights differ")
 
 
 # ---- validation, early stopping, checkpoints ----
