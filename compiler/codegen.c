@@ -1532,7 +1532,9 @@ static LLVMValueRef train_const(Codegen *cg, const DescTypes *t) {
         int64_const(cg, ts->seed),
         i32_const(cg, ts->shuffle),
         f64_const(cg, ts->validation),
-        i32_const(cg, ts->classification),
+        i32_const(cg, !ts->classification ? NNRT_ACCURACY_NONE
+                      : ts->output_logit  ? NNRT_ACCURACY_LOGIT
+                                          : NNRT_ACCURACY_PROBABILITY),
         i32_const(cg, ts->settings.n),
         array_const(cg, t->setting, settings, ts->settings.n, "nnc.settings")};
     return LLVMConstNamedStruct(t->train, fields, 17);

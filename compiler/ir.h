@@ -98,6 +98,7 @@ typedef struct TrainSpec {
     bool shuffle;
     double validation;     /* fraction of the data held out, 0 for none */
     bool classification;   /* report accuracy */
+    bool output_logit;     /* the one-value output is a logit (bce_logits): accuracy at 0 */
     VEC(Setting) settings; /* the rest (runtime/settings.def), as option values */
 } TrainSpec;
 

@@ -6,6 +6,7 @@
 
 #include "checkpoint.h"
 #include "data.h"
+#include "files.h"
 #include "model.h"
 #include "util.h"
 
@@ -52,6 +53,7 @@ int rt_cmd_predict(const nnrt_model *m, const rt_options *o) {
         rt_fill_batch(m, &ctx, &d, NULL, i, count, 0);
         m->predict(&ctx);
         print_outputs(m, &ctx);
+        rt_output_check(stdout, NULL); /* a full disk stops the rows, with its reason */
     }
     rt_free_ctx_varying(&ctx);
     return 0;

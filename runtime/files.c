@@ -172,28 +172,125 @@ void rt_read_at(FILE *f, const char *path, uint64_t offset, void *dst, size_t n)
                       ferror(f) ? strerror(errno) : "the file is shorter than it was");
 }
 
+/* ---- writing ---- */
+
+/* What a write to a path lands on, symlinks followed. */
+enum target_kind {
+    TARGET_NEW,     /* nothing there yet (the folder may not exist either) */
+    TARGET_REGULAR, /* a regular file */
+    TARGET_STREAM,  /* a character device or a FIFO: written as it is, never replaced */
+    TARGET_OTHER,   /* a folder, a block device, a socket: never written */
+};
+
+static enum target_kind target_kind(const char *path, struct stat *st) {
+    if (stat(path, st) != 0) return TARGET_NEW;
+    if (S_ISREG(st->st_mode)) return TARGET_REGULAR;
+    if (S_ISCHR(st->st_mode) || S_ISFIFO(st->st_mode)) return TARGET_STREAM;
+    return TARGET_OTHER;
+}
+
+static char *folder_of(const char *path) {
+    const char *slash = strrchr(path, '/');
+    return slash ? rt_strndup(path, slash == path ? 1 : (size_t)(slash - path)) : rt_strdup(".");
+}
+
+/* The path a write through `path` replaces: each symlink on the way replaced by its target
+ * (a relative target is relative to the link's folder), even a link to nothing yet, so that
+ * the new file goes where the link points and the link stays a link. */
+static char *follow_links(const char *path) {
+    enum { MAX_LINKS = 40 }; /* as the kernel: a longer chain is a loop */
+    char *at = rt_strdup(path);
+    for (int hops = 0;; hops++) {
+        struct stat st;
+        if (lstat(at, &st) != 0 || !S_ISLNK(st.st_mode)) return at;
+        if (hops == MAX_LINKS) rt_path_error(path, "cannot write: %s", strerror(ELOOP));
+        size_t cap = (size_t)st.st_size + 2;
+        char *link = rt_alloc(cap);
+        ssize_t n = readlink(at, link, cap - 1);
+        if (n < 0 || (size_t)n >= cap - 1) rt_path_error(path, "cannot write: %s", strerror(errno));
+        link[n] = '\0';
+        char *next = link;
+        if (link[0] != '/') {
+            char *folder = folder_of(at);
+            next = rt_alloc(strlen(folder) + strlen(link) + 2);
+            sprintf(next, "%s/%s", folder, link);
+            rt_free(folder);
+            rt_free(link);
+        }
+        rt_free(at);
+        at = next;
+    }
+}
+
+static _Noreturn void not_writable(const char *path, const struct stat *st) {
+    if (S_ISDIR(st->st_mode)) rt_path_error(path, "cannot write: %s", strerror(EISDIR));
+    rt_path_error(path, "cannot write: not a regular file, character device or FIFO");
+}
+
+void rt_check_writable(const char *path) {
+    struct stat st;
+    enum target_kind kind = target_kind(path, &st);
+    if (kind == TARGET_OTHER) not_writable(path, &st);
+    if (kind == TARGET_STREAM) {
+        if (access(path, W_OK) != 0) rt_path_error(path, "cannot write: %s", strerror(errno));
+        return;
+    }
+    char *target = follow_links(path), *folder = folder_of(target);
+    if (access(folder, W_OK | X_OK) != 0) rt_path_error(path, "cannot write: %s", strerror(errno));
+    rt_free(folder);
+    rt_free(target);
+}
+
 static _Noreturn void write_failed(rt_atomic_file *af, int err) {
     if (af->f) fclose(af->f);
     af->f = NULL;
-    unlink(af->temp_path);
+    if (af->temp_path) unlink(af->temp_path);
     rt_path_error(af->path, "cannot write: %s", strerror(err));
+}
+
+/* A device or a FIFO (/dev/null, /dev/stdout, a pipe) takes the bytes as they come: there is
+ * no file to replace, and renaming a file over it would destroy it. */
+static void open_stream(rt_atomic_file *af) {
+    int fd = open(af->path, O_WRONLY | O_NOCTTY);
+    if (fd < 0) rt_path_error(af->path, "cannot write: %s", strerror(errno));
+    af->f = fdopen(fd, "wb");
+    if (!af->f) {
+        int err = errno;
+        close(fd);
+        write_failed(af, err);
+    }
 }
 
 rt_atomic_file rt_atomic_open(const char *path) {
     rt_atomic_file af = {0};
     af.path = rt_strdup(path);
-    /* "PATH.tmp." and six template characters that mkstemp replaces */
-    size_t n = strlen(path);
+    struct stat st;
+    enum target_kind kind = target_kind(path, &st);
+    if (kind == TARGET_OTHER) not_writable(path, &st);
+    if (kind == TARGET_STREAM) {
+        open_stream(&af);
+        errno = 0; /* rt_atomic_commit reports the errno of a failed write */
+        return af;
+    }
+    af.target = follow_links(path);
+    /* "TARGET.tmp." and six template characters that mkstemp replaces */
+    size_t n = strlen(af.target);
     af.temp_path = rt_alloc(n + 16);
-    memcpy(af.temp_path, path, n);
+    memcpy(af.temp_path, af.target, n);
     memcpy(af.temp_path + n, ".tmp.", 5);
     memset(af.temp_path + n + 5, 'X', 6);
     int fd = mkstemp(af.temp_path);
-    if (fd < 0) rt_path_error(path, "cannot write: %s", strerror(errno));
-    /* mkstemp makes the file private (0600); a saved file gets the usual permissions. */
+    if (fd < 0) {
+        rt_free(af.temp_path);
+        af.temp_path = NULL;
+        rt_path_error(path, "cannot write: %s", strerror(errno));
+    }
+    /* mkstemp makes the file private (0600); the file it replaces keeps its permissions, a
+     * new one gets the usual ones. */
     mode_t mask = umask(0);
     umask(mask);
-    if (fchmod(fd, 0666 & ~mask) != 0) {
+    mode_t mode = kind == TARGET_REGULAR ? st.st_mode & 07777 : 0666 & ~mask;
+    if (fchmod(fd, mode) != 0) {
         int err = errno;
         close(fd);
         write_failed(&af, err);
@@ -204,21 +301,8 @@ rt_atomic_file rt_atomic_open(const char *path) {
         close(fd);
         write_failed(&af, err);
     }
+    errno = 0; /* rt_atomic_commit reports the errno of a failed write */
     return af;
-}
-
-static char *folder_of(const char *path) {
-    const char *slash = strrchr(path, '/');
-    return slash ? rt_strndup(path, slash == path ? 1 : (size_t)(slash - path)) : rt_strdup(".");
-}
-
-void rt_check_writable(const char *path) {
-    struct stat st;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-        rt_path_error(path, "cannot write: %s", strerror(EISDIR));
-    char *folder = folder_of(path);
-    if (access(folder, W_OK | X_OK) != 0) rt_path_error(path, "cannot write: %s", strerror(errno));
-    rt_free(folder);
 }
 
 /* The rename is durable only once the folder itself is synced. Best effort: some file
@@ -233,15 +317,118 @@ static void sync_folder_of(const char *path) {
     rt_free(folder);
 }
 
+/* A stdio write that failed earlier leaves only the error flag; errno is still its cause
+ * when nothing has failed since (the writers call nothing else that fails). */
+static int write_error(void) {
+    return errno ? errno : EIO;
+}
+
 void rt_atomic_commit(rt_atomic_file *af) {
-    if (fflush(af->f) != 0 || ferror(af->f)) write_failed(af, errno ? errno : EIO);
-    if (fsync(fileno(af->f)) != 0) write_failed(af, errno);
+    if (fflush(af->f) != 0 || ferror(af->f)) write_failed(af, write_error());
+    if (af->temp_path && fsync(fileno(af->f)) != 0) write_failed(af, errno);
     FILE *f = af->f;
     af->f = NULL;
     if (fclose(f) != 0) write_failed(af, errno);
-    if (rename(af->temp_path, af->path) != 0) write_failed(af, errno);
-    sync_folder_of(af->path);
+    if (af->temp_path) {
+        if (rename(af->temp_path, af->target) != 0) write_failed(af, errno);
+        sync_folder_of(af->target);
+    }
     rt_free(af->path);
     rt_free(af->temp_path);
-    af->path = af->temp_path = NULL;
+    rt_free(af->target);
+    af->path = af->temp_path = af->target = NULL;
+}
+
+/* ---- outputs written as training goes ---- */
+
+FILE *rt_output_open(const char *path, int append) {
+    rt_check_writable(path);
+    FILE *f = fopen(path, append ? "a" : "w");
+    if (!f) rt_path_error(path, "cannot write: %s", strerror(errno));
+    errno = 0;
+    return f;
+}
+
+static _Noreturn void output_failed(const char *path, int err) {
+    if (!path) rt_fatal("cannot write the output: %s", strerror(err));
+    rt_path_error(path, "cannot write: %s", strerror(err));
+}
+
+void rt_output_check(FILE *f, const char *path) {
+    if (ferror(f)) output_failed(path, write_error());
+}
+
+void rt_output_close(FILE *f, const char *path) {
+    errno = 0; /* the rows were checked: a failure now is the flush's own */
+    if (fflush(f) != 0 || ferror(f)) output_failed(path, write_error());
+    if (f != stdout && fclose(f) != 0) output_failed(path, errno);
+}
+
+/* ---- the no-clobber check ---- */
+
+/* What a path names: the device and inode of the file there (symlinks followed), or, for an
+ * output not written yet, those of the folder it will be made in, with its name. */
+typedef struct file_id {
+    int known;  /* 0: nothing to compare (an input or a folder that does not exist) */
+    int stream; /* a device or a FIFO */
+    dev_t dev;
+    ino_t ino;
+    char *name; /* NULL: (dev, ino) are the file's own; else its name in that folder */
+} file_id;
+
+static file_id identify(const rt_file_use *use) {
+    file_id id = {0};
+    struct stat st;
+    enum target_kind kind = target_kind(use->path, &st);
+    if (kind != TARGET_NEW) {
+        id.known = 1;
+        id.stream = kind == TARGET_STREAM;
+        id.dev = st.st_dev;
+        id.ino = st.st_ino;
+        return id;
+    }
+    if (!use->output) return id;
+    char *target = follow_links(use->path), *folder = folder_of(target);
+    if (stat(folder, &st) == 0) {
+        const char *slash = strrchr(target, '/');
+        id.known = 1;
+        id.dev = st.st_dev;
+        id.ino = st.st_ino;
+        id.name = rt_strdup(slash ? slash + 1 : target);
+    }
+    rt_free(folder);
+    rt_free(target);
+    return id;
+}
+
+static int same_file(const file_id *a, const file_id *b) {
+    if (!a->known || !b->known || a->dev != b->dev || a->ino != b->ino) return 0;
+    if (!a->name || !b->name) return !a->name && !b->name;
+    return strcmp(a->name, b->name) == 0;
+}
+
+void rt_check_file_uses(const rt_file_use *uses, int n) {
+    file_id *ids = rt_alloc_array((size_t)n, sizeof *ids);
+    for (int i = 0; i < n; i++)
+        if (uses[i].path) ids[i] = identify(&uses[i]);
+    for (int i = 0; i < n; i++) {
+        const rt_file_use *out = &uses[i];
+        if (!out->output || !out->path || ids[i].stream) continue;
+        for (int j = 0; j < n; j++) {
+            const rt_file_use *other = &uses[j];
+            if (j == i || !other->path || !same_file(&ids[i], &ids[j])) continue;
+            if (!other->output) {
+                if (out->may_replace && strcmp(out->may_replace, other->role) == 0) continue;
+                rt_usage_error("%s %s is the same file as %s %s: writing it would destroy the "
+                               "input; choose another file",
+                               out->role, out->path, other->role, other->path);
+            }
+            if (j < i)
+                rt_usage_error("%s %s and %s %s are the same file: one would overwrite the "
+                               "other; give each its own",
+                               other->role, other->path, out->role, out->path);
+        }
+    }
+    for (int i = 0; i < n; i++) rt_free(ids[i].name);
+    rt_free(ids);
 }

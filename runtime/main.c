@@ -1,11 +1,11 @@
 /* main.c: the entry point of every training executable. The compiled model supplies the
  * descriptor nnrt_model_desc; this picks the command and hands over to train.c or eval.c. */
 #include <cblas.h>
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "eval.h"
+#include "files.h"
 #include "gradcheck.h"
 #include "model.h"
 #include "nnrt.h"
@@ -15,13 +15,9 @@
 #include "util.h"
 
 /* Output that could not be written (a full disk, a closed pipe) is a failure, not a
- * silent truncation. */
+ * silent truncation: "PROG: error: cannot write the output: REASON", exit 1. */
 static int finish_stdout(void) {
-    if (fflush(stdout) != 0 || ferror(stdout)) {
-        fprintf(stderr, "%s: error: cannot write the output: %s\n", rt_program_name(),
-                strerror(errno));
-        return RT_EXIT_FAILURE;
-    }
+    rt_output_close(stdout, NULL);
     return 0;
 }
 

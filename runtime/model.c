@@ -80,6 +80,9 @@ void rt_check_model(const nnrt_model *m) {
         if (!m->predict) rt_fatal("model descriptor: no predict entry point");
     }
     if (!m->forward || !m->sgd_step) rt_fatal("model descriptor: missing entry points");
+    if (m->train.classification < NNRT_ACCURACY_NONE ||
+        m->train.classification > NNRT_ACCURACY_LOGIT)
+        rt_fatal("model descriptor: bad accuracy kind %d", m->train.classification);
     if (m->n_inputs > 0 && m->train.classification && m->n_targets == 0)
         rt_fatal("model descriptor: a classification model needs a target");
     if (m->train.n_columns < 0 || (m->train.n_columns > 0 && !m->train.columns))
@@ -160,11 +163,12 @@ static int64_t argmax(const void *v, int64_t n, int f64) {
 }
 
 /* Several outputs: the largest output is the target's largest entry (one-hot: its class).
- * One output: both are on the same side of 0.5. */
+ * One output: it is on the target's side of 0.5, or of 0 for a logit (nnrt.h). */
 static int is_correct(const void *output, int64_t n_output, const void *target, int64_t n_target,
-                      int f64) {
+                      int f64, int32_t accuracy) {
     if (n_output > 1) return argmax(output, n_output, f64) == argmax(target, n_target, f64);
-    return (rt_get(output, 0, f64) > 0.5) == (rt_get(target, 0, f64) > 0.5);
+    double threshold = accuracy == NNRT_ACCURACY_LOGIT ? 0.0 : 0.5;
+    return (rt_get(output, 0, f64) > threshold) == (rt_get(target, 0, f64) > 0.5);
 }
 
 void rt_add_batch_metrics(const nnrt_model *m, const nnrt_ctx *ctx, const rt_dataset *d,
@@ -179,7 +183,8 @@ void rt_add_batch_metrics(const nnrt_model *m, const nnrt_ctx *ctx, const rt_dat
             int64_t row = rows ? rows[b] : first + b;
             const void *target = rt_elem_cptr(d->targets, row * d->target_elems, m->f64);
             const void *out = rt_elem_cptr(output, b * n_out, m->f64);
-            acc->correct += is_correct(out, n_out, target, n_target, m->f64);
+            acc->correct +=
+                is_correct(out, n_out, target, n_target, m->f64, m->train.classification);
         }
     }
     acc->samples += ctx->batch;

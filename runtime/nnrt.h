@@ -79,6 +79,12 @@ typedef struct nnrt_setting {
     const char *value; /* as the option would be given: "adam", "0.01", "h.W=1e-3" */
 } nnrt_setting;
 
+enum nnrt_accuracy {
+    NNRT_ACCURACY_NONE = 0,
+    NNRT_ACCURACY_PROBABILITY = 1,
+    NNRT_ACCURACY_LOGIT = 2
+};
+
 typedef struct nnrt_train_defaults {
     const char *data_kind;  /* "csv", "idx" or NULL (model without inputs) */
     const char *data_path;  /* absolute, or NULL */
@@ -89,8 +95,11 @@ typedef struct nnrt_train_defaults {
     double lr, momentum;
     int64_t batch, epochs, steps, seed;
     int32_t shuffle;
-    double validation;      /* fraction held out (the last rows after a seeded shuffle) */
-    int32_t classification; /* report accuracy */
+    double validation; /* fraction held out (the last rows after a seeded shuffle) */
+    /* Report accuracy (nonzero), and how a one-value output is read for it:
+     * NNRT_ACCURACY_PROBABILITY (1): a probability, right when on the target's side of 0.5;
+     * NNRT_ACCURACY_LOGIT (2): a logit (bce_logits), right when on the target's side of 0. */
+    int32_t classification;
     /* Every other setting of the train block (runtime/settings.def lists them), each read
      * as if it were the command-line option --NAME VALUE (NAME with '-' for '_'), before
      * the real command line, which overrides it. */

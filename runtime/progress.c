@@ -1,12 +1,12 @@
 /* progress.c: progress lines, the terminal bar and the --log file (see progress.h). */
 #include "progress.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "files.h"
 #include "util.h"
 
 #define PROGRESS_INTERVAL 0.1 /* seconds: at most ~10 lines (or redraws) a second */
@@ -18,7 +18,9 @@ struct rt_progress {
     int bar_shown; /* the bar's line is on screen, not yet ended */
     FILE *log;
     const char *log_path;
-    double start, last_shown;
+    double start;
+    /* One clock each: a bar redrawn a moment ago must not hide the epoch's line. */
+    double last_line, last_bar;
 };
 
 static void write_header(rt_progress *p) {
@@ -41,27 +43,34 @@ rt_progress *rt_progress_begin(const nnrt_model *m, const rt_options *o, int has
         struct stat st;
         int append = resuming && stat(o->log, &st) == 0 && st.st_size > 0;
         p->log_path = o->log;
-        p->log = fopen(o->log, append ? "a" : "w");
-        if (!p->log) rt_path_error(o->log, "cannot write: %s", strerror(errno));
+        p->log = rt_output_open(o->log, append);
         if (!append) write_header(p);
+        rt_output_check(p->log, p->log_path);
     }
     p->start = rt_now();
-    p->last_shown = p->start - 2 * PROGRESS_INTERVAL;
+    p->last_line = p->last_bar = p->start - 2 * PROGRESS_INTERVAL;
     return p;
+}
+
+/* Written so far, and written whole: a failed write is fatal now, not a log cut short. */
+static void flush_log(rt_progress *p) {
+    if (!p->log) return;
+    fflush(p->log);
+    rt_output_check(p->log, p->log_path);
 }
 
 void rt_progress_pause(rt_progress *p) {
     if (p->bar_shown) fputs("\r\033[K", stderr);
     p->bar_shown = 0;
-    if (p->log) fflush(p->log);
+    flush_log(p);
 }
 
 void rt_progress_tick(rt_progress *p, int64_t epoch, int64_t epochs, int64_t done, int64_t total,
                       rt_metrics r) {
     if (!p->terminal || total <= 1) return;
     double now = rt_now();
-    if (now - p->last_shown < PROGRESS_INTERVAL) return;
-    p->last_shown = now;
+    if (now - p->last_bar < PROGRESS_INTERVAL) return;
+    p->last_bar = now;
     char bar[BAR_WIDTH + 1];
     int filled = (int)(BAR_WIDTH * done / total);
     for (int i = 0; i < BAR_WIDTH; i++) bar[i] = i < filled ? '#' : '.';
@@ -93,13 +102,14 @@ void rt_progress_epoch(rt_progress *p, int64_t epoch, int64_t epochs, rt_metrics
                        const rt_metrics *validation, double lr, double epoch_seconds) {
     double now = rt_now(), seconds = now - p->start;
     double rate = epoch_seconds > 0 ? (double)r.samples / epoch_seconds : 0;
-    int show = epoch == 1 || epoch == epochs || now - p->last_shown >= PROGRESS_INTERVAL;
+    int show = epoch == 1 || epoch == epochs || now - p->last_line >= PROGRESS_INTERVAL;
     if (p->log) {
         log_row(p, epoch, r, validation, lr, seconds, rate);
-        if (show) fflush(p->log);
+        rt_output_check(p->log, p->log_path);
+        if (show) flush_log(p);
     }
     if (!show || p->quiet) return;
-    p->last_shown = now;
+    p->last_line = now;
     if (p->bar_shown) fputs("\r", stderr);
     fprintf(stderr, "%s %lld/%lld  loss %.6g", p->unit, (long long)epoch, (long long)epochs,
             rt_mean_loss(r));
@@ -116,7 +126,6 @@ void rt_progress_epoch(rt_progress *p, int64_t epoch, int64_t epochs, rt_metrics
 
 void rt_progress_end(rt_progress *p) {
     rt_progress_pause(p);
-    if (p->log && fclose(p->log) != 0)
-        rt_path_error(p->log_path, "cannot write: %s", strerror(errno));
+    if (p->log) rt_output_close(p->log, p->log_path);
     p->log = NULL;
 }

@@ -232,6 +232,22 @@ static void report_trial(const dim *dims, int n_dims, const trial *t, int64_t i,
     fputc('\n', stderr);
 }
 
+/* The points a grid leaves out under --trials are named before the first trial, so that
+ * a run that covers part of the grid says so. */
+static void warn_left_out(const dim *dims, int n_dims, int64_t points, int64_t trials) {
+    fprintf(stderr,
+            "%s: warning: search: the grid has %lld points and --trials is %lld: the last %lld "
+            "are left out, from",
+            rt_program_name(), (long long)points, (long long)trials, (long long)(points - trials));
+    for (int k = 0; k < n_dims; k++) {
+        char name[64], *value = grid_value(dims, n_dims, k, trials);
+        option_text(dims[k].name, name, sizeof name);
+        fprintf(stderr, " %s %s", name, value);
+        rt_free(value);
+    }
+    fprintf(stderr, " on (give --trials %lld to run them all)\n", (long long)points);
+}
+
 static int64_t trial_count(const rt_options *o, const dim *dims, int n_dims, int grid) {
     if (!grid) return o->trials;
     int64_t points = 1;
@@ -239,10 +255,13 @@ static int64_t trial_count(const rt_options *o, const dim *dims, int n_dims, int
         points *= dim_size(&dims[i]);
         if (points > 1000000) rt_usage_error("search: the grid has more than 1000000 points");
     }
-    return points < o->trials ? points : o->trials;
+    if (points <= o->trials) return points;
+    warn_left_out(dims, n_dims, points, o->trials);
+    return o->trials;
 }
 
 int rt_cmd_search(const nnrt_model *m, const rt_options *o) {
+    rt_check_run_files(m, o, 1);
     if (o->save) rt_check_writable(o->save);
     if (o->n_search == 0)
         rt_usage_error("search needs a range or a list to search, such as --lr 1e-4..1e-1:log "

@@ -3,12 +3,12 @@
  * loop, which must not allocate. */
 #include "trace.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "files.h"
 #include "util.h"
 
 /* Room for one value in a row: a comma and "%.17g" of a double ("-1.2345678901234567e-308"
@@ -87,10 +87,7 @@ static void write_header(rt_trace *t, const nnrt_tensor **params, int32_t n) {
 }
 
 static FILE *open_output(const char *path) {
-    if (!path) return stdout;
-    FILE *f = fopen(path, "w");
-    if (!f) rt_path_error(path, "cannot write: %s", strerror(errno));
-    return f;
+    return path ? rt_output_open(path, 0) : stdout;
 }
 
 rt_trace *rt_trace_open(const nnrt_model *m, const rt_options *o) {
@@ -114,6 +111,7 @@ rt_trace *rt_trace_open(const nnrt_model *m, const rt_options *o) {
     t->path = o->trace_out && strcmp(o->trace_out, "-") != 0 ? o->trace_out : NULL;
     t->out = open_output(t->path);
     write_header(t, params, n_params);
+    rt_output_check(t->out, t->path);
     rt_free(params);
     return t;
 }
@@ -147,13 +145,9 @@ void rt_trace_row(rt_trace *t, int64_t step, const void *fixed, double loss) {
     used = append_value(t, used, loss);
     t->line[used++] = '\n';
     fwrite(t->line, 1, used, t->out);
+    rt_output_check(t->out, t->path);
 }
 
 void rt_trace_close(rt_trace *t) {
-    if (!t) return;
-    if (!t->path) {
-        fflush(stdout); /* main() reports a failed write to stdout */
-        return;
-    }
-    if (fclose(t->out) != 0) rt_path_error(t->path, "cannot write: %s", strerror(errno));
+    if (t) rt_output_close(t->out, t->path);
 }

@@ -21,10 +21,11 @@ rt_trace *rt_trace_open(const nnrt_model *m, const rt_options *o);
 /* Whether the rows go to stdout; train then prints its final lines on stderr. */
 int rt_trace_on_stdout(const rt_trace *t);
 
-/* One row: the step, the traced values in the fixed arena, and the loss. Allocates nothing. */
+/* One row: the step, the traced values in the fixed arena, and the loss. Allocates nothing.
+ * A failed write is fatal ("cannot write"). */
 void rt_trace_row(rt_trace *t, int64_t step, const void *fixed, double loss);
 
-/* Flushes, and closes a file; a write error is fatal. */
+/* Flushes, and closes a file (not standard output); a write error is fatal. */
 void rt_trace_close(rt_trace *t);
 
 #endif

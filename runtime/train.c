@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "checkpoint.h"
 #include "files.h"
@@ -248,23 +249,66 @@ static void where(const run *r, char *buf, size_t size) {
         snprintf(buf, size, "step %lld", (long long)r->step);
 }
 
-static _Noreturn void fault(run *r, double cost, int32_t param, enum rt_fault kind) {
+static _Noreturn void stop_training(run *r, const char *what) {
     if (r->progress) rt_progress_pause(r->progress);
+    rt_fatal("%s; training stopped. A lower learning rate (--lr, now %g) or clipping the "
+             "gradients (--clip 1) usually helps",
+             what, r->o->lr);
+}
+
+static _Noreturn void fault(run *r, double cost, int32_t param, enum rt_fault kind) {
     char at[96], what[512];
     where(r, at, sizeof at);
     if (!isfinite(cost) && param >= 0 && kind == RT_FAULT_VALUE)
-        snprintf(what, sizeof what, "param '%s' became nan or inf, and the loss with it",
-                 r->m->params[param].name);
+        snprintf(what, sizeof what, "param '%s' became nan or inf, and the loss with it at %s",
+                 r->m->params[param].name, at);
     else if (!isfinite(cost))
-        snprintf(what, sizeof what, "the loss became %s", isnan(cost) ? "nan" : "inf");
+        snprintf(what, sizeof what, "the loss became %s at %s", isnan(cost) ? "nan" : "inf", at);
     else if (kind == RT_FAULT_VALUE)
-        snprintf(what, sizeof what, "param '%s' became nan or inf after the update",
-                 r->m->params[param].name);
+        snprintf(what, sizeof what, "param '%s' became nan or inf after the update at %s",
+                 r->m->params[param].name, at);
     else
-        snprintf(what, sizeof what, "the gradient of '%s' is nan or inf", r->m->params[param].name);
-    rt_fatal("%s at %s; training stopped. A lower learning rate (--lr, now %g) or clipping the "
-             "gradients (--clip 1) usually helps",
-             what, at, r->o->lr);
+        snprintf(what, sizeof what, "the gradient of '%s' is nan or inf at %s",
+                 r->m->params[param].name, at);
+    stop_training(r, what);
+}
+
+/* The first param holding a nan or inf, or -1. */
+static int32_t nonfinite_param(const nnrt_model *m, const void *fixed) {
+    for (int32_t i = 0; i < m->n_params; i++) {
+        const nnrt_tensor *t = &m->params[i];
+        const void *p = rt_elem_cptr(fixed, t->offset, m->f64);
+        for (int64_t e = 0; e < t->numel; e++)
+            if (!isfinite(m->f64 ? ((const double *)p)[e] : (double)((const float *)p)[e]))
+                return i;
+    }
+    return -1;
+}
+
+/* The fused sgd_step is checked through the step's loss alone (optim.c), which a param gone
+ * nan or inf does not always reach: behind a relu whose input stays negative, or made by the
+ * last step. So every param is checked after each epoch and before anything is saved: no
+ * run ends "successfully", and nothing is saved, with weights that are not numbers. A search
+ * trial is marked FAULTED instead; returns 0 then. */
+static int params_finite(run *r) {
+    int32_t bad = nonfinite_param(r->m, r->fixed);
+    if (bad < 0) return 1;
+    if (r->trial) {
+        r->stop = FAULTED;
+        return 0;
+    }
+    const char *name = r->m->params[bad].name;
+    if (r->step == 0) rt_fatal("param '%s' is nan or inf in the starting weights", name);
+    /* the epoch of the last step: the current one when it is under way */
+    int64_t epoch = r->pos > 0 ? r->epoch + 1 : r->epoch;
+    char at[96], what[512];
+    if (has_inputs(r))
+        snprintf(at, sizeof at, "epoch %lld, step %lld", (long long)epoch, (long long)r->step);
+    else
+        snprintf(at, sizeof at, "step %lld", (long long)r->step);
+    snprintf(what, sizeof what, "param '%s' became nan or inf by %s (the loss did not show it)",
+             name, at);
+    stop_training(r, what);
 }
 
 /* ---- steps ---- */
@@ -326,9 +370,10 @@ static void watch(run *r, const rt_metrics *v) {
     }
 }
 
-static void save_checkpoint(const run *r, const char *path);
+static void save_checkpoint(run *r, const char *path);
 
 static void end_epoch(run *r, double lr) {
+    if (!params_finite(r)) return; /* before validation and early stopping see the weights */
     const rt_train_data *d = r->data;
     rt_metrics v = {0};
     if (d->n_validation > 0)
@@ -462,7 +507,8 @@ static void add_optimizer_state(rt_st_writer *w, const run *r) {
         }
 }
 
-static void save_checkpoint(const run *r, const char *path) {
+static void save_checkpoint(run *r, const char *path) {
+    params_finite(r); /* a checkpoint is never written from a trial */
     rt_st_writer *w = rt_st_weights_writer(r->m, r->fixed, &r->data->stats);
     rt_st_meta(w, "nnrt.kind", "checkpoint");
     rt_st_meta(w, "nnrt.optimizer", r->o->optimizer);
@@ -797,10 +843,64 @@ static void write_outputs(const run *r) {
     if (!o->quiet) fprintf(stderr, "saved weights to %s\n", o->save);
 }
 
+/* ---- the files a run reads and writes ---- */
+
+enum { MAX_FILE_USES = 16 };
+
+typedef struct file_uses {
+    rt_file_use v[MAX_FILE_USES];
+    int n;
+} file_uses;
+
+static void add_use(file_uses *u, const char *role, const char *path, int output,
+                    const char *may_replace) {
+    if (path) u->v[u->n++] = (rt_file_use){role, path, output, may_replace};
+}
+
+/* A data option as data.c reads it: the file of that name, else "IMAGES,LABELS". */
+static void add_data_use(file_uses *u, const char *role, const char *images_role,
+                         const char *labels_role, const char *spec) {
+    const char *comma = strchr(spec, ',');
+    if (!comma || access(spec, F_OK) == 0) {
+        add_use(u, role, spec, 0, NULL);
+        return;
+    }
+    add_use(u, images_role, rt_strndup(spec, (size_t)(comma - spec)), 0, NULL);
+    add_use(u, labels_role, comma + 1, 0, NULL);
+}
+
+void rt_check_run_files(const nnrt_model *m, const rt_options *o, int search) {
+    file_uses u = {.n = 0};
+    if (m->n_inputs > 0 && o->data) {
+        add_data_use(&u, "--data", "--data (images)", "--data (labels)", o->data);
+    } else if (m->n_inputs > 0) {
+        add_use(&u, "the train block's data", m->train.data_path, 0, NULL);
+        add_use(&u, "the train block's labels", m->train.data_path2, 0, NULL);
+    }
+    if (m->n_inputs > 0 && o->validation_data)
+        add_data_use(&u, "--validation-data", "--validation-data (images)",
+                     "--validation-data (labels)", o->validation_data);
+    add_use(&u, "--init-weights", o->init_weights, 0, NULL);
+    add_use(&u, "--save", o->save, 1, NULL);
+    if (!search) {
+        add_use(&u, "--resume", o->resume, 0, NULL);
+        /* Ctrl-C saves a checkpoint whatever --checkpoint-every says. Resuming from the file
+         * it saves to continues that checkpoint: the usual way, and not a clash. */
+        add_use(&u, "--checkpoint", o->checkpoint, 1, "--resume");
+        add_use(&u, "--log", o->log, 1, NULL);
+        add_use(&u, "--plot", o->plot, 1, NULL);
+        if (o->trace && o->trace_out && strcmp(o->trace_out, "-") != 0)
+            add_use(&u, "--trace-out", o->trace_out, 1, NULL);
+    }
+    rt_check_file_uses(u.v, u.n);
+}
+
 int rt_cmd_train(const nnrt_model *m, const rt_options *o) {
+    rt_check_run_files(m, o, 0);
     if (o->save) rt_check_writable(o->save);
     if (o->checkpoint_every > 0) rt_check_writable(o->checkpoint);
     if (o->plot) rt_check_writable(o->plot);
+    if (o->log) rt_check_writable(o->log);
     if (o->resume && o->init_weights)
         rt_usage_error("give --resume FILE or --init-weights FILE, not both");
     rt_trace *trace = rt_trace_open(m, o);
@@ -823,6 +923,7 @@ int rt_cmd_train(const nnrt_model *m, const rt_options *o) {
     }
     rt_trace_close(trace);
     restore_best(&r);
+    params_finite(&r);
     write_outputs(&r);
     print_summary(&r, summary_stream(trace));
     run_free(&r);
@@ -839,8 +940,8 @@ int rt_train_trial(const nnrt_model *m, const rt_options *o, const rt_train_data
     run_init(&r, m, o, data, fixed);
     r.trial = 1;
     run_epochs(&r);
-    int ok = r.stop != FAULTED;
     restore_best(&r);
+    int ok = r.stop != FAULTED && params_finite(&r);
     *validation = rt_evaluate_ctx(m, &r.eval_ctx, data->validation, data->validation_rows,
                                   data->n_validation);
     run_free(&r);

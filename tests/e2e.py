@@ -124,6 +124,43 @@ def case_determinism(nnc, src, tmp):
             raise Failure("a different seed saved the same weights")
 
 
+LOGIT_MODEL = """import "nn"
+
+model logit {
+    input  x[1]
+    target y[1]
+    param  w = 1
+    z = x * w
+    %s
+    loss = bce_logits(z, y)
+}
+
+train logit {
+    data = csv("d.csv", x = 0, y = 1)
+}
+"""
+
+
+def case_bce_logits_accuracy(nnc, src, tmp):
+    """A bce_logits model outputs logits: accuracy reads them on the target's side of 0, not
+    0.5. With w = 1 the output is x; the rows with x in (0, 0.5] and y = 1 are right only at
+    0 (at 0.5, accuracy would be 3 of 6)."""
+    with open(os.path.join(tmp, "d.csv"), "w") as f:
+        f.write("0.3,1\n0.4,1\n0.1,1\n0.9,1\n-0.2,0\n-0.7,0\n")
+    for name, output in (("logit", "output o = z"), ("probability", "output p = sigmoid(z)")):
+        path = os.path.join(tmp, name + ".nn")
+        with open(path, "w") as f:
+            f.write(LOGIT_MODEL % output)
+        exe = os.path.join(tmp, name)
+        run([nnc, path, "-o", exe], tmp)
+        out = run([exe, "train", "--epochs", "0", "--save", "w"], tmp).stdout
+        acc = number(out, "final accuracy")
+        if acc != 1.0:
+            raise Failure(f"{name} output: final accuracy {acc}, wanted 1.0\n{out}")
+        if number(run([exe, "eval", "--weights", "w"], tmp).stdout, "accuracy") != 1.0:
+            raise Failure(f"{name} output: eval's accuracy differs from train's")
+
+
 def needs_loader(path):
     """True when the ELF file asks for a dynamic loader (has a PT_INTERP program header)."""
     with open(path, "rb") as f:

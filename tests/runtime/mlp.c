@@ -6,7 +6,12 @@
  *   MLP_WRONG      grad() of b1 is 1.5 times the derivative: gradcheck must fail b1 alone.
  *   MLP_SURROGATE  relu's backward is the identity (a straight-through estimator), so the
  *                  gradients of W1 and b1 are not derivatives; the descriptor marks them
- *                  surrogate, and gradcheck must show them without failing. */
+ *                  surrogate, and gradcheck must show them without failing.
+ * The fault tests: with MLP_DEAD_UNIT_ABOVE_LR=X, a step at a rate above X sends b1[0] to
+ * -inf, a hidden unit that dies for good: relu hides it, so the loss stays finite. */
+#include <math.h>
+#include <stdlib.h>
+
 #include "nnrt.h"
 #include "test_model.h"
 
@@ -104,6 +109,8 @@ static void sgd_step(nnrt_ctx *ctx, double lr, double momentum) {
         if (momentum != 0.0) g = f[VEL + i] = momentum * f[VEL + i] + g;
         f[i] -= lr * g;
     }
+    const char *dead = getenv("MLP_DEAD_UNIT_ABOVE_LR");
+    if (dead && lr > atof(dead)) f[B1] = -INFINITY;
 }
 
 static const nnrt_tensor params[] = {

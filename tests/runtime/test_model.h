@@ -2,13 +2,17 @@
  * calling convention of nnrt.h on every call (batch within 1..batch_cap, batch_cap never
  * changing within an arena, 64-byte aligned zeroed arenas) and, when NNRT_TEST_TRACE is set,
  * reports each training step's batch on stderr as "step BATCH/CAP", so the tests can check
- * how the runtime cut the data into batches. */
+ * how the runtime cut the data into batches. NNRT_TEST_SIGINT_AT_STEP=K raises SIGINT during
+ * training step K (from 1), as a Ctrl-C at that moment would; NNRT_TEST_STEP_SLEEP_MS=N makes
+ * every training step last at least N milliseconds (epochs long enough for progress lines). */
 #ifndef NNRT_TEST_MODEL_H
 #define NNRT_TEST_MODEL_H
 
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "nnrt.h"
 
@@ -26,9 +30,21 @@ static inline void test_check_ctx(const nnrt_ctx *ctx) {
 
 static inline void test_trace_step(const nnrt_ctx *ctx) {
     static int trace = -1;
-    if (trace < 0) trace = getenv("NNRT_TEST_TRACE") != NULL;
+    static long long steps, sigint_at, sleep_ms;
+    if (trace < 0) {
+        trace = getenv("NNRT_TEST_TRACE") != NULL;
+        const char *at = getenv("NNRT_TEST_SIGINT_AT_STEP"),
+                   *ms = getenv("NNRT_TEST_STEP_SLEEP_MS");
+        sigint_at = at ? atoll(at) : 0;
+        sleep_ms = ms ? atoll(ms) : 0;
+    }
     if (trace)
         fprintf(stderr, "step %lld/%lld\n", (long long)ctx->batch, (long long)ctx->batch_cap);
+    if (++steps == sigint_at) raise(SIGINT);
+    if (sleep_ms > 0) {
+        struct timespec pause = {(time_t)(sleep_ms / 1000), (long)(sleep_ms % 1000) * 1000000L};
+        while (nanosleep(&pause, &pause) != 0) continue; /* the rest of it, after a signal */
+    }
 }
 
 #endif
