@@ -83,7 +83,8 @@ static void draw_curve(const panel *p, const double *rows, int64_t n, int c, con
             dashed ? " stroke-dasharray=\"6 4\"" : "");
     for (int64_t e = 0; e < n; e++) {
         double v = rows[e * RT_HIST_COLS + c];
-        if (isfinite(v)) fprintf(p->f, "%.1f,%.1f ", px(p, (double)(e + 1)), py(p, v));
+        double x = rows[e * RT_HIST_COLS + RT_HIST_EPOCH];
+        if (isfinite(v)) fprintf(p->f, "%.1f,%.1f ", px(p, x), py(p, v));
     }
     fprintf(p->f, "\"/>\n");
 }
@@ -119,7 +120,8 @@ static void range_of(const double *rows, int64_t n, int c1, int c2, double *lo, 
 
 static void draw_panel(FILE *f, double x0, const char *title, const char *unit, const double *rows,
                        int64_t n, int c, int c_val, int accuracy) {
-    panel p = {f, x0, 0, nice_axis(1, n > 1 ? (double)n : 2), {0, 1, 0.2}};
+    double last = n > 0 ? rows[(n - 1) * RT_HIST_COLS + RT_HIST_EPOCH] : 1;
+    panel p = {f, x0, 0, nice_axis(1, last > 1 ? last : 2), {0, 1, 0.2}};
     if (!accuracy) {
         double lo, hi;
         range_of(rows, n, c, c_val, &lo, &hi);

@@ -5,11 +5,23 @@
 
 #include <stdint.h>
 
-/* One row per epoch (step): these columns of the training history. */
-enum { RT_HIST_LR, RT_HIST_LOSS, RT_HIST_ACC, RT_HIST_VAL_LOSS, RT_HIST_VAL_ACC, RT_HIST_COLS };
+/* The training history: a row per epoch (step) with these columns; RT_HIST_EPOCH is the
+ * epoch the row is of (1, 2, ...). A history keeps at most RT_HIST_MAX_ROWS rows: when it is
+ * full, every other row of it is dropped (the first kept), so a long run keeps its whole span
+ * in bounded memory, densest near the end. */
+enum {
+    RT_HIST_LR,
+    RT_HIST_LOSS,
+    RT_HIST_ACC,
+    RT_HIST_VAL_LOSS,
+    RT_HIST_VAL_ACC,
+    RT_HIST_EPOCH,
+    RT_HIST_COLS
+};
+#define RT_HIST_MAX_ROWS 65536
 
-/* Writes the SVG atomically. rows[e * RT_HIST_COLS + c]; NaN marks a value not measured
- * (no validation rows). unit: "epoch" or "step". */
+/* Writes the SVG atomically. rows[r * RT_HIST_COLS + c], epochs increasing; NaN marks a value
+ * not measured (no validation rows). unit: "epoch" or "step". */
 void rt_plot_write(const char *path, const char *title, const char *unit, const double *rows,
                    int64_t n, int classify);
 

@@ -177,7 +177,8 @@ typedef struct run {
     double best;
     int64_t best_epoch, bad_epochs;
     void *best_params;
-    double *history; /* epochs * RT_HIST_COLS */
+    double *history;      /* RT_HIST_MAX_ROWS rows of RT_HIST_COLS (plot.h) */
+    int64_t history_rows; /* rows in it: every epoch done, thinned when it filled up */
 } run;
 
 static int has_inputs(const run *r) {
@@ -227,7 +228,7 @@ static void run_init(run *r, const nnrt_model *m, const rt_options *o, const rt_
     r->best = strcmp(o->monitor, "accuracy") == 0 ? -INFINITY : INFINITY;
     if (o->early_stopping)
         r->best_params = rt_alloc_array((size_t)total_param_elems(m), rt_elem_size(m->f64));
-    r->history = rt_alloc_array((size_t)(r->epochs + 1) * RT_HIST_COLS, sizeof(double));
+    r->history = rt_alloc_array((size_t)RT_HIST_MAX_ROWS * RT_HIST_COLS, sizeof(double));
 }
 
 static void run_free(run *r) {
@@ -346,8 +347,20 @@ static int train_step(run *r, const int64_t *rows, int64_t count, double lr) {
 
 /* ---- epochs ---- */
 
+/* Drops every other row, keeping the first: room for as many epochs again, at half the
+ * density. The memory stays fixed whatever --epochs or --steps says. */
+static void thin_history(run *r) {
+    int64_t kept = 0;
+    for (int64_t i = 0; i < r->history_rows; i += 2, kept++)
+        memmove(r->history + kept * RT_HIST_COLS, r->history + i * RT_HIST_COLS,
+                RT_HIST_COLS * sizeof *r->history);
+    r->history_rows = kept;
+}
+
 static void record_history(run *r, double lr, const rt_metrics *v) {
-    double *row = r->history + (r->epoch - 1) * RT_HIST_COLS;
+    if (r->history_rows == RT_HIST_MAX_ROWS) thin_history(r);
+    double *row = r->history + r->history_rows++ * RT_HIST_COLS;
+    row[RT_HIST_EPOCH] = (double)r->epoch;
     row[RT_HIST_LR] = lr;
     row[RT_HIST_LOSS] = rt_mean_loss(r->partial);
     row[RT_HIST_ACC] = r->m->train.classification ? rt_accuracy(r->partial) : NAN;
@@ -525,9 +538,9 @@ static void save_checkpoint(run *r, const char *path) {
     meta_int(w, "nnrt.best_epoch", r->best_epoch);
     meta_int(w, "nnrt.bad_epochs", r->bad_epochs);
     add_optimizer_state(w, r);
-    int64_t n_train = r->data->n_train, hist_dims[2] = {r->epoch, RT_HIST_COLS};
+    int64_t n_train = r->data->n_train, hist_dims[2] = {r->history_rows, RT_HIST_COLS};
     rt_st_add(w, "train.order", RT_ST_I64, 1, &n_train, r->order);
-    if (r->epoch > 0) rt_st_add(w, "train.history", RT_ST_F64, 2, hist_dims, r->history);
+    if (r->history_rows > 0) rt_st_add(w, "train.history", RT_ST_F64, 2, hist_dims, r->history);
     if (r->best_params && r->best_epoch > 0) {
         /* the flat copy is laid out as the params are, back to back */
         size_t at = 0;
@@ -755,19 +768,40 @@ static void read_order(const rt_st_file *f, const char *path, run *r) {
     rt_free(mark);
 }
 
-/* train.history: a row per epoch done (0 <= epoch <= this run's epochs, so it fits the
- * run's own history); lr finite and >= 0, the metrics finite or nan (not measured). */
+/* train.history: rows of RT_HIST_COLS, as many as the run can have kept (at most one per
+ * epoch done, at most RT_HIST_MAX_ROWS, none before the first epoch), their epochs whole,
+ * increasing and the last one the checkpoint's epoch; lr finite and >= 0, the metrics finite
+ * or nan (not measured). */
 static void read_history(const rt_st_file *f, const char *path, run *r) {
     if (r->epoch == 0) return;
-    int64_t dims[2] = {r->epoch, RT_HIST_COLS};
-    if (!rt_st_read(f, "train.history", RT_ST_F64, 2, dims, r->history))
+    int rank;
+    uint64_t shape[RT_ST_MAX_RANK];
+    if (!rt_st_shape(f, "train.history", &rank, shape))
         rt_path_error(path, "missing tensor 'train.history'");
-    for (int64_t i = 0; i < r->epoch * RT_HIST_COLS; i++) {
+    uint64_t most = r->epoch < RT_HIST_MAX_ROWS ? (uint64_t)r->epoch : RT_HIST_MAX_ROWS;
+    if (rank != 2 || shape[1] != RT_HIST_COLS || shape[0] < 1 || shape[0] > most)
+        rt_path_error(path, "tensor 'train.history' must have 1 to %llu rows of %d (epoch %lld)",
+                      (unsigned long long)most, RT_HIST_COLS, (long long)r->epoch);
+    int64_t dims[2] = {(int64_t)shape[0], RT_HIST_COLS};
+    rt_st_read(f, "train.history", RT_ST_F64, 2, dims, r->history);
+    r->history_rows = dims[0];
+    double before = 0;
+    for (int64_t i = 0; i < dims[0] * RT_HIST_COLS; i++) {
         double v = r->history[i];
-        int lr = i % RT_HIST_COLS == RT_HIST_LR;
-        if (isinf(v) || (lr && !(v >= 0)))
+        int c = (int)(i % RT_HIST_COLS);
+        const char *bad = NULL;
+        if (c == RT_HIST_EPOCH) {
+            int last = i / RT_HIST_COLS == dims[0] - 1;
+            if (!(v > before && v == floor(v) && v <= (double)r->epoch) ||
+                (last && v != (double)r->epoch))
+                bad = "the epochs of its rows in order, ending at the checkpoint's";
+            before = v;
+        } else if (isinf(v) || (c == RT_HIST_LR && !(v >= 0))) {
+            bad = c == RT_HIST_LR ? "a learning rate" : "a metric";
+        }
+        if (bad)
             rt_path_error(path, "tensor 'train.history' holds %g at element %lld, not %s", v,
-                          (long long)i, lr ? "a learning rate" : "a metric");
+                          (long long)i, bad);
     }
 }
 
@@ -834,9 +868,8 @@ static void print_summary(const run *r, FILE *out) {
 static void write_outputs(const run *r) {
     const rt_options *o = r->o;
     if (o->plot) {
-        int64_t n = r->epoch < r->epochs ? r->epoch : r->epochs;
-        rt_plot_write(o->plot, r->m->name, has_inputs(r) ? "epoch" : "step", r->history, n,
-                      has_inputs(r) && r->m->train.classification);
+        rt_plot_write(o->plot, r->m->name, has_inputs(r) ? "epoch" : "step", r->history,
+                      r->history_rows, has_inputs(r) && r->m->train.classification);
     }
     if (!o->save) return;
     rt_save_weights(r->m, r->fixed, &r->data->stats, o->save);

@@ -2340,6 +2340,39 @@ def plot():
                  "no/p.svg: error: cannot write: No such file or directory")
 
 
+@test
+def long_history():
+    """A run of more steps than the history keeps rows: memory stays fixed (every other row is
+    dropped when it fills up), the plot spans the whole run, a checkpoint resumes bit for bit,
+    and --steps far beyond what memory could hold a row of is not allocated up front."""
+    import xml.etree.ElementTree as ET
+    steps, rows_kept = 150000, 65536
+    whole = run("parabola", "train", "--steps", str(steps), "--save", "whole", "--quiet",
+                "--plot", "p.svg")
+    svg = ET.parse("p.svg").getroot()
+    points = next(svg.iter("{http://www.w3.org/2000/svg}polyline")).get("points").split()
+    check(rows_kept // 2 < len(points) <= rows_kept, f"{len(points)} points")
+    run("parabola", "train", "--steps", "140000", "--checkpoint-every", "140000",
+        "--checkpoint", "c", "--no-save", "--quiet")
+    header, tensors = read_safetensors("c")
+    shape, history = header["train.history"]["shape"], tensors["train.history"][2]
+    check(shape[0] <= rows_kept and shape[1] == 6, shape)
+    epochs = list(history[5::6])
+    check(epochs[0] == 1 and epochs[-1] == 140000 and epochs == sorted(set(epochs)), epochs[-3:])
+    resumed = run("parabola", "train", "--steps", str(steps), "--resume", "c", "--save",
+                  "resumed", "--quiet")
+    check(open("whole", "rb").read() == open("resumed", "rb").read(), "resumed weights differ")
+    check(whole.out == resumed.out, f"{whole.out} vs {resumed.out}")
+    # Ten billion steps: the run starts (and is stopped) without asking for terabytes.
+    proc = subprocess.Popen([exe("parabola"), "train", "--steps", "10000000000", "--no-save",
+                             "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(1)
+    proc.kill()
+    _, status, usage = os.wait4(proc.pid, 0)
+    check(os.WIFSIGNALED(status), f"it stopped by itself: {proc.stderr.read().decode()}")
+    check(usage.ru_maxrss < 200 * 1024, f"peak {usage.ru_maxrss} KiB")
+
+
 def pty_stderr(args, env=None):
     """What the command writes on its stderr, a pseudo-terminal."""
     import pty
