@@ -419,9 +419,13 @@ void rt_check_file_uses(const rt_file_use *uses, int n) {
             if (j == i || !other->path || !same_file(&ids[i], &ids[j])) continue;
             if (!other->output) {
                 if (out->may_replace && strcmp(out->may_replace, other->role) == 0) continue;
+                /* --save has a default (MODEL.safetensors): say how to change or drop it. */
+                int save = strcmp(out->role, "--save") == 0;
                 rt_usage_error("%s %s is the same file as %s %s: writing it would destroy the "
-                               "input; choose another file",
-                               out->role, out->path, other->role, other->path);
+                               "input; %s",
+                               out->role, out->path, other->role, other->path,
+                               save ? "give another --save FILE, or --no-save"
+                                    : "choose another file");
             }
             if (j < i)
                 rt_usage_error("%s %s and %s %s are the same file: one would overwrite the "

@@ -1442,8 +1442,9 @@ def snapshot(names):
 
 
 def clobber_error(out_flag, out_path, in_flag, in_path, model="logreg"):
+    fix = "give another --save FILE, or --no-save" if out_flag == "--save" else "choose another file"
     return (f"rt_{model}: error: {out_flag} {out_path} is the same file as {in_flag} {in_path}: "
-            f"writing it would destroy the input; choose another file")
+            f"writing it would destroy the input; {fix}")
 
 
 @test
