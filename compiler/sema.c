@@ -435,12 +435,18 @@ static void read_column_map(Graph *g, Node *kw) {
 
 /* Without column maps: inputs then targets, in declaration order, one after the other. */
 static void default_columns(Graph *g) {
-    int col = 0;
+    int64_t col = 0;
     for (int k = 0; k < 2; k++) {
         ValueList *list = k ? &g->targets : &g->inputs;
         for (int i = 0; i < list->n; i++) {
-            int n = (int)shape_numel(list->v[i]->shape);
-            vec_push(&g->train.columns, ((ColumnMap){list->v[i]->name, col, col + n - 1}));
+            Value *v = list->v[i];
+            int64_t n = shape_numel(v->shape);
+            if (col + n - 1 > INT32_MAX) { /* column numbers are ints in the binary */
+                diag_error(v->loc, "%s would take the data's columns past column %d", v->name,
+                           INT32_MAX);
+                return;
+            }
+            vec_push(&g->train.columns, ((ColumnMap){v->name, (int)col, (int)(col + n - 1)}));
             col += n;
         }
     }
