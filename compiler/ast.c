@@ -11,6 +11,7 @@ Node *front_parse(SrcFile *file);
 
 Node *ast_new(NodeKind kind, SrcLoc loc) {
     Node *n = xalloc(sizeof *n);
+    nnc_stats.ast_nodes++;
     n->kind = kind;
     n->loc = loc;
     n->start = loc;
@@ -23,32 +24,11 @@ Node *parse_file(SrcFile *file) {
     return front_parse(file);
 }
 
-/* ---- a growable string in the arena ---- */
-
-typedef struct Buf {
-    char *s;
-    size_t n, cap;
-} Buf;
-
-static void buf_add(Buf *b, const char *s, size_t len) {
-    if (b->n + len + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 64;
-        while (b->n + len + 1 > cap) cap *= 2;
-        b->s = xrealloc_array(b->s, b->cap, cap, 1);
-        b->cap = cap;
-    }
-    memcpy(b->s + b->n, s, len);
-    b->n += len;
-    b->s[b->n] = '\0';
-}
-
-static void buf_puts(Buf *b, const char *s) {
-    buf_add(b, s, strlen(s));
-}
-
-static char *buf_str(Buf *b) {
-    return b->s ? b->s : xstrdup("");
-}
+/* Text is built in a StrBuf (common.h). */
+typedef StrBuf Buf;
+#define buf_add  sb_add
+#define buf_puts sb_puts
+#define buf_str  sb_str
 
 /* ---- expressions, inline and fully parenthesised ---- */
 
@@ -220,26 +200,10 @@ void ast_print(FILE *out, const Node *node) {
 
 /* ---- source text for messages ---- */
 
-/* The byte offset of (line, col) in the file, clamped to its length. */
-static size_t offset_of(const SrcFile *f, SrcLoc loc) {
-    size_t i = 0;
-    for (int line = 1; line < loc.line && i < f->len; i++)
-        if (f->text[i] == '\n') line++;
-    size_t off = i + (size_t)(loc.col > 0 ? loc.col - 1 : 0);
-    return off < f->len ? off : f->len;
-}
-
-char *ast_source_text(const Node *node) {
-    if (!node) return xstrdup("");
-    const SrcFile *f = node->start.file;
-    if (!f || node->end.file != f) {
-        Buf b = {0};
-        render_line(&b, node);
-        return buf_str(&b);
-    }
-    size_t a = offset_of(f, node->start), z = offset_of(f, node->end);
+/* The text from start to end in one line: comments dropped, a line break and the blanks
+ * around it become one space. */
+static char *one_line(const SrcFile *f, size_t a, size_t z) {
     Buf b = {0};
-    /* One line: comments dropped, a line break and the blanks around it become one space. */
     bool in_string = false;
     for (size_t i = a; i < z; i++) {
         char c = f->text[i];
@@ -266,4 +230,35 @@ char *ast_source_text(const Node *node) {
         }
     }
     return buf_str(&b);
+}
+
+/* Computed once a node and kept: lowering tags every value it makes with the text of the
+ * expression it comes from, and many values come from one expression. */
+const char *ast_source_text(const Node *node) {
+    if (!node) return "";
+    if (node->text) return node->text;
+    const SrcFile *f = node->start.file;
+    char *text;
+    if (!f || node->end.file != f) {
+        Buf b = {0};
+        render_line(&b, node);
+        text = buf_str(&b);
+    } else {
+        size_t a = srcfile_offset(f, node->start.line, node->start.col);
+        size_t z = srcfile_offset(f, node->end.line, node->end.col);
+        text = one_line(f, a, z);
+    }
+    ((Node *)node)->text = text;
+    return text;
+}
+
+const char *ast_source_brief(const Node *node) {
+    const char *text = ast_source_text(node);
+    size_t n = strlen(text);
+    if (n <= AST_BRIEF_MAX) return text;
+    size_t head = AST_BRIEF_MAX - 20; /* the start, "...", and the closing characters */
+    while (head > 0 && (text[head] & 0xC0) == 0x80) head--;
+    size_t tail = n - 16;
+    while (tail < n && (text[tail] & 0xC0) == 0x80) tail++;
+    return xprintf("%.*s ... %s", (int)head, text, text + tail);
 }

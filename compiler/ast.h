@@ -69,6 +69,8 @@ struct Node {
     bool is_output;  /* ND_BIND */
     NodeList params; /* ND_FN */
     NodeList body;   /* ND_FN, ND_MODEL, ND_TRAIN, ND_PROGRAM */
+
+    const char *text; /* ast_source_text's result, once asked for */
 };
 
 /* The deepest expression tree the parser accepts ("expression nested too deeply"). */
@@ -84,7 +86,12 @@ Node *parse_file(SrcFile *file);
 /* --emit=ast: an indented tree, one node a line, with line:col. Deterministic. */
 void ast_print(FILE *out, const Node *node);
 
-/* For messages: the node's source text (from loc to end), or a short rendering. */
-char *ast_source_text(const Node *node);
+/* The node's source text (from start to end) on one line, or a short rendering: computed
+ * once a node, in time linear in its length. */
+const char *ast_source_text(const Node *node);
+
+/* For messages: the same, cut to about AST_BRIEF_MAX bytes ("f(a, b, ... z)"). */
+#define AST_BRIEF_MAX 80
+const char *ast_source_brief(const Node *node);
 
 #endif

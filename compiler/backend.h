@@ -21,12 +21,15 @@ typedef struct BackendOptions {
     FILE *plan_out;       /* non-NULL: also print the schedule and memory plan here */
 } BackendOptions;
 
-/* g: after autodiff (g->param_grads may be NULL: then grad and sgd_step only run forward). */
+/* g: after autodiff (g->param_grads may be NULL: then grad and sgd_step only run forward).
+ * The object is written whole or not at all: a failure (a full disk) leaves no file. */
 int backend_compile(Graph *g, const BackendOptions *opt);
 
 /* Runs the C compiler this nnc was built with (NNC_CC in the environment overrides it):
  *   cc obj libnnrt.a <OpenBLAS flags> -lmvec -lm <NNC_LINK_EXTRA> -o exe
- * libnnrt.a is found by nnc_runtime_lib() (paths.h). Nothing is deleted, whatever happens. */
+ * libnnrt.a is found by nnc_runtime_lib() (paths.h). The executable appears at exe_path
+ * only when the link succeeded (it is linked beside it and renamed, common.h's OutFile);
+ * a failed link leaves no file. */
 int backend_link(const char *obj_path, const char *exe_path);
 
 /* The same, linked statically (-static, libopenblas.a): an executable that runs on another

@@ -726,9 +726,9 @@ static void nested_loops(Codegen *cg, FusedLoop *L, LLVMValueRef nb) {
 }
 
 static const char *loop_key(const FusedLoop *L) {
-    char *key = "";
-    for (int i = 0; i < L->members.n; i++) key = xprintf("%s%d,", key, L->members.v[i]->id);
-    return key;
+    StrBuf key = {0};
+    for (int i = 0; i < L->members.n; i++) sb_printf(&key, "%d,", L->members.v[i]->id);
+    return sb_str(&key);
 }
 
 /* The function of a fused loop: (operands..., stored members..., [nb], [1/B]). */
@@ -1686,13 +1686,27 @@ static int write_output(Codegen *cg, LLVMTargetMachineRef tm, const BackendOptio
         LLVMDisposeMessage(text);
         return 0;
     }
+    /* In memory first, then written with checked writes through an OutFile: LLVM's own
+     * file output exits the process on a full disk and leaves a truncated file. */
     char *error = NULL;
-    if (LLVMTargetMachineEmitToFile(tm, cg->mod, (char *)opt->obj_path, LLVMObjectFile, &error)) {
-        diag_fatal_noloc("cannot write %s: %s", opt->obj_path, error);
+    LLVMMemoryBufferRef object = NULL;
+    if (LLVMTargetMachineEmitToMemoryBuffer(tm, cg->mod, LLVMObjectFile, &error, &object)) {
+        diag_fatal_noloc("cannot make the object file %s: %s", opt->obj_path, error);
         LLVMDisposeMessage(error);
         return 1;
     }
-    return 0;
+    bool written =
+        outfile_write_all(opt->obj_path, LLVMGetBufferStart(object), LLVMGetBufferSize(object));
+    LLVMDisposeMemoryBuffer(object);
+    return written ? 0 : 1;
+}
+
+/* For NNC_STATS (common.h): the size of what LLVM is given. */
+static void count_llvm_instructions(Codegen *cg) {
+    for (LLVMValueRef f = LLVMGetFirstFunction(cg->mod); f; f = LLVMGetNextFunction(f))
+        for (LLVMBasicBlockRef b = LLVMGetFirstBasicBlock(f); b; b = LLVMGetNextBasicBlock(b))
+            for (LLVMValueRef i = LLVMGetFirstInstruction(b); i; i = LLVMGetNextInstruction(i))
+                nnc_stats.llvm_insts++;
 }
 
 int backend_compile(Graph *g, const BackendOptions *opt) {
@@ -1711,6 +1725,7 @@ int backend_compile(Graph *g, const BackendOptions *opt) {
     LLVMValueRef entries[ENTRY_COUNT];
     for (int e = 0; e < ENTRY_COUNT; e++) entries[e] = emit_entry(&cg, (Entry)e);
     emit_descriptor(&cg, entries);
+    count_llvm_instructions(&cg);
     int rc = verify_module(&cg);
     if (!rc) rc = optimise(&cg, tm, opt->opt_level);
     if (!rc) rc = write_output(&cg, tm, opt);

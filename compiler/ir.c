@@ -12,10 +12,26 @@ const OpInfo op_info[OP_COUNT] = {
 
 /* ---- shapes ---- */
 
-int64_t shape_numel(Shape s) {
+static bool checked_numel(Shape s, int64_t *numel) {
     int64_t n = 1;
-    for (int i = 0; i < s.rank; i++) n *= s.dim[i];
+    for (int i = 0; i < s.rank; i++)
+        if (s.dim[i] < 0 || !checked_mul(n, s.dim[i], &n)) return false;
+    *numel = n;
+    return true;
+}
+
+int64_t shape_numel(Shape s) {
+    int64_t n;
+    if (!checked_numel(s, &n)) {
+        fprintf(stderr, "nnc: internal error: the shape %s has too many elements\n", shape_str(s));
+        abort();
+    }
     return n;
+}
+
+bool shape_fits(Shape s) {
+    int64_t n;
+    return checked_numel(s, &n) && n <= NNC_MAX_TENSOR_ELEMS;
 }
 
 bool shape_eq(Shape a, Shape b) {
@@ -63,6 +79,7 @@ Graph *graph_new(const char *name) {
 
 static Value *new_value(Graph *g, Op op, Shape shape, bool varying) {
     Value *v = xalloc(sizeof *v);
+    nnc_stats.ir_values++;
     v->id = g->next_id++;
     v->op = op;
     v->shape = shape;
@@ -200,11 +217,8 @@ static const char *shape_matmul(Value *a, Value *b, const Value *proto, Shape *s
     return NULL;
 }
 
-const char *ir_infer_shape(Op op, int nargs, Value **args, const Value *proto, Shape *shape,
-                           bool *varying) {
-    if (nargs != op_info[op].arity)
-        return xprintf("%s takes %d operand%s, got %d", op_info[op].name, op_info[op].arity,
-                       op_info[op].arity == 1 ? "" : "s", nargs);
+static const char *shape_by_class(Op op, int nargs, Value **args, const Value *proto, Shape *shape,
+                                  bool *varying) {
     switch (op_info[op].cls) {
     case OPC_SRC: return "a leaf has no operands";
     case OPC_EW: return shape_ew(op, nargs, args, shape, varying);
@@ -213,6 +227,19 @@ const char *ir_infer_shape(Op op, int nargs, Value **args, const Value *proto, S
     case OPC_MATMUL: return shape_matmul(args[0], args[1], proto, shape, varying);
     }
     return "unknown op";
+}
+
+const char *ir_infer_shape(Op op, int nargs, Value **args, const Value *proto, Shape *shape,
+                           bool *varying) {
+    if (nargs != op_info[op].arity)
+        return xprintf("%s takes %d operand%s, got %d", op_info[op].name, op_info[op].arity,
+                       op_info[op].arity == 1 ? "" : "s", nargs);
+    const char *err = shape_by_class(op, nargs, args, proto, shape, varying);
+    if (!err && !shape_fits(*shape))
+        return xprintf("the result, of shape %s, has more than %lld elements, the most a tensor "
+                       "may have",
+                       shape_str(*shape), (long long)NNC_MAX_TENSOR_ELEMS);
+    return err;
 }
 
 static Value *build(Graph *g, Op op, int nargs, Value **args, const Value *proto, Shape shape) {

@@ -33,7 +33,11 @@ typedef struct Shape {
     int64_t dim[MAX_RANK];
 } Shape;
 
+/* The element count. Every shape the IR holds has passed shape_fits, so this cannot
+ * overflow (it aborts with an internal error if it would). */
 int64_t shape_numel(Shape s);
+/* True when the shape has at most NNC_MAX_TENSOR_ELEMS elements (checked arithmetic). */
+bool shape_fits(Shape s);
 bool shape_eq(Shape a, Shape b);
 /* True when a is a suffix of b (a scalar is a suffix of everything). */
 bool shape_is_suffix(Shape a, Shape b);
@@ -135,6 +139,8 @@ typedef struct Graph {
     VEC(const char *) rule_notes; /* after autodiff: where fns' own backward rules were used */
     TrainSpec train;
     int next_id;
+    int64_t exprs_lowered; /* lower.c: expressions evaluated, to bound inlining */
+    bool too_large;        /* lower.c: that bound was crossed (reported once) */
 } Graph;
 
 Graph *graph_new(const char *name);
@@ -146,7 +152,8 @@ Value *ir_const(Graph *g, double num);
 Value *ir_inst(Graph *g, Op op, int nargs, Value **args, Shape shape, bool varying);
 
 /* Shape inference for one instruction. Returns NULL and fills *shape and *varying when the
- * operands fit, or an error message (arena memory) saying what does not. For matmul the
+ * operands fit and the result has at most NNC_MAX_TENSOR_ELEMS elements, or an error
+ * message (arena memory) saying what does not. For matmul the
  * ta/tb/sum_batch flags are taken from `proto` (may be NULL for all false). For sum_to
  * and broadcast the wanted shape is passed in *shape. */
 const char *ir_infer_shape(Op op, int nargs, Value **args, const Value *proto, Shape *shape,

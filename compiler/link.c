@@ -10,6 +10,7 @@
 #include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -38,6 +39,8 @@ static const char *c_compiler(void) {
     return "cc";
 }
 
+/* The linker writes a staging file beside the executable (OutFile, common.h), which
+ * replaces it only once linked: a failed link leaves nothing behind. */
 static int run_linker(const ArgList *args, const char *exe_path) {
     pid_t pid;
     int err = posix_spawnp(&pid, args->v[0], NULL, NULL, (char *const *)args->v, environ);
@@ -61,6 +64,12 @@ static int run_linker(const ArgList *args, const char *exe_path) {
         diag_fatal_noloc("linking %s failed: '%s' was killed by signal %d", exe_path, args->v[0],
                          WTERMSIG(status));
     return 1;
+}
+
+static mode_t executable_mode(void) {
+    mode_t mask = umask(0);
+    umask(mask);
+    return 0777 & ~mask;
 }
 
 static int link_executable(const char *obj_path, const char *exe_path, bool fully_static) {
@@ -87,10 +96,18 @@ static int link_executable(const char *obj_path, const char *exe_path, bool full
         vec_push(&args, "-static");
     }
     push_words(&args, NNC_LINK_EXTRA);
+    OutFile exe;
+    if (!outfile_begin(&exe, exe_path, false)) return 1;
     vec_push(&args, "-o");
-    vec_push(&args, exe_path);
+    vec_push(&args, exe.write_to);
     vec_push(&args, NULL);
-    return run_linker(&args, exe_path);
+    if (run_linker(&args, exe_path) != 0) {
+        outfile_discard(&exe);
+        return 1;
+    }
+    /* The linker made it executable, unless it wrote our file in place: then we do. */
+    chmod(exe.write_to, executable_mode());
+    return outfile_commit(&exe) ? 0 : 1;
 }
 
 int backend_link(const char *obj_path, const char *exe_path) {

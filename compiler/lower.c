@@ -10,8 +10,6 @@
 #include <math.h>
 #include <string.h>
 
-#define MAX_CALL_DEPTH 64
-
 /* What an expression evaluates to. */
 typedef struct LVal {
     enum { LV_ERROR, LV_NUM, LV_TENSOR } kind;
@@ -33,17 +31,27 @@ typedef struct Binding {
     Node *decl;
 } Binding;
 
+/* The names bound in a model or in one inlined call; a backward rule's scope binds g and
+ * sees the call's names through parent. */
 typedef struct Scope {
-    VEC(Binding) names;
+    struct Scope *parent;
+    VEC(Binding) names; /* in binding order */
+    HashMap index;      /* name -> 1 + its place in names, once there are SCOPE_SCAN_MAX */
 } Scope;
+
+/* A scope this small is searched by a scan: most inlined calls bind a few names, and a
+ * table for each would cost more than it saves. */
+#define SCOPE_SCAN_MAX 8
 
 typedef struct Lower {
     Program *prog;
     Graph *g;
-    const char *prefix;      /* the model-level binding being evaluated: names params "h.W" */
-    Node *site;              /* the model-level expression the current IR comes from */
-    NodeList calls;          /* fn calls being inlined, outermost first: notes for errors */
-    VEC(const char *) names; /* every IR name given out, to keep them unique */
+    const char *prefix; /* the model-level binding being evaluated: names params "h.W" */
+    Node *site;         /* the model-level expression the current IR comes from */
+    NodeList calls;     /* fn calls being inlined, outermost first: notes for errors */
+    HashMap names;      /* every IR name given out -> the next suffix to try for it */
+    HashMap inlined;    /* fn -> how many times its body has been inlined */
+    HashMap warned;     /* nodes already warned about */
 } Lower;
 
 /* ---- built-in operations ---- */
@@ -140,6 +148,32 @@ static bool fold(Op op, double a, double b, double alpha, double *out) {
 static void lower_error(Lower *L, SrcLoc loc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* The calls that led here, innermost first; a deep recursion shows only its top. */
+static void note_calls(Lower *L) {
+    int shown = 0;
+    for (int i = L->calls.n - 1; i >= 0 && shown < 3; i--, shown++)
+        diag_note(L->calls.v[i]->loc, "in the call %s", ast_source_brief(L->calls.v[i]));
+    if (L->calls.n > shown)
+        diag_note(L->calls.v[0]->loc, "... %d calls deep, from here", L->calls.n);
+}
+
+/* A warning at loc, once per node however often its fn is inlined. */
+static bool lower_warning(Lower *L, Node *at, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static bool lower_warning(Lower *L, Node *at, const char *fmt, ...) {
+    if (ptrmap_get(&L->warned, at)) return false;
+    ptrmap_put(&L->warned, at, at);
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    diag_warning(at->loc, "%s", msg);
+    note_calls(L);
+    return true;
+}
+
 static void lower_error(Lower *L, SrcLoc loc, const char *fmt, ...) {
     char msg[512];
     va_list ap;
@@ -147,26 +181,24 @@ static void lower_error(Lower *L, SrcLoc loc, const char *fmt, ...) {
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     diag_error(loc, "%s", msg);
-    /* The calls that led here, innermost first; a deep recursion shows only its top. */
-    int shown = 0;
-    for (int i = L->calls.n - 1; i >= 0 && shown < 3; i--, shown++)
-        diag_note(L->calls.v[i]->loc, "in the call %s", ast_source_text(L->calls.v[i]));
-    if (L->calls.n > shown)
-        diag_note(L->calls.v[0]->loc, "... %d calls deep, from here", L->calls.n);
+    note_calls(L);
 }
 
 /* ---- names ---- */
 
-static bool name_taken(Lower *L, const char *name) {
-    for (int i = 0; i < L->names.n; i++)
-        if (!strcmp(L->names.v[i], name)) return true;
-    return false;
-}
-
+/* base, or base_2, base_3, ...: the first not given out yet. Each name remembers the next
+ * suffix to try for it, so n values of one name cost n steps in all, not n^2. */
 static const char *unique_name(Lower *L, const char *base) {
-    const char *name = base;
-    for (int k = 2; name_taken(L, name); k++) name = xprintf("%s_%d", base, k);
-    vec_push(&L->names, name);
+    intptr_t next = (intptr_t)strmap_get(&L->names, base);
+    if (!next) {
+        strmap_put(&L->names, base, (void *)(intptr_t)2);
+        return base;
+    }
+    const char *name;
+    do name = xprintf("%s_%ld", base, (long)next++);
+    while (strmap_get(&L->names, name));
+    strmap_put(&L->names, base, (void *)next);
+    strmap_put(&L->names, name, (void *)(intptr_t)2);
     return name;
 }
 
@@ -178,14 +210,36 @@ static void name_value(Lower *L, Value *v, const char *name, bool model_level) {
     v->name = unique_name(L, name);
 }
 
+static Binding *lookup_here(Scope *s, const char *name) {
+    if (s->names.n <= SCOPE_SCAN_MAX) {
+        for (int i = 0; i < s->names.n; i++)
+            if (!strcmp(s->names.v[i].name, name)) return &s->names.v[i];
+        return NULL;
+    }
+    intptr_t at = (intptr_t)strmap_get(&s->index, name);
+    return at ? &s->names.v[at - 1] : NULL;
+}
+
+/* Adds a binding (its name is not bound in s yet). */
+static void add_binding(Scope *s, Binding b) {
+    vec_push(&s->names, b);
+    if (s->names.n == SCOPE_SCAN_MAX + 1) /* the scan gets too long: index every name */
+        for (int i = 0; i < s->names.n; i++)
+            strmap_put(&s->index, s->names.v[i].name, (void *)(intptr_t)(i + 1));
+    else if (s->names.n > SCOPE_SCAN_MAX)
+        strmap_put(&s->index, b.name, (void *)(intptr_t)s->names.n);
+}
+
 static Binding *lookup(Scope *s, const char *name) {
-    for (int i = s->names.n - 1; i >= 0; i--)
-        if (!strcmp(s->names.v[i].name, name)) return &s->names.v[i];
+    for (; s; s = s->parent) {
+        Binding *b = lookup_here(s, name);
+        if (b) return b;
+    }
     return NULL;
 }
 
 static bool bind(Lower *L, Scope *s, Node *decl, const char *name, LVal val) {
-    Binding *old = lookup(s, name);
+    Binding *old = lookup_here(s, name);
     if (old) {
         lower_error(L,
                     !decl                 ? L->site->loc
@@ -195,8 +249,14 @@ static bool bind(Lower *L, Scope *s, Node *decl, const char *name, LVal val) {
         if (old->decl) diag_note(old->decl->loc, "%s was defined here", name);
         return false;
     }
-    vec_push(&s->names, ((Binding){name, val, decl}));
+    add_binding(s, (Binding){name, val, decl});
     return true;
+}
+
+/* A declaration that failed still binds its name, to an error that later uses pass on
+ * without a message: one mistake, one error. */
+static void bind_failed(Scope *s, Node *decl) {
+    if (!lookup_here(s, decl->str)) add_binding(s, (Binding){decl->str, lv_error, decl});
 }
 
 /* ---- values ---- */
@@ -286,9 +346,7 @@ static LVal eval_neg(Lower *L, Scope *s, Node *e) {
 /* ---- calls ---- */
 
 static Node *find_fn(Lower *L, const char *name) {
-    for (int i = L->prog->fns.n - 1; i >= 0; i--)
-        if (!strcmp(L->prog->fns.v[i]->str, name)) return L->prog->fns.v[i];
-    return NULL;
+    return strmap_get(&L->prog->fn_by_name, name);
 }
 
 /* Reads a built-in's option into *out; false after an error. */
@@ -325,6 +383,20 @@ static LVal build_dropout(Lower *L, Node *call, LVal x, const Value *proto) {
     return r;
 }
 
+/* softmax over a single element is 1 whatever its input (log_softmax 0, and so is the loss
+ * of softmax_cross_entropy): such a model compiles and trains, and can never learn. */
+static void warn_one_class(Lower *L, Node *call, const Builtin *b, LVal x) {
+    const char *always = b->op == OP_softmax       ? "is always 1"
+                         : b->op == OP_log_softmax ? "is always 0"
+                         : b->op == OP_softmax_ce  ? "is always 0"
+                                                   : NULL;
+    if (!always || x.kind != LV_TENSOR || x.v->shape.rank == 0) return;
+    if (x.v->shape.dim[x.v->shape.rank - 1] != 1) return;
+    if (lower_warning(L, call, "%s over one element %s: nothing can be learned through it", b->name,
+                      always))
+        diag_hint("for two classes, use one output with sigmoid and bce (or bce_logits)");
+}
+
 static LVal call_builtin(Lower *L, Scope *s, Node *call, const Builtin *b) {
     LVal args[2];
     int n = 0;
@@ -349,6 +421,7 @@ static LVal call_builtin(Lower *L, Scope *s, Node *call, const Builtin *b) {
         return lv_error;
     }
     if (b->op == OP_dropout) return build_dropout(L, call, args[0], &proto);
+    warn_one_class(L, call, b, args[0]);
     double folded;
     if (b->nargs == 1 && args[0].kind == LV_NUM && fold(b->op, args[0].num, 0, proto.num, &folded))
         return lv_num(folded);
@@ -441,8 +514,7 @@ Value *lower_custom_grad(Graph *g, CustomRule *rule, int arg, Value *upstream, b
     if (!st || !target) return NULL;
     *surrogate = st->op == '~';
     Lower L = {.prog = rule->prog, .g = g, .site = st->init};
-    Scope s = {0}, *forward = rule->scope; /* the fn's bindings, and g */
-    for (int i = 0; i < forward->names.n; i++) vec_push(&s.names, forward->names.v[i]);
+    Scope s = {.parent = rule->scope}; /* g, and the fn's bindings at the call */
     bind(&L, &s, NULL, "g", lv_tensor(upstream));
     vec_push(&L.calls, rule->call);
     LVal r = eval(&L, &s, st->init);
@@ -465,49 +537,56 @@ Value *lower_custom_grad(Graph *g, CustomRule *rule, int arg, Value *upstream, b
     return shape_eq(v->shape, target->shape) ? v : ir_broadcast(g, v, target->shape);
 }
 
-static LVal call_fn(Lower *L, Scope *s, Node *call, Node *fn) {
-    if (L->calls.n >= MAX_CALL_DEPTH) {
-        lower_error(L, call->loc, "calls nest more than %d deep (is %s recursive?)", MAX_CALL_DEPTH,
-                    fn->str);
-        return lv_error;
-    }
-    /* Match arguments to parameters: positional first, then by name. */
-    Node *given[64] = {0};
-    LVal vals[64];
+/* Which parameter each argument of the call fills: positional first, then by name.
+ * Arguments are evaluated here; false after an error. */
+static bool match_arguments(Lower *L, Scope *s, Node *call, Node *fn, Node **given, LVal *vals) {
     int npos = 0;
-    if (fn->params.n > 64) return lv_error;
     for (int i = 0; i < call->args.n; i++) {
         Node *a = call->args.v[i];
-        int slot = -1;
+        int slot;
         if (a->kind == ND_KWARG) {
-            for (int j = 0; j < fn->params.n; j++)
-                if (!strcmp(fn->params.v[j]->str, a->str)) slot = j;
+            slot = program_fn_param(L->prog, fn, a->str);
             if (slot < 0) {
                 lower_error(L, a->loc, "%s has no argument named %s", fn->str, a->str);
-                return lv_error;
+                return false;
             }
         } else {
             slot = npos++;
             if (slot >= fn->params.n) {
                 lower_error(L, a->loc, "%s takes %d argument%s", fn->str, fn->params.n,
                             fn->params.n == 1 ? "" : "s");
-                return lv_error;
+                return false;
             }
         }
         if (given[slot]) {
             lower_error(L, a->loc, "%s's argument %s is given twice", fn->str,
                         fn->params.v[slot]->str);
-            return lv_error;
+            return false;
         }
         given[slot] = a;
         vals[slot] = eval(L, s, a->kind == ND_KWARG ? a->lhs : a);
-        if (vals[slot].kind == LV_ERROR) return lv_error;
+        if (vals[slot].kind == LV_ERROR) return false;
     }
     for (int j = 0; j < fn->params.n; j++)
         if (!given[j]) {
             lower_error(L, call->loc, "%s needs its argument %s", fn->str, fn->params.v[j]->str);
-            return lv_error;
+            return false;
         }
+    return true;
+}
+
+static LVal call_fn(Lower *L, Scope *s, Node *call, Node *fn) {
+    if (L->calls.n >= NNC_MAX_CALL_DEPTH) {
+        lower_error(L, call->loc, "calls nest more than %d deep (is %s recursive?)",
+                    NNC_MAX_CALL_DEPTH, fn->str);
+        return lv_error;
+    }
+    size_t n = (size_t)fn->params.n + 1;
+    Node **given = xalloc(n * sizeof *given);
+    LVal *vals = xalloc(n * sizeof *vals);
+    if (!match_arguments(L, s, call, fn, given, vals)) return lv_error;
+    intptr_t times = (intptr_t)ptrmap_get(&L->inlined, fn);
+    ptrmap_put(&L->inlined, fn, (void *)(times + 1));
 
     Node *outer_site = L->site;
     if (L->calls.n == 0) L->site = call;
@@ -546,7 +625,56 @@ static LVal eval_call(Lower *L, Scope *s, Node *call) {
     return lv_error;
 }
 
+/* "f1 -> f2 -> f3": the fns of the calls being inlined, the middle left out when long. */
+static const char *call_chain(Lower *L) {
+    StrBuf b = {0};
+    for (int i = 0; i < L->calls.n; i++) {
+        if (L->calls.n > 12 && i == 5) {
+            sb_printf(&b, " -> ... (%d more)", L->calls.n - 10);
+            i = L->calls.n - 5;
+        }
+        sb_printf(&b, "%s%s", i ? " -> " : "", L->calls.v[i]->str);
+    }
+    return sb_str(&b);
+}
+
+/* The fn whose body has been inlined the most times so far. */
+static Node *most_inlined(Lower *L, intptr_t *times) {
+    Node *fn = NULL;
+    *times = 0;
+    for (size_t i = 0; i < L->inlined.cap; i++) {
+        HashEntry *e = &L->inlined.slots[i];
+        if (e->key && (intptr_t)e->value > *times) {
+            fn = (Node *)e->key;
+            *times = (intptr_t)e->value;
+        }
+    }
+    return fn;
+}
+
+/* Every call is inlined, so a fn that calls the next one twice doubles the program at
+ * each level: counting the expressions evaluated bounds the time and memory of lowering
+ * (and of every stage after it) whatever the fns do. */
+static bool within_size_limit(Lower *L, Node *e) {
+    nnc_stats.exprs_lowered++;
+    if (++L->g->exprs_lowered <= NNC_MAX_INLINED_EXPRS) return true;
+    if (L->g->too_large) return false;
+    L->g->too_large = true;
+    const char *chain = call_chain(L);
+    lower_error(L, e->loc,
+                "the model is too large once its fns are inlined: more than %d expressions%s%s",
+                NNC_MAX_INLINED_EXPRS, *chain ? ", in the calls " : "", chain);
+    intptr_t times;
+    Node *fn = most_inlined(L, &times);
+    if (fn)
+        diag_hint("fn %s was inlined %ld times: each call copies the fn's body, so a fn that "
+                  "calls another twice doubles it; compute a value once and reuse its name",
+                  fn->str, (long)times);
+    return false;
+}
+
 static LVal eval(Lower *L, Scope *s, Node *e) {
+    if (!within_size_limit(L, e)) return lv_error;
     Node *outer_site = L->site;
     if (L->calls.n == 0) L->site = e; /* inside a fn, the outermost call stays the site */
     LVal r = lv_error;
@@ -633,13 +761,21 @@ static bool read_dims(Lower *L, Scope *s, Node *decl, Shape *shape) {
     }
     for (int i = 0; i < decl->dims.n; i++)
         if (!positive_dim(L, s, decl->dims.v[i], &shape->dim[shape->rank++])) return false;
+    if (!shape_fits(*shape)) {
+        lower_error(L, decl->loc, "%s%s has more than %lld elements, the most a tensor may have",
+                    decl->str, shape_str(*shape), (long long)NNC_MAX_TENSOR_ELEMS);
+        return false;
+    }
     return true;
 }
 
 static void lower_param(Lower *L, Scope *s, Node *st, bool model_level) {
     Shape shape;
     ParamInit init;
-    if (!read_dims(L, s, st, &shape) || !read_init(L, s, st->init, &init)) return;
+    if (!read_dims(L, s, st, &shape) || !read_init(L, s, st->init, &init)) {
+        bind_failed(s, st);
+        return;
+    }
     const char *base = model_level || !L->prefix ? st->str : xprintf("%s.%s", L->prefix, st->str);
     Value *p = ir_leaf(L->g, OP_param, unique_name(L, base), shape, false);
     p->loc = st->loc;
@@ -650,7 +786,10 @@ static void lower_param(Lower *L, Scope *s, Node *st, bool model_level) {
 
 static void lower_io(Lower *L, Scope *s, Node *st) {
     Shape shape;
-    if (!read_dims(L, s, st, &shape)) return;
+    if (!read_dims(L, s, st, &shape)) {
+        bind_failed(s, st);
+        return;
+    }
     bool input = st->kind == ND_INPUT;
     Value *v = ir_leaf(L->g, input ? OP_input : OP_target, unique_name(L, st->str), shape, true);
     v->loc = st->loc;
@@ -663,7 +802,10 @@ static void lower_bind(Lower *L, Scope *s, Node *st, bool model_level) {
     if (model_level) L->prefix = st->str;
     LVal val = eval(L, s, st->init);
     L->prefix = outer_prefix;
-    if (val.kind == LV_ERROR) return;
+    if (val.kind == LV_ERROR) {
+        bind_failed(s, st);
+        return;
+    }
     if (val.kind == LV_TENSOR)
         name_value(L, val.v, model_level ? st->str : xprintf("%s.%s", L->prefix, st->str),
                    model_level);

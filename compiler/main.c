@@ -3,7 +3,9 @@
  *
  *   nnc FILE.nn [options]             compile (or print a stage with --emit)
  *   nnc explain FILE.nn [--wrt NAME]  the chain rule to each param, as math
- *   nnc gradcheck FILE.nn             derived gradients against finite differences */
+ *   nnc gradcheck FILE.nn             derived gradients against finite differences
+ *
+ * main() stays thin: run() does the work and returns the exit status. */
 #include "backend.h"
 #include "config.h"
 #include "paths.h"
@@ -50,6 +52,7 @@ static const char usage[] =
     "       nnc explain FILE.nn [--wrt NAME] [--format=text|markdown]\n"
     "                                        the chain rule from the loss to each param\n"
     "       nnc gradcheck FILE.nn [--seed N] derived gradients against finite differences\n"
+    "                                        (of every model, or of --model NAME)\n"
     "\n"
     "Compiles a .nn model into a native executable that trains it (run it with --help).\n"
     "\n"
@@ -190,23 +193,85 @@ static void dump_header(const Options *o, const char *stage) {
     if (o->dump_passes) printf("==== after %s ====\n", stage);
 }
 
-static Graph *front_end(const Options *o) {
+/* ---- where the output goes ----
+ * Every output is checked against the source files before anything is written (an output
+ * that is one of them is refused), and written through an OutFile (common.h): complete or
+ * not at all. --emit text goes to stdout, which is pointed at the output file. */
+
+static OutFile text_out;
+static bool text_redirected;
+
+static bool emits_text(const Options *o) {
+    return o->command == CMD_COMPILE && o->emit != EMIT_EXE && o->emit != EMIT_OBJ &&
+           o->emit != EMIT_SVG;
+}
+
+/* Once every source file is read: stdout to -o FILE for --emit text. */
+static bool open_text_output(const Options *o) {
+    if (!emits_text(o) || !o->output) return true;
+    if (!outfile_begin(&text_out, o->output, true)) return false;
+    if (text_out.write_to && !freopen(text_out.write_to, "w", stdout)) {
+        diag_fatal_noloc("cannot write %s: %s", o->output, strerror(errno));
+        outfile_discard(&text_out);
+        return false;
+    }
+    text_redirected = true;
+    return true;
+}
+
+/* Flushes stdout, then puts the text output in place, or removes it after a failure. */
+static int finish_text_output(int status) {
+    /* A write that failed earlier leaves the error flag set, nothing left to flush, and
+     * (most likely) its errno. */
+    bool failed = fflush(stdout) != 0 || ferror(stdout);
+    if (failed && status == 0) {
+        diag_fatal_noloc("cannot write %s: %s", text_redirected ? text_out.path : "the output",
+                         strerror(errno ? errno : EIO));
+        status = 1;
+    }
+    if (!text_redirected) return status;
+    text_redirected = false;
+    if (status != 0) {
+        outfile_discard(&text_out);
+        return status;
+    }
+    return outfile_commit(&text_out) ? 0 : 1;
+}
+
+/* ---- the stages ---- */
+
+/* The model file, parsed, with its imports loaded: NULL after errors (or after --emit=ast,
+ * which stops there). */
+static Program *front_end(const Options *o, int *status) {
+    *status = 1;
     SrcFile *src = srcfile_read(o->input);
     if (!src) {
-        diag_fatal_noloc("cannot read %s: %s", o->input, strerror(errno));
+        diag_fatal_noloc("cannot read %s: %s", o->input, srcfile_error());
         return NULL;
     }
     Node *ast = parse_file(src);
     if (!ast) return NULL;
-    if (o->emit == EMIT_AST || o->dump_passes) {
+    if (o->emit == EMIT_AST) {
+        if (!open_text_output(o)) return NULL;
+        ast_print(stdout, ast);
+        *status = 0;
+        return NULL;
+    }
+    Program *prog = sema_program(ast, nnc_stdlib_dir());
+    if (!prog || !open_text_output(o)) return NULL;
+    if (o->dump_passes) {
         dump_header(o, "parse");
         ast_print(stdout, ast);
-        if (o->emit == EMIT_AST) return NULL;
     }
-    Program prog;
-    if (!sema_program(ast, nnc_stdlib_dir(), o->model, &prog)) return NULL;
-    Graph *g = lower_model(&prog);
-    if (!g || !sema_train(&prog, g)) return NULL;
+    *status = 0;
+    return prog;
+}
+
+/* One model of the program: lowered, shapes checked, train block read. */
+static Graph *lower(Program *prog, const char *model) {
+    if (!sema_choose_model(prog, model)) return NULL;
+    Graph *g = lower_model(prog);
+    if (!g || !sema_train(prog, g)) return NULL;
     return g;
 }
 
@@ -239,6 +304,8 @@ static bool middle_end(Graph *g, const Options *o) {
     return true;
 }
 
+/* The object (backend_compile writes it whole or not at all), then the executable (the
+ * same for backend_link). */
 static int compile_and_link(Graph *g, const Options *o, const char *out) {
     BackendOptions bo = {.opt_level = o->opt_level, .f64 = o->f64};
     if (o->dump_passes) {
@@ -275,6 +342,19 @@ static int compile_and_link(Graph *g, const Options *o, const char *out) {
     return status;
 }
 
+/* Graphviz writes the drawing; an OutFile puts it in place (a device is written, not
+ * replaced). */
+static int emit_svg(Graph *g, const char *path) {
+    if (!strcmp(path, "-")) return write_svg(g, "-");
+    OutFile svg;
+    if (!outfile_begin(&svg, path, false)) return 1;
+    if (write_svg(g, svg.write_to) != 0) {
+        outfile_discard(&svg);
+        return 1;
+    }
+    return outfile_commit(&svg) ? 0 : 1;
+}
+
 /* Runs a program and returns its exit status (or 1 when it could not run). */
 static int run_program(char *const argv[]) {
     fflush(stdout);
@@ -293,7 +373,7 @@ static int run_program(char *const argv[]) {
 
 /* nnc gradcheck: compile in f64 into a temporary executable and run its gradcheck command,
  * which compares grad() with central differences of forward() (runtime/gradcheck.c). */
-static int gradcheck(Graph *g, const Options *o) {
+static int gradcheck_graph(Graph *g, const Options *o) {
     char dir[] = "/tmp/nnc-gradcheck-XXXXXX";
     if (!mkdtemp(dir)) {
         diag_fatal_noloc("cannot create a temporary folder: %s", strerror(errno));
@@ -313,53 +393,79 @@ static int gradcheck(Graph *g, const Options *o) {
     return status;
 }
 
-/* Where --emit text goes: stdout, or -o FILE (removed again if the run fails). */
-static const char *redirected_to;
-
-static bool redirect_output(const Options *o) {
-    bool text = o->emit != EMIT_EXE && o->emit != EMIT_OBJ && o->emit != EMIT_SVG;
-    if (o->command != CMD_COMPILE || !text || !o->output || !strcmp(o->output, "-")) return true;
-    if (!freopen(o->output, "w", stdout)) {
-        diag_fatal_noloc("cannot write %s: %s", o->output, strerror(errno));
-        return false;
-    }
-    redirected_to = o->output;
-    return true;
+/* The backward pass of one model, for explain and gradcheck. */
+static Graph *differentiated(Program *prog, const char *model) {
+    Graph *g = lower(prog, model);
+    if (!g) return NULL;
+    autodiff(g);
+    if (diag_error_count()) return NULL;
+    simplify(g);
+    return g;
 }
 
-static int run(const Options *o) {
-    if (!redirect_output(o)) return 1;
-    Graph *g = front_end(o);
-    if (!g) return diag_error_count() ? 1 : 0;
-    if (o->command == CMD_COMPILE && !middle_end(g, o)) return diag_error_count() ? 1 : 0;
-    if (o->command != CMD_COMPILE) {
-        autodiff(g);
-        if (diag_error_count()) return 1;
-        simplify(g);
+/* nnc gradcheck FILE: the model chosen with --model, the only one, or each in turn. */
+static int gradcheck(Program *prog, const Options *o) {
+    if (o->model || prog->models.n <= 1) {
+        Graph *g = differentiated(prog, o->model);
+        return g ? gradcheck_graph(g, o) : 1;
     }
-    switch (o->command) {
-    case CMD_EXPLAIN: return explain(stdout, g, o->wrt, o->format);
-    case CMD_GRADCHECK: return gradcheck(g, o);
-    case CMD_COMPILE: break;
+    StrBuf failed = {0};
+    int n_failed = 0;
+    for (int i = 0; i < prog->models.n; i++) {
+        const char *name = prog->models.v[i]->str;
+        if (i) putchar('\n');
+        Graph *g = differentiated(prog, name);
+        if (!g || gradcheck_graph(g, o) != 0) {
+            sb_printf(&failed, "%s%s", n_failed++ ? ", " : "", name);
+            if (diag_too_many()) break;
+        }
     }
+    if (n_failed)
+        printf("\ngradcheck: %d of %d models failed: %s\n", n_failed, prog->models.n,
+               sb_str(&failed));
+    else
+        printf("\ngradcheck: all %d models match\n", prog->models.n);
+    return n_failed ? 1 : 0;
+}
+
+/* Compiles the model, or prints the stage --emit asks for. */
+static int compile(Program *prog, const Options *o) {
+    const char *out = o->output             ? o->output
+                      : o->emit == EMIT_SVG ? "-"
+                                            : default_output(o->input, o->emit == EMIT_OBJ);
+    /* The check before any work: the default name of "model" is "model" itself. */
+    if (!emits_text(o) && !output_is_not_a_source(out)) return 1;
+    Graph *g = lower(prog, o->model);
+    if (!g) return 1;
+    if (!middle_end(g, o)) return diag_error_count() ? 1 : 0;
     if (o->emit == EMIT_DOT) {
         print_dot(stdout, g);
         return 0;
     }
-    if (o->emit == EMIT_SVG) return write_svg(g, o->output ? o->output : "-");
-    const char *out = o->output ? o->output : default_output(o->input, o->emit == EMIT_OBJ);
+    if (o->emit == EMIT_SVG) return emit_svg(g, out);
     return compile_and_link(g, o, out);
+}
+
+static int run(const Options *o) {
+    int status;
+    Program *prog = front_end(o, &status);
+    if (!prog) return status;
+    switch (o->command) {
+    case CMD_EXPLAIN: {
+        Graph *g = differentiated(prog, o->model);
+        return g ? explain(stdout, g, o->wrt, o->format) : 1;
+    }
+    case CMD_GRADCHECK: return gradcheck(prog, o);
+    case CMD_COMPILE: return compile(prog, o);
+    }
+    return 1;
 }
 
 int main(int argc, char **argv) {
     Options o;
     int status = parse_args(argc, argv, &o);
-    if (status < 0) status = run(&o);
-    if (fflush(stdout) != 0 && status == 0) {
-        fprintf(stderr, "nnc: error: writing the output: %s\n", strerror(errno));
-        status = 1;
-    }
-    if (status != 0 && redirected_to) unlink(redirected_to);
+    if (status < 0) status = finish_text_output(run(&o));
+    stats_report();
     xalloc_free_all();
     return status;
 }

@@ -13,6 +13,7 @@
  * Every node is allocated in the arena (common.h): nothing to free on any path. */
 
 %code top {
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 }
@@ -58,6 +59,13 @@ typedef struct FrontState {
 
     int error_line;      /* the line of the last error, to keep to one error a line */
     bool deep_reported;  /* "expression nested too deeply" said once per file */
+    bool stop;           /* the lexer gives no more tokens (brackets nested too deeply) */
+
+    /* While the lexer is on a line that has an error already, nothing it or the parser
+     * reads there can be reported, and the tree is thrown away: tokens and nodes of that
+     * line all share this one node, so a bad line costs no memory however long it is. It
+     * lives in the arena: a node of the thrown-away tree may point to it. */
+    Node *scratch;
 } FrontState;
 }
 
@@ -65,6 +73,12 @@ typedef struct FrontState {
 int yylex(YYSTYPE *yylval, YYLTYPE *yylloc, yyscan_t scanner);
 /* lexer.l: reads one file; what parse_file (ast.c) does. */
 Node *front_parse(SrcFile *file);
+/* Reports an error unless its line has one already (the rest of a bad line is fallout);
+ * true when shown, so the caller adds its hint. */
+bool front_error(FrontState *st, SrcLoc at, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* A new node, or the scratch node while the current line has an error. */
+Node *front_node(FrontState *st, NodeKind kind, SrcLoc loc);
 }
 
 %code {
@@ -77,8 +91,30 @@ static SrcLoc at(FrontState *st, int line, int col) {
 #define FIRST(yl) at(st, (yl).first_line, (yl).first_column)
 #define LAST(yl)  at(st, (yl).last_line, (yl).last_column)
 
+Node *front_node(FrontState *st, NodeKind kind, SrcLoc loc) {
+    if (st->line != st->error_line) return ast_new(kind, loc);
+    Node *n = st->scratch;
+    memset(n, 0, sizeof *n);
+    n->kind = kind;
+    n->loc = n->start = n->end = loc;
+    n->str = "";
+    return n;
+}
+
+bool front_error(FrontState *st, SrcLoc where, const char *fmt, ...) {
+    if (st->error_line == where.line) return false;
+    st->error_line = where.line;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    diag_error(where, "%s", msg);
+    return true;
+}
+
 static Node *mk(FrontState *st, NodeKind kind, YYLTYPE whole) {
-    Node *n = ast_new(kind, FIRST(whole));
+    Node *n = front_node(st, kind, FIRST(whole));
     n->end = LAST(whole);
     return n;
 }
@@ -88,16 +124,17 @@ static int max_int(int a, int b) { return a > b ? a : b; }
 /* Sets the depth of an expression node and complains (once a file) when it is absurd. */
 static Node *deep(FrontState *st, Node *n, int child_depth) {
     n->depth = child_depth + 1;
+    if (n == st->scratch) return n;
     if (n->depth > NNC_MAX_EXPR_DEPTH && !st->deep_reported) {
         st->deep_reported = true;
-        diag_error(n->loc, "expression nested too deeply");
-        diag_hint("split it into several statements");
+        if (front_error(st, n->loc, "expression nested too deeply"))
+            diag_hint("split it into several statements");
     }
     return n;
 }
 
 static Node *binop(FrontState *st, int op, Node *lhs, Node *rhs, YYLTYPE op_loc) {
-    Node *n = ast_new(ND_BINOP, FIRST(op_loc));
+    Node *n = front_node(st, ND_BINOP, FIRST(op_loc));
     n->op = op;
     n->lhs = lhs;
     n->rhs = rhs;
@@ -131,8 +168,8 @@ static Node *grad_rule(FrontState *st, YYLTYPE whole, Node *arg, int op, Node *e
     return n;
 }
 
-static void push(NodeList *list, Node *n) {
-    if (n) vec_push(list, n);
+static void push(FrontState *st, NodeList *list, Node *n) {
+    if (n && n != st->scratch) vec_push(list, n);
 }
 
 /* A train block holds settings only: NAME = value becomes ND_SETTING, anything else is
@@ -213,8 +250,8 @@ ok : %empty { yyerrok; } ;
 nl_opt : %empty | NEWLINE ;
 
 items
-    : item_opt              { $$ = (NodeList){0}; push(&$$, $1); }
-    | items sep item_opt    { $$ = $1; push(&$$, $3); }
+    : item_opt              { $$ = (NodeList){0}; push(st, &$$, $1); }
+    | items sep item_opt    { $$ = $1; push(st, &$$, $3); }
     ;
 
 item_opt
@@ -259,8 +296,8 @@ fn_params
     ;
 
 fn_param_list
-    : fn_param                      { $$ = (NodeList){0}; push(&$$, $1); }
-    | fn_param_list ',' fn_param    { $$ = $1; push(&$$, $3); }
+    : fn_param                      { $$ = (NodeList){0}; push(st, &$$, $1); }
+    | fn_param_list ',' fn_param    { $$ = $1; push(st, &$$, $3); }
     ;
 
 fn_param
@@ -272,8 +309,8 @@ fn_param
 dims : '[' expr_list_opt ']'  { $$ = mk(st, ND_INDEX, @$); $$->args = $2; } ;
 
 stmts
-    : stmt_opt              { $$ = (NodeList){0}; push(&$$, $1); }
-    | stmts sep stmt_opt    { $$ = $1; push(&$$, $3); }
+    : stmt_opt              { $$ = (NodeList){0}; push(st, &$$, $1); }
+    | stmts sep stmt_opt    { $$ = $1; push(st, &$$, $3); }
     ;
 
 stmt_opt
@@ -285,27 +322,21 @@ stmt_opt
 stmt
     : INPUT ok IDENT dims {
         $$ = decl(st, ND_INPUT, @$, $3, $4, NULL);
-        if ($4->args.n == 0) {
-            diag_error(FIRST(@4), "an input needs a shape, such as %s[2]", $3->str);
-            st->error_line = @4.first_line;
-        }
+        if ($4->args.n == 0)
+            front_error(st, FIRST(@4), "an input needs a shape, such as %s[2]", $3->str);
     }
     | INPUT ok IDENT {
         $$ = decl(st, ND_INPUT, @$, $3, NULL, NULL);
-        diag_error($3->end, "an input needs a shape, such as %s[2]", $3->str);
-        st->error_line = $3->end.line;
+        front_error(st, LAST(@3), "an input needs a shape, such as %s[2]", $3->str);
     }
     | TARGET ok IDENT dims {
         $$ = decl(st, ND_TARGET, @$, $3, $4, NULL);
-        if ($4->args.n == 0) {
-            diag_error(FIRST(@4), "a target needs a shape, such as %s[1]", $3->str);
-            st->error_line = @4.first_line;
-        }
+        if ($4->args.n == 0)
+            front_error(st, FIRST(@4), "a target needs a shape, such as %s[1]", $3->str);
     }
     | TARGET ok IDENT {
         $$ = decl(st, ND_TARGET, @$, $3, NULL, NULL);
-        diag_error($3->end, "a target needs a shape, such as %s[1]", $3->str);
-        st->error_line = $3->end.line;
+        front_error(st, LAST(@3), "a target needs a shape, such as %s[1]", $3->str);
     }
     | PARAM ok IDENT                { $$ = decl(st, ND_PARAM, @$, $3, NULL, NULL); }
     | PARAM ok IDENT dims           { $$ = decl(st, ND_PARAM, @$, $3, $4, NULL); }
@@ -334,13 +365,13 @@ expr_list_opt
     ;
 
 expr_list
-    : expr                  { $$ = (NodeList){0}; push(&$$, $1); }
-    | expr_list ',' expr    { $$ = $1; push(&$$, $3); }
+    : expr                  { $$ = (NodeList){0}; push(st, &$$, $1); }
+    | expr_list ',' expr    { $$ = $1; push(st, &$$, $3); }
     ;
 
 expr
     : expr DOTDOT expr {
-        $$ = ast_new(ND_RANGE, $1->start);
+        $$ = front_node(st, ND_RANGE, $1->start);
         $$->lhs = $1;
         $$->rhs = $3;
         $$->end = $3->end;
@@ -384,8 +415,8 @@ args
     ;
 
 arg_list
-    : arg               { $$ = (NodeList){0}; push(&$$, $1); }
-    | arg_list ',' arg  { $$ = $1; push(&$$, $3); }
+    : arg               { $$ = (NodeList){0}; push(st, &$$, $1); }
+    | arg_list ',' arg  { $$ = $1; push(st, &$$, $3); }
     ;
 
 arg
@@ -597,10 +628,8 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner, Fron
 static void yyerror(YYLTYPE *loc, yyscan_t scanner, FrontState *st, const char *msg) {
     (void)scanner;
     if (strcmp(msg, "memory exhausted") == 0) {
-        if (!st->deep_reported) {
-            diag_error(FIRST(*loc), "expression nested too deeply");
+        if (!st->deep_reported && front_error(st, FIRST(*loc), "expression nested too deeply"))
             diag_hint("split it into several statements");
-        }
         st->deep_reported = true;
     } else {
         diag_error(FIRST(*loc), "%s", msg);

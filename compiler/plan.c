@@ -8,6 +8,9 @@
  * vector loops see aligned rows (the runtime aligns both arenas to 64 bytes). */
 #define ALIGN_ELEMS 16
 
+/* The most members a fused elementwise loop gets (docs/codegen.md, "Steps and fusion"). */
+#define PLAN_MAX_LOOP_INSTS 128
+
 static int64_t align_up(int64_t n) {
     return (n + ALIGN_ELEMS - 1) / ALIGN_ELEMS * ALIGN_ELEMS;
 }
@@ -95,7 +98,14 @@ static bool reads(const Value *v, const Value *operand) {
     return false;
 }
 
-static void choose_fused_updates(Plan *p, const int *readers) {
+/* By value id: 1 + the index of the parameter it is, or 0. */
+static int *index_params(const Graph *g) {
+    int *param_of = xalloc((size_t)g->next_id * sizeof *param_of);
+    for (int i = 0; i < g->params.n; i++) param_of[g->params.v[i]->id] = i + 1;
+    return param_of;
+}
+
+static void choose_fused_updates(Plan *p, const int *readers, const int *param_of) {
     Graph *g = p->g;
     int *grad_roots = xalloc((size_t)g->next_id * sizeof *grad_roots);
     for (int i = 0; i < g->params.n; i++)
@@ -109,10 +119,21 @@ static void choose_fused_updates(Plan *p, const int *readers) {
     }
     for (int i = 0; i < g->params.n; i++) {
         if (!p->params[i].fused_update) continue;
-        for (int j = 0; j < g->params.n; j++)
-            if (p->params[j].fused_update && reads(p->params[i].grad, g->params.v[j]))
-                p->params[j].fused_update = false;
+        const Value *gr = p->params[i].grad;
+        for (int k = 0; k < gr->nargs; k++) {
+            int j = param_of[gr->args[k]->id] - 1;
+            if (j >= 0) p->params[j].fused_update = false;
+        }
     }
+}
+
+/* By value id: the parameter whose fused update the value (a GEMM) performs, or -1. */
+static int *index_fused_updates(const Plan *p) {
+    int *fused = xalloc((size_t)p->g->next_id * sizeof *fused);
+    for (int i = 0; i < p->g->next_id; i++) fused[i] = -1;
+    for (int k = 0; k < p->g->params.n; k++)
+        if (p->params[k].fused_update) fused[p->params[k].grad->id] = k;
+    return fused;
 }
 
 /* ---- the schedule ----
@@ -138,28 +159,37 @@ static ValueList base_order(Plan *p, const bool *needed) {
     return hoisted;
 }
 
-static ValueList schedule_order(Plan *p, const bool *needed) {
+static ValueList schedule_order(Plan *p, const bool *needed, const int *param_of,
+                                const int *fused) {
     ValueList base = base_order(p, needed);
     int n_params = p->g->params.n;
+    /* For each fused parameter, the last instruction of base that reads it or is its GEMM. */
     int *last_reader = xalloc((size_t)(n_params ? n_params : 1) * sizeof *last_reader);
     for (int k = 0; k < n_params; k++) last_reader[k] = -1;
-    for (int i = 0; i < base.n; i++)
-        for (int k = 0; k < n_params; k++) {
-            const ParamPlan *pp = &p->params[k];
-            if (pp->fused_update && (base.v[i] == pp->grad || reads(base.v[i], pp->param)))
-                last_reader[k] = i;
+    for (int i = 0; i < base.n; i++) {
+        Value *v = base.v[i];
+        if (fused[v->id] >= 0) last_reader[fused[v->id]] = i;
+        for (int j = 0; j < v->nargs; j++) {
+            int k = param_of[v->args[j]->id] - 1;
+            if (k >= 0 && p->params[k].fused_update) last_reader[k] = i;
         }
+    }
+    /* The GEMMs that go right after each instruction, in parameter order. */
+    int *after = xalloc((size_t)(base.n + 1) * sizeof *after),
+        *next = xalloc((size_t)(n_params ? n_params : 1) * sizeof *next);
+    for (int i = 0; i < base.n; i++) after[i] = -1;
+    for (int k = n_params - 1; k >= 0; k--) {
+        if (!p->params[k].fused_update || last_reader[k] < 0) continue;
+        next[k] = after[last_reader[k]];
+        after[last_reader[k]] = k;
+    }
     ValueList order = {0};
     for (int i = 0; i < base.n; i++) {
         Value *v = base.v[i];
-        bool deferred = false;
-        for (int k = 0; k < n_params; k++)
-            if (p->params[k].fused_update && p->params[k].grad == v && last_reader[k] > i)
-                deferred = true;
-        if (!deferred) vec_push(&order, v);
-        for (int k = 0; k < n_params; k++)
-            if (p->params[k].fused_update && last_reader[k] == i && p->params[k].grad != v)
-                vec_push(&order, p->params[k].grad);
+        int own = fused[v->id];
+        if (own < 0 || last_reader[own] <= i) vec_push(&order, v);
+        for (int k = after[i]; k >= 0; k = next[k])
+            if (p->params[k].grad != v) vec_push(&order, p->params[k].grad);
     }
     return order;
 }
@@ -183,34 +213,31 @@ static Shape without_leading_ones(Shape s) {
 /* Joins v to the previous step when both are elementwise over the same iteration space:
  * the same batch axis and the same shape. The same element count is not enough: the loop
  * repeats each operand with its own period, and [4,6] + [6] and [6,4] + [4] need periods
- * of 6 and 4 that no one inner loop serves. */
+ * of 6 and 4 that no one inner loop serves. A loop is closed at PLAN_MAX_LOOP_INSTS
+ * members: LLVM's time grows faster than linearly with the size of a loop body. */
 static bool joins_loop(const Step *prev, const Value *v) {
     if (!prev || prev->kind != STEP_EW_LOOP || op_info[v->op].cls != OPC_EW) return false;
+    if (prev->n_insts >= PLAN_MAX_LOOP_INSTS) return false;
     const Value *first = prev->insts[0];
     return first->varying == v->varying &&
            shape_eq(without_leading_ones(first->shape), without_leading_ones(v->shape));
 }
 
-static int fused_param_of(const Plan *p, const Value *v) {
-    for (int k = 0; k < p->g->params.n; k++)
-        if (p->params[k].fused_update && p->params[k].grad == v) return k;
-    return -1;
-}
-
-static void build_steps(Plan *p, ValueList order) {
+/* A step's members are consecutive in the order: each step points into it. */
+static void build_steps(Plan *p, ValueList order, const int *fused) {
     p->steps = xalloc((size_t)(order.n ? order.n : 1) * sizeof *p->steps);
     for (int i = 0; i < order.n; i++) {
         Value *v = order.v[i];
         Step *prev = p->n_steps ? &p->steps[p->n_steps - 1] : NULL;
         if (joins_loop(prev, v)) {
-            prev->insts[prev->n_insts++] = v;
+            if (++prev->n_insts > nnc_stats.largest_loop) nnc_stats.largest_loop = prev->n_insts;
             continue;
         }
         Step *s = &p->steps[p->n_steps++];
         s->kind = step_kind_of(v);
-        s->insts = xalloc((size_t)(order.n - i) * sizeof *s->insts);
-        s->insts[s->n_insts++] = v;
-        s->update_param = s->kind == STEP_MATMUL ? fused_param_of(p, v) : -1;
+        s->insts = &order.v[i];
+        s->n_insts = 1;
+        s->update_param = s->kind == STEP_MATMUL ? fused[v->id] : -1;
     }
 }
 
@@ -254,52 +281,171 @@ static void compute_liveness(Plan *p) {
     }
 }
 
-/* ---- homes ---- */
+/* ---- homes ----
+ * Each arena: a pinned region grown by bumping, then buffers reused by liveness above it,
+ * first fit: a buffer goes to the lowest offset where it fits between the buffers still
+ * live. The live buffers are a list in offset order; the free gaps between them are a
+ * treap keyed by offset that knows the largest gap of each subtree, so finding the first
+ * gap that fits, and freeing a buffer, take O(log n) rather than a scan of everything live
+ * (a long chain keeps every forward value live until the backward pass). */
+
+typedef struct Gap {
+    int64_t offset, size, largest; /* largest: of the gaps in this subtree */
+    uint64_t priority;
+    struct Gap *left, *right;
+    struct Live *owner; /* the live buffer the gap comes before */
+} Gap;
 
 typedef struct Live {
     int64_t offset, size;
-    int last_use;
+    struct Live *prev, *next; /* by offset */
+    Gap *gap_before;          /* the free space between prev (or the pinned region) and it */
+    struct Live *expiring;    /* the next buffer whose last use is the same step */
 } Live;
 
-/* One arena: a pinned region grown by bumping, then buffers reused by liveness above it. */
 typedef struct ArenaAlloc {
     int64_t pinned_end, high;
-    VEC(Live) live; /* sorted by offset */
+    Live *first, *last;
+    Gap *gaps;
+    Live **expire_after; /* by step: the buffers last read there */
+    int expired_below;   /* steps below this have had their buffers freed */
+    uint64_t gaps_made;
+    const Value *too_big; /* the value that took the arena past NNC_MAX_ARENA_ELEMS */
 } ArenaAlloc;
 
-static int64_t bump(ArenaAlloc *a, int64_t numel) {
-    int64_t offset = a->pinned_end;
-    a->pinned_end += align_up(numel);
-    return offset;
+static int64_t largest(const Gap *t) {
+    return t ? t->largest : 0;
 }
 
-static void expire(ArenaAlloc *a, int step) {
-    int kept = 0;
-    for (int i = 0; i < a->live.n; i++)
-        if (a->live.v[i].last_use >= step) a->live.v[kept++] = a->live.v[i];
-    a->live.n = kept;
+static void update(Gap *t) {
+    t->largest = t->size;
+    if (largest(t->left) > t->largest) t->largest = largest(t->left);
+    if (largest(t->right) > t->largest) t->largest = largest(t->right);
 }
 
-/* First fit among the buffers still live: the lowest offset where size elements fit. */
-static int64_t allocate_interval(ArenaAlloc *a, int64_t numel, int def_step, int last_use) {
-    expire(a, def_step);
-    int64_t size = align_up(numel), offset = a->pinned_end;
-    int at = 0;
-    for (; at < a->live.n; at++) {
-        if (offset + size <= a->live.v[at].offset) break;
-        int64_t end = a->live.v[at].offset + a->live.v[at].size;
-        if (end > offset) offset = end;
+/* Splits t into the gaps before offset (*lo) and from offset on (*hi). */
+static void split(Gap *t, int64_t offset, Gap **lo, Gap **hi) {
+    if (!t) {
+        *lo = *hi = NULL;
+        return;
     }
-    vec_push(&a->live, ((Live){0}));
-    for (int i = a->live.n - 1; i > at; i--) a->live.v[i] = a->live.v[i - 1];
-    a->live.v[at] = (Live){offset, size, last_use};
-    if (offset + size > a->high) a->high = offset + size;
+    nnc_stats.plan_visits++;
+    if (t->offset < offset) {
+        split(t->right, offset, &t->right, hi);
+        *lo = t;
+    } else {
+        split(t->left, offset, lo, &t->left);
+        *hi = t;
+    }
+    update(t);
+}
+
+/* Joins two treaps, every gap of a before every gap of b. */
+static Gap *join(Gap *a, Gap *b) {
+    if (!a || !b) return a ? a : b;
+    nnc_stats.plan_visits++;
+    if (a->priority > b->priority) {
+        a->right = join(a->right, b);
+        update(a);
+        return a;
+    }
+    b->left = join(a, b->left);
+    update(b);
+    return b;
+}
+
+static Gap *add_gap(ArenaAlloc *a, int64_t offset, int64_t size, Live *owner) {
+    if (size <= 0) return NULL;
+    Gap *gap = xalloc(sizeof *gap);
+    *gap = (Gap){offset, size, size, hash_mix(++a->gaps_made), NULL, NULL, owner};
+    Gap *lo, *hi;
+    split(a->gaps, offset, &lo, &hi);
+    a->gaps = join(join(lo, gap), hi);
+    return gap;
+}
+
+static void remove_gap(ArenaAlloc *a, Gap *gap) {
+    if (!gap) return;
+    Gap *lo, *mid, *hi;
+    split(a->gaps, gap->offset, &lo, &mid);
+    split(mid, gap->offset + 1, &mid, &hi);
+    a->gaps = join(lo, hi);
+}
+
+/* The gap with the lowest offset that holds size elements, or NULL. */
+static Gap *first_fit(Gap *t, int64_t size) {
+    while (t && t->largest >= size) {
+        nnc_stats.plan_visits++;
+        if (largest(t->left) >= size)
+            t = t->left;
+        else if (t->size >= size)
+            return t;
+        else
+            t = t->right;
+    }
+    return NULL;
+}
+
+static bool within_arena(ArenaAlloc *a, int64_t end, const Value *v) {
+    if (end <= NNC_MAX_ARENA_ELEMS) return true;
+    if (!a->too_big) a->too_big = v;
+    return false;
+}
+
+static int64_t bump(ArenaAlloc *a, int64_t numel, const Value *v) {
+    int64_t offset = a->pinned_end;
+    if (within_arena(a, offset + align_up(numel), v)) a->pinned_end += align_up(numel);
     return offset;
 }
 
-static Storage home_in(ArenaAlloc *arenas, bool varying, int64_t numel) {
+/* Frees the buffers whose last use is before step. */
+static void expire(ArenaAlloc *a, int step) {
+    for (; a->expired_below < step; a->expired_below++) {
+        for (Live *x = a->expire_after[a->expired_below]; x; x = x->expiring) {
+            Live *next = x->next;
+            int64_t from = x->prev ? x->prev->offset + x->prev->size : a->pinned_end;
+            remove_gap(a, x->gap_before);
+            if (next) {
+                remove_gap(a, next->gap_before);
+                next->gap_before = add_gap(a, from, next->offset - from, next);
+            }
+            *(x->prev ? &x->prev->next : &a->first) = next;
+            *(next ? &next->prev : &a->last) = x->prev;
+        }
+    }
+}
+
+/* Places a buffer live from def_step to last_use at the first fit; returns its offset. */
+static int64_t allocate_interval(ArenaAlloc *a, int64_t numel, int def_step, int last_use,
+                                 const Value *v) {
+    expire(a, def_step);
+    int64_t size = align_up(numel);
+    Gap *gap = first_fit(a->gaps, size);
+    Live *x = xalloc(sizeof *x);
+    x->size = size;
+    if (gap) {
+        Live *next = gap->owner;
+        x->offset = gap->offset;
+        x->prev = next->prev;
+        x->next = next;
+        remove_gap(a, gap);
+        next->gap_before = add_gap(a, x->offset + size, gap->size - size, next);
+    } else {
+        x->offset = a->last ? a->last->offset + a->last->size : a->pinned_end;
+        x->prev = a->last;
+    }
+    *(x->prev ? &x->prev->next : &a->first) = x;
+    *(x->next ? &x->next->prev : &a->last) = x;
+    x->expiring = a->expire_after[last_use];
+    a->expire_after[last_use] = x;
+    if (within_arena(a, x->offset + size, v) && x->offset + size > a->high)
+        a->high = x->offset + size;
+    return x->offset;
+}
+
+static Storage home_in(ArenaAlloc *arenas, bool varying, const Value *v) {
     Arena which = varying ? ARENA_VARYING : ARENA_FIXED;
-    return (Storage){which, bump(&arenas[which], numel)};
+    return (Storage){which, bump(&arenas[which], shape_numel(v->shape), v)};
 }
 
 /* Inputs, targets, parameters and their gradient and velocity buffers, at fixed places. */
@@ -309,7 +455,7 @@ static void place_leaves_and_param_buffers(Plan *p, ArenaAlloc *arenas) {
     for (int l = 0; l < 3; l++)
         for (int i = 0; i < leaf_lists[l]->n; i++) {
             Value *v = leaf_lists[l]->v[i];
-            p->values[v->id].home = home_in(arenas, v->varying, shape_numel(v->shape));
+            p->values[v->id].home = home_in(arenas, v->varying, v);
             p->values[v->id].pinned = true;
         }
     for (int i = 0; i < g->params.n; i++) {
@@ -317,8 +463,8 @@ static void place_leaves_and_param_buffers(Plan *p, ArenaAlloc *arenas) {
         pp->grad_offset = pp->velocity_offset = -1;
         if (!pp->grad) continue;
         int64_t numel = shape_numel(pp->param->shape);
-        pp->grad_offset = bump(&arenas[ARENA_FIXED], numel);
-        pp->velocity_offset = bump(&arenas[ARENA_FIXED], numel);
+        pp->grad_offset = bump(&arenas[ARENA_FIXED], numel, pp->param);
+        pp->velocity_offset = bump(&arenas[ARENA_FIXED], numel, pp->param);
         ValuePlan *gp = &p->values[pp->grad->id];
         if (!is_leaf(pp->grad) && gp->home.arena == ARENA_NONE) {
             gp->home = (Storage){ARENA_FIXED, pp->grad_offset};
@@ -334,12 +480,12 @@ static void place_pinned_roots(Plan *p, ArenaAlloc *arenas) {
     for (int r = 0; r < 2; r++) {
         Value *v = roots[r];
         if (v && p->values[v->id].home.arena == ARENA_NONE)
-            p->values[v->id].home = home_in(arenas, v->varying, shape_numel(v->shape));
+            p->values[v->id].home = home_in(arenas, v->varying, v);
     }
     for (int i = 0; i < g->params.n; i++) {
         Value *v = p->params[i].grad;
         if (v && !is_leaf(v) && p->values[v->id].home.arena == ARENA_NONE)
-            p->values[v->id].home = home_in(arenas, false, shape_numel(v->shape));
+            p->values[v->id].home = home_in(arenas, false, v);
     }
 }
 
@@ -352,18 +498,42 @@ static void place_intermediates(Plan *p, ArenaAlloc *arenas) {
             Arena which = v->varying ? ARENA_VARYING : ARENA_FIXED;
             vp->home.arena = which;
             vp->home.offset =
-                allocate_interval(&arenas[which], shape_numel(v->shape), s, vp->last_use);
+                allocate_interval(&arenas[which], shape_numel(v->shape), s, vp->last_use, v);
         }
 }
 
-static void assign_homes(Plan *p) {
+/* The error for an arena past NNC_MAX_ARENA_ELEMS, at the value that took it there. */
+static void report_arena_too_big(const ArenaAlloc *a, bool varying) {
+    const Value *v = a->too_big;
+    const char *what = varying ? "per sample, for values with a batch axis"
+                               : "for parameters and values without a batch axis";
+    const char *msg = xprintf("the model needs more than %lld elements of memory %s",
+                              (long long)NNC_MAX_ARENA_ELEMS, what);
+    if (v->loc.file)
+        diag_error(v->loc, "%s (%s, of shape %s, crosses that limit)", msg, ir_value_ref(v),
+                   shape_str(v->shape));
+    else
+        diag_fatal_noloc("%s (%s, of shape %s, crosses that limit)", msg, ir_value_ref(v),
+                         shape_str(v->shape));
+}
+
+static bool assign_homes(Plan *p) {
     ArenaAlloc arenas[3] = {{0}};
+    for (int a = ARENA_FIXED; a <= ARENA_VARYING; a++)
+        arenas[a].expire_after =
+            xalloc((size_t)(p->n_steps ? p->n_steps : 1) * sizeof *arenas[a].expire_after);
     place_leaves_and_param_buffers(p, arenas);
     place_pinned_roots(p, arenas);
     for (int a = ARENA_FIXED; a <= ARENA_VARYING; a++) arenas[a].high = arenas[a].pinned_end;
     place_intermediates(p, arenas);
     p->fixed_elems = arenas[ARENA_FIXED].high;
     p->varying_elems = arenas[ARENA_VARYING].high;
+    for (int a = ARENA_FIXED; a <= ARENA_VARYING; a++)
+        if (arenas[a].too_big) {
+            report_arena_too_big(&arenas[a], a == ARENA_VARYING);
+            return false;
+        }
+    return true;
 }
 
 Plan *plan_build(Graph *g) {
@@ -377,12 +547,13 @@ Plan *plan_build(Graph *g) {
         p->params[i].grad = grad_of_param(g, i);
     }
     bool *needed = needed_by_any_root(p);
-    choose_fused_updates(p, count_readers(g, needed));
-    build_steps(p, schedule_order(p, needed));
+    int *param_of = index_params(g);
+    choose_fused_updates(p, count_readers(g, needed), param_of);
+    int *fused = index_fused_updates(p);
+    build_steps(p, schedule_order(p, needed, param_of, fused), fused);
     pin_roots(p);
     compute_liveness(p);
-    assign_homes(p);
-    return p;
+    return assign_homes(p) ? p : NULL;
 }
 
 /* ---- printing ---- */

@@ -64,8 +64,8 @@ typedef struct Plan {
     int64_t fixed_elems, varying_elems;
 } Plan;
 
-/* Builds the plan; NULL (after an "internal error" message) when the graph breaks an IR
- * invariant the back end relies on. */
+/* Builds the plan; NULL after an error: the graph breaks an IR invariant the back end relies
+ * on ("internal error"), or an arena would hold more than NNC_MAX_ARENA_ELEMS elements. */
 Plan *plan_build(Graph *g);
 
 static inline const ValuePlan *plan_value(const Plan *p, const Value *v) {

@@ -77,7 +77,8 @@ static const char *forward_comment(const Value *v) {
 
 /* "sum over uses #4, #7": the forward steps whose rules made the summed contributions. */
 static const char *fanout_comment(const Value *v) {
-    const char *s = "sum over uses";
+    StrBuf s = {0};
+    sb_puts(&s, "sum over uses");
     const Value *stack[64];
     int n = 0, first = 1;
     stack[n++] = v;
@@ -88,11 +89,13 @@ static const char *fanout_comment(const Value *v) {
             stack[n++] = u->args[0];
             continue;
         }
-        s = u->from ? xprintf("%s%s#%d", s, first ? " " : ", ", u->from->id)
-                    : xprintf("%s%s%s", s, first ? " " : ", ", ir_value_ref(u));
+        if (u->from)
+            sb_printf(&s, "%s#%d", first ? " " : ", ", u->from->id);
+        else
+            sb_printf(&s, "%s%s", first ? " " : ", ", ir_value_ref(u));
         first = 0;
     }
-    return s;
+    return sb_str(&s);
 }
 
 /* A value's name as math: h, h.W, x, t12. */

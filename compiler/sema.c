@@ -2,16 +2,47 @@
  * the train block. Shapes are checked later, in lower.c, where fn calls are inlined. */
 #include "stages.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 bool lower_is_builtin(const char *name); /* lower.c */
 
-/* ---- imports ---- */
+/* ---- imports ----
+ * A file is known by its device and inode, not by how it was named: "d/../a.nn", "a.nn" and
+ * a symbolic link to it are one file. A file imported again while it is still being loaded
+ * closes a cycle, an error that names the chain; one imported again after it was loaded (a
+ * diamond: b.nn and c.nn both import d.nn) is not loaded twice. */
 
-typedef VEC(const char *) PathList;
+typedef struct FileId {
+    dev_t dev;
+    ino_t ino;
+} FileId;
+
+typedef struct Loading {
+    const char *name; /* how the chain names it: the path given, or the import's string */
+    Node *import;     /* the import statement that loaded it (NULL for the model file) */
+    bool done;
+} Loading;
+
+typedef struct Loader {
+    const char *stdlib_dir;
+    NodeList *fns;
+    HashMap files;        /* FileId -> Loading */
+    VEC(Loading *) chain; /* the files being loaded, the model file first */
+} Loader;
+
+static bool same_file_id(const void *a, const void *b) {
+    return memcmp(a, b, sizeof(FileId)) == 0;
+}
+
+static HashEntry *file_entry(Loader *ld, dev_t dev, ino_t ino, bool add) {
+    FileId *id = xalloc(sizeof *id); /* zeroed, so padding hashes and compares alike */
+    id->dev = dev;
+    id->ino = ino;
+    return hash_find(&ld->files, hash_bytes(id, sizeof *id), id, same_file_id, add);
+}
 
 static const char *dir_of(const char *path) {
     const char *slash = strrchr(path, '/');
@@ -25,50 +56,80 @@ static bool ends_with(const char *s, const char *suffix) {
 
 /* "nn" -> <stdlib>/nn.nn ; "layers.nn" -> next to the importing file. */
 static const char *import_path(const char *name, const char *importer, const char *stdlib_dir) {
-    if (ends_with(name, ".nn"))
-        return name[0] == '/' ? name : xprintf("%s/%s", dir_of(importer), name);
-    return xprintf("%s/%s.nn", stdlib_dir, name);
+    if (!ends_with(name, ".nn")) return xprintf("%s/%s.nn", stdlib_dir, name);
+    if (name[0] == '/' || !strchr(importer, '/')) return name;
+    return xprintf("%s/%s", dir_of(importer), name);
 }
 
-static bool seen_path(PathList *seen, const char *path) {
-    for (int i = 0; i < seen->n; i++)
-        if (strcmp(seen->v[i], path) == 0) return true;
-    vec_push(seen, path);
-    return false;
+static void collect_fns(Loader *ld, Node *file, const char *path);
+
+/* "a.nn imports b.nn imports a.nn", from the file that is imported again. */
+static void report_cycle(Loader *ld, Node *imp, Loading *again) {
+    int from = 0;
+    while (ld->chain.v[from] != again) from++;
+    StrBuf b = {0};
+    for (int i = from; i < ld->chain.n; i++) sb_printf(&b, "%s imports ", ld->chain.v[i]->name);
+    sb_puts(&b, imp->str);
+    diag_error(imp->name_loc, "import cycle: %s", sb_str(&b));
+    for (int i = from + 1, shown = 0; i < ld->chain.n && shown < 8; i++, shown++)
+        diag_note(ld->chain.v[i]->import->name_loc, "%s imports %s here", ld->chain.v[i - 1]->name,
+                  ld->chain.v[i]->name);
+    diag_hint("a file may import another only if that one does not import it back");
 }
 
-static void collect_fns(Node *file, const char *path, const char *stdlib_dir, PathList *seen,
-                        NodeList *fns, int depth);
-
-static void load_import(Node *imp, const char *importer, const char *stdlib_dir, PathList *seen,
-                        NodeList *fns, int depth) {
-    if (!stdlib_dir && !ends_with(imp->str, ".nn")) {
+static void load_import(Loader *ld, Node *imp, const char *importer) {
+    if (!ld->stdlib_dir && !ends_with(imp->str, ".nn")) {
         diag_error(imp->loc, "cannot import \"%s\": the stdlib folder was not found", imp->str);
         diag_hint("set NNC_HOME to the folder that holds stdlib/");
         return;
     }
-    const char *path = import_path(imp->str, importer, stdlib_dir);
-    if (seen_path(seen, path)) return;
-    SrcFile *src = srcfile_read(path);
-    if (!src) {
-        diag_error(imp->loc, "cannot import \"%s\": %s: %s", imp->str, path, strerror(errno));
+    const char *path = import_path(imp->str, importer, ld->stdlib_dir);
+    struct stat st;
+    HashEntry *known = stat(path, &st) == 0 ? file_entry(ld, st.st_dev, st.st_ino, false) : NULL;
+    if (known) {
+        Loading *l = known->value;
+        if (!l->done) report_cycle(ld, imp, l);
+        return; /* loaded already: a diamond */
+    }
+    if (ld->chain.n > NNC_MAX_IMPORT_DEPTH) {
+        diag_error(imp->loc, "imports nest more than %d deep", NNC_MAX_IMPORT_DEPTH);
         return;
     }
+    SrcFile *src = srcfile_read(path);
+    if (!src) {
+        diag_error(imp->loc, "cannot import \"%s\": %s: %s", imp->str, path, srcfile_error());
+        return;
+    }
+    Loading *l = xalloc(sizeof *l);
+    *l = (Loading){imp->str, imp, false};
+    file_entry(ld, src->dev, src->ino, true)->value = l;
     Node *ast = parse_file(src);
-    if (ast) collect_fns(ast, path, stdlib_dir, seen, fns, depth + 1);
+    vec_push(&ld->chain, l);
+    if (ast) collect_fns(ld, ast, path);
+    ld->chain.n--;
+    l->done = true;
 }
 
 /* Imports first (depth-first), so a file's own fns come after those it imports. */
-static void collect_fns(Node *file, const char *path, const char *stdlib_dir, PathList *seen,
-                        NodeList *fns, int depth) {
-    for (int i = 0; i < file->body.n; i++) {
+static void collect_fns(Loader *ld, Node *file, const char *path) {
+    for (int i = 0; i < file->body.n && !diag_too_many(); i++) {
         Node *item = file->body.v[i];
-        if (item->kind == ND_IMPORT) load_import(item, path, stdlib_dir, seen, fns, depth);
+        if (item->kind == ND_IMPORT) load_import(ld, item, path);
     }
     for (int i = 0; i < file->body.n; i++) {
         Node *item = file->body.v[i];
-        if (item->kind == ND_FN) vec_push(fns, item);
+        if (item->kind == ND_FN) vec_push(ld->fns, item);
     }
+}
+
+static void load_program(Program *prog, Node *file, const char *stdlib_dir) {
+    Loader ld = {.stdlib_dir = stdlib_dir, .fns = &prog->fns};
+    Loading *top = xalloc(sizeof *top);
+    *top = (Loading){prog->path, NULL, false};
+    const SrcFile *f = file->loc.file;
+    if (f && f->on_disk) file_entry(&ld, f->dev, f->ino, true)->value = top;
+    vec_push(&ld.chain, top);
+    collect_fns(&ld, file, prog->path);
 }
 
 /* ---- structure ---- */
@@ -86,31 +147,46 @@ static const char *stmt_word(NodeKind k) {
     }
 }
 
-static Node *fn_param_named(Node *fn, const char *name) {
-    for (int i = 0; i < fn->params.n; i++)
-        if (!strcmp(fn->params.v[i]->str, name)) return fn->params.v[i];
-    return NULL;
+/* The index of fn's argument called name, or -1. A fn with many arguments gets a table
+ * (made once, kept in the Program), so matching names stays linear in the calls. */
+int program_fn_param(Program *prog, Node *fn, const char *name) {
+    enum { SCAN_BELOW = 9 };
+    if (fn->params.n < SCAN_BELOW) {
+        for (int i = 0; i < fn->params.n; i++)
+            if (!strcmp(fn->params.v[i]->str, name)) return i;
+        return -1;
+    }
+    HashMap *index = ptrmap_get(&prog->param_index, fn);
+    if (!index) {
+        index = xalloc(sizeof *index);
+        for (int i = fn->params.n - 1; i >= 0; i--) /* the first of two equal names wins */
+            strmap_put(index, fn->params.v[i]->str, (void *)(intptr_t)(i + 1));
+        ptrmap_put(&prog->param_index, fn, index);
+    }
+    return (int)(intptr_t)strmap_get(index, name) - 1;
 }
 
 /* grad u = e / grad u ~ e: after the return, one per argument, and `g` free for the rule. */
-static void check_grad_rule(Node *fn, Node *rule, int index) {
-    if (!fn_param_named(fn, rule->str)) {
+static void check_grad_rule(Program *prog, Node *fn, Node *rule, HashMap *rules) {
+    if (program_fn_param(prog, fn, rule->str) < 0) {
         diag_error(rule->name_loc, "fn %s has no argument %s to give a backward rule", fn->str,
                    rule->str);
         return;
     }
-    for (int j = 0; j < index; j++) {
-        Node *other = fn->body.v[j];
-        if (other->kind == ND_GRAD && !strcmp(other->str, rule->str)) {
-            diag_error(rule->loc, "argument %s has two backward rules", rule->str);
-            diag_note(other->loc, "the first is here");
-        }
+    Node *first = strmap_get(rules, rule->str);
+    if (first) {
+        diag_error(rule->loc, "argument %s has two backward rules", rule->str);
+        diag_note(first->loc, "the first is here");
+        return;
     }
+    strmap_put(rules, rule->str, rule);
 }
 
-static void check_g_is_free(Node *fn) {
-    Node *p = fn_param_named(fn, "g");
-    if (p) diag_error(p->loc, "in a fn with backward rules, g names the result's gradient");
+static void check_g_is_free(Program *prog, Node *fn) {
+    int p = program_fn_param(prog, fn, "g");
+    if (p >= 0)
+        diag_error(fn->params.v[p]->loc,
+                   "in a fn with backward rules, g names the result's gradient");
     for (int i = 0; i < fn->body.n; i++) {
         Node *s = fn->body.v[i];
         if ((s->kind == ND_BIND || s->kind == ND_PARAM) && !strcmp(s->str, "g"))
@@ -118,9 +194,21 @@ static void check_g_is_free(Node *fn) {
     }
 }
 
-static void check_fn(Node *fn) {
+static void check_unique_params(Node *fn) {
+    HashMap seen = {0};
+    for (int i = 0; i < fn->params.n; i++) {
+        Node *p = fn->params.v[i];
+        if (strmap_get(&seen, p->str))
+            diag_error(p->loc, "fn %s has two arguments named %s", fn->str, p->str);
+        else
+            strmap_put(&seen, p->str, p);
+    }
+}
+
+static void check_fn(Program *prog, Node *fn) {
     int ret = -1;
     bool has_rules = false;
+    HashMap rules = {0}; /* argument -> its backward rule */
     for (int i = 0; i < fn->body.n; i++) {
         Node *s = fn->body.v[i];
         if (s->kind == ND_INPUT || s->kind == ND_TARGET) {
@@ -136,18 +224,14 @@ static void check_fn(Node *fn) {
             diag_error(s->loc, "backward rules come after the fn's return");
         } else if (s->kind == ND_GRAD) {
             has_rules = true;
-            check_grad_rule(fn, s, i);
+            check_grad_rule(prog, fn, s, &rules);
         } else if (ret >= 0) {
             diag_error(s->loc, "only backward rules (grad ...) may follow return");
         }
     }
     if (ret < 0) diag_error(fn->loc, "fn %s has no return", fn->str);
-    if (has_rules) check_g_is_free(fn);
-    for (int i = 0; i < fn->params.n; i++)
-        for (int j = 0; j < i; j++)
-            if (strcmp(fn->params.v[i]->str, fn->params.v[j]->str) == 0)
-                diag_error(fn->params.v[i]->loc, "fn %s has two arguments named %s", fn->str,
-                           fn->params.v[i]->str);
+    if (has_rules) check_g_is_free(prog, fn);
+    check_unique_params(fn);
 }
 
 static void check_model(Node *model) {
@@ -168,74 +252,83 @@ static void check_model(Node *model) {
     }
 }
 
-static void check_unique_fns(NodeList *fns) {
-    for (int i = 0; i < fns->n; i++) {
-        Node *f = fns->v[i];
+/* Fills prog->fn_by_name; a name used twice, or a built-in's name, is an error. */
+static void index_fns(Program *prog) {
+    for (int i = 0; i < prog->fns.n; i++) {
+        Node *f = prog->fns.v[i];
         if (lower_is_builtin(f->str)) {
             diag_error(f->loc, "fn %s has the name of a built-in operation", f->str);
             continue;
         }
-        for (int j = 0; j < i; j++)
-            if (strcmp(fns->v[j]->str, f->str) == 0) {
-                diag_error(f->loc, "fn %s is defined twice", f->str);
-                diag_note(fns->v[j]->loc, "the first definition is here");
-                break;
-            }
+        Node *first = strmap_get(&prog->fn_by_name, f->str);
+        if (first) {
+            diag_error(f->loc, "fn %s is defined twice", f->str);
+            diag_note(first->loc, "the first definition is here");
+            continue;
+        }
+        strmap_put(&prog->fn_by_name, f->str, f);
     }
 }
 
-static Node *pick_model(Node *file, const char *model_name) {
-    Node *found = NULL;
-    int count = 0;
+/* The file's models (by name, each once) and the train block of each. */
+static void index_models(Program *prog, Node *file) {
     for (int i = 0; i < file->body.n; i++) {
         Node *item = file->body.v[i];
         if (item->kind != ND_MODEL) continue;
-        count++;
-        if (model_name ? strcmp(item->str, model_name) == 0 : !found) found = item;
+        Node *first = strmap_get(&prog->model_by_name, item->str);
+        if (first) {
+            diag_error(item->name_loc, "model %s is defined twice", item->str);
+            diag_note(first->loc, "the first definition is here");
+            continue;
+        }
+        strmap_put(&prog->model_by_name, item->str, item);
+        vec_push(&prog->models, item);
     }
-    SrcLoc top = {file->loc.file, 1, 1};
-    if (model_name && !found)
-        diag_error(top, "there is no model named %s in this file", model_name);
-    else if (!found)
-        diag_error(top, "this file defines no model");
-    else if (!model_name && count > 1) {
-        diag_error(top, "this file defines %d models; choose one with --model NAME", count);
-        return NULL;
-    }
-    return found;
-}
-
-static Node *find_train(Node *file, Node *model) {
-    Node *train = NULL;
     for (int i = 0; i < file->body.n; i++) {
         Node *item = file->body.v[i];
         if (item->kind != ND_TRAIN) continue;
-        bool known = false;
-        for (int j = 0; j < file->body.n; j++) {
-            Node *m = file->body.v[j];
-            if (m->kind == ND_MODEL && strcmp(m->str, item->str) == 0) known = true;
+        if (!strmap_get(&prog->model_by_name, item->str)) {
+            diag_error(item->loc, "train block for unknown model %s", item->str);
+            continue;
         }
-        if (!known) diag_error(item->loc, "train block for unknown model %s", item->str);
-        if (model && strcmp(item->str, model->str) == 0) {
-            if (train) diag_error(item->loc, "model %s has two train blocks", model->str);
-            train = item;
+        if (strmap_get(&prog->train_by_model, item->str)) {
+            diag_error(item->loc, "model %s has two train blocks", item->str);
+            continue;
         }
+        strmap_put(&prog->train_by_model, item->str, item);
     }
-    return train;
 }
 
-bool sema_program(Node *file, const char *stdlib_dir, const char *model_name, Program *out) {
+Program *sema_program(Node *file, const char *stdlib_dir) {
     int errors = diag_error_count();
-    memset(out, 0, sizeof *out);
-    out->path = file->loc.file ? file->loc.file->path : "";
-    PathList seen = {0};
-    vec_push(&seen, out->path);
-    collect_fns(file, out->path, stdlib_dir, &seen, &out->fns, 0);
-    check_unique_fns(&out->fns);
-    for (int i = 0; i < out->fns.n; i++) check_fn(out->fns.v[i]);
-    out->model = pick_model(file, model_name);
-    if (out->model) check_model(out->model);
-    out->train = find_train(file, out->model);
+    Program *prog = xalloc(sizeof *prog); /* CustomRule.prog points here long after sema */
+    prog->path = file->loc.file ? file->loc.file->path : "";
+    prog->file = file;
+    load_program(prog, file, stdlib_dir);
+    index_fns(prog);
+    for (int i = 0; i < prog->fns.n; i++) check_fn(prog, prog->fns.v[i]);
+    index_models(prog, file);
+    return diag_error_count() == errors ? prog : NULL;
+}
+
+bool sema_choose_model(Program *prog, const char *model_name) {
+    int errors = diag_error_count();
+    SrcLoc top = {prog->file->loc.file, 1, 1};
+    Node *model = NULL;
+    if (model_name) {
+        model = strmap_get(&prog->model_by_name, model_name);
+        if (!model) diag_error(top, "there is no model named %s in this file", model_name);
+    } else if (prog->models.n == 0) {
+        diag_error(top, "this file defines no model");
+    } else if (prog->models.n > 1) {
+        diag_error(top, "this file defines %d models; choose one with --model NAME",
+                   prog->models.n);
+    } else {
+        model = prog->models.v[0];
+    }
+    prog->model = model;
+    prog->train = model ? strmap_get(&prog->train_by_model, model->str) : NULL;
+    if (model) check_model(model);
     return diag_error_count() == errors;
 }
 
@@ -342,12 +435,18 @@ static void read_column_map(Graph *g, Node *kw) {
 
 /* Without column maps: inputs then targets, in declaration order, one after the other. */
 static void default_columns(Graph *g) {
-    int col = 0;
+    int64_t col = 0;
     for (int k = 0; k < 2; k++) {
         ValueList *list = k ? &g->targets : &g->inputs;
         for (int i = 0; i < list->n; i++) {
-            int n = (int)shape_numel(list->v[i]->shape);
-            vec_push(&g->train.columns, ((ColumnMap){list->v[i]->name, col, col + n - 1}));
+            Value *v = list->v[i];
+            int64_t n = shape_numel(v->shape);
+            if (col + n - 1 > INT32_MAX) { /* column numbers are ints in the binary */
+                diag_error(v->loc, "%s would take the data's columns past column %d", v->name,
+                           INT32_MAX);
+                return;
+            }
+            vec_push(&g->train.columns, ((ColumnMap){v->name, (int)col, (int)(col + n - 1)}));
             col += n;
         }
     }
@@ -558,11 +657,11 @@ bool sema_train(Program *prog, Graph *g) {
         t->batch = 1;
         t->steps = 100;
     }
+    HashMap set = {0};
     for (int i = 0; prog->train && i < prog->train->body.n; i++) {
         Node *s = prog->train->body.v[i];
-        for (int j = 0; j < i; j++)
-            if (!strcmp(prog->train->body.v[j]->str, s->str))
-                diag_error(s->loc, "%s is set twice", s->str);
+        if (strmap_get(&set, s->str)) diag_error(s->loc, "%s is set twice", s->str);
+        strmap_put(&set, s->str, s);
         read_setting(prog, g, s);
     }
     if (g->inputs.n == 0 && t->data_kind)

@@ -13,8 +13,7 @@
 typedef struct Simplifier {
     Graph *g;
     Value **repl;  /* by id: what the value was replaced by, or NULL */
-    Value **table; /* CSE hash table, open addressing */
-    size_t table_size;
+    HashMap table; /* CSE: instruction -> the first one like it */
 } Simplifier;
 
 static Value *resolve(Simplifier *s, Value *v) {
@@ -104,15 +103,18 @@ static size_t inst_hash(const Value *v) {
            ((size_t)v->sum_batch << 3) ^ ((size_t)v->salt << 4);
 }
 
+static bool same_inst_key(const void *wanted, const void *stored) {
+    return same_inst(wanted, stored);
+}
+
 /* Returns an earlier identical instruction, or records v and returns NULL. */
 static Value *cse(Simplifier *s, Value *v) {
     bool leaf = op_info[v->op].cls == OPC_SRC;
     if (v->custom) return NULL;
     if (leaf && v->op != OP_const && v->op != OP_inv_batch) return NULL;
-    size_t i = inst_hash(v) & (s->table_size - 1);
-    for (; s->table[i]; i = (i + 1) & (s->table_size - 1))
-        if (same_inst(s->table[i], v)) return s->table[i];
-    s->table[i] = v;
+    HashEntry *e = hash_find(&s->table, hash_mix(inst_hash(v)), v, same_inst_key, true);
+    if (e->value) return e->value;
+    e->value = v;
     return NULL;
 }
 
@@ -162,9 +164,6 @@ void simplify(Graph *g) {
     Simplifier s = {.g = g};
     int max_ids = g->next_id + g->insts.n + 16; /* folding makes new constants */
     s.repl = xalloc(sizeof *s.repl * (size_t)max_ids);
-    for (s.table_size = 64; s.table_size < 2 * (size_t)g->insts.n + 2; s.table_size *= 2) {
-    }
-    s.table = xalloc(sizeof *s.table * s.table_size);
 
     int n = g->insts.n, kept = 0, kept_forward = 0;
     for (int i = 0; i < n; i++) {

@@ -20,15 +20,29 @@
 #include "ir.h"
 
 typedef struct Program {
-    const char *path; /* the main .nn file */
-    NodeList fns;     /* every fn: imported ones first, then the file's own */
-    Node *model;      /* the model being compiled */
-    Node *train;      /* its train block, or NULL */
+    const char *path;       /* the main .nn file */
+    Node *file;             /* its syntax tree */
+    NodeList fns;           /* every fn: imported ones first, then the file's own */
+    HashMap fn_by_name;     /* name -> fn */
+    NodeList models;        /* the file's models, in order */
+    HashMap model_by_name;  /* name -> model */
+    HashMap train_by_model; /* model name -> its train block */
+    HashMap param_index;    /* fn -> its arguments by name (program_fn_param) */
+    Node *model;            /* the model being compiled */
+    Node *train;            /* its train block, or NULL */
 } Program;
 
-/* Loads the imports of `file` (stdlib names from stdlib_dir, "x.nn" relative to the file),
- * checks the program's structure and picks the model (model_name, or the only one). */
-bool sema_program(Node *file, const char *stdlib_dir, const char *model_name, Program *out);
+/* Loads the imports of `file` (stdlib names from stdlib_dir, "x.nn" relative to the file)
+ * and checks the program's structure. NULL after errors. The Program lives in the arena:
+ * what lowering records for autodiff (CustomRule.prog) outlives the caller's frame. */
+Program *sema_program(Node *file, const char *stdlib_dir);
+
+/* Picks the model to compile (model_name, or the only one), its train block, and checks
+ * its structure. False after errors. May be called again for another model. */
+bool sema_choose_model(Program *prog, const char *model_name);
+
+/* The index of fn's argument called name, or -1 (in time independent of the count). */
+int program_fn_param(Program *prog, Node *fn, const char *name);
 
 /* Inlines every call and checks every shape; the forward IR of the model. */
 Graph *lower_model(Program *prog);

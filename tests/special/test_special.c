@@ -272,13 +272,13 @@ static const char *model_text(const Case *c) {
 }
 
 static Graph *front_to_back(const Case *c) {
-    static Program prog; /* fns' backward rules refer to it after lowering returns */
     int errors = diag_error_count();
     SrcFile *src = srcfile_from_text("special.nn", model_text(c));
     Node *ast = parse_file(src);
-    if (!ast || !sema_program(ast, NNC_STDLIB_DIR, NULL, &prog)) return NULL;
-    Graph *g = lower_model(&prog);
-    if (!g || !sema_train(&prog, g)) return NULL;
+    Program *prog = ast ? sema_program(ast, NNC_STDLIB_DIR) : NULL;
+    if (!prog || !sema_choose_model(prog, NULL)) return NULL;
+    Graph *g = lower_model(prog);
+    if (!g || !sema_train(prog, g)) return NULL;
     autodiff(g);
     simplify(g);
     return diag_error_count() != errors ? NULL : g;

@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""The compiler stays linear: programs of size N and 4N cost at most about 4 times as much.
+
+usage: scaling.py NNC CASE
+
+Each case generates two programs of one shape, of sizes N and 4N, compiles both, and compares
+what each run cost, counted rather than timed:
+  - bytes: the peak resident memory of the compiler (ru_maxrss from wait4), less that of a
+    run on a tiny program with the same options; and the compiler's own arena bytes;
+  - work: the counters NNC_STATS=1 makes nnc print (docs/architecture.md): tokens, syntax
+    tree nodes, expressions lowered, IR values, hash table probes, memory plan tree visits,
+    LLVM instructions generated, and the size of the largest fused loop.
+Every 4N/N ratio must stay below RATIO. User CPU time is printed for people, not checked.
+"""
+import os
+import re
+import sys
+import tempfile
+
+RATIO = 6.0
+# Below these a measure is noise, not growth (a few pages, a handful of probes).
+SLACK = {"rss_growth": 8 << 20, "arena_bytes": 2 << 20}
+SLACK_COUNT = 64
+
+
+class Failure(Exception):
+    pass
+
+
+def chain(n):
+    """n bindings, each using the one before: the front end's and autodiff's straight line."""
+    lines = ["model m {", "    input x[4]", "    param w[4] = 0.5", "    h0 = x * w"]
+    lines += [f"    h{i} = h{i - 1} + w" for i in range(1, n)]
+    lines += [f"    loss = sum(h{n - 1})", "}"]
+    return "\n".join(lines) + "\n", ["-c", "-o", "/dev/null"]
+
+
+def many_fns(n):
+    """n fns: names to check for duplicates and to look up."""
+    lines = [f"fn f{i}(x) {{\n    return x + {i}\n}}" for i in range(n)]
+    lines.append("model m {\n    param w = 1\n    loss = f0(w) * f%d(w)\n}" % (n - 1))
+    return "\n".join(lines) + "\n", ["--emit=ir", "-o", "/dev/null"]
+
+
+def call_tree(n):
+    """Each fn calls the next twice, about log2(n) deep: n calls inlined, bounded depth."""
+    depth = max(1, round(n).bit_length() - 1)
+    lines = [f"fn f{i}(x) {{\n    t = f{i + 1}(x) * 0.5\n    return t + f{i + 1}(x)\n}}"
+             for i in range(depth)]
+    lines.append(f"fn f{depth}(x) {{\n    return tanh(x)\n}}")
+    lines.append("model m {\n    input x[3]\n    param w[3] = 0.5\n    loss = sum(f0(x * w))\n}")
+    return "\n".join(lines) + "\n", ["--emit=grad", "-o", "/dev/null"]
+
+
+def elementwise(n):
+    """n elementwise operations on one shape: one fused loop before it was cut into pieces."""
+    lines = ["model m {", "    input x[16]", "    param w[16] = 0.5", "    h0 = x * w"]
+    for i in range(1, n):
+        step = (f"tanh(h{i - 1}) * 0.9 + 0.1", f"h{i - 1} * h{i - 1} * 0.5",
+                f"sigmoid(h{i - 1})")[i % 3]
+        lines.append(f"    h{i} = {step}")
+    lines += [f"    loss = sum(h{n - 1})", "}"]
+    return "\n".join(lines) + "\n", ["-c", "-o", "/dev/null"]
+
+
+def one_line(n):
+    """A whole model on one line."""
+    body = "; ".join(f"h{i} = h{i - 1} * w" for i in range(1, n))
+    return ("model m { param w = 0.9; h0 = w; " + body + f"; loss = h{n - 1} }}\n",
+            ["--emit=grad", "-o", "/dev/null"])
+
+
+def one_line_error(n):
+    """One line, a mistake at its start: the rest must cost nothing but reading it."""
+    return ("model m { param w = 1; loss = w 2" + " + w" * n + " }\n",
+            ["--emit=ir", "-o", "/dev/null"])
+
+
+CASES = {  # shape, N: large enough that what grows is well above what every run costs
+    "chain": (chain, 3000),
+    "many_fns": (many_fns, 5000),
+    "call_tree": (call_tree, 4096),
+    "elementwise": (elementwise, 400),
+    "one_line": (one_line, 6000),
+    "one_line_error": (one_line_error, 250000),
+}
+
+TINY = "model m {\n    input x[4]\n    param w[4] = 0.5\n    loss = sum(x * w)\n}\n"
+
+
+def measure(nnc, path, args):
+    """Runs nnc on path; returns (status, stderr, counters incl. peak RSS, user seconds)."""
+    err_path = path + ".stderr"
+    pid = os.fork()
+    if pid == 0:
+        fd = os.open(err_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.dup2(fd, 2)
+        null = os.open("/dev/null", os.O_WRONLY)
+        os.dup2(null, 1)
+        os.environ["NNC_STATS"] = "1"
+        try:
+            os.execv(nnc, [nnc, path] + args)
+        finally:
+            os._exit(127)
+    _, status, usage = os.wait4(pid, 0)
+    with open(err_path, encoding="utf-8", errors="replace") as f:
+        stderr = f.read()
+    m = re.search(r"^nnc: stats: (.*)$", stderr, re.M)
+    if not m:
+        raise Failure(f"nnc {path}: no stats line (exit status {status >> 8}):\n{stderr[:2000]}")
+    counters = {k: int(v) for k, v in (kv.split("=") for kv in m.group(1).split())}
+    counters["rss"] = usage.ru_maxrss * 1024
+    return os.waitstatus_to_exitcode(status), stderr, counters, usage.ru_utime
+
+
+def main():
+    nnc, case = os.path.abspath(sys.argv[1]), sys.argv[2]
+    shape, n = CASES[case]
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = {}
+        tiny = os.path.join(tmp, "tiny.nn")
+        with open(tiny, "w") as f:
+            f.write(TINY)
+        for size in (n, 4 * n):
+            text, args = shape(size)
+            path = os.path.join(tmp, f"{case}_{size}.nn")
+            with open(path, "w") as f:
+                f.write(text)
+            status, stderr, counters, user = measure(nnc, path, args)
+            want = 1 if case == "one_line_error" else 0
+            if status != want:
+                print(f"FAIL {case}: nnc on {len(text)} bytes: exit status {status}, wanted "
+                      f"{want}\n{stderr[:3000]}")
+                return 1
+            _, _, base, _ = measure(nnc, tiny, args)
+            counters["rss_growth"] = max(0, counters["rss"] - base["rss"])
+            del counters["rss"]
+            runs[size] = (counters, user, len(text))
+        small, big = runs[n][0], runs[4 * n][0]
+        print(f"{case}: N = {n} ({runs[n][2]} bytes of source), 4N ({runs[4 * n][2]} bytes); "
+              f"user CPU {runs[n][1]:.2f} s and {runs[4 * n][1]:.2f} s")
+        failed = []
+        for key in small:
+            slack = SLACK.get(key, SLACK_COUNT)
+            ratio = big[key] / small[key] if small[key] else float("inf") if big[key] else 1.0
+            ok = big[key] <= RATIO * small[key] + slack
+            print(f"  {key:14} {small[key]:>12} {big[key]:>12}   x{ratio:.2f}{'' if ok else '  TOO MUCH'}")
+            if not ok:
+                failed.append(key)
+        if failed:
+            print(f"FAIL {case}: grew more than {RATIO} times from N to 4N: {', '.join(failed)}")
+            return 1
+    print(f"ok {case}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
