@@ -430,9 +430,49 @@ static void mark_reaches_loss(Graph *g) {
     }
 }
 
+#define FLAT_NOTES 3 /* flat functions named under a warning; the rest are counted */
+
+static bool same_site(const Value *a, const Value *b) {
+    return a->op == b->op && a->loc.file == b->loc.file && a->loc.line == b->loc.line &&
+           a->loc.col == b->loc.col;
+}
+
+/* Where gradients stopped: the first FLAT_NOTES distinct call sites (a fn inlined many times
+ * has one) and how many more flat operations there are, found once and said under each
+ * warning: a model with many flat params and many flat calls prints their sum, not their
+ * product. */
+typedef struct FlatNotes {
+    Value *shown[FLAT_NOTES];
+    int n_shown, more;
+} FlatNotes;
+
+static FlatNotes find_flat_functions(const AD *ad) {
+    FlatNotes f = {0};
+    for (int k = 0; k < ad->zero_rules.n; k++) {
+        Value *z = ad->zero_rules.v[k];
+        bool seen = false;
+        for (int j = 0; j < f.n_shown; j++) seen |= same_site(f.shown[j], z);
+        if (seen) continue;
+        if (f.n_shown == FLAT_NOTES)
+            f.more++;
+        else
+            f.shown[f.n_shown++] = z;
+    }
+    return f;
+}
+
+static void note_flat_functions(const FlatNotes *f) {
+    for (int j = 0; j < f->n_shown; j++) {
+        const char *name = op_info[f->shown[j]->op].name;
+        diag_note(f->shown[j]->loc, "%s(u) is flat: d %s(u)/du = 0", name, name);
+    }
+    if (f->more) diag_hint("and %d more flat operation%s", f->more, f->more == 1 ? "" : "s");
+}
+
 static void warn_missing_gradients(AD *ad) {
     Graph *g = ad->g;
     mark_reaches_loss(g);
+    FlatNotes flat = find_flat_functions(ad);
     for (int i = 0; i < g->params.n; i++) {
         Value *p = g->params.v[i];
         if (g->param_grads[i]) continue;
@@ -445,11 +485,7 @@ static void warn_missing_gradients(AD *ad) {
                      "parameter %s gets no gradient: every path from it to the loss goes "
                      "through a function whose derivative is zero",
                      p->name);
-        for (int k = 0; k < ad->zero_rules.n; k++) {
-            Value *z = ad->zero_rules.v[k];
-            diag_note(z->loc, "%s(u) is flat: d %s(u)/du = 0", op_info[z->op].name,
-                      op_info[z->op].name);
-        }
+        note_flat_functions(&flat);
     }
 }
 

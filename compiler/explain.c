@@ -61,17 +61,18 @@ typedef struct Explainer {
     Graph *g;
     bool tex;
     int n_ids;
-    int *pos;          /* by id: index among the forward values, -1 for backward ones */
-    bool *needs;       /* by id: depends on a param, so autodiff differentiates it */
-    bool *reaches;     /* by id: a gradient flows to it from the loss */
-    ValueList *grads;  /* by id: the operands the instruction's derivative rule feeds */
-    ValueList *users;  /* by id: the instructions feeding it a gradient contribution */
-    bool *dep;         /* by id, per section: depends on the section's param */
-    Value **ipdom;     /* by id, per section: the first value every path to the loss meets */
-    bool *seen;        /* by id, per section: has a line */
-    VEC(Item) items;   /* per section */
-    ValueList where;   /* unnamed forward values the line being rendered mentions */
-    const Value *line; /* the gradient value whose line is being rendered */
+    int *pos;           /* by id: index among the forward values, -1 for backward ones */
+    bool *needs;        /* by id: depends on a param, so autodiff differentiates it */
+    bool *reaches;      /* by id: a gradient flows to it from the loss */
+    ValueList *grads;   /* by id: the operands the instruction's derivative rule feeds */
+    ValueList *users;   /* by id: the instructions feeding it a gradient contribution */
+    int *enter, *leave; /* by id: a walk of the pass-through forest (see passes_to) */
+    bool *dep;          /* by id, per section: depends on the section's param */
+    Value **ipdom;      /* by id, per section: the first value every path to the loss meets */
+    bool *seen;         /* by id, per section: has a line */
+    VEC(Item) items;    /* per section */
+    ValueList where;    /* unnamed forward values the line being rendered mentions */
+    const Value *line;  /* the gradient value whose line is being rendered */
 } Explainer;
 
 static const char *pick(const Explainer *ex, const char *text, const char *tex) {
@@ -377,11 +378,47 @@ static void trace_flow(Explainer *ex) {
 /* True when from's gradient is to's: each value on the way has one user, which hands its
  * gradient on (t = u + b), so autodiff made no instruction for it. */
 static bool passes_to(const Explainer *ex, const Value *from, const Value *to) {
-    while (from != to) {
-        if (!is_forward(ex, from) || ex->users[from->id].n != 1) return false;
-        from = ex->users[from->id].v[0];
+    if (from == to) return true;
+    if (from->id >= ex->n_ids || to->id >= ex->n_ids) return false;
+    return ex->enter[to->id] < ex->enter[from->id] && ex->leave[from->id] <= ex->leave[to->id];
+}
+
+/* A forward value with exactly one user hands its gradient to that user: following those
+ * links from each value makes a forest, and passes_to(from, to) asks whether `to` is an
+ * ancestor of `from` in it. One depth-first walk numbers each value when it is entered and
+ * left, so that each question costs O(1) (walking up the chain for each line of a chain of N
+ * bindings was O(N^2)). */
+static void number_pass_forest(Explainer *ex) {
+    int n = ex->n_ids;
+    int *parent = xalloc(sizeof *parent * (size_t)n), *first = xalloc(sizeof *first * (size_t)n);
+    int *next = xalloc(sizeof *next * (size_t)n), *stack = xalloc(sizeof *stack * (size_t)n);
+    ex->enter = xalloc(sizeof *ex->enter * (size_t)n);
+    ex->leave = xalloc(sizeof *ex->leave * (size_t)n);
+    for (int i = 0; i < n; i++) parent[i] = first[i] = -1;
+    for (int i = 0; i < ex->g->n_forward; i++) {
+        Value *v = ex->g->insts.v[i];
+        if (is_forward(ex, v) && ex->users[v->id].n == 1) parent[v->id] = ex->users[v->id].v[0]->id;
     }
-    return true;
+    for (int i = 0; i < n; i++)
+        if (parent[i] >= 0) next[i] = first[parent[i]], first[parent[i]] = i;
+    int clock = 0;
+    for (int root = 0; root < n; root++) {
+        if (parent[root] >= 0) continue;
+        int top = 0;
+        stack[top++] = root;
+        ex->enter[root] = clock++;
+        while (top > 0) {
+            int v = stack[top - 1], child = first[v];
+            if (child < 0) {
+                ex->leave[v] = clock++;
+                top--;
+                continue;
+            }
+            first[v] = next[child]; /* visited: the next sibling waits its turn */
+            ex->enter[child] = clock++;
+            stack[top++] = child;
+        }
+    }
 }
 
 /* The local derivative of user for operand x: its ops.def text, or the fn's own rule. */
@@ -560,15 +597,20 @@ static void render_fanout(Explainer *ex, int k, Value *of, Value *grad) {
     const char **shown = xalloc(sizeof *shown * (size_t)terms.n);
     for (int i = 0; i < terms.n; i++) uses[i] = use_of_term(ex, of, terms.v[i]);
     match_leftover(ex, of, &terms, uses, why);
-    Expr sum = {0};
+    StrBuf sum = {0}; /* a value used N times: N terms, appended rather than re-copied */
     for (int i = 0; i < terms.n; i++) {
         Value *t = terms.v[i], *use = uses[i] ? uses[i] : t->from;
         Expr e = is_gradient_leaf(ex, t) ? gradient_factor(ex, t, use) : render(ex, t, use, 0);
-        sum = i ? sum_expr(ex, sum, e) : e;
+        if (i == 0)
+            sb_puts(&sum, e.s);
+        else if (e.negated)
+            sb_printf(&sum, " %s %s", pick(ex, "−", "-"), e.negated);
+        else
+            sb_printf(&sum, " + %s", e.s);
         shown[i] = e.s;
     }
     Item *it = &ex->items.v[k];
-    it->expr = sum.s;
+    it->expr = sb_str(&sum);
     add_note(it, NULL, NULL, NULL,
              xprintf("the sum over the %d uses of %s%s%s:", terms.n, ex->tex ? "$" : "",
                      name_of(ex, of), ex->tex ? "$" : ""));
@@ -1023,6 +1065,7 @@ int explain(FILE *out, Graph *g, const char *wrt, ExplainFormat format) {
     ex.ipdom = xalloc(n * sizeof *ex.ipdom);
     ex.seen = xalloc(n * sizeof *ex.seen);
     trace_flow(&ex);
+    number_pass_forest(&ex);
     print_header(&ex);
     if (!g->params.n)
         fputs(ex.tex ? "\nThe model has no params.\n" : "\n(the model has no params)\n", out);

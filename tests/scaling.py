@@ -9,7 +9,8 @@ what each run cost, counted rather than timed:
     run on a tiny program with the same options; and the compiler's own arena bytes;
   - work: the counters NNC_STATS=1 makes nnc print (docs/architecture.md): tokens, syntax
     tree nodes, expressions lowered, IR values, hash table probes, memory plan tree visits,
-    LLVM instructions generated, and the size of the largest fused loop.
+    LLVM instructions generated, and the size of the largest fused loop; and the bytes of
+    diagnostics it printed.
 Every 4N/N ratio must stay below RATIO. User CPU time is printed for people, not checked.
 """
 import os
@@ -76,6 +77,21 @@ def one_line_error(n):
             ["--emit=ir", "-o", "/dev/null"])
 
 
+def flat_params(n):
+    """n params, each behind its own flat function: n warnings, not n notes under each."""
+    lines = ["model m {"] + [f"    param p{i} = 1" for i in range(n)]
+    lines.append("    s0 = sign(p0)")
+    lines += [f"    s{i} = s{i - 1} + sign(p{i})" for i in range(1, n)]
+    lines += [f"    loss = s{n - 1} * s{n - 1}", "}"]
+    return "\n".join(lines) + "\n", ["--emit=grad", "-o", "/dev/null"]
+
+
+def explain_chain(n):
+    """nnc explain on a chain of n bindings that all use one param: n lines, n terms in one."""
+    text, _ = chain(n)
+    return text, ["explain", "FILE"]
+
+
 CASES = {  # shape, N: large enough that what grows is well above what every run costs
     "chain": (chain, 3000),
     "many_fns": (many_fns, 5000),
@@ -83,6 +99,8 @@ CASES = {  # shape, N: large enough that what grows is well above what every run
     "elementwise": (elementwise, 400),
     "one_line": (one_line, 6000),
     "one_line_error": (one_line_error, 250000),
+    "flat_params": (flat_params, 2000),
+    "explain_chain": (explain_chain, 2000),
 }
 
 TINY = "model m {\n    input x[4]\n    param w[4] = 0.5\n    loss = sum(x * w)\n}\n"
@@ -98,8 +116,11 @@ def measure(nnc, path, args):
         null = os.open("/dev/null", os.O_WRONLY)
         os.dup2(null, 1)
         os.environ["NNC_STATS"] = "1"
+        argv = [path if a == "FILE" else a for a in args]
+        if "FILE" not in args:
+            argv = [path] + argv
         try:
-            os.execv(nnc, [nnc, path] + args)
+            os.execv(nnc, [nnc] + argv)
         finally:
             os._exit(127)
     _, status, usage = os.wait4(pid, 0)
@@ -110,6 +131,7 @@ def measure(nnc, path, args):
         raise Failure(f"nnc {path}: no stats line (exit status {status >> 8}):\n{stderr[:2000]}")
     counters = {k: int(v) for k, v in (kv.split("=") for kv in m.group(1).split())}
     counters["rss"] = usage.ru_maxrss * 1024
+    counters["stderr_bytes"] = len(stderr)  # diagnostics: one per mistake, not per pair
     return os.waitstatus_to_exitcode(status), stderr, counters, usage.ru_utime
 
 
