@@ -46,7 +46,7 @@ int rt_cmd_predict(const nnrt_model *m, const rt_options *o) {
     const char *path = o->data && strcmp(o->data, "-") != 0 ? o->data : NULL;
     rt_load_predict_data(m, path, &d);
     rt_apply_stats(&d, &stats, m->f64);
-    int64_t cap = d.rows < RT_EVAL_CHUNK ? (d.rows > 0 ? d.rows : 1) : RT_EVAL_CHUNK;
+    int64_t cap = rt_eval_batch(m, d.rows);
     nnrt_ctx ctx = rt_new_ctx(m, fixed, cap);
     for (int64_t i = 0; i < d.rows; i += cap) {
         int64_t count = d.rows - i < cap ? d.rows - i : cap;

@@ -98,9 +98,24 @@ void *rt_new_fixed_arena(const nnrt_model *m) {
     return rt_alloc_aligned((size_t)m->fixed_elems, rt_elem_size(m->f64));
 }
 
+/* The compiled model hands BLAS a batch of rows at once, and BLAS counts in int: every
+ * value with a batch axis, for the whole batch, must stay below 2^31 elements. The varying
+ * arena holds them all, so bounding it is enough (a conservative bound: 8 GB of f32). */
+#define RT_MAX_BATCH_ELEMS INT32_MAX
+
+int64_t rt_eval_batch(const nnrt_model *m, int64_t rows) {
+    int64_t cap = rows < RT_EVAL_CHUNK ? (rows > 0 ? rows : 1) : RT_EVAL_CHUNK;
+    int64_t largest = m->varying_elems > 0 ? RT_MAX_BATCH_ELEMS / m->varying_elems : cap;
+    return cap < largest || largest < 1 ? cap : largest;
+}
+
 nnrt_ctx rt_new_ctx(const nnrt_model *m, void *fixed, int64_t batch_cap) {
-    if (m->varying_elems > 0 && batch_cap > INT64_MAX / m->varying_elems)
-        rt_fatal("batch %lld is too large for this model", (long long)batch_cap);
+    if (m->varying_elems > 0 && batch_cap > RT_MAX_BATCH_ELEMS / m->varying_elems)
+        rt_usage_error("batch %lld is too large for model '%s': its values take %lld elements "
+                       "a sample, and a batch of them must stay below 2^31 elements (BLAS "
+                       "counts in int); the largest batch is %lld",
+                       (long long)batch_cap, m->name, (long long)m->varying_elems,
+                       (long long)(RT_MAX_BATCH_ELEMS / m->varying_elems));
     nnrt_ctx ctx = {0};
     ctx.fixed = fixed;
     ctx.varying = rt_alloc_aligned((size_t)(m->varying_elems * batch_cap), rt_elem_size(m->f64));
@@ -215,8 +230,7 @@ rt_metrics rt_evaluate(const nnrt_model *m, void *fixed, const rt_dataset *d, co
         rt_free_ctx_varying(&ctx);
         return r;
     }
-    int64_t cap = n < RT_EVAL_CHUNK ? (n > 0 ? n : 1) : RT_EVAL_CHUNK;
-    nnrt_ctx ctx = rt_new_ctx(m, fixed, cap);
+    nnrt_ctx ctx = rt_new_ctx(m, fixed, rt_eval_batch(m, n));
     r = rt_evaluate_ctx(m, &ctx, d, rows, n);
     rt_free_ctx_varying(&ctx);
     return r;

@@ -20,6 +20,9 @@ void rt_check_model(const nnrt_model *m);
 /* Zeroed, 64-byte aligned arenas. */
 void *rt_new_fixed_arena(const nnrt_model *m);
 nnrt_ctx rt_new_ctx(const nnrt_model *m, void *fixed, int64_t batch_cap);
+/* The batch eval, predict and validation run `rows` rows in: RT_EVAL_CHUNK at most, fewer
+ * when the data has fewer rows or the model's values would not fit a batch that large. */
+int64_t rt_eval_batch(const nnrt_model *m, int64_t rows);
 void rt_free_ctx_varying(nnrt_ctx *ctx);
 
 /* Sample 0 of a tensor (varying or fixed) in the ctx's arenas. */

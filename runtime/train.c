@@ -220,7 +220,7 @@ static void run_init(run *r, const nnrt_model *m, const rt_options *o, const rt_
     r->ctx = rt_new_ctx(m, fixed, r->batch);
     int64_t n_val = data->n_validation;
     r->eval_ctx =
-        rt_new_ctx(m, fixed, n_val < RT_EVAL_CHUNK ? (n_val > 0 ? n_val : 1) : RT_EVAL_CHUNK);
+        rt_new_ctx(m, fixed, rt_eval_batch(m, n_val));
     r->order = rt_alloc_array((size_t)data->n_train, sizeof *r->order);
     memcpy(r->order, data->train_rows, (size_t)data->n_train * sizeof *r->order);
     rt_rng_seed(&r->shuffle_rng, o->seed, RT_STREAM_SHUFFLE);

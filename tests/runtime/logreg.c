@@ -13,7 +13,11 @@
 /* Fixed arena: params, their gradients, their momentum buffers. */
 enum { W = 0, B = 2, GRAD_W = 3, GRAD_B = 5, VEL_W = 6, VEL_B = 8, FIXED_ELEMS = 9 };
 /* Varying arena, per-sample offsets. */
+#ifdef LOGREG_HUGE_ARENA /* as if its values took 2^29 elements a sample: see the batch limit */
+enum { X = 0, Y = 2, P = 3, LOSS = 4, VARYING_ELEMS = 1 << 29 };
+#else
 enum { X = 0, Y = 2, P = 3, LOSS = 4, VARYING_ELEMS = 5 };
+#endif
 
 static float *at(const nnrt_ctx *ctx, int offset) {
     return (float *)ctx->varying + offset * ctx->batch_cap;

@@ -2097,6 +2097,18 @@ def columns_range():
                  "2147483647..2147483647 for 'y'")
 
 
+@test
+def batch_limit():
+    """A batch whose values would pass 2^31 elements (BLAS's int) is refused before anything
+    is allocated, with the largest batch the model takes."""
+    write_csv("d.csv", logreg_rows(20))
+    r, peak = run_measured("logreg_huge", ["train", "--data", "d.csv", "--batch", "8"])
+    check(r.code == 2 and r.err == "rt_logreg_huge: error: batch 8 is too large for model "
+          "'logreg': its values take 536870912 elements a sample, and a batch of them must stay "
+          "below 2^31 elements (BLAS counts in int); the largest batch is 3\n", r.describe())
+    check(peak < 256 * MB, f"{peak} bytes")
+
+
 def edit_checkpoint(src, dst, meta=None, tensors=None, drop=()):
     """A copy of a checkpoint with some metadata values and tensors replaced."""
     header, read = read_safetensors(src)
