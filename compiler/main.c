@@ -6,6 +6,7 @@
  *   nnc gradcheck FILE.nn             derived gradients against finite differences */
 #include "backend.h"
 #include "config.h"
+#include "driver.h"
 #include "paths.h"
 #include "stages.h"
 
@@ -351,7 +352,7 @@ static int run(const Options *o) {
     return compile_and_link(g, o, out);
 }
 
-int main(int argc, char **argv) {
+static int run_driver(int argc, char **argv) {
     Options o;
     int status = parse_args(argc, argv, &o);
     if (status < 0) status = run(&o);
@@ -362,4 +363,19 @@ int main(int argc, char **argv) {
     if (status != 0 && redirected_to) unlink(redirected_to);
     xalloc_free_all();
     return status;
+}
+
+/* Everything a run leaves behind, so that nnc_main can run again in the same process: the
+ * error count, the arena and what points into it, where --emit output went. LLVM's
+ * initialisation (codegen.c) is kept: it is once per process. */
+static void reset_driver_state(void) {
+    redirected_to = NULL;
+    diag_reset();
+    nnc_paths_forget();
+    xalloc_free_all();
+}
+
+int nnc_main(int argc, char **argv) {
+    reset_driver_state();
+    return run_driver(argc, argv);
 }
