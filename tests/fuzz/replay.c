@@ -16,6 +16,15 @@ __attribute__((weak)) int LLVMFuzzerInitialize(int *argc, char ***argv) {
     return 0;
 }
 
+static void *grow(void *p, size_t size) {
+    void *bigger = realloc(p, size);
+    if (!bigger) {
+        fputs("replay: out of memory\n", stderr);
+        exit(1);
+    }
+    return bigger;
+}
+
 static int run_file(const char *path) {
     FILE *f = fopen(path, "rb");
     if (!f) {
@@ -23,10 +32,10 @@ static int run_file(const char *path) {
         return 1;
     }
     size_t cap = 4096, len = 0, n;
-    unsigned char *buf = malloc(cap);
-    while (buf && (n = fread(buf + len, 1, cap - len, f)) > 0)
-        if ((len += n) == cap) buf = realloc(buf, cap *= 2);
-    int failed = !buf || ferror(f);
+    unsigned char *buf = grow(NULL, cap);
+    while ((n = fread(buf + len, 1, cap - len, f)) > 0)
+        if ((len += n) == cap) buf = grow(buf, cap *= 2);
+    int failed = ferror(f);
     fclose(f);
     if (failed) {
         fprintf(stderr, "%s: cannot read\n", path);
@@ -34,7 +43,7 @@ static int run_file(const char *path) {
         return 1;
     }
     /* An exact copy, so a sanitizer sees a read past the end of the input. */
-    unsigned char *input = malloc(len ? len : 1);
+    unsigned char *input = grow(NULL, len ? len : 1);
     if (len) memcpy(input, buf, len);
     free(buf);
     fprintf(stderr, "replay: %s (%zu bytes)\n", path, len);
@@ -59,15 +68,15 @@ static int run_folder(const char *dir_path) {
     struct dirent *e;
     while ((e = readdir(dir)) != NULL) {
         if (e->d_name[0] == '.') continue;
-        if (n == cap) names = realloc(names, (cap = cap ? 2 * cap : 64) * sizeof *names);
-        names[n++] = strdup(e->d_name);
+        if (n == cap) names = grow(names, (cap = cap ? 2 * cap : 64) * sizeof *names);
+        names[n++] = strcpy(grow(NULL, strlen(e->d_name) + 1), e->d_name);
     }
     closedir(dir);
     qsort(names, n, sizeof *names, compare_names);
     int status = 0;
     for (size_t i = 0; i < n; i++) {
         size_t len = strlen(dir_path) + strlen(names[i]) + 2;
-        char *path = malloc(len);
+        char *path = grow(NULL, len);
         snprintf(path, len, "%s/%s", dir_path, names[i]);
         struct stat st;
         if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) status |= run_file(path);
