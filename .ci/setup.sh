@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages nnc needs, if any are missing (Debian 12; run as root).
+# usage: setup.sh [--sanitize]   (--sanitize: also clang and its sanitizer and libFuzzer
+# runtimes, for the ASan+UBSan build and the fuzz targets)
 set -euo pipefail
 packages=(build-essential cmake pkg-config flex bison libopenblas-dev zlib1g-dev llvm-19-dev libzstd-dev python3)
+if [ "${1:-}" = "--sanitize" ]; then
+  packages+=(clang libclang-rt-14-dev)
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

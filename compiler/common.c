@@ -412,6 +412,11 @@ static void vreport(const char *kind, SrcLoc loc, const char *fmt, va_list ap) {
 
 static bool suppressed; /* past DIAG_MAX_ERRORS: notes and hints of hidden errors are hidden too */
 
+void diag_reset(void) {
+    error_count = 0;
+    suppressed = false;
+}
+
 void diag_error(SrcLoc loc, const char *fmt, ...) {
     error_count++;
     suppressed = error_count > DIAG_MAX_ERRORS;

@@ -82,6 +82,8 @@ void diag_hint(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* An error with no location: "nnc: error: message". */
 void diag_fatal_noloc(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int diag_error_count(void);
+/* No errors counted: for a driver that runs again in the same process. */
+void diag_reset(void);
 /* Errors beyond this many are not printed (the count still grows), and the parser stops. */
 #define DIAG_MAX_ERRORS 20
 /* True once more than DIAG_MAX_ERRORS errors were reported: stop looking for more. */

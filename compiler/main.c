@@ -5,9 +5,11 @@
  *   nnc explain FILE.nn [--wrt NAME]  the chain rule to each param, as math
  *   nnc gradcheck FILE.nn             derived gradients against finite differences
  *
- * main() stays thin: run() does the work and returns the exit status. */
+ * nnc_main() is the driver as a function (nnc.c's main() calls it, and so does the fuzzer,
+ * many times in one process); run() does the work and returns the exit status. */
 #include "backend.h"
 #include "config.h"
+#include "driver.h"
 #include "paths.h"
 #include "stages.h"
 
@@ -461,11 +463,28 @@ static int run(const Options *o) {
     return 1;
 }
 
-int main(int argc, char **argv) {
+static int run_driver(int argc, char **argv) {
     Options o;
     int status = parse_args(argc, argv, &o);
     if (status < 0) status = finish_text_output(run(&o));
     stats_report();
     xalloc_free_all();
     return status;
+}
+
+/* Everything a run leaves behind, so that nnc_main can run again in the same process: the
+ * error count, the arena and what points into it, where --emit output went. LLVM's
+ * initialisation (codegen.c) is kept: it is once per process. */
+static void reset_driver_state(void) {
+    text_out = (OutFile){0};
+    text_redirected = false;
+    nnc_stats = (NncStats){0};
+    diag_reset();
+    nnc_paths_forget();
+    xalloc_free_all();
+}
+
+int nnc_main(int argc, char **argv) {
+    reset_driver_state();
+    return run_driver(argc, argv);
 }

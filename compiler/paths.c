@@ -10,19 +10,26 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* What was found, kept for the run. The strings live in the arena (common.h), so
+ * nnc_paths_forget() drops them when the driver frees the arena between runs. */
+static const char *exe_folder, *runtime_lib, *stdlib_folder;
+
+void nnc_paths_forget(void) {
+    exe_folder = runtime_lib = stdlib_folder = NULL;
+}
+
 /* The folder of the running executable; symbolic links are already resolved by the kernel,
  * so a symlinked nnc still finds the files next to the real one. */
 static const char *exe_dir(void) {
-    static char *dir;
-    if (dir) return dir;
+    if (exe_folder) return exe_folder;
     char path[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
     if (n <= 0) return NULL;
     path[n] = '\0';
     char *slash = strrchr(path, '/');
     if (!slash) return NULL;
-    dir = slash == path ? xstrdup("/") : xstrndup(path, (size_t)(slash - path));
-    return dir;
+    exe_folder = slash == path ? xstrdup("/") : xstrndup(path, (size_t)(slash - path));
+    return exe_folder;
 }
 
 static bool exists(const char *path, bool want_dir) {
@@ -67,15 +74,14 @@ static const char *locate(const char *what, const char *installed_rel, const cha
 }
 
 const char *nnc_runtime_lib(void) {
-    static const char *found;
-    if (!found)
-        found =
+    if (!runtime_lib)
+        runtime_lib =
             locate("the runtime library", NNC_REL_LIBDIR "/libnnrt.a", "runtime/libnnrt.a", false);
-    return found;
+    return runtime_lib;
 }
 
 const char *nnc_stdlib_dir(void) {
-    static const char *found;
-    if (!found) found = locate("the standard library", NNC_REL_DATADIR "/stdlib", "stdlib", true);
-    return found;
+    if (!stdlib_folder)
+        stdlib_folder = locate("the standard library", NNC_REL_DATADIR "/stdlib", "stdlib", true);
+    return stdlib_folder;
 }

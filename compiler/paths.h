@@ -15,4 +15,8 @@ const char *nnc_runtime_lib(void);
 /* The folder holding the stdlib's .nn files, or NULL after an error. */
 const char *nnc_stdlib_dir(void);
 
+/* Forgets what was found (it lives in the arena): for a driver that frees the arena and
+ * runs again in the same process. */
+void nnc_paths_forget(void);
+
 #endif

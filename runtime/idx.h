@@ -18,7 +18,8 @@ int rt_idx_sniff(const char *bytes, size_t len);
 void rt_idx_check_prefix(const char *path, const char *bytes, size_t len);
 
 /* Images: dimension 0 counts samples, the rest are one sample, which must have
- * out->input_elems elements; every byte is scaled by 1/255. Sets rows and inputs. */
+ * out->input_elems elements; every byte becomes a value 0..255 as it is (a model scales its
+ * input itself, docs/architecture.md). Sets rows and inputs. */
 void rt_idx_parse_images(const char *path, const char *bytes, size_t len, int f64, rt_dataset *out);
 
 /* Labels: one dimension, out->rows of them. With target_elems > 1 a label is a class index

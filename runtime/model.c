@@ -139,6 +139,7 @@ void *rt_tensor_data(const nnrt_model *m, const nnrt_ctx *ctx, const nnrt_tensor
 /* Copies one row's part of `values` (row-major, `row_elems` per row) into each tensor. */
 static void copy_row(const nnrt_model *m, nnrt_ctx *ctx, const nnrt_tensor *tensors, int32_t n,
                      const void *values, int64_t row_elems, int64_t row, int64_t b) {
+    if (n == 0) return; /* a model without inputs has no values array to offset into */
     size_t esize = rt_elem_size(m->f64);
     const char *src = (const char *)values + (size_t)(row * row_elems) * esize;
     for (int32_t i = 0; i < n; i++) {

@@ -22,6 +22,19 @@ const char *rt_program_name(void) {
     return program_name;
 }
 
+/* ---- where the error exits go ---- */
+
+static rt_exit_handler exit_handler;
+
+void rt_set_exit_handler(rt_exit_handler handler) {
+    exit_handler = handler;
+}
+
+static _Noreturn void rt_exit(int status) {
+    if (exit_handler) exit_handler(status); /* does not return when it does its job */
+    exit(status);
+}
+
 static void vreport(const char *prefix, const char *kind, const char *fmt, va_list ap) {
     fflush(stdout); /* keep stdout lines before the message when both go to a terminal */
     fprintf(stderr, "%s: %s: ", prefix, kind);
@@ -34,7 +47,7 @@ void rt_usage_error(const char *fmt, ...) {
     va_start(ap, fmt);
     vreport(program_name, "error", fmt, ap);
     va_end(ap);
-    exit(RT_EXIT_USAGE);
+    rt_exit(RT_EXIT_USAGE);
 }
 
 void rt_fatal(const char *fmt, ...) {
@@ -42,7 +55,7 @@ void rt_fatal(const char *fmt, ...) {
     va_start(ap, fmt);
     vreport(program_name, "error", fmt, ap);
     va_end(ap);
-    exit(RT_EXIT_FAILURE);
+    rt_exit(RT_EXIT_FAILURE);
 }
 
 void rt_path_error(const char *path, const char *fmt, ...) {
@@ -50,7 +63,7 @@ void rt_path_error(const char *path, const char *fmt, ...) {
     va_start(ap, fmt);
     vreport(rt_display_path(path), "error", fmt, ap);
     va_end(ap);
-    exit(RT_EXIT_FAILURE);
+    rt_exit(RT_EXIT_FAILURE);
 }
 
 void rt_line_error(const char *path, int64_t line, const char *fmt, ...) {
@@ -60,7 +73,7 @@ void rt_line_error(const char *path, int64_t line, const char *fmt, ...) {
     va_start(ap, fmt);
     vreport(prefix, "error", fmt, ap);
     va_end(ap);
-    exit(RT_EXIT_FAILURE);
+    rt_exit(RT_EXIT_FAILURE);
 }
 
 void rt_byte_error(const char *path, uint64_t byte, const char *fmt, ...) {
@@ -71,7 +84,7 @@ void rt_byte_error(const char *path, uint64_t byte, const char *fmt, ...) {
     va_start(ap, fmt);
     vreport(prefix, "error", fmt, ap);
     va_end(ap);
-    exit(RT_EXIT_FAILURE);
+    rt_exit(RT_EXIT_FAILURE);
 }
 
 void rt_path_warning(const char *path, const char *fmt, ...) {

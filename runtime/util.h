@@ -41,6 +41,13 @@ size_t rt_utf8_length(const unsigned char *p, const unsigned char *end);
  * the address-space and data limits (ulimit -v, -d) and a container's cgroup limit. */
 uint64_t rt_memory_budget(void);
 
+/* The error exits above print their message, then end the process with exit(status). A
+ * program that reads many inputs in one process (the fuzz targets in tests/fuzz/) sets a
+ * handler instead, which gets the status and must not return: it longjmps back and calls
+ * rt_free_all(). Should it return, exit(status) follows. NULL: exit again. */
+typedef void (*rt_exit_handler)(int status);
+void rt_set_exit_handler(rt_exit_handler handler);
+
 /* Allocations are tracked in one global list, so an error exit from deep inside a loader
  * leaves nothing unreachable (LeakSanitizer stays quiet) and main() frees all at the end.
  * Out of memory is a fatal error. All of them return zeroed memory. */
