@@ -212,7 +212,7 @@ static void grad_relu(AD *ad, Value *v, Value *g) {
 }
 static void grad_leaky_relu(AD *ad, Value *v, Value *g) {
     if (!start_unary(ad, v)) return;
-    Value *scaled = E2(ad, OP_mul, g, C(ad, v->num));
+    Value *scaled = E2(ad, OP_mul, g, C(ad, v->opt[0]));
     Value *args[3] = {v->args[0], g, scaled};
     contribute(ad, v, 0, annotate(ad, ir_build(ad->g, OP_where, 3, args)));
 }
@@ -221,7 +221,7 @@ static void grad_leaky_relu(AD *ad, Value *v, Value *g) {
 static void grad_elu(AD *ad, Value *v, Value *g) {
     if (!start_unary(ad, v)) return;
     Value *u = v->args[0];
-    Value *alpha = C(ad, v->num);
+    Value *alpha = C(ad, v->opt[0]);
     Value *local = E2(ad, OP_mul, alpha, E1(ad, OP_exp, u));
     Value *scaled = E2(ad, OP_mul, g, local);
     Value *args[3] = {u, g, scaled};
@@ -230,12 +230,13 @@ static void grad_elu(AD *ad, Value *v, Value *g) {
 static void grad_softplus(AD *ad, Value *v, Value *g) {
     if (start_unary(ad, v)) unary(ad, v, g, E1(ad, OP_sigmoid, v->args[0]));
 }
-/* sign and step are flat: no gradient flows through them. Remember where it stopped. */
-static void grad_sign(AD *ad, Value *v, Value *g) {
+/* FLAT ops (sign, step): no gradient flows through them. Remember where it stopped. */
+static void grad_flat(AD *ad, Value *v, Value *g) {
     (void)g;
     if (start_unary(ad, v)) vec_push(&ad->zero_rules, v);
 }
-#define grad_step grad_sign
+#define grad_sign grad_flat
+#define grad_step grad_flat
 /* The masks are a hash of the step's noise_seed, the salt and the element's place in the
  * batch (docs/codegen.md), so the backward pass recomputes them: the same dropout, applied
  * to g. Nothing is kept from the forward pass. The hash numbers the elements of v's shape,
@@ -245,7 +246,7 @@ static void grad_dropout(AD *ad, Value *v, Value *g) {
     Value *upstream =
         shape_eq(g->shape, v->shape) ? g : annotate(ad, ir_broadcast(ad->g, g, v->shape));
     Value *masked = E1(ad, OP_dropout, upstream);
-    masked->num = v->num;
+    memcpy(masked->opt, v->opt, sizeof v->opt);
     masked->salt = v->salt;
     contribute(ad, v, 0, masked);
 }
@@ -383,7 +384,7 @@ static void apply_custom_rule(AD *ad, Value *v, Value *g) {
 }
 
 static GradRule *const rules[OP_COUNT] = {
-#define OP(name, arity, class, deriv, doc) [OP_##name] = grad_##name,
+#define OP(name, ...) [OP_##name] = grad_##name,
 #include "ops.def"
 #undef OP
 };

@@ -297,14 +297,14 @@ typedef LLVMValueRef (*EwRule)(Codegen *cg, const Value *v, LLVMValueRef *x);
 #define RULE_REDUCE(name)
 #define RULE_ROW(name)
 #define RULE_MATMUL(name)
-#define OP(name, arity, class, deriv, doc) RULE_##class(name)
+#define OP(name, arity, class, ...) RULE_##class(name)
 #include "ops.def"
 #undef OP
 #undef RULE_EW
 
 #define RULE_EW(name) [OP_##name] = ew_##name,
 static const EwRule ew_rules[OP_COUNT] = {
-#define OP(name, arity, class, deriv, doc) RULE_##class(name)
+#define OP(name, arity, class, ...) RULE_##class(name)
 #include "ops.def"
 #undef OP
 };
@@ -417,7 +417,7 @@ static LLVMValueRef ew_relu(Codegen *cg, const Value *v, LLVMValueRef *x) {
 }
 
 static LLVMValueRef ew_leaky_relu(Codegen *cg, const Value *v, LLVMValueRef *x) {
-    LLVMValueRef scaled = fp_mul(cg, x[0], elem_const(cg, v->num));
+    LLVMValueRef scaled = fp_mul(cg, x[0], elem_const(cg, v->opt[0]));
     return LLVMBuildSelect(cg->b, positive_or_nan(cg, x[0]), x[0], scaled, "");
 }
 
@@ -435,7 +435,7 @@ static LLVMValueRef exp_minus_1(Codegen *cg, LLVMValueRef u) {
 }
 
 static LLVMValueRef ew_elu(Codegen *cg, const Value *v, LLVMValueRef *x) {
-    LLVMValueRef negative = fp_mul(cg, elem_const(cg, v->num), exp_minus_1(cg, x[0]));
+    LLVMValueRef negative = fp_mul(cg, elem_const(cg, v->opt[0]), exp_minus_1(cg, x[0]));
     return LLVMBuildSelect(cg->b, positive_or_nan(cg, x[0]), x[0], negative, "");
 }
 
@@ -637,7 +637,7 @@ static LLVMValueRef emit_mix64(Codegen *cg, LLVMValueRef z) {
  * 1/(1 - rate). Otherwise every element is kept and scaled by 1: the identity, bit for bit,
  * without a second version of the loop. */
 static Masks masks_of(Codegen *cg, const FusedLoop *L, const Value *v) {
-    double rate = v->num;
+    double rate = v->opt[0];
     LLVMValueRef zero = LLVMConstInt(cg->i32, 0, false);
     LLVMValueRef training = LLVMBuildICmp(cg->b, LLVMIntNE, L->training, zero, "");
     uint64_t salt = mix64((uint64_t)v->salt * SPLITMIX_STEP);

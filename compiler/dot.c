@@ -103,29 +103,29 @@ static const char *matmul_label(const Value *v) {
                    v->tb ? "ᵀ" : "");
 }
 
-/* The operation in a line: "tanh", "a @ b", "1 - u", "u ^ 2". */
+/* An option as the graph writes it: "α = 0.2", "rate = 0.5". */
+static const char *option_label(const char *name, double value) {
+    return xprintf("%s = %s", strcmp(name, "alpha") ? name : "α", ir_number_str(value));
+}
+
+/* The operation in a line: "tanh", "a @ b", "1 - u", "u ^ 2", "leaky_relu, α = 0.2". */
 static const char *op_label(const Value *v) {
-    static const char *const infix[OP_COUNT] = {
-        [OP_add] = "+", [OP_sub] = "-", [OP_mul] = "*", [OP_div] = "/", [OP_pow] = "^"};
+    const OpInfo *in = &op_info[v->op];
     if (v->op == OP_matmul) return matmul_label(v);
-    if (v->nargs == 2 && infix[v->op])
-        return xprintf("%s %s %s", operand_name(v, 0), infix[v->op], operand_name(v, 1));
-    switch (v->op) {
-    case OP_neg: return xprintf("-%s", operand_name(v, 0));
-    case OP_leaky_relu: return xprintf("leaky_relu, α = %s", ir_number_str(v->num));
-    case OP_elu: return xprintf("elu, α = %s", ir_number_str(v->num));
-    case OP_where:
+    if (in->symbol && v->nargs == 2)
+        return xprintf("%s %c %s", operand_name(v, 0), in->symbol, operand_name(v, 1));
+    if (in->symbol && v->nargs == 1) return xprintf("%c%s", in->symbol, operand_name(v, 0));
+    if (v->op == OP_where)
         return xprintf("%s > 0 ? %s : %s", operand_name(v, 0), operand_name(v, 1),
                        operand_name(v, 2));
-    case OP_dropout:
-        return v->salt == v->id
-                   ? xprintf("dropout, rate = %s", ir_number_str(v->num))
-                   : xprintf("dropout, rate = %s, masks of #%d", ir_number_str(v->num), v->salt);
-    case OP_batch_sum: return "Σ batch";
-    case OP_sum_to:
-    case OP_broadcast: return xprintf("%s to %s", op_info[v->op].name, shape_str(v->shape));
-    default: return op_info[v->op].name;
-    }
+    if (v->op == OP_batch_sum) return "Σ batch";
+    if (in->flags & OPF_SHAPE_GIVEN) return xprintf("%s to %s", in->name, shape_str(v->shape));
+    const char *label = in->name;
+    for (int k = 0; k < in->n_options; k++)
+        label = xprintf("%s, %s", label, option_label(in->options[k].name, v->opt[k]));
+    if ((in->flags & OPF_RANDOM) && v->salt != v->id)
+        label = xprintf("%s, masks of #%d", label, v->salt);
+    return label;
 }
 
 /* "%h [4]", "@h.W [2, 4]", "$x [2]" */

@@ -255,6 +255,18 @@ static Expr selection(const Explainer *ex, const Value *v, const Expr *a) {
                         : xprintf("(%s ? %s : %s)", cond, a[1].s, a[2].s));
 }
 
+/* "u", "z, y", "u, 0.2": the operands, then the options (ops.def); a backward dropout
+ * applies its forward one's masks. */
+static const char *call_arguments(const Value *v, const Expr *a) {
+    const char *s = a[0].s;
+    for (int i = 1; i < v->nargs; i++) s = xprintf("%s, %s", s, a[i].s);
+    for (int k = 0; k < op_info[v->op].n_options; k++)
+        s = xprintf("%s, %s", s, ir_number_str(v->opt[k]));
+    if ((op_info[v->op].flags & OPF_RANDOM) && v->salt != v->id)
+        s = xprintf("%s, masks of #%d", s, v->salt);
+    return s;
+}
+
 /* An instruction written as math over its rendered operands a[]. */
 static Expr render_op(const Explainer *ex, const Value *v, const Expr *a) {
     bool scalar = v->nargs == 2 && (v->args[0]->shape.rank == 0 || v->args[1]->shape.rank == 0);
@@ -272,15 +284,8 @@ static Expr render_op(const Explainer *ex, const Value *v, const Expr *a) {
         return atom(ex->tex ? xprintf("\\lvert %s \\rvert", a[0].s) : xprintf("|%s|", a[0].s));
     case OP_sqrt:
         return atom(ex->tex ? xprintf("\\sqrt{%s}", a[0].s) : xprintf("sqrt(%s)", a[0].s));
-    case OP_leaky_relu:
-        return atom(fn_call(ex, "leaky_relu", xprintf("%s, %s", a[0].s, ir_number_str(v->num))));
-    case OP_dropout: /* a backward dropout applies its forward one's masks */
-        return atom(fn_call(ex, "dropout",
-                            xprintf("%s, %s%s", a[0].s, ir_number_str(v->num),
-                                    v->salt == v->id ? "" : xprintf(", masks of #%d", v->salt))));
     case OP_broadcast: return a[0]; /* the line's shape says where it spreads to */
     case OP_where: return selection(ex, v, a);
-    case OP_elu: return atom(fn_call(ex, "elu", xprintf("%s, %s", a[0].s, ir_number_str(v->num))));
     case OP_sum:
     case OP_mean:
     case OP_batch_sum:
@@ -289,8 +294,7 @@ static Expr render_op(const Explainer *ex, const Value *v, const Expr *a) {
     case OP_softmax_grad:
     case OP_log_softmax_grad:
     case OP_softmax_ce_grad: return row_grad(ex, v, a);
-    case OP_softmax_ce: return atom(fn_call(ex, "softmax_ce", xprintf("%s, %s", a[0].s, a[1].s)));
-    default: return atom(fn_call(ex, op_info[v->op].name, a[0].s));
+    default: return atom(fn_call(ex, op_info[v->op].name, call_arguments(v, a)));
     }
 }
 
@@ -346,7 +350,7 @@ static void find_grad_operands(Explainer *ex, Value *v) {
                 push_unique(list, r->args[j]);
         return;
     }
-    if (op_info[v->op].cls == OPC_SRC || v->op == OP_sign || v->op == OP_step) return;
+    if (op_info[v->op].cls == OPC_SRC || (op_info[v->op].flags & OPF_FLAT)) return;
     for (int j = 0; j < v->nargs; j++) push_unique(list, v->args[j]);
 }
 

@@ -1,14 +1,84 @@
-/* ir.c: building IR values and the shape rule of each op class. */
+/* ir.c: the op table, building IR values, and the shape rule of each op class. */
 #include "ir.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* ---- the op table (ops.def) ---- */
+
+/* scalar_NAME for every elementwise row: its FOLD expression over the operands a, b, c and
+ * the options by name. A NOFOLD row gets one that op_info does not point to. */
+#define NO_OPTIONS                      (void)0
+#define UNUSED                          __attribute__((unused))
+#define OPTION(n, d, valid)             const double n UNUSED = opt[0]
+#define OPTIONS(n1, d1, v1, n2, d2, v2) const double n1 UNUSED = opt[0], n2 UNUSED = opt[1]
+#define FOLD(expression)                (expression)
+#define NOFOLD                          NAN
+#define SCALAR_FN_SRC(name, options, scalar)
+#define SCALAR_FN_EW(name, options, scalar)                                                        \
+    static double scalar_##name(const double x[3], const double *opt UNUSED) {                     \
+        const double a UNUSED = x[0], b UNUSED = x[1], c UNUSED = x[2];                            \
+        options;                                                                                   \
+        return scalar;                                                                             \
+    }
+#define SCALAR_FN_REDUCE SCALAR_FN_SRC
+#define SCALAR_FN_ROW    SCALAR_FN_SRC
+#define SCALAR_FN_MATMUL SCALAR_FN_SRC
+#define OP(name, arity, class, surface, options, scalar, ...)                                      \
+    SCALAR_FN_##class(name, options, scalar)
+#include "ops.def"
+#undef OP
+#undef NO_OPTIONS
+#undef OPTION
+#undef OPTIONS
+#undef FOLD
+#undef NOFOLD
+#undef UNUSED
+
+/* The row's columns as OpInfo fields. */
+#define CALL(n)                         .call = #n
+#define INFIX(c)                        .symbol = c
+#define PREFIX(c)                       .symbol = c
+#define INTERNAL                        .call = NULL
+#define ANY                             false, 0, 0
+#define RANGE(low, below)               true, low, below
+#define NO_OPTIONS                      .n_options = 0
+#define OPTION(n, d, valid)             .n_options = 1, .options = {{#n, d, valid}}
+#define OPTIONS(n1, d1, v1, n2, d2, v2) .n_options = 2, .options = {{#n1, d1, v1}, {#n2, d2, v2}}
+#define FOLD(expression)                true
+#define NOFOLD                          false
+#define SCALAR_SRC(op, fold)            .scalar = NULL
+#define SCALAR_EW(op, fold)             .scalar = (fold) ? scalar_##op : NULL
+#define SCALAR_REDUCE                   SCALAR_SRC
+#define SCALAR_ROW                      SCALAR_SRC
+#define SCALAR_MATMUL                   SCALAR_SRC
 const OpInfo op_info[OP_COUNT] = {
-#define OP(name, arity, class, deriv, doc) [OP_##name] = {#name, arity, OPC_##class, deriv, doc},
+#define OP(name_, arity_, class, surface, options, scalar, flags_, deriv_, doc_)                   \
+    [OP_##name_] = {.name = #name_,                                                                \
+                    .arity = arity_,                                                               \
+                    .cls = OPC_##class,                                                            \
+                    surface,                                                                       \
+                    options,                                                                       \
+                    SCALAR_##class(name_, scalar),                                                 \
+                    .flags = flags_,                                                               \
+                    .deriv = deriv_,                                                               \
+                    .doc = doc_},
 #include "ops.def"
 #undef OP
 };
+
+Op op_by_call(const char *name) {
+    for (int op = 0; op < OP_COUNT; op++)
+        if (op_info[op].call && !strcmp(op_info[op].call, name)) return (Op)op;
+    return OP_COUNT;
+}
+
+Op op_by_symbol(char symbol, int arity) {
+    for (int op = 0; op < OP_COUNT; op++)
+        if (op_info[op].symbol == symbol && op_info[op].arity == arity) return (Op)op;
+    return OP_COUNT;
+}
 
 /* ---- shapes ---- */
 
@@ -107,73 +177,116 @@ Value *ir_inst(Graph *g, Op op, int nargs, Value **args, Shape shape, bool varyi
     return v;
 }
 
-/* ---- shape rules, one per op class ---- */
+/* ---- shape rules: one per op class, and one per row for REDUCE and ROW ---- */
 
-/* Elementwise: every operand's shape is a suffix of the longest one. */
+/* Elementwise: every operand's shape is a suffix of the longest one (or of the shape given,
+ * for SHAPE_GIVEN ops). */
 static const char *shape_ew(Op op, int nargs, Value **args, Shape *shape, bool *varying) {
-    Shape out = op == OP_broadcast ? *shape : args[0]->shape;
+    bool given = op_info[op].flags & OPF_SHAPE_GIVEN;
+    Shape out = given ? *shape : args[0]->shape;
     *varying = false;
     for (int i = 0; i < nargs; i++) {
-        if (op != OP_broadcast && args[i]->shape.rank > out.rank) out = args[i]->shape;
+        if (!given && args[i]->shape.rank > out.rank) out = args[i]->shape;
         *varying |= args[i]->varying;
     }
     for (int i = 0; i < nargs; i++) {
         if (shape_is_suffix(args[i]->shape, out)) continue;
-        if (op == OP_broadcast)
-            return xprintf("cannot broadcast %s to %s", shape_str(args[i]->shape), shape_str(out));
+        if (given)
+            return xprintf("cannot %s %s to %s", op_info[op].name, shape_str(args[i]->shape),
+                           shape_str(out));
         return xprintf("shapes %s and %s do not match: one must be a scalar, equal to the "
                        "other, or the other's trailing dimensions",
                        shape_str(args[0]->shape), shape_str(args[1]->shape));
     }
     *shape = out;
-    *varying |= op == OP_dropout; /* a mask per sample */
+    *varying |= (op_info[op].flags & OPF_RANDOM) != 0; /* a mask per sample */
     return NULL;
 }
 
-static const char *shape_reduce(Op op, Value *a, Shape *shape, bool *varying) {
-    *varying = a->varying;
-    switch (op) {
-    case OP_sum:
-    case OP_mean: *shape = shape_scalar(); return NULL;
-    case OP_sum_to:
-        if (!shape_is_suffix(*shape, a->shape))
-            return xprintf("cannot sum %s down to %s", shape_str(a->shape), shape_str(*shape));
-        return NULL;
-    case OP_batch_sum:
-        if (!a->varying) return "batch_sum of a value that does not vary over the batch";
-        *shape = a->shape;
-        *varying = false;
-        return NULL;
-    default: return "not a reduction";
-    }
+/* A REDUCE or ROW op's rule: the result's shape (given in *shape for SHAPE_GIVEN ops) from
+ * its operands, or what does not fit. *varying is already what the class says. */
+typedef const char *ShapeRule(Value **args, Shape *shape, bool *varying);
+
+/* ---- reductions: varying as the operand's ---- */
+
+static const char *shape_sum(Value **args, Shape *shape, bool *varying) {
+    (void)args, (void)varying;
+    *shape = shape_scalar();
+    return NULL;
+}
+#define shape_mean shape_sum
+
+static const char *shape_sum_to(Value **args, Shape *shape, bool *varying) {
+    (void)varying;
+    if (!shape_is_suffix(*shape, args[0]->shape))
+        return xprintf("cannot sum %s down to %s", shape_str(args[0]->shape), shape_str(*shape));
+    return NULL;
+}
+
+static const char *shape_batch_sum(Value **args, Shape *shape, bool *varying) {
+    if (!args[0]->varying) return "batch_sum of a value that does not vary over the batch";
+    *shape = args[0]->shape;
+    *varying = false;
+    return NULL;
+}
+
+/* ---- rows: operand 0 has rank 1 or more; varying if any operand is ---- */
+
+static const char *shape_softmax(Value **args, Shape *shape, bool *varying) {
+    (void)varying;
+    *shape = args[0]->shape;
+    return NULL;
+}
+#define shape_log_softmax shape_softmax
+
+static const char *shape_softmax_ce(Value **args, Shape *shape, bool *varying) {
+    (void)varying;
+    Shape z = args[0]->shape;
+    if (!shape_eq(z, args[1]->shape))
+        return xprintf("logits %s and target %s must have the same shape", shape_str(z),
+                       shape_str(args[1]->shape));
+    *shape = shape_scalar();
+    return NULL;
+}
+
+static const char *shape_softmax_grad(Value **args, Shape *shape, bool *varying) {
+    (void)varying;
+    if (!shape_eq(args[0]->shape, args[1]->shape)) return "gradient shape differs from the value's";
+    *shape = args[0]->shape;
+    return NULL;
+}
+#define shape_log_softmax_grad shape_softmax_grad
+
+static const char *shape_softmax_ce_grad(Value **args, Shape *shape, bool *varying) {
+    (void)varying;
+    if (!shape_eq(args[0]->shape, args[1]->shape) || args[2]->shape.rank != 0)
+        return "softmax_ce_grad operands do not fit";
+    *shape = args[0]->shape;
+    return NULL;
+}
+
+#define SHAPE_SRC(name)
+#define SHAPE_EW(name)
+#define SHAPE_REDUCE(name) [OP_##name] = shape_##name,
+#define SHAPE_ROW(name)    [OP_##name] = shape_##name,
+#define SHAPE_MATMUL(name)
+static ShapeRule *const shape_rules[OP_COUNT] = {
+#define OP(name, arity, class, ...) SHAPE_##class(name)
+#include "ops.def"
+#undef OP
+};
+
+static const char *shape_reduce(Op op, Value **args, Shape *shape, bool *varying) {
+    *varying = args[0]->varying;
+    return shape_rules[op](args, shape, varying);
 }
 
 static const char *shape_row(Op op, int nargs, Value **args, Shape *shape, bool *varying) {
-    Shape z = args[0]->shape;
     *varying = false;
     for (int i = 0; i < nargs; i++) *varying |= args[i]->varying;
-    if (z.rank == 0) return xprintf("%s needs a vector, got a scalar", op_info[op].name);
-    switch (op) {
-    case OP_softmax:
-    case OP_log_softmax: *shape = z; return NULL;
-    case OP_softmax_ce:
-        if (!shape_eq(z, args[1]->shape))
-            return xprintf("logits %s and target %s must have the same shape", shape_str(z),
-                           shape_str(args[1]->shape));
-        *shape = shape_scalar();
-        return NULL;
-    case OP_softmax_grad:
-    case OP_log_softmax_grad:
-        if (!shape_eq(z, args[1]->shape)) return "gradient shape differs from the value's";
-        *shape = z;
-        return NULL;
-    case OP_softmax_ce_grad:
-        if (!shape_eq(z, args[1]->shape) || args[2]->shape.rank != 0)
-            return "softmax_ce_grad operands do not fit";
-        *shape = z;
-        return NULL;
-    default: return "not a row op";
-    }
+    if (args[0]->shape.rank == 0)
+        return xprintf("%s needs a vector, got a scalar", op_info[op].name);
+    return shape_rules[op](args, shape, varying);
 }
 
 /* A matmul operand as the per-sample matrix it stands for. */
@@ -222,7 +335,7 @@ static const char *shape_by_class(Op op, int nargs, Value **args, const Value *p
     switch (op_info[op].cls) {
     case OPC_SRC: return "a leaf has no operands";
     case OPC_EW: return shape_ew(op, nargs, args, shape, varying);
-    case OPC_REDUCE: return shape_reduce(op, args[0], shape, varying);
+    case OPC_REDUCE: return shape_reduce(op, args, shape, varying);
     case OPC_ROW: return shape_row(op, nargs, args, shape, varying);
     case OPC_MATMUL: return shape_matmul(args[0], args[1], proto, shape, varying);
     }
@@ -254,7 +367,7 @@ static Value *build(Graph *g, Op op, int nargs, Value **args, const Value *proto
         v->ta = proto->ta;
         v->tb = proto->tb;
         v->sum_batch = proto->sum_batch;
-        v->num = proto->num;
+        memcpy(v->opt, proto->opt, sizeof v->opt);
     }
     return v;
 }

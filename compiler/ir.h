@@ -7,7 +7,7 @@
 #include "common.h"
 
 typedef enum Op {
-#define OP(name, arity, class, deriv, doc) OP_##name,
+#define OP(name, ...) OP_##name,
 #include "ops.def"
 #undef OP
     OP_COUNT
@@ -15,15 +15,46 @@ typedef enum Op {
 
 typedef enum OpClass { OPC_SRC, OPC_EW, OPC_REDUCE, OPC_ROW, OPC_MATMUL } OpClass;
 
+/* The flags column of ops.def. */
+enum {
+    OPF_FLAT = 1,        /* derivative 0 everywhere: no gradient flows through it */
+    OPF_RANDOM = 2,      /* drawn per sample (dropout's masks): the result always varies */
+    OPF_SHAPE_GIVEN = 4, /* the builder gives the result's shape: "broadcast %x to [2, 3]" */
+};
+
+#define OP_MAX_OPTIONS 2
+
+/* A number an op takes when compiling (leaky_relu's alpha), kept in Value.opt[]. */
+typedef struct OpOption {
+    const char *name;
+    double value; /* when not given */
+    bool checked; /* only low <= x < below is allowed */
+    double low, below;
+} OpOption;
+
+/* One element's value from its operands x[0..2] and the op's options (ops.def, FOLD). */
+typedef double OpScalar(const double x[3], const double *opt);
+
 typedef struct OpInfo {
     const char *name;
     int arity;
     OpClass cls;
+    const char *call; /* the built-in a .nn file calls by this name, or NULL */
+    char symbol;      /* or the operator it writes: '+', '-' (sub, or neg with one operand) */
+    int n_options;
+    OpOption options[OP_MAX_OPTIONS];
+    OpScalar *scalar;  /* NULL when it cannot be computed from numbers alone */
+    unsigned flags;    /* OPF_* */
     const char *deriv; /* local derivative as printed in --emit=grad */
     const char *doc;
 } OpInfo;
 
 extern const OpInfo op_info[OP_COUNT];
+
+/* The op a .nn file calls by name ("softmax_cross_entropy"), or OP_COUNT. */
+Op op_by_call(const char *name);
+/* The op an operator stands for ('*' with 2 operands, '-' with 1), or OP_COUNT. */
+Op op_by_symbol(char symbol, int arity);
 
 #define MAX_RANK 4
 
@@ -55,7 +86,8 @@ struct Value {
     Shape shape;  /* per sample */
     bool varying; /* has the implicit batch axis */
 
-    double num;     /* OP_const: the value; OP_leaky_relu: alpha; OP_dropout: the rate */
+    double num;                 /* OP_const: the value */
+    double opt[OP_MAX_OPTIONS]; /* the options of ops.def's row: alpha, rate, ... */
     int salt;       /* OP_dropout: whose masks: the id of the forward dropout (codegen.md) */
     bool ta, tb;    /* OP_matmul: transpose the first / second operand */
     bool sum_batch; /* OP_matmul: sum the per-sample products over the batch */

@@ -54,93 +54,22 @@ typedef struct Lower {
     HashMap warned;     /* nodes already warned about */
 } Lower;
 
-/* ---- built-in operations ---- */
+/* ---- folding: ops on numbers stay numbers ---- */
 
-typedef struct Builtin {
-    const char *name;
-    Op op;
-    int nargs;
-} Builtin;
-
-static const Builtin builtins[] = {
-    {"exp", OP_exp, 1},
-    {"log", OP_log, 1},
-    {"sqrt", OP_sqrt, 1},
-    {"abs", OP_abs, 1},
-    {"sin", OP_sin, 1},
-    {"cos", OP_cos, 1},
-    {"tanh", OP_tanh, 1},
-    {"sigmoid", OP_sigmoid, 1},
-    {"relu", OP_relu, 1},
-    {"leaky_relu", OP_leaky_relu, 1},
-    {"elu", OP_elu, 1},
-    {"softplus", OP_softplus, 1},
-    {"dropout", OP_dropout, 1},
-    {"sign", OP_sign, 1},
-    {"step", OP_step, 1},
-    {"softmax", OP_softmax, 1},
-    {"log_softmax", OP_log_softmax, 1},
-    {"sum", OP_sum, 1},
-    {"mean", OP_mean, 1},
-    {"softmax_cross_entropy", OP_softmax_ce, 2},
-};
-
-/* Built-ins that also take one compile-time number (kept in Value.num), after their
- * tensors or by name. */
-typedef struct Option {
-    Op op;
-    const char *name;
-    double value; /* when not given */
-} Option;
-
-static const Option options[] = {
-    {OP_leaky_relu, "alpha", 0.01},
-    {OP_elu, "alpha", 1.0},
-    {OP_dropout, "rate", 0.5},
-};
-
-static const Option *find_option(Op op) {
-    for (size_t i = 0; i < sizeof options / sizeof *options; i++)
-        if (options[i].op == op) return &options[i];
-    return NULL;
+static bool all_numbers(const LVal *args, int n) {
+    for (int i = 0; i < n; i++)
+        if (args[i].kind != LV_NUM) return false;
+    return true;
 }
 
-static const Builtin *find_builtin(const char *name) {
-    for (size_t i = 0; i < sizeof builtins / sizeof *builtins; i++)
-        if (!strcmp(builtins[i].name, name)) return &builtins[i];
-    return NULL;
-}
-
-bool lower_is_builtin(const char *name) {
-    return find_builtin(name) != NULL;
-}
-
-/* Folds an elementwise op applied to numbers, so `exp(1)` or `2*3` stays a number. The
- * semantics are codegen's, NaN included: `a <= 0 ? ... : a` keeps a NaN. */
-static bool fold(Op op, double a, double b, double alpha, double *out) {
-    switch (op) {
-    case OP_add: *out = a + b; return true;
-    case OP_sub: *out = a - b; return true;
-    case OP_mul: *out = a * b; return true;
-    case OP_div: *out = a / b; return true;
-    case OP_pow: *out = pow(a, b); return true;
-    case OP_neg: *out = -a; return true;
-    case OP_exp: *out = exp(a); return true;
-    case OP_log: *out = log(a); return true;
-    case OP_sqrt: *out = sqrt(a); return true;
-    case OP_abs: *out = fabs(a); return true;
-    case OP_sin: *out = sin(a); return true;
-    case OP_cos: *out = cos(a); return true;
-    case OP_tanh: *out = tanh(a); return true;
-    case OP_sigmoid: *out = 1 / (1 + exp(-a)); return true;
-    case OP_relu: *out = a <= 0 ? 0 : a; return true;
-    case OP_leaky_relu: *out = a <= 0 ? alpha * a : a; return true;
-    case OP_elu: *out = a <= 0 ? alpha * expm1(a) : a; return true;
-    case OP_softplus: *out = (a <= 0 ? 0 : a) + log1p(exp(-fabs(a))); return true;
-    case OP_sign: *out = isnan(a) ? a : (a > 0) - (a < 0); return true;
-    case OP_step: *out = isnan(a) ? a : a > 0; return true;
-    default: return false;
-    }
+/* `exp(1)` or `2*3` is a number: the op's scalar semantics in ops.def (NaN included: the
+ * semantics are codegen's, so relu(NaN) is NaN here too), when every operand is one. */
+static bool fold(Op op, const LVal *args, int nargs, const double *opt, double *out) {
+    if (!op_info[op].scalar || !all_numbers(args, nargs)) return false;
+    double x[3] = {0, 0, 0};
+    for (int i = 0; i < nargs; i++) x[i] = args[i].num;
+    *out = op_info[op].scalar(x, opt);
+    return true;
 }
 
 /* ---- errors ---- */
@@ -292,36 +221,25 @@ static LVal build_op(Lower *L, Node *at, Op op, int nargs, LVal *args, const Val
     if (proto) {
         v->ta = proto->ta;
         v->tb = proto->tb;
-        v->num = proto->num;
+        memcpy(v->opt, proto->opt, sizeof v->opt);
     }
     return lv_tensor(tag(L, v));
 }
 
 static LVal eval(Lower *L, Scope *s, Node *e);
 
-static bool all_numbers(LVal *args, int n) {
-    for (int i = 0; i < n; i++)
-        if (args[i].kind != LV_NUM) return false;
-    return true;
-}
-
 static LVal eval_binop(Lower *L, Scope *s, Node *e) {
     LVal ab[2]; /* one at a time: the order of an initializer list's evaluations is open */
     ab[0] = eval(L, s, e->lhs);
     ab[1] = eval(L, s, e->rhs);
     if (ab[0].kind == LV_ERROR || ab[1].kind == LV_ERROR) return lv_error;
-    Op op;
-    switch (e->op) {
-    case '+': op = OP_add; break;
-    case '-': op = OP_sub; break;
-    case '*': op = OP_mul; break;
-    case '/': op = OP_div; break;
-    case '^': op = OP_pow; break;
-    default: op = OP_matmul; break;
+    Op op = op_by_symbol((char)e->op, 2);
+    if (op == OP_COUNT) {
+        lower_error(L, e->loc, "internal error: the operator %c has no row in ops.def", e->op);
+        return lv_error;
     }
     double folded;
-    if (op != OP_matmul && all_numbers(ab, 2) && fold(op, ab[0].num, ab[1].num, 0, &folded))
-        return lv_num(folded);
+    if (fold(op, ab, 2, NULL, &folded)) return lv_num(folded);
     if (op == OP_pow && ab[1].kind == LV_TENSOR && ab[1].v->shape.rank != 0) {
         lower_error(L, e->loc, "the exponent of ^ must be a scalar, got shape %s",
                     shape_str(ab[1].v->shape));
@@ -339,8 +257,10 @@ static LVal eval_binop(Lower *L, Scope *s, Node *e) {
 
 static LVal eval_neg(Lower *L, Scope *s, Node *e) {
     LVal a = eval(L, s, e->lhs);
-    if (a.kind == LV_NUM) return lv_num(-a.num);
-    return build_op(L, e, OP_neg, 1, &a, NULL);
+    Op op = op_by_symbol('-', 1);
+    double folded;
+    if (fold(op, &a, 1, NULL, &folded)) return lv_num(folded);
+    return build_op(L, e, op, 1, &a, NULL);
 }
 
 /* ---- calls ---- */
@@ -349,83 +269,118 @@ static Node *find_fn(Lower *L, const char *name) {
     return strmap_get(&L->prog->fn_by_name, name);
 }
 
-/* Reads a built-in's option into *out; false after an error. */
-static bool read_option(Lower *L, Scope *s, const Option *opt, Node *a, double *out) {
+/* ---- built-ins: the rows of ops.def with a CALL ---- */
+
+/* Reads option k of op from the argument a into *out; false after an error. */
+static bool read_option(Lower *L, Scope *s, Op op, int k, Node *a, double *out) {
+    const OpOption *o = &op_info[op].options[k];
     Node *e = a->kind == ND_KWARG ? a->lhs : a;
     LVal x = eval(L, s, e);
     if (x.kind != LV_NUM) {
-        if (x.kind == LV_TENSOR) lower_error(L, e->loc, "%s must be a number", opt->name);
+        if (x.kind == LV_TENSOR) lower_error(L, e->loc, "%s must be a number", o->name);
         return false;
     }
-    /* rate 1 would drop everything and scale by 1/0. */
-    if (opt->op == OP_dropout && !(x.num >= 0 && x.num < 1)) {
-        lower_error(L, e->loc, "dropout's rate must be at least 0 and below 1, got %s",
-                    ir_number_str(x.num));
+    /* (dropout's rate 1 would drop everything and scale by 1/0) */
+    if (o->checked && !(x.num >= o->low && x.num < o->below)) {
+        lower_error(L, e->loc, "%s's %s must be at least %s and below %s, got %s", op_info[op].call,
+                    o->name, ir_number_str(o->low), ir_number_str(o->below), ir_number_str(x.num));
         return false;
     }
     *out = x.num;
     return true;
 }
 
-/* dropout(x, rate): one mask per sample needs a value with samples. Rate 0 drops nothing. */
-static LVal build_dropout(Lower *L, Node *call, LVal x, const Value *proto) {
+/* Which option an argument gives: by name, or the one after the operands at its place among
+ * the positional arguments. -1 when it is an operand or nothing the op takes. */
+static int option_slot(Op op, const Node *a, int positional) {
+    const OpInfo *in = &op_info[op];
+    if (a->kind == ND_KWARG) {
+        for (int k = 0; k < in->n_options; k++)
+            if (!strcmp(a->str, in->options[k].name)) return k;
+        return -1;
+    }
+    int k = positional - in->arity;
+    return k >= 0 && k < in->n_options ? k : -1;
+}
+
+/* A RANDOM op (dropout(x, rate)): one mask per sample needs a value with samples. Rate 0
+ * drops nothing. */
+static LVal build_random(Lower *L, Node *call, Op op, LVal x, const Value *proto) {
     if (x.kind == LV_ERROR) return lv_error;
     if (x.kind == LV_NUM || !x.v->varying) {
         const char *what = x.kind == LV_NUM ? "a number" : ir_value_ref(x.v);
         lower_error(L, call->loc,
-                    "dropout needs a value that varies per sample; %s is the same for every sample",
-                    what);
+                    "%s needs a value that varies per sample; %s is the same for every sample",
+                    op_info[op].call, what);
         return lv_error;
     }
-    if (proto->num == 0) return x;
-    LVal r = build_op(L, call, OP_dropout, 1, &x, proto);
+    if (op == OP_dropout && proto->opt[0] == 0) return x;
+    LVal r = build_op(L, call, op, 1, &x, proto);
     if (r.kind == LV_TENSOR) r.v->salt = r.v->id; /* each call site its own masks */
     return r;
 }
 
 /* softmax over a single element is 1 whatever its input (log_softmax 0, and so is the loss
  * of softmax_cross_entropy): such a model compiles and trains, and can never learn. */
-static void warn_one_class(Lower *L, Node *call, const Builtin *b, LVal x) {
-    const char *always = b->op == OP_softmax       ? "is always 1"
-                         : b->op == OP_log_softmax ? "is always 0"
-                         : b->op == OP_softmax_ce  ? "is always 0"
-                                                   : NULL;
+static void warn_one_class(Lower *L, Node *call, Op op, LVal x) {
+    const char *always = op == OP_softmax       ? "is always 1"
+                         : op == OP_log_softmax ? "is always 0"
+                         : op == OP_softmax_ce  ? "is always 0"
+                                                : NULL;
     if (!always || x.kind != LV_TENSOR || x.v->shape.rank == 0) return;
     if (x.v->shape.dim[x.v->shape.rank - 1] != 1) return;
-    if (lower_warning(L, call, "%s over one element %s: nothing can be learned through it", b->name,
-                      always))
+    if (lower_warning(L, call, "%s over one element %s: nothing can be learned through it",
+                      op_info[op].call, always))
         diag_hint("for two classes, use one output with sigmoid and bce (or bce_logits)");
 }
 
-static LVal call_builtin(Lower *L, Scope *s, Node *call, const Builtin *b) {
-    LVal args[2];
-    int n = 0;
-    const Option *opt = find_option(b->op);
-    Value proto = {.num = opt ? opt->value : 0};
+static bool too_many_arguments(Lower *L, Node *at, Op op) {
+    int n = op_info[op].arity;
+    lower_error(L, at->loc, "%s takes %d argument%s", op_info[op].call, n, n == 1 ? "" : "s");
+    return false;
+}
+
+/* The operands into args[], the options into proto->opt[]; false after an error. */
+static bool read_builtin_arguments(Lower *L, Scope *s, Node *call, Op op, LVal *args,
+                                   Value *proto) {
+    const OpInfo *in = &op_info[op];
+    bool given[OP_MAX_OPTIONS] = {false};
+    for (int k = 0; k < in->n_options; k++) proto->opt[k] = in->options[k].value;
+    int n = 0, positional = 0;
     for (int i = 0; i < call->args.n; i++) {
         Node *a = call->args.v[i];
-        if (opt && (a->kind == ND_KWARG ? !strcmp(a->str, opt->name) : n == b->nargs)) {
-            if (!read_option(L, s, opt, a, &proto.num)) return lv_error;
+        int k = option_slot(op, a, positional);
+        if (a->kind != ND_KWARG) positional++;
+        if (k < 0 && (a->kind == ND_KWARG || n == in->arity)) return too_many_arguments(L, a, op);
+        if (k < 0) {
+            args[n++] = eval(L, s, a);
             continue;
         }
-        if (a->kind == ND_KWARG || n == b->nargs) {
-            lower_error(L, a->loc, "%s takes %d argument%s", b->name, b->nargs,
-                        b->nargs == 1 ? "" : "s");
-            return lv_error;
+        if (given[k]) {
+            lower_error(L, a->loc, "%s's %s is given twice", in->call, in->options[k].name);
+            return false;
         }
-        args[n++] = eval(L, s, a);
+        given[k] = true;
+        if (!read_option(L, s, op, k, a, &proto->opt[k])) return false;
     }
-    if (n < b->nargs) {
-        lower_error(L, call->loc, "%s takes %d argument%s, got %d", b->name, b->nargs,
-                    b->nargs == 1 ? "" : "s", n);
-        return lv_error;
+    if (n < in->arity) {
+        lower_error(L, call->loc, "%s takes %d argument%s, got %d", in->call, in->arity,
+                    in->arity == 1 ? "" : "s", n);
+        return false;
     }
-    if (b->op == OP_dropout) return build_dropout(L, call, args[0], &proto);
-    warn_one_class(L, call, b, args[0]);
+    return true;
+}
+
+static LVal call_builtin(Lower *L, Scope *s, Node *call, Op op) {
+    LVal args[3];
+    Value proto = {0};
+    if (!read_builtin_arguments(L, s, call, op, args, &proto)) return lv_error;
+    int n = op_info[op].arity;
+    if (op_info[op].flags & OPF_RANDOM) return build_random(L, call, op, args[0], &proto);
+    warn_one_class(L, call, op, args[0]);
     double folded;
-    if (b->nargs == 1 && args[0].kind == LV_NUM && fold(b->op, args[0].num, 0, proto.num, &folded))
-        return lv_num(folded);
-    return build_op(L, call, b->op, n, args, &proto);
+    if (fold(op, args, n, proto.opt, &folded)) return lv_num(folded);
+    return build_op(L, call, op, n, args, &proto);
 }
 
 static bool positive_dim(Lower *L, Scope *s, Node *e, int64_t *out) {
@@ -615,8 +570,8 @@ static LVal call_fn(Lower *L, Scope *s, Node *call, Node *fn) {
 }
 
 static LVal eval_call(Lower *L, Scope *s, Node *call) {
-    const Builtin *b = find_builtin(call->str);
-    if (b) return call_builtin(L, s, call, b);
+    Op op = op_by_call(call->str);
+    if (op != OP_COUNT) return call_builtin(L, s, call, op);
     Node *fn = find_fn(L, call->str);
     if (fn) return call_fn(L, s, call, fn);
     lower_error(L, call->loc, "unknown function %s", call->str);

@@ -43,16 +43,16 @@ static const char *rhs_str(const Value *v) {
     if (v->op == OP_where)
         return xprintf("where %s > 0 ? %s : %s", ir_value_ref(v->args[0]), ir_value_ref(v->args[1]),
                        ir_value_ref(v->args[2]));
-    if (v->op == OP_broadcast || v->op == OP_sum_to)
+    const OpInfo *in = &op_info[v->op];
+    if (in->flags & OPF_SHAPE_GIVEN)
         return xprintf("%s %s to %s", name, ir_value_ref(v->args[0]), shape_str(v->shape));
     const char *s = name;
     for (int i = 0; i < v->nargs; i++)
         s = xprintf("%s%s %s", s, i ? "," : "", ir_value_ref(v->args[i]));
-    if (v->op == OP_leaky_relu || v->op == OP_elu)
-        s = xprintf("%s, alpha=%s", s, ir_number_str(v->num));
-    if (v->op == OP_dropout) s = xprintf("%s, rate=%s", s, ir_number_str(v->num));
+    for (int k = 0; k < in->n_options; k++)
+        s = xprintf("%s, %s=%s", s, in->options[k].name, ir_number_str(v->opt[k]));
     /* A backward dropout redraws the masks of its forward one. */
-    if (v->op == OP_dropout && v->salt != v->id) s = xprintf("%s, masks of #%d", s, v->salt);
+    if ((in->flags & OPF_RANDOM) && v->salt != v->id) s = xprintf("%s, masks of #%d", s, v->salt);
     return s;
 }
 

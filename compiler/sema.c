@@ -7,8 +7,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-bool lower_is_builtin(const char *name); /* lower.c */
-
 /* ---- imports ----
  * A file is known by its device and inode, not by how it was named: "d/../a.nn", "a.nn" and
  * a symbolic link to it are one file. A file imported again while it is still being loaded
@@ -256,7 +254,7 @@ static void check_model(Node *model) {
 static void index_fns(Program *prog) {
     for (int i = 0; i < prog->fns.n; i++) {
         Node *f = prog->fns.v[i];
-        if (lower_is_builtin(f->str)) {
+        if (op_by_call(f->str) != OP_COUNT) {
             diag_error(f->loc, "fn %s has the name of a built-in operation", f->str);
             continue;
         }

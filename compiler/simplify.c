@@ -60,22 +60,17 @@ static Value *identity_of(Value *v) {
     }
 }
 
-/* Folds an elementwise op whose operands are all constants. */
+/* Folds an elementwise op whose operands are all constants into one, with the scalar
+ * semantics of its ops.def row. The result must be one number for every sample: a broadcast
+ * of a constant to a shape is not one. */
 static Value *fold_constants(Simplifier *s, Value *v) {
-    if (op_info[v->op].cls != OPC_EW || v->op == OP_broadcast || v->custom) return NULL;
-    for (int i = 0; i < v->nargs; i++)
+    if (!op_info[v->op].scalar || v->custom || v->varying || v->shape.rank != 0) return NULL;
+    double x[3] = {0, 0, 0};
+    for (int i = 0; i < v->nargs; i++) {
         if (v->args[i]->op != OP_const) return NULL;
-    double a = v->args[0]->num, b = v->nargs > 1 ? v->args[1]->num : 0, r;
-    switch (v->op) {
-    case OP_add: r = a + b; break;
-    case OP_sub: r = a - b; break;
-    case OP_mul: r = a * b; break;
-    case OP_div: r = a / b; break;
-    case OP_pow: r = pow(a, b); break;
-    case OP_neg: r = -a; break;
-    default: return NULL;
+        x[i] = v->args[i]->num;
     }
-    Value *c = ir_const(s->g, r);
+    Value *c = ir_const(s->g, op_info[v->op].scalar(x, v->opt));
     s->g->insts.n--; /* ir_const appended it; it is re-inserted in v's place below */
     return c;
 }
@@ -88,18 +83,24 @@ static bool same_inst(const Value *a, const Value *b) {
         a->ta != b->ta || a->tb != b->tb || a->sum_batch != b->sum_batch ||
         a->varying != b->varying || !shape_eq(a->shape, b->shape))
         return false;
+    for (int k = 0; k < op_info[a->op].n_options; k++)
+        if (a->opt[k] != b->opt[k]) return false;
     for (int i = 0; i < a->nargs; i++)
         if (a->args[i] != b->args[i]) return false;
     return true;
 }
 
+static size_t double_bits(double x) {
+    uint64_t bits;
+    memcpy(&bits, &x, sizeof bits);
+    return (size_t)bits;
+}
+
 static size_t inst_hash(const Value *v) {
     size_t h = (size_t)v->op * 31u + (size_t)v->nargs;
     for (int i = 0; i < v->nargs; i++) h = h * 1000003u + (size_t)v->args[i]->id;
-    double num = v->num;
-    uint64_t bits;
-    memcpy(&bits, &num, sizeof bits);
-    return h ^ (size_t)bits ^ ((size_t)v->ta << 1) ^ ((size_t)v->tb << 2) ^
+    for (int k = 0; k < op_info[v->op].n_options; k++) h = h * 1000003u + double_bits(v->opt[k]);
+    return h ^ double_bits(v->num) ^ ((size_t)v->ta << 1) ^ ((size_t)v->tb << 2) ^
            ((size_t)v->sum_batch << 3) ^ ((size_t)v->salt << 4);
 }
 

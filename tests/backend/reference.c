@@ -41,8 +41,8 @@ static double elementwise(const Value *v, double a, double b, double c) {
     case OP_tanh: return tanh(a);
     case OP_sigmoid: return 1 / (1 + exp(-a));
     case OP_relu: return a <= 0 ? 0 : a;
-    case OP_leaky_relu: return a <= 0 ? v->num * a : a;
-    case OP_elu: return a <= 0 ? v->num * expm1(a) : a;
+    case OP_leaky_relu: return a <= 0 ? v->opt[0] * a : a;
+    case OP_elu: return a <= 0 ? v->opt[0] * expm1(a) : a;
     case OP_softplus: return softplus(a);
     case OP_sign: return sign_of(a);
     case OP_step: return isnan(a) ? a : a > 0 ? 1 : 0;
@@ -62,7 +62,7 @@ static uint64_t splitmix64_mix(uint64_t z) {
 
 double ref_dropout_factor(const Model *m, const Value *v, int64_t s, int64_t i) {
     const uint64_t step = 0x9E3779B97F4A7C15ull;
-    double rate = v->num;
+    double rate = v->opt[0];
     if (!m->ctx.training) return 1;
     uint64_t key = splitmix64_mix(m->ctx.noise_seed ^ splitmix64_mix((uint64_t)v->salt * step));
     uint64_t element = (uint64_t)(s * shape_numel(v->shape) + i);

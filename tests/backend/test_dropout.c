@@ -29,7 +29,7 @@ typedef struct Site {
 
 static Value *dropout(Graph *g, Value *u, double rate, int salt) {
     Value *d = ir_build1(g, OP_dropout, u);
-    d->num = rate;
+    d->opt[0] = rate;
     d->salt = salt;
     return d;
 }

@@ -35,7 +35,7 @@ static void unary_ops(void) {
         Graph *g = graph_new("unary");
         Value *x = add_input(g, "x", shape2(2, 3));
         Value *r = op == OP_broadcast ? ir_broadcast(g, x, shape2(2, 3)) : ir_build1(g, op, x);
-        r->num = 0.1; /* leaky_relu's and elu's alpha */
+        r->opt[0] = 0.1; /* leaky_relu's and elu's alpha */
         ForwardCase fc = positive_domain(op) ? range(0.1, 3) : range(-3, 3);
         if (!positive_domain(op)) fc.tweak = special_values;
         check_forward(label("unary", op), g, r, &fc);
