@@ -290,12 +290,12 @@ static LLVMValueRef emit_entry(Codegen *cg, Entry e) {
     LLVMPositionBuilderAtEnd(cg->b, LLVMAppendBasicBlockInContext(cg->ctx, fn, "entry"));
     cg->entry = e;
     LLVMValueRef ctx = LLVMGetParam(fn, 0);
-    cg->fixed = load_ctx_field(cg, ctx, 0, cg->elem_ptr);
-    cg->varying = load_ctx_field(cg, ctx, 1, cg->elem_ptr);
-    cg->batch = load_ctx_field(cg, ctx, 2, cg->i64);
-    cg->batch_cap = load_ctx_field(cg, ctx, 3, cg->i64);
-    cg->training = load_ctx_field(cg, ctx, 4, cg->i32);
-    cg->noise_seed = load_ctx_field(cg, ctx, 5, cg->i64);
+    cg->fixed = load_ctx_field(cg, ctx, CTX_fixed, cg->elem_ptr);
+    cg->varying = load_ctx_field(cg, ctx, CTX_varying, cg->elem_ptr);
+    cg->batch = load_ctx_field(cg, ctx, CTX_batch, cg->i64);
+    cg->batch_cap = load_ctx_field(cg, ctx, CTX_batch_cap, cg->i64);
+    cg->training = load_ctx_field(cg, ctx, CTX_training, cg->i32);
+    cg->noise_seed = load_ctx_field(cg, ctx, CTX_noise_seed, cg->i64);
     cg->inv_batch = fp_div(cg, elem_const(cg, 1), LLVMBuildSIToFP(cg->b, cg->batch, cg->elem, ""));
     cg->lr = e == ENTRY_SGD_STEP ? to_elem(cg, LLVMGetParam(fn, 1)) : NULL;
     cg->momentum = e == ENTRY_SGD_STEP ? to_elem(cg, LLVMGetParam(fn, 2)) : NULL;
@@ -325,7 +325,8 @@ static void init_llvm_once(void) {
 #endif
 }
 
-static LLVMTargetMachineRef host_target_machine(int opt_level) {
+LLVMTargetMachineRef codegen_host_target(int opt_level) {
+    init_llvm_once();
     char *triple = LLVMGetDefaultTargetTriple(), *error = NULL;
     LLVMTargetRef target;
     if (LLVMGetTargetFromTriple(triple, &target, &error)) {
@@ -346,6 +347,23 @@ static LLVMTargetMachineRef host_target_machine(int opt_level) {
     return tm;
 }
 
+void codegen_types(Codegen *cg) {
+    cg->i1 = LLVMInt1TypeInContext(cg->ctx);
+    cg->i8 = LLVMInt8TypeInContext(cg->ctx);
+    cg->i32 = LLVMInt32TypeInContext(cg->ctx);
+    cg->i64 = LLVMInt64TypeInContext(cg->ctx);
+    cg->f64_type = LLVMDoubleTypeInContext(cg->ctx);
+    cg->void_type = LLVMVoidTypeInContext(cg->ctx);
+    cg->elem = cg->f64 ? cg->f64_type : LLVMFloatTypeInContext(cg->ctx);
+    cg->elem_ptr = compat_pointer_to(cg->ctx, cg->elem);
+    cg->i8_ptr = compat_pointer_to(cg->ctx, cg->i8);
+    cg->ctx_type = descriptor_ctx_type(cg);
+    LLVMTypeRef ctx_ptr = compat_pointer_to(cg->ctx, cg->ctx_type);
+    cg->entry_type = LLVMFunctionType(cg->void_type, &ctx_ptr, 1, false);
+    LLVMTypeRef sgd_params[3] = {ctx_ptr, cg->f64_type, cg->f64_type};
+    cg->sgd_entry_type = LLVMFunctionType(cg->void_type, sgd_params, 3, false);
+}
+
 static void codegen_init(Codegen *cg, Graph *g, const Plan *plan, bool f64,
                          LLVMTargetMachineRef tm) {
     memset(cg, 0, sizeof *cg);
@@ -363,20 +381,7 @@ static void codegen_init(Codegen *cg, Graph *g, const Plan *plan, bool f64,
     LLVMDisposeMessage(layout_text);
     LLVMDisposeTargetData(layout);
     cg->b = LLVMCreateBuilderInContext(cg->ctx);
-    cg->i1 = LLVMInt1TypeInContext(cg->ctx);
-    cg->i8 = LLVMInt8TypeInContext(cg->ctx);
-    cg->i32 = LLVMInt32TypeInContext(cg->ctx);
-    cg->i64 = LLVMInt64TypeInContext(cg->ctx);
-    cg->f64_type = LLVMDoubleTypeInContext(cg->ctx);
-    cg->void_type = LLVMVoidTypeInContext(cg->ctx);
-    cg->elem = f64 ? cg->f64_type : LLVMFloatTypeInContext(cg->ctx);
-    cg->elem_ptr = compat_pointer_to(cg->ctx, cg->elem);
-    cg->i8_ptr = compat_pointer_to(cg->ctx, cg->i8);
-    cg->ctx_type = descriptor_ctx_type(cg);
-    LLVMTypeRef ctx_ptr = compat_pointer_to(cg->ctx, cg->ctx_type);
-    cg->entry_type = LLVMFunctionType(cg->void_type, &ctx_ptr, 1, false);
-    LLVMTypeRef sgd_params[3] = {ctx_ptr, cg->f64_type, cg->f64_type};
-    cg->sgd_entry_type = LLVMFunctionType(cg->void_type, sgd_params, 3, false);
+    codegen_types(cg);
     cg->loop_md_kind = LLVMGetMDKindIDInContext(cg->ctx, "llvm.loop", 9);
     size_t steps = (size_t)(plan->n_steps ? plan->n_steps : 1);
     cg->loop_variants = xalloc(steps * sizeof *cg->loop_variants);
@@ -454,8 +459,7 @@ int backend_compile(Graph *g, const BackendOptions *opt) {
     Plan *plan = plan_build(g);
     if (!plan) return 1;
     if (opt->plan_out) plan_print(plan, opt->plan_out);
-    init_llvm_once();
-    LLVMTargetMachineRef tm = host_target_machine(opt->opt_level);
+    LLVMTargetMachineRef tm = codegen_host_target(opt->opt_level);
     if (!tm) return 1;
     Codegen cg;
     codegen_init(&cg, g, plan, opt->f64, tm);

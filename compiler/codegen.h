@@ -15,7 +15,10 @@
 
 #include "backend.h"
 #include "llvm_compat.h"
+#include "nnrt.h"
 #include "plan.h"
+
+#include <llvm-c/TargetMachine.h>
 
 typedef enum Entry { ENTRY_PREDICT, ENTRY_FORWARD, ENTRY_GRAD, ENTRY_SGD_STEP, ENTRY_COUNT } Entry;
 
@@ -178,10 +181,30 @@ void emit_op_step(Codegen *cg, int step);
 const Masks *loop_masks(Codegen *cg, const Value *v);
 LLVMValueRef loop_element(Codegen *cg);
 
-/* ---- descriptor.c ---- */
+/* ---- codegen.c ---- */
+
+/* A target machine for the host's CPU (NULL after an error), LLVM initialised once. */
+LLVMTargetMachineRef codegen_host_target(int opt_level);
+
+/* The types every part uses, from cg->ctx and cg->f64: the element type, the integer
+ * types, nnrt_ctx and the entry points' function types. */
+void codegen_types(Codegen *cg);
+
+/* ---- descriptor.c: runtime/nnrt.h's structs, made from its field lists ---- */
+
+/* nnrt_ctx's fields by index: CTX_fixed, CTX_batch, ... */
+#define CTX_FIELD(kind, name) CTX_##name,
+enum { NNRT_CTX_FIELDS(CTX_FIELD) CTX_FIELDS };
+#undef CTX_FIELD
+
+typedef struct DescTypes {
+    LLVMTypeRef ctx, tensor, column, setting, train, model;
+} DescTypes;
 
 /* nnrt_ctx, the argument of every entry point. */
 LLVMTypeRef descriptor_ctx_type(Codegen *cg);
+/* The descriptor's structs (nnrt_tensor ... nnrt_model), after codegen_types. */
+DescTypes descriptor_types(Codegen *cg);
 /* nnrt_model_desc, pointing at the entry points (by Entry). */
 void emit_descriptor(Codegen *cg, LLVMValueRef *entries);
 

@@ -8,9 +8,49 @@
 
 _Static_assert(MAX_RANK == NNRT_MAX_RANK, "IR and runtime disagree on the largest rank");
 
-typedef struct DescTypes {
-    LLVMTypeRef tensor, column, setting, train, model;
-} DescTypes;
+/* ---- the types, from nnrt.h's field lists ---- */
+
+/* The kinds of field nnrt.h's lists use (a kind it adds does not build here). */
+typedef enum FieldKind {
+    KIND_ARENA,
+    KIND_STRING,
+    KIND_I32,
+    KIND_I64,
+    KIND_U64,
+    KIND_F64,
+    KIND_DIMS,
+    KIND_TENSOR,
+    KIND_TENSORS,
+    KIND_COLUMNS,
+    KIND_SETTINGS,
+    KIND_TRAIN,
+    KIND_ENTRY,
+    KIND_SGD_ENTRY,
+} FieldKind;
+
+/* The LLVM type of a field: the C type's layout for every kind (an arena is typed as the
+ * element array it is; void * in C has the same layout). A kind that refers to another
+ * struct needs that struct made first. */
+static LLVMTypeRef field_type(Codegen *cg, const DescTypes *t, FieldKind kind) {
+    switch (kind) {
+    case KIND_ARENA: return cg->elem_ptr;
+    case KIND_STRING: return cg->i8_ptr;
+    case KIND_I32: return cg->i32;
+    case KIND_I64:
+    case KIND_U64: return cg->i64;
+    case KIND_F64: return cg->f64_type;
+    case KIND_DIMS: return LLVMArrayType(cg->i64, NNRT_MAX_RANK);
+    case KIND_TENSOR: return t->tensor;
+    case KIND_TENSORS: return compat_pointer_to(cg->ctx, t->tensor);
+    case KIND_COLUMNS: return compat_pointer_to(cg->ctx, t->column);
+    case KIND_SETTINGS: return compat_pointer_to(cg->ctx, t->setting);
+    case KIND_TRAIN: return t->train;
+    case KIND_ENTRY: return compat_pointer_to(cg->ctx, cg->entry_type);
+    case KIND_SGD_ENTRY: return compat_pointer_to(cg->ctx, cg->sgd_entry_type);
+    }
+    codegen_internal_error("a descriptor field of no known kind");
+    return NULL;
+}
 
 static LLVMTypeRef named_struct(Codegen *cg, const char *name, LLVMTypeRef *fields, unsigned n) {
     LLVMTypeRef t = LLVMStructCreateNamed(cg->ctx, name);
@@ -18,34 +58,64 @@ static LLVMTypeRef named_struct(Codegen *cg, const char *name, LLVMTypeRef *fiel
     return t;
 }
 
-/* nnrt_ctx: the arenas are typed as elements here (void * in C: same layout). */
+#define FIELD_TYPE(kind, name) field_type(cg, t, KIND_##kind),
+#define STRUCT_TYPE(c_name, FIELDS)                                                                \
+    do {                                                                                           \
+        LLVMTypeRef fields[] = {FIELDS(FIELD_TYPE)};                                               \
+        made = named_struct(cg, #c_name, fields, sizeof fields / sizeof *fields);                  \
+    } while (0)
+
 LLVMTypeRef descriptor_ctx_type(Codegen *cg) {
-    LLVMTypeRef ctx_fields[6] = {cg->elem_ptr, cg->elem_ptr, cg->i64, cg->i64, cg->i32, cg->i64};
-    return named_struct(cg, "nnrt_ctx", ctx_fields, 6);
+    const DescTypes *t = NULL; /* nnrt_ctx refers to no other struct */
+    LLVMTypeRef made;
+    STRUCT_TYPE(nnrt_ctx, NNRT_CTX_FIELDS);
+    return made;
 }
 
-static DescTypes descriptor_types(Codegen *cg) {
-    DescTypes t;
-    LLVMTypeRef s = cg->i8_ptr, i32 = cg->i32, i64 = cg->i64, d = cg->f64_type;
-    LLVMTypeRef tensor[12] = {
-        s, i32, LLVMArrayType(i64, NNRT_MAX_RANK), i64, i64, i32, i32, d, d, i64, i64, i32};
-    t.tensor = named_struct(cg, "nnrt_tensor", tensor, 12);
-    LLVMTypeRef column[3] = {s, i32, i32};
-    t.column = named_struct(cg, "nnrt_column_map", column, 3);
-    LLVMTypeRef setting[2] = {s, s};
-    t.setting = named_struct(cg, "nnrt_setting", setting, 2);
-    LLVMTypeRef train[17] = {
-        s,   s, s,   i32, compat_pointer_to(cg->ctx, t.column), s, d, d, i64, i64, i64, i64,
-        i32, d, i32, i32, compat_pointer_to(cg->ctx, t.setting)};
-    t.train = named_struct(cg, "nnrt_train_defaults", train, 17);
-    LLVMTypeRef tensors = compat_pointer_to(cg->ctx, t.tensor);
-    LLVMTypeRef entry = compat_pointer_to(cg->ctx, cg->entry_type);
-    LLVMTypeRef sgd = compat_pointer_to(cg->ctx, cg->sgd_entry_type);
-    LLVMTypeRef model[19] = {i32,     s,     s,       i32, i64,     i64,      i32,
-                             tensors, i32,   tensors, i32, tensors, t.tensor, t.tensor,
-                             entry,   entry, entry,   sgd, t.train};
-    t.model = named_struct(cg, "nnrt_model", model, 19);
-    return t;
+DescTypes descriptor_types(Codegen *cg) {
+    DescTypes types = {.ctx = cg->ctx_type}, *t = &types;
+    LLVMTypeRef made;
+    STRUCT_TYPE(nnrt_tensor, NNRT_TENSOR_FIELDS);
+    t->tensor = made;
+    STRUCT_TYPE(nnrt_column_map, NNRT_COLUMN_MAP_FIELDS);
+    t->column = made;
+    STRUCT_TYPE(nnrt_setting, NNRT_SETTING_FIELDS);
+    t->setting = made;
+    STRUCT_TYPE(nnrt_train_defaults, NNRT_TRAIN_DEFAULTS_FIELDS);
+    t->train = made;
+    STRUCT_TYPE(nnrt_model, NNRT_MODEL_FIELDS);
+    t->model = made;
+    return types;
+}
+
+/* ---- the values ---- */
+
+/* Each struct's fields by index and by name: a value is stored at its field's index, and a
+ * field left without one is an internal error that names it. */
+#define FIELD_NAME(kind, name)   #name,
+#define TENSOR_FIELD(kind, name) TENSOR_##name,
+enum { NNRT_TENSOR_FIELDS(TENSOR_FIELD) TENSOR_FIELDS };
+static const char *const tensor_fields[] = {NNRT_TENSOR_FIELDS(FIELD_NAME)};
+#define COLUMN_FIELD(kind, name) COLUMN_##name,
+enum { NNRT_COLUMN_MAP_FIELDS(COLUMN_FIELD) COLUMN_FIELDS };
+static const char *const column_fields[] = {NNRT_COLUMN_MAP_FIELDS(FIELD_NAME)};
+#define SETTING_FIELD(kind, name) SETTING_##name,
+enum { NNRT_SETTING_FIELDS(SETTING_FIELD) SETTING_FIELDS };
+static const char *const setting_fields[] = {NNRT_SETTING_FIELDS(FIELD_NAME)};
+#define TRAIN_FIELD(kind, name) TRAIN_##name,
+enum { NNRT_TRAIN_DEFAULTS_FIELDS(TRAIN_FIELD) TRAIN_FIELDS };
+static const char *const train_fields[] = {NNRT_TRAIN_DEFAULTS_FIELDS(FIELD_NAME)};
+#define MODEL_FIELD(kind, name) MODEL_##name,
+enum { NNRT_MODEL_FIELDS(MODEL_FIELD) MODEL_FIELDS };
+static const char *const model_fields[] = {NNRT_MODEL_FIELDS(FIELD_NAME)};
+
+static LLVMValueRef struct_const(LLVMTypeRef type, LLVMValueRef *fields, unsigned n,
+                                 const char *const *names) {
+    for (unsigned i = 0; i < n; i++)
+        if (!fields[i])
+            codegen_internal_error(
+                xprintf("the descriptor's %s.%s has no value", LLVMGetStructName(type), names[i]));
+    return LLVMConstNamedStruct(type, fields, n);
 }
 
 static LLVMValueRef i32_const(Codegen *cg, int64_t n) {
@@ -107,19 +177,20 @@ static LLVMValueRef tensor_const(Codegen *cg, const DescTypes *t, const char *na
     for (int i = 0; i < NNRT_MAX_RANK; i++)
         dims[i] = int64_const(cg, i < v->shape.rank ? v->shape.dim[i] : 0);
     Storage home = plan_value(cg->plan, v)->home;
-    LLVMValueRef fields[12] = {string_const(cg, name),
-                               i32_const(cg, v->shape.rank),
-                               compat_const_array(cg->i64, dims, NNRT_MAX_RANK),
-                               int64_const(cg, shape_numel(v->shape)),
-                               int64_const(cg, home.offset),
-                               i32_const(cg, home.arena == ARENA_VARYING),
-                               i32_const(cg, pf.init),
-                               f64_const(cg, pf.a),
-                               f64_const(cg, pf.b),
-                               int64_const(cg, pf.grad_offset),
-                               int64_const(cg, pf.velocity_offset),
-                               i32_const(cg, pf.surrogate)};
-    return LLVMConstNamedStruct(t->tensor, fields, 12);
+    LLVMValueRef f[TENSOR_FIELDS] = {0};
+    f[TENSOR_name] = string_const(cg, name);
+    f[TENSOR_rank] = i32_const(cg, v->shape.rank);
+    f[TENSOR_dims] = compat_const_array(cg->i64, dims, NNRT_MAX_RANK);
+    f[TENSOR_numel] = int64_const(cg, shape_numel(v->shape));
+    f[TENSOR_offset] = int64_const(cg, home.offset);
+    f[TENSOR_varying] = i32_const(cg, home.arena == ARENA_VARYING);
+    f[TENSOR_init] = i32_const(cg, pf.init);
+    f[TENSOR_init_a] = f64_const(cg, pf.a);
+    f[TENSOR_init_b] = f64_const(cg, pf.b);
+    f[TENSOR_grad_offset] = int64_const(cg, pf.grad_offset);
+    f[TENSOR_velocity_offset] = int64_const(cg, pf.velocity_offset);
+    f[TENSOR_surrogate] = i32_const(cg, pf.surrogate);
+    return struct_const(t->tensor, f, TENSOR_FIELDS, tensor_fields);
 }
 
 static LLVMValueRef leaf_tensors(Codegen *cg, const DescTypes *t, const ValueList *leaves,
@@ -152,66 +223,69 @@ static LLVMValueRef train_const(Codegen *cg, const DescTypes *t) {
     LLVMValueRef *cols = xalloc((size_t)(ts->columns.n ? ts->columns.n : 1) * sizeof *cols);
     for (int i = 0; i < ts->columns.n; i++) {
         const ColumnMap *c = &ts->columns.v[i];
-        LLVMValueRef f[3] = {string_const(cg, c->tensor), i32_const(cg, c->first),
-                             i32_const(cg, c->last)};
-        cols[i] = LLVMConstNamedStruct(t->column, f, 3);
+        LLVMValueRef f[COLUMN_FIELDS] = {0};
+        f[COLUMN_tensor] = string_const(cg, c->tensor);
+        f[COLUMN_first] = i32_const(cg, c->first);
+        f[COLUMN_last] = i32_const(cg, c->last);
+        cols[i] = struct_const(t->column, f, COLUMN_FIELDS, column_fields);
     }
     LLVMValueRef *settings =
         xalloc((size_t)(ts->settings.n ? ts->settings.n : 1) * sizeof *settings);
     for (int i = 0; i < ts->settings.n; i++) {
-        LLVMValueRef f[2] = {string_const(cg, ts->settings.v[i].name),
-                             string_const(cg, ts->settings.v[i].value)};
-        settings[i] = LLVMConstNamedStruct(t->setting, f, 2);
+        LLVMValueRef f[SETTING_FIELDS] = {0};
+        f[SETTING_name] = string_const(cg, ts->settings.v[i].name);
+        f[SETTING_value] = string_const(cg, ts->settings.v[i].value);
+        settings[i] = struct_const(t->setting, f, SETTING_FIELDS, setting_fields);
     }
-    LLVMValueRef fields[17] = {
-        string_const(cg, ts->data_kind),
-        string_const(cg, ts->data_path),
-        string_const(cg, ts->data_path2),
-        i32_const(cg, ts->columns.n),
-        array_const(cg, t->column, cols, ts->columns.n, "nnc.columns"),
-        string_const(cg, ts->optimizer ? ts->optimizer : "sgd"),
-        f64_const(cg, ts->lr),
-        f64_const(cg, ts->momentum),
-        int64_const(cg, ts->batch),
-        int64_const(cg, ts->epochs),
-        int64_const(cg, ts->steps),
-        int64_const(cg, ts->seed),
-        i32_const(cg, ts->shuffle),
-        f64_const(cg, ts->validation),
-        i32_const(cg, !ts->classification ? NNRT_ACCURACY_NONE
-                      : ts->output_logit  ? NNRT_ACCURACY_LOGIT
-                                          : NNRT_ACCURACY_PROBABILITY),
-        i32_const(cg, ts->settings.n),
-        array_const(cg, t->setting, settings, ts->settings.n, "nnc.settings")};
-    return LLVMConstNamedStruct(t->train, fields, 17);
+    LLVMValueRef f[TRAIN_FIELDS] = {0};
+    f[TRAIN_data_kind] = string_const(cg, ts->data_kind);
+    f[TRAIN_data_path] = string_const(cg, ts->data_path);
+    f[TRAIN_data_path2] = string_const(cg, ts->data_path2);
+    f[TRAIN_n_columns] = i32_const(cg, ts->columns.n);
+    f[TRAIN_columns] = array_const(cg, t->column, cols, ts->columns.n, "nnc.columns");
+    f[TRAIN_optimizer] = string_const(cg, ts->optimizer ? ts->optimizer : "sgd");
+    f[TRAIN_lr] = f64_const(cg, ts->lr);
+    f[TRAIN_momentum] = f64_const(cg, ts->momentum);
+    f[TRAIN_batch] = int64_const(cg, ts->batch);
+    f[TRAIN_epochs] = int64_const(cg, ts->epochs);
+    f[TRAIN_steps] = int64_const(cg, ts->steps);
+    f[TRAIN_seed] = int64_const(cg, ts->seed);
+    f[TRAIN_shuffle] = i32_const(cg, ts->shuffle);
+    f[TRAIN_validation] = f64_const(cg, ts->validation);
+    f[TRAIN_classification] = i32_const(cg, !ts->classification ? NNRT_ACCURACY_NONE
+                                            : ts->output_logit  ? NNRT_ACCURACY_LOGIT
+                                                                : NNRT_ACCURACY_PROBABILITY);
+    f[TRAIN_n_settings] = i32_const(cg, ts->settings.n);
+    f[TRAIN_settings] = array_const(cg, t->setting, settings, ts->settings.n, "nnc.settings");
+    return struct_const(t->train, f, TRAIN_FIELDS, train_fields);
 }
 
 void emit_descriptor(Codegen *cg, LLVMValueRef *entries) {
     const Graph *g = cg->g;
     DescTypes t = descriptor_types(cg);
     const Value *out = graph_output(g);
-    LLVMValueRef fields[19] = {
-        i32_const(cg, NNRT_ABI_VERSION),
-        string_const(cg, g->name),
-        string_const(cg, g->source_path),
-        i32_const(cg, cg->f64),
-        int64_const(cg, cg->plan->fixed_elems),
-        int64_const(cg, cg->plan->varying_elems),
-        i32_const(cg, g->params.n),
-        param_tensors(cg, &t),
-        i32_const(cg, g->inputs.n),
-        leaf_tensors(cg, &t, &g->inputs, "nnc.inputs"),
-        i32_const(cg, g->targets.n),
-        leaf_tensors(cg, &t, &g->targets, "nnc.targets"),
-        tensor_const(cg, &t, out->name ? out->name : "output", out, not_a_param),
-        tensor_const(cg, &t, g->loss->name ? g->loss->name : "loss", g->loss, not_a_param),
-        entries[ENTRY_FORWARD],
-        entries[ENTRY_PREDICT],
-        entries[ENTRY_GRAD],
-        entries[ENTRY_SGD_STEP],
-        train_const(cg, &t),
-    };
+    LLVMValueRef f[MODEL_FIELDS] = {0};
+    f[MODEL_abi_version] = i32_const(cg, NNRT_ABI_VERSION);
+    f[MODEL_name] = string_const(cg, g->name);
+    f[MODEL_source] = string_const(cg, g->source_path);
+    f[MODEL_f64] = i32_const(cg, cg->f64);
+    f[MODEL_fixed_elems] = int64_const(cg, cg->plan->fixed_elems);
+    f[MODEL_varying_elems] = int64_const(cg, cg->plan->varying_elems);
+    f[MODEL_n_params] = i32_const(cg, g->params.n);
+    f[MODEL_params] = param_tensors(cg, &t);
+    f[MODEL_n_inputs] = i32_const(cg, g->inputs.n);
+    f[MODEL_inputs] = leaf_tensors(cg, &t, &g->inputs, "nnc.inputs");
+    f[MODEL_n_targets] = i32_const(cg, g->targets.n);
+    f[MODEL_targets] = leaf_tensors(cg, &t, &g->targets, "nnc.targets");
+    f[MODEL_output] = tensor_const(cg, &t, out->name ? out->name : "output", out, not_a_param);
+    f[MODEL_loss] =
+        tensor_const(cg, &t, g->loss->name ? g->loss->name : "loss", g->loss, not_a_param);
+    f[MODEL_forward] = entries[ENTRY_FORWARD];
+    f[MODEL_predict] = entries[ENTRY_PREDICT];
+    f[MODEL_grad] = entries[ENTRY_GRAD];
+    f[MODEL_sgd_step] = entries[ENTRY_SGD_STEP];
+    f[MODEL_train] = train_const(cg, &t);
     LLVMValueRef desc = LLVMAddGlobal(cg->mod, t.model, "nnrt_model_desc");
-    LLVMSetInitializer(desc, LLVMConstNamedStruct(t.model, fields, 19));
+    LLVMSetInitializer(desc, struct_const(t.model, f, MODEL_FIELDS, model_fields));
     LLVMSetGlobalConstant(desc, true);
 }

@@ -23,17 +23,50 @@
 #define NNRT_ABI_VERSION 1
 #define NNRT_MAX_RANK    4
 
+/* The layout is defined once: each struct is a list of fields, NNRT_<STRUCT>_FIELDS(X)
+ * with X(kind, name) a field, from which the C structs below are made, and so are the LLVM
+ * types of the descriptor nnc writes (compiler/descriptor.c).
+ * tests/backend/test_descriptor.c compares the two layouts field by field. A kind is a C
+ * type (NNRT_C_<kind>) and an LLVM type (descriptor.c):
+ *   ARENA     void *, an array of elements        STRING    const char *
+ *   I32, I64  int32_t, int64_t                    U64       uint64_t
+ *   F64       double                              DIMS      int64_t[NNRT_MAX_RANK]
+ *   TENSOR    nnrt_tensor                         TENSORS   const nnrt_tensor *
+ *   COLUMNS   const nnrt_column_map *             SETTINGS  const nnrt_setting *
+ *   TRAIN     nnrt_train_defaults
+ *   ENTRY     void (*)(nnrt_ctx *ctx)             SGD_ENTRY void (*)(nnrt_ctx *, double, double)
+ */
+#define NNRT_C_ARENA(name)       void *name
+#define NNRT_C_STRING(name)      const char *name
+#define NNRT_C_I32(name)         int32_t name
+#define NNRT_C_I64(name)         int64_t name
+#define NNRT_C_U64(name)         uint64_t name
+#define NNRT_C_F64(name)         double name
+#define NNRT_C_DIMS(name)        int64_t name[NNRT_MAX_RANK]
+#define NNRT_C_TENSOR(name)      nnrt_tensor name
+#define NNRT_C_TENSORS(name)     const nnrt_tensor *name
+#define NNRT_C_COLUMNS(name)     const nnrt_column_map *name
+#define NNRT_C_SETTINGS(name)    const nnrt_setting *name
+#define NNRT_C_TRAIN(name)       nnrt_train_defaults name
+#define NNRT_C_ENTRY(name)       void (*name)(nnrt_ctx * ctx)
+#define NNRT_C_SGD_ENTRY(name)   void (*name)(nnrt_ctx * ctx, double lr, double momentum)
+#define NNRT_C_FIELD(kind, name) NNRT_C_##kind(name);
+
+/* What every entry point is called with. */
+#define NNRT_CTX_FIELDS(X)                                                                         \
+    X(ARENA, fixed)                                                                                \
+    X(ARENA, varying)                                                                              \
+    X(I64, batch)     /* samples in this call, 1 .. batch_cap */                                   \
+    X(I64, batch_cap) /* rows the varying arena was allocated for */                               \
+    /* Dropout: active only while training is 1; its masks are a hash of noise_seed and the        \
+     * element's place in the batch, so a backward pass (or a second forward pass, as              \
+     * gradcheck makes) with the same noise_seed sees the same masks. The runtime gives each       \
+     * training step a fresh noise_seed. */                                                        \
+    X(I32, training)                                                                               \
+    X(U64, noise_seed)
+
 typedef struct nnrt_ctx {
-    void *fixed;
-    void *varying;
-    int64_t batch;     /* samples in this call, 1 .. batch_cap */
-    int64_t batch_cap; /* rows the varying arena was allocated for */
-    /* Dropout: active only while training is 1; its masks are a hash of noise_seed and the
-     * element's place in the batch, so a backward pass (or a second forward pass, as
-     * gradcheck makes) with the same noise_seed sees the same masks. The runtime gives each
-     * training step a fresh noise_seed. */
-    int32_t training;
-    uint64_t noise_seed;
+    NNRT_CTX_FIELDS(NNRT_C_FIELD)
 } nnrt_ctx;
 
 enum nnrt_init {
@@ -48,35 +81,46 @@ enum nnrt_init {
 /* fan_in, fan_out for GLOROT and HE: a scalar -> 1, 1; [n] -> 1, n (a bias);
  * [n, m] -> n, m; [a, .., n, m] -> a * .. * n, m. */
 
+#define NNRT_TENSOR_FIELDS(X)                                                                      \
+    X(STRING, name) /* as in the IR: "h.W", "x"; names of params are unique */                     \
+    X(I32, rank)                                                                                   \
+    X(DIMS, dims)   /* per sample for inputs/targets/output/loss */                                \
+    X(I64, numel)   /* product of dims (1 for a scalar) */                                         \
+    X(I64, offset)  /* see "Memory" above: fixed or per-sample varying offset */                   \
+    X(I32, varying) /* 1: in the varying arena */                                                  \
+    /* params only (else 0 / -1): */                                                               \
+    X(I32, init) /* enum nnrt_init */                                                              \
+    X(F64, init_a)                                                                                 \
+    X(F64, init_b)                                                                                 \
+    X(I64, grad_offset) /* fixed-arena offset of d cost/d param, written by grad(); -1 if none */  \
+    X(I64, velocity_offset) /* fixed-arena offset of the momentum buffer used by sgd_step() */     \
+    /* params only: 1 when a fn's surrogate backward rule (`grad x ~ expr`, such as a              \
+     * straight-through estimator) shapes this param's gradient, which then is not the true        \
+     * derivative: gradcheck reports it and does not count it as a failure. */                     \
+    X(I32, surrogate)
+
 typedef struct nnrt_tensor {
-    const char *name; /* as in the IR: "h.W", "x"; names of params are unique */
-    int32_t rank;
-    int64_t dims[NNRT_MAX_RANK]; /* per sample for inputs/targets/output/loss */
-    int64_t numel;               /* product of dims (1 for a scalar) */
-    int64_t offset;              /* see "Memory" above: fixed or per-sample varying offset */
-    int32_t varying;             /* 1: in the varying arena */
-    /* params only (else 0 / -1): */
-    int32_t init; /* enum nnrt_init */
-    double init_a, init_b;
-    int64_t grad_offset; /* fixed-arena offset of d cost/d param, written by grad(); -1 if none */
-    int64_t velocity_offset; /* fixed-arena offset of the momentum buffer used by sgd_step() */
-    /* params only: 1 when a fn's surrogate backward rule (`grad x ~ expr`, such as a
-     * straight-through estimator) shapes this param's gradient, which then is not the true
-     * derivative: gradcheck reports it and does not count it as a failure. */
-    int32_t surrogate;
+    NNRT_TENSOR_FIELDS(NNRT_C_FIELD)
 } nnrt_tensor;
 
 /* Which CSV columns (0-based, inclusive) feed an input or target. When a target of
  * numel k > 1 is fed by exactly one column, that column is a class index 0..k-1 and the
  * target is its one-hot encoding. */
+#define NNRT_COLUMN_MAP_FIELDS(X)                                                                  \
+    X(STRING, tensor)                                                                              \
+    X(I32, first)                                                                                  \
+    X(I32, last)
+
 typedef struct nnrt_column_map {
-    const char *tensor;
-    int32_t first, last;
+    NNRT_COLUMN_MAP_FIELDS(NNRT_C_FIELD)
 } nnrt_column_map;
 
+#define NNRT_SETTING_FIELDS(X)                                                                     \
+    X(STRING, name)  /* as in settings.def: "optimizer", "weight_decay" */                         \
+    X(STRING, value) /* as the option would be given: "adam", "0.01", "h.W=1e-3" */
+
 typedef struct nnrt_setting {
-    const char *name;  /* as in settings.def: "optimizer", "weight_decay" */
-    const char *value; /* as the option would be given: "adam", "0.01", "h.W=1e-3" */
+    NNRT_SETTING_FIELDS(NNRT_C_FIELD)
 } nnrt_setting;
 
 enum nnrt_accuracy {
@@ -85,61 +129,69 @@ enum nnrt_accuracy {
     NNRT_ACCURACY_LOGIT = 2
 };
 
+#define NNRT_TRAIN_DEFAULTS_FIELDS(X)                                                              \
+    X(STRING, data_kind)  /* "csv", "idx" or NULL (model without inputs) */                        \
+    X(STRING, data_path)  /* absolute, or NULL */                                                  \
+    X(STRING, data_path2) /* idx: labels file */                                                   \
+    X(I32, n_columns)                                                                              \
+    X(COLUMNS, columns)                                                                            \
+    X(STRING, optimizer) /* "sgd" */                                                               \
+    X(F64, lr)                                                                                     \
+    X(F64, momentum)                                                                               \
+    X(I64, batch)                                                                                  \
+    X(I64, epochs)                                                                                 \
+    X(I64, steps)                                                                                  \
+    X(I64, seed)                                                                                   \
+    X(I32, shuffle)                                                                                \
+    X(F64, validation) /* fraction held out (the last rows after a seeded shuffle) */              \
+    /* Report accuracy (nonzero), and how a one-value output is read for it:                       \
+     * NNRT_ACCURACY_PROBABILITY (1): a probability, right when on the target's side of 0.5;       \
+     * NNRT_ACCURACY_LOGIT (2): a logit (bce_logits), right when on the target's side of 0. */     \
+    X(I32, classification)                                                                         \
+    /* Every other setting of the train block (runtime/settings.def lists them), each read         \
+     * as if it were the command-line option --NAME VALUE (NAME with '-' for '_'), before          \
+     * the real command line, which overrides it. */                                               \
+    X(I32, n_settings)                                                                             \
+    X(SETTINGS, settings)
+
 typedef struct nnrt_train_defaults {
-    const char *data_kind;  /* "csv", "idx" or NULL (model without inputs) */
-    const char *data_path;  /* absolute, or NULL */
-    const char *data_path2; /* idx: labels file */
-    int32_t n_columns;
-    const nnrt_column_map *columns;
-    const char *optimizer; /* "sgd" */
-    double lr, momentum;
-    int64_t batch, epochs, steps, seed;
-    int32_t shuffle;
-    double validation; /* fraction held out (the last rows after a seeded shuffle) */
-    /* Report accuracy (nonzero), and how a one-value output is read for it:
-     * NNRT_ACCURACY_PROBABILITY (1): a probability, right when on the target's side of 0.5;
-     * NNRT_ACCURACY_LOGIT (2): a logit (bce_logits), right when on the target's side of 0. */
-    int32_t classification;
-    /* Every other setting of the train block (runtime/settings.def lists them), each read
-     * as if it were the command-line option --NAME VALUE (NAME with '-' for '_'), before
-     * the real command line, which overrides it. */
-    int32_t n_settings;
-    const nnrt_setting *settings;
+    NNRT_TRAIN_DEFAULTS_FIELDS(NNRT_C_FIELD)
 } nnrt_train_defaults;
 
+/* Entry points. Inputs (and targets, where used) are written by the runtime first.
+ * forward:  writes loss (every sample of the batch) and output.
+ * predict:  writes output only; targets are not read.
+ * grad:     forward, then d cost/d param for every param with grad_offset >= 0, where
+ *           cost = mean of the batch's per-sample losses (sum when loss does not vary).
+ * sgd_step: grad, and the update v = momentum*v + g; p = p - lr*v for every param
+ *           (with momentum 0 the velocity is not read: p = p - lr*g). Gradients are not
+ *           kept in the grad buffers by this entry point.
+ * When forward, grad or sgd_step returns, loss and output still hold this batch's forward
+ * values: the runtime reads them after sgd_step for the epoch's loss and accuracy. The
+ * runtime writes the inputs and targets before every call, so the model may reuse them. */
+#define NNRT_MODEL_FIELDS(X)                                                                       \
+    X(I32, abi_version) /* NNRT_ABI_VERSION */                                                     \
+    X(STRING, name)     /* model name */                                                           \
+    X(STRING, source)   /* path of the .nn file it was compiled from */                            \
+    X(I32, f64)         /* elements are double (1) or float (0) */                                 \
+    X(I64, fixed_elems)                                                                            \
+    X(I64, varying_elems)                                                                          \
+    X(I32, n_params)                                                                               \
+    X(TENSORS, params)                                                                             \
+    X(I32, n_inputs)                                                                               \
+    X(TENSORS, inputs)                                                                             \
+    X(I32, n_targets)                                                                              \
+    X(TENSORS, targets)                                                                            \
+    X(TENSOR, output) /* what predict writes; varying when the model has inputs */                 \
+    X(TENSOR, loss)   /* per-sample loss: rank 0; varying unless the model has no inputs */        \
+    X(ENTRY, forward)                                                                              \
+    X(ENTRY, predict)                                                                              \
+    X(ENTRY, grad)                                                                                 \
+    X(SGD_ENTRY, sgd_step)                                                                         \
+    X(TRAIN, train)
+
 typedef struct nnrt_model {
-    int32_t abi_version; /* NNRT_ABI_VERSION */
-    const char *name;    /* model name */
-    const char *source;  /* path of the .nn file it was compiled from */
-    int32_t f64;         /* elements are double (1) or float (0) */
-    int64_t fixed_elems, varying_elems;
-
-    int32_t n_params;
-    const nnrt_tensor *params;
-    int32_t n_inputs;
-    const nnrt_tensor *inputs;
-    int32_t n_targets;
-    const nnrt_tensor *targets;
-    nnrt_tensor output; /* what predict writes; varying when the model has inputs */
-    nnrt_tensor loss;   /* per-sample loss: rank 0; varying unless the model has no inputs */
-
-    /* Entry points. Inputs (and targets, where used) are written by the runtime first.
-     * forward:  writes loss (every sample of the batch) and output.
-     * predict:  writes output only; targets are not read.
-     * grad:     forward, then d cost/d param for every param with grad_offset >= 0, where
-     *           cost = mean of the batch's per-sample losses (sum when loss does not vary).
-     * sgd_step: grad, and the update v = momentum*v + g; p = p - lr*v for every param
-     *           (with momentum 0 the velocity is not read: p = p - lr*g). Gradients are not
-     *           kept in the grad buffers by this entry point.
-     * When forward, grad or sgd_step returns, loss and output still hold this batch's forward
-     * values: the runtime reads them after sgd_step for the epoch's loss and accuracy. The
-     * runtime writes the inputs and targets before every call, so the model may reuse them. */
-    void (*forward)(nnrt_ctx *ctx);
-    void (*predict)(nnrt_ctx *ctx);
-    void (*grad)(nnrt_ctx *ctx);
-    void (*sgd_step)(nnrt_ctx *ctx, double lr, double momentum);
-
-    nnrt_train_defaults train;
+    NNRT_MODEL_FIELDS(NNRT_C_FIELD)
 } nnrt_model;
 
 /* Defined by the compiled model. */

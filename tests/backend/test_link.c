@@ -25,7 +25,7 @@ static const char *const fake_runtime =
     "    const nnrt_model *d = &nnrt_model_desc;\n"
     "    float *fixed = calloc((size_t)d->fixed_elems + 1, sizeof(float));\n"
     "    float *varying = calloc((size_t)d->varying_elems * 2 + 1, sizeof(float));\n"
-    "    nnrt_ctx ctx = {fixed, varying, 2, 2};\n"
+    "    nnrt_ctx ctx = {.fixed = fixed, .varying = varying, .batch = 2, .batch_cap = 2};\n"
     "    const nnrt_tensor *x = &d->inputs[0];\n"
     "    for (int b = 0; b < 2; b++)\n"
     "        for (int i = 0; i < x->numel; i++) varying[x->offset * 2 + b * x->numel + i] = b + "

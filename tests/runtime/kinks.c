@@ -48,8 +48,20 @@ static void sgd_step(nnrt_ctx *ctx, double lr, double momentum) {
 }
 
 static const nnrt_tensor params[] = {
-    {"a", 0, {0}, 1, A, 0, NNRT_INIT_ZEROS, 0, 0, GRAD_A, VEL_A, 0},
-    {"b", 1, {3}, 3, B, 0, NNRT_INIT_ZEROS, 0, 0, GRAD_B, VEL_B, 0},
+    {.name = "a",
+     .numel = 1,
+     .offset = A,
+     .init = NNRT_INIT_ZEROS,
+     .grad_offset = GRAD_A,
+     .velocity_offset = VEL_A},
+    {.name = "b",
+     .rank = 1,
+     .dims = {3},
+     .numel = 3,
+     .offset = B,
+     .init = NNRT_INIT_ZEROS,
+     .grad_offset = GRAD_B,
+     .velocity_offset = VEL_B},
 };
 
 const nnrt_model nnrt_model_desc = {
@@ -61,7 +73,7 @@ const nnrt_model nnrt_model_desc = {
     .varying_elems = 0,
     .n_params = 2,
     .params = params,
-    .loss = {"loss", 0, {0}, 1, LOSS, 0, 0, 0, 0, -1, -1, 0},
+    .loss = {.name = "loss", .numel = 1, .offset = LOSS, .grad_offset = -1, .velocity_offset = -1},
     .forward = forward,
     .grad = grad,
     .sgd_step = sgd_step,

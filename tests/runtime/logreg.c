@@ -68,15 +68,45 @@ static void sgd_step(nnrt_ctx *ctx, double lr, double momentum) {
 }
 
 static const nnrt_tensor params[] = {
-    {"lin.W", 2, {2, 1}, 2, W, 0, NNRT_INIT_GLOROT, 0, 0, GRAD_W, VEL_W, 0},
-    {"lin.b", 1, {1}, 1, B, 0, NNRT_INIT_ZEROS, 0, 0, GRAD_B, VEL_B, 0},
+    {.name = "lin.W",
+     .rank = 2,
+     .dims = {2, 1},
+     .numel = 2,
+     .offset = W,
+     .init = NNRT_INIT_GLOROT,
+     .grad_offset = GRAD_W,
+     .velocity_offset = VEL_W},
+    {.name = "lin.b",
+     .rank = 1,
+     .dims = {1},
+     .numel = 1,
+     .offset = B,
+     .init = NNRT_INIT_ZEROS,
+     .grad_offset = GRAD_B,
+     .velocity_offset = VEL_B},
 };
-static const nnrt_tensor inputs[] = {{"x", 1, {2}, 2, X, 1, 0, 0, 0, -1, -1, 0}};
-static const nnrt_tensor targets[] = {{"y", 1, {1}, 1, Y, 1, 0, 0, 0, -1, -1, 0}};
+static const nnrt_tensor inputs[] = {{.name = "x",
+                                      .rank = 1,
+                                      .dims = {2},
+                                      .numel = 2,
+                                      .offset = X,
+                                      .varying = 1,
+                                      .grad_offset = -1,
+                                      .velocity_offset = -1}};
+static const nnrt_tensor targets[] = {{.name = "y",
+                                       .rank = 1,
+                                       .dims = {1},
+                                       .numel = 1,
+                                       .offset = Y,
+                                       .varying = 1,
+                                       .grad_offset = -1,
+                                       .velocity_offset = -1}};
 #ifdef LOGREG_FAR_COLUMNS /* a descriptor whose column map is past what a CSV row can have */
-static const nnrt_column_map columns[] = {{"x", 0, 1}, {"y", INT32_MAX, INT32_MAX}};
+static const nnrt_column_map columns[] = {{.tensor = "x", .first = 0, .last = 1},
+                                          {.tensor = "y", .first = INT32_MAX, .last = INT32_MAX}};
 #else
-static const nnrt_column_map columns[] = {{"x", 0, 1}, {"y", 2, 2}};
+static const nnrt_column_map columns[] = {{.tensor = "x", .first = 0, .last = 1},
+                                          {.tensor = "y", .first = 2, .last = 2}};
 #endif
 
 const nnrt_model nnrt_model_desc = {
@@ -92,8 +122,20 @@ const nnrt_model nnrt_model_desc = {
     .inputs = inputs,
     .n_targets = 1,
     .targets = targets,
-    .output = {"p", 1, {1}, 1, P, 1, 0, 0, 0, -1, -1, 0},
-    .loss = {"loss", 0, {0}, 1, LOSS, 1, 0, 0, 0, -1, -1, 0},
+    .output = {.name = "p",
+               .rank = 1,
+               .dims = {1},
+               .numel = 1,
+               .offset = P,
+               .varying = 1,
+               .grad_offset = -1,
+               .velocity_offset = -1},
+    .loss = {.name = "loss",
+             .numel = 1,
+             .offset = LOSS,
+             .varying = 1,
+             .grad_offset = -1,
+             .velocity_offset = -1},
     .forward = forward,
     .predict = predict,
     .grad = grad,

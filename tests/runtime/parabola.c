@@ -50,8 +50,23 @@ static void sgd_step(nnrt_ctx *ctx, double lr, double momentum) {
 }
 
 static const nnrt_tensor params[] = {
-    {"x", 0, {0}, 1, X, 0, NNRT_INIT_CONST, 2.0, 0, GRAD_X, VEL_X, 0},
-    {"v", 1, {N_V}, N_V, V, 0, NNRT_INIT_UNIFORM, -1.0, 1.0, GRAD_V, VEL_V, 0},
+    {.name = "x",
+     .numel = 1,
+     .offset = X,
+     .init = NNRT_INIT_CONST,
+     .init_a = 2.0,
+     .grad_offset = GRAD_X,
+     .velocity_offset = VEL_X},
+    {.name = "v",
+     .rank = 1,
+     .dims = {N_V},
+     .numel = N_V,
+     .offset = V,
+     .init = NNRT_INIT_UNIFORM,
+     .init_a = -1.0,
+     .init_b = 1.0,
+     .grad_offset = GRAD_V,
+     .velocity_offset = VEL_V},
 };
 
 const nnrt_model nnrt_model_desc = {
@@ -63,7 +78,7 @@ const nnrt_model nnrt_model_desc = {
     .varying_elems = 0,
     .n_params = 2,
     .params = params,
-    .loss = {"loss", 0, {0}, 1, LOSS, 0, 0, 0, 0, -1, -1, 0},
+    .loss = {.name = "loss", .numel = 1, .offset = LOSS, .grad_offset = -1, .velocity_offset = -1},
     .forward = forward,
     .grad = grad,
     .sgd_step = sgd_step,

@@ -78,16 +78,54 @@ static void sgd_step(nnrt_ctx *ctx, double lr, double momentum) {
 }
 
 static const nnrt_tensor params[] = {
-    {"fc.W", 2, {N_IN, N_OUT}, N_IN *N_OUT, W, 0, NNRT_INIT_HE, 0, 0, GRAD_W, VEL_W, 0},
-    {"fc.b", 1, {N_OUT}, N_OUT, B, 0, NNRT_INIT_UNIFORM, -0.1, 0.1, GRAD_B, VEL_B, 0},
+    {.name = "fc.W",
+     .rank = 2,
+     .dims = {N_IN, N_OUT},
+     .numel = N_IN * N_OUT,
+     .offset = W,
+     .init = NNRT_INIT_HE,
+     .grad_offset = GRAD_W,
+     .velocity_offset = VEL_W},
+    {.name = "fc.b",
+     .rank = 1,
+     .dims = {N_OUT},
+     .numel = N_OUT,
+     .offset = B,
+     .init = NNRT_INIT_UNIFORM,
+     .init_a = -0.1,
+     .init_b = 0.1,
+     .grad_offset = GRAD_B,
+     .velocity_offset = VEL_B},
 };
 #ifdef SOFTMAX_IDX
-static const nnrt_tensor inputs[] = {{"x", 2, {2, 2}, N_IN, X, 1, 0, 0, 0, -1, -1, 0}};
+static const nnrt_tensor inputs[] = {{.name = "x",
+                                      .rank = 2,
+                                      .dims = {2, 2},
+                                      .numel = N_IN,
+                                      .offset = X,
+                                      .varying = 1,
+                                      .grad_offset = -1,
+                                      .velocity_offset = -1}};
 #else
-static const nnrt_tensor inputs[] = {{"x", 1, {N_IN}, N_IN, X, 1, 0, 0, 0, -1, -1, 0}};
-static const nnrt_column_map columns[] = {{"y", 4, 4}, {"x", 0, 3}};
+static const nnrt_tensor inputs[] = {{.name = "x",
+                                      .rank = 1,
+                                      .dims = {N_IN},
+                                      .numel = N_IN,
+                                      .offset = X,
+                                      .varying = 1,
+                                      .grad_offset = -1,
+                                      .velocity_offset = -1}};
+static const nnrt_column_map columns[] = {{.tensor = "y", .first = 4, .last = 4},
+                                          {.tensor = "x", .first = 0, .last = 3}};
 #endif
-static const nnrt_tensor targets[] = {{"y", 1, {N_OUT}, N_OUT, Y, 1, 0, 0, 0, -1, -1, 0}};
+static const nnrt_tensor targets[] = {{.name = "y",
+                                       .rank = 1,
+                                       .dims = {N_OUT},
+                                       .numel = N_OUT,
+                                       .offset = Y,
+                                       .varying = 1,
+                                       .grad_offset = -1,
+                                       .velocity_offset = -1}};
 
 const nnrt_model nnrt_model_desc = {
     .abi_version = NNRT_ABI_VERSION,
@@ -106,8 +144,20 @@ const nnrt_model nnrt_model_desc = {
     .inputs = inputs,
     .n_targets = 1,
     .targets = targets,
-    .output = {"p", 1, {N_OUT}, N_OUT, P, 1, 0, 0, 0, -1, -1, 0},
-    .loss = {"loss", 0, {0}, 1, LOSS, 1, 0, 0, 0, -1, -1, 0},
+    .output = {.name = "p",
+               .rank = 1,
+               .dims = {N_OUT},
+               .numel = N_OUT,
+               .offset = P,
+               .varying = 1,
+               .grad_offset = -1,
+               .velocity_offset = -1},
+    .loss = {.name = "loss",
+             .numel = 1,
+             .offset = LOSS,
+             .varying = 1,
+             .grad_offset = -1,
+             .velocity_offset = -1},
     .forward = forward,
     .predict = predict,
     .grad = grad,
