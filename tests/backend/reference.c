@@ -1,6 +1,8 @@
 /* reference.c: the IR evaluated element by element in double precision, written straight
  * from the semantics in ops.def and nothing else of the back end: what the tests compare
- * the compiled code with. Slow (it recomputes shared values) but plain. */
+ * the compiled code with. An elementwise op is its row's scalar semantics (the FOLD
+ * expression constant folding uses too); a row op or a reduction is ref_NAME below, one
+ * for each row, or this file does not build. Slow (it recomputes shared values) but plain. */
 #include "harness.h"
 
 #include <math.h>
@@ -12,43 +14,6 @@ static double leaf(const Model *m, const Value *v, int64_t sample, int64_t i) {
     case OP_const: return v->num;
     case OP_inv_batch: return 1.0 / (double)m->ctx.batch;
     default: return tensor_get(m, model_tensor(m, v->name), sample, i);
-    }
-}
-
-/* NaN stays NaN through relu, leaky_relu, elu, step and sign (ops.def). */
-static double sign_of(double x) {
-    return isnan(x) ? x : x > 0 ? 1 : x < 0 ? -1 : 0;
-}
-
-static double softplus(double x) {
-    return (x > 0 ? x : 0) + log1p(exp(-fabs(x)));
-}
-
-static double elementwise(const Value *v, double a, double b, double c) {
-    switch (v->op) {
-    case OP_add: return a + b;
-    case OP_sub: return a - b;
-    case OP_mul: return a * b;
-    case OP_div: return a / b;
-    case OP_pow: return pow(a, b);
-    case OP_neg: return -a;
-    case OP_exp: return exp(a);
-    case OP_log: return log(a);
-    case OP_sqrt: return sqrt(a);
-    case OP_abs: return fabs(a);
-    case OP_sin: return sin(a);
-    case OP_cos: return cos(a);
-    case OP_tanh: return tanh(a);
-    case OP_sigmoid: return 1 / (1 + exp(-a));
-    case OP_relu: return a <= 0 ? 0 : a;
-    case OP_leaky_relu: return a <= 0 ? v->opt[0] * a : a;
-    case OP_elu: return a <= 0 ? v->opt[0] * expm1(a) : a;
-    case OP_softplus: return softplus(a);
-    case OP_sign: return sign_of(a);
-    case OP_step: return isnan(a) ? a : a > 0 ? 1 : 0;
-    case OP_broadcast: return a;
-    case OP_where: return a <= 0 ? c : b;
-    default: abort();
     }
 }
 
@@ -71,6 +36,8 @@ double ref_dropout_factor(const Model *m, const Value *v, int64_t s, int64_t i) 
     return keep ? 1 / (1 - rate) : 0;
 }
 
+/* ---- rows and reductions: ref_NAME for every ROW and REDUCE row of ops.def ---- */
+
 /* Row r of u (length C) into row[], and its log-sum-exp. */
 static double load_row(const Model *m, const Value *u, int64_t s, int64_t r, int64_t C,
                        double *row) {
@@ -83,45 +50,103 @@ static double load_row(const Model *m, const Value *u, int64_t s, int64_t r, int
     return mx + log(sum);
 }
 
-static double row_op(const Model *m, const Value *v, int64_t s, int64_t i) {
+/* The length of the rows of v's first operand. */
+static int64_t row_length(const Value *v) {
     const Value *z = v->args[0];
-    int64_t C = z->shape.dim[z->shape.rank - 1], r = i / C, c = i % C;
-    double *row = malloc((size_t)C * sizeof *row), result = 0;
-    switch (v->op) {
-    case OP_softmax: result = exp(ref_eval(m, z, s, i) - load_row(m, z, s, r, C, row)); break;
-    case OP_log_softmax: result = ref_eval(m, z, s, i) - load_row(m, z, s, r, C, row); break;
-    case OP_softmax_ce:
-        for (int64_t rr = 0; rr < shape_numel(z->shape) / C; rr++) {
-            double lse = load_row(m, z, s, rr, C, row);
-            for (int64_t k = 0; k < C; k++)
-                result -= ref_eval(m, v->args[1], s, rr * C + k) * (row[k] - lse);
-        }
-        break;
-    case OP_softmax_grad: {
-        double dot = 0;
-        for (int64_t k = 0; k < C; k++)
-            dot += ref_eval(m, v->args[1], s, r * C + k) * ref_eval(m, z, s, r * C + k);
-        result = ref_eval(m, z, s, i) * (ref_eval(m, v->args[1], s, i) - dot);
-        break;
-    }
-    case OP_log_softmax_grad: {
-        double total = 0;
-        for (int64_t k = 0; k < C; k++) total += ref_eval(m, v->args[1], s, r * C + k);
-        result = ref_eval(m, v->args[1], s, i) - exp(ref_eval(m, z, s, i)) * total;
-        break;
-    }
-    case OP_softmax_ce_grad: {
-        double lse = load_row(m, z, s, r, C, row), ysum = 0;
-        for (int64_t k = 0; k < C; k++) ysum += ref_eval(m, v->args[1], s, r * C + k);
-        double p = exp(row[c] - lse);
-        result = ref_eval(m, v->args[2], s, 0) * (p * ysum - ref_eval(m, v->args[1], s, i));
-        break;
-    }
-    default: abort();
-    }
+    return z->shape.dim[z->shape.rank - 1];
+}
+
+/* log_softmax(z)[i] of sample s. */
+static double log_softmax_at(const Model *m, const Value *z, int64_t s, int64_t i, int64_t C) {
+    double *row = malloc((size_t)C * sizeof *row);
+    double lse = load_row(m, z, s, i / C, C, row), r = row[i % C] - lse;
     free(row);
+    return r;
+}
+
+static double ref_softmax(const Model *m, const Value *v, int64_t s, int64_t i) {
+    return exp(log_softmax_at(m, v->args[0], s, i, row_length(v)));
+}
+
+static double ref_log_softmax(const Model *m, const Value *v, int64_t s, int64_t i) {
+    return log_softmax_at(m, v->args[0], s, i, row_length(v));
+}
+
+/* -sum(y * log_softmax(z)) over every row of the sample. */
+static double ref_softmax_ce(const Model *m, const Value *v, int64_t s, int64_t i) {
+    (void)i;
+    int64_t C = row_length(v), n = shape_numel(v->args[0]->shape);
+    double result = 0;
+    for (int64_t k = 0; k < n; k++)
+        result -= ref_eval(m, v->args[1], s, k) * log_softmax_at(m, v->args[0], s, k, C);
     return result;
 }
+
+/* The sum over i's row of f(a)[k] * g(b)[k], with b NULL for f(a) alone. */
+static double row_dot(const Model *m, const Value *a, const Value *b, int64_t s, int64_t i,
+                      int64_t C) {
+    double sum = 0;
+    for (int64_t k = i / C * C; k < i / C * C + C; k++)
+        sum += ref_eval(m, a, s, k) * (b ? ref_eval(m, b, s, k) : 1);
+    return sum;
+}
+
+/* s * (g - rowsum(g * s)) */
+static double ref_softmax_grad(const Model *m, const Value *v, int64_t s, int64_t i) {
+    const Value *sm = v->args[0], *g = v->args[1];
+    double dot = row_dot(m, g, sm, s, i, row_length(v));
+    return ref_eval(m, sm, s, i) * (ref_eval(m, g, s, i) - dot);
+}
+
+/* g - exp(l) * rowsum(g) */
+static double ref_log_softmax_grad(const Model *m, const Value *v, int64_t s, int64_t i) {
+    const Value *l = v->args[0], *g = v->args[1];
+    double total = row_dot(m, g, NULL, s, i, row_length(v));
+    return ref_eval(m, g, s, i) - exp(ref_eval(m, l, s, i)) * total;
+}
+
+/* g * (softmax(z) * rowsum(y) - y) */
+static double ref_softmax_ce_grad(const Model *m, const Value *v, int64_t s, int64_t i) {
+    const Value *z = v->args[0], *y = v->args[1];
+    int64_t C = row_length(v);
+    double p = exp(log_softmax_at(m, z, s, i, C)), ysum = row_dot(m, y, NULL, s, i, C);
+    return ref_eval(m, v->args[2], s, 0) * (p * ysum - ref_eval(m, y, s, i));
+}
+
+/* Element i of a reduction to out elements: the sum of u's elements i, i + out, ... */
+static double sum_down(const Model *m, const Value *v, int64_t s, int64_t i) {
+    const Value *u = v->args[0];
+    int64_t n = shape_numel(u->shape), out = shape_numel(v->shape);
+    double sum = 0;
+    for (int64_t j = i; j < n; j += out) sum += ref_eval(m, u, s, j);
+    return sum;
+}
+#define ref_sum    sum_down
+#define ref_sum_to sum_down
+
+static double ref_mean(const Model *m, const Value *v, int64_t s, int64_t i) {
+    return sum_down(m, v, s, i) / (double)shape_numel(v->args[0]->shape);
+}
+
+static double ref_batch_sum(const Model *m, const Value *v, int64_t s, int64_t i) {
+    (void)s;
+    double sum = 0;
+    for (int64_t b = 0; b < m->ctx.batch; b++) sum += ref_eval(m, v->args[0], b, i);
+    return sum;
+}
+
+typedef double RefFn(const Model *m, const Value *v, int64_t sample, int64_t i);
+
+#define REF_SRC(name)
+#define REF_EW(name)
+#define REF_REDUCE(name) [OP_##name] = ref_##name,
+#define REF_ROW(name)    [OP_##name] = ref_##name,
+#define REF_MATMUL(name)
+static RefFn *const per_op[OP_COUNT] = {
+#define OP(name, arity, class, ...) REF_##class(name)
+#include "ops.def"
+#undef OP
+};
 
 /* op(X)[row][k] of a matmul operand at sample s. */
 static double matrix_at(const Model *m, const Value *x, bool t, int64_t s, int64_t row,
@@ -142,28 +167,26 @@ static double matmul(const Model *m, const Value *v, int64_t s, int64_t i) {
     return sum;
 }
 
+/* An elementwise op: its scalar semantics in ops.def; a RANDOM op (dropout) multiplies its
+ * operand by its mask's factor. */
+static double elementwise(const Model *m, const Value *v, int64_t s, int64_t i) {
+    double x[3] = {0, 0, 0};
+    for (int k = 0; k < v->nargs; k++)
+        x[k] = ref_eval(m, v->args[k], s, i % shape_numel(v->args[k]->shape));
+    if (op_info[v->op].flags & OPF_RANDOM) return x[0] * ref_dropout_factor(m, v, s, i);
+    if (!op_info[v->op].scalar) {
+        fprintf(stderr, "reference: %s has no scalar semantics in ops.def\n", op_info[v->op].name);
+        abort();
+    }
+    return op_info[v->op].scalar(x, v->opt);
+}
+
 double ref_eval(const Model *m, const Value *v, int64_t s, int64_t i) {
     switch (op_info[v->op].cls) {
     case OPC_SRC: return leaf(m, v, s, i);
-    case OPC_EW: {
-        double x[3] = {0, 0, 0};
-        for (int k = 0; k < v->nargs; k++)
-            x[k] = ref_eval(m, v->args[k], s, i % shape_numel(v->args[k]->shape));
-        if (v->op == OP_dropout) return x[0] * ref_dropout_factor(m, v, s, i);
-        return elementwise(v, x[0], x[1], x[2]);
-    }
-    case OPC_REDUCE: {
-        const Value *u = v->args[0];
-        int64_t n = shape_numel(u->shape), out = shape_numel(v->shape);
-        double sum = 0;
-        if (v->op == OP_batch_sum) {
-            for (int64_t b = 0; b < m->ctx.batch; b++) sum += ref_eval(m, u, b, i);
-            return sum;
-        }
-        for (int64_t j = i; j < n; j += out) sum += ref_eval(m, u, s, j);
-        return v->op == OP_mean ? sum / (double)n : sum;
-    }
-    case OPC_ROW: return row_op(m, v, s, i);
+    case OPC_EW: return elementwise(m, v, s, i);
+    case OPC_REDUCE:
+    case OPC_ROW: return per_op[v->op](m, v, s, i);
     case OPC_MATMUL: return matmul(m, v, s, i);
     }
     abort();

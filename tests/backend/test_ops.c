@@ -1,7 +1,11 @@
-/* test_ops.c: every elementwise op, reduction and row op, compiled and compared with the
- * reference interpreter, in f32 and f64, over each way an operand can be broadcast. */
+/* test_ops.c: every row of ops.def, compiled and compared with the reference interpreter, in
+ * f32 and f64: each elementwise op over each way an operand can be broadcast, each reduction
+ * and row op over each operand its shape rule takes. The ops come from the table: a new row
+ * is tested without a line here, and a row this file cannot build a case for is a failure.
+ * (Leaves are every test's inputs; matmul has test_matmul.c.) */
 #include "harness.h"
 
+#include <math.h>
 #include <string.h>
 
 static bool f64_mode;
@@ -22,24 +26,36 @@ static void special_values(Model *m) {
         for (int i = 0; i < 6 && i < t->numel; i++) tensor_set(m, t, b, i, x[i] * (b + 1));
 }
 
+/* Where an op is defined: (0.1, 3) for one that is NaN at -1 (log, sqrt), else (-3, 3) with
+ * the special values. */
 static bool positive_domain(Op op) {
-    return op == OP_log || op == OP_sqrt;
+    double x[3] = {-1, 1, 1}, opt[OP_MAX_OPTIONS] = {0};
+    return op_info[op].scalar && isnan(op_info[op].scalar(x, opt));
 }
 
-static void unary_ops(void) {
-    static const Op ops[] = {OP_neg,      OP_exp,  OP_log,     OP_sqrt,     OP_abs,        OP_sin,
-                             OP_cos,      OP_tanh, OP_sigmoid, OP_relu,     OP_leaky_relu, OP_elu,
-                             OP_softplus, OP_sign, OP_step,    OP_broadcast};
-    for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++) {
-        Op op = ops[k];
-        Graph *g = graph_new("unary");
-        Value *x = add_input(g, "x", shape2(2, 3));
-        Value *r = op == OP_broadcast ? ir_broadcast(g, x, shape2(2, 3)) : ir_build1(g, op, x);
-        r->opt[0] = 0.1; /* leaky_relu's and elu's alpha */
-        ForwardCase fc = positive_domain(op) ? range(0.1, 3) : range(-3, 3);
-        if (!positive_domain(op)) fc.tweak = special_values;
-        check_forward(label("unary", op), g, r, &fc);
+/* An op's options: the defaults, with ±0.5 for an infinite one (so that clamp clamps). */
+static void set_options(Value *v) {
+    const OpInfo *in = &op_info[v->op];
+    for (int k = 0; k < in->n_options; k++) {
+        double d = in->options[k].value;
+        v->opt[k] = isinf(d) ? copysign(0.5, d) : d;
     }
+}
+
+static void unary_op(Op op) {
+    Graph *g = graph_new("unary");
+    bool given = op_info[op].flags & OPF_SHAPE_GIVEN;
+    Value *x = add_input(g, "x", given ? shape1(3) : shape2(2, 3));
+    Shape shape = shape2(2, 3);
+    bool varying;
+    const char *err = ir_infer_shape(op, 1, &x, NULL, &shape, &varying);
+    if (!check(err == NULL, "unary %s: %s", op_info[op].name, err)) return;
+    Value *r = ir_inst(g, op, 1, &x, shape, varying);
+    set_options(r);
+    if (op_info[op].flags & OPF_RANDOM) r->salt = r->id;
+    ForwardCase fc = positive_domain(op) ? range(0.1, 3) : range(-3, 3);
+    if (!positive_domain(op)) fc.tweak = special_values;
+    check_forward(label(given ? "x [3] to [2,3]" : "unary", op), g, r, &fc);
 }
 
 /* The second operand of a binary op, in each shape and batch relation to x [2,3]. */
@@ -79,37 +95,48 @@ static const Partner partners[] = {
     {"const", constant},         {"1/B", inverse_batch},
 };
 
-static void binary_ops(void) {
-    static const Op ops[] = {OP_add, OP_sub, OP_mul, OP_div, OP_pow};
-    for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++)
-        for (size_t p = 0; p < sizeof partners / sizeof partners[0]; p++)
-            for (int swap = 0; swap < 2; swap++) {
-                Graph *g = graph_new("binary");
-                Value *x = add_input(g, "x", shape2(2, 3)), *y = partners[p].make(g);
-                Value *r = swap ? ir_build2(g, ops[k], y, x) : ir_build2(g, ops[k], x, y);
-                ForwardCase fc = range(0.5, 2);
-                const char *what =
-                    xprintf("%s %s", swap ? "partner, x" : "x, partner", partners[p].what);
-                check_forward(label(what, ops[k]), g, r, &fc);
-            }
+static void binary_op(Op op) {
+    for (size_t p = 0; p < sizeof partners / sizeof partners[0]; p++)
+        for (int swap = 0; swap < 2; swap++) {
+            Graph *g = graph_new("binary");
+            Value *x = add_input(g, "x", shape2(2, 3)), *y = partners[p].make(g);
+            Value *r = swap ? ir_build2(g, op, y, x) : ir_build2(g, op, x, y);
+            set_options(r);
+            ForwardCase fc = range(0.5, 2);
+            const char *what =
+                xprintf("%s %s", swap ? "partner, x" : "x, partner", partners[p].what);
+            check_forward(label(what, op), g, r, &fc);
+        }
 }
 
-/* where(x, a, b): the condition x [2,3] (with exact zeros), each partner as either branch,
- * the other branch an input [3] or the constant 0. */
-static void where_op(void) {
+/* op(x, a, b) (where's c > 0 ? a : b): x [2,3] (with exact zeros) first, each partner as
+ * either other operand, the remaining one an input [3] or the constant 0. */
+static void ternary_op(Op op) {
     for (size_t p = 0; p < sizeof partners / sizeof partners[0]; p++)
         for (int swap = 0; swap < 3; swap++) {
-            Graph *g = graph_new("where");
+            Graph *g = graph_new("ternary");
             Value *x = add_input(g, "x", shape2(2, 3)), *y = partners[p].make(g);
             Value *other = swap == 2 ? ir_const(g, 0) : add_input(g, "z", shape1(3));
             Value *args[3] = {x, swap ? y : other, swap ? other : y};
-            Value *r = ir_build(g, OP_where, 3, args);
+            Value *r = ir_build(g, op, 3, args);
+            set_options(r);
             ForwardCase fc = range(-2, 2);
             fc.tweak = special_values;
             const char *what = xprintf("%s %s", swap ? "x, partner, other" : "x, other, partner",
                                        partners[p].what);
-            check_forward(label(what, OP_where), g, r, &fc);
+            check_forward(label(what, op), g, r, &fc);
         }
+}
+
+static void elementwise_op(Op op) {
+    switch (op_info[op].arity) {
+    case 1: unary_op(op); return;
+    case 2: binary_op(op); return;
+    case 3: ternary_op(op); return;
+    default:
+        check(false, "%s: no elementwise case for %d operands", op_info[op].name,
+              op_info[op].arity);
+    }
 }
 
 static void constant_powers(void) {
@@ -167,82 +194,120 @@ static void same_count_other_shape(void) {
     check_forward(label("[4,6] and [6,4] side by side", OP_mul), g, r, &fc);
 }
 
-static void reductions(void) {
-    struct {
-        const char *what;
-        Op op;
-        bool param;
-        Shape from, to;
-    } cases[] = {
-        {"input [2,3]", OP_sum, false, shape2(2, 3), {0}},
-        {"input [2,3]", OP_mean, false, shape2(2, 3), {0}},
-        {"param [2,3]", OP_sum, true, shape2(2, 3), {0}},
-        {"input [] (one element)", OP_mean, false, shape_scalar(), {0}},
-        {"input [2,3] to [3]", OP_sum_to, false, shape2(2, 3), shape1(3)},
-        {"input [2,3] to []", OP_sum_to, false, shape2(2, 3), shape_scalar()},
-        {"input [2,3] to [2,3]", OP_sum_to, false, shape2(2, 3), shape2(2, 3)},
-        {"param [4,3] to [3]", OP_sum_to, true, shape2(4, 3), shape1(3)},
-        {"input [2,3]", OP_batch_sum, false, shape2(2, 3), {0}},
-        {"input []", OP_batch_sum, false, shape_scalar(), {0}},
-    };
-    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
-        Graph *g = graph_new("reduce");
-        Value *x =
-            cases[k].param ? add_param(g, "x", cases[k].from) : add_input(g, "x", cases[k].from);
-        Value *r =
-            cases[k].op == OP_sum_to ? ir_sum_to(g, x, cases[k].to) : ir_build1(g, cases[k].op, x);
-        ForwardCase fc = range(-2, 2);
-        check_forward(label(cases[k].what, cases[k].op), g, r, &fc);
-    }
+/* Builds op(args) into g when its shape rule takes the operands (*shape: the shape given,
+ * for SHAPE_GIVEN ops); NULL when it does not. */
+static Value *build_if_fits(Graph *g, Op op, Value **args, Shape shape) {
+    bool varying;
+    if (ir_infer_shape(op, op_info[op].arity, args, NULL, &shape, &varying)) return NULL;
+    Value *v = ir_inst(g, op, op_info[op].arity, args, shape, varying);
+    set_options(v);
+    return v;
 }
 
-static void row_ops(void) {
-    for (int k = 0; k < 10; k++) {
-        Graph *g = graph_new("row");
-        Value *z = k == 9 ? add_param(g, "z", shape2(2, 5)) : add_input(g, "z", shape2(3, 5));
-        Value *y = k == 8 ? add_param(g, "y", z->shape) : add_target(g, "y", z->shape);
-        Value *r = NULL;
-        const char *what = "z [3,5]";
-        switch (k) {
-        case 0: r = ir_build1(g, OP_softmax, z); break;
-        case 1: r = ir_build1(g, OP_log_softmax, z); break;
-        case 2: r = ir_build2(g, OP_softmax_ce, z, y); break;
-        case 3:
-            r = ir_build2(g, OP_softmax_grad, ir_build1(g, OP_softmax, z),
-                          add_input(g, "g", z->shape));
-            break;
-        case 4:
-            r = ir_build2(g, OP_log_softmax_grad, ir_build1(g, OP_log_softmax, z),
-                          add_input(g, "g", z->shape));
-            break;
-        case 5:
-            r = ir_inst(g, OP_softmax_ce_grad, 3,
-                        (Value *[]){z, y, ir_leaf(g, OP_inv_batch, NULL, shape_scalar(), false)},
-                        z->shape, true);
-            what = "z, y, 1/B";
-            break;
-        case 6:
-            r = ir_inst(g, OP_softmax_ce_grad, 3,
-                        (Value *[]){z, y, add_input(g, "g", shape_scalar())}, z->shape, true);
-            what = "z, y, g varying";
-            break;
-        case 7:
-            r = ir_inst(g, OP_softmax_ce_grad, 3, (Value *[]){z, y, ir_const(g, 0.5)}, z->shape,
-                        true);
-            what = "z, y, const";
-            break;
-        case 8:
-            r = ir_build2(g, OP_softmax_ce, z, y);
-            what = "z varying, y param";
-            break;
-        case 9:
-            r = ir_build1(g, OP_softmax, z);
-            what = "z param";
-            break;
-        }
-        ForwardCase fc = range(-3, 3);
-        check_forward(label(what, r->op), g, r, &fc);
+/* The operand of a reduction, and for a SHAPE_GIVEN one (sum_to) the shape it gives. */
+static const struct {
+    const char *what;
+    bool param, given;
+    Shape from, to;
+} reduce_cases[] = {
+    {"input [2,3]", false, false, {2, {2, 3}}, {0}},
+    {"param [2,3]", true, false, {2, {2, 3}}, {0}},
+    {"input [] (one element)", false, false, {0}, {0}},
+    {"input [2,3] to [3]", false, true, {2, {2, 3}}, {1, {3}}},
+    {"input [2,3] to []", false, true, {2, {2, 3}}, {0}},
+    {"input [2,3] to [2,3]", false, true, {2, {2, 3}}, {2, {2, 3}}},
+    {"param [4,3] to [3]", true, true, {2, {4, 3}}, {1, {3}}},
+};
+
+/* Each case the reduction's shape rule takes. */
+static void reduce_op(Op op) {
+    int tested = 0;
+    bool given = op_info[op].flags & OPF_SHAPE_GIVEN;
+    for (size_t k = 0; k < sizeof reduce_cases / sizeof reduce_cases[0]; k++) {
+        if (reduce_cases[k].given != given) continue;
+        Graph *g = graph_new("reduce");
+        Value *x = reduce_cases[k].param ? add_param(g, "x", reduce_cases[k].from)
+                                         : add_input(g, "x", reduce_cases[k].from);
+        Value *r = build_if_fits(g, op, &x, reduce_cases[k].to);
+        if (!r) continue;
+        ForwardCase fc = range(-2, 2);
+        check_forward(label(reduce_cases[k].what, op), g, r, &fc);
+        tested++;
     }
+    check(tested > 0, "%s: no reduction case fits it", op_info[op].name);
+}
+
+/* The operands a row op may take after its first, z: by z's shape, or one per sample. */
+typedef struct RowOperand {
+    const char *what;
+    Value *(*make)(Graph *g, Shape z, int k);
+} RowOperand;
+
+static const char *operand_name(int k) {
+    return xprintf("y%d", k);
+}
+static Value *target_like(Graph *g, Shape z, int k) {
+    return add_target(g, operand_name(k), z);
+}
+static Value *input_like(Graph *g, Shape z, int k) {
+    return add_input(g, operand_name(k), z);
+}
+static Value *param_like(Graph *g, Shape z, int k) {
+    return add_param(g, operand_name(k), z);
+}
+static Value *input_per_sample(Graph *g, Shape z, int k) {
+    (void)z;
+    return add_input(g, operand_name(k), shape_scalar());
+}
+static Value *inverse_batch_like(Graph *g, Shape z, int k) {
+    (void)z, (void)k;
+    return inverse_batch(g);
+}
+static Value *constant_half(Graph *g, Shape z, int k) {
+    (void)z, (void)k;
+    return ir_const(g, 0.5);
+}
+
+static const RowOperand row_operands[] = {
+    {"target", target_like},        {"input", input_like},       {"param", param_like},
+    {"input []", input_per_sample}, {"1/B", inverse_batch_like}, {"const", constant_half},
+};
+#define N_ROW_OPERANDS (int)(sizeof row_operands / sizeof row_operands[0])
+
+/* A row op of z (an input [3,5], or a param [2,5]) and, after it, every combination of the
+ * row operands its shape rule takes. */
+static void row_op(Op op) {
+    int n = op_info[op].arity, combos = 1, tested = 0;
+    for (int k = 1; k < n; k++) combos *= N_ROW_OPERANDS;
+    for (int z_param = 0; z_param < 2; z_param++)
+        for (int c = 0; c < combos; c++) {
+            Graph *g = graph_new("row");
+            Value *args[3];
+            args[0] = z_param ? add_param(g, "z", shape2(2, 5)) : add_input(g, "z", shape2(3, 5));
+            const char *what = z_param ? "z param [2,5]" : "z [3,5]";
+            for (int k = 1, rest = c; k < n; k++, rest /= N_ROW_OPERANDS) {
+                const RowOperand *o = &row_operands[rest % N_ROW_OPERANDS];
+                args[k] = o->make(g, args[0]->shape, k);
+                what = xprintf("%s, %s", what, o->what);
+            }
+            Value *r = build_if_fits(g, op, args, shape_scalar());
+            if (!r) continue;
+            ForwardCase fc = range(-3, 3);
+            check_forward(label(what, op), g, r, &fc);
+            tested++;
+        }
+    check(tested > 0, "%s: no row case fits it", op_info[op].name);
+}
+
+/* Every row of ops.def, by class. */
+static void every_op(void) {
+    for (int op = 0; op < OP_COUNT; op++) switch (op_info[op].cls) {
+        case OPC_SRC: break;    /* the leaves of every case */
+        case OPC_MATMUL: break; /* test_matmul.c */
+        case OPC_EW: elementwise_op((Op)op); break;
+        case OPC_REDUCE: reduce_op((Op)op); break;
+        case OPC_ROW: row_op((Op)op); break;
+        }
 }
 
 /* Large logits must not overflow: softmax subtracts the row's maximum. */
@@ -266,15 +331,11 @@ static void stable_rows(void) {
 int main(void) {
     for (int mode = 0; mode < 2; mode++) {
         f64_mode = mode;
-        unary_ops();
-        binary_ops();
-        where_op();
+        every_op();
         constant_powers();
         fixed_only();
         fused_chain();
         same_count_other_shape();
-        reductions();
-        row_ops();
         stable_rows();
     }
     return test_summary("test_ops");

@@ -46,6 +46,7 @@ typedef struct Case {
     bool uses_b;     /* b is a param of the model */
     const char *pts; /* which points: "any", "pair", "pow", "logit", "prob", "vec" */
     double eps;      /* absolute error allowed, in epsilons of the type (see the top) */
+    bool input;      /* the model has an input x[1], 1 in every sample (what dropout needs) */
 } Case;
 
 /* ---- references ---- */
@@ -111,7 +112,18 @@ REF(bce) {
     return binary(-(b * log(p) + (1 - b) * log(q)), -(b / p - (1 - b) / q), -(log(p) - log(q)));
 }
 REF(cross_entropy) { SCALARS; return binary(-b * log(a + 1e-7), -b / (a + 1e-7), -log(a + 1e-7)); }
+/* Outside training (the harness's nnrt_ctx.training is 0) dropout is the identity, bit for
+ * bit, NaN and inf included. */
+REF(dropout) { SCALARS; return unary(a, 1); }
 /* clang-format on */
+
+/* mean(a) */
+REF(mean) {
+    (void)pb, (void)k;
+    Exact r = {0};
+    for (int i = 0; i < n; i++) r.value += pa[i] / n, r.da[i] = 1.0 / n;
+    return r;
+}
 
 /* log_softmax(z) as (z - max) - log(sum e^(z - max)). */
 static void log_softmax(const double *z, int n, double *out) {
@@ -157,45 +169,54 @@ REF(softmax_ce) {
     return r;
 }
 
+/* clang-format off: a case a line */
 static const Case cases[] = {
-    {"-a", ref_neg, 0, 0, false, "any", 0},
-    {"exp(a)", ref_exp, 0, 0, false, "any", 0},
-    {"log(a)", ref_log, 0, 0, false, "any", 0},
-    {"sqrt(a)", ref_sqrt, 0, 0, false, "any", 0},
-    {"abs(a)", ref_abs, 0, 0, false, "any", 0},
-    {"sin(a)", ref_sin, 0, 0, false, "any", 0},
-    {"cos(a)", ref_cos, 0, 0, false, "any", 0},
-    {"tanh(a)", ref_tanh, 0, 0, false, "any", 1},
-    {"sigmoid(a)", ref_sigmoid, 0, 0, false, "any", 1},
-    {"relu(a)", ref_relu, 0, 0, false, "any", 0},
-    {"leaky_relu(a)", ref_leaky_relu, 0.01, 0, false, "any", 0},
-    {"leaky_relu(a, alpha = 0.2)", ref_leaky_relu, 0.2, 0, false, "any", 0},
-    {"elu(a)", ref_elu, 1, 0, false, "any", 0},
-    {"elu(a, alpha = 0.5)", ref_elu, 0.5, 0, false, "any", 0},
-    {"softplus(a)", ref_softplus, 0, 0, false, "any", 0},
-    {"sign(a)", ref_sign, 0, 0, false, "any", 0},
-    {"step(a)", ref_step, 0, 0, false, "any", 0},
-    {"a + b", ref_add, 0, 0, true, "pair", 0},
-    {"a - b", ref_sub, 0, 0, true, "pair", 0},
-    {"a * b", ref_mul, 0, 0, true, "pair", 0},
-    {"a / b", ref_div, 0, 0, true, "pair", 0},
-    {"a ^ b", ref_pow, 0, 0, true, "pow", 0},
-    {"a ^ 0", ref_pow_const, 0, 0, false, "any", 0},
-    {"a ^ 0.5", ref_pow_const, 0.5, 0, false, "any", 0},
-    {"a ^ 2", ref_pow_const, 2, 0, false, "any", 0},
-    {"a ^ 3", ref_pow_const, 3, 0, false, "any", 0},
-    {"a ^ -1", ref_pow_const, -1, 0, false, "any", 0},
-    {"sqrt(relu(a))", ref_sqrt_relu, 0, 0, false, "any", 0},
-    {"swish(a)", ref_swish, 0, 0, false, "any", 4},
-    {"mse(a, b)", ref_mse, 0, 0, true, "pair", 0},
-    {"mae(a, b)", ref_mae, 0, 0, true, "pair", 0},
-    {"bce_logits(a, b)", ref_bce_logits, 0, 0, true, "logit", 2},
-    {"bce(a, b)", ref_bce, 0, 0, true, "prob", 2},
-    {"cross_entropy(a, b)", ref_cross_entropy, 0, 0, true, "prob", 2},
-    {"sum(softmax(a) * b)", ref_softmax, 0, 3, true, "vec", 0},
-    {"sum(log_softmax(a) * b)", ref_log_softmax, 0, 3, true, "vec", 0},
-    {"softmax_cross_entropy(a, b)", ref_softmax_ce, 0, 3, true, "vec", 0},
+    {.expr = "-a", .ref = ref_neg, .pts = "any"},
+    {.expr = "exp(a)", .ref = ref_exp, .pts = "any"},
+    {.expr = "log(a)", .ref = ref_log, .pts = "any"},
+    {.expr = "sqrt(a)", .ref = ref_sqrt, .pts = "any"},
+    {.expr = "abs(a)", .ref = ref_abs, .pts = "any"},
+    {.expr = "sin(a)", .ref = ref_sin, .pts = "any"},
+    {.expr = "cos(a)", .ref = ref_cos, .pts = "any"},
+    {.expr = "tanh(a)", .ref = ref_tanh, .pts = "any", .eps = 1},
+    {.expr = "sigmoid(a)", .ref = ref_sigmoid, .pts = "any", .eps = 1},
+    {.expr = "relu(a)", .ref = ref_relu, .pts = "any"},
+    {.expr = "leaky_relu(a)", .ref = ref_leaky_relu, .k = 0.01, .pts = "any"},
+    {.expr = "leaky_relu(a, alpha = 0.2)", .ref = ref_leaky_relu, .k = 0.2, .pts = "any"},
+    {.expr = "elu(a)", .ref = ref_elu, .k = 1, .pts = "any"},
+    {.expr = "elu(a, alpha = 0.5)", .ref = ref_elu, .k = 0.5, .pts = "any"},
+    {.expr = "softplus(a)", .ref = ref_softplus, .pts = "any"},
+    {.expr = "sign(a)", .ref = ref_sign, .pts = "any"},
+    {.expr = "step(a)", .ref = ref_step, .pts = "any"},
+    {.expr = "a + b", .ref = ref_add, .uses_b = true, .pts = "pair"},
+    {.expr = "a - b", .ref = ref_sub, .uses_b = true, .pts = "pair"},
+    {.expr = "a * b", .ref = ref_mul, .uses_b = true, .pts = "pair"},
+    {.expr = "a / b", .ref = ref_div, .uses_b = true, .pts = "pair"},
+    {.expr = "a ^ b", .ref = ref_pow, .uses_b = true, .pts = "pow"},
+    {.expr = "a ^ 0", .ref = ref_pow_const, .pts = "any"},
+    {.expr = "a ^ 0.5", .ref = ref_pow_const, .k = 0.5, .pts = "any"},
+    {.expr = "a ^ 2", .ref = ref_pow_const, .k = 2, .pts = "any"},
+    {.expr = "a ^ 3", .ref = ref_pow_const, .k = 3, .pts = "any"},
+    {.expr = "a ^ -1", .ref = ref_pow_const, .k = -1, .pts = "any"},
+    {.expr = "sqrt(relu(a))", .ref = ref_sqrt_relu, .pts = "any"},
+    {.expr = "swish(a)", .ref = ref_swish, .pts = "any", .eps = 4},
+    {.expr = "mse(a, b)", .ref = ref_mse, .uses_b = true, .pts = "pair"},
+    {.expr = "mae(a, b)", .ref = ref_mae, .uses_b = true, .pts = "pair"},
+    {.expr = "bce_logits(a, b)", .ref = ref_bce_logits, .uses_b = true, .pts = "logit", .eps = 2},
+    {.expr = "bce(a, b)", .ref = ref_bce, .uses_b = true, .pts = "prob", .eps = 2},
+    {.expr = "cross_entropy(a, b)", .ref = ref_cross_entropy, .uses_b = true, .pts = "prob",
+     .eps = 2},
+    {.expr = "sum(softmax(a) * b)", .ref = ref_softmax, .n = 3, .uses_b = true, .pts = "vec"},
+    {.expr = "sum(log_softmax(a) * b)", .ref = ref_log_softmax, .n = 3, .uses_b = true,
+     .pts = "vec"},
+    {.expr = "softmax_cross_entropy(a, b)", .ref = ref_softmax_ce, .n = 3, .uses_b = true,
+     .pts = "vec"},
+    {.expr = "mean(a)", .ref = ref_mean, .n = 3, .pts = "vec"},
+    {.expr = "sum(dropout(a * x))", .ref = ref_dropout, .pts = "any", .input = true},
+    {.expr = "sum(dropout(a * x, rate = 0.9))", .ref = ref_dropout, .pts = "any",
+     .input = true},
 };
+/* clang-format on */
 
 /* ---- points ---- */
 
@@ -267,7 +288,8 @@ static void compare(const Case *c, const char *what, const double *a, const doub
 
 static const char *model_text(const Case *c) {
     const char *dims = c->n ? xprintf("[%d]", c->n) : "";
-    return xprintf("import \"nn\"\nmodel special {\n    param a%s = 0\n%s    loss = %s\n}\n", dims,
+    return xprintf("import \"nn\"\nmodel special {\n%s    param a%s = 0\n%s    loss = %s\n}\n",
+                   c->input ? "    input x[1]\n" : "", dims,
                    c->uses_b ? xprintf("    param b%s = 0\n", dims) : "", c->expr);
 }
 
@@ -308,6 +330,7 @@ static void check_point(Model *m, const Case *c, const double *a, const double *
     for (int i = 0; i < len; i++) ta[i] = as_type(a[i]), tb[i] = b ? as_type(b[i]) : 0;
     set_param(m, "a", ta, c->n);
     if (c->uses_b) set_param(m, "b", tb, c->n);
+    if (c->input) tensor_set(m, model_tensor(m, "x"), 0, 0, 1);
     Exact want = c->ref(ta, tb, len, c->k);
     m->desc->grad(&m->ctx);
     const nnrt_tensor *loss = model_tensor(m, m->desc->loss.name);

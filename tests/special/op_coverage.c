@@ -1,0 +1,93 @@
+/* op_coverage.c: every op a .nn file can write is checked where random points and special
+ * points are. For each row of ops.def with a surface (a CALL or an operator):
+ *   - tests/gradcheck/ops/NAME.nn exists (NAME: the call's name, or the op's for an
+ *     operator) and uses the op, so `gradcheck.NAME` compares its derivative with finite
+ *     differences;
+ *   - an op called by name appears in the cases of tests/special/test_special.c, as
+ *     "NAME(" in a case's expression, so its value and derivative are checked at 0, at
+ *     branch boundaries, at ±inf and NaN, in f32 and f64.
+ * The op list is the table itself: a new row without its tests fails here, by name. */
+#include "ir.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int failures;
+
+static void fail(const char *fmt, const char *a, const char *b) {
+    fprintf(stderr, "FAIL: ");
+    fprintf(stderr, fmt, a, b);
+    fputc('\n', stderr);
+    failures++;
+}
+
+/* The whole file, or NULL. */
+static char *read_text(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    StrBuf b = {0};
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) sb_printf(&b, "%.*s", (int)n, chunk);
+    fclose(f);
+    return sb_str(&b);
+}
+
+/* Whether text calls name: "name(" not preceded by a letter, digit or '_' (so relu( is not
+ * found in leaky_relu(). */
+static bool calls(const char *text, const char *name) {
+    size_t len = strlen(name);
+    for (const char *p = strstr(text, name); p; p = strstr(p + 1, name)) {
+        bool starts = p == text || !(isalnum((unsigned char)p[-1]) || p[-1] == '_');
+        if (starts && p[len] == '(') return true;
+    }
+    return false;
+}
+
+/* The text of test_special.c's table of cases. */
+static const char *special_cases(void) {
+    const char *path = NNC_SOURCE_DIR "/tests/special/test_special.c";
+    char *text = read_text(path);
+    if (!text) {
+        fail("cannot read %s%s", path, "");
+        return "";
+    }
+    char *start = strstr(text, "static const Case cases[] = {");
+    char *end = start ? strstr(start, "\n};") : NULL;
+    if (!end) {
+        fail("%s has no table `static const Case cases[] = {...};`%s", path, "");
+        return "";
+    }
+    *end = '\0';
+    return start;
+}
+
+static void check_gradcheck_file(Op op) {
+    const OpInfo *in = &op_info[op];
+    const char *name = in->call ? in->call : in->name;
+    const char *path = xprintf("%s/tests/gradcheck/ops/%s.nn", NNC_SOURCE_DIR, name);
+    char *model = read_text(path);
+    if (!model) {
+        fail("%s: no finite-difference check %s", in->name, path);
+        return;
+    }
+    bool uses = in->call ? calls(model, in->call) : strchr(model, in->symbol) != NULL;
+    if (!uses) fail("%s: %s does not use it", in->name, path);
+}
+
+int main(void) {
+    const char *cases = special_cases();
+    int ops = 0;
+    for (int op = 0; op < OP_COUNT; op++) {
+        const OpInfo *in = &op_info[op];
+        if (!in->call && !in->symbol) continue; /* only the compiler makes it */
+        ops++;
+        check_gradcheck_file((Op)op);
+        if (in->call && !calls(cases, in->call))
+            fail("%s: no case of tests/special/test_special.c calls %s(", in->name, in->call);
+    }
+    printf("op_coverage: %d ops a .nn file can write, %d without their tests\n", ops, failures);
+    return failures ? 1 : 0;
+}
