@@ -134,9 +134,11 @@ def nn_words():
     """Keywords, built-ins, stdlib fns, settings and the words sema.c knows, as tokens."""
     words = {"import", "fn", "model", "train", "input", "target", "param", "output", "return",
              "grad"}
-    lower = read("compiler/lower.c").decode()
-    words |= set(re.findall(r'\{"([a-z_]+)", OP_', lower))
-    words |= set(re.findall(r'"([a-z_]{2,})"', lower))
+    ops = re.sub(r"/\*.*?\*/", "", read("compiler/ops.def").decode(), flags=re.S)
+    words |= set(re.findall(r"CALL\(([a-z_]+)\)", ops))
+    words |= set(re.findall(r"OPTIONS?\(([a-z_]+),", ops))
+    words |= set(re.findall(r"OPTIONS\([a-z_]+, [^,]+, [A-Z]+, ([a-z_]+),", ops))
+    words |= set(re.findall(r'"([a-z_]{2,})"', read("compiler/lower.c").decode()))
     words |= set(re.findall(r'"([a-z_]{2,})"', read("compiler/sema.c").decode()))
     words |= set(re.findall(r"^SETTING\(([a-z_0-9]+)", read("runtime/settings.def").decode(), re.M))
     words |= set(re.findall(r"^fn ([a-z_0-9]+)", read("stdlib/nn.nn").decode(), re.M))
