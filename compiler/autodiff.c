@@ -155,6 +155,34 @@ static void grad_pow(AD *ad, Value *v, Value *g) {
     }
 }
 
+/* where(c, x, y) */
+static Value *W(AD *ad, Value *c, Value *x, Value *y) {
+    Value *args[3] = {c, x, y};
+    return annotate(ad, ir_build(ad->g, OP_where, 3, args));
+}
+
+/* max and min give g to the operand they chose, 0 to the other and g/2 to each at a tie
+ * (PyTorch's choice); where either is NaN, both get g (where's NaN condition takes its first
+ * branch, as PyTorch's masks do). cmp, not a - b, decides: inf = inf is a tie. */
+static void choice_rule(AD *ad, Value *v, Value *g, bool larger) {
+    for (int i = 0; i < 2; i++) {
+        if (!wants(ad, v, i)) continue;
+        ad->operand = i;
+        Value *self = v->args[i], *other = v->args[1 - i];
+        Value *wins = larger ? E2(ad, OP_cmp, self, other) : E2(ad, OP_cmp, other, self);
+        Value *loses = larger ? E2(ad, OP_cmp, other, self) : E2(ad, OP_cmp, self, other);
+        Value *half = E2(ad, OP_mul, g, C(ad, 0.5));
+        Value *at_tie = W(ad, loses, C(ad, 0), half);
+        contribute(ad, v, i, W(ad, wins, g, at_tie));
+    }
+}
+static void grad_max(AD *ad, Value *v, Value *g) {
+    choice_rule(ad, v, g, true);
+}
+static void grad_min(AD *ad, Value *v, Value *g) {
+    choice_rule(ad, v, g, false);
+}
+
 /* Unary rules: g times the local derivative. */
 static void unary(AD *ad, Value *v, Value *g, Value *local) {
     contribute(ad, v, 0, E2(ad, OP_mul, g, local));
@@ -227,6 +255,15 @@ static void grad_elu(AD *ad, Value *v, Value *g) {
     Value *args[3] = {u, g, scaled};
     contribute(ad, v, 0, annotate(ad, ir_build(ad->g, OP_where, 3, args)));
 }
+/* g where lo <= u <= hi (the bounds pass it, as in PyTorch), else exactly 0; 0 where u is
+ * NaN. */
+static void grad_clamp(AD *ad, Value *v, Value *g) {
+    if (!start_unary(ad, v)) return;
+    Value *u = v->args[0], *lo = C(ad, v->opt[0]), *hi = C(ad, v->opt[1]);
+    Value *below = E2(ad, OP_cmp, lo, u), *above = E2(ad, OP_cmp, u, hi);
+    Value *not_above = W(ad, above, C(ad, 0), g);
+    contribute(ad, v, 0, W(ad, below, C(ad, 0), not_above));
+}
 static void grad_softplus(AD *ad, Value *v, Value *g) {
     if (start_unary(ad, v)) unary(ad, v, g, E1(ad, OP_sigmoid, v->args[0]));
 }
@@ -278,6 +315,7 @@ static void grad_backward_only(AD *ad, Value *v, Value *g) {
 }
 #define grad_batch_sum        grad_backward_only
 #define grad_where            grad_backward_only
+#define grad_cmp              grad_backward_only
 #define grad_softmax_grad     grad_backward_only
 #define grad_log_softmax_grad grad_backward_only
 #define grad_softmax_ce_grad  grad_backward_only

@@ -9,12 +9,15 @@
 
 /* scalar_NAME for every elementwise row: its FOLD expression over the operands a, b, c and
  * the options by name. A NOFOLD row gets one that op_info does not point to. */
-#define NO_OPTIONS                      (void)0
-#define UNUSED                          __attribute__((unused))
-#define OPTION(n, d, valid)             const double n UNUSED = opt[0]
-#define OPTIONS(n1, d1, v1, n2, d2, v2) const double n1 UNUSED = opt[0], n2 UNUSED = opt[1]
-#define FOLD(expression)                (expression)
-#define NOFOLD                          NAN
+#define NO_OPTIONS          (void)0
+#define UNUSED              __attribute__((unused))
+#define OPTION(n, d, valid) const double n UNUSED = opt[0]
+/* (statements without a comma between them: the options pass through one more macro) */
+#define OPTIONS(n1, d1, v1, n2, d2, v2)                                                            \
+    const double n1 UNUSED = opt[0];                                                               \
+    const double n2 UNUSED = opt[1]
+#define FOLD(expression) (expression)
+#define NOFOLD           NAN
 #define SCALAR_FN_SRC(name, options, scalar)
 #define SCALAR_FN_EW(name, options, scalar)                                                        \
     static double scalar_##name(const double x[3], const double *opt UNUSED) {                     \

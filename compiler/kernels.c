@@ -41,6 +41,31 @@ static LLVMValueRef ew_pow(Codegen *cg, const Value *v, LLVMValueRef *x) {
     return math2(cg, "pow", x[0], x[1]);
 }
 
+/* A NaN b is passed on; a NaN a is, because the compares below are false for it. */
+static LLVMValueRef nan_of_b_or(Codegen *cg, LLVMValueRef b, LLVMValueRef r) {
+    return select_if(cg, LLVMRealUNO, b, b, b, r);
+}
+
+/* a < b ? b : a: a at a tie. */
+static LLVMValueRef ew_max(Codegen *cg, const Value *v, LLVMValueRef *x) {
+    (void)v;
+    return nan_of_b_or(cg, x[1], select_if(cg, LLVMRealOLT, x[0], x[1], x[1], x[0]));
+}
+
+/* b < a ? b : a: a at a tie. */
+static LLVMValueRef ew_min(Codegen *cg, const Value *v, LLVMValueRef *x) {
+    (void)v;
+    return nan_of_b_or(cg, x[1], select_if(cg, LLVMRealOLT, x[1], x[0], x[1], x[0]));
+}
+
+/* a > b ? 1 : a < b ? -1 : 0, NaN where either is: compares, never a - b (inf - inf). */
+static LLVMValueRef ew_cmp(Codegen *cg, const Value *v, LLVMValueRef *x) {
+    (void)v;
+    LLVMValueRef gt = select_if(cg, LLVMRealOGT, x[0], x[1], elem_const(cg, 1), elem_const(cg, 0));
+    LLVMValueRef r = select_if(cg, LLVMRealOLT, x[0], x[1], elem_const(cg, -1), gt);
+    return select_if(cg, LLVMRealUNO, x[0], x[1], fp_add(cg, x[0], x[1]), r);
+}
+
 static LLVMValueRef ew_neg(Codegen *cg, const Value *v, LLVMValueRef *x) {
     (void)v;
     return LLVMBuildFNeg(cg->b, x[0], "");
@@ -107,6 +132,13 @@ static LLVMValueRef ew_sigmoid(Codegen *cg, const Value *v, LLVMValueRef *x) {
  * where the runtime sees it, instead of turning into an innocent-looking 0. */
 static LLVMValueRef positive_or_nan(Codegen *cg, LLVMValueRef u) {
     return LLVMBuildFCmp(cg->b, LLVMRealUGT, u, elem_const(cg, 0), "");
+}
+
+/* u < lo ? lo : u, then hi < that ? hi : that: a NaN u fails both compares and stays. */
+static LLVMValueRef ew_clamp(Codegen *cg, const Value *v, LLVMValueRef *x) {
+    LLVMValueRef lo = elem_const(cg, v->opt[0]), hi = elem_const(cg, v->opt[1]);
+    LLVMValueRef above_lo = select_if(cg, LLVMRealOLT, x[0], lo, lo, x[0]);
+    return select_if(cg, LLVMRealOLT, hi, above_lo, hi, above_lo);
 }
 
 static LLVMValueRef ew_relu(Codegen *cg, const Value *v, LLVMValueRef *x) {

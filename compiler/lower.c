@@ -334,9 +334,18 @@ static void warn_one_class(Lower *L, Node *call, Op op, LVal x) {
         diag_hint("for two classes, use one output with sigmoid and bce (or bce_logits)");
 }
 
+/* "relu takes 1 argument", "clamp takes 1 argument, then the numbers lo, hi" */
 static bool too_many_arguments(Lower *L, Node *at, Op op) {
-    int n = op_info[op].arity;
-    lower_error(L, at->loc, "%s takes %d argument%s", op_info[op].call, n, n == 1 ? "" : "s");
+    const OpInfo *in = &op_info[op];
+    StrBuf then = {0};
+    for (int k = 0; k < in->n_options; k++)
+        sb_printf(&then, "%s%s",
+                  k                    ? ", "
+                  : in->n_options == 1 ? ", then the number "
+                                       : ", then the numbers ",
+                  in->options[k].name);
+    lower_error(L, at->loc, "%s takes %d argument%s%s", in->call, in->arity,
+                in->arity == 1 ? "" : "s", in->n_options ? sb_str(&then) : "");
     return false;
 }
 

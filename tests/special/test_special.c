@@ -36,15 +36,15 @@ typedef struct Exact {
     double value, da[N_MAX], db[N_MAX];
 } Exact;
 
-typedef Exact RefFn(const double *a, const double *b, int n, double k);
+typedef Exact RefFn(const double *a, const double *b, int n, double k, double k2);
 
 typedef struct Case {
     const char *expr; /* the loss, over params a and b */
     RefFn *ref;
-    double k;        /* a constant the expression and the reference share (alpha, exponent) */
+    double k, k2;    /* constants the expression and the reference share (alpha, exponent) */
     int n;           /* 0: a and b are scalars; else vectors of n */
     bool uses_b;     /* b is a param of the model */
-    const char *pts; /* which points: "any", "pair", "pow", "logit", "prob", "vec" */
+    const char *pts; /* points: "any", "pair", "tie", "clamp", "pow", "logit", "prob", "vec" */
     double eps;      /* absolute error allowed, in epsilons of the type (see the top) */
     bool input;      /* the model has an input x[1], 1 in every sample (what dropout needs) */
 } Case;
@@ -72,8 +72,9 @@ static Exact binary(double value, double da, double db) {
 }
 
 /* clang-format off: one line a reference reads as a table */
-#define REF(name) static Exact ref_##name(const double *pa, const double *pb, int n, double k)
-#define SCALARS   double a = pa[0], b = pb[0]; (void)a, (void)b, (void)n, (void)k
+#define REF(name) \
+    static Exact ref_##name(const double *pa, const double *pb, int n, double k, double k2)
+#define SCALARS   double a = pa[0], b = pb[0]; (void)a, (void)b, (void)n, (void)k, (void)k2
 
 REF(neg) { SCALARS; return unary(-a, -1); }
 REF(exp) { SCALARS; return unary(exp(a), exp(a)); }
@@ -90,6 +91,13 @@ REF(elu) { SCALARS; return unary(a <= 0 ? k * expm1(a) : a, a > 0 ? 1 : k * exp(
 REF(softplus) { SCALARS; return unary(softplus(a), sigmoid(a)); }
 REF(sign) { SCALARS; return unary(sign(a), 0); }
 REF(step) { SCALARS; return unary(step(a), 0); }
+/* torch.maximum and torch.minimum: NaN if either is; at a tie each operand gets half. */
+static double larger(double a, double b) { return a > b ? 1 : a == b ? 0.5 : 0; }
+REF(max) { SCALARS; return binary(isnan(a) || isnan(b) ? NAN : fmax(a, b), larger(a, b), larger(b, a)); }
+REF(min) { SCALARS; return binary(isnan(a) || isnan(b) ? NAN : fmin(a, b), larger(b, a), larger(a, b)); }
+REF(max_0) { SCALARS; return unary(isnan(a) ? a : fmax(a, 0), larger(a, 0)); }
+/* torch.clamp(a, k, k2): k2 where k > k2; the bounds pass the gradient. */
+REF(clamp) { SCALARS; return unary(isnan(a) ? a : fmin(fmax(a, k), k2), a >= k && a <= k2); }
 REF(add) { SCALARS; return binary(a + b, 1, 1); }
 REF(sub) { SCALARS; return binary(a - b, 1, -1); }
 REF(mul) { SCALARS; return binary(a * b, b, a); }
@@ -119,7 +127,7 @@ REF(dropout) { SCALARS; return unary(a, 1); }
 
 /* mean(a) */
 REF(mean) {
-    (void)pb, (void)k;
+    (void)pb, (void)k, (void)k2;
     Exact r = {0};
     for (int i = 0; i < n; i++) r.value += pa[i] / n, r.da[i] = 1.0 / n;
     return r;
@@ -135,7 +143,7 @@ static void log_softmax(const double *z, int n, double *out) {
 
 /* sum(softmax(a) * b) */
 REF(softmax) {
-    (void)k;
+    (void)k, (void)k2;
     Exact r = {0};
     double l[N_MAX], s[N_MAX], sb = 0;
     log_softmax(pa, n, l);
@@ -149,7 +157,7 @@ REF(softmax) {
 }
 /* sum(log_softmax(a) * b) */
 REF(log_softmax) {
-    (void)k;
+    (void)k, (void)k2;
     Exact r = {0};
     double l[N_MAX], sum_b = 0;
     log_softmax(pa, n, l);
@@ -163,7 +171,7 @@ REF(log_softmax) {
 }
 /* softmax_cross_entropy(a, b) = -sum(b * log_softmax(a)) */
 REF(softmax_ce) {
-    Exact r = ref_log_softmax(pa, pb, n, k);
+    Exact r = ref_log_softmax(pa, pb, n, k, k2);
     r.value = -r.value;
     for (int i = 0; i < n; i++) r.da[i] = -r.da[i], r.db[i] = -r.db[i];
     return r;
@@ -193,6 +201,17 @@ static const Case cases[] = {
     {.expr = "a * b", .ref = ref_mul, .uses_b = true, .pts = "pair"},
     {.expr = "a / b", .ref = ref_div, .uses_b = true, .pts = "pair"},
     {.expr = "a ^ b", .ref = ref_pow, .uses_b = true, .pts = "pow"},
+    {.expr = "max(a, b)", .ref = ref_max, .uses_b = true, .pts = "pair"},
+    {.expr = "max(a, b)", .ref = ref_max, .uses_b = true, .pts = "tie"},
+    {.expr = "min(a, b)", .ref = ref_min, .uses_b = true, .pts = "pair"},
+    {.expr = "min(a, b)", .ref = ref_min, .uses_b = true, .pts = "tie"},
+    {.expr = "max(a, 0)", .ref = ref_max_0, .pts = "any"},
+    {.expr = "clamp(a, -1, 1)", .ref = ref_clamp, .k = -1, .k2 = 1, .pts = "clamp"},
+    {.expr = "clamp(a, lo = 0)", .ref = ref_clamp, .k2 = INFINITY, .pts = "clamp"},
+    {.expr = "clamp(a, hi = 0)", .ref = ref_clamp, .k = -INFINITY, .pts = "clamp"},
+    {.expr = "clamp(a, -1/0, 1/0)", .ref = ref_clamp, .k = -INFINITY, .k2 = INFINITY,
+     .pts = "clamp"},
+    {.expr = "clamp(a, 1, -1)", .ref = ref_clamp, .k = 1, .k2 = -1, .pts = "clamp"},
     {.expr = "a ^ 0", .ref = ref_pow_const, .pts = "any"},
     {.expr = "a ^ 0.5", .ref = ref_pow_const, .k = 0.5, .pts = "any"},
     {.expr = "a ^ 2", .ref = ref_pow_const, .k = 2, .pts = "any"},
@@ -231,6 +250,11 @@ static const double pair_a[] = {0, 1, -1, 2.5, 1e30, -1e30, 100};
 static const double pair_b[] = {0, 1, -3, 0.5, 1e30, 1e-30};
 static const double pow_a[] = {0, 0.5, 1, 2, -2, 100, 1e30};
 static const double pow_b[] = {0, 0.5, 1, 2, 3, -1, -0.5, 50};
+/* Ties, ±inf among them; a NaN against each. */
+static const double tie_points[] = {-INFINITY, -1e30, -1, 0, 1, 1e30, INFINITY, NAN};
+/* clamp's bounds (±1, 0), both sides of each, and ±inf. */
+static const double clamp_points[] = {-INFINITY, -1e30, -2, -1, -0.5, 0,
+                                      0.5,       1,     2,  1e30, INFINITY, NAN};
 static const double logit_b[] = {0, 0.5, 1};
 static const double prob_a[] = {0, 1e-30, 0.25, 0.5, 0.75, 1};
 static const double prob_b[] = {0, 0.5, 1};
@@ -331,7 +355,7 @@ static void check_point(Model *m, const Case *c, const double *a, const double *
     set_param(m, "a", ta, c->n);
     if (c->uses_b) set_param(m, "b", tb, c->n);
     if (c->input) tensor_set(m, model_tensor(m, "x"), 0, 0, 1);
-    Exact want = c->ref(ta, tb, len, c->k);
+    Exact want = c->ref(ta, tb, len, c->k, c->k2);
     m->desc->grad(&m->ctx);
     const nnrt_tensor *loss = model_tensor(m, m->desc->loss.name);
     const double *shown_b = c->uses_b ? tb : NULL;
@@ -363,6 +387,10 @@ static void check_case(const Case *c) {
     } else if (!strcmp(p, "pair")) {
         check_grid(m, c, pair_a, COUNT(pair_a), pair_b, COUNT(pair_b));
         check_grid(m, c, pair_b, COUNT(pair_b), pair_a, COUNT(pair_a));
+    } else if (!strcmp(p, "tie")) {
+        check_grid(m, c, tie_points, COUNT(tie_points), tie_points, COUNT(tie_points));
+    } else if (!strcmp(p, "clamp")) {
+        check_grid(m, c, clamp_points, COUNT(clamp_points), &none, 1);
     } else if (!strcmp(p, "pow")) {
         check_grid(m, c, pow_a, COUNT(pow_a), pow_b, COUNT(pow_b));
     } else if (!strcmp(p, "logit")) {
