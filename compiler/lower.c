@@ -66,8 +66,9 @@ typedef struct Lower {
 struct LowerCall {
     Program *prog;
     Tables *t;
-    Scope *scope; /* the fn's arguments and locals at the call */
-    Node *call;   /* for the note under an error */
+    Scope *scope;       /* the fn's arguments and locals at the call */
+    Node *call;         /* for the note under an error */
+    const char *prefix; /* the model binding the call is in: names a rule's fns' locals */
 };
 
 /* ---- built-in operations ---- */
@@ -502,14 +503,14 @@ static void attach_rule(Lower *L, Node *fn, Node *call, Scope *fs, LVal *vals, L
         return;
     }
     LowerCall *at = xalloc(sizeof *at);
-    *at = (LowerCall){.prog = L->prog, .t = L->t, .scope = fs, .call = call};
+    *at = (LowerCall){.prog = L->prog, .t = L->t, .scope = fs, .call = call, .prefix = L->prefix};
     Value **args = xalloc(sizeof *args * (size_t)(fn->params.n + 1));
     for (int j = 0; j < fn->params.n; j++) args[j] = vals[j].kind == LV_TENSOR ? vals[j].v : NULL;
     result.v->custom = rules_at_call(&L->t->rules, fn, call, args, at);
 }
 
 bool lower_rule_body(Graph *g, const LowerCall *at, Node *e, Value *upstream, Value **out) {
-    Lower L = {.prog = at->prog, .g = g, .site = e, .t = at->t};
+    Lower L = {.prog = at->prog, .g = g, .prefix = at->prefix, .site = e, .t = at->t};
     Scope s = {.parent = at->scope}; /* g, and the fn's bindings at the call */
     bind(&L, &s, NULL, "g", lv_tensor(upstream));
     vec_push(&L.calls, at->call);

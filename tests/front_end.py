@@ -339,6 +339,23 @@ def case_many_params(nnc, src, tmp):
     expect_in(proc.stdout_text, "gradcheck: all 1 params match", "gradcheck")
 
 
+def case_backward_rules(nnc, src, tmp):
+    """What a fn's backward rule calls is lowered as the forward pass is: a fn's locals are
+    named after the model binding of the call."""
+    write(os.path.join(tmp, "locals.nn"),
+          "fn slope(u) {\n    s = sigmoid(u)\n    return s\n}\n"
+          "fn softplus2(u) {\n    return log(1 + exp(u))\n    grad u = g * slope(u)\n}\n"
+          "model m {\n    input x[3]\n    param a[3]\n    h = softplus2(x + a)\n"
+          "    loss = sum(h)\n}\n")
+    proc = run(nnc, ["locals.nn", "--emit=grad-raw"], tmp)
+    expect_in(proc.stdout_text, "%h.s : [3]", "--emit=grad-raw")
+    expect_in(proc.stdout_text, "= mul %h.grad, %h.s", "--emit=grad-raw")
+    if "(null)" in proc.stdout_text:
+        raise Failure(f"a value named (null) in:\n{proc.stdout_text}")
+    proc = run(nnc, ["gradcheck", "locals.nn"], tmp)
+    expect_in(proc.stdout_text, "gradcheck: all 1 params match", "gradcheck")
+
+
 def main():
     nnc, src, case = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2]), sys.argv[3]
     with tempfile.TemporaryDirectory() as tmp:
