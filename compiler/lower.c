@@ -60,6 +60,7 @@ typedef struct Lower {
     Node *site;         /* the model-level expression the current IR comes from */
     NodeList calls;     /* fn calls being inlined, outermost first: notes for errors */
     Tables *t;
+    bool in_rule; /* evaluating a fn's backward rule, during autodiff */
 } Lower;
 
 /* A call of a fn with backward rules, kept to evaluate them with (stages.h). */
@@ -510,7 +511,8 @@ static void attach_rule(Lower *L, Node *fn, Node *call, Scope *fs, LVal *vals, L
 }
 
 bool lower_rule_body(Graph *g, const LowerCall *at, Node *e, Value *upstream, Value **out) {
-    Lower L = {.prog = at->prog, .g = g, .prefix = at->prefix, .site = e, .t = at->t};
+    Lower L = {
+        .prog = at->prog, .g = g, .prefix = at->prefix, .site = e, .t = at->t, .in_rule = true};
     Scope s = {.parent = at->scope}; /* g, and the fn's bindings at the call */
     bind(&L, &s, NULL, "g", lv_tensor(upstream));
     vec_push(&L.calls, at->call);
@@ -755,6 +757,12 @@ static bool read_dims(Lower *L, Scope *s, Node *decl, Shape *shape) {
 }
 
 static void lower_param(Lower *L, Scope *s, Node *st, bool model_level) {
+    if (L->in_rule) { /* autodiff is running: the params, and their gradients, are counted */
+        lower_error(L, st->loc, "fn %s declares param %s, so a backward rule cannot call it",
+                    L->calls.v[L->calls.n - 1]->str, st->str);
+        bind_failed(s, st);
+        return;
+    }
     Shape shape;
     ParamInit init;
     if (!read_dims(L, s, st, &shape) || !read_init(L, s, st->init, &init)) {
