@@ -470,6 +470,7 @@ static void warn_missing_gradients(AD *ad) {
 }
 
 void autodiff(Graph *g) {
+    int errors = diag_error_count();
     AD ad = {.g = g, .n_ids = g->next_id};
     ad.contribs = xalloc(sizeof *ad.contribs * (size_t)ad.n_ids);
     ad.needs = xalloc(sizeof *ad.needs * (size_t)ad.n_ids);
@@ -502,5 +503,6 @@ void autodiff(Graph *g) {
         g->param_grads[i] = total_gradient(&ad, g->params.v[i]);
         g->param_surrogate[i] = g->param_grads[i] && ad.tainted[g->params.v[i]->id];
     }
-    warn_missing_gradients(&ad);
+    /* A rule that failed sends nothing back: that is not the param's problem. */
+    if (diag_error_count() == errors) warn_missing_gradients(&ad);
 }

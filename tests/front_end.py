@@ -341,7 +341,8 @@ def case_many_params(nnc, src, tmp):
 
 def case_backward_rules(nnc, src, tmp):
     """What a fn's backward rule calls is lowered as the forward pass is: a fn's locals are
-    named after the model binding of the call."""
+    named after the model binding of the call. An error in a rule is the only message: the
+    params it leaves without a gradient are not warned about."""
     write(os.path.join(tmp, "locals.nn"),
           "fn slope(u) {\n    s = sigmoid(u)\n    return s\n}\n"
           "fn softplus2(u) {\n    return log(1 + exp(u))\n    grad u = g * slope(u)\n}\n"
@@ -354,6 +355,15 @@ def case_backward_rules(nnc, src, tmp):
         raise Failure(f"a value named (null) in:\n{proc.stdout_text}")
     proc = run(nnc, ["gradcheck", "locals.nn"], tmp)
     expect_in(proc.stdout_text, "gradcheck: all 1 params match", "gradcheck")
+
+    write(os.path.join(tmp, "shape.nn"),
+          "fn f(u[3]) {\n    return sum(u)\n    grad u = 1\n}\n"
+          "model m {\n    input x[3]\n    param w[3]\n    loss = f(x * w)\n}\n")
+    proc = run(nnc, ["shape.nn", "-o", "shape"], tmp, want_status=1)
+    diags = re.findall(r"^shape\.nn:\d+:\d+: (?:error|warning): .*$", proc.stderr_text, re.M)
+    if diags != ["shape.nn:3:14: error: the backward rule for u must use g, the gradient of f's "
+                 "result"]:
+        raise Failure(f"wanted one error and nothing else, got:\n{proc.stderr_text}")
 
 
 def main():
