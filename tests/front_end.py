@@ -366,6 +366,25 @@ def case_backward_rules(nnc, src, tmp):
         raise Failure(f"wanted one error and nothing else, got:\n{proc.stderr_text}")
 
 
+def case_emit_kinds(nnc, src, tmp):
+    """--help lists the --emit kinds, the message for an unknown one lists the same, and
+    each is accepted (both lists are made from the driver's one table)."""
+    usage = run(nnc, ["--help"], tmp).stdout_text
+    block = usage.split("  --emit=STAGE", 1)[1].split("  --dump-passes", 1)[0]
+    listed = re.findall(r"^ {20}(\S+) ", block, re.M)
+    want = ["ast", "ir", "grad", "grad-raw", "plan", "llvm", "dot", "svg"]
+    if listed != want:
+        raise Failure(f"--help lists {listed}, wanted {want}:\n{usage}")
+    write(os.path.join(tmp, "m.nn"), "model m {\n    param w = 2\n    loss = (w - 1)^2\n}\n")
+    proc = run(nnc, ["m.nn", "--emit=nope"], tmp, want_status=2)
+    expect_in(proc.stderr_text, "unknown --emit stage 'nope' (" + ", ".join(want) + ")",
+              "an unknown --emit kind")
+    for kind in want[:-1]:  # svg needs Graphviz
+        proc = run(nnc, ["m.nn", "--emit=" + kind], tmp)
+        if not proc.stdout_text:
+            raise Failure(f"--emit={kind} printed nothing")
+
+
 def main():
     nnc, src, case = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2]), sys.argv[3]
     with tempfile.TemporaryDirectory() as tmp:
