@@ -87,17 +87,8 @@ static void warn_missing_rule(const CustomRule *r, int arg) {
     diag_note(r->site->call->loc, "in the call %s", ast_source_text(r->site->call));
 }
 
-/* An error in what a rule made, placed on the rule, with the call it was applied for. */
-static void rule_error(const CustomRule *r, Node *at, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void rule_error(const CustomRule *r, Node *at, const char *fmt, ...) {
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    diag_error(at->loc, "%s", msg);
+/* Under an error in what a rule made (placed on the rule): the call it was applied for. */
+static void note_call(const CustomRule *r) {
     diag_note(r->site->call->loc, "in the call %s", ast_source_brief(r->site->call));
 }
 
@@ -111,13 +102,16 @@ Value *rule_gradient(Graph *g, const CustomRule *r, int arg, Value *upstream) {
     }
     if (!lower_rule_body(g, r->site->at, st->init, upstream, &v) || !v) return NULL;
     if (!shape_is_suffix(v->shape, target->shape) && !shape_is_suffix(target->shape, v->shape)) {
-        rule_error(r, st->init, "the backward rule for %s has shape %s, but %s has %s", st->str,
+        diag_error(st->init->loc, "the backward rule for %s has shape %s, but %s has %s", st->str,
                    shape_str(v->shape), st->str, shape_str(target->shape));
+        note_call(r);
         return NULL;
     }
     if (target->varying && !v->varying) {
-        rule_error(r, st->init, "the backward rule for %s must use g, the gradient of %s's result",
-                   st->str, r->fn->fn);
+        diag_error(st->init->loc,
+                   "the backward rule for %s must use g, the gradient of %s's result", st->str,
+                   r->fn->fn);
+        note_call(r);
         return NULL;
     }
     if (!shape_is_suffix(v->shape, target->shape)) return v; /* the caller sums it down */
