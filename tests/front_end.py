@@ -342,7 +342,8 @@ def case_many_params(nnc, src, tmp):
 def case_backward_rules(nnc, src, tmp):
     """What a fn's backward rule calls is lowered as the forward pass is: a fn's locals are
     named after the model binding of the call. An error in a rule is the only message: the
-    params it leaves without a gradient are not warned about."""
+    params it leaves without a gradient are not warned about, and gradcheck's other models
+    are checked as usual."""
     write(os.path.join(tmp, "locals.nn"),
           "fn slope(u) {\n    s = sigmoid(u)\n    return s\n}\n"
           "fn softplus2(u) {\n    return log(1 + exp(u))\n    grad u = g * slope(u)\n}\n"
@@ -364,6 +365,12 @@ def case_backward_rules(nnc, src, tmp):
     if diags != ["shape.nn:3:14: error: the backward rule for u must use g, the gradient of f's "
                  "result"]:
         raise Failure(f"wanted one error and nothing else, got:\n{proc.stderr_text}")
+
+    # nnc gradcheck goes on to the next model, which the error does not concern
+    with open(os.path.join(tmp, "shape.nn"), "a") as f:
+        f.write("model fine {\n    input x[3]\n    param w[3]\n    loss = sum(x * w)\n}\n")
+    proc = run(nnc, ["gradcheck", "shape.nn"], tmp, want_status=1)
+    expect_in(proc.stdout_text, "gradcheck: 1 of 2 models failed: m\n", "gradcheck")
 
 
 def case_emit_kinds(nnc, src, tmp):
