@@ -11,6 +11,7 @@
  *
  * Only values that depend on a param are differentiated: inputs get no gradient, which is
  * what keeps dX = dY W^T out of the first layer. */
+#include "rules.h"
 #include "stages.h"
 
 #include <stdlib.h>
@@ -368,43 +369,22 @@ static void grad_matmul(AD *ad, Value *v, Value *g) {
     }
 }
 
-/* ---- a fn's own backward rule ---- */
+/* ---- a fn's own backward rule (rules.h) ---- */
 
-static void warn_missing_rule(CustomRule *r, int arg) {
-    Node *p = r->fn->params.v[arg];
-    diag_warning(p->loc, "fn %s has no backward rule for %s, so no gradient flows to it",
-                 r->fn->str, p->str);
-    diag_note(r->call->loc, "in the call %s", ast_source_text(r->call));
-}
-
-static Node *rule_statement(Node *fn, const char *arg) {
-    for (int k = 0; k < fn->body.n; k++)
-        if (fn->body.v[k]->kind == ND_GRAD && !strcmp(fn->body.v[k]->str, arg))
-            return fn->body.v[k];
-    return NULL;
-}
-
-/* Instead of differentiating the fn's body, evaluate its `grad u = ...` statements with g
- * bound to the result's gradient. */
+/* Instead of differentiating the fn's body, apply its own rules, with g the gradient of the
+ * call's result. */
 static void apply_custom_rule(AD *ad, Value *v, Value *g) {
-    CustomRule *r = v->custom;
-    for (int j = 0; j < r->fn->params.n; j++) {
+    const CustomRule *r = v->custom;
+    for (int j = 0; j < r->fn->nargs; j++) {
         Value *a = r->args[j];
         if (!a || a->id >= ad->n_ids || !ad->needs[a->id]) continue;
-        Node *st = rule_statement(r->fn, r->fn->params.v[j]->str);
-        if (!st) {
-            warn_missing_rule(r, j);
-            continue;
-        }
+        const ArgRule *rule = &r->fn->args[j];
         int first = ad->g->insts.n;
-        bool surrogate = false;
-        Value *c = lower_custom_grad(ad->g, r, j, g, &surrogate);
-        if (!c) continue; /* grad u = 0, or an error already reported */
-        ad->custom_text =
-            xprintf("rule of fn %s: grad %s %c %s%s", r->fn->str, st->str, surrogate ? '~' : '=',
-                    ast_source_text(st->init), surrogate ? "  (a surrogate)" : "");
+        Value *c = rule_gradient(ad->g, r, j, g);
+        if (!c) continue; /* grad u = 0, no rule (warned), or an error already reported */
+        ad->custom_text = rule->text;
         for (int k = first; k < ad->g->insts.n; k++)
-            annotate(ad, ad->g->insts.v[k])->surrogate = surrogate;
+            annotate(ad, ad->g->insts.v[k])->surrogate = rule->surrogate;
         /* A rule that passes g on unchanged makes no instruction: say so here. */
         const char *passed_on =
             c->id < ad->n_ids || c->grad_of
@@ -417,7 +397,7 @@ static void apply_custom_rule(AD *ad, Value *v, Value *g) {
         c = reduce_like(ad, c, a);
         ad->custom_text = NULL;
         vec_push(&ad->contribs[a->id], c);
-        ad->tainted[a->id] |= surrogate || ad->tainted[v->id];
+        ad->tainted[a->id] |= rule->surrogate || ad->tainted[v->id];
     }
 }
 
@@ -529,6 +509,7 @@ static void warn_missing_gradients(AD *ad) {
 }
 
 void autodiff(Graph *g) {
+    int errors = diag_error_count();
     AD ad = {.g = g, .n_ids = g->next_id};
     ad.contribs = xalloc(sizeof *ad.contribs * (size_t)ad.n_ids);
     ad.needs = xalloc(sizeof *ad.needs * (size_t)ad.n_ids);
@@ -561,5 +542,6 @@ void autodiff(Graph *g) {
         g->param_grads[i] = total_gradient(&ad, g->params.v[i]);
         g->param_surrogate[i] = g->param_grads[i] && ad.tainted[g->params.v[i]->id];
     }
-    warn_missing_gradients(&ad);
+    /* A rule that failed sends nothing back: that is not the param's problem. */
+    if (diag_error_count() == errors) warn_missing_gradients(&ad);
 }

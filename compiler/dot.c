@@ -11,6 +11,7 @@
  *
  * --emit=svg pipes the same text into Graphviz's `dot -Tsvg`. Graphviz is not a build
  * dependency, so a machine without it gets a message saying how to install it. */
+#include "rules.h"
 #include "stages.h"
 
 #include <errno.h>
@@ -165,18 +166,6 @@ static void label_line(FILE *out, const char *text, const char *font) {
         fprintf(out, "<BR/>%s", html(text));
 }
 
-/* "grad u ~ g": a fn's own backward rules, which autodiff uses instead of its body. */
-static const char *custom_rules(const Node *fn) {
-    const char *s = "";
-    for (int k = 0; k < fn->body.n; k++) {
-        const Node *st = fn->body.v[k];
-        if (st->kind == ND_GRAD)
-            s = xprintf("%s%sgrad %s %c %s", s, *s ? "; " : "", st->str, st->op,
-                        ast_source_text(st->init));
-    }
-    return s;
-}
-
 /* Data flows in at an input (a house upside down), the target is what it is compared with,
  * a param is stored (a cylinder); an instruction is a box. */
 static const char *node_shape(const Value *v) {
@@ -197,9 +186,10 @@ static void forward_node(Drawing *d, const Value *v) {
     fprintf(d->out, ", label=<<B>%s</B>", html(value_title(v)));
     if (!leaf) {
         const char *op = xprintf("#%d %s", v->id, op_label(v));
-        if (v->custom) op = xprintf("%s  (fn %s)", op, v->custom->fn->str);
+        /* a fn's own backward rules, which autodiff used instead of its body */
+        if (v->custom) op = xprintf("%s  (fn %s)", op, v->custom->fn->fn);
         label_line(d->out, op, NULL);
-        if (v->custom) label_line(d->out, custom_rules(v->custom->fn), NOTE_COLOR);
+        if (v->custom) label_line(d->out, v->custom->fn->written, NOTE_COLOR);
     } else {
         label_line(d->out, op_info[v->op].name, NOTE_COLOR);
     }

@@ -15,6 +15,7 @@
  *  - the seed: ∂cost/∂loss is 1/B (the cost is the batch mean), not an instruction.
  * Each section ends with the chain rule as one product of local derivatives over the forward
  * graph, with a sum where the paths from the param to the loss split and meet again. */
+#include "rules.h"
 #include "stages.h"
 
 #include <ctype.h>
@@ -312,12 +313,12 @@ static Expr forward_ref(Explainer *ex, const Value *v, bool define) {
 /* "h = tanh(t6)", "p = sign_ste(t6)" for a fn with its own backward rule. */
 static const char *definition(Explainer *ex, const Value *v) {
     if (v->custom) {
-        CustomRule *r = v->custom;
+        const CustomRule *r = v->custom;
         const char *args = "";
-        for (int j = 0; j < r->fn->params.n; j++)
+        for (int j = 0; j < r->fn->nargs; j++)
             args = xprintf("%s%s%s", args, j ? ", " : "",
-                           r->args[j] ? name_of(ex, r->args[j]) : r->fn->params.v[j]->str);
-        return xprintf("%s = %s", name_of(ex, v), fn_call(ex, r->fn->str, args));
+                           r->args[j] ? name_of(ex, r->args[j]) : r->fn->args[j].arg);
+        return xprintf("%s = %s", name_of(ex, v), fn_call(ex, r->fn->fn, args));
     }
     Expr a[3];
     for (int i = 0; i < v->nargs; i++) a[i] = forward_ref(ex, v->args[i], false);
@@ -332,22 +333,14 @@ static void push_unique(ValueList *list, Value *v) {
     vec_push(list, v);
 }
 
-static Node *rule_statement(const Node *fn, const char *arg) {
-    for (int k = 0; k < fn->body.n; k++)
-        if (fn->body.v[k]->kind == ND_GRAD && !strcmp(fn->body.v[k]->str, arg))
-            return fn->body.v[k];
-    return NULL;
-}
-
 /* The operands v's derivative rule sends a gradient to: every operand of an ordinary op,
  * none of a flat one (sign, step), the arguments a fn's own backward rule names. */
 static void find_grad_operands(Explainer *ex, Value *v) {
     ValueList *list = &ex->grads[v->id];
     if (v->custom) {
-        CustomRule *r = v->custom;
-        for (int j = 0; j < r->fn->params.n; j++)
-            if (r->args[j] && rule_statement(r->fn, r->fn->params.v[j]->str))
-                push_unique(list, r->args[j]);
+        const CustomRule *r = v->custom;
+        for (int j = 0; j < r->fn->nargs; j++)
+            if (r->args[j] && r->fn->args[j].text) push_unique(list, r->args[j]);
         return;
     }
     if (op_info[v->op].cls == OPC_SRC || (op_info[v->op].flags & OPF_FLAT)) return;
@@ -428,13 +421,9 @@ static void number_pass_forest(Explainer *ex) {
 /* The local derivative of user for operand x: its ops.def text, or the fn's own rule. */
 static const char *rule_for(const Value *user, const Value *x) {
     if (user->custom) {
-        CustomRule *r = user->custom;
-        for (int j = 0; j < r->fn->params.n; j++) {
-            Node *st = r->args[j] == x ? rule_statement(r->fn, r->fn->params.v[j]->str) : NULL;
-            if (st)
-                return xprintf("rule of fn %s: grad %s %c %s%s", r->fn->str, st->str, st->op,
-                               ast_source_text(st->init), st->op == '~' ? "  (a surrogate)" : "");
-        }
+        const CustomRule *r = user->custom;
+        for (int j = 0; j < r->fn->nargs; j++)
+            if (r->args[j] == x && r->fn->args[j].text) return r->fn->args[j].text;
         return NULL;
     }
     int operand = 0;
@@ -790,7 +779,7 @@ static const char *where_str(const Value *v) {
 }
 
 static const char *step_name(const Value *v) {
-    return v->custom ? xprintf("fn %s", v->custom->fn->str) : op_info[v->op].name;
+    return v->custom ? xprintf("fn %s", v->custom->fn->fn) : op_info[v->op].name;
 }
 
 #define NOTE_WIDTH 100
@@ -945,7 +934,7 @@ static void explain_no_gradient(Explainer *ex, Value *param) {
     for (int i = 0; i < blockers.n; i++) {
         Value *b = blockers.v[i];
         const char *rule = b->custom
-                               ? xprintf("fn %s has no backward rule for it", b->custom->fn->str)
+                               ? xprintf("fn %s has no backward rule for it", b->custom->fn->fn)
                                : xprintf("%s (flat)", op_info[b->op].deriv);
         add_note(&it, NULL, b, rule, NULL);
     }

@@ -103,7 +103,7 @@ struct Value {
     const char *rule; /* what the rule computed, e.g. "d tanh(u)/du = 1 - tanh(u)^2" */
     int fanout;       /* >1: this is the sum of that many gradient contributions */
 
-    struct CustomRule *custom; /* the result of a fn with its own backward rule (stages.h) */
+    struct CustomRule *custom; /* the result of a fn with its own backward rules (rules.h) */
     bool surrogate;            /* backward: made by a surrogate rule (grad u ~ ...) */
 
     int uses; /* number of operand slots that refer to it; kept by ir_count_uses */

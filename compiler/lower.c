@@ -5,6 +5,7 @@
  * fn's shape names (x[n] binds n) from the arguments it is given. Because a fn's shapes are
  * known only at its call site, shape checking happens here, with the error placed on the
  * expression at fault and a note for each call on the way there. */
+#include "rules.h"
 #include "stages.h"
 
 #include <math.h>
@@ -43,16 +44,33 @@ typedef struct Scope {
  * table for each would cost more than it saves. */
 #define SCOPE_SCAN_MAX 8
 
+/* What lowering one model keeps in tables: in the arena, since fns' backward rules are
+ * evaluated with them during autodiff, after lower_model has returned. */
+typedef struct Tables {
+    HashMap names;   /* every IR name given out -> the next suffix to try for it */
+    HashMap inlined; /* fn -> how many times its body has been inlined */
+    HashMap warned;  /* nodes already warned about */
+    HashMap rules;   /* fn with backward rules -> its rules, rendered (rules.c) */
+} Tables;
+
 typedef struct Lower {
     Program *prog;
     Graph *g;
     const char *prefix; /* the model-level binding being evaluated: names params "h.W" */
     Node *site;         /* the model-level expression the current IR comes from */
     NodeList calls;     /* fn calls being inlined, outermost first: notes for errors */
-    HashMap names;      /* every IR name given out -> the next suffix to try for it */
-    HashMap inlined;    /* fn -> how many times its body has been inlined */
-    HashMap warned;     /* nodes already warned about */
+    Tables *t;
+    bool in_rule; /* evaluating a fn's backward rule, during autodiff */
 } Lower;
+
+/* A call of a fn with backward rules, kept to evaluate them with (stages.h). */
+struct LowerCall {
+    Program *prog;
+    Tables *t;
+    Scope *scope;       /* the fn's arguments and locals at the call */
+    Node *call;         /* for the note under an error */
+    const char *prefix; /* the model binding the call is in: names a rule's fns' locals */
+};
 
 /* ---- folding: ops on numbers stay numbers ---- */
 
@@ -91,8 +109,8 @@ static bool lower_warning(Lower *L, Node *at, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static bool lower_warning(Lower *L, Node *at, const char *fmt, ...) {
-    if (ptrmap_get(&L->warned, at)) return false;
-    ptrmap_put(&L->warned, at, at);
+    if (ptrmap_get(&L->t->warned, at)) return false;
+    ptrmap_put(&L->t->warned, at, at);
     char msg[512];
     va_list ap;
     va_start(ap, fmt);
@@ -118,16 +136,17 @@ static void lower_error(Lower *L, SrcLoc loc, const char *fmt, ...) {
 /* base, or base_2, base_3, ...: the first not given out yet. Each name remembers the next
  * suffix to try for it, so n values of one name cost n steps in all, not n^2. */
 static const char *unique_name(Lower *L, const char *base) {
-    intptr_t next = (intptr_t)strmap_get(&L->names, base);
+    HashMap *names = &L->t->names;
+    intptr_t next = (intptr_t)strmap_get(names, base);
     if (!next) {
-        strmap_put(&L->names, base, (void *)(intptr_t)2);
+        strmap_put(names, base, (void *)(intptr_t)2);
         return base;
     }
     const char *name;
     do name = xprintf("%s_%ld", base, (long)next++);
-    while (strmap_get(&L->names, name));
-    strmap_put(&L->names, base, (void *)next);
-    strmap_put(&L->names, name, (void *)(intptr_t)2);
+    while (strmap_get(names, name));
+    strmap_put(names, base, (void *)next);
+    strmap_put(names, name, (void *)(intptr_t)2);
     return name;
 }
 
@@ -435,17 +454,12 @@ static bool bind_fn_param(Lower *L, Scope *fs, Node *fn, Node *p, LVal arg, Node
 
 static void lower_stmt(Lower *L, Scope *s, Node *st, bool model_level);
 
-/* ---- fns with their own backward rule ---- */
+/* ---- fns with their own backward rule (rules.c) ---- */
 
-static bool has_grad_rules(Node *fn) {
-    for (int i = 0; i < fn->body.n; i++)
-        if (fn->body.v[i]->kind == ND_GRAD) return true;
-    return false;
-}
-
-/* Marks the call's result so autodiff applies the fn's rule instead of its body's. The
- * result must be computed inside this call: a rule on a value that exists elsewhere (an
- * argument returned as it is) would change that value's gradient everywhere. */
+/* Records the fn's rules on the call's result, so that autodiff applies them instead of
+ * differentiating its body. The result must be computed inside this call: a rule on a value
+ * that exists elsewhere (an argument returned as it is) would change that value's gradient
+ * everywhere. */
 static void attach_rule(Lower *L, Node *fn, Node *call, Scope *fs, LVal *vals, LVal result,
                         int first_new_id) {
     if (result.kind != LV_TENSOR || result.v->id < first_new_id || result.v->custom) {
@@ -453,52 +467,25 @@ static void attach_rule(Lower *L, Node *fn, Node *call, Scope *fs, LVal *vals, L
                     fn->str);
         return;
     }
-    CustomRule *rule = xalloc(sizeof *rule);
-    rule->prog = L->prog;
-    rule->fn = fn;
-    rule->call = call;
-    rule->scope = fs;
-    rule->args = xalloc(sizeof *rule->args * (size_t)(fn->params.n + 1));
-    for (int j = 0; j < fn->params.n; j++)
-        rule->args[j] = vals[j].kind == LV_TENSOR ? vals[j].v : NULL;
-    result.v->custom = rule;
+    LowerCall *at = xalloc(sizeof *at);
+    *at = (LowerCall){.prog = L->prog, .t = L->t, .scope = fs, .call = call, .prefix = L->prefix};
+    Value **args = xalloc(sizeof *args * (size_t)(fn->params.n + 1));
+    for (int j = 0; j < fn->params.n; j++) args[j] = vals[j].kind == LV_TENSOR ? vals[j].v : NULL;
+    result.v->custom = rules_at_call(&L->t->rules, fn, call, args, at);
 }
 
-static Node *grad_rule_for(Node *fn, const char *arg) {
-    for (int i = 0; i < fn->body.n; i++) {
-        Node *st = fn->body.v[i];
-        if (st->kind == ND_GRAD && !strcmp(st->str, arg)) return st;
-    }
-    return NULL;
-}
-
-Value *lower_custom_grad(Graph *g, CustomRule *rule, int arg, Value *upstream, bool *surrogate) {
-    Node *fn = rule->fn, *st = grad_rule_for(fn, fn->params.v[arg]->str);
-    Value *target = rule->args[arg];
-    if (!st || !target) return NULL;
-    *surrogate = st->op == '~';
-    Lower L = {.prog = rule->prog, .g = g, .site = st->init};
-    Scope s = {.parent = rule->scope}; /* g, and the fn's bindings at the call */
+bool lower_rule_body(Graph *g, const LowerCall *at, Node *e, Value *upstream, Value **out) {
+    Lower L = {
+        .prog = at->prog, .g = g, .prefix = at->prefix, .site = e, .t = at->t, .in_rule = true};
+    Scope s = {.parent = at->scope}; /* g, and the fn's bindings at the call */
     bind(&L, &s, NULL, "g", lv_tensor(upstream));
-    vec_push(&L.calls, rule->call);
-    LVal r = eval(&L, &s, st->init);
-    if (r.kind == LV_ERROR) return NULL;
-    if (r.kind == LV_NUM && r.num == 0) return NULL; /* grad u = 0: nothing flows */
-    Value *v = as_value(&L, r);
-    if (!shape_is_suffix(v->shape, target->shape) && !shape_is_suffix(target->shape, v->shape)) {
-        lower_error(&L, st->init->loc, "the backward rule for %s has shape %s, but %s has %s",
-                    st->str, shape_str(v->shape), st->str, shape_str(target->shape));
-        return NULL;
-    }
-    if (target->varying && !v->varying) {
-        lower_error(&L, st->init->loc,
-                    "the backward rule for %s must use g, the gradient of "
-                    "%s's result",
-                    st->str, fn->str);
-        return NULL;
-    }
-    if (!shape_is_suffix(v->shape, target->shape)) return v; /* autodiff sums it down */
-    return shape_eq(v->shape, target->shape) ? v : ir_broadcast(g, v, target->shape);
+    vec_push(&L.calls, at->call);
+    LVal r = eval(&L, &s, e);
+    *out = NULL;
+    if (r.kind == LV_ERROR) return false;
+    if (r.kind == LV_NUM && r.num == 0) return true; /* grad u = 0: nothing flows */
+    *out = as_value(&L, r);
+    return true;
 }
 
 /* Which parameter each argument of the call fills: positional first, then by name.
@@ -549,8 +536,8 @@ static LVal call_fn(Lower *L, Scope *s, Node *call, Node *fn) {
     Node **given = xalloc(n * sizeof *given);
     LVal *vals = xalloc(n * sizeof *vals);
     if (!match_arguments(L, s, call, fn, given, vals)) return lv_error;
-    intptr_t times = (intptr_t)ptrmap_get(&L->inlined, fn);
-    ptrmap_put(&L->inlined, fn, (void *)(times + 1));
+    intptr_t times = (intptr_t)ptrmap_get(&L->t->inlined, fn);
+    ptrmap_put(&L->t->inlined, fn, (void *)(times + 1));
 
     Node *outer_site = L->site;
     if (L->calls.n == 0) L->site = call;
@@ -571,7 +558,7 @@ static LVal call_fn(Lower *L, Scope *s, Node *call, Node *fn) {
         lower_stmt(L, fs, st, false);
         ok = diag_error_count() == errors;
     }
-    if (result.kind != LV_ERROR && has_grad_rules(fn))
+    if (result.kind != LV_ERROR && fn_has_rules(fn))
         attach_rule(L, fn, call, fs, vals, result, first_new_id);
     L->calls.n--;
     L->site = outer_site;
@@ -606,8 +593,8 @@ static const char *call_chain(Lower *L) {
 static Node *most_inlined(Lower *L, intptr_t *times) {
     Node *fn = NULL;
     *times = 0;
-    for (size_t i = 0; i < L->inlined.cap; i++) {
-        HashEntry *e = &L->inlined.slots[i];
+    for (size_t i = 0; i < L->t->inlined.cap; i++) {
+        HashEntry *e = &L->t->inlined.slots[i];
         if (e->key && (intptr_t)e->value > *times) {
             fn = (Node *)e->key;
             *times = (intptr_t)e->value;
@@ -734,6 +721,12 @@ static bool read_dims(Lower *L, Scope *s, Node *decl, Shape *shape) {
 }
 
 static void lower_param(Lower *L, Scope *s, Node *st, bool model_level) {
+    if (L->in_rule) { /* autodiff is running: the params, and their gradients, are counted */
+        lower_error(L, st->loc, "fn %s declares param %s, so a backward rule cannot call it",
+                    L->calls.v[L->calls.n - 1]->str, st->str);
+        bind_failed(s, st);
+        return;
+    }
     Shape shape;
     ParamInit init;
     if (!read_dims(L, s, st, &shape) || !read_init(L, s, st->init, &init)) {
@@ -843,7 +836,7 @@ static void check_loss(Lower *L, Scope *s) {
 
 Graph *lower_model(Program *prog) {
     int errors = diag_error_count();
-    Lower L = {.prog = prog, .g = graph_new(prog->model->str)};
+    Lower L = {.prog = prog, .g = graph_new(prog->model->str), .t = xalloc(sizeof(Tables))};
     L.g->source_path = prog->path;
     Scope model_scope = {0};
     for (int i = 0; i < prog->model->body.n; i++) {

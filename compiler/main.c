@@ -1,5 +1,8 @@
-/* main.c: the nnc driver. Runs the stages of stages.h in order and stops at the first that
- * reports an error: a bad file never reaches the back end, so never makes a binary.
+/* main.c: the nnc driver. Runs the stages of stages.h in order, one call each, and stops at
+ * the first that reports an error (a bad file never reaches the back end, so never makes a
+ * binary) or at the one --emit asks for:
+ *
+ *   parse -> check -> lower -> autodiff -> simplify -> what the run writes (emit_kinds[])
  *
  *   nnc FILE.nn [options]             compile (or print a stage with --emit)
  *   nnc explain FILE.nn [--wrt NAME]  the chain rule to each param, as math
@@ -21,6 +24,7 @@
 
 typedef enum Command { CMD_COMPILE, CMD_EXPLAIN, CMD_GRADCHECK } Command;
 
+/* What a compile writes: the rows of emit_kinds[]. */
 typedef enum Emit {
     EMIT_EXE,
     EMIT_OBJ,
@@ -32,6 +36,7 @@ typedef enum Emit {
     EMIT_LLVM,
     EMIT_DOT,
     EMIT_SVG,
+    EMIT_COUNT
 } Emit;
 
 typedef struct Options {
@@ -49,7 +54,62 @@ typedef struct Options {
     const char *seed;     /* gradcheck */
 } Options;
 
-static const char usage[] =
+/* The stages, in the order they run; the run stops after the one its emit kind names. */
+typedef enum Stage {
+    STAGE_PARSE,    /* the syntax tree */
+    STAGE_CHECK,    /* imports loaded, structure checked (sema) */
+    STAGE_LOWER,    /* the forward IR, shapes checked, train block read */
+    STAGE_AUTODIFF, /* the backward IR */
+    STAGE_SIMPLIFY, /* both, simplified */
+    STAGE_WRITE,    /* every stage above: the emit kind writes the result */
+} Stage;
+
+/* One run of the pipeline. */
+typedef struct Run {
+    const Options *o;
+    const struct EmitKind *emit; /* what it writes */
+    const char *out;             /* where (compile): a file, or "-" */
+    Node *ast;
+    Program *prog;
+    Graph *g;
+    int status; /* the exit status once a stage stopped the run: 1 after errors */
+} Run;
+
+typedef int Writer(Run *r); /* returns the exit status */
+static Writer print_ast, print_forward, print_dot_graph, write_svg_file, print_plan, print_llvm,
+    write_object, write_executable;
+
+/* What a compile writes, and after which stage. A row without a writer prints the pass of
+ * its stage, as --dump-passes does. The help text and the messages list the named rows. */
+typedef struct EmitKind {
+    const char *name; /* --emit=NAME; NULL: not an --emit kind (the executable, -c) */
+    Stage after;      /* the last stage it needs */
+    bool text;        /* text on stdout, pointed at -o FILE when there is one */
+    Writer *write;
+    const char *help; /* for --help; lines after the first are continued below it */
+} EmitKind;
+
+static const EmitKind emit_kinds[EMIT_COUNT] = {
+    [EMIT_EXE] = {NULL, STAGE_WRITE, false, write_executable, NULL},
+    [EMIT_OBJ] = {NULL, STAGE_WRITE, false, write_object, NULL},
+    [EMIT_AST] = {"ast", STAGE_PARSE, true, print_ast, "the syntax tree"},
+    [EMIT_IR] = {"ir", STAGE_LOWER, true, print_forward, "the forward IR"},
+    [EMIT_GRAD] = {"grad", STAGE_SIMPLIFY, true, NULL,
+                   "forward and the derived backward IR, simplified,\n"
+                   "each backward line annotated with its chain-rule step"},
+    [EMIT_GRAD_RAW] = {"grad-raw", STAGE_AUTODIFF, true, NULL,
+                       "the same, exactly as autodiff emitted it"},
+    [EMIT_PLAN] = {"plan", STAGE_WRITE, true, print_plan,
+                   "the schedule, fused loops and memory plan"},
+    [EMIT_LLVM] = {"llvm", STAGE_WRITE, true, print_llvm, "the optimised LLVM IR"},
+    [EMIT_DOT] = {"dot", STAGE_WRITE, true, print_dot_graph,
+                  "forward and backward graphs for Graphviz"},
+    [EMIT_SVG] = {"svg", STAGE_WRITE, false, write_svg_file, "the same, drawn by Graphviz's dot"},
+};
+
+/* ---- the command line ---- */
+
+static const char usage_head[] =
     "usage: nnc FILE.nn [options]            compile a model into a training executable\n"
     "       nnc explain FILE.nn [--wrt NAME] [--format=text|markdown]\n"
     "                                        the chain rule from the loss to each param\n"
@@ -64,16 +124,9 @@ static const char usage[] =
     "  -c              write an object file instead of an executable\n"
     "  --static        link everything in (OpenBLAS too): an executable to ship to a\n"
     "                  machine with nothing installed (about 30 MB)\n"
-    "  --emit=STAGE    print a stage instead of compiling (to stdout, or to -o FILE):\n"
-    "                    ast       the syntax tree\n"
-    "                    ir        the forward IR\n"
-    "                    grad      forward and the derived backward IR, simplified,\n"
-    "                              each backward line annotated with its chain-rule step\n"
-    "                    grad-raw  the same, exactly as autodiff emitted it\n"
-    "                    plan      the schedule, fused loops and memory plan\n"
-    "                    llvm      the optimised LLVM IR\n"
-    "                    dot       forward and backward graphs for Graphviz\n"
-    "                    svg       the same, drawn by Graphviz's dot\n"
+    "  --emit=STAGE    print a stage instead of compiling (to stdout, or to -o FILE):\n";
+
+static const char usage_tail[] =
     "  --dump-passes   print the program after each stage (parse, lowering and shape\n"
     "                  checks, autodiff, simplify, planning), then compile as usual\n"
     "  -O0 -O1 -O2 -O3 optimisation level (default -O2)\n"
@@ -93,6 +146,20 @@ static const char usage[] =
     "  NNC_HOME        folder holding stdlib/ and runtime/libnnrt.a (default: found next to nnc)\n"
     "  NNC_CC          the C compiler used to link (default: the one nnc was built with)\n";
 
+static void print_usage(void) {
+    fputs(usage_head, stdout);
+    for (int i = 0; i < EMIT_COUNT; i++) {
+        const EmitKind *e = &emit_kinds[i];
+        if (!e->name) continue;
+        const char *line = e->help, *end;
+        printf("%20s%-10s", "", e->name);
+        for (; (end = strchr(line, '\n')); line = end + 1)
+            printf("%.*s\n%30s", (int)(end - line), line, "");
+        printf("%s\n", line);
+    }
+    fputs(usage_tail, stdout);
+}
+
 static int usage_error(const char *fmt, const char *arg) {
     fputs("nnc: error: ", stderr);
     fprintf(stderr, fmt, arg);
@@ -101,19 +168,16 @@ static int usage_error(const char *fmt, const char *arg) {
 }
 
 static int parse_emit(const char *s, Emit *emit) {
-    static const struct {
-        const char *name;
-        Emit emit;
-    } kinds[] = {{"ast", EMIT_AST},           {"ir", EMIT_IR},     {"grad", EMIT_GRAD},
-                 {"grad-raw", EMIT_GRAD_RAW}, {"plan", EMIT_PLAN}, {"llvm", EMIT_LLVM},
-                 {"dot", EMIT_DOT},           {"svg", EMIT_SVG}};
-    for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++)
-        if (!strcmp(s, kinds[i].name)) {
-            *emit = kinds[i].emit;
+    StrBuf names = {0};
+    for (int i = 0; i < EMIT_COUNT; i++) {
+        if (!emit_kinds[i].name) continue;
+        if (!strcmp(s, emit_kinds[i].name)) {
+            *emit = (Emit)i;
             return 0;
         }
-    return usage_error("unknown --emit stage '%s' (ast, ir, grad, grad-raw, plan, llvm, dot, svg)",
-                       s);
+        sb_printf(&names, "%s%s", names.n ? ", " : "", emit_kinds[i].name);
+    }
+    return usage_error("%s", xprintf("unknown --emit stage '%s' (%s)", s, sb_str(&names)));
 }
 
 static bool takes_value(const char *a) {
@@ -161,7 +225,7 @@ static int parse_args(int argc, char **argv, Options *o) {
     for (; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(usage, stdout);
+            print_usage();
             return 0;
         } else if (!strcmp(a, "--version")) {
             printf("nnc %s (LLVM %s)\n", NNC_VERSION, NNC_LLVM_PACKAGE_VERSION);
@@ -181,20 +245,6 @@ static int parse_args(int argc, char **argv, Options *o) {
     return -1;
 }
 
-/* xor.nn -> xor (in the current folder). */
-static const char *default_output(const char *input, bool object) {
-    const char *base = strrchr(input, '/');
-    base = base ? base + 1 : input;
-    size_t n = strlen(base);
-    if (n > 3 && !strcmp(base + n - 3, ".nn")) n -= 3;
-    char *name = xstrndup(base, n);
-    return object ? xprintf("%s.o", name) : name;
-}
-
-static void dump_header(const Options *o, const char *stage) {
-    if (o->dump_passes) printf("==== after %s ====\n", stage);
-}
-
 /* ---- where the output goes ----
  * Every output is checked against the source files before anything is written (an output
  * that is one of them is refused), and written through an OutFile (common.h): complete or
@@ -204,8 +254,7 @@ static OutFile text_out;
 static bool text_redirected;
 
 static bool emits_text(const Options *o) {
-    return o->command == CMD_COMPILE && o->emit != EMIT_EXE && o->emit != EMIT_OBJ &&
-           o->emit != EMIT_SVG;
+    return o->command == CMD_COMPILE && emit_kinds[o->emit].text;
 }
 
 /* Once every source file is read: stdout to -o FILE for --emit text. */
@@ -240,95 +289,172 @@ static int finish_text_output(int status) {
     return outfile_commit(&text_out) ? 0 : 1;
 }
 
-/* ---- the stages ---- */
-
-/* The model file, parsed, with its imports loaded: NULL after errors (or after --emit=ast,
- * which stops there). */
-static Program *front_end(const Options *o, int *status) {
-    *status = 1;
-    SrcFile *src = srcfile_read(o->input);
-    if (!src) {
-        diag_fatal_noloc("cannot read %s: %s", o->input, srcfile_error());
-        return NULL;
-    }
-    Node *ast = parse_file(src);
-    if (!ast) return NULL;
-    if (o->emit == EMIT_AST) {
-        if (!open_text_output(o)) return NULL;
-        ast_print(stdout, ast);
-        *status = 0;
-        return NULL;
-    }
-    Program *prog = sema_program(ast, nnc_stdlib_dir());
-    if (!prog || !open_text_output(o)) return NULL;
-    if (o->dump_passes) {
-        dump_header(o, "parse");
-        ast_print(stdout, ast);
-    }
-    *status = 0;
-    return prog;
+/* Where a compile writes: -o FILE, or by default stdout for text and SVG, "xor" or "xor.o"
+ * for xor.nn (in the current folder). */
+static const char *output_path(const Options *o) {
+    if (o->output) return o->output;
+    if (o->emit == EMIT_SVG || emit_kinds[o->emit].text) return "-";
+    const char *base = strrchr(o->input, '/');
+    base = base ? base + 1 : o->input;
+    size_t n = strlen(base);
+    if (n > 3 && !strcmp(base + n - 3, ".nn")) n -= 3;
+    char *name = xstrndup(base, n);
+    return o->emit == EMIT_OBJ ? xprintf("%s.o", name) : name;
 }
 
-/* One model of the program: lowered, shapes checked, train block read. */
-static Graph *lower(Program *prog, const char *model) {
-    if (!sema_choose_model(prog, model)) return NULL;
-    Graph *g = lower_model(prog);
-    if (!g || !sema_train(prog, g)) return NULL;
-    return g;
+/* ---- what --dump-passes prints after each stage ---- */
+
+static void dump_header(const Options *o, const char *stage) {
+    if (o->dump_passes) printf("==== after %s ====\n", stage);
 }
 
-/* The stages from the forward IR to the simplified backward IR, printing what is asked.
- * Autodiff runs on the forward IR as lowered: fns' own backward rules refer to the values
- * their call made, which simplifying first could merge away. */
-static bool middle_end(Graph *g, const Options *o) {
-    if (o->emit == EMIT_IR) {
-        simplify(g);
-        print_graph(stdout, g, PRINT_FORWARD);
+static void dump_ast(Run *r) {
+    ast_print(stdout, r->ast);
+}
+static void dump_forward(Run *r) {
+    print_graph(stdout, r->g, PRINT_FORWARD);
+}
+static void dump_backward(Run *r) {
+    print_graph(stdout, r->g, PRINT_GRAD);
+}
+
+static const struct {
+    const char *name; /* "==== after NAME ====" */
+    void (*dump)(Run *r);
+} passes[] = {
+    [STAGE_PARSE] = {NULL, NULL}, /* the tree is printed once its imports are checked */
+    [STAGE_CHECK] = {"parse", dump_ast},
+    [STAGE_LOWER] = {"lowering and shape checks", dump_forward},
+    [STAGE_AUTODIFF] = {"autodiff", dump_backward},
+    [STAGE_SIMPLIFY] = {"simplify", dump_backward},
+    [STAGE_WRITE] = {NULL, NULL}, /* the back end prints its plan itself */
+};
+
+static int print_pass(Run *r, Stage s) {
+    if (!passes[s].dump) return 0;
+    dump_header(r->o, passes[s].name);
+    passes[s].dump(r);
+    return 0;
+}
+
+/* After each stage: the run stops at the stage its emit kind names, which writes its result
+ * there (in place of the pass --dump-passes would print); otherwise --dump-passes prints the
+ * pass and the run goes on. */
+static bool passed(Run *r, Stage s) {
+    if (r->emit->after == s) {
+        r->status = r->emit->write ? r->emit->write(r) : print_pass(r, s);
         return false;
     }
-    if (o->dump_passes) {
-        dump_header(o, "lowering and shape checks");
-        print_graph(stdout, g, PRINT_FORWARD);
-    }
-    autodiff(g);
-    if (diag_error_count()) return false; /* a fn's backward rule did not fit */
-    if (o->emit == EMIT_GRAD_RAW || o->dump_passes) {
-        dump_header(o, "autodiff");
-        print_graph(stdout, g, PRINT_GRAD);
-        if (o->emit == EMIT_GRAD_RAW) return false;
-    }
-    simplify(g);
-    if (o->emit == EMIT_GRAD || o->dump_passes) {
-        dump_header(o, "simplify");
-        print_graph(stdout, g, PRINT_GRAD);
-        if (o->emit == EMIT_GRAD) return false;
-    }
+    if (r->o->dump_passes) print_pass(r, s);
     return true;
 }
 
-/* The object (backend_compile writes it whole or not at all), then the executable (the
- * same for backend_link). */
-static int compile_and_link(Graph *g, const Options *o, const char *out) {
-    BackendOptions bo = {.opt_level = o->opt_level, .f64 = o->f64};
-    if (o->dump_passes) {
-        dump_header(o, "planning");
+/* ---- the stages: each returns false when the run ends there (r->status says how) ---- */
+
+static bool parse(Run *r) {
+    SrcFile *src = srcfile_read(r->o->input);
+    if (!src) {
+        diag_fatal_noloc("cannot read %s: %s", r->o->input, srcfile_error());
+        return false;
+    }
+    r->ast = parse_file(src);
+    return r->ast && passed(r, STAGE_PARSE);
+}
+
+/* Once every source file is read, the text output can be opened: none of them is it. */
+static bool check(Run *r) {
+    r->prog = sema_program(r->ast, nnc_stdlib_dir());
+    return r->prog && open_text_output(r->o) && passed(r, STAGE_CHECK);
+}
+
+/* One model of the program: lowered, shapes checked, train block read. */
+static bool lower(Run *r, const char *model) {
+    if (!sema_choose_model(r->prog, model)) return false;
+    r->g = lower_model(r->prog);
+    return r->g && sema_train(r->prog, r->g) && passed(r, STAGE_LOWER);
+}
+
+/* Autodiff runs on the forward IR as lowered: fns' own backward rules refer to the values
+ * their call made, which simplifying first could merge away. */
+static bool differentiate(Run *r) {
+    int errors = diag_error_count(); /* gradcheck goes on to the next model after errors */
+    autodiff(r->g);
+    return diag_error_count() == errors && passed(r, STAGE_AUTODIFF); /* a rule did not fit */
+}
+
+static bool simplified(Run *r) {
+    simplify(r->g);
+    return passed(r, STAGE_SIMPLIFY);
+}
+
+/* ---- what a run writes ---- */
+
+static int print_ast(Run *r) {
+    if (!open_text_output(r->o)) return 1;
+    ast_print(stdout, r->ast);
+    return 0;
+}
+
+static int print_forward(Run *r) {
+    simplify(r->g);
+    print_graph(stdout, r->g, PRINT_FORWARD);
+    return 0;
+}
+
+static int print_dot_graph(Run *r) {
+    print_dot(stdout, r->g);
+    return 0;
+}
+
+/* Graphviz writes the drawing; an OutFile puts it in place (a device is written, not
+ * replaced). */
+static int write_svg_file(Run *r) {
+    if (!strcmp(r->out, "-")) return write_svg(r->g, "-");
+    OutFile svg;
+    if (!outfile_begin(&svg, r->out, false)) return 1;
+    if (write_svg(r->g, svg.write_to) != 0) {
+        outfile_discard(&svg);
+        return 1;
+    }
+    return outfile_commit(&svg) ? 0 : 1;
+}
+
+/* The back end's options; --dump-passes prints the plan too. */
+static BackendOptions backend_options(Run *r) {
+    BackendOptions bo = {.opt_level = r->o->opt_level, .f64 = r->o->f64};
+    if (r->o->dump_passes) {
+        dump_header(r->o, "planning");
         bo.plan_out = stdout;
     }
-    if (o->emit == EMIT_PLAN) {
-        bo.plan_out = stdout;
-        bo.llvm_ir_out = fopen("/dev/null", "w");
-        int status = bo.llvm_ir_out ? backend_compile(g, &bo) : 1;
-        if (bo.llvm_ir_out) fclose(bo.llvm_ir_out);
-        return status;
-    }
-    if (o->emit == EMIT_LLVM) {
-        bo.llvm_ir_out = stdout;
-        return backend_compile(g, &bo);
-    }
-    if (o->emit == EMIT_OBJ) {
-        bo.obj_path = out;
-        return backend_compile(g, &bo);
-    }
+    return bo;
+}
+
+static int print_plan(Run *r) {
+    BackendOptions bo = backend_options(r);
+    bo.plan_out = stdout;
+    bo.llvm_ir_out = fopen("/dev/null", "w");
+    int status = bo.llvm_ir_out ? backend_compile(r->g, &bo) : 1;
+    if (bo.llvm_ir_out) fclose(bo.llvm_ir_out);
+    return status;
+}
+
+static int print_llvm(Run *r) {
+    BackendOptions bo = backend_options(r);
+    bo.llvm_ir_out = stdout;
+    return backend_compile(r->g, &bo);
+}
+
+/* backend_compile writes the object whole or not at all. */
+static int write_object(Run *r) {
+    BackendOptions bo = backend_options(r);
+    bo.obj_path = r->out;
+    return backend_compile(r->g, &bo);
+}
+
+/* The object in a temporary file, then the executable (which backend_link also writes
+ * whole or not at all). */
+static int write_executable(Run *r) {
+    BackendOptions bo = backend_options(r);
     char obj[] = "/tmp/nnc-XXXXXX.o";
     int fd = mkstemps(obj, 2);
     if (fd < 0) {
@@ -337,25 +463,14 @@ static int compile_and_link(Graph *g, const Options *o, const char *out) {
     }
     close(fd);
     bo.obj_path = obj;
-    int status = backend_compile(g, &bo);
+    int status = backend_compile(r->g, &bo);
     if (status == 0)
-        status = o->static_link ? backend_link_static(obj, out) : backend_link(obj, out);
+        status = r->o->static_link ? backend_link_static(obj, r->out) : backend_link(obj, r->out);
     unlink(obj);
     return status;
 }
 
-/* Graphviz writes the drawing; an OutFile puts it in place (a device is written, not
- * replaced). */
-static int emit_svg(Graph *g, const char *path) {
-    if (!strcmp(path, "-")) return write_svg(g, "-");
-    OutFile svg;
-    if (!outfile_begin(&svg, path, false)) return 1;
-    if (write_svg(g, svg.write_to) != 0) {
-        outfile_discard(&svg);
-        return 1;
-    }
-    return outfile_commit(&svg) ? 0 : 1;
-}
+/* ---- gradcheck ---- */
 
 /* Runs a program and returns its exit status (or 1 when it could not run). */
 static int run_program(char *const argv[]) {
@@ -373,51 +488,63 @@ static int run_program(char *const argv[]) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
 }
 
-/* nnc gradcheck: compile in f64 into a temporary executable and run its gradcheck command,
- * which compares grad() with central differences of forward() (runtime/gradcheck.c). */
-static int gradcheck_graph(Graph *g, const Options *o) {
+/* The model in r->g compiled in f64 into a temporary executable, whose gradcheck command
+ * compares grad() with central differences of forward() (runtime/gradcheck.c). */
+static int gradcheck_graph(Run *r) {
     char dir[] = "/tmp/nnc-gradcheck-XXXXXX";
     if (!mkdtemp(dir)) {
         diag_fatal_noloc("cannot create a temporary folder: %s", strerror(errno));
         return 1;
     }
-    Options compile = *o;
-    compile.f64 = true;
-    compile.emit = EMIT_EXE;
-    const char *exe = xprintf("%s/%s", dir, g->name);
-    int status = compile_and_link(g, &compile, exe);
+    Options f64 = *r->o;
+    f64.f64 = true;
+    Run exe = *r;
+    exe.o = &f64;
+    exe.out = xprintf("%s/%s", dir, r->g->name);
+    int status = write_executable(&exe);
     if (status == 0) {
-        char *argv[] = {(char *)exe, "gradcheck", o->seed ? "--seed" : NULL, (char *)o->seed, NULL};
+        const char *seed = r->o->seed;
+        char *argv[] = {(char *)exe.out, "gradcheck", seed ? "--seed" : NULL, (char *)seed, NULL};
         status = run_program(argv);
     }
-    unlink(exe);
+    unlink(exe.out);
     rmdir(dir);
     return status;
 }
 
-/* The backward pass of one model, for explain and gradcheck. */
-static Graph *differentiated(Program *prog, const char *model) {
-    Graph *g = lower(prog, model);
-    if (!g) return NULL;
-    autodiff(g);
-    if (diag_error_count()) return NULL;
-    simplify(g);
-    return g;
+/* ---- the pipeline ---- */
+
+/* One model's forward IR, backward IR, simplified. */
+static bool middle_end(Run *r, const char *model) {
+    return lower(r, model) && differentiate(r) && simplified(r);
+}
+
+/* nnc FILE: the executable, or what -c or --emit asks for. */
+static int compile(Run *r) {
+    r->out = output_path(r->o);
+    /* The check before any work: the default name of "model" is "model" itself. */
+    if (!emits_text(r->o) && !output_is_not_a_source(r->out)) return 1;
+    if (!middle_end(r, r->o->model)) return r->status;
+    return r->emit->write(r);
+}
+
+/* nnc explain FILE */
+static int explain_model(Run *r) {
+    if (!middle_end(r, r->o->model)) return r->status;
+    return explain(stdout, r->g, r->o->wrt, r->o->format);
 }
 
 /* nnc gradcheck FILE: the model chosen with --model, the only one, or each in turn. */
-static int gradcheck(Program *prog, const Options *o) {
-    if (o->model || prog->models.n <= 1) {
-        Graph *g = differentiated(prog, o->model);
-        return g ? gradcheck_graph(g, o) : 1;
-    }
+static int gradcheck(Run *r) {
+    Program *prog = r->prog;
+    if (r->o->model || prog->models.n <= 1)
+        return middle_end(r, r->o->model) ? gradcheck_graph(r) : r->status;
     StrBuf failed = {0};
     int n_failed = 0;
     for (int i = 0; i < prog->models.n; i++) {
         const char *name = prog->models.v[i]->str;
         if (i) putchar('\n');
-        Graph *g = differentiated(prog, name);
-        if (!g || gradcheck_graph(g, o) != 0) {
+        if (!middle_end(r, name) || gradcheck_graph(r) != 0) {
             sb_printf(&failed, "%s%s", n_failed++ ? ", " : "", name);
             if (diag_too_many()) break;
         }
@@ -430,35 +557,13 @@ static int gradcheck(Program *prog, const Options *o) {
     return n_failed ? 1 : 0;
 }
 
-/* Compiles the model, or prints the stage --emit asks for. */
-static int compile(Program *prog, const Options *o) {
-    const char *out = o->output             ? o->output
-                      : o->emit == EMIT_SVG ? "-"
-                                            : default_output(o->input, o->emit == EMIT_OBJ);
-    /* The check before any work: the default name of "model" is "model" itself. */
-    if (!emits_text(o) && !output_is_not_a_source(out)) return 1;
-    Graph *g = lower(prog, o->model);
-    if (!g) return 1;
-    if (!middle_end(g, o)) return diag_error_count() ? 1 : 0;
-    if (o->emit == EMIT_DOT) {
-        print_dot(stdout, g);
-        return 0;
-    }
-    if (o->emit == EMIT_SVG) return emit_svg(g, out);
-    return compile_and_link(g, o, out);
-}
-
 static int run(const Options *o) {
-    int status;
-    Program *prog = front_end(o, &status);
-    if (!prog) return status;
+    Run r = {.o = o, .emit = &emit_kinds[o->emit], .status = 1};
+    if (!parse(&r) || !check(&r)) return r.status;
     switch (o->command) {
-    case CMD_EXPLAIN: {
-        Graph *g = differentiated(prog, o->model);
-        return g ? explain(stdout, g, o->wrt, o->format) : 1;
-    }
-    case CMD_GRADCHECK: return gradcheck(prog, o);
-    case CMD_COMPILE: return compile(prog, o);
+    case CMD_COMPILE: return compile(&r);
+    case CMD_EXPLAIN: return explain_model(&r);
+    case CMD_GRADCHECK: return gradcheck(&r);
     }
     return 1;
 }

@@ -3,6 +3,7 @@
  *   parse     ast.c/lexer.l/parser.y  .nn text      -> AST             (ast.h)
  *   sema      sema.c                  AST + imports -> Program          names, structure
  *   lower     lower.c                 Program       -> IR (forward)     fn inlining, shapes
+ *             rules.c                 a fn's own backward rules, rendered on the IR (rules.h)
  *   train     sema.c                  train block   -> Graph.train      settings, columns
  *   autodiff  autodiff.c              IR forward    -> IR + backward    chain rule
  *   simplify  simplify.c              IR            -> IR               CSE, x*1, x+0, dead code
@@ -12,7 +13,8 @@
  *   backend   plan.c/codegen.c/link.c IR            -> object -> exe    (backend.h)
  *
  * Each stage reports problems through diag_* (common.h) and returns false / NULL when it
- * found errors, so main.c stops before the next stage. */
+ * found errors, so main.c stops before the next stage. The stages after lowering read the
+ * IR only: what they need of a fn's own backward rules is on it (rules.h). */
 #ifndef NNC_STAGES_H
 #define NNC_STAGES_H
 
@@ -34,7 +36,8 @@ typedef struct Program {
 
 /* Loads the imports of `file` (stdlib names from stdlib_dir, "x.nn" relative to the file)
  * and checks the program's structure. NULL after errors. The Program lives in the arena:
- * what lowering records for autodiff (CustomRule.prog) outlives the caller's frame. */
+ * what lowering keeps for autodiff to evaluate fns' own backward rules with (LowerCall)
+ * outlives the caller's frame. */
 Program *sema_program(Node *file, const char *stdlib_dir);
 
 /* Picks the model to compile (model_name, or the only one), its train block, and checks
@@ -47,21 +50,15 @@ int program_fn_param(Program *prog, Node *fn, const char *name);
 /* Inlines every call and checks every shape; the forward IR of the model. */
 Graph *lower_model(Program *prog);
 
-/* A fn's own backward rule (`grad u = ...` after its return) at one call site: lower.c
- * records it on the call's result (Value.custom), autodiff.c applies it instead of
- * differentiating the fn's body. */
-typedef struct CustomRule {
-    Program *prog;
-    Node *fn;
-    Node *call;
-    void *scope;  /* lower.c's bindings of the fn's arguments and locals at this call */
-    Value **args; /* per fn argument: the tensor it was given, or NULL for a number */
-} CustomRule;
+/* lower.c, for rules.c: what a call of a fn with backward rules leaves to evaluate its rules
+ * with later, in the arena (the fn's bindings at the call, the model binding it is in, the
+ * names given out). rules.h's CustomRule keeps it out of the IR readers' sight. */
+typedef struct LowerCall LowerCall;
 
-/* The contribution of the rule for argument `arg` given g = upstream, the gradient of the
- * call's result; NULL when the fn has no rule for it. *surrogate tells whether the rule is
- * written `grad u ~ ...`. Instructions go at the end of g. Errors are reported located. */
-Value *lower_custom_grad(Graph *g, CustomRule *rule, int arg, Value *upstream, bool *surrogate);
+/* Evaluates e, a rule of the fn called at `at`, with g bound to upstream: instructions go at
+ * the end of g. False after an error (reported, with a note of the call); otherwise *out is
+ * the value, or NULL when e is the number 0. */
+bool lower_rule_body(Graph *g, const LowerCall *at, Node *e, Value *upstream, Value **out);
 
 /* Reads the train block into g->train (defaults where it is silent). */
 bool sema_train(Program *prog, Graph *g);

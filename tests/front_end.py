@@ -339,6 +339,59 @@ def case_many_params(nnc, src, tmp):
     expect_in(proc.stdout_text, "gradcheck: all 1 params match", "gradcheck")
 
 
+def case_backward_rules(nnc, src, tmp):
+    """What a fn's backward rule calls is lowered as the forward pass is: a fn's locals are
+    named after the model binding of the call. An error in a rule is the only message: the
+    params it leaves without a gradient are not warned about, and gradcheck's other models
+    are checked as usual."""
+    write(os.path.join(tmp, "locals.nn"),
+          "fn slope(u) {\n    s = sigmoid(u)\n    return s\n}\n"
+          "fn softplus2(u) {\n    return log(1 + exp(u))\n    grad u = g * slope(u)\n}\n"
+          "model m {\n    input x[3]\n    param a[3]\n    h = softplus2(x + a)\n"
+          "    loss = sum(h)\n}\n")
+    proc = run(nnc, ["locals.nn", "--emit=grad-raw"], tmp)
+    expect_in(proc.stdout_text, "%h.s : [3]", "--emit=grad-raw")
+    expect_in(proc.stdout_text, "= mul %h.grad, %h.s", "--emit=grad-raw")
+    if "(null)" in proc.stdout_text:
+        raise Failure(f"a value named (null) in:\n{proc.stdout_text}")
+    proc = run(nnc, ["gradcheck", "locals.nn"], tmp)
+    expect_in(proc.stdout_text, "gradcheck: all 1 params match", "gradcheck")
+
+    write(os.path.join(tmp, "shape.nn"),
+          "fn f(u[3]) {\n    return sum(u)\n    grad u = 1\n}\n"
+          "model m {\n    input x[3]\n    param w[3]\n    loss = f(x * w)\n}\n")
+    proc = run(nnc, ["shape.nn", "-o", "shape"], tmp, want_status=1)
+    diags = re.findall(r"^shape\.nn:\d+:\d+: (?:error|warning): .*$", proc.stderr_text, re.M)
+    if diags != ["shape.nn:3:14: error: the backward rule for u must use g, the gradient of f's "
+                 "result"]:
+        raise Failure(f"wanted one error and nothing else, got:\n{proc.stderr_text}")
+
+    # nnc gradcheck goes on to the next model, which the error does not concern
+    with open(os.path.join(tmp, "shape.nn"), "a") as f:
+        f.write("model fine {\n    input x[3]\n    param w[3]\n    loss = sum(x * w)\n}\n")
+    proc = run(nnc, ["gradcheck", "shape.nn"], tmp, want_status=1)
+    expect_in(proc.stdout_text, "gradcheck: 1 of 2 models failed: m\n", "gradcheck")
+
+
+def case_emit_kinds(nnc, src, tmp):
+    """--help lists the --emit kinds, the message for an unknown one lists the same, and
+    each is accepted (both lists are made from the driver's one table)."""
+    usage = run(nnc, ["--help"], tmp).stdout_text
+    block = usage.split("  --emit=STAGE", 1)[1].split("  --dump-passes", 1)[0]
+    listed = re.findall(r"^ {20}(\S+) ", block, re.M)
+    want = ["ast", "ir", "grad", "grad-raw", "plan", "llvm", "dot", "svg"]
+    if listed != want:
+        raise Failure(f"--help lists {listed}, wanted {want}:\n{usage}")
+    write(os.path.join(tmp, "m.nn"), "model m {\n    param w = 2\n    loss = (w - 1)^2\n}\n")
+    proc = run(nnc, ["m.nn", "--emit=nope"], tmp, want_status=2)
+    expect_in(proc.stderr_text, "unknown --emit stage 'nope' (" + ", ".join(want) + ")",
+              "an unknown --emit kind")
+    for kind in want[:-1]:  # svg needs Graphviz
+        proc = run(nnc, ["m.nn", "--emit=" + kind], tmp)
+        if not proc.stdout_text:
+            raise Failure(f"--emit={kind} printed nothing")
+
+
 def main():
     nnc, src, case = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2]), sys.argv[3]
     with tempfile.TemporaryDirectory() as tmp:
