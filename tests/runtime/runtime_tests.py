@@ -5,6 +5,8 @@ print and write.
 
     runtime_tests.py --bin DIR TEST        one test (see TESTS below); exit 0 when it passes
     runtime_tests.py --bin DIR all         every test
+    runtime_tests.py --list                the test names, one a line: CMakeLists.txt makes
+                                           each the ctest runtime_NAME
 
 Standard library only. Each test runs in a fresh temporary folder, which is also the
 working folder of the executables, so messages name files by short relative paths.
@@ -2597,13 +2599,19 @@ def gradcheck_errors():
 def main():
     global ARGS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bin", required=True, help="folder of the rt_* executables")
+    parser.add_argument("--list", action="store_true", help="print the test names and exit")
+    parser.add_argument("--bin", help="folder of the rt_* executables")
     parser.add_argument("--cc", help="C compiler, for link_plain")
     parser.add_argument("--lib", help="libnnrt.a, for link_plain")
     parser.add_argument("--include", help="folder of nnrt.h, for link_plain")
     parser.add_argument("--extra-flags", default="", help="compile and link flags, for link_plain")
-    parser.add_argument("test", choices=[*TESTS, "all"])
+    parser.add_argument("test", nargs="?", choices=[*TESTS, "all"])
     ARGS = parser.parse_args()
+    if ARGS.list:
+        print("\n".join(TESTS))
+        return 0
+    if not ARGS.bin or not ARGS.test:
+        parser.error("give --bin DIR and a test (or all), or --list")
     ARGS.bin = os.path.abspath(ARGS.bin)
     names = list(TESTS) if ARGS.test == "all" else [ARGS.test]
     failed = skipped = 0
