@@ -2203,6 +2203,53 @@ def resume_checks():
     check(peak < 256 * MB, f"{peak} bytes")
 
 
+MLP_SGD_OPTIONS = ["--l2", "0", "--schedule", "constant", "--warmup", "0"]
+# (file in checkpoints/, the options it was trained with, the epochs it was saved at)
+OLD_CHECKPOINTS = [
+    ("mlp_adam_early_stopping",
+     ["--validation", "0.25", "--early-stopping", "on", "--patience", "3"], 3),
+    ("mlp_adamw", ["--optimizer", "adamw", "--weight-decay", "0.1", "--validation", "0.25"], 3),
+    ("mlp_sgd_fused", ["--optimizer", "sgd", *MLP_SGD_OPTIONS], 3),
+    ("mlp_sgd_nesterov", ["--optimizer", "sgd", "--nesterov", "on", *MLP_SGD_OPTIONS], 3),
+    ("mlp_rmsprop_momentum",
+     ["--optimizer", "rmsprop", "--lr", "0.01", "--momentum", "0.5", *MLP_SGD_OPTIONS], 3),
+    ("mlp_adadelta", ["--optimizer", "adadelta", "--lr", "1", *MLP_SGD_OPTIONS], 3),
+    ("mlp_adagrad", ["--optimizer", "adagrad", "--lr", "0.3", *MLP_SGD_OPTIONS], 3),
+    # Ctrl-C in epoch 9: 8 epochs and 4 rows done
+    ("mlp_interrupted", ["--batch", "4", "--schedule", "constant", "--warmup", "0",
+                         "--validation", "0.25"], None),
+]
+
+
+def safetensors_content(path):
+    """The header as JSON values (key order aside) and the data bytes."""
+    header, _ = read_safetensors(path)
+    data = open(path, "rb").read()
+    return header, data[8 + struct.unpack("<Q", data[:8])[0]:]
+
+
+@test
+def old_checkpoints():
+    """Checkpoints an earlier build wrote (checkpoints/README.md) resume, and end bit for bit
+    where an uninterrupted run ends; a checkpoint written now holds what they hold."""
+    folder = os.path.join(os.path.dirname(os.path.abspath(__file__)), "checkpoints")
+    write_csv("m.csv", mlp_rows(60))
+    for name, args, saved_at in OLD_CHECKPOINTS:
+        old = os.path.join(folder, name + ".safetensors")
+        common = ["train", "--data", "m.csv", "--epochs", "10", "--quiet", *args]
+        whole = run("mlp", *common, "--save", "whole")
+        resumed = run("mlp", *common, "--resume", old, "--save", "resumed")
+        check(open("whole", "rb").read() == open("resumed", "rb").read(),
+              f"{name}: resumed weights differ")
+        check(whole.out == resumed.out, f"{name}:\n{whole.out}vs\n{resumed.out}")
+        if saved_at is None:
+            continue
+        run("mlp", "train", "--data", "m.csv", "--epochs", str(saved_at), "--checkpoint-every",
+            str(saved_at), "--checkpoint", "now", "--no-save", "--quiet", *args)
+        check(safetensors_content("now") == safetensors_content(old),
+              f"{name}: {read_safetensors('now')[0]}\nvs\n{read_safetensors(old)[0]}")
+
+
 @test
 def idx_headers():
     """IDX headers whose dimensions overflow or disagree with the file, and random damage to
