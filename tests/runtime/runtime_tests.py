@@ -979,6 +979,32 @@ def optimizer_path(name, params, steps, lr, momentum=0.0, nesterov=False, beta1=
     return p
 
 
+def help_optimizers(model="mlp"):
+    """{name: (help, paper)} of the optimizers train --help lists, a row each of
+    runtime/optimizers.def, in its order: tests take the names from here."""
+    out = run(model, "train", "--help").out
+    check("\noptimizers (--optimizer NAME):\n" in out, out)
+    rows = {}
+    for line in out.split("\noptimizers (--optimizer NAME):\n")[1].splitlines():
+        m = re.fullmatch(r"  ([a-z0-9_]+) +(\S.*) \((.*)\)", line)
+        check(m, f"not an optimizer's line: {line!r}")
+        rows[m.group(1)] = (m.group(2), m.group(3))
+    check(len(rows) >= 2, out)
+    return rows
+
+
+def docs_table(text, heading):
+    """The rows of the first table after `heading` in a docs page, as lists of cells."""
+    rows, inside = [], False
+    for line in text.split(heading, 1)[1].splitlines():
+        if line.startswith("|"):
+            inside = True
+            rows.append([cell.strip() for cell in line.strip("|").split(" | ")])
+        elif inside:
+            break
+    return rows[2:]  # past the header and its rule
+
+
 def parabola_after(args, steps=2):
     """[x, v0..v9] saved after `steps` updates from the start point with these options."""
     run("parabola", "train", "--init-weights", "start", "--steps", str(steps), "--save", "w",
@@ -1024,6 +1050,30 @@ def optimizer_steps():
         # The first step alone differs from the second: two steps are really two.
         one = optimizer_path(params=start, steps=1, **kw)
         check(any(not close(a, b, 1e-9) for a, b in zip(one, wanted)), f"{args}: one step")
+
+
+@test
+def optimizer_table():
+    """Every optimizer of runtime/optimizers.def (as train --help lists them) is named by
+    --optimizer's help and choices, worked out by optimizer_path, converges, and has its row
+    in docs/runtime.md, citing the same paper."""
+    rows = help_optimizers()
+    names = list(rows)
+    listed = f"{', '.join(names[:-1])} or {names[-1]}"
+    out = run("mlp", "train", "--help").out
+    check(re.search(rf"^  --optimizer NAME +{re.escape(listed)} \(default: adam\)$", out, re.M),
+          out)
+    check({kw["name"] for _, kw in OPTIMIZER_CASES} == set(names), "optimizer_steps' cases")
+    check({name for name, _ in CONVERGING_RATES} == set(names), "optimizers_converge's rates")
+    docs = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs",
+                             "runtime.md")).read()
+    table = docs_table(docs, "### Optimizers")
+    check([row[0] for row in table] == [f"`{name}`" for name in names],
+          f"docs/runtime.md's Optimizers table: {[row[0] for row in table]}")
+    for row in table:
+        check(row[3] == rows[row[0].strip("`")][1], f"docs cite {row[3]!r} for {row[0]}")
+    check(f"| `--optimizer NAME` | {', '.join(f'`{n}`' for n in names[:-1])} or `{names[-1]}` "
+          "(see Optimizers) |" in docs, "docs/runtime.md's --optimizer row")
 
 
 @test
@@ -1075,11 +1125,15 @@ def penalties_and_clipping():
                  "rt_logreg: error: --l1: 'x' is not a number >= 0", 2)
 
 
+# A rate at which each optimizer fits softmax_rows in 30 epochs.
+CONVERGING_RATES = [("sgd", "0.1"), ("adagrad", "0.5"), ("adadelta", "1"), ("rmsprop", "0.01"),
+                    ("adam", "0.05"), ("adamw", "0.05")]
+
+
 @test
 def optimizers_converge():
     write_csv("d.csv", softmax_rows())
-    for name, lr in [("sgd", "0.1"), ("adagrad", "0.5"), ("adadelta", "1"), ("rmsprop", "0.01"),
-                     ("adam", "0.05"), ("adamw", "0.05")]:
+    for name, lr in CONVERGING_RATES:
         r = run("softmax", "train", "--data", "d.csv", "--optimizer", name, "--lr", lr,
                 "--no-save", "--quiet")
         v = train_lines(r.out)
@@ -1172,9 +1226,10 @@ def train_block_settings():
         "--no-save", "--quiet")
     header, _ = read_safetensors("mlp.ckpt.safetensors")
     check("optimizer.m.W1" in header and "optimizer.v.b2" in header, list(header))
+    names = list(help_optimizers())
     expect_error("mlp", ["train", "--optimizer", "lbfgs"],
-                 "rt_mlp: error: --optimizer must be sgd, adagrad, adadelta, rmsprop, adam or "
-                 "adamw, got 'lbfgs'", 2)
+                 f"rt_mlp: error: --optimizer must be {', '.join(names[:-1])} or {names[-1]}, "
+                 "got 'lbfgs'", 2)
     expect_error("mlp", ["train", "--beta1", "1"],
                  "rt_mlp: error: --beta1 must be in [0, 1), got '1'", 2)
 
@@ -1360,6 +1415,34 @@ def resume():
     expect_error("softmax", ["train", "--data", "s.csv", "--resume", "c", "--optimizer", "adam"],
                  "rt_softmax: error: c was trained with --optimizer sgd; resume it with the same "
                  "optimizer", 2)
+
+
+@test
+def resume_every_optimizer():
+    """Each optimizer's checkpoint holds its state, every slot of every param, named as
+    docs/runtime.md says; resuming from it ends bit for bit where an uninterrupted run
+    ends."""
+    write_csv("m.csv", mlp_rows(60))
+    docs = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs",
+                             "runtime.md")).read()
+    slots_row = next(line for line in docs.splitlines() if line.startswith("| `optimizer.SLOT"))
+    for name in help_optimizers():
+        # momentum 0.5: the slots kept only with momentum are there too
+        args = ["--data", "m.csv", "--optimizer", name, "--momentum", "0.5", "--quiet",
+                *MLP_SGD_OPTIONS]
+        whole = run("mlp", "train", "--epochs", "4", "--save", "whole", *args)
+        run("mlp", "train", "--epochs", "2", "--checkpoint-every", "2", "--checkpoint", "c",
+            "--no-save", *args)
+        header, _ = read_safetensors("c")
+        slots = {key.split(".")[1] for key in header if key.startswith("optimizer.")}
+        check(slots and all(f"optimizer.{slot}.{param}" in header for slot in slots
+                            for param in ("W1", "b1", "W2", "b2")), f"{name}: {list(header)}")
+        check(name in slots_row and all(f"`{slot}`" in slots_row for slot in slots),
+              f"{name}: docs/runtime.md's optimizer.SLOT.PARAM row lacks one of {slots}")
+        resumed = run("mlp", "train", "--epochs", "4", "--resume", "c", "--save", "resumed", *args)
+        check(open("whole", "rb").read() == open("resumed", "rb").read(),
+              f"{name}: resumed weights differ")
+        check(whole.out == resumed.out, f"{name}:\n{whole.out}vs\n{resumed.out}")
 
 
 def interrupt(model, args, checkpoint):
