@@ -112,7 +112,6 @@ struct rt_optim {
     int fused;
     void **state[RT_OPTIM_MAX_SLOTS]; /* [slot][param]; NULL for a slot left out */
     double *l1, *l2;                  /* per param; NULL when no param has that penalty */
-    int64_t steps;
 };
 
 /* The optimizers' names as "sgd, adagrad or adam", with last_sep (" or ") before the last. */
@@ -355,12 +354,6 @@ int rt_optim_slot_nonnegative(const rt_optim *op, int s) {
 void *rt_optim_state(const rt_optim *op, int s, int32_t param) {
     return op->state[s] ? op->state[s][param] : NULL;
 }
-int64_t rt_optim_steps(const rt_optim *op) {
-    return op->steps;
-}
-void rt_optim_set_steps(rt_optim *op, int64_t steps) {
-    op->steps = steps;
-}
 
 /* ---- one step ---- */
 
@@ -424,8 +417,7 @@ static void update_param(rt_optim *op, int32_t i) {
         op->row->update_f32(p, g, s0, s1, n, &op->settings);
 }
 
-int32_t rt_optim_step(rt_optim *op, nnrt_ctx *ctx, double lr, enum rt_fault *kind) {
-    op->steps++;
+int32_t rt_optim_step(rt_optim *op, nnrt_ctx *ctx, double lr, int64_t t, enum rt_fault *kind) {
     *kind = RT_FAULT_VALUE;
     if (op->fused) return fused_step(op, ctx, lr);
     op->m->grad(ctx);
@@ -434,7 +426,7 @@ int32_t rt_optim_step(rt_optim *op, nnrt_ctx *ctx, double lr, enum rt_fault *kin
     if (bad >= 0) return bad;
     *kind = RT_FAULT_VALUE;
     op->settings.lr = lr;
-    op->settings.t = (double)op->steps;
+    op->settings.t = (double)t;
     for (int32_t i = 0; i < op->m->n_params; i++)
         if (op->m->params[i].grad_offset >= 0) update_param(op, i);
     return nonfinite_param(op);

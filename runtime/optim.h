@@ -24,11 +24,12 @@ void rt_optim_free(rt_optim *op);
 /* Whether steps run the model's fused sgd_step (no gradient to inspect). */
 int rt_optim_fused(const rt_optim *op);
 
-/* One update on the batch in ctx at learning rate lr. Returns -1, or the index of a param
+/* Update step t (1 at the first; Adam's bias correction counts them) on the batch in ctx at
+ * learning rate lr. Returns -1, or the index of a param
  * whose gradient is not finite (the update is then not made: RT_FAULT_GRADIENT in *kind),
  * or of a param whose value is not finite after the update (RT_FAULT_VALUE). */
 enum rt_fault { RT_FAULT_GRADIENT, RT_FAULT_VALUE };
-int32_t rt_optim_step(rt_optim *op, nnrt_ctx *ctx, double lr, enum rt_fault *kind);
+int32_t rt_optim_step(rt_optim *op, nnrt_ctx *ctx, double lr, int64_t t, enum rt_fault *kind);
 
 /* The state, for checkpoints: slot s (0 .. slots-1, the optimizer's row in optimizers.def)
  * of param i, numel elements of the model's type, or NULL when that param has none (no
@@ -38,9 +39,6 @@ const char *rt_optim_slot_name(const rt_optim *op, int s);
 /* Whether slot s holds values that are never negative (averages of squares, maxima). */
 int rt_optim_slot_nonnegative(const rt_optim *op, int s);
 void *rt_optim_state(const rt_optim *op, int s, int32_t param);
-/* Update steps taken (Adam's bias correction counts them). */
-int64_t rt_optim_steps(const rt_optim *op);
-void rt_optim_set_steps(rt_optim *op, int64_t steps);
 
 /* ---- the table of optimizers (optimizers.def), for --help ---- */
 

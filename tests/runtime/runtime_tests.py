@@ -2304,6 +2304,32 @@ OLD_CHECKPOINTS = [
 ]
 
 
+@test
+def checkpoint_documented():
+    """Every metadata key and tensor of a checkpoint (each a row of train.c's table of
+    fields) has its row in docs/runtime.md's table of them."""
+    write_csv("m.csv", mlp_rows(60))
+    run("mlp", "train", "--data", "m.csv", "--epochs", "2", "--checkpoint-every", "2",
+        "--checkpoint", "c", "--no-save", "--quiet", "--validation", "0.25", "--early-stopping",
+        "on")
+    header, _ = read_safetensors("c")
+    docs = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs",
+                             "runtime.md")).read()
+    documented = set()
+    for row in docs_table(docs, "is a weights file plus the training state:"):
+        documented |= set(re.findall(r"`([^`]+)`", row[0].split(" (")[0]))
+    params = {"W1", "b1", "W2", "b2"}
+    names = set(header["__metadata__"]) - {"model", "producer"}
+    for name in set(header) - {"__metadata__"} - params:
+        parts = name.split(".")
+        if parts[-1] in params:
+            parts[-1] = "PARAM"
+        if parts[0] == "optimizer":
+            parts[1] = "SLOT"
+        names.add(".".join(parts))
+    check(names <= documented, f"not in docs/runtime.md: {sorted(names - documented)}")
+
+
 def safetensors_content(path):
     """The header as JSON values (key order aside) and the data bytes."""
     header, _ = read_safetensors(path)
