@@ -929,7 +929,7 @@ def parabola_grad(p):
 
 
 EPS = {"sgd": 0.0, "adagrad": 1e-10, "adadelta": 1e-6, "rmsprop": 1e-8, "adam": 1e-8,
-       "adamw": 1e-8}
+       "adamw": 1e-8, "adamax": 1e-8}
 
 
 def optimizer_path(name, params, steps, lr, momentum=0.0, nesterov=False, beta1=0.9,
@@ -969,6 +969,10 @@ def optimizer_path(name, params, steps, lr, momentum=0.0, nesterov=False, beta1=
                     b[i] = momentum * b[i] + u
                     u = b[i]
                 p[i] -= lr * u
+            elif name == "adamax":  # as torch.optim.Adamax
+                a[i] = beta1 * a[i] + (1 - beta1) * g[i]
+                b[i] = max(beta2 * b[i], abs(g[i]) + eps)
+                p[i] -= lr / (1 - beta1 ** t) * (a[i] / b[i])
             else:  # adam, adamw
                 if name == "adamw":
                     p[i] *= 1 - lr * weight_decay
@@ -1034,6 +1038,9 @@ OPTIMIZER_CASES = [
      dict(name="adam", lr=0.1, beta1=0.5, beta2=0.9)),
     (["--optimizer", "adamw", "--lr", "0.1", "--weight-decay", "0.2"],
      dict(name="adamw", lr=0.1, weight_decay=0.2)),
+    (["--optimizer", "adamax", "--lr", "0.1"], dict(name="adamax", lr=0.1)),
+    (["--optimizer", "adamax", "--lr", "0.1", "--beta1", "0.5", "--beta2", "0.9", "--eps", "0.01"],
+     dict(name="adamax", lr=0.1, beta1=0.5, beta2=0.9, eps=0.01)),
 ]
 
 
@@ -1127,7 +1134,7 @@ def penalties_and_clipping():
 
 # A rate at which each optimizer fits softmax_rows in 30 epochs.
 CONVERGING_RATES = [("sgd", "0.1"), ("adagrad", "0.5"), ("adadelta", "1"), ("rmsprop", "0.01"),
-                    ("adam", "0.05"), ("adamw", "0.05")]
+                    ("adam", "0.05"), ("adamw", "0.05"), ("adamax", "0.05")]
 
 
 @test
