@@ -929,7 +929,7 @@ def parabola_grad(p):
 
 
 EPS = {"sgd": 0.0, "adagrad": 1e-10, "adadelta": 1e-6, "rmsprop": 1e-8, "adam": 1e-8,
-       "adamw": 1e-8, "adamax": 1e-8}
+       "adamw": 1e-8, "adamax": 1e-8, "lion": 0.0}
 
 
 def optimizer_path(name, params, steps, lr, momentum=0.0, nesterov=False, beta1=0.9,
@@ -973,6 +973,10 @@ def optimizer_path(name, params, steps, lr, momentum=0.0, nesterov=False, beta1=
                 a[i] = beta1 * a[i] + (1 - beta1) * g[i]
                 b[i] = max(beta2 * b[i], abs(g[i]) + eps)
                 p[i] -= lr / (1 - beta1 ** t) * (a[i] / b[i])
+            elif name == "lion":  # as lucidrains/lion-pytorch
+                c = beta1 * a[i] + (1 - beta1) * g[i]
+                p[i] = p[i] * (1 - lr * weight_decay) - lr * ((c > 0) - (c < 0))
+                a[i] = beta2 * a[i] + (1 - beta2) * g[i]
             else:  # adam, adamw
                 if name == "adamw":
                     p[i] *= 1 - lr * weight_decay
@@ -1041,6 +1045,12 @@ OPTIMIZER_CASES = [
     (["--optimizer", "adamax", "--lr", "0.1"], dict(name="adamax", lr=0.1)),
     (["--optimizer", "adamax", "--lr", "0.1", "--beta1", "0.5", "--beta2", "0.9", "--eps", "0.01"],
      dict(name="adamax", lr=0.1, beta1=0.5, beta2=0.9, eps=0.01)),
+    # lion's own betas and weight decay (lion-pytorch's): 0.9, 0.99, 0
+    (["--optimizer", "lion", "--lr", "0.01"], dict(name="lion", lr=0.01, beta2=0.99,
+                                                   weight_decay=0.0)),
+    (["--optimizer", "lion", "--lr", "0.01", "--beta1", "0.5", "--beta2", "0.9",
+      "--weight-decay", "0.3"], dict(name="lion", lr=0.01, beta1=0.5, beta2=0.9,
+                                     weight_decay=0.3)),
 ]
 
 
@@ -1081,6 +1091,21 @@ def optimizer_table():
         check(row[3] == rows[row[0].strip("`")][1], f"docs cite {row[3]!r} for {row[0]}")
     check(f"| `--optimizer NAME` | {', '.join(f'`{n}`' for n in names[:-1])} or `{names[-1]}` "
           "(see Optimizers) |" in docs, "docs/runtime.md's --optimizer row")
+    # A setting's help names the optimizers that read it; its default is the train block's
+    # optimizer's (mlp: adam), else each reader's, "NAME X, ..., others X" (logreg: sgd).
+    settings = ["beta1", "beta2", "rho", "eps", "weight-decay"]
+    for model, own in [("mlp", True), ("logreg", False)]:
+        out = run(model, "train", "--help").out
+        for setting in settings:
+            m = re.search(rf"^  --{setting} X +([a-z0-9, ]+): .*\(default: (.*)\)$", out, re.M)
+            check(m and set(m.group(1).split(", ")) <= set(names), f"--{setting}:\n{out}")
+            readers, default = m.group(1).split(", "), m.group(2)
+            if own and "adam" in readers:
+                check(re.fullmatch(r"[0-9.e+-]+", default), f"{model} --{setting}: {default}")
+            else:
+                for part in default.split(", "):
+                    check(re.fullmatch(r"[0-9.e+-]+", part) or
+                          part.split()[0] in readers + ["others"], f"--{setting}: {default}")
 
 
 @test
@@ -1134,7 +1159,8 @@ def penalties_and_clipping():
 
 # A rate at which each optimizer fits softmax_rows in 30 epochs.
 CONVERGING_RATES = [("sgd", "0.1"), ("adagrad", "0.5"), ("adadelta", "1"), ("rmsprop", "0.01"),
-                    ("adam", "0.05"), ("adamw", "0.05"), ("adamax", "0.05")]
+                    ("adam", "0.05"), ("adamw", "0.05"), ("adamax", "0.05"),
+                    ("lion", "0.01")]
 
 
 @test
