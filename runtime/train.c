@@ -811,17 +811,24 @@ static void read_history(const rt_st_file *f, const char *path, run *r) {
 }
 
 /* early_stopping.best.PARAM: the best epoch's weights, kept in one flat copy laid out as the
- * params are, back to back. */
+ * params are, back to back. Param i's name, and its part of the copy *at bytes in; moves *at
+ * past it. */
+static char *best_param(const run *r, int32_t i, size_t *at, char *name, size_t size) {
+    const nnrt_tensor *t = &r->m->params[i];
+    snprintf(name, size, "early_stopping.best.%s", t->name);
+    char *part = (char *)r->best_params + *at;
+    *at += (size_t)t->numel * rt_elem_size(r->m->f64);
+    return part;
+}
+
 static void save_best_params(rt_st_writer *w, const run *r) {
     if (!r->best_params || r->best_epoch == 0) return;
     size_t at = 0;
     for (int32_t i = 0; i < r->m->n_params; i++) {
         const nnrt_tensor *t = &r->m->params[i];
         char name[512];
-        snprintf(name, sizeof name, "early_stopping.best.%s", t->name);
-        rt_st_add(w, name, r->m->f64 ? RT_ST_F64 : RT_ST_F32, t->rank, t->dims,
-                  (const char *)r->best_params + at);
-        at += (size_t)t->numel * rt_elem_size(r->m->f64);
+        const char *part = best_param(r, i, &at, name, sizeof name);
+        rt_st_add(w, name, r->m->f64 ? RT_ST_F64 : RT_ST_F32, t->rank, t->dims, part);
     }
 }
 
@@ -831,12 +838,10 @@ static void read_best_params(const rt_st_file *f, const char *path, run *r) {
     for (int32_t i = 0; i < r->m->n_params; i++) {
         const nnrt_tensor *t = &r->m->params[i];
         char name[512];
-        snprintf(name, sizeof name, "early_stopping.best.%s", t->name);
-        void *dst = (char *)r->best_params + at;
-        if (!rt_st_read(f, name, r->m->f64 ? RT_ST_F64 : RT_ST_F32, t->rank, t->dims, dst))
+        char *part = best_param(r, i, &at, name, sizeof name);
+        if (!rt_st_read(f, name, r->m->f64 ? RT_ST_F64 : RT_ST_F32, t->rank, t->dims, part))
             rt_path_error(path, "missing tensor '%s'", name);
-        rt_st_check_values(f, name, dst, t->numel, r->m->f64, 0);
-        at += (size_t)t->numel * rt_elem_size(r->m->f64);
+        rt_st_check_values(f, name, part, t->numel, r->m->f64, 0);
     }
 }
 
