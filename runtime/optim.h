@@ -25,9 +25,9 @@ void rt_optim_free(rt_optim *op);
 int rt_optim_fused(const rt_optim *op);
 
 /* Update step t (1 at the first; Adam's bias correction counts them) on the batch in ctx at
- * learning rate lr. Returns -1, or the index of a param
- * whose gradient is not finite (the update is then not made: RT_FAULT_GRADIENT in *kind),
- * or of a param whose value is not finite after the update (RT_FAULT_VALUE). */
+ * learning rate lr. Returns -1, or the index of a param whose gradient is not finite (the
+ * update is then not made: RT_FAULT_GRADIENT in *kind), or of a param whose value is not
+ * finite after the update (RT_FAULT_VALUE). */
 enum rt_fault { RT_FAULT_GRADIENT, RT_FAULT_VALUE };
 int32_t rt_optim_step(rt_optim *op, nnrt_ctx *ctx, double lr, int64_t t, enum rt_fault *kind);
 
