@@ -551,17 +551,27 @@ static void read_option_setting(Program *prog, Graph *g, const char *name, Node 
     if (setting_table[k].kind == SK_WORD && e->kind == ND_CALL) read_word_call(prog, g, e);
 }
 
-static const char *const optimizers[] = {"sgd", "adagrad", "adadelta", "rmsprop", "adam", "adamw"};
+/* The runtime's optimizers, a row each in runtime/optimizers.def. */
+static const char *const optimizers[] = {
+#define OPTIMIZER(name, ...) #name,
+#include "optimizers.def"
+#undef OPTIMIZER
+};
+#define N_OPTIMIZERS (sizeof optimizers / sizeof *optimizers)
 
 static void read_optimizer(Program *prog, Graph *g, Node *e) {
     TrainSpec *t = &g->train;
     const char *name = e->kind == ND_CALL || e->kind == ND_NAME ? e->str : "";
     bool known = false;
-    for (size_t i = 0; i < sizeof optimizers / sizeof *optimizers; i++)
-        known |= !strcmp(name, optimizers[i]);
+    for (size_t i = 0; i < N_OPTIMIZERS; i++) known |= !strcmp(name, optimizers[i]);
     if (!known) {
         diag_error(e->loc, "unknown optimizer");
-        diag_hint("the optimizers are sgd, adagrad, adadelta, rmsprop, adam and adamw");
+        StrBuf list = {0};
+        for (size_t i = 0; i < N_OPTIMIZERS; i++) {
+            const char *sep = i == 0 ? "" : i + 1 == N_OPTIMIZERS ? " and " : ", ";
+            sb_printf(&list, "%s%s", sep, optimizers[i]);
+        }
+        diag_hint("the optimizers are %s", sb_str(&list));
         return;
     }
     t->optimizer = name;

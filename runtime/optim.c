@@ -8,6 +8,19 @@
 #include "model.h"
 #include "util.h"
 
+/* The settings an optimizer may read (optimizers.def's `reads`), each the option of that
+ * name in rt_options. */
+#define OPTIM_SETTINGS(X) X(momentum) X(nesterov) X(beta1) X(beta2) X(rho) X(eps) X(weight_decay)
+
+/* One update's scalars: the rate, the step count t (1 at the first update), and the settings
+ * the optimizer reads: the option's value, else the row's default. */
+typedef struct step_settings {
+    double lr, t;
+#define SETTING_VALUE(s) double s;
+    OPTIM_SETTINGS(SETTING_VALUE)
+#undef SETTING_VALUE
+} step_settings;
+
 /* ---- the loops, for both element types ---- */
 
 #define T       float
@@ -28,44 +41,183 @@
 /* Calls the float or the double instance of a loop. */
 #define KERNEL(f64, name, ...) ((f64) ? name##_f64(__VA_ARGS__) : name##_f32(__VA_ARGS__))
 
-/* ---- the optimizers ---- */
+/* ---- the optimizers: optimizers.def ---- */
 
-enum rule { RULE_SGD, RULE_ADAGRAD, RULE_ADADELTA, RULE_RMSPROP, RULE_ADAM, RULE_ADAMW };
+/* Whether a row reads a setting, and its default there (NAN: the option's own). */
+typedef struct setting_default {
+    int read;
+    double value;
+} setting_default;
 
-typedef struct rule_info {
+typedef struct row_settings {
+#define SETTING_DEFAULT(s) setting_default s;
+    OPTIM_SETTINGS(SETTING_DEFAULT)
+#undef SETTING_DEFAULT
+} row_settings;
+
+/* What a slot holds: averages and sums of squares and maxima of |g| are never negative,
+ * which a checkpoint's values are checked against. */
+enum slot_sign { ANY_SIGN, NEVER_NEGATIVE };
+enum slot_when { ALWAYS, WITH_MOMENTUM };
+
+typedef struct slot_info {
+    const char *name; /* NULL past the row's last slot */
+    enum slot_sign sign;
+    enum slot_when when;
+} slot_info;
+
+/* The loops take a param's slots as s0 and s1. */
+_Static_assert(RT_OPTIM_MAX_SLOTS == 2, "optim_kernels.inc's loops take two slots");
+
+typedef void update_f32(float *restrict p, const float *restrict g, float *restrict s0,
+                        float *restrict s1, int64_t n, const step_settings *h);
+typedef void update_f64(double *restrict p, const double *restrict g, double *restrict s0,
+                        double *restrict s1, int64_t n, const step_settings *h);
+
+typedef struct optimizer {
     const char *name;
-    enum rule rule;
-    double eps; /* the paper's (and PyTorch's) default */
-} rule_info;
+    row_settings reads;
+    slot_info slots[RT_OPTIM_MAX_SLOTS];
+    const char *help, *paper;
+    update_f32 *update_f32;
+    update_f64 *update_f64;
+} optimizer;
 
-static const rule_info rules[] = {
-    {"sgd", RULE_SGD, 0},
-    {"adagrad", RULE_ADAGRAD, 1e-10},
-    {"adadelta", RULE_ADADELTA, 1e-6},
-    {"rmsprop", RULE_RMSPROP, 1e-8},
-    {"adam", RULE_ADAM, 1e-8},
-    {"adamw", RULE_ADAMW, 1e-8},
+/* The notation of optimizers.def's rows. */
+/* clang-format off */
+#define UNPAREN(...)           __VA_ARGS__
+#define DEFAULT(x)             {1, (x)}
+#define SHARED                 {1, NAN}
+#define SLOT(name, sign, when) {#name, sign, when}
+#define OPTIMIZER(name, reads, slots, help, paper) \
+    {#name, {UNPAREN reads}, {UNPAREN slots}, help, paper, name##_f32, name##_f64},
+/* clang-format on */
+static const optimizer optimizers[] = {
+#include "optimizers.def"
 };
+#undef OPTIMIZER
+#define OPTIMIZER(name, ...) ROW_##name,
+enum { /* the rows by name, for the one the model's fused sgd_step does */
+#include "optimizers.def"
+       N_OPTIMIZERS
+};
+#undef OPTIMIZER
 
 struct rt_optim {
     const nnrt_model *m;
     const rt_options *o;
     void *fixed;
-    enum rule rule;
-    double eps;
+    const optimizer *row;
+    step_settings settings; /* lr and t are set at each step */
     int fused;
-    int slots;
-    const char *slot_names[RT_OPTIM_MAX_SLOTS];
-    int slot_squares[RT_OPTIM_MAX_SLOTS];
-    void **state[RT_OPTIM_MAX_SLOTS]; /* [slot][param] */
+    void **state[RT_OPTIM_MAX_SLOTS]; /* [slot][param]; NULL for a slot left out */
     double *l1, *l2;                  /* per param; NULL when no param has that penalty */
-    int64_t steps;
 };
 
-static const rule_info *find_rule(const char *name) {
-    for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++)
-        if (strcmp(rules[i].name, name) == 0) return &rules[i];
-    rt_usage_error("unknown optimizer '%s' (sgd, adagrad, adadelta, rmsprop, adam or adamw)", name);
+/* The optimizers' names as "sgd, adagrad or adam", with last_sep (" or ") before the last. */
+static void names_text(char *buf, size_t size, const char *last_sep) {
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < N_OPTIMIZERS && used < size; i++) {
+        const char *sep = i == 0 ? "" : i + 1 == N_OPTIMIZERS ? last_sep : ", ";
+        used += (size_t)snprintf(buf + used, size - used, "%s%s", sep, optimizers[i].name);
+    }
+}
+
+static const optimizer *find_optimizer(const char *name) {
+    for (int i = 0; i < N_OPTIMIZERS; i++)
+        if (strcmp(optimizers[i].name, name) == 0) return &optimizers[i];
+    return NULL;
+}
+
+static const optimizer *need_optimizer(const char *name) {
+    const optimizer *row = find_optimizer(name);
+    if (row) return row;
+    char list[512];
+    names_text(list, sizeof list, " or ");
+    rt_usage_error("unknown optimizer '%s' (%s)", name, list);
+}
+
+/* The value of each setting the row reads: the option's, unless it has none (NAN), then
+ * the row's default. */
+static step_settings resolve_settings(const optimizer *row, const rt_options *o) {
+    step_settings h = {0};
+#define RESOLVE(s)                                                                                 \
+    if (row->reads.s.read) h.s = isnan((double)o->s) ? row->reads.s.value : (double)o->s;
+    OPTIM_SETTINGS(RESOLVE)
+#undef RESOLVE
+    return h;
+}
+
+/* A setting's default in a row, or NULL when the row does not read it or the setting is
+ * not an optimizer's. */
+static const setting_default *row_default(const optimizer *row, const char *setting) {
+#define FIND(s)                                                                                    \
+    if (strcmp(setting, #s) == 0) return row->reads.s.read ? &row->reads.s : NULL;
+    OPTIM_SETTINGS(FIND)
+#undef FIND
+    return NULL;
+}
+
+int rt_optim_readers(const char *setting, char *buf, size_t size) {
+    size_t used = 0;
+    int n = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < N_OPTIMIZERS && used < size; i++)
+        if (row_default(&optimizers[i], setting))
+            used += (size_t)snprintf(buf + used, size - used, "%s%s", n++ ? ", " : "",
+                                     optimizers[i].name);
+    return n > 0;
+}
+
+/* How many rows read the setting, or read it with this default. */
+static int count_readers(const char *setting, const double *value) {
+    int n = 0;
+    for (int i = 0; i < N_OPTIMIZERS; i++) {
+        const setting_default *d = row_default(&optimizers[i], setting);
+        n += d && (!value || d->value == *value);
+    }
+    return n;
+}
+
+void rt_optim_default_text(const char *setting, const char *optimizer_name, char *buf,
+                           size_t size) {
+    const optimizer *own = find_optimizer(optimizer_name);
+    const setting_default *d = own ? row_default(own, setting) : NULL;
+    if (d) {
+        snprintf(buf, size, "%g", d->value);
+        return;
+    }
+    /* The value most readers share (the first in table order of a tie) is "others". */
+    double common = NAN;
+    int most = 0;
+    for (int i = 0; i < N_OPTIMIZERS; i++) {
+        d = row_default(&optimizers[i], setting);
+        if (d && count_readers(setting, &d->value) > most) {
+            most = count_readers(setting, &d->value);
+            common = d->value;
+        }
+    }
+    if (most == count_readers(setting, NULL)) {
+        snprintf(buf, size, "%g", common);
+        return;
+    }
+    if (most < 2) common = NAN; /* nothing shared: each reader's own */
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < N_OPTIMIZERS && used < size; i++) {
+        d = row_default(&optimizers[i], setting);
+        if (d && d->value != common)
+            used += (size_t)snprintf(buf + used, size - used, "%s%s %g", used ? ", " : "",
+                                     optimizers[i].name, d->value);
+    }
+    if (!isnan(common) && used < size) snprintf(buf + used, size - used, ", others %g", common);
+}
+
+void rt_optim_print_list(FILE *out) {
+    for (int i = 0; i < N_OPTIMIZERS; i++)
+        fprintf(out, "  %-10s %s (%s)\n", optimizers[i].name, optimizers[i].help,
+                optimizers[i].paper);
 }
 
 /* ---- penalties: "1e-4", "h.W=1e-3,p.W=0", "1e-4,h.W=1e-3" ---- */
@@ -138,15 +290,8 @@ static double *parse_penalty(const nnrt_model *m, const char *option, const char
 
 /* ---- state ---- */
 
-/* What a slot holds: averages and sums of squares are never negative, which a checkpoint's
- * values are checked against. */
-enum slot_sign { ANY_SIGN, SQUARES };
-
-static void add_slot(rt_optim *op, const char *name, enum slot_sign sign) {
+static void add_slot(rt_optim *op, int s) {
     const nnrt_model *m = op->m;
-    int s = op->slots++;
-    op->slot_names[s] = name;
-    op->slot_squares[s] = sign == SQUARES;
     op->state[s] = rt_alloc_array((size_t)m->n_params, sizeof(void *));
     for (int32_t i = 0; i < m->n_params; i++) {
         const nnrt_tensor *t = &m->params[i];
@@ -160,40 +305,21 @@ static void add_slot(rt_optim *op, const char *name, enum slot_sign sign) {
 }
 
 static void make_state(rt_optim *op) {
-    const rt_options *o = op->o;
-    switch (op->rule) {
-    case RULE_SGD:
-        if (o->momentum > 0) add_slot(op, "velocity", ANY_SIGN);
-        break;
-    case RULE_ADAGRAD: add_slot(op, "sum_sq_grad", SQUARES); break;
-    case RULE_ADADELTA:
-        add_slot(op, "avg_sq_grad", SQUARES);
-        add_slot(op, "avg_sq_delta", SQUARES);
-        break;
-    case RULE_RMSPROP:
-        add_slot(op, "avg_sq_grad", SQUARES);
-        if (o->momentum > 0) add_slot(op, "velocity", ANY_SIGN);
-        break;
-    case RULE_ADAM:
-    case RULE_ADAMW:
-        add_slot(op, "m", ANY_SIGN);
-        add_slot(op, "v", SQUARES);
-        break;
-    }
+    for (int s = 0; s < RT_OPTIM_MAX_SLOTS && op->row->slots[s].name; s++)
+        if (op->row->slots[s].when == ALWAYS || op->o->momentum > 0) add_slot(op, s);
 }
 
 rt_optim *rt_optim_new(const nnrt_model *m, void *fixed, const rt_options *o) {
     rt_optim *op = rt_alloc(sizeof *op);
-    const rule_info *r = find_rule(o->optimizer ? o->optimizer : "sgd");
     op->m = m;
     op->o = o;
     op->fixed = fixed;
-    op->rule = r->rule;
-    op->eps = o->eps >= 0 ? o->eps : r->eps;
+    op->row = need_optimizer(o->optimizer ? o->optimizer : "sgd");
+    op->settings = resolve_settings(op->row, o);
     op->l1 = parse_penalty(m, "l1", o->l1);
     op->l2 = parse_penalty(m, "l2", o->l2);
-    op->fused = r->rule == RULE_SGD && !(o->nesterov && o->momentum > 0) && !op->l1 && !op->l2 &&
-                o->clip == 0;
+    op->fused = op->row == &optimizers[ROW_sgd] && !(o->nesterov && o->momentum > 0) && !op->l1 &&
+                !op->l2 && o->clip == 0;
     if (!op->fused && !m->grad) rt_fatal("model descriptor: no grad entry point");
     make_state(op);
     return op;
@@ -201,7 +327,8 @@ rt_optim *rt_optim_new(const nnrt_model *m, void *fixed, const rt_options *o) {
 
 void rt_optim_free(rt_optim *op) {
     if (!op) return;
-    for (int s = 0; s < op->slots; s++) {
+    for (int s = 0; s < RT_OPTIM_MAX_SLOTS; s++) {
+        if (!op->state[s]) continue;
         for (int32_t i = 0; i < op->m->n_params && !op->fused; i++) rt_free(op->state[s][i]);
         rt_free(op->state[s]);
     }
@@ -214,22 +341,18 @@ int rt_optim_fused(const rt_optim *op) {
     return op->fused;
 }
 int rt_optim_slots(const rt_optim *op) {
-    return op->slots;
+    int n = 0;
+    while (n < RT_OPTIM_MAX_SLOTS && op->row->slots[n].name) n++;
+    return n;
 }
 const char *rt_optim_slot_name(const rt_optim *op, int s) {
-    return op->slot_names[s];
+    return op->row->slots[s].name;
 }
 int rt_optim_slot_nonnegative(const rt_optim *op, int s) {
-    return op->slot_squares[s];
+    return op->row->slots[s].sign == NEVER_NEGATIVE;
 }
 void *rt_optim_state(const rt_optim *op, int s, int32_t param) {
-    return op->state[s][param];
-}
-int64_t rt_optim_steps(const rt_optim *op) {
-    return op->steps;
-}
-void rt_optim_set_steps(rt_optim *op, int64_t steps) {
-    op->steps = steps;
+    return op->state[s] ? op->state[s][param] : NULL;
 }
 
 /* ---- one step ---- */
@@ -281,39 +404,20 @@ static int32_t prepare_gradients(rt_optim *op) {
     return -1;
 }
 
-static void update_param(rt_optim *op, int32_t i, double lr) {
+/* The row's loop on param i, with its state slots. */
+static void update_param(rt_optim *op, int32_t i) {
     const nnrt_model *m = op->m;
-    const rt_options *o = op->o;
-    int f64 = m->f64;
     int64_t n = m->params[i].numel;
     void *p = param_ptr(op, i), *g = grad_ptr(op, i);
-    void *s0 = op->slots > 0 ? op->state[0][i] : NULL;
-    void *s1 = op->slots > 1 ? op->state[1][i] : NULL;
-    switch (op->rule) {
-    case RULE_SGD:
-        if (s0)
-            KERNEL(f64, momentum, p, g, s0, n, lr, o->momentum, o->nesterov);
-        else
-            KERNEL(f64, sgd, p, g, n, lr);
-        break;
-    case RULE_ADAGRAD: KERNEL(f64, adagrad, p, g, s0, n, lr, op->eps); break;
-    case RULE_ADADELTA: KERNEL(f64, adadelta, p, g, s0, s1, n, lr, o->rho, op->eps); break;
-    case RULE_RMSPROP:
-        KERNEL(f64, rmsprop, p, g, s0, s1, n, lr, o->rho, op->eps, o->momentum);
-        break;
-    case RULE_ADAM:
-    case RULE_ADAMW: {
-        double t = (double)op->steps;
-        double c1 = 1 - pow(o->beta1, t), c2 = 1 - pow(o->beta2, t);
-        double decay = op->rule == RULE_ADAMW ? lr * o->weight_decay : 0;
-        KERNEL(f64, adam, p, g, s0, s1, n, lr, o->beta1, o->beta2, op->eps, c1, c2, decay);
-        break;
-    }
-    }
+    void *s0 = op->state[0] ? op->state[0][i] : NULL;
+    void *s1 = op->state[1] ? op->state[1][i] : NULL;
+    if (m->f64)
+        op->row->update_f64(p, g, s0, s1, n, &op->settings);
+    else
+        op->row->update_f32(p, g, s0, s1, n, &op->settings);
 }
 
-int32_t rt_optim_step(rt_optim *op, nnrt_ctx *ctx, double lr, enum rt_fault *kind) {
-    op->steps++;
+int32_t rt_optim_step(rt_optim *op, nnrt_ctx *ctx, double lr, int64_t t, enum rt_fault *kind) {
     *kind = RT_FAULT_VALUE;
     if (op->fused) return fused_step(op, ctx, lr);
     op->m->grad(ctx);
@@ -321,8 +425,10 @@ int32_t rt_optim_step(rt_optim *op, nnrt_ctx *ctx, double lr, enum rt_fault *kin
     *kind = RT_FAULT_GRADIENT;
     if (bad >= 0) return bad;
     *kind = RT_FAULT_VALUE;
+    op->settings.lr = lr;
+    op->settings.t = (double)t;
     for (int32_t i = 0; i < op->m->n_params; i++)
-        if (op->m->params[i].grad_offset >= 0) update_param(op, i, lr);
+        if (op->m->params[i].grad_offset >= 0) update_param(op, i);
     return nonfinite_param(op);
 }
 

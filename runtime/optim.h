@@ -1,11 +1,13 @@
-/* optim.h: optimizers (docs/runtime.md cites the paper of each), the penalties, gradient
- * clipping and the check for non-finite values. Plain sgd without anything that needs the
- * raw gradient runs the model's fused sgd_step; everything else calls grad() and updates
- * the params here, in loops that vectorise and allocate nothing. */
+/* optim.h: optimizers (a row each in optimizers.def; docs/runtime.md cites the paper of
+ * each), the penalties, gradient clipping and the check for non-finite values. Plain sgd
+ * without anything that needs the raw gradient runs the model's fused sgd_step; everything
+ * else calls grad() and updates the params here, in loops that vectorise and allocate
+ * nothing. */
 #ifndef NNRT_OPTIM_H
 #define NNRT_OPTIM_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "nnrt.h"
 #include "options.h"
@@ -22,22 +24,33 @@ void rt_optim_free(rt_optim *op);
 /* Whether steps run the model's fused sgd_step (no gradient to inspect). */
 int rt_optim_fused(const rt_optim *op);
 
-/* One update on the batch in ctx at learning rate lr. Returns -1, or the index of a param
- * whose gradient is not finite (the update is then not made: RT_FAULT_GRADIENT in *kind),
- * or of a param whose value is not finite after the update (RT_FAULT_VALUE). */
+/* Update step t (1 at the first; Adam's bias correction counts them) on the batch in ctx at
+ * learning rate lr. Returns -1, or the index of a param whose gradient is not finite (the
+ * update is then not made: RT_FAULT_GRADIENT in *kind), or of a param whose value is not
+ * finite after the update (RT_FAULT_VALUE). */
 enum rt_fault { RT_FAULT_GRADIENT, RT_FAULT_VALUE };
-int32_t rt_optim_step(rt_optim *op, nnrt_ctx *ctx, double lr, enum rt_fault *kind);
+int32_t rt_optim_step(rt_optim *op, nnrt_ctx *ctx, double lr, int64_t t, enum rt_fault *kind);
 
-/* The state, for checkpoints: slot s (0 .. slots-1) of param i, numel elements of the
- * model's type, or NULL when that param has none (no gradient). */
+/* The state, for checkpoints: slot s (0 .. slots-1, the optimizer's row in optimizers.def)
+ * of param i, numel elements of the model's type, or NULL when that param has none (no
+ * gradient) or the slot is left out (a velocity without momentum). */
 int rt_optim_slots(const rt_optim *op);
 const char *rt_optim_slot_name(const rt_optim *op, int s);
-/* Whether slot s holds values that are never negative (averages of squares). */
+/* Whether slot s holds values that are never negative (averages of squares, maxima). */
 int rt_optim_slot_nonnegative(const rt_optim *op, int s);
 void *rt_optim_state(const rt_optim *op, int s, int32_t param);
-/* Update steps taken (Adam's bias correction counts them). */
-int64_t rt_optim_steps(const rt_optim *op);
-void rt_optim_set_steps(rt_optim *op, int64_t steps);
+
+/* ---- the table of optimizers (optimizers.def), for --help ---- */
+
+/* Whether `setting` (an option's name) is one an optimizer reads; if so buf gets the names
+ * of those that do, "adam, adamw". */
+int rt_optim_readers(const char *setting, char *buf, size_t size);
+/* The default of such a setting when its option has no value of its own: the default of
+ * `optimizer` when it reads it ("0.999"), else each reader's ("adagrad 1e-10, adadelta
+ * 1e-06, others 1e-08") or the one they share. */
+void rt_optim_default_text(const char *setting, const char *optimizer, char *buf, size_t size);
+/* The optimizers, a line each: name, help, paper. */
+void rt_optim_print_list(FILE *out);
 
 /* The learning rate of an epoch (1-based; a step for a model without inputs) under the
  * schedule and warm-up of o, for a run of `epochs`. */

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "optim.h"
 #include "util.h"
 
 enum opt_kind {
@@ -42,10 +43,18 @@ typedef struct opt_spec {
 
 #define AT(field) offsetof(rt_options, field)
 
+/* The optimizers of optimizers.def as "|sgd|adagrad|..." (the choices start after the first
+ * bar). */
+static const char optimizer_choices[] =
+#define OPTIMIZER(name, ...) "|" #name
+#include "optimizers.def"
+#undef OPTIMIZER
+    ;
+
 /* The settings of settings.def: each row becomes an entry below through SETTING(), with its
  * field in rt_options (the same name), its kind, its help, and these limits: commands,
  * needs_inputs, min, max, choices. A row without a SPEC_ line here does not compile. */
-#define SPEC_optimizer        FOR_TRAINING, 0, 0, 0, "sgd|adagrad|adadelta|rmsprop|adam|adamw"
+#define SPEC_optimizer        FOR_TRAINING, 0, 0, 0, optimizer_choices + 1
 #define SPEC_nesterov         FOR_TRAINING, 0, 0, 0, NULL
 #define SPEC_beta1            FOR_TRAINING, 0, 0, 1, NULL
 #define SPEC_beta2            FOR_TRAINING, 0, 0, 1, NULL
@@ -91,7 +100,7 @@ static const opt_spec option_table[] = {
     {"batch", "N", OPT_INT, AT(batch), FOR_TRAINING, 1, 1, 0, NULL, "rows per update step"},
     {"lr", "X", OPT_REAL, AT(lr), FOR_TRAINING, 0, 0, INFINITY, NULL, "learning rate"},
     {"momentum", "X", OPT_REAL, AT(momentum), FOR_TRAINING, 0, 0, 1, NULL,
-     "sgd, rmsprop: v = momentum*v + grad, param -= lr*v"},
+     "v = momentum*v + grad, param -= lr*v"},
     {"seed", "N", OPT_INT, AT(seed), FOR_TRAINING | FOR_GRADCHECK, 0, -INFINITY, 0, NULL, NULL},
     {"shuffle", "on|off", OPT_ON_OFF, AT(shuffle), FOR_TRAINING, 1, 0, 0, NULL,
      "shuffle the training rows every epoch"},
@@ -204,12 +213,8 @@ void rt_options_defaults(const nnrt_model *m, rt_options *o) {
     o->validation = t->validation;
     o->shuffle = t->shuffle != 0;
     o->optimizer = t->optimizer ? t->optimizer : "sgd";
-    /* The papers' (and PyTorch's) defaults; docs/runtime.md cites them. */
-    o->beta1 = 0.9;
-    o->beta2 = 0.999;
-    o->rho = 0.9;
-    o->eps = -1;
-    o->weight_decay = 0.01;
+    /* NAN: the optimizer's default (optimizers.def). */
+    o->beta1 = o->beta2 = o->rho = o->eps = o->weight_decay = NAN;
     o->schedule = "constant";
     o->step_every = 10;
     o->step_factor = 0.1;
@@ -256,8 +261,22 @@ static const char *command_help(const nnrt_model *m, rt_command cmd) {
     }
 }
 
-static const char *help_text(const opt_spec *o, const nnrt_model *m, rt_command cmd) {
+/* "a|b|c" as "a, b or c". */
+static void choices_text(const char *choices, char *buf, size_t size);
+
+/* buf: room for a help made here. */
+static const char *help_text(const opt_spec *o, const nnrt_model *m, rt_command cmd, char *buf,
+                             size_t size) {
+    char readers[256];
+    if (o->help && rt_optim_readers(o->name, readers, sizeof readers)) {
+        snprintf(buf, size, "%s: %s", readers, o->help);
+        return buf;
+    }
     if (o->help) return o->help;
+    if (o->kind == OPT_WORD) {
+        choices_text(o->choices, buf, size);
+        return buf;
+    }
     if (strcmp(o->name, "data") == 0) {
         if (cmd == RT_CMD_PREDICT) return "CSV rows of the inputs' values, or IDX images";
         if (cmd == RT_CMD_GRADCHECK) return "the batch is its first 8 rows; random without data";
@@ -286,9 +305,10 @@ static const char *default_text(const opt_spec *o, const nnrt_model *m, rt_comma
     switch (o->kind) {
     case OPT_INT: snprintf(buf, size, "%lld", (long long)*(const int64_t *)field); return buf;
     case OPT_REAL:
-        if (strcmp(o->name, "eps") == 0 && *(const double *)field < 0)
-            return "adagrad 1e-10, adadelta 1e-06, others 1e-08";
-        snprintf(buf, size, "%g", *(const double *)field);
+        if (isnan(*(const double *)field)) /* an optimizer's setting: its row's default */
+            rt_optim_default_text(o->name, d->optimizer, buf, size);
+        else
+            snprintf(buf, size, "%g", *(const double *)field);
         return buf;
     case OPT_ON_OFF: return *(const int *)field ? "on" : "off";
     case OPT_FLAG:
@@ -316,12 +336,12 @@ static void print_options(FILE *out, const nnrt_model *m, rt_command cmd) {
     for (int i = 0; i < N_OPTIONS; i++) {
         const opt_spec *o = &option_table[i];
         if (!applies(o, m, cmd)) continue;
-        char name[48], left[80], buf[8192];
+        char name[48], left[80], buf[8192], help[512];
         option_text(o, name, sizeof name);
         snprintf(left, sizeof left, "%s%s%s", name, o->metavar ? " " : "",
                  o->metavar ? o->metavar : "");
         const char *def = default_text(o, m, cmd, &d, buf, sizeof buf);
-        fprintf(out, "  %-24s %s", left, help_text(o, m, cmd));
+        fprintf(out, "  %-24s %s", left, help_text(o, m, cmd, help, sizeof help));
         if (def) fprintf(out, " (default: %s)", def);
         fputc('\n', out);
     }
@@ -361,6 +381,10 @@ void rt_print_command_help(FILE *out, const nnrt_model *m, rt_command cmd) {
                      "LO..HI:log, with :K\n  grid points (LO..HI:log:K), or a list A,B,C; "
                      "words and on|off take lists.\n");
     fprintf(out, "  %-24s %s\n", "-h, --help", "this help");
+    if (applies(find_option("optimizer", strlen("optimizer")), m, cmd)) {
+        fprintf(out, "\noptimizers (--optimizer NAME):\n");
+        rt_optim_print_list(out);
+    }
 }
 
 /* ---- parsing ---- */
@@ -400,7 +424,6 @@ static int is_choice(const char *choices, const char *word) {
     return 0;
 }
 
-/* "a|b|c" as "a, b or c". */
 static void choices_text(const char *choices, char *buf, size_t size) {
     size_t used = 0, count = 1;
     for (const char *p = choices; *p; p++) count += *p == '|';

@@ -28,7 +28,7 @@ typedef struct rt_options {
     /* settings.def */
     const char *optimizer;
     int nesterov;
-    double beta1, beta2, rho, eps, weight_decay; /* eps < 0: the optimizer's own default */
+    double beta1, beta2, rho, eps, weight_decay; /* NAN: the optimizer's own default */
     const char *schedule;
     int64_t step_every;
     double step_factor, gamma, min_lr;

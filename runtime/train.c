@@ -11,6 +11,7 @@
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,7 +154,7 @@ static void copy_params(const nnrt_model *m, void *fixed, void *flat, int to_fla
 enum stop { RUNNING, FINISHED, STOPPED_EARLY, FAULTED };
 
 /* Everything a training run holds; the fields under "state" are what a checkpoint saves
- * besides the params and the optimizer's state. */
+ * besides the params and the optimizer's state (the table `fields` below). */
 typedef struct run {
     const nnrt_model *m;
     const rt_options *o;
@@ -169,7 +170,7 @@ typedef struct run {
     double epoch_start;
     /* state */
     int64_t epoch; /* epochs completed */
-    int64_t step;  /* update steps in all */
+    int64_t step;  /* update steps in all: the optimizer's t */
     int64_t pos;   /* rows of the current epoch done; 0 between epochs */
     rt_metrics partial;
     rt_rng shuffle_rng, noise_rng;
@@ -219,8 +220,7 @@ static void run_init(run *r, const nnrt_model *m, const rt_options *o, const rt_
     r->opt = rt_optim_new(m, fixed, o);
     r->ctx = rt_new_ctx(m, fixed, r->batch);
     int64_t n_val = data->n_validation;
-    r->eval_ctx =
-        rt_new_ctx(m, fixed, rt_eval_batch(m, n_val));
+    r->eval_ctx = rt_new_ctx(m, fixed, rt_eval_batch(m, n_val));
     r->order = rt_alloc_array((size_t)data->n_train, sizeof *r->order);
     memcpy(r->order, data->train_rows, (size_t)data->n_train * sizeof *r->order);
     rt_rng_seed(&r->shuffle_rng, o->seed, RT_STREAM_SHUFFLE);
@@ -332,7 +332,7 @@ static int train_step(run *r, const int64_t *rows, int64_t count, double lr) {
     r->ctx.noise_seed = rt_rng_next(&r->noise_rng);
     r->step++;
     enum rt_fault kind;
-    int32_t bad = rt_optim_step(r->opt, &r->ctx, lr, &kind);
+    int32_t bad = rt_optim_step(r->opt, &r->ctx, lr, r->step, &kind);
     r->ctx.training = 0;
     double cost = rt_batch_cost(r->m, &r->ctx);
     if (!isfinite(cost) || bad >= 0) {
@@ -482,7 +482,14 @@ static void restore_best(run *r) {
             (long long)r->best_epoch, what, r->best);
 }
 
-/* ---- checkpoints ---- */
+/* ---- checkpoints ----
+ *
+ * A checkpoint is a weights file (rt_st_weights_writer) plus the fields of the table below,
+ * which saving and resuming both walk. Resuming checks every value against what a run with
+ * these options and this data can have written, before any of it is used: an edited,
+ * corrupted or foreign checkpoint is an error naming the key ("PATH: error: metadata
+ * 'nnrt.epoch': ..."), never a run that overflows, allocates without bound or trains on
+ * garbage. */
 
 #define META_MAX 160
 
@@ -505,64 +512,6 @@ static void meta_rng(rt_st_writer *w, const char *key, const rt_rng *g) {
              g->s[0], g->s[1], g->s[2], g->s[3], g->has_spare, g->spare);
     rt_st_meta(w, key, buf);
 }
-
-static void add_optimizer_state(rt_st_writer *w, const run *r) {
-    const nnrt_model *m = r->m;
-    for (int s = 0; s < rt_optim_slots(r->opt); s++)
-        for (int32_t i = 0; i < m->n_params; i++) {
-            const void *state = rt_optim_state(r->opt, s, i);
-            if (!state) continue;
-            char name[512];
-            snprintf(name, sizeof name, "optimizer.%s.%s", rt_optim_slot_name(r->opt, s),
-                     m->params[i].name);
-            rt_st_add(w, name, m->f64 ? RT_ST_F64 : RT_ST_F32, m->params[i].rank, m->params[i].dims,
-                      state);
-        }
-}
-
-static void save_checkpoint(run *r, const char *path) {
-    params_finite(r); /* a checkpoint is never written from a trial */
-    rt_st_writer *w = rt_st_weights_writer(r->m, r->fixed, &r->data->stats);
-    rt_st_meta(w, "nnrt.kind", "checkpoint");
-    rt_st_meta(w, "nnrt.optimizer", r->o->optimizer);
-    meta_int(w, "nnrt.optimizer_steps", rt_optim_steps(r->opt));
-    meta_int(w, "nnrt.epoch", r->epoch);
-    meta_int(w, "nnrt.step", r->step);
-    meta_int(w, "nnrt.pos", r->pos);
-    meta_real(w, "nnrt.loss_sum", r->partial.loss_sum);
-    meta_int(w, "nnrt.correct", r->partial.correct);
-    meta_int(w, "nnrt.samples", r->partial.samples);
-    meta_rng(w, "nnrt.shuffle_rng", &r->shuffle_rng);
-    meta_rng(w, "nnrt.noise_rng", &r->noise_rng);
-    meta_real(w, "nnrt.best", r->best);
-    meta_int(w, "nnrt.best_epoch", r->best_epoch);
-    meta_int(w, "nnrt.bad_epochs", r->bad_epochs);
-    add_optimizer_state(w, r);
-    int64_t n_train = r->data->n_train, hist_dims[2] = {r->history_rows, RT_HIST_COLS};
-    rt_st_add(w, "train.order", RT_ST_I64, 1, &n_train, r->order);
-    if (r->history_rows > 0) rt_st_add(w, "train.history", RT_ST_F64, 2, hist_dims, r->history);
-    if (r->best_params && r->best_epoch > 0) {
-        /* the flat copy is laid out as the params are, back to back */
-        size_t at = 0;
-        for (int32_t i = 0; i < r->m->n_params; i++) {
-            const nnrt_tensor *t = &r->m->params[i];
-            char name[512];
-            snprintf(name, sizeof name, "early_stopping.best.%s", t->name);
-            rt_st_add(w, name, r->m->f64 ? RT_ST_F64 : RT_ST_F32, t->rank, t->dims,
-                      (const char *)r->best_params + at);
-            at += (size_t)t->numel * rt_elem_size(r->m->f64);
-        }
-    }
-    rt_st_write(w, path);
-    rt_st_writer_free(w);
-}
-
-/* ---- reading a checkpoint ----
- *
- * Every value is checked against what a run with these options and this data can have
- * written, before any of it is used: an edited, corrupted or foreign checkpoint is an error
- * naming the key ("PATH: error: metadata 'nnrt.epoch': ..."), never a run that overflows,
- * allocates without bound or trains on garbage. */
 
 static _Noreturn void bad_meta(const char *path, const char *key, const char *fmt, ...)
     RT_FORMAT(3, 4);
@@ -607,10 +556,6 @@ static int64_t parse_int(const char *path, const char *key, const char *v) {
     return x;
 }
 
-static int64_t read_int(const rt_st_file *f, const char *path, const char *key) {
-    return parse_int(path, key, need_meta(f, path, key));
-}
-
 /* A real number as meta_real writes it (%a, or inf, -inf, nan): all of the text. */
 static double parse_real(const char *path, const char *key, const char *v) {
     char *end;
@@ -620,27 +565,10 @@ static double parse_real(const char *path, const char *key, const char *v) {
     return x;
 }
 
-static double read_real(const rt_st_file *f, const char *path, const char *key) {
-    return parse_real(path, key, need_meta(f, path, key));
-}
-
-static void check_range(const char *path, const char *key, int64_t v, int64_t lo, int64_t hi,
-                        const char *why) {
-    if (v < lo || v > hi)
-        bad_meta(path, key, "%lld is out of range %lld..%lld (%s)", (long long)v, (long long)lo,
-                 (long long)hi, why);
-}
-
-static double read_finite(const rt_st_file *f, const char *path, const char *key) {
-    double x = read_real(f, path, key);
-    if (!isfinite(x)) bad_meta(path, key, "%g is not finite", x);
-    return x;
-}
-
 /* "W W W W S X" as meta_rng writes it: four words of 1 to 16 hex digits, the spare flag 0
  * or 1, the spare normal (finite); a state of all zeros is the one xoshiro never leaves. */
-static void read_rng(const rt_st_file *f, const char *path, const char *key, rt_rng *g) {
-    const char *v = need_meta(f, path, key), *p = v;
+static void parse_rng(const char *path, const char *key, const char *v, rt_rng *g) {
+    const char *p = v;
     const char *bad = "is not a generator state (four hex words, 0 or 1, a number)";
     uint64_t any = 0;
     for (int w = 0; w < 4; w++) {
@@ -660,33 +588,11 @@ static void read_rng(const rt_st_file *f, const char *path, const char *key, rt_
     if (any == 0) bad_meta(path, key, "an all-zero state, which the generator never has");
 }
 
-static void read_optimizer_state(const rt_st_file *f, const char *path, run *r) {
-    const nnrt_model *m = r->m;
-    const char *trained = need_meta(f, path, "nnrt.optimizer");
-    if (strcmp(trained, r->o->optimizer) != 0)
-        rt_usage_error("%s was trained with --optimizer %s; resume it with the same optimizer",
-                       path, show_value(trained).s);
-    for (int s = 0; s < rt_optim_slots(r->opt); s++)
-        for (int32_t i = 0; i < m->n_params; i++) {
-            void *state = rt_optim_state(r->opt, s, i);
-            if (!state) continue;
-            char name[512];
-            snprintf(name, sizeof name, "optimizer.%s.%s", rt_optim_slot_name(r->opt, s),
-                     m->params[i].name);
-            if (!rt_st_read(f, name, m->f64 ? RT_ST_F64 : RT_ST_F32, m->params[i].rank,
-                            m->params[i].dims, state))
-                rt_path_error(path,
-                              "missing tensor '%s' (was the checkpoint saved with other "
-                              "optimizer options?)",
-                              name);
-            rt_st_check_values(f, name, state, m->params[i].numel, m->f64,
-                               rt_optim_slot_nonnegative(r->opt, s));
-        }
-    /* Every update step is one optimizer step (Adam's t). */
-    int64_t steps = read_int(f, path, "nnrt.optimizer_steps");
-    check_range(path, "nnrt.optimizer_steps", steps, r->step, r->step,
-                "it counts what 'nnrt.step' does");
-    rt_optim_set_steps(r->opt, steps);
+static void check_range(const char *path, const char *key, int64_t v, int64_t lo, int64_t hi,
+                        const char *why) {
+    if (v < lo || v > hi)
+        bad_meta(path, key, "%lld is out of range %lld..%lld (%s)", (long long)v, (long long)lo,
+                 (long long)hi, why);
 }
 
 /* a * b + c, or INT64_MAX when that does not fit. */
@@ -696,44 +602,138 @@ static int64_t bound_mul_add(int64_t a, int64_t b, int64_t c) {
     return v;
 }
 
-static void read_counters(const rt_st_file *f, const char *path, run *r) {
-    int64_t n_train = r->data->n_train, most;
+/* ---- what resuming accepts of each metadata field: the value read, before it is stored;
+ * the fields above it in the table are in the run already ---- */
+
+typedef union field_value {
+    int64_t i;        /* INT */
+    double x;         /* REAL */
+    const char *text; /* TEXT */
+} field_value;
+
+static void check_kind(const run *r, const char *path, const char *key, field_value v) {
+    (void)r, (void)key;
+    if (strcmp(v.text, "checkpoint") != 0)
+        rt_path_error(path, "not a checkpoint (its kind is '%s')", show_value(v.text).s);
+}
+
+static void check_epoch(const run *r, const char *path, const char *key, field_value v) {
     char why[160];
-    r->epoch = read_int(f, path, "nnrt.epoch");
     snprintf(why, sizeof why, "this run trains %lld %s", (long long)r->epochs,
              has_inputs(r) ? "epochs" : "steps");
-    check_range(path, "nnrt.epoch", r->epoch, 0, r->epochs, why);
-    r->pos = read_int(f, path, "nnrt.pos");
-    check_range(path, "nnrt.pos", r->pos, 0, has_inputs(r) ? n_train - 1 : 0,
+    check_range(path, key, v.i, 0, r->epochs, why);
+}
+
+static void check_pos(const run *r, const char *path, const char *key, field_value v) {
+    check_range(path, key, v.i, 0, has_inputs(r) ? r->data->n_train - 1 : 0,
                 "rows of the current epoch done, of the training rows");
-    /* At least one step per epoch, and at most one per row. */
-    r->step = read_int(f, path, "nnrt.step");
-    most = has_inputs(r) ? bound_mul_add(r->epoch, n_train, r->pos) : r->epoch;
+}
+
+/* At least one step per epoch, and at most one per row. */
+static void check_step(const run *r, const char *path, const char *key, field_value v) {
+    int64_t most = has_inputs(r) ? bound_mul_add(r->epoch, r->data->n_train, r->pos) : r->epoch;
     if (has_inputs(r) && r->o->steps > 0 && r->o->steps < most) most = r->o->steps;
-    check_range(path, "nnrt.step", r->step, r->epoch + (r->pos > 0), most,
+    check_range(path, key, v.i, r->epoch + (r->pos > 0), most,
                 "one step or more per epoch, one row or more per step, within --steps");
-    r->partial.samples = read_int(f, path, "nnrt.samples");
+}
+
+static void check_samples(const run *r, const char *path, const char *key, field_value v) {
     if (r->pos > 0)
-        check_range(path, "nnrt.samples", r->partial.samples, r->pos, r->pos,
-                    "the rows of the current epoch done");
+        check_range(path, key, v.i, r->pos, r->pos, "the rows of the current epoch done");
     else
-        check_range(path, "nnrt.samples", r->partial.samples, 0, n_train,
-                    "the rows of the last epoch");
-    r->partial.correct = read_int(f, path, "nnrt.correct");
-    check_range(path, "nnrt.correct", r->partial.correct, 0, r->partial.samples,
-                "right predictions among 'nnrt.samples'");
-    r->partial.loss_sum = read_finite(f, path, "nnrt.loss_sum");
-    read_rng(f, path, "nnrt.shuffle_rng", &r->shuffle_rng);
-    read_rng(f, path, "nnrt.noise_rng", &r->noise_rng);
-    r->best_epoch = read_int(f, path, "nnrt.best_epoch");
-    check_range(path, "nnrt.best_epoch", r->best_epoch, 0, r->epoch, "an epoch done");
-    r->bad_epochs = read_int(f, path, "nnrt.bad_epochs");
-    check_range(path, "nnrt.bad_epochs", r->bad_epochs, 0, r->epoch - r->best_epoch,
-                "epochs since 'nnrt.best_epoch'");
-    r->best = read_real(f, path, "nnrt.best");
-    if (isnan(r->best) || (r->best_epoch > 0 && !isfinite(r->best)))
-        bad_meta(path, "nnrt.best", "%g is not %s", r->best,
+        check_range(path, key, v.i, 0, r->data->n_train, "the rows of the last epoch");
+}
+
+static void check_correct(const run *r, const char *path, const char *key, field_value v) {
+    check_range(path, key, v.i, 0, r->partial.samples, "right predictions among 'nnrt.samples'");
+}
+
+static void check_finite(const run *r, const char *path, const char *key, field_value v) {
+    (void)r;
+    if (!isfinite(v.x)) bad_meta(path, key, "%g is not finite", v.x);
+}
+
+static void check_best_epoch(const run *r, const char *path, const char *key, field_value v) {
+    check_range(path, key, v.i, 0, r->epoch, "an epoch done");
+}
+
+static void check_bad_epochs(const run *r, const char *path, const char *key, field_value v) {
+    check_range(path, key, v.i, 0, r->epoch - r->best_epoch, "epochs since 'nnrt.best_epoch'");
+}
+
+static void check_best(const run *r, const char *path, const char *key, field_value v) {
+    if (isnan(v.x) || (r->best_epoch > 0 && !isfinite(v.x)))
+        bad_meta(path, key, "%g is not %s", v.x,
                  r->best_epoch > 0 ? "a finite number" : "a number");
+}
+
+static void check_optimizer(const run *r, const char *path, const char *key, field_value v) {
+    (void)key;
+    if (strcmp(v.text, r->o->optimizer) != 0)
+        rt_usage_error("%s was trained with --optimizer %s; resume it with the same optimizer",
+                       path, show_value(v.text).s);
+}
+
+/* Every update step is one optimizer step (Adam's t). */
+static void check_optimizer_steps(const run *r, const char *path, const char *key, field_value v) {
+    check_range(path, key, v.i, r->step, r->step, "it counts what 'nnrt.step' does");
+}
+
+static const char *kind_text(const run *r) {
+    (void)r;
+    return "checkpoint";
+}
+
+static const char *optimizer_text(const run *r) {
+    return r->o->optimizer;
+}
+
+/* ---- the tensor fields: each saved and read (and checked) by its own pair ---- */
+
+static void read_params(const rt_st_file *f, const char *path, run *r) {
+    (void)path;
+    rt_st_read_params(f, r->m, r->fixed, "");
+}
+
+/* optimizer.SLOT.PARAM: each state slot of each param that has it (optimizers.def) */
+static void slot_name(const run *r, int s, int32_t i, char *buf, size_t size) {
+    snprintf(buf, size, "optimizer.%s.%s", rt_optim_slot_name(r->opt, s), r->m->params[i].name);
+}
+
+static void save_slots(rt_st_writer *w, const run *r) {
+    const nnrt_model *m = r->m;
+    for (int s = 0; s < rt_optim_slots(r->opt); s++)
+        for (int32_t i = 0; i < m->n_params; i++) {
+            const void *state = rt_optim_state(r->opt, s, i);
+            if (!state) continue;
+            char name[512];
+            slot_name(r, s, i, name, sizeof name);
+            rt_st_add(w, name, m->f64 ? RT_ST_F64 : RT_ST_F32, m->params[i].rank, m->params[i].dims,
+                      state);
+        }
+}
+
+static void read_slots(const rt_st_file *f, const char *path, run *r) {
+    const nnrt_model *m = r->m;
+    for (int s = 0; s < rt_optim_slots(r->opt); s++)
+        for (int32_t i = 0; i < m->n_params; i++) {
+            void *state = rt_optim_state(r->opt, s, i);
+            if (!state) continue;
+            char name[512];
+            slot_name(r, s, i, name, sizeof name);
+            if (!rt_st_read(f, name, m->f64 ? RT_ST_F64 : RT_ST_F32, m->params[i].rank,
+                            m->params[i].dims, state))
+                rt_path_error(path,
+                              "missing tensor '%s' (was the checkpoint saved with other "
+                              "optimizer options?)",
+                              name);
+            rt_st_check_values(f, name, state, m->params[i].numel, m->f64,
+                               rt_optim_slot_nonnegative(r->opt, s));
+        }
+}
+
+static void save_order(rt_st_writer *w, const run *r) {
+    rt_st_add(w, "train.order", RT_ST_I64, 1, &r->data->n_train, r->order);
 }
 
 /* train.order must be an order of exactly this run's training rows: each once. */
@@ -766,6 +766,11 @@ static void read_order(const rt_st_file *f, const char *path, run *r) {
         mark[row] = 2;
     }
     rt_free(mark);
+}
+
+static void save_history(rt_st_writer *w, const run *r) {
+    int64_t dims[2] = {r->history_rows, RT_HIST_COLS};
+    if (r->history_rows > 0) rt_st_add(w, "train.history", RT_ST_F64, 2, dims, r->history);
 }
 
 /* train.history: rows of RT_HIST_COLS, as many as the run can have kept (at most one per
@@ -805,34 +810,143 @@ static void read_history(const rt_st_file *f, const char *path, run *r) {
     }
 }
 
+/* early_stopping.best.PARAM: the best epoch's weights, kept in one flat copy laid out as the
+ * params are, back to back. Param i's name, and its part of the copy *at bytes in; moves *at
+ * past it. */
+static char *best_param(const run *r, int32_t i, size_t *at, char *name, size_t size) {
+    const nnrt_tensor *t = &r->m->params[i];
+    snprintf(name, size, "early_stopping.best.%s", t->name);
+    char *part = (char *)r->best_params + *at;
+    *at += (size_t)t->numel * rt_elem_size(r->m->f64);
+    return part;
+}
+
+static void save_best_params(rt_st_writer *w, const run *r) {
+    if (!r->best_params || r->best_epoch == 0) return;
+    size_t at = 0;
+    for (int32_t i = 0; i < r->m->n_params; i++) {
+        const nnrt_tensor *t = &r->m->params[i];
+        char name[512];
+        const char *part = best_param(r, i, &at, name, sizeof name);
+        rt_st_add(w, name, r->m->f64 ? RT_ST_F64 : RT_ST_F32, t->rank, t->dims, part);
+    }
+}
+
 static void read_best_params(const rt_st_file *f, const char *path, run *r) {
     if (!r->best_params || r->best_epoch == 0) return;
     size_t at = 0;
     for (int32_t i = 0; i < r->m->n_params; i++) {
         const nnrt_tensor *t = &r->m->params[i];
         char name[512];
-        snprintf(name, sizeof name, "early_stopping.best.%s", t->name);
-        void *dst = (char *)r->best_params + at;
-        if (!rt_st_read(f, name, r->m->f64 ? RT_ST_F64 : RT_ST_F32, t->rank, t->dims, dst))
+        char *part = best_param(r, i, &at, name, sizeof name);
+        if (!rt_st_read(f, name, r->m->f64 ? RT_ST_F64 : RT_ST_F32, t->rank, t->dims, part))
             rt_path_error(path, "missing tensor '%s'", name);
-        rt_st_check_values(f, name, dst, t->numel, r->m->f64, 0);
-        at += (size_t)t->numel * rt_elem_size(r->m->f64);
+        rt_st_check_values(f, name, part, t->numel, r->m->f64, 0);
     }
+}
+
+/* ---- the table ---- */
+
+enum field_type {
+    FIELD_TEXT,    /* metadata: text(r) is what a run writes; check() compares */
+    FIELD_INT,     /* metadata: the int64_t at `at` in the run, as meta_int writes it */
+    FIELD_REAL,    /* metadata: the double at `at`, as meta_real writes it */
+    FIELD_RNG,     /* metadata: the rt_rng at `at`, as meta_rng writes it (parse_rng checks) */
+    FIELD_TENSORS, /* tensors: save() and read() */
+};
+
+typedef struct field {
+    const char *key; /* the metadata key; for tensors, their names as docs/runtime.md has them */
+    enum field_type type;
+    size_t at; /* INT, REAL, RNG: offsetof(run, ...) */
+    void (*check)(const run *r, const char *path, const char *key, field_value v);
+    const char *(*text)(const run *r);
+    void (*save)(rt_st_writer *w, const run *r); /* NULL: the weights writer's */
+    void (*read)(const rt_st_file *f, const char *path, run *r);
+} field;
+
+#define IN_RUN(member) .at = offsetof(run, member)
+
+/* In the order resuming reads them: a check may use the fields above it. */
+static const field fields[] = {
+    {"nnrt.kind", FIELD_TEXT, .check = check_kind, .text = kind_text},
+    {"PARAM", FIELD_TENSORS, .read = read_params},
+    {"nnrt.epoch", FIELD_INT, IN_RUN(epoch), .check = check_epoch},
+    {"nnrt.pos", FIELD_INT, IN_RUN(pos), .check = check_pos},
+    {"nnrt.step", FIELD_INT, IN_RUN(step), .check = check_step},
+    {"nnrt.samples", FIELD_INT, IN_RUN(partial.samples), .check = check_samples},
+    {"nnrt.correct", FIELD_INT, IN_RUN(partial.correct), .check = check_correct},
+    {"nnrt.loss_sum", FIELD_REAL, IN_RUN(partial.loss_sum), .check = check_finite},
+    {"nnrt.shuffle_rng", FIELD_RNG, IN_RUN(shuffle_rng)},
+    {"nnrt.noise_rng", FIELD_RNG, IN_RUN(noise_rng)},
+    {"nnrt.best_epoch", FIELD_INT, IN_RUN(best_epoch), .check = check_best_epoch},
+    {"nnrt.bad_epochs", FIELD_INT, IN_RUN(bad_epochs), .check = check_bad_epochs},
+    {"nnrt.best", FIELD_REAL, IN_RUN(best), .check = check_best},
+    {"nnrt.optimizer", FIELD_TEXT, .check = check_optimizer, .text = optimizer_text},
+    {"optimizer.SLOT.PARAM", FIELD_TENSORS, .save = save_slots, .read = read_slots},
+    /* the optimizer's t, which is the step count: a second copy, kept for the format */
+    {"nnrt.optimizer_steps", FIELD_INT, IN_RUN(step), .check = check_optimizer_steps},
+    {"train.order", FIELD_TENSORS, .save = save_order, .read = read_order},
+    {"train.history", FIELD_TENSORS, .save = save_history, .read = read_history},
+    {"early_stopping.best.PARAM", FIELD_TENSORS, .save = save_best_params,
+     .read = read_best_params},
+};
+
+static const void *field_of(const run *r, const field *fd) {
+    return (const char *)r + fd->at;
+}
+
+static void *field_in(run *r, const field *fd) {
+    return (char *)r + fd->at;
+}
+
+static void save_field(rt_st_writer *w, const run *r, const field *fd) {
+    switch (fd->type) {
+    case FIELD_TEXT: rt_st_meta(w, fd->key, fd->text(r)); break;
+    case FIELD_INT: meta_int(w, fd->key, *(const int64_t *)field_of(r, fd)); break;
+    case FIELD_REAL: meta_real(w, fd->key, *(const double *)field_of(r, fd)); break;
+    case FIELD_RNG: meta_rng(w, fd->key, field_of(r, fd)); break;
+    case FIELD_TENSORS:
+        if (fd->save) fd->save(w, r);
+        break;
+    }
+}
+
+/* Reads a field into the run once its check has passed. */
+static void read_field(const rt_st_file *f, const char *path, run *r, const field *fd) {
+    if (fd->type == FIELD_TENSORS) {
+        fd->read(f, path, r);
+        return;
+    }
+    const char *text = need_meta(f, path, fd->key);
+    field_value v = {0};
+    switch (fd->type) {
+    case FIELD_TEXT: v.text = text; break;
+    case FIELD_INT: v.i = parse_int(path, fd->key, text); break;
+    case FIELD_REAL: v.x = parse_real(path, fd->key, text); break;
+    case FIELD_RNG: parse_rng(path, fd->key, text, field_in(r, fd)); return;
+    case FIELD_TENSORS: return;
+    }
+    if (fd->check) fd->check(r, path, fd->key, v);
+    if (fd->type == FIELD_INT) *(int64_t *)field_in(r, fd) = v.i;
+    if (fd->type == FIELD_REAL) *(double *)field_in(r, fd) = v.x;
+}
+
+#define N_FIELDS ((int)(sizeof fields / sizeof fields[0]))
+
+static void save_checkpoint(run *r, const char *path) {
+    params_finite(r); /* a checkpoint is never written from a trial */
+    rt_st_writer *w = rt_st_weights_writer(r->m, r->fixed, &r->data->stats);
+    for (int i = 0; i < N_FIELDS; i++) save_field(w, r, &fields[i]);
+    rt_st_write(w, path);
+    rt_st_writer_free(w);
 }
 
 /* Continues exactly where the checkpoint stopped: params, optimizer state, counters, the
  * generators, this epoch's row order and metrics so far, early stopping's best. */
 static void resume(run *r, const char *path) {
     rt_st_file *f = rt_st_open(path);
-    const char *kind = need_meta(f, path, "nnrt.kind");
-    if (strcmp(kind, "checkpoint") != 0)
-        rt_path_error(path, "not a checkpoint (its kind is '%s')", show_value(kind).s);
-    rt_st_read_params(f, r->m, r->fixed, "");
-    read_counters(f, path, r);
-    read_optimizer_state(f, path, r);
-    read_order(f, path, r);
-    read_history(f, path, r);
-    read_best_params(f, path, r);
+    for (int i = 0; i < N_FIELDS; i++) read_field(f, path, r, &fields[i]);
     rt_st_close(f);
 }
 

@@ -187,6 +187,37 @@ def case_static(nnc, src, tmp):
         raise Failure(f"the static executable trains differently:\n{a}\n{b}")
 
 
+def case_optimizers(nnc, src, tmp):
+    """Every optimizer of the runtime (train --help lists them, a row each of
+    runtime/optimizers.def) is one a train block can name, and the compiler's hint for an
+    unknown one lists the same: the compiler keeps no list of its own."""
+    exe = build(nnc, src, "parabola", tmp)
+    block = run([exe, "train", "--help"], tmp).stdout.split("\noptimizers (--optimizer NAME):\n")
+    names = [line.split()[0] for line in block[-1].splitlines()]
+    if len(block) != 2 or len(names) < 2:
+        raise Failure(f"no optimizers in train --help:\n{block}")
+    with open(os.path.join(src, "examples", "parabola.nn")) as f:
+        source = f.read()
+    if "optimizer = sgd(lr = 0.05)" not in source:
+        raise Failure("examples/parabola.nn no longer says optimizer = sgd(lr = 0.05)")
+    model = os.path.join(tmp, "p.nn")
+    for name in names + ["no_such"]:
+        with open(model, "w") as f:
+            f.write(source.replace("optimizer = sgd(", f"optimizer = {name}("))
+        if name == "no_such":
+            proc = run([nnc, model, "-o", os.path.join(tmp, "p")], tmp, want_status=1)
+            hint = f"hint: the optimizers are {', '.join(names[:-1])} and {names[-1]}\n"
+            if "error: unknown optimizer" not in proc.stderr or hint not in proc.stderr:
+                raise Failure(f"wanted an unknown optimizer and {hint!r}:\n{proc.stderr}")
+            continue
+        run([nnc, model, "-o", os.path.join(tmp, "p")], tmp)
+        usage = run([os.path.join(tmp, "p"), "train", "--help"], tmp).stdout
+        if not re.search(rf"^  --optimizer NAME .*\(default: {name}\)$", usage, re.M):
+            raise Failure(f"optimizer = {name}(...) is not the default:\n{usage}")
+        out = run([os.path.join(tmp, "p"), "train", "--steps", "3", "--no-save"], tmp).stdout
+        number(out, "final loss")
+
+
 def main():
     nnc, src, case = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2]), sys.argv[3]
     with tempfile.TemporaryDirectory() as tmp:

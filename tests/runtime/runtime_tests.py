@@ -5,6 +5,8 @@ print and write.
 
     runtime_tests.py --bin DIR TEST        one test (see TESTS below); exit 0 when it passes
     runtime_tests.py --bin DIR all         every test
+    runtime_tests.py --list                the test names, one a line: CMakeLists.txt makes
+                                           each the ctest runtime_NAME
 
 Standard library only. Each test runs in a fresh temporary folder, which is also the
 working folder of the executables, so messages name files by short relative paths.
@@ -927,7 +929,7 @@ def parabola_grad(p):
 
 
 EPS = {"sgd": 0.0, "adagrad": 1e-10, "adadelta": 1e-6, "rmsprop": 1e-8, "adam": 1e-8,
-       "adamw": 1e-8}
+       "adamw": 1e-8, "adamax": 1e-8, "lion": 0.0}
 
 
 def optimizer_path(name, params, steps, lr, momentum=0.0, nesterov=False, beta1=0.9,
@@ -967,6 +969,14 @@ def optimizer_path(name, params, steps, lr, momentum=0.0, nesterov=False, beta1=
                     b[i] = momentum * b[i] + u
                     u = b[i]
                 p[i] -= lr * u
+            elif name == "adamax":  # as torch.optim.Adamax
+                a[i] = beta1 * a[i] + (1 - beta1) * g[i]
+                b[i] = max(beta2 * b[i], abs(g[i]) + eps)
+                p[i] -= lr / (1 - beta1 ** t) * (a[i] / b[i])
+            elif name == "lion":  # as lucidrains/lion-pytorch
+                c = beta1 * a[i] + (1 - beta1) * g[i]
+                p[i] = p[i] * (1 - lr * weight_decay) - lr * ((c > 0) - (c < 0))
+                a[i] = beta2 * a[i] + (1 - beta2) * g[i]
             else:  # adam, adamw
                 if name == "adamw":
                     p[i] *= 1 - lr * weight_decay
@@ -975,6 +985,32 @@ def optimizer_path(name, params, steps, lr, momentum=0.0, nesterov=False, beta1=
                 mhat, vhat = a[i] / (1 - beta1 ** t), b[i] / (1 - beta2 ** t)
                 p[i] -= lr * mhat / (math.sqrt(vhat) + eps)
     return p
+
+
+def help_optimizers(model="mlp"):
+    """{name: (help, paper)} of the optimizers train --help lists, a row each of
+    runtime/optimizers.def, in its order: tests take the names from here."""
+    out = run(model, "train", "--help").out
+    check("\noptimizers (--optimizer NAME):\n" in out, out)
+    rows = {}
+    for line in out.split("\noptimizers (--optimizer NAME):\n")[1].splitlines():
+        m = re.fullmatch(r"  ([a-z0-9_]+) +(\S.*) \((.*)\)", line)
+        check(m, f"not an optimizer's line: {line!r}")
+        rows[m.group(1)] = (m.group(2), m.group(3))
+    check(len(rows) >= 2, out)
+    return rows
+
+
+def docs_table(text, heading):
+    """The rows of the first table after `heading` in a docs page, as lists of cells."""
+    rows, inside = [], False
+    for line in text.split(heading, 1)[1].splitlines():
+        if line.startswith("|"):
+            inside = True
+            rows.append([cell.strip() for cell in line.strip("|").split(" | ")])
+        elif inside:
+            break
+    return rows[2:]  # past the header and its rule
 
 
 def parabola_after(args, steps=2):
@@ -1006,6 +1042,15 @@ OPTIMIZER_CASES = [
      dict(name="adam", lr=0.1, beta1=0.5, beta2=0.9)),
     (["--optimizer", "adamw", "--lr", "0.1", "--weight-decay", "0.2"],
      dict(name="adamw", lr=0.1, weight_decay=0.2)),
+    (["--optimizer", "adamax", "--lr", "0.1"], dict(name="adamax", lr=0.1)),
+    (["--optimizer", "adamax", "--lr", "0.1", "--beta1", "0.5", "--beta2", "0.9", "--eps", "0.01"],
+     dict(name="adamax", lr=0.1, beta1=0.5, beta2=0.9, eps=0.01)),
+    # lion's own betas and weight decay (lion-pytorch's): 0.9, 0.99, 0
+    (["--optimizer", "lion", "--lr", "0.01"], dict(name="lion", lr=0.01, beta2=0.99,
+                                                   weight_decay=0.0)),
+    (["--optimizer", "lion", "--lr", "0.01", "--beta1", "0.5", "--beta2", "0.9",
+      "--weight-decay", "0.3"], dict(name="lion", lr=0.01, beta1=0.5, beta2=0.9,
+                                     weight_decay=0.3)),
 ]
 
 
@@ -1022,6 +1067,45 @@ def optimizer_steps():
         # The first step alone differs from the second: two steps are really two.
         one = optimizer_path(params=start, steps=1, **kw)
         check(any(not close(a, b, 1e-9) for a, b in zip(one, wanted)), f"{args}: one step")
+
+
+@test
+def optimizer_table():
+    """Every optimizer of runtime/optimizers.def (as train --help lists them) is named by
+    --optimizer's help and choices, worked out by optimizer_path, converges, and has its row
+    in docs/runtime.md, citing the same paper."""
+    rows = help_optimizers()
+    names = list(rows)
+    listed = f"{', '.join(names[:-1])} or {names[-1]}"
+    out = run("mlp", "train", "--help").out
+    check(re.search(rf"^  --optimizer NAME +{re.escape(listed)} \(default: adam\)$", out, re.M),
+          out)
+    check({kw["name"] for _, kw in OPTIMIZER_CASES} == set(names), "optimizer_steps' cases")
+    check({name for name, _ in CONVERGING_RATES} == set(names), "optimizers_converge's rates")
+    docs = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs",
+                             "runtime.md")).read()
+    table = docs_table(docs, "### Optimizers")
+    check([row[0] for row in table] == [f"`{name}`" for name in names],
+          f"docs/runtime.md's Optimizers table: {[row[0] for row in table]}")
+    for row in table:
+        check(row[3] == rows[row[0].strip("`")][1], f"docs cite {row[3]!r} for {row[0]}")
+    check(f"| `--optimizer NAME` | {', '.join(f'`{n}`' for n in names[:-1])} or `{names[-1]}` "
+          "(see Optimizers) |" in docs, "docs/runtime.md's --optimizer row")
+    # A setting's help names the optimizers that read it; its default is the train block's
+    # optimizer's (mlp: adam), else each reader's, "NAME X, ..., others X" (logreg: sgd).
+    settings = ["beta1", "beta2", "rho", "eps", "weight-decay"]
+    for model, own in [("mlp", True), ("logreg", False)]:
+        out = run(model, "train", "--help").out
+        for setting in settings:
+            m = re.search(rf"^  --{setting} X +([a-z0-9, ]+): .*\(default: (.*)\)$", out, re.M)
+            check(m and set(m.group(1).split(", ")) <= set(names), f"--{setting}:\n{out}")
+            readers, default = m.group(1).split(", "), m.group(2)
+            if own and "adam" in readers:
+                check(re.fullmatch(r"[0-9.e+-]+", default), f"{model} --{setting}: {default}")
+            else:
+                for part in default.split(", "):
+                    check(re.fullmatch(r"[0-9.e+-]+", part) or
+                          part.split()[0] in readers + ["others"], f"--{setting}: {default}")
 
 
 @test
@@ -1073,11 +1157,16 @@ def penalties_and_clipping():
                  "rt_logreg: error: --l1: 'x' is not a number >= 0", 2)
 
 
+# A rate at which each optimizer fits softmax_rows in 30 epochs.
+CONVERGING_RATES = [("sgd", "0.1"), ("adagrad", "0.5"), ("adadelta", "1"), ("rmsprop", "0.01"),
+                    ("adam", "0.05"), ("adamw", "0.05"), ("adamax", "0.05"),
+                    ("lion", "0.01")]
+
+
 @test
 def optimizers_converge():
     write_csv("d.csv", softmax_rows())
-    for name, lr in [("sgd", "0.1"), ("adagrad", "0.5"), ("adadelta", "1"), ("rmsprop", "0.01"),
-                     ("adam", "0.05"), ("adamw", "0.05")]:
+    for name, lr in CONVERGING_RATES:
         r = run("softmax", "train", "--data", "d.csv", "--optimizer", name, "--lr", lr,
                 "--no-save", "--quiet")
         v = train_lines(r.out)
@@ -1170,9 +1259,10 @@ def train_block_settings():
         "--no-save", "--quiet")
     header, _ = read_safetensors("mlp.ckpt.safetensors")
     check("optimizer.m.W1" in header and "optimizer.v.b2" in header, list(header))
+    names = list(help_optimizers())
     expect_error("mlp", ["train", "--optimizer", "lbfgs"],
-                 "rt_mlp: error: --optimizer must be sgd, adagrad, adadelta, rmsprop, adam or "
-                 "adamw, got 'lbfgs'", 2)
+                 f"rt_mlp: error: --optimizer must be {', '.join(names[:-1])} or {names[-1]}, "
+                 "got 'lbfgs'", 2)
     expect_error("mlp", ["train", "--beta1", "1"],
                  "rt_mlp: error: --beta1 must be in [0, 1), got '1'", 2)
 
@@ -1358,6 +1448,34 @@ def resume():
     expect_error("softmax", ["train", "--data", "s.csv", "--resume", "c", "--optimizer", "adam"],
                  "rt_softmax: error: c was trained with --optimizer sgd; resume it with the same "
                  "optimizer", 2)
+
+
+@test
+def resume_every_optimizer():
+    """Each optimizer's checkpoint holds its state, every slot of every param, named as
+    docs/runtime.md says; resuming from it ends bit for bit where an uninterrupted run
+    ends."""
+    write_csv("m.csv", mlp_rows(60))
+    docs = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs",
+                             "runtime.md")).read()
+    slots_row = next(line for line in docs.splitlines() if line.startswith("| `optimizer.SLOT"))
+    for name in help_optimizers():
+        # momentum 0.5: the slots kept only with momentum are there too
+        args = ["--data", "m.csv", "--optimizer", name, "--momentum", "0.5", "--quiet",
+                *MLP_SGD_OPTIONS]
+        whole = run("mlp", "train", "--epochs", "4", "--save", "whole", *args)
+        run("mlp", "train", "--epochs", "2", "--checkpoint-every", "2", "--checkpoint", "c",
+            "--no-save", *args)
+        header, _ = read_safetensors("c")
+        slots = {key.split(".")[1] for key in header if key.startswith("optimizer.")}
+        check(slots and all(f"optimizer.{slot}.{param}" in header for slot in slots
+                            for param in ("W1", "b1", "W2", "b2")), f"{name}: {list(header)}")
+        check(name in slots_row and all(f"`{slot}`" in slots_row for slot in slots),
+              f"{name}: docs/runtime.md's optimizer.SLOT.PARAM row lacks one of {slots}")
+        resumed = run("mlp", "train", "--epochs", "4", "--resume", "c", "--save", "resumed", *args)
+        check(open("whole", "rb").read() == open("resumed", "rb").read(),
+              f"{name}: resumed weights differ")
+        check(whole.out == resumed.out, f"{name}:\n{whole.out}vs\n{resumed.out}")
 
 
 def interrupt(model, args, checkpoint):
@@ -2201,6 +2319,79 @@ def resume_checks():
     check(peak < 256 * MB, f"{peak} bytes")
 
 
+MLP_SGD_OPTIONS = ["--l2", "0", "--schedule", "constant", "--warmup", "0"]
+# (file in checkpoints/, the options it was trained with, the epochs it was saved at)
+OLD_CHECKPOINTS = [
+    ("mlp_adam_early_stopping",
+     ["--validation", "0.25", "--early-stopping", "on", "--patience", "3"], 3),
+    ("mlp_adamw", ["--optimizer", "adamw", "--weight-decay", "0.1", "--validation", "0.25"], 3),
+    ("mlp_sgd_fused", ["--optimizer", "sgd", *MLP_SGD_OPTIONS], 3),
+    ("mlp_sgd_nesterov", ["--optimizer", "sgd", "--nesterov", "on", *MLP_SGD_OPTIONS], 3),
+    ("mlp_rmsprop_momentum",
+     ["--optimizer", "rmsprop", "--lr", "0.01", "--momentum", "0.5", *MLP_SGD_OPTIONS], 3),
+    ("mlp_adadelta", ["--optimizer", "adadelta", "--lr", "1", *MLP_SGD_OPTIONS], 3),
+    ("mlp_adagrad", ["--optimizer", "adagrad", "--lr", "0.3", *MLP_SGD_OPTIONS], 3),
+    # Ctrl-C in epoch 9: 8 epochs and 4 rows done
+    ("mlp_interrupted", ["--batch", "4", "--schedule", "constant", "--warmup", "0",
+                         "--validation", "0.25"], None),
+]
+
+
+@test
+def checkpoint_documented():
+    """Every metadata key and tensor of a checkpoint (each a row of train.c's table of
+    fields) has its row in docs/runtime.md's table of them."""
+    write_csv("m.csv", mlp_rows(60))
+    run("mlp", "train", "--data", "m.csv", "--epochs", "2", "--checkpoint-every", "2",
+        "--checkpoint", "c", "--no-save", "--quiet", "--validation", "0.25", "--early-stopping",
+        "on")
+    header, _ = read_safetensors("c")
+    docs = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs",
+                             "runtime.md")).read()
+    documented = set()
+    for row in docs_table(docs, "is a weights file plus the training state:"):
+        documented |= set(re.findall(r"`([^`]+)`", row[0].split(" (")[0]))
+    params = {"W1", "b1", "W2", "b2"}
+    names = set(header["__metadata__"]) - {"model", "producer"}
+    for name in set(header) - {"__metadata__"} - params:
+        parts = name.split(".")
+        if parts[-1] in params:
+            parts[-1] = "PARAM"
+        if parts[0] == "optimizer":
+            parts[1] = "SLOT"
+        names.add(".".join(parts))
+    check(names <= documented, f"not in docs/runtime.md: {sorted(names - documented)}")
+
+
+def safetensors_content(path):
+    """The header as JSON values (key order aside) and the data bytes."""
+    header, _ = read_safetensors(path)
+    data = open(path, "rb").read()
+    return header, data[8 + struct.unpack("<Q", data[:8])[0]:]
+
+
+@test
+def old_checkpoints():
+    """Checkpoints an earlier build wrote (checkpoints/README.md) resume, and end bit for bit
+    where an uninterrupted run ends; a checkpoint written now holds what they hold."""
+    folder = os.path.join(os.path.dirname(os.path.abspath(__file__)), "checkpoints")
+    write_csv("m.csv", mlp_rows(60))
+    for name, args, saved_at in OLD_CHECKPOINTS:
+        old = os.path.join(folder, name + ".safetensors")
+        common = ["train", "--data", "m.csv", "--epochs", "10", "--quiet", *args]
+        whole = run("mlp", *common, "--save", "whole")
+        resumed = run("mlp", *common, "--resume", old, "--save", "resumed")
+        check(open("whole", "rb").read() == open("resumed", "rb").read(),
+              f"{name}: resumed weights differ")
+        check(whole.out == resumed.out, f"{name}:\n{whole.out}vs\n{resumed.out}")
+        if saved_at is None:
+            continue
+        run("mlp", "train", "--data", "m.csv", "--epochs", str(saved_at), "--checkpoint-every",
+            str(saved_at), "--checkpoint", "now", "--no-save", "--quiet", *args)
+        check(safetensors_content("now") == safetensors_content(old),
+              f"{name}: {read_safetensors('now')[0]}\nvs\n{read_safetensors(old)[0]}")
+
+
 @test
 def idx_headers():
     """IDX headers whose dimensions overflow or disagree with the file, and random damage to
@@ -2597,13 +2788,19 @@ def gradcheck_errors():
 def main():
     global ARGS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bin", required=True, help="folder of the rt_* executables")
+    parser.add_argument("--list", action="store_true", help="print the test names and exit")
+    parser.add_argument("--bin", help="folder of the rt_* executables")
     parser.add_argument("--cc", help="C compiler, for link_plain")
     parser.add_argument("--lib", help="libnnrt.a, for link_plain")
     parser.add_argument("--include", help="folder of nnrt.h, for link_plain")
     parser.add_argument("--extra-flags", default="", help="compile and link flags, for link_plain")
-    parser.add_argument("test", choices=[*TESTS, "all"])
+    parser.add_argument("test", nargs="?", choices=[*TESTS, "all"])
     ARGS = parser.parse_args()
+    if ARGS.list:
+        print("\n".join(TESTS))
+        return 0
+    if not ARGS.bin or not ARGS.test:
+        parser.error("give --bin DIR and a test (or all), or --list")
     ARGS.bin = os.path.abspath(ARGS.bin)
     names = list(TESTS) if ARGS.test == "all" else [ARGS.test]
     failed = skipped = 0
