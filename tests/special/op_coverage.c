@@ -5,7 +5,10 @@
  *     differences;
  *   - an op called by name appears in the cases of tests/special/test_special.c, as
  *     "NAME(" in a case's expression, so its value and derivative are checked at 0, at
- *     branch boundaries, at ±inf and NaN, in f32 and f64.
+ *     branch boundaries, at ±inf and NaN, in f32 and f64;
+ *   - an op called by name has its line in docs/language.md's table of built-in
+ *     operations (a word of a `code span` in a row of the table that follows
+ *     "**Built-in operations**").
  * The op list is the table itself: a new row without its tests fails here, by name. */
 #include "ir.h"
 
@@ -64,6 +67,34 @@ static const char *special_cases(void) {
     return start;
 }
 
+/* The rows of docs/language.md's table of built-in operations. */
+static const char *builtins_table(void) {
+    const char *path = NNC_SOURCE_DIR "/docs/language.md";
+    char *text = read_text(path);
+    char *start = text ? strstr(text, "**Built-in operations**") : NULL;
+    char *table = start ? strstr(start, "\n|") : NULL;
+    if (!table) {
+        fail("%s has no table after **Built-in operations**%s", path, "");
+        return "";
+    }
+    char *end = strstr(table, "\n\n");
+    if (end) *end = '\0';
+    return table;
+}
+
+/* Whether a row of the table names the op: as a call "name(", or as a word of a code span
+ * such as `exp log sqrt`. */
+static bool documents(const char *table, const char *name) {
+    if (calls(table, name)) return true;
+    size_t len = strlen(name);
+    for (const char *p = strstr(table, name); p; p = strstr(p + 1, name)) {
+        bool starts = p[-1] == '`' || p[-1] == ' ';
+        bool ends = p[len] == '`' || p[len] == ' ';
+        if (starts && ends) return true;
+    }
+    return false;
+}
+
 static void check_gradcheck_file(Op op) {
     const OpInfo *in = &op_info[op];
     const char *name = in->call ? in->call : in->name;
@@ -79,6 +110,7 @@ static void check_gradcheck_file(Op op) {
 
 int main(void) {
     const char *cases = special_cases();
+    const char *docs = builtins_table();
     int ops = 0;
     for (int op = 0; op < OP_COUNT; op++) {
         const OpInfo *in = &op_info[op];
@@ -87,6 +119,9 @@ int main(void) {
         check_gradcheck_file((Op)op);
         if (in->call && !calls(cases, in->call))
             fail("%s: no case of tests/special/test_special.c calls %s(", in->name, in->call);
+        if (in->call && !documents(docs, in->call))
+            fail("%s: docs/language.md's table of built-in operations has no `%s`", in->name,
+                 in->call);
     }
     printf("op_coverage: %d ops a .nn file can write, %d without their tests\n", ops, failures);
     return failures ? 1 : 0;
