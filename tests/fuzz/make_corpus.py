@@ -141,6 +141,7 @@ def nn_words():
     words |= set(re.findall(r'"([a-z_]{2,})"', read("compiler/lower.c").decode()))
     words |= set(re.findall(r'"([a-z_]{2,})"', read("compiler/sema.c").decode()))
     words |= set(re.findall(r"^SETTING\(([a-z_0-9]+)", read("runtime/settings.def").decode(), re.M))
+    words |= set(re.findall(r"^OPTIMIZER\(([a-z_0-9]+)", read("runtime/optimizers.def").decode(), re.M))
     words |= set(re.findall(r"^fn ([a-z_0-9]+)", read("stdlib/nn.nn").decode(), re.M))
     return sorted(words)
 
