@@ -73,7 +73,7 @@ const nnrt_model nnrt_model_desc = {
     .varying_elems = 0,
     .n_params = 2,
     .params = params,
-    .loss = {.name = "loss", .numel = 1, .offset = LOSS, .grad_offset = -1, .velocity_offset = -1},
+    .loss = TEST_LOSS(LOSS, 0),
     .forward = forward,
     .grad = grad,
     .sgd_step = sgd_step,

@@ -85,22 +85,8 @@ static const nnrt_tensor params[] = {
      .grad_offset = GRAD_B,
      .velocity_offset = VEL_B},
 };
-static const nnrt_tensor inputs[] = {{.name = "x",
-                                      .rank = 1,
-                                      .dims = {2},
-                                      .numel = 2,
-                                      .offset = X,
-                                      .varying = 1,
-                                      .grad_offset = -1,
-                                      .velocity_offset = -1}};
-static const nnrt_tensor targets[] = {{.name = "y",
-                                       .rank = 1,
-                                       .dims = {1},
-                                       .numel = 1,
-                                       .offset = Y,
-                                       .varying = 1,
-                                       .grad_offset = -1,
-                                       .velocity_offset = -1}};
+static const nnrt_tensor inputs[] = {TEST_VECTOR("x", 2, X)};
+static const nnrt_tensor targets[] = {TEST_VECTOR("y", 1, Y)};
 #ifdef LOGREG_FAR_COLUMNS /* a descriptor whose column map is past what a CSV row can have */
 static const nnrt_column_map columns[] = {{.tensor = "x", .first = 0, .last = 1},
                                           {.tensor = "y", .first = INT32_MAX, .last = INT32_MAX}};
@@ -122,20 +108,8 @@ const nnrt_model nnrt_model_desc = {
     .inputs = inputs,
     .n_targets = 1,
     .targets = targets,
-    .output = {.name = "p",
-               .rank = 1,
-               .dims = {1},
-               .numel = 1,
-               .offset = P,
-               .varying = 1,
-               .grad_offset = -1,
-               .velocity_offset = -1},
-    .loss = {.name = "loss",
-             .numel = 1,
-             .offset = LOSS,
-             .varying = 1,
-             .grad_offset = -1,
-             .velocity_offset = -1},
+    .output = TEST_VECTOR("p", 1, P),
+    .loss = TEST_LOSS(LOSS, 1),
     .forward = forward,
     .predict = predict,
     .grad = grad,

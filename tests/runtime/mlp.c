@@ -149,22 +149,8 @@ static const nnrt_tensor params[] = {
      .grad_offset = GRAD + B2,
      .velocity_offset = VEL + B2},
 };
-static const nnrt_tensor inputs[] = {{.name = "x",
-                                      .rank = 1,
-                                      .dims = {N_IN},
-                                      .numel = N_IN,
-                                      .offset = X,
-                                      .varying = 1,
-                                      .grad_offset = -1,
-                                      .velocity_offset = -1}};
-static const nnrt_tensor targets[] = {{.name = "y",
-                                       .rank = 1,
-                                       .dims = {N_OUT},
-                                       .numel = N_OUT,
-                                       .offset = Y,
-                                       .varying = 1,
-                                       .grad_offset = -1,
-                                       .velocity_offset = -1}};
+static const nnrt_tensor inputs[] = {TEST_VECTOR("x", N_IN, X)};
+static const nnrt_tensor targets[] = {TEST_VECTOR("y", N_OUT, Y)};
 static const nnrt_column_map columns[] = {{.tensor = "x", .first = 0, .last = 2},
                                           {.tensor = "y", .first = 3, .last = 3}};
 /* Settings beyond the built-in ones, as nnc emits them for
@@ -194,20 +180,8 @@ const nnrt_model nnrt_model_desc = {
     .inputs = inputs,
     .n_targets = 1,
     .targets = targets,
-    .output = {.name = "o",
-               .rank = 1,
-               .dims = {N_OUT},
-               .numel = N_OUT,
-               .offset = O,
-               .varying = 1,
-               .grad_offset = -1,
-               .velocity_offset = -1},
-    .loss = {.name = "loss",
-             .numel = 1,
-             .offset = LOSS,
-             .varying = 1,
-             .grad_offset = -1,
-             .velocity_offset = -1},
+    .output = TEST_VECTOR("o", N_OUT, O),
+    .loss = TEST_LOSS(LOSS, 1),
     .forward = forward,
     .predict = predict,
     .grad = grad,

@@ -107,25 +107,11 @@ static const nnrt_tensor inputs[] = {{.name = "x",
                                       .grad_offset = -1,
                                       .velocity_offset = -1}};
 #else
-static const nnrt_tensor inputs[] = {{.name = "x",
-                                      .rank = 1,
-                                      .dims = {N_IN},
-                                      .numel = N_IN,
-                                      .offset = X,
-                                      .varying = 1,
-                                      .grad_offset = -1,
-                                      .velocity_offset = -1}};
+static const nnrt_tensor inputs[] = {TEST_VECTOR("x", N_IN, X)};
 static const nnrt_column_map columns[] = {{.tensor = "y", .first = 4, .last = 4},
                                           {.tensor = "x", .first = 0, .last = 3}};
 #endif
-static const nnrt_tensor targets[] = {{.name = "y",
-                                       .rank = 1,
-                                       .dims = {N_OUT},
-                                       .numel = N_OUT,
-                                       .offset = Y,
-                                       .varying = 1,
-                                       .grad_offset = -1,
-                                       .velocity_offset = -1}};
+static const nnrt_tensor targets[] = {TEST_VECTOR("y", N_OUT, Y)};
 
 const nnrt_model nnrt_model_desc = {
     .abi_version = NNRT_ABI_VERSION,
@@ -144,20 +130,8 @@ const nnrt_model nnrt_model_desc = {
     .inputs = inputs,
     .n_targets = 1,
     .targets = targets,
-    .output = {.name = "p",
-               .rank = 1,
-               .dims = {N_OUT},
-               .numel = N_OUT,
-               .offset = P,
-               .varying = 1,
-               .grad_offset = -1,
-               .velocity_offset = -1},
-    .loss = {.name = "loss",
-             .numel = 1,
-             .offset = LOSS,
-             .varying = 1,
-             .grad_offset = -1,
-             .velocity_offset = -1},
+    .output = TEST_VECTOR("p", N_OUT, P),
+    .loss = TEST_LOSS(LOSS, 1),
     .forward = forward,
     .predict = predict,
     .grad = grad,

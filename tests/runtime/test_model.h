@@ -16,6 +16,17 @@
 
 #include "nnrt.h"
 
+/* A per-sample vector of N elements that is read or written but never trained: an input, a
+ * target, an output. */
+#define TEST_VECTOR(NAME, N, OFFSET)                                                            \
+    {.name = (NAME), .rank = 1, .dims = {(N)}, .numel = (N), .offset = (OFFSET), .varying = 1, \
+     .grad_offset = -1, .velocity_offset = -1}
+
+/* The loss: a scalar, one per sample when VARYING (else the model's only one). */
+#define TEST_LOSS(OFFSET, VARYING)                                                             \
+    {.name = "loss", .numel = 1, .offset = (OFFSET), .varying = (VARYING), .grad_offset = -1,  \
+     .velocity_offset = -1}
+
 static inline void test_check_ctx(const nnrt_ctx *ctx) {
     if (ctx->batch < 1 || ctx->batch > ctx->batch_cap) {
         fprintf(stderr, "test model: batch %lld outside 1..%lld\n", (long long)ctx->batch,
