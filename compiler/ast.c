@@ -109,6 +109,15 @@ static void render(Buf *b, const Node *e, bool nested) {
         render_list(b, &e->args);
         buf_puts(b, "]");
         break;
+    case ND_SLICE:
+        if (e->lhs) render(b, e->lhs, true);
+        buf_puts(b, ":");
+        if (e->rhs) render(b, e->rhs, true);
+        if (e->init) {
+            buf_puts(b, ":");
+            render(b, e->init, true);
+        }
+        break;
     default: buf_puts(b, "<statement>"); break;
     }
 }

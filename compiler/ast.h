@@ -20,7 +20,9 @@ typedef enum NodeKind {
     ND_CALL,  /* str: callee name; args: expressions, any of which may be ND_KWARG */
     ND_KWARG, /* str: keyword; lhs: value (only inside a call's args) */
     ND_RANGE, /* lhs .. rhs (inclusive), e.g. columns 0..1 */
-    ND_INDEX, /* lhs[args]: not made by the parser (declarations keep their dims in dims) */
+    ND_INDEX, /* lhs[args]: indexing; args are expressions (an index) or ND_SLICE (the parser
+               * also makes one, thrown away, for a declaration's dims) */
+    ND_SLICE, /* lhs:rhs:init inside a subscript: start, stop, step; each may be NULL */
 
     /* ---- statements (inside fn / model / train bodies) ---- */
     ND_INPUT,   /* input str[dims] */

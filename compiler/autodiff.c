@@ -320,6 +320,7 @@ static void grad_backward_only(AD *ad, Value *v, Value *g) {
 #define grad_softmax_grad     grad_backward_only
 #define grad_log_softmax_grad grad_backward_only
 #define grad_softmax_ce_grad  grad_backward_only
+#define grad_scatter          grad_backward_only
 
 static void grad_softmax(AD *ad, Value *v, Value *g) {
     if (start_unary(ad, v)) contribute(ad, v, 0, E2(ad, OP_softmax_grad, v, g));
@@ -366,6 +367,50 @@ static void grad_matmul(AD *ad, Value *v, Value *g) {
         bool sb = v->varying && !b->varying;
         Value *d = v->tb ? MM(ad, g, a, !tg, v->ta, sb) : MM(ad, a, g, !v->ta, tg, sb);
         vec_push(&ad->contribs[b->id], d);
+    }
+}
+
+/* ---- layout: the same elements moved back ---- */
+
+static Value *LAYOUT(AD *ad, Op op, Value *a, const Layout *layout, const double *opt) {
+    return annotate(ad, ir_layout(ad->g, op, 1, &a, layout, opt));
+}
+
+/* A slice passes g back to the places it took and 0 everywhere else: a scatter with the
+ * same index map. */
+static void grad_slice(AD *ad, Value *v, Value *g) {
+    if (start_unary(ad, v)) contribute(ad, v, 0, LAYOUT(ad, OP_scatter, g, v->layout, NULL));
+}
+
+/* A swap of two axes undoes itself. */
+static void grad_transpose(AD *ad, Value *v, Value *g) {
+    if (start_unary(ad, v)) contribute(ad, v, 0, LAYOUT(ad, OP_transpose, g, NULL, v->opt));
+}
+
+/* Axis k of the result was axis perm[k] of the operand: g goes back by the inverse order. */
+static void grad_permute(AD *ad, Value *v, Value *g) {
+    if (!start_unary(ad, v)) return;
+    Layout *inverse = xalloc(sizeof *inverse);
+    for (int k = 0; k < v->shape.rank; k++) inverse->perm[v->layout->perm[k]] = k;
+    contribute(ad, v, 0, LAYOUT(ad, OP_permute, g, inverse, NULL));
+}
+
+/* Each operand gets the slice of g where its elements went: a's first along the axis,
+ * then b's. */
+static void grad_concat(AD *ad, Value *v, Value *g) {
+    int axis = 0;
+    ir_axis(v->opt[0], v->shape.rank, &axis);
+    for (int i = 0; i < 2; i++) {
+        if (!wants(ad, v, i)) continue;
+        ad->operand = i;
+        Layout *part = xalloc(sizeof *part);
+        part->whole = v->shape;
+        for (int k = 0; k < v->shape.rank; k++) {
+            part->step[k] = 1;
+            part->count[k] = v->args[i]->shape.dim[k];
+        }
+        part->start[axis] = i ? v->args[0]->shape.dim[axis] : 0;
+        contribute(ad, v, i, LAYOUT(ad, OP_slice, g, part, NULL));
     }
 }
 

@@ -238,7 +238,8 @@ static void emit_step(Codegen *cg, int step) {
     switch (st->kind) {
     case STEP_EW_LOOP: emit_loop_step(cg, step); break;
     case STEP_REDUCE:
-    case STEP_ROW: emit_op_step(cg, step); break;
+    case STEP_ROW:
+    case STEP_LAYOUT: emit_op_step(cg, step); break;
     case STEP_MATMUL:
         if (cg->entry == ENTRY_SGD_STEP && st->update_param >= 0)
             emit_fused_update(cg, st);

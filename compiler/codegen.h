@@ -3,7 +3,7 @@
  *   emit.c        the vocabulary: constants, loads and stores, math intrinsics, counted
  *                 loops, helper functions, sums and maxima along a row, addresses
  *   kernels.c     what each op computes, one function per row of ops.def: ew_NAME,
- *                 row_NAME and reduce_NAME (the part an op's author writes)
+ *                 row_NAME, reduce_NAME and layout_NAME (the part an op's author writes)
  *   loops.c       the fused elementwise loops that run the ew_ kernels, and the helper
  *                 functions that run the row_ and reduce_ kernels
  *   descriptor.c  nnrt_model_desc: runtime/nnrt.h's structs as LLVM types and constants
@@ -160,6 +160,12 @@ typedef void ReduceKernel(Codegen *cg, const Value *v, Operand *args, LLVMValueR
 extern EwKernel *const ew_kernels[OP_COUNT];
 extern RowKernel *const row_kernels[OP_COUNT];
 extern ReduceKernel *const reduce_kernels[OP_COUNT];
+
+/* A layout op (slice, scatter, transpose, permute, concat): the whole copy for nb samples,
+ * with the arguments of a ReduceKernel. */
+typedef void LayoutKernel(Codegen *cg, const Value *v, Operand *args, LLVMValueRef out,
+                          LLVMValueRef nb);
+extern LayoutKernel *const layout_kernels[OP_COUNT];
 
 /* A RANDOM op's masks for one call of its loop (docs/codegen.md, "Dropout"), from the
  * loop's nnrt_ctx.training and noise_seed. */

@@ -113,6 +113,8 @@ static const char *option_label(const char *name, double value) {
 static const char *op_label(const Value *v) {
     const OpInfo *in = &op_info[v->op];
     if (v->op == OP_matmul) return matmul_label(v);
+    if (v->op == OP_slice) return xprintf("%s%s", operand_name(v, 0), ir_layout_str(v));
+    if (v->layout) return xprintf("%s %s", in->name, ir_layout_str(v));
     if (in->symbol && v->nargs == 2)
         return xprintf("%s %c %s", operand_name(v, 0), in->symbol, operand_name(v, 1));
     if (in->symbol && v->nargs == 1) return xprintf("%c%s", in->symbol, operand_name(v, 0));

@@ -263,6 +263,7 @@ static const char *call_arguments(const Value *v, const Expr *a) {
     for (int i = 1; i < v->nargs; i++) s = xprintf("%s, %s", s, a[i].s);
     for (int k = 0; k < op_info[v->op].n_options; k++)
         s = xprintf("%s, %s", s, ir_number_str(v->opt[k]));
+    if (v->layout) s = xprintf("%s, %s", s, ir_layout_str(v));
     if ((op_info[v->op].flags & OPF_RANDOM) && v->salt != v->id)
         s = xprintf("%s, masks of #%d", s, v->salt);
     return s;

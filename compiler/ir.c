@@ -28,6 +28,7 @@
 #define SCALAR_FN_REDUCE SCALAR_FN_SRC
 #define SCALAR_FN_ROW    SCALAR_FN_SRC
 #define SCALAR_FN_MATMUL SCALAR_FN_SRC
+#define SCALAR_FN_LAYOUT SCALAR_FN_SRC
 #define OP(name, arity, class, surface, options, scalar, ...)                                      \
     SCALAR_FN_##class(name, options, scalar)
 #include "ops.def"
@@ -43,6 +44,7 @@
 #define CALL(n)                         .call = #n
 #define INFIX(c)                        .symbol = c
 #define PREFIX(c)                       .symbol = c
+#define SUBSCRIPT(c)                    .symbol = c
 #define INTERNAL                        .call = NULL
 #define ANY                             false, 0, 0
 #define RANGE(low, below)               true, low, below
@@ -56,6 +58,7 @@
 #define SCALAR_REDUCE                   SCALAR_SRC
 #define SCALAR_ROW                      SCALAR_SRC
 #define SCALAR_MATMUL                   SCALAR_SRC
+#define SCALAR_LAYOUT                   SCALAR_SRC
 const OpInfo op_info[OP_COUNT] = {
 #define OP(name_, arity_, class, surface, options, scalar, flags_, deriv_, doc_)                   \
     [OP_##name_] = {.name = #name_,                                                                \
@@ -268,16 +271,166 @@ static const char *shape_softmax_ce_grad(Value **args, Shape *shape, bool *varyi
     return NULL;
 }
 
+/* ---- layout: varying if any operand is; the index map comes with the builder's proto ---- */
+
+typedef const char *LayoutRule(Value **args, const Value *proto, Shape *shape);
+
+Shape layout_slice_shape(const Layout *l) {
+    Shape s = shape_scalar();
+    for (int k = 0; k < l->whole.rank; k++)
+        if (!l->drop[k]) s.dim[s.rank++] = l->count[k];
+    return s;
+}
+
+bool layout_eq(const Layout *a, const Layout *b) {
+    if (!a || !b) return a == b;
+    if (!shape_eq(a->whole, b->whole)) return false;
+    for (int k = 0; k < MAX_RANK; k++)
+        if (a->start[k] != b->start[k] || a->step[k] != b->step[k] || a->count[k] != b->count[k] ||
+            a->drop[k] != b->drop[k] || a->perm[k] != b->perm[k])
+            return false;
+    return true;
+}
+
+bool ir_axis(double a, int rank, int *axis) {
+    if (a != floor(a) || a < -rank || a >= rank) return false;
+    *axis = (int)a + (a < 0 ? rank : 0);
+    return true;
+}
+
+/* Every index a slice takes lies inside whole. */
+static bool slice_fits(const Layout *l) {
+    for (int k = 0; k < l->whole.rank; k++) {
+        int64_t n = l->whole.dim[k];
+        if (l->count[k] < 1 || l->step[k] < 1 || l->start[k] < 0 || l->start[k] >= n) return false;
+        if ((n - 1 - l->start[k]) / l->step[k] < l->count[k] - 1) return false;
+        if (l->drop[k] && l->count[k] != 1) return false;
+    }
+    return true;
+}
+
+static const char *shape_slice(Value **args, const Value *proto, Shape *shape) {
+    const Layout *l = proto->layout;
+    if (!shape_eq(l->whole, args[0]->shape) || !slice_fits(l))
+        return xprintf("the slice does not fit the shape %s", shape_str(args[0]->shape));
+    *shape = layout_slice_shape(l);
+    return NULL;
+}
+
+static const char *shape_scatter(Value **args, const Value *proto, Shape *shape) {
+    const Layout *l = proto->layout;
+    if (!slice_fits(l) || !shape_eq(layout_slice_shape(l), args[0]->shape))
+        return xprintf("cannot scatter %s into %s", shape_str(args[0]->shape), shape_str(l->whole));
+    *shape = l->whole;
+    return NULL;
+}
+
+void ir_permutation(const Value *v, int perm[MAX_RANK]) {
+    int rank = v->args[0]->shape.rank, a = 0, b = 0;
+    if (v->op == OP_permute) {
+        memcpy(perm, v->layout->perm, MAX_RANK * sizeof *perm);
+        return;
+    }
+    for (int k = 0; k < MAX_RANK; k++) perm[k] = k;
+    if (ir_axis(v->opt[0], rank, &a) && ir_axis(v->opt[1], rank, &b)) perm[a] = b, perm[b] = a;
+}
+
+/* The operand's axes in the order perm gives. */
+static Shape permuted(Shape s, const int *perm) {
+    Shape out = s;
+    for (int k = 0; k < s.rank; k++) out.dim[k] = s.dim[perm[k]];
+    return out;
+}
+
+const char *shape_axes_str(Shape s) {
+    return xprintf("%s (0 to %d, or -%d to -1 from the end)", shape_str(s), s.rank - 1, s.rank);
+}
+
+static const char *shape_transpose(Value **args, const Value *proto, Shape *shape) {
+    Shape u = args[0]->shape;
+    int axis;
+    if (u.rank < 2)
+        return xprintf("transpose needs a value with at least 2 axes, got shape %s", shape_str(u));
+    for (int k = 0; k < 2; k++)
+        if (!ir_axis(proto->opt[k], u.rank, &axis))
+            return xprintf("transpose's %s = %s is not an axis of shape %s",
+                           op_info[OP_transpose].options[k].name, ir_number_str(proto->opt[k]),
+                           shape_axes_str(u));
+    Value v = {.op = OP_transpose, .nargs = 1, .args = {args[0]}};
+    memcpy(v.opt, proto->opt, sizeof v.opt);
+    int perm[MAX_RANK];
+    ir_permutation(&v, perm);
+    *shape = permuted(u, perm);
+    return NULL;
+}
+
+static const char *shape_permute(Value **args, const Value *proto, Shape *shape) {
+    Shape u = args[0]->shape;
+    bool seen[MAX_RANK] = {false};
+    for (int k = 0; k < u.rank; k++) {
+        int p = proto->layout->perm[k];
+        if (p < 0 || p >= u.rank || seen[p])
+            return xprintf("permute needs each axis of shape %s once", shape_str(u));
+        seen[p] = true;
+    }
+    *shape = permuted(u, proto->layout->perm);
+    return NULL;
+}
+
+static const char *shape_concat(Value **args, const Value *proto, Shape *shape) {
+    Shape a = args[0]->shape, b = args[1]->shape;
+    int axis;
+    if (a.rank == 0 || b.rank == 0)
+        return "concat needs values with at least one axis, got a scalar";
+    if (a.rank != b.rank)
+        return xprintf("cannot concat %s and %s: they have different numbers of axes", shape_str(a),
+                       shape_str(b));
+    if (!ir_axis(proto->opt[0], a.rank, &axis))
+        return xprintf("concat's axis = %s is not an axis of shape %s",
+                       ir_number_str(proto->opt[0]), shape_axes_str(a));
+    for (int k = 0; k < a.rank; k++)
+        if (k != axis && a.dim[k] != b.dim[k])
+            return xprintf("cannot concat %s and %s along axis %d: axis %d differs", shape_str(a),
+                           shape_str(b), axis, k);
+    *shape = a;
+    shape->dim[axis] += b.dim[axis];
+    return NULL;
+}
+
 #define SHAPE_SRC(name)
 #define SHAPE_EW(name)
 #define SHAPE_REDUCE(name) [OP_##name] = shape_##name,
 #define SHAPE_ROW(name)    [OP_##name] = shape_##name,
 #define SHAPE_MATMUL(name)
+#define SHAPE_LAYOUT(name)
 static ShapeRule *const shape_rules[OP_COUNT] = {
 #define OP(name, arity, class, ...) SHAPE_##class(name)
 #include "ops.def"
 #undef OP
 };
+#undef SHAPE_REDUCE
+#undef SHAPE_ROW
+#undef SHAPE_LAYOUT
+
+#define SHAPE_REDUCE(name)
+#define SHAPE_ROW(name)
+#define SHAPE_LAYOUT(name) [OP_##name] = shape_##name,
+static LayoutRule *const layout_rules[OP_COUNT] = {
+#define OP(name, arity, class, ...) SHAPE_##class(name)
+#include "ops.def"
+#undef OP
+};
+
+/* The index map of a slice, scatter or permute is not optional. */
+static const char *shape_layout(Op op, int nargs, Value **args, const Value *proto, Shape *shape,
+                                bool *varying) {
+    *varying = false;
+    for (int i = 0; i < nargs; i++) *varying |= args[i]->varying;
+    bool mapped = op == OP_slice || op == OP_scatter || op == OP_permute;
+    if (!proto || (mapped && !proto->layout))
+        return xprintf("%s needs its index map", op_info[op].name);
+    return layout_rules[op](args, proto, shape);
+}
 
 static const char *shape_reduce(Op op, Value **args, Shape *shape, bool *varying) {
     *varying = args[0]->varying;
@@ -341,6 +494,7 @@ static const char *shape_by_class(Op op, int nargs, Value **args, const Value *p
     case OPC_REDUCE: return shape_reduce(op, args, shape, varying);
     case OPC_ROW: return shape_row(op, nargs, args, shape, varying);
     case OPC_MATMUL: return shape_matmul(args[0], args[1], proto, shape, varying);
+    case OPC_LAYOUT: return shape_layout(op, nargs, args, proto, shape, varying);
     }
     return "unknown op";
 }
@@ -370,6 +524,7 @@ static Value *build(Graph *g, Op op, int nargs, Value **args, const Value *proto
         v->ta = proto->ta;
         v->tb = proto->tb;
         v->sum_batch = proto->sum_batch;
+        v->layout = proto->layout;
         memcpy(v->opt, proto->opt, sizeof v->opt);
     }
     return v;
@@ -402,6 +557,13 @@ Value *ir_broadcast(Graph *g, Value *a, Shape shape) {
     return build(g, OP_broadcast, 1, &a, NULL, shape);
 }
 
+Value *ir_layout(Graph *g, Op op, int nargs, Value **args, const Layout *layout,
+                 const double *opt) {
+    Value proto = {.layout = layout};
+    if (opt) memcpy(proto.opt, opt, sizeof proto.opt);
+    return build(g, op, nargs, args, &proto, shape_scalar());
+}
+
 void ir_matmul_dims(const Value *mm, int64_t *M, int64_t *N, int64_t *K) {
     int64_t ar, ac, br, bc;
     matrix_view(mm->args[0], mm->ta, &ar, &ac);
@@ -432,6 +594,31 @@ const char *ir_number_str(double x) {
         if (strtod(buf, NULL) == x) break;
     }
     return xstrdup(buf);
+}
+
+/* One axis of a subscript: "2" (dropped), ":" (all of it), "1:5", "1:5:2", "::2". */
+static const char *subscript_axis(const Layout *l, int k) {
+    if (l->drop[k]) return xprintf("%lld", (long long)l->start[k]);
+    int64_t stop = l->start[k] + (l->count[k] - 1) * l->step[k] + 1;
+    bool from_first = l->start[k] == 0, to_last = stop >= l->whole.dim[k];
+    const char *step = l->step[k] == 1 ? "" : xprintf(":%lld", (long long)l->step[k]);
+    return xprintf("%s:%s%s", from_first ? "" : xprintf("%lld", (long long)l->start[k]),
+                   to_last ? "" : xprintf("%lld", (long long)stop), step);
+}
+
+const char *ir_layout_str(const Value *v) {
+    if (!v->layout) return "";
+    StrBuf s = {0};
+    if (v->op == OP_permute) {
+        for (int k = 0; k < v->shape.rank; k++)
+            sb_printf(&s, "%s%d", k ? ", " : "(", v->layout->perm[k]);
+        sb_puts(&s, ")");
+        return sb_str(&s);
+    }
+    for (int k = 0; k < v->layout->whole.rank; k++)
+        sb_printf(&s, "%s%s", k ? ", " : "[", subscript_axis(v->layout, k));
+    sb_puts(&s, "]");
+    return sb_str(&s);
 }
 
 const char *ir_value_ref(const Value *v) {

@@ -13,7 +13,7 @@ typedef enum Op {
     OP_COUNT
 } Op;
 
-typedef enum OpClass { OPC_SRC, OPC_EW, OPC_REDUCE, OPC_ROW, OPC_MATMUL } OpClass;
+typedef enum OpClass { OPC_SRC, OPC_EW, OPC_REDUCE, OPC_ROW, OPC_MATMUL, OPC_LAYOUT } OpClass;
 
 /* The flags column of ops.def. */
 enum {
@@ -74,8 +74,27 @@ bool shape_eq(Shape a, Shape b);
 bool shape_is_suffix(Shape a, Shape b);
 /* "[4]", "[8, 8]", "[]" for a scalar. Returns arena memory. */
 char *shape_str(Shape s);
+/* "[2, 3] (0 to 1, or -2 to -1 from the end)": a shape and the axes it has. */
+const char *shape_axes_str(Shape s);
 Shape shape_scalar(void);
 Shape shape_make(int rank, const int64_t *dims);
+
+/* A layout op's index map (ops.def, "layout"): which elements of the operand a slice
+ * takes (or a scatter puts back), and the axis order of a permute. In the arena, shared by
+ * a forward op and the backward ops made from it; zeroed where unused. */
+typedef struct Layout {
+    Shape whole;             /* slice, scatter: the shape of the value sliced */
+    int64_t start[MAX_RANK]; /* slice, scatter: per axis of whole, the first index taken */
+    int64_t step[MAX_RANK];  /* ... the distance between the indices taken (>= 1) */
+    int64_t count[MAX_RANK]; /* ... how many are taken (>= 1) */
+    bool drop[MAX_RANK];     /* ... an integer index: the axis is not in the slice */
+    int perm[MAX_RANK];      /* permute: axis k of the result is axis perm[k] of the operand */
+} Layout;
+
+/* The shape of a slice: whole's axes with their counts, the dropped ones left out. */
+Shape layout_slice_shape(const Layout *l);
+/* The same index map (both NULL, or every field equal): what CSE asks. */
+bool layout_eq(const Layout *a, const Layout *b);
 
 typedef struct Value Value;
 struct Value {
@@ -91,6 +110,10 @@ struct Value {
     int salt;       /* OP_dropout: whose masks: the id of the forward dropout (codegen.md) */
     bool ta, tb;    /* OP_matmul: transpose the first / second operand */
     bool sum_batch; /* OP_matmul: sum the per-sample products over the batch */
+
+    /* Layout ops (ops.def, "layout"): slice, scatter and permute read their index map
+     * here (transpose and concat read their options). */
+    const Layout *layout;
 
     const char *name; /* from the source ("h", "h.W", "loss"), or NULL: printed as %tN */
     SrcLoc loc;       /* source position it came from */
@@ -199,6 +222,16 @@ Value *ir_build2(Graph *g, Op op, Value *a, Value *b);
 Value *ir_matmul(Graph *g, Value *a, Value *b, bool ta, bool tb, bool sum_batch);
 Value *ir_sum_to(Graph *g, Value *a, Shape shape);
 Value *ir_broadcast(Graph *g, Value *a, Shape shape);
+/* A layout op with its index map (slice, scatter, permute; NULL for the others) and its
+ * options (NULL for none). */
+Value *ir_layout(Graph *g, Op op, int nargs, Value **args, const Layout *layout, const double *opt);
+
+/* Axis a of a value of the given rank, counted from the end when negative (-1 is the
+ * last), into *axis; false when a is not a whole number in -rank .. rank-1. */
+bool ir_axis(double a, int rank, int *axis);
+/* The axis order of a permute or transpose v: axis k of the result is axis perm[k] of the
+ * operand. */
+void ir_permutation(const Value *v, int perm[MAX_RANK]);
 
 /* matmul's per-sample matrix dimensions: op(A) is [M,K], op(B) is [K,N]. */
 void ir_matmul_dims(const Value *mm, int64_t *M, int64_t *N, int64_t *K);
@@ -209,5 +242,8 @@ void ir_count_uses(Graph *g);
 /* Printing. Values print as $x (input/target), @h.W (param), %h (named), %t12 (unnamed). */
 const char *ir_value_ref(const Value *v); /* arena memory */
 const char *ir_number_str(double x);      /* shortest round-trip form: "0.1", "2", "1e-05" */
+/* A layout op's index map as the printers show it: a slice's or scatter's subscript
+ * "[1:5, 2, ::2]" in whole's axes, a permute's order "(2, 0, 1)"; "" for the others. */
+const char *ir_layout_str(const Value *v);
 
 #endif

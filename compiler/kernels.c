@@ -389,11 +389,15 @@ static void reduce_mean(Codegen *cg, const Value *v, Operand *args, LLVMValueRef
     sum_per_sample(cg, v, args, out, nb, true);
 }
 
-static void zero_fill(Codegen *cg, LLVMValueRef out, int64_t n) {
+static void zero_fill_n(Codegen *cg, LLVMValueRef out, LLVMValueRef n) {
     Loop l;
-    LLVMValueRef i = loop_begin(cg, &l, int64_const(cg, n));
+    LLVMValueRef i = loop_begin(cg, &l, n);
     store_at(cg, out, i, elem_const(cg, 0));
     loop_end(cg, &l, false);
+}
+
+static void zero_fill(Codegen *cg, LLVMValueRef out, int64_t n) {
+    zero_fill_n(cg, out, int64_const(cg, n));
 }
 
 /* out[j] += from[j] for j < n: vectorises along j, no reassociation needed. */
@@ -431,10 +435,158 @@ static void reduce_batch_sum(Codegen *cg, const Value *v, Operand *args, LLVMVal
     loop_end(cg, &lb, false);
 }
 
+/* ---- layout: copies by an index map ----
+ * Every layout op is one or two walks: for each sample, for each element of a box of up
+ * to MAX_RANK axes, one element is read at `from` + sum i_k * from_stride[k] and written
+ * at `to` + sum i_k * to_stride[k]. The axes are generated as nested counted loops, the
+ * last innermost; axes of length 1 are left out and neighbours that are contiguous on
+ * both sides are merged, so a slice of whole rows or a concat is a few long loops that
+ * vectorise, not one per element. */
+
+typedef struct Walk {
+    int rank;
+    int64_t count[MAX_RANK];
+    int64_t from_at, from_stride[MAX_RANK];
+    int64_t to_at, to_stride[MAX_RANK];
+} Walk;
+
+/* Row-major strides of a shape, in elements. */
+static void strides_of(Shape s, int64_t *stride) {
+    int64_t n = 1;
+    for (int k = s.rank - 1; k >= 0; k--) {
+        stride[k] = n;
+        n *= s.dim[k];
+    }
+}
+
+/* Leaves out axes of length 1 and merges an axis into the next when that walks both
+ * sides contiguously. */
+static Walk simplified(Walk w) {
+    Walk out = {.from_at = w.from_at, .to_at = w.to_at};
+    for (int k = 0; k < w.rank; k++) {
+        if (w.count[k] == 1) continue;
+        int last = out.rank - 1;
+        if (last >= 0 && out.from_stride[last] == w.from_stride[k] * w.count[k] &&
+            out.to_stride[last] == w.to_stride[k] * w.count[k]) {
+            out.count[last] *= w.count[k];
+            out.from_stride[last] = w.from_stride[k];
+            out.to_stride[last] = w.to_stride[k];
+            continue;
+        }
+        out.count[out.rank] = w.count[k];
+        out.from_stride[out.rank] = w.from_stride[k];
+        out.to_stride[out.rank] = w.to_stride[k];
+        out.rank++;
+    }
+    return out;
+}
+
+static LLVMValueRef plus_scaled(Codegen *cg, LLVMValueRef at, LLVMValueRef i, int64_t stride) {
+    return LLVMBuildNSWAdd(cg->b, at, mul64(cg, i, int64_const(cg, stride)), "");
+}
+
+static void walk_axes(Codegen *cg, const Walk *w, int k, Operand from, LLVMValueRef to,
+                      LLVMValueRef from_at, LLVMValueRef to_at) {
+    if (k == w->rank) {
+        store_at(cg, to, to_at, operand_at(cg, from, from_at));
+        return;
+    }
+    Loop l;
+    LLVMValueRef i = loop_begin(cg, &l, int64_const(cg, w->count[k]));
+    walk_axes(cg, w, k + 1, from, to, plus_scaled(cg, from_at, i, w->from_stride[k]),
+              plus_scaled(cg, to_at, i, w->to_stride[k]));
+    loop_end(cg, &l, false);
+}
+
+/* The walk w from operand u (read from `from`) into v's memory at out, sample by sample;
+ * an operand that does not vary is read for every sample. */
+static void copy_by_walk(Codegen *cg, const Value *v, const Value *u, Operand from,
+                         LLVMValueRef out, LLVMValueRef nb, Walk w) {
+    w = simplified(w);
+    Loop lb;
+    LLVMValueRef b = loop_begin(cg, &lb, nb);
+    Operand from_sample = operand_plus(cg, from, sample_offset(cg, u, b));
+    LLVMValueRef to_sample = element_ptr(cg, out, sample_offset(cg, v, b));
+    walk_axes(cg, &w, 0, from_sample, to_sample, int64_const(cg, w.from_at),
+              int64_const(cg, w.to_at));
+    loop_end(cg, &lb, false);
+}
+
+/* The walk over a slice's box: `sliced` side strided through whole, `packed` side
+ * contiguous (the slice's own elements). */
+static Walk slice_walk(const Layout *l, bool from_whole) {
+    Walk w = {.rank = l->whole.rank};
+    int64_t whole_stride[MAX_RANK], packed_stride[MAX_RANK], sliced_at = 0, n = 1;
+    strides_of(l->whole, whole_stride);
+    for (int k = w.rank - 1; k >= 0; k--) {
+        packed_stride[k] = n;
+        n *= l->count[k];
+    }
+    for (int k = 0; k < w.rank; k++) {
+        w.count[k] = l->count[k];
+        sliced_at += l->start[k] * whole_stride[k];
+        int64_t sliced = l->step[k] * whole_stride[k];
+        w.from_stride[k] = from_whole ? sliced : packed_stride[k];
+        w.to_stride[k] = from_whole ? packed_stride[k] : sliced;
+    }
+    (from_whole ? &w.from_at : &w.to_at)[0] = sliced_at;
+    return w;
+}
+
+static void layout_slice(Codegen *cg, const Value *v, Operand *args, LLVMValueRef out,
+                         LLVMValueRef nb) {
+    copy_by_walk(cg, v, v->args[0], args[0], out, nb, slice_walk(v->layout, true));
+}
+
+/* Zeros, then the slice's elements at their places. */
+static void layout_scatter(Codegen *cg, const Value *v, Operand *args, LLVMValueRef out,
+                           LLVMValueRef nb) {
+    zero_fill_n(cg, out, mul64(cg, nb, int64_const(cg, shape_numel(v->shape))));
+    copy_by_walk(cg, v, v->args[0], args[0], out, nb, slice_walk(v->layout, false));
+}
+
+/* Result-ordered: axis k of the result reads along axis perm[k] of the operand. */
+static void layout_permute(Codegen *cg, const Value *v, Operand *args, LLVMValueRef out,
+                           LLVMValueRef nb) {
+    int perm[MAX_RANK];
+    int64_t from_stride[MAX_RANK];
+    ir_permutation(v, perm);
+    strides_of(v->args[0]->shape, from_stride);
+    Walk w = {.rank = v->shape.rank};
+    strides_of(v->shape, w.to_stride);
+    for (int k = 0; k < w.rank; k++) {
+        w.count[k] = v->shape.dim[k];
+        w.from_stride[k] = from_stride[perm[k]];
+    }
+    copy_by_walk(cg, v, v->args[0], args[0], out, nb, w);
+}
+#define layout_transpose layout_permute
+
+/* a's elements into the first a.dim[axis] places along the axis, then b's. */
+static void layout_concat(Codegen *cg, const Value *v, Operand *args, LLVMValueRef out,
+                          LLVMValueRef nb) {
+    int axis = 0;
+    ir_axis(v->opt[0], v->shape.rank, &axis);
+    int64_t to_stride[MAX_RANK];
+    strides_of(v->shape, to_stride);
+    for (int i = 0; i < 2; i++) {
+        const Value *u = v->args[i];
+        Walk w = {.rank = u->shape.rank};
+        strides_of(u->shape, w.from_stride);
+        for (int k = 0; k < w.rank; k++) {
+            w.count[k] = u->shape.dim[k];
+            w.to_stride[k] = to_stride[k];
+        }
+        w.to_at = i ? v->args[0]->shape.dim[axis] * to_stride[axis] : 0;
+        copy_by_walk(cg, v, u, args[i], out, nb, w);
+    }
+}
+
 /* ---- the tables ---- */
 
 #define KERNEL_SRC(name)
 #define KERNEL_MATMUL(name)
+#define KERNEL_LAYOUT(name)
 #define OP(name, arity, class, ...) KERNEL_##class(name)
 
 #define KERNEL_EW(name) [OP_##name] = ew_##name,
@@ -457,6 +609,14 @@ RowKernel *const row_kernels[OP_COUNT] = {
 #define KERNEL_ROW(name)
 #define KERNEL_REDUCE(name) [OP_##name] = reduce_##name,
 ReduceKernel *const reduce_kernels[OP_COUNT] = {
+#include "ops.def"
+};
+#undef KERNEL_REDUCE
+#undef KERNEL_LAYOUT
+
+#define KERNEL_REDUCE(name)
+#define KERNEL_LAYOUT(name) [OP_##name] = layout_##name,
+LayoutKernel *const layout_kernels[OP_COUNT] = {
 #include "ops.def"
 };
 #undef OP

@@ -319,6 +319,8 @@ static LLVMValueRef op_function(Codegen *cg, const Value *v) {
     LLVMValueRef nb = takes_batch(v) ? LLVMGetParam(fn, k++) : int64_const(cg, 1);
     if (op_info[v->op].cls == OPC_ROW)
         rows_of(cg, v, args, out, nb);
+    else if (op_info[v->op].cls == OPC_LAYOUT)
+        layout_kernels[v->op](cg, v, args, out, nb);
     else
         reduce_kernels[v->op](cg, v, args, out, nb);
     LLVMBuildRetVoid(cg->b);

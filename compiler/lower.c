@@ -240,6 +240,7 @@ static LVal build_op(Lower *L, Node *at, Op op, int nargs, LVal *args, const Val
     if (proto) {
         v->ta = proto->ta;
         v->tb = proto->tb;
+        v->layout = proto->layout;
         memcpy(v->opt, proto->opt, sizeof v->opt);
     }
     return lv_tensor(tag(L, v));
@@ -399,7 +400,12 @@ static bool read_builtin_arguments(Lower *L, Scope *s, Node *call, Op op, LVal *
     return true;
 }
 
+static LVal call_permute(Lower *L, Scope *s, Node *call);
+static LVal call_concat(Lower *L, Scope *s, Node *call);
+
 static LVal call_builtin(Lower *L, Scope *s, Node *call, Op op) {
+    if (op == OP_permute) return call_permute(L, s, call);
+    if (op == OP_concat) return call_concat(L, s, call);
     LVal args[3];
     Value proto = {0};
     if (!read_builtin_arguments(L, s, call, op, args, &proto)) return lv_error;
@@ -409,6 +415,214 @@ static LVal call_builtin(Lower *L, Scope *s, Node *call, Op op) {
     double folded;
     if (fold(op, args, n, proto.opt, &folded)) return lv_num(folded);
     return build_op(L, call, op, n, args, &proto);
+}
+
+/* ---- layout: subscripts, permute and concat ---- */
+
+/* A number a layout op needs (an index, a bound, an axis): a whole number known when
+ * compiling; false after an error. */
+static bool whole_number(Lower *L, Scope *s, Node *e, const char *what, int64_t *out) {
+    LVal x = eval(L, s, e);
+    if (x.kind == LV_ERROR) return false;
+    if (x.kind == LV_TENSOR) {
+        lower_error(L, e->loc, "%s must be a number known when compiling, got a tensor of shape %s",
+                    what, shape_str(x.v->shape));
+        diag_hint("indexing picks the same elements of every sample: its indices are numbers, "
+                  "or names bound to numbers");
+        return false;
+    }
+    if (x.num != floor(x.num) || fabs(x.num) > 1e15) {
+        lower_error(L, e->loc, "%s must be a whole number, got %s", what, ir_number_str(x.num));
+        return false;
+    }
+    *out = (int64_t)x.num;
+    return true;
+}
+
+/* An integer index into axis k of length n: counted from the end when negative. */
+static bool read_index(Lower *L, Scope *s, Node *e, int k, int64_t n, Layout *l) {
+    int64_t i;
+    if (!whole_number(L, s, e, "an index", &i)) return false;
+    if (i < -n || i >= n) {
+        lower_error(L, e->loc, "index %lld is out of range for axis %d, of size %lld", (long long)i,
+                    k, (long long)n);
+        diag_hint("the indices of that axis go from 0 to %lld, or from -%lld to -1 counting "
+                  "from the end",
+                  (long long)(n - 1), (long long)n);
+        return false;
+    }
+    l->start[k] = i < 0 ? i + n : i;
+    l->step[k] = l->count[k] = 1;
+    l->drop[k] = true;
+    return true;
+}
+
+/* A slice bound as Python reads it: from the end when negative, then clamped to 0..n. */
+static bool read_bound(Lower *L, Scope *s, Node *e, int64_t n, int64_t absent, int64_t *out) {
+    *out = absent;
+    if (!e) return true;
+    if (!whole_number(L, s, e, "a slice bound", out)) return false;
+    if (*out < 0) *out += n;
+    *out = *out < 0 ? 0 : *out > n ? n : *out;
+    return true;
+}
+
+/* start:stop:step along axis k of length n. */
+static bool read_slice(Lower *L, Scope *s, Node *e, int k, int64_t n, Layout *l) {
+    int64_t start, stop, step = 1;
+    if (e->init && !whole_number(L, s, e->init, "a slice's step", &step)) return false;
+    if (step < 1) {
+        lower_error(L, e->init->loc, "a slice's step must be at least 1, got %lld",
+                    (long long)step);
+        diag_hint("as in PyTorch, slices go forwards only");
+        return false;
+    }
+    if (!read_bound(L, s, e->lhs, n, 0, &start) || !read_bound(L, s, e->rhs, n, n, &stop))
+        return false;
+    if (stop <= start) {
+        lower_error(L, e->loc, "the slice %s takes nothing of axis %d, of size %lld",
+                    ast_source_text(e), k, (long long)n);
+        diag_hint("a tensor has at least one element along every axis");
+        return false;
+    }
+    l->start[k] = start;
+    l->step[k] = step;
+    l->count[k] = (stop - start + step - 1) / step;
+    return true;
+}
+
+static bool is_whole_axis(const Layout *l, int k) {
+    return !l->drop[k] && l->start[k] == 0 && l->step[k] == 1 && l->count[k] == l->whole.dim[k];
+}
+
+/* x[i, a:b:k, ...] over the per-sample axes: one slice op (ops.def, "layout"). Axes not
+ * written are taken whole; a subscript that takes everything is x itself. */
+static LVal eval_index(Lower *L, Scope *s, Node *e) {
+    LVal x = eval(L, s, e->lhs);
+    if (x.kind == LV_ERROR) return lv_error;
+    if (x.kind == LV_NUM || x.v->shape.rank == 0) {
+        lower_error(L, e->loc, "cannot index %s: it is %s", ast_source_brief(e->lhs),
+                    x.kind == LV_NUM ? "a number" : "one number per sample");
+        return lv_error;
+    }
+    Shape shape = x.v->shape;
+    if (e->args.n > shape.rank) {
+        lower_error(L, e->args.v[shape.rank]->loc,
+                    "too many indices: %s has %d ax%s per sample, of shape %s, and is given %d",
+                    ast_source_brief(e->lhs), shape.rank, shape.rank == 1 ? "is" : "es",
+                    shape_str(shape), e->args.n);
+        diag_hint("the batch axis is implicit and never indexed: x[0] is the first element of "
+                  "each sample");
+        return lv_error;
+    }
+    Layout *l = xalloc(sizeof *l);
+    l->whole = shape;
+    bool everything = true;
+    for (int k = 0; k < shape.rank; k++) {
+        Node *a = k < e->args.n ? e->args.v[k] : NULL;
+        l->step[k] = 1;
+        l->count[k] = shape.dim[k];
+        bool ok = !a                    ? true
+                  : a->kind == ND_SLICE ? read_slice(L, s, a, k, shape.dim[k], l)
+                                        : read_index(L, s, a, k, shape.dim[k], l);
+        if (!ok) return lv_error;
+        everything &= is_whole_axis(l, k);
+    }
+    if (everything) return x;
+    Value proto = {.layout = l};
+    return build_op(L, e, OP_slice, 1, &x, &proto);
+}
+
+/* permute(x, 2, 0, 1): the operand, then every axis of it once, in the new order. */
+static LVal call_permute(Lower *L, Scope *s, Node *call) {
+    if (call->args.n == 0 || call->args.v[0]->kind == ND_KWARG) {
+        lower_error(L, call->loc, "permute takes a value, then its axes in the new order");
+        return lv_error;
+    }
+    LVal x = eval(L, s, call->args.v[0]);
+    if (x.kind == LV_ERROR) return lv_error;
+    int rank = x.kind == LV_TENSOR ? x.v->shape.rank : 0, given = call->args.n - 1;
+    Shape shape = x.kind == LV_TENSOR ? x.v->shape : shape_scalar();
+    if (given != rank || rank == 0) {
+        lower_error(L, call->loc, "permute of a value of shape %s needs its %d ax%s, got %d",
+                    shape_str(shape), rank, rank == 1 ? "is" : "es", given);
+        diag_hint("as torch.permute: permute(x, 2, 0, 1) puts axis 2 first");
+        return lv_error;
+    }
+    Layout *l = xalloc(sizeof *l);
+    bool seen[MAX_RANK] = {false}, identity = true;
+    for (int k = 0; k < rank; k++) {
+        Node *a = call->args.v[k + 1];
+        int64_t n;
+        int axis;
+        if (a->kind == ND_KWARG) {
+            lower_error(L, a->loc, "permute has no argument named %s", a->str);
+            return lv_error;
+        }
+        if (!whole_number(L, s, a, "an axis", &n)) return lv_error;
+        if (!ir_axis((double)n, rank, &axis)) {
+            lower_error(L, a->loc, "%lld is not an axis of shape %s", (long long)n,
+                        shape_axes_str(shape));
+            return lv_error;
+        }
+        if (seen[axis]) {
+            lower_error(L, a->loc, "axis %lld is given twice", (long long)n);
+            diag_hint("permute takes every axis once: permute(x, 1, 0) swaps the two axes of a "
+                      "matrix");
+            return lv_error;
+        }
+        seen[axis] = true;
+        l->perm[k] = axis;
+        identity &= axis == k;
+    }
+    if (identity) return x;
+    Value proto = {.layout = l};
+    return build_op(L, call, OP_permute, 1, &x, &proto);
+}
+
+/* concat(a, b, axis = 1), concat(a, b, 1), and concat(a, b, c, axis = 1) as
+ * concat(concat(a, b), c): the operands are the tensors, a number after them the axis. */
+static LVal call_concat(Lower *L, Scope *s, Node *call) {
+    VEC(LVal) parts = {0};
+    Node *axis_node = NULL;
+    for (int i = 0; i < call->args.n; i++) {
+        Node *a = call->args.v[i];
+        if (a->kind == ND_KWARG && strcmp(a->str, "axis")) {
+            lower_error(L, a->loc, "concat has no argument named %s", a->str);
+            return lv_error;
+        }
+        bool last_positional = a->kind != ND_KWARG && i == call->args.n - 1 && parts.n >= 2;
+        LVal x = a->kind == ND_KWARG ? lv_num(0) : eval(L, s, a);
+        if (x.kind == LV_ERROR) return lv_error;
+        if (a->kind == ND_KWARG || (x.kind == LV_NUM && last_positional)) {
+            if (axis_node) {
+                lower_error(L, a->loc, "concat's axis is given twice");
+                return lv_error;
+            }
+            axis_node = a->kind == ND_KWARG ? a->lhs : a;
+            continue;
+        }
+        if (x.kind == LV_NUM) {
+            lower_error(L, a->loc, "concat joins tensors; %s is a number", ast_source_brief(a));
+            diag_hint("give the axis last, or by name: concat(a, b, axis = 1)");
+            return lv_error;
+        }
+        vec_push(&parts, x);
+    }
+    if (parts.n < 2) {
+        lower_error(L, call->loc, "concat takes at least 2 values, got %d", parts.n);
+        return lv_error;
+    }
+    Value proto = {.opt = {op_info[OP_concat].options[0].value}};
+    int64_t axis;
+    if (axis_node && !whole_number(L, s, axis_node, "concat's axis", &axis)) return lv_error;
+    if (axis_node) proto.opt[0] = (double)axis;
+    LVal joined = parts.v[0];
+    for (int i = 1; i < parts.n && joined.kind != LV_ERROR; i++) {
+        LVal pair[2] = {joined, parts.v[i]};
+        joined = build_op(L, call, OP_concat, 2, pair, &proto);
+    }
+    return joined;
 }
 
 static bool positive_dim(Lower *L, Scope *s, Node *e, int64_t *out) {
@@ -642,6 +856,8 @@ static LVal eval(Lower *L, Scope *s, Node *e) {
     case ND_BINOP: r = eval_binop(L, s, e); break;
     case ND_NEG: r = eval_neg(L, s, e); break;
     case ND_CALL: r = eval_call(L, s, e); break;
+    case ND_INDEX: r = eval_index(L, s, e); break;
+    case ND_SLICE: lower_error(L, e->loc, "a slice is written only inside brackets"); break;
     case ND_STR: lower_error(L, e->loc, "a string is not a value here"); break;
     case ND_RANGE: lower_error(L, e->loc, "a range is not a value here"); break;
     default: lower_error(L, e->loc, "this is not an expression"); break;

@@ -168,6 +168,23 @@ static Node *grad_rule(FrontState *st, YYLTYPE whole, Node *arg, int op, Node *e
     return n;
 }
 
+/* start:stop:step inside a subscript; a part not written is NULL. */
+static Node *slice_node(FrontState *st, YYLTYPE whole, Node *start, Node *stop, Node *step) {
+    Node *n = mk(st, ND_SLICE, whole);
+    n->lhs = start;
+    n->rhs = stop;
+    n->init = step;
+    int d = 0;
+    Node *parts[3] = {start, stop, step};
+    for (int i = 0; i < 3; i++)
+        if (parts[i]) {
+            d = max_int(d, parts[i]->depth);
+            n->end = parts[i]->end;
+        }
+    if (start) n->start = start->start;
+    return deep(st, n, d);
+}
+
 static void push(FrontState *st, NodeList *list, Node *n) {
     if (n && n != st->scratch) vec_push(list, n);
 }
@@ -218,14 +235,16 @@ static NodeList train_settings(NodeList body) {
 %token INPUT "'input'" TARGET "'target'" PARAM "'param'" OUTPUT "'output'" RETURN "'return'"
 %token GRAD "'grad'"
 
-%type <node> item item_opt stmt stmt_opt fn_param dims expr arg
+%type <node> item item_opt stmt stmt_opt fn_param dims expr arg subscript bound
 %type <list> items stmts block fn_params fn_param_list expr_list expr_list_opt args arg_list
+%type <list> subscripts
 
 %nonassoc DOTDOT
 %left '+' '-'
 %left '*' '/' '@'
 %precedence UMINUS
 %right '^'
+%precedence '['
 
 %start program
 
@@ -397,6 +416,16 @@ expr
         for (int i = 0; i < $3.n; i++) d = max_int(d, $3.v[i]->depth);
         $$ = deep(st, $$, d);
     }
+    | expr '[' subscripts ']' {
+        /* x[0, 1:3]: indexing binds tighter than any operator, -x[0] is -(x[0]) */
+        $$ = mk(st, ND_INDEX, @$);
+        $$->lhs = $1;
+        $$->args = $3;
+        $$->start = $1->start;
+        int d = $1->depth;
+        for (int i = 0; i < $3.n; i++) d = max_int(d, $3.v[i]->depth);
+        $$ = deep(st, $$, d);
+    }
     | '(' expr ')' {
         /* the node now spans the parentheses too; loc (an operator's place) is kept */
         $$ = $2;
@@ -406,6 +435,23 @@ expr
     | NUMBER
     | STRING
     | IDENT
+    ;
+
+subscripts
+    : subscript                 { $$ = (NodeList){0}; push(st, &$$, $1); }
+    | subscripts ',' subscript  { $$ = $1; push(st, &$$, $3); }
+    ;
+
+/* an index, or a slice start:stop or start:stop:step, each part optional */
+subscript
+    : expr
+    | bound ':' bound                   { $$ = slice_node(st, @$, $1, $3, NULL); }
+    | bound ':' bound ':' bound         { $$ = slice_node(st, @$, $1, $3, $5); }
+    ;
+
+bound
+    : %empty    { $$ = NULL; }
+    | expr
     ;
 
 args
@@ -480,7 +526,7 @@ static void set_del_all(TokenSet *s, const char *const *names) {
 static const char *const binary_ops[] = {"'+'", "'*'", "'/'", "'@'", "'^'", NULL};
 /* after a complete expression: what could extend it ('(' a call, '=' a keyword argument) */
 static const char *const after_expr[] = {"'+'", "'-'", "'*'", "'/'", "'@'", "'^'", "'..'",
-                                         "'('", "'='", NULL};
+                                         "'('", "'='", "'['", NULL};
 static const char *const expr_start[] = {"a number", "a string", "a name", "'('", "'-'", NULL};
 static const char *const stmt_start[] = {"'input'", "'target'", "'param'", "'output'",
                                          "'return'", "'grad'", "a name", NULL};
@@ -615,7 +661,10 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner, Fron
                   st->prev_end_line, prev == DOTDOT ? ".." : (char[]){(char)prev, '\0'});
     }
     if (strcmp(la_name, "'['") == 0 && p.n > 0 && strcmp(p.v[0], "an expression") == 0)
-        diag_hint("brackets are for shapes in declarations, such as input x[2]");
+        diag_hint("brackets index a value, as in x[0], or give a shape in a declaration, "
+                  "as in input x[2]");
+    if (strcmp(la_name, "':'") == 0 && !(st->before.ch == '['))
+        diag_hint("bind names with '=', as in h = tanh(x); ':' is for slices, as in x[1:3]");
     if (la == YYSYMBOL_IDENT && p.n == 1 && strcmp(p.v[0], "a string") == 0)
         diag_hint("strings are written in double quotes, as in \"%.*s\"", st->tok_len,
                   st->file->text + st->tok_off);

@@ -199,6 +199,7 @@ static StepKind step_kind_of(const Value *v) {
     case OPC_EW: return STEP_EW_LOOP;
     case OPC_REDUCE: return STEP_REDUCE;
     case OPC_ROW: return STEP_ROW;
+    case OPC_LAYOUT: return STEP_LAYOUT;
     default: return STEP_MATMUL;
     }
 }
@@ -568,7 +569,7 @@ static const char *storage_str(const ValuePlan *vp) {
 }
 
 static const char *step_kind_name(StepKind k) {
-    static const char *const names[] = {"loop", "reduce", "row", "matmul"};
+    static const char *const names[] = {"loop", "reduce", "row", "matmul", "layout"};
     return names[k];
 }
 

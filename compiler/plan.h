@@ -27,6 +27,7 @@ typedef enum StepKind {
     STEP_REDUCE,
     STEP_ROW,
     STEP_MATMUL,
+    STEP_LAYOUT, /* a copy of elements by an index map (slice, transpose, concat, ...) */
 } StepKind;
 
 typedef struct Step {

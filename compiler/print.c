@@ -40,6 +40,12 @@ static const char *rhs_str(const Value *v) {
                        v->tb ? "^T" : "", sum);
     }
     if (v->op == OP_batch_sum) return xprintf("sum over batch %s", ir_value_ref(v->args[0]));
+    if (v->op == OP_slice) return xprintf("slice %s%s", ir_value_ref(v->args[0]), ir_layout_str(v));
+    if (v->op == OP_scatter)
+        return xprintf("scatter %s into zeros %s at %s", ir_value_ref(v->args[0]),
+                       shape_str(v->shape), ir_layout_str(v));
+    if (v->op == OP_permute)
+        return xprintf("permute %s, %s", ir_value_ref(v->args[0]), ir_layout_str(v));
     if (v->op == OP_where)
         return xprintf("where %s > 0 ? %s : %s", ir_value_ref(v->args[0]), ir_value_ref(v->args[1]),
                        ir_value_ref(v->args[2]));

@@ -81,7 +81,8 @@ static bool same_inst(const Value *a, const Value *b) {
     /* Dropouts with different salts draw different masks: never one value. */
     if (a->op != b->op || a->nargs != b->nargs || a->num != b->num || a->salt != b->salt ||
         a->ta != b->ta || a->tb != b->tb || a->sum_batch != b->sum_batch ||
-        a->varying != b->varying || !shape_eq(a->shape, b->shape))
+        a->varying != b->varying || !shape_eq(a->shape, b->shape) ||
+        !layout_eq(a->layout, b->layout))
         return false;
     for (int k = 0; k < op_info[a->op].n_options; k++)
         if (a->opt[k] != b->opt[k]) return false;

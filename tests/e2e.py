@@ -5,6 +5,7 @@ usage: e2e.py NNC SOURCE_DIR CASE
 Each case builds in a fresh temporary folder and runs the binary from there, so data paths
 written in the .nn files must resolve against the .nn file's own folder.
 """
+import json
 import os
 import re
 import struct
@@ -216,6 +217,38 @@ def case_optimizers(nnc, src, tmp):
             raise Failure(f"optimizer = {name}(...) is not the default:\n{usage}")
         out = run([os.path.join(tmp, "p"), "train", "--steps", "3", "--no-save"], tmp).stdout
         number(out, "final loss")
+
+
+LAYOUT_MODEL = """
+model m {
+    input  x[2, 3]
+    param  p = 0
+    output o = concat(transpose(x)[::2], permute(x, 1, 0)[1:2], x[-1:, :2][0][-1] + transpose(x)[:1], axis = 0) + p
+    loss = sum(o * o)
+}
+"""
+
+
+def case_layout_predict(nnc, src, tmp):
+    """Indexing, transpose, permute and concat move the right elements, sample by sample,
+    through the compiled predict: for x = [[1, 2, 3], [4, 5, 6]], x^T[::2] is rows (1, 4)
+    and (3, 6), permute(x, 1, 0)[1:2] the row (2, 5), and x[-1:, :2][0][-1] + x^T[:1] is
+    5 + (1, 4)."""
+    del src
+    model = os.path.join(tmp, "layout.nn")
+    with open(model, "w") as f:
+        f.write(LAYOUT_MODEL)
+    exe = os.path.join(tmp, "layout")
+    run([nnc, model, "-o", exe], tmp)
+    header = json.dumps({"p": {"dtype": "F32", "shape": [], "data_offsets": [0, 4]}}).encode()
+    weights = os.path.join(tmp, "w.safetensors")
+    with open(weights, "wb") as f:
+        f.write(struct.pack("<Q", len(header)) + header + struct.pack("<f", 0))
+    rows = "1,2,3,4,5,6\n10,20,30,40,50,60\n"
+    out = run([exe, "predict", "--weights", weights], tmp, stdin=rows).stdout.split()
+    want = ["1,4,3,6,2,5,6,9", "10,40,30,60,20,50,60,90"]
+    if out != want:
+        raise Failure(f"predict printed {out}, wanted {want}")
 
 
 def main():

@@ -135,12 +135,76 @@ static double ref_batch_sum(const Model *m, const Value *v, int64_t s, int64_t i
     return sum;
 }
 
+/* ---- layout: ref_NAME for every LAYOUT row, from the index map's definition ---- */
+
+/* Element i of shape s as its index along each axis. */
+static void unravel(Shape s, int64_t i, int64_t *at) {
+    for (int k = s.rank - 1; k >= 0; k--) {
+        at[k] = i % s.dim[k];
+        i /= s.dim[k];
+    }
+}
+
+static int64_t ravel(Shape s, const int64_t *at) {
+    int64_t i = 0;
+    for (int k = 0; k < s.rank; k++) i = i * s.dim[k] + at[k];
+    return i;
+}
+
+/* The slice's element i is whole's element at start + j*step along each axis, where j
+ * counts the slice's own elements (0 along a dropped axis). */
+static double ref_slice(const Model *m, const Value *v, int64_t s, int64_t i) {
+    const Layout *l = v->layout;
+    int64_t j[MAX_RANK], at[MAX_RANK];
+    unravel(v->shape, i, j);
+    for (int k = 0, kept = 0; k < l->whole.rank; k++)
+        at[k] = l->start[k] + (l->drop[k] ? 0 : j[kept++]) * l->step[k];
+    return ref_eval(m, v->args[0], s, ravel(l->whole, at));
+}
+
+/* whole's element i: the slice's element that went there, or 0. */
+static double ref_scatter(const Model *m, const Value *v, int64_t s, int64_t i) {
+    const Layout *l = v->layout;
+    int64_t at[MAX_RANK], packed[MAX_RANK];
+    Shape box = l->whole;
+    unravel(l->whole, i, at);
+    for (int k = 0; k < l->whole.rank; k++) {
+        int64_t offset = at[k] - l->start[k];
+        if (offset < 0 || offset % l->step[k] || offset / l->step[k] >= l->count[k]) return 0;
+        packed[k] = offset / l->step[k];
+        box.dim[k] = l->count[k];
+    }
+    return ref_eval(m, v->args[0], s, ravel(box, packed));
+}
+
+/* Axis k of the result is axis perm[k] of the operand. */
+static double ref_permute(const Model *m, const Value *v, int64_t s, int64_t i) {
+    int perm[MAX_RANK];
+    int64_t at[MAX_RANK], from[MAX_RANK];
+    ir_permutation(v, perm);
+    unravel(v->shape, i, at);
+    for (int k = 0; k < v->shape.rank; k++) from[perm[k]] = at[k];
+    return ref_eval(m, v->args[0], s, ravel(v->args[0]->shape, from));
+}
+#define ref_transpose ref_permute
+
+static double ref_concat(const Model *m, const Value *v, int64_t s, int64_t i) {
+    int axis = 0;
+    ir_axis(v->opt[0], v->shape.rank, &axis);
+    int64_t at[MAX_RANK], first = v->args[0]->shape.dim[axis];
+    unravel(v->shape, i, at);
+    const Value *from = at[axis] < first ? v->args[0] : v->args[1];
+    if (at[axis] >= first) at[axis] -= first;
+    return ref_eval(m, from, s, ravel(from->shape, at));
+}
+
 typedef double RefFn(const Model *m, const Value *v, int64_t sample, int64_t i);
 
 #define REF_SRC(name)
 #define REF_EW(name)
 #define REF_REDUCE(name) [OP_##name] = ref_##name,
 #define REF_ROW(name)    [OP_##name] = ref_##name,
+#define REF_LAYOUT(name) [OP_##name] = ref_##name,
 #define REF_MATMUL(name)
 static RefFn *const per_op[OP_COUNT] = {
 #define OP(name, arity, class, ...) REF_##class(name)
@@ -186,7 +250,8 @@ double ref_eval(const Model *m, const Value *v, int64_t s, int64_t i) {
     case OPC_SRC: return leaf(m, v, s, i);
     case OPC_EW: return elementwise(m, v, s, i);
     case OPC_REDUCE:
-    case OPC_ROW: return per_op[v->op](m, v, s, i);
+    case OPC_ROW:
+    case OPC_LAYOUT: return per_op[v->op](m, v, s, i);
     case OPC_MATMUL: return matmul(m, v, s, i);
     }
     abort();

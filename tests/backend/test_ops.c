@@ -299,6 +299,83 @@ static void row_op(Op op) {
     check(tested > 0, "%s: no row case fits it", op_info[op].name);
 }
 
+/* ---- layout ops: each over an input, a param, and for concat a mix ---- */
+
+/* x[1:3, ::2] of a [3,4], or x[-1, 1] (both axes dropped), as a Layout. */
+static const Layout *slice_map(bool drop) {
+    Layout *l = xalloc(sizeof *l);
+    l->whole = shape2(3, 4);
+    for (int k = 0; k < 2; k++) l->step[k] = l->count[k] = 1;
+    if (drop) {
+        l->start[0] = 2, l->start[1] = 1;
+        l->drop[0] = l->drop[1] = true;
+    } else {
+        l->start[0] = 1, l->count[0] = 2, l->step[1] = 2, l->count[1] = 2;
+    }
+    return l;
+}
+
+static Value *layout_operand(Graph *g, const char *name, bool param, Shape s) {
+    return param ? add_param(g, name, s) : add_input(g, name, s);
+}
+
+static void layout_case(Op op, const char *what, Graph *g, Value **args, const Layout *l,
+                        const double *opt) {
+    Value *r = ir_layout(g, op, op_info[op].arity, args, l, opt);
+    ForwardCase fc = range(-3, 3);
+    check_forward(label(what, op), g, r, &fc);
+}
+
+static void layout_op(Op op) {
+    static const int orders[2][MAX_RANK] = {{2, 0, 1}, {1, 0}};
+    static const double swaps[2][OP_MAX_OPTIONS] = {{-2, -1}, {0, 2}};
+    for (int param = 0; param < 2; param++) {
+        Graph *g = graph_new("layout");
+        const char *from = param ? "param" : "input";
+        switch (op) {
+        case OP_slice:
+        case OP_scatter:
+            for (int drop = 0; drop < 2; drop++) {
+                const Layout *l = slice_map(drop);
+                Value *x = layout_operand(g, xprintf("x%d", drop), param,
+                                          op == OP_slice ? l->whole : layout_slice_shape(l));
+                layout_case(op, xprintf("%s %s", from, drop ? "[-1, 1]" : "[1:3, ::2]"), g, &x, l,
+                            NULL);
+            }
+            break;
+        case OP_permute: {
+            Layout *l = xalloc(sizeof *l);
+            memcpy(l->perm, orders[param], sizeof l->perm);
+            Shape s = param ? shape2(2, 3) : (Shape){3, {2, 3, 4}};
+            Value *x = layout_operand(g, "x", param, s);
+            layout_case(
+                op,
+                xprintf("%s %s", from, ir_layout_str(&(Value){.op = op, .layout = l, .shape = s})),
+                g, &x, l, NULL);
+            break;
+        }
+        case OP_transpose:
+            for (int k = 0; k < 2; k++) {
+                Value *x = layout_operand(g, xprintf("x%d", k), param, (Shape){3, {2, 3, 4}});
+                layout_case(op, xprintf("%s a=%g b=%g", from, swaps[k][0], swaps[k][1]), g, &x,
+                            NULL, swaps[k]);
+            }
+            break;
+        case OP_concat:
+            for (int axis = -1; axis <= 0; axis++) {
+                Shape sb = axis ? shape2(2, 1) : shape2(1, 3);
+                Value *args[2] = {layout_operand(g, xprintf("a%d", -axis), param, shape2(2, 3)),
+                                  add_input(g, xprintf("b%d", -axis), sb)};
+                double opt[OP_MAX_OPTIONS] = {axis};
+                layout_case(op, xprintf("%s [2,3] and input, axis %d", from, axis), g, args, NULL,
+                            opt);
+            }
+            break;
+        default: check(false, "%s: no layout case builds it", op_info[op].name);
+        }
+    }
+}
+
 /* Every row of ops.def, by class. */
 static void every_op(void) {
     for (int op = 0; op < OP_COUNT; op++) switch (op_info[op].cls) {
@@ -307,6 +384,7 @@ static void every_op(void) {
         case OPC_EW: elementwise_op((Op)op); break;
         case OPC_REDUCE: reduce_op((Op)op); break;
         case OPC_ROW: row_op((Op)op); break;
+        case OPC_LAYOUT: layout_op((Op)op); break;
         }
 }
 

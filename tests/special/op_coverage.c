@@ -1,11 +1,15 @@
 /* op_coverage.c: every op a .nn file can write is checked where random points and special
- * points are. For each row of ops.def with a surface (a CALL or an operator):
+ * points are. For each row of ops.def with a surface (a CALL, an operator or a subscript):
  *   - tests/gradcheck/ops/NAME.nn exists (NAME: the call's name, or the op's for an
- *     operator) and uses the op, so `gradcheck.NAME` compares its derivative with finite
- *     differences;
- *   - an op called by name appears in the cases of tests/special/test_special.c, as
- *     "NAME(" in a case's expression, so its value and derivative are checked at 0, at
- *     branch boundaries, at ±inf and NaN, in f32 and f64;
+ *     operator or a subscript) and uses the op, so `gradcheck.NAME` compares its derivative
+ *     with finite differences (a subscript is used where an expression, after '=', indexes
+ *     a name or a bracketed value);
+ *   - an op called by name that computes values appears in the cases of
+ *     tests/special/test_special.c, as "NAME(" in a case's expression, so its value and
+ *     derivative are checked at 0, at branch boundaries, at ±inf and NaN, in f32 and f64.
+ *     A LAYOUT op (transpose, permute, concat) only moves elements: it has no special
+ *     points, and its gradcheck model checks its borders (first and last elements, each
+ *     axis) instead;
  *   - an op called by name has its line in docs/language.md's table of built-in
  *     operations (a word of a `code span` in a row of the table that follows
  *     "**Built-in operations**").
@@ -95,6 +99,19 @@ static bool documents(const char *table, const char *name) {
     return false;
 }
 
+/* Whether text indexes something in an expression: "h[" or ")[" after an '=' of its line
+ * (a declaration's shape, param W[2] = ..., comes before the '='). */
+static bool subscripts(const char *text) {
+    for (const char *p = strchr(text, '['); p; p = strchr(p + 1, '[')) {
+        if (p == text || !(isalnum((unsigned char)p[-1]) || p[-1] == '_' || p[-1] == ')')) continue;
+        const char *line = p;
+        while (line > text && line[-1] != '\n') line--;
+        const char *eq = memchr(line, '=', (size_t)(p - line));
+        if (eq) return true;
+    }
+    return false;
+}
+
 static void check_gradcheck_file(Op op) {
     const OpInfo *in = &op_info[op];
     const char *name = in->call ? in->call : in->name;
@@ -104,7 +121,9 @@ static void check_gradcheck_file(Op op) {
         fail("%s: no finite-difference check %s", in->name, path);
         return;
     }
-    bool uses = in->call ? calls(model, in->call) : strchr(model, in->symbol) != NULL;
+    bool uses = in->call            ? calls(model, in->call)
+                : in->symbol == '[' ? subscripts(model)
+                                    : strchr(model, in->symbol) != NULL;
     if (!uses) fail("%s: %s does not use it", in->name, path);
 }
 
@@ -117,7 +136,7 @@ int main(void) {
         if (!in->call && !in->symbol) continue; /* only the compiler makes it */
         ops++;
         check_gradcheck_file((Op)op);
-        if (in->call && !calls(cases, in->call))
+        if (in->call && in->cls != OPC_LAYOUT && !calls(cases, in->call))
             fail("%s: no case of tests/special/test_special.c calls %s(", in->name, in->call);
         if (in->call && !documents(docs, in->call))
             fail("%s: docs/language.md's table of built-in operations has no `%s`", in->name,
