@@ -251,6 +251,39 @@ def case_layout_predict(nnc, src, tmp):
         raise Failure(f"predict printed {out}, wanted {want}")
 
 
+LAYOUT_GRAD_MODEL = """
+model m {
+    input  x[2, 3, 4]
+    param  w[2, 3, 4]
+    h = permute(x * w, 2, 0, 1)
+    c = concat(h[0], w[:, :, -1], axis = 1)
+    loss = sum(c ^ 2)
+}
+"""
+
+
+def case_layout_grad(nnc, src, tmp):
+    """--emit=grad shows the backward of each layout op as the textbook has it: concat's
+    gradient is the two slices of g, a subscript's a scatter into zeros at the same places
+    (negative indices resolved), permute's the inverse order."""
+    del src
+    model = os.path.join(tmp, "g.nn")
+    with open(model, "w") as f:
+        f.write(LAYOUT_GRAD_MODEL)
+    text = run([nnc, model, "--emit=grad"], tmp).stdout
+    backward = text[text.index("backward of"):]
+    wanted = [
+        r"%t5\.grad : \[2, 3\] += slice %c\.grad\[:, :3\] +; #7 d concat\(a,b\)/da: g's slice where a went",
+        r"%t18 : \[2, 3\] += slice %c\.grad\[:, 3:\] +; #7 d concat\(a,b\)/db: g's slice where b went",
+        r"= scatter %t6\.grad into zeros \[2, 3, 4\] at \[:, :, 3\] ; #6 d x\[s\]/dx = scatter of g into zeros at s",
+        r"%h\.grad : \[4, 2, 3\] += scatter %t5\.grad into zeros \[4, 2, 3\] at \[0, :, :\]",
+        r"%t3\.grad : \[2, 3, 4\] += permute %h\.grad, \(1, 2, 0\) +; #4 d permute\(u\)/du: permute of g by the inverse order",
+    ]
+    for pattern in wanted:
+        if not re.search(pattern, backward):
+            raise Failure(f"--emit=grad has no line matching {pattern!r}:\n{backward}")
+
+
 def main():
     nnc, src, case = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2]), sys.argv[3]
     with tempfile.TemporaryDirectory() as tmp:
