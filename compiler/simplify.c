@@ -2,7 +2,8 @@
  *
  * One forward walk rewrites each instruction's operands through the replacements found so
  * far, then tries, in order: constant folding, algebraic identities (x*1, x+0, x-0, x/1,
- * x^1, --x, a broadcast or sum_to that changes nothing, a where whose choice is known), and
+ * x^1, --x, a broadcast or sum_to that changes nothing, a where whose choice is known, a
+ * matrix transposed twice), a transposed matrix read by a product through its flags, and
  * common-subexpression elimination. A last walk drops what no root (loss, output, gradients)
  * needs. Leaves that the binary exposes (inputs, targets, params) always stay. */
 #include "stages.h"
@@ -37,6 +38,14 @@ static Value *where_identity(Value *v) {
     return chosen && same_type(v, chosen) ? chosen : NULL;
 }
 
+/* transpose swaps the two axes of a matrix: perm (1, 0). */
+static bool swaps_matrix(const Value *t) {
+    int perm[MAX_RANK];
+    if (t->op != OP_transpose || t->shape.rank != 2 || t->custom) return false;
+    ir_permutation(t, perm);
+    return perm[0] == 1;
+}
+
 static Value *identity_of(Value *v) {
     if (v->custom) return NULL; /* its backward rule is attached to this very value */
     Value *a = v->args[0], *b = v->nargs > 1 ? v->args[1] : NULL;
@@ -56,7 +65,22 @@ static Value *identity_of(Value *v) {
     case OP_broadcast:
     case OP_sum_to: return same_type(v, a) ? a : NULL;
     case OP_where: return where_identity(v);
+    case OP_transpose: /* the same swap twice */
+        return a->op == OP_transpose && swaps_matrix(v) && swaps_matrix(a) ? a->args[0] : NULL;
     default: return NULL;
+    }
+}
+
+/* A matrix product reads a transposed matrix through its flags: x @ transpose(W) is one
+ * GEMM with W^T and no copy of W (and the backward's g @ transpose(W)^T one with W). The
+ * transpose stays only if something else reads it. */
+static void read_transposes_in_place(Value *v) {
+    if (v->op != OP_matmul || v->custom) return;
+    for (int i = 0; i < 2; i++) {
+        if (!swaps_matrix(v->args[i])) continue;
+        v->args[i] = v->args[i]->args[0];
+        bool *flag = i ? &v->tb : &v->ta;
+        *flag = !*flag;
     }
 }
 
@@ -171,6 +195,7 @@ void simplify(Graph *g) {
     for (int i = 0; i < n; i++) {
         Value *v = g->insts.v[i];
         for (int j = 0; j < v->nargs; j++) v->args[j] = resolve(&s, v->args[j]);
+        read_transposes_in_place(v);
         Value *by = identity_of(v);
         if (!by && g->next_id < max_ids) by = fold_constants(&s, v);
         if (by && by->op == OP_const && !s.repl[by->id]) {

@@ -262,6 +262,19 @@ model m {
 """
 
 
+TRANSPOSED_WEIGHT_MODEL = """
+model m {
+    input  x[3]
+    target y[2]
+    param  W[2, 3] = uniform(-1, 1)
+    param  V[4, 2] = uniform(-1, 1)
+    h = tanh(x @ transpose(W))
+    z = transpose(V @ transpose(transpose(W)))
+    loss = sum((h - y) ^ 2) + sum(z[:, 0] * x)
+}
+"""
+
+
 def case_layout_grad(nnc, src, tmp):
     """--emit=grad shows the backward of each layout op as the textbook has it: concat's
     gradient is the two slices of g, a subscript's a scatter into zeros at the same places
@@ -282,6 +295,16 @@ def case_layout_grad(nnc, src, tmp):
     for pattern in wanted:
         if not re.search(pattern, backward):
             raise Failure(f"--emit=grad has no line matching {pattern!r}:\n{backward}")
+    # A transposed matrix is read by the product through its flags: no copy, forward or back.
+    with open(model, "w") as f:
+        f.write(TRANSPOSED_WEIGHT_MODEL)
+    text = run([nnc, model, "--emit=grad"], tmp).stdout
+    for pattern in [r"%t6 : \[2\] += matmul \$x, @W\^T ", r"%t10 : \[4, 3\] += matmul @V, @W ",
+                    r"%V\.grad : \[4, 2\] += matmul %z\.grad\^T, @W\^T "]:
+        if not re.search(pattern, text):
+            raise Failure(f"--emit=grad has no line matching {pattern!r}:\n{text}")
+    if re.search(r"= transpose @W", text):
+        raise Failure(f"a transpose of W is still copied:\n{text}")
 
 
 def main():
