@@ -427,8 +427,8 @@ static bool whole_number(Lower *L, Scope *s, Node *e, const char *what, int64_t 
     if (x.kind == LV_TENSOR) {
         lower_error(L, e->loc, "%s must be a number known when compiling, got a tensor of shape %s",
                     what, shape_str(x.v->shape));
-        diag_hint("indexing picks the same elements of every sample: its indices are numbers, "
-                  "or names bound to numbers");
+        diag_hint("indexing picks the same elements of every sample: indices and axes are "
+                  "numbers, or names bound to numbers");
         return false;
     }
     if (x.num != floor(x.num) || fabs(x.num) > 1e15) {
