@@ -524,8 +524,7 @@ static void along_axis(Codegen *cg, const Value *v, Operand *args, LLVMValueRef 
     int64_t n = u.dim[axis], inner = 1, outer = 1;
     for (int k = 0; k < axis; k++) outer *= u.dim[k];
     for (int k = axis + 1; k < u.rank; k++) inner *= u.dim[k];
-    LLVMValueRef rows = mul64(cg, nb, int64_const(cg, outer));
-    if (!v->args[0]->varying) rows = int64_const(cg, outer); /* (then nb is 1) */
+    LLVMValueRef rows = mul64(cg, nb, int64_const(cg, outer)); /* nb is 1 when u does not vary */
     Loop lo;
     LLVMValueRef o = loop_begin(cg, &lo, rows);
     Operand from = operand_plus(cg, args[0], mul64(cg, o, int64_const(cg, n * inner)));

@@ -124,10 +124,8 @@ static LLVMValueRef loop_operand(Codegen *cg, FusedLoop *L, const Value *a, LLVM
     int m = member_index(L, a);
     if (m >= 0) return L->value[m];
     Port *p = find_port(L, a);
-    if (p->row_uniform) return p->scalar;
-    if (p->kind == PORT_FULL || p->kind == PORT_BROADCAST || p->kind == PORT_STRIDED)
-        return load_at(cg, p->row, j);
-    return p->scalar;
+    bool scalar = p->kind == PORT_SAMPLE_SCALAR || p->kind == PORT_FIXED_SCALAR;
+    return scalar || p->row_uniform ? p->scalar : load_at(cg, p->row, j);
 }
 
 static void loop_body(Codegen *cg, FusedLoop *L, LLVMValueRef j) {
@@ -223,6 +221,25 @@ static int loop_block(const FusedLoop *L, int *last_axis) {
     return inner_block(L->shape, shapes, n, last_axis);
 }
 
+/* Row r of sample b: where it starts in each operand read from memory (one load for an
+ * operand constant on the block) and in each stored member. */
+static void set_strided_row_bases(Codegen *cg, FusedLoop *L, LLVMValueRef b, LLVMValueRef r,
+                                  int block, int last, int64_t inner) {
+    for (int i = 0; i < L->ports.n; i++) {
+        Port *p = &L->ports.v[i];
+        if (p->kind == PORT_SAMPLE_SCALAR || p->kind == PORT_FIXED_SCALAR) continue;
+        Shape s = shape_without_leading_ones(p->v->shape);
+        p->row = element_ptr(cg, p->sample, broadcast_row_start(cg, L->shape, s, r, block));
+        p->row_uniform = !runs_along(s, L->shape, last);
+        if (p->row_uniform) p->scalar = load_at(cg, p->row, int64_const(cg, 0));
+    }
+    LLVMValueRef out_at = LLVMBuildNSWAdd(cg->b, mul64(cg, b, int64_const(cg, L->numel)),
+                                          mul64(cg, r, int64_const(cg, inner)), "");
+    for (int i = 0; i < L->members.n; i++)
+        if (L->out[i]) L->out_row[i] = element_ptr(cg, L->out[i], out_at);
+    L->row_element = out_at;
+}
+
 /* for b < nb: for r < rows: for j < inner, with each row's start found per operand. */
 static void strided_loops(Codegen *cg, FusedLoop *L, LLVMValueRef nb) {
     int last;
@@ -233,20 +250,7 @@ static void strided_loops(Codegen *cg, FusedLoop *L, LLVMValueRef nb) {
     LLVMValueRef b = loop_begin(cg, &lb, nb);
     set_sample_bases(cg, L, b);
     LLVMValueRef r = loop_begin(cg, &lr, int64_const(cg, L->numel / inner));
-    for (int i = 0; i < L->ports.n; i++) {
-        Port *p = &L->ports.v[i];
-        if (p->kind == PORT_SAMPLE_SCALAR || p->kind == PORT_FIXED_SCALAR) continue;
-        p->row = element_ptr(
-            cg, p->sample,
-            broadcast_row_start(cg, L->shape, shape_without_leading_ones(p->v->shape), r, block));
-        p->row_uniform = !runs_along(shape_without_leading_ones(p->v->shape), L->shape, last);
-        if (p->row_uniform) p->scalar = load_at(cg, p->row, int64_const(cg, 0));
-    }
-    LLVMValueRef out_at = LLVMBuildNSWAdd(cg->b, mul64(cg, b, int64_const(cg, L->numel)),
-                                          mul64(cg, r, int64_const(cg, inner)), "");
-    for (int i = 0; i < L->members.n; i++)
-        if (L->out[i]) L->out_row[i] = element_ptr(cg, L->out[i], out_at);
-    L->row_element = out_at;
+    set_strided_row_bases(cg, L, b, r, block, last, inner);
     LLVMValueRef j = loop_begin(cg, &lj, int64_const(cg, inner));
     loop_body(cg, L, j);
     loop_end(cg, &lj, false);

@@ -368,6 +368,16 @@ static bool too_many_arguments(Lower *L, Node *at, Op op) {
     return false;
 }
 
+/* Under an arity error: the later rows of the same name, which a call takes by naming their
+ * first option ("with axis = k, max is the largest element along one axis ..."). */
+static void hint_other_rows(Op op) {
+    for (int other = op + 1; other < OP_COUNT; other++)
+        if (op_info[other].call && !strcmp(op_info[other].call, op_info[op].call) &&
+            op_info[other].n_options > 0)
+            diag_hint("with %s = ..., %s(x, ...) is the %s", op_info[other].options[0].name,
+                      op_info[op].call, op_info[other].doc);
+}
+
 /* The operands into args[], the options into proto->opt[]; false after an error. */
 static bool read_builtin_arguments(Lower *L, Scope *s, Node *call, Op op, LVal *args,
                                    Value *proto) {
@@ -394,6 +404,7 @@ static bool read_builtin_arguments(Lower *L, Scope *s, Node *call, Op op, LVal *
     if (n < in->arity) {
         lower_error(L, call->loc, "%s takes %d argument%s, got %d", in->call, in->arity,
                     in->arity == 1 ? "" : "s", n);
+        hint_other_rows(op);
         return false;
     }
     return true;
