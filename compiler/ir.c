@@ -288,9 +288,9 @@ static const char *shape_batch_sum(Value **args, const double *opt, Shape *shape
 /* ---- reductions along one axis: opt[0] is the axis, opt[1] keepdim ---- */
 
 /* The axis `axis` names in shape u, counted from 0; or what is wrong with it. */
-static const char *axis_of(double axis, Shape u, const char *what, int *out) {
-    if (isnan(axis)) return xprintf("%s along an axis needs axis = k", what);
-    if (u.rank == 0) return xprintf("%s along an axis needs a tensor, got a scalar", what);
+static const char *axis_of(double axis, Shape u, int *out) {
+    if (isnan(axis)) return "a reduction along an axis needs axis = k";
+    if (u.rank == 0) return "a reduction along an axis needs a tensor, got a scalar";
     if (axis != floor(axis) || axis < -u.rank || axis >= u.rank)
         return xprintf("axis %s is out of range for shape %s: it has axes 0 to %d (-%d to -1 from "
                        "the end)",
@@ -299,12 +299,13 @@ static const char *axis_of(double axis, Shape u, const char *what, int *out) {
     return NULL;
 }
 
-/* The shape of u reduced along opt[0] (kept with size 1 when opt[1], keepdim, is 1). */
-static const char *shape_along_axis(Value **args, const double *opt, Shape *shape,
-                                    const char *what) {
+/* sum_axis, mean_axis, max_axis, min_axis: u reduced along opt[0], kept with size 1 when
+ * opt[1] (keepdim) is 1. */
+static const char *shape_along_axis(Value **args, const double *opt, Shape *shape, bool *varying) {
+    (void)varying;
     Shape u = args[0]->shape;
     int axis = 0;
-    const char *err = axis_of(opt[0], u, what, &axis);
+    const char *err = axis_of(opt[0], u, &axis);
     if (err) return err;
     if (opt[1] != 0 && opt[1] != 1)
         return xprintf("keepdim must be 0 or 1, got %s", ir_number_str(opt[1]));
@@ -318,23 +319,10 @@ static const char *shape_along_axis(Value **args, const double *opt, Shape *shap
     *shape = out;
     return NULL;
 }
-
-static const char *shape_sum_axis(Value **args, const double *opt, Shape *shape, bool *varying) {
-    (void)varying;
-    return shape_along_axis(args, opt, shape, "sum");
-}
-static const char *shape_mean_axis(Value **args, const double *opt, Shape *shape, bool *varying) {
-    (void)varying;
-    return shape_along_axis(args, opt, shape, "mean");
-}
-static const char *shape_max_axis(Value **args, const double *opt, Shape *shape, bool *varying) {
-    (void)varying;
-    return shape_along_axis(args, opt, shape, "max");
-}
-static const char *shape_min_axis(Value **args, const double *opt, Shape *shape, bool *varying) {
-    (void)varying;
-    return shape_along_axis(args, opt, shape, "min");
-}
+#define shape_sum_axis  shape_along_axis
+#define shape_mean_axis shape_along_axis
+#define shape_max_axis  shape_along_axis
+#define shape_min_axis  shape_along_axis
 
 /* u with an axis of size 1 put in before axis opt[0] (0 to u's rank). */
 static const char *shape_unsqueeze(Value **args, const double *opt, Shape *shape, bool *varying) {

@@ -517,8 +517,19 @@ static void fold_slices(Codegen *cg, AxisFold f, Operand u, LLVMValueRef out, in
     loop_end(cg, &li, false);
 }
 
-static void along_axis(Codegen *cg, const Value *v, Operand *args, LLVMValueRef out,
-                       LLVMValueRef nb, AxisFold f, bool mean) {
+/* out[j] /= n for j < inner. */
+static void divide(Codegen *cg, LLVMValueRef out, int64_t inner, int64_t n) {
+    Loop lj;
+    LLVMValueRef j = loop_begin(cg, &lj, int64_const(cg, inner));
+    store_at(cg, out, j, fp_div(cg, load_at(cg, out, j), elem_const(cg, (double)n)));
+    loop_end(cg, &lj, false);
+}
+
+/* sum_axis, mean_axis, max_axis, min_axis: one kernel, the fold picked by the op. */
+static void reduce_along_axis(Codegen *cg, const Value *v, Operand *args, LLVMValueRef out,
+                              LLVMValueRef nb) {
+    AxisFold f = v->op == OP_max_axis ? FOLD_MAX : v->op == OP_min_axis ? FOLD_MIN : FOLD_SUM;
+    bool mean = v->op == OP_mean_axis;
     Shape u = v->args[0]->shape;
     int axis = ir_axis(v);
     int64_t n = u.dim[axis], inner = 1, outer = 1;
@@ -529,40 +540,18 @@ static void along_axis(Codegen *cg, const Value *v, Operand *args, LLVMValueRef 
     LLVMValueRef o = loop_begin(cg, &lo, rows);
     Operand from = operand_plus(cg, args[0], mul64(cg, o, int64_const(cg, n * inner)));
     LLVMValueRef to = element_ptr(cg, out, mul64(cg, o, int64_const(cg, inner)));
-    if (inner == 1) {
-        LLVMValueRef r = fold_row(cg, f, from, n);
-        store_at(cg, to, int64_const(cg, 0), mean ? fp_div(cg, r, elem_const(cg, (double)n)) : r);
-    } else {
+    if (inner == 1)
+        store_at(cg, to, int64_const(cg, 0), fold_row(cg, f, from, n));
+    else
         fold_slices(cg, f, from, to, n, inner);
-        if (mean) {
-            Loop lj;
-            LLVMValueRef j = loop_begin(cg, &lj, int64_const(cg, inner));
-            store_at(cg, to, j, fp_div(cg, load_at(cg, to, j), elem_const(cg, (double)n)));
-            loop_end(cg, &lj, false);
-        }
-    }
+    if (mean) divide(cg, to, inner, n);
     loop_end(cg, &lo, false);
 }
 
-static void reduce_sum_axis(Codegen *cg, const Value *v, Operand *args, LLVMValueRef out,
-                            LLVMValueRef nb) {
-    along_axis(cg, v, args, out, nb, FOLD_SUM, false);
-}
-
-static void reduce_mean_axis(Codegen *cg, const Value *v, Operand *args, LLVMValueRef out,
-                             LLVMValueRef nb) {
-    along_axis(cg, v, args, out, nb, FOLD_SUM, true);
-}
-
-static void reduce_max_axis(Codegen *cg, const Value *v, Operand *args, LLVMValueRef out,
-                            LLVMValueRef nb) {
-    along_axis(cg, v, args, out, nb, FOLD_MAX, false);
-}
-
-static void reduce_min_axis(Codegen *cg, const Value *v, Operand *args, LLVMValueRef out,
-                            LLVMValueRef nb) {
-    along_axis(cg, v, args, out, nb, FOLD_MIN, false);
-}
+#define reduce_sum_axis  reduce_along_axis
+#define reduce_mean_axis reduce_along_axis
+#define reduce_max_axis  reduce_along_axis
+#define reduce_min_axis  reduce_along_axis
 
 /* The same elements under a shape with one more axis of size 1: a copy. */
 static void reduce_unsqueeze(Codegen *cg, const Value *v, Operand *args, LLVMValueRef out,
