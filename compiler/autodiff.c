@@ -74,8 +74,8 @@ static bool wants(AD *ad, Value *v, int i) {
     return a->id < ad->n_ids && ad->needs[a->id];
 }
 
-/* Undoes broadcasting: a gradient shaped like the result, for an operand that was a suffix
- * of it (or did not vary), is summed over the axes the operand was repeated along. */
+/* Undoes broadcasting: a gradient shaped like the result, for an operand that broadcast to
+ * it (or did not vary), is summed over the axes the operand was repeated along. */
 static Value *reduce_like(AD *ad, Value *grad, Value *operand) {
     if (!shape_eq(grad->shape, operand->shape))
         grad = annotate(ad, ir_sum_to(ad->g, grad, operand->shape));
@@ -306,6 +306,44 @@ static void grad_sum_to(AD *ad, Value *v, Value *g) {
         contribute(ad, v, 0, annotate(ad, ir_broadcast(ad->g, g, v->args[0]->shape)));
 }
 
+/* ---- reductions along one axis ---- */
+
+/* r, a result of v (or its gradient), with v's axis back as size 1 when v dropped it, so that
+ * it broadcasts against v's operand. */
+static Value *with_axis(AD *ad, Value *v, Value *r) {
+    if (v->opt[1] != 0) return r; /* keepdim */
+    return annotate(ad, ir_build_options(ad->g, OP_unsqueeze, r, ir_reduced_axis(v), 0));
+}
+
+/* d/du: g repeated along the axis, times `scale`. */
+static void spread_rule(AD *ad, Value *v, Value *g, double scale) {
+    if (!start_unary(ad, v)) return;
+    Value *scaled = scale == 1 ? g : E2(ad, OP_mul, g, C(ad, scale));
+    Value *back = with_axis(ad, v, scaled);
+    contribute(ad, v, 0, annotate(ad, ir_broadcast(ad->g, back, v->args[0]->shape)));
+}
+static void grad_sum_axis(AD *ad, Value *v, Value *g) {
+    spread_rule(ad, v, g, 1);
+}
+static void grad_mean_axis(AD *ad, Value *v, Value *g) {
+    spread_rule(ad, v, g, 1.0 / (double)v->args[0]->shape.dim[ir_reduced_axis(v)]);
+}
+
+/* The elements equal to the max (or min) share g evenly, as torch.amax and torch.amin do:
+ * hit = [u = m] (cmp, so inf = inf is a tie), d/du = hit * g / (sum of hit along the axis).
+ * At a tie of two, that half is what central differences see. */
+static void extreme_rule(AD *ad, Value *v, Value *g) {
+    if (!start_unary(ad, v)) return;
+    Value *u = v->args[0], *m = with_axis(ad, v, v);
+    Value *differs = E1(ad, OP_abs, E2(ad, OP_cmp, u, m));
+    Value *hit = W(ad, differs, C(ad, 0), C(ad, 1));
+    Value *count = annotate(ad, ir_build_options(ad->g, OP_sum_axis, hit, ir_reduced_axis(v), 1));
+    Value *share = E2(ad, OP_div, with_axis(ad, v, g), count);
+    contribute(ad, v, 0, E2(ad, OP_mul, hit, share));
+}
+#define grad_max_axis extreme_rule
+#define grad_min_axis extreme_rule
+
 /* These appear only in backward passes, which are not differentiated again. */
 static void grad_backward_only(AD *ad, Value *v, Value *g) {
     (void)ad, (void)g;
@@ -321,6 +359,7 @@ static void grad_backward_only(AD *ad, Value *v, Value *g) {
 #define grad_log_softmax_grad grad_backward_only
 #define grad_softmax_ce_grad  grad_backward_only
 #define grad_scatter          grad_backward_only
+#define grad_unsqueeze        grad_backward_only
 
 static void grad_softmax(AD *ad, Value *v, Value *g) {
     if (start_unary(ad, v)) contribute(ad, v, 0, E2(ad, OP_softmax_grad, v, g));

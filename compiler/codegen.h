@@ -137,6 +137,21 @@ typedef LLVMValueRef (*TermFn)(Codegen *cg, const Terms *t, LLVMValueRef i);
 LLVMValueRef sum_terms(Codegen *cg, int64_t n, TermFn term, const Terms *t);
 LLVMValueRef max_of(Codegen *cg, int64_t n, Operand a);
 
+/* ---- emit.c: broadcasting along inner axes ----
+ * An operand broadcast along an axis that is not leading (g [C,1,1] under [C,H,W]) has no
+ * period. A loop over a shape (without leading 1s) runs its trailing axes as one inner
+ * block, on which each operand shape s (aligned on the right, leading 1s dropped) either
+ * runs along the loop or is constant; each axis before the block is a row index. */
+
+/* Whether s has the loop's dimension on loop axis k (which is not 1). */
+bool runs_along(Shape s, Shape loop, int k);
+/* The first axis of the inner block for shapes s[0..n); *last_axis: the last axis that is
+ * not 1, whose status the block shares. */
+int inner_block(Shape loop, const Shape *s, int n, int *last_axis);
+/* Where row r (the index over the axes before block) starts among s's elements: a division
+ * and a remainder by constants for each axis s runs along. */
+LLVMValueRef broadcast_row_start(Codegen *cg, Shape loop, Shape s, LLVMValueRef r, int block);
+
 /* ---- emit.c: addresses in the entry points ---- */
 
 LLVMValueRef fixed_address(Codegen *cg, int64_t offset);

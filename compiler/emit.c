@@ -223,6 +223,45 @@ LLVMValueRef max_of(Codegen *cg, int64_t n, Operand a) {
     return LLVMBuildLoad2(cg->b, cg->elem, acc, "");
 }
 
+/* ---- broadcasting along inner axes ---- */
+
+bool runs_along(Shape s, Shape loop, int k) {
+    int at = k - (loop.rank - s.rank);
+    return at >= 0 && s.dim[at] == loop.dim[k] && loop.dim[k] > 1;
+}
+
+int inner_block(Shape loop, const Shape *s, int n, int *last_axis) {
+    int last = loop.rank - 1;
+    while (last > 0 && loop.dim[last] == 1) last--;
+    *last_axis = last;
+    int start = last;
+    for (int k = last - 1; k >= 0; k--) {
+        bool same = true;
+        for (int i = 0; i < n && same; i++)
+            same = loop.dim[k] == 1 || runs_along(s[i], loop, k) == runs_along(s[i], loop, last);
+        if (!same) break;
+        start = k;
+    }
+    return start;
+}
+
+LLVMValueRef broadcast_row_start(Codegen *cg, Shape loop, Shape s, LLVMValueRef r, int block) {
+    LLVMValueRef at = int64_const(cg, 0);
+    int64_t rows_after = 1, stride = 1; /* rows per index step; s's elements per index step */
+    for (int k = loop.rank - 1; k >= block; k--)
+        if (runs_along(s, loop, k)) stride *= loop.dim[k];
+    for (int k = block - 1; k >= 0; k--) {
+        if (runs_along(s, loop, k)) {
+            LLVMValueRef index = LLVMBuildUDiv(cg->b, r, int64_const(cg, rows_after), "");
+            index = LLVMBuildURem(cg->b, index, int64_const(cg, loop.dim[k]), "");
+            at = LLVMBuildNSWAdd(cg->b, at, mul64(cg, index, int64_const(cg, stride)), "");
+            stride *= loop.dim[k];
+        }
+        rows_after *= loop.dim[k];
+    }
+    return at;
+}
+
 /* ---- addresses in the entry points ---- */
 
 LLVMValueRef fixed_address(Codegen *cg, int64_t offset) {

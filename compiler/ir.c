@@ -80,6 +80,19 @@ Op op_by_call(const char *name) {
     return OP_COUNT;
 }
 
+bool constant_builtin(const char *name, double *value) {
+    static const struct {
+        const char *name;
+        double value;
+    } constants[] = {{"zeros", 0}, {"ones", 1}};
+    for (size_t i = 0; i < sizeof constants / sizeof constants[0]; i++)
+        if (!strcmp(constants[i].name, name)) {
+            *value = constants[i].value;
+            return true;
+        }
+    return false;
+}
+
 Op op_by_symbol(char symbol, int arity) {
     for (int op = 0; op < OP_COUNT; op++)
         if (op_info[op].symbol == symbol && op_info[op].arity == arity) return (Op)op;
@@ -122,6 +135,33 @@ bool shape_is_suffix(Shape a, Shape b) {
     for (int i = 0; i < a.rank; i++)
         if (a.dim[i] != b.dim[b.rank - a.rank + i]) return false;
     return true;
+}
+
+bool shape_broadcast(Shape a, Shape b, Shape *out, int *axis_a, int *axis_b) {
+    Shape r = a.rank >= b.rank ? a : b;
+    for (int k = 1; k <= a.rank && k <= b.rank; k++) {
+        int64_t da = a.dim[a.rank - k], db = b.dim[b.rank - k];
+        if (da != db && da != 1 && db != 1) {
+            *axis_a = a.rank - k;
+            *axis_b = b.rank - k;
+            return false;
+        }
+        r.dim[r.rank - k] = da == 1 ? db : da;
+    }
+    *out = r;
+    return true;
+}
+
+Shape shape_without_leading_ones(Shape s) {
+    int skip = 0;
+    while (skip < s.rank && s.dim[skip] == 1) skip++;
+    return shape_make(s.rank - skip, s.dim + skip);
+}
+
+bool shape_broadcasts_to(Shape a, Shape b) {
+    Shape r;
+    int ia, ib;
+    return shape_broadcast(a, b, &r, &ia, &ib) && shape_eq(r, b);
 }
 
 char *shape_str(Shape s) {
@@ -185,24 +225,33 @@ Value *ir_inst(Graph *g, Op op, int nargs, Value **args, Shape shape, bool varyi
 
 /* ---- shape rules: one per op class, and one per row for REDUCE and ROW ---- */
 
-/* Elementwise: every operand's shape is a suffix of the longest one (or of the shape given,
- * for SHAPE_GIVEN ops). */
+/* "shapes [3] and [4] do not match: aligned on the right, axis 0 of [3] is 3 and axis 0 of
+ * [4] is 4; each axis must be equal or 1 in one of them" */
+static const char *broadcast_error(Shape a, Shape b, int axis_a, int axis_b) {
+    return xprintf("shapes %s and %s do not match: aligned on the right, axis %d of %s is %lld "
+                   "and axis %d of %s is %lld; each axis must be equal or 1 in one of them",
+                   shape_str(a), shape_str(b), axis_a, shape_str(a), (long long)a.dim[axis_a],
+                   axis_b, shape_str(b), (long long)b.dim[axis_b]);
+}
+
+/* Elementwise: the operands' shapes broadcast to the result's (or to the shape given, for
+ * SHAPE_GIVEN ops): aligned on the right, each axis equal or 1. */
 static const char *shape_ew(Op op, int nargs, Value **args, Shape *shape, bool *varying) {
     bool given = op_info[op].flags & OPF_SHAPE_GIVEN;
     Shape out = given ? *shape : args[0]->shape;
     *varying = false;
+    for (int i = 0; i < nargs; i++) *varying |= args[i]->varying;
     for (int i = 0; i < nargs; i++) {
-        if (!given && args[i]->shape.rank > out.rank) out = args[i]->shape;
-        *varying |= args[i]->varying;
-    }
-    for (int i = 0; i < nargs; i++) {
-        if (shape_is_suffix(args[i]->shape, out)) continue;
-        if (given)
-            return xprintf("cannot %s %s to %s", op_info[op].name, shape_str(args[i]->shape),
-                           shape_str(out));
-        return xprintf("shapes %s and %s do not match: one must be a scalar, equal to the "
-                       "other, or the other's trailing dimensions",
-                       shape_str(args[0]->shape), shape_str(args[1]->shape));
+        Shape arg = args[i]->shape;
+        if (given) {
+            if (!shape_broadcasts_to(arg, out))
+                return xprintf("cannot %s %s to %s", op_info[op].name, shape_str(arg),
+                               shape_str(out));
+            continue;
+        }
+        int axis_arg, axis_out;
+        if (!shape_broadcast(out, arg, &out, &axis_out, &axis_arg))
+            return broadcast_error(out, arg, axis_out, axis_arg);
     }
     *shape = out;
     *varying |= (op_info[op].flags & OPF_RANDOM) != 0; /* a mask per sample */
@@ -210,42 +259,102 @@ static const char *shape_ew(Op op, int nargs, Value **args, Shape *shape, bool *
 }
 
 /* A REDUCE or ROW op's rule: the result's shape (given in *shape for SHAPE_GIVEN ops) from
- * its operands, or what does not fit. *varying is already what the class says. */
-typedef const char *ShapeRule(Value **args, Shape *shape, bool *varying);
+ * its operands and options, or what does not fit. *varying is already what the class says. */
+typedef const char *ShapeRule(Value **args, const double *opt, Shape *shape, bool *varying);
 
 /* ---- reductions: varying as the operand's ---- */
 
-static const char *shape_sum(Value **args, Shape *shape, bool *varying) {
+static const char *shape_sum(Value **args, const double *opt, Shape *shape, bool *varying) {
+    (void)opt;
     (void)args, (void)varying;
     *shape = shape_scalar();
     return NULL;
 }
 #define shape_mean shape_sum
 
-static const char *shape_sum_to(Value **args, Shape *shape, bool *varying) {
+static const char *shape_sum_to(Value **args, const double *opt, Shape *shape, bool *varying) {
+    (void)opt;
     (void)varying;
-    if (!shape_is_suffix(*shape, args[0]->shape))
+    if (!shape_broadcasts_to(*shape, args[0]->shape))
         return xprintf("cannot sum %s down to %s", shape_str(args[0]->shape), shape_str(*shape));
     return NULL;
 }
 
-static const char *shape_batch_sum(Value **args, Shape *shape, bool *varying) {
+static const char *shape_batch_sum(Value **args, const double *opt, Shape *shape, bool *varying) {
+    (void)opt;
     if (!args[0]->varying) return "batch_sum of a value that does not vary over the batch";
     *shape = args[0]->shape;
     *varying = false;
     return NULL;
 }
 
+/* ---- reductions along one axis: opt[0] is the axis, opt[1] keepdim ---- */
+
+/* The axis `axis` names in shape u, counted from 0; or what is wrong with it. */
+static const char *axis_of(double axis, Shape u, int *out) {
+    if (isnan(axis)) return "a reduction along an axis needs axis = k";
+    if (u.rank == 0) return "a reduction along an axis needs a tensor, got a scalar";
+    if (axis != floor(axis) || axis < -u.rank || axis >= u.rank)
+        return xprintf("axis %s is out of range for shape %s: it has axes 0 to %d (-%d to -1 from "
+                       "the end)",
+                       ir_number_str(axis), shape_str(u), u.rank - 1, u.rank);
+    *out = axis < 0 ? (int)axis + u.rank : (int)axis;
+    return NULL;
+}
+
+/* sum_axis, mean_axis, max_axis, min_axis: u reduced along opt[0], kept with size 1 when
+ * opt[1] (keepdim) is 1. */
+static const char *shape_along_axis(Value **args, const double *opt, Shape *shape, bool *varying) {
+    (void)varying;
+    Shape u = args[0]->shape;
+    int axis = 0;
+    const char *err = axis_of(opt[0], u, &axis);
+    if (err) return err;
+    if (opt[1] != 0 && opt[1] != 1)
+        return xprintf("keepdim must be 0 or 1, got %s", ir_number_str(opt[1]));
+    Shape out = u;
+    if (opt[1] != 0) {
+        out.dim[axis] = 1;
+    } else {
+        out.rank--;
+        for (int k = axis; k < out.rank; k++) out.dim[k] = u.dim[k + 1];
+    }
+    *shape = out;
+    return NULL;
+}
+#define shape_sum_axis  shape_along_axis
+#define shape_mean_axis shape_along_axis
+#define shape_max_axis  shape_along_axis
+#define shape_min_axis  shape_along_axis
+
+/* u with an axis of size 1 put in before axis opt[0] (0 to u's rank). */
+static const char *shape_unsqueeze(Value **args, const double *opt, Shape *shape, bool *varying) {
+    (void)varying;
+    Shape u = args[0]->shape;
+    if (opt[0] != floor(opt[0]) || opt[0] < 0 || opt[0] > u.rank || u.rank == MAX_RANK)
+        return xprintf("cannot put an axis at %s into shape %s", ir_number_str(opt[0]),
+                       shape_str(u));
+    int axis = (int)opt[0];
+    Shape out = u;
+    out.rank++;
+    for (int k = u.rank; k > axis; k--) out.dim[k] = u.dim[k - 1];
+    out.dim[axis] = 1;
+    *shape = out;
+    return NULL;
+}
+
 /* ---- rows: operand 0 has rank 1 or more; varying if any operand is ---- */
 
-static const char *shape_softmax(Value **args, Shape *shape, bool *varying) {
+static const char *shape_softmax(Value **args, const double *opt, Shape *shape, bool *varying) {
+    (void)opt;
     (void)varying;
     *shape = args[0]->shape;
     return NULL;
 }
 #define shape_log_softmax shape_softmax
 
-static const char *shape_softmax_ce(Value **args, Shape *shape, bool *varying) {
+static const char *shape_softmax_ce(Value **args, const double *opt, Shape *shape, bool *varying) {
+    (void)opt;
     (void)varying;
     Shape z = args[0]->shape;
     if (!shape_eq(z, args[1]->shape))
@@ -255,7 +364,9 @@ static const char *shape_softmax_ce(Value **args, Shape *shape, bool *varying) {
     return NULL;
 }
 
-static const char *shape_softmax_grad(Value **args, Shape *shape, bool *varying) {
+static const char *shape_softmax_grad(Value **args, const double *opt, Shape *shape,
+                                      bool *varying) {
+    (void)opt;
     (void)varying;
     if (!shape_eq(args[0]->shape, args[1]->shape)) return "gradient shape differs from the value's";
     *shape = args[0]->shape;
@@ -263,7 +374,9 @@ static const char *shape_softmax_grad(Value **args, Shape *shape, bool *varying)
 }
 #define shape_log_softmax_grad shape_softmax_grad
 
-static const char *shape_softmax_ce_grad(Value **args, Shape *shape, bool *varying) {
+static const char *shape_softmax_ce_grad(Value **args, const double *opt, Shape *shape,
+                                         bool *varying) {
+    (void)opt;
     (void)varying;
     if (!shape_eq(args[0]->shape, args[1]->shape) || args[2]->shape.rank != 0)
         return "softmax_ce_grad operands do not fit";
@@ -432,17 +545,19 @@ static const char *shape_layout(Op op, int nargs, Value **args, const Value *pro
     return layout_rules[op](args, proto, shape);
 }
 
-static const char *shape_reduce(Op op, Value **args, Shape *shape, bool *varying) {
+static const char *shape_reduce(Op op, Value **args, const double *opt, Shape *shape,
+                                bool *varying) {
     *varying = args[0]->varying;
-    return shape_rules[op](args, shape, varying);
+    return shape_rules[op](args, opt, shape, varying);
 }
 
-static const char *shape_row(Op op, int nargs, Value **args, Shape *shape, bool *varying) {
+static const char *shape_row(Op op, int nargs, Value **args, const double *opt, Shape *shape,
+                             bool *varying) {
     *varying = false;
     for (int i = 0; i < nargs; i++) *varying |= args[i]->varying;
     if (args[0]->shape.rank == 0)
         return xprintf("%s needs a vector, got a scalar", op_info[op].name);
-    return shape_rules[op](args, shape, varying);
+    return shape_rules[op](args, opt, shape, varying);
 }
 
 /* A matmul operand as the per-sample matrix it stands for. */
@@ -488,11 +603,14 @@ static const char *shape_matmul(Value *a, Value *b, const Value *proto, Shape *s
 
 static const char *shape_by_class(Op op, int nargs, Value **args, const Value *proto, Shape *shape,
                                   bool *varying) {
+    double defaults[OP_MAX_OPTIONS] = {0};
+    for (int k = 0; k < op_info[op].n_options; k++) defaults[k] = op_info[op].options[k].value;
+    const double *opt = proto ? proto->opt : defaults;
     switch (op_info[op].cls) {
     case OPC_SRC: return "a leaf has no operands";
     case OPC_EW: return shape_ew(op, nargs, args, shape, varying);
-    case OPC_REDUCE: return shape_reduce(op, args, shape, varying);
-    case OPC_ROW: return shape_row(op, nargs, args, shape, varying);
+    case OPC_REDUCE: return shape_reduce(op, args, opt, shape, varying);
+    case OPC_ROW: return shape_row(op, nargs, args, opt, shape, varying);
     case OPC_MATMUL: return shape_matmul(args[0], args[1], proto, shape, varying);
     case OPC_LAYOUT: return shape_layout(op, nargs, args, proto, shape, varying);
     }
@@ -562,6 +680,16 @@ Value *ir_layout(Graph *g, Op op, int nargs, Value **args, const Layout *layout,
     Value proto = {.layout = layout};
     if (opt) memcpy(proto.opt, opt, sizeof proto.opt);
     return build(g, op, nargs, args, &proto, shape_scalar());
+}
+
+Value *ir_build_options(Graph *g, Op op, Value *a, double opt0, double opt1) {
+    Value proto = {.opt = {opt0, opt1}};
+    return build(g, op, 1, &a, &proto, shape_scalar());
+}
+
+int ir_reduced_axis(const Value *v) {
+    int axis = (int)v->opt[0];
+    return axis < 0 ? axis + v->args[0]->shape.rank : axis;
 }
 
 void ir_matmul_dims(const Value *mm, int64_t *M, int64_t *N, int64_t *K) {

@@ -53,6 +53,9 @@ extern const OpInfo op_info[OP_COUNT];
 
 /* The op a .nn file calls by name ("softmax_cross_entropy"), or OP_COUNT. */
 Op op_by_call(const char *name);
+/* Built-ins that are no row of ops.def: zeros(n, ...) and ones(n, ...), a constant
+ * broadcast to the shape given. True, and the constant, for their names. */
+bool constant_builtin(const char *name, double *value);
 /* The op an operator stands for ('*' with 2 operands, '-' with 1), or OP_COUNT. */
 Op op_by_symbol(char symbol, int arity);
 
@@ -72,6 +75,14 @@ bool shape_fits(Shape s);
 bool shape_eq(Shape a, Shape b);
 /* True when a is a suffix of b (a scalar is a suffix of everything). */
 bool shape_is_suffix(Shape a, Shape b);
+/* The shape a and b broadcast to (NumPy's rule: aligned on the right, each axis equal or 1
+ * in one of them). False when they do not; then *axis_a and *axis_b are the first pair of
+ * axes, from the right, that differ with neither 1. */
+bool shape_broadcast(Shape a, Shape b, Shape *out, int *axis_a, int *axis_b);
+/* s without its leading 1s: [1, 6] and [6] index their elements alike. */
+Shape shape_without_leading_ones(Shape s);
+/* True when a broadcasts to b itself. */
+bool shape_broadcasts_to(Shape a, Shape b);
 /* "[4]", "[8, 8]", "[]" for a scalar. Returns arena memory. */
 char *shape_str(Shape s);
 /* "[2, 3] (0 to 1, or -2 to -1 from the end)": a shape and the axes it has. */
@@ -232,6 +243,10 @@ bool ir_axis(double a, int rank, int *axis);
 /* The axis order of a permute or transpose v: axis k of the result is axis perm[k] of the
  * operand. */
 void ir_permutation(const Value *v, int perm[MAX_RANK]);
+/* op(a) with its options (sum_axis: the axis and keepdim). */
+Value *ir_build_options(Graph *g, Op op, Value *a, double opt0, double opt1);
+/* A reduction along an axis (sum_axis ...): the axis of its operand, counted from 0. */
+int ir_reduced_axis(const Value *v);
 
 /* matmul's per-sample matrix dimensions: op(A) is [M,K], op(B) is [K,N]. */
 void ir_matmul_dims(const Value *mm, int64_t *M, int64_t *N, int64_t *K);

@@ -408,10 +408,46 @@ static void add_into(Codegen *cg, LLVMValueRef out, Operand from, int64_t n) {
     loop_end(cg, &l, false);
 }
 
+/* Sums u down to out's shape where out is 1 on an inner axis (m [T,1] from [T,D]): the
+ * rows of u's inner block (codegen.h) either add into out's row along it, or, where out is
+ * constant on the block, add their sum into one element of out. */
+static void sum_to_inner_axes(Codegen *cg, const Value *v, Operand *args, LLVMValueRef out,
+                              LLVMValueRef nb) {
+    const Value *u = v->args[0];
+    Shape U = shape_without_leading_ones(u->shape), O = shape_without_leading_ones(v->shape);
+    int last, block = inner_block(U, &O, 1, &last);
+    int64_t inner = 1;
+    for (int k = block; k < U.rank; k++) inner *= U.dim[k];
+    bool along = runs_along(O, U, last);
+    Loop lb, lr;
+    LLVMValueRef b = loop_begin(cg, &lb, nb);
+    LLVMValueRef out_sample = element_ptr(cg, out, sample_offset(cg, v, b));
+    Operand u_sample = operand_plus(cg, args[0], sample_offset(cg, u, b));
+    zero_fill(cg, out_sample, shape_numel(O));
+    LLVMValueRef r = loop_begin(cg, &lr, int64_const(cg, shape_numel(U) / inner));
+    LLVMValueRef out_row = element_ptr(cg, out_sample, broadcast_row_start(cg, U, O, r, block));
+    Operand u_row = operand_plus(cg, u_sample, mul64(cg, r, int64_const(cg, inner)));
+    if (along) {
+        add_into(cg, out_row, u_row, inner);
+    } else {
+        Terms t = {.a = u_row};
+        LLVMValueRef zero = int64_const(cg, 0);
+        store_at(cg, out_row, zero,
+                 fp_add(cg, load_at(cg, out_row, zero), sum_terms(cg, inner, term_a, &t)));
+    }
+    loop_end(cg, &lr, false);
+    loop_end(cg, &lb, false);
+}
+
 /* Sums the leading axes away: out[j] = sum over r of u[r*m + j]. */
 static void reduce_sum_to(Codegen *cg, const Value *v, Operand *args, LLVMValueRef out,
                           LLVMValueRef nb) {
     const Value *u = v->args[0];
+    if (!shape_is_suffix(shape_without_leading_ones(v->shape),
+                         shape_without_leading_ones(u->shape))) {
+        sum_to_inner_axes(cg, v, args, out, nb);
+        return;
+    }
     int64_t m = shape_numel(v->shape), n = shape_numel(u->shape);
     Loop lb, lr;
     LLVMValueRef b = loop_begin(cg, &lb, nb);
@@ -580,6 +616,103 @@ static void layout_concat(Codegen *cg, const Value *v, Operand *args, LLVMValueR
         w.to_at = i ? v->args[0]->shape.dim[axis] * to_stride[axis] : 0;
         copy_by_walk(cg, v, u, args[i], out, nb, w);
     }
+}
+
+/* ---- reductions along one axis ----
+ * u is outer x n x inner around the axis (n its length), and the result outer x inner,
+ * keepdim or not; over the batch the outer rows of every sample are consecutive. */
+
+typedef enum AxisFold { FOLD_SUM, FOLD_MAX, FOLD_MIN } AxisFold;
+
+/* max: a < b ? b : a, min: b < a ? b : a, then b where b is NaN (ew_max, ew_min): NaN if
+ * either is, as torch.amax. */
+static LLVMValueRef fold_two(Codegen *cg, AxisFold f, LLVMValueRef a, LLVMValueRef b) {
+    if (f == FOLD_SUM) return fp_add(cg, a, b);
+    LLVMValueRef pick = f == FOLD_MAX ? select_if(cg, LLVMRealOLT, a, b, b, a)
+                                      : select_if(cg, LLVMRealOLT, b, a, b, a);
+    return nan_of_b_or(cg, b, pick);
+}
+
+/* Along the last axis (inner = 1): a sum is a row sum, reassociated and vectorised; a max or
+ * min keeps the NaN-passing compare of fold_two, one element after the other. */
+static LLVMValueRef fold_row(Codegen *cg, AxisFold f, Operand row, int64_t n) {
+    if (f == FOLD_SUM) {
+        Terms t = {.a = row};
+        return sum_terms(cg, n, term_a, &t);
+    }
+    LLVMValueRef acc = entry_alloca(cg);
+    LLVMBuildStore(cg->b, operand_at(cg, row, int64_const(cg, 0)), acc);
+    Loop l;
+    LLVMValueRef i = loop_begin(cg, &l, int64_const(cg, n - 1));
+    LLVMValueRef x = operand_at(cg, row, LLVMBuildNSWAdd(cg->b, i, int64_const(cg, 1), ""));
+    LLVMBuildStore(cg->b, fold_two(cg, f, LLVMBuildLoad2(cg->b, cg->elem, acc, ""), x), acc);
+    loop_end(cg, &l, false);
+    return LLVMBuildLoad2(cg->b, cg->elem, acc, "");
+}
+
+/* out[j] = fold over i < n of u[i*inner + j]: the first slice copied, the others folded into
+ * it along j (vectorised, no reassociation). */
+static void fold_slices(Codegen *cg, AxisFold f, Operand u, LLVMValueRef out, int64_t n,
+                        int64_t inner) {
+    Loop lj, li, lk;
+    LLVMValueRef j = loop_begin(cg, &lj, int64_const(cg, inner));
+    store_at(cg, out, j, operand_at(cg, u, j));
+    loop_end(cg, &lj, false);
+    LLVMValueRef i = loop_begin(cg, &li, int64_const(cg, n - 1));
+    Operand slice = operand_plus(
+        cg, u,
+        mul64(cg, LLVMBuildNSWAdd(cg->b, i, int64_const(cg, 1), ""), int64_const(cg, inner)));
+    LLVMValueRef k = loop_begin(cg, &lk, int64_const(cg, inner));
+    store_at(cg, out, k, fold_two(cg, f, load_at(cg, out, k), operand_at(cg, slice, k)));
+    loop_end(cg, &lk, false);
+    loop_end(cg, &li, false);
+}
+
+/* out[j] /= n for j < inner. */
+static void divide(Codegen *cg, LLVMValueRef out, int64_t inner, int64_t n) {
+    Loop lj;
+    LLVMValueRef j = loop_begin(cg, &lj, int64_const(cg, inner));
+    store_at(cg, out, j, fp_div(cg, load_at(cg, out, j), elem_const(cg, (double)n)));
+    loop_end(cg, &lj, false);
+}
+
+/* sum_axis, mean_axis, max_axis, min_axis: one kernel, the fold picked by the op. */
+static void reduce_along_axis(Codegen *cg, const Value *v, Operand *args, LLVMValueRef out,
+                              LLVMValueRef nb) {
+    AxisFold f = v->op == OP_max_axis ? FOLD_MAX : v->op == OP_min_axis ? FOLD_MIN : FOLD_SUM;
+    bool mean = v->op == OP_mean_axis;
+    Shape u = v->args[0]->shape;
+    int axis = ir_reduced_axis(v);
+    int64_t n = u.dim[axis], inner = 1, outer = 1;
+    for (int k = 0; k < axis; k++) outer *= u.dim[k];
+    for (int k = axis + 1; k < u.rank; k++) inner *= u.dim[k];
+    LLVMValueRef rows = mul64(cg, nb, int64_const(cg, outer)); /* nb is 1 when u does not vary */
+    Loop lo;
+    LLVMValueRef o = loop_begin(cg, &lo, rows);
+    Operand from = operand_plus(cg, args[0], mul64(cg, o, int64_const(cg, n * inner)));
+    LLVMValueRef to = element_ptr(cg, out, mul64(cg, o, int64_const(cg, inner)));
+    if (inner == 1)
+        store_at(cg, to, int64_const(cg, 0), fold_row(cg, f, from, n));
+    else
+        fold_slices(cg, f, from, to, n, inner);
+    if (mean) divide(cg, to, inner, n);
+    loop_end(cg, &lo, false);
+}
+
+#define reduce_sum_axis  reduce_along_axis
+#define reduce_mean_axis reduce_along_axis
+#define reduce_max_axis  reduce_along_axis
+#define reduce_min_axis  reduce_along_axis
+
+/* The same elements under a shape with one more axis of size 1: a copy. */
+static void reduce_unsqueeze(Codegen *cg, const Value *v, Operand *args, LLVMValueRef out,
+                             LLVMValueRef nb) {
+    int64_t n = shape_numel(v->shape);
+    LLVMValueRef total = v->varying ? mul64(cg, nb, int64_const(cg, n)) : int64_const(cg, n);
+    Loop l;
+    LLVMValueRef i = loop_begin(cg, &l, total);
+    store_at(cg, out, i, operand_at(cg, args[0], i));
+    loop_end(cg, &l, false);
 }
 
 /* ---- the tables ---- */

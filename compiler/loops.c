@@ -10,25 +10,28 @@
 /* ---- fused elementwise loops ----
  * A loop computes the needed members of one STEP_EW_LOOP for every element of its
  * iteration space (batch x numel when it varies). How it reads an operand depends on the
- * operand's shape (a suffix of the result's) and on whether it varies: */
+ * operand's shape (which broadcasts to the result's) and on whether it varies: */
 
 typedef enum PortKind {
     PORT_FULL,          /* same numel, same varying: element i of the loop's space */
     PORT_BROADCAST,     /* repeated: a shorter suffix, or the same numel without batch axis */
     PORT_SAMPLE_SCALAR, /* one value per sample */
     PORT_FIXED_SCALAR,  /* one value for the whole loop */
+    PORT_STRIDED,       /* broadcast along an axis that is not leading: g [C,1,1] under [C,H,W] */
 } PortKind;
 
 typedef struct Port {
     const Value *v;
     PortKind kind;
     LLVMValueRef param, sample, row, scalar;
+    bool row_uniform; /* strided loops: one value for the whole inner loop, in scalar */
 } Port;
 
 typedef struct FusedLoop {
     int step;
     bool varying;
     int64_t numel;
+    Shape shape;           /* the members' shape, without leading 1s */
     ValueList members;     /* the members this entry point needs */
     VEC(Port) ports;       /* the operands read from memory */
     LLVMValueRef *value;   /* per member: its value in the current iteration */
@@ -59,6 +62,7 @@ static PortKind port_kind(const FusedLoop *L, const Value *v) {
     int64_t numel = shape_numel(v->shape);
     if (numel == L->numel && v->varying == L->varying) return PORT_FULL;
     if (numel == 1) return v->varying ? PORT_SAMPLE_SCALAR : PORT_FIXED_SCALAR;
+    if (!shape_is_suffix(shape_without_leading_ones(v->shape), L->shape)) return PORT_STRIDED;
     return PORT_BROADCAST;
 }
 
@@ -72,6 +76,7 @@ static void collect_loop(Codegen *cg, int step, FusedLoop *L) {
     L->step = step;
     L->varying = st->insts[0]->varying;
     L->numel = shape_numel(st->insts[0]->shape);
+    L->shape = shape_without_leading_ones(st->insts[0]->shape);
     for (int i = 0; i < st->n_insts; i++)
         if (cg->needed[st->insts[i]->id]) vec_push(&L->members, st->insts[i]);
     for (int i = 0; i < L->members.n; i++) {
@@ -95,14 +100,14 @@ static void collect_loop(Codegen *cg, int step, FusedLoop *L) {
  * the same for all: then the batch and the sample need no separate loops. */
 static bool loop_is_flat(const FusedLoop *L) {
     for (int i = 0; i < L->ports.n; i++)
-        if (L->ports.v[i].kind == PORT_BROADCAST || L->ports.v[i].kind == PORT_SAMPLE_SCALAR)
+        if (L->ports.v[i].kind != PORT_FULL && L->ports.v[i].kind != PORT_FIXED_SCALAR)
             return false;
     return true;
 }
 
 /* The innermost loop runs over the shortest repeated operand, so that within it every
- * operand is read contiguously and no index needs a division. Shapes are suffixes of one
- * shape, so the shortest length divides every other length. */
+ * operand is read contiguously and no index needs a division. Without strided operands the
+ * shapes are suffixes of one shape, so the shortest length divides every other length. */
 static int64_t inner_length(const FusedLoop *L) {
     int64_t inner = L->numel;
     for (int i = 0; i < L->ports.n; i++) {
@@ -119,8 +124,8 @@ static LLVMValueRef loop_operand(Codegen *cg, FusedLoop *L, const Value *a, LLVM
     int m = member_index(L, a);
     if (m >= 0) return L->value[m];
     Port *p = find_port(L, a);
-    if (p->kind == PORT_FULL || p->kind == PORT_BROADCAST) return load_at(cg, p->row, j);
-    return p->scalar;
+    bool scalar = p->kind == PORT_SAMPLE_SCALAR || p->kind == PORT_FIXED_SCALAR;
+    return scalar || p->row_uniform ? p->scalar : load_at(cg, p->row, j);
 }
 
 static void loop_body(Codegen *cg, FusedLoop *L, LLVMValueRef j) {
@@ -196,6 +201,69 @@ static void nested_loops(Codegen *cg, FusedLoop *L, LLVMValueRef nb) {
     loop_end(cg, &lb, false);
 }
 
+/* ---- loops with operands broadcast along inner axes ----
+ * g [C,1,1] under [C,H,W], or m [T,1] under [T,D], is repeated along axes that are not
+ * leading, so no period serves it. The loop's axes are split in two: the trailing block on
+ * which every operand is either read along (its axes equal the loop's) or constant (its
+ * axes 1) is the inner loop, contiguous or uniform in each operand and free of division;
+ * each axis before it costs a division by a constant once per row, to find where the row
+ * starts in each operand. */
+
+/* The inner block of the loop's shape for the operands read from memory. */
+static int loop_block(const FusedLoop *L, int *last_axis) {
+    Shape *shapes = xalloc((size_t)(L->ports.n + 1) * sizeof *shapes);
+    int n = 0;
+    for (int i = 0; i < L->ports.n; i++) {
+        const Port *p = &L->ports.v[i];
+        if (p->kind != PORT_SAMPLE_SCALAR && p->kind != PORT_FIXED_SCALAR)
+            shapes[n++] = shape_without_leading_ones(p->v->shape);
+    }
+    return inner_block(L->shape, shapes, n, last_axis);
+}
+
+/* Row r of sample b: where it starts in each operand read from memory (one load for an
+ * operand constant on the block) and in each stored member. */
+static void set_strided_row_bases(Codegen *cg, FusedLoop *L, LLVMValueRef b, LLVMValueRef r,
+                                  int block, int last, int64_t inner) {
+    for (int i = 0; i < L->ports.n; i++) {
+        Port *p = &L->ports.v[i];
+        if (p->kind == PORT_SAMPLE_SCALAR || p->kind == PORT_FIXED_SCALAR) continue;
+        Shape s = shape_without_leading_ones(p->v->shape);
+        p->row = element_ptr(cg, p->sample, broadcast_row_start(cg, L->shape, s, r, block));
+        p->row_uniform = !runs_along(s, L->shape, last);
+        if (p->row_uniform) p->scalar = load_at(cg, p->row, int64_const(cg, 0));
+    }
+    LLVMValueRef out_at = LLVMBuildNSWAdd(cg->b, mul64(cg, b, int64_const(cg, L->numel)),
+                                          mul64(cg, r, int64_const(cg, inner)), "");
+    for (int i = 0; i < L->members.n; i++)
+        if (L->out[i]) L->out_row[i] = element_ptr(cg, L->out[i], out_at);
+    L->row_element = out_at;
+}
+
+/* for b < nb: for r < rows: for j < inner, with each row's start found per operand. */
+static void strided_loops(Codegen *cg, FusedLoop *L, LLVMValueRef nb) {
+    int last;
+    int block = loop_block(L, &last);
+    int64_t inner = 1;
+    for (int k = block; k < L->shape.rank; k++) inner *= L->shape.dim[k];
+    Loop lb, lr, lj;
+    LLVMValueRef b = loop_begin(cg, &lb, nb);
+    set_sample_bases(cg, L, b);
+    LLVMValueRef r = loop_begin(cg, &lr, int64_const(cg, L->numel / inner));
+    set_strided_row_bases(cg, L, b, r, block, last, inner);
+    LLVMValueRef j = loop_begin(cg, &lj, int64_const(cg, inner));
+    loop_body(cg, L, j);
+    loop_end(cg, &lj, false);
+    loop_end(cg, &lr, false);
+    loop_end(cg, &lb, false);
+}
+
+static bool has_strided_port(const FusedLoop *L) {
+    for (int i = 0; i < L->ports.n; i++)
+        if (L->ports.v[i].kind == PORT_STRIDED) return true;
+    return false;
+}
+
 static const char *loop_key(const FusedLoop *L) {
     StrBuf key = {0};
     for (int i = 0; i < L->members.n; i++) sb_printf(&key, "%d,", L->members.v[i]->id);
@@ -233,7 +301,9 @@ static LLVMValueRef loop_function(Codegen *cg, FusedLoop *L) {
         if (L->ports.v[i].kind == PORT_FIXED_SCALAR)
             L->ports.v[i].scalar = load_at(cg, L->ports.v[i].param, int64_const(cg, 0));
     cg->loop = L;
-    if (loop_is_flat(L))
+    if (has_strided_port(L))
+        strided_loops(cg, L, nb);
+    else if (loop_is_flat(L))
         flat_loop(cg, L, nb);
     else
         nested_loops(cg, L, nb);

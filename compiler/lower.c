@@ -369,6 +369,16 @@ static bool too_many_arguments(Lower *L, Node *at, Op op) {
     return false;
 }
 
+/* Under an arity error: the later rows of the same name, which a call takes by naming their
+ * first option ("with axis = k, max is the largest element along one axis ..."). */
+static void hint_other_rows(Op op) {
+    for (int other = op + 1; other < OP_COUNT; other++)
+        if (op_info[other].call && !strcmp(op_info[other].call, op_info[op].call) &&
+            op_info[other].n_options > 0)
+            diag_hint("with %s = ..., %s(x, ...) is the %s", op_info[other].options[0].name,
+                      op_info[op].call, op_info[other].doc);
+}
+
 /* The operands into args[], the options into proto->opt[]; false after an error. */
 static bool read_builtin_arguments(Lower *L, Scope *s, Node *call, Op op, LVal *args,
                                    Value *proto) {
@@ -395,6 +405,7 @@ static bool read_builtin_arguments(Lower *L, Scope *s, Node *call, Op op, LVal *
     if (n < in->arity) {
         lower_error(L, call->loc, "%s takes %d argument%s, got %d", in->call, in->arity,
                     in->arity == 1 ? "" : "s", n);
+        hint_other_rows(op);
         return false;
     }
     return true;
@@ -779,8 +790,58 @@ static LVal call_fn(Lower *L, Scope *s, Node *call, Node *fn) {
     return result;
 }
 
+/* Whether every option the call names is one of op's. */
+static bool takes_named_options(Op op, const Node *call) {
+    for (int i = 0; i < call->args.n; i++)
+        if (call->args.v[i]->kind == ND_KWARG && option_slot(op, call->args.v[i], 0) < 0)
+            return false;
+    return true;
+}
+
+/* The row of ops.def a built-in call means: a name may have several (ops.def, "reductions
+ * along one axis"), and the call takes the first whose options include every option it
+ * names: max(a, b) is the elementwise max, max(x, axis = 1) the reduction. OP_COUNT when
+ * the name is no built-in's. */
+static Op builtin_row(const Node *call) {
+    Op first = op_by_call(call->str);
+    for (int op = first; op < OP_COUNT; op++)
+        if (op_info[op].call && !strcmp(op_info[op].call, call->str) &&
+            takes_named_options((Op)op, call))
+            return (Op)op;
+    return first;
+}
+
+/* zeros(3, 4), ones(C, 1, 1): the constant broadcast to the shape given, which does not
+ * vary and has no gradient. */
+static LVal constant_tensor(Lower *L, Scope *s, Node *call, double value) {
+    if (call->args.n == 0 || call->args.n > MAX_RANK) {
+        lower_error(L, call->loc, "%s takes the shape: 1 to %d dimensions, as %s(3, 4)", call->str,
+                    MAX_RANK, call->str);
+        return lv_error;
+    }
+    Shape shape = shape_scalar();
+    for (int i = 0; i < call->args.n; i++) {
+        Node *a = call->args.v[i];
+        if (a->kind == ND_KWARG) {
+            lower_error(L, a->loc, "%s takes the shape's dimensions, not %s", call->str, a->str);
+            return lv_error;
+        }
+        if (!positive_dim(L, s, a, &shape.dim[shape.rank++])) return lv_error;
+    }
+    Value *c = ir_const(L->g, value);
+    bool varying;
+    const char *err = ir_infer_shape(OP_broadcast, 1, &c, NULL, &shape, &varying);
+    if (err) {
+        lower_error(L, call->loc, "%s", err);
+        return lv_error;
+    }
+    return lv_tensor(tag(L, ir_inst(L->g, OP_broadcast, 1, &c, shape, varying)));
+}
+
 static LVal eval_call(Lower *L, Scope *s, Node *call) {
-    Op op = op_by_call(call->str);
+    double constant;
+    if (constant_builtin(call->str, &constant)) return constant_tensor(L, s, call, constant);
+    Op op = builtin_row(call);
     if (op != OP_COUNT) return call_builtin(L, s, call, op);
     Node *fn = find_fn(L, call->str);
     if (fn) return call_fn(L, s, call, fn);

@@ -101,7 +101,8 @@ Value *rule_gradient(Graph *g, const CustomRule *r, int arg, Value *upstream) {
         return NULL;
     }
     if (!lower_rule_body(g, r->site->at, st->init, upstream, &v) || !v) return NULL;
-    if (!shape_is_suffix(v->shape, target->shape) && !shape_is_suffix(target->shape, v->shape)) {
+    if (!shape_broadcasts_to(v->shape, target->shape) &&
+        !shape_broadcasts_to(target->shape, v->shape)) {
         diag_error(st->init->loc, "the backward rule for %s has shape %s, but %s has %s", st->str,
                    shape_str(v->shape), st->str, shape_str(target->shape));
         note_call(r);
@@ -114,6 +115,6 @@ Value *rule_gradient(Graph *g, const CustomRule *r, int arg, Value *upstream) {
         note_call(r);
         return NULL;
     }
-    if (!shape_is_suffix(v->shape, target->shape)) return v; /* the caller sums it down */
+    if (!shape_broadcasts_to(v->shape, target->shape)) return v; /* the caller sums it down */
     return shape_eq(v->shape, target->shape) ? v : ir_broadcast(g, v, target->shape);
 }

@@ -60,6 +60,10 @@ Shape shape2(int64_t a, int64_t b) {
     return shape_make(2, (int64_t[]){a, b});
 }
 
+Shape shape3(int64_t a, int64_t b, int64_t c) {
+    return shape_make(3, (int64_t[]){a, b, c});
+}
+
 Value *add_input(Graph *g, const char *name, Shape s) {
     Value *v = ir_leaf(g, OP_input, name, s, true);
     vec_push(&g->inputs, v);

@@ -40,6 +40,7 @@ double random_uniform(double lo, double hi);
 /* ---- graph building ---- */
 Shape shape1(int64_t a);
 Shape shape2(int64_t a, int64_t b);
+Shape shape3(int64_t a, int64_t b, int64_t c);
 Value *add_input(Graph *g, const char *name, Shape s);
 Value *add_target(Graph *g, const char *name, Shape s);
 Value *add_param(Graph *g, const char *name, Shape s);

@@ -113,12 +113,30 @@ static double ref_softmax_ce_grad(const Model *m, const Value *v, int64_t s, int
     return ref_eval(m, v->args[2], s, 0) * (p * ysum - ref_eval(m, y, s, i));
 }
 
-/* Element i of a reduction to out elements: the sum of u's elements i, i + out, ... */
+/* Where element i of a value of shape `to` reads an operand of shape `from` that broadcasts
+ * to it (NumPy's rule): i's index along each axis, aligned on the right, or 0 where `from`
+ * is 1. */
+static int64_t broadcast_index(Shape to, Shape from, int64_t i) {
+    int64_t at = 0, stride = 1;
+    for (int k = 1; k <= to.rank; k++) {
+        int64_t index = i % to.dim[to.rank - k];
+        i /= to.dim[to.rank - k];
+        if (k > from.rank) continue;
+        int64_t d = from.dim[from.rank - k];
+        if (d != 1) at += index * stride;
+        stride *= d;
+    }
+    return at;
+}
+
+/* Element i of a reduction of u to v's shape: the sum of u's elements that read it when v is
+ * broadcast back to u's shape. */
 static double sum_down(const Model *m, const Value *v, int64_t s, int64_t i) {
     const Value *u = v->args[0];
-    int64_t n = shape_numel(u->shape), out = shape_numel(v->shape);
+    int64_t n = shape_numel(u->shape);
     double sum = 0;
-    for (int64_t j = i; j < n; j += out) sum += ref_eval(m, u, s, j);
+    for (int64_t j = 0; j < n; j++)
+        if (broadcast_index(u->shape, v->shape, j) == i) sum += ref_eval(m, u, s, j);
     return sum;
 }
 #define ref_sum    sum_down
@@ -126,6 +144,57 @@ static double sum_down(const Model *m, const Value *v, int64_t s, int64_t i) {
 
 static double ref_mean(const Model *m, const Value *v, int64_t s, int64_t i) {
     return sum_down(m, v, s, i) / (double)shape_numel(v->args[0]->shape);
+}
+
+/* Along one axis: u is outer x n x inner around it, and element i of the result is
+ * (o, j), keepdim or not. */
+typedef struct AxisRun {
+    int64_t first, n, step; /* u's elements first, first + step, ... (n of them) */
+} AxisRun;
+
+static AxisRun axis_run(const Value *v, int64_t i) {
+    Shape u = v->args[0]->shape;
+    int axis = ir_reduced_axis(v);
+    int64_t inner = 1;
+    for (int k = axis + 1; k < u.rank; k++) inner *= u.dim[k];
+    int64_t n = u.dim[axis];
+    return (AxisRun){i / inner * n * inner + i % inner, n, inner};
+}
+
+static double ref_sum_axis(const Model *m, const Value *v, int64_t s, int64_t i) {
+    AxisRun r = axis_run(v, i);
+    double sum = 0;
+    for (int64_t k = 0; k < r.n; k++) sum += ref_eval(m, v->args[0], s, r.first + k * r.step);
+    return sum;
+}
+
+static double ref_mean_axis(const Model *m, const Value *v, int64_t s, int64_t i) {
+    return ref_sum_axis(m, v, s, i) / (double)axis_run(v, i).n;
+}
+
+/* NaN if any element is (torch.amax, torch.amin). */
+static double extreme_along(const Model *m, const Value *v, int64_t s, int64_t i, double sign) {
+    AxisRun r = axis_run(v, i);
+    double best = -INFINITY * sign;
+    for (int64_t k = 0; k < r.n; k++) {
+        double x = ref_eval(m, v->args[0], s, r.first + k * r.step);
+        if (isnan(x)) return x;
+        if (x * sign > best * sign) best = x;
+    }
+    return best;
+}
+
+static double ref_max_axis(const Model *m, const Value *v, int64_t s, int64_t i) {
+    return extreme_along(m, v, s, i, 1);
+}
+
+static double ref_min_axis(const Model *m, const Value *v, int64_t s, int64_t i) {
+    return extreme_along(m, v, s, i, -1);
+}
+
+/* The same elements: only the shape has one more axis of size 1. */
+static double ref_unsqueeze(const Model *m, const Value *v, int64_t s, int64_t i) {
+    return ref_eval(m, v->args[0], s, i);
 }
 
 static double ref_batch_sum(const Model *m, const Value *v, int64_t s, int64_t i) {
@@ -236,7 +305,7 @@ static double matmul(const Model *m, const Value *v, int64_t s, int64_t i) {
 static double elementwise(const Model *m, const Value *v, int64_t s, int64_t i) {
     double x[3] = {0, 0, 0};
     for (int k = 0; k < v->nargs; k++)
-        x[k] = ref_eval(m, v->args[k], s, i % shape_numel(v->args[k]->shape));
+        x[k] = ref_eval(m, v->args[k], s, broadcast_index(v->shape, v->args[k]->shape, i));
     if (op_info[v->op].flags & OPF_RANDOM) return x[0] * ref_dropout_factor(m, v, s, i);
     if (!op_info[v->op].scalar) {
         fprintf(stderr, "reference: %s has no scalar semantics in ops.def\n", op_info[v->op].name);

@@ -82,6 +82,15 @@ static Value *input_suffix(Graph *g) {
 static Value *input_same(Graph *g) {
     return add_input(g, "b", shape2(2, 3));
 }
+static Value *param_column(Graph *g) {
+    return add_param(g, "b", shape2(2, 1));
+}
+static Value *input_column(Graph *g) {
+    return add_input(g, "b", shape2(2, 1));
+}
+static Value *input_row(Graph *g) {
+    return add_input(g, "b", shape2(1, 3));
+}
 static Value *constant(Graph *g) {
     return ir_const(g, 1.75);
 }
@@ -90,9 +99,10 @@ static Value *inverse_batch(Graph *g) {
 }
 
 static const Partner partners[] = {
-    {"param [3]", param_suffix}, {"param [2,3]", param_same}, {"param []", param_scalar},
-    {"input []", input_scalar},  {"input [3]", input_suffix}, {"input [2,3]", input_same},
-    {"const", constant},         {"1/B", inverse_batch},
+    {"param [3]", param_suffix},   {"param [2,3]", param_same}, {"param []", param_scalar},
+    {"input []", input_scalar},    {"input [3]", input_suffix}, {"input [2,3]", input_same},
+    {"const", constant},           {"1/B", inverse_batch},      {"param [2,1]", param_column},
+    {"input [2,1]", input_column}, {"input [1,3]", input_row},
 };
 
 static void binary_op(Op op) {
@@ -194,6 +204,26 @@ static void same_count_other_shape(void) {
     check_forward(label("[4,6] and [6,4] side by side", OP_mul), g, r, &fc);
 }
 
+/* Size-1 axes that are not leading: [3,1,4] with [2,1] is [3,2,4], each operand repeated
+ * along an inner axis, in a loop with a suffix operand, a value per sample and a member
+ * used twice; and an image [C,H,W] scaled per channel by [C,1,1]. */
+static void inner_axes(void) {
+    Graph *g = graph_new("inner axes");
+    Value *x = add_input(g, "x", shape3(3, 1, 4)), *a = add_param(g, "a", shape2(2, 1));
+    Value *c = add_input(g, "c", shape_scalar()), *h = add_param(g, "h", shape1(4));
+    Value *t = ir_build2(g, OP_add, x, a);
+    Value *u = ir_build2(g, OP_mul, ir_build2(g, OP_sub, t, h), c);
+    Value *r = ir_build2(g, OP_mul, u, ir_build1(g, OP_tanh, u));
+    ForwardCase fc = range(-2, 2);
+    check_forward(label("[3,1,4] + [2,1]", OP_add), g, r, &fc);
+
+    g = graph_new("per channel");
+    Value *img = add_input(g, "x", shape3(3, 2, 5)), *gain = add_param(g, "g", shape3(3, 1, 1));
+    Value *m = add_input(g, "m", shape3(3, 2, 1));
+    r = ir_build2(g, OP_sub, ir_build2(g, OP_mul, img, gain), m);
+    check_forward(label("[3,2,5] * [3,1,1] - [3,2,1]", OP_mul), g, r, &fc);
+}
+
 /* Builds op(args) into g when its shape rule takes the operands (*shape: the shape given,
  * for SHAPE_GIVEN ops); NULL when it does not. */
 static Value *build_if_fits(Graph *g, Op op, Value **args, Shape shape) {
@@ -217,11 +247,55 @@ static const struct {
     {"input [2,3] to []", false, true, {2, {2, 3}}, {0}},
     {"input [2,3] to [2,3]", false, true, {2, {2, 3}}, {2, {2, 3}}},
     {"param [4,3] to [3]", true, true, {2, {4, 3}}, {1, {3}}},
+    {"input [2,3] to [2,1]", false, true, {2, {2, 3}}, {2, {2, 1}}},
+    {"input [3,2,4] to [3,1,1]", false, true, {3, {3, 2, 4}}, {3, {3, 1, 1}}},
+    {"param [3,2,4] to [3,1,4]", true, true, {3, {3, 2, 4}}, {3, {3, 1, 4}}},
+    {"input [3,2,4] to [2,1]", false, true, {3, {3, 2, 4}}, {2, {2, 1}}},
 };
+
+/* A reduction along an axis (its first option; keepdim its second, when it has one): over
+ * every axis of an input [2,3,4] and of a param [3,5], counted from the front and from the
+ * end, with and without keepdim, and along an axis of size 1. */
+static void axis_op(Op op) {
+    static const struct {
+        const char *what;
+        bool param;
+        Shape from;
+    } operands[] = {
+        {"input [2,3,4]", false, {3, {2, 3, 4}}},
+        {"param [3,5]", true, {2, {3, 5}}},
+        {"input [3,1]", false, {2, {3, 1}}},
+    };
+    int tested = 0;
+    for (size_t k = 0; k < sizeof operands / sizeof operands[0]; k++)
+        for (int axis = -3; axis <= 3; axis++)
+            for (int keepdim = 0; keepdim <= (op_info[op].n_options > 1); keepdim++) {
+                Graph *g = graph_new("axis");
+                Value *x = operands[k].param ? add_param(g, "x", operands[k].from)
+                                             : add_input(g, "x", operands[k].from);
+                Value proto = {.opt = {axis, keepdim}};
+                Shape shape = shape_scalar();
+                bool varying;
+                if (ir_infer_shape(op, 1, &x, &proto, &shape, &varying)) continue;
+                Value *r = ir_inst(g, op, 1, &x, shape, varying);
+                r->opt[0] = axis;
+                r->opt[1] = keepdim;
+                ForwardCase fc = range(-2, 2);
+                const char *what =
+                    xprintf("%s axis %d%s", operands[k].what, axis, keepdim ? " keepdim" : "");
+                check_forward(label(what, op), g, r, &fc);
+                tested++;
+            }
+    check(tested > 0, "%s: no case along an axis fits it", op_info[op].name);
+}
 
 /* Each case the reduction's shape rule takes. */
 static void reduce_op(Op op) {
     int tested = 0;
+    if (op_info[op].n_options > 0 && !strcmp(op_info[op].options[0].name, "axis")) {
+        axis_op(op);
+        return;
+    }
     bool given = op_info[op].flags & OPF_SHAPE_GIVEN;
     for (size_t k = 0; k < sizeof reduce_cases / sizeof reduce_cases[0]; k++) {
         if (reduce_cases[k].given != given) continue;
@@ -414,6 +488,7 @@ int main(void) {
         fixed_only();
         fused_chain();
         same_count_other_shape();
+        inner_axes();
         stable_rows();
     }
     return test_summary("test_ops");

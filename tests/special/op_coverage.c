@@ -1,9 +1,11 @@
 /* op_coverage.c: every op a .nn file can write is checked where random points and special
  * points are. For each row of ops.def with a surface (a CALL, an operator or a subscript):
  *   - tests/gradcheck/ops/NAME.nn exists (NAME: the call's name, or the op's for an
- *     operator or a subscript) and uses the op, so `gradcheck.NAME` compares its derivative
+ *     operator or a subscript, and for a row that shares its call's name with an earlier row,
+ *     as max_axis does max's) and uses the op, so `gradcheck.NAME` compares its derivative
  *     with finite differences (a subscript is used where an expression, after '=', indexes
- *     a name or a bracketed value);
+ *     a name or a bracketed value; a row that shares its name is used when the model names
+ *     its options);
  *   - an op called by name that computes values appears in the cases of
  *     tests/special/test_special.c, as "NAME(" in a case's expression, so its value and
  *     derivative are checked at 0, at branch boundaries, at ±inf and NaN, in f32 and f64.
@@ -112,9 +114,17 @@ static bool subscripts(const char *text) {
     return false;
 }
 
+/* Whether the model names every option of op (max(x, axis = 1) is max_axis, not max). */
+static bool names_options(const char *model, Op op) {
+    for (int k = 0; k < op_info[op].n_options; k++)
+        if (!strstr(model, xprintf("%s = ", op_info[op].options[k].name))) return false;
+    return true;
+}
+
 static void check_gradcheck_file(Op op) {
     const OpInfo *in = &op_info[op];
-    const char *name = in->call ? in->call : in->name;
+    bool shared = in->call && op_by_call(in->call) != op;
+    const char *name = in->call && !shared ? in->call : in->name;
     const char *path = xprintf("%s/tests/gradcheck/ops/%s.nn", NNC_SOURCE_DIR, name);
     char *model = read_text(path);
     if (!model) {
@@ -124,6 +134,7 @@ static void check_gradcheck_file(Op op) {
     bool uses = in->call            ? calls(model, in->call)
                 : in->symbol == '[' ? subscripts(model)
                                     : strchr(model, in->symbol) != NULL;
+    if (shared) uses = uses && names_options(model, op);
     if (!uses) fail("%s: %s does not use it", in->name, path);
 }
 

@@ -20,7 +20,8 @@
  *     leaky_relu'(0) = alpha, elu'(0) = alpha;
  *   - inf and NaN where exact arithmetic gives them (log(0) = -inf, sqrt(-1) = NaN);
  *   - a NaN input gives a NaN value (relu(NaN) is NaN, as in PyTorch); the gradient at a
- *     NaN point is not checked. */
+ *     NaN point is not checked;
+ *   - at a tie of max or min along an axis the tied elements share the gradient evenly. */
 #include "harness.h"
 #include "stages.h"
 
@@ -44,7 +45,7 @@ typedef struct Case {
     double k, k2;    /* constants the expression and the reference share (alpha, exponent) */
     int n;           /* 0: a and b are scalars; else vectors of n */
     bool uses_b;     /* b is a param of the model */
-    const char *pts; /* points: "any", "pair", "tie", "clamp", "pow", "logit", "prob", "vec" */
+    const char *pts; /* points: any, pair, tie, clamp, pow, logit, prob, vec, extreme */
     double eps;      /* absolute error allowed, in epsilons of the type (see the top) */
     bool input;      /* the model has an input x[1], 1 in every sample (what dropout needs) */
 } Case;
@@ -130,6 +131,35 @@ REF(mean) {
     (void)pb, (void)k, (void)k2;
     Exact r = {0};
     for (int i = 0; i < n; i++) r.value += pa[i] / n, r.da[i] = 1.0 / n;
+    return r;
+}
+
+/* max(a, axis = 0) (sign 1) or min (sign -1): NaN if an element is; the elements equal to
+ * it share the gradient evenly (torch.amax, torch.amin), ±inf ties included. */
+static Exact extreme(const double *pa, int n, double sign) {
+    Exact r = {.value = -INFINITY * sign};
+    int ties = 0;
+    for (int i = 0; i < n; i++) {
+        if (isnan(pa[i])) return (Exact){.value = NAN};
+        if (pa[i] * sign > r.value * sign) r.value = pa[i];
+    }
+    for (int i = 0; i < n; i++) ties += pa[i] == r.value;
+    for (int i = 0; i < n; i++) r.da[i] = pa[i] == r.value ? 1.0 / ties : 0;
+    return r;
+}
+REF(max_axis) {
+    (void)pb, (void)k, (void)k2;
+    return extreme(pa, n, 1);
+}
+REF(min_axis) {
+    (void)pb, (void)k, (void)k2;
+    return extreme(pa, n, -1);
+}
+/* sum(a * b, axis = 0) */
+REF(sum_axis) {
+    (void)k, (void)k2;
+    Exact r = {0};
+    for (int i = 0; i < n; i++) r.value += pa[i] * pb[i], r.da[i] = pb[i], r.db[i] = pa[i];
     return r;
 }
 
@@ -231,6 +261,11 @@ static const Case cases[] = {
     {.expr = "softmax_cross_entropy(a, b)", .ref = ref_softmax_ce, .n = 3, .uses_b = true,
      .pts = "vec"},
     {.expr = "mean(a)", .ref = ref_mean, .n = 3, .pts = "vec"},
+    {.expr = "mean(a, axis = -1)", .ref = ref_mean, .n = 3, .pts = "vec"},
+    {.expr = "sum(a * b, axis = 0)", .ref = ref_sum_axis, .n = 3, .uses_b = true, .pts = "vec"},
+    {.expr = "max(a, axis = 0)", .ref = ref_max_axis, .n = 3, .pts = "extreme"},
+    {.expr = "sum(min(a, axis = -1, keepdim = 1))", .ref = ref_min_axis, .n = 3,
+     .pts = "extreme"},
     {.expr = "sum(dropout(a * x))", .ref = ref_dropout, .pts = "any", .input = true},
     {.expr = "sum(dropout(a * x, rate = 0.9))", .ref = ref_dropout, .pts = "any",
      .input = true},
@@ -263,6 +298,11 @@ static const double vec_a[][N_MAX] = {
     {100, 100, 100}, {-100, -100, -100}, {88.7, 0, -88.7},
 };
 static const double vec_b[][N_MAX] = {{1, 0, 0}, {0.2, 0.3, 0.5}, {0, 0, 1}};
+/* Ties of two and of three, ±inf among them, and NaNs (max and min along an axis). */
+static const double extreme_a[][N_MAX] = {
+    {0, 0, 0},          {1, 1, 0},      {0, -1, -1}, {1, 2, 3},   {INFINITY, INFINITY, 0},
+    {-INFINITY, -INFINITY, -INFINITY},  {-1e30, 0, 1e30},        {NAN, 0, 1}, {2, NAN, 2},
+};
 
 #define COUNT(a) (int)(sizeof a / sizeof a[0])
 
@@ -395,6 +435,8 @@ static void check_case(const Case *c) {
         check_grid(m, c, pow_a, COUNT(pow_a), pow_b, COUNT(pow_b));
     } else if (!strcmp(p, "logit")) {
         check_grid(m, c, any_points, COUNT(any_points), logit_b, COUNT(logit_b));
+    } else if (!strcmp(p, "extreme")) {
+        for (int i = 0; i < COUNT(extreme_a); i++) check_point(m, c, extreme_a[i], NULL);
     } else if (!strcmp(p, "prob")) {
         check_grid(m, c, prob_a, COUNT(prob_a), prob_b, COUNT(prob_b));
     } else {
