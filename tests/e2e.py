@@ -75,6 +75,15 @@ def case_digits(nnc, src, tmp):
         raise Failure(f"digits: held-out accuracy {acc}, wanted >= 0.95\n{out}")
 
 
+def case_cnn_digits(nnc, src, tmp):
+    """The CNN reads each row of 64 pixels as an image [1, 8, 8] and beats the MLP's bar."""
+    exe = build(nnc, src, "cnn_digits", tmp)
+    out = run([exe, "train"], tmp).stdout
+    acc = number(out, "validation accuracy")
+    if acc < 0.97:
+        raise Failure(f"cnn_digits: held-out accuracy {acc}, wanted >= 0.97\n{out}")
+
+
 BAD_CSVS = {
     "not_a_number.csv": ("0,0,0\n0,1,1\n1,x,1\n1,1,0\n", 3),
     "missing_column.csv": ("0,0,0\n0,1\n1,0,1\n", 2),
