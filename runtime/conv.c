@@ -22,6 +22,19 @@ static void inside_range(int64_t n_out, int64_t stride, int64_t pad, int64_t tap
     *hi = b;
 }
 
+/* NaN from the bits, without a floating-point comparison (which compilers branch on). */
+static inline unsigned is_nan_f32(float x) {
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    return (u & 0x7fffffffu) > 0x7f800000u;
+}
+
+static inline unsigned is_nan_f64(double x) {
+    uint64_t u;
+    memcpy(&u, &x, sizeof u);
+    return (u & 0x7fffffffffffffffu) > 0x7ff0000000000000u;
+}
+
 #define T          float
 #define SUFFIX(id) id##_f32
 #define GEMM       cblas_sgemm

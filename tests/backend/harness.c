@@ -29,9 +29,10 @@ bool check(bool ok, const char *fmt, ...) {
     return false;
 }
 
+/* Equal values are close, infinities included (inf - inf is NaN). */
 bool check_close(const char *what, double got, double want, double tol) {
     double scale = fabs(want) > 1 ? fabs(want) : 1;
-    bool ok = fabs(got - want) <= tol * scale || (isnan(got) && isnan(want));
+    bool ok = got == want || fabs(got - want) <= tol * scale || (isnan(got) && isnan(want));
     return check(ok, "%s: got %.9g, want %.9g (tolerance %g)", what, got, want, tol);
 }
 

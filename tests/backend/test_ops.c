@@ -311,10 +311,23 @@ static void ties(Model *m) {
             tensor_set(m, t, b, i, floor(tensor_get(m, t, b, i)));
 }
 
+/* Ties, a NaN (the window holding it is NaN, its gradient goes to the NaN) and a window
+ * of -inf (the gradient goes to its first element) in channel 1 of each [C, 5, 5]. */
+static void ties_nan_inf(Model *m) {
+    ties(m);
+    const nnrt_tensor *t = model_tensor(m, "x");
+    int64_t samples = t->varying ? m->ctx.batch_cap : 1;
+    for (int64_t b = 0; b < samples; b++) {
+        tensor_set(m, t, b, 25 + 7, NAN);
+        for (int k = 0; k < 4; k++) tensor_set(m, t, b, 25 + 15 + (k / 2) * 5 + k % 2, -INFINITY);
+    }
+}
+
 typedef struct WindowCase {
     Op op;
     const char *what;
-    bool x_param, g_param, with_ties;
+    bool x_param, g_param;
+    void (*tweak)(Model *m);
     Shape x, w; /* the image; conv2d's weights (rank 0: pooling) */
     double opt[OP_MAX_OPTIONS];
     int bias; /* conv2d: 1 a param [C_out], 0 the constant 0.5 */
@@ -325,7 +338,7 @@ static const WindowCase window_cases[] = {
      "x [2,7,6] w [3,2,3,2] stride 2 padding 1",
      false,
      false,
-     false,
+     NULL,
      {3, {2, 7, 6}},
      {4, {3, 2, 3, 2}},
      {2, 1, 1},
@@ -334,7 +347,7 @@ static const WindowCase window_cases[] = {
      "x [1,6,6] w [2,1,3,3] padding 2 dilation 2 bias 0.5",
      false,
      false,
-     false,
+     NULL,
      {3, {1, 6, 6}},
      {4, {2, 1, 3, 3}},
      {1, 2, 2},
@@ -343,7 +356,7 @@ static const WindowCase window_cases[] = {
      "x param [2,5,5]",
      true,
      false,
-     false,
+     NULL,
      {3, {2, 5, 5}},
      {4, {2, 2, 2, 2}},
      {1, 0, 1},
@@ -352,7 +365,7 @@ static const WindowCase window_cases[] = {
      "x [2,7,6] w [3,2,3,2] stride 2 padding 1",
      false,
      false,
-     false,
+     NULL,
      {3, {2, 7, 6}},
      {4, {3, 2, 3, 2}},
      {2, 1, 1},
@@ -361,16 +374,16 @@ static const WindowCase window_cases[] = {
      "g param, padding 2 dilation 2",
      false,
      true,
-     false,
+     NULL,
      {3, {1, 6, 6}},
      {4, {2, 1, 3, 3}},
      {1, 2, 2},
      1},
     {OP_conv2d_weight_grad,
-     "x [2,7,6] g [3,4,3] stride 2 padding 1",
+     "x [2,7,6] g [3,4,4] stride 2 padding 1",
      false,
      false,
-     false,
+     NULL,
      {3, {2, 7, 6}},
      {4, {3, 2, 3, 2}},
      {2, 1, 1},
@@ -379,16 +392,16 @@ static const WindowCase window_cases[] = {
      "x param, dilation 2",
      true,
      false,
-     false,
+     NULL,
      {3, {1, 6, 6}},
      {4, {2, 1, 3, 3}},
      {1, 2, 2},
      1},
     {OP_conv2d_bias_grad,
-     "g [3,4,3]",
+     "g [3,4,4]",
      false,
      false,
-     false,
+     NULL,
      {3, {2, 7, 6}},
      {4, {3, 2, 3, 2}},
      {2, 1, 1},
@@ -397,7 +410,16 @@ static const WindowCase window_cases[] = {
      "x [3,5,5] kernel 2 with ties",
      false,
      false,
-     true,
+     ties,
+     {3, {3, 5, 5}},
+     {0},
+     {2, 2, 0},
+     0},
+    {OP_max_pool2d,
+     "x [3,5,5] kernel 2 with ties, a NaN, -inf",
+     false,
+     false,
+     ties_nan_inf,
      {3, {3, 5, 5}},
      {0},
      {2, 2, 0},
@@ -406,16 +428,34 @@ static const WindowCase window_cases[] = {
      "x [2,6,5] kernel 3 stride 2 padding 1",
      false,
      false,
-     false,
+     NULL,
      {3, {2, 6, 5}},
      {0},
      {3, 2, 1},
+     0},
+    {OP_max_pool2d,
+     "x [3,5,5] kernel 3 stride 1 padding 1, ties, a NaN, -inf",
+     false,
+     false,
+     ties_nan_inf,
+     {3, {3, 5, 5}},
+     {0},
+     {3, 1, 1},
      0},
     {OP_max_pool2d_grad,
      "x [3,5,5] kernel 2 with ties",
      false,
      false,
-     true,
+     ties,
+     {3, {3, 5, 5}},
+     {0},
+     {2, 2, 0},
+     0},
+    {OP_max_pool2d_grad,
+     "x [3,5,5] kernel 2 with ties, a NaN, -inf",
+     false,
+     false,
+     ties_nan_inf,
      {3, {3, 5, 5}},
      {0},
      {2, 2, 0},
@@ -424,7 +464,7 @@ static const WindowCase window_cases[] = {
      "x [2,6,5] kernel 3 stride 1 padding 1, ties, g param",
      false,
      true,
-     true,
+     ties,
      {3, {2, 6, 5}},
      {0},
      {3, 1, 1},
@@ -433,7 +473,7 @@ static const WindowCase window_cases[] = {
      "x [2,6,5] kernel 3 stride 2 padding 1",
      false,
      false,
-     false,
+     NULL,
      {3, {2, 6, 5}},
      {0},
      {3, 2, 1},
@@ -442,7 +482,7 @@ static const WindowCase window_cases[] = {
      "x param [1,4,4] kernel 2",
      true,
      false,
-     false,
+     NULL,
      {3, {1, 4, 4}},
      {0},
      {2, 2, 0},
@@ -451,14 +491,14 @@ static const WindowCase window_cases[] = {
      "g [2,3,3] kernel 3 stride 2 padding 1",
      false,
      false,
-     false,
+     NULL,
      {3, {2, 6, 5}},
      {0},
      {3, 2, 1},
      0},
-    {OP_reshape, "x [2,3,4] to [4, -1]", false, false, false, {3, {2, 3, 4}}, {0}, {4, -1}, 0},
-    {OP_reshape, "x param [6] to [2,3]", true, false, false, {1, {6}}, {0}, {2, 3}, 0},
-    {OP_flatten, "x [2,3,4]", false, false, false, {3, {2, 3, 4}}, {0}, {0}, 0},
+    {OP_reshape, "x [2,3,4] to [4, -1]", false, false, NULL, {3, {2, 3, 4}}, {0}, {4, -1}, 0},
+    {OP_reshape, "x param [6] to [2,3]", true, false, NULL, {1, {6}}, {0}, {2, 3}, 0},
+    {OP_flatten, "x [2,3,4]", false, false, NULL, {3, {2, 3, 4}}, {0}, {0}, 0},
 };
 
 /* The forward op a gradient case stands for: its result is the gradient's shape. */
@@ -495,7 +535,7 @@ static void window_op(Op op) {
         Graph *g = graph_new("window");
         Value *r = window_case(g, c);
         ForwardCase fc = range(-3, 3);
-        if (c->with_ties) fc.tweak = ties;
+        fc.tweak = c->tweak;
         check_forward(label(c->what, op), g, r, &fc);
         tested++;
     }
