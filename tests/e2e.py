@@ -5,6 +5,7 @@ usage: e2e.py NNC SOURCE_DIR CASE
 Each case builds in a fresh temporary folder and runs the binary from there, so data paths
 written in the .nn files must resolve against the .nn file's own folder.
 """
+import json
 import os
 import re
 import struct
@@ -82,6 +83,39 @@ def case_cnn_digits(nnc, src, tmp):
     acc = number(out, "validation accuracy")
     if acc < 0.97:
         raise Failure(f"cnn_digits: held-out accuracy {acc}, wanted >= 0.97\n{out}")
+
+
+CONV_INIT_MODEL = """import "nn"
+
+model conv_init {
+    input  x[50]
+    target y[1]
+    param  W[32, 2, 3, 3] = he
+    h    = conv2d(reshape(x, 2, 5, 5), W, 0)
+    loss = mse(sum(h), y)
+}
+"""
+
+
+def case_conv_init(nnc, src, tmp):
+    """He takes PyTorch's fan_in for conv weights [C_out, C_in, k, k]: C_in*k*k = 18, so
+    the std is sqrt(2/18) = 0.33 (the dense rule's fan_in, 32*2*3 = 192, gave 0.10)."""
+    with open(os.path.join(tmp, "m.nn"), "w") as f:
+        f.write(CONV_INIT_MODEL)
+    with open(os.path.join(tmp, "d.csv"), "w") as f:
+        f.write("\n".join(",".join(["0"] * 51) for _ in range(4)) + "\n")
+    run([nnc, "m.nn", "-o", "m"], tmp)
+    run(["./m", "train", "--data", "d.csv", "--steps", "1", "--lr", "1e-30",
+         "--validation", "0", "--save", "w.safetensors"], tmp)
+    with open(os.path.join(tmp, "w.safetensors"), "rb") as f:
+        data = f.read()
+    n = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8:8 + n])
+    a, b = header["W"]["data_offsets"]
+    values = struct.unpack(f"<{(b - a) // 4}f", data[8 + n + a:8 + n + b])
+    std = (sum(v * v for v in values) / len(values)) ** 0.5
+    if not 0.30 < std < 0.37:
+        raise Failure(f"conv weights drawn by he have std {std:.3f}, wanted about 0.333")
 
 
 BAD_CSVS = {
