@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Installs the Debian packages nnc needs, if any are missing (Debian 12; run as root).
-# usage: setup.sh [--sanitize]   (--sanitize: also clang and its sanitizer and libFuzzer
-# runtimes, for the ASan+UBSan build and the fuzz targets)
+# usage: setup.sh [--sanitize] [--tests]   (--sanitize: also clang and its sanitizer and
+# libFuzzer runtimes, for the ASan+UBSan build and the fuzz targets; --tests: also
+# python3-torch, which tests/torch compares nnc with: the test command asks for it, the
+# quick start does not)
 set -euo pipefail
 packages=(build-essential cmake pkg-config flex bison libopenblas-dev zlib1g-dev llvm-19-dev libzstd-dev python3)
-if [ "${1:-}" = "--sanitize" ]; then
-  packages+=(clang libclang-rt-14-dev)
-fi
+for arg in "$@"; do
+  case "$arg" in
+    --sanitize) packages+=(clang libclang-rt-14-dev) ;;
+    --tests) packages+=(python3-torch) ;;
+  esac
+done
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

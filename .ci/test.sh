@@ -4,7 +4,7 @@
 # build-asan/, where the suite includes a 30 s run of each fuzz target: ctest -L fuzz)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash .ci/setup.sh "$@"
+bash .ci/setup.sh "$@" --tests
 bash .ci/build.sh "$@"
 dir=build
 [ "${1:-}" = "--sanitize" ] && dir=build-asan

@@ -41,6 +41,24 @@
 #define MAX_REPEATS  101
 #define EVAL_SAMPLES 1024
 
+/* The convolution layers before the dense chain (W4), as the model declares them: BENCH_CONV
+ * is a list of {c_in, h, w, c_out, k, padding, pool}: a k x k convolution with stride 1 of
+ * an image [c_in, h, w], then a pool x pool pooling. Their im2col GEMMs join the bound. */
+typedef struct ConvSpec {
+    int64_t c_in, h, w, c_out, k, pad, pool;
+} ConvSpec;
+#ifdef BENCH_CONV
+static const ConvSpec convs[] = {BENCH_CONV};
+#define N_CONVS (int)(sizeof convs / sizeof convs[0])
+#else
+static const ConvSpec convs[1];
+#define N_CONVS 0
+#endif
+
+static int64_t conv_out(const ConvSpec *c, int64_t size) {
+    return size + 2 * c->pad - c->k + 1;
+}
+
 /* ---- small helpers ---- */
 
 _Noreturn static void die(const char *fmt, ...) {
@@ -394,6 +412,24 @@ static void find_layers(Model *md) {
     bool used[256] = {false};
     if (m->n_params > 256) die("too many params");
     md->dims[0] = md->d;
+    if (N_CONVS) {
+        const ConvSpec *last = &convs[N_CONVS - 1];
+        md->dims[0] = last->c_out * (conv_out(last, last->h) / last->pool) *
+                      (conv_out(last, last->w) / last->pool);
+        if (convs[0].c_in * convs[0].h * convs[0].w != md->d)
+            die("the first convolution reads %lld values, the model's input has %lld",
+                (long long)(convs[0].c_in * convs[0].h * convs[0].w), (long long)md->d);
+    }
+    int rank4 = 0;
+    for (int32_t i = 0; i < m->n_params; i++) {
+        const nnrt_tensor *t = &m->params[i];
+        if (t->rank != 4) continue;
+        const ConvSpec *c = rank4 < N_CONVS ? &convs[rank4] : NULL;
+        if (!c || t->dims[0] != c->c_out || t->dims[1] != c->c_in || t->dims[2] != c->k)
+            die("param %s is not the convolution BENCH_CONV describes", t->name);
+        rank4++;
+    }
+    if (rank4 != N_CONVS) die("the model has %d convolutions, BENCH_CONV %d", rank4, N_CONVS);
     md->n_layers = 0;
     for (;;) {
         int found = -1;
@@ -420,6 +456,10 @@ static void init_params(Model *md, Rng *rng) {
         const nnrt_tensor *t = &m->params[i];
         double fan_out = t->rank ? (double)t->dims[t->rank - 1] : 1.0, fan_in = 1.0;
         for (int32_t k = 0; k + 1 < t->rank; k++) fan_in *= (double)t->dims[k];
+        if (t->rank == 4) { /* [C_out, C_in, k, k]: PyTorch's fans, as runtime/init.c */
+            fan_in = (double)(t->dims[1] * t->dims[2] * t->dims[3]);
+            fan_out = (double)(t->dims[0] * t->dims[2] * t->dims[3]);
+        }
         float *p = tensor_ptr(md, t);
         for (int64_t e = 0; e < t->numel; e++) {
             double v;
@@ -574,6 +614,8 @@ typedef struct Gemms {
     float *a[MAX_LAYERS + 1], *da[MAX_LAYERS + 1], *w[MAX_LAYERS + 1], *z[MAX_LAYERS + 1],
         *dz[MAX_LAYERS + 1];
     float scale;
+    /* the convolutions: im2col matrix [K, B*P], weights [C_out, K], result [C_out, B*P] */
+    float *cols[MAX_LAYERS], *dcols[MAX_LAYERS], *cw[MAX_LAYERS], *cy[MAX_LAYERS], *dcy[MAX_LAYERS];
 } Gemms;
 
 static float *random_buf(int64_t n, double lo, double hi, Rng *rng) {
@@ -582,8 +624,24 @@ static float *random_buf(int64_t n, double lo, double hi, Rng *rng) {
     return p;
 }
 
+/* A convolution's GEMM dimensions over the batch: M = C_out, K = C_in*k*k, N = B*P. */
+static void conv_dims(const ConvSpec *c, int64_t batch, int *M, int *K, int *N) {
+    *M = (int)c->c_out;
+    *K = (int)(c->c_in * c->k * c->k);
+    *N = (int)(batch * conv_out(c, c->h) * conv_out(c, c->w));
+}
+
 static void setup_gemms(Gemms *g, const Model *md, double lr, Rng *rng) {
     memset(g, 0, sizeof *g);
+    for (int l = 0; l < N_CONVS; l++) {
+        int M, K, N;
+        conv_dims(&convs[l], md->ctx.batch_cap, &M, &K, &N);
+        g->cols[l] = random_buf((int64_t)K * N, 0.0, 1.0, rng);
+        g->dcols[l] = random_buf((int64_t)K * N, 0.0, 0.0, rng);
+        g->cw[l] = random_buf((int64_t)M * K, -0.1, 0.1, rng);
+        g->cy[l] = random_buf((int64_t)M * N, 0.0, 0.0, rng);
+        g->dcy[l] = random_buf((int64_t)M * N, -0.01, 0.01, rng);
+    }
     g->n = md->n_layers;
     g->batch = md->ctx.batch_cap;
     memcpy(g->dims, md->dims, sizeof g->dims);
@@ -600,7 +658,29 @@ static void setup_gemms(Gemms *g, const Model *md, double lr, Rng *rng) {
     }
 }
 
+/* A convolution as an im2col implementation issues it, one GEMM per pass over the batch:
+ *   forward   Y[C_out, B*P] = W[C_out, K] @ cols[K, B*P]                 (NN, beta 0)
+ *   backward  dcols[K, B*P] = W^T @ dY, except for the input layer       (TN, beta 0)
+ *             W += -lr/B * dY @ cols^T                                   (NT, beta 1) */
+static void conv_forward(const Gemms *g, int l) {
+    int M, K, N;
+    conv_dims(&convs[l], g->batch, &M, &K, &N);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, g->cw[l], K, g->cols[l],
+                N, 0.0f, g->cy[l], N);
+}
+
+static void conv_backward(const Gemms *g, int l) {
+    int M, K, N;
+    conv_dims(&convs[l], g->batch, &M, &K, &N);
+    if (l > 0)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, N, M, 1.0f, g->cw[l], K, g->dcy[l],
+                    N, 0.0f, g->dcols[l], N);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, K, N, g->scale, g->dcy[l], N,
+                g->cols[l], N, 1.0f, g->cw[l], K);
+}
+
 static void gemms_forward(const Gemms *g) {
+    for (int l = 0; l < N_CONVS; l++) conv_forward(g, l);
     int b = (int)g->batch;
     for (int l = 1; l <= g->n; l++) {
         int k = (int)g->dims[l - 1], n = (int)g->dims[l];
@@ -619,9 +699,17 @@ static void gemms_backward(const Gemms *g) {
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, k, n, b, g->scale, g->a[l - 1], k,
                     g->dz[l], n, 1.0f, g->w[l], n);
     }
+    for (int l = N_CONVS - 1; l >= 0; l--) conv_backward(g, l);
 }
 
 static void free_gemms(Gemms *g) {
+    for (int l = 0; l < N_CONVS; l++) {
+        free(g->cols[l]);
+        free(g->dcols[l]);
+        free(g->cw[l]);
+        free(g->cy[l]);
+        free(g->dcy[l]);
+    }
     for (int l = 0; l <= g->n; l++) {
         free(g->a[l]);
         free(g->da[l]);
@@ -644,6 +732,11 @@ static double gemm_flops(const Gemms *g) {
     double f = 0;
     for (int l = 1; l <= g->n; l++)
         f += 2.0 * (double)g->batch * (double)g->dims[l - 1] * (double)g->dims[l] * (l > 1 ? 3 : 2);
+    for (int l = 0; l < N_CONVS; l++) {
+        int M, K, N;
+        conv_dims(&convs[l], g->batch, &M, &K, &N);
+        f += 2.0 * M * K * (double)N * (l > 0 ? 3 : 2);
+    }
     return f;
 }
 
@@ -679,8 +772,11 @@ int main(int argc, char **argv) {
     if (n_eval < 1 || n_train < o.batch)
         die("%lld samples are too few for batch %lld", (long long)data.n, (long long)o.batch);
 
-    char shape[128];
+    char shape[256];
     int pos = 0;
+    for (int l = 0; l < N_CONVS; l++)
+        pos += snprintf(shape + pos, sizeof shape - (size_t)pos, "conv%lldx%lldx%lld-",
+                        (long long)convs[l].c_out, (long long)convs[l].k, (long long)convs[l].k);
     for (int l = 0; l <= md.n_layers; l++)
         pos += snprintf(shape + pos, sizeof shape - (size_t)pos, "%s%lld", l ? "-" : "",
                         (long long)md.dims[l]);

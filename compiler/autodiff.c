@@ -452,6 +452,58 @@ static void grad_concat(AD *ad, Value *v, Value *g) {
         contribute(ad, v, i, LAYOUT(ad, OP_slice, g, part, NULL));
     }
 }
+/* ---- images: convolution, pooling, reshapes ----
+ * The textbook rules, each one instruction that runtime/conv.c runs over the whole batch:
+ * y = conv2d(x, w, b) gives dx = the full convolution of g with the flipped kernel,
+ * dw = the correlation of x with g summed over the batch, db = g summed over the batch
+ * and the positions. */
+
+static Value *WIN(AD *ad, Op op, int nargs, Value **args, const double *opt, Shape shape) {
+    return annotate(ad, ir_window(ad->g, op, nargs, args, opt, shape));
+}
+
+static void grad_conv2d(AD *ad, Value *v, Value *g) {
+    Value *x = v->args[0], *w = v->args[1];
+    if (wants(ad, v, 0)) {
+        ad->operand = 0;
+        contribute(ad, v, 0, WIN(ad, OP_conv2d_input_grad, 2, (Value *[]){g, w}, v->opt, x->shape));
+    }
+    if (wants(ad, v, 1)) {
+        ad->operand = 1;
+        contribute(ad, v, 1,
+                   WIN(ad, OP_conv2d_weight_grad, 2, (Value *[]){x, g}, v->opt, w->shape));
+    }
+    if (wants(ad, v, 2)) {
+        ad->operand = 2;
+        contribute(ad, v, 2, WIN(ad, OP_conv2d_bias_grad, 1, &g, v->opt, shape_scalar()));
+    }
+}
+#define grad_conv2d_input_grad  grad_backward_only
+#define grad_conv2d_weight_grad grad_backward_only
+#define grad_conv2d_bias_grad   grad_backward_only
+
+static void grad_max_pool2d(AD *ad, Value *v, Value *g) {
+    if (start_unary(ad, v))
+        contribute(
+            ad, v, 0,
+            WIN(ad, OP_max_pool2d_grad, 2, (Value *[]){v->args[0], g}, v->opt, shape_scalar()));
+}
+static void grad_avg_pool2d(AD *ad, Value *v, Value *g) {
+    if (start_unary(ad, v))
+        contribute(ad, v, 0, WIN(ad, OP_avg_pool2d_grad, 1, &g, v->opt, v->args[0]->shape));
+}
+#define grad_max_pool2d_grad grad_backward_only
+#define grad_avg_pool2d_grad grad_backward_only
+
+/* g reshaped back to the operand's shape (its dims are reshape's options). */
+static void grad_reshape(AD *ad, Value *v, Value *g) {
+    if (!start_unary(ad, v)) return;
+    Shape back = v->args[0]->shape;
+    double dims[OP_MAX_OPTIONS] = {0};
+    for (int k = 0; k < back.rank; k++) dims[k] = (double)back.dim[k];
+    contribute(ad, v, 0, WIN(ad, OP_reshape, 1, &g, dims, shape_scalar()));
+}
+#define grad_flatten grad_reshape
 
 /* ---- a fn's own backward rule (rules.h) ---- */
 

@@ -174,11 +174,19 @@ static LLVMValueRef sgd_update_function(Codegen *cg) {
     return cg->sgd_update_fn = fn;
 }
 
+/* c = alpha * the step's weight gradient + beta * c: a matmul, or conv2d_weight_grad's GEMM. */
+static void emit_gradient_product(Codegen *cg, const Step *st, LLVMValueRef c, LLVMValueRef alpha,
+                                  LLVMValueRef beta) {
+    if (st->kind == STEP_WINDOW)
+        emit_window(cg, st, c, alpha, beta);
+    else
+        emit_product(cg, st->insts[0], c, alpha, beta);
+}
+
 /* The GEMM that computes a parameter's whole gradient updates the parameter itself:
  * momentum 0: p = -lr * dW + 1 * p; otherwise v = 1 * dW + mu * v, then p -= lr * v. */
 static void emit_fused_update(Codegen *cg, const Step *st) {
     const ParamPlan *pp = &cg->plan->params[st->update_param];
-    const Value *mm = st->insts[0];
     LLVMValueRef param = address_of(cg, pp->param);
     LLVMValueRef velocity = fixed_address(cg, pp->velocity_offset);
     LLVMValueRef fn = current_function(cg);
@@ -189,10 +197,10 @@ static void emit_fused_update(Codegen *cg, const Step *st) {
         LLVMBuildFCmp(cg->b, LLVMRealOEQ, cg->momentum, elem_const(cg, 0), "");
     LLVMBuildCondBr(cg->b, no_momentum, plain, momentum);
     LLVMPositionBuilderAtEnd(cg->b, plain);
-    emit_product(cg, mm, param, LLVMBuildFNeg(cg->b, cg->lr, ""), elem_const(cg, 1));
+    emit_gradient_product(cg, st, param, LLVMBuildFNeg(cg->b, cg->lr, ""), elem_const(cg, 1));
     LLVMBuildBr(cg->b, done);
     LLVMPositionBuilderAtEnd(cg->b, momentum);
-    emit_product(cg, mm, velocity, elem_const(cg, 1), cg->momentum);
+    emit_gradient_product(cg, st, velocity, elem_const(cg, 1), cg->momentum);
     LLVMValueRef args[4] = {param, velocity, int64_const(cg, shape_numel(pp->param->shape)),
                             cg->lr};
     build_call(cg, sgd_apply_function(cg), args, 4);
@@ -241,8 +249,11 @@ static void emit_step(Codegen *cg, int step) {
     case STEP_ROW:
     case STEP_LAYOUT: emit_op_step(cg, step); break;
     case STEP_MATMUL:
+    case STEP_WINDOW:
         if (cg->entry == ENTRY_SGD_STEP && st->update_param >= 0)
             emit_fused_update(cg, st);
+        else if (st->kind == STEP_WINDOW)
+            emit_window_step(cg, step);
         else
             emit_product(cg, st->insts[0], address_of(cg, st->insts[0]), elem_const(cg, 1),
                          elem_const(cg, 0));

@@ -202,6 +202,14 @@ void emit_op_step(Codegen *cg, int step);
 const Masks *loop_masks(Codegen *cg, const Value *v);
 LLVMValueRef loop_element(Codegen *cg);
 
+/* ---- window.c: convolution, pooling and reshapes (runtime/conv.h's kernels) ---- */
+
+void emit_window_step(Codegen *cg, int step);
+/* The step's kernel into out; alpha and beta as conv2d_weight_grad reads them (out =
+ * alpha * dW + beta * out: the fused SGD update), ignored by the other kernels. */
+void emit_window(Codegen *cg, const Step *st, LLVMValueRef out, LLVMValueRef alpha,
+                 LLVMValueRef beta);
+
 /* ---- codegen.c ---- */
 
 /* A target machine for the host's CPU (NULL after an error), LLVM initialised once. */

@@ -122,7 +122,9 @@ static const char *op_label(const Value *v) {
         return xprintf("%s > 0 ? %s : %s", operand_name(v, 0), operand_name(v, 1),
                        operand_name(v, 2));
     if (v->op == OP_batch_sum) return "Σ batch";
-    if (in->flags & OPF_SHAPE_GIVEN) return xprintf("%s to %s", in->name, shape_str(v->shape));
+    if (v->op == OP_reshape) return xprintf("reshape to %s", shape_str(v->shape));
+    if (in->flags & OPF_SHAPE_GIVEN && in->cls != OPC_WINDOW)
+        return xprintf("%s to %s", in->name, shape_str(v->shape));
     const char *label = in->name;
     for (int k = 0; k < in->n_options; k++)
         label = xprintf("%s, %s", label, option_label(in->options[k].name, v->opt[k]));

@@ -16,6 +16,12 @@
 #define OPTIONS(n1, d1, v1, n2, d2, v2)                                                            \
     const double n1 UNUSED = opt[0];                                                               \
     const double n2 UNUSED = opt[1]
+#define OPTIONS3(n1, d1, v1, n2, d2, v2, n3, d3, v3)                                               \
+    OPTIONS(n1, d1, v1, n2, d2, v2);                                                               \
+    const double n3 UNUSED = opt[2]
+#define OPTIONS4(n1, d1, v1, n2, d2, v2, n3, d3, v3, n4, d4, v4)                                   \
+    OPTIONS3(n1, d1, v1, n2, d2, v2, n3, d3, v3);                                                  \
+    const double n4 UNUSED = opt[3]
 #define FOLD(expression) (expression)
 #define NOFOLD           NAN
 #define SCALAR_FN_SRC(name, options, scalar)
@@ -29,6 +35,7 @@
 #define SCALAR_FN_ROW    SCALAR_FN_SRC
 #define SCALAR_FN_MATMUL SCALAR_FN_SRC
 #define SCALAR_FN_LAYOUT SCALAR_FN_SRC
+#define SCALAR_FN_WINDOW SCALAR_FN_SRC
 #define OP(name, arity, class, surface, options, scalar, ...)                                      \
     SCALAR_FN_##class(name, options, scalar)
 #include "ops.def"
@@ -36,6 +43,8 @@
 #undef NO_OPTIONS
 #undef OPTION
 #undef OPTIONS
+#undef OPTIONS3
+#undef OPTIONS4
 #undef FOLD
 #undef NOFOLD
 #undef UNUSED
@@ -51,14 +60,19 @@
 #define NO_OPTIONS                      .n_options = 0
 #define OPTION(n, d, valid)             .n_options = 1, .options = {{#n, d, valid}}
 #define OPTIONS(n1, d1, v1, n2, d2, v2) .n_options = 2, .options = {{#n1, d1, v1}, {#n2, d2, v2}}
-#define FOLD(expression)                true
-#define NOFOLD                          false
-#define SCALAR_SRC(op, fold)            .scalar = NULL
-#define SCALAR_EW(op, fold)             .scalar = (fold) ? scalar_##op : NULL
-#define SCALAR_REDUCE                   SCALAR_SRC
-#define SCALAR_ROW                      SCALAR_SRC
-#define SCALAR_MATMUL                   SCALAR_SRC
-#define SCALAR_LAYOUT                   SCALAR_SRC
+#define OPTIONS3(n1, d1, v1, n2, d2, v2, n3, d3, v3)                                               \
+    .n_options = 3, .options = {{#n1, d1, v1}, {#n2, d2, v2}, {#n3, d3, v3}}
+#define OPTIONS4(n1, d1, v1, n2, d2, v2, n3, d3, v3, n4, d4, v4)                                   \
+    .n_options = 4, .options = {{#n1, d1, v1}, {#n2, d2, v2}, {#n3, d3, v3}, {#n4, d4, v4}}
+#define FOLD(expression)     true
+#define NOFOLD               false
+#define SCALAR_SRC(op, fold) .scalar = NULL
+#define SCALAR_EW(op, fold)  .scalar = (fold) ? scalar_##op : NULL
+#define SCALAR_REDUCE        SCALAR_SRC
+#define SCALAR_ROW           SCALAR_SRC
+#define SCALAR_MATMUL        SCALAR_SRC
+#define SCALAR_WINDOW        SCALAR_SRC
+#define SCALAR_LAYOUT        SCALAR_SRC
 const OpInfo op_info[OP_COUNT] = {
 #define OP(name_, arity_, class, surface, options, scalar, flags_, deriv_, doc_)                   \
     [OP_##name_] = {.name = #name_,                                                                \
@@ -516,6 +530,7 @@ static const char *shape_concat(Value **args, const Value *proto, Shape *shape) 
 #define SHAPE_ROW(name)    [OP_##name] = shape_##name,
 #define SHAPE_MATMUL(name)
 #define SHAPE_LAYOUT(name)
+#define SHAPE_WINDOW(name)
 static ShapeRule *const shape_rules[OP_COUNT] = {
 #define OP(name, arity, class, ...) SHAPE_##class(name)
 #include "ops.def"
@@ -601,6 +616,9 @@ static const char *shape_matmul(Value *a, Value *b, const Value *proto, Shape *s
     return NULL;
 }
 
+static const char *shape_window(Op op, Value **args, const Value *proto, Shape *shape,
+                                bool *varying);
+
 static const char *shape_by_class(Op op, int nargs, Value **args, const Value *proto, Shape *shape,
                                   bool *varying) {
     double defaults[OP_MAX_OPTIONS] = {0};
@@ -613,6 +631,7 @@ static const char *shape_by_class(Op op, int nargs, Value **args, const Value *p
     case OPC_ROW: return shape_row(op, nargs, args, opt, shape, varying);
     case OPC_MATMUL: return shape_matmul(args[0], args[1], proto, shape, varying);
     case OPC_LAYOUT: return shape_layout(op, nargs, args, proto, shape, varying);
+    case OPC_WINDOW: return shape_window(op, args, proto, shape, varying);
     }
     return "unknown op";
 }
@@ -758,4 +777,270 @@ const char *ir_value_ref(const Value *v) {
     case OP_inv_batch: return "1/B";
     default: return v->name ? xprintf("%%%s", v->name) : xprintf("%%t%d", v->id);
     }
+}
+
+/* ---- images: convolution, pooling, reshapes (WINDOW rows) ----
+ * Every rule checks its operands against the geometry the result implies, so a backward
+ * instruction built with the wrong shape is caught where it is built. */
+
+typedef const char *WindowShapeRule(Value **args, const double *opt, Shape *shape, bool *varying);
+
+/* An option that must be a whole number of at least low ("conv2d's stride"). */
+static const char *whole_option(const char *op, const char *name, double x, double low) {
+    if (x == floor(x) && x >= low && x < 65536) return NULL;
+    return xprintf("%s's %s must be a whole number of at least %g, got %s", op, name, low,
+                   ir_number_str(x));
+}
+
+static const char *need_image(const char *op, const char *what, const Value *x) {
+    if (x->shape.rank == 3) return NULL;
+    return xprintf("%s's %s must be an image [C, H, W], got shape %s", op, what,
+                   shape_str(x->shape));
+}
+
+/* PyTorch's output size along one axis, or 0 when the window does not fit. */
+static int64_t window_out(int64_t in, int64_t k, int64_t stride, int64_t pad, int64_t dil) {
+    int64_t span = dil * (k - 1) + 1, room = in + 2 * pad;
+    return room < span ? 0 : (room - span) / stride + 1;
+}
+
+/* [c, h_out, w_out] for an image [c, h, w] under a k x k window, or an error. */
+static const char *window_shape(const char *op, Shape in, int64_t c, int64_t kh, int64_t kw,
+                                const double *sp_pad_dil, Shape *out) {
+    int64_t stride = (int64_t)sp_pad_dil[0], pad = (int64_t)sp_pad_dil[1],
+            dil = (int64_t)sp_pad_dil[2];
+    int64_t ho = window_out(in.dim[1], kh, stride, pad, dil),
+            wo = window_out(in.dim[2], kw, stride, pad, dil);
+    if (ho < 1 || wo < 1)
+        return xprintf("%s's window of %lldx%lld (dilation %lld) does not fit in the image %s "
+                       "padded by %lld",
+                       op, (long long)kh, (long long)kw, (long long)dil, shape_str(in),
+                       (long long)pad);
+    *out = shape_make(3, (int64_t[]){c, ho, wo});
+    return NULL;
+}
+
+static const char *conv_options(const char *op, const double *opt) {
+    const char *err = whole_option(op, "stride", opt[0], 1);
+    if (!err) err = whole_option(op, "padding", opt[1], 0);
+    if (!err) err = whole_option(op, "dilation", opt[2], 1);
+    return err;
+}
+
+/* The output of conv2d for the image x and the weights w [C_out, C_in, kH, kW]. */
+static const char *conv_output(const char *op, Shape x, Shape w, const double *opt, Shape *out) {
+    const char *err = conv_options(op, opt);
+    if (err) return err;
+    if (w.rank != 4)
+        return xprintf("%s's weights must be [C_out, C_in, kH, kW], got shape %s", op,
+                       shape_str(w));
+    if (w.dim[1] != x.dim[0])
+        return xprintf("%s's weights %s take %lld channels, the image %s has %lld", op,
+                       shape_str(w), (long long)w.dim[1], shape_str(x), (long long)x.dim[0]);
+    return window_shape(op, x, w.dim[0], w.dim[2], w.dim[3], opt, out);
+}
+
+static const char *same_shape(const char *op, Shape got, Shape want) {
+    if (shape_eq(got, want)) return NULL;
+    return xprintf("%s: the gradient has shape %s, the result %s", op, shape_str(got),
+                   shape_str(want));
+}
+
+static const char *shape_conv2d(Value **args, const double *opt, Shape *shape, bool *varying) {
+    Value *x = args[0], *w = args[1], *b = args[2];
+    const char *err = need_image("conv2d", "input", x);
+    if (!err) err = conv_output("conv2d", x->shape, w->shape, opt, shape);
+    if (err) return err;
+    if (b->shape.rank != 0 && !shape_eq(b->shape, shape_make(1, &w->shape.dim[0])))
+        return xprintf("conv2d's bias must be [%lld] (one per output channel) or a scalar, got "
+                       "shape %s",
+                       (long long)w->shape.dim[0], shape_str(b->shape));
+    if (w->varying || b->varying)
+        return "conv2d's weights and bias must be the same for every sample";
+    *varying = x->varying;
+    return NULL;
+}
+
+static const char *shape_conv2d_input_grad(Value **args, const double *opt, Shape *shape,
+                                           bool *varying) {
+    Value *g = args[0], *w = args[1];
+    Shape y;
+    const char *err = need_image("conv2d_input_grad", "result", &(Value){.shape = *shape});
+    if (!err) err = conv_output("conv2d_input_grad", *shape, w->shape, opt, &y);
+    if (!err) err = same_shape("conv2d_input_grad", g->shape, y);
+    *varying = g->varying;
+    return err;
+}
+
+static const char *shape_conv2d_weight_grad(Value **args, const double *opt, Shape *shape,
+                                            bool *varying) {
+    Value *x = args[0], *g = args[1];
+    Shape y;
+    const char *err = need_image("conv2d_weight_grad", "input", x);
+    if (!err) err = conv_output("conv2d_weight_grad", x->shape, *shape, opt, &y);
+    if (!err) err = same_shape("conv2d_weight_grad", g->shape, y);
+    *varying = false;
+    return err;
+}
+
+static const char *shape_conv2d_bias_grad(Value **args, const double *opt, Shape *shape,
+                                          bool *varying) {
+    (void)opt;
+    const char *err = need_image("conv2d_bias_grad", "gradient", args[0]);
+    if (!err) *shape = shape_make(1, &args[0]->shape.dim[0]);
+    *varying = false;
+    return err;
+}
+
+/* Pooling: kernel, stride, padding; PyTorch allows padding up to half the kernel. */
+static const char *pool_output(const char *op, Shape x, const double *opt, Shape *out) {
+    if (opt[0] == 0) return xprintf("%s needs its kernel size: %s(x, 2) pools 2x2 windows", op, op);
+    const char *err = whole_option(op, "kernel", opt[0], 1);
+    if (!err) err = whole_option(op, "stride", opt[1], 1);
+    if (!err) err = whole_option(op, "padding", opt[2], 0);
+    if (err) return err;
+    if (2 * opt[2] > opt[0])
+        return xprintf("%s's padding must be at most half the kernel, got %s for a kernel of %s",
+                       op, ir_number_str(opt[2]), ir_number_str(opt[0]));
+    int64_t k = (int64_t)opt[0];
+    double spd[3] = {opt[1], opt[2], 1};
+    return window_shape(op, x, x.dim[0], k, k, spd, out);
+}
+
+static const char *shape_max_pool2d(Value **args, const double *opt, Shape *shape, bool *varying) {
+    const char *err = need_image("max_pool2d", "input", args[0]);
+    if (!err) err = pool_output("max_pool2d", args[0]->shape, opt, shape);
+    *varying = args[0]->varying;
+    return err;
+}
+#define shape_avg_pool2d shape_max_pool2d
+
+static const char *shape_max_pool2d_grad(Value **args, const double *opt, Shape *shape,
+                                         bool *varying) {
+    Value *x = args[0], *g = args[1];
+    Shape y;
+    const char *err = need_image("max_pool2d_grad", "input", x);
+    if (!err) err = pool_output("max_pool2d_grad", x->shape, opt, &y);
+    if (!err) err = same_shape("max_pool2d_grad", g->shape, y);
+    *shape = x->shape;
+    *varying = x->varying || g->varying;
+    return err;
+}
+
+static const char *shape_avg_pool2d_grad(Value **args, const double *opt, Shape *shape,
+                                         bool *varying) {
+    Shape y;
+    const char *err = need_image("avg_pool2d_grad", "result", &(Value){.shape = *shape});
+    if (!err) err = pool_output("avg_pool2d_grad", *shape, opt, &y);
+    if (!err) err = same_shape("avg_pool2d_grad", args[0]->shape, y);
+    *varying = args[0]->varying;
+    return err;
+}
+
+/* The dims are the options up to the first 0; one of them may be -1, the rest inferred. */
+static const char *shape_reshape(Value **args, const double *opt, Shape *shape, bool *varying) {
+    int64_t numel = shape_numel(args[0]->shape), known = 1;
+    Shape out = shape_scalar();
+    int infer = -1;
+    for (int k = 0; k < MAX_RANK && opt[k] != 0; k++) {
+        if (opt[k] == -1 && infer < 0) {
+            infer = k;
+        } else if (opt[k] != floor(opt[k]) || opt[k] < 1 || opt[k] > 1e9) {
+            return xprintf("reshape's dimensions must be whole numbers of at least 1, or -1 "
+                           "once, got %s",
+                           ir_number_str(opt[k]));
+        } else if (!checked_mul(known, (int64_t)opt[k], &known) || known > numel) {
+            known = numel + 1;
+        }
+        out.dim[out.rank++] = opt[k] == -1 ? 0 : (int64_t)opt[k];
+    }
+    if (infer >= 0 && known <= numel && numel % known == 0) {
+        out.dim[infer] = numel / known;
+        known = numel;
+    }
+    if (known != numel)
+        return xprintf("cannot reshape %s (%lld elements) to %s", shape_str(args[0]->shape),
+                       (long long)numel, shape_str(out));
+    *shape = out;
+    *varying = args[0]->varying;
+    return NULL;
+}
+
+static const char *shape_flatten(Value **args, const double *opt, Shape *shape, bool *varying) {
+    (void)opt;
+    int64_t numel = shape_numel(args[0]->shape);
+    *shape = shape_make(1, &numel);
+    *varying = args[0]->varying;
+    return NULL;
+}
+
+#undef SHAPE_REDUCE
+#undef SHAPE_ROW
+#undef SHAPE_LAYOUT
+#undef SHAPE_WINDOW
+#define SHAPE_REDUCE(name)
+#define SHAPE_ROW(name)
+#define SHAPE_LAYOUT(name)
+#define SHAPE_WINDOW(name) [OP_##name] = shape_##name,
+static WindowShapeRule *const window_shape_rules[OP_COUNT] = {
+#define OP(name, arity, class, ...) SHAPE_##class(name)
+#include "ops.def"
+#undef OP
+};
+
+static const char *shape_window(Op op, Value **args, const Value *proto, Shape *shape,
+                                bool *varying) {
+    double opt[OP_MAX_OPTIONS] = {0};
+    for (int k = 0; k < op_info[op].n_options; k++)
+        opt[k] = proto ? proto->opt[k] : op_info[op].options[k].value;
+    return window_shape_rules[op](args, opt, shape, varying);
+}
+
+Value *ir_window(Graph *g, Op op, int nargs, Value **args, const double *opt, Shape shape) {
+    Value proto = {0};
+    memcpy(proto.opt, opt, sizeof proto.opt);
+    return build(g, op, nargs, args, &proto, shape);
+}
+
+void ir_window_defaults(Op op, double *opt) {
+    if ((op == OP_max_pool2d || op == OP_avg_pool2d) && opt[1] == 0) opt[1] = opt[0];
+}
+
+/* The image [c, h, w] of a shape of rank 3. */
+static void image_dims(Shape s, int64_t *c, int64_t *h, int64_t *w) {
+    *c = s.dim[0];
+    *h = s.dim[1];
+    *w = s.dim[2];
+}
+
+WindowGeometry ir_window_geometry(const Value *v) {
+    WindowGeometry gm = {0};
+    Shape in = v->shape, out = v->shape, w = shape_scalar();
+    const double *opt = v->opt;
+    switch (v->op) {
+    case OP_conv2d: in = v->args[0]->shape, w = v->args[1]->shape; break;
+    case OP_conv2d_input_grad: out = v->args[0]->shape, w = v->args[1]->shape; break;
+    case OP_conv2d_weight_grad:
+        in = v->args[0]->shape, out = v->args[1]->shape, w = v->shape;
+        break;
+    case OP_conv2d_bias_grad: in = out = v->args[0]->shape; break;
+    case OP_max_pool2d:
+    case OP_avg_pool2d: in = v->args[0]->shape; break;
+    case OP_max_pool2d_grad: out = v->args[1]->shape; break;
+    case OP_avg_pool2d_grad: out = v->args[0]->shape; break;
+    default: /* reshape, flatten: numel elements in, as many out */
+        gm.c_in = gm.c_out = shape_numel(v->shape);
+        gm.h = gm.w = gm.h_out = gm.w_out = gm.kh = gm.kw = gm.stride = gm.dil = 1;
+        return gm;
+    }
+    image_dims(in, &gm.c_in, &gm.h, &gm.w);
+    image_dims(out, &gm.c_out, &gm.h_out, &gm.w_out);
+    bool pooling = w.rank == 0;
+    gm.kh = pooling ? (int64_t)opt[0] : w.dim[2];
+    gm.kw = pooling ? (int64_t)opt[0] : w.dim[3];
+    gm.stride = (int64_t)(pooling ? opt[1] : opt[0]);
+    gm.pad = (int64_t)(pooling ? opt[2] : opt[1]);
+    gm.dil = pooling ? 1 : (int64_t)opt[2];
+    if (v->op == OP_conv2d_bias_grad) gm.kh = gm.kw = gm.stride = gm.dil = 1, gm.pad = 0;
+    return gm;
 }

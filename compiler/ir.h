@@ -13,7 +13,15 @@ typedef enum Op {
     OP_COUNT
 } Op;
 
-typedef enum OpClass { OPC_SRC, OPC_EW, OPC_REDUCE, OPC_ROW, OPC_MATMUL, OPC_LAYOUT } OpClass;
+typedef enum OpClass {
+    OPC_SRC,
+    OPC_EW,
+    OPC_REDUCE,
+    OPC_ROW,
+    OPC_MATMUL,
+    OPC_LAYOUT,
+    OPC_WINDOW
+} OpClass;
 
 /* The flags column of ops.def. */
 enum {
@@ -22,7 +30,7 @@ enum {
     OPF_SHAPE_GIVEN = 4, /* the builder gives the result's shape: "broadcast %x to [2, 3]" */
 };
 
-#define OP_MAX_OPTIONS 2
+#define OP_MAX_OPTIONS 4 /* reshape's four dims */
 
 /* A number an op takes when compiling (leaky_relu's alpha), kept in Value.opt[]. */
 typedef struct OpOption {
@@ -247,6 +255,21 @@ void ir_permutation(const Value *v, int perm[MAX_RANK]);
 Value *ir_build_options(Graph *g, Op op, Value *a, double opt0, double opt1);
 /* A reduction along an axis (sum_axis ...): the axis of its operand, counted from 0. */
 int ir_reduced_axis(const Value *v);
+
+/* ---- images: convolution, pooling, reshapes (the WINDOW rows of ops.def) ---- */
+
+/* Builds a WINDOW instruction with the options opt[] (OP_MAX_OPTIONS of them) and, for a
+ * SHAPE_GIVEN row, the result's shape; aborts on a shape error (a compiler bug). */
+Value *ir_window(Graph *g, Op op, int nargs, Value **args, const double *opt, Shape shape);
+/* Fills the options a .nn call left to be worked out: a pooling stride of 0 is the kernel. */
+void ir_window_defaults(Op op, double *opt);
+/* The geometry of a WINDOW instruction for runtime/conv.h's kernels: the image it reads
+ * ([c_in, h, w]) and writes ([c_out, h_out, w_out]), the window and how it moves. A
+ * reshape reads c_in = numel elements and writes as many. */
+typedef struct WindowGeometry {
+    int64_t c_in, h, w, c_out, kh, kw, stride, pad, dil, h_out, w_out;
+} WindowGeometry;
+WindowGeometry ir_window_geometry(const Value *v);
 
 /* matmul's per-sample matrix dimensions: op(A) is [M,K], op(B) is [K,N]. */
 void ir_matmul_dims(const Value *mm, int64_t *M, int64_t *N, int64_t *K);

@@ -720,6 +720,7 @@ static void reduce_unsqueeze(Codegen *cg, const Value *v, Operand *args, LLVMVal
 #define KERNEL_SRC(name)
 #define KERNEL_MATMUL(name)
 #define KERNEL_LAYOUT(name)
+#define KERNEL_WINDOW(name)         /* window.c: a kernel of runtime/conv.c */
 #define OP(name, arity, class, ...) KERNEL_##class(name)
 
 #define KERNEL_EW(name) [OP_##name] = ew_##name,

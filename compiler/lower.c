@@ -420,6 +420,7 @@ static LVal call_builtin(Lower *L, Scope *s, Node *call, Op op) {
     LVal args[3];
     Value proto = {0};
     if (!read_builtin_arguments(L, s, call, op, args, &proto)) return lv_error;
+    if (op_info[op].cls == OPC_WINDOW) ir_window_defaults(op, proto.opt);
     int n = op_info[op].arity;
     if (op_info[op].flags & OPF_RANDOM) return build_random(L, call, op, args[0], &proto);
     warn_one_class(L, call, op, args[0]);

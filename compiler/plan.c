@@ -86,7 +86,8 @@ static int *count_readers(const Graph *g, const bool *needed) {
 }
 
 /* ---- fused SGD ----
- * A parameter whose whole gradient is one batch-summing matmul that nothing else reads is
+ * A parameter whose whole gradient is one batch-summing matmul (or the one GEMM of a
+ * conv2d_weight_grad) that nothing else reads is
  * updated by that GEMM in sgd_step (C = param, beta = 1, alpha = -lr), so the gradient of a
  * weight matrix is never stored nor read back. The GEMM must not read the parameter itself
  * (C would alias an operand), and the parameter must not be read after its update: not as
@@ -112,10 +113,12 @@ static void choose_fused_updates(Plan *p, const int *readers, const int *param_o
         if (grad_of_param(g, i)) grad_roots[grad_of_param(g, i)->id]++;
     for (int i = 0; i < g->params.n; i++) {
         Value *param = g->params.v[i], *gr = p->params[i].grad;
-        p->params[i].fused_update = gr && gr->op == OP_matmul && gr->sum_batch &&
-                                    readers[gr->id] == 0 && grad_roots[gr->id] == 1 &&
-                                    !is_root_of_graph(g, gr) && !reads(gr, param) &&
-                                    grad_roots[param->id] == 0 && !is_root_of_graph(g, param);
+        bool one_product =
+            gr && ((gr->op == OP_matmul && gr->sum_batch) || gr->op == OP_conv2d_weight_grad);
+        p->params[i].fused_update = one_product && readers[gr->id] == 0 &&
+                                    grad_roots[gr->id] == 1 && !is_root_of_graph(g, gr) &&
+                                    !reads(gr, param) && grad_roots[param->id] == 0 &&
+                                    !is_root_of_graph(g, param);
     }
     for (int i = 0; i < g->params.n; i++) {
         if (!p->params[i].fused_update) continue;
@@ -200,6 +203,7 @@ static StepKind step_kind_of(const Value *v) {
     case OPC_REDUCE: return STEP_REDUCE;
     case OPC_ROW: return STEP_ROW;
     case OPC_LAYOUT: return STEP_LAYOUT;
+    case OPC_WINDOW: return STEP_WINDOW;
     default: return STEP_MATMUL;
     }
 }
@@ -238,7 +242,7 @@ static void build_steps(Plan *p, ValueList order, const int *fused) {
         s->kind = step_kind_of(v);
         s->insts = &order.v[i];
         s->n_insts = 1;
-        s->update_param = s->kind == STEP_MATMUL ? fused[v->id] : -1;
+        s->update_param = s->kind == STEP_MATMUL || s->kind == STEP_WINDOW ? fused[v->id] : -1;
     }
 }
 
@@ -490,8 +494,25 @@ static void place_pinned_roots(Plan *p, ArenaAlloc *arenas) {
     }
 }
 
+int64_t plan_window_scratch(const Value *v) {
+    if (v->op != OP_conv2d && v->op != OP_conv2d_input_grad && v->op != OP_conv2d_weight_grad)
+        return 0;
+    WindowGeometry gm = ir_window_geometry(v);
+    /* the im2col matrix [C_in*kH*kW, positions] and the product [C_out, positions] */
+    return (gm.c_in * gm.kh * gm.kw + gm.c_out) * gm.h_out * gm.w_out;
+}
+
+/* A WINDOW step's scratch, allocated after its result and live during the step only, so it
+ * overlaps neither the operands (still live) nor the result. Per sample: varying arena. */
+static void place_scratch(Step *st, int s, ArenaAlloc *arenas) {
+    int64_t numel = st->kind == STEP_WINDOW ? plan_window_scratch(st->insts[0]) : 0;
+    if (numel == 0) return;
+    st->scratch.arena = ARENA_VARYING;
+    st->scratch.offset = allocate_interval(&arenas[ARENA_VARYING], numel, s, s, st->insts[0]);
+}
+
 static void place_intermediates(Plan *p, ArenaAlloc *arenas) {
-    for (int s = 0; s < p->n_steps; s++)
+    for (int s = 0; s < p->n_steps; s++) {
         for (int m = 0; m < p->steps[s].n_insts; m++) {
             Value *v = p->steps[s].insts[m];
             ValuePlan *vp = &p->values[v->id];
@@ -501,6 +522,8 @@ static void place_intermediates(Plan *p, ArenaAlloc *arenas) {
             vp->home.offset =
                 allocate_interval(&arenas[which], shape_numel(v->shape), s, vp->last_use, v);
         }
+        place_scratch(&p->steps[s], s, arenas);
+    }
 }
 
 /* The error for an arena past NNC_MAX_ARENA_ELEMS, at the value that took it there. */
@@ -569,7 +592,7 @@ static const char *storage_str(const ValuePlan *vp) {
 }
 
 static const char *step_kind_name(StepKind k) {
-    static const char *const names[] = {"loop", "reduce", "row", "matmul", "layout"};
+    static const char *const names[] = {"loop", "reduce", "row", "matmul", "layout", "window"};
     return names[k];
 }
 

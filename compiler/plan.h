@@ -28,15 +28,19 @@ typedef enum StepKind {
     STEP_ROW,
     STEP_MATMUL,
     STEP_LAYOUT, /* a copy of elements by an index map (slice, transpose, concat, ...) */
+    STEP_WINDOW, /* a convolution, pooling or reshape: a kernel of runtime/conv.c */
 } StepKind;
 
 typedef struct Step {
     StepKind kind;
     Value **insts; /* members in schedule order; exactly one unless STEP_EW_LOOP */
     int n_insts;
-    /* STEP_MATMUL in sgd_step: index of the parameter whose update this product performs
-     * (its whole gradient), or -1. */
+    /* STEP_MATMUL (or a conv2d_weight_grad STEP_WINDOW) in sgd_step: index of the
+     * parameter whose update this product performs (its whole gradient), or -1. */
     int update_param;
+    /* STEP_WINDOW: the kernel's scratch memory (the im2col matrix), live during the step
+     * only; ARENA_NONE when it needs none. */
+    Storage scratch;
 } Step;
 
 typedef struct ParamPlan {
@@ -72,6 +76,9 @@ Plan *plan_build(Graph *g);
 static inline const ValuePlan *plan_value(const Plan *p, const Value *v) {
     return &p->values[v->id];
 }
+
+/* The scratch elements per sample a WINDOW instruction's kernel needs (runtime/conv.h). */
+int64_t plan_window_scratch(const Value *v);
 
 /* Marks in needed[] (indexed by Value.id) every value that root depends on, root included. */
 void plan_mark_needed(const Value *root, bool *needed);

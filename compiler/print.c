@@ -28,6 +28,20 @@ static const char *base_name(const char *path) {
     return slash ? slash + 1 : path;
 }
 
+/* A WINDOW op: every operand, then its options ("conv2d_input_grad %g, @w, stride=2, ...
+ * to [3, 8, 8]" when the result's shape is given); a reshape by the shape it makes. */
+static const char *window_rhs(const Value *v) {
+    const OpInfo *in = &op_info[v->op];
+    const char *s = in->name;
+    for (int i = 0; i < v->nargs; i++)
+        s = xprintf("%s%s %s", s, i ? "," : "", ir_value_ref(v->args[i]));
+    if (v->op == OP_reshape) return xprintf("%s to %s", s, shape_str(v->shape));
+    for (int k = 0; k < in->n_options; k++)
+        s = xprintf("%s, %s=%s", s, in->options[k].name, ir_number_str(v->opt[k]));
+    if (in->flags & OPF_SHAPE_GIVEN) s = xprintf("%s to %s", s, shape_str(v->shape));
+    return s;
+}
+
 /* The right-hand side: "matmul $x, @h.W", "outer $x, %t9 (sum over batch)". */
 static const char *rhs_str(const Value *v) {
     const char *name = op_info[v->op].name;
@@ -50,6 +64,7 @@ static const char *rhs_str(const Value *v) {
         return xprintf("where %s > 0 ? %s : %s", ir_value_ref(v->args[0]), ir_value_ref(v->args[1]),
                        ir_value_ref(v->args[2]));
     const OpInfo *in = &op_info[v->op];
+    if (in->cls == OPC_WINDOW) return window_rhs(v);
     if (in->flags & OPF_SHAPE_GIVEN)
         return xprintf("%s %s to %s", name, ir_value_ref(v->args[0]), shape_str(v->shape));
     const char *s = name;

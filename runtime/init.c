@@ -11,6 +11,12 @@ void rt_fans(const nnrt_tensor *t, double *fan_in, double *fan_out) {
         *fan_in = *fan_out = 1.0;
         return;
     }
+    if (t->rank == 4) { /* conv2d's weights [C_out, C_in, kH, kW]: PyTorch's fans */
+        double field = (double)t->dims[2] * (double)t->dims[3];
+        *fan_in = (double)t->dims[1] * field;
+        *fan_out = (double)t->dims[0] * field;
+        return;
+    }
     *fan_out = (double)t->dims[t->rank - 1];
     double in = 1.0;
     for (int32_t i = 0; i + 1 < t->rank; i++) in *= (double)t->dims[i];

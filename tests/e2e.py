@@ -76,6 +76,48 @@ def case_digits(nnc, src, tmp):
         raise Failure(f"digits: held-out accuracy {acc}, wanted >= 0.95\n{out}")
 
 
+def case_cnn_digits(nnc, src, tmp):
+    """The CNN reads each row of 64 pixels as an image [1, 8, 8] and beats the MLP's bar."""
+    exe = build(nnc, src, "cnn_digits", tmp)
+    out = run([exe, "train"], tmp).stdout
+    acc = number(out, "validation accuracy")
+    if acc < 0.97:
+        raise Failure(f"cnn_digits: held-out accuracy {acc}, wanted >= 0.97\n{out}")
+
+
+CONV_INIT_MODEL = """import "nn"
+
+model conv_init {
+    input  x[50]
+    target y[1]
+    param  W[32, 2, 3, 3] = he
+    h    = conv2d(reshape(x, 2, 5, 5), W, 0)
+    loss = mse(sum(h), y)
+}
+"""
+
+
+def case_conv_init(nnc, src, tmp):
+    """He takes PyTorch's fan_in for conv weights [C_out, C_in, k, k]: C_in*k*k = 18, so
+    the std is sqrt(2/18) = 0.33 (the dense rule's fan_in, 32*2*3 = 192, gave 0.10)."""
+    with open(os.path.join(tmp, "m.nn"), "w") as f:
+        f.write(CONV_INIT_MODEL)
+    with open(os.path.join(tmp, "d.csv"), "w") as f:
+        f.write("\n".join(",".join(["0"] * 51) for _ in range(4)) + "\n")
+    run([nnc, "m.nn", "-o", "m"], tmp)
+    run(["./m", "train", "--data", "d.csv", "--steps", "1", "--lr", "1e-30",
+         "--validation", "0", "--save", "w.safetensors"], tmp)
+    with open(os.path.join(tmp, "w.safetensors"), "rb") as f:
+        data = f.read()
+    n = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8:8 + n])
+    a, b = header["W"]["data_offsets"]
+    values = struct.unpack(f"<{(b - a) // 4}f", data[8 + n + a:8 + n + b])
+    std = (sum(v * v for v in values) / len(values)) ** 0.5
+    if not 0.30 < std < 0.37:
+        raise Failure(f"conv weights drawn by he have std {std:.3f}, wanted about 0.333")
+
+
 BAD_CSVS = {
     "not_a_number.csv": ("0,0,0\n0,1,1\n1,x,1\n1,1,0\n", 3),
     "missing_column.csv": ("0,0,0\n0,1\n1,0,1\n", 2),

@@ -196,6 +196,145 @@ static double ref_min_axis(const Model *m, const Value *v, int64_t s, int64_t i)
 static double ref_unsqueeze(const Model *m, const Value *v, int64_t s, int64_t i) {
     return ref_eval(m, v->args[0], s, i);
 }
+/* ---- images: ref_NAME for every WINDOW row, straight from the definitions (sums over
+ * the window's taps; no im2col) ---- */
+
+/* Element (c, i, j) of the image v of sample s, 0 outside it (the padding). */
+static double pixel(const Model *m, const Value *v, int64_t s, int64_t c, int64_t i, int64_t j) {
+    int64_t H = v->shape.dim[1], W = v->shape.dim[2];
+    if (i < 0 || i >= H || j < 0 || j >= W) return 0;
+    return ref_eval(m, v, s, (c * H + i) * W + j);
+}
+
+/* The samples a batch-summing op adds: all of them when an operand varies. */
+static int64_t summed_samples(const Model *m, const Value *v) {
+    bool varies = false;
+    for (int k = 0; k < v->nargs; k++) varies |= v->args[k]->varying;
+    return varies ? m->ctx.batch : 1;
+}
+
+static double ref_conv2d(const Model *m, const Value *v, int64_t s, int64_t i) {
+    WindowGeometry g = ir_window_geometry(v);
+    const Value *x = v->args[0], *w = v->args[1], *b = v->args[2];
+    int64_t o = i / (g.h_out * g.w_out), oh = i / g.w_out % g.h_out, ow = i % g.w_out;
+    double sum = ref_eval(m, b, s, b->shape.rank ? o : 0);
+    for (int64_t c = 0; c < g.c_in; c++)
+        for (int64_t ki = 0; ki < g.kh; ki++)
+            for (int64_t kj = 0; kj < g.kw; kj++)
+                sum += pixel(m, x, s, c, oh * g.stride - g.pad + ki * g.dil,
+                             ow * g.stride - g.pad + kj * g.dil) *
+                       ref_eval(m, w, s, ((o * g.c_in + c) * g.kh + ki) * g.kw + kj);
+    return sum;
+}
+
+/* dx[c, ih, iw] = the sum of dy[o, oh, ow] w[o, c, ki, kj] over the taps that read it. */
+static double ref_conv2d_input_grad(const Model *m, const Value *v, int64_t s, int64_t i) {
+    WindowGeometry g = ir_window_geometry(v);
+    const Value *dy = v->args[0], *w = v->args[1];
+    int64_t c = i / (g.h * g.w), ih = i / g.w % g.h, iw = i % g.w;
+    double sum = 0;
+    for (int64_t o = 0; o < g.c_out; o++)
+        for (int64_t oh = 0; oh < g.h_out; oh++)
+            for (int64_t ow = 0; ow < g.w_out; ow++)
+                for (int64_t ki = 0; ki < g.kh; ki++)
+                    for (int64_t kj = 0; kj < g.kw; kj++)
+                        if (oh * g.stride - g.pad + ki * g.dil == ih &&
+                            ow * g.stride - g.pad + kj * g.dil == iw)
+                            sum += ref_eval(m, dy, s, (o * g.h_out + oh) * g.w_out + ow) *
+                                   ref_eval(m, w, s, ((o * g.c_in + c) * g.kh + ki) * g.kw + kj);
+    return sum;
+}
+
+static double ref_conv2d_weight_grad(const Model *m, const Value *v, int64_t s, int64_t i) {
+    (void)s;
+    WindowGeometry g = ir_window_geometry(v);
+    const Value *x = v->args[0], *dy = v->args[1];
+    int64_t o = i / (g.c_in * g.kh * g.kw), c = i / (g.kh * g.kw) % g.c_in, ki = i / g.kw % g.kh,
+            kj = i % g.kw;
+    double sum = 0;
+    for (int64_t b = 0; b < summed_samples(m, v); b++)
+        for (int64_t oh = 0; oh < g.h_out; oh++)
+            for (int64_t ow = 0; ow < g.w_out; ow++)
+                sum += ref_eval(m, dy, b, (o * g.h_out + oh) * g.w_out + ow) *
+                       pixel(m, x, b, c, oh * g.stride - g.pad + ki * g.dil,
+                             ow * g.stride - g.pad + kj * g.dil);
+    return sum;
+}
+
+static double ref_conv2d_bias_grad(const Model *m, const Value *v, int64_t s, int64_t o) {
+    (void)s;
+    int64_t P = v->args[0]->shape.dim[1] * v->args[0]->shape.dim[2];
+    double sum = 0;
+    for (int64_t b = 0; b < summed_samples(m, v); b++)
+        for (int64_t p = 0; p < P; p++) sum += ref_eval(m, v->args[0], b, o * P + p);
+    return sum;
+}
+
+/* The (row, column) of the maximum of window (oh, ow) of channel c: the first in row-major
+ * order, a NaN over anything (the last NaN), the window's first element if all are -inf;
+ * the padding never wins. */
+static void window_max(const Model *m, const Value *x, const WindowGeometry *g, int64_t s,
+                       int64_t c, int64_t oh, int64_t ow, int64_t *bi, int64_t *bj) {
+    double best = -INFINITY;
+    *bi = *bj = -1;
+    for (int64_t ki = 0; ki < g->kh; ki++)
+        for (int64_t kj = 0; kj < g->kw; kj++) {
+            int64_t i = oh * g->stride - g->pad + ki, j = ow * g->stride - g->pad + kj;
+            if (i < 0 || i >= g->h || j < 0 || j >= g->w) continue;
+            double x_ij = pixel(m, x, s, c, i, j);
+            if (*bi < 0) *bi = i, *bj = j;
+            if (x_ij > best || isnan(x_ij)) best = x_ij, *bi = i, *bj = j;
+        }
+}
+
+static double ref_max_pool2d(const Model *m, const Value *v, int64_t s, int64_t i) {
+    WindowGeometry g = ir_window_geometry(v);
+    int64_t c = i / (g.h_out * g.w_out), oh = i / g.w_out % g.h_out, ow = i % g.w_out, bi, bj;
+    window_max(m, v->args[0], &g, s, c, oh, ow, &bi, &bj);
+    return pixel(m, v->args[0], s, c, bi, bj);
+}
+
+static double ref_max_pool2d_grad(const Model *m, const Value *v, int64_t s, int64_t i) {
+    WindowGeometry g = ir_window_geometry(v);
+    int64_t c = i / (g.h * g.w), ih = i / g.w % g.h, iw = i % g.w, bi, bj;
+    double sum = 0;
+    for (int64_t oh = 0; oh < g.h_out; oh++)
+        for (int64_t ow = 0; ow < g.w_out; ow++) {
+            window_max(m, v->args[0], &g, s, c, oh, ow, &bi, &bj);
+            if (bi == ih && bj == iw)
+                sum += ref_eval(m, v->args[1], s, (c * g.h_out + oh) * g.w_out + ow);
+        }
+    return sum;
+}
+
+static double ref_avg_pool2d(const Model *m, const Value *v, int64_t s, int64_t i) {
+    WindowGeometry g = ir_window_geometry(v);
+    int64_t c = i / (g.h_out * g.w_out), oh = i / g.w_out % g.h_out, ow = i % g.w_out;
+    double sum = 0;
+    for (int64_t ki = 0; ki < g.kh; ki++)
+        for (int64_t kj = 0; kj < g.kw; kj++)
+            sum +=
+                pixel(m, v->args[0], s, c, oh * g.stride - g.pad + ki, ow * g.stride - g.pad + kj);
+    return sum / (double)(g.kh * g.kw);
+}
+
+static double ref_avg_pool2d_grad(const Model *m, const Value *v, int64_t s, int64_t i) {
+    WindowGeometry g = ir_window_geometry(v);
+    int64_t c = i / (g.h * g.w), ih = i / g.w % g.h, iw = i % g.w;
+    double sum = 0;
+    for (int64_t oh = 0; oh < g.h_out; oh++)
+        for (int64_t ow = 0; ow < g.w_out; ow++) {
+            int64_t ki = ih - (oh * g.stride - g.pad), kj = iw - (ow * g.stride - g.pad);
+            if (ki >= 0 && ki < g.kh && kj >= 0 && kj < g.kw)
+                sum += ref_eval(m, v->args[0], s, (c * g.h_out + oh) * g.w_out + ow);
+        }
+    return sum / (double)(g.kh * g.kw);
+}
+
+static double ref_reshape(const Model *m, const Value *v, int64_t s, int64_t i) {
+    return ref_eval(m, v->args[0], s, i);
+}
+#define ref_flatten ref_reshape
 
 static double ref_batch_sum(const Model *m, const Value *v, int64_t s, int64_t i) {
     (void)s;
@@ -275,6 +414,7 @@ typedef double RefFn(const Model *m, const Value *v, int64_t sample, int64_t i);
 #define REF_ROW(name)    [OP_##name] = ref_##name,
 #define REF_LAYOUT(name) [OP_##name] = ref_##name,
 #define REF_MATMUL(name)
+#define REF_WINDOW(name) [OP_##name] = ref_##name,
 static RefFn *const per_op[OP_COUNT] = {
 #define OP(name, arity, class, ...) REF_##class(name)
 #include "ops.def"
@@ -321,6 +461,7 @@ double ref_eval(const Model *m, const Value *v, int64_t s, int64_t i) {
     case OPC_REDUCE:
     case OPC_ROW:
     case OPC_LAYOUT: return per_op[v->op](m, v, s, i);
+    case OPC_WINDOW: return per_op[v->op](m, v, s, i);
     case OPC_MATMUL: return matmul(m, v, s, i);
     }
     abort();

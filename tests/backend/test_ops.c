@@ -450,6 +450,249 @@ static void layout_op(Op op) {
     }
 }
 
+/* ---- images: every WINDOW row, at its borders (padding), strides and dilations, over a
+ * batch and on operands that are the same for every sample ---- */
+
+/* Every element of x rounded down to a whole number: windows full of ties. */
+static void ties(Model *m) {
+    const nnrt_tensor *t = model_tensor(m, "x");
+    int64_t samples = t->varying ? m->ctx.batch_cap : 1;
+    for (int64_t b = 0; b < samples; b++)
+        for (int64_t i = 0; i < t->numel; i++)
+            tensor_set(m, t, b, i, floor(tensor_get(m, t, b, i)));
+}
+
+/* Ties, a NaN (the window holding it is NaN, its gradient goes to the NaN) and a window
+ * of -inf (the gradient goes to its first element) in channel 1 of each [C, 5, 5]. */
+static void ties_nan_inf(Model *m) {
+    ties(m);
+    const nnrt_tensor *t = model_tensor(m, "x");
+    int64_t samples = t->varying ? m->ctx.batch_cap : 1;
+    for (int64_t b = 0; b < samples; b++) {
+        tensor_set(m, t, b, 25 + 7, NAN);
+        for (int k = 0; k < 4; k++) tensor_set(m, t, b, 25 + 15 + (k / 2) * 5 + k % 2, -INFINITY);
+    }
+}
+
+typedef struct WindowCase {
+    Op op;
+    const char *what;
+    bool x_param, g_param;
+    void (*tweak)(Model *m);
+    Shape x, w; /* the image; conv2d's weights (rank 0: pooling) */
+    double opt[OP_MAX_OPTIONS];
+    int bias; /* conv2d: 1 a param [C_out], 0 the constant 0.5 */
+} WindowCase;
+
+static const WindowCase window_cases[] = {
+    {OP_conv2d,
+     "x [2,7,6] w [3,2,3,2] stride 2 padding 1",
+     false,
+     false,
+     NULL,
+     {3, {2, 7, 6}},
+     {4, {3, 2, 3, 2}},
+     {2, 1, 1},
+     1},
+    {OP_conv2d,
+     "x [1,6,6] w [2,1,3,3] padding 2 dilation 2 bias 0.5",
+     false,
+     false,
+     NULL,
+     {3, {1, 6, 6}},
+     {4, {2, 1, 3, 3}},
+     {1, 2, 2},
+     0},
+    {OP_conv2d,
+     "x param [2,5,5]",
+     true,
+     false,
+     NULL,
+     {3, {2, 5, 5}},
+     {4, {2, 2, 2, 2}},
+     {1, 0, 1},
+     1},
+    {OP_conv2d_input_grad,
+     "x [2,7,6] w [3,2,3,2] stride 2 padding 1",
+     false,
+     false,
+     NULL,
+     {3, {2, 7, 6}},
+     {4, {3, 2, 3, 2}},
+     {2, 1, 1},
+     1},
+    {OP_conv2d_input_grad,
+     "g param, padding 2 dilation 2",
+     false,
+     true,
+     NULL,
+     {3, {1, 6, 6}},
+     {4, {2, 1, 3, 3}},
+     {1, 2, 2},
+     1},
+    {OP_conv2d_weight_grad,
+     "x [2,7,6] g [3,4,4] stride 2 padding 1",
+     false,
+     false,
+     NULL,
+     {3, {2, 7, 6}},
+     {4, {3, 2, 3, 2}},
+     {2, 1, 1},
+     1},
+    {OP_conv2d_weight_grad,
+     "x param, dilation 2",
+     true,
+     false,
+     NULL,
+     {3, {1, 6, 6}},
+     {4, {2, 1, 3, 3}},
+     {1, 2, 2},
+     1},
+    {OP_conv2d_bias_grad,
+     "g [3,4,4]",
+     false,
+     false,
+     NULL,
+     {3, {2, 7, 6}},
+     {4, {3, 2, 3, 2}},
+     {2, 1, 1},
+     1},
+    {OP_max_pool2d,
+     "x [3,5,5] kernel 2 with ties",
+     false,
+     false,
+     ties,
+     {3, {3, 5, 5}},
+     {0},
+     {2, 2, 0},
+     0},
+    {OP_max_pool2d,
+     "x [3,5,5] kernel 2 with ties, a NaN, -inf",
+     false,
+     false,
+     ties_nan_inf,
+     {3, {3, 5, 5}},
+     {0},
+     {2, 2, 0},
+     0},
+    {OP_max_pool2d,
+     "x [2,6,5] kernel 3 stride 2 padding 1",
+     false,
+     false,
+     NULL,
+     {3, {2, 6, 5}},
+     {0},
+     {3, 2, 1},
+     0},
+    {OP_max_pool2d,
+     "x [3,5,5] kernel 3 stride 1 padding 1, ties, a NaN, -inf",
+     false,
+     false,
+     ties_nan_inf,
+     {3, {3, 5, 5}},
+     {0},
+     {3, 1, 1},
+     0},
+    {OP_max_pool2d_grad,
+     "x [3,5,5] kernel 2 with ties",
+     false,
+     false,
+     ties,
+     {3, {3, 5, 5}},
+     {0},
+     {2, 2, 0},
+     0},
+    {OP_max_pool2d_grad,
+     "x [3,5,5] kernel 2 with ties, a NaN, -inf",
+     false,
+     false,
+     ties_nan_inf,
+     {3, {3, 5, 5}},
+     {0},
+     {2, 2, 0},
+     0},
+    {OP_max_pool2d_grad,
+     "x [2,6,5] kernel 3 stride 1 padding 1, ties, g param",
+     false,
+     true,
+     ties,
+     {3, {2, 6, 5}},
+     {0},
+     {3, 1, 1},
+     0},
+    {OP_avg_pool2d,
+     "x [2,6,5] kernel 3 stride 2 padding 1",
+     false,
+     false,
+     NULL,
+     {3, {2, 6, 5}},
+     {0},
+     {3, 2, 1},
+     0},
+    {OP_avg_pool2d,
+     "x param [1,4,4] kernel 2",
+     true,
+     false,
+     NULL,
+     {3, {1, 4, 4}},
+     {0},
+     {2, 2, 0},
+     0},
+    {OP_avg_pool2d_grad,
+     "g [2,3,3] kernel 3 stride 2 padding 1",
+     false,
+     false,
+     NULL,
+     {3, {2, 6, 5}},
+     {0},
+     {3, 2, 1},
+     0},
+    {OP_reshape, "x [2,3,4] to [4, -1]", false, false, NULL, {3, {2, 3, 4}}, {0}, {4, -1}, 0},
+    {OP_reshape, "x param [6] to [2,3]", true, false, NULL, {1, {6}}, {0}, {2, 3}, 0},
+    {OP_flatten, "x [2,3,4]", false, false, NULL, {3, {2, 3, 4}}, {0}, {0}, 0},
+};
+
+/* The forward op a gradient case stands for: its result is the gradient's shape. */
+static Shape forward_shape(const WindowCase *c, Graph *g) {
+    Value *x = add_input(g, "shape_of_x", c->x), *args[3] = {x, NULL, NULL};
+    Op op = c->w.rank ? OP_conv2d : OP_max_pool2d;
+    if (c->w.rank) args[1] = add_param(g, "shape_of_w", c->w), args[2] = ir_const(g, 0);
+    return ir_window(g, op, op_info[op].arity, args, c->opt, shape_scalar())->shape;
+}
+
+static Value *window_case(Graph *g, const WindowCase *c) {
+    Value *x = c->x_param ? add_param(g, "x", c->x) : add_input(g, "x", c->x);
+    Value *w = c->w.rank ? add_param(g, "w", c->w) : NULL;
+    Shape y = c->op == OP_reshape || c->op == OP_flatten ? c->x : forward_shape(c, g);
+    Value *dy = c->g_param ? add_param(g, "dy", y) : add_input(g, "dy", y);
+    Value *b = c->bias ? add_param(g, "b", shape1(c->w.dim[0])) : ir_const(g, 0.5);
+    switch (c->op) {
+    case OP_conv2d: return ir_window(g, c->op, 3, (Value *[]){x, w, b}, c->opt, shape_scalar());
+    case OP_conv2d_input_grad: return ir_window(g, c->op, 2, (Value *[]){dy, w}, c->opt, c->x);
+    case OP_conv2d_weight_grad: return ir_window(g, c->op, 2, (Value *[]){x, dy}, c->opt, c->w);
+    case OP_conv2d_bias_grad: return ir_window(g, c->op, 1, &dy, c->opt, shape_scalar());
+    case OP_max_pool2d_grad:
+        return ir_window(g, c->op, 2, (Value *[]){x, dy}, c->opt, shape_scalar());
+    case OP_avg_pool2d_grad: return ir_window(g, c->op, 1, &dy, c->opt, c->x);
+    default: return ir_window(g, c->op, 1, &x, c->opt, shape_scalar());
+    }
+}
+
+static void window_op(Op op) {
+    int tested = 0;
+    for (size_t k = 0; k < sizeof window_cases / sizeof window_cases[0]; k++) {
+        const WindowCase *c = &window_cases[k];
+        if (c->op != op) continue;
+        Graph *g = graph_new("window");
+        Value *r = window_case(g, c);
+        ForwardCase fc = range(-3, 3);
+        fc.tweak = c->tweak;
+        check_forward(label(c->what, op), g, r, &fc);
+        tested++;
+    }
+    check(tested > 0, "%s: no case of window_cases[] tests it", op_info[op].name);
+}
+
 /* Every row of ops.def, by class. */
 static void every_op(void) {
     for (int op = 0; op < OP_COUNT; op++) switch (op_info[op].cls) {
@@ -459,6 +702,7 @@ static void every_op(void) {
         case OPC_REDUCE: reduce_op((Op)op); break;
         case OPC_ROW: row_op((Op)op); break;
         case OPC_LAYOUT: layout_op((Op)op); break;
+        case OPC_WINDOW: window_op((Op)op); break;
         }
 }
 

@@ -1,0 +1,200 @@
+#!/usr/bin/python3
+"""nnc's convolution and pooling against PyTorch (Debian's python3-torch, CPU).
+
+usage: compare_torch.py NNC SOURCE_DIR CASE     (CASE: values, modules)
+Exits 77 (ctest's skip) when `import torch` fails: the test needs /usr/bin/python3 with
+python3-torch, which .ci/setup.sh installs for the test command only.
+
+values   a model of conv2d (stride 2 and padding 1; padding 2 and dilation 2), max_pool2d
+         and avg_pool2d (kernel 3, stride 1, padding 1), compiled with --f64 and given its
+         weights with --init-weights, takes one plain SGD step of lr 1 on the whole batch.
+         The weights it saves are those of the same step in torch, and its predictions
+         torch's forward pass with them, to 1e-10 relative: the forward values and every
+         gradient. (The predictions are compared as printed, to 9 digits.)
+modules  examples/cnn_digits.nn trained for an epoch (f32): its safetensors loads into
+         torch.nn.Conv2d and torch.nn.Linear modules with the documented layout (a conv
+         weight [C_out, C_in, k, k] as it is; a dense W [n_in, n_out] transposed) and they
+         predict what the compiled model predicts.
+"""
+import json
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+
+try:
+    import torch
+    import torch.nn.functional as F
+except ImportError:
+    print("compare_torch: no torch under this python; skipped")
+    sys.exit(77)
+
+torch.set_num_threads(1)
+
+
+class Failure(Exception):
+    pass
+
+
+def run(cmd, cwd):
+    p = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600)
+    if p.returncode != 0:
+        raise Failure(f"{' '.join(cmd)}: status {p.returncode}\n{p.stdout}\n{p.stderr}")
+    return p.stdout
+
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    n = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8:8 + n])
+    body = data[8 + n:]
+    out = {}
+    for name, t in header.items():
+        if name == "__metadata__":
+            continue
+        a, b = t["data_offsets"]
+        dtype = {"F64": torch.float64, "F32": torch.float32}[t["dtype"]]
+        out[name] = torch.frombuffer(bytearray(body[a:b]), dtype=dtype).reshape(t["shape"])
+    return out
+
+
+def write_safetensors(path, tensors):
+    header, blobs, offset = {}, [], 0
+    for name, t in tensors.items():
+        raw = t.contiguous().to(torch.float64).numpy().tobytes()
+        header[name] = {"dtype": "F64", "shape": list(t.shape),
+                        "data_offsets": [offset, offset + len(raw)]}
+        blobs.append(raw)
+        offset += len(raw)
+    text = json.dumps(header).encode()
+    text += b" " * (-(8 + len(text)) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
+
+
+def predictions(out):
+    rows = [line.replace(",", " ").split() for line in out.strip().splitlines()]
+    return torch.tensor([[float(v) for v in r] for r in rows], dtype=torch.float64)
+
+
+def close(what, got, want, rel):
+    err = ((got - want).abs() / want.abs().clamp(min=1)).max().item()
+    if not err <= rel:
+        raise Failure(f"{what}: off by {err:.3g} (relative), wanted <= {rel:g}\n"
+                      f"got  {got.flatten()[:8].tolist()}\nwant {want.flatten()[:8].tolist()}")
+    print(f"  {what}: max relative difference {err:.2e}")
+
+
+VALUES_MODEL = """import "nn"
+
+model tc {
+    input  x[84]
+    target y[5]
+    param  w1[4, 2, 3, 2] = uniform(-1, 1)
+    param  b1[4]          = uniform(-1, 1)
+    param  w2[3, 4, 3, 3] = uniform(-1, 1)
+    param  b2[3]          = uniform(-1, 1)
+    param  V1[12, 5]      = uniform(-1, 1)
+    param  V2[48, 5]      = uniform(-1, 1)
+
+    image    = reshape(x, 2, 7, 6)
+    h1       = conv2d(image, w1, b1, stride = 2, padding = 1)
+    h2       = conv2d(tanh(h1), w2, b2, padding = 2, dilation = 2)
+    p1       = max_pool2d(h2, 2)
+    p2       = avg_pool2d(h2, 3, stride = 1, padding = 1)
+    output z = flatten(p1) @ V1 + flatten(p2) @ V2
+    loss     = mse(z, y)
+}
+"""
+
+
+def torch_values_model(p, x):
+    image = x.reshape(-1, 2, 7, 6)
+    h1 = F.conv2d(image, p["w1"], p["b1"], stride=2, padding=1)
+    h2 = F.conv2d(torch.tanh(h1), p["w2"], p["b2"], padding=2, dilation=2)
+    p1 = F.max_pool2d(h2, 2)
+    p2 = F.avg_pool2d(h2, 3, stride=1, padding=1)
+    return p1.flatten(1) @ p["V1"] + p2.flatten(1) @ p["V2"]
+
+
+def case_values(nnc, src, tmp):
+    n = 16
+    g = torch.Generator().manual_seed(3)
+    shapes = {"w1": (4, 2, 3, 2), "b1": (4,), "w2": (3, 4, 3, 3), "b2": (3,), "V1": (12, 5),
+              "V2": (48, 5)}
+    params = {k: torch.rand(s, generator=g, dtype=torch.float64) * 2 - 1 for k, s in shapes.items()}
+    x = torch.rand(n, 84, generator=g, dtype=torch.float64) * 2 - 1
+    y = torch.rand(n, 5, generator=g, dtype=torch.float64)
+    with open(os.path.join(tmp, "tc.nn"), "w") as f:
+        f.write(VALUES_MODEL)
+    with open(os.path.join(tmp, "data.csv"), "w") as f:
+        for i in range(n):
+            f.write(",".join(repr(v) for v in x[i].tolist() + y[i].tolist()) + "\n")
+    with open(os.path.join(tmp, "x.csv"), "w") as f:
+        for i in range(n):
+            f.write(",".join(repr(v) for v in x[i].tolist()) + "\n")
+    write_safetensors(os.path.join(tmp, "init.safetensors"), params)
+    run([nnc, "tc.nn", "--f64", "-o", "tc"], tmp)
+    run(["./tc", "train", "--data", "data.csv", "--columns", "x=0..83,y=84..88",
+         "--init-weights", "init.safetensors", "--optimizer", "sgd", "--lr", "1",
+         "--momentum", "0", "--batch", str(n), "--steps", "1", "--epochs", "1",
+         "--shuffle", "off", "--validation", "0", "--save", "after.safetensors"], tmp)
+    saved = read_safetensors(os.path.join(tmp, "after.safetensors"))
+    got_pred = predictions(run(["./tc", "predict", "--data", "x.csv", "--weights",
+                                "after.safetensors"], tmp))
+    tp = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+    loss = ((torch_values_model(tp, x) - y) ** 2).mean(1).mean()
+    loss.backward()
+    with torch.no_grad():
+        after = {k: v - v.grad for k, v in tp.items()}
+        want_pred = torch_values_model(after, x)
+    for k in shapes:
+        close(f"{k} after one step", saved[k], after[k], 1e-10)
+    # predict prints 9 significant digits: the weights above carry the 1e-10 comparison
+    close("predictions (as printed)", got_pred, want_pred, 1e-8)
+
+
+def case_modules(nnc, src, tmp):
+    run([nnc, os.path.join(src, "examples", "cnn_digits.nn"), "-o", "cnn"], tmp)
+    run(["./cnn", "train", "--epochs", "1", "--save", "cnn.safetensors"], tmp)
+    w = read_safetensors(os.path.join(tmp, "cnn.safetensors"))
+    rows = []
+    with open(os.path.join(src, "examples", "digits.csv")) as f:
+        for i, line in enumerate(f):
+            if i >= 40:
+                break
+            rows.append([float(v) for v in line.split(",")[:64]])
+    with open(os.path.join(tmp, "x.csv"), "w") as f:
+        for r in rows:
+            f.write(",".join(str(v) for v in r) + "\n")
+    got = predictions(run(["./cnn", "predict", "--data", "x.csv", "--weights",
+                           "cnn.safetensors"], tmp))
+    conv1, conv2 = torch.nn.Conv2d(1, 16, 3, padding=1), torch.nn.Conv2d(16, 32, 3, padding=1)
+    dense = torch.nn.Linear(128, 10)
+    with torch.no_grad():
+        conv1.weight.copy_(w["h1.W"]), conv1.bias.copy_(w["h1.b"])
+        conv2.weight.copy_(w["h2.W"]), conv2.bias.copy_(w["h2.b"])
+        dense.weight.copy_(w["z.W"].T), dense.bias.copy_(w["z.b"])
+        x = torch.tensor(rows).reshape(-1, 1, 8, 8) / 16
+        h = F.max_pool2d(F.relu(conv1(x)), 2)
+        h = F.max_pool2d(F.relu(conv2(h)), 2)
+        want = dense(h.flatten(1)).to(torch.float64)
+    close("cnn_digits' predictions through torch.nn modules", got, want, 1e-4)
+
+
+def main():
+    nnc, src, case = sys.argv[1:4]
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            globals()["case_" + case](nnc, src, tmp)
+        except Failure as e:
+            print(f"FAIL: {case}: {e}")
+            return 1
+    print(f"compare_torch {case}: ok")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
