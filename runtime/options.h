@@ -58,6 +58,10 @@ typedef struct rt_options {
     const char *trace;        /* NULL: no trace; else "NAME[,NAME...]" of params */
     const char *trace_out;    /* NULL or "-": standard output */
     const char *weights;      /* eval, predict */
+    const char *output;       /* predict: "NAME[,NAME...]" of bindings to print, or NULL */
+    int print_loss;           /* predict --loss */
+    int print_classes;        /* predict --classes */
+    int print_probabilities;  /* predict --probabilities */
     int quiet;
 } rt_options;
 

@@ -5,6 +5,7 @@ usage: e2e.py NNC SOURCE_DIR CASE
 Each case builds in a fresh temporary folder and runs the binary from there, so data paths
 written in the .nn files must resolve against the .nn file's own folder.
 """
+import math
 import os
 import re
 import struct
@@ -216,6 +217,218 @@ def case_optimizers(nnc, src, tmp):
             raise Failure(f"optimizer = {name}(...) is not the default:\n{usage}")
         out = run([os.path.join(tmp, "p"), "train", "--steps", "3", "--no-save"], tmp).stdout
         number(out, "final loss")
+
+
+# ---- predict: bindings, the loss, classes and probabilities ----
+
+def read_safetensors(path):
+    """{name: (shape, [values])} of an F32 or F64 safetensors file."""
+    import json
+    with open(path, "rb") as f:
+        blob = f.read()
+    n, = struct.unpack_from("<Q", blob, 0)
+    header = json.loads(blob[8:8 + n])
+    tensors = {}
+    for name, t in header.items():
+        if name == "__metadata__":
+            continue
+        begin, end = t["data_offsets"]
+        code, size = ("<f", 4) if t["dtype"] == "F32" else ("<d", 8)
+        data = blob[8 + n + begin:8 + n + end]
+        tensors[name] = (t["shape"], [struct.unpack_from(code, data, i)[0]
+                                      for i in range(0, len(data), size)])
+    return tensors
+
+
+def dense(x, layer, w):
+    """x @ W + b of the stdlib's dense layer, from the weights file."""
+    (n, units), W = w[layer + ".W"]
+    _, b = w[layer + ".b"]
+    return [sum(x[i] * W[i * units + j] for i in range(n)) + b[j] for j in range(units)]
+
+
+def rows_of(text):
+    return [[float(v) for v in line.split(",")] for line in text.splitlines()]
+
+
+def close(a, b, tol=1e-5):
+    return len(a) == len(b) and all(abs(x - y) <= tol * max(1.0, abs(y)) for x, y in zip(a, b))
+
+
+PROBE_MODEL = """import "nn"
+
+model probe {
+    input  x[3]
+    target y[2]
+    a = x * 2                   # read only inside its fused loop: a register in training
+    b = tanh(dense(a + 1, 4))
+    c = tanh(dense(b, 4))
+    d = tanh(dense(c, 4))       # b's buffer is free again by now
+    output z = dense(d, 2)
+    err  = z - y                # reads the target: predict cannot print it
+    loss = sum(err^2)
+}
+
+train probe {
+    data  = csv("d.csv", x = 0..2, y = 3..4)
+    batch = 4
+}
+"""
+
+PROBE_ROWS = [[0.5, -1.0, 2.0], [0.0, 0.25, -0.75], [1.5, 1.0, 0.5]]
+
+
+def case_predict_bindings(nnc, src, tmp):
+    """predict --output prints any named binding the inputs determine, one row per sample,
+    with the values a forward pass computes from the weights (in a register in training, or
+    in a buffer a later step reuses: predict keeps it all the same)."""
+    with open(os.path.join(tmp, "probe.nn"), "w") as f:
+        f.write(PROBE_MODEL)
+    with open(os.path.join(tmp, "d.csv"), "w") as f:
+        f.write("".join(",".join(map(str, r + [0, 1])) + "\n" for r in PROBE_ROWS))
+    exe = os.path.join(tmp, "probe")
+    run([nnc, os.path.join(tmp, "probe.nn"), "-o", exe], tmp)
+    run([exe, "train", "--epochs", "0", "--save", "w"], tmp)
+    w = read_safetensors(os.path.join(tmp, "w"))
+    rows = "".join(",".join(map(str, r)) + "\n" for r in PROBE_ROWS)
+    want = {"a": [], "b": [], "c": [], "d": [], "z": []}
+    for x in PROBE_ROWS:
+        a = [2 * v for v in x]
+        b = [math.tanh(v) for v in dense([v + 1 for v in a], "b", w)]
+        c = [math.tanh(v) for v in dense(b, "c", w)]
+        d = [math.tanh(v) for v in dense(c, "d", w)]
+        for name, value in zip("abcdz", (a, b, c, d, dense(d, "z", w))):
+            want[name].append(value)
+    for names in ("a", "b", "c", "d", "z", "b,d", "z,a"):
+        got = rows_of(run([exe, "predict", "--weights", "w", "--output", names], tmp,
+                          stdin=rows).stdout)
+        expected = [sum((want[n][i] for n in names.split(",")), []) for i in range(3)]
+        if len(got) != 3 or not all(close(g, e) for g, e in zip(got, expected)):
+            raise Failure(f"predict --output {names}: {got}, wanted {expected}")
+    plain = run([exe, "predict", "--weights", "w"], tmp, stdin=rows).stdout
+    if plain != run([exe, "predict", "--weights", "w", "--output", "z"], tmp, stdin=rows).stdout:
+        raise Failure("predict and predict --output z print different rows")
+    err = run([exe, "predict", "--weights", "w", "--output", "err"], tmp, want_status=2,
+              stdin=rows).stderr
+    if err != "probe: error: --output: model 'probe' has no binding 'err' " \
+              "(its bindings: a, b, c, d, z)\n":
+        raise Failure(f"an unknown --output name: {err!r}")
+    err = run([exe, "predict", "--weights", "w", "--output", "z", "--loss"], tmp,
+              want_status=2, stdin=rows).stderr
+    if "give one of --output, --loss, --classes and --probabilities" not in err:
+        raise Failure(f"--output with --loss: {err!r}")
+
+
+def digits_rows(src, with_label):
+    with open(os.path.join(src, "examples", "digits.csv")) as f:
+        lines = f.read().split()
+    return [line if with_label else line.rsplit(",", 1)[0] for line in lines]
+
+
+def softmax(z):
+    top = max(z)
+    e = [math.exp(v - top) for v in z]
+    return [v / sum(e) for v in e]
+
+
+def case_predict_loss_and_classes(nnc, src, tmp):
+    """predict --loss prints each row's loss (eval's loss is their mean) and says so when
+    the targets are missing; --classes and --probabilities read logits as the loss does."""
+    exe = build(nnc, src, "digits", tmp)
+    run([exe, "train", "--epochs", "2", "--save", "w"], tmp)
+    data = os.path.join(src, "examples", "digits.csv")
+    losses = [float(v) for v in
+              run([exe, "predict", "--weights", "w", "--loss", "--data", data], tmp).stdout.split()]
+    ev = run([exe, "eval", "--weights", "w", "--data", data], tmp).stdout
+    if len(losses) != 1797 or not close([sum(losses) / len(losses)], [number(ev, "loss")], 1e-5):
+        raise Failure(f"predict --loss: {len(losses)} rows averaging "
+                      f"{sum(losses) / max(1, len(losses))}; eval says\n{ev}")
+    pixels = "\n".join(digits_rows(src, False)[:5]) + "\n"
+    err = run([exe, "predict", "--weights", "w", "--loss"], tmp, want_status=1,
+              stdin=pixels).stderr
+    if err != "<stdin>: error: predict --loss needs the targets: model 'digits' reads target " \
+              "'y' from column 64 (the model's columns, or --columns), and the rows have 64 " \
+              "columns\n":
+        raise Failure(f"predict --loss without targets: {err!r}")
+    outputs = rows_of(run([exe, "predict", "--weights", "w"], tmp, stdin=pixels).stdout)
+    classes = run([exe, "predict", "--weights", "w", "--classes"], tmp, stdin=pixels).stdout
+    probs = rows_of(run([exe, "predict", "--weights", "w", "--probabilities"], tmp,
+                        stdin=pixels).stdout)
+    if classes.split() != [str(z.index(max(z))) for z in outputs]:
+        raise Failure(f"--classes {classes.split()} is not the argmax of {outputs}")
+    if not all(close(p, softmax(z), 1e-6) for p, z in zip(probs, outputs)) or len(probs) != 5:
+        raise Failure(f"--probabilities {probs} is not the softmax of the logits {outputs}")
+    # one output: a logit gets its sigmoid and is a class at 0; a probability is as it is
+    with open(os.path.join(tmp, "d.csv"), "w") as f:
+        f.write("0.3,1\n0.4,1\n0.1,1\n0.9,1\n-0.2,0\n-0.7,0\n")
+    xs = "0.3\n-0.2\n2\n"
+    for name, output, probabilities in (
+            ("logit", "output o = z", [1 / (1 + math.exp(-x)) for x in (0.3, -0.2, 2)]),
+            ("probability", "output p = sigmoid(z)", [1 / (1 + math.exp(-x)) for x in (0.3, -0.2, 2)])):
+        path = os.path.join(tmp, name + ".nn")
+        with open(path, "w") as f:
+            f.write(LOGIT_MODEL % output)
+        exe = os.path.join(tmp, name)
+        run([nnc, path, "-o", exe], tmp)
+        run([exe, "train", "--epochs", "0", "--save", "w1"], tmp)
+        got = [float(v) for v in run([exe, "predict", "--weights", "w1", "--probabilities"], tmp,
+                                     stdin=xs).stdout.split()]
+        if not close(got, probabilities, 1e-6):
+            raise Failure(f"{name}: --probabilities {got}, wanted {probabilities}")
+        got = run([exe, "predict", "--weights", "w1", "--classes"], tmp, stdin=xs).stdout
+        if got.split() != ["1", "0", "1"]:
+            raise Failure(f"{name}: --classes {got.split()}, wanted 1, 0, 1")
+    exe = build(nnc, src, "autoencoder", tmp)
+    err = run([exe, "predict", "--weights", "w", "--classes"], tmp, want_status=2,
+              stdin=pixels).stderr
+    if "error: --classes is for classifiers, and model 'autoencoder' is not one" not in err:
+        raise Failure(f"--classes of a model that is no classifier: {err!r}")
+
+
+IMAGE_MODEL = """model pixels {
+    input  x%s
+    target y[1]
+    param  w%s = ones
+    output s = sum(x * w)
+    loss   = sum((s - y)^2)
+}
+
+train pixels {
+    data = idx("img", "lab")
+}
+"""
+
+
+def idx_file(dims, data):
+    return bytes([0, 0, 8, len(dims)]) + struct.pack(">%dI" % len(dims), *dims) + bytes(data)
+
+
+def case_idx_image_shape(nnc, src, tmp):
+    """IDX images of 2x2 feed an input declared [1, 2, 2] as they feed one declared [4]:
+    row-major, the same values (w = 1: the output is each image's sum); 3x3 images are an
+    error that says how many values the input wanted."""
+    with open(os.path.join(tmp, "img"), "wb") as f:
+        f.write(idx_file([3, 2, 2], range(12)))
+    with open(os.path.join(tmp, "lab"), "wb") as f:
+        f.write(idx_file([3], [1, 2, 3]))
+    with open(os.path.join(tmp, "img9"), "wb") as f:
+        f.write(idx_file([2, 3, 3], range(18)))
+    for shape in ("[1, 2, 2]", "[4]"):
+        with open(os.path.join(tmp, "m.nn"), "w") as f:
+            f.write(IMAGE_MODEL % (shape, shape))
+        run([nnc, os.path.join(tmp, "m.nn"), "-o", os.path.join(tmp, "m")], tmp)
+        exe = os.path.join(tmp, "m")
+        out = run([exe, "train", "--epochs", "0", "--save", "w"], tmp).stdout
+        # sums 6, 22, 38 against labels 1, 2, 3: (25 + 400 + 1225) / 3
+        if abs(number(out, "final loss") - 550.0) > 1e-3:
+            raise Failure(f"x{shape}: {out}")
+        got = run([exe, "predict", "--weights", "w", "--data", "img"], tmp).stdout
+        if got.split() != ["6", "22", "38"]:
+            raise Failure(f"x{shape}: predict on the IDX images printed {got!r}")
+        err = run([exe, "train", "--data", "img9,lab", "--no-save"], tmp, want_status=1).stderr
+        wanted = "img9:byte 8: error: each IDX sample has 9 values, the model's input wants 4\n"
+        if err != wanted:
+            raise Failure(f"x{shape}, 3x3 images: {err!r}, wanted {wanted!r}")
 
 
 def main():
