@@ -127,6 +127,8 @@ static const opt_spec option_table[] = {
     {"log", "FILE", OPT_PATH, AT(log), FOR_TRAIN, 0, 0, 0, NULL, NULL},
     {"plot", "FILE", OPT_PATH, AT(plot), FOR_TRAIN, 0, 0, 0, NULL,
      "an SVG of the loss and accuracy curves"},
+    {"log_grad_norms", NULL, OPT_FLAG, AT(log_grad_norms), FOR_TRAIN, 0, 0, 0, NULL,
+     "each param's gradient norm at the epoch's last step, in --log and --plot"},
     {"trace", "NAME,...", OPT_PATH, AT(trace), FOR_TRAIN, 0, 0, 0, NULL,
      "CSV of these params and the loss at every step"},
     {"trace_out", "FILE", OPT_PATH, AT(trace_out), FOR_TRAIN, 0, 0, 0, NULL,

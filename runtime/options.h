@@ -62,6 +62,7 @@ typedef struct rt_options {
     int print_loss;           /* predict --loss */
     int print_classes;        /* predict --classes */
     int print_probabilities;  /* predict --probabilities */
+    int log_grad_norms;       /* train: gradient norms in the log and the plot */
     int quiet;
 } rt_options;
 

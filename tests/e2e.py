@@ -431,6 +431,81 @@ def case_idx_image_shape(nnc, src, tmp):
             raise Failure(f"x{shape}, 3x3 images: {err!r}, wanted {wanted!r}")
 
 
+NORMS_MODEL = """model lin {
+    input  x[2]
+    target y[1]
+    param  W[2, 1] = ones
+    param  b[1]    = zeros
+    output p = x @ W + b        # W's update is fused into its gradient's GEMM
+    loss   = sum((p - y)^2)
+}
+
+train lin {
+    data      = csv("d.csv", x = 0..1, y = 2)
+    optimizer = sgd(lr = 0.05)
+    batch     = 2
+    epochs    = 2
+    shuffle   = off
+}
+"""
+
+NORMS_ROWS = [[1.0, 2.0, 1.0], [0.5, -1.0, 2.0], [2.0, 1.0, -1.0]]
+
+
+def lin_gradient(W, b, rows):
+    """d cost / d (W, b) for the mean over rows of (x W + b - y)^2."""
+    gW, gb = [0.0, 0.0], 0.0
+    for x0, x1, y in rows:
+        r = 2 * (x0 * W[0] + x1 * W[1] + b - y) / len(rows)
+        gW, gb = [gW[0] + r * x0, gW[1] + r * x1], gb + r
+    return gW, gb
+
+
+def case_grad_norms(nnc, src, tmp):
+    """train --log-grad-norms: a column per param in --log with the norm of its gradient at
+    each epoch's last step (worked out here by hand through plain SGD), a panel in --plot;
+    the weights are the same bits as without the option."""
+    with open(os.path.join(tmp, "lin.nn"), "w") as f:
+        f.write(NORMS_MODEL)
+    with open(os.path.join(tmp, "d.csv"), "w") as f:
+        f.write("".join(",".join(map(str, r)) + "\n" for r in NORMS_ROWS))
+    exe = os.path.join(tmp, "lin")
+    run([nnc, os.path.join(tmp, "lin.nn"), "-o", exe], tmp)
+    run([exe, "train", "--quiet", "--save", "plain", "--log", "plain.csv", "--plot", "plain.svg"],
+        tmp)
+    run([exe, "train", "--quiet", "--save", "norms", "--log", "norms.csv", "--plot", "norms.svg",
+         "--log-grad-norms"], tmp)
+    with open(os.path.join(tmp, "plain"), "rb") as a, open(os.path.join(tmp, "norms"), "rb") as b:
+        if a.read() != b.read():
+            raise Failure("--log-grad-norms changed the trained weights")
+    W, b, want = [1.0, 1.0], 0.0, []
+    for epoch in range(2):
+        for batch in (NORMS_ROWS[:2], NORMS_ROWS[2:]):
+            gW, gb = lin_gradient(W, b, batch)
+            W, b = [W[0] - 0.05 * gW[0], W[1] - 0.05 * gW[1]], b - 0.05 * gb
+        want.append([math.hypot(*gW), abs(gb)])
+    with open(os.path.join(tmp, "norms.csv")) as f:
+        header, *rows = f.read().splitlines()
+    with open(os.path.join(tmp, "plain.csv")) as f:
+        plain_header = f.readline().strip()
+    if header != plain_header + ",grad_norm.W,grad_norm.b":
+        raise Failure(f"--log-grad-norms log header: {header!r}")
+    got = [[float(v) for v in row.split(",")[-2:]] for row in rows]
+    if len(got) != 2 or not all(close(g, w, 1e-5) for g, w in zip(got, want)):
+        raise Failure(f"gradient norms {got}, wanted {want}")
+    with open(os.path.join(tmp, "norms.svg")) as f:
+        svg = f.read()
+    with open(os.path.join(tmp, "plain.svg")) as f:
+        plain = f.read()
+    import xml.dom.minidom
+    xml.dom.minidom.parseString(svg)
+    if "gradient norm (log scale)" not in svg or svg.count("<polyline") != plain.count("<polyline") + 2 \
+            or ">W</text>" not in svg or ">b</text>" not in svg:
+        raise Failure(f"--plot with --log-grad-norms has no panel of the two params' norms:\n{svg}")
+    if "gradient norm" in plain:
+        raise Failure("--plot without --log-grad-norms drew gradient norms")
+
+
 def main():
     nnc, src, case = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2]), sys.argv[3]
     with tempfile.TemporaryDirectory() as tmp:
