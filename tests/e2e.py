@@ -385,6 +385,37 @@ def case_predict_loss_and_classes(nnc, src, tmp):
         raise Failure(f"--classes of a model that is no classifier: {err!r}")
 
 
+def case_autoencoder(nnc, src, tmp):
+    """examples/autoencoder.nn: the reconstruction error falls 5x from the untrained
+    weights', the code is 8 numbers a row, and random-noise images reconstruct >= 5x worse
+    than real digits (medians of predict --loss, the anomaly score)."""
+    import random
+    import statistics
+    exe = build(nnc, src, "autoencoder", tmp)
+    start = number(run([exe, "train", "--epochs", "0", "--no-save"], tmp).stdout, "final loss")
+    trained = number(run([exe, "train", "--save", "w"], tmp).stdout, "final loss")
+    if not trained * 5 <= start:
+        raise Failure(f"autoencoder: the loss went from {start} to {trained}, wanted 5x lower")
+    digits = "\n".join(digits_rows(src, False)[:300]) + "\n"
+    rng = random.Random(9)
+    noise = "".join(",".join(str(rng.randint(0, 16)) for _ in range(64)) + "\n"
+                    for _ in range(300))
+    codes = rows_of(run([exe, "predict", "--weights", "w", "--output", "code"], tmp,
+                        stdin=digits).stdout)
+    if len(codes) != 300 or any(len(c) != 8 for c in codes):
+        raise Failure(f"predict --output code: {len(codes)} rows of {set(map(len, codes))} numbers")
+    scores = {}
+    for name, rows in (("digits", digits), ("noise", noise)):
+        out = run([exe, "predict", "--weights", "w", "--loss"], tmp, stdin=rows).stdout
+        scores[name] = [float(v) for v in out.split()]
+        if len(scores[name]) != 300:
+            raise Failure(f"predict --loss printed {len(scores[name])} rows of {name}")
+    real, odd = statistics.median(scores["digits"]), statistics.median(scores["noise"])
+    if not odd >= 5 * real:
+        raise Failure(f"autoencoder: median anomaly score {odd} of noise, {real} of digits: "
+                      f"wanted >= 5x")
+
+
 IMAGE_MODEL = """model pixels {
     input  x%s
     target y[1]
