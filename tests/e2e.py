@@ -247,6 +247,12 @@ def dense(x, layer, w):
     return [sum(x[i] * W[i * units + j] for i in range(n)) + b[j] for j in range(units)]
 
 
+def linear(x, layer, w):
+    """x @ W of the stdlib's linear layer."""
+    (n, units), W = w[layer + ".W"]
+    return [sum(x[i] * W[i * units + j] for i in range(n)) for j in range(units)]
+
+
 def rows_of(text):
     return [[float(v) for v in line.split(",")] for line in text.splitlines()]
 
@@ -261,9 +267,10 @@ model probe {
     input  x[3]
     target y[2]
     a = x * 2                   # read only inside its fused loop: a register in training
-    b = tanh(dense(a + 1, 4))
+    u = linear(a + 1, 4)        # its memory is the next product's once tanh has read it
+    b = tanh(u)
     c = tanh(dense(b, 4))
-    d = tanh(dense(c, 4))       # b's buffer is free again by now
+    d = tanh(dense(c, 4))
     output z = dense(d, 2)
     err  = z - y                # reads the target: predict cannot print it
     loss = sum(err^2)
@@ -291,15 +298,16 @@ def case_predict_bindings(nnc, src, tmp):
     run([exe, "train", "--epochs", "0", "--save", "w"], tmp)
     w = read_safetensors(os.path.join(tmp, "w"))
     rows = "".join(",".join(map(str, r)) + "\n" for r in PROBE_ROWS)
-    want = {"a": [], "b": [], "c": [], "d": [], "z": []}
+    want = {"a": [], "u": [], "b": [], "c": [], "d": [], "z": []}
     for x in PROBE_ROWS:
         a = [2 * v for v in x]
-        b = [math.tanh(v) for v in dense([v + 1 for v in a], "b", w)]
+        u = linear([v + 1 for v in a], "u", w)
+        b = [math.tanh(v) for v in u]
         c = [math.tanh(v) for v in dense(b, "c", w)]
         d = [math.tanh(v) for v in dense(c, "d", w)]
-        for name, value in zip("abcdz", (a, b, c, d, dense(d, "z", w))):
+        for name, value in zip("aubcdz", (a, u, b, c, d, dense(d, "z", w))):
             want[name].append(value)
-    for names in ("a", "b", "c", "d", "z", "b,d", "z,a"):
+    for names in ("a", "u", "b", "c", "d", "z", "u,d", "z,a"):
         got = rows_of(run([exe, "predict", "--weights", "w", "--output", names], tmp,
                           stdin=rows).stdout)
         expected = [sum((want[n][i] for n in names.split(",")), []) for i in range(3)]
@@ -311,7 +319,7 @@ def case_predict_bindings(nnc, src, tmp):
     err = run([exe, "predict", "--weights", "w", "--output", "err"], tmp, want_status=2,
               stdin=rows).stderr
     if err != "probe: error: --output: model 'probe' has no binding 'err' " \
-              "(its bindings: a, b, c, d, z)\n":
+              "(its bindings: a, u, b, c, d, z)\n":
         raise Failure(f"an unknown --output name: {err!r}")
     err = run([exe, "predict", "--weights", "w", "--output", "z", "--loss"], tmp,
               want_status=2, stdin=rows).stderr
