@@ -105,9 +105,9 @@ static void check_classifier(const nnrt_model *m, const char *option) {
 
 static predict_plan plan_predict(const nnrt_model *m, const rt_options *o) {
     predict_plan pp = {chosen_kind(o), NULL, 0};
-    if (o->columns && pp.kind != PRINT_LOSS)
-        rt_usage_error("--columns is for predict --loss; predict reads the inputs' values in "
-                       "declaration order");
+    if (o->columns && !(pp.kind == PRINT_LOSS && m->n_targets > 0))
+        rt_usage_error("--columns is for predict --loss of a model with targets; otherwise "
+                       "predict reads the inputs' values in declaration order");
     if (pp.kind == PRINT_BINDINGS) parse_output_names(m, o->output, &pp);
     if (pp.kind == PRINT_CLASSES) check_classifier(m, "--classes");
     if (pp.kind == PRINT_PROBABILITIES) check_classifier(m, "--probabilities");

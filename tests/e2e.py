@@ -351,6 +351,10 @@ def case_predict_loss_and_classes(nnc, src, tmp):
     if len(losses) != 1797 or not close([sum(losses) / len(losses)], [number(ev, "loss")], 1e-5):
         raise Failure(f"predict --loss: {len(losses)} rows averaging "
                       f"{sum(losses) / max(1, len(losses))}; eval says\n{ev}")
+    by_name = run([exe, "predict", "--weights", "w", "--loss", "--columns", "x=0..63,y=64"], tmp,
+                  stdin="\n".join(digits_rows(src, True)) + "\n").stdout
+    if [float(v) for v in by_name.split()] != losses:
+        raise Failure("predict --loss --columns x=0..63,y=64 from stdin prints other losses")
     pixels = "\n".join(digits_rows(src, False)[:5]) + "\n"
     err = run([exe, "predict", "--weights", "w", "--loss"], tmp, want_status=1,
               stdin=pixels).stderr
@@ -391,6 +395,10 @@ def case_predict_loss_and_classes(nnc, src, tmp):
               stdin=pixels).stderr
     if "error: --classes is for classifiers, and model 'autoencoder' is not one" not in err:
         raise Failure(f"--classes of a model that is no classifier: {err!r}")
+    err = run([exe, "predict", "--weights", "w", "--loss", "--columns", "x=0..63"], tmp,
+              want_status=2, stdin=pixels).stderr
+    if "error: --columns is for predict --loss of a model with targets" not in err:
+        raise Failure(f"--columns for a model without targets: {err!r}")
 
 
 def case_autoencoder(nnc, src, tmp):
