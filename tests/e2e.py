@@ -282,6 +282,20 @@ train probe {
 }
 """
 
+FIXED_MODEL = """model fixed {
+    input  x[2]
+    target y[1]
+    param  w[2] = ones
+    w3 = w * 3
+    output p = sum(x * w3)
+    loss = (p - sum(y))^2
+}
+
+train fixed {
+    data = csv("d.csv", x = 0..1, y = 2)
+}
+"""
+
 PROBE_ROWS = [[0.5, -1.0, 2.0], [0.0, 0.25, -0.75], [1.5, 1.0, 0.5]]
 
 
@@ -325,6 +339,15 @@ def case_predict_bindings(nnc, src, tmp):
               want_status=2, stdin=rows).stderr
     if "give one of --output, --loss, --classes and --probabilities" not in err:
         raise Failure(f"--output with --loss: {err!r}")
+    # a binding of params alone has no batch axis: the same values on every row
+    with open(os.path.join(tmp, "fixed.nn"), "w") as f:
+        f.write(FIXED_MODEL)
+    run([nnc, os.path.join(tmp, "fixed.nn"), "-o", os.path.join(tmp, "fixed")], tmp)
+    run([os.path.join(tmp, "fixed"), "train", "--epochs", "0", "--save", "fw"], tmp)
+    got = run([os.path.join(tmp, "fixed"), "predict", "--weights", "fw", "--output", "w3,p"], tmp,
+              stdin="1,2\n3,4\n").stdout
+    if got != "3,3,9\n3,3,21\n":
+        raise Failure(f"predict --output w3,p of a binding without a batch axis: {got!r}")
 
 
 def digits_rows(src, with_label):
