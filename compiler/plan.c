@@ -542,7 +542,8 @@ static bool assign_homes(Plan *p) {
  * keeps each binding that is not pinned in a buffer of its own, above everything the
  * shared plan places: the other entry points' code and layout stay exactly as they were,
  * and only predict's arena grows (predict_extra_elems a sample). A binding that reads a
- * target is left out: predict does not read targets. */
+ * target is left out: predict does not read targets; so is every binding of a model without
+ * inputs, which has nothing to predict. */
 
 static bool *mark_target_readers(const Graph *g) {
     bool *reads = xalloc((size_t)g->next_id * sizeof *reads);
@@ -558,6 +559,7 @@ static void place_bindings(Plan *p) {
     Graph *g = p->g;
     bool *reads_target = mark_target_readers(g);
     p->binding_homes = xalloc((size_t)(g->bindings.n ? g->bindings.n : 1) * sizeof(Storage));
+    if (g->inputs.n == 0) return; /* nothing to predict: train prints the params */
     for (int i = 0; i < g->bindings.n; i++) {
         Value *v = g->bindings.v[i].v;
         ValuePlan *vp = &p->values[v->id];
