@@ -97,7 +97,7 @@ static const opt_spec option_table[] = {
     {"output", "NAME,...", OPT_TEXT, AT(output), FOR_PREDICT, 1, 0, 0, NULL,
      "print these bindings of the model (such as a hidden layer) instead of its output"},
     {"loss", NULL, OPT_FLAG, AT(print_loss), FOR_PREDICT, 1, 0, 0, NULL,
-     "print each row's loss (the targets come after the inputs, as the model's columns say)"},
+     "print each row's loss; a model with targets reads its rows as eval does"},
     {"classes", NULL, OPT_FLAG, AT(print_classes), FOR_PREDICT, 1, 0, 0, NULL,
      "print each row's class: the index of the largest output (one output: 0 or 1)"},
     {"probabilities", NULL, OPT_FLAG, AT(print_probabilities), FOR_PREDICT, 1, 0, 0, NULL,
