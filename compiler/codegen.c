@@ -225,9 +225,26 @@ static void update_other_params(Codegen *cg) {
 
 /* ---- entry points ---- */
 
+/* predict computes the bindings it can print too (plan.c, "the bindings predict prints"). */
+static void mark_bindings_needed(Codegen *cg) {
+    for (int i = 0; i < cg->g->bindings.n; i++)
+        if (cg->plan->binding_homes[i].arena != ARENA_NONE)
+            plan_mark_needed(cg->g->bindings.v[i].v, cg->needed);
+}
+
+/* A binding that is a constant gets its value where predict keeps it. */
+static void store_constant_bindings(Codegen *cg) {
+    for (int i = 0; i < cg->g->bindings.n; i++) {
+        const Value *v = cg->g->bindings.v[i].v;
+        if (!has_memory(v) && cg->plan->binding_homes[i].arena != ARENA_NONE)
+            store_at(cg, address_of(cg, v), int64_const(cg, 0), scalar_leaf(cg, v));
+    }
+}
+
 static void mark_entry_needs(Codegen *cg, Entry e) {
     memset(cg->needed, 0, (size_t)cg->g->next_id * sizeof *cg->needed);
     plan_mark_needed(graph_output(cg->g), cg->needed);
+    if (e == ENTRY_PREDICT) mark_bindings_needed(cg);
     if (e != ENTRY_PREDICT) plan_mark_needed(cg->g->loss, cg->needed);
     if (e == ENTRY_GRAD || e == ENTRY_SGD_STEP)
         for (int i = 0; i < cg->g->params.n; i++)
@@ -314,6 +331,7 @@ static LLVMValueRef emit_entry(Codegen *cg, Entry e) {
     mark_entry_needs(cg, e);
     for (int s = 0; s < cg->plan->n_steps; s++) emit_step(cg, s);
     store_constant_root(cg, graph_output(cg->g));
+    if (e == ENTRY_PREDICT) store_constant_bindings(cg);
     if (e != ENTRY_PREDICT) store_constant_root(cg, cg->g->loss);
     if (e == ENTRY_GRAD || e == ENTRY_SGD_STEP) copy_gradients(cg);
     if (e == ENTRY_SGD_STEP) update_other_params(cg);

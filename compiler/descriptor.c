@@ -171,12 +171,11 @@ static int32_t nnrt_init_of(InitKind k) {
     return NNRT_INIT_ZEROS;
 }
 
-static LLVMValueRef tensor_const(Codegen *cg, const DescTypes *t, const char *name, const Value *v,
-                                 ParamFields pf) {
+static LLVMValueRef tensor_const_at(Codegen *cg, const DescTypes *t, const char *name,
+                                    const Value *v, Storage home, ParamFields pf) {
     LLVMValueRef dims[NNRT_MAX_RANK];
     for (int i = 0; i < NNRT_MAX_RANK; i++)
         dims[i] = int64_const(cg, i < v->shape.rank ? v->shape.dim[i] : 0);
-    Storage home = plan_value(cg->plan, v)->home;
     LLVMValueRef f[TENSOR_FIELDS] = {0};
     f[TENSOR_name] = string_const(cg, name);
     f[TENSOR_rank] = i32_const(cg, v->shape.rank);
@@ -191,6 +190,25 @@ static LLVMValueRef tensor_const(Codegen *cg, const DescTypes *t, const char *na
     f[TENSOR_velocity_offset] = int64_const(cg, pf.velocity_offset);
     f[TENSOR_surrogate] = i32_const(cg, pf.surrogate);
     return struct_const(t->tensor, f, TENSOR_FIELDS, tensor_fields);
+}
+
+static LLVMValueRef tensor_const(Codegen *cg, const DescTypes *t, const char *name, const Value *v,
+                                 ParamFields pf) {
+    return tensor_const_at(cg, t, name, v, plan_value(cg->plan, v)->home, pf);
+}
+
+/* The bindings predict can print, where predict leaves them (plan.c). */
+static LLVMValueRef binding_tensors(Codegen *cg, const DescTypes *t, int *n) {
+    const Graph *g = cg->g;
+    LLVMValueRef *items = xalloc((size_t)(g->bindings.n ? g->bindings.n : 1) * sizeof *items);
+    *n = 0;
+    for (int i = 0; i < g->bindings.n; i++) {
+        Storage home = cg->plan->binding_homes[i];
+        if (home.arena == ARENA_NONE) continue;
+        items[(*n)++] =
+            tensor_const_at(cg, t, g->bindings.v[i].name, g->bindings.v[i].v, home, not_a_param);
+    }
+    return array_const(cg, t->tensor, items, *n, "nnc.bindings");
 }
 
 static LLVMValueRef leaf_tensors(Codegen *cg, const DescTypes *t, const ValueList *leaves,
@@ -280,6 +298,10 @@ void emit_descriptor(Codegen *cg, LLVMValueRef *entries) {
     f[MODEL_output] = tensor_const(cg, &t, out->name ? out->name : "output", out, not_a_param);
     f[MODEL_loss] =
         tensor_const(cg, &t, g->loss->name ? g->loss->name : "loss", g->loss, not_a_param);
+    int n_bindings;
+    f[MODEL_bindings] = binding_tensors(cg, &t, &n_bindings);
+    f[MODEL_n_bindings] = i32_const(cg, n_bindings);
+    f[MODEL_predict_extra_elems] = int64_const(cg, cg->plan->predict_extra_elems);
     f[MODEL_forward] = entries[ENTRY_FORWARD];
     f[MODEL_predict] = entries[ENTRY_PREDICT];
     f[MODEL_grad] = entries[ENTRY_GRAD];

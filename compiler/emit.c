@@ -271,6 +271,8 @@ LLVMValueRef fixed_address(Codegen *cg, int64_t offset) {
 /* Where v starts: its rows of the whole batch are consecutive in the varying arena. */
 LLVMValueRef address_of(Codegen *cg, const Value *v) {
     Storage home = plan_value(cg->plan, v)->home;
+    if (cg->entry == ENTRY_PREDICT && plan_value(cg->plan, v)->predict_home.arena != ARENA_NONE)
+        home = plan_value(cg->plan, v)->predict_home; /* a binding predict keeps */
     if (home.arena == ARENA_FIXED) return fixed_address(cg, home.offset);
     if (home.arena == ARENA_VARYING)
         return element_ptr(cg, cg->varying, mul64(cg, int64_const(cg, home.offset), cg->batch_cap));

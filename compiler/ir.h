@@ -196,6 +196,13 @@ typedef struct ParamInit {
     double a, b;
 } ParamInit;
 
+/* A model-level binding to a tensor (`code = dense(h, 8)`): predict can print it
+ * (`./model predict --output code`). */
+typedef struct NamedValue {
+    const char *name;
+    Value *v;
+} NamedValue;
+
 /* One model: its forward instructions, then (after autodiff) its backward ones. */
 typedef struct Graph {
     const char *name;
@@ -208,6 +215,9 @@ typedef struct Graph {
     VEC(ParamInit) param_inits; /* parallel to params */
     Value *loss;                /* per-sample scalar */
     Value *output;              /* what predict prints (may equal loss for models without inputs) */
+    /* The model's bindings to tensors, in declaration order (lower.c); simplify keeps each
+     * resolved and drops those whose value is dead (no root needs it). */
+    VEC(NamedValue) bindings;
     Value **param_grads;   /* after autodiff: parallel to params; NULL where no gradient flows */
     bool *param_surrogate; /* after autodiff: parallel to params; a surrogate rule shaped it */
     VEC(const char *) rule_notes; /* after autodiff: where fns' own backward rules were used */

@@ -66,8 +66,14 @@ static PortKind port_kind(const FusedLoop *L, const Value *v) {
     return PORT_BROADCAST;
 }
 
+/* A member in a register is stored all the same where predict keeps it as a binding. */
+static bool kept_for_predict(const Codegen *cg, const Value *member) {
+    return cg->entry == ENTRY_PREDICT &&
+           plan_value(cg->plan, member)->predict_home.arena != ARENA_NONE;
+}
+
 static bool stored(const Codegen *cg, const Value *member) {
-    return !plan_value(cg->plan, member)->in_register;
+    return !plan_value(cg->plan, member)->in_register || kept_for_predict(cg, member);
 }
 
 static void collect_loop(Codegen *cg, int step, FusedLoop *L) {
@@ -264,15 +270,20 @@ static bool has_strided_port(const FusedLoop *L) {
     return false;
 }
 
-static const char *loop_key(const FusedLoop *L) {
+/* The members, and which of them predict stores though they live in registers. */
+static const char *loop_key(const Codegen *cg, const FusedLoop *L) {
     StrBuf key = {0};
-    for (int i = 0; i < L->members.n; i++) sb_printf(&key, "%d,", L->members.v[i]->id);
+    for (int i = 0; i < L->members.n; i++) {
+        const Value *m = L->members.v[i];
+        bool extra = kept_for_predict(cg, m) && plan_value(cg->plan, m)->in_register;
+        sb_printf(&key, "%d%s,", m->id, extra ? "s" : "");
+    }
     return sb_str(&key);
 }
 
 /* The function of a fused loop: (operands..., stored members..., [nb], [1/B]). */
 static LLVMValueRef loop_function(Codegen *cg, FusedLoop *L) {
-    const char *key = loop_key(L);
+    const char *key = loop_key(cg, L);
     for (LoopVariant *v = cg->loop_variants[L->step]; v; v = v->next)
         if (!strcmp(v->members, key)) return v->fn;
     LLVMTypeRef *params = xalloc((size_t)(L->ports.n + L->members.n + 4) * sizeof *params);

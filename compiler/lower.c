@@ -1090,6 +1090,15 @@ static Value *default_output(Lower *L, Scope *model_scope) {
     return g->inputs.v[0];
 }
 
+/* The model's bindings to tensors, which predict can print by name. */
+static void collect_bindings(Graph *g, const Scope *model_scope) {
+    for (int i = 0; i < model_scope->names.n; i++) {
+        const Binding *b = &model_scope->names.v[i];
+        if (b->decl->kind == ND_BIND && b->val.kind == LV_TENSOR)
+            vec_push(&g->bindings, ((NamedValue){b->name, b->val.v}));
+    }
+}
+
 static void check_loss(Lower *L, Scope *s) {
     Binding *b = lookup(s, "loss");
     if (!b || b->val.kind == LV_ERROR) return;
@@ -1124,6 +1133,7 @@ Graph *lower_model(Program *prog) {
     check_loss(&L, &model_scope);
     if (diag_error_count() != errors) return NULL;
     if (!L.g->output) L.g->output = default_output(&L, &model_scope);
+    collect_bindings(L.g, &model_scope);
     L.g->n_forward = L.g->insts.n;
     return L.g;
 }

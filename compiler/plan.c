@@ -560,6 +560,53 @@ static bool assign_homes(Plan *p) {
     return true;
 }
 
+/* ---- the bindings predict prints ----
+ * predict runs the slice of the shared schedule that its output and the bindings need, on
+ * the shared layout, where a binding's buffer may be reused by a later step. So predict
+ * keeps each binding that is not pinned in a buffer of its own, above everything the
+ * shared plan places: the other entry points' code and layout stay exactly as they were,
+ * and only predict's arena grows (predict_extra_elems a sample). A binding that reads a
+ * target is left out: predict does not read targets; so is every binding of a model without
+ * inputs, which has nothing to predict. */
+
+static bool *mark_target_readers(const Graph *g) {
+    bool *reads = xalloc((size_t)g->next_id * sizeof *reads);
+    for (int i = 0; i < g->insts.n; i++) {
+        const Value *v = g->insts.v[i];
+        reads[v->id] = v->op == OP_target;
+        for (int j = 0; j < v->nargs; j++) reads[v->id] |= reads[v->args[j]->id];
+    }
+    return reads;
+}
+
+static void place_bindings(Plan *p) {
+    Graph *g = p->g;
+    bool *reads_target = mark_target_readers(g);
+    p->binding_homes = xalloc((size_t)(g->bindings.n ? g->bindings.n : 1) * sizeof(Storage));
+    if (g->inputs.n == 0) return; /* nothing to predict: train prints the params */
+    for (int i = 0; i < g->bindings.n; i++) {
+        Value *v = g->bindings.v[i].v;
+        ValuePlan *vp = &p->values[v->id];
+        if (reads_target[v->id]) continue;
+        if (vp->pinned && vp->home.arena != ARENA_NONE) {
+            p->binding_homes[i] = vp->home;
+            continue;
+        }
+        if (vp->predict_home.arena == ARENA_NONE) {
+            int64_t size = align_up(shape_numel(v->shape));
+            if (v->varying) {
+                vp->predict_home =
+                    (Storage){ARENA_VARYING, p->varying_elems + p->predict_extra_elems};
+                p->predict_extra_elems += size;
+            } else {
+                vp->predict_home = (Storage){ARENA_FIXED, p->fixed_elems};
+                p->fixed_elems += size;
+            }
+        }
+        p->binding_homes[i] = vp->predict_home;
+    }
+}
+
 Plan *plan_build(Graph *g) {
     if (!check_graph(g)) return NULL;
     Plan *p = xalloc(sizeof *p);
@@ -577,7 +624,9 @@ Plan *plan_build(Graph *g) {
     build_steps(p, schedule_order(p, needed, param_of, fused), fused);
     pin_roots(p);
     compute_liveness(p);
-    return assign_homes(p) ? p : NULL;
+    if (!assign_homes(p)) return NULL;
+    place_bindings(p);
+    return p;
 }
 
 /* ---- printing ---- */

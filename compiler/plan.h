@@ -58,6 +58,9 @@ typedef struct ValuePlan {
     int last_use;     /* the last step that reads it */
     bool pinned;      /* read by an entry point's caller or kept across steps: never reused */
     bool in_register; /* produced and consumed inside one fused loop only: no memory */
+    /* A binding predict prints: where predict keeps it, in a buffer of its own above
+     * everything the shared plan places (ARENA_NONE: at its home, or not a binding). */
+    Storage predict_home;
 } ValuePlan;
 
 typedef struct Plan {
@@ -67,6 +70,10 @@ typedef struct Plan {
     ValuePlan *values; /* indexed by Value.id */
     ParamPlan *params; /* parallel to g->params */
     int64_t fixed_elems, varying_elems;
+    /* Parallel to g->bindings: where each is when predict returns; ARENA_NONE for one
+     * predict cannot compute (it reads a target). */
+    Storage *binding_homes;
+    int64_t predict_extra_elems; /* predict's varying arena: varying_elems + these, a sample */
 } Plan;
 
 /* Builds the plan; NULL after an error: the graph breaks an IR invariant the back end relies

@@ -637,15 +637,19 @@ static void read_setting(Program *prog, Graph *g, Node *s) {
     }
 }
 
-/* The loss is bce_logits of the output itself: accuracy reads that output as a logit, right
- * when on the target's side of 0 rather than 0.5 (runtime/nnrt.h). */
+/* The loss is bce_logits or softmax_cross_entropy of the output itself: the output is
+ * logits. Accuracy reads a one-value output as a logit, right when on the target's side of
+ * 0 rather than 0.5, and predict --probabilities applies the sigmoid or softmax
+ * (runtime/nnrt.h). */
 static bool output_is_logit(Program *prog, const Graph *g) {
     for (int i = 0; i < prog->model->body.n; i++) {
         Node *s = prog->model->body.v[i];
         if (s->kind != ND_BIND || strcmp(s->str, "loss") || s->init->kind != ND_CALL) continue;
         Node *call = s->init, *z = call->args.n > 0 ? call->args.v[0] : NULL;
-        return !strcmp(call->str, "bce_logits") && z && z->kind == ND_NAME && g->output &&
-               g->output->name && !strcmp(z->str, g->output->name);
+        bool on_logits =
+            !strcmp(call->str, "bce_logits") || !strcmp(call->str, "softmax_cross_entropy");
+        return on_logits && z && z->kind == ND_NAME && g->output && g->output->name &&
+               !strcmp(z->str, g->output->name);
     }
     return false;
 }

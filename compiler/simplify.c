@@ -186,6 +186,20 @@ static void drop_dead(Graph *g) {
     g->n_forward = kept_forward;
 }
 
+/* The bindings predict can print follow their values' replacements; a binding whose value
+ * no root needs is dropped with it (after drop_dead, aux marks what lives). */
+static void resolve_bindings(Simplifier *s) {
+    Graph *g = s->g;
+    for (int i = 0; i < g->bindings.n; i++) g->bindings.v[i].v = resolve(s, g->bindings.v[i].v);
+}
+
+static void drop_dead_bindings(Graph *g) {
+    int kept = 0;
+    for (int i = 0; i < g->bindings.n; i++)
+        if (g->bindings.v[i].v->aux) g->bindings.v[kept++] = g->bindings.v[i];
+    g->bindings.n = kept;
+}
+
 void simplify(Graph *g) {
     Simplifier s = {.g = g};
     int max_ids = g->next_id + g->insts.n + 16; /* folding makes new constants */
@@ -219,5 +233,7 @@ void simplify(Graph *g) {
     if (g->output) g->output = resolve(&s, g->output);
     for (int i = 0; g->param_grads && i < g->params.n; i++)
         if (g->param_grads[i]) g->param_grads[i] = resolve(&s, g->param_grads[i]);
+    resolve_bindings(&s);
     drop_dead(g);
+    drop_dead_bindings(g);
 }

@@ -192,8 +192,37 @@ static char *read_data_file(const char *path, size_t *len, enum data_kind kind) 
     return plain;
 }
 
+/* predict --loss: a first data row too short for a target's columns says that the targets
+ * are missing, which the column count alone would not. */
+static void check_targets_present(const nnrt_model *m, const char *path, const char *text,
+                                  size_t len, const rt_csv_slot *slots, int n_slots) {
+    rt_csv_first first;
+    rt_csv_first_line(text, len, &first);
+    if (first.kind == RT_CSV_NO_LINES) return;
+    if (first.kind == RT_CSV_HEADER || first.kind == RT_CSV_HEADER_WITH_NUMBERS) {
+        const char *nl = memchr(first.eol, '\n', (size_t)(text + len - first.eol));
+        if (!nl) return;
+        rt_csv_first_line(nl + 1, (size_t)(text + len - (nl + 1)), &first);
+        if (first.kind == RT_CSV_NO_LINES) return;
+    }
+    for (int i = 0; i < n_slots; i++) {
+        const rt_csv_slot *t = &slots[i];
+        if (!t->is_target || t->first_column + t->n_columns <= first.fields) continue;
+        char where[48];
+        if (t->n_columns == 1)
+            snprintf(where, sizeof where, "column %d", t->first_column);
+        else
+            snprintf(where, sizeof where, "columns %d..%d", t->first_column,
+                     t->first_column + t->n_columns - 1);
+        rt_path_error(path,
+                      "predict --loss needs the targets: model '%s' reads target '%s' from %s "
+                      "(the model's columns, or --columns), and the rows have %lld columns",
+                      m->name, t->tensor, where, (long long)first.fields);
+    }
+}
+
 static void load_csv(const nnrt_model *m, const char *path, const char *columns_spec,
-                     rt_dataset *out) {
+                     rt_dataset *out, bool for_loss) {
     size_t len;
     char *text = read_data_file(path, &len, DATA_CSV);
     column_maps cm = parse_columns(m, columns_spec, path, text, len);
@@ -202,9 +231,10 @@ static void load_csv(const nnrt_model *m, const char *path, const char *columns_
     rt_csv_slot *slots = rt_alloc_array((size_t)m->n_inputs + (size_t)m->n_targets, sizeof *slots);
     add_slots(m, &cm, m->inputs, m->n_inputs, 0, slots, &n_slots, &columns);
     add_slots(m, &cm, m->targets, m->n_targets, 1, slots, &n_slots, &columns);
+    if (for_loss) check_targets_present(m, path, text, len, slots, n_slots);
     char what[64];
     snprintf(what, sizeof what, "the model reads columns 0..%d", columns - 1);
-    rt_csv_layout layout = {slots, n_slots, columns, 0, 0, what};
+    rt_csv_layout layout = {slots, n_slots, columns, 0, for_loss, what};
     rt_csv_parse(path, text, len, &layout, m->f64, out);
     rt_free(text);
     rt_free(slots);
@@ -256,15 +286,32 @@ void rt_load_data_columns(const nnrt_model *m, const char *data, const char *col
     } else if (data && idx_model) {
         rt_usage_error("--data for this model needs two IDX files, IMAGES,LABELS; got '%s'", data);
     } else if (data) {
-        load_csv(m, data, columns, out);
+        load_csv(m, data, columns, out, false);
     } else if (idx_model) {
         if (!m->train.data_path || !m->train.data_path2)
             rt_usage_error("no data files: give --data IMAGES,LABELS");
         load_idx(m, m->train.data_path, m->train.data_path2, out);
     } else {
         if (!m->train.data_path) rt_usage_error("no data file: give --data PATH");
-        load_csv(m, m->train.data_path, columns, out);
+        load_csv(m, m->train.data_path, columns, out, false);
     }
+}
+
+void rt_load_predict_rows_with_targets(const nnrt_model *m, const char *path, const char *columns,
+                                       rt_dataset *out) {
+    out->input_elems = rt_input_elems(m);
+    out->target_elems = rt_target_elems(m);
+    bool idx_model = m->train.data_kind && strcmp(m->train.data_kind, "idx") == 0;
+    char *images;
+    const char *labels;
+    if (path && split_idx_pair(path, &images, &labels)) {
+        load_idx(m, images, labels, out);
+        rt_free(images);
+        return;
+    }
+    if (idx_model)
+        rt_usage_error("predict --loss needs the targets: for this model, --data IMAGES,LABELS");
+    load_csv(m, path, columns, out, true);
 }
 
 void rt_load_predict_data(const nnrt_model *m, const char *path, rt_dataset *out) {

@@ -47,4 +47,10 @@ void rt_apply_stats(rt_dataset *d, const rt_stats *s, int f64);
  * standard input. No rows is a data set of 0 rows. */
 void rt_load_predict_data(const nnrt_model *m, const char *path, rt_dataset *out);
 
+/* predict --loss of a model with targets: rows as eval reads them (the model's column maps
+ * or --columns, or IMAGES,LABELS), from path or, NULL, standard input. A row too short for
+ * a target's columns is an error that says the targets are missing; no rows is 0 rows. */
+void rt_load_predict_rows_with_targets(const nnrt_model *m, const char *path, const char *columns,
+                                       rt_dataset *out);
+
 #endif

@@ -1,6 +1,7 @@
 /* eval.c: the eval and predict commands (see eval.h). */
 #include "eval.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -28,31 +29,181 @@ int rt_cmd_eval(const nnrt_model *m, const rt_options *o) {
     return 0;
 }
 
-static void print_outputs(const nnrt_model *m, const nnrt_ctx *ctx) {
+/* ---- predict ----
+ * One line per row: the output (default), the named bindings (--output), the loss (--loss),
+ * the class (--classes) or the class probabilities (--probabilities). */
+
+typedef enum print_kind {
+    PRINT_OUTPUT,
+    PRINT_BINDINGS,
+    PRINT_LOSS,
+    PRINT_CLASSES,
+    PRINT_PROBABILITIES
+} print_kind;
+
+typedef struct predict_plan {
+    print_kind kind;
+    const nnrt_tensor **shown; /* the tensors printed, in order */
+    int n_shown;
+} predict_plan;
+
+static print_kind chosen_kind(const rt_options *o) {
+    int chosen = (o->output != NULL) + o->print_loss + o->print_classes + o->print_probabilities;
+    if (chosen > 1)
+        rt_usage_error("predict prints one thing a row: give one of --output, --loss, --classes "
+                       "and --probabilities");
+    return o->output                ? PRINT_BINDINGS
+           : o->print_loss          ? PRINT_LOSS
+           : o->print_classes       ? PRINT_CLASSES
+           : o->print_probabilities ? PRINT_PROBABILITIES
+                                    : PRINT_OUTPUT;
+}
+
+static const nnrt_tensor *find_binding(const nnrt_model *m, const char *name, size_t len) {
+    for (int32_t i = 0; i < m->n_bindings; i++)
+        if (strlen(m->bindings[i].name) == len && !strncmp(m->bindings[i].name, name, len))
+            return &m->bindings[i];
+    return NULL;
+}
+
+static _Noreturn void unknown_binding(const nnrt_model *m, const char *name, size_t len) {
+    size_t size = 64;
+    for (int32_t i = 0; i < m->n_bindings; i++) size += strlen(m->bindings[i].name) + 2;
+    char *names = rt_alloc(size), *p = names;
+    for (int32_t i = 0; i < m->n_bindings; i++)
+        p += sprintf(p, "%s%s", i ? ", " : "", m->bindings[i].name);
+    if (m->n_bindings == 0) strcpy(names, "none that predict can compute");
+    rt_usage_error("--output: model '%s' has no binding '%.*s' (its bindings: %s)", m->name,
+                   (int)len, name, names);
+}
+
+/* "code" or "h,code": each a binding of the descriptor. */
+static void parse_output_names(const nnrt_model *m, const char *spec, predict_plan *pp) {
+    int count = 1;
+    for (const char *p = spec; *p; p++) count += *p == ',';
+    pp->shown = rt_alloc_array((size_t)count, sizeof *pp->shown);
+    for (const char *p = spec;;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len == 0) rt_usage_error("--output: an empty name in '%s'", spec);
+        const nnrt_tensor *t = find_binding(m, p, len);
+        if (!t) unknown_binding(m, p, len);
+        pp->shown[pp->n_shown++] = t;
+        if (!end) break;
+        p = end + 1;
+    }
+}
+
+/* --classes and --probabilities read the output as the model's loss does (nnrt.h). */
+static void check_classifier(const nnrt_model *m, const char *option) {
+    if (m->train.classification == NNRT_ACCURACY_NONE)
+        rt_usage_error("%s is for classifiers, and model '%s' is not one (its loss is not bce, "
+                       "bce_logits, cross_entropy or softmax_cross_entropy, and its train block "
+                       "does not say metric = accuracy)",
+                       option, m->name);
+}
+
+static predict_plan plan_predict(const nnrt_model *m, const rt_options *o) {
+    predict_plan pp = {chosen_kind(o), NULL, 0};
+    if (o->columns && !(pp.kind == PRINT_LOSS && m->n_targets > 0))
+        rt_usage_error("--columns is for predict --loss of a model with targets; otherwise "
+                       "predict reads the inputs' values in declaration order");
+    if (pp.kind == PRINT_BINDINGS) parse_output_names(m, o->output, &pp);
+    if (pp.kind == PRINT_CLASSES) check_classifier(m, "--classes");
+    if (pp.kind == PRINT_PROBABILITIES) check_classifier(m, "--probabilities");
+    return pp;
+}
+
+static void print_values(const nnrt_model *m, const nnrt_ctx *ctx, const nnrt_tensor *t, int64_t b,
+                         int first) {
+    const void *data = rt_tensor_data(m, ctx, t);
+    int64_t n = t->numel, at = t->varying ? b * n : 0;
+    for (int64_t e = 0; e < n; e++)
+        printf("%s%.9g", first && e == 0 ? "" : ",", rt_get(data, at + e, m->f64));
+}
+
+/* The class of one row's output: the largest output's index, or for one output whether it
+ * is past 0.5 (a probability) or 0 (a logit), as accuracy counts (model.c). */
+static int64_t class_of(const nnrt_model *m, const void *out, int64_t n) {
+    if (n == 1) {
+        double threshold = m->train.classification == NNRT_ACCURACY_LOGIT ? 0.0 : 0.5;
+        return rt_get(out, 0, m->f64) > threshold;
+    }
+    int64_t best = 0;
+    for (int64_t i = 1; i < n; i++)
+        if (rt_get(out, i, m->f64) > rt_get(out, best, m->f64)) best = i;
+    return best;
+}
+
+/* Logits become probabilities: a sigmoid for one, a softmax (shifted by the largest) for
+ * several; an output that already is probabilities is printed as it is. */
+static void print_probabilities(const nnrt_model *m, const void *out, int64_t n) {
+    int logits = m->train.classification == NNRT_ACCURACY_LOGIT;
+    if (!logits || n == 1) {
+        for (int64_t i = 0; i < n; i++) {
+            double x = rt_get(out, i, m->f64);
+            printf("%s%.9g", i ? "," : "", logits ? 1.0 / (1.0 + exp(-x)) : x);
+        }
+        return;
+    }
+    double top = rt_get(out, 0, m->f64), sum = 0.0;
+    for (int64_t i = 1; i < n; i++)
+        if (rt_get(out, i, m->f64) > top) top = rt_get(out, i, m->f64);
+    for (int64_t i = 0; i < n; i++) sum += exp(rt_get(out, i, m->f64) - top);
+    for (int64_t i = 0; i < n; i++)
+        printf("%s%.9g", i ? "," : "", exp(rt_get(out, i, m->f64) - top) / sum);
+}
+
+static void print_rows(const nnrt_model *m, const nnrt_ctx *ctx, const predict_plan *pp) {
     const void *out = rt_tensor_data(m, ctx, &m->output);
     int64_t n = m->output.numel;
     for (int64_t b = 0; b < ctx->batch; b++) {
-        for (int64_t e = 0; e < n; e++)
-            printf("%s%.9g", e ? "," : "", rt_get(out, b * n + e, m->f64));
+        switch (pp->kind) {
+        case PRINT_OUTPUT: print_values(m, ctx, &m->output, b, 1); break;
+        case PRINT_LOSS: print_values(m, ctx, &m->loss, b, 1); break;
+        case PRINT_BINDINGS:
+            for (int i = 0; i < pp->n_shown; i++) print_values(m, ctx, pp->shown[i], b, i == 0);
+            break;
+        case PRINT_CLASSES:
+            printf("%lld", (long long)class_of(m, rt_elem_cptr(out, b * n, m->f64), n));
+            break;
+        case PRINT_PROBABILITIES:
+            print_probabilities(m, rt_elem_cptr(out, b * n, m->f64), n);
+            break;
+        }
         putchar('\n');
     }
 }
 
+/* The rows: inputs only, or with the targets when the loss reads them. */
+static void load_rows(const nnrt_model *m, const rt_options *o, const predict_plan *pp,
+                      rt_dataset *d) {
+    const char *path = o->data && strcmp(o->data, "-") != 0 ? o->data : NULL;
+    if (pp->kind == PRINT_LOSS && m->n_targets > 0)
+        rt_load_predict_rows_with_targets(m, path, o->columns, d);
+    else
+        rt_load_predict_data(m, path, d);
+}
+
 int rt_cmd_predict(const nnrt_model *m, const rt_options *o) {
+    predict_plan pp = plan_predict(m, o);
     void *fixed = rt_new_fixed_arena(m);
     rt_stats stats;
     rt_load_weights(m, fixed, o->weights, &stats);
     rt_dataset d;
-    const char *path = o->data && strcmp(o->data, "-") != 0 ? o->data : NULL;
-    rt_load_predict_data(m, path, &d);
+    load_rows(m, o, &pp, &d);
     rt_apply_stats(&d, &stats, m->f64);
-    int64_t cap = rt_eval_batch(m, d.rows);
-    nnrt_ctx ctx = rt_new_ctx(m, fixed, cap);
+    int loss = pp.kind == PRINT_LOSS;
+    int64_t cap = loss ? rt_eval_batch(m, d.rows) : rt_predict_batch(m, d.rows);
+    nnrt_ctx ctx = loss ? rt_new_ctx(m, fixed, cap) : rt_new_predict_ctx(m, fixed, cap);
     for (int64_t i = 0; i < d.rows; i += cap) {
         int64_t count = d.rows - i < cap ? d.rows - i : cap;
-        rt_fill_batch(m, &ctx, &d, NULL, i, count, 0);
-        m->predict(&ctx);
-        print_outputs(m, &ctx);
+        rt_fill_batch(m, &ctx, &d, NULL, i, count, loss && m->n_targets > 0);
+        if (loss)
+            m->forward(&ctx);
+        else
+            m->predict(&ctx);
+        print_rows(m, &ctx, &pp);
         rt_output_check(stdout, NULL); /* a full disk stops the rows, with its reason */
     }
     rt_free_ctx_varying(&ctx);

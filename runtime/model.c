@@ -16,8 +16,9 @@ static void check_range(const char *name, const char *what, int64_t offset, int6
                  what, name, (long long)offset, (long long)numel, arena, (long long)arena_elems);
 }
 
-/* Shape, and place in the arena the tensor says it lives in. */
-static void check_tensor(const nnrt_model *m, const nnrt_tensor *t, const char *role) {
+/* Shape, and place in an arena of varying_elems elements a sample or in the fixed one. */
+static void check_tensor_in(const nnrt_model *m, const nnrt_tensor *t, const char *role,
+                            int64_t varying_elems) {
     if (!t->name) rt_fatal("model descriptor: %s without a name", role);
     if (t->rank < 0 || t->rank > NNRT_MAX_RANK)
         rt_fatal("model descriptor: %s '%s' has rank %d", role, t->name, t->rank);
@@ -32,9 +33,23 @@ static void check_tensor(const nnrt_model *m, const nnrt_tensor *t, const char *
         rt_fatal("model descriptor: %s '%s' has numel %lld, its dims say %lld", role, t->name,
                  (long long)t->numel, (long long)numel);
     if (t->varying)
-        check_range(t->name, role, t->offset, numel, m->varying_elems, "varying");
+        check_range(t->name, role, t->offset, numel, varying_elems, "varying");
     else
         check_range(t->name, role, t->offset, numel, m->fixed_elems, "fixed");
+}
+
+/* Shape, and place in the arena the tensor says it lives in. */
+static void check_tensor(const nnrt_model *m, const nnrt_tensor *t, const char *role) {
+    check_tensor_in(m, t, role, m->varying_elems);
+}
+
+/* The bindings predict prints lie in predict's arena, which may be larger (nnrt.h). */
+static void check_bindings(const nnrt_model *m) {
+    if (m->n_bindings < 0 || (m->n_bindings > 0 && !m->bindings) || m->predict_extra_elems < 0 ||
+        m->predict_extra_elems > INT64_MAX - m->varying_elems)
+        rt_fatal("model descriptor: bad binding list");
+    for (int32_t i = 0; i < m->n_bindings; i++)
+        check_tensor_in(m, &m->bindings[i], "binding", rt_predict_elems(m));
 }
 
 static void check_param(const nnrt_model *m, const nnrt_tensor *t) {
@@ -73,6 +88,7 @@ void rt_check_model(const nnrt_model *m) {
     check_data_tensors(m, m->inputs, m->n_inputs, "input");
     check_data_tensors(m, m->targets, m->n_targets, "target");
     check_tensor(m, &m->loss, "loss");
+    check_bindings(m);
     if (m->loss.numel != 1) rt_fatal("model descriptor: the loss is not a scalar per sample");
     if (m->n_inputs > 0) {
         check_tensor(m, &m->output, "output");
@@ -103,25 +119,45 @@ void *rt_new_fixed_arena(const nnrt_model *m) {
  * arena holds them all, so bounding it is enough (a conservative bound: 8 GB of f32). */
 #define RT_MAX_BATCH_ELEMS INT32_MAX
 
-int64_t rt_eval_batch(const nnrt_model *m, int64_t rows) {
+int64_t rt_predict_elems(const nnrt_model *m) {
+    return m->varying_elems + m->predict_extra_elems;
+}
+
+static int64_t batch_within(int64_t rows, int64_t varying_elems) {
     int64_t cap = rows < RT_EVAL_CHUNK ? (rows > 0 ? rows : 1) : RT_EVAL_CHUNK;
-    int64_t largest = m->varying_elems > 0 ? RT_MAX_BATCH_ELEMS / m->varying_elems : cap;
+    int64_t largest = varying_elems > 0 ? RT_MAX_BATCH_ELEMS / varying_elems : cap;
     return cap < largest || largest < 1 ? cap : largest;
 }
 
-nnrt_ctx rt_new_ctx(const nnrt_model *m, void *fixed, int64_t batch_cap) {
-    if (m->varying_elems > 0 && batch_cap > RT_MAX_BATCH_ELEMS / m->varying_elems)
+int64_t rt_eval_batch(const nnrt_model *m, int64_t rows) {
+    return batch_within(rows, m->varying_elems);
+}
+
+int64_t rt_predict_batch(const nnrt_model *m, int64_t rows) {
+    return batch_within(rows, rt_predict_elems(m));
+}
+
+static nnrt_ctx new_ctx(const nnrt_model *m, void *fixed, int64_t batch_cap, int64_t elems) {
+    if (elems > 0 && batch_cap > RT_MAX_BATCH_ELEMS / elems)
         rt_usage_error("batch %lld is too large for model '%s': its values take %lld elements "
                        "a sample, and a batch of them must stay below 2^31 elements (BLAS "
                        "counts in int); the largest batch is %lld",
-                       (long long)batch_cap, m->name, (long long)m->varying_elems,
-                       (long long)(RT_MAX_BATCH_ELEMS / m->varying_elems));
+                       (long long)batch_cap, m->name, (long long)elems,
+                       (long long)(RT_MAX_BATCH_ELEMS / elems));
     nnrt_ctx ctx = {0};
     ctx.fixed = fixed;
-    ctx.varying = rt_alloc_aligned((size_t)(m->varying_elems * batch_cap), rt_elem_size(m->f64));
+    ctx.varying = rt_alloc_aligned((size_t)(elems * batch_cap), rt_elem_size(m->f64));
     ctx.batch = batch_cap;
     ctx.batch_cap = batch_cap;
     return ctx;
+}
+
+nnrt_ctx rt_new_ctx(const nnrt_model *m, void *fixed, int64_t batch_cap) {
+    return new_ctx(m, fixed, batch_cap, m->varying_elems);
+}
+
+nnrt_ctx rt_new_predict_ctx(const nnrt_model *m, void *fixed, int64_t batch_cap) {
+    return new_ctx(m, fixed, batch_cap, rt_predict_elems(m));
 }
 
 void rt_free_ctx_varying(nnrt_ctx *ctx) {

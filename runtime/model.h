@@ -25,6 +25,12 @@ nnrt_ctx rt_new_ctx(const nnrt_model *m, void *fixed, int64_t batch_cap);
 int64_t rt_eval_batch(const nnrt_model *m, int64_t rows);
 void rt_free_ctx_varying(nnrt_ctx *ctx);
 
+/* predict's varying arena, which also holds the bindings it can print (nnrt.h): elements a
+ * sample, the batch it runs `rows` rows in, and a ctx with that arena. */
+int64_t rt_predict_elems(const nnrt_model *m);
+int64_t rt_predict_batch(const nnrt_model *m, int64_t rows);
+nnrt_ctx rt_new_predict_ctx(const nnrt_model *m, void *fixed, int64_t batch_cap);
+
 /* Sample 0 of a tensor (varying or fixed) in the ctx's arenas. */
 void *rt_tensor_data(const nnrt_model *m, const nnrt_ctx *ctx, const nnrt_tensor *t);
 

@@ -20,7 +20,7 @@
 
 #include <stdint.h>
 
-#define NNRT_ABI_VERSION 1
+#define NNRT_ABI_VERSION 2
 #define NNRT_MAX_RANK    4
 
 /* The layout is defined once: each struct is a list of fields, NNRT_<STRUCT>_FIELDS(X)
@@ -144,9 +144,11 @@ enum nnrt_accuracy {
     X(I64, seed)                                                                                   \
     X(I32, shuffle)                                                                                \
     X(F64, validation) /* fraction held out (the last rows after a seeded shuffle) */              \
-    /* Report accuracy (nonzero), and how a one-value output is read for it:                       \
-     * NNRT_ACCURACY_PROBABILITY (1): a probability, right when on the target's side of 0.5;       \
-     * NNRT_ACCURACY_LOGIT (2): a logit (bce_logits), right when on the target's side of 0. */     \
+    /* Report accuracy (nonzero), and what the output is:                                          \
+     * NNRT_ACCURACY_PROBABILITY (1): probabilities; one value is right when on the target's       \
+     * side of 0.5;                                                                                \
+     * NNRT_ACCURACY_LOGIT (2): logits (the loss is bce_logits or softmax_cross_entropy of the     \
+     * output); one value is right when on the target's side of 0. */                              \
     X(I32, classification)                                                                         \
     /* Every other setting of the train block (runtime/settings.def lists them), each read         \
      * as if it were the command-line option --NAME VALUE (NAME with '-' for '_'), before          \
@@ -160,7 +162,8 @@ typedef struct nnrt_train_defaults {
 
 /* Entry points. Inputs (and targets, where used) are written by the runtime first.
  * forward:  writes loss (every sample of the batch) and output.
- * predict:  writes output only; targets are not read.
+ * predict:  writes output and the bindings (in an arena of varying_elems +
+ *           predict_extra_elems elements a sample); targets are not read.
  * grad:     forward, then d cost/d param for every param with grad_offset >= 0, where
  *           cost = mean of the batch's per-sample losses (sum when loss does not vary).
  * sgd_step: grad, and the update v = momentum*v + g; p = p - lr*v for every param
@@ -184,6 +187,14 @@ typedef struct nnrt_train_defaults {
     X(TENSORS, targets)                                                                            \
     X(TENSOR, output) /* what predict writes; varying when the model has inputs */                 \
     X(TENSOR, loss)   /* per-sample loss: rank 0; varying unless the model has no inputs */        \
+    /* The model's bindings predict can print (`predict --output NAME`), in declaration order:     \
+     * those some root needs and that read no target. Each is where it is when predict             \
+     * returns; a varying one may lie past varying_elems, in predict's own part of the arena.      \
+     * Two names may share one tensor (h = z). */                                                  \
+    X(I32, n_bindings)                                                                             \
+    X(TENSORS, bindings)                                                                           \
+    /* predict's varying arena has varying_elems + predict_extra_elems elements a sample */        \
+    X(I64, predict_extra_elems)                                                                    \
     X(ENTRY, forward)                                                                              \
     X(ENTRY, predict)                                                                              \
     X(ENTRY, grad)                                                                                 \

@@ -58,6 +58,11 @@ typedef struct rt_options {
     const char *trace;        /* NULL: no trace; else "NAME[,NAME...]" of params */
     const char *trace_out;    /* NULL or "-": standard output */
     const char *weights;      /* eval, predict */
+    const char *output;       /* predict: "NAME[,NAME...]" of bindings to print, or NULL */
+    int print_loss;           /* predict --loss */
+    int print_classes;        /* predict --classes */
+    int print_probabilities;  /* predict --probabilities */
+    int log_grad_norms;       /* train: gradient norms in the log and the plot */
     int quiet;
 } rt_options;
 

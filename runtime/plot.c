@@ -8,12 +8,13 @@
 
 #include "files.h"
 
-#define PANEL_W  480
-#define PANEL_H  320
-#define MARGIN_L 64
-#define MARGIN_R 16
-#define MARGIN_T 36
-#define MARGIN_B 44
+#define PANEL_W       480
+#define PANEL_H       320
+#define MARGIN_L      64
+#define MARGIN_R      16
+#define MARGIN_T      36
+#define MARGIN_B      44
+#define NORM_LEGEND_W 160 /* right of the gradient norms' panel: the params' names */
 
 typedef struct axis {
     double lo, hi, step;
@@ -52,7 +53,8 @@ static double py(const panel *p, double y) {
     return p->y0 + MARGIN_T + h * (1 - (y - p->ya.lo) / (p->ya.hi - p->ya.lo));
 }
 
-static void draw_axes(const panel *p, const char *title, const char *unit) {
+/* y ticks as numbers, or (log_y) as the powers of ten they are the exponents of. */
+static void draw_axes(const panel *p, const char *title, const char *unit, int log_y) {
     FILE *f = p->f;
     double left = px(p, p->xa.lo), right = px(p, p->xa.hi);
     double top = py(p, p->ya.hi), bottom = py(p, p->ya.lo);
@@ -65,8 +67,8 @@ static void draw_axes(const panel *p, const char *title, const char *unit) {
     for (double y = p->ya.lo; y <= p->ya.hi + p->ya.step / 2; y += p->ya.step) {
         fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n",
                 left, py(p, y), right, py(p, y));
-        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\" font-size=\"11\">%g</text>\n",
-                left - 6, py(p, y) + 4, fabs(y) < p->ya.step / 1e6 ? 0 : y);
+        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\" font-size=\"11\">%s%g</text>\n",
+                left - 6, py(p, y) + 4, log_y ? "1e" : "", fabs(y) < p->ya.step / 1e6 ? 0 : y);
     }
     for (double x = p->xa.lo; x <= p->xa.hi + p->xa.step / 2; x += p->xa.step)
         fprintf(f,
@@ -129,17 +131,89 @@ static void draw_panel(FILE *f, double x0, const char *title, const char *unit, 
     }
     int with_validation = 0;
     for (int64_t e = 0; e < n; e++) with_validation |= isfinite(rows[e * RT_HIST_COLS + c_val]);
-    draw_axes(&p, title, unit);
+    draw_axes(&p, title, unit, 0);
     draw_curve(&p, rows, n, c, "#1f77b4", 0);
     if (with_validation) draw_curve(&p, rows, n, c_val, "#ff7f0e", 1);
     legend(&p, with_validation, accuracy);
 }
 
+/* ---- gradient norms: one curve per param, log10 of the norm on y, so that norms that
+ * vanish (1e-9 in the first layers, 1e-1 in the last) all show ---- */
+
+#define NORM_LEGEND_MAX 12 /* params named in the legend; the rest are counted */
+
+static const char *const series_colors[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+                                            "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
+#define N_SERIES_COLORS ((int)(sizeof series_colors / sizeof *series_colors))
+
+static double norm_at(const rt_plot_norms *g, int64_t r, int s) {
+    double v = g->rows[r * (1 + g->n_series) + 1 + s];
+    return v > 0 && isfinite(v) ? log10(v) : NAN;
+}
+
+/* A param's name as SVG text: names are the model's identifiers, but escape anyway. */
+static void plot_text(FILE *f, const char *s) {
+    for (; *s; s++) {
+        if (*s == '<')
+            fputs("&lt;", f);
+        else if (*s == '>')
+            fputs("&gt;", f);
+        else if (*s == '&')
+            fputs("&amp;", f);
+        else
+            fputc(*s, f);
+    }
+}
+
+static void norms_legend(const panel *p, const rt_plot_norms *g) {
+    double x = px(p, p->xa.hi) + 8, y0 = p->y0 + MARGIN_T + 4;
+    for (int s = 0; s < g->n_series && s < NORM_LEGEND_MAX; s++) {
+        double y = y0 + 14.0 * s;
+        fprintf(p->f,
+                "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
+                "stroke-width=\"2\"/><text x=\"%.1f\" y=\"%.1f\" font-size=\"11\">",
+                x, y, x + 18, y, series_colors[s % N_SERIES_COLORS], x + 22, y + 4);
+        plot_text(p->f, g->names[s]);
+        fprintf(p->f, "</text>\n");
+    }
+    if (g->n_series > NORM_LEGEND_MAX)
+        fprintf(p->f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\">and %d more</text>\n", x,
+                y0 + 14.0 * NORM_LEGEND_MAX + 4, g->n_series - NORM_LEGEND_MAX);
+}
+
+static void draw_norms(FILE *f, double x0, const char *unit, const rt_plot_norms *g) {
+    double lo = INFINITY, hi = -INFINITY;
+    for (int64_t r = 0; r < g->n; r++)
+        for (int s = 0; s < g->n_series; s++) {
+            double v = norm_at(g, r, s);
+            if (v < lo) lo = v;
+            if (v > hi) hi = v;
+        }
+    if (!isfinite(lo)) lo = -1, hi = 0;
+    axis ya = {floor(lo), ceil(hi) > floor(lo) ? ceil(hi) : floor(lo) + 1, 1};
+    while ((ya.hi - ya.lo) / ya.step > 8) ya.step *= 2;
+    ya.hi = ya.lo + ceil((ya.hi - ya.lo) / ya.step) * ya.step;
+    double last = g->n > 0 ? g->rows[(g->n - 1) * (1 + g->n_series)] : 1;
+    panel p = {f, x0, 0, nice_axis(1, last > 1 ? last : 2), ya};
+    draw_axes(&p, "gradient norm (log scale)", unit, 1);
+    for (int s = 0; s < g->n_series; s++) {
+        fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" points=\"",
+                series_colors[s % N_SERIES_COLORS]);
+        for (int64_t r = 0; r < g->n; r++) {
+            double v = norm_at(g, r, s), x = g->rows[r * (1 + g->n_series)];
+            if (isfinite(v)) fprintf(f, "%.1f,%.1f ", px(&p, x), py(&p, v));
+        }
+        fprintf(f, "\"/>\n");
+    }
+    norms_legend(&p, g);
+}
+
 void rt_plot_write(const char *path, const char *title, const char *unit, const double *rows,
-                   int64_t n, int classify) {
+                   int64_t n, int classify, const rt_plot_norms *norms) {
     rt_atomic_file af = rt_atomic_open(path);
     FILE *f = af.f;
-    int width = classify ? 2 * PANEL_W : PANEL_W;
+    int panels = 1 + (classify != 0);
+    int width = panels * PANEL_W + (norms ? PANEL_W + NORM_LEGEND_W : 0);
     fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     fprintf(f,
             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
@@ -150,6 +224,7 @@ void rt_plot_write(const char *path, const char *title, const char *unit, const 
     draw_panel(f, 0, "loss", unit, rows, n, RT_HIST_LOSS, RT_HIST_VAL_LOSS, 0);
     if (classify)
         draw_panel(f, PANEL_W, "accuracy", unit, rows, n, RT_HIST_ACC, RT_HIST_VAL_ACC, 1);
+    if (norms) draw_norms(f, panels * PANEL_W, unit, norms);
     fprintf(f, "</svg>\n");
     rt_atomic_commit(&af);
 }

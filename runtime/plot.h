@@ -20,9 +20,22 @@ enum {
 };
 #define RT_HIST_MAX_ROWS 65536
 
+/* train --log-grad-norms: each param's gradient norm per epoch, rows of 1 + n_series
+ * columns (the epoch, then the norms; NaN: not measured), at most RT_NORM_MAX_ROWS rows,
+ * thinned as the history is. */
+#define RT_NORM_MAX_ROWS 4096
+
+typedef struct rt_plot_norms {
+    int n_series;
+    const char *const *names; /* the params' */
+    const double *rows;
+    int64_t n;
+} rt_plot_norms;
+
 /* Writes the SVG atomically. rows[r * RT_HIST_COLS + c], epochs increasing; NaN marks a value
- * not measured (no validation rows). unit: "epoch" or "step". */
+ * not measured (no validation rows). unit: "epoch" or "step". norms: NULL, or a panel of
+ * gradient norms on a log scale. */
 void rt_plot_write(const char *path, const char *title, const char *unit, const double *rows,
-                   int64_t n, int classify);
+                   int64_t n, int classify, const rt_plot_norms *norms);
 
 #endif

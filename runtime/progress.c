@@ -18,6 +18,8 @@ struct rt_progress {
     int bar_shown; /* the bar's line is on screen, not yet ended */
     FILE *log;
     const char *log_path;
+    const nnrt_model *m;
+    int grad_norms; /* --log-grad-norms: a column per param with a gradient */
     double start;
     /* One clock each: a bar redrawn a moment ago must not hide the epoch's line. */
     double last_line, last_bar;
@@ -27,8 +29,11 @@ static void write_header(rt_progress *p) {
     fprintf(p->log, "%s,loss,", p->unit);
     if (p->classify) fprintf(p->log, "accuracy,");
     if (p->validation) fprintf(p->log, p->classify ? "val_loss,val_accuracy," : "val_loss,");
-    fprintf(p->log,
-            strcmp(p->unit, "epoch") == 0 ? "lr,seconds,samples_per_second\n" : "lr,seconds\n");
+    fprintf(p->log, strcmp(p->unit, "epoch") == 0 ? "lr,seconds,samples_per_second" : "lr,seconds");
+    for (int32_t i = 0; p->grad_norms && i < p->m->n_params; i++)
+        if (p->m->params[i].grad_offset >= 0)
+            fprintf(p->log, ",grad_norm.%s", p->m->params[i].name);
+    fputc('\n', p->log);
 }
 
 rt_progress *rt_progress_begin(const nnrt_model *m, const rt_options *o, int has_validation,
@@ -39,6 +44,8 @@ rt_progress *rt_progress_begin(const nnrt_model *m, const rt_options *o, int has
     p->classify = m->n_inputs > 0 && m->train.classification;
     p->validation = has_validation;
     p->terminal = !o->quiet && isatty(STDERR_FILENO);
+    p->m = m;
+    p->grad_norms = o->log_grad_norms;
     if (o->log) {
         struct stat st;
         int append = resuming && stat(o->log, &st) == 0 && st.st_size > 0;
@@ -84,7 +91,7 @@ void rt_progress_tick(rt_progress *p, int64_t epoch, int64_t epochs, int64_t don
 }
 
 static void log_row(rt_progress *p, int64_t epoch, rt_metrics r, const rt_metrics *v, double lr,
-                    double seconds, double rate) {
+                    double seconds, double rate, const double *grad_norms) {
     fprintf(p->log, "%lld,%.9g,", (long long)epoch, rt_mean_loss(r));
     if (p->classify) fprintf(p->log, "%.6f,", rt_accuracy(r));
     if (p->validation && v) {
@@ -95,16 +102,19 @@ static void log_row(rt_progress *p, int64_t epoch, rt_metrics r, const rt_metric
     }
     fprintf(p->log, "%.9g,%.3f", lr, seconds);
     if (strcmp(p->unit, "epoch") == 0) fprintf(p->log, ",%.0f", rate);
+    for (int32_t i = 0; p->grad_norms && grad_norms && i < p->m->n_params; i++)
+        if (p->m->params[i].grad_offset >= 0) fprintf(p->log, ",%.9g", grad_norms[i]);
     fputc('\n', p->log);
 }
 
 void rt_progress_epoch(rt_progress *p, int64_t epoch, int64_t epochs, rt_metrics r,
-                       const rt_metrics *validation, double lr, double epoch_seconds) {
+                       const rt_metrics *validation, double lr, double epoch_seconds,
+                       const double *grad_norms) {
     double now = rt_now(), seconds = now - p->start;
     double rate = epoch_seconds > 0 ? (double)r.samples / epoch_seconds : 0;
     int show = epoch == 1 || epoch == epochs || now - p->last_line >= PROGRESS_INTERVAL;
     if (p->log) {
-        log_row(p, epoch, r, validation, lr, seconds, rate);
+        log_row(p, epoch, r, validation, lr, seconds, rate, grad_norms);
         rt_output_check(p->log, p->log_path);
         if (show) flush_log(p);
     }

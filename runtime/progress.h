@@ -23,9 +23,12 @@ void rt_progress_tick(rt_progress *p, int64_t epoch, int64_t epochs, int64_t don
                       rt_metrics r);
 
 /* One epoch (a step, for a model without inputs) done: a log row always, a line on stderr
- * for the first, the last and at most ten a second otherwise. validation NULL: none. */
+ * for the first, the last and at most ten a second otherwise. validation NULL: none.
+ * grad_norms (--log-grad-norms, else NULL): per param, the norm the log's row shows for each
+ * param with a gradient. */
 void rt_progress_epoch(rt_progress *p, int64_t epoch, int64_t epochs, rt_metrics r,
-                       const rt_metrics *validation, double lr, double epoch_seconds);
+                       const rt_metrics *validation, double lr, double epoch_seconds,
+                       const double *grad_norms);
 
 /* Ends the bar's line on a terminal (before another message), and flushes the log. */
 void rt_progress_pause(rt_progress *p);

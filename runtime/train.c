@@ -180,6 +180,11 @@ typedef struct run {
     void *best_params;
     double *history;      /* RT_HIST_MAX_ROWS rows of RT_HIST_COLS (plot.h) */
     int64_t history_rows; /* rows in it: every epoch done, thinned when it filled up */
+    /* --log-grad-norms (else NULL): per param, the norm of its gradient at the epoch's last
+     * step (NaN without a gradient); and this process's rows of them for the plot, 1 +
+     * n_params columns (the epoch first), at most RT_NORM_MAX_ROWS, thinned as the history. */
+    double *grad_norms, *norm_history;
+    int64_t norm_rows;
 } run;
 
 static int has_inputs(const run *r) {
@@ -229,6 +234,12 @@ static void run_init(run *r, const nnrt_model *m, const rt_options *o, const rt_
     if (o->early_stopping)
         r->best_params = rt_alloc_array((size_t)total_param_elems(m), rt_elem_size(m->f64));
     r->history = rt_alloc_array((size_t)RT_HIST_MAX_ROWS * RT_HIST_COLS, sizeof(double));
+    if (o->log_grad_norms) {
+        if (!m->grad) rt_fatal("model descriptor: no grad entry point");
+        r->grad_norms = rt_alloc_array((size_t)m->n_params + 1, sizeof(double));
+        r->norm_history =
+            rt_alloc_array((size_t)RT_NORM_MAX_ROWS * ((size_t)m->n_params + 1), sizeof(double));
+    }
 }
 
 static void run_free(run *r) {
@@ -238,6 +249,8 @@ static void run_free(run *r) {
     rt_free(r->order);
     rt_free(r->best_params);
     rt_free(r->history);
+    rt_free(r->grad_norms);
+    rt_free(r->norm_history);
 }
 
 /* ---- faults ---- */
@@ -322,6 +335,33 @@ static double batch_loss(run *r, const int64_t *rows, int64_t count) {
     return rt_batch_cost(r->m, &r->ctx);
 }
 
+/* --log-grad-norms, at an epoch's last step: the gradient that step is about to use, by a
+ * grad() of its own on the same batch with the same noise_seed (the fused sgd_step never
+ * stores its gradients, and the other optimizers add penalties and clip them in place).
+ * grad() leaves the params and the optimizer's state alone, so the run's weights are the
+ * same bits as without the option; the batch is copied in again, since grad() may have
+ * reused the memory of its inputs. */
+static void measure_grad_norms(run *r, const int64_t *rows, int64_t count) {
+    const nnrt_model *m = r->m;
+    m->grad(&r->ctx);
+    for (int32_t i = 0; i < m->n_params; i++) {
+        const nnrt_tensor *t = &m->params[i];
+        double sum = 0;
+        for (int64_t e = 0; t->grad_offset >= 0 && e < t->numel; e++) {
+            double g = rt_get(r->fixed, t->grad_offset + e, m->f64);
+            sum += g * g;
+        }
+        r->grad_norms[i] = t->grad_offset >= 0 ? sqrt(sum) : NAN;
+    }
+    rt_fill_batch(m, &r->ctx, &r->data->train, rows, 0, count, 1);
+}
+
+/* The step about to run on count rows ends its epoch (or the run, at --steps). */
+static int last_step_of_epoch(const run *r, int64_t count) {
+    if (!has_inputs(r)) return 1;
+    return r->pos + count >= r->data->n_train || (r->o->steps > 0 && r->step + 1 == r->o->steps);
+}
+
 /* One update on rows[0..count), with dropout on (nnrt.h): each step draws its own
  * noise_seed from the run's seed, so runs repeat bit for bit. Every other pass (trace, final
  * loss, validation, eval) sees training = 0, where dropout is the identity. */
@@ -330,6 +370,7 @@ static int train_step(run *r, const int64_t *rows, int64_t count, double lr) {
     rt_fill_batch(r->m, &r->ctx, &r->data->train, rows, 0, count, 1);
     r->ctx.training = 1;
     r->ctx.noise_seed = rt_rng_next(&r->noise_rng);
+    if (r->grad_norms && last_step_of_epoch(r, count)) measure_grad_norms(r, rows, count);
     r->step++;
     enum rt_fault kind;
     int32_t bad = rt_optim_step(r->opt, &r->ctx, lr, r->step, &kind);
@@ -349,16 +390,24 @@ static int train_step(run *r, const int64_t *rows, int64_t count, double lr) {
 
 /* Drops every other row, keeping the first: room for as many epochs again, at half the
  * density. The memory stays fixed whatever --epochs or --steps says. */
-static void thin_history(run *r) {
+static void thin_rows(double *rows, int64_t *n, int64_t cols) {
     int64_t kept = 0;
-    for (int64_t i = 0; i < r->history_rows; i += 2, kept++)
-        memmove(r->history + kept * RT_HIST_COLS, r->history + i * RT_HIST_COLS,
-                RT_HIST_COLS * sizeof *r->history);
-    r->history_rows = kept;
+    for (int64_t i = 0; i < *n; i += 2, kept++)
+        memmove(rows + kept * cols, rows + i * cols, (size_t)cols * sizeof *rows);
+    *n = kept;
+}
+
+static void record_grad_norms(run *r) {
+    int64_t cols = r->m->n_params + 1;
+    if (r->norm_rows == RT_NORM_MAX_ROWS) thin_rows(r->norm_history, &r->norm_rows, cols);
+    double *row = r->norm_history + r->norm_rows++ * cols;
+    row[0] = (double)r->epoch;
+    memcpy(row + 1, r->grad_norms, (size_t)r->m->n_params * sizeof *row);
 }
 
 static void record_history(run *r, double lr, const rt_metrics *v) {
-    if (r->history_rows == RT_HIST_MAX_ROWS) thin_history(r);
+    if (r->grad_norms) record_grad_norms(r);
+    if (r->history_rows == RT_HIST_MAX_ROWS) thin_rows(r->history, &r->history_rows, RT_HIST_COLS);
     double *row = r->history + r->history_rows++ * RT_HIST_COLS;
     row[RT_HIST_EPOCH] = (double)r->epoch;
     row[RT_HIST_LR] = lr;
@@ -397,7 +446,7 @@ static void end_epoch(run *r, double lr) {
     record_history(r, lr, vp);
     if (r->progress)
         rt_progress_epoch(r->progress, r->epoch, r->epochs, r->partial, vp, lr,
-                          rt_now() - r->epoch_start);
+                          rt_now() - r->epoch_start, r->grad_norms);
     watch(r, vp);
     int64_t every = r->o->checkpoint_every;
     if (r->progress && every > 0 && r->epoch % every == 0) save_checkpoint(r, r->o->checkpoint);
@@ -979,11 +1028,35 @@ static void print_summary(const run *r, FILE *out) {
     }
 }
 
+/* The plot's panel of gradient norms: the params with a gradient. */
+static rt_plot_norms plot_norms(const run *r) {
+    const nnrt_model *m = r->m;
+    int64_t cols = m->n_params + 1;
+    int n = 0;
+    const char **names = rt_alloc_array((size_t)m->n_params + 1, sizeof *names);
+    double *rows = rt_alloc_array((size_t)(r->norm_rows * cols) + 1, sizeof *rows);
+    for (int32_t i = 0; i < m->n_params; i++)
+        if (m->params[i].grad_offset >= 0) names[n++] = m->params[i].name;
+    for (int64_t k = 0; k < r->norm_rows; k++) {
+        const double *from = r->norm_history + k * cols;
+        double *to = rows + k * (n + 1);
+        to[0] = from[0];
+        for (int32_t i = 0, j = 1; i < m->n_params; i++)
+            if (m->params[i].grad_offset >= 0) to[j++] = from[1 + i];
+    }
+    return (rt_plot_norms){n, names, rows, r->norm_rows};
+}
+
 static void write_outputs(const run *r) {
     const rt_options *o = r->o;
     if (o->plot) {
+        rt_plot_norms norms = {0};
+        if (r->grad_norms) norms = plot_norms(r);
         rt_plot_write(o->plot, r->m->name, has_inputs(r) ? "epoch" : "step", r->history,
-                      r->history_rows, has_inputs(r) && r->m->train.classification);
+                      r->history_rows, has_inputs(r) && r->m->train.classification,
+                      r->grad_norms ? &norms : NULL);
+        rt_free((void *)norms.names);
+        rt_free((void *)norms.rows);
     }
     if (!o->save) return;
     rt_save_weights(r->m, r->fixed, &r->data->stats, o->save);

@@ -6,6 +6,7 @@ Each case builds in a fresh temporary folder and runs the binary from there, so 
 written in the .nn files must resolve against the .nn file's own folder.
 """
 import json
+import math
 import os
 import re
 import struct
@@ -317,6 +318,256 @@ model m {
 """
 
 
+# ---- predict: bindings, the loss, classes and probabilities ----
+
+def read_safetensors(path):
+    """{name: (shape, [values])} of an F32 or F64 safetensors file."""
+    import json
+    with open(path, "rb") as f:
+        blob = f.read()
+    n, = struct.unpack_from("<Q", blob, 0)
+    header = json.loads(blob[8:8 + n])
+    tensors = {}
+    for name, t in header.items():
+        if name == "__metadata__":
+            continue
+        begin, end = t["data_offsets"]
+        code, size = ("<f", 4) if t["dtype"] == "F32" else ("<d", 8)
+        data = blob[8 + n + begin:8 + n + end]
+        tensors[name] = (t["shape"], [struct.unpack_from(code, data, i)[0]
+                                      for i in range(0, len(data), size)])
+    return tensors
+
+
+def dense(x, layer, w):
+    """x @ W + b of the stdlib's dense layer, from the weights file."""
+    (n, units), W = w[layer + ".W"]
+    _, b = w[layer + ".b"]
+    return [sum(x[i] * W[i * units + j] for i in range(n)) + b[j] for j in range(units)]
+
+
+def linear(x, layer, w):
+    """x @ W of the stdlib's linear layer."""
+    (n, units), W = w[layer + ".W"]
+    return [sum(x[i] * W[i * units + j] for i in range(n)) for j in range(units)]
+
+
+def rows_of(text):
+    return [[float(v) for v in line.split(",")] for line in text.splitlines()]
+
+
+def close(a, b, tol=1e-5):
+    return len(a) == len(b) and all(abs(x - y) <= tol * max(1.0, abs(y)) for x, y in zip(a, b))
+
+
+PROBE_MODEL = """import "nn"
+
+model probe {
+    input  x[3]
+    target y[2]
+    a = x * 2                   # read only inside its fused loop: a register in training
+    u = linear(a + 1, 4)        # its memory is the next product's once tanh has read it
+    b = tanh(u)
+    c = tanh(dense(b, 4))
+    d = tanh(dense(c, 4))
+    output z = dense(d, 2)
+    err  = z - y                # reads the target: predict cannot print it
+    loss = sum(err^2)
+}
+
+train probe {
+    data  = csv("d.csv", x = 0..2, y = 3..4)
+    batch = 4
+}
+"""
+
+FIXED_MODEL = """model fixed {
+    input  x[2]
+    target y[1]
+    param  w[2] = ones
+    w3 = w * 3
+    output p = sum(x * w3)
+    loss = (p - sum(y))^2
+}
+
+train fixed {
+    data = csv("d.csv", x = 0..1, y = 2)
+}
+"""
+
+PROBE_ROWS = [[0.5, -1.0, 2.0], [0.0, 0.25, -0.75], [1.5, 1.0, 0.5]]
+
+
+def case_predict_bindings(nnc, src, tmp):
+    """predict --output prints any named binding the inputs determine, one row per sample,
+    with the values a forward pass computes from the weights (in a register in training, or
+    in a buffer a later step reuses: predict keeps it all the same)."""
+    with open(os.path.join(tmp, "probe.nn"), "w") as f:
+        f.write(PROBE_MODEL)
+    with open(os.path.join(tmp, "d.csv"), "w") as f:
+        f.write("".join(",".join(map(str, r + [0, 1])) + "\n" for r in PROBE_ROWS))
+    exe = os.path.join(tmp, "probe")
+    run([nnc, os.path.join(tmp, "probe.nn"), "-o", exe], tmp)
+    run([exe, "train", "--epochs", "0", "--save", "w"], tmp)
+    w = read_safetensors(os.path.join(tmp, "w"))
+    rows = "".join(",".join(map(str, r)) + "\n" for r in PROBE_ROWS)
+    want = {"a": [], "u": [], "b": [], "c": [], "d": [], "z": []}
+    for x in PROBE_ROWS:
+        a = [2 * v for v in x]
+        u = linear([v + 1 for v in a], "u", w)
+        b = [math.tanh(v) for v in u]
+        c = [math.tanh(v) for v in dense(b, "c", w)]
+        d = [math.tanh(v) for v in dense(c, "d", w)]
+        for name, value in zip("aubcdz", (a, u, b, c, d, dense(d, "z", w))):
+            want[name].append(value)
+    for names in ("a", "u", "b", "c", "d", "z", "u,d", "z,a"):
+        got = rows_of(run([exe, "predict", "--weights", "w", "--output", names], tmp,
+                          stdin=rows).stdout)
+        expected = [sum((want[n][i] for n in names.split(",")), []) for i in range(3)]
+        if len(got) != 3 or not all(close(g, e) for g, e in zip(got, expected)):
+            raise Failure(f"predict --output {names}: {got}, wanted {expected}")
+    plain = run([exe, "predict", "--weights", "w"], tmp, stdin=rows).stdout
+    if plain != run([exe, "predict", "--weights", "w", "--output", "z"], tmp, stdin=rows).stdout:
+        raise Failure("predict and predict --output z print different rows")
+    err = run([exe, "predict", "--weights", "w", "--output", "err"], tmp, want_status=2,
+              stdin=rows).stderr
+    if err != "probe: error: --output: model 'probe' has no binding 'err' " \
+              "(its bindings: a, u, b, c, d, z)\n":
+        raise Failure(f"an unknown --output name: {err!r}")
+    err = run([exe, "predict", "--weights", "w", "--output", "z", "--loss"], tmp,
+              want_status=2, stdin=rows).stderr
+    if "give one of --output, --loss, --classes and --probabilities" not in err:
+        raise Failure(f"--output with --loss: {err!r}")
+    # a binding of params alone has no batch axis: the same values on every row
+    with open(os.path.join(tmp, "fixed.nn"), "w") as f:
+        f.write(FIXED_MODEL)
+    run([nnc, os.path.join(tmp, "fixed.nn"), "-o", os.path.join(tmp, "fixed")], tmp)
+    run([os.path.join(tmp, "fixed"), "train", "--epochs", "0", "--save", "fw"], tmp)
+    got = run([os.path.join(tmp, "fixed"), "predict", "--weights", "fw", "--output", "w3,p"], tmp,
+              stdin="1,2\n3,4\n").stdout
+    if got != "3,3,9\n3,3,21\n":
+        raise Failure(f"predict --output w3,p of a binding without a batch axis: {got!r}")
+
+
+def digits_rows(src, with_label):
+    with open(os.path.join(src, "examples", "digits.csv")) as f:
+        lines = f.read().split()
+    return [line if with_label else line.rsplit(",", 1)[0] for line in lines]
+
+
+def softmax(z):
+    top = max(z)
+    e = [math.exp(v - top) for v in z]
+    return [v / sum(e) for v in e]
+
+
+def case_predict_loss_and_classes(nnc, src, tmp):
+    """predict --loss prints each row's loss (eval's loss is their mean) and says so when
+    the targets are missing; --classes and --probabilities read logits as the loss does."""
+    exe = build(nnc, src, "digits", tmp)
+    run([exe, "train", "--epochs", "2", "--save", "w"], tmp)
+    data = os.path.join(src, "examples", "digits.csv")
+    losses = [float(v) for v in
+              run([exe, "predict", "--weights", "w", "--loss", "--data", data], tmp).stdout.split()]
+    ev = run([exe, "eval", "--weights", "w", "--data", data], tmp).stdout
+    if len(losses) != 1797 or not close([sum(losses) / len(losses)], [number(ev, "loss")], 1e-5):
+        raise Failure(f"predict --loss: {len(losses)} rows averaging "
+                      f"{sum(losses) / max(1, len(losses))}; eval says\n{ev}")
+    by_name = run([exe, "predict", "--weights", "w", "--loss", "--columns", "x=0..63,y=64"], tmp,
+                  stdin="\n".join(digits_rows(src, True)) + "\n").stdout
+    if [float(v) for v in by_name.split()] != losses:
+        raise Failure("predict --loss --columns x=0..63,y=64 from stdin prints other losses")
+    pixels = "\n".join(digits_rows(src, False)[:5]) + "\n"
+    err = run([exe, "predict", "--weights", "w", "--loss"], tmp, want_status=1,
+              stdin=pixels).stderr
+    if err != "<stdin>: error: predict --loss needs the targets: model 'digits' reads target " \
+              "'y' from column 64 (the model's columns, or --columns), and the rows have 64 " \
+              "columns\n":
+        raise Failure(f"predict --loss without targets: {err!r}")
+    outputs = rows_of(run([exe, "predict", "--weights", "w"], tmp, stdin=pixels).stdout)
+    classes = run([exe, "predict", "--weights", "w", "--classes"], tmp, stdin=pixels).stdout
+    probs = rows_of(run([exe, "predict", "--weights", "w", "--probabilities"], tmp,
+                        stdin=pixels).stdout)
+    if classes.split() != [str(z.index(max(z))) for z in outputs]:
+        raise Failure(f"--classes {classes.split()} is not the argmax of {outputs}")
+    if not all(close(p, softmax(z), 1e-6) for p, z in zip(probs, outputs)) or len(probs) != 5:
+        raise Failure(f"--probabilities {probs} is not the softmax of the logits {outputs}")
+    # one output: a logit gets its sigmoid and is a class at 0; a probability is as it is
+    with open(os.path.join(tmp, "d.csv"), "w") as f:
+        f.write("0.3,1\n0.4,1\n0.1,1\n0.9,1\n-0.2,0\n-0.7,0\n")
+    xs = "0.3\n-0.2\n2\n"
+    for name, output, probabilities in (
+            ("logit", "output o = z", [1 / (1 + math.exp(-x)) for x in (0.3, -0.2, 2)]),
+            ("probability", "output p = sigmoid(z)", [1 / (1 + math.exp(-x)) for x in (0.3, -0.2, 2)])):
+        path = os.path.join(tmp, name + ".nn")
+        with open(path, "w") as f:
+            f.write(LOGIT_MODEL % output)
+        exe = os.path.join(tmp, name)
+        run([nnc, path, "-o", exe], tmp)
+        run([exe, "train", "--epochs", "0", "--save", "w1"], tmp)
+        got = [float(v) for v in run([exe, "predict", "--weights", "w1", "--probabilities"], tmp,
+                                     stdin=xs).stdout.split()]
+        if not close(got, probabilities, 1e-6):
+            raise Failure(f"{name}: --probabilities {got}, wanted {probabilities}")
+        got = run([exe, "predict", "--weights", "w1", "--classes"], tmp, stdin=xs).stdout
+        if got.split() != ["1", "0", "1"]:
+            raise Failure(f"{name}: --classes {got.split()}, wanted 1, 0, 1")
+    exe = build(nnc, src, "autoencoder", tmp)
+    err = run([exe, "predict", "--weights", "w", "--classes"], tmp, want_status=2,
+              stdin=pixels).stderr
+    if "error: --classes is for classifiers, and model 'autoencoder' is not one" not in err:
+        raise Failure(f"--classes of a model that is no classifier: {err!r}")
+    err = run([exe, "predict", "--weights", "w", "--loss", "--columns", "x=0..63"], tmp,
+              want_status=2, stdin=pixels).stderr
+    if "error: --columns is for predict --loss of a model with targets" not in err:
+        raise Failure(f"--columns for a model without targets: {err!r}")
+
+
+def case_autoencoder(nnc, src, tmp):
+    """examples/autoencoder.nn: the reconstruction error falls 5x from the untrained
+    weights', the code is 8 numbers a row, and random-noise images reconstruct >= 5x worse
+    than real digits (medians of predict --loss, the anomaly score)."""
+    import random
+    import statistics
+    exe = build(nnc, src, "autoencoder", tmp)
+    start = number(run([exe, "train", "--epochs", "0", "--no-save"], tmp).stdout, "final loss")
+    trained = number(run([exe, "train", "--save", "w"], tmp).stdout, "final loss")
+    if not trained * 5 <= start:
+        raise Failure(f"autoencoder: the loss went from {start} to {trained}, wanted 5x lower")
+    digits = "\n".join(digits_rows(src, False)[:300]) + "\n"
+    rng = random.Random(9)
+    noise = "".join(",".join(str(rng.randint(0, 16)) for _ in range(64)) + "\n"
+                    for _ in range(300))
+    codes = rows_of(run([exe, "predict", "--weights", "w", "--output", "code"], tmp,
+                        stdin=digits).stdout)
+    if len(codes) != 300 or any(len(c) != 8 for c in codes):
+        raise Failure(f"predict --output code: {len(codes)} rows of {set(map(len, codes))} numbers")
+    scores = {}
+    for name, rows in (("digits", digits), ("noise", noise)):
+        out = run([exe, "predict", "--weights", "w", "--loss"], tmp, stdin=rows).stdout
+        scores[name] = [float(v) for v in out.split()]
+        if len(scores[name]) != 300:
+            raise Failure(f"predict --loss printed {len(scores[name])} rows of {name}")
+    real, odd = statistics.median(scores["digits"]), statistics.median(scores["noise"])
+    if not odd >= 5 * real:
+        raise Failure(f"autoencoder: median anomaly score {odd} of noise, {real} of digits: "
+                      f"wanted >= 5x")
+
+
+IMAGE_MODEL = """model pixels {
+    input  x%s
+    target y[1]
+    param  w%s = ones
+    output s = sum(x * w)
+    loss   = sum((s - y)^2)
+}
+
+train pixels {
+    data = idx("img", "lab")
+}
+"""
+
+
 def case_layout_grad(nnc, src, tmp):
     """--emit=grad shows the backward of each layout op as the textbook has it: concat's
     gradient is the two slices of g, a subscript's a scatter into zeros at the same places
@@ -347,6 +598,113 @@ def case_layout_grad(nnc, src, tmp):
             raise Failure(f"--emit=grad has no line matching {pattern!r}:\n{text}")
     if re.search(r"= transpose @W", text):
         raise Failure(f"a transpose of W is still copied:\n{text}")
+
+
+def idx_file(dims, data):
+    return bytes([0, 0, 8, len(dims)]) + struct.pack(">%dI" % len(dims), *dims) + bytes(data)
+
+
+def case_idx_image_shape(nnc, src, tmp):
+    """IDX images of 2x2 feed an input declared [1, 2, 2] as they feed one declared [4]:
+    row-major, the same values (w = 1: the output is each image's sum); 3x3 images are an
+    error that says how many values the input wanted."""
+    with open(os.path.join(tmp, "img"), "wb") as f:
+        f.write(idx_file([3, 2, 2], range(12)))
+    with open(os.path.join(tmp, "lab"), "wb") as f:
+        f.write(idx_file([3], [1, 2, 3]))
+    with open(os.path.join(tmp, "img9"), "wb") as f:
+        f.write(idx_file([2, 3, 3], range(18)))
+    for shape in ("[1, 2, 2]", "[4]"):
+        with open(os.path.join(tmp, "m.nn"), "w") as f:
+            f.write(IMAGE_MODEL % (shape, shape))
+        run([nnc, os.path.join(tmp, "m.nn"), "-o", os.path.join(tmp, "m")], tmp)
+        exe = os.path.join(tmp, "m")
+        out = run([exe, "train", "--epochs", "0", "--save", "w"], tmp).stdout
+        # sums 6, 22, 38 against labels 1, 2, 3: (25 + 400 + 1225) / 3
+        if abs(number(out, "final loss") - 550.0) > 1e-3:
+            raise Failure(f"x{shape}: {out}")
+        got = run([exe, "predict", "--weights", "w", "--data", "img"], tmp).stdout
+        if got.split() != ["6", "22", "38"]:
+            raise Failure(f"x{shape}: predict on the IDX images printed {got!r}")
+        err = run([exe, "train", "--data", "img9,lab", "--no-save"], tmp, want_status=1).stderr
+        wanted = "img9:byte 8: error: each IDX sample has 9 values, the model's input wants 4\n"
+        if err != wanted:
+            raise Failure(f"x{shape}, 3x3 images: {err!r}, wanted {wanted!r}")
+
+
+NORMS_MODEL = """model lin {
+    input  x[2]
+    target y[1]
+    param  W[2, 1] = ones
+    param  b[1]    = zeros
+    output p = x @ W + b        # W's update is fused into its gradient's GEMM
+    loss   = sum((p - y)^2)
+}
+
+train lin {
+    data      = csv("d.csv", x = 0..1, y = 2)
+    optimizer = sgd(lr = 0.05)
+    batch     = 2
+    epochs    = 2
+    shuffle   = off
+}
+"""
+
+NORMS_ROWS = [[1.0, 2.0, 1.0], [0.5, -1.0, 2.0], [2.0, 1.0, -1.0]]
+
+
+def lin_gradient(W, b, rows):
+    """d cost / d (W, b) for the mean over rows of (x W + b - y)^2."""
+    gW, gb = [0.0, 0.0], 0.0
+    for x0, x1, y in rows:
+        r = 2 * (x0 * W[0] + x1 * W[1] + b - y) / len(rows)
+        gW, gb = [gW[0] + r * x0, gW[1] + r * x1], gb + r
+    return gW, gb
+
+
+def case_grad_norms(nnc, src, tmp):
+    """train --log-grad-norms: a column per param in --log with the norm of its gradient at
+    each epoch's last step (worked out here by hand through plain SGD), a panel in --plot;
+    the weights are the same bits as without the option."""
+    with open(os.path.join(tmp, "lin.nn"), "w") as f:
+        f.write(NORMS_MODEL)
+    with open(os.path.join(tmp, "d.csv"), "w") as f:
+        f.write("".join(",".join(map(str, r)) + "\n" for r in NORMS_ROWS))
+    exe = os.path.join(tmp, "lin")
+    run([nnc, os.path.join(tmp, "lin.nn"), "-o", exe], tmp)
+    run([exe, "train", "--quiet", "--save", "plain", "--log", "plain.csv", "--plot", "plain.svg"],
+        tmp)
+    run([exe, "train", "--quiet", "--save", "norms", "--log", "norms.csv", "--plot", "norms.svg",
+         "--log-grad-norms"], tmp)
+    with open(os.path.join(tmp, "plain"), "rb") as a, open(os.path.join(tmp, "norms"), "rb") as b:
+        if a.read() != b.read():
+            raise Failure("--log-grad-norms changed the trained weights")
+    W, b, want = [1.0, 1.0], 0.0, []
+    for epoch in range(2):
+        for batch in (NORMS_ROWS[:2], NORMS_ROWS[2:]):
+            gW, gb = lin_gradient(W, b, batch)
+            W, b = [W[0] - 0.05 * gW[0], W[1] - 0.05 * gW[1]], b - 0.05 * gb
+        want.append([math.hypot(*gW), abs(gb)])
+    with open(os.path.join(tmp, "norms.csv")) as f:
+        header, *rows = f.read().splitlines()
+    with open(os.path.join(tmp, "plain.csv")) as f:
+        plain_header = f.readline().strip()
+    if header != plain_header + ",grad_norm.W,grad_norm.b":
+        raise Failure(f"--log-grad-norms log header: {header!r}")
+    got = [[float(v) for v in row.split(",")[-2:]] for row in rows]
+    if len(got) != 2 or not all(close(g, w, 1e-5) for g, w in zip(got, want)):
+        raise Failure(f"gradient norms {got}, wanted {want}")
+    with open(os.path.join(tmp, "norms.svg")) as f:
+        svg = f.read()
+    with open(os.path.join(tmp, "plain.svg")) as f:
+        plain = f.read()
+    import xml.dom.minidom
+    xml.dom.minidom.parseString(svg)
+    if "gradient norm (log scale)" not in svg or svg.count("<polyline") != plain.count("<polyline") + 2 \
+            or ">W</text>" not in svg or ">b</text>" not in svg:
+        raise Failure(f"--plot with --log-grad-norms has no panel of the two params' norms:\n{svg}")
+    if "gradient norm" in plain:
+        raise Failure("--plot without --log-grad-norms drew gradient norms")
 
 
 def main():
