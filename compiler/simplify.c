@@ -3,8 +3,9 @@
  * One forward walk rewrites each instruction's operands through the replacements found so
  * far, then tries, in order: constant folding, algebraic identities (x*1, x+0, x-0, x/1,
  * x^1, --x, a broadcast or sum_to that changes nothing, a where whose choice is known), and
- * common-subexpression elimination. A last walk drops what no root (loss, output, gradients)
- * needs. Leaves that the binary exposes (inputs, targets, params) always stay. */
+ * common-subexpression elimination. A last walk drops what no root (loss, output, gradients,
+ * state updates) needs. Leaves that the binary exposes (inputs, targets, params, states)
+ * always stay. */
 #include "stages.h"
 
 #include <math.h>
@@ -140,9 +141,12 @@ static void mark_live(Graph *g) {
     if (g->output) g->output->aux = 1;
     for (int i = 0; g->param_grads && i < g->params.n; i++)
         if (g->param_grads[i]) g->param_grads[i]->aux = 1;
+    for (int i = 0; i < g->state_updates.n; i++)
+        if (g->state_updates.v[i]) g->state_updates.v[i]->aux = 1;
     for (int i = g->insts.n - 1; i >= 0; i--) {
         Value *v = g->insts.v[i];
-        bool exposed = v->op == OP_input || v->op == OP_target || v->op == OP_param;
+        bool exposed =
+            v->op == OP_input || v->op == OP_target || v->op == OP_param || v->op == OP_state;
         if (exposed) v->aux = 1;
         for (int j = 0; v->aux && j < v->nargs; j++) v->args[j]->aux = 1;
     }
@@ -193,5 +197,7 @@ void simplify(Graph *g) {
     if (g->output) g->output = resolve(&s, g->output);
     for (int i = 0; g->param_grads && i < g->params.n; i++)
         if (g->param_grads[i]) g->param_grads[i] = resolve(&s, g->param_grads[i]);
+    for (int i = 0; i < g->state_updates.n; i++)
+        if (g->state_updates.v[i]) g->state_updates.v[i] = resolve(&s, g->state_updates.v[i]);
     drop_dead(g);
 }

@@ -20,7 +20,7 @@
 
 #include <stdint.h>
 
-#define NNRT_ABI_VERSION 1
+#define NNRT_ABI_VERSION 2
 #define NNRT_MAX_RANK    4
 
 /* The layout is defined once: each struct is a list of fields, NNRT_<STRUCT>_FIELDS(X)
@@ -58,16 +58,27 @@
     X(ARENA, varying)                                                                              \
     X(I64, batch)     /* samples in this call, 1 .. batch_cap */                                   \
     X(I64, batch_cap) /* rows the varying arena was allocated for */                               \
-    /* Dropout: active only while training is 1; its masks are a hash of noise_seed and the        \
+    /* Dropout: active only while training is not 0; its masks are a hash of noise_seed and the    \
      * element's place in the batch, so a backward pass (or a second forward pass, as              \
      * gradcheck makes) with the same noise_seed sees the same masks. The runtime gives each       \
-     * training step a fresh noise_seed. */                                                        \
+     * training step a fresh noise_seed. training(a, b) is a when training is not 0. Values:       \
+     * enum nnrt_mode. */                                                                          \
     X(I32, training)                                                                               \
     X(U64, noise_seed)
 
 typedef struct nnrt_ctx {
     NNRT_CTX_FIELDS(NNRT_C_FIELD)
 } nnrt_ctx;
+
+/* nnrt_ctx.training. A training step (NNRT_TRAINING_STEP, the runtime's train loop) also
+ * writes every state's update at the end of grad and sgd_step; gradcheck's passes
+ * (NNRT_TRAINING) behave as training but leave the state alone. */
+enum nnrt_mode {
+    NNRT_INFERENCE = 0,     /* eval, predict, validation, the final loss, the trace */
+    NNRT_TRAINING = 1,      /* batch statistics, dropout on */
+    NNRT_TRAINING_STEP = 3, /* NNRT_TRAINING, and grad/sgd_step write the state's updates */
+};
+#define NNRT_WRITES_STATE 2 /* the bit of NNRT_TRAINING_STEP that NNRT_TRAINING lacks */
 
 enum nnrt_init {
     NNRT_INIT_ZEROS = 0,
@@ -166,6 +177,8 @@ typedef struct nnrt_train_defaults {
  * sgd_step: grad, and the update v = momentum*v + g; p = p - lr*v for every param
  *           (with momentum 0 the velocity is not read: p = p - lr*g). Gradients are not
  *           kept in the grad buffers by this entry point.
+ * grad and sgd_step with training = NNRT_TRAINING_STEP end by writing each state's update
+ *           (computed in the same pass, from the state's old value) into the state.
  * When forward, grad or sgd_step returns, loss and output still hold this batch's forward
  * values: the runtime reads them after sgd_step for the epoch's loss and accuracy. The
  * runtime writes the inputs and targets before every call, so the model may reuse them. */
@@ -178,6 +191,11 @@ typedef struct nnrt_train_defaults {
     X(I64, varying_elems)                                                                          \
     X(I32, n_params)                                                                               \
     X(TENSORS, params)                                                                             \
+    /* Non-trainable state (batch norm's running statistics): in the fixed arena, with its         \
+     * init (zeros, ones, a constant, ...) and grad_offset = velocity_offset = -1. Saved with      \
+     * the params; never given to an optimizer. */                                                 \
+    X(I32, n_states)                                                                               \
+    X(TENSORS, states)                                                                             \
     X(I32, n_inputs)                                                                               \
     X(TENSORS, inputs)                                                                             \
     X(I32, n_targets)                                                                              \

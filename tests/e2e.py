@@ -5,7 +5,9 @@ usage: e2e.py NNC SOURCE_DIR CASE
 Each case builds in a fresh temporary folder and runs the binary from there, so data paths
 written in the .nn files must resolve against the .nn file's own folder.
 """
+import json
 import os
+import random
 import re
 import struct
 import subprocess
@@ -216,6 +218,213 @@ def case_optimizers(nnc, src, tmp):
             raise Failure(f"optimizer = {name}(...) is not the default:\n{usage}")
         out = run([os.path.join(tmp, "p"), "train", "--steps", "3", "--no-save"], tmp).stdout
         number(out, "final loss")
+
+
+# ---- batch norm: running statistics (state), modes, weights files, resume ----
+
+BN_MODEL = """import "nn"
+model bn {
+    input  x[3]
+    target y[1]
+    h = batchnorm(x)
+    p = dense(h, 1)
+    loss = mse(p, y)
+}
+train bn {
+    data    = csv("bn.csv", x = 0..2, y = 3)
+    batch   = 5
+    epochs  = 3
+    shuffle = off
+    optimizer = sgd(lr = 0.1, momentum = 0.9)
+}
+"""
+
+
+def bn_rows(n, seed=7):
+    """Three features of unlike means and scales, and a target."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        x = [rng.gauss(2, 0.5), rng.gauss(-1, 3), rng.uniform(0, 10)]
+        rows.append(x + [0.3 * x[0] - 0.1 * x[1] + 0.05 * x[2] + rng.gauss(0, 0.1)])
+    return rows
+
+
+def bn_build(nnc, tmp, rows):
+    with open(os.path.join(tmp, "bn.nn"), "w") as f:
+        f.write(BN_MODEL)
+    with open(os.path.join(tmp, "bn.csv"), "w") as f:
+        f.write("".join(",".join(repr(v) for v in row) + "\n" for row in rows))
+    exe = os.path.join(tmp, "bn")
+    run([nnc, os.path.join(tmp, "bn.nn"), "--f64", "-o", exe], tmp)
+    return exe
+
+
+def bn_running_stats(rows, batch, epochs):
+    """PyTorch's BatchNorm1d update, step by step over consecutive batches: momentum 0.1,
+    the batch's unbiased variance (B - 1)."""
+    mean, var = [0.0] * 3, [1.0] * 3
+    for _ in range(epochs):
+        for start in range(0, len(rows), batch):
+            chunk = [r[:3] for r in rows[start:start + batch]]
+            for j in range(3):
+                m = 0.0
+                for r in chunk:
+                    m += r[j]
+                m /= len(chunk)
+                ss = 0.0
+                for r in chunk:
+                    ss += (r[j] - m) * (r[j] - m)
+                mean[j] = 0.9 * mean[j] + 0.1 * m
+                var[j] = 0.9 * var[j] + 0.1 * (ss / (len(chunk) - 1))
+    return mean, var
+
+
+def bn_predict(w, x, with_state=True):
+    """The model in inference mode, from a weights file's tensors: running statistics."""
+    mean = w["h.running_mean"] if with_state else [0.0] * 3
+    var = w["h.running_var"] if with_state else [1.0] * 3
+    h = [w["h.gamma"][j] * ((x[j] - mean[j]) / (var[j] + 1e-5) ** 0.5) + w["h.beta"][j]
+         for j in range(3)]
+    return sum(h[j] * w["p.W"][j] for j in range(3)) + w["p.b"][0]
+
+
+def safetensors_parts(path):
+    """The header (JSON) and the data section of a safetensors file."""
+    data = open(path, "rb").read()
+    (n,) = struct.unpack("<Q", data[:8])
+    return json.loads(data[8:8 + n]), data[8 + n:]
+
+
+def read_weights(path, prefix=""):
+    """{name: values} of the F64 tensors of a safetensors file whose names start so."""
+    header, body = safetensors_parts(path)
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__" or not name.startswith(prefix) or info["dtype"] != "F64":
+            continue
+        begin, end = info["data_offsets"]
+        out[name] = list(struct.unpack(f"<{(end - begin) // 8}d", body[begin:end]))
+    return out
+
+
+def write_safetensors(path, header, parts):
+    """header without data_offsets, and each tensor's raw bytes, in the same order."""
+    body = b""
+    for name, raw in parts.items():
+        header[name]["data_offsets"] = [len(body), len(body) + len(raw)]
+        body += raw
+    text = json.dumps(header).encode()
+    text += b" " * (-(8 + len(text)) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + body)
+
+
+def drop_tensor(src, dst, dropped):
+    """A copy of a safetensors file without one of its tensors."""
+    header, body = safetensors_parts(src)
+    kept = {name: info for name, info in header.items() if name != dropped}
+    parts = {name: body[info["data_offsets"][0]:info["data_offsets"][1]]
+             for name, info in kept.items() if name != "__metadata__"}
+    write_safetensors(dst, kept, parts)
+
+
+def close_all(got, want, rel, what):
+    for i, (a, b) in enumerate(zip(got, want)):
+        if abs(a - b) > rel * max(1.0, abs(b)):
+            raise Failure(f"{what}[{i}] = {a!r}, wanted {b!r}")
+    if len(got) != len(want):
+        raise Failure(f"{what}: {len(got)} values, wanted {len(want)}")
+
+
+def case_batchnorm_running_stats(nnc, src, tmp):
+    """Training updates the running statistics as PyTorch's BatchNorm1d does; they are saved
+    in the weights file; neither the optimizer nor weight decay moves them (fused sgd, and
+    adamw with a large decay, give the same)."""
+    rows = bn_rows(23)  # batches of 5, 5, 5, 5, 3
+    exe = bn_build(nnc, tmp, rows)
+    mean, var = bn_running_stats(rows, 5, 3)
+    for args in (["--save", "sgd.safetensors"],
+                 ["--optimizer", "adamw", "--lr", "0.05", "--weight-decay", "0.5", "--save",
+                  "adamw.safetensors"]):
+        run([exe, "train", "--quiet", *args], tmp)
+        w = read_weights(os.path.join(tmp, args[-1]))
+        close_all(w["h.running_mean"], mean, 1e-13, f"{args[-1]}: h.running_mean")
+        close_all(w["h.running_var"], var, 1e-13, f"{args[-1]}: h.running_var")
+        if w["h.gamma"] == [1.0, 1.0, 1.0]:
+            raise Failure(f"{args[-1]}: h.gamma did not train")
+
+
+def case_batchnorm_inference(nnc, src, tmp):
+    """eval, predict and the final loss use the running statistics (predictions checked
+    against the model computed here from the weights file); a weights file without the
+    states loads, and they keep their start (mean 0, variance 1)."""
+    rows = bn_rows(23)
+    exe = bn_build(nnc, tmp, rows)
+    out = run([exe, "train", "--save", "w.safetensors"], tmp).stdout
+    w = read_weights(os.path.join(tmp, "w.safetensors"))
+    want_loss = sum((bn_predict(w, r) - r[3]) ** 2 for r in rows) / len(rows)
+    final = number(out, "final loss")
+    if abs(final - want_loss) > 1e-8 * want_loss:
+        raise Failure(f"final loss {final}, wanted {want_loss} (running statistics)\n{out}")
+    evaluated = number(run([exe, "eval", "--weights", "w.safetensors"], tmp).stdout, "loss")
+    if abs(evaluated - want_loss) > 1e-8 * want_loss:
+        raise Failure(f"eval: loss {evaluated}, wanted {want_loss}")
+    # One row at a time and all together: a prediction does not depend on its batch.
+    queries = [r[:3] for r in rows[:7]]
+    text = "".join(",".join(repr(v) for v in q) + "\n" for q in queries)
+    together = [float(v) for v in run([exe, "predict", "--weights", "w.safetensors"], tmp,
+                                      stdin=text).stdout.split()]
+    close_all(together, [bn_predict(w, q) for q in queries], 1e-8, "predict")
+    alone = [float(run([exe, "predict", "--weights", "w.safetensors"], tmp,
+                       stdin=",".join(repr(v) for v in q) + "\n").stdout) for q in queries[:2]]
+    close_all(alone, together[:2], 1e-9, "predict of one row")
+    # Weights saved before the model had its states: they keep their start.
+    drop_tensor(os.path.join(tmp, "w.safetensors"), os.path.join(tmp, "old1.safetensors"),
+                "h.running_mean")
+    drop_tensor(os.path.join(tmp, "old1.safetensors"), os.path.join(tmp, "old.safetensors"),
+                "h.running_var")
+    got = [float(v) for v in run([exe, "predict", "--weights", "old.safetensors"], tmp,
+                                 stdin=text).stdout.split()]
+    close_all(got, [bn_predict(w, q, with_state=False) for q in queries], 1e-8,
+              "predict without states in the file")
+
+
+def case_batchnorm_resume(nnc, src, tmp):
+    """A checkpoint holds the states, and a resumed run ends bit for bit where the
+    uninterrupted one does; a checkpoint without them cannot resume."""
+    rows = bn_rows(23)
+    exe = bn_build(nnc, tmp, rows)
+    run([exe, "train", "--quiet", "--epochs", "4", "--save", "straight.safetensors"], tmp)
+    run([exe, "train", "--quiet", "--epochs", "2", "--checkpoint-every", "2", "--checkpoint",
+         "c.safetensors", "--no-save"], tmp)
+    w = read_weights(os.path.join(tmp, "c.safetensors"), "h.")
+    close_all(w["h.running_mean"], bn_running_stats(rows, 5, 2)[0], 1e-13,
+              "checkpoint: h.running_mean")
+    run([exe, "train", "--quiet", "--epochs", "4", "--resume", "c.safetensors", "--save",
+         "resumed.safetensors"], tmp)
+    a = open(os.path.join(tmp, "straight.safetensors"), "rb").read()
+    b = open(os.path.join(tmp, "resumed.safetensors"), "rb").read()
+    if a != b:
+        raise Failure("the resumed run's weights differ from the uninterrupted run's")
+    drop_tensor(os.path.join(tmp, "c.safetensors"), os.path.join(tmp, "nostate.safetensors"),
+                "h.running_mean")
+    proc = run([exe, "train", "--quiet", "--epochs", "4", "--resume", "nostate.safetensors",
+                "--no-save"], tmp, want_status=1)
+    if "missing tensor 'h.running_mean' (a state of the model)" not in proc.stderr:
+        raise Failure(f"resuming without a state: {proc.stderr}")
+
+
+def case_batchnorm_one_row_batch(nnc, src, tmp):
+    """A last batch of one row has no unbiased variance: the run stops and says why, rather
+    than save a running variance that is not a number."""
+    rows = bn_rows(21)  # batches of 5, 5, 5, 5, 1
+    exe = bn_build(nnc, tmp, rows)
+    proc = run([exe, "train", "--quiet", "--save", "w.safetensors"], tmp, want_status=1)
+    want = ("state 'h.running_var' became nan or inf by epoch 1, step 5 (the loss did not "
+            "show it); training stopped. An unbiased variance")
+    if want not in proc.stderr or os.path.exists(os.path.join(tmp, "w.safetensors")):
+        raise Failure(f"a batch of one row: {proc.stderr}")
 
 
 def main():
