@@ -415,6 +415,67 @@ def case_batchnorm_resume(nnc, src, tmp):
         raise Failure(f"resuming without a state: {proc.stderr}")
 
 
+def case_batchnorm_printed(nnc, src, tmp):
+    """What the learner reads: the states with their start, the updates, the mode choice and
+    the derived backward pass through the batch's mean (1/B a factor there, not the seed)."""
+    bn_build(nnc, tmp, bn_rows(5))
+    model = os.path.join(tmp, "bn.nn")
+    ir = run([nnc, model, "--emit=ir"], tmp).stdout
+    for want in ("  state  &h.running_mean : [3] = zeros  (not trained)\n",
+                 "  state  &h.running_var : [3] = ones  (not trained)\n",
+                 "  update &h.running_mean = %h.running_mean.update  ; after each training step\n",
+                 "= batch_mean $x, correction=0 ", "= batch_mean %t10, correction=1 ",
+                 "= sub $x, &h.running_mean ", "= training ? %t28 : %t33 "):
+        if want not in ir:
+            raise Failure(f"--emit=ir has no {want!r}:\n{ir}")
+    with open(model, "w") as f:
+        f.write(BN_MODEL.replace("h = batchnorm(x)", "h = batchnorm(dense(x, 3))"))
+    grad = run([nnc, model, "--emit=grad"], tmp).stdout
+    if not re.search(r"= mul %h\.m\.grad, 1/B +; #\d+ d batch_mean\(u\)/du_b = 1/\(B - correction\)",
+                     grad):
+        raise Failure(f"--emit=grad: no batch_mean rule line:\n{grad}")
+    explained = run([nnc, "explain", model], tmp).stdout
+    if "∂cost/∂h.m · 1/B" not in explained or "∂cost/∂h.m · ∂cost/∂h.m" in explained:
+        raise Failure(f"explain: batch_mean's 1/B is not a factor:\n{explained}")
+
+
+def case_state_counter(nnc, src, tmp):
+    """A scalar state that counts the update steps, and a state set to a constant: every
+    training step writes them (the fused sgd_step and an optimizer of the runtime alike);
+    --init-weights loads them."""
+    with open(os.path.join(tmp, "cnt.nn"), "w") as f:
+        f.write("""import "nn"
+model cnt {
+    input  x[2]
+    target y[1]
+    state steps = 0
+    state five[3]
+    update steps = steps + 1
+    update five = 5
+    loss = mse(dense(x, 1), y)
+}
+train cnt {
+    data   = csv("cnt.csv", x = 0..1, y = 2)
+    batch  = 4
+    epochs = 3
+}
+""")
+    rng = random.Random(1)
+    with open(os.path.join(tmp, "cnt.csv"), "w") as f:
+        f.write("".join(f"{rng.random()},{rng.random()},{rng.random()}\n" for _ in range(10)))
+    exe = os.path.join(tmp, "cnt")
+    run([nnc, os.path.join(tmp, "cnt.nn"), "--f64", "-o", exe], tmp)
+    for optimizer in ("sgd", "adam"):
+        run([exe, "train", "--quiet", "--optimizer", optimizer, "--save", "w.safetensors"], tmp)
+        w = read_weights(os.path.join(tmp, "w.safetensors"))
+        if w["steps"] != [9.0] or w["five"] != [5.0] * 3:  # 3 epochs of batches 4, 4, 2
+            raise Failure(f"{optimizer}: steps {w['steps']}, five {w['five']}")
+    run([exe, "train", "--quiet", "--epochs", "0", "--init-weights", "w.safetensors", "--save",
+         "again.safetensors"], tmp)
+    if read_weights(os.path.join(tmp, "again.safetensors"))["steps"] != [9.0]:
+        raise Failure("--init-weights did not load the state, or a run of no steps moved it")
+
+
 def case_batchnorm_one_row_batch(nnc, src, tmp):
     """A last batch of one row has no unbiased variance: the run stops and says why, rather
     than save a running variance that is not a number."""
