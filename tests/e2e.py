@@ -476,6 +476,24 @@ train cnt {
         raise Failure("--init-weights did not load the state, or a run of no steps moved it")
 
 
+def case_batchnorm_early_stopping(nnc, src, tmp):
+    """Early stopping restores the best epoch's states with its params: the run ends with
+    the weights file a run stopped at that epoch writes, byte for byte."""
+    exe = bn_build(nnc, tmp, bn_rows(40))
+    proc = run([exe, "train", "--validation", "0.25", "--early-stopping", "on", "--patience",
+                "2", "--epochs", "30", "--save", "stopped.safetensors"], tmp)
+    out = proc.stdout + proc.stderr
+    m = re.search(r"^restored the weights of epoch (\d+) ", out, re.M)
+    if not m or int(m.group(1)) >= 28:
+        raise Failure(f"early stopping did not stop early:\n{out}")
+    run([exe, "train", "--quiet", "--validation", "0.25", "--epochs", m.group(1), "--save",
+         "best.safetensors"], tmp)
+    a = open(os.path.join(tmp, "stopped.safetensors"), "rb").read()
+    b = open(os.path.join(tmp, "best.safetensors"), "rb").read()
+    if a != b:
+        raise Failure("the weights early stopping restored are not the best epoch's")
+
+
 def case_batchnorm_one_row_batch(nnc, src, tmp):
     """A last batch of one row has no unbiased variance: the run stops and says why, rather
     than save a running variance that is not a number."""
