@@ -726,24 +726,34 @@ static const char *declared_name(Lower *L, Node *st, bool model_level) {
     return unique_name(L, base);
 }
 
+/* Not inside a backward rule: autodiff is running, and the params and states (and the
+ * params' gradients) are counted already. */
+static bool can_declare(Lower *L, Scope *s, Node *st, const char *what) {
+    if (!L->in_rule) return true;
+    lower_error(L, st->loc, "fn %s declares %s %s, so a backward rule cannot call it",
+                L->calls.v[L->calls.n - 1]->str, what, st->str);
+    bind_failed(s, st);
+    return false;
+}
+
+/* The leaf a param or state declaration makes, named and bound. */
+static Value *declared_leaf(Lower *L, Scope *s, Node *st, bool model_level, Op op, Shape shape) {
+    Value *v = ir_leaf(L->g, op, declared_name(L, st, model_level), shape, false);
+    v->loc = st->loc;
+    bind(L, s, st, st->str, lv_tensor(v));
+    return v;
+}
+
 static void lower_param(Lower *L, Scope *s, Node *st, bool model_level) {
-    if (L->in_rule) { /* autodiff is running: the params, and their gradients, are counted */
-        lower_error(L, st->loc, "fn %s declares param %s, so a backward rule cannot call it",
-                    L->calls.v[L->calls.n - 1]->str, st->str);
-        bind_failed(s, st);
-        return;
-    }
+    if (!can_declare(L, s, st, "param")) return;
     Shape shape;
     ParamInit init;
     if (!read_dims(L, s, st, &shape) || !read_init(L, s, st->init, &init)) {
         bind_failed(s, st);
         return;
     }
-    Value *p = ir_leaf(L->g, OP_param, declared_name(L, st, model_level), shape, false);
-    p->loc = st->loc;
-    vec_push(&L->g->params, p);
+    vec_push(&L->g->params, declared_leaf(L, s, st, model_level, OP_param, shape));
     vec_push(&L->g->param_inits, init);
-    bind(L, s, st, st->str, lv_tensor(p));
 }
 
 /* ---- state: declared like a param, written by a training step's update ---- */
@@ -769,24 +779,16 @@ static bool read_state_init(Lower *L, Scope *s, Node *e, ParamInit *init) {
 }
 
 static void lower_state(Lower *L, Scope *s, Node *st, bool model_level) {
-    if (L->in_rule) {
-        lower_error(L, st->loc, "fn %s declares state %s, so a backward rule cannot call it",
-                    L->calls.v[L->calls.n - 1]->str, st->str);
-        bind_failed(s, st);
-        return;
-    }
+    if (!can_declare(L, s, st, "state")) return;
     Shape shape;
     ParamInit init = {INIT_ZEROS, 0, 0};
     if (!read_dims(L, s, st, &shape) || !read_state_init(L, s, st->init, &init)) {
         bind_failed(s, st);
         return;
     }
-    Value *v = ir_leaf(L->g, OP_state, declared_name(L, st, model_level), shape, false);
-    v->loc = st->loc;
-    vec_push(&L->g->states, v);
+    vec_push(&L->g->states, declared_leaf(L, s, st, model_level, OP_state, shape));
     vec_push(&L->g->state_inits, init);
     vec_push(&L->g->state_updates, NULL);
-    bind(L, s, st, st->str, lv_tensor(v));
 }
 
 static int state_index(const Graph *g, const Value *v) {
