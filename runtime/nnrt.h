@@ -7,8 +7,8 @@
  * except for BLAS (cblas_sgemm / cblas_dgemm) and libm.
  *
  * Memory. Two arenas of elements (float, or double when f64 is set):
- *   fixed    fixed_elems elements: parameters, their gradients, momentum buffers, scratch
- *            for values that do not vary per sample. A tensor at `offset` starts at
+ *   fixed    fixed_elems elements: parameters, states, the parameters' gradients and
+ *            momentum buffers, scratch for values that do not vary per sample. A tensor at `offset` starts at
  *            fixed + offset.
  *   varying  varying_elems * batch_cap elements: everything with a batch axis. A tensor
  *            with per-sample offset `offset` starts at varying + offset * batch_cap and holds
