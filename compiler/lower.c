@@ -815,13 +815,18 @@ static void lower_update(Lower *L, Scope *s, Node *st) {
         diag_hint("reduce it over the batch first, such as batch_mean(...)");
         return;
     }
-    if (!shape_eq(v->shape, state->shape)) {
-        if (!shape_is_suffix(v->shape, state->shape)) {
-            lower_error(L, st->init->start, "the update of state %s%s has shape %s", state->name,
-                        shape_str(state->shape), shape_str(v->shape));
-            return;
-        }
-        v = tag(L, ir_broadcast(L->g, v, state->shape));
+    if (!shape_is_suffix(v->shape, state->shape)) {
+        lower_error(L, st->init->start, "the update of state %s%s has shape %s", state->name,
+                    shape_str(state->shape), shape_str(v->shape));
+        return;
+    }
+    /* A param or a state as it stands is copied when the pass reads it: the step changes
+     * them before the states are written (simplify keeps the copy, simplify.c). */
+    bool leaf = op_info[v->op].cls == OPC_SRC && v->op != OP_const;
+    if (leaf || !shape_eq(v->shape, state->shape)) {
+        v = ir_broadcast(L->g, v, state->shape);
+        v->loc = st->init->start;
+        v->what = ast_source_text(st->init);
     }
     if (op_info[v->op].cls != OPC_SRC && !v->name)
         v->name = unique_name(L, xprintf("%s.update", state->name));

@@ -165,16 +165,33 @@ static void drop_dead(Graph *g) {
     g->n_forward = kept_forward;
 }
 
+/* A state's update that would become a param or a state itself (update a = b, or b * 1)
+ * keeps its own instruction, a copy made while the pass reads it: the step changes params
+ * and states before it writes the states. */
+static bool *updates_to_copy(const Graph *g) {
+    bool *copy = xalloc(sizeof *copy * (size_t)(g->next_id ? g->next_id : 1));
+    for (int i = 0; i < g->state_updates.n; i++)
+        if (g->state_updates.v[i]) copy[g->state_updates.v[i]->id] = true;
+    return copy;
+}
+
+static bool keeps_memory(const Value *leaf) {
+    return op_info[leaf->op].cls == OPC_SRC && leaf->op != OP_const && leaf->op != OP_inv_batch;
+}
+
 void simplify(Graph *g) {
     Simplifier s = {.g = g};
     int max_ids = g->next_id + g->insts.n + 16; /* folding makes new constants */
     s.repl = xalloc(sizeof *s.repl * (size_t)max_ids);
+    bool *update = updates_to_copy(g);
+    int n_ids = g->next_id; /* update[] covers the values made before simplify */
 
     int n = g->insts.n, kept = 0, kept_forward = 0;
     for (int i = 0; i < n; i++) {
         Value *v = g->insts.v[i];
         for (int j = 0; j < v->nargs; j++) v->args[j] = resolve(&s, v->args[j]);
         Value *by = identity_of(v);
+        if (by && v->id < n_ids && update[v->id] && keeps_memory(by)) by = NULL;
         if (!by && g->next_id < max_ids) by = fold_constants(&s, v);
         if (by && by->op == OP_const && !s.repl[by->id]) {
             Value *known = cse(&s, by);

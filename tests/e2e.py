@@ -442,7 +442,7 @@ def case_batchnorm_printed(nnc, src, tmp):
 def case_state_counter(nnc, src, tmp):
     """A scalar state that counts the update steps, and a state set to a constant: every
     training step writes them (the fused sgd_step and an optimizer of the runtime alike);
-    --init-weights loads them."""
+    --init-weights loads them. Updates that are a state or a param as it stands."""
     with open(os.path.join(tmp, "cnt.nn"), "w") as f:
         f.write("""import "nn"
 model cnt {
@@ -474,6 +474,35 @@ train cnt {
          "again.safetensors"], tmp)
     if read_weights(os.path.join(tmp, "again.safetensors"))["steps"] != [9.0]:
         raise Failure("--init-weights did not load the state, or a run of no steps moved it")
+    # Updates read the params and states as the pass saw them, before the step changed them.
+    with open(os.path.join(tmp, "swap.nn"), "w") as f:
+        f.write("""model swap {
+    input  x[2]
+    target y[1]
+    param  w[2, 1]
+    state  a = 1
+    state  b = 2
+    state  w_seen[2, 1]
+    update a = b
+    update b = a * 1
+    update w_seen = w
+    loss = sum((x @ w - y)^2)
+}
+train swap {
+    data = csv("cnt.csv", x = 0..1, y = 2)
+    batch = 4
+}
+""")
+    exe = os.path.join(tmp, "swap")
+    run([nnc, os.path.join(tmp, "swap.nn"), "--f64", "-o", exe], tmp)
+    run([exe, "train", "--quiet", "--steps", "3", "--save", "three.safetensors"], tmp)
+    run([exe, "train", "--quiet", "--steps", "2", "--save", "two.safetensors"], tmp)
+    three = read_weights(os.path.join(tmp, "three.safetensors"))
+    two = read_weights(os.path.join(tmp, "two.safetensors"))
+    if (three["a"], three["b"], two["a"], two["b"]) != ([2.0], [1.0], [1.0], [2.0]):
+        raise Failure(f"a, b after 3 steps {three['a']}, {three['b']}, after 2 {two['a']}, {two['b']}")
+    if three["w_seen"] != two["w"] or three["w"] == two["w"]:
+        raise Failure(f"w_seen after 3 steps {three['w_seen']}: w after 2 was {two['w']}")
 
 
 def case_batchnorm_early_stopping(nnc, src, tmp):
