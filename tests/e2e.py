@@ -434,6 +434,9 @@ def case_batchnorm_printed(nnc, src, tmp):
     if not re.search(r"= mul %h\.m\.grad, 1/B +; #\d+ d batch_mean\(u\)/du_b = 1/\(B - correction\)",
                      grad):
         raise Failure(f"--emit=grad: no batch_mean rule line:\n{grad}")
+    dot = run([nnc, model, "--emit=dot"], tmp).stdout
+    if not re.search(r'shape=folder, .*<B>&amp;h\.running_mean \[3\]</B>', dot):
+        raise Failure(f"--emit=dot does not draw the state as a folder:\n{dot}")
     explained = run([nnc, "explain", model], tmp).stdout
     if "∂cost/∂h.m · 1/B" not in explained or "∂cost/∂h.m · ∂cost/∂h.m" in explained:
         raise Failure(f"explain: batch_mean's 1/B is not a factor:\n{explained}")
