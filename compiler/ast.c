@@ -162,7 +162,11 @@ static void render_line(Buf *b, const Node *n) {
     case ND_INPUT:
     case ND_TARGET:
     case ND_PARAM:
-        buf_puts(b, n->kind == ND_INPUT ? "input " : n->kind == ND_TARGET ? "target " : "param ");
+    case ND_STATE:
+        buf_puts(b, n->kind == ND_INPUT    ? "input "
+                    : n->kind == ND_TARGET ? "target "
+                    : n->kind == ND_STATE  ? "state "
+                                           : "param ");
         render_decl(b, n);
         if (n->init) {
             buf_puts(b, " = ");
@@ -172,6 +176,12 @@ static void render_line(Buf *b, const Node *n) {
     case ND_BIND:
     case ND_SETTING:
         buf_puts(b, n->kind == ND_SETTING ? "setting " : n->is_output ? "output " : "");
+        buf_puts(b, n->str);
+        buf_puts(b, " = ");
+        render(b, n->init, false);
+        break;
+    case ND_UPDATE:
+        buf_puts(b, "update ");
         buf_puts(b, n->str);
         buf_puts(b, " = ");
         render(b, n->init, false);

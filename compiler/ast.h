@@ -31,6 +31,8 @@ typedef enum NodeKind {
     ND_BIND,    /* str = init ; is_output when written "output str = init" */
     ND_RETURN,  /* return init */
     ND_SETTING, /* str = init inside a train block */
+    ND_STATE,   /* state str[dims] = init: non-trainable state (batch norm's running mean) */
+    ND_UPDATE,  /* update str = init: what a training step writes into state str */
     ND_GRAD,    /* grad str = init (op '=') or grad str ~ init (op '~'), after a fn's return:
                  * the fn's own backward rule for argument str; `g` in init is the gradient
                  * of the fn's result; '~' marks a surrogate (not the true derivative) */

@@ -102,6 +102,7 @@ static void grad_leaf(AD *ad, Value *v, Value *g) {
 #define grad_param     grad_leaf
 #define grad_const     grad_leaf
 #define grad_inv_batch grad_leaf
+#define grad_state     grad_leaf
 
 static void grad_add(AD *ad, Value *v, Value *g) {
     if (wants(ad, v, 0)) contribute(ad, v, 0, g);
@@ -288,6 +289,11 @@ static void grad_dropout(AD *ad, Value *v, Value *g) {
     masked->salt = v->salt;
     contribute(ad, v, 0, masked);
 }
+/* The backward pass differentiates the training behaviour: training(a, b) passes g to a, and
+ * nothing to b (what eval and predict compute is never trained through). */
+static void grad_training(AD *ad, Value *v, Value *g) {
+    if (start_unary(ad, v)) contribute(ad, v, 0, g);
+}
 static void grad_broadcast(AD *ad, Value *v, Value *g) {
     if (start_unary(ad, v)) contribute(ad, v, 0, g); /* contribute sums over the repeats */
 }
@@ -343,6 +349,17 @@ static void extreme_rule(AD *ad, Value *v, Value *g) {
 }
 #define grad_max_axis extreme_rule
 #define grad_min_axis extreme_rule
+
+/* m = sum_b u_b / (B - c): every sample's u_b gets g/(B - c), written with 1/B (a value per
+ * sample) as g*(1/B) or, with Bessel's correction c = 1, g*((1/B)/(1 - 1/B)). */
+static void grad_batch_mean(AD *ad, Value *v, Value *g) {
+    if (!start_unary(ad, v)) return;
+    Value *share = ir_leaf(ad->g, OP_inv_batch, NULL, shape_scalar(), true);
+    double c = v->opt[0];
+    if (c != 0)
+        share = E2(ad, OP_div, share, E2(ad, OP_sub, C(ad, 1), E2(ad, OP_mul, C(ad, c), share)));
+    contribute(ad, v, 0, E2(ad, OP_mul, g, share));
+}
 
 /* These appear only in backward passes, which are not differentiated again. */
 static void grad_backward_only(AD *ad, Value *v, Value *g) {

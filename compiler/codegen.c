@@ -223,6 +223,46 @@ static void update_other_params(Codegen *cg) {
     }
 }
 
+/* ---- state updates ---- */
+
+/* state = its update, once the pass is over: every instruction that read the old state
+ * has run. A constant update is stored into each element; anything else is copied. */
+static void write_state(Codegen *cg, const Value *state, const Value *update) {
+    LLVMValueRef to = address_of(cg, state);
+    int64_t n = shape_numel(state->shape);
+    if (update == state) return;
+    if (!has_memory(update)) {
+        Loop l;
+        LLVMValueRef i = loop_begin(cg, &l, int64_const(cg, n));
+        store_at(cg, to, i, scalar_leaf(cg, update));
+        loop_end(cg, &l, false);
+        return;
+    }
+    LLVMBuildMemCpy(cg->b, to, elem_bytes(cg), address_of(cg, update), elem_bytes(cg),
+                    int64_const(cg, n * elem_bytes(cg)));
+}
+
+/* In a training step (nnrt_ctx.training has NNRT_WRITES_STATE), every state takes its
+ * update; gradcheck's passes and every other call leave the state as it was. */
+static void write_state_updates(Codegen *cg) {
+    const Graph *g = cg->g;
+    bool any = false;
+    for (int i = 0; i < g->state_updates.n; i++) any |= g->state_updates.v[i] != NULL;
+    if (!any) return;
+    LLVMValueRef fn = current_function(cg);
+    LLVMBasicBlockRef write = LLVMAppendBasicBlockInContext(cg->ctx, fn, "write_state");
+    LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(cg->ctx, fn, "state_written");
+    LLVMValueRef bit =
+        LLVMBuildAnd(cg->b, cg->training, LLVMConstInt(cg->i32, NNRT_WRITES_STATE, false), "");
+    LLVMValueRef step = LLVMBuildICmp(cg->b, LLVMIntNE, bit, LLVMConstInt(cg->i32, 0, false), "");
+    LLVMBuildCondBr(cg->b, step, write, done);
+    LLVMPositionBuilderAtEnd(cg->b, write);
+    for (int i = 0; i < g->state_updates.n; i++)
+        if (g->state_updates.v[i]) write_state(cg, g->states.v[i], g->state_updates.v[i]);
+    LLVMBuildBr(cg->b, done);
+    LLVMPositionBuilderAtEnd(cg->b, done);
+}
+
 /* ---- entry points ---- */
 
 /* predict computes the bindings it can print too (plan.c, "the bindings predict prints"). */
@@ -246,9 +286,12 @@ static void mark_entry_needs(Codegen *cg, Entry e) {
     plan_mark_needed(graph_output(cg->g), cg->needed);
     if (e == ENTRY_PREDICT) mark_bindings_needed(cg);
     if (e != ENTRY_PREDICT) plan_mark_needed(cg->g->loss, cg->needed);
-    if (e == ENTRY_GRAD || e == ENTRY_SGD_STEP)
+    if (e == ENTRY_GRAD || e == ENTRY_SGD_STEP) {
         for (int i = 0; i < cg->g->params.n; i++)
             plan_mark_needed(cg->plan->params[i].grad, cg->needed);
+        for (int i = 0; i < cg->g->state_updates.n; i++)
+            plan_mark_needed(cg->g->state_updates.v[i], cg->needed);
+    }
 }
 
 static bool step_needed(const Codegen *cg, const Step *st) {
@@ -335,6 +378,7 @@ static LLVMValueRef emit_entry(Codegen *cg, Entry e) {
     if (e != ENTRY_PREDICT) store_constant_root(cg, cg->g->loss);
     if (e == ENTRY_GRAD || e == ENTRY_SGD_STEP) copy_gradients(cg);
     if (e == ENTRY_SGD_STEP) update_other_params(cg);
+    if (e == ENTRY_GRAD || e == ENTRY_SGD_STEP) write_state_updates(cg);
     LLVMBuildRetVoid(cg->b);
     return fn;
 }

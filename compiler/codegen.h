@@ -201,6 +201,8 @@ void emit_op_step(Codegen *cg, int step);
  * current element's place in the batch (i64). */
 const Masks *loop_masks(Codegen *cg, const Value *v);
 LLVMValueRef loop_element(Codegen *cg);
+/* Inside the loop being emitted, for a MODE kernel: whether the pass is training (i1). */
+LLVMValueRef loop_is_training(Codegen *cg);
 
 /* ---- window.c: convolution, pooling and reshapes (runtime/conv.h's kernels) ---- */
 

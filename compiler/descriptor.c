@@ -236,6 +236,18 @@ static LLVMValueRef param_tensors(Codegen *cg, const DescTypes *t) {
     return array_const(cg, t->tensor, items, g->params.n, "nnc.params");
 }
 
+/* States: initialised like params, never trained (no gradient nor velocity buffer). */
+static LLVMValueRef state_tensors(Codegen *cg, const DescTypes *t) {
+    const Graph *g = cg->g;
+    LLVMValueRef *items = xalloc((size_t)(g->states.n ? g->states.n : 1) * sizeof *items);
+    for (int i = 0; i < g->states.n; i++) {
+        ParamInit init = g->state_inits.v[i];
+        ParamFields pf = {nnrt_init_of(init.kind), init.a, init.b, -1, -1, false};
+        items[i] = tensor_const(cg, t, g->states.v[i]->name, g->states.v[i], pf);
+    }
+    return array_const(cg, t->tensor, items, g->states.n, "nnc.states");
+}
+
 static LLVMValueRef train_const(Codegen *cg, const DescTypes *t) {
     const TrainSpec *ts = &cg->g->train;
     LLVMValueRef *cols = xalloc((size_t)(ts->columns.n ? ts->columns.n : 1) * sizeof *cols);
@@ -291,6 +303,8 @@ void emit_descriptor(Codegen *cg, LLVMValueRef *entries) {
     f[MODEL_varying_elems] = int64_const(cg, cg->plan->varying_elems);
     f[MODEL_n_params] = i32_const(cg, g->params.n);
     f[MODEL_params] = param_tensors(cg, &t);
+    f[MODEL_n_states] = i32_const(cg, g->states.n);
+    f[MODEL_states] = state_tensors(cg, &t);
     f[MODEL_n_inputs] = i32_const(cg, g->inputs.n);
     f[MODEL_inputs] = leaf_tensors(cg, &t, &g->inputs, "nnc.inputs");
     f[MODEL_n_targets] = i32_const(cg, g->targets.n);

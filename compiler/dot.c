@@ -171,12 +171,14 @@ static void label_line(FILE *out, const char *text, const char *font) {
 }
 
 /* Data flows in at an input (a house upside down), the target is what it is compared with,
- * a param is stored (a cylinder); an instruction is a box. */
+ * a param is stored (a cylinder), a state too but never trained (a folder: a record kept);
+ * an instruction is a box. */
 static const char *node_shape(const Value *v) {
     switch (v->op) {
     case OP_input: return "invhouse";
     case OP_target: return "house";
     case OP_param: return "cylinder";
+    case OP_state: return "folder";
     default: return "box";
     }
 }

@@ -488,6 +488,13 @@ static bool is_gradient_leaf(const Explainer *ex, const Value *v) {
     return v != ex->line && (v->op == OP_inv_batch || (v->backward && v->grad_of));
 }
 
+/* In the rule of batch_mean, 1/B is not the seed but a local factor: the result's gradient
+ * shared out over the batch's samples (a batch_mean's own gradient never is the seed: it
+ * does not vary). */
+static bool is_local_inv_batch(const Value *v, const Value *from) {
+    return v->op == OP_inv_batch && from && from->op == OP_batch_mean;
+}
+
 /* A whole gradient inside an expression, seen from the forward step `from` whose rule read
  * it: the rule read the gradient of its own result, whatever value that turned out to be
  * (passed on unchanged from further down, or shared by simplify). With a constant seed
@@ -506,6 +513,7 @@ static Expr gradient_factor(Explainer *ex, Value *grad, Value *from) {
  * written out. `from` is the forward step whose rule the whole expression is, even where
  * simplify shares a piece of it with another rule's (Value.from names whichever was first). */
 static Expr render(Explainer *ex, Value *v, Value *from, int depth) {
+    if (is_local_inv_batch(v, from)) return atom(pick(ex, "1/B", "\\frac{1}{B}"));
     if (is_gradient_leaf(ex, v)) return gradient_factor(ex, v, from);
     if (!v->backward || depth > 40) return forward_ref(ex, v, true);
     Expr a[3];

@@ -357,6 +357,18 @@ static const char *shape_unsqueeze(Value **args, const double *opt, Shape *shape
     return NULL;
 }
 
+static const char *shape_batch_mean(Value **args, const double *opt, Shape *shape,
+                                    bool *varying) {
+    (void)opt;
+    if (!args[0]->varying)
+        return xprintf("batch_mean needs a value that varies per sample; %s is the same for "
+                       "every sample",
+                       ir_value_ref(args[0]));
+    *shape = args[0]->shape;
+    *varying = false;
+    return NULL;
+}
+
 /* ---- rows: operand 0 has rank 1 or more; varying if any operand is ---- */
 
 static const char *shape_softmax(Value **args, const double *opt, Shape *shape, bool *varying) {
@@ -731,6 +743,8 @@ void ir_count_uses(Graph *g) {
     if (g->param_grads)
         for (int i = 0; i < g->params.n; i++)
             if (g->param_grads[i]) g->param_grads[i]->uses++;
+    for (int i = 0; i < g->state_updates.n; i++)
+        if (g->state_updates.v[i]) g->state_updates.v[i]->uses++;
 }
 
 /* The shortest text that reads back as the same double: 0.1, not 0.10000000000000001. */
@@ -773,6 +787,7 @@ const char *ir_value_ref(const Value *v) {
     case OP_input:
     case OP_target: return xprintf("$%s", v->name);
     case OP_param: return xprintf("@%s", v->name);
+    case OP_state: return xprintf("&%s", v->name);
     case OP_const: return ir_number_str(v->num);
     case OP_inv_batch: return "1/B";
     default: return v->name ? xprintf("%%%s", v->name) : xprintf("%%t%d", v->id);

@@ -28,6 +28,7 @@ enum {
     OPF_FLAT = 1,        /* derivative 0 everywhere: no gradient flows through it */
     OPF_RANDOM = 2,      /* drawn per sample (dropout's masks): the result always varies */
     OPF_SHAPE_GIVEN = 4, /* the builder gives the result's shape: "broadcast %x to [2, 3]" */
+    OPF_MODE = 8,        /* its value depends on whether the pass is training (training(a, b)) */
 };
 
 #define OP_MAX_OPTIONS 4 /* reshape's four dims */
@@ -213,6 +214,11 @@ typedef struct Graph {
     ValueList targets;          /* OP_target, in declaration order */
     ValueList params;           /* OP_param, in creation order; names are unique */
     VEC(ParamInit) param_inits; /* parallel to params */
+    /* Non-trainable state (OP_state leaves, docs/language.md "State"): each with how it
+     * starts and the value a training step writes into it (NULL: never written). */
+    ValueList states;           /* in creation order; names unique with the params' */
+    VEC(ParamInit) state_inits; /* parallel to states */
+    VEC(Value *) state_updates; /* parallel to states */
     Value *loss;                /* per-sample scalar */
     Value *output;              /* what predict prints (may equal loss for models without inputs) */
     /* The model's bindings to tensors, in declaration order (lower.c); simplify keeps each
@@ -287,7 +293,8 @@ void ir_matmul_dims(const Value *mm, int64_t *M, int64_t *N, int64_t *K);
 /* Recounts Value.uses over g->insts (plus the loss/output/param_grads roots). */
 void ir_count_uses(Graph *g);
 
-/* Printing. Values print as $x (input/target), @h.W (param), %h (named), %t12 (unnamed). */
+/* Printing. Values print as $x (input/target), @h.W (param), &h.running_mean (state), %h
+ * (named), %t12 (unnamed). */
 const char *ir_value_ref(const Value *v); /* arena memory */
 const char *ir_number_str(double x);      /* shortest round-trip form: "0.1", "2", "1e-05" */
 /* A layout op's index map as the printers show it: a slice's or scatter's subscript

@@ -201,6 +201,12 @@ static LLVMValueRef ew_where(Codegen *cg, const Value *v, LLVMValueRef *x) {
     return LLVMBuildSelect(cg->b, positive_or_nan(cg, x[0]), x[1], x[2], "");
 }
 
+/* a while training, b otherwise: the loop reads nnrt_ctx.training once (loops.c). */
+static LLVMValueRef ew_training(Codegen *cg, const Value *v, LLVMValueRef *x) {
+    (void)v;
+    return LLVMBuildSelect(cg->b, loop_is_training(cg), x[0], x[1], "");
+}
+
 /* The repetition is in how the loop indexes the operand. */
 static LLVMValueRef ew_broadcast(Codegen *cg, const Value *v, LLVMValueRef *x) {
     (void)cg, (void)v;
@@ -712,6 +718,18 @@ static void reduce_unsqueeze(Codegen *cg, const Value *v, Operand *args, LLVMVal
     Loop l;
     LLVMValueRef i = loop_begin(cg, &l, total);
     store_at(cg, out, i, operand_at(cg, args[0], i));
+    loop_end(cg, &l, false);
+}
+
+/* out[j] = (sum over the batch of u[b][j]) / (nb - correction). */
+static void reduce_batch_mean(Codegen *cg, const Value *v, Operand *args, LLVMValueRef out,
+                              LLVMValueRef nb) {
+    reduce_batch_sum(cg, v, args, out, nb);
+    LLVMValueRef count =
+        fp_sub(cg, LLVMBuildSIToFP(cg->b, nb, cg->elem, ""), elem_const(cg, v->opt[0]));
+    Loop l;
+    LLVMValueRef j = loop_begin(cg, &l, int64_const(cg, shape_numel(v->shape)));
+    store_at(cg, out, j, fp_div(cg, load_at(cg, out, j), count));
     loop_end(cg, &l, false);
 }
 

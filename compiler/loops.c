@@ -40,7 +40,9 @@ typedef struct FusedLoop {
     bool uses_inv_batch;
     LLVMValueRef inv_batch;
     bool uses_noise;                   /* a member is RANDOM (a dropout) */
-    LLVMValueRef training, noise_seed; /* then the loop takes nnrt_ctx's two fields */
+    bool uses_mode;                    /* a member is MODE (training(a, b)) */
+    LLVMValueRef training, noise_seed; /* then the loop takes nnrt_ctx's fields it needs */
+    LLVMValueRef is_training;          /* i1, for MODE members: training is not 0 */
     Masks *masks;                      /* per member, for the RANDOM ones */
     LLVMValueRef row_element;          /* i64: the current row's first element, b*numel + r*L */
     LLVMValueRef element;              /* i64: the current element's place in the batch */
@@ -88,6 +90,7 @@ static void collect_loop(Codegen *cg, int step, FusedLoop *L) {
     for (int i = 0; i < L->members.n; i++) {
         const Value *m = L->members.v[i];
         if (op_info[m->op].flags & OPF_RANDOM) L->uses_noise = true;
+        if (op_info[m->op].flags & OPF_MODE) L->uses_mode = true;
         for (int j = 0; j < m->nargs; j++) {
             Value *a = m->args[j];
             if (a->op == OP_inv_batch) L->uses_inv_batch = true;
@@ -152,6 +155,10 @@ const Masks *loop_masks(Codegen *cg, const Value *v) {
 
 LLVMValueRef loop_element(Codegen *cg) {
     return cg->loop->element;
+}
+
+LLVMValueRef loop_is_training(Codegen *cg) {
+    return cg->loop->is_training;
 }
 
 static void flat_loop(Codegen *cg, FusedLoop *L, LLVMValueRef nb) {
@@ -293,7 +300,8 @@ static LLVMValueRef loop_function(Codegen *cg, FusedLoop *L) {
         if (stored(cg, L->members.v[i])) params[n++] = cg->elem_ptr;
     if (L->varying) params[n++] = cg->i64;
     if (L->uses_inv_batch) params[n++] = cg->elem;
-    if (L->uses_noise) params[n++] = cg->i32, params[n++] = cg->i64;
+    if (L->uses_noise || L->uses_mode) params[n++] = cg->i32;
+    if (L->uses_noise) params[n++] = cg->i64;
     LLVMValueRef fn = new_helper_function(cg, xprintf("nnc.loop.%d", L->step), params, n);
     unsigned k = 0;
     for (int i = 0; i < L->ports.n; i++) L->ports.v[i].param = LLVMGetParam(fn, k++);
@@ -301,8 +309,11 @@ static LLVMValueRef loop_function(Codegen *cg, FusedLoop *L) {
         if (stored(cg, L->members.v[i])) L->out[i] = LLVMGetParam(fn, k++);
     LLVMValueRef nb = L->varying ? LLVMGetParam(fn, k++) : int64_const(cg, 1);
     if (L->uses_inv_batch) L->inv_batch = LLVMGetParam(fn, k++);
+    if (L->uses_noise || L->uses_mode) L->training = LLVMGetParam(fn, k++);
+    if (L->uses_mode)
+        L->is_training =
+            LLVMBuildICmp(cg->b, LLVMIntNE, L->training, LLVMConstInt(cg->i32, 0, false), "");
     if (L->uses_noise) {
-        L->training = LLVMGetParam(fn, k++);
         L->noise_seed = LLVMGetParam(fn, k++);
         for (int i = 0; i < L->members.n; i++)
             if (op_info[L->members.v[i]->op].flags & OPF_RANDOM)
@@ -339,7 +350,8 @@ void emit_loop_step(Codegen *cg, int step) {
         if (stored(cg, L.members.v[i])) args[n++] = address_of(cg, L.members.v[i]);
     if (L.varying) args[n++] = cg->batch;
     if (L.uses_inv_batch) args[n++] = cg->inv_batch;
-    if (L.uses_noise) args[n++] = cg->training, args[n++] = cg->noise_seed;
+    if (L.uses_noise || L.uses_mode) args[n++] = cg->training;
+    if (L.uses_noise) args[n++] = cg->noise_seed;
     build_call(cg, fn, args, n);
 }
 

@@ -998,25 +998,117 @@ static bool read_dims(Lower *L, Scope *s, Node *decl, Shape *shape) {
     return true;
 }
 
+/* The name a fn's declaration gets in the IR: "h.W" for `param W` in `h = dense(...)`. */
+static const char *declared_name(Lower *L, Node *st, bool model_level) {
+    const char *base = model_level || !L->prefix ? st->str : xprintf("%s.%s", L->prefix, st->str);
+    return unique_name(L, base);
+}
+
+/* Not inside a backward rule: autodiff is running, and the params and states (and the
+ * params' gradients) are counted already. */
+static bool can_declare(Lower *L, Scope *s, Node *st, const char *what) {
+    if (!L->in_rule) return true;
+    lower_error(L, st->loc, "fn %s declares %s %s, so a backward rule cannot call it",
+                L->calls.v[L->calls.n - 1]->str, what, st->str);
+    bind_failed(s, st);
+    return false;
+}
+
+/* The leaf a param or state declaration makes, named and bound. */
+static Value *declared_leaf(Lower *L, Scope *s, Node *st, bool model_level, Op op, Shape shape) {
+    Value *v = ir_leaf(L->g, op, declared_name(L, st, model_level), shape, false);
+    v->loc = st->loc;
+    bind(L, s, st, st->str, lv_tensor(v));
+    return v;
+}
+
 static void lower_param(Lower *L, Scope *s, Node *st, bool model_level) {
-    if (L->in_rule) { /* autodiff is running: the params, and their gradients, are counted */
-        lower_error(L, st->loc, "fn %s declares param %s, so a backward rule cannot call it",
-                    L->calls.v[L->calls.n - 1]->str, st->str);
-        bind_failed(s, st);
-        return;
-    }
+    if (!can_declare(L, s, st, "param")) return;
     Shape shape;
     ParamInit init;
     if (!read_dims(L, s, st, &shape) || !read_init(L, s, st->init, &init)) {
         bind_failed(s, st);
         return;
     }
-    const char *base = model_level || !L->prefix ? st->str : xprintf("%s.%s", L->prefix, st->str);
-    Value *p = ir_leaf(L->g, OP_param, unique_name(L, base), shape, false);
-    p->loc = st->loc;
-    vec_push(&L->g->params, p);
+    vec_push(&L->g->params, declared_leaf(L, s, st, model_level, OP_param, shape));
     vec_push(&L->g->param_inits, init);
-    bind(L, s, st, st->str, lv_tensor(p));
+}
+
+/* ---- state: declared like a param, written by a training step's update ---- */
+
+/* zeros (the default), ones or a number: a state draws nothing, so adding one leaves the
+ * params' random start as it was, and a weights file without it can load. */
+static bool read_state_init(Lower *L, Scope *s, Node *e, ParamInit *init) {
+    if (!e) return true;
+    if (e->kind == ND_NAME && (!strcmp(e->str, "zeros") || !strcmp(e->str, "ones"))) {
+        init->kind = e->str[0] == 'z' ? INIT_ZEROS : INIT_ONES;
+        return true;
+    }
+    int errors = diag_error_count();
+    bool unbound = e->kind == ND_NAME && !lookup(s, e->str); /* glorot, he */
+    LVal x = e->kind == ND_CALL || unbound ? lv_error : eval(L, s, e);
+    if (x.kind == LV_NUM) {
+        *init = (ParamInit){INIT_CONST, x.num, 0};
+        return true;
+    }
+    if (diag_error_count() == errors)
+        lower_error(L, e->loc, "a state starts as zeros, ones or a number");
+    return false;
+}
+
+static void lower_state(Lower *L, Scope *s, Node *st, bool model_level) {
+    if (!can_declare(L, s, st, "state")) return;
+    Shape shape;
+    ParamInit init = {INIT_ZEROS, 0, 0};
+    if (!read_dims(L, s, st, &shape) || !read_state_init(L, s, st->init, &init)) {
+        bind_failed(s, st);
+        return;
+    }
+    vec_push(&L->g->states, declared_leaf(L, s, st, model_level, OP_state, shape));
+    vec_push(&L->g->state_inits, init);
+    vec_push(&L->g->state_updates, NULL);
+}
+
+static int state_index(const Graph *g, const Value *v) {
+    for (int i = 0; i < g->states.n; i++)
+        if (g->states.v[i] == v) return i;
+    return -1;
+}
+
+/* update NAME = e: e, the same for every sample and of the state's shape (or broadcast to
+ * it), is what a training step writes into the state once its pass is done. */
+static void lower_update(Lower *L, Scope *s, Node *st) {
+    Binding *b = lookup_here(s, st->str);
+    LVal val = eval(L, s, st->init);
+    if (!b || b->val.kind != LV_TENSOR || val.kind == LV_ERROR) return; /* reported */
+    Value *state = b->val.v;
+    int at = state_index(L->g, state);
+    if (at < 0) return; /* sema: not a state */
+    Value *v = as_value(L, val);
+    if (v->varying) {
+        lower_error(L, st->init->start,
+                    "the update of state %s varies per sample; a state holds one value for "
+                    "the whole batch",
+                    state->name);
+        diag_hint("reduce it over the batch first, such as batch_mean(...)");
+        return;
+    }
+    if (!shape_is_suffix(v->shape, state->shape)) {
+        lower_error(L, st->init->start, "the update of state %s%s has shape %s", state->name,
+                    shape_str(state->shape), shape_str(v->shape));
+        return;
+    }
+    /* A param or a state as it stands is copied when the pass reads it: the step changes
+     * them before the states are written (simplify keeps the copy, simplify.c). */
+    bool leaf = op_info[v->op].cls == OPC_SRC && v->op != OP_const;
+    if (leaf || !shape_eq(v->shape, state->shape)) {
+        v = ir_broadcast(L->g, v, state->shape);
+        v->loc = st->init->start;
+        v->what = ast_source_text(st->init);
+    }
+    if (op_info[v->op].cls != OPC_SRC && !v->name)
+        v->name = unique_name(L, xprintf("%s.update", state->name));
+    L->g->state_updates.v[at] = v;
 }
 
 static void lower_io(Lower *L, Scope *s, Node *st) {
@@ -1058,6 +1150,8 @@ static void lower_bind(Lower *L, Scope *s, Node *st, bool model_level) {
 static void lower_stmt(Lower *L, Scope *s, Node *st, bool model_level) {
     switch (st->kind) {
     case ND_PARAM: lower_param(L, s, st, model_level); break;
+    case ND_STATE: lower_state(L, s, st, model_level); break;
+    case ND_UPDATE: lower_update(L, s, st); break;
     case ND_INPUT:
     case ND_TARGET: lower_io(L, s, st); break;
     case ND_BIND: lower_bind(L, s, st, model_level); break;

@@ -205,6 +205,8 @@ static NodeList train_settings(NodeList body) {
                            : s->kind == ND_PARAM  ? "'param'"
                            : s->kind == ND_RETURN ? "'return'"
                            : s->kind == ND_GRAD   ? "'grad'"
+                           : s->kind == ND_STATE  ? "'state'"
+                           : s->kind == ND_UPDATE ? "'update'"
                                                   : "'output'";
         diag_error(s->start, "%s cannot appear in a train block", what);
         diag_hint("a train block holds settings such as 'epochs = 100'");
@@ -234,6 +236,7 @@ static NodeList train_settings(NodeList body) {
 %token IMPORT "'import'" FN "'fn'" MODEL "'model'" TRAIN "'train'"
 %token INPUT "'input'" TARGET "'target'" PARAM "'param'" OUTPUT "'output'" RETURN "'return'"
 %token GRAD "'grad'"
+%token STATE "'state'" UPDATE "'update'"
 
 %type <node> item item_opt stmt stmt_opt fn_param dims expr arg subscript bound
 %type <list> items stmts block fn_params fn_param_list expr_list expr_list_opt args arg_list
@@ -361,6 +364,11 @@ stmt
     | PARAM ok IDENT dims           { $$ = decl(st, ND_PARAM, @$, $3, $4, NULL); }
     | PARAM ok IDENT '=' expr       { $$ = decl(st, ND_PARAM, @$, $3, NULL, $5); }
     | PARAM ok IDENT dims '=' expr  { $$ = decl(st, ND_PARAM, @$, $3, $4, $6); }
+    | STATE ok IDENT                { $$ = decl(st, ND_STATE, @$, $3, NULL, NULL); }
+    | STATE ok IDENT dims           { $$ = decl(st, ND_STATE, @$, $3, $4, NULL); }
+    | STATE ok IDENT '=' expr       { $$ = decl(st, ND_STATE, @$, $3, NULL, $5); }
+    | STATE ok IDENT dims '=' expr  { $$ = decl(st, ND_STATE, @$, $3, $4, $6); }
+    | UPDATE ok IDENT '=' expr      { $$ = decl(st, ND_UPDATE, @$, $3, NULL, $5); }
     | IDENT '=' ok expr {
         $$ = decl(st, ND_BIND, @$, $1, NULL, $4);
         $$->loc = $1->loc;
@@ -529,12 +537,14 @@ static const char *const after_expr[] = {"'+'", "'-'", "'*'", "'/'", "'@'", "'^'
                                          "'('", "'='", "'['", NULL};
 static const char *const expr_start[] = {"a number", "a string", "a name", "'('", "'-'", NULL};
 static const char *const stmt_start[] = {"'input'", "'target'", "'param'", "'output'",
-                                         "'return'", "'grad'", "a name", NULL};
+                                         "'return'", "'grad'",   "'state'", "'update'",
+                                         "a name",   NULL};
 static const char *const item_start[] = {"'import'", "'fn'", "'model'", "'train'", NULL};
 static const char *const separators[] = {"a newline", "';'", "end of file", NULL};
 static const char *const keywords[] = {"'import'", "'fn'",     "'model'",  "'train'",
                                        "'input'",  "'target'", "'param'",  "'output'",
-                                       "'return'", "'grad'",   NULL};
+                                       "'return'", "'grad'",   "'state'",  "'update'",
+                                       NULL};
 
 static bool is_one_of(const char *name, const char *const *names) {
     for (; *names; names++)

@@ -71,6 +71,7 @@ static bool *needed_by_any_root(const Plan *p) {
     plan_mark_needed(g->loss, needed);
     plan_mark_needed(g->output, needed);
     for (int i = 0; i < g->params.n; i++) plan_mark_needed(grad_of_param(g, i), needed);
+    for (int i = 0; i < g->state_updates.n; i++) plan_mark_needed(g->state_updates.v[i], needed);
     return needed;
 }
 
@@ -254,6 +255,8 @@ static void pin_roots(Plan *p) {
     if (g->output) p->values[g->output->id].pinned = true;
     for (int i = 0; i < g->params.n; i++)
         if (p->params[i].grad) p->values[p->params[i].grad->id].pinned = true;
+    for (int i = 0; i < g->state_updates.n; i++) /* read when the step is over */
+        if (g->state_updates.v[i]) p->values[g->state_updates.v[i]->id].pinned = true;
 }
 
 /* Fills step and last_use, and keeps in a register every fused-loop member that no other
@@ -453,11 +456,12 @@ static Storage home_in(ArenaAlloc *arenas, bool varying, const Value *v) {
     return (Storage){which, bump(&arenas[which], shape_numel(v->shape), v)};
 }
 
-/* Inputs, targets, parameters and their gradient and velocity buffers, at fixed places. */
+/* Inputs, targets, parameters, states, and the parameters' gradient and velocity buffers,
+ * at fixed places. */
 static void place_leaves_and_param_buffers(Plan *p, ArenaAlloc *arenas) {
     Graph *g = p->g;
-    ValueList *leaf_lists[] = {&g->inputs, &g->targets, &g->params};
-    for (int l = 0; l < 3; l++)
+    ValueList *leaf_lists[] = {&g->inputs, &g->targets, &g->params, &g->states};
+    for (int l = 0; l < 4; l++)
         for (int i = 0; i < leaf_lists[l]->n; i++) {
             Value *v = leaf_lists[l]->v[i];
             p->values[v->id].home = home_in(arenas, v->varying, v);
@@ -489,6 +493,11 @@ static void place_pinned_roots(Plan *p, ArenaAlloc *arenas) {
     }
     for (int i = 0; i < g->params.n; i++) {
         Value *v = p->params[i].grad;
+        if (v && !is_leaf(v) && p->values[v->id].home.arena == ARENA_NONE)
+            p->values[v->id].home = home_in(arenas, false, v);
+    }
+    for (int i = 0; i < g->state_updates.n; i++) {
+        Value *v = g->state_updates.v[i];
         if (v && !is_leaf(v) && p->values[v->id].home.arena == ARENA_NONE)
             p->values[v->id].home = home_in(arenas, false, v);
     }
@@ -649,8 +658,8 @@ void plan_print(const Plan *p, FILE *out) {
     const Graph *g = p->g;
     fprintf(out, "plan: fixed %lld elements, varying %lld elements per sample\n",
             (long long)p->fixed_elems, (long long)p->varying_elems);
-    const ValueList *const leaf_lists[] = {&g->inputs, &g->targets, &g->params};
-    for (int l = 0; l < 3; l++)
+    const ValueList *const leaf_lists[] = {&g->inputs, &g->targets, &g->params, &g->states};
+    for (int l = 0; l < 4; l++)
         for (int i = 0; i < leaf_lists[l]->n; i++) {
             Value *v = leaf_lists[l]->v[i];
             fprintf(out, "  %-16s %-8s %s\n", ir_value_ref(v), shape_str(v->shape),

@@ -60,6 +60,8 @@ static const char *rhs_str(const Value *v) {
                        shape_str(v->shape), ir_layout_str(v));
     if (v->op == OP_permute)
         return xprintf("permute %s, %s", ir_value_ref(v->args[0]), ir_layout_str(v));
+    if (v->op == OP_training) /* which one depends on the pass: nnrt_ctx.training */
+        return xprintf("training ? %s : %s", ir_value_ref(v->args[0]), ir_value_ref(v->args[1]));
     if (v->op == OP_where)
         return xprintf("where %s > 0 ? %s : %s", ir_value_ref(v->args[0]), ir_value_ref(v->args[1]),
                        ir_value_ref(v->args[2]));
@@ -144,6 +146,9 @@ static void print_header(FILE *out, Graph *g) {
     for (int i = 0; i < g->params.n; i++)
         fprintf(out, "  param  %s : %s = %s\n", ir_value_ref(g->params.v[i]),
                 shape_str(g->params.v[i]->shape), init_str(g->param_inits.v[i]));
+    for (int i = 0; i < g->states.n; i++)
+        fprintf(out, "  state  %s : %s = %s  (not trained)\n", ir_value_ref(g->states.v[i]),
+                shape_str(g->states.v[i]->shape), init_str(g->state_inits.v[i]));
     fputc('\n', out);
 }
 
@@ -155,7 +160,12 @@ static void print_forward(FILE *out, Graph *g) {
     }
     fprintf(out, "  loss %s", ir_value_ref(g->loss));
     if (g->output && g->output != g->loss) fprintf(out, ", output %s", ir_value_ref(g->output));
-    fputs("\n}\n", out);
+    fputs("\n", out);
+    for (int i = 0; i < g->states.n; i++)
+        if (g->state_updates.v[i])
+            fprintf(out, "  update %s = %s  ; after each training step\n",
+                    ir_value_ref(g->states.v[i]), ir_value_ref(g->state_updates.v[i]));
+    fputs("}\n", out);
 }
 
 /* Forward values that backward instructions read: what training must keep in memory. */
@@ -169,7 +179,9 @@ static void print_kept(FILE *out, Graph *g) {
     int count = 0;
     for (int i = 0; i < g->n_forward; i++) {
         Value *v = g->insts.v[i];
-        if (!v->aux || v->op == OP_const || v->op == OP_param || v->op == OP_inv_batch) continue;
+        if (!v->aux || v->op == OP_const || v->op == OP_param || v->op == OP_state ||
+            v->op == OP_inv_batch)
+            continue;
         if (printable(v))
             fprintf(out, "%s %s (#%d)", count ? "," : "", ir_value_ref(v), v->id);
         else

@@ -140,6 +140,8 @@ static const char *stmt_word(NodeKind k) {
     case ND_BIND: return "a binding";
     case ND_RETURN: return "return";
     case ND_GRAD: return "grad";
+    case ND_STATE: return "state";
+    case ND_UPDATE: return "update";
     case ND_SETTING: return "a setting";
     default: return "this";
     }
@@ -192,6 +194,31 @@ static void check_g_is_free(Program *prog, Node *fn) {
     }
 }
 
+/* `update NAME = e` names a state declared before it in the same fn (or model), and a
+ * state has one update: what a training step writes must not depend on statement order. */
+static void check_updates(Node *owner) {
+    HashMap states = {0}, updated = {0};
+    for (int i = 0; i < owner->body.n; i++) {
+        Node *s = owner->body.v[i];
+        if (s->kind == ND_STATE) strmap_put(&states, s->str, s);
+        if (s->kind != ND_UPDATE) continue;
+        Node *first = strmap_get(&updated, s->str);
+        if (!strmap_get(&states, s->str)) {
+            diag_error(s->name_loc,
+                       "update of %s, which is not a state declared before it in %s %s", s->str,
+                       owner->kind == ND_FN ? "fn" : "model", owner->str);
+            diag_hint("declare it first, such as `state %s[n] = zeros`; params are trained, "
+                      "not updated",
+                      s->str);
+        } else if (first) {
+            diag_error(s->name_loc, "state %s has two updates", s->str);
+            diag_note(first->loc, "the first is here");
+        } else {
+            strmap_put(&updated, s->str, s);
+        }
+    }
+}
+
 static void check_unique_params(Node *fn) {
     HashMap seen = {0};
     for (int i = 0; i < fn->params.n; i++) {
@@ -230,6 +257,7 @@ static void check_fn(Program *prog, Node *fn) {
     if (ret < 0) diag_error(fn->loc, "fn %s has no return", fn->str);
     if (has_rules) check_g_is_free(prog, fn);
     check_unique_params(fn);
+    check_updates(fn);
 }
 
 static void check_model(Node *model) {
@@ -244,6 +272,7 @@ static void check_model(Node *model) {
         if (s->kind == ND_SETTING) diag_error(s->loc, "settings belong in a train block");
         if (s->kind == ND_BIND && strcmp(s->str, "loss") == 0) loss = s;
     }
+    check_updates(model);
     if (!loss) {
         diag_error(model->loc, "model %s has no loss", model->str);
         diag_hint("add a line such as `loss = mse(p, y)`: the per-sample value training minimises");

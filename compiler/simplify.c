@@ -4,8 +4,9 @@
  * far, then tries, in order: constant folding, algebraic identities (x*1, x+0, x-0, x/1,
  * x^1, --x, a broadcast or sum_to that changes nothing, a where whose choice is known, a
  * matrix transposed twice), a transposed matrix read by a product through its flags, and
- * common-subexpression elimination. A last walk drops what no root (loss, output, gradients)
- * needs. Leaves that the binary exposes (inputs, targets, params) always stay. */
+ * common-subexpression elimination. A last walk drops what no root (loss, output, gradients,
+ * state updates) needs. Leaves that the binary exposes (inputs, targets, params, states)
+ * always stay. */
 #include "stages.h"
 
 #include <math.h>
@@ -165,9 +166,12 @@ static void mark_live(Graph *g) {
     if (g->output) g->output->aux = 1;
     for (int i = 0; g->param_grads && i < g->params.n; i++)
         if (g->param_grads[i]) g->param_grads[i]->aux = 1;
+    for (int i = 0; i < g->state_updates.n; i++)
+        if (g->state_updates.v[i]) g->state_updates.v[i]->aux = 1;
     for (int i = g->insts.n - 1; i >= 0; i--) {
         Value *v = g->insts.v[i];
-        bool exposed = v->op == OP_input || v->op == OP_target || v->op == OP_param;
+        bool exposed =
+            v->op == OP_input || v->op == OP_target || v->op == OP_param || v->op == OP_state;
         if (exposed) v->aux = 1;
         for (int j = 0; v->aux && j < v->nargs; j++) v->args[j]->aux = 1;
     }
@@ -200,10 +204,26 @@ static void drop_dead_bindings(Graph *g) {
     g->bindings.n = kept;
 }
 
+/* A state's update that would become a param or a state itself (update a = b, or b * 1)
+ * keeps its own instruction, a copy made while the pass reads it: the step changes params
+ * and states before it writes the states. */
+static bool *updates_to_copy(const Graph *g) {
+    bool *copy = xalloc(sizeof *copy * (size_t)(g->next_id ? g->next_id : 1));
+    for (int i = 0; i < g->state_updates.n; i++)
+        if (g->state_updates.v[i]) copy[g->state_updates.v[i]->id] = true;
+    return copy;
+}
+
+static bool keeps_memory(const Value *leaf) {
+    return op_info[leaf->op].cls == OPC_SRC && leaf->op != OP_const && leaf->op != OP_inv_batch;
+}
+
 void simplify(Graph *g) {
     Simplifier s = {.g = g};
     int max_ids = g->next_id + g->insts.n + 16; /* folding makes new constants */
     s.repl = xalloc(sizeof *s.repl * (size_t)max_ids);
+    bool *update = updates_to_copy(g);
+    int n_ids = g->next_id; /* update[] covers the values made before simplify */
 
     int n = g->insts.n, kept = 0, kept_forward = 0;
     for (int i = 0; i < n; i++) {
@@ -211,6 +231,7 @@ void simplify(Graph *g) {
         for (int j = 0; j < v->nargs; j++) v->args[j] = resolve(&s, v->args[j]);
         read_transposes_in_place(v);
         Value *by = identity_of(v);
+        if (by && v->id < n_ids && update[v->id] && keeps_memory(by)) by = NULL;
         if (!by && g->next_id < max_ids) by = fold_constants(&s, v);
         if (by && by->op == OP_const && !s.repl[by->id]) {
             Value *known = cse(&s, by);
@@ -234,6 +255,8 @@ void simplify(Graph *g) {
     for (int i = 0; g->param_grads && i < g->params.n; i++)
         if (g->param_grads[i]) g->param_grads[i] = resolve(&s, g->param_grads[i]);
     resolve_bindings(&s);
+    for (int i = 0; i < g->state_updates.n; i++)
+        if (g->state_updates.v[i]) g->state_updates.v[i] = resolve(&s, g->state_updates.v[i]);
     drop_dead(g);
     drop_dead_bindings(g);
 }

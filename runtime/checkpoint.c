@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "files.h"
+#include "init.h"
 #include "json.h"
 #include "util.h"
 
@@ -235,6 +236,14 @@ void rt_st_add_params(rt_st_writer *w, const nnrt_model *m, const void *fixed, c
     }
 }
 
+void rt_st_add_states(rt_st_writer *w, const nnrt_model *m, const void *fixed) {
+    for (int32_t i = 0; i < m->n_states; i++) {
+        const nnrt_tensor *t = &m->states[i];
+        rt_st_add(w, t->name, m->f64 ? RT_ST_F64 : RT_ST_F32, t->rank, t->dims,
+                  rt_elem_cptr(fixed, t->offset, m->f64));
+    }
+}
+
 void rt_st_add_stats(rt_st_writer *w, const rt_stats *stats) {
     if (!stats || stats->n == 0) return;
     rt_st_add(w, "standardize.mean", RT_ST_F64, 1, &stats->n, stats->mean);
@@ -245,6 +254,7 @@ rt_st_writer *rt_st_weights_writer(const nnrt_model *m, const void *fixed, const
     rt_st_writer *w = rt_st_writer_new();
     add_common_meta(w, m);
     rt_st_add_params(w, m, fixed, "");
+    rt_st_add_states(w, m, fixed);
     rt_st_add_stats(w, stats);
     return w;
 }
@@ -757,6 +767,19 @@ void rt_st_read_params(const rt_st_file *f, const nnrt_model *m, void *fixed, co
     }
 }
 
+void rt_st_read_states(const rt_st_file *f, const nnrt_model *m, void *fixed, int required) {
+    for (int32_t i = 0; i < m->n_states; i++) {
+        const nnrt_tensor *t = &m->states[i];
+        void *dst = rt_elem_ptr(fixed, t->offset, m->f64);
+        if (rt_st_read(f, t->name, m->f64 ? RT_ST_F64 : RT_ST_F32, t->rank, t->dims, dst))
+            rt_st_check_values(f, t->name, dst, t->numel, m->f64, 0);
+        else if (required)
+            rt_path_error(f->path, "missing tensor '%s' (a state of the model)", t->name);
+        else
+            rt_init_state(m, fixed, t);
+    }
+}
+
 static int is_state_tensor(const st_name *name) {
     for (size_t i = 0; i < sizeof state_prefixes / sizeof state_prefixes[0]; i++) {
         size_t n = strlen(state_prefixes[i]);
@@ -812,6 +835,7 @@ static void warn_unknown(const rt_st_file *f) {
 void rt_load_weights(const nnrt_model *m, void *fixed, const char *path, rt_stats *stats) {
     rt_st_file *f = rt_st_open(path);
     rt_st_read_params(f, m, fixed, "");
+    rt_st_read_states(f, m, fixed, 0);
     if (stats) rt_st_read_stats(f, rt_input_elems(m), stats);
     warn_unknown(f);
     rt_st_close(f);

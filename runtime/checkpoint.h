@@ -25,15 +25,17 @@ void rt_st_add(rt_st_writer *w, const char *name, enum rt_st_kind kind, int rank
 void rt_st_meta(rt_st_writer *w, const char *key, const char *value);
 /* Every param as PREFIX + its name, in the model's type. */
 void rt_st_add_params(rt_st_writer *w, const nnrt_model *m, const void *fixed, const char *prefix);
+/* Every state (running statistics) under its own name, in the model's type. */
+void rt_st_add_states(rt_st_writer *w, const nnrt_model *m, const void *fixed);
 /* standardize.mean and standardize.std (F64), when stats->n > 0. */
 void rt_st_add_stats(rt_st_writer *w, const rt_stats *stats);
-/* A writer with the metadata model and producer, the params and the stats. */
+/* A writer with the metadata model and producer, the params, the states and the stats. */
 rt_st_writer *rt_st_weights_writer(const nnrt_model *m, const void *fixed, const rt_stats *stats);
 /* Temp file, fsync, rename: a reader sees the old file or the new one. */
 void rt_st_write(const rt_st_writer *w, const char *path);
 void rt_st_writer_free(rt_st_writer *w);
 
-/* Writes the params and, when stats->n > 0, the standardisation statistics. */
+/* Writes the params, the states and, when stats->n > 0, the standardisation statistics. */
 void rt_save_weights(const nnrt_model *m, const void *fixed, const rt_stats *stats,
                      const char *path);
 
@@ -59,11 +61,16 @@ void rt_st_check_values(const rt_st_file *f, const char *name, const void *value
 /* Every param as PREFIX + its name; a missing one, or one that is not finite, is a fatal
  * error naming it. */
 void rt_st_read_params(const rt_st_file *f, const nnrt_model *m, void *fixed, const char *prefix);
+/* Every state by its name; one that is not finite is a fatal error. A missing one is a fatal
+ * error when required (resuming), else it takes its initial value (weights saved before
+ * the model had it keep loading). */
+void rt_st_read_states(const rt_st_file *f, const nnrt_model *m, void *fixed, int required);
 /* The standardisation statistics of n input values; stats->n = 0 when the file has none. */
 void rt_st_read_stats(const rt_st_file *f, int64_t n, rt_stats *stats);
 
-/* Reads every param from the file into the fixed arena (and, when stats is not NULL, the
- * standardisation statistics). Each param must be present with the model's shape; F32 and
+/* Reads every param and state from the file into the fixed arena (and, when stats is not
+ * NULL, the standardisation statistics). Each param must be present with the model's shape
+ * (a state missing from the file takes its initial value); F32 and
  * F64 data are both accepted and converted to the model's type. A file that does not fit
  * is a fatal error naming the tensor; tensors that are neither params nor training state
  * get a warning. */

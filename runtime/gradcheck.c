@@ -431,10 +431,11 @@ int rt_cmd_gradcheck(const nnrt_model *m, const rt_options *o) {
     void *fixed = rt_new_fixed_arena(m);
     c.ctx = rt_new_ctx(m, fixed, m->n_inputs > 0 ? c.rows.rows : 1);
     /* Dropout on, as in training, with one noise_seed for every grad() and forward(): the
-     * masks stay put while the params move, so the cost is a function of the params alone. */
+     * masks stay put while the params move, so the cost is a function of the params alone.
+     * NNRT_TRAINING, not a training step: grad() leaves the states alone. */
     rt_rng noise;
     rt_rng_seed(&noise, o->seed, RT_STREAM_NOISE);
-    c.ctx.training = 1;
+    c.ctx.training = NNRT_TRAINING;
     c.ctx.noise_seed = rt_rng_next(&noise);
     tally tl = {0, 0, 0, rt_alloc((size_t)m->n_params)};
     char heading[128];

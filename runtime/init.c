@@ -1,5 +1,6 @@
-/* init.c: parameter initialisers. Each draws from the shared init stream in descriptor
- * order, so adding a param at the end of a model leaves the earlier ones unchanged. */
+/* init.c: parameter and state initialisers. Each param draws from the shared init stream in
+ * descriptor order, so adding a param at the end of a model leaves the earlier ones
+ * unchanged; states start at constants. */
 #include "init.h"
 
 #include <math.h>
@@ -61,4 +62,18 @@ void rt_init_params(const nnrt_model *m, void *fixed, rt_rng *rng) {
         for (int64_t e = 0; e < t->numel; e++)
             rt_set(fixed, t->offset + e, m->f64, draw(t, fan_in, fan_out, rng));
     }
+    rt_init_states(m, fixed);
+}
+
+int rt_init_is_constant(int32_t init) {
+    return init == NNRT_INIT_ZEROS || init == NNRT_INIT_ONES || init == NNRT_INIT_CONST;
+}
+
+void rt_init_state(const nnrt_model *m, void *fixed, const nnrt_tensor *t) {
+    for (int64_t e = 0; e < t->numel; e++)
+        rt_set(fixed, t->offset + e, m->f64, draw(t, 1, 1, NULL)); /* constant: no draw */
+}
+
+void rt_init_states(const nnrt_model *m, void *fixed) {
+    for (int32_t i = 0; i < m->n_states; i++) rt_init_state(m, fixed, &m->states[i]);
 }

@@ -9,6 +9,13 @@
  * from rng (element by element, in memory order). */
 void rt_init_params(const nnrt_model *m, void *fixed, rt_rng *rng);
 
+/* States start at a constant (zeros, ones or a number; rt_check_model checks): they draw
+ * nothing, so a model's params start the same with or without them. rt_init_params sets
+ * them too, after the params. */
+int rt_init_is_constant(int32_t init);
+void rt_init_state(const nnrt_model *m, void *fixed, const nnrt_tensor *t);
+void rt_init_states(const nnrt_model *m, void *fixed);
+
 /* fan_in and fan_out of a param per the rule in nnrt.h. */
 void rt_fans(const nnrt_tensor *t, double *fan_in, double *fan_out);
 

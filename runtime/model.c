@@ -67,6 +67,24 @@ static void check_param(const nnrt_model *m, const nnrt_tensor *t) {
             rt_fatal("model descriptor: two params are named '%s'", t->name);
 }
 
+/* A state: a fixed tensor with a constant start, no gradient, a name no param or other state
+ * has (the weights file holds both under their names). */
+static void check_state(const nnrt_model *m, const nnrt_tensor *t) {
+    check_tensor(m, t, "state");
+    if (t->varying) rt_fatal("model descriptor: state '%s' is marked varying", t->name);
+    if (!rt_init_is_constant(t->init))
+        rt_fatal("model descriptor: state '%s' has initialiser %d, not a constant", t->name,
+                 t->init);
+    if (t->grad_offset != -1 || t->velocity_offset != -1)
+        rt_fatal("model descriptor: state '%s' has a gradient buffer", t->name);
+    for (int32_t i = 0; i < m->n_params; i++)
+        if (strcmp(m->params[i].name, t->name) == 0)
+            rt_fatal("model descriptor: a param and a state are named '%s'", t->name);
+    for (const nnrt_tensor *other = m->states; other < t; other++)
+        if (strcmp(other->name, t->name) == 0)
+            rt_fatal("model descriptor: two states are named '%s'", t->name);
+}
+
 static void check_data_tensors(const nnrt_model *m, const nnrt_tensor *ts, int32_t n,
                                const char *role) {
     if (n < 0 || (n > 0 && !ts)) rt_fatal("model descriptor: bad %s list", role);
@@ -85,6 +103,9 @@ void rt_check_model(const nnrt_model *m) {
     if (m->n_params < 0 || (m->n_params > 0 && !m->params))
         rt_fatal("model descriptor: bad param list");
     for (int32_t i = 0; i < m->n_params; i++) check_param(m, &m->params[i]);
+    if (m->n_states < 0 || (m->n_states > 0 && !m->states))
+        rt_fatal("model descriptor: bad state list");
+    for (int32_t i = 0; i < m->n_states; i++) check_state(m, &m->states[i]);
     check_data_tensors(m, m->inputs, m->n_inputs, "input");
     check_data_tensors(m, m->targets, m->n_targets, "target");
     check_tensor(m, &m->loss, "loss");

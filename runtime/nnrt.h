@@ -7,8 +7,8 @@
  * except for BLAS (cblas_sgemm / cblas_dgemm) and libm.
  *
  * Memory. Two arenas of elements (float, or double when f64 is set):
- *   fixed    fixed_elems elements: parameters, their gradients, momentum buffers, scratch
- *            for values that do not vary per sample. A tensor at `offset` starts at
+ *   fixed    fixed_elems elements: parameters, states, the parameters' gradients and
+ *            momentum buffers, scratch for values that do not vary per sample. A tensor at `offset` starts at
  *            fixed + offset.
  *   varying  varying_elems * batch_cap elements: everything with a batch axis. A tensor
  *            with per-sample offset `offset` starts at varying + offset * batch_cap and holds
@@ -58,16 +58,27 @@
     X(ARENA, varying)                                                                              \
     X(I64, batch)     /* samples in this call, 1 .. batch_cap */                                   \
     X(I64, batch_cap) /* rows the varying arena was allocated for */                               \
-    /* Dropout: active only while training is 1; its masks are a hash of noise_seed and the        \
+    /* Dropout: active only while training is not 0; its masks are a hash of noise_seed and the    \
      * element's place in the batch, so a backward pass (or a second forward pass, as              \
      * gradcheck makes) with the same noise_seed sees the same masks. The runtime gives each       \
-     * training step a fresh noise_seed. */                                                        \
+     * training step a fresh noise_seed. training(a, b) is a when training is not 0. Values:       \
+     * enum nnrt_mode. */                                                                          \
     X(I32, training)                                                                               \
     X(U64, noise_seed)
 
 typedef struct nnrt_ctx {
     NNRT_CTX_FIELDS(NNRT_C_FIELD)
 } nnrt_ctx;
+
+/* nnrt_ctx.training. A training step (NNRT_TRAINING_STEP, the runtime's train loop) also
+ * writes every state's update at the end of grad and sgd_step; gradcheck's passes
+ * (NNRT_TRAINING) behave as training but leave the state alone. */
+enum nnrt_mode {
+    NNRT_INFERENCE = 0,     /* eval, predict, validation, the final loss, the trace */
+    NNRT_TRAINING = 1,      /* batch statistics, dropout on */
+    NNRT_TRAINING_STEP = 3, /* NNRT_TRAINING, and grad/sgd_step write the state's updates */
+};
+#define NNRT_WRITES_STATE 2 /* the bit of NNRT_TRAINING_STEP that NNRT_TRAINING lacks */
 
 enum nnrt_init {
     NNRT_INIT_ZEROS = 0,
@@ -169,6 +180,8 @@ typedef struct nnrt_train_defaults {
  * sgd_step: grad, and the update v = momentum*v + g; p = p - lr*v for every param
  *           (with momentum 0 the velocity is not read: p = p - lr*g). Gradients are not
  *           kept in the grad buffers by this entry point.
+ * grad and sgd_step with training = NNRT_TRAINING_STEP end by writing each state's update
+ *           (computed in the same pass, from the state's old value) into the state.
  * When forward, grad or sgd_step returns, loss and output still hold this batch's forward
  * values: the runtime reads them after sgd_step for the epoch's loss and accuracy. The
  * runtime writes the inputs and targets before every call, so the model may reuse them. */
@@ -181,6 +194,11 @@ typedef struct nnrt_train_defaults {
     X(I64, varying_elems)                                                                          \
     X(I32, n_params)                                                                               \
     X(TENSORS, params)                                                                             \
+    /* Non-trainable state (batch norm's running statistics): in the fixed arena, with its         \
+     * init (zeros, ones, a constant, ...) and grad_offset = velocity_offset = -1. Saved with      \
+     * the params; never given to an optimizer. */                                                 \
+    X(I32, n_states)                                                                               \
+    X(TENSORS, states)                                                                             \
     X(I32, n_inputs)                                                                               \
     X(TENSORS, inputs)                                                                             \
     X(I32, n_targets)                                                                              \

@@ -130,17 +130,26 @@ static void print_params(FILE *out, const nnrt_model *m, const void *fixed) {
     }
 }
 
-static int64_t total_param_elems(const nnrt_model *m) {
+/* The weights a file saves: the params, then the states (running statistics). */
+static int32_t n_weights(const nnrt_model *m) {
+    return m->n_params + m->n_states;
+}
+
+static const nnrt_tensor *weight(const nnrt_model *m, int32_t i) {
+    return i < m->n_params ? &m->params[i] : &m->states[i - m->n_params];
+}
+
+static int64_t total_weight_elems(const nnrt_model *m) {
     int64_t n = 0;
-    for (int32_t i = 0; i < m->n_params; i++) n += m->params[i].numel;
+    for (int32_t i = 0; i < n_weights(m); i++) n += weight(m, i)->numel;
     return n;
 }
 
-/* Params to and from a flat copy (early stopping's best weights). */
-static void copy_params(const nnrt_model *m, void *fixed, void *flat, int to_flat) {
+/* Params and states to and from a flat copy (early stopping's best weights). */
+static void copy_weights(const nnrt_model *m, void *fixed, void *flat, int to_flat) {
     size_t esize = rt_elem_size(m->f64), at = 0;
-    for (int32_t i = 0; i < m->n_params; i++) {
-        const nnrt_tensor *t = &m->params[i];
+    for (int32_t i = 0; i < n_weights(m); i++) {
+        const nnrt_tensor *t = weight(m, i);
         char *p = rt_elem_ptr(fixed, t->offset, m->f64), *c = (char *)flat + at;
         size_t bytes = (size_t)t->numel * esize;
         memcpy(to_flat ? c : p, to_flat ? p : c, bytes);
@@ -232,7 +241,7 @@ static void run_init(run *r, const nnrt_model *m, const rt_options *o, const rt_
     rt_rng_seed(&r->noise_rng, o->seed, RT_STREAM_NOISE);
     r->best = strcmp(o->monitor, "accuracy") == 0 ? -INFINITY : INFINITY;
     if (o->early_stopping)
-        r->best_params = rt_alloc_array((size_t)total_param_elems(m), rt_elem_size(m->f64));
+        r->best_params = rt_alloc_array((size_t)total_weight_elems(m), rt_elem_size(m->f64));
     r->history = rt_alloc_array((size_t)RT_HIST_MAX_ROWS * RT_HIST_COLS, sizeof(double));
     if (o->log_grad_norms) {
         if (!m->grad) rt_fatal("model descriptor: no grad entry point");
@@ -287,10 +296,10 @@ static _Noreturn void fault(run *r, double cost, int32_t param, enum rt_fault ki
     stop_training(r, what);
 }
 
-/* The first param holding a nan or inf, or -1. */
-static int32_t nonfinite_param(const nnrt_model *m, const void *fixed) {
-    for (int32_t i = 0; i < m->n_params; i++) {
-        const nnrt_tensor *t = &m->params[i];
+/* The first weight (param, then state) holding a nan or inf, or -1. */
+static int32_t nonfinite_weight(const nnrt_model *m, const void *fixed) {
+    for (int32_t i = 0; i < n_weights(m); i++) {
+        const nnrt_tensor *t = weight(m, i);
         const void *p = rt_elem_cptr(fixed, t->offset, m->f64);
         for (int64_t e = 0; e < t->numel; e++)
             if (!isfinite(m->f64 ? ((const double *)p)[e] : (double)((const float *)p)[e]))
@@ -301,18 +310,20 @@ static int32_t nonfinite_param(const nnrt_model *m, const void *fixed) {
 
 /* The fused sgd_step is checked through the step's loss alone (optim.c), which a param gone
  * nan or inf does not always reach: behind a relu whose input stays negative, or made by the
- * last step. So every param is checked after each epoch and before anything is saved: no
+ * last step. So every param, and every state (running statistics, which the loss of a
+ * training step never reads), is checked after each epoch and before anything is saved: no
  * run ends "successfully", and nothing is saved, with weights that are not numbers. A search
  * trial is marked FAULTED instead; returns 0 then. */
 static int params_finite(run *r) {
-    int32_t bad = nonfinite_param(r->m, r->fixed);
+    int32_t bad = nonfinite_weight(r->m, r->fixed);
     if (bad < 0) return 1;
     if (r->trial) {
         r->stop = FAULTED;
         return 0;
     }
-    const char *name = r->m->params[bad].name;
-    if (r->step == 0) rt_fatal("param '%s' is nan or inf in the starting weights", name);
+    const char *name = weight(r->m, bad)->name;
+    const char *kind = bad < r->m->n_params ? "param" : "state";
+    if (r->step == 0) rt_fatal("%s '%s' is nan or inf in the starting weights", kind, name);
     /* the epoch of the last step: the current one when it is under way */
     int64_t epoch = r->pos > 0 ? r->epoch + 1 : r->epoch;
     char at[96], what[512];
@@ -320,8 +331,15 @@ static int params_finite(run *r) {
         snprintf(at, sizeof at, "epoch %lld, step %lld", (long long)epoch, (long long)r->step);
     else
         snprintf(at, sizeof at, "step %lld", (long long)r->step);
-    snprintf(what, sizeof what, "param '%s' became nan or inf by %s (the loss did not show it)",
+    snprintf(what, sizeof what, "%s '%s' became nan or inf by %s (the loss did not show it)", kind,
              name, at);
+    if (bad >= r->m->n_params) { /* batch_mean(..., correction = 1) of one sample is 0/0 */
+        if (r->progress) rt_progress_pause(r->progress);
+        rt_fatal("%s; training stopped. An unbiased variance (batch_mean(..., correction = 1)) "
+                 "of a batch of one sample is 0/0: train with batches of 2 or more, and a batch "
+                 "size that leaves no single row at an epoch's end",
+                 what);
+    }
     stop_training(r, what);
 }
 
@@ -362,19 +380,20 @@ static int last_step_of_epoch(const run *r, int64_t count) {
     return r->pos + count >= r->data->n_train || (r->o->steps > 0 && r->step + 1 == r->o->steps);
 }
 
-/* One update on rows[0..count), with dropout on (nnrt.h): each step draws its own
- * noise_seed from the run's seed, so runs repeat bit for bit. Every other pass (trace, final
- * loss, validation, eval) sees training = 0, where dropout is the identity. */
+/* One update on rows[0..count), in training mode (nnrt.h): dropout on, batch statistics,
+ * and the step writes the states' updates. Each step draws its own noise_seed from the
+ * run's seed, so runs repeat bit for bit. Every other pass (trace, final loss, validation,
+ * eval) sees NNRT_INFERENCE: dropout is the identity and running statistics are used. */
 static int train_step(run *r, const int64_t *rows, int64_t count, double lr) {
     if (r->trace && r->step == 0) rt_trace_row(r->trace, 0, r->fixed, batch_loss(r, rows, count));
     rt_fill_batch(r->m, &r->ctx, &r->data->train, rows, 0, count, 1);
-    r->ctx.training = 1;
+    r->ctx.training = NNRT_TRAINING_STEP;
     r->ctx.noise_seed = rt_rng_next(&r->noise_rng);
     if (r->grad_norms && last_step_of_epoch(r, count)) measure_grad_norms(r, rows, count);
     r->step++;
     enum rt_fault kind;
     int32_t bad = rt_optim_step(r->opt, &r->ctx, lr, r->step, &kind);
-    r->ctx.training = 0;
+    r->ctx.training = NNRT_INFERENCE;
     double cost = rt_batch_cost(r->m, &r->ctx);
     if (!isfinite(cost) || bad >= 0) {
         if (!r->trial) fault(r, cost, bad, kind);
@@ -426,7 +445,7 @@ static void watch(run *r, const rt_metrics *v) {
         r->best = value;
         r->best_epoch = r->epoch;
         r->bad_epochs = 0;
-        copy_params(r->m, r->fixed, r->best_params, 1);
+        copy_weights(r->m, r->fixed, r->best_params, 1);
     } else if (++r->bad_epochs >= r->o->patience) {
         r->stop = STOPPED_EARLY;
     }
@@ -521,7 +540,7 @@ static void run_epochs(run *r) {
 /* With early stopping the run ends with the best epoch's weights. */
 static void restore_best(run *r) {
     if (!r->o->early_stopping || r->best_epoch == 0) return;
-    copy_params(r->m, r->fixed, r->best_params, 0);
+    copy_weights(r->m, r->fixed, r->best_params, 0);
     if (!r->progress || r->o->quiet) return;
     const char *what = strcmp(r->o->monitor, "accuracy") == 0 ? "accuracy" : "loss";
     if (r->stop == STOPPED_EARLY)
@@ -744,6 +763,12 @@ static void read_params(const rt_st_file *f, const char *path, run *r) {
     rt_st_read_params(f, r->m, r->fixed, "");
 }
 
+/* STATE: the running statistics, saved by the weights writer; resuming needs every one. */
+static void read_states(const rt_st_file *f, const char *path, run *r) {
+    (void)path;
+    rt_st_read_states(f, r->m, r->fixed, 1);
+}
+
 /* optimizer.SLOT.PARAM: each state slot of each param that has it (optimizers.def) */
 static void slot_name(const run *r, int s, int32_t i, char *buf, size_t size) {
     snprintf(buf, size, "optimizer.%s.%s", rt_optim_slot_name(r->opt, s), r->m->params[i].name);
@@ -859,11 +884,11 @@ static void read_history(const rt_st_file *f, const char *path, run *r) {
     }
 }
 
-/* early_stopping.best.PARAM: the best epoch's weights, kept in one flat copy laid out as the
- * params are, back to back. Param i's name, and its part of the copy *at bytes in; moves *at
- * past it. */
+/* early_stopping.best.PARAM (and .STATE): the best epoch's weights, kept in one flat copy
+ * laid out as the params and then the states are, back to back. Weight i's name, and its
+ * part of the copy *at bytes in; moves *at past it. */
 static char *best_param(const run *r, int32_t i, size_t *at, char *name, size_t size) {
-    const nnrt_tensor *t = &r->m->params[i];
+    const nnrt_tensor *t = weight(r->m, i);
     snprintf(name, size, "early_stopping.best.%s", t->name);
     char *part = (char *)r->best_params + *at;
     *at += (size_t)t->numel * rt_elem_size(r->m->f64);
@@ -873,8 +898,8 @@ static char *best_param(const run *r, int32_t i, size_t *at, char *name, size_t 
 static void save_best_params(rt_st_writer *w, const run *r) {
     if (!r->best_params || r->best_epoch == 0) return;
     size_t at = 0;
-    for (int32_t i = 0; i < r->m->n_params; i++) {
-        const nnrt_tensor *t = &r->m->params[i];
+    for (int32_t i = 0; i < n_weights(r->m); i++) {
+        const nnrt_tensor *t = weight(r->m, i);
         char name[512];
         const char *part = best_param(r, i, &at, name, sizeof name);
         rt_st_add(w, name, r->m->f64 ? RT_ST_F64 : RT_ST_F32, t->rank, t->dims, part);
@@ -884,8 +909,8 @@ static void save_best_params(rt_st_writer *w, const run *r) {
 static void read_best_params(const rt_st_file *f, const char *path, run *r) {
     if (!r->best_params || r->best_epoch == 0) return;
     size_t at = 0;
-    for (int32_t i = 0; i < r->m->n_params; i++) {
-        const nnrt_tensor *t = &r->m->params[i];
+    for (int32_t i = 0; i < n_weights(r->m); i++) {
+        const nnrt_tensor *t = weight(r->m, i);
         char name[512];
         char *part = best_param(r, i, &at, name, sizeof name);
         if (!rt_st_read(f, name, r->m->f64 ? RT_ST_F64 : RT_ST_F32, t->rank, t->dims, part))
@@ -920,6 +945,7 @@ typedef struct field {
 static const field fields[] = {
     {"nnrt.kind", FIELD_TEXT, .check = check_kind, .text = kind_text},
     {"PARAM", FIELD_TENSORS, .read = read_params},
+    {"STATE", FIELD_TENSORS, .read = read_states},
     {"nnrt.epoch", FIELD_INT, IN_RUN(epoch), .check = check_epoch},
     {"nnrt.pos", FIELD_INT, IN_RUN(pos), .check = check_pos},
     {"nnrt.step", FIELD_INT, IN_RUN(step), .check = check_step},

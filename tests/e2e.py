@@ -8,6 +8,7 @@ written in the .nn files must resolve against the .nn file's own folder.
 import json
 import math
 import os
+import random
 import re
 import struct
 import subprocess
@@ -314,6 +315,26 @@ model m {
     h = tanh(x @ transpose(W))
     z = transpose(V @ transpose(transpose(W)))
     loss = sum((h - y) ^ 2) + sum(z[:, 0] * x)
+}
+"""
+
+
+# ---- batch norm: running statistics (state), modes, weights files, resume ----
+
+BN_MODEL = """import "nn"
+model bn {
+    input  x[3]
+    target y[1]
+    h = batchnorm(x)
+    p = dense(h, 1)
+    loss = mse(p, y)
+}
+train bn {
+    data    = csv("bn.csv", x = 0..2, y = 3)
+    batch   = 5
+    epochs  = 3
+    shuffle = off
+    optimizer = sgd(lr = 0.1, momentum = 0.9)
 }
 """
 
@@ -705,6 +726,304 @@ def case_grad_norms(nnc, src, tmp):
         raise Failure(f"--plot with --log-grad-norms has no panel of the two params' norms:\n{svg}")
     if "gradient norm" in plain:
         raise Failure("--plot without --log-grad-norms drew gradient norms")
+
+
+def bn_rows(n, seed=7):
+    """Three features of unlike means and scales, and a target."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        x = [rng.gauss(2, 0.5), rng.gauss(-1, 3), rng.uniform(0, 10)]
+        rows.append(x + [0.3 * x[0] - 0.1 * x[1] + 0.05 * x[2] + rng.gauss(0, 0.1)])
+    return rows
+
+
+def bn_build(nnc, tmp, rows):
+    with open(os.path.join(tmp, "bn.nn"), "w") as f:
+        f.write(BN_MODEL)
+    with open(os.path.join(tmp, "bn.csv"), "w") as f:
+        f.write("".join(",".join(repr(v) for v in row) + "\n" for row in rows))
+    exe = os.path.join(tmp, "bn")
+    run([nnc, os.path.join(tmp, "bn.nn"), "--f64", "-o", exe], tmp)
+    return exe
+
+
+def bn_running_stats(rows, batch, epochs):
+    """PyTorch's BatchNorm1d update, step by step over consecutive batches: momentum 0.1,
+    the batch's unbiased variance (B - 1)."""
+    mean, var = [0.0] * 3, [1.0] * 3
+    for _ in range(epochs):
+        for start in range(0, len(rows), batch):
+            chunk = [r[:3] for r in rows[start:start + batch]]
+            for j in range(3):
+                m = 0.0
+                for r in chunk:
+                    m += r[j]
+                m /= len(chunk)
+                ss = 0.0
+                for r in chunk:
+                    ss += (r[j] - m) * (r[j] - m)
+                mean[j] = 0.9 * mean[j] + 0.1 * m
+                var[j] = 0.9 * var[j] + 0.1 * (ss / (len(chunk) - 1))
+    return mean, var
+
+
+def bn_predict(w, x, with_state=True):
+    """The model in inference mode, from a weights file's tensors: running statistics."""
+    mean = w["h.running_mean"] if with_state else [0.0] * 3
+    var = w["h.running_var"] if with_state else [1.0] * 3
+    h = [w["h.gamma"][j] * ((x[j] - mean[j]) / (var[j] + 1e-5) ** 0.5) + w["h.beta"][j]
+         for j in range(3)]
+    return sum(h[j] * w["p.W"][j] for j in range(3)) + w["p.b"][0]
+
+
+def safetensors_parts(path):
+    """The header (JSON) and the data section of a safetensors file."""
+    data = open(path, "rb").read()
+    (n,) = struct.unpack("<Q", data[:8])
+    return json.loads(data[8:8 + n]), data[8 + n:]
+
+
+def read_weights(path, prefix=""):
+    """{name: values} of the F64 tensors of a safetensors file whose names start so."""
+    header, body = safetensors_parts(path)
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__" or not name.startswith(prefix) or info["dtype"] != "F64":
+            continue
+        begin, end = info["data_offsets"]
+        out[name] = list(struct.unpack(f"<{(end - begin) // 8}d", body[begin:end]))
+    return out
+
+
+def write_safetensors(path, header, parts):
+    """header without data_offsets, and each tensor's raw bytes, in the same order."""
+    body = b""
+    for name, raw in parts.items():
+        header[name]["data_offsets"] = [len(body), len(body) + len(raw)]
+        body += raw
+    text = json.dumps(header).encode()
+    text += b" " * (-(8 + len(text)) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + body)
+
+
+def drop_tensor(src, dst, dropped):
+    """A copy of a safetensors file without one of its tensors."""
+    header, body = safetensors_parts(src)
+    kept = {name: info for name, info in header.items() if name != dropped}
+    parts = {name: body[info["data_offsets"][0]:info["data_offsets"][1]]
+             for name, info in kept.items() if name != "__metadata__"}
+    write_safetensors(dst, kept, parts)
+
+
+def close_all(got, want, rel, what):
+    for i, (a, b) in enumerate(zip(got, want)):
+        if abs(a - b) > rel * max(1.0, abs(b)):
+            raise Failure(f"{what}[{i}] = {a!r}, wanted {b!r}")
+    if len(got) != len(want):
+        raise Failure(f"{what}: {len(got)} values, wanted {len(want)}")
+
+
+def case_batchnorm_running_stats(nnc, src, tmp):
+    """Training updates the running statistics as PyTorch's BatchNorm1d does; they are saved
+    in the weights file; neither the optimizer nor weight decay moves them (fused sgd, and
+    adamw with a large decay, give the same)."""
+    rows = bn_rows(23)  # batches of 5, 5, 5, 5, 3
+    exe = bn_build(nnc, tmp, rows)
+    mean, var = bn_running_stats(rows, 5, 3)
+    for args in (["--save", "sgd.safetensors"],
+                 ["--optimizer", "adamw", "--lr", "0.05", "--weight-decay", "0.5", "--save",
+                  "adamw.safetensors"]):
+        run([exe, "train", "--quiet", *args], tmp)
+        w = read_weights(os.path.join(tmp, args[-1]))
+        close_all(w["h.running_mean"], mean, 1e-13, f"{args[-1]}: h.running_mean")
+        close_all(w["h.running_var"], var, 1e-13, f"{args[-1]}: h.running_var")
+        if w["h.gamma"] == [1.0, 1.0, 1.0]:
+            raise Failure(f"{args[-1]}: h.gamma did not train")
+
+
+def case_batchnorm_inference(nnc, src, tmp):
+    """eval, predict and the final loss use the running statistics (predictions checked
+    against the model computed here from the weights file); a weights file without the
+    states loads, and they keep their start (mean 0, variance 1)."""
+    rows = bn_rows(23)
+    exe = bn_build(nnc, tmp, rows)
+    out = run([exe, "train", "--save", "w.safetensors"], tmp).stdout
+    w = read_weights(os.path.join(tmp, "w.safetensors"))
+    want_loss = sum((bn_predict(w, r) - r[3]) ** 2 for r in rows) / len(rows)
+    final = number(out, "final loss")
+    if abs(final - want_loss) > 1e-8 * want_loss:
+        raise Failure(f"final loss {final}, wanted {want_loss} (running statistics)\n{out}")
+    evaluated = number(run([exe, "eval", "--weights", "w.safetensors"], tmp).stdout, "loss")
+    if abs(evaluated - want_loss) > 1e-8 * want_loss:
+        raise Failure(f"eval: loss {evaluated}, wanted {want_loss}")
+    # One row at a time and all together: a prediction does not depend on its batch.
+    queries = [r[:3] for r in rows[:7]]
+    text = "".join(",".join(repr(v) for v in q) + "\n" for q in queries)
+    together = [float(v) for v in run([exe, "predict", "--weights", "w.safetensors"], tmp,
+                                      stdin=text).stdout.split()]
+    close_all(together, [bn_predict(w, q) for q in queries], 1e-8, "predict")
+    alone = [float(run([exe, "predict", "--weights", "w.safetensors"], tmp,
+                       stdin=",".join(repr(v) for v in q) + "\n").stdout) for q in queries[:2]]
+    close_all(alone, together[:2], 1e-9, "predict of one row")
+    # Weights saved before the model had its states: they keep their start.
+    drop_tensor(os.path.join(tmp, "w.safetensors"), os.path.join(tmp, "old1.safetensors"),
+                "h.running_mean")
+    drop_tensor(os.path.join(tmp, "old1.safetensors"), os.path.join(tmp, "old.safetensors"),
+                "h.running_var")
+    got = [float(v) for v in run([exe, "predict", "--weights", "old.safetensors"], tmp,
+                                 stdin=text).stdout.split()]
+    close_all(got, [bn_predict(w, q, with_state=False) for q in queries], 1e-8,
+              "predict without states in the file")
+
+
+def case_batchnorm_resume(nnc, src, tmp):
+    """A checkpoint holds the states, and a resumed run ends bit for bit where the
+    uninterrupted one does; a checkpoint without them cannot resume."""
+    rows = bn_rows(23)
+    exe = bn_build(nnc, tmp, rows)
+    run([exe, "train", "--quiet", "--epochs", "4", "--save", "straight.safetensors"], tmp)
+    run([exe, "train", "--quiet", "--epochs", "2", "--checkpoint-every", "2", "--checkpoint",
+         "c.safetensors", "--no-save"], tmp)
+    w = read_weights(os.path.join(tmp, "c.safetensors"), "h.")
+    close_all(w["h.running_mean"], bn_running_stats(rows, 5, 2)[0], 1e-13,
+              "checkpoint: h.running_mean")
+    run([exe, "train", "--quiet", "--epochs", "4", "--resume", "c.safetensors", "--save",
+         "resumed.safetensors"], tmp)
+    a = open(os.path.join(tmp, "straight.safetensors"), "rb").read()
+    b = open(os.path.join(tmp, "resumed.safetensors"), "rb").read()
+    if a != b:
+        raise Failure("the resumed run's weights differ from the uninterrupted run's")
+    drop_tensor(os.path.join(tmp, "c.safetensors"), os.path.join(tmp, "nostate.safetensors"),
+                "h.running_mean")
+    proc = run([exe, "train", "--quiet", "--epochs", "4", "--resume", "nostate.safetensors",
+                "--no-save"], tmp, want_status=1)
+    if "missing tensor 'h.running_mean' (a state of the model)" not in proc.stderr:
+        raise Failure(f"resuming without a state: {proc.stderr}")
+
+
+def case_batchnorm_printed(nnc, src, tmp):
+    """What the learner reads: the states with their start, the updates, the mode choice and
+    the derived backward pass through the batch's mean (1/B a factor there, not the seed)."""
+    bn_build(nnc, tmp, bn_rows(5))
+    model = os.path.join(tmp, "bn.nn")
+    ir = run([nnc, model, "--emit=ir"], tmp).stdout
+    for want in ("  state  &h.running_mean : [3] = zeros  (not trained)\n",
+                 "  state  &h.running_var : [3] = ones  (not trained)\n",
+                 "  update &h.running_mean = %h.running_mean.update  ; after each training step\n",
+                 "= batch_mean $x, correction=0 ", "= batch_mean %t10, correction=1 ",
+                 "= sub $x, &h.running_mean ", "= training ? %t28 : %t33 "):
+        if want not in ir:
+            raise Failure(f"--emit=ir has no {want!r}:\n{ir}")
+    with open(model, "w") as f:
+        f.write(BN_MODEL.replace("h = batchnorm(x)", "h = batchnorm(dense(x, 3))"))
+    grad = run([nnc, model, "--emit=grad"], tmp).stdout
+    if not re.search(r"= mul %h\.m\.grad, 1/B +; #\d+ d batch_mean\(u\)/du_b = 1/\(B - correction\)",
+                     grad):
+        raise Failure(f"--emit=grad: no batch_mean rule line:\n{grad}")
+    dot = run([nnc, model, "--emit=dot"], tmp).stdout
+    if not re.search(r'shape=folder, .*<B>&amp;h\.running_mean \[3\]</B>', dot):
+        raise Failure(f"--emit=dot does not draw the state as a folder:\n{dot}")
+    explained = run([nnc, "explain", model], tmp).stdout
+    if "∂cost/∂h.m · 1/B" not in explained or "∂cost/∂h.m · ∂cost/∂h.m" in explained:
+        raise Failure(f"explain: batch_mean's 1/B is not a factor:\n{explained}")
+
+
+def case_state_counter(nnc, src, tmp):
+    """A scalar state that counts the update steps, and a state set to a constant: every
+    training step writes them (the fused sgd_step and an optimizer of the runtime alike);
+    --init-weights loads them. Updates that are a state or a param as it stands."""
+    with open(os.path.join(tmp, "cnt.nn"), "w") as f:
+        f.write("""import "nn"
+model cnt {
+    input  x[2]
+    target y[1]
+    state steps = 0
+    state five[3]
+    update steps = steps + 1
+    update five = 5
+    loss = mse(dense(x, 1), y)
+}
+train cnt {
+    data   = csv("cnt.csv", x = 0..1, y = 2)
+    batch  = 4
+    epochs = 3
+}
+""")
+    rng = random.Random(1)
+    with open(os.path.join(tmp, "cnt.csv"), "w") as f:
+        f.write("".join(f"{rng.random()},{rng.random()},{rng.random()}\n" for _ in range(10)))
+    exe = os.path.join(tmp, "cnt")
+    run([nnc, os.path.join(tmp, "cnt.nn"), "--f64", "-o", exe], tmp)
+    for optimizer in ("sgd", "adam"):
+        run([exe, "train", "--quiet", "--optimizer", optimizer, "--save", "w.safetensors"], tmp)
+        w = read_weights(os.path.join(tmp, "w.safetensors"))
+        if w["steps"] != [9.0] or w["five"] != [5.0] * 3:  # 3 epochs of batches 4, 4, 2
+            raise Failure(f"{optimizer}: steps {w['steps']}, five {w['five']}")
+    run([exe, "train", "--quiet", "--epochs", "0", "--init-weights", "w.safetensors", "--save",
+         "again.safetensors"], tmp)
+    if read_weights(os.path.join(tmp, "again.safetensors"))["steps"] != [9.0]:
+        raise Failure("--init-weights did not load the state, or a run of no steps moved it")
+    # Updates read the params and states as the pass saw them, before the step changed them.
+    with open(os.path.join(tmp, "swap.nn"), "w") as f:
+        f.write("""model swap {
+    input  x[2]
+    target y[1]
+    param  w[2, 1]
+    state  a = 1
+    state  b = 2
+    state  w_seen[2, 1]
+    update a = b
+    update b = a * 1
+    update w_seen = w
+    loss = sum((x @ w - y)^2)
+}
+train swap {
+    data = csv("cnt.csv", x = 0..1, y = 2)
+    batch = 4
+}
+""")
+    exe = os.path.join(tmp, "swap")
+    run([nnc, os.path.join(tmp, "swap.nn"), "--f64", "-o", exe], tmp)
+    run([exe, "train", "--quiet", "--steps", "3", "--save", "three.safetensors"], tmp)
+    run([exe, "train", "--quiet", "--steps", "2", "--save", "two.safetensors"], tmp)
+    three = read_weights(os.path.join(tmp, "three.safetensors"))
+    two = read_weights(os.path.join(tmp, "two.safetensors"))
+    if (three["a"], three["b"], two["a"], two["b"]) != ([2.0], [1.0], [1.0], [2.0]):
+        raise Failure(f"a, b after 3 steps {three['a']}, {three['b']}, after 2 {two['a']}, {two['b']}")
+    if three["w_seen"] != two["w"] or three["w"] == two["w"]:
+        raise Failure(f"w_seen after 3 steps {three['w_seen']}: w after 2 was {two['w']}")
+
+
+def case_batchnorm_early_stopping(nnc, src, tmp):
+    """Early stopping restores the best epoch's states with its params: the run ends with
+    the weights file a run stopped at that epoch writes, byte for byte."""
+    exe = bn_build(nnc, tmp, bn_rows(40))
+    proc = run([exe, "train", "--validation", "0.25", "--early-stopping", "on", "--patience",
+                "2", "--epochs", "30", "--save", "stopped.safetensors"], tmp)
+    out = proc.stdout + proc.stderr
+    m = re.search(r"^restored the weights of epoch (\d+) ", out, re.M)
+    if not m or int(m.group(1)) >= 28:
+        raise Failure(f"early stopping did not stop early:\n{out}")
+    run([exe, "train", "--quiet", "--validation", "0.25", "--epochs", m.group(1), "--save",
+         "best.safetensors"], tmp)
+    a = open(os.path.join(tmp, "stopped.safetensors"), "rb").read()
+    b = open(os.path.join(tmp, "best.safetensors"), "rb").read()
+    if a != b:
+        raise Failure("the weights early stopping restored are not the best epoch's")
+
+
+def case_batchnorm_one_row_batch(nnc, src, tmp):
+    """A last batch of one row has no unbiased variance: the run stops and says why, rather
+    than save a running variance that is not a number."""
+    rows = bn_rows(21)  # batches of 5, 5, 5, 5, 1
+    exe = bn_build(nnc, tmp, rows)
+    proc = run([exe, "train", "--quiet", "--save", "w.safetensors"], tmp, want_status=1)
+    want = ("state 'h.running_var' became nan or inf by epoch 1, step 5 (the loss did not "
+            "show it); training stopped. An unbiased variance")
+    if want not in proc.stderr or os.path.exists(os.path.join(tmp, "w.safetensors")):
+        raise Failure(f"a batch of one row: {proc.stderr}")
 
 
 def main():

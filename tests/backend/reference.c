@@ -406,6 +406,10 @@ static double ref_concat(const Model *m, const Value *v, int64_t s, int64_t i) {
     return ref_eval(m, from, s, ravel(from->shape, at));
 }
 
+static double ref_batch_mean(const Model *m, const Value *v, int64_t s, int64_t i) {
+    return ref_batch_sum(m, v, s, i) / ((double)m->ctx.batch - v->opt[0]);
+}
+
 typedef double RefFn(const Model *m, const Value *v, int64_t sample, int64_t i);
 
 #define REF_SRC(name)
@@ -441,12 +445,13 @@ static double matmul(const Model *m, const Value *v, int64_t s, int64_t i) {
 }
 
 /* An elementwise op: its scalar semantics in ops.def; a RANDOM op (dropout) multiplies its
- * operand by its mask's factor. */
+ * operand by its mask's factor; a MODE op (training(a, b)) is a while training, else b. */
 static double elementwise(const Model *m, const Value *v, int64_t s, int64_t i) {
     double x[3] = {0, 0, 0};
     for (int k = 0; k < v->nargs; k++)
         x[k] = ref_eval(m, v->args[k], s, broadcast_index(v->shape, v->args[k]->shape, i));
     if (op_info[v->op].flags & OPF_RANDOM) return x[0] * ref_dropout_factor(m, v, s, i);
+    if (op_info[v->op].flags & OPF_MODE) return m->ctx.training ? x[0] : x[1];
     if (!op_info[v->op].scalar) {
         fprintf(stderr, "reference: %s has no scalar semantics in ops.def\n", op_info[v->op].name);
         abort();

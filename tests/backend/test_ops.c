@@ -26,6 +26,11 @@ static void special_values(Model *m) {
         for (int i = 0; i < 6 && i < t->numel; i++) tensor_set(m, t, b, i, x[i] * (b + 1));
 }
 
+/* A MODE op (training(a, b)) is checked in both modes. */
+static void training_mode(Model *m) {
+    m->ctx.training = NNRT_TRAINING;
+}
+
 /* Where an op is defined: (0.1, 3) for one that is NaN at -1 (log, sqrt), else (-3, 3) with
  * the special values. */
 static bool positive_domain(Op op) {
@@ -116,6 +121,9 @@ static void binary_op(Op op) {
             const char *what =
                 xprintf("%s %s", swap ? "partner, x" : "x, partner", partners[p].what);
             check_forward(label(what, op), g, r, &fc);
+            if (!(op_info[op].flags & OPF_MODE)) continue;
+            fc.tweak = training_mode; /* the harness's passes are not training otherwise */
+            check_forward(label(xprintf("%s, training", what), op), g, r, &fc);
         }
 }
 

@@ -133,7 +133,7 @@ def nnc_seeds():
 def nn_words():
     """Keywords, built-ins, stdlib fns, settings and the words sema.c knows, as tokens."""
     words = {"import", "fn", "model", "train", "input", "target", "param", "output", "return",
-             "grad"}
+             "grad", "state", "update"}
     ops = re.sub(r"/\*.*?\*/", "", read("compiler/ops.def").decode(), flags=re.S)
     words |= set(re.findall(r"CALL\(([a-z_]+)\)", ops))
     words |= set(re.findall(r"OPTIONS?\(([a-z_]+),", ops))

@@ -124,6 +124,11 @@ REF(cross_entropy) { SCALARS; return binary(-b * log(a + 1e-7), -b / (a + 1e-7),
 /* Outside training (the harness's nnrt_ctx.training is 0) dropout is the identity, bit for
  * bit, NaN and inf included. */
 REF(dropout) { SCALARS; return unary(a, 1); }
+/* The harness's passes are not training: training(a, b) is b; the backward pass is the
+ * training behaviour's, a's. */
+REF(training) { SCALARS; return binary(b, 1, 0); }
+/* One sample (the harness's batch): the batch's mean of a is a. */
+REF(batch_mean) { SCALARS; return unary(a, 1); }
 /* clang-format on */
 
 /* mean(a) */
@@ -269,6 +274,8 @@ static const Case cases[] = {
     {.expr = "sum(dropout(a * x))", .ref = ref_dropout, .pts = "any", .input = true},
     {.expr = "sum(dropout(a * x, rate = 0.9))", .ref = ref_dropout, .pts = "any",
      .input = true},
+    {.expr = "training(a, b)", .ref = ref_training, .uses_b = true, .pts = "pair"},
+    {.expr = "sum(batch_mean(a * x))", .ref = ref_batch_mean, .pts = "any", .input = true},
 };
 /* clang-format on */
 
