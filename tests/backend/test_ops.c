@@ -333,6 +333,7 @@ typedef struct WindowCase {
     int bias; /* conv2d: 1 a param [C_out], 0 the constant 0.5 */
 } WindowCase;
 
+/* clang-format off: a case a line (two for the long ones) */
 static const WindowCase window_cases[] = {
     {OP_conv2d,
      "x [2,7,6] w [3,2,3,2] stride 2 padding 1",
@@ -500,6 +501,7 @@ static const WindowCase window_cases[] = {
     {OP_reshape, "x param [6] to [2,3]", true, false, NULL, {1, {6}}, {0}, {2, 3}, 0},
     {OP_flatten, "x [2,3,4]", false, false, NULL, {3, {2, 3, 4}}, {0}, {0}, 0},
 };
+/* clang-format on */
 
 /* The forward op a gradient case stands for: its result is the gradient's shape. */
 static Shape forward_shape(const WindowCase *c, Graph *g) {
