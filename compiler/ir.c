@@ -850,7 +850,7 @@ static const char *conv_output(const char *op, Shape x, Shape w, const double *o
         return xprintf("%s's weights must be [C_out, C_in, kH, kW], got shape %s", op,
                        shape_str(w));
     if (w.dim[1] != x.dim[0])
-        return xprintf("%s's weights %s take %lld channels, the image %s has %lld", op,
+        return xprintf("%s's weights %s take %lld input channels, the image %s has %lld", op,
                        shape_str(w), (long long)w.dim[1], shape_str(x), (long long)x.dim[0]);
     return window_shape(op, x, w.dim[0], w.dim[2], w.dim[3], opt, out);
 }
@@ -922,13 +922,21 @@ static const char *pool_output(const char *op, Shape x, const double *opt, Shape
     return window_shape(op, x, x.dim[0], k, k, spd, out);
 }
 
-static const char *shape_max_pool2d(Value **args, const double *opt, Shape *shape, bool *varying) {
-    const char *err = need_image("max_pool2d", "input", args[0]);
-    if (!err) err = pool_output("max_pool2d", args[0]->shape, opt, shape);
+static const char *pool_rule(const char *op, Value **args, const double *opt, Shape *shape,
+                             bool *varying) {
+    const char *err = need_image(op, "input", args[0]);
+    if (!err) err = pool_output(op, args[0]->shape, opt, shape);
     *varying = args[0]->varying;
     return err;
 }
-#define shape_avg_pool2d shape_max_pool2d
+
+static const char *shape_max_pool2d(Value **args, const double *opt, Shape *shape, bool *varying) {
+    return pool_rule("max_pool2d", args, opt, shape, varying);
+}
+
+static const char *shape_avg_pool2d(Value **args, const double *opt, Shape *shape, bool *varying) {
+    return pool_rule("avg_pool2d", args, opt, shape, varying);
+}
 
 static const char *shape_max_pool2d_grad(Value **args, const double *opt, Shape *shape,
                                          bool *varying) {
@@ -973,9 +981,13 @@ static const char *shape_reshape(Value **args, const double *opt, Shape *shape, 
         out.dim[infer] = numel / known;
         known = numel;
     }
-    if (known != numel)
-        return xprintf("cannot reshape %s (%lld elements) to %s", shape_str(args[0]->shape),
-                       (long long)numel, shape_str(out));
+    if (known != numel) {
+        StrBuf dims = {0};
+        for (int k = 0; k < out.rank; k++)
+            sb_printf(&dims, "%s%s", k ? ", " : "", ir_number_str(opt[k]));
+        return xprintf("cannot reshape %s (%lld elements) to [%s]", shape_str(args[0]->shape),
+                       (long long)numel, sb_str(&dims));
+    }
     *shape = out;
     *varying = args[0]->varying;
     return NULL;

@@ -130,14 +130,33 @@ def nnc_seeds():
     return seeds
 
 
+def option_names(ops):
+    """The names in every OPTION(...), OPTIONS(...), OPTIONS3(...) of ops.def: each triple
+    (name, default, valid) starts with one; commas inside RANGE(...) do not count."""
+    names = []
+    for m in re.finditer(r"\bOPTIONS?\d?\(", ops):
+        depth, item, items = 1, "", []
+        for ch in ops[m.end():]:
+            depth += (ch == "(") - (ch == ")")
+            if depth == 0:
+                break
+            if ch == "," and depth == 1:
+                items.append(item.strip())
+                item = ""
+            else:
+                item += ch
+        items.append(item.strip())
+        names += [items[k] for k in range(0, len(items), 3) if re.fullmatch(r"[a-z_0-9]+", items[k])]
+    return names
+
+
 def nn_words():
     """Keywords, built-ins, stdlib fns, settings and the words sema.c knows, as tokens."""
     words = {"import", "fn", "model", "train", "input", "target", "param", "output", "return",
              "grad", "state", "update"}
     ops = re.sub(r"/\*.*?\*/", "", read("compiler/ops.def").decode(), flags=re.S)
     words |= set(re.findall(r"CALL\(([a-z_]+)\)", ops))
-    words |= set(re.findall(r"OPTIONS?\(([a-z_]+),", ops))
-    words |= set(re.findall(r"OPTIONS\([a-z_]+, [^,]+, [A-Z]+, ([a-z_]+),", ops))
+    words |= set(option_names(ops))
     words |= set(re.findall(r'"([a-z_]{2,})"', read("compiler/lower.c").decode()))
     words |= set(re.findall(r'"([a-z_]{2,})"', read("compiler/sema.c").decode()))
     words |= set(re.findall(r"^SETTING\(([a-z_0-9]+)", read("runtime/settings.def").decode(), re.M))

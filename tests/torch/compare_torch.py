@@ -137,10 +137,14 @@ def case_values(nnc, src, tmp):
             f.write(",".join(repr(v) for v in x[i].tolist()) + "\n")
     write_safetensors(os.path.join(tmp, "init.safetensors"), params)
     run([nnc, "tc.nn", "--f64", "-o", "tc"], tmp)
-    run(["./tc", "train", "--data", "data.csv", "--columns", "x=0..83,y=84..88",
-         "--init-weights", "init.safetensors", "--optimizer", "sgd", "--lr", "1",
-         "--momentum", "0", "--batch", str(n), "--steps", "1", "--epochs", "1",
-         "--shuffle", "off", "--validation", "0", "--save", "after.safetensors"], tmp)
+    train = ["./tc", "train", "--data", "data.csv", "--columns", "x=0..83,y=84..88",
+             "--init-weights", "init.safetensors", "--optimizer", "sgd", "--batch", str(n),
+             "--shuffle", "off", "--validation", "0"]
+    run(train + ["--lr", "1", "--momentum", "0", "--steps", "1", "--epochs", "1",
+                 "--save", "after.safetensors"], tmp)
+    # three steps with momentum: the conv weights' velocity path of the fused update
+    run(train + ["--lr", "0.1", "--momentum", "0.9", "--steps", "3", "--epochs", "3",
+                 "--save", "momentum.safetensors"], tmp)
     saved = read_safetensors(os.path.join(tmp, "after.safetensors"))
     got_pred = predictions(run(["./tc", "predict", "--data", "x.csv", "--weights",
                                 "after.safetensors"], tmp))
@@ -152,6 +156,15 @@ def case_values(nnc, src, tmp):
         want_pred = torch_values_model(after, x)
     for k in shapes:
         close(f"{k} after one step", saved[k], after[k], 1e-10)
+    tp = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+    sgd = torch.optim.SGD(tp.values(), lr=0.1, momentum=0.9)
+    for _ in range(3):
+        sgd.zero_grad()
+        ((torch_values_model(tp, x) - y) ** 2).mean(1).mean().backward()
+        sgd.step()
+    with_momentum = read_safetensors(os.path.join(tmp, "momentum.safetensors"))
+    for k in shapes:
+        close(f"{k} after three steps with momentum 0.9", with_momentum[k], tp[k].detach(), 1e-10)
     # predict prints 9 significant digits: the weights above carry the 1e-10 comparison
     close("predictions (as printed)", got_pred, want_pred, 1e-8)
 
