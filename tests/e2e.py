@@ -1015,6 +1015,52 @@ def case_batchnorm_early_stopping(nnc, src, tmp):
         raise Failure("the weights early stopping restored are not the best epoch's")
 
 
+BN2D_MODEL = """import "nn"
+model bn2d {
+    input  x[2, 2, 3]
+    target y[1]
+    h = batchnorm2d(x)
+    p = dense(flatten(h), 1)
+    loss = mse(p, y)
+}
+train bn2d {
+    data    = csv("bn2d.csv", x = 0..11, y = 12)
+    batch   = 3
+    epochs  = 2
+    shuffle = off
+    optimizer = sgd(lr = 0.1)
+}
+"""
+
+
+def case_batchnorm2d_running_stats(nnc, src, tmp):
+    """stdlib's batchnorm2d updates its running statistics per channel over the batch and
+    the positions as PyTorch's BatchNorm2d does: the unbiased variance divides by B*h*w - 1,
+    also for a last batch of one sample (7 rows in batches of 3, 3, 1)."""
+    rng = random.Random(5)
+    rows = [[rng.gauss(c * 3 - 1, 1 + c) for c in (0, 1) for _ in range(6)] + [rng.gauss(0, 1)]
+            for _ in range(7)]
+    with open(os.path.join(tmp, "bn2d.nn"), "w") as f:
+        f.write(BN2D_MODEL)
+    with open(os.path.join(tmp, "bn2d.csv"), "w") as f:
+        f.write("".join(",".join(repr(v) for v in row) + "\n" for row in rows))
+    exe = os.path.join(tmp, "bn2d")
+    run([nnc, os.path.join(tmp, "bn2d.nn"), "--f64", "-o", exe], tmp)
+    run([exe, "train", "--quiet", "--save", "w.safetensors"], tmp)
+    mean, var = [0.0, 0.0], [1.0, 1.0]
+    for _ in range(2):
+        for start in range(0, len(rows), 3):
+            for c in (0, 1):
+                vals = [v for r in rows[start:start + 3] for v in r[c * 6:c * 6 + 6]]
+                m = sum(vals) / len(vals)
+                unbiased = sum((v - m) ** 2 for v in vals) / (len(vals) - 1)
+                mean[c] = 0.9 * mean[c] + 0.1 * m
+                var[c] = 0.9 * var[c] + 0.1 * unbiased
+    w = read_weights(os.path.join(tmp, "w.safetensors"))
+    close_all(w["h.running_mean"], mean, 1e-13, "h.running_mean")
+    close_all(w["h.running_var"], var, 1e-13, "h.running_var")
+
+
 def case_batchnorm_one_row_batch(nnc, src, tmp):
     """A last batch of one row has no unbiased variance: the run stops and says why, rather
     than save a running variance that is not a number."""

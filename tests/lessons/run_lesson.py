@@ -418,6 +418,50 @@ def case_clouds3(lesson):
     check(got == [0, 1, 2], f"clouds3: the cloud centres {centres} classified as {got}")
 
 
+# ---- 9. vanishing gradients: 20 sigmoid layers, with batch norm, with residual connections ----
+
+def grad_norm_ratios(log_path):
+    """Per epoch, the gradient norm of the first layer's weights over the last layer's."""
+    with open(log_path) as f:
+        lines = [line.strip().split(",") for line in f if line.strip()]
+    header = lines[0]
+    first, last = header.index("grad_norm.h1.W"), header.index("grad_norm.h20.W")
+    return [float(row[first]) / float(row[last]) for row in lines[1:]]
+
+
+def case_vanishing(lesson):
+    accuracy = {}
+    for model in ("plain", "batchnorm", "residual"):
+        exe, _ = lesson.build("vanishing.nn", model)
+        log, plot = lesson.weights_file(model + ".csv"), lesson.weights_file(model + ".svg")
+        out = lesson.train(exe, "--no-save", "--log-grad-norms", "--log", log, "--plot", plot)
+        accuracy[model] = number(out, "validation accuracy")
+        ratios = grad_norm_ratios(log)
+        check(len(ratios) == 20, f"vanishing {model}: {len(ratios)} epochs in the log, wanted 20")
+        if model == "plain":
+            # The gradient at the first layer is many orders of magnitude below the last's
+            # (about 1e-12 with the shipped seed), in every epoch.
+            check(max(ratios) < 1e-6,
+                  f"vanishing plain: |grad h1.W| / |grad h20.W| per epoch {ratios}, wanted < 1e-6")
+            with open(plot) as f:
+                svg = f.read()
+            check("h1.W" in svg and "1e-" in svg,
+                  "vanishing plain: the plot has no gradient-norm panel naming h1.W")
+        else:
+            # Both cures keep the first layer's gradient within two orders of the last's.
+            check(min(ratios) > 1e-2,
+                  f"vanishing {model}: |grad h1.W| / |grad h20.W| per epoch {ratios}, wanted > 1e-2")
+        # Another seed: the outcome is not the luck of one initialisation.
+        out = lesson.train(exe, "--no-save", "--seed", "2")
+        accuracy[model + " seed 2"] = number(out, "validation accuracy")
+    for suffix in ("", " seed 2"):
+        plain = accuracy["plain" + suffix]
+        check(plain <= 0.2, f"vanishing: the plain net learnt ({accuracy})")
+        for cure in ("batchnorm", "residual"):
+            got = accuracy[cure + suffix]
+            check(got >= 0.8 and got >= plain + 0.5, f"vanishing: {cure} did not learn ({accuracy})")
+
+
 # ---- the data ----
 
 def case_data(lesson):
