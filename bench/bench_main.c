@@ -16,6 +16,7 @@
  * of clock speed hits all three alike. The model's loss on held-out samples before and after
  * all the runs shows the step really trains; the exit status is 1 when it does not.
  */
+#include "blas_kernels.h"
 #include "nnrt.h"
 
 #include <cblas.h>
@@ -743,6 +744,7 @@ static double gemm_flops(const Gemms *g) {
 /* ---- main ---- */
 
 int main(int argc, char **argv) {
+    rt_choose_blas_kernels(argv); /* may execute the program again, with better kernels */
     const nnrt_model *m = &nnrt_model_desc;
     Options o;
     parse_args(argc, argv, m, &o);

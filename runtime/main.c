@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "blas_kernels.h"
 #include "eval.h"
 #include "files.h"
 #include "gradcheck.h"
@@ -33,6 +34,7 @@ static int run(const nnrt_model *m, rt_command cmd, const rt_options *o) {
 }
 
 int main(int argc, char **argv) {
+    rt_choose_blas_kernels(argv); /* may execute the program again, with better kernels */
     const nnrt_model *m = &nnrt_model_desc;
     rt_set_program_name(argc > 0 ? argv[0] : NULL);
     rt_check_model(m);

@@ -2634,6 +2634,44 @@ def threads():
                  "rt_softmax: error: --threads must be at least 0, got '-1'", 2)
 
 
+def cpu_flags():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+@test
+def blas_kernels():
+    """OpenBLAS 0.3.21 takes a CPU it does not know (Sapphire Rapids) for a Prescott and
+    loads SSE3 kernels; the executable asks for the kernels the CPU can run instead
+    (runtime/blas_kernels.c), and never overrides the user's OPENBLAS_CORETYPE."""
+    env = {"OPENBLAS_VERBOSE": "2"}
+    quiet = dict(os.environ)
+    quiet.pop("OPENBLAS_CORETYPE", None)
+    quiet.update(env)
+    proc = subprocess.run([exe("softmax"), "train", "--help"], capture_output=True,
+                          timeout=60, env=quiet)
+    err = proc.stderr.decode("utf-8", "replace")
+    cores = re.findall(r"^Core: (\S+)", err, re.M)
+    check(proc.returncode == 0 and cores, f"no 'Core:' line from OpenBLAS\n{err}")
+    flags = cpu_flags()
+    if {"avx2", "fma"} <= flags:
+        check(cores[-1].lower() != "prescott",
+              f"an AVX2 CPU runs OpenBLAS's Prescott kernels: {cores}")
+    if {"avx512f", "avx512bw", "avx512dq", "avx512vl"} <= flags and cores[0].lower() == "prescott":
+        check(cores[-1] == "SkylakeX", f"an AVX-512 CPU got {cores}")
+    check(len(cores) <= 2, f"executed more than once: {cores}")
+    # The user's choice stands: no second execution.
+    r = run("softmax", "train", "--help", env={**env, "OPENBLAS_CORETYPE": "Prescott"})
+    cores = re.findall(r"^Core: (\S+)", r.err, re.M)
+    check(cores == ["Prescott"], f"OPENBLAS_CORETYPE=Prescott gave {cores}")
+
+
 # ---- gradcheck ----
 
 

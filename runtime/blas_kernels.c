@@ -1,0 +1,55 @@
+/* blas_kernels.c: make OpenBLAS use the kernels the CPU can run.
+ *
+ * OpenBLAS built with DYNAMIC_ARCH (Debian's) picks its kernels once, when the library is
+ * loaded, from the CPU's vendor, family and model. A CPU newer than the library is not in
+ * its table: OpenBLAS 0.3.21 (Debian 12) takes an Intel Sapphire Rapids for an unknown
+ * model and falls back to its Prescott kernels (SSE3), which run a GEMM at less than half
+ * the speed of its SkylakeX (AVX-512) kernels on the same core. The only way to choose is
+ * the environment variable OPENBLAS_CORETYPE, read at load time, before main() runs; so
+ * when the fallback is in use on a CPU that has AVX2 or AVX-512, the executable sets the
+ * variable and executes itself again, once (docs/runtime.md, "BLAS kernels"). A variable
+ * the user set is never overridden, and nothing happens where OpenBLAS knows the CPU. */
+#ifndef _POSIX_C_SOURCE /* setenv, execv; the benchmarks compile this file too */
+#define _POSIX_C_SOURCE 200809L
+#endif
+#include "blas_kernels.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+char *openblas_get_corename(void);
+
+const char *rt_blas_better_kernels(const char *in_use, bool avx512, bool avx2_fma) {
+    /* Prescott is where OpenBLAS 0.3.21 lands for an x86-64 CPU it does not know. */
+    if (in_use == NULL || strcasecmp(in_use, "prescott") != 0) return NULL;
+    if (avx512) return "SkylakeX";
+    if (avx2_fma) return "Haswell";
+    return NULL;
+}
+
+/* AVX-512 as SkylakeX's kernels use it (F, BW, DQ, VL), and AVX2 with FMA as Haswell's.
+ * GCC and clang report a feature only when the OS also saves its registers (XCR0). */
+static void cpu_features(bool *avx512, bool *avx2_fma) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    __builtin_cpu_init();
+    *avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+              __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+    *avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    *avx512 = *avx2_fma = false;
+#endif
+}
+
+void rt_choose_blas_kernels(char **argv) {
+    if (getenv("OPENBLAS_CORETYPE") != NULL || argv == NULL || argv[0] == NULL) return;
+    bool avx512, avx2_fma;
+    cpu_features(&avx512, &avx2_fma);
+    const char *better = rt_blas_better_kernels(openblas_get_corename(), avx512, avx2_fma);
+    if (better == NULL) return;
+    /* Set even if the exec fails, so that a child process does not try again. */
+    if (setenv("OPENBLAS_CORETYPE", better, 1) != 0) return;
+    execv("/proc/self/exe", argv);
+    /* No /proc (a chroot, say): carry on with the kernels loaded. */
+}
