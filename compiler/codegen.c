@@ -294,7 +294,7 @@ static void mark_entry_needs(Codegen *cg, Entry e) {
     }
 }
 
-static bool step_needed(const Codegen *cg, const Step *st) {
+bool step_needed(const Codegen *cg, const Step *st) {
     for (int i = 0; i < st->n_insts; i++)
         if (cg->needed[st->insts[i]->id]) return true;
     return false;

@@ -207,6 +207,9 @@ LLVMValueRef loop_is_training(Codegen *cg);
 /* ---- window.c: convolution, pooling and reshapes (runtime/conv.h's kernels) ---- */
 
 void emit_window_step(Codegen *cg, int step);
+/* Whether the entry point being emitted runs the step (it computes a value the entry's
+ * roots need). */
+bool step_needed(const Codegen *cg, const Step *st);
 /* The step's kernel into out; alpha and beta as conv2d_weight_grad reads them (out =
  * alpha * dW + beta * out: the fused SGD update), ignored by the other kernels. */
 void emit_window(Codegen *cg, const Step *st, LLVMValueRef out, LLVMValueRef alpha,

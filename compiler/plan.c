@@ -244,6 +244,7 @@ static void build_steps(Plan *p, ValueList order, const int *fused) {
         s->insts = &order.v[i];
         s->n_insts = 1;
         s->update_param = s->kind == STEP_MATMUL || s->kind == STEP_WINDOW ? fused[v->id] : -1;
+        s->cols_from = -1;
     }
 }
 
@@ -511,13 +512,46 @@ int64_t plan_window_scratch(const Value *v) {
     return (gm.c_in * gm.kh * gm.kw + gm.c_out) * gm.h_out * gm.w_out;
 }
 
-/* A WINDOW step's scratch, allocated after its result and live during the step only, so it
- * overlaps neither the operands (still live) nor the result. Per sample: varying arena. */
-static void place_scratch(Step *st, int s, ArenaAlloc *arenas) {
+/* Whether a conv2d_weight_grad reads the same im2col matrix as a conv2d: the same input
+ * (one that varies: the matrix is per sample) under the same window. */
+static bool same_im2col(const Value *conv, const Value *weight_grad) {
+    if (conv->op != OP_conv2d || weight_grad->op != OP_conv2d_weight_grad) return false;
+    if (conv->args[0] != weight_grad->args[0] || !conv->args[0]->varying) return false;
+    WindowGeometry a = ir_window_geometry(conv), b = ir_window_geometry(weight_grad);
+    return a.c_in == b.c_in && a.h == b.h && a.w == b.w && a.kh == b.kh && a.kw == b.kw &&
+           a.stride == b.stride && a.pad == b.pad && a.dil == b.dil && a.h_out == b.h_out &&
+           a.w_out == b.w_out && a.c_out == b.c_out;
+}
+
+/* The last step s reads its own scratch in: a conv2d's im2col matrix is kept for the
+ * weight gradients of the same input and window, which then skip their own im2col (the
+ * backward pass runs in the same entry point as the forward one: it needs the loss). */
+static int keep_scratch_until(Plan *p, int s) {
+    int last = s;
+    for (int t = s + 1; t < p->n_steps; t++)
+        if (p->steps[t].kind == STEP_WINDOW &&
+            same_im2col(p->steps[s].insts[0], p->steps[t].insts[0])) {
+            p->steps[t].cols_from = s;
+            last = t;
+        }
+    return last;
+}
+
+/* A WINDOW step's scratch, allocated after its result and live during the step only (or
+ * until the weight gradients that share it), so it overlaps neither the operands (still
+ * live) nor the result. Per sample: varying arena. */
+static void place_scratch(Plan *p, int s, ArenaAlloc *arenas) {
+    Step *st = &p->steps[s];
+    if (st->cols_from >= 0) { /* the conv2d's: the im2col matrix is there */
+        st->scratch = p->steps[st->cols_from].scratch;
+        return;
+    }
     int64_t numel = st->kind == STEP_WINDOW ? plan_window_scratch(st->insts[0]) : 0;
     if (numel == 0) return;
+    int last = st->insts[0]->op == OP_conv2d ? keep_scratch_until(p, s) : s;
     st->scratch.arena = ARENA_VARYING;
-    st->scratch.offset = allocate_interval(&arenas[ARENA_VARYING], numel, s, s, st->insts[0]);
+    st->scratch.offset =
+        allocate_interval(&arenas[ARENA_VARYING], numel, s, last, st->insts[0]);
 }
 
 static void place_intermediates(Plan *p, ArenaAlloc *arenas) {
@@ -531,7 +565,7 @@ static void place_intermediates(Plan *p, ArenaAlloc *arenas) {
             vp->home.offset =
                 allocate_interval(&arenas[which], shape_numel(v->shape), s, vp->last_use, v);
         }
-        place_scratch(&p->steps[s], s, arenas);
+        place_scratch(p, s, arenas);
     }
 }
 

@@ -39,8 +39,12 @@ typedef struct Step {
      * parameter whose update this product performs (its whole gradient), or -1. */
     int update_param;
     /* STEP_WINDOW: the kernel's scratch memory (the im2col matrix), live during the step
-     * only; ARENA_NONE when it needs none. */
+     * only; ARENA_NONE when it needs none. A conv2d's lives on until the last
+     * conv2d_weight_grad that shares it (cols_from). */
     Storage scratch;
+    /* A conv2d_weight_grad: the step of the conv2d of the same input and window whose
+     * scratch it takes, the im2col matrix already in it when that step ran; -1 when none. */
+    int cols_from;
 } Step;
 
 typedef struct ParamPlan {

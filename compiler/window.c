@@ -7,8 +7,11 @@
 
 #include <string.h>
 
-/* The geometry as the runtime's nnrt_window, from the instruction's shapes and options. */
-static nnrt_window window_of(const Value *v) {
+/* The geometry as the runtime's nnrt_window, from the step's instruction's shapes and
+ * options, and whether the im2col matrix is in the step's scratch already: the conv2d
+ * that leaves it there ran in this entry point (plan.c, keep_scratch_until). */
+static nnrt_window window_of(const Codegen *cg, const Step *st) {
+    const Value *v = st->insts[0];
     WindowGeometry gm = ir_window_geometry(v);
     nnrt_window w = {.c_in = gm.c_in,
                      .h = gm.h,
@@ -25,12 +28,14 @@ static nnrt_window window_of(const Value *v) {
     w.a_step = a->varying ? shape_numel(a->shape) : 0;
     w.b_step = b && b->varying ? shape_numel(b->shape) : 0;
     w.bias_step = v->op == OP_conv2d && v->args[2]->shape.rank != 0;
+    w.cols_ready = st->cols_from >= 0 && step_needed(cg, &cg->plan->steps[st->cols_from]);
     return w;
 }
 
 /* A private constant array of the geometry's int64 fields, in conv.h's order. */
-static LLVMValueRef geometry_constant(Codegen *cg, const Value *v) {
-    nnrt_window w = window_of(v);
+static LLVMValueRef geometry_constant(Codegen *cg, const Step *st) {
+    const Value *v = st->insts[0];
+    nnrt_window w = window_of(cg, st);
 #define FIELD(name) int64_const(cg, w.name),
     LLVMValueRef fields[] = {NNRT_WINDOW_FIELDS(FIELD)};
 #undef FIELD
@@ -73,7 +78,7 @@ void emit_window(Codegen *cg, const Step *st, LLVMValueRef out, LLVMValueRef alp
     LLVMValueRef fn = declare_function(cg, name, cg->void_type, params, 9);
     bool varies = false;
     for (int i = 0; i < v->nargs; i++) varies |= v->args[i]->varying;
-    LLVMValueRef args[9] = {geometry_constant(cg, v),
+    LLVMValueRef args[9] = {geometry_constant(cg, st),
                             varies ? cg->batch : int64_const(cg, 1),
                             alpha,
                             beta,

@@ -12,7 +12,9 @@
  * plan_window_scratch): (C_in*kH*kW + C_out) * H_out*W_out elements per sample for the
  * three convolution kernels, none for the rest. Nothing is allocated. alpha and beta are
  * read by conv2d_weight_grad alone: out = alpha * dW + beta * out, which lets sgd_step
- * update the weights inside its GEMM (docs/codegen.md, "The fused SGD update").
+ * update the weights inside its GEMM (docs/codegen.md, "The fused SGD update"). The scratch
+ * of a conv2d is kept for the weight gradient of the same input, which then need not build
+ * the im2col matrix again (g->cols_ready).
  *
  * Images are [C, H, W] per sample, the samples consecutive (NCHW). A convolution is
  * im2col of the whole batch into a [C_in*kH*kW, n*H_out*W_out] matrix, then ONE GEMM with
@@ -37,7 +39,9 @@
     X(dil)                                                                                         \
     X(a_step)    /* elements from one sample of operand a to the next: 0 when it is the same */    \
     X(b_step)    /*   for every sample */                                                          \
-    X(bias_step) /* conv2d: 1 for a bias per channel, 0 for one scalar bias */
+    X(bias_step) /* conv2d: 1 for a bias per channel, 0 for one scalar bias */                 \
+    X(cols_ready) /* conv2d_weight_grad: 1 when scratch holds im2col(a) already, left there */  \
+                  /* by the conv2d of the same input and window (compiler/plan.c) */
 
 #define NNRT_WINDOW_FIELD(name) int64_t name;
 typedef struct nnrt_window {
