@@ -550,8 +550,7 @@ static void place_scratch(Plan *p, int s, ArenaAlloc *arenas) {
     if (numel == 0) return;
     int last = st->insts[0]->op == OP_conv2d ? keep_scratch_until(p, s) : s;
     st->scratch.arena = ARENA_VARYING;
-    st->scratch.offset =
-        allocate_interval(&arenas[ARENA_VARYING], numel, s, last, st->insts[0]);
+    st->scratch.offset = allocate_interval(&arenas[ARENA_VARYING], numel, s, last, st->insts[0]);
 }
 
 static void place_intermediates(Plan *p, ArenaAlloc *arenas) {

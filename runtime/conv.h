@@ -37,10 +37,10 @@
     X(stride)                                                                                      \
     X(pad)                                                                                         \
     X(dil)                                                                                         \
-    X(a_step)    /* elements from one sample of operand a to the next: 0 when it is the same */    \
-    X(b_step)    /*   for every sample */                                                          \
-    X(bias_step) /* conv2d: 1 for a bias per channel, 0 for one scalar bias */                 \
-    X(cols_ready) /* conv2d_weight_grad: 1 when scratch holds im2col(a) already, left there */  \
+    X(a_step)     /* elements from one sample of operand a to the next: 0 when it is the same */   \
+    X(b_step)     /*   for every sample */                                                         \
+    X(bias_step)  /* conv2d: 1 for a bias per channel, 0 for one scalar bias */                    \
+    X(cols_ready) /* conv2d_weight_grad: 1 when scratch holds im2col(a) already, left there */     \
                   /* by the conv2d of the same input and window (compiler/plan.c) */
 
 #define NNRT_WINDOW_FIELD(name) int64_t name;

@@ -20,7 +20,9 @@
 
 #include <stdint.h>
 
-#define NNRT_ABI_VERSION 2
+/* Changes with anything compiled models and libnnrt both read: the descriptor below, or the
+ * kernels' arguments (conv.h: version 3 added the window field cols_ready). */
+#define NNRT_ABI_VERSION 3
 #define NNRT_MAX_RANK    4
 
 /* The layout is defined once: each struct is a list of fields, NNRT_<STRUCT>_FIELDS(X)

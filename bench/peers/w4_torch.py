@@ -8,6 +8,9 @@ median of --repeats timed runs), as bench_w4's headline figure does.
 
 usage: /usr/bin/python3 bench/peers/w4_torch.py [--data MNIST_FOLDER] [--repeats 5]
        [--seconds 0.3] [--epochs 0]
+Its Linear layers go to the system OpenBLAS: on a CPU OpenBLAS does not know (it prints
+"Core: Prescott" with OPENBLAS_VERBOSE=2), give it the kernels nnc's executables choose,
+OPENBLAS_CORETYPE=SkylakeX (AVX-512) or Haswell (AVX2), for a fair comparison.
 With --epochs N it also trains N epochs on the first 8000 training images (8000/2000 split:
 the next 2000 are the test set) and prints the held-out accuracy.
 """
