@@ -504,12 +504,40 @@ static void place_pinned_roots(Plan *p, ArenaAlloc *arenas) {
     }
 }
 
-int64_t plan_window_scratch(const Value *v) {
-    if (v->op != OP_conv2d && v->op != OP_conv2d_input_grad && v->op != OP_conv2d_weight_grad)
-        return 0;
+nnrt_window plan_window(const Value *v) {
     WindowGeometry gm = ir_window_geometry(v);
+    nnrt_window w = {.c_in = gm.c_in,
+                     .h = gm.h,
+                     .w = gm.w,
+                     .c_out = gm.c_out,
+                     .h_out = gm.h_out,
+                     .w_out = gm.w_out,
+                     .kh = gm.kh,
+                     .kw = gm.kw,
+                     .stride = gm.stride,
+                     .pad = gm.pad,
+                     .dil = gm.dil};
+    const Value *a = v->args[0], *b = v->nargs > 1 ? v->args[1] : NULL;
+    w.a_step = a->varying ? shape_numel(a->shape) : 0;
+    w.b_step = b && b->varying ? shape_numel(b->shape) : 0;
+    w.bias_step = v->op == OP_conv2d && v->args[2]->shape.rank != 0;
+    return w;
+}
+
+static bool is_convolution(const Value *v) {
+    return v->op == OP_conv2d || v->op == OP_conv2d_input_grad || v->op == OP_conv2d_weight_grad;
+}
+
+int64_t plan_window_scratch(const Value *v) {
+    if (!is_convolution(v)) return 0;
+    nnrt_window w = plan_window(v);
+    /* the direct kernels need theirs once per call, not per sample: a per-sample share that
+     * is at least all of it is enough for any batch */
+    bool direct = v->op == OP_conv2d_weight_grad ? nnrt_conv_weight_grad_is_direct(&w)
+                                                 : nnrt_conv_is_direct(&w);
+    if (direct) return nnrt_conv_direct_scratch(&w);
     /* the im2col matrix [C_in*kH*kW, positions] and the product [C_out, positions] */
-    return (gm.c_in * gm.kh * gm.kw + gm.c_out) * gm.h_out * gm.w_out;
+    return (w.c_in * w.kh * w.kw + w.c_out) * w.h_out * w.w_out;
 }
 
 /* Whether a conv2d_weight_grad reads the same im2col matrix as a conv2d: the same input
@@ -548,7 +576,9 @@ static void place_scratch(Plan *p, int s, ArenaAlloc *arenas) {
     }
     int64_t numel = st->kind == STEP_WINDOW ? plan_window_scratch(st->insts[0]) : 0;
     if (numel == 0) return;
-    int last = st->insts[0]->op == OP_conv2d ? keep_scratch_until(p, s) : s;
+    const Value *v = st->insts[0];
+    nnrt_window w = plan_window(v);
+    int last = v->op == OP_conv2d && !nnrt_conv_is_direct(&w) ? keep_scratch_until(p, s) : s;
     st->scratch.arena = ARENA_VARYING;
     st->scratch.offset = allocate_interval(&arenas[ARENA_VARYING], numel, s, last, st->insts[0]);
 }

@@ -9,6 +9,7 @@
 #ifndef NNC_PLAN_H
 #define NNC_PLAN_H
 
+#include "conv.h"
 #include "ir.h"
 
 typedef enum Arena {
@@ -88,7 +89,9 @@ static inline const ValuePlan *plan_value(const Plan *p, const Value *v) {
     return &p->values[v->id];
 }
 
-/* The scratch elements per sample a WINDOW instruction's kernel needs (runtime/conv.h). */
+/* A WINDOW instruction's geometry as its runtime kernel takes it (runtime/conv.h; cols_ready
+ * is codegen's), and the scratch elements per sample the kernel needs. */
+nnrt_window plan_window(const Value *v);
 int64_t plan_window_scratch(const Value *v);
 
 /* Marks in needed[] (indexed by Value.id) every value that root depends on, root included. */

@@ -7,27 +7,11 @@
 
 #include <string.h>
 
-/* The geometry as the runtime's nnrt_window, from the step's instruction's shapes and
- * options, and whether the im2col matrix is in the step's scratch already: the conv2d
- * that leaves it there ran in this entry point (plan.c, keep_scratch_until). */
+/* The geometry as the runtime's nnrt_window (plan_window), and whether the im2col matrix is
+ * in the step's scratch already: the conv2d that leaves it there ran in this entry point
+ * (plan.c, keep_scratch_until). */
 static nnrt_window window_of(const Codegen *cg, const Step *st) {
-    const Value *v = st->insts[0];
-    WindowGeometry gm = ir_window_geometry(v);
-    nnrt_window w = {.c_in = gm.c_in,
-                     .h = gm.h,
-                     .w = gm.w,
-                     .c_out = gm.c_out,
-                     .h_out = gm.h_out,
-                     .w_out = gm.w_out,
-                     .kh = gm.kh,
-                     .kw = gm.kw,
-                     .stride = gm.stride,
-                     .pad = gm.pad,
-                     .dil = gm.dil};
-    const Value *a = v->args[0], *b = v->nargs > 1 ? v->args[1] : NULL;
-    w.a_step = a->varying ? shape_numel(a->shape) : 0;
-    w.b_step = b && b->varying ? shape_numel(b->shape) : 0;
-    w.bias_step = v->op == OP_conv2d && v->args[2]->shape.rank != 0;
+    nnrt_window w = plan_window(st->insts[0]);
     w.cols_ready = st->cols_from >= 0 && step_needed(cg, &cg->plan->steps[st->cols_from]);
     return w;
 }

@@ -49,6 +49,54 @@ typedef struct nnrt_window {
 } nnrt_window;
 #undef NNRT_WINDOW_FIELD
 
+/* Convolutions of stride 1 without dilation, padded by less than the kernel's size, run as
+ * direct convolutions: no im2col matrix and no GEMM, but BLOCK output channels times LANES
+ * output columns at a time in registers (conv_kernels.inc, "Direct convolution"). For the
+ * small channel counts and odd shapes of image models (LeNet's first layer is a [6, 25] by
+ * [25, 50176] product per step) that beats the GEMM, and it needs no relayout of results.
+ * The compiler asks the same question to plan the scratch memory (compiler/plan.c). */
+enum {
+    NNRT_DIRECT_LANES = 16, /* output columns at a time */
+    NNRT_DIRECT_BLOCK = 4,  /* output channels at a time */
+    NNRT_DIRECT_TAPS = 4,   /* the weight gradient: kernel columns at a time */
+    /* zero columns after each padded row, read by the last chunk of a row */
+    NNRT_DIRECT_SLACK = NNRT_DIRECT_LANES + NNRT_DIRECT_TAPS
+};
+
+static inline int nnrt_conv_is_direct(const nnrt_window *g) {
+    return g->stride == 1 && g->dil == 1 && g->pad < g->kh && g->pad < g->kw;
+}
+
+/* The weight gradient's direct kernel sums over the whole image for each weight; with many
+ * input channels the GEMM of im2col does that better. */
+enum { NNRT_DIRECT_WEIGHT_GRAD_MAX_K = 32 };
+
+static inline int nnrt_conv_weight_grad_is_direct(const nnrt_window *g) {
+    return nnrt_conv_is_direct(g) && g->c_in * g->kh * g->kw <= NNRT_DIRECT_WEIGHT_GRAD_MAX_K;
+}
+
+static inline int64_t nnrt_max64(int64_t a, int64_t b) {
+    return a > b ? a : b;
+}
+
+/* The scratch elements a direct convolution kernel needs for a whole call (for one image at
+ * a time, whatever the batch): the padded image, the packed weights, and for the weight
+ * gradient dy's rows padded to whole chunks and the running sums. */
+static inline int64_t nnrt_conv_direct_scratch(const nnrt_window *g) {
+    int64_t lanes = NNRT_DIRECT_LANES, block = NNRT_DIRECT_BLOCK, taps = g->kh * g->kw;
+    int64_t slack = NNRT_DIRECT_SLACK;
+    int64_t out_blocks = (g->c_out + block - 1) / block * block;
+    int64_t in_blocks = (g->c_in + block - 1) / block * block;
+    int64_t image = g->c_in * (g->h + 2 * g->pad) * (g->w + 2 * g->pad + slack);
+    int64_t qh = g->kh - 1 - g->pad, qw = g->kw - 1 - g->pad; /* the input gradient's padding */
+    int64_t grads = g->c_out * (g->h_out + 2 * qh) * (g->w_out + 2 * qw + slack);
+    int64_t rows = out_blocks * g->h_out * ((g->w_out + lanes - 1) / lanes * lanes);
+    int64_t forward = out_blocks * g->c_in * taps + image;
+    int64_t input_grad = in_blocks * g->c_out * taps + grads;
+    int64_t weight_grad = image + rows + g->c_out * g->c_in * taps * lanes;
+    return nnrt_max64(forward, nnrt_max64(input_grad, weight_grad));
+}
+
 #define NNRT_WINDOW_KERNELS(X)                                                                     \
     X(conv2d)                                                                                      \
     X(conv2d_input_grad)                                                                           \
