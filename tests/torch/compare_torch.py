@@ -5,7 +5,8 @@ usage: compare_torch.py NNC SOURCE_DIR CASE     (CASE: values, modules)
 Exits 77 (ctest's skip) when `import torch` fails: the test needs /usr/bin/python3 with
 python3-torch, which .ci/setup.sh installs for the test command only.
 
-values   a model of conv2d (stride 2 and padding 1; padding 2 and dilation 2), max_pool2d
+values   a model of conv2d (stride 2 and padding 1; padding 2 and dilation 2; stride 1 and
+         padding 1, twice, which runs the direct kernels: runtime/conv.h), max_pool2d
          and avg_pool2d (kernel 3, stride 1, padding 1), compiled with --f64 and given its
          weights with --init-weights, takes one plain SGD step of lr 1 on the whole batch.
          The weights it saves are those of the same step in torch, and its predictions
@@ -98,13 +99,19 @@ model tc {
     param  b2[3]          = uniform(-1, 1)
     param  V1[12, 5]      = uniform(-1, 1)
     param  V2[48, 5]      = uniform(-1, 1)
+    param  w3[5, 3, 3, 2] = uniform(-1, 1)
+    param  b3[5]          = uniform(-1, 1)
+    param  w4[2, 5, 3, 3] = uniform(-1, 1)
+    param  V3[40, 5]      = uniform(-1, 1)
 
     image    = reshape(x, 2, 7, 6)
     h1       = conv2d(image, w1, b1, stride = 2, padding = 1)
     h2       = conv2d(tanh(h1), w2, b2, padding = 2, dilation = 2)
     p1       = max_pool2d(h2, 2)
     p2       = avg_pool2d(h2, 3, stride = 1, padding = 1)
-    output z = flatten(p1) @ V1 + flatten(p2) @ V2
+    h3       = conv2d(tanh(h2), w3, b3, padding = 1)
+    h4       = conv2d(tanh(h3), w4, 0, padding = 1)
+    output z = flatten(p1) @ V1 + flatten(p2) @ V2 + flatten(h4) @ V3
     loss     = mse(z, y)
 }
 """
@@ -116,15 +123,21 @@ def torch_values_model(p, x):
     h2 = F.conv2d(torch.tanh(h1), p["w2"], p["b2"], padding=2, dilation=2)
     p1 = F.max_pool2d(h2, 2)
     p2 = F.avg_pool2d(h2, 3, stride=1, padding=1)
-    return p1.flatten(1) @ p["V1"] + p2.flatten(1) @ p["V2"]
+    h3 = F.conv2d(torch.tanh(h2), p["w3"], p["b3"], padding=1)
+    h4 = F.conv2d(torch.tanh(h3), p["w4"], None, padding=1)
+    return p1.flatten(1) @ p["V1"] + p2.flatten(1) @ p["V2"] + h4.flatten(1) @ p["V3"]
 
 
 def case_values(nnc, src, tmp):
     n = 16
     g = torch.Generator().manual_seed(3)
     shapes = {"w1": (4, 2, 3, 2), "b1": (4,), "w2": (3, 4, 3, 3), "b2": (3,), "V1": (12, 5),
-              "V2": (48, 5)}
+              "V2": (48, 5), "w3": (5, 3, 3, 2), "b3": (5,), "w4": (2, 5, 3, 3), "V3": (40, 5)}
     params = {k: torch.rand(s, generator=g, dtype=torch.float64) * 2 - 1 for k, s in shapes.items()}
+    # The stride-1 branch starts small, as a trained layer would: at full size its gradients
+    # make the lr-1 momentum steps below grow the weights to ~100, where rounding differences
+    # between any two correct implementations reach 1e-10.
+    params["V3"] *= 0.1
     x = torch.rand(n, 84, generator=g, dtype=torch.float64) * 2 - 1
     y = torch.rand(n, 5, generator=g, dtype=torch.float64)
     with open(os.path.join(tmp, "tc.nn"), "w") as f:
