@@ -12,6 +12,7 @@
 #include "csv.h"
 #include "files.h"
 #include "idx.h"
+#include "text.h"
 #include "util.h"
 
 static int64_t total_numel(const nnrt_tensor *tensors, int32_t n) {
@@ -269,12 +270,19 @@ void rt_load_training_data(const nnrt_model *m, const char *data, rt_dataset *ou
 
 void rt_load_data_columns(const nnrt_model *m, const char *data, const char *columns,
                           rt_dataset *out) {
+    *out = (rt_dataset){0};
     const char *kind = m->train.data_kind;
     out->input_elems = rt_input_elems(m);
     out->target_elems = rt_target_elems(m);
     bool idx_model = kind && strcmp(kind, "idx") == 0;
+    if (rt_is_text_model(m)) {
+        if (columns) rt_usage_error("--columns is for CSV data; this model reads text");
+        rt_text_data whole = rt_load_text(m, data, NULL, NULL);
+        rt_text_dataset(m, whole.path, whole.ids, whole.n_ids, 0, "the text", out);
+        return;
+    }
     if (!kind || (!idx_model && strcmp(kind, "csv") != 0))
-        rt_fatal("model descriptor: data kind '%s' is not supported (csv or idx)",
+        rt_fatal("model descriptor: data kind '%s' is not supported (csv, idx or text)",
                  kind ? kind : "(none)");
     char *images;
     const char *labels;
@@ -299,6 +307,7 @@ void rt_load_data_columns(const nnrt_model *m, const char *data, const char *col
 
 void rt_load_predict_rows_with_targets(const nnrt_model *m, const char *path, const char *columns,
                                        rt_dataset *out) {
+    *out = (rt_dataset){0};
     out->input_elems = rt_input_elems(m);
     out->target_elems = rt_target_elems(m);
     bool idx_model = m->train.data_kind && strcmp(m->train.data_kind, "idx") == 0;
@@ -315,6 +324,7 @@ void rt_load_predict_rows_with_targets(const nnrt_model *m, const char *path, co
 }
 
 void rt_load_predict_data(const nnrt_model *m, const char *path, rt_dataset *out) {
+    *out = (rt_dataset){0};
     out->input_elems = rt_input_elems(m);
     out->target_elems = 0;
     size_t len;

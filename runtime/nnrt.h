@@ -20,7 +20,7 @@
 
 #include <stdint.h>
 
-#define NNRT_ABI_VERSION 2
+#define NNRT_ABI_VERSION 3
 #define NNRT_MAX_RANK    4
 
 /* The layout is defined once: each struct is a list of fields, NNRT_<STRUCT>_FIELDS(X)
@@ -141,7 +141,7 @@ enum nnrt_accuracy {
 };
 
 #define NNRT_TRAIN_DEFAULTS_FIELDS(X)                                                              \
-    X(STRING, data_kind)  /* "csv", "idx" or NULL (model without inputs) */                        \
+    X(STRING, data_kind)  /* "csv", "idx", "text" or NULL (model without inputs) */                \
     X(STRING, data_path)  /* absolute, or NULL */                                                  \
     X(STRING, data_path2) /* idx: labels file */                                                   \
     X(I32, n_columns)                                                                              \
@@ -165,7 +165,10 @@ enum nnrt_accuracy {
      * as if it were the command-line option --NAME VALUE (NAME with '-' for '_'), before          \
      * the real command line, which overrides it. */                                               \
     X(I32, n_settings)                                                                             \
-    X(SETTINGS, settings)
+    X(SETTINGS, settings)                                                                          \
+    /* Text data: the model's vocabulary size, token ids 0..vocab-1 (text(..., vocab = V), or     \
+     * the last dimension of a one-hot [seq, V] input or target); 0 for other data. */            \
+    X(I64, vocab)
 
 typedef struct nnrt_train_defaults {
     NNRT_TRAIN_DEFAULTS_FIELDS(NNRT_C_FIELD)

@@ -77,6 +77,7 @@ static const char optimizer_choices[] =
 #define SPEC_standardize      FOR_TRAINING, 1, 0, 0, NULL
 #define SPEC_checkpoint_every FOR_TRAIN, 0, 0, 0, NULL
 #define SPEC_threads          FOR_TRAINING | FOR_EVAL | FOR_PREDICT, 0, 0, 0, NULL
+#define SPEC_stride           FOR_TRAINING | FOR_EVAL | FOR_PREDICT, 1, 0, 0, NULL
 
 #define META_REAL   "X"
 #define META_INT    "N"
