@@ -204,10 +204,10 @@ void rt_text_read(const nnrt_model *m, const char *path, rt_vocab *vocab, const 
     if (vocab->n > shape.vocab)
         rt_path_error(path,
                       "the text has %d different characters, more than the vocabulary of model "
-                      "'%s' (%lld): give the model a vocabulary of at least %d (text(..., vocab "
-                      "= %d), or its one-hot input [%lld, %d])",
+                      "'%s' (%lld): declare at least %d, text(..., vocab = %d) or one-hot "
+                      "%s[%lld, %d]",
                       vocab->n, m->name, (long long)shape.vocab, vocab->n, vocab->n,
-                      (long long)shape.seq, vocab->n);
+                      m->inputs[0].name, (long long)shape.seq, vocab->n);
 }
 
 const char *rt_vocab_source(const char *what, const char *path) {
