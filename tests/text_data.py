@@ -255,6 +255,58 @@ def case_bigram(nnc, src, tmp):
           "the vocabulary saved is not the text's")
 
 
+def sanitized(exe):
+    """ASan reserves terabytes of address space: no RLIMIT_AS for its executables."""
+    with open(exe, "rb") as f:
+        return b"__asan_init" in f.read()
+
+
+def run_limited(cmd, cwd, address_space=None):
+    """Runs to the end; returns (status, stderr, peak resident bytes as wait4 reports it)."""
+    def limit():
+        if address_space:
+            import resource
+            resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
+    with open(os.path.join(cwd, "run.err"), "wb") as err:
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=err,
+                                preexec_fn=limit)
+        _, status, usage = os.wait4(proc.pid, 0)
+    with open(os.path.join(cwd, "run.err"), encoding="utf-8", errors="replace") as f:
+        return os.waitstatus_to_exitcode(status), f.read(), usage.ru_maxrss * 1024
+
+
+def case_large_text(nnc, src, tmp):
+    """A text costs its bytes and 4 bytes a character while it is read, and windows nothing
+    more: 16 MB of text evaluated as windows that overlap (--stride 1, 16 million of them)
+    peaks below 5 bytes a character and a fixed 64 MB. A text file past a tenth of the
+    memory budget is refused from its size."""
+    m = build_ids(nnc, tmp, "abcdefgh\n" * 4, 8, 16)
+    run([m, "train", "--save", "w.safetensors", "--quiet"], tmp)
+    if sanitized(os.path.join(tmp, "m")):
+        return
+    size = 16 << 20
+    with open(os.path.join(tmp, "big.txt"), "wb") as f:
+        f.write(b"abcdefgh\n" * (size // 9))
+    status, err, peak = run_limited([m, "eval", "--weights", "w.safetensors", "--data",
+                                     "big.txt", "--stride", "1"], tmp)
+    check(status == 0, err)
+    check(peak < 5 * size + (64 << 20), f"peak {peak} bytes for a text of {size}")
+    space = 1 << 30
+    budget = min(space, os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    try:
+        budget = min(budget, int(open("/sys/fs/cgroup/memory.max").read()))
+    except (OSError, ValueError):
+        pass
+    limit = budget // 10
+    with open(os.path.join(tmp, "huge.txt"), "wb") as f:  # sparse: no disk used
+        f.truncate(limit + 1)
+    status, err, _ = run_limited([m, "eval", "--weights", "w.safetensors", "--data",
+                                  "huge.txt"], tmp, address_space=space)
+    check(status == 1 and err == f"huge.txt: error: too large: {limit + 1} bytes, more than the "
+          f"{limit} bytes a text file may have here (a tenth of the memory this process may "
+          "use: its characters take 4 bytes each as ids)\n", err)
+
+
 SEQ_CSV_MODEL = """import "nn"
 model seq {
     input  x[3, 2]
