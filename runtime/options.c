@@ -288,6 +288,9 @@ static const char *help_text(const opt_spec *o, const nnrt_model *m, rt_command 
         choices_text(o->choices, buf, size);
         return buf;
     }
+    if (strcmp(o->name, "data") == 0 && m->train.data_kind && !strcmp(m->train.data_kind, "text"))
+        return cmd == RT_CMD_PREDICT ? "a UTF-8 text: a line for each window"
+                                     : "a UTF-8 text (gzip'd or not)";
     if (strcmp(o->name, "data") == 0) {
         if (cmd == RT_CMD_PREDICT) return "CSV rows of the inputs' values, or IDX images";
         if (cmd == RT_CMD_GRADCHECK) return "the batch is its first 8 rows; random without data";
