@@ -19,7 +19,9 @@ typedef struct rt_vocab {
 typedef struct rt_text_windows {
     const int32_t *ids;
     int64_t n_ids, seq, stride;
-    void *target_row; /* scratch: one row's targets, for accuracy */
+    int64_t vocab;                     /* the model's: the width of a one-hot row */
+    int input_one_hot, target_one_hot; /* [seq, vocab] tensors, else [seq] ids */
+    void *target_row;                  /* scratch: one row's targets, for accuracy */
 } rt_text_windows;
 
 typedef struct rt_dataset {

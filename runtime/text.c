@@ -238,7 +238,8 @@ void rt_text_dataset(const nnrt_model *m, const char *path, const int32_t *ids, 
                       "character)",
                       what, (long long)n, (long long)shape.seq + 1, (long long)shape.seq);
     rt_text_windows *w = rt_alloc(sizeof *w);
-    *w = (rt_text_windows){ids, n, shape.seq, stride, NULL};
+    *w = (rt_text_windows){
+        ids, n, shape.seq, stride, shape.vocab, shape.input_one_hot, shape.target_one_hot, NULL};
     memset(out, 0, sizeof *out);
     out->input_elems = rt_input_elems(m);
     out->target_elems = rt_target_elems(m);
@@ -262,22 +263,20 @@ static void put_window(void *dst, const int32_t *ids, int64_t seq, int64_t vocab
 void rt_text_fill_row(const nnrt_model *m, nnrt_ctx *ctx, const rt_dataset *d, int64_t row,
                       int64_t b, int with_targets) {
     const rt_text_windows *w = d->text;
-    rt_text_shape shape = rt_text_shape_of(m);
     const int32_t *start = w->ids + row * w->stride;
     const nnrt_tensor *x = &m->inputs[0];
-    put_window(rt_elem_ptr(rt_tensor_data(m, ctx, x), b * x->numel, m->f64), start, shape.seq,
-               shape.vocab, shape.input_one_hot, m->f64);
+    put_window(rt_elem_ptr(rt_tensor_data(m, ctx, x), b * x->numel, m->f64), start, w->seq,
+               w->vocab, w->input_one_hot, m->f64);
     if (!with_targets || m->n_targets == 0) return;
     const nnrt_tensor *y = &m->targets[0];
-    put_window(rt_elem_ptr(rt_tensor_data(m, ctx, y), b * y->numel, m->f64), start + 1, shape.seq,
-               shape.vocab, shape.target_one_hot, m->f64);
+    put_window(rt_elem_ptr(rt_tensor_data(m, ctx, y), b * y->numel, m->f64), start + 1, w->seq,
+               w->vocab, w->target_one_hot, m->f64);
 }
 
 const void *rt_text_target_row(const nnrt_model *m, const rt_dataset *d, int64_t row) {
     const rt_text_windows *w = d->text;
-    rt_text_shape shape = rt_text_shape_of(m);
-    put_window(w->target_row, w->ids + row * w->stride + 1, shape.seq, shape.vocab,
-               shape.target_one_hot, m->f64);
+    put_window(w->target_row, w->ids + row * w->stride + 1, w->seq, w->vocab, w->target_one_hot,
+               m->f64);
     return w->target_row;
 }
 
