@@ -197,6 +197,9 @@ void rt_text_encode(const char *path, const char *bytes, size_t len, rt_vocab *v
 void rt_text_read(const nnrt_model *m, const char *path, rt_vocab *vocab, const char *vocab_source,
                   int32_t **ids, int64_t *n_ids) {
     rt_text_shape shape = rt_text_shape_of(m);
+    if (vocab->n > shape.vocab)
+        rt_fatal("%s has a vocabulary of %d characters, more than model '%s' takes (%lld)",
+                 vocab_source, vocab->n, m->name, (long long)shape.vocab);
     size_t len;
     char *bytes = read_text_file(path, &len);
     rt_text_encode(path, bytes, len, vocab, vocab_source, ids, n_ids);

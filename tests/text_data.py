@@ -188,6 +188,11 @@ def case_vocab_mismatch(nnc, src, tmp):
     _, err = run([m, "eval", "--weights", "bare.safetensors"], tmp, want_status=1)
     check_error(err, "bare.safetensors: error: no text vocabulary (metadata 'text.vocab'): "
                      "model 'ids' reads text, and these weights were not saved by its training")
+    # A model with a smaller vocabulary than the weights' is told so before any text is read.
+    small = build_ids(nnc, tmp, "abcabcabcab\n" * 2, 4, 3, name="small")
+    _, err = run([small, "eval", "--weights", "w.safetensors"], tmp, want_status=1)
+    check_error(err, "small: error: the weights w.safetensors has a vocabulary of 4 characters, "
+                     "more than model 'ids' takes (3)")
     # Resuming the same text continues.
     run([m, "train", "--resume", "c.ckpt", "--epochs", "2", "--quiet", "--no-save"], tmp)
 
