@@ -287,6 +287,7 @@ static LLVMValueRef train_const(Codegen *cg, const DescTypes *t) {
                                                                 : NNRT_ACCURACY_PROBABILITY);
     f[TRAIN_n_settings] = i32_const(cg, ts->settings.n);
     f[TRAIN_settings] = array_const(cg, t->setting, settings, ts->settings.n, "nnc.settings");
+    f[TRAIN_vocab] = int64_const(cg, ts->vocab);
     return struct_const(t->train, f, TRAIN_FIELDS, train_fields);
 }
 

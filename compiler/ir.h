@@ -166,7 +166,7 @@ typedef struct Setting {
 } Setting;
 
 typedef struct TrainSpec {
-    const char *data_kind;  /* "csv", "idx" or NULL (no data: a function to minimise) */
+    const char *data_kind;  /* "csv", "idx", "text" or NULL (no data: a function to minimise) */
     const char *data_path;  /* resolved against the .nn file's folder */
     const char *data_path2; /* idx: the labels file */
     VEC(ColumnMap) columns;
@@ -179,6 +179,7 @@ typedef struct TrainSpec {
     bool classification;   /* report accuracy */
     bool output_logit;     /* the one-value output is a logit (bce_logits): accuracy at 0 */
     VEC(Setting) settings; /* the rest (runtime/settings.def), as option values */
+    int64_t vocab;         /* text: the model's vocabulary size (ids 0..vocab-1); else 0 */
 } TrainSpec;
 
 /* How a parameter starts (Graph.param_inits, parallel to Graph.params). */

@@ -480,10 +480,98 @@ static void default_columns(Graph *g) {
     }
 }
 
+/* ---- text("file.txt", seq = 64, stride = 1, vocab = 65) ----
+ * Windows of seq characters feed the one input, the next characters the target (at most
+ * one): each [seq] (token ids) or [seq, V] (one-hot rows, V the model's vocabulary). */
+
+/* A text tensor's window length (its first dimension) and, for [seq, V], V (else 0); false
+ * with an error when its shape is neither. */
+static bool text_tensor(const Value *v, int64_t *seq, int64_t *vocab) {
+    if (v->shape.rank == 1 || v->shape.rank == 2) {
+        *seq = v->shape.dim[0];
+        *vocab = v->shape.rank == 2 ? v->shape.dim[1] : 0;
+        return true;
+    }
+    diag_error(v->loc,
+               "text data feeds %s windows of characters: declare it %s[seq] (token ids) "
+               "or %s[seq, vocab] (one-hot rows), not %s",
+               v->name, v->name, v->name, shape_str(v->shape));
+    return false;
+}
+
+/* The window, and the vocabulary the model declares: text(..., vocab = V), the V of its
+ * one-hot tensors, or both when they agree. */
+static void check_text_shapes(Graph *g, Node *call, int64_t seq_given, Node *vocab_node) {
+    TrainSpec *t = &g->train;
+    if (g->inputs.n != 1 || g->targets.n > 1) {
+        diag_error(call->loc,
+                   "text data needs a model with one input and at most one target; "
+                   "model %s has %d and %d",
+                   g->name, g->inputs.n, g->targets.n);
+        return;
+    }
+    int64_t seq, vocab, seq2 = 0, vocab2 = 0;
+    if (!text_tensor(g->inputs.v[0], &seq, &vocab)) return;
+    if (g->targets.n == 1 && !text_tensor(g->targets.v[0], &seq2, &vocab2)) return;
+    if (g->targets.n == 1 && seq2 != seq) {
+        diag_error(g->targets.v[0]->loc, "the target's window (%lld) must be the input's (%lld)",
+                   (long long)seq2, (long long)seq);
+        return;
+    }
+    if (seq_given && seq_given != seq)
+        diag_error(call->loc, "seq = %lld, but input %s takes windows of %lld characters",
+                   (long long)seq_given, g->inputs.v[0]->name, (long long)seq);
+    if (vocab && vocab2 && vocab != vocab2)
+        diag_error(g->targets.v[0]->loc, "the one-hot target has %lld classes, the input %lld",
+                   (long long)vocab2, (long long)vocab);
+    int64_t declared = vocab ? vocab : vocab2;
+    if (t->vocab && declared && t->vocab != declared)
+        diag_error(vocab_node->loc, "vocab = %lld, but the one-hot %s has %lld",
+                   (long long)t->vocab, vocab ? "input" : "target", (long long)declared);
+    if (!t->vocab) t->vocab = declared;
+    if (!t->vocab) {
+        diag_error(call->loc,
+                   "text data: say the model's vocabulary size, text(\"f.txt\", seq = "
+                   "%lld, vocab = 65), or declare its input one-hot, %s[%lld, 65]",
+                   (long long)seq, g->inputs.v[0]->name, (long long)seq);
+        diag_hint("token ids run from 0 to vocab - 1; the runtime checks the text fits");
+    }
+}
+
+static void read_text_data(Program *prog, Graph *g, Node *e) {
+    TrainSpec *t = &g->train;
+    t->data_kind = "text";
+    int64_t seq = 0, stride = 0;
+    Node *vocab_node = NULL;
+    int positional = 0;
+    for (int i = 0; i < e->args.n; i++) {
+        Node *a = e->args.v[i];
+        if (a->kind != ND_KWARG && positional++ == 0)
+            t->data_path = resolve_data_path(prog, a);
+        else if (a->kind != ND_KWARG)
+            diag_error(a->loc, "text(...) takes one file");
+        else if (!strcmp(a->str, "seq"))
+            positive_int_of(a->lhs, "seq", &seq);
+        else if (!strcmp(a->str, "stride") && positive_int_of(a->lhs, "stride", &stride))
+            vec_push(&t->settings, ((Setting){"stride", ir_number_str((double)stride)}));
+        else if (!strcmp(a->str, "vocab") && positive_int_of(a->lhs, "vocab", &t->vocab))
+            vocab_node = a->lhs;
+        else if (strcmp(a->str, "seq") && strcmp(a->str, "stride") && strcmp(a->str, "vocab"))
+            diag_error(a->loc, "text(...) takes seq, stride and vocab, not %s", a->str);
+    }
+    if (!positional) diag_error(e->loc, "text(...) needs a file name");
+    check_text_shapes(g, e, seq, vocab_node);
+}
+
 static void read_data(Program *prog, Graph *g, Node *e) {
     TrainSpec *t = &g->train;
+    if (e->kind == ND_CALL && !strcmp(e->str, "text")) {
+        read_text_data(prog, g, e);
+        return;
+    }
     if (e->kind != ND_CALL || (strcmp(e->str, "csv") && strcmp(e->str, "idx"))) {
-        diag_error(e->loc, "data must be csv(\"file.csv\", ...) or idx(\"images\", \"labels\")");
+        diag_error(e->loc, "data must be csv(\"file.csv\", ...), idx(\"images\", \"labels\") or "
+                           "text(\"file.txt\", seq = 64)");
         return;
     }
     t->data_kind = e->str;
@@ -708,6 +796,11 @@ bool sema_train(Program *prog, Graph *g) {
     }
     if (g->inputs.n == 0 && t->data_kind)
         diag_error(prog->train->loc, "model %s has no inputs, so it takes no data", g->name);
+    bool text = t->data_kind && !strcmp(t->data_kind, "text");
+    for (int i = 0; i < t->settings.n && !text; i++)
+        if (!strcmp(t->settings.v[i].name, "stride"))
+            diag_error(prog->train->loc, "stride is for text data: text(\"f.txt\", seq = 64, "
+                                         "stride = 1)");
     if (g->inputs.n > 0 && !t->data_kind) {
         /* No data in the file: it comes from --data at run time, columns in order. */
         t->data_kind = "csv";

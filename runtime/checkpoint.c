@@ -10,6 +10,7 @@
 #include "files.h"
 #include "init.h"
 #include "json.h"
+#include "text.h"
 #include "util.h"
 
 /* The tensors that training state adds to a file besides the params: loading weights
@@ -253,6 +254,11 @@ void rt_st_add_stats(rt_st_writer *w, const rt_stats *stats) {
 rt_st_writer *rt_st_weights_writer(const nnrt_model *m, const void *fixed, const rt_stats *stats) {
     rt_st_writer *w = rt_st_writer_new();
     add_common_meta(w, m);
+    if (stats && stats->vocab.n > 0) {
+        char *vocab = rt_vocab_to_utf8(&stats->vocab);
+        rt_st_meta(w, RT_VOCAB_KEY, vocab);
+        rt_free(vocab);
+    }
     rt_st_add_params(w, m, fixed, "");
     rt_st_add_states(w, m, fixed);
     rt_st_add_stats(w, stats);
@@ -790,6 +796,9 @@ static int is_state_tensor(const st_name *name) {
 
 void rt_st_read_stats(const rt_st_file *f, int64_t n, rt_stats *stats) {
     stats->n = 0;
+    stats->vocab = (rt_vocab){0, NULL};
+    const char *vocab = rt_st_meta_get(f, RT_VOCAB_KEY);
+    if (vocab) rt_vocab_from_utf8(f->path, RT_VOCAB_KEY, vocab, &stats->vocab);
     if (!find_tensor(f, "standardize.mean")) return;
     stats->mean = rt_alloc_array((size_t)n, sizeof(double));
     stats->std = rt_alloc_array((size_t)n, sizeof(double));

@@ -29,7 +29,8 @@ void rt_st_add_params(rt_st_writer *w, const nnrt_model *m, const void *fixed, c
 void rt_st_add_states(rt_st_writer *w, const nnrt_model *m, const void *fixed);
 /* standardize.mean and standardize.std (F64), when stats->n > 0. */
 void rt_st_add_stats(rt_st_writer *w, const rt_stats *stats);
-/* A writer with the metadata model and producer, the params, the states and the stats. */
+/* A writer with the metadata model and producer (and text.vocab, when stats has a
+ * vocabulary), the params, the states and the stats. */
 rt_st_writer *rt_st_weights_writer(const nnrt_model *m, const void *fixed, const rt_stats *stats);
 /* Temp file, fsync, rename: a reader sees the old file or the new one. */
 void rt_st_write(const rt_st_writer *w, const char *path);
@@ -65,7 +66,8 @@ void rt_st_read_params(const rt_st_file *f, const nnrt_model *m, void *fixed, co
  * error when required (resuming), else it takes its initial value (weights saved before
  * the model had it keep loading). */
 void rt_st_read_states(const rt_st_file *f, const nnrt_model *m, void *fixed, int required);
-/* The standardisation statistics of n input values; stats->n = 0 when the file has none. */
+/* The standardisation statistics of n input values (stats->n = 0 when the file has none) and
+ * the text vocabulary (stats->vocab.n = 0 when none; a malformed one is a fatal error). */
 void rt_st_read_stats(const rt_st_file *f, int64_t n, rt_stats *stats);
 
 /* Reads every param and state from the file into the fixed arena (and, when stats is not

@@ -12,6 +12,7 @@
 #include "csv.h"
 #include "files.h"
 #include "idx.h"
+#include "text.h"
 #include "util.h"
 
 static int64_t total_numel(const nnrt_tensor *tensors, int32_t n) {
@@ -221,6 +222,43 @@ static void check_targets_present(const nnrt_model *m, const char *path, const c
     }
 }
 
+static const nnrt_tensor *data_tensor(const nnrt_model *m, const rt_csv_slot *slot) {
+    const nnrt_tensor *list = slot->is_target ? m->targets : m->inputs;
+    int32_t n = slot->is_target ? m->n_targets : m->n_inputs;
+    for (int32_t i = 0; i < n; i++)
+        if (!strcmp(list[i].name, slot->tensor)) return &list[i];
+    return NULL;
+}
+
+/* "the model reads columns 0..8", for "expected N columns (...)"; when a tensor has several
+ * dimensions, whose values are its columns row-major, each tensor's columns too:
+ * "the model reads columns 0..8: x[3, 2] from 0..5, y[3] from 6..8". */
+static char *columns_read(const nnrt_model *m, const rt_csv_slot *slots, int n_slots,
+                          int32_t columns) {
+    int several_dims = 0;
+    for (int i = 0; i < n_slots; i++) {
+        const nnrt_tensor *t = data_tensor(m, &slots[i]);
+        several_dims |= t && t->rank > 1;
+    }
+    size_t size = 64 + (several_dims ? (size_t)n_slots * 640 : 0), used;
+    char *what = rt_alloc(size);
+    used = (size_t)snprintf(what, size, "the model reads columns 0..%d", columns - 1);
+    for (int i = 0; several_dims && i < n_slots; i++) {
+        const rt_csv_slot *sl = &slots[i];
+        const nnrt_tensor *t = data_tensor(m, sl);
+        used +=
+            (size_t)snprintf(what + used, size - used, "%s%.500s[", i ? ", " : ": ", sl->tensor);
+        for (int32_t d = 0; t && d < t->rank; d++)
+            used += (size_t)snprintf(what + used, size - used, "%s%lld", d ? ", " : "",
+                                     (long long)t->dims[d]);
+        int32_t last = sl->first_column + sl->n_columns - 1;
+        used += (size_t)snprintf(what + used, size - used, "] from %d", sl->first_column);
+        if (last > sl->first_column)
+            used += (size_t)snprintf(what + used, size - used, "..%d", last);
+    }
+    return what;
+}
+
 static void load_csv(const nnrt_model *m, const char *path, const char *columns_spec,
                      rt_dataset *out, bool for_loss) {
     size_t len;
@@ -232,10 +270,10 @@ static void load_csv(const nnrt_model *m, const char *path, const char *columns_
     add_slots(m, &cm, m->inputs, m->n_inputs, 0, slots, &n_slots, &columns);
     add_slots(m, &cm, m->targets, m->n_targets, 1, slots, &n_slots, &columns);
     if (for_loss) check_targets_present(m, path, text, len, slots, n_slots);
-    char what[64];
-    snprintf(what, sizeof what, "the model reads columns 0..%d", columns - 1);
+    char *what = columns_read(m, slots, n_slots, columns);
     rt_csv_layout layout = {slots, n_slots, columns, 0, for_loss, what};
     rt_csv_parse(path, text, len, &layout, m->f64, out);
+    rt_free(what);
     rt_free(text);
     rt_free(slots);
 }
@@ -269,12 +307,19 @@ void rt_load_training_data(const nnrt_model *m, const char *data, rt_dataset *ou
 
 void rt_load_data_columns(const nnrt_model *m, const char *data, const char *columns,
                           rt_dataset *out) {
+    *out = (rt_dataset){0};
     const char *kind = m->train.data_kind;
     out->input_elems = rt_input_elems(m);
     out->target_elems = rt_target_elems(m);
     bool idx_model = kind && strcmp(kind, "idx") == 0;
+    if (rt_is_text_model(m)) {
+        if (columns) rt_usage_error("--columns is for CSV data; this model reads text");
+        rt_text_data whole = rt_load_text(m, data, NULL, NULL);
+        rt_text_dataset(m, whole.path, whole.ids, whole.n_ids, 0, "the text", out);
+        return;
+    }
     if (!kind || (!idx_model && strcmp(kind, "csv") != 0))
-        rt_fatal("model descriptor: data kind '%s' is not supported (csv or idx)",
+        rt_fatal("model descriptor: data kind '%s' is not supported (csv, idx or text)",
                  kind ? kind : "(none)");
     char *images;
     const char *labels;
@@ -299,6 +344,7 @@ void rt_load_data_columns(const nnrt_model *m, const char *data, const char *col
 
 void rt_load_predict_rows_with_targets(const nnrt_model *m, const char *path, const char *columns,
                                        rt_dataset *out) {
+    *out = (rt_dataset){0};
     out->input_elems = rt_input_elems(m);
     out->target_elems = rt_target_elems(m);
     bool idx_model = m->train.data_kind && strcmp(m->train.data_kind, "idx") == 0;
@@ -315,6 +361,7 @@ void rt_load_predict_rows_with_targets(const nnrt_model *m, const char *path, co
 }
 
 void rt_load_predict_data(const nnrt_model *m, const char *path, rt_dataset *out) {
+    *out = (rt_dataset){0};
     out->input_elems = rt_input_elems(m);
     out->target_elems = 0;
     size_t len;

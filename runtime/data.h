@@ -8,19 +8,39 @@
 
 #include "nnrt.h"
 
+/* A text's vocabulary (text.c): its characters (Unicode code points) in increasing order; a
+ * character's id is its index. n = 0: none. */
+typedef struct rt_vocab {
+    int32_t n;
+    uint32_t *chars;
+} rt_vocab;
+
+/* Text data: rows are windows of a text's ids, gathered when a batch is filled (text.h). */
+typedef struct rt_text_windows {
+    const int32_t *ids;
+    int64_t n_ids, seq, stride;
+    int64_t vocab;                     /* the model's: the width of a one-hot row */
+    int input_one_hot, target_one_hot; /* [seq, vocab] tensors, else [seq] ids */
+    void *target_row;                  /* scratch: one row's targets, for accuracy */
+} rt_text_windows;
+
 typedef struct rt_dataset {
     int64_t rows;
-    int64_t input_elems;  /* per row: every input's elements, in declaration order */
-    int64_t target_elems; /* per row: every target's elements (class indexes one-hot) */
-    void *inputs;         /* rows * input_elems elements */
-    void *targets;        /* rows * target_elems elements; NULL when targets are not read */
+    int64_t input_elems;         /* per row: every input's elements, in declaration order */
+    int64_t target_elems;        /* per row: every target's elements (class indexes one-hot) */
+    void *inputs;                /* rows * input_elems elements; NULL for text */
+    void *targets;               /* rows * target_elems elements; NULL when targets are not read */
+    const rt_text_windows *text; /* text data: the windows, instead of inputs and targets */
 } rt_dataset;
 
-/* Standardisation statistics: per input value (inputs concatenated in declaration order),
- * the mean and the standard deviation over the training rows. n = 0: none. */
+/* How the data was encoded, saved with the weights and applied to the data of eval and
+ * predict. Standardisation statistics: per input value (inputs concatenated in declaration
+ * order), the mean and the standard deviation over the training rows; n = 0: none. And for
+ * text data, the vocabulary (vocab.n = 0: none). */
 typedef struct rt_stats {
     int64_t n;
     double *mean, *std;
+    rt_vocab vocab;
 } rt_stats;
 
 /* Elements per row of all inputs, of all targets. */

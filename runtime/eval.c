@@ -9,10 +9,39 @@
 #include "data.h"
 #include "files.h"
 #include "model.h"
+#include "text.h"
 #include "util.h"
+
+/* A text model's data: every window of the text (path NULL: the train block's file, or for
+ * predict standard input), encoded with the vocabulary saved with the weights, which the
+ * weights must have. */
+static void load_text_windows(const nnrt_model *m, const rt_options *o, const char *path,
+                              int stdin_default, const rt_stats *stats, rt_dataset *d) {
+    if (o->columns) rt_usage_error("--columns is for CSV data; this model reads text");
+    if (stats->vocab.n == 0)
+        rt_path_error(o->weights,
+                      "no text vocabulary (metadata '%s'): model '%s' reads text, and these "
+                      "weights were not saved by its training",
+                      RT_VOCAB_KEY, m->name);
+    const char *source = rt_vocab_source("the weights", o->weights);
+    rt_text_data text = {path, NULL, 0, stats->vocab};
+    if (path || !stdin_default)
+        text = rt_load_text(m, path, &stats->vocab, source);
+    else
+        rt_text_read(m, NULL, &text.vocab, source, &text.ids, &text.n_ids);
+    rt_text_dataset(m, text.path, text.ids, text.n_ids, o->stride, "the text", d);
+}
+
+/* --stride cuts text into windows; any other data has none. */
+static void check_stride(const nnrt_model *m, const rt_options *o) {
+    if (o->stride && !rt_is_text_model(m))
+        rt_usage_error("--stride is for text data; model '%s' reads %s", m->name,
+                       m->train.data_kind ? m->train.data_kind : "no data");
+}
 
 /* Weights, and the standardisation statistics saved with them, which the data then gets. */
 int rt_cmd_eval(const nnrt_model *m, const rt_options *o) {
+    check_stride(m, o);
     void *fixed = rt_new_fixed_arena(m);
     rt_stats stats;
     rt_load_weights(m, fixed, o->weights, &stats);
@@ -21,7 +50,10 @@ int rt_cmd_eval(const nnrt_model *m, const rt_options *o) {
         return 0;
     }
     rt_dataset d;
-    rt_load_data_columns(m, o->data, o->columns, &d);
+    if (rt_is_text_model(m))
+        load_text_windows(m, o, o->data, 0, &stats, &d);
+    else
+        rt_load_data_columns(m, o->data, o->columns, &d);
     rt_apply_stats(&d, &stats, m->f64);
     rt_metrics r = rt_evaluate(m, fixed, &d, NULL, d.rows);
     printf("loss %.9g\n", rt_mean_loss(r));
@@ -187,11 +219,16 @@ static void load_rows(const nnrt_model *m, const rt_options *o, const predict_pl
 
 int rt_cmd_predict(const nnrt_model *m, const rt_options *o) {
     predict_plan pp = plan_predict(m, o);
+    check_stride(m, o);
     void *fixed = rt_new_fixed_arena(m);
     rt_stats stats;
     rt_load_weights(m, fixed, o->weights, &stats);
     rt_dataset d;
-    load_rows(m, o, &pp, &d);
+    if (rt_is_text_model(m))
+        load_text_windows(m, o, o->data && strcmp(o->data, "-") != 0 ? o->data : NULL, 1, &stats,
+                          &d);
+    else
+        load_rows(m, o, &pp, &d);
     rt_apply_stats(&d, &stats, m->f64);
     int loss = pp.kind == PRINT_LOSS;
     int64_t cap = loss ? rt_eval_batch(m, d.rows) : rt_predict_batch(m, d.rows);

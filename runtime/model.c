@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "init.h"
+#include "text.h"
 #include "util.h"
 
 /* ---- descriptor checks ---- */
@@ -211,6 +212,10 @@ void rt_fill_batch(const nnrt_model *m, nnrt_ctx *ctx, const rt_dataset *d, cons
                    int64_t first, int64_t count, int with_targets) {
     for (int64_t b = 0; b < count; b++) {
         int64_t row = rows ? rows[b] : first + b;
+        if (d->text) {
+            rt_text_fill_row(m, ctx, d, row, b, with_targets);
+            continue;
+        }
         copy_row(m, ctx, m->inputs, m->n_inputs, d->inputs, d->input_elems, row, b);
         if (with_targets)
             copy_row(m, ctx, m->targets, m->n_targets, d->targets, d->target_elems, row, b);
@@ -247,14 +252,15 @@ static int is_correct(const void *output, int64_t n_output, const void *target, 
 void rt_add_batch_metrics(const nnrt_model *m, const nnrt_ctx *ctx, const rt_dataset *d,
                           const int64_t *rows, int64_t first, rt_metrics *acc) {
     const void *loss = rt_tensor_data(m, ctx, &m->loss);
-    int classify = m->train.classification && d && d->targets && m->n_targets > 0;
+    int classify = m->train.classification && d && (d->targets || d->text) && m->n_targets > 0;
     const void *output = classify ? rt_tensor_data(m, ctx, &m->output) : NULL;
     int64_t n_out = m->output.numel, n_target = classify ? m->targets[0].numel : 0;
     for (int64_t b = 0; b < ctx->batch; b++) {
         acc->loss_sum += rt_get(loss, m->loss.varying ? b : 0, m->f64);
         if (classify) {
             int64_t row = rows ? rows[b] : first + b;
-            const void *target = rt_elem_cptr(d->targets, row * d->target_elems, m->f64);
+            const void *target = d->text ? rt_text_target_row(m, d, row)
+                                         : rt_elem_cptr(d->targets, row * d->target_elems, m->f64);
             const void *out = rt_elem_cptr(output, b * n_out, m->f64);
             acc->correct +=
                 is_correct(out, n_out, target, n_target, m->f64, m->train.classification);

@@ -21,7 +21,8 @@
 #include <stdint.h>
 
 /* Changes with anything compiled models and libnnrt both read: the descriptor below, or the
- * kernels' arguments (conv.h: version 3 added the window field cols_ready). */
+ * kernels' arguments (version 3: the window field cols_ready of conv.h, and
+ * train.vocab). */
 #define NNRT_ABI_VERSION 3
 #define NNRT_MAX_RANK    4
 
@@ -143,7 +144,7 @@ enum nnrt_accuracy {
 };
 
 #define NNRT_TRAIN_DEFAULTS_FIELDS(X)                                                              \
-    X(STRING, data_kind)  /* "csv", "idx" or NULL (model without inputs) */                        \
+    X(STRING, data_kind)  /* "csv", "idx", "text" or NULL (model without inputs) */                \
     X(STRING, data_path)  /* absolute, or NULL */                                                  \
     X(STRING, data_path2) /* idx: labels file */                                                   \
     X(I32, n_columns)                                                                              \
@@ -167,7 +168,10 @@ enum nnrt_accuracy {
      * as if it were the command-line option --NAME VALUE (NAME with '-' for '_'), before          \
      * the real command line, which overrides it. */                                               \
     X(I32, n_settings)                                                                             \
-    X(SETTINGS, settings)
+    X(SETTINGS, settings)                                                                          \
+    /* Text data: the model's vocabulary size, token ids 0..vocab-1 (text(..., vocab = V), or     \
+     * the last dimension of a one-hot [seq, V] input or target); 0 for other data. */            \
+    X(I64, vocab)
 
 typedef struct nnrt_train_defaults {
     NNRT_TRAIN_DEFAULTS_FIELDS(NNRT_C_FIELD)

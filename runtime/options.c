@@ -77,6 +77,7 @@ static const char optimizer_choices[] =
 #define SPEC_standardize      FOR_TRAINING, 1, 0, 0, NULL
 #define SPEC_checkpoint_every FOR_TRAIN, 0, 0, 0, NULL
 #define SPEC_threads          FOR_TRAINING | FOR_EVAL | FOR_PREDICT, 0, 0, 0, NULL
+#define SPEC_stride           FOR_TRAINING | FOR_EVAL | FOR_PREDICT, 1, 0, 0, NULL
 
 #define META_REAL   "X"
 #define META_INT    "N"
@@ -287,6 +288,9 @@ static const char *help_text(const opt_spec *o, const nnrt_model *m, rt_command 
         choices_text(o->choices, buf, size);
         return buf;
     }
+    if (strcmp(o->name, "data") == 0 && m->train.data_kind && !strcmp(m->train.data_kind, "text"))
+        return cmd == RT_CMD_PREDICT ? "a UTF-8 text: a line for each window"
+                                     : "a UTF-8 text (gzip'd or not)";
     if (strcmp(o->name, "data") == 0) {
         if (cmd == RT_CMD_PREDICT) return "CSV rows of the inputs' values, or IDX images";
         if (cmd == RT_CMD_GRADCHECK) return "the batch is its first 8 rows; random without data";

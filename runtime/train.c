@@ -24,6 +24,7 @@
 #include "plot.h"
 #include "progress.h"
 #include "rng.h"
+#include "text.h"
 #include "trace.h"
 #include "util.h"
 
@@ -72,6 +73,50 @@ static void all_rows(int64_t **rows, int64_t n) {
     for (int64_t i = 0; i < n; i++) (*rows)[i] = i;
 }
 
+/* Text data: the vocabulary in force is the one saved with the starting weights (--resume,
+ * --init-weights) when they have one, so that a character keeps the id it was trained with;
+ * else the training text's own. The held-out part is the END of the text, a fraction of its
+ * characters, and windows are cut within each part: no held-out character is ever in a
+ * training window, whatever the stride. */
+static void load_text_train_data(const nnrt_model *m, const rt_options *o, rt_train_data *data) {
+    if (o->standardize)
+        rt_usage_error("--standardize is for numeric inputs; text data feeds token ids");
+    const char *start = o->resume ? o->resume : o->init_weights;
+    rt_vocab saved = {0, NULL};
+    if (start) rt_vocab_of_weights(start, &saved);
+    rt_text_data text =
+        rt_load_text(m, o->data, &saved, start ? rt_vocab_source("the weights", start) : NULL);
+    data->stats.vocab = text.vocab;
+    if (o->validation_data) {
+        if (o->validation > 0)
+            rt_usage_error("give --validation F or --validation-data FILE, not both");
+        rt_text_dataset(m, text.path, text.ids, text.n_ids, o->stride, "the text", &data->train);
+        rt_text_data held = rt_load_text(m, o->validation_data, &text.vocab,
+                                         rt_vocab_source("the training text", text.path));
+        rt_text_dataset(m, held.path, held.ids, held.n_ids, o->stride, "the validation text",
+                        &data->separate);
+    } else {
+        int64_t held_out = (int64_t)llround(o->validation * (double)text.n_ids);
+        int64_t head = text.n_ids - held_out;
+        char what[96];
+        snprintf(what, sizeof what, "the training part of the text (--validation %g)",
+                 o->validation);
+        rt_text_dataset(m, text.path, text.ids, head, o->stride, held_out > 0 ? what : "the text",
+                        &data->train);
+        if (held_out > 0) {
+            snprintf(what, sizeof what, "the held-out end of the text (--validation %g)",
+                     o->validation);
+            rt_text_dataset(m, text.path, text.ids + head, held_out, o->stride, what,
+                            &data->separate);
+        }
+    }
+    data->validation = &data->separate;
+    data->n_train = data->train.rows;
+    all_rows(&data->train_rows, data->n_train);
+    data->n_validation = data->separate.rows;
+    all_rows(&data->validation_rows, data->n_validation);
+}
+
 void rt_load_train_data(const nnrt_model *m, const rt_options *o, rt_train_data *data) {
     memset(data, 0, sizeof *data);
     data->validation = &data->train;
@@ -80,6 +125,14 @@ void rt_load_train_data(const nnrt_model *m, const rt_options *o, rt_train_data 
         all_rows(&data->train_rows, 1);
         data->n_train = 1;
         all_rows(&data->validation_rows, 0);
+        return;
+    }
+    if (o->stride && !rt_is_text_model(m))
+        rt_usage_error("--stride is for text data; model '%s' reads %s", m->name,
+                       m->train.data_kind ? m->train.data_kind : "no data");
+    if (rt_is_text_model(m)) {
+        if (o->columns) rt_usage_error("--columns is for CSV data; this model reads text");
+        load_text_train_data(m, o, data);
         return;
     }
     rt_load_data_columns(m, o->data, o->columns, &data->train);
@@ -763,6 +816,28 @@ static void read_params(const rt_st_file *f, const char *path, run *r) {
     rt_st_read_params(f, r->m, r->fixed, "");
 }
 
+/* text.vocab: metadata the weights writer saves for a text model. The run has encoded its
+ * text with the checkpoint's vocabulary already (load_text_train_data): it must be there
+ * exactly when the model reads text, and be the run's. */
+static void read_vocab(const rt_st_file *f, const char *path, run *r) {
+    const char *saved = rt_st_meta_get(f, RT_VOCAB_KEY);
+    const rt_vocab *vocab = &r->data->stats.vocab;
+    if (!rt_is_text_model(r->m)) {
+        if (saved)
+            rt_path_error(path, "metadata '%s': a text vocabulary, and model '%s' reads no text",
+                          RT_VOCAB_KEY, r->m->name);
+        return;
+    }
+    if (!saved)
+        rt_path_error(path, "no metadata '%s': this checkpoint was not trained on text",
+                      RT_VOCAB_KEY);
+    char *own = rt_vocab_to_utf8(vocab);
+    if (strcmp(own, saved) != 0)
+        rt_path_error(path, "metadata '%s': not the vocabulary the text was encoded with",
+                      RT_VOCAB_KEY);
+    rt_free(own);
+}
+
 /* STATE: the running statistics, saved by the weights writer; resuming needs every one. */
 static void read_states(const rt_st_file *f, const char *path, run *r) {
     (void)path;
@@ -926,7 +1001,7 @@ enum field_type {
     FIELD_INT,     /* metadata: the int64_t at `at` in the run, as meta_int writes it */
     FIELD_REAL,    /* metadata: the double at `at`, as meta_real writes it */
     FIELD_RNG,     /* metadata: the rt_rng at `at`, as meta_rng writes it (parse_rng checks) */
-    FIELD_TENSORS, /* tensors: save() and read() */
+    FIELD_TENSORS, /* tensors (or metadata the weights writer saves): save() and read() */
 };
 
 typedef struct field {
@@ -944,6 +1019,7 @@ typedef struct field {
 /* In the order resuming reads them: a check may use the fields above it. */
 static const field fields[] = {
     {"nnrt.kind", FIELD_TEXT, .check = check_kind, .text = kind_text},
+    {"text.vocab", FIELD_TENSORS, .read = read_vocab}, /* metadata; the weights writer's */
     {"PARAM", FIELD_TENSORS, .read = read_params},
     {"STATE", FIELD_TENSORS, .read = read_states},
     {"nnrt.epoch", FIELD_INT, IN_RUN(epoch), .check = check_epoch},

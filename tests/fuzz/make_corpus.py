@@ -265,6 +265,32 @@ def gzip_seeds():
     }
 
 
+# ---- text: the length of a saved vocabulary, a spare byte, the vocabulary, the text ----
+
+
+def text_input(text, vocab=b""):
+    return bytes([len(vocab), 0]) + vocab + text
+
+
+def text_seeds():
+    genesis = read("examples/genesis.txt")[:2000]
+    utf8 = "Grüße, naïve café — 日本語 🙂!\nçà et là.\n".encode()
+    return {
+        "genesis": text_input(genesis),
+        "utf8": text_input(utf8),
+        "utf8_saved_vocab": text_input(utf8, "".join(sorted(set(utf8.decode()))).encode()),
+        "char_not_in_vocab": text_input(b"abcx", b"abc"),
+        "vocab_unsorted": text_input(b"abc", b"cba"),
+        "vocab_not_utf8": text_input(b"abc", b"a\xffb"),
+        "bom": text_input(b"\xef\xbb\xbfabc"),
+        "utf16": text_input("abc".encode("utf-16")),
+        "nul": text_input(b"ab\0c"),
+        "surrogate": text_input(b"ab\xed\xa0\x80c"),
+        "truncated": text_input(b"ab\xe6\x97"),
+        "empty": text_input(b""),
+    }
+
+
 # ---- safetensors: the file as on disk ----
 
 DTYPES = {"F32": ("<f", 4), "F64": ("<d", 8), "I64": ("<q", 8)}
@@ -329,7 +355,7 @@ def safetensors_seeds():
 
 
 TARGETS = {"nnc": nnc_seeds, "csv": csv_seeds, "idx": idx_seeds, "gzip": gzip_seeds,
-           "safetensors": safetensors_seeds}
+           "safetensors": safetensors_seeds, "text": text_seeds}
 
 
 def main():

@@ -1,0 +1,372 @@
+#!/usr/bin/env python3
+"""Text data and sequence inputs, end to end: compile small models with nnc, run them on
+texts and CSV files written here, and check the exact ids, windows, splits, vocabularies and
+messages (docs/runtime.md, "Text" and "CSV").
+
+usage: text_data.py NNC SOURCE_DIR CASE
+"""
+import json
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+
+
+class Failure(Exception):
+    pass
+
+
+def run(cmd, cwd, want_status=0, stdin=None):
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, input=stdin, timeout=600)
+    out = proc.stdout.decode("utf-8", "replace")
+    err = proc.stderr.decode("utf-8", "replace")
+    if want_status is not None and proc.returncode != want_status:
+        raise Failure(f"{' '.join(cmd)}: exit status {proc.returncode}, wanted {want_status}\n"
+                      f"--- stdout:\n{out}--- stderr:\n{err}")
+    return out, err
+
+
+def write(tmp, name, data):
+    with open(os.path.join(tmp, name), "wb") as f:
+        f.write(data.encode("utf-8") if isinstance(data, str) else data)
+
+
+def check(cond, message):
+    if not cond:
+        raise Failure(message)
+
+
+def check_error(err, want):
+    check(want in err, f"wanted the message\n  {want}\ngot\n  {err}")
+
+
+def metadata(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    n = struct.unpack("<Q", data[:8])[0]
+    return json.loads(data[8:8 + n])["__metadata__"]
+
+
+def vocab_and_ids(text):
+    """What the runtime must make of a text: its sorted characters and their ids."""
+    vocab = sorted(set(text))
+    index = {c: i for i, c in enumerate(vocab)}
+    return vocab, [index[c] for c in text]
+
+
+# An identity model on ids: p = x + w with w = 0 (the rate is 0), so predict prints each
+# window's ids and mse(p, y) measures the input window against the target window.
+IDS_MODEL = """import "nn"
+model ids {{
+    input  x[{seq}]
+    target y[{seq}]
+    param  w = zeros
+    output p = x + w
+    loss     = mse(p, y)
+}}
+train ids {{
+    data      = text("t.txt", seq = {seq}, vocab = {vocab})
+    optimizer = sgd(lr = 0)
+    epochs    = 1
+}}
+"""
+
+
+def build_ids(nnc, tmp, text, seq, vocab, name="m"):
+    write(tmp, "t.txt", text)
+    write(tmp, name + ".nn", IDS_MODEL.format(seq=seq, vocab=vocab))
+    run([nnc, name + ".nn", "-o", name], tmp)
+    return "./" + name
+
+
+def windows(ids, seq, stride):
+    return [(ids[s:s + seq], ids[s + 1:s + seq + 1])
+            for s in range(0, len(ids) - seq, stride)]
+
+
+def mean_mse(pairs):
+    return sum(sum((a - b) ** 2 for a, b in zip(x, y)) / len(x) for x, y in pairs) / len(pairs)
+
+
+def rows(out):
+    return [[float(v) for v in line.split(",")] for line in out.split()]
+
+
+def case_ids_and_windows(nnc, src, tmp):
+    """predict prints the input windows: non-overlapping windows of seq, the exact ids of
+    the sorted characters; eval's loss is the mean mse of input against target windows,
+    which are the next characters."""
+    text = "the cat sat on the mat\n" * 3
+    vocab, ids = vocab_and_ids(text)
+    m = build_ids(nnc, tmp, text, 5, 12)
+    run([m, "train", "--save", "w.safetensors", "--quiet"], tmp)
+    out, _ = run([m, "predict", "--weights", "w.safetensors", "--data", "t.txt"], tmp)
+    want = windows(ids, 5, 5)
+    check(rows(out) == [x for x, _ in want], f"predict printed\n{out}\nwanted {want}")
+    check(rows(out)[:2] == [[10, 5, 4, 1, 3], [2, 10, 1, 9, 2]], f"first windows: {out}")
+    out, _ = run([m, "eval", "--weights", "w.safetensors"], tmp)
+    loss = float(out.split()[1])
+    check(abs(loss - mean_mse(want)) < 1e-6 * mean_mse(want), f"eval: {out}, wanted "
+          f"{mean_mse(want)}")
+    # --stride 1: every window, one a character.
+    out, _ = run([m, "predict", "--weights", "w.safetensors", "--data", "t.txt", "--stride",
+                  "1"], tmp)
+    check(rows(out) == [x for x, _ in windows(ids, 5, 1)], f"--stride 1:\n{out}")
+    check(len(rows(out)) == len(ids) - 5, f"--stride 1: {len(rows(out))} windows")
+
+
+def case_split_end(nnc, src, tmp):
+    """--validation F holds out the last round(F * n) characters, and windows are cut within
+    each part: the validation loss is the one of the tail's windows alone."""
+    text = "".join(chr(ord("a") + (i * 7) % 13) for i in range(103))
+    vocab, ids = vocab_and_ids(text)
+    m = build_ids(nnc, tmp, text, 4, 13)
+    out, _ = run([m, "train", "--validation", "0.3", "--no-save", "--quiet"], tmp)
+    held = round(0.3 * len(ids))
+    head, tail = ids[:len(ids) - held], ids[len(ids) - held:]
+    got = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in out.splitlines()}
+    want_train, want_val = mean_mse(windows(head, 4, 4)), mean_mse(windows(tail, 4, 4))
+    check(abs(got["final loss"] - want_train) < 1e-6 * want_train, f"{out} (train {want_train})")
+    check(abs(got["validation loss"] - want_val) < 1e-6 * want_val, f"{out} (held {want_val})")
+    # A held-out end shorter than a window is an error that says so.
+    _, err = run([m, "train", "--validation", "0.01", "--no-save", "--quiet"], tmp,
+                 want_status=1)
+    check_error(err, "t.txt: error: the held-out end of the text (--validation 0.01) has 1 "
+                     "characters; a window needs 5 (seq 4, and the next character)")
+
+
+UTF8_TEXT = "Grüße, naïve café — 日本語 🙂!\nçà et là.\n"
+
+
+def case_utf8_vocab(nnc, src, tmp):
+    """A UTF-8 text is read as characters, not bytes: the vocabulary is the sorted code
+    points, saved with the weights as text.vocab, and the ids follow it."""
+    vocab, ids = vocab_and_ids(UTF8_TEXT)
+    check(len(UTF8_TEXT.encode()) > len(UTF8_TEXT), "the test text must be non-ASCII")
+    m = build_ids(nnc, tmp, UTF8_TEXT, 6, len(vocab))
+    run([m, "train", "--save", "w.safetensors", "--quiet"], tmp)
+    meta = metadata(os.path.join(tmp, "w.safetensors"))
+    check(meta.get("text.vocab") == "".join(vocab), f"text.vocab {meta.get('text.vocab')!r}, "
+          f"wanted {''.join(vocab)!r}")
+    out, _ = run([m, "predict", "--weights", "w.safetensors", "--data", "t.txt"], tmp)
+    check(rows(out) == [x for x, _ in windows(ids, 6, 6)], f"predict:\n{out}")
+    # Another text with the same characters in another order keeps the saved ids.
+    other = "çà 🙂 日本語"
+    write(tmp, "u.txt", other)
+    out, _ = run([m, "predict", "--weights", "w.safetensors", "--data", "u.txt"], tmp)
+    index = {c: i for i, c in enumerate(vocab)}
+    check(rows(out) == [[index[c] for c in other[:6]]], f"u.txt:\n{out}")
+
+
+def case_vocab_mismatch(nnc, src, tmp):
+    """Weights trained on one text and used on another with a character they never saw:
+    eval, predict, --init-weights and --resume all stop at that character."""
+    m = build_ids(nnc, tmp, "abcabcabcab\n" * 2, 4, 8)
+    run([m, "train", "--save", "w.safetensors", "--epochs", "1", "--checkpoint-every", "1",
+         "--checkpoint", "c.ckpt", "--quiet"], tmp)
+    write(tmp, "u.txt", "abc\nabcaXbc\n")
+    where = "u.txt:2: error: column 5: character 'X' (U+0058) is not in the vocabulary (4 " \
+            "characters) of the weights "
+    for cmd in (["eval", "--weights", "w.safetensors", "--data", "u.txt"],
+                ["predict", "--weights", "w.safetensors", "--data", "u.txt"],
+                ["train", "--init-weights", "w.safetensors", "--data", "u.txt"]):
+        _, err = run([m, *cmd], tmp, want_status=1)
+        check_error(err, where + "w.safetensors")
+    _, err = run([m, "train", "--resume", "c.ckpt", "--epochs", "2", "--data", "u.txt"], tmp,
+                 want_status=1)
+    check_error(err, where + "c.ckpt")
+    # Weights without a vocabulary (not saved by training on text) are refused for text.
+    with open(os.path.join(tmp, "w.safetensors"), "rb") as f:
+        data = f.read()
+    n = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8:8 + n])
+    del header["__metadata__"]["text.vocab"]
+    text = json.dumps(header).encode()
+    text += b" " * ((8 - (8 + len(text)) % 8) % 8)
+    write(tmp, "bare.safetensors", struct.pack("<Q", len(text)) + text + data[8 + n:])
+    _, err = run([m, "eval", "--weights", "bare.safetensors"], tmp, want_status=1)
+    check_error(err, "bare.safetensors: error: no text vocabulary (metadata 'text.vocab'): "
+                     "model 'ids' reads text, and these weights were not saved by its training")
+    # A model with a smaller vocabulary than the weights' is told so before any text is read.
+    small = build_ids(nnc, tmp, "abcabcabcab\n" * 2, 4, 3, name="small")
+    _, err = run([small, "eval", "--weights", "w.safetensors"], tmp, want_status=1)
+    check_error(err, "small: error: the weights w.safetensors has a vocabulary of 4 characters, "
+                     "more than model 'ids' takes (3)")
+    # Resuming the same text continues.
+    run([m, "train", "--resume", "c.ckpt", "--epochs", "2", "--quiet", "--no-save"], tmp)
+
+
+def case_text_errors(nnc, src, tmp):
+    """Every malformed text is a located error, never a crash."""
+    m = build_ids(nnc, tmp, "abcd\n", 4, 8)
+    cases = [
+        (b"", "t.txt: error: the text is empty"),
+        (b"abc", "t.txt: error: the text has 3 characters; a window needs 5 (seq 4, and the "
+                 "next character)"),
+        (b"ab\ncd\xffef\n", "t.txt:2: error: column 3: byte 0xff is not UTF-8; text data is "
+                            "read as UTF-8 characters"),
+        (b"ab\xc3", "t.txt:1: error: column 3: byte 0xc3 is not UTF-8"),
+        (b"ab\xed\xa0\x80cdef", "t.txt:1: error: column 3: byte 0xed is not UTF-8"),
+        (b"abcd\x00ef", "t.txt:1: error: column 5: a NUL byte: this is not text"),
+        ("abcdef".encode("utf-16"), "t.txt:byte 0: error: the file is UTF-16 text; text "
+                                    "data is read as UTF-8 (save it as UTF-8)"),
+        (b"abcdefghij", "t.txt: error: the text has 10 different characters, more than the "
+                        "vocabulary of model 'ids' (8)"),
+    ]
+    for data, want in cases:
+        write(tmp, "t.txt", data)
+        _, err = run([m, "train", "--no-save", "--quiet"], tmp, want_status=1)
+        check_error(err, want)
+    # A byte-order mark is not a character.
+    write(tmp, "t.txt", b"\xef\xbb\xbfabcde")
+    run([m, "train", "--save", "w.safetensors", "--quiet"], tmp)
+    check(metadata(os.path.join(tmp, "w.safetensors"))["text.vocab"] == "abcde", "BOM read")
+    # Usage errors.
+    for args, want in (
+            (["--standardize", "on"], "--standardize is for numeric inputs; text data feeds "
+                                      "token ids"),
+            (["--columns", "x=0..3"], "--columns is for CSV data; this model reads text")):
+        _, err = run([m, "train", "--no-save", *args], tmp, want_status=2)
+        check_error(err, want)
+
+
+def case_gzip_text(nnc, src, tmp):
+    """A gzip'd text reads as the text."""
+    import gzip
+    text = "hello world\n" * 4
+    m = build_ids(nnc, tmp, text, 4, 10)
+    write(tmp, "t.txt.gz", gzip.compress(text.encode()))
+    run([m, "train", "--save", "w.safetensors", "--quiet"], tmp)
+    a, _ = run([m, "predict", "--weights", "w.safetensors", "--data", "t.txt"], tmp)
+    b, _ = run([m, "predict", "--weights", "w.safetensors", "--data", "t.txt.gz"], tmp)
+    check(a == b and a, f"gzip: {b} vs {a}")
+    c, _ = run([m, "predict", "--weights", "w.safetensors"], tmp, stdin=text.encode())
+    check(a == c, f"stdin: {c} vs {a}")
+
+
+def case_bigram(nnc, src, tmp):
+    """examples/bigram_text.nn trains on the shipped Genesis text: one-hot windows through a
+    60 x 60 table; the held-out loss falls from ln 60 = 4.09 nats a character to below 2.45
+    (about 2.3)."""
+    exe = os.path.join(tmp, "bigram_text")
+    run([nnc, os.path.join(src, "examples", "bigram_text.nn"), "-o", exe], tmp)
+    out, _ = run([exe, "train", "--save", "b.safetensors", "--quiet"], tmp)
+    val = [float(l.split()[-1]) for l in out.splitlines() if l.startswith("validation loss")]
+    check(val and val[0] / 64 < 2.45, f"held-out loss a character {val and val[0] / 64}:\n{out}")
+    with open(os.path.join(src, "examples", "genesis.txt"), encoding="utf-8") as f:
+        vocab, _ = vocab_and_ids(f.read())
+    check(metadata(os.path.join(tmp, "b.safetensors"))["text.vocab"] == "".join(vocab),
+          "the vocabulary saved is not the text's")
+
+
+def sanitized(exe):
+    """ASan reserves terabytes of address space: no RLIMIT_AS for its executables."""
+    with open(exe, "rb") as f:
+        return b"__asan_init" in f.read()
+
+
+def run_limited(cmd, cwd, address_space=None):
+    """Runs to the end; returns (status, stderr, peak resident bytes as wait4 reports it)."""
+    def limit():
+        if address_space:
+            import resource
+            resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
+    with open(os.path.join(cwd, "run.err"), "wb") as err:
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=err,
+                                preexec_fn=limit)
+        _, status, usage = os.wait4(proc.pid, 0)
+    with open(os.path.join(cwd, "run.err"), encoding="utf-8", errors="replace") as f:
+        return os.waitstatus_to_exitcode(status), f.read(), usage.ru_maxrss * 1024
+
+
+def case_large_text(nnc, src, tmp):
+    """A text costs its bytes and 4 bytes a character while it is read, and windows nothing
+    more: 16 MB of text evaluated as windows that overlap (--stride 1, 16 million of them)
+    peaks below 5 bytes a character and a fixed 64 MB. A text file past a tenth of the
+    memory budget is refused from its size."""
+    m = build_ids(nnc, tmp, "abcdefgh\n" * 4, 8, 16)
+    run([m, "train", "--save", "w.safetensors", "--quiet"], tmp)
+    if sanitized(os.path.join(tmp, "m")):
+        return
+    size = 16 << 20
+    with open(os.path.join(tmp, "big.txt"), "wb") as f:
+        f.write(b"abcdefgh\n" * (size // 9))
+    status, err, peak = run_limited([m, "eval", "--weights", "w.safetensors", "--data",
+                                     "big.txt", "--stride", "1"], tmp)
+    check(status == 0, err)
+    check(peak < 5 * size + (64 << 20), f"peak {peak} bytes for a text of {size}")
+    space = 1 << 30
+    budget = min(space, os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    try:
+        budget = min(budget, int(open("/sys/fs/cgroup/memory.max").read()))
+    except (OSError, ValueError):
+        pass
+    limit = budget // 10
+    with open(os.path.join(tmp, "huge.txt"), "wb") as f:  # sparse: no disk used
+        f.truncate(limit + 1)
+    status, err, _ = run_limited([m, "eval", "--weights", "w.safetensors", "--data",
+                                  "huge.txt"], tmp, address_space=space)
+    check(status == 1 and err == f"huge.txt: error: too large: {limit + 1} bytes, more than the "
+          f"{limit} bytes a text file may have here (a tenth of the memory this process may "
+          "use: its characters take 4 bytes each as ids)\n", err)
+
+
+SEQ_CSV_MODEL = """import "nn"
+model seq {
+    input  x[3, 2]
+    target y[3]
+    param  w = zeros
+    p    = x[:, 1] + w
+    loss = mse(p, y)
+}
+train seq {
+    data      = csv("d.csv")
+    optimizer = sgd(lr = 0)
+    epochs    = 1
+}
+"""
+
+
+def case_csv_sequence(nnc, src, tmp):
+    """input x[3, 2] and target y[3] read 6 + 3 columns a row, x row-major (column 2t + j is
+    x[t, j]), y after it; token ids are stored exactly; a short row is an error at its
+    line."""
+    data = [[1, 2, 3, 4, 5, 6, 7, 8, 9], [0, 16777216, 0, 3, 0, 65, 16777216, 3, 64]]
+    write(tmp, "d.csv", "".join(",".join(map(str, r)) + "\n" for r in data))
+    write(tmp, "m.nn", SEQ_CSV_MODEL)
+    run([nnc, "m.nn", "-o", "m"], tmp)
+    run(["./m", "train", "--save", "w.safetensors", "--quiet"], tmp)
+    out, _ = run(["./m", "eval", "--weights", "w.safetensors"], tmp)
+    want = sum(sum((r[2 * t + 1] - r[6 + t]) ** 2 for t in range(3)) / 3 for r in data) / 2
+    check(abs(float(out.split()[1]) - want) < 1e-6 * want, f"eval {out}, wanted {want}")
+    out, _ = run(["./m", "predict", "--weights", "w.safetensors", "--output", "p"], tmp,
+                 stdin=b"0,16777216,0,3,0,65\n")
+    check(rows(out) == [[16777216, 3, 65]], f"predict --output p: {out}")
+    write(tmp, "d.csv", "1,2,3,4,5,6,7,8,9\n1,2,3,4,5,6,7\n")
+    _, err = run(["./m", "eval", "--weights", "w.safetensors"], tmp, want_status=1)
+    check_error(err, "d.csv:2: error: row has 7 columns, but the first data row (line 1) has 9")
+    write(tmp, "d.csv", "1,2,3,4,5,6,7\n")
+    _, err = run(["./m", "eval", "--weights", "w.safetensors"], tmp, want_status=1)
+    check_error(err, "d.csv:1: error: expected at least 9 columns (the model reads columns "
+                     "0..8: x[3, 2] from 0..5, y[3] from 6..8), found 7")
+
+
+CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
+
+
+def main():
+    if len(sys.argv) != 4 or sys.argv[3] not in CASES:
+        sys.exit(f"usage: text_data.py NNC SOURCE_DIR CASE ({', '.join(CASES)})")
+    nnc, src, name = os.path.abspath(sys.argv[1]), sys.argv[2], sys.argv[3]
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            CASES[name](nnc, src, tmp)
+        except Failure as e:
+            print(f"FAIL {name}: {e}")
+            sys.exit(1)
+    print(f"ok {name}")
+
+
+if __name__ == "__main__":
+    main()
