@@ -671,7 +671,9 @@ void plan_print(const Plan *p, FILE *out) {
         fprintf(out, "  grad %-11s fixed+%lld%s, velocity fixed+%lld%s\n", ir_value_ref(pp->param),
                 (long long)pp->grad_offset, pp->grad_in_place ? " (in place)" : "",
                 (long long)pp->velocity_offset,
-                pp->fused_update ? ", updated inside its GEMM" : "");
+                !pp->fused_update                ? ""
+                : pp->grad->op == OP_scatter_add ? ", updated inside its scatter_add"
+                                                 : ", updated inside its GEMM");
     }
     for (int s = 0; s < p->n_steps; s++) {
         const Step *st = &p->steps[s];
