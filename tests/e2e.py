@@ -1143,6 +1143,33 @@ def case_embedding_tokens(nnc, src, tmp):
         raise Failure(f"a dense layer on the raw ids learned the rule: the test shows nothing\n{out}")
 
 
+def case_token_ids_exact(nnc, src, tmp):
+    """Token ids stay exact in f32 up to 2^24 - 1: the CSV reader copies the columns of
+    `input ids[3]` as they are, so ids - 16777200 is 15, 1 and 0 (eval's loss, from the data
+    file, is their sum 16; predict's rows from stdin print them), not the neighbours a
+    rounding would give."""
+    with open(os.path.join(tmp, "ex.nn"), "w") as f:
+        f.write("""model ex {
+    input  ids[3]
+    target y[1]
+    param  w = 0
+    output o = ids - 16777200 + w
+    loss = sum(o) * sum(y)
+}
+""")
+    run([nnc, "ex.nn", "-o", "ex"], tmp)
+    with open(os.path.join(tmp, "d.csv"), "w") as f:
+        f.write("16777215,16777201,16777200,1\n")
+    run(["./ex", "train", "--data", "d.csv", "--lr", "0", "--epochs", "1", "--save", "w.safetensors"], tmp)
+    out = run(["./ex", "predict", "--weights", "w.safetensors"], tmp,
+              stdin="16777215,16777201,16777200\n").stdout
+    loss = number(run(["./ex", "eval", "--data", "d.csv", "--weights", "w.safetensors"], tmp).stdout,
+                  "loss")
+    if out.split() != ["15,1,0"] or loss != 16:
+        raise Failure(f"ids 16777215, 16777201, 16777200 minus 16777200: predict printed {out!r}, "
+                      f"wanted 15,1,0; eval's loss (their sum) {loss}, wanted 16")
+
+
 # Ids that name no row of the table, each a data row of its own, and what the error says.
 BAD_IDS = {
     "6": "take: token id 6 (sample 0 of the batch, id 1 of the sample) is not a whole number "
