@@ -31,24 +31,12 @@ typedef struct AD {
     VEC(Value *) zero_rules; /* sign/step instructions a gradient stopped at */
 } AD;
 
-/* The local derivative for operand i, as written in ops.def ("d(a*b)/da = b, d(a*b)/db = a"). */
-static const char *rule_text(Op op, int operand) {
-    const char *s = op_info[op].deriv;
-    for (int i = 0; i < operand; i++) {
-        const char *comma = strstr(s, ", ");
-        if (!comma) break;
-        s = comma + 2;
-    }
-    const char *end = strstr(s, ", ");
-    return end ? xstrndup(s, (size_t)(end - s)) : s;
-}
-
 static Value *annotate(AD *ad, Value *v) {
     if (v->backward || op_info[v->op].cls == OPC_SRC) return v;
     v->backward = true;
     v->from = ad->from;
     v->rule = ad->custom_text ? ad->custom_text
-              : ad->from      ? rule_text(ad->from->op, ad->operand)
+              : ad->from      ? ir_rule_text(ad->from->op, ad->operand)
                               : NULL;
     v->loc = ad->from ? ad->from->loc : v->loc;
     return v;
@@ -522,6 +510,22 @@ static void grad_reshape(AD *ad, Value *v, Value *g) {
 }
 #define grad_flatten grad_reshape
 
+/* ---- token ids ----
+ * take(E, ids) sends g to E's rows: dE = scatter_add of g's rows at ids, summed over the
+ * batch (one kernel; ids named twice add up). Ids are indices, not numbers: d/d ids = 0, and
+ * a param reached only through them gets the warning of a flat function, as with sign. */
+static void grad_take(AD *ad, Value *v, Value *g) {
+    Value *table = v->args[0], *ids = v->args[1];
+    if (wants(ad, v, 0)) {
+        ad->operand = 0;
+        double none[OP_MAX_OPTIONS] = {0};
+        contribute(ad, v, 0, WIN(ad, OP_scatter_add, 2, (Value *[]){g, ids}, none, table->shape));
+    }
+    if (wants(ad, v, 1)) vec_push(&ad->zero_rules, v);
+}
+#define grad_scatter_add grad_backward_only
+#define grad_one_hot     grad_flat
+
 /* ---- a fn's own backward rule (rules.h) ---- */
 
 /* Instead of differentiating the fn's body, apply its own rules, with g the gradient of the
@@ -635,8 +639,13 @@ static FlatNotes find_flat_functions(const AD *ad) {
 
 static void note_flat_functions(const FlatNotes *f) {
     for (int j = 0; j < f->n_shown; j++) {
-        const char *name = op_info[f->shown[j]->op].name;
-        diag_note(f->shown[j]->loc, "%s(u) is flat: d %s(u)/du = 0", name, name);
+        const Value *v = f->shown[j];
+        const char *name = op_info[v->op].name;
+        if (op_info[v->op].flags & OPF_INDICES) /* flat in its ids alone */
+            diag_note(v->loc, "%s passes no gradient to its ids: %s", name,
+                      ir_rule_text(v->op, v->nargs - 1));
+        else
+            diag_note(v->loc, "%s(u) is flat: d %s(u)/du = 0", name, name);
     }
     if (f->more) diag_hint("and %d more flat operation%s", f->more, f->more == 1 ? "" : "s");
 }

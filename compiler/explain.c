@@ -335,7 +335,8 @@ static void push_unique(ValueList *list, Value *v) {
 }
 
 /* The operands v's derivative rule sends a gradient to: every operand of an ordinary op,
- * none of a flat one (sign, step), the arguments a fn's own backward rule names. */
+ * none of a flat one (sign, step, one_hot), all but the ids of take, the arguments a fn's
+ * own backward rule names. */
 static void find_grad_operands(Explainer *ex, Value *v) {
     ValueList *list = &ex->grads[v->id];
     if (v->custom) {
@@ -345,7 +346,8 @@ static void find_grad_operands(Explainer *ex, Value *v) {
         return;
     }
     if (op_info[v->op].cls == OPC_SRC || (op_info[v->op].flags & OPF_FLAT)) return;
-    for (int j = 0; j < v->nargs; j++) push_unique(list, v->args[j]);
+    int operands = op_info[v->op].flags & OPF_INDICES ? v->nargs - 1 : v->nargs;
+    for (int j = 0; j < operands; j++) push_unique(list, v->args[j]);
 }
 
 /* needs, reaches and users, as autodiff walks them. */
@@ -944,6 +946,8 @@ static void explain_no_gradient(Explainer *ex, Value *param) {
         Value *b = blockers.v[i];
         const char *rule = b->custom
                                ? xprintf("fn %s has no backward rule for it", b->custom->fn->fn)
+                           : op_info[b->op].flags & OPF_INDICES /* flat in its ids alone */
+                               ? xprintf("%s (flat)", ir_rule_text(b->op, b->nargs - 1))
                                : xprintf("%s (flat)", op_info[b->op].deriv);
         add_note(&it, NULL, b, rule, NULL);
     }

@@ -88,6 +88,17 @@ const OpInfo op_info[OP_COUNT] = {
 #undef OP
 };
 
+const char *ir_rule_text(Op op, int operand) {
+    const char *s = op_info[op].deriv;
+    for (int i = 0; i < operand; i++) {
+        const char *comma = strstr(s, ", ");
+        if (!comma) break;
+        s = comma + 2;
+    }
+    const char *end = strstr(s, ", ");
+    return end ? xstrndup(s, (size_t)(end - s)) : s;
+}
+
 Op op_by_call(const char *name) {
     for (int op = 0; op < OP_COUNT; op++)
         if (op_info[op].call && !strcmp(op_info[op].call, name)) return (Op)op;
@@ -1001,6 +1012,69 @@ static const char *shape_flatten(Value **args, const double *opt, Shape *shape, 
     return NULL;
 }
 
+/* ---- token ids: take, scatter_add, one_hot ----
+ * ids may have any shape that leaves room for one more axis; the table is the same for every
+ * sample, so scatter_add sums its rows over the batch into the table's shape. */
+
+static const char *ids_room(const char *op, const Value *ids) {
+    if (ids->shape.rank < MAX_RANK) return NULL;
+    return xprintf("%s's ids %s leave no room for the axis it adds (at most %d axes)", op,
+                   shape_str(ids->shape), MAX_RANK);
+}
+
+/* ids' shape with one more axis of n at the end. */
+static Shape ids_and(Shape ids, int64_t n) {
+    ids.dim[ids.rank++] = n;
+    return ids;
+}
+
+static const char *table_rule(const char *op, Shape table, bool varies) {
+    if (table.rank != 2)
+        return xprintf("%s's table must be a matrix [vocab, dim], got shape %s", op,
+                       shape_str(table));
+    if (varies)
+        return xprintf("%s's table must be the same for every sample (a param, or computed from "
+                       "params)",
+                       op);
+    return NULL;
+}
+
+static const char *shape_take(Value **args, const double *opt, Shape *shape, bool *varying) {
+    (void)opt;
+    Value *table = args[0], *ids = args[1];
+    const char *err = table_rule("take", table->shape, table->varying);
+    if (!err) err = ids_room("take", ids);
+    if (err) return err;
+    *shape = ids_and(ids->shape, table->shape.dim[1]);
+    *varying = ids->varying;
+    return NULL;
+}
+
+/* The result's shape, the table's, is given by the builder. */
+static const char *shape_scatter_add(Value **args, const double *opt, Shape *shape, bool *varying) {
+    (void)opt;
+    Value *g = args[0], *ids = args[1];
+    const char *err = table_rule("scatter_add", *shape, false);
+    if (!err) err = ids_room("scatter_add", ids);
+    if (!err) err = same_shape("scatter_add", g->shape, ids_and(ids->shape, shape->dim[1]));
+    *varying = false;
+    return err;
+}
+
+/* k: the ids must be exact in a 32-bit float, below 2^24. */
+static const char *shape_one_hot(Value **args, const double *opt, Shape *shape, bool *varying) {
+    double k = opt[0];
+    if (k == 0) return "one_hot needs its number of classes: one_hot(ids, 10)";
+    if (k != floor(k) || k < 1 || k > 16777216)
+        return xprintf("one_hot's k must be a whole number from 1 to 2^24, got %s",
+                       ir_number_str(k));
+    const char *err = ids_room("one_hot", args[0]);
+    if (err) return err;
+    *shape = ids_and(args[0]->shape, (int64_t)k);
+    *varying = args[0]->varying;
+    return NULL;
+}
+
 #undef SHAPE_REDUCE
 #undef SHAPE_ROW
 #undef SHAPE_LAYOUT
@@ -1040,6 +1114,18 @@ static void image_dims(Shape s, int64_t *c, int64_t *h, int64_t *w) {
     *w = s.dim[2];
 }
 
+/* take, scatter_add, one_hot: c_in rows of length w in the table (one_hot: the k x k
+ * identity), c_out ids per sample. */
+static WindowGeometry ids_geometry(const Value *v) {
+    const Value *ids = v->args[v->nargs - 1];
+    Shape table = v->op == OP_take ? v->args[0]->shape : v->shape;
+    if (v->op == OP_one_hot)
+        table = shape_make(2, (int64_t[]){(int64_t)v->opt[0], (int64_t)v->opt[0]});
+    WindowGeometry gm = {.c_in = table.dim[0], .w = table.dim[1], .c_out = shape_numel(ids->shape)};
+    gm.h = gm.h_out = gm.w_out = gm.kh = gm.kw = gm.stride = gm.dil = 1;
+    return gm;
+}
+
 WindowGeometry ir_window_geometry(const Value *v) {
     WindowGeometry gm = {0};
     Shape in = v->shape, out = v->shape, w = shape_scalar();
@@ -1055,6 +1141,9 @@ WindowGeometry ir_window_geometry(const Value *v) {
     case OP_avg_pool2d: in = v->args[0]->shape; break;
     case OP_max_pool2d_grad: out = v->args[1]->shape; break;
     case OP_avg_pool2d_grad: out = v->args[0]->shape; break;
+    case OP_take:
+    case OP_scatter_add:
+    case OP_one_hot: return ids_geometry(v);
     default: /* reshape, flatten: numel elements in, as many out */
         gm.c_in = gm.c_out = shape_numel(v->shape);
         gm.h = gm.w = gm.h_out = gm.w_out = gm.kh = gm.kw = gm.stride = gm.dil = 1;

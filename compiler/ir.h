@@ -29,6 +29,7 @@ enum {
     OPF_RANDOM = 2,      /* drawn per sample (dropout's masks): the result always varies */
     OPF_SHAPE_GIVEN = 4, /* the builder gives the result's shape: "broadcast %x to [2, 3]" */
     OPF_MODE = 8,        /* its value depends on whether the pass is training (training(a, b)) */
+    OPF_INDICES = 16,    /* its last operand holds indices (token ids): no gradient flows to it */
 };
 
 #define OP_MAX_OPTIONS 4 /* reshape's four dims */
@@ -60,6 +61,9 @@ typedef struct OpInfo {
 
 extern const OpInfo op_info[OP_COUNT];
 
+/* The local derivative for operand i, as ops.def writes it ("d(a*b)/da = b, d(a*b)/db = a"
+ * gives "d(a*b)/db = a" for operand 1). */
+const char *ir_rule_text(Op op, int operand);
 /* The op a .nn file calls by name ("softmax_cross_entropy"), or OP_COUNT. */
 Op op_by_call(const char *name);
 /* Built-ins that are no row of ops.def: zeros(n, ...) and ones(n, ...), a constant

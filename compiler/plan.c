@@ -88,7 +88,7 @@ static int *count_readers(const Graph *g, const bool *needed) {
 
 /* ---- fused SGD ----
  * A parameter whose whole gradient is one batch-summing matmul (or the one GEMM of a
- * conv2d_weight_grad) that nothing else reads is
+ * conv2d_weight_grad, or the scatter_add of an embedding table) that nothing else reads is
  * updated by that GEMM in sgd_step (C = param, beta = 1, alpha = -lr), so the gradient of a
  * weight matrix is never stored nor read back. The GEMM must not read the parameter itself
  * (C would alias an operand), and the parameter must not be read after its update: not as
@@ -114,8 +114,8 @@ static void choose_fused_updates(Plan *p, const int *readers, const int *param_o
         if (grad_of_param(g, i)) grad_roots[grad_of_param(g, i)->id]++;
     for (int i = 0; i < g->params.n; i++) {
         Value *param = g->params.v[i], *gr = p->params[i].grad;
-        bool one_product =
-            gr && ((gr->op == OP_matmul && gr->sum_batch) || gr->op == OP_conv2d_weight_grad);
+        bool one_product = gr && ((gr->op == OP_matmul && gr->sum_batch) ||
+                                  gr->op == OP_conv2d_weight_grad || gr->op == OP_scatter_add);
         p->params[i].fused_update = one_product && readers[gr->id] == 0 &&
                                     grad_roots[gr->id] == 1 && !is_root_of_graph(g, gr) &&
                                     !reads(gr, param) && grad_roots[param->id] == 0 &&
@@ -734,7 +734,9 @@ void plan_print(const Plan *p, FILE *out) {
         fprintf(out, "  grad %-11s fixed+%lld%s, velocity fixed+%lld%s\n", ir_value_ref(pp->param),
                 (long long)pp->grad_offset, pp->grad_in_place ? " (in place)" : "",
                 (long long)pp->velocity_offset,
-                pp->fused_update ? ", updated inside its GEMM" : "");
+                !pp->fused_update                ? ""
+                : pp->grad->op == OP_scatter_add ? ", updated inside its scatter_add"
+                                                 : ", updated inside its GEMM");
     }
     for (int s = 0; s < p->n_steps; s++) {
         const Step *st = &p->steps[s];

@@ -39,6 +39,8 @@ static const char *window_rhs(const Value *v) {
     for (int k = 0; k < in->n_options; k++)
         s = xprintf("%s, %s=%s", s, in->options[k].name, ir_number_str(v->opt[k]));
     if (in->flags & OPF_SHAPE_GIVEN) s = xprintf("%s to %s", s, shape_str(v->shape));
+    if (v->op == OP_scatter_add && (v->args[0]->varying || v->args[1]->varying))
+        s = xprintf("%s  (sum over batch)", s);
     return s;
 }
 

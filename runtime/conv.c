@@ -2,10 +2,12 @@
  * (conv.h says what each kernel is given). The element type's kernels come from
  * conv_kernels.inc, included once for float and once for double. */
 #include "conv.h"
+#include "util.h"
 
 #include <cblas.h>
 #include <math.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 
 /* The positions [*lo, *hi) of an output row whose input column o*stride - pad + tap lies
@@ -33,6 +35,16 @@ static inline unsigned is_nan_f64(double x) {
     uint64_t u;
     memcpy(&u, &x, sizeof u);
     return (u & 0x7fffffffffffffffu) > 0x7ff0000000000000u;
+}
+
+/* An id that names no row of the table: PyTorch raises here too ("index out of range"). The
+ * batch sample and the id's place in it (ids flattened) say where, in the data's order. */
+static _Noreturn void bad_id(const char *op, double id, int64_t sample, int64_t at, int64_t rows) {
+    char shown[40];
+    snprintf(shown, sizeof shown, id == floor(id) && fabs(id) < 1e15 ? "%.0f" : "%g", id);
+    rt_fatal("%s: token id %s (sample %lld of the batch, id %lld of the sample) is not a whole "
+             "number in 0..%lld: ids index the %lld rows of the table",
+             op, shown, (long long)sample, (long long)at, (long long)rows - 1, (long long)rows);
 }
 
 #define T          float

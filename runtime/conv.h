@@ -18,7 +18,13 @@
  *
  * Images are [C, H, W] per sample, the samples consecutive (NCHW). A convolution is
  * im2col of the whole batch into a [C_in*kH*kW, n*H_out*W_out] matrix, then ONE GEMM with
- * the batch folded into its N dimension (docs/codegen.md, "Convolutions"). */
+ * the batch folded into its N dimension (docs/codegen.md, "Convolutions").
+ *
+ * Token ids (take, scatter_add, one_hot) use c_in for the rows of the table (one_hot: k),
+ * w for a row's length (one_hot: k) and c_out for the ids of one sample. The ids are the
+ * last operand, numbers of type T; an id that is not a whole number in 0..c_in-1 stops the
+ * run with an error naming it. scatter_add reads alpha and beta as conv2d_weight_grad does:
+ * table = alpha * (the rows of g added at their ids, over the batch) + beta * table. */
 #ifndef NNRT_CONV_H
 #define NNRT_CONV_H
 
@@ -107,7 +113,10 @@ static inline int64_t nnrt_conv_direct_scratch(const nnrt_window *g) {
     X(avg_pool2d)                                                                                  \
     X(avg_pool2d_grad)                                                                             \
     X(reshape)                                                                                     \
-    X(flatten)
+    X(flatten)                                                                                     \
+    X(take)                                                                                        \
+    X(scatter_add)                                                                                 \
+    X(one_hot)
 
 #define NNRT_WINDOW_DECLARE(name)                                                                  \
     void nnrt_##name##_f32(const nnrt_window *g, int64_t n, float alpha, float beta,               \

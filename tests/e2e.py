@@ -1073,6 +1073,151 @@ def case_batchnorm_one_row_batch(nnc, src, tmp):
         raise Failure(f"a batch of one row: {proc.stderr}")
 
 
+TOKENS_MODEL = """import "nn"
+
+model tok {
+    input  ids[4]
+    target y[3]                 # one class column: one-hot
+    e        = embedding(ids, 6, 4)
+    output z = dense(flatten(e), 3)
+    loss     = softmax_cross_entropy(z, y)
+}
+
+train tok {
+    data       = csv("tokens.csv", ids = 0..3, y = 4)
+    optimizer  = sgd(lr = 0.5)
+    batch      = 16
+    epochs     = 30
+    validation = 0.25
+    seed       = 3
+}
+"""
+
+# The same rows through a dense layer on the ids as numbers: no embedding.
+TOKENS_BASELINE = TOKENS_MODEL.replace("e        = embedding(ids, 6, 4)\n", "").replace(
+    "dense(flatten(e), 3)", "dense(ids, 3)")
+
+
+def tokens_csv(path, rows, seed=5):
+    """Four token ids 0..5 a row, then the class: the first id mod 3. Classes 0, 1 and 2 each
+    take two ids that are not neighbours, so no function linear in the id separates them."""
+    r = random.Random(seed)
+    with open(path, "w") as f:
+        for _ in range(rows):
+            ids = [r.randrange(6) for _ in range(4)]
+            f.write(",".join(str(v) for v in ids + [ids[0] % 3]) + "\n")
+
+
+def case_embedding_tokens(nnc, src, tmp):
+    """Integer inputs read from CSV columns: ids [4] -> embedding -> flatten -> dense ->
+    softmax_cross_entropy learns class = first id mod 3 to held-out accuracy 1.0 with plain
+    SGD (E updated inside its scatter_add), SGD with momentum and Adam (E's gradient in its
+    grad buffer), where a dense layer on the raw ids stays below 0.75. predict reads the ids
+    as CSV and picks the class; --emit=grad shows E's gradient as one scatter_add summed
+    over the batch."""
+    tokens_csv(os.path.join(tmp, "tokens.csv"), 600)
+    with open(os.path.join(tmp, "tok.nn"), "w") as f:
+        f.write(TOKENS_MODEL)
+    with open(os.path.join(tmp, "base.nn"), "w") as f:
+        f.write(TOKENS_BASELINE)
+    grad = run([nnc, "tok.nn", "--emit=grad"], tmp).stdout
+    if not re.search(r"%e\.E\.grad : \[6, 4\]\s+= scatter_add \S+, \$ids to \[6, 4\]  \(sum over batch\)", grad):
+        raise Failure(f"no scatter_add for e.E in --emit=grad:\n{grad}")
+    plan = run([nnc, "tok.nn", "--emit=plan"], tmp).stdout
+    if "updated inside its scatter_add" not in plan:
+        raise Failure(f"plain SGD does not update e.E inside its scatter_add:\n{plan}")
+    run([nnc, "tok.nn", "-o", "tok"], tmp)
+    for flags in (["--optimizer", "sgd"], ["--optimizer", "sgd", "--momentum", "0.9", "--lr", "0.05"],
+                  ["--optimizer", "adam", "--lr", "0.02"]):
+        out = run(["./tok", "train", "--save", "tok.safetensors", *flags], tmp).stdout
+        acc = number(out, "validation accuracy")
+        if acc < 1.0:
+            raise Failure(f"tok {' '.join(flags)}: held-out accuracy {acc}, wanted 1.0\n{out}")
+    pred = run(["./tok", "predict", "--weights", "tok.safetensors", "--classes"], tmp,
+               stdin="0,5,5,5\n4,0,0,0\n5,1,2,3\n3,3,3,3\n").stdout
+    if pred.split() != ["0", "1", "2", "0"]:
+        raise Failure(f"predict --classes printed {pred!r}, wanted 0 1 2 0")
+    run([nnc, "base.nn", "-o", "base"], tmp)
+    out = run(["./base", "train", "--no-save"], tmp).stdout
+    if number(out, "validation accuracy") >= 0.75:
+        raise Failure(f"a dense layer on the raw ids learned the rule: the test shows nothing\n{out}")
+
+
+def case_token_ids_exact(nnc, src, tmp):
+    """Token ids stay exact in f32 up to 2^24 - 1: the CSV reader copies the columns of
+    `input ids[3]` as they are, so ids - 16777200 is 15, 1 and 0 (eval's loss, from the data
+    file, is their sum 16; predict's rows from stdin print them), not the neighbours a
+    rounding would give."""
+    with open(os.path.join(tmp, "ex.nn"), "w") as f:
+        f.write("""model ex {
+    input  ids[3]
+    target y[1]
+    param  w = 0
+    output o = ids - 16777200 + w
+    loss = sum(o) * sum(y)
+}
+""")
+    run([nnc, "ex.nn", "-o", "ex"], tmp)
+    with open(os.path.join(tmp, "d.csv"), "w") as f:
+        f.write("16777215,16777201,16777200,1\n")
+    run(["./ex", "train", "--data", "d.csv", "--lr", "0", "--epochs", "1", "--save", "w.safetensors"], tmp)
+    out = run(["./ex", "predict", "--weights", "w.safetensors"], tmp,
+              stdin="16777215,16777201,16777200\n").stdout
+    loss = number(run(["./ex", "eval", "--data", "d.csv", "--weights", "w.safetensors"], tmp).stdout,
+                  "loss")
+    if out.split() != ["15,1,0"] or loss != 16:
+        raise Failure(f"ids 16777215, 16777201, 16777200 minus 16777200: predict printed {out!r}, "
+                      f"wanted 15,1,0; eval's loss (their sum) {loss}, wanted 16")
+
+
+# Ids that name no row of the table, each a data row of its own, and what the error says.
+BAD_IDS = {
+    "6": "take: token id 6 (sample 0 of the batch, id 1 of the sample) is not a whole number "
+         "in 0..5: ids index the 6 rows of the table",
+    "-1": "take: token id -1 (sample 0 of the batch, id 1 of the sample) is not a whole number in 0..5",
+    "2.5": "take: token id 2.5 (sample 0 of the batch, id 1 of the sample) is not a whole number in 0..5",
+}
+
+
+def case_embedding_bad_ids(nnc, src, tmp):
+    """An id outside 0..vocab-1 or not whole stops train and predict with an error that
+    names it, as PyTorch raises; one_hot's ids likewise."""
+    with open(os.path.join(tmp, "tok.nn"), "w") as f:
+        f.write(TOKENS_MODEL)
+    run([nnc, "tok.nn", "-o", "tok"], tmp)
+    for bad, message in BAD_IDS.items():
+        with open(os.path.join(tmp, "bad.csv"), "w") as f:
+            f.write(f"1,{bad},2,3,1\n")
+        err = run(["./tok", "train", "--data", "bad.csv", "--validation", "0"], tmp,
+                  want_status=1).stderr
+        if f"tok: error: {message}" not in err:
+            raise Failure(f"id {bad}: wanted 'tok: error: {message}', got:\n{err}")
+    tokens_csv(os.path.join(tmp, "tokens.csv"), 40)
+    run(["./tok", "train", "--data", "tokens.csv", "--epochs", "1", "--save", "w.safetensors"], tmp)
+    err = run(["./tok", "predict", "--weights", "w.safetensors"], tmp, want_status=1,
+              stdin="0,1,2,3\n0,1,7,3\n").stderr
+    want = "take: token id 7 (sample 1 of the batch, id 2 of the sample) is not a whole number in 0..5"
+    if want not in err:
+        raise Failure(f"predict with the id 7: wanted '{want}', got:\n{err}")
+    with open(os.path.join(tmp, "hot.nn"), "w") as f:
+        f.write("""model hot {
+    input  ids[2]
+    target y[2, 3]
+    param  w = 1
+    output p = one_hot(ids, 3) * w
+    loss = sum((p - y) ^ 2)
+}
+""")
+    run([nnc, "hot.nn", "-o", "hot"], tmp)
+    with open(os.path.join(tmp, "hot.csv"), "w") as f:
+        f.write("0,2,1,0,0,0,0,1\n3,0,0,0,0,1,0,0\n")
+    err = run(["./hot", "train", "--data", "hot.csv", "--shuffle", "off", "--batch", "2"], tmp,
+              want_status=1).stderr
+    want = "one_hot: token id 3 (sample 1 of the batch, id 0 of the sample) is not a whole number in 0..2"
+    if want not in err:
+        raise Failure(f"one_hot with the id 3: wanted '{want}', got:\n{err}")
+
+
 def main():
     nnc, src, case = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2]), sys.argv[3]
     with tempfile.TemporaryDirectory() as tmp:

@@ -336,6 +336,37 @@ static double ref_reshape(const Model *m, const Value *v, int64_t s, int64_t i) 
 }
 #define ref_flatten ref_reshape
 
+/* ---- token ids: straight from the definitions, one element at a time ---- */
+
+/* The row ids' element j of sample s names (the kernels stop the run on a bad one; the
+ * cases only hold good ids). */
+static int64_t id_at(const Model *m, const Value *ids, int64_t s, int64_t j) {
+    return (int64_t)ref_eval(m, ids, s, j);
+}
+
+/* y[j, d] = E[ids[j], d]. */
+static double ref_take(const Model *m, const Value *v, int64_t s, int64_t i) {
+    int64_t dim = v->args[0]->shape.dim[1];
+    return ref_eval(m, v->args[0], s, id_at(m, v->args[1], s, i / dim) * dim + i % dim);
+}
+
+/* dE[r, d] = the sum of g[j, d] over every sample and every j with ids[j] = r. */
+static double ref_scatter_add(const Model *m, const Value *v, int64_t s, int64_t i) {
+    (void)s;
+    int64_t dim = v->shape.dim[1], row = i / dim, d = i % dim;
+    int64_t n_ids = shape_numel(v->args[1]->shape);
+    double sum = 0;
+    for (int64_t b = 0; b < summed_samples(m, v); b++)
+        for (int64_t j = 0; j < n_ids; j++)
+            if (id_at(m, v->args[1], b, j) == row) sum += ref_eval(m, v->args[0], b, j * dim + d);
+    return sum;
+}
+
+static double ref_one_hot(const Model *m, const Value *v, int64_t s, int64_t i) {
+    int64_t k = (int64_t)v->opt[0];
+    return id_at(m, v->args[0], s, i / k) == i % k;
+}
+
 static double ref_batch_sum(const Model *m, const Value *v, int64_t s, int64_t i) {
     (void)s;
     double sum = 0;

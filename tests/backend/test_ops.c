@@ -482,12 +482,22 @@ static void ties_nan_inf(Model *m) {
     }
 }
 
+/* Whole numbers below 5 in x, the ids of the take, scatter_add and one_hot cases: the
+ * first and last rows, and ids repeated within a sample and across the batch. */
+static void ids_below_5(Model *m) {
+    static const int pattern[] = {0, 4, 0, 2, 4, 1, 3};
+    const nnrt_tensor *t = model_tensor(m, "x");
+    int64_t samples = t->varying ? m->ctx.batch_cap : 1;
+    for (int64_t b = 0; b < samples; b++)
+        for (int64_t i = 0; i < t->numel; i++) tensor_set(m, t, b, i, pattern[(b + i) % 7]);
+}
+
 typedef struct WindowCase {
     Op op;
     const char *what;
     bool x_param, g_param;
     void (*tweak)(Model *m);
-    Shape x, w; /* the image; conv2d's weights (rank 0: pooling) */
+    Shape x, w; /* the image; conv2d's weights (rank 0: pooling); for ids: the ids, the table */
     double opt[OP_MAX_OPTIONS];
     int bias; /* conv2d: 1 a param [C_out], 0 the constant 0.5 */
 } WindowCase;
@@ -550,6 +560,19 @@ static const WindowCase window_cases[] = {
     {OP_reshape, "x [2,3,4] to [4, -1]", false, false, NULL, {3, {2, 3, 4}}, {0}, {4, -1}, 0},
     {OP_reshape, "x param [6] to [2,3]", true, false, NULL, {1, {6}}, {0}, {2, 3}, 0},
     {OP_flatten, "x [2,3,4]", false, false, NULL, {3, {2, 3, 4}}, {0}, {0}, 0},
+    {OP_take, "E [5,3] ids [4]", false, false, ids_below_5, {1, {4}}, {2, {5, 3}}, {0}, 0},
+    {OP_take, "E [5,2] ids [2,3]", false, false, ids_below_5, {2, {2, 3}}, {2, {5, 2}}, {0}, 0},
+    {OP_take, "E [5,3] ids param [3]", true, false, ids_below_5, {1, {3}}, {2, {5, 3}}, {0}, 0},
+    {OP_take, "E [5,4] one id", false, false, ids_below_5, {0}, {2, {5, 4}}, {0}, 0},
+    {OP_scatter_add, "g [6,3] ids [6] to [5,3]", false, false, ids_below_5,
+     {1, {6}}, {2, {5, 3}}, {0}, 0},
+    {OP_scatter_add, "g param [2,3,2] ids [2,3] to [5,2]", false, true, ids_below_5,
+     {2, {2, 3}}, {2, {5, 2}}, {0}, 0},
+    {OP_scatter_add, "g [3] one id to [5,3]", false, false, ids_below_5,
+     {0}, {2, {5, 3}}, {0}, 0},
+    {OP_one_hot, "ids [4] k 5", false, false, ids_below_5, {1, {4}}, {0}, {5}, 0},
+    {OP_one_hot, "ids [2,3] k 5", false, false, ids_below_5, {2, {2, 3}}, {0}, {5}, 0},
+    {OP_one_hot, "ids param [3] k 6", true, false, ids_below_5, {1, {3}}, {0}, {6}, 0},
 };
 /* clang-format on */
 
@@ -561,7 +584,21 @@ static Shape forward_shape(const WindowCase *c, Graph *g) {
     return ir_window(g, op, op_info[op].arity, args, c->opt, shape_scalar())->shape;
 }
 
+/* take, scatter_add, one_hot: x holds the ids, w is the table. */
+static Value *ids_case(Graph *g, const WindowCase *c) {
+    Value *ids = c->x_param ? add_param(g, "x", c->x) : add_input(g, "x", c->x);
+    if (c->op == OP_one_hot) return ir_window(g, c->op, 1, &ids, c->opt, shape_scalar());
+    if (c->op == OP_take)
+        return ir_window(g, c->op, 2, (Value *[]){add_param(g, "w", c->w), ids}, c->opt,
+                         shape_scalar());
+    Shape y = c->x;
+    y.dim[y.rank++] = c->w.dim[1];
+    Value *dy = c->g_param ? add_param(g, "dy", y) : add_input(g, "dy", y);
+    return ir_window(g, c->op, 2, (Value *[]){dy, ids}, c->opt, c->w);
+}
+
 static Value *window_case(Graph *g, const WindowCase *c) {
+    if (c->op == OP_take || c->op == OP_scatter_add || c->op == OP_one_hot) return ids_case(g, c);
     Value *x = c->x_param ? add_param(g, "x", c->x) : add_input(g, "x", c->x);
     Value *w = c->w.rank ? add_param(g, "w", c->w) : NULL;
     Shape y = c->op == OP_reshape || c->op == OP_flatten ? c->x : forward_shape(c, g);

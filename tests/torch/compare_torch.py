@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """nnc's convolution and pooling against PyTorch (Debian's python3-torch, CPU).
 
-usage: compare_torch.py NNC SOURCE_DIR CASE     (CASE: values, modules)
+usage: compare_torch.py NNC SOURCE_DIR CASE     (CASE: values, modules, embedding)
 Exits 77 (ctest's skip) when `import torch` fails: the test needs /usr/bin/python3 with
 python3-torch, which .ci/setup.sh installs for the test command only.
 
@@ -16,6 +16,15 @@ modules  examples/cnn_digits.nn trained for an epoch (f32): its safetensors load
          torch.nn.Conv2d and torch.nn.Linear modules with the documented layout (a conv
          weight [C_out, C_in, k, k] as it is; a dense W [n_in, n_out] transposed) and they
          predict what the compiled model predicts.
+embedding
+         take and stdlib's embedding against torch.nn.Embedding in f64: ids [5] and [2, 3]
+         per sample from CSV columns, with the first and last of the 7 rows and ids repeated
+         within a sample and across the batch; E is read by two takes (two scatter-adds
+         summed), u.E by one (plain SGD updates it inside its scatter_add). One SGD step of
+         lr 1 gives W - dW for every param, compared with torch's to 1e-12, and dW itself;
+         P, read as sum(P * z), gets dP = the batch's mean of z: the forward values, to
+         1e-12. Then three steps with momentum 0.9 and three of Adam, to 1e-12. The
+         predictions are compared as printed.
 """
 import json
 import os
@@ -208,6 +217,102 @@ def case_modules(nnc, src, tmp):
         h = F.max_pool2d(F.relu(conv2(h)), 2)
         want = dense(h.flatten(1)).to(torch.float64)
     close("cnn_digits' predictions through torch.nn modules", got, want, 1e-4)
+
+
+EMBEDDING_MODEL = """import "nn"
+
+model emb {
+    input  ids[5]
+    input  grid[2, 3]
+    target c[5, 3]
+    param  E[7, 3]
+    param  P[5, 3]
+
+    output z = take(E, ids)
+    g        = take(E, grid)
+    u        = embedding(ids, 7, 3)
+    loss     = sum(c * z ^ 3) + sum(P * z) + sum(tanh(g) ^ 2) + sum(c * u ^ 2)
+}
+"""
+
+
+def torch_embedding_cost(tables, P, ids, grid, c):
+    """E's gradient is the sum of two scatter-adds (z and g), u.E's one scatter-add alone:
+    plain SGD updates u.E inside it."""
+    z, g, u = tables["E"](ids), tables["E"](grid), tables["u.E"](ids)
+    per_sample = ((c * z ** 3).sum((1, 2)) + (P * z).sum((1, 2)) +
+                  (torch.tanh(g) ** 2).sum((1, 2, 3)) + (c * u ** 2).sum((1, 2)))
+    return per_sample.mean(), z
+
+
+def case_embedding(nnc, src, tmp):
+    n, vocab = 16, 7
+    g = torch.Generator().manual_seed(5)
+    ids = torch.randint(0, vocab, (n, 5), generator=g)
+    ids[0] = torch.tensor([0, 6, 0, 6, 3])  # the first and last rows, each twice
+    ids[ids == 2] = 3  # row 2 is named by grid alone: u.E's row 2 gets no gradient
+    grid = torch.randint(0, vocab, (n, 2, 3), generator=g)
+    grid[1] = torch.tensor([[6, 6, 6], [0, 2, 6]])
+    c = torch.rand(n, 5, 3, generator=g, dtype=torch.float64) * 2 - 1
+    params = {"E": torch.randn(vocab, 3, generator=g, dtype=torch.float64),
+              "P": torch.rand(5, 3, generator=g, dtype=torch.float64) * 2 - 1,
+              "u.E": torch.randn(vocab, 3, generator=g, dtype=torch.float64)}
+    with open(os.path.join(tmp, "emb.nn"), "w") as f:
+        f.write(EMBEDDING_MODEL)
+    with open(os.path.join(tmp, "data.csv"), "w") as f:
+        for i in range(n):
+            row = ids[i].tolist() + grid[i].flatten().tolist() + c[i].flatten().tolist()
+            f.write(",".join(repr(v) for v in row) + "\n")
+    with open(os.path.join(tmp, "x.csv"), "w") as f:
+        for i in range(n):
+            f.write(",".join(str(v) for v in ids[i].tolist() + grid[i].flatten().tolist()) + "\n")
+    write_safetensors(os.path.join(tmp, "init.safetensors"), params)
+    run([nnc, "emb.nn", "--f64", "-o", "emb"], tmp)
+    if "updated inside its scatter_add" not in run([nnc, "emb.nn", "--emit=plan"], tmp):
+        raise Failure("u.E is not updated inside its scatter_add")
+    train = ["./emb", "train", "--data", "data.csv", "--init-weights", "init.safetensors",
+             "--batch", str(n), "--shuffle", "off", "--validation", "0"]
+    run(train + ["--optimizer", "sgd", "--lr", "1", "--momentum", "0", "--steps", "1",
+                 "--epochs", "1", "--save", "sgd.safetensors"], tmp)
+    run(train + ["--optimizer", "sgd", "--lr", "0.1", "--momentum", "0.9", "--steps", "3",
+                 "--epochs", "3", "--save", "momentum.safetensors"], tmp)
+    run(train + ["--optimizer", "adam", "--lr", "0.01", "--steps", "3", "--epochs", "3",
+                 "--save", "adam.safetensors"], tmp)
+
+    def torch_model():
+        tables = {}
+        for name in ("E", "u.E"):
+            tables[name] = torch.nn.Embedding(vocab, 3, dtype=torch.float64)
+            with torch.no_grad():
+                tables[name].weight.copy_(params[name])
+        return tables, params["P"].clone().requires_grad_(True)
+
+    tables, P = torch_model()
+    torch_embedding_cost(tables, P, ids, grid, c)[0].backward()
+    saved = read_safetensors(os.path.join(tmp, "sgd.safetensors"))
+    weights = {"E": tables["E"].weight, "u.E": tables["u.E"].weight, "P": P}
+    for name, w in weights.items():
+        close(f"{name} - d{name} after one step of lr 1", saved[name], w.detach() - w.grad, 1e-12)
+        close(f"d{name}", params[name] - saved[name], w.grad, 1e-12)
+    if tables["u.E"].weight.grad[2].abs().max() != 0 or (saved["u.E"][2] != params["u.E"][2]).any():
+        raise Failure("row 2 of u.E, which no id names, moved")
+    with torch.no_grad():
+        after = {k: torch.nn.Embedding.from_pretrained(saved[k]) for k in ("E", "u.E")}
+        want_z = torch_embedding_cost(after, saved["P"], ids, grid, c)[1]
+    got = predictions(run(["./emb", "predict", "--data", "x.csv", "--weights",
+                           "sgd.safetensors"], tmp))
+    close("predictions z = take(E, ids) (as printed)", got, want_z.reshape(n, -1), 1e-8)
+    for name, make in (("momentum", lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9)),
+                       ("adam", lambda ps: torch.optim.Adam(ps, lr=0.01))):
+        tables, P = torch_model()
+        opt = make([tables["E"].weight, tables["u.E"].weight, P])
+        for _ in range(3):
+            opt.zero_grad()
+            torch_embedding_cost(tables, P, ids, grid, c)[0].backward()
+            opt.step()
+        got = read_safetensors(os.path.join(tmp, f"{name}.safetensors"))
+        for k, w in (("E", tables["E"].weight), ("u.E", tables["u.E"].weight), ("P", P)):
+            close(f"{k} after three steps of {name}", got[k], w.detach(), 1e-12)
 
 
 def main():
