@@ -1337,8 +1337,9 @@ static bool read_state_init(Lower *L, Scope *s, Node *e, ParamInit *init) {
 static void lower_state(Lower *L, Scope *s, Node *st, bool model_level) {
     if (!can_declare(L, s, st, "state")) return;
     if (L->scan) { /* one update per state and training step: which step's would it be? */
-        lower_error(L, st->loc, "fn %s declares state %s, so a scan cannot step it",
-                    L->calls.v[L->calls.n - 1]->str, st->str);
+        Node *call = L->calls.v[L->calls.n - 1]; /* f's body is inlined under scan(f, ...) */
+        const char *fn = strcmp(call->str, "scan") ? call->str : call->args.v[0]->str;
+        lower_error(L, st->loc, "fn %s declares state %s, so a scan cannot step it", fn, st->str);
         diag_hint("a scan's steps share their params; a state (batch norm's running "
                   "statistics) would need one update per step");
         bind_failed(s, st);
