@@ -2,7 +2,7 @@
 """Compares what nnc prints for the examples with the golden files in tests/golden.
 
 A golden file NAME.KIND.txt holds what nnc prints for examples/NAME.nn (or
-examples/lessons/NAME.nn), run from the source folder:
+examples/lessons/NAME.nn, or tests/golden/models/NAME.nn), run from the source folder:
 
     NAME.STAGE.txt        nnc examples/NAME.nn --emit=STAGE       (ir, grad, dot, ...)
     NAME.explain.txt      nnc explain examples/NAME.nn
@@ -43,6 +43,8 @@ def check_golden(nnc, src, golden, name, update):
     model = os.path.join("examples", example + ".nn")
     if not os.path.exists(os.path.join(src, model)):
         model = os.path.join("examples", "lessons", example + ".nn")
+    if not os.path.exists(os.path.join(src, model)):
+        model = os.path.join("tests", "golden", "models", example + ".nn")
     proc = subprocess.run(command(nnc, model, kind), cwd=src, capture_output=True, text=True,
                           timeout=60)
     path = os.path.join(golden, name)
