@@ -52,6 +52,7 @@ typedef struct Tables {
     HashMap warned;  /* nodes already warned about */
     HashMap rules;   /* fn with backward rules -> its rules, rendered (rules.c) */
     HashMap scans;   /* a scan's stacked result -> its ScanResult, for hs[t] */
+    int n_scans;     /* scans unrolled so far */
 } Tables;
 
 /* What a scan made: its carries after each step, stacked into one value. */
@@ -63,6 +64,7 @@ typedef struct ScanResult {
 /* A scan being unrolled (call_scan): its steps share the params its fn declares. */
 typedef struct ScanSite {
     struct ScanSite *parent; /* the scan this one is in a step of, or NULL */
+    int id;                  /* 1 + its place among the model's scans */
     int64_t step;            /* the step being unrolled */
     ValueList params;        /* the params step 0 declared, in the order it declared them */
     int next;                /* in a later step: the next of them its declarations take */
@@ -232,6 +234,12 @@ static Value *tag(Lower *L, Value *v) {
     if (L->site && !v->what) {
         v->loc = L->site->loc;
         v->what = ast_source_text(L->site);
+    }
+    const ScanSite *outermost = L->scan;
+    while (outermost && outermost->parent) outermost = outermost->parent;
+    if (outermost && !v->scan) {
+        v->scan = outermost->id;
+        v->scan_step = (int)outermost->step;
     }
     return v;
 }
@@ -1010,7 +1018,7 @@ static LVal call_scan(Lower *L, Scope *s, Node *call) {
     if (!L->binding) L->binding = "scan"; /* (a backward rule's scan) */
     LVal init = carry;
     Value **carries = xalloc(sizeof *carries * (size_t)steps);
-    ScanSite site = {.parent = L->scan};
+    ScanSite site = {.parent = L->scan, .id = ++L->t->n_scans};
     L->scan = &site;
     for (int64_t t = 0; t < steps; t++) {
         int64_t before = L->g->exprs_lowered;

@@ -7,6 +7,7 @@ examples/lessons/NAME.nn, or tests/golden/models/NAME.nn), run from the source f
     NAME.STAGE.txt        nnc examples/NAME.nn --emit=STAGE       (ir, grad, dot, ...)
     NAME.explain.txt      nnc explain examples/NAME.nn
     NAME.explain-md.txt   nnc explain examples/NAME.nn --format=markdown
+    NAME.grad-all.txt     nnc examples/NAME.nn --emit=grad --steps all
 
 On a difference the test fails with a diff. After a deliberate change to a printer,
 regenerate with: run_golden.py NNC SRC GOLDEN --update
@@ -35,6 +36,8 @@ def command(nnc, model, kind):
         return [nnc, "explain", model]
     if kind == "explain-md":
         return [nnc, "explain", model, "--format=markdown"]
+    if kind == "grad-all":
+        return [nnc, model, "--emit=grad", "--steps", "all"]
     return [nnc, model, "--emit=" + kind]
 
 
