@@ -354,13 +354,14 @@ static LLVMValueRef to_elem(Codegen *cg, LLVMValueRef d) {
     return cg->f64 ? d : LLVMBuildFPTrunc(cg->b, d, cg->elem, "");
 }
 
-static LLVMValueRef emit_entry(Codegen *cg, Entry e) {
+/* A function of the entry's type: internal, nounwind, its builder at its entry block, and
+ * the context's fields loaded into cg (each function reads them from its own parameters). */
+static LLVMValueRef begin_function(Codegen *cg, const char *name, Entry e) {
     LLVMTypeRef type = e == ENTRY_SGD_STEP ? cg->sgd_entry_type : cg->entry_type;
-    LLVMValueRef fn = LLVMAddFunction(cg->mod, xprintf("nnc.%s", entry_names[e]), type);
+    LLVMValueRef fn = LLVMAddFunction(cg->mod, name, type);
     LLVMSetLinkage(fn, LLVMInternalLinkage);
     add_attribute(cg, fn, (unsigned)LLVMAttributeFunctionIndex, "nounwind");
     LLVMPositionBuilderAtEnd(cg->b, LLVMAppendBasicBlockInContext(cg->ctx, fn, "entry"));
-    cg->entry = e;
     LLVMValueRef ctx = LLVMGetParam(fn, 0);
     cg->fixed = load_ctx_field(cg, ctx, CTX_fixed, cg->elem_ptr);
     cg->varying = load_ctx_field(cg, ctx, CTX_varying, cg->elem_ptr);
@@ -371,8 +372,52 @@ static LLVMValueRef emit_entry(Codegen *cg, Entry e) {
     cg->inv_batch = fp_div(cg, elem_const(cg, 1), LLVMBuildSIToFP(cg->b, cg->batch, cg->elem, ""));
     cg->lr = e == ENTRY_SGD_STEP ? to_elem(cg, LLVMGetParam(fn, 1)) : NULL;
     cg->momentum = e == ENTRY_SGD_STEP ? to_elem(cg, LLVMGetParam(fn, 2)) : NULL;
+    return fn;
+}
+
+/* The plan's steps a function holds at most. LLVM's optimiser takes time superlinear in a
+ * function's size (its dominator trees), and an unrolled scan plans thousands of steps:
+ * beyond this, the steps go into functions of this many each (never inlined back), which
+ * the entry calls in turn, so compile time grows linearly with a scan's length. */
+#define STEPS_PER_FUNCTION 256
+
+/* Steps [from, to) in a function of their own, called from the entry fn. */
+static void emit_steps_apart(Codegen *cg, LLVMValueRef entry, Entry e, int from, int to) {
+    LLVMBasicBlockRef at = LLVMGetInsertBlock(cg->b);
+    LLVMValueRef part =
+        begin_function(cg, xprintf("nnc.%s.steps%d", entry_names[e], from / STEPS_PER_FUNCTION), e);
+    add_attribute(cg, part, (unsigned)LLVMAttributeFunctionIndex, "noinline");
+    for (int s = from; s < to; s++) emit_step(cg, s);
+    LLVMBuildRetVoid(cg->b);
+    LLVMPositionBuilderAtEnd(cg->b, at);
+    LLVMValueRef args[3];
+    unsigned n = LLVMCountParams(entry);
+    for (unsigned i = 0; i < n; i++) args[i] = LLVMGetParam(entry, i);
+    build_call(cg, part, args, n);
+}
+
+static LLVMValueRef emit_entry(Codegen *cg, Entry e) {
+    LLVMValueRef fn = begin_function(cg, xprintf("nnc.%s", entry_names[e]), e);
+    cg->entry = e;
     mark_entry_needs(cg, e);
-    for (int s = 0; s < cg->plan->n_steps; s++) emit_step(cg, s);
+    int n_steps = cg->plan->n_steps;
+    if (n_steps <= STEPS_PER_FUNCTION) {
+        for (int s = 0; s < n_steps; s++) emit_step(cg, s);
+    } else {
+        Codegen at_entry = *cg; /* the entry's loads of the context, for what follows */
+        for (int s = 0; s < n_steps; s += STEPS_PER_FUNCTION)
+            emit_steps_apart(cg, fn, e, s,
+                             s + STEPS_PER_FUNCTION < n_steps ? s + STEPS_PER_FUNCTION : n_steps);
+        cg->fixed = at_entry.fixed;
+        cg->varying = at_entry.varying;
+        cg->batch = at_entry.batch;
+        cg->batch_cap = at_entry.batch_cap;
+        cg->training = at_entry.training;
+        cg->noise_seed = at_entry.noise_seed;
+        cg->inv_batch = at_entry.inv_batch;
+        cg->lr = at_entry.lr;
+        cg->momentum = at_entry.momentum;
+    }
     store_constant_root(cg, graph_output(cg->g));
     if (e == ENTRY_PREDICT) store_constant_bindings(cg);
     if (e != ENTRY_PREDICT) store_constant_root(cg, cg->g->loss);

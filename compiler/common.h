@@ -28,6 +28,9 @@
 #define NNC_MAX_INLINED_EXPRS (1 << 18)
 /* Calls nested deeper than this (recursion, in practice) are refused. */
 #define NNC_MAX_CALL_DEPTH 64
+/* The most steps one scan unrolls (lower.c): the steps' bodies also count towards
+ * NNC_MAX_INLINED_EXPRS, which a scan checks after its first step. */
+#define NNC_MAX_SCAN_STEPS 4096
 
 /* ---- checked arithmetic: false when the exact result does not fit ---- */
 

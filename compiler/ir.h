@@ -151,7 +151,11 @@ struct Value {
     int fanout;       /* >1: this is the sum of that many gradient contributions */
 
     struct CustomRule *custom; /* the result of a fn with its own backward rules (rules.h) */
-    bool surrogate;            /* backward: made by a surrogate rule (grad u ~ ...) */
+    /* Made in a step of a scan (lower.c): which scan, 1 + its place among the model's
+     * outermost scans, and the step, of that outermost scan; 0 elsewhere. The printers
+     * summarise the steps that look alike. */
+    int scan, scan_step;
+    bool surrogate; /* backward: made by a surrogate rule (grad u ~ ...) */
 
     int uses; /* number of operand slots that refer to it; kept by ir_count_uses */
     int aux;  /* free for a pass's own bookkeeping (plan.c: buffer index) */

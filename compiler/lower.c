@@ -51,14 +51,34 @@ typedef struct Tables {
     HashMap inlined; /* fn -> how many times its body has been inlined */
     HashMap warned;  /* nodes already warned about */
     HashMap rules;   /* fn with backward rules -> its rules, rendered (rules.c) */
+    HashMap scans;   /* a scan's stacked result -> its ScanResult, for hs[t] */
+    int n_scans;     /* scans unrolled so far */
 } Tables;
+
+/* What a scan made: its carries after each step, stacked into one value. */
+typedef struct ScanResult {
+    int64_t steps;
+    Value **carries; /* carries[t]: the carry after step t, which hs[t] is */
+} ScanResult;
+
+/* A scan being unrolled (call_scan): its steps share the params its fn declares. */
+typedef struct ScanSite {
+    struct ScanSite *parent; /* the scan this one is in a step of, or NULL */
+    int id;                  /* 1 + its place among the model's scans */
+    int64_t step;            /* the step being unrolled */
+    ValueList params;        /* the params step 0 declared, in the order it declared them */
+    int next;                /* in a later step: the next of them its declarations take */
+} ScanSite;
 
 typedef struct Lower {
     Program *prog;
     Graph *g;
-    const char *prefix; /* the model-level binding being evaluated: names params "h.W" */
-    Node *site;         /* the model-level expression the current IR comes from */
-    NodeList calls;     /* fn calls being inlined, outermost first: notes for errors */
+    const char *prefix;  /* the model-level binding being evaluated: names params "h.W" */
+    const char *binding; /* the IR name of the binding being evaluated ("h", "h.z@3") */
+    const char *step;    /* inside scan steps: "@3" ("@1@3" for a scan in a scan's step) */
+    ScanSite *scan;      /* the innermost scan being unrolled, or NULL */
+    Node *site;          /* the model-level expression the current IR comes from */
+    NodeList calls;      /* fn calls being inlined, outermost first: notes for errors */
     Tables *t;
     bool in_rule; /* evaluating a fn's backward rule, during autodiff */
 } Lower;
@@ -214,6 +234,12 @@ static Value *tag(Lower *L, Value *v) {
     if (L->site && !v->what) {
         v->loc = L->site->loc;
         v->what = ast_source_text(L->site);
+    }
+    const ScanSite *outermost = L->scan;
+    while (outermost && outermost->parent) outermost = outermost->parent;
+    if (outermost && !v->scan) {
+        v->scan = outermost->id;
+        v->scan_step = (int)outermost->step;
     }
     return v;
 }
@@ -528,6 +554,13 @@ static LVal eval_index(Lower *L, Scope *s, Node *e) {
         return lv_error;
     }
     Layout *l = xalloc(sizeof *l);
+    ScanResult *scanned = ptrmap_get(&L->t->scans, x.v);
+    if (scanned && e->args.n == 1 && e->args.v[0]->kind != ND_SLICE) {
+        /* hs[t] of a scan's result is the carry after step t itself, not a slice of the
+         * stack: a model that reads only hs[-1] needs no stack at all */
+        if (!read_index(L, s, e->args.v[0], 0, scanned->steps, l)) return lv_error;
+        return lv_tensor(scanned->carries[l->start[0]]);
+    }
     l->whole = shape;
     bool everything = true;
     for (int k = 0; k < shape.rank; k++) {
@@ -752,16 +785,9 @@ static bool match_arguments(Lower *L, Scope *s, Node *call, Node *fn, Node **giv
     return true;
 }
 
-static LVal call_fn(Lower *L, Scope *s, Node *call, Node *fn) {
-    if (L->calls.n >= NNC_MAX_CALL_DEPTH) {
-        lower_error(L, call->loc, "calls nest more than %d deep (is %s recursive?)",
-                    NNC_MAX_CALL_DEPTH, fn->str);
-        return lv_error;
-    }
-    size_t n = (size_t)fn->params.n + 1;
-    Node **given = xalloc(n * sizeof *given);
-    LVal *vals = xalloc(n * sizeof *vals);
-    if (!match_arguments(L, s, call, fn, given, vals)) return lv_error;
+/* fn's body inlined at call with its parameters bound to vals (given: the argument each
+ * came from, for errors). */
+static LVal inline_fn(Lower *L, Node *call, Node *fn, Node **given, LVal *vals) {
     intptr_t times = (intptr_t)ptrmap_get(&L->t->inlined, fn);
     ptrmap_put(&L->t->inlined, fn, (void *)(times + 1));
 
@@ -789,6 +815,233 @@ static LVal call_fn(Lower *L, Scope *s, Node *call, Node *fn) {
     L->calls.n--;
     L->site = outer_site;
     return result;
+}
+
+static bool call_too_deep(Lower *L, Node *call, Node *fn) {
+    if (L->calls.n < NNC_MAX_CALL_DEPTH) return false;
+    lower_error(L, call->loc, "calls nest more than %d deep (is %s recursive?)", NNC_MAX_CALL_DEPTH,
+                fn->str);
+    return true;
+}
+
+static LVal call_fn(Lower *L, Scope *s, Node *call, Node *fn) {
+    if (call_too_deep(L, call, fn)) return lv_error;
+    size_t n = (size_t)fn->params.n + 1;
+    Node **given = xalloc(n * sizeof *given);
+    LVal *vals = xalloc(n * sizeof *vals);
+    if (!match_arguments(L, s, call, fn, given, vals)) return lv_error;
+    return inline_fn(L, call, fn, given, vals);
+}
+
+/* ---- scan(f, init, xs, ...): a recurrence, unrolled (docs/language.md, "Recurrences") ----
+ * carry_0 = init, carry_t+1 = f(carry_t, xs[t], ys[t], ...) for t < T, the length of the
+ * sequences' first axis; the result is the carries after each step stacked, [T, ...]. Each
+ * step is an ordinary inlined call of f, so backpropagation through time is autodiff on the
+ * unrolled IR; the steps share f's params (shared_param). */
+
+/* The fn a scan steps with: its first argument, by name. NULL after an error. */
+static Node *scan_fn(Lower *L, Node *call, int sequences) {
+    Node *a = call->args.v[0];
+    Node *fn = a->kind == ND_NAME ? find_fn(L, a->str) : NULL;
+    if (!fn) {
+        double unused;
+        bool builtin = a->kind == ND_NAME &&
+                       (op_by_call(a->str) != OP_COUNT || constant_builtin(a->str, &unused));
+        lower_error(L, a->loc, "scan's first argument must name a fn, got %s%s",
+                    ast_source_brief(a), builtin ? ", a built-in" : "");
+        diag_hint("write the step as a fn of the carry and one row of each sequence: "
+                  "fn step(h[n], xt[d]) { return tanh(...) }, then scan(step, init, xs)");
+        return NULL;
+    }
+    if (fn->params.n != 1 + sequences) {
+        lower_error(L, a->loc,
+                    "scan passes %s the carry and a row of each of its %d sequence%s, %d "
+                    "argument%s; fn %s takes %d",
+                    fn->str, sequences, sequences == 1 ? "" : "s", 1 + sequences,
+                    sequences ? "s" : "", fn->str, fn->params.n);
+        diag_note(fn->loc, "fn %s is defined here", fn->str);
+        return NULL;
+    }
+    return fn;
+}
+
+/* A sequence a scan steps along: a tensor with a first axis, whose length is the scan's. */
+static bool scan_sequence(Lower *L, Node *a, LVal x, int64_t *steps) {
+    if (x.kind == LV_ERROR) return false;
+    if (x.kind == LV_NUM || x.v->shape.rank == 0) {
+        lower_error(L, a->loc, "scan steps along the first axis of %s, which has none: it is %s",
+                    ast_source_brief(a), x.kind == LV_NUM ? "a number" : "one number per sample");
+        diag_hint("a sequence is a per-sample tensor [T, ...]: `input x[T, d]`; the batch axis "
+                  "is implicit and never scanned");
+        return false;
+    }
+    int64_t t = x.v->shape.dim[0];
+    if (*steps && t != *steps) {
+        lower_error(L, a->loc,
+                    "scan's sequences must have the same length: %s has %lld steps "
+                    "(shape %s), the first sequence %lld",
+                    ast_source_brief(a), (long long)t, shape_str(x.v->shape), (long long)*steps);
+        return false;
+    }
+    if (t > NNC_MAX_SCAN_STEPS) {
+        lower_error(L, a->loc, "scan unrolls at most %d steps; %s has %lld", NNC_MAX_SCAN_STEPS,
+                    ast_source_brief(a), (long long)t);
+        diag_hint("every step is a copy of the fn's body in the compiled model: cut the "
+                  "sequence into shorter windows");
+        return false;
+    }
+    *steps = t;
+    return true;
+}
+
+/* xs[t], named after the fn parameter it fills: hs.xt@3. */
+static LVal sequence_row(Lower *L, Node *at, LVal x, int64_t t, const char *name) {
+    Layout *l = xalloc(sizeof *l);
+    l->whole = x.v->shape;
+    for (int k = 0; k < l->whole.rank; k++) {
+        l->step[k] = 1;
+        l->count[k] = l->whole.dim[k];
+    }
+    l->start[0] = t;
+    l->count[0] = 1;
+    l->drop[0] = true;
+    Value proto = {.layout = l};
+    LVal row = build_op(L, at, OP_slice, 1, &x, &proto);
+    if (row.kind == LV_TENSOR) name_value(L, row.v, name, false);
+    return row;
+}
+
+/* The carry a step returned must be the carry it was given, shape for shape. */
+static bool same_carry(Lower *L, Node *call, Node *fn, LVal init, LVal carry) {
+    if (carry.kind == LV_ERROR) return false;
+    Shape want = init.kind == LV_TENSOR ? init.v->shape : shape_scalar();
+    Shape got = carry.kind == LV_TENSOR ? carry.v->shape : shape_scalar();
+    if (shape_eq(want, got)) return true;
+    lower_error(L, call->args.v[1]->loc,
+                "scan's carry must keep its shape: it starts as %s, and %s returns %s",
+                shape_str(want), fn->str, shape_str(got));
+    for (int i = 0; i < fn->body.n; i++)
+        if (fn->body.v[i]->kind == ND_RETURN)
+            diag_note(fn->body.v[i]->loc, "%s returns its new carry here", fn->str);
+    return false;
+}
+
+/* After the first step: the steps to come would take the model past NNC_MAX_INLINED_EXPRS.
+ * Said at the scan, before unrolling them, with the size of a step. */
+static bool steps_fit(Lower *L, Node *call, Node *fn, int64_t steps, int64_t per_step) {
+    int64_t after = L->g->exprs_lowered + per_step * (steps - 1);
+    if (after <= NNC_MAX_INLINED_EXPRS) return true;
+    lower_error(L, call->loc,
+                "scan unrolls %lld steps of %lld expressions each: more than the %d "
+                "expressions a model may have once its fns are inlined",
+                (long long)steps, (long long)per_step, NNC_MAX_INLINED_EXPRS);
+    diag_hint("shorten the sequence, or make fn %s smaller", fn->str);
+    L->g->too_large = true;
+    return false;
+}
+
+/* The carries stacked along a new first axis: each carry as [1, ...], joined by concats
+ * that pair neighbours level by level, so a value is copied log2(T) times, not T. */
+static LVal stack_carries(Lower *L, Node *call, Value **carries, int64_t steps) {
+    Value *first = carries[0];
+    if (first->shape.rank + 1 > MAX_RANK) {
+        lower_error(L, call->args.v[1]->loc,
+                    "scan stacks its carries along a new axis, and a "
+                    "carry of shape %s would make %d axes, more than %d",
+                    shape_str(first->shape), first->shape.rank + 1, MAX_RANK);
+        return lv_error;
+    }
+    LVal *level = xalloc(sizeof *level * (size_t)steps);
+    Value reshape = {.opt = {1}};
+    for (int k = 0; k < first->shape.rank; k++) reshape.opt[k + 1] = (double)first->shape.dim[k];
+    for (int64_t t = 0; t < steps; t++) {
+        LVal c = lv_tensor(carries[t]);
+        level[t] = build_op(L, call, OP_reshape, 1, &c, &reshape);
+        if (level[t].kind == LV_ERROR) return lv_error;
+    }
+    Value concat = {.opt = {0}};
+    for (int64_t n = steps; n > 1; n = (n + 1) / 2)
+        for (int64_t i = 0; i < n; i += 2) {
+            level[i / 2] =
+                i + 1 < n ? build_op(L, call, OP_concat, 2, &level[i], &concat) : level[i];
+            if (level[i / 2].kind == LV_ERROR) return lv_error;
+        }
+    return level[0];
+}
+
+/* One step of the scan: f(carry, xs[t], ...), named @t. */
+static LVal scan_step(Lower *L, Node *call, Node *fn, LVal carry, const LVal *seqs, int64_t t) {
+    int n = fn->params.n;
+    Node **given = xalloc(sizeof *given * (size_t)n);
+    LVal *vals = xalloc(sizeof *vals * (size_t)n);
+    const char *outer_step = L->step;
+    L->step = xprintf("%s@%lld", outer_step ? outer_step : "", (long long)t);
+    given[0] = call->args.v[1];
+    vals[0] = carry;
+    for (int k = 1; k < n; k++) {
+        given[k] = call->args.v[k + 1];
+        const char *name = xprintf("%s.%s%s", L->binding, fn->params.v[k]->str, L->step);
+        vals[k] = sequence_row(L, given[k], seqs[k], t, name);
+    }
+    LVal next = inline_fn(L, call, fn, given, vals);
+    if (next.kind == LV_TENSOR) name_value(L, next.v, xprintf("%s%s", L->binding, L->step), true);
+    L->step = outer_step;
+    return next;
+}
+
+static LVal call_scan(Lower *L, Scope *s, Node *call) {
+    for (int i = 0; i < call->args.n; i++)
+        if (call->args.v[i]->kind == ND_KWARG) {
+            lower_error(L, call->args.v[i]->loc, "scan has no argument named %s",
+                        call->args.v[i]->str);
+            return lv_error;
+        }
+    if (call->args.n < 3) {
+        lower_error(L, call->loc,
+                    "scan takes a fn, the first carry and at least one sequence: "
+                    "scan(f, init, xs), got %d argument%s",
+                    call->args.n, call->args.n == 1 ? "" : "s");
+        return lv_error;
+    }
+    int sequences = call->args.n - 2;
+    Node *fn = scan_fn(L, call, sequences);
+    if (!fn || call_too_deep(L, call, fn)) return lv_error;
+    LVal *seqs = xalloc(sizeof *seqs * (size_t)(sequences + 1));
+    LVal carry = eval(L, s, call->args.v[1]);
+    if (carry.kind == LV_ERROR) return lv_error;
+    int64_t steps = 0;
+    for (int k = 1; k <= sequences; k++) {
+        seqs[k] = eval(L, s, call->args.v[k + 1]);
+        if (!scan_sequence(L, call->args.v[k + 1], seqs[k], &steps)) return lv_error;
+    }
+    const char *outer_binding = L->binding;
+    if (!L->binding) L->binding = "scan"; /* (a backward rule's scan) */
+    LVal init = carry;
+    Value **carries = xalloc(sizeof *carries * (size_t)steps);
+    ScanSite site = {.parent = L->scan, .id = ++L->t->n_scans};
+    L->scan = &site;
+    for (int64_t t = 0; t < steps; t++) {
+        int64_t before = L->g->exprs_lowered;
+        site.step = t;
+        site.next = 0;
+        carry = scan_step(L, call, fn, carry, seqs, t);
+        if (!same_carry(L, call, fn, init, carry) ||
+            (t == 0 && !steps_fit(L, call, fn, steps, L->g->exprs_lowered - before))) {
+            carry = lv_error;
+            break;
+        }
+        carries[t] = as_value(L, carry);
+    }
+    L->scan = site.parent;
+    L->binding = outer_binding;
+    if (carry.kind == LV_ERROR) return lv_error;
+    LVal stacked = stack_carries(L, call, carries, steps);
+    if (stacked.kind == LV_TENSOR) {
+        ScanResult *r = xalloc(sizeof *r);
+        *r = (ScanResult){steps, carries};
+        ptrmap_put(&L->t->scans, stacked.v, r);
+    }
+    return stacked;
 }
 
 /* Whether every option the call names is one of op's. */
@@ -840,6 +1093,7 @@ static LVal constant_tensor(Lower *L, Scope *s, Node *call, double value) {
 }
 
 static LVal eval_call(Lower *L, Scope *s, Node *call) {
+    if (!strcmp(call->str, "scan")) return call_scan(L, s, call);
     double constant;
     if (constant_builtin(call->str, &constant)) return constant_tensor(L, s, call, constant);
     Op op = builtin_row(call);
@@ -1022,16 +1276,48 @@ static Value *declared_leaf(Lower *L, Scope *s, Node *st, bool model_level, Op o
     return v;
 }
 
+/* The param a declaration makes or, in a scan's step after the first, the one the first
+ * step's same declaration made: the steps of a scan share their weights. Every step runs
+ * the same fn on operands of the same shapes, so it declares the same params in the same
+ * order, and its k-th declaration takes step 0's k-th param. Step 0 of a scan inside a
+ * later step of another takes its params from the outer scan the same way. */
+static Value *shared_param(Lower *L, ScanSite *site, Node *st, bool model_level, Shape shape,
+                           ParamInit init) {
+    if (site && site->step > 0) {
+        Value *p = site->next < site->params.n ? site->params.v[site->next++] : NULL;
+        if (!p || !shape_eq(p->shape, shape)) {
+            lower_error(L, st->loc,
+                        "internal error: step %lld of a scan declares params its "
+                        "first step did not",
+                        (long long)site->step);
+            return NULL;
+        }
+        return p;
+    }
+    Value *p;
+    if (site) {
+        p = shared_param(L, site->parent, st, model_level, shape, init);
+        if (p) vec_push(&site->params, p);
+        return p;
+    }
+    p = ir_leaf(L->g, OP_param, declared_name(L, st, model_level), shape, false);
+    p->loc = st->loc;
+    vec_push(&L->g->params, p);
+    vec_push(&L->g->param_inits, init);
+    return p;
+}
+
 static void lower_param(Lower *L, Scope *s, Node *st, bool model_level) {
     if (!can_declare(L, s, st, "param")) return;
     Shape shape;
     ParamInit init;
-    if (!read_dims(L, s, st, &shape) || !read_init(L, s, st->init, &init)) {
+    Value *p = NULL;
+    if (read_dims(L, s, st, &shape) && read_init(L, s, st->init, &init))
+        p = shared_param(L, L->scan, st, model_level, shape, init);
+    if (p)
+        bind(L, s, st, st->str, lv_tensor(p));
+    else
         bind_failed(s, st);
-        return;
-    }
-    vec_push(&L->g->params, declared_leaf(L, s, st, model_level, OP_param, shape));
-    vec_push(&L->g->param_inits, init);
 }
 
 /* ---- state: declared like a param, written by a training step's update ---- */
@@ -1058,6 +1344,15 @@ static bool read_state_init(Lower *L, Scope *s, Node *e, ParamInit *init) {
 
 static void lower_state(Lower *L, Scope *s, Node *st, bool model_level) {
     if (!can_declare(L, s, st, "state")) return;
+    if (L->scan) { /* one update per state and training step: which step's would it be? */
+        Node *call = L->calls.v[L->calls.n - 1]; /* f's body is inlined under scan(f, ...) */
+        const char *fn = strcmp(call->str, "scan") ? call->str : call->args.v[0]->str;
+        lower_error(L, st->loc, "fn %s declares state %s, so a scan cannot step it", fn, st->str);
+        diag_hint("a scan's steps share their params; a state (batch norm's running "
+                  "statistics) would need one update per step");
+        bind_failed(s, st);
+        return;
+    }
     Shape shape;
     ParamInit init = {INIT_ZEROS, 0, 0};
     if (!read_dims(L, s, st, &shape) || !read_state_init(L, s, st->init, &init)) {
@@ -1125,17 +1420,20 @@ static void lower_io(Lower *L, Scope *s, Node *st) {
 }
 
 static void lower_bind(Lower *L, Scope *s, Node *st, bool model_level) {
-    const char *outer_prefix = L->prefix;
+    const char *outer_prefix = L->prefix, *outer_binding = L->binding;
     if (model_level) L->prefix = st->str;
+    /* h.z@3: the local z of a fn inlined in binding h, in step 3 of a scan */
+    const char *name =
+        model_level ? st->str : xprintf("%s.%s%s", L->prefix, st->str, L->step ? L->step : "");
+    L->binding = name;
     LVal val = eval(L, s, st->init);
     L->prefix = outer_prefix;
+    L->binding = outer_binding;
     if (val.kind == LV_ERROR) {
         bind_failed(s, st);
         return;
     }
-    if (val.kind == LV_TENSOR)
-        name_value(L, val.v, model_level ? st->str : xprintf("%s.%s", L->prefix, st->str),
-                   model_level);
+    if (val.kind == LV_TENSOR) name_value(L, val.v, name, model_level);
     if (!bind(L, s, st, st->str, val)) return;
     if (model_level && st->is_output) {
         if (val.kind != LV_TENSOR)

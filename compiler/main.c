@@ -52,6 +52,7 @@ typedef struct Options {
     const char *wrt;      /* explain */
     ExplainFormat format; /* explain */
     const char *seed;     /* gradcheck */
+    bool all_steps;       /* --steps all: --emit=ir and grad print every step of a scan */
 } Options;
 
 /* The stages, in the order they run; the run stops after the one its emit kind names. */
@@ -131,6 +132,8 @@ static const char usage_tail[] =
     "                  checks, autodiff, simplify, planning), then compile as usual\n"
     "  -O0 -O1 -O2 -O3 optimisation level (default -O2)\n"
     "  --f64           compute in double precision\n"
+    "  --steps all     --emit=ir and grad print every step of a scan (default: the first\n"
+    "                  two and the last, the steps between summarised in a line)\n"
     "  --model NAME    the model to compile, when the file has several\n"
     "  --help          this text\n"
     "  --version       the version of nnc and of the LLVM it uses\n"
@@ -181,7 +184,8 @@ static int parse_emit(const char *s, Emit *emit) {
 }
 
 static bool takes_value(const char *a) {
-    return !strcmp(a, "-o") || !strcmp(a, "--model") || !strcmp(a, "--wrt") || !strcmp(a, "--seed");
+    return !strcmp(a, "-o") || !strcmp(a, "--model") || !strcmp(a, "--wrt") ||
+           !strcmp(a, "--seed") || !strcmp(a, "--steps");
 }
 
 static int parse_option(Options *o, const char *a, const char *value) {
@@ -207,6 +211,10 @@ static int parse_option(Options *o, const char *a, const char *value) {
         o->static_link = true;
     else if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && !a[3])
         o->opt_level = a[2] - '0';
+    else if (!strcmp(a, "--steps") && o->command == CMD_COMPILE && strcmp(value, "all"))
+        return usage_error("--steps takes all, got %s", value);
+    else if (!strcmp(a, "--steps") && o->command == CMD_COMPILE)
+        o->all_steps = true;
     else if (!strcmp(a, "--f64"))
         o->f64 = true;
     else
@@ -312,10 +320,10 @@ static void dump_ast(Run *r) {
     ast_print(stdout, r->ast);
 }
 static void dump_forward(Run *r) {
-    print_graph(stdout, r->g, PRINT_FORWARD);
+    print_graph(stdout, r->g, PRINT_FORWARD, r->o->all_steps);
 }
 static void dump_backward(Run *r) {
-    print_graph(stdout, r->g, PRINT_GRAD);
+    print_graph(stdout, r->g, PRINT_GRAD, r->o->all_steps);
 }
 
 static const struct {
@@ -397,7 +405,7 @@ static int print_ast(Run *r) {
 
 static int print_forward(Run *r) {
     simplify(r->g);
-    print_graph(stdout, r->g, PRINT_FORWARD);
+    print_graph(stdout, r->g, PRINT_FORWARD, r->o->all_steps);
     return 0;
 }
 

@@ -154,12 +154,98 @@ static void print_header(FILE *out, Graph *g) {
     fputc('\n', out);
 }
 
-static void print_forward(FILE *out, Graph *g) {
+/* ---- scans: the steps between a scan's second and its last, summarised ----
+ * An unrolled scan of 50 steps prints 50 look-alike blocks; by default a scan's steps 0, 1
+ * and its last are printed, and each run of lines of the steps between becomes one line
+ * saying which steps it stands for (--steps all prints them). */
+
+typedef struct Steps {
+    bool all;
+    int *last; /* per scan (Value.scan): its last step */
+    /* the run of lines left out so far */
+    int hidden, scan, first_step, last_step;
+    const Value *first;
+} Steps;
+
+/* Which scan's step a line belongs to (0: none): a backward line is its forward line's; a
+ * sum over uses, that of the contribution it adds. */
+static int scan_step_of(const Value *v, int *step) {
+    for (int depth = 0; v && depth < 8; depth++) {
+        if (v->scan) {
+            *step = v->scan_step;
+            return v->scan;
+        }
+        bool sum = v->op == OP_add && v->rule && !strcmp(v->rule, "sum over uses");
+        v = v->from ? v->from : sum ? v->args[1] : NULL;
+    }
+    return 0;
+}
+
+/* The forward line of the scan's step a line belongs to: where in the source it is. */
+static const Value *scan_line_of(const Value *v) {
+    for (int depth = 0; v && depth < 8; depth++) {
+        if (v->scan) return v;
+        bool sum = v->op == OP_add && v->rule && !strcmp(v->rule, "sum over uses");
+        v = v->from ? v->from : sum ? v->args[1] : NULL;
+    }
+    return 0;
+}
+
+static Steps steps_of(Graph *g, bool all) {
+    Steps s = {.all = all};
+    int n = 0;
+    for (int i = 0; i < g->insts.n; i++)
+        if (g->insts.v[i]->scan > n) n = g->insts.v[i]->scan;
+    s.last = xalloc(sizeof *s.last * (size_t)(n + 1));
+    for (int i = 0; i < g->insts.n; i++) {
+        const Value *v = g->insts.v[i];
+        if (v->scan && v->scan_step > s.last[v->scan]) s.last[v->scan] = v->scan_step;
+    }
+    return s;
+}
+
+static bool left_out(const Steps *s, const Value *v) {
+    int step = 0, scan = scan_step_of(v, &step);
+    return !s->all && scan && s->last[scan] >= 3 && step >= 2 && step < s->last[scan];
+}
+
+/* The line that stands for the run of lines left out, if any. */
+static void flush_steps(FILE *out, Steps *s) {
+    if (!s->hidden) return;
+    const Value *v = s->first;
+    fprintf(out,
+            "  ; ... steps %d..%d of the scan at %s:%d:%d: %d lines like step 1's, with @%d .. "
+            "@%d (--steps all prints them)\n",
+            s->first_step, s->last_step, v->loc.file ? base_name(v->loc.file->path) : "?",
+            v->loc.line, v->loc.col, s->hidden, s->first_step, s->last_step);
+    s->hidden = 0;
+}
+
+/* False when v's line is left out (and counted in the run). */
+static bool shown(FILE *out, Steps *s, const Value *v) {
+    if (!left_out(s, v)) {
+        flush_steps(out, s);
+        return true;
+    }
+    int step = 0, scan = scan_step_of(v, &step);
+    if (s->hidden && scan != s->scan) flush_steps(out, s);
+    if (!s->hidden) {
+        s->first = scan_line_of(v);
+        s->scan = scan;
+        s->first_step = step;
+    }
+    s->last_step = step;
+    s->hidden++;
+    return false;
+}
+
+static void print_forward(FILE *out, Graph *g, Steps *steps) {
     fputs("forward {\n", out);
     for (int i = 0; i < g->n_forward; i++) {
         Value *v = g->insts.v[i];
-        if (printable(v)) print_line(out, v, forward_comment(v));
+        if (printable(v) && shown(out, steps, v)) print_line(out, v, forward_comment(v));
     }
+    flush_steps(out, steps);
     fprintf(out, "  loss %s", ir_value_ref(g->loss));
     if (g->output && g->output != g->loss) fprintf(out, ", output %s", ir_value_ref(g->output));
     fputs("\n", out);
@@ -171,29 +257,34 @@ static void print_forward(FILE *out, Graph *g) {
 }
 
 /* Forward values that backward instructions read: what training must keep in memory. */
-static void print_kept(FILE *out, Graph *g) {
+static void print_kept(FILE *out, Graph *g, const Steps *steps) {
     for (int i = 0; i < g->n_forward; i++) g->insts.v[i]->aux = 0;
     for (int i = g->n_forward; i < g->insts.n; i++) {
         Value *v = g->insts.v[i];
         for (int j = 0; j < v->nargs; j++) v->args[j]->aux = 1;
     }
     fputs("  ; kept from forward:", out);
-    int count = 0;
+    int count = 0, summarised = 0;
     for (int i = 0; i < g->n_forward; i++) {
         Value *v = g->insts.v[i];
         if (!v->aux || v->op == OP_const || v->op == OP_param || v->op == OP_state ||
             v->op == OP_inv_batch)
             continue;
+        if (left_out(steps, v)) {
+            summarised++;
+            continue;
+        }
         if (printable(v))
             fprintf(out, "%s %s (#%d)", count ? "," : "", ir_value_ref(v), v->id);
         else
             fprintf(out, "%s %s", count ? "," : "", ir_value_ref(v));
         count++;
     }
-    fputs(count ? "\n" : " nothing\n", out);
+    if (summarised) fprintf(out, ", and %d values of the steps summarised below", summarised);
+    fputs(count || summarised ? "\n" : " nothing\n", out);
 }
 
-static void print_backward(FILE *out, Graph *g) {
+static void print_backward(FILE *out, Graph *g, Steps *steps) {
     fprintf(out, "\nbackward of %s wrt", ir_value_ref(g->loss));
     for (int i = 0; i < g->params.n; i++)
         fprintf(out, "%s %s", i ? "," : "", ir_value_ref(g->params.v[i]));
@@ -203,12 +294,12 @@ static void print_backward(FILE *out, Graph *g) {
               out);
     else
         fputs("  ; seed: d loss/d loss = 1\n", out);
-    print_kept(out, g);
+    print_kept(out, g, steps);
     for (int i = 0; i < g->rule_notes.n; i++) fprintf(out, "  ; %s\n", g->rule_notes.v[i]);
     const Value *prev = NULL;
     for (int i = g->n_forward; i < g->insts.n; i++) {
         Value *v = g->insts.v[i];
-        if (!printable(v)) continue;
+        if (!printable(v) || !shown(out, steps, v)) continue;
         const char *comment;
         if (v->fanout)
             comment = fanout_comment(v);
@@ -221,6 +312,7 @@ static void print_backward(FILE *out, Graph *g) {
         print_line(out, v, comment);
         prev = v;
     }
+    flush_steps(out, steps);
     fputs("}\n\ngradients {\n", out);
     for (int i = 0; i < g->params.n; i++) {
         Value *gr = g->param_grads[i];
@@ -230,8 +322,9 @@ static void print_backward(FILE *out, Graph *g) {
     fputs("}\n", out);
 }
 
-void print_graph(FILE *out, Graph *g, PrintMode mode) {
+void print_graph(FILE *out, Graph *g, PrintMode mode, bool all_steps) {
+    Steps steps = steps_of(g, all_steps);
     print_header(out, g);
-    print_forward(out, g);
-    if (mode == PRINT_GRAD && g->param_grads) print_backward(out, g);
+    print_forward(out, g, &steps);
+    if (mode == PRINT_GRAD && g->param_grads) print_backward(out, g, &steps);
 }

@@ -284,7 +284,8 @@ static void index_fns(Program *prog) {
     for (int i = 0; i < prog->fns.n; i++) {
         Node *f = prog->fns.v[i];
         double unused;
-        if (op_by_call(f->str) != OP_COUNT || constant_builtin(f->str, &unused)) {
+        if (op_by_call(f->str) != OP_COUNT || constant_builtin(f->str, &unused) ||
+            !strcmp(f->str, "scan")) {
             diag_error(f->loc, "fn %s has the name of a built-in operation", f->str);
             continue;
         }

@@ -71,7 +71,9 @@ void autodiff(Graph *g);
 void simplify(Graph *g);
 
 typedef enum PrintMode { PRINT_FORWARD, PRINT_GRAD } PrintMode;
-void print_graph(FILE *out, Graph *g, PrintMode mode);
+/* all_steps: every step of every scan; otherwise the steps between a scan's second and
+ * last are summarised in one line each run. */
+void print_graph(FILE *out, Graph *g, PrintMode mode, bool all_steps);
 
 /* dot.c: --emit=dot, the forward and the derived backward graph in one Graphviz drawing. */
 void print_dot(FILE *out, Graph *g);

@@ -997,6 +997,55 @@ train swap {
         raise Failure(f"w_seen after 3 steps {three['w_seen']}: w after 2 was {two['w']}")
 
 
+RUNSUM_MODEL = """import "nn"
+model runsum {
+    input  x[8, 1]
+    target y[1]
+    hs = %s
+    output p = sigmoid(dense(%s, 1))
+    loss = bce(p, y)
+}
+train runsum {
+    data       = csv("runsum.csv", x = 0..7, y = 8)
+    optimizer  = adam(lr = 0.01)
+    batch      = 32
+    epochs     = 30
+    validation = 0.25
+}
+"""
+
+
+def case_rnn_running_sum(nnc, src, tmp):
+    """The sign of the running sum of 8 numbers uniform(-1, 1), learned by stdlib's tanh rnn
+    from the state after the last step (a scan over the sequence): held-out accuracy >= 0.9.
+    A model that sees only the last number cannot pass: it stays below 0.75 (the last number
+    predicts the sign of the sum about 62% of the time)."""
+    rng = random.Random(3)
+    rows = [[rng.uniform(-1, 1) for _ in range(8)] for _ in range(2000)]
+    with open(os.path.join(tmp, "runsum.csv"), "w") as f:
+        f.write("".join(",".join(f"{v:.4f}" for v in x) + f",{int(sum(x) > 0)}\n" for x in rows))
+    accuracy = {}
+    for name, layer, read in (("rnn", "rnn(x, 8)", "hs[-1]"), ("last", "x[-1]", "hs")):
+        with open(os.path.join(tmp, name + ".nn"), "w") as f:
+            f.write(RUNSUM_MODEL % (layer, read))
+        exe = os.path.join(tmp, name)
+        run([nnc, os.path.join(tmp, name + ".nn"), "-o", exe], tmp)
+        out = run([exe, "train", "--save", name + ".safetensors"], tmp).stdout
+        accuracy[name] = number(out, "validation accuracy")
+    if accuracy["rnn"] < 0.9 or accuracy["last"] >= 0.75:
+        raise Failure(f"held-out accuracy: rnn {accuracy['rnn']} (wanted >= 0.9), last step "
+                      f"only {accuracy['last']} (wanted < 0.75)")
+    header, _ = safetensors_parts(os.path.join(tmp, "rnn.safetensors"))
+    shapes = {k: v["shape"] for k, v in header.items() if k != "__metadata__"}
+    if shapes != {"hs.Wx": [1, 8], "hs.b": [8], "hs.Wh": [8, 8], "p.W": [8, 1], "p.b": [1]}:
+        raise Failure(f"rnn's params (one set for all 8 steps): {shapes}")
+    ups, downs = [[0.5] * 8, [-0.5] * 8]
+    pred = run([exe.replace("last", "rnn"), "predict", "--weights", "rnn.safetensors"], tmp,
+               stdin="\n".join(",".join(map(str, r)) for r in (ups, downs)) + "\n").stdout
+    p = [float(v) for v in pred.split()]
+    if len(p) != 2 or not (p[0] > 0.9 and p[1] < 0.1):
+        raise Failure(f"predict on sums +4 and -4: {pred!r}")
+
 def case_batchnorm_early_stopping(nnc, src, tmp):
     """Early stopping restores the best epoch's states with its params: the run ends with
     the weights file a run stopped at that epoch writes, byte for byte."""

@@ -2,11 +2,12 @@
 """Compares what nnc prints for the examples with the golden files in tests/golden.
 
 A golden file NAME.KIND.txt holds what nnc prints for examples/NAME.nn (or
-examples/lessons/NAME.nn), run from the source folder:
+examples/lessons/NAME.nn, or tests/golden/models/NAME.nn), run from the source folder:
 
     NAME.STAGE.txt        nnc examples/NAME.nn --emit=STAGE       (ir, grad, dot, ...)
     NAME.explain.txt      nnc explain examples/NAME.nn
     NAME.explain-md.txt   nnc explain examples/NAME.nn --format=markdown
+    NAME.grad-all.txt     nnc examples/NAME.nn --emit=grad --steps all
 
 On a difference the test fails with a diff. After a deliberate change to a printer,
 regenerate with: run_golden.py NNC SRC GOLDEN --update
@@ -35,6 +36,8 @@ def command(nnc, model, kind):
         return [nnc, "explain", model]
     if kind == "explain-md":
         return [nnc, "explain", model, "--format=markdown"]
+    if kind == "grad-all":
+        return [nnc, model, "--emit=grad", "--steps", "all"]
     return [nnc, model, "--emit=" + kind]
 
 
@@ -43,6 +46,8 @@ def check_golden(nnc, src, golden, name, update):
     model = os.path.join("examples", example + ".nn")
     if not os.path.exists(os.path.join(src, model)):
         model = os.path.join("examples", "lessons", example + ".nn")
+    if not os.path.exists(os.path.join(src, model)):
+        model = os.path.join("tests", "golden", "models", example + ".nn")
     proc = subprocess.run(command(nnc, model, kind), cwd=src, capture_output=True, text=True,
                           timeout=60)
     path = os.path.join(golden, name)
