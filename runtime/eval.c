@@ -154,27 +154,15 @@ static void print_values(const nnrt_model *m, const nnrt_ctx *ctx, const nnrt_te
         printf("%s%.9g", first && e == 0 ? "" : ",", rt_get(data, at + e, m->f64));
 }
 
-/* The class of one row's output: the largest output's index, or for one output whether it
- * is past 0.5 (a probability) or 0 (a logit), as accuracy counts (model.c). */
-static int64_t class_of(const nnrt_model *m, const void *out, int64_t n) {
-    if (n == 1) {
-        double threshold = m->train.classification == NNRT_ACCURACY_LOGIT ? 0.0 : 0.5;
-        return rt_get(out, 0, m->f64) > threshold;
-    }
-    int64_t best = 0;
-    for (int64_t i = 1; i < n; i++)
-        if (rt_get(out, i, m->f64) > rt_get(out, best, m->f64)) best = i;
-    return best;
-}
-
 /* Logits become probabilities: a sigmoid for one, a softmax (shifted by the largest) for
- * several; an output that already is probabilities is printed as it is. */
-static void print_probabilities(const nnrt_model *m, const void *out, int64_t n) {
+ * several; an output that already is probabilities is printed as it is. `first`: the
+ * sample's first value, printed without a comma before it. */
+static void print_step_probabilities(const nnrt_model *m, const void *out, int64_t n, int first) {
     int logits = m->train.classification == NNRT_ACCURACY_LOGIT;
     if (!logits || n == 1) {
         for (int64_t i = 0; i < n; i++) {
             double x = rt_get(out, i, m->f64);
-            printf("%s%.9g", i ? "," : "", logits ? 1.0 / (1.0 + exp(-x)) : x);
+            printf("%s%.9g", first && i == 0 ? "" : ",", logits ? 1.0 / (1.0 + exp(-x)) : x);
         }
         return;
     }
@@ -183,7 +171,20 @@ static void print_probabilities(const nnrt_model *m, const void *out, int64_t n)
         if (rt_get(out, i, m->f64) > top) top = rt_get(out, i, m->f64);
     for (int64_t i = 0; i < n; i++) sum += exp(rt_get(out, i, m->f64) - top);
     for (int64_t i = 0; i < n; i++)
-        printf("%s%.9g", i ? "," : "", exp(rt_get(out, i, m->f64) - top) / sum);
+        printf("%s%.9g", first && i == 0 ? "" : ",", exp(rt_get(out, i, m->f64) - top) / sum);
+}
+
+/* One sample's classes or probabilities, step by step (rt_class_layout_of): an output [T, V]
+ * prints T class ids, or T rows of V probabilities one after the other, on one line. */
+static void print_steps(const nnrt_model *m, const void *out, print_kind kind) {
+    rt_class_layout l = rt_class_layout_of(m);
+    for (int64_t s = 0; s < l.steps; s++) {
+        const void *row = rt_elem_cptr(out, s * l.classes, m->f64);
+        if (kind == PRINT_CLASSES)
+            printf("%s%lld", s ? "," : "", (long long)rt_class_of(m, row, l.classes));
+        else
+            print_step_probabilities(m, row, l.classes, s == 0);
+    }
 }
 
 static void print_rows(const nnrt_model *m, const nnrt_ctx *ctx, const predict_plan *pp) {
@@ -197,11 +198,7 @@ static void print_rows(const nnrt_model *m, const nnrt_ctx *ctx, const predict_p
             for (int i = 0; i < pp->n_shown; i++) print_values(m, ctx, pp->shown[i], b, i == 0);
             break;
         case PRINT_CLASSES:
-            printf("%lld", (long long)class_of(m, rt_elem_cptr(out, b * n, m->f64), n));
-            break;
-        case PRINT_PROBABILITIES:
-            print_probabilities(m, rt_elem_cptr(out, b * n, m->f64), n);
-            break;
+        case PRINT_PROBABILITIES: print_steps(m, rt_elem_cptr(out, b * n, m->f64), pp->kind); break;
         }
         putchar('\n');
     }

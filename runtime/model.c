@@ -1,6 +1,7 @@
 /* model.c: descriptor checks, arenas, batches and metrics (see model.h). */
 #include "model.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "init.h"
@@ -233,20 +234,51 @@ double rt_batch_cost(const nnrt_model *m, const nnrt_ctx *ctx) {
     return sum / (double)ctx->batch;
 }
 
-static int64_t argmax(const void *v, int64_t n, int f64) {
+rt_class_layout rt_class_layout_of(const nnrt_model *m) {
+    const nnrt_tensor *out = &m->output;
+    int64_t classes = out->rank > 0 ? out->dims[out->rank - 1] : 1;
+    rt_class_layout l = {.steps = classes > 0 ? out->numel / classes : 1, .classes = classes};
+    if (m->n_targets == 0) return l;
+    int64_t n_target = m->targets[0].numel;
+    if (n_target == out->numel) return l;
+    if (classes > 1 && n_target == l.steps) {
+        l.target_ids = 1;
+        return l;
+    }
+    /* Any other target: the whole output is one prediction, as before steps existed. */
+    return (rt_class_layout){.steps = 1, .classes = out->numel};
+}
+
+int64_t rt_class_of(const nnrt_model *m, const void *row, int64_t classes) {
+    if (classes == 1) {
+        double threshold = m->train.classification == NNRT_ACCURACY_LOGIT ? 0.0 : 0.5;
+        return rt_get(row, 0, m->f64) > threshold;
+    }
     int64_t best = 0;
-    for (int64_t i = 1; i < n; i++)
-        if (rt_get(v, i, f64) > rt_get(v, best, f64)) best = i;
+    for (int64_t i = 1; i < classes; i++)
+        if (rt_get(row, i, m->f64) > rt_get(row, best, m->f64)) best = i;
     return best;
 }
 
-/* Several outputs: the largest output is the target's largest entry (one-hot: its class).
- * One output: it is on the target's side of 0.5, or of 0 for a logit (nnrt.h). */
-static int is_correct(const void *output, int64_t n_output, const void *target, int64_t n_target,
-                      int f64, int32_t accuracy) {
-    if (n_output > 1) return argmax(output, n_output, f64) == argmax(target, n_target, f64);
-    double threshold = accuracy == NNRT_ACCURACY_LOGIT ? 0.0 : 0.5;
-    return (rt_get(output, 0, f64) > threshold) == (rt_get(target, 0, f64) > 0.5);
+/* The class a step's target names: its id, or the one-hot row's largest entry (for one
+ * value, whether it is past 0.5). */
+static int64_t target_class(const nnrt_model *m, const rt_class_layout *l, const void *target,
+                            int64_t step) {
+    if (l->target_ids) return (int64_t)llround(rt_get(target, step, m->f64));
+    const void *row = rt_elem_cptr(target, step * l->classes, m->f64);
+    if (l->classes == 1) return rt_get(row, 0, m->f64) > 0.5;
+    return rt_class_of(m, row, l->classes);
+}
+
+/* The steps of one sample whose predicted class is the target's. */
+static int64_t correct_steps(const nnrt_model *m, const rt_class_layout *l, const void *output,
+                             const void *target) {
+    int64_t correct = 0;
+    for (int64_t s = 0; s < l->steps; s++) {
+        const void *row = rt_elem_cptr(output, s * l->classes, m->f64);
+        correct += rt_class_of(m, row, l->classes) == target_class(m, l, target, s);
+    }
+    return correct;
 }
 
 void rt_add_batch_metrics(const nnrt_model *m, const nnrt_ctx *ctx, const rt_dataset *d,
@@ -254,7 +286,8 @@ void rt_add_batch_metrics(const nnrt_model *m, const nnrt_ctx *ctx, const rt_dat
     const void *loss = rt_tensor_data(m, ctx, &m->loss);
     int classify = m->train.classification && d && (d->targets || d->text) && m->n_targets > 0;
     const void *output = classify ? rt_tensor_data(m, ctx, &m->output) : NULL;
-    int64_t n_out = m->output.numel, n_target = classify ? m->targets[0].numel : 0;
+    rt_class_layout layout = rt_class_layout_of(m);
+    int64_t n_out = m->output.numel;
     for (int64_t b = 0; b < ctx->batch; b++) {
         acc->loss_sum += rt_get(loss, m->loss.varying ? b : 0, m->f64);
         if (classify) {
@@ -262,11 +295,11 @@ void rt_add_batch_metrics(const nnrt_model *m, const nnrt_ctx *ctx, const rt_dat
             const void *target = d->text ? rt_text_target_row(m, d, row)
                                          : rt_elem_cptr(d->targets, row * d->target_elems, m->f64);
             const void *out = rt_elem_cptr(output, b * n_out, m->f64);
-            acc->correct +=
-                is_correct(out, n_out, target, n_target, m->f64, m->train.classification);
+            acc->correct += correct_steps(m, &layout, out, target);
         }
     }
     acc->samples += ctx->batch;
+    acc->judged += ctx->batch * layout.steps;
 }
 
 rt_metrics rt_evaluate_ctx(const nnrt_model *m, nnrt_ctx *ctx, const rt_dataset *d,

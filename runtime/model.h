@@ -43,11 +43,30 @@ void rt_fill_batch(const nnrt_model *m, nnrt_ctx *ctx, const rt_dataset *d, cons
  * loss itself when it does not vary. Read after forward, grad or sgd_step. */
 double rt_batch_cost(const nnrt_model *m, const nnrt_ctx *ctx);
 
-/* Sums of per-sample loss and correct predictions over some batches. */
+/* How a classifier's output is judged (docs/runtime.md, "Accuracy"): the output's last
+ * axis holds the classes and each axis before it is a step, so an output [T, V] makes T
+ * predictions a sample, each the arg-max of its row of V (one value: a threshold). The first
+ * target holds the same rows (one-hot, or 0/1 for one value), or with target_ids one class
+ * id a step (a target [T] for an output [T, V]). A target of any other size is compared
+ * with the whole output as one prediction (steps 1, classes numel). */
+typedef struct rt_class_layout {
+    int64_t steps;   /* predictions a sample */
+    int64_t classes; /* values a prediction: 1 means the output is thresholded */
+    int target_ids;  /* the target holds one class id a step */
+} rt_class_layout;
+rt_class_layout rt_class_layout_of(const nnrt_model *m);
+
+/* The class one row of `classes` outputs predicts: its largest value's index, or for one
+ * value whether it is past 0.5 (a probability) or 0 (a logit). */
+int64_t rt_class_of(const nnrt_model *m, const void *row, int64_t classes);
+
+/* Sums of per-sample loss and correct predictions over some batches: `judged` predictions
+ * (samples times the layout's steps), `correct` of them right. */
 typedef struct rt_metrics {
     double loss_sum;
     int64_t correct;
     int64_t samples;
+    int64_t judged;
 } rt_metrics;
 
 /* Adds the batch in ctx (after forward, grad or sgd_step) to *acc. Targets are read from the
@@ -69,7 +88,7 @@ static inline double rt_mean_loss(rt_metrics r) {
     return r.samples ? r.loss_sum / (double)r.samples : 0.0;
 }
 static inline double rt_accuracy(rt_metrics r) {
-    return r.samples ? (double)r.correct / (double)r.samples : 0.0;
+    return r.judged ? (double)r.correct / (double)r.judged : 0.0;
 }
 
 #endif

@@ -766,7 +766,8 @@ static void check_samples(const run *r, const char *path, const char *key, field
 }
 
 static void check_correct(const run *r, const char *path, const char *key, field_value v) {
-    check_range(path, key, v.i, 0, r->partial.samples, "right predictions among 'nnrt.samples'");
+    check_range(path, key, v.i, 0, r->partial.samples * rt_class_layout_of(r->m).steps,
+                "right predictions among 'nnrt.samples'");
 }
 
 static void check_finite(const run *r, const char *path, const char *key, field_value v) {
@@ -1099,6 +1100,7 @@ static void resume(run *r, const char *path) {
     rt_st_file *f = rt_st_open(path);
     for (int i = 0; i < N_FIELDS; i++) read_field(f, path, r, &fields[i]);
     rt_st_close(f);
+    r->partial.judged = r->partial.samples * rt_class_layout_of(r->m).steps;
 }
 
 /* ---- the train command ---- */
