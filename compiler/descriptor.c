@@ -154,9 +154,10 @@ typedef struct ParamFields {
     double a, b;
     int64_t grad_offset, velocity_offset;
     bool surrogate;
+    int64_t ids; /* inputs and targets: nnrt_tensor.ids */
 } ParamFields;
 
-static const ParamFields not_a_param = {0, 0, 0, -1, -1, false};
+static const ParamFields not_a_param = {0, 0, 0, -1, -1, false, 0};
 
 static int32_t nnrt_init_of(InitKind k) {
     switch (k) {
@@ -189,6 +190,7 @@ static LLVMValueRef tensor_const_at(Codegen *cg, const DescTypes *t, const char 
     f[TENSOR_grad_offset] = int64_const(cg, pf.grad_offset);
     f[TENSOR_velocity_offset] = int64_const(cg, pf.velocity_offset);
     f[TENSOR_surrogate] = i32_const(cg, pf.surrogate);
+    f[TENSOR_ids] = int64_const(cg, pf.ids);
     return struct_const(t->tensor, f, TENSOR_FIELDS, tensor_fields);
 }
 
@@ -211,11 +213,44 @@ static LLVMValueRef binding_tensors(Codegen *cg, const DescTypes *t, int *n) {
     return array_const(cg, t->tensor, items, *n, "nnc.bindings");
 }
 
+/* The leaf whose elements `v` holds unchanged (moved by slices, transposes and reshapes),
+ * or NULL when it computes new numbers. */
+static const Value *moved_leaf(const Value *v) {
+    while (v->op == OP_slice || v->op == OP_transpose || v->op == OP_permute ||
+           v->op == OP_reshape || v->op == OP_flatten)
+        v = v->args[0];
+    return v->op == OP_input || v->op == OP_target ? v : NULL;
+}
+
+/* Narrows *ids to V when `leaf` reaches ids that run 0..V-1. */
+static void narrow_ids(int64_t *ids, const Value *leaf, const Value *ids_arg, int64_t V) {
+    if (moved_leaf(ids_arg) != leaf || V <= 0) return;
+    if (*ids == 0 || V < *ids) *ids = V;
+}
+
+/* nnrt_tensor.ids of an input or target (nnrt.h): V when its values are token ids 0..V-1. */
+static int64_t token_ids_of(const Graph *g, const Value *leaf) {
+    int64_t ids = 0;
+    for (int i = 0; i < g->n_forward; i++) {
+        const Value *v = g->insts.v[i];
+        if (v->op == OP_take) narrow_ids(&ids, leaf, v->args[1], v->args[0]->shape.dim[0]);
+        if (v->op == OP_one_hot) narrow_ids(&ids, leaf, v->args[0], (int64_t)v->opt[0]);
+    }
+    const TrainSpec *ts = &g->train;
+    if (ts->data_kind && !strcmp(ts->data_kind, "text") && leaf->shape.rank == 1 && ts->vocab > 0 &&
+        (ids == 0 || ts->vocab < ids))
+        ids = ts->vocab;
+    return ids;
+}
+
 static LLVMValueRef leaf_tensors(Codegen *cg, const DescTypes *t, const ValueList *leaves,
                                  const char *name) {
     LLVMValueRef *items = xalloc((size_t)(leaves->n ? leaves->n : 1) * sizeof *items);
-    for (int i = 0; i < leaves->n; i++)
-        items[i] = tensor_const(cg, t, leaves->v[i]->name, leaves->v[i], not_a_param);
+    for (int i = 0; i < leaves->n; i++) {
+        ParamFields pf = not_a_param;
+        pf.ids = token_ids_of(cg->g, leaves->v[i]);
+        items[i] = tensor_const(cg, t, leaves->v[i]->name, leaves->v[i], pf);
+    }
     return array_const(cg, t->tensor, items, leaves->n, name);
 }
 
@@ -230,7 +265,8 @@ static LLVMValueRef param_tensors(Codegen *cg, const DescTypes *t) {
                           init.b,
                           pp->grad_offset,
                           pp->velocity_offset,
-                          g->param_surrogate && g->param_surrogate[i]};
+                          g->param_surrogate && g->param_surrogate[i],
+                          0};
         items[i] = tensor_const(cg, t, pp->param->name, pp->param, pf);
     }
     return array_const(cg, t->tensor, items, g->params.n, "nnc.params");
@@ -242,7 +278,7 @@ static LLVMValueRef state_tensors(Codegen *cg, const DescTypes *t) {
     LLVMValueRef *items = xalloc((size_t)(g->states.n ? g->states.n : 1) * sizeof *items);
     for (int i = 0; i < g->states.n; i++) {
         ParamInit init = g->state_inits.v[i];
-        ParamFields pf = {nnrt_init_of(init.kind), init.a, init.b, -1, -1, false};
+        ParamFields pf = {nnrt_init_of(init.kind), init.a, init.b, -1, -1, false, 0};
         items[i] = tensor_const(cg, t, g->states.v[i]->name, g->states.v[i], pf);
     }
     return array_const(cg, t->tensor, items, g->states.n, "nnc.states");

@@ -279,12 +279,33 @@ static const char *default_data_problem(const nnrt_model *m, char *buf, size_t s
     return NULL;
 }
 
-/* One random row's targets, each target tensor in turn: a random class, one-hot (0 or 1 for
+/* Token ids (nnrt_tensor.ids): whole numbers 0..ids-1, as take and one_hot accept. */
+static void random_ids(const nnrt_tensor *t, double *row, rt_rng *rng) {
+    for (int64_t e = 0; e < t->numel; e++) row[e] = (double)rt_rng_below(rng, (uint64_t)t->ids);
+}
+
+/* One random row's inputs, each input tensor in turn: token ids where the input holds them,
+ * else uniform(-1, 1). */
+static void random_inputs(const nnrt_model *m, double *row, rt_rng *rng) {
+    for (int32_t i = 0; i < m->n_inputs; i++) {
+        const nnrt_tensor *t = &m->inputs[i];
+        if (t->ids > 0)
+            random_ids(t, row, rng);
+        else
+            for (int64_t e = 0; e < t->numel; e++) row[e] = -1.0 + 2.0 * rt_rng_uniform(rng);
+        row += t->numel;
+    }
+}
+
+/* One random row's targets, each target tensor in turn: token ids where it holds them
+ * (a target that reaches one_hot); a random class, one-hot (0 or 1 for
  * a one-value target), for a classification model; else uniform(0, 1), valid for any loss. */
 static void random_targets(const nnrt_model *m, double *row, rt_rng *rng) {
     for (int32_t i = 0; i < m->n_targets; i++) {
         int64_t n = m->targets[i].numel;
-        if (!m->train.classification) {
+        if (m->targets[i].ids > 0) {
+            random_ids(&m->targets[i], row, rng);
+        } else if (!m->train.classification) {
             for (int64_t e = 0; e < n; e++) row[e] = rt_rng_uniform(rng);
         } else if (n == 1) {
             row[0] = (double)rt_rng_below(rng, 2);
@@ -305,8 +326,7 @@ static void random_rows(const nnrt_model *m, int64_t seed, rt_dataset *d) {
     rt_rng rng;
     rt_rng_seed(&rng, seed, RT_STREAM_GRADCHECK_ROWS);
     for (int64_t r = 0; r < GC_ROWS; r++) {
-        for (int64_t e = 0; e < d->input_elems; e++)
-            inputs[r * d->input_elems + e] = -1.0 + 2.0 * rt_rng_uniform(&rng);
+        random_inputs(m, inputs + r * d->input_elems, &rng);
         random_targets(m, targets + r * d->target_elems, &rng);
     }
     d->inputs = inputs;
@@ -326,12 +346,32 @@ static const char *random_targets_text(const nnrt_model *m) {
     if (!m->train.classification) return "uniform(0, 1)";
     int one_value = 0, several = 0;
     for (int32_t i = 0; i < m->n_targets; i++) {
+        if (m->targets[i].ids > 0) continue; /* token ids: append_token_ids_text says */
         one_value |= m->targets[i].numel == 1;
         several |= m->targets[i].numel > 1;
     }
+    if (!several && !one_value) return "token ids";
     if (!several) return "random classes, 0 or 1";
     return one_value ? "random classes, one-hot (0 or 1 for a one-value target)"
                      : "random classes, one-hot";
+}
+
+/* "; token ids instead: x 0..59, y 0..59" for the inputs and targets random_rows draws as
+ * whole ids (nnrt_tensor.ids); nothing when there are none. */
+static void append_token_ids_text(const nnrt_model *m, char *out, size_t size) {
+    const char *sep = "; token ids instead: ";
+    for (int pass = 0; pass < 2; pass++) {
+        const nnrt_tensor *t = pass ? m->targets : m->inputs;
+        int32_t n = pass ? m->n_targets : m->n_inputs;
+        for (int32_t i = 0; i < n; i++) {
+            if (t[i].ids <= 0) continue;
+            int w = snprintf(out, size, "%s%s 0..%lld", sep, t[i].name, (long long)t[i].ids - 1);
+            if (w < 0 || (size_t)w >= size) return;
+            out += w;
+            size -= (size_t)w;
+            sep = ", ";
+        }
+    }
 }
 
 /* Fills c->rows, and `about` with where they come from: the first GC_ROWS rows of the data
@@ -346,8 +386,9 @@ static void choose_rows(checker *c, const rt_options *o, char *about, size_t siz
     const char *problem = o->data ? NULL : default_data_problem(m, problem_buf, sizeof problem_buf);
     if (problem) {
         random_rows(m, o->seed, &c->rows);
-        snprintf(about, size, "%d random rows (%s): inputs uniform(-1, 1), targets %s", GC_ROWS,
-                 problem, random_targets_text(m));
+        int n = snprintf(about, size, "%d random rows (%s): inputs uniform(-1, 1), targets %s",
+                         GC_ROWS, problem, random_targets_text(m));
+        if (n > 0 && (size_t)n < size) append_token_ids_text(m, about + n, size - (size_t)n);
         return;
     }
     rt_load_training_data(m, o->data, &c->rows);

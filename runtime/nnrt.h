@@ -8,10 +8,9 @@
  *
  * Memory. Two arenas of elements (float, or double when f64 is set):
  *   fixed    fixed_elems elements: parameters, states, the parameters' gradients and
- *            momentum buffers, scratch for values that do not vary per sample. A tensor at `offset` starts at
- *            fixed + offset.
- *   varying  varying_elems * batch_cap elements: everything with a batch axis. A tensor
- *            with per-sample offset `offset` starts at varying + offset * batch_cap and holds
+ *            momentum buffers, scratch for values that do not vary per sample. A tensor at `offset`
+ * starts at fixed + offset. varying  varying_elems * batch_cap elements: everything with a batch
+ * axis. A tensor with per-sample offset `offset` starts at varying + offset * batch_cap and holds
  *            batch_cap rows of numel elements: sample b at + b * numel.
  * Both arenas are 64-byte aligned and zeroed by the runtime before first use.
  */
@@ -22,8 +21,8 @@
 
 /* Changes with anything compiled models and libnnrt both read: the descriptor below, or the
  * kernels' arguments (version 3: the window field cols_ready of conv.h, and
- * train.vocab). */
-#define NNRT_ABI_VERSION 3
+ * train.vocab; version 4: nnrt_tensor.ids). */
+#define NNRT_ABI_VERSION 4
 #define NNRT_MAX_RANK    4
 
 /* The layout is defined once: each struct is a list of fields, NNRT_<STRUCT>_FIELDS(X)
@@ -111,7 +110,12 @@ enum nnrt_init {
     /* params only: 1 when a fn's surrogate backward rule (`grad x ~ expr`, such as a              \
      * straight-through estimator) shapes this param's gradient, which then is not the true        \
      * derivative: gradcheck reports it and does not count it as a failure. */                     \
-    X(I32, surrogate)
+    X(I32, surrogate)                                                                              \
+    /* inputs and targets only: V when the tensor holds token ids 0..V-1, because it reaches       \
+     * the ids of take (V: the table's rows) or one_hot (V: its k), through slices and             \
+     * reshapes, or is the [seq] ids of text data (V: train.vocab); the smallest V where           \
+     * several; else 0. gradcheck draws such a tensor's random values as whole ids. */             \
+    X(I64, ids)
 
 typedef struct nnrt_tensor {
     NNRT_TENSOR_FIELDS(NNRT_C_FIELD)
@@ -169,8 +173,8 @@ enum nnrt_accuracy {
      * the real command line, which overrides it. */                                               \
     X(I32, n_settings)                                                                             \
     X(SETTINGS, settings)                                                                          \
-    /* Text data: the model's vocabulary size, token ids 0..vocab-1 (text(..., vocab = V), or     \
-     * the last dimension of a one-hot [seq, V] input or target); 0 for other data. */            \
+    /* Text data: the model's vocabulary size, token ids 0..vocab-1 (text(..., vocab = V), or      \
+     * the last dimension of a one-hot [seq, V] input or target); 0 for other data. */             \
     X(I64, vocab)
 
 typedef struct nnrt_train_defaults {

@@ -384,6 +384,26 @@ void rt_print_help(FILE *out, const nnrt_model *m) {
             prog);
 }
 
+/* gradcheck without data draws 8 random rows; the inputs and targets that hold token ids
+ * (nnrt_tensor.ids) get whole ids, which take and one_hot accept. */
+static void print_random_ids_help(FILE *out, const nnrt_model *m) {
+    int shown = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        const nnrt_tensor *t = pass ? m->targets : m->inputs;
+        int32_t n = pass ? m->n_targets : m->n_inputs;
+        for (int32_t i = 0; i < n; i++) {
+            if (t[i].ids <= 0) continue;
+            if (!shown++)
+                fprintf(out,
+                        "\n  Without data, gradcheck draws 8 random rows: inputs uniform(-1, 1), "
+                        "but token ids\n  (they feed take, embedding or one_hot, or text data) "
+                        "are whole ids:");
+            fprintf(out, "%s %s 0..%lld", shown > 1 ? "," : "", t[i].name, (long long)t[i].ids - 1);
+        }
+    }
+    if (shown) fprintf(out, ".\n");
+}
+
 void rt_print_command_help(FILE *out, const nnrt_model *m, rt_command cmd) {
     fprintf(out, "usage: %s %s [OPTIONS]\n\n", rt_program_name(), command_names[cmd]);
     fprintf(out, "%s %s: %s.\n", rt_program_name(), command_names[cmd], command_help(m, cmd));
@@ -395,6 +415,7 @@ void rt_print_command_help(FILE *out, const nnrt_model *m, rt_command cmd) {
                      "LO..HI:log, with :K\n  grid points (LO..HI:log:K), or a list A,B,C; "
                      "words and on|off take lists.\n");
     fprintf(out, "  %-24s %s\n", "-h, --help", "this help");
+    if (cmd == RT_CMD_GRADCHECK) print_random_ids_help(out, m);
     if (applies(find_option("optimizer", strlen("optimizer")), m, cmd)) {
         fprintf(out, "\noptimizers (--optimizer NAME):\n");
         rt_optim_print_list(out);

@@ -1192,6 +1192,36 @@ def case_embedding_tokens(nnc, src, tmp):
         raise Failure(f"a dense layer on the raw ids learned the rule: the test shows nothing\n{out}")
 
 
+# Ids into an embedding, class ids per step into one_hot: no data file.
+EMBED_NO_DATA = """import "nn"
+model emb {
+    input  ids[4]
+    target y[4]
+    e        = embedding(ids, 6, 3)
+    param W[3, 5] = glorot
+    output z = e @ W
+    loss     = softmax_cross_entropy(z, one_hot(y, 5))
+}
+"""
+
+
+def case_gradcheck_token_ids(nnc, src, tmp):
+    """gradcheck without data draws the inputs and targets that feed take or one_hot as whole
+    ids below the table's rows or one_hot's k (nnrt_tensor.ids), not uniform(-1, 1), which
+    take would refuse: the embedding model passes, and --help and the batch line say so."""
+    with open(os.path.join(tmp, "emb.nn"), "w") as f:
+        f.write(EMBED_NO_DATA)
+    run([nnc, "emb.nn", "--f64", "-o", "emb"], tmp)
+    out = run(["./emb", "gradcheck"], tmp).stdout
+    want = ("batch: 8 random rows (the model names no data file): inputs uniform(-1, 1), "
+            "targets token ids; token ids instead: ids 0..5, y 0..4\n")
+    if want not in out or "gradcheck: all 2 params match" not in out:
+        raise Failure(f"gradcheck printed\n{out}\nwanted the line\n{want}")
+    helptext = run(["./emb", "gradcheck", "--help"], tmp).stdout
+    if "are whole ids: ids 0..5, y 0..4." not in helptext:
+        raise Failure(f"gradcheck --help does not name the ids:\n{helptext}")
+
+
 def case_token_ids_exact(nnc, src, tmp):
     """Token ids stay exact in f32 up to 2^24 - 1: the CSV reader copies the columns of
     `input ids[3]` as they are, so ids - 16777200 is 15, 1 and 0 (eval's loss, from the data
