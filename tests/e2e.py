@@ -1078,6 +1078,13 @@ def case_lstm_stacked(nnc, src, tmp):
             "hs.b_2": [32], "hs.Wh_2": [8, 32], "p.W": [8, 1], "p.b": [1]}
     if shapes != want:
         raise Failure(f"the stacked lstm's params: {shapes}, wanted {want}")
+    # each layer projects its whole input sequence in one product; only h @ Wh is in a step
+    ir = run([nnc, os.path.join(tmp, "stacked.nn"), "--emit=ir", "--steps", "all"], tmp).stdout
+    products = re.findall(r": (\[[0-9, ]+\]) += matmul \S+, @(\S+)", ir)
+    counts = {k: products.count(k) for k in set(products)}
+    if counts != {("[8, 32]", "hs.Wx"): 1, ("[8, 32]", "hs.Wx_2"): 1, ("[32]", "hs.Wh"): 8,
+                  ("[32]", "hs.Wh_2"): 8, ("[1]", "p.W"): 1}:
+        raise Failure(f"the stacked lstm's products (shape, weight): {counts}")
 
 
 def case_batchnorm_early_stopping(nnc, src, tmp):
