@@ -25,6 +25,16 @@ embedding
          P, read as sum(P * z), gets dP = the batch's mean of z: the forward values, to
          1e-12. Then three steps with momentum 0.9 and three of Adam, to 1e-12. The
          predictions are compared as printed.
+recurrent
+         stdlib's lstm and gru, each stacked two deep, against torch.nn.LSTM and
+         torch.nn.GRU (num_layers = 2, batch_first) in f64 on random sequences [5, 3], the
+         weights converted from torch's by the recipe docs/language.md gives (Wx =
+         weight_ih_lkᵀ, Wh = weight_hh_lkᵀ; lstm's b = bias_ih_lk + bias_hh_lk, gru's b =
+         bias_ih_lk and bh = bias_hh_lk). One SGD step of lr 1 gives W - dW: every weight's
+         gradient, converted the same way, to 1e-10 (lstm's b gets the gradient torch gives
+         each of its two biases). P, read as sum(P * z), gets dP = the batch's mean of the
+         outputs z [5, 7] (all hidden states of both top layers): the forward values, to
+         1e-10. The predictions are compared as printed.
 """
 import json
 import os
@@ -313,6 +323,90 @@ def case_embedding(nnc, src, tmp):
         got = read_safetensors(os.path.join(tmp, f"{name}.safetensors"))
         for k, w in (("E", tables["E"].weight), ("u.E", tables["u.E"].weight), ("P", P)):
             close(f"{k} after three steps of {name}", got[k], w.detach(), 1e-12)
+
+
+RECURRENT_MODEL = """import "nn"
+
+model rec {
+    input  x[5, 3]
+    target y[5, 7]
+    param  P[5, 7]
+
+    h1       = lstm(x, 4)
+    h2       = lstm(h1, 4)
+    g1       = gru(x, 3)
+    g2       = gru(g1, 3)
+    output z = concat(h2, g2, axis = 1)
+    loss     = mean((z - y) ^ 2) + sum(P * z)
+}
+"""
+
+
+def nnc_recurrent_weights(lstm, gru, grads=False):
+    """The documented recipe, from torch.nn.LSTM / torch.nn.GRU to stdlib's lstm / gru, one
+    nnc layer per torch layer; with grads, the same for the gradients (lstm's b, the sum of
+    two biases, gets the gradient of either)."""
+    def get(module, name):
+        t = getattr(module, name)
+        return t.grad if grads else t.detach()
+
+    out = {}
+    for layer, (h, g) in enumerate((("h1", "g1"), ("h2", "g2"))):
+        for nnc_name, module in ((h, lstm), (g, gru)):
+            out[nnc_name + ".Wx"] = get(module, f"weight_ih_l{layer}").T
+            out[nnc_name + ".Wh"] = get(module, f"weight_hh_l{layer}").T
+        bih, bhh = get(lstm, f"bias_ih_l{layer}"), get(lstm, f"bias_hh_l{layer}")
+        out[h + ".b"] = bih if grads else bih + bhh
+        out[g + ".b"] = get(gru, f"bias_ih_l{layer}")
+        out[g + ".bh"] = get(gru, f"bias_hh_l{layer}")
+    return out
+
+
+def case_recurrent(nnc, src, tmp):
+    n, T = 16, 5
+    torch.manual_seed(7)
+    lstm = torch.nn.LSTM(3, 4, num_layers=2, batch_first=True, dtype=torch.float64)
+    gru = torch.nn.GRU(3, 3, num_layers=2, batch_first=True, dtype=torch.float64)
+    with torch.no_grad():  # larger than torch's +-1/sqrt(hidden): the gates saturate more
+        for w in list(lstm.parameters()) + list(gru.parameters()):
+            w.uniform_(-1, 1)
+    g = torch.Generator().manual_seed(8)
+    x = torch.rand(n, T, 3, generator=g, dtype=torch.float64) * 4 - 2
+    y = torch.rand(n, T, 7, generator=g, dtype=torch.float64) * 2 - 1
+    P = (torch.rand(T, 7, generator=g, dtype=torch.float64) * 2 - 1).requires_grad_(True)
+    params = nnc_recurrent_weights(lstm, gru)
+    params["P"] = P.detach().clone()
+    with open(os.path.join(tmp, "rec.nn"), "w") as f:
+        f.write(RECURRENT_MODEL)
+    with open(os.path.join(tmp, "data.csv"), "w") as f:
+        for i in range(n):
+            f.write(",".join(repr(v) for v in x[i].flatten().tolist() + y[i].flatten().tolist())
+                    + "\n")
+    with open(os.path.join(tmp, "x.csv"), "w") as f:
+        for i in range(n):
+            f.write(",".join(repr(v) for v in x[i].flatten().tolist()) + "\n")
+    write_safetensors(os.path.join(tmp, "init.safetensors"), params)
+    run([nnc, "rec.nn", "--f64", "-o", "rec"], tmp)
+    run(["./rec", "train", "--data", "data.csv", "--init-weights", "init.safetensors",
+         "--batch", str(n), "--shuffle", "off", "--validation", "0", "--optimizer", "sgd",
+         "--lr", "1", "--momentum", "0", "--steps", "1", "--epochs", "1",
+         "--save", "sgd.safetensors"], tmp)
+    saved = read_safetensors(os.path.join(tmp, "sgd.safetensors"))
+    got_pred = predictions(run(["./rec", "predict", "--data", "x.csv", "--weights",
+                                "init.safetensors"], tmp))
+
+    z = torch.cat((lstm(x)[0], gru(x)[0]), dim=2)
+    loss = (((z - y) ** 2).mean((1, 2)) + (P * z).sum((1, 2))).mean()
+    loss.backward()
+    for layer in (0, 1):  # the same sum, rounded in another order
+        close(f"torch's two LSTM biases' gradients of layer {layer}",
+              lstm.get_parameter(f"bias_hh_l{layer}").grad,
+              lstm.get_parameter(f"bias_ih_l{layer}").grad, 1e-14)
+    want = nnc_recurrent_weights(lstm, gru, grads=True)
+    for name, grad in want.items():
+        close(f"d{name}", params[name] - saved[name], grad, 1e-10)
+    close("dP = the batch's mean of the forward values z", params["P"] - saved["P"], P.grad, 1e-10)
+    close("predictions z (as printed)", got_pred, z.detach().reshape(n, -1), 1e-8)
 
 
 def main():
