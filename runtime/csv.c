@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "files.h"
 #include "util.h"
 
 typedef struct field {
@@ -156,13 +157,7 @@ int64_t rt_csv_header_column(const rt_csv_first *header, const char *name, size_
 }
 
 void rt_csv_check_text(const char *path, const char *bytes, size_t seen, size_t len) {
-    const unsigned char *u = (const unsigned char *)bytes;
-    if (seen < 2 && len >= 2 && ((u[0] == 0xFF && u[1] == 0xFE) || (u[0] == 0xFE && u[1] == 0xFF)))
-        rt_byte_error(path, 0,
-                      "the file is UTF-16 text; CSV is read as UTF-8 (save it as "
-                      "\"CSV UTF-8\")");
-    const char *nul = memchr(bytes + seen, '\0', len - seen);
-    if (nul) rt_byte_error(path, (uint64_t)(nul - bytes), "a NUL byte: this is not CSV text");
+    rt_check_utf8_text(path, bytes, seen, len, "CSV", "\"CSV UTF-8\"", "CSV text");
 }
 
 /* ---- data rows ---- */

@@ -436,3 +436,13 @@ void rt_check_file_uses(const rt_file_use *uses, int n) {
     for (int i = 0; i < n; i++) rt_free(ids[i].name);
     rt_free(ids);
 }
+
+void rt_check_utf8_text(const char *path, const char *bytes, size_t seen, size_t len,
+                        const char *format, const char *save_as, const char *what) {
+    const unsigned char *u = (const unsigned char *)bytes;
+    if (seen < 2 && len >= 2 && ((u[0] == 0xFF && u[1] == 0xFE) || (u[0] == 0xFE && u[1] == 0xFF)))
+        rt_byte_error(path, 0, "the file is UTF-16 text; %s is read as UTF-8 (save it as %s)",
+                      format, save_as);
+    const char *nul = memchr(bytes + seen, '\0', len - seen);
+    if (nul) rt_byte_error(path, (uint64_t)(nul - bytes), "a NUL byte: this is not %s", what);
+}

@@ -83,4 +83,11 @@ typedef struct rt_file_use {
 
 void rt_check_file_uses(const rt_file_use *uses, int n);
 
+/* Checks text as it arrives (an rt_read_limits.check): no NUL byte, and not UTF-16 (a byte
+ * order mark), so that a stream of zeros or a gzip bomb of them stops at once. The messages
+ * name the format ("CSV"), what to save the file as ("\"CSV UTF-8\"") and what a NUL byte
+ * shows it is not ("CSV text"). */
+void rt_check_utf8_text(const char *path, const char *bytes, size_t seen, size_t len,
+                        const char *format, const char *save_as, const char *what);
+
 #endif

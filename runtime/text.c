@@ -48,12 +48,7 @@ static void check_text(const char *path, const char *bytes, size_t seen, size_t 
     (void)state;
     const unsigned char *u = (const unsigned char *)bytes;
     if ((unsigned char)bytes[0] == 0x1f && (len < 2 || u[1] == 0x8b)) return; /* gzip */
-    if (seen < 2 && len >= 2 && ((u[0] == 0xFF && u[1] == 0xFE) || (u[0] == 0xFE && u[1] == 0xFF)))
-        rt_byte_error(path, 0,
-                      "the file is UTF-16 text; text data is read as UTF-8 (save it as "
-                      "UTF-8)");
-    const char *nul = memchr(bytes + seen, '\0', len - seen);
-    if (nul) rt_byte_error(path, (uint64_t)(nul - bytes), "a NUL byte: this is not text");
+    rt_check_utf8_text(path, bytes, seen, len, "text data", "UTF-8", "text");
 }
 
 /* The file's bytes, inflated when gzip'd. A tenth of the memory budget at most: the ids take
