@@ -136,7 +136,8 @@ static void advance(reader *r, int64_t c) {
 static reader start(const char *path, const char *bytes, size_t len) {
     reader r = {path, (const unsigned char *)bytes, (const unsigned char *)bytes + len, 1, 1};
     if (len >= 3 && memcmp(bytes, "\xEF\xBB\xBF", 3) == 0) r.p += 3; /* a byte-order mark */
-    if (len >= 2 && ((r.p[0] == 0xFF && r.p[1] == 0xFE) || (r.p[0] == 0xFE && r.p[1] == 0xFF)))
+    if (r.end - r.p >= 2 &&
+        ((r.p[0] == 0xFF && r.p[1] == 0xFE) || (r.p[0] == 0xFE && r.p[1] == 0xFF)))
         rt_byte_error(path, 0,
                       "the file is UTF-16 text; text data is read as UTF-8 (save it as "
                       "UTF-8)");
