@@ -177,10 +177,15 @@ extern RowKernel *const row_kernels[OP_COUNT];
 extern ReduceKernel *const reduce_kernels[OP_COUNT];
 
 /* A layout op (slice, scatter, transpose, permute, concat): the whole copy for nb samples,
- * with the arguments of a ReduceKernel. */
+ * with the arguments of a ReduceKernel; a slice or scatter starts at element `start` (i64)
+ * of the whole (the others are given 0). */
 typedef void LayoutKernel(Codegen *cg, const Value *v, Operand *args, LLVMValueRef out,
-                          LLVMValueRef nb);
+                          LLVMValueRef nb, LLVMValueRef start);
 extern LayoutKernel *const layout_kernels[OP_COUNT];
+/* Where a slice's or scatter's box starts in the whole, in elements. A helper takes it as an
+ * argument, not as a constant: the slices of the steps of a scan differ in it alone, and so
+ * become one function (codegen.c, share_repeated_helpers). */
+int64_t layout_start(const Layout *l);
 
 /* A RANDOM op's masks for one call of its loop (docs/codegen.md, "Dropout"), from the
  * loop's nnrt_ctx.training and noise_seed. */

@@ -607,9 +607,9 @@ void stats_report(void) {
     fprintf(stderr,
             "nnc: stats: source_bytes=%lld tokens=%lld ast_nodes=%lld exprs_lowered=%lld "
             "ir_values=%lld hash_probes=%lld plan_visits=%lld largest_loop=%lld "
-            "llvm_insts=%lld arena_bytes=%lld\n",
+            "llvm_insts=%lld llvm_insts_optimised=%lld arena_bytes=%lld\n",
             (long long)s->source_bytes, (long long)s->tokens, (long long)s->ast_nodes,
             (long long)s->exprs_lowered, (long long)s->ir_values, (long long)s->hash_probes,
             (long long)s->plan_visits, (long long)s->largest_loop, (long long)s->llvm_insts,
-            (long long)s->arena_bytes);
+            (long long)s->llvm_insts_optimised, (long long)s->arena_bytes);
 }

@@ -196,16 +196,17 @@ bool output_is_not_a_source(const char *path);
  * With NNC_STATS=1 in the environment, nnc prints them when it exits (docs/architecture.md):
  * tests compare runs on inputs of growing size to check the compiler stays linear. */
 typedef struct NncStats {
-    int64_t source_bytes;  /* read from disk */
-    int64_t tokens;        /* returned by the lexer */
-    int64_t ast_nodes;     /* made by the parser */
-    int64_t exprs_lowered; /* expressions evaluated by lowering (inlined bodies each time) */
-    int64_t ir_values;     /* IR values made, by every stage */
-    int64_t hash_probes;   /* slots looked at by hash_find */
-    int64_t plan_visits;   /* nodes visited by the memory plan's interval tree */
-    int64_t largest_loop;  /* members of the largest fused elementwise loop */
-    int64_t llvm_insts;    /* LLVM instructions generated, before optimisation */
-    int64_t arena_bytes;   /* allocated by the arena */
+    int64_t source_bytes;         /* read from disk */
+    int64_t tokens;               /* returned by the lexer */
+    int64_t ast_nodes;            /* made by the parser */
+    int64_t exprs_lowered;        /* expressions evaluated by lowering (inlined bodies each time) */
+    int64_t ir_values;            /* IR values made, by every stage */
+    int64_t hash_probes;          /* slots looked at by hash_find */
+    int64_t plan_visits;          /* nodes visited by the memory plan's interval tree */
+    int64_t largest_loop;         /* members of the largest fused elementwise loop */
+    int64_t llvm_insts;           /* LLVM instructions generated, before optimisation */
+    int64_t llvm_insts_optimised; /* the same after optimisation */
+    int64_t arena_bytes;          /* allocated by the arena */
 } NncStats;
 extern NncStats nnc_stats;
 /* Prints the counters to stderr when NNC_STATS is set. */

@@ -488,8 +488,8 @@ static void reduce_batch_sum(Codegen *cg, const Value *v, Operand *args, LLVMVal
 typedef struct Walk {
     int rank;
     int64_t count[MAX_RANK];
-    int64_t from_at, from_stride[MAX_RANK];
-    int64_t to_at, to_stride[MAX_RANK];
+    LLVMValueRef from_at, to_at; /* i64 element offsets where the box starts; NULL: 0 */
+    int64_t from_stride[MAX_RANK], to_stride[MAX_RANK];
 } Walk;
 
 /* Row-major strides of a shape, in elements. */
@@ -549,16 +549,24 @@ static void copy_by_walk(Codegen *cg, const Value *v, const Value *u, Operand fr
     LLVMValueRef b = loop_begin(cg, &lb, nb);
     Operand from_sample = operand_plus(cg, from, sample_offset(cg, u, b));
     LLVMValueRef to_sample = element_ptr(cg, out, sample_offset(cg, v, b));
-    walk_axes(cg, &w, 0, from_sample, to_sample, int64_const(cg, w.from_at),
-              int64_const(cg, w.to_at));
+    LLVMValueRef zero = int64_const(cg, 0);
+    walk_axes(cg, &w, 0, from_sample, to_sample, w.from_at ? w.from_at : zero,
+              w.to_at ? w.to_at : zero);
     loop_end(cg, &lb, false);
 }
 
-/* The walk over a slice's box: `sliced` side strided through whole, `packed` side
- * contiguous (the slice's own elements). */
-static Walk slice_walk(const Layout *l, bool from_whole) {
+int64_t layout_start(const Layout *l) {
+    int64_t whole_stride[MAX_RANK], at = 0;
+    strides_of(l->whole, whole_stride);
+    for (int k = 0; k < l->whole.rank; k++) at += l->start[k] * whole_stride[k];
+    return at;
+}
+
+/* The walk over a slice's box from `start` on: `sliced` side strided through whole, `packed`
+ * side contiguous (the slice's own elements). */
+static Walk slice_walk(const Layout *l, bool from_whole, LLVMValueRef start) {
     Walk w = {.rank = l->whole.rank};
-    int64_t whole_stride[MAX_RANK], packed_stride[MAX_RANK], sliced_at = 0, n = 1;
+    int64_t whole_stride[MAX_RANK], packed_stride[MAX_RANK], n = 1;
     strides_of(l->whole, whole_stride);
     for (int k = w.rank - 1; k >= 0; k--) {
         packed_stride[k] = n;
@@ -566,30 +574,30 @@ static Walk slice_walk(const Layout *l, bool from_whole) {
     }
     for (int k = 0; k < w.rank; k++) {
         w.count[k] = l->count[k];
-        sliced_at += l->start[k] * whole_stride[k];
         int64_t sliced = l->step[k] * whole_stride[k];
         w.from_stride[k] = from_whole ? sliced : packed_stride[k];
         w.to_stride[k] = from_whole ? packed_stride[k] : sliced;
     }
-    (from_whole ? &w.from_at : &w.to_at)[0] = sliced_at;
+    (from_whole ? &w.from_at : &w.to_at)[0] = start;
     return w;
 }
 
 static void layout_slice(Codegen *cg, const Value *v, Operand *args, LLVMValueRef out,
-                         LLVMValueRef nb) {
-    copy_by_walk(cg, v, v->args[0], args[0], out, nb, slice_walk(v->layout, true));
+                         LLVMValueRef nb, LLVMValueRef start) {
+    copy_by_walk(cg, v, v->args[0], args[0], out, nb, slice_walk(v->layout, true, start));
 }
 
 /* Zeros, then the slice's elements at their places. */
 static void layout_scatter(Codegen *cg, const Value *v, Operand *args, LLVMValueRef out,
-                           LLVMValueRef nb) {
+                           LLVMValueRef nb, LLVMValueRef start) {
     zero_fill_n(cg, out, mul64(cg, nb, int64_const(cg, shape_numel(v->shape))));
-    copy_by_walk(cg, v, v->args[0], args[0], out, nb, slice_walk(v->layout, false));
+    copy_by_walk(cg, v, v->args[0], args[0], out, nb, slice_walk(v->layout, false, start));
 }
 
 /* Result-ordered: axis k of the result reads along axis perm[k] of the operand. */
 static void layout_permute(Codegen *cg, const Value *v, Operand *args, LLVMValueRef out,
-                           LLVMValueRef nb) {
+                           LLVMValueRef nb, LLVMValueRef start) {
+    (void)start;
     int perm[MAX_RANK];
     int64_t from_stride[MAX_RANK];
     ir_permutation(v, perm);
@@ -606,7 +614,8 @@ static void layout_permute(Codegen *cg, const Value *v, Operand *args, LLVMValue
 
 /* a's elements into the first a.dim[axis] places along the axis, then b's. */
 static void layout_concat(Codegen *cg, const Value *v, Operand *args, LLVMValueRef out,
-                          LLVMValueRef nb) {
+                          LLVMValueRef nb, LLVMValueRef start) {
+    (void)start;
     int axis = 0;
     ir_axis(v->opt[0], v->shape.rank, &axis);
     int64_t to_stride[MAX_RANK];
@@ -619,7 +628,7 @@ static void layout_concat(Codegen *cg, const Value *v, Operand *args, LLVMValueR
             w.count[k] = u->shape.dim[k];
             w.to_stride[k] = to_stride[k];
         }
-        w.to_at = i ? v->args[0]->shape.dim[axis] * to_stride[axis] : 0;
+        w.to_at = int64_const(cg, i ? v->args[0]->shape.dim[axis] * to_stride[axis] : 0);
         copy_by_walk(cg, v, u, args[i], out, nb, w);
     }
 }

@@ -389,8 +389,13 @@ static bool takes_batch(const Value *v) {
     return varying;
 }
 
+/* A slice or a scatter: its helper is told where its box starts (layout_start). */
+static bool takes_start(const Value *v) {
+    return v->op == OP_slice || v->op == OP_scatter;
+}
+
 static LLVMValueRef op_function(Codegen *cg, const Value *v) {
-    LLVMTypeRef params[5];
+    LLVMTypeRef params[6];
     unsigned n = 0;
     for (int k = 0; k < v->nargs; k++) {
         if (has_memory(v->args[k])) params[n++] = cg->elem_ptr;
@@ -398,6 +403,7 @@ static LLVMValueRef op_function(Codegen *cg, const Value *v) {
     }
     params[n++] = cg->elem_ptr;
     if (takes_batch(v)) params[n++] = cg->i64;
+    if (takes_start(v)) params[n++] = cg->i64;
     const char *name = xprintf("nnc.%s.%d", op_info[v->op].name, v->id);
     LLVMValueRef fn = new_helper_function(cg, name, params, n);
     Operand args[3];
@@ -410,10 +416,11 @@ static LLVMValueRef op_function(Codegen *cg, const Value *v) {
     }
     LLVMValueRef out = LLVMGetParam(fn, k++);
     LLVMValueRef nb = takes_batch(v) ? LLVMGetParam(fn, k++) : int64_const(cg, 1);
+    LLVMValueRef start = takes_start(v) ? LLVMGetParam(fn, k++) : int64_const(cg, 0);
     if (op_info[v->op].cls == OPC_ROW)
         rows_of(cg, v, args, out, nb);
     else if (op_info[v->op].cls == OPC_LAYOUT)
-        layout_kernels[v->op](cg, v, args, out, nb);
+        layout_kernels[v->op](cg, v, args, out, nb, start);
     else
         reduce_kernels[v->op](cg, v, args, out, nb);
     LLVMBuildRetVoid(cg->b);
@@ -427,7 +434,7 @@ void emit_op_step(Codegen *cg, int step) {
         cg->op_fns[step] = op_function(cg, v);
         LLVMPositionBuilderAtEnd(cg->b, here);
     }
-    LLVMValueRef args[5];
+    LLVMValueRef args[6];
     unsigned n = 0;
     for (int k = 0; k < v->nargs; k++) {
         if (has_memory(v->args[k])) args[n++] = address_of(cg, v->args[k]);
@@ -435,5 +442,6 @@ void emit_op_step(Codegen *cg, int step) {
     }
     args[n++] = address_of(cg, v);
     if (takes_batch(v)) args[n++] = cg->batch;
+    if (takes_start(v)) args[n++] = int64_const(cg, layout_start(v->layout));
     build_call(cg, cg->op_fns[step], args, n);
 }
