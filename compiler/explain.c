@@ -257,12 +257,17 @@ static Expr selection(const Explainer *ex, const Value *v, const Expr *a) {
 }
 
 /* "u", "z, y", "u, 0.2": the operands, then the options (ops.def); a backward dropout
- * applies its forward one's masks. */
+ * applies its forward one's masks. A reshape's options are its dims up to a 0 that ends
+ * them, and one may be -1: the shape it made says them all, "reshape(g, 32, 2, 2)". */
 static const char *call_arguments(const Value *v, const Expr *a) {
     const char *s = a[0].s;
     for (int i = 1; i < v->nargs; i++) s = xprintf("%s, %s", s, a[i].s);
-    for (int k = 0; k < op_info[v->op].n_options; k++)
-        s = xprintf("%s, %s", s, ir_number_str(v->opt[k]));
+    if (v->op == OP_reshape)
+        for (int k = 0; k < v->shape.rank; k++)
+            s = xprintf("%s, %lld", s, (long long)v->shape.dim[k]);
+    else
+        for (int k = 0; k < op_info[v->op].n_options; k++)
+            s = xprintf("%s, %s", s, ir_number_str(v->opt[k]));
     if (v->layout) s = xprintf("%s, %s", s, ir_layout_str(v));
     if ((op_info[v->op].flags & OPF_RANDOM) && v->salt != v->id)
         s = xprintf("%s, masks of #%d", s, v->salt);
