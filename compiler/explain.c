@@ -257,12 +257,17 @@ static Expr selection(const Explainer *ex, const Value *v, const Expr *a) {
 }
 
 /* "u", "z, y", "u, 0.2": the operands, then the options (ops.def); a backward dropout
- * applies its forward one's masks. */
+ * applies its forward one's masks. A reshape's options are its dims up to a 0 that ends
+ * them, and one may be -1: the shape it made says them all, "reshape(g, 32, 2, 2)". */
 static const char *call_arguments(const Value *v, const Expr *a) {
     const char *s = a[0].s;
     for (int i = 1; i < v->nargs; i++) s = xprintf("%s, %s", s, a[i].s);
-    for (int k = 0; k < op_info[v->op].n_options; k++)
-        s = xprintf("%s, %s", s, ir_number_str(v->opt[k]));
+    if (v->op == OP_reshape)
+        for (int k = 0; k < v->shape.rank; k++)
+            s = xprintf("%s, %lld", s, (long long)v->shape.dim[k]);
+    else
+        for (int k = 0; k < op_info[v->op].n_options; k++)
+            s = xprintf("%s, %s", s, ir_number_str(v->opt[k]));
     if (v->layout) s = xprintf("%s, %s", s, ir_layout_str(v));
     if ((op_info[v->op].flags & OPF_RANDOM) && v->salt != v->id)
         s = xprintf("%s, masks of #%d", s, v->salt);
@@ -592,6 +597,47 @@ static void match_leftover(const Explainer *ex, const Value *of, const ValueList
     }
 }
 
+/* How many different steps of one scan the uses were made in, and that scan's first use
+ * (for its place in the source); 0 when a use is outside a scan or in another scan. */
+static int scan_steps_of(const ValueList *terms, Value **uses, const Value **first) {
+    int scan = 0, steps = 0;
+    *first = NULL;
+    for (int i = 0; i < terms->n; i++) {
+        const Value *u = uses[i] ? uses[i] : terms->v[i]->from;
+        if (!u || !u->scan || (scan && u->scan != scan)) return 0;
+        scan = u->scan;
+        bool seen = false;
+        for (int j = 0; j < i && !seen; j++) {
+            const Value *w = uses[j] ? uses[j] : terms->v[j]->from;
+            seen = w->scan_step == u->scan_step;
+        }
+        steps += !seen;
+        if (!*first) *first = u;
+    }
+    return steps;
+}
+
+/* "the sum over the 3 uses of h.W:", or for a weight the steps of a scan share, the sum
+ * that backpropagation through time is: "the sum over the 3 time steps of the scan at
+ * m.nn:16:10, one use of hs.Wh a step (backpropagation through time):". */
+static const char *fanout_heading(const Explainer *ex, const Value *of, const ValueList *terms,
+                                  Value **uses) {
+    const char *name = xprintf("%s%s%s", ex->tex ? "$" : "", name_of(ex, of), ex->tex ? "$" : "");
+    const Value *first;
+    int steps = scan_steps_of(terms, uses, &first);
+    if (steps < 2) return xprintf("the sum over the %d uses of %s:", terms->n, name);
+    const char *at = first->loc.file ? xprintf(" at %s:%d:%d", base_name(first->loc.file->path),
+                                               first->loc.line, first->loc.col)
+                                     : "";
+    if (steps == terms->n)
+        return xprintf("the sum over the %d time steps of the scan%s, one use of %s a step "
+                       "(backpropagation through time):",
+                       steps, at, name);
+    return xprintf("the sum over the %d uses of %s in %d time steps of the scan%s "
+                   "(backpropagation through time):",
+                   terms->n, name, steps, at);
+}
+
 /* ∂cost/∂of = the sum of its uses' contributions: one note per term, naming the use. */
 static void render_fanout(Explainer *ex, int k, Value *of, Value *grad) {
     ValueList terms = {0};
@@ -615,9 +661,7 @@ static void render_fanout(Explainer *ex, int k, Value *of, Value *grad) {
     }
     Item *it = &ex->items.v[k];
     it->expr = sb_str(&sum);
-    add_note(it, NULL, NULL, NULL,
-             xprintf("the sum over the %d uses of %s%s%s:", terms.n, ex->tex ? "$" : "",
-                     name_of(ex, of), ex->tex ? "$" : ""));
+    add_note(it, NULL, NULL, NULL, fanout_heading(ex, of, &terms, uses));
     for (int i = 0; i < terms.n; i++) {
         if (uses[i])
             add_note(it, shown[i], uses[i], rule_for(uses[i], of),

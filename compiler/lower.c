@@ -1482,6 +1482,22 @@ static Value *default_output(Lower *L, Scope *model_scope) {
     return g->inputs.v[0];
 }
 
+/* An unnamed slice of a named value is called after it and its subscript, h@0[0] or
+ * h.a@1[6:] (whole trailing axes left out), so that --emit=grad and nnc explain read
+ * ∂cost/∂h.a@1[6:], a piece of a named vector, rather than ∂cost/∂t41: the gate
+ * pre-activations of an LSTM step, the rows of its carry. Done after lowering, so that
+ * every name a binding gave stays. */
+static void name_slices(Lower *L) {
+    for (int i = 0; i < L->g->insts.n; i++) {
+        Value *v = L->g->insts.v[i];
+        if (v->op != OP_slice || v->name || !v->args[0]->name) continue;
+        char *sub = xprintf("%s", ir_layout_str(v));
+        for (size_t n = strlen(sub); n > 4 && !strcmp(sub + n - 4, ", :]"); n -= 3)
+            strcpy(sub + n - 4, "]");
+        v->name = unique_name(L, xprintf("%s%s", v->args[0]->name, sub));
+    }
+}
+
 /* The model's bindings to tensors, which predict can print by name. */
 static void collect_bindings(Graph *g, const Scope *model_scope) {
     for (int i = 0; i < model_scope->names.n; i++) {
@@ -1525,6 +1541,7 @@ Graph *lower_model(Program *prog) {
     check_loss(&L, &model_scope);
     if (diag_error_count() != errors) return NULL;
     if (!L.g->output) L.g->output = default_output(&L, &model_scope);
+    name_slices(&L);
     collect_bindings(L.g, &model_scope);
     L.g->n_forward = L.g->insts.n;
     return L.g;

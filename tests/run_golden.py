@@ -8,6 +8,7 @@ examples/lessons/NAME.nn, or tests/golden/models/NAME.nn), run from the source f
     NAME.explain.txt      nnc explain examples/NAME.nn
     NAME.explain-md.txt   nnc explain examples/NAME.nn --format=markdown
     NAME.grad-all.txt     nnc examples/NAME.nn --emit=grad --steps all
+    NAME.explain-wrt-P.txt  nnc explain examples/NAME.nn --wrt P    (P a param: h.Wh)
 
 On a difference the test fails with a diff. After a deliberate change to a printer,
 regenerate with: run_golden.py NNC SRC GOLDEN --update
@@ -38,11 +39,13 @@ def command(nnc, model, kind):
         return [nnc, "explain", model, "--format=markdown"]
     if kind == "grad-all":
         return [nnc, model, "--emit=grad", "--steps", "all"]
+    if kind.startswith("explain-wrt-"):
+        return [nnc, "explain", model, "--wrt", kind[len("explain-wrt-"):]]
     return [nnc, model, "--emit=" + kind]
 
 
 def check_golden(nnc, src, golden, name, update):
-    example, kind, _ = name.rsplit(".", 2)
+    example, kind = name[:-len(".txt")].split(".", 1)
     model = os.path.join("examples", example + ".nn")
     if not os.path.exists(os.path.join(src, model)):
         model = os.path.join("examples", "lessons", example + ".nn")

@@ -17,6 +17,7 @@ import the constants below (M_TRUE, the cloud centres) instead of repeating them
 | line.csv      | 50   | x,y               | y = M_TRUE * x + normal noise (std NOISE)          |
 | qwerties.csv  | 200  | x1,x2,label       | two Gaussian clouds in 2D, labels 0 and 1          |
 | clouds3.csv   | 300  | x1,x2,label       | three Gaussian clouds in 2D, labels 0, 1, 2        |
+| memory.csv    | 300  | x0..x39,first     | sequences of 40 random -1/1; first: 1 if x0 is 1   |
 """
 import math
 import os
@@ -42,6 +43,12 @@ CLOUDS3_PER = 100
 CLOUDS3_SEED = 8
 
 CLOUD_STD = 0.8
+
+# memory.csv: MEMORY_N sequences of MEMORY_T values, each -1 or 1 with equal odds; the label
+# says whether the first was 1, so a recurrent net must carry it to the end of the sequence.
+MEMORY_T = 40
+MEMORY_N = 300
+MEMORY_SEED = 10
 
 
 def normal(rng):
@@ -76,6 +83,15 @@ def clouds(centres, per, seed):
     return "\n".join(rows) + "\n"
 
 
+def memory():
+    rng = random.Random(MEMORY_SEED)
+    rows = [",".join(f"x{t}" for t in range(MEMORY_T)) + ",first"]
+    for _ in range(MEMORY_N):
+        xs = [rng.choice((-1, 1)) for _ in range(MEMORY_T)]
+        rows.append(",".join(str(v) for v in xs) + f",{(xs[0] + 1) // 2}")
+    return "\n".join(rows) + "\n"
+
+
 def files():
     return {
         "and.csv": truth_table(lambda a, b: a & b),
@@ -84,6 +100,7 @@ def files():
         "line.csv": line(),
         "qwerties.csv": clouds(QWERTIES_CENTRES, QWERTIES_PER, QWERTIES_SEED),
         "clouds3.csv": clouds(CLOUDS3_CENTRES, CLOUDS3_PER, CLOUDS3_SEED),
+        "memory.csv": memory(),
     }
 
 

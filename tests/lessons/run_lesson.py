@@ -462,6 +462,83 @@ def case_vanishing(lesson):
             check(got >= 0.8 and got >= plain + 0.5, f"vanishing: {cure} did not learn ({accuracy})")
 
 
+# ---- 12. backpropagation through time; vanishing and exploding gradients in an RNN ----
+
+def last_log_row(log_path):
+    """The last row of a --log CSV as {column: value}."""
+    with open(log_path) as f:
+        lines = [line.strip().split(",") for line in f if line.strip()]
+    return {name: float(value) for name, value in zip(lines[0], lines[-1])}
+
+
+def log_rows(log_path):
+    with open(log_path) as f:
+        lines = [line.strip().split(",") for line in f if line.strip()]
+    return [{name: float(value) for name, value in zip(lines[0], row)} for row in lines[1:]]
+
+
+def case_bptt(lesson):
+    src = lesson.path("bptt.nn")
+    # The 5-step tanh RNN learns to carry the first value to the end.
+    exe, _ = lesson.build("bptt.nn", "rnn")
+    for seed in ("1", "2"):
+        out = lesson.train(exe, "--no-save", "--seed", seed)
+        check(number(out, "validation accuracy") >= 0.95, f"bptt rnn, seed {seed}:\n{out}")
+
+    # explain: the recurrent weight's gradient is the sum over the 5 time steps, one a step.
+    out = lesson.run([lesson.nnc, "explain", src, "--model", "rnn", "--wrt", "h.Wh"]).stdout
+    check("the sum over the 5 time steps of the scan at bptt.nn:" in out and
+          "one use of h.Wh a step (backpropagation through time)" in out,
+          f"bptt: explain does not name the sum over the time steps:\n{out[:2000]}")
+    terms = re.findall(r"#\d+ matmul: \S+ = (\S+) · h\.Wh", out)
+    check(terms[:5] == ["h@3", "h@2", "h@1", "h@0", "t6"],
+          f"bptt: explain's terms of the sum are {terms[:5]}, wanted one a step")
+
+    # --emit=grad summarises steps 2..3 of the backward pass; --steps all prints them.
+    def state_grads(*flags):
+        out = lesson.run([lesson.nnc, src, "--model", "rnn", "--emit=grad", *flags]).stdout
+        back = out[out.index("backward of"):]
+        return out, re.findall(r"%h@(\d)\.grad : \[16\] += matmul %\S+, @(\S+)", back)
+    out, grads = state_grads()
+    check([t for t, _ in grads] == ["4", "3", "0"] and "steps 3..2 of the scan" in out,
+          f"bptt: --emit=grad should print h@4, h@3, h@0's gradients and summarise 3..2: {grads}")
+    _, grads = state_grads("--steps", "all")
+    check(grads == [("4", "z.W^T"), ("3", "h.Wh^T"), ("2", "h.Wh^T"), ("1", "h.Wh^T"),
+                    ("0", "h.Wh^T")],
+          f"bptt: --steps all: each state's gradient one step back through Wh^T: {grads}")
+
+    # Vanishing: the gradient reaching the learnt start state shrinks with the length.
+    exe, _ = lesson.build("bptt.nn", "lengths")
+    for seed in ("1", "2"):
+        log = lesson.weights_file(f"lengths{seed}.csv")
+        lesson.train(exe, "--no-save", "--seed", seed, "--log-grad-norms", "--log", log)
+        row = last_log_row(log)
+        h0 = [row[f"grad_norm.h{t}.h0"] for t in (5, 10, 20, 40)]
+        check(h0 == sorted(h0, reverse=True) and h0[-1] < h0[0] / 100,
+              f"bptt lengths, seed {seed}: |grad h0| over 5, 10, 20, 40 steps {h0}: wanted "
+              "each smaller, the 40 steps' below 1/100 of the 5's")
+
+    # Exploding: without clipping the first step's gradient is huge and training stops with
+    # a non-finite loss or param; clipped, the same start learns.
+    exe, _ = lesson.build("bptt.nn", "explode")
+    for seed in ("1", "2"):
+        log = lesson.weights_file(f"explode{seed}.csv")
+        proc = lesson.run([exe, "train", "--quiet", "--no-save", "--seed", seed,
+                           "--log-grad-norms", "--log", log], want_status=1)
+        check("became nan" in proc.stderr and "--clip" in proc.stderr,
+              f"bptt explode, seed {seed}: no stop with the advice to clip:\n{proc.stderr}")
+        first = log_rows(log)[0]["grad_norm.h.Wh"]
+        check(first > 100, f"bptt explode, seed {seed}: |grad h.Wh| at step 1 is {first}")
+        log = lesson.weights_file(f"clipped{seed}.csv")
+        out = lesson.train(exe, "--no-save", "--seed", seed, "--clip", "0.1",
+                           "--log-grad-norms", "--log", log)
+        check(number(out, "validation accuracy") >= 0.9, f"bptt clipped, seed {seed}:\n{out}")
+        rows = log_rows(log)
+        check(rows[0]["grad_norm.h.Wh"] == first and len(rows) == 300,
+              f"bptt clipped, seed {seed}: the log should hold 300 steps, the first the same "
+              f"unclipped norm {first}: {rows[0]}")
+
+
 # ---- the data ----
 
 def case_data(lesson):
