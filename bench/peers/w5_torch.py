@@ -12,13 +12,7 @@ usage: /usr/bin/python3 bench/peers/w5_torch.py [--repeats 5] [--seconds 0.3]
 The LSTM runs in PyTorch's own kernels and its matrix products in the system OpenBLAS: run
 it also with OPENBLAS_CORETYPE=SkylakeX (see bench/README.md, "OpenBLAS's kernel matters").
 """
-import argparse
-import os
-import statistics
-import time
-
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+import peer_timing  # first: one thread for OpenBLAS and OpenMP
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
@@ -38,11 +32,7 @@ class ManyToOne(nn.Module):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--seconds", type=float, default=0.3)
-    ap.add_argument("--lr", type=float, default=0.1)
-    a = ap.parse_args()
+    a = peer_timing.options(lr=0.1).parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(1)
     model = ManyToOne()
@@ -55,22 +45,8 @@ def main():
         F.cross_entropy(model(xb), yb).backward()
         opt.step()
 
-    for _ in range(3):
-        step()
-    t0, k = time.perf_counter(), 0
-    while time.perf_counter() - t0 < a.seconds:
-        step()
-        k += 1
-    k = max(k, 5)
-    runs = []
-    for _ in range(a.repeats):
-        t0 = time.perf_counter()
-        for _ in range(k):
-            step()
-        runs.append(BATCH * k / (time.perf_counter() - t0))
-    print(f"W5 lstm{T}x{D}-{N}-{CLASSES} b{BATCH}: PyTorch {torch.__version__} eager "
-          f"{statistics.median(runs) / 1e3:.2f}k samples/s (median of {a.repeats}, {k} steps "
-          "each; runs: " + " ".join(f"{r / 1e3:.2f}k" for r in runs) + ")")
+    k, runs = peer_timing.time_step(step, BATCH, a.repeats, a.seconds)
+    peer_timing.report(f"W5 lstm{T}x{D}-{N}-{CLASSES} b{BATCH}", "samples", k, runs)
 
 
 if __name__ == "__main__":

@@ -15,13 +15,7 @@ usage: /usr/bin/python3 bench/peers/w6_torch.py [--cell lstm|gru] [--repeats 5]
 Run it also with OPENBLAS_CORETYPE=SkylakeX (see bench/README.md, "OpenBLAS's kernel
 matters").
 """
-import argparse
-import os
-import statistics
-import time
-
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+import peer_timing  # first: one thread for OpenBLAS and OpenMP
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
@@ -41,11 +35,8 @@ class CharModel(nn.Module):
 
 
 def main():
-    ap = argparse.ArgumentParser()
+    ap = peer_timing.options(lr=0.05)
     ap.add_argument("--cell", choices=("lstm", "gru"), default="lstm")
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--seconds", type=float, default=0.3)
-    ap.add_argument("--lr", type=float, default=0.05)
     a = ap.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(1)
@@ -61,23 +52,9 @@ def main():
         loss.backward()
         opt.step()
 
-    for _ in range(3):
-        step()
-    t0, k = time.perf_counter(), 0
-    while time.perf_counter() - t0 < a.seconds:
-        step()
-        k += 1
-    k = max(k, 5)
-    runs = []
-    for _ in range(a.repeats):
-        t0 = time.perf_counter()
-        for _ in range(k):
-            step()
-        runs.append(BATCH * T * k / (time.perf_counter() - t0))
+    k, runs = peer_timing.time_step(step, BATCH * T, a.repeats, a.seconds)
     name = "W6" if a.cell == "lstm" else "W6G"
-    print(f"{name} {a.cell}{T}x{VOCAB}-{N}-{VOCAB} b{BATCH}: PyTorch {torch.__version__} eager "
-          f"{statistics.median(runs) / 1e3:.2f}k tokens/s (median of {a.repeats}, {k} steps "
-          "each; runs: " + " ".join(f"{r / 1e3:.2f}k" for r in runs) + ")")
+    peer_timing.report(f"{name} {a.cell}{T}x{VOCAB}-{N}-{VOCAB} b{BATCH}", "tokens", k, runs)
 
 
 if __name__ == "__main__":
