@@ -1,4 +1,5 @@
-/* bench_main.c: the training-throughput benchmark of one nnc-compiled MLP.
+/* bench_main.c: the training-throughput benchmark of one nnc-compiled model (an MLP, a
+ * convolutional net, an LSTM or GRU: the layers the descriptor and BENCH_CONV/BENCH_RNN name).
  *
  * Linked with one model object (w1.o or w2.o, compiled by nnc at build time) and OpenBLAS,
  * not with libnnrt: it reads the descriptor of nnrt.h, allocates the arenas, initialises the
@@ -54,6 +55,22 @@ static const ConvSpec convs[] = {BENCH_CONV};
 #else
 static const ConvSpec convs[1];
 #define N_CONVS 0
+#endif
+
+/* The recurrent layer before the dense head (W5, W6): BENCH_RNN is {gates, t, d, n,
+ * per_step}: an LSTM (gates 4) or a GRU (gates 3) over t steps of d inputs (the one-hot rows
+ * of token ids when the model's input holds ids) with a hidden state of n, whose dense head
+ * reads the last state (per_step 0: one label a sequence) or every state (per_step 1: a
+ * label a step, the next token). Its GEMMs join the bound (rnn_forward, rnn_backward). */
+typedef struct RnnSpec {
+    int64_t gates, t, d, n, per_step;
+} RnnSpec;
+#ifdef BENCH_RNN
+static const RnnSpec rnn = BENCH_RNN;
+#define HAS_RNN 1
+#else
+static const RnnSpec rnn;
+#define HAS_RNN 0
 #endif
 
 static int64_t conv_out(const ConvSpec *c, int64_t size) {
@@ -173,7 +190,9 @@ static const char usage[] =
     "  --data PATH     MNIST: a folder holding train-images-idx3-ubyte and\n"
     "                  train-labels-idx1-ubyte (or train.csv), a .csv file (label, then 784\n"
     "                  pixels 0..255) or IMAGES,LABELS (two IDX files).\n"
-    "                  Default: random inputs labelled by a random linear teacher.\n"
+    "                  A character model (token ids in): a text file, each byte a token.\n"
+    "                  Default: random inputs labelled by a random linear teacher (tokens:\n"
+    "                  a random Markov chain).\n"
     "  --threads N     OpenBLAS threads (default 1)\n"
     "  --repeats N     timed runs per figure; the median is reported (default 5)\n"
     "  --steps K       steps per timed run (default: as many as take about --seconds)\n"
@@ -242,12 +261,14 @@ static void parse_args(int argc, char **argv, const nnrt_model *m, Options *o) {
     }
 }
 
-/* ---- data: n samples of d floats in 0..1 and a class label each ---- */
+/* ---- data: n samples of d floats and `rows` class labels each ---- */
 
+/* Images have one label a sample (rows 1); a character model has one a step (the next
+ * character: rows t), and its d inputs are token ids. */
 typedef struct Data {
-    int64_t n, d;
+    int64_t n, d, rows;
     float *x;
-    int32_t *label;
+    int32_t *label; /* n * rows */
     const char *what;
 } Data;
 
@@ -286,6 +307,7 @@ static void load_idx(const char *images, const char *labels, Data *out) {
         die("%s or %s is truncated", images, labels);
     out->n = n;
     out->d = d;
+    out->rows = 1;
     out->x = xalloc((size_t)(n * d) * sizeof(float));
     out->label = xalloc((size_t)n * sizeof(int32_t));
     for (int64_t i = 0; i < n * d; i++) out->x[i] = (float)im[16 + i] / 255.0f;
@@ -301,6 +323,7 @@ static void load_csv(const char *path, int64_t d, Data *out) {
     for (size_t i = 0; i < size; i++) lines += text[i] == '\n';
     if (size && text[size - 1] != '\n') lines++;
     out->d = d;
+    out->rows = 1;
     out->x = xalloc((size_t)(lines * d) * sizeof(float));
     out->label = xalloc((size_t)lines * sizeof(int32_t));
     char *p = (char *)text;
@@ -361,11 +384,13 @@ static void load_data(const char *path, int64_t d, Data *out) {
     out->what = path;
 }
 
-/* Uniform 0..1 inputs, each labelled by the arg-max of a random linear map of (x - 0.5):
- * learnable, so the loss must fall. */
-static void random_data(int64_t n, int64_t d, int64_t classes, Rng *rng, Data *out) {
+/* Uniform 0..1 inputs, each labelled by the arg-max of a random linear map of (x - 0.5)
+ * over its last `seen` values (all d for an image; the last step of a sequence, which an
+ * RNN's last state reads first-hand): learnable, so the loss must fall. */
+static void random_data(int64_t n, int64_t d, int64_t seen, int64_t classes, Rng *rng, Data *out) {
     out->n = n;
     out->d = d;
+    out->rows = 1;
     out->x = xalloc((size_t)(n * d) * sizeof(float));
     out->label = xalloc((size_t)n * sizeof(int32_t));
     double *teacher = malloc((size_t)(d * classes) * sizeof(double));
@@ -377,6 +402,7 @@ static void random_data(int64_t n, int64_t d, int64_t classes, Rng *rng, Data *o
         for (int64_t k = 0; k < classes; k++) score[k] = 0;
         for (int64_t i = 0; i < d; i++) {
             x[i] = (float)rng_uniform(rng);
+            if (i < d - seen) continue;
             for (int64_t k = 0; k < classes; k++)
                 score[k] += (x[i] - 0.5) * teacher[i * classes + k];
         }
@@ -390,6 +416,60 @@ static void random_data(int64_t n, int64_t d, int64_t classes, Rng *rng, Data *o
     out->what = "random (linear teacher)";
 }
 
+/* Windows of t tokens of a stream as inputs, each token's successor as its label, cut
+ * without overlap (as text(..., seq = t) does). */
+static void token_windows(const int32_t *stream, int64_t len, int64_t t, Data *out) {
+    int64_t n = (len - 1) / t;
+    if (n < 1) die("%lld tokens are too few for a window of %lld", (long long)len, (long long)t);
+    out->n = n;
+    out->d = out->rows = t;
+    out->x = xalloc((size_t)(n * t) * sizeof(float));
+    out->label = xalloc((size_t)(n * t) * sizeof(int32_t));
+    for (int64_t i = 0; i < n * t; i++) {
+        out->x[i] = (float)stream[i];
+        out->label[i] = stream[i + 1];
+    }
+}
+
+/* A random Markov chain over the vocabulary: each token is followed by one successor of its
+ * own 3 times out of 4, by a uniformly random token otherwise, so a character model can
+ * learn about three quarters of the next tokens. */
+static void random_tokens(int64_t n, int64_t t, int64_t vocab, Rng *rng, Data *out) {
+    int64_t len = n * t + 1;
+    int32_t *succ = xalloc((size_t)vocab * sizeof(int32_t));
+    int32_t *stream = xalloc((size_t)len * sizeof(int32_t));
+    for (int64_t v = 0; v < vocab; v++) succ[v] = (int32_t)(rng_next(rng) % (uint64_t)vocab);
+    stream[0] = 0;
+    for (int64_t i = 1; i < len; i++)
+        stream[i] = rng_uniform(rng) < 0.75 ? succ[stream[i - 1]]
+                                            : (int32_t)(rng_next(rng) % (uint64_t)vocab);
+    token_windows(stream, len, t, out);
+    free(succ);
+    free(stream);
+    out->what = "random tokens (a Markov chain)";
+}
+
+/* A text file as bytes, each distinct byte a token (ids in byte order). */
+static void load_text(const char *path, int64_t t, int64_t vocab, Data *out) {
+    size_t size;
+    unsigned char *text = read_file(path, &size);
+    int32_t id[256];
+    int64_t distinct = 0;
+    for (int c = 0; c < 256; c++) id[c] = -1;
+    for (size_t i = 0; i < size; i++) id[text[i]] = 0;
+    for (int c = 0; c < 256; c++)
+        if (id[c] == 0) id[c] = (int32_t)distinct++;
+    if (distinct > vocab)
+        die("%s has %lld different bytes, more than the model's vocabulary of %lld", path,
+            (long long)distinct, (long long)vocab);
+    int32_t *stream = xalloc(size * sizeof(int32_t));
+    for (size_t i = 0; i < size; i++) stream[i] = id[text[i]];
+    token_windows(stream, (int64_t)size, t, out);
+    free(stream);
+    free(text);
+    out->what = path;
+}
+
 /* ---- the model ---- */
 
 typedef struct Model {
@@ -397,6 +477,9 @@ typedef struct Model {
     nnrt_ctx ctx;
     float *x, *y, *loss, *out; /* the input, target, per-sample loss and output buffers */
     int64_t d, classes;
+    int64_t rows;      /* labels a sample: the output is [rows, classes] */
+    bool target_ids;   /* the target holds the labels as ids, not one-hot rows */
+    int64_t input_ids; /* the input holds token ids 0..input_ids-1; 0: numbers */
     int n_layers;
     int64_t dims[MAX_LAYERS + 1]; /* layer widths: dims[0] = input, dims[n_layers] = classes */
 } Model;
@@ -406,10 +489,39 @@ static float *tensor_ptr(const Model *md, const nnrt_tensor *t) {
     return (float *)md->ctx.fixed + t->offset;
 }
 
+/* The recurrent layer BENCH_RNN describes and its dense head: the params must be Wx [d, G],
+ * Wh [n, G] (G = gates * n) and the head's [n, classes], so that the bound's GEMMs are
+ * those of the compiled model. The head is the dense chain of one layer n -> classes. */
+static void find_rnn(Model *md) {
+    const nnrt_model *m = md->m;
+    int64_t g = rnn.gates * rnn.n, want[3][2] = {{rnn.d, g}, {rnn.n, g}, {rnn.n, md->classes}};
+    int found = 0;
+    for (int32_t i = 0; i < m->n_params; i++) {
+        const nnrt_tensor *t = &m->params[i];
+        if (t->rank != 2) continue;
+        if (found == 3 || t->dims[0] != want[found][0] || t->dims[1] != want[found][1])
+            die("param %s [%lld, %lld] is not the recurrent layer BENCH_RNN describes", t->name,
+                (long long)t->dims[0], (long long)t->dims[1]);
+        found++;
+    }
+    if (found != 3)
+        die("model %s has %d matrices; BENCH_RNN wants 3 (Wx, Wh, head)", m->name, found);
+    int64_t per_step = md->input_ids ? 1 : rnn.d;
+    if (md->d != rnn.t * per_step || md->rows != (rnn.per_step ? rnn.t : 1))
+        die("model %s does not read the sequence BENCH_RNN describes", m->name);
+    md->n_layers = 1;
+    md->dims[0] = rnn.n;
+    md->dims[1] = md->classes;
+}
+
 /* The layer widths: the rank-2 params chained from the input to the output (descriptor
  * order breaks ties), so the GEMM bound is derived from the compiled model itself. */
 static void find_layers(Model *md) {
     const nnrt_model *m = md->m;
+    if (HAS_RNN) {
+        find_rnn(md);
+        return;
+    }
     bool used[256] = {false};
     if (m->n_params > 256) die("too many params");
     md->dims[0] = md->d;
@@ -495,9 +607,12 @@ static void setup_model(Model *md, const nnrt_model *m, int64_t batch) {
         die("model %s: want one input and one target", m->name);
     if (!m->sgd_step || !m->forward || !m->grad) die("model %s lacks entry points", m->name);
     md->d = m->inputs[0].numel;
-    md->classes = m->targets[0].numel;
-    if (m->targets[0].numel != m->output.numel || m->loss.numel != 1)
-        die("model %s: want an output of the target's size and a scalar loss", m->name);
+    md->input_ids = m->inputs[0].ids;
+    md->classes = m->output.rank ? m->output.dims[m->output.rank - 1] : 1;
+    md->rows = m->output.numel / md->classes;
+    md->target_ids = m->targets[0].ids > 0 && m->targets[0].numel == md->rows;
+    if ((m->targets[0].numel != m->output.numel && !md->target_ids) || m->loss.numel != 1)
+        die("model %s: want a target of the output's size or its ids, and a scalar loss", m->name);
     md->ctx.fixed = xalloc((size_t)m->fixed_elems * sizeof(float));
     md->ctx.varying = xalloc((size_t)(m->varying_elems * batch) * sizeof(float));
     md->ctx.batch = md->ctx.batch_cap = batch;
@@ -510,14 +625,20 @@ static void setup_model(Model *md, const nnrt_model *m, int64_t batch) {
     find_layers(md);
 }
 
-/* Copies samples idx[0..n) into the input and target buffers (rows 0..n). */
+/* Copies samples idx[0..n) into the input and target buffers (rows 0..n): the labels as
+ * ids or as one-hot rows, as the target takes them. */
 static void load_batch(Model *md, const Data *data, const int64_t *idx, int64_t n) {
-    int64_t d = md->d, c = md->classes;
+    int64_t d = md->d, c = md->classes, rows = md->rows;
     for (int64_t b = 0; b < n; b++) {
         memcpy(md->x + b * d, data->x + idx[b] * d, (size_t)d * sizeof(float));
-        float *y = md->y + b * c;
-        memset(y, 0, (size_t)c * sizeof(float));
-        y[data->label[idx[b]]] = 1.0f;
+        const int32_t *label = data->label + idx[b] * rows;
+        if (md->target_ids) {
+            for (int64_t r = 0; r < rows; r++) md->y[b * rows + r] = (float)label[r];
+            continue;
+        }
+        float *y = md->y + b * rows * c;
+        memset(y, 0, (size_t)(rows * c) * sizeof(float));
+        for (int64_t r = 0; r < rows; r++) y[r * c + label[r]] = 1.0f;
     }
 }
 
@@ -542,16 +663,18 @@ static void evaluate(Model *md, const Data *data, int64_t first, int64_t n, doub
         md->m->forward(&md->ctx);
         for (int64_t b = 0; b < k; b++) {
             sum += md->loss[b];
-            const float *z = md->out + b * c;
-            int64_t best = 0;
-            for (int64_t j = 1; j < c; j++)
-                if (z[j] > z[best]) best = j;
-            right += best == data->label[first + s + b];
+            for (int64_t r = 0; r < md->rows; r++) {
+                const float *z = md->out + (b * md->rows + r) * c;
+                int64_t best = 0;
+                for (int64_t j = 1; j < c; j++)
+                    if (z[j] > z[best]) best = j;
+                right += best == data->label[(first + s + b) * md->rows + r];
+            }
         }
     }
     md->ctx.batch = cap;
     *loss = sum / (double)n;
-    *acc = (double)right / (double)n;
+    *acc = (double)right / (double)(n * md->rows);
 }
 
 /* A shuffled walk over the training rows, one batch at a time. */
@@ -612,11 +735,15 @@ static double time_entry(Model *md, void (*fn)(nnrt_ctx *), int64_t k) {
 typedef struct Gemms {
     int n;
     int64_t batch, dims[MAX_LAYERS + 1];
+    int64_t rows; /* of the dense chain's A: the batch, or batch * t for a per-step head */
     float *a[MAX_LAYERS + 1], *da[MAX_LAYERS + 1], *w[MAX_LAYERS + 1], *z[MAX_LAYERS + 1],
         *dz[MAX_LAYERS + 1];
     float scale;
     /* the convolutions: im2col matrix [K, B*P], weights [C_out, K], result [C_out, B*P] */
     float *cols[MAX_LAYERS], *dcols[MAX_LAYERS], *cw[MAX_LAYERS], *cy[MAX_LAYERS], *dcy[MAX_LAYERS];
+    /* the recurrent layer: the sequence X [B*t, d], its projection U [B*t, G], and per step
+     * the state H_s [B, n], the gates' pre-activations A_s [B, G] and their gradients */
+    float *rx, *rwx, *ru, *rdu, *rwh, *rh, *ra, *rda, *rdh;
 } Gemms;
 
 static float *random_buf(int64_t n, double lo, double hi, Rng *rng) {
@@ -647,7 +774,21 @@ static void setup_gemms(Gemms *g, const Model *md, double lr, Rng *rng) {
     g->batch = md->ctx.batch_cap;
     memcpy(g->dims, md->dims, sizeof g->dims);
     g->scale = (float)(-lr / (double)g->batch);
-    int64_t b = g->batch;
+    int64_t b = g->batch * (HAS_RNN && rnn.per_step ? rnn.t : 1);
+    g->rows = b;
+    if (HAS_RNN) {
+        int64_t bt = g->batch * rnn.t, gn = rnn.gates * rnn.n;
+        double r = sqrt(6.0 / (double)(rnn.n + gn));
+        g->rx = random_buf(bt * rnn.d, 0.0, 1.0, rng);
+        g->rwx = random_buf(rnn.d * gn, -r, r, rng);
+        g->ru = random_buf(bt * gn, 0.0, 0.0, rng);
+        g->rdu = random_buf(bt * gn, -0.01, 0.01, rng);
+        g->rwh = random_buf(rnn.n * gn, -r, r, rng);
+        g->rh = random_buf(bt * rnn.n, -1.0, 1.0, rng);
+        g->ra = random_buf(bt * gn, 0.0, 0.0, rng);
+        g->rda = random_buf(bt * gn, -0.01, 0.01, rng);
+        g->rdh = random_buf(bt * rnn.n, 0.0, 0.0, rng);
+    }
     for (int l = 0; l <= g->n; l++) {
         g->a[l] = random_buf(b * g->dims[l], 0.0, 1.0, rng);
         if (l == 0) continue;
@@ -655,7 +796,7 @@ static void setup_gemms(Gemms *g, const Model *md, double lr, Rng *rng) {
         g->w[l] = random_buf(g->dims[l - 1] * g->dims[l], -r, r, rng);
         g->z[l] = random_buf(b * g->dims[l], 0.0, 0.0, rng);
         g->dz[l] = random_buf(b * g->dims[l], -0.01, 0.01, rng);
-        if (l > 1) g->da[l - 1] = random_buf(b * g->dims[l - 1], 0.0, 0.0, rng);
+        if (l > 1 || HAS_RNN) g->da[l - 1] = random_buf(b * g->dims[l - 1], 0.0, 0.0, rng);
     }
 }
 
@@ -680,9 +821,39 @@ static void conv_backward(const Gemms *g, int l) {
                 g->cols[l], N, 1.0f, g->cw[l], K);
 }
 
+/* The recurrent layer's products, as its unrolled step issues them (h_0 = 0, so step 0 has
+ * no recurrent product):
+ *   forward   U[B*t, G] = X[B*t, d] @ Wx                  (NN: the input projection, once)
+ *             A_s[B, G] = H_(s-1)[B, n] @ Wh, s = 1..t-1   (NN, one a step)
+ *   backward  dH_(s-1)  = dA_s @ Wh^T                      (NT, one a step)
+ *             Wh += -lr/B * H_(s-1)^T @ dA_s               (TN, beta 1, one a step)
+ *             Wx += -lr/B * X^T @ dU                       (TN, beta 1, over all steps) */
+static void rnn_forward(const Gemms *g) {
+    int b = (int)g->batch, n = (int)rnn.n, gn = (int)(rnn.gates * rnn.n), d = (int)rnn.d;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, b * (int)rnn.t, gn, d, 1.0f, g->rx, d,
+                g->rwx, gn, 0.0f, g->ru, gn);
+    for (int64_t s = 1; s < rnn.t; s++)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, b, gn, n, 1.0f,
+                    g->rh + (s - 1) * b * n, n, g->rwh, gn, 0.0f, g->ra + s * b * gn, gn);
+}
+
+static void rnn_backward(const Gemms *g) {
+    int b = (int)g->batch, n = (int)rnn.n, gn = (int)(rnn.gates * rnn.n), d = (int)rnn.d;
+    for (int64_t s = rnn.t - 1; s >= 1; s--) {
+        const float *da = g->rda + s * b * gn, *h = g->rh + (s - 1) * b * n;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, b, n, gn, 1.0f, da, gn, g->rwh, gn,
+                    0.0f, g->rdh + (s - 1) * b * n, n);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, gn, b, g->scale, h, n, da, gn, 1.0f,
+                    g->rwh, gn);
+    }
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, gn, b * (int)rnn.t, g->scale, g->rx, d,
+                g->rdu, gn, 1.0f, g->rwx, gn);
+}
+
 static void gemms_forward(const Gemms *g) {
     for (int l = 0; l < N_CONVS; l++) conv_forward(g, l);
-    int b = (int)g->batch;
+    if (HAS_RNN) rnn_forward(g);
+    int b = (int)g->rows;
     for (int l = 1; l <= g->n; l++) {
         int k = (int)g->dims[l - 1], n = (int)g->dims[l];
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, b, n, k, 1.0f, g->a[l - 1], k,
@@ -691,15 +862,16 @@ static void gemms_forward(const Gemms *g) {
 }
 
 static void gemms_backward(const Gemms *g) {
-    int b = (int)g->batch;
+    int b = (int)g->rows;
     for (int l = g->n; l >= 1; l--) {
         int k = (int)g->dims[l - 1], n = (int)g->dims[l];
-        if (l > 1)
+        if (l > 1 || HAS_RNN) /* the head's dH goes into the recurrent layer */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, b, k, n, 1.0f, g->dz[l], n,
                         g->w[l], n, 0.0f, g->da[l - 1], k);
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, k, n, b, g->scale, g->a[l - 1], k,
                     g->dz[l], n, 1.0f, g->w[l], n);
     }
+    if (HAS_RNN) rnn_backward(g);
     for (int l = N_CONVS - 1; l >= 0; l--) conv_backward(g, l);
 }
 
@@ -711,6 +883,8 @@ static void free_gemms(Gemms *g) {
         free(g->cy[l]);
         free(g->dcy[l]);
     }
+    float *rnn_bufs[] = {g->rx, g->rwx, g->ru, g->rdu, g->rwh, g->rh, g->ra, g->rda, g->rdh};
+    for (size_t i = 0; i < sizeof rnn_bufs / sizeof rnn_bufs[0]; i++) free(rnn_bufs[i]);
     for (int l = 0; l <= g->n; l++) {
         free(g->a[l]);
         free(g->da[l]);
@@ -732,7 +906,13 @@ static double time_gemms(const Gemms *g, int64_t k, bool forward_only) {
 static double gemm_flops(const Gemms *g) {
     double f = 0;
     for (int l = 1; l <= g->n; l++)
-        f += 2.0 * (double)g->batch * (double)g->dims[l - 1] * (double)g->dims[l] * (l > 1 ? 3 : 2);
+        f += 2.0 * (double)g->rows * (double)g->dims[l - 1] * (double)g->dims[l] *
+             (l > 1 || HAS_RNN ? 3 : 2);
+    if (HAS_RNN) {
+        double b = (double)g->batch, gn = (double)(rnn.gates * rnn.n);
+        f += 2.0 * b * (double)rnn.t * (double)rnn.d * gn * 2;
+        f += 2.0 * b * (double)(rnn.t - 1) * (double)rnn.n * gn * 3;
+    }
     for (int l = 0; l < N_CONVS; l++) {
         int M, K, N;
         conv_dims(&convs[l], g->batch, &M, &K, &N);
@@ -756,18 +936,25 @@ int main(int argc, char **argv) {
     init_params(&md, &rng);
 
     Data data;
-    if (o.data) {
+    if (md.input_ids && o.data) {
+        load_text(o.data, md.d, md.input_ids, &data);
+    } else if (md.input_ids) {
+        random_tokens(8192 + EVAL_SAMPLES, md.d, md.input_ids, &rng, &data);
+    } else if (o.data) {
         load_data(o.data, md.d, &data);
         if (data.d != md.d)
             die("%s: samples of %lld values, model %s wants %lld", o.data, (long long)data.d,
                 m->name, (long long)md.d);
-        for (int64_t i = 0; i < data.n; i++)
-            if (data.label[i] < 0 || data.label[i] >= md.classes)
-                die("%s: sample %lld has label %d, model %s has %lld classes", o.data,
-                    (long long)i + 1, data.label[i], m->name, (long long)md.classes);
     } else {
-        random_data(8192 + EVAL_SAMPLES, md.d, md.classes, &rng, &data);
+        random_data(8192 + EVAL_SAMPLES, md.d, HAS_RNN ? rnn.d : md.d, md.classes, &rng, &data);
     }
+    if (data.rows != md.rows)
+        die("%s: %lld labels a sample, model %s wants %lld", data.what, (long long)data.rows,
+            m->name, (long long)md.rows);
+    for (int64_t i = 0; i < data.n * data.rows; i++)
+        if (data.label[i] < 0 || data.label[i] >= md.classes)
+            die("%s: sample %lld has label %d, model %s has %lld classes", data.what,
+                (long long)(i / data.rows) + 1, data.label[i], m->name, (long long)md.classes);
     /* The last EVAL_SAMPLES (or an eighth) are held out for the learning check. */
     int64_t n_eval = data.n / 8 < EVAL_SAMPLES ? data.n / 8 : EVAL_SAMPLES;
     int64_t n_train = data.n - n_eval;
@@ -779,6 +966,9 @@ int main(int argc, char **argv) {
     for (int l = 0; l < N_CONVS; l++)
         pos += snprintf(shape + pos, sizeof shape - (size_t)pos, "conv%lldx%lldx%lld-",
                         (long long)convs[l].c_out, (long long)convs[l].k, (long long)convs[l].k);
+    if (HAS_RNN)
+        pos += snprintf(shape, sizeof shape, "%s%lldx%lld-", rnn.gates == 4 ? "lstm" : "gru",
+                        (long long)rnn.t, (long long)rnn.d);
     for (int l = 0; l <= md.n_layers; l++)
         pos += snprintf(shape + pos, sizeof shape - (size_t)pos, "%s%lld", l ? "-" : "",
                         (long long)md.dims[l]);
@@ -851,16 +1041,18 @@ int main(int argc, char **argv) {
     double s_step = b * (double)k / median(t_step, r_n);
     double s_copy = b * (double)k / median(t_copy, r_n);
     double s_gemm = b * (double)k / median(t_gemm, r_n);
+    /* a character model counts tokens: sequences/s times the steps of a sequence */
+    double per = HAS_RNN && rnn.per_step ? (double)rnn.t : 1.0;
+    const char *unit = per > 1 ? "tokens" : "samples";
     char h1[32], h2[32], h3[32];
-    printf("%s %s b%lld: " BENCH_WHAT
-           " %s samples/s  gemm bound %s samples/s  ratio %.3f  (median of %d, "
+    printf("%s %s b%lld: " BENCH_WHAT " %s %s/s  gemm bound %s %s/s  ratio %.3f  (median of %d, "
            "%lld steps each)\n",
-           label, shape, (long long)o.batch, human(s_step, h1, sizeof h1),
-           human(s_gemm, h2, sizeof h2), s_step / s_gemm, r_n, (long long)k);
-    printf("  with batch copy: %s samples/s (ratio %.3f)   step %.1f us, gemms %.1f us "
+           label, shape, (long long)o.batch, human(s_step * per, h1, sizeof h1), unit,
+           human(s_gemm * per, h2, sizeof h2), unit, s_step / s_gemm, r_n, (long long)k);
+    printf("  with batch copy: %s %s/s (ratio %.3f)   step %.1f us, gemms %.1f us "
            "(%.1f GFLOP/s)\n",
-           human(s_copy, h3, sizeof h3), s_copy / s_gemm, 1e6 * b / s_step, 1e6 * b / s_gemm,
-           gemm_flops(&g) * s_gemm / b / 1e9);
+           human(s_copy * per, h3, sizeof h3), unit, s_copy / s_gemm, 1e6 * b / s_step,
+           1e6 * b / s_gemm, gemm_flops(&g) * s_gemm / b / 1e9);
 
     /* With one thread the process should have had a whole core: when it did not, other
      * work shared the machine and the figures are low or noisy. */

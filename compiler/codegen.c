@@ -126,6 +126,11 @@ static void emit_product(Codegen *cg, const Value *v, LLVMValueRef c, LLVMValueR
     }
 }
 
+/* 0, or 1 for a term that adds to the sum it accumulates into (plan.h, sum_into). */
+static LLVMValueRef product_beta(Codegen *cg, const Value *v) {
+    return elem_const(cg, plan_value(cg->plan, v)->accumulate ? 1 : 0);
+}
+
 /* ---- the optimizer ---- */
 
 /* p[i] -= lr * v[i] for i < n: after a GEMM has updated the velocity v. */
@@ -316,7 +321,7 @@ static void emit_step(Codegen *cg, int step) {
             emit_window_step(cg, step);
         else
             emit_product(cg, st->insts[0], address_of(cg, st->insts[0]), elem_const(cg, 1),
-                         elem_const(cg, 0));
+                         product_beta(cg, st->insts[0]));
         break;
     }
 }

@@ -490,6 +490,7 @@ typedef struct Walk {
     int64_t count[MAX_RANK];
     LLVMValueRef from_at, to_at; /* i64 element offsets where the box starts; NULL: 0 */
     int64_t from_stride[MAX_RANK], to_stride[MAX_RANK];
+    bool add_into; /* add each element to what `to` holds rather than overwrite it */
 } Walk;
 
 /* Row-major strides of a shape, in elements. */
@@ -504,7 +505,7 @@ static void strides_of(Shape s, int64_t *stride) {
 /* Leaves out axes of length 1 and merges an axis into the next when that walks both
  * sides contiguously. */
 static Walk simplified(Walk w) {
-    Walk out = {.from_at = w.from_at, .to_at = w.to_at};
+    Walk out = {.from_at = w.from_at, .to_at = w.to_at, .add_into = w.add_into};
     for (int k = 0; k < w.rank; k++) {
         if (w.count[k] == 1) continue;
         int last = out.rank - 1;
@@ -530,7 +531,9 @@ static LLVMValueRef plus_scaled(Codegen *cg, LLVMValueRef at, LLVMValueRef i, in
 static void walk_axes(Codegen *cg, const Walk *w, int k, Operand from, LLVMValueRef to,
                       LLVMValueRef from_at, LLVMValueRef to_at) {
     if (k == w->rank) {
-        store_at(cg, to, to_at, operand_at(cg, from, from_at));
+        LLVMValueRef x = operand_at(cg, from, from_at);
+        if (w->add_into) x = fp_add(cg, load_at(cg, to, to_at), x);
+        store_at(cg, to, to_at, x);
         return;
     }
     Loop l;
@@ -587,11 +590,14 @@ static void layout_slice(Codegen *cg, const Value *v, Operand *args, LLVMValueRe
     copy_by_walk(cg, v, v->args[0], args[0], out, nb, slice_walk(v->layout, true, start));
 }
 
-/* Zeros, then the slice's elements at their places. */
+/* Zeros, then the slice's elements at their places; or, for a term that adds to the sum
+ * it accumulates into (plan.h, sum_into), the slice's elements added at their places. */
 static void layout_scatter(Codegen *cg, const Value *v, Operand *args, LLVMValueRef out,
                            LLVMValueRef nb, LLVMValueRef start) {
-    zero_fill_n(cg, out, mul64(cg, nb, int64_const(cg, shape_numel(v->shape))));
-    copy_by_walk(cg, v, v->args[0], args[0], out, nb, slice_walk(v->layout, false, start));
+    Walk w = slice_walk(v->layout, false, start);
+    w.add_into = plan_value(cg->plan, v)->accumulate;
+    if (!w.add_into) zero_fill_n(cg, out, mul64(cg, nb, int64_const(cg, shape_numel(v->shape))));
+    copy_by_walk(cg, v, v->args[0], args[0], out, nb, w);
 }
 
 /* Result-ordered: axis k of the result reads along axis perm[k] of the operand. */

@@ -533,6 +533,39 @@ static bool is_whole_axis(const Layout *l, int k) {
     return !l->drop[k] && l->start[k] == 0 && l->step[k] == 1 && l->count[k] == l->whole.dim[k];
 }
 
+static LVal stack_carries(Lower *L, Node *call, Value **carries, int64_t steps);
+
+/* hs[:, i, ...] of a scan's stack: every step's carry sliced by the other indices, and those
+ * stacked, which is a scan result of its own (so hs[:, 0][-1] is a slice of the last carry).
+ * Slicing the stack would copy every carry whole into it, and its gradient every carry's;
+ * lstm's hidden states are such a slice of its [t, 2, n] carries. l slices the stack and
+ * takes its first axis whole. */
+static LVal slice_each_carry(Lower *L, Node *e, const ScanResult *scanned, const Layout *l) {
+    Layout *per_step = xalloc(sizeof *per_step);
+    per_step->whole = scanned->carries[0]->shape;
+    for (int k = 1; k < l->whole.rank; k++) {
+        per_step->start[k - 1] = l->start[k];
+        per_step->step[k - 1] = l->step[k];
+        per_step->count[k - 1] = l->count[k];
+        per_step->drop[k - 1] = l->drop[k];
+    }
+    Value proto = {.layout = per_step};
+    Value **sliced = xalloc(sizeof *sliced * (size_t)scanned->steps);
+    for (int64_t t = 0; t < scanned->steps; t++) {
+        LVal carry = lv_tensor(scanned->carries[t]);
+        LVal c = build_op(L, e, OP_slice, 1, &carry, &proto);
+        if (c.kind == LV_ERROR) return lv_error;
+        sliced[t] = c.v;
+    }
+    LVal stacked = stack_carries(L, e, sliced, scanned->steps);
+    if (stacked.kind == LV_TENSOR) {
+        ScanResult *r = xalloc(sizeof *r);
+        *r = (ScanResult){scanned->steps, sliced};
+        ptrmap_put(&L->t->scans, stacked.v, r);
+    }
+    return stacked;
+}
+
 /* x[i, a:b:k, ...] over the per-sample axes: one slice op (ops.def, "layout"). Axes not
  * written are taken whole; a subscript that takes everything is x itself. */
 static LVal eval_index(Lower *L, Scope *s, Node *e) {
@@ -574,6 +607,7 @@ static LVal eval_index(Lower *L, Scope *s, Node *e) {
         everything &= is_whole_axis(l, k);
     }
     if (everything) return x;
+    if (scanned && is_whole_axis(l, 0)) return slice_each_carry(L, e, scanned, l);
     Value proto = {.layout = l};
     return build_op(L, e, OP_slice, 1, &x, &proto);
 }

@@ -140,6 +140,89 @@ static int *index_fused_updates(const Plan *p) {
     return fused;
 }
 
+/* ---- sums that accumulate ----
+ * A sum of products or scatters, such as the gradient of a weight a scan's T steps share
+ * (T matmuls summed by T - 1 adds) or of a sequence the steps read a row each (T scatters
+ * of [T, n] summed), would cost T buffers and a pass that adds them. Instead each term
+ * computes into the sum's one buffer: the first term in the schedule writes it, the later
+ * ones add to it (a GEMM's beta = 1; a scatter adds its slice, with no zeroing), and the
+ * adds are not scheduled at all. A term must have the sum's shape and batch axis and no
+ * other reader; an add inside the tree must have the tree as its only reader. */
+
+static bool is_sum_term(const Value *v) {
+    return v->op == OP_matmul || v->op == OP_scatter;
+}
+
+static bool same_space(const Value *a, const Value *b) {
+    return a->varying == b->varying && shape_eq(a->shape, b->shape);
+}
+
+/* Values a sum must leave alone: as a term or an inner add, the roots, gradients and state
+ * updates the caller reads; anywhere, a binding predict keeps in a buffer of its own (2). */
+static char *mark_untouchable(const Plan *p) {
+    const Graph *g = p->g;
+    char *no = xalloc((size_t)g->next_id * sizeof *no);
+    no[g->loss->id] = 1;
+    if (g->output) no[g->output->id] = 1;
+    for (int i = 0; i < g->params.n; i++)
+        if (p->params[i].grad) no[p->params[i].grad->id] = 1;
+    for (int i = 0; i < g->state_updates.n; i++)
+        if (g->state_updates.v[i]) no[g->state_updates.v[i]->id] = 1;
+    for (int i = 0; i < g->bindings.n; i++) no[g->bindings.v[i].v->id] = 2;
+    return no;
+}
+
+/* An add whose operands can be inside its tree: each a term or such an add, of its shape. */
+static bool sums_parts(const Value *v, const bool *part) {
+    return v->op == OP_add && v->nargs == 2 && part[v->args[0]->id] && part[v->args[1]->id] &&
+           same_space(v->args[0], v) && same_space(v->args[1], v);
+}
+
+/* Finds the sums, the last in the graph first (so a tree is taken whole, from its top):
+ * marks each term's sum in the plan and each add in dropped[] (not scheduled). In one pass
+ * over the graph, part[] says whether a value can be inside a tree (a term, or an add of
+ * such values, read by nothing else and read by no caller), so the search is linear. */
+static void find_accumulated_sums(Plan *p, const bool *needed, const int *readers, bool *dropped) {
+    Graph *g = p->g;
+    char *no = mark_untouchable(p);
+    bool *part = xalloc((size_t)g->next_id * sizeof *part);
+    for (int i = 0; i < g->insts.n; i++) {
+        const Value *v = g->insts.v[i];
+        part[v->id] = needed[v->id] && readers[v->id] == 1 && !no[v->id] &&
+                      (is_sum_term(v) || sums_parts(v, part));
+    }
+    ValueList stack = {0};
+    for (int i = g->insts.n - 1; i >= 0; i--) {
+        Value *sum = g->insts.v[i];
+        if (!needed[sum->id] || dropped[sum->id] || no[sum->id] == 2 || !sums_parts(sum, part))
+            continue;
+        stack.n = 0;
+        vec_push(&stack, sum);
+        while (stack.n) {
+            Value *v = stack.v[--stack.n];
+            if (is_sum_term(v)) {
+                p->values[v->id].sum_into = sum;
+                continue;
+            }
+            dropped[v->id] = true;
+            vec_push(&stack, v->args[1]);
+            vec_push(&stack, v->args[0]);
+        }
+    }
+}
+
+/* In schedule order: the first term of each sum writes its buffer, the others add. */
+static void mark_accumulating_terms(Plan *p) {
+    bool *written = xalloc((size_t)p->g->next_id * sizeof *written);
+    for (int s = 0; s < p->n_steps; s++) {
+        const Value *v = p->steps[s].insts[0];
+        const Value *sum = p->values[v->id].sum_into;
+        if (!sum) continue;
+        p->values[v->id].accumulate = written[sum->id];
+        written[sum->id] = true;
+    }
+}
+
 /* ---- the schedule ----
  * First every instruction that depends on parameters and constants only (a broadcast bias,
  * a weight penalty): computed once up front, they never split a chain of per-sample
@@ -148,7 +231,7 @@ static int *index_fused_updates(const Plan *p) {
  * instruction that reads its parameter (dX = dY W^T reads W, and the autodiff may have
  * emitted dW first). The same order serves every entry point. */
 
-static ValueList base_order(Plan *p, const bool *needed) {
+static ValueList base_order(Plan *p, const bool *needed, const bool *dropped) {
     Graph *g = p->g;
     bool *per_batch = xalloc((size_t)g->next_id * sizeof *per_batch);
     ValueList hoisted = {0}, rest = {0};
@@ -156,16 +239,16 @@ static ValueList base_order(Plan *p, const bool *needed) {
         Value *v = g->insts.v[i];
         per_batch[v->id] = v->varying || v->op == OP_inv_batch;
         for (int j = 0; j < v->nargs; j++) per_batch[v->id] |= per_batch[v->args[j]->id];
-        if (!needed[v->id] || is_leaf(v)) continue;
+        if (!needed[v->id] || is_leaf(v) || dropped[v->id]) continue;
         vec_push(per_batch[v->id] ? &rest : &hoisted, v);
     }
     for (int i = 0; i < rest.n; i++) vec_push(&hoisted, rest.v[i]);
     return hoisted;
 }
 
-static ValueList schedule_order(Plan *p, const bool *needed, const int *param_of,
-                                const int *fused) {
-    ValueList base = base_order(p, needed);
+static ValueList schedule_order(Plan *p, const bool *needed, const int *param_of, const int *fused,
+                                const bool *dropped) {
+    ValueList base = base_order(p, needed, dropped);
     int n_params = p->g->params.n;
     /* For each fused parameter, the last instruction of base that reads it or is its GEMM. */
     int *last_reader = xalloc((size_t)(n_params ? n_params : 1) * sizeof *last_reader);
@@ -260,6 +343,22 @@ static void pin_roots(Plan *p) {
         if (g->state_updates.v[i]) p->values[g->state_updates.v[i]->id].pinned = true;
 }
 
+/* A sum's buffer is live from its first term to its last reader, and each term's is the
+ * sum's: the sum takes the first term's step, and every term the sum's last use. */
+static void extend_sums_over_terms(Plan *p) {
+    for (int s = 0; s < p->n_steps; s++) {
+        const Value *sum = p->values[p->steps[s].insts[0]->id].sum_into;
+        if (!sum) continue;
+        ValuePlan *sp = &p->values[sum->id];
+        if (sp->step < 0) sp->step = s;
+        if (sp->last_use < s) sp->last_use = s;
+    }
+    for (int s = 0; s < p->n_steps; s++) {
+        ValuePlan *tp = &p->values[p->steps[s].insts[0]->id];
+        if (tp->sum_into) tp->last_use = p->values[tp->sum_into->id].last_use;
+    }
+}
+
 /* Fills step and last_use, and keeps in a register every fused-loop member that no other
  * step reads and no caller reads. */
 static void compute_liveness(Plan *p) {
@@ -288,6 +387,7 @@ static void compute_liveness(Plan *p) {
             p->values[v->id].in_register = !read_elsewhere[v->id] && !p->values[v->id].pinned;
         }
     }
+    extend_sums_over_terms(p);
 }
 
 /* ---- homes ----
@@ -590,6 +690,15 @@ static void place_intermediates(Plan *p, ArenaAlloc *arenas) {
             ValuePlan *vp = &p->values[v->id];
             if (vp->in_register || vp->home.arena != ARENA_NONE) continue;
             Arena which = v->varying ? ARENA_VARYING : ARENA_FIXED;
+            if (vp->sum_into) { /* the sum's buffer, placed at its first term */
+                ValuePlan *sp = &p->values[vp->sum_into->id];
+                if (sp->home.arena == ARENA_NONE)
+                    sp->home =
+                        (Storage){which, allocate_interval(&arenas[which], shape_numel(v->shape), s,
+                                                           sp->last_use, v)};
+                vp->home = sp->home;
+                continue;
+            }
             vp->home.arena = which;
             vp->home.offset =
                 allocate_interval(&arenas[which], shape_numel(v->shape), s, vp->last_use, v);
@@ -691,9 +800,13 @@ Plan *plan_build(Graph *g) {
     }
     bool *needed = needed_by_any_root(p);
     int *param_of = index_params(g);
-    choose_fused_updates(p, count_readers(g, needed), param_of);
+    int *readers = count_readers(g, needed);
+    choose_fused_updates(p, readers, param_of);
+    bool *dropped = xalloc((size_t)g->next_id * sizeof *dropped);
+    find_accumulated_sums(p, needed, readers, dropped);
     int *fused = index_fused_updates(p);
-    build_steps(p, schedule_order(p, needed, param_of, fused), fused);
+    build_steps(p, schedule_order(p, needed, param_of, fused, dropped), fused);
+    mark_accumulating_terms(p);
     pin_roots(p);
     compute_liveness(p);
     if (!assign_homes(p)) return NULL;
@@ -743,10 +856,13 @@ void plan_print(const Plan *p, FILE *out) {
         for (int m = 0; m < st->n_insts; m++) {
             const Value *v = st->insts[m];
             const ValuePlan *vp = plan_value(p, v);
-            fprintf(out, "  %-6s %-6s %-16s %-10s %-8s %-22s %s\n", m ? "" : xprintf("#%d", s),
+            fprintf(out, "  %-6s %-6s %-16s %-10s %-8s %-22s %s%s\n", m ? "" : xprintf("#%d", s),
                     m ? "" : step_kind_name(st->kind), ir_value_ref(v), op_info[v->op].name,
                     shape_str(v->shape), storage_str(vp),
-                    vp->pinned ? "pinned" : xprintf("read until #%d", vp->last_use));
+                    vp->pinned ? "pinned" : xprintf("read until #%d", vp->last_use),
+                    !vp->sum_into    ? ""
+                    : vp->accumulate ? xprintf(", adds to the sum %s", ir_value_ref(vp->sum_into))
+                                     : xprintf(", starts the sum %s", ir_value_ref(vp->sum_into)));
         }
     }
 }

@@ -66,6 +66,13 @@ typedef struct ValuePlan {
     /* A binding predict prints: where predict keeps it, in a buffer of its own above
      * everything the shared plan places (ARENA_NONE: at its home, or not a binding). */
     Storage predict_home;
+    /* An accumulated sum (docs/codegen.md, "Sums that accumulate"): a term (a matmul or a
+     * scatter) of a tree of adds computes straight into the sum's buffer, the first term
+     * in the schedule writing it and every later one adding to it (accumulate: beta = 1,
+     * or a scatter that adds into its slice). The adds themselves are not scheduled.
+     * sum_into is that sum for a term, NULL otherwise. */
+    const Value *sum_into;
+    bool accumulate;
 } ValuePlan;
 
 typedef struct Plan {

@@ -1086,6 +1086,13 @@ def case_lstm_stacked(nnc, src, tmp):
     if counts != {("[8, 32]", "hs.Wx"): 1, ("[8, 32]", "hs.Wx_2"): 1, ("[32]", "hs.Wh"): 8,
                   ("[32]", "hs.Wh_2"): 8, ("[1]", "p.W"): 1}:
         raise Failure(f"the stacked lstm's products (shape, weight): {counts}")
+    # lstm's states h = scan(...)[:, 0] stack each step's h, not its [2, 8] carry (h and c):
+    # no [k, 2, 8] is built; the first layer's [8, 8] is built once, the top layer's (read
+    # at hs[-1] alone) not at all
+    plan = run([nnc, os.path.join(tmp, "stacked.nn"), "--emit=plan"], tmp).stdout
+    stacks = re.findall(r" concat +(\[[0-9, ]+\])", plan)
+    if any(shape.endswith(", 2, 8]") for shape in stacks) or stacks.count("[8, 8]") != 1:
+        raise Failure(f"the stacked lstm's concats: {sorted(stacks)}")
 
 
 def case_batchnorm_early_stopping(nnc, src, tmp):

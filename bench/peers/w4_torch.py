@@ -14,15 +14,11 @@ OPENBLAS_CORETYPE=SkylakeX (AVX-512) or Haswell (AVX2), for a fair comparison.
 With --epochs N it also trains N epochs on the first 8000 training images (8000/2000 split:
 the next 2000 are the test set) and prints the held-out accuracy.
 """
-import argparse
 import gzip
 import os
-import statistics
 import struct
-import time
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+import peer_timing  # first: one thread for OpenBLAS and OpenMP
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
@@ -64,11 +60,8 @@ def load(folder):
 
 
 def main():
-    ap = argparse.ArgumentParser()
+    ap = peer_timing.options(lr=0.05)
     ap.add_argument("--data")
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--seconds", type=float, default=0.3)
-    ap.add_argument("--lr", type=float, default=0.05)
     ap.add_argument("--epochs", type=int, default=0)
     a = ap.parse_args()
     torch.set_num_threads(1)
@@ -83,22 +76,8 @@ def main():
         F.cross_entropy(model(xs), ys).backward()
         opt.step()
 
-    for _ in range(5):
-        step(xb, yb)
-    t0, k = time.perf_counter(), 0
-    while time.perf_counter() - t0 < a.seconds:
-        step(xb, yb)
-        k += 1
-    k = max(k, 5)
-    runs = []
-    for _ in range(a.repeats):
-        t0 = time.perf_counter()
-        for _ in range(k):
-            step(xb, yb)
-        runs.append(64 * k / (time.perf_counter() - t0))
-    print(f"W4 LeNet-5 b64: PyTorch {torch.__version__} eager {statistics.median(runs) / 1e3:.2f}k "
-          f"samples/s (median of {a.repeats}, {k} steps each; runs: "
-          + " ".join(f"{r / 1e3:.2f}k" for r in runs) + ")")
+    k, runs = peer_timing.time_step(lambda: step(xb, yb), 64, a.repeats, a.seconds, warmup=5)
+    peer_timing.report("W4 LeNet-5 b64", "samples", k, runs)
     if a.epochs:
         model = LeNet5()
         opt = torch.optim.SGD(model.parameters(), lr=a.lr)

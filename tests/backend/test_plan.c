@@ -48,11 +48,15 @@ static RegionList regions_of(const Plan *p) {
     return list;
 }
 
-/* A gradient computed in place shares its parameter's grad buffer, by design. */
+/* A gradient computed in place shares its parameter's grad buffer, by design; so do the
+ * terms of a sum that accumulates into it, and the terms of one sum share its buffer. */
 static bool same_home_by_design(const Plan *p, const Region *a, const Region *b) {
+    const Value *sum_a = a->value ? plan_value(p, a->value)->sum_into : NULL;
+    const Value *sum_b = b->value ? plan_value(p, b->value)->sum_into : NULL;
+    if (sum_a && sum_a == sum_b) return true;
     if (a->grad_of < 0) return false;
     const ParamPlan *pp = &p->params[a->grad_of];
-    return pp->grad_in_place && b->value == pp->grad;
+    return pp->grad_in_place && (b->value == pp->grad || (sum_b && sum_b == pp->grad));
 }
 
 static bool check_sound(const char *label, const Plan *p) {
@@ -98,6 +102,102 @@ static void reuse(void) {
     check_sound("reuse", p);
     check(p->varying_elems <= 64 * 4 + 16, "reuse: %lld elements per sample for a chain",
           (long long)p->varying_elems);
+}
+
+/* A scatter of rows first..first+count-1 of a [rows, cols] value, from x's rows 0.. (the
+ * values keep pointers to their index maps). */
+static Value *scatter_rows(Graph *g, Value *x, int64_t rows, int64_t first, int64_t count) {
+    Layout *slice = xalloc(sizeof *slice), *back = xalloc(sizeof *back);
+    slice->whole = x->shape;
+    back->whole = shape2(rows, x->shape.dim[1]);
+    for (int k = 0; k < 2; k++) {
+        slice->step[k] = back->step[k] = 1;
+        slice->count[k] = back->count[k] = k ? x->shape.dim[1] : count;
+    }
+    back->start[0] = first;
+    Value *part = ir_layout(g, OP_slice, 1, &x, slice, NULL);
+    return ir_layout(g, OP_scatter, 1, &part, back, NULL);
+}
+
+/* How many steps hold a term of sum, and how many of those start it rather than add. */
+static void count_terms(const Plan *p, const Value *sum, int *terms, int *starts) {
+    *terms = *starts = 0;
+    for (int s = 0; s < p->n_steps; s++) {
+        const ValuePlan *vp = plan_value(p, p->steps[s].insts[0]);
+        if (vp->sum_into != sum) continue;
+        check(plan_value(p, p->steps[s].insts[0])->home.offset == plan_value(p, sum)->home.offset,
+              "a term of %s is not at the sum's home", ir_value_ref(sum));
+        ++*terms;
+        *starts += !vp->accumulate;
+    }
+}
+
+static bool scheduled(const Plan *p, const Value *v) {
+    for (int s = 0; s < p->n_steps; s++)
+        for (int m = 0; m < p->steps[s].n_insts; m++)
+            if (p->steps[s].insts[m] == v) return true;
+    return false;
+}
+
+/* Plans g, checks that sum accumulates (terms GEMMs or scatters, one starting it) and that
+ * no add of it is scheduled, and compares the loss, which reads sum, with the reference. */
+static void check_sum(Graph *g, Value *sum, int want_terms) {
+    Plan *p = plan_build(g);
+    check_sound(g->name, p);
+    int terms, starts;
+    count_terms(p, sum, &terms, &starts);
+    check(terms == want_terms && starts == 1, "%s: %s has %d terms, %d starting it", g->name,
+          ir_value_ref(sum), terms, starts);
+    check(!scheduled(p, sum), "%s: the add %s is scheduled", g->name, ir_value_ref(sum));
+    for (int f64 = 0; f64 < 2; f64++) {
+        Model *m = model_compile(g, f64, 2, 4);
+        if (!m) continue;
+        m->ctx.batch = 3;
+        fill_leaves(m, -1, 1);
+        m->desc->forward(&m->ctx);
+        check_value(xprintf("%s loss (%s)", g->name, f64 ? "f64" : "f32"), m, g->loss,
+                    &m->desc->loss, f64 ? 1e-12 : 1e-5);
+        model_close(m);
+    }
+}
+
+/* Sums of GEMMs and of scatters (a scan's shared weight gradient, the gradient of the
+ * sequence its steps read a row each) accumulate into one buffer: each term computes into
+ * the sum's home, the first writing and the others adding (beta 1, or a scatter that adds
+ * its slice, overlapping ones included), and the adds are not scheduled; the values are
+ * the reference's. A sum with a term that is no GEMM or scatter is left as it was. */
+static void accumulated_sums(void) {
+    /* per-sample GEMMs x W_i: [4, 5] a sample; and an add of a GEMM and an exp */
+    Graph *g = graph_new("sum of x W");
+    Value *x = add_input(g, "x", shape2(4, 3)), *prod[4];
+    for (int i = 0; i < 4; i++)
+        prod[i] =
+            ir_matmul(g, x, add_param(g, xprintf("w%d", i), shape2(3, 5)), false, false, false);
+    Value *sum = ir_build2(g, OP_add, prod[0], ir_build2(g, OP_add, prod[1], prod[2]));
+    Value *mixed = ir_build2(g, OP_add, prod[3], ir_build1(g, OP_exp, sum));
+    g->loss = ir_build2(g, OP_add, ir_build1(g, OP_sum, ir_build1(g, OP_sin, sum)),
+                        ir_build1(g, OP_sum, mixed));
+    check_sum(g, sum, 3);
+    Plan *p = plan_build(g);
+    check(scheduled(p, mixed) && !plan_value(p, prod[3])->sum_into,
+          "sum of x W: an add of a GEMM and an exp became a sum");
+
+    /* weight-gradient GEMMs summed over the batch: [3, 5], no batch axis, read by x */
+    g = graph_new("sum of x^T y");
+    x = add_input(g, "x", shape1(3));
+    Value *y = add_input(g, "y", shape1(5));
+    sum = ir_build2(g, OP_add, ir_matmul(g, x, y, true, false, true),
+                    ir_matmul(g, ir_build1(g, OP_tanh, x), y, true, false, true));
+    g->loss = ir_build1(g, OP_sum, ir_build1(g, OP_sin, ir_matmul(g, x, sum, false, false, false)));
+    check_sum(g, sum, 2);
+
+    /* scatters of row blocks of a [6, 3], two of them overlapping */
+    g = graph_new("sum of scatters");
+    x = add_input(g, "x", shape2(4, 3));
+    Value *first = scatter_rows(g, x, 6, 0, 2), *second = scatter_rows(g, x, 6, 2, 4);
+    sum = ir_build2(g, OP_add, ir_build2(g, OP_add, first, second), scatter_rows(g, x, 6, 3, 3));
+    g->loss = ir_build1(g, OP_sum, ir_build1(g, OP_sin, sum));
+    check_sum(g, sum, 3);
 }
 
 /* ---- random graphs ---- */
@@ -182,6 +282,7 @@ static void random_graphs(void) {
 int main(void) {
     mlp_plans();
     reuse();
+    accumulated_sums();
     random_graphs();
     return test_summary("test_plan");
 }
