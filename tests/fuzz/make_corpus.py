@@ -283,6 +283,7 @@ def text_seeds():
         "vocab_unsorted": text_input(b"abc", b"cba"),
         "vocab_not_utf8": text_input(b"abc", b"a\xffb"),
         "bom": text_input(b"\xef\xbb\xbfabc"),
+        "bom_then_end": text_input(b"\xef\xbb\xbf"),  # read past the end once (ASan)
         "utf16": text_input("abc".encode("utf-16")),
         "nul": text_input(b"ab\0c"),
         "surrogate": text_input(b"ab\xed\xa0\x80c"),
