@@ -526,6 +526,15 @@ WHOLE_WINDOW_MODEL = STACKED_MODEL.replace("output z = h @ W + b",
                                            "output z = reshape(reshape(h, 18), 6, 3) @ W + b")
 
 
+def check_cannot_sample(nnc, src, tmp, example, reason):
+    """examples/EXAMPLE.nn compiled: sample says why it cannot run. Returns its --help."""
+    exe = os.path.join(tmp, example)
+    run([nnc, os.path.join(src, "examples", example + ".nn"), "-o", exe], tmp)
+    _, err = run([exe, "sample"], tmp, 1)
+    check_error(err, f"{example}: error: model '{example}' cannot sample: {reason}")
+    return run([exe, "--help"], tmp)[0]
+
+
 def case_sample_errors(nnc, src, tmp):
     """sample's messages: a prime character the weights never saw, weights without a
     vocabulary, bad numbers, and models that cannot sample (no scan, no text data, a layer
@@ -559,22 +568,14 @@ def case_sample_errors(nnc, src, tmp):
     check_error(err, "whole: error: model 'm' cannot sample: its layers do not run on one "
                      "character at a time: ")
     check_error(err, "whole.nn:8:24: cannot reshape [1, 3] (3 elements) to [18]")
-    bigram = os.path.join(tmp, "bigram_text")
-    run([nnc, os.path.join(src, "examples", "bigram_text.nn"), "-o", bigram], tmp)
-    _, err = run([bigram, "sample"], tmp, 1)
-    check_error(err, "bigram_text: error: model 'bigram_text' cannot sample: it has no scan "
-                     "over its input, so no state to carry from one character to the next")
-    out, _ = run([bigram, "--help"], tmp)
+    out = check_cannot_sample(nnc, src, tmp, "bigram_text",
+                              "it has no scan over its input, so no state to carry from one "
+                              "character to the next")
     check("  sample     cannot run for this model" in out, f"--help of the bigram model:\n{out}")
-    xor = os.path.join(tmp, "xor")
-    run([nnc, os.path.join(src, "examples", "xor.nn"), "-o", xor], tmp)
-    _, err = run([xor, "sample"], tmp, 1)
-    check_error(err, "xor: error: model 'xor' cannot sample: it does not read text data "
-                     "(data = text(...) in its train block)")
-    out, _ = run([xor, "--help"], tmp)
+    out = check_cannot_sample(nnc, src, tmp, "xor", "it does not read text data (data = "
+                                                    "text(...) in its train block)")
     check("  sample " not in out and "sample options" not in out,
           f"--help of xor lists sample:\n{out}")
-
 
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
 
