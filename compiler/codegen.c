@@ -389,8 +389,8 @@ static LLVMValueRef begin_function(Codegen *cg, const char *name, Entry e) {
 /* Steps [from, to) in a function of their own, called from the entry fn. */
 static void emit_steps_apart(Codegen *cg, LLVMValueRef entry, Entry e, int from, int to) {
     LLVMBasicBlockRef at = LLVMGetInsertBlock(cg->b);
-    LLVMValueRef part =
-        begin_function(cg, xprintf("nnc.%s.steps%d", entry_names[e], from / STEPS_PER_FUNCTION), e);
+    LLVMValueRef part = begin_function(
+        cg, xprintf("%s.%s.steps%d", cg->prefix, entry_names[e], from / STEPS_PER_FUNCTION), e);
     add_attribute(cg, part, (unsigned)LLVMAttributeFunctionIndex, "noinline");
     for (int s = from; s < to; s++) emit_step(cg, s);
     LLVMBuildRetVoid(cg->b);
@@ -402,7 +402,7 @@ static void emit_steps_apart(Codegen *cg, LLVMValueRef entry, Entry e, int from,
 }
 
 static LLVMValueRef emit_entry(Codegen *cg, Entry e) {
-    LLVMValueRef fn = begin_function(cg, xprintf("nnc.%s", entry_names[e]), e);
+    LLVMValueRef fn = begin_function(cg, xprintf("%s.%s", cg->prefix, entry_names[e]), e);
     cg->entry = e;
     mark_entry_needs(cg, e);
     int n_steps = cg->plan->n_steps;
@@ -488,11 +488,14 @@ void codegen_types(Codegen *cg) {
     cg->sgd_entry_type = LLVMFunctionType(cg->void_type, sgd_params, 3, false);
 }
 
+static void codegen_plan_tables(Codegen *cg);
+
 static void codegen_init(Codegen *cg, Graph *g, const Plan *plan, bool f64,
                          LLVMTargetMachineRef tm) {
     memset(cg, 0, sizeof *cg);
     cg->g = g;
     cg->plan = plan;
+    cg->prefix = "nnc";
     cg->f64 = f64;
     cg->ctx = LLVMContextCreate();
     cg->mod = LLVMModuleCreateWithNameInContext(g->name ? g->name : "model", cg->ctx);
@@ -507,10 +510,29 @@ static void codegen_init(Codegen *cg, Graph *g, const Plan *plan, bool f64,
     cg->b = LLVMCreateBuilderInContext(cg->ctx);
     codegen_types(cg);
     cg->loop_md_kind = LLVMGetMDKindIDInContext(cg->ctx, "llvm.loop", 9);
-    size_t steps = (size_t)(plan->n_steps ? plan->n_steps : 1);
+    codegen_plan_tables(cg);
+}
+
+/* What the code generator keeps per step of the plan and per value of the graph. */
+static void codegen_plan_tables(Codegen *cg) {
+    size_t steps = (size_t)(cg->plan->n_steps ? cg->plan->n_steps : 1);
     cg->loop_variants = xalloc(steps * sizeof *cg->loop_variants);
     cg->op_fns = xalloc(steps * sizeof *cg->op_fns);
-    cg->needed = xalloc((size_t)g->next_id * sizeof *cg->needed);
+    cg->needed = xalloc((size_t)cg->g->next_id * sizeof *cg->needed);
+}
+
+/* The one-step form's entry point, nnc.step.predict (docs/codegen.md, "The one-step
+ * form"): predict of the step graph with its own plan, in the model's module. */
+static LLVMValueRef emit_step_form(const Codegen *model, Codegen *step, Graph *g,
+                                   const Plan *plan) {
+    *step = *model;
+    step->g = g;
+    step->plan = plan;
+    step->prefix = "nnc.step";
+    step->sgd_update_fn = step->sgd_apply_fn = NULL;
+    step->loop = NULL;
+    codegen_plan_tables(step);
+    return emit_entry(step, ENTRY_PREDICT);
 }
 
 static void codegen_dispose(Codegen *cg) {
@@ -531,11 +553,18 @@ static int verify_module(Codegen *cg) {
     return broken ? 1 : 0;
 }
 
-/* The calls of fn from other functions. */
+/* The calls of fn from other functions, but the one-step form's: a helper the step shares
+ * with the training code is inlined into it as it was without the step. */
 static int count_calls(LLVMValueRef fn) {
     int calls = 0;
-    for (LLVMUseRef u = LLVMGetFirstUse(fn); u; u = LLVMGetNextUse(u))
-        if (LLVMIsACallInst(LLVMGetUser(u))) calls++;
+    for (LLVMUseRef u = LLVMGetFirstUse(fn); u; u = LLVMGetNextUse(u)) {
+        LLVMValueRef call = LLVMGetUser(u);
+        if (!LLVMIsACallInst(call)) continue;
+        size_t len;
+        const char *caller =
+            LLVMGetValueName2(LLVMGetBasicBlockParent(LLVMGetInstructionParent(call)), &len);
+        if (strncmp(caller, "nnc.step.", 9) != 0) calls++;
+    }
     return calls;
 }
 
@@ -609,13 +638,17 @@ int backend_compile(Graph *g, const BackendOptions *opt) {
     Plan *plan = plan_build(g);
     if (!plan) return 1;
     if (opt->plan_out) plan_print(plan, opt->plan_out);
+    Plan *step_plan = g->step ? plan_build(g->step) : NULL;
+    if (g->step && !step_plan) return 1;
     LLVMTargetMachineRef tm = codegen_host_target(opt->opt_level);
     if (!tm) return 1;
     Codegen cg;
     codegen_init(&cg, g, plan, opt->f64, tm);
     LLVMValueRef entries[ENTRY_COUNT];
     for (int e = 0; e < ENTRY_COUNT; e++) entries[e] = emit_entry(&cg, (Entry)e);
-    emit_descriptor(&cg, entries);
+    Codegen step;
+    LLVMValueRef step_entry = step_plan ? emit_step_form(&cg, &step, g->step, step_plan) : NULL;
+    emit_descriptor(&cg, entries, step_plan ? &step : NULL, step_entry);
     nnc_stats.llvm_insts += count_llvm_instructions(&cg);
     int rc = verify_module(&cg);
     if (!rc) rc = optimise(&cg, tm, opt->opt_level);

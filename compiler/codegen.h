@@ -33,6 +33,7 @@ typedef struct LoopVariant {
 typedef struct Codegen {
     Graph *g;
     const Plan *plan;
+    const char *prefix; /* of the entry points' names: "nnc" ("nnc.step" for the one-step form) */
     bool f64;
     LLVMContextRef ctx;
     LLVMModuleRef mod;
@@ -237,14 +238,15 @@ enum { NNRT_CTX_FIELDS(CTX_FIELD) CTX_FIELDS };
 #undef CTX_FIELD
 
 typedef struct DescTypes {
-    LLVMTypeRef ctx, tensor, column, setting, train, model;
+    LLVMTypeRef ctx, tensor, column, setting, train, step, model;
 } DescTypes;
 
 /* nnrt_ctx, the argument of every entry point. */
 LLVMTypeRef descriptor_ctx_type(Codegen *cg);
 /* The descriptor's structs (nnrt_tensor ... nnrt_model), after codegen_types. */
 DescTypes descriptor_types(Codegen *cg);
-/* nnrt_model_desc, pointing at the entry points (by Entry). */
-void emit_descriptor(Codegen *cg, LLVMValueRef *entries);
+/* nnrt_model_desc, pointing at the entry points (by Entry); step: the one-step form's
+ * codegen (its graph and plan) and entry point, or NULL when the model has none. */
+void emit_descriptor(Codegen *cg, LLVMValueRef *entries, Codegen *step, LLVMValueRef step_entry);
 
 #endif

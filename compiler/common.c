@@ -412,12 +412,49 @@ static void vreport(const char *kind, SrcLoc loc, const char *fmt, va_list ap) {
 
 static bool suppressed; /* past DIAG_MAX_ERRORS: notes and hints of hidden errors are hidden too */
 
+static bool held;              /* between diag_hold and diag_release */
+static int held_errors;        /* errors counted when the hold began */
+static const char *held_first; /* the first error while held */
+
 void diag_reset(void) {
     error_count = 0;
     suppressed = false;
+    held = false;
+    held_first = NULL;
+}
+
+void diag_hold(void) {
+    held = true;
+    held_errors = error_count;
+    held_first = NULL;
+}
+
+const char *diag_release(void) {
+    held = false;
+    error_count = held_errors;
+    suppressed = false;
+    return held_first;
+}
+
+/* While held: the first error is kept as text, and nothing is printed. */
+static bool hold_error(SrcLoc loc, const char *fmt, va_list ap) {
+    if (!held) return false;
+    if (!held_first) {
+        char msg[DIAG_MAX_MESSAGE + 1];
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        held_first = loc.file ? xprintf("%s:%d:%d: %s", loc.file->path, loc.line, loc.col, msg)
+                              : xstrdup(msg);
+    }
+    error_count++;
+    return true;
 }
 
 void diag_error(SrcLoc loc, const char *fmt, ...) {
+    va_list held_ap;
+    va_start(held_ap, fmt);
+    bool was_held = hold_error(loc, fmt, held_ap);
+    va_end(held_ap);
+    if (was_held) return;
     error_count++;
     suppressed = error_count > DIAG_MAX_ERRORS;
     if (suppressed) {
@@ -431,6 +468,7 @@ void diag_error(SrcLoc loc, const char *fmt, ...) {
 }
 
 void diag_warning(SrcLoc loc, const char *fmt, ...) {
+    if (held) return;
     suppressed = false;
     va_list ap;
     va_start(ap, fmt);
@@ -439,7 +477,7 @@ void diag_warning(SrcLoc loc, const char *fmt, ...) {
 }
 
 void diag_note(SrcLoc loc, const char *fmt, ...) {
-    if (suppressed) return;
+    if (suppressed || held) return;
     va_list ap;
     va_start(ap, fmt);
     vreport("note", loc, fmt, ap);
@@ -447,7 +485,7 @@ void diag_note(SrcLoc loc, const char *fmt, ...) {
 }
 
 void diag_hint(const char *fmt, ...) {
-    if (suppressed) return;
+    if (suppressed || held) return;
     va_list ap;
     va_start(ap, fmt);
     fputs("  hint: ", stderr);
@@ -456,6 +494,11 @@ void diag_hint(const char *fmt, ...) {
 }
 
 void diag_fatal_noloc(const char *fmt, ...) {
+    va_list held_ap;
+    va_start(held_ap, fmt);
+    bool was_held = hold_error((SrcLoc){0}, fmt, held_ap);
+    va_end(held_ap);
+    if (was_held) return;
     error_count++;
     suppressed = false;
     va_list ap;

@@ -91,6 +91,12 @@ void diag_reset(void);
 #define DIAG_MAX_ERRORS 20
 /* True once more than DIAG_MAX_ERRORS errors were reported: stop looking for more. */
 bool diag_too_many(void);
+/* Held diagnostics, for a stage that tries something and only needs to know why it did not
+ * work (the one-step form `sample` runs, main.c): between diag_hold and diag_release nothing
+ * is printed, and errors are not counted; diag_release returns the first error as
+ * "file:line:col: message", or NULL when there was none. */
+void diag_hold(void);
+const char *diag_release(void);
 /* A message longer than this many bytes is cut, with "..." */
 #define DIAG_MAX_MESSAGE 1024
 /* A source line longer than this many columns is shown as a window around the caret. */

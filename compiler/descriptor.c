@@ -24,6 +24,7 @@ typedef enum FieldKind {
     KIND_COLUMNS,
     KIND_SETTINGS,
     KIND_TRAIN,
+    KIND_STEP,
     KIND_ENTRY,
     KIND_SGD_ENTRY,
 } FieldKind;
@@ -45,6 +46,7 @@ static LLVMTypeRef field_type(Codegen *cg, const DescTypes *t, FieldKind kind) {
     case KIND_COLUMNS: return compat_pointer_to(cg->ctx, t->column);
     case KIND_SETTINGS: return compat_pointer_to(cg->ctx, t->setting);
     case KIND_TRAIN: return t->train;
+    case KIND_STEP: return t->step;
     case KIND_ENTRY: return compat_pointer_to(cg->ctx, cg->entry_type);
     case KIND_SGD_ENTRY: return compat_pointer_to(cg->ctx, cg->sgd_entry_type);
     }
@@ -83,6 +85,8 @@ DescTypes descriptor_types(Codegen *cg) {
     t->setting = made;
     STRUCT_TYPE(nnrt_train_defaults, NNRT_TRAIN_DEFAULTS_FIELDS);
     t->train = made;
+    STRUCT_TYPE(nnrt_step, NNRT_STEP_FIELDS);
+    t->step = made;
     STRUCT_TYPE(nnrt_model, NNRT_MODEL_FIELDS);
     t->model = made;
     return types;
@@ -105,6 +109,9 @@ static const char *const setting_fields[] = {NNRT_SETTING_FIELDS(FIELD_NAME)};
 #define TRAIN_FIELD(kind, name) TRAIN_##name,
 enum { NNRT_TRAIN_DEFAULTS_FIELDS(TRAIN_FIELD) TRAIN_FIELDS };
 static const char *const train_fields[] = {NNRT_TRAIN_DEFAULTS_FIELDS(FIELD_NAME)};
+#define STEP_FIELD(kind, name) STEP_##name,
+enum { NNRT_STEP_FIELDS(STEP_FIELD) STEP_FIELDS };
+static const char *const step_fields[] = {NNRT_STEP_FIELDS(FIELD_NAME)};
 #define MODEL_FIELD(kind, name) MODEL_##name,
 enum { NNRT_MODEL_FIELDS(MODEL_FIELD) MODEL_FIELDS };
 static const char *const model_fields[] = {NNRT_MODEL_FIELDS(FIELD_NAME)};
@@ -327,7 +334,57 @@ static LLVMValueRef train_const(Codegen *cg, const DescTypes *t) {
     return struct_const(t->train, f, TRAIN_FIELDS, train_fields);
 }
 
-void emit_descriptor(Codegen *cg, LLVMValueRef *entries) {
+/* The carries of the one-step form: where step reads each (its input), or, by binding
+ * (lower_step_form lists each carry's out and init in turn), where step leaves it
+ * (first = 0) and its start (first = 1). */
+static LLVMValueRef carry_tensors(Codegen *step, const DescTypes *t, int first, const char *name) {
+    const Graph *g = step->g;
+    LLVMValueRef *items = xalloc((size_t)g->carries.n * sizeof *items);
+    for (int i = 0; i < g->carries.n; i++) {
+        const Carry *c = &g->carries.v[i];
+        if (first < 0) {
+            items[i] = tensor_const(step, t, c->name, c->in, not_a_param);
+            continue;
+        }
+        const NamedValue *b = &g->bindings.v[2 * i + first];
+        Storage home = step->plan->binding_homes[2 * i + first];
+        if (home.arena == ARENA_NONE) codegen_internal_error("a carry of the step has no home");
+        items[i] = tensor_const_at(step, t, b->name, b->v, home, not_a_param);
+    }
+    return array_const(step, t->tensor, items, g->carries.n, name);
+}
+
+/* nnrt_step: the one-step form (step: its codegen), or all zeros and why there is none. */
+static LLVMValueRef step_const(Codegen *cg, const DescTypes *t, Codegen *step, LLVMValueRef entry) {
+    LLVMValueRef f[STEP_FIELDS] = {0};
+    if (!step) {
+        for (unsigned i = 0; i < STEP_FIELDS; i++)
+            f[i] = LLVMConstNull(LLVMStructGetTypeAtIndex(t->step, i));
+        const char *why = cg->g->step_missing;
+        f[STEP_missing] = string_const(cg, why ? why : "it was compiled without one");
+        return struct_const(t->step, f, STEP_FIELDS, step_fields);
+    }
+    const Graph *g = step->g;
+    const Value *out = graph_output(g);
+    f[STEP_missing] = string_const(cg, NULL);
+    f[STEP_fixed_elems] = int64_const(cg, step->plan->fixed_elems);
+    f[STEP_varying_elems] =
+        int64_const(cg, step->plan->varying_elems + step->plan->predict_extra_elems);
+    f[STEP_n_params] = i32_const(cg, g->params.n);
+    f[STEP_params] = param_tensors(step, t);
+    f[STEP_n_states] = i32_const(cg, g->states.n);
+    f[STEP_states] = state_tensors(step, t);
+    f[STEP_input] = tensor_const(step, t, g->inputs.v[0]->name, g->inputs.v[0], not_a_param);
+    f[STEP_output] = tensor_const(step, t, out->name ? out->name : "output", out, not_a_param);
+    f[STEP_n_carries] = i32_const(cg, g->carries.n);
+    f[STEP_carries] = carry_tensors(step, t, -1, "nnc.step.carries");
+    f[STEP_carries_out] = carry_tensors(step, t, 0, "nnc.step.carries_out");
+    f[STEP_carries_init] = carry_tensors(step, t, 1, "nnc.step.carries_init");
+    f[STEP_step] = entry;
+    return struct_const(t->step, f, STEP_FIELDS, step_fields);
+}
+
+void emit_descriptor(Codegen *cg, LLVMValueRef *entries, Codegen *step, LLVMValueRef step_entry) {
     const Graph *g = cg->g;
     DescTypes t = descriptor_types(cg);
     const Value *out = graph_output(g);
@@ -358,6 +415,7 @@ void emit_descriptor(Codegen *cg, LLVMValueRef *entries) {
     f[MODEL_grad] = entries[ENTRY_GRAD];
     f[MODEL_sgd_step] = entries[ENTRY_SGD_STEP];
     f[MODEL_train] = train_const(cg, &t);
+    f[MODEL_step] = step_const(cg, &t, step, step_entry);
     LLVMValueRef desc = LLVMAddGlobal(cg->mod, t.model, "nnrt_model_desc");
     LLVMSetInitializer(desc, struct_const(t.model, f, MODEL_FIELDS, model_fields));
     LLVMSetGlobalConstant(desc, true);

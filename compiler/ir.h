@@ -213,6 +213,14 @@ typedef struct NamedValue {
     Value *v;
 } NamedValue;
 
+/* A scan's recurrent state in the one-step form of a model (Graph.step, docs/codegen.md
+ * "The one-step form"): the step reads the carry from `in`, an input the runtime fills, and
+ * leaves the carry after its one step in `out`; `init` is the scan's first carry. */
+typedef struct Carry {
+    const char *name; /* "h.carry": after the model binding the scan is in */
+    Value *in, *out, *init;
+} Carry;
+
 /* One model: its forward instructions, then (after autodiff) its backward ones. */
 typedef struct Graph {
     const char *name;
@@ -237,6 +245,14 @@ typedef struct Graph {
     bool *param_surrogate; /* after autodiff: parallel to params; a surrogate rule shaped it */
     VEC(const char *) rule_notes; /* after autodiff: where fns' own backward rules were used */
     TrainSpec train;
+    /* The one-step form `sample` runs (text models with a scan): the model lowered again for
+     * windows of one character, each outermost scan over the input reading its carry from
+     * an input and writing it back (carries). NULL when there is none: step_missing says
+     * why. In the one-step graph itself, carries lists its recurrent state, and each
+     * carry's in is also among its inputs, its out and init among its bindings. */
+    struct Graph *step;
+    const char *step_missing;
+    VEC(Carry) carries;
     int next_id;
     int64_t exprs_lowered; /* lower.c: expressions evaluated, to bound inlining */
     bool too_large;        /* lower.c: that bound was crossed (reported once) */

@@ -80,7 +80,8 @@ typedef struct Lower {
     Node *site;          /* the model-level expression the current IR comes from */
     NodeList calls;      /* fn calls being inlined, outermost first: notes for errors */
     Tables *t;
-    bool in_rule; /* evaluating a fn's backward rule, during autodiff */
+    bool in_rule;   /* evaluating a fn's backward rule, during autodiff */
+    bool step_form; /* lowering the one-step form: windows of one character (lower_step_form) */
 } Lower;
 
 /* A call of a fn with backward rules, kept to evaluate them with (stages.h). */
@@ -1023,6 +1024,36 @@ static LVal scan_step(Lower *L, Node *call, Node *fn, LVal carry, const LVal *se
     return next;
 }
 
+/* In the one-step form, a scan over the input's characters runs one step, from the carry
+ * the previous call left (docs/codegen.md, "The one-step form"): its first carry is read
+ * from an input, `h.carry`, which the runtime fills; init stays a value of the graph, so
+ * that the runtime can start from it. NULL (after an error) when the scan cannot be run
+ * that way. */
+static Carry *carry_from_state(Lower *L, Node *call, LVal init, int64_t steps) {
+    if (steps != 1) {
+        lower_error(L, call->args.v[2]->loc,
+                    "with one character of input this scan would run %lld steps, not one: "
+                    "it does not step along the input's characters",
+                    (long long)steps);
+        return NULL;
+    }
+    Value *first = as_value(L, init);
+    if (first->varying) {
+        lower_error(L, call->args.v[1]->loc,
+                    "the scan's first carry depends on the input, so it is no state to carry "
+                    "from one character to the next");
+        return NULL;
+    }
+    vec_push(&L->g->carries, ((Carry){0}));
+    Carry *c = &L->g->carries.v[L->g->carries.n - 1];
+    c->name = unique_name(L, xprintf("%s.carry", L->binding));
+    c->in = ir_leaf(L->g, OP_input, c->name, first->shape, true);
+    c->in->loc = call->loc;
+    c->init = first;
+    vec_push(&L->g->inputs, c->in);
+    return c;
+}
+
 static LVal call_scan(Lower *L, Scope *s, Node *call) {
     for (int i = 0; i < call->args.n; i++)
         if (call->args.v[i]->kind == ND_KWARG) {
@@ -1050,6 +1081,12 @@ static LVal call_scan(Lower *L, Scope *s, Node *call) {
     }
     const char *outer_binding = L->binding;
     if (!L->binding) L->binding = "scan"; /* (a backward rule's scan) */
+    Carry *state = NULL;
+    if (L->step_form && !L->scan && seqs[1].v->varying) {
+        state = carry_from_state(L, call, carry, steps);
+        if (!state) return lv_error;
+        carry = lv_tensor(state->in);
+    }
     LVal init = carry;
     Value **carries = xalloc(sizeof *carries * (size_t)steps);
     ScanSite site = {.parent = L->scan, .id = ++L->t->n_scans};
@@ -1069,6 +1106,7 @@ static LVal call_scan(Lower *L, Scope *s, Node *call) {
     L->scan = site.parent;
     L->binding = outer_binding;
     if (carry.kind == LV_ERROR) return lv_error;
+    if (state) state->out = carries[steps - 1];
     LVal stacked = stack_carries(L, call, carries, steps);
     if (stacked.kind == LV_TENSOR) {
         ScanResult *r = xalloc(sizeof *r);
@@ -1447,6 +1485,7 @@ static void lower_io(Lower *L, Scope *s, Node *st) {
         return;
     }
     bool input = st->kind == ND_INPUT;
+    if (L->step_form && shape.rank > 0) shape.dim[0] = 1; /* a text window of one character */
     Value *v = ir_leaf(L->g, input ? OP_input : OP_target, unique_name(L, st->str), shape, true);
     v->loc = st->loc;
     vec_push(input ? &L->g->inputs : &L->g->targets, v);
@@ -1563,9 +1602,12 @@ static void check_loss(Lower *L, Scope *s) {
     L->g->loss = loss;
 }
 
-Graph *lower_model(Program *prog) {
+static Graph *lower_graph(Program *prog, bool step_form) {
     int errors = diag_error_count();
-    Lower L = {.prog = prog, .g = graph_new(prog->model->str), .t = xalloc(sizeof(Tables))};
+    Lower L = {.prog = prog,
+               .g = graph_new(prog->model->str),
+               .t = xalloc(sizeof(Tables)),
+               .step_form = step_form};
     L.g->source_path = prog->path;
     Scope model_scope = {0};
     for (int i = 0; i < prog->model->body.n; i++) {
@@ -1579,4 +1621,55 @@ Graph *lower_model(Program *prog) {
     collect_bindings(L.g, &model_scope);
     L.g->n_forward = L.g->insts.n;
     return L.g;
+}
+
+Graph *lower_model(Program *prog) {
+    return lower_graph(prog, false);
+}
+
+/* ---- the one-step form (docs/codegen.md, "The one-step form") ---- */
+
+/* Why the one-step form of the lowered model `full` cannot be made, before lowering it. */
+static const char *step_form_refused(const Graph *full) {
+    const TrainSpec *ts = &full->train;
+    if (!ts->data_kind || strcmp(ts->data_kind, "text") != 0)
+        return "it does not read text data (data = text(...) in its train block)";
+    if (full->inputs.n != 1 || full->inputs.v[0]->shape.rank == 0)
+        return "it has no sequence input";
+    return NULL;
+}
+
+/* Why the lowered one-step graph `step` does not serve `sample`, or NULL when it does. */
+static const char *step_form_unusable(const Graph *full, const Graph *step) {
+    if (step->carries.n == 0)
+        return "it has no scan over its input, so no state to carry from one character to the "
+               "next";
+    int64_t numel = shape_numel(step->output->shape);
+    if (!step->output->varying || numel != full->train.vocab)
+        return xprintf("its output for one character has shape %s, not one score for each of "
+                       "the %lld characters of its vocabulary",
+                       shape_str(step->output->shape), (long long)full->train.vocab);
+    return NULL;
+}
+
+Graph *lower_step_form(Program *prog, const Graph *full, const char **why) {
+    *why = step_form_refused(full);
+    if (*why) return NULL;
+    diag_hold(); /* a model without a step form compiles as before: its errors are not ours */
+    Graph *step = lower_graph(prog, true);
+    const char *error = diag_release();
+    if (!step) {
+        *why = xprintf("its layers do not run on one character at a time: %s",
+                       error ? error : "(no message)");
+        return NULL;
+    }
+    *why = step_form_unusable(full, step);
+    if (*why) return NULL;
+    step->bindings.n = 0; /* what the step leaves for the runtime: each carry, and its start */
+    for (int i = 0; i < step->carries.n; i++) {
+        Carry *c = &step->carries.v[i];
+        vec_push(&step->bindings, ((NamedValue){xprintf("%s.out", c->name), c->out}));
+        vec_push(&step->bindings, ((NamedValue){xprintf("%s.init", c->name), c->init}));
+    }
+    return step;
 }

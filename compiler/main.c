@@ -527,12 +527,20 @@ static bool middle_end(Run *r, const char *model) {
     return lower(r, model) && differentiate(r) && simplified(r);
 }
 
+/* The one-step form `sample` runs, lowered and simplified, or why the model has none
+ * (docs/codegen.md, "The one-step form"). */
+static void add_step_form(Run *r) {
+    r->g->step = lower_step_form(r->prog, r->g, &r->g->step_missing);
+    if (r->g->step) simplify(r->g->step);
+}
+
 /* nnc FILE: the executable, or what -c or --emit asks for. */
 static int compile(Run *r) {
     r->out = output_path(r->o);
     /* The check before any work: the default name of "model" is "model" itself. */
     if (!emits_text(r->o) && !output_is_not_a_source(r->out)) return 1;
     if (!middle_end(r, r->o->model)) return r->status;
+    add_step_form(r);
     return r->emit->write(r);
 }
 

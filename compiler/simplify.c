@@ -168,6 +168,8 @@ static void mark_live(Graph *g) {
         if (g->param_grads[i]) g->param_grads[i]->aux = 1;
     for (int i = 0; i < g->state_updates.n; i++)
         if (g->state_updates.v[i]) g->state_updates.v[i]->aux = 1;
+    for (int i = 0; i < g->carries.n; i++) /* the one-step form's state (ir.h) */
+        g->carries.v[i].out->aux = g->carries.v[i].init->aux = 1;
     for (int i = g->insts.n - 1; i >= 0; i--) {
         Value *v = g->insts.v[i];
         bool exposed =
@@ -257,6 +259,10 @@ void simplify(Graph *g) {
     resolve_bindings(&s);
     for (int i = 0; i < g->state_updates.n; i++)
         if (g->state_updates.v[i]) g->state_updates.v[i] = resolve(&s, g->state_updates.v[i]);
+    for (int i = 0; i < g->carries.n; i++) {
+        g->carries.v[i].out = resolve(&s, g->carries.v[i].out);
+        g->carries.v[i].init = resolve(&s, g->carries.v[i].init);
+    }
     drop_dead(g);
     drop_dead_bindings(g);
 }

@@ -50,6 +50,13 @@ int program_fn_param(Program *prog, Node *fn, const char *name);
 /* Inlines every call and checks every shape; the forward IR of the model. */
 Graph *lower_model(Program *prog);
 
+/* The one-step form of the model `full` (lowered, its train block read) that `sample` runs
+ * (docs/codegen.md, "The one-step form"): the model lowered again for one character, each
+ * outermost scan over the input reading its carry from an input (Graph.carries). NULL when
+ * it has none, and *why says why, for the runtime's message ("it has no scan over its
+ * input, ..."); nothing is reported. */
+Graph *lower_step_form(Program *prog, const Graph *full, const char **why);
+
 /* lower.c, for rules.c: what a call of a fn with backward rules leaves to evaluate its rules
  * with later, in the arena (the fn's bindings at the call, the model binding it is in, the
  * names given out). rules.h's CustomRule keeps it out of the IR readers' sight. */

@@ -11,6 +11,7 @@
 #include "model.h"
 #include "nnrt.h"
 #include "options.h"
+#include "sample.h"
 #include "search.h"
 #include "train.h"
 #include "util.h"
@@ -29,6 +30,7 @@ static int run(const nnrt_model *m, rt_command cmd, const rt_options *o) {
     case RT_CMD_PREDICT: return rt_cmd_predict(m, o);
     case RT_CMD_GRADCHECK: return rt_cmd_gradcheck(m, o);
     case RT_CMD_SEARCH: return rt_cmd_search(m, o);
+    case RT_CMD_SAMPLE: return rt_cmd_sample(m, o);
     default: return RT_EXIT_USAGE;
     }
 }
@@ -55,10 +57,12 @@ int main(int argc, char **argv) {
     int cmd = rt_find_command(word);
     if (cmd < 0) {
         if (strncmp(word, "-", 1) == 0)
-            rt_usage_error(
-                "expected a command (train, eval, predict, gradcheck or search) before '%s'", word);
-        rt_usage_error("unknown command '%s' (commands: train, eval, predict, gradcheck, search)",
-                       word);
+            rt_usage_error("expected a command (train, eval, predict, gradcheck, search or sample) "
+                           "before '%s'",
+                           word);
+        rt_usage_error(
+            "unknown command '%s' (commands: train, eval, predict, gradcheck, search, sample)",
+            word);
     }
     if (cmd == RT_CMD_PREDICT && m->n_inputs == 0)
         rt_usage_error("model '%s' has no inputs, so nothing to predict; 'train' prints its params",

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "init.h"
+#include "sample.h"
 #include "text.h"
 #include "util.h"
 
@@ -18,9 +19,8 @@ static void check_range(const char *name, const char *what, int64_t offset, int6
                  what, name, (long long)offset, (long long)numel, arena, (long long)arena_elems);
 }
 
-/* Shape, and place in an arena of varying_elems elements a sample or in the fixed one. */
-static void check_tensor_in(const nnrt_model *m, const nnrt_tensor *t, const char *role,
-                            int64_t varying_elems) {
+void rt_check_tensor_place(const nnrt_tensor *t, const char *role, int64_t fixed_elems,
+                           int64_t varying_elems) {
     if (!t->name) rt_fatal("model descriptor: %s without a name", role);
     if (t->rank < 0 || t->rank > NNRT_MAX_RANK)
         rt_fatal("model descriptor: %s '%s' has rank %d", role, t->name, t->rank);
@@ -37,7 +37,13 @@ static void check_tensor_in(const nnrt_model *m, const nnrt_tensor *t, const cha
     if (t->varying)
         check_range(t->name, role, t->offset, numel, varying_elems, "varying");
     else
-        check_range(t->name, role, t->offset, numel, m->fixed_elems, "fixed");
+        check_range(t->name, role, t->offset, numel, fixed_elems, "fixed");
+}
+
+/* Shape, and place in an arena of varying_elems elements a sample or in the fixed one. */
+static void check_tensor_in(const nnrt_model *m, const nnrt_tensor *t, const char *role,
+                            int64_t varying_elems) {
+    rt_check_tensor_place(t, role, m->fixed_elems, varying_elems);
 }
 
 /* Shape, and place in the arena the tensor says it lives in. */
@@ -129,6 +135,7 @@ void rt_check_model(const nnrt_model *m) {
     for (int32_t i = 0; i < m->train.n_columns; i++)
         if (!m->train.columns[i].tensor)
             rt_fatal("model descriptor: a CSV column range names no tensor");
+    rt_check_step(m);
 }
 
 /* ---- arenas ---- */

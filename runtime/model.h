@@ -16,6 +16,10 @@
  * that the runtime relies on (offsets inside the arenas, known initialisers, unique names),
  * so a compiler bug cannot turn into a write out of bounds. */
 void rt_check_model(const nnrt_model *m);
+/* The same for one tensor: its shape, and its place in a fixed arena of fixed_elems elements
+ * or a varying one of varying_elems a sample; role names it in the message ("param"). */
+void rt_check_tensor_place(const nnrt_tensor *t, const char *role, int64_t fixed_elems,
+                           int64_t varying_elems);
 
 /* Zeroed, 64-byte aligned arenas. */
 void *rt_new_fixed_arena(const nnrt_model *m);

@@ -21,8 +21,8 @@
 
 /* Changes with anything compiled models and libnnrt both read: the descriptor below, or the
  * kernels' arguments (version 3: the window field cols_ready of conv.h, and
- * train.vocab; version 4: nnrt_tensor.ids). */
-#define NNRT_ABI_VERSION 4
+ * train.vocab; version 4: nnrt_tensor.ids; version 5: nnrt_model.step). */
+#define NNRT_ABI_VERSION 5
 #define NNRT_MAX_RANK    4
 
 /* The layout is defined once: each struct is a list of fields, NNRT_<STRUCT>_FIELDS(X)
@@ -35,7 +35,7 @@
  *   F64       double                              DIMS      int64_t[NNRT_MAX_RANK]
  *   TENSOR    nnrt_tensor                         TENSORS   const nnrt_tensor *
  *   COLUMNS   const nnrt_column_map *             SETTINGS  const nnrt_setting *
- *   TRAIN     nnrt_train_defaults
+ *   TRAIN     nnrt_train_defaults                 STEP      nnrt_step
  *   ENTRY     void (*)(nnrt_ctx *ctx)             SGD_ENTRY void (*)(nnrt_ctx *, double, double)
  */
 #define NNRT_C_ARENA(name)       void *name
@@ -50,6 +50,7 @@
 #define NNRT_C_COLUMNS(name)     const nnrt_column_map *name
 #define NNRT_C_SETTINGS(name)    const nnrt_setting *name
 #define NNRT_C_TRAIN(name)       nnrt_train_defaults name
+#define NNRT_C_STEP(name)        nnrt_step name
 #define NNRT_C_ENTRY(name)       void (*name)(nnrt_ctx * ctx)
 #define NNRT_C_SGD_ENTRY(name)   void (*name)(nnrt_ctx * ctx, double lr, double momentum)
 #define NNRT_C_FIELD(kind, name) NNRT_C_##kind(name);
@@ -181,6 +182,35 @@ typedef struct nnrt_train_defaults {
     NNRT_TRAIN_DEFAULTS_FIELDS(NNRT_C_FIELD)
 } nnrt_train_defaults;
 
+/* The one-step form of a text model, which `sample` runs (docs/codegen.md, "The one-step
+ * form"): the model compiled a second time for windows of one character, with a plan of its
+ * own (its own two arenas), each outermost scan over the input running one step from the
+ * carry in `carries` and leaving the next carry in `carries_out`. The runtime copies the
+ * params and states into the step's fixed arena by name, fills each carry with its
+ * `carries_init` (which every call computes, as it does not depend on the input), then per
+ * character writes the input, calls step, reads the output and copies carries_out into
+ * carries. Every tensor is sample 0 of a batch of one (batch_cap 1). When the model has no
+ * such form, step is NULL, missing says why (or is NULL too) and the rest is zero. */
+#define NNRT_STEP_FIELDS(X)                                                                        \
+    X(STRING, missing) /* NULL, or why: "it has no scan over its input, ..." */                    \
+    X(I64, fixed_elems)                                                                            \
+    X(I64, varying_elems) /* a sample: everything step reads and writes */                         \
+    X(I32, n_params)                                                                               \
+    X(TENSORS, params) /* the model's params, by name, at the step's own offsets */                \
+    X(I32, n_states)                                                                               \
+    X(TENSORS, states)                                                                             \
+    X(TENSOR, input)  /* one character: [1] its id, or [1, V] its one-hot row */                   \
+    X(TENSOR, output) /* the next character's scores: train.vocab values */                        \
+    X(I32, n_carries)                                                                              \
+    X(TENSORS, carries)      /* each scan's carry, which step reads ("h.carry") */                 \
+    X(TENSORS, carries_out)  /* parallel: the carry after the step, where step leaves it */        \
+    X(TENSORS, carries_init) /* parallel: the scan's first carry */                                \
+    X(ENTRY, step)
+
+typedef struct nnrt_step {
+    NNRT_STEP_FIELDS(NNRT_C_FIELD)
+} nnrt_step;
+
 /* Entry points. Inputs (and targets, where used) are written by the runtime first.
  * forward:  writes loss (every sample of the batch) and output.
  * predict:  writes output and the bindings (in an arena of varying_elems +
@@ -227,7 +257,8 @@ typedef struct nnrt_train_defaults {
     X(ENTRY, predict)                                                                              \
     X(ENTRY, grad)                                                                                 \
     X(SGD_ENTRY, sgd_step)                                                                         \
-    X(TRAIN, train)
+    X(TRAIN, train)                                                                                \
+    X(STEP, step) /* the one-step form, for sample */
 
 typedef struct nnrt_model {
     NNRT_MODEL_FIELDS(NNRT_C_FIELD)

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "optim.h"
+#include "sample.h"
 #include "util.h"
 
 enum opt_kind {
@@ -26,6 +27,7 @@ enum opt_kind {
 #define FOR_PREDICT   (1u << RT_CMD_PREDICT)
 #define FOR_GRADCHECK (1u << RT_CMD_GRADCHECK)
 #define FOR_SEARCH    (1u << RT_CMD_SEARCH)
+#define FOR_SAMPLE    (1u << RT_CMD_SAMPLE)
 /* What a search trial is: a training run. */
 #define FOR_TRAINING (FOR_TRAIN | FOR_SEARCH)
 
@@ -93,8 +95,18 @@ static const opt_spec option_table[] = {
      0, 0, NULL, NULL},
     {"columns", "SPEC", OPT_TEXT, AT(columns), FOR_TRAINING | FOR_EVAL | FOR_PREDICT, 1, 0, 0, NULL,
      "CSV columns: x=0..3,y=label (indexes or header names)"},
-    {"weights", "FILE", OPT_PATH, AT(weights), FOR_EVAL | FOR_PREDICT, 0, 0, 0, NULL,
+    {"weights", "FILE", OPT_PATH, AT(weights), FOR_EVAL | FOR_PREDICT | FOR_SAMPLE, 0, 0, 0, NULL,
      "the weights (safetensors)"},
+    {"length", "N", OPT_INT, AT(length), FOR_SAMPLE, 0, 0, 0, NULL,
+     "characters to generate and print"},
+    {"temperature", "T", OPT_REAL, AT(temperature), FOR_SAMPLE, 0, 0, INFINITY, NULL,
+     "draw from softmax(scores / T): below 1 safer, above 1 wilder; 0: always the most "
+     "likely character"},
+    {"prime", "TEXT", OPT_TEXT, AT(prime), FOR_SAMPLE, 0, 0, 0, NULL,
+     "the text to start from, fed a character at a time and not printed"},
+    {"scores", NULL, OPT_FLAG, AT(print_scores), FOR_SAMPLE, 0, 0, 0, NULL,
+     "print the scores after each character fed (a line of one number a character of "
+     "the vocabulary), not the characters"},
     {"output", "NAME,...", OPT_TEXT, AT(output), FOR_PREDICT, 1, 0, 0, NULL,
      "print these bindings of the model (such as a hidden layer) instead of its output"},
     {"loss", NULL, OPT_FLAG, AT(print_loss), FOR_PREDICT, 1, 0, 0, NULL,
@@ -110,7 +122,8 @@ static const opt_spec option_table[] = {
     {"lr", "X", OPT_REAL, AT(lr), FOR_TRAINING, 0, 0, INFINITY, NULL, "learning rate"},
     {"momentum", "X", OPT_REAL, AT(momentum), FOR_TRAINING, 0, 0, 1, NULL,
      "v = momentum*v + grad, param -= lr*v"},
-    {"seed", "N", OPT_INT, AT(seed), FOR_TRAINING | FOR_GRADCHECK, 0, -INFINITY, 0, NULL, NULL},
+    {"seed", "N", OPT_INT, AT(seed), FOR_TRAINING | FOR_GRADCHECK | FOR_SAMPLE, 0, -INFINITY, 0,
+     NULL, NULL},
     {"shuffle", "on|off", OPT_ON_OFF, AT(shuffle), FOR_TRAINING, 1, 0, 0, NULL,
      "shuffle the training rows every epoch"},
     {"validation", "F", OPT_REAL, AT(validation), FOR_TRAINING, 1, 0, 1, NULL,
@@ -144,8 +157,8 @@ static const opt_spec option_table[] = {
 
 #define N_OPTIONS ((int)(sizeof option_table / sizeof option_table[0]))
 
-static const char *const command_names[RT_N_COMMANDS] = {"train", "eval", "predict", "gradcheck",
-                                                         "search"};
+static const char *const command_names[RT_N_COMMANDS] = {"train",     "eval",   "predict",
+                                                         "gradcheck", "search", "sample"};
 
 int rt_find_command(const char *word) {
     for (int c = 0; c < RT_N_COMMANDS; c++)
@@ -165,7 +178,13 @@ static int applies(const opt_spec *o, const nnrt_model *m, rt_command cmd) {
     return (o->commands & (1u << cmd)) && (!o->needs_inputs || has_inputs(m));
 }
 
+static int reads_text(const nnrt_model *m) {
+    return m->train.data_kind && strcmp(m->train.data_kind, "text") == 0;
+}
+
+/* The commands --help lists: sample for text models (saying why not, when it cannot). */
 static int command_applies(const nnrt_model *m, rt_command cmd) {
+    if (cmd == RT_CMD_SAMPLE) return reads_text(m);
     return (cmd != RT_CMD_PREDICT && cmd != RT_CMD_SEARCH) || has_inputs(m);
 }
 
@@ -236,6 +255,8 @@ void rt_options_defaults(const nnrt_model *m, rt_options *o) {
     o->threads = 1;
     o->trials = 20;
     o->strategy = "random";
+    o->length = 200;
+    o->temperature = 1.0;
     const char *name = m->name && *m->name ? m->name : "model";
     size_t n = strlen(name);
     char *weights = rt_alloc(n + sizeof ".safetensors");
@@ -268,6 +289,11 @@ static const char *command_help(const nnrt_model *m, rt_command cmd) {
     case RT_CMD_SEARCH:
         return "train with settings drawn from ranges (--lr 1e-4..1e-1:log --batch 16,32), "
                "rank them on the validation rows, save the best weights";
+    case RT_CMD_SAMPLE:
+        return rt_step_missing(m)
+                   ? "cannot run for this model: a model samples only when nnc could "
+                     "compile its one-step form ('sample' says why not)"
+                   : "generate text from saved weights, a character at a time";
     default: return "";
     }
 }
@@ -300,6 +326,7 @@ static const char *help_text(const opt_spec *o, const nnrt_model *m, rt_command 
     }
     if (strcmp(o->name, "steps") == 0)
         return has_inputs(m) ? "stop after N update steps in all; 0: no limit" : "update steps";
+    if (strcmp(o->name, "seed") == 0 && cmd == RT_CMD_SAMPLE) return "seed of the characters drawn";
     if (strcmp(o->name, "seed") == 0 && cmd == RT_CMD_GRADCHECK)
         return has_inputs(m) ? "seed of the initial weights, the random point and random rows"
                              : "seed of the initial weights and the random point";
@@ -335,6 +362,7 @@ static const char *default_text(const opt_spec *o, const nnrt_model *m, rt_comma
     if (path) return path;
     if (strcmp(o->name, "trace_out") == 0) return "standard output";
     if (strcmp(o->name, "columns") == 0) return "the model's";
+    if (strcmp(o->name, "prime") == 0) return "a newline";
     if (strcmp(o->name, "data") != 0) return "none";
     if (cmd == RT_CMD_PREDICT) return "standard input";
     const nnrt_train_defaults *t = &m->train;

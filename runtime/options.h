@@ -15,6 +15,7 @@ typedef enum rt_command {
     RT_CMD_PREDICT,
     RT_CMD_GRADCHECK,
     RT_CMD_SEARCH,
+    RT_CMD_SAMPLE,
     RT_N_COMMANDS
 } rt_command;
 
@@ -64,6 +65,10 @@ typedef struct rt_options {
     int print_classes;        /* predict --classes */
     int print_probabilities;  /* predict --probabilities */
     int log_grad_norms;       /* train: gradient norms in the log and the plot */
+    int64_t length;           /* sample: characters to print */
+    double temperature;       /* sample: softmax(z / T); 0: the most likely character */
+    const char *prime;        /* sample: the text to start from; NULL: a newline */
+    int print_scores;         /* sample --scores */
     int quiet;
 } rt_options;
 

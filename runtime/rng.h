@@ -21,6 +21,7 @@ enum rt_stream {
     RT_STREAM_GRADCHECK_ROWS = 5,  /* gradcheck: random inputs and targets */
     RT_STREAM_NOISE = 6,           /* each training step's noise_seed (dropout's masks) */
     RT_STREAM_SEARCH = 7,          /* search: the random strategy's draws */
+    RT_STREAM_SAMPLE = 8,          /* sample: the characters drawn */
 };
 
 void rt_rng_seed(rt_rng *rng, int64_t seed, enum rt_stream stream);

@@ -83,7 +83,7 @@ typedef struct shown_char {
 } shown_char;
 
 /* Character c as UTF-8 in out (room for 4 bytes); returns the number of bytes. */
-static size_t put_utf8(uint32_t c, char *out) {
+size_t rt_put_utf8(uint32_t c, char *out) {
     size_t n = c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
     static const unsigned char lead[] = {0, 0, 0xC0, 0xE0, 0xF0};
     for (size_t i = n; i-- > 1; c >>= 6) out[i] = (char)(0x80 | (c & 0x3F));
@@ -93,7 +93,7 @@ static size_t put_utf8(uint32_t c, char *out) {
 
 static shown_char show_char(uint32_t c) {
     char utf8[4], printable[16];
-    rt_printable(printable, sizeof printable, utf8, put_utf8(c, utf8));
+    rt_printable(printable, sizeof printable, utf8, rt_put_utf8(c, utf8));
     shown_char out;
     snprintf(out.s, sizeof out.s, "'%s' (U+%04X)", printable, (unsigned)c);
     return out;
@@ -286,7 +286,7 @@ const void *rt_text_target_row(const nnrt_model *m, const rt_dataset *d, int64_t
 
 char *rt_vocab_to_utf8(const rt_vocab *v) {
     char *s = rt_alloc((size_t)v->n * 4 + 1), *p = s;
-    for (int32_t i = 0; i < v->n; i++) p += put_utf8(v->chars[i], p);
+    for (int32_t i = 0; i < v->n; i++) p += rt_put_utf8(v->chars[i], p);
     *p = '\0';
     return s;
 }

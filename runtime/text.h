@@ -75,6 +75,9 @@ const void *rt_text_target_row(const nnrt_model *m, const rt_dataset *d, int64_t
 char *rt_vocab_to_utf8(const rt_vocab *v);
 void rt_vocab_from_utf8(const char *path, const char *key, const char *s, rt_vocab *out);
 
+/* Character c as UTF-8 in out (room for 4 bytes); returns the number of bytes. */
+size_t rt_put_utf8(uint32_t c, char *out);
+
 /* The metadata key of the vocabulary in weights files and checkpoints. */
 #define RT_VOCAB_KEY "text.vocab"
 

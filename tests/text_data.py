@@ -399,6 +399,184 @@ def case_step_accuracy(nnc, src, tmp):
           f"predict --probabilities: {out!r}, wanted {want}")
 
 
+# ---- sample: the one-step form (docs/codegen.md, "The one-step form") ----
+
+def utf8_chars(out):
+    """The characters sample printed (it prints exactly --length of them, no newline)."""
+    return list(out)
+
+
+def step_scores(exe, tmp, weights, prime):
+    """The scores the one-step form gives after each character of prime, a row each."""
+    out, _ = run([exe, "sample", "--weights", weights, "--prime", prime, "--length", "0",
+                  "--scores"], tmp)
+    return rows(out)
+
+
+def window_scores(exe, tmp, weights, window, seq):
+    """predict's output on the window (seq characters, then the next one): seq rows."""
+    write(tmp, "window.txt", window)
+    out, _ = run([exe, "predict", "--weights", weights, "--data", "window.txt"], tmp)
+    values = rows(out)
+    check(len(values) == 1, f"predict printed {len(values)} rows for one window")
+    v = len(values[0]) // seq
+    return [values[0][i * v:(i + 1) * v] for i in range(seq)]
+
+
+def check_same_scores(step, whole, tolerance, what):
+    check(len(step) == len(whole), f"{what}: {len(step)} rows from the steps, {len(whole)} "
+                                   "from the whole window")
+    worst = max(abs(a - b) / max(1.0, abs(b))
+                for r, w in zip(step, whole) for a, b in zip(r, w))
+    check(worst <= tolerance, f"{what}: the one-step form and the whole-window forward differ "
+                              f"by {worst} (allowed {tolerance})")
+
+
+def case_char_rnn(nnc, src, tmp):
+    """examples/char_rnn.nn (an embedding, an LSTM of 128 and a linear layer on the Genesis
+    text) trains to a held-out loss below 2.0 nats a character in 2 epochs (about 1.9; the
+    bigram model gets 2.3, examples/bigram_text.nn). Its one-step form, fed a window a
+    character at a time, gives the scores predict gives on the whole window (1e-5 in f32),
+    so the carried LSTM state is right. sample prints exactly --length characters of the
+    vocabulary, the same for the same seed, others for another; with --temperature 0 the
+    first is the arg-max of predict's last row after the prime."""
+    exe = os.path.join(tmp, "char_rnn")
+    run([nnc, os.path.join(src, "examples", "char_rnn.nn"), "-o", exe], tmp)
+    # Under ASan+UBSan the run is about 10 times slower: a few steps only, and a lower bar.
+    budget = ["--epochs", "1", "--steps", "20"] if sanitized(exe) else ["--epochs", "2"]
+    bar = 4.0 if sanitized(exe) else 2.0
+    out, _ = run([exe, "train", "--save", "w.safetensors", "--quiet"] + budget, tmp)
+    val = [float(l.split()[-1]) for l in out.splitlines() if l.startswith("validation loss")]
+    check(val and val[0] / 64 < bar, f"held-out loss a character {val and val[0] / 64}, "
+                                     f"wanted below {bar}:\n{out}")
+    with open(os.path.join(src, "examples", "genesis.txt"), encoding="utf-8") as f:
+        text = f.read()
+    vocab, _ = vocab_and_ids(text)
+    window = text[1000:1065]
+    step = step_scores(exe, tmp, "w.safetensors", window[:64])
+    check_same_scores(step, window_scores(exe, tmp, "w.safetensors", window, 64), 1e-5,
+                      "char_rnn in f32")
+    first, _ = run([exe, "sample", "--weights", "w.safetensors", "--prime", window[:64],
+                    "--length", "1", "--temperature", "0"], tmp)
+    best = max(range(len(vocab)), key=lambda i: (step[-1][i], -i))
+    check(first == vocab[best], f"--temperature 0 after the prime drew {first!r}, the "
+                                f"arg-max of the scores is {vocab[best]!r}")
+    sample = [exe, "sample", "--weights", "w.safetensors", "--prime", "And God said",
+              "--length", "300"]
+    a, _ = run(sample + ["--seed", "7"], tmp)
+    b, _ = run(sample + ["--seed", "7"], tmp)
+    c, _ = run(sample + ["--seed", "8"], tmp)
+    check(len(utf8_chars(a)) == 300, f"--length 300 printed {len(a)} characters: {a!r}")
+    check(set(a) <= set(vocab), f"characters outside the vocabulary: {set(a) - set(vocab)}")
+    check(a == b, "the same seed drew different text")
+    check(a != c and len(c) == 300, "seeds 7 and 8 drew the same text")
+
+
+# Two recurrent layers (two carries: a GRU's [n] and an LSTM's [2, n]) on one-hot input.
+STACKED_MODEL = """import "nn"
+model m {
+    input  x[6, 6]
+    target y[6, 6]
+    h = lstm(gru(x, 4), 3)
+    param W[3, 6] = glorot
+    param b[6]    = zeros
+    output z = h @ W + b
+    loss     = softmax_cross_entropy(z, y)
+}
+train m {
+    data      = text("t.txt", seq = 6)
+    optimizer = adam(lr = 0.05)
+    batch     = 2
+    epochs    = 3
+}
+"""
+
+
+def case_sample_step_f64(nnc, src, tmp):
+    """The one-step form of a GRU under an LSTM on one-hot characters, compiled in f64:
+    fed a window a character at a time, it gives predict's scores on the whole window to
+    1e-10, for each of several windows."""
+    text = "abcde\nedcba\naabbccddee\nbadcab\n" * 3
+    write(tmp, "t.txt", text)
+    write(tmp, "m.nn", STACKED_MODEL)
+    run([nnc, "m.nn", "--f64", "-o", "m"], tmp)
+    run(["./m", "train", "--save", "w.safetensors", "--quiet"], tmp)
+    for start in (0, 7, 30):
+        window = text[start:start + 7]
+        check_same_scores(step_scores("./m", tmp, "w.safetensors", window[:6]),
+                          window_scores("./m", tmp, "w.safetensors", window, 6), 1e-10,
+                          f"the window at {start} in f64")
+
+
+def drop_vocab(path, to):
+    """The weights file without its text.vocab metadata."""
+    with open(path, "rb") as f:
+        data = f.read()
+    n = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8:8 + n])
+    del header["__metadata__"]["text.vocab"]
+    head = json.dumps(header).encode()
+    head += b" " * (-len(head) % 8)
+    with open(to, "wb") as f:
+        f.write(struct.pack("<Q", len(head)) + head + data[8 + n:])
+
+
+# A scan whose one-step form cannot be made: the reshape needs the whole window of 6.
+WHOLE_WINDOW_MODEL = STACKED_MODEL.replace("output z = h @ W + b",
+                                           "output z = reshape(reshape(h, 18), 6, 3) @ W + b")
+
+
+def check_cannot_sample(nnc, src, tmp, example, reason):
+    """examples/EXAMPLE.nn compiled: sample says why it cannot run. Returns its --help."""
+    exe = os.path.join(tmp, example)
+    run([nnc, os.path.join(src, "examples", example + ".nn"), "-o", exe], tmp)
+    _, err = run([exe, "sample"], tmp, 1)
+    check_error(err, f"{example}: error: model '{example}' cannot sample: {reason}")
+    return run([exe, "--help"], tmp)[0]
+
+
+def case_sample_errors(nnc, src, tmp):
+    """sample's messages: a prime character the weights never saw, weights without a
+    vocabulary, bad numbers, and models that cannot sample (no scan, no text data, a layer
+    that needs the whole window), each saying why; --help lists sample truthfully."""
+    write(tmp, "t.txt", "abcde\nedcba\naabbccddee\nbadcab\n")
+    write(tmp, "m.nn", STACKED_MODEL)
+    run([nnc, "m.nn", "-o", "m"], tmp)
+    run(["./m", "train", "--save", "w.safetensors", "--quiet"], tmp)
+    _, err = run(["./m", "sample", "--weights", "w.safetensors", "--prime", "abX"], tmp, 1)
+    check_error(err, "--prime:1: error: column 3: character 'X' (U+0058) is not in the "
+                     "vocabulary (6 characters) of the weights w.safetensors")
+    drop_vocab(os.path.join(tmp, "w.safetensors"), os.path.join(tmp, "nv.safetensors"))
+    _, err = run(["./m", "sample", "--weights", "nv.safetensors"], tmp, 1)
+    check_error(err, "nv.safetensors: error: no text vocabulary (metadata 'text.vocab')")
+    for option, value, message in (("--length", "-1", "--length must be at least 0, got '-1'"),
+                                   ("--length", "ten", "--length needs a whole number, got 'ten'"),
+                                   ("--temperature", "-0.5",
+                                    "--temperature must be at least 0, got '-0.5'"),
+                                   ("--temperature", "hot",
+                                    "--temperature needs a number, got 'hot'"),
+                                   ("--seed", "1.5", "--seed needs a whole number, got '1.5'")):
+        _, err = run(["./m", "sample", "--weights", "w.safetensors", option, value], tmp, 2)
+        check_error(err, f"m: error: {message}")
+    out, _ = run(["./m", "--help"], tmp)
+    check("  sample     generate text from saved weights, a character at a time" in out,
+          f"--help of a model that samples:\n{out}")
+
+    write(tmp, "whole.nn", WHOLE_WINDOW_MODEL)
+    run([nnc, "whole.nn", "-o", "whole"], tmp)
+    _, err = run(["./whole", "sample"], tmp, 1)
+    check_error(err, "whole: error: model 'm' cannot sample: its layers do not run on one "
+                     "character at a time: ")
+    check_error(err, "whole.nn:8:24: cannot reshape [1, 3] (3 elements) to [18]")
+    out = check_cannot_sample(nnc, src, tmp, "bigram_text",
+                              "it has no scan over its input, so no state to carry from one "
+                              "character to the next")
+    check("  sample     cannot run for this model" in out, f"--help of the bigram model:\n{out}")
+    out = check_cannot_sample(nnc, src, tmp, "xor", "it does not read text data (data = "
+                                                    "text(...) in its train block)")
+    check("  sample " not in out and "sample options" not in out,
+          f"--help of xor lists sample:\n{out}")
+
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
 
 

@@ -44,6 +44,9 @@ C_LAYOUT(nnrt_setting, NNRT_SETTING_FIELDS)
 #define C_STRUCT nnrt_train_defaults
 C_LAYOUT(nnrt_train_defaults, NNRT_TRAIN_DEFAULTS_FIELDS)
 #undef C_STRUCT
+#define C_STRUCT nnrt_step
+C_LAYOUT(nnrt_step, NNRT_STEP_FIELDS)
+#undef C_STRUCT
 #define C_STRUCT nnrt_model
 C_LAYOUT(nnrt_model, NNRT_MODEL_FIELDS)
 #undef C_STRUCT
@@ -87,6 +90,7 @@ static void check_layouts(LLVMTargetDataRef td, bool f64) {
         {t.column, &nnrt_column_map_layout},
         {t.setting, &nnrt_setting_layout},
         {t.train, &nnrt_train_defaults_layout},
+        {t.step, &nnrt_step_layout},
         {t.model, &nnrt_model_layout},
     };
     for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {

@@ -301,9 +301,10 @@ def bad_options():
         (["eval", "--epochs", "3"],
          "--epochs is not an option of 'eval' (see 'rt_logreg eval --help')"),
         (["frobnicate"],
-         "unknown command 'frobnicate' (commands: train, eval, predict, gradcheck, search)"),
+         "unknown command 'frobnicate' (commands: train, eval, predict, gradcheck, search, "
+         "sample)"),
         (["--lr", "1"],
-         "expected a command (train, eval, predict, gradcheck or search) before '--lr'"),
+         "expected a command (train, eval, predict, gradcheck, search or sample) before '--lr'"),
     ]
     for args, message in cases:
         expect_error("logreg", args, "rt_logreg: error: " + message, code=2)
