@@ -597,22 +597,30 @@ static void match_leftover(const Explainer *ex, const Value *of, const ValueList
     }
 }
 
+/* The use term i stands for. */
+static const Value *use_of(const ValueList *terms, Value **uses, int i) {
+    return uses[i] ? uses[i] : terms->v[i]->from;
+}
+
 /* How many different steps of one scan the uses were made in, and that scan's first use
- * (for its place in the source); 0 when a use is outside a scan or in another scan. */
+ * (for its place in the source); 0 when a use is outside a scan or in another scan. Linear:
+ * a weight of a long scan has a use in each of its thousands of steps. */
 static int scan_steps_of(const ValueList *terms, Value **uses, const Value **first) {
-    int scan = 0, steps = 0;
+    int scan = 0, last_step = 0;
     *first = NULL;
     for (int i = 0; i < terms->n; i++) {
-        const Value *u = uses[i] ? uses[i] : terms->v[i]->from;
+        const Value *u = use_of(terms, uses, i);
         if (!u || !u->scan || (scan && u->scan != scan)) return 0;
         scan = u->scan;
-        bool seen = false;
-        for (int j = 0; j < i && !seen; j++) {
-            const Value *w = uses[j] ? uses[j] : terms->v[j]->from;
-            seen = w->scan_step == u->scan_step;
-        }
-        steps += !seen;
+        if (u->scan_step > last_step) last_step = u->scan_step;
         if (!*first) *first = u;
+    }
+    bool *seen = xalloc(((size_t)last_step + 1) * sizeof *seen);
+    int steps = 0;
+    for (int i = 0; i < terms->n; i++) {
+        int step = use_of(terms, uses, i)->scan_step;
+        steps += !seen[step];
+        seen[step] = true;
     }
     return steps;
 }
