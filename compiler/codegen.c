@@ -374,6 +374,10 @@ static LLVMValueRef begin_function(Codegen *cg, const char *name, Entry e) {
     cg->batch_cap = load_ctx_field(cg, ctx, CTX_batch_cap, cg->i64);
     cg->training = load_ctx_field(cg, ctx, CTX_training, cg->i32);
     cg->noise_seed = load_ctx_field(cg, ctx, CTX_noise_seed, cg->i64);
+    cg->first_row = load_ctx_field(cg, ctx, CTX_first_row, cg->i64);
+    LLVMValueRef params = load_ctx_field(cg, ctx, CTX_params, cg->elem_ptr);
+    LLVMValueRef shared = LLVMBuildIsNotNull(cg->b, params, "");
+    cg->params = LLVMBuildSelect(cg->b, shared, params, cg->fixed, "params");
     cg->inv_batch = fp_div(cg, elem_const(cg, 1), LLVMBuildSIToFP(cg->b, cg->batch, cg->elem, ""));
     cg->lr = e == ENTRY_SGD_STEP ? to_elem(cg, LLVMGetParam(fn, 1)) : NULL;
     cg->momentum = e == ENTRY_SGD_STEP ? to_elem(cg, LLVMGetParam(fn, 2)) : NULL;
@@ -419,6 +423,8 @@ static LLVMValueRef emit_entry(Codegen *cg, Entry e) {
         cg->batch_cap = at_entry.batch_cap;
         cg->training = at_entry.training;
         cg->noise_seed = at_entry.noise_seed;
+        cg->first_row = at_entry.first_row;
+        cg->params = at_entry.params;
         cg->inv_batch = at_entry.inv_batch;
         cg->lr = at_entry.lr;
         cg->momentum = at_entry.momentum;

@@ -49,7 +49,8 @@ typedef struct Codegen {
     Entry entry;
     bool *needed; /* by Value.id */
     LLVMValueRef fixed, varying, batch, batch_cap, inv_batch, lr, momentum;
-    LLVMValueRef training, noise_seed; /* nnrt_ctx's, for dropout */
+    LLVMValueRef params;                          /* nnrt_ctx.params, or fixed when it is NULL */
+    LLVMValueRef training, noise_seed, first_row; /* nnrt_ctx's, for dropout */
 
     struct FusedLoop *loop; /* the fused loop being emitted (loops.c): dropout's masks */
 } Codegen;
@@ -196,7 +197,8 @@ typedef struct Masks {
     LLVMValueRef scale;      /* what a kept element is multiplied by */
 } Masks;
 
-Masks dropout_masks(Codegen *cg, LLVMValueRef training, LLVMValueRef noise_seed, const Value *v);
+Masks dropout_masks(Codegen *cg, LLVMValueRef training, LLVMValueRef noise_seed,
+                    LLVMValueRef first_row, const Value *v);
 
 /* ---- loops.c ---- */
 

@@ -273,6 +273,7 @@ LLVMValueRef address_of(Codegen *cg, const Value *v) {
     Storage home = plan_value(cg->plan, v)->home;
     if (cg->entry == ENTRY_PREDICT && plan_value(cg->plan, v)->predict_home.arena != ARENA_NONE)
         home = plan_value(cg->plan, v)->predict_home; /* a binding predict keeps */
+    if (v->op == OP_param) return element_ptr(cg, cg->params, int64_const(cg, home.offset));
     if (home.arena == ARENA_FIXED) return fixed_address(cg, home.offset);
     if (home.arena == ARENA_VARYING)
         return element_ptr(cg, cg->varying, mul64(cg, int64_const(cg, home.offset), cg->batch_cap));

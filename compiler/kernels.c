@@ -216,9 +216,11 @@ static LLVMValueRef ew_broadcast(Codegen *cg, const Value *v, LLVMValueRef *x) {
 /* ---- dropout ----
  * A mask is never stored: it is a hash, recomputed wherever it is needed (by the backward
  * pass too). With mix() the finaliser of splitmix64 and G = 0x9E3779B97F4A7C15 its step,
- *   key  = mix(noise_seed ^ mix(salt * G))                    once per call of the loop
- *   keep = (mix(key + element * G) >> 32) < keep_below        per element
- * where element = b * numel + e is the element's place in the batch. For one key the
+ *   key  = mix(noise_seed ^ mix(salt * G)) + first_row * numel * G   once per call of the loop
+ *   keep = (mix(key + element * G) >> 32) < keep_below               per element
+ * where element = b * numel + e is the element's place in the call's batch; first_row (the
+ * call's first sample in the step's whole batch, nnrt_ctx) moves the numbering on so that
+ * a sample's mask does not depend on how workers split the batch. For one key the
  * hashes of consecutive elements are consecutive outputs of splitmix64; it is all integer
  * arithmetic inside the loop, so it vectorises with the loop. */
 
@@ -250,7 +252,7 @@ static LLVMValueRef emit_mix64(Codegen *cg, LLVMValueRef z) {
  * 1/(1 - rate). Otherwise every element is kept and scaled by 1: the identity, bit for bit,
  * without a second version of the loop. */
 Masks dropout_masks(Codegen *cg, LLVMValueRef training_flag, LLVMValueRef noise_seed,
-                    const Value *v) {
+                    LLVMValueRef first_row, const Value *v) {
     double rate = v->opt[0];
     LLVMValueRef zero = LLVMConstInt(cg->i32, 0, false);
     LLVMValueRef training = LLVMBuildICmp(cg->b, LLVMIntNE, training_flag, zero, "");
@@ -258,6 +260,9 @@ Masks dropout_masks(Codegen *cg, LLVMValueRef training_flag, LLVMValueRef noise_
     uint64_t below = (uint64_t)llround((1 - rate) * 0x1p32);
     Masks m;
     m.key = emit_mix64(cg, LLVMBuildXor(cg->b, noise_seed, u64_const(cg, salt), ""));
+    uint64_t row_step = (uint64_t)shape_numel(v->shape) * SPLITMIX_STEP;
+    m.key =
+        LLVMBuildAdd(cg->b, m.key, LLVMBuildMul(cg->b, first_row, u64_const(cg, row_step), ""), "");
     m.keep_below =
         LLVMBuildSelect(cg->b, training, u64_const(cg, below), u64_const(cg, 1ull << 32), "");
     m.scale =

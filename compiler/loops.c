@@ -39,13 +39,14 @@ typedef struct FusedLoop {
     LLVMValueRef *out_row; /* per member: where the current row of it goes */
     bool uses_inv_batch;
     LLVMValueRef inv_batch;
-    bool uses_noise;                   /* a member is RANDOM (a dropout) */
-    bool uses_mode;                    /* a member is MODE (training(a, b)) */
-    LLVMValueRef training, noise_seed; /* then the loop takes nnrt_ctx's fields it needs */
-    LLVMValueRef is_training;          /* i1, for MODE members: training is not 0 */
-    Masks *masks;                      /* per member, for the RANDOM ones */
-    LLVMValueRef row_element;          /* i64: the current row's first element, b*numel + r*L */
-    LLVMValueRef element;              /* i64: the current element's place in the batch */
+    bool uses_noise; /* a member is RANDOM (a dropout) */
+    bool uses_mode;  /* a member is MODE (training(a, b)) */
+    LLVMValueRef training, noise_seed,
+        first_row;            /* then the loop takes nnrt_ctx's fields it needs */
+    LLVMValueRef is_training; /* i1, for MODE members: training is not 0 */
+    Masks *masks;             /* per member, for the RANDOM ones */
+    LLVMValueRef row_element; /* i64: the current row's first element, b*numel + r*L */
+    LLVMValueRef element;     /* i64: the current element's place in the batch */
 } FusedLoop;
 
 static int member_index(const FusedLoop *L, const Value *v) {
@@ -301,7 +302,7 @@ static LLVMValueRef loop_function(Codegen *cg, FusedLoop *L) {
     if (L->varying) params[n++] = cg->i64;
     if (L->uses_inv_batch) params[n++] = cg->elem;
     if (L->uses_noise || L->uses_mode) params[n++] = cg->i32;
-    if (L->uses_noise) params[n++] = cg->i64;
+    if (L->uses_noise) params[n++] = cg->i64, params[n++] = cg->i64;
     LLVMValueRef fn = new_helper_function(cg, xprintf("nnc.loop.%d", L->step), params, n);
     unsigned k = 0;
     for (int i = 0; i < L->ports.n; i++) L->ports.v[i].param = LLVMGetParam(fn, k++);
@@ -315,9 +316,11 @@ static LLVMValueRef loop_function(Codegen *cg, FusedLoop *L) {
             LLVMBuildICmp(cg->b, LLVMIntNE, L->training, LLVMConstInt(cg->i32, 0, false), "");
     if (L->uses_noise) {
         L->noise_seed = LLVMGetParam(fn, k++);
+        L->first_row = LLVMGetParam(fn, k++);
         for (int i = 0; i < L->members.n; i++)
             if (op_info[L->members.v[i]->op].flags & OPF_RANDOM)
-                L->masks[i] = dropout_masks(cg, L->training, L->noise_seed, L->members.v[i]);
+                L->masks[i] =
+                    dropout_masks(cg, L->training, L->noise_seed, L->first_row, L->members.v[i]);
     }
     for (int i = 0; i < L->ports.n; i++)
         if (L->ports.v[i].kind == PORT_FIXED_SCALAR)
@@ -351,7 +354,7 @@ void emit_loop_step(Codegen *cg, int step) {
     if (L.varying) args[n++] = cg->batch;
     if (L.uses_inv_batch) args[n++] = cg->inv_batch;
     if (L.uses_noise || L.uses_mode) args[n++] = cg->training;
-    if (L.uses_noise) args[n++] = cg->noise_seed;
+    if (L.uses_noise) args[n++] = cg->noise_seed, args[n++] = cg->first_row;
     build_call(cg, fn, args, n);
 }
 

@@ -21,8 +21,9 @@
 
 /* Changes with anything compiled models and libnnrt both read: the descriptor below, or the
  * kernels' arguments (version 3: the window field cols_ready of conv.h, and
- * train.vocab; version 4: nnrt_tensor.ids; version 5: nnrt_model.step). */
-#define NNRT_ABI_VERSION 5
+ * train.vocab; version 4: nnrt_tensor.ids; version 5: nnrt_model.step; version 6:
+ * nnrt_ctx.params and first_row). */
+#define NNRT_ABI_VERSION 6
 #define NNRT_MAX_RANK    4
 
 /* The layout is defined once: each struct is a list of fields, NNRT_<STRUCT>_FIELDS(X)
@@ -67,7 +68,15 @@
      * training step a fresh noise_seed. training(a, b) is a when training is not 0. Values:       \
      * enum nnrt_mode. */                                                                          \
     X(I32, training)                                                                               \
-    X(U64, noise_seed)
+    X(U64, noise_seed)                                                                             \
+    /* Where the params live: an arena laid out as fixed, whose params are read (and updated by    \
+     * sgd_step) instead of fixed's; NULL: in fixed. Workers that share one set of params each     \
+     * have their own fixed arena (gradients, velocities, scratch) and point here. */              \
+    X(ARENA, params)                                                                               \
+    /* The place of this call's first sample in the step's whole batch, when workers split the     \
+     * batch (0 otherwise): dropout numbers the elements from it, so that a sample draws the same  \
+     * mask whichever worker runs it. */                                                           \
+    X(I64, first_row)
 
 typedef struct nnrt_ctx {
     NNRT_CTX_FIELDS(NNRT_C_FIELD)
