@@ -41,8 +41,8 @@ typedef struct FusedLoop {
     LLVMValueRef inv_batch;
     bool uses_noise; /* a member is RANDOM (a dropout) */
     bool uses_mode;  /* a member is MODE (training(a, b)) */
-    LLVMValueRef training, noise_seed,
-        first_row;            /* then the loop takes nnrt_ctx's fields it needs */
+    /* then the loop takes the fields of nnrt_ctx it needs */
+    LLVMValueRef training, noise_seed, first_row;
     LLVMValueRef is_training; /* i1, for MODE members: training is not 0 */
     Masks *masks;             /* per member, for the RANDOM ones */
     LLVMValueRef row_element; /* i64: the current row's first element, b*numel + r*L */
