@@ -309,7 +309,8 @@ static void make_state(rt_optim *op) {
         if (op->row->slots[s].when == ALWAYS || op->o->momentum > 0) add_slot(op, s);
 }
 
-rt_optim *rt_optim_new(const nnrt_model *m, void *fixed, const rt_options *o) {
+rt_optim *rt_optim_new(const nnrt_model *m, void *fixed, const rt_options *o,
+                       enum rt_optim_kind kind) {
     rt_optim *op = rt_alloc(sizeof *op);
     op->m = m;
     op->o = o;
@@ -318,8 +319,8 @@ rt_optim *rt_optim_new(const nnrt_model *m, void *fixed, const rt_options *o) {
     op->settings = resolve_settings(op->row, o);
     op->l1 = parse_penalty(m, "l1", o->l1);
     op->l2 = parse_penalty(m, "l2", o->l2);
-    op->fused = op->row == &optimizers[ROW_sgd] && !(o->nesterov && o->momentum > 0) && !op->l1 &&
-                !op->l2 && o->clip == 0;
+    op->fused = kind == RT_OPTIM_FUSE_WHEN_ABLE && op->row == &optimizers[ROW_sgd] &&
+                !(o->nesterov && o->momentum > 0) && !op->l1 && !op->l2 && o->clip == 0;
     if (!op->fused && !m->grad) rt_fatal("model descriptor: no grad entry point");
     make_state(op);
     return op;
@@ -421,6 +422,11 @@ int32_t rt_optim_step(rt_optim *op, nnrt_ctx *ctx, double lr, int64_t t, enum rt
     *kind = RT_FAULT_VALUE;
     if (op->fused) return fused_step(op, ctx, lr);
     op->m->grad(ctx);
+    return rt_optim_apply(op, lr, t, kind);
+}
+
+int32_t rt_optim_apply(rt_optim *op, double lr, int64_t t, enum rt_fault *kind) {
+    if (op->fused) rt_fatal("internal error: rt_optim_apply on a fused optimizer");
     int32_t bad = prepare_gradients(op);
     *kind = RT_FAULT_GRADIENT;
     if (bad >= 0) return bad;

@@ -16,9 +16,15 @@
 
 typedef struct rt_optim rt_optim;
 
+/* How steps run: RT_OPTIM_FUSE_WHEN_ABLE lets plain sgd run the model's fused sgd_step;
+ * RT_OPTIM_FROM_GRADIENTS always leaves the gradient in the grad buffers first, for those who
+ * combine gradients before the update (workers, MPI ranks) and then call rt_optim_apply. */
+enum rt_optim_kind { RT_OPTIM_FUSE_WHEN_ABLE, RT_OPTIM_FROM_GRADIENTS };
+
 /* Checks the optimizer options (l1/l2 names, eps) and allocates the state, zeroed. A bad
  * option is a usage error. */
-rt_optim *rt_optim_new(const nnrt_model *m, void *fixed, const rt_options *o);
+rt_optim *rt_optim_new(const nnrt_model *m, void *fixed, const rt_options *o,
+                       enum rt_optim_kind kind);
 void rt_optim_free(rt_optim *op);
 
 /* Whether steps run the model's fused sgd_step (no gradient to inspect). */
@@ -30,6 +36,10 @@ int rt_optim_fused(const rt_optim *op);
  * finite after the update (RT_FAULT_VALUE). */
 enum rt_fault { RT_FAULT_GRADIENT, RT_FAULT_VALUE };
 int32_t rt_optim_step(rt_optim *op, nnrt_ctx *ctx, double lr, int64_t t, enum rt_fault *kind);
+/* The update of step t from the gradients already in fixed's grad buffers (penalties,
+ * clipping, the optimizer's loop), with the same return value and *kind as rt_optim_step.
+ * Not for a fused optimizer. */
+int32_t rt_optim_apply(rt_optim *op, double lr, int64_t t, enum rt_fault *kind);
 
 /* The state, for checkpoints: slot s (0 .. slots-1, the optimizer's row in optimizers.def)
  * of param i, numel elements of the model's type, or NULL when that param has none (no

@@ -284,7 +284,7 @@ static void run_init(run *r, const nnrt_model *m, const rt_options *o, const rt_
         r->epochs = o->steps > 0 ? o->steps : o->epochs;
         if (r->epochs < 1) rt_usage_error("no step count: give --steps N");
     }
-    r->opt = rt_optim_new(m, fixed, o);
+    r->opt = rt_optim_new(m, fixed, o, RT_OPTIM_FUSE_WHEN_ABLE);
     r->ctx = rt_new_ctx(m, fixed, r->batch);
     int64_t n_val = data->n_validation;
     r->eval_ctx = rt_new_ctx(m, fixed, rt_eval_batch(m, n_val));
