@@ -195,6 +195,21 @@ void rt_free_ctx_varying(nnrt_ctx *ctx) {
     ctx->varying = NULL;
 }
 
+nnrt_ctx rt_new_sharing_ctx(const nnrt_model *m, void *shared, int64_t batch_cap) {
+    size_t elem = rt_elem_size(m->f64);
+    void *own = rt_alloc_aligned((size_t)m->fixed_elems, elem);
+    memcpy(own, shared, (size_t)m->fixed_elems * elem);
+    nnrt_ctx ctx = rt_new_ctx(m, own, batch_cap);
+    ctx.params = shared;
+    return ctx;
+}
+
+void rt_free_sharing_ctx(nnrt_ctx *ctx) {
+    rt_free_ctx_varying(ctx);
+    rt_free(ctx->fixed);
+    ctx->fixed = NULL;
+}
+
 void *rt_tensor_data(const nnrt_model *m, const nnrt_ctx *ctx, const nnrt_tensor *t) {
     if (t->varying) return rt_elem_ptr(ctx->varying, t->offset * ctx->batch_cap, m->f64);
     return rt_elem_ptr(ctx->fixed, t->offset, m->f64);

@@ -29,6 +29,13 @@ nnrt_ctx rt_new_ctx(const nnrt_model *m, void *fixed, int64_t batch_cap);
 int64_t rt_eval_batch(const nnrt_model *m, int64_t rows);
 void rt_free_ctx_varying(nnrt_ctx *ctx);
 
+/* A context for one of several threads that share the params of `shared` (a fixed arena of
+ * the model): a fixed arena of its own, a copy of shared (so gradients, velocities, scratch and
+ * states start as there), with ctx.params = shared, and a varying arena of batch_cap rows. */
+nnrt_ctx rt_new_sharing_ctx(const nnrt_model *m, void *shared, int64_t batch_cap);
+/* Frees both arenas of such a context. */
+void rt_free_sharing_ctx(nnrt_ctx *ctx);
+
 /* predict's varying arena, which also holds the bindings it can print (nnrt.h): elements a
  * sample, the batch it runs `rows` rows in, and a ctx with that arena. */
 int64_t rt_predict_elems(const nnrt_model *m);
