@@ -361,9 +361,6 @@ void *rt_optim_state(const rt_optim *op, int s, int32_t param) {
 static void *param_ptr(const rt_optim *op, int32_t i) {
     return rt_elem_ptr(op->fixed, op->m->params[i].offset, op->m->f64);
 }
-static void *grad_ptr(const rt_optim *op, int32_t i) {
-    return rt_elem_ptr(op->fixed, op->m->params[i].grad_offset, op->m->f64);
-}
 
 /* The first param that is not finite after an update, or -1. With the fused step there is
  * no gradient to inspect, so this names the fault; after the other updates it catches a
@@ -372,6 +369,16 @@ static int32_t nonfinite_param(const rt_optim *op) {
     const nnrt_model *m = op->m;
     for (int32_t i = 0; i < m->n_params; i++)
         if (KERNEL(m->f64, nonfinite, param_ptr(op, i), m->params[i].numel)) return i;
+    return -1;
+}
+
+/* The params the update leaves alone are checked too, as every param is after a fused step. */
+static int32_t nonfinite_param_without_gradient(const rt_optim *op) {
+    const nnrt_model *m = op->m;
+    for (int32_t i = 0; i < m->n_params; i++)
+        if (m->params[i].grad_offset < 0 &&
+            KERNEL(m->f64, nonfinite, param_ptr(op, i), m->params[i].numel))
+            return i;
     return -1;
 }
 
@@ -384,38 +391,94 @@ static int32_t fused_step(rt_optim *op, nnrt_ctx *ctx, double lr) {
     return isfinite(rt_batch_cost(op->m, ctx)) ? -1 : nonfinite_param(op);
 }
 
-/* Penalties into the gradients, the non-finite check, then clipping by global norm. */
-static int32_t prepare_gradients(rt_optim *op) {
+/* ---- the update by parts ----
+ *
+ * The elements of the params that have a gradient, counted in param order, are the update's
+ * elements; a part is a range of them. One update is: every part's penalties, non-finite
+ * check and sum of squares; the clipping scale from the sum of them all; every part's
+ * scaling and the row's loop. rt_optim_apply runs it as one part; workers run a part each. */
+
+/* Calls visit(op, i, first, count, arg) for each param i that has elements in [lo, hi): its
+ * elements first .. first + count - 1. Stops at and returns a visit's result >= 0, else -1. */
+typedef int32_t visit_fn(rt_optim *op, int32_t i, int64_t first, int64_t count, void *arg);
+static int32_t each_segment(rt_optim *op, int64_t lo, int64_t hi, visit_fn *visit, void *arg) {
     const nnrt_model *m = op->m;
-    double sum_sq = 0;
-    for (int32_t i = 0; i < m->n_params; i++) {
+    int64_t start = 0;
+    for (int32_t i = 0; i < m->n_params && start < hi; i++) {
         const nnrt_tensor *t = &m->params[i];
         if (t->grad_offset < 0) continue;
-        void *g = grad_ptr(op, i);
-        if (KERNEL(m->f64, nonfinite, g, t->numel)) return i;
-        double l1 = op->l1 ? op->l1[i] : 0, l2 = op->l2 ? op->l2[i] : 0;
-        if (l1 != 0 || l2 != 0) KERNEL(m->f64, penalise, g, param_ptr(op, i), t->numel, l1, l2);
-        if (op->o->clip > 0) sum_sq += KERNEL(m->f64, sum_squares, g, t->numel);
+        int64_t end = start + t->numel;
+        int64_t a = lo > start ? lo : start, b = hi < end ? hi : end;
+        if (a < b) {
+            int32_t r = visit(op, i, a - start, b - a, arg);
+            if (r >= 0) return r;
+        }
+        start = end;
     }
-    double norm = sqrt(sum_sq);
-    if (op->o->clip > 0 && norm > op->o->clip)
-        for (int32_t i = 0; i < m->n_params; i++)
-            if (m->params[i].grad_offset >= 0)
-                KERNEL(m->f64, scale, grad_ptr(op, i), m->params[i].numel, op->o->clip / norm);
     return -1;
 }
 
-/* The row's loop on param i, with its state slots. */
-static void update_param(rt_optim *op, int32_t i) {
+static void *param_at(const rt_optim *op, int32_t i, int64_t e) {
+    return rt_elem_ptr(op->fixed, op->m->params[i].offset + e, op->m->f64);
+}
+static void *grad_at(const rt_optim *op, int32_t i, int64_t e) {
+    return rt_elem_ptr(op->fixed, op->m->params[i].grad_offset + e, op->m->f64);
+}
+static void *slot_at(const rt_optim *op, int s, int32_t i, int64_t e) {
+    return op->state[s] && op->state[s][i] ? rt_elem_ptr(op->state[s][i], e, op->m->f64) : NULL;
+}
+
+/* Penalties into the gradients after the non-finite check; adds the sum of squares (for
+ * clipping) to *(double *)arg. */
+static int32_t prepare_segment(rt_optim *op, int32_t i, int64_t first, int64_t n, void *arg) {
     const nnrt_model *m = op->m;
-    int64_t n = m->params[i].numel;
-    void *p = param_ptr(op, i), *g = grad_ptr(op, i);
-    void *s0 = op->state[0] ? op->state[0][i] : NULL;
-    void *s1 = op->state[1] ? op->state[1][i] : NULL;
+    void *g = grad_at(op, i, first);
+    if (KERNEL(m->f64, nonfinite, g, n)) return i;
+    double l1 = op->l1 ? op->l1[i] : 0, l2 = op->l2 ? op->l2[i] : 0;
+    if (l1 != 0 || l2 != 0) KERNEL(m->f64, penalise, g, param_at(op, i, first), n, l1, l2);
+    if (op->o->clip > 0) *(double *)arg += KERNEL(m->f64, sum_squares, g, n);
+    return -1;
+}
+
+/* The clipping scale, then the row's loop; the param's first non-finite value after it. */
+static int32_t update_segment(rt_optim *op, int32_t i, int64_t first, int64_t n, void *arg) {
+    const nnrt_model *m = op->m;
+    double scale = *(const double *)arg;
+    void *p = param_at(op, i, first), *g = grad_at(op, i, first);
+    if (scale != 1) KERNEL(m->f64, scale, g, n, scale);
+    void *s0 = slot_at(op, 0, i, first), *s1 = slot_at(op, 1, i, first);
     if (m->f64)
         op->row->update_f64(p, g, s0, s1, n, &op->settings);
     else
         op->row->update_f32(p, g, s0, s1, n, &op->settings);
+    return KERNEL(m->f64, nonfinite, p, n) ? i : -1;
+}
+
+int64_t rt_optim_elems(const rt_optim *op) {
+    int64_t n = 0;
+    for (int32_t i = 0; i < op->m->n_params; i++)
+        if (op->m->params[i].grad_offset >= 0) n += op->m->params[i].numel;
+    return n;
+}
+
+void rt_optim_begin(rt_optim *op, double lr, int64_t t) {
+    if (op->fused) rt_fatal("internal error: an update from gradients on a fused optimizer");
+    op->settings.lr = lr;
+    op->settings.t = (double)t;
+}
+
+int32_t rt_optim_prepare_part(rt_optim *op, int64_t lo, int64_t hi, double *sum_sq) {
+    *sum_sq = 0;
+    return each_segment(op, lo, hi, prepare_segment, sum_sq);
+}
+
+double rt_optim_clip_scale(const rt_optim *op, double sum_sq) {
+    double norm = sqrt(sum_sq);
+    return op->o->clip > 0 && norm > op->o->clip ? op->o->clip / norm : 1;
+}
+
+int32_t rt_optim_update_part(rt_optim *op, int64_t lo, int64_t hi, double scale) {
+    return each_segment(op, lo, hi, update_segment, &scale);
 }
 
 int32_t rt_optim_step(rt_optim *op, nnrt_ctx *ctx, double lr, int64_t t, enum rt_fault *kind) {
@@ -426,16 +489,15 @@ int32_t rt_optim_step(rt_optim *op, nnrt_ctx *ctx, double lr, int64_t t, enum rt
 }
 
 int32_t rt_optim_apply(rt_optim *op, double lr, int64_t t, enum rt_fault *kind) {
-    if (op->fused) rt_fatal("internal error: rt_optim_apply on a fused optimizer");
-    int32_t bad = prepare_gradients(op);
+    rt_optim_begin(op, lr, t);
+    int64_t all = rt_optim_elems(op);
+    double sum_sq;
+    int32_t bad = rt_optim_prepare_part(op, 0, all, &sum_sq);
     *kind = RT_FAULT_GRADIENT;
     if (bad >= 0) return bad;
     *kind = RT_FAULT_VALUE;
-    op->settings.lr = lr;
-    op->settings.t = (double)t;
-    for (int32_t i = 0; i < op->m->n_params; i++)
-        if (op->m->params[i].grad_offset >= 0) update_param(op, i);
-    return nonfinite_param(op);
+    bad = rt_optim_update_part(op, 0, all, rt_optim_clip_scale(op, sum_sq));
+    return bad >= 0 ? bad : nonfinite_param_without_gradient(op);
 }
 
 /* ---- schedules ---- */

@@ -41,6 +41,20 @@ int32_t rt_optim_step(rt_optim *op, nnrt_ctx *ctx, double lr, int64_t t, enum rt
  * Not for a fused optimizer. */
 int32_t rt_optim_apply(rt_optim *op, double lr, int64_t t, enum rt_fault *kind);
 
+/* The same update split among threads, each on a part of its elements: the elements of the
+ * params that have a gradient, in param order (rt_optim_elems in all). rt_optim_begin sets
+ * the step (one thread, before the others start); then each part's rt_optim_prepare_part
+ * (penalties and the non-finite check, which returns a param as rt_optim_step does; the part's
+ * sum of squares in *sum_sq); once every part is prepared and none failed, each part's
+ * rt_optim_update_part with rt_optim_clip_scale of the sum of all parts' sums, which returns
+ * the part's first param not finite after the update, or -1. Parts that do not overlap may
+ * run at the same time. */
+int64_t rt_optim_elems(const rt_optim *op);
+void rt_optim_begin(rt_optim *op, double lr, int64_t t);
+int32_t rt_optim_prepare_part(rt_optim *op, int64_t lo, int64_t hi, double *sum_sq);
+double rt_optim_clip_scale(const rt_optim *op, double sum_sq);
+int32_t rt_optim_update_part(rt_optim *op, int64_t lo, int64_t hi, double scale);
+
 /* The state, for checkpoints: slot s (0 .. slots-1, the optimizer's row in optimizers.def)
  * of param i, numel elements of the model's type, or NULL when that param has none (no
  * gradient) or the slot is left out (a velocity without momentum). */
