@@ -27,6 +27,7 @@
 #include "text.h"
 #include "trace.h"
 #include "util.h"
+#include "workers.h"
 
 /* ---- rows ---- */
 
@@ -223,9 +224,10 @@ typedef struct run {
     const rt_train_data *data;
     void *fixed;
     rt_optim *opt;
-    nnrt_ctx ctx, eval_ctx;
-    rt_trace *trace;       /* NULL without --trace */
-    rt_progress *progress; /* NULL for a search trial */
+    nnrt_ctx ctx, eval_ctx; /* with --workers, ctx is worker 0's: a share of the batch */
+    rt_workers *workers;    /* NULL with one worker */
+    rt_trace *trace;        /* NULL without --trace */
+    rt_progress *progress;  /* NULL for a search trial */
     int trial;
     int64_t batch, epochs;
     enum stop stop;
@@ -262,6 +264,33 @@ static void check_settings(const rt_options *o, const nnrt_model *m, int64_t n_v
                        m->name);
 }
 
+/* What --workers N cannot do (docs/runtime.md, "Data-parallel workers"): each is refused
+ * rather than done differently from one worker. */
+static void check_workers(const run *r) {
+    const rt_options *o = r->o;
+    int64_t n = o->workers;
+    if (n > RT_MAX_WORKERS)
+        rt_usage_error("--workers %lld: at most %d", (long long)n, RT_MAX_WORKERS);
+    if (!has_inputs(r))
+        rt_usage_error("--workers %lld: model '%s' has no inputs, so no batch to split",
+                       (long long)n, r->m->name);
+    if (r->batch < n)
+        rt_usage_error("--workers %lld splits each batch into %lld shares, but the batch is %lld "
+                       "rows: give --batch %lld or more, or fewer workers",
+                       (long long)n, (long long)n, (long long)r->batch, (long long)n);
+    if (o->threads != 1)
+        rt_usage_error("--workers %lld runs OpenBLAS with one thread in each worker: give "
+                       "--workers N or --threads N, not both",
+                       (long long)n);
+    if (o->trace)
+        rt_usage_error("--trace is not available with --workers %lld: run it with one worker",
+                       (long long)n);
+    if (o->log_grad_norms)
+        rt_usage_error("--log-grad-norms is not available with --workers %lld: run it with one "
+                       "worker",
+                       (long long)n);
+}
+
 static void run_init(run *r, const nnrt_model *m, const rt_options *o, const rt_train_data *data,
                      void *fixed) {
     memset(r, 0, sizeof *r);
@@ -284,8 +313,15 @@ static void run_init(run *r, const nnrt_model *m, const rt_options *o, const rt_
         r->epochs = o->steps > 0 ? o->steps : o->epochs;
         if (r->epochs < 1) rt_usage_error("no step count: give --steps N");
     }
-    r->opt = rt_optim_new(m, fixed, o, RT_OPTIM_FUSE_WHEN_ABLE);
-    r->ctx = rt_new_ctx(m, fixed, r->batch);
+    if (o->workers > 1) {
+        check_workers(r);
+        r->opt = rt_optim_new(m, fixed, o, RT_OPTIM_FROM_GRADIENTS);
+        r->ctx = rt_new_ctx(m, fixed, rt_workers_cap(r->batch, (int)o->workers));
+        r->workers = rt_workers_start(m, &r->ctx, r->opt, (int)o->workers);
+    } else {
+        r->opt = rt_optim_new(m, fixed, o, RT_OPTIM_FUSE_WHEN_ABLE);
+        r->ctx = rt_new_ctx(m, fixed, r->batch);
+    }
     int64_t n_val = data->n_validation;
     r->eval_ctx = rt_new_ctx(m, fixed, rt_eval_batch(m, n_val));
     r->order = rt_alloc_array((size_t)data->n_train, sizeof *r->order);
@@ -305,6 +341,7 @@ static void run_init(run *r, const nnrt_model *m, const rt_options *o, const rt_
 }
 
 static void run_free(run *r) {
+    rt_workers_stop(r->workers);
     rt_optim_free(r->opt);
     rt_free_ctx_varying(&r->ctx);
     rt_free_ctx_varying(&r->eval_ctx);
@@ -437,7 +474,30 @@ static int last_step_of_epoch(const run *r, int64_t count) {
  * and the step writes the states' updates. Each step draws its own noise_seed from the
  * run's seed, so runs repeat bit for bit. Every other pass (trace, final loss, validation,
  * eval) sees NNRT_INFERENCE: dropout is the identity and running statistics are used. */
+/* A step's outcome: 0 when the loss or the update failed (a train run stops with a message,
+ * a search trial is marked). */
+static int step_ok(run *r, double cost, int32_t bad, enum rt_fault kind) {
+    if (isfinite(cost) && bad < 0) return 1;
+    if (!r->trial) fault(r, cost, bad, kind);
+    r->stop = FAULTED;
+    return 0;
+}
+
+/* The same step split among the workers (workers.h): the same noise_seed, each worker's
+ * share of the rows and their combined gradient, one update. */
+static int workers_step(run *r, const int64_t *rows, int64_t count, double lr) {
+    uint64_t noise_seed = rt_rng_next(&r->noise_rng);
+    r->step++;
+    enum rt_fault kind;
+    int32_t bad =
+        rt_workers_step(r->workers, &r->data->train, rows, count, noise_seed, lr, r->step, &kind);
+    if (!step_ok(r, rt_workers_cost(r->workers), bad, kind)) return 0;
+    rt_workers_add_metrics(r->workers, &r->data->train, &r->partial);
+    return 1;
+}
+
 static int train_step(run *r, const int64_t *rows, int64_t count, double lr) {
+    if (r->workers) return workers_step(r, rows, count, lr);
     if (r->trace && r->step == 0) rt_trace_row(r->trace, 0, r->fixed, batch_loss(r, rows, count));
     rt_fill_batch(r->m, &r->ctx, &r->data->train, rows, 0, count, 1);
     r->ctx.training = NNRT_TRAINING_STEP;
@@ -447,12 +507,7 @@ static int train_step(run *r, const int64_t *rows, int64_t count, double lr) {
     enum rt_fault kind;
     int32_t bad = rt_optim_step(r->opt, &r->ctx, lr, r->step, &kind);
     r->ctx.training = NNRT_INFERENCE;
-    double cost = rt_batch_cost(r->m, &r->ctx);
-    if (!isfinite(cost) || bad >= 0) {
-        if (!r->trial) fault(r, cost, bad, kind);
-        r->stop = FAULTED;
-        return 0;
-    }
+    if (!step_ok(r, rt_batch_cost(r->m, &r->ctx), bad, kind)) return 0;
     rt_add_batch_metrics(r->m, &r->ctx, &r->data->train, rows, 0, &r->partial);
     if (r->trace) rt_trace_row(r->trace, r->step, r->fixed, batch_loss(r, rows, count));
     return 1;

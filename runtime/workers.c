@@ -1,0 +1,349 @@
+/* workers.c: synchronous data-parallel training on threads (see workers.h).
+ *
+ * A step is three phases, every worker in each, with a barrier after each:
+ *   1. gather the worker's share of the rows and run grad() on it;
+ *   2. on the worker's part of the elements: the master gradient = sum over workers k, in
+ *      order, of (rows_k / count) * gradient_k; then the optimizer's penalties and
+ *      non-finite check, and the part's sum of squares (for clipping);
+ *   3. from every part's outcome (read by each worker, in worker order, so all decide
+ *      alike): the clipping scale and the update of the part, unless a gradient failed.
+ * Worker 0 (the calling thread) starts a step by publishing it and bumping `started`; it
+ * waits at the last barrier, the other workers go straight back to waiting for the next
+ * step. A step of a small model lasts 50-150 us, and waking a sleeping thread costs tens of
+ * us, so waits spin (on counters, no lock) for up to SPIN_SECONDS and only then sleep on a
+ * condition variable: a step never sleeps, an idle team (validation, the end of an epoch)
+ * does not burn a core. */
+#include "workers.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "util.h"
+
+/* Longer than the gap between two steps (the update's end, metrics, progress), much shorter
+ * than an epoch's validation. */
+#define SPIN_SECONDS 0.0005
+/* Turns of the spin loop that only pause (some microseconds) before it starts yielding. */
+#define YIELD_AFTER 4096
+
+/* Parts of the elements start on a multiple of this (64 bytes of f32), so that two
+ * workers never write one cache line. */
+#define PART_ALIGN 16
+
+/* Elements a worker combines, prepares and updates at a time: 8 KB of f32, 16 KB of f64,
+ * which stay in the L1 cache between the passes over them. */
+#define CHUNK 2048
+
+typedef struct worker {
+    _Alignas(64) struct rt_workers *team; /* a cache line of its own for each worker */
+    int index;
+    nnrt_ctx ctx;
+    rt_share share;    /* of the current step */
+    int64_t lo, hi;    /* the part of the update's elements */
+    uint32_t barriers; /* barriers this worker has passed (its own count) */
+    double sum_sq;     /* phase 2's outcome */
+    int32_t prepare_bad;
+    int32_t update_bad; /* phase 3's */
+    pthread_t thread;
+} worker;
+
+struct rt_workers {
+    const nnrt_model *m;
+    rt_optim *op;
+    int n;
+    worker *w;
+    /* the current step, written by worker 0 before it bumps `started` */
+    const rt_dataset *d;
+    const int64_t *rows;
+    int64_t count;
+    uint64_t noise_seed;
+    int stopping;
+    /* Each counter on a cache line of its own: workers spin on them. */
+    _Alignas(64) _Atomic uint32_t started; /* steps started (one more to stop) */
+    _Alignas(64) _Atomic uint32_t arrived; /* arrivals at barriers, every worker's */
+    _Alignas(64) _Atomic int sleepers;     /* threads asleep (or about to) in wait_until */
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+};
+
+/* ---- waiting ---- */
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* Whether a counter that only grows (modulo 2^32) has reached target. */
+static int reached(uint32_t value, uint32_t target) {
+    return (int32_t)(value - target) >= 0;
+}
+
+/* Spins until *counter reaches target, or sleeps once SPIN_SECONDS have gone by. Past the
+ * first YIELD_AFTER turns the spin yields the core at each turn: on a machine with more
+ * threads than cores the worker being waited for may be the one that needs it. A sleeper
+ * announces itself in `sleepers` before it checks the counter a last time, and bump() reads
+ * `sleepers` after it bumps: with sequentially consistent atomics either the sleeper sees
+ * the bump or bump() sees the sleeper and wakes it under the lock. */
+static void wait_until(rt_workers *t, _Atomic uint32_t *counter, uint32_t target) {
+    double since = 0;
+    for (uint32_t i = 1;; i++) {
+        if (reached(atomic_load_explicit(counter, memory_order_acquire), target)) return;
+        if (i < YIELD_AFTER) {
+            cpu_relax();
+            continue;
+        }
+        sched_yield();
+        if (i % 16 != 0) continue;
+        if (since == 0)
+            since = rt_now();
+        else if (rt_now() - since > SPIN_SECONDS)
+            break;
+    }
+    pthread_mutex_lock(&t->lock);
+    atomic_fetch_add(&t->sleepers, 1);
+    while (!reached(atomic_load(counter), target)) pthread_cond_wait(&t->wake, &t->lock);
+    atomic_fetch_sub(&t->sleepers, 1);
+    pthread_mutex_unlock(&t->lock);
+}
+
+static void bump(rt_workers *t, _Atomic uint32_t *counter) {
+    atomic_fetch_add(counter, 1);
+    if (atomic_load(&t->sleepers) == 0) return;
+    pthread_mutex_lock(&t->lock);
+    pthread_cond_broadcast(&t->wake);
+    pthread_mutex_unlock(&t->lock);
+}
+
+/* Every worker arrives at every barrier, in the same order, so the k-th barrier is passed
+ * when the counter has k * n arrivals. A worker that needs nothing from the others past a
+ * barrier arrives without waiting. */
+static void barrier(worker *k, int wait) {
+    rt_workers *t = k->team;
+    k->barriers++;
+    bump(t, &t->arrived);
+    if (wait) wait_until(t, &t->arrived, k->barriers * (uint32_t)t->n);
+}
+
+/* ---- shares and parts ---- */
+
+rt_share rt_worker_share(int64_t count, int n, int k) {
+    /* first_k = ceil(k * count / n) */
+    int64_t first = (k * count + n - 1) / n, next = ((k + 1) * count + n - 1) / n;
+    return (rt_share){first, next - first};
+}
+
+int64_t rt_workers_cap(int64_t batch, int n) {
+    return rt_worker_share(batch, n, 0).rows;
+}
+
+/* Worker k's part of the update's elements: about an n-th, starting on PART_ALIGN. */
+static int64_t part_start(int64_t elems, int n, int k) {
+    if (k == 0) return 0;
+    if (k == n) return elems;
+    return elems * k / n / PART_ALIGN * PART_ALIGN;
+}
+
+/* ---- the phases ---- */
+
+static void run_grad(worker *k) {
+    rt_workers *t = k->team;
+    k->share = rt_worker_share(t->count, t->n, k->index);
+    if (k->share.rows == 0) return;
+    rt_fill_batch(t->m, &k->ctx, t->d, t->rows + k->share.first, 0, k->share.rows, 1);
+    k->ctx.first_row = k->share.first;
+    k->ctx.training = k->index == 0 ? NNRT_TRAINING_STEP : NNRT_TRAINING;
+    k->ctx.noise_seed = t->noise_seed;
+    t->m->grad(&k->ctx);
+    k->ctx.training = NNRT_INFERENCE;
+}
+
+/* dst = c * dst, or dst += c * src: the gradients in worker order, in the model's type. */
+#define COMBINE(T, name)                                                                           \
+    static void name(T *restrict dst, const T *restrict src, int64_t n, double c) {                \
+        T k = (T)c;                                                                                \
+        if (!src)                                                                                  \
+            for (int64_t i = 0; i < n; i++) dst[i] *= k;                                           \
+        else                                                                                       \
+            for (int64_t i = 0; i < n; i++) dst[i] += k * src[i];                                  \
+    }
+COMBINE(float, combine_f32)
+COMBINE(double, combine_f64)
+
+/* Elements [first, first + n) of param p's gradient, combined over the workers that had
+ * rows. Worker 0's gradient is the master's own (its ctx is over the master arena). */
+static void combine_segment(rt_workers *t, const nnrt_tensor *p, int64_t first, int64_t n) {
+    const nnrt_model *m = t->m;
+    void *dst = rt_elem_ptr(t->w[0].ctx.fixed, p->grad_offset + first, m->f64);
+    for (int j = 0; j < t->n; j++) {
+        const worker *from = &t->w[j];
+        if (from->share.rows == 0) continue;
+        double c = (double)from->share.rows / (double)t->count;
+        const void *src =
+            j == 0 ? NULL : rt_elem_ptr(from->ctx.fixed, p->grad_offset + first, m->f64);
+        if (m->f64)
+            combine_f64(dst, src, n, c);
+        else
+            combine_f32(dst, src, n, c);
+    }
+}
+
+/* Elements [lo, hi) of the update's: the params with a gradient, in order (rt_optim_elems). */
+static void combine_range(rt_workers *t, int64_t lo, int64_t hi) {
+    int64_t start = 0;
+    for (int32_t i = 0; i < t->m->n_params && start < hi; i++) {
+        const nnrt_tensor *p = &t->m->params[i];
+        if (p->grad_offset < 0) continue;
+        int64_t end = start + p->numel;
+        int64_t a = lo > start ? lo : start, b = hi < end ? hi : end;
+        if (a < b) combine_segment(t, p, a - start, b - a);
+        start = end;
+    }
+}
+
+/* Phase 2 on the worker's part, a chunk at a time: each chunk is combined and prepared while
+ * it is in the L1 cache. Its sum of squares is the chunks' in order; it stops at the first
+ * failed param (the part's lowest). */
+static void combine_and_prepare(worker *k) {
+    rt_workers *t = k->team;
+    k->sum_sq = 0;
+    k->prepare_bad = -1;
+    for (int64_t a = k->lo; a < k->hi; a += CHUNK) {
+        int64_t b = a + CHUNK < k->hi ? a + CHUNK : k->hi;
+        double sum_sq;
+        combine_range(t, a, b);
+        k->prepare_bad = rt_optim_prepare_part(t->op, a, b, &sum_sq);
+        if (k->prepare_bad >= 0) return;
+        k->sum_sq += sum_sq;
+    }
+}
+
+/* Phase 3, a chunk at a time as well (the update's loop, then its check, in cache). */
+static void update(worker *k, double scale) {
+    rt_workers *t = k->team;
+    k->update_bad = -1;
+    for (int64_t a = k->lo; a < k->hi && k->update_bad < 0; a += CHUNK) {
+        int64_t b = a + CHUNK < k->hi ? a + CHUNK : k->hi;
+        k->update_bad = rt_optim_update_part(t->op, a, b, scale);
+    }
+}
+
+/* The first failed param of the workers' outcomes (the lowest index, as one pass over the
+ * params finds), or -1. */
+static int32_t first_bad(const rt_workers *t, int update) {
+    int32_t bad = -1;
+    for (int j = 0; j < t->n; j++) {
+        int32_t b = update ? t->w[j].update_bad : t->w[j].prepare_bad;
+        if (b >= 0 && (bad < 0 || b < bad)) bad = b;
+    }
+    return bad;
+}
+
+static void run_step(worker *k) {
+    rt_workers *t = k->team;
+    run_grad(k);
+    barrier(k, 1);
+    combine_and_prepare(k);
+    barrier(k, 1);
+    k->update_bad = -1;
+    if (first_bad(t, 0) < 0) {
+        double sum_sq = 0;
+        for (int j = 0; j < t->n; j++) sum_sq += t->w[j].sum_sq;
+        update(k, rt_optim_clip_scale(t->op, sum_sq));
+    }
+    barrier(k, k->index == 0);
+}
+
+static void *worker_main(void *arg) {
+    worker *k = arg;
+    rt_workers *t = k->team;
+    for (uint32_t steps = 1;; steps++) {
+        wait_until(t, &t->started, steps);
+        if (t->stopping) return NULL;
+        run_step(k);
+    }
+}
+
+/* ---- the team ---- */
+
+rt_workers *rt_workers_start(const nnrt_model *m, nnrt_ctx *master, rt_optim *op, int n) {
+    rt_workers *t = rt_alloc_aligned(1, sizeof *t);
+    t->m = m;
+    t->op = op;
+    t->n = n;
+    t->w = rt_alloc_aligned((size_t)n, sizeof *t->w);
+    pthread_mutex_init(&t->lock, NULL);
+    pthread_cond_init(&t->wake, NULL);
+    int64_t elems = rt_optim_elems(op);
+    for (int k = 0; k < n; k++) {
+        worker *w = &t->w[k];
+        w->team = t;
+        w->index = k;
+        w->ctx = k == 0 ? *master : rt_new_sharing_ctx(m, master->fixed, master->batch_cap);
+        w->lo = part_start(elems, n, k);
+        w->hi = part_start(elems, n, k + 1);
+    }
+    /* Ctrl-C goes to the main thread, whose handler the training loop polls. */
+    sigset_t interrupt, old;
+    sigemptyset(&interrupt);
+    sigaddset(&interrupt, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &interrupt, &old);
+    for (int k = 1; k < n; k++) {
+        int err = pthread_create(&t->w[k].thread, NULL, worker_main, &t->w[k]);
+        if (err) rt_fatal("--workers %d: cannot start a thread: %s", n, strerror(err));
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return t;
+}
+
+void rt_workers_stop(rt_workers *t) {
+    if (!t) return;
+    t->stopping = 1;
+    bump(t, &t->started);
+    for (int k = 1; k < t->n; k++) {
+        pthread_join(t->w[k].thread, NULL);
+        rt_free_sharing_ctx(&t->w[k].ctx);
+    }
+    pthread_mutex_destroy(&t->lock);
+    pthread_cond_destroy(&t->wake);
+    rt_free(t->w);
+    rt_free(t);
+}
+
+int32_t rt_workers_step(rt_workers *t, const rt_dataset *d, const int64_t *rows, int64_t count,
+                        uint64_t noise_seed, double lr, int64_t step, enum rt_fault *kind) {
+    t->d = d;
+    t->rows = rows;
+    t->count = count;
+    t->noise_seed = noise_seed;
+    rt_optim_begin(t->op, lr, step);
+    bump(t, &t->started);
+    run_step(&t->w[0]);
+    int32_t bad = first_bad(t, 0);
+    *kind = bad >= 0 ? RT_FAULT_GRADIENT : RT_FAULT_VALUE;
+    return bad >= 0 ? bad : first_bad(t, 1);
+}
+
+double rt_workers_cost(const rt_workers *t) {
+    const nnrt_model *m = t->m;
+    double sum = 0.0;
+    for (int j = 0; j < t->n; j++) {
+        const worker *k = &t->w[j];
+        const void *loss = rt_tensor_data(m, &k->ctx, &m->loss);
+        for (int64_t b = 0; b < k->share.rows; b++) sum += rt_get(loss, b, m->f64);
+    }
+    return sum / (double)t->count;
+}
+
+void rt_workers_add_metrics(const rt_workers *t, const rt_dataset *d, rt_metrics *acc) {
+    for (int j = 0; j < t->n; j++) {
+        const worker *k = &t->w[j];
+        if (k->share.rows == 0) continue;
+        rt_add_batch_metrics(t->m, &k->ctx, d, t->rows + k->share.first, 0, acc);
+    }
+}

@@ -1,0 +1,373 @@
+#!/usr/bin/env python3
+"""Data-parallel workers (train --workers N, runtime/workers.c): the weights of N workers
+against one worker's with the same global batch, in f64, to 1e-12 relative (the rule of
+docs/runtime.md, "Data-parallel workers"); the same N twice, the same bytes; batch norm's
+running statistics from worker 0's share; checkpoints and Ctrl-C; the refusals.
+
+usage: workers.py NNC SOURCE_DIR CASE
+Each case runs in a fresh temporary folder. Standard library only; no timing.
+"""
+import json
+import os
+import random
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+
+
+class Failure(Exception):
+    pass
+
+
+def check(cond, message):
+    if not cond:
+        raise Failure(message)
+
+
+def run(cmd, cwd, want_status=0):
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=300)
+    if want_status is not None and proc.returncode != want_status:
+        raise Failure(f"{' '.join(cmd)}: exit status {proc.returncode}, wanted {want_status}\n"
+                      f"--- stdout:\n{proc.stdout}--- stderr:\n{proc.stderr}")
+    return proc
+
+
+def read_weights(path):
+    """{name: [values]} of a safetensors file's F64 tensors (the params and states)."""
+    data = open(path, "rb").read()
+    (n,) = struct.unpack("<Q", data[:8])
+    header, body = json.loads(data[8:8 + n]), data[8 + n:]
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        check(info["dtype"] == "F64", f"{path}: {name} is {info['dtype']}, not F64")
+        begin, end = info["data_offsets"]
+        out[name] = list(struct.unpack(f"<{(end - begin) // 8}d", body[begin:end]))
+    return out
+
+
+def same_weights(a_path, b_path, rel, what):
+    """Every tensor of b within rel of a's, relative to the tensor's largest value."""
+    a, b = read_weights(a_path), read_weights(b_path)
+    check(sorted(a) == sorted(b), f"{what}: tensors {sorted(a)} and {sorted(b)}")
+    for name in a:
+        scale = max(1.0, max(abs(v) for v in a[name]))
+        worst = max(abs(x - y) for x, y in zip(a[name], b[name]))
+        check(worst <= rel * scale, f"{what}: {name} differs by {worst:g} (scale {scale:g})")
+
+
+def compile_model(nnc, tmp, name, text):
+    with open(os.path.join(tmp, name + ".nn"), "w") as f:
+        f.write(text)
+    run([nnc, name + ".nn", "--f64", "-o", name], tmp)
+    return "./" + name
+
+
+def write_csv(tmp, name, rows):
+    with open(os.path.join(tmp, name), "w") as f:
+        f.write("".join(",".join(repr(v) for v in row) + "\n" for row in rows))
+
+
+def digits_subset(src, tmp, n):
+    """The first n rows of examples/digits.csv as d.csv."""
+    with open(os.path.join(src, "examples", "digits.csv")) as f:
+        lines = f.read().splitlines()[:n]
+    with open(os.path.join(tmp, "d.csv"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def example(nnc, src, tmp, name):
+    text = open(os.path.join(src, "examples", name + ".nn")).read()
+    return compile_model(nnc, tmp, name, text)
+
+
+def against_one_worker(exe, tmp, args, counts=(2,)):
+    """Trains with one worker and with each count of workers: the weights agree to 1e-12,
+    and training moved them (the runs are not trivially equal)."""
+    run([exe, "train", "--quiet", *args, "--epochs", "0", "--save", "w0.st"], tmp)
+    run([exe, "train", "--quiet", *args, "--save", "w1.st"], tmp)
+    for n in counts:
+        run([exe, "train", "--quiet", *args, "--workers", str(n), "--save", f"w{n}.st"], tmp)
+        same_weights(os.path.join(tmp, "w1.st"), os.path.join(tmp, f"w{n}.st"), 1e-12,
+                     f"--workers {n} against 1")
+    trained = read_weights(os.path.join(tmp, "w1.st"))
+    initial = read_weights(os.path.join(tmp, "w0.st"))
+    check(any(trained[k] != initial[k] for k in trained), "training moved nothing")
+
+
+# ---- the cases ----
+
+
+def case_mlp(nnc, src, tmp):
+    """examples/digits.nn: 2 and 3 workers (shares 11, 11, 10 of 32, and a last batch of 16)
+    against one; the same count twice gives the same bytes."""
+    exe = example(nnc, src, tmp, "digits")
+    digits_subset(src, tmp, 360)  # 288 training rows: 9 batches of 32
+    args = ["--data", "d.csv", "--epochs", "3", "--batch", "32"]
+    against_one_worker(exe, tmp, args, counts=(2, 3))
+    run([exe, "train", "--quiet", *args, "--workers", "2", "--save", "again.st"], tmp)
+    same = open(os.path.join(tmp, "w2.st"), "rb").read() == open(os.path.join(tmp, "again.st"),
+                                                                  "rb").read()
+    check(same, "--workers 2 twice: the weights files differ")
+    # A batch that does not split evenly, a last batch of 8 rows, and adam.
+    args = ["--data", "d.csv", "--epochs", "2", "--batch", "35", "--optimizer", "adam",
+            "--lr", "0.01"]
+    against_one_worker(exe, tmp, args, counts=(2, 4))
+
+
+def case_cnn(nnc, src, tmp):
+    """examples/cnn_digits.nn in f64, on 160 rows."""
+    exe = example(nnc, src, tmp, "cnn_digits")
+    digits_subset(src, tmp, 160)
+    against_one_worker(exe, tmp, ["--data", "d.csv", "--epochs", "2", "--batch", "16"])
+
+
+LSTM_MODEL = """import "nn"
+model seq {
+    input  x[8, 2]
+    target y[1]
+    h        = lstm(x, 8)
+    output p = dense(h[-1], 1)
+    loss     = mse(p, y)
+}
+train seq {
+    data      = csv("seq.csv", x = 0..15, y = 16)
+    optimizer = adam(lr = 0.01)
+    batch     = 20
+    epochs    = 3
+    seed      = 3
+}
+"""
+
+
+def adding_rows(n, steps=8, seed=11):
+    """The adding problem: values and a marker a step; the target sums the marked values."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        marked = rng.sample(range(steps), 2)
+        values = [rng.random() for _ in range(steps)]
+        flat = []
+        for t in range(steps):
+            flat += [values[t], 1.0 if t in marked else 0.0]
+        rows.append(flat + [sum(values[t] for t in marked)])
+    return rows
+
+
+def case_lstm(nnc, src, tmp):
+    exe = compile_model(nnc, tmp, "seq", LSTM_MODEL)
+    write_csv(tmp, "seq.csv", adding_rows(120))
+    against_one_worker(exe, tmp, [])
+
+
+DROPOUT_MODEL = """import "nn"
+model drop {
+    input  x[64]
+    target y[10]
+    h        = dropout(relu(dense(x / 16, 32)), 0.3)
+    output z = dense(h, 10)
+    loss     = softmax_cross_entropy(z, y)
+}
+train drop {
+    data      = csv("d.csv", x = 0..63, y = 64)
+    optimizer = sgd(lr = 0.1, momentum = 0.9)
+    batch     = 24
+    epochs    = 3
+    seed      = 5
+}
+"""
+
+
+def case_dropout(nnc, src, tmp):
+    """Each row draws the same mask whichever worker runs it (nnrt_ctx.first_row)."""
+    exe = compile_model(nnc, tmp, "drop", DROPOUT_MODEL)
+    digits_subset(src, tmp, 240)
+    against_one_worker(exe, tmp, [], counts=(2, 3))
+
+
+BN_MODEL = """import "nn"
+model bn {
+    input  x[3]
+    target y[1]
+    h = batchnorm(x)
+    p = dense(h, 1)
+    loss = mse(p, y)
+}
+train bn {
+    data    = csv("bn.csv", x = 0..2, y = 3)
+    batch   = 6
+    epochs  = 3
+    shuffle = off
+    optimizer = sgd(lr = 0.1, momentum = 0.9)
+}
+"""
+
+
+def bn_rows(n, seed=7):
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        x = [rng.gauss(2, 0.5), rng.gauss(-1, 3), rng.uniform(0, 10)]
+        rows.append(x + [0.3 * x[0] - 0.1 * x[1] + 0.05 * x[2] + rng.gauss(0, 0.1)])
+    return rows
+
+
+def running_stats(shares, epochs):
+    """PyTorch's BatchNorm1d update over each step's share: momentum 0.1, unbiased variance."""
+    mean, var = [0.0] * 3, [1.0] * 3
+    for _ in range(epochs):
+        for chunk in shares:
+            for j in range(3):
+                m = 0.0
+                for r in chunk:
+                    m += r[j]
+                m /= len(chunk)
+                ss = 0.0
+                for r in chunk:
+                    ss += (r[j] - m) * (r[j] - m)
+                mean[j] = 0.9 * mean[j] + 0.1 * m
+                var[j] = 0.9 * var[j] + 0.1 * (ss / (len(chunk) - 1))
+    return mean, var
+
+
+def case_batchnorm(nnc, src, tmp):
+    """Batch statistics are each share's; the running statistics are worker 0's share's:
+    the first ceil(B/2) rows of each batch (batches of 6, 6, 6, 5: shares of 3, 3, 3, 3)."""
+    rows = bn_rows(23)
+    exe = compile_model(nnc, tmp, "bn", BN_MODEL)
+    write_csv(tmp, "bn.csv", rows)
+    run([exe, "train", "--quiet", "--workers", "2", "--save", "w.st"], tmp)
+    shares = [[r[:3] for r in rows[s:s + (min(6, 23 - s) + 1) // 2]] for s in range(0, 23, 6)]
+    mean, var = running_stats(shares, 3)
+    w = read_weights(os.path.join(tmp, "w.st"))
+    for name, want in (("h.running_mean", mean), ("h.running_var", var)):
+        worst = max(abs(a - b) / max(1.0, abs(b)) for a, b in zip(w[name], want))
+        check(worst <= 1e-13, f"{name}: {w[name]}, wanted {want}")
+    check(w["h.gamma"] != [1.0, 1.0, 1.0], "h.gamma did not train")
+    # With one worker they are the whole batch's, and differ.
+    run([exe, "train", "--quiet", "--save", "one.st"], tmp)
+    check(read_weights(os.path.join(tmp, "one.st"))["h.running_mean"] != w["h.running_mean"],
+          "one worker's running mean equals two workers'")
+
+
+def case_train_block(nnc, src, tmp):
+    """`workers = 2` in a train block is --workers 2, and the command line overrides it."""
+    text = open(os.path.join(src, "examples", "digits.nn")).read()
+    text = text.replace("    seed       = 7\n", "    seed       = 7\n    workers    = 2\n")
+    check("workers    = 2" in text, "digits.nn changed: no seed line to add after")
+    exe = compile_model(nnc, tmp, "digits", text)
+    digits_subset(src, tmp, 200)
+    args = ["--data", "d.csv", "--epochs", "2", "--quiet"]
+    run([exe, "train", *args, "--save", "block.st"], tmp)
+    run([exe, "train", *args, "--workers", "2", "--save", "option.st"], tmp)
+    run([exe, "train", *args, "--workers", "1", "--save", "one.st"], tmp)
+    read = lambda name: open(os.path.join(tmp, name), "rb").read()
+    check(read("block.st") == read("option.st"), "workers = 2 and --workers 2 differ")
+    check(read("block.st") != read("one.st"), "--workers 1 did not override the block")
+    same_weights(os.path.join(tmp, "one.st"), os.path.join(tmp, "block.st"), 1e-12, "block")
+    help_text = run([exe, "train", "--help"], tmp).stdout
+    check("--workers N" in help_text and "(default: 2)" in help_text.split("--workers N")[1]
+          .splitlines()[0], help_text)
+
+
+def case_resume(nnc, src, tmp):
+    """A checkpoint written with workers resumes to the bytes of an uninterrupted run, with
+    --log and --plot and validation on; Ctrl-C saves one too."""
+    exe = example(nnc, src, tmp, "digits")
+    digits_subset(src, tmp, 200)
+    args = ["--data", "d.csv", "--workers", "2", "--optimizer", "adam", "--lr", "0.01",
+            "--quiet"]
+    run([exe, "train", *args, "--epochs", "4", "--save", "whole.st", "--log", "whole.csv",
+         "--plot", "whole.svg"], tmp)
+    run([exe, "train", *args, "--epochs", "2", "--checkpoint-every", "1", "--checkpoint",
+         "ck.st", "--save", "half.st"], tmp)
+    run([exe, "train", *args, "--epochs", "4", "--resume", "ck.st", "--save", "resumed.st"], tmp)
+    read = lambda name: open(os.path.join(tmp, name), "rb").read()
+    check(read("whole.st") == read("resumed.st"), "resumed weights differ from a whole run's")
+    log = open(os.path.join(tmp, "whole.csv")).read().splitlines()
+    check(len(log) == 5 and log[0].startswith("epoch,") and "val_loss" in log[0], log)
+    check(read("whole.svg").startswith(b"<svg") or b"<svg" in read("whole.svg")[:200], "plot")
+    # Ctrl-C: the training state saved, and resuming ends where a whole run ends.
+    long_args = ["--data", "d.csv", "--workers", "2", "--epochs", "300", "--batch", "8"]
+    proc = subprocess.Popen([exe, "train", *long_args, "--checkpoint", "int.st"], cwd=tmp,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = proc.stderr.readline()
+    check(first.startswith(b"epoch 1/"), first)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    check(proc.returncode == 130, f"exit {proc.returncode}\n{err.decode()}")
+    check(b"interrupted at epoch" in err and b"saved the training state to int.st" in err, err)
+    run([exe, "train", *long_args, "--resume", "int.st", "--quiet", "--save", "r.st"], tmp)
+    run([exe, "train", *long_args, "--quiet", "--save", "w.st"], tmp)
+    check(read("r.st") == read("w.st"), "after Ctrl-C: resumed weights differ from a whole run's")
+
+
+PLAIN_MODEL = """import "nn"
+model f {
+    param x = 3
+    loss = (x - 1) * (x - 1)
+}
+train f {
+    optimizer = sgd(lr = 0.1)
+    steps     = 5
+    workers   = 2
+}
+"""
+
+
+def case_errors(nnc, src, tmp):
+    """What workers cannot do is refused with a message, before any training."""
+    exe = example(nnc, src, tmp, "digits")
+    digits_subset(src, tmp, 100)
+    base = [exe, "train", "--data", "d.csv", "--quiet"]
+    prog = "digits"
+    cases = [
+        (["--workers", "0"], "--workers must be at least 1, got '0'"),
+        (["--workers", "4", "--batch", "3"],
+         "--workers 4 splits each batch into 4 shares, but the batch is 3 rows: give --batch 4 "
+         "or more, or fewer workers"),
+        (["--workers", "2", "--threads", "2"],
+         "--workers 2 runs OpenBLAS with one thread in each worker: give --workers N or "
+         "--threads N, not both"),
+        (["--workers", "2", "--trace", "h.W"],
+         "--trace is not available with --workers 2: run it with one worker"),
+        (["--workers", "2", "--log-grad-norms"],
+         "--log-grad-norms is not available with --workers 2: run it with one worker"),
+        (["--workers", "1000"], "--workers 1000: at most 256"),
+    ]
+    for args, message in cases:
+        r = run(base + args, tmp, want_status=2)
+        check(f"{prog}: error: {message}" in r.stderr, f"{args}: {r.stderr}")
+        check(not os.path.exists(os.path.join(tmp, "digits.safetensors")), f"{args}: saved")
+    f = compile_model(nnc, tmp, "f", PLAIN_MODEL)
+    r = run([f, "train"], tmp, want_status=2)
+    check("f: error: --workers 2: model 'f' has no inputs, so no batch to split" in r.stderr,
+          r.stderr)
+    r = run([f, "train", "--workers", "1"], tmp, want_status=2)
+    check("--workers does not apply: model 'f' has no inputs" in r.stderr, r.stderr)
+
+
+def main():
+    if len(sys.argv) != 4:
+        print(__doc__, file=sys.stderr)
+        return 2
+    nnc, src, case = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2]), sys.argv[3]
+    fn = globals().get("case_" + case)
+    if not fn:
+        print(f"workers.py: no case {case}", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            fn(nnc, src, tmp)
+        except Failure as e:
+            print(f"workers.py {case}: FAIL: {e}", file=sys.stderr)
+            return 1
+    print(f"workers.py {case}: ok")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
