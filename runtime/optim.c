@@ -472,6 +472,10 @@ int32_t rt_optim_prepare_part(rt_optim *op, int64_t lo, int64_t hi, double *sum_
     return each_segment(op, lo, hi, prepare_segment, sum_sq);
 }
 
+int rt_optim_clips(const rt_optim *op) {
+    return op->o->clip > 0;
+}
+
 double rt_optim_clip_scale(const rt_optim *op, double sum_sq) {
     double norm = sqrt(sum_sq);
     return op->o->clip > 0 && norm > op->o->clip ? op->o->clip / norm : 1;

@@ -53,6 +53,8 @@ int64_t rt_optim_elems(const rt_optim *op);
 void rt_optim_begin(rt_optim *op, double lr, int64_t t);
 int32_t rt_optim_prepare_part(rt_optim *op, int64_t lo, int64_t hi, double *sum_sq);
 double rt_optim_clip_scale(const rt_optim *op, double sum_sq);
+/* Whether the update clips (so a part's update needs every part's sum of squares first). */
+int rt_optim_clips(const rt_optim *op);
 int32_t rt_optim_update_part(rt_optim *op, int64_t lo, int64_t hi, double scale);
 
 /* The state, for checkpoints: slot s (0 .. slots-1, the optimizer's row in optimizers.def)

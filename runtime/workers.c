@@ -7,6 +7,8 @@
  *      non-finite check, and the part's sum of squares (for clipping);
  *   3. from every part's outcome (read by each worker, in worker order, so all decide
  *      alike): the clipping scale and the update of the part, unless a gradient failed.
+ * Without clipping, phase 3 needs nothing from the other parts and is done in phase 2's
+ * pass.
  * Worker 0 (the calling thread) starts a step by publishing it and bumping `started`; it
  * waits at the last barrier, the other workers go straight back to waiting for the next
  * step. A step of a small model lasts 50-150 us, and waking a sleeping thread costs tens of
@@ -53,6 +55,7 @@ typedef struct worker {
 struct rt_workers {
     const nnrt_model *m;
     rt_optim *op;
+    int global_norm; /* the update needs every part's gradient first (--clip) */
     int n;
     worker *w;
     /* the current step, written by worker 0 before it bumps `started` */
@@ -206,13 +209,13 @@ static void combine_range(rt_workers *t, int64_t lo, int64_t hi) {
     }
 }
 
-/* Phase 2 on the worker's part, a chunk at a time: each chunk is combined and prepared while
- * it is in the L1 cache. Its sum of squares is the chunks' in order; it stops at the first
- * failed param (the part's lowest). */
-static void combine_and_prepare(worker *k) {
+/* Phase 2 on the worker's part, a chunk at a time: each chunk is combined and prepared, and
+ * when `then_update` updated, while it is in the L1 cache. The part's sum of squares is the
+ * chunks' in order; it stops at the first failed param (the part's lowest). */
+static void combine_and_prepare(worker *k, int then_update) {
     rt_workers *t = k->team;
     k->sum_sq = 0;
-    k->prepare_bad = -1;
+    k->prepare_bad = k->update_bad = -1;
     for (int64_t a = k->lo; a < k->hi; a += CHUNK) {
         int64_t b = a + CHUNK < k->hi ? a + CHUNK : k->hi;
         double sum_sq;
@@ -220,6 +223,7 @@ static void combine_and_prepare(worker *k) {
         k->prepare_bad = rt_optim_prepare_part(t->op, a, b, &sum_sq);
         if (k->prepare_bad >= 0) return;
         k->sum_sq += sum_sq;
+        if (then_update && k->update_bad < 0) k->update_bad = rt_optim_update_part(t->op, a, b, 1);
     }
 }
 
@@ -244,11 +248,19 @@ static int32_t first_bad(const rt_workers *t, int update) {
     return bad;
 }
 
+/* Without clipping no part waits for the others' gradients: phases 2 and 3 are one pass.
+ * A gradient that is not finite then leaves the other parts updated, which no one sees: the
+ * run stops there (a search trial is marked diverged). */
 static void run_step(worker *k) {
     rt_workers *t = k->team;
     run_grad(k);
     barrier(k, 1);
-    combine_and_prepare(k);
+    if (!t->global_norm) {
+        combine_and_prepare(k, 1);
+        barrier(k, k->index == 0);
+        return;
+    }
+    combine_and_prepare(k, 0);
     barrier(k, 1);
     k->update_bad = -1;
     if (first_bad(t, 0) < 0) {
@@ -275,6 +287,7 @@ rt_workers *rt_workers_start(const nnrt_model *m, nnrt_ctx *master, rt_optim *op
     rt_workers *t = rt_alloc_aligned(1, sizeof *t);
     t->m = m;
     t->op = op;
+    t->global_norm = rt_optim_clips(op);
     t->n = n;
     t->w = rt_alloc_aligned((size_t)n, sizeof *t->w);
     pthread_mutex_init(&t->lock, NULL);

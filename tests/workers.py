@@ -116,6 +116,10 @@ def case_mlp(nnc, src, tmp):
     args = ["--data", "d.csv", "--epochs", "2", "--batch", "35", "--optimizer", "adam",
             "--lr", "0.01"]
     against_one_worker(exe, tmp, args, counts=(2, 4))
+    # Penalties and clipping by the global norm (every part's gradient before any update).
+    args = ["--data", "d.csv", "--epochs", "2", "--l2", "1e-3", "--l1", "h.W=1e-4", "--clip",
+            "0.5", "--momentum", "0.5", "--nesterov", "on"]
+    against_one_worker(exe, tmp, args, counts=(2, 3))
 
 
 def case_cnn(nnc, src, tmp):
@@ -342,6 +346,13 @@ def case_errors(nnc, src, tmp):
         r = run(base + args, tmp, want_status=2)
         check(f"{prog}: error: {message}" in r.stderr, f"{args}: {r.stderr}")
         check(not os.path.exists(os.path.join(tmp, "digits.safetensors")), f"{args}: saved")
+    # A run that blows up stops with one worker's message, at the same step.
+    for args in (["--clip", "1e300", "--lr", "1e308"], ["--optimizer", "adam", "--lr", "1e300"]):
+        one = run(base + args, tmp, want_status=1).stderr
+        check("training stopped" in one, one)
+        for n in ("2", "3"):
+            many = run(base + args + ["--workers", n], tmp, want_status=1).stderr
+            check(many == one, f"{args} --workers {n}: {many}, one worker: {one}")
     f = compile_model(nnc, tmp, "f", PLAIN_MODEL)
     r = run([f, "train"], tmp, want_status=2)
     check("f: error: --workers 2: model 'f' has no inputs, so no batch to split" in r.stderr,
