@@ -1,18 +1,22 @@
 /* workers.c: synchronous data-parallel training on threads (see workers.h).
  *
- * A step is three phases, every worker in each, with a barrier after each:
- *   1. gather the worker's share of the rows and run grad() on it;
- *   2. on the worker's part of the elements: the master gradient = sum over workers k, in
- *      order, of (rows_k / count) * gradient_k; then the optimizer's penalties and
- *      non-finite check, and the part's sum of squares (for clipping);
- *   3. from every part's outcome (read by each worker, in worker order, so all decide
- *      alike): the clipping scale and the update of the part, unless a gradient failed.
- * Without clipping, phase 3 needs nothing from the other parts and is done in phase 2's
- * pass.
- * Worker 0 (the calling thread) starts a step by publishing it and bumping `started`; it
- * waits at the last barrier, the other workers go straight back to waiting for the next
- * step. A step of a small model lasts 50-150 us, and waking a sleeping thread costs tens of
- * us, so waits spin (on counters, no lock) for up to SPIN_SECONDS and only then sleep on a
+ * A step is three phases of N tasks each, the k-th task of each phase being share k's or
+ * part k's whichever thread runs it:
+ *   GRAD    gather share k's rows into ctx k and run grad() on them;
+ *   COMBINE on part k of the elements: the master gradient = sum over shares j, in order, of
+ *           (rows_j / count) * gradient_j; the optimizer's penalties and non-finite check,
+ *           the part's sum of squares (for clipping), and without clipping the update;
+ *   UPDATE  (with --clip) the update of part k, scaled by the global norm, which every
+ *           task reads from all parts' sums in order, so all decide alike.
+ * Each phase starts once the one before has all its tasks done. A thread claims a task by
+ * a compare-and-swap of the task's last claimed step, its own task (thread k: task k) first
+ * and then any other still unclaimed: on a machine with more busy threads than cores a
+ * worker that is not running does not hold the step up, the others do its share. The
+ * arithmetic of a task does not depend on the thread that runs it, so the results do not
+ * either. Worker 0 (the calling thread) publishes a step by bumping `started` and returns
+ * when the last phase is done; the other threads go back to waiting for the next step.
+ * A step of a small model lasts 50-150 us, and waking a sleeping thread costs tens of us, so
+ * waits spin (on counters, no lock) for up to SPIN_SECONDS and only then sleep on a
  * condition variable: a step never sleeps, an idle team (validation, the end of an epoch)
  * does not burn a core. */
 #include "workers.h"
@@ -39,17 +43,20 @@
  * which stay in the L1 cache between the passes over them. */
 #define CHUNK 2048
 
+enum phase { GRAD, COMBINE, UPDATE, N_PHASES };
+
+/* Share k of the batch and part k of the update's elements. */
 typedef struct worker {
     _Alignas(64) struct rt_workers *team; /* a cache line of its own for each worker */
     int index;
-    nnrt_ctx ctx;
-    rt_share share;    /* of the current step */
-    int64_t lo, hi;    /* the part of the update's elements */
-    uint32_t barriers; /* barriers this worker has passed (its own count) */
-    double sum_sq;     /* phase 2's outcome */
+    nnrt_ctx ctx;   /* share k's arenas: the master's for share 0 */
+    rt_share share; /* of the current step */
+    int64_t lo, hi; /* the part of the update's elements */
+    double sum_sq;  /* COMBINE's outcome */
     int32_t prepare_bad;
-    int32_t update_bad; /* phase 3's */
-    pthread_t thread;
+    int32_t update_bad;
+    _Atomic uint32_t claimed[N_PHASES]; /* the last step whose task of each phase was taken */
+    pthread_t thread;                   /* thread k (k >= 1), which prefers task k */
 } worker;
 
 struct rt_workers {
@@ -59,15 +66,16 @@ struct rt_workers {
     int n;
     worker *w;
     /* the current step, written by worker 0 before it bumps `started` */
+    uint32_t step;
     const rt_dataset *d;
     const int64_t *rows;
     int64_t count;
     uint64_t noise_seed;
     int stopping;
-    /* Each counter on a cache line of its own: workers spin on them. */
-    _Alignas(64) _Atomic uint32_t started; /* steps started (one more to stop) */
-    _Alignas(64) _Atomic uint32_t arrived; /* arrivals at barriers, every worker's */
-    _Alignas(64) _Atomic int sleepers;     /* threads asleep (or about to) in wait_until */
+    /* Each counter on a cache line of its own: threads spin on them. */
+    _Alignas(64) _Atomic uint32_t started;        /* steps started (one more to stop) */
+    _Alignas(64) _Atomic uint32_t done[N_PHASES]; /* tasks done, n a step */
+    _Alignas(64) _Atomic int sleepers;            /* threads asleep (or about to) in wait_until */
     pthread_mutex_t lock;
     pthread_cond_t wake;
 };
@@ -123,14 +131,11 @@ static void bump(rt_workers *t, _Atomic uint32_t *counter) {
     pthread_mutex_unlock(&t->lock);
 }
 
-/* Every worker arrives at every barrier, in the same order, so the k-th barrier is passed
- * when the counter has k * n arrivals. A worker that needs nothing from the others past a
- * barrier arrives without waiting. */
-static void barrier(worker *k, int wait) {
-    rt_workers *t = k->team;
-    k->barriers++;
-    bump(t, &t->arrived);
-    if (wait) wait_until(t, &t->arrived, k->barriers * (uint32_t)t->n);
+/* A task of `step`: taken by the first thread whose swap finds the step before it there.
+ * A thread that wakes late, for a step already done, takes nothing. */
+static int claim(worker *task, enum phase p, uint32_t step) {
+    uint32_t before = step - 1;
+    return atomic_compare_exchange_strong(&task->claimed[p], &before, step);
 }
 
 /* ---- shares and parts ---- */
@@ -248,36 +253,56 @@ static int32_t first_bad(const rt_workers *t, int update) {
     return bad;
 }
 
-/* Without clipping no part waits for the others' gradients: phases 2 and 3 are one pass.
- * A gradient that is not finite then leaves the other parts updated, which no one sees: the
- * run stops there (a search trial is marked diverged). */
-static void run_step(worker *k) {
+/* The update of a part scaled by the global norm, unless a gradient failed (--clip). */
+static void clipped_update(worker *k) {
     rt_workers *t = k->team;
-    run_grad(k);
-    barrier(k, 1);
-    if (!t->global_norm) {
-        combine_and_prepare(k, 1);
-        barrier(k, k->index == 0);
-        return;
-    }
-    combine_and_prepare(k, 0);
-    barrier(k, 1);
     k->update_bad = -1;
-    if (first_bad(t, 0) < 0) {
-        double sum_sq = 0;
-        for (int j = 0; j < t->n; j++) sum_sq += t->w[j].sum_sq;
-        update(k, rt_optim_clip_scale(t->op, sum_sq));
+    if (first_bad(t, 0) >= 0) return;
+    double sum_sq = 0;
+    for (int j = 0; j < t->n; j++) sum_sq += t->w[j].sum_sq;
+    update(k, rt_optim_clip_scale(t->op, sum_sq));
+}
+
+static void run_task(worker *task, enum phase p) {
+    switch (p) {
+    case GRAD: run_grad(task); break;
+    case COMBINE: combine_and_prepare(task, !task->team->global_norm); break;
+    case UPDATE: clipped_update(task); break;
+    case N_PHASES: break;
     }
-    barrier(k, k->index == 0);
+}
+
+/* The tasks of a phase this thread can take, its own first. */
+static void run_phase(rt_workers *t, int me, uint32_t step, enum phase p) {
+    for (int i = 0; i < t->n; i++) {
+        worker *task = &t->w[(me + i) % t->n];
+        if (!claim(task, p, step)) continue;
+        run_task(task, p);
+        bump(t, &t->done[p]);
+    }
+}
+
+/* The phases of a step for thread `me`. Without clipping no part waits for the others'
+ * gradients: COMBINE does the update, and a gradient that is not finite leaves the other
+ * parts updated, which no one sees: the run stops there (a search trial is marked
+ * diverged). Returns the last phase, whose end worker 0 waits for. */
+static enum phase run_step(rt_workers *t, int me, uint32_t step) {
+    enum phase last = t->global_norm ? UPDATE : COMBINE;
+    for (enum phase p = GRAD; p <= last; p++) {
+        if (p > GRAD) wait_until(t, &t->done[p - 1], step * (uint32_t)t->n);
+        run_phase(t, me, step, p);
+    }
+    return last;
 }
 
 static void *worker_main(void *arg) {
     worker *k = arg;
     rt_workers *t = k->team;
-    for (uint32_t steps = 1;; steps++) {
-        wait_until(t, &t->started, steps);
+    for (uint32_t seen = 0;;) {
+        wait_until(t, &t->started, seen + 1);
+        seen = atomic_load(&t->started); /* the latest: an earlier one is done */
         if (t->stopping) return NULL;
-        run_step(k);
+        run_step(t, k->index, seen);
     }
 }
 
@@ -335,8 +360,10 @@ int32_t rt_workers_step(rt_workers *t, const rt_dataset *d, const int64_t *rows,
     t->count = count;
     t->noise_seed = noise_seed;
     rt_optim_begin(t->op, lr, step);
+    uint32_t now = ++t->step;
     bump(t, &t->started);
-    run_step(&t->w[0]);
+    enum phase last = run_step(t, 0, now);
+    wait_until(t, &t->done[last], now * (uint32_t)t->n);
     int32_t bad = first_bad(t, 0);
     *kind = bad >= 0 ? RT_FAULT_GRADIENT : RT_FAULT_VALUE;
     return bad >= 0 ? bad : first_bad(t, 1);
