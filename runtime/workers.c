@@ -71,7 +71,7 @@ struct rt_workers {
     const int64_t *rows;
     int64_t count;
     uint64_t noise_seed;
-    int stopping;
+    _Atomic int stopping; /* read by threads that may be between steps */
     /* Each counter on a cache line of its own: threads spin on them. */
     _Alignas(64) _Atomic uint32_t started;        /* steps started (one more to stop) */
     _Alignas(64) _Atomic uint32_t done[N_PHASES]; /* tasks done, n a step */
