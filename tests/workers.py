@@ -272,6 +272,13 @@ def case_train_block(nnc, src, tmp):
     check(read("block.st") == read("option.st"), "workers = 2 and --workers 2 differ")
     check(read("block.st") != read("one.st"), "--workers 1 did not override the block")
     same_weights(os.path.join(tmp, "one.st"), os.path.join(tmp, "block.st"), 1e-12, "block")
+    # search's trials train with the workers too
+    grid = ["search", "--data", "d.csv", "--epochs", "2", "--lr", "0.01,0.1", "--strategy",
+            "grid", "--quiet"]
+    run([exe, *grid, "--workers", "1", "--save", "s1.st"], tmp)
+    run([exe, *grid, "--save", "s2.st"], tmp)
+    same_weights(os.path.join(tmp, "s1.st"), os.path.join(tmp, "s2.st"), 1e-12, "search")
+    check(read("s1.st") != read("s2.st"), "search: --workers 1 did not override the block")
     help_text = run([exe, "train", "--help"], tmp).stdout
     check("--workers N" in help_text and "(default: 2)" in help_text.split("--workers N")[1]
           .splitlines()[0], help_text)
