@@ -7,18 +7,15 @@ running statistics from worker 0's share; checkpoints and Ctrl-C; the refusals.
 usage: workers.py NNC SOURCE_DIR CASE
 Each case runs in a fresh temporary folder. Standard library only; no timing.
 """
-import json
 import os
 import random
 import signal
-import struct
 import subprocess
 import sys
 import tempfile
 
-
-class Failure(Exception):
-    pass
+import e2e  # its runner, its batch-norm model and safetensors readers
+from e2e import Failure, run
 
 
 def check(cond, message):
@@ -26,27 +23,13 @@ def check(cond, message):
         raise Failure(message)
 
 
-def run(cmd, cwd, want_status=0):
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=300)
-    if want_status is not None and proc.returncode != want_status:
-        raise Failure(f"{' '.join(cmd)}: exit status {proc.returncode}, wanted {want_status}\n"
-                      f"--- stdout:\n{proc.stdout}--- stderr:\n{proc.stderr}")
-    return proc
-
-
 def read_weights(path):
-    """{name: [values]} of a safetensors file's F64 tensors (the params and states)."""
-    data = open(path, "rb").read()
-    (n,) = struct.unpack("<Q", data[:8])
-    header, body = json.loads(data[8:8 + n]), data[8 + n:]
-    out = {}
+    """{name: [values]} of a safetensors file's tensors, every one F64 (the params and
+    states of an --f64 model)."""
+    header, _ = e2e.safetensors_parts(path)
     for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        check(info["dtype"] == "F64", f"{path}: {name} is {info['dtype']}, not F64")
-        begin, end = info["data_offsets"]
-        out[name] = list(struct.unpack(f"<{(end - begin) // 8}d", body[begin:end]))
-    return out
+        check(name == "__metadata__" or info["dtype"] == "F64", f"{path}: {name} is not F64")
+    return e2e.read_weights(path)
 
 
 def same_weights(a_path, b_path, rel, what):
@@ -129,42 +112,13 @@ def case_cnn(nnc, src, tmp):
     against_one_worker(exe, tmp, ["--data", "d.csv", "--epochs", "2", "--batch", "16"])
 
 
-LSTM_MODEL = """import "nn"
-model seq {
-    input  x[8, 2]
-    target y[1]
-    h        = lstm(x, 8)
-    output p = dense(h[-1], 1)
-    loss     = mse(p, y)
-}
-train seq {
-    data      = csv("seq.csv", x = 0..15, y = 16)
-    optimizer = adam(lr = 0.01)
-    batch     = 20
-    epochs    = 3
-    seed      = 3
-}
-"""
-
-
-def adding_rows(n, steps=8, seed=11):
-    """The adding problem: values and a marker a step; the target sums the marked values."""
-    rng = random.Random(seed)
-    rows = []
-    for _ in range(n):
-        marked = rng.sample(range(steps), 2)
-        values = [rng.random() for _ in range(steps)]
-        flat = []
-        for t in range(steps):
-            flat += [values[t], 1.0 if t in marked else 0.0]
-        rows.append(flat + [sum(values[t] for t in marked)])
-    return rows
-
-
 def case_lstm(nnc, src, tmp):
-    exe = compile_model(nnc, tmp, "seq", LSTM_MODEL)
-    write_csv(tmp, "seq.csv", adding_rows(120))
-    against_one_worker(exe, tmp, [])
+    """e2e.py's running-sum model with an lstm, on 120 sequences of 8 numbers."""
+    exe = compile_model(nnc, tmp, "seq", e2e.RUNSUM_MODEL % ("lstm(x, 8)", "hs[-1]"))
+    rng = random.Random(3)
+    write_csv(tmp, "runsum.csv", [[rng.uniform(-1, 1) for _ in range(8)] + [rng.randrange(2)]
+                                  for _ in range(120)])
+    against_one_worker(exe, tmp, ["--epochs", "3", "--batch", "20"])
 
 
 DROPOUT_MODEL = """import "nn"
@@ -192,67 +146,22 @@ def case_dropout(nnc, src, tmp):
     against_one_worker(exe, tmp, [], counts=(2, 3))
 
 
-BN_MODEL = """import "nn"
-model bn {
-    input  x[3]
-    target y[1]
-    h = batchnorm(x)
-    p = dense(h, 1)
-    loss = mse(p, y)
-}
-train bn {
-    data    = csv("bn.csv", x = 0..2, y = 3)
-    batch   = 6
-    epochs  = 3
-    shuffle = off
-    optimizer = sgd(lr = 0.1, momentum = 0.9)
-}
-"""
-
-
-def bn_rows(n, seed=7):
-    rng = random.Random(seed)
-    rows = []
-    for _ in range(n):
-        x = [rng.gauss(2, 0.5), rng.gauss(-1, 3), rng.uniform(0, 10)]
-        rows.append(x + [0.3 * x[0] - 0.1 * x[1] + 0.05 * x[2] + rng.gauss(0, 0.1)])
-    return rows
-
-
-def running_stats(shares, epochs):
-    """PyTorch's BatchNorm1d update over each step's share: momentum 0.1, unbiased variance."""
-    mean, var = [0.0] * 3, [1.0] * 3
-    for _ in range(epochs):
-        for chunk in shares:
-            for j in range(3):
-                m = 0.0
-                for r in chunk:
-                    m += r[j]
-                m /= len(chunk)
-                ss = 0.0
-                for r in chunk:
-                    ss += (r[j] - m) * (r[j] - m)
-                mean[j] = 0.9 * mean[j] + 0.1 * m
-                var[j] = 0.9 * var[j] + 0.1 * (ss / (len(chunk) - 1))
-    return mean, var
-
-
 def case_batchnorm(nnc, src, tmp):
     """Batch statistics are each share's; the running statistics are worker 0's share's:
-    the first ceil(B/2) rows of each batch (batches of 6, 6, 6, 5: shares of 3, 3, 3, 3)."""
-    rows = bn_rows(23)
-    exe = compile_model(nnc, tmp, "bn", BN_MODEL)
-    write_csv(tmp, "bn.csv", rows)
-    run([exe, "train", "--quiet", "--workers", "2", "--save", "w.st"], tmp)
-    shares = [[r[:3] for r in rows[s:s + (min(6, 23 - s) + 1) // 2]] for s in range(0, 23, 6)]
-    mean, var = running_stats(shares, 3)
+    the first ceil(B/2) rows of each batch. e2e.py's batch-norm model, its rows and its
+    PyTorch update, with batches of 6, 6, 6 and 5 rows: worker 0's shares are 3 rows each,
+    so the running statistics are those of batches of 3 over those rows."""
+    rows = e2e.bn_rows(23)
+    exe = e2e.bn_build(nnc, tmp, rows)
+    run([exe, "train", "--quiet", "--batch", "6", "--workers", "2", "--save", "w.st"], tmp)
+    shares = [row for s in range(0, 23, 6) for row in rows[s:s + (min(6, 23 - s) + 1) // 2]]
+    mean, var = e2e.bn_running_stats(shares, 3, 3)
     w = read_weights(os.path.join(tmp, "w.st"))
-    for name, want in (("h.running_mean", mean), ("h.running_var", var)):
-        worst = max(abs(a - b) / max(1.0, abs(b)) for a, b in zip(w[name], want))
-        check(worst <= 1e-13, f"{name}: {w[name]}, wanted {want}")
+    e2e.close_all(w["h.running_mean"], mean, 1e-13, "h.running_mean")
+    e2e.close_all(w["h.running_var"], var, 1e-13, "h.running_var")
     check(w["h.gamma"] != [1.0, 1.0, 1.0], "h.gamma did not train")
     # With one worker they are the whole batch's, and differ.
-    run([exe, "train", "--quiet", "--save", "one.st"], tmp)
+    run([exe, "train", "--quiet", "--batch", "6", "--save", "one.st"], tmp)
     check(read_weights(os.path.join(tmp, "one.st"))["h.running_mean"] != w["h.running_mean"],
           "one worker's running mean equals two workers'")
 
