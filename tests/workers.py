@@ -121,6 +121,18 @@ def case_lstm(nnc, src, tmp):
     against_one_worker(exe, tmp, ["--epochs", "3", "--batch", "20"])
 
 
+def case_text(nnc, src, tmp):
+    """examples/bigram_text.nn on the first 20000 bytes of its text: each worker cuts its
+    windows from the text itself."""
+    exe = example(nnc, src, tmp, "bigram_text")
+    with open(os.path.join(src, "examples", "genesis.txt"), "rb") as f:
+        head = f.read(20000)
+    with open(os.path.join(tmp, "genesis.txt"), "wb") as f:
+        f.write(head[:head.rindex(b" ")])  # whole UTF-8 characters
+    against_one_worker(exe, tmp, ["--epochs", "2", "--optimizer", "sgd", "--lr", "1"],
+                       counts=(2, 3))
+
+
 DROPOUT_MODEL = """import "nn"
 model drop {
     input  x[64]
