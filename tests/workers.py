@@ -103,6 +103,9 @@ def case_mlp(nnc, src, tmp):
     args = ["--data", "d.csv", "--epochs", "2", "--l2", "1e-3", "--l1", "h.W=1e-4", "--clip",
             "0.5", "--momentum", "0.5", "--nesterov", "on"]
     against_one_worker(exe, tmp, args, counts=(2, 3))
+    # Early stopping keeps the same epoch's weights.
+    against_one_worker(exe, tmp, ["--data", "d.csv", "--epochs", "6", "--early-stopping", "on",
+                                  "--patience", "1", "--lr", "0.5"])
 
 
 def case_cnn(nnc, src, tmp):
