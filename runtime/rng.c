@@ -25,6 +25,11 @@ void rt_rng_seed(rt_rng *rng, int64_t seed, enum rt_stream stream) {
     rng->spare = 0.0;
 }
 
+void rt_rng_seed_part(rt_rng *rng, int64_t seed, enum rt_stream stream, uint64_t part) {
+    uint64_t x = part;
+    rt_rng_seed(rng, seed ^ (int64_t)splitmix64(&x), stream);
+}
+
 uint64_t rt_rng_next(rt_rng *rng) {
     uint64_t *s = rng->s;
     uint64_t result = rotl(s[1] * 5, 7) * 9;

@@ -19,6 +19,7 @@
 
 #include "checkpoint.h"
 #include "files.h"
+#include "hogwild.h"
 #include "init.h"
 #include "optim.h"
 #include "plot.h"
@@ -247,6 +248,7 @@ typedef struct run {
      * n_params columns (the epoch first), at most RT_NORM_MAX_ROWS, thinned as the history. */
     double *grad_norms, *norm_history;
     int64_t norm_rows;
+    rt_hogwild *hogwild; /* --hogwild's threads, made at its first epoch; else NULL */
 } run;
 
 static int has_inputs(const run *r) {
@@ -270,6 +272,7 @@ static void run_init(run *r, const nnrt_model *m, const rt_options *o, const rt_
     r->data = data;
     r->fixed = fixed;
     check_settings(o, m, data->n_validation);
+    if (o->hogwild > 0) rt_hogwild_check(o, data->n_train);
     if (has_inputs(r)) {
         if (o->batch < 1) rt_usage_error("the batch size must be at least 1 (give --batch N)");
         r->batch = o->batch < data->n_train ? o->batch : data->n_train;
@@ -305,6 +308,7 @@ static void run_init(run *r, const nnrt_model *m, const rt_options *o, const rt_
 }
 
 static void run_free(run *r) {
+    rt_hogwild_free(r->hogwild);
     rt_optim_free(r->opt);
     rt_free_ctx_varying(&r->ctx);
     rt_free_ctx_varying(&r->eval_ctx);
@@ -561,7 +565,58 @@ static _Noreturn void stop_interrupted(run *r) {
             "%s: continue with: %s train --resume %s (and the same options)\n",
             rt_program_name(), at, r->o->checkpoint, rt_program_name(), rt_program_name(),
             r->o->checkpoint);
+    if (r->o->hogwild > 0)
+        fprintf(stderr,
+                "%s: (--hogwild: the updates the threads made in this epoch are in the saved "
+                "weights; resuming runs the epoch again from its start)\n",
+                rt_program_name());
     exit(130);
+}
+
+/* ---- HOGWILD! ---- */
+
+static void hogwild_tick(void *arg, int64_t rows_done, rt_metrics thread0) {
+    run *r = arg;
+    if (r->progress)
+        rt_progress_tick(r->progress, r->epoch + 1, r->epochs, rows_done, r->data->n_train,
+                         thread0);
+}
+
+/* A whole epoch by --hogwild's threads (hogwild.c), in place of the steps of run_epochs:
+ * always from the epoch's start (a checkpoint's pos is not a place in the threads' shards).
+ * The step count counts every thread's steps. Ctrl-C saves the state between epochs, with
+ * the interrupted epoch's updates in the params: the one consistent point there is. Returns 0
+ * when the run has ended (the step limit); a fault or Ctrl-C exits. */
+static int hogwild_epoch(run *r, double lr) {
+    const rt_train_data *d = r->data;
+    if (r->o->steps > 0 && r->step >= r->o->steps) {
+        r->stop = FINISHED;
+        return 0;
+    }
+    if (!r->hogwild)
+        r->hogwild =
+            rt_hogwild_new(r->m, r->o, &r->ctx, &d->train, d->train_rows, d->n_train, r->batch);
+    rt_hogwild_epoch e = {.epoch = r->epoch,
+                          .lr = lr,
+                          .step_limit = r->o->steps,
+                          .steps = r->step,
+                          .interrupted = &interrupted,
+                          .tick = hogwild_tick,
+                          .tick_arg = r};
+    enum rt_hogwild_end end = rt_hogwild_run_epoch(r->hogwild, &e);
+    r->step = e.steps;
+    r->partial = e.metrics;
+    r->pos = d->n_train;
+    if (end == RT_HOGWILD_FAULT) {
+        int32_t bad = nonfinite_weight(r->m, r->fixed);
+        fault(r, e.bad_cost, bad < r->m->n_params ? bad : -1, RT_FAULT_VALUE);
+    }
+    if (end == RT_HOGWILD_INTERRUPTED) {
+        r->pos = 0;
+        memset(&r->partial, 0, sizeof r->partial);
+        stop_interrupted(r);
+    }
+    return 1;
 }
 
 /* Epochs until the last, the step limit, early stopping or Ctrl-C. A run resumed from a
@@ -575,6 +630,7 @@ static void run_epochs(run *r) {
         }
         r->epoch_start = rt_now();
         double lr = rt_schedule_lr(r->o, r->epoch + 1, r->epochs);
+        if (r->o->hogwild > 0 && !hogwild_epoch(r, lr)) return;
         while (r->pos < d->n_train) {
             if (has_inputs(r) && r->o->steps > 0 && r->step == r->o->steps) break;
             int64_t count = d->n_train - r->pos < r->batch ? d->n_train - r->pos : r->batch;
