@@ -280,6 +280,7 @@ enum rt_hogwild_end rt_hogwild_run_epoch(rt_hogwild *h, rt_hogwild_epoch *e) {
         if (!isfinite(w->bad_cost) && isfinite(e->bad_cost)) e->bad_cost = w->bad_cost;
     }
     e->steps = atomic_load(&h->steps);
+    e->rows_done = atomic_load(&h->rows_done);
     h->epoch = NULL;
     return (enum rt_hogwild_end)atomic_load(&h->stop);
 }

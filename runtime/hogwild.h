@@ -40,8 +40,9 @@ enum rt_hogwild_end {
 /* One epoch. In: epoch (0-based; seeds each thread's shuffle and noise), lr, step_limit (0:
  * none), steps (the run's step count so far), interrupted (set by the SIGINT handler; read by
  * thread 0 only), tick (called by thread 0 after its steps, with the rows all threads have
- * done and thread 0's metrics). Out: steps (every thread's steps counted), metrics (the
- * threads' sums, added in thread order), bad_cost (a FAULT's loss). */
+ * done and thread 0's metrics). Out: steps (every thread's steps counted), rows_done (by
+ * all threads), metrics (of those rows: the threads' sums, added in thread order), bad_cost
+ * (a FAULT's loss). */
 typedef struct rt_hogwild_epoch {
     int64_t epoch;
     double lr;
@@ -50,6 +51,7 @@ typedef struct rt_hogwild_epoch {
     const volatile sig_atomic_t *interrupted;
     void (*tick)(void *arg, int64_t rows_done, rt_metrics thread0);
     void *tick_arg;
+    int64_t rows_done;
     rt_metrics metrics;
     double bad_cost;
 } rt_hogwild_epoch;

@@ -565,10 +565,10 @@ static _Noreturn void stop_interrupted(run *r) {
             "%s: continue with: %s train --resume %s (and the same options)\n",
             rt_program_name(), at, r->o->checkpoint, rt_program_name(), rt_program_name(),
             r->o->checkpoint);
-    if (r->o->hogwild > 0)
+    if (r->o->hogwild > 0 && r->pos > 0)
         fprintf(stderr,
-                "%s: (--hogwild: the updates the threads made in this epoch are in the saved "
-                "weights; resuming runs the epoch again from its start)\n",
+                "%s: (--hogwild: the threads' updates of this epoch so far are in the saved "
+                "weights; a run resumed with --hogwild starts the epoch again)\n",
                 rt_program_name());
     exit(130);
 }
@@ -584,9 +584,10 @@ static void hogwild_tick(void *arg, int64_t rows_done, rt_metrics thread0) {
 
 /* A whole epoch by --hogwild's threads (hogwild.c), in place of the steps of run_epochs:
  * always from the epoch's start (a checkpoint's pos is not a place in the threads' shards).
- * The step count counts every thread's steps. Ctrl-C saves the state between epochs, with
- * the interrupted epoch's updates in the params: the one consistent point there is. Returns 0
- * when the run has ended (the step limit); a fault or Ctrl-C exits. */
+ * The step count counts every thread's steps. Ctrl-C stops each thread after its step and
+ * saves the state once all have joined: the params with every update made so far, pos the
+ * rows the threads did, the metrics of those rows. Returns 0 when the run has ended (the step
+ * limit); a fault or Ctrl-C exits. */
 static int hogwild_epoch(run *r, double lr) {
     const rt_train_data *d = r->data;
     if (r->o->steps > 0 && r->step >= r->o->steps) {
@@ -606,16 +607,14 @@ static int hogwild_epoch(run *r, double lr) {
     enum rt_hogwild_end end = rt_hogwild_run_epoch(r->hogwild, &e);
     r->step = e.steps;
     r->partial = e.metrics;
-    r->pos = d->n_train;
+    r->pos = e.rows_done;
     if (end == RT_HOGWILD_FAULT) {
         int32_t bad = nonfinite_weight(r->m, r->fixed);
         fault(r, e.bad_cost, bad < r->m->n_params ? bad : -1, RT_FAULT_VALUE);
     }
-    if (end == RT_HOGWILD_INTERRUPTED) {
-        r->pos = 0;
-        memset(&r->partial, 0, sizeof r->partial);
-        stop_interrupted(r);
-    }
+    /* a Ctrl-C as the last rows were done ends the epoch first, as run_epochs does */
+    if (end == RT_HOGWILD_INTERRUPTED && r->pos < d->n_train) stop_interrupted(r);
+    r->pos = d->n_train;
     return 1;
 }
 
@@ -1283,6 +1282,7 @@ int rt_cmd_train(const nnrt_model *m, const rt_options *o) {
     if (o->log) rt_check_writable(o->log);
     if (o->resume && o->init_weights)
         rt_usage_error("give --resume FILE or --init-weights FILE, not both");
+    if (o->hogwild > 0) rt_hogwild_check(o, INT64_MAX); /* before the trace writes its header */
     rt_trace *trace = rt_trace_open(m, o);
     void *fixed = rt_new_fixed_arena(m);
     rt_start_weights(m, fixed, o->init_weights, o->seed);
