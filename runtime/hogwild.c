@@ -1,8 +1,11 @@
 /* hogwild.c: HOGWILD! (see hogwild.h). The threads of an epoch are made and joined by the
- * epoch: between two joins nothing synchronises them but three atomics (the step count, the
- * rows done, a stop flag). Everything else a thread writes is its own (its ctx's arenas, its
- * shard, its generators, its metrics), except THE params, which every thread's sgd_step reads
- * and writes without a lock: the race the algorithm is made of. */
+ * epoch: between two joins nothing synchronises them but atomics: a stop flag, each thread's
+ * count of rows done (for the progress bar), and, under --steps, the run's step count, which
+ * the threads claim steps from. Everything else a thread writes is its own (its ctx's arenas,
+ * its shard, its generators, its metrics), except THE params, which every thread's sgd_step
+ * reads and writes without a lock: the race the algorithm is made of. Each atomic a thread
+ * writes at every step has a cache line of its own, so that with small steps (a sparse model,
+ * batch 1) the threads do not wait on each other's writes of counters. */
 #include "hogwild.h"
 
 #include <math.h>
@@ -15,6 +18,10 @@
 
 /* More threads than this is a usage error: a typo, not a machine. */
 #define RT_HOGWILD_MAX 256
+/* Thread 0 sums the rows done for the progress bar every this many of its steps: reading the
+ * other threads' counters moves their cache lines. */
+#define TICK_EVERY 64
+#define CACHE_LINE 64
 
 /* ---- ThreadSanitizer ----
  *
@@ -63,8 +70,11 @@ typedef struct worker {
     int64_t shard_rows; /* at least 1 */
     rt_rng shuffle_rng, noise_rng;
     rt_metrics metrics; /* this epoch's */
+    int64_t steps;      /* this epoch's */
     double bad_cost;
     pthread_t thread;
+    /* rows of its shard done this epoch: written by this thread, read by thread 0 */
+    _Alignas(CACHE_LINE) _Atomic int64_t rows_done;
 } worker;
 
 struct rt_hogwild {
@@ -78,9 +88,10 @@ struct rt_hogwild {
     int64_t *order; /* the shards, back to back */
     /* this epoch's */
     rt_hogwild_epoch *epoch;
-    _Atomic int64_t steps;     /* every thread's steps, the run's step count */
-    _Atomic int64_t rows_done; /* for the progress bar */
-    _Atomic int stop;          /* an enum rt_hogwild_end other than DONE; DONE: go on */
+    /* with a step limit: every thread's steps, the run's step count */
+    _Alignas(CACHE_LINE) _Atomic int64_t claimed;
+    /* an enum rt_hogwild_end other than DONE; DONE: go on. Written once, read at every step */
+    _Alignas(CACHE_LINE) _Atomic int stop;
 };
 
 void rt_hogwild_check(const rt_options *o, int64_t n_train) {
@@ -131,7 +142,7 @@ rt_hogwild *rt_hogwild_new(const nnrt_model *m, const rt_options *o, nnrt_ctx *m
                            const rt_dataset *train, const int64_t *rows, int64_t n_rows,
                            int64_t batch) {
     rt_hogwild_check(o, n_rows);
-    rt_hogwild *h = rt_alloc(sizeof *h);
+    rt_hogwild *h = rt_alloc_aligned(1, sizeof *h);
     h->m = m;
     h->o = o;
     h->train = train;
@@ -146,7 +157,7 @@ rt_hogwild *rt_hogwild_new(const nnrt_model *m, const rt_options *o, nnrt_ctx *m
         rt_rng_seed(&rng, o->seed, RT_STREAM_SHUFFLE);
         shuffle(h->order, n_rows, &rng);
     }
-    h->workers = rt_alloc_array((size_t)h->n, sizeof *h->workers);
+    h->workers = rt_alloc_aligned((size_t)h->n, sizeof *h->workers);
     int64_t at = 0;
     for (int i = 0; i < h->n; i++) {
         worker *w = &h->workers[i];
@@ -168,14 +179,18 @@ void rt_hogwild_free(rt_hogwild *h) {
     rt_free(h);
 }
 
-/* Claims the next step of the run, unless the step limit is reached. */
-static int claim_step(rt_hogwild *h) {
+/* Claims the next step of the run, unless the step limit (--steps) is reached; without one
+ * each thread counts its own steps and nothing is shared. */
+static int claim_step(rt_hogwild *h, worker *w) {
     int64_t limit = h->epoch->step_limit;
-    int64_t s = atomic_load_explicit(&h->steps, memory_order_relaxed);
-    do
-        if (limit > 0 && s >= limit) return 0;
-    while (!atomic_compare_exchange_weak_explicit(&h->steps, &s, s + 1, memory_order_relaxed,
-                                                  memory_order_relaxed));
+    if (limit > 0) {
+        int64_t s = atomic_load_explicit(&h->claimed, memory_order_relaxed);
+        do
+            if (s >= limit) return 0;
+        while (!atomic_compare_exchange_weak_explicit(&h->claimed, &s, s + 1, memory_order_relaxed,
+                                                      memory_order_relaxed));
+    }
+    w->steps++;
     return 1;
 }
 
@@ -207,13 +222,19 @@ static int step(worker *w, const int64_t *rows, int64_t count) {
     return 1;
 }
 
+static int64_t rows_done(rt_hogwild *h) {
+    int64_t n = 0;
+    for (int i = 0; i < h->n; i++)
+        n += atomic_load_explicit(&h->workers[i].rows_done, memory_order_relaxed);
+    return n;
+}
+
 /* Thread 0 is the main thread: it alone sees SIGINT (the others block it) and draws the
  * progress bar. */
 static void thread0_between_steps(rt_hogwild *h, worker *w) {
     rt_hogwild_epoch *e = h->epoch;
     if (e->interrupted && *e->interrupted) stop_all(h, RT_HOGWILD_INTERRUPTED);
-    if (e->tick)
-        e->tick(e->tick_arg, atomic_load_explicit(&h->rows_done, memory_order_relaxed), w->metrics);
+    if (e->tick && w->steps % TICK_EVERY == 0) e->tick(e->tick_arg, rows_done(h), w->metrics);
 }
 
 static void *run_shard(void *arg) {
@@ -221,14 +242,14 @@ static void *run_shard(void *arg) {
     rt_hogwild *h = w->h;
     for (int64_t at = 0; at < w->shard_rows;) {
         if (atomic_load_explicit(&h->stop, memory_order_relaxed) != RT_HOGWILD_DONE) break;
-        if (!claim_step(h)) break;
+        if (!claim_step(h, w)) break;
         int64_t count = w->shard_rows - at < h->batch ? w->shard_rows - at : h->batch;
         if (!step(w, w->shard + at, count)) {
             stop_all(h, RT_HOGWILD_FAULT);
             break;
         }
         at += count;
-        atomic_fetch_add_explicit(&h->rows_done, count, memory_order_relaxed);
+        atomic_store_explicit(&w->rows_done, at, memory_order_relaxed);
         if (w->index == 0) thread0_between_steps(h, w);
     }
     return NULL;
@@ -243,7 +264,9 @@ static void start_epoch(worker *w, int64_t epoch) {
     rt_rng_seed_part(&w->noise_rng, o->seed, RT_STREAM_HOGWILD_NOISE, part);
     if (o->shuffle) shuffle(w->shard, w->shard_rows, &w->shuffle_rng);
     memset(&w->metrics, 0, sizeof w->metrics);
+    w->steps = 0;
     w->bad_cost = 0;
+    atomic_store(&w->rows_done, 0);
 }
 
 /* Starts threads 1.. with SIGINT blocked (they inherit the mask), so that Ctrl-C's handler
@@ -262,8 +285,7 @@ static void start_threads(rt_hogwild *h) {
 
 enum rt_hogwild_end rt_hogwild_run_epoch(rt_hogwild *h, rt_hogwild_epoch *e) {
     h->epoch = e;
-    atomic_store(&h->steps, e->steps);
-    atomic_store(&h->rows_done, 0);
+    atomic_store(&h->claimed, e->steps);
     atomic_store(&h->stop, RT_HOGWILD_DONE);
     for (int i = 0; i < h->n; i++) start_epoch(&h->workers[i], e->epoch);
     start_threads(h);
@@ -271,16 +293,16 @@ enum rt_hogwild_end rt_hogwild_run_epoch(rt_hogwild *h, rt_hogwild_epoch *e) {
     for (int i = 1; i < h->n; i++) pthread_join(h->workers[i].thread, NULL);
     memset(&e->metrics, 0, sizeof e->metrics);
     e->bad_cost = 0;
+    e->rows_done = rows_done(h);
     for (int i = 0; i < h->n; i++) {
         const worker *w = &h->workers[i];
+        e->steps += w->steps;
         e->metrics.loss_sum += w->metrics.loss_sum;
         e->metrics.correct += w->metrics.correct;
         e->metrics.samples += w->metrics.samples;
         e->metrics.judged += w->metrics.judged;
         if (!isfinite(w->bad_cost) && isfinite(e->bad_cost)) e->bad_cost = w->bad_cost;
     }
-    e->steps = atomic_load(&h->steps);
-    e->rows_done = atomic_load(&h->rows_done);
     h->epoch = NULL;
     return (enum rt_hogwild_end)atomic_load(&h->stop);
 }
