@@ -129,15 +129,6 @@ void rt_hogwild_check(const rt_options *o, int64_t n_train) {
                        (long long)n, (long long)n_train);
 }
 
-static void shuffle(int64_t *rows, int64_t n, rt_rng *rng) {
-    for (int64_t i = n - 1; i > 0; i--) {
-        int64_t j = (int64_t)rt_rng_below(rng, (uint64_t)i + 1);
-        int64_t t = rows[i];
-        rows[i] = rows[j];
-        rows[j] = t;
-    }
-}
-
 rt_hogwild *rt_hogwild_new(const nnrt_model *m, const rt_options *o, nnrt_ctx *master,
                            const rt_dataset *train, const int64_t *rows, int64_t n_rows,
                            int64_t batch) {
@@ -155,7 +146,7 @@ rt_hogwild *rt_hogwild_new(const nnrt_model *m, const rt_options *o, nnrt_ctx *m
     if (o->shuffle) { /* the permutation of the run's first epoch (train.c), cut into shards */
         rt_rng rng;
         rt_rng_seed(&rng, o->seed, RT_STREAM_SHUFFLE);
-        shuffle(h->order, n_rows, &rng);
+        rt_rng_shuffle(&rng, h->order, n_rows);
     }
     h->workers = rt_alloc_aligned((size_t)h->n, sizeof *h->workers);
     int64_t at = 0;
@@ -262,7 +253,7 @@ static void start_epoch(worker *w, int64_t epoch) {
     uint64_t part = (uint64_t)epoch * RT_HOGWILD_MAX + (uint64_t)w->index;
     rt_rng_seed_part(&w->shuffle_rng, o->seed, RT_STREAM_HOGWILD_SHUFFLE, part);
     rt_rng_seed_part(&w->noise_rng, o->seed, RT_STREAM_HOGWILD_NOISE, part);
-    if (o->shuffle) shuffle(w->shard, w->shard_rows, &w->shuffle_rng);
+    if (o->shuffle) rt_rng_shuffle(&w->shuffle_rng, w->shard, w->shard_rows);
     memset(&w->metrics, 0, sizeof w->metrics);
     w->steps = 0;
     w->bad_cost = 0;

@@ -69,3 +69,12 @@ double rt_rng_normal(rt_rng *rng) {
     rng->has_spare = 1;
     return r * cos(two_pi * u2);
 }
+
+void rt_rng_shuffle(rt_rng *rng, int64_t *items, int64_t n) {
+    for (int64_t i = n - 1; i > 0; i--) {
+        int64_t j = (int64_t)rt_rng_below(rng, (uint64_t)i + 1);
+        int64_t t = items[i];
+        items[i] = items[j];
+        items[j] = t;
+    }
+}

@@ -37,5 +37,7 @@ double rt_rng_uniform(rt_rng *rng);
 uint64_t rt_rng_below(rt_rng *rng, uint64_t n);
 /* Standard normal, by the Box-Muller transform. */
 double rt_rng_normal(rt_rng *rng);
+/* Puts items[0..n) in a uniformly random order (Fisher-Yates, from the last item down). */
+void rt_rng_shuffle(rt_rng *rng, int64_t *items, int64_t n);
 
 #endif

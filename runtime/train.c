@@ -31,15 +31,6 @@
 
 /* ---- rows ---- */
 
-static void shuffle_rows(int64_t *rows, int64_t n, rt_rng *rng) {
-    for (int64_t i = n - 1; i > 0; i--) {
-        int64_t j = (int64_t)rt_rng_below(rng, (uint64_t)i + 1);
-        int64_t t = rows[i];
-        rows[i] = rows[j];
-        rows[j] = t;
-    }
-}
-
 /* The validation rows are the last round(fraction * n) of a seeded permutation; both sets
  * keep file order, so with --shuffle off training visits rows as the file lists them. */
 static void split_rows(rt_train_data *data, int64_t n, double fraction, int64_t seed) {
@@ -53,7 +44,7 @@ static void split_rows(rt_train_data *data, int64_t n, double fraction, int64_t 
         for (int64_t i = 0; i < n; i++) perm[i] = i;
         rt_rng rng;
         rt_rng_seed(&rng, seed, RT_STREAM_SPLIT);
-        shuffle_rows(perm, n, &rng);
+        rt_rng_shuffle(&rng, perm, n);
         for (int64_t i = data->n_train; i < n; i++) held_out[perm[i]] = 1;
         rt_free(perm);
     }
@@ -624,7 +615,8 @@ static void run_epochs(run *r) {
     const rt_train_data *d = r->data;
     while (r->epoch < r->epochs && r->stop == RUNNING) {
         if (r->pos == 0) {
-            if (r->o->shuffle && has_inputs(r)) shuffle_rows(r->order, d->n_train, &r->shuffle_rng);
+            if (r->o->shuffle && has_inputs(r))
+                rt_rng_shuffle(&r->shuffle_rng, r->order, d->n_train);
             memset(&r->partial, 0, sizeof r->partial);
         }
         r->epoch_start = rt_now();
