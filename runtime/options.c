@@ -152,6 +152,9 @@ static const opt_spec option_table[] = {
      "training runs to try (grid: at most this many)"},
     {"strategy", "NAME", OPT_WORD, AT(strategy), FOR_SEARCH, 1, 0, 0, "random|grid",
      "random samples of the ranges, or every grid point"},
+    {"hogwild", "N", OPT_INT, AT(hogwild), FOR_TRAIN, 1, 0, 0, NULL,
+     "HOGWILD!: N threads, each on its shard of the rows, update the params without locks "
+     "(plain sgd; NOT deterministic: runs differ); 0: off"},
     {"quiet", NULL, OPT_FLAG, AT(quiet), FOR_TRAINING, 0, 0, 0, NULL, "no progress on stderr"},
 };
 #undef SETTING

@@ -70,6 +70,7 @@ typedef struct rt_options {
     double temperature;       /* sample: softmax(z / T); 0: the most likely character */
     const char *prime;        /* sample: the text to start from; NULL: a newline */
     int print_scores;         /* sample --scores */
+    int64_t hogwild;          /* train: HOGWILD! threads; 0: off */
     int quiet;
 } rt_options;
 

@@ -25,6 +25,11 @@ void rt_rng_seed(rt_rng *rng, int64_t seed, enum rt_stream stream) {
     rng->spare = 0.0;
 }
 
+void rt_rng_seed_part(rt_rng *rng, int64_t seed, enum rt_stream stream, uint64_t part) {
+    uint64_t x = part;
+    rt_rng_seed(rng, seed ^ (int64_t)splitmix64(&x), stream);
+}
+
 uint64_t rt_rng_next(rt_rng *rng) {
     uint64_t *s = rng->s;
     uint64_t result = rotl(s[1] * 5, 7) * 9;
@@ -63,4 +68,13 @@ double rt_rng_normal(rt_rng *rng) {
     rng->spare = r * sin(two_pi * u2);
     rng->has_spare = 1;
     return r * cos(two_pi * u2);
+}
+
+void rt_rng_shuffle(rt_rng *rng, int64_t *items, int64_t n) {
+    for (int64_t i = n - 1; i > 0; i--) {
+        int64_t j = (int64_t)rt_rng_below(rng, (uint64_t)i + 1);
+        int64_t t = items[i];
+        items[i] = items[j];
+        items[j] = t;
+    }
 }

@@ -19,6 +19,7 @@
 
 #include "checkpoint.h"
 #include "files.h"
+#include "hogwild.h"
 #include "init.h"
 #include "optim.h"
 #include "plot.h"
@@ -30,15 +31,6 @@
 #include "workers.h"
 
 /* ---- rows ---- */
-
-static void shuffle_rows(int64_t *rows, int64_t n, rt_rng *rng) {
-    for (int64_t i = n - 1; i > 0; i--) {
-        int64_t j = (int64_t)rt_rng_below(rng, (uint64_t)i + 1);
-        int64_t t = rows[i];
-        rows[i] = rows[j];
-        rows[j] = t;
-    }
-}
 
 /* The validation rows are the last round(fraction * n) of a seeded permutation; both sets
  * keep file order, so with --shuffle off training visits rows as the file lists them. */
@@ -53,7 +45,7 @@ static void split_rows(rt_train_data *data, int64_t n, double fraction, int64_t 
         for (int64_t i = 0; i < n; i++) perm[i] = i;
         rt_rng rng;
         rt_rng_seed(&rng, seed, RT_STREAM_SPLIT);
-        shuffle_rows(perm, n, &rng);
+        rt_rng_shuffle(&rng, perm, n);
         for (int64_t i = data->n_train; i < n; i++) held_out[perm[i]] = 1;
         rt_free(perm);
     }
@@ -249,6 +241,7 @@ typedef struct run {
      * n_params columns (the epoch first), at most RT_NORM_MAX_ROWS, thinned as the history. */
     double *grad_norms, *norm_history;
     int64_t norm_rows;
+    rt_hogwild *hogwild; /* --hogwild's threads, made at its first epoch; else NULL */
 } run;
 
 static int has_inputs(const run *r) {
@@ -289,6 +282,10 @@ static void check_workers(const run *r) {
         rt_usage_error("--log-grad-norms is not available with --workers %lld: run it with one "
                        "worker",
                        (long long)n);
+    if (o->hogwild > 0)
+        rt_usage_error("--workers %lld and --hogwild %lld are two ways to train on several "
+                       "threads: give one of them",
+                       (long long)n, (long long)o->hogwild);
 }
 
 static void run_init(run *r, const nnrt_model *m, const rt_options *o, const rt_train_data *data,
@@ -299,6 +296,7 @@ static void run_init(run *r, const nnrt_model *m, const rt_options *o, const rt_
     r->data = data;
     r->fixed = fixed;
     check_settings(o, m, data->n_validation);
+    if (o->hogwild > 0) rt_hogwild_check(o, data->n_train);
     if (has_inputs(r)) {
         if (o->batch < 1) rt_usage_error("the batch size must be at least 1 (give --batch N)");
         r->batch = o->batch < data->n_train ? o->batch : data->n_train;
@@ -342,6 +340,7 @@ static void run_init(run *r, const nnrt_model *m, const rt_options *o, const rt_
 
 static void run_free(run *r) {
     rt_workers_stop(r->workers);
+    rt_hogwild_free(r->hogwild);
     rt_optim_free(r->opt);
     rt_free_ctx_varying(&r->ctx);
     rt_free_ctx_varying(&r->eval_ctx);
@@ -616,7 +615,57 @@ static _Noreturn void stop_interrupted(run *r) {
             "%s: continue with: %s train --resume %s (and the same options)\n",
             rt_program_name(), at, r->o->checkpoint, rt_program_name(), rt_program_name(),
             r->o->checkpoint);
+    if (r->o->hogwild > 0 && r->pos > 0)
+        fprintf(stderr,
+                "%s: (--hogwild: the threads' updates of this epoch so far are in the saved "
+                "weights; a run resumed with --hogwild starts the epoch again)\n",
+                rt_program_name());
     exit(130);
+}
+
+/* ---- HOGWILD! ---- */
+
+static void hogwild_tick(void *arg, int64_t rows_done, rt_metrics thread0) {
+    run *r = arg;
+    if (r->progress)
+        rt_progress_tick(r->progress, r->epoch + 1, r->epochs, rows_done, r->data->n_train,
+                         thread0);
+}
+
+/* A whole epoch by --hogwild's threads (hogwild.c), in place of the steps of run_epochs:
+ * always from the epoch's start (a checkpoint's pos is not a place in the threads' shards).
+ * The step count counts every thread's steps. Ctrl-C stops each thread after its step and
+ * saves the state once all have joined: the params with every update made so far, pos the
+ * rows the threads did, the metrics of those rows. Returns 0 when the run has ended (the step
+ * limit); a fault or Ctrl-C exits. */
+static int hogwild_epoch(run *r, double lr) {
+    const rt_train_data *d = r->data;
+    if (r->o->steps > 0 && r->step >= r->o->steps) {
+        r->stop = FINISHED;
+        return 0;
+    }
+    if (!r->hogwild)
+        r->hogwild =
+            rt_hogwild_new(r->m, r->o, &r->ctx, &d->train, d->train_rows, d->n_train, r->batch);
+    rt_hogwild_epoch e = {.epoch = r->epoch,
+                          .lr = lr,
+                          .step_limit = r->o->steps,
+                          .steps = r->step,
+                          .interrupted = &interrupted,
+                          .tick = hogwild_tick,
+                          .tick_arg = r};
+    enum rt_hogwild_end end = rt_hogwild_run_epoch(r->hogwild, &e);
+    r->step = e.steps;
+    r->partial = e.metrics;
+    r->pos = e.rows_done;
+    if (end == RT_HOGWILD_FAULT) {
+        int32_t bad = nonfinite_weight(r->m, r->fixed);
+        fault(r, e.bad_cost, bad < r->m->n_params ? bad : -1, RT_FAULT_VALUE);
+    }
+    /* a Ctrl-C as the last rows were done ends the epoch first, as run_epochs does */
+    if (end == RT_HOGWILD_INTERRUPTED && r->pos < d->n_train) stop_interrupted(r);
+    r->pos = d->n_train;
+    return 1;
 }
 
 /* Epochs until the last, the step limit, early stopping or Ctrl-C. A run resumed from a
@@ -625,11 +674,13 @@ static void run_epochs(run *r) {
     const rt_train_data *d = r->data;
     while (r->epoch < r->epochs && r->stop == RUNNING) {
         if (r->pos == 0) {
-            if (r->o->shuffle && has_inputs(r)) shuffle_rows(r->order, d->n_train, &r->shuffle_rng);
+            if (r->o->shuffle && has_inputs(r))
+                rt_rng_shuffle(&r->shuffle_rng, r->order, d->n_train);
             memset(&r->partial, 0, sizeof r->partial);
         }
         r->epoch_start = rt_now();
         double lr = rt_schedule_lr(r->o, r->epoch + 1, r->epochs);
+        if (r->o->hogwild > 0 && !hogwild_epoch(r, lr)) return;
         while (r->pos < d->n_train) {
             if (has_inputs(r) && r->o->steps > 0 && r->step == r->o->steps) break;
             int64_t count = d->n_train - r->pos < r->batch ? d->n_train - r->pos : r->batch;
@@ -1282,6 +1333,7 @@ int rt_cmd_train(const nnrt_model *m, const rt_options *o) {
     if (o->log) rt_check_writable(o->log);
     if (o->resume && o->init_weights)
         rt_usage_error("give --resume FILE or --init-weights FILE, not both");
+    if (o->hogwild > 0) rt_hogwild_check(o, INT64_MAX); /* before the trace writes its header */
     rt_trace *trace = rt_trace_open(m, o);
     void *fixed = rt_new_fixed_arena(m);
     rt_start_weights(m, fixed, o->init_weights, o->seed);

@@ -10,6 +10,7 @@ import math
 import os
 import random
 import re
+import signal
 import struct
 import subprocess
 import sys
@@ -1398,6 +1399,105 @@ def case_gru_series(nnc, src, tmp):
     if mse >= 0.02 or last < 0.2:
         raise Failure(f"gru_series: held-out MSE {mse}, wanted < 0.02; repeating the last "
                       f"value scores {last}, wanted >= 0.2")
+
+
+def hogwild_accuracy(exe, tmp, threads, *args):
+    out = run([exe, "train", "--quiet", "--no-save", "--hogwild", str(threads), *args], tmp).stdout
+    return number(out, "validation accuracy")
+
+
+def case_hogwild_digits(nnc, src, tmp):
+    """--hogwild 2 reaches the accuracy band of one thread on the digits after the same 30
+    epochs (runs differ: the bar is a band, not bits), and its step count counts both threads'
+    steps: 2 shards of 719 rows in batches of 32 are 2 * 23 steps an epoch."""
+    exe = build(nnc, src, "digits", tmp)
+    one = hogwild_accuracy(exe, tmp, 1)
+    two = hogwild_accuracy(exe, tmp, 2)
+    if one < 0.95 or two < 0.95 or abs(one - two) > 0.02:
+        raise Failure(f"held-out accuracy: 1 thread {one}, 2 threads {two}; wanted both >= 0.95 "
+                      f"and within 0.02")
+    run([exe, "train", "--quiet", "--no-save", "--hogwild", "2", "--epochs", "2",
+         "--checkpoint-every", "2", "--checkpoint", "c"], tmp)
+    meta = safetensors_metadata(os.path.join(tmp, "c"))
+    if meta["nnrt.step"] != "92" or meta["nnrt.epoch"] != "2" or meta["nnrt.samples"] != "1438":
+        raise Failure(f"the checkpoint after 2 epochs of 2 threads: {meta}")
+
+
+def safetensors_metadata(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    n = struct.unpack("<Q", data[:8])[0]
+    return json.loads(data[8:8 + n])["__metadata__"]
+
+
+HOGWILD_REFUSALS = [
+    (["--optimizer", "adam"], "--hogwild runs the model's fused sgd step in each thread, "
+     "lock-free; --optimizer adam needs each step's whole gradient before its update, which no "
+     "thread holds: use --optimizer sgd (with --momentum if you like)"),
+    (["--nesterov", "on"], "--hogwild: Nesterov momentum needs each step's whole gradient "
+     "before its update, which the fused lock-free step never holds: use --nesterov off"),
+    (["--l2", "1e-4"], "--hogwild: a penalty (--l1, --l2) is added to the whole gradient before "
+     "the update, which the fused lock-free step never holds"),
+    (["--clip", "1"], "--hogwild: --clip scales the whole gradient by its norm before the "
+     "update, which the fused lock-free step never holds: use --clip 0"),
+    (["--trace", "h.W"], "--hogwild: --trace writes the params after every step, and "
+     "HOGWILD!'s threads change them at any time: trace a run without --hogwild"),
+    (["--log-grad-norms"], "--hogwild: --log-grad-norms measures the gradient of the epoch's "
+     "last step, and HOGWILD! has a last step in every thread"),
+    (["--threads", "2"], "--hogwild 2 runs 2 threads of its own: OpenBLAS's threads "
+     "(--threads 2) would fight them for the cores; give --threads 1"),
+    (["--hogwild", "300"], "--hogwild 300: at most 256 threads"),
+    (["--hogwild", "3", "--validation", "0.999"], "--hogwild 3: more threads than the 2 "
+     "training rows (a thread needs a shard of at least one row)"),
+]
+
+
+def case_hogwild_errors(nnc, src, tmp):
+    """What HOGWILD! cannot do lock-free is refused, saying why, before any training; --help
+    says that its runs are not deterministic."""
+    exe = build(nnc, src, "digits", tmp)
+    for args, message in HOGWILD_REFUSALS:
+        p = run([exe, "train", "--hogwild", "2", *args, "--no-save"], tmp, want_status=2)
+        if p.stderr != f"digits: error: {message}\n" or p.stdout:
+            raise Failure(f"--hogwild 2 {' '.join(args)}: {p.stderr!r}")
+    helped = run([exe, "train", "--help"], tmp).stdout
+    if "--hogwild N" not in helped or "NOT deterministic: runs differ" not in helped:
+        raise Failure(f"train --help on --hogwild:\n{helped}")
+    p = run(["./digits", "train", "--hogwild", "2", "--epochs", "0", "--no-save"], tmp)
+    if number(p.stdout, "validation accuracy") > 0.3:
+        raise Failure(f"--epochs 0 trained:\n{p.stdout}")
+
+
+def case_hogwild_interrupt(nnc, src, tmp):
+    """Ctrl-C: each thread ends its step, the state is saved once they have joined (every
+    update in the params, pos the rows done), and a run resumed from it finishes."""
+    exe = build(nnc, src, "digits", tmp)
+    args = ["--hogwild", "2", "--epochs", "100000", "--lr", "0.01", "--no-save"]
+    proc = subprocess.Popen([exe, "train", *args, "--checkpoint", "c"], cwd=tmp,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = proc.stderr.readline()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    m = re.search(r"^digits: interrupted at epoch (\d+) \((\d+) of 1438 rows\), step (\d+); "
+                  r"saved the training state to c\n"
+                  r"digits: continue with: digits train --resume c \(and the same options\)\n",
+                  err, re.M)
+    if proc.returncode != 130 or not first.startswith("epoch 1/") or not m:
+        raise Failure(f"exit {proc.returncode}\n{first}{err}")
+    epoch, rows, step = map(int, m.groups())
+    meta = safetensors_metadata(os.path.join(tmp, "c"))
+    if (int(meta["nnrt.step"]) != step or int(meta["nnrt.pos"]) != rows or
+            int(meta["nnrt.samples"]) != (rows or 1438) or int(meta["nnrt.epoch"]) != epoch - 1 or
+            not 46 * (epoch - 1) <= step <= 46 * epoch):
+        raise Failure(f"{m.groups()}: {meta}")
+    note = "(--hogwild: the threads' updates of this epoch so far are in the saved weights; " \
+           "a run resumed with --hogwild starts the epoch again)"
+    if (note in err) != (rows > 0):
+        raise Failure(f"the note on the epoch's rows (pos {rows}):\n{err}")
+    out = run([exe, "train", *args[:2], "--epochs", str(epoch + 30), "--lr", "0.01", "--resume",
+               "c", "--quiet", "--no-save"], tmp).stdout
+    if number(out, "validation accuracy") < 0.95:
+        raise Failure(f"resumed:\n{out}")
 
 
 def main():

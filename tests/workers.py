@@ -272,6 +272,9 @@ def case_errors(nnc, src, tmp):
         (["--workers", "2", "--log-grad-norms"],
          "--log-grad-norms is not available with --workers 2: run it with one worker"),
         (["--workers", "1000"], "--workers 1000: at most 256"),
+        (["--workers", "2", "--hogwild", "2"],
+         "--workers 2 and --hogwild 2 are two ways to train on several threads: give one of "
+         "them"),
     ]
     for args, message in cases:
         r = run(base + args, tmp, want_status=2)

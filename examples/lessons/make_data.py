@@ -18,6 +18,7 @@ import the constants below (M_TRUE, the cloud centres) instead of repeating them
 | qwerties.csv  | 200  | x1,x2,label       | two Gaussian clouds in 2D, labels 0 and 1          |
 | clouds3.csv   | 300  | x1,x2,label       | three Gaussian clouds in 2D, labels 0, 1, 2        |
 | memory.csv    | 300  | x0..x39,first     | sequences of 40 random -1/1; first: 1 if x0 is 1   |
+| words.csv     | 2000 | w0..w5,liked      | 6 word ids of WORDS_VOCAB; liked: their tones' sum |
 """
 import math
 import os
@@ -49,6 +50,15 @@ CLOUD_STD = 0.8
 MEMORY_T = 40
 MEMORY_N = 300
 MEMORY_SEED = 10
+
+# words.csv: "reviews" of WORDS_PER word ids drawn from WORDS_VOCAB words, each word with a
+# hidden tone, +1, -1 or 0 (a third each); liked is 1 when the tones of a review add up to more
+# than 0. Reviews whose tones add up to 0 are drawn again. The HOGWILD! lesson: a step on one
+# review changes the weights of its 6 words only, of 500.
+WORDS_VOCAB = 500
+WORDS_PER = 6
+WORDS_N = 2000
+WORDS_SEED = 11
 
 
 def normal(rng):
@@ -92,6 +102,23 @@ def memory():
     return "\n".join(rows) + "\n"
 
 
+def word_tones(rng):
+    """Each word's hidden tone, the first draws of words.csv's generator."""
+    return [rng.choice((-1, 0, 1)) for _ in range(WORDS_VOCAB)]
+
+
+def words():
+    rng = random.Random(WORDS_SEED)
+    tone = word_tones(rng)
+    rows = [",".join(f"w{i}" for i in range(WORDS_PER)) + ",liked"]
+    while len(rows) <= WORDS_N:
+        ids = [rng.randrange(WORDS_VOCAB) for _ in range(WORDS_PER)]
+        total = sum(tone[i] for i in ids)
+        if total != 0:
+            rows.append(",".join(str(i) for i in ids) + f",{int(total > 0)}")
+    return "\n".join(rows) + "\n"
+
+
 def files():
     return {
         "and.csv": truth_table(lambda a, b: a & b),
@@ -101,6 +128,7 @@ def files():
         "qwerties.csv": clouds(QWERTIES_CENTRES, QWERTIES_PER, QWERTIES_SEED),
         "clouds3.csv": clouds(CLOUDS3_CENTRES, CLOUDS3_PER, CLOUDS3_SEED),
         "memory.csv": memory(),
+        "words.csv": words(),
     }
 
 

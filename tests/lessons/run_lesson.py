@@ -12,6 +12,7 @@ Python 3 standard library only.
 import json
 import math
 import os
+import random
 import re
 import struct
 import subprocess
@@ -540,6 +541,29 @@ def case_bptt(lesson):
 
 
 # ---- the data ----
+
+def case_hogwild(lesson):
+    """13. HOGWILD!: the sparse model learns each word's tone (the sign of its weight) with 1
+    and with 2 threads, to the same held-out band; the dense MLP too with 2 threads."""
+    data = make_data(lesson)
+    tones = data.word_tones(random.Random(data.WORDS_SEED))
+    exe, _ = lesson.build("hogwild.nn", "sparse")
+    accuracy = {}
+    for threads in (1, 2):
+        w = lesson.weights_file(f"s{threads}.safetensors")
+        out = lesson.train(exe, "--hogwild", str(threads), "--save", w)
+        accuracy[threads] = number(out, "validation accuracy")
+        weights = read_safetensors(w)["E"]
+        signed = [(t, e) for t, e in zip(tones, weights) if t != 0]
+        agree = sum(1 for t, e in signed if t * e > 0) / len(signed)
+        check(agree >= 0.9, f"hogwild sparse, {threads} threads: the sign of {agree:.2f} of the "
+              f"toned words' weights is their tone, wanted >= 0.9")
+    check(min(accuracy.values()) >= 0.94 and abs(accuracy[1] - accuracy[2]) <= 0.02,
+          f"hogwild sparse: held-out accuracy {accuracy}, wanted >= 0.94 and within 0.02")
+    exe, _ = lesson.build("hogwild.nn", "dense")
+    out = lesson.train(exe, "--hogwild", "2", "--no-save")
+    check(number(out, "validation accuracy") >= 0.97, f"hogwild dense, 2 threads:\n{out}")
+
 
 def case_data(lesson):
     lesson.run([sys.executable, lesson.path("make_data.py"), "--check"])
