@@ -268,6 +268,25 @@ def case_resume(nnc, mpirun_path, tmp):
             0.0, f"resumed at epoch {m.group(1)}, step {m.group(3)}")
 
 
+def case_resume_other_ranks(nnc, mpirun_path, tmp):
+    """A checkpoint does not depend on the number of ranks: the one 2 ranks write after
+    epoch 2 (--checkpoint-every 1, rank 0 alone writing), resumed by one process and by 3
+    ranks, ends where one process that ran all 3 epochs ends, to 1e-12 in f64."""
+    write_data(os.path.join(tmp, "train.csv"), 90, seed=8)
+    plain = build(nnc, tmp, MODEL, "mlp", mpi=False)
+    mpi = build(nnc, tmp, MODEL, "mlp", mpi=True)
+    run(mpirun(mpirun_path, 2, mpi, ["train", "--epochs", "2", "--checkpoint-every", "1",
+                                     "--checkpoint", "ck.safetensors", "--no-save"]), tmp)
+    run([plain, "train", "--epochs", "3", "--save", "straight.safetensors"], tmp)
+    run([plain, "train", "--epochs", "3", "--resume", "ck.safetensors", "--save",
+         "one.safetensors"], tmp)
+    run(mpirun(mpirun_path, 3, mpi, ["train", "--epochs", "3", "--resume", "ck.safetensors",
+                                     "--save", "three.safetensors"]), tmp)
+    for got in ("one", "three"):
+        compare(os.path.join(tmp, got + ".safetensors"),
+                os.path.join(tmp, "straight.safetensors"), 1e-12, f"resumed by {got}")
+
+
 # ---- failures end the job ----
 
 def rank_pids(parent):
