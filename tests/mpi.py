@@ -14,12 +14,9 @@ import signal
 import struct
 import subprocess
 import sys
-import tempfile
 import time
 
-
-class Failure(Exception):
-    pass
+from e2e import Failure, read_weights, run_case
 
 
 MPIRUN_FLAGS = ["--oversubscribe", "--allow-run-as-root"]
@@ -129,14 +126,8 @@ def safetensors(path):
     return out
 
 
-def weights(path):
-    """{name: [values]} of the F64 tensors of a weights file."""
-    return {name: list(struct.unpack(f"<{len(raw) // 8}d", raw))
-            for name, dtype, raw in safetensors(path) if dtype == "F64"}
-
-
 def compare(got_path, want_path, rel, what):
-    got, want = weights(got_path), weights(want_path)
+    got, want = read_weights(got_path), read_weights(want_path)
     if sorted(got) != sorted(want):
         raise Failure(f"{what}: tensors {sorted(got)}, wanted {sorted(want)}")
     worst = 0.0
@@ -401,19 +392,5 @@ def case_not_built(nnc, mpirun_path, tmp):
         raise Failure("nnc --mpi wrote an executable")
 
 
-def main():
-    nnc, mpirun_path, case = os.path.abspath(sys.argv[1]), sys.argv[2], sys.argv[3]
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            globals()["case_" + case](nnc, mpirun_path, tmp)
-        except Failure as e:
-            print(f"FAIL {case}: {e}")
-            print("0 passed, 1 failed")
-            return 1
-    print(f"ok {case}")
-    print("1 passed, 0 failed")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_case(globals(), sys.argv[3], os.path.abspath(sys.argv[1]), sys.argv[2]))
