@@ -126,8 +126,8 @@ static const char usage_head[] =
     "  -c              write an object file instead of an executable\n"
     "  --static        link everything in (OpenBLAS too): an executable to ship to a\n"
     "                  machine with nothing installed (about 30 MB)\n"
-    "  --mpi           link with MPI: `mpirun -np K ./model train` trains on K processes,\n"
-    "                  each on its share of every batch (docs/mpi.md)\n"
+    "  --mpi           link with MPI: `mpirun -np K ./model train` then trains on K\n"
+    "                  processes, each on its share of every batch (docs/mpi.md)\n"
     "  --emit=STAGE    print a stage instead of compiling (to stdout, or to -o FILE):\n";
 
 static const char usage_tail[] =

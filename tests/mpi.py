@@ -178,6 +178,12 @@ def case_same_weights(nnc, mpirun_path, tmp):
     loss = lambda text: float(re.search(r"^loss\s+(\S+)", text, re.M).group(1))
     if abs(loss(got) - loss(want)) > 1e-12 * max(1.0, abs(loss(want))):
         raise Failure(f"eval of the 2-rank weights:\n{got}\nwanted as one process:\n{want}")
+    # and so is predict: the same weights, the same lines
+    rows = "0.5,-0.2,0.9,0.1\n-0.7,0.3,0.0,0.4\n"
+    want = run([plain, "predict", "--weights", "one_sgd.safetensors"], tmp, stdin=rows).stdout
+    got = run([mpi, "predict", "--weights", "one_sgd.safetensors"], tmp, stdin=rows).stdout
+    if got != want or len(want.splitlines()) != 2:
+        raise Failure(f"predict of the --mpi executable:\n{got}\nwanted:\n{want}")
 
 
 # ---- every rank holds the same weights ----
