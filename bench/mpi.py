@@ -3,6 +3,7 @@
 this machine (`mpirun -np 2`, docs/mpi.md), the same data, options and global batch.
 
     bench/mpi.py [--build DIR] [--rounds N] [--epochs E] [--data IMAGES,LABELS]
+                 [--mpirun-flags "--mca mpi_yield_when_idle 1"]
 
 The rounds interleave the two (one process first in odd rounds, mpirun first in even ones),
 so that a machine that gets busier or quieter affects both alike. Each run's training rate is
@@ -80,6 +81,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--data")
+    ap.add_argument("--mpirun-flags", default="", help="more options for mpirun")
     args = ap.parse_args()
     nnc = os.path.join(args.build, "nnc")
     mpirun = shutil.which("mpirun")
@@ -100,8 +102,9 @@ def main():
         runs = {
             "1 process": lambda: timed([one] + train + ["one.csv"], tmp,
                                        os.path.join(tmp, "one.csv")),
-            "2 ranks": lambda: timed([mpirun, "--oversubscribe", "--allow-run-as-root", "-np",
-                                      "2", ranks] + train + ["two.csv"], tmp,
+            "2 ranks": lambda: timed([mpirun, "--oversubscribe", "--allow-run-as-root"] +
+                                     args.mpirun_flags.split() + ["-np", "2", ranks] + train +
+                                     ["two.csv"], tmp,
                                      os.path.join(tmp, "two.csv")),
         }
         results = {name: [] for name in runs}
