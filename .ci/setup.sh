@@ -2,14 +2,14 @@
 # Installs the Debian packages nnc needs, if any are missing (Debian 12; run as root).
 # usage: setup.sh [--sanitize] [--tests]   (--sanitize: also clang and its sanitizer and
 # libFuzzer runtimes, for the ASan+UBSan build and the fuzz targets; --tests: also
-# python3-torch, which tests/torch compares nnc with: the test command asks for it, the
-# quick start does not)
+# python3-torch, which tests/torch compares nnc with, and Open MPI, which nnc --mpi links
+# and the mpi.* tests run: the test command asks for them, the quick start does not)
 set -euo pipefail
 packages=(build-essential cmake pkg-config flex bison libopenblas-dev zlib1g-dev llvm-19-dev libzstd-dev python3)
 for arg in "$@"; do
   case "$arg" in
     --sanitize) packages+=(clang libclang-rt-14-dev) ;;
-    --tests) packages+=(python3-torch) ;;
+    --tests) packages+=(python3-torch openmpi-bin libopenmpi-dev) ;;
   esac
 done
 missing=()

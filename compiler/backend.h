@@ -37,4 +37,8 @@ int backend_link(const char *obj_path, const char *exe_path);
  * Debian's OpenBLAS carries kernels for every CPU). Not with a sanitizer build. */
 int backend_link_static(const char *obj_path, const char *exe_path);
 
+/* The same with libnnrt_mpi and MPI's libraries (NNC_MPI_LIBS), for `mpirun -np K exe
+ * train` (docs/mpi.md). An error when this nnc was built without MPI. */
+int backend_link_mpi(const char *obj_path, const char *exe_path);
+
 #endif

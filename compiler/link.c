@@ -72,8 +72,20 @@ static mode_t executable_mode(void) {
     return 0777 & ~mask;
 }
 
-static int link_executable(const char *obj_path, const char *exe_path, bool fully_static) {
-    const char *runtime = nnc_runtime_lib();
+/* How the executable is linked: plainly, fully static, or with MPI. */
+typedef enum LinkKind { LINK_PLAIN, LINK_STATIC, LINK_MPI } LinkKind;
+
+static int link_executable(const char *obj_path, const char *exe_path, LinkKind kind) {
+    bool fully_static = kind == LINK_STATIC;
+    if (kind == LINK_MPI && !NNC_MPI_LIBS[0]) {
+        diag_fatal_noloc("--mpi: this nnc was built without MPI, so it has no MPI runtime to "
+                         "link %s with",
+                         exe_path);
+        diag_hint("install Open MPI (Debian: libopenmpi-dev openmpi-bin) and build nnc again: "
+                  "CMake finds it");
+        return 1;
+    }
+    const char *runtime = kind == LINK_MPI ? nnc_runtime_mpi_lib() : nnc_runtime_lib();
     if (!runtime) return 1;
     if (fully_static && NNC_LINK_EXTRA[0]) {
         diag_fatal_noloc("--static does not work with this nnc, which was built with sanitizers "
@@ -86,6 +98,7 @@ static int link_executable(const char *obj_path, const char *exe_path, bool full
     vec_push(&args, obj_path);
     vec_push(&args, runtime);
     push_words(&args, NNC_RUNTIME_LIBS);
+    if (kind == LINK_MPI) push_words(&args, NNC_MPI_LIBS);
     push_words(&args, NNC_BLAS_LIBS);
 #if defined(__x86_64__)
     vec_push(&args, "-lmvec"); /* the vector exp/log/sin/cos/pow the loops call */
@@ -111,9 +124,13 @@ static int link_executable(const char *obj_path, const char *exe_path, bool full
 }
 
 int backend_link(const char *obj_path, const char *exe_path) {
-    return link_executable(obj_path, exe_path, false);
+    return link_executable(obj_path, exe_path, LINK_PLAIN);
 }
 
 int backend_link_static(const char *obj_path, const char *exe_path) {
-    return link_executable(obj_path, exe_path, true);
+    return link_executable(obj_path, exe_path, LINK_STATIC);
+}
+
+int backend_link_mpi(const char *obj_path, const char *exe_path) {
+    return link_executable(obj_path, exe_path, LINK_MPI);
 }

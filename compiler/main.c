@@ -49,6 +49,7 @@ typedef struct Options {
     bool f64;
     bool dump_passes;
     bool static_link;
+    bool mpi;             /* --mpi: link with libnnrt_mpi, for mpirun */
     const char *wrt;      /* explain */
     ExplainFormat format; /* explain */
     const char *seed;     /* gradcheck */
@@ -125,6 +126,8 @@ static const char usage_head[] =
     "  -c              write an object file instead of an executable\n"
     "  --static        link everything in (OpenBLAS too): an executable to ship to a\n"
     "                  machine with nothing installed (about 30 MB)\n"
+    "  --mpi           link with MPI: `mpirun -np K ./model train` then trains on K\n"
+    "                  processes, each on its share of every batch (docs/mpi.md)\n"
     "  --emit=STAGE    print a stage instead of compiling (to stdout, or to -o FILE):\n";
 
 static const char usage_tail[] =
@@ -209,6 +212,8 @@ static int parse_option(Options *o, const char *a, const char *value) {
         o->dump_passes = true;
     else if (!strcmp(a, "--static") && o->command == CMD_COMPILE)
         o->static_link = true;
+    else if (!strcmp(a, "--mpi") && o->command == CMD_COMPILE)
+        o->mpi = true;
     else if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && !a[3])
         o->opt_level = a[2] - '0';
     else if (!strcmp(a, "--steps") && o->command == CMD_COMPILE && strcmp(value, "all"))
@@ -250,6 +255,9 @@ static int parse_args(int argc, char **argv, Options *o) {
         }
     }
     if (!o->input) return usage_error("%s", "no input file");
+    if (o->static_link && o->mpi)
+        return usage_error("%s", "--static and --mpi do not go together: an MPI program uses "
+                                 "the MPI libraries of the machines mpirun starts it on");
     return -1;
 }
 
@@ -472,7 +480,9 @@ static int write_executable(Run *r) {
     close(fd);
     bo.obj_path = obj;
     int status = backend_compile(r->g, &bo);
-    if (status == 0)
+    if (status == 0 && r->o->mpi)
+        status = backend_link_mpi(obj, r->out);
+    else if (status == 0)
         status = r->o->static_link ? backend_link_static(obj, r->out) : backend_link(obj, r->out);
     unlink(obj);
     return status;

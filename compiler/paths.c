@@ -12,10 +12,10 @@
 
 /* What was found, kept for the run. The strings live in the arena (common.h), so
  * nnc_paths_forget() drops them when the driver frees the arena between runs. */
-static const char *exe_folder, *runtime_lib, *stdlib_folder;
+static const char *exe_folder, *runtime_lib, *runtime_mpi_lib, *stdlib_folder;
 
 void nnc_paths_forget(void) {
-    exe_folder = runtime_lib = stdlib_folder = NULL;
+    exe_folder = runtime_lib = runtime_mpi_lib = stdlib_folder = NULL;
 }
 
 /* The folder of the running executable; symbolic links are already resolved by the kernel,
@@ -78,6 +78,13 @@ const char *nnc_runtime_lib(void) {
         runtime_lib =
             locate("the runtime library", NNC_REL_LIBDIR "/libnnrt.a", "runtime/libnnrt.a", false);
     return runtime_lib;
+}
+
+const char *nnc_runtime_mpi_lib(void) {
+    if (!runtime_mpi_lib)
+        runtime_mpi_lib = locate("the MPI runtime library", NNC_REL_LIBDIR "/libnnrt_mpi.a",
+                                 "runtime/libnnrt_mpi.a", false);
+    return runtime_mpi_lib;
 }
 
 const char *nnc_stdlib_dir(void) {

@@ -11,6 +11,7 @@
 #include "model.h"
 #include "nnrt.h"
 #include "options.h"
+#include "ranks.h"
 #include "sample.h"
 #include "search.h"
 #include "train.h"
@@ -70,6 +71,8 @@ int main(int argc, char **argv) {
     if (cmd == RT_CMD_SEARCH && m->n_inputs == 0)
         rt_usage_error("model '%s' has no inputs, so no validation rows to search on", m->name);
 
+    /* train under mpirun joins the job (docs/mpi.md); every other command is one process. */
+    if (cmd == RT_CMD_TRAIN) rt_ranks_start();
     rt_options o;
     rt_options_defaults(m, &o);
     rt_options_parse(m, (rt_command)cmd, argc - 1, argv + 1, &o);

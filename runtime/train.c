@@ -24,6 +24,7 @@
 #include "optim.h"
 #include "plot.h"
 #include "progress.h"
+#include "ranks.h"
 #include "rng.h"
 #include "text.h"
 #include "trace.h"
@@ -242,6 +243,12 @@ typedef struct run {
     double *grad_norms, *norm_history;
     int64_t norm_rows;
     rt_hogwild *hogwild; /* --hogwild's threads, made at its first epoch; else NULL */
+    /* Ranks (docs/mpi.md): this process is rank `rank` of `ranks`; with more than one, each
+     * step's gradients go through `shared` (ranks.h), and `agreed_stop` is the Ctrl-C the
+     * ranks agreed on at the last step. */
+    int rank, ranks;
+    rt_rank_sum *shared;
+    int agreed_stop;
 } run;
 
 static int has_inputs(const run *r) {
@@ -288,6 +295,8 @@ static void check_workers(const run *r) {
                        (long long)n, (long long)o->hogwild);
 }
 
+static void start_ranks(run *r);
+
 static void run_init(run *r, const nnrt_model *m, const rt_options *o, const rt_train_data *data,
                      void *fixed) {
     memset(r, 0, sizeof *r);
@@ -311,13 +320,17 @@ static void run_init(run *r, const nnrt_model *m, const rt_options *o, const rt_
         r->epochs = o->steps > 0 ? o->steps : o->epochs;
         if (r->epochs < 1) rt_usage_error("no step count: give --steps N");
     }
+    r->rank = rt_rank();
+    r->ranks = rt_ranks();
+    if (r->ranks > 1) start_ranks(r);
     if (o->workers > 1) {
         check_workers(r);
         r->opt = rt_optim_new(m, fixed, o, RT_OPTIM_FROM_GRADIENTS);
         r->ctx = rt_new_ctx(m, fixed, rt_workers_cap(r->batch, (int)o->workers));
         r->workers = rt_workers_start(m, &r->ctx, r->opt, (int)o->workers);
     } else {
-        r->opt = rt_optim_new(m, fixed, o, RT_OPTIM_FUSE_WHEN_ABLE);
+        r->opt = rt_optim_new(m, fixed, o,
+                              r->ranks > 1 ? RT_OPTIM_FROM_GRADIENTS : RT_OPTIM_FUSE_WHEN_ABLE);
         r->ctx = rt_new_ctx(m, fixed, r->batch);
     }
     int64_t n_val = data->n_validation;
@@ -342,6 +355,7 @@ static void run_free(run *r) {
     rt_workers_stop(r->workers);
     rt_hogwild_free(r->hogwild);
     rt_optim_free(r->opt);
+    rt_rank_sum_free(r->shared);
     rt_free_ctx_varying(&r->ctx);
     rt_free_ctx_varying(&r->eval_ctx);
     rt_free(r->order);
@@ -448,9 +462,8 @@ static double batch_loss(run *r, const int64_t *rows, int64_t count) {
  * grad() leaves the params and the optimizer's state alone, so the run's weights are the
  * same bits as without the option; the batch is copied in again, since grad() may have
  * reused the memory of its inputs. */
-static void measure_grad_norms(run *r, const int64_t *rows, int64_t count) {
+static void grad_norms_of(run *r) {
     const nnrt_model *m = r->m;
-    m->grad(&r->ctx);
     for (int32_t i = 0; i < m->n_params; i++) {
         const nnrt_tensor *t = &m->params[i];
         double sum = 0;
@@ -460,7 +473,12 @@ static void measure_grad_norms(run *r, const int64_t *rows, int64_t count) {
         }
         r->grad_norms[i] = t->grad_offset >= 0 ? sqrt(sum) : NAN;
     }
-    rt_fill_batch(m, &r->ctx, &r->data->train, rows, 0, count, 1);
+}
+
+static void measure_grad_norms(run *r, const int64_t *rows, int64_t count) {
+    r->m->grad(&r->ctx);
+    grad_norms_of(r);
+    rt_fill_batch(r->m, &r->ctx, &r->data->train, rows, 0, count, 1);
 }
 
 /* The step about to run on count rows ends its epoch (or the run, at --steps). */
@@ -495,7 +513,10 @@ static int workers_step(run *r, const int64_t *rows, int64_t count, double lr) {
     return 1;
 }
 
+static int rank_step(run *r, const int64_t *rows, int64_t count, double lr);
+
 static int train_step(run *r, const int64_t *rows, int64_t count, double lr) {
+    if (r->ranks > 1) return rank_step(r, rows, count, lr);
     if (r->workers) return workers_step(r, rows, count, lr);
     if (r->trace && r->step == 0) rt_trace_row(r->trace, 0, r->fixed, batch_loss(r, rows, count));
     rt_fill_batch(r->m, &r->ctx, &r->data->train, rows, 0, count, 1);
@@ -596,10 +617,19 @@ static void catch_interrupts(int on) {
     sa.sa_handler = on ? on_interrupt : SIG_DFL;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
+    /* mpirun passes Ctrl-C on to the ranks as SIGTERM (and SIGKILL a second later). */
+    if (rt_ranks() > 1) sigaction(SIGTERM, &sa, NULL);
     interrupted = 0;
 }
 
+/* Whether Ctrl-C stops the run now: with ranks, when any of them had it at the last step,
+ * so that all stop at the same step. */
+static int stop_asked(const run *r) {
+    return r->ranks > 1 ? r->agreed_stop : interrupted;
+}
+
 static _Noreturn void stop_interrupted(run *r) {
+    if (r->rank > 0) exit(130); /* rank 0 saves and says so */
     save_checkpoint(r, r->o->checkpoint);
     rt_progress_end(r->progress);
     rt_trace_close(r->trace);
@@ -610,10 +640,12 @@ static _Noreturn void stop_interrupted(run *r) {
                  (long long)r->step);
     else
         snprintf(at, sizeof at, "step %lld", (long long)r->step);
+    char launch[32] = "";
+    if (r->ranks > 1) snprintf(launch, sizeof launch, "mpirun -np %d ", r->ranks);
     fprintf(stderr,
             "%s: interrupted at %s; saved the training state to %s\n"
-            "%s: continue with: %s train --resume %s (and the same options)\n",
-            rt_program_name(), at, r->o->checkpoint, rt_program_name(), rt_program_name(),
+            "%s: continue with: %s%s train --resume %s (and the same options)\n",
+            rt_program_name(), at, r->o->checkpoint, rt_program_name(), launch, rt_program_name(),
             r->o->checkpoint);
     if (r->o->hogwild > 0 && r->pos > 0)
         fprintf(stderr,
@@ -668,6 +700,189 @@ static int hogwild_epoch(run *r, double lr) {
     return 1;
 }
 
+/* ---- ranks (docs/mpi.md) ----
+ *
+ * Under mpirun every rank holds the whole data set and the same row order (the same seed),
+ * and computes the gradient of its share of each step's batch, rows [k*B/K, (k+1)*B/K). The
+ * generated grad() averages over the rows it is given, so rank k's gradient g_k is weighted
+ * b_k/B and the ranks add them up: sum_k (b_k/B) g_k is the mean over the whole batch. The
+ * sum (ranks.h) gives every rank the same bits, so every rank makes the same update and the
+ * ranks' weights never drift apart. The same sum carries rank 0's states (it alone runs the
+ * step that writes them), the step's loss and correct count, and each rank's Ctrl-C. */
+
+/* The extra numbers each step's sum carries besides the gradients and the states. */
+enum { EXTRA_LOSS, EXTRA_CORRECT, EXTRA_STOP, N_EXTRAS };
+
+/* Elements of the gradients and then of the states, as the sum's buffer holds them. */
+static int64_t shared_elems(const nnrt_model *m) {
+    int64_t n = 0;
+    for (int32_t i = 0; i < m->n_params; i++)
+        if (m->params[i].grad_offset >= 0) n += m->params[i].numel;
+    for (int32_t i = 0; i < m->n_states; i++) n += m->states[i].numel;
+    return n;
+}
+
+/* n elements between the arena and the buffer: to_buffer scales them by weight on the way
+ * (exact for weight 1 and 0), else they are copied back. */
+static void move_elems(void *arena, void *buffer, int64_t n, int f64, int to_buffer,
+                       double weight) {
+    if (!to_buffer) {
+        memcpy(arena, buffer, (size_t)n * rt_elem_size(f64));
+    } else if (f64) {
+        const double *from = arena;
+        double *to = buffer;
+        for (int64_t e = 0; e < n; e++) to[e] = from[e] * weight;
+    } else {
+        const float *from = arena;
+        float *to = buffer;
+        float w = (float)weight;
+        for (int64_t e = 0; e < n; e++) to[e] = from[e] * w;
+    }
+}
+
+/* The gradients (times this rank's weight) and the states (rank 0's; zeros from the others)
+ * into the sum's buffer, or back into the fixed arena. */
+static void move_shared(run *r, int to_buffer, double weight) {
+    const nnrt_model *m = r->m;
+    char *at = rt_rank_sum_elems(r->shared);
+    size_t esize = rt_elem_size(m->f64);
+    for (int32_t i = 0; i < m->n_params; i++) {
+        const nnrt_tensor *t = &m->params[i];
+        if (t->grad_offset < 0) continue;
+        move_elems(rt_elem_ptr(r->fixed, t->grad_offset, m->f64), at, t->numel, m->f64, to_buffer,
+                   weight);
+        at += (size_t)t->numel * esize;
+    }
+    double state_weight = r->rank == 0 ? 1.0 : 0.0;
+    for (int32_t i = 0; i < m->n_states; i++) {
+        const nnrt_tensor *t = &m->states[i];
+        move_elems(rt_elem_ptr(r->fixed, t->offset, m->f64), at, t->numel, m->f64, to_buffer,
+                   state_weight);
+        at += (size_t)t->numel * esize;
+    }
+}
+
+/* What every rank must agree on before the first step, else they would not split the same
+ * batches: the counts of rows and steps, the batch, the model's arena and where a resumed
+ * run starts. */
+static void check_ranks_agree(const run *r) {
+    enum { ROWS, BATCH, EPOCHS, STEPS, SEED, FIXED, EPOCH, POS, STEP, N_FACTS };
+    static const char *const names[N_FACTS] = {"training rows",
+                                               "batch",
+                                               "epochs",
+                                               "step limit",
+                                               "seed",
+                                               "fixed arena elements",
+                                               "epochs done (--resume)",
+                                               "rows done in the epoch (--resume)",
+                                               "steps done (--resume)"};
+    int64_t mine[N_FACTS] = {r->data->n_train,  r->batch, r->epochs, r->o->steps, r->o->seed,
+                             r->m->fixed_elems, r->epoch, r->pos,    r->step};
+    int64_t *all = rt_alloc_array((size_t)N_FACTS * (size_t)r->ranks, sizeof *all);
+    rt_ranks_gather(mine, N_FACTS, all);
+    for (int k = 1; k < r->ranks; k++)
+        for (int f = 0; f < N_FACTS; f++)
+            if (all[k * N_FACTS + f] != all[f])
+                rt_fatal("rank %d has %s %lld, rank 0 %lld: every rank must run the same "
+                         "program with the same data and options",
+                         k, names[f], (long long)all[k * N_FACTS + f], (long long)all[f]);
+    rt_free(all);
+}
+
+static void start_ranks(run *r) {
+    if (!has_inputs(r))
+        rt_usage_error("model '%s' has no inputs, so no batch to share among %d ranks: run it "
+                       "without mpirun",
+                       r->m->name, r->ranks);
+    if (r->o->workers > 1 || r->o->hogwild > 0)
+        rt_usage_error("%s under mpirun: each of the %d ranks trains on one thread; start more "
+                       "ranks instead (mpirun -np K)",
+                       r->o->workers > 1 ? "--workers" : "--hogwild", r->ranks);
+    r->shared = rt_rank_sum_new(shared_elems(r->m), r->m->f64, N_EXTRAS);
+}
+
+/* train_step on rank r->rank's share of rows[0..count), then the update every rank makes. */
+static int rank_step(run *r, const int64_t *rows, int64_t count, double lr) {
+    const nnrt_model *m = r->m;
+    if (r->trace && r->step == 0) rt_trace_row(r->trace, 0, r->fixed, batch_loss(r, rows, count));
+    int64_t lo = count * r->rank / r->ranks, hi = count * (r->rank + 1) / r->ranks;
+    rt_metrics mine = {0};
+    r->ctx.noise_seed = rt_rng_next(&r->noise_rng);
+    if (hi > lo) { /* a batch smaller than the ranks leaves some without rows */
+        rt_fill_batch(m, &r->ctx, &r->data->train, rows + lo, 0, hi - lo, 1);
+        r->ctx.first_row = lo;
+        r->ctx.training = r->rank == 0 ? NNRT_TRAINING_STEP : NNRT_TRAINING;
+        m->grad(&r->ctx);
+        r->ctx.training = NNRT_INFERENCE;
+        r->ctx.first_row = 0;
+        rt_add_batch_metrics(m, &r->ctx, &r->data->train, rows + lo, 0, &mine);
+    }
+    move_shared(r, 1, hi > lo ? (double)(hi - lo) / (double)count : 0.0);
+    double *extras = rt_rank_sum_extras(r->shared);
+    extras[EXTRA_LOSS] = mine.loss_sum;
+    extras[EXTRA_CORRECT] = (double)mine.correct;
+    extras[EXTRA_STOP] = interrupted ? 1 : 0;
+    rt_rank_sum_all(r->shared);
+    move_shared(r, 0, 1.0);
+    r->agreed_stop = extras[EXTRA_STOP] > 0;
+    if (r->grad_norms && last_step_of_epoch(r, count)) grad_norms_of(r);
+    r->step++;
+    enum rt_fault kind;
+    int32_t bad = rt_optim_apply(r->opt, lr, r->step, &kind);
+    double cost = extras[EXTRA_LOSS] / (double)count;
+    if (!isfinite(cost) || bad >= 0) fault(r, cost, bad, kind);
+    r->partial.loss_sum += extras[EXTRA_LOSS];
+    r->partial.correct += (int64_t)extras[EXTRA_CORRECT];
+    r->partial.samples += count;
+    r->partial.judged += count * rt_class_layout_of(m).steps;
+    if (r->trace) rt_trace_row(r->trace, r->step, r->fixed, batch_loss(r, rows, count));
+    return 1;
+}
+
+/* FNV-1a of the bytes of the params, then the states: the same on every rank, or a rank has
+ * drifted (a kernel that rounds differently on another machine's CPU). */
+static int64_t weights_checksum(const run *r) {
+    uint64_t h = 0xcbf29ce484222325u;
+    for (int32_t i = 0; i < n_weights(r->m); i++) {
+        const nnrt_tensor *t = weight(r->m, i);
+        const unsigned char *p = rt_elem_cptr(r->fixed, t->offset, r->m->f64);
+        size_t bytes = (size_t)t->numel * rt_elem_size(r->m->f64);
+        for (size_t b = 0; b < bytes; b++) h = (h ^ p[b]) * 0x100000001b3u;
+    }
+    return (int64_t)h;
+}
+
+/* After the last step: every rank must hold rank 0's weights, which rank 0 saves. Rank 0
+ * says so, with the checksum of each rank's. */
+static void check_ranks_hold_same_weights(const run *r) {
+    if (r->ranks == 1) return;
+    int64_t mine = weights_checksum(r);
+    int64_t *all = rt_alloc_array((size_t)r->ranks, sizeof *all);
+    rt_ranks_gather(&mine, 1, all);
+    for (int k = 1; k < r->ranks; k++)
+        if (all[k] != all[0])
+            rt_fatal("rank %d holds other weights than rank 0 after training (checksum "
+                     "%016llx, rank 0 %016llx)",
+                     k, (unsigned long long)all[k], (unsigned long long)all[0]);
+    if (r->rank == 0 && !r->o->quiet) {
+        fprintf(stderr, "%d ranks, the same weights on each: checksum", r->ranks);
+        for (int k = 0; k < r->ranks; k++) fprintf(stderr, " %016llx", (unsigned long long)all[k]);
+        fputc('\n', stderr);
+    }
+    rt_free(all);
+}
+
+/* Rank 0 writes the log, the progress, the trace, the plot, the weights and the
+ * checkpoints; the other ranks' options lose them. */
+static rt_options only_rank0_writes(const rt_options *o) {
+    rt_options mine = *o;
+    if (rt_rank() == 0) return mine;
+    mine.quiet = 1;
+    mine.log = mine.plot = mine.save = mine.trace = NULL;
+    mine.checkpoint_every = 0;
+    return mine;
+}
+
 /* Epochs until the last, the step limit, early stopping or Ctrl-C. A run resumed from a
  * checkpoint starts within its epoch at pos. */
 static void run_epochs(run *r) {
@@ -688,10 +903,10 @@ static void run_epochs(run *r) {
             r->pos += count;
             if (!r->progress) continue;
             rt_progress_tick(r->progress, r->epoch + 1, r->epochs, r->pos, d->n_train, r->partial);
-            if (interrupted && r->pos < d->n_train) stop_interrupted(r);
+            if (stop_asked(r) && r->pos < d->n_train) stop_interrupted(r);
         }
         end_epoch(r, lr);
-        if (r->progress && interrupted) stop_interrupted(r);
+        if (r->progress && stop_asked(r)) stop_interrupted(r);
     }
     if (r->stop == RUNNING) r->stop = FINISHED;
 }
@@ -1325,7 +1540,13 @@ void rt_check_run_files(const nnrt_model *m, const rt_options *o, int search) {
     rt_check_file_uses(u.v, u.n);
 }
 
-int rt_cmd_train(const nnrt_model *m, const rt_options *o) {
+static rt_options only_rank0_writes(const rt_options *o);
+static void check_ranks_agree(const run *r);
+static void check_ranks_hold_same_weights(const run *r);
+
+int rt_cmd_train(const nnrt_model *m, const rt_options *given) {
+    rt_options own = only_rank0_writes(given);
+    const rt_options *o = &own;
     rt_check_run_files(m, o, 0);
     if (o->save) rt_check_writable(o->save);
     if (o->checkpoint_every > 0) rt_check_writable(o->checkpoint);
@@ -1342,6 +1563,7 @@ int rt_cmd_train(const nnrt_model *m, const rt_options *o) {
     run r;
     run_init(&r, m, o, &data, fixed);
     if (o->resume) resume(&r, o->resume);
+    if (r.ranks > 1) check_ranks_agree(&r);
     r.trace = trace;
     r.progress = rt_progress_begin(m, o, data.n_validation > 0, o->resume != NULL);
     catch_interrupts(1);
@@ -1355,8 +1577,9 @@ int rt_cmd_train(const nnrt_model *m, const rt_options *o) {
     rt_trace_close(trace);
     restore_best(&r);
     params_finite(&r);
+    check_ranks_hold_same_weights(&r);
     write_outputs(&r);
-    print_summary(&r, summary_stream(trace));
+    if (r.rank == 0) print_summary(&r, summary_stream(trace));
     run_free(&r);
     return 0;
 }

@@ -1500,11 +1500,12 @@ def case_hogwild_interrupt(nnc, src, tmp):
         raise Failure(f"resumed:\n{out}")
 
 
-def main():
-    nnc, src, case = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2]), sys.argv[3]
+def run_case(cases, case, *args):
+    """cases["case_" + case](*args, tmp) in a fresh temporary folder, its outcome printed the
+    way ctest's log reads it; returns the exit status. tests/mpi.py runs its cases so too."""
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            globals()["case_" + case](nnc, src, tmp)
+            cases["case_" + case](*args, tmp)
         except Failure as e:
             print(f"FAIL {case}: {e}")
             print("0 passed, 1 failed")
@@ -1512,6 +1513,11 @@ def main():
     print(f"ok {case}")
     print("1 passed, 0 failed")
     return 0
+
+
+def main():
+    nnc, src, case = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2]), sys.argv[3]
+    return run_case(globals(), case, nnc, src)
 
 
 if __name__ == "__main__":

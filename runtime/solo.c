@@ -1,0 +1,57 @@
+/* solo.c: ranks.h for a runtime built without MPI: one process, rank 0 of 1. A sum over one
+ * rank is the buffer itself. */
+#include "ranks.h"
+
+#include "util.h"
+
+int rt_ranks_start(void) {
+    int launched = rt_launched_ranks();
+    if (launched > 1)
+        rt_usage_error("started by mpirun as one of %d ranks, but this program was compiled "
+                       "without MPI: each rank would train alone; compile it with nnc --mpi",
+                       launched);
+    return 1;
+}
+
+int rt_rank(void) {
+    return 0;
+}
+
+int rt_ranks(void) {
+    return 1;
+}
+
+void rt_ranks_gather(const int64_t *mine, int n, int64_t *all) {
+    for (int i = 0; i < n; i++) all[i] = mine[i];
+}
+
+struct rt_rank_sum {
+    void *elems;
+    double *extras;
+};
+
+rt_rank_sum *rt_rank_sum_new(int64_t n, int f64, int n_extra) {
+    rt_rank_sum *s = rt_alloc(sizeof *s);
+    s->elems = rt_alloc_array((size_t)n + 1, rt_elem_size(f64));
+    s->extras = rt_alloc_array((size_t)n_extra + 1, sizeof(double));
+    return s;
+}
+
+void *rt_rank_sum_elems(rt_rank_sum *s) {
+    return s->elems;
+}
+
+double *rt_rank_sum_extras(rt_rank_sum *s) {
+    return s->extras;
+}
+
+void rt_rank_sum_all(rt_rank_sum *s) {
+    (void)s;
+}
+
+void rt_rank_sum_free(rt_rank_sum *s) {
+    if (!s) return;
+    rt_free(s->elems);
+    rt_free(s->extras);
+    rt_free(s);
+}
