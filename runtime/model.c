@@ -249,6 +249,20 @@ static void bytes_to_f64(double *dst, const unsigned char *src, int64_t n) {
     for (; e < n; e++) dst[e] = (double)src[e];
 }
 
+/* A row's part of a few bytes (a tiny model's inputs and targets): a call to memcpy would cost
+ * more than the copy. Whole 8-byte words, then the bytes left. */
+enum { SMALL_PART = 64 };
+
+static void copy_small(char *to, const char *from, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t word;
+        memcpy(&word, from + i, 8); /* a fixed size: a load, not a call */
+        memcpy(to + i, &word, 8);
+    }
+    for (; i < n; i++) to[i] = from[i];
+}
+
 /* Where a batch's rows come from: rows[0..count), or first..first+count-1 when rows is NULL. */
 typedef struct batch_rows {
     const int64_t *rows;
@@ -280,7 +294,9 @@ static void gather_tensors(const nnrt_model *m, nnrt_ctx *ctx, const nnrt_tensor
                 prefetch_bytes(src + (size_t)row_at(br, b + ahead) * row_bytes, part);
             const char *from = src + (size_t)row_at(br, b) * row_bytes;
             char *to = dst + (size_t)(b * t->numel) * esize;
-            if (!as_bytes)
+            if (!as_bytes && part <= SMALL_PART)
+                copy_small(to, from, part);
+            else if (!as_bytes)
                 memcpy(to, from, part);
             else if (m->f64)
                 bytes_to_f64((double *)to, (const unsigned char *)from, t->numel);
@@ -310,11 +326,36 @@ void rt_fill_batch(const nnrt_model *m, nnrt_ctx *ctx, const rt_dataset *d, cons
 
 /* ---- metrics ---- */
 
+/* nan and inf have every exponent bit set; the bits are ORed over the values, so the loop has
+ * no exit and vectorises. */
+int rt_any_nonfinite(const void *values, int64_t n, int f64) {
+    unsigned bad = 0;
+    if (f64) {
+        const uint64_t exponent = 0x7ff0000000000000u;
+        for (int64_t e = 0; e < n; e++) {
+            uint64_t bits;
+            memcpy(&bits, (const char *)values + 8 * e, 8);
+            bad |= (bits & exponent) == exponent;
+        }
+    } else {
+        const uint32_t exponent = 0x7f800000u;
+        for (int64_t e = 0; e < n; e++) {
+            uint32_t bits;
+            memcpy(&bits, (const char *)values + 4 * e, 4);
+            bad |= (bits & exponent) == exponent;
+        }
+    }
+    return bad != 0;
+}
+
 double rt_batch_cost(const nnrt_model *m, const nnrt_ctx *ctx) {
     const void *loss = rt_tensor_data(m, ctx, &m->loss);
     if (!m->loss.varying) return rt_get(loss, 0, m->f64);
     double sum = 0.0;
-    for (int64_t b = 0; b < ctx->batch; b++) sum += rt_get(loss, b, m->f64);
+    if (m->f64)
+        for (int64_t b = 0; b < ctx->batch; b++) sum += ((const double *)loss)[b];
+    else
+        for (int64_t b = 0; b < ctx->batch; b++) sum += ((const float *)loss)[b];
     return sum / (double)ctx->batch;
 }
 
@@ -338,9 +379,16 @@ int64_t rt_class_of(const nnrt_model *m, const void *row, int64_t classes) {
         double threshold = m->train.classification == NNRT_ACCURACY_LOGIT ? 0.0 : 0.5;
         return rt_get(row, 0, m->f64) > threshold;
     }
-    int64_t best = 0;
-    for (int64_t i = 1; i < classes; i++)
-        if (rt_get(row, i, m->f64) > rt_get(row, best, m->f64)) best = i;
+    int64_t best = 0; /* the first of the largest; each type's own loop, no branch on it */
+    if (m->f64) {
+        const double *v = row;
+        for (int64_t i = 1; i < classes; i++)
+            if (v[i] > v[best]) best = i;
+    } else {
+        const float *v = row;
+        for (int64_t i = 1; i < classes; i++)
+            if (v[i] > v[best]) best = i;
+    }
     return best;
 }
 

@@ -649,6 +649,49 @@ def gather_values():
 
 
 @test
+def numtext():
+    """The --log row's numbers are written by runtime/numtext.c: the same text as printf's
+    %.9g, %.Nf and %lld at ties, powers of ten, the ends of its fast ranges and random values."""
+    r = subprocess.run([exe("numtext_check")], capture_output=True, timeout=120)
+    out = r.stdout.decode()
+    check(r.returncode == 0 and re.fullmatch(r"compared \d+ texts, 0 differ\n", out), out)
+    check(int(out.split()[1]) > 1000000, out)
+
+
+@test
+def progress_work():
+    """Progress reads the clock once an epoch and once every so many bar ticks (the stride
+    doubles while ticks come fast), not at every tick: 6 million ticks on a terminal read it
+    a few thousand times at most. The log's rows are printf's text of each epoch's values."""
+    master, slave = os.openpty()
+    try:
+        r = subprocess.run([exe("progress_check"), "log.csv"], stdout=subprocess.PIPE,
+                           stderr=slave, timeout=120)
+    finally:
+        os.close(slave)
+        os.close(master)
+    out = r.stdout.decode()
+    m = re.fullmatch(r"epochs (\d+) ticks (\d+) clock reads (\d+)\n", out)
+    check(r.returncode == 0 and m, out)
+    epochs, ticks, reads = (int(g) for g in m.groups())
+    # one read at the start, one an epoch, and the ticks' reads: a stride that starts at 1
+    # and doubles up to 2^20 reads about log2 of each epoch's ticks (15) an epoch at most
+    check(reads <= 1 + epochs + 16 * epochs and reads < ticks // 100, out)
+    lines = open("log.csv").read().splitlines()
+    check(lines[0] == "epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds,samples_per_second",
+          lines[0])
+    check(len(lines) == epochs + 1, f"{len(lines)} lines")
+    rows = 1000
+    for e, line in enumerate(lines[1:], start=1):
+        fields = line.split(",")
+        want = [str(e), "%.9g" % ((rows / e) / rows), "%.6f" % ((rows * e // (e + 1)) / rows),
+                "%.9g" % ((2 * rows / e) / rows), "%.6f" % ((rows * (e - 1) // e) / rows),
+                "%.9g" % (0.25 / e)]
+        check(fields[:6] == want, f"row {e}: {line}, wanted {want}")
+        check(re.fullmatch(r"\d+\.\d{3}", fields[6]) and re.fullmatch(r"\d+", fields[7]), line)
+
+
+@test
 def predict():
     weights = {"lin.W": ("F32", [2, 1], [1.0, -2.0]), "lin.b": ("F32", [1], [0.5])}
     write_safetensors("w32", weights)
