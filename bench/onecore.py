@@ -20,6 +20,7 @@ the GEMM bound (W1), each round's figures taken from the same round.
 import argparse
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -117,6 +118,7 @@ def main():
           f"{med(x[0] for x in w3) / 1e6:.2f}M: train --log / step "
           f"{med(x[1] / x[0] for x in w3):.3f}, per CPU second {med(x[2] for x in w3):.3f} "
           f"(median of {o.rounds} rounds)")
+    shutil.rmtree(tmp)
 
 
 if __name__ == "__main__":
