@@ -285,7 +285,7 @@ static void load_idx(const nnrt_model *m, const char *images, const char *labels
             m->n_inputs, m->n_targets);
     size_t len;
     char *bytes = read_data_file(images, &len, DATA_IDX);
-    rt_idx_parse_images(images, bytes, len, m->f64, out);
+    rt_idx_parse_images(images, bytes, len, out);
     rt_free(bytes);
     bytes = read_data_file(labels, &len, DATA_IDX);
     rt_idx_parse_labels(labels, bytes, len, images, m->f64, out);
@@ -370,7 +370,7 @@ void rt_load_predict_data(const nnrt_model *m, const char *path, rt_dataset *out
         if (m->n_inputs != 1)
             rt_path_error(path, "an IDX file feeds a model with one input; this one has %d",
                           m->n_inputs);
-        rt_idx_parse_images(path, text, len, m->f64, out);
+        rt_idx_parse_images(path, text, len, out);
         rt_free(text);
         return;
     }
@@ -399,12 +399,12 @@ void rt_compute_stats(const rt_dataset *d, const int64_t *rows, int64_t n, int f
     out->mean = rt_alloc_array((size_t)k, sizeof(double));
     out->std = rt_alloc_array((size_t)k, sizeof(double));
     for (int64_t r = 0; r < n; r++)
-        for (int64_t e = 0; e < k; e++) out->mean[e] += rt_get(d->inputs, rows[r] * k + e, f64);
+        for (int64_t e = 0; e < k; e++) out->mean[e] += rt_input_value(d, rows[r] * k + e, f64);
     for (int64_t e = 0; e < k; e++) out->mean[e] /= n > 0 ? (double)n : 1.0;
     /* Two passes: the sum of squared deviations does not cancel as E[x^2] - E[x]^2 can. */
     for (int64_t r = 0; r < n; r++)
         for (int64_t e = 0; e < k; e++) {
-            double dev = rt_get(d->inputs, rows[r] * k + e, f64) - out->mean[e];
+            double dev = rt_input_value(d, rows[r] * k + e, f64) - out->mean[e];
             out->std[e] += dev * dev;
         }
     for (int64_t e = 0; e < k; e++) {
@@ -413,8 +413,20 @@ void rt_compute_stats(const rt_dataset *d, const int64_t *rows, int64_t n, int f
     }
 }
 
+void rt_widen_inputs(rt_dataset *d, int f64) {
+    if (!d->inputs_u8) return;
+    size_t n = (size_t)(d->rows * d->input_elems);
+    void *wide = rt_alloc_array(n + 1, rt_elem_size(f64));
+    for (size_t i = 0; i < n; i++)
+        rt_set(wide, (int64_t)i, f64, rt_input_value(d, (int64_t)i, f64));
+    rt_free(d->inputs);
+    d->inputs = wide;
+    d->inputs_u8 = 0;
+}
+
 void rt_apply_stats(rt_dataset *d, const rt_stats *s, int f64) {
     if (!s || s->n == 0) return;
+    rt_widen_inputs(d, f64);
     int64_t k = d->input_elems;
     for (int64_t r = 0; r < d->rows; r++)
         for (int64_t e = 0; e < k; e++) {

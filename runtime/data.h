@@ -1,6 +1,7 @@
 /* data.h: a data set in memory, and loading one for a model from CSV or IDX files.
- * Values are stored in the model's element type, row by row, inputs and targets apart, so
- * a batch is gathered by copying whole rows of each tensor. */
+ * Values are stored row by row, inputs and targets apart, so a batch is gathered by copying
+ * whole rows of each tensor: in the model's element type, except IDX images, whose inputs
+ * keep their bytes and are converted as they are gathered (model.c). */
 #ifndef NNRT_DATA_H
 #define NNRT_DATA_H
 
@@ -29,6 +30,7 @@ typedef struct rt_dataset {
     int64_t input_elems;         /* per row: every input's elements, in declaration order */
     int64_t target_elems;        /* per row: every target's elements (class indexes one-hot) */
     void *inputs;                /* rows * input_elems elements; NULL for text */
+    int inputs_u8;               /* inputs holds unsigned bytes, not the model's elements */
     void *targets;               /* rows * target_elems elements; NULL when targets are not read */
     const rt_text_windows *text; /* text data: the windows, instead of inputs and targets */
 } rt_dataset;
@@ -59,7 +61,18 @@ void rt_load_data_columns(const nnrt_model *m, const char *data, const char *col
  * that never varies gets std 1, so standardising leaves it centred rather than dividing
  * by 0. */
 void rt_compute_stats(const rt_dataset *d, const int64_t *rows, int64_t n, int f64, rt_stats *out);
-/* x = (x - mean) / std for every input value of every row, in place. */
+/* Input value i (row * input_elems + column) as a double, whatever the storage. */
+static inline double rt_input_value(const rt_dataset *d, int64_t i, int f64) {
+    if (d->inputs_u8) return ((const unsigned char *)d->inputs)[i];
+    return f64 ? ((const double *)d->inputs)[i] : (double)((const float *)d->inputs)[i];
+}
+
+/* Inputs kept as bytes become the model's elements (the same values), for code that changes
+ * them in place. */
+void rt_widen_inputs(rt_dataset *d, int f64);
+
+/* x = (x - mean) / std for every input value of every row, in place (inputs kept as bytes are
+ * widened first). */
 void rt_apply_stats(rt_dataset *d, const rt_stats *s, int f64);
 
 /* Inputs only, for predict: CSV whose columns are the inputs' columns in declaration order

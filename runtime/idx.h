@@ -18,9 +18,10 @@ int rt_idx_sniff(const char *bytes, size_t len);
 void rt_idx_check_prefix(const char *path, const char *bytes, size_t len);
 
 /* Images: dimension 0 counts samples, the rest are one sample, which must have
- * out->input_elems elements; every byte becomes a value 0..255 as it is (a model scales its
- * input itself, docs/architecture.md). Sets rows and inputs. */
-void rt_idx_parse_images(const char *path, const char *bytes, size_t len, int f64, rt_dataset *out);
+ * out->input_elems elements; every byte is a value 0..255 as it is (a model scales its
+ * input itself, docs/architecture.md). Sets rows and inputs, which keep the bytes
+ * (inputs_u8): gathering a batch converts them to the model's element type. */
+void rt_idx_parse_images(const char *path, const char *bytes, size_t len, rt_dataset *out);
 
 /* Labels: one dimension, out->rows of them. With target_elems > 1 a label is a class index
  * stored one-hot; with 1 it is stored as its value. Sets targets. */

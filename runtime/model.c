@@ -217,42 +217,155 @@ void *rt_tensor_data(const nnrt_model *m, const nnrt_ctx *ctx, const nnrt_tensor
 
 /* ---- batches ---- */
 
-/* Copies one row's part of `values` (row-major, `row_elems` per row) into each tensor. */
-static void copy_row(const nnrt_model *m, nnrt_ctx *ctx, const nnrt_tensor *tensors, int32_t n,
-                     const void *values, int64_t row_elems, int64_t row, int64_t b) {
-    if (n == 0) return; /* a model without inputs has no values array to offset into */
-    size_t esize = rt_elem_size(m->f64);
-    const char *src = (const char *)values + (size_t)(row * row_elems) * esize;
+/* Gathering a batch: each tensor in turn, its part of each row copied (or converted) into its
+ * buffer, so that the loop over rows does nothing but copy. The rows of a shuffled batch lie
+ * anywhere in the data set, and a row's first touch would wait for memory, one row after the
+ * other: so the loop asks for the rows about GATHER_AHEAD_BYTES on while it copies one, and
+ * the memory fetches many lines at once. Data kept as bytes (IDX images) is converted here,
+ * each byte to exactly its value 0..255: the loop reads a quarter of the memory an f32 copy
+ * would, and the weights the step is about to use stay in the caches (docs/runtime.md,
+ * "Gathering a batch"). */
+enum { GATHER_AHEAD_BYTES = 4096, GATHER_BLOCK = 16, CACHE_LINE = 64 };
+
+/* Asks for the cache line holding p. GCC 12 deletes a loop whose body is nothing but
+ * __builtin_prefetch (as if it did nothing), so on x86 the instruction is written out. */
+static inline void prefetch_line(const char *p) {
+#if defined(__x86_64__) || defined(__i386__)
+    __asm__ volatile("prefetcht0 %0" : : "m"(*p));
+#else
+    __builtin_prefetch(p);
+#endif
+}
+
+/* Asks for the cache lines of bytes [p, p + n). */
+static void prefetch_bytes(const char *p, size_t n) {
+    for (size_t at = 0; at < n; at += CACHE_LINE) prefetch_line(p + at);
+    if (n > 0) prefetch_line(p + n - 1);
+}
+
+/* n bytes to n elements. Blocks of a fixed size, which compilers turn into vector
+ * conversions without a cost model's leave; then the tail. */
+static void bytes_to_f32(float *dst, const unsigned char *src, int64_t n) {
+    int64_t e = 0;
+    for (; e + GATHER_BLOCK <= n; e += GATHER_BLOCK)
+        for (int k = 0; k < GATHER_BLOCK; k++) dst[e + k] = (float)src[e + k];
+    for (; e < n; e++) dst[e] = (float)src[e];
+}
+
+static void bytes_to_f64(double *dst, const unsigned char *src, int64_t n) {
+    int64_t e = 0;
+    for (; e + GATHER_BLOCK <= n; e += GATHER_BLOCK)
+        for (int k = 0; k < GATHER_BLOCK; k++) dst[e + k] = (double)src[e + k];
+    for (; e < n; e++) dst[e] = (double)src[e];
+}
+
+/* A row's part of a few bytes (a tiny model's inputs and targets): a call to memcpy would cost
+ * more than the copy. Whole 8-byte words, then the bytes left. */
+enum { SMALL_PART = 64 };
+
+static void copy_small(char *to, const char *from, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t word;
+        memcpy(&word, from + i, 8); /* a fixed size: a load, not a call */
+        memcpy(to + i, &word, 8);
+    }
+    for (; i < n; i++) to[i] = from[i];
+}
+
+/* Where a batch's rows come from: rows[0..count), or first..first+count-1 when rows is NULL. */
+typedef struct batch_rows {
+    const int64_t *rows;
+    int64_t first, count;
+} batch_rows;
+
+static int64_t row_at(const batch_rows *br, int64_t b) {
+    return br->rows ? br->rows[b] : br->first + b;
+}
+
+/* Copies every row's part of `values` (row-major, row_elems a row, stored as bytes when
+ * as_bytes, else in the model's element type) into each tensor's buffer. */
+static void gather_tensors(const nnrt_model *m, nnrt_ctx *ctx, const nnrt_tensor *tensors,
+                           int32_t n, const void *values, int64_t row_elems, int as_bytes,
+                           const batch_rows *br) {
+    size_t esize = rt_elem_size(m->f64), src_size = as_bytes ? 1 : esize;
+    size_t row_bytes = (size_t)row_elems * src_size;
+    int64_t at = 0; /* the tensor's first element within a row */
     for (int32_t i = 0; i < n; i++) {
         const nnrt_tensor *t = &tensors[i];
-        char *dst = (char *)rt_tensor_data(m, ctx, t) + (size_t)(b * t->numel) * esize;
-        memcpy(dst, src, (size_t)t->numel * esize);
-        src += (size_t)t->numel * esize;
+        char *dst = rt_tensor_data(m, ctx, t);
+        const char *src = (const char *)values + (size_t)at * src_size;
+        size_t part = (size_t)t->numel * src_size;
+        int64_t ahead = part >= GATHER_AHEAD_BYTES ? 1 : (int64_t)(GATHER_AHEAD_BYTES / (part + 1));
+        for (int64_t b = 0; b < ahead && b < br->count; b++)
+            prefetch_bytes(src + (size_t)row_at(br, b) * row_bytes, part);
+        for (int64_t b = 0; b < br->count; b++) {
+            if (b + ahead < br->count)
+                prefetch_bytes(src + (size_t)row_at(br, b + ahead) * row_bytes, part);
+            const char *from = src + (size_t)row_at(br, b) * row_bytes;
+            char *to = dst + (size_t)(b * t->numel) * esize;
+            if (!as_bytes && part <= SMALL_PART)
+                copy_small(to, from, part);
+            else if (!as_bytes)
+                memcpy(to, from, part);
+            else if (m->f64)
+                bytes_to_f64((double *)to, (const unsigned char *)from, t->numel);
+            else
+                bytes_to_f32((float *)to, (const unsigned char *)from, t->numel);
+        }
+        at += t->numel;
     }
 }
 
 void rt_fill_batch(const nnrt_model *m, nnrt_ctx *ctx, const rt_dataset *d, const int64_t *rows,
                    int64_t first, int64_t count, int with_targets) {
-    for (int64_t b = 0; b < count; b++) {
-        int64_t row = rows ? rows[b] : first + b;
-        if (d->text) {
-            rt_text_fill_row(m, ctx, d, row, b, with_targets);
-            continue;
-        }
-        copy_row(m, ctx, m->inputs, m->n_inputs, d->inputs, d->input_elems, row, b);
-        if (with_targets)
-            copy_row(m, ctx, m->targets, m->n_targets, d->targets, d->target_elems, row, b);
+    batch_rows br = {rows, first, count};
+    if (d->text) {
+        for (int64_t b = 0; b < count; b++)
+            rt_text_fill_row(m, ctx, d, row_at(&br, b), b, with_targets);
+    } else {
+        /* a model without inputs has no values array to offset into */
+        if (m->n_inputs > 0)
+            gather_tensors(m, ctx, m->inputs, m->n_inputs, d->inputs, d->input_elems, d->inputs_u8,
+                           &br);
+        if (with_targets && m->n_targets > 0)
+            gather_tensors(m, ctx, m->targets, m->n_targets, d->targets, d->target_elems, 0, &br);
     }
     ctx->batch = count;
 }
 
 /* ---- metrics ---- */
 
+/* nan and inf have every exponent bit set; the bits are ORed over the values, so the loop has
+ * no exit and vectorises. */
+int rt_any_nonfinite(const void *values, int64_t n, int f64) {
+    unsigned bad = 0;
+    if (f64) {
+        const uint64_t exponent = 0x7ff0000000000000u;
+        for (int64_t e = 0; e < n; e++) {
+            uint64_t bits;
+            memcpy(&bits, (const char *)values + 8 * e, 8);
+            bad |= (bits & exponent) == exponent;
+        }
+    } else {
+        const uint32_t exponent = 0x7f800000u;
+        for (int64_t e = 0; e < n; e++) {
+            uint32_t bits;
+            memcpy(&bits, (const char *)values + 4 * e, 4);
+            bad |= (bits & exponent) == exponent;
+        }
+    }
+    return bad != 0;
+}
+
 double rt_batch_cost(const nnrt_model *m, const nnrt_ctx *ctx) {
     const void *loss = rt_tensor_data(m, ctx, &m->loss);
     if (!m->loss.varying) return rt_get(loss, 0, m->f64);
     double sum = 0.0;
-    for (int64_t b = 0; b < ctx->batch; b++) sum += rt_get(loss, b, m->f64);
+    if (m->f64)
+        for (int64_t b = 0; b < ctx->batch; b++) sum += ((const double *)loss)[b];
+    else
+        for (int64_t b = 0; b < ctx->batch; b++) sum += ((const float *)loss)[b];
     return sum / (double)ctx->batch;
 }
 
@@ -276,9 +389,16 @@ int64_t rt_class_of(const nnrt_model *m, const void *row, int64_t classes) {
         double threshold = m->train.classification == NNRT_ACCURACY_LOGIT ? 0.0 : 0.5;
         return rt_get(row, 0, m->f64) > threshold;
     }
-    int64_t best = 0;
-    for (int64_t i = 1; i < classes; i++)
-        if (rt_get(row, i, m->f64) > rt_get(row, best, m->f64)) best = i;
+    int64_t best = 0; /* the first of the largest; each type's own loop, no branch on it */
+    if (m->f64) {
+        const double *v = row;
+        for (int64_t i = 1; i < classes; i++)
+            if (v[i] > v[best]) best = i;
+    } else {
+        const float *v = row;
+        for (int64_t i = 1; i < classes; i++)
+            if (v[i] > v[best]) best = i;
+    }
     return best;
 }
 

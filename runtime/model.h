@@ -50,6 +50,11 @@ void *rt_tensor_data(const nnrt_model *m, const nnrt_ctx *ctx, const nnrt_tensor
 void rt_fill_batch(const nnrt_model *m, nnrt_ctx *ctx, const rt_dataset *d, const int64_t *rows,
                    int64_t first, int64_t count, int with_targets);
 
+/* Whether any of n values (f64 or f32) is nan or inf, by a loop without a branch a value, so
+ * that checking every weight after each epoch costs less than a step, even when an epoch is
+ * one step of a tiny model. */
+int rt_any_nonfinite(const void *values, int64_t n, int f64);
+
 /* The cost grad() differentiates (nnrt.h): the mean of the batch's per-sample losses, or the
  * loss itself when it does not vary. Read after forward, grad or sgd_step. */
 double rt_batch_cost(const nnrt_model *m, const nnrt_ctx *ctx);

@@ -2,15 +2,30 @@
 #include "progress.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "files.h"
+#include "numtext.h"
 #include "util.h"
 
 #define PROGRESS_INTERVAL 0.1 /* seconds: at most ~10 lines (or redraws) a second */
 #define BAR_WIDTH         24
+#define LOG_BUFFER        (64 << 10) /* bytes of rows the log holds before stdio has them */
+#define MAX_TICK_STRIDE   (1 << 20)  /* bar ticks between two reads of the clock, at most */
+
+/* The log's columns whose text is kept from one row to the next (numtext.h). */
+enum memo_column {
+    MEMO_LOSS,
+    MEMO_ACCURACY,
+    MEMO_VAL_LOSS,
+    MEMO_VAL_ACCURACY,
+    MEMO_LR,
+    MEMO_SECONDS,
+    N_MEMOS
+};
 
 struct rt_progress {
     const char *unit; /* "epoch" or "step" */
@@ -21,15 +36,48 @@ struct rt_progress {
     const nnrt_model *m;
     int grad_norms; /* --log-grad-norms: a column per param with a gradient */
     double start;
+    int per_epoch; /* the unit is the epoch (the log has samples_per_second) */
     /* One clock each: a bar redrawn a moment ago must not hide the epoch's line. */
     double last_line, last_bar;
+    /* The bar reads the clock once every tick_stride ticks: a stride that doubles while
+     * reads come much faster than the interval, and halves when they come slower. */
+    int64_t tick_stride, ticks_left;
+    double last_tick_clock;
+    int64_t clock_reads;
+    rt_text_memo memo[N_MEMOS]; /* the log's columns whose text often repeats */
+    char *pending;              /* LOG_BUFFER bytes: rows not handed to stdio yet */
+    size_t pending_len;
 };
+
+static double read_clock(rt_progress *p) {
+    p->clock_reads++;
+    return rt_now();
+}
+
+int64_t rt_progress_clock_reads(const rt_progress *p) {
+    return p->clock_reads;
+}
+
+/* Rows of the log are written into the log's own buffer, `pending`, which goes to the file
+ * when it is full and when the log is flushed: a row costs its digits and no call into stdio.
+ * Should the process exit (an error) between two flushes, an exit handler hands the rows on,
+ * as stdio does its own buffer's. */
+static rt_progress *log_at_exit;
+
+static void write_pending(rt_progress *p) {
+    if (p->pending_len > 0) fwrite(p->pending, 1, p->pending_len, p->log);
+    p->pending_len = 0;
+}
+
+static void write_pending_at_exit(void) {
+    if (log_at_exit) write_pending(log_at_exit);
+}
 
 static void write_header(rt_progress *p) {
     fprintf(p->log, "%s,loss,", p->unit);
     if (p->classify) fprintf(p->log, "accuracy,");
     if (p->validation) fprintf(p->log, p->classify ? "val_loss,val_accuracy," : "val_loss,");
-    fprintf(p->log, strcmp(p->unit, "epoch") == 0 ? "lr,seconds,samples_per_second" : "lr,seconds");
+    fprintf(p->log, p->per_epoch ? "lr,seconds,samples_per_second" : "lr,seconds");
     for (int32_t i = 0; p->grad_norms && i < p->m->n_params; i++)
         if (p->m->params[i].grad_offset >= 0)
             fprintf(p->log, ",grad_norm.%s", p->m->params[i].name);
@@ -40,6 +88,7 @@ rt_progress *rt_progress_begin(const nnrt_model *m, const rt_options *o, int has
                                int resuming) {
     rt_progress *p = rt_alloc(sizeof *p);
     p->unit = m->n_inputs > 0 ? "epoch" : "step";
+    p->per_epoch = m->n_inputs > 0;
     p->quiet = o->quiet;
     p->classify = m->n_inputs > 0 && m->train.classification;
     p->validation = has_validation;
@@ -53,15 +102,23 @@ rt_progress *rt_progress_begin(const nnrt_model *m, const rt_options *o, int has
         p->log = rt_output_open(o->log, append);
         if (!append) write_header(p);
         rt_output_check(p->log, p->log_path);
+        p->pending = rt_alloc(LOG_BUFFER);
+        static int handler_set;
+        if (!handler_set) atexit(write_pending_at_exit);
+        handler_set = 1;
+        log_at_exit = p;
     }
-    p->start = rt_now();
+    p->start = read_clock(p);
     p->last_line = p->last_bar = p->start - 2 * PROGRESS_INTERVAL;
+    p->tick_stride = p->ticks_left = 1;
+    p->last_tick_clock = p->start;
     return p;
 }
 
 /* Written so far, and written whole: a failed write is fatal now, not a log cut short. */
 static void flush_log(rt_progress *p) {
     if (!p->log) return;
+    write_pending(p);
     fflush(p->log);
     rt_output_check(p->log, p->log_path);
 }
@@ -74,8 +131,14 @@ void rt_progress_pause(rt_progress *p) {
 
 void rt_progress_tick(rt_progress *p, int64_t epoch, int64_t epochs, int64_t done, int64_t total,
                       rt_metrics r) {
-    if (!p->terminal || total <= 1) return;
-    double now = rt_now();
+    if (!p->terminal || total <= 1 || --p->ticks_left > 0) return;
+    double now = read_clock(p), since = now - p->last_tick_clock;
+    if (since < PROGRESS_INTERVAL / 16 && p->tick_stride < MAX_TICK_STRIDE)
+        p->tick_stride *= 2;
+    else if (since > PROGRESS_INTERVAL / 4 && p->tick_stride > 1)
+        p->tick_stride /= 2;
+    p->ticks_left = p->tick_stride;
+    p->last_tick_clock = now;
     if (now - p->last_bar < PROGRESS_INTERVAL) return;
     p->last_bar = now;
     char bar[BAR_WIDTH + 1];
@@ -90,36 +153,73 @@ void rt_progress_tick(rt_progress *p, int64_t epoch, int64_t epochs, int64_t don
     p->bar_shown = 1;
 }
 
-static void log_row(rt_progress *p, int64_t epoch, rt_metrics r, const rt_metrics *v, double lr,
-                    double seconds, double rate, const double *grad_norms) {
-    fprintf(p->log, "%lld,%.9g,", (long long)epoch, rt_mean_loss(r));
-    if (p->classify) fprintf(p->log, "%.6f,", rt_accuracy(r));
-    if (p->validation && v) {
-        fprintf(p->log, "%.9g,", rt_mean_loss(*v));
-        if (p->classify) fprintf(p->log, "%.6f,", rt_accuracy(*v));
-    } else if (p->validation) {
-        fprintf(p->log, p->classify ? ",," : ",");
-    }
-    fprintf(p->log, "%.9g,%.3f", lr, seconds);
-    if (strcmp(p->unit, "epoch") == 0) fprintf(p->log, ",%.0f", rate);
-    for (int32_t i = 0; p->grad_norms && grad_norms && i < p->m->n_params; i++)
-        if (p->m->params[i].grad_offset >= 0) fprintf(p->log, ",%.9g", grad_norms[i]);
-    fputc('\n', p->log);
+/* Room for one number and a separator. */
+static char *row_room(rt_progress *p) {
+    if (p->pending_len + RT_NUMTEXT_MAX + 2 > LOG_BUFFER) write_pending(p);
+    return p->pending + p->pending_len;
 }
 
-void rt_progress_epoch(rt_progress *p, int64_t epoch, int64_t epochs, rt_metrics r,
-                       const rt_metrics *validation, double lr, double epoch_seconds,
-                       const double *grad_norms) {
-    double now = rt_now(), seconds = now - p->start;
+static void row_char(rt_progress *p, char c) {
+    *row_room(p) = c;
+    p->pending_len++;
+}
+
+/* "%.9g," and the like: a number and the comma after it (sep 0: none); memo NULL: none. */
+static void row_g9(rt_progress *p, double v, rt_text_memo *memo, char sep) {
+    p->pending_len +=
+        (size_t)(memo ? rt_text_g9_memo(row_room(p), v, memo) : rt_text_g9(row_room(p), v));
+    if (sep) row_char(p, sep);
+}
+
+static void row_fixed(rt_progress *p, double v, int places, rt_text_memo *memo, char sep) {
+    p->pending_len += (size_t)(memo ? rt_text_fixed_memo(row_room(p), v, places, memo)
+                                    : rt_text_fixed(row_room(p), v, places));
+    if (sep) row_char(p, sep);
+}
+
+/* The same text as fprintf(log, "%lld,%.9g,%.6f,...") would write, at a fraction of its cost
+ * (numtext.h): a tiny model writes a row every step. Write errors are checked when the log is
+ * flushed (flush_log), a tenth of a second apart at most. */
+static void log_row(rt_progress *p, int64_t epoch, rt_metrics r, const rt_metrics *v, double lr,
+                    double seconds, double rate, const double *grad_norms) {
+    rt_text_memo *memo = p->memo;
+    p->pending_len += (size_t)rt_text_int(row_room(p), epoch);
+    row_char(p, ',');
+    row_g9(p, rt_mean_loss(r), &memo[MEMO_LOSS], ',');
+    if (p->classify) row_fixed(p, rt_accuracy(r), 6, &memo[MEMO_ACCURACY], ',');
+    if (p->validation && v) {
+        row_g9(p, rt_mean_loss(*v), &memo[MEMO_VAL_LOSS], ',');
+        if (p->classify) row_fixed(p, rt_accuracy(*v), 6, &memo[MEMO_VAL_ACCURACY], ',');
+    } else if (p->validation) {
+        row_char(p, ',');
+        if (p->classify) row_char(p, ',');
+    }
+    row_g9(p, lr, &memo[MEMO_LR], ',');
+    row_fixed(p, seconds, 3, &memo[MEMO_SECONDS], 0);
+    if (p->per_epoch) {
+        row_char(p, ',');
+        row_fixed(p, rate, 0, NULL, 0);
+    }
+    for (int32_t i = 0; p->grad_norms && grad_norms && i < p->m->n_params; i++)
+        if (p->m->params[i].grad_offset >= 0) {
+            row_char(p, ',');
+            row_g9(p, grad_norms[i], NULL, 0);
+        }
+    row_char(p, '\n');
+}
+
+double rt_progress_epoch(rt_progress *p, int64_t epoch, int64_t epochs, rt_metrics r,
+                         const rt_metrics *validation, double lr, double epoch_start,
+                         const double *grad_norms) {
+    double now = read_clock(p), seconds = now - p->start, epoch_seconds = now - epoch_start;
     double rate = epoch_seconds > 0 ? (double)r.samples / epoch_seconds : 0;
     int show = epoch == 1 || epoch == epochs || now - p->last_line >= PROGRESS_INTERVAL;
+    if (show) p->last_line = now; /* also with --quiet: the log is flushed as often */
     if (p->log) {
         log_row(p, epoch, r, validation, lr, seconds, rate, grad_norms);
-        rt_output_check(p->log, p->log_path);
         if (show) flush_log(p);
     }
-    if (!show || p->quiet) return;
-    p->last_line = now;
+    if (!show || p->quiet) return now;
     if (p->bar_shown) fputs("\r", stderr);
     fprintf(stderr, "%s %lld/%lld  loss %.6g", p->unit, (long long)epoch, (long long)epochs,
             rt_mean_loss(r));
@@ -129,13 +229,17 @@ void rt_progress_epoch(rt_progress *p, int64_t epoch, int64_t epochs, rt_metrics
         if (p->classify) fprintf(stderr, "  val accuracy %.4f", rt_accuracy(*validation));
     }
     fprintf(stderr, "  lr %.6g  %.2fs", lr, epoch_seconds);
-    if (strcmp(p->unit, "epoch") == 0) fprintf(stderr, "  %.0f samples/s", rate);
+    if (p->per_epoch) fprintf(stderr, "  %.0f samples/s", rate);
     fputs(p->bar_shown ? "\033[K\n" : "\n", stderr);
     p->bar_shown = 0;
+    return now;
 }
 
 void rt_progress_end(rt_progress *p) {
     rt_progress_pause(p);
     if (p->log) rt_output_close(p->log, p->log_path);
     p->log = NULL;
+    if (log_at_exit == p) log_at_exit = NULL;
+    rt_free(p->pending);
+    p->pending = NULL;
 }

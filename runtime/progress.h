@@ -18,17 +18,22 @@ rt_progress *rt_progress_begin(const nnrt_model *m, const rt_options *o, int has
                                int resuming);
 
 /* Within an epoch: redraws the bar on a terminal, at most ten times a second. done of total
- * rows; r the epoch's metrics so far. Cheap enough to call after every step. */
+ * rows; r the epoch's metrics so far. Cheap enough to call after every step: it reads the
+ * clock once every so many calls, as many as take a small part of the interval. */
 void rt_progress_tick(rt_progress *p, int64_t epoch, int64_t epochs, int64_t done, int64_t total,
                       rt_metrics r);
 
 /* One epoch (a step, for a model without inputs) done: a log row always, a line on stderr
  * for the first, the last and at most ten a second otherwise. validation NULL: none.
- * grad_norms (--log-grad-norms, else NULL): per param, the norm the log's row shows for each
- * param with a gradient. */
-void rt_progress_epoch(rt_progress *p, int64_t epoch, int64_t epochs, rt_metrics r,
-                       const rt_metrics *validation, double lr, double epoch_seconds,
-                       const double *grad_norms);
+ * epoch_start: when the epoch began (rt_now()). grad_norms (--log-grad-norms, else NULL): per
+ * param, the norm the log's row shows for each param with a gradient. Reads the clock once
+ * and returns that time, at which the next epoch can start. */
+double rt_progress_epoch(rt_progress *p, int64_t epoch, int64_t epochs, rt_metrics r,
+                         const rt_metrics *validation, double lr, double epoch_start,
+                         const double *grad_norms);
+
+/* How many times the clock was read so far (work the tests count). */
+int64_t rt_progress_clock_reads(const rt_progress *p);
 
 /* Ends the bar's line on a terminal (before another message), and flushes the log. */
 void rt_progress_pause(rt_progress *p);

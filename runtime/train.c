@@ -403,10 +403,7 @@ static _Noreturn void fault(run *r, double cost, int32_t param, enum rt_fault ki
 static int32_t nonfinite_weight(const nnrt_model *m, const void *fixed) {
     for (int32_t i = 0; i < n_weights(m); i++) {
         const nnrt_tensor *t = weight(m, i);
-        const void *p = rt_elem_cptr(fixed, t->offset, m->f64);
-        for (int64_t e = 0; e < t->numel; e++)
-            if (!isfinite(m->f64 ? ((const double *)p)[e] : (double)((const float *)p)[e]))
-                return i;
+        if (rt_any_nonfinite(rt_elem_cptr(fixed, t->offset, m->f64), t->numel, m->f64)) return i;
     }
     return -1;
 }
@@ -591,12 +588,15 @@ static void end_epoch(run *r, double lr) {
     r->epoch++;
     r->pos = 0;
     record_history(r, lr, vp);
-    if (r->progress)
-        rt_progress_epoch(r->progress, r->epoch, r->epochs, r->partial, vp, lr,
-                          rt_now() - r->epoch_start, r->grad_norms);
+    if (r->progress) /* the clock's one read this epoch, and the next epoch's start */
+        r->epoch_start = rt_progress_epoch(r->progress, r->epoch, r->epochs, r->partial, vp, lr,
+                                           r->epoch_start, r->grad_norms);
     watch(r, vp);
     int64_t every = r->o->checkpoint_every;
-    if (r->progress && every > 0 && r->epoch % every == 0) save_checkpoint(r, r->o->checkpoint);
+    if (r->progress && every > 0 && r->epoch % every == 0) {
+        save_checkpoint(r, r->o->checkpoint);
+        r->epoch_start = rt_now(); /* the next epoch's time leaves the checkpoint out */
+    }
 }
 
 /* ---- Ctrl-C ---- */
@@ -887,13 +887,13 @@ static rt_options only_rank0_writes(const rt_options *o) {
  * checkpoint starts within its epoch at pos. */
 static void run_epochs(run *r) {
     const rt_train_data *d = r->data;
+    if (r->progress) r->epoch_start = rt_now();
     while (r->epoch < r->epochs && r->stop == RUNNING) {
         if (r->pos == 0) {
             if (r->o->shuffle && has_inputs(r))
                 rt_rng_shuffle(&r->shuffle_rng, r->order, d->n_train);
             memset(&r->partial, 0, sizeof r->partial);
         }
-        r->epoch_start = rt_now();
         double lr = rt_schedule_lr(r->o, r->epoch + 1, r->epochs);
         if (r->o->hogwild > 0 && !hogwild_epoch(r, lr)) return;
         while (r->pos < d->n_train) {

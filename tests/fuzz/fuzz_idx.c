@@ -23,11 +23,11 @@ typedef struct Parse {
 static void parse(void *arg) {
     Parse *p = arg;
     rt_idx_sniff(p->images, p->images_len);
-    rt_idx_parse_images("images.idx", p->images, p->images_len, p->f64, &p->data);
+    rt_idx_parse_images("images.idx", p->images, p->images_len, &p->data);
     /* The bytes as they are (the runtime never rescales data): every value in 0..255. */
     int64_t n = p->data.rows * p->data.input_elems;
     for (int64_t i = 0; i < n; i++) {
-        double v = rt_get(p->data.inputs, i, p->f64);
+        double v = rt_input_value(&p->data, i, p->f64);
         if (!(v >= 0 && v <= 255)) abort();
     }
     rt_idx_parse_labels("labels.idx", p->labels, p->labels_len, "images.idx", p->f64, &p->data);

@@ -570,6 +570,127 @@ def idx_train():
               f"{a} vs {b}")
 
 
+# Pixels at the special points (0, 1, 127, 128, 254, 255), 7 rows: a batch of 4 leaves a last
+# partial batch of 3. Labels 0 or 1 (one-hot into y[2]).
+ECHO_PIXELS = [[0, 1, 255], [127, 128, 254], [255, 0, 7], [2, 3, 4], [250, 251, 252],
+               [9, 8, 200], [255, 255, 255]]
+ECHO_LABELS = [0, 1, 1, 0, 1, 0, 1]
+
+
+def echo_rows(err):
+    """The rows rt_echo's training steps saw: [(x, y)], and the batch of each step."""
+    rows, steps = [], []
+    for line in err.splitlines():
+        if line.startswith("row "):
+            x, y = line[4:].split(" | ")
+            rows.append(([float(v) for v in x.split()], [float(v) for v in y.split()]))
+        elif line.startswith("step "):
+            steps.append(line[5:])
+    return rows, steps
+
+
+def f32(v):
+    return struct.unpack("f", struct.pack("f", v))[0]
+
+
+@test
+def gather_values():
+    """IDX bytes are kept as bytes and converted while a batch is gathered: every pixel
+    arrives as exactly its value 0..255, in f32 and f64, in the order of the rows, the last
+    partial batch included; CSV data, predict and --standardize see the same values."""
+    pixels = bytes(v for row in ECHO_PIXELS for v in row)
+    write("img", idx_bytes([7, 1, 3], pixels))
+    write("lab", idx_bytes([7], bytes(ECHO_LABELS)))
+    write_csv("d.csv", [row + [label] for row, label in zip(ECHO_PIXELS, ECHO_LABELS)])
+    onehot = [[1.0, 0.0] if label == 0 else [0.0, 1.0] for label in ECHO_LABELS]
+    want = [([float(v) for v in row], y) for row, y in zip(ECHO_PIXELS, onehot)]
+    for model in ("echo", "echo64"):
+        for data in ("img,lab", "d.csv"):
+            r = run(model, "train", "--data", data, "--no-save", "--quiet", "--epochs", "2",
+                    env={"NNRT_TEST_TRACE": "1"})
+            rows, steps = echo_rows(r.err)
+            check(steps == ["4/4", "3/4"] * 2, f"{model} {data}: steps {steps}")
+            check(rows == want * 2, f"{model} {data}: rows {rows}")
+        # shuffled: each row once an epoch, each exactly as stored
+        r = run(model, "train", "--data", "img,lab", "--no-save", "--quiet", "--shuffle", "on",
+                "--epochs", "3", env={"NNRT_TEST_TRACE": "1"})
+        rows, _ = echo_rows(r.err)
+        for epoch in range(3):
+            seen = rows[7 * epoch:7 * epoch + 7]
+            check(sorted(seen) == sorted(want) and seen != want,
+                  f"{model}: shuffled epoch {epoch}: {seen}")
+        # predict reads the images alone; the output is the input
+        out = run(model, "predict", "--weights", "w0", "--data", "img", expect=None)
+        if out.code != 0:  # no weights yet: save the (unchanged) starting ones
+            run(model, "train", "--data", "img,lab", "--save", "w0", "--quiet")
+            out = run(model, "predict", "--weights", "w0", "--data", "img")
+        got = [[float(v) for v in line.split(",")] for line in out.out.splitlines()]
+        check(got == [[float(v) for v in row] for row in ECHO_PIXELS], f"{model} predict {got}")
+        os.remove("w0")
+        # --standardize: (x - mean) / std in double over the bytes, then the model's type
+        r = run(model, "train", "--data", "img,lab", "--no-save", "--quiet", "--epochs", "1",
+                "--standardize", "on", env={"NNRT_TEST_TRACE": "1"})
+        rows, _ = echo_rows(r.err)
+        for col in range(3):
+            values = [float(row[col]) for row in ECHO_PIXELS]
+            mean = 0.0
+            for v in values:
+                mean += v
+            mean /= len(values)
+            var = 0.0
+            for v in values:
+                var += (v - mean) * (v - mean)
+            std = math.sqrt(var / len(values)) or 1.0
+            for i, v in enumerate(values):
+                expect = (v - mean) / std
+                expect = expect if model == "echo64" else f32(expect)
+                check(rows[i][0][col] == expect,
+                      f"{model} --standardize row {i} col {col}: {rows[i][0][col]} vs {expect}")
+
+
+@test
+def numtext():
+    """The --log row's numbers are written by runtime/numtext.c: the same text as printf's
+    %.9g, %.Nf and %lld at ties, powers of ten, the ends of its fast ranges and random values."""
+    r = subprocess.run([exe("numtext_check")], capture_output=True, timeout=120)
+    out = r.stdout.decode()
+    check(r.returncode == 0 and re.fullmatch(r"compared \d+ texts, 0 differ\n", out), out)
+    check(int(out.split()[1]) > 1000000, out)
+
+
+@test
+def progress_work():
+    """Progress reads the clock once an epoch and once every so many bar ticks (the stride
+    doubles while ticks come fast), not at every tick: 6 million ticks on a terminal read it
+    a few thousand times at most. The log's rows are printf's text of each epoch's values."""
+    master, slave = os.openpty()
+    try:
+        r = subprocess.run([exe("progress_check"), "log.csv"], stdout=subprocess.PIPE,
+                           stderr=slave, timeout=120)
+    finally:
+        os.close(slave)
+        os.close(master)
+    out = r.stdout.decode()
+    m = re.fullmatch(r"epochs (\d+) ticks (\d+) clock reads (\d+)\n", out)
+    check(r.returncode == 0 and m, out)
+    epochs, ticks, reads = (int(g) for g in m.groups())
+    # one read at the start, one an epoch, and the ticks' reads: a stride that starts at 1
+    # and doubles up to 2^20 reads about log2 of each epoch's ticks (15) an epoch at most
+    check(reads <= 1 + epochs + 16 * epochs and reads < ticks // 100, out)
+    lines = open("log.csv").read().splitlines()
+    check(lines[0] == "epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds,samples_per_second",
+          lines[0])
+    check(len(lines) == epochs + 1, f"{len(lines)} lines")
+    rows = 1000
+    for e, line in enumerate(lines[1:], start=1):
+        fields = line.split(",")
+        want = [str(e), "%.9g" % ((rows / e) / rows), "%.6f" % ((rows * e // (e + 1)) / rows),
+                "%.9g" % ((2 * rows / e) / rows), "%.6f" % ((rows * (e - 1) // e) / rows),
+                "%.9g" % (0.25 / e)]
+        check(fields[:6] == want, f"row {e}: {line}, wanted {want}")
+        check(re.fullmatch(r"\d+\.\d{3}", fields[6]) and re.fullmatch(r"\d+", fields[7]), line)
+
+
 @test
 def predict():
     weights = {"lin.W": ("F32", [2, 1], [1.0, -2.0]), "lin.b": ("F32", [1], [0.5])}

@@ -1,0 +1,190 @@
+/* numtext.c: printf's conversions of the --log row, without printf (numtext.h).
+ *
+ * A decimal text of v with k digits after the point is the integer nearest v * 10^k (ties to
+ * even, as glibc rounds an exact tie), written out. For 10^k exact in a double (k <= 22) and a
+ * result below 2^52, that integer is found exactly: the product v * P rounded, p, its error
+ * e = fma(v, P, -p) (exact: the error of a product is a double), and the part of p after its
+ * integer part, f, which is exact because p < 2^52. f and 0.5 are both multiples of p's unit
+ * in the last place, so f != 0.5 decides alone (|e| is at most half that unit); f == 0.5 is
+ * decided by the sign of e, and e == 0 is a true tie. Dividing by 10^k (for %.9g of values of
+ * 10^9 and more) is the same with the remainder of the division, fma(-q, Q, v), for e. Values
+ * outside these ranges, zeros, infinities and NaNs go to snprintf. */
+#include "numtext.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+static const double pow10_exact[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                     1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                     1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+#define MAX_EXACT_POW10 22
+#define BELOW_2_52      4503599627370496.0 /* 2^52 */
+
+/* round(a * 10^k) for a >= 0, k in -22..22; 0 when the result might not be below 2^52. q is
+ * a * 10^k rounded; only when its fraction is exactly one half does the sign of its error
+ * (the fma, a rare call) decide. */
+static int scaled(double a, int k, uint64_t *n) {
+    int divide = k < 0;
+    double p = pow10_exact[divide ? -k : k], q = divide ? a / p : a * p;
+    if (!(q < BELOW_2_52)) return 0;
+    int64_t whole = (int64_t)q; /* q >= 0 and below 2^52: its integer part, exactly */
+    double f = q - (double)whole;
+    *n = (uint64_t)whole;
+    if (f == 0.5) {
+        double err = divide ? fma(-q, p, a) : fma(a, p, -q);
+        if (err > 0 || (err == 0 && (*n & 1))) ++*n;
+    } else if (f > 0.5) {
+        ++*n;
+    }
+    return 1;
+}
+
+/* n's decimal digits, at least `width` of them (zeros in front); returns their count. Two
+ * digits a division. */
+static int digits(char *buf, uint64_t n, int width) {
+    char tmp[24];
+    int len = 0;
+    while (n > UINT32_MAX) { /* 64-bit divisions only for the digits that need them */
+        unsigned pair = (unsigned)(n % 100);
+        n /= 100;
+        tmp[len++] = (char)('0' + pair % 10);
+        tmp[len++] = (char)('0' + pair / 10);
+    }
+    uint32_t small = (uint32_t)n;
+    while (small >= 10) {
+        uint32_t pair = small % 100;
+        small /= 100;
+        tmp[len++] = (char)('0' + pair % 10);
+        tmp[len++] = (char)('0' + pair / 10);
+    }
+    /* small < 10 now, or the last pair ended in a leading zero that is no digit */
+    if (small > 0 || len == 0) tmp[len++] = (char)('0' + small);
+    while (len > 1 && tmp[len - 1] == '0' && len > width) len--;
+    while (len < width) tmp[len++] = '0';
+    for (int i = 0; i < len; i++) buf[i] = tmp[len - 1 - i];
+    return len;
+}
+
+int rt_text_int(char *buf, int64_t v) {
+    int at = 0;
+    uint64_t mag = (uint64_t)v;
+    if (v < 0) {
+        buf[at++] = '-';
+        mag = 0 - mag;
+    }
+    at += digits(buf + at, mag, 1);
+    buf[at] = '\0';
+    return at;
+}
+
+/* The memo's text when it holds these digits; else -1. */
+static int recall(char *buf, const rt_text_memo *memo, uint64_t n, int32_t shape) {
+    if (!memo || memo->n != n + 1 || memo->shape != shape) return -1;
+    memcpy(buf, memo->text, (size_t)memo->len + 1);
+    return memo->len;
+}
+
+static int remember(const char *buf, int len, rt_text_memo *memo, uint64_t n, int32_t shape) {
+    if (memo && len < (int)sizeof memo->text) {
+        memo->n = n + 1;
+        memo->shape = shape;
+        memo->len = len;
+        memcpy(memo->text, buf, (size_t)len + 1);
+    }
+    return len;
+}
+
+int rt_text_fixed_memo(char *buf, double v, int places, rt_text_memo *memo) {
+    uint64_t n;
+    if (places < 0 || places > 9 || !isfinite(v) || !scaled(fabs(v), places, &n))
+        return snprintf(buf, RT_NUMTEXT_MAX, "%.*f", places, v);
+    int32_t shape = 2 * places + (signbit(v) != 0);
+    int len = recall(buf, memo, n, shape);
+    if (len >= 0) return len;
+    int at = 0;
+    if (signbit(v)) buf[at++] = '-'; /* printf writes -0.000 for -0.0001 and for -0.0 */
+    uint64_t unit = (uint64_t)pow10_exact[places];
+    at += digits(buf + at, n / unit, 1);
+    if (places > 0) {
+        buf[at++] = '.';
+        at += digits(buf + at, n % unit, places);
+    }
+    buf[at] = '\0';
+    return remember(buf, at, memo, n, shape);
+}
+
+int rt_text_fixed(char *buf, double v, int places) {
+    return rt_text_fixed_memo(buf, v, places, NULL);
+}
+
+/* %.9g: the 9 significant digits n (10^8 <= n < 10^9) of a value of decimal exponent x. */
+static int g9_text(char *buf, int negative, uint64_t n, int x) {
+    char d[9];
+    digits(d, n, 9);
+    int last = 8; /* trailing zeros go, and the point with them when nothing follows it */
+    int at = 0;
+    if (negative) buf[at++] = '-';
+    if (x < -4 || x >= 9) {
+        while (last > 0 && d[last] == '0') last--;
+        buf[at++] = d[0];
+        if (last > 0) {
+            buf[at++] = '.';
+            memcpy(buf + at, d + 1, (size_t)last);
+            at += last;
+        }
+        buf[at++] = 'e';
+        buf[at++] = x < 0 ? '-' : '+';
+        at += digits(buf + at, (uint64_t)(x < 0 ? -x : x), 2);
+    } else if (x >= 0) { /* x + 1 digits before the point */
+        while (last > x && d[last] == '0') last--;
+        memcpy(buf + at, d, (size_t)x + 1);
+        at += x + 1;
+        if (last > x) {
+            buf[at++] = '.';
+            memcpy(buf + at, d + x + 1, (size_t)(last - x));
+            at += last - x;
+        }
+    } else { /* 0.000ddd */
+        while (d[last] == '0') last--;
+        buf[at++] = '0';
+        buf[at++] = '.';
+        for (int i = 0; i < -x - 1; i++) buf[at++] = '0';
+        memcpy(buf + at, d, (size_t)last + 1);
+        at += last + 1;
+    }
+    buf[at] = '\0';
+    return at;
+}
+
+int rt_text_g9_memo(char *buf, double v, rt_text_memo *memo) {
+    double a = fabs(v);
+    if (a == 0) {
+        strcpy(buf, signbit(v) ? "-0" : "0");
+        return (int)strlen(buf);
+    }
+    if (!(a >= 1e-13 && a < 1e30)) return snprintf(buf, RT_NUMTEXT_MAX, "%.9g", v);
+    int e2;
+    frexp(a, &e2); /* a in [2^(e2-1), 2^e2): the decimal exponent x, perhaps one off (below) */
+    int x = (int)floor((e2 - 1) * 0.30102999566398120);
+    for (int tries = 0; tries < 4; tries++) {
+        int k = 8 - x;
+        uint64_t n;
+        if (k < -MAX_EXACT_POW10 || k > MAX_EXACT_POW10 || !scaled(a, k, &n)) break;
+        if (n >= 1000000000u) {
+            x++;
+        } else if (n < 100000000u) {
+            x--;
+        } else {
+            int32_t shape = 2 * (x + 64) + (signbit(v) != 0);
+            int len = recall(buf, memo, n, shape);
+            if (len >= 0) return len;
+            return remember(buf, g9_text(buf, signbit(v) != 0, n, x), memo, n, shape);
+        }
+    }
+    return snprintf(buf, RT_NUMTEXT_MAX, "%.9g", v);
+}
+
+int rt_text_g9(char *buf, double v) {
+    return rt_text_g9_memo(buf, v, NULL);
+}
