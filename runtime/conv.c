@@ -39,7 +39,14 @@ static inline unsigned is_nan_f64(double x) {
 
 /* An id that names no row of the table: PyTorch raises here too ("index out of range"). The
  * batch sample and the id's place in it (ids flattened) say where, in the data's order. */
+static _Thread_local int64_t ids_first_row;
+
+void rt_ids_first_row(int64_t first_row) {
+    ids_first_row = first_row;
+}
+
 static _Noreturn void bad_id(const char *op, double id, int64_t sample, int64_t at, int64_t rows) {
+    sample += ids_first_row;
     char shown[40];
     snprintf(shown, sizeof shown, id == floor(id) && fabs(id) < 1e15 ? "%.0f" : "%g", id);
     rt_fatal("%s: token id %s (sample %lld of the batch, id %lld of the sample) is not a whole "

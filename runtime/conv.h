@@ -30,6 +30,10 @@
 
 #include <stdint.h>
 
+/* The calling thread's model calls start at this sample of the step's whole batch (a worker's
+ * or a rank's share, nnrt_ctx.first_row; 0 otherwise): a bad id's message counts from it. */
+void rt_ids_first_row(int64_t first_row);
+
 /* The geometry, made by the compiler as a constant array of int64 in this order. */
 #define NNRT_WINDOW_FIELDS(X)                                                                      \
     X(c_in) /* the image read: channels, height, width (a reshape: c_in elements) */               \

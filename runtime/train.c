@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "conv.h"
 #include "files.h"
 #include "hogwild.h"
 #include "init.h"
@@ -811,10 +812,12 @@ static int rank_step(run *r, const int64_t *rows, int64_t count, double lr) {
     if (hi > lo) { /* a batch smaller than the ranks leaves some without rows */
         rt_fill_batch(m, &r->ctx, &r->data->train, rows + lo, 0, hi - lo, 1);
         r->ctx.first_row = lo;
+        rt_ids_first_row(lo);
         r->ctx.training = r->rank == 0 ? NNRT_TRAINING_STEP : NNRT_TRAINING;
         m->grad(&r->ctx);
         r->ctx.training = NNRT_INFERENCE;
         r->ctx.first_row = 0;
+        rt_ids_first_row(0);
         rt_add_batch_metrics(m, &r->ctx, &r->data->train, rows + lo, 0, &mine);
     }
     move_shared(r, 1, hi > lo ? (double)(hi - lo) / (double)count : 0.0);

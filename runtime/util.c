@@ -2,6 +2,8 @@
 #include "util.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +37,22 @@ static _Noreturn void rt_exit(int status) {
     exit(status);
 }
 
+/* The first thread to report an error ends the process. Another that fails at the same time
+ * (two workers, each with a bad id in its share) waits for that exit instead of printing a
+ * second message and calling exit() again, which is undefined. The thread that owns the exit
+ * may report again (its exit handler failing). */
+static atomic_flag exit_claimed = ATOMIC_FLAG_INIT;
+static _Thread_local bool owns_exit;
+
+static void claim_exit(void) {
+    if (owns_exit) return;
+    if (!atomic_flag_test_and_set(&exit_claimed)) {
+        owns_exit = true;
+        return;
+    }
+    for (;;) pause();
+}
+
 static void vreport(const char *prefix, const char *kind, const char *fmt, va_list ap) {
     fflush(stdout); /* keep stdout lines before the message when both go to a terminal */
     fprintf(stderr, "%s: %s: ", prefix, kind);
@@ -43,6 +61,7 @@ static void vreport(const char *prefix, const char *kind, const char *fmt, va_li
 }
 
 void rt_usage_error(const char *fmt, ...) {
+    claim_exit();
     va_list ap;
     va_start(ap, fmt);
     vreport(program_name, "error", fmt, ap);
@@ -51,6 +70,7 @@ void rt_usage_error(const char *fmt, ...) {
 }
 
 void rt_fatal(const char *fmt, ...) {
+    claim_exit();
     va_list ap;
     va_start(ap, fmt);
     vreport(program_name, "error", fmt, ap);
@@ -59,6 +79,7 @@ void rt_fatal(const char *fmt, ...) {
 }
 
 void rt_path_error(const char *path, const char *fmt, ...) {
+    claim_exit();
     va_list ap;
     va_start(ap, fmt);
     vreport(rt_display_path(path), "error", fmt, ap);
@@ -67,6 +88,7 @@ void rt_path_error(const char *path, const char *fmt, ...) {
 }
 
 void rt_line_error(const char *path, int64_t line, const char *fmt, ...) {
+    claim_exit();
     char prefix[4096];
     snprintf(prefix, sizeof prefix, "%s:%lld", rt_display_path(path), (long long)line);
     va_list ap;
@@ -77,6 +99,7 @@ void rt_line_error(const char *path, int64_t line, const char *fmt, ...) {
 }
 
 void rt_byte_error(const char *path, uint64_t byte, const char *fmt, ...) {
+    claim_exit();
     char prefix[4096];
     snprintf(prefix, sizeof prefix, "%s:byte %llu", rt_display_path(path),
              (unsigned long long)byte);

@@ -27,6 +27,7 @@
 #include <stdatomic.h>
 #include <string.h>
 
+#include "conv.h"
 #include "util.h"
 
 /* Longer than the gap between two steps (the update's end, metrics, progress), much shorter
@@ -165,6 +166,7 @@ static void run_grad(worker *k) {
     if (k->share.rows == 0) return;
     rt_fill_batch(t->m, &k->ctx, t->d, t->rows + k->share.first, 0, k->share.rows, 1);
     k->ctx.first_row = k->share.first;
+    rt_ids_first_row(k->share.first);
     k->ctx.training = k->index == 0 ? NNRT_TRAINING_STEP : NNRT_TRAINING;
     k->ctx.noise_seed = t->noise_seed;
     t->m->grad(&k->ctx);

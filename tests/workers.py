@@ -295,6 +295,37 @@ def case_errors(nnc, src, tmp):
     check("--workers does not apply: model 'f' has no inputs" in r.stderr, r.stderr)
 
 
+BAD_IDS_MODEL = """import "nn"
+
+model tok {
+    input  ids[4]
+    target y[3]
+    e        = embedding(ids, 6, 4)
+    output z = dense(flatten(e), 3)
+    loss     = softmax_cross_entropy(z, y)
+}
+"""
+
+
+def case_bad_ids(nnc, src, tmp):
+    """Both workers meet a bad token id in their shares at once: the process ends with one
+    message, not two (the first error owns the exit; runtime/util.c), every time; and the
+    message counts the sample in the whole batch (rt_ids_first_row)."""
+    exe = compile_model(nnc, tmp, "tok", BAD_IDS_MODEL)
+    write_csv(tmp, "bad.csv", [[1, 9, 2, 3, 1]] * 8)
+    args = [exe, "train", "--data", "bad.csv", "--columns", "ids=0..3,y=4", "--batch", "8",
+            "--validation", "0", "--workers", "2", "--no-save", "--quiet"]
+    for attempt in range(20):
+        err = run(args, tmp, want_status=1).stderr
+        errors = [line for line in err.splitlines() if ": error: " in line]
+        check(len(errors) == 1 and "take: token id 9" in errors[0],
+              f"attempt {attempt}: wanted one error about id 9, got:\n{err}")
+    # the sample is counted in the whole batch, not in the share of the worker that met it
+    write_csv(tmp, "bad.csv", [[1, 2, 2, 3, 1]] * 6 + [[1, 2, 9, 3, 1]] * 2)
+    err = run(args + ["--shuffle", "off"], tmp, want_status=1).stderr
+    check("take: token id 9 (sample 6 of the batch, id 2 of the sample)" in err, err)
+
+
 def main():
     if len(sys.argv) != 4:
         print(__doc__, file=sys.stderr)
