@@ -19,8 +19,10 @@ import sys
 import tempfile
 
 RATIO = 6.0
-# Below these a measure is noise, not growth (a few pages, a handful of probes).
-SLACK = {"rss_growth": 8 << 20, "arena_bytes": 2 << 20}
+# Below these a measure is noise, not growth (a few pages, a handful of probes). The peak RSS
+# moves in steps of 2 MB where the kernel backs the heap with transparent huge pages, so its
+# slack allows a few such steps beyond one_line_error's 4 MB source read whole.
+SLACK = {"rss_growth": 12 << 20, "arena_bytes": 2 << 20}
 SLACK_COUNT = 64
 
 
