@@ -704,7 +704,8 @@ static int hogwild_epoch(run *r, double lr) {
 /* ---- ranks (docs/mpi.md) ----
  *
  * Under mpirun every rank holds the whole data set and the same row order (the same seed),
- * and computes the gradient of its share of each step's batch, rows [k*B/K, (k+1)*B/K). The
+ * and computes the gradient of its share of each step's batch, the rows worker k of K would
+ * take (rt_worker_share: [ceil(k*B/K), ceil((k+1)*B/K)), so rank 0 always has rows). The
  * generated grad() averages over the rows it is given, so rank k's gradient g_k is weighted
  * b_k/B and the ranks add them up: sum_k (b_k/B) g_k is the mean over the whole batch. The
  * sum (ranks.h) gives every rank the same bits, so every rank makes the same update and the
@@ -806,7 +807,8 @@ static void start_ranks(run *r) {
 static int rank_step(run *r, const int64_t *rows, int64_t count, double lr) {
     const nnrt_model *m = r->m;
     if (r->trace && r->step == 0) rt_trace_row(r->trace, 0, r->fixed, batch_loss(r, rows, count));
-    int64_t lo = count * r->rank / r->ranks, hi = count * (r->rank + 1) / r->ranks;
+    rt_share share = rt_worker_share(count, r->ranks, r->rank);
+    int64_t lo = share.first, hi = share.first + share.rows;
     rt_metrics mine = {0};
     r->ctx.noise_seed = rt_rng_next(&r->noise_rng);
     if (hi > lo) { /* a batch smaller than the ranks leaves some without rows */

@@ -146,7 +146,7 @@ def mpirun(mpirun_path, ranks, exe, args, flags=()):
 # ---- the same weights as one process ----
 
 def case_same_weights(nnc, mpirun_path, tmp):
-    """The global batch of 8 split among 2 and 3 ranks (shares of 4/4, 2/3/3, and the last
+    """The global batch of 8 split among 2 and 3 ranks (shares of 4/4, 3/3/2, and the last
     batch of 2 rows leaves a rank of 3 without any) gives the weights of one process to
     1e-12 in f64: with momentum and dropout (whose masks follow the rows, not the rank), and
     with adam, clipping and an L2 penalty (applied after the ranks' gradients are added up).
