@@ -263,15 +263,8 @@ static void start_epoch(worker *w, int64_t epoch) {
 /* Starts threads 1.. with SIGINT blocked (they inherit the mask), so that Ctrl-C's handler
  * runs on the main thread, thread 0, which reads the flag it sets. */
 static void start_threads(rt_hogwild *h) {
-    sigset_t block, old;
-    sigemptyset(&block);
-    sigaddset(&block, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &block, &old);
-    for (int i = 1; i < h->n; i++) {
-        int err = pthread_create(&h->workers[i].thread, NULL, run_shard, &h->workers[i]);
-        if (err) rt_fatal("--hogwild: cannot start thread %d: %s", i, strerror(err));
-    }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    for (int i = 1; i < h->n; i++)
+        rt_start_thread(&h->workers[i].thread, run_shard, &h->workers[i], "--hogwild");
 }
 
 enum rt_hogwild_end rt_hogwild_run_epoch(rt_hogwild *h, rt_hogwild_epoch *e) {
@@ -288,10 +281,7 @@ enum rt_hogwild_end rt_hogwild_run_epoch(rt_hogwild *h, rt_hogwild_epoch *e) {
     for (int i = 0; i < h->n; i++) {
         const worker *w = &h->workers[i];
         e->steps += w->steps;
-        e->metrics.loss_sum += w->metrics.loss_sum;
-        e->metrics.correct += w->metrics.correct;
-        e->metrics.samples += w->metrics.samples;
-        e->metrics.judged += w->metrics.judged;
+        rt_add_metrics(&e->metrics, w->metrics);
         if (!isfinite(w->bad_cost) && isfinite(e->bad_cost)) e->bad_cost = w->bad_cost;
     }
     h->epoch = NULL;

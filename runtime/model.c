@@ -423,6 +423,13 @@ static int64_t correct_steps(const nnrt_model *m, const rt_class_layout *l, cons
     return correct;
 }
 
+void rt_add_metrics(rt_metrics *acc, rt_metrics more) {
+    acc->loss_sum += more.loss_sum;
+    acc->correct += more.correct;
+    acc->samples += more.samples;
+    acc->judged += more.judged;
+}
+
 void rt_add_batch_metrics(const nnrt_model *m, const nnrt_ctx *ctx, const rt_dataset *d,
                           const int64_t *rows, int64_t first, rt_metrics *acc) {
     const void *loss = rt_tensor_data(m, ctx, &m->loss);

@@ -85,6 +85,9 @@ typedef struct rt_metrics {
     int64_t judged;
 } rt_metrics;
 
+/* acc += more, field by field (threads' and ranks' metrics, added in their order). */
+void rt_add_metrics(rt_metrics *acc, rt_metrics more);
+
 /* Adds the batch in ctx (after forward, grad or sgd_step) to *acc. Targets are read from the
  * data set, not the arena, because the generated code may reuse their memory. */
 void rt_add_batch_metrics(const nnrt_model *m, const nnrt_ctx *ctx, const rt_dataset *d,

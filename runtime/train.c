@@ -485,10 +485,6 @@ static int last_step_of_epoch(const run *r, int64_t count) {
     return r->pos + count >= r->data->n_train || (r->o->steps > 0 && r->step + 1 == r->o->steps);
 }
 
-/* One update on rows[0..count), in training mode (nnrt.h): dropout on, batch statistics,
- * and the step writes the states' updates. Each step draws its own noise_seed from the
- * run's seed, so runs repeat bit for bit. Every other pass (trace, final loss, validation,
- * eval) sees NNRT_INFERENCE: dropout is the identity and running statistics are used. */
 /* A step's outcome: 0 when the loss or the update failed (a train run stops with a message,
  * a search trial is marked). */
 static int step_ok(run *r, double cost, int32_t bad, enum rt_fault kind) {
@@ -513,6 +509,10 @@ static int workers_step(run *r, const int64_t *rows, int64_t count, double lr) {
 
 static int rank_step(run *r, const int64_t *rows, int64_t count, double lr);
 
+/* One update on rows[0..count), in training mode (nnrt.h): dropout on, batch statistics,
+ * and the step writes the states' updates. Each step draws its own noise_seed from the
+ * run's seed, so runs repeat bit for bit. Every other pass (trace, final loss, validation,
+ * eval) sees NNRT_INFERENCE: dropout is the identity and running statistics are used. */
 static int train_step(run *r, const int64_t *rows, int64_t count, double lr) {
     if (r->ranks > 1) return rank_step(r, rows, count, lr);
     if (r->workers) return workers_step(r, rows, count, lr);
@@ -834,12 +834,10 @@ static int rank_step(run *r, const int64_t *rows, int64_t count, double lr) {
     r->step++;
     enum rt_fault kind;
     int32_t bad = rt_optim_apply(r->opt, lr, r->step, &kind);
-    double cost = extras[EXTRA_LOSS] / (double)count;
-    if (!isfinite(cost) || bad >= 0) fault(r, cost, bad, kind);
-    r->partial.loss_sum += extras[EXTRA_LOSS];
-    r->partial.correct += (int64_t)extras[EXTRA_CORRECT];
-    r->partial.samples += count;
-    r->partial.judged += count * rt_class_layout_of(m).steps;
+    if (!step_ok(r, extras[EXTRA_LOSS] / (double)count, bad, kind)) return 0;
+    rt_metrics all = {extras[EXTRA_LOSS], (int64_t)extras[EXTRA_CORRECT], count,
+                      count * rt_class_layout_of(m).steps};
+    rt_add_metrics(&r->partial, all);
     if (r->trace) rt_trace_row(r->trace, r->step, r->fixed, batch_loss(r, rows, count));
     return 1;
 }

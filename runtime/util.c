@@ -1,6 +1,7 @@
 /* util.c: messages, tracked allocations, file reads, time (see util.h). */
 #include "util.h"
 
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -363,4 +364,16 @@ double rt_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ---- threads ---- */
+
+void rt_start_thread(pthread_t *thread, void *(*fn)(void *), void *arg, const char *what) {
+    sigset_t interrupt, old;
+    sigemptyset(&interrupt);
+    sigaddset(&interrupt, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &interrupt, &old);
+    int err = pthread_create(thread, NULL, fn, arg);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (err) rt_fatal("%s: cannot start a thread: %s", what, strerror(err));
 }

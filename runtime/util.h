@@ -4,6 +4,7 @@
 #ifndef NNRT_UTIL_H
 #define NNRT_UTIL_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -86,5 +87,10 @@ const char *rt_display_path(const char *path);
 
 /* Seconds on a monotonic clock. */
 double rt_now(void);
+
+/* Starts a thread running fn(arg) that never receives Ctrl-C: SIGINT stays with the main
+ * thread, whose handler the training loop polls. `what` names the option in the error
+ * ("--workers 2") when the thread cannot start. */
+void rt_start_thread(pthread_t *thread, void *(*fn)(void *), void *arg, const char *what);
 
 #endif

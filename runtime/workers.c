@@ -328,16 +328,9 @@ rt_workers *rt_workers_start(const nnrt_model *m, nnrt_ctx *master, rt_optim *op
         w->lo = part_start(elems, n, k);
         w->hi = part_start(elems, n, k + 1);
     }
-    /* Ctrl-C goes to the main thread, whose handler the training loop polls. */
-    sigset_t interrupt, old;
-    sigemptyset(&interrupt);
-    sigaddset(&interrupt, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &interrupt, &old);
-    for (int k = 1; k < n; k++) {
-        int err = pthread_create(&t->w[k].thread, NULL, worker_main, &t->w[k]);
-        if (err) rt_fatal("--workers %d: cannot start a thread: %s", n, strerror(err));
-    }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    char what[32];
+    snprintf(what, sizeof what, "--workers %d", n);
+    for (int k = 1; k < n; k++) rt_start_thread(&t->w[k].thread, worker_main, &t->w[k], what);
     return t;
 }
 
