@@ -643,6 +643,26 @@ bool outfile_write_all(const char *path, const void *data, size_t n) {
 
 /* ---- counters ---- */
 
+/* The peak resident bytes that are not file pages: the heap and stacks the compiler itself
+ * grew. The peak RSS alone also counts the pages of libLLVM that happen to be mapped, which
+ * depends on the page cache and varies by megabytes from run to run. File pages are only
+ * added while the compiler runs, so the current count is the one at the peak. 0 where
+ * /proc/self/status is missing. */
+static long long peak_anon_bytes(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return 0;
+    long long peak_kb = -1, file_kb = 0, shmem_kb = 0;
+    char line[256];
+    while (fgets(line, sizeof line, f)) {
+        sscanf(line, "VmHWM: %lld", &peak_kb);
+        sscanf(line, "RssFile: %lld", &file_kb);
+        sscanf(line, "RssShmem: %lld", &shmem_kb);
+    }
+    fclose(f);
+    long long anon_kb = peak_kb - file_kb - shmem_kb;
+    return peak_kb < 0 || anon_kb < 0 ? 0 : anon_kb * 1024;
+}
+
 void stats_report(void) {
     const char *on = getenv("NNC_STATS");
     if (!on || !*on || !strcmp(on, "0")) return;
@@ -650,9 +670,10 @@ void stats_report(void) {
     fprintf(stderr,
             "nnc: stats: source_bytes=%lld tokens=%lld ast_nodes=%lld exprs_lowered=%lld "
             "ir_values=%lld hash_probes=%lld plan_visits=%lld largest_loop=%lld "
-            "llvm_insts=%lld llvm_insts_optimised=%lld arena_bytes=%lld\n",
+            "llvm_insts=%lld llvm_insts_optimised=%lld arena_bytes=%lld "
+            "peak_anon_bytes=%lld\n",
             (long long)s->source_bytes, (long long)s->tokens, (long long)s->ast_nodes,
             (long long)s->exprs_lowered, (long long)s->ir_values, (long long)s->hash_probes,
             (long long)s->plan_visits, (long long)s->largest_loop, (long long)s->llvm_insts,
-            (long long)s->llvm_insts_optimised, (long long)s->arena_bytes);
+            (long long)s->llvm_insts_optimised, (long long)s->arena_bytes, peak_anon_bytes());
 }

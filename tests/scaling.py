@@ -5,8 +5,10 @@ usage: scaling.py NNC CASE
 
 Each case generates two programs of one shape, of sizes N and 4N, compiles both, and compares
 what each run cost, counted rather than timed:
-  - bytes: the peak resident memory of the compiler (ru_maxrss from wait4), less that of a
-    run on a tiny program with the same options; and the compiler's own arena bytes;
+  - bytes: the compiler's peak resident memory that is not file pages (peak_anon_bytes, which
+    leaves out libLLVM's pages: how many of those are mapped depends on the page cache and
+    moved a run by 5 MB), less that of a run on a tiny program with the same options; and
+    the compiler's own arena bytes;
   - work: the counters NNC_STATS=1 makes nnc print (docs/architecture.md): tokens, syntax
     tree nodes, expressions lowered, IR values, hash table probes, memory plan tree visits,
     LLVM instructions generated, and the size of the largest fused loop; and the bytes of
@@ -19,10 +21,10 @@ import sys
 import tempfile
 
 RATIO = 6.0
-# Below these a measure is noise, not growth (a few pages, a handful of probes). The peak RSS
+# Below these a measure is noise, not growth (a few pages, a handful of probes). The peak memory
 # moves in steps of 2 MB where the kernel backs the heap with transparent huge pages, so its
 # slack allows a few such steps beyond one_line_error's 4 MB source read whole.
-SLACK = {"rss_growth": 12 << 20, "arena_bytes": 2 << 20}
+SLACK = {"anon_growth": 12 << 20, "arena_bytes": 2 << 20}
 SLACK_COUNT = 64
 
 
@@ -130,7 +132,7 @@ TINY = "model m {\n    input x[4]\n    param w[4] = 0.5\n    loss = sum(x * w)\n
 
 
 def measure(nnc, path, args):
-    """Runs nnc on path; returns (status, stderr, counters incl. peak RSS, user seconds)."""
+    """Runs nnc on path; returns (status, stderr, counters, user seconds)."""
     err_path = path + ".stderr"
     pid = os.fork()
     if pid == 0:
@@ -153,7 +155,6 @@ def measure(nnc, path, args):
     if not m:
         raise Failure(f"nnc {path}: no stats line (exit status {status >> 8}):\n{stderr[:2000]}")
     counters = {k: int(v) for k, v in (kv.split("=") for kv in m.group(1).split())}
-    counters["rss"] = usage.ru_maxrss * 1024
     counters["stderr_bytes"] = len(stderr)  # diagnostics: one per mistake, not per pair
     return os.waitstatus_to_exitcode(status), stderr, counters, usage.ru_utime
 
@@ -178,8 +179,8 @@ def main():
                       f"{want}\n{stderr[:3000]}")
                 return 1
             _, _, base, _ = measure(nnc, tiny, args)
-            counters["rss_growth"] = max(0, counters["rss"] - base["rss"])
-            del counters["rss"]
+            counters["anon_growth"] = max(0, counters["peak_anon_bytes"] - base["peak_anon_bytes"])
+            del counters["peak_anon_bytes"]
             runs[size] = (counters, user, len(text))
         small, big = runs[n][0], runs[4 * n][0]
         print(f"{case}: N = {n} ({runs[n][2]} bytes of source), 4N ({runs[4 * n][2]} bytes); "
