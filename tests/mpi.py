@@ -231,8 +231,10 @@ def case_resume(nnc, mpirun_path, tmp):
     checkpoint, and --resume on 2 ranks ends with the weights of a run that was never
     interrupted. The interrupted run asks for many epochs, so it is surely still training when
     the signal comes; the resumed one and the reference stop a few epochs after the
-    checkpoint's."""
-    write_data(os.path.join(tmp, "train.csv"), 400, seed=3)
+    checkpoint's. Epochs are long (4000 steps) and the signal goes once the first is logged,
+    so the epoch it lands in, and with it what the two later runs cost, stays small on a
+    loaded machine too (with 80 steps an epoch it once landed in epoch 9017)."""
+    write_data(os.path.join(tmp, "train.csv"), 20000, seed=3)
     mpi = build(nnc, tmp, MODEL, "mlp", mpi=True)
     common = ["train", "--batch", "4", "--checkpoint", "ck.safetensors"]
     with open(os.path.join(tmp, "first.err"), "w") as err:
@@ -241,14 +243,14 @@ def case_resume(nnc, mpirun_path, tmp):
                                        SIGKILL_LATER),
                                 cwd=tmp, stdout=subprocess.DEVNULL, stderr=err, env=JOB_ENV)
         try:
-            wait_for(os.path.join(tmp, "log.csv"), r"^3,", proc)
+            wait_for(os.path.join(tmp, "log.csv"), r"^1,", proc)
             proc.send_signal(signal.SIGINT)
             proc.wait(timeout=TIMEOUT)
         finally:
             if proc.poll() is None:
                 proc.kill()
     said = open(os.path.join(tmp, "first.err")).read()
-    m = re.search(r"interrupted at epoch (\d+) \((\d+) of 320 rows\), step (\d+); saved the "
+    m = re.search(r"interrupted at epoch (\d+) \((\d+) of 16000 rows\), step (\d+); saved the "
                   r"training state to ck.safetensors", said)
     if not m:
         raise Failure(f"no interruption message from rank 0:\n{said}")
