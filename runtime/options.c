@@ -562,10 +562,12 @@ static _Noreturn void reject_option(const nnrt_model *m, rt_command cmd, const c
     rt_usage_error("unknown option '%s' (see '%s %s --help')", arg, prog, cmd_name);
 }
 
-/* search: a value with a range or a list, for an option that can vary between trials. */
+/* search: a value with a range or a list, for an option that can vary between trials (a
+ * train option: search's own, such as --trials, are one value). */
 static int is_search_spec(const opt_spec *o, const char *value) {
     int variable =
         o->kind == OPT_REAL || o->kind == OPT_INT || o->kind == OPT_WORD || o->kind == OPT_ON_OFF;
+    variable = variable && (o->commands & FOR_TRAIN);
     return variable && (strstr(value, "..") || strchr(value, ','));
 }
 

@@ -2634,6 +2634,9 @@ def search():
                  "rt_logreg: error: search: --lr: a :log range needs numbers above 0", 2)
     expect_error("logreg", ["search", *common, "--batch", "8,0"],
                  "rt_logreg: error: --batch must be at least 1, got '0'", 2)
+    # Search's own options take one value: a list is not a setting to vary.
+    expect_error("logreg", ["search", *common, "--lr", "0.1,0.2", "--trials", "3,4"],
+                 "rt_logreg: error: --trials needs a whole number, got '3,4'", 2)
 
 
 @test
