@@ -1599,8 +1599,11 @@ int rt_train_trial(const nnrt_model *m, const rt_options *o, const rt_train_data
     run_epochs(&r);
     restore_best(&r);
     int ok = r.stop != FAULTED && params_finite(&r);
-    *validation = rt_evaluate_ctx(m, &r.eval_ctx, data->validation, data->validation_rows,
-                                  data->n_validation);
+    if (has_inputs(&r))
+        *validation = rt_evaluate_ctx(m, &r.eval_ctx, data->validation, data->validation_rows,
+                                      data->n_validation);
+    else /* a function minimised: its final loss, as train prints it */
+        *validation = rt_evaluate(m, fixed, NULL, NULL, 0);
     run_free(&r);
     return ok && isfinite(rt_mean_loss(*validation));
 }
