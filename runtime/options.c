@@ -140,7 +140,7 @@ static const opt_spec option_table[] = {
     {"resume", "FILE", OPT_PATH, AT(resume), FOR_TRAIN, 0, 0, 0, NULL,
      "continue the training a checkpoint saved"},
     {"log", "FILE", OPT_PATH, AT(log), FOR_TRAIN, 0, 0, 0, NULL, NULL},
-    {"plot", "FILE", OPT_PATH, AT(plot), FOR_TRAIN, 0, 0, 0, NULL,
+    {"plot", "FILE", OPT_PATH, AT(plot), FOR_TRAIN | FOR_SEARCH, 0, 0, 0, NULL,
      "an SVG of the loss and accuracy curves"},
     {"log_grad_norms", NULL, OPT_FLAG, AT(log_grad_norms), FOR_TRAIN, 0, 0, 0, NULL,
      "each param's gradient norm at the epoch's last step, in --log and --plot"},
@@ -324,6 +324,8 @@ static const char *help_text(const opt_spec *o, const nnrt_model *m, rt_command 
         snprintf(buf, size, "%s: %s", readers, o->help);
         return buf;
     }
+    if (cmd == RT_CMD_SEARCH && strcmp(o->name, "plot") == 0)
+        return "an SVG of the trials: the metric against each searched setting, the best marked";
     if (o->help) return o->help;
     if (o->kind == OPT_WORD) {
         choices_text(o->choices, buf, size);

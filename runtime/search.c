@@ -15,6 +15,7 @@
 #include "checkpoint.h"
 #include "files.h"
 #include "model.h"
+#include "plot.h"
 #include "rng.h"
 #include "text.h"
 #include "tpe.h"
@@ -540,6 +541,43 @@ static void print_table(search *s) {
     rt_free(widths);
 }
 
+/* ---- the plot ---- */
+
+static void write_plot(const search *s, const char *path) {
+    rt_plot_setting *settings = rt_alloc_array((size_t)s->n_dims, sizeof *settings);
+    double *y = rt_alloc_array((size_t)s->n + 1, sizeof *y);
+    for (int64_t t = 0; t < s->n; t++) {
+        const trial *tr = &s->trials[t];
+        y[t] = !tr->ok ? NAN : s->by_accuracy ? tr->accuracy : tr->loss;
+    }
+    for (int k = 0; k < s->n_dims; k++) {
+        const dim *d = &s->dims[k];
+        double *x = rt_alloc_array((size_t)s->n + 1, sizeof *x);
+        for (int64_t t = 0; t < s->n; t++) x[t] = s->trials[t].at[k];
+        settings[k] = (rt_plot_setting){d->name,
+                                        d->lo,
+                                        d->hi,
+                                        d->log,
+                                        d->is_range ? 0 : d->n_values,
+                                        (const char *const *)d->values,
+                                        x};
+    }
+    char metric[64];
+    const char *what = s->by_accuracy ? "accuracy" : "loss";
+    if (!s->has_inputs)
+        snprintf(metric, sizeof metric, "final loss");
+    else if (s->folds.k > 0)
+        snprintf(metric, sizeof metric, "val %s, mean of %lld folds", what, (long long)s->folds.k);
+    else
+        snprintf(metric, sizeof metric, "val %s", what);
+    char title[160];
+    snprintf(title, sizeof title, "search: %s", s->m->name);
+    rt_plot_trials(path, title, metric, settings, s->n_dims, y, s->n, 0);
+    for (int k = 0; k < s->n_dims; k++) rt_free((void *)settings[k].x);
+    rt_free(settings);
+    rt_free(y);
+}
+
 /* ---- the command ---- */
 
 /* The points a grid leaves out under --trials are named before the first trial, so that
@@ -620,6 +658,7 @@ static void print_best(const search *s) {
 int rt_cmd_search(const nnrt_model *m, const rt_options *o) {
     rt_check_run_files(m, o, 1);
     if (o->save) rt_check_writable(o->save);
+    if (o->plot) rt_check_writable(o->plot);
     if (o->n_search == 0)
         rt_usage_error("search needs a range or a list to search, such as --lr 1e-4..1e-1:log "
                        "or --batch 16,32,64");
@@ -654,6 +693,7 @@ int rt_cmd_search(const nnrt_model *m, const rt_options *o) {
         }
     }
     print_table(&s);
+    if (o->plot) write_plot(&s, o->plot);
     if (!have_best) rt_fatal("search: every trial diverged; try smaller learning rates");
     print_best(&s);
     if (o->save) {

@@ -1530,6 +1530,7 @@ void rt_check_run_files(const nnrt_model *m, const rt_options *o, int search) {
                      "--validation-data (labels)", o->validation_data);
     add_use(&u, "--init-weights", o->init_weights, 0, NULL);
     add_use(&u, "--save", o->save, 1, NULL);
+    if (search) add_use(&u, "--plot", o->plot, 1, NULL); /* search writes these two only */
     if (!search) {
         add_use(&u, "--resume", o->resume, 0, NULL);
         /* Ctrl-C saves a checkpoint whatever --checkpoint-every says. Resuming from the file

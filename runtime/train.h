@@ -13,9 +13,9 @@
  * stdout and saves the weights. Errors exit; returns the exit status otherwise. */
 int rt_cmd_train(const nnrt_model *m, const rt_options *o);
 
-/* The no-clobber check of the files train (or search, which writes only --save) reads and
- * writes: no output may be an input or another output (rt_check_file_uses). A clash is a
- * usage error, before anything is opened for writing. */
+/* The no-clobber check of the files train (or search, which writes only --save and --plot)
+ * reads and writes: no output may be an input or another output (rt_check_file_uses). A
+ * clash is a usage error, before anything is opened for writing. */
 void rt_check_run_files(const nnrt_model *m, const rt_options *o, int search);
 
 /* The starting weights: --init-weights when given, else the initialisers from the init

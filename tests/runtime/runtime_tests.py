@@ -1739,7 +1739,7 @@ def same_file():
                      f"rt_logreg: error: {first[0]} {first[1]} and {b[-2]} {b[-1]} are the same "
                      f"file: one would overwrite the other; give each its own", 2)
         check(not os.path.exists("x"), "x was written")
-    # search writes --save only.
+    # search writes --save and --plot only.
     expect_error("logreg", ["search", "--data", "d.csv", "--lr", "0.1,0.2", "--init-weights",
                             "w0", "--save", "w0.hard"],
                  clobber_error("--save", "w0.hard", "--init-weights", "w0"), 2)
@@ -2826,6 +2826,50 @@ def search_folds():
     r = run("logreg", "search", *common, "--lr", "0.1,1", "--strategy", "grid",
             "--early-stopping", "on", "--no-save", "--quiet")
     check(len(r.out.splitlines()) == 4, r.out)
+
+
+@test
+def search_plot():
+    """search --plot: a panel per setting, a dot per trial that finished at its value, on a
+    log axis for a :log range and at named ticks for a list; the best ringed."""
+    import xml.etree.ElementTree as ET
+    ns = "{http://www.w3.org/2000/svg}"
+    write_csv("d.csv", noisy_logreg_rows())
+    r = run("logreg", "search", "--data", "d.csv", "--epochs", "5", "--lr", "1e-3..1e3:log",
+            "--optimizer", "sgd,adam", "--trials", "12", "--plot", "p.svg", "--no-save",
+            "--quiet")
+    rows = [line.split() for line in r.out.splitlines()[1:13]]
+    svg = ET.parse("p.svg").getroot()
+    texts = [t.text for t in svg.iter(ns + "text")]
+    check("--lr (log scale)" in texts and "--optimizer" in texts, texts)
+    check(all(t in texts for t in ("1e-3", "1e0", "1e3", "sgd", "adam")), texts)
+    dots = [(float(c.get("cx")), float(c.get("cy"))) for c in svg.iter(ns + "circle")
+            if c.get("class") != "best"]
+    finished = [row for row in rows if row[3] != "diverged"]
+    check(len(dots) == 2 * len(finished), f"{len(dots)} dots, {len(finished)} trials")
+    # The first panel's x is linear in log10(lr): 64 + 400 * (log10(lr) + 3) / 6.
+    xs = sorted(x for x, _ in dots[:len(finished)])
+    want = sorted(64 + 400 * (math.log10(float(row[1])) + 3) / 6 for row in finished)
+    check(all(abs(a - b) < 0.06 for a, b in zip(xs, want)), f"{xs} vs {want}")
+    # The second panel: sgd at x 0, adam at 1, of -0.5..1.5 over 400 pixels from 480 + 64.
+    xs = {round(x, 1) for x, _ in dots[len(finished):]}
+    check(xs <= {644.0, 844.0}, xs)
+    best = [c for c in svg.iter(ns + "circle") if c.get("class") == "best"]
+    check(len(best) == 2 and "best" in texts, best)
+    bx = 64 + 400 * (math.log10(float(rows[0][1])) + 3) / 6
+    check(abs(float(best[0].get("cx")) - bx) < 0.06, f"{best[0].get('cx')} vs {bx}")
+    # The best has the lowest loss: the lowest dot (the largest y) of each panel.
+    check(float(best[0].get("cy")) == max(y for _, y in dots[:len(finished)]), "best not lowest")
+    # A model without inputs: its final loss.
+    run("parabola", "search", "--steps", "3", "--lr", "0.01..0.5", "--trials", "6", "--plot",
+        "q.svg", "--no-save", "--quiet")
+    texts = [t.text for t in ET.parse("q.svg").getroot().iter(ns + "text")]
+    check("final loss" in texts and "--lr" in texts, texts)
+    expect_error("parabola", ["search", "--lr", "0.1,0.2", "--plot", "no/p.svg"],
+                 "no/p.svg: error: cannot write: No such file or directory")
+    expect_error("logreg", ["search", "--data", "d.csv", "--lr", "0.1,1", "--plot", "d.csv"],
+                 "rt_logreg: error: --plot d.csv is the same file as --data d.csv: writing it "
+                 "would destroy the input; choose another file", 2)
 
 
 @test
