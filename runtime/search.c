@@ -46,15 +46,15 @@ typedef struct trial {
     int64_t number;                /* from 0, in the order the trials ran */
 } trial;
 
-/* --folds K: the rows of each fold (held out) and of the rest (trained on), each in file
- * order; with --standardize, each fold's statistics of its training rows, applied to the
- * inputs as loaded before the fold trains. */
+/* --folds K: each row's fold, and the rows of the run under way (made as each fold runs, so
+ * that memory stays O(rows) whatever K); with --standardize, the inputs as loaded and the
+ * statistics of the rows the run trains on, applied to a copy of them before it trains. */
 typedef struct fold_plan {
     int64_t k; /* 0: no folds */
-    int64_t **train_rows, *n_train, **held_rows, *n_held;
-    rt_stats *stats, all_stats; /* NULL without --standardize; all_stats: the final run's */
-    void *raw_inputs;
+    int64_t *fold_of, *train_rows, *held_rows;
+    void *raw_inputs; /* NULL without --standardize */
     size_t input_bytes;
+    rt_stats stats;
 } fold_plan;
 
 enum strategy { GRID, RANDOM, TPE };
@@ -325,56 +325,50 @@ static void plan_folds(const nnrt_model *m, const rt_options *o, rt_train_data *
                        fold_plan *p) {
     int64_t n = data->train.rows, k = o->folds;
     if (k > n) rt_usage_error("--folds %lld: only %lld rows to split", (long long)k, (long long)n);
-    int64_t *perm = rt_alloc_array((size_t)n, sizeof *perm),
-            *fold_of = rt_alloc_array((size_t)n, sizeof *fold_of);
+    int64_t *perm = rt_alloc_array((size_t)n, sizeof *perm);
     for (int64_t i = 0; i < n; i++) perm[i] = i;
     rt_rng rng;
     rt_rng_seed(&rng, o->seed, RT_STREAM_SPLIT);
     rt_rng_shuffle(&rng, perm, n);
-    for (int64_t i = 0; i < n; i++) fold_of[perm[i]] = i * k / n;
     p->k = k;
-    p->train_rows = rt_alloc_array((size_t)k, sizeof *p->train_rows);
-    p->held_rows = rt_alloc_array((size_t)k, sizeof *p->held_rows);
-    p->n_train = rt_alloc_array((size_t)k, sizeof *p->n_train);
-    p->n_held = rt_alloc_array((size_t)k, sizeof *p->n_held);
-    for (int64_t j = 0; j < k; j++) {
-        p->train_rows[j] = rt_alloc_array((size_t)n, sizeof(int64_t));
-        p->held_rows[j] = rt_alloc_array((size_t)n, sizeof(int64_t));
-        for (int64_t r = 0; r < n; r++) {
-            if (fold_of[r] == j)
-                p->held_rows[j][p->n_held[j]++] = r;
-            else
-                p->train_rows[j][p->n_train[j]++] = r;
-        }
-    }
+    p->fold_of = rt_alloc_array((size_t)n, sizeof *p->fold_of);
+    for (int64_t i = 0; i < n; i++) p->fold_of[perm[i]] = i * k / n;
     rt_free(perm);
-    rt_free(fold_of);
+    p->train_rows = rt_alloc_array((size_t)n + 1, sizeof *p->train_rows);
+    p->held_rows = rt_alloc_array((size_t)n + 1, sizeof *p->held_rows);
     if (!o->standardize) return;
     rt_widen_inputs(&data->train, m->f64);
     p->input_bytes = (size_t)(n * data->train.input_elems) * rt_elem_size(m->f64);
     p->raw_inputs = rt_alloc(p->input_bytes + 1);
     memcpy(p->raw_inputs, data->train.inputs, p->input_bytes);
-    p->stats = rt_alloc_array((size_t)k, sizeof *p->stats);
-    for (int64_t j = 0; j < k; j++)
-        rt_compute_stats(&data->train, p->train_rows[j], p->n_train[j], m->f64, &p->stats[j]);
-    rt_compute_stats(&data->train, data->train_rows, data->n_train, m->f64, &p->all_stats);
 }
 
-/* The rows of one run: trained on train_rows, scored on held_rows, the inputs standardised
- * by stats (NULL: as loaded). */
-static void use_rows(search *s, int64_t *train_rows, int64_t n_train, int64_t *held_rows,
-                     int64_t n_held, const rt_stats *stats, rt_train_data *out) {
-    if (stats) {
-        memcpy(s->data.train.inputs, s->folds.raw_inputs, s->folds.input_bytes);
-        rt_apply_stats(&s->data.train, stats, s->m->f64);
+/* The rows of fold j's run, in file order: trained on the other folds, scored on fold j
+ * (j = -1: trained on all the rows, none held out). With --standardize, the inputs as
+ * loaded, standardised by the statistics of the rows it trains on. */
+static void use_fold(search *s, int64_t j, rt_train_data *out) {
+    fold_plan *p = &s->folds;
+    int64_t n = s->data.train.rows, n_train = 0, n_held = 0;
+    for (int64_t r = 0; r < n; r++) {
+        if (p->fold_of[r] == j)
+            p->held_rows[n_held++] = r;
+        else
+            p->train_rows[n_train++] = r;
+    }
+    if (p->raw_inputs) {
+        memcpy(s->data.train.inputs, p->raw_inputs, p->input_bytes);
+        rt_free(p->stats.mean);
+        rt_free(p->stats.std);
+        rt_compute_stats(&s->data.train, p->train_rows, n_train, s->m->f64, &p->stats);
+        rt_apply_stats(&s->data.train, &p->stats, s->m->f64);
     }
     *out = s->data;
-    out->train_rows = train_rows;
+    out->train_rows = p->train_rows;
     out->n_train = n_train;
-    out->validation_rows = held_rows;
+    out->validation_rows = p->held_rows;
     out->n_validation = n_held;
     out->validation = &out->train;
-    if (stats) out->stats = *stats;
+    if (p->raw_inputs) out->stats = p->stats;
 }
 
 /* ---- a trial ---- */
@@ -439,8 +433,7 @@ static void run_folds(search *s, trial *t, const rt_options *o) {
     t->ok = 1;
     for (int64_t j = 0; j < p->k && t->ok; j++) {
         rt_train_data fold;
-        use_rows(s, p->train_rows[j], p->n_train[j], p->held_rows[j], p->n_held[j],
-                 p->stats ? &p->stats[j] : NULL, &fold);
+        use_fold(s, j, &fold);
         rt_metrics v;
         t->ok = rt_train_trial(s->m, o, &fold, s->fixed, &v);
         if (!s->o->quiet) report_fold(s, t, j, t->ok, v);
@@ -633,12 +626,10 @@ static void train_best_on_all_rows(search *s, const trial *best) {
     rt_options o = *s->o;
     for (int k = 0; k < s->n_dims; k++) rt_options_set(s->m, &o, s->dims[k].name, best->values[k]);
     rt_train_data all;
-    use_rows(s, s->data.train_rows, s->data.n_train, s->data.validation_rows, 0,
-             s->folds.stats ? &s->folds.all_stats : NULL, &all);
+    use_fold(s, -1, &all);
     rt_metrics none;
     if (!s->o->quiet)
-        fprintf(stderr, "training the best settings on all %lld rows\n",
-                (long long)s->data.n_train);
+        fprintf(stderr, "training the best settings on all %lld rows\n", (long long)all.n_train);
     if (!rt_train_trial(s->m, &o, &all, s->fixed, &none))
         rt_fatal("search: the best settings diverged when trained on all the rows; nothing "
                  "saved");

@@ -2808,6 +2808,12 @@ def search_folds():
     check(open("best", "rb").read() == open("again", "rb").read(), "best weights differ")
     check(r.err.endswith("training the best settings on all 90 rows\n"
                          "saved the best weights to best\n"), r.err)
+    # ... standardised by the statistics of all of them, as train --validation 0 does.
+    best = run("logreg", "search", *common, "--lr", "0.1,1", "--strategy", "grid",
+               "--standardize", "on", "--save", "best", "--quiet").out.splitlines()[-1]
+    run("logreg", "train", "--data", "d.csv", "--epochs", "5", "--lr", best.split()[-1],
+        "--validation", "0", "--standardize", "on", "--save", "again", "--quiet")
+    check(open("best", "rb").read() == open("again", "rb").read(), "standardised weights differ")
     # What makes no sense is refused.
     for args, message in [
             (["--folds", "1"], "--folds 1: cross-validation needs at least 2 folds (0: off)"),
