@@ -111,7 +111,10 @@ static double range_next(const rt_tpe_setting *s, const double *good, int64_t n_
     for (int c = 0; c < RT_TPE_CANDIDATES; c++) {
         double x = parzen_draw(&l, rng);
         double ratio = parzen_log_density(&l, x) - parzen_log_density(&g, x);
-        if (ratio > best_ratio) best = x, best_ratio = ratio;
+        if (ratio > best_ratio) { /* the first of equals */
+            best = x;
+            best_ratio = ratio;
+        }
     }
     parzen_free(&l);
     parzen_free(&g);
@@ -150,7 +153,10 @@ static double choice_next(const rt_tpe_setting *s, const double *good, int64_t n
     for (int c = 0; c < RT_TPE_CANDIDATES; c++) {
         int x = choice_draw(l, s->n_choices, rng);
         double ratio = log(l[x]) - log(g[x]);
-        if (ratio > best_ratio) best = x, best_ratio = ratio;
+        if (ratio > best_ratio) { /* the first of equals */
+            best = x;
+            best_ratio = ratio;
+        }
     }
     rt_free(l);
     rt_free(g);
