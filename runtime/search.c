@@ -154,8 +154,8 @@ static void check_can_vary(const char *name) {
         if (strcmp(name, fixed_for_the_search[i]) == 0) {
             char shown[64];
             snprintf(shown, sizeof shown, "--%s", name);
-            rt_usage_error("search: %s acts once for the whole search (the rows are loaded and "
-                           "split once): give it one value",
+            rt_usage_error("search: %s acts once for the whole search (as the rows are loaded, "
+                           "or the program starts): give it one value",
                            shown);
         }
 }

@@ -2639,9 +2639,11 @@ def search():
     expect_error("logreg", ["search", *common, "--lr", "0.1,0.2", "--trials", "3,4"],
                  "rt_logreg: error: --trials needs a whole number, got '3,4'", 2)
     # Options that act once, as the rows are loaded, cannot vary between trials.
-    expect_error("logreg", ["search", *common, "--validation", "0.1,0.3"],
-                 "rt_logreg: error: search: --validation acts once for the whole search (the "
-                 "rows are loaded and split once): give it one value", 2)
+    for option, given in (("--validation", "0.1,0.3"), ("--threads", "1,2"),
+                          ("--standardize", "on,off")):
+        expect_error("logreg", ["search", *common, option, given],
+                     f"rt_logreg: error: search: {option} acts once for the whole search (as "
+                     "the rows are loaded, or the program starts): give it one value", 2)
 
 
 PARABOLA_TRIAL = re.compile(r"^trial \d+/\d+  --lr (\S+) --momentum (\S+)  final loss (\S+)$",
