@@ -151,10 +151,10 @@ static const opt_spec option_table[] = {
     {"trials", "N", OPT_INT, AT(trials), FOR_SEARCH, 0, 1, 0, NULL,
      "training runs to try (grid: at most this many)"},
     {"strategy", "NAME", OPT_WORD, AT(strategy), FOR_SEARCH, 0, 0, 0, "random|grid|tpe",
-     "random samples of the ranges, every grid point, or tpe: random samples first, then "
-     "drawn where the best trials so far are (Tree-structured Parzen Estimator)"},
+     "random draws, every grid point, or tpe (Tree-structured Parzen Estimator): after "
+     "random ones, draws near the best trials so far"},
     {"startup_trials", "N", OPT_INT, AT(startup_trials), FOR_SEARCH, 0, 1, 0, NULL,
-     "tpe: the first N trials are random samples"},
+     "tpe: the first N trials are random draws"},
     {"folds", "K", OPT_INT, AT(folds), FOR_SEARCH, 1, 0, 0, NULL,
      "cross-validation: split the rows into K folds, train each trial K times (each fold "
      "held out once), rank on the mean; 0: off"},

@@ -2703,6 +2703,14 @@ def search_tpe():
     check(all(1e-4 <= float(row[1]) <= 10 for row in rows), rows)
     expect_error("logreg", ["search", "--data", "d.csv", "--lr", "0.1,1", "--strategy", "bayes"],
                  "rt_logreg: error: --strategy must be random, grid or tpe, got 'bayes'", 2)
+    out = run("logreg", "search", "--help").out
+    for pattern in (r"--strategy NAME +random draws, every grid point, or tpe \(Tree-structured "
+                    r"Parzen Estimator\): .*\(default: random\)",
+                    r"--startup-trials N +tpe: the first N trials are random draws \(default: 10\)",
+                    r"--folds K +cross-validation: .*\(default: 0\)"):
+        check(re.search("^  " + pattern + "$", out, re.M), f"{pattern}:\n{out}")
+    out = run("parabola", "search", "--help").out
+    check("--startup-trials N" in out and "--folds" not in out, out)
 
 
 @test
