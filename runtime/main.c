@@ -68,8 +68,6 @@ int main(int argc, char **argv) {
     if (cmd == RT_CMD_PREDICT && m->n_inputs == 0)
         rt_usage_error("model '%s' has no inputs, so nothing to predict; 'train' prints its params",
                        m->name);
-    if (cmd == RT_CMD_SEARCH && m->n_inputs == 0)
-        rt_usage_error("model '%s' has no inputs, so no validation rows to search on", m->name);
 
     /* train under mpirun joins the job (docs/mpi.md); every other command is one process. */
     if (cmd == RT_CMD_TRAIN) rt_ranks_start();

@@ -140,7 +140,7 @@ static const opt_spec option_table[] = {
     {"resume", "FILE", OPT_PATH, AT(resume), FOR_TRAIN, 0, 0, 0, NULL,
      "continue the training a checkpoint saved"},
     {"log", "FILE", OPT_PATH, AT(log), FOR_TRAIN, 0, 0, 0, NULL, NULL},
-    {"plot", "FILE", OPT_PATH, AT(plot), FOR_TRAIN, 0, 0, 0, NULL,
+    {"plot", "FILE", OPT_PATH, AT(plot), FOR_TRAIN | FOR_SEARCH, 0, 0, 0, NULL,
      "an SVG of the loss and accuracy curves"},
     {"log_grad_norms", NULL, OPT_FLAG, AT(log_grad_norms), FOR_TRAIN, 0, 0, 0, NULL,
      "each param's gradient norm at the epoch's last step, in --log and --plot"},
@@ -148,10 +148,16 @@ static const opt_spec option_table[] = {
      "CSV of these params and the loss at every step"},
     {"trace_out", "FILE", OPT_PATH, AT(trace_out), FOR_TRAIN, 0, 0, 0, NULL,
      "where --trace writes; on stdout the final lines go to stderr"},
-    {"trials", "N", OPT_INT, AT(trials), FOR_SEARCH, 1, 1, 0, NULL,
+    {"trials", "N", OPT_INT, AT(trials), FOR_SEARCH, 0, 1, 0, NULL,
      "training runs to try (grid: at most this many)"},
-    {"strategy", "NAME", OPT_WORD, AT(strategy), FOR_SEARCH, 1, 0, 0, "random|grid",
-     "random samples of the ranges, or every grid point"},
+    {"strategy", "NAME", OPT_WORD, AT(strategy), FOR_SEARCH, 0, 0, 0, "random|grid|tpe",
+     "random draws, every grid point, or tpe (Tree-structured Parzen Estimator): after "
+     "random ones, draws near the best trials so far"},
+    {"startup_trials", "N", OPT_INT, AT(startup_trials), FOR_SEARCH, 0, 1, 0, NULL,
+     "tpe: the first N trials are random draws"},
+    {"folds", "K", OPT_INT, AT(folds), FOR_SEARCH, 1, 0, 0, NULL,
+     "cross-validation: split the rows into K folds, train each trial K times (each fold "
+     "held out once), rank on the mean; 0: off"},
     {"hogwild", "N", OPT_INT, AT(hogwild), FOR_TRAIN, 1, 0, 0, NULL,
      "HOGWILD!: N threads, each on its shard of the rows, update the params without locks "
      "(plain sgd; NOT deterministic: runs differ); 0: off"},
@@ -189,7 +195,7 @@ static int reads_text(const nnrt_model *m) {
 /* The commands --help lists: sample for text models (saying why not, when it cannot). */
 static int command_applies(const nnrt_model *m, rt_command cmd) {
     if (cmd == RT_CMD_SAMPLE) return reads_text(m);
-    return (cmd != RT_CMD_PREDICT && cmd != RT_CMD_SEARCH) || has_inputs(m);
+    return cmd != RT_CMD_PREDICT || has_inputs(m);
 }
 
 /* "--weight-decay" for "weight_decay". */
@@ -260,6 +266,7 @@ void rt_options_defaults(const nnrt_model *m, rt_options *o) {
     o->workers = 1;
     o->trials = 20;
     o->strategy = "random";
+    o->startup_trials = 10;
     o->length = 200;
     o->temperature = 1.0;
     const char *name = m->name && *m->name ? m->name : "model";
@@ -292,8 +299,11 @@ static const char *command_help(const nnrt_model *m, rt_command cmd) {
         return m->f64 ? "compare grad() with finite differences of the loss at two points"
                       : "compare grad() with finite differences (needs an f64 model)";
     case RT_CMD_SEARCH:
-        return "train with settings drawn from ranges (--lr 1e-4..1e-1:log --batch 16,32), "
-               "rank them on the validation rows, save the best weights";
+        return has_inputs(m) ? "train with settings drawn from ranges (--lr 1e-4..1e-1:log "
+                               "--batch 16,32), rank them on the validation rows, save the "
+                               "best weights"
+                             : "train with settings drawn from ranges (--lr 1e-3..1:log), "
+                               "rank them on the final loss, save the best weights";
     case RT_CMD_SAMPLE:
         return rt_step_missing(m)
                    ? "cannot run for this model: a model samples only when nnc could "
@@ -314,6 +324,8 @@ static const char *help_text(const opt_spec *o, const nnrt_model *m, rt_command 
         snprintf(buf, size, "%s: %s", readers, o->help);
         return buf;
     }
+    if (cmd == RT_CMD_SEARCH && strcmp(o->name, "plot") == 0)
+        return "an SVG of the trials: the metric against each searched setting, the best marked";
     if (o->help) return o->help;
     if (o->kind == OPT_WORD) {
         choices_text(o->choices, buf, size);
@@ -562,10 +574,12 @@ static _Noreturn void reject_option(const nnrt_model *m, rt_command cmd, const c
     rt_usage_error("unknown option '%s' (see '%s %s --help')", arg, prog, cmd_name);
 }
 
-/* search: a value with a range or a list, for an option that can vary between trials. */
+/* search: a value with a range or a list, for an option that can vary between trials (a
+ * train option: search's own, such as --trials, are one value). */
 static int is_search_spec(const opt_spec *o, const char *value) {
     int variable =
         o->kind == OPT_REAL || o->kind == OPT_INT || o->kind == OPT_WORD || o->kind == OPT_ON_OFF;
+    variable = variable && (o->commands & FOR_TRAIN);
     return variable && (strstr(value, "..") || strchr(value, ','));
 }
 

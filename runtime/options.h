@@ -51,7 +51,9 @@ typedef struct rt_options {
     const char *resume;     /* a checkpoint to continue from */
     const char *plot;       /* NULL: no SVG */
     int64_t trials;         /* search */
-    const char *strategy;   /* search: random or grid */
+    const char *strategy;   /* search: random, grid or tpe */
+    int64_t startup_trials; /* search --strategy tpe: random trials before the model's */
+    int64_t folds;          /* search: k-fold cross-validation; 0: off */
     /* search: options given a range or a list ("1e-4..1e-1:log", "16,32"), kept as written */
     int n_search;
     const char *search_names[64], *search_specs[64];

@@ -53,8 +53,37 @@ static double py(const panel *p, double y) {
     return p->y0 + MARGIN_T + h * (1 - (y - p->ya.lo) / (p->ya.hi - p->ya.lo));
 }
 
+static void plot_text(FILE *f, const char *s);
+
+/* How x ticks read: numbers, powers of ten (log: the values are the exponents), or names
+ * (ticks at 0, 1, ...). */
+typedef struct x_ticks {
+    int log;
+    const char *const *names;
+    int n_names;
+} x_ticks;
+
+static void open_x_tick(const panel *p, double x, double bottom) {
+    fprintf(p->f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"11\">", px(p, x),
+            bottom + 16);
+}
+
+static void draw_x_ticks(const panel *p, double bottom, const x_ticks *t) {
+    for (int k = 0; t->names && k < t->n_names; k++) {
+        open_x_tick(p, k, bottom);
+        plot_text(p->f, t->names[k]);
+        fprintf(p->f, "</text>\n");
+    }
+    if (t->names) return;
+    for (double x = p->xa.lo; x <= p->xa.hi + p->xa.step / 2; x += p->xa.step) {
+        open_x_tick(p, x, bottom);
+        fprintf(p->f, "%s%g</text>\n", t->log ? "1e" : "", x);
+    }
+}
+
 /* y ticks as numbers, or (log_y) as the powers of ten they are the exponents of. */
-static void draw_axes(const panel *p, const char *title, const char *unit, int log_y) {
+static void draw_axes_x(const panel *p, const char *title, const char *unit, int log_y,
+                        const x_ticks *xt) {
     FILE *f = p->f;
     double left = px(p, p->xa.lo), right = px(p, p->xa.hi);
     double top = py(p, p->ya.hi), bottom = py(p, p->ya.lo);
@@ -70,12 +99,14 @@ static void draw_axes(const panel *p, const char *title, const char *unit, int l
         fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\" font-size=\"11\">%s%g</text>\n",
                 left - 6, py(p, y) + 4, log_y ? "1e" : "", fabs(y) < p->ya.step / 1e6 ? 0 : y);
     }
-    for (double x = p->xa.lo; x <= p->xa.hi + p->xa.step / 2; x += p->xa.step)
-        fprintf(f,
-                "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"11\">%g</text>\n",
-                px(p, x), bottom + 16, x);
+    draw_x_ticks(p, bottom, xt);
     fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"12\">%s</text>\n",
             (left + right) / 2, bottom + 34, unit);
+}
+
+/* ... with numbers on the x axis. */
+static void draw_axes(const panel *p, const char *title, const char *unit, int log_y) {
+    draw_axes_x(p, title, unit, log_y, &(x_ticks){0, NULL, 0});
 }
 
 /* Column c as a polyline; NaNs break nothing, they are left out. */
@@ -225,6 +256,107 @@ void rt_plot_write(const char *path, const char *title, const char *unit, const 
     if (classify)
         draw_panel(f, PANEL_W, "accuracy", unit, rows, n, RT_HIST_ACC, RT_HIST_VAL_ACC, 1);
     if (norms) draw_norms(f, panels * PANEL_W, unit, norms);
+    fprintf(f, "</svg>\n");
+    rt_atomic_commit(&af);
+}
+
+/* ---- search --plot: a panel per setting, a dot per trial ---- */
+
+#define TRIAL_PANELS_PER_ROW 3
+
+/* Whole powers of ten (the exponents) covering [lo, hi], at most 8 ticks. */
+static axis decade_axis(double lo, double hi) {
+    axis a = {floor(lo), ceil(hi) > floor(lo) ? ceil(hi) : floor(lo) + 1, 1};
+    while ((a.hi - a.lo) / a.step > 8) a.step *= 2;
+    a.hi = a.lo + ceil((a.hi - a.lo) / a.step) * a.step;
+    return a;
+}
+
+/* A loss that spans two orders of magnitude or more is shown on a log scale. */
+static int wants_log_y(const double *y, int64_t n) {
+    double lo = INFINITY, hi = -INFINITY;
+    for (int64_t t = 0; t < n; t++) {
+        if (!isfinite(y[t])) continue;
+        if (y[t] <= 0) return 0;
+        lo = fmin(lo, y[t]);
+        hi = fmax(hi, y[t]);
+    }
+    return isfinite(lo) && hi >= 100 * lo;
+}
+
+static double trial_x(const rt_plot_setting *s, int64_t t) {
+    return s->log ? log10(s->x[t]) : s->x[t];
+}
+
+static axis setting_axis(const rt_plot_setting *s) {
+    if (s->n_choices > 0) return (axis){-0.5, s->n_choices - 0.5, 1};
+    if (s->log) return decade_axis(log10(s->lo), log10(s->hi));
+    return nice_axis(s->lo, s->hi);
+}
+
+static void draw_trials(FILE *f, double x0, double y0, const char *metric, const rt_plot_setting *s,
+                        const double *y, int64_t n, int64_t best, int log_y) {
+    double lo = INFINITY, hi = -INFINITY;
+    int64_t diverged = 0;
+    for (int64_t t = 0; t < n; t++) {
+        double v = log_y ? log10(y[t]) : y[t];
+        if (!isfinite(v)) {
+            diverged++;
+            continue;
+        }
+        lo = fmin(lo, v);
+        hi = fmax(hi, v);
+    }
+    if (!isfinite(lo)) lo = 0, hi = 1;
+    panel p = {f, x0, y0, setting_axis(s), log_y ? decade_axis(lo, hi) : nice_axis(lo, hi)};
+    x_ticks ticks = {s->log, s->n_choices > 0 ? s->choices : NULL, s->n_choices};
+    char title[160], label[96];
+    if (diverged)
+        snprintf(title, sizeof title, "%s (%lld diverged, not shown)", metric, (long long)diverged);
+    else
+        snprintf(title, sizeof title, "%s", metric);
+    snprintf(label, sizeof label, "--%s%s", s->name, s->log ? " (log scale)" : "");
+    for (char *c = label + 2; *c && *c != ' '; c++)
+        if (*c == '_') *c = '-';
+    draw_axes_x(&p, title, label, log_y, &ticks);
+    for (int64_t t = 0; t < n; t++) {
+        double v = log_y ? log10(y[t]) : y[t];
+        if (!isfinite(v)) continue;
+        fprintf(f,
+                "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" fill=\"#1f77b4\" "
+                "fill-opacity=\"0.6\"/>\n",
+                px(&p, trial_x(s, t)), py(&p, v));
+    }
+    if (best < 0 || best >= n || !isfinite(y[best])) return;
+    double bx = px(&p, trial_x(s, best)), by = py(&p, log_y ? log10(y[best]) : y[best]);
+    fprintf(f,
+            "<circle class=\"best\" cx=\"%.1f\" cy=\"%.1f\" r=\"7\" fill=\"none\" "
+            "stroke=\"#d62728\" stroke-width=\"2\"/><text x=\"%.1f\" y=\"%.1f\" font-size=\"11\" "
+            "fill=\"#d62728\">best</text>\n",
+            bx, by, bx + 9, by - 7);
+}
+
+void rt_plot_trials(const char *path, const char *title, const char *metric,
+                    const rt_plot_setting *settings, int n_settings, const double *y, int64_t n,
+                    int64_t best) {
+    rt_atomic_file af = rt_atomic_open(path);
+    FILE *f = af.f;
+    int cols = n_settings < TRIAL_PANELS_PER_ROW ? n_settings : TRIAL_PANELS_PER_ROW;
+    int rows = (n_settings + TRIAL_PANELS_PER_ROW - 1) / TRIAL_PANELS_PER_ROW;
+    int width = (cols > 0 ? cols : 1) * PANEL_W, height = (rows > 0 ? rows : 1) * PANEL_H;
+    fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    fprintf(f,
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+            "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\">\n",
+            width, height, width, height);
+    fprintf(f, "<title>");
+    plot_text(f, title);
+    fprintf(f, "</title>\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
+    int log_y = wants_log_y(y, n);
+    for (int i = 0; i < n_settings; i++)
+        draw_trials(f, (double)(i % TRIAL_PANELS_PER_ROW) * PANEL_W,
+                    (double)(i / TRIAL_PANELS_PER_ROW) * PANEL_H, metric, &settings[i], y, n, best,
+                    log_y);
     fprintf(f, "</svg>\n");
     rt_atomic_commit(&af);
 }

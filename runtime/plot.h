@@ -1,5 +1,6 @@
 /* plot.h: train --plot FILE.svg: the loss (and accuracy) curves of training and validation,
- * one panel each, as a self-contained SVG (no scripts, fonts or files it refers to). */
+ * one panel each, as a self-contained SVG (no scripts, fonts or files it refers to); and
+ * search --plot FILE.svg: the trials' metric against each setting searched. */
 #ifndef NNRT_PLOT_H
 #define NNRT_PLOT_H
 
@@ -37,5 +38,24 @@ typedef struct rt_plot_norms {
  * gradient norms on a log scale. */
 void rt_plot_write(const char *path, const char *title, const char *unit, const double *rows,
                    int64_t n, int classify, const rt_plot_norms *norms);
+
+/* search --plot: a panel per searched setting, a dot per trial, its metric (y) against the
+ * setting's value (x). */
+typedef struct rt_plot_setting {
+    const char *name; /* the option's, as in rt_options ("weight_decay") */
+    double lo, hi;    /* a range's ends (the x axis spans them) */
+    int log;          /* a :log range: x on a log scale */
+    int n_choices;    /* a list: x is a choice's index, the ticks its names; 0: a range */
+    const char *const *choices;
+    const double *x; /* per trial: the value, or the choice's index */
+} rt_plot_setting;
+
+/* Writes the SVG atomically. y: each trial's metric, named `metric` ("val loss"); trials
+ * whose y is not finite (diverged) are left out and counted in the panel's title; trial
+ * `best` is ringed and labelled. y is on a log scale when it is positive and spans a
+ * factor of 100 or more. */
+void rt_plot_trials(const char *path, const char *title, const char *metric,
+                    const rt_plot_setting *settings, int n_settings, const double *y, int64_t n,
+                    int64_t best);
 
 #endif

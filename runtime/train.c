@@ -1530,6 +1530,7 @@ void rt_check_run_files(const nnrt_model *m, const rt_options *o, int search) {
                      "--validation-data (labels)", o->validation_data);
     add_use(&u, "--init-weights", o->init_weights, 0, NULL);
     add_use(&u, "--save", o->save, 1, NULL);
+    if (search) add_use(&u, "--plot", o->plot, 1, NULL); /* search writes these two only */
     if (!search) {
         add_use(&u, "--resume", o->resume, 0, NULL);
         /* Ctrl-C saves a checkpoint whatever --checkpoint-every says. Resuming from the file
@@ -1599,8 +1600,11 @@ int rt_train_trial(const nnrt_model *m, const rt_options *o, const rt_train_data
     run_epochs(&r);
     restore_best(&r);
     int ok = r.stop != FAULTED && params_finite(&r);
-    *validation = rt_evaluate_ctx(m, &r.eval_ctx, data->validation, data->validation_rows,
-                                  data->n_validation);
+    if (has_inputs(&r))
+        *validation = rt_evaluate_ctx(m, &r.eval_ctx, data->validation, data->validation_rows,
+                                      data->n_validation);
+    else /* a function minimised: its final loss, as train prints it */
+        *validation = rt_evaluate(m, fixed, NULL, NULL, 0);
     run_free(&r);
     return ok && isfinite(rt_mean_loss(*validation));
 }

@@ -13,9 +13,9 @@
  * stdout and saves the weights. Errors exit; returns the exit status otherwise. */
 int rt_cmd_train(const nnrt_model *m, const rt_options *o);
 
-/* The no-clobber check of the files train (or search, which writes only --save) reads and
- * writes: no output may be an input or another output (rt_check_file_uses). A clash is a
- * usage error, before anything is opened for writing. */
+/* The no-clobber check of the files train (or search, which writes only --save and --plot)
+ * reads and writes: no output may be an input or another output (rt_check_file_uses). A
+ * clash is a usage error, before anything is opened for writing. */
 void rt_check_run_files(const nnrt_model *m, const rt_options *o, int search);
 
 /* The starting weights: --init-weights when given, else the initialisers from the init
@@ -37,7 +37,7 @@ void rt_load_train_data(const nnrt_model *m, const rt_options *o, rt_train_data 
 
 /* One quiet training run (search's trial) on data from fresh initial weights into fixed;
  * sets the validation metrics of the weights it ends with (the best epoch's with early
- * stopping). Returns 0 when the loss or a gradient went non-finite (or the validation loss
+ * stopping; for a model without inputs, its final loss). Returns 0 when the loss or a gradient went non-finite (or the validation loss
  * is), 1 otherwise. */
 int rt_train_trial(const nnrt_model *m, const rt_options *o, const rt_train_data *data, void *fixed,
                    rt_metrics *validation);

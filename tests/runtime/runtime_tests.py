@@ -20,6 +20,7 @@ import re
 import shutil
 import signal
 import stat
+import statistics
 import struct
 import subprocess
 import sys
@@ -1738,7 +1739,7 @@ def same_file():
                      f"rt_logreg: error: {first[0]} {first[1]} and {b[-2]} {b[-1]} are the same "
                      f"file: one would overwrite the other; give each its own", 2)
         check(not os.path.exists("x"), "x was written")
-    # search writes --save only.
+    # search writes --save and --plot only.
     expect_error("logreg", ["search", "--data", "d.csv", "--lr", "0.1,0.2", "--init-weights",
                             "w0", "--save", "w0.hard"],
                  clobber_error("--save", "w0.hard", "--init-weights", "w0"), 2)
@@ -2634,6 +2635,257 @@ def search():
                  "rt_logreg: error: search: --lr: a :log range needs numbers above 0", 2)
     expect_error("logreg", ["search", *common, "--batch", "8,0"],
                  "rt_logreg: error: --batch must be at least 1, got '0'", 2)
+    # Search's own options take one value: a list is not a setting to vary.
+    expect_error("logreg", ["search", *common, "--lr", "0.1,0.2", "--trials", "3,4"],
+                 "rt_logreg: error: --trials needs a whole number, got '3,4'", 2)
+    # Options that act once, as the rows are loaded, cannot vary between trials.
+    for option, given in (("--validation", "0.1,0.3"), ("--threads", "1,2"),
+                          ("--standardize", "on,off")):
+        expect_error("logreg", ["search", *common, option, given],
+                     f"rt_logreg: error: search: {option} acts once for the whole search (as "
+                     "the rows are loaded, or the program starts): give it one value", 2)
+
+
+PARABOLA_TRIAL = re.compile(r"^trial \d+/\d+  --lr (\S+) --momentum (\S+)  final loss (\S+)$",
+                            re.M)
+
+
+@test
+def search_tpe():
+    """TPE: after --startup-trials random ones (the random strategy's own draws), trials
+    concentrate where the best are. On rt_parabola after 3 steps of sgd, the final loss as a
+    function of (lr, momentum) has one good region, found here by a fine grid; the last half
+    of TPE's trials lies far nearer it than the last half of random's, for the same seed."""
+    common = ["--steps", "3", "--no-save"]
+    ranges = ["--lr", "0.001..1:log", "--momentum", "0..0.95", "--trials", "40"]
+    grid = run("parabola", "search", *common, "--quiet", "--lr", "0.001..1:log:40",
+               "--momentum", "0..0.95:20", "--strategy", "grid", "--trials", "800").out
+    best = grid.splitlines()[1].split()
+    check(best[:3] == ["1", "0.2031", "0.35"], best)
+    lr0, m0 = float(best[1]), float(best[2])
+
+    def trials(*args):
+        r = run("parabola", "search", *common, *ranges, *args)
+        found = [(float(lr), float(m), float(loss)) for lr, m, loss in PARABOLA_TRIAL.findall(r.err)]
+        check(len(found) == 40, r.err)
+        return found, r
+
+    def distance(t):  # in the units the search draws in: log10(lr) over 3 decades
+        return math.hypot((math.log10(t[0]) - math.log10(lr0)) / 3, (t[1] - m0) / 0.95)
+
+    rand, _ = trials("--strategy", "random")
+    tpe, r = trials("--strategy", "tpe")
+    check(tpe[:10] == rand[:10], f"startup trials differ:\n{tpe[:10]}\n{rand[:10]}")
+    check(tpe[10:] != rand[10:], "TPE drew as random does")
+    near_tpe = statistics.median(distance(t) for t in tpe[20:])
+    near_rand = statistics.median(distance(t) for t in rand[20:])
+    check(near_tpe < 0.5 * near_rand, f"TPE {near_tpe} vs random {near_rand}")
+    loss_tpe = statistics.median(t[2] for t in tpe[20:])
+    loss_rand = statistics.median(t[2] for t in rand[20:])
+    check(loss_tpe < 4 < loss_rand, f"median final loss: TPE {loss_tpe}, random {loss_rand}")
+    # The table ranks every trial; the best is TPE's, and better than random's best.
+    rows = [line.split() for line in r.out.splitlines()[1:41]]
+    check(float(rows[0][3]) == min(t[2] for t in tpe) < min(t[2] for t in rand), rows[0])
+    # The same seed, the same trials; another seed, others.
+    again, r2 = trials("--strategy", "tpe")
+    check(again == tpe and r2.out == r.out, "TPE is not reproducible")
+    other, _ = trials("--strategy", "tpe", "--seed", "8")
+    check(other != tpe, "the seed changed nothing")
+    # As many startup trials as trials: all random.
+    check(trials("--strategy", "tpe", "--startup-trials", "40")[0] == rand, "startup 40")
+    # A list: TPE picks among its values (counts plus one), on a model with inputs.
+    write_csv("d.csv", noisy_logreg_rows())
+    r = run("logreg", "search", "--data", "d.csv", "--epochs", "5", "--lr", "1e-4..10:log",
+            "--optimizer", "sgd,adam", "--strategy", "tpe", "--trials", "16", "--startup-trials",
+            "6", "--no-save", "--quiet")
+    rows = [line.split() for line in r.out.splitlines()[1:17]]
+    check(len(rows) == 16 and {row[2] for row in rows} <= {"sgd", "adam"}, r.out)
+    check(all(1e-4 <= float(row[1]) <= 10 for row in rows), rows)
+    expect_error("logreg", ["search", "--data", "d.csv", "--lr", "0.1,1", "--strategy", "bayes"],
+                 "rt_logreg: error: --strategy must be random, grid or tpe, got 'bayes'", 2)
+    out = run("logreg", "search", "--help").out
+    for pattern in (r"--strategy NAME +random draws, every grid point, or tpe \(Tree-structured "
+                    r"Parzen Estimator\): .*\(default: random\)",
+                    r"--startup-trials N +tpe: the first N trials are random draws \(default: 10\)",
+                    r"--folds K +cross-validation: .*\(default: 0\)"):
+        check(re.search("^  " + pattern + "$", out, re.M), f"{pattern}:\n{out}")
+    out = run("parabola", "search", "--help").out
+    check("--startup-trials N" in out and "--folds" not in out, out)
+
+
+@test
+def search_no_inputs():
+    """A model without inputs (a function to minimise) is searched on its final loss, the
+    loss train prints after the last step: no rows, no validation."""
+    out = run("parabola", "--help").out
+    check(re.search(r"^  search +train with settings drawn from ranges \(--lr 1e-3\.\.1:log\), "
+                    r"rank them on the final loss", out, re.M), out)
+    r = run("parabola", "search", "--steps", "3", "--momentum", "0", "--lr", "0.01,0.1,0.3",
+            "--strategy", "grid", "--save", "best")
+    lines = r.out.splitlines()
+    check(lines[0] == "rank  lr    final_loss", lines[0])
+    # x after 3 steps of sgd from 2 at rate lr is 0.5 + 1.5 (1 - 6 lr)^3: 0.1 is nearest 1/6.
+    ranked = [line.split() for line in lines[1:4]]
+    check([row[1] for row in ranked] == ["0.1", "0.3", "0.01"], ranked)
+    check(lines[4] == "best: --lr 0.1", lines[4])
+    for rank, lr, loss in ranked:  # each the final loss train prints, to the digit
+        v = run("parabola", "train", "--steps", "3", "--momentum", "0", "--lr", lr, "--save",
+                "w" + lr, "--quiet").out.splitlines()[0]
+        check(v == "final loss " + loss, f"--lr {lr}: {v} vs {loss}")
+        check(f"  --lr {lr}  final loss {loss}\n" in r.err, r.err)
+    check(open("best", "rb").read() == open("w0.1", "rb").read(), "best weights differ")
+    expect_error("parabola", ["search", "--lr", "0.1,0.2", "--folds", "2"],
+                 "rt_parabola: error: --folds does not apply: model 'parabola' has no inputs", 2)
+    expect_error("parabola", ["search", "--lr", "0.1,0.2", "--validation", "0.2"],
+                 "rt_parabola: error: --validation does not apply: model 'parabola' has no "
+                 "inputs", 2)
+
+
+@test
+def search_folds():
+    """--folds K: the rows are cut into K folds by a seeded permutation; each trial trains K
+    times, each time on all folds but one and scored on that one, and ranks on the mean."""
+    # rt_echo prints the rows each training step sees: each fold trains on the others.
+    write_csv("e.csv", [[i, i * i % 7, 100 + i, i % 2] for i in range(10)])
+    r = run("echo", "search", "--data", "e.csv", "--batch", "20", "--lr", "0.1,0.2",
+            "--strategy", "grid", "--folds", "3", "--no-save", env={"NNRT_TEST_TRACE": "1"})
+    runs = [[int(x[0]) for x, _ in echo_rows(part)[0]]
+            for part in re.split(r"^trial .*fold \d/3.*\n", r.err, flags=re.M)[:-1]]
+    check(len(runs) == 6 and runs[:3] == runs[3:], runs)  # the same folds for every trial
+    held = [sorted(set(range(10)) - set(trained)) for trained in runs[:3]]
+    check(all(trained == sorted(trained) for trained in runs), runs)  # in file order
+    check(sorted(sum(held, [])) == list(range(10)), held)  # each row held out once
+    check(sorted(len(h) for h in held) == [3, 3, 4], held)
+    check(held != [[0, 1, 2, 3], [4, 5, 6], [7, 8, 9]], "the folds are not shuffled")
+    same = run("echo", "search", "--data", "e.csv", "--batch", "20", "--lr", "0.1,0.2",
+               "--strategy", "grid", "--folds", "3", "--no-save", env={"NNRT_TEST_TRACE": "1"})
+    check(same.err == r.err, "the folds differ between runs of the same seed")
+    other = run("echo", "search", "--data", "e.csv", "--batch", "20", "--lr", "0.1,0.2",
+                "--strategy", "grid", "--folds", "3", "--no-save", "--seed", "2",
+                env={"NNRT_TEST_TRACE": "1"})
+    check(other.err != r.err, "another seed, the same folds")
+    # --standardize: each fold by the statistics of the rows it trains on.
+    r = run("echo64", "search", "--data", "e.csv", "--batch", "20", "--lr", "0.1,0.2",
+            "--strategy", "grid", "--folds", "3", "--standardize", "on", "--no-save",
+            env={"NNRT_TEST_TRACE": "1"})
+    for part in re.split(r"^trial .*fold \d/3.*\n", r.err, flags=re.M)[:-1]:
+        xs = [x for x, _ in echo_rows(part)[0]]
+        for col in range(3):
+            column = [x[col] for x in xs]
+            mean = sum(column) / len(column)
+            var = sum((v - mean) ** 2 for v in column) / len(column)
+            check(abs(mean) < 1e-12 and abs(var - 1) < 1e-12, f"column {col}: {column}")
+
+    # rt_logreg: the table has the mean and the spread of the folds' metrics.
+    rows = noisy_logreg_rows(90)
+    write_csv("d.csv", rows)
+    common = ["--data", "d.csv", "--epochs", "5", "--folds", "3"]
+    r = run("logreg", "search", *common, "--lr", "0.01,0.1,1", "--strategy", "grid", "--save",
+            "best")
+    lines = r.out.splitlines()
+    check(lines[0] == "rank  lr    val_loss      val_loss_std  val_accuracy  val_accuracy_std",
+          lines[0])
+    table = {row[1]: [float(v) for v in row[2:]] for row in map(str.split, lines[1:4])}
+    check(lines[4] == "best: --lr " + min(table, key=lambda lr: table[lr][0]), lines[4])
+    for lr, (loss, loss_std, acc, acc_std) in table.items():
+        folds = [(float(a), float(b)) for a, b in re.findall(
+            rf"^trial \d/3  --lr {re.escape(lr)}  fold \d/3  val loss (\S+)  val accuracy (\S+)$",
+            r.err, re.M)]
+        check(len(folds) == 3, r.err)
+        losses, accs = [f[0] for f in folds], [f[1] for f in folds]
+        check(close(loss, statistics.fmean(losses), 1e-5), f"{lr}: {loss} vs {losses}")
+        check(close(loss_std, statistics.pstdev(losses), 1e-4), f"{lr}: {loss_std} vs {losses}")
+        check(close(acc, statistics.fmean(accs), 1e-3), f"{lr}: {acc} vs {accs}")
+        check(close(acc_std, statistics.pstdev(accs), 1e-3, 1e-4), f"{lr}: {acc_std} vs {accs}")
+    # A fold's score is that of train on the other folds' rows, validated on its own: the
+    # folds of 10 rows with this seed came from rt_echo above, and depend only on the seed
+    # and the count of rows.
+    write_csv("d10.csv", rows[:10])
+    r10 = run("logreg", "search", "--data", "d10.csv", "--epochs", "5", "--folds", "3", "--lr",
+              "0.5,1", "--strategy", "grid", "--no-save", "--seed", "1", "--batch", "4")
+    fold1 = float(re.search(r"^trial 1/2  --lr 0.5  fold 1/3  val loss (\S+)", r10.err,
+                            re.M).group(1))
+    write_csv("t.csv", [rows[i] for i in range(10) if i not in held[0]])
+    write_csv("v.csv", [rows[i] for i in held[0]])
+    v = values(run("logreg", "train", "--data", "t.csv", "--validation-data", "v.csv",
+                   "--epochs", "5", "--lr", "0.5", "--seed", "1", "--batch", "4", "--no-save",
+                   "--quiet").out)
+    check(close(v["validation loss"], fold1, 1e-5), f"{v} vs fold 1: {fold1}")
+    # The weights saved are the best settings trained once more on all the rows.
+    best = lines[4].split()[-1]
+    run("logreg", "train", "--data", "d.csv", "--epochs", "5", "--lr", best, "--validation", "0",
+        "--save", "again", "--quiet")
+    check(open("best", "rb").read() == open("again", "rb").read(), "best weights differ")
+    check(r.err.endswith("training the best settings on all 90 rows\n"
+                         "saved the best weights to best\n"), r.err)
+    # ... standardised by the statistics of all of them, as train --validation 0 does.
+    best = run("logreg", "search", *common, "--lr", "0.1,1", "--strategy", "grid",
+               "--standardize", "on", "--save", "best", "--quiet").out.splitlines()[-1]
+    run("logreg", "train", "--data", "d.csv", "--epochs", "5", "--lr", best.split()[-1],
+        "--validation", "0", "--standardize", "on", "--save", "again", "--quiet")
+    check(open("best", "rb").read() == open("again", "rb").read(), "standardised weights differ")
+    # What makes no sense is refused.
+    for args, message in [
+            (["--folds", "1"], "--folds 1: cross-validation needs at least 2 folds (0: off)"),
+            (["--validation-data", "d.csv"], "--folds 3 holds out each fold in turn: give "
+             "--folds K or --validation-data FILE, not both"),
+            (["--validation", "0.3"], "--folds 3 holds out each fold in turn: --validation F "
+             "does not apply"),
+            (["--early-stopping", "on"], "--folds 3 with --early-stopping: the best settings are "
+             "trained again on all the rows for --save, with no validation rows to stop on; "
+             "give --no-save or --early-stopping off"),
+            (["--folds", "91"], "--folds 91: only 90 rows to split"),
+            (["--folds", "3,5"], "--folds needs a whole number, got '3,5'")]:
+        expect_error("logreg", ["search", *common, "--lr", "0.1,1", *args],
+                     "rt_logreg: error: " + message, 2)
+    # Early stopping works without --save (each fold stops on its own held-out rows).
+    r = run("logreg", "search", *common, "--lr", "0.1,1", "--strategy", "grid",
+            "--early-stopping", "on", "--no-save", "--quiet")
+    check(len(r.out.splitlines()) == 4, r.out)
+
+
+@test
+def search_plot():
+    """search --plot: a panel per setting, a dot per trial that finished at its value, on a
+    log axis for a :log range and at named ticks for a list; the best ringed."""
+    import xml.etree.ElementTree as ET
+    ns = "{http://www.w3.org/2000/svg}"
+    write_csv("d.csv", noisy_logreg_rows())
+    r = run("logreg", "search", "--data", "d.csv", "--epochs", "5", "--lr", "1e-3..1e3:log",
+            "--optimizer", "sgd,adam", "--trials", "12", "--plot", "p.svg", "--no-save",
+            "--quiet")
+    rows = [line.split() for line in r.out.splitlines()[1:13]]
+    svg = ET.parse("p.svg").getroot()
+    texts = [t.text for t in svg.iter(ns + "text")]
+    check("--lr (log scale)" in texts and "--optimizer" in texts, texts)
+    check(all(t in texts for t in ("1e-3", "1e0", "1e3", "sgd", "adam")), texts)
+    dots = [(float(c.get("cx")), float(c.get("cy"))) for c in svg.iter(ns + "circle")
+            if c.get("class") != "best"]
+    finished = [row for row in rows if row[3] != "diverged"]
+    check(len(dots) == 2 * len(finished), f"{len(dots)} dots, {len(finished)} trials")
+    # The first panel's x is linear in log10(lr): 64 + 400 * (log10(lr) + 3) / 6.
+    xs = sorted(x for x, _ in dots[:len(finished)])
+    want = sorted(64 + 400 * (math.log10(float(row[1])) + 3) / 6 for row in finished)
+    check(all(abs(a - b) < 0.06 for a, b in zip(xs, want)), f"{xs} vs {want}")
+    # The second panel: sgd at x 0, adam at 1, of -0.5..1.5 over 400 pixels from 480 + 64.
+    xs = {round(x, 1) for x, _ in dots[len(finished):]}
+    check(xs <= {644.0, 844.0}, xs)
+    best = [c for c in svg.iter(ns + "circle") if c.get("class") == "best"]
+    check(len(best) == 2 and "best" in texts, best)
+    bx = 64 + 400 * (math.log10(float(rows[0][1])) + 3) / 6
+    check(abs(float(best[0].get("cx")) - bx) < 0.06, f"{best[0].get('cx')} vs {bx}")
+    # The best has the lowest loss: the lowest dot (the largest y) of each panel.
+    check(float(best[0].get("cy")) == max(y for _, y in dots[:len(finished)]), "best not lowest")
+    # A model without inputs: its final loss.
+    run("parabola", "search", "--steps", "3", "--lr", "0.01..0.5", "--trials", "6", "--plot",
+        "q.svg", "--no-save", "--quiet")
+    texts = [t.text for t in ET.parse("q.svg").getroot().iter(ns + "text")]
+    check("final loss" in texts and "--lr" in texts, texts)
+    expect_error("parabola", ["search", "--lr", "0.1,0.2", "--plot", "no/p.svg"],
+                 "no/p.svg: error: cannot write: No such file or directory")
+    expect_error("logreg", ["search", "--data", "d.csv", "--lr", "0.1,1", "--plot", "d.csv"],
+                 "rt_logreg: error: --plot d.csv is the same file as --data d.csv: writing it "
+                 "would destroy the input; choose another file", 2)
 
 
 @test
