@@ -83,10 +83,11 @@ static const char *base_name(const char *path) {
 }
 
 /* The operands drawn as arrows are a, b, c (the letters of the rules in ops.def: d(a*b)/da);
- * a lone one is u (d tanh(u)/du); constants are written in. */
+ * a lone one is u (d tanh(u)/du); constants are written in, as the source wrote them. */
 static const char *operand_name(const Value *v, int i) {
     const Value *a = v->args[i];
-    if (!drawn(a)) return ir_number_str(a->num);
+    if (!drawn(a))
+        return ir_const_is_compound(a) ? xprintf("(%s)", ir_const_str(a)) : ir_const_str(a);
     int count = 0, index = 0;
     for (int j = 0; j < v->nargs; j++) {
         if (j < i && v->args[j] == a) return operand_name(v, j);

@@ -130,6 +130,7 @@ struct Value {
     bool varying; /* has the implicit batch axis */
 
     double num;                 /* OP_const: the value */
+    const char *spelling;       /* OP_const: as the source wrote it ("2*pi", "1e-3"), or NULL */
     double opt[OP_MAX_OPTIONS]; /* the options of ops.def's row: alpha, rate, ... */
     int salt;       /* OP_dropout: whose masks: the id of the forward dropout (codegen.md) */
     bool ta, tb;    /* OP_matmul: transpose the first / second operand */
@@ -321,7 +322,14 @@ void ir_count_uses(Graph *g);
 /* Printing. Values print as $x (input/target), @h.W (param), &h.running_mean (state), %h
  * (named), %t12 (unnamed). */
 const char *ir_value_ref(const Value *v); /* arena memory */
-const char *ir_number_str(double x);      /* shortest round-trip form: "0.1", "2", "1e-05" */
+const char *ir_number_str(double x);      /* shortest round-trip form: "0.1", "2", "1e-5" */
+/* A constant as printed everywhere (--emit=ir/grad/dot, explain): as the source wrote it
+ * ("2*pi", "1e-3"), or, for a number autodiff or simplify made, its shortest round-trip
+ * form. */
+const char *ir_const_str(const Value *v);
+/* True when a constant's spelling is an expression ("2*pi", "1 - 0.9") that an infix
+ * printer must put in parentheses. */
+bool ir_const_is_compound(const Value *v);
 /* A layout op's index map as the printers show it: a slice's or scatter's subscript
  * "[1:5, 2, ::2]" in whole's axes, a permute's order "(2, 0, 1)"; "" for the others. */
 const char *ir_layout_str(const Value *v);

@@ -16,14 +16,26 @@ typedef struct LVal {
     enum { LV_ERROR, LV_NUM, LV_TENSOR } kind;
     double num;
     Value *v;
+    /* A number as the source wrote it ("0.1", "2*pi"), which its constant is printed as,
+     * or NULL; literal: that text is the expression's own (not a name's value). */
+    const char *text;
+    bool literal;
 } LVal;
 
-static const LVal lv_error = {LV_ERROR, 0, NULL};
+static const LVal lv_error = {LV_ERROR, 0, NULL, NULL, false};
 static LVal lv_num(double x) {
-    return (LVal){LV_NUM, x, NULL};
+    return (LVal){LV_NUM, x, NULL, NULL, false};
 }
 static LVal lv_tensor(Value *v) {
-    return (LVal){LV_TENSOR, 0, v};
+    return (LVal){LV_TENSOR, 0, v, NULL, false};
+}
+
+/* A number folded at e from operands (2*pi, -0.5, sqrt(2)) keeps e's text when every
+ * operand was written out; one computed from a name's value (2*k) is printed as a value. */
+static LVal lv_folded(Node *e, const LVal *args, int nargs, double x) {
+    for (int i = 0; i < nargs; i++)
+        if (!args[i].literal) return lv_num(x);
+    return (LVal){LV_NUM, x, NULL, ast_source_text(e), true};
 }
 
 typedef struct Binding {
@@ -246,7 +258,10 @@ static Value *tag(Lower *L, Value *v) {
 }
 
 static Value *as_value(Lower *L, LVal x) {
-    return x.kind == LV_NUM ? ir_const(L->g, x.num) : x.v;
+    if (x.kind != LV_NUM) return x.v;
+    Value *c = ir_const(L->g, x.num);
+    c->spelling = x.text;
+    return c;
 }
 
 /* Builds op(args) after checking shapes; errors at `at`. */
@@ -286,7 +301,7 @@ static LVal eval_binop(Lower *L, Scope *s, Node *e) {
         return lv_error;
     }
     double folded;
-    if (fold(op, ab, 2, NULL, &folded)) return lv_num(folded);
+    if (fold(op, ab, 2, NULL, &folded)) return lv_folded(e, ab, 2, folded);
     if (op == OP_pow && ab[1].kind == LV_TENSOR && ab[1].v->shape.rank != 0) {
         lower_error(L, e->loc, "the exponent of ^ must be a scalar, got shape %s",
                     shape_str(ab[1].v->shape));
@@ -306,7 +321,7 @@ static LVal eval_neg(Lower *L, Scope *s, Node *e) {
     LVal a = eval(L, s, e->lhs);
     Op op = op_by_symbol('-', 1);
     double folded;
-    if (fold(op, &a, 1, NULL, &folded)) return lv_num(folded);
+    if (fold(op, &a, 1, NULL, &folded)) return lv_folded(e, &a, 1, folded);
     return build_op(L, e, op, 1, &a, NULL);
 }
 
@@ -452,7 +467,7 @@ static LVal call_builtin(Lower *L, Scope *s, Node *call, Op op) {
     if (op_info[op].flags & OPF_RANDOM) return build_random(L, call, op, args[0], &proto);
     warn_one_class(L, call, op, args[0]);
     double folded;
-    if (fold(op, args, n, proto.opt, &folded)) return lv_num(folded);
+    if (fold(op, args, n, proto.opt, &folded)) return lv_folded(call, args, n, folded);
     return build_op(L, call, op, n, args, &proto);
 }
 
@@ -1232,11 +1247,15 @@ static LVal eval(Lower *L, Scope *s, Node *e) {
     if (L->calls.n == 0) L->site = e; /* inside a fn, the outermost call stays the site */
     LVal r = lv_error;
     switch (e->kind) {
-    case ND_NUM: r = lv_num(e->num); break;
+    case ND_NUM: r = (LVal){LV_NUM, e->num, NULL, ast_source_text(e), true}; break;
     case ND_NAME: {
         Binding *b = lookup(s, e->str);
+        /* a name bound to a number prints as the number's text; pi unless something is
+         * bound to that name */
         if (b)
-            r = b->val;
+            r = b->val, r.literal = false;
+        else if (!strcmp(e->str, "pi"))
+            r = (LVal){LV_NUM, M_PI, NULL, "pi", true};
         else
             lower_error(L, e->loc, "unknown name %s", e->str);
         break;
