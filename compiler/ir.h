@@ -156,6 +156,7 @@ struct Value {
      * outermost scans, and the step, of that outermost scan; 0 elsewhere. The printers
      * summarise the steps that look alike. */
     int scan, scan_step;
+    const struct CallSite *site; /* the innermost fn call it was inlined in, or NULL */
     bool surrogate; /* backward: made by a surrogate rule (grad u ~ ...) */
 
     int uses; /* number of operand slots that refer to it; kept by ir_count_uses */
@@ -163,6 +164,19 @@ struct Value {
 };
 
 typedef VEC(Value *) ValueList;
+
+/* One inlined call of a fn (lower.c), which the values made in it point to (Value.site):
+ * --emit=dot draws each as a cluster, nested as the calls were. A step of a scan is a call
+ * of its fn. */
+typedef struct CallSite {
+    const struct CallSite *parent; /* the call it was made in, or NULL at model level */
+    int id;                        /* 1, 2, ... in the order the calls were inlined */
+    const char *fn;                /* "dense" */
+    const char *binding;           /* the model binding it is in ("h"), or NULL */
+    const char *text;              /* the call as written, "dense(x, 4)" */
+    SrcLoc loc;                    /* where it is written */
+    int step;                      /* a step of a scan: 1 + its index t; 0: a plain call */
+} CallSite;
 
 /* Settings from the train block, checked by sema and copied into the binary. */
 typedef struct ColumnMap {

@@ -54,6 +54,7 @@ typedef struct Options {
     ExplainFormat format; /* explain */
     const char *seed;     /* gradcheck */
     bool all_steps;       /* --steps all: --emit=ir and grad print every step of a scan */
+    const char *collapse; /* --collapse=NAME,...: --emit=dot/svg draw those calls as boxes */
 } Options;
 
 /* The stages, in the order they run; the run stops after the one its emit kind names. */
@@ -137,6 +138,8 @@ static const char usage_tail[] =
     "  --f64           compute in double precision\n"
     "  --steps all     --emit=ir and grad print every step of a scan (default: the first\n"
     "                  two and the last, the steps between summarised in a line)\n"
+    "  --collapse=NAMES --emit=dot and svg frame each fn call; draw the calls of these\n"
+    "                  fns (or in these bindings; comma-separated, or all) as one box\n"
     "  --model NAME    the model to compile, when the file has several\n"
     "  --help          this text\n"
     "  --version       the version of nnc and of the LLVM it uses\n"
@@ -202,6 +205,8 @@ static int parse_option(Options *o, const char *a, const char *value) {
         o->seed = value;
     else if (!strncmp(a, "--emit=", 7) && o->command == CMD_COMPILE)
         return parse_emit(a + 7, &o->emit);
+    else if (!strncmp(a, "--collapse=", 11) && o->command == CMD_COMPILE)
+        o->collapse = a + 11;
     else if (!strcmp(a, "--format=text") && o->command == CMD_EXPLAIN)
         o->format = EXPLAIN_TEXT;
     else if (!strcmp(a, "--format=markdown") && o->command == CMD_EXPLAIN)
@@ -418,17 +423,19 @@ static int print_forward(Run *r) {
 }
 
 static int print_dot_graph(Run *r) {
-    print_dot(stdout, r->g);
+    if (dot_check_collapse(r->g, r->o->collapse)) return 1;
+    print_dot(stdout, r->g, r->o->collapse);
     return 0;
 }
 
 /* Graphviz writes the drawing; an OutFile puts it in place (a device is written, not
  * replaced). */
 static int write_svg_file(Run *r) {
-    if (!strcmp(r->out, "-")) return write_svg(r->g, "-");
+    if (dot_check_collapse(r->g, r->o->collapse)) return 1;
+    if (!strcmp(r->out, "-")) return write_svg(r->g, "-", r->o->collapse);
     OutFile svg;
     if (!outfile_begin(&svg, r->out, false)) return 1;
-    if (write_svg(r->g, svg.write_to) != 0) {
+    if (write_svg(r->g, svg.write_to, r->o->collapse) != 0) {
         outfile_discard(&svg);
         return 1;
     }

@@ -82,11 +82,15 @@ typedef enum PrintMode { PRINT_FORWARD, PRINT_GRAD } PrintMode;
  * last are summarised in one line each run. */
 void print_graph(FILE *out, Graph *g, PrintMode mode, bool all_steps);
 
-/* dot.c: --emit=dot, the forward and the derived backward graph in one Graphviz drawing. */
-void print_dot(FILE *out, Graph *g);
+/* dot.c: --emit=dot, the forward and the derived backward graph in one Graphviz drawing,
+ * each fn call a cluster; collapse (--collapse's "NAME,NAME" or "all", or NULL): the calls
+ * of those fns, or in those bindings, drawn as one box each. */
+void print_dot(FILE *out, Graph *g, const char *collapse);
+/* 0, or 1 after reporting a name in collapse that no call of g has. */
+int dot_check_collapse(Graph *g, const char *collapse);
 /* dot.c: --emit=svg, that drawing rendered by Graphviz's `dot` into svg_path ("-": stdout).
  * Returns 0, or 1 after an error (one that says how to install Graphviz when it is missing). */
-int write_svg(Graph *g, const char *svg_path);
+int write_svg(Graph *g, const char *svg_path, const char *collapse);
 
 /* explain.c: `nnc explain`, the chain rule from the loss to one param (wrt, or every param
  * when NULL) written as math, factor by factor, with shapes. Returns 0, or 1 after an error
