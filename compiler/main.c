@@ -32,6 +32,7 @@ typedef enum Emit {
     EMIT_IR,
     EMIT_GRAD,
     EMIT_GRAD_RAW,
+    EMIT_GRAD_DIFF,
     EMIT_PLAN,
     EMIT_LLVM,
     EMIT_DOT,
@@ -79,8 +80,8 @@ typedef struct Run {
 } Run;
 
 typedef int Writer(Run *r); /* returns the exit status */
-static Writer print_ast, print_forward, print_dot_graph, write_svg_file, print_plan, print_llvm,
-    write_object, write_executable;
+static Writer print_ast, print_forward, print_grad_diff, print_dot_graph, write_svg_file,
+    print_plan, print_llvm, write_object, write_executable;
 
 /* What a compile writes, and after which stage. A row without a writer prints the pass of
  * its stage, as --dump-passes does. The help text and the messages list the named rows. */
@@ -102,6 +103,9 @@ static const EmitKind emit_kinds[EMIT_COUNT] = {
                    "each backward line annotated with its chain-rule step"},
     [EMIT_GRAD_RAW] = {"grad-raw", STAGE_AUTODIFF, true, NULL,
                        "the same, exactly as autodiff emitted it"},
+    [EMIT_GRAD_DIFF] = {"grad-diff", STAGE_AUTODIFF, true, print_grad_diff,
+                        "what simplify changed: grad-raw's lines it removed or\n"
+                        "rewrote marked -, with the rule, and + what they became"},
     [EMIT_PLAN] = {"plan", STAGE_WRITE, true, print_plan,
                    "the schedule, fused loops and memory plan"},
     [EMIT_LLVM] = {"llvm", STAGE_WRITE, true, print_llvm, "the optimised LLVM IR"},
@@ -419,6 +423,11 @@ static int print_ast(Run *r) {
 static int print_forward(Run *r) {
     simplify(r->g);
     print_graph(stdout, r->g, PRINT_FORWARD, r->o->all_steps);
+    return 0;
+}
+
+static int print_grad_diff(Run *r) {
+    print_simplify_diff(stdout, r->g, r->o->all_steps);
     return 0;
 }
 

@@ -225,8 +225,33 @@ def dot_collapsed(nnc, src, tmp):
     return problems
 
 
+def listing(out, marks):
+    """The instruction lines of nnc's IR text whose first character is one of marks, without
+    their mark and comment."""
+    return [line[2:].split(" ; ")[0].rstrip() for line in out.splitlines()
+            if line[:1] in marks and re.match(r"^. #\d+", line)]
+
+
+def grad_diff_is_raw_and_grad(nnc, src, tmp):
+    """--emit=grad-diff's kept and "-" lines are --emit=grad-raw's, its kept and "+" lines
+    --emit=grad's, in order: the diff says exactly what simplify changed."""
+    problems = []
+    for args, changes in (("examples/xor.nn", True), ("examples/cnn_digits.nn", False),
+                          ("examples/lessons/bptt.nn --model rnn", True),
+                          ("tests/golden/models/spelled.nn", True)):
+        out = {kind: run(nnc, src, shlex.split(args) + ["--emit=" + kind, "--steps", "all"]).stdout
+               for kind in ("grad-diff", "grad-raw", "grad")}
+        if listing(out["grad-diff"], " -") != listing(out["grad-raw"], " "):
+            problems.append(f"{args}: the diff's - lines are not grad-raw's")
+        if listing(out["grad-diff"], " +") != listing(out["grad"], " "):
+            problems.append(f"{args}: the diff's + lines are not grad's")
+        if bool(listing(out["grad-diff"], "-")) != changes:
+            problems.append(f"{args}: simplify changed {'nothing' if changes else 'something'}")
+    return problems
+
+
 CHECKS = [unknown_wrt, svg_without_graphviz, svg_when_dot_fails, svg_rendered, dot_clusters,
-          dot_collapsed]
+          dot_collapsed, grad_diff_is_raw_and_grad]
 
 QUOTE = re.compile(r"^<!-- run: nnc (?P<args>.+?) -->\n(?:[ \t]*\n)*"
                    r"```[^\n]*\n(?P<body>.*?)^```[ \t]*$", re.M | re.S)
