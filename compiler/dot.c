@@ -241,9 +241,9 @@ static void find_sites(Drawing *d, const char *collapse) {
     d->at = xalloc(sizeof *d->at * (size_t)g->next_id);
     for (int i = 0; i < g->insts.n; i++) /* operands first: a sum's terms before it */
         d->at[g->insts.v[i]->id] = find_site(d, g->insts.v[i]);
-    for (int i = 0; i < g->insts.n; i++)
-        if (g->insts.v[i]->site && g->insts.v[i]->site->id > d->n_sites)
-            d->n_sites = g->insts.v[i]->site->id;
+    for (int i = 0; i < g->insts.n; i++) /* a call's parents have smaller ids */
+        if (d->at[g->insts.v[i]->id] && d->at[g->insts.v[i]->id]->id > d->n_sites)
+            d->n_sites = d->at[g->insts.v[i]->id]->id;
     size_t n = (size_t)d->n_sites + 1;
     d->sites = xalloc(sizeof *d->sites * n);
     d->first_child = xalloc(sizeof *d->first_child * n);
@@ -253,7 +253,7 @@ static void find_sites(Drawing *d, const char *collapse) {
     d->used = xalloc(sizeof *d->used * n);
     d->next_value = xalloc(sizeof *d->next_value * (size_t)(g->insts.n + 1));
     for (int i = 0; i < g->insts.n; i++)
-        for (const CallSite *c = g->insts.v[i]->site; c && !d->sites[c->id]; c = c->parent)
+        for (const CallSite *c = d->at[g->insts.v[i]->id]; c && !d->sites[c->id]; c = c->parent)
             d->sites[c->id] = c;
     int *last_child = xalloc(sizeof *last_child * n);
     for (int id = 1; id <= d->n_sites; id++) { /* a call's id is above its parent's */

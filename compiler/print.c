@@ -383,7 +383,9 @@ static const char *rewrite_reason(const Diff *d, const Value *v) {
     for (int i = 0; i < v->nargs; i++) {
         const Value *was = b->args[i];
         const char *then = d->before[was->id].ref, *now = ir_value_ref(v->args[i]);
-        if (was == v->args[i] && !strcmp(then, now)) continue;
+        bool said = false; /* mul %t5, %t5: once */
+        for (int j = 0; j < i; j++) said |= b->args[j] == was;
+        if (said || (was == v->args[i] && !strcmp(then, now))) continue;
         const char *why = was->id < d->t.n_ids ? d->t.why[was->id] : NULL;
         if (was == v->args[i]) /* renamed after a line it replaced */
             sb_printf(&s, "%s%s is now named %s", s.n ? "; " : "", then, now);
