@@ -264,6 +264,9 @@ static int parse_args(int argc, char **argv, Options *o) {
         }
     }
     if (!o->input) return usage_error("%s", "no input file");
+    if (o->collapse && o->emit != EMIT_DOT && o->emit != EMIT_SVG)
+        return usage_error("%s", "--collapse draws calls as boxes in --emit=dot and --emit=svg "
+                                 "only");
     if (o->static_link && o->mpi)
         return usage_error("%s", "--static and --mpi do not go together: an MPI program uses "
                                  "the MPI libraries of the machines mpirun starts it on");

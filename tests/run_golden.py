@@ -222,6 +222,10 @@ def dot_collapsed(nnc, src, tmp):
     problems += expect_error(proc, 1, [
         "nnc: error: --collapse: 'nope' names no fn that model xor calls, nor a binding",
         "  hint: the fns it calls: dense, bce (or all)"])
+    proc = run(nnc, src, ["examples/xor.nn", "--emit=grad", "--collapse=dense"])
+    problems += expect_error(proc, 2, [
+        "nnc: error: --collapse draws calls as boxes in --emit=dot and --emit=svg only",
+        "(run nnc --help for usage)"])
     return problems
 
 
