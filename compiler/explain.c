@@ -307,6 +307,10 @@ static Expr render_op(const Explainer *ex, const Value *v, const Expr *a) {
 
 /* A forward value by name; an unnamed instruction is also defined under the line. */
 static Expr forward_ref(Explainer *ex, const Value *v, bool define) {
+    if (v->op == OP_const && v->spelling && !ex->tex) /* as the source wrote it: 2*pi */
+        return expr(v->spelling, ir_const_is_compound(v) ? P_SUM
+                                 : v->spelling[0] == '-' ? P_NEG
+                                                         : P_ATOM);
     if (v->op == OP_const) return number(ex, v->num);
     if (define && !v->name && op_info[v->op].cls != OPC_SRC) {
         bool listed = false;

@@ -758,14 +758,42 @@ void ir_count_uses(Graph *g) {
         if (g->state_updates.v[i]) g->state_updates.v[i]->uses++;
 }
 
-/* The shortest text that reads back as the same double: 0.1, not 0.10000000000000001. */
+/* The shortest text that reads back as the same double: 0.1, not 0.10000000000000001;
+ * 1e-5, not printf's 1e-05. */
 const char *ir_number_str(double x) {
     char buf[40];
     for (int prec = 1; prec <= 17; prec++) {
         snprintf(buf, sizeof buf, "%.*g", prec, x);
         if (strtod(buf, NULL) == x) break;
     }
+    char *e = strchr(buf, 'e');
+    if (e) { /* the exponent without '+' and leading zeros */
+        char *digits = e + 1 + (e[1] == '-' || e[1] == '+');
+        char *first = digits;
+        while (*first == '0' && first[1]) first++;
+        memmove(e[1] == '+' ? e + 1 : digits, first, strlen(first) + 1);
+    }
     return xstrdup(buf);
+}
+
+const char *ir_const_str(const Value *v) {
+    return v->spelling ? v->spelling : ir_number_str(v->num);
+}
+
+/* The sign of an exponent, the minus of 1e-3: not an operator. */
+static bool exponent_sign(const char *s, const char *c) {
+    return c - s >= 2 && (c[-1] == 'e' || c[-1] == 'E') && c[-2] >= '0' && c[-2] <= '9';
+}
+
+bool ir_const_is_compound(const Value *v) {
+    const char *s = v->spelling;
+    if (!s) return false;
+    int depth = 0;
+    for (const char *c = s; *c; c++) { /* an operator outside brackets, past a leading minus */
+        depth += (*c == '(' || *c == '[') - (*c == ')' || *c == ']');
+        if (depth == 0 && c > s && strchr("+-*/^@ ", *c) && !exponent_sign(s, c)) return true;
+    }
+    return false;
 }
 
 /* One axis of a subscript: "2" (dropped), ":" (all of it), "1:5", "1:5:2", "::2". */
@@ -799,7 +827,7 @@ const char *ir_value_ref(const Value *v) {
     case OP_target: return xprintf("$%s", v->name);
     case OP_param: return xprintf("@%s", v->name);
     case OP_state: return xprintf("&%s", v->name);
-    case OP_const: return ir_number_str(v->num);
+    case OP_const: return ir_const_str(v);
     case OP_inv_batch: return "1/B";
     default: return v->name ? xprintf("%%%s", v->name) : xprintf("%%t%d", v->id);
     }

@@ -130,6 +130,7 @@ struct Value {
     bool varying; /* has the implicit batch axis */
 
     double num;                 /* OP_const: the value */
+    const char *spelling;       /* OP_const: as the source wrote it ("2*pi", "1e-3"), or NULL */
     double opt[OP_MAX_OPTIONS]; /* the options of ops.def's row: alpha, rate, ... */
     int salt;       /* OP_dropout: whose masks: the id of the forward dropout (codegen.md) */
     bool ta, tb;    /* OP_matmul: transpose the first / second operand */
@@ -155,6 +156,7 @@ struct Value {
      * outermost scans, and the step, of that outermost scan; 0 elsewhere. The printers
      * summarise the steps that look alike. */
     int scan, scan_step;
+    const struct CallSite *site; /* the innermost fn call it was inlined in, or NULL */
     bool surrogate; /* backward: made by a surrogate rule (grad u ~ ...) */
 
     int uses; /* number of operand slots that refer to it; kept by ir_count_uses */
@@ -162,6 +164,19 @@ struct Value {
 };
 
 typedef VEC(Value *) ValueList;
+
+/* One inlined call of a fn (lower.c), which the values made in it point to (Value.site):
+ * --emit=dot draws each as a cluster, nested as the calls were. A step of a scan is a call
+ * of its fn. */
+typedef struct CallSite {
+    const struct CallSite *parent; /* the call it was made in, or NULL at model level */
+    int id;                        /* 1, 2, ... in the order the calls were inlined */
+    const char *fn;                /* "dense" */
+    const char *binding;           /* the model binding it is in ("h"), or NULL */
+    const char *text;              /* the call as written, "dense(x, 4)" */
+    SrcLoc loc;                    /* where it is written */
+    int step;                      /* a step of a scan: 1 + its index t; 0: a plain call */
+} CallSite;
 
 /* Settings from the train block, checked by sema and copied into the binary. */
 typedef struct ColumnMap {
@@ -321,7 +336,14 @@ void ir_count_uses(Graph *g);
 /* Printing. Values print as $x (input/target), @h.W (param), &h.running_mean (state), %h
  * (named), %t12 (unnamed). */
 const char *ir_value_ref(const Value *v); /* arena memory */
-const char *ir_number_str(double x);      /* shortest round-trip form: "0.1", "2", "1e-05" */
+const char *ir_number_str(double x);      /* shortest round-trip form: "0.1", "2", "1e-5" */
+/* A constant as printed everywhere (--emit=ir/grad/dot, explain): as the source wrote it
+ * ("2*pi", "1e-3"), or, for a number autodiff or simplify made, its shortest round-trip
+ * form. */
+const char *ir_const_str(const Value *v);
+/* True when a constant's spelling is an expression ("2*pi", "1 - 0.9") that an infix
+ * printer must put in parentheses. */
+bool ir_const_is_compound(const Value *v);
 /* A layout op's index map as the printers show it: a slice's or scatter's subscript
  * "[1:5, 2, ::2]" in whole's axes, a permute's order "(2, 0, 1)"; "" for the others. */
 const char *ir_layout_str(const Value *v);

@@ -16,14 +16,26 @@ typedef struct LVal {
     enum { LV_ERROR, LV_NUM, LV_TENSOR } kind;
     double num;
     Value *v;
+    /* A number as the source wrote it ("0.1", "2*pi"), which its constant is printed as,
+     * or NULL; literal: that text is the expression's own (not a name's value). */
+    const char *text;
+    bool literal;
 } LVal;
 
-static const LVal lv_error = {LV_ERROR, 0, NULL};
+static const LVal lv_error = {LV_ERROR, 0, NULL, NULL, false};
 static LVal lv_num(double x) {
-    return (LVal){LV_NUM, x, NULL};
+    return (LVal){LV_NUM, x, NULL, NULL, false};
 }
 static LVal lv_tensor(Value *v) {
-    return (LVal){LV_TENSOR, 0, v};
+    return (LVal){LV_TENSOR, 0, v, NULL, false};
+}
+
+/* A number folded at e from operands (2*pi, -0.5, sqrt(2)) keeps e's text when every
+ * operand was written out; one computed from a name's value (2*k) is printed as a value. */
+static LVal lv_folded(Node *e, const LVal *args, int nargs, double x) {
+    for (int i = 0; i < nargs; i++)
+        if (!args[i].literal) return lv_num(x);
+    return (LVal){LV_NUM, x, NULL, ast_source_text(e), true};
 }
 
 typedef struct Binding {
@@ -53,6 +65,7 @@ typedef struct Tables {
     HashMap rules;   /* fn with backward rules -> its rules, rendered (rules.c) */
     HashMap scans;   /* a scan's stacked result -> its ScanResult, for hs[t] */
     int n_scans;     /* scans unrolled so far */
+    int n_sites;     /* fn calls inlined so far (CallSite.id) */
 } Tables;
 
 /* What a scan made: its carries after each step, stacked into one value. */
@@ -67,6 +80,7 @@ typedef struct ScanSite {
     int id;                  /* 1 + its place among the model's scans */
     int64_t step;            /* the step being unrolled */
     ValueList params;        /* the params step 0 declared, in the order it declared them */
+    const CallSite *outside; /* the call the scan is in, where its shared params are drawn */
     int next;                /* in a later step: the next of them its declarations take */
 } ScanSite;
 
@@ -79,6 +93,7 @@ typedef struct Lower {
     ScanSite *scan;      /* the innermost scan being unrolled, or NULL */
     Node *site;          /* the model-level expression the current IR comes from */
     NodeList calls;      /* fn calls being inlined, outermost first: notes for errors */
+    const CallSite *call_site; /* the innermost of them, which the values made get */
     Tables *t;
     bool in_rule;   /* evaluating a fn's backward rule, during autodiff */
     bool step_form; /* lowering the one-step form: windows of one character (lower_step_form) */
@@ -230,14 +245,19 @@ static void bind_failed(Scope *s, Node *decl) {
 
 /* ---- values ---- */
 
+static const ScanSite *outermost_scan(const ScanSite *s) {
+    while (s->parent) s = s->parent;
+    return s;
+}
+
 /* Records where an instruction came from in the user's file. */
 static Value *tag(Lower *L, Value *v) {
     if (L->site && !v->what) {
         v->loc = L->site->loc;
         v->what = ast_source_text(L->site);
     }
-    const ScanSite *outermost = L->scan;
-    while (outermost && outermost->parent) outermost = outermost->parent;
+    if (!v->site) v->site = L->call_site;
+    const ScanSite *outermost = L->scan ? outermost_scan(L->scan) : NULL;
     if (outermost && !v->scan) {
         v->scan = outermost->id;
         v->scan_step = (int)outermost->step;
@@ -246,7 +266,10 @@ static Value *tag(Lower *L, Value *v) {
 }
 
 static Value *as_value(Lower *L, LVal x) {
-    return x.kind == LV_NUM ? ir_const(L->g, x.num) : x.v;
+    if (x.kind != LV_NUM) return x.v;
+    Value *c = ir_const(L->g, x.num);
+    c->spelling = x.text;
+    return c;
 }
 
 /* Builds op(args) after checking shapes; errors at `at`. */
@@ -286,7 +309,7 @@ static LVal eval_binop(Lower *L, Scope *s, Node *e) {
         return lv_error;
     }
     double folded;
-    if (fold(op, ab, 2, NULL, &folded)) return lv_num(folded);
+    if (fold(op, ab, 2, NULL, &folded)) return lv_folded(e, ab, 2, folded);
     if (op == OP_pow && ab[1].kind == LV_TENSOR && ab[1].v->shape.rank != 0) {
         lower_error(L, e->loc, "the exponent of ^ must be a scalar, got shape %s",
                     shape_str(ab[1].v->shape));
@@ -306,7 +329,7 @@ static LVal eval_neg(Lower *L, Scope *s, Node *e) {
     LVal a = eval(L, s, e->lhs);
     Op op = op_by_symbol('-', 1);
     double folded;
-    if (fold(op, &a, 1, NULL, &folded)) return lv_num(folded);
+    if (fold(op, &a, 1, NULL, &folded)) return lv_folded(e, &a, 1, folded);
     return build_op(L, e, op, 1, &a, NULL);
 }
 
@@ -452,7 +475,7 @@ static LVal call_builtin(Lower *L, Scope *s, Node *call, Op op) {
     if (op_info[op].flags & OPF_RANDOM) return build_random(L, call, op, args[0], &proto);
     warn_one_class(L, call, op, args[0]);
     double folded;
-    if (fold(op, args, n, proto.opt, &folded)) return lv_num(folded);
+    if (fold(op, args, n, proto.opt, &folded)) return lv_folded(call, args, n, folded);
     return build_op(L, call, op, n, args, &proto);
 }
 
@@ -820,11 +843,26 @@ static bool match_arguments(Lower *L, Scope *s, Node *call, Node *fn, Node **giv
     return true;
 }
 
+/* The call being inlined, for the values it makes (step: 1 + a scan's step, or 0). */
+static CallSite *new_call_site(Lower *L, Node *call, Node *fn, int64_t step) {
+    CallSite *c = xalloc(sizeof *c);
+    *c = (CallSite){.parent = L->call_site,
+                    .id = ++L->t->n_sites,
+                    .fn = fn->str,
+                    .binding = L->prefix,
+                    .text = ast_source_brief(call),
+                    .loc = call->loc,
+                    .step = (int)step};
+    return c;
+}
+
 /* fn's body inlined at call with its parameters bound to vals (given: the argument each
- * came from, for errors). */
-static LVal inline_fn(Lower *L, Node *call, Node *fn, Node **given, LVal *vals) {
+ * came from, for errors); step: 1 + the scan's step it is, or 0. */
+static LVal inline_fn(Lower *L, Node *call, Node *fn, Node **given, LVal *vals, int64_t step) {
     intptr_t times = (intptr_t)ptrmap_get(&L->t->inlined, fn);
     ptrmap_put(&L->t->inlined, fn, (void *)(times + 1));
+    const CallSite *outer_call_site = L->call_site;
+    L->call_site = new_call_site(L, call, fn, step);
 
     Node *outer_site = L->site;
     if (L->calls.n == 0) L->site = call;
@@ -849,6 +887,7 @@ static LVal inline_fn(Lower *L, Node *call, Node *fn, Node **given, LVal *vals) 
         attach_rule(L, fn, call, fs, vals, result, first_new_id);
     L->calls.n--;
     L->site = outer_site;
+    L->call_site = outer_call_site;
     return result;
 }
 
@@ -865,7 +904,7 @@ static LVal call_fn(Lower *L, Scope *s, Node *call, Node *fn) {
     Node **given = xalloc(n * sizeof *given);
     LVal *vals = xalloc(n * sizeof *vals);
     if (!match_arguments(L, s, call, fn, given, vals)) return lv_error;
-    return inline_fn(L, call, fn, given, vals);
+    return inline_fn(L, call, fn, given, vals, 0);
 }
 
 /* ---- scan(f, init, xs, ...): a recurrence, unrolled (docs/language.md, "Recurrences") ----
@@ -1018,7 +1057,7 @@ static LVal scan_step(Lower *L, Node *call, Node *fn, LVal carry, const LVal *se
         const char *name = xprintf("%s.%s%s", L->binding, fn->params.v[k]->str, L->step);
         vals[k] = sequence_row(L, given[k], seqs[k], t, name);
     }
-    LVal next = inline_fn(L, call, fn, given, vals);
+    LVal next = inline_fn(L, call, fn, given, vals, t + 1);
     if (next.kind == LV_TENSOR) name_value(L, next.v, xprintf("%s%s", L->binding, L->step), true);
     L->step = outer_step;
     return next;
@@ -1089,7 +1128,7 @@ static LVal call_scan(Lower *L, Scope *s, Node *call) {
     }
     LVal init = carry;
     Value **carries = xalloc(sizeof *carries * (size_t)steps);
-    ScanSite site = {.parent = L->scan, .id = ++L->t->n_scans};
+    ScanSite site = {.parent = L->scan, .id = ++L->t->n_scans, .outside = L->call_site};
     L->scan = &site;
     for (int64_t t = 0; t < steps; t++) {
         int64_t before = L->g->exprs_lowered;
@@ -1232,11 +1271,15 @@ static LVal eval(Lower *L, Scope *s, Node *e) {
     if (L->calls.n == 0) L->site = e; /* inside a fn, the outermost call stays the site */
     LVal r = lv_error;
     switch (e->kind) {
-    case ND_NUM: r = lv_num(e->num); break;
+    case ND_NUM: r = (LVal){LV_NUM, e->num, NULL, ast_source_text(e), true}; break;
     case ND_NAME: {
         Binding *b = lookup(s, e->str);
+        /* a name bound to a number prints as the number's text; pi unless something is
+         * bound to that name */
         if (b)
-            r = b->val;
+            r = b->val, r.literal = false;
+        else if (!strcmp(e->str, "pi"))
+            r = (LVal){LV_NUM, M_PI, NULL, "pi", true};
         else
             lower_error(L, e->loc, "unknown name %s", e->str);
         break;
@@ -1344,6 +1387,7 @@ static bool can_declare(Lower *L, Scope *s, Node *st, const char *what) {
 static Value *declared_leaf(Lower *L, Scope *s, Node *st, bool model_level, Op op, Shape shape) {
     Value *v = ir_leaf(L->g, op, declared_name(L, st, model_level), shape, false);
     v->loc = st->loc;
+    v->site = L->call_site;
     bind(L, s, st, st->str, lv_tensor(v));
     return v;
 }
@@ -1374,6 +1418,7 @@ static Value *shared_param(Lower *L, ScanSite *site, Node *st, bool model_level,
     }
     p = ir_leaf(L->g, OP_param, declared_name(L, st, model_level), shape, false);
     p->loc = st->loc;
+    p->site = L->scan ? outermost_scan(L->scan)->outside : L->call_site; /* steps share it */
     vec_push(&L->g->params, p);
     vec_push(&L->g->param_inits, init);
     return p;

@@ -32,6 +32,7 @@ typedef enum Emit {
     EMIT_IR,
     EMIT_GRAD,
     EMIT_GRAD_RAW,
+    EMIT_GRAD_DIFF,
     EMIT_PLAN,
     EMIT_LLVM,
     EMIT_DOT,
@@ -54,6 +55,7 @@ typedef struct Options {
     ExplainFormat format; /* explain */
     const char *seed;     /* gradcheck */
     bool all_steps;       /* --steps all: --emit=ir and grad print every step of a scan */
+    const char *collapse; /* --collapse=NAME,...: --emit=dot/svg draw those calls as boxes */
 } Options;
 
 /* The stages, in the order they run; the run stops after the one its emit kind names. */
@@ -78,8 +80,8 @@ typedef struct Run {
 } Run;
 
 typedef int Writer(Run *r); /* returns the exit status */
-static Writer print_ast, print_forward, print_dot_graph, write_svg_file, print_plan, print_llvm,
-    write_object, write_executable;
+static Writer print_ast, print_forward, print_grad_diff, print_dot_graph, write_svg_file,
+    print_plan, print_llvm, write_object, write_executable;
 
 /* What a compile writes, and after which stage. A row without a writer prints the pass of
  * its stage, as --dump-passes does. The help text and the messages list the named rows. */
@@ -101,6 +103,9 @@ static const EmitKind emit_kinds[EMIT_COUNT] = {
                    "each backward line annotated with its chain-rule step"},
     [EMIT_GRAD_RAW] = {"grad-raw", STAGE_AUTODIFF, true, NULL,
                        "the same, exactly as autodiff emitted it"},
+    [EMIT_GRAD_DIFF] = {"grad-diff", STAGE_AUTODIFF, true, print_grad_diff,
+                        "what simplify changed: grad-raw's lines it removed or\n"
+                        "rewrote marked -, with the rule, and + what they became"},
     [EMIT_PLAN] = {"plan", STAGE_WRITE, true, print_plan,
                    "the schedule, fused loops and memory plan"},
     [EMIT_LLVM] = {"llvm", STAGE_WRITE, true, print_llvm, "the optimised LLVM IR"},
@@ -137,6 +142,8 @@ static const char usage_tail[] =
     "  --f64           compute in double precision\n"
     "  --steps all     --emit=ir and grad print every step of a scan (default: the first\n"
     "                  two and the last, the steps between summarised in a line)\n"
+    "  --collapse=NAMES --emit=dot and svg frame each fn call; draw the calls of these\n"
+    "                  fns (or in these bindings; comma-separated, or all) as one box\n"
     "  --model NAME    the model to compile, when the file has several\n"
     "  --help          this text\n"
     "  --version       the version of nnc and of the LLVM it uses\n"
@@ -202,6 +209,8 @@ static int parse_option(Options *o, const char *a, const char *value) {
         o->seed = value;
     else if (!strncmp(a, "--emit=", 7) && o->command == CMD_COMPILE)
         return parse_emit(a + 7, &o->emit);
+    else if (!strncmp(a, "--collapse=", 11) && o->command == CMD_COMPILE)
+        o->collapse = a + 11;
     else if (!strcmp(a, "--format=text") && o->command == CMD_EXPLAIN)
         o->format = EXPLAIN_TEXT;
     else if (!strcmp(a, "--format=markdown") && o->command == CMD_EXPLAIN)
@@ -255,6 +264,9 @@ static int parse_args(int argc, char **argv, Options *o) {
         }
     }
     if (!o->input) return usage_error("%s", "no input file");
+    if (o->collapse && o->emit != EMIT_DOT && o->emit != EMIT_SVG)
+        return usage_error("%s", "--collapse draws calls as boxes in --emit=dot and --emit=svg "
+                                 "only");
     if (o->static_link && o->mpi)
         return usage_error("%s", "--static and --mpi do not go together: an MPI program uses "
                                  "the MPI libraries of the machines mpirun starts it on");
@@ -417,18 +429,25 @@ static int print_forward(Run *r) {
     return 0;
 }
 
+static int print_grad_diff(Run *r) {
+    print_simplify_diff(stdout, r->g, r->o->all_steps);
+    return 0;
+}
+
 static int print_dot_graph(Run *r) {
-    print_dot(stdout, r->g);
+    if (dot_check_collapse(r->g, r->o->collapse)) return 1;
+    print_dot(stdout, r->g, r->o->collapse);
     return 0;
 }
 
 /* Graphviz writes the drawing; an OutFile puts it in place (a device is written, not
  * replaced). */
 static int write_svg_file(Run *r) {
-    if (!strcmp(r->out, "-")) return write_svg(r->g, "-");
+    if (dot_check_collapse(r->g, r->o->collapse)) return 1;
+    if (!strcmp(r->out, "-")) return write_svg(r->g, "-", r->o->collapse);
     OutFile svg;
     if (!outfile_begin(&svg, r->out, false)) return 1;
-    if (write_svg(r->g, svg.write_to) != 0) {
+    if (write_svg(r->g, svg.write_to, r->o->collapse) != 0) {
         outfile_discard(&svg);
         return 1;
     }

@@ -85,13 +85,24 @@ static bool printable(const Value *v) {
     return op_info[v->op].cls != OPC_SRC;
 }
 
-static void print_line(FILE *out, const Value *v, const char *comment) {
-    char *lhs = xprintf("#%-3d %s : %s", v->id, ir_value_ref(v), shape_str(v->shape));
-    char *line = xprintf("  %-28s = %s", lhs, rhs_str(v));
+/* "  #5   %t5 : [4]  = matmul $x, @h.W   ; comment": mark is the line's first two
+ * characters ("  ", or grad-diff's "- " and "+ "). */
+static void print_marked_line(FILE *out, const char *mark, const char *text, const char *comment) {
+    char *line = xprintf("%s%s", mark, text);
     if (comment && *comment)
         fprintf(out, "%-72s ; %s\n", line, comment);
     else
         fprintf(out, "%s\n", line);
+}
+
+/* A line without its mark and comment: "#5   %t5 : [4]   = matmul $x, @h.W". */
+static const char *line_text(const Value *v) {
+    char *lhs = xprintf("#%-3d %s : %s", v->id, ir_value_ref(v), shape_str(v->shape));
+    return xprintf("%-28s = %s", lhs, rhs_str(v));
+}
+
+static void print_line(FILE *out, const Value *v, const char *comment) {
+    print_marked_line(out, "  ", line_text(v), comment);
 }
 
 static const char *forward_comment(const Value *v) {
@@ -284,7 +295,8 @@ static void print_kept(FILE *out, Graph *g, const Steps *steps) {
     fputs(count || summarised ? "\n" : " nothing\n", out);
 }
 
-static void print_backward(FILE *out, Graph *g, Steps *steps) {
+/* "backward of %loss wrt @h.W, ... {", the seed, and where fns' own rules were used. */
+static void print_backward_head(FILE *out, Graph *g) {
     fprintf(out, "\nbackward of %s wrt", ir_value_ref(g->loss));
     for (int i = 0; i < g->params.n; i++)
         fprintf(out, "%s %s", i ? "," : "", ir_value_ref(g->params.v[i]));
@@ -294,26 +306,20 @@ static void print_backward(FILE *out, Graph *g, Steps *steps) {
               out);
     else
         fputs("  ; seed: d loss/d loss = 1\n", out);
-    print_kept(out, g, steps);
-    for (int i = 0; i < g->rule_notes.n; i++) fprintf(out, "  ; %s\n", g->rule_notes.v[i]);
-    const Value *prev = NULL;
-    for (int i = g->n_forward; i < g->insts.n; i++) {
-        Value *v = g->insts.v[i];
-        if (!printable(v) || !shown(out, steps, v)) continue;
-        const char *comment;
-        if (v->fanout)
-            comment = fanout_comment(v);
-        else if (!v->from)
-            comment = v->rule ? v->rule : "";
-        else if (prev && prev->from == v->from && prev->rule == v->rule)
-            comment = xprintf("#%d%s", v->from->id, chain_product(v));
-        else
-            comment = xprintf("#%d %s%s", v->from->id, v->rule ? v->rule : "", chain_product(v));
-        print_line(out, v, comment);
-        prev = v;
-    }
-    flush_steps(out, steps);
-    fputs("}\n\ngradients {\n", out);
+}
+
+/* Why a backward line exists: the forward step and rule (only the step when the line
+ * before, prev, had the same), or the uses a fan-out sum adds up. */
+static const char *backward_comment(const Value *v, const Value *prev) {
+    if (v->fanout) return fanout_comment(v);
+    if (!v->from) return v->rule ? v->rule : "";
+    if (prev && prev->from == v->from && prev->rule == v->rule)
+        return xprintf("#%d%s", v->from->id, chain_product(v));
+    return xprintf("#%d %s%s", v->from->id, v->rule ? v->rule : "", chain_product(v));
+}
+
+static void print_gradients(FILE *out, Graph *g) {
+    fputs("\ngradients {\n", out);
     for (int i = 0; i < g->params.n; i++) {
         Value *gr = g->param_grads[i];
         fprintf(out, "  d cost/d %s = %s\n", ir_value_ref(g->params.v[i]),
@@ -322,9 +328,153 @@ static void print_backward(FILE *out, Graph *g, Steps *steps) {
     fputs("}\n", out);
 }
 
+static void print_backward(FILE *out, Graph *g, Steps *steps) {
+    print_backward_head(out, g);
+    print_kept(out, g, steps);
+    for (int i = 0; i < g->rule_notes.n; i++) fprintf(out, "  ; %s\n", g->rule_notes.v[i]);
+    const Value *prev = NULL;
+    for (int i = g->n_forward; i < g->insts.n; i++) {
+        Value *v = g->insts.v[i];
+        if (!printable(v) || !shown(out, steps, v)) continue;
+        print_line(out, v, backward_comment(v, prev));
+        prev = v;
+    }
+    flush_steps(out, steps);
+    fputs("}\n", out);
+    print_gradients(out, g);
+}
+
 void print_graph(FILE *out, Graph *g, PrintMode mode, bool all_steps) {
     Steps steps = steps_of(g, all_steps);
     print_header(out, g);
     print_forward(out, g, &steps);
     if (mode == PRINT_GRAD && g->param_grads) print_backward(out, g, &steps);
+}
+
+/* ---- --emit=grad-diff: what simplify changed ----
+ * The IR as autodiff left it, line by line: a line simplify kept as it was is printed as
+ * --emit=grad prints it; one it removed is marked "-" with the rule that removed it and
+ * what replaced it (or "dead code"); one it rewrote (an operand replaced, a transpose read
+ * through the product's flags, a name taken over) is its "-" line, with why, then its "+"
+ * line as it became. */
+
+typedef struct Before {
+    const char *text; /* line_text before simplify */
+    const char *ref;  /* its name then: %t12 */
+    Value *args[3];   /* its operands then */
+} Before;
+
+typedef struct Diff {
+    FILE *out;
+    Graph *g;
+    Steps steps;
+    const ValueList *old;                                  /* the values before simplify */
+    Before *before;                                        /* by id */
+    SimplifyTrace t;                                       /* what simplify did */
+    bool *kept;                                            /* by id: still in g->insts */
+    int same, rewritten, identities, folded, shared, dead; /* lines, for the summary */
+} Diff;
+
+/* Why a kept line reads differently: its own rule, else the operands simplify replaced. */
+static const char *rewrite_reason(const Diff *d, const Value *v) {
+    if (v->id < d->t.n_ids && d->t.why[v->id]) return d->t.why[v->id];
+    StrBuf s = {0};
+    const Before *b = &d->before[v->id];
+    for (int i = 0; i < v->nargs; i++) {
+        const Value *was = b->args[i];
+        const char *then = d->before[was->id].ref, *now = ir_value_ref(v->args[i]);
+        bool said = false; /* mul %t5, %t5: once */
+        for (int j = 0; j < i; j++) said |= b->args[j] == was;
+        if (said || (was == v->args[i] && !strcmp(then, now))) continue;
+        const char *why = was->id < d->t.n_ids ? d->t.why[was->id] : NULL;
+        if (was == v->args[i]) /* renamed after a line it replaced */
+            sb_printf(&s, "%s%s is now named %s", s.n ? "; " : "", then, now);
+        else
+            sb_printf(&s, "%s%s is now %s%s%s%s", s.n ? "; " : "", then, now, why ? " (" : "",
+                      why ? why : "", why ? ")" : "");
+    }
+    if (s.n) return sb_str(&s);
+    for (int i = 0; i < d->old->n; i++) { /* the line whose name it took (simplify.c, inherit) */
+        const Value *u = d->old->v[i];
+        if (u->id < d->t.n_ids && d->t.by[u->id] == v &&
+            !strcmp(d->before[u->id].ref, ir_value_ref(v)))
+            return xprintf("named %s after #%d, which it replaced", ir_value_ref(v), u->id);
+    }
+    return "renamed";
+}
+
+static void diff_line(Diff *d, const Value *v, bool forward) {
+    const Before *b = &d->before[v->id];
+    const char *comment = forward ? forward_comment(v) : backward_comment(v, NULL);
+    if (d->kept[v->id]) {
+        const char *now = line_text(v);
+        if (!strcmp(now, b->text)) {
+            d->same++;
+            print_marked_line(d->out, "  ", now, comment);
+            return;
+        }
+        d->rewritten++;
+        print_marked_line(d->out, "- ", b->text, rewrite_reason(d, v));
+        print_marked_line(d->out, "+ ", now, comment);
+        return;
+    }
+    const Value *by = v->id < d->t.n_ids ? d->t.by[v->id] : NULL;
+    const char *why = by ? d->t.why[v->id] : NULL;
+    if (!by) {
+        d->dead++;
+        print_marked_line(d->out, "- ", b->text, "dead code: nothing that is kept reads it");
+        return;
+    }
+    if (!strcmp(why, "constant folding"))
+        d->folded++;
+    else if (strstr(why, "(CSE)"))
+        d->shared++;
+    else
+        d->identities++;
+    print_marked_line(d->out, "- ", b->text, xprintf("%s: %s instead", why, ir_value_ref(by)));
+}
+
+static void diff_pass(Diff *d, const ValueList *old, int first, int end, bool forward) {
+    for (int i = first; i < end; i++) {
+        const Value *v = old->v[i];
+        if (printable(v) && shown(d->out, &d->steps, v)) diff_line(d, v, forward);
+    }
+    flush_steps(d->out, &d->steps);
+}
+
+void print_simplify_diff(FILE *out, Graph *g, bool all_steps) {
+    ValueList old = {0};
+    Diff d = {.out = out, .g = g, .steps = steps_of(g, all_steps), .old = &old};
+    int old_forward = g->n_forward;
+    d.before = xalloc(sizeof *d.before * (size_t)g->next_id);
+    for (int i = 0; i < g->insts.n; i++) {
+        Value *v = g->insts.v[i];
+        vec_push(&old, v);
+        d.before[v->id].text = printable(v) ? line_text(v) : "";
+        d.before[v->id].ref = ir_value_ref(v);
+        memcpy(d.before[v->id].args, v->args, sizeof v->args);
+    }
+    simplify_traced(g, &d.t);
+    d.kept = xalloc(sizeof *d.kept * (size_t)g->next_id);
+    for (int i = 0; i < g->insts.n; i++) d.kept[g->insts.v[i]->id] = true;
+
+    print_header(out, g);
+    fputs("; what simplify changed: \"-\" a line as autodiff emitted it (--emit=grad-raw), with\n"
+          "; the rule that removed or rewrote it; \"+\" the line it became (--emit=grad)\n",
+          out);
+    fputs("forward {\n", out);
+    diff_pass(&d, &old, 0, old_forward, true);
+    fputs("}\n", out);
+    if (g->param_grads) {
+        print_backward_head(out, g);
+        for (int i = 0; i < g->rule_notes.n; i++) fprintf(out, "  ; %s\n", g->rule_notes.v[i]);
+        diff_pass(&d, &old, old_forward, old.n, false);
+        fputs("}\n", out);
+        print_gradients(out, g);
+    }
+    fprintf(out,
+            "\n; simplify kept %d lines as they were and rewrote %d; it removed %d by an "
+            "identity,\n; %d by constant folding, %d as the same as an earlier line and %d as "
+            "dead code\n",
+            d.same, d.rewritten, d.identities, d.folded, d.shared, d.dead);
 }

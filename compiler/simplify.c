@@ -16,6 +16,7 @@ typedef struct Simplifier {
     Graph *g;
     Value **repl;  /* by id: what the value was replaced by, or NULL */
     HashMap table; /* CSE: instruction -> the first one like it */
+    const char **why; /* by id: the rule that replaced or rewrote it (--emit=grad-diff) */
 } Simplifier;
 
 static Value *resolve(Simplifier *s, Value *v) {
@@ -33,9 +34,10 @@ static bool same_type(const Value *v, const Value *x) {
 }
 
 /* where(c, x, x) is x; where(c, a, b) with a constant c is a or b. */
-static Value *where_identity(Value *v) {
+static Value *where_identity(Value *v, const char **why) {
     Value *c = v->args[0], *a = v->args[1], *b = v->args[2];
     Value *chosen = a == b ? a : c->op == OP_const ? (c->num <= 0 ? b : a) : NULL;
+    *why = a == b ? "where(c, x, x) = x" : "a where whose condition is a constant";
     return chosen && same_type(v, chosen) ? chosen : NULL;
 }
 
@@ -47,26 +49,32 @@ static bool swaps_matrix(const Value *t) {
     return perm[0] == 1;
 }
 
-static Value *identity_of(Value *v) {
+/* The operand v equals, and the identity that says so (*why), or NULL. */
+static Value *identity_of(Value *v, const char **why) {
     if (v->custom) return NULL; /* its backward rule is attached to this very value */
     Value *a = v->args[0], *b = v->nargs > 1 ? v->args[1] : NULL;
     switch (v->op) {
     case OP_mul:
+        *why = "x * 1 = x";
         if (is_const(b, 1) && same_type(v, a)) return a;
         if (is_const(a, 1) && same_type(v, b)) return b;
         return NULL;
     case OP_add:
+        *why = "x + 0 = x";
         if (is_const(b, 0) && same_type(v, a)) return a;
         if (is_const(a, 0) && same_type(v, b)) return b;
         return NULL;
-    case OP_sub: return is_const(b, 0) && same_type(v, a) ? a : NULL;
-    case OP_div: return is_const(b, 1) && same_type(v, a) ? a : NULL;
-    case OP_pow: return is_const(b, 1) && same_type(v, a) ? a : NULL;
-    case OP_neg: return a->op == OP_neg ? a->args[0] : NULL;
+    case OP_sub: *why = "x - 0 = x"; return is_const(b, 0) && same_type(v, a) ? a : NULL;
+    case OP_div: *why = "x / 1 = x"; return is_const(b, 1) && same_type(v, a) ? a : NULL;
+    case OP_pow: *why = "x ^ 1 = x"; return is_const(b, 1) && same_type(v, a) ? a : NULL;
+    case OP_neg: *why = "-(-x) = x"; return a->op == OP_neg ? a->args[0] : NULL;
     case OP_broadcast:
-    case OP_sum_to: return same_type(v, a) ? a : NULL;
-    case OP_where: return where_identity(v);
+    case OP_sum_to:
+        *why = xprintf("a %s to the shape it has", op_info[v->op].name);
+        return same_type(v, a) ? a : NULL;
+    case OP_where: return where_identity(v, why);
     case OP_transpose: /* the same swap twice */
+        *why = "a matrix transposed twice";
         return a->op == OP_transpose && swaps_matrix(v) && swaps_matrix(a) ? a->args[0] : NULL;
     default: return NULL;
     }
@@ -75,13 +83,14 @@ static Value *identity_of(Value *v) {
 /* A matrix product reads a transposed matrix through its flags: x @ transpose(W) is one
  * GEMM with W^T and no copy of W (and the backward's g @ transpose(W)^T one with W). The
  * transpose stays only if something else reads it. */
-static void read_transposes_in_place(Value *v) {
+static void read_transposes_in_place(Simplifier *s, Value *v) {
     if (v->op != OP_matmul || v->custom) return;
     for (int i = 0; i < 2; i++) {
         if (!swaps_matrix(v->args[i])) continue;
         v->args[i] = v->args[i]->args[0];
         bool *flag = i ? &v->tb : &v->ta;
         *flag = !*flag;
+        s->why[v->id] = "reads the transposed matrix through its flags (no copy)";
     }
 }
 
@@ -140,7 +149,10 @@ static Value *cse(Simplifier *s, Value *v) {
     if (v->custom) return NULL;
     if (leaf && v->op != OP_const && v->op != OP_inv_batch) return NULL;
     HashEntry *e = hash_find(&s->table, hash_mix(inst_hash(v)), v, same_inst_key, true);
-    if (e->value) return e->value;
+    if (e->value) {
+        s->why[v->id] = "the same computation as an earlier line (CSE)";
+        return e->value;
+    }
     e->value = v;
     return NULL;
 }
@@ -221,9 +233,14 @@ static bool keeps_memory(const Value *leaf) {
 }
 
 void simplify(Graph *g) {
+    simplify_traced(g, NULL);
+}
+
+void simplify_traced(Graph *g, SimplifyTrace *trace) {
     Simplifier s = {.g = g};
     int max_ids = g->next_id + g->insts.n + 16; /* folding makes new constants */
     s.repl = xalloc(sizeof *s.repl * (size_t)max_ids);
+    s.why = xalloc(sizeof *s.why * (size_t)max_ids);
     bool *update = updates_to_copy(g);
     int n_ids = g->next_id; /* update[] covers the values made before simplify */
 
@@ -231,10 +248,13 @@ void simplify(Graph *g) {
     for (int i = 0; i < n; i++) {
         Value *v = g->insts.v[i];
         for (int j = 0; j < v->nargs; j++) v->args[j] = resolve(&s, v->args[j]);
-        read_transposes_in_place(v);
-        Value *by = identity_of(v);
+        read_transposes_in_place(&s, v);
+        const char *identity = NULL;
+        Value *by = identity_of(v, &identity);
         if (by && v->id < n_ids && update[v->id] && keeps_memory(by)) by = NULL;
-        if (!by && g->next_id < max_ids) by = fold_constants(&s, v);
+        if (by) s.why[v->id] = identity;
+        if (!by && g->next_id < max_ids && (by = fold_constants(&s, v)))
+            s.why[v->id] = "constant folding";
         if (by && by->op == OP_const && !s.repl[by->id]) {
             Value *known = cse(&s, by);
             if (known)
@@ -265,4 +285,8 @@ void simplify(Graph *g) {
     }
     drop_dead(g);
     drop_dead_bindings(g);
+    if (!trace) return;
+    *trace = (SimplifyTrace){.by = s.repl, .why = s.why, .n_ids = max_ids};
+    for (int id = 0; id < max_ids; id++)
+        if (s.repl[id]) s.repl[id] = resolve(&s, s.repl[id]);
 }

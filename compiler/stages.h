@@ -77,16 +77,34 @@ void autodiff(Graph *g);
 /* CSE, algebraic identities, constant folding, dead code. Keeps loss/output/param_grads. */
 void simplify(Graph *g);
 
+/* What simplify did, by value id (ids below n_ids): the value that replaced one (NULL:
+ * kept, or dropped as dead code if no longer in g->insts), and the rule that replaced or
+ * rewrote it ("x * 1 = x", "constant folding", NULL). For --emit=grad-diff. */
+typedef struct SimplifyTrace {
+    Value **by;
+    const char **why;
+    int n_ids;
+} SimplifyTrace;
+void simplify_traced(Graph *g, SimplifyTrace *trace);
+
 typedef enum PrintMode { PRINT_FORWARD, PRINT_GRAD } PrintMode;
 /* all_steps: every step of every scan; otherwise the steps between a scan's second and
  * last are summarised in one line each run. */
 void print_graph(FILE *out, Graph *g, PrintMode mode, bool all_steps);
+/* --emit=grad-diff: simplifies g (forward and backward, as autodiff left them) and prints
+ * the IR before, each line simplify removed or rewrote marked with the rule, and what it
+ * became. */
+void print_simplify_diff(FILE *out, Graph *g, bool all_steps);
 
-/* dot.c: --emit=dot, the forward and the derived backward graph in one Graphviz drawing. */
-void print_dot(FILE *out, Graph *g);
+/* dot.c: --emit=dot, the forward and the derived backward graph in one Graphviz drawing,
+ * each fn call a cluster; collapse (--collapse's "NAME,NAME" or "all", or NULL): the calls
+ * of those fns, or in those bindings, drawn as one box each. */
+void print_dot(FILE *out, Graph *g, const char *collapse);
+/* 0, or 1 after reporting a name in collapse that no call of g has. */
+int dot_check_collapse(Graph *g, const char *collapse);
 /* dot.c: --emit=svg, that drawing rendered by Graphviz's `dot` into svg_path ("-": stdout).
  * Returns 0, or 1 after an error (one that says how to install Graphviz when it is missing). */
-int write_svg(Graph *g, const char *svg_path);
+int write_svg(Graph *g, const char *svg_path, const char *collapse);
 
 /* explain.c: `nnc explain`, the chain rule from the loss to one param (wrt, or every param
  * when NULL) written as math, factor by factor, with shapes. Returns 0, or 1 after an error

@@ -379,7 +379,7 @@ def case_emit_kinds(nnc, src, tmp):
     usage = run(nnc, ["--help"], tmp).stdout_text
     block = usage.split("  --emit=STAGE", 1)[1].split("  --dump-passes", 1)[0]
     listed = re.findall(r"^ {20}(\S+) ", block, re.M)
-    want = ["ast", "ir", "grad", "grad-raw", "plan", "llvm", "dot", "svg"]
+    want = ["ast", "ir", "grad", "grad-raw", "grad-diff", "plan", "llvm", "dot", "svg"]
     if listed != want:
         raise Failure(f"--help lists {listed}, wanted {want}:\n{usage}")
     write(os.path.join(tmp, "m.nn"), "model m {\n    param w = 2\n    loss = (w - 1)^2\n}\n")

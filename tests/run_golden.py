@@ -141,7 +141,121 @@ def svg_rendered(nnc, src, tmp):
     return problems
 
 
-CHECKS = [unknown_wrt, svg_without_graphviz, svg_when_dot_fails, svg_rendered]
+def clusters(dot):
+    """The fn-call clusters of a --emit=dot text: (pass, path of labels from the outermost
+    call), in order; the stdlib's line numbers left out ("(nn.nn)")."""
+    found, stack = [], []
+    for line in dot.splitlines():
+        m = re.match(r"\s*subgraph cluster_([fb])\d+ \{", line)
+        if m:
+            stack.append(None)
+            continue
+        m = re.match(r'\s*label="([^"]*)"; style="rounded,dashed"', line)
+        if m and stack and stack[-1] is None:
+            stack[-1] = re.sub(r"\(nn\.nn:\d+\)", "(nn.nn)", m.group(1))
+            found.append(tuple(stack))
+        elif re.match(r"\s*subgraph cluster_(forward|backward)", line):
+            stack.append("")
+        elif line.strip() == "}" and stack:
+            stack.pop()
+    return found
+
+
+STEPS = [f"rnn_cell step {t} in h (nn.nn)" for t in range(5)]
+CLUSTERS = {  # the calls of an MLP, a CNN and an RNN, each drawn in both passes
+    "examples/lessons/xor_hidden.nn": [
+        ("dense(x, 2) in h (xor_hidden.nn:19)",), ("dense(h, 1) in p (xor_hidden.nn:20)",),
+        ("bce(p, y) in loss (xor_hidden.nn:21)",)],
+    "examples/cnn_digits.nn": [
+        ("conv_pad(image, 16, 3, 1) in h1 (cnn_digits.nn:14)",),
+        ("maxpool(h1, 2) in p1 (cnn_digits.nn:15)",),
+        ("conv_pad(p1, 32, 3, 1) in h2 (cnn_digits.nn:16)",),
+        ("maxpool(h2, 2) in p2 (cnn_digits.nn:17)",),
+        ("dense(flatten(p2), 10) in z (cnn_digits.nn:18)",)],
+    "examples/lessons/bptt.nn --model rnn": [("rnn(x, 16) in h (bptt.nn:65)",)] + [
+        ("rnn(x, 16) in h (bptt.nn:65)", step) for step in STEPS] + [
+        ("dense(h[-1], 1) in z (bptt.nn:66)",), ("bce_logits(z, y) in loss (bptt.nn:67)",)],
+}
+
+
+def dot_clusters(nnc, src, tmp):
+    """--emit=dot draws each fn call as a labelled cluster, a scan's steps inside the call
+    that runs the scan, once in the forward pass and once in the backward one."""
+    problems = []
+    for args, want in CLUSTERS.items():
+        proc = run(nnc, src, shlex.split(args) + ["--emit=dot"])
+        got = [path for path in clusters(proc.stdout)]
+        both = [("",) + path for path in want] * 2
+        if proc.returncode != 0 or got != both:
+            problems.append(f"{args}: clusters {got}, wanted {both}\n{proc.stderr}")
+    return problems
+
+
+def boxes(dot):
+    """The collapsed calls of a --emit=dot text: {node: its title}."""
+    return dict(re.findall(r"^\s*(c\d+[fb]) \[shape=box3d.*?label=<<B>([^<]*)</B>", dot, re.M))
+
+
+def dot_collapsed(nnc, src, tmp):
+    """--collapse=NAMES draws those calls as one box each, forward and backward, with one
+    arrow from each node that feeds it; a name no call has is an error that lists them."""
+    problems = []
+    proc = run(nnc, src, ["examples/lessons/bptt.nn", "--model", "rnn", "--emit=dot",
+                          "--collapse=rnn_cell"])
+    titles = sorted(re.sub(r"\(nn\.nn:\d+\)", "(nn.nn)", t) for t in boxes(proc.stdout).values())
+    want = sorted(STEPS + [f"backward of {step}" for step in STEPS])
+    if titles != want:
+        problems.append(f"--collapse=rnn_cell: boxes {titles}, wanted {want}")
+    got = [path for path in clusters(proc.stdout) if "rnn_cell" in path[-1]]
+    if got:
+        problems.append(f"--collapse=rnn_cell still draws the clusters {got}")
+    edges = re.findall(r"^  (\w+) -> (\w+) ", proc.stdout, re.M)
+    if len(edges) != len(set(edges)) or any(a == b for a, b in edges):
+        problems.append("--collapse=rnn_cell: an arrow drawn twice, or from a box to itself")
+    if ("c2f", "c3f") not in edges:
+        problems.append("--collapse=rnn_cell: no arrow from step 0's box to step 1's")
+    for flag, count in (("all", 6), ("h,loss", 4), ("dense", 4)):
+        proc = run(nnc, src, ["examples/lessons/xor_hidden.nn", "--emit=dot", "--collapse=" + flag])
+        if len(boxes(proc.stdout)) != count or clusters(proc.stdout) and flag == "all":
+            problems.append(f"--collapse={flag}: boxes {boxes(proc.stdout)}, wanted {count}")
+    proc = run(nnc, src, ["examples/xor.nn", "--emit=dot", "--collapse=dense,nope"])
+    problems += expect_error(proc, 1, [
+        "nnc: error: --collapse: 'nope' names no fn that model xor calls, nor a binding",
+        "  hint: the fns it calls: dense, bce (or all)"])
+    proc = run(nnc, src, ["examples/xor.nn", "--emit=grad", "--collapse=dense"])
+    problems += expect_error(proc, 2, [
+        "nnc: error: --collapse draws calls as boxes in --emit=dot and --emit=svg only",
+        "(run nnc --help for usage)"])
+    return problems
+
+
+def listing(out, marks):
+    """The instruction lines of nnc's IR text whose first character is one of marks, without
+    their mark and comment."""
+    return [line[2:].split(" ; ")[0].rstrip() for line in out.splitlines()
+            if line[:1] in marks and re.match(r"^. #\d+", line)]
+
+
+def grad_diff_is_raw_and_grad(nnc, src, tmp):
+    """--emit=grad-diff's kept and "-" lines are --emit=grad-raw's, its kept and "+" lines
+    --emit=grad's, in order: the diff says exactly what simplify changed."""
+    problems = []
+    for args, changes in (("examples/xor.nn", True), ("examples/cnn_digits.nn", False),
+                          ("examples/lessons/bptt.nn --model rnn", True),
+                          ("tests/golden/models/spelled.nn", True)):
+        out = {kind: run(nnc, src, shlex.split(args) + ["--emit=" + kind, "--steps", "all"]).stdout
+               for kind in ("grad-diff", "grad-raw", "grad")}
+        if listing(out["grad-diff"], " -") != listing(out["grad-raw"], " "):
+            problems.append(f"{args}: the diff's - lines are not grad-raw's")
+        if listing(out["grad-diff"], " +") != listing(out["grad"], " "):
+            problems.append(f"{args}: the diff's + lines are not grad's")
+        if bool(listing(out["grad-diff"], "-")) != changes:
+            problems.append(f"{args}: simplify changed {'nothing' if changes else 'something'}")
+    return problems
+
+
+CHECKS = [unknown_wrt, svg_without_graphviz, svg_when_dot_fails, svg_rendered, dot_clusters,
+          dot_collapsed, grad_diff_is_raw_and_grad]
 
 QUOTE = re.compile(r"^<!-- run: nnc (?P<args>.+?) -->\n(?:[ \t]*\n)*"
                    r"```[^\n]*\n(?P<body>.*?)^```[ \t]*$", re.M | re.S)
