@@ -340,18 +340,38 @@ Program *sema_program(Node *file, const char *stdlib_dir) {
     return diag_error_count() == errors ? prog : NULL;
 }
 
+/* "a, b and c": the file's models, in order. */
+static const char *model_names(Program *prog) {
+    StrBuf b = {0};
+    for (int i = 0; i < prog->models.n; i++)
+        sb_printf(&b, "%s%s",
+                  i == 0                    ? ""
+                  : i + 1 == prog->models.n ? " and "
+                                            : ", ",
+                  prog->models.v[i]->str);
+    return sb_str(&b);
+}
+
+static void no_such_model(Program *prog, SrcLoc top, const char *name) {
+    diag_error(top, "there is no model named %s in this file", name);
+    Suggestion near = suggest_start(name);
+    for (int i = 0; i < prog->models.n; i++) suggest_consider(&near, prog->models.v[i]->str);
+    if (!diag_did_you_mean(&near) && prog->models.n)
+        diag_hint("its model%s: %s", prog->models.n == 1 ? " is" : "s are", model_names(prog));
+}
+
 bool sema_choose_model(Program *prog, const char *model_name) {
     int errors = diag_error_count();
     SrcLoc top = {prog->file->loc.file, 1, 1};
     Node *model = NULL;
     if (model_name) {
         model = strmap_get(&prog->model_by_name, model_name);
-        if (!model) diag_error(top, "there is no model named %s in this file", model_name);
+        if (!model) no_such_model(prog, top, model_name);
     } else if (prog->models.n == 0) {
         diag_error(top, "this file defines no model");
     } else if (prog->models.n > 1) {
-        diag_error(top, "this file defines %d models; choose one with --model NAME",
-                   prog->models.n);
+        diag_error(top, "this file defines %d models (%s); choose one with --model NAME",
+                   prog->models.n, model_names(prog));
     } else {
         model = prog->models.v[0];
     }
