@@ -907,6 +907,10 @@ bool sema_train(Program *prog, Graph *g) {
     TrainReader tr = {prog, g, {0}};
     for (int i = 0; prog->train && i < prog->train->body.n; i++)
         read_setting(&tr, prog->train->body.v[i]);
+    Node *fraction = strmap_get(&tr.given, "validation");
+    if (fraction && t->validation > 0 && strmap_get(&tr.given, "validation_data"))
+        diag_error(fraction->loc, "validation holds out a fraction of the rows, and "
+                                  "validation_data gives rows of their own: give one of them");
     if (g->inputs.n == 0 && t->data_kind)
         diag_error(prog->train->loc, "model %s has no inputs, so it takes no data", g->name);
     bool text = t->data_kind && !strcmp(t->data_kind, "text");

@@ -625,7 +625,18 @@ static void add_search(rt_options *o, const opt_spec *spec, const char *value) {
     o->search_specs[o->n_search++] = value;
 }
 
+/* The rows of a held-out fraction or of their own file: one or the other. One given on the
+ * command line overrides the other from the train block; both on the command line are a
+ * mistake. */
+static void choose_validation(rt_options *o, const char *fraction_given, const char *file_given) {
+    if (fraction_given && file_given && o->validation > 0)
+        rt_usage_error("give --validation F or --validation-data FILE, not both");
+    if (file_given) o->validation = 0;
+    if (fraction_given) o->validation_data = NULL;
+}
+
 void rt_options_parse(const nnrt_model *m, rt_command cmd, int argc, char **argv, rt_options *o) {
+    const char *fraction_given = NULL, *file_given = NULL;
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
@@ -653,5 +664,8 @@ void rt_options_parse(const nnrt_model *m, rt_command cmd, int argc, char **argv
             add_search(o, spec, value);
         else
             set_option(spec, value, o, shown);
+        if (spec->offset == AT(validation)) fraction_given = value;
+        if (spec->offset == AT(validation_data)) file_given = value;
     }
+    choose_validation(o, fraction_given, file_given);
 }
