@@ -267,13 +267,14 @@ static const rt_csv_slot *slot_at(const rt_csv_slot *slots, int n_slots, int32_t
     return NULL;
 }
 
-/* "--columns y=0,x=1..784": the layout with the one target in column 0 and the inputs each
- * moved one column on; NULL when the model has not exactly one target of one column. */
+/* "--columns y=0,x=1..784": the layout with the one target in column 0 (a class index when
+ * it has several values) and the inputs each moved one column on; NULL when the model has
+ * not exactly one target. */
 static char *label_first_columns(const rt_csv_slot *slots, int n_slots) {
     const rt_csv_slot *target = NULL;
     for (int i = 0; i < n_slots; i++)
         if (slots[i].is_target) {
-            if (target || slots[i].n_columns != 1) return NULL;
+            if (target) return NULL;
             target = &slots[i];
         }
     if (!target) return NULL;

@@ -902,6 +902,14 @@ def label_column_hints():
                  f"label_first.csv:1: error: column 4: class index {first_x3} is not a whole "
                  "number\n  hint: column 0 holds whole numbers from 0 to 2, like a label, but the "
                  "model reads it as 'x'; if it is the target, pass --columns y=0,x=1..4")
+    # A column to spare: the rows load, so the hint comes with a warning first.
+    write_csv("spare.csv", [(r[4],) + tuple(r[:4]) + (0,) for r in rows])
+    hint = ("  hint: column 0 holds whole numbers from 0 to 2, like a label, but the model "
+            "reads it as 'x'; if it is the target, pass --columns y=0,x=1..4\n")
+    r = run("softmax", "train", "--data", "spare.csv", expect=1)
+    check(r.err == "spare.csv:1: warning: the rows have 6 columns and the model reads columns "
+          "0..4\n" + hint + f"spare.csv:1: error: column 4: class index {first_x3} is not a "
+          "whole number\n" + hint, r.err)
     fixed = train_lines(run("softmax", "train", "--data", "label_first.csv", "--columns",
                             "y=0,x=1..4", "--quiet", "--save", "w.safetensors").out)
     check(fixed["final accuracy"] == 1.0, fixed)
