@@ -17,6 +17,7 @@
 #include "stages.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -207,55 +208,24 @@ typedef int FlagSetter(Options *o, const char *value);
 #define FOR_GRADCHECK (1u << CMD_GRADCHECK)
 #define FOR_ALL       (FOR_COMPILE | FOR_EXPLAIN | FOR_GRADCHECK)
 
+/* A row without a setter stores its value in the field (a flag with a value) or sets the
+ * bool field (a flag without one). */
 typedef struct Flag {
     const char *name;  /* "--emit", "-o" */
     const char *value; /* what it takes ("STAGE"), or NULL: nothing */
     unsigned commands; /* FOR_ bits */
+    size_t field;      /* offsetof(Options, ...), without a setter */
     FlagSetter *set;
 } Flag;
 
-static int set_output(Options *o, const char *v) {
-    o->output = v;
-    return -1;
-}
-static int set_model(Options *o, const char *v) {
-    o->model = v;
-    return -1;
-}
-static int set_wrt(Options *o, const char *v) {
-    o->wrt = v;
-    return -1;
-}
-static int set_seed(Options *o, const char *v) {
-    o->seed = v;
-    return -1;
-}
+#define AT(member) offsetof(Options, member)
+
 static int set_emit(Options *o, const char *v) {
     return parse_emit(v, &o->emit);
 }
 static int set_object(Options *o, const char *v) {
     (void)v;
     o->emit = EMIT_OBJ;
-    return -1;
-}
-static int set_dump_passes(Options *o, const char *v) {
-    (void)v;
-    o->dump_passes = true;
-    return -1;
-}
-static int set_static(Options *o, const char *v) {
-    (void)v;
-    o->static_link = true;
-    return -1;
-}
-static int set_mpi(Options *o, const char *v) {
-    (void)v;
-    o->mpi = true;
-    return -1;
-}
-static int set_f64(Options *o, const char *v) {
-    (void)v;
-    o->f64 = true;
     return -1;
 }
 static int print_help(Options *o, const char *v) {
@@ -303,25 +273,25 @@ static int set_opt_level(Options *o, const char *flag) {
 }
 
 static const Flag flags[] = {
-    {"-o", "FILE", FOR_ALL, set_output},
-    {"-c", NULL, FOR_COMPILE, set_object},
-    {"--static", NULL, FOR_COMPILE, set_static},
-    {"--mpi", NULL, FOR_COMPILE, set_mpi},
-    {"--emit", "STAGE", FOR_COMPILE, set_emit},
-    {"--dump-passes", NULL, FOR_COMPILE, set_dump_passes},
-    {"-O0", NULL, FOR_ALL, set_opt_level},
-    {"-O1", NULL, FOR_ALL, set_opt_level},
-    {"-O2", NULL, FOR_ALL, set_opt_level},
-    {"-O3", NULL, FOR_ALL, set_opt_level},
-    {"--f64", NULL, FOR_ALL, set_f64},
-    {"--steps", "all", FOR_COMPILE, set_steps},
-    {"--model", "NAME", FOR_ALL, set_model},
-    {"--wrt", "NAME", FOR_EXPLAIN, set_wrt},
-    {"--format", "F", FOR_EXPLAIN, set_format},
-    {"--seed", "N", FOR_GRADCHECK, set_seed},
-    {"--help", NULL, FOR_ALL, print_help},
-    {"-h", NULL, FOR_ALL, print_help},
-    {"--version", NULL, FOR_ALL, print_version},
+    {"-o", "FILE", FOR_ALL, AT(output), NULL},
+    {"-c", NULL, FOR_COMPILE, 0, set_object},
+    {"--static", NULL, FOR_COMPILE, AT(static_link), NULL},
+    {"--mpi", NULL, FOR_COMPILE, AT(mpi), NULL},
+    {"--emit", "STAGE", FOR_COMPILE, 0, set_emit},
+    {"--dump-passes", NULL, FOR_COMPILE, AT(dump_passes), NULL},
+    {"-O0", NULL, FOR_ALL, 0, set_opt_level},
+    {"-O1", NULL, FOR_ALL, 0, set_opt_level},
+    {"-O2", NULL, FOR_ALL, 0, set_opt_level},
+    {"-O3", NULL, FOR_ALL, 0, set_opt_level},
+    {"--f64", NULL, FOR_ALL, AT(f64), NULL},
+    {"--steps", "all", FOR_COMPILE, 0, set_steps},
+    {"--model", "NAME", FOR_ALL, AT(model), NULL},
+    {"--wrt", "NAME", FOR_EXPLAIN, AT(wrt), NULL},
+    {"--format", "F", FOR_EXPLAIN, 0, set_format},
+    {"--seed", "N", FOR_GRADCHECK, AT(seed), NULL},
+    {"--help", NULL, FOR_ALL, 0, print_help},
+    {"-h", NULL, FOR_ALL, 0, print_help},
+    {"--version", NULL, FOR_ALL, 0, print_version},
 };
 #define N_FLAGS ((int)(sizeof flags / sizeof *flags))
 
@@ -357,10 +327,19 @@ static int parse_flag(Options *o, int argc, char **argv, int *i) {
     const Flag *f = find_flag(a, len);
     if (!f || !(f->commands & (1u << o->command))) return unknown_flag(o, a, len);
     if (!f->value && eq) return usage_error("%s takes no value", f->name);
-    if (!f->value) return f->set(o, a);
-    if (eq) return f->set(o, eq + 1);
-    if (*i + 1 == argc) return usage_error("%s needs an argument", a);
-    return f->set(o, argv[++*i]);
+    const char *value = a;
+    if (f->value && eq)
+        value = eq + 1;
+    else if (f->value && *i + 1 == argc)
+        return usage_error("%s needs an argument", a);
+    else if (f->value)
+        value = argv[++*i];
+    if (f->set) return f->set(o, value);
+    if (f->value)
+        *(const char **)((char *)o + f->field) = value;
+    else
+        *(bool *)((char *)o + f->field) = true;
+    return -1;
 }
 
 /* Returns -1 to go on, or an exit status. */
