@@ -342,6 +342,15 @@ static int parse_flag(Options *o, int argc, char **argv, int *i) {
     return -1;
 }
 
+/* A second file: the first may be a misspelt command ("nnc explian m.nn"). */
+static int second_input(const Options *o, const char *second) {
+    Suggestion near = suggest_start(o->input);
+    if (o->command == CMD_COMPILE)
+        for (int c = CMD_EXPLAIN; c <= CMD_GRADCHECK; c++)
+            suggest_consider(&near, command_words[c] + strlen("nnc "));
+    return usage_error_near(xprintf("one model file at a time (got a second: %s)", second), &near);
+}
+
 /* Returns -1 to go on, or an exit status. */
 static int parse_args(int argc, char **argv, Options *o) {
     *o = (Options){.emit = EMIT_EXE, .opt_level = 2};
@@ -356,7 +365,7 @@ static int parse_args(int argc, char **argv, Options *o) {
             int status = parse_flag(o, argc, argv, &i);
             if (status >= 0) return status;
         } else if (o->input) {
-            return usage_error("one model file at a time (got a second: %s)", a);
+            return second_input(o, a);
         } else {
             o->input = a;
         }

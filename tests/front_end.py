@@ -428,6 +428,8 @@ def case_flags(nnc, src, tmp):
         (["m.nn", "--steps", "al"], "nnc: error: --steps takes all, got al\n"
          "  hint: did you mean all?\n"),
         (["m.nn", "-c=1"], "nnc: error: -c takes no value\n"),
+        (["explian", "m.nn"], "nnc: error: one model file at a time (got a second: m.nn)\n"
+         "  hint: did you mean explain?\n"),
     ]
     for args, wanted in cases:
         expect_stderr(run(nnc, args, tmp, want_status=2), wanted + usage, " ".join(args))
