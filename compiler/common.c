@@ -493,6 +493,12 @@ void diag_hint(const char *fmt, ...) {
     va_end(ap);
 }
 
+bool diag_did_you_mean(const Suggestion *s) {
+    const char *best = suggest_best(s);
+    if (best) diag_hint("did you mean %s?", best);
+    return best != NULL;
+}
+
 void diag_fatal_noloc(const char *fmt, ...) {
     va_list held_ap;
     va_start(held_ap, fmt);

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+#include "suggest.h" /* runtime/suggest.h: "did you mean", shared with the runtime */
+
 /* ---- limits ----
  * Every limit the compiler enforces on its input, in one place. Each is reported as a
  * located error when crossed, and docs/language.md ("Limits") states them for users. */
@@ -82,6 +84,9 @@ void diag_warning(SrcLoc loc, const char *fmt, ...) __attribute__((format(printf
 void diag_note(SrcLoc loc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A hint line ("  hint: ...") under the last diagnostic. */
 void diag_hint(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* "  hint: did you mean BEST?" under the last diagnostic when s found a candidate near
+ * enough (suggest.h); false, printing nothing, when it did not. */
+bool diag_did_you_mean(const Suggestion *s);
 /* An error with no location: "nnc: error: message". */
 void diag_fatal_noloc(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int diag_error_count(void);

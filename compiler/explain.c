@@ -1109,6 +1109,9 @@ static int unknown_param(Graph *g, const char *wrt) {
         list = xprintf("%s%s%s", list, i ? ", " : "", g->params.v[i]->name);
     diag_fatal_noloc("model %s has no param '%s' (%s%s)", g->name, wrt,
                      g->params.n ? "its params: " : "it has no params", list);
+    Suggestion near = suggest_start(wrt[0] == '@' ? wrt + 1 : wrt);
+    for (int i = 0; i < g->params.n; i++) suggest_consider(&near, g->params.v[i]->name);
+    diag_did_you_mean(&near);
     return 1;
 }
 

@@ -64,6 +64,7 @@ typedef struct Tables {
     HashMap warned;  /* nodes already warned about */
     HashMap rules;   /* fn with backward rules -> its rules, rendered (rules.c) */
     HashMap scans;   /* a scan's stacked result -> its ScanResult, for hs[t] */
+    HashMap unknown; /* names and fns reported unknown ("f()" for a fn): said once each */
     int n_scans;     /* scans unrolled so far */
     int n_sites;     /* fn calls inlined so far (CallSite.id) */
 } Tables;
@@ -241,6 +242,19 @@ static bool bind(Lower *L, Scope *s, Node *decl, const char *name, LVal val) {
  * without a message: one mistake, one error. */
 static void bind_failed(Scope *s, Node *decl) {
     if (!lookup_here(s, decl->str)) add_binding(s, (Binding){decl->str, lv_error, decl});
+}
+
+/* A name bound nowhere is reported once: its later uses (and those in every other call of
+ * the fn it is in) are quiet, as those of a declaration that failed are. The hint offers the
+ * nearest name in sight. */
+static void unknown_name(Lower *L, Scope *s, Node *e) {
+    if (strmap_get(&L->t->unknown, e->str)) return;
+    strmap_put(&L->t->unknown, e->str, e);
+    lower_error(L, e->loc, "unknown name %s", e->str);
+    Suggestion near = suggest_start(e->str);
+    for (; s; s = s->parent)
+        for (int i = s->names.n - 1; i >= 0; i--) suggest_consider(&near, s->names.v[i].name);
+    diag_did_you_mean(&near);
 }
 
 /* ---- values ---- */
@@ -1203,6 +1217,26 @@ static LVal constant_tensor(Lower *L, Scope *s, Node *call, double value) {
     return lv_tensor(tag(L, ir_inst(L->g, OP_broadcast, 1, &c, shape, varying)));
 }
 
+/* An unknown fn is reported at its first call only; the hint offers the nearest of the
+ * program's fns and the built-ins. */
+static void unknown_fn(Lower *L, Node *call) {
+    const char *key = xprintf("%s()", call->str);
+    if (strmap_get(&L->t->unknown, key)) return;
+    strmap_put(&L->t->unknown, key, call);
+    lower_error(L, call->loc, "unknown function %s", call->str);
+    if (!strcmp(call->str, "dense") || !strcmp(call->str, "mse") || !strcmp(call->str, "bce")) {
+        diag_hint("%s is in the standard library: add `import \"nn\"` at the top", call->str);
+        return;
+    }
+    Suggestion near = suggest_start(call->str);
+    for (int i = 0; i < L->prog->fns.n; i++) suggest_consider(&near, L->prog->fns.v[i]->str);
+    for (int op = 0; op < OP_COUNT; op++) suggest_consider(&near, op_info[op].call);
+    suggest_consider(&near, "zeros");
+    suggest_consider(&near, "ones");
+    suggest_consider(&near, "scan");
+    diag_did_you_mean(&near);
+}
+
 static LVal eval_call(Lower *L, Scope *s, Node *call) {
     if (!strcmp(call->str, "scan")) return call_scan(L, s, call);
     double constant;
@@ -1211,9 +1245,7 @@ static LVal eval_call(Lower *L, Scope *s, Node *call) {
     if (op != OP_COUNT) return call_builtin(L, s, call, op);
     Node *fn = find_fn(L, call->str);
     if (fn) return call_fn(L, s, call, fn);
-    lower_error(L, call->loc, "unknown function %s", call->str);
-    if (!strcmp(call->str, "dense") || !strcmp(call->str, "mse") || !strcmp(call->str, "bce"))
-        diag_hint("%s is in the standard library: add `import \"nn\"` at the top", call->str);
+    unknown_fn(L, call);
     return lv_error;
 }
 
@@ -1281,7 +1313,7 @@ static LVal eval(Lower *L, Scope *s, Node *e) {
         else if (!strcmp(e->str, "pi"))
             r = (LVal){LV_NUM, M_PI, NULL, "pi", true};
         else
-            lower_error(L, e->loc, "unknown name %s", e->str);
+            unknown_name(L, s, e);
         break;
     }
     case ND_BINOP: r = eval_binop(L, s, e); break;

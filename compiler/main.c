@@ -17,6 +17,7 @@
 #include "stages.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -125,7 +126,7 @@ static const char usage_head[] =
     "\n"
     "Compiles a .nn model into a native executable that trains it (run it with --help).\n"
     "\n"
-    "options:\n"
+    "options (a value follows the option's name, as in --emit=grad or --emit grad):\n"
     "  -o FILE         write the executable (or object, or --emit output) to FILE\n"
     "                  (default: the model file's name without .nn, in this folder)\n"
     "  -c              write an object file instead of an executable\n"
@@ -180,60 +181,182 @@ static int usage_error(const char *fmt, const char *arg) {
     return 2;
 }
 
+/* usage_error with "  hint: did you mean BEST?" under it when a candidate is near. */
+static int usage_error_near(const char *msg, const Suggestion *near) {
+    fprintf(stderr, "nnc: error: %s\n", msg);
+    if (suggest_best(near)) fprintf(stderr, "  hint: did you mean %s?\n", suggest_best(near));
+    fputs("(run nnc --help for usage)\n", stderr);
+    return 2;
+}
+
 static int parse_emit(const char *s, Emit *emit) {
     StrBuf names = {0};
+    Suggestion near = suggest_start(s);
     for (int i = 0; i < EMIT_COUNT; i++) {
         if (!emit_kinds[i].name) continue;
         if (!strcmp(s, emit_kinds[i].name)) {
             *emit = (Emit)i;
-            return 0;
+            return -1;
         }
         sb_printf(&names, "%s%s", names.n ? ", " : "", emit_kinds[i].name);
+        suggest_consider(&near, emit_kinds[i].name);
     }
-    return usage_error("%s", xprintf("unknown --emit stage '%s' (%s)", s, sb_str(&names)));
+    return usage_error_near(xprintf("unknown --emit stage '%s' (%s)", s, sb_str(&names)), &near);
 }
 
-static bool takes_value(const char *a) {
-    return !strcmp(a, "-o") || !strcmp(a, "--model") || !strcmp(a, "--wrt") ||
-           !strcmp(a, "--seed") || !strcmp(a, "--steps");
-}
+/* ---- the flags: one table, for parsing and for the "did you mean" of a misspelt one ----
+ * A flag with a value takes it as --flag=VALUE or as the next argument, --flag VALUE. Each
+ * setter returns -1 to go on, or the exit status to end with. */
 
-static int parse_option(Options *o, const char *a, const char *value) {
-    if (!strcmp(a, "-o"))
-        o->output = value;
-    else if (!strcmp(a, "--model"))
-        o->model = value;
-    else if (!strcmp(a, "--wrt") && o->command == CMD_EXPLAIN)
-        o->wrt = value;
-    else if (!strcmp(a, "--seed") && o->command == CMD_GRADCHECK)
-        o->seed = value;
-    else if (!strncmp(a, "--emit=", 7) && o->command == CMD_COMPILE)
-        return parse_emit(a + 7, &o->emit);
-    else if (!strncmp(a, "--collapse=", 11) && o->command == CMD_COMPILE)
-        o->collapse = a + 11;
-    else if (!strcmp(a, "--format=text") && o->command == CMD_EXPLAIN)
-        o->format = EXPLAIN_TEXT;
-    else if (!strcmp(a, "--format=markdown") && o->command == CMD_EXPLAIN)
-        o->format = EXPLAIN_MARKDOWN;
-    else if (!strcmp(a, "-c") && o->command == CMD_COMPILE)
-        o->emit = EMIT_OBJ;
-    else if (!strcmp(a, "--dump-passes") && o->command == CMD_COMPILE)
-        o->dump_passes = true;
-    else if (!strcmp(a, "--static") && o->command == CMD_COMPILE)
-        o->static_link = true;
-    else if (!strcmp(a, "--mpi") && o->command == CMD_COMPILE)
-        o->mpi = true;
-    else if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && !a[3])
-        o->opt_level = a[2] - '0';
-    else if (!strcmp(a, "--steps") && o->command == CMD_COMPILE && strcmp(value, "all"))
-        return usage_error("--steps takes all, got %s", value);
-    else if (!strcmp(a, "--steps") && o->command == CMD_COMPILE)
-        o->all_steps = true;
-    else if (!strcmp(a, "--f64"))
-        o->f64 = true;
-    else
-        return usage_error("unknown option %s", a);
+typedef int FlagSetter(Options *o, const char *value);
+
+#define FOR_COMPILE   (1u << CMD_COMPILE)
+#define FOR_EXPLAIN   (1u << CMD_EXPLAIN)
+#define FOR_GRADCHECK (1u << CMD_GRADCHECK)
+#define FOR_ALL       (FOR_COMPILE | FOR_EXPLAIN | FOR_GRADCHECK)
+
+/* A row without a setter stores its value in the field (a flag with a value) or sets the
+ * bool field (a flag without one). */
+typedef struct Flag {
+    const char *name;  /* "--emit", "-o" */
+    const char *value; /* what it takes ("STAGE"), or NULL: nothing */
+    unsigned commands; /* FOR_ bits */
+    size_t field;      /* offsetof(Options, ...), without a setter */
+    FlagSetter *set;
+} Flag;
+
+#define AT(member) offsetof(Options, member)
+
+static int set_emit(Options *o, const char *v) {
+    return parse_emit(v, &o->emit);
+}
+static int set_object(Options *o, const char *v) {
+    (void)v;
+    o->emit = EMIT_OBJ;
+    return -1;
+}
+static int print_help(Options *o, const char *v) {
+    (void)o, (void)v;
+    print_usage();
     return 0;
+}
+static int print_version(Options *o, const char *v) {
+    (void)o, (void)v;
+    printf("nnc %s (LLVM %s)\n", NNC_VERSION, NNC_LLVM_PACKAGE_VERSION);
+    return 0;
+}
+
+/* A word of a few: the index of value in words (NULL-terminated), or an error offering the
+ * nearest. */
+static int choose_word(const char *flag, const char *value, const char *const *words, int *out) {
+    Suggestion near = suggest_start(value);
+    StrBuf list = {0};
+    for (int i = 0; words[i]; i++) {
+        if (!strcmp(words[i], value)) {
+            *out = i;
+            return -1;
+        }
+        suggest_consider(&near, words[i]);
+        sb_printf(&list, "%s%s", i ? (words[i + 1] ? ", " : " or ") : "", words[i]);
+    }
+    return usage_error_near(xprintf("%s takes %s, got %s", flag, sb_str(&list), value), &near);
+}
+
+static int set_format(Options *o, const char *v) {
+    static const char *const formats[] = {"text", "markdown", NULL};
+    int k, status = choose_word("--format", v, formats, &k);
+    if (status < 0) o->format = k == 0 ? EXPLAIN_TEXT : EXPLAIN_MARKDOWN;
+    return status;
+}
+static int set_steps(Options *o, const char *v) {
+    static const char *const steps[] = {"all", NULL};
+    int k, status = choose_word("--steps", v, steps, &k);
+    if (status < 0) o->all_steps = true;
+    return status;
+}
+static int set_opt_level(Options *o, const char *flag) {
+    o->opt_level = flag[2] - '0';
+    return -1;
+}
+
+static const Flag flags[] = {
+    {"-o", "FILE", FOR_ALL, AT(output), NULL},
+    {"-c", NULL, FOR_COMPILE, 0, set_object},
+    {"--static", NULL, FOR_COMPILE, AT(static_link), NULL},
+    {"--mpi", NULL, FOR_COMPILE, AT(mpi), NULL},
+    {"--emit", "STAGE", FOR_COMPILE, 0, set_emit},
+    {"--collapse", "NAMES", FOR_COMPILE, AT(collapse), NULL},
+    {"--dump-passes", NULL, FOR_COMPILE, AT(dump_passes), NULL},
+    {"-O0", NULL, FOR_ALL, 0, set_opt_level},
+    {"-O1", NULL, FOR_ALL, 0, set_opt_level},
+    {"-O2", NULL, FOR_ALL, 0, set_opt_level},
+    {"-O3", NULL, FOR_ALL, 0, set_opt_level},
+    {"--f64", NULL, FOR_ALL, AT(f64), NULL},
+    {"--steps", "all", FOR_COMPILE, 0, set_steps},
+    {"--model", "NAME", FOR_ALL, AT(model), NULL},
+    {"--wrt", "NAME", FOR_EXPLAIN, AT(wrt), NULL},
+    {"--format", "F", FOR_EXPLAIN, 0, set_format},
+    {"--seed", "N", FOR_GRADCHECK, AT(seed), NULL},
+    {"--help", NULL, FOR_ALL, 0, print_help},
+    {"-h", NULL, FOR_ALL, 0, print_help},
+    {"--version", NULL, FOR_ALL, 0, print_version},
+};
+#define N_FLAGS ((int)(sizeof flags / sizeof *flags))
+
+static const char *const command_words[] = {
+    [CMD_COMPILE] = "nnc", [CMD_EXPLAIN] = "nnc explain", [CMD_GRADCHECK] = "nnc gradcheck"};
+
+static const Flag *find_flag(const char *name, size_t len) {
+    for (int i = 0; i < N_FLAGS; i++)
+        if (strlen(flags[i].name) == len && !strncmp(flags[i].name, name, len)) return &flags[i];
+    return NULL;
+}
+
+/* An argument that is no flag of this command: which command it is for, or the nearest. */
+static int unknown_flag(const Options *o, const char *arg, size_t len) {
+    const Flag *f = find_flag(arg, len);
+    if (f) {
+        int c = 0;
+        while (!(f->commands & (1u << c))) c++;
+        return usage_error("%s", xprintf("%s is an option of %s, not of %s", f->name,
+                                         command_words[c], command_words[o->command]));
+    }
+    const char *name = xstrndup(arg, len);
+    Suggestion near = suggest_start(name);
+    for (int i = 0; i < N_FLAGS; i++)
+        if (flags[i].commands & (1u << o->command)) suggest_consider(&near, flags[i].name);
+    return usage_error_near(xprintf("unknown option %s", name), &near);
+}
+
+/* The flag at argv[*i] (and its value, which may be the next argument). */
+static int parse_flag(Options *o, int argc, char **argv, int *i) {
+    const char *a = argv[*i], *eq = strchr(a, '=');
+    size_t len = eq ? (size_t)(eq - a) : strlen(a);
+    const Flag *f = find_flag(a, len);
+    if (!f || !(f->commands & (1u << o->command))) return unknown_flag(o, a, len);
+    if (!f->value && eq) return usage_error("%s takes no value", f->name);
+    const char *value = a;
+    if (f->value && eq)
+        value = eq + 1;
+    else if (f->value && *i + 1 == argc)
+        return usage_error("%s needs an argument", a);
+    else if (f->value)
+        value = argv[++*i];
+    if (f->set) return f->set(o, value);
+    if (f->value)
+        *(const char **)((char *)o + f->field) = value;
+    else
+        *(bool *)((char *)o + f->field) = true;
+    return -1;
+}
+
+/* A second file: the first may be a misspelt command ("nnc explian m.nn"). */
+static int second_input(const Options *o, const char *second) {
+    Suggestion near = suggest_start(o->input);
+    if (o->command == CMD_COMPILE)
+        for (int c = CMD_EXPLAIN; c <= CMD_GRADCHECK; c++)
+            suggest_consider(&near, command_words[c] + strlen("nnc "));
+    return usage_error_near(xprintf("one model file at a time (got a second: %s)", second), &near);
 }
 
 /* Returns -1 to go on, or an exit status. */
@@ -246,19 +369,11 @@ static int parse_args(int argc, char **argv, Options *o) {
         o->command = CMD_GRADCHECK, i++;
     for (; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            print_usage();
-            return 0;
-        } else if (!strcmp(a, "--version")) {
-            printf("nnc %s (LLVM %s)\n", NNC_VERSION, NNC_LLVM_PACKAGE_VERSION);
-            return 0;
-        } else if (takes_value(a)) {
-            if (i + 1 == argc) return usage_error("%s needs an argument", a);
-            if (parse_option(o, a, argv[++i])) return 2;
-        } else if (a[0] == '-' && a[1]) {
-            if (parse_option(o, a, NULL)) return 2;
+        if (a[0] == '-' && a[1]) {
+            int status = parse_flag(o, argc, argv, &i);
+            if (status >= 0) return status;
         } else if (o->input) {
-            return usage_error("one model file at a time (got a second: %s)", a);
+            return second_input(o, a);
         } else {
             o->input = a;
         }

@@ -340,18 +340,38 @@ Program *sema_program(Node *file, const char *stdlib_dir) {
     return diag_error_count() == errors ? prog : NULL;
 }
 
+/* "a, b and c": the file's models, in order. */
+static const char *model_names(Program *prog) {
+    StrBuf b = {0};
+    for (int i = 0; i < prog->models.n; i++)
+        sb_printf(&b, "%s%s",
+                  i == 0                    ? ""
+                  : i + 1 == prog->models.n ? " and "
+                                            : ", ",
+                  prog->models.v[i]->str);
+    return sb_str(&b);
+}
+
+static void no_such_model(Program *prog, SrcLoc top, const char *name) {
+    diag_error(top, "there is no model named %s in this file", name);
+    Suggestion near = suggest_start(name);
+    for (int i = 0; i < prog->models.n; i++) suggest_consider(&near, prog->models.v[i]->str);
+    if (!diag_did_you_mean(&near) && prog->models.n)
+        diag_hint("its model%s: %s", prog->models.n == 1 ? " is" : "s are", model_names(prog));
+}
+
 bool sema_choose_model(Program *prog, const char *model_name) {
     int errors = diag_error_count();
     SrcLoc top = {prog->file->loc.file, 1, 1};
     Node *model = NULL;
     if (model_name) {
         model = strmap_get(&prog->model_by_name, model_name);
-        if (!model) diag_error(top, "there is no model named %s in this file", model_name);
+        if (!model) no_such_model(prog, top, model_name);
     } else if (prog->models.n == 0) {
         diag_error(top, "this file defines no model");
     } else if (prog->models.n > 1) {
-        diag_error(top, "this file defines %d models; choose one with --model NAME",
-                   prog->models.n);
+        diag_error(top, "this file defines %d models (%s); choose one with --model NAME",
+                   prog->models.n, model_names(prog));
     } else {
         model = prog->models.v[0];
     }
@@ -610,25 +630,96 @@ static const struct {
 #include "settings.def"
 #undef SETTING
 };
+#define N_SETTINGS (sizeof setting_table / sizeof *setting_table)
 
 static int find_setting(const char *name) {
-    for (size_t i = 0; i < sizeof setting_table / sizeof *setting_table; i++)
+    for (size_t i = 0; i < N_SETTINGS; i++)
         if (!strcmp(setting_table[i].name, name)) return (int)i;
     return -1;
 }
 
-static void read_option_setting(Program *prog, Graph *g, const char *name, Node *e);
+/* The runtime's optimizers and schedules, a row each in runtime/optimizers.def and
+ * runtime/schedules.def, NULL-terminated. */
+static const char *const optimizers[] = {
+#define OPTIMIZER(name, ...) #name,
+#include "optimizers.def"
+#undef OPTIMIZER
+    NULL};
+static const char *const schedules[] = {
+#define SCHEDULE(name) #name,
+#include "schedules.def"
+#undef SCHEDULE
+    NULL};
 
-/* name(k = v, ...): the name is the setting's value; each k = v is a setting of its own. */
-static void read_word_call(Program *prog, Graph *g, Node *e) {
-    for (int i = 0; i < e->args.n; i++) {
-        Node *a = e->args.v[i];
-        if (a->kind != ND_KWARG)
-            diag_error(a->loc, "write %s's settings as name = value", e->str);
-        else
-            read_option_setting(prog, g, a->str, a->lhs);
-    }
+/* The word settings whose words the compiler checks: a typo is found before training. */
+static const struct {
+    const char *setting;
+    const char *const *words;
+} known_words[] = {{"optimizer", optimizers}, {"schedule", schedules}};
+
+/* Whether word is one the setting takes; if not, an error at e offers the nearest, or says
+ * them all. */
+static bool check_word(const char *setting, const char *const *words, const char *word, Node *e) {
+    for (int i = 0; words[i]; i++)
+        if (!strcmp(words[i], word)) return true;
+    diag_error(e->loc, "unknown %s %s", setting, word);
+    Suggestion near = suggest_start(word);
+    for (int i = 0; words[i]; i++) suggest_consider(&near, words[i]);
+    if (diag_did_you_mean(&near)) return false;
+    StrBuf list = {0};
+    for (int i = 0; words[i]; i++)
+        sb_printf(&list, "%s%s", i == 0 ? "" : words[i + 1] ? ", " : " and ", words[i]);
+    diag_hint("the %ss are %s", setting, sb_str(&list));
+    return false;
 }
+
+static bool known_word(const char *setting, const char *word, Node *e) {
+    for (size_t i = 0; i < sizeof known_words / sizeof *known_words; i++)
+        if (!strcmp(known_words[i].setting, setting))
+            return check_word(setting, known_words[i].words, word, e);
+    return true;
+}
+
+/* ---- the train block ----
+ * Settings are read from the top of the block and from inside optimizer(...) and
+ * schedule(...), each at most once wherever it is written: `lr = 0.1` beside
+ * `optimizer = sgd(lr = 0.2)` is a mistake, not an override. */
+
+typedef struct TrainReader {
+    Program *prog;
+    Graph *g;
+    HashMap given; /* setting name -> where it was given */
+} TrainReader;
+
+typedef void SettingReader(TrainReader *tr, Node *e);
+
+/* False (after an error) when name was given before. */
+static bool given_once(TrainReader *tr, const char *name, Node *at) {
+    Node *first = strmap_get(&tr->given, name);
+    if (first) {
+        diag_error(at->loc, "%s is set twice", name);
+        diag_note(first->loc, "the first is here");
+        return false;
+    }
+    strmap_put(&tr->given, name, at);
+    return true;
+}
+
+static void read_lr(TrainReader *tr, Node *e) {
+    real_of(e, "lr", 0, 1e6, &tr->g->train.lr);
+}
+static void read_momentum(TrainReader *tr, Node *e) {
+    real_of(e, "momentum", 0, 0.999999, &tr->g->train.momentum);
+}
+
+/* The optimizer's own settings beside settings.def's, both at the top of the block and in
+ * optimizer(...): the runtime's --lr and --momentum. */
+static const struct {
+    const char *name;
+    SettingReader *read;
+} rate_settings[] = {{"lr", read_lr}, {"momentum", read_momentum}};
+
+static void read_word_call(TrainReader *tr, Node *e);
 
 static const char *setting_value(Program *prog, Node *e, SettingKind kind, const char *name) {
     double x;
@@ -644,7 +735,8 @@ static const char *setting_value(Program *prog, Node *e, SettingKind kind, const
         return NULL;
     case SK_ON_OFF: return flag_of(e, name, &on) ? (on ? "on" : "off") : NULL;
     case SK_WORD:
-        if (e->kind == ND_NAME || e->kind == ND_CALL) return e->str;
+        if (e->kind == ND_NAME || e->kind == ND_CALL)
+            return known_word(name, e->str, e) ? e->str : NULL;
         diag_error(e->loc, "%s must be a name, such as %s = adam", name, name);
         return NULL;
     case SK_TEXT:
@@ -657,55 +749,114 @@ static const char *setting_value(Program *prog, Node *e, SettingKind kind, const
     return NULL;
 }
 
-static void read_option_setting(Program *prog, Graph *g, const char *name, Node *e) {
-    int k = find_setting(name);
-    if (k < 0) {
-        diag_error(e->loc, "unknown setting %s", name);
-        diag_hint("the train block's settings are listed in docs/language.md");
-        return;
-    }
-    const char *value = setting_value(prog, e, setting_table[k].kind, name);
-    if (!value) return;
-    vec_push(&g->train.settings, ((Setting){setting_table[k].name, value}));
-    if (setting_table[k].kind == SK_WORD && e->kind == ND_CALL) read_word_call(prog, g, e);
+static void suggest_named_settings(Suggestion *near) {
+    for (size_t i = 0; i < sizeof rate_settings / sizeof *rate_settings; i++)
+        suggest_consider(near, rate_settings[i].name);
+    for (size_t i = 0; i < N_SETTINGS; i++) suggest_consider(near, setting_table[i].name);
 }
 
-/* The runtime's optimizers, a row each in runtime/optimizers.def. */
-static const char *const optimizers[] = {
-#define OPTIMIZER(name, ...) #name,
-#include "optimizers.def"
-#undef OPTIMIZER
-};
-#define N_OPTIMIZERS (sizeof optimizers / sizeof *optimizers)
-
-static void read_optimizer(Program *prog, Graph *g, Node *e) {
-    TrainSpec *t = &g->train;
-    const char *name = e->kind == ND_CALL || e->kind == ND_NAME ? e->str : "";
-    bool known = false;
-    for (size_t i = 0; i < N_OPTIMIZERS; i++) known |= !strcmp(name, optimizers[i]);
-    if (!known) {
-        diag_error(e->loc, "unknown optimizer");
-        StrBuf list = {0};
-        for (size_t i = 0; i < N_OPTIMIZERS; i++) {
-            const char *sep = i == 0 ? "" : i + 1 == N_OPTIMIZERS ? " and " : ", ";
-            sb_printf(&list, "%s%s", sep, optimizers[i]);
+/* lr, momentum or a setting of settings.def, given as name = e; false when the name is none
+ * of them (nothing is reported). */
+static bool read_named_setting(TrainReader *tr, const char *name, Node *e, Node *at) {
+    for (size_t i = 0; i < sizeof rate_settings / sizeof *rate_settings; i++)
+        if (!strcmp(rate_settings[i].name, name)) {
+            if (given_once(tr, name, at)) rate_settings[i].read(tr, e);
+            return true;
         }
-        diag_hint("the optimizers are %s", sb_str(&list));
+    int k = find_setting(name);
+    if (k < 0) return false;
+    if (!given_once(tr, name, at)) return true;
+    const char *value = setting_value(tr->prog, e, setting_table[k].kind, name);
+    if (!value) return true;
+    vec_push(&tr->g->train.settings, ((Setting){setting_table[k].name, value}));
+    if (setting_table[k].kind == SK_WORD && e->kind == ND_CALL) read_word_call(tr, e);
+    return true;
+}
+
+/* name(k = v, ...): the name is the setting's value; each k = v is a setting of its own. */
+static void read_word_call(TrainReader *tr, Node *e) {
+    for (int i = 0; i < e->args.n; i++) {
+        Node *a = e->args.v[i];
+        if (a->kind != ND_KWARG) {
+            diag_error(a->loc, "write %s's settings as name = value", e->str);
+        } else if (!read_named_setting(tr, a->str, a->lhs, a)) {
+            diag_error(a->loc, "unknown setting %s", a->str);
+            Suggestion near = suggest_start(a->str);
+            suggest_named_settings(&near);
+            if (!diag_did_you_mean(&near))
+                diag_hint("the train block's settings are listed in docs/language.md");
+        }
+    }
+}
+
+static void read_optimizer(TrainReader *tr, Node *e) {
+    TrainSpec *t = &tr->g->train;
+    if (e->kind != ND_CALL && e->kind != ND_NAME) {
+        diag_error(e->loc, "optimizer must be a name, such as optimizer = adam(lr = 0.001)");
         return;
     }
-    t->optimizer = name;
-    vec_push(&t->settings, ((Setting){"optimizer", name}));
-    for (int i = 0; e->kind == ND_CALL && i < e->args.n; i++) {
-        Node *a = e->args.v[i];
-        if (a->kind != ND_KWARG)
-            diag_error(a->loc, "write optimizer settings as name = value");
-        else if (!strcmp(a->str, "lr"))
-            real_of(a->lhs, "lr", 0, 1e6, &t->lr);
-        else if (!strcmp(a->str, "momentum"))
-            real_of(a->lhs, "momentum", 0, 0.999999, &t->momentum);
-        else
-            read_option_setting(prog, g, a->str, a->lhs);
-    }
+    if (!check_word("optimizer", optimizers, e->str, e)) return;
+    t->optimizer = e->str;
+    vec_push(&t->settings, ((Setting){"optimizer", e->str}));
+    if (e->kind == ND_CALL) read_word_call(tr, e);
+}
+
+static void read_data_setting(TrainReader *tr, Node *e) {
+    read_data(tr->prog, tr->g, e);
+}
+static void read_batch(TrainReader *tr, Node *e) {
+    positive_int_of(e, "batch", &tr->g->train.batch);
+}
+static void read_epochs(TrainReader *tr, Node *e) {
+    positive_int_of(e, "epochs", &tr->g->train.epochs);
+}
+static void read_steps(TrainReader *tr, Node *e) {
+    positive_int_of(e, "steps", &tr->g->train.steps);
+}
+static void read_seed(TrainReader *tr, Node *e) {
+    positive_int_of(e, "seed", &tr->g->train.seed);
+}
+static void read_shuffle(TrainReader *tr, Node *e) {
+    flag_of(e, "shuffle", &tr->g->train.shuffle);
+}
+static void read_validation(TrainReader *tr, Node *e) {
+    real_of(e, "validation", 0, 0.9, &tr->g->train.validation);
+}
+static void read_metric(TrainReader *tr, Node *e) {
+    TrainSpec *t = &tr->g->train;
+    if (e->kind == ND_NAME && !strcmp(e->str, "accuracy"))
+        t->classification = true;
+    else if (e->kind == ND_NAME && !strcmp(e->str, "none"))
+        t->classification = false;
+    else
+        diag_error(e->loc, "metric must be accuracy or none");
+}
+
+/* The settings only the top of a train block takes (besides lr, momentum and settings.def's),
+ * in the order docs/language.md lists them. */
+static const struct {
+    const char *name;
+    SettingReader *read;
+} block_settings[] = {
+    {"data", read_data_setting}, {"optimizer", read_optimizer},   {"batch", read_batch},
+    {"epochs", read_epochs},     {"steps", read_steps},           {"seed", read_seed},
+    {"shuffle", read_shuffle},   {"validation", read_validation}, {"metric", read_metric},
+};
+#define N_BLOCK_SETTINGS (sizeof block_settings / sizeof *block_settings)
+
+static void read_setting(TrainReader *tr, Node *s) {
+    for (size_t i = 0; i < N_BLOCK_SETTINGS; i++)
+        if (!strcmp(block_settings[i].name, s->str)) {
+            if (given_once(tr, s->str, s)) block_settings[i].read(tr, s->init);
+            return;
+        }
+    if (read_named_setting(tr, s->str, s->init, s)) return;
+    diag_error(s->loc, "unknown train setting %s", s->str);
+    Suggestion near = suggest_start(s->str);
+    for (size_t i = 0; i < N_BLOCK_SETTINGS; i++) suggest_consider(&near, block_settings[i].name);
+    suggest_named_settings(&near);
+    if (!diag_did_you_mean(&near))
+        diag_hint("the train block's settings are listed in docs/language.md");
 }
 
 static bool loss_is_classification(Program *prog) {
@@ -718,41 +869,6 @@ static bool loss_is_classification(Program *prog) {
             if (!strcmp(s->init->str, losses[k])) return true;
     }
     return false;
-}
-
-static void read_setting(Program *prog, Graph *g, Node *s) {
-    TrainSpec *t = &g->train;
-    const char *k = s->str;
-    Node *e = s->init;
-    if (!strcmp(k, "data"))
-        read_data(prog, g, e);
-    else if (!strcmp(k, "optimizer"))
-        read_optimizer(prog, g, e);
-    else if (!strcmp(k, "batch"))
-        positive_int_of(e, "batch", &t->batch);
-    else if (!strcmp(k, "epochs"))
-        positive_int_of(e, "epochs", &t->epochs);
-    else if (!strcmp(k, "steps"))
-        positive_int_of(e, "steps", &t->steps);
-    else if (!strcmp(k, "seed"))
-        positive_int_of(e, "seed", &t->seed);
-    else if (!strcmp(k, "shuffle"))
-        flag_of(e, "shuffle", &t->shuffle);
-    else if (!strcmp(k, "validation"))
-        real_of(e, "validation", 0, 0.9, &t->validation);
-    else if (!strcmp(k, "metric")) {
-        if (e->kind == ND_NAME && !strcmp(e->str, "accuracy"))
-            t->classification = true;
-        else if (e->kind == ND_NAME && !strcmp(e->str, "none"))
-            t->classification = false;
-        else
-            diag_error(e->loc, "metric must be accuracy or none");
-    } else if (find_setting(k) >= 0) {
-        read_option_setting(prog, g, k, e);
-    } else {
-        diag_error(s->loc, "unknown train setting %s", k);
-        diag_hint("the train block's settings are listed in docs/language.md");
-    }
 }
 
 /* The loss is bce_logits or softmax_cross_entropy of the output itself: the output is
@@ -788,13 +904,13 @@ bool sema_train(Program *prog, Graph *g) {
         t->batch = 1;
         t->steps = 100;
     }
-    HashMap set = {0};
-    for (int i = 0; prog->train && i < prog->train->body.n; i++) {
-        Node *s = prog->train->body.v[i];
-        if (strmap_get(&set, s->str)) diag_error(s->loc, "%s is set twice", s->str);
-        strmap_put(&set, s->str, s);
-        read_setting(prog, g, s);
-    }
+    TrainReader tr = {prog, g, {0}};
+    for (int i = 0; prog->train && i < prog->train->body.n; i++)
+        read_setting(&tr, prog->train->body.v[i]);
+    Node *fraction = strmap_get(&tr.given, "validation");
+    if (fraction && t->validation > 0 && strmap_get(&tr.given, "validation_data"))
+        diag_error(fraction->loc, "validation holds out a fraction of the rows, and "
+                                  "validation_data gives rows of their own: give one of them");
     if (g->inputs.n == 0 && t->data_kind)
         diag_error(prog->train->loc, "model %s has no inputs, so it takes no data", g->name);
     bool text = t->data_kind && !strcmp(t->data_kind, "text");

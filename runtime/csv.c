@@ -160,6 +160,39 @@ void rt_csv_check_text(const char *path, const char *bytes, size_t seen, size_t 
     rt_check_utf8_text(path, bytes, seen, len, "CSV", "\"CSV UTF-8\"", "CSV text");
 }
 
+/* The field col of the line from p to eol, or 0. */
+static int field_at(const char *p, const char *eol, int64_t col, field *f) {
+    fields it;
+    fields_start(&it, p, eol);
+    for (int64_t i = 0; next_field(&it, f); i++)
+        if (i == col) return 1;
+    return 0;
+}
+
+int rt_csv_label_column(const char *text, size_t len, int64_t col, int64_t *lo, int64_t *hi) {
+    skip_bom(&text, &len);
+    rt_csv_first first;
+    rt_csv_first_line(text, len, &first);
+    int header = first.kind == RT_CSV_HEADER || first.kind == RT_CSV_HEADER_WITH_NUMBERS;
+    int64_t line = 0, rows = 0;
+    *lo = RT_CSV_LABEL_MAX + 1, *hi = -1;
+    fields it;
+    for (const char *p = text, *end = text + len; p < end && rows < RT_CSV_LABEL_ROWS;) {
+        const char *eol = line_end(p, end), *start = p;
+        p = eol + 1;
+        line++;
+        if (!fields_start(&it, start, eol) || (header && line == first.line)) continue;
+        field f;
+        if (!field_at(it.p, it.eol, col, &f) || !is_number(f.p, f.n)) return 0;
+        double v = strtod(f.p, NULL);
+        if (v != floor(v) || v < 0 || v > RT_CSV_LABEL_MAX) return 0;
+        if ((int64_t)v < *lo) *lo = (int64_t)v;
+        if ((int64_t)v > *hi) *hi = (int64_t)v;
+        rows++;
+    }
+    return rows > 0 && *hi > *lo;
+}
+
 /* ---- data rows ---- */
 
 /* Per-row scratch for the columns the model reads, made when the first data row shows
@@ -195,17 +228,21 @@ static void convert_fields(const char *path, int64_t line, const char *p, const 
 }
 
 static void store_slot(const char *path, int64_t line, const rt_csv_slot *slot,
-                       const row_buffer *row, void *dest_row, int f64) {
+                       const row_buffer *row, void *dest_row, int f64, const char *hint) {
     if (slot->classes > 0) {
         int32_t col = slot->first_column;
         double v = row->values[col];
         const field *f = &row->fields[col];
-        if (v != floor(v))
+        if (v != floor(v)) {
+            if (hint) rt_hint("%s", hint);
             rt_line_error(path, line, "column %d: class index %s is not a whole number", col,
                           show(f).s);
-        if (v < 0 || v >= (double)slot->classes)
+        }
+        if (v < 0 || v >= (double)slot->classes) {
+            if (hint) rt_hint("%s", hint);
             rt_line_error(path, line, "column %d: class index %s is out of range 0..%lld for '%s'",
                           col, show(f).s, (long long)slot->classes - 1, slot->tensor);
+        }
         rt_set(dest_row, slot->dest + (int64_t)v, f64, 1.0);
         return;
     }
@@ -219,10 +256,16 @@ static void check_field_count(const char *path, int64_t line, const rt_csv_layou
                               int64_t n, int64_t first_line, int64_t first_n) {
     if (first_line == 0) {
         int64_t want = layout->columns;
+        if (layout->hint && n != want) rt_hint("%s", layout->hint);
         if (layout->exact ? n != want : n < want)
             rt_line_error(path, line, "expected %s%lld columns (%s), found %lld",
                           layout->exact ? "" : "at least ", (long long)want, layout->what,
                           (long long)n);
+        /* More columns than the model reads, the first like a label: its data is not what
+         * the model thinks it is, though every row loads. */
+        if (layout->hint && n > want)
+            rt_line_warning(path, line, "the rows have %lld columns and %s", (long long)n,
+                            layout->what);
     } else if (n != first_n) {
         rt_line_error(path, line,
                       "row has %lld columns, but the first data row (line %lld) has %lld",
@@ -276,7 +319,8 @@ static void store_row(const char *path, int64_t line, const rt_csv_layout *layou
         void *base = slot->is_target ? out->targets : out->inputs;
         int64_t elems = slot->is_target ? out->target_elems : out->input_elems;
         if (!base) continue; /* targets not wanted */
-        store_slot(path, line, slot, row, rt_elem_ptr(base, out->rows * elems, f64), f64);
+        store_slot(path, line, slot, row, rt_elem_ptr(base, out->rows * elems, f64), f64,
+                   layout->hint);
     }
     out->rows++;
 }

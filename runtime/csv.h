@@ -33,6 +33,7 @@ typedef struct rt_csv_layout {
     int exact;        /* rows have exactly `columns` fields (else at least that many) */
     int allow_empty;  /* a file without data rows is 0 rows rather than an error */
     const char *what; /* what the columns are, for "expected N columns (...)" messages */
+    const char *hint; /* NULL, or the hint under a wrong column count or class index */
 } rt_csv_layout;
 
 /* Parses text (len bytes, NUL-terminated) into out; out->input_elems and target_elems
@@ -62,6 +63,13 @@ void rt_csv_first_line(const char *text, size_t len, rt_csv_first *out);
 /* The column of the header field named name[0..len) (double quotes around a header name do
  * not count), or -1. */
 int64_t rt_csv_header_column(const rt_csv_first *header, const char *name, size_t len);
+
+/* Whether column col of the first RT_CSV_LABEL_ROWS data rows looks like a class label:
+ * whole numbers from 0 to RT_CSV_LABEL_MAX, at least two of them different; *lo and *hi get
+ * the smallest and the largest. */
+#define RT_CSV_LABEL_ROWS 1000
+#define RT_CSV_LABEL_MAX  99
+int rt_csv_label_column(const char *text, size_t len, int64_t col, int64_t *lo, int64_t *hi);
 
 /* Checks CSV text as it arrives (files.h's rt_read_limits.check): it has no NUL bytes
  * and is not UTF-16, so a stream of zeros or a gzip bomb of them stops at once. */

@@ -259,6 +259,61 @@ static char *columns_read(const nnrt_model *m, const rt_csv_slot *slots, int n_s
     return what;
 }
 
+/* The slot that reads column col, or NULL. */
+static const rt_csv_slot *slot_at(const rt_csv_slot *slots, int n_slots, int32_t col) {
+    for (int i = 0; i < n_slots; i++)
+        if (slots[i].first_column <= col && col < slots[i].first_column + slots[i].n_columns)
+            return &slots[i];
+    return NULL;
+}
+
+/* "--columns y=0,x=1..784": the layout with the one target in column 0 (a class index when
+ * it has several values) and the inputs each moved one column on; NULL when the model has
+ * not exactly one target. */
+static char *label_first_columns(const rt_csv_slot *slots, int n_slots) {
+    const rt_csv_slot *target = NULL;
+    for (int i = 0; i < n_slots; i++)
+        if (slots[i].is_target) {
+            if (target) return NULL;
+            target = &slots[i];
+        }
+    if (!target) return NULL;
+    size_t size = 64 + (size_t)n_slots * 560, used;
+    char *spec = rt_alloc(size);
+    used = (size_t)snprintf(spec, size, "--columns %.500s=0", target->tensor);
+    for (int i = 0; i < n_slots; i++) {
+        const rt_csv_slot *sl = &slots[i];
+        if (sl->is_target) continue;
+        used += (size_t)snprintf(spec + used, size - used, ",%.500s=%d", sl->tensor,
+                                 sl->first_column + 1);
+        if (sl->n_columns > 1)
+            used += (size_t)snprintf(spec + used, size - used, "..%d",
+                                     sl->first_column + sl->n_columns);
+    }
+    return spec;
+}
+
+/* Training or eval data whose column 0 looks like a class label, where the model reads an
+ * input (MNIST's CSV: the digit, then 784 pixels): the hint under a wrong column count or
+ * class index, and the warning when there are columns to spare. NULL when it does not. */
+static char *label_column_hint(const rt_csv_slot *slots, int n_slots, const char *columns_spec,
+                               const char *text, size_t len) {
+    const rt_csv_slot *first = slot_at(slots, n_slots, 0);
+    int64_t lo, hi;
+    if (columns_spec || !first || first->is_target || !rt_csv_label_column(text, len, 0, &lo, &hi))
+        return NULL;
+    char *spec = label_first_columns(slots, n_slots);
+    if (!spec) return NULL;
+    size_t size = strlen(spec) + 640;
+    char *hint = rt_alloc(size);
+    snprintf(hint, size,
+             "column 0 holds whole numbers from %lld to %lld, like a label, but the model reads "
+             "it as '%.500s'; if it is the target, pass %s",
+             (long long)lo, (long long)hi, first->tensor, spec);
+    rt_free(spec);
+    return hint;
+}
+
 static void load_csv(const nnrt_model *m, const char *path, const char *columns_spec,
                      rt_dataset *out, bool for_loss) {
     size_t len;
@@ -271,9 +326,11 @@ static void load_csv(const nnrt_model *m, const char *path, const char *columns_
     add_slots(m, &cm, m->targets, m->n_targets, 1, slots, &n_slots, &columns);
     if (for_loss) check_targets_present(m, path, text, len, slots, n_slots);
     char *what = columns_read(m, slots, n_slots, columns);
-    rt_csv_layout layout = {slots, n_slots, columns, 0, for_loss, what};
+    char *hint = label_column_hint(slots, n_slots, columns_spec, text, len);
+    rt_csv_layout layout = {slots, n_slots, columns, 0, for_loss, what, hint};
     rt_csv_parse(path, text, len, &layout, m->f64, out);
     rt_free(what);
+    rt_free(hint);
     rt_free(text);
     rt_free(slots);
 }
@@ -299,6 +356,14 @@ static bool split_idx_pair(const char *data, char **images, const char **labels)
     *images = rt_strndup(data, (size_t)(comma - data));
     *labels = comma + 1;
     return true;
+}
+
+/* The train block's data file is read when no --data is given: where it is missing (the
+ * model compiled elsewhere, or its data not downloaded yet), the error says how to give
+ * another. */
+static void hint_if_missing(const char *path, const char *path2, const char *what) {
+    if (access(path, F_OK) != 0 || (path2 && access(path2, F_OK) != 0))
+        rt_hint("the model's train block names this file; give the data with --data %s", what);
 }
 
 void rt_load_training_data(const nnrt_model *m, const char *data, rt_dataset *out) {
@@ -335,9 +400,11 @@ void rt_load_data_columns(const nnrt_model *m, const char *data, const char *col
     } else if (idx_model) {
         if (!m->train.data_path || !m->train.data_path2)
             rt_usage_error("no data files: give --data IMAGES,LABELS");
+        hint_if_missing(m->train.data_path, m->train.data_path2, "IMAGES,LABELS");
         load_idx(m, m->train.data_path, m->train.data_path2, out);
     } else {
         if (!m->train.data_path) rt_usage_error("no data file: give --data PATH");
+        hint_if_missing(m->train.data_path, NULL, "PATH");
         load_csv(m, m->train.data_path, columns, out, false);
     }
 }
@@ -358,6 +425,39 @@ void rt_load_predict_rows_with_targets(const nnrt_model *m, const char *path, co
     if (idx_model)
         rt_usage_error("predict --loss needs the targets: for this model, --data IMAGES,LABELS");
     load_csv(m, path, columns, out, true);
+}
+
+/* predict: rows with more columns than the inputs have (a training file, with its labels):
+ * which to drop. Column 0 when it looks like a label, else those after the inputs'. NULL
+ * when the first data row is not longer than the inputs. */
+static char *extra_columns_hint(const nnrt_model *m, const char *path, const char *text, size_t len,
+                                int32_t inputs) {
+    rt_csv_first first;
+    rt_csv_first_line(text, len, &first);
+    if (first.kind == RT_CSV_HEADER || first.kind == RT_CSV_HEADER_WITH_NUMBERS) {
+        const char *nl = memchr(first.eol, '\n', (size_t)(text + len - first.eol));
+        if (!nl) return NULL;
+        rt_csv_first_line(nl + 1, (size_t)(text + len - (nl + 1)), &first);
+    }
+    if (first.kind == RT_CSV_NO_LINES || first.fields <= inputs) return NULL;
+    const char *file = path ? path : "FILE", *prog = rt_program_name();
+    size_t size = 2 * strlen(file) + strlen(prog) + 400;
+    char *hint = rt_alloc(size);
+    int64_t lo, hi;
+    if (rt_csv_label_column(text, len, 0, &lo, &hi))
+        snprintf(hint, size,
+                 "column 0 holds whole numbers from %lld to %lld, like a label: predict reads "
+                 "the inputs only, so drop it (cut -d, -f2- %s | ./%s predict)",
+                 (long long)lo, (long long)hi, file, prog);
+    else
+        snprintf(hint, size,
+                 "predict reads the inputs only: drop the columns after column %d (cut -d, "
+                 "-f1-%d %s | ./%s predict)%s",
+                 inputs - 1, inputs, file, prog,
+                 m->n_targets > 0
+                     ? ", or pass --loss to read them as the targets and print each row's loss"
+                     : "");
+    return hint;
 }
 
 void rt_load_predict_data(const nnrt_model *m, const char *path, rt_dataset *out) {
@@ -384,9 +484,11 @@ void rt_load_predict_data(const nnrt_model *m, const char *path, rt_dataset *out
         slots[i] = (rt_csv_slot){t->name, column, (int32_t)t->numel, 0, column, 0};
         column += (int32_t)t->numel;
     }
-    rt_csv_layout layout = {slots, m->n_inputs, column,
-                            1,     1,           "the inputs' values, in declaration order"};
+    char *hint = extra_columns_hint(m, path, text, len, column);
+    rt_csv_layout layout = {
+        slots, m->n_inputs, column, 1, 1, "the inputs' values, in declaration order", hint};
     rt_csv_parse(path, text, len, &layout, m->f64, out);
+    rt_free(hint);
     rt_free(text);
     rt_free(slots);
 }

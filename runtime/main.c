@@ -61,6 +61,7 @@ int main(int argc, char **argv) {
             rt_usage_error("expected a command (train, eval, predict, gradcheck, search or sample) "
                            "before '%s'",
                            word);
+        rt_suggest_command(word);
         rt_usage_error(
             "unknown command '%s' (commands: train, eval, predict, gradcheck, search, sample)",
             word);

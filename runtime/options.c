@@ -53,6 +53,13 @@ static const char optimizer_choices[] =
 #undef OPTIMIZER
     ;
 
+/* The schedules of schedules.def, the same way. */
+static const char schedule_choices[] =
+#define SCHEDULE(name) "|" #name
+#include "schedules.def"
+#undef SCHEDULE
+    ;
+
 /* The settings of settings.def: each row becomes an entry below through SETTING(), with its
  * field in rt_options (the same name), its kind, its help, and these limits: commands,
  * needs_inputs, min, max, choices. A row without a SPEC_ line here does not compile. */
@@ -63,7 +70,7 @@ static const char optimizer_choices[] =
 #define SPEC_rho              FOR_TRAINING, 0, 0, 1, NULL
 #define SPEC_eps              FOR_TRAINING, 0, 0, INFINITY, NULL
 #define SPEC_weight_decay     FOR_TRAINING, 0, 0, INFINITY, NULL
-#define SPEC_schedule         FOR_TRAINING, 0, 0, 0, "constant|step|exponential|cosine"
+#define SPEC_schedule         FOR_TRAINING, 0, 0, 0, schedule_choices + 1
 #define SPEC_step_every       FOR_TRAINING, 0, 1, 0, NULL
 #define SPEC_step_factor      FOR_TRAINING, 0, 0, INFINITY, NULL
 #define SPEC_gamma            FOR_TRAINING, 0, 0, INFINITY, NULL
@@ -504,6 +511,19 @@ static int is_choice(const char *choices, const char *word) {
     return 0;
 }
 
+/* The hint under a word that is none of "a|b|c": the nearest of them. */
+static void suggest_choice(const char *choices, const char *word) {
+    Suggestion near = suggest_start(word);
+    for (const char *p = choices; *p;) {
+        const char *bar = strchr(p, '|');
+        size_t len = bar ? (size_t)(bar - p) : strlen(p);
+        suggest_consider_n(&near, p, len);
+        if (!bar) break;
+        p = bar + 1;
+    }
+    rt_did_you_mean(&near, "");
+}
+
 static void choices_text(const char *choices, char *buf, size_t size) {
     size_t used = 0, count = 1;
     for (const char *p = choices; *p; p++) count += *p == '|';
@@ -528,6 +548,7 @@ static void set_option(const opt_spec *o, const char *value, rt_options *opts, c
         if (!is_choice(o->choices, value)) {
             char list[256];
             choices_text(o->choices, list, sizeof list);
+            suggest_choice(o->choices, value);
             rt_usage_error("%s must be %s, got '%s'", shown, list, value);
         }
         *(const char **)field = value;
@@ -560,9 +581,31 @@ int rt_option_number_kind(const char *name) {
     return spec->kind == OPT_REAL ? 'r' : spec->kind == OPT_INT ? 'i' : 0;
 }
 
+/* The hint under an unknown option: the nearest option of the command. */
+static void suggest_option(const nnrt_model *m, rt_command cmd, const char *name, size_t len) {
+    char wanted[SUGGEST_MAX_LEN + 1];
+    if (len > SUGGEST_MAX_LEN) return;
+    memcpy(wanted, name, len);
+    wanted[len] = '\0';
+    Suggestion near = suggest_start(wanted);
+    for (int i = 0; i < N_OPTIONS; i++)
+        if (applies(&option_table[i], m, cmd)) suggest_consider(&near, option_table[i].name);
+    const char *best = suggest_best(&near);
+    if (!best) return;
+    char shown[64];
+    option_text(find_option(best, strlen(best)), shown, sizeof shown);
+    rt_hint("did you mean %s?", shown);
+}
+
+void rt_suggest_command(const char *word) {
+    Suggestion near = suggest_start(word);
+    for (int c = 0; c < RT_N_COMMANDS; c++) suggest_consider(&near, command_names[c]);
+    rt_did_you_mean(&near, "");
+}
+
 /* Says why an option the table knows does not apply here, or that it is unknown. */
 static _Noreturn void reject_option(const nnrt_model *m, rt_command cmd, const char *arg,
-                                    const opt_spec *o) {
+                                    size_t name_len, const opt_spec *o) {
     const char *prog = rt_program_name(), *cmd_name = command_names[cmd];
     char shown[64] = "";
     if (o) option_text(o, shown, sizeof shown);
@@ -571,6 +614,7 @@ static _Noreturn void reject_option(const nnrt_model *m, rt_command cmd, const c
     if (o)
         rt_usage_error("%s is not an option of '%s' (see '%s %s --help')", shown, cmd_name, prog,
                        cmd_name);
+    suggest_option(m, cmd, arg + 2, name_len - 2);
     rt_usage_error("unknown option '%s' (see '%s %s --help')", arg, prog, cmd_name);
 }
 
@@ -595,7 +639,18 @@ static void add_search(rt_options *o, const opt_spec *spec, const char *value) {
     o->search_specs[o->n_search++] = value;
 }
 
+/* The rows of a held-out fraction or of their own file: one or the other. One given on the
+ * command line overrides the other from the train block; both on the command line are a
+ * mistake. */
+static void choose_validation(rt_options *o, const char *fraction_given, const char *file_given) {
+    if (fraction_given && file_given && o->validation > 0)
+        rt_usage_error("give --validation F or --validation-data FILE, not both");
+    if (file_given) o->validation = 0;
+    if (fraction_given) o->validation_data = NULL;
+}
+
 void rt_options_parse(const nnrt_model *m, rt_command cmd, int argc, char **argv, rt_options *o) {
+    const char *fraction_given = NULL, *file_given = NULL;
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
@@ -607,7 +662,7 @@ void rt_options_parse(const nnrt_model *m, rt_command cmd, int argc, char **argv
         const char *eq = strchr(arg, '=');
         size_t name_len = eq ? (size_t)(eq - arg) : strlen(arg);
         const opt_spec *spec = find_option(arg + 2, name_len - 2);
-        if (!spec || !applies(spec, m, cmd)) reject_option(m, cmd, arg, spec);
+        if (!spec || !applies(spec, m, cmd)) reject_option(m, cmd, arg, name_len, spec);
         char shown[64];
         option_text(spec, shown, sizeof shown);
         const char *value = eq ? eq + 1 : NULL;
@@ -623,5 +678,8 @@ void rt_options_parse(const nnrt_model *m, rt_command cmd, int argc, char **argv
             add_search(o, spec, value);
         else
             set_option(spec, value, o, shown);
+        if (spec->offset == AT(validation)) fraction_given = value;
+        if (spec->offset == AT(validation_data)) file_given = value;
     }
+    choose_validation(o, fraction_given, file_given);
 }

@@ -79,6 +79,8 @@ typedef struct rt_options {
 /* The command named by word, or -1. */
 int rt_find_command(const char *word);
 const char *rt_command_name(rt_command cmd);
+/* rt_hint("did you mean COMMAND?") for a word that is no command but near one. */
+void rt_suggest_command(const char *word);
 
 /* The defaults: the descriptor's train block, and NAME.safetensors for weights. */
 void rt_options_defaults(const nnrt_model *m, rt_options *o);

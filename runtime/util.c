@@ -54,11 +54,28 @@ static void claim_exit(void) {
     for (;;) pause();
 }
 
+static _Thread_local char pending_hint[512];
+
+void rt_hint(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(pending_hint, sizeof pending_hint, fmt, ap);
+    va_end(ap);
+}
+
+int rt_did_you_mean(const Suggestion *s, const char *prefix) {
+    const char *best = suggest_best(s);
+    if (best) rt_hint("did you mean %s%s?", prefix, best);
+    return best != NULL;
+}
+
 static void vreport(const char *prefix, const char *kind, const char *fmt, va_list ap) {
     fflush(stdout); /* keep stdout lines before the message when both go to a terminal */
     fprintf(stderr, "%s: %s: ", prefix, kind);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
+    if (pending_hint[0]) fprintf(stderr, "  hint: %s\n", pending_hint);
+    pending_hint[0] = '\0';
 }
 
 void rt_usage_error(const char *fmt, ...) {

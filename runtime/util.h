@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "suggest.h" /* "did you mean", shared with the compiler */
+
 #define RT_EXIT_FAILURE 1 /* bad data, weights or files */
 #define RT_EXIT_USAGE   2 /* bad command line */
 
@@ -15,6 +17,13 @@
 
 void rt_set_program_name(const char *argv0);
 const char *rt_program_name(void);
+
+/* A hint for the next error or warning this thread reports: printed under its message as
+ * "  hint: ...", as the compiler prints its hints. */
+void rt_hint(const char *fmt, ...) RT_FORMAT(1, 2);
+/* rt_hint("did you mean PREFIXBEST?") when s found a candidate near enough (suggest.h);
+ * false, setting nothing, when it did not. */
+int rt_did_you_mean(const Suggestion *s, const char *prefix);
 
 /* "PROG: error: ...", exit 2. */
 _Noreturn void rt_usage_error(const char *fmt, ...) RT_FORMAT(1, 2);

@@ -141,6 +141,43 @@ def case_bad_csv(nnc, src, tmp):
             raise Failure(f"{name}: wanted an error located at '{where}', got:\n{err}")
 
 
+def case_train_block_overrides(nnc, src, tmp):
+    """`lr = 0.1` at the top of a train block is the rate optimizer = sgd(lr = 0.1) gives; a
+    --validation-data FILE on the command line overrides the block's validation fraction, and
+    --validation its validation file; both on the command line are refused."""
+    model = ("model m {\n    input x[1]\n    target y[1]\n    param w = 0\n"
+             "    loss = (sum(x) * w - sum(y))^2\n}\n")
+    rng = random.Random(3)
+    rows = [(round(rng.uniform(-1, 1), 4),) for _ in range(40)]
+    for name, part in [("d.csv", rows[:30]), ("v.csv", rows[30:])]:
+        with open(os.path.join(tmp, name), "w") as f:
+            f.write("".join(f"{x},{3 * x}\n" for (x,) in part))
+    outputs = []
+    for settings in ["lr = 0.1", "optimizer = sgd(lr = 0.1)"]:
+        with open(os.path.join(tmp, "m.nn"), "w") as f:
+            f.write(model + f"train m {{\n    data = csv(\"d.csv\")\n    {settings}\n"
+                    "    validation = 0.2\n    batch = 4\n    epochs = 3\n    shuffle = off\n}\n")
+        exe = os.path.join(tmp, "m")
+        run([nnc, os.path.join(tmp, "m.nn"), "-o", exe], tmp)
+        help_text = run([exe, "train", "--help"], tmp).stdout
+        if not re.search(r"^  --lr X .*\(default: 0\.1\)$", help_text, re.M):
+            raise Failure(f"{settings}: --lr's default is not 0.1:\n{help_text}")
+        outputs.append(run([exe, "train", "--no-save", "--quiet"], tmp).stdout)
+    if outputs[0] != outputs[1]:
+        raise Failure(f"lr = 0.1 and sgd(lr = 0.1) trained differently:\n{outputs[0]}\n{outputs[1]}")
+    # Before, the block's fraction and the file together were refused; the file's rows are
+    # now the validation rows: eval of the saved weights on them gives the same loss.
+    out = run([exe, "train", "--validation-data", "v.csv", "--save", "w.safetensors",
+               "--quiet"], tmp).stdout
+    evaluated = run([exe, "eval", "--weights", "w.safetensors", "--data", "v.csv"], tmp).stdout
+    if number(out, "validation loss") != number(evaluated, "loss"):
+        raise Failure(f"the validation rows are not v.csv's:\n{out}\n---\n{evaluated}")
+    both = run([exe, "train", "--validation", "0.2", "--validation-data", "v.csv"], tmp,
+               want_status=2).stderr
+    if both != "m: error: give --validation F or --validation-data FILE, not both\n":
+        raise Failure(f"both on the command line: {both!r}")
+
+
 def case_eval_matches_train(nnc, src, tmp):
     exe = build(nnc, src, "xor", tmp)
     weights = os.path.join(tmp, "xor.safetensors")

@@ -392,6 +392,70 @@ def case_emit_kinds(nnc, src, tmp):
             raise Failure(f"--emit={kind} printed nothing")
 
 
+def expect_stderr(proc, wanted, what):
+    if proc.stderr_text != wanted:
+        raise Failure(f"{what}:\n  wanted stderr {wanted!r}\n  got           {proc.stderr_text!r}")
+
+
+def case_flags(nnc, src, tmp):
+    """Every option with a value takes it as --opt=VALUE or --opt VALUE; a misspelt option, or
+    a value that is none of the few it takes, gets the nearest as a hint (read from the
+    driver's tables, so a new option or emit kind is offered too)."""
+    write(os.path.join(tmp, "m.nn"), "model m {\n    param w = 2\n    param bias = 1\n"
+          "    loss = (w - bias)^2\n}\n")
+    for spaced, joined in [(["--emit", "grad"], ["--emit=grad"]),
+                           (["--emit", "ir", "--steps", "all"], ["--emit=ir", "--steps=all"]),
+                           (["explain", "--format", "markdown", "--wrt", "w"],
+                            ["explain", "--format=markdown", "--wrt=w"])]:
+        words = [a for a in spaced if a == "explain"]
+        a = run(nnc, words + ["m.nn"] + [x for x in spaced if x != "explain"], tmp).stdout_text
+        b = run(nnc, words + ["m.nn"] + [x for x in joined if x != "explain"], tmp).stdout_text
+        if a != b or not a:
+            raise Failure(f"{' '.join(spaced)} and {' '.join(joined)} printed differently:\n"
+                          f"{a}\n---\n{b}")
+    usage = "(run nnc --help for usage)\n"
+    cases = [
+        (["m.nn", "--emit", "gard"], "nnc: error: unknown --emit stage 'gard' (ast, ir, grad, "
+         "grad-raw, plan, llvm, dot, svg)\n  hint: did you mean grad?\n"),
+        (["m.nn", "--emti=grad"], "nnc: error: unknown option --emti\n"
+         "  hint: did you mean --emit?\n"),
+        (["m.nn", "--dump_passes"], "nnc: error: unknown option --dump_passes\n"
+         "  hint: did you mean --dump-passes?\n"),
+        (["m.nn", "--frobnicate"], "nnc: error: unknown option --frobnicate\n"),
+        (["m.nn", "--wrt", "w"], "nnc: error: --wrt is an option of nnc explain, not of nnc\n"),
+        (["explain", "m.nn", "--format", "markdwn"], "nnc: error: --format takes text or "
+         "markdown, got markdwn\n  hint: did you mean markdown?\n"),
+        (["m.nn", "--steps", "al"], "nnc: error: --steps takes all, got al\n"
+         "  hint: did you mean all?\n"),
+        (["m.nn", "-c=1"], "nnc: error: -c takes no value\n"),
+        (["explian", "m.nn"], "nnc: error: one model file at a time (got a second: m.nn)\n"
+         "  hint: did you mean explain?\n"),
+    ]
+    for args, wanted in cases:
+        expect_stderr(run(nnc, args, tmp, want_status=2), wanted + usage, " ".join(args))
+    proc = run(nnc, ["explain", "m.nn", "--wrt", "bias_"], tmp, want_status=1)
+    expect_stderr(proc, "nnc: error: model m has no param 'bias_' (its params: w, bias)\n"
+                  "  hint: did you mean bias?\n", "explain --wrt bias_")
+
+
+def case_models(nnc, src, tmp):
+    """A file of several models: the error names them, and a --model that is none of them
+    gets the nearest (or the list)."""
+    write(os.path.join(tmp, "two.nn"), "model small {\n    param w = 1\n    loss = w^2\n}\n"
+          "model large {\n    param w = 1\n    loss = w^4\n}\n")
+    top = "  model small {\n  ^\n"
+    proc = run(nnc, ["two.nn"], tmp, want_status=1)
+    expect_stderr(proc, "two.nn:1:1: error: this file defines 2 models (small and large); "
+                  "choose one with --model NAME\n" + top, "two models")
+    proc = run(nnc, ["two.nn", "--model", "smal"], tmp, want_status=1)
+    expect_stderr(proc, "two.nn:1:1: error: there is no model named smal in this file\n" + top +
+                  "  hint: did you mean small?\n", "--model smal")
+    proc = run(nnc, ["two.nn", "--model=tiny"], tmp, want_status=1)
+    expect_stderr(proc, "two.nn:1:1: error: there is no model named tiny in this file\n" + top +
+                  "  hint: its models are: small and large\n", "--model tiny")
+    run(nnc, ["two.nn", "--model", "large", "--emit", "ir"], tmp)
+
+
 def main():
     nnc, src, case = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2]), sys.argv[3]
     with tempfile.TemporaryDirectory() as tmp:

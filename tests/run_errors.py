@@ -9,6 +9,10 @@ Each bad file says what it expects, on the line at fault:
 Each expectation must match one diagnostic `FILE:LINE:COL: error: MESSAGE` where MESSAGE
 contains the text; every error nnc prints must be expected; nnc must exit with status 1
 (0 when only warnings are expected) and must not write the output file.
+
+An expectation may also name the hint printed under its diagnostic, exactly:
+
+    a = hh + 1     # expect error: 6:9: unknown name hh  # hint: did you mean h?
 """
 import os
 import re
@@ -17,7 +21,8 @@ import sys
 import tempfile
 
 EXPECT = re.compile(r"#\s*expect (error|warning):\s*(\d+):(\d+):\s*(.*?)\s*$")
-DIAG = re.compile(r"^(.*?):(\d+):(\d+): (error|warning): (.*)$")
+HINT = re.compile(r"\s*#\s*hint:\s*")
+DIAG = re.compile(r"^(.*?):(\d+):(\d+): (error|warning|note): (.*)$")
 
 
 def check(nnc, path):
@@ -26,7 +31,9 @@ def check(nnc, path):
         for line in f:
             m = EXPECT.search(line)
             if m:
-                expected.append((m.group(1), int(m.group(2)), int(m.group(3)), m.group(4)))
+                text, *hint = HINT.split(m.group(4), maxsplit=1)
+                expected.append((m.group(1), int(m.group(2)), int(m.group(3)), text,
+                                 hint[0] if hint else None))
     if not expected:
         return [f"{path}: no '# expect error:' line"]
     with tempfile.TemporaryDirectory() as tmp:
@@ -40,17 +47,24 @@ def check(nnc, path):
     if want_status and made_output:
         problems.append("an output file was written despite errors")
     name = os.path.basename(path)
-    got = []
+    got = []  # (kind, line, col, message, hints under it)
     for line in proc.stderr.splitlines():
         m = DIAG.match(line)
-        if m and os.path.basename(m.group(1)) == name:
-            got.append((m.group(4), int(m.group(2)), int(m.group(3)), m.group(5)))
-    for kind, line, col, text in expected:
-        if not any(k == kind and l == line and c == col and text in msg for k, l, c, msg in got):
-            problems.append(f"missing {kind} {line}:{col}: {text}")
-    for kind, line, col, msg in got:
+        if m and m.group(4) != "note":
+            here = os.path.basename(m.group(1)) == name
+            got.append((m.group(4), int(m.group(2)), int(m.group(3)), m.group(5), []) if here
+                       else None)
+        elif line.startswith("  hint: ") and got and got[-1]:
+            got[-1][4].append(line[len("  hint: "):])
+    got = [g for g in got if g]
+    for kind, line, col, text, hint in expected:
+        if not any(k == kind and l == line and c == col and text in msg and
+                   (hint is None or hint in hints) for k, l, c, msg, hints in got):
+            problems.append(f"missing {kind} {line}:{col}: {text}" +
+                            (f" with the hint: {hint}" if hint else ""))
+    for kind, line, col, msg, _ in got:
         if kind == "error" and not any(k == kind and l == line and c == col and t in msg
-                                       for k, l, c, t in expected):
+                                       for k, l, c, t, _ in expected):
             problems.append(f"unexpected error {line}:{col}: {msg}")
     if problems:
         problems = [f"{path}: {p}" for p in problems] + ["--- nnc said:", proc.stderr]

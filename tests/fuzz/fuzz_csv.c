@@ -39,7 +39,8 @@ static void parse(void *arg) {
     Parse *p = arg;
     const Layout *l = p->layout;
     rt_csv_layout layout = {l->slots, l->n_slots,     l->columns,
-                            l->exact, l->allow_empty, "the fuzz layout's columns"};
+                            l->exact, l->allow_empty, "the fuzz layout's columns",
+                            NULL};
     p->data = (rt_dataset){.input_elems = l->input_elems, .target_elems = l->target_elems};
     rt_csv_parse("fuzz.csv", p->text, p->len, &layout, p->f64, &p->data);
     /* Every value stored must be one the reader accepted: finite, and a class one-hot. */

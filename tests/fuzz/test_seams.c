@@ -118,7 +118,7 @@ static void driver_runs_again(void) {
 static void parse_csv(void *arg) {
     const char *text = arg;
     rt_csv_slot slots[] = {{"x", 0, 2, 0, 0, 0}};
-    rt_csv_layout layout = {slots, 1, 2, 1, 0, "x's columns"};
+    rt_csv_layout layout = {slots, 1, 2, 1, 0, "x's columns", NULL};
     rt_dataset d = {.input_elems = 2};
     rt_csv_parse("t.csv", text, strlen(text), &layout, 0, &d);
     check(d.rows == 2 && rt_get(d.inputs, 3, 0) == 4.0, "the good CSV was read");

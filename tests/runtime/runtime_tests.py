@@ -711,7 +711,9 @@ def predict():
     check(run("logreg", "predict", "--weights", "w32").out == "", "empty input")
     expect_error("logreg", ["predict", "--weights", "w32"],
                  "<stdin>:2: error: expected 2 columns (the inputs' values, in declaration order), "
-                 "found 3", stdin=b"x0,x1,y\n1,2,3\n")
+                 "found 3\n  hint: predict reads the inputs only: drop the columns after column 1 "
+                 "(cut -d, -f1-2 FILE | ./rt_logreg predict), or pass --loss to read them as the "
+                 "targets and print each row's loss", stdin=b"x0,x1,y\n1,2,3\n")
     expect_error("logreg", ["predict", "--weights", "w32"], "<stdin>:2: error: column 1 is empty",
                  stdin=b"1,2\n1,\n")
 
@@ -860,7 +862,68 @@ def default_data():
         check(open(path, "rb").read() == before, "the default data changed")
     finally:
         os.remove(path)
-    expect_error("logreg", ["train"], f"{path}: error: cannot open: No such file or directory")
+    expect_error("logreg", ["train"], f"{path}: error: cannot open: No such file or directory\n"
+                 "  hint: the model's train block names this file; give the data with --data PATH")
+
+
+@test
+def option_hints():
+    """A misspelt command, option or word gets the nearest as a hint, read from the option
+    table, optimizers.def and schedules.def."""
+    cases = [
+        (["trian"], "unknown command 'trian' (commands: train, eval, predict, gradcheck, search, "
+         "sample)\n  hint: did you mean train?"),
+        (["train", "--epoch", "3"], "unknown option '--epoch' (see 'rt_logreg train --help')\n"
+         "  hint: did you mean --epochs?"),
+        (["train", "--weight_decai=0.1"], "unknown option '--weight_decai=0.1' (see 'rt_logreg "
+         "train --help')\n  hint: did you mean --weight-decay?"),
+        (["train", "--schedule", "cosin"], "--schedule must be constant, step, exponential or "
+         "cosine, got 'cosin'\n  hint: did you mean cosine?"),
+        (["train", "--optimizer", "Adam"], None),
+        (["train", "--frobnicate"], "unknown option '--frobnicate' (see 'rt_logreg train --help')"),
+    ]
+    for args, message in cases:
+        if message is None:
+            r = run("logreg", *args, expect=2)
+            check(r.err.endswith("got 'Adam'\n  hint: did you mean adam?\n"), r.err)
+            continue
+        expect_error("logreg", args, "rt_logreg: error: " + message, 2)
+
+
+@test
+def label_column_hints():
+    """Data whose column 0 looks like a label, where the model reads an input there, says so
+    and gives the --columns that reads it as the target; predict given the label column too
+    says which column to drop."""
+    rows = softmax_rows()
+    write_csv("train.csv", rows)
+    write_csv("label_first.csv", [(r[4],) + tuple(r[:4]) for r in rows])
+    first_x3 = rows[0][3]
+    expect_error("softmax", ["train", "--data", "label_first.csv"],
+                 f"label_first.csv:1: error: column 4: class index {first_x3} is not a whole "
+                 "number\n  hint: column 0 holds whole numbers from 0 to 2, like a label, but the "
+                 "model reads it as 'x'; if it is the target, pass --columns y=0,x=1..4")
+    # A column to spare: the rows load, so the hint comes with a warning first.
+    write_csv("spare.csv", [(r[4],) + tuple(r[:4]) + (0,) for r in rows])
+    hint = ("  hint: column 0 holds whole numbers from 0 to 2, like a label, but the model "
+            "reads it as 'x'; if it is the target, pass --columns y=0,x=1..4\n")
+    r = run("softmax", "train", "--data", "spare.csv", expect=1)
+    check(r.err == "spare.csv:1: warning: the rows have 6 columns and the model reads columns "
+          "0..4\n" + hint + f"spare.csv:1: error: column 4: class index {first_x3} is not a "
+          "whole number\n" + hint, r.err)
+    fixed = train_lines(run("softmax", "train", "--data", "label_first.csv", "--columns",
+                            "y=0,x=1..4", "--quiet", "--save", "w.safetensors").out)
+    check(fixed["final accuracy"] == 1.0, fixed)
+    expect_error("softmax", ["predict", "--weights", "w.safetensors", "--data", "label_first.csv"],
+                 "label_first.csv:1: error: expected 4 columns (the inputs' values, in "
+                 "declaration order), found 5\n  hint: column 0 holds whole numbers from 0 to 2, "
+                 "like a label: predict reads the inputs only, so drop it (cut -d, -f2- "
+                 "label_first.csv | ./rt_softmax predict)")
+    expect_error("softmax", ["predict", "--weights", "w.safetensors", "--data", "train.csv"],
+                 "train.csv:1: error: expected 4 columns (the inputs' values, in declaration "
+                 "order), found 5\n  hint: predict reads the inputs only: drop the columns after "
+                 "column 3 (cut -d, -f1-4 train.csv | ./rt_softmax predict), or pass --loss to "
+                 "read them as the targets and print each row's loss")
 
 
 @test
