@@ -52,6 +52,8 @@ typedef struct Options {
     bool mpi;             /* --mpi: link with libnnrt_mpi, for mpirun */
     const char *wrt;      /* explain */
     ExplainFormat format; /* explain */
+    ExplainForm form;     /* explain: --multiply, --at-sample */
+    const char *at_sample, *weights, *data; /* explain --at-sample N --weights W --data F */
     const char *seed;     /* gradcheck */
     bool all_steps;       /* --steps all: --emit=ir and grad print every step of a scan */
 } Options;
@@ -115,6 +117,9 @@ static const char usage_head[] =
     "usage: nnc FILE.nn [options]            compile a model into a training executable\n"
     "       nnc explain FILE.nn [--wrt NAME] [--format=text|markdown]\n"
     "                                        the chain rule from the loss to each param\n"
+    "       nnc explain FILE.nn --multiply   each gradient multiplied out and simplified\n"
+    "       nnc explain FILE.nn --at-sample N --weights W.safetensors [--data FILE]\n"
+    "                                        each gradient's numbers at sample N\n"
     "       nnc gradcheck FILE.nn [--seed N] derived gradients against finite differences\n"
     "                                        (of every model, or of --model NAME)\n"
     "\n"
@@ -144,6 +149,11 @@ static const char usage_tail[] =
     "explain options:\n"
     "  --wrt NAME      one param (default: every param)\n"
     "  --format=F      text (UTF-8, the default) or markdown (with LaTeX math)\n"
+    "  --multiply      each line multiplied out: the gradients and unnamed values it\n"
+    "                  reads substituted back, simplified to the named values\n"
+    "  --at-sample N   each line's numbers at sample N (from 0) of the data, with the\n"
+    "                  weights of --weights W.safetensors (needed) and the data of the\n"
+    "                  train block or of --data FILE\n"
     "gradcheck options:\n"
     "  --seed N        seed of the points the gradients are checked at (default: the\n"
     "                  train block's seed, so the first point is where training starts)\n"
@@ -188,7 +198,23 @@ static int parse_emit(const char *s, Emit *emit) {
 
 static bool takes_value(const char *a) {
     return !strcmp(a, "-o") || !strcmp(a, "--model") || !strcmp(a, "--wrt") ||
-           !strcmp(a, "--seed") || !strcmp(a, "--steps");
+           !strcmp(a, "--seed") || !strcmp(a, "--steps") || !strcmp(a, "--at-sample") ||
+           !strcmp(a, "--weights") || !strcmp(a, "--data");
+}
+
+/* explain's forms: --multiply, --at-sample N with --weights and --data. */
+static bool explain_option(Options *o, const char *a, const char *value) {
+    if (!strcmp(a, "--multiply"))
+        o->form = EXPLAIN_MULTIPLIED;
+    else if (!strcmp(a, "--at-sample"))
+        o->form = EXPLAIN_VALUES, o->at_sample = value;
+    else if (!strcmp(a, "--weights"))
+        o->weights = value;
+    else if (!strcmp(a, "--data"))
+        o->data = value;
+    else
+        return false;
+    return true;
 }
 
 static int parse_option(Options *o, const char *a, const char *value) {
@@ -206,6 +232,8 @@ static int parse_option(Options *o, const char *a, const char *value) {
         o->format = EXPLAIN_TEXT;
     else if (!strcmp(a, "--format=markdown") && o->command == CMD_EXPLAIN)
         o->format = EXPLAIN_MARKDOWN;
+    else if (o->command == CMD_EXPLAIN && explain_option(o, a, value))
+        ;
     else if (!strcmp(a, "-c") && o->command == CMD_COMPILE)
         o->emit = EMIT_OBJ;
     else if (!strcmp(a, "--dump-passes") && o->command == CMD_COMPILE)
@@ -530,6 +558,12 @@ static int gradcheck_graph(Run *r) {
     return status;
 }
 
+static int explain_at_sample(Run *r) {
+    (void)r;
+    diag_fatal_noloc("explain --at-sample is not built yet");
+    return 1;
+}
+
 /* ---- the pipeline ---- */
 
 /* One model's forward IR, backward IR, simplified. */
@@ -554,10 +588,14 @@ static int compile(Run *r) {
     return r->emit->write(r);
 }
 
+static int explain_at_sample(Run *r);
+
 /* nnc explain FILE */
 static int explain_model(Run *r) {
     if (!middle_end(r, r->o->model)) return r->status;
-    return explain(stdout, r->g, r->o->wrt, r->o->format);
+    if (r->o->form == EXPLAIN_VALUES) return explain_at_sample(r);
+    ExplainRequest rq = {.wrt = r->o->wrt, .format = r->o->format, .form = r->o->form};
+    return explain(stdout, r->g, &rq);
 }
 
 /* nnc gradcheck FILE: the model chosen with --model, the only one, or each in turn. */
