@@ -1300,7 +1300,7 @@ static const char *values_text(Explainer *ex, const char *probe) {
         char *end;
         double x = strtod(p, &end);
         if (end == p) break;
-        if (n < VALUES_SHOWN) sb_printf(&b, "%s%.6g", n ? ", " : "", x);
+        if (n < VALUES_SHOWN) sb_printf(&b, "%s%.6g", n ? ", " : "", x == 0 ? 0 : x); /* no -0 */
         if (fabs(x) > largest || isnan(x)) largest = fabs(x);
         n++;
         p = end;
@@ -1319,10 +1319,10 @@ static void print_header(Explainer *ex) {
                 ? "each line of its chain (nnc explain %s) multiplied out: the gradients and the "
                   "unnamed values it reads substituted back and simplified, down to the values "
                   "the source names; B is the batch's size."
-                : "each line of its chain (nnc explain %s) with its numbers at one sample, %s, "
-                  "in f64 as predict computes (no dropout; batch norm's running statistics), "
-                  "and under it the numbers of the value it is the gradient of. The cost is "
-                  "that sample's loss (B = 1).";
+                : "each line of its chain (nnc explain %s) with its numbers at one sample\n"
+                  "(%s),\ncomputed in f64 as predict computes (no dropout; batch norm's running "
+                  "statistics),\nand under it the numbers of the value it is the gradient of. "
+                  "The cost is that\nsample's loss (B = 1).";
         fprintf(ex->out,
                 ex->tex ? "# The gradients of model `%s` (%s)\n\n" : "model %s (%s): ", g->name,
                 file);
