@@ -29,6 +29,7 @@ typedef struct Poly {
 typedef struct Atom {
     const char *text;
     int prec;
+    bool last;        /* written after the others in a product: B, the batch's size */
     const Poly *poly; /* a polynomial kept whole, as a factor of denominators */
 } Atom;
 
@@ -193,7 +194,7 @@ static int atom_index(Algebra *a, const char *key, const char *text, int prec, c
     int *index = xalloc(sizeof *index);
     *index = a->atoms.n;
     Atom *at = xalloc(sizeof *at);
-    *at = (Atom){text, prec, poly};
+    *at = (Atom){.text = text, .prec = prec, .poly = poly};
     vec_push(&a->atoms, at);
     strmap_put(&a->by_key, key, index);
     return *index;
@@ -232,6 +233,12 @@ static Ratio *atom_ratio(int index) {
 Ratio *alg_atom(Algebra *a, const char *text, int prec) {
     if (strlen(text) > ALG_MAX_TEXT) return alg_too_large(a);
     return atom_ratio(atom_index(a, xprintf("a:%s", text), text, prec, NULL));
+}
+
+Ratio *alg_atom_last(Algebra *a, const char *text) {
+    Ratio *r = alg_atom(a, text, P_ATOM);
+    if (!r->big) a->atoms.v[r->num.t[0].f[0].atom]->last = true;
+    return r;
 }
 
 int alg_terms(const Ratio *x) {
@@ -420,8 +427,33 @@ static const char *power_text(Algebra *a, const Factor *f, bool alone) {
 }
 
 /* The atoms of a monomial joined by ⊙ (NULL for none). */
-static const char *mono_text(Algebra *a, const Term *m, bool with_others) {
+/* The order atoms are written in a product: atoms, then polynomials, then the atoms
+ * written last; each kind in the order they were met. */
+static const Algebra *sorting; /* the algebra factor_order reads (qsort has no context) */
+
+static int atom_kind(const Atom *at) {
+    return at->last ? 2 : at->poly ? 1 : 0;
+}
+
+static int factor_order(const void *pa, const void *pb) {
+    const Atom *a = sorting->atoms.v[((const Factor *)pa)->atom];
+    const Atom *b = sorting->atoms.v[((const Factor *)pb)->atom];
+    if (atom_kind(a) != atom_kind(b)) return atom_kind(a) - atom_kind(b);
+    return ((const Factor *)pa)->atom - ((const Factor *)pb)->atom;
+}
+
+static Term display_factors(const Algebra *a, const Term *m) {
+    Term t = *m;
+    t.f = xalloc(sizeof *t.f * (size_t)(m->n + 1));
+    memcpy(t.f, m->f, sizeof *t.f * (size_t)m->n);
+    sorting = a;
+    qsort(t.f, (size_t)t.n, sizeof *t.f, factor_order);
+    return t;
+}
+
+static const char *mono_text(Algebra *a, const Term *unsorted, bool with_others) {
     const char *s = NULL;
+    Term sorted = display_factors(a, unsorted), *m = &sorted;
     for (int i = 0; i < m->n; i++) {
         const char *f = power_text(a, &m->f[i], m->n == 1 && !with_others);
         s = s ? xprintf("%s%s%s", s, pick(a, " ⊙ ", " \\odot "), f) : f;
@@ -442,26 +474,32 @@ static const char *term_text(Algebra *a, const Term *t) {
     return xprintf("%s%s%s", ir_number_str(c), pick(a, " · ", " \\cdot "), m);
 }
 
-/* Display order: positive terms first, then higher degree first, then as sorted. */
+typedef struct Shown {
+    const Term *t;
+    const char *text;
+} Shown;
+
+/* Display order: positive terms first, then higher degree first, then as sorted (the
+ * atoms met first, first). */
 static int display_order(const void *pa, const void *pb) {
-    const Term *a = pa, *b = pb;
-    if ((a->coef > 0) != (b->coef > 0)) return a->coef > 0 ? -1 : 1;
-    if (degree(a) != degree(b)) return degree(b) - degree(a);
-    return -mono_cmp(a, b);
+    const Shown *a = pa, *b = pb;
+    if ((a->t->coef > 0) != (b->t->coef > 0)) return a->t->coef > 0 ? -1 : 1;
+    if (degree(a->t) != degree(b->t)) return degree(b->t) - degree(a->t);
+    return -mono_cmp(a->t, b->t);
 }
 
 static const char *sum_text(Algebra *a, const Poly *p) {
     if (p->n == 0) return "0";
-    Term *t = xalloc(sizeof *t * (size_t)p->n);
-    memcpy(t, p->t, sizeof *t * (size_t)p->n);
+    Shown *t = xalloc(sizeof *t * (size_t)p->n);
+    for (int i = 0; i < p->n; i++) t[i] = (Shown){&p->t[i], term_text(a, &p->t[i])};
     qsort(t, (size_t)p->n, sizeof *t, display_order);
     StrBuf b = {0};
     for (int i = 0; i < p->n; i++) {
-        const char *s = term_text(a, &t[i]);
+        const char *s = t[i].text;
         if (i == 0)
-            sb_printf(&b, "%s%s", t[i].coef < 0 ? pick(a, "−", "-") : "", s);
+            sb_printf(&b, "%s%s", t[i].t->coef < 0 ? pick(a, "−", "-") : "", s);
         else
-            sb_printf(&b, " %s %s", t[i].coef < 0 ? pick(a, "−", "-") : "+", s);
+            sb_printf(&b, " %s %s", t[i].t->coef < 0 ? pick(a, "−", "-") : "+", s);
         if (b.n > ALG_MAX_TEXT) return NULL;
     }
     return sb_str(&b);
@@ -482,8 +520,10 @@ static double content(const Poly *p) {
 }
 
 /* The denominator: a whole number k (when not 1) and the factors. */
-static const char *denominator_text(Algebra *a, double k, const Term *den, int *pieces) {
+static const char *denominator_text(Algebra *a, double k, const Term *unsorted, int *pieces) {
     const char *s = k != 1 ? ir_number_str(k) : "";
+    Term sorted = display_factors(a, unsorted);
+    const Term *den = &sorted;
     bool short_names = true;
     for (int i = 0; i < den->n; i++) {
         const Atom *at = a->atoms.v[den->f[i].atom];

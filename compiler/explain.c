@@ -55,6 +55,8 @@ typedef struct Item {
     int order; /* where the line goes: see item_order */
 } Item;
 
+typedef VEC(const char *) StrList;
+
 typedef struct Explainer {
     FILE *out;
     Graph *g;
@@ -73,9 +75,10 @@ typedef struct Explainer {
     ValueList where;    /* unnamed forward values the line being rendered mentions */
     const Value *line;  /* the gradient value whose line is being rendered */
     const ExplainRequest *rq;
-    Algebra *alg;              /* EXPLAIN_MULTIPLIED */
-    Ratio **multiplied;        /* by id: the value multiplied out, once made */
-    VEC(const char *) assumed; /* per section: what multiplying out took as given */
+    Algebra *alg;       /* EXPLAIN_MULTIPLIED */
+    Ratio **multiplied; /* by id: the value multiplied out, once made */
+    StrList *given;     /* by id: what multiplying it out took as given */
+    StrList assumed;    /* per section: what multiplying out took as given */
 } Explainer;
 
 static const char *pick(const Explainer *ex, const char *text, const char *tex) {
@@ -841,10 +844,15 @@ static const char *chain_rule(Explainer *ex, Value *param, double *paths) {
 
 static Ratio *multiply_out(Explainer *ex, Value *v);
 
-static void assume(Explainer *ex, const char *what) {
-    for (int i = 0; i < ex->assumed.n; i++)
-        if (!strcmp(ex->assumed.v[i], what)) return;
-    vec_push(&ex->assumed, what);
+static void add_unique(StrList *list, const char *what) {
+    for (int i = 0; i < list->n; i++)
+        if (!strcmp(list->v[i], what)) return;
+    vec_push(list, what);
+}
+
+/* Multiplying v out took this as given (each section that shows v says so). */
+static void assume(Explainer *ex, const Value *v, const char *what) {
+    if (v->id < ex->n_ids) add_unique(&ex->given[v->id], what);
 }
 
 /* A constant added only to keep a log or a division away from 0 (bce's 1e-7). */
@@ -852,9 +860,10 @@ static bool is_guard(const Value *v) {
     return v->op == OP_const && v->num != 0 && fabs(v->num) <= GUARD_LIMIT;
 }
 
-static Ratio *without_guard(Explainer *ex, const Value *guard, Value *rest) {
-    assume(ex, xprintf("%s, added to keep a log or a division finite, is taken as 0",
-                       ir_number_str(guard->num)));
+static Ratio *without_guard(Explainer *ex, const Value *v, const Value *guard, Value *rest) {
+    assume(ex, v,
+           xprintf("%s, added to keep a log or a division finite, is taken as 0",
+                   ir_number_str(guard->num)));
     return multiply_out(ex, rest);
 }
 
@@ -896,9 +905,10 @@ static Ratio *softmax_ce_gradient(Explainer *ex, Value *v) {
         rowsum = alg_num(A, 1); /* a row of one_hot(ids) holds one 1 */
     } else if (is_one_hot(ex, v->args[1])) {
         rowsum = alg_num(A, 1);
-        assume(ex, xprintf("rowsum(%s) = 1: %s is one-hot (the train block reads it from one "
-                           "class column)",
-                           y.s, y.s));
+        assume(ex, v,
+               xprintf("rowsum(%s) = 1: %s is one-hot (the train block reads it from one "
+                       "class column)",
+                       y.s, y.s));
     }
     Ratio *softmax = alg_atom(A, fn_call(ex, "softmax", z.s), P_ATOM);
     Ratio *inner = alg_sub(A, alg_mul(A, softmax, rowsum), multiply_out(ex, v->args[1]));
@@ -918,17 +928,17 @@ static Ratio *selection_out(Explainer *ex, Value *v) {
 static Ratio *convert(Explainer *ex, Value *v) {
     Algebra *A = ex->alg;
     if (v->op == OP_const) return alg_num(A, v->num);
-    if (v->op == OP_inv_batch) return alg_div(A, alg_num(A, 1), alg_atom(A, "B", P_ATOM));
+    if (v->op == OP_inv_batch) return alg_div(A, alg_num(A, 1), alg_atom_last(A, "B"));
     if (!v->backward && (v->name || op_info[v->op].cls == OPC_SRC))
         return alg_atom(A, name_of(ex, v), P_ATOM);
     Value **a = v->args;
     switch (v->op) {
     case OP_add:
-        if (is_guard(a[1]) && a[0]->op != OP_const) return without_guard(ex, a[1], a[0]);
-        if (is_guard(a[0]) && a[1]->op != OP_const) return without_guard(ex, a[0], a[1]);
+        if (is_guard(a[1]) && a[0]->op != OP_const) return without_guard(ex, v, a[1], a[0]);
+        if (is_guard(a[0]) && a[1]->op != OP_const) return without_guard(ex, v, a[0], a[1]);
         return alg_add(A, multiply_out(ex, a[0]), multiply_out(ex, a[1]));
     case OP_sub:
-        if (is_guard(a[1]) && a[0]->op != OP_const) return without_guard(ex, a[1], a[0]);
+        if (is_guard(a[1]) && a[0]->op != OP_const) return without_guard(ex, v, a[1], a[0]);
         return alg_sub(A, multiply_out(ex, a[0]), multiply_out(ex, a[1]));
     case OP_mul: return alg_mul(A, multiply_out(ex, a[0]), multiply_out(ex, a[1]));
     case OP_div: return alg_div(A, multiply_out(ex, a[0]), multiply_out(ex, a[1]));
@@ -950,7 +960,13 @@ static Ratio *convert(Explainer *ex, Value *v) {
  * expression of bounded size, so the work is linear in the graph. */
 static Ratio *multiply_out(Explainer *ex, Value *v) {
     if (v->id >= ex->n_ids) return convert(ex, v);
-    if (!ex->multiplied[v->id]) ex->multiplied[v->id] = convert(ex, v);
+    if (ex->multiplied[v->id]) return ex->multiplied[v->id];
+    ex->multiplied[v->id] = convert(ex, v);
+    for (int i = 0; i < v->nargs; i++) { /* what its operands took as given, it did too */
+        const StrList *from = &ex->given[v->args[i]->id];
+        for (int j = 0; ex->multiplied[v->args[i]->id] && j < from->n; j++)
+            add_unique(&ex->given[v->id], from->v[j]);
+    }
     return ex->multiplied[v->id];
 }
 
@@ -964,6 +980,8 @@ static const char *multiplied_text(Explainer *ex, const Item *it) {
         return ex->g->loss->varying ? pick(ex, "1/B", "\\frac{1}{B}") : "1";
     int prec;
     const char *s = alg_text(ex->alg, multiply_out(ex, it->grad), &prec);
+    for (int i = 0; i < ex->given[it->grad->id].n; i++)
+        add_unique(&ex->assumed, ex->given[it->grad->id].v[i]);
     return s ? s : too_large_text(ex);
 }
 
@@ -1096,7 +1114,10 @@ static const char *item_extra(Explainer *ex, Item *it) {
     }
     if (!is_computed(it->of)) return NULL;
     const char *numbers = values_text(ex, xprintf("#v%d", it->of->id));
-    return xprintf(ex->tex ? "$%s = %s$" : "%s = %s", name_of(ex, it->of), numbers);
+    /* an unnamed value says what it is: "t10 = h · p.W = 5.67" */
+    const char *what = it->of->name || op_info[it->of->op].cls == OPC_SRC ? name_of(ex, it->of)
+                                                                          : definition(ex, it->of);
+    return xprintf(ex->tex ? "$%s = %s$" : "%s = %s", what, numbers);
 }
 
 static void print_items_text(Explainer *ex) {
@@ -1316,9 +1337,9 @@ static void print_header(Explainer *ex) {
     if (ex->rq->form != EXPLAIN_CHAIN) {
         const char *what =
             ex->rq->form == EXPLAIN_MULTIPLIED
-                ? "each line of its chain (nnc explain %s) multiplied out: the gradients and the "
-                  "unnamed values it reads substituted back and simplified, down to the values "
-                  "the source names; B is the batch's size."
+                ? "each line of its chain (nnc explain %s)\nmultiplied out: the gradients and "
+                  "the unnamed values it reads substituted back and\nsimplified, down to the "
+                  "values the source names; B is the batch's size."
                 : "each line of its chain (nnc explain %s) with its numbers at one sample\n"
                   "(%s),\ncomputed in f64 as predict computes (no dropout; batch norm's running "
                   "statistics),\nand under it the numbers of the value it is the gradient of. "
@@ -1387,6 +1408,7 @@ static Explainer *new_explainer(FILE *out, Graph *g, const ExplainRequest *rq) {
     ex->ipdom = xalloc(n * sizeof *ex->ipdom);
     ex->seen = xalloc(n * sizeof *ex->seen);
     ex->multiplied = xalloc(n * sizeof *ex->multiplied);
+    ex->given = xalloc(n * sizeof *ex->given);
     ex->alg = alg_new(ex->tex);
     trace_flow(ex);
     number_pass_forest(ex);

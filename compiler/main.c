@@ -609,9 +609,6 @@ static bool is_row_number(const char *s) {
  * values command runs the sample through predict and prints them; explain lays them out. */
 static int explain_at_sample(Run *r) {
     const Options *o = r->o;
-    if (!is_row_number(o->at_sample))
-        return usage_error("--at-sample takes a row number from 0, got '%s'", o->at_sample);
-    if (!o->weights) return usage_error("%s", "explain --at-sample needs --weights FILE");
     if (explain_probes(r->g, o->wrt)) return 1;
     r->g->probe_bindings = true;
     char dir[] = "/tmp/nnc-explain-XXXXXX";
@@ -680,12 +677,24 @@ static int compile(Run *r) {
 
 static int explain_at_sample(Run *r);
 
+/* Which form of explain the options ask for, checked before any work: 0, or 2. */
+static int explain_form_fits(const Options *o) {
+    if (o->at_sample && o->form != EXPLAIN_VALUES)
+        return usage_error("%s", "--multiply and --at-sample are two forms: one at a time");
+    if (o->at_sample && !is_row_number(o->at_sample))
+        return usage_error("--at-sample takes a row number from 0, got '%s'", o->at_sample);
+    if (o->at_sample && !o->weights)
+        return usage_error("%s", "explain --at-sample needs --weights FILE");
+    if (!o->at_sample && (o->weights || o->data))
+        return usage_error("%s", "--weights and --data go with --at-sample N");
+    return 0;
+}
+
 /* nnc explain FILE */
 static int explain_model(Run *r) {
+    if (explain_form_fits(r->o)) return 2;
     if (!middle_end(r, r->o->model)) return r->status;
     if (r->o->form == EXPLAIN_VALUES) return explain_at_sample(r);
-    if (r->o->weights || r->o->data)
-        return usage_error("%s", "--weights and --data go with --at-sample N");
     ExplainRequest rq = {.wrt = r->o->wrt, .format = r->o->format, .form = r->o->form};
     return explain(stdout, r->g, &rq);
 }
