@@ -39,6 +39,17 @@ static void check_stride(const nnrt_model *m, const rt_options *o) {
                        m->train.data_kind ? m->train.data_kind : "no data");
 }
 
+/* The rows eval reads (inputs and targets: the train block's data, or --data), with the
+ * standardisation statistics saved with the weights applied. */
+static void load_eval_rows(const nnrt_model *m, const rt_options *o, const rt_stats *stats,
+                           rt_dataset *d) {
+    if (rt_is_text_model(m))
+        load_text_windows(m, o, o->data, 0, stats, d);
+    else
+        rt_load_data_columns(m, o->data, o->columns, d);
+    rt_apply_stats(d, stats, m->f64);
+}
+
 /* Weights, and the standardisation statistics saved with them, which the data then gets. */
 int rt_cmd_eval(const nnrt_model *m, const rt_options *o) {
     check_stride(m, o);
@@ -50,11 +61,7 @@ int rt_cmd_eval(const nnrt_model *m, const rt_options *o) {
         return 0;
     }
     rt_dataset d;
-    if (rt_is_text_model(m))
-        load_text_windows(m, o, o->data, 0, &stats, &d);
-    else
-        rt_load_data_columns(m, o->data, o->columns, &d);
-    rt_apply_stats(&d, &stats, m->f64);
+    load_eval_rows(m, o, &stats, &d);
     rt_metrics r = rt_evaluate(m, fixed, &d, NULL, d.rows);
     printf("loss %.9g\n", rt_mean_loss(r));
     if (m->train.classification) printf("accuracy %.4f\n", rt_accuracy(r));
@@ -254,11 +261,7 @@ int rt_cmd_values(const nnrt_model *m, const rt_options *o) {
     nnrt_ctx ctx = rt_new_predict_ctx(m, fixed, 1);
     if (m->n_inputs > 0) {
         rt_dataset d;
-        if (rt_is_text_model(m))
-            load_text_windows(m, o, o->data, 0, &stats, &d);
-        else
-            rt_load_data_columns(m, o->data, o->columns, &d);
-        rt_apply_stats(&d, &stats, m->f64);
+        load_eval_rows(m, o, &stats, &d);
         if (o->row >= d.rows)
             rt_usage_error("--row %lld: the data has %lld rows (0 to %lld)", (long long)o->row,
                            (long long)d.rows, (long long)d.rows - 1);
