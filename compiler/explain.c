@@ -1326,9 +1326,11 @@ static const char *values_text(Explainer *ex, const char *probe) {
         n++;
         p = end;
     }
-    if (n == 1) return sb_str(&b);
-    if (n <= VALUES_SHOWN) return xprintf("[%s]", sb_str(&b));
-    return xprintf("[%s, …] (%d numbers, the largest |x| %.6g)", sb_str(&b), n, largest);
+    const char *s = n == 1              ? sb_str(&b)
+                    : n <= VALUES_SHOWN ? xprintf("[%s]", sb_str(&b))
+                                        : xprintf("[%s, …] (%d numbers, the largest |x| %.6g)",
+                                                  sb_str(&b), n, largest);
+    return ex->tex ? xprintf("\\text{%s}", s) : s;
 }
 
 static void print_header(Explainer *ex) {
