@@ -29,6 +29,7 @@ typedef struct Poly {
 typedef struct Atom {
     const char *text;
     int prec;
+    bool name;        /* a name: written before calls in a product, y ⊙ log(p) */
     bool last;        /* written after the others in a product: B, the batch's size */
     const Poly *poly; /* a polynomial kept whole, as a factor of denominators */
 } Atom;
@@ -241,6 +242,12 @@ Ratio *alg_atom_last(Algebra *a, const char *text) {
     return r;
 }
 
+Ratio *alg_name(Algebra *a, const char *text) {
+    Ratio *r = alg_atom(a, text, P_ATOM);
+    if (!r->big) a->atoms.v[r->num.t[0].f[0].atom]->name = true;
+    return r;
+}
+
 int alg_terms(const Ratio *x) {
     return x->num.n;
 }
@@ -427,12 +434,12 @@ static const char *power_text(Algebra *a, const Factor *f, bool alone) {
 }
 
 /* The atoms of a monomial joined by ⊙ (NULL for none). */
-/* The order atoms are written in a product: atoms, then polynomials, then the atoms
- * written last; each kind in the order they were met. */
+/* The order atoms are written in a product: names, other atoms, polynomials, then the
+ * atoms written last; each kind in the order they were met. */
 static const Algebra *sorting; /* the algebra factor_order reads (qsort has no context) */
 
 static int atom_kind(const Atom *at) {
-    return at->last ? 2 : at->poly ? 1 : 0;
+    return at->last ? 3 : at->poly ? 2 : at->name ? 0 : 1;
 }
 
 static int factor_order(const void *pa, const void *pb) {
@@ -445,7 +452,7 @@ static int factor_order(const void *pa, const void *pb) {
 static Term display_factors(const Algebra *a, const Term *m) {
     Term t = *m;
     t.f = xalloc(sizeof *t.f * (size_t)(m->n + 1));
-    memcpy(t.f, m->f, sizeof *t.f * (size_t)m->n);
+    if (m->n) memcpy(t.f, m->f, sizeof *t.f * (size_t)m->n);
     sorting = a;
     qsort(t.f, (size_t)t.n, sizeof *t.f, factor_order);
     return t;

@@ -35,6 +35,8 @@ Algebra *alg_new(bool tex);
 Ratio *alg_num(Algebra *a, double x);
 /* The atom with this text (prec: how tightly the text binds, P_ATOM for a name). */
 Ratio *alg_atom(Algebra *a, const char *text, int prec);
+/* A name (a value of the source): written before the other atoms of a product. */
+Ratio *alg_name(Algebra *a, const char *text);
 /* An atom written after the others in a product (B, the batch's size: p(1 − p)B). */
 Ratio *alg_atom_last(Algebra *a, const char *text);
 /* Marked too large: what cannot be multiplied out (and whatever is made of it). */

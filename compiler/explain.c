@@ -930,8 +930,11 @@ static Ratio *convert(Explainer *ex, Value *v) {
     if (v->op == OP_const) return alg_num(A, v->num);
     if (v->op == OP_inv_batch) return alg_div(A, alg_num(A, 1), alg_atom_last(A, "B"));
     if (!v->backward && (v->name || op_info[v->op].cls == OPC_SRC))
-        return alg_atom(A, name_of(ex, v), P_ATOM);
+        return alg_name(A, name_of(ex, v));
     Value **a = v->args;
+    /* the operands in order, so that atoms are met left to right, whatever order a compiler
+     * evaluates the arguments of alg_add(A, multiply_out(..), multiply_out(..)) in */
+    for (int i = 0; i < v->nargs; i++) multiply_out(ex, a[i]);
     switch (v->op) {
     case OP_add:
         if (is_guard(a[1]) && a[0]->op != OP_const) return without_guard(ex, v, a[1], a[0]);
@@ -968,6 +971,14 @@ static Ratio *multiply_out(Explainer *ex, Value *v) {
             add_unique(&ex->given[v->id], from->v[j]);
     }
     return ex->multiplied[v->id];
+}
+
+/* Every instruction, operands first (insts is in a valid order), so that multiplying one out
+ * finds its operands done: no recursion as deep as the model (a chain of 2000 layers), and
+ * atoms are met in the order of the source, whichever param a section is about. */
+static void multiply_all(Explainer *ex) {
+    for (int i = 0; i < ex->g->insts.n; i++) /* a leaf when first read, as in a + b */
+        if (op_info[ex->g->insts.v[i]->op].cls != OPC_SRC) multiply_out(ex, ex->g->insts.v[i]);
 }
 
 static const char *too_large_text(const Explainer *ex) {
@@ -1421,6 +1432,7 @@ int explain(FILE *out, Graph *g, const ExplainRequest *rq) {
     int only = rq->wrt ? find_param(g, rq->wrt) : -1;
     if (rq->wrt && only < 0) return unknown_param(g, rq->wrt);
     Explainer *ex = new_explainer(out, g, rq);
+    if (rq->form == EXPLAIN_MULTIPLIED) multiply_all(ex);
     print_header(ex);
     if (!g->params.n)
         fputs(ex->tex ? "\nThe model has no params.\n" : "\n(the model has no params)\n", out);
