@@ -389,8 +389,6 @@ static Ratio *reciprocal(Algebra *a, const Poly *p) {
         if (!text) return alg_too_large(a);
         int index = atom_index(a, poly_key(rest), text, P_SUM, rest);
         den = mono_combine(&m, &(Term){.n = 1, .f = &(Factor){index, 1}}, MONO_TIMES);
-    } else {
-        c = p->t[0].coef;
     }
     return ratio(poly_const(1 / c), den);
 }
