@@ -15,16 +15,14 @@
  *  - the seed: ∂cost/∂loss is 1/B (the cost is the batch mean), not an instruction.
  * Each section ends with the chain rule as one product of local derivatives over the forward
  * graph, with a sum where the paths from the param to the loss split and meet again. */
+#include "algebra.h"
 #include "rules.h"
 #include "stages.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* Operator precedence of a rendered expression: an operand binding less tightly than its
- * place needs is parenthesised. */
-enum { P_SUM = 1, P_NEG, P_PROD, P_POW, P_ATOM };
 
 typedef struct Expr {
     const char *s;
@@ -57,6 +55,8 @@ typedef struct Item {
     int order; /* where the line goes: see item_order */
 } Item;
 
+typedef VEC(const char *) StrList;
+
 typedef struct Explainer {
     FILE *out;
     Graph *g;
@@ -74,6 +74,11 @@ typedef struct Explainer {
     VEC(Item) items;    /* per section */
     ValueList where;    /* unnamed forward values the line being rendered mentions */
     const Value *line;  /* the gradient value whose line is being rendered */
+    const ExplainRequest *rq;
+    Algebra *alg;       /* EXPLAIN_MULTIPLIED */
+    Ratio **multiplied; /* by id: the value multiplied out, once made */
+    StrList *given;     /* by id: what multiplying it out took as given */
+    StrList assumed;    /* per section: what multiplying out took as given */
 } Explainer;
 
 static const char *pick(const Explainer *ex, const char *text, const char *tex) {
@@ -831,6 +836,191 @@ static const char *chain_rule(Explainer *ex, Value *param, double *paths) {
     return xprintf("%s = %s", grad_ref(ex, param), c.text.v);
 }
 
+/* ---- the chain multiplied out ----
+ * Each gradient written in forward values the source names: every gradient it reads and
+ * every unnamed forward value substituted back, then simplified by algebra.c's rules.
+ * What those rules cannot look into (a matrix product, a reduction, a call) is an atom
+ * whose operands are multiplied out in turn. Two things are taken as given, and each
+ * section says so when it did: a tiny constant (|c| <= 1e-5) added to keep a log or a
+ * division finite is 0, and a one-hot target's row sums to 1. */
+
+#define GUARD_LIMIT 1e-5
+
+static Ratio *multiply_out(Explainer *ex, Value *v);
+
+static void add_unique(StrList *list, const char *what) {
+    for (int i = 0; i < list->n; i++)
+        if (!strcmp(list->v[i], what)) return;
+    vec_push(list, what);
+}
+
+/* Multiplying v out took this as given (each section that shows v says so). */
+static void assume(Explainer *ex, const Value *v, const char *what) {
+    if (v->id < ex->n_ids) add_unique(&ex->given[v->id], what);
+}
+
+/* A constant added only to keep a log or a division away from 0 (bce's 1e-7). */
+static bool is_guard(const Value *v) {
+    return v->op == OP_const && v->num != 0 && fabs(v->num) <= GUARD_LIMIT;
+}
+
+static Ratio *without_guard(Explainer *ex, const Value *v, const Value *guard, Value *rest) {
+    assume(ex, v,
+           xprintf("%s, added to keep a log or a division finite, is taken as 0",
+                   ir_number_str(guard->num)));
+    return multiply_out(ex, rest);
+}
+
+/* A target the train block reads from one class column: each row is one-hot. */
+static bool is_one_hot(const Explainer *ex, const Value *y) {
+    if (y->op != OP_target || shape_numel(y->shape) < 2) return false;
+    for (int i = 0; i < ex->g->train.columns.n; i++) {
+        const ColumnMap *c = &ex->g->train.columns.v[i];
+        if (!strcmp(c->tensor, y->name) && c->first == c->last) return true;
+    }
+    return false;
+}
+
+static bool as_expr(Explainer *ex, Value *v, Expr *e) {
+    int prec;
+    const char *s = alg_text(ex->alg, multiply_out(ex, v), &prec);
+    if (!s) return false;
+    *e = expr(s, prec);
+    if (prec == P_NEG) e->negated = s + strlen(pick(ex, "−", "-"));
+    return true;
+}
+
+/* An atom: the instruction written with its operands multiplied out. */
+static Ratio *atom_of(Explainer *ex, Value *v) {
+    Expr a[3];
+    for (int i = 0; i < v->nargs; i++)
+        if (!as_expr(ex, v->args[i], &a[i])) return alg_too_large(ex->alg);
+    Expr e = render_op(ex, v, a);
+    return alg_atom(ex->alg, e.s, e.prec);
+}
+
+/* softmax_ce_grad(z, y, g) = g ⊙ (softmax(z) ⊙ rowsum(y) − y). */
+static Ratio *softmax_ce_gradient(Explainer *ex, Value *v) {
+    Algebra *A = ex->alg;
+    Expr z, y;
+    if (!as_expr(ex, v->args[0], &z) || !as_expr(ex, v->args[1], &y)) return alg_too_large(A);
+    Ratio *rowsum = alg_atom(A, fn_call(ex, "rowsum", y.s), P_ATOM);
+    if (v->args[1]->op == OP_one_hot) {
+        rowsum = alg_num(A, 1); /* a row of one_hot(ids) holds one 1 */
+    } else if (is_one_hot(ex, v->args[1])) {
+        rowsum = alg_num(A, 1);
+        assume(ex, v,
+               xprintf("rowsum(%s) = 1: %s is one-hot (the train block reads it from one "
+                       "class column)",
+                       y.s, y.s));
+    }
+    Ratio *softmax = alg_atom(A, fn_call(ex, "softmax", z.s), P_ATOM);
+    Ratio *inner = alg_sub(A, alg_mul(A, softmax, rowsum), multiply_out(ex, v->args[1]));
+    return alg_mul(A, multiply_out(ex, v->args[2]), inner);
+}
+
+/* where(c, a, 0) = a ⊙ [c > 0], the bracket an atom. */
+static Ratio *selection_out(Explainer *ex, Value *v) {
+    Expr c;
+    if (!v->args[2] || v->args[2]->op != OP_const || v->args[2]->num != 0 ||
+        !as_expr(ex, v->args[0], &c))
+        return atom_of(ex, v);
+    Ratio *bracket = alg_atom(ex->alg, xprintf("[%s > 0]", wrap(ex, c, P_SUM)), P_ATOM);
+    return alg_mul(ex->alg, multiply_out(ex, v->args[1]), bracket);
+}
+
+static Ratio *convert(Explainer *ex, Value *v) {
+    Algebra *A = ex->alg;
+    if (v->op == OP_const) return alg_num(A, v->num);
+    if (v->op == OP_inv_batch) return alg_div(A, alg_num(A, 1), alg_atom_last(A, "B"));
+    if (!v->backward && (v->name || op_info[v->op].cls == OPC_SRC))
+        return alg_name(A, name_of(ex, v));
+    Value **a = v->args;
+    /* the operands in order, so that atoms are met left to right, whatever order a compiler
+     * evaluates the arguments of alg_add(A, multiply_out(..), multiply_out(..)) in */
+    for (int i = 0; i < v->nargs; i++) multiply_out(ex, a[i]);
+    switch (v->op) {
+    case OP_add:
+        if (is_guard(a[1]) && a[0]->op != OP_const) return without_guard(ex, v, a[1], a[0]);
+        if (is_guard(a[0]) && a[1]->op != OP_const) return without_guard(ex, v, a[0], a[1]);
+        return alg_add(A, multiply_out(ex, a[0]), multiply_out(ex, a[1]));
+    case OP_sub:
+        if (is_guard(a[1]) && a[0]->op != OP_const) return without_guard(ex, v, a[1], a[0]);
+        return alg_sub(A, multiply_out(ex, a[0]), multiply_out(ex, a[1]));
+    case OP_mul: return alg_mul(A, multiply_out(ex, a[0]), multiply_out(ex, a[1]));
+    case OP_div: return alg_div(A, multiply_out(ex, a[0]), multiply_out(ex, a[1]));
+    case OP_neg: return alg_neg(A, multiply_out(ex, a[0]));
+    case OP_pow:
+        /* a power of a sum stays whole, (p − y)², rather than expanded */
+        if (a[1]->op == OP_const && fabs(a[1]->num) <= 9 && a[1]->num == floor(a[1]->num) &&
+            (a[1]->num < 2 || alg_terms(multiply_out(ex, a[0])) < 2))
+            return alg_pow(A, multiply_out(ex, a[0]), (int)a[1]->num);
+        return atom_of(ex, v);
+    case OP_broadcast: return multiply_out(ex, a[0]); /* the line's shape says where to */
+    case OP_where: return selection_out(ex, v);
+    case OP_softmax_ce_grad: return softmax_ce_gradient(ex, v);
+    default: return atom_of(ex, v);
+    }
+}
+
+/* v multiplied out, made once: a value read by many lines (and many values) is one
+ * expression of bounded size, so the work is linear in the graph. */
+static Ratio *multiply_out(Explainer *ex, Value *v) {
+    if (v->id >= ex->n_ids) return convert(ex, v);
+    if (ex->multiplied[v->id]) return ex->multiplied[v->id];
+    ex->multiplied[v->id] = convert(ex, v);
+    for (int i = 0; i < v->nargs; i++) { /* what its operands took as given, it did too */
+        const StrList *from = &ex->given[v->args[i]->id];
+        for (int j = 0; ex->multiplied[v->args[i]->id] && j < from->n; j++)
+            add_unique(&ex->given[v->id], from->v[j]);
+    }
+    return ex->multiplied[v->id];
+}
+
+/* Every instruction, operands first (insts is in a valid order), so that multiplying one out
+ * finds its operands done: no recursion as deep as the model (a chain of 2000 layers), and
+ * atoms are met in the order of the source, whichever param a section is about. */
+static void multiply_all(Explainer *ex) {
+    for (int i = 0; i < ex->g->insts.n; i++) /* a leaf when first read, as in a + b */
+        if (op_info[ex->g->insts.v[i]->op].cls != OPC_SRC) multiply_out(ex, ex->g->insts.v[i]);
+}
+
+static const char *too_large_text(const Explainer *ex) {
+    return ex->tex ? "\\text{(too large to multiply out)}" : "(too large to multiply out)";
+}
+
+/* The right-hand side of an item multiplied out. */
+static const char *multiplied_text(Explainer *ex, const Item *it) {
+    if (it->kind == ITEM_SEED && !it->grad)
+        return ex->g->loss->varying ? pick(ex, "1/B", "\\frac{1}{B}") : "1";
+    int prec;
+    const char *s = alg_text(ex->alg, multiply_out(ex, it->grad), &prec);
+    for (int i = 0; i < ex->given[it->grad->id].n; i++)
+        add_unique(&ex->assumed, ex->given[it->grad->id].v[i]);
+    return s ? s : too_large_text(ex);
+}
+
+/* "t17 = 1 − p + 1e-07": a guarded value's definition keeps its guard. */
+static const char *guarded_definition(Explainer *ex, Value *of) {
+    Expr a[2];
+    for (int i = 0; i < 2; i++)
+        if (of->args[i]->op == OP_const)
+            a[i] = number(ex, of->args[i]->num);
+        else if (!as_expr(ex, of->args[i], &a[i]))
+            a[i] = atom(too_large_text(ex));
+    return xprintf("%s = %s", name_of(ex, of), render_op(ex, of, a).s);
+}
+
+/* "where t11 = h · p.W + p.b" for a line about an unnamed forward value. */
+static const char *definition_out(Explainer *ex, Value *of) {
+    if (of->name || op_info[of->op].cls == OPC_SRC) return NULL;
+    if ((of->op == OP_add || of->op == OP_sub) && (is_guard(of->args[0]) || is_guard(of->args[1])))
+        return guarded_definition(ex, of); /* the guard is what the line is about */
+    int prec;
+    const char *s = alg_text(ex->alg, multiply_out(ex, of), &prec);
+    return xprintf("%s = %s", name_of(ex, of), s ? s : too_large_text(ex));
+}
+
 /* ---- output ---- */
 
 static int text_width(const char *s) {
@@ -915,6 +1105,36 @@ static void print_note_markdown(Explainer *ex, const Note *n) {
 
 #define SHAPE_COLUMN 64
 
+static const char *values_text(Explainer *ex, const char *probe);
+static bool is_computed(const Value *v);
+
+/* What a line says its value is: the chain's expression, multiplied out, or numbers. */
+static const char *item_rhs(Explainer *ex, Item *it) {
+    switch (ex->rq->form) {
+    case EXPLAIN_MULTIPLIED: return multiplied_text(ex, it);
+    case EXPLAIN_VALUES:
+        if (!is_computed(it->grad)) /* the seed, or a constant: at B = 1, 1/B is 1 */
+            return it->grad && it->grad->op == OP_const ? ir_number_str(it->grad->num) : "1";
+        return values_text(ex, xprintf("#g%d", it->of->id));
+    default: return it->expr;
+    }
+}
+
+/* Under a line of the other forms: the unnamed value it is about, multiplied out, or the
+ * forward value's own numbers. */
+static const char *item_extra(Explainer *ex, Item *it) {
+    if (ex->rq->form == EXPLAIN_MULTIPLIED) {
+        const char *def = definition_out(ex, it->of);
+        return def ? xprintf(ex->tex ? "where $%s$" : "where %s", def) : NULL;
+    }
+    if (!is_computed(it->of)) return NULL;
+    const char *numbers = values_text(ex, xprintf("#v%d", it->of->id));
+    /* an unnamed value says what it is: "t10 = h · p.W = 5.67" */
+    const char *what = it->of->name || op_info[it->of->op].cls == OPC_SRC ? name_of(ex, it->of)
+                                                                          : definition(ex, it->of);
+    return xprintf(ex->tex ? "$%s = %s$" : "%s = %s", what, numbers);
+}
+
 static void print_items_text(Explainer *ex) {
     int lhs_width = 0;
     for (int i = 0; i < ex->items.n; i++) {
@@ -924,9 +1144,15 @@ static void print_items_text(Explainer *ex) {
     for (int i = 0; i < ex->items.n; i++) {
         Item *it = &ex->items.v[i];
         const char *lhs = grad_ref(ex, it->of);
-        const char *line = xprintf("  %s%*s = %s", lhs, lhs_width - text_width(lhs), "", it->expr);
+        const char *line =
+            xprintf("  %s%*s = %s", lhs, lhs_width - text_width(lhs), "", item_rhs(ex, it));
         int pad = SHAPE_COLUMN - text_width(line);
         fprintf(ex->out, "%s%*s%s\n", line, pad > 2 ? pad : 2, "", shape_str(it->of->shape));
+        if (ex->rq->form != EXPLAIN_CHAIN) {
+            const char *extra = item_extra(ex, it);
+            if (extra) fprintf(ex->out, "      %s\n", extra);
+            continue;
+        }
         int term_width = 0;
         for (int j = 0; j < it->notes.n; j++)
             if (it->notes.v[j].term && text_width(it->notes.v[j].term) > term_width)
@@ -938,11 +1164,23 @@ static void print_items_text(Explainer *ex) {
 static void print_items_markdown(Explainer *ex) {
     for (int i = 0; i < ex->items.n; i++) {
         Item *it = &ex->items.v[i];
-        fprintf(ex->out, "$$%s = %s$$\n\n", grad_ref(ex, it->of), it->expr);
+        fprintf(ex->out, "$$%s = %s$$\n\n", grad_ref(ex, it->of), item_rhs(ex, it));
         fprintf(ex->out, "Shape %s.\n\n", code(shape_str(it->of->shape)));
+        if (ex->rq->form != EXPLAIN_CHAIN) {
+            const char *extra = item_extra(ex, it);
+            if (extra) fprintf(ex->out, "- %s\n\n", extra);
+            continue;
+        }
         for (int j = 0; j < it->notes.n; j++) print_note_markdown(ex, &it->notes.v[j]);
         fputc('\n', ex->out);
     }
+}
+
+/* What multiplying out took as given, under the section. */
+static void print_assumed(Explainer *ex) {
+    if (ex->assumed.n) fputs(ex->tex ? "Taken as given:\n\n" : "\n", ex->out);
+    for (int i = 0; i < ex->assumed.n; i++)
+        fprintf(ex->out, ex->tex ? "- %s\n" : "  taken as given: %s\n", ex->assumed.v[i]);
 }
 
 static void print_chain(Explainer *ex, Value *param) {
@@ -1023,6 +1261,7 @@ static void reset_section(Explainer *ex) {
     memset(ex->dep, 0, n * sizeof *ex->dep);
     memset(ex->ipdom, 0, n * sizeof *ex->ipdom);
     ex->items.n = 0;
+    ex->assumed.n = 0;
 }
 
 static void print_section_header(Explainer *ex, Value *param, bool surrogate) {
@@ -1049,32 +1288,91 @@ static void print_section_header(Explainer *ex, Value *param, bool surrogate) {
     fputc('\n', ex->out);
 }
 
-static void explain_param(Explainer *ex, int index) {
+/* The lines of param index's section, in order; false when no gradient reaches it. */
+static bool collect_section(Explainer *ex, int index) {
     Graph *g = ex->g;
     Value *param = g->params.v[index];
     reset_section(ex);
-    print_section_header(ex, param, g->param_surrogate && g->param_surrogate[index]);
     Value *grad = g->param_grads ? g->param_grads[index] : NULL;
-    if (!grad) {
-        explain_no_gradient(ex, param);
-        return;
-    }
+    if (!grad) return false;
     ex->line = NULL;
     want_gradient(ex, param, grad);
     if (!ex->seen[g->loss->id]) new_item(ex, ITEM_SEED, g->loss, NULL, NULL);
     for (int k = 0; k < ex->items.n; k++) render_item(ex, k);
     for (int k = 0; k < ex->items.n; k++) ex->items.v[k].order = item_order(ex, &ex->items.v[k]);
     qsort(ex->items.v, (size_t)ex->items.n, sizeof *ex->items.v, compare_items);
+    return true;
+}
+
+static void explain_param(Explainer *ex, int index) {
+    Graph *g = ex->g;
+    Value *param = g->params.v[index];
+    print_section_header(ex, param, g->param_surrogate && g->param_surrogate[index]);
+    if (!collect_section(ex, index)) {
+        reset_section(ex);
+        explain_no_gradient(ex, param);
+        return;
+    }
     if (ex->tex)
         print_items_markdown(ex);
     else
         print_items_text(ex);
-    print_chain(ex, param);
+    if (ex->rq->form == EXPLAIN_CHAIN) print_chain(ex, param);
+    if (ex->rq->form == EXPLAIN_MULTIPLIED) print_assumed(ex);
+}
+
+/* ---- numbers at one sample ---- */
+
+#define VALUES_SHOWN 6
+
+/* "0.25", "[0.1, -0.2, 0.3]", or the first few of many and how many there are. */
+static const char *values_text(Explainer *ex, const char *probe) {
+    const char *line = ex->rq->lookup ? ex->rq->lookup(ex->rq->lookup_ctx, probe) : NULL;
+    if (!line) return "(not computed)";
+    StrBuf b = {0};
+    int n = 0;
+    double largest = 0;
+    for (const char *p = line; *p;) {
+        char *end;
+        double x = strtod(p, &end);
+        if (end == p) break;
+        if (n < VALUES_SHOWN) sb_printf(&b, "%s%.6g", n ? ", " : "", x == 0 ? 0 : x); /* no -0 */
+        if (fabs(x) > largest || isnan(x)) largest = fabs(x);
+        n++;
+        p = end;
+    }
+    const char *s = n == 1              ? sb_str(&b)
+                    : n <= VALUES_SHOWN ? xprintf("[%s]", sb_str(&b))
+                                        : xprintf("[%s, …] (%d numbers, the largest |x| %.6g)",
+                                                  sb_str(&b), n, largest);
+    return ex->tex ? xprintf("\\text{%s}", s) : s;
 }
 
 static void print_header(Explainer *ex) {
     Graph *g = ex->g;
     const char *file = g->source_path ? base_name(g->source_path) : g->name;
+    if (ex->rq->form != EXPLAIN_CHAIN) {
+        const char *what =
+            ex->rq->form == EXPLAIN_MULTIPLIED
+                ? "each line of its chain (nnc explain %s)\nmultiplied out: the gradients and "
+                  "the unnamed values it reads substituted back and\nsimplified, down to the "
+                  "values the source names; B is the batch's size."
+                : "each line of its chain (nnc explain %s) with its numbers at one sample\n"
+                  "(%s),\ncomputed in f64 as predict computes (no dropout; batch norm's running "
+                  "statistics),\nand under it the numbers of the value it is the gradient of. "
+                  "The cost is that\nsample's loss (B = 1).";
+        fprintf(ex->out,
+                ex->tex ? "# The gradients of model `%s` (%s)\n\n" : "model %s (%s): ", g->name,
+                file);
+        const char *said = xprintf(what, file, ex->rq->at ? ex->rq->at : "");
+        fprintf(ex->out, "%c%s", ex->tex ? toupper((unsigned char)said[0]) : said[0], said + 1);
+        fputs(ex->tex ? "\n"
+                      : "\n  ⊙ multiplies elementwise, · is a matrix product (or a product with a "
+                        "number),\n  ᵀ transposes, Σ_batch sums over the batch's samples; shapes "
+                        "are per sample.\n",
+              ex->out);
+        return;
+    }
     if (ex->tex) {
         fprintf(ex->out,
                 "# The chain rule in model `%s`\n\n"
@@ -1115,26 +1413,67 @@ static int unknown_param(Graph *g, const char *wrt) {
     return 1;
 }
 
-int explain(FILE *out, Graph *g, const char *wrt, ExplainFormat format) {
+static Explainer *new_explainer(FILE *out, Graph *g, const ExplainRequest *rq) {
+    Explainer *ex = xalloc(sizeof *ex);
+    *ex = (Explainer){
+        .out = out, .g = g, .tex = rq->format == EXPLAIN_MARKDOWN, .n_ids = g->next_id, .rq = rq};
+    size_t n = (size_t)ex->n_ids;
+    ex->pos = xalloc(n * sizeof *ex->pos);
+    for (size_t i = 0; i < n; i++) ex->pos[i] = -1;
+    ex->needs = xalloc(n * sizeof *ex->needs);
+    ex->reaches = xalloc(n * sizeof *ex->reaches);
+    ex->grads = xalloc(n * sizeof *ex->grads);
+    ex->users = xalloc(n * sizeof *ex->users);
+    ex->dep = xalloc(n * sizeof *ex->dep);
+    ex->ipdom = xalloc(n * sizeof *ex->ipdom);
+    ex->seen = xalloc(n * sizeof *ex->seen);
+    ex->multiplied = xalloc(n * sizeof *ex->multiplied);
+    ex->given = xalloc(n * sizeof *ex->given);
+    ex->alg = alg_new(ex->tex);
+    trace_flow(ex);
+    number_pass_forest(ex);
+    return ex;
+}
+
+int explain(FILE *out, Graph *g, const ExplainRequest *rq) {
+    int only = rq->wrt ? find_param(g, rq->wrt) : -1;
+    if (rq->wrt && only < 0) return unknown_param(g, rq->wrt);
+    Explainer *ex = new_explainer(out, g, rq);
+    if (rq->form == EXPLAIN_MULTIPLIED) multiply_all(ex);
+    print_header(ex);
+    if (!g->params.n)
+        fputs(ex->tex ? "\nThe model has no params.\n" : "\n(the model has no params)\n", out);
+    for (int i = 0; i < g->params.n; i++)
+        if (only < 0 || i == only) explain_param(ex, i);
+    return 0;
+}
+
+/* A value the executable computes (a constant or 1/B explain writes itself). */
+static bool is_computed(const Value *v) {
+    return v && v->op != OP_const && v->op != OP_inv_batch;
+}
+
+static void add_probe(Graph *g, HashMap *names, const char *kind, const Value *of, Value *v) {
+    const char *name = xprintf("#%s%d", kind, of->id);
+    if (!is_computed(v) || strmap_get(names, name)) return;
+    strmap_put(names, name, v);
+    vec_push(&g->bindings, ((NamedValue){name, v}));
+}
+
+int explain_probes(Graph *g, const char *wrt) {
     int only = wrt ? find_param(g, wrt) : -1;
     if (wrt && only < 0) return unknown_param(g, wrt);
-    Explainer ex = {.out = out, .g = g, .tex = format == EXPLAIN_MARKDOWN, .n_ids = g->next_id};
-    size_t n = (size_t)ex.n_ids;
-    ex.pos = xalloc(n * sizeof *ex.pos);
-    for (size_t i = 0; i < n; i++) ex.pos[i] = -1;
-    ex.needs = xalloc(n * sizeof *ex.needs);
-    ex.reaches = xalloc(n * sizeof *ex.reaches);
-    ex.grads = xalloc(n * sizeof *ex.grads);
-    ex.users = xalloc(n * sizeof *ex.users);
-    ex.dep = xalloc(n * sizeof *ex.dep);
-    ex.ipdom = xalloc(n * sizeof *ex.ipdom);
-    ex.seen = xalloc(n * sizeof *ex.seen);
-    trace_flow(&ex);
-    number_pass_forest(&ex);
-    print_header(&ex);
-    if (!g->params.n)
-        fputs(ex.tex ? "\nThe model has no params.\n" : "\n(the model has no params)\n", out);
-    for (int i = 0; i < g->params.n; i++)
-        if (only < 0 || i == only) explain_param(&ex, i);
+    ExplainRequest rq = {.form = EXPLAIN_VALUES};
+    Explainer *ex = new_explainer(NULL, g, &rq);
+    HashMap names = {0};
+    g->bindings.n = 0;
+    for (int i = 0; i < g->params.n; i++) {
+        if ((only >= 0 && i != only) || !collect_section(ex, i)) continue;
+        for (int k = 0; k < ex->items.n; k++) {
+            Item *it = &ex->items.v[k];
+            add_probe(g, &names, "g", it->of, it->grad);
+            add_probe(g, &names, "v", it->of, it->of);
+        }
+    }
     return 0;
 }

@@ -269,6 +269,9 @@ typedef struct Graph {
     const char *step_missing;
     VEC(Carry) carries;
     int next_id;
+    /* nnc explain --at-sample (explain_probes): the bindings are explain's values, which
+     * may read targets and be gradients; predict computes them all (plan.c). */
+    bool probe_bindings;
     int64_t exprs_lowered; /* lower.c: expressions evaluated, to bound inlining */
     bool too_large;        /* lower.c: that bound was crossed (reported once) */
 } Graph;

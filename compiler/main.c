@@ -51,10 +51,12 @@ typedef struct Options {
     bool f64;
     bool dump_passes;
     bool static_link;
-    bool mpi;             /* --mpi: link with libnnrt_mpi, for mpirun */
-    const char *wrt;      /* explain */
-    ExplainFormat format; /* explain */
-    const char *seed;     /* gradcheck */
+    bool mpi;                               /* --mpi: link with libnnrt_mpi, for mpirun */
+    const char *wrt;                        /* explain */
+    ExplainFormat format;                   /* explain */
+    ExplainForm form;                       /* explain: --multiply, --at-sample */
+    const char *at_sample, *weights, *data; /* explain --at-sample N --weights W --data F */
+    const char *seed;                       /* gradcheck */
     bool all_steps;       /* --steps all: --emit=ir and grad print every step of a scan */
     const char *collapse; /* --collapse=NAME,...: --emit=dot/svg draw those calls as boxes */
 } Options;
@@ -121,6 +123,9 @@ static const char usage_head[] =
     "usage: nnc FILE.nn [options]            compile a model into a training executable\n"
     "       nnc explain FILE.nn [--wrt NAME] [--format=text|markdown]\n"
     "                                        the chain rule from the loss to each param\n"
+    "       nnc explain FILE.nn --multiply   each gradient multiplied out and simplified\n"
+    "       nnc explain FILE.nn --at-sample N --weights W.safetensors [--data FILE]\n"
+    "                                        each gradient's numbers at sample N\n"
     "       nnc gradcheck FILE.nn [--seed N] derived gradients against finite differences\n"
     "                                        (of every model, or of --model NAME)\n"
     "\n"
@@ -152,6 +157,11 @@ static const char usage_tail[] =
     "explain options:\n"
     "  --wrt NAME      one param (default: every param)\n"
     "  --format=F      text (UTF-8, the default) or markdown (with LaTeX math)\n"
+    "  --multiply      each line multiplied out: the gradients and unnamed values it\n"
+    "                  reads substituted back, simplified to the named values\n"
+    "  --at-sample N   each line's numbers at sample N (from 0) of the data, with the\n"
+    "                  weights of --weights W.safetensors (needed) and the data of the\n"
+    "                  train block or of --data FILE\n"
     "gradcheck options:\n"
     "  --seed N        seed of the points the gradients are checked at (default: the\n"
     "                  train block's seed, so the first point is where training starts)\n"
@@ -268,6 +278,16 @@ static int set_format(Options *o, const char *v) {
     if (status < 0) o->format = k == 0 ? EXPLAIN_TEXT : EXPLAIN_MARKDOWN;
     return status;
 }
+static int set_multiply(Options *o, const char *v) {
+    (void)v;
+    o->form = EXPLAIN_MULTIPLIED;
+    return -1;
+}
+static int set_at_sample(Options *o, const char *v) {
+    o->form = EXPLAIN_VALUES;
+    o->at_sample = v;
+    return -1;
+}
 static int set_steps(Options *o, const char *v) {
     static const char *const steps[] = {"all", NULL};
     int k, status = choose_word("--steps", v, steps, &k);
@@ -296,6 +316,10 @@ static const Flag flags[] = {
     {"--model", "NAME", FOR_ALL, AT(model), NULL},
     {"--wrt", "NAME", FOR_EXPLAIN, AT(wrt), NULL},
     {"--format", "F", FOR_EXPLAIN, 0, set_format},
+    {"--multiply", NULL, FOR_EXPLAIN, 0, set_multiply},
+    {"--at-sample", "N", FOR_EXPLAIN, 0, set_at_sample},
+    {"--weights", "FILE", FOR_EXPLAIN, AT(weights), NULL},
+    {"--data", "FILE", FOR_EXPLAIN, AT(data), NULL},
     {"--seed", "N", FOR_GRADCHECK, AT(seed), NULL},
     {"--help", NULL, FOR_ALL, 0, print_help},
     {"-h", NULL, FOR_ALL, 0, print_help},
@@ -624,15 +648,34 @@ static int write_executable(Run *r) {
 
 /* ---- gradcheck ---- */
 
-/* Runs a program and returns its exit status (or 1 when it could not run). */
-static int run_program(char *const argv[]) {
+/* Appends what comes out of fd to *text, until its end. */
+static void read_all(int fd, StrBuf *text) {
+    char buf[1 << 16];
+    for (;;) {
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n == 0 || (n < 0 && errno != EINTR)) return;
+        if (n > 0) sb_add(text, buf, (size_t)n);
+    }
+}
+
+/* Runs a program and returns its exit status (or 1 when it could not run); with output,
+ * its standard output is read into it. */
+static int run_program(char *const argv[], StrBuf *output) {
+    int fds[2] = {-1, -1};
+    if (output && pipe(fds) < 0) return 1;
     fflush(stdout);
     pid_t pid = fork();
     if (pid < 0) return 1;
     if (pid == 0) {
+        if (output) dup2(fds[1], STDOUT_FILENO), close(fds[0]), close(fds[1]);
         execv(argv[0], argv);
         fprintf(stderr, "nnc: error: cannot run %s: %s\n", argv[0], strerror(errno));
         _exit(127);
+    }
+    if (output) {
+        close(fds[1]);
+        read_all(fds[0], output);
+        close(fds[0]);
     }
     int status;
     while (waitpid(pid, &status, 0) < 0)
@@ -657,11 +700,85 @@ static int gradcheck_graph(Run *r) {
     if (status == 0) {
         const char *seed = r->o->seed;
         char *argv[] = {(char *)exe.out, "gradcheck", seed ? "--seed" : NULL, (char *)seed, NULL};
-        status = run_program(argv);
+        status = run_program(argv, NULL);
     }
     unlink(exe.out);
     rmdir(dir);
     return status;
+}
+
+/* ---- explain --at-sample ---- */
+
+/* The numbers of each value explain shows, by the name explain_probes gave it. */
+static const char *probed_value(void *by_name, const char *probe) {
+    return strmap_get(by_name, probe);
+}
+
+/* "#g12 0.25 -1\n#v12 ...": the values command's lines, by name. */
+static HashMap *read_probes(const char *text) {
+    HashMap *by_name = xalloc(sizeof *by_name);
+    for (const char *line = text; *line;) {
+        const char *end = strchr(line, '\n'), *space = strchr(line, ' ');
+        if (!end) end = line + strlen(line);
+        if (space && space < end)
+            strmap_put(by_name, xstrndup(line, (size_t)(space - line)),
+                       xstrndup(space + 1, (size_t)(end - space - 1)));
+        line = *end ? end + 1 : end;
+    }
+    return by_name;
+}
+
+static bool is_row_number(const char *s) {
+    if (!*s || strlen(s) > 18) return false;
+    for (const char *c = s; *c; c++)
+        if (*c < '0' || *c > '9') return false;
+    return true;
+}
+
+/* The model compiled in f64 with explain's values as its bindings (explain_probes); its
+ * values command runs the sample through predict and prints them; explain lays them out. */
+static int explain_at_sample(Run *r) {
+    const Options *o = r->o;
+    if (explain_probes(r->g, o->wrt)) return 1;
+    r->g->probe_bindings = true;
+    char dir[] = "/tmp/nnc-explain-XXXXXX";
+    if (!mkdtemp(dir)) {
+        diag_fatal_noloc("cannot create a temporary folder: %s", strerror(errno));
+        return 1;
+    }
+    Options f64 = *o;
+    f64.f64 = true;
+    Run exe = *r;
+    exe.o = &f64;
+    exe.out = xprintf("%s/%s", dir, r->g->name);
+    int status = write_executable(&exe);
+    StrBuf numbers = {0};
+    if (status == 0) {
+        bool rows = r->g->inputs.n > 0;
+        char *argv[] = {(char *)exe.out,
+                        "values",
+                        "--weights",
+                        (char *)o->weights,
+                        rows ? "--row" : NULL,
+                        (char *)o->at_sample,
+                        rows && o->data ? "--data" : NULL,
+                        (char *)o->data,
+                        NULL};
+        status = run_program(argv, &numbers);
+    }
+    unlink(exe.out);
+    rmdir(dir);
+    if (status != 0) return status;
+    const char *data = o->data ? o->data : r->g->train.data_path;
+    ExplainRequest rq = {.wrt = o->wrt,
+                         .format = o->format,
+                         .form = EXPLAIN_VALUES,
+                         .lookup = probed_value,
+                         .lookup_ctx = read_probes(sb_str(&numbers)),
+                         .at = r->g->inputs.n ? xprintf("row %s of %s, weights %s", o->at_sample,
+                                                        data ? data : "the data", o->weights)
+                                              : xprintf("weights %s", o->weights)};
+    return explain(stdout, r->g, &rq);
 }
 
 /* ---- the pipeline ---- */
@@ -688,10 +805,28 @@ static int compile(Run *r) {
     return r->emit->write(r);
 }
 
+static int explain_at_sample(Run *r);
+
+/* Which form of explain the options ask for, checked before any work: 0, or 2. */
+static int explain_form_fits(const Options *o) {
+    if (o->at_sample && o->form != EXPLAIN_VALUES)
+        return usage_error("%s", "--multiply and --at-sample are two forms: one at a time");
+    if (o->at_sample && !is_row_number(o->at_sample))
+        return usage_error("--at-sample takes a row number from 0, got '%s'", o->at_sample);
+    if (o->at_sample && !o->weights)
+        return usage_error("%s", "explain --at-sample needs --weights FILE");
+    if (!o->at_sample && (o->weights || o->data))
+        return usage_error("%s", "--weights and --data go with --at-sample N");
+    return 0;
+}
+
 /* nnc explain FILE */
 static int explain_model(Run *r) {
+    if (explain_form_fits(r->o)) return 2;
     if (!middle_end(r, r->o->model)) return r->status;
-    return explain(stdout, r->g, r->o->wrt, r->o->format);
+    if (r->o->form == EXPLAIN_VALUES) return explain_at_sample(r);
+    ExplainRequest rq = {.wrt = r->o->wrt, .format = r->o->format, .form = r->o->form};
+    return explain(stdout, r->g, &rq);
 }
 
 /* nnc gradcheck FILE: the model chosen with --model, the only one, or each in turn. */

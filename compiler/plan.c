@@ -764,11 +764,11 @@ static void place_bindings(Plan *p) {
     Graph *g = p->g;
     bool *reads_target = mark_target_readers(g);
     p->binding_homes = xalloc((size_t)(g->bindings.n ? g->bindings.n : 1) * sizeof(Storage));
-    if (g->inputs.n == 0) return; /* nothing to predict: train prints the params */
+    if (g->inputs.n == 0 && !g->probe_bindings) return; /* train prints the params */
     for (int i = 0; i < g->bindings.n; i++) {
         Value *v = g->bindings.v[i].v;
         ValuePlan *vp = &p->values[v->id];
-        if (reads_target[v->id]) continue;
+        if (reads_target[v->id] && !g->probe_bindings) continue;
         if (vp->pinned && vp->home.arena != ARENA_NONE) {
             p->binding_homes[i] = vp->home;
             continue;

@@ -110,6 +110,27 @@ int write_svg(Graph *g, const char *svg_path, const char *collapse);
  * when NULL) written as math, factor by factor, with shapes. Returns 0, or 1 after an error
  * (wrt names no param). */
 typedef enum ExplainFormat { EXPLAIN_TEXT, EXPLAIN_MARKDOWN } ExplainFormat;
-int explain(FILE *out, Graph *g, const char *wrt, ExplainFormat format);
+/* What each line of a section says: the chain of gradients as autodiff derived them, each
+ * gradient multiplied out (every gradient and unnamed value substituted back) and
+ * simplified (algebra.h), or the numbers at one sample. */
+typedef enum ExplainForm { EXPLAIN_CHAIN, EXPLAIN_MULTIPLIED, EXPLAIN_VALUES } ExplainForm;
+/* EXPLAIN_VALUES: the numbers of a value, looked up by the name explain_probes gave it
+ * (NULL when there are none), and what they are of ("sample 3 of xor.csv, weights
+ * w.safetensors"). */
+typedef const char *ExplainLookup(void *ctx, const char *probe);
+typedef struct ExplainRequest {
+    const char *wrt; /* one param, or NULL for each */
+    ExplainFormat format;
+    ExplainForm form;
+    ExplainLookup *lookup;
+    void *lookup_ctx;
+    const char *at; /* EXPLAIN_VALUES: where the numbers come from */
+} ExplainRequest;
+int explain(FILE *out, Graph *g, const ExplainRequest *rq);
+/* For EXPLAIN_VALUES: makes every value a line of explain's sections shows (each gradient
+ * and the forward value it is of) a binding of g named "#gID" or "#vID", in place of the
+ * model's own, so that an executable compiled from g with probe_bindings set computes and
+ * lists them. Returns 0, or 1 after an error (wrt names no param). */
+int explain_probes(Graph *g, const char *wrt);
 
 #endif

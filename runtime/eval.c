@@ -39,6 +39,17 @@ static void check_stride(const nnrt_model *m, const rt_options *o) {
                        m->train.data_kind ? m->train.data_kind : "no data");
 }
 
+/* The rows eval reads (inputs and targets: the train block's data, or --data), with the
+ * standardisation statistics saved with the weights applied. */
+static void load_eval_rows(const nnrt_model *m, const rt_options *o, const rt_stats *stats,
+                           rt_dataset *d) {
+    if (rt_is_text_model(m))
+        load_text_windows(m, o, o->data, 0, stats, d);
+    else
+        rt_load_data_columns(m, o->data, o->columns, d);
+    rt_apply_stats(d, stats, m->f64);
+}
+
 /* Weights, and the standardisation statistics saved with them, which the data then gets. */
 int rt_cmd_eval(const nnrt_model *m, const rt_options *o) {
     check_stride(m, o);
@@ -50,11 +61,7 @@ int rt_cmd_eval(const nnrt_model *m, const rt_options *o) {
         return 0;
     }
     rt_dataset d;
-    if (rt_is_text_model(m))
-        load_text_windows(m, o, o->data, 0, &stats, &d);
-    else
-        rt_load_data_columns(m, o->data, o->columns, &d);
-    rt_apply_stats(&d, &stats, m->f64);
+    load_eval_rows(m, o, &stats, &d);
     rt_metrics r = rt_evaluate(m, fixed, &d, NULL, d.rows);
     printf("loss %.9g\n", rt_mean_loss(r));
     if (m->train.classification) printf("accuracy %.4f\n", rt_accuracy(r));
@@ -239,6 +246,34 @@ int rt_cmd_predict(const nnrt_model *m, const rt_options *o) {
             m->predict(&ctx);
         print_rows(m, &ctx, &pp);
         rt_output_check(stdout, NULL); /* a full disk stops the rows, with its reason */
+    }
+    rt_free_ctx_varying(&ctx);
+    return 0;
+}
+
+/* ---- values ---- */
+
+int rt_cmd_values(const nnrt_model *m, const rt_options *o) {
+    check_stride(m, o);
+    void *fixed = rt_new_fixed_arena(m);
+    rt_stats stats;
+    rt_load_weights(m, fixed, o->weights, &stats);
+    nnrt_ctx ctx = rt_new_predict_ctx(m, fixed, 1);
+    if (m->n_inputs > 0) {
+        rt_dataset d;
+        load_eval_rows(m, o, &stats, &d);
+        if (o->row >= d.rows)
+            rt_usage_error("--row %lld: the data has %lld rows (0 to %lld)", (long long)o->row,
+                           (long long)d.rows, (long long)d.rows - 1);
+        rt_fill_batch(m, &ctx, &d, NULL, o->row, 1, m->n_targets > 0);
+    }
+    m->predict(&ctx);
+    for (int32_t i = 0; i < m->n_bindings; i++) {
+        const nnrt_tensor *t = &m->bindings[i];
+        const void *data = rt_tensor_data(m, &ctx, t);
+        printf("%s", t->name);
+        for (int64_t e = 0; e < t->numel; e++) printf(" %.17g", rt_get(data, e, m->f64));
+        putchar('\n');
     }
     rt_free_ctx_varying(&ctx);
     return 0;

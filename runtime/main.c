@@ -32,6 +32,7 @@ static int run(const nnrt_model *m, rt_command cmd, const rt_options *o) {
     case RT_CMD_GRADCHECK: return rt_cmd_gradcheck(m, o);
     case RT_CMD_SEARCH: return rt_cmd_search(m, o);
     case RT_CMD_SAMPLE: return rt_cmd_sample(m, o);
+    case RT_CMD_VALUES: return rt_cmd_values(m, o);
     default: return RT_EXIT_USAGE;
     }
 }

@@ -28,6 +28,7 @@ enum opt_kind {
 #define FOR_GRADCHECK (1u << RT_CMD_GRADCHECK)
 #define FOR_SEARCH    (1u << RT_CMD_SEARCH)
 #define FOR_SAMPLE    (1u << RT_CMD_SAMPLE)
+#define FOR_VALUES    (1u << RT_CMD_VALUES)
 /* What a search trial is: a training run. */
 #define FOR_TRAINING (FOR_TRAIN | FOR_SEARCH)
 
@@ -99,12 +100,13 @@ static const char schedule_choices[] =
 #define SETTING(name, kind, help) {#name, META_##kind, OPT_##kind, AT(name), SPEC_##name, help},
 
 static const opt_spec option_table[] = {
-    {"data", "PATH", OPT_PATH, AT(data), FOR_TRAINING | FOR_EVAL | FOR_PREDICT | FOR_GRADCHECK, 1,
-     0, 0, NULL, NULL},
-    {"columns", "SPEC", OPT_TEXT, AT(columns), FOR_TRAINING | FOR_EVAL | FOR_PREDICT, 1, 0, 0, NULL,
-     "CSV columns: x=0..3,y=label (indexes or header names)"},
-    {"weights", "FILE", OPT_PATH, AT(weights), FOR_EVAL | FOR_PREDICT | FOR_SAMPLE, 0, 0, 0, NULL,
-     "the weights (safetensors)"},
+    {"data", "PATH", OPT_PATH, AT(data),
+     FOR_TRAINING | FOR_EVAL | FOR_PREDICT | FOR_GRADCHECK | FOR_VALUES, 1, 0, 0, NULL, NULL},
+    {"columns", "SPEC", OPT_TEXT, AT(columns), FOR_TRAINING | FOR_EVAL | FOR_PREDICT | FOR_VALUES,
+     1, 0, 0, NULL, "CSV columns: x=0..3,y=label (indexes or header names)"},
+    {"weights", "FILE", OPT_PATH, AT(weights), FOR_EVAL | FOR_PREDICT | FOR_SAMPLE | FOR_VALUES, 0,
+     0, 0, NULL, "the weights (safetensors)"},
+    {"row", "N", OPT_INT, AT(row), FOR_VALUES, 1, 0, 0, NULL, "the row of the data, from 0"},
     {"length", "N", OPT_INT, AT(length), FOR_SAMPLE, 0, 0, 0, NULL,
      "characters to generate and print"},
     {"temperature", "T", OPT_REAL, AT(temperature), FOR_SAMPLE, 0, 0, INFINITY, NULL,
@@ -174,8 +176,8 @@ static const opt_spec option_table[] = {
 
 #define N_OPTIONS ((int)(sizeof option_table / sizeof option_table[0]))
 
-static const char *const command_names[RT_N_COMMANDS] = {"train",     "eval",   "predict",
-                                                         "gradcheck", "search", "sample"};
+static const char *const command_names[RT_N_COMMANDS] = {"train",  "eval",   "predict", "gradcheck",
+                                                         "search", "sample", "values"};
 
 int rt_find_command(const char *word) {
     for (int c = 0; c < RT_N_COMMANDS; c++)
@@ -202,6 +204,7 @@ static int reads_text(const nnrt_model *m) {
 /* The commands --help lists: sample for text models (saying why not, when it cannot). */
 static int command_applies(const nnrt_model *m, rt_command cmd) {
     if (cmd == RT_CMD_SAMPLE) return reads_text(m);
+    if (cmd == RT_CMD_VALUES) return 0; /* nnc explain --at-sample's (docs/runtime.md) */
     return cmd != RT_CMD_PREDICT || has_inputs(m);
 }
 
@@ -316,6 +319,9 @@ static const char *command_help(const nnrt_model *m, rt_command cmd) {
                    ? "cannot run for this model: a model samples only when nnc could "
                      "compile its one-step form ('sample' says why not)"
                    : "generate text from saved weights, a character at a time";
+    case RT_CMD_VALUES:
+        return "print each binding's numbers at one row of the data (--row N), targets read, "
+               "in inference mode";
     default: return "";
     }
 }

@@ -16,6 +16,7 @@ typedef enum rt_command {
     RT_CMD_GRADCHECK,
     RT_CMD_SEARCH,
     RT_CMD_SAMPLE,
+    RT_CMD_VALUES,
     RT_N_COMMANDS
 } rt_command;
 
@@ -72,6 +73,7 @@ typedef struct rt_options {
     double temperature;       /* sample: softmax(z / T); 0: the most likely character */
     const char *prime;        /* sample: the text to start from; NULL: a newline */
     int print_scores;         /* sample --scores */
+    int64_t row;              /* values: the row of the data (from 0) */
     int64_t hogwild;          /* train: HOGWILD! threads; 0: off */
     int quiet;
 } rt_options;

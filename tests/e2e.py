@@ -1552,6 +1552,106 @@ def run_case(cases, case, *args):
     return 0
 
 
+EXPLAIN_MODEL = """import "nn"
+model m {
+    input  x[3]
+    target y[1]
+    h        = tanh(dense(x, 2))
+    output p = sigmoid(dense(h, 1))
+    loss     = bce(p, y)
+}
+"""
+
+
+def explain_lines(text):
+    """{name: numbers} of explain --at-sample's lines: "∂cost/∂p" for a gradient's line,
+    "p" for the value's line under it."""
+    got, last = {}, None
+    for line in text.splitlines():
+        m = re.match(r"^  (∂cost/∂\S+)\s+= (.+?)\s+\[[\d, ]*\]$", line)
+        if m:
+            got[m.group(1)] = m.group(2)
+            continue
+        m = re.match(r"^      (\S+) = (.+)$", line)  # "t10 = h · p.W = 5.67": the numbers last
+        if m:
+            got[m.group(1)] = m.group(2).rsplit(" = ", 1)[-1]
+    return got
+
+
+def numbers_of(text):
+    return [float(x) for x in text.strip("[]").split(", ")]
+
+
+def case_explain_at_sample(nnc, src, tmp):
+    """explain --at-sample: each line's numbers at one row equal the gradient worked out by
+    hand here, from the weights file the test writes and the row it reads."""
+    with open(os.path.join(tmp, "m.nn"), "w") as f:
+        f.write(EXPLAIN_MODEL)
+    rows = [[0.5, -1.0, 2.0, 1], [1.5, 0.25, -0.5, 0], [-0.75, 1.25, 0.5, 1], [2, 1, 0, 0]]
+    with open(os.path.join(tmp, "d.csv"), "w") as f:
+        f.write("".join(",".join(str(v) for v in r) + "\n" for r in rows))
+    W1 = [[0.3, -0.2], [0.1, 0.4], [-0.5, 0.25]]
+    b1, W2, b2 = [0.05, -0.1], [[0.7], [-1.2]], [0.2]
+    tensors = {"h.W": ([3, 2], sum(W1, [])), "h.b": ([2], b1), "p.W": ([2, 1], sum(W2, [])),
+               "p.b": ([1], b2)}
+    write_safetensors(os.path.join(tmp, "w.safetensors"),
+                      {n: {"dtype": "F64", "shape": sh} for n, (sh, _) in tensors.items()},
+                      {n: struct.pack(f"<{len(v)}d", *v) for n, (_, v) in tensors.items()})
+    out = run([nnc, "explain", "m.nn", "--at-sample", "2", "--weights", "w.safetensors",
+               "--data", "d.csv"], tmp).stdout
+    # by hand: the forward pass, then the chain rule, at row 2
+    x, y, eps = rows[2][:3], rows[2][3], 1e-7
+    a = [sum(x[i] * W1[i][j] for i in range(3)) + b1[j] for j in range(2)]
+    h = [math.tanh(v) for v in a]
+    z = sum(h[i] * W2[i][0] for i in range(2)) + b2[0]
+    p = 1 / (1 + math.exp(-z))
+    dp = -y / (p + eps) + (1 - y) / (1 - p + eps)
+    dz = dp * p * (1 - p)
+    dh = [W2[i][0] * dz for i in range(2)]
+    da = [dh[j] * (1 - h[j] ** 2) for j in range(2)]
+    want = {"∂cost/∂p": [dp], "p": [p], "∂cost/∂h": dh, "h": h, "∂cost/∂p.W": [v * dz for v in h],
+            "∂cost/∂p.b": [dz], "∂cost/∂h.b": da,
+            "∂cost/∂h.W": [x[i] * da[j] for i in range(3) for j in range(2)],
+            "h.W": sum(W1, []), "∂cost/∂loss": [1]}
+    got = explain_lines(out)
+    for name, values in want.items():
+        if name not in got:
+            raise Failure(f"explain --at-sample printed no line for {name}:\n{out}")
+        close_all(numbers_of(got[name]), values, 1e-5, name)
+    # what it needs, said before any work
+    err = run([nnc, "explain", "m.nn", "--at-sample", "2"], tmp, want_status=2).stderr
+    if "needs --weights" not in err:
+        raise Failure(f"--at-sample without --weights: {err}")
+    err = run([nnc, "explain", "m.nn", "--at-sample", "two", "--weights", "w.safetensors"], tmp,
+              want_status=2).stderr
+    if "row number" not in err:
+        raise Failure(f"--at-sample two: {err}")
+    err = run([nnc, "explain", "m.nn", "--at-sample", "9", "--weights", "w.safetensors",
+               "--data", "d.csv"], tmp, want_status=2).stderr
+    if "the data has 4 rows (0 to 3)" not in err:
+        raise Failure(f"--at-sample past the data: {err}")
+
+
+def case_explain_examples(nnc, src, tmp):
+    """explain --multiply and --at-sample on the examples and lessons with a CNN and an RNN:
+    no crash, a line for every gradient, big expressions summarised."""
+    for example, model in (("cnn_digits", None), ("lessons/bptt", "rnn"), ("digits", None)):
+        path = os.path.join(src, "examples", example + ".nn")
+        args = ["--model", model] if model else []
+        out = run([nnc, "explain", path, "--multiply"] + args, tmp).stdout
+        if "∂cost/∂loss = 1/B" not in out:
+            raise Failure(f"explain --multiply {example}: no seed line\n{out[:2000]}")
+        if len(out) > 2_000_000:
+            raise Failure(f"explain --multiply {example}: {len(out)} bytes")
+        exe = os.path.join(tmp, "model")
+        run([nnc, path, "-o", exe] + args, tmp)
+        run([exe, "train", "--steps", "1", "--save", "w.safetensors", "--quiet"], tmp)
+        out = run([nnc, "explain", path, "--at-sample", "1", "--weights", "w.safetensors"] + args,
+                  tmp).stdout
+        if "(not computed)" in out or not re.search(r"^  ∂cost/∂loss\s+= 1\s", out, re.M):
+            raise Failure(f"explain --at-sample {example}:\n{out[:3000]}")
+
+
 def main():
     nnc, src, case = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2]), sys.argv[3]
     return run_case(globals(), case, nnc, src)

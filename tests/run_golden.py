@@ -7,6 +7,8 @@ examples/lessons/NAME.nn, or tests/golden/models/NAME.nn), run from the source f
     NAME.STAGE.txt        nnc examples/NAME.nn --emit=STAGE       (ir, grad, dot, ...)
     NAME.explain.txt      nnc explain examples/NAME.nn
     NAME.explain-md.txt   nnc explain examples/NAME.nn --format=markdown
+    NAME.explain-multiply.txt  nnc explain examples/NAME.nn --multiply
+    NAME.explain-multiply-md.txt  nnc explain examples/NAME.nn --multiply --format=markdown
     NAME.grad-all.txt     nnc examples/NAME.nn --emit=grad --steps all
     NAME.explain-wrt-P.txt  nnc explain examples/NAME.nn --wrt P    (P a param: h.Wh)
 
@@ -37,6 +39,10 @@ def command(nnc, model, kind):
         return [nnc, "explain", model]
     if kind == "explain-md":
         return [nnc, "explain", model, "--format=markdown"]
+    if kind == "explain-multiply":
+        return [nnc, "explain", model, "--multiply"]
+    if kind == "explain-multiply-md":
+        return [nnc, "explain", model, "--multiply", "--format=markdown"]
     if kind == "grad-all":
         return [nnc, model, "--emit=grad", "--steps", "all"]
     if kind.startswith("explain-wrt-"):

@@ -96,6 +96,13 @@ def explain_chain(n):
     return text, ["explain", "FILE"]
 
 
+def explain_multiply(n):
+    """nnc explain --multiply on the same chain: each value multiplied out once, and each
+    expression capped in size (algebra.h), so the work and the text stay linear."""
+    text, _ = chain(n)
+    return text, ["explain", "FILE", "--multiply"]
+
+
 def scan(n):
     """An LSTM layer over n steps: the same loops at every step, compiled once (see below)."""
     return ("import \"nn\"\nmodel m {\n    input x[%d, 4]\n    target y[3]\n"
@@ -124,6 +131,7 @@ CASES = {  # shape, N: large enough that what grows is well above what every run
     "one_line_error": (one_line_error, 250000),
     "flat_params": (flat_params, 2000),
     "explain_chain": (explain_chain, 2000),
+    "explain_multiply": (explain_multiply, 2000),
     "scan": (scan, 32),
 }
 CHECKS = {"scan": steps_share_code}  # a further check of the two runs' counters
