@@ -416,7 +416,7 @@ def case_flags(nnc, src, tmp):
     usage = "(run nnc --help for usage)\n"
     cases = [
         (["m.nn", "--emit", "gard"], "nnc: error: unknown --emit stage 'gard' (ast, ir, grad, "
-         "grad-raw, plan, llvm, dot, svg)\n  hint: did you mean grad?\n"),
+         "grad-raw, grad-diff, plan, llvm, dot, svg)\n  hint: did you mean grad?\n"),
         (["m.nn", "--emti=grad"], "nnc: error: unknown option --emti\n"
          "  hint: did you mean --emit?\n"),
         (["m.nn", "--dump_passes"], "nnc: error: unknown option --dump_passes\n"
