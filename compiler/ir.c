@@ -759,9 +759,10 @@ void ir_count_uses(Graph *g) {
 }
 
 /* The shortest text that reads back as the same double: 0.1, not 0.10000000000000001;
- * 1e-5, not printf's 1e-05. */
+ * 1e-5, not printf's 1e-05; a whole number as one, 60, not 6e1. */
 const char *ir_number_str(double x) {
     char buf[40];
+    if (x == floor(x) && fabs(x) < 1e15) return xprintf("%.0f", x);
     for (int prec = 1; prec <= 17; prec++) {
         snprintf(buf, sizeof buf, "%.*g", prec, x);
         if (strtod(buf, NULL) == x) break;
