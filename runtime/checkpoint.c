@@ -681,6 +681,79 @@ int rt_st_shape(const rt_st_file *f, const char *name, int *rank, uint64_t *dims
     return 1;
 }
 
+/* ---- listing a file: its tensors and metadata, whatever they are ---- */
+
+int rt_st_count(const rt_st_file *f) {
+    return f->n;
+}
+
+rt_st_info rt_st_info_at(const rt_st_file *f, int i) {
+    const st_tensor *t = &f->tensors[i];
+    rt_st_info info = {t->name.s, t->name.len, t->dtype->name, t->rank, {0}, shape_count(t)};
+    memcpy(info.dims, t->shape, sizeof info.dims);
+    return info;
+}
+
+int rt_st_meta_count(const rt_st_file *f) {
+    return f->n_meta;
+}
+
+void rt_st_meta_at(const rt_st_file *f, int i, const char **key, size_t *key_len,
+                   const char **value, size_t *value_len) {
+    *key = f->meta[i].key.s;
+    *key_len = f->meta[i].key.len;
+    *value = f->meta[i].value;
+    *value_len = f->meta[i].value_len;
+}
+
+int rt_st_numeric(const rt_st_file *f, int i) {
+    return strncmp(f->tensors[i].dtype->name, "F8", 2) != 0;
+}
+
+/* IEEE half precision: sign, 5 bits of exponent (bias 15), 10 of fraction. */
+static double half_value(uint64_t bits) {
+    int exponent = (int)(bits >> 10 & 31);
+    double fraction = (double)(bits & 1023), sign = bits >> 15 ? -1 : 1;
+    if (exponent == 31) return fraction ? NAN : sign * INFINITY;
+    if (exponent == 0) return sign * ldexp(fraction, -24);
+    return sign * ldexp(1024 + fraction, exponent - 25);
+}
+
+/* One element of raw little-endian bits of a dtype, as a double. */
+static double element_value(const st_dtype *dtype, uint64_t bits) {
+    const char *name = dtype->name;
+    unsigned bytes = dtype->size;
+    if (name[0] == 'F' && bytes == 8) {
+        double v;
+        memcpy(&v, &bits, 8);
+        return v;
+    }
+    if (!strcmp(name, "F32") || !strcmp(name, "BF16")) {
+        uint32_t b32 = (uint32_t)(bytes == 2 ? bits << 16 : bits);
+        float x;
+        memcpy(&x, &b32, 4);
+        return x;
+    }
+    if (!strcmp(name, "F16")) return half_value(bits);
+    if (name[0] == 'I' && bytes < 8 && bits >> (8 * bytes - 1)) /* sign-extend */
+        bits |= ~(uint64_t)0 << (8 * bytes);
+    return name[0] == 'I' ? (double)(int64_t)bits : (double)bits;
+}
+
+void rt_st_read_doubles(const rt_st_file *f, int i, uint64_t first, uint64_t n, double *out) {
+    const st_tensor *t = &f->tensors[i];
+    unsigned esize = t->dtype->size;
+    unsigned char chunk[1 << 12];
+    const uint64_t per_chunk = sizeof chunk / esize;
+    for (uint64_t done = 0; done < n; done += per_chunk) {
+        uint64_t k = n - done < per_chunk ? n - done : per_chunk;
+        rt_read_at(f->file, f->path, f->data_start + t->begin + (first + done) * esize, chunk,
+                   (size_t)(k * esize));
+        for (uint64_t e = 0; e < k; e++)
+            out[done + e] = element_value(t->dtype, get_le(chunk + e * esize, (int)esize));
+    }
+}
+
 static void check_shape(const char *path, const char *name, int rank, const int64_t *dims,
                         const st_tensor *got) {
     int same = got->rank == rank;

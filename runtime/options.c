@@ -28,6 +28,7 @@ enum opt_kind {
 #define FOR_GRADCHECK (1u << RT_CMD_GRADCHECK)
 #define FOR_SEARCH    (1u << RT_CMD_SEARCH)
 #define FOR_SAMPLE    (1u << RT_CMD_SAMPLE)
+#define FOR_WEIGHTS   (1u << RT_CMD_WEIGHTS)
 /* What a search trial is: a training run. */
 #define FOR_TRAINING (FOR_TRAIN | FOR_SEARCH)
 
@@ -96,8 +97,12 @@ static const opt_spec option_table[] = {
      0, 0, NULL, NULL},
     {"columns", "SPEC", OPT_TEXT, AT(columns), FOR_TRAINING | FOR_EVAL | FOR_PREDICT, 1, 0, 0, NULL,
      "CSV columns: x=0..3,y=label (indexes or header names)"},
-    {"weights", "FILE", OPT_PATH, AT(weights), FOR_EVAL | FOR_PREDICT | FOR_SAMPLE, 0, 0, 0, NULL,
-     "the weights (safetensors)"},
+    {"weights", "FILE", OPT_PATH, AT(weights), FOR_EVAL | FOR_PREDICT | FOR_SAMPLE | FOR_WEIGHTS, 0,
+     0, 0, NULL, "the weights (safetensors)"},
+    {"name", "NAME,...", OPT_TEXT, AT(tensors), FOR_WEIGHTS, 0, 0, 0, NULL,
+     "only these tensors (globs: 'h.*')"},
+    {"all", NULL, OPT_FLAG, AT(print_all), FOR_WEIGHTS, 0, 0, 0, NULL,
+     "every value of every tensor shown, a row a line, not a summary of the large ones"},
     {"length", "N", OPT_INT, AT(length), FOR_SAMPLE, 0, 0, 0, NULL,
      "characters to generate and print"},
     {"temperature", "T", OPT_REAL, AT(temperature), FOR_SAMPLE, 0, 0, INFINITY, NULL,
@@ -161,8 +166,8 @@ static const opt_spec option_table[] = {
 
 #define N_OPTIONS ((int)(sizeof option_table / sizeof option_table[0]))
 
-static const char *const command_names[RT_N_COMMANDS] = {"train",     "eval",   "predict",
-                                                         "gradcheck", "search", "sample"};
+static const char *const command_names[RT_N_COMMANDS] = {"train",  "eval",   "predict", "gradcheck",
+                                                         "search", "sample", "weights"};
 
 int rt_find_command(const char *word) {
     for (int c = 0; c < RT_N_COMMANDS; c++)
@@ -299,6 +304,9 @@ static const char *command_help(const nnrt_model *m, rt_command cmd) {
                    ? "cannot run for this model: a model samples only when nnc could "
                      "compile its one-step form ('sample' says why not)"
                    : "generate text from saved weights, a character at a time";
+    case RT_CMD_WEIGHTS:
+        return "print the tensors of a safetensors file (weights FILE): names, shapes, and "
+               "values or a summary";
     default: return "";
     }
 }

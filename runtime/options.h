@@ -16,6 +16,7 @@ typedef enum rt_command {
     RT_CMD_GRADCHECK,
     RT_CMD_SEARCH,
     RT_CMD_SAMPLE,
+    RT_CMD_WEIGHTS,
     RT_N_COMMANDS
 } rt_command;
 
@@ -70,6 +71,8 @@ typedef struct rt_options {
     double temperature;       /* sample: softmax(z / T); 0: the most likely character */
     const char *prime;        /* sample: the text to start from; NULL: a newline */
     int print_scores;         /* sample --scores */
+    int print_all;            /* weights --all: every value */
+    const char *tensors;      /* weights --name: NAME[,NAME...] or globs; NULL: all */
     int64_t hogwild;          /* train: HOGWILD! threads; 0: off */
     int quiet;
 } rt_options;

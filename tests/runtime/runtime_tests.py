@@ -302,9 +302,10 @@ def bad_options():
          "--epochs is not an option of 'eval' (see 'rt_logreg eval --help')"),
         (["frobnicate"],
          "unknown command 'frobnicate' (commands: train, eval, predict, gradcheck, search, "
-         "sample)"),
+         "sample, weights)"),
         (["--lr", "1"],
-         "expected a command (train, eval, predict, gradcheck, search or sample) before '--lr'"),
+         "expected a command (train, eval, predict, gradcheck, search, sample or weights) before "
+         "'--lr'"),
     ]
     for args, message in cases:
         expect_error("logreg", args, "rt_logreg: error: " + message, code=2)
@@ -786,6 +787,81 @@ def bad_weights():
                  "nope: error: cannot open: No such file or directory")
     expect_error("logreg", ["eval", "--data", "w"],
                  "logreg.safetensors: error: cannot open: No such file or directory")
+
+
+@test
+def weights_command():
+    """PROG weights FILE: each tensor's name, shape, dtype, what it is, and its values (or a
+    summary of many); --name picks tensors, --all prints every value; a checkpoint's training
+    state is named as such; a file that is not safetensors is an error."""
+    write_safetensors("w", {"x": ("F64", [], [0.5]), "v": ("F64", [10], PARABOLA_V),
+                            "big": ("F32", [4, 25], [float(i) for i in range(100)]),
+                            "optimizer.velocity.x": ("F64", [], [0.25]),
+                            "ids": ("I64", [2, 2], [3, -1, 0, 7])},
+                      metadata={"model": "parabola", "producer": "nnc"})
+    r = run("parabola", "weights", "w")
+    check(r.err == "", r.err)
+    std = math.sqrt((100 ** 2 - 1) / 12)
+    lines = r.out.splitlines()
+    check(lines[0] == "w: weights of model 'parabola', saved by nnc; 5 tensors", lines[0])
+    check(re.fullmatch(r"name +shape +dtype +what +values", lines[1]), lines[1])
+    rows = {re.split(r"  +", line)[0]: re.split(r"  +", line)[1:] for line in lines[2:]}
+    check(rows["x"] == ["scalar", "F64", "param", "0.5"], rows["x"])
+    check(rows["v"] == ["[10]", "F64", "param",
+                        "[0.3, -0.2, 0.25, 0.9, -0.75, 0.5, 0.125, -1, 0.6, 0.05]"], rows["v"])
+    check(rows["big"] == ["[4, 25]", "F32", "not a param of model 'parabola'",
+                          f"100 values: mean 49.5, std {std:.6g}, min 0, max 99; "
+                          "first 0, 1, 2, 3, 4, ..."], rows["big"])
+    check(rows["optimizer.velocity.x"] == ["scalar", "F64", "optimizer's velocity for x", "0.25"],
+          rows["optimizer.velocity.x"])
+    check(rows["ids"] == ["[2, 2]", "I64", "not a param of model 'parabola'", "[[3, -1], [0, 7]]"],
+          rows["ids"])
+    check(len(lines) == 7, r.out)  # no metadata beyond model and producer
+    # The columns line up: every value starts where the header's "values" does.
+    at = lines[1].index("values")
+    check(all(line[at - 2:at] == "  " and line[at] != " " for line in lines[2:]), r.out)
+
+    # --name (globs, a comma list) and --all: a row of the last axis a line.
+    r = run("parabola", "weights", "w", "--name", "b*,x", "--all")
+    lines = r.out.splitlines()
+    check([re.split(r"  +", line)[0] for line in lines[2:4]] == ["x", "big"], r.out)
+    check(lines[4:] == [f"  [{i}] " + ", ".join(str(25 * i + k) for k in range(25))
+                        for i in range(4)], r.out)
+    expect_error("parabola", ["weights", "w", "--name", "q"],
+                 "rt_parabola: error: --name: w has no tensor 'q' (its tensors: x, v, big, "
+                 "optimizer.velocity.x, ids)", code=2)
+    # --weights FILE is the same; the default is what train saves.
+    check(run("parabola", "weights", "--weights", "w").out == run("parabola", "weights", "w").out,
+          "--weights FILE")
+    run("parabola", "train", "--steps", "3", "--quiet")
+    r = run("parabola", "weights")
+    check(r.out.startswith("parabola.safetensors: weights of model 'parabola', saved by nnc; "
+                           "2 tensors\n"), r.out)
+    _, saved = read_safetensors("parabola.safetensors")
+    x_line = [line for line in r.out.splitlines() if line.startswith("x ")][0]
+    check(float(x_line.split()[-1]) == saved["x"][2][0], x_line)
+
+    # A checkpoint: its heading says where training was, and each tensor what it is.
+    run("parabola", "train", "--steps", "4", "--checkpoint-every", "2", "--no-save", "--quiet")
+    r = run("parabola", "weights", "parabola.ckpt.safetensors")
+    lines = r.out.splitlines()
+    check(lines[0] == "parabola.ckpt.safetensors: a checkpoint of model 'parabola', saved by nnc "
+          "after epoch 4, step 4 (optimizer sgd): the weights and the training state --resume "
+          "continues from; 6 tensors", lines[0])
+    what = {re.split(r"  +", line)[0]: re.split(r"  +", line)[3] for line in lines[2:8]}
+    check(what == {"x": "param", "v": "param", "optimizer.velocity.x": "optimizer's velocity for x",
+                   "optimizer.velocity.v": "optimizer's velocity for v",
+                   "train.order": "the training rows' order this epoch",
+                   "train.history": "per epoch: lr, loss, acc, val loss, val acc, epoch"}, what)
+    check(lines[8] == "metadata:" and "  nnrt.epoch = 4  (epochs completed)" in lines, r.out)
+
+    # Not safetensors: an error that says so, exit 1.
+    write_csv("d.csv", logreg_rows(3))
+    expect_error("parabola", ["weights", "d.csv"],
+                 "d.csv: error: not a safetensors file: the header length "
+                 f"{struct.unpack('<Q', open('d.csv', 'rb').read()[:8])[0]} runs past the end of "
+                 f"the file ({os.path.getsize('d.csv')} bytes)")
+    expect_error("parabola", ["weights", "nope"], "nope: error: cannot open: No such file or directory")
 
 
 @test
