@@ -764,7 +764,13 @@ static void check_shape(const char *path, const char *name, int rank, const int6
     char got_s[256], want_s[256];
     format_shape(got_s, sizeof got_s, got->rank, got->shape);
     format_shape(want_s, sizeof want_s, rank, want_dims);
-    rt_path_error(path, "tensor '%s' has shape %s, the model wants %s", name, got_s, want_s);
+    int transposed = rank == 2 && got->rank == 2 && got->shape[0] == want_dims[1] &&
+                     got->shape[1] == want_dims[0];
+    rt_path_error(path, "tensor '%s' has shape %s, the model wants %s%s", name, got_s, want_s,
+                  transposed ? " (its transpose: nnc's dense W is [in, out], PyTorch's "
+                               "nn.Linear weight [out, in]; docs/runtime.md, \"Dense weights and "
+                               "PyTorch\")"
+                             : "");
 }
 
 /* Element e of raw little-endian data of t's dtype, as a double (or its bits, for I64). */
@@ -920,5 +926,49 @@ void rt_load_weights(const nnrt_model *m, void *fixed, const char *path, rt_stat
     rt_st_read_states(f, m, fixed, 0);
     if (stats) rt_st_read_stats(f, rt_input_elems(m), stats);
     warn_unknown(f);
+    rt_st_close(f);
+}
+
+/* "h.W, h.b" of the params whose mark is `which`, cut short when long. */
+static void names_marked(const nnrt_model *m, const unsigned char *marks, int which, char *buf,
+                         size_t size) {
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int32_t i = 0; i < m->n_params && used < size; i++)
+        if (marks[i] == which)
+            used += (size_t)snprintf(buf + used, size - used, "%s%s", used ? ", " : "",
+                                     m->params[i].name);
+}
+
+void rt_load_matching_weights(const nnrt_model *m, void *fixed, const char *path) {
+    rt_st_file *f = rt_st_open(path);
+    unsigned char *loaded = rt_alloc((size_t)m->n_params + 1);
+    int32_t n_loaded = 0;
+    for (int32_t i = 0; i < m->n_params; i++) {
+        const nnrt_tensor *p = &m->params[i];
+        void *dst = rt_elem_ptr(fixed, p->offset, m->f64);
+        if (!rt_st_read(f, p->name, m->f64 ? RT_ST_F64 : RT_ST_F32, p->rank, p->dims, dst))
+            continue;
+        rt_st_check_values(f, p->name, dst, p->numel, m->f64, 0);
+        loaded[i] = 1;
+        n_loaded++;
+    }
+    char kept[1024], took[1024];
+    names_marked(m, loaded, 0, kept, sizeof kept);
+    if (n_loaded == 0)
+        rt_path_error(path,
+                      "--init-weights: the file has none of the params of model '%s' (%s); its "
+                      "tensors' names must be the params' names",
+                      m->name, kept);
+    if (n_loaded < m->n_params) {
+        names_marked(m, loaded, 1, took, sizeof took);
+        rt_path_warning(path,
+                        "--init-weights loaded %d of the model's %d params (%s); these start "
+                        "from their initialisers: %s",
+                        (int)n_loaded, (int)m->n_params, took, kept);
+    }
+    rt_st_read_states(f, m, fixed, 0);
+    warn_unknown(f);
+    rt_free(loaded);
     rt_st_close(f);
 }

@@ -99,4 +99,11 @@ void rt_st_read_stats(const rt_st_file *f, int64_t n, rt_stats *stats);
  * get a warning. */
 void rt_load_weights(const nnrt_model *m, void *fixed, const char *path, rt_stats *stats);
 
+/* --init-weights: the params the file has by name (with the model's shape, else a fatal
+ * error), over the values already in the fixed arena (the initialisers'), and the states it
+ * has. When it lacks some params, one line on stderr names those loaded and those that keep
+ * their initialisers (a warning); a file with none of the params is a fatal error. Other
+ * tensors get rt_load_weights's warning. */
+void rt_load_matching_weights(const nnrt_model *m, void *fixed, const char *path);
+
 #endif

@@ -14,6 +14,7 @@
 enum opt_kind {
     OPT_PATH,   /* a file name */
     OPT_TEXT,   /* any text, checked where it is used (l1, l2, columns) */
+    OPT_LIST,   /* text; given again, appended after a comma (freeze, set) */
     OPT_WORD,   /* one of the choices */
     OPT_INT,    /* a whole number >= min */
     OPT_REAL,   /* a finite number in [min, max) */
@@ -82,12 +83,15 @@ static const char optimizer_choices[] =
 #define SPEC_threads          FOR_TRAINING | FOR_EVAL | FOR_PREDICT, 0, 0, 0, NULL
 #define SPEC_workers          FOR_TRAINING, 1, 1, 0, NULL
 #define SPEC_stride           FOR_TRAINING | FOR_EVAL | FOR_PREDICT, 1, 0, 0, NULL
+#define SPEC_freeze           FOR_TRAINING, 0, 0, 0, NULL
+#define SPEC_set              FOR_TRAINING, 0, 0, 0, NULL
 
 #define META_REAL   "X"
 #define META_INT    "N"
 #define META_ON_OFF "on|off"
 #define META_WORD   "NAME"
 #define META_TEXT   "SPEC"
+#define META_LIST   "SPEC"
 #define META_PATH   "FILE"
 
 #define SETTING(name, kind, help) {#name, META_##kind, OPT_##kind, AT(name), SPEC_##name, help},
@@ -136,7 +140,7 @@ static const opt_spec option_table[] = {
      "fraction of the rows held out for validation"},
 #include "settings.def"
     {"init_weights", "FILE", OPT_PATH, AT(init_weights), FOR_TRAINING, 0, 0, 0, NULL,
-     "start from these weights, not the initialisers"},
+     "start from the params this file has (by name); the others from their initialisers"},
     {"save", "FILE", OPT_PATH, AT(save), FOR_TRAINING, 0, 0, 0, NULL,
      "write the final weights here"},
     {"no_save", NULL, OPT_CLEAR, AT(save), FOR_TRAINING, 0, 0, 0, NULL, "do not write the weights"},
@@ -368,6 +372,7 @@ static const char *default_text(const opt_spec *o, const nnrt_model *m, rt_comma
     case OPT_FLAG:
     case OPT_CLEAR: return NULL;
     case OPT_TEXT:
+    case OPT_LIST:
     case OPT_WORD:
     case OPT_PATH: break;
     }
@@ -514,12 +519,24 @@ static void choices_text(const char *choices, char *buf, size_t size) {
     }
 }
 
+/* "a,b" and "c" as "a,b,c". */
+static const char *append_to_list(const char *list, const char *more) {
+    if (!list) return more;
+    size_t n = strlen(list), k = strlen(more);
+    char *both = rt_alloc(n + k + 2);
+    memcpy(both, list, n);
+    both[n] = ',';
+    memcpy(both + n + 1, more, k + 1);
+    return both;
+}
+
 /* shown: how messages name the option ("--lr", or "the train block's lr"). */
 static void set_option(const opt_spec *o, const char *value, rt_options *opts, const char *shown) {
     char *field = (char *)opts + o->offset;
     switch (o->kind) {
     case OPT_PATH:
     case OPT_TEXT: *(const char **)field = value; break;
+    case OPT_LIST: *(const char **)field = append_to_list(*(const char **)field, value); break;
     case OPT_WORD:
         if (!is_choice(o->choices, value)) {
             char list[256];
@@ -574,13 +591,26 @@ static _Noreturn void reject_option(const nnrt_model *m, rt_command cmd, const c
 static int is_search_spec(const opt_spec *o, const char *value) {
     int variable =
         o->kind == OPT_REAL || o->kind == OPT_INT || o->kind == OPT_WORD || o->kind == OPT_ON_OFF;
+    if (strcmp(o->name, "set") == 0) { /* --set x=-1..1, x=0,0.5: one param's start values */
+        const char *eq = strchr(value, '=');
+        variable = eq && !strchr(eq + 1, '=');
+    }
     return variable && (strstr(value, "..") || strchr(value, ','));
+}
+
+/* Two search options that vary the same thing: the same option (and for --set, the same
+ * param). */
+static int same_search(const char *name, const char *spec, const opt_spec *o, const char *value) {
+    if (strcmp(name, o->name) != 0) return 0;
+    if (strcmp(name, "set") != 0) return 1;
+    size_t n = (size_t)(strchr(spec, '=') - spec);
+    return strncmp(spec, value, n + 1) == 0;
 }
 
 static void add_search(rt_options *o, const opt_spec *spec, const char *value) {
     int max = (int)(sizeof o->search_names / sizeof o->search_names[0]);
     for (int i = 0; i < o->n_search; i++)
-        if (strcmp(o->search_names[i], spec->name) == 0) {
+        if (same_search(o->search_names[i], o->search_specs[i], spec, value)) {
             o->search_specs[i] = value;
             return;
         }

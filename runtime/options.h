@@ -44,8 +44,10 @@ typedef struct rt_options {
     int standardize;
     int64_t checkpoint_every;
     int64_t threads;
-    int64_t workers; /* data-parallel threads (workers.h) */
-    int64_t stride;  /* text data: 0 for seq */
+    int64_t workers;    /* data-parallel threads (workers.h) */
+    int64_t stride;     /* text data: 0 for seq */
+    const char *freeze; /* NULL: every param trains */
+    const char *set;    /* "NAME=X,...": params' start values, after --init-weights */
     /* runtime-only */
     const char *columns;    /* "x=a..b,y=c": column maps by index or header name */
     const char *checkpoint; /* where --checkpoint-every and Ctrl-C save */
