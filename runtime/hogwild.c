@@ -161,6 +161,7 @@ rt_hogwild *rt_hogwild_new(const nnrt_model *m, const rt_options *o, nnrt_ctx *m
         w->shard_rows = n_rows / h->n + (i < n_rows % h->n);
         at += w->shard_rows;
         w->ctx = i == 0 ? *master : rt_new_sharing_ctx(m, master->fixed, batch);
+        w->ctx.dropout_keep = master->dropout_keep; /* --dropout */
     }
     return h;
 }

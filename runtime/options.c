@@ -84,6 +84,7 @@ static const char optimizer_choices[] =
 #define SPEC_workers          FOR_TRAINING, 1, 1, 0, NULL
 #define SPEC_stride           FOR_TRAINING | FOR_EVAL | FOR_PREDICT, 1, 0, 0, NULL
 #define SPEC_freeze           FOR_TRAINING, 0, 0, 0, NULL
+#define SPEC_dropout          FOR_TRAINING, 1, 0, 1, NULL
 #define SPEC_set              FOR_TRAINING, 0, 0, 0, NULL
 
 #define META_REAL   "X"
@@ -258,6 +259,7 @@ void rt_options_defaults(const nnrt_model *m, rt_options *o) {
     o->optimizer = t->optimizer ? t->optimizer : "sgd";
     /* NAN: the optimizer's default (optimizers.def). */
     o->beta1 = o->beta2 = o->rho = o->eps = o->weight_decay = NAN;
+    o->dropout = NAN; /* the model's own rates */
     o->schedule = "constant";
     o->step_every = 10;
     o->step_factor = 0.1;
@@ -363,6 +365,7 @@ static const char *default_text(const opt_spec *o, const nnrt_model *m, rt_comma
     switch (o->kind) {
     case OPT_INT: snprintf(buf, size, "%lld", (long long)*(const int64_t *)field); return buf;
     case OPT_REAL:
+        if (isnan(*(const double *)field) && strcmp(o->name, "dropout") == 0) return "the model's";
         if (isnan(*(const double *)field)) /* an optimizer's setting: its row's default */
             rt_optim_default_text(o->name, d->optimizer, buf, size);
         else

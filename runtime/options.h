@@ -47,6 +47,7 @@ typedef struct rt_options {
     int64_t workers;    /* data-parallel threads (workers.h) */
     int64_t stride;     /* text data: 0 for seq */
     const char *freeze; /* NULL: every param trains */
+    double dropout;     /* NAN: each dropout's compiled rate */
     const char *set;    /* "NAME=X,...": params' start values, after --init-weights */
     /* runtime-only */
     const char *columns;    /* "x=a..b,y=c": column maps by index or header name */

@@ -152,6 +152,10 @@ void rt_load_train_data(const nnrt_model *m, const rt_options *o, rt_train_data 
 
 /* ---- weights ---- */
 
+double rt_dropout_keep(const rt_options *o) {
+    return isnan(o->dropout) ? 0 : 1 - o->dropout; /* 1 - rate in double, as nnc computes it */
+}
+
 void rt_start_weights(const nnrt_model *m, void *fixed, const rt_options *o) {
     rt_rng rng; /* every param is drawn, so one the file lacks starts as without the file */
     rt_rng_seed(&rng, o->seed, RT_STREAM_INIT);
@@ -326,11 +330,13 @@ static void run_init(run *r, const nnrt_model *m, const rt_options *o, const rt_
         check_workers(r);
         r->opt = rt_optim_new(m, fixed, o, RT_OPTIM_FROM_GRADIENTS);
         r->ctx = rt_new_ctx(m, fixed, rt_workers_cap(r->batch, (int)o->workers));
+        r->ctx.dropout_keep = rt_dropout_keep(o);
         r->workers = rt_workers_start(m, &r->ctx, r->opt, (int)o->workers);
     } else {
         r->opt = rt_optim_new(m, fixed, o,
                               r->ranks > 1 ? RT_OPTIM_FROM_GRADIENTS : RT_OPTIM_FUSE_WHEN_ABLE);
         r->ctx = rt_new_ctx(m, fixed, r->batch);
+        r->ctx.dropout_keep = rt_dropout_keep(o);
     }
     int64_t n_val = data->n_validation;
     r->eval_ctx = rt_new_ctx(m, fixed, rt_eval_batch(m, n_val));
