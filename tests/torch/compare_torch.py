@@ -87,11 +87,14 @@ def read_safetensors(path):
     return out
 
 
-def write_safetensors(path, tensors):
+def write_safetensors(path, tensors, dtype=torch.float64):
+    """Every tensor as dtype (None: each in its own, float32 or float64)."""
     header, blobs, offset = {}, [], 0
     for name, t in tensors.items():
-        raw = t.contiguous().to(torch.float64).numpy().tobytes()
-        header[name] = {"dtype": "F64", "shape": list(t.shape),
+        t = t.contiguous() if dtype is None else t.contiguous().to(dtype)
+        raw = t.numpy().tobytes()
+        header[name] = {"dtype": {torch.float32: "F32", torch.float64: "F64"}[t.dtype],
+                        "shape": list(t.shape),
                         "data_offsets": [offset, offset + len(raw)]}
         blobs.append(raw)
         offset += len(raw)
@@ -427,18 +430,7 @@ def recipe(src):
 
 def save_as_written(tensors, path):
     """safetensors.torch.save_file's stand-in: each tensor in its own dtype."""
-    header, blobs, offset = {}, [], 0
-    for name, t in tensors.items():
-        raw = t.contiguous().numpy().tobytes()
-        dtype = {torch.float32: "F32", torch.float64: "F64"}[t.dtype]
-        header[name] = {"dtype": dtype, "shape": list(t.shape),
-                        "data_offsets": [offset, offset + len(raw)]}
-        blobs.append(raw)
-        offset += len(raw)
-    text = json.dumps(header).encode()
-    text += b" " * (-(8 + len(text)) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
+    write_safetensors(path, tensors, dtype=None)
 
 
 def case_linear(nnc, src, tmp):
