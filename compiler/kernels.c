@@ -252,7 +252,7 @@ static LLVMValueRef emit_mix64(Codegen *cg, LLVMValueRef z) {
  * runtime sets one (train --dropout), else 1 - the rate compiled in. Then the threshold
  * round(keep * 2^32) and the scale 1 / keep are computed from it in double, exactly as they
  * were from the constant when compiling: a run-time rate gives the bits a model compiled
- * with that rate gives (a constant keep folds to the same constants). */
+ * with that rate gives, and without one the compiled rate gives the bits it always did. */
 static LLVMValueRef keep_probability(Codegen *cg, LLVMValueRef dropout_keep, double rate) {
     LLVMValueRef compiled = LLVMConstReal(cg->f64_type, 1 - rate);
     LLVMValueRef given =
