@@ -384,6 +384,7 @@ static const char *default_text(const opt_spec *o, const nnrt_model *m, rt_comma
     if (strcmp(o->name, "trace_out") == 0) return "standard output";
     if (strcmp(o->name, "columns") == 0) return "the model's";
     if (strcmp(o->name, "prime") == 0) return "a newline";
+    if (strcmp(o->name, "name") == 0) return "every tensor";
     if (strcmp(o->name, "data") != 0) return "none";
     if (cmd == RT_CMD_PREDICT) return "standard input";
     const nnrt_train_defaults *t = &m->train;
@@ -454,7 +455,8 @@ static void print_random_ids_help(FILE *out, const nnrt_model *m) {
 }
 
 void rt_print_command_help(FILE *out, const nnrt_model *m, rt_command cmd) {
-    fprintf(out, "usage: %s %s [OPTIONS]\n\n", rt_program_name(), command_names[cmd]);
+    fprintf(out, "usage: %s %s%s [OPTIONS]\n\n", rt_program_name(), command_names[cmd],
+            cmd == RT_CMD_WEIGHTS ? " [FILE]" : ""); /* weights FILE: --weights FILE */
     fprintf(out, "%s %s: %s.\n", rt_program_name(), command_names[cmd], command_help(m, cmd));
     print_about(out, m);
     fprintf(out, "\n%s options:\n", command_names[cmd]);

@@ -965,6 +965,12 @@ def weights_command():
     expect_error("parabola", ["weights", "w", "--name", "q"],
                  "rt_parabola: error: --name: w has no tensor 'q' (its tensors: x, v, big, "
                  "optimizer.velocity.x, ids)", code=2)
+    usage = run("parabola", "weights", "--help").out
+    check(usage.startswith("usage: rt_parabola weights [FILE] [OPTIONS]\n") and
+          re.search(r"^  --name NAME,\.\.\. +only these tensors .*\(default: every tensor\)$", usage,
+                    re.M), usage)
+    check("  weights    print the tensors of a safetensors file" in run("parabola", "--help").out,
+          "the commands of --help")
     # --weights FILE is the same; the default is what train saves.
     check(run("parabola", "weights", "--weights", "w").out == run("parabola", "weights", "w").out,
           "--weights FILE")
