@@ -375,6 +375,7 @@ static LLVMValueRef begin_function(Codegen *cg, const char *name, Entry e) {
     cg->training = load_ctx_field(cg, ctx, CTX_training, cg->i32);
     cg->noise_seed = load_ctx_field(cg, ctx, CTX_noise_seed, cg->i64);
     cg->first_row = load_ctx_field(cg, ctx, CTX_first_row, cg->i64);
+    cg->dropout_keep = load_ctx_field(cg, ctx, CTX_dropout_keep, cg->f64_type);
     LLVMValueRef params = load_ctx_field(cg, ctx, CTX_params, cg->elem_ptr);
     LLVMValueRef shared = LLVMBuildIsNotNull(cg->b, params, "");
     cg->params = LLVMBuildSelect(cg->b, shared, params, cg->fixed, "params");
@@ -424,6 +425,7 @@ static LLVMValueRef emit_entry(Codegen *cg, Entry e) {
         cg->training = at_entry.training;
         cg->noise_seed = at_entry.noise_seed;
         cg->first_row = at_entry.first_row;
+        cg->dropout_keep = at_entry.dropout_keep;
         cg->params = at_entry.params;
         cg->inv_batch = at_entry.inv_batch;
         cg->lr = at_entry.lr;

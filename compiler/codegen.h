@@ -51,6 +51,7 @@ typedef struct Codegen {
     LLVMValueRef fixed, varying, batch, batch_cap, inv_batch, lr, momentum;
     LLVMValueRef params;                          /* nnrt_ctx.params, or fixed when it is NULL */
     LLVMValueRef training, noise_seed, first_row; /* nnrt_ctx's, for dropout */
+    LLVMValueRef dropout_keep;                    /* nnrt_ctx's: the run-time rate (a double) */
 
     struct FusedLoop *loop; /* the fused loop being emitted (loops.c): dropout's masks */
 } Codegen;
@@ -190,7 +191,7 @@ extern LayoutKernel *const layout_kernels[OP_COUNT];
 int64_t layout_start(const Layout *l);
 
 /* A RANDOM op's masks for one call of its loop (docs/codegen.md, "Dropout"), from the
- * loop's nnrt_ctx.training and noise_seed. */
+ * loop's nnrt_ctx.training, noise_seed, first_row and dropout_keep (the run-time rate). */
 typedef struct Masks {
     LLVMValueRef key;        /* i64: the hash of noise_seed and the salt */
     LLVMValueRef keep_below; /* i64: keep where the top 32 bits of the hash are below it */
@@ -198,7 +199,7 @@ typedef struct Masks {
 } Masks;
 
 Masks dropout_masks(Codegen *cg, LLVMValueRef training, LLVMValueRef noise_seed,
-                    LLVMValueRef first_row, const Value *v);
+                    LLVMValueRef first_row, LLVMValueRef dropout_keep, const Value *v);
 
 /* ---- loops.c ---- */
 

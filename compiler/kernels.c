@@ -248,25 +248,44 @@ static LLVMValueRef emit_mix64(Codegen *cg, LLVMValueRef z) {
     return LLVMBuildXor(cg->b, z, LLVMBuildLShr(cg->b, z, u64_const(cg, 31), ""), "");
 }
 
-/* While training, an element is kept with probability 1 - rate (to 2^-32) and scaled by
- * 1/(1 - rate). Otherwise every element is kept and scaled by 1: the identity, bit for bit,
- * without a second version of the loop. */
+/* keep, the probability of keeping an element, as a double: nnrt_ctx.dropout_keep when the
+ * runtime sets one (train --dropout), else 1 - the rate compiled in. Then the threshold
+ * round(keep * 2^32) and the scale 1 / keep are computed from it in double, exactly as they
+ * were from the constant when compiling: a run-time rate gives the bits a model compiled
+ * with that rate gives, and without one the compiled rate gives the bits it always did. */
+static LLVMValueRef keep_probability(Codegen *cg, LLVMValueRef dropout_keep, double rate) {
+    LLVMValueRef compiled = LLVMConstReal(cg->f64_type, 1 - rate);
+    LLVMValueRef given =
+        LLVMBuildFCmp(cg->b, LLVMRealONE, dropout_keep, LLVMConstReal(cg->f64_type, 0), "");
+    return LLVMBuildSelect(cg->b, given, dropout_keep, compiled, "keep");
+}
+
+static LLVMValueRef keep_threshold(Codegen *cg, LLVMValueRef keep) {
+    LLVMTypeRef f64 = cg->f64_type;
+    LLVMValueRef round = declare_function(cg, "llvm.round.f64", f64, &f64, 1);
+    LLVMValueRef scaled = LLVMBuildFMul(cg->b, keep, LLVMConstReal(f64, 0x1p32), "");
+    return LLVMBuildFPToUI(cg->b, build_call(cg, round, &scaled, 1), cg->i64, "");
+}
+
+/* While training, an element is kept with probability keep (to 2^-32) and scaled by 1/keep.
+ * Otherwise every element is kept and scaled by 1: the identity, bit for bit, without a
+ * second version of the loop. */
 Masks dropout_masks(Codegen *cg, LLVMValueRef training_flag, LLVMValueRef noise_seed,
-                    LLVMValueRef first_row, const Value *v) {
-    double rate = v->opt[0];
+                    LLVMValueRef first_row, LLVMValueRef dropout_keep, const Value *v) {
     LLVMValueRef zero = LLVMConstInt(cg->i32, 0, false);
     LLVMValueRef training = LLVMBuildICmp(cg->b, LLVMIntNE, training_flag, zero, "");
     uint64_t salt = mix64((uint64_t)v->salt * SPLITMIX_STEP);
-    uint64_t below = (uint64_t)llround((1 - rate) * 0x1p32);
+    LLVMValueRef keep = keep_probability(cg, dropout_keep, v->opt[0]);
+    LLVMValueRef below = keep_threshold(cg, keep);
+    LLVMValueRef scale = LLVMBuildFDiv(cg->b, LLVMConstReal(cg->f64_type, 1), keep, "");
+    if (!cg->f64) scale = LLVMBuildFPTrunc(cg->b, scale, cg->elem, "");
     Masks m;
     m.key = emit_mix64(cg, LLVMBuildXor(cg->b, noise_seed, u64_const(cg, salt), ""));
     uint64_t row_step = (uint64_t)shape_numel(v->shape) * SPLITMIX_STEP;
     m.key =
         LLVMBuildAdd(cg->b, m.key, LLVMBuildMul(cg->b, first_row, u64_const(cg, row_step), ""), "");
-    m.keep_below =
-        LLVMBuildSelect(cg->b, training, u64_const(cg, below), u64_const(cg, 1ull << 32), "");
-    m.scale =
-        LLVMBuildSelect(cg->b, training, elem_const(cg, 1 / (1 - rate)), elem_const(cg, 1), "");
+    m.keep_below = LLVMBuildSelect(cg->b, training, below, u64_const(cg, 1ull << 32), "");
+    m.scale = LLVMBuildSelect(cg->b, training, scale, elem_const(cg, 1), "");
     return m;
 }
 

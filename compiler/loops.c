@@ -42,7 +42,7 @@ typedef struct FusedLoop {
     bool uses_noise; /* a member is RANDOM (a dropout) */
     bool uses_mode;  /* a member is MODE (training(a, b)) */
     /* then the loop takes the fields of nnrt_ctx it needs */
-    LLVMValueRef training, noise_seed, first_row;
+    LLVMValueRef training, noise_seed, first_row, dropout_keep;
     LLVMValueRef is_training; /* i1, for MODE members: training is not 0 */
     Masks *masks;             /* per member, for the RANDOM ones */
     LLVMValueRef row_element; /* i64: the current row's first element, b*numel + r*L */
@@ -289,12 +289,13 @@ static const char *loop_key(const Codegen *cg, const FusedLoop *L) {
     return sb_str(&key);
 }
 
-/* The function of a fused loop: (operands..., stored members..., [nb], [1/B]). */
+/* The function of a fused loop: (operands..., stored members..., [nb], [1/B], [training],
+ * [noise_seed, first_row, dropout_keep]). */
 static LLVMValueRef loop_function(Codegen *cg, FusedLoop *L) {
     const char *key = loop_key(cg, L);
     for (LoopVariant *v = cg->loop_variants[L->step]; v; v = v->next)
         if (!strcmp(v->members, key)) return v->fn;
-    LLVMTypeRef *params = xalloc((size_t)(L->ports.n + L->members.n + 4) * sizeof *params);
+    LLVMTypeRef *params = xalloc((size_t)(L->ports.n + L->members.n + 5) * sizeof *params);
     unsigned n = 0;
     for (int i = 0; i < L->ports.n; i++) params[n++] = cg->elem_ptr;
     for (int i = 0; i < L->members.n; i++)
@@ -302,7 +303,7 @@ static LLVMValueRef loop_function(Codegen *cg, FusedLoop *L) {
     if (L->varying) params[n++] = cg->i64;
     if (L->uses_inv_batch) params[n++] = cg->elem;
     if (L->uses_noise || L->uses_mode) params[n++] = cg->i32;
-    if (L->uses_noise) params[n++] = cg->i64, params[n++] = cg->i64;
+    if (L->uses_noise) params[n++] = cg->i64, params[n++] = cg->i64, params[n++] = cg->f64_type;
     LLVMValueRef fn = new_helper_function(cg, xprintf("nnc.loop.%d", L->step), params, n);
     unsigned k = 0;
     for (int i = 0; i < L->ports.n; i++) L->ports.v[i].param = LLVMGetParam(fn, k++);
@@ -317,10 +318,11 @@ static LLVMValueRef loop_function(Codegen *cg, FusedLoop *L) {
     if (L->uses_noise) {
         L->noise_seed = LLVMGetParam(fn, k++);
         L->first_row = LLVMGetParam(fn, k++);
+        L->dropout_keep = LLVMGetParam(fn, k++);
         for (int i = 0; i < L->members.n; i++)
             if (op_info[L->members.v[i]->op].flags & OPF_RANDOM)
-                L->masks[i] =
-                    dropout_masks(cg, L->training, L->noise_seed, L->first_row, L->members.v[i]);
+                L->masks[i] = dropout_masks(cg, L->training, L->noise_seed, L->first_row,
+                                            L->dropout_keep, L->members.v[i]);
     }
     for (int i = 0; i < L->ports.n; i++)
         if (L->ports.v[i].kind == PORT_FIXED_SCALAR)
@@ -346,7 +348,7 @@ void emit_loop_step(Codegen *cg, int step) {
     LLVMBasicBlockRef here = LLVMGetInsertBlock(cg->b);
     LLVMValueRef fn = loop_function(cg, &L);
     LLVMPositionBuilderAtEnd(cg->b, here);
-    LLVMValueRef *args = xalloc((size_t)(L.ports.n + L.members.n + 4) * sizeof *args);
+    LLVMValueRef *args = xalloc((size_t)(L.ports.n + L.members.n + 5) * sizeof *args);
     unsigned n = 0;
     for (int i = 0; i < L.ports.n; i++) args[n++] = address_of(cg, L.ports.v[i].v);
     for (int i = 0; i < L.members.n; i++)
@@ -354,7 +356,8 @@ void emit_loop_step(Codegen *cg, int step) {
     if (L.varying) args[n++] = cg->batch;
     if (L.uses_inv_batch) args[n++] = cg->inv_batch;
     if (L.uses_noise || L.uses_mode) args[n++] = cg->training;
-    if (L.uses_noise) args[n++] = cg->noise_seed, args[n++] = cg->first_row;
+    if (L.uses_noise)
+        args[n++] = cg->noise_seed, args[n++] = cg->first_row, args[n++] = cg->dropout_keep;
     build_call(cg, fn, args, n);
 }
 

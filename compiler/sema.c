@@ -620,7 +620,15 @@ static void read_data(Program *prog, Graph *g, Node *e) {
 
 /* ---- settings the runtime reads as options (runtime/settings.def) ---- */
 
-typedef enum SettingKind { SK_REAL, SK_INT, SK_ON_OFF, SK_WORD, SK_TEXT, SK_PATH } SettingKind;
+typedef enum SettingKind {
+    SK_REAL,
+    SK_INT,
+    SK_ON_OFF,
+    SK_WORD,
+    SK_TEXT,
+    SK_LIST, /* a string, as SK_TEXT: the runtime adds a second one to it */
+    SK_PATH
+} SettingKind;
 
 static const struct {
     const char *name;
@@ -740,6 +748,7 @@ static const char *setting_value(Program *prog, Node *e, SettingKind kind, const
         diag_error(e->loc, "%s must be a name, such as %s = adam", name, name);
         return NULL;
     case SK_TEXT:
+    case SK_LIST:
         if (e->kind == ND_STR) return e->str;
         if (number_of(e, &x)) return ir_number_str(x);
         diag_error(e->loc, "%s must be a number or a string", name);

@@ -681,6 +681,79 @@ int rt_st_shape(const rt_st_file *f, const char *name, int *rank, uint64_t *dims
     return 1;
 }
 
+/* ---- listing a file: its tensors and metadata, whatever they are ---- */
+
+int rt_st_count(const rt_st_file *f) {
+    return f->n;
+}
+
+rt_st_info rt_st_info_at(const rt_st_file *f, int i) {
+    const st_tensor *t = &f->tensors[i];
+    rt_st_info info = {t->name.s, t->name.len, t->dtype->name, t->rank, {0}, shape_count(t)};
+    memcpy(info.dims, t->shape, sizeof info.dims);
+    return info;
+}
+
+int rt_st_meta_count(const rt_st_file *f) {
+    return f->n_meta;
+}
+
+void rt_st_meta_at(const rt_st_file *f, int i, const char **key, size_t *key_len,
+                   const char **value, size_t *value_len) {
+    *key = f->meta[i].key.s;
+    *key_len = f->meta[i].key.len;
+    *value = f->meta[i].value;
+    *value_len = f->meta[i].value_len;
+}
+
+int rt_st_numeric(const rt_st_file *f, int i) {
+    return strncmp(f->tensors[i].dtype->name, "F8", 2) != 0;
+}
+
+/* IEEE half precision: sign, 5 bits of exponent (bias 15), 10 of fraction. */
+static double half_value(uint64_t bits) {
+    int exponent = (int)(bits >> 10 & 31);
+    double fraction = (double)(bits & 1023), sign = bits >> 15 ? -1 : 1;
+    if (exponent == 31) return fraction ? NAN : sign * INFINITY;
+    if (exponent == 0) return sign * ldexp(fraction, -24);
+    return sign * ldexp(1024 + fraction, exponent - 25);
+}
+
+/* One element of raw little-endian bits of a dtype, as a double. */
+static double element_value(const st_dtype *dtype, uint64_t bits) {
+    const char *name = dtype->name;
+    unsigned bytes = dtype->size;
+    if (name[0] == 'F' && bytes == 8) {
+        double v;
+        memcpy(&v, &bits, 8);
+        return v;
+    }
+    if (!strcmp(name, "F32") || !strcmp(name, "BF16")) {
+        uint32_t b32 = (uint32_t)(bytes == 2 ? bits << 16 : bits);
+        float x;
+        memcpy(&x, &b32, 4);
+        return x;
+    }
+    if (!strcmp(name, "F16")) return half_value(bits);
+    if (name[0] == 'I' && bytes < 8 && bits >> (8 * bytes - 1)) /* sign-extend */
+        bits |= ~(uint64_t)0 << (8 * bytes);
+    return name[0] == 'I' ? (double)(int64_t)bits : (double)bits;
+}
+
+void rt_st_read_doubles(const rt_st_file *f, int i, uint64_t first, uint64_t n, double *out) {
+    const st_tensor *t = &f->tensors[i];
+    unsigned esize = t->dtype->size;
+    unsigned char chunk[1 << 12];
+    const uint64_t per_chunk = sizeof chunk / esize;
+    for (uint64_t done = 0; done < n; done += per_chunk) {
+        uint64_t k = n - done < per_chunk ? n - done : per_chunk;
+        rt_read_at(f->file, f->path, f->data_start + t->begin + (first + done) * esize, chunk,
+                   (size_t)(k * esize));
+        for (uint64_t e = 0; e < k; e++)
+            out[done + e] = element_value(t->dtype, get_le(chunk + e * esize, (int)esize));
+    }
+}
+
 static void check_shape(const char *path, const char *name, int rank, const int64_t *dims,
                         const st_tensor *got) {
     int same = got->rank == rank;
@@ -691,7 +764,13 @@ static void check_shape(const char *path, const char *name, int rank, const int6
     char got_s[256], want_s[256];
     format_shape(got_s, sizeof got_s, got->rank, got->shape);
     format_shape(want_s, sizeof want_s, rank, want_dims);
-    rt_path_error(path, "tensor '%s' has shape %s, the model wants %s", name, got_s, want_s);
+    int transposed = rank == 2 && got->rank == 2 && got->shape[0] == want_dims[1] &&
+                     got->shape[1] == want_dims[0];
+    rt_path_error(path, "tensor '%s' has shape %s, the model wants %s%s", name, got_s, want_s,
+                  transposed ? " (its transpose: nnc's dense W is [in, out], PyTorch's "
+                               "nn.Linear weight [out, in]; docs/runtime.md, \"Dense weights and "
+                               "PyTorch\")"
+                             : "");
 }
 
 /* Element e of raw little-endian data of t's dtype, as a double (or its bits, for I64). */
@@ -847,5 +926,49 @@ void rt_load_weights(const nnrt_model *m, void *fixed, const char *path, rt_stat
     rt_st_read_states(f, m, fixed, 0);
     if (stats) rt_st_read_stats(f, rt_input_elems(m), stats);
     warn_unknown(f);
+    rt_st_close(f);
+}
+
+/* "h.W, h.b" of the params whose mark is `which`, cut short when long. */
+static void names_marked(const nnrt_model *m, const unsigned char *marks, int which, char *buf,
+                         size_t size) {
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int32_t i = 0; i < m->n_params && used < size; i++)
+        if (marks[i] == which)
+            used += (size_t)snprintf(buf + used, size - used, "%s%s", used ? ", " : "",
+                                     m->params[i].name);
+}
+
+void rt_load_matching_weights(const nnrt_model *m, void *fixed, const char *path) {
+    rt_st_file *f = rt_st_open(path);
+    unsigned char *loaded = rt_alloc((size_t)m->n_params + 1);
+    int32_t n_loaded = 0;
+    for (int32_t i = 0; i < m->n_params; i++) {
+        const nnrt_tensor *p = &m->params[i];
+        void *dst = rt_elem_ptr(fixed, p->offset, m->f64);
+        if (!rt_st_read(f, p->name, m->f64 ? RT_ST_F64 : RT_ST_F32, p->rank, p->dims, dst))
+            continue;
+        rt_st_check_values(f, p->name, dst, p->numel, m->f64, 0);
+        loaded[i] = 1;
+        n_loaded++;
+    }
+    char kept[1024], took[1024];
+    names_marked(m, loaded, 0, kept, sizeof kept);
+    if (n_loaded == 0)
+        rt_path_error(path,
+                      "--init-weights: the file has none of the params of model '%s' (%s); its "
+                      "tensors' names must be the params' names",
+                      m->name, kept);
+    if (n_loaded < m->n_params) {
+        names_marked(m, loaded, 1, took, sizeof took);
+        rt_path_warning(path,
+                        "--init-weights loaded %d of the model's %d params (%s); these start "
+                        "from their initialisers: %s",
+                        (int)n_loaded, (int)m->n_params, took, kept);
+    }
+    rt_st_read_states(f, m, fixed, 0);
+    warn_unknown(f);
+    rt_free(loaded);
     rt_st_close(f);
 }

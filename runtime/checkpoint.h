@@ -6,6 +6,7 @@
 #ifndef NNRT_CHECKPOINT_H
 #define NNRT_CHECKPOINT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "data.h"
@@ -55,6 +56,26 @@ int rt_st_shape(const rt_st_file *f, const char *name, int *rank, uint64_t *dims
  * convert to either float kind); 0 when the file has no such tensor. */
 int rt_st_read(const rt_st_file *f, const char *name, enum rt_st_kind kind, int rank,
                const int64_t *dims, void *dst);
+/* The file's tensors in header order, and its metadata, for listing them (`weights`). */
+typedef struct rt_st_info {
+    const char *name; /* may hold NULs: name_len bytes */
+    size_t name_len;
+    const char *dtype; /* "F32", "I64", ... */
+    int rank;
+    uint64_t dims[RT_ST_MAX_RANK];
+    uint64_t count; /* elements */
+} rt_st_info;
+int rt_st_count(const rt_st_file *f);
+rt_st_info rt_st_info_at(const rt_st_file *f, int i);
+int rt_st_meta_count(const rt_st_file *f);
+/* Metadata i (in header order): its key and value, either may hold NULs (lengths given). */
+void rt_st_meta_at(const rt_st_file *f, int i, const char **key, size_t *key_len,
+                   const char **value, size_t *value_len);
+/* Whether rt_st_read_doubles converts tensor i's dtype (every float and integer dtype but
+ * the two F8 ones). */
+int rt_st_numeric(const rt_st_file *f, int i);
+/* Elements first .. first + n - 1 of tensor i as doubles (integers beyond 2^53 rounded). */
+void rt_st_read_doubles(const rt_st_file *f, int i, uint64_t first, uint64_t n, double *out);
 /* Every value of a tensor just read is finite (and, with nonnegative, >= 0), or a fatal
  * "PATH: error: tensor 'NAME' holds nan at element 3". */
 void rt_st_check_values(const rt_st_file *f, const char *name, const void *values, int64_t count,
@@ -77,5 +98,12 @@ void rt_st_read_stats(const rt_st_file *f, int64_t n, rt_stats *stats);
  * is a fatal error naming the tensor; tensors that are neither params nor training state
  * get a warning. */
 void rt_load_weights(const nnrt_model *m, void *fixed, const char *path, rt_stats *stats);
+
+/* --init-weights: the params the file has by name (with the model's shape, else a fatal
+ * error), over the values already in the fixed arena (the initialisers'), and the states it
+ * has. When it lacks some params, one line on stderr names those loaded and those that keep
+ * their initialisers (a warning); a file with none of the params is a fatal error. Other
+ * tensors get rt_load_weights's warning. */
+void rt_load_matching_weights(const nnrt_model *m, void *fixed, const char *path);
 
 #endif

@@ -478,9 +478,10 @@ int rt_cmd_gradcheck(const nnrt_model *m, const rt_options *o) {
     rt_rng_seed(&noise, o->seed, RT_STREAM_NOISE);
     c.ctx.training = NNRT_TRAINING;
     c.ctx.noise_seed = rt_rng_next(&noise);
+    c.ctx.dropout_keep = rt_dropout_keep(o); /* the train block's dropout, as train uses */
     tally tl = {0, 0, 0, rt_alloc((size_t)m->n_params)};
     char heading[128];
-    rt_start_weights(m, fixed, NULL, o->seed);
+    rt_start_weights(m, fixed, o); /* where train starts: --set of the train block too */
     snprintf(heading, sizeof heading, "at the initial weights (the initialisers, seed %lld)",
              (long long)o->seed);
     check_point(&c, heading, &tl);

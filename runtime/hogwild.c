@@ -113,6 +113,9 @@ void rt_hogwild_check(const rt_options *o, int64_t n_train) {
     if (o->clip > 0)
         rt_usage_error("--hogwild: --clip scales the whole gradient by its norm before the "
                        "update, which the fused lock-free step never holds: use --clip 0");
+    if (o->freeze && *o->freeze)
+        rt_usage_error("--freeze cannot be honoured with --hogwild: its threads run the model's "
+                       "fused sgd step, which updates every param; train without --hogwild");
     if (o->trace)
         rt_usage_error("--hogwild: --trace writes the params after every step, and HOGWILD!'s "
                        "threads change them at any time: trace a run without --hogwild");
@@ -158,6 +161,7 @@ rt_hogwild *rt_hogwild_new(const nnrt_model *m, const rt_options *o, nnrt_ctx *m
         w->shard_rows = n_rows / h->n + (i < n_rows % h->n);
         at += w->shard_rows;
         w->ctx = i == 0 ? *master : rt_new_sharing_ctx(m, master->fixed, batch);
+        w->ctx.dropout_keep = master->dropout_keep; /* --dropout */
     }
     return h;
 }

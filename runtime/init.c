@@ -3,8 +3,12 @@
  * unchanged; states start at constants. */
 #include "init.h"
 
+#include <float.h>
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "model.h"
 #include "util.h"
 
 void rt_fans(const nnrt_tensor *t, double *fan_in, double *fan_out) {
@@ -76,4 +80,35 @@ void rt_init_state(const nnrt_model *m, void *fixed, const nnrt_tensor *t) {
 
 void rt_init_states(const nnrt_model *m, void *fixed) {
     for (int32_t i = 0; i < m->n_states; i++) rt_init_state(m, fixed, &m->states[i]);
+}
+
+/* One item NAME=X of --set: X as a number the model's type holds. */
+static double set_value(const nnrt_model *m, const char *option, const char *item, size_t len,
+                        const char *text) {
+    char *end;
+    double v = strtod(text, &end);
+    if (end == text || end != item + len || !isfinite(v) || (!m->f64 && fabs(v) > FLT_MAX))
+        rt_usage_error("%s: '%.*s' is not NAME=number (a finite number%s)", option, (int)len, item,
+                       m->f64 ? "" : " that a float holds");
+    return v;
+}
+
+void rt_set_params(const nnrt_model *m, void *fixed, const char *spec, const char *option) {
+    unsigned char *on = rt_alloc((size_t)m->n_params + 1);
+    for (const char *p = spec;;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        const char *eq = memchr(p, '=', len);
+        if (!eq || eq == p)
+            rt_usage_error("%s: '%.*s' is not NAME=number (such as x=0.3)", option, (int)len, p);
+        double v = set_value(m, option, p, len, eq + 1);
+        memset(on, 0, (size_t)m->n_params);
+        rt_mark_params(m, option, p, (size_t)(eq - p), on);
+        for (int32_t i = 0; i < m->n_params; i++)
+            for (int64_t e = 0; on[i] && e < m->params[i].numel; e++)
+                rt_set(fixed, m->params[i].offset + e, m->f64, v);
+        if (!comma) break;
+        p = comma + 1;
+    }
+    rt_free(on);
 }

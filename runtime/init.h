@@ -16,6 +16,11 @@ int rt_init_is_constant(int32_t init);
 void rt_init_state(const nnrt_model *m, void *fixed, const nnrt_tensor *t);
 void rt_init_states(const nnrt_model *m, void *fixed);
 
+/* --set NAME=X[,NAME=X...]: each named param (an exact name or a glob) filled with X, in
+ * order, so a later item wins. An item that is not NAME=number, or names no param, is a
+ * usage error naming `option` ("--set", "the train block's set"). */
+void rt_set_params(const nnrt_model *m, void *fixed, const char *spec, const char *option);
+
 /* fan_in and fan_out of a param per the rule in nnrt.h. */
 void rt_fans(const nnrt_tensor *t, double *fan_in, double *fan_out);
 

@@ -16,6 +16,7 @@
 #include "search.h"
 #include "train.h"
 #include "util.h"
+#include "weights.h"
 
 /* Output that could not be written (a full disk, a closed pipe) is a failure, not a
  * silent truncation: "PROG: error: cannot write the output: REASON", exit 1. */
@@ -33,8 +34,22 @@ static int run(const nnrt_model *m, rt_command cmd, const rt_options *o) {
     case RT_CMD_SEARCH: return rt_cmd_search(m, o);
     case RT_CMD_SAMPLE: return rt_cmd_sample(m, o);
     case RT_CMD_VALUES: return rt_cmd_values(m, o);
+    case RT_CMD_WEIGHTS: return rt_cmd_weights(m, o);
     default: return RT_EXIT_USAGE;
     }
+}
+
+/* `weights FILE ...` reads as `weights --weights FILE ...`: the file is the command's
+ * object, given without an option name. */
+static char **weights_file_as_option(int *argc, char **argv) {
+    if (*argc < 3 || strncmp(argv[2], "-", 1) == 0) return argv;
+    char **out = rt_alloc_array((size_t)*argc + 2, sizeof *out);
+    out[0] = argv[0];
+    out[1] = argv[1];
+    out[2] = "--weights";
+    for (int i = 2; i < *argc; i++) out[i + 1] = argv[i];
+    *argc += 1;
+    return out;
 }
 
 int main(int argc, char **argv) {
@@ -59,12 +74,12 @@ int main(int argc, char **argv) {
     int cmd = rt_find_command(word);
     if (cmd < 0) {
         if (strncmp(word, "-", 1) == 0)
-            rt_usage_error("expected a command (train, eval, predict, gradcheck, search or sample) "
-                           "before '%s'",
+            rt_usage_error("expected a command (train, eval, predict, gradcheck, search, sample "
+                           "or weights) before '%s'",
                            word);
         rt_suggest_command(word);
         rt_usage_error(
-            "unknown command '%s' (commands: train, eval, predict, gradcheck, search, sample)",
+            "unknown command '%s' (commands: train, eval, predict, gradcheck, search, sample, weights)",
             word);
     }
     if (cmd == RT_CMD_PREDICT && m->n_inputs == 0)
@@ -75,6 +90,7 @@ int main(int argc, char **argv) {
     if (cmd == RT_CMD_TRAIN) rt_ranks_start();
     rt_options o;
     rt_options_defaults(m, &o);
+    if (cmd == RT_CMD_WEIGHTS) argv = weights_file_as_option(&argc, argv);
     rt_options_parse(m, (rt_command)cmd, argc - 1, argv + 1, &o);
     if (o.threads != 1)
         openblas_set_num_threads(o.threads == 0 ? openblas_get_num_procs() : (int)o.threads);

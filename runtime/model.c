@@ -1,6 +1,7 @@
 /* model.c: descriptor checks, arenas, batches and metrics (see model.h). */
 #include "model.h"
 
+#include <fnmatch.h>
 #include <math.h>
 #include <string.h>
 
@@ -180,6 +181,26 @@ static nnrt_ctx new_ctx(const nnrt_model *m, void *fixed, int64_t batch_cap, int
     ctx.batch = batch_cap;
     ctx.batch_cap = batch_cap;
     return ctx;
+}
+
+void rt_mark_params(const nnrt_model *m, const char *option, const char *pattern, size_t len,
+                    unsigned char *on) {
+    char *one = rt_strndup(pattern, len);
+    int found = 0;
+    for (int32_t i = 0; i < m->n_params; i++)
+        if (strcmp(m->params[i].name, one) == 0 || fnmatch(one, m->params[i].name, 0) == 0)
+            found = on[i] = 1;
+    if (!found) {
+        char list[1024];
+        size_t used = 0;
+        list[0] = '\0';
+        for (int32_t i = 0; i < m->n_params && used < sizeof list; i++)
+            used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "",
+                                     m->params[i].name);
+        rt_usage_error("%s: model '%s' has no param '%s' (its params: %s)", option, m->name, one,
+                       list);
+    }
+    rt_free(one);
 }
 
 nnrt_ctx rt_new_ctx(const nnrt_model *m, void *fixed, int64_t batch_cap) {

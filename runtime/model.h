@@ -3,6 +3,7 @@
 #ifndef NNRT_MODEL_H
 #define NNRT_MODEL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "data.h"
@@ -20,6 +21,12 @@ void rt_check_model(const nnrt_model *m);
  * or a varying one of varying_elems a sample; role names it in the message ("param"). */
 void rt_check_tensor_place(const nnrt_tensor *t, const char *role, int64_t fixed_elems,
                            int64_t varying_elems);
+
+/* Marks in on[] (n_params entries) the params that `pattern` (len bytes) names: an exact
+ * name, or a glob (fnmatch: `enc.*`, `h?.W`). A pattern that names none is a usage error,
+ * "OPTION: model 'm' has no param 'q' (its params: a, b)". */
+void rt_mark_params(const nnrt_model *m, const char *option, const char *pattern, size_t len,
+                    unsigned char *on);
 
 /* Zeroed, 64-byte aligned arenas. */
 void *rt_new_fixed_arena(const nnrt_model *m);

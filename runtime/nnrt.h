@@ -22,8 +22,8 @@
 /* Changes with anything compiled models and libnnrt both read: the descriptor below, or the
  * kernels' arguments (version 3: the window field cols_ready of conv.h, and
  * train.vocab; version 4: nnrt_tensor.ids; version 5: nnrt_model.step; version 6:
- * nnrt_ctx.params and first_row). */
-#define NNRT_ABI_VERSION 6
+ * nnrt_ctx.params and first_row; version 7: nnrt_ctx.dropout_keep). */
+#define NNRT_ABI_VERSION 7
 #define NNRT_MAX_RANK    4
 
 /* The layout is defined once: each struct is a list of fields, NNRT_<STRUCT>_FIELDS(X)
@@ -76,7 +76,13 @@
     /* The place of this call's first sample in the step's whole batch, when workers split the     \
      * batch (0 otherwise): dropout numbers the elements from it, so that a sample draws the same  \
      * mask whichever worker runs it. */                                                           \
-    X(I64, first_row)
+    X(I64, first_row)                                                                              \
+    /* The run-time rate of dropout (train --dropout X): 0, every dropout keeps its own rate,      \
+     * compiled in; else every dropout keeps an element with this probability, 1 - X in (0, 1],    \
+     * and scales it by 1 / dropout_keep: the same masks and values as a model compiled with       \
+     * rate X. The mask's threshold round(dropout_keep * 2^32) and the scale are computed in       \
+     * double from it, as the compiler computes them from a constant rate. */                      \
+    X(F64, dropout_keep)
 
 typedef struct nnrt_ctx {
     NNRT_CTX_FIELDS(NNRT_C_FIELD)

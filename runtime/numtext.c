@@ -13,6 +13,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const double pow10_exact[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
@@ -187,4 +188,19 @@ int rt_text_g9_memo(char *buf, double v, rt_text_memo *memo) {
 
 int rt_text_g9(char *buf, double v) {
     return rt_text_g9_memo(buf, v, NULL);
+}
+
+int rt_text_shortest(char *buf, size_t size, double v, int f64) {
+    if (!isfinite(v)) return snprintf(buf, size, "%g", v);
+    int n = 0;
+    for (int digits = 1; digits <= (f64 ? 17 : 9); digits++) {
+        n = snprintf(buf, size, "%.*g", digits, v);
+        double back = strtod(buf, NULL);
+        if (f64 ? back == v : (float)back == (float)v) break;
+    }
+    /* 10, not 1e+01: a number from 10 to 1e17 keeps its digits before the point. */
+    const char *e = strchr(buf, 'e');
+    int exponent = e ? atoi(e + 1) : -1;
+    if (exponent >= 1 && exponent < 17) n = snprintf(buf, size, "%.*g", exponent + 1, v);
+    return n;
 }

@@ -4,6 +4,7 @@
 #ifndef NNRT_NUMTEXT_H
 #define NNRT_NUMTEXT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* Room every function here needs: the longest text a double or an int64_t makes with these
@@ -14,6 +15,10 @@
 int rt_text_g9(char *buf, double v);                /* "%.9g" */
 int rt_text_fixed(char *buf, double v, int places); /* "%.*f", places 0..9 */
 int rt_text_int(char *buf, int64_t v);              /* "%lld" */
+
+/* The fewest significant digits that read back as the same number in the element type
+ * (float, or double with f64): exact, and as short as the number allows ("2", "1.4"). */
+int rt_text_shortest(char *buf, size_t size, double v, int f64);
 
 /* The last text of a column whose values often give the same text (a learning rate, an
  * accuracy, seconds to the millisecond): the digits are only written out when they change.

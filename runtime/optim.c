@@ -112,6 +112,7 @@ struct rt_optim {
     int fused;
     void **state[RT_OPTIM_MAX_SLOTS]; /* [slot][param]; NULL for a slot left out */
     double *l1, *l2;                  /* per param; NULL when no param has that penalty */
+    unsigned char *frozen;            /* per param (--freeze); NULL when none is */
 };
 
 /* The optimizers' names as "sgd, adagrad or adam", with last_sep (" or ") before the last. */
@@ -288,6 +289,22 @@ static double *parse_penalty(const nnrt_model *m, const char *option, const char
     return NULL;
 }
 
+/* --freeze NAME[,NAME...]: the params (names or globs) the update leaves alone; NULL when
+ * none. */
+static unsigned char *parse_freeze(const nnrt_model *m, const char *spec) {
+    if (!spec || !*spec) return NULL;
+    unsigned char *frozen = rt_alloc((size_t)m->n_params + 1);
+    for (const char *p = spec;;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (len == 0) rt_usage_error("--freeze: an empty name in '%s'", spec);
+        rt_mark_params(m, "--freeze", p, len, frozen);
+        if (!comma) break;
+        p = comma + 1;
+    }
+    return frozen;
+}
+
 /* ---- state ---- */
 
 static void add_slot(rt_optim *op, int s) {
@@ -319,8 +336,11 @@ rt_optim *rt_optim_new(const nnrt_model *m, void *fixed, const rt_options *o,
     op->settings = resolve_settings(op->row, o);
     op->l1 = parse_penalty(m, "l1", o->l1);
     op->l2 = parse_penalty(m, "l2", o->l2);
+    op->frozen = parse_freeze(m, o->freeze);
+    /* the fused sgd_step updates every param: a frozen one needs the update from gradients */
     op->fused = kind == RT_OPTIM_FUSE_WHEN_ABLE && op->row == &optimizers[ROW_sgd] &&
-                !(o->nesterov && o->momentum > 0) && !op->l1 && !op->l2 && o->clip == 0;
+                !(o->nesterov && o->momentum > 0) && !op->l1 && !op->l2 && o->clip == 0 &&
+                !op->frozen;
     if (!op->fused && !m->grad) rt_fatal("model descriptor: no grad entry point");
     make_state(op);
     return op;
@@ -335,6 +355,7 @@ void rt_optim_free(rt_optim *op) {
     }
     rt_free(op->l1);
     rt_free(op->l2);
+    rt_free(op->frozen);
     rt_free(op);
 }
 
@@ -409,7 +430,9 @@ static int32_t each_segment(rt_optim *op, int64_t lo, int64_t hi, visit_fn *visi
         if (t->grad_offset < 0) continue;
         int64_t end = start + t->numel;
         int64_t a = lo > start ? lo : start, b = hi < end ? hi : end;
-        if (a < b) {
+        /* a frozen param keeps its elements' places, so that parts are cut as without
+         * --freeze, but nothing visits them: no penalty, clipping sum or update */
+        if (a < b && !(op->frozen && op->frozen[i])) {
             int32_t r = visit(op, i, a - start, b - a, arg);
             if (r >= 0) return r;
         }

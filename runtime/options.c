@@ -14,6 +14,7 @@
 enum opt_kind {
     OPT_PATH,   /* a file name */
     OPT_TEXT,   /* any text, checked where it is used (l1, l2, columns) */
+    OPT_LIST,   /* text; given again, appended after a comma (freeze, set) */
     OPT_WORD,   /* one of the choices */
     OPT_INT,    /* a whole number >= min */
     OPT_REAL,   /* a finite number in [min, max) */
@@ -29,6 +30,7 @@ enum opt_kind {
 #define FOR_SEARCH    (1u << RT_CMD_SEARCH)
 #define FOR_SAMPLE    (1u << RT_CMD_SAMPLE)
 #define FOR_VALUES    (1u << RT_CMD_VALUES)
+#define FOR_WEIGHTS   (1u << RT_CMD_WEIGHTS)
 /* What a search trial is: a training run. */
 #define FOR_TRAINING (FOR_TRAIN | FOR_SEARCH)
 
@@ -89,12 +91,16 @@ static const char schedule_choices[] =
 #define SPEC_threads          FOR_TRAINING | FOR_EVAL | FOR_PREDICT, 0, 0, 0, NULL
 #define SPEC_workers          FOR_TRAINING, 1, 1, 0, NULL
 #define SPEC_stride           FOR_TRAINING | FOR_EVAL | FOR_PREDICT, 1, 0, 0, NULL
+#define SPEC_freeze           FOR_TRAINING, 0, 0, 0, NULL
+#define SPEC_dropout          FOR_TRAINING, 1, 0, 1, NULL
+#define SPEC_set              FOR_TRAINING, 0, 0, 0, NULL
 
 #define META_REAL   "X"
 #define META_INT    "N"
 #define META_ON_OFF "on|off"
 #define META_WORD   "NAME"
 #define META_TEXT   "SPEC"
+#define META_LIST   "SPEC"
 #define META_PATH   "FILE"
 
 #define SETTING(name, kind, help) {#name, META_##kind, OPT_##kind, AT(name), SPEC_##name, help},
@@ -104,9 +110,14 @@ static const opt_spec option_table[] = {
      FOR_TRAINING | FOR_EVAL | FOR_PREDICT | FOR_GRADCHECK | FOR_VALUES, 1, 0, 0, NULL, NULL},
     {"columns", "SPEC", OPT_TEXT, AT(columns), FOR_TRAINING | FOR_EVAL | FOR_PREDICT | FOR_VALUES,
      1, 0, 0, NULL, "CSV columns: x=0..3,y=label (indexes or header names)"},
-    {"weights", "FILE", OPT_PATH, AT(weights), FOR_EVAL | FOR_PREDICT | FOR_SAMPLE | FOR_VALUES, 0,
+    {"weights", "FILE", OPT_PATH, AT(weights), FOR_EVAL | FOR_PREDICT | FOR_SAMPLE | FOR_VALUES | FOR_WEIGHTS,
+     0,
      0, 0, NULL, "the weights (safetensors)"},
     {"row", "N", OPT_INT, AT(row), FOR_VALUES, 1, 0, 0, NULL, "the row of the data, from 0"},
+    {"name", "NAME,...", OPT_TEXT, AT(tensors), FOR_WEIGHTS, 0, 0, 0, NULL,
+     "only these tensors (globs: 'h.*')"},
+    {"all", NULL, OPT_FLAG, AT(print_all), FOR_WEIGHTS, 0, 0, 0, NULL,
+     "every value of every tensor shown, a row a line, not a summary of the large ones"},
     {"length", "N", OPT_INT, AT(length), FOR_SAMPLE, 0, 0, 0, NULL,
      "characters to generate and print"},
     {"temperature", "T", OPT_REAL, AT(temperature), FOR_SAMPLE, 0, 0, INFINITY, NULL,
@@ -140,7 +151,7 @@ static const opt_spec option_table[] = {
      "fraction of the rows held out for validation"},
 #include "settings.def"
     {"init_weights", "FILE", OPT_PATH, AT(init_weights), FOR_TRAINING, 0, 0, 0, NULL,
-     "start from these weights, not the initialisers"},
+     "start from the params this file has (by name); the others from their initialisers"},
     {"save", "FILE", OPT_PATH, AT(save), FOR_TRAINING, 0, 0, 0, NULL,
      "write the final weights here"},
     {"no_save", NULL, OPT_CLEAR, AT(save), FOR_TRAINING, 0, 0, 0, NULL, "do not write the weights"},
@@ -177,7 +188,7 @@ static const opt_spec option_table[] = {
 #define N_OPTIONS ((int)(sizeof option_table / sizeof option_table[0]))
 
 static const char *const command_names[RT_N_COMMANDS] = {"train",  "eval",   "predict", "gradcheck",
-                                                         "search", "sample", "values"};
+                                                         "search", "sample", "values", "weights"};
 
 int rt_find_command(const char *word) {
     for (int c = 0; c < RT_N_COMMANDS; c++)
@@ -265,6 +276,7 @@ void rt_options_defaults(const nnrt_model *m, rt_options *o) {
     o->optimizer = t->optimizer ? t->optimizer : "sgd";
     /* NAN: the optimizer's default (optimizers.def). */
     o->beta1 = o->beta2 = o->rho = o->eps = o->weight_decay = NAN;
+    o->dropout = NAN; /* the model's own rates */
     o->schedule = "constant";
     o->step_every = 10;
     o->step_factor = 0.1;
@@ -322,6 +334,9 @@ static const char *command_help(const nnrt_model *m, rt_command cmd) {
     case RT_CMD_VALUES:
         return "print each binding's numbers at one row of the data (--row N), targets read, "
                "in inference mode";
+    case RT_CMD_WEIGHTS:
+        return "print the tensors of a safetensors file (weights FILE): names, shapes, and "
+               "values or a summary";
     default: return "";
     }
 }
@@ -376,6 +391,7 @@ static const char *default_text(const opt_spec *o, const nnrt_model *m, rt_comma
     switch (o->kind) {
     case OPT_INT: snprintf(buf, size, "%lld", (long long)*(const int64_t *)field); return buf;
     case OPT_REAL:
+        if (isnan(*(const double *)field) && strcmp(o->name, "dropout") == 0) return "the model's";
         if (isnan(*(const double *)field)) /* an optimizer's setting: its row's default */
             rt_optim_default_text(o->name, d->optimizer, buf, size);
         else
@@ -385,6 +401,7 @@ static const char *default_text(const opt_spec *o, const nnrt_model *m, rt_comma
     case OPT_FLAG:
     case OPT_CLEAR: return NULL;
     case OPT_TEXT:
+    case OPT_LIST:
     case OPT_WORD:
     case OPT_PATH: break;
     }
@@ -393,6 +410,7 @@ static const char *default_text(const opt_spec *o, const nnrt_model *m, rt_comma
     if (strcmp(o->name, "trace_out") == 0) return "standard output";
     if (strcmp(o->name, "columns") == 0) return "the model's";
     if (strcmp(o->name, "prime") == 0) return "a newline";
+    if (strcmp(o->name, "name") == 0) return "every tensor";
     if (strcmp(o->name, "data") != 0) return "none";
     if (cmd == RT_CMD_PREDICT) return "standard input";
     const nnrt_train_defaults *t = &m->train;
@@ -463,7 +481,8 @@ static void print_random_ids_help(FILE *out, const nnrt_model *m) {
 }
 
 void rt_print_command_help(FILE *out, const nnrt_model *m, rt_command cmd) {
-    fprintf(out, "usage: %s %s [OPTIONS]\n\n", rt_program_name(), command_names[cmd]);
+    fprintf(out, "usage: %s %s%s [OPTIONS]\n\n", rt_program_name(), command_names[cmd],
+            cmd == RT_CMD_WEIGHTS ? " [FILE]" : ""); /* weights FILE: --weights FILE */
     fprintf(out, "%s %s: %s.\n", rt_program_name(), command_names[cmd], command_help(m, cmd));
     print_about(out, m);
     fprintf(out, "\n%s options:\n", command_names[cmd]);
@@ -544,12 +563,24 @@ static void choices_text(const char *choices, char *buf, size_t size) {
     }
 }
 
+/* "a,b" and "c" as "a,b,c". */
+static const char *append_to_list(const char *list, const char *more) {
+    if (!list) return more;
+    size_t n = strlen(list), k = strlen(more);
+    char *both = rt_alloc(n + k + 2);
+    memcpy(both, list, n);
+    both[n] = ',';
+    memcpy(both + n + 1, more, k + 1);
+    return both;
+}
+
 /* shown: how messages name the option ("--lr", or "the train block's lr"). */
 static void set_option(const opt_spec *o, const char *value, rt_options *opts, const char *shown) {
     char *field = (char *)opts + o->offset;
     switch (o->kind) {
     case OPT_PATH:
     case OPT_TEXT: *(const char **)field = value; break;
+    case OPT_LIST: *(const char **)field = append_to_list(*(const char **)field, value); break;
     case OPT_WORD:
         if (!is_choice(o->choices, value)) {
             char list[256];
@@ -629,14 +660,27 @@ static _Noreturn void reject_option(const nnrt_model *m, rt_command cmd, const c
 static int is_search_spec(const opt_spec *o, const char *value) {
     int variable =
         o->kind == OPT_REAL || o->kind == OPT_INT || o->kind == OPT_WORD || o->kind == OPT_ON_OFF;
+    if (strcmp(o->name, "set") == 0) { /* --set x=-1..1, x=0,0.5: one param's start values */
+        const char *eq = strchr(value, '=');
+        variable = eq && !strchr(eq + 1, '=');
+    }
     variable = variable && (o->commands & FOR_TRAIN);
     return variable && (strstr(value, "..") || strchr(value, ','));
+}
+
+/* Two search options that vary the same thing: the same option (and for --set, the same
+ * param). */
+static int same_search(const char *name, const char *spec, const opt_spec *o, const char *value) {
+    if (strcmp(name, o->name) != 0) return 0;
+    if (strcmp(name, "set") != 0) return 1;
+    size_t n = (size_t)(strchr(spec, '=') - spec);
+    return strncmp(spec, value, n + 1) == 0;
 }
 
 static void add_search(rt_options *o, const opt_spec *spec, const char *value) {
     int max = (int)(sizeof o->search_names / sizeof o->search_names[0]);
     for (int i = 0; i < o->n_search; i++)
-        if (strcmp(o->search_names[i], spec->name) == 0) {
+        if (same_search(o->search_names[i], o->search_specs[i], spec, value)) {
             o->search_specs[i] = value;
             return;
         }

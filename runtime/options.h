@@ -17,6 +17,7 @@ typedef enum rt_command {
     RT_CMD_SEARCH,
     RT_CMD_SAMPLE,
     RT_CMD_VALUES,
+    RT_CMD_WEIGHTS,
     RT_N_COMMANDS
 } rt_command;
 
@@ -44,8 +45,11 @@ typedef struct rt_options {
     int standardize;
     int64_t checkpoint_every;
     int64_t threads;
-    int64_t workers; /* data-parallel threads (workers.h) */
-    int64_t stride;  /* text data: 0 for seq */
+    int64_t workers;    /* data-parallel threads (workers.h) */
+    int64_t stride;     /* text data: 0 for seq */
+    const char *freeze; /* NULL: every param trains */
+    double dropout;     /* NAN: each dropout's compiled rate */
+    const char *set;    /* "NAME=X,...": params' start values, after --init-weights */
     /* runtime-only */
     const char *columns;    /* "x=a..b,y=c": column maps by index or header name */
     const char *checkpoint; /* where --checkpoint-every and Ctrl-C save */
@@ -74,6 +78,8 @@ typedef struct rt_options {
     const char *prime;        /* sample: the text to start from; NULL: a newline */
     int print_scores;         /* sample --scores */
     int64_t row;              /* values: the row of the data (from 0) */
+    int print_all;            /* weights --all: every value */
+    const char *tensors;      /* weights --name: NAME[,NAME...] or globs; NULL: all */
     int64_t hogwild;          /* train: HOGWILD! threads; 0: off */
     int quiet;
 } rt_options;

@@ -31,6 +31,7 @@ typedef struct dim {
     int is_range, log;
     double lo, hi;
     int points;    /* grid points of a range */
+    char *prefix;  /* --set x=-1..1: "x=", written before each value; else "" */
     char **values; /* a list's values */
     int n_values;
 } dim;
@@ -74,7 +75,7 @@ typedef struct search {
     int by_accuracy, classify, has_inputs;
 } search;
 
-static char **split_list(const char *spec, int *n) {
+static char **split_list(const char *spec, const char *prefix, int *n) {
     int count = 1;
     for (const char *p = spec; *p; p++) count += *p == ',';
     char **out = rt_alloc_array((size_t)count, sizeof *out);
@@ -83,7 +84,9 @@ static char **split_list(const char *spec, int *n) {
         const char *comma = strchr(p, ',');
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
         if (len == 0) rt_usage_error("search: an empty value in '%s'", spec);
-        out[(*n)++] = rt_strndup(p, len);
+        out[*n] = rt_alloc(strlen(prefix) + len + 1);
+        memcpy(out[*n], prefix, strlen(prefix));
+        memcpy(out[(*n)++] + strlen(prefix), p, len);
         if (!comma) break;
         p = comma + 1;
     }
@@ -167,13 +170,19 @@ static dim *parse_dims(const rt_options *o) {
         d->name = o->search_names[i];
         check_can_vary(d->name);
         d->kind = rt_option_number_kind(d->name);
-        const char *spec = o->search_specs[i];
+        const char *spec = o->search_specs[i], *eq = strchr(spec, '=');
+        d->prefix = rt_strdup("");
+        if (strcmp(d->name, "set") == 0) { /* NAME=range or NAME=list: NAME's start values */
+            d->prefix = rt_strndup(spec, (size_t)(eq - spec + 1));
+            d->kind = 'r';
+            spec = eq + 1;
+        }
         if (strstr(spec, "..")) {
             if (!d->kind) rt_usage_error("search: --%s takes a list (a,b), not a range", d->name);
             d->is_range = 1;
             parse_range(d, spec);
         } else {
-            d->values = split_list(spec, &d->n_values);
+            d->values = split_list(spec, d->prefix, &d->n_values);
         }
     }
     return dims;
@@ -182,11 +191,11 @@ static dim *parse_dims(const rt_options *o) {
 /* ---- the values of a trial ---- */
 
 static char *number_text(const struct dim *d, double v) {
-    char buf[64];
+    char buf[600]; /* a --set param's name (at most 511 bytes, as checkpoint names), "=", v */
     if (d->kind == 'i')
-        snprintf(buf, sizeof buf, "%lld", (long long)llround(v));
+        snprintf(buf, sizeof buf, "%s%lld", d->prefix, (long long)llround(v));
     else
-        snprintf(buf, sizeof buf, "%.4g", v);
+        snprintf(buf, sizeof buf, "%s%.4g", d->prefix, v);
     return rt_strdup(buf);
 }
 
@@ -198,7 +207,7 @@ static char *value_text(const dim *d, double at) {
 
 static void set_value(trial *t, int k, const dim *d, double at) {
     t->values[k] = value_text(d, at);
-    t->at[k] = d->is_range ? strtod(t->values[k], NULL) : at;
+    t->at[k] = d->is_range ? strtod(t->values[k] + strlen(d->prefix), NULL) : at;
 }
 
 /* The k-th of n points of a range (k from 0): evenly spaced, or geometrically with :log. */

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "files.h"
+#include "numtext.h"
 #include "util.h"
 
 /* Room for one value in a row: a comma and "%.17g" of a double ("-1.2345678901234567e-308"
@@ -123,14 +124,7 @@ int rt_trace_on_stdout(const rt_trace *t) {
 /* The fewest significant digits that read back as the same number in the model's element
  * type: exact, and as short as the numbers allow (2, 1.4, 1.04 on a parabola). */
 static int format_value(char *buf, size_t size, double v, int f64) {
-    if (!isfinite(v)) return snprintf(buf, size, "%g", v);
-    int n = 0;
-    for (int digits = 1; digits <= (f64 ? 17 : 9); digits++) {
-        n = snprintf(buf, size, "%.*g", digits, v);
-        double back = strtod(buf, NULL);
-        if (f64 ? back == v : (float)back == (float)v) break;
-    }
-    return n;
+    return rt_text_shortest(buf, size, v, f64);
 }
 
 static size_t append_value(rt_trace *t, size_t used, double v) {

@@ -152,14 +152,16 @@ void rt_load_train_data(const nnrt_model *m, const rt_options *o, rt_train_data 
 
 /* ---- weights ---- */
 
-void rt_start_weights(const nnrt_model *m, void *fixed, const char *init_weights, int64_t seed) {
-    if (init_weights) {
-        rt_load_weights(m, fixed, init_weights, NULL);
-        return;
-    }
-    rt_rng rng;
-    rt_rng_seed(&rng, seed, RT_STREAM_INIT);
+double rt_dropout_keep(const rt_options *o) {
+    return isnan(o->dropout) ? 0 : 1 - o->dropout; /* 1 - rate in double, as nnc computes it */
+}
+
+void rt_start_weights(const nnrt_model *m, void *fixed, const rt_options *o) {
+    rt_rng rng; /* every param is drawn, so one the file lacks starts as without the file */
+    rt_rng_seed(&rng, o->seed, RT_STREAM_INIT);
     rt_init_params(m, fixed, &rng);
+    if (o->init_weights) rt_load_matching_weights(m, fixed, o->init_weights);
+    if (o->set) rt_set_params(m, fixed, o->set, "--set");
 }
 
 /* "NAME = 0.5" for a scalar, "NAME = [v0, v1, ...]" (the first 8 values) otherwise. */
@@ -328,11 +330,13 @@ static void run_init(run *r, const nnrt_model *m, const rt_options *o, const rt_
         check_workers(r);
         r->opt = rt_optim_new(m, fixed, o, RT_OPTIM_FROM_GRADIENTS);
         r->ctx = rt_new_ctx(m, fixed, rt_workers_cap(r->batch, (int)o->workers));
+        r->ctx.dropout_keep = rt_dropout_keep(o);
         r->workers = rt_workers_start(m, &r->ctx, r->opt, (int)o->workers);
     } else {
         r->opt = rt_optim_new(m, fixed, o,
                               r->ranks > 1 ? RT_OPTIM_FROM_GRADIENTS : RT_OPTIM_FUSE_WHEN_ABLE);
         r->ctx = rt_new_ctx(m, fixed, r->batch);
+        r->ctx.dropout_keep = rt_dropout_keep(o);
     }
     int64_t n_val = data->n_validation;
     r->eval_ctx = rt_new_ctx(m, fixed, rt_eval_batch(m, n_val));
@@ -1558,10 +1562,13 @@ int rt_cmd_train(const nnrt_model *m, const rt_options *given) {
     if (o->log) rt_check_writable(o->log);
     if (o->resume && o->init_weights)
         rt_usage_error("give --resume FILE or --init-weights FILE, not both");
+    if (o->resume && o->set)
+        rt_usage_error("--set starts params at a value; a resumed run continues from its "
+                       "checkpoint's: give --resume FILE or --set, not both");
     if (o->hogwild > 0) rt_hogwild_check(o, INT64_MAX); /* before the trace writes its header */
     rt_trace *trace = rt_trace_open(m, o);
     void *fixed = rt_new_fixed_arena(m);
-    rt_start_weights(m, fixed, o->init_weights, o->seed);
+    rt_start_weights(m, fixed, o);
     rt_train_data data;
     rt_load_train_data(m, o, &data);
     run r;
@@ -1593,7 +1600,7 @@ int rt_cmd_train(const nnrt_model *m, const rt_options *given) {
 int rt_train_trial(const nnrt_model *m, const rt_options *o, const rt_train_data *data, void *fixed,
                    rt_metrics *validation) {
     memset(fixed, 0, (size_t)m->fixed_elems * rt_elem_size(m->f64)); /* no earlier velocity */
-    rt_start_weights(m, fixed, o->init_weights, o->seed);
+    rt_start_weights(m, fixed, o);
     run r;
     run_init(&r, m, o, data, fixed);
     r.trial = 1;

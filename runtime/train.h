@@ -18,9 +18,12 @@ int rt_cmd_train(const nnrt_model *m, const rt_options *o);
  * clash is a usage error, before anything is opened for writing. */
 void rt_check_run_files(const nnrt_model *m, const rt_options *o, int search);
 
-/* The starting weights: --init-weights when given, else the initialisers from the init
- * stream of the seed. */
-void rt_start_weights(const nnrt_model *m, void *fixed, const char *init_weights, int64_t seed);
+/* The starting weights: the initialisers from the init stream of the seed, then the params
+ * --init-weights has (partial: transfer and pre-training), then the values of --set. */
+void rt_start_weights(const nnrt_model *m, void *fixed, const rt_options *o);
+
+/* nnrt_ctx.dropout_keep for --dropout: 0 without it (each dropout's compiled rate). */
+double rt_dropout_keep(const rt_options *o);
 
 /* The rows a run trains and validates on, loaded once: the training file (one row and no
  * values for a model without inputs), the validation rows (a held-out fraction of it, or a

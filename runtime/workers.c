@@ -325,6 +325,7 @@ rt_workers *rt_workers_start(const nnrt_model *m, nnrt_ctx *master, rt_optim *op
         w->team = t;
         w->index = k;
         w->ctx = k == 0 ? *master : rt_new_sharing_ctx(m, master->fixed, master->batch_cap);
+        w->ctx.dropout_keep = master->dropout_keep; /* --dropout */
         w->lo = part_start(elems, n, k);
         w->hi = part_start(elems, n, k + 1);
     }

@@ -865,6 +865,94 @@ def close_all(got, want, rel, what):
         raise Failure(f"{what}: {len(got)} values, wanted {len(want)}")
 
 
+DROPOUT_COUNT_MODEL = """model count {
+    input  x[4000]
+    param  w = ones
+    loss   = sum(dropout(x * w, RATE))
+}
+train count {
+    data      = csv("ones.csv", x = 0..3999)
+    optimizer = sgd(lr = 0)
+    batch     = 1
+    epochs    = 1
+    seed      = 3
+}
+"""
+
+DROPOUT_MLP = """import "nn"
+model drop {
+    input  x[64]
+    target y[10]
+    h        = dropout(relu(dense(x / 16, 32)), RATE)
+    g        = dropout(tanh(dense(h, 16)), RATE)
+    output z = dense(g, 10)
+    loss     = softmax_cross_entropy(z, y)
+}
+train drop {
+    data      = csv("d.csv", x = 0..63, y = 64)
+    optimizer = sgd(lr = 0.1, momentum = 0.9)
+    batch     = 24
+    epochs    = 2
+    seed      = 5
+}
+"""
+
+
+def compile_text(nnc, tmp, name, text, *flags):
+    with open(os.path.join(tmp, name + ".nn"), "w") as f:
+        f.write(text)
+    run([nnc, name + ".nn", *flags, "-o", name], tmp)
+    return os.path.join(tmp, name)
+
+
+def case_dropout_rate(nnc, src, tmp):
+    """train --dropout X: every dropout's rate at run time. The fraction of elements kept is
+    1 - X (counted through the loss: the sum of a dropout of 4000 ones is kept / (1 - X)),
+    and the weights are the bits of a model compiled with rate X, in f32 and f64, with
+    workers too, and from the train block's dropout = X."""
+    with open(os.path.join(tmp, "ones.csv"), "w") as f:
+        f.write(",".join(["1"] * 4000) + "\n")
+    exe = compile_text(nnc, tmp, "count", DROPOUT_COUNT_MODEL.replace("RATE", "0.5"))
+    for rate in (None, 0.3, 0.8, 0.0):
+        args = [] if rate is None else ["--dropout", str(rate)]
+        run([exe, "train", "--quiet", "--no-save", "--log", "log.csv", *args], tmp)
+        with open(os.path.join(tmp, "log.csv")) as f:
+            loss = float(f.read().splitlines()[1].split(",")[1])
+        keep = 1 - (0.5 if rate is None else rate)
+        kept = loss * keep / 4000
+        if abs(kept - keep) > 0.025 or (rate == 0.0 and loss != 4000):
+            raise Failure(f"--dropout {rate}: kept {kept} of the elements, wanted {keep}")
+    with open(os.path.join(tmp, "d.csv"), "w") as f:
+        f.write("\n".join(digits_rows(src, True)[:120]) + "\n")
+    for flags in ([], ["--f64"]):
+        at = {r: compile_text(nnc, tmp, f"drop{r}", DROPOUT_MLP.replace("RATE", r), *flags)
+              for r in ("0.5", "0.3")}
+        for extra in ([], ["--workers", "2"]):
+            base = ["train", "--quiet", *extra]
+            run([at["0.3"], *base, "--save", "compiled.st"], tmp)
+            run([at["0.5"], *base, "--dropout", "0.3", "--save", "override.st"], tmp)
+            run([at["0.5"], *base, "--save", "own.st"], tmp)
+            read = lambda name: open(os.path.join(tmp, name), "rb").read()
+            what = f"{' '.join(flags + extra)}"
+            if read("compiled.st") != read("override.st"):
+                raise Failure(f"{what}: --dropout 0.3 differs from a model compiled with 0.3")
+            if read("own.st") == read("override.st"):
+                raise Failure(f"{what}: --dropout 0.3 trained as the compiled 0.5")
+    block = DROPOUT_MLP.replace("RATE", "0.5").replace("    seed      = 5\n",
+                                                       "    seed      = 5\n    dropout   = 0.3\n")
+    exe = compile_text(nnc, tmp, "block", block, "--f64")  # as at["0.3"], compiled last
+    run([exe, "train", "--quiet", "--save", "block.st"], tmp)
+    run([at["0.3"], "train", "--quiet", "--save", "compiled.st"], tmp)
+    if read("block.st") != read("compiled.st"):
+        raise Failure("dropout = 0.3 in the train block differs from a model compiled with 0.3")
+    help_text = run([exe, "train", "--help"], tmp).stdout
+    if "(default: 0.3)" not in [l for l in help_text.splitlines() if "--dropout" in l][0]:
+        raise Failure(f"--help does not show the train block's dropout:\n{help_text}")
+    bad = run([exe, "train", "--dropout", "1"], tmp, want_status=2)
+    if bad.stderr != f"{os.path.basename(exe)}: error: --dropout must be in [0, 1), got '1'\n":
+        raise Failure(f"--dropout 1: {bad.stderr!r}")
+
+
 def case_batchnorm_running_stats(nnc, src, tmp):
     """Training updates the running statistics as PyTorch's BatchNorm1d does; they are saved
     in the weights file; neither the optimizer nor weight decay moves them (fused sgd, and

@@ -149,13 +149,16 @@ def case_same_weights(nnc, mpirun_path, tmp):
     """The global batch of 8 split among 2 and 3 ranks (shares of 4/4, 3/3/2, and the last
     batch of 2 rows leaves a rank of 3 without any) gives the weights of one process to
     1e-12 in f64: with momentum and dropout (whose masks follow the rows, not the rank), and
-    with adam, clipping and an L2 penalty (applied after the ranks' gradients are added up).
+    with adam, clipping and an L2 penalty (applied after the ranks' gradients are added up);
+    with --freeze (the frozen param keeps its bytes) and --dropout.
     The --mpi executable started without mpirun is one process, bit for bit the plain one."""
     write_data(os.path.join(tmp, "train.csv"), 82, seed=1)
     plain = build(nnc, tmp, MODEL, "mlp", mpi=False)
     mpi = build(nnc, tmp, MODEL, "mlp", mpi=True)
     variants = {"sgd": [], "adam": ["--optimizer", "adam", "--lr", "0.01", "--clip", "0.5",
-                                    "--l2", "1e-3"]}
+                                    "--l2", "1e-3"],
+                # a frozen param (its start bytes: below) and dropout's rate set at run time
+                "freeze": ["--freeze", "h.W", "--dropout", "0.4"]}
     for label, extra in variants.items():
         one = f"one_{label}.safetensors"
         run([plain, "train", "--save", one] + extra, tmp)
@@ -172,6 +175,13 @@ def case_same_weights(nnc, mpirun_path, tmp):
             if out.stdout.count("final loss") != 1:
                 raise Failure(f"{label}, {ranks} ranks: wanted one summary (rank 0's):\n"
                               f"{out.stdout}")
+    run([plain, "train", "--epochs", "0", "--save", "start.safetensors"], tmp)
+    start = dict((n, raw) for n, _, raw in safetensors(os.path.join(tmp, "start.safetensors")))
+    for ranks in (2, 3):
+        got = dict((n, raw) for n, _, raw in
+                   safetensors(os.path.join(tmp, f"ranks{ranks}_freeze.safetensors")))
+        if got["h.W"] != start["h.W"] or got["z.W"] == start["z.W"]:
+            raise Failure(f"--freeze h.W on {ranks} ranks: h.W moved, or z.W did not")
     # eval is a command of one process, with or without --mpi
     want = run([plain, "eval", "--weights", "one_sgd.safetensors"], tmp).stdout
     got = run([mpi, "eval", "--weights", "ranks2_sgd.safetensors"], tmp).stdout

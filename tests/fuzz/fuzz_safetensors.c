@@ -1,7 +1,9 @@
 /* fuzz_safetensors.c: the safetensors reader (runtime/checkpoint.c and its JSON reader,
  * json.c), as --weights, --init-weights and --resume use it: the header, each param of a
  * small model in both element types, the training state's I64 tensors, the
- * standardisation statistics, the metadata, and rt_load_weights as a whole.
+ * standardisation statistics, the metadata, rt_load_weights and --init-weights's
+ * rt_load_matching_weights as a whole, and the listing `weights FILE` reads (every tensor's
+ * first values in any dtype, every metadata entry).
  *
  * The input is the file as it is on disk; it is given to the reader as a memfd, so the
  * reader opens and reads it like any file. */
@@ -77,6 +79,22 @@ static void read_all_params(void *arg) {
     rt_st_read_params(r->file, &m, r->fixed, "optimizer.velocity.");
 }
 
+/* What `weights FILE` reads: each tensor's description and first values, the metadata. */
+static void list_tensors(void *arg) {
+    Read *r = arg;
+    double values[64];
+    for (int i = 0; i < rt_st_count(r->file); i++) {
+        rt_st_info t = rt_st_info_at(r->file, i);
+        if (rt_st_numeric(r->file, i))
+            rt_st_read_doubles(r->file, i, 0, t.count < 64 ? t.count : 64, values);
+    }
+    for (int i = 0; i < rt_st_meta_count(r->file); i++) {
+        const char *key, *value;
+        size_t key_len, value_len;
+        rt_st_meta_at(r->file, i, &key, &key_len, &value, &value_len);
+    }
+}
+
 static void close_file(void *arg) {
     Read *r = arg;
     rt_st_close(r->file);
@@ -87,6 +105,12 @@ static void load_weights(void *arg) {
     nnrt_model m = model(r->f64);
     rt_stats stats = {0};
     rt_load_weights(&m, r->fixed, r->path, &stats);
+}
+
+static void load_matching_weights(void *arg) {
+    Read *r = arg;
+    nnrt_model m = model(r->f64);
+    rt_load_matching_weights(&m, r->fixed, r->path);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -102,8 +126,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         fuzz_rt_call(read_state, &r);
         fuzz_rt_call(read_stats, &r);
         fuzz_rt_call(read_all_params, &r);
+        fuzz_rt_call(list_tensors, &r);
         fuzz_rt_call(close_file, &r);
         fuzz_rt_call(load_weights, &r);
+        fuzz_rt_call(load_matching_weights, &r);
     }
     rt_free_all();
     fuzz_close_memfile(&file);

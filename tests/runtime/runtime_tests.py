@@ -303,9 +303,10 @@ def bad_options():
          "--epochs is not an option of 'eval' (see 'rt_logreg eval --help')"),
         (["frobnicate"],
          "unknown command 'frobnicate' (commands: train, eval, predict, gradcheck, search, "
-         "sample)"),
+         "sample, weights)"),
         (["--lr", "1"],
-         "expected a command (train, eval, predict, gradcheck, search or sample) before '--lr'"),
+         "expected a command (train, eval, predict, gradcheck, search, sample or weights) before "
+         "'--lr'"),
     ]
     for args, message in cases:
         expect_error("logreg", args, "rt_logreg: error: " + message, code=2)
@@ -745,11 +746,144 @@ def init_weights():
 
 
 @test
+def partial_init_weights():
+    """--init-weights loads the params the file has, by name; the others keep the values the
+    initialisers give them with this seed, and a warning names both; a tensor of the right
+    name and the wrong shape, or a file with no param at all, is refused."""
+    write_csv("d.csv", logreg_rows())
+    run("logreg", "train", "--data", "d.csv", "--save", "a", "--quiet")
+    run("logreg", "train", "--data", "d.csv", "--epochs", "0", "--seed", "5", "--save", "fresh",
+        "--quiet")
+    _, trained = read_safetensors("a")
+    _, fresh = read_safetensors("fresh")
+    write_safetensors("w", {"lin.W": trained["lin.W"], "other": ("F32", [1], [0.0])})
+    r = run("logreg", "train", "--data", "d.csv", "--epochs", "0", "--seed", "5",
+            "--init-weights", "w", "--save", "b", "--quiet")
+    check(r.err == "w: warning: --init-weights loaded 1 of the model's 2 params (lin.W); these "
+          "start from their initialisers: lin.b\n"
+          "w: warning: tensor 'other' is not a param of the model; ignored\n", r.err)
+    _, b = read_safetensors("b")
+    check(b["lin.W"] == trained["lin.W"] and b["lin.b"] == fresh["lin.b"], (b, trained, fresh))
+    check(b["lin.b"] != trained["lin.b"], "the seed's lin.b, not the file's")
+    # A whole file: nothing said, as before.
+    r = run("logreg", "train", "--data", "d.csv", "--epochs", "0", "--init-weights", "a",
+            "--no-save", "--quiet")
+    check(r.err == "", r.err)
+    write_safetensors("w", {"lin.W": ("F32", [2], [1.0, 2.0])})
+    expect_error("logreg", ["train", "--data", "d.csv", "--init-weights", "w"],
+                 "w: error: tensor 'lin.W' has shape [2], the model wants [2, 1]")
+    write_safetensors("w", {"W": ("F32", [2, 1], [1.0, 2.0])})
+    expect_error("logreg", ["train", "--data", "d.csv", "--init-weights", "w"],
+                 "w: error: --init-weights: the file has none of the params of model 'logreg' "
+                 "(lin.W, lin.b); its tensors' names must be the params' names")
+    # eval and predict still need every param.
+    write_safetensors("w", {"lin.W": trained["lin.W"]})
+    expect_error("logreg", ["eval", "--data", "d.csv", "--weights", "w"],
+                 "w: error: missing tensor 'lin.b'")
+
+
+@test
+def set_values():
+    """--set NAME=X starts params at X (a tensor filled), after the initialisers and
+    --init-weights; repeated or in a list, the later wins; globs name several params."""
+    write_csv("d.csv", logreg_rows())
+
+    def start(*args):
+        run("logreg", "train", "--data", "d.csv", "--epochs", "0", "--save", "s", "--quiet",
+            *args)
+        _, t = read_safetensors("s")
+        return t["lin.W"][2], t["lin.b"][2]
+
+    check(start("--set", "lin.b=0.25,lin.W=-1.5") == ((-1.5, -1.5), (0.25,)), "--set")
+    check(start("--set", "lin.b=1", "--set", "lin.b=2")[1] == (2.0,), "the later --set wins")
+    check(start("--set", "lin.*=0.5") == ((0.5, 0.5), (0.5,)), "a glob")
+    run("logreg", "train", "--data", "d.csv", "--save", "a", "--quiet")
+    _, trained = read_safetensors("a")
+    check(start("--init-weights", "a", "--set", "lin.b=3") == (trained["lin.W"][2], (3.0,)),
+          "--set after --init-weights")
+    # A model without inputs: the trace's first row is the start.
+    r = run("parabola", "train", "--set", "x=3", "--trace", "x", "--steps", "1", "--no-save",
+            "--quiet")
+    check(r.out.splitlines()[1].startswith("0,3,"), r.out)
+    for args, message in [
+        (["--set", "q=1"], "--set: model 'logreg' has no param 'q' (its params: lin.W, lin.b)"),
+        (["--set", "lin.b=x"], "--set: 'lin.b=x' is not NAME=number (a finite number that a "
+         "float holds)"),
+        (["--set", "lin.b=1e39"], "--set: 'lin.b=1e39' is not NAME=number (a finite number "
+         "that a float holds)"),
+        (["--set", "lin.b"], "--set: 'lin.b' is not NAME=number (such as x=0.3)"),
+        (["--set", "lin.b=1", "--resume", "a"], "--set starts params at a value; a resumed run "
+         "continues from its checkpoint's: give --resume FILE or --set, not both"),
+    ]:
+        expect_error("logreg", ["train", "--data", "d.csv", *args], "rt_logreg: error: " + message,
+                     code=2)
+
+    # search sweeps start values: a list or a range after NAME=, a dim per param.
+    r = run("logreg", "search", "--data", "d.csv", "--epochs", "1", "--strategy", "grid",
+            "--set", "lin.b=-1,0,1", "--set", "lin.W=-2..2:2", "--save", "best", "--quiet")
+    lines = r.out.splitlines()
+    check(lines[0].split() == ["rank", "set", "set", "val_loss", "val_accuracy"], r.out)
+    rows = sorted(tuple(line.split()[1:3]) for line in lines[1:7])
+    check(rows == sorted((f"lin.b={b}", f"lin.W={w}") for b in ("-1", "0", "1")
+                         for w in ("-2", "2")), rows)
+    m = re.fullmatch(r"best: --set (lin.b=\S+) --set (lin.W=\S+)", lines[-1])
+    check(m, lines[-1])
+    run("logreg", "train", "--data", "d.csv", "--epochs", "1", "--validation", "0.2", "--set",
+        m.group(1), "--set", m.group(2), "--save", "again", "--quiet")
+    check(open("best", "rb").read() == open("again", "rb").read(),
+          "search's best weights are what train with its values saves")
+
+
+@test
+def freeze():
+    """--freeze: the frozen params' bytes are those they started with, the others train; with
+    every optimizer, penalties, clipping and workers; the frozen params' optimizer state stays
+    zero; refused with --hogwild."""
+    write_csv("d.csv", mlp_rows(40))
+    base = ["--data", "d.csv", "--quiet", "--seed", "3"]
+    run("mlp", "train", *base, "--epochs", "0", "--save", "start")
+    _, start = read_safetensors("start")
+    names = list(help_optimizers())
+    check(len(names) >= 8, names)
+    for optimizer in names:
+        for extra in ([], ["--l2", "0.01", "--l1", "0.001", "--clip", "0.5", "--momentum",
+                           "0.9"], ["--workers", "2"]):
+            args = [*base, "--epochs", "3", "--optimizer", optimizer, "--lr", "0.05", *extra]
+            run("mlp", "train", *args, "--freeze", "W1,b2", "--save", "frozen",
+                "--checkpoint-every", "3", "--checkpoint", "c")
+            _, frozen = read_safetensors("frozen")
+            what = f"--optimizer {optimizer} {' '.join(extra)}"
+            check(frozen["W1"] == start["W1"] and frozen["b2"] == start["b2"],
+                  f"{what}: a frozen param changed")
+            check(frozen["W2"] != start["W2"] and frozen["b1"] != start["b1"],
+                  f"{what}: the others did not train")
+            _, state = read_safetensors("c")
+            for name, (_, _, v) in state.items():
+                if name.startswith("optimizer.") and name.endswith((".W1", ".b2")):
+                    check(all(x == 0 for x in v), f"{what}: {name} is not zero: {v}")
+    # Globs, and the train block's list: freeze adds up.
+    run("mlp", "train", *base, "--epochs", "2", "--freeze", "W*", "--freeze", "b1",
+        "--save", "frozen")
+    _, frozen = read_safetensors("frozen")
+    check({k for k in start if frozen[k] == start[k]} == {"W1", "W2", "b1"}, frozen)
+    expect_error("mlp", ["train", *base, "--freeze", "W3"],
+                 "rt_mlp: error: --freeze: model 'mlp' has no param 'W3' (its params: W1, b1, W2, "
+                 "b2)", code=2)
+    expect_error("mlp", ["train", *base, "--freeze", "W1", "--hogwild", "2", "--optimizer",
+                         "sgd", "--l2="],
+                 "rt_mlp: error: --freeze cannot be honoured with --hogwild: its threads run the "
+                 "model's fused sgd step, which updates every param; train without --hogwild",
+                 code=2)
+
+
+@test
 def bad_weights():
     good = {"lin.W": ("F32", [2, 1], [1.0, -2.0]), "lin.b": ("F32", [1], [0.5])}
     cases = [
         ({"lin.W": ("F32", [1, 2], [1.0, -2.0]), "lin.b": good["lin.b"]},
-         "tensor 'lin.W' has shape [1, 2], the model wants [2, 1]"),
+         "tensor 'lin.W' has shape [1, 2], the model wants [2, 1] (its transpose: nnc's dense W "
+         "is [in, out], PyTorch's nn.Linear weight [out, in]; docs/runtime.md, \"Dense weights "
+         "and PyTorch\")"),
         ({"lin.W": ("F32", [2], [1.0, -2.0]), "lin.b": good["lin.b"]},
          "tensor 'lin.W' has shape [2], the model wants [2, 1]"),
         ({"lin.W": good["lin.W"]}, "missing tensor 'lin.b'"),
@@ -759,7 +893,9 @@ def bad_weights():
     for tensors, message in cases:
         write_safetensors("w", tensors)
         expect_error("logreg", ["predict", "--weights", "w"], "w: error: " + message)
-        expect_error("logreg", ["train", "--init-weights", "w", "--data", "w"], "w: error: " + message)
+        if "missing" not in message:  # --init-weights loads the params a file has: below
+            expect_error("logreg", ["train", "--init-weights", "w", "--data", "w"],
+                         "w: error: " + message)
     raw_cases = [
         (b"abc", "w: error: not a safetensors file: only 3 bytes"),
         (struct.pack("<Q", 1000) + b"{}" + bytes(10),
@@ -789,6 +925,87 @@ def bad_weights():
                  "nope: error: cannot open: No such file or directory")
     expect_error("logreg", ["eval", "--data", "w"],
                  "logreg.safetensors: error: cannot open: No such file or directory")
+
+
+@test
+def weights_command():
+    """PROG weights FILE: each tensor's name, shape, dtype, what it is, and its values (or a
+    summary of many); --name picks tensors, --all prints every value; a checkpoint's training
+    state is named as such; a file that is not safetensors is an error."""
+    write_safetensors("w", {"x": ("F64", [], [0.5]), "v": ("F64", [10], PARABOLA_V),
+                            "big": ("F32", [4, 25], [float(i) for i in range(100)]),
+                            "optimizer.velocity.x": ("F64", [], [0.25]),
+                            "ids": ("I64", [2, 2], [3, -1, 0, 7])},
+                      metadata={"model": "parabola", "producer": "nnc"})
+    r = run("parabola", "weights", "w")
+    check(r.err == "", r.err)
+    std = math.sqrt((100 ** 2 - 1) / 12)
+    lines = r.out.splitlines()
+    check(lines[0] == "w: weights of model 'parabola', saved by nnc; 5 tensors", lines[0])
+    check(re.fullmatch(r"name +shape +dtype +what +values", lines[1]), lines[1])
+    rows = {re.split(r"  +", line)[0]: re.split(r"  +", line)[1:] for line in lines[2:]}
+    check(rows["x"] == ["scalar", "F64", "param", "0.5"], rows["x"])
+    check(rows["v"] == ["[10]", "F64", "param",
+                        "[0.3, -0.2, 0.25, 0.9, -0.75, 0.5, 0.125, -1, 0.6, 0.05]"], rows["v"])
+    check(rows["big"] == ["[4, 25]", "F32", "not a param of model 'parabola'",
+                          f"100 values: mean 49.5, std {std:.6g}, min 0, max 99; "
+                          "first 0, 1, 2, 3, 4, ..."], rows["big"])
+    check(rows["optimizer.velocity.x"] == ["scalar", "F64", "optimizer's velocity for x", "0.25"],
+          rows["optimizer.velocity.x"])
+    check(rows["ids"] == ["[2, 2]", "I64", "not a param of model 'parabola'", "[[3, -1], [0, 7]]"],
+          rows["ids"])
+    check(len(lines) == 7, r.out)  # no metadata beyond model and producer
+    # The columns line up: every value starts where the header's "values" does.
+    at = lines[1].index("values")
+    check(all(line[at - 2:at] == "  " and line[at] != " " for line in lines[2:]), r.out)
+
+    # --name (globs, a comma list) and --all: a row of the last axis a line.
+    r = run("parabola", "weights", "w", "--name", "b*,x", "--all")
+    lines = r.out.splitlines()
+    check([re.split(r"  +", line)[0] for line in lines[2:4]] == ["x", "big"], r.out)
+    check(lines[4:] == [f"  [{i}] " + ", ".join(str(25 * i + k) for k in range(25))
+                        for i in range(4)], r.out)
+    expect_error("parabola", ["weights", "w", "--name", "q"],
+                 "rt_parabola: error: --name: w has no tensor 'q' (its tensors: x, v, big, "
+                 "optimizer.velocity.x, ids)", code=2)
+    usage = run("parabola", "weights", "--help").out
+    check(usage.startswith("usage: rt_parabola weights [FILE] [OPTIONS]\n") and
+          re.search(r"^  --name NAME,\.\.\. +only these tensors .*\(default: every tensor\)$", usage,
+                    re.M), usage)
+    check("  weights    print the tensors of a safetensors file" in run("parabola", "--help").out,
+          "the commands of --help")
+    # --weights FILE is the same; the default is what train saves.
+    check(run("parabola", "weights", "--weights", "w").out == run("parabola", "weights", "w").out,
+          "--weights FILE")
+    run("parabola", "train", "--steps", "3", "--quiet")
+    r = run("parabola", "weights")
+    check(r.out.startswith("parabola.safetensors: weights of model 'parabola', saved by nnc; "
+                           "2 tensors\n"), r.out)
+    _, saved = read_safetensors("parabola.safetensors")
+    x_line = [line for line in r.out.splitlines() if line.startswith("x ")][0]
+    check(float(x_line.split()[-1]) == saved["x"][2][0], x_line)
+
+    # A checkpoint: its heading says where training was, and each tensor what it is.
+    run("parabola", "train", "--steps", "4", "--checkpoint-every", "2", "--no-save", "--quiet")
+    r = run("parabola", "weights", "parabola.ckpt.safetensors")
+    lines = r.out.splitlines()
+    check(lines[0] == "parabola.ckpt.safetensors: a checkpoint of model 'parabola', saved by nnc "
+          "after epoch 4, step 4 (optimizer sgd): the weights and the training state --resume "
+          "continues from; 6 tensors", lines[0])
+    what = {re.split(r"  +", line)[0]: re.split(r"  +", line)[3] for line in lines[2:8]}
+    check(what == {"x": "param", "v": "param", "optimizer.velocity.x": "optimizer's velocity for x",
+                   "optimizer.velocity.v": "optimizer's velocity for v",
+                   "train.order": "the training rows' order this epoch",
+                   "train.history": "per epoch: lr, loss, acc, val loss, val acc, epoch"}, what)
+    check(lines[8] == "metadata:" and "  nnrt.epoch = 4  (epochs completed)" in lines, r.out)
+
+    # Not safetensors: an error that says so, exit 1.
+    write_csv("d.csv", logreg_rows(3))
+    expect_error("parabola", ["weights", "d.csv"],
+                 "d.csv: error: not a safetensors file: the header length "
+                 f"{struct.unpack('<Q', open('d.csv', 'rb').read()[:8])[0]} runs past the end of "
+                 f"the file ({os.path.getsize('d.csv')} bytes)")
+    expect_error("parabola", ["weights", "nope"], "nope: error: cannot open: No such file or directory")
 
 
 @test

@@ -25,6 +25,13 @@ embedding
          P, read as sum(P * z), gets dP = the batch's mean of z: the forward values, to
          1e-12. Then three steps with momentum 0.9 and three of Adam, to 1e-12. The
          predictions are compared as printed.
+linear   the recipe of docs/runtime.md, "Dense weights and PyTorch", taken from that page and
+         run as it is: examples/digits.nn trained for an epoch (f32), its weights loaded
+         into torch.nn.Linear modules predict what ./digits predict prints, and the
+         modules' own (torch's initialisers) saved by the recipe make ./digits predict
+         what torch does; a weight saved without its transpose is refused with the hint.
+         (Without the safetensors package, load_file and save_file are this file's
+         read_safetensors and write_safetensors, which write F32 from float32.)
 recurrent
          stdlib's lstm and gru, each stacked two deep, against torch.nn.LSTM and
          torch.nn.GRU (num_layers = 2, batch_first) in f64 on random sequences [5, 3], the
@@ -80,11 +87,14 @@ def read_safetensors(path):
     return out
 
 
-def write_safetensors(path, tensors):
+def write_safetensors(path, tensors, dtype=torch.float64):
+    """Every tensor as dtype (None: each in its own, float32 or float64)."""
     header, blobs, offset = {}, [], 0
     for name, t in tensors.items():
-        raw = t.contiguous().to(torch.float64).numpy().tobytes()
-        header[name] = {"dtype": "F64", "shape": list(t.shape),
+        t = t.contiguous() if dtype is None else t.contiguous().to(dtype)
+        raw = t.numpy().tobytes()
+        header[name] = {"dtype": {torch.float32: "F32", torch.float64: "F64"}[t.dtype],
+                        "shape": list(t.shape),
                         "data_offsets": [offset, offset + len(raw)]}
         blobs.append(raw)
         offset += len(raw)
@@ -407,6 +417,73 @@ def case_recurrent(nnc, src, tmp):
         close(f"d{name}", params[name] - saved[name], grad, 1e-10)
     close("dP = the batch's mean of the forward values z", params["P"] - saved["P"], P.grad, 1e-10)
     close("predictions z (as printed)", got_pred, z.detach().reshape(n, -1), 1e-8)
+
+
+def recipe(src):
+    """The Python block of docs/runtime.md's section "Dense weights and PyTorch"."""
+    with open(os.path.join(src, "docs", "runtime.md")) as f:
+        page = f.read()
+    section = page[page.index("### Dense weights and PyTorch"):]
+    start = section.index("```python\n") + len("```python\n")
+    return section[start:section.index("```", start)]
+
+
+def save_as_written(tensors, path):
+    """safetensors.torch.save_file's stand-in: each tensor in its own dtype."""
+    write_safetensors(path, tensors, dtype=None)
+
+
+def case_linear(nnc, src, tmp):
+    run([nnc, os.path.join(src, "examples", "digits.nn"), "-o", "digits"], tmp)
+    run(["./digits", "train", "--epochs", "1", "--quiet"], tmp)
+    code = recipe(src)
+    namespace = {}
+    try:
+        import safetensors.torch  # noqa: F401
+    except ImportError:
+        code = code.replace("from safetensors.torch import load_file, save_file\n", "")
+        namespace.update(load_file=read_safetensors, save_file=save_as_written)
+    torch.manual_seed(3)
+    cwd = os.getcwd()
+    os.chdir(tmp)
+    try:
+        exec(compile(code, "docs/runtime.md", "exec"), namespace)
+    finally:
+        os.chdir(cwd)
+    net, h, z = namespace["net"], namespace["h"], namespace["z"]
+    with open(os.path.join(src, "examples", "digits.csv")) as f:
+        rows = [[float(v) for v in line.split(",")] for line in f.read().split()[:200]]
+    x = torch.tensor([r[:64] for r in rows], dtype=torch.float32)
+    with open(os.path.join(tmp, "x.csv"), "w") as f:
+        f.write("".join(",".join(f"{v:g}" for v in r[:64]) + "\n" for r in rows))
+    with torch.no_grad():
+        want = net(x / 16).double()
+    got = predictions(run(["./digits", "predict", "--data", "x.csv"], tmp))
+    close("nnc's weights in torch.nn.Linear: torch's scores against ./digits predict", got, want,
+          1e-5)
+    if (want.argmax(1) != got.argmax(1)).any():
+        raise Failure("nnc's weights in torch classify rows otherwise")
+    # The other way: torch's modules, reset to torch's own initialisers, saved by the recipe.
+    for layer in (h, z):
+        layer.reset_parameters()
+    namespace["save_file"]({**namespace["linear_to_nnc"](h, "h"),
+                            **namespace["linear_to_nnc"](z, "z")},
+                           os.path.join(tmp, "from_torch.safetensors"))
+    with torch.no_grad():
+        want = net(x / 16).double()
+    got = predictions(run(["./digits", "predict", "--data", "x.csv", "--weights",
+                           "from_torch.safetensors"], tmp))
+    close("torch's weights in nnc: ./digits predict against torch's scores", got, want, 1e-5)
+    # Forgetting the transpose: refused, with the hint (z.W is [64, 10], not square).
+    wrong = namespace["linear_to_nnc"](z, "z")
+    wrong["z.W"] = z.weight.detach().clone()
+    namespace["save_file"]({**namespace["linear_to_nnc"](h, "h"), **wrong},
+                           os.path.join(tmp, "wrong.safetensors"))
+    p = subprocess.run(["./digits", "predict", "--data", "x.csv", "--weights", "wrong.safetensors"],
+                       cwd=tmp, capture_output=True, text=True)
+    if p.returncode != 1 or "its transpose: nnc's dense W is [in, out]" not in p.stderr:
+        raise Failure(f"a weight saved without its transpose: status {p.returncode}, {p.stderr}")
+    print("  a weight saved without its transpose: refused with the hint")
 
 
 def main():
