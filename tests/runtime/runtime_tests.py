@@ -1089,7 +1089,7 @@ def option_hints():
     table, optimizers.def and schedules.def."""
     cases = [
         (["trian"], "unknown command 'trian' (commands: train, eval, predict, gradcheck, search, "
-         "sample)\n  hint: did you mean train?"),
+         "sample, weights)\n  hint: did you mean train?"),
         (["train", "--epoch", "3"], "unknown option '--epoch' (see 'rt_logreg train --help')\n"
          "  hint: did you mean --epochs?"),
         (["train", "--weight_decai=0.1"], "unknown option '--weight_decai=0.1' (see 'rt_logreg "
