@@ -145,7 +145,8 @@ static const opt_spec option_table[] = {
     {"log_grad_norms", NULL, OPT_FLAG, AT(log_grad_norms), FOR_TRAIN, 0, 0, 0, NULL,
      "each param's gradient norm at the epoch's last step, in --log and --plot"},
     {"trace", "NAME,...", OPT_PATH, AT(trace), FOR_TRAIN, 0, 0, 0, NULL,
-     "CSV of these params and the loss at every step"},
+     "CSV of these params and the loss at every step: NAME (its first 4 elements), "
+     "NAME[i] (flat index), NAME[i, j], NAME.grad, NAME.grad[i]; negative i from the end"},
     {"trace_out", "FILE", OPT_PATH, AT(trace_out), FOR_TRAIN, 0, 0, 0, NULL,
      "where --trace writes; on stdout the final lines go to stderr"},
     {"trials", "N", OPT_INT, AT(trials), FOR_SEARCH, 1, 1, 0, NULL,

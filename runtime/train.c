@@ -446,11 +446,16 @@ static int params_finite(run *r) {
 
 /* ---- steps ---- */
 
-/* The mean loss on rows[0..count) at the current weights, for the trace, with dropout off.
- * The rows are copied in again: the model may have reused the memory of its inputs. */
+/* The mean loss on rows[0..count) at the current weights, for the trace, with dropout off;
+ * when the trace shows gradients, by grad(), which leaves them at these weights in the grad
+ * buffers (the next step computes its own). The rows are copied in again: the model may
+ * have reused the memory of its inputs. */
 static double batch_loss(run *r, const int64_t *rows, int64_t count) {
     rt_fill_batch(r->m, &r->ctx, &r->data->train, rows, 0, count, 1);
-    r->m->forward(&r->ctx);
+    if (rt_trace_needs_grad(r->trace))
+        r->m->grad(&r->ctx);
+    else
+        r->m->forward(&r->ctx);
     return rt_batch_cost(r->m, &r->ctx);
 }
 
