@@ -137,8 +137,8 @@ static void draw_panel(FILE *f, double x0, const char *title, const char *unit, 
     legend(&p, with_validation, accuracy);
 }
 
-/* ---- gradient norms: one curve per param, log10 of the norm on y, so that norms that
- * vanish (1e-9 in the first layers, 1e-1 in the last) all show ---- */
+/* ---- gradient norms (and update ratios): one curve per param, log10 of the value on y, so
+ * that norms that vanish (1e-9 in the first layers, 1e-1 in the last) all show ---- */
 
 #define NORM_LEGEND_MAX 12 /* params named in the legend; the rest are counted */
 
@@ -195,7 +195,7 @@ static void draw_norms(FILE *f, double x0, const char *unit, const rt_plot_norms
     ya.hi = ya.lo + ceil((ya.hi - ya.lo) / ya.step) * ya.step;
     double last = g->n > 0 ? g->rows[(g->n - 1) * (1 + g->n_series)] : 1;
     panel p = {f, x0, 0, nice_axis(1, last > 1 ? last : 2), ya};
-    draw_axes(&p, "gradient norm (log scale)", unit, 1);
+    draw_axes(&p, g->title, unit, 1);
     for (int s = 0; s < g->n_series; s++) {
         fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" points=\"",
                 series_colors[s % N_SERIES_COLORS]);
@@ -209,11 +209,11 @@ static void draw_norms(FILE *f, double x0, const char *unit, const rt_plot_norms
 }
 
 void rt_plot_write(const char *path, const char *title, const char *unit, const double *rows,
-                   int64_t n, int classify, const rt_plot_norms *norms) {
+                   int64_t n, int classify, const rt_plot_norms *norms, int n_norms) {
     rt_atomic_file af = rt_atomic_open(path);
     FILE *f = af.f;
     int panels = 1 + (classify != 0);
-    int width = panels * PANEL_W + (norms ? PANEL_W + NORM_LEGEND_W : 0);
+    int width = panels * PANEL_W + n_norms * (PANEL_W + NORM_LEGEND_W);
     fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     fprintf(f,
             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
@@ -224,7 +224,8 @@ void rt_plot_write(const char *path, const char *title, const char *unit, const 
     draw_panel(f, 0, "loss", unit, rows, n, RT_HIST_LOSS, RT_HIST_VAL_LOSS, 0);
     if (classify)
         draw_panel(f, PANEL_W, "accuracy", unit, rows, n, RT_HIST_ACC, RT_HIST_VAL_ACC, 1);
-    if (norms) draw_norms(f, panels * PANEL_W, unit, norms);
+    for (int k = 0; k < n_norms; k++)
+        draw_norms(f, panels * PANEL_W + k * (PANEL_W + NORM_LEGEND_W), unit, &norms[k]);
     fprintf(f, "</svg>\n");
     rt_atomic_commit(&af);
 }

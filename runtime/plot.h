@@ -20,12 +20,15 @@ enum {
 };
 #define RT_HIST_MAX_ROWS 65536
 
-/* train --log-grad-norms: each param's gradient norm per epoch, rows of 1 + n_series
- * columns (the epoch, then the norms; NaN: not measured), at most RT_NORM_MAX_ROWS rows,
- * thinned as the history is. */
-#define RT_NORM_MAX_ROWS 4096
+/* A panel of a value per param and epoch on a log scale: train --log-grad-norms (each
+ * param's gradient norm) and --log-update-ratios (||update|| / ||weights||). Rows of 1 +
+ * n_series columns (the epoch, then the values; NaN: not measured), at most RT_NORM_MAX_ROWS
+ * rows, thinned as the history is. */
+#define RT_NORM_MAX_ROWS   4096
+#define RT_PLOT_MAX_PANELS 2 /* of these */
 
 typedef struct rt_plot_norms {
+    const char *title; /* "gradient norm (log scale)" */
     int n_series;
     const char *const *names; /* the params' */
     const double *rows;
@@ -33,9 +36,9 @@ typedef struct rt_plot_norms {
 } rt_plot_norms;
 
 /* Writes the SVG atomically. rows[r * RT_HIST_COLS + c], epochs increasing; NaN marks a value
- * not measured (no validation rows). unit: "epoch" or "step". norms: NULL, or a panel of
- * gradient norms on a log scale. */
+ * not measured (no validation rows). unit: "epoch" or "step". norms: n_norms panels (at most
+ * RT_PLOT_MAX_PANELS) of a value per param on a log scale, after the loss and accuracy. */
 void rt_plot_write(const char *path, const char *title, const char *unit, const double *rows,
-                   int64_t n, int classify, const rt_plot_norms *norms);
+                   int64_t n, int classify, const rt_plot_norms *norms, int n_norms);
 
 #endif

@@ -212,6 +212,15 @@ enum stop { RUNNING, FINISHED, STOPPED_EARLY, FAULTED };
 
 /* Everything a training run holds; the fields under "state" are what a checkpoint saves
  * besides the params and the optimizer's state (the table `fields` below). */
+/* A value per param measured at each epoch's last step (--log-grad-norms,
+ * --log-update-ratios): `now`, the last step's (NaN for a param without a gradient), and
+ * this process's rows of them for the plot, 1 + n_params columns (the epoch first), at most
+ * RT_NORM_MAX_ROWS, thinned as the history. now is NULL when not measured. */
+typedef struct param_series {
+    double *now, *rows;
+    int64_t n_rows;
+} param_series;
+
 typedef struct run {
     const nnrt_model *m;
     const rt_options *o;
@@ -238,11 +247,11 @@ typedef struct run {
     void *best_params;
     double *history;      /* RT_HIST_MAX_ROWS rows of RT_HIST_COLS (plot.h) */
     int64_t history_rows; /* rows in it: every epoch done, thinned when it filled up */
-    /* --log-grad-norms (else NULL): per param, the norm of its gradient at the epoch's last
-     * step (NaN without a gradient); and this process's rows of them for the plot, 1 +
-     * n_params columns (the epoch first), at most RT_NORM_MAX_ROWS, thinned as the history. */
-    double *grad_norms, *norm_history;
-    int64_t norm_rows;
+    /* --log-grad-norms: the norm of each param's gradient; --log-update-ratios: each
+     * param's ||update|| / ||weights before it||, with the weights before the step in
+     * before_update (the params' elements, one after the other). */
+    param_series grad_norms, update_ratios;
+    void *before_update;
     rt_hogwild *hogwild; /* --hogwild's threads, made at its first epoch; else NULL */
     /* Ranks (docs/mpi.md): this process is rank `rank` of `ranks`; with more than one, each
      * step's gradients go through `shared` (ranks.h), and `agreed_stop` is the Ctrl-C the
@@ -286,9 +295,9 @@ static void check_workers(const run *r) {
     if (o->trace)
         rt_usage_error("--trace is not available with --workers %lld: run it with one worker",
                        (long long)n);
-    if (o->log_grad_norms)
-        rt_usage_error("--log-grad-norms is not available with --workers %lld: run it with one "
-                       "worker",
+    if (o->log_grad_norms || o->log_update_ratios)
+        rt_usage_error("%s is not available with --workers %lld: run it with one worker",
+                       o->log_grad_norms ? "--log-grad-norms" : "--log-update-ratios",
                        (long long)n);
     if (o->hogwild > 0)
         rt_usage_error("--workers %lld and --hogwild %lld are two ways to train on several "
@@ -297,6 +306,22 @@ static void check_workers(const run *r) {
 }
 
 static void start_ranks(run *r);
+
+static void series_init(param_series *s, const nnrt_model *m) {
+    s->now = rt_alloc_array((size_t)m->n_params + 1, sizeof(double));
+    s->rows = rt_alloc_array((size_t)RT_NORM_MAX_ROWS * ((size_t)m->n_params + 1), sizeof(double));
+}
+
+static void series_free(param_series *s) {
+    rt_free(s->now);
+    rt_free(s->rows);
+}
+
+static int64_t total_param_elems(const nnrt_model *m) {
+    int64_t n = 0;
+    for (int32_t i = 0; i < m->n_params; i++) n += m->params[i].numel;
+    return n;
+}
 
 static void run_init(run *r, const nnrt_model *m, const rt_options *o, const rt_train_data *data,
                      void *fixed) {
@@ -346,9 +371,11 @@ static void run_init(run *r, const nnrt_model *m, const rt_options *o, const rt_
     r->history = rt_alloc_array((size_t)RT_HIST_MAX_ROWS * RT_HIST_COLS, sizeof(double));
     if (o->log_grad_norms) {
         if (!m->grad) rt_fatal("model descriptor: no grad entry point");
-        r->grad_norms = rt_alloc_array((size_t)m->n_params + 1, sizeof(double));
-        r->norm_history =
-            rt_alloc_array((size_t)RT_NORM_MAX_ROWS * ((size_t)m->n_params + 1), sizeof(double));
+        series_init(&r->grad_norms, m);
+    }
+    if (o->log_update_ratios) {
+        series_init(&r->update_ratios, m);
+        r->before_update = rt_alloc_array((size_t)total_param_elems(m), rt_elem_size(m->f64));
     }
 }
 
@@ -362,8 +389,9 @@ static void run_free(run *r) {
     rt_free(r->order);
     rt_free(r->best_params);
     rt_free(r->history);
-    rt_free(r->grad_norms);
-    rt_free(r->norm_history);
+    series_free(&r->grad_norms);
+    series_free(&r->update_ratios);
+    rt_free(r->before_update);
 }
 
 /* ---- faults ---- */
@@ -474,7 +502,7 @@ static void grad_norms_of(run *r) {
             double g = rt_get(r->fixed, t->grad_offset + e, m->f64);
             sum += g * g;
         }
-        r->grad_norms[i] = t->grad_offset >= 0 ? sqrt(sum) : NAN;
+        r->grad_norms.now[i] = t->grad_offset >= 0 ? sqrt(sum) : NAN;
     }
 }
 
@@ -488,6 +516,30 @@ static void measure_grad_norms(run *r, const int64_t *rows, int64_t count) {
 static int last_step_of_epoch(const run *r, int64_t count) {
     if (!has_inputs(r)) return 1;
     return r->pos + count >= r->data->n_train || (r->o->steps > 0 && r->step + 1 == r->o->steps);
+}
+
+/* --log-update-ratios, before an epoch's last step: the params as they are (copy_in), and
+ * after it: each param's ||new - old|| / ||old|| (NaN without a gradient; inf when the old
+ * weights were all 0 and the step moved them). */
+static void keep_or_compare_weights(run *r, int copy_in) {
+    const nnrt_model *m = r->m;
+    int64_t at = 0;
+    for (int32_t i = 0; i < m->n_params; i++) {
+        const nnrt_tensor *t = &m->params[i];
+        double moved = 0, size = 0;
+        for (int64_t e = 0; e < t->numel; e++) {
+            double now = rt_get(r->fixed, t->offset + e, m->f64);
+            if (copy_in) {
+                rt_set(r->before_update, at + e, m->f64, now);
+                continue;
+            }
+            double old = rt_get(r->before_update, at + e, m->f64);
+            moved += (now - old) * (now - old);
+            size += old * old;
+        }
+        at += t->numel;
+        if (!copy_in) r->update_ratios.now[i] = t->grad_offset < 0 ? NAN : sqrt(moved) / sqrt(size);
+    }
 }
 
 /* A step's outcome: 0 when the loss or the update failed (a train run stops with a message,
@@ -525,12 +577,15 @@ static int train_step(run *r, const int64_t *rows, int64_t count, double lr) {
     rt_fill_batch(r->m, &r->ctx, &r->data->train, rows, 0, count, 1);
     r->ctx.training = NNRT_TRAINING_STEP;
     r->ctx.noise_seed = rt_rng_next(&r->noise_rng);
-    if (r->grad_norms && last_step_of_epoch(r, count)) measure_grad_norms(r, rows, count);
+    int last = last_step_of_epoch(r, count);
+    if (r->grad_norms.now && last) measure_grad_norms(r, rows, count);
+    if (r->update_ratios.now && last) keep_or_compare_weights(r, 1);
     r->step++;
     enum rt_fault kind;
     int32_t bad = rt_optim_step(r->opt, &r->ctx, lr, r->step, &kind);
     r->ctx.training = NNRT_INFERENCE;
     if (!step_ok(r, rt_batch_cost(r->m, &r->ctx), bad, kind)) return 0;
+    if (r->update_ratios.now && last) keep_or_compare_weights(r, 0);
     rt_add_batch_metrics(r->m, &r->ctx, &r->data->train, rows, 0, &r->partial);
     if (r->trace) rt_trace_row(r->trace, r->step, r->fixed, batch_loss(r, rows, count));
     return 1;
@@ -547,16 +602,18 @@ static void thin_rows(double *rows, int64_t *n, int64_t cols) {
     *n = kept;
 }
 
-static void record_grad_norms(run *r) {
+static void record_series(run *r, param_series *s) {
+    if (!s->now) return;
     int64_t cols = r->m->n_params + 1;
-    if (r->norm_rows == RT_NORM_MAX_ROWS) thin_rows(r->norm_history, &r->norm_rows, cols);
-    double *row = r->norm_history + r->norm_rows++ * cols;
+    if (s->n_rows == RT_NORM_MAX_ROWS) thin_rows(s->rows, &s->n_rows, cols);
+    double *row = s->rows + s->n_rows++ * cols;
     row[0] = (double)r->epoch;
-    memcpy(row + 1, r->grad_norms, (size_t)r->m->n_params * sizeof *row);
+    memcpy(row + 1, s->now, (size_t)r->m->n_params * sizeof *row);
 }
 
 static void record_history(run *r, double lr, const rt_metrics *v) {
-    if (r->grad_norms) record_grad_norms(r);
+    record_series(r, &r->grad_norms);
+    record_series(r, &r->update_ratios);
     if (r->history_rows == RT_HIST_MAX_ROWS) thin_rows(r->history, &r->history_rows, RT_HIST_COLS);
     double *row = r->history + r->history_rows++ * RT_HIST_COLS;
     row[RT_HIST_EPOCH] = (double)r->epoch;
@@ -596,7 +653,7 @@ static void end_epoch(run *r, double lr) {
     record_history(r, lr, vp);
     if (r->progress) /* the clock's one read this epoch, and the next epoch's start */
         r->epoch_start = rt_progress_epoch(r->progress, r->epoch, r->epochs, r->partial, vp, lr,
-                                           r->epoch_start, r->grad_norms);
+                                           r->epoch_start, r->grad_norms.now, r->update_ratios.now);
     watch(r, vp);
     int64_t every = r->o->checkpoint_every;
     if (r->progress && every > 0 && r->epoch % every == 0) {
@@ -835,11 +892,14 @@ static int rank_step(run *r, const int64_t *rows, int64_t count, double lr) {
     rt_rank_sum_all(r->shared);
     move_shared(r, 0, 1.0);
     r->agreed_stop = extras[EXTRA_STOP] > 0;
-    if (r->grad_norms && last_step_of_epoch(r, count)) grad_norms_of(r);
+    int last = last_step_of_epoch(r, count);
+    if (r->grad_norms.now && last) grad_norms_of(r);
+    if (r->update_ratios.now && last) keep_or_compare_weights(r, 1);
     r->step++;
     enum rt_fault kind;
     int32_t bad = rt_optim_apply(r->opt, lr, r->step, &kind);
     if (!step_ok(r, extras[EXTRA_LOSS] / (double)count, bad, kind)) return 0;
+    if (r->update_ratios.now && last) keep_or_compare_weights(r, 0);
     rt_metrics all = {extras[EXTRA_LOSS], (int64_t)extras[EXTRA_CORRECT], count,
                       count * rt_class_layout_of(m).steps};
     rt_add_metrics(&r->partial, all);
@@ -1461,35 +1521,40 @@ static void print_summary(const run *r, FILE *out) {
     }
 }
 
-/* The plot's panel of gradient norms: the params with a gradient. */
-static rt_plot_norms plot_norms(const run *r) {
+/* A plot's panel of a series: the params with a gradient. */
+static rt_plot_norms plot_norms(const run *r, const param_series *s, const char *title) {
     const nnrt_model *m = r->m;
     int64_t cols = m->n_params + 1;
     int n = 0;
     const char **names = rt_alloc_array((size_t)m->n_params + 1, sizeof *names);
-    double *rows = rt_alloc_array((size_t)(r->norm_rows * cols) + 1, sizeof *rows);
+    double *rows = rt_alloc_array((size_t)(s->n_rows * cols) + 1, sizeof *rows);
     for (int32_t i = 0; i < m->n_params; i++)
         if (m->params[i].grad_offset >= 0) names[n++] = m->params[i].name;
-    for (int64_t k = 0; k < r->norm_rows; k++) {
-        const double *from = r->norm_history + k * cols;
+    for (int64_t k = 0; k < s->n_rows; k++) {
+        const double *from = s->rows + k * cols;
         double *to = rows + k * (n + 1);
         to[0] = from[0];
         for (int32_t i = 0, j = 1; i < m->n_params; i++)
             if (m->params[i].grad_offset >= 0) to[j++] = from[1 + i];
     }
-    return (rt_plot_norms){n, names, rows, r->norm_rows};
+    return (rt_plot_norms){title, n, names, rows, s->n_rows};
 }
 
 static void write_outputs(const run *r) {
     const rt_options *o = r->o;
     if (o->plot) {
-        rt_plot_norms norms = {0};
-        if (r->grad_norms) norms = plot_norms(r);
+        rt_plot_norms panels[RT_PLOT_MAX_PANELS];
+        int n = 0;
+        if (r->grad_norms.now)
+            panels[n++] = plot_norms(r, &r->grad_norms, "gradient norm (log scale)");
+        if (r->update_ratios.now)
+            panels[n++] = plot_norms(r, &r->update_ratios, "||update|| / ||weights|| (log scale)");
         rt_plot_write(o->plot, r->m->name, has_inputs(r) ? "epoch" : "step", r->history,
-                      r->history_rows, has_inputs(r) && r->m->train.classification,
-                      r->grad_norms ? &norms : NULL);
-        rt_free((void *)norms.names);
-        rt_free((void *)norms.rows);
+                      r->history_rows, has_inputs(r) && r->m->train.classification, panels, n);
+        for (int k = 0; k < n; k++) {
+            rt_free((void *)panels[k].names);
+            rt_free((void *)panels[k].rows);
+        }
     }
     if (!o->save) return;
     rt_save_weights(r->m, r->fixed, &r->data->stats, o->save);

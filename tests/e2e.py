@@ -731,6 +731,50 @@ def case_grad_norms(nnc, src, tmp):
         raise Failure("--plot without --log-grad-norms drew gradient norms")
 
 
+def case_update_ratios(nnc, src, tmp):
+    """train --log-update-ratios: a column per param in --log with ||update|| / ||weights||
+    at each epoch's last step (worked out here by hand through plain SGD), a panel in
+    --plot next to the gradient norms'; the weights are the same bits as without it."""
+    with open(os.path.join(tmp, "lin.nn"), "w") as f:
+        f.write(NORMS_MODEL)
+    with open(os.path.join(tmp, "d.csv"), "w") as f:
+        f.write("".join(",".join(map(str, r)) + "\n" for r in NORMS_ROWS))
+    exe = os.path.join(tmp, "lin")
+    run([nnc, os.path.join(tmp, "lin.nn"), "-o", exe], tmp)
+    run([exe, "train", "--quiet", "--save", "plain", "--log", "plain.csv"], tmp)
+    run([exe, "train", "--quiet", "--save", "ratios", "--log", "ratios.csv", "--plot",
+         "ratios.svg", "--log-grad-norms", "--log-update-ratios"], tmp)
+    with open(os.path.join(tmp, "plain"), "rb") as a, open(os.path.join(tmp, "ratios"), "rb") as b:
+        if a.read() != b.read():
+            raise Failure("--log-update-ratios changed the trained weights")
+    W, b, want = [1.0, 1.0], 0.0, []
+    for epoch in range(2):
+        for batch in (NORMS_ROWS[:2], NORMS_ROWS[2:]):
+            gW, gb = lin_gradient(W, b, batch)
+            old_W, old_b = W, b
+            W, b = [W[0] - 0.05 * gW[0], W[1] - 0.05 * gW[1]], b - 0.05 * gb
+        dW = math.hypot(W[0] - old_W[0], W[1] - old_W[1])
+        want.append([dW / math.hypot(*old_W), abs(b - old_b) / abs(old_b)])
+    with open(os.path.join(tmp, "ratios.csv")) as f:
+        header, *rows = f.read().splitlines()
+    with open(os.path.join(tmp, "plain.csv")) as f:
+        plain_header = f.readline().strip()
+    wanted_header = plain_header + ",grad_norm.W,grad_norm.b,update_ratio.W,update_ratio.b"
+    if header != wanted_header:
+        raise Failure(f"log header {header!r}, wanted {wanted_header!r}")
+    got = [[float(v) for v in row.split(",")[-2:]] for row in rows]
+    if len(got) != 2 or not all(close(g, w, 1e-4) for g, w in zip(got, want)):
+        raise Failure(f"update ratios {got}, wanted {want}")
+    with open(os.path.join(tmp, "ratios.svg")) as f:
+        svg = f.read()
+    import xml.dom.minidom
+    xml.dom.minidom.parseString(svg)
+    if "gradient norm (log scale)" not in svg or "||update|| / ||weights|| (log scale)" not in svg:
+        raise Failure(f"--plot has no panels of gradient norms and update ratios:\n{svg}")
+    if svg.count(">W</text>") != 2 or svg.count(">b</text>") != 2:
+        raise Failure(f"--plot: each panel names its two params:\n{svg}")
+
+
 def bn_rows(n, seed=7):
     """Three features of unlike means and scales, and a target."""
     rng = random.Random(seed)
