@@ -252,6 +252,12 @@ typedef struct run {
      * before_update (the params' elements, one after the other). */
     param_series grad_norms, update_ratios;
     void *before_update;
+    /* --plot of a model without inputs whose params hold 1 or 2 numbers in all (path_dims):
+     * those numbers at the start and after each step, at most RT_HIST_MAX_ROWS rows, thinned
+     * as the history; else NULL. */
+    double *path;
+    int64_t path_rows;
+    int path_dims;
     rt_hogwild *hogwild; /* --hogwild's threads, made at its first epoch; else NULL */
     /* Ranks (docs/mpi.md): this process is rank `rank` of `ranks`; with more than one, each
      * step's gradients go through `shared` (ranks.h), and `agreed_stop` is the Ctrl-C the
@@ -377,6 +383,10 @@ static void run_init(run *r, const nnrt_model *m, const rt_options *o, const rt_
         series_init(&r->update_ratios, m);
         r->before_update = rt_alloc_array((size_t)total_param_elems(m), rt_elem_size(m->f64));
     }
+    if (o->plot && !has_inputs(r) && total_param_elems(m) <= 2 && total_param_elems(m) > 0) {
+        r->path_dims = (int)total_param_elems(m);
+        r->path = rt_alloc_array((size_t)RT_HIST_MAX_ROWS * (size_t)r->path_dims, sizeof(double));
+    }
 }
 
 static void run_free(run *r) {
@@ -392,6 +402,7 @@ static void run_free(run *r) {
     series_free(&r->grad_norms);
     series_free(&r->update_ratios);
     rt_free(r->before_update);
+    rt_free(r->path);
 }
 
 /* ---- faults ---- */
@@ -611,9 +622,35 @@ static void record_series(run *r, param_series *s) {
     memcpy(row + 1, s->now, (size_t)r->m->n_params * sizeof *row);
 }
 
+/* The params' numbers (1 or 2 in all), in the params' order, into point[] (get) or from it
+ * (set). */
+static void get_path_point(const run *r, double *point) {
+    const nnrt_model *m = r->m;
+    int k = 0;
+    for (int32_t i = 0; i < m->n_params; i++)
+        for (int64_t e = 0; e < m->params[i].numel; e++)
+            point[k++] = rt_get(r->fixed, m->params[i].offset + e, m->f64);
+}
+
+static void set_path_point(run *r, const double *point) {
+    const nnrt_model *m = r->m;
+    int k = 0;
+    for (int32_t i = 0; i < m->n_params; i++)
+        for (int64_t e = 0; e < m->params[i].numel; e++)
+            rt_set(r->fixed, m->params[i].offset + e, m->f64, point[k++]);
+}
+
+/* The descent path's next point: the params as they are now. */
+static void record_path(run *r) {
+    if (!r->path) return;
+    if (r->path_rows == RT_HIST_MAX_ROWS) thin_rows(r->path, &r->path_rows, r->path_dims);
+    get_path_point(r, r->path + r->path_rows++ * r->path_dims);
+}
+
 static void record_history(run *r, double lr, const rt_metrics *v) {
     record_series(r, &r->grad_norms);
     record_series(r, &r->update_ratios);
+    record_path(r);
     if (r->history_rows == RT_HIST_MAX_ROWS) thin_rows(r->history, &r->history_rows, RT_HIST_COLS);
     double *row = r->history + r->history_rows++ * RT_HIST_COLS;
     row[RT_HIST_EPOCH] = (double)r->epoch;
@@ -956,6 +993,7 @@ static rt_options only_rank0_writes(const rt_options *o) {
 static void run_epochs(run *r) {
     const rt_train_data *d = r->data;
     if (r->progress) r->epoch_start = rt_now();
+    record_path(r); /* the start: the first point of the descent path */
     while (r->epoch < r->epochs && r->stop == RUNNING) {
         if (r->pos == 0) {
             if (r->o->shuffle && has_inputs(r))
@@ -1540,22 +1578,62 @@ static rt_plot_norms plot_norms(const run *r, const param_series *s, const char 
     return (rt_plot_norms){title, n, names, rows, s->n_rows};
 }
 
-static void write_outputs(const run *r) {
-    const rt_options *o = r->o;
-    if (o->plot) {
-        rt_plot_norms panels[RT_PLOT_MAX_PANELS];
-        int n = 0;
-        if (r->grad_norms.now)
-            panels[n++] = plot_norms(r, &r->grad_norms, "gradient norm (log scale)");
-        if (r->update_ratios.now)
-            panels[n++] = plot_norms(r, &r->update_ratios, "||update|| / ||weights|| (log scale)");
-        rt_plot_write(o->plot, r->m->name, has_inputs(r) ? "epoch" : "step", r->history,
-                      r->history_rows, has_inputs(r) && r->m->train.classification, panels, n);
-        for (int k = 0; k < n; k++) {
-            rt_free((void *)panels[k].names);
-            rt_free((void *)panels[k].rows);
+/* The loss with the params set to point (rt_plot_descent.loss_at), by forward() in inference
+ * mode. The caller puts the final params back. */
+static double loss_at(void *arg, const double *point) {
+    run *r = arg;
+    set_path_point(r, point);
+    r->eval_ctx.training = NNRT_INFERENCE;
+    r->m->forward(&r->eval_ctx);
+    return rt_batch_cost(r->m, &r->eval_ctx);
+}
+
+/* The names of the path's axes: "x", or "w[0]" for an element of a vector. */
+static void path_names(const run *r, char names[2][96]) {
+    int k = 0;
+    for (int32_t i = 0; i < r->m->n_params; i++)
+        for (int64_t e = 0; e < r->m->params[i].numel && k < 2; e++, k++) {
+            const nnrt_tensor *t = &r->m->params[i];
+            if (t->rank == 0)
+                snprintf(names[k], sizeof names[k], "%s", t->name);
+            else
+                snprintf(names[k], sizeof names[k], "%s[%lld]", t->name, (long long)e);
         }
+}
+
+static void write_plot(run *r) {
+    rt_plot_norms panels[RT_PLOT_MAX_PANELS];
+    int n = 0;
+    if (r->grad_norms.now) panels[n++] = plot_norms(r, &r->grad_norms, "gradient norm (log scale)");
+    if (r->update_ratios.now)
+        panels[n++] = plot_norms(r, &r->update_ratios, "||update|| / ||weights|| (log scale)");
+    char names[2][96] = {"", ""};
+    double final[2];
+    rt_plot_descent descent = {
+        r->path_dims, {names[0], names[1]}, r->path, r->path_rows, loss_at, r};
+    if (r->path) {
+        path_names(r, names);
+        get_path_point(r, final);
     }
+    rt_plot plot = {r->m->name,
+                    has_inputs(r) ? "epoch" : "step",
+                    r->history,
+                    r->history_rows,
+                    has_inputs(r) && r->m->train.classification,
+                    panels,
+                    n,
+                    r->path && r->path_rows > 0 ? &descent : NULL};
+    rt_plot_write(r->o->plot, &plot);
+    if (r->path) set_path_point(r, final); /* the weights the run saves and prints */
+    for (int k = 0; k < n; k++) {
+        rt_free((void *)panels[k].names);
+        rt_free((void *)panels[k].rows);
+    }
+}
+
+static void write_outputs(run *r) {
+    const rt_options *o = r->o;
+    if (o->plot) write_plot(r);
     if (!o->save) return;
     rt_save_weights(r->m, r->fixed, &r->data->stats, o->save);
     if (!o->quiet) fprintf(stderr, "saved weights to %s\n", o->save);
