@@ -5,6 +5,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "files.h"
 #include "util.h"
@@ -314,9 +315,9 @@ static void draw_curve_1d(panel *p, const rt_plot_descent *d, const double *loss
                     CURVE_POINTS);
 }
 
-/* Level k of CONTOUR_LEVELS, blue (low) to red (high). */
-static void level_color(int k, char *buf, size_t size) {
-    double t = (double)k / (CONTOUR_LEVELS - 1);
+/* Level k of n, blue (low) to red (high). */
+static void level_color(int k, int n, char *buf, size_t size) {
+    double t = n > 1 ? (double)k / (n - 1) : 0;
     snprintf(buf, size, "#%02x%02x%02x", (int)(40 + 200 * t),
              (int)(90 + 60 * (1 - fabs(2 * t - 1))), (int)(240 - 200 * t));
 }
@@ -358,26 +359,47 @@ static void contour_cell(const panel *p, const double c[4][3], double level) {
     }
 }
 
+static int compare_doubles(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The contour levels: the values at the (k + 1/2) / CONTOUR_LEVELS quantiles of the grid's
+ * finite values, so that a valley far below the walls around it (Rosenbrock's) gets its
+ * share of lines; levels that repeat are dropped. Returns their count. */
+static int contour_levels(const double *grid, int64_t n, double *levels) {
+    double *sorted = rt_alloc_array((size_t)n, sizeof *sorted);
+    int64_t finite = 0;
+    for (int64_t i = 0; i < n; i++)
+        if (isfinite(grid[i])) sorted[finite++] = grid[i];
+    qsort(sorted, (size_t)finite, sizeof *sorted, compare_doubles);
+    int count = 0;
+    for (int k = 0; finite > 0 && k < CONTOUR_LEVELS; k++) {
+        double level = sorted[(int64_t)((k + 0.5) / CONTOUR_LEVELS * (double)finite)];
+        if (count == 0 || level > levels[count - 1]) levels[count++] = level;
+    }
+    rt_free(sorted);
+    return count;
+}
+
 static void draw_contours_2d(panel *p, const rt_plot_descent *d) {
     p->ya = around(d->points, d->n, 2, 1);
     int g = CONTOUR_GRID;
     double *grid = rt_alloc_array((size_t)g * (size_t)g, sizeof *grid);
-    double lo = INFINITY, hi = -INFINITY;
     for (int j = 0; j < g; j++)
         for (int i = 0; i < g; i++) {
             double point[2] = {p->xa.lo + (p->xa.hi - p->xa.lo) * i / (g - 1),
                                p->ya.lo + (p->ya.hi - p->ya.lo) * j / (g - 1)};
-            double v = grid[j * g + i] = d->loss_at(d->arg, point);
-            if (!isfinite(v)) continue;
-            if (v < lo) lo = v;
-            if (v > hi) hi = v;
+            grid[j * g + i] = d->loss_at(d->arg, point);
         }
+    double levels[CONTOUR_LEVELS];
+    int n_levels = contour_levels(grid, (int64_t)g * g, levels);
     draw_axes(p, "contours of the loss, and the path of descent", d->names[0], 0);
     y_label(p, d->names[1]);
-    for (int k = 0; isfinite(lo) && hi > lo && k < CONTOUR_LEVELS; k++) {
-        double level = lo + (hi - lo) * (k + 0.5) / CONTOUR_LEVELS;
+    for (int k = 0; k < n_levels; k++) {
+        double level = levels[k];
         char color[8];
-        level_color(k, color, sizeof color);
+        level_color(k, n_levels, color, sizeof color);
         fprintf(p->f,
                 "<path class=\"contour\" fill=\"none\" stroke=\"%s\" stroke-width=\"1\" "
                 "d=\"",
