@@ -501,8 +501,9 @@ static double batch_loss(run *r, const int64_t *rows, int64_t count) {
 /* --log-grad-norms, at an epoch's last step: the gradient that step is about to use, by a
  * grad() of its own on the same batch with the same noise_seed (the fused sgd_step never
  * stores its gradients, and the other optimizers add penalties and clip them in place).
- * grad() leaves the params and the optimizer's state alone, so the run's weights are the
- * same bits as without the option; the batch is copied in again, since grad() may have
+ * grad() leaves the params and the optimizer's state alone, and in NNRT_TRAINING mode the
+ * states too (the step writes their updates once), so the run's weights are the same bits as
+ * without the option; the batch is copied in again, since grad() may have
  * reused the memory of its inputs. */
 static void grad_norms_of(run *r) {
     const nnrt_model *m = r->m;
@@ -518,7 +519,9 @@ static void grad_norms_of(run *r) {
 }
 
 static void measure_grad_norms(run *r, const int64_t *rows, int64_t count) {
+    r->ctx.training = NNRT_TRAINING; /* the step that follows writes the states' updates */
     r->m->grad(&r->ctx);
+    r->ctx.training = NNRT_TRAINING_STEP;
     grad_norms_of(r);
     rt_fill_batch(r->m, &r->ctx, &r->data->train, rows, 0, count, 1);
 }

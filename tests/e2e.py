@@ -980,6 +980,21 @@ def close_all(got, want, rel, what):
         raise Failure(f"{what}: {len(got)} values, wanted {len(want)}")
 
 
+def case_watching_leaves_states(nnc, src, tmp):
+    """--log-grad-norms, --log-update-ratios and a --trace of gradients measure the run
+    without changing it: with batch norm's running statistics too, the saved weights and
+    states are the same bits as without them."""
+    exe = bn_build(nnc, tmp, bn_rows(20))
+    run([exe, "train", "--quiet", "--save", "plain"], tmp)
+    for name, args in (("norms", ["--log-grad-norms", "--log", "n.csv"]),
+                       ("ratios", ["--log-update-ratios", "--log", "r.csv"]),
+                       ("trace", ["--trace", "p.W.grad,h.gamma", "--trace-out", "t.csv"])):
+        run([exe, "train", "--quiet", "--save", name, *args], tmp)
+        with open(os.path.join(tmp, "plain"), "rb") as a, open(os.path.join(tmp, name), "rb") as b:
+            if a.read() != b.read():
+                raise Failure(f"{' '.join(args)} changed the trained weights or states")
+
+
 def case_batchnorm_running_stats(nnc, src, tmp):
     """Training updates the running statistics as PyTorch's BatchNorm1d does; they are saved
     in the weights file; neither the optimizer nor weight decay moves them (fused sgd, and
