@@ -686,29 +686,46 @@ def lin_gradient(W, b, rows):
     return gW, gb
 
 
-def case_grad_norms(nnc, src, tmp):
-    """train --log-grad-norms: a column per param in --log with the norm of its gradient at
-    each epoch's last step (worked out here by hand through plain SGD), a panel in --plot;
-    the weights are the same bits as without the option."""
+def lin_last_steps():
+    """NORMS_MODEL's two epochs of plain SGD, by hand: for each epoch's last step, the
+    gradient (gW, gb), and W, b before and after it."""
+    W, b, last = [1.0, 1.0], 0.0, []
+    for epoch in range(2):
+        for batch in (NORMS_ROWS[:2], NORMS_ROWS[2:]):
+            gW, gb = lin_gradient(W, b, batch)
+            before = (W, b)
+            W, b = [W[0] - 0.05 * gW[0], W[1] - 0.05 * gW[1]], b - 0.05 * gb
+        last.append((gW, gb, before, (W, b)))
+    return last
+
+
+def build_lin(nnc, tmp):
     with open(os.path.join(tmp, "lin.nn"), "w") as f:
         f.write(NORMS_MODEL)
     with open(os.path.join(tmp, "d.csv"), "w") as f:
         f.write("".join(",".join(map(str, r)) + "\n" for r in NORMS_ROWS))
     exe = os.path.join(tmp, "lin")
     run([nnc, os.path.join(tmp, "lin.nn"), "-o", exe], tmp)
+    return exe
+
+
+def check_same_weights(tmp, plain, other, option):
+    with open(os.path.join(tmp, plain), "rb") as a, open(os.path.join(tmp, other), "rb") as b:
+        if a.read() != b.read():
+            raise Failure(f"{option} changed the trained weights")
+
+
+def case_grad_norms(nnc, src, tmp):
+    """train --log-grad-norms: a column per param in --log with the norm of its gradient at
+    each epoch's last step (worked out here by hand through plain SGD), a panel in --plot;
+    the weights are the same bits as without the option."""
+    exe = build_lin(nnc, tmp)
     run([exe, "train", "--quiet", "--save", "plain", "--log", "plain.csv", "--plot", "plain.svg"],
         tmp)
     run([exe, "train", "--quiet", "--save", "norms", "--log", "norms.csv", "--plot", "norms.svg",
          "--log-grad-norms"], tmp)
-    with open(os.path.join(tmp, "plain"), "rb") as a, open(os.path.join(tmp, "norms"), "rb") as b:
-        if a.read() != b.read():
-            raise Failure("--log-grad-norms changed the trained weights")
-    W, b, want = [1.0, 1.0], 0.0, []
-    for epoch in range(2):
-        for batch in (NORMS_ROWS[:2], NORMS_ROWS[2:]):
-            gW, gb = lin_gradient(W, b, batch)
-            W, b = [W[0] - 0.05 * gW[0], W[1] - 0.05 * gW[1]], b - 0.05 * gb
-        want.append([math.hypot(*gW), abs(gb)])
+    check_same_weights(tmp, "plain", "norms", "--log-grad-norms")
+    want = [[math.hypot(*gW), abs(gb)] for gW, gb, _, _ in lin_last_steps()]
     with open(os.path.join(tmp, "norms.csv")) as f:
         header, *rows = f.read().splitlines()
     with open(os.path.join(tmp, "plain.csv")) as f:
@@ -735,24 +752,13 @@ def case_update_ratios(nnc, src, tmp):
     """train --log-update-ratios: a column per param in --log with ||update|| / ||weights||
     at each epoch's last step (worked out here by hand through plain SGD), a panel in
     --plot next to the gradient norms'; the weights are the same bits as without it."""
-    with open(os.path.join(tmp, "lin.nn"), "w") as f:
-        f.write(NORMS_MODEL)
-    with open(os.path.join(tmp, "d.csv"), "w") as f:
-        f.write("".join(",".join(map(str, r)) + "\n" for r in NORMS_ROWS))
-    exe = os.path.join(tmp, "lin")
-    run([nnc, os.path.join(tmp, "lin.nn"), "-o", exe], tmp)
+    exe = build_lin(nnc, tmp)
     run([exe, "train", "--quiet", "--save", "plain", "--log", "plain.csv"], tmp)
     run([exe, "train", "--quiet", "--save", "ratios", "--log", "ratios.csv", "--plot",
          "ratios.svg", "--log-grad-norms", "--log-update-ratios"], tmp)
-    with open(os.path.join(tmp, "plain"), "rb") as a, open(os.path.join(tmp, "ratios"), "rb") as b:
-        if a.read() != b.read():
-            raise Failure("--log-update-ratios changed the trained weights")
-    W, b, want = [1.0, 1.0], 0.0, []
-    for epoch in range(2):
-        for batch in (NORMS_ROWS[:2], NORMS_ROWS[2:]):
-            gW, gb = lin_gradient(W, b, batch)
-            old_W, old_b = W, b
-            W, b = [W[0] - 0.05 * gW[0], W[1] - 0.05 * gW[1]], b - 0.05 * gb
+    check_same_weights(tmp, "plain", "ratios", "--log-update-ratios")
+    want = []
+    for _, _, (old_W, old_b), (W, b) in lin_last_steps():
         dW = math.hypot(W[0] - old_W[0], W[1] - old_W[1])
         want.append([dW / math.hypot(*old_W), abs(b - old_b) / abs(old_b)])
     with open(os.path.join(tmp, "ratios.csv")) as f:
@@ -990,9 +996,7 @@ def case_watching_leaves_states(nnc, src, tmp):
                        ("ratios", ["--log-update-ratios", "--log", "r.csv"]),
                        ("trace", ["--trace", "p.W.grad,h.gamma", "--trace-out", "t.csv"])):
         run([exe, "train", "--quiet", "--save", name, *args], tmp)
-        with open(os.path.join(tmp, "plain"), "rb") as a, open(os.path.join(tmp, name), "rb") as b:
-            if a.read() != b.read():
-                raise Failure(f"{' '.join(args)} changed the trained weights or states")
+        check_same_weights(tmp, "plain", name, " ".join(args))
 
 
 def case_batchnorm_running_stats(nnc, src, tmp):
