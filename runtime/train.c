@@ -210,8 +210,6 @@ static void copy_weights(const nnrt_model *m, void *fixed, void *flat, int to_fl
 /* FAULTED: a trial whose loss or gradient went non-finite (a train run exits instead). */
 enum stop { RUNNING, FINISHED, STOPPED_EARLY, FAULTED };
 
-/* Everything a training run holds; the fields under "state" are what a checkpoint saves
- * besides the params and the optimizer's state (the table `fields` below). */
 /* A value per param measured at each epoch's last step (--log-grad-norms,
  * --log-update-ratios): `now`, the last step's (NaN for a param without a gradient), and
  * this process's rows of them for the plot, 1 + n_params columns (the epoch first), at most
@@ -221,6 +219,8 @@ typedef struct param_series {
     int64_t n_rows;
 } param_series;
 
+/* Everything a training run holds; the fields under "state" are what a checkpoint saves
+ * besides the params and the optimizer's state (the table `fields` below). */
 typedef struct run {
     const nnrt_model *m;
     const rt_options *o;
@@ -381,7 +381,7 @@ static void run_init(run *r, const nnrt_model *m, const rt_options *o, const rt_
     }
     if (o->log_update_ratios) {
         series_init(&r->update_ratios, m);
-        r->before_update = rt_alloc_array((size_t)total_param_elems(m), rt_elem_size(m->f64));
+        r->before_update = rt_alloc_array((size_t)total_weight_elems(m), rt_elem_size(m->f64));
     }
     if (o->plot && !has_inputs(r) && total_param_elems(m) <= 2 && total_param_elems(m) > 0) {
         r->path_dims = (int)total_param_elems(m);
@@ -532,27 +532,23 @@ static int last_step_of_epoch(const run *r, int64_t count) {
     return r->pos + count >= r->data->n_train || (r->o->steps > 0 && r->step + 1 == r->o->steps);
 }
 
-/* --log-update-ratios, before an epoch's last step: the params as they are (copy_in), and
- * after it: each param's ||new - old|| / ||old|| (NaN without a gradient; inf when the old
- * weights were all 0 and the step moved them). */
-static void keep_or_compare_weights(run *r, int copy_in) {
+/* --log-update-ratios: before an epoch's last step the weights go to before_update
+ * (copy_weights), and after it each param's ||new - old|| / ||old|| is taken (NaN without a
+ * gradient; inf when the old weights were all 0 and the step moved them). */
+static void update_ratios_of(run *r) {
     const nnrt_model *m = r->m;
-    int64_t at = 0;
+    int64_t at = 0; /* the params come first in the copy */
     for (int32_t i = 0; i < m->n_params; i++) {
         const nnrt_tensor *t = &m->params[i];
         double moved = 0, size = 0;
         for (int64_t e = 0; e < t->numel; e++) {
             double now = rt_get(r->fixed, t->offset + e, m->f64);
-            if (copy_in) {
-                rt_set(r->before_update, at + e, m->f64, now);
-                continue;
-            }
             double old = rt_get(r->before_update, at + e, m->f64);
             moved += (now - old) * (now - old);
             size += old * old;
         }
         at += t->numel;
-        if (!copy_in) r->update_ratios.now[i] = t->grad_offset < 0 ? NAN : sqrt(moved) / sqrt(size);
+        r->update_ratios.now[i] = t->grad_offset < 0 ? NAN : sqrt(moved) / sqrt(size);
     }
 }
 
@@ -593,13 +589,13 @@ static int train_step(run *r, const int64_t *rows, int64_t count, double lr) {
     r->ctx.noise_seed = rt_rng_next(&r->noise_rng);
     int last = last_step_of_epoch(r, count);
     if (r->grad_norms.now && last) measure_grad_norms(r, rows, count);
-    if (r->update_ratios.now && last) keep_or_compare_weights(r, 1);
+    if (r->update_ratios.now && last) copy_weights(r->m, r->fixed, r->before_update, 1);
     r->step++;
     enum rt_fault kind;
     int32_t bad = rt_optim_step(r->opt, &r->ctx, lr, r->step, &kind);
     r->ctx.training = NNRT_INFERENCE;
     if (!step_ok(r, rt_batch_cost(r->m, &r->ctx), bad, kind)) return 0;
-    if (r->update_ratios.now && last) keep_or_compare_weights(r, 0);
+    if (r->update_ratios.now && last) update_ratios_of(r);
     rt_add_batch_metrics(r->m, &r->ctx, &r->data->train, rows, 0, &r->partial);
     if (r->trace) rt_trace_row(r->trace, r->step, r->fixed, batch_loss(r, rows, count));
     return 1;
@@ -934,12 +930,12 @@ static int rank_step(run *r, const int64_t *rows, int64_t count, double lr) {
     r->agreed_stop = extras[EXTRA_STOP] > 0;
     int last = last_step_of_epoch(r, count);
     if (r->grad_norms.now && last) grad_norms_of(r);
-    if (r->update_ratios.now && last) keep_or_compare_weights(r, 1);
+    if (r->update_ratios.now && last) copy_weights(r->m, r->fixed, r->before_update, 1);
     r->step++;
     enum rt_fault kind;
     int32_t bad = rt_optim_apply(r->opt, lr, r->step, &kind);
     if (!step_ok(r, extras[EXTRA_LOSS] / (double)count, bad, kind)) return 0;
-    if (r->update_ratios.now && last) keep_or_compare_weights(r, 0);
+    if (r->update_ratios.now && last) update_ratios_of(r);
     rt_metrics all = {extras[EXTRA_LOSS], (int64_t)extras[EXTRA_CORRECT], count,
                       count * rt_class_layout_of(m).steps};
     rt_add_metrics(&r->partial, all);
