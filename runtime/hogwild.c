@@ -122,6 +122,9 @@ void rt_hogwild_check(const rt_options *o, int64_t n_train) {
     if (o->log_grad_norms)
         rt_usage_error("--hogwild: --log-grad-norms measures the gradient of the epoch's last "
                        "step, and HOGWILD! has a last step in every thread");
+    if (o->log_update_ratios)
+        rt_usage_error("--hogwild: --log-update-ratios measures the update of the epoch's last "
+                       "step, and HOGWILD! has a last step in every thread");
     if (n > 1 && o->threads != 1)
         rt_usage_error("--hogwild %lld runs %lld threads of its own: OpenBLAS's threads "
                        "(--threads %lld) would fight them for the cores; give --threads 1",

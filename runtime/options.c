@@ -164,8 +164,11 @@ static const opt_spec option_table[] = {
      "an SVG of the loss and accuracy curves"},
     {"log_grad_norms", NULL, OPT_FLAG, AT(log_grad_norms), FOR_TRAIN, 0, 0, 0, NULL,
      "each param's gradient norm at the epoch's last step, in --log and --plot"},
+    {"log_update_ratios", NULL, OPT_FLAG, AT(log_update_ratios), FOR_TRAIN, 0, 0, 0, NULL,
+     "each param's ||update|| / ||weights|| at the epoch's last step, in --log and --plot"},
     {"trace", "NAME,...", OPT_PATH, AT(trace), FOR_TRAIN, 0, 0, 0, NULL,
-     "CSV of these params and the loss at every step"},
+     "CSV of these params and the loss at every step: NAME (its first 4 elements), "
+     "NAME[i] (flat index), NAME[i, j], NAME.grad, NAME.grad[i]; negative i from the end"},
     {"trace_out", "FILE", OPT_PATH, AT(trace_out), FOR_TRAIN, 0, 0, 0, NULL,
      "where --trace writes; on stdout the final lines go to stderr"},
     {"trials", "N", OPT_INT, AT(trials), FOR_SEARCH, 0, 1, 0, NULL,

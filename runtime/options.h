@@ -73,6 +73,7 @@ typedef struct rt_options {
     int print_classes;        /* predict --classes */
     int print_probabilities;  /* predict --probabilities */
     int log_grad_norms;       /* train: gradient norms in the log and the plot */
+    int log_update_ratios;    /* train: ||update|| / ||weights|| in the log and the plot */
     int64_t length;           /* sample: characters to print */
     double temperature;       /* sample: softmax(z / T); 0: the most likely character */
     const char *prime;        /* sample: the text to start from; NULL: a newline */

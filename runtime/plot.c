@@ -5,8 +5,10 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "files.h"
+#include "util.h"
 
 #define PANEL_W       480
 #define PANEL_H       320
@@ -168,8 +170,8 @@ static void draw_panel(FILE *f, double x0, const char *title, const char *unit, 
     legend(&p, with_validation, accuracy);
 }
 
-/* ---- gradient norms: one curve per param, log10 of the norm on y, so that norms that
- * vanish (1e-9 in the first layers, 1e-1 in the last) all show ---- */
+/* ---- gradient norms (and update ratios): one curve per param, log10 of the value on y, so
+ * that norms that vanish (1e-9 in the first layers, 1e-1 in the last) all show ---- */
 
 #define NORM_LEGEND_MAX 12 /* params named in the legend; the rest are counted */
 
@@ -226,7 +228,7 @@ static void draw_norms(FILE *f, double x0, const char *unit, const rt_plot_norms
     ya.hi = ya.lo + ceil((ya.hi - ya.lo) / ya.step) * ya.step;
     double last = g->n > 0 ? g->rows[(g->n - 1) * (1 + g->n_series)] : 1;
     panel p = {f, x0, 0, nice_axis(1, last > 1 ? last : 2), ya};
-    draw_axes(&p, "gradient norm (log scale)", unit, 1);
+    draw_axes(&p, g->title, unit, 1);
     for (int s = 0; s < g->n_series; s++) {
         fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" points=\"",
                 series_colors[s % N_SERIES_COLORS]);
@@ -239,23 +241,258 @@ static void draw_norms(FILE *f, double x0, const char *unit, const rt_plot_norms
     norms_legend(&p, g);
 }
 
-void rt_plot_write(const char *path, const char *title, const char *unit, const double *rows,
-                   int64_t n, int classify, const rt_plot_norms *norms) {
+/* ---- the descent path over the loss ---- */
+
+#define CURVE_POINTS   201 /* of the 1D loss curve */
+#define CONTOUR_GRID   61  /* points a side of the 2D grid */
+#define CONTOUR_LEVELS 12
+
+/* The range the function is drawn over: the path's, widened by half its span on each side
+ * and by half its size, so that the hills beside the path show. */
+static axis around(const double *points, int64_t n, int dims, int k) {
+    double lo = INFINITY, hi = -INFINITY;
+    for (int64_t i = 0; i < n; i++) {
+        double v = points[i * dims + k];
+        if (!isfinite(v)) continue;
+        if (v < lo) lo = v;
+        if (v > hi) hi = v;
+    }
+    if (!isfinite(lo)) lo = -1, hi = 1;
+    double size = fabs(lo) > fabs(hi) ? fabs(lo) : fabs(hi);
+    double pad = 0.5 * (hi - lo) > 0.5 * size ? 0.5 * (hi - lo) : 0.5 * size;
+    if (!(pad > 0)) pad = 1;
+    return nice_axis(lo - pad, hi + pad);
+}
+
+/* n points (x, y pairs in xy) as a polyline in the panel's pixels, with the points' exact
+ * values (every digit, as the trace writes them) in data-values; pairs with a NaN or inf are
+ * left out of both. */
+static void values_polyline(const panel *p, const char *class_name, const char *style,
+                            const double *xy, int64_t n) {
+    fprintf(p->f, "<polyline class=\"%s\" fill=\"none\" %s points=\"", class_name, style);
+    const char *sep = "";
+    for (int64_t i = 0; i < n; i++)
+        if (isfinite(xy[2 * i]) && isfinite(xy[2 * i + 1])) {
+            fprintf(p->f, "%s%.2f,%.2f", sep, px(p, xy[2 * i]), py(p, xy[2 * i + 1]));
+            sep = " ";
+        }
+    fprintf(p->f, "\" data-values=\"");
+    sep = "";
+    for (int64_t i = 0; i < n; i++)
+        if (isfinite(xy[2 * i]) && isfinite(xy[2 * i + 1])) {
+            fprintf(p->f, "%s%.17g,%.17g", sep, xy[2 * i], xy[2 * i + 1]);
+            sep = " ";
+        }
+    fprintf(p->f, "\"/>\n");
+}
+
+static void y_label(const panel *p, const char *label) {
+    double x = p->x0 + 14, y = (py(p, p->ya.lo) + py(p, p->ya.hi)) / 2;
+    fprintf(p->f,
+            "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"12\" "
+            "transform=\"rotate(-90 %.1f %.1f)\">",
+            x, y, x, y);
+    plot_text(p->f, label);
+    fprintf(p->f, "</text>\n");
+}
+
+/* The start (green) and the end (red) as circles in pixels, each with its values as a
+ * tooltip and a label. */
+static void path_marker(const panel *p, const char *which, const char *color, double x, double y,
+                        double loss) {
+    fprintf(p->f,
+            "<circle class=\"%s\" cx=\"%.1f\" cy=\"%.1f\" r=\"5\" fill=\"%s\" "
+            "stroke=\"black\"><title>%s: %.17g, %.17g (loss %.17g)</title></circle>\n",
+            which, px(p, x), py(p, y), color, which, x, y, loss);
+    fprintf(p->f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\">%s</text>\n", px(p, x) + 7,
+            py(p, y) - 7, which);
+}
+
+/* The path's points as (value, loss) in 1D, (x, y) in 2D. */
+static void draw_path(const panel *p, const rt_plot_descent *d, const double *losses) {
+    double *xy = rt_alloc_array(2 * (size_t)d->n, sizeof *xy);
+    for (int64_t i = 0; i < d->n; i++) {
+        xy[2 * i] = d->points[i * d->dims];
+        xy[2 * i + 1] = d->dims == 1 ? losses[i] : d->points[i * d->dims + 1];
+    }
+    values_polyline(p, "path", "stroke=\"#d62728\" stroke-width=\"2\"", xy, d->n);
+    for (int end = 0; end < 2; end++) {
+        int64_t i = end ? d->n - 1 : 0;
+        if (isfinite(xy[2 * i]) && isfinite(xy[2 * i + 1]))
+            path_marker(p, end ? "end" : "start", end ? "#d62728" : "#2ca02c", xy[2 * i],
+                        xy[2 * i + 1], losses[i]);
+    }
+    rt_free(xy);
+}
+
+static void draw_curve_1d(panel *p, const rt_plot_descent *d, const double *losses) {
+    double curve[CURVE_POINTS][2];
+    double lo = INFINITY, hi = -INFINITY;
+    for (int i = 0; i < CURVE_POINTS; i++) {
+        double x = p->xa.lo + (p->xa.hi - p->xa.lo) * i / (CURVE_POINTS - 1);
+        curve[i][0] = x;
+        curve[i][1] = d->loss_at(d->arg, &x);
+    }
+    for (int64_t i = 0; i < CURVE_POINTS + d->n; i++) {
+        double v = i < CURVE_POINTS ? curve[i][1] : losses[i - CURVE_POINTS];
+        if (!isfinite(v)) continue;
+        if (v < lo) lo = v;
+        if (v > hi) hi = v;
+    }
+    p->ya = isfinite(lo) ? nice_axis(lo, hi) : nice_axis(0, 1);
+    draw_axes(p, "the loss, and the path of descent", d->names[0], 0);
+    y_label(p, "loss");
+    values_polyline(p, "function", "stroke=\"#1f77b4\" stroke-width=\"1.5\"", &curve[0][0],
+                    CURVE_POINTS);
+}
+
+/* Level k of n, blue (low) to red (high). */
+static void level_color(int k, int n, char *buf, size_t size) {
+    double t = n > 1 ? (double)k / (n - 1) : 0;
+    snprintf(buf, size, "#%02x%02x%02x", (int)(40 + 200 * t),
+             (int)(90 + 60 * (1 - fabs(2 * t - 1))), (int)(240 - 200 * t));
+}
+
+/* Where the level crosses the edge from corner a to corner b, by linear interpolation. */
+static void crossing(const double *a, const double *b, double level, double *out) {
+    double t = (level - a[2]) / (b[2] - a[2]);
+    out[0] = a[0] + t * (b[0] - a[0]);
+    out[1] = a[1] + t * (b[1] - a[1]);
+}
+
+static void segment(const panel *p, const double *a, const double *b) {
+    fprintf(p->f, "M%.1f %.1fL%.1f %.1f", px(p, a[0]), py(p, a[1]), px(p, b[0]), py(p, b[1]));
+}
+
+/* One cell of marching squares: corners (x, y, value) in the order bottom left, bottom right,
+ * top right, top left; a segment for each pair of edges the level crosses (at a saddle, the
+ * pairing the cell's mean picks). */
+static void contour_cell(const panel *p, const double c[4][3], double level) {
+    int above[4], n_above = 0;
+    for (int k = 0; k < 4; k++) n_above += above[k] = c[k][2] > level;
+    if (n_above == 0 || n_above == 4) return;
+    double at[4][2]; /* edge k runs from corner k to corner k + 1 */
+    int n = 0;
+    for (int k = 0; k < 4; k++)
+        if (above[k] != above[(k + 1) % 4]) crossing(c[k], c[(k + 1) % 4], level, at[n++]);
+    if (n == 2) {
+        segment(p, at[0], at[1]);
+        return;
+    }
+    /* A saddle: all four edges crossed, at[k] on edge k. When the centre is on corner 0's
+     * side, corners 0 and 2 are joined through it and the lines cut off corners 1 (edges 0,
+     * 1) and 3 (edges 2, 3); otherwise they cut off corners 0 (edges 3, 0) and 2 (1, 2). */
+    double mean = (c[0][2] + c[1][2] + c[2][2] + c[3][2]) / 4;
+    int shift = (mean > level) == above[0] ? 0 : 1;
+    for (int pair = 0; pair < 2; pair++) {
+        int i = (2 * pair + shift) % 4, j = (2 * pair + shift + 1) % 4;
+        segment(p, at[i], at[j]);
+    }
+}
+
+static int compare_doubles(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The contour levels: the values at the (k + 1/2) / CONTOUR_LEVELS quantiles of the grid's
+ * finite values, so that a valley far below the walls around it (Rosenbrock's) gets its
+ * share of lines; levels that repeat are dropped. Returns their count. */
+static int contour_levels(const double *grid, int64_t n, double *levels) {
+    double *sorted = rt_alloc_array((size_t)n, sizeof *sorted);
+    int64_t finite = 0;
+    for (int64_t i = 0; i < n; i++)
+        if (isfinite(grid[i])) sorted[finite++] = grid[i];
+    qsort(sorted, (size_t)finite, sizeof *sorted, compare_doubles);
+    int count = 0;
+    for (int k = 0; finite > 0 && k < CONTOUR_LEVELS; k++) {
+        double level = sorted[(int64_t)((k + 0.5) / CONTOUR_LEVELS * (double)finite)];
+        if (count == 0 || level > levels[count - 1]) levels[count++] = level;
+    }
+    rt_free(sorted);
+    return count;
+}
+
+static void draw_contours_2d(panel *p, const rt_plot_descent *d) {
+    p->ya = around(d->points, d->n, 2, 1);
+    int g = CONTOUR_GRID;
+    double *grid = rt_alloc_array((size_t)g * (size_t)g, sizeof *grid);
+    for (int j = 0; j < g; j++)
+        for (int i = 0; i < g; i++) {
+            double point[2] = {p->xa.lo + (p->xa.hi - p->xa.lo) * i / (g - 1),
+                               p->ya.lo + (p->ya.hi - p->ya.lo) * j / (g - 1)};
+            grid[j * g + i] = d->loss_at(d->arg, point);
+        }
+    double levels[CONTOUR_LEVELS];
+    int n_levels = contour_levels(grid, (int64_t)g * g, levels);
+    draw_axes(p, "contours of the loss, and the path of descent", d->names[0], 0);
+    y_label(p, d->names[1]);
+    for (int k = 0; k < n_levels; k++) {
+        double level = levels[k];
+        char color[8];
+        level_color(k, n_levels, color, sizeof color);
+        fprintf(p->f,
+                "<path class=\"contour\" fill=\"none\" stroke=\"%s\" stroke-width=\"1\" "
+                "d=\"",
+                color);
+        for (int j = 0; j + 1 < g; j++)
+            for (int i = 0; i + 1 < g; i++) {
+                double c[4][3];
+                static const int corner[4][2] = {{0, 0}, {1, 0}, {1, 1}, {0, 1}};
+                int finite = 1;
+                for (int q = 0; q < 4; q++) {
+                    int ci = i + corner[q][0], cj = j + corner[q][1];
+                    c[q][0] = p->xa.lo + (p->xa.hi - p->xa.lo) * ci / (g - 1);
+                    c[q][1] = p->ya.lo + (p->ya.hi - p->ya.lo) * cj / (g - 1);
+                    c[q][2] = grid[cj * g + ci];
+                    finite &= isfinite(c[q][2]) != 0;
+                }
+                if (finite) contour_cell(p, c, level);
+            }
+        fprintf(p->f, "\"><title>loss %.6g</title></path>\n", level);
+    }
+    rt_free(grid);
+}
+
+/* The descent panel: the function first, the path on top. */
+static void draw_descent(FILE *f, double x0, const rt_plot_descent *d) {
+    double *losses = rt_alloc_array((size_t)d->n, sizeof *losses);
+    for (int64_t i = 0; i < d->n; i++) losses[i] = d->loss_at(d->arg, d->points + i * d->dims);
+    panel p = {f, x0, 0, around(d->points, d->n, d->dims, 0), {0, 1, 0.2}};
+    if (d->dims == 1)
+        draw_curve_1d(&p, d, losses);
+    else
+        draw_contours_2d(&p, d);
+    draw_path(&p, d, losses);
+    rt_free(losses);
+}
+
+void rt_plot_write(const char *path, const rt_plot *plot) {
     rt_atomic_file af = rt_atomic_open(path);
     FILE *f = af.f;
-    int panels = 1 + (classify != 0);
-    int width = panels * PANEL_W + (norms ? PANEL_W + NORM_LEGEND_W : 0);
+    int panels = 1 + (plot->classify != 0) + (plot->descent != NULL);
+    int width = panels * PANEL_W + plot->n_norms * (PANEL_W + NORM_LEGEND_W);
     fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     fprintf(f,
             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
             "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\">\n",
             width, PANEL_H, width, PANEL_H);
     fprintf(f, "<title>%s</title>\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
-            title);
-    draw_panel(f, 0, "loss", unit, rows, n, RT_HIST_LOSS, RT_HIST_VAL_LOSS, 0);
-    if (classify)
-        draw_panel(f, PANEL_W, "accuracy", unit, rows, n, RT_HIST_ACC, RT_HIST_VAL_ACC, 1);
-    if (norms) draw_norms(f, panels * PANEL_W, unit, norms);
+            plot->title);
+    const double *rows = plot->rows;
+    int64_t n = plot->n;
+    draw_panel(f, 0, "loss", plot->unit, rows, n, RT_HIST_LOSS, RT_HIST_VAL_LOSS, 0);
+    double x = PANEL_W;
+    if (plot->classify) {
+        draw_panel(f, x, "accuracy", plot->unit, rows, n, RT_HIST_ACC, RT_HIST_VAL_ACC, 1);
+        x += PANEL_W;
+    }
+    if (plot->descent) {
+        draw_descent(f, x, plot->descent);
+        x += PANEL_W;
+    }
+    for (int k = 0; k < plot->n_norms; k++)
+        draw_norms(f, x + k * (PANEL_W + NORM_LEGEND_W), plot->unit, &plot->norms[k]);
     fprintf(f, "</svg>\n");
     rt_atomic_commit(&af);
 }

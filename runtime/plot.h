@@ -21,23 +21,51 @@ enum {
 };
 #define RT_HIST_MAX_ROWS 65536
 
-/* train --log-grad-norms: each param's gradient norm per epoch, rows of 1 + n_series
- * columns (the epoch, then the norms; NaN: not measured), at most RT_NORM_MAX_ROWS rows,
- * thinned as the history is. */
-#define RT_NORM_MAX_ROWS 4096
+/* A panel of a value per param and epoch on a log scale: train --log-grad-norms (each
+ * param's gradient norm) and --log-update-ratios (||update|| / ||weights||). Rows of 1 +
+ * n_series columns (the epoch, then the values; NaN: not measured), at most RT_NORM_MAX_ROWS
+ * rows, thinned as the history is. */
+#define RT_NORM_MAX_ROWS   4096
+#define RT_PLOT_MAX_PANELS 2 /* of these */
 
 typedef struct rt_plot_norms {
+    const char *title; /* "gradient norm (log scale)" */
     int n_series;
     const char *const *names; /* the params' */
     const double *rows;
     int64_t n;
 } rt_plot_norms;
 
-/* Writes the SVG atomically. rows[r * RT_HIST_COLS + c], epochs increasing; NaN marks a value
- * not measured (no validation rows). unit: "epoch" or "step". norms: NULL, or a panel of
- * gradient norms on a log scale. */
-void rt_plot_write(const char *path, const char *title, const char *unit, const double *rows,
-                   int64_t n, int classify, const rt_plot_norms *norms);
+/* The path gradient descent took over the loss, for a model without inputs whose params hold
+ * one or two numbers in all: the loss drawn as a curve over the one (1D) or as contour lines
+ * over the two (2D), around the path, with the path's points on it and its start and end
+ * marked. */
+typedef struct rt_plot_descent {
+    int dims;             /* 1 or 2 */
+    const char *names[2]; /* of the axes: "x", "y", or "w[0]", "w[1]" */
+    const double *points; /* n rows of dims values: the start, then after each step */
+    int64_t n;            /* at least 1 */
+    /* The loss at a point (dims values); may return NaN or inf, which are left out. */
+    double (*loss_at)(void *arg, const double *point);
+    void *arg;
+} rt_plot_descent;
+
+/* What the SVG shows. rows[r * RT_HIST_COLS + c], epochs increasing; NaN marks a value not
+ * measured (no validation rows). unit: "epoch" or "step". norms: n_norms panels (at most
+ * RT_PLOT_MAX_PANELS) of a value per param on a log scale, after the loss and accuracy.
+ * descent: NULL, or a panel of the descent path after the loss. */
+typedef struct rt_plot {
+    const char *title, *unit;
+    const double *rows;
+    int64_t n;
+    int classify;
+    const rt_plot_norms *norms;
+    int n_norms;
+    const rt_plot_descent *descent;
+} rt_plot;
+
+/* Writes the SVG atomically. */
+void rt_plot_write(const char *path, const rt_plot *plot);
 
 /* search --plot: a panel per searched setting, a dot per trial, its metric (y) against the
  * setting's value (x). */

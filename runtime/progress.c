@@ -34,7 +34,8 @@ struct rt_progress {
     FILE *log;
     const char *log_path;
     const nnrt_model *m;
-    int grad_norms; /* --log-grad-norms: a column per param with a gradient */
+    int grad_norms;    /* --log-grad-norms: a column per param with a gradient */
+    int update_ratios; /* --log-update-ratios: a column per param with a gradient */
     double start;
     int per_epoch; /* the unit is the epoch (the log has samples_per_second) */
     /* One clock each: a bar redrawn a moment ago must not hide the epoch's line. */
@@ -81,6 +82,9 @@ static void write_header(rt_progress *p) {
     for (int32_t i = 0; p->grad_norms && i < p->m->n_params; i++)
         if (p->m->params[i].grad_offset >= 0)
             fprintf(p->log, ",grad_norm.%s", p->m->params[i].name);
+    for (int32_t i = 0; p->update_ratios && i < p->m->n_params; i++)
+        if (p->m->params[i].grad_offset >= 0)
+            fprintf(p->log, ",update_ratio.%s", p->m->params[i].name);
     fputc('\n', p->log);
 }
 
@@ -95,6 +99,7 @@ rt_progress *rt_progress_begin(const nnrt_model *m, const rt_options *o, int has
     p->terminal = !o->quiet && isatty(STDERR_FILENO);
     p->m = m;
     p->grad_norms = o->log_grad_norms;
+    p->update_ratios = o->log_update_ratios;
     if (o->log) {
         struct stat st;
         int append = resuming && stat(o->log, &st) == 0 && st.st_size > 0;
@@ -177,11 +182,21 @@ static void row_fixed(rt_progress *p, double v, int places, rt_text_memo *memo, 
     if (sep) row_char(p, sep);
 }
 
+/* ",v" for each param with a gradient (values NULL: none). */
+static void per_param_columns(rt_progress *p, const double *values) {
+    for (int32_t i = 0; values && i < p->m->n_params; i++)
+        if (p->m->params[i].grad_offset >= 0) {
+            row_char(p, ',');
+            row_g9(p, values[i], NULL, 0);
+        }
+}
+
 /* The same text as fprintf(log, "%lld,%.9g,%.6f,...") would write, at a fraction of its cost
  * (numtext.h): a tiny model writes a row every step. Write errors are checked when the log is
  * flushed (flush_log), a tenth of a second apart at most. */
 static void log_row(rt_progress *p, int64_t epoch, rt_metrics r, const rt_metrics *v, double lr,
-                    double seconds, double rate, const double *grad_norms) {
+                    double seconds, double rate, const double *grad_norms,
+                    const double *update_ratios) {
     rt_text_memo *memo = p->memo;
     p->pending_len += (size_t)rt_text_int(row_room(p), epoch);
     row_char(p, ',');
@@ -200,23 +215,20 @@ static void log_row(rt_progress *p, int64_t epoch, rt_metrics r, const rt_metric
         row_char(p, ',');
         row_fixed(p, rate, 0, NULL, 0);
     }
-    for (int32_t i = 0; p->grad_norms && grad_norms && i < p->m->n_params; i++)
-        if (p->m->params[i].grad_offset >= 0) {
-            row_char(p, ',');
-            row_g9(p, grad_norms[i], NULL, 0);
-        }
+    per_param_columns(p, p->grad_norms ? grad_norms : NULL);
+    per_param_columns(p, p->update_ratios ? update_ratios : NULL);
     row_char(p, '\n');
 }
 
 double rt_progress_epoch(rt_progress *p, int64_t epoch, int64_t epochs, rt_metrics r,
                          const rt_metrics *validation, double lr, double epoch_start,
-                         const double *grad_norms) {
+                         const double *grad_norms, const double *update_ratios) {
     double now = read_clock(p), seconds = now - p->start, epoch_seconds = now - epoch_start;
     double rate = epoch_seconds > 0 ? (double)r.samples / epoch_seconds : 0;
     int show = epoch == 1 || epoch == epochs || now - p->last_line >= PROGRESS_INTERVAL;
     if (show) p->last_line = now; /* also with --quiet: the log is flushed as often */
     if (p->log) {
-        log_row(p, epoch, r, validation, lr, seconds, rate, grad_norms);
+        log_row(p, epoch, r, validation, lr, seconds, rate, grad_norms, update_ratios);
         if (show) flush_log(p);
     }
     if (!show || p->quiet) return now;

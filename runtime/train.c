@@ -212,6 +212,15 @@ static void copy_weights(const nnrt_model *m, void *fixed, void *flat, int to_fl
 /* FAULTED: a trial whose loss or gradient went non-finite (a train run exits instead). */
 enum stop { RUNNING, FINISHED, STOPPED_EARLY, FAULTED };
 
+/* A value per param measured at each epoch's last step (--log-grad-norms,
+ * --log-update-ratios): `now`, the last step's (NaN for a param without a gradient), and
+ * this process's rows of them for the plot, 1 + n_params columns (the epoch first), at most
+ * RT_NORM_MAX_ROWS, thinned as the history. now is NULL when not measured. */
+typedef struct param_series {
+    double *now, *rows;
+    int64_t n_rows;
+} param_series;
+
 /* Everything a training run holds; the fields under "state" are what a checkpoint saves
  * besides the params and the optimizer's state (the table `fields` below). */
 typedef struct run {
@@ -240,11 +249,17 @@ typedef struct run {
     void *best_params;
     double *history;      /* RT_HIST_MAX_ROWS rows of RT_HIST_COLS (plot.h) */
     int64_t history_rows; /* rows in it: every epoch done, thinned when it filled up */
-    /* --log-grad-norms (else NULL): per param, the norm of its gradient at the epoch's last
-     * step (NaN without a gradient); and this process's rows of them for the plot, 1 +
-     * n_params columns (the epoch first), at most RT_NORM_MAX_ROWS, thinned as the history. */
-    double *grad_norms, *norm_history;
-    int64_t norm_rows;
+    /* --log-grad-norms: the norm of each param's gradient; --log-update-ratios: each
+     * param's ||update|| / ||weights before it||, with the weights before the step in
+     * before_update (the params' elements, one after the other). */
+    param_series grad_norms, update_ratios;
+    void *before_update;
+    /* --plot of a model without inputs whose params hold 1 or 2 numbers in all (path_dims):
+     * those numbers at the start and after each step, at most RT_HIST_MAX_ROWS rows, thinned
+     * as the history; else NULL. */
+    double *path;
+    int64_t path_rows;
+    int path_dims;
     rt_hogwild *hogwild; /* --hogwild's threads, made at its first epoch; else NULL */
     /* Ranks (docs/mpi.md): this process is rank `rank` of `ranks`; with more than one, each
      * step's gradients go through `shared` (ranks.h), and `agreed_stop` is the Ctrl-C the
@@ -288,9 +303,9 @@ static void check_workers(const run *r) {
     if (o->trace)
         rt_usage_error("--trace is not available with --workers %lld: run it with one worker",
                        (long long)n);
-    if (o->log_grad_norms)
-        rt_usage_error("--log-grad-norms is not available with --workers %lld: run it with one "
-                       "worker",
+    if (o->log_grad_norms || o->log_update_ratios)
+        rt_usage_error("%s is not available with --workers %lld: run it with one worker",
+                       o->log_grad_norms ? "--log-grad-norms" : "--log-update-ratios",
                        (long long)n);
     if (o->hogwild > 0)
         rt_usage_error("--workers %lld and --hogwild %lld are two ways to train on several "
@@ -299,6 +314,22 @@ static void check_workers(const run *r) {
 }
 
 static void start_ranks(run *r);
+
+static void series_init(param_series *s, const nnrt_model *m) {
+    s->now = rt_alloc_array((size_t)m->n_params + 1, sizeof(double));
+    s->rows = rt_alloc_array((size_t)RT_NORM_MAX_ROWS * ((size_t)m->n_params + 1), sizeof(double));
+}
+
+static void series_free(param_series *s) {
+    rt_free(s->now);
+    rt_free(s->rows);
+}
+
+static int64_t total_param_elems(const nnrt_model *m) {
+    int64_t n = 0;
+    for (int32_t i = 0; i < m->n_params; i++) n += m->params[i].numel;
+    return n;
+}
 
 static void run_init(run *r, const nnrt_model *m, const rt_options *o, const rt_train_data *data,
                      void *fixed) {
@@ -350,9 +381,15 @@ static void run_init(run *r, const nnrt_model *m, const rt_options *o, const rt_
     r->history = rt_alloc_array((size_t)RT_HIST_MAX_ROWS * RT_HIST_COLS, sizeof(double));
     if (o->log_grad_norms) {
         if (!m->grad) rt_fatal("model descriptor: no grad entry point");
-        r->grad_norms = rt_alloc_array((size_t)m->n_params + 1, sizeof(double));
-        r->norm_history =
-            rt_alloc_array((size_t)RT_NORM_MAX_ROWS * ((size_t)m->n_params + 1), sizeof(double));
+        series_init(&r->grad_norms, m);
+    }
+    if (o->log_update_ratios) {
+        series_init(&r->update_ratios, m);
+        r->before_update = rt_alloc_array((size_t)total_weight_elems(m), rt_elem_size(m->f64));
+    }
+    if (o->plot && !has_inputs(r) && total_param_elems(m) <= 2 && total_param_elems(m) > 0) {
+        r->path_dims = (int)total_param_elems(m);
+        r->path = rt_alloc_array((size_t)RT_HIST_MAX_ROWS * (size_t)r->path_dims, sizeof(double));
     }
 }
 
@@ -366,8 +403,10 @@ static void run_free(run *r) {
     rt_free(r->order);
     rt_free(r->best_params);
     rt_free(r->history);
-    rt_free(r->grad_norms);
-    rt_free(r->norm_history);
+    series_free(&r->grad_norms);
+    series_free(&r->update_ratios);
+    rt_free(r->before_update);
+    rt_free(r->path);
 }
 
 /* ---- faults ---- */
@@ -450,19 +489,25 @@ static int params_finite(run *r) {
 
 /* ---- steps ---- */
 
-/* The mean loss on rows[0..count) at the current weights, for the trace, with dropout off.
- * The rows are copied in again: the model may have reused the memory of its inputs. */
+/* The mean loss on rows[0..count) at the current weights, for the trace, with dropout off;
+ * when the trace shows gradients, by grad(), which leaves them at these weights in the grad
+ * buffers (the next step computes its own). The rows are copied in again: the model may
+ * have reused the memory of its inputs. */
 static double batch_loss(run *r, const int64_t *rows, int64_t count) {
     rt_fill_batch(r->m, &r->ctx, &r->data->train, rows, 0, count, 1);
-    r->m->forward(&r->ctx);
+    if (rt_trace_needs_grad(r->trace))
+        r->m->grad(&r->ctx);
+    else
+        r->m->forward(&r->ctx);
     return rt_batch_cost(r->m, &r->ctx);
 }
 
 /* --log-grad-norms, at an epoch's last step: the gradient that step is about to use, by a
  * grad() of its own on the same batch with the same noise_seed (the fused sgd_step never
  * stores its gradients, and the other optimizers add penalties and clip them in place).
- * grad() leaves the params and the optimizer's state alone, so the run's weights are the
- * same bits as without the option; the batch is copied in again, since grad() may have
+ * grad() leaves the params and the optimizer's state alone, and in NNRT_TRAINING mode the
+ * states too (the step writes their updates once), so the run's weights are the same bits as
+ * without the option; the batch is copied in again, since grad() may have
  * reused the memory of its inputs. */
 static void grad_norms_of(run *r) {
     const nnrt_model *m = r->m;
@@ -473,12 +518,14 @@ static void grad_norms_of(run *r) {
             double g = rt_get(r->fixed, t->grad_offset + e, m->f64);
             sum += g * g;
         }
-        r->grad_norms[i] = t->grad_offset >= 0 ? sqrt(sum) : NAN;
+        r->grad_norms.now[i] = t->grad_offset >= 0 ? sqrt(sum) : NAN;
     }
 }
 
 static void measure_grad_norms(run *r, const int64_t *rows, int64_t count) {
+    r->ctx.training = NNRT_TRAINING; /* the step that follows writes the states' updates */
     r->m->grad(&r->ctx);
+    r->ctx.training = NNRT_TRAINING_STEP;
     grad_norms_of(r);
     rt_fill_batch(r->m, &r->ctx, &r->data->train, rows, 0, count, 1);
 }
@@ -487,6 +534,26 @@ static void measure_grad_norms(run *r, const int64_t *rows, int64_t count) {
 static int last_step_of_epoch(const run *r, int64_t count) {
     if (!has_inputs(r)) return 1;
     return r->pos + count >= r->data->n_train || (r->o->steps > 0 && r->step + 1 == r->o->steps);
+}
+
+/* --log-update-ratios: before an epoch's last step the weights go to before_update
+ * (copy_weights), and after it each param's ||new - old|| / ||old|| is taken (NaN without a
+ * gradient; inf when the old weights were all 0 and the step moved them). */
+static void update_ratios_of(run *r) {
+    const nnrt_model *m = r->m;
+    int64_t at = 0; /* the params come first in the copy */
+    for (int32_t i = 0; i < m->n_params; i++) {
+        const nnrt_tensor *t = &m->params[i];
+        double moved = 0, size = 0;
+        for (int64_t e = 0; e < t->numel; e++) {
+            double now = rt_get(r->fixed, t->offset + e, m->f64);
+            double old = rt_get(r->before_update, at + e, m->f64);
+            moved += (now - old) * (now - old);
+            size += old * old;
+        }
+        at += t->numel;
+        r->update_ratios.now[i] = t->grad_offset < 0 ? NAN : sqrt(moved) / sqrt(size);
+    }
 }
 
 /* A step's outcome: 0 when the loss or the update failed (a train run stops with a message,
@@ -524,12 +591,15 @@ static int train_step(run *r, const int64_t *rows, int64_t count, double lr) {
     rt_fill_batch(r->m, &r->ctx, &r->data->train, rows, 0, count, 1);
     r->ctx.training = NNRT_TRAINING_STEP;
     r->ctx.noise_seed = rt_rng_next(&r->noise_rng);
-    if (r->grad_norms && last_step_of_epoch(r, count)) measure_grad_norms(r, rows, count);
+    int last = last_step_of_epoch(r, count);
+    if (r->grad_norms.now && last) measure_grad_norms(r, rows, count);
+    if (r->update_ratios.now && last) copy_weights(r->m, r->fixed, r->before_update, 1);
     r->step++;
     enum rt_fault kind;
     int32_t bad = rt_optim_step(r->opt, &r->ctx, lr, r->step, &kind);
     r->ctx.training = NNRT_INFERENCE;
     if (!step_ok(r, rt_batch_cost(r->m, &r->ctx), bad, kind)) return 0;
+    if (r->update_ratios.now && last) update_ratios_of(r);
     rt_add_batch_metrics(r->m, &r->ctx, &r->data->train, rows, 0, &r->partial);
     if (r->trace) rt_trace_row(r->trace, r->step, r->fixed, batch_loss(r, rows, count));
     return 1;
@@ -546,16 +616,44 @@ static void thin_rows(double *rows, int64_t *n, int64_t cols) {
     *n = kept;
 }
 
-static void record_grad_norms(run *r) {
+static void record_series(run *r, param_series *s) {
+    if (!s->now) return;
     int64_t cols = r->m->n_params + 1;
-    if (r->norm_rows == RT_NORM_MAX_ROWS) thin_rows(r->norm_history, &r->norm_rows, cols);
-    double *row = r->norm_history + r->norm_rows++ * cols;
+    if (s->n_rows == RT_NORM_MAX_ROWS) thin_rows(s->rows, &s->n_rows, cols);
+    double *row = s->rows + s->n_rows++ * cols;
     row[0] = (double)r->epoch;
-    memcpy(row + 1, r->grad_norms, (size_t)r->m->n_params * sizeof *row);
+    memcpy(row + 1, s->now, (size_t)r->m->n_params * sizeof *row);
+}
+
+/* The params' numbers (1 or 2 in all), in the params' order, into point[] (get) or from it
+ * (set). */
+static void get_path_point(const run *r, double *point) {
+    const nnrt_model *m = r->m;
+    int k = 0;
+    for (int32_t i = 0; i < m->n_params; i++)
+        for (int64_t e = 0; e < m->params[i].numel; e++)
+            point[k++] = rt_get(r->fixed, m->params[i].offset + e, m->f64);
+}
+
+static void set_path_point(run *r, const double *point) {
+    const nnrt_model *m = r->m;
+    int k = 0;
+    for (int32_t i = 0; i < m->n_params; i++)
+        for (int64_t e = 0; e < m->params[i].numel; e++)
+            rt_set(r->fixed, m->params[i].offset + e, m->f64, point[k++]);
+}
+
+/* The descent path's next point: the params as they are now. */
+static void record_path(run *r) {
+    if (!r->path) return;
+    if (r->path_rows == RT_HIST_MAX_ROWS) thin_rows(r->path, &r->path_rows, r->path_dims);
+    get_path_point(r, r->path + r->path_rows++ * r->path_dims);
 }
 
 static void record_history(run *r, double lr, const rt_metrics *v) {
-    if (r->grad_norms) record_grad_norms(r);
+    record_series(r, &r->grad_norms);
+    record_series(r, &r->update_ratios);
+    record_path(r);
     if (r->history_rows == RT_HIST_MAX_ROWS) thin_rows(r->history, &r->history_rows, RT_HIST_COLS);
     double *row = r->history + r->history_rows++ * RT_HIST_COLS;
     row[RT_HIST_EPOCH] = (double)r->epoch;
@@ -595,7 +693,7 @@ static void end_epoch(run *r, double lr) {
     record_history(r, lr, vp);
     if (r->progress) /* the clock's one read this epoch, and the next epoch's start */
         r->epoch_start = rt_progress_epoch(r->progress, r->epoch, r->epochs, r->partial, vp, lr,
-                                           r->epoch_start, r->grad_norms);
+                                           r->epoch_start, r->grad_norms.now, r->update_ratios.now);
     watch(r, vp);
     int64_t every = r->o->checkpoint_every;
     if (r->progress && every > 0 && r->epoch % every == 0) {
@@ -834,11 +932,14 @@ static int rank_step(run *r, const int64_t *rows, int64_t count, double lr) {
     rt_rank_sum_all(r->shared);
     move_shared(r, 0, 1.0);
     r->agreed_stop = extras[EXTRA_STOP] > 0;
-    if (r->grad_norms && last_step_of_epoch(r, count)) grad_norms_of(r);
+    int last = last_step_of_epoch(r, count);
+    if (r->grad_norms.now && last) grad_norms_of(r);
+    if (r->update_ratios.now && last) copy_weights(r->m, r->fixed, r->before_update, 1);
     r->step++;
     enum rt_fault kind;
     int32_t bad = rt_optim_apply(r->opt, lr, r->step, &kind);
     if (!step_ok(r, extras[EXTRA_LOSS] / (double)count, bad, kind)) return 0;
+    if (r->update_ratios.now && last) update_ratios_of(r);
     rt_metrics all = {extras[EXTRA_LOSS], (int64_t)extras[EXTRA_CORRECT], count,
                       count * rt_class_layout_of(m).steps};
     rt_add_metrics(&r->partial, all);
@@ -895,6 +996,7 @@ static rt_options only_rank0_writes(const rt_options *o) {
 static void run_epochs(run *r) {
     const rt_train_data *d = r->data;
     if (r->progress) r->epoch_start = rt_now();
+    record_path(r); /* the start: the first point of the descent path */
     while (r->epoch < r->epochs && r->stop == RUNNING) {
         if (r->pos == 0) {
             if (r->o->shuffle && has_inputs(r))
@@ -1460,36 +1562,81 @@ static void print_summary(const run *r, FILE *out) {
     }
 }
 
-/* The plot's panel of gradient norms: the params with a gradient. */
-static rt_plot_norms plot_norms(const run *r) {
+/* A plot's panel of a series: the params with a gradient. */
+static rt_plot_norms plot_norms(const run *r, const param_series *s, const char *title) {
     const nnrt_model *m = r->m;
     int64_t cols = m->n_params + 1;
     int n = 0;
     const char **names = rt_alloc_array((size_t)m->n_params + 1, sizeof *names);
-    double *rows = rt_alloc_array((size_t)(r->norm_rows * cols) + 1, sizeof *rows);
+    double *rows = rt_alloc_array((size_t)(s->n_rows * cols) + 1, sizeof *rows);
     for (int32_t i = 0; i < m->n_params; i++)
         if (m->params[i].grad_offset >= 0) names[n++] = m->params[i].name;
-    for (int64_t k = 0; k < r->norm_rows; k++) {
-        const double *from = r->norm_history + k * cols;
+    for (int64_t k = 0; k < s->n_rows; k++) {
+        const double *from = s->rows + k * cols;
         double *to = rows + k * (n + 1);
         to[0] = from[0];
         for (int32_t i = 0, j = 1; i < m->n_params; i++)
             if (m->params[i].grad_offset >= 0) to[j++] = from[1 + i];
     }
-    return (rt_plot_norms){n, names, rows, r->norm_rows};
+    return (rt_plot_norms){title, n, names, rows, s->n_rows};
 }
 
-static void write_outputs(const run *r) {
-    const rt_options *o = r->o;
-    if (o->plot) {
-        rt_plot_norms norms = {0};
-        if (r->grad_norms) norms = plot_norms(r);
-        rt_plot_write(o->plot, r->m->name, has_inputs(r) ? "epoch" : "step", r->history,
-                      r->history_rows, has_inputs(r) && r->m->train.classification,
-                      r->grad_norms ? &norms : NULL);
-        rt_free((void *)norms.names);
-        rt_free((void *)norms.rows);
+/* The loss with the params set to point (rt_plot_descent.loss_at), by forward() in inference
+ * mode. The caller puts the final params back. */
+static double loss_at(void *arg, const double *point) {
+    run *r = arg;
+    set_path_point(r, point);
+    r->eval_ctx.training = NNRT_INFERENCE;
+    r->m->forward(&r->eval_ctx);
+    return rt_batch_cost(r->m, &r->eval_ctx);
+}
+
+/* The names of the path's axes: "x", or "w[0]" for an element of a vector. */
+static void path_names(const run *r, char names[2][96]) {
+    int k = 0;
+    for (int32_t i = 0; i < r->m->n_params; i++)
+        for (int64_t e = 0; e < r->m->params[i].numel && k < 2; e++, k++) {
+            const nnrt_tensor *t = &r->m->params[i];
+            if (t->rank == 0)
+                snprintf(names[k], sizeof names[k], "%s", t->name);
+            else
+                snprintf(names[k], sizeof names[k], "%s[%lld]", t->name, (long long)e);
+        }
+}
+
+static void write_plot(run *r) {
+    rt_plot_norms panels[RT_PLOT_MAX_PANELS];
+    int n = 0;
+    if (r->grad_norms.now) panels[n++] = plot_norms(r, &r->grad_norms, "gradient norm (log scale)");
+    if (r->update_ratios.now)
+        panels[n++] = plot_norms(r, &r->update_ratios, "||update|| / ||weights|| (log scale)");
+    char names[2][96] = {"", ""};
+    double final[2];
+    rt_plot_descent descent = {
+        r->path_dims, {names[0], names[1]}, r->path, r->path_rows, loss_at, r};
+    if (r->path) {
+        path_names(r, names);
+        get_path_point(r, final);
     }
+    rt_plot plot = {r->m->name,
+                    has_inputs(r) ? "epoch" : "step",
+                    r->history,
+                    r->history_rows,
+                    has_inputs(r) && r->m->train.classification,
+                    panels,
+                    n,
+                    r->path && r->path_rows > 0 ? &descent : NULL};
+    rt_plot_write(r->o->plot, &plot);
+    if (r->path) set_path_point(r, final); /* the weights the run saves and prints */
+    for (int k = 0; k < n; k++) {
+        rt_free((void *)panels[k].names);
+        rt_free((void *)panels[k].rows);
+    }
+}
+
+static void write_outputs(run *r) {
+    const rt_options *o = r->o;
+    if (o->plot) write_plot(r);
     if (!o->save) return;
     rt_save_weights(r->m, r->fixed, &r->data->stats, o->save);
     if (!o->quiet) fprintf(stderr, "saved weights to %s\n", o->save);

@@ -723,29 +723,46 @@ def lin_gradient(W, b, rows):
     return gW, gb
 
 
-def case_grad_norms(nnc, src, tmp):
-    """train --log-grad-norms: a column per param in --log with the norm of its gradient at
-    each epoch's last step (worked out here by hand through plain SGD), a panel in --plot;
-    the weights are the same bits as without the option."""
+def lin_last_steps():
+    """NORMS_MODEL's two epochs of plain SGD, by hand: for each epoch's last step, the
+    gradient (gW, gb), and W, b before and after it."""
+    W, b, last = [1.0, 1.0], 0.0, []
+    for epoch in range(2):
+        for batch in (NORMS_ROWS[:2], NORMS_ROWS[2:]):
+            gW, gb = lin_gradient(W, b, batch)
+            before = (W, b)
+            W, b = [W[0] - 0.05 * gW[0], W[1] - 0.05 * gW[1]], b - 0.05 * gb
+        last.append((gW, gb, before, (W, b)))
+    return last
+
+
+def build_lin(nnc, tmp):
     with open(os.path.join(tmp, "lin.nn"), "w") as f:
         f.write(NORMS_MODEL)
     with open(os.path.join(tmp, "d.csv"), "w") as f:
         f.write("".join(",".join(map(str, r)) + "\n" for r in NORMS_ROWS))
     exe = os.path.join(tmp, "lin")
     run([nnc, os.path.join(tmp, "lin.nn"), "-o", exe], tmp)
+    return exe
+
+
+def check_same_weights(tmp, plain, other, option):
+    with open(os.path.join(tmp, plain), "rb") as a, open(os.path.join(tmp, other), "rb") as b:
+        if a.read() != b.read():
+            raise Failure(f"{option} changed the trained weights")
+
+
+def case_grad_norms(nnc, src, tmp):
+    """train --log-grad-norms: a column per param in --log with the norm of its gradient at
+    each epoch's last step (worked out here by hand through plain SGD), a panel in --plot;
+    the weights are the same bits as without the option."""
+    exe = build_lin(nnc, tmp)
     run([exe, "train", "--quiet", "--save", "plain", "--log", "plain.csv", "--plot", "plain.svg"],
         tmp)
     run([exe, "train", "--quiet", "--save", "norms", "--log", "norms.csv", "--plot", "norms.svg",
          "--log-grad-norms"], tmp)
-    with open(os.path.join(tmp, "plain"), "rb") as a, open(os.path.join(tmp, "norms"), "rb") as b:
-        if a.read() != b.read():
-            raise Failure("--log-grad-norms changed the trained weights")
-    W, b, want = [1.0, 1.0], 0.0, []
-    for epoch in range(2):
-        for batch in (NORMS_ROWS[:2], NORMS_ROWS[2:]):
-            gW, gb = lin_gradient(W, b, batch)
-            W, b = [W[0] - 0.05 * gW[0], W[1] - 0.05 * gW[1]], b - 0.05 * gb
-        want.append([math.hypot(*gW), abs(gb)])
+    check_same_weights(tmp, "plain", "norms", "--log-grad-norms")
+    want = [[math.hypot(*gW), abs(gb)] for gW, gb, _, _ in lin_last_steps()]
     with open(os.path.join(tmp, "norms.csv")) as f:
         header, *rows = f.read().splitlines()
     with open(os.path.join(tmp, "plain.csv")) as f:
@@ -766,6 +783,147 @@ def case_grad_norms(nnc, src, tmp):
         raise Failure(f"--plot with --log-grad-norms has no panel of the two params' norms:\n{svg}")
     if "gradient norm" in plain:
         raise Failure("--plot without --log-grad-norms drew gradient norms")
+
+
+def case_update_ratios(nnc, src, tmp):
+    """train --log-update-ratios: a column per param in --log with ||update|| / ||weights||
+    at each epoch's last step (worked out here by hand through plain SGD), a panel in
+    --plot next to the gradient norms'; the weights are the same bits as without it."""
+    exe = build_lin(nnc, tmp)
+    run([exe, "train", "--quiet", "--save", "plain", "--log", "plain.csv"], tmp)
+    run([exe, "train", "--quiet", "--save", "ratios", "--log", "ratios.csv", "--plot",
+         "ratios.svg", "--log-grad-norms", "--log-update-ratios"], tmp)
+    check_same_weights(tmp, "plain", "ratios", "--log-update-ratios")
+    want = []
+    for _, _, (old_W, old_b), (W, b) in lin_last_steps():
+        dW = math.hypot(W[0] - old_W[0], W[1] - old_W[1])
+        want.append([dW / math.hypot(*old_W), abs(b - old_b) / abs(old_b)])
+    with open(os.path.join(tmp, "ratios.csv")) as f:
+        header, *rows = f.read().splitlines()
+    with open(os.path.join(tmp, "plain.csv")) as f:
+        plain_header = f.readline().strip()
+    wanted_header = plain_header + ",grad_norm.W,grad_norm.b,update_ratio.W,update_ratio.b"
+    if header != wanted_header:
+        raise Failure(f"log header {header!r}, wanted {wanted_header!r}")
+    got = [[float(v) for v in row.split(",")[-2:]] for row in rows]
+    if len(got) != 2 or not all(close(g, w, 1e-4) for g, w in zip(got, want)):
+        raise Failure(f"update ratios {got}, wanted {want}")
+    with open(os.path.join(tmp, "ratios.svg")) as f:
+        svg = f.read()
+    import xml.dom.minidom
+    xml.dom.minidom.parseString(svg)
+    if "gradient norm (log scale)" not in svg or "||update|| / ||weights|| (log scale)" not in svg:
+        raise Failure(f"--plot has no panels of gradient norms and update ratios:\n{svg}")
+    if svg.count(">W</text>") != 2 or svg.count(">b</text>") != 2:
+        raise Failure(f"--plot: each panel names its two params:\n{svg}")
+
+
+def svg_elements(svg, tag, class_name):
+    import xml.dom.minidom
+    doc = xml.dom.minidom.parseString(svg)
+    return [e for e in doc.getElementsByTagName(tag) if e.getAttribute("class") == class_name]
+
+
+def f32(v):
+    return struct.unpack("f", struct.pack("f", v))[0]
+
+
+def value_pairs(element):
+    return [tuple(float(v) for v in pair.split(",")) for pair in
+            element.getAttribute("data-values").split()]
+
+
+def check_drawn_as_values(element, what):
+    """The polyline's pixels are one linear map of its data-values (to their 2 decimals)."""
+    pixels = [tuple(float(v) for v in pair.split(",")) for pair in
+              element.getAttribute("points").split()]
+    values = value_pairs(element)
+    if len(pixels) != len(values) or len(values) < 2:
+        raise Failure(f"{what}: {len(pixels)} points drawn, {len(values)} values")
+    for k in (0, 1):
+        lo = min(range(len(values)), key=lambda i: values[i][k])
+        hi = max(range(len(values)), key=lambda i: values[i][k])
+        if values[hi][k] == values[lo][k]:
+            continue
+        scale = (pixels[hi][k] - pixels[lo][k]) / (values[hi][k] - values[lo][k])
+        for v, p in zip(values, pixels):
+            if abs(pixels[lo][k] + scale * (v[k] - values[lo][k]) - p[k]) > 0.05:
+                raise Failure(f"{what}: point {p} is not drawn where {v} belongs")
+
+
+def descent_run(nnc, src, tmp, model, params):
+    exe = os.path.join(tmp, model)
+    lessons = os.path.join(src, "examples", "lessons")
+    run([nnc, os.path.join(lessons, params[0]), "--model", model, "-o", exe], tmp)
+    plotted = run([exe, "train", "--quiet", "--no-save", "--trace", params[1], "--trace-out",
+                   model + ".csv", "--plot", model + ".svg"], tmp).stdout
+    plain = run([exe, "train", "--quiet", "--no-save"], tmp).stdout
+    if plotted != plain:  # the panel's grid of losses leaves the final weights alone
+        raise Failure(f"{model}: with --plot the run ends with\n{plotted}without\n{plain}")
+    with open(os.path.join(tmp, model + ".csv")) as f:
+        rows = [[float(v) for v in line.split(",")] for line in f.read().splitlines()[1:]]
+    with open(os.path.join(tmp, model + ".svg")) as f:
+        return rows, f.read()
+
+
+def check_markers(svg, first, last, what):
+    """The start and the end are marked, with the path's first and last values."""
+    for name, row in (("start", first), ("end", last)):
+        marks = svg_elements(svg, "circle", name)
+        if len(marks) != 1:
+            raise Failure(f"{what}: {len(marks)} '{name}' markers")
+        title = marks[0].getElementsByTagName("title")[0].firstChild.data
+        got = [float(v) for v in re.findall(r"-?[\d.]+(?:e[-+]?\d+)?", title)]
+        if [f32(v) for v in got[:2]] != [f32(v) for v in row]:
+            raise Failure(f"{what}: the {name} marker says {title!r}, the trace {row}")
+
+
+def case_descent_plot(nnc, src, tmp):
+    """--plot of a model without inputs draws the function around the path of descent: a
+    curve in 1D, contour lines in 2D, the path's points exactly the trace's, start and end
+    marked; models with inputs or with more than two numbers of params get no such panel."""
+    rows, svg = descent_run(nnc, src, tmp, "local", ("descent_1d.nn", "x"))
+    path = svg_elements(svg, "polyline", "path")
+    if len(path) != 1:
+        raise Failure(f"1D: {len(path)} path polylines")
+    got = value_pairs(path[0])
+    want = [(x, loss) for _, x, loss in rows]
+    if len(got) != len(want) or any(f32(a) != f32(c) or f32(b) != f32(d)
+                                    for (a, b), (c, d) in zip(got, want)):
+        raise Failure(f"1D: the path's (x, loss) {got[:3]}... are not the trace's {want[:3]}...")
+    check_drawn_as_values(path[0], "1D path")
+    curve = svg_elements(svg, "polyline", "function")
+    if len(curve) != 1:
+        raise Failure(f"1D: {len(curve)} function curves")
+    points = value_pairs(curve[0])
+    if len(points) != 201 or not (points[0][0] < 1.2 and points[-1][0] > 1.43):
+        raise Failure(f"1D: the curve spans {points[0]}..{points[-1]} in {len(points)} points")
+    for x, y in points:
+        if abs(y - (math.cos(2 * math.pi * x) + x * x)) > 1e-4:
+            raise Failure(f"1D: the curve has f({x}) = {y}")
+    check_drawn_as_values(curve[0], "1D curve")
+    check_markers(svg, want[0], want[-1], "1D")
+
+    rows, svg = descent_run(nnc, src, tmp, "valley", ("peaks.nn", "x,y"))
+    got = value_pairs(svg_elements(svg, "polyline", "path")[0])
+    want = [(x, y) for _, x, y, _ in rows]
+    if len(got) != 301 or any(f32(a) != f32(c) or f32(b) != f32(d)
+                              for (a, b), (c, d) in zip(got, want)):
+        raise Failure(f"2D: the path's (x, y) {got[:3]}... are not the trace's {want[:3]}...")
+    contours = svg_elements(svg, "path", "contour")
+    if len(contours) != 12 or not all(c.getAttribute("d").startswith("M") for c in contours):
+        raise Failure(f"2D: {len(contours)} contour levels, wanted 12 with lines")
+    check_markers(svg, want[0], want[-1], "2D")
+
+    three = os.path.join(tmp, "three.nn")
+    with open(three, "w") as f:
+        f.write("model three {\n    param a = 1\n    param b = 2\n    param c = 3\n"
+                "    loss = a^2 + b^2 + c^2\n}\n\ntrain three {\n    steps = 3\n}\n")
+    run([nnc, three, "-o", os.path.join(tmp, "three")], tmp)
+    run([os.path.join(tmp, "three"), "train", "--quiet", "--no-save", "--plot", "three.svg"], tmp)
+    with open(os.path.join(tmp, "three.svg")) as f:
+        if "path of descent" in f.read():
+            raise Failure("a model with three params drew a descent path")
 
 
 def bn_rows(n, seed=7):
@@ -951,6 +1109,19 @@ def case_dropout_rate(nnc, src, tmp):
     bad = run([exe, "train", "--dropout", "1"], tmp, want_status=2)
     if bad.stderr != f"{os.path.basename(exe)}: error: --dropout must be in [0, 1), got '1'\n":
         raise Failure(f"--dropout 1: {bad.stderr!r}")
+
+
+def case_watching_leaves_states(nnc, src, tmp):
+    """--log-grad-norms, --log-update-ratios and a --trace of gradients measure the run
+    without changing it: with batch norm's running statistics too, the saved weights and
+    states are the same bits as without them."""
+    exe = bn_build(nnc, tmp, bn_rows(20))
+    run([exe, "train", "--quiet", "--save", "plain"], tmp)
+    for name, args in (("norms", ["--log-grad-norms", "--log", "n.csv"]),
+                       ("ratios", ["--log-update-ratios", "--log", "r.csv"]),
+                       ("trace", ["--trace", "p.W.grad,h.gamma", "--trace-out", "t.csv"])):
+        run([exe, "train", "--quiet", "--save", name, *args], tmp)
+        check_same_weights(tmp, "plain", name, " ".join(args))
 
 
 def case_batchnorm_running_stats(nnc, src, tmp):

@@ -19,6 +19,8 @@ import the constants below (M_TRUE, the cloud centres) instead of repeating them
 | clouds3.csv   | 300  | x1,x2,label       | three Gaussian clouds in 2D, labels 0, 1, 2        |
 | memory.csv    | 300  | x0..x39,first     | sequences of 40 random -1/1; first: 1 if x0 is 1   |
 | words.csv     | 2000 | w0..w5,liked      | 6 word ids of WORDS_VOCAB; liked: their tones' sum |
+| few.csv       | 40   | x1,x2,inside      | points in a square, inside a circle, some flipped  |
+| many.csv      | 400  | x1,x2,inside      | more of the same: few.csv's held-out rows          |
 """
 import math
 import os
@@ -59,6 +61,16 @@ WORDS_VOCAB = 500
 WORDS_PER = 6
 WORDS_N = 2000
 WORDS_SEED = 11
+
+# few.csv and many.csv: points uniform in [-FEW_HALF, FEW_HALF]^2, inside = 1 within
+# FEW_RADIUS of the centre, and each label flipped with probability FEW_FLIP. A big net can
+# learn few.csv's 40 points by heart, flips and all; many.csv's 400 show what it got wrong.
+FEW_HALF = 2.0
+FEW_RADIUS = 1.6
+FEW_FLIP = 0.1
+FEW_N = 40
+MANY_N = 400
+FEW_SEED = 12
 
 
 def normal(rng):
@@ -119,6 +131,18 @@ def words():
     return "\n".join(rows) + "\n"
 
 
+def circle(n, seed):
+    rng = random.Random(seed)
+    rows = ["x1,x2,inside"]
+    for _ in range(n):
+        x1, x2 = rng.uniform(-FEW_HALF, FEW_HALF), rng.uniform(-FEW_HALF, FEW_HALF)
+        inside = int(x1 * x1 + x2 * x2 < FEW_RADIUS * FEW_RADIUS)
+        if rng.random() < FEW_FLIP:
+            inside = 1 - inside
+        rows.append(f"{x1:.4f},{x2:.4f},{inside}")
+    return "\n".join(rows) + "\n"
+
+
 def files():
     return {
         "and.csv": truth_table(lambda a, b: a & b),
@@ -129,6 +153,8 @@ def files():
         "clouds3.csv": clouds(CLOUDS3_CENTRES, CLOUDS3_PER, CLOUDS3_SEED),
         "memory.csv": memory(),
         "words.csv": words(),
+        "few.csv": circle(FEW_N, FEW_SEED),
+        "many.csv": circle(MANY_N, FEW_SEED + 1),
     }
 
 

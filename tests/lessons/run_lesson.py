@@ -565,6 +565,65 @@ def case_hogwild(lesson):
     check(number(out, "validation accuracy") >= 0.97, f"hogwild dense, 2 threads:\n{out}")
 
 
+# ---- 14. optimizers compared on Rosenbrock's valley ----
+
+def rosenbrock(x, y):
+    return (1 - x) ** 2 + 100 * (y - x * x) ** 2
+
+
+def case_optimizers(lesson):
+    """The minimum is (1, 1), where the function is 0. Plain sgd at its stable rate is far
+    from it after the 2000 steps and diverges at three times the rate; momentum and adam
+    reach it; every final loss is the function at the final point."""
+    exe, _ = lesson.build("optimizers.nn", "valley")
+    runs = {"sgd": [], "momentum": ["--momentum", "0.9"],
+            "adam": ["--optimizer", "adam", "--lr", "0.1"]}
+    final = {}
+    for name, args in runs.items():
+        out = lesson.train(exe, "--no-save", *args)
+        x, y, loss = number(out, "x ="), number(out, "y ="), number(out, "final loss")
+        check(abs(loss - rosenbrock(x, y)) <= 1e-5 * max(1.0, loss),
+              f"{name}: final loss {loss}, rosenbrock({x}, {y}) = {rosenbrock(x, y)}")
+        final[name] = (x, y, loss)
+    check(final["sgd"][2] > 0.1 and final["sgd"][0] < 0.8, f"sgd got close: {final['sgd']}")
+    for name in ("momentum", "adam"):
+        x, y, loss = final[name]
+        check(loss < 1e-6 and abs(x - 1) < 1e-3 and abs(y - 1) < 2e-3,
+              f"{name} did not reach (1, 1): {final[name]}")
+    out = lesson.run([exe, "train", "--quiet", "--no-save", "--lr", "0.003"], want_status=1)
+    check("became nan or inf" in out.stderr, f"sgd at lr 0.003:\n{out.stderr}")
+
+
+# ---- 15, 16. overfitting, penalties, dropout, early stopping ----
+
+def case_overfitting(lesson):
+    """big learns few.csv by heart (accuracy 1) while its validation loss, lowest early,
+    rises; an L2 penalty and dropout each end with a lower validation loss and a higher
+    validation accuracy; early stopping ends with the weights of the epoch of the lowest
+    validation loss in the log."""
+    big, _ = lesson.build("overfitting.nn", "big")
+    log = os.path.join(lesson.tmp, "big.csv")
+    plain = lesson.train(big, "--no-save", "--log", log)
+    check(number(plain, "final accuracy") == 1.0, f"big did not fit the 40 points:\n{plain}")
+    rows = log_rows(log)
+    best = min(rows, key=lambda r: r["val_loss"])
+    check(best["epoch"] < len(rows) / 4 and rows[-1]["val_loss"] > 2 * best["val_loss"],
+          f"big: validation loss lowest at epoch {best['epoch']:g} ({best['val_loss']}), "
+          f"{rows[-1]['val_loss']} at the end")
+    dropped, _ = lesson.build("overfitting.nn", "dropped")
+    for name, out in (("--l2 0.02", lesson.train(big, "--no-save", "--l2", "0.02")),
+                      ("dropout", lesson.train(dropped, "--no-save"))):
+        check(number(out, "validation loss") < number(plain, "validation loss") / 2 and
+              number(out, "validation accuracy") > number(plain, "validation accuracy"),
+              f"{name} did not generalise better:\n{out}\nthan\n{plain}")
+    out = lesson.run([big, "train", "--no-save", "--early-stopping", "on", "--patience", "50"])
+    restored = re.search(r"^restored the weights of epoch (\d+) ", out.stderr, re.M)
+    check(restored and int(restored.group(1)) == int(best["epoch"]),
+          f"early stopping did not keep epoch {best['epoch']:g}:\n{out.stderr}")
+    check(abs(number(out.stdout, "validation loss") - best["val_loss"]) < 1e-6,
+          f"early stopping ended at {out.stdout}, the log's best {best}")
+
+
 def case_data(lesson):
     lesson.run([sys.executable, lesson.path("make_data.py"), "--check"])
 

@@ -30,7 +30,7 @@ int main(int argc, char **argv) {
         rt_metrics r = {ROWS / (double)e, (ROWS * e) / (e + 1), ROWS, ROWS};
         rt_metrics v = {2 * ROWS / (double)e, (ROWS * (e - 1)) / e, ROWS, ROWS};
         for (int64_t t = 1; t <= N_TICKS; t++) rt_progress_tick(p, e, N_EPOCHS, t, N_TICKS, r);
-        start = rt_progress_epoch(p, e, N_EPOCHS, r, &v, 0.25 / (double)e, start, NULL);
+        start = rt_progress_epoch(p, e, N_EPOCHS, r, &v, 0.25 / (double)e, start, NULL, NULL);
     }
     printf("epochs %d ticks %lld clock reads %lld\n", N_EPOCHS, (long long)N_EPOCHS * N_TICKS,
            (long long)rt_progress_clock_reads(p));

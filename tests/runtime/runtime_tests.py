@@ -1303,6 +1303,45 @@ def trace_data():
 
 
 @test
+def trace_elements_and_gradients():
+    """Single elements (flat, per axis, negative) and gradients: a gradient's column holds
+    d cost/d param at the row's values, the step the next row takes."""
+    write_parabola_start()
+    r = run("parabola", "train", "--init-weights", "start", "--lr", "0.05", "--momentum", "0",
+            "--steps", "8", "--trace", "x.grad,v[7],v[-1],v.grad[2],x", "--no-save", "--quiet")
+    rows = trace_rows(r.out, "step,x.grad,v[7],v[9],v.grad[2],x,loss")
+    path = parabola_path(2.0, PARABOLA_V, 0.05, 0.0, 8)
+    check(len(rows) == 9, f"{len(rows)} rows for 8 steps")
+    for row, (x, v, loss) in zip(rows, path):
+        wanted = [6 * x - 3, v[7], v[9], 2 * (v[2] - 0.2), x, loss]
+        check(all(close(a, b, 1e-12, 1e-15) for a, b in zip(row[1:], wanted)),
+              f"step {row[0]:g}: {row[1:]} vs {wanted}")
+    for before, after in zip(rows, rows[1:]):  # x <- x - lr * x.grad
+        check(close(after[5], before[5] - 0.05 * before[1], 1e-12), f"{before} -> {after}")
+    # A matrix by row and column: lin.W is [2, 1]; its gradient on the row's batch.
+    data = logreg_rows(10)
+    write_csv("d.csv", data)
+    args = ["train", "--data", "d.csv", "--batch", "4", "--epochs", "2", "--shuffle", "off",
+            "--momentum", "0", "--lr", "0.5"]
+    r = run("logreg", *args, "--trace", "lin.W[1, 0],lin.W.grad[-1][0],lin.b.grad,lin.W[0],lin.b",
+            "--save", "traced", "--quiet")
+    rows = trace_rows(r.out, "step,lin.W[1][0],lin.W.grad[1][0],lin.b.grad[0],lin.W[0],"
+                             "lin.b[0],loss")
+    batches = [data[0:4], data[4:8], data[8:10]]
+    for step, (_, w1, g1, gb, w0, b, loss) in enumerate(rows):
+        # Row k's gradient is at row k's values, on the batch of its loss.
+        batch = batches[(step - 1) % 3] if step else batches[0]
+        wanted, g = logreg_batch(batch, w0, w1, b)
+        check(close(loss, wanted, 1e-5), f"step {step}: loss {loss}, by hand {wanted}")
+        check(close(g1, g[1], 1e-4, 1e-6) and close(gb, g[2], 1e-4, 1e-6),
+              f"step {step}: gradients {g1}, {gb}, by hand {g[1]}, {g[2]}")
+    # Tracing gradients leaves the training alone: the same weights, bit for bit.
+    run("logreg", *args, "--save", "plain", "--quiet")
+    check(open("plain", "rb").read() == open("traced", "rb").read(),
+          "--trace with a gradient changed the trained weights")
+
+
+@test
 def trace_errors():
     params = "rt_parabola: error: --trace: model 'parabola' has no param 'q' (its params: x, v)"
     expect_error("parabola", ["train", "--trace", "x,q"], params, 2)
@@ -1321,6 +1360,26 @@ def trace_errors():
                  "rt_parabola: error: --trace is not an option of 'eval' "
                  "(see 'rt_parabola eval --help')", 2)
     check(not os.path.exists("parabola.safetensors"), "a failed run saved weights")
+    # Elements: the shape and the valid range in the message.
+    expect_error("parabola", ["train", "--trace", "v[10]"],
+                 "rt_parabola: error: --trace: 'v[10]': index 10 is outside v, which has 10 "
+                 "elements (shape [10]): a flat index is 0..9, or -10..-1 from the end", 2)
+    expect_error("logreg", ["train", "--trace", "lin.W[0, 1]"],
+                 "rt_logreg: error: --trace: 'lin.W[0, 1]': index 1 of axis 1 is outside "
+                 "lin.W's shape [2, 1] (0..0, or -1..-1 from the end)", 2)
+    expect_error("logreg", ["train", "--trace", "lin.W[0, 0, 0]"],
+                 "rt_logreg: error: --trace: 'lin.W[0, 0, 0]': lin.W has shape [2, 1]: give one "
+                 "flat index (0..1) or 2 indices", 2)
+    expect_error("parabola", ["train", "--trace", "x,v[one]"],
+                 "rt_parabola: error: --trace: 'v[one]': an index must be a whole number", 2)
+    expect_error("parabola", ["train", "--trace", "v[1"],
+                 "rt_parabola: error: --trace: 'v[1': an index must be a whole number, and ']' "
+                 "close the indices", 2)
+    expect_error("parabola", ["train", "--trace", "v[-1],v[9]"],
+                 "rt_parabola: error: --trace: 'v[9]' is named twice", 2)
+    expect_error("parabola", ["train", "--trace", "q.grad"],
+                 "rt_parabola: error: --trace: model 'parabola' has no param 'q' "
+                 "(its params: x, v)", 2)
 
 
 # ---- optimizers, schedules, penalties ----
