@@ -183,6 +183,24 @@ static nnrt_ctx new_ctx(const nnrt_model *m, void *fixed, int64_t batch_cap, int
     return ctx;
 }
 
+/* The error for a param name the model does not have, with the nearest as a hint and the
+ * list of its params (the first 1 KB of it). */
+_Noreturn void rt_no_such_param(const nnrt_model *m, const char *option, const char *name,
+                                size_t len) {
+    char *one = rt_strndup(name, len), list[1024];
+    Suggestion near = suggest_start(one);
+    size_t used = 0;
+    list[0] = '\0';
+    for (int32_t i = 0; i < m->n_params; i++) {
+        suggest_consider(&near, m->params[i].name);
+        if (used < sizeof list)
+            used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "",
+                                     m->params[i].name);
+    }
+    rt_did_you_mean(&near, "");
+    rt_usage_error("%s: model '%s' has no param '%s' (its params: %s)", option, m->name, one, list);
+}
+
 void rt_mark_params(const nnrt_model *m, const char *option, const char *pattern, size_t len,
                     unsigned char *on) {
     char *one = rt_strndup(pattern, len);
@@ -190,16 +208,7 @@ void rt_mark_params(const nnrt_model *m, const char *option, const char *pattern
     for (int32_t i = 0; i < m->n_params; i++)
         if (strcmp(m->params[i].name, one) == 0 || fnmatch(one, m->params[i].name, 0) == 0)
             found = on[i] = 1;
-    if (!found) {
-        char list[1024];
-        size_t used = 0;
-        list[0] = '\0';
-        for (int32_t i = 0; i < m->n_params && used < sizeof list; i++)
-            used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "",
-                                     m->params[i].name);
-        rt_usage_error("%s: model '%s' has no param '%s' (its params: %s)", option, m->name, one,
-                       list);
-    }
+    if (!found) rt_no_such_param(m, option, pattern, len);
     rt_free(one);
 }
 

@@ -244,13 +244,6 @@ static double penalty_number(const char *option, const char *text, size_t len) {
 }
 
 /* "its params: a, b, c" for messages. */
-static void param_list(const nnrt_model *m, char *buf, size_t size) {
-    size_t used = 0;
-    buf[0] = '\0';
-    for (int32_t i = 0; i < m->n_params && used < size; i++)
-        used += (size_t)snprintf(buf + used, size - used, "%s%s", i ? ", " : "", m->params[i].name);
-}
-
 /* A bare number applies to every weight (a param of rank >= 2); NAME=X to one param, and
  * wins over the bare number whatever the order. */
 static double *parse_penalty(const nnrt_model *m, const char *option, const char *spec) {
@@ -268,10 +261,9 @@ static double *parse_penalty(const nnrt_model *m, const char *option, const char
         } else {
             int32_t i = param_index(m, p, (size_t)(eq - p));
             if (i < 0) {
-                char list[1024];
-                param_list(m, list, sizeof list);
-                rt_usage_error("--%s: model '%s' has no param '%.*s' (its params: %s)", option,
-                               m->name, (int)(eq - p), p, list);
+                char flag[16];
+                snprintf(flag, sizeof flag, "--%s", option);
+                rt_no_such_param(m, flag, p, (size_t)(eq - p));
             }
             per[i] = penalty_number(option, eq + 1, len - (size_t)(eq + 1 - p));
             named[i] = 1;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "files.h"
+#include "model.h"
 #include "numtext.h"
 #include "util.h"
 
@@ -43,17 +44,6 @@ typedef struct item {
 } item;
 
 /* The model's params, "x, v, h.W", for the message about an unknown name. */
-static char *param_list(const nnrt_model *m) {
-    size_t size = 1;
-    for (int32_t i = 0; i < m->n_params; i++) size += strlen(m->params[i].name) + 2;
-    char *list = rt_alloc(size);
-    for (int32_t i = 0; i < m->n_params; i++) {
-        if (i) strcat(list, ", ");
-        strcat(list, m->params[i].name);
-    }
-    return list;
-}
-
 static const nnrt_tensor *find_param(const nnrt_model *m, const char *name, size_t len) {
     for (int32_t i = 0; i < m->n_params; i++)
         if (strlen(m->params[i].name) == len && strncmp(m->params[i].name, name, len) == 0)
@@ -185,9 +175,7 @@ static item parse_item(const nnrt_model *m, const char *s, size_t len) {
         it.param = find_param(m, s, name_len - suffix);
         it.grad = 1;
     }
-    if (!it.param)
-        rt_usage_error("--trace: model '%s' has no param '%.*s' (its params: %s)", m->name,
-                       (int)(it.grad ? name_len - suffix : name_len), s, param_list(m));
+    if (!it.param) rt_no_such_param(m, "--trace", s, it.grad ? name_len - suffix : name_len);
     if (it.grad && it.param->grad_offset < 0)
         rt_usage_error("--trace: '%s': param '%s' has no gradient", written, it.param->name);
     int64_t idx[NNRT_MAX_RANK];

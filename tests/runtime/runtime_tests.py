@@ -868,7 +868,7 @@ def freeze():
     check({k for k in start if frozen[k] == start[k]} == {"W1", "W2", "b1"}, frozen)
     expect_error("mlp", ["train", *base, "--freeze", "W3"],
                  "rt_mlp: error: --freeze: model 'mlp' has no param 'W3' (its params: W1, b1, W2, "
-                 "b2)", code=2)
+                 "b2)\n  hint: did you mean W1?", code=2)
     expect_error("mlp", ["train", *base, "--freeze", "W1", "--hogwild", "2", "--optimizer",
                          "sgd", "--l2="],
                  "rt_mlp: error: --freeze cannot be honoured with --hogwild: its threads run the "
@@ -1347,7 +1347,7 @@ def trace_errors():
     expect_error("parabola", ["train", "--trace", "x,q"], params, 2)
     expect_error("logreg", ["train", "--trace", "lin.w"],
                  "rt_logreg: error: --trace: model 'logreg' has no param 'lin.w' "
-                 "(its params: lin.W, lin.b)", 2)
+                 "(its params: lin.W, lin.b)\n  hint: did you mean lin.W?", 2)
     expect_error("parabola", ["train", "--trace", "x,,v"],
                  "rt_parabola: error: --trace: an empty name in 'x,,v'", 2)
     expect_error("parabola", ["train", "--trace", "x,v,x"],
@@ -1614,7 +1614,7 @@ def penalties_and_clipping():
               f"--l2 {spec}: {got} vs {wanted}")
     expect_error("logreg", ["train", "--data", "d.csv", "--l2", "lin.w=1"],
                  "rt_logreg: error: --l2: model 'logreg' has no param 'lin.w' "
-                 "(its params: lin.W, lin.b)", 2)
+                 "(its params: lin.W, lin.b)\n  hint: did you mean lin.W?", 2)
     expect_error("logreg", ["train", "--data", "d.csv", "--l1", "x"],
                  "rt_logreg: error: --l1: 'x' is not a number >= 0", 2)
 
