@@ -243,9 +243,11 @@ static bool shown(FILE *out, Steps *s, const Value *v) {
     if (!s->hidden) {
         s->first = scan_line_of(v);
         s->scan = scan;
-        s->first_step = step;
+        s->first_step = s->last_step = step;
     }
-    s->last_step = step;
+    /* the lowest and the highest: backward runs the steps from the last down */
+    if (step < s->first_step) s->first_step = step;
+    if (step > s->last_step) s->last_step = step;
     s->hidden++;
     return false;
 }
