@@ -960,7 +960,9 @@ void rt_load_matching_weights(const nnrt_model *m, void *fixed, const char *path
                       "--init-weights: the file has none of the params of model '%s' (%s); its "
                       "tensors' names must be the params' names",
                       m->name, kept);
-    if (n_loaded < m->n_params) {
+    /* search loads the file again for every trial: what it says, it says once */
+    static int said;
+    if (n_loaded < m->n_params && !said) {
         names_marked(m, loaded, 1, took, sizeof took);
         rt_path_warning(path,
                         "--init-weights loaded %d of the model's %d params (%s); these start "
@@ -968,7 +970,8 @@ void rt_load_matching_weights(const nnrt_model *m, void *fixed, const char *path
                         (int)n_loaded, (int)m->n_params, took, kept);
     }
     rt_st_read_states(f, m, fixed, 0);
-    warn_unknown(f);
+    if (!said) warn_unknown(f);
+    said = 1;
     rt_free(loaded);
     rt_st_close(f);
 }

@@ -765,6 +765,10 @@ def partial_init_weights():
     _, b = read_safetensors("b")
     check(b["lin.W"] == trained["lin.W"] and b["lin.b"] == fresh["lin.b"], (b, trained, fresh))
     check(b["lin.b"] != trained["lin.b"], "the seed's lin.b, not the file's")
+    # search loads the file for each of its trials, and says so once.
+    r = run("logreg", "search", "--data", "d.csv", "--epochs", "1", "--lr", "0.1,0.2,0.3",
+            "--init-weights", "w", "--no-save", "--quiet")
+    check(r.err.count("--init-weights loaded 1 of") == 1 and r.err.count("'other'") == 1, r.err)
     # A whole file: nothing said, as before.
     r = run("logreg", "train", "--data", "d.csv", "--epochs", "0", "--init-weights", "a",
             "--no-save", "--quiet")
