@@ -1887,7 +1887,7 @@ def case_explain_at_sample(nnc, src, tmp):
         raise Failure(f"--at-sample two: {err}")
     err = run([nnc, "explain", "m.nn", "--at-sample", "9", "--weights", "w.safetensors",
                "--data", "d.csv"], tmp, want_status=2).stderr
-    if "the data has 4 rows (0 to 3)" not in err:
+    if "row 9 is past the data: it has 4 rows (0 to 3)" not in err:
         raise Failure(f"--at-sample past the data: {err}")
 
 
