@@ -929,6 +929,16 @@ static Ratio *selection_out(Explainer *ex, Value *v) {
     return alg_mul(ex->alg, multiply_out(ex, v->args[1]), bracket);
 }
 
+/* sigmoid(−u) = 1 − sigmoid(u): one atom for both, so that their sums cancel (bce_logits'
+ * gradient, y ⊙ sigmoid(−z) + y ⊙ sigmoid(z), is y). A −u the source named keeps its name. */
+static Ratio *sigmoid_out(Explainer *ex, Value *v) {
+    Value *u = v->args[0];
+    Expr inner;
+    if (u->op != OP_neg || u->name || !as_expr(ex, u->args[0], &inner)) return atom_of(ex, v);
+    Ratio *sigmoid = alg_atom(ex->alg, fn_call(ex, op_info[OP_sigmoid].name, inner.s), P_ATOM);
+    return alg_sub(ex->alg, alg_num(ex->alg, 1), sigmoid);
+}
+
 static Ratio *convert(Explainer *ex, Value *v) {
     Algebra *A = ex->alg;
     if (v->op == OP_const) return alg_num(A, v->num);
@@ -958,6 +968,7 @@ static Ratio *convert(Explainer *ex, Value *v) {
         return atom_of(ex, v);
     case OP_broadcast: return multiply_out(ex, a[0]); /* the line's shape says where to */
     case OP_where: return selection_out(ex, v);
+    case OP_sigmoid: return sigmoid_out(ex, v);
     case OP_softmax_ce_grad: return softmax_ce_gradient(ex, v);
     default: return atom_of(ex, v);
     }
