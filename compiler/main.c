@@ -683,10 +683,11 @@ static int run_program(char *const argv[], StrBuf *output) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
 }
 
-/* The model in r->g compiled in f64 into a temporary executable, whose gradcheck command
- * compares grad() with central differences of forward() (runtime/gradcheck.c). */
-static int gradcheck_graph(Run *r) {
-    char dir[] = "/tmp/nnc-gradcheck-XXXXXX";
+/* The model in r->g compiled in f64 into a temporary executable (named after the model, in
+ * a folder of its own that is removed after), run with args (argv[0] left for it), its
+ * standard output read into output when that is not NULL. The exit status, or 1. */
+static int run_f64_executable(Run *r, char **args, StrBuf *output) {
+    char dir[] = "/tmp/nnc-run-XXXXXX"; /* mkdtemp's template */
     if (!mkdtemp(dir)) {
         diag_fatal_noloc("cannot create a temporary folder: %s", strerror(errno));
         return 1;
@@ -698,13 +699,20 @@ static int gradcheck_graph(Run *r) {
     exe.out = xprintf("%s/%s", dir, r->g->name);
     int status = write_executable(&exe);
     if (status == 0) {
-        const char *seed = r->o->seed;
-        char *argv[] = {(char *)exe.out, "gradcheck", seed ? "--seed" : NULL, (char *)seed, NULL};
-        status = run_program(argv, NULL);
+        args[0] = (char *)exe.out;
+        status = run_program(args, output);
     }
     unlink(exe.out);
     rmdir(dir);
     return status;
+}
+
+/* gradcheck: the executable's gradcheck command compares grad() with central differences
+ * of forward() (runtime/gradcheck.c). */
+static int gradcheck_graph(Run *r) {
+    const char *seed = r->o->seed;
+    char *args[] = {NULL, "gradcheck", seed ? "--seed" : NULL, (char *)seed, NULL};
+    return run_f64_executable(r, args, NULL);
 }
 
 /* ---- explain --at-sample ---- */
@@ -741,33 +749,18 @@ static int explain_at_sample(Run *r) {
     const Options *o = r->o;
     if (explain_probes(r->g, o->wrt)) return 1;
     r->g->probe_bindings = true;
-    char dir[] = "/tmp/nnc-explain-XXXXXX";
-    if (!mkdtemp(dir)) {
-        diag_fatal_noloc("cannot create a temporary folder: %s", strerror(errno));
-        return 1;
-    }
-    Options f64 = *o;
-    f64.f64 = true;
-    Run exe = *r;
-    exe.o = &f64;
-    exe.out = xprintf("%s/%s", dir, r->g->name);
-    int status = write_executable(&exe);
+    bool rows = r->g->inputs.n > 0;
+    char *args[] = {NULL,
+                    "values",
+                    "--weights",
+                    (char *)o->weights,
+                    rows ? "--row" : NULL,
+                    (char *)o->at_sample,
+                    rows && o->data ? "--data" : NULL,
+                    (char *)o->data,
+                    NULL};
     StrBuf numbers = {0};
-    if (status == 0) {
-        bool rows = r->g->inputs.n > 0;
-        char *argv[] = {(char *)exe.out,
-                        "values",
-                        "--weights",
-                        (char *)o->weights,
-                        rows ? "--row" : NULL,
-                        (char *)o->at_sample,
-                        rows && o->data ? "--data" : NULL,
-                        (char *)o->data,
-                        NULL};
-        status = run_program(argv, &numbers);
-    }
-    unlink(exe.out);
-    rmdir(dir);
+    int status = run_f64_executable(r, args, &numbers);
     if (status != 0) return status;
     const char *data = o->data ? o->data : r->g->train.data_path;
     ExplainRequest rq = {.wrt = o->wrt,
@@ -775,9 +768,9 @@ static int explain_at_sample(Run *r) {
                          .form = EXPLAIN_VALUES,
                          .lookup = probed_value,
                          .lookup_ctx = read_probes(sb_str(&numbers)),
-                         .at = r->g->inputs.n ? xprintf("row %s of %s, weights %s", o->at_sample,
-                                                        data ? data : "the data", o->weights)
-                                              : xprintf("weights %s", o->weights)};
+                         .at = rows ? xprintf("row %s of %s, weights %s", o->at_sample,
+                                              data ? data : "the data", o->weights)
+                                    : xprintf("weights %s", o->weights)};
     return explain(stdout, r->g, &rq);
 }
 
