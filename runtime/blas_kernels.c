@@ -20,6 +20,8 @@
 #include <unistd.h>
 
 char *openblas_get_corename(void);
+void openblas_set_num_threads(int n);
+void blas_thread_shutdown_(void);
 
 const char *rt_blas_better_kernels(const char *in_use, bool avx512, bool avx2_fma) {
     /* Prescott is where OpenBLAS 0.3.21 lands for an x86-64 CPU it does not know. */
@@ -52,4 +54,15 @@ void rt_choose_blas_kernels(char **argv) {
     if (setenv("OPENBLAS_CORETYPE", better, 1) != 0) return;
     execv("/proc/self/exe", argv);
     /* No /proc (a chroot, say): carry on with the kernels loaded. */
+}
+
+/* OpenBLAS starts its pool of threads (one per core, less the caller) when it is loaded,
+ * whatever openblas_set_num_threads says later; an idle pool thread spins in sched_yield for a
+ * while after each call, a few percent of another core that a one-thread run never uses (and
+ * that a second run, or a rank under mpirun, would). The pool is stopped instead: with one
+ * thread asked for, no call hands work to it, and OpenBLAS starts it again by itself should
+ * openblas_set_num_threads ask for more threads later. */
+void rt_blas_one_thread(void) {
+    openblas_set_num_threads(1);
+    blas_thread_shutdown_();
 }

@@ -13,4 +13,8 @@ const char *rt_blas_better_kernels(const char *in_use, bool avx512, bool avx2_fm
  * (it does not return then). Otherwise returns and changes nothing. */
 void rt_choose_blas_kernels(char **argv);
 
+/* OpenBLAS on the calling thread only: its pool of threads, started at load, stopped. Calls
+ * from several threads at once (--workers, --hogwild) stay safe. */
+void rt_blas_one_thread(void);
+
 #endif

@@ -78,9 +78,9 @@ int main(int argc, char **argv) {
                            "or weights) before '%s'",
                            word);
         rt_suggest_command(word);
-        rt_usage_error(
-            "unknown command '%s' (commands: train, eval, predict, gradcheck, search, sample, weights)",
-            word);
+        rt_usage_error("unknown command '%s' (commands: train, eval, predict, gradcheck, search, "
+                       "sample, weights)",
+                       word);
     }
     if (cmd == RT_CMD_PREDICT && m->n_inputs == 0)
         rt_usage_error("model '%s' has no inputs, so nothing to predict; 'train' prints its params",
@@ -94,6 +94,8 @@ int main(int argc, char **argv) {
     rt_options_parse(m, (rt_command)cmd, argc - 1, argv + 1, &o);
     if (o.threads != 1)
         openblas_set_num_threads(o.threads == 0 ? openblas_get_num_procs() : (int)o.threads);
+    else
+        rt_blas_one_thread(); /* no idle pool threads spinning beside the run */
     int status = run(m, (rt_command)cmd, &o);
     int out_status = finish_stdout();
     rt_free_all();

@@ -3391,6 +3391,49 @@ def blas_kernels():
     check(cores == ["Prescott"], f"OPENBLAS_CORETYPE=Prescott gave {cores}")
 
 
+def threads_while_reading_stdin(args):
+    """The threads of rt_softmax ARGS (predict) once it waits for its input, read on fd 0;
+    None where /proc does not show a process's system call."""
+    env = dict(os.environ)
+    env.pop("OPENBLAS_NUM_THREADS", None)
+    proc = subprocess.Popen([exe("softmax"), *args], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        for _ in range(3000):  # the process reaches its read in a few ms; 30 s at most
+            try:
+                with open(f"/proc/{proc.pid}/syscall") as f:
+                    call = f.read().split()
+            except OSError:
+                return None
+            if call[:2] == ["0", "0x0"]:  # read(0, ...) on x86-64
+                with open(f"/proc/{proc.pid}/status") as f:
+                    return int(re.search(r"^Threads:\s+(\d+)", f.read(), re.M).group(1))
+            if proc.poll() is not None:
+                break
+            time.sleep(0.01)
+        raise Failure(f"rt_softmax {' '.join(args)} never waited for its input")
+    finally:
+        proc.communicate(b"1,2,3,4\n", timeout=60)
+
+
+@test
+def blas_pool_stopped():
+    """OpenBLAS starts a pool of threads when it is loaded (one per core, less the caller),
+    whose idle threads spin after each call; with one thread asked for (the default) the
+    runtime stops the pool (runtime/blas_kernels.c), and --threads N keeps it."""
+    if os.uname().machine != "x86_64":
+        raise Skip("the test reads x86-64 system call numbers")
+    write_safetensors("softmax.safetensors", {"fc.W": ("F64", [4, 3], [0.0] * 12),
+                                              "fc.b": ("F64", [3], [0.0] * 3)})
+    alone = threads_while_reading_stdin(["predict"])
+    if alone is None:
+        raise Skip("/proc shows no system calls here")
+    check(alone == 1, f"predict with one BLAS thread runs {alone} threads")
+    if (os.cpu_count() or 1) > 1:
+        pooled = threads_while_reading_stdin(["predict", "--threads", "2"])
+        check(pooled >= 2, f"predict --threads 2 runs {pooled} threads")
+
+
 # ---- gradcheck ----
 
 
