@@ -257,6 +257,11 @@ void *rt_tensor_data(const nnrt_model *m, const nnrt_ctx *ctx, const nnrt_tensor
  * "Gathering a batch"). */
 enum { GATHER_AHEAD_BYTES = 4096, GATHER_BLOCK = 16, CACHE_LINE = 64 };
 
+/* Values of at most this many bytes stay in the caches from one batch to the next (a core's
+ * L2 holds several times more): their rows are copied without prefetching, which would only
+ * cost instructions, and a tiny model's step is not much more than its gather. */
+enum { GATHER_RESIDENT_BYTES = 256 << 10 };
+
 /* Asks for the cache line holding p. GCC 12 deletes a loop whose body is nothing but
  * __builtin_prefetch (as if it did nothing), so on x86 the instruction is written out. */
 static inline void prefetch_line(const char *p) {
@@ -290,17 +295,27 @@ static void bytes_to_f64(double *dst, const unsigned char *src, int64_t n) {
 }
 
 /* A row's part of a few bytes (a tiny model's inputs and targets): a call to memcpy would cost
- * more than the copy. Whole 8-byte words, then the bytes left. */
+ * more than the copy. Whole 8-byte words, the last one overlapping the one before when n is
+ * not a multiple of 8; below 8 bytes the same with 4-byte words, then single bytes. */
 enum { SMALL_PART = 64 };
 
+static void copy_word(char *to, const char *from, size_t size) {
+    uint64_t word = 0;
+    memcpy(&word, from, size); /* a fixed size (8 or 4) where inlined: a load, not a call */
+    memcpy(to, &word, size);
+}
+
 static void copy_small(char *to, const char *from, size_t n) {
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t word;
-        memcpy(&word, from + i, 8); /* a fixed size: a load, not a call */
-        memcpy(to + i, &word, 8);
+    if (n >= 8) {
+        size_t i = 0;
+        for (; i + 8 <= n; i += 8) copy_word(to + i, from + i, 8);
+        if (i < n) copy_word(to + n - 8, from + n - 8, 8);
+    } else if (n >= 4) {
+        copy_word(to, from, 4);
+        copy_word(to + n - 4, from + n - 4, 4);
+    } else {
+        for (size_t i = 0; i < n; i++) to[i] = from[i];
     }
-    for (; i < n; i++) to[i] = from[i];
 }
 
 /* Where a batch's rows come from: rows[0..count), or first..first+count-1 when rows is NULL. */
@@ -313,20 +328,35 @@ static int64_t row_at(const batch_rows *br, int64_t b) {
     return br->rows ? br->rows[b] : br->first + b;
 }
 
-/* Copies every row's part of `values` (row-major, row_elems a row, stored as bytes when
- * as_bytes, else in the model's element type) into each tensor's buffer. */
+/* Rows of part bytes, small enough to be in the caches: nothing but the copies. */
+static void copy_resident_rows(char *dst, const char *src, size_t row_bytes, size_t part,
+                               const batch_rows *br) {
+    for (int64_t b = 0; b < br->count; b++)
+        copy_small(dst + (size_t)b * part, src + (size_t)row_at(br, b) * row_bytes, part);
+}
+
+/* Copies every row's part of `values` (n_rows rows, row-major, row_elems a row, stored as
+ * bytes when as_bytes, else in the model's element type) into each tensor's buffer. */
 static void gather_tensors(const nnrt_model *m, nnrt_ctx *ctx, const nnrt_tensor *tensors,
-                           int32_t n, const void *values, int64_t row_elems, int as_bytes,
-                           const batch_rows *br) {
+                           int32_t n, const void *values, int64_t n_rows, int64_t row_elems,
+                           int as_bytes, const batch_rows *br) {
     size_t esize = rt_elem_size(m->f64), src_size = as_bytes ? 1 : esize;
     size_t row_bytes = (size_t)row_elems * src_size;
+    int resident = (size_t)n_rows * row_bytes <= GATHER_RESIDENT_BYTES;
     int64_t at = 0; /* the tensor's first element within a row */
     for (int32_t i = 0; i < n; i++) {
         const nnrt_tensor *t = &tensors[i];
         char *dst = rt_tensor_data(m, ctx, t);
         const char *src = (const char *)values + (size_t)at * src_size;
         size_t part = (size_t)t->numel * src_size;
-        int64_t ahead = part >= GATHER_AHEAD_BYTES ? 1 : (int64_t)(GATHER_AHEAD_BYTES / (part + 1));
+        at += t->numel;
+        if (resident && !as_bytes && part <= SMALL_PART) {
+            copy_resident_rows(dst, src, row_bytes, part, br);
+            continue;
+        }
+        int64_t ahead = resident                     ? 0
+                        : part >= GATHER_AHEAD_BYTES ? 1
+                                                     : (int64_t)(GATHER_AHEAD_BYTES / (part + 1));
         for (int64_t b = 0; b < ahead && b < br->count; b++)
             prefetch_bytes(src + (size_t)row_at(br, b) * row_bytes, part);
         for (int64_t b = 0; b < br->count; b++) {
@@ -343,7 +373,6 @@ static void gather_tensors(const nnrt_model *m, nnrt_ctx *ctx, const nnrt_tensor
             else
                 bytes_to_f32((float *)to, (const unsigned char *)from, t->numel);
         }
-        at += t->numel;
     }
 }
 
@@ -356,10 +385,11 @@ void rt_fill_batch(const nnrt_model *m, nnrt_ctx *ctx, const rt_dataset *d, cons
     } else {
         /* a model without inputs has no values array to offset into */
         if (m->n_inputs > 0)
-            gather_tensors(m, ctx, m->inputs, m->n_inputs, d->inputs, d->input_elems, d->inputs_u8,
-                           &br);
+            gather_tensors(m, ctx, m->inputs, m->n_inputs, d->inputs, d->rows, d->input_elems,
+                           d->inputs_u8, &br);
         if (with_targets && m->n_targets > 0)
-            gather_tensors(m, ctx, m->targets, m->n_targets, d->targets, d->target_elems, 0, &br);
+            gather_tensors(m, ctx, m->targets, m->n_targets, d->targets, d->rows, d->target_elems,
+                           0, &br);
     }
     ctx->batch = count;
 }
