@@ -41,29 +41,59 @@ static int scaled(double a, int k, uint64_t *n) {
     return 1;
 }
 
-/* n's decimal digits, at least `width` of them (zeros in front); returns their count. Two
- * digits a division. */
+/* "00" to "99": a division by 100 gives two digits at once. */
+static const char digit_pairs[] = "00010203040506070809101112131415161718192021222324252627282930"
+                                  "31323334353637383940414243444546474849505152535455565758596061"
+                                  "62636465666768697071727374757677787980818283848586878889909192"
+                                  "93949596979899";
+
+static const uint64_t pow10_u64[] = {1u,
+                                     10u,
+                                     100u,
+                                     1000u,
+                                     10000u,
+                                     100000u,
+                                     1000000u,
+                                     10000000u,
+                                     100000000u,
+                                     1000000000u,
+                                     10000000000u,
+                                     100000000000u,
+                                     1000000000000u,
+                                     10000000000000u,
+                                     100000000000000u,
+                                     1000000000000000u,
+                                     10000000000000000u,
+                                     100000000000000000u,
+                                     1000000000000000000u,
+                                     10000000000000000000u};
+
+/* n's decimal digits, at least `width` of them (zeros in front); returns their count.
+ * Counted first, then written from the last one back into buf, a pair a division (of 32 bits
+ * once n fits): no copy of a length known only at run time, which is a call to memcpy. */
 static int digits(char *buf, uint64_t n, int width) {
-    char tmp[24];
-    int len = 0;
-    while (n > UINT32_MAX) { /* 64-bit divisions only for the digits that need them */
-        unsigned pair = (unsigned)(n % 100);
+    int len = 1;
+    while (len < 20 && n >= pow10_u64[len]) len++;
+    if (len < width) len = width;
+    char *p = buf + len;
+    while (n > UINT32_MAX) {
+        p -= 2;
+        memcpy(p, digit_pairs + 2 * (n % 100), 2);
         n /= 100;
-        tmp[len++] = (char)('0' + pair % 10);
-        tmp[len++] = (char)('0' + pair / 10);
     }
     uint32_t small = (uint32_t)n;
-    while (small >= 10) {
-        uint32_t pair = small % 100;
+    while (small >= 100) {
+        p -= 2;
+        memcpy(p, digit_pairs + 2 * (small % 100), 2);
         small /= 100;
-        tmp[len++] = (char)('0' + pair % 10);
-        tmp[len++] = (char)('0' + pair / 10);
     }
-    /* small < 10 now, or the last pair ended in a leading zero that is no digit */
-    if (small > 0 || len == 0) tmp[len++] = (char)('0' + small);
-    while (len > 1 && tmp[len - 1] == '0' && len > width) len--;
-    while (len < width) tmp[len++] = '0';
-    for (int i = 0; i < len; i++) buf[i] = tmp[len - 1 - i];
+    if (small >= 10) {
+        p -= 2;
+        memcpy(p, digit_pairs + 2 * small, 2);
+    } else {
+        *--p = (char)('0' + small);
+    }
+    while (p > buf) *--p = '0';
     return len;
 }
 
@@ -82,7 +112,7 @@ int rt_text_int(char *buf, int64_t v) {
 /* The memo's text when it holds these digits; else -1. */
 static int recall(char *buf, const rt_text_memo *memo, uint64_t n, int32_t shape) {
     if (!memo || memo->n != n + 1 || memo->shape != shape) return -1;
-    memcpy(buf, memo->text, (size_t)memo->len + 1);
+    memcpy(buf, memo->text, sizeof memo->text); /* the whole of it: a few moves, not a call */
     return memo->len;
 }
 
@@ -91,7 +121,7 @@ static int remember(const char *buf, int len, rt_text_memo *memo, uint64_t n, in
         memo->n = n + 1;
         memo->shape = shape;
         memo->len = len;
-        memcpy(memo->text, buf, (size_t)len + 1);
+        memcpy(memo->text, buf, sizeof memo->text); /* buf has RT_NUMTEXT_MAX bytes */
     }
     return len;
 }
@@ -119,6 +149,11 @@ int rt_text_fixed(char *buf, double v, int places) {
     return rt_text_fixed_memo(buf, v, places, NULL);
 }
 
+/* A few digits (at most 9): a loop, where memcpy of a length known at run time is a call. */
+static void copy_chars(char *to, const char *from, int n) {
+    for (int i = 0; i < n; i++) to[i] = from[i];
+}
+
 /* %.9g: the 9 significant digits n (10^8 <= n < 10^9) of a value of decimal exponent x. */
 static int g9_text(char *buf, int negative, uint64_t n, int x) {
     char d[9];
@@ -131,7 +166,7 @@ static int g9_text(char *buf, int negative, uint64_t n, int x) {
         buf[at++] = d[0];
         if (last > 0) {
             buf[at++] = '.';
-            memcpy(buf + at, d + 1, (size_t)last);
+            copy_chars(buf + at, d + 1, last);
             at += last;
         }
         buf[at++] = 'e';
@@ -139,11 +174,11 @@ static int g9_text(char *buf, int negative, uint64_t n, int x) {
         at += digits(buf + at, (uint64_t)(x < 0 ? -x : x), 2);
     } else if (x >= 0) { /* x + 1 digits before the point */
         while (last > x && d[last] == '0') last--;
-        memcpy(buf + at, d, (size_t)x + 1);
+        copy_chars(buf + at, d, x + 1);
         at += x + 1;
         if (last > x) {
             buf[at++] = '.';
-            memcpy(buf + at, d + x + 1, (size_t)(last - x));
+            copy_chars(buf + at, d + x + 1, last - x);
             at += last - x;
         }
     } else { /* 0.000ddd */
@@ -151,7 +186,7 @@ static int g9_text(char *buf, int negative, uint64_t n, int x) {
         buf[at++] = '0';
         buf[at++] = '.';
         for (int i = 0; i < -x - 1; i++) buf[at++] = '0';
-        memcpy(buf + at, d, (size_t)last + 1);
+        copy_chars(buf + at, d, last + 1);
         at += last + 1;
     }
     buf[at] = '\0';
@@ -165,9 +200,13 @@ int rt_text_g9_memo(char *buf, double v, rt_text_memo *memo) {
         return (int)strlen(buf);
     }
     if (!(a >= 1e-13 && a < 1e30)) return snprintf(buf, RT_NUMTEXT_MAX, "%.9g", v);
-    int e2;
-    frexp(a, &e2); /* a in [2^(e2-1), 2^e2): the decimal exponent x, perhaps one off (below) */
-    int x = (int)floor((e2 - 1) * 0.30102999566398120);
+    /* a in [2^(e2-1), 2^e2) (a is normal here): the decimal exponent x, perhaps one off
+     * (below); 78913 / 2^18 is log10(2) to well within what the exponents here need. */
+    uint64_t bits;
+    memcpy(&bits, &a, sizeof bits);
+    int e2 = (int)((bits >> 52) & 0x7ff) - 1022;
+    int scaled_e = (e2 - 1) * 78913; /* floor(scaled_e / 2^18), for either sign: */
+    int x = scaled_e >= 0 ? scaled_e / 262144 : -((-scaled_e + 262143) / 262144);
     for (int tries = 0; tries < 4; tries++) {
         int k = 8 - x;
         uint64_t n;
