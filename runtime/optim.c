@@ -526,6 +526,7 @@ double rt_schedule_lr(const rt_options *o, int64_t epoch, int64_t epochs) {
     if (epoch <= o->warmup) return o->lr * (double)epoch / (double)o->warmup;
     int64_t k = epoch - o->warmup - 1; /* epochs since the warm-up, from 0 */
     const char *s = o->schedule ? o->schedule : "constant";
+    if (strcmp(s, "constant") == 0) return o->lr; /* the default, asked every epoch */
     if (strcmp(s, "step") == 0) return o->lr * pow(o->step_factor, (double)(k / o->step_every));
     if (strcmp(s, "exponential") == 0) return o->lr * pow(o->gamma, (double)k);
     if (strcmp(s, "cosine") == 0) {

@@ -48,12 +48,13 @@ double rt_rng_uniform(rt_rng *rng) {
 }
 
 uint64_t rt_rng_below(rt_rng *rng, uint64_t n) {
-    /* Reject the top partial copy of [0, n) so every value is equally likely. */
-    uint64_t limit = UINT64_MAX - UINT64_MAX % n;
-    uint64_t x;
-    do x = rt_rng_next(rng);
-    while (x >= limit);
-    return x % n;
+    /* Reject x at or above floor(UINT64_MAX / n) * n (the top partial copy of [0, n)) so
+     * every value is equally likely. That is x's copy starting above UINT64_MAX - n: the same
+     * test with one division, the one the result needs (a shuffle draws once per row). */
+    for (;;) {
+        uint64_t x = rt_rng_next(rng), r = x % n;
+        if (x - r <= UINT64_MAX - n) return r;
+    }
 }
 
 double rt_rng_normal(rt_rng *rng) {
