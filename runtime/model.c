@@ -335,12 +335,38 @@ static void copy_resident_rows(char *dst, const char *src, size_t row_bytes, siz
         copy_small(dst + (size_t)b * part, src + (size_t)row_at(br, b) * row_bytes, part);
 }
 
+/* One tensor's part (part bytes at src within each row of row_bytes; elems elements) of every
+ * row of the batch into dst, prefetching the rows `ahead` on (0: none), converting bytes when
+ * as_bytes. Out of line: its conversions, vectorised, would crowd the registers and the stack
+ * frame of the small rows' loop in gather_tensors. */
+static void __attribute__((noinline))
+gather_rows(const nnrt_model *m, char *dst, const char *src, size_t row_bytes, size_t part,
+            int64_t elems, int as_bytes, int64_t ahead, const batch_rows *br) {
+    size_t esize = rt_elem_size(m->f64);
+    for (int64_t b = 0; b < ahead && b < br->count; b++)
+        prefetch_bytes(src + (size_t)row_at(br, b) * row_bytes, part);
+    for (int64_t b = 0; b < br->count; b++) {
+        if (b + ahead < br->count)
+            prefetch_bytes(src + (size_t)row_at(br, b + ahead) * row_bytes, part);
+        const char *from = src + (size_t)row_at(br, b) * row_bytes;
+        char *to = dst + (size_t)(b * elems) * esize;
+        if (!as_bytes && part <= SMALL_PART)
+            copy_small(to, from, part);
+        else if (!as_bytes)
+            memcpy(to, from, part);
+        else if (m->f64)
+            bytes_to_f64((double *)to, (const unsigned char *)from, elems);
+        else
+            bytes_to_f32((float *)to, (const unsigned char *)from, elems);
+    }
+}
+
 /* Copies every row's part of `values` (n_rows rows, row-major, row_elems a row, stored as
  * bytes when as_bytes, else in the model's element type) into each tensor's buffer. */
 static void gather_tensors(const nnrt_model *m, nnrt_ctx *ctx, const nnrt_tensor *tensors,
                            int32_t n, const void *values, int64_t n_rows, int64_t row_elems,
                            int as_bytes, const batch_rows *br) {
-    size_t esize = rt_elem_size(m->f64), src_size = as_bytes ? 1 : esize;
+    size_t src_size = as_bytes ? 1 : rt_elem_size(m->f64);
     size_t row_bytes = (size_t)row_elems * src_size;
     int resident = (size_t)n_rows * row_bytes <= GATHER_RESIDENT_BYTES;
     int64_t at = 0; /* the tensor's first element within a row */
@@ -357,22 +383,7 @@ static void gather_tensors(const nnrt_model *m, nnrt_ctx *ctx, const nnrt_tensor
         int64_t ahead = resident                     ? 0
                         : part >= GATHER_AHEAD_BYTES ? 1
                                                      : (int64_t)(GATHER_AHEAD_BYTES / (part + 1));
-        for (int64_t b = 0; b < ahead && b < br->count; b++)
-            prefetch_bytes(src + (size_t)row_at(br, b) * row_bytes, part);
-        for (int64_t b = 0; b < br->count; b++) {
-            if (b + ahead < br->count)
-                prefetch_bytes(src + (size_t)row_at(br, b + ahead) * row_bytes, part);
-            const char *from = src + (size_t)row_at(br, b) * row_bytes;
-            char *to = dst + (size_t)(b * t->numel) * esize;
-            if (!as_bytes && part <= SMALL_PART)
-                copy_small(to, from, part);
-            else if (!as_bytes)
-                memcpy(to, from, part);
-            else if (m->f64)
-                bytes_to_f64((double *)to, (const unsigned char *)from, t->numel);
-            else
-                bytes_to_f32((float *)to, (const unsigned char *)from, t->numel);
-        }
+        gather_rows(m, dst, src, row_bytes, part, t->numel, as_bytes, ahead, br);
     }
 }
 
