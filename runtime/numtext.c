@@ -109,29 +109,53 @@ int rt_text_int(char *buf, int64_t v) {
     return at;
 }
 
-/* The memo's text when it holds these digits; else -1. */
-static int recall(char *buf, const rt_text_memo *memo, uint64_t n, int32_t shape) {
-    if (!memo || memo->n != n + 1 || memo->shape != shape) return -1;
+/* The formats a memo tells apart: %.9g, and %.Nf by its places N (0..9). */
+enum { FORMAT_G9 = -1 };
+
+static uint64_t bits_of(double v) {
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    return bits;
+}
+
+/* The memo's text when it was last written for v itself, in this format: a column whose value
+ * does not change (the lr, an accuracy of 1) costs a comparison. Else -1. */
+static int recall_value(char *buf, const rt_text_memo *memo, double v, int32_t format) {
+    if (!memo || memo->n == 0 || memo->format != format || memo->value_bits != bits_of(v))
+        return -1;
     memcpy(buf, memo->text, sizeof memo->text); /* the whole of it: a few moves, not a call */
     return memo->len;
 }
 
-static int remember(const char *buf, int len, rt_text_memo *memo, uint64_t n, int32_t shape) {
+/* The memo's text when it holds these digits (then it holds them for v too); else -1. */
+static int recall(char *buf, rt_text_memo *memo, uint64_t n, int32_t shape, double v) {
+    if (!memo || memo->n != n + 1 || memo->shape != shape) return -1;
+    memo->value_bits = bits_of(v);
+    memcpy(buf, memo->text, sizeof memo->text);
+    return memo->len;
+}
+
+static int remember(const char *buf, int len, rt_text_memo *memo, uint64_t n, int32_t shape,
+                    double v, int32_t format) {
     if (memo && len < (int)sizeof memo->text) {
         memo->n = n + 1;
         memo->shape = shape;
         memo->len = len;
+        memo->value_bits = bits_of(v);
+        memo->format = format;
         memcpy(memo->text, buf, sizeof memo->text); /* buf has RT_NUMTEXT_MAX bytes */
     }
     return len;
 }
 
 int rt_text_fixed_memo(char *buf, double v, int places, rt_text_memo *memo) {
+    int same = recall_value(buf, memo, v, places);
+    if (same >= 0) return same;
     uint64_t n;
     if (places < 0 || places > 9 || !isfinite(v) || !scaled(fabs(v), places, &n))
         return snprintf(buf, RT_NUMTEXT_MAX, "%.*f", places, v);
     int32_t shape = 2 * places + (signbit(v) != 0);
-    int len = recall(buf, memo, n, shape);
+    int len = recall(buf, memo, n, shape, v);
     if (len >= 0) return len;
     int at = 0;
     if (signbit(v)) buf[at++] = '-'; /* printf writes -0.000 for -0.0001 and for -0.0 */
@@ -142,7 +166,7 @@ int rt_text_fixed_memo(char *buf, double v, int places, rt_text_memo *memo) {
         at += digits(buf + at, n % unit, places);
     }
     buf[at] = '\0';
-    return remember(buf, at, memo, n, shape);
+    return remember(buf, at, memo, n, shape, v, places);
 }
 
 int rt_text_fixed(char *buf, double v, int places) {
@@ -194,6 +218,8 @@ static int g9_text(char *buf, int negative, uint64_t n, int x) {
 }
 
 int rt_text_g9_memo(char *buf, double v, rt_text_memo *memo) {
+    int same = recall_value(buf, memo, v, FORMAT_G9);
+    if (same >= 0) return same;
     double a = fabs(v);
     if (a == 0) {
         strcpy(buf, signbit(v) ? "-0" : "0");
@@ -217,9 +243,9 @@ int rt_text_g9_memo(char *buf, double v, rt_text_memo *memo) {
             x--;
         } else {
             int32_t shape = 2 * (x + 64) + (signbit(v) != 0);
-            int len = recall(buf, memo, n, shape);
+            int len = recall(buf, memo, n, shape, v);
             if (len >= 0) return len;
-            return remember(buf, g9_text(buf, signbit(v) != 0, n, x), memo, n, shape);
+            return remember(buf, g9_text(buf, signbit(v) != 0, n, x), memo, n, shape, v, FORMAT_G9);
         }
     }
     return snprintf(buf, RT_NUMTEXT_MAX, "%.9g", v);

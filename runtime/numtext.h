@@ -27,6 +27,8 @@ typedef struct rt_text_memo {
     uint64_t n;    /* the digits as an integer, plus one (0: nothing held) */
     int32_t shape; /* the exponent (%.9g) or the places (%.Nf), and the sign */
     int32_t len;
+    uint64_t value_bits; /* the last value written (its bits), and its format: the same text */
+    int32_t format;
     char text[40];
 } rt_text_memo;
 
