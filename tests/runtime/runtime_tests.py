@@ -3391,11 +3391,11 @@ def blas_kernels():
     check(cores == ["Prescott"], f"OPENBLAS_CORETYPE=Prescott gave {cores}")
 
 
-def threads_while_reading_stdin(args):
-    """The threads of rt_softmax ARGS (predict) once it waits for its input, read on fd 0;
-    None where /proc does not show a process's system call."""
-    env = dict(os.environ)
-    env.pop("OPENBLAS_NUM_THREADS", None)
+def threads_while_reading_stdin(args, env=None):
+    """The threads of rt_softmax ARGS (predict) once it waits for its input, read on fd 0,
+    and the environment it then runs with; None where /proc does not show a process's
+    system call. OPENBLAS_NUM_THREADS is left out of the environment unless env sets it."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"} | (env or {})
     proc = subprocess.Popen([exe("softmax"), *args], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     try:
@@ -3407,7 +3407,11 @@ def threads_while_reading_stdin(args):
                 return None
             if call[:2] == ["0", "0x0"]:  # read(0, ...) on x86-64
                 with open(f"/proc/{proc.pid}/status") as f:
-                    return int(re.search(r"^Threads:\s+(\d+)", f.read(), re.M).group(1))
+                    threads = int(re.search(r"^Threads:\s+(\d+)", f.read(), re.M).group(1))
+                with open(f"/proc/{proc.pid}/environ", "rb") as f:
+                    pairs = [v.decode("utf-8", "replace").partition("=")
+                             for v in f.read().split(b"\0") if v]
+                return threads, {k: v for k, _, v in pairs}
             if proc.poll() is not None:
                 break
             time.sleep(0.01)
@@ -3425,13 +3429,23 @@ def blas_pool_stopped():
         raise Skip("the test reads x86-64 system call numbers")
     write_safetensors("softmax.safetensors", {"fc.W": ("F64", [4, 3], [0.0] * 12),
                                               "fc.b": ("F64", [3], [0.0] * 3)})
-    alone = threads_while_reading_stdin(["predict"])
-    if alone is None:
+    seen = threads_while_reading_stdin(["predict"])
+    if seen is None:
         raise Skip("/proc shows no system calls here")
+    alone, env = seen
     check(alone == 1, f"predict with one BLAS thread runs {alone} threads")
+    # Executed again for better kernels (OPENBLAS_CORETYPE set), the program had OpenBLAS
+    # load without a pool at all; --threads N starts one all the same.
+    if "OPENBLAS_CORETYPE" in env and "OPENBLAS_CORETYPE" not in os.environ:
+        check(env.get("OPENBLAS_NUM_THREADS") == "1",
+              f"executed again without OPENBLAS_NUM_THREADS=1: {env.get('OPENBLAS_NUM_THREADS')}")
     if (os.cpu_count() or 1) > 1:
-        pooled = threads_while_reading_stdin(["predict", "--threads", "2"])
+        pooled, _ = threads_while_reading_stdin(["predict", "--threads", "2"])
         check(pooled >= 2, f"predict --threads 2 runs {pooled} threads")
+        # The user's own value stays.
+        _, env = threads_while_reading_stdin(["predict"], {"OPENBLAS_NUM_THREADS": "2"})
+        check(env.get("OPENBLAS_NUM_THREADS") == "2",
+              f"OPENBLAS_NUM_THREADS=2 became {env.get('OPENBLAS_NUM_THREADS')}")
 
 
 # ---- gradcheck ----
