@@ -21,7 +21,9 @@
 
 char *openblas_get_corename(void);
 void openblas_set_num_threads(int n);
-void blas_thread_shutdown_(void);
+/* Not part of OpenBLAS's API, but exported by its pthread builds (Debian's default); weak, so
+ * that a build without it (OpenMP) still links, and then keeps its pool. */
+void blas_thread_shutdown_(void) __attribute__((weak));
 
 const char *rt_blas_better_kernels(const char *in_use, bool avx512, bool avx2_fma) {
     /* Prescott is where OpenBLAS 0.3.21 lands for an x86-64 CPU it does not know. */
@@ -69,5 +71,5 @@ void rt_choose_blas_kernels(char **argv) {
  * openblas_set_num_threads ask for more threads later. */
 void rt_blas_one_thread(void) {
     openblas_set_num_threads(1);
-    blas_thread_shutdown_();
+    if (blas_thread_shutdown_) blas_thread_shutdown_();
 }

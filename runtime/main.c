@@ -92,6 +92,8 @@ int main(int argc, char **argv) {
     rt_options_defaults(m, &o);
     if (cmd == RT_CMD_WEIGHTS) argv = weights_file_as_option(&argc, argv);
     rt_options_parse(m, (rt_command)cmd, argc - 1, argv + 1, &o);
+    /* Before OpenBLAS starts threads of its own, so that they inherit it too. */
+    if (o.flush_denormals && !m->f64) rt_flush_denormals();
     if (o.threads != 1)
         openblas_set_num_threads(o.threads == 0 ? openblas_get_num_procs() : (int)o.threads);
     else

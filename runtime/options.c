@@ -89,6 +89,7 @@ static const char schedule_choices[] =
 #define SPEC_standardize      FOR_TRAINING, 1, 0, 0, NULL
 #define SPEC_checkpoint_every FOR_TRAIN, 0, 0, 0, NULL
 #define SPEC_threads          FOR_TRAINING | FOR_EVAL | FOR_PREDICT, 0, 0, 0, NULL
+#define SPEC_flush_denormals  FOR_TRAINING | FOR_EVAL | FOR_PREDICT | FOR_SAMPLE, 0, 0, 0, NULL
 #define SPEC_workers          FOR_TRAINING, 1, 1, 0, NULL
 #define SPEC_stride           FOR_TRAINING | FOR_EVAL | FOR_PREDICT, 1, 0, 0, NULL
 #define SPEC_freeze           FOR_TRAINING, 0, 0, 0, NULL
@@ -288,6 +289,7 @@ void rt_options_defaults(const nnrt_model *m, rt_options *o) {
     o->patience = 5;
     o->monitor = "loss";
     o->threads = 1;
+    o->flush_denormals = 1;
     o->workers = 1;
     o->trials = 20;
     o->strategy = "random";

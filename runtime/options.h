@@ -45,6 +45,7 @@ typedef struct rt_options {
     int standardize;
     int64_t checkpoint_every;
     int64_t threads;
+    int flush_denormals; /* f32: subnormal results and operands as 0 (rt_flush_denormals) */
     int64_t workers;    /* data-parallel threads (workers.h) */
     int64_t stride;     /* text data: 0 for seq */
     const char *freeze; /* NULL: every param trains */

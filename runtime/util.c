@@ -12,6 +12,10 @@
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
+#if defined(__SSE2__)
+#include <pmmintrin.h>
+#include <xmmintrin.h>
+#endif
 
 static const char *program_name = "nnrt";
 
@@ -393,4 +397,23 @@ void rt_start_thread(pthread_t *thread, void *(*fn)(void *), void *arg, const ch
     int err = pthread_create(thread, NULL, fn, arg);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (err) rt_fatal("%s: cannot start a thread: %s", what, strerror(err));
+}
+
+/* ---- subnormal numbers ---- */
+
+/* A CPU computes with subnormals (below 1.2e-38 in f32) through a slow microcode path, tens
+ * of times the cost of an ordinary multiply-add. Training makes them: a saturated softmax's
+ * far-off probabilities and their gradients land there, and the GEMMs that read them slow
+ * down (W1 on 0..255 pixels trained about 15% faster with them flushed). Flushing changes a
+ * result only where it was below 1.2e-38 anyway; TensorFlow and XLA do the same on CPUs.
+ * The bits live in the thread's control register, which threads started later inherit. */
+void rt_flush_denormals(void) {
+#if defined(__SSE2__)
+    _mm_setcsr(_mm_getcsr() | _MM_FLUSH_ZERO_ON | _MM_DENORMALS_ZERO_ON);
+#elif defined(__aarch64__)
+    uint64_t fpcr;
+    __asm__ volatile("mrs %0, fpcr" : "=r"(fpcr));
+    fpcr |= UINT64_C(1) << 24; /* FZ */
+    __asm__ volatile("msr fpcr, %0" : : "r"(fpcr));
+#endif
 }

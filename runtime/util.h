@@ -102,4 +102,8 @@ double rt_now(void);
  * ("--workers 2") when the thread cannot start. */
 void rt_start_thread(pthread_t *thread, void *(*fn)(void *), void *arg, const char *what);
 
+/* From here on, on this thread and the threads it starts: subnormal results are 0 and
+ * subnormal operands read as 0 (x86's FTZ and DAZ bits; FZ on AArch64; nothing elsewhere). */
+void rt_flush_denormals(void);
+
 #endif

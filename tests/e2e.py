@@ -1911,6 +1911,45 @@ def case_explain_examples(nnc, src, tmp):
             raise Failure(f"explain --at-sample {example}:\n{out[:3000]}")
 
 
+TINY_MODEL = """model tiny {
+    input  x[1]
+    target y[1]
+    param  w[1] = ones
+    output p = x * 1e-30 * w
+    loss = (sum(p) - sum(y))^2
+}
+
+train tiny {
+    data = csv("d.csv", x = 0, y = 1)
+    batch = 2
+    BLOCK
+}
+"""
+
+
+def case_flush_denormals(nnc, src, tmp):
+    """f32 runs flush subnormals (below 1.2e-38) to 0 by default; --flush-denormals off, and
+    flush_denormals = off in the train block, keep IEEE gradual underflow; f64 never flushes.
+    A product of 1e-10 and 1e-30 is 1e-40, a subnormal in f32; so is the loss (1e-20)^2."""
+    with open(os.path.join(tmp, "d.csv"), "w") as f:
+        f.write("1e10,0\n1e10,0\n")
+    f32_kept = "9.9999461e-41"  # 1e-40 in f32
+    for block, flags, ext, kept in (("", [], "flushed", "0"),
+                                    ("", ["--flush-denormals", "off"], "kept", f32_kept),
+                                    ("flush_denormals = off", [], "block", f32_kept),
+                                    ("", ["--f64"], "f64", "1e-40")):
+        compiled, runtime = (flags, []) if ext == "f64" else ([], flags)
+        exe = compile_text(nnc, tmp, "tiny_" + ext, TINY_MODEL.replace("BLOCK", block), *compiled)
+        for workers in (["--workers", "1"], ["--workers", "2"]):
+            out = run([exe, "train", "--epochs", "1", "--save", "w", "--quiet", *runtime,
+                       *workers], tmp).stdout
+            if out != f"final loss {kept}\n":
+                raise Failure(f"{ext} {workers}: {out!r}, wanted final loss {kept}")
+        got = run([exe, "predict", "--weights", "w", *runtime], tmp, stdin="1e-10\n").stdout
+        if got != kept + "\n":
+            raise Failure(f"{ext}: predict of 1e-10 * 1e-30 printed {got!r}, wanted {kept}")
+
+
 def main():
     nnc, src, case = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2]), sys.argv[3]
     return run_case(globals(), case, nnc, src)
