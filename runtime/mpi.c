@@ -248,14 +248,6 @@ static void sum_my_slice(rt_rank_sum *s) {
 #define YIELD_SECONDS 0.001
 #define NAP_NANOS     50000
 
-static inline void cpu_relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
-
 /* Every rank's stores to the window before this call are seen by every rank after it. Each
  * rank adds its arrival to one counter in shared memory (a sequentially consistent add: its
  * stores before it, its loads after) and waits until all ranks' arrivals at this barrier are
@@ -269,7 +261,7 @@ static void all_stored(rt_rank_sum *s) {
     double since = 0;
     for (uint32_t turn = 1; atomic_load(s->met) < target; turn++) {
         if (turn < SPIN_TURNS) {
-            cpu_relax();
+            rt_cpu_relax();
         } else if (since == 0 || rt_now() - since < YIELD_SECONDS) {
             if (since == 0) since = rt_now();
             sched_yield();
