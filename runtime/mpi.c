@@ -99,6 +99,14 @@ static int byte_count(size_t bytes) {
     return (int)bytes;
 }
 
+/* Whether the barrier's counter can live in memory two processes share: C11 promises a
+ * lock-free atomic nothing more (a lock would be this process's own). */
+static int counters_lock_free(void) {
+    _Atomic uint64_t probe;
+    atomic_init(&probe, 0);
+    return atomic_is_lock_free(&probe);
+}
+
 /* How the ranks add up: NNRT_MPI_SUM=shared (in shared memory, or an error when the ranks
  * are on several machines), =messages (by messages, wherever they run), or unset (in shared
  * memory when every rank runs on one machine). docs/mpi.md, "How the sum moves the data". */
@@ -111,23 +119,21 @@ static enum sum_path asked_path(void) {
     rt_usage_error("NNRT_MPI_SUM=%s: give shared or messages, or leave it unset", how);
 }
 
-/* Whether the ranks share their buffers: every rank runs on this machine and the
- * environment does not ask for messages. Every rank decides alike (the launcher gives them
- * all the same environment). If so *node is the machine's communicator, its ranks in world
- * order. */
+/* Whether the ranks share their buffers: every rank runs on this machine and none asks for
+ * messages. Collective, and every rank decides alike. If so *node is the machine's
+ * communicator, its ranks in world order. */
 static int on_one_machine(MPI_Comm *node) {
     enum sum_path path = asked_path();
-    if (path == SUM_MESSAGES) return 0;
     int size = 0, mine, all = 0;
     MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, node);
     MPI_Comm_size(*node, &size);
-    mine = size == ranks;
+    mine = path != SUM_MESSAGES && size == ranks && counters_lock_free();
     MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
     if (all) return 1;
     MPI_Comm_free(node);
     if (path == SUM_SHARED)
-        rt_fatal("NNRT_MPI_SUM=shared, but %d of the %d ranks run on this machine: the sum "
-                 "needs messages (leave NNRT_MPI_SUM unset)",
+        rt_fatal("NNRT_MPI_SUM=shared, but the ranks cannot share memory (%d of the %d run on "
+                 "this machine, or a rank asked for messages): leave NNRT_MPI_SUM unset",
                  size, ranks);
     return 0;
 }
@@ -172,7 +178,7 @@ rt_rank_sum *rt_rank_sum_new(int64_t n, int f64, int n_extra) {
     size_t total = s->extras_at + (size_t)n_extra * sizeof(double);
     s->win = MPI_WIN_NULL;
     s->node = MPI_COMM_NULL;
-    if (ranks > 1 && atomic_is_lock_free(&s->barriers) && on_one_machine(&s->node))
+    if (ranks > 1 && on_one_machine(&s->node))
         share_buffers(s, total);
     else
         s->buf = rt_alloc_aligned(total + 1, 1);
