@@ -106,4 +106,14 @@ void rt_start_thread(pthread_t *thread, void *(*fn)(void *), void *arg, const ch
  * subnormal operands read as 0 (x86's FTZ and DAZ bits; FZ on AArch64; nothing elsewhere). */
 void rt_flush_denormals(void);
 
+/* One turn of a spin-wait: tells the CPU this is a spin (x86 `pause`, Arm `yield`), which
+ * frees the core's resources for its sibling and saves power (workers.c, mpi.c). */
+static inline void rt_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 #endif

@@ -83,14 +83,6 @@ struct rt_workers {
 
 /* ---- waiting ---- */
 
-static inline void cpu_relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
-
 /* Whether a counter that only grows (modulo 2^32) has reached target. */
 static int reached(uint32_t value, uint32_t target) {
     return (int32_t)(value - target) >= 0;
@@ -107,7 +99,7 @@ static void wait_until(rt_workers *t, _Atomic uint32_t *counter, uint32_t target
     for (uint32_t i = 1;; i++) {
         if (reached(atomic_load_explicit(counter, memory_order_acquire), target)) return;
         if (i < YIELD_AFTER) {
-            cpu_relax();
+            rt_cpu_relax();
             continue;
         }
         sched_yield();

@@ -196,6 +196,35 @@ def case_same_weights(nnc, mpirun_path, tmp):
         raise Failure(f"predict of the --mpi executable:\n{got}\nwanted:\n{want}")
 
 
+def case_sum_paths(nnc, mpirun_path, tmp):
+    """The sum in shared memory (ranks on one machine, the default) and by messages
+    (NNRT_MPI_SUM=messages, as across machines) add the same numbers in the same order: the
+    same bytes saved, on 2 and 3 ranks, with the states of batch norm in the sum and with
+    adam and clipping, in f64 and f32. NNRT_MPI_SUM=shared succeeds here (all ranks on this
+    machine); another value is a usage error on every rank."""
+    write_data(os.path.join(tmp, "train.csv"), 80, seed=3)  # whole batches: shares of 3+
+    jobs = [("mlp", MODEL, True, []),
+            ("mlp32", MODEL.replace("mlp", "mlp32"), False, []),
+            ("bn", BATCHNORM_MODEL, True, ["--optimizer", "adam", "--clip", "0.5"])]
+    for name, source, f64, extra in jobs:
+        exe = build(nnc, tmp, source, name, mpi=True, f64=f64)
+        for ranks in (2, 3):
+            saved = {}
+            for path in ("shared", "messages", None):
+                out = f"{name}_{ranks}_{path}.safetensors"
+                flags = ["-x", f"NNRT_MPI_SUM={path}"] if path else []
+                run(mpirun(mpirun_path, ranks, exe, ["train", "--save", out] + extra, flags),
+                    tmp)
+                saved[path] = open(os.path.join(tmp, out), "rb").read()
+            if saved["shared"] != saved["messages"] or saved[None] != saved["shared"]:
+                raise Failure(f"{name} on {ranks} ranks: the sum in shared memory and by "
+                              f"messages saved other weights")
+    proc = run(mpirun(mpirun_path, 2, exe, ["train", "--no-save"], ["-x", "NNRT_MPI_SUM=ring"]),
+               tmp, want_status=2)
+    if "NNRT_MPI_SUM=ring: give shared or messages, or leave it unset" not in proc.stderr:
+        raise Failure(f"NNRT_MPI_SUM=ring said:\n{proc.stderr}")
+
+
 # ---- every rank holds the same weights ----
 
 def fnv1a(blob, h=0xcbf29ce484222325):
