@@ -223,6 +223,83 @@ static void mark_accumulating_terms(Plan *p) {
     }
 }
 
+/* ---- slices read in place ----
+ * A slice copies its elements into a buffer of its own, and cuts the chain of loops around
+ * it: an LSTM step copies its four gates out of the pre-activations [4n] and runs a loop per
+ * gate. A slice whose elements are one contiguous run of each sample of its operand, and
+ * that only fused loops read, is instead a view: it has no step and no memory, and the loops
+ * read the operand in place, at the run's offset, a sample every numel(operand) elements
+ * (loops.c). The gates' loops then join into one. The operand lives as long as the view's
+ * readers. */
+
+/* Where the slice's elements start in each sample of the sliced value, when they are one
+ * contiguous run there: single indices on the leading axes, then at most one axis taken
+ * in part with step 1, then whole axes. */
+static bool contiguous_run(const Layout *l, int64_t *offset) {
+    int rank = l->whole.rank, k = 0;
+    while (k < rank && l->count[k] == 1) k++;
+    if (k < rank && l->step[k] != 1) return false;
+    for (int j = k + 1; j < rank; j++)
+        if (l->start[j] != 0 || l->count[j] != l->whole.dim[j] || l->step[j] != 1) return false;
+    int64_t stride = 1;
+    *offset = 0;
+    for (int j = rank - 1; j >= 0; j--) {
+        *offset += l->start[j] * stride;
+        stride *= l->whole.dim[j];
+    }
+    return true;
+}
+
+/* By value id: every needed instruction that reads it is elementwise (and one at least). */
+static bool *read_by_loops_only(const Graph *g, const bool *needed) {
+    bool *only = xalloc((size_t)g->next_id * sizeof *only), *other = xalloc((size_t)g->next_id);
+    for (int i = 0; i < g->insts.n; i++) {
+        const Value *v = g->insts.v[i];
+        if (!needed[v->id]) continue;
+        for (int j = 0; j < v->nargs; j++) {
+            bool loop = op_info[v->op].cls == OPC_EW;
+            only[v->args[j]->id] = loop;
+            other[v->args[j]->id] |= !loop;
+        }
+    }
+    for (int i = 0; i < g->next_id; i++) only[i] &= !other[i];
+    return only;
+}
+
+/* An instruction, an input or a target: not a parameter or a state, which the step updates
+ * in place (a view must read what its operand was when the view was taken), and not a
+ * constant, which has no memory. */
+static bool never_written_in_place(const Value *x) {
+    return !is_leaf(x) || x->op == OP_input || x->op == OP_target;
+}
+
+static void find_views(Plan *p, const bool *needed, bool *dropped) {
+    Graph *g = p->g;
+    char *no = mark_untouchable(p);
+    bool *loops_only = read_by_loops_only(g, needed);
+    for (int i = 0; i < g->insts.n; i++) {
+        Value *v = g->insts.v[i];
+        const Value *x = v->nargs ? v->args[0] : NULL;
+        int64_t offset;
+        if (v->op != OP_slice || v->custom || !needed[v->id] || no[v->id] || !loops_only[v->id] ||
+            !never_written_in_place(x))
+            continue;
+        if (!contiguous_run(v->layout, &offset)) continue;
+        const ValuePlan *xp = &p->values[x->id];
+        const Value *base = xp->view_of ? xp->view_of : x;
+        if (shape_numel(v->shape) == shape_numel(base->shape)) continue; /* one loop's space */
+        p->values[v->id].view_of = base;
+        p->values[v->id].view_offset = xp->view_offset + offset;
+        dropped[v->id] = true;
+    }
+}
+
+/* What a step reads when it reads v: the value a view is in. */
+static const Value *read_in(const Plan *p, const Value *v) {
+    const Value *base = p->values[v->id].view_of;
+    return base ? base : v;
+}
+
 /* ---- the schedule ----
  * First every instruction that depends on parameters and constants only (a broadcast bias,
  * a weight penalty): computed once up front, they never split a chain of per-sample
@@ -374,9 +451,10 @@ static void compute_liveness(Plan *p) {
         for (int m = 0; m < p->steps[s].n_insts; m++) {
             Value *v = p->steps[s].insts[m];
             for (int j = 0; j < v->nargs; j++) {
-                ValuePlan *ap = &p->values[v->args[j]->id];
+                const Value *a = read_in(p, v->args[j]);
+                ValuePlan *ap = &p->values[a->id];
                 if (s > ap->last_use) ap->last_use = s;
-                if (ap->step != s) read_elsewhere[v->args[j]->id] = true;
+                if (ap->step != s) read_elsewhere[a->id] = true;
             }
         }
     }
@@ -790,6 +868,7 @@ static void place_bindings(Plan *p) {
 
 Plan *plan_build(Graph *g) {
     if (!check_graph(g)) return NULL;
+    stack_product_sums(g);
     Plan *p = xalloc(sizeof *p);
     p->g = g;
     p->values = xalloc((size_t)g->next_id * sizeof *p->values);
@@ -804,6 +883,7 @@ Plan *plan_build(Graph *g) {
     choose_fused_updates(p, readers, param_of);
     bool *dropped = xalloc((size_t)g->next_id * sizeof *dropped);
     find_accumulated_sums(p, needed, readers, dropped);
+    find_views(p, needed, dropped);
     int *fused = index_fused_updates(p);
     build_steps(p, schedule_order(p, needed, param_of, fused, dropped), fused);
     mark_accumulating_terms(p);
@@ -841,6 +921,13 @@ void plan_print(const Plan *p, FILE *out) {
             fprintf(out, "  %-16s %-8s %s\n", ir_value_ref(v), shape_str(v->shape),
                     storage_str(plan_value(p, v)));
         }
+    for (int i = 0; i < g->insts.n; i++) {
+        const Value *v = g->insts.v[i];
+        const ValuePlan *vp = plan_value(p, v);
+        if (vp->view_of)
+            fprintf(out, "  view %-11s %-8s in %s at +%lld, read in place\n", ir_value_ref(v),
+                    shape_str(v->shape), ir_value_ref(vp->view_of), (long long)vp->view_offset);
+    }
     for (int i = 0; i < g->params.n; i++) {
         const ParamPlan *pp = &p->params[i];
         if (!pp->grad) continue;
