@@ -211,15 +211,67 @@ static void find_accumulated_sums(Plan *p, const bool *needed, const int *reader
     }
 }
 
-/* In schedule order: the first term of each sum writes its buffer, the others add. */
+/* In schedule order: the first term of each sum writes its buffer, the others add; but
+ * the scatters of a sum that they tile each store their box. */
 static void mark_accumulating_terms(Plan *p) {
     bool *written = xalloc((size_t)p->g->next_id * sizeof *written);
     for (int s = 0; s < p->n_steps; s++) {
         const Value *v = p->steps[s].insts[0];
         const Value *sum = p->values[v->id].sum_into;
         if (!sum) continue;
-        p->values[v->id].accumulate = written[sum->id];
+        p->values[v->id].accumulate = written[sum->id] && !p->values[v->id].tiles;
         written[sum->id] = true;
+    }
+}
+
+/* Marks the elements of a scatter's box in seen[] (by element of the whole); false when
+ * one was marked already. */
+static bool mark_box(const Layout *l, bool *seen) {
+    int rank = l->whole.rank;
+    int64_t stride[MAX_RANK], idx[MAX_RANK] = {0}, n = 1;
+    for (int k = rank - 1; k >= 0; k--) {
+        stride[k] = n;
+        n *= l->whole.dim[k];
+    }
+    for (;;) {
+        int64_t at = 0;
+        for (int k = 0; k < rank; k++) at += (l->start[k] + idx[k] * l->step[k]) * stride[k];
+        if (seen[at]) return false;
+        seen[at] = true;
+        int k = rank - 1;
+        while (k >= 0 && ++idx[k] == l->count[k]) idx[k--] = 0;
+        if (k < 0) return true;
+    }
+}
+
+/* Whether the terms, all scatters, put each element of the sum in exactly one box. */
+static bool scatters_tile(const Value *sum, const ValueList *terms) {
+    int64_t numel = shape_numel(sum->shape), boxes = 0;
+    for (int i = 0; i < terms->n; i++) {
+        if (terms->v[i]->op != OP_scatter) return false;
+        boxes += shape_numel(terms->v[i]->args[0]->shape);
+    }
+    if (boxes != numel) return false;
+    bool *seen = xalloc((size_t)numel * sizeof *seen);
+    for (int i = 0; i < terms->n; i++)
+        if (!mark_box(terms->v[i]->layout, seen)) return false;
+    return true;
+}
+
+/* A sum of scatters that tile its buffer needs no zero fill and no adds: each scatter
+ * stores its box (the gradient of an LSTM step's [4n] from its four gates, of a [T, 4n]
+ * sequence from its T rows). */
+static void find_tiling_sums(Plan *p) {
+    Graph *g = p->g;
+    ValueList *terms = xalloc((size_t)g->next_id * sizeof *terms);
+    for (int i = 0; i < g->insts.n; i++) {
+        const Value *sum = p->values[g->insts.v[i]->id].sum_into;
+        if (sum) vec_push(&terms[sum->id], g->insts.v[i]);
+    }
+    for (int i = 0; i < g->insts.n; i++) {
+        const ValueList *t = &terms[g->insts.v[i]->id];
+        if (!t->n || !scatters_tile(g->insts.v[i], t)) continue;
+        for (int k = 0; k < t->n; k++) p->values[t->v[k]->id].tiles = true;
     }
 }
 
@@ -883,6 +935,7 @@ Plan *plan_build(Graph *g) {
     choose_fused_updates(p, readers, param_of);
     bool *dropped = xalloc((size_t)g->next_id * sizeof *dropped);
     find_accumulated_sums(p, needed, readers, dropped);
+    find_tiling_sums(p);
     find_views(p, needed, dropped);
     int *fused = index_fused_updates(p);
     build_steps(p, schedule_order(p, needed, param_of, fused, dropped), fused);
@@ -947,7 +1000,8 @@ void plan_print(const Plan *p, FILE *out) {
                     m ? "" : step_kind_name(st->kind), ir_value_ref(v), op_info[v->op].name,
                     shape_str(v->shape), storage_str(vp),
                     vp->pinned ? "pinned" : xprintf("read until #%d", vp->last_use),
-                    !vp->sum_into    ? ""
+                    !vp->sum_into ? ""
+                    : vp->tiles   ? xprintf(", writes its part of %s", ir_value_ref(vp->sum_into))
                     : vp->accumulate ? xprintf(", adds to the sum %s", ir_value_ref(vp->sum_into))
                                      : xprintf(", starts the sum %s", ir_value_ref(vp->sum_into)));
         }

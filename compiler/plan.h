@@ -73,6 +73,10 @@ typedef struct ValuePlan {
      * sum_into is that sum for a term, NULL otherwise. */
     const Value *sum_into;
     bool accumulate;
+    /* A scatter of a sum whose scatters tile its buffer (each element in exactly one box,
+     * as an LSTM step's four gates in the gradient of its [4n]): it stores its box, with
+     * no zero fill and no add, and so does every other term of that sum. */
+    bool tiles;
     /* A view (docs/codegen.md, "Slices read in place"): a slice that takes one contiguous
      * run of each sample of its operand, and that only fused loops read, is no step and has
      * no memory of its own. It is read at view_of's home plus view_offset elements, a sample
