@@ -186,9 +186,12 @@ Operand operand_plus(Codegen *cg, Operand o, LLVMValueRef offset) {
     return o;
 }
 
-/* Where sample b of a starts, relative to a's own start. */
+/* Where sample b of a starts, relative to a's own start: a view's samples are those of the
+ * value it is in. */
 LLVMValueRef sample_offset(Codegen *cg, const Value *a, LLVMValueRef b) {
-    return a->varying ? mul64(cg, b, int64_const(cg, shape_numel(a->shape))) : int64_const(cg, 0);
+    const Value *in = plan_value(cg->plan, a)->view_of;
+    int64_t stride = shape_numel((in ? in : a)->shape);
+    return a->varying ? mul64(cg, b, int64_const(cg, stride)) : int64_const(cg, 0);
 }
 
 bool has_memory(const Value *a) {
@@ -270,6 +273,9 @@ LLVMValueRef fixed_address(Codegen *cg, int64_t offset) {
 
 /* Where v starts: its rows of the whole batch are consecutive in the varying arena. */
 LLVMValueRef address_of(Codegen *cg, const Value *v) {
+    const ValuePlan *vp = plan_value(cg->plan, v);
+    if (vp->view_of) /* read in place */
+        return element_ptr(cg, address_of(cg, vp->view_of), int64_const(cg, vp->view_offset));
     Storage home = plan_value(cg->plan, v)->home;
     if (cg->entry == ENTRY_PREDICT && plan_value(cg->plan, v)->predict_home.arena != ARENA_NONE)
         home = plan_value(cg->plan, v)->predict_home; /* a binding predict keeps */

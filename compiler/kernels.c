@@ -615,12 +615,15 @@ static void layout_slice(Codegen *cg, const Value *v, Operand *args, LLVMValueRe
 }
 
 /* Zeros, then the slice's elements at their places; or, for a term that adds to the sum
- * it accumulates into (plan.h, sum_into), the slice's elements added at their places. */
+ * it accumulates into (plan.h, sum_into), the slice's elements added at their places; or,
+ * for a term of a sum its scatters tile, the slice's elements alone. */
 static void layout_scatter(Codegen *cg, const Value *v, Operand *args, LLVMValueRef out,
                            LLVMValueRef nb, LLVMValueRef start) {
     Walk w = slice_walk(v->layout, false, start);
-    w.add_into = plan_value(cg->plan, v)->accumulate;
-    if (!w.add_into) zero_fill_n(cg, out, mul64(cg, nb, int64_const(cg, shape_numel(v->shape))));
+    const ValuePlan *vp = plan_value(cg->plan, v);
+    w.add_into = vp->accumulate;
+    if (!w.add_into && !vp->tiles)
+        zero_fill_n(cg, out, mul64(cg, nb, int64_const(cg, shape_numel(v->shape))));
     copy_by_walk(cg, v, v->args[0], args[0], out, nb, w);
 }
 

@@ -25,6 +25,7 @@ typedef struct Port {
     PortKind kind;
     LLVMValueRef param, sample, row, scalar;
     bool row_uniform; /* strided loops: one value for the whole inner loop, in scalar */
+    bool view;        /* a slice read in place: its samples are not numel apart */
 } Port;
 
 typedef struct FusedLoop {
@@ -96,7 +97,8 @@ static void collect_loop(Codegen *cg, int step, FusedLoop *L) {
             Value *a = m->args[j];
             if (a->op == OP_inv_batch) L->uses_inv_batch = true;
             if (!has_memory(a) || member_index(L, a) >= 0 || find_port(L, a)) continue;
-            vec_push(&L->ports, ((Port){.v = a, .kind = port_kind(L, a)}));
+            bool view = plan_value(cg->plan, a)->view_of != NULL;
+            vec_push(&L->ports, ((Port){.v = a, .kind = port_kind(L, a), .view = view}));
         }
     }
     size_t n = (size_t)L->members.n;
@@ -109,9 +111,11 @@ static void collect_loop(Codegen *cg, int step, FusedLoop *L) {
 /* One loop over everything when every operand is either read at the loop's own index or
  * the same for all: then the batch and the sample need no separate loops. */
 static bool loop_is_flat(const FusedLoop *L) {
-    for (int i = 0; i < L->ports.n; i++)
-        if (L->ports.v[i].kind != PORT_FULL && L->ports.v[i].kind != PORT_FIXED_SCALAR)
+    for (int i = 0; i < L->ports.n; i++) {
+        const Port *p = &L->ports.v[i];
+        if ((p->kind != PORT_FULL && p->kind != PORT_FIXED_SCALAR) || (p->view && p->v->varying))
             return false;
+    }
     return true;
 }
 

@@ -211,16 +211,145 @@ static void find_accumulated_sums(Plan *p, const bool *needed, const int *reader
     }
 }
 
-/* In schedule order: the first term of each sum writes its buffer, the others add. */
+/* In schedule order: the first term of each sum writes its buffer, the others add; but
+ * the scatters of a sum that they tile each store their box. */
 static void mark_accumulating_terms(Plan *p) {
     bool *written = xalloc((size_t)p->g->next_id * sizeof *written);
     for (int s = 0; s < p->n_steps; s++) {
         const Value *v = p->steps[s].insts[0];
         const Value *sum = p->values[v->id].sum_into;
         if (!sum) continue;
-        p->values[v->id].accumulate = written[sum->id];
+        p->values[v->id].accumulate = written[sum->id] && !p->values[v->id].tiles;
         written[sum->id] = true;
     }
+}
+
+/* Marks the elements of a scatter's box in seen[] (by element of the whole); false when
+ * one was marked already. */
+static bool mark_box(const Layout *l, bool *seen) {
+    int rank = l->whole.rank;
+    int64_t stride[MAX_RANK], idx[MAX_RANK] = {0}, n = 1;
+    for (int k = rank - 1; k >= 0; k--) {
+        stride[k] = n;
+        n *= l->whole.dim[k];
+    }
+    for (;;) {
+        int64_t at = 0;
+        for (int k = 0; k < rank; k++) at += (l->start[k] + idx[k] * l->step[k]) * stride[k];
+        if (seen[at]) return false;
+        seen[at] = true;
+        int k = rank - 1;
+        while (k >= 0 && ++idx[k] == l->count[k]) idx[k--] = 0;
+        if (k < 0) return true;
+    }
+}
+
+/* Whether the terms, all scatters, put each element of the sum in exactly one box. */
+static bool scatters_tile(const Value *sum, const ValueList *terms) {
+    int64_t numel = shape_numel(sum->shape), boxes = 0;
+    for (int i = 0; i < terms->n; i++) {
+        if (terms->v[i]->op != OP_scatter) return false;
+        boxes += shape_numel(terms->v[i]->args[0]->shape);
+    }
+    if (boxes != numel) return false;
+    bool *seen = xalloc((size_t)numel * sizeof *seen);
+    for (int i = 0; i < terms->n; i++)
+        if (!mark_box(terms->v[i]->layout, seen)) return false;
+    return true;
+}
+
+/* A sum of scatters that tile its buffer needs no zero fill and no adds: each scatter
+ * stores its box (the gradient of an LSTM step's [4n] from its four gates, of a [T, 4n]
+ * sequence from its T rows). */
+static void find_tiling_sums(Plan *p) {
+    Graph *g = p->g;
+    ValueList *terms = xalloc((size_t)g->next_id * sizeof *terms);
+    for (int i = 0; i < g->insts.n; i++) {
+        const Value *sum = p->values[g->insts.v[i]->id].sum_into;
+        if (sum) vec_push(&terms[sum->id], g->insts.v[i]);
+    }
+    for (int i = 0; i < g->insts.n; i++) {
+        const ValueList *t = &terms[g->insts.v[i]->id];
+        if (!t->n || !scatters_tile(g->insts.v[i], t)) continue;
+        for (int k = 0; k < t->n; k++) p->values[t->v[k]->id].tiles = true;
+    }
+}
+
+/* ---- slices read in place ----
+ * A slice copies its elements into a buffer of its own, and cuts the chain of loops around
+ * it: an LSTM step copies its four gates out of the pre-activations [4n] and runs a loop per
+ * gate. A slice whose elements are one contiguous run of each sample of its operand, and
+ * that only fused loops read, is instead a view: it has no step and no memory, and the loops
+ * read the operand in place, at the run's offset, a sample every numel(operand) elements
+ * (loops.c). The gates' loops then join into one. The operand lives as long as the view's
+ * readers. */
+
+/* Where the slice's elements start in each sample of the sliced value, when they are one
+ * contiguous run there: single indices on the leading axes, then at most one axis taken
+ * in part with step 1, then whole axes. */
+static bool contiguous_run(const Layout *l, int64_t *offset) {
+    int rank = l->whole.rank, k = 0;
+    while (k < rank && l->count[k] == 1) k++;
+    if (k < rank && l->step[k] != 1) return false;
+    for (int j = k + 1; j < rank; j++)
+        if (l->start[j] != 0 || l->count[j] != l->whole.dim[j] || l->step[j] != 1) return false;
+    int64_t stride = 1;
+    *offset = 0;
+    for (int j = rank - 1; j >= 0; j--) {
+        *offset += l->start[j] * stride;
+        stride *= l->whole.dim[j];
+    }
+    return true;
+}
+
+/* By value id: every needed instruction that reads it is elementwise (and one at least). */
+static bool *read_by_loops_only(const Graph *g, const bool *needed) {
+    bool *only = xalloc((size_t)g->next_id * sizeof *only), *other = xalloc((size_t)g->next_id);
+    for (int i = 0; i < g->insts.n; i++) {
+        const Value *v = g->insts.v[i];
+        if (!needed[v->id]) continue;
+        for (int j = 0; j < v->nargs; j++) {
+            bool loop = op_info[v->op].cls == OPC_EW;
+            only[v->args[j]->id] = loop;
+            other[v->args[j]->id] |= !loop;
+        }
+    }
+    for (int i = 0; i < g->next_id; i++) only[i] &= !other[i];
+    return only;
+}
+
+/* An instruction, an input or a target: not a parameter or a state, which the step updates
+ * in place (a view must read what its operand was when the view was taken), and not a
+ * constant, which has no memory. */
+static bool never_written_in_place(const Value *x) {
+    return !is_leaf(x) || x->op == OP_input || x->op == OP_target;
+}
+
+static void find_views(Plan *p, const bool *needed, bool *dropped) {
+    Graph *g = p->g;
+    char *no = mark_untouchable(p);
+    bool *loops_only = read_by_loops_only(g, needed);
+    for (int i = 0; i < g->insts.n; i++) {
+        Value *v = g->insts.v[i];
+        const Value *x = v->nargs ? v->args[0] : NULL;
+        int64_t offset;
+        if (v->op != OP_slice || v->custom || !needed[v->id] || no[v->id] || !loops_only[v->id] ||
+            !never_written_in_place(x))
+            continue;
+        if (!contiguous_run(v->layout, &offset)) continue;
+        const ValuePlan *xp = &p->values[x->id];
+        const Value *base = xp->view_of ? xp->view_of : x;
+        if (shape_numel(v->shape) == shape_numel(base->shape)) continue; /* one loop's space */
+        p->values[v->id].view_of = base;
+        p->values[v->id].view_offset = xp->view_offset + offset;
+        dropped[v->id] = true;
+    }
+}
+
+/* What a step reads when it reads v: the value a view is in. */
+static const Value *read_in(const Plan *p, const Value *v) {
+    const Value *base = p->values[v->id].view_of;
+    return base ? base : v;
 }
 
 /* ---- the schedule ----
@@ -374,9 +503,10 @@ static void compute_liveness(Plan *p) {
         for (int m = 0; m < p->steps[s].n_insts; m++) {
             Value *v = p->steps[s].insts[m];
             for (int j = 0; j < v->nargs; j++) {
-                ValuePlan *ap = &p->values[v->args[j]->id];
+                const Value *a = read_in(p, v->args[j]);
+                ValuePlan *ap = &p->values[a->id];
                 if (s > ap->last_use) ap->last_use = s;
-                if (ap->step != s) read_elsewhere[v->args[j]->id] = true;
+                if (ap->step != s) read_elsewhere[a->id] = true;
             }
         }
     }
@@ -790,6 +920,7 @@ static void place_bindings(Plan *p) {
 
 Plan *plan_build(Graph *g) {
     if (!check_graph(g)) return NULL;
+    stack_product_sums(g);
     Plan *p = xalloc(sizeof *p);
     p->g = g;
     p->values = xalloc((size_t)g->next_id * sizeof *p->values);
@@ -804,6 +935,8 @@ Plan *plan_build(Graph *g) {
     choose_fused_updates(p, readers, param_of);
     bool *dropped = xalloc((size_t)g->next_id * sizeof *dropped);
     find_accumulated_sums(p, needed, readers, dropped);
+    find_tiling_sums(p);
+    find_views(p, needed, dropped);
     int *fused = index_fused_updates(p);
     build_steps(p, schedule_order(p, needed, param_of, fused, dropped), fused);
     mark_accumulating_terms(p);
@@ -841,6 +974,13 @@ void plan_print(const Plan *p, FILE *out) {
             fprintf(out, "  %-16s %-8s %s\n", ir_value_ref(v), shape_str(v->shape),
                     storage_str(plan_value(p, v)));
         }
+    for (int i = 0; i < g->insts.n; i++) {
+        const Value *v = g->insts.v[i];
+        const ValuePlan *vp = plan_value(p, v);
+        if (vp->view_of)
+            fprintf(out, "  view %-11s %-8s in %s at +%lld, read in place\n", ir_value_ref(v),
+                    shape_str(v->shape), ir_value_ref(vp->view_of), (long long)vp->view_offset);
+    }
     for (int i = 0; i < g->params.n; i++) {
         const ParamPlan *pp = &p->params[i];
         if (!pp->grad) continue;
@@ -860,7 +1000,8 @@ void plan_print(const Plan *p, FILE *out) {
                     m ? "" : step_kind_name(st->kind), ir_value_ref(v), op_info[v->op].name,
                     shape_str(v->shape), storage_str(vp),
                     vp->pinned ? "pinned" : xprintf("read until #%d", vp->last_use),
-                    !vp->sum_into    ? ""
+                    !vp->sum_into ? ""
+                    : vp->tiles   ? xprintf(", writes its part of %s", ir_value_ref(vp->sum_into))
                     : vp->accumulate ? xprintf(", adds to the sum %s", ir_value_ref(vp->sum_into))
                                      : xprintf(", starts the sum %s", ir_value_ref(vp->sum_into)));
         }

@@ -73,6 +73,16 @@ typedef struct ValuePlan {
      * sum_into is that sum for a term, NULL otherwise. */
     const Value *sum_into;
     bool accumulate;
+    /* A scatter of a sum whose scatters tile its buffer (each element in exactly one box,
+     * as an LSTM step's four gates in the gradient of its [4n]): it stores its box, with
+     * no zero fill and no add, and so does every other term of that sum. */
+    bool tiles;
+    /* A view (docs/codegen.md, "Slices read in place"): a slice that takes one contiguous
+     * run of each sample of its operand, and that only fused loops read, is no step and has
+     * no memory of its own. It is read at view_of's home plus view_offset elements, a sample
+     * every numel(view_of) elements (view_of is never a view itself); NULL otherwise. */
+    const Value *view_of;
+    int64_t view_offset;
 } ValuePlan;
 
 typedef struct Plan {
@@ -87,6 +97,13 @@ typedef struct Plan {
     Storage *binding_homes;
     int64_t predict_extra_elems; /* predict's varying arena: varying_elems + these, a sample */
 } Plan;
+
+/* stacked_sums.c, the first thing plan_build does: each tree of adds of two or more
+ * batch-summed outer products (the steps' terms of a shared weight's gradient) becomes one
+ * product of two stacks of their operands; terms with a zero operand are left out. The
+ * printers and explain read the graph before: they show the sum over the steps. Returns
+ * how many sums it rewrote. */
+int stack_product_sums(Graph *g);
 
 /* Builds the plan; NULL after an error: the graph breaks an IR invariant the back end relies
  * on ("internal error"), or an arena would hold more than NNC_MAX_ARENA_ELEMS elements. */

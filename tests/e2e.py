@@ -1392,6 +1392,63 @@ def case_lstm_stacked(nnc, src, tmp):
         raise Failure(f"the stacked lstm's concats: {sorted(stacks)}")
 
 
+SCAN_PLAN_MODEL = """import "nn"
+model seq {
+    input  x[6, 3]
+    target y[2]
+    h        = %s(x, 4)
+    output z = dense(h[-1], 2)
+    loss     = softmax_cross_entropy(z, y)
+}
+"""
+
+
+def plan_of(nnc, tmp, name, text):
+    with open(os.path.join(tmp, name + ".nn"), "w") as f:
+        f.write(text)
+    return run([nnc, name + ".nn", "--emit=plan"], tmp).stdout
+
+
+def case_scan_plan(nnc, src, tmp):
+    """How the back end runs the steps of a scan (docs/codegen.md): the gradient of the
+    recurrent weight Wh, a sum of one product per step, is one product of two stacks (its
+    6 - 1 terms: step 0 multiplies the zero start state, so it has none; the LSTM's stack of
+    the gates' gradients is that of its projected input's, [6, 16]); the LSTM's gate
+    slices are views that the step's one gate loop reads in place, with no copy, and the
+    scatters of their gradients store their parts of the step's gradient, with no zero fill."""
+    # the lstm's stack of the h_(t-1) [6, 4] has row 0 zero (step 0's term is left out), the
+    # gru's [5, 4] is the 5 rows of its own: they tile it
+    stack_rows = {"lstm": ["starts the sum"] + ["adds to the sum"] * 4,
+                  "gru": ["writes its part of"] * 5}
+    for cell, gates in (("lstm", 4), ("gru", 3)):
+        plan = plan_of(nnc, tmp, cell, SCAN_PLAN_MODEL % cell)
+        products = re.findall(r"^ +#\d+ +matmul +%h\.Wh\.grad +matmul +\[4, (\d+)\]", plan, re.M)
+        terms = re.findall(r"(?:starts|adds to) the sum %h\.Wh\.grad", plan)
+        if products != [str(4 * gates)] or terms:
+            raise Failure(f"{cell}: the gradient of h.Wh is {len(products)} product(s) and "
+                          f"{len(terms)} accumulated terms, wanted one product:\n{plan}")
+        stacks = re.findall(r"scatter +\[[56], 4\] .*(starts the sum|adds to the sum|writes its "
+                            r"part of)", plan)
+        if stacks != stack_rows[cell]:
+            raise Failure(f"{cell}: the stack of the states h_(t-1) is {stacks}, wanted the 5 "
+                          f"rows of steps 1..5 in one buffer")
+    plan = plan_of(nnc, tmp, "lstm", SCAN_PLAN_MODEL % "lstm")
+    views = re.findall(r"^  view %h\.a@(\d)\[", plan, re.M)
+    gate_copies = re.findall(r" layout +%h\.a@\d\[", plan)
+    if sorted(views) != sorted(str(t) for t in range(6) for _ in range(4)) or gate_copies:
+        raise Failure(f"the lstm's gates: views of steps {views}, copies {gate_copies}")
+    # the gradient of a step's [16] is its four gates' scatters, which tile it: each stores
+    # its part, with no zero fill and no adds
+    parts = re.findall(r"scatter +\[16\] .*(writes its part of|the sum) %h\.a@\d\.grad", plan)
+    if parts != ["writes its part of"] * 24:
+        raise Failure(f"the lstm's gate gradients: {parts}")
+    gate_loops = re.findall(r"^ +#\d+ +loop +%h\.i@\d +sigmoid", plan, re.M)
+    forget_in_it = re.findall(r"^ {16}%h\.f@\d +sigmoid", plan, re.M)
+    if len(gate_loops) != 6 or len(forget_in_it) != 6:
+        raise Failure(f"the lstm's gates: {len(gate_loops)} loops that start with the input "
+                      f"gate, {len(forget_in_it)} forget gates inside them; wanted 6 and 6")
+
+
 def case_batchnorm_early_stopping(nnc, src, tmp):
     """Early stopping restores the best epoch's states with its params: the run ends with
     the weights file a run stopped at that epoch writes, byte for byte."""

@@ -139,16 +139,8 @@ static bool scheduled(const Plan *p, const Value *v) {
     return false;
 }
 
-/* Plans g, checks that sum accumulates (terms GEMMs or scatters, one starting it) and that
- * no add of it is scheduled, and compares the loss, which reads sum, with the reference. */
-static void check_sum(Graph *g, Value *sum, int want_terms) {
-    Plan *p = plan_build(g);
-    check_sound(g->name, p);
-    int terms, starts;
-    count_terms(p, sum, &terms, &starts);
-    check(terms == want_terms && starts == 1, "%s: %s has %d terms, %d starting it", g->name,
-          ir_value_ref(sum), terms, starts);
-    check(!scheduled(p, sum), "%s: the add %s is scheduled", g->name, ir_value_ref(sum));
+/* Compiles g (f32 and f64) and compares its loss with the reference. */
+static void check_values_of(Graph *g) {
     for (int f64 = 0; f64 < 2; f64++) {
         Model *m = model_compile(g, f64, 2, 4);
         if (!m) continue;
@@ -159,6 +151,19 @@ static void check_sum(Graph *g, Value *sum, int want_terms) {
                     &m->desc->loss, f64 ? 1e-12 : 1e-5);
         model_close(m);
     }
+}
+
+/* Plans g, checks that sum accumulates (terms GEMMs or scatters, one starting it) and that
+ * no add of it is scheduled, and compares the loss, which reads sum, with the reference. */
+static void check_sum(Graph *g, Value *sum, int want_terms) {
+    Plan *p = plan_build(g);
+    check_sound(g->name, p);
+    int terms, starts;
+    count_terms(p, sum, &terms, &starts);
+    check(terms == want_terms && starts == 1, "%s: %s has %d terms, %d starting it", g->name,
+          ir_value_ref(sum), terms, starts);
+    check(!scheduled(p, sum), "%s: the add %s is scheduled", g->name, ir_value_ref(sum));
+    check_values_of(g);
 }
 
 /* Sums of GEMMs and of scatters (a scan's shared weight gradient, the gradient of the
@@ -198,6 +203,32 @@ static void accumulated_sums(void) {
     sum = ir_build2(g, OP_add, ir_build2(g, OP_add, first, second), scatter_rows(g, x, 6, 3, 3));
     g->loss = ir_build1(g, OP_sum, ir_build1(g, OP_sin, sum));
     check_sum(g, sum, 3);
+}
+
+/* A sum of scatters whose boxes tile its buffer (the gradient of an LSTM step's [4n] from
+ * its four gates) needs no zero fill and no adds: every term stores its box. One that
+ * leaves an element out, or covers one twice, keeps the zero fill and the adds. */
+static void tiling_sums(void) {
+    Graph *g = graph_new("tiling scatters");
+    Value *x = add_input(g, "x", shape2(4, 3));
+    Value *first = scatter_rows(g, x, 6, 0, 2), *second = scatter_rows(g, x, 6, 2, 4);
+    Value *sum = ir_build2(g, OP_add, second, first);
+    g->loss = ir_build1(g, OP_sum, ir_build1(g, OP_sin, sum));
+    Plan *p = plan_build(g);
+    check(plan_value(p, first)->tiles && plan_value(p, second)->tiles &&
+              !plan_value(p, first)->accumulate && !plan_value(p, second)->accumulate,
+          "tiling scatters: the terms do not each store their box");
+    check_values_of(g);
+
+    g = graph_new("scatters with a gap");
+    x = add_input(g, "x", shape2(4, 3));
+    first = scatter_rows(g, x, 7, 0, 2), second = scatter_rows(g, x, 7, 2, 4);
+    sum = ir_build2(g, OP_add, first, second);
+    g->loss = ir_build1(g, OP_sum, ir_build1(g, OP_exp, sum));
+    p = plan_build(g);
+    check(!plan_value(p, first)->tiles && !plan_value(p, second)->tiles,
+          "scatters with a gap: a term stores its box without the zero fill");
+    check_values_of(g);
 }
 
 /* ---- random graphs ---- */
@@ -283,6 +314,7 @@ int main(void) {
     mlp_plans();
     reuse();
     accumulated_sums();
+    tiling_sums();
     random_graphs();
     return test_summary("test_plan");
 }
