@@ -535,6 +535,18 @@ static const WindowCase window_cases[] = {
      {3, {1, 7, 7}}, {4, {6, 1, 5, 5}}, {1, 2, 1}, 1},
     {OP_conv2d_weight_grad, "stride 1, K 54 > 32: im2col, x [6,5,5] w [3,6,3,3]", false, false,
      NULL, {3, {6, 5, 5}}, {4, {3, 6, 3, 3}}, {1, 0, 1}, 1},
+    /* K > 32 with at least 8 output channels: the weight gradient by channels (conv.h,
+     * nnrt_conv_weight_grad_by_channels); a full vector of 16 channels with padding and an odd
+     * row, a second vector 4 channels full, kW 7 (the widest) with x the same for every
+     * sample, and kW 8 past it (im2col) */
+    {OP_conv2d_weight_grad, "by channels: x [4,6,9] w [16,4,3,3] padding 1", false, false,
+     NULL, {3, {4, 6, 9}}, {4, {16, 4, 3, 3}}, {1, 1, 1}, 1},
+    {OP_conv2d_weight_grad, "by channels: x [2,7,11] w [20,2,4,5]", false, false,
+     NULL, {3, {2, 7, 11}}, {4, {20, 2, 4, 5}}, {1, 0, 1}, 1},
+    {OP_conv2d_weight_grad, "by channels: x param [1,9,8] w [8,1,7,7] padding 3", true, false,
+     NULL, {3, {1, 9, 8}}, {4, {8, 1, 7, 7}}, {1, 3, 1}, 1},
+    {OP_conv2d_weight_grad, "kW 8: im2col, x [3,4,10] w [8,3,2,8]", false, false,
+     NULL, {3, {3, 4, 10}}, {4, {8, 3, 2, 8}}, {1, 0, 1}, 1},
     {OP_conv2d_bias_grad, "g [3,4,4]", false, false, NULL,
      {3, {2, 7, 6}}, {4, {3, 2, 3, 2}}, {2, 1, 1}, 1},
     {OP_max_pool2d, "x [3,5,5] kernel 2 with ties", false, false, ties,
