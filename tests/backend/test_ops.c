@@ -525,6 +525,11 @@ static const WindowCase window_cases[] = {
      {3, {2, 5, 19}}, {4, {5, 2, 3, 2}}, {1, 1, 1}, 1},
     {OP_conv2d, "direct: x [1,4,4] w [1,1,2,3] bias 0.5, x param", true, false, NULL,
      {3, {1, 4, 4}}, {4, {1, 1, 2, 3}}, {1, 0, 1}, 0},
+    /* blocks of 8 and of 6 channels (conv.h: 4, 6 or 8, the fewest wasted), odd heights */
+    {OP_conv2d, "direct: x [3,7,5] w [16,3,3,3] padding 1, blocks of 8", false, false, NULL,
+     {3, {3, 7, 5}}, {4, {16, 3, 3, 3}}, {1, 1, 1}, 1},
+    {OP_conv2d_input_grad, "direct: x [6,9,17] w [4,6,3,3] padding 2, blocks of 6", false,
+     false, NULL, {3, {6, 9, 17}}, {4, {4, 6, 3, 3}}, {1, 2, 1}, 1},
     {OP_conv2d_input_grad, "direct: x [3,6,18] w [6,3,3,3] padding 1", false, false, NULL,
      {3, {3, 6, 18}}, {4, {6, 3, 3, 3}}, {1, 1, 1}, 1},
     {OP_conv2d_input_grad, "direct: x [2,5,5] w [1,2,2,3] g param", false, true, NULL,
