@@ -482,6 +482,20 @@ static void ties_nan_inf(Model *m) {
     }
 }
 
+/* The same in rows of 18 windows and more, which the vector units take 16 at a time: in
+ * channel 1 of each [C, 4, 37], a NaN in window 10 of the first row of windows and a
+ * window of -inf at 15 of the second (the last column is in no window). */
+static void wide_ties_nan_inf(Model *m) {
+    ties(m);
+    const nnrt_tensor *t = model_tensor(m, "x");
+    int64_t samples = t->varying ? m->ctx.batch_cap : 1, w = 37, channel = 4 * w;
+    for (int64_t b = 0; b < samples; b++) {
+        tensor_set(m, t, b, channel + w + 21, NAN);
+        for (int k = 0; k < 4; k++)
+            tensor_set(m, t, b, channel + (2 + k / 2) * w + 30 + k % 2, -INFINITY);
+    }
+}
+
 /* Whole numbers below 5 in x, the ids of the take, scatter_add and one_hot cases: the
  * first and last rows, and ids repeated within a sample and across the batch. */
 static void ids_below_5(Model *m) {
@@ -558,6 +572,8 @@ static const WindowCase window_cases[] = {
      {3, {3, 5, 5}}, {0}, {2, 2, 0}, 0},
     {OP_max_pool2d, "x [3,5,5] kernel 2 with ties, a NaN, -inf", false, false, ties_nan_inf,
      {3, {3, 5, 5}}, {0}, {2, 2, 0}, 0},
+    {OP_max_pool2d, "x [2,4,37] kernel 2 with ties, a NaN, -inf", false, false,
+     wide_ties_nan_inf, {3, {2, 4, 37}}, {0}, {2, 2, 0}, 0},
     {OP_max_pool2d, "x [2,6,5] kernel 3 stride 2 padding 1", false, false, NULL,
      {3, {2, 6, 5}}, {0}, {3, 2, 1}, 0},
     {OP_max_pool2d, "x [3,5,5] kernel 3 stride 1 padding 1, ties, a NaN, -inf", false, false,
@@ -566,6 +582,8 @@ static const WindowCase window_cases[] = {
      {3, {3, 5, 5}}, {0}, {2, 2, 0}, 0},
     {OP_max_pool2d_grad, "x [3,5,5] kernel 2 with ties, a NaN, -inf", false, false, ties_nan_inf,
      {3, {3, 5, 5}}, {0}, {2, 2, 0}, 0},
+    {OP_max_pool2d_grad, "x [2,4,37] kernel 2 with ties, a NaN, -inf", false, false,
+     wide_ties_nan_inf, {3, {2, 4, 37}}, {0}, {2, 2, 0}, 0},
     {OP_max_pool2d_grad, "x [2,6,5] kernel 3 stride 1 padding 1, ties, g param", false, true, ties,
      {3, {2, 6, 5}}, {0}, {3, 1, 1}, 0},
     {OP_avg_pool2d, "x [2,6,5] kernel 3 stride 2 padding 1", false, false, NULL,
