@@ -67,9 +67,9 @@ typedef struct nnrt_window {
  * The compiler asks the same question to plan the scratch memory (compiler/plan.c). */
 enum {
     NNRT_DIRECT_LANES = 16,    /* output columns at a time */
-    NNRT_DIRECT_BLOCK = 4,     /* the weight gradient by taps: output channels at a time */
+    NNRT_DIRECT_BLOCK = 4,     /* the weight gradient by taps: output channels at a time, at most */
     NNRT_DIRECT_MAX_BLOCK = 8, /* the correlation: output channels at a time, 4, 6 or 8 */
-    NNRT_DIRECT_TAPS = 4,      /* the weight gradient: kernel columns at a time */
+    NNRT_DIRECT_TAPS = 7,      /* the weight gradient by taps: kernel columns at a time, at most */
     /* zero columns after each padded row, read by the last chunk of a row */
     NNRT_DIRECT_SLACK = NNRT_DIRECT_LANES + NNRT_DIRECT_TAPS
 };
@@ -109,11 +109,10 @@ static inline int64_t nnrt_max64(int64_t a, int64_t b) {
 static inline int64_t nnrt_conv_direct_scratch(const nnrt_window *g) {
     int64_t lanes = NNRT_DIRECT_LANES, block = NNRT_DIRECT_BLOCK, taps = g->kh * g->kw;
     int64_t slack = NNRT_DIRECT_SLACK;
-    int64_t out_blocks = (g->c_out + block - 1) / block * block;
     int64_t image = g->c_in * (g->h + 2 * g->pad) * (g->w + 2 * g->pad + slack);
     int64_t qh = g->kh - 1 - g->pad, qw = g->kw - 1 - g->pad; /* the input gradient's padding */
     int64_t grads = g->c_out * (g->h_out + 2 * qh) * (g->w_out + 2 * qw + slack);
-    int64_t rows = out_blocks * g->h_out * ((g->w_out + lanes - 1) / lanes * lanes);
+    int64_t rows = (g->c_out + block - 1) * g->h_out * ((g->w_out + lanes - 1) / lanes * lanes);
     /* the correlation's packed weights: blocks of up to MAX_BLOCK channels */
     int64_t forward = (g->c_out + NNRT_DIRECT_MAX_BLOCK - 1) * g->c_in * taps + image;
     int64_t input_grad = (g->c_in + NNRT_DIRECT_MAX_BLOCK - 1) * g->c_out * taps + grads;

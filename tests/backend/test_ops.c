@@ -552,6 +552,9 @@ static const WindowCase window_cases[] = {
      {3, {2, 5, 19}}, {4, {5, 2, 3, 2}}, {1, 1, 1}, 1},
     {OP_conv2d_weight_grad, "direct: x [1,7,7] w [6,1,5,5] padding 2, x param", true, false, NULL,
      {3, {1, 7, 7}}, {4, {6, 1, 5, 5}}, {1, 2, 1}, 1},
+    /* by taps in blocks of 4 and chunks of 6 kernel columns, the 12th computed and dropped */
+    {OP_conv2d_weight_grad, "direct: x [1,4,14] w [4,1,2,11] padding 1", false, false, NULL,
+     {3, {1, 4, 14}}, {4, {4, 1, 2, 11}}, {1, 1, 1}, 1},
     {OP_conv2d_weight_grad, "stride 1, K 54 > 32: im2col, x [6,5,5] w [3,6,3,3]", false, false,
      NULL, {3, {6, 5, 5}}, {4, {3, 6, 3, 3}}, {1, 0, 1}, 1},
     /* K > 32 with at least 8 output channels: the weight gradient by channels (conv.h,
