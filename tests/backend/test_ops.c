@@ -482,6 +482,20 @@ static void ties_nan_inf(Model *m) {
     }
 }
 
+/* The same in rows of 18 windows and more, which the vector units take 16 at a time: in
+ * channel 1 of each [C, 4, 37], a NaN in window 10 of the first row of windows and a
+ * window of -inf at 15 of the second (the last column is in no window). */
+static void wide_ties_nan_inf(Model *m) {
+    ties(m);
+    const nnrt_tensor *t = model_tensor(m, "x");
+    int64_t samples = t->varying ? m->ctx.batch_cap : 1, w = 37, channel = 4 * w;
+    for (int64_t b = 0; b < samples; b++) {
+        tensor_set(m, t, b, channel + w + 21, NAN);
+        for (int k = 0; k < 4; k++)
+            tensor_set(m, t, b, channel + (2 + k / 2) * w + 30 + k % 2, -INFINITY);
+    }
+}
+
 /* Whole numbers below 5 in x, the ids of the take, scatter_add and one_hot cases: the
  * first and last rows, and ids repeated within a sample and across the batch. */
 static void ids_below_5(Model *m) {
@@ -525,6 +539,11 @@ static const WindowCase window_cases[] = {
      {3, {2, 5, 19}}, {4, {5, 2, 3, 2}}, {1, 1, 1}, 1},
     {OP_conv2d, "direct: x [1,4,4] w [1,1,2,3] bias 0.5, x param", true, false, NULL,
      {3, {1, 4, 4}}, {4, {1, 1, 2, 3}}, {1, 0, 1}, 0},
+    /* blocks of 8 and of 6 channels (conv.h: 4, 6 or 8, the fewest wasted), odd heights */
+    {OP_conv2d, "direct: x [3,7,5] w [16,3,3,3] padding 1, blocks of 8", false, false, NULL,
+     {3, {3, 7, 5}}, {4, {16, 3, 3, 3}}, {1, 1, 1}, 1},
+    {OP_conv2d_input_grad, "direct: x [6,9,17] w [4,6,3,3] padding 2, blocks of 6", false,
+     false, NULL, {3, {6, 9, 17}}, {4, {4, 6, 3, 3}}, {1, 2, 1}, 1},
     {OP_conv2d_input_grad, "direct: x [3,6,18] w [6,3,3,3] padding 1", false, false, NULL,
      {3, {3, 6, 18}}, {4, {6, 3, 3, 3}}, {1, 1, 1}, 1},
     {OP_conv2d_input_grad, "direct: x [2,5,5] w [1,2,2,3] g param", false, true, NULL,
@@ -533,14 +552,31 @@ static const WindowCase window_cases[] = {
      {3, {2, 5, 19}}, {4, {5, 2, 3, 2}}, {1, 1, 1}, 1},
     {OP_conv2d_weight_grad, "direct: x [1,7,7] w [6,1,5,5] padding 2, x param", true, false, NULL,
      {3, {1, 7, 7}}, {4, {6, 1, 5, 5}}, {1, 2, 1}, 1},
+    /* by taps in blocks of 4 and chunks of 6 kernel columns, the 12th computed and dropped */
+    {OP_conv2d_weight_grad, "direct: x [1,4,14] w [4,1,2,11] padding 1", false, false, NULL,
+     {3, {1, 4, 14}}, {4, {4, 1, 2, 11}}, {1, 1, 1}, 1},
     {OP_conv2d_weight_grad, "stride 1, K 54 > 32: im2col, x [6,5,5] w [3,6,3,3]", false, false,
      NULL, {3, {6, 5, 5}}, {4, {3, 6, 3, 3}}, {1, 0, 1}, 1},
+    /* K > 32 with at least 8 output channels: the weight gradient by channels (conv.h,
+     * nnrt_conv_weight_grad_by_channels); a full vector of 16 channels with padding and an odd
+     * row, a second vector 4 channels full, kW 7 (the widest) with x the same for every
+     * sample, and kW 8 past it (im2col) */
+    {OP_conv2d_weight_grad, "by channels: x [4,6,9] w [16,4,3,3] padding 1", false, false,
+     NULL, {3, {4, 6, 9}}, {4, {16, 4, 3, 3}}, {1, 1, 1}, 1},
+    {OP_conv2d_weight_grad, "by channels: x [2,7,11] w [20,2,4,5]", false, false,
+     NULL, {3, {2, 7, 11}}, {4, {20, 2, 4, 5}}, {1, 0, 1}, 1},
+    {OP_conv2d_weight_grad, "by channels: x param [1,9,8] w [8,1,7,7] padding 3", true, false,
+     NULL, {3, {1, 9, 8}}, {4, {8, 1, 7, 7}}, {1, 3, 1}, 1},
+    {OP_conv2d_weight_grad, "kW 8: im2col, x [3,4,10] w [8,3,2,8]", false, false,
+     NULL, {3, {3, 4, 10}}, {4, {8, 3, 2, 8}}, {1, 0, 1}, 1},
     {OP_conv2d_bias_grad, "g [3,4,4]", false, false, NULL,
      {3, {2, 7, 6}}, {4, {3, 2, 3, 2}}, {2, 1, 1}, 1},
     {OP_max_pool2d, "x [3,5,5] kernel 2 with ties", false, false, ties,
      {3, {3, 5, 5}}, {0}, {2, 2, 0}, 0},
     {OP_max_pool2d, "x [3,5,5] kernel 2 with ties, a NaN, -inf", false, false, ties_nan_inf,
      {3, {3, 5, 5}}, {0}, {2, 2, 0}, 0},
+    {OP_max_pool2d, "x [2,4,37] kernel 2 with ties, a NaN, -inf", false, false,
+     wide_ties_nan_inf, {3, {2, 4, 37}}, {0}, {2, 2, 0}, 0},
     {OP_max_pool2d, "x [2,6,5] kernel 3 stride 2 padding 1", false, false, NULL,
      {3, {2, 6, 5}}, {0}, {3, 2, 1}, 0},
     {OP_max_pool2d, "x [3,5,5] kernel 3 stride 1 padding 1, ties, a NaN, -inf", false, false,
@@ -549,6 +585,8 @@ static const WindowCase window_cases[] = {
      {3, {3, 5, 5}}, {0}, {2, 2, 0}, 0},
     {OP_max_pool2d_grad, "x [3,5,5] kernel 2 with ties, a NaN, -inf", false, false, ties_nan_inf,
      {3, {3, 5, 5}}, {0}, {2, 2, 0}, 0},
+    {OP_max_pool2d_grad, "x [2,4,37] kernel 2 with ties, a NaN, -inf", false, false,
+     wide_ties_nan_inf, {3, {2, 4, 37}}, {0}, {2, 2, 0}, 0},
     {OP_max_pool2d_grad, "x [2,6,5] kernel 3 stride 1 padding 1, ties, g param", false, true, ties,
      {3, {2, 6, 5}}, {0}, {3, 1, 1}, 0},
     {OP_avg_pool2d, "x [2,6,5] kernel 3 stride 2 padding 1", false, false, NULL,
