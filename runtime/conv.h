@@ -16,9 +16,11 @@
  * of a conv2d is kept for the weight gradient of the same input, which then need not build
  * the im2col matrix again (g->cols_ready).
  *
- * Images are [C, H, W] per sample, the samples consecutive (NCHW). A convolution is
- * im2col of the whole batch into a [C_in*kH*kW, n*H_out*W_out] matrix, then ONE GEMM with
- * the batch folded into its N dimension (docs/codegen.md, "Convolutions").
+ * Images are [C, H, W] per sample, the samples consecutive (NCHW). A convolution with
+ * stride 1 runs direct loops over the whole batch (nnrt_conv_is_direct; the weight gradient
+ * of many taps by channels, nnrt_conv_weight_grad_by_channels); any other is im2col of the
+ * whole batch into a [C_in*kH*kW, n*H_out*W_out] matrix, then ONE GEMM with the batch folded
+ * into its N dimension (docs/codegen.md, "Convolutions").
  *
  * Token ids (take, scatter_add, one_hot) use c_in for the rows of the table (one_hot: k),
  * w for a row's length (one_hot: k) and c_out for the ids of one sample. The ids are the
