@@ -548,6 +548,13 @@ static const WindowCase window_cases[] = {
      {3, {3, 6, 18}}, {4, {6, 3, 3, 3}}, {1, 1, 1}, 1},
     {OP_conv2d_input_grad, "direct: x [2,5,5] w [1,2,2,3] g param", false, true, NULL,
      {3, {2, 5, 5}}, {4, {1, 2, 2, 3}}, {1, 0, 1}, 1},
+    /* a tile skips the kernel rows that read only the padding's zero rows (conv_kernels.inc,
+     * rows_inside): dy padded by 4 rows, a 5-row image padded by 2, odd last rows; rows of 7
+     * and 6 store whole vectors that spill into the rows below (tile_width) */
+    {OP_conv2d_input_grad, "direct: x [3,9,7] w [5,3,5,5], zero rows skipped", false, false,
+     NULL, {3, {3, 9, 7}}, {4, {5, 3, 5, 5}}, {1, 0, 1}, 1},
+    {OP_conv2d, "direct: x [2,5,6] w [3,2,5,5] padding 2, zero rows skipped", false, false, NULL,
+     {3, {2, 5, 6}}, {4, {3, 2, 5, 5}}, {1, 2, 1}, 1},
     {OP_conv2d_weight_grad, "direct: x [2,5,19] w [5,2,3,2] padding 1", false, false, NULL,
      {3, {2, 5, 19}}, {4, {5, 2, 3, 2}}, {1, 1, 1}, 1},
     {OP_conv2d_weight_grad, "direct: x [1,7,7] w [6,1,5,5] padding 2, x param", true, false, NULL,
