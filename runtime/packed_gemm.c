@@ -85,6 +85,12 @@ void nnrt_sgemm_pack(int64_t K, int64_t N, const float *B, int64_t ldb, int32_t 
 #if HAVE_AVX512_KERNEL
 #define AVX512        __attribute__((target("avx512f")))
 #define ALWAYS_INLINE __attribute__((always_inline)) inline
+/* Each loop over a tile's rows unrolled completely (clang does not read GCC's spelling). */
+#if defined(__clang__)
+#define UNROLL_ROWS _Pragma("unroll")
+#else
+#define UNROLL_ROWS _Pragma("GCC unroll 16")
+#endif
 
 /* C[0..mr)[0..32) (the columns the masks keep) = alpha · A[0..mr) · panel + beta · C. mr is a
  * constant at each call (tile_rows), so the sums are registers and the loops unroll. */
@@ -92,11 +98,11 @@ static ALWAYS_INLINE AVX512 void tile(int mr, int64_t K, const float *A, int64_t
                                       const float *panel, float alpha, float beta, float *C,
                                       int64_t ldc, __mmask16 keep0, __mmask16 keep1) {
     __m512 sum0[MR], sum1[MR];
-#pragma GCC unroll 16
+    UNROLL_ROWS
     for (int i = 0; i < mr; i++) sum0[i] = sum1[i] = _mm512_setzero_ps();
     for (int64_t k = 0; k < K; k++) {
         __m512 b0 = _mm512_loadu_ps(panel + k * NR), b1 = _mm512_loadu_ps(panel + k * NR + 16);
-#pragma GCC unroll 16
+        UNROLL_ROWS
         for (int i = 0; i < mr; i++) {
             __m512 a = _mm512_set1_ps(A[i * lda + k]);
             sum0[i] = _mm512_fmadd_ps(a, b0, sum0[i]);
@@ -104,7 +110,7 @@ static ALWAYS_INLINE AVX512 void tile(int mr, int64_t K, const float *A, int64_t
         }
     }
     __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-#pragma GCC unroll 16
+    UNROLL_ROWS
     for (int i = 0; i < mr; i++) {
         float *c = C + i * ldc;
         __m512 c0 = _mm512_mul_ps(va, sum0[i]), c1 = _mm512_mul_ps(va, sum1[i]);
