@@ -129,7 +129,7 @@ static void emit_product(Codegen *cg, const Value *v, LLVMValueRef c, LLVMValueR
 
 /* c = alpha * v + beta * c for a product whose B the plan packs (Step.pack; docs/codegen.md,
  * "Products with a packed weight"): the first such product of the entry point packs B, every
- * one reads the packed form. f32 only: in f64 the products stay cblas_dgemm calls. */
+ * one reads the packed form. f32 only: an f64 plan packs nothing (backend_compile). */
 static void emit_packed_product(Codegen *cg, const Step *st, LLVMValueRef c, LLVMValueRef alpha,
                                 LLVMValueRef beta) {
     const Value *v = st->insts[0], *a = v->args[0], *b = v->args[1];
@@ -365,7 +365,7 @@ static void emit_step(Codegen *cg, int step) {
             emit_fused_update(cg, st);
         else if (st->kind == STEP_WINDOW)
             emit_window_step(cg, step);
-        else if (st->pack >= 0 && !cg->f64)
+        else if (st->pack >= 0)
             emit_packed_product(cg, st, address_of(cg, st->insts[0]), elem_const(cg, 1),
                                 product_beta(cg, st->insts[0]));
         else
@@ -697,9 +697,11 @@ int backend_compile(Graph *g, const BackendOptions *opt) {
     }
     Plan *plan = plan_build(g);
     if (!plan) return 1;
+    if (!opt->f64) plan_packed_operands(plan);
     if (opt->plan_out) plan_print(plan, opt->plan_out);
     Plan *step_plan = g->step ? plan_build(g->step) : NULL;
     if (g->step && !step_plan) return 1;
+    if (step_plan && !opt->f64) plan_packed_operands(step_plan);
     LLVMTargetMachineRef tm = codegen_host_target(opt->opt_level);
     if (!tm) return 1;
     Codegen cg;

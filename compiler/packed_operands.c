@@ -1,5 +1,5 @@
 /* packed_operands.c: which products read a packed B (docs/codegen.md, "Products with a packed
- * weight"). The last thing plan_build does.
+ * weight"). backend_compile asks it after plan_build, in f32 only.
  *
  * The steps of an unrolled scan multiply the batch's states by the same weight: forward
  * h_(t-1) · Wh, backward dG_t · Whᵀ, T products each. Each is one GEMM of M = batch rows (the
@@ -49,10 +49,8 @@ int plan_packed_operands(Plan *p) {
     size_t keys = 2 * (size_t)p->g->next_id;
     int *readers = xalloc(keys * sizeof *readers);
     int *pack_of = xalloc(keys * sizeof *pack_of);
-    for (int s = 0; s < p->n_steps; s++) {
-        p->steps[s].pack = -1;
+    for (int s = 0; s < p->n_steps; s++)
         if (reads_invariant_b(p, &p->steps[s])) readers[group_key(p->steps[s].insts[0])]++;
-    }
     for (size_t k = 0; k < keys; k++) pack_of[k] = -1;
     for (int s = 0; s < p->n_steps; s++) {
         Step *st = &p->steps[s];

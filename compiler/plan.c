@@ -457,6 +457,7 @@ static void build_steps(Plan *p, ValueList order, const int *fused) {
         s->n_insts = 1;
         s->update_param = s->kind == STEP_MATMUL || s->kind == STEP_WINDOW ? fused[v->id] : -1;
         s->cols_from = -1;
+        s->pack = -1;
     }
 }
 
@@ -944,7 +945,6 @@ Plan *plan_build(Graph *g) {
     compute_liveness(p);
     if (!assign_homes(p)) return NULL;
     place_bindings(p);
-    plan_packed_operands(p);
     return p;
 }
 

@@ -120,9 +120,9 @@ typedef struct Plan {
  * how many sums it rewrote. */
 int stack_product_sums(Graph *g);
 
-/* packed_operands.c, the last thing plan_build does: the products that read a packed B
- * (Step.pack, Plan.packs), each packed form in a buffer of its own above everything else in
- * the fixed arena. Returns how many operands it packs. */
+/* packed_operands.c, after plan_build in f32 (runtime/packed_gemm.h has no f64 kernel): the
+ * products that read a packed B (Step.pack, Plan.packs), each packed form in a buffer of its
+ * own above everything else in the fixed arena. Returns how many operands it packs. */
 int plan_packed_operands(Plan *p);
 
 /* Builds the plan; NULL after an error: the graph breaks an IR invariant the back end relies

@@ -1501,6 +1501,12 @@ def case_scan_packed(nnc, src, tmp):
         raise Failure(f"the products that read h.Wh packed: {readers}\n{plan}")
     if re.search(r"@z\.W packed|@h\.Wx packed", plan):
         raise Failure(f"a weight read once each way is packed:\n{plan}")
+    # f64 has no kernel: its products stay cblas_dgemm calls, and no buffer is reserved
+    plan64 = run([nnc, "lstm.nn", "--f64", "--emit=plan"], tmp).stdout
+    fixed64 = int(re.match(r"plan: fixed (\d+) elements", plan64).group(1))
+    if "packed" in plan64 or (fixed64 + 15) // 16 * 16 != int(packs[0][4]):
+        raise Failure(f"the f64 plan packs, or its fixed arena is not the f32 one's without the "
+                      f"packed forms:\n{plan64}")
     plan = plan_of(nnc, tmp, "mlp", MLP_PLAN_MODEL)
     if "packed" in plan:
         raise Failure(f"an MLP's products read a packed weight:\n{plan}")
