@@ -70,12 +70,12 @@ static const RnnSpec rnn = BENCH_RNN;
 #define HAS_RNN 1
 #include "packed_gemm.h" /* the RNN benches link libnnrt */
 #define PACKED_ELEMS(k, n) nnrt_packed_elems(k, n)
-#define PACKED_KERNEL()    nnrt_packed_gemm_uses_kernel()
+#define PACKED_PATH()      nnrt_packed_gemm_path()
 #else
 static const RnnSpec rnn;
 #define HAS_RNN            0
 #define PACKED_ELEMS(k, n) 0
-#define PACKED_KERNEL()    false
+#define PACKED_PATH()      0
 #endif
 
 static int64_t conv_out(const ConvSpec *c, int64_t size) {
@@ -1119,7 +1119,8 @@ int main(int argc, char **argv) {
             double pf = median(tpf, r_n) * us, pall = median(tp, r_n) * us;
             printf("  gemms, the steps' products on Wh packed (us): forward %.1f  "
                    "backward+update %.1f  all %.1f (%s)\n",
-                   pf, pall - pf, pall, HAS_RNN && PACKED_KERNEL() ? "AVX-512 kernel" : "OpenBLAS");
+                   pf, pall - pf, pall,
+                   (const char *[]){"OpenBLAS", "AVX2 kernel", "AVX-512 kernel"}[PACKED_PATH()]);
         }
     }
 

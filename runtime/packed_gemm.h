@@ -14,8 +14,8 @@
  *   nnrt_sgemm_packed(M, N, K, alpha, A, lda, B, ldb, tb, packed, beta, C, ldc)
  *
  * C = alpha·A·op(B) + beta·C, all row-major, op(B) = B or Bᵀ (tb), with a register-blocked
- * AVX-512 micro-kernel that reads the packed panels and A as it is. beta = 0 never reads C.
- * On a CPU without AVX-512 the pack does nothing and the product is cblas_sgemm of B itself:
+ * AVX-512 (or AVX2) micro-kernel that reads the packed panels and A as it is. beta = 0 never
+ * reads C. On a CPU without AVX2 the pack does nothing and the product is cblas_sgemm of B:
  * the packed buffer is then unused (its size still comes from the static memory plan,
  * nnrt_packed_elems, so that one executable runs on both). Nothing is allocated.
  *
@@ -25,7 +25,6 @@
 #ifndef NNRT_PACKED_GEMM_H
 #define NNRT_PACKED_GEMM_H
 
-#include <stdbool.h>
 #include <stdint.h>
 
 #define NNRT_PACK_NR 32 /* columns of a panel: two AVX-512 vectors of floats */
@@ -43,9 +42,15 @@ void nnrt_sgemm_packed(int64_t M, int64_t N, int64_t K, float alpha, const float
                        const float *B, int64_t ldb, int32_t tb, const float *packed, float beta,
                        float *C, int64_t ldc);
 
-/* Which path the two functions take: the AVX-512 kernel when the CPU has it, else OpenBLAS.
- * Tests force the fallback to check it on a CPU that has the instructions (force_blas). */
-bool nnrt_packed_gemm_uses_kernel(void);
-void nnrt_packed_gemm_force_blas(bool force_blas);
+/* Which path the two functions take: the AVX-512 kernel, else the AVX2 one (with FMA), else
+ * OpenBLAS, as the CPU allows; nnrt_packed_gemm_limit caps it (tests check each path on a CPU
+ * that has them all). Both kernels give the same bits. */
+typedef enum nnrt_packed_path {
+    NNRT_PACKED_BLAS,
+    NNRT_PACKED_AVX2,
+    NNRT_PACKED_AVX512,
+} nnrt_packed_path;
+nnrt_packed_path nnrt_packed_gemm_path(void);
+void nnrt_packed_gemm_limit(nnrt_packed_path most);
 
 #endif

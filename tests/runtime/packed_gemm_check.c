@@ -1,13 +1,14 @@
 /* packed_gemm_check.c: runtime/packed_gemm.c against a reference. Every combination of
  * sizes at the edges of the kernel's tiles (M around its 8 rows, N around its 32 columns, K
  * from 1), op(B) = B and Bᵀ, beta 0 and 1, alpha 1 and -0.5, and strides wider than the
- * matrices, on both paths: the AVX-512 kernel (when the CPU has it) must give exactly the sum
+ * matrices, on every path the CPU has: the AVX-512 and AVX2 kernels must give exactly the sum
  * docs/codegen.md describes (k in order, one fused multiply-add each), the OpenBLAS fallback
  * the product to rounding. Around each C it checks that nothing outside the M × N it was
  * given is written, that beta = 0 never reads C (it holds NaNs), and that a NaN in A makes
  * its row NaN and nothing else. Prints the path, how many products it compared and each
  * difference; exits 1 on any. runtime_tests.py's packed_gemm runs it. */
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,16 +130,16 @@ static void all_sizes(bool kernel) {
     one(300, 40, 600, 1, 1, 0, -1, kernel);
 }
 
+/* Each path the CPU has, from the best down: the kernels exactly, OpenBLAS to rounding. */
 int main(void) {
-    bool kernel = nnrt_packed_gemm_uses_kernel();
-    printf("path %s\n", kernel ? "kernel" : "blas");
-    all_sizes(kernel);
-    nnrt_packed_gemm_force_blas(true);
-    if (nnrt_packed_gemm_uses_kernel()) {
-        printf("differs: the fallback was forced, the kernel still runs\n");
-        differ++;
+    static const char *const names[] = {"blas", "avx2", "avx512"};
+    for (int most = NNRT_PACKED_AVX512; most >= NNRT_PACKED_BLAS; most--) {
+        nnrt_packed_gemm_limit((nnrt_packed_path)most);
+        nnrt_packed_path path = nnrt_packed_gemm_path();
+        if ((int)path != most) continue; /* the CPU has not got it: a lower limit tests the next */
+        printf("path %s\n", names[path]);
+        all_sizes(path != NNRT_PACKED_BLAS);
     }
-    all_sizes(false);
     printf("compared %ld products, %ld differ\n", compared, differ);
     return differ ? 1 : 0;
 }
