@@ -68,9 +68,14 @@ typedef struct RnnSpec {
 #ifdef BENCH_RNN
 static const RnnSpec rnn = BENCH_RNN;
 #define HAS_RNN 1
+#include "packed_gemm.h" /* the RNN benches link libnnrt */
+#define PACKED_ELEMS(k, n) nnrt_packed_elems(k, n)
+#define PACKED_PATH()      nnrt_packed_gemm_path()
 #else
 static const RnnSpec rnn;
-#define HAS_RNN 0
+#define HAS_RNN            0
+#define PACKED_ELEMS(k, n) 0
+#define PACKED_PATH()      0
 #endif
 
 static int64_t conv_out(const ConvSpec *c, int64_t size) {
@@ -744,6 +749,10 @@ typedef struct Gemms {
     /* the recurrent layer: the sequence X [B*t, d], its projection U [B*t, G], and per step
      * the state H_s [B, n], the gates' pre-activations A_s [B, G] and their gradients */
     float *rx, *rwx, *ru, *rdu, *rwh, *rh, *ra, *rda, *rdh;
+    /* packed: the steps' products as the model runs them, Wh packed once a pass into rwh_packed
+     * (runtime/packed_gemm.h); otherwise cblas_sgemm, the bound's figure */
+    bool packed;
+    float *rwh_packed;
 } Gemms;
 
 static float *random_buf(int64_t n, double lo, double hi, Rng *rng) {
@@ -788,6 +797,7 @@ static void setup_gemms(Gemms *g, const Model *md, double lr, Rng *rng) {
         g->ra = random_buf(bt * gn, 0.0, 0.0, rng);
         g->rda = random_buf(bt * gn, -0.01, 0.01, rng);
         g->rdh = random_buf(bt * rnn.n, 0.0, 0.0, rng);
+        g->rwh_packed = random_buf(PACKED_ELEMS(rnn.n, gn), 0.0, 0.0, rng);
     }
     for (int l = 0; l <= g->n; l++) {
         g->a[l] = random_buf(b * g->dims[l], 0.0, 1.0, rng);
@@ -828,21 +838,37 @@ static void conv_backward(const Gemms *g, int l) {
  *   backward  dH_(s-1)  = dA_s @ Wh^T                      (NT, one a step)
  *             Wh += -lr/B * H_(s-1)^T @ dA_s               (TN, beta 1, one a step)
  *             Wx += -lr/B * X^T @ dU                       (TN, beta 1, over all steps) */
+/* C[M, N] = A[M, K] @ op(Wh) (beta 0), the product of a step: cblas_sgemm, or with g->packed
+ * the packed product on Wh packed at the pass's first step (first). */
+static void step_product(const Gemms *g, bool first, int M, int N, int K, const float *a, bool tb,
+                         float *c) {
+    int ldw = (int)(rnn.gates * rnn.n);
+#if HAS_RNN
+    if (g->packed) {
+        if (first) nnrt_sgemm_pack(K, N, g->rwh, ldw, tb, g->rwh_packed);
+        nnrt_sgemm_packed(M, N, K, 1.0f, a, K, g->rwh, ldw, tb, g->rwh_packed, 0.0f, c, N);
+        return;
+    }
+#else
+    (void)first;
+#endif
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, 1.0f, a, K,
+                g->rwh, ldw, 0.0f, c, N);
+}
+
 static void rnn_forward(const Gemms *g) {
     int b = (int)g->batch, n = (int)rnn.n, gn = (int)(rnn.gates * rnn.n), d = (int)rnn.d;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, b * (int)rnn.t, gn, d, 1.0f, g->rx, d,
                 g->rwx, gn, 0.0f, g->ru, gn);
     for (int64_t s = 1; s < rnn.t; s++)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, b, gn, n, 1.0f,
-                    g->rh + (s - 1) * b * n, n, g->rwh, gn, 0.0f, g->ra + s * b * gn, gn);
+        step_product(g, s == 1, b, gn, n, g->rh + (s - 1) * b * n, false, g->ra + s * b * gn);
 }
 
 static void rnn_backward(const Gemms *g) {
     int b = (int)g->batch, n = (int)rnn.n, gn = (int)(rnn.gates * rnn.n), d = (int)rnn.d;
     for (int64_t s = rnn.t - 1; s >= 1; s--) {
         const float *da = g->rda + s * b * gn, *h = g->rh + (s - 1) * b * n;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, b, n, gn, 1.0f, da, gn, g->rwh, gn,
-                    0.0f, g->rdh + (s - 1) * b * n, n);
+        step_product(g, s == rnn.t - 1, b, n, gn, da, true, g->rdh + (s - 1) * b * n);
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, gn, b, g->scale, h, n, da, gn, 1.0f,
                     g->rwh, gn);
     }
@@ -883,7 +909,8 @@ static void free_gemms(Gemms *g) {
         free(g->cy[l]);
         free(g->dcy[l]);
     }
-    float *rnn_bufs[] = {g->rx, g->rwx, g->ru, g->rdu, g->rwh, g->rh, g->ra, g->rda, g->rdh};
+    float *rnn_bufs[] = {g->rx, g->rwx, g->ru,  g->rdu, g->rwh,
+                         g->rh, g->ra,  g->rda, g->rdh, g->rwh_packed};
     for (size_t i = 0; i < sizeof rnn_bufs / sizeof rnn_bufs[0]; i++) free(rnn_bufs[i]);
     for (int l = 0; l <= g->n; l++) {
         free(g->a[l]);
@@ -1064,12 +1091,17 @@ int main(int argc, char **argv) {
 
     if (o.detail) {
         double tf[MAX_REPEATS], tg[MAX_REPEATS], tc[MAX_REPEATS], tgf[MAX_REPEATS];
+        double tp[MAX_REPEATS], tpf[MAX_REPEATS];
+        Gemms packed = g;
+        packed.packed = true;
         memcpy(saved, md.ctx.fixed, fixed_bytes);
         for (int r = 0; r < r_n; r++) {
             tf[r] = time_entry(&md, m->forward, k);
             tg[r] = time_entry(&md, m->grad, k);
             tc[r] = time_copy(&md, &data, &ep, k);
             tgf[r] = time_gemms(&g, k, true);
+            tp[r] = HAS_RNN ? time_gemms(&packed, k, false) : 0;
+            tpf[r] = HAS_RNN ? time_gemms(&packed, k, true) : 0;
         }
         memcpy(md.ctx.fixed, saved, fixed_bytes);
         double us = 1e6 / (double)k;
@@ -1082,6 +1114,14 @@ int main(int argc, char **argv) {
         /* Below 0 where the step beats the GEMMs the bound counts (W4's direct convolutions). */
         printf("  step - gemms:  forward %+.1f  backward+update %+.1f  step %+.1f us\n", fwd - gfwd,
                step - fwd - (gemm - gfwd), step - gemm);
+        if (HAS_RNN) { /* not the bound: the same GEMMs, the steps' products as the model runs them
+                        */
+            double pf = median(tpf, r_n) * us, pall = median(tp, r_n) * us;
+            printf("  gemms, the steps' products on Wh packed (us): forward %.1f  "
+                   "backward+update %.1f  all %.1f (%s)\n",
+                   pf, pall - pf, pall,
+                   (const char *[]){"OpenBLAS", "AVX2 kernel", "AVX-512 kernel"}[PACKED_PATH()]);
+        }
     }
 
     bool ok = isfinite(loss1) && isfinite(train_loss_end) && loss1 < loss0 &&

@@ -10,7 +10,8 @@
  *       without runtime alias checks;
  *   nnc.sgd.update, nnc.sgd.apply                      the optimizer's update loops;
  *   nnrt_model_desc                                    the descriptor.
- * Matrix products call cblas_sgemm / cblas_dgemm from the entry points. This file holds
+ * Matrix products call cblas_sgemm / cblas_dgemm from the entry points, or, for the steps of
+ * a scan that share a weight, runtime/packed_gemm.h's product with it packed. This file holds
  * the entry points, the BLAS mapping, the fused SGD update and the module's passes and
  * output; codegen.h lists the other parts. docs/codegen.md describes the memory plan, the
  * fusion rules, the BLAS mapping and the fused SGD update. */
@@ -124,6 +125,51 @@ static void emit_product(Codegen *cg, const Value *v, LLVMValueRef c, LLVMValueR
     } else {
         product_per_sample(cg, v, &gm);
     }
+}
+
+/* c = alpha * v + beta * c for a product whose B the plan packs (Step.pack; docs/codegen.md,
+ * "Products with a packed weight"): the first such product of the entry point packs B, every
+ * one reads the packed form. f32 only: an f64 plan packs nothing (backend_compile). */
+static void emit_packed_product(Codegen *cg, const Step *st, LLVMValueRef c, LLVMValueRef alpha,
+                                LLVMValueRef beta) {
+    const Value *v = st->insts[0], *a = v->args[0], *b = v->args[1];
+    const PackedOperand *po = &cg->plan->packs[st->pack];
+    int64_t M, N, K, a_rows, a_cols, b_rows, b_cols;
+    ir_matmul_dims(v, &M, &N, &K);
+    stored_matrix(a, &a_rows, &a_cols);
+    stored_matrix(b, &b_rows, &b_cols);
+    LLVMValueRef packed = fixed_address(cg, po->offset);
+    LLVMValueRef tb = LLVMConstInt(cg->i32, v->tb ? 1 : 0, false);
+    if (!cg->packed_ready[st->pack]) {
+        LLVMTypeRef params[6] = {cg->i64, cg->i64, cg->elem_ptr, cg->i64, cg->i32, cg->elem_ptr};
+        LLVMValueRef fn = declare_function(cg, "nnrt_sgemm_pack", cg->void_type, params, 6);
+        LLVMValueRef args[6] = {int64_const(cg, K),
+                                int64_const(cg, N),
+                                address_of(cg, b),
+                                int64_const(cg, b_cols),
+                                tb,
+                                packed};
+        build_call(cg, fn, args, 6);
+        cg->packed_ready[st->pack] = true;
+    }
+    LLVMTypeRef params[13] = {cg->i64,  cg->i64,      cg->i64, cg->elem, cg->elem_ptr,
+                              cg->i64,  cg->elem_ptr, cg->i64, cg->i32,  cg->elem_ptr,
+                              cg->elem, cg->elem_ptr, cg->i64};
+    LLVMValueRef fn = declare_function(cg, "nnrt_sgemm_packed", cg->void_type, params, 13);
+    LLVMValueRef args[13] = {mul64(cg, int64_const(cg, M), cg->batch),
+                             int64_const(cg, N),
+                             int64_const(cg, K),
+                             alpha,
+                             address_of(cg, a),
+                             int64_const(cg, a_cols),
+                             address_of(cg, b),
+                             int64_const(cg, b_cols),
+                             tb,
+                             packed,
+                             beta,
+                             c,
+                             int64_const(cg, N)};
+    build_call(cg, fn, args, 13);
 }
 
 /* 0, or 1 for a term that adds to the sum it accumulates into (plan.h, sum_into). */
@@ -319,6 +365,9 @@ static void emit_step(Codegen *cg, int step) {
             emit_fused_update(cg, st);
         else if (st->kind == STEP_WINDOW)
             emit_window_step(cg, step);
+        else if (st->pack >= 0)
+            emit_packed_product(cg, st, address_of(cg, st->insts[0]), elem_const(cg, 1),
+                                product_beta(cg, st->insts[0]));
         else
             emit_product(cg, st->insts[0], address_of(cg, st->insts[0]), elem_const(cg, 1),
                          product_beta(cg, st->insts[0]));
@@ -410,6 +459,7 @@ static LLVMValueRef emit_entry(Codegen *cg, Entry e) {
     LLVMValueRef fn = begin_function(cg, xprintf("%s.%s", cg->prefix, entry_names[e]), e);
     cg->entry = e;
     mark_entry_needs(cg, e);
+    memset(cg->packed_ready, 0, (size_t)cg->plan->n_packs * sizeof *cg->packed_ready);
     int n_steps = cg->plan->n_steps;
     if (n_steps <= STEPS_PER_FUNCTION) {
         for (int s = 0; s < n_steps; s++) emit_step(cg, s);
@@ -527,6 +577,8 @@ static void codegen_plan_tables(Codegen *cg) {
     cg->loop_variants = xalloc(steps * sizeof *cg->loop_variants);
     cg->op_fns = xalloc(steps * sizeof *cg->op_fns);
     cg->needed = xalloc((size_t)cg->g->next_id * sizeof *cg->needed);
+    cg->packed_ready =
+        xalloc((size_t)(cg->plan->n_packs ? cg->plan->n_packs : 1) * sizeof *cg->packed_ready);
 }
 
 /* The one-step form's entry point, nnc.step.predict (docs/codegen.md, "The one-step
@@ -645,9 +697,11 @@ int backend_compile(Graph *g, const BackendOptions *opt) {
     }
     Plan *plan = plan_build(g);
     if (!plan) return 1;
+    if (!opt->f64) plan_packed_operands(plan);
     if (opt->plan_out) plan_print(plan, opt->plan_out);
     Plan *step_plan = g->step ? plan_build(g->step) : NULL;
     if (g->step && !step_plan) return 1;
+    if (step_plan && !opt->f64) plan_packed_operands(step_plan);
     LLVMTargetMachineRef tm = codegen_host_target(opt->opt_level);
     if (!tm) return 1;
     Codegen cg;

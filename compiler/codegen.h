@@ -47,7 +47,8 @@ typedef struct Codegen {
 
     /* The entry point being emitted. */
     Entry entry;
-    bool *needed; /* by Value.id */
+    bool *needed;       /* by Value.id */
+    bool *packed_ready; /* by Plan.packs: packed already in this entry point */
     LLVMValueRef fixed, varying, batch, batch_cap, inv_batch, lr, momentum;
     LLVMValueRef params;                          /* nnrt_ctx.params, or fixed when it is NULL */
     LLVMValueRef training, noise_seed, first_row; /* nnrt_ctx's, for dropout */

@@ -457,6 +457,7 @@ static void build_steps(Plan *p, ValueList order, const int *fused) {
         s->n_insts = 1;
         s->update_param = s->kind == STEP_MATMUL || s->kind == STEP_WINDOW ? fused[v->id] : -1;
         s->cols_from = -1;
+        s->pack = -1;
     }
 }
 
@@ -991,19 +992,28 @@ void plan_print(const Plan *p, FILE *out) {
                 : pp->grad->op == OP_scatter_add ? ", updated inside its scatter_add"
                                                  : ", updated inside its GEMM");
     }
+    for (int i = 0; i < p->n_packs; i++) {
+        const PackedOperand *po = &p->packs[i];
+        fprintf(out, "  packed %-9s %s[%lld, %lld] fixed+%lld\n", ir_value_ref(po->b),
+                po->tb ? "transposed " : "", (long long)po->k, (long long)po->n,
+                (long long)po->offset);
+    }
     for (int s = 0; s < p->n_steps; s++) {
         const Step *st = &p->steps[s];
         for (int m = 0; m < st->n_insts; m++) {
             const Value *v = st->insts[m];
             const ValuePlan *vp = plan_value(p, v);
-            fprintf(out, "  %-6s %-6s %-16s %-10s %-8s %-22s %s%s\n", m ? "" : xprintf("#%d", s),
+            fprintf(out, "  %-6s %-6s %-16s %-10s %-8s %-22s %s%s%s\n", m ? "" : xprintf("#%d", s),
                     m ? "" : step_kind_name(st->kind), ir_value_ref(v), op_info[v->op].name,
                     shape_str(v->shape), storage_str(vp),
                     vp->pinned ? "pinned" : xprintf("read until #%d", vp->last_use),
                     !vp->sum_into ? ""
                     : vp->tiles   ? xprintf(", writes its part of %s", ir_value_ref(vp->sum_into))
                     : vp->accumulate ? xprintf(", adds to the sum %s", ir_value_ref(vp->sum_into))
-                                     : xprintf(", starts the sum %s", ir_value_ref(vp->sum_into)));
+                                     : xprintf(", starts the sum %s", ir_value_ref(vp->sum_into)),
+                    st->pack < 0
+                        ? ""
+                        : xprintf(", reads %s packed", ir_value_ref(p->packs[st->pack].b)));
         }
     }
 }

@@ -46,7 +46,20 @@ typedef struct Step {
     /* A conv2d_weight_grad: the step of the conv2d of the same input and window whose
      * scratch it takes, the im2col matrix already in it when that step ran; -1 when none. */
     int cols_from;
+    /* STEP_MATMUL: the packed operand (Plan.packs) this product reads its B from, packed once
+     * per call of an entry point (docs/codegen.md, "Products with a packed weight"); -1: BLAS. */
+    int pack;
 } Step;
+
+/* A product's B that does not vary over the batch and is read by two or more products of
+ * a per-sample A (the steps of a scan: h_(t-1) · Wh, dG_t · Whᵀ): its packed form
+ * (runtime/packed_gemm.h), op(B) K × N, at fixed + offset. */
+typedef struct PackedOperand {
+    const Value *b;
+    bool tb;
+    int64_t k, n;
+    int64_t offset; /* fixed arena, nnrt_packed_elems(k, n) elements */
+} PackedOperand;
 
 typedef struct ParamPlan {
     Value *param;
@@ -96,6 +109,8 @@ typedef struct Plan {
      * predict cannot compute (it reads a target). */
     Storage *binding_homes;
     int64_t predict_extra_elems; /* predict's varying arena: varying_elems + these, a sample */
+    PackedOperand *packs;
+    int n_packs;
 } Plan;
 
 /* stacked_sums.c, the first thing plan_build does: each tree of adds of two or more
@@ -104,6 +119,11 @@ typedef struct Plan {
  * printers and explain read the graph before: they show the sum over the steps. Returns
  * how many sums it rewrote. */
 int stack_product_sums(Graph *g);
+
+/* packed_operands.c, after plan_build in f32 (runtime/packed_gemm.h has no f64 kernel): the
+ * products that read a packed B (Step.pack, Plan.packs), each packed form in a buffer of its
+ * own above everything else in the fixed arena. Returns how many operands it packs. */
+int plan_packed_operands(Plan *p);
 
 /* Builds the plan; NULL after an error: the graph breaks an IR invariant the back end relies
  * on ("internal error"), or an arena would hold more than NNC_MAX_ARENA_ELEMS elements. */

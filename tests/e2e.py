@@ -1467,6 +1467,51 @@ def case_batchnorm_early_stopping(nnc, src, tmp):
         raise Failure("the weights early stopping restored are not the best epoch's")
 
 
+MLP_PLAN_MODEL = """import "nn"
+model mlp {
+    input  x[6]
+    target y[3]
+    h        = relu(dense(x, 5))
+    h2       = relu(dense(h, 5))
+    output z = dense(h2, 3)
+    loss     = softmax_cross_entropy(z, y)
+}
+"""
+
+
+def case_scan_packed(nnc, src, tmp):
+    """The products of a scan's steps with its recurrent weight read it packed (docs/codegen.md,
+    "Products with a packed weight"): h_(t-1) @ Wh forward and dG_t @ Wh^T backward, the 5 steps
+    after the first (step 0's state is zero) and the 5 gradients of the states, each form packed
+    once, in a buffer of its own past every other fixed value. A weight that one product reads
+    each way (the dense layers) keeps its BLAS calls, and so do the products of an MLP."""
+    plan = plan_of(nnc, tmp, "lstm", SCAN_PLAN_MODEL % "lstm")
+    packs = re.findall(r"^  packed (\S+) +(transposed )?\[(\d+), (\d+)\] fixed\+(\d+)$", plan, re.M)
+    fixed = int(re.match(r"plan: fixed (\d+) elements", plan).group(1))
+    if [p[:4] for p in packs] != [("@h.Wh", "", "4", "16"), ("@h.Wh", "transposed ", "16", "4")]:
+        raise Failure(f"the lstm's packed weights: {packs}\n{plan}")
+    # each form is K x N, its N rounded up to the kernel's 32 columns
+    homes = re.findall(r"(?:fixed|velocity fixed)\+(\d+)", plan.split("  packed")[0])
+    if int(packs[0][4]) < max(int(h) for h in homes) or int(packs[1][4]) < int(packs[0][4]) + 4 * 32 \
+            or fixed < int(packs[1][4]) + 16 * 32:
+        raise Failure(f"the packed forms overlap other values: {packs}, fixed {fixed}\n{plan}")
+    readers = re.findall(r"^ +#\d+ +matmul +\S+ +matmul +\[(\d+)\] .*reads @h\.Wh packed$", plan,
+                         re.M)
+    if readers != ["16"] * 5 + ["4"] * 5:
+        raise Failure(f"the products that read h.Wh packed: {readers}\n{plan}")
+    if re.search(r"@z\.W packed|@h\.Wx packed", plan):
+        raise Failure(f"a weight read once each way is packed:\n{plan}")
+    # f64 has no kernel: its products stay cblas_dgemm calls, and no buffer is reserved
+    plan64 = run([nnc, "lstm.nn", "--f64", "--emit=plan"], tmp).stdout
+    fixed64 = int(re.match(r"plan: fixed (\d+) elements", plan64).group(1))
+    if "packed" in plan64 or (fixed64 + 15) // 16 * 16 != int(packs[0][4]):
+        raise Failure(f"the f64 plan packs, or its fixed arena is not the f32 one's without the "
+                      f"packed forms:\n{plan64}")
+    plan = plan_of(nnc, tmp, "mlp", MLP_PLAN_MODEL)
+    if "packed" in plan:
+        raise Failure(f"an MLP's products read a packed weight:\n{plan}")
+
+
 BN2D_MODEL = """import "nn"
 model bn2d {
     input  x[2, 2, 3]

@@ -661,6 +661,27 @@ def numtext():
 
 
 @test
+def packed_gemm():
+    """The product a scan's steps run with a packed weight (runtime/packed_gemm.c): at every
+    edge of the kernels' tiles, on the AVX-512 and AVX2 kernels where the CPU has them
+    (exactly the sum in order of k that docs/codegen.md states) and on the OpenBLAS fallback,
+    forced: nothing written outside C, beta 0 never reads C, a NaN in A makes its row NaN."""
+    r = subprocess.run([exe("packed_gemm_check")], capture_output=True, timeout=300)
+    out = r.stdout.decode()
+    m = re.fullmatch(r"((?:path \w+\n)+)compared (\d+) products, 0 differ\n", out)
+    check(r.returncode == 0 and m, out)
+    paths = re.findall(r"path (\w+)", m.group(1))
+    check(paths[-1] == "blas" and len(set(paths)) == len(paths), out)
+    with open("/proc/cpuinfo") as f:
+        flags = f.read().split()
+    has = {"avx512": "avx512f" in flags, "avx2": "avx2" in flags and "fma" in flags}
+    for path in ("avx512", "avx2"):
+        check(has[path] == (path in paths), f"the CPU has {path}: {has[path]}; {out}")
+    # 9 M x 10 N x 6 K x 2 transposes x 5 (alpha, beta, NaN) + 2 large ones, on each path
+    check(int(m.group(2)) == len(paths) * (9 * 10 * 6 * 2 * 5 + 2), out)
+
+
+@test
 def progress_work():
     """Progress reads the clock once an epoch and once every so many bar ticks (the stride
     doubles while ticks come fast), not at every tick: 6 million ticks on a terminal read it

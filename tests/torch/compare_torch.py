@@ -45,6 +45,7 @@ recurrent
 """
 import json
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -372,7 +373,10 @@ def nnc_recurrent_weights(lstm, gru, grads=False):
     return out
 
 
-def case_recurrent(nnc, src, tmp):
+def recurrent(nnc, tmp, f64):
+    """One SGD step of a 2-layer LSTM and GRU against torch's gradients, and predictions; in
+    f32 (f64 False) from the same weights and data rounded to floats, where the steps'
+    products read their packed weight (docs/codegen.md, "Products with a packed weight")."""
     n, T = 16, 5
     torch.manual_seed(7)
     lstm = torch.nn.LSTM(3, 4, num_layers=2, batch_first=True, dtype=torch.float64)
@@ -380,10 +384,15 @@ def case_recurrent(nnc, src, tmp):
     with torch.no_grad():  # larger than torch's +-1/sqrt(hidden): the gates saturate more
         for w in list(lstm.parameters()) + list(gru.parameters()):
             w.uniform_(-1, 1)
+            if not f64:
+                w.copy_(w.float().double())
     g = torch.Generator().manual_seed(8)
     x = torch.rand(n, T, 3, generator=g, dtype=torch.float64) * 4 - 2
     y = torch.rand(n, T, 7, generator=g, dtype=torch.float64) * 2 - 1
-    P = (torch.rand(T, 7, generator=g, dtype=torch.float64) * 2 - 1).requires_grad_(True)
+    P = (torch.rand(T, 7, generator=g, dtype=torch.float64) * 2 - 1)
+    if not f64:
+        x, y, P = x.float().double(), y.float().double(), P.float().double()
+    P.requires_grad_(True)
     params = nnc_recurrent_weights(lstm, gru)
     params["P"] = P.detach().clone()
     with open(os.path.join(tmp, "rec.nn"), "w") as f:
@@ -395,8 +404,9 @@ def case_recurrent(nnc, src, tmp):
     with open(os.path.join(tmp, "x.csv"), "w") as f:
         for i in range(n):
             f.write(",".join(repr(v) for v in x[i].flatten().tolist()) + "\n")
-    write_safetensors(os.path.join(tmp, "init.safetensors"), params)
-    run([nnc, "rec.nn", "--f64", "-o", "rec"], tmp)
+    write_safetensors(os.path.join(tmp, "init.safetensors"), params,
+                      torch.float64 if f64 else torch.float32)
+    run([nnc, "rec.nn", "-o", "rec"] + (["--f64"] if f64 else []), tmp)
     run(["./rec", "train", "--data", "data.csv", "--init-weights", "init.safetensors",
          "--batch", str(n), "--shuffle", "off", "--validation", "0", "--optimizer", "sgd",
          "--lr", "1", "--momentum", "0", "--steps", "1", "--epochs", "1",
@@ -413,10 +423,28 @@ def case_recurrent(nnc, src, tmp):
               lstm.get_parameter(f"bias_hh_l{layer}").grad,
               lstm.get_parameter(f"bias_ih_l{layer}").grad, 1e-14)
     want = nnc_recurrent_weights(lstm, gru, grads=True)
+    # f32: each gradient is a difference of two floats near 1 (lr 1), good to about 1e-7
+    tolerance, printed = (1e-10, 1e-8) if f64 else (1e-6, 1e-6)
     for name, grad in want.items():
-        close(f"d{name}", params[name] - saved[name], grad, 1e-10)
-    close("dP = the batch's mean of the forward values z", params["P"] - saved["P"], P.grad, 1e-10)
-    close("predictions z (as printed)", got_pred, z.detach().reshape(n, -1), 1e-8)
+        close(f"d{name}", params[name].double() - saved[name].double(), grad, tolerance)
+    close("dP = the batch's mean of the forward values z",
+          params["P"].double() - saved["P"].double(), P.grad, tolerance)
+    close("predictions z (as printed)", got_pred, z.detach().reshape(n, -1), printed)
+
+
+def case_recurrent(nnc, src, tmp):
+    recurrent(nnc, tmp, True)
+
+
+def case_recurrent_f32(nnc, src, tmp):
+    recurrent(nnc, tmp, False)
+    # every step's product with a recurrent weight reads it packed, forward and backward:
+    # 4 steps after the first of each of the 4 layers, twice
+    plan = run([nnc, "rec.nn", "--emit=plan"], tmp)
+    packed = re.findall(r"^ +#\d+ +matmul .*, reads (\S+) packed$", plan, re.M)
+    weights = sorted(set(packed))
+    if len(weights) != 4 or any(packed.count(w) != 2 * (5 - 1) for w in weights):
+        raise Failure(f"the products that read a packed weight: {packed}")
 
 
 def recipe(src):
