@@ -168,7 +168,9 @@ def case_batchnorm(nnc, src, tmp):
     so the running statistics are those of batches of 3 over those rows."""
     rows = e2e.bn_rows(23)
     exe = e2e.bn_build(nnc, tmp, rows)
-    run([exe, "train", "--quiet", "--batch", "6", "--workers", "2", "--save", "w.st"], tmp)
+    # adam: split by rows (plain sgd splits the plan's steps instead, as case_team checks)
+    run([exe, "train", "--quiet", "--batch", "6", "--workers", "2", "--optimizer", "adam",
+         "--save", "w.st"], tmp)
     shares = [row for s in range(0, 23, 6) for row in rows[s:s + (min(6, 23 - s) + 1) // 2]]
     mean, var = e2e.bn_running_stats(shares, 3, 3)
     w = read_weights(os.path.join(tmp, "w.st"))
@@ -176,9 +178,16 @@ def case_batchnorm(nnc, src, tmp):
     e2e.close_all(w["h.running_var"], var, 1e-13, "h.running_var")
     check(w["h.gamma"] != [1.0, 1.0, 1.0], "h.gamma did not train")
     # With one worker they are the whole batch's, and differ.
-    run([exe, "train", "--quiet", "--batch", "6", "--save", "one.st"], tmp)
+    run([exe, "train", "--quiet", "--batch", "6", "--optimizer", "adam", "--save", "one.st"],
+        tmp)
     check(read_weights(os.path.join(tmp, "one.st"))["h.running_mean"] != w["h.running_mean"],
           "one worker's running mean equals two workers'")
+    # Plain sgd: the team's step computes the batch statistics of the whole batch, as one
+    # worker does, to the same bytes.
+    run([exe, "train", "--quiet", "--batch", "6", "--save", "sgd1.st"], tmp)
+    run([exe, "train", "--quiet", "--batch", "6", "--workers", "2", "--save", "sgd2.st"], tmp)
+    read = lambda name: open(os.path.join(tmp, name), "rb").read()
+    check(read("sgd1.st") == read("sgd2.st"), "batch norm, sgd: two workers differ from one")
 
 
 def case_train_block(nnc, src, tmp):
@@ -188,7 +197,9 @@ def case_train_block(nnc, src, tmp):
     check("workers    = 2" in text, "digits.nn changed: no seed line to add after")
     exe = compile_model(nnc, tmp, "digits", text)
     digits_subset(src, tmp, 200)
-    args = ["--data", "d.csv", "--epochs", "2", "--quiet"]
+    # adam: the batch split, whose bytes tell 2 workers from 1 (plain sgd's team's step
+    # gives one worker's bytes for any count)
+    args = ["--data", "d.csv", "--epochs", "2", "--quiet", "--optimizer", "adam"]
     run([exe, "train", *args, "--save", "block.st"], tmp)
     run([exe, "train", *args, "--workers", "2", "--save", "option.st"], tmp)
     run([exe, "train", *args, "--workers", "1", "--save", "one.st"], tmp)
@@ -198,7 +209,7 @@ def case_train_block(nnc, src, tmp):
     same_weights(os.path.join(tmp, "one.st"), os.path.join(tmp, "block.st"), 1e-12, "block")
     # search's trials train with the workers too
     grid = ["search", "--data", "d.csv", "--epochs", "2", "--lr", "0.01,0.1", "--strategy",
-            "grid", "--quiet"]
+            "grid", "--quiet", "--optimizer", "adam"]
     run([exe, *grid, "--workers", "1", "--save", "s1.st"], tmp)
     run([exe, *grid, "--save", "s2.st"], tmp)
     same_weights(os.path.join(tmp, "s1.st"), os.path.join(tmp, "s2.st"), 1e-12, "search")
@@ -238,6 +249,61 @@ def case_resume(nnc, src, tmp):
     run([exe, "train", *long_args, "--resume", "int.st", "--quiet", "--save", "r.st"], tmp)
     run([exe, "train", *long_args, "--quiet", "--save", "w.st"], tmp)
     check(read("r.st") == read("w.st"), "after Ctrl-C: resumed weights differ from a whole run's")
+
+
+TEAM_MODEL = """import "nn"
+model odd {
+    input  x[37]
+    target y[5]
+    h        = tanh(dense(x, 45))
+    g        = relu(dense(h, 19))
+    output z = dense(g, 5)
+    loss     = softmax_cross_entropy(z, y)
+}
+train odd {
+    data      = csv("odd.csv", x = 0..36, y = 37)
+    optimizer = sgd(lr = 0.05, momentum = 0)
+    batch     = 35
+    epochs    = 3
+    seed      = 4
+}
+"""
+
+
+def case_team(nnc, src, tmp):
+    """Plain sgd on an MLP: the workers split each step of the compiled plan
+    (sgd_step_team), not the batch, and every element is computed as one worker computes it:
+    the weights of 2, 3 and 4 workers are the bytes of one worker's, in f32 and f64, with
+    momentum or without, in batches whose rows and layers do not split evenly (35 rows and a
+    last batch of 30; 37, 45, 19 and 5 wide). A model with a convolution or a scan has no
+    team's step (the batch is split as before)."""
+    rng = random.Random(11)
+    write_csv(tmp, "odd.csv", [[round(rng.uniform(-2, 2), 3) for _ in range(37)] +
+                               [rng.randrange(5)] for _ in range(100)])
+    with open(os.path.join(tmp, "odd.nn"), "w") as f:
+        f.write(TEAM_MODEL)
+    read = lambda name: open(os.path.join(tmp, name), "rb").read()
+    for precision in ([], ["--f64"]):
+        run([nnc, "odd.nn", *precision, "-o", "odd"], tmp)
+        for momentum in ("0", "0.9"):
+            args = ["./odd", "train", "--quiet", "--momentum", momentum]
+            run(args + ["--save", "one.st"], tmp)
+            for n in ("2", "3", "4"):
+                run(args + ["--workers", n, "--save", "many.st"], tmp)
+                check(read("one.st") == read("many.st"),
+                      f"{precision} momentum {momentum}: --workers {n} differs from one worker")
+        # a step that blows up stops with one worker's message
+        one = run(args + ["--lr", "1e30"], tmp, want_status=1).stderr
+        check("training stopped" in one, one)
+        many = run(args + ["--lr", "1e30", "--workers", "2"], tmp, want_status=1).stderr
+        check(many == one, f"--workers 2: {many}, one worker: {one}")
+    has_team = lambda exe: run([nnc, exe, "--emit=llvm"], tmp).stdout.count(
+        "define internal void @nnc.sgd_step_team(") == 1
+    check(has_team("odd.nn"), "the MLP has no sgd_step_team")
+    for name in ("cnn_digits", "char_rnn"):
+        with open(os.path.join(tmp, name + ".nn"), "w") as f:
+            f.write(open(os.path.join(src, "examples", name + ".nn")).read())
+        check(not has_team(name + ".nn"), f"{name} has an sgd_step_team")
 
 
 PLAIN_MODEL = """import "nn"
