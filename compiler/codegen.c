@@ -488,9 +488,10 @@ static LLVMValueRef emit_entry(Codegen *cg, Entry e) {
     return fn;
 }
 
-/* ---- the team's entry point ----
+/* ---- the team's entry points ----
  *
  * sgd_step_team is sgd_step run by every thread of a team at once, over the same arenas
+ * (grad_team likewise grad: each GEMM's block writes its block of the gradient)
  * (docs/codegen.md, "The team's step"). It is a sequence of phases: a matmul that is one
  * GEMM over the batch is a phase of its own, split into blocks of the product (in sgd each
  * block's GEMM updates its block of the param); the steps between two such matmuls are one
@@ -539,20 +540,21 @@ static void emit_team_phases(Codegen *cg, LLVMBasicBlockRef *solo) {
     }
 }
 
-static LLVMValueRef emit_team_entry(Codegen *cg) {
+/* grad_team or sgd_step_team: the team's form of entry e (ENTRY_GRAD or ENTRY_SGD_STEP). */
+static LLVMValueRef emit_team_entry(Codegen *cg, Entry e) {
     if (!plan_splits(cg->plan)) return NULL;
-    LLVMValueRef fn = begin_function(cg, xprintf("%s.sgd_step_team", cg->prefix), ENTRY_SGD_STEP);
-    cg->entry = ENTRY_SGD_STEP;
+    LLVMValueRef fn = begin_function(cg, xprintf("%s.%s_team", cg->prefix, entry_names[e]), e);
+    cg->entry = e;
     cg->team = load_ctx_field(cg, LLVMGetParam(fn, 0), CTX_team, cg->i8_ptr);
-    mark_entry_needs(cg, ENTRY_SGD_STEP);
+    mark_entry_needs(cg, e);
     LLVMBasicBlockRef solo;
     emit_team_phases(cg, &solo);
     if (!solo) solo = begin_solo(cg);
-    /* the tail of sgd_step (emit_entry) */
+    /* the tail of the entry (emit_entry) */
     store_constant_root(cg, graph_output(cg->g));
     store_constant_root(cg, cg->g->loss);
     copy_gradients(cg);
-    update_other_params(cg);
+    if (e == ENTRY_SGD_STEP) update_other_params(cg);
     write_state_updates(cg);
     end_solo(cg, solo);
     team_call(cg, "sync", cg->void_type); /* every phase done when the entry returns */
@@ -774,10 +776,11 @@ int backend_compile(Graph *g, const BackendOptions *opt) {
     codegen_init(&cg, g, plan, opt->f64, tm);
     LLVMValueRef entries[ENTRY_COUNT];
     for (int e = 0; e < ENTRY_COUNT; e++) entries[e] = emit_entry(&cg, (Entry)e);
-    LLVMValueRef team_entry = emit_team_entry(&cg);
+    LLVMValueRef team_entries[2] = {emit_team_entry(&cg, ENTRY_GRAD),
+                                    emit_team_entry(&cg, ENTRY_SGD_STEP)};
     Codegen step;
     LLVMValueRef step_entry = step_plan ? emit_step_form(&cg, &step, g->step, step_plan) : NULL;
-    emit_descriptor(&cg, entries, team_entry, step_plan ? &step : NULL, step_entry);
+    emit_descriptor(&cg, entries, team_entries, step_plan ? &step : NULL, step_entry);
     nnc_stats.llvm_insts += count_llvm_instructions(&cg);
     int rc = verify_module(&cg);
     if (!rc) rc = optimise(&cg, tm, opt->opt_level);

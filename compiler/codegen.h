@@ -252,10 +252,10 @@ typedef struct DescTypes {
 LLVMTypeRef descriptor_ctx_type(Codegen *cg);
 /* The descriptor's structs (nnrt_tensor ... nnrt_model), after codegen_types. */
 DescTypes descriptor_types(Codegen *cg);
-/* nnrt_model_desc, pointing at the entry points (by Entry) and team_entry (sgd_step_team,
- * or NULL when the model has none); step: the one-step form's codegen (its graph and plan)
- * and entry point, or NULL when the model has none. */
-void emit_descriptor(Codegen *cg, LLVMValueRef *entries, LLVMValueRef team_entry, Codegen *step,
+/* nnrt_model_desc, pointing at the entry points (by Entry) and team_entries (grad_team and
+ * sgd_step_team, or NULL when the model has none); step: the one-step form's codegen (its
+ * graph and plan) and entry point, or NULL when the model has none. */
+void emit_descriptor(Codegen *cg, LLVMValueRef *entries, LLVMValueRef *team_entries, Codegen *step,
                      LLVMValueRef step_entry);
 
 #endif

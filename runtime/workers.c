@@ -1,8 +1,8 @@
 /* workers.c: synchronous data-parallel training on threads (see workers.h).
  *
- * Two ways to split a step. The team's step (below: the fused sgd of a model that has
- * sgd_step_team) splits the work of each step of the compiled plan. The batch split, for
- * every other case, is three phases of N tasks each, the k-th task of each phase being
+ * Two ways to split a step. The team's step (below: a model that has sgd_step_team and
+ * grad_team) splits the work of each step of the compiled plan. The batch split, for
+ * every other model, is three phases of N tasks each, the k-th task of each phase being
  * share k's or part k's whichever thread runs it:
  *   GRAD    gather share k's rows into ctx k and run grad() on them;
  *   COMBINE on part k of the elements: the master gradient = sum over shares j, in order, of
@@ -49,6 +49,11 @@
 
 enum phase { GRAD, COMBINE, UPDATE, N_PHASES };
 
+/* How the threads split a step: the batch (the three phases above), or the compiled plan's
+ * steps (the team's step, below) of sgd_step_team, or of grad_team followed by COMBINE's
+ * and UPDATE's update of the parts (with nothing to combine). */
+enum split { SPLIT_BATCH, SPLIT_SGD_STEP, SPLIT_GRAD };
+
 /* Share k of the batch and part k of the update's elements. */
 typedef struct worker {
     _Alignas(64) struct rt_workers *team; /* a cache line of its own for each worker */
@@ -71,7 +76,7 @@ struct rt_workers {
     const nnrt_model *m;
     rt_optim *op;
     int global_norm; /* the update needs every part's gradient first (--clip) */
-    int split;       /* the threads run sgd_step_team together (the team's step, below) */
+    enum split split;
     double lr, momentum;
     int n;
     worker *w;
@@ -225,7 +230,7 @@ static void combine_and_prepare(worker *k, int then_update) {
     for (int64_t a = k->lo; a < k->hi; a += CHUNK) {
         int64_t b = a + CHUNK < k->hi ? a + CHUNK : k->hi;
         double sum_sq;
-        combine_range(t, a, b);
+        if (t->split == SPLIT_BATCH) combine_range(t, a, b);
         k->prepare_bad = rt_optim_prepare_part(t->op, a, b, &sum_sq);
         if (k->prepare_bad >= 0) return;
         k->sum_sq += sum_sq;
@@ -288,9 +293,10 @@ static void run_phase(rt_workers *t, int me, uint64_t step, enum phase p) {
  * parts updated, which no one sees: the run stops there (a search trial is marked
  * diverged). Returns the last phase, whose end worker 0 waits for. */
 static enum phase run_step(rt_workers *t, int me, uint64_t step) {
+    enum phase first = t->split == SPLIT_GRAD ? COMBINE : GRAD; /* grad_team has run */
     enum phase last = t->global_norm ? UPDATE : COMBINE;
-    for (enum phase p = GRAD; p <= last; p++) {
-        if (p > GRAD) wait_until(t, &t->done[p - 1], step * (uint64_t)t->n);
+    for (enum phase p = first; p <= last; p++) {
+        if (p > first) wait_until(t, &t->done[p - 1], step * (uint64_t)t->n);
         run_phase(t, me, step, p);
     }
     return last;
@@ -298,9 +304,10 @@ static enum phase run_step(rt_workers *t, int me, uint64_t step) {
 
 /* ---- the team's step ----
  *
- * With a model that has sgd_step_team and the fused sgd (rt_optim_fused), every thread runs
- * that entry point at once on the whole batch in worker 0's arenas (docs/runtime.md,
- * "Data-parallel workers"). The entry is a sequence of phases, the same in every thread: a
+ * With a model that has sgd_step_team and grad_team, every thread runs sgd_step_team (the
+ * fused sgd, rt_optim_fused) or grad_team (then COMBINE's and UPDATE's update by parts) at
+ * once on the whole batch in worker 0's arenas (docs/runtime.md, "Data-parallel workers").
+ * The entry is a sequence of phases, the same in every thread: a
  * GEMM split into n blocks (nnrt_team_sgemm: n tasks) or a run of other steps (one task,
  * nnrt_team_solo). A phase starts once every task of the one before is done; a thread takes
  * the tasks of a phase by a compare-and-swap, its own block first and then any block still
@@ -321,11 +328,14 @@ static void run_team_step(worker *k, uint64_t step) {
     k->team_step = step;
     k->phases = k->tasks = 0;
     fill_phase(k);
-    t->m->sgd_step_team(&ctx, t->lr, t->momentum);
+    if (t->split == SPLIT_SGD_STEP)
+        t->m->sgd_step_team(&ctx, t->lr, t->momentum);
+    else
+        t->m->grad_team(&ctx);
 }
 
 static int32_t team_step(rt_workers *t, const rt_dataset *d, const int64_t *rows, int64_t count,
-                         uint64_t noise_seed, double lr, enum rt_fault *kind) {
+                         uint64_t noise_seed, double lr, int64_t optim_step, enum rt_fault *kind) {
     worker *lead = &t->w[0];
     lead->ctx.batch = count; /* its rows: the step's first phase */
     lead->ctx.first_row = 0;
@@ -338,6 +348,7 @@ static int32_t team_step(rt_workers *t, const rt_dataset *d, const int64_t *rows
     t->rows = rows;
     t->count = count;
     t->lr = lr;
+    if (t->split == SPLIT_GRAD) rt_optim_begin(t->op, lr, optim_step);
     uint64_t step = ++t->step;
     atomic_store(&t->team_done, step << 32);
     atomic_store(&t->team_step, step);
@@ -345,7 +356,12 @@ static int32_t team_step(rt_workers *t, const rt_dataset *d, const int64_t *rows
     run_team_step(lead, step);
     lead->ctx.training = NNRT_INFERENCE;
     *kind = RT_FAULT_VALUE;
-    return rt_optim_fused_outcome(t->op, &lead->ctx);
+    if (t->split == SPLIT_SGD_STEP) return rt_optim_fused_outcome(t->op, &lead->ctx);
+    enum phase last = run_step(t, 0, step);
+    wait_until(t, &t->done[last], step * (uint64_t)t->n);
+    int32_t bad = first_bad(t, 0);
+    *kind = bad >= 0 ? RT_FAULT_GRADIENT : RT_FAULT_VALUE;
+    return bad >= 0 ? bad : first_bad(t, 1);
 }
 
 /* Waits until the tasks of the thread's phases so far are done. */
@@ -439,10 +455,13 @@ static void *worker_main(void *arg) {
         wait_until(t, &t->started, seen + 1);
         seen = atomic_load(&t->started); /* the latest: an earlier one is done */
         if (t->stopping) return NULL;
-        if (t->split)
-            run_team_step(k, atomic_load(&t->team_step));
-        else
+        if (t->split == SPLIT_BATCH) {
             run_step(t, k->index, seen);
+            continue;
+        }
+        uint64_t step = atomic_load(&t->team_step);
+        run_team_step(k, step);
+        if (t->split == SPLIT_GRAD) run_step(t, k->index, step);
     }
 }
 
@@ -453,8 +472,8 @@ rt_workers *rt_workers_start(const nnrt_model *m, nnrt_ctx *master, rt_optim *op
     t->m = m;
     t->op = op;
     t->global_norm = rt_optim_clips(op);
-    t->split = rt_optim_fused(op);
-    if (t->split && !m->sgd_step_team)
+    t->split = rt_optim_fused(op) ? SPLIT_SGD_STEP : m->grad_team ? SPLIT_GRAD : SPLIT_BATCH;
+    if (t->split == SPLIT_SGD_STEP && !m->sgd_step_team)
         rt_fatal("--workers: a fused optimizer for a model without sgd_step_team");
     t->momentum = rt_optim_momentum(op);
     t->n = n;
@@ -466,8 +485,9 @@ rt_workers *rt_workers_start(const nnrt_model *m, nnrt_ctx *master, rt_optim *op
         worker *w = &t->w[k];
         w->team = t;
         w->index = k;
-        w->ctx =
-            k == 0 || t->split ? *master : rt_new_sharing_ctx(m, master->fixed, master->batch_cap);
+        w->ctx = k == 0 || t->split != SPLIT_BATCH
+                     ? *master
+                     : rt_new_sharing_ctx(m, master->fixed, master->batch_cap);
         w->ctx.dropout_keep = master->dropout_keep; /* --dropout */
         w->lo = part_start(elems, n, k);
         w->hi = part_start(elems, n, k + 1);
@@ -484,7 +504,7 @@ void rt_workers_stop(rt_workers *t) {
     bump(t, &t->started);
     for (int k = 1; k < t->n; k++) {
         pthread_join(t->w[k].thread, NULL);
-        if (!t->split) rt_free_sharing_ctx(&t->w[k].ctx);
+        if (t->split == SPLIT_BATCH) rt_free_sharing_ctx(&t->w[k].ctx);
     }
     pthread_mutex_destroy(&t->lock);
     pthread_cond_destroy(&t->wake);
@@ -494,7 +514,7 @@ void rt_workers_stop(rt_workers *t) {
 
 int32_t rt_workers_step(rt_workers *t, const rt_dataset *d, const int64_t *rows, int64_t count,
                         uint64_t noise_seed, double lr, int64_t step, enum rt_fault *kind) {
-    if (t->split) return team_step(t, d, rows, count, noise_seed, lr, kind);
+    if (t->split != SPLIT_BATCH) return team_step(t, d, rows, count, noise_seed, lr, step, kind);
     t->d = d;
     t->rows = rows;
     t->count = count;

@@ -1,7 +1,7 @@
 /* workers.h: synchronous data-parallel training on threads (--workers N; docs/runtime.md,
  * "Data-parallel workers").
  *
- * With plain sgd on a model that has sgd_step_team, the threads split the work of each step
+ * On a model that has sgd_step_team and grad_team, the threads split the work of each step
  * of the compiled plan instead of the batch (rt_workers_start, and workers.c's "the team's
  * step"): one arena, the whole batch, one worker's results. Otherwise, as follows.
  * A team of N workers shares one set of params, the master fixed arena's. Worker 0 is the
@@ -41,10 +41,11 @@ rt_share rt_worker_share(int64_t count, int n, int k);
 int64_t rt_workers_cap(int64_t batch, int n);
 
 /* Starts workers 1..n-1 (n >= 2). master: worker 0's ctx, over the master fixed arena; op: an
- * optimizer on that arena. Both must outlive the team. When op is fused (rt_optim_fused:
- * made with RT_OPTIM_FUSE_WHEN_ABLE, for a model that has sgd_step_team) the threads run
- * each step together on the whole batch (the team's step: master's batch_cap is at least the
- * batch); otherwise each runs grad() on its share of the rows as described above (op made
+ * optimizer on that arena. Both must outlive the team. For a model that has grad_team (and
+ * sgd_step_team) the threads run each step together on the whole batch (the team's step:
+ * master's batch_cap is at least the batch), through sgd_step_team when op is fused
+ * (rt_optim_fused: made with RT_OPTIM_FUSE_WHEN_ABLE), else grad_team and the update by
+ * parts; otherwise each runs grad() on its share of the rows as described above (op made
  * with RT_OPTIM_FROM_GRADIENTS, master's batch_cap at least rt_workers_cap). */
 rt_workers *rt_workers_start(const nnrt_model *m, nnrt_ctx *master, rt_optim *op, int n);
 /* Ends the threads and frees their arenas. */
