@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """workers.py: W1 and W2 through `./model train`, one worker against --workers N.
 
-    bench/workers.py [--build DIR] [--data FILE] [--rounds R] [--workers N]
+    bench/workers.py [--build DIR] [--data FILE] [--rounds R] [--workers N] [--optimizer NAME]
 
 Compiles bench/w1.nn and bench/w2.nn with the nnc of the build (default: build/ at the top
 of the repository), then times `train` with --workers 1 and --workers N (default 2) on the
@@ -62,11 +62,12 @@ def samples_per_second(log):
     return statistics.median(rates)
 
 
-def time_run(exe, data, epochs, workers, tmp):
+def time_run(exe, data, epochs, workers, tmp, optimizer):
     log = os.path.join(tmp, "log.csv")
+    chosen = ["--optimizer", optimizer] if optimizer else []
     subprocess.run([exe, "train", "--data", data, "--columns", "y=0,x=1..784", "--standardize",
                     "on", "--validation", "0", "--epochs", str(epochs), "--workers",
-                    str(workers), "--no-save", "--quiet", "--log", log],
+                    str(workers), "--no-save", "--quiet", "--log", log, *chosen],
                    check=True, stdout=subprocess.DEVNULL)
     return samples_per_second(log)
 
@@ -77,6 +78,7 @@ def main():
     ap.add_argument("--data")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--optimizer", help="instead of the models' plain sgd (adam: grad_team)")
     args = ap.parse_args()
     nnc = os.path.join(args.build, "nnc")
     if not os.access(nnc, os.X_OK):
@@ -94,7 +96,8 @@ def main():
         for r in range(args.rounds):
             for name, (_, epochs) in MODELS.items():
                 for w in (1, n):
-                    figures[name, w].append(time_run(exes[name], data, epochs, w, tmp))
+                    figures[name, w].append(time_run(exes[name], data, epochs, w, tmp,
+                                                     args.optimizer))
                 one, many = figures[name, 1][-1], figures[name, n][-1]
                 print(f"round {r + 1} {name}: x1 {one / 1e3:.1f}k  x{n} {many / 1e3:.1f}k "
                       f"samples/s  ratio {many / one:.2f}", flush=True)

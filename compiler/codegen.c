@@ -40,15 +40,22 @@ typedef struct Gemm {
     LLVMValueRef alpha, beta;
 } Gemm;
 
+/* A split step of sgd_step_team calls nnrt_team_sgemm (dgemm) instead, which has the
+ * arguments of cblas_sgemm with the team member in place of the (row-major) order and
+ * computes this thread's block of C (runtime/workers.h). */
 static void call_gemm(Codegen *cg, const Gemm *gm) {
     LLVMTypeRef params[14] = {cg->i32, cg->i32,  cg->i32,      cg->i32, cg->i32,
                               cg->i32, cg->elem, cg->elem_ptr, cg->i32, cg->elem_ptr,
                               cg->i32, cg->elem, cg->elem_ptr, cg->i32};
     const char *name = cg->f64 ? "cblas_dgemm" : "cblas_sgemm";
+    if (cg->team_split) {
+        params[0] = cg->i8_ptr;
+        name = cg->f64 ? "nnrt_team_dgemm" : "nnrt_team_sgemm";
+    }
     LLVMValueRef fn = declare_function(cg, name, cg->void_type, params, 14);
 #define I32(x)    LLVMConstInt(cg->i32, (unsigned long long)(x), true)
 #define TO_I32(x) LLVMBuildTrunc(cg->b, (x), cg->i32, "")
-    LLVMValueRef args[14] = {I32(CBLAS_ROW_MAJOR),
+    LLVMValueRef args[14] = {cg->team_split ? cg->team : I32(CBLAS_ROW_MAJOR),
                              I32(gm->ta ? CBLAS_TRANS : CBLAS_NO_TRANS),
                              I32(gm->tb ? CBLAS_TRANS : CBLAS_NO_TRANS),
                              TO_I32(gm->m),
@@ -88,6 +95,13 @@ static void product_per_sample(Codegen *cg, const Value *v, const Gemm *whole) {
     }
     call_gemm(cg, &one);
     loop_end(cg, &l, false);
+}
+
+/* Whether emit_product computes the matmul v in one GEMM over the whole batch. */
+static bool product_is_one_gemm(const Value *v) {
+    const Value *a = v->args[0], *b = v->args[1];
+    return (!a->varying && !b->varying) || (a->varying && !b->varying && !v->ta && !v->sum_batch) ||
+           (a->varying && b->varying && v->ta && !v->tb && v->sum_batch);
 }
 
 /* c = alpha * v + beta * c for the matmul v, in as few GEMMs as the batch layout allows
@@ -177,6 +191,33 @@ static LLVMValueRef product_beta(Codegen *cg, const Value *v) {
     return elem_const(cg, plan_value(cg->plan, v)->accumulate ? 1 : 0);
 }
 
+/* ---- the team's step (sgd_step_team) ---- */
+
+/* A call of void nnrt_team_NAME(member) (runtime/workers.h). */
+static LLVMValueRef team_call(Codegen *cg, const char *name, LLVMTypeRef ret) {
+    LLVMValueRef fn = declare_function(cg, xprintf("nnrt_team_%s", name), ret, &cg->i8_ptr, 1);
+    return build_call(cg, fn, &cg->team, 1);
+}
+
+/* What follows, up to end_solo(the block returned), runs in one thread of the team, once
+ * every thread's part of what came before is done: in whichever thread claims it first. */
+static LLVMBasicBlockRef begin_solo(Codegen *cg) {
+    LLVMValueRef mine = team_call(cg, "solo", cg->i32);
+    LLVMValueRef yes = LLVMBuildICmp(cg->b, LLVMIntNE, mine, LLVMConstInt(cg->i32, 0, false), "");
+    LLVMValueRef here = current_function(cg);
+    LLVMBasicBlockRef solo = LLVMAppendBasicBlockInContext(cg->ctx, here, "solo");
+    LLVMBasicBlockRef after = LLVMAppendBasicBlockInContext(cg->ctx, here, "team");
+    LLVMBuildCondBr(cg->b, yes, solo, after);
+    LLVMPositionBuilderAtEnd(cg->b, solo);
+    return after;
+}
+
+static void end_solo(Codegen *cg, LLVMBasicBlockRef after) {
+    team_call(cg, "done", cg->void_type);
+    LLVMBuildBr(cg->b, after);
+    LLVMPositionBuilderAtEnd(cg->b, after);
+}
+
 /* ---- the optimizer ---- */
 
 /* p[i] -= lr * v[i] for i < n: after a GEMM has updated the velocity v. */
@@ -254,7 +295,13 @@ static void emit_fused_update(Codegen *cg, const Step *st) {
     emit_gradient_product(cg, st, velocity, elem_const(cg, 1), cg->momentum);
     LLVMValueRef args[4] = {param, velocity, int64_const(cg, shape_numel(pp->param->shape)),
                             cg->lr};
-    build_call(cg, sgd_apply_function(cg), args, 4);
+    if (cg->team_split) { /* once the whole velocity is there, in one thread */
+        LLVMBasicBlockRef after = begin_solo(cg);
+        build_call(cg, sgd_apply_function(cg), args, 4);
+        end_solo(cg, after);
+    } else {
+        build_call(cg, sgd_apply_function(cg), args, 4);
+    }
     LLVMBuildBr(cg->b, done);
     LLVMPositionBuilderAtEnd(cg->b, done);
 }
@@ -491,6 +538,81 @@ static LLVMValueRef emit_entry(Codegen *cg, Entry e) {
     return fn;
 }
 
+/* ---- the team's entry points ----
+ *
+ * sgd_step_team is sgd_step run by every thread of a team at once, over the same arenas
+ * (grad_team likewise grad: each GEMM's block writes its block of the gradient)
+ * (docs/codegen.md, "The team's step"). It is a sequence of phases: a matmul that is one
+ * GEMM over the batch is a phase of its own, split into blocks of the product (in sgd each
+ * block's GEMM updates its block of the param); the steps between two such matmuls are one
+ * phase, run by one thread. A phase starts once the one before is done (runtime/workers.c),
+ * so no thread reads what another is still writing, nor writes memory another is still
+ * reading. Each element is computed by the same arithmetic as in sgd_step, so the two give
+ * the same bits. */
+
+/* Whether step st is split among the team. */
+static bool step_is_split(const Step *st) {
+    return st->kind == STEP_MATMUL && product_is_one_gemm(st->insts[0]);
+}
+
+/* Whether the model gets a team's step: every step that holds a GEMM is split, and no step
+ * is a scan's (whose many small steps would sync more than they share). Otherwise the
+ * entry is NULL and the runtime splits the batch instead. */
+static bool plan_splits(const Plan *plan) {
+    bool any = false;
+    for (int s = 0; s < plan->n_steps; s++) {
+        const Step *st = &plan->steps[s];
+        for (int i = 0; i < st->n_insts; i++)
+            if (st->insts[i]->scan) return false;
+        if (st->kind == STEP_WINDOW || (st->kind == STEP_MATMUL && !step_is_split(st)))
+            return false;
+        any |= step_is_split(st);
+    }
+    return any && plan->n_steps <= STEPS_PER_FUNCTION;
+}
+
+/* The phases of the plan's steps; the last, a solo phase, is left open (*solo: its end). */
+static void emit_team_phases(Codegen *cg, LLVMBasicBlockRef *solo) {
+    *solo = NULL;
+    for (int s = 0; s < cg->plan->n_steps; s++) {
+        const Step *st = &cg->plan->steps[s];
+        if (!step_needed(cg, st)) continue;
+        if (step_is_split(st)) {
+            if (*solo) end_solo(cg, *solo);
+            *solo = NULL;
+            cg->team_split = true;
+            emit_step(cg, s);
+            cg->team_split = false;
+        } else {
+            if (!*solo) *solo = begin_solo(cg);
+            emit_step(cg, s);
+        }
+    }
+}
+
+/* grad_team or sgd_step_team: the team's form of entry e (ENTRY_GRAD or ENTRY_SGD_STEP). */
+static LLVMValueRef emit_team_entry(Codegen *cg, Entry e) {
+    if (!plan_splits(cg->plan)) return NULL;
+    LLVMValueRef fn = begin_function(cg, xprintf("%s.%s_team", cg->prefix, entry_names[e]), e);
+    cg->entry = e;
+    cg->team = load_ctx_field(cg, LLVMGetParam(fn, 0), CTX_team, cg->i8_ptr);
+    mark_entry_needs(cg, e);
+    LLVMBasicBlockRef solo;
+    emit_team_phases(cg, &solo);
+    if (!solo) solo = begin_solo(cg);
+    /* the tail of the entry (emit_entry) */
+    store_constant_root(cg, graph_output(cg->g));
+    store_constant_root(cg, cg->g->loss);
+    copy_gradients(cg);
+    if (e == ENTRY_SGD_STEP) update_other_params(cg);
+    write_state_updates(cg);
+    end_solo(cg, solo);
+    team_call(cg, "sync", cg->void_type); /* every phase done when the entry returns */
+    LLVMBuildRetVoid(cg->b);
+    cg->team = NULL;
+    return fn;
+}
+
 /* ---- the module, the host target, passes and output ---- */
 
 static void init_llvm_once(void) {
@@ -708,9 +830,11 @@ int backend_compile(Graph *g, const BackendOptions *opt) {
     codegen_init(&cg, g, plan, opt->f64, tm);
     LLVMValueRef entries[ENTRY_COUNT];
     for (int e = 0; e < ENTRY_COUNT; e++) entries[e] = emit_entry(&cg, (Entry)e);
+    LLVMValueRef team_entries[2] = {emit_team_entry(&cg, ENTRY_GRAD),
+                                    emit_team_entry(&cg, ENTRY_SGD_STEP)};
     Codegen step;
     LLVMValueRef step_entry = step_plan ? emit_step_form(&cg, &step, g->step, step_plan) : NULL;
-    emit_descriptor(&cg, entries, step_plan ? &step : NULL, step_entry);
+    emit_descriptor(&cg, entries, team_entries, step_plan ? &step : NULL, step_entry);
     nnc_stats.llvm_insts += count_llvm_instructions(&cg);
     int rc = verify_module(&cg);
     if (!rc) rc = optimise(&cg, tm, opt->opt_level);

@@ -53,6 +53,10 @@ typedef struct Codegen {
     LLVMValueRef params;                          /* nnrt_ctx.params, or fixed when it is NULL */
     LLVMValueRef training, noise_seed, first_row; /* nnrt_ctx's, for dropout */
     LLVMValueRef dropout_keep;                    /* nnrt_ctx's: the run-time rate (a double) */
+    /* sgd_step_team (codegen.c, "the team's step"): nnrt_ctx.team, and whether the step being
+     * emitted is split, its GEMMs each computing this thread's part; NULL and false elsewhere. */
+    LLVMValueRef team;
+    bool team_split;
 
     struct FusedLoop *loop; /* the fused loop being emitted (loops.c): dropout's masks */
 } Codegen;
@@ -249,8 +253,10 @@ typedef struct DescTypes {
 LLVMTypeRef descriptor_ctx_type(Codegen *cg);
 /* The descriptor's structs (nnrt_tensor ... nnrt_model), after codegen_types. */
 DescTypes descriptor_types(Codegen *cg);
-/* nnrt_model_desc, pointing at the entry points (by Entry); step: the one-step form's
- * codegen (its graph and plan) and entry point, or NULL when the model has none. */
-void emit_descriptor(Codegen *cg, LLVMValueRef *entries, Codegen *step, LLVMValueRef step_entry);
+/* nnrt_model_desc, pointing at the entry points (by Entry) and team_entries (grad_team and
+ * sgd_step_team, or NULL when the model has none); step: the one-step form's codegen (its
+ * graph and plan) and entry point, or NULL when the model has none. */
+void emit_descriptor(Codegen *cg, LLVMValueRef *entries, LLVMValueRef *team_entries, Codegen *step,
+                     LLVMValueRef step_entry);
 
 #endif

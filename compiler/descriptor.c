@@ -384,7 +384,8 @@ static LLVMValueRef step_const(Codegen *cg, const DescTypes *t, Codegen *step, L
     return struct_const(t->step, f, STEP_FIELDS, step_fields);
 }
 
-void emit_descriptor(Codegen *cg, LLVMValueRef *entries, Codegen *step, LLVMValueRef step_entry) {
+void emit_descriptor(Codegen *cg, LLVMValueRef *entries, LLVMValueRef *team_entries, Codegen *step,
+                     LLVMValueRef step_entry) {
     const Graph *g = cg->g;
     DescTypes t = descriptor_types(cg);
     const Value *out = graph_output(g);
@@ -414,6 +415,12 @@ void emit_descriptor(Codegen *cg, LLVMValueRef *entries, Codegen *step, LLVMValu
     f[MODEL_predict] = entries[ENTRY_PREDICT];
     f[MODEL_grad] = entries[ENTRY_GRAD];
     f[MODEL_sgd_step] = entries[ENTRY_SGD_STEP];
+    f[MODEL_grad_team] = team_entries[0]
+                             ? team_entries[0]
+                             : LLVMConstNull(compat_pointer_to(cg->ctx, cg->entry_type));
+    f[MODEL_sgd_step_team] = team_entries[1]
+                                 ? team_entries[1]
+                                 : LLVMConstNull(compat_pointer_to(cg->ctx, cg->sgd_entry_type));
     f[MODEL_train] = train_const(cg, &t);
     f[MODEL_step] = step_const(cg, &t, step, step_entry);
     LLVMValueRef desc = LLVMAddGlobal(cg->mod, t.model, "nnrt_model_desc");

@@ -322,6 +322,7 @@ static void copy_small(char *to, const char *from, size_t n) {
 typedef struct batch_rows {
     const int64_t *rows;
     int64_t first, count;
+    int64_t place; /* the batch's sample the first row goes to */
 } batch_rows;
 
 static int64_t row_at(const batch_rows *br, int64_t b) {
@@ -372,7 +373,8 @@ static void gather_tensors(const nnrt_model *m, nnrt_ctx *ctx, const nnrt_tensor
     int64_t at = 0; /* the tensor's first element within a row */
     for (int32_t i = 0; i < n; i++) {
         const nnrt_tensor *t = &tensors[i];
-        char *dst = rt_tensor_data(m, ctx, t);
+        char *dst = (char *)rt_tensor_data(m, ctx, t) +
+                    (size_t)(br->place * t->numel) * rt_elem_size(m->f64);
         const char *src = (const char *)values + (size_t)at * src_size;
         size_t part = (size_t)t->numel * src_size;
         at += t->numel;
@@ -387,12 +389,11 @@ static void gather_tensors(const nnrt_model *m, nnrt_ctx *ctx, const nnrt_tensor
     }
 }
 
-void rt_fill_batch(const nnrt_model *m, nnrt_ctx *ctx, const rt_dataset *d, const int64_t *rows,
-                   int64_t first, int64_t count, int with_targets) {
-    batch_rows br = {rows, first, count};
+static void fill_rows(const nnrt_model *m, nnrt_ctx *ctx, const rt_dataset *d, const batch_rows br,
+                      int with_targets) {
     if (d->text) {
-        for (int64_t b = 0; b < count; b++)
-            rt_text_fill_row(m, ctx, d, row_at(&br, b), b, with_targets);
+        for (int64_t b = 0; b < br.count; b++)
+            rt_text_fill_row(m, ctx, d, row_at(&br, b), br.place + b, with_targets);
     } else {
         /* a model without inputs has no values array to offset into */
         if (m->n_inputs > 0)
@@ -402,7 +403,17 @@ void rt_fill_batch(const nnrt_model *m, nnrt_ctx *ctx, const rt_dataset *d, cons
             gather_tensors(m, ctx, m->targets, m->n_targets, d->targets, d->rows, d->target_elems,
                            0, &br);
     }
+}
+
+void rt_fill_batch(const nnrt_model *m, nnrt_ctx *ctx, const rt_dataset *d, const int64_t *rows,
+                   int64_t first, int64_t count, int with_targets) {
+    fill_rows(m, ctx, d, (batch_rows){rows, first, count, 0}, with_targets);
     ctx->batch = count;
+}
+
+void rt_fill_rows(const nnrt_model *m, nnrt_ctx *ctx, const rt_dataset *d, const int64_t *rows,
+                  int64_t place, int64_t count) {
+    fill_rows(m, ctx, d, (batch_rows){rows, 0, count, place}, 1);
 }
 
 /* ---- metrics ---- */

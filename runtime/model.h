@@ -59,6 +59,10 @@ void *rt_tensor_data(const nnrt_model *m, const nnrt_ctx *ctx, const nnrt_tensor
  * NULL) into the inputs and, when with_targets, the targets; sets ctx->batch. */
 void rt_fill_batch(const nnrt_model *m, nnrt_ctx *ctx, const rt_dataset *d, const int64_t *rows,
                    int64_t first, int64_t count, int with_targets);
+/* Rows rows[0..count-1], inputs and targets, into the batch's samples place ..
+ * place + count - 1 (ctx->batch is left alone): threads fill a batch's parts at once. */
+void rt_fill_rows(const nnrt_model *m, nnrt_ctx *ctx, const rt_dataset *d, const int64_t *rows,
+                  int64_t place, int64_t count);
 
 /* Whether any of n values (f64 or f32) is nan or inf, by a loop without a branch a value, so
  * that checking every weight after each epoch costs less than a step, even when an epoch is

@@ -22,8 +22,9 @@
 /* Changes with anything compiled models and libnnrt both read: the descriptor below, or the
  * kernels' arguments (version 3: the window field cols_ready of conv.h, and
  * train.vocab; version 4: nnrt_tensor.ids; version 5: nnrt_model.step; version 6:
- * nnrt_ctx.params and first_row; version 7: nnrt_ctx.dropout_keep). */
-#define NNRT_ABI_VERSION 7
+ * nnrt_ctx.params and first_row; version 7: nnrt_ctx.dropout_keep; version 8: nnrt_ctx.team
+ * and nnrt_model.sgd_step_team, grad_team). */
+#define NNRT_ABI_VERSION 8
 #define NNRT_MAX_RANK    4
 
 /* The layout is defined once: each struct is a list of fields, NNRT_<STRUCT>_FIELDS(X)
@@ -82,7 +83,10 @@
      * and scales it by 1 / dropout_keep: the same masks and values as a model compiled with       \
      * rate X. The mask's threshold round(dropout_keep * 2^32) and the scale are computed in       \
      * double from it, as the compiler computes them from a constant rate. */                      \
-    X(F64, dropout_keep)
+    X(F64, dropout_keep)                                                                           \
+    /* sgd_step_team, grad_team: this thread's place in the team that runs the step together (a    \
+     * worker of runtime/workers.c, passed back to nnrt_team_*); NULL outside a team. */           \
+    X(ARENA, team)
 
 typedef struct nnrt_ctx {
     NNRT_CTX_FIELDS(NNRT_C_FIELD)
@@ -235,6 +239,9 @@ typedef struct nnrt_step {
  * sgd_step: grad, and the update v = momentum*v + g; p = p - lr*v for every param
  *           (with momentum 0 the velocity is not read: p = p - lr*g). Gradients are not
  *           kept in the grad buffers by this entry point.
+ * sgd_step_team, grad_team: sgd_step and grad, called by every thread of a team at once
+ *           with its own ctx over the same arenas (ctx.team); each returns when the whole
+ *           step is done.
  * grad and sgd_step with training = NNRT_TRAINING_STEP end by writing each state's update
  *           (computed in the same pass, from the state's old value) into the state.
  * When forward, grad or sgd_step returns, loss and output still hold this batch's forward
@@ -272,6 +279,11 @@ typedef struct nnrt_step {
     X(ENTRY, predict)                                                                              \
     X(ENTRY, grad)                                                                                 \
     X(SGD_ENTRY, sgd_step)                                                                         \
+    /* sgd_step run by a team of threads at once, each with its own ctx over the same arenas       \
+     * (ctx.team tells them apart): docs/runtime.md, "Data-parallel workers". NULL when the        \
+     * model's plan is not split (the runtime then splits the batch instead). */                   \
+    X(SGD_ENTRY, sgd_step_team)                                                                    \
+    X(ENTRY, grad_team) /* grad run by a team likewise */                                          \
     X(TRAIN, train)                                                                                \
     X(STEP, step) /* the one-step form, for sample */
 

@@ -399,9 +399,17 @@ static int32_t nonfinite_param_without_gradient(const rt_optim *op) {
  * step. The step's loss is checked instead (B numbers); once it is not finite, the params
  * are scanned to name the one that broke. A blow-up shows one step later this way, as the
  * loss of the step after it. */
+int32_t rt_optim_fused_outcome(const rt_optim *op, const nnrt_ctx *ctx) {
+    return isfinite(rt_batch_cost(op->m, ctx)) ? -1 : nonfinite_param(op);
+}
+
 static int32_t fused_step(rt_optim *op, nnrt_ctx *ctx, double lr) {
     op->m->sgd_step(ctx, lr, op->o->momentum);
-    return isfinite(rt_batch_cost(op->m, ctx)) ? -1 : nonfinite_param(op);
+    return rt_optim_fused_outcome(op, ctx);
+}
+
+double rt_optim_momentum(const rt_optim *op) {
+    return op->o->momentum;
 }
 
 /* ---- the update by parts ----

@@ -36,6 +36,11 @@ int rt_optim_fused(const rt_optim *op);
  * finite after the update (RT_FAULT_VALUE). */
 enum rt_fault { RT_FAULT_GRADIENT, RT_FAULT_VALUE };
 int32_t rt_optim_step(rt_optim *op, nnrt_ctx *ctx, double lr, int64_t t, enum rt_fault *kind);
+/* A fused step's outcome, once the model's sgd_step (or a team's sgd_step_team) has run on
+ * the batch in ctx: -1, or a param whose value is not finite (RT_FAULT_VALUE), found when
+ * the step's loss is not. The momentum the fused step is given. */
+int32_t rt_optim_fused_outcome(const rt_optim *op, const nnrt_ctx *ctx);
+double rt_optim_momentum(const rt_optim *op);
 /* The update of step t from the gradients already in fixed's grad buffers (penalties,
  * clipping, the optimizer's loop), with the same return value and *kind as rt_optim_step.
  * Not for a fused optimizer. */

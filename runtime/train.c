@@ -359,8 +359,13 @@ static void run_init(run *r, const nnrt_model *m, const rt_options *o, const rt_
     if (r->ranks > 1) start_ranks(r);
     if (o->workers > 1) {
         check_workers(r);
-        r->opt = rt_optim_new(m, fixed, o, RT_OPTIM_FROM_GRADIENTS);
-        r->ctx = rt_new_ctx(m, fixed, rt_workers_cap(r->batch, (int)o->workers));
+        /* a model with a team's step: the threads split each step, not the batch, plain sgd
+         * through the fused sgd_step_team */
+        r->opt = rt_optim_new(m, fixed, o,
+                              m->sgd_step_team ? RT_OPTIM_FUSE_WHEN_ABLE : RT_OPTIM_FROM_GRADIENTS);
+        int whole = rt_optim_fused(r->opt) || m->grad_team; /* the team's step (workers.h) */
+        int64_t cap = whole ? r->batch : rt_workers_cap(r->batch, (int)o->workers);
+        r->ctx = rt_new_ctx(m, fixed, cap);
         r->ctx.dropout_keep = rt_dropout_keep(o);
         r->workers = rt_workers_start(m, &r->ctx, r->opt, (int)o->workers);
     } else {

@@ -1,7 +1,9 @@
 /* workers.c: synchronous data-parallel training on threads (see workers.h).
  *
- * A step is three phases of N tasks each, the k-th task of each phase being share k's or
- * part k's whichever thread runs it:
+ * Two ways to split a step. The team's step (below: a model that has sgd_step_team and
+ * grad_team) splits the work of each step of the compiled plan. The batch split, for
+ * every other model, is three phases of N tasks each, the k-th task of each phase being
+ * share k's or part k's whichever thread runs it:
  *   GRAD    gather share k's rows into ctx k and run grad() on them;
  *   COMBINE on part k of the elements: the master gradient = sum over shares j, in order, of
  *           (rows_j / count) * gradient_j; the optimizer's penalties and non-finite check,
@@ -21,6 +23,7 @@
  * does not burn a core. */
 #include "workers.h"
 
+#include <cblas.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -46,6 +49,11 @@
 
 enum phase { GRAD, COMBINE, UPDATE, N_PHASES };
 
+/* How the threads split a step: the batch (the three phases above), or the compiled plan's
+ * steps (the team's step, below) of sgd_step_team, or of grad_team followed by COMBINE's
+ * and UPDATE's update of the parts (with nothing to combine). */
+enum split { SPLIT_BATCH, SPLIT_SGD_STEP, SPLIT_GRAD };
+
 /* Share k of the batch and part k of the update's elements. */
 typedef struct worker {
     _Alignas(64) struct rt_workers *team; /* a cache line of its own for each worker */
@@ -56,7 +64,11 @@ typedef struct worker {
     double sum_sq;  /* COMBINE's outcome */
     int32_t prepare_bad;
     int32_t update_bad;
-    _Atomic uint32_t claimed[N_PHASES]; /* the last step whose task of each phase was taken */
+    /* the team's step: the one this thread runs, its phases and tasks so far in it */
+    uint64_t team_step;
+    uint32_t phases, tasks;
+    _Atomic uint64_t claimed[N_PHASES]; /* the last step whose task of each phase was taken */
+    _Atomic uint64_t phase_claimed;     /* the team's step: the last phase whose part k was taken */
     pthread_t thread;                   /* thread k (k >= 1), which prefers task k */
 } worker;
 
@@ -64,29 +76,29 @@ struct rt_workers {
     const nnrt_model *m;
     rt_optim *op;
     int global_norm; /* the update needs every part's gradient first (--clip) */
+    enum split split;
+    double lr, momentum;
     int n;
     worker *w;
     /* the current step, written by worker 0 before it bumps `started` */
-    uint32_t step;
+    uint64_t step;
     const rt_dataset *d;
     const int64_t *rows;
     int64_t count;
     uint64_t noise_seed;
     _Atomic int stopping; /* read by threads that may be between steps */
     /* Each counter on a cache line of its own: threads spin on them. */
-    _Alignas(64) _Atomic uint32_t started;        /* steps started (one more to stop) */
-    _Alignas(64) _Atomic uint32_t done[N_PHASES]; /* tasks done, n a step */
-    _Alignas(64) _Atomic int sleepers;            /* threads asleep (or about to) in wait_until */
+    _Alignas(64) _Atomic uint64_t started;        /* steps started (one more to stop) */
+    _Alignas(64) _Atomic uint64_t done[N_PHASES]; /* tasks done, n a step */
+    /* the team's step: its number, and (number << 32) + its tasks done */
+    _Alignas(64) _Atomic uint64_t team_step;
+    _Alignas(64) _Atomic uint64_t team_done;
+    _Alignas(64) _Atomic int sleepers; /* threads asleep (or about to) in wait_until */
     pthread_mutex_t lock;
     pthread_cond_t wake;
 };
 
 /* ---- waiting ---- */
-
-/* Whether a counter that only grows (modulo 2^32) has reached target. */
-static int reached(uint32_t value, uint32_t target) {
-    return (int32_t)(value - target) >= 0;
-}
 
 /* Spins until *counter reaches target, or sleeps once SPIN_SECONDS have gone by. Past the
  * first YIELD_AFTER turns the spin yields the core at each turn: on a machine with more
@@ -94,10 +106,10 @@ static int reached(uint32_t value, uint32_t target) {
  * announces itself in `sleepers` before it checks the counter a last time, and bump() reads
  * `sleepers` after it bumps: with sequentially consistent atomics either the sleeper sees
  * the bump or bump() sees the sleeper and wakes it under the lock. */
-static void wait_until(rt_workers *t, _Atomic uint32_t *counter, uint32_t target) {
+static void wait_until(rt_workers *t, _Atomic uint64_t *counter, uint64_t target) {
     double since = 0;
     for (uint32_t i = 1;; i++) {
-        if (reached(atomic_load_explicit(counter, memory_order_acquire), target)) return;
+        if (atomic_load_explicit(counter, memory_order_acquire) >= target) return;
         if (i < YIELD_AFTER) {
             rt_cpu_relax();
             continue;
@@ -111,12 +123,12 @@ static void wait_until(rt_workers *t, _Atomic uint32_t *counter, uint32_t target
     }
     pthread_mutex_lock(&t->lock);
     atomic_fetch_add(&t->sleepers, 1);
-    while (!reached(atomic_load(counter), target)) pthread_cond_wait(&t->wake, &t->lock);
+    while (atomic_load(counter) < target) pthread_cond_wait(&t->wake, &t->lock);
     atomic_fetch_sub(&t->sleepers, 1);
     pthread_mutex_unlock(&t->lock);
 }
 
-static void bump(rt_workers *t, _Atomic uint32_t *counter) {
+static void bump(rt_workers *t, _Atomic uint64_t *counter) {
     atomic_fetch_add(counter, 1);
     if (atomic_load(&t->sleepers) == 0) return;
     pthread_mutex_lock(&t->lock);
@@ -126,8 +138,8 @@ static void bump(rt_workers *t, _Atomic uint32_t *counter) {
 
 /* A task of `step`: taken by the first thread whose swap finds the step before it there.
  * A thread that wakes late, for a step already done, takes nothing. */
-static int claim(worker *task, enum phase p, uint32_t step) {
-    uint32_t before = step - 1;
+static int claim(worker *task, enum phase p, uint64_t step) {
+    uint64_t before = step - 1;
     return atomic_compare_exchange_strong(&task->claimed[p], &before, step);
 }
 
@@ -218,7 +230,7 @@ static void combine_and_prepare(worker *k, int then_update) {
     for (int64_t a = k->lo; a < k->hi; a += CHUNK) {
         int64_t b = a + CHUNK < k->hi ? a + CHUNK : k->hi;
         double sum_sq;
-        combine_range(t, a, b);
+        if (t->split == SPLIT_BATCH) combine_range(t, a, b);
         k->prepare_bad = rt_optim_prepare_part(t->op, a, b, &sum_sq);
         if (k->prepare_bad >= 0) return;
         k->sum_sq += sum_sq;
@@ -267,7 +279,7 @@ static void run_task(worker *task, enum phase p) {
 }
 
 /* The tasks of a phase this thread can take, its own first. */
-static void run_phase(rt_workers *t, int me, uint32_t step, enum phase p) {
+static void run_phase(rt_workers *t, int me, uint64_t step, enum phase p) {
     for (int i = 0; i < t->n; i++) {
         worker *task = &t->w[(me + i) % t->n];
         if (!claim(task, p, step)) continue;
@@ -280,23 +292,176 @@ static void run_phase(rt_workers *t, int me, uint32_t step, enum phase p) {
  * gradients: COMBINE does the update, and a gradient that is not finite leaves the other
  * parts updated, which no one sees: the run stops there (a search trial is marked
  * diverged). Returns the last phase, whose end worker 0 waits for. */
-static enum phase run_step(rt_workers *t, int me, uint32_t step) {
+static enum phase run_step(rt_workers *t, int me, uint64_t step) {
+    enum phase first = t->split == SPLIT_GRAD ? COMBINE : GRAD; /* grad_team has run */
     enum phase last = t->global_norm ? UPDATE : COMBINE;
-    for (enum phase p = GRAD; p <= last; p++) {
-        if (p > GRAD) wait_until(t, &t->done[p - 1], step * (uint32_t)t->n);
+    for (enum phase p = first; p <= last; p++) {
+        if (p > first) wait_until(t, &t->done[p - 1], step * (uint64_t)t->n);
         run_phase(t, me, step, p);
     }
     return last;
 }
 
+/* ---- the team's step ----
+ *
+ * With a model that has sgd_step_team and grad_team, every thread runs sgd_step_team (the
+ * fused sgd, rt_optim_fused) or grad_team (then COMBINE's and UPDATE's update by parts) at
+ * once on the whole batch in worker 0's arenas (docs/runtime.md, "Data-parallel workers").
+ * The entry is a sequence of phases, the same in every thread: a
+ * GEMM split into n blocks (nnrt_team_sgemm: n tasks) or a run of other steps (one task,
+ * nnrt_team_solo). A phase starts once every task of the one before is done; a thread takes
+ * the tasks of a phase by a compare-and-swap, its own block first and then any block still
+ * untaken, so that a thread the operating system has not scheduled holds no one up: the
+ * others do its part. A phase is numbered (step << 32) + its place in the step, so a thread
+ * that wakes late, in a phase or a step already done, takes nothing. team_done counts the
+ * step's tasks done, above the step's number: (step << 32) + tasks. No gradient is combined,
+ * and each element is computed as one thread's sgd_step computes it, whichever thread runs
+ * it: the same bits as one worker. */
+
+static void fill_phase(worker *k);
+
+/* Thread k's part of step `step`: worker 0's ctx (its arenas, batch, noise) with k's place. */
+static void run_team_step(worker *k, uint64_t step) {
+    rt_workers *t = k->team;
+    nnrt_ctx ctx = t->w[0].ctx;
+    ctx.team = k;
+    k->team_step = step;
+    k->phases = k->tasks = 0;
+    fill_phase(k);
+    if (t->split == SPLIT_SGD_STEP)
+        t->m->sgd_step_team(&ctx, t->lr, t->momentum);
+    else
+        t->m->grad_team(&ctx);
+}
+
+static int32_t team_step(rt_workers *t, const rt_dataset *d, const int64_t *rows, int64_t count,
+                         uint64_t noise_seed, double lr, int64_t optim_step, enum rt_fault *kind) {
+    worker *lead = &t->w[0];
+    lead->ctx.batch = count; /* its rows: the step's first phase */
+    lead->ctx.first_row = 0;
+    rt_ids_first_row(0);
+    lead->ctx.training = NNRT_TRAINING_STEP;
+    lead->ctx.noise_seed = noise_seed;
+    lead->share = (rt_share){0, count}; /* the loss and metrics: all in worker 0's arenas */
+    for (int j = 1; j < t->n; j++) t->w[j].share = (rt_share){0, 0};
+    t->d = d;
+    t->rows = rows;
+    t->count = count;
+    t->lr = lr;
+    if (t->split == SPLIT_GRAD) rt_optim_begin(t->op, lr, optim_step);
+    uint64_t step = ++t->step;
+    atomic_store(&t->team_done, step << 32);
+    atomic_store(&t->team_step, step);
+    bump(t, &t->started);
+    run_team_step(lead, step);
+    lead->ctx.training = NNRT_INFERENCE;
+    *kind = RT_FAULT_VALUE;
+    if (t->split == SPLIT_SGD_STEP) return rt_optim_fused_outcome(t->op, &lead->ctx);
+    enum phase last = run_step(t, 0, step);
+    wait_until(t, &t->done[last], step * (uint64_t)t->n);
+    int32_t bad = first_bad(t, 0);
+    *kind = bad >= 0 ? RT_FAULT_GRADIENT : RT_FAULT_VALUE;
+    return bad >= 0 ? bad : first_bad(t, 1);
+}
+
+/* Waits until the tasks of the thread's phases so far are done. */
+void nnrt_team_sync(void *member) {
+    worker *k = member;
+    wait_until(k->team, &k->team->team_done, k->team_step << 32 | k->tasks);
+}
+
+/* The thread's next phase, of `tasks` tasks, once the ones before are done: its number. */
+static uint64_t begin_phase(worker *k, uint32_t tasks) {
+    nnrt_team_sync(k);
+    k->tasks += tasks;
+    return k->team_step << 32 | ++k->phases;
+}
+
+/* Whether this thread takes part p of phase `phase` (no thread has taken it yet). */
+static int take(rt_workers *t, int p, uint64_t phase) {
+    uint64_t seen = atomic_load(&t->w[p].phase_claimed);
+    while (seen < phase)
+        if (atomic_compare_exchange_weak(&t->w[p].phase_claimed, &seen, phase)) return 1;
+    return 0;
+}
+
+/* The step's first phase: the batch's rows into worker 0's arenas, N tasks of
+ * rt_worker_share's rows. */
+static void fill_phase(worker *k) {
+    rt_workers *t = k->team;
+    uint64_t phase = begin_phase(k, (uint32_t)t->n);
+    for (int i = 0; i < t->n; i++) {
+        int p = (k->index + i) % t->n;
+        if (!take(t, p, phase)) continue;
+        rt_share s = rt_worker_share(t->count, t->n, p);
+        if (s.rows) rt_fill_rows(t->m, &t->w[0].ctx, t->d, t->rows + s.first, s.first, s.rows);
+        bump(t, &t->team_done);
+    }
+}
+
+int nnrt_team_solo(void *member) {
+    worker *k = member;
+    return take(k->team, 0, begin_phase(k, 1));
+}
+
+void nnrt_team_done(void *member) {
+    rt_workers *t = ((worker *)member)->team;
+    bump(t, &t->team_done);
+}
+
+/* Block p of n of C = alpha op(A) op(B) + beta C: rows [lo, hi) of the larger of M and N
+ * (part_start's cuts), so that each block reads its part of the larger operand and all of
+ * the smaller. The elements are computed as in the whole product: OpenBLAS sums each over
+ * K alike wherever its block starts (tests/runtime/team_gemm_check.c). Each thread takes its own
+ * block first, then any other still untaken. */
+#define TEAM_GEMM(T, name, gemm)                                                                   \
+    void name##_block(int p, int n, int ta, int tb, int M, int N, int K, T alpha, const T *A,      \
+                      int lda, const T *B, int ldb, T beta, T *C, int ldc) {                       \
+        int by_rows = M >= N;                                                                      \
+        int lo = (int)part_start(by_rows ? M : N, n, p);                                           \
+        int hi = (int)part_start(by_rows ? M : N, n, p + 1);                                       \
+        if (lo >= hi) return;                                                                      \
+        if (by_rows) {                                                                             \
+            A += ta == CblasTrans ? lo : (int64_t)lo * lda;                                        \
+            C += (int64_t)lo * ldc;                                                                \
+            M = hi - lo;                                                                           \
+        } else {                                                                                   \
+            B += tb == CblasTrans ? (int64_t)lo * ldb : lo;                                        \
+            C += lo;                                                                               \
+            N = hi - lo;                                                                           \
+        }                                                                                          \
+        gemm(CblasRowMajor, (enum CBLAS_TRANSPOSE)ta, (enum CBLAS_TRANSPOSE)tb, M, N, K, alpha, A, \
+             lda, B, ldb, beta, C, ldc);                                                           \
+    }                                                                                              \
+    void name(void *member, int ta, int tb, int M, int N, int K, T alpha, const T *A, int lda,     \
+              const T *B, int ldb, T beta, T *C, int ldc) {                                        \
+        worker *k = member;                                                                        \
+        rt_workers *t = k->team;                                                                   \
+        uint64_t phase = begin_phase(k, (uint32_t)t->n);                                           \
+        for (int i = 0; i < t->n; i++) {                                                           \
+            int p = (k->index + i) % t->n;                                                         \
+            if (!take(t, p, phase)) continue;                                                      \
+            name##_block(p, t->n, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);           \
+            bump(t, &t->team_done);                                                                \
+        }                                                                                          \
+    }
+TEAM_GEMM(float, nnrt_team_sgemm, cblas_sgemm)
+TEAM_GEMM(double, nnrt_team_dgemm, cblas_dgemm)
+
 static void *worker_main(void *arg) {
     worker *k = arg;
     rt_workers *t = k->team;
-    for (uint32_t seen = 0;;) {
+    for (uint64_t seen = 0;;) {
         wait_until(t, &t->started, seen + 1);
         seen = atomic_load(&t->started); /* the latest: an earlier one is done */
         if (t->stopping) return NULL;
-        run_step(t, k->index, seen);
+        if (t->split == SPLIT_BATCH) {
+            run_step(t, k->index, seen);
+            continue;
+        }
+        uint64_t step = atomic_load(&t->team_step);
+        run_team_step(k, step);
+        if (t->split == SPLIT_GRAD) run_step(t, k->index, step);
     }
 }
 
@@ -307,6 +472,10 @@ rt_workers *rt_workers_start(const nnrt_model *m, nnrt_ctx *master, rt_optim *op
     t->m = m;
     t->op = op;
     t->global_norm = rt_optim_clips(op);
+    t->split = rt_optim_fused(op) ? SPLIT_SGD_STEP : m->grad_team ? SPLIT_GRAD : SPLIT_BATCH;
+    if (t->split == SPLIT_SGD_STEP && !m->sgd_step_team)
+        rt_fatal("--workers: a fused optimizer for a model without sgd_step_team");
+    t->momentum = rt_optim_momentum(op);
     t->n = n;
     t->w = rt_alloc_aligned((size_t)n, sizeof *t->w);
     pthread_mutex_init(&t->lock, NULL);
@@ -316,7 +485,9 @@ rt_workers *rt_workers_start(const nnrt_model *m, nnrt_ctx *master, rt_optim *op
         worker *w = &t->w[k];
         w->team = t;
         w->index = k;
-        w->ctx = k == 0 ? *master : rt_new_sharing_ctx(m, master->fixed, master->batch_cap);
+        w->ctx = k == 0 || t->split != SPLIT_BATCH
+                     ? *master
+                     : rt_new_sharing_ctx(m, master->fixed, master->batch_cap);
         w->ctx.dropout_keep = master->dropout_keep; /* --dropout */
         w->lo = part_start(elems, n, k);
         w->hi = part_start(elems, n, k + 1);
@@ -333,7 +504,7 @@ void rt_workers_stop(rt_workers *t) {
     bump(t, &t->started);
     for (int k = 1; k < t->n; k++) {
         pthread_join(t->w[k].thread, NULL);
-        rt_free_sharing_ctx(&t->w[k].ctx);
+        if (t->split == SPLIT_BATCH) rt_free_sharing_ctx(&t->w[k].ctx);
     }
     pthread_mutex_destroy(&t->lock);
     pthread_cond_destroy(&t->wake);
@@ -343,15 +514,16 @@ void rt_workers_stop(rt_workers *t) {
 
 int32_t rt_workers_step(rt_workers *t, const rt_dataset *d, const int64_t *rows, int64_t count,
                         uint64_t noise_seed, double lr, int64_t step, enum rt_fault *kind) {
+    if (t->split != SPLIT_BATCH) return team_step(t, d, rows, count, noise_seed, lr, step, kind);
     t->d = d;
     t->rows = rows;
     t->count = count;
     t->noise_seed = noise_seed;
     rt_optim_begin(t->op, lr, step);
-    uint32_t now = ++t->step;
+    uint64_t now = ++t->step;
     bump(t, &t->started);
     enum phase last = run_step(t, 0, now);
-    wait_until(t, &t->done[last], now * (uint32_t)t->n);
+    wait_until(t, &t->done[last], now * (uint64_t)t->n);
     int32_t bad = first_bad(t, 0);
     *kind = bad >= 0 ? RT_FAULT_GRADIENT : RT_FAULT_VALUE;
     return bad >= 0 ? bad : first_bad(t, 1);

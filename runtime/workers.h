@@ -1,6 +1,9 @@
 /* workers.h: synchronous data-parallel training on threads (--workers N; docs/runtime.md,
  * "Data-parallel workers").
  *
+ * On a model that has sgd_step_team and grad_team, the threads split the work of each step
+ * of the compiled plan instead of the batch (rt_workers_start, and workers.c's "the team's
+ * step"): one arena, the whole batch, one worker's results. Otherwise, as follows.
  * A team of N workers shares one set of params, the master fixed arena's. Worker 0 is the
  * calling thread with the run's own ctx; workers 1..N-1 are threads started once per run,
  * each with a fixed arena of its own for gradients and scratch (rt_new_sharing_ctx). At every
@@ -37,9 +40,13 @@ rt_share rt_worker_share(int64_t count, int n, int k);
 /* The batch capacity each worker's ctx needs for steps of at most `batch` rows. */
 int64_t rt_workers_cap(int64_t batch, int n);
 
-/* Starts workers 1..n-1 (n >= 2). master: worker 0's ctx, over the master fixed arena, with
- * a batch_cap of at least rt_workers_cap; op: an optimizer on that arena made with
- * RT_OPTIM_FROM_GRADIENTS. Both must outlive the team. */
+/* Starts workers 1..n-1 (n >= 2). master: worker 0's ctx, over the master fixed arena; op: an
+ * optimizer on that arena. Both must outlive the team. For a model that has grad_team (and
+ * sgd_step_team) the threads run each step together on the whole batch (the team's step:
+ * master's batch_cap is at least the batch), through sgd_step_team when op is fused
+ * (rt_optim_fused: made with RT_OPTIM_FUSE_WHEN_ABLE), else grad_team and the update by
+ * parts; otherwise each runs grad() on its share of the rows as described above (op made
+ * with RT_OPTIM_FROM_GRADIENTS, master's batch_cap at least rt_workers_cap). */
 rt_workers *rt_workers_start(const nnrt_model *m, nnrt_ctx *master, rt_optim *op, int n);
 /* Ends the threads and frees their arenas. */
 void rt_workers_stop(rt_workers *w);
@@ -49,6 +56,30 @@ void rt_workers_stop(rt_workers *w);
  * and writes the states from its share; the others with NNRT_TRAINING. */
 int32_t rt_workers_step(rt_workers *w, const rt_dataset *d, const int64_t *rows, int64_t count,
                         uint64_t noise_seed, double lr, int64_t t, enum rt_fault *kind);
+
+/* Called by the compiled sgd_step_team (nnrt.h) with its ctx.team, each of them the start
+ * of a phase but sync (workers.c, "the team's step"): nnrt_team_sync waits until the phases
+ * so far are done; nnrt_team_solo starts a phase that one thread runs, and returns 1 in the
+ * thread that is to run it, which then calls nnrt_team_done; nnrt_team_sgemm (dgemm) is a
+ * phase that computes a GEMM in blocks, its arguments cblas_sgemm's (row-major) after the
+ * member. */
+void nnrt_team_sync(void *member);
+int nnrt_team_solo(void *member);
+void nnrt_team_done(void *member);
+void nnrt_team_sgemm(void *member, int ta, int tb, int M, int N, int K, float alpha, const float *A,
+                     int lda, const float *B, int ldb, float beta, float *C, int ldc);
+void nnrt_team_dgemm(void *member, int ta, int tb, int M, int N, int K, double alpha,
+                     const double *A, int lda, const double *B, int ldb, double beta, double *C,
+                     int ldc);
+
+/* Block p of n of such a GEMM, as nnrt_team_sgemm (dgemm) runs it; a block may be empty.
+ * (tests/runtime/team_gemm_check.c checks that the blocks give the whole GEMM's bytes.) */
+void nnrt_team_sgemm_block(int p, int n, int ta, int tb, int M, int N, int K, float alpha,
+                           const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                           int ldc);
+void nnrt_team_dgemm_block(int p, int n, int ta, int tb, int M, int N, int K, double alpha,
+                           const double *A, int lda, const double *B, int ldb, double beta,
+                           double *C, int ldc);
 
 /* After a step: its cost (the mean of the batch's per-sample losses, summed in row order as
  * rt_batch_cost sums them), and its batch added to *acc share by share in row order. */

@@ -162,12 +162,27 @@ def case_dropout(nnc, src, tmp):
 
 
 def case_batchnorm(nnc, src, tmp):
-    """Batch statistics are each share's; the running statistics are worker 0's share's:
-    the first ceil(B/2) rows of each batch. e2e.py's batch-norm model, its rows and its
-    PyTorch update, with batches of 6, 6, 6 and 5 rows: worker 0's shares are 3 rows each,
-    so the running statistics are those of batches of 3 over those rows."""
+    """In the batch split, batch statistics are each share's; the running statistics are
+    worker 0's share's: the first ceil(B/2) rows of each batch. e2e.py's batch-norm model
+    with a 1x1 convolution after the batch norm (a convolution: no team's step, the batch is
+    split), its rows and its PyTorch update, with batches of 6, 6, 6 and 5 rows: worker 0's
+    shares are 3 rows each, so the running statistics are those of batches of 3 over those
+    rows. The team's step (e2e.py's model as it is) computes them over the whole batch, as one
+    worker does, to the same bytes."""
     rows = e2e.bn_rows(23)
     exe = e2e.bn_build(nnc, tmp, rows)
+    read = lambda name: open(os.path.join(tmp, name), "rb").read()
+    for optimizer in ([], ["--optimizer", "adam"]):
+        run([exe, "train", "--quiet", "--batch", "6", *optimizer, "--save", "one.st"], tmp)
+        run([exe, "train", "--quiet", "--batch", "6", "--workers", "2", *optimizer, "--save",
+             "two.st"], tmp)
+        check(read("one.st") == read("two.st"), f"{optimizer}: two workers differ from one")
+    conv = e2e.BN_MODEL.replace("    p = dense(h, 1)\n",
+                                "    p = dense(flatten(conv(reshape(h, 1, 1, 3), 1, 1)), 1)\n")
+    check(conv != e2e.BN_MODEL, "e2e.BN_MODEL changed: no dense line to replace")
+    with open(os.path.join(tmp, "bn.nn"), "w") as f:
+        f.write(conv)
+    run([nnc, "bn.nn", "--f64", "-o", exe], tmp)
     run([exe, "train", "--quiet", "--batch", "6", "--workers", "2", "--save", "w.st"], tmp)
     shares = [row for s in range(0, 23, 6) for row in rows[s:s + (min(6, 23 - s) + 1) // 2]]
     mean, var = e2e.bn_running_stats(shares, 3, 3)
@@ -182,11 +197,13 @@ def case_batchnorm(nnc, src, tmp):
 
 
 def case_train_block(nnc, src, tmp):
-    """`workers = 2` in a train block is --workers 2, and the command line overrides it."""
-    text = open(os.path.join(src, "examples", "digits.nn")).read()
+    """`workers = 2` in a train block is --workers 2, and the command line overrides it. A CNN,
+    which splits the batch, so that 2 workers' bytes differ from 1's (an MLP's team's step
+    gives one worker's bytes for any count)."""
+    text = open(os.path.join(src, "examples", "cnn_digits.nn")).read()
     text = text.replace("    seed       = 7\n", "    seed       = 7\n    workers    = 2\n")
-    check("workers    = 2" in text, "digits.nn changed: no seed line to add after")
-    exe = compile_model(nnc, tmp, "digits", text)
+    check("workers    = 2" in text, "cnn_digits.nn changed: no seed line to add after")
+    exe = compile_model(nnc, tmp, "cnn_digits", text)
     digits_subset(src, tmp, 200)
     args = ["--data", "d.csv", "--epochs", "2", "--quiet"]
     run([exe, "train", *args, "--save", "block.st"], tmp)
@@ -238,6 +255,65 @@ def case_resume(nnc, src, tmp):
     run([exe, "train", *long_args, "--resume", "int.st", "--quiet", "--save", "r.st"], tmp)
     run([exe, "train", *long_args, "--quiet", "--save", "w.st"], tmp)
     check(read("r.st") == read("w.st"), "after Ctrl-C: resumed weights differ from a whole run's")
+
+
+TEAM_MODEL = """import "nn"
+model odd {
+    input  x[37]
+    target y[5]
+    h        = tanh(dense(x, 45))
+    g        = relu(dense(h, 19))
+    output z = dense(g, 5)
+    loss     = softmax_cross_entropy(z, y)
+}
+train odd {
+    data      = csv("odd.csv", x = 0..36, y = 37)
+    optimizer = sgd(lr = 0.05, momentum = 0)
+    batch     = 35
+    epochs    = 3
+    seed      = 4
+}
+"""
+
+
+def case_team(nnc, src, tmp):
+    """An MLP: the workers split each step of the compiled plan (sgd_step_team with plain
+    sgd, grad_team and the update by parts with any other optimizer), not the batch, and
+    every element is computed as one worker computes it: the weights of 2, 3 and 4 workers
+    are the bytes of one worker's, in f32 and f64, with sgd with and without momentum, adam,
+    and nesterov with an l2 penalty, in batches whose rows and layers do not split evenly
+    (35 rows and a last batch of 30; 37, 45, 19 and 5 wide). A model with a convolution or a
+    scan has no team's step (the batch is split as before)."""
+    rng = random.Random(11)
+    write_csv(tmp, "odd.csv", [[round(rng.uniform(-2, 2), 3) for _ in range(37)] +
+                               [rng.randrange(5)] for _ in range(100)])
+    with open(os.path.join(tmp, "odd.nn"), "w") as f:
+        f.write(TEAM_MODEL)
+    read = lambda name: open(os.path.join(tmp, name), "rb").read()
+    for precision in ([], ["--f64"]):
+        run([nnc, "odd.nn", *precision, "-o", "odd"], tmp)
+        for optimizer in (["--momentum", "0"], ["--momentum", "0.9"],
+                          ["--optimizer", "adam", "--lr", "0.01"],
+                          ["--momentum", "0.5", "--nesterov", "on", "--l2", "1e-3"]):
+            run(["./odd", "train", "--quiet", *optimizer, "--save", "one.st"], tmp)
+            for n in ("2", "3", "4"):
+                run(["./odd", "train", "--quiet", *optimizer, "--workers", n, "--save",
+                     "many.st"], tmp)
+                check(read("one.st") == read("many.st"),
+                      f"{precision} {optimizer}: --workers {n} differs from one worker")
+        args = ["./odd", "train", "--quiet"]
+        # a step that blows up stops with one worker's message
+        one = run(args + ["--lr", "1e30"], tmp, want_status=1).stderr
+        check("training stopped" in one, one)
+        many = run(args + ["--lr", "1e30", "--workers", "2"], tmp, want_status=1).stderr
+        check(many == one, f"--workers 2: {many}, one worker: {one}")
+    teams = lambda exe: [run([nnc, exe, "--emit=llvm"], tmp).stdout.count(
+        f"define internal void @nnc.{entry}_team(") for entry in ("sgd_step", "grad")]
+    check(teams("odd.nn") == [1, 1], f"the MLP's team entries: {teams('odd.nn')}")
+    for name in ("cnn_digits", "char_rnn"):
+        with open(os.path.join(tmp, name + ".nn"), "w") as f:
+            f.write(open(os.path.join(src, "examples", name + ".nn")).read())
+        check(teams(name + ".nn") == [0, 0], f"{name} has a team's step")
 
 
 PLAIN_MODEL = """import "nn"

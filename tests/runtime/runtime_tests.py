@@ -682,6 +682,16 @@ def packed_gemm():
 
 
 @test
+def team_gemm():
+    """The blocks of a GEMM that the threads of --workers compute (runtime/workers.c) give the
+    whole GEMM's bytes, which is what makes N workers' weights one worker's."""
+    r = subprocess.run([exe("team_gemm_check")], capture_output=True, timeout=300)
+    out = r.stdout.decode()
+    check(r.returncode == 0 and re.fullmatch(r"compared \d+ GEMMs, 0 differ\n", out), out)
+    check(int(out.split()[1]) == 3000, out)
+
+
+@test
 def progress_work():
     """Progress reads the clock once an epoch and once every so many bar ticks (the stride
     doubles while ticks come fast), not at every tick: 6 million ticks on a terminal read it
