@@ -939,6 +939,7 @@ static void place_bindings(Plan *p) {
 Plan *plan_build(Graph *g) {
     if (!check_graph(g)) return NULL;
     stack_product_sums(g);
+    join_layout_chains(g);
     Plan *p = xalloc(sizeof *p);
     p->g = g;
     p->values = xalloc((size_t)g->next_id * sizeof *p->values);
