@@ -97,7 +97,9 @@ static void collect_loop(Codegen *cg, int step, FusedLoop *L) {
             Value *a = m->args[j];
             if (a->op == OP_inv_batch) L->uses_inv_batch = true;
             if (!has_memory(a) || member_index(L, a) >= 0 || find_port(L, a)) continue;
-            bool view = plan_value(cg->plan, a)->view_of != NULL;
+            /* a reshape's view is a's samples as they are: read it as any operand */
+            const Value *in = plan_value(cg->plan, a)->view_of;
+            bool view = in && shape_numel(in->shape) != shape_numel(a->shape);
             vec_push(&L->ports, ((Port){.v = a, .kind = port_kind(L, a), .view = view}));
         }
     }

@@ -302,22 +302,6 @@ static bool contiguous_run(const Layout *l, int64_t *offset) {
     return true;
 }
 
-/* By value id: every needed instruction that reads it is elementwise (and one at least). */
-static bool *read_by_loops_only(const Graph *g, const bool *needed) {
-    bool *only = xalloc((size_t)g->next_id * sizeof *only), *other = xalloc((size_t)g->next_id);
-    for (int i = 0; i < g->insts.n; i++) {
-        const Value *v = g->insts.v[i];
-        if (!needed[v->id]) continue;
-        for (int j = 0; j < v->nargs; j++) {
-            bool loop = op_info[v->op].cls == OPC_EW;
-            only[v->args[j]->id] = loop;
-            other[v->args[j]->id] |= !loop;
-        }
-    }
-    for (int i = 0; i < g->next_id; i++) only[i] &= !other[i];
-    return only;
-}
-
 /* An instruction, an input or a target: not a parameter or a state, which the step updates
  * in place (a view must read what its operand was when the view was taken), and not a
  * constant, which has no memory. */
@@ -325,21 +309,55 @@ static bool never_written_in_place(const Value *x) {
     return !is_leaf(x) || x->op == OP_input || x->op == OP_target;
 }
 
+/* A reshape keeps each sample's elements in their order: when its operand has a batch axis
+ * exactly when it has, it is the operand's buffer under another shape, a view at +0 whose
+ * samples are numel apart either way, so that any step can read it, not only a loop. */
+static bool reshape_view(const Value *v, const bool *needed, const char *no) {
+    const Value *x = v->nargs ? v->args[0] : NULL;
+    return (v->op == OP_reshape || v->op == OP_flatten) && !v->custom && needed[v->id] &&
+           !no[v->id] && never_written_in_place(x) && v->varying == x->varying;
+}
+
+/* By value id: every needed instruction that reads it is elementwise, or a reshape that is
+ * a view only loops read (and one at least). Last to first, so a reader's answer is known. */
+static bool *read_by_loops_only(const Graph *g, const bool *needed, const char *no) {
+    bool *only = xalloc((size_t)g->next_id * sizeof *only), *other = xalloc((size_t)g->next_id);
+    for (int i = g->insts.n - 1; i >= 0; i--) {
+        const Value *v = g->insts.v[i];
+        if (!needed[v->id]) continue;
+        bool loop = op_info[v->op].cls == OPC_EW ||
+                    (reshape_view(v, needed, no) && only[v->id] && !other[v->id]);
+        for (int j = 0; j < v->nargs; j++) {
+            only[v->args[j]->id] |= loop;
+            other[v->args[j]->id] |= !loop;
+        }
+    }
+    for (int i = 0; i < g->next_id; i++) only[i] &= !other[i];
+    return only;
+}
+
+/* Where v starts in its operand's samples when it can be a view; false when it cannot. */
+static bool view_offset_in(const Value *v, const bool *needed, const char *no,
+                           const bool *loops_only, int64_t *offset) {
+    *offset = 0;
+    if (reshape_view(v, needed, no)) return true;
+    return v->op == OP_slice && !v->custom && needed[v->id] && !no[v->id] && loops_only[v->id] &&
+           never_written_in_place(v->args[0]) && contiguous_run(v->layout, offset);
+}
+
 static void find_views(Plan *p, const bool *needed, bool *dropped) {
     Graph *g = p->g;
     char *no = mark_untouchable(p);
-    bool *loops_only = read_by_loops_only(g, needed);
+    bool *loops_only = read_by_loops_only(g, needed, no);
     for (int i = 0; i < g->insts.n; i++) {
         Value *v = g->insts.v[i];
         const Value *x = v->nargs ? v->args[0] : NULL;
         int64_t offset;
-        if (v->op != OP_slice || v->custom || !needed[v->id] || no[v->id] || !loops_only[v->id] ||
-            !never_written_in_place(x))
-            continue;
-        if (!contiguous_run(v->layout, &offset)) continue;
+        if (!view_offset_in(v, needed, no, loops_only, &offset)) continue;
         const ValuePlan *xp = &p->values[x->id];
         const Value *base = xp->view_of ? xp->view_of : x;
-        if (shape_numel(v->shape) == shape_numel(base->shape)) continue; /* one loop's space */
+        if (v->op == OP_slice && shape_numel(v->shape) == shape_numel(base->shape))
+            continue; /* one loop's space */
         p->values[v->id].view_of = base;
         p->values[v->id].view_offset = xp->view_offset + offset;
         dropped[v->id] = true;
@@ -922,6 +940,7 @@ static void place_bindings(Plan *p) {
 Plan *plan_build(Graph *g) {
     if (!check_graph(g)) return NULL;
     stack_product_sums(g);
+    join_layout_chains(g);
     Plan *p = xalloc(sizeof *p);
     p->g = g;
     p->values = xalloc((size_t)g->next_id * sizeof *p->values);

@@ -125,6 +125,15 @@ int stack_product_sums(Graph *g);
  * own above everything else in the fixed arena. Returns how many operands it packs. */
 int plan_packed_operands(Plan *p);
 
+/* For the rewrites before the plan: puts made_before[v->id], the instructions a rewrite made
+ * for v, just before v in g->insts (stacked_sums.c). */
+void insert_made_before(Graph *g, ValueList *made_before);
+
+/* layout_chains.c, right after stack_product_sums: a slice of a slice becomes one slice,
+ * and a tree of concats the sum of its parts' boxes (scatters that tile it). The printers
+ * and explain read the graph before. Returns how many it joined. */
+int join_layout_chains(Graph *g);
+
 /* Builds the plan; NULL after an error: the graph breaks an IR invariant the back end relies
  * on ("internal error"), or an arena would hold more than NNC_MAX_ARENA_ELEMS elements. */
 Plan *plan_build(Graph *g);

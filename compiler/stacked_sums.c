@@ -251,8 +251,7 @@ static Index index_graph(const Graph *g) {
     return ix;
 }
 
-/* Puts each rewritten root's new instructions just before it. */
-static void insert_made(Graph *g, ValueList *made_before) {
+void insert_made_before(Graph *g, ValueList *made_before) {
     ValueList order = {0};
     int n_forward = g->n_forward;
     for (int i = 0; i < g->insts.n; i++) {
@@ -280,6 +279,6 @@ int stack_product_sums(Graph *g) {
         made_before[root->id] = w.made;
         rewritten++;
     }
-    if (rewritten) insert_made(g, made_before);
+    if (rewritten) insert_made_before(g, made_before);
     return rewritten;
 }

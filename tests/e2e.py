@@ -1385,11 +1385,26 @@ def case_lstm_stacked(nnc, src, tmp):
         raise Failure(f"the stacked lstm's products (shape, weight): {counts}")
     # lstm's states h = scan(...)[:, 0] stack each step's h, not its [2, 8] carry (h and c):
     # no [k, 2, 8] is built; the first layer's [8, 8] is built once, the top layer's (read
-    # at hs[-1] alone) not at all
+    # at hs[-1] alone) not at all. A stack is a concat, or the one buffer of a tree of
+    # concats whose rows are scatters that each write their part of it (layout_chains.c)
     plan = run([nnc, os.path.join(tmp, "stacked.nn"), "--emit=plan"], tmp).stdout
     stacks = re.findall(r" concat +(\[[0-9, ]+\])", plan)
+    stacks += [shape for shape, _ in sorted(set(re.findall(
+        r" scatter +(\[[0-9, ]+\]) .*, writes its part of (%\S+)$", plan, re.M)))
+        if shape.startswith("[8, ")]
     if any(shape.endswith(", 2, 8]") for shape in stacks) or stacks.count("[8, 8]") != 1:
         raise Failure(f"the stacked lstm's concats: {sorted(stacks)}")
+    # ... and each of its rows is copied once, not once a level of the tree of concats that
+    # lower.c joins it with ([4, 8]: a [2, 8] is also a carry), nor its gradient's rows once
+    # a level of slices; a reshape (a step's h and c as rows of its carry) copies nothing: it
+    # is a view (docs/codegen.md)
+    rows = re.findall(r" scatter +\[8, 8\] .*, writes its part of (%\S+)$", plan, re.M)
+    levels = re.findall(r"^ +#\d+ +\S+ +\S+ +(?:concat|slice) +\[[3-7], 8\]", plan, re.M)
+    reshapes = re.findall(r"^ +#\d+ +\S+ +\S+ +reshape ", plan, re.M)
+    if len(rows) != 8 or len(set(rows)) != 1 or levels or reshapes:
+        raise Failure(f"the first layer's stack: {len(rows)} rows written in place, "
+                      f"{len(levels)} levels of concats or slices, {len(reshapes)} reshapes "
+                      f"copied; wanted 8, 0 and 0")
 
 
 SCAN_PLAN_MODEL = """import "nn"
