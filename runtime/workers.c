@@ -69,6 +69,7 @@ typedef struct worker {
     uint32_t phases, tasks;
     _Atomic uint64_t claimed[N_PHASES]; /* the last step whose task of each phase was taken */
     _Atomic uint64_t phase_claimed;     /* the team's step: the last phase whose part k was taken */
+    _Atomic int copying;                /* the team's step: thread k is copying worker 0's ctx */
     pthread_t thread;                   /* thread k (k >= 1), which prefers task k */
 } worker;
 
@@ -93,6 +94,8 @@ struct rt_workers {
     /* the team's step: its number, and (number << 32) + its tasks done */
     _Alignas(64) _Atomic uint64_t team_step;
     _Alignas(64) _Atomic uint64_t team_done;
+    /* 1 while the threads may copy worker 0's ctx (from a team step's start to its end) */
+    _Alignas(64) _Atomic int ctx_open;
     _Alignas(64) _Atomic int sleepers; /* threads asleep (or about to) in wait_until */
     pthread_mutex_t lock;
     pthread_cond_t wake;
@@ -320,16 +323,40 @@ static enum phase run_step(rt_workers *t, int me, uint64_t step) {
 
 static void fill_phase(worker *k);
 
-/* Thread k's part of step `step`: worker 0's ctx (its arenas, batch, noise) with k's place. */
-static void run_team_step(worker *k, uint64_t step) {
+/* Worker 0's ctx (its arenas, batch, noise) and the rate are written by worker 0 between team
+ * steps, and a thread that wakes late may come to copy it then. So a thread copies it only while
+ * ctx_open, and worker 0 closes it and waits for copies under way before it writes: a
+ * Dekker handshake (sequentially consistent atomics) between `copying` and `ctx_open`.
+ * Either the thread sees the ctx closed and copies nothing (the step it woke for is over),
+ * or worker 0 sees it copying and waits, so the copy happens before the writes. */
+static int copy_team_ctx(worker *k, nnrt_ctx *ctx, double *lr, uint64_t *step) {
     rt_workers *t = k->team;
-    nnrt_ctx ctx = t->w[0].ctx;
+    atomic_store(&k->copying, 1);
+    int open = atomic_load(&t->ctx_open);
+    if (open) {
+        *step = atomic_load(&t->team_step);
+        *ctx = t->w[0].ctx;
+        *lr = t->lr;
+    }
+    atomic_store(&k->copying, 0);
+    return open;
+}
+
+static void close_team_ctx(rt_workers *t) {
+    atomic_store(&t->ctx_open, 0);
+    for (int j = 1; j < t->n; j++)
+        while (atomic_load(&t->w[j].copying)) rt_cpu_relax();
+}
+
+/* Thread k's part of step `step`, in its copy of worker 0's ctx with k's place. */
+static void run_team_step(worker *k, uint64_t step, nnrt_ctx ctx, double lr) {
+    rt_workers *t = k->team;
     ctx.team = k;
     k->team_step = step;
     k->phases = k->tasks = 0;
     fill_phase(k);
     if (t->split == SPLIT_SGD_STEP)
-        t->m->sgd_step_team(&ctx, t->lr, t->momentum);
+        t->m->sgd_step_team(&ctx, lr, t->momentum);
     else
         t->m->grad_team(&ctx);
 }
@@ -352,8 +379,10 @@ static int32_t team_step(rt_workers *t, const rt_dataset *d, const int64_t *rows
     uint64_t step = ++t->step;
     atomic_store(&t->team_done, step << 32);
     atomic_store(&t->team_step, step);
+    atomic_store(&t->ctx_open, 1);
     bump(t, &t->started);
-    run_team_step(lead, step);
+    run_team_step(lead, step, lead->ctx, lr);
+    close_team_ctx(t);
     lead->ctx.training = NNRT_INFERENCE;
     *kind = RT_FAULT_VALUE;
     if (t->split == SPLIT_SGD_STEP) return rt_optim_fused_outcome(t->op, &lead->ctx);
@@ -459,8 +488,11 @@ static void *worker_main(void *arg) {
             run_step(t, k->index, seen);
             continue;
         }
-        uint64_t step = atomic_load(&t->team_step);
-        run_team_step(k, step);
+        uint64_t step;
+        nnrt_ctx ctx;
+        double lr;
+        if (!copy_team_ctx(k, &ctx, &lr, &step)) continue; /* that step is over */
+        run_team_step(k, step, ctx, lr);
         if (t->split == SPLIT_GRAD) run_step(t, k->index, step);
     }
 }
