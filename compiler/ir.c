@@ -368,8 +368,7 @@ static const char *shape_unsqueeze(Value **args, const double *opt, Shape *shape
     return NULL;
 }
 
-static const char *shape_batch_mean(Value **args, const double *opt, Shape *shape,
-                                    bool *varying) {
+static const char *shape_batch_mean(Value **args, const double *opt, Shape *shape, bool *varying) {
     (void)opt;
     if (!args[0]->varying)
         return xprintf("batch_mean needs a value that varies per sample; %s is the same for "

@@ -157,7 +157,7 @@ struct Value {
      * summarise the steps that look alike. */
     int scan, scan_step;
     const struct CallSite *site; /* the innermost fn call it was inlined in, or NULL */
-    bool surrogate; /* backward: made by a surrogate rule (grad u ~ ...) */
+    bool surrogate;              /* backward: made by a surrogate rule (grad u ~ ...) */
 
     int uses; /* number of operand slots that refer to it; kept by ir_count_uses */
     int aux;  /* free for a pass's own bookkeeping (plan.c: buffer index) */

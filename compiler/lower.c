@@ -88,12 +88,12 @@ typedef struct ScanSite {
 typedef struct Lower {
     Program *prog;
     Graph *g;
-    const char *prefix;  /* the model-level binding being evaluated: names params "h.W" */
-    const char *binding; /* the IR name of the binding being evaluated ("h", "h.z@3") */
-    const char *step;    /* inside scan steps: "@3" ("@1@3" for a scan in a scan's step) */
-    ScanSite *scan;      /* the innermost scan being unrolled, or NULL */
-    Node *site;          /* the model-level expression the current IR comes from */
-    NodeList calls;      /* fn calls being inlined, outermost first: notes for errors */
+    const char *prefix;        /* the model-level binding being evaluated: names params "h.W" */
+    const char *binding;       /* the IR name of the binding being evaluated ("h", "h.z@3") */
+    const char *step;          /* inside scan steps: "@3" ("@1@3" for a scan in a scan's step) */
+    ScanSite *scan;            /* the innermost scan being unrolled, or NULL */
+    Node *site;                /* the model-level expression the current IR comes from */
+    NodeList calls;            /* fn calls being inlined, outermost first: notes for errors */
     const CallSite *call_site; /* the innermost of them, which the values made get */
     Tables *t;
     bool in_rule;   /* evaluating a fn's backward rule, during autodiff */

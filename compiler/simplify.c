@@ -14,8 +14,8 @@
 
 typedef struct Simplifier {
     Graph *g;
-    Value **repl;  /* by id: what the value was replaced by, or NULL */
-    HashMap table; /* CSE: instruction -> the first one like it */
+    Value **repl;     /* by id: what the value was replaced by, or NULL */
+    HashMap table;    /* CSE: instruction -> the first one like it */
     const char **why; /* by id: the rule that replaced or rewrote it (--emit=grad-diff) */
 } Simplifier;
 
