@@ -466,7 +466,10 @@ rt_class_layout rt_class_layout_of(const nnrt_model *m) {
     return (rt_class_layout){.steps = 1, .classes = out->numel};
 }
 
-int64_t rt_class_of(const nnrt_model *m, const void *row, int64_t classes) {
+/* The class of one output row: the first of its largest values, or for one value whether it
+ * is past the threshold. Inlined into the metrics' loop over a batch (correct_steps): a
+ * batch of a tiny model is a handful of rows, and a call a row cost more than the row. */
+static inline int64_t class_of(const nnrt_model *m, const void *row, int64_t classes) {
     if (classes == 1) {
         double threshold = m->train.classification == NNRT_ACCURACY_LOGIT ? 0.0 : 0.5;
         return rt_get(row, 0, m->f64) > threshold;
@@ -484,14 +487,18 @@ int64_t rt_class_of(const nnrt_model *m, const void *row, int64_t classes) {
     return best;
 }
 
+int64_t rt_class_of(const nnrt_model *m, const void *row, int64_t classes) {
+    return class_of(m, row, classes);
+}
+
 /* The class a step's target names: its id, or the one-hot row's largest entry (for one
  * value, whether it is past 0.5). */
-static int64_t target_class(const nnrt_model *m, const rt_class_layout *l, const void *target,
-                            int64_t step) {
+static inline int64_t target_class(const nnrt_model *m, const rt_class_layout *l,
+                                   const void *target, int64_t step) {
     if (l->target_ids) return (int64_t)llround(rt_get(target, step, m->f64));
     const void *row = rt_elem_cptr(target, step * l->classes, m->f64);
     if (l->classes == 1) return rt_get(row, 0, m->f64) > 0.5;
-    return rt_class_of(m, row, l->classes);
+    return class_of(m, row, l->classes);
 }
 
 /* The steps of one sample whose predicted class is the target's. */
@@ -500,7 +507,7 @@ static int64_t correct_steps(const nnrt_model *m, const rt_class_layout *l, cons
     int64_t correct = 0;
     for (int64_t s = 0; s < l->steps; s++) {
         const void *row = rt_elem_cptr(output, s * l->classes, m->f64);
-        correct += rt_class_of(m, row, l->classes) == target_class(m, l, target, s);
+        correct += class_of(m, row, l->classes) == target_class(m, l, target, s);
     }
     return correct;
 }
@@ -512,21 +519,41 @@ void rt_add_metrics(rt_metrics *acc, rt_metrics more) {
     acc->judged += more.judged;
 }
 
-void rt_add_batch_metrics(const nnrt_model *m, const nnrt_ctx *ctx, const rt_dataset *d,
-                          const int64_t *rows, int64_t first, rt_metrics *acc) {
+/* The losses, in the rows' order as ever, by a loop of nothing but additions: into the
+ * running sum *acc (the epoch's) and into the batch's own sum from 0, the one rt_batch_cost
+ * takes, so that a step reads its losses once for both. The same additions in the same
+ * order as two loops would make, so the same bits. */
+static double add_batch_losses(const nnrt_model *m, const nnrt_ctx *ctx, rt_metrics *acc) {
     const void *loss = rt_tensor_data(m, ctx, &m->loss);
+    if (!m->loss.varying) { /* one loss for the batch, counted once a row */
+        double v = rt_get(loss, 0, m->f64);
+        for (int64_t b = 0; b < ctx->batch; b++) acc->loss_sum += v;
+        return v;
+    }
+    double running = acc->loss_sum, batch = 0.0;
+    if (m->f64)
+        for (int64_t b = 0; b < ctx->batch; b++) {
+            double v = ((const double *)loss)[b];
+            running += v;
+            batch += v;
+        }
+    else
+        for (int64_t b = 0; b < ctx->batch; b++) {
+            double v = (double)((const float *)loss)[b];
+            running += v;
+            batch += v;
+        }
+    acc->loss_sum = running;
+    return batch / (double)ctx->batch;
+}
+
+double rt_add_batch_metrics(const nnrt_model *m, const nnrt_ctx *ctx, const rt_dataset *d,
+                            const int64_t *rows, int64_t first, rt_metrics *acc) {
     int classify = m->train.classification && d && (d->targets || d->text) && m->n_targets > 0;
     const void *output = classify ? rt_tensor_data(m, ctx, &m->output) : NULL;
     rt_class_layout layout = rt_class_layout_of(m);
     int64_t n_out = m->output.numel;
-    /* The losses first, in the rows' order as ever, by a loop of nothing but additions. */
-    int64_t loss_step = m->loss.varying ? 1 : 0;
-    if (m->f64)
-        for (int64_t b = 0; b < ctx->batch; b++)
-            acc->loss_sum += ((const double *)loss)[b * loss_step];
-    else
-        for (int64_t b = 0; b < ctx->batch; b++)
-            acc->loss_sum += (double)((const float *)loss)[b * loss_step];
+    double cost = add_batch_losses(m, ctx, acc);
     for (int64_t b = 0; classify && b < ctx->batch; b++) {
         int64_t row = rows ? rows[b] : first + b;
         const void *target = d->text ? rt_text_target_row(m, d, row)
@@ -536,6 +563,7 @@ void rt_add_batch_metrics(const nnrt_model *m, const nnrt_ctx *ctx, const rt_dat
     }
     acc->samples += ctx->batch;
     acc->judged += ctx->batch * layout.steps;
+    return cost;
 }
 
 rt_metrics rt_evaluate_ctx(const nnrt_model *m, nnrt_ctx *ctx, const rt_dataset *d,
