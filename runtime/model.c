@@ -467,15 +467,16 @@ rt_class_layout rt_class_layout_of(const nnrt_model *m) {
 }
 
 /* The class of one output row: the first of its largest values, or for one value whether it
- * is past the threshold. Inlined into the metrics' loop over a batch (correct_steps): a
- * batch of a tiny model is a handful of rows, and a call a row cost more than the row. */
-static inline int64_t class_of(const nnrt_model *m, const void *row, int64_t classes) {
+ * is past the threshold. Inlined into the metrics' loop over a batch with f64 a constant
+ * (correct_in_batch): a batch of a tiny model is a handful of rows, and a call a row, or a
+ * branch on the element type a value, cost more than the row. */
+static inline int64_t class_of(const nnrt_model *m, const void *row, int64_t classes, int f64) {
     if (classes == 1) {
         double threshold = m->train.classification == NNRT_ACCURACY_LOGIT ? 0.0 : 0.5;
-        return rt_get(row, 0, m->f64) > threshold;
+        return rt_get(row, 0, f64) > threshold;
     }
     int64_t best = 0; /* the first of the largest; each type's own loop, no branch on it */
-    if (m->f64) {
+    if (f64) {
         const double *v = row;
         for (int64_t i = 1; i < classes; i++)
             if (v[i] > v[best]) best = i;
@@ -488,28 +489,48 @@ static inline int64_t class_of(const nnrt_model *m, const void *row, int64_t cla
 }
 
 int64_t rt_class_of(const nnrt_model *m, const void *row, int64_t classes) {
-    return class_of(m, row, classes);
+    return class_of(m, row, classes, m->f64);
 }
 
 /* The class a step's target names: its id, or the one-hot row's largest entry (for one
  * value, whether it is past 0.5). */
 static inline int64_t target_class(const nnrt_model *m, const rt_class_layout *l,
-                                   const void *target, int64_t step) {
-    if (l->target_ids) return (int64_t)llround(rt_get(target, step, m->f64));
-    const void *row = rt_elem_cptr(target, step * l->classes, m->f64);
-    if (l->classes == 1) return rt_get(row, 0, m->f64) > 0.5;
-    return class_of(m, row, l->classes);
+                                   const void *target, int64_t step, int f64) {
+    if (l->target_ids) return (int64_t)llround(rt_get(target, step, f64));
+    const void *row = rt_elem_cptr(target, step * l->classes, f64);
+    if (l->classes == 1) return rt_get(row, 0, f64) > 0.5;
+    return class_of(m, row, l->classes, f64);
 }
 
-/* The steps of one sample whose predicted class is the target's. */
-static int64_t correct_steps(const nnrt_model *m, const rt_class_layout *l, const void *output,
-                             const void *target) {
-    int64_t correct = 0;
-    for (int64_t s = 0; s < l->steps; s++) {
-        const void *row = rt_elem_cptr(output, s * l->classes, m->f64);
-        correct += class_of(m, row, l->classes) == target_class(m, l, target, s);
+/* The steps of the batch's samples whose predicted class is the target's. Targets are read
+ * from the data set (the rows `rows`, or from `first` on when it is NULL). */
+static inline __attribute__((always_inline)) int64_t
+correct_in_batch(const nnrt_model *m, const rt_class_layout *l, const void *output,
+                 const rt_dataset *d, const int64_t *rows, int64_t first, int64_t batch, int f64) {
+    int64_t n_out = m->output.numel, correct = 0;
+    for (int64_t b = 0; b < batch; b++) {
+        int64_t row = rows ? rows[b] : first + b;
+        const void *target = d->text ? rt_text_target_row(m, d, row)
+                                     : rt_elem_cptr(d->targets, row * d->target_elems, f64);
+        const void *out = rt_elem_cptr(output, b * n_out, f64);
+        for (int64_t s = 0; s < l->steps; s++) {
+            const void *step_out = rt_elem_cptr(out, s * l->classes, f64);
+            correct += class_of(m, step_out, l->classes, f64) == target_class(m, l, target, s, f64);
+        }
     }
     return correct;
+}
+
+static int64_t correct_in_batch_f32(const nnrt_model *m, const rt_class_layout *l,
+                                    const void *output, const rt_dataset *d, const int64_t *rows,
+                                    int64_t first, int64_t batch) {
+    return correct_in_batch(m, l, output, d, rows, first, batch, 0);
+}
+
+static int64_t correct_in_batch_f64(const nnrt_model *m, const rt_class_layout *l,
+                                    const void *output, const rt_dataset *d, const int64_t *rows,
+                                    int64_t first, int64_t batch) {
+    return correct_in_batch(m, l, output, d, rows, first, batch, 1);
 }
 
 void rt_add_metrics(rt_metrics *acc, rt_metrics more) {
@@ -550,16 +571,12 @@ static double add_batch_losses(const nnrt_model *m, const nnrt_ctx *ctx, rt_metr
 double rt_add_batch_metrics(const nnrt_model *m, const nnrt_ctx *ctx, const rt_dataset *d,
                             const int64_t *rows, int64_t first, rt_metrics *acc) {
     int classify = m->train.classification && d && (d->targets || d->text) && m->n_targets > 0;
-    const void *output = classify ? rt_tensor_data(m, ctx, &m->output) : NULL;
     rt_class_layout layout = rt_class_layout_of(m);
-    int64_t n_out = m->output.numel;
     double cost = add_batch_losses(m, ctx, acc);
-    for (int64_t b = 0; classify && b < ctx->batch; b++) {
-        int64_t row = rows ? rows[b] : first + b;
-        const void *target = d->text ? rt_text_target_row(m, d, row)
-                                     : rt_elem_cptr(d->targets, row * d->target_elems, m->f64);
-        const void *out = rt_elem_cptr(output, b * n_out, m->f64);
-        acc->correct += correct_steps(m, &layout, out, target);
+    if (classify) {
+        const void *output = rt_tensor_data(m, ctx, &m->output);
+        acc->correct += (m->f64 ? correct_in_batch_f64 : correct_in_batch_f32)(
+            m, &layout, output, d, rows, first, ctx->batch);
     }
     acc->samples += ctx->batch;
     acc->judged += ctx->batch * layout.steps;
