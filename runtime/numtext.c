@@ -156,26 +156,31 @@ static int remember(const char *buf, int len, rt_text_memo *memo, uint64_t n, in
     return len;
 }
 
-/* The memo's digits plus one, in place: the trailing 9s become 0s and the digit before them
- * goes up, or a 1 goes in front when they were all 9s. */
-static void increment_text(rt_text_memo *memo) {
-    int i = memo->len - 1;
-    while (i >= 0 && memo->text[i] == '9') memo->text[i--] = '0';
+/* A counter's digits (len of them and a NUL) plus one, in place: the trailing 9s become 0s
+ * and the digit before them goes up, or a 1 goes in front when they were all 9s. Returns the
+ * new length. */
+static int increment_text(char *text, int len) {
+    int i = len - 1;
+    while (i >= 0 && text[i] == '9') text[i--] = '0';
     if (i >= 0) {
-        memo->text[i]++;
-        return;
+        text[i]++;
+        return len;
     }
-    memmove(memo->text + 1, memo->text, (size_t)memo->len + 1); /* with its NUL */
-    memo->text[0] = '1';
-    memo->len++;
+    memmove(text + 1, text, (size_t)len + 1);
+    text[0] = '1';
+    return len + 1;
 }
 
 int rt_text_int_memo(char *buf, int64_t v, rt_text_memo *memo) {
-    /* n holds the last value plus one (0: nothing), which is v when v follows it */
+    /* n holds the last value plus one (0: nothing), which is v when v follows it. The text
+     * is copied out whole and then incremented twice, in buf and in the memo, byte by byte:
+     * copying the memo out right after its bytes changed would wait for them (a wide load
+     * of narrow stores just made). */
     if (memo->format == FORMAT_INT && memo->n != 0 && v >= 0 && (uint64_t)v == memo->n) {
-        increment_text(memo);
-        memo->n++;
         memcpy(buf, memo->text, sizeof memo->text);
+        increment_text(buf, memo->len);
+        memo->len = increment_text(memo->text, memo->len);
+        memo->n++;
         return memo->len;
     }
     int len = rt_text_int(buf, v);
@@ -197,9 +202,11 @@ int rt_text_fixed_memo(char *buf, double v, int places, rt_text_memo *memo) {
     if (len >= 0) return len;
     int at = 0;
     if (signbit(v)) buf[at++] = '-'; /* printf writes -0.000 for -0.0001 and for -0.0 */
-    uint64_t unit = (uint64_t)pow10_exact[places];
-    at += digits(buf + at, n / unit, 1);
-    if (places > 0) {
+    if (places == 0) { /* a rate's whole number: no division (by a unit of 1, still a div) */
+        at += digits(buf + at, n, 1);
+    } else {
+        uint64_t unit = (uint64_t)pow10_exact[places];
+        at += digits(buf + at, n / unit, 1);
         buf[at++] = '.';
         at += digits(buf + at, n % unit, places);
     }
