@@ -279,15 +279,17 @@ static void prefetch_bytes(const char *p, size_t n) {
 }
 
 /* n bytes to n elements. Blocks of a fixed size, which compilers turn into vector
- * conversions without a cost model's leave; then the tail. */
-static void bytes_to_f32(float *dst, const unsigned char *src, int64_t n) {
+ * conversions without a cost model's leave; then the tail. restrict: without it GCC checked
+ * for an overlap of dst and src before each block of 16 (a scalar loop if they overlap),
+ * about 58 instructions a block where the vector code is 22 (callgrind, W1's gather). */
+static void bytes_to_f32(float *restrict dst, const unsigned char *restrict src, int64_t n) {
     int64_t e = 0;
     for (; e + GATHER_BLOCK <= n; e += GATHER_BLOCK)
         for (int k = 0; k < GATHER_BLOCK; k++) dst[e + k] = (float)src[e + k];
     for (; e < n; e++) dst[e] = (float)src[e];
 }
 
-static void bytes_to_f64(double *dst, const unsigned char *src, int64_t n) {
+static void bytes_to_f64(double *restrict dst, const unsigned char *restrict src, int64_t n) {
     int64_t e = 0;
     for (; e + GATHER_BLOCK <= n; e += GATHER_BLOCK)
         for (int k = 0; k < GATHER_BLOCK; k++) dst[e + k] = (double)src[e + k];
