@@ -102,10 +102,11 @@ typedef struct rt_metrics {
 /* acc += more, field by field (threads' and ranks' metrics, added in their order). */
 void rt_add_metrics(rt_metrics *acc, rt_metrics more);
 
-/* Adds the batch in ctx (after forward, grad or sgd_step) to *acc. Targets are read from the
- * data set, not the arena, because the generated code may reuse their memory. */
-void rt_add_batch_metrics(const nnrt_model *m, const nnrt_ctx *ctx, const rt_dataset *d,
-                          const int64_t *rows, int64_t first, rt_metrics *acc);
+/* Adds the batch in ctx (after forward, grad or sgd_step) to *acc, and returns the batch's
+ * cost, the same bits as rt_batch_cost (one pass over the losses for both). Targets are read
+ * from the data set, not the arena, because the generated code may reuse their memory. */
+double rt_add_batch_metrics(const nnrt_model *m, const nnrt_ctx *ctx, const rt_dataset *d,
+                            const int64_t *rows, int64_t first, rt_metrics *acc);
 
 /* Loss (and correct count) of the current weights over `n` rows (indexes `rows`, or all
  * rows in order when rows is NULL), by forward in chunks of RT_EVAL_CHUNK. */

@@ -68,12 +68,20 @@ static const uint64_t pow10_u64[] = {1u,
                                      1000000000000000000u,
                                      10000000000000000000u};
 
+/* How many decimal digits n has (1 for 0): from its bit length, log10(2) being about
+ * 1233 / 2^12, then one comparison, in place of a comparison a digit. */
+static int decimal_length(uint64_t n) {
+    int bits = 64 - __builtin_clzll(n | 1);
+    int t = (bits * 1233) >> 12; /* the digits of 2^bits - 1, or one more */
+    int len = t + 1 - (n < pow10_u64[t]);
+    return len > 0 ? len : 1;
+}
+
 /* n's decimal digits, at least `width` of them (zeros in front); returns their count.
  * Counted first, then written from the last one back into buf, a pair a division (of 32 bits
  * once n fits): no copy of a length known only at run time, which is a call to memcpy. */
 static int digits(char *buf, uint64_t n, int width) {
-    int len = 1;
-    while (len < 20 && n >= pow10_u64[len]) len++;
+    int len = decimal_length(n);
     if (len < width) len = width;
     char *p = buf + len;
     while (n > UINT32_MAX) {
@@ -109,8 +117,8 @@ int rt_text_int(char *buf, int64_t v) {
     return at;
 }
 
-/* The formats a memo tells apart: %.9g, and %.Nf by its places N (0..9). */
-enum { FORMAT_G9 = -1 };
+/* The formats a memo tells apart: %.9g, %lld, and %.Nf by its places N (0..9). */
+enum { FORMAT_G9 = -1, FORMAT_INT = -2 };
 
 static uint64_t bits_of(double v) {
     uint64_t bits;
@@ -148,6 +156,41 @@ static int remember(const char *buf, int len, rt_text_memo *memo, uint64_t n, in
     return len;
 }
 
+/* A counter's digits (len of them and a NUL) plus one, in place: the trailing 9s become 0s
+ * and the digit before them goes up, or a 1 goes in front when they were all 9s. Returns the
+ * new length. */
+static int increment_text(char *text, int len) {
+    int i = len - 1;
+    while (i >= 0 && text[i] == '9') text[i--] = '0';
+    if (i >= 0) {
+        text[i]++;
+        return len;
+    }
+    memmove(text + 1, text, (size_t)len + 1);
+    text[0] = '1';
+    return len + 1;
+}
+
+int rt_text_int_memo(char *buf, int64_t v, rt_text_memo *memo) {
+    /* n holds the last value plus one (0: nothing), which is v when v follows it. The text
+     * is copied out whole and then incremented twice, in buf and in the memo, byte by byte:
+     * copying the memo out right after its bytes changed would wait for them (a wide load
+     * of narrow stores just made). */
+    if (memo->format == FORMAT_INT && memo->n != 0 && v >= 0 && (uint64_t)v == memo->n) {
+        memcpy(buf, memo->text, sizeof memo->text);
+        increment_text(buf, memo->len);
+        memo->len = increment_text(memo->text, memo->len);
+        memo->n++;
+        return memo->len;
+    }
+    int len = rt_text_int(buf, v);
+    if (v < 0) { /* a counter is never negative: the memo keeps nothing */
+        memo->n = 0;
+        return len;
+    }
+    return remember(buf, len, memo, (uint64_t)v, 0, 0.0, FORMAT_INT);
+}
+
 int rt_text_fixed_memo(char *buf, double v, int places, rt_text_memo *memo) {
     int same = recall_value(buf, memo, v, places);
     if (same >= 0) return same;
@@ -159,9 +202,11 @@ int rt_text_fixed_memo(char *buf, double v, int places, rt_text_memo *memo) {
     if (len >= 0) return len;
     int at = 0;
     if (signbit(v)) buf[at++] = '-'; /* printf writes -0.000 for -0.0001 and for -0.0 */
-    uint64_t unit = (uint64_t)pow10_exact[places];
-    at += digits(buf + at, n / unit, 1);
-    if (places > 0) {
+    if (places == 0) { /* a rate's whole number: no division (by a unit of 1, still a div) */
+        at += digits(buf + at, n, 1);
+    } else {
+        uint64_t unit = (uint64_t)pow10_exact[places];
+        at += digits(buf + at, n / unit, 1);
         buf[at++] = '.';
         at += digits(buf + at, n % unit, places);
     }

@@ -34,5 +34,8 @@ typedef struct rt_text_memo {
 
 int rt_text_g9_memo(char *buf, double v, rt_text_memo *memo);
 int rt_text_fixed_memo(char *buf, double v, int places, rt_text_memo *memo);
+/* "%lld" of a counter (the epoch column): when v is the last value plus one, the memo's text
+ * is incremented in place, a digit or two, with no division. memo must not be NULL. */
+int rt_text_int_memo(char *buf, int64_t v, rt_text_memo *memo);
 
 #endif

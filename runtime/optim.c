@@ -403,9 +403,8 @@ int32_t rt_optim_fused_outcome(const rt_optim *op, const nnrt_ctx *ctx) {
     return isfinite(rt_batch_cost(op->m, ctx)) ? -1 : nonfinite_param(op);
 }
 
-static int32_t fused_step(rt_optim *op, nnrt_ctx *ctx, double lr) {
-    op->m->sgd_step(ctx, lr, op->o->momentum);
-    return rt_optim_fused_outcome(op, ctx);
+int32_t rt_optim_loss_outcome(const rt_optim *op, double cost) {
+    return op->fused && !isfinite(cost) ? nonfinite_param(op) : -1;
 }
 
 double rt_optim_momentum(const rt_optim *op) {
@@ -510,7 +509,10 @@ int32_t rt_optim_update_part(rt_optim *op, int64_t lo, int64_t hi, double scale)
 
 int32_t rt_optim_step(rt_optim *op, nnrt_ctx *ctx, double lr, int64_t t, enum rt_fault *kind) {
     *kind = RT_FAULT_VALUE;
-    if (op->fused) return fused_step(op, ctx, lr);
+    if (op->fused) { /* its loss is checked by the caller, who reads it anyway */
+        op->m->sgd_step(ctx, lr, op->o->momentum);
+        return -1;
+    }
     op->m->grad(ctx);
     return rt_optim_apply(op, lr, t, kind);
 }
@@ -528,6 +530,10 @@ int32_t rt_optim_apply(rt_optim *op, double lr, int64_t t, enum rt_fault *kind) 
 }
 
 /* ---- schedules ---- */
+
+int rt_schedule_constant(const rt_options *o) {
+    return o->warmup <= 0 && (!o->schedule || strcmp(o->schedule, "constant") == 0);
+}
 
 double rt_schedule_lr(const rt_options *o, int64_t epoch, int64_t epochs) {
     const double pi = 3.14159265358979323846;

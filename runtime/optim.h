@@ -33,13 +33,18 @@ int rt_optim_fused(const rt_optim *op);
 /* Update step t (1 at the first; Adam's bias correction counts them) on the batch in ctx at
  * learning rate lr. Returns -1, or the index of a param whose gradient is not finite (the
  * update is then not made: RT_FAULT_GRADIENT in *kind), or of a param whose value is not
- * finite after the update (RT_FAULT_VALUE). */
+ * finite after the update (RT_FAULT_VALUE). The fused step has no gradient to check and
+ * returns -1: the caller, which reads the step's cost anyway (rt_add_batch_metrics), then
+ * asks rt_optim_loss_outcome, so that the losses are summed once a step. */
 enum rt_fault { RT_FAULT_GRADIENT, RT_FAULT_VALUE };
 int32_t rt_optim_step(rt_optim *op, nnrt_ctx *ctx, double lr, int64_t t, enum rt_fault *kind);
 /* A fused step's outcome, once the model's sgd_step (or a team's sgd_step_team) has run on
  * the batch in ctx: -1, or a param whose value is not finite (RT_FAULT_VALUE), found when
  * the step's loss is not. The momentum the fused step is given. */
 int32_t rt_optim_fused_outcome(const rt_optim *op, const nnrt_ctx *ctx);
+/* The same from the step's cost, after rt_optim_step: with the fused step, -1 or a param that
+ * is not finite when the cost is not (RT_FAULT_VALUE); with the others, -1. */
+int32_t rt_optim_loss_outcome(const rt_optim *op, double cost);
 double rt_optim_momentum(const rt_optim *op);
 /* The update of step t from the gradients already in fixed's grad buffers (penalties,
  * clipping, the optimizer's loop), with the same return value and *kind as rt_optim_step.
@@ -86,5 +91,8 @@ void rt_optim_print_list(FILE *out);
 /* The learning rate of an epoch (1-based; a step for a model without inputs) under the
  * schedule and warm-up of o, for a run of `epochs`. */
 double rt_schedule_lr(const rt_options *o, int64_t epoch, int64_t epochs);
+/* Whether that rate is o->lr at every epoch (no schedule, no warm-up): the loop then need not
+ * ask each epoch, which a one-step epoch would feel. */
+int rt_schedule_constant(const rt_options *o);
 
 #endif

@@ -18,6 +18,7 @@
 
 /* The log's columns whose text is kept from one row to the next (numtext.h). */
 enum memo_column {
+    MEMO_EPOCH, /* a counter: its text is incremented */
     MEMO_LOSS,
     MEMO_ACCURACY,
     MEMO_VAL_LOSS,
@@ -198,7 +199,7 @@ static void log_row(rt_progress *p, int64_t epoch, rt_metrics r, const rt_metric
                     double seconds, double rate, const double *grad_norms,
                     const double *update_ratios) {
     rt_text_memo *memo = p->memo;
-    p->pending_len += (size_t)rt_text_int(row_room(p), epoch);
+    p->pending_len += (size_t)rt_text_int_memo(row_room(p), epoch, &memo[MEMO_EPOCH]);
     row_char(p, ',');
     row_g9(p, rt_mean_loss(r), &memo[MEMO_LOSS], ',');
     if (p->classify) row_fixed(p, rt_accuracy(r), 6, &memo[MEMO_ACCURACY], ',');

@@ -221,6 +221,11 @@ typedef struct param_series {
     int64_t n_rows;
 } param_series;
 
+/* Elements [offset, offset + numel) of the arena: weights that lie one after the other. */
+typedef struct weight_run {
+    int64_t offset, numel;
+} weight_run;
+
 /* Everything a training run holds; the fields under "state" are what a checkpoint saves
  * besides the params and the optimizer's state (the table `fields` below). */
 typedef struct run {
@@ -237,6 +242,10 @@ typedef struct run {
     int64_t batch, epochs;
     enum stop stop;
     double epoch_start;
+    /* The weights' memory in the arena as runs of adjacent tensors (weight_runs), what the
+     * check after each epoch scans: a call a run, not one a tensor. */
+    weight_run *weight_runs;
+    int32_t n_weight_runs;
     /* state */
     int64_t epoch; /* epochs completed */
     int64_t step;  /* update steps in all: the optimizer's t */
@@ -331,6 +340,22 @@ static int64_t total_param_elems(const nnrt_model *m) {
     return n;
 }
 
+/* Merges the weights (params, then states) that follow each other in the arena into runs:
+ * most models' weights are one or two. */
+static void find_weight_runs(run *r) {
+    const nnrt_model *m = r->m;
+    r->weight_runs = rt_alloc_array((size_t)n_weights(m) + 1, sizeof *r->weight_runs);
+    r->n_weight_runs = 0;
+    for (int32_t i = 0; i < n_weights(m); i++) {
+        const nnrt_tensor *t = weight(m, i);
+        weight_run *last = r->n_weight_runs > 0 ? &r->weight_runs[r->n_weight_runs - 1] : NULL;
+        if (last && last->offset + last->numel == t->offset)
+            last->numel += t->numel;
+        else
+            r->weight_runs[r->n_weight_runs++] = (weight_run){t->offset, t->numel};
+    }
+}
+
 static void run_init(run *r, const nnrt_model *m, const rt_options *o, const rt_train_data *data,
                      void *fixed) {
     memset(r, 0, sizeof *r);
@@ -374,6 +399,7 @@ static void run_init(run *r, const nnrt_model *m, const rt_options *o, const rt_
         r->ctx = rt_new_ctx(m, fixed, r->batch);
         r->ctx.dropout_keep = rt_dropout_keep(o);
     }
+    find_weight_runs(r);
     int64_t n_val = data->n_validation;
     r->eval_ctx = rt_new_ctx(m, fixed, rt_eval_batch(m, n_val));
     r->order = rt_alloc_array((size_t)data->n_train, sizeof *r->order);
@@ -406,6 +432,7 @@ static void run_free(run *r) {
     rt_free_ctx_varying(&r->ctx);
     rt_free_ctx_varying(&r->eval_ctx);
     rt_free(r->order);
+    rt_free(r->weight_runs);
     rt_free(r->best_params);
     rt_free(r->history);
     series_free(&r->grad_norms);
@@ -457,6 +484,17 @@ static int32_t nonfinite_weight(const nnrt_model *m, const void *fixed) {
     return -1;
 }
 
+/* Whether every weight is finite: a scan of each run of adjacent weights (find_weight_runs),
+ * which costs a tiny model's epoch a call or two rather than one a tensor. */
+static int weights_finite(const run *r) {
+    int f64 = r->m->f64;
+    for (int32_t i = 0; i < r->n_weight_runs; i++) {
+        const weight_run *w = &r->weight_runs[i];
+        if (rt_any_nonfinite(rt_elem_cptr(r->fixed, w->offset, f64), w->numel, f64)) return 0;
+    }
+    return 1;
+}
+
 /* The fused sgd_step is checked through the step's loss alone (optim.c), which a param gone
  * nan or inf does not always reach: behind a relu whose input stays negative, or made by the
  * last step. So every param, and every state (running statistics, which the loss of a
@@ -464,8 +502,8 @@ static int32_t nonfinite_weight(const nnrt_model *m, const void *fixed) {
  * run ends "successfully", and nothing is saved, with weights that are not numbers. A search
  * trial is marked FAULTED instead; returns 0 then. */
 static int params_finite(run *r) {
-    int32_t bad = nonfinite_weight(r->m, r->fixed);
-    if (bad < 0) return 1;
+    if (weights_finite(r)) return 1;
+    int32_t bad = nonfinite_weight(r->m, r->fixed); /* which one */
     if (r->trial) {
         r->stop = FAULTED;
         return 0;
@@ -603,9 +641,12 @@ static int train_step(run *r, const int64_t *rows, int64_t count, double lr) {
     enum rt_fault kind;
     int32_t bad = rt_optim_step(r->opt, &r->ctx, lr, r->step, &kind);
     r->ctx.training = NNRT_INFERENCE;
-    if (!step_ok(r, rt_batch_cost(r->m, &r->ctx), bad, kind)) return 0;
+    /* The epoch's metrics and the step's cost in one pass over the losses; a step that
+     * faults ends the run (or the trial), whose metrics are then not read. */
+    double cost = rt_add_batch_metrics(r->m, &r->ctx, &r->data->train, rows, 0, &r->partial);
+    if (bad < 0) bad = rt_optim_loss_outcome(r->opt, cost);
+    if (!step_ok(r, cost, bad, kind)) return 0;
     if (r->update_ratios.now && last) update_ratios_of(r);
-    rt_add_batch_metrics(r->m, &r->ctx, &r->data->train, rows, 0, &r->partial);
     if (r->trace) rt_trace_row(r->trace, r->step, r->fixed, batch_loss(r, rows, count));
     return 1;
 }
@@ -613,11 +654,13 @@ static int train_step(run *r, const int64_t *rows, int64_t count, double lr) {
 /* ---- epochs ---- */
 
 /* Drops every other row, keeping the first: room for as many epochs again, at half the
- * density. The memory stays fixed whatever --epochs or --steps says. */
+ * density. The memory stays fixed whatever --epochs or --steps says. A row is a few numbers,
+ * moved by a loop: a call to memmove a row was 1.3% of a one-step epoch (a row an epoch,
+ * amortised). Row kept < i, so each number is read before it is overwritten. */
 static void thin_rows(double *rows, int64_t *n, int64_t cols) {
     int64_t kept = 0;
     for (int64_t i = 0; i < *n; i += 2, kept++)
-        memmove(rows + kept * cols, rows + i * cols, (size_t)cols * sizeof *rows);
+        for (int64_t c = 0; c < cols; c++) rows[kept * cols + c] = rows[i * cols + c];
     *n = kept;
 }
 
@@ -1002,13 +1045,14 @@ static void run_epochs(run *r) {
     const rt_train_data *d = r->data;
     if (r->progress) r->epoch_start = rt_now();
     record_path(r); /* the start: the first point of the descent path */
+    int lr_constant = rt_schedule_constant(r->o);
     while (r->epoch < r->epochs && r->stop == RUNNING) {
         if (r->pos == 0) {
             if (r->o->shuffle && has_inputs(r))
                 rt_rng_shuffle(&r->shuffle_rng, r->order, d->n_train);
             memset(&r->partial, 0, sizeof r->partial);
         }
-        double lr = rt_schedule_lr(r->o, r->epoch + 1, r->epochs);
+        double lr = lr_constant ? r->o->lr : rt_schedule_lr(r->o, r->epoch + 1, r->epochs);
         if (r->o->hogwild > 0 && !hogwild_epoch(r, lr)) return;
         while (r->pos < d->n_train) {
             if (has_inputs(r) && r->o->steps > 0 && r->step == r->o->steps) break;

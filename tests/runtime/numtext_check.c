@@ -57,6 +57,30 @@ static uint64_t next(void) { /* splitmix64 */
     return z ^ (z >> 31);
 }
 
+/* A counter's text through one memo (the log's epoch column): counting up across every
+ * carry to 10^6, from just below 10^k for each k and the top of int64_t, and after jumps,
+ * repeats, steps back and negative values, which the memo must not take for the next one. */
+static void int_memo(rt_text_memo *memo, int64_t v) {
+    char ours[RT_NUMTEXT_MAX], theirs[RT_NUMTEXT_MAX];
+    rt_text_int_memo(ours, v, memo);
+    snprintf(theirs, sizeof theirs, "%" PRId64, v);
+    same("%lld (counter)", ours, theirs, (double)v);
+}
+
+static void counters(void) {
+    rt_text_memo memo = {0};
+    for (int64_t v = 0; v <= 1000000; v++) int_memo(&memo, v);
+    for (int k = 1; k <= 18; k++) {
+        int64_t p = 1;
+        for (int i = 0; i < k; i++) p *= 10;
+        for (int64_t v = p - 3; v <= p + 2; v++) int_memo(&memo, v);
+    }
+    for (int64_t v = INT64_MAX - 3; v < INT64_MAX; v++) int_memo(&memo, v);
+    int_memo(&memo, INT64_MAX);
+    int64_t odd[] = {5, 5, 4, 6, -1, 0, 1, -10, -9, 99, 100, 98, 99, 100, 101, 7, 8};
+    for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) int_memo(&memo, odd[i]);
+}
+
 int main(void) {
     double specials[] = {0.0,          1.0,
                          0.5,          1.5,
@@ -97,6 +121,7 @@ int main(void) {
         snprintf(theirs, sizeof theirs, "%lld", (long long)(v * 1000003));
         same("%lld", ours, theirs, (double)v);
     }
+    counters();
     char ours[RT_NUMTEXT_MAX], theirs[RT_NUMTEXT_MAX];
     rt_text_int(ours, INT64_MIN);
     snprintf(theirs, sizeof theirs, "%" PRId64, INT64_MIN);

@@ -692,6 +692,18 @@ def team_gemm():
 
 
 @test
+def batch_metrics():
+    """A step reads its batch's losses once: the cost it checks and the epoch's running sum
+    come from one pass, the bits of rt_batch_cost and of the losses added one by one (f32,
+    f64, a loss per row or one for the batch, nan and inf among them)."""
+    r = subprocess.run([exe("metrics_check")], capture_output=True, timeout=120)
+    out = r.stdout.decode()
+    check(r.returncode == 0 and re.fullmatch(r"compared \d+ sums, 0 differ\n", out), out)
+    # 2 types x 2 kinds of loss x 37 batch sizes x 53 batches x 3 comparisons
+    check(int(out.split()[1]) == 2 * 2 * 37 * 53 * 3, out)
+
+
+@test
 def progress_work():
     """Progress reads the clock once an epoch and once every so many bar ticks (the stride
     doubles while ticks come fast), not at every tick: 6 million ticks on a terminal read it
