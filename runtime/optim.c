@@ -106,11 +106,14 @@ enum { /* the rows by name, for the one the model's fused sgd_step does */
 struct rt_optim {
     const nnrt_model *m;
     const rt_options *o;
-    void *fixed;
+    void *fixed;  /* the gradients (and the fused step's velocities) */
+    void *params; /* the arena the params are read from and updated in: fixed, or one that
+                   * several ranks share (rt_optim_share) */
     const optimizer *row;
     step_settings settings; /* lr and t are set at each step */
     int fused;
     void **state[RT_OPTIM_MAX_SLOTS]; /* [slot][param]; NULL for a slot left out */
+    char *state_memory;               /* where rt_optim_share placed the state; else NULL */
     double *l1, *l2;                  /* per param; NULL when no param has that penalty */
     unsigned char *frozen;            /* per param (--freeze); NULL when none is */
 };
@@ -324,6 +327,7 @@ rt_optim *rt_optim_new(const nnrt_model *m, void *fixed, const rt_options *o,
     op->m = m;
     op->o = o;
     op->fixed = fixed;
+    op->params = fixed;
     op->row = need_optimizer(o->optimizer ? o->optimizer : "sgd");
     op->settings = resolve_settings(op->row, o);
     op->l1 = parse_penalty(m, "l1", o->l1);
@@ -342,7 +346,8 @@ void rt_optim_free(rt_optim *op) {
     if (!op) return;
     for (int s = 0; s < RT_OPTIM_MAX_SLOTS; s++) {
         if (!op->state[s]) continue;
-        for (int32_t i = 0; i < op->m->n_params && !op->fused; i++) rt_free(op->state[s][i]);
+        for (int32_t i = 0; i < op->m->n_params && !op->fused && !op->state_memory; i++)
+            rt_free(op->state[s][i]);
         rt_free(op->state[s]);
     }
     rt_free(op->l1);
@@ -372,7 +377,7 @@ void *rt_optim_state(const rt_optim *op, int s, int32_t param) {
 /* ---- one step ---- */
 
 static void *param_ptr(const rt_optim *op, int32_t i) {
-    return rt_elem_ptr(op->fixed, op->m->params[i].offset, op->m->f64);
+    return rt_elem_ptr(op->params, op->m->params[i].offset, op->m->f64);
 }
 
 /* The first param that is not finite after an update, or -1. With the fused step there is
@@ -386,7 +391,7 @@ static int32_t nonfinite_param(const rt_optim *op) {
 }
 
 /* The params the update leaves alone are checked too, as every param is after a fused step. */
-static int32_t nonfinite_param_without_gradient(const rt_optim *op) {
+int32_t rt_optim_nonfinite_without_gradient(const rt_optim *op) {
     const nnrt_model *m = op->m;
     for (int32_t i = 0; i < m->n_params; i++)
         if (m->params[i].grad_offset < 0 &&
@@ -441,7 +446,7 @@ static int32_t each_segment(rt_optim *op, int64_t lo, int64_t hi, visit_fn *visi
 }
 
 static void *param_at(const rt_optim *op, int32_t i, int64_t e) {
-    return rt_elem_ptr(op->fixed, op->m->params[i].offset + e, op->m->f64);
+    return rt_elem_ptr(op->params, op->m->params[i].offset + e, op->m->f64);
 }
 static void *grad_at(const rt_optim *op, int32_t i, int64_t e) {
     return rt_elem_ptr(op->fixed, op->m->params[i].grad_offset + e, op->m->f64);
@@ -526,7 +531,61 @@ int32_t rt_optim_apply(rt_optim *op, double lr, int64_t t, enum rt_fault *kind) 
     if (bad >= 0) return bad;
     *kind = RT_FAULT_VALUE;
     bad = rt_optim_update_part(op, 0, all, rt_optim_clip_scale(op, sum_sq));
-    return bad >= 0 ? bad : nonfinite_param_without_gradient(op);
+    return bad >= 0 ? bad : rt_optim_nonfinite_without_gradient(op);
+}
+
+/* ---- ranks that share memory ----
+ *
+ * The state is placed in memory the caller gives, a param's slots one after the other,
+ * each padded to 16 elements (64 bytes): ranks laid out alike, so that one rank finds
+ * another's state of any element at the same place in the other's memory. */
+
+static size_t padded_bytes(const rt_optim *op, int64_t numel) {
+    return (size_t)((numel + 15) / 16 * 16) * rt_elem_size(op->m->f64);
+}
+
+size_t rt_optim_state_bytes(const rt_optim *op) {
+    size_t bytes = 0;
+    for (int s = 0; s < RT_OPTIM_MAX_SLOTS; s++)
+        for (int32_t i = 0; op->state[s] && i < op->m->n_params; i++)
+            if (op->state[s][i]) bytes += padded_bytes(op, op->m->params[i].numel);
+    return bytes;
+}
+
+void rt_optim_share(rt_optim *op, void *fixed, void *params, void *state_memory) {
+    if (op->fused || op->state_memory)
+        rt_fatal("internal error: sharing a fused optimizer, or one shared already");
+    op->fixed = fixed;
+    op->params = params;
+    op->state_memory = state_memory;
+    size_t at = 0;
+    for (int s = 0; s < RT_OPTIM_MAX_SLOTS; s++)
+        for (int32_t i = 0; op->state[s] && i < op->m->n_params; i++) {
+            if (!op->state[s][i]) continue;
+            int64_t n = op->m->params[i].numel;
+            void *place = op->state_memory + at;
+            memcpy(place, op->state[s][i], (size_t)n * rt_elem_size(op->m->f64));
+            rt_free(op->state[s][i]);
+            op->state[s][i] = place;
+            at += padded_bytes(op, n);
+        }
+}
+
+/* Copies the state of one segment from the other rank's memory (*(const char **)arg). */
+static int32_t copy_state_segment(rt_optim *op, int32_t i, int64_t first, int64_t n, void *arg) {
+    const char *from = *(const char **)arg;
+    size_t esize = rt_elem_size(op->m->f64);
+    for (int s = 0; s < RT_OPTIM_MAX_SLOTS; s++) {
+        char *mine = slot_at(op, s, i, first);
+        if (mine) memcpy(mine, from + (mine - op->state_memory), (size_t)n * esize);
+    }
+    return -1;
+}
+
+void rt_optim_copy_state_part(rt_optim *op, const void *from, int64_t lo, int64_t hi) {
+    if (!op->state_memory) rt_fatal("internal error: copying the state of an unshared optimizer");
+    const char *base = from;
+    each_segment(op, lo, hi, copy_state_segment, &base);
 }
 
 /* ---- schedules ---- */

@@ -67,6 +67,21 @@ double rt_optim_clip_scale(const rt_optim *op, double sum_sq);
 int rt_optim_clips(const rt_optim *op);
 int32_t rt_optim_update_part(rt_optim *op, int64_t lo, int64_t hi, double scale);
 
+/* The first param without a gradient (which no update touches) that is not finite, or -1:
+ * rt_optim_apply ends with it, and so must an update made by parts. */
+int32_t rt_optim_nonfinite_without_gradient(const rt_optim *op);
+
+/* For MPI ranks that share memory (docs/mpi.md): the gradients are in `fixed`, the params are
+ * read and updated in `params` (an arena laid out as fixed, which every rank updates a part
+ * of), and the state moves to state_memory (rt_optim_state_bytes of it, laid out alike on
+ * every rank), its values with it. Not for a fused optimizer. */
+size_t rt_optim_state_bytes(const rt_optim *op);
+void rt_optim_share(rt_optim *op, void *fixed, void *params, void *state_memory);
+/* Copies the state of the elements [lo, hi) (as rt_optim_update_part counts them) from
+ * another rank's state memory: a checkpoint's state is gathered from the ranks that updated
+ * each part. */
+void rt_optim_copy_state_part(rt_optim *op, const void *from, int64_t lo, int64_t hi);
+
 /* The state, for checkpoints: slot s (0 .. slots-1, the optimizer's row in optimizers.def)
  * of param i, numel elements of the model's type, or NULL when that param has none (no
  * gradient) or the slot is left out (a velocity without momentum). */

@@ -5,6 +5,7 @@
 #ifndef NNRT_RANKS_H
 #define NNRT_RANKS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* Joins the job when the program was started by mpirun (a plain start is one process and
@@ -22,12 +23,24 @@ int rt_launched_ranks(void);
 /* Every rank's n values, rank by rank, in all[0 .. n * rt_ranks()). Collective. */
 void rt_ranks_gather(const int64_t *mine, int n, int64_t *all);
 
-/* A sum over the ranks that gives every rank the same bits, whatever algorithms the MPI
- * library picks: n elements of the model's type (float, or double when f64), then n_extra
- * doubles, in one buffer. The elements are cut into one slice a rank; each rank adds up its
- * slice of every rank's buffer in rank order 0, 1, .., K-1 and hands the result to all
- * (a reduce-scatter and an all-gather, as a ring all-reduce moves the data). The extras ride
- * in the last rank's slice. */
+/* Memory the ranks share when they all run on one machine (and NNRT_MPI_SUM does not ask for
+ * messages): a segment of `bytes` for each rank, which every rank reads and writes directly.
+ * Collective; NULL when the ranks cannot share memory (several machines), or an error when
+ * NNRT_MPI_SUM=shared asked for it. Segments are page-aligned. */
+typedef struct rt_rank_window rt_rank_window;
+rt_rank_window *rt_rank_window_new(size_t bytes);
+void *rt_rank_window_segment(rt_rank_window *w, int rank);
+/* Every rank's stores to the window before the call are seen by every rank after it. It
+ * spins briefly, then gives the core away while it waits. Collective. */
+void rt_rank_window_barrier(rt_rank_window *w);
+void rt_rank_window_free(rt_rank_window *w);
+
+/* A sum over the ranks by messages, for ranks that do not share memory, that gives every
+ * rank the same bits, whatever algorithms the MPI library picks: n elements of the model's
+ * type (float, or double when f64), then n_extra doubles, in one buffer. The elements are cut
+ * into one slice a rank; each rank adds up its slice of every rank's buffer in rank order
+ * 0, 1, .., K-1 and hands the result to all (a reduce-scatter and an all-gather, as a ring
+ * all-reduce moves the data). The extras ride in the last rank's slice. */
 typedef struct rt_rank_sum rt_rank_sum;
 rt_rank_sum *rt_rank_sum_new(int64_t n, int f64, int n_extra);
 void *rt_rank_sum_elems(rt_rank_sum *s);

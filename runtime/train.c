@@ -270,10 +270,13 @@ typedef struct run {
     int64_t path_rows;
     int path_dims;
     rt_hogwild *hogwild; /* --hogwild's threads, made at its first epoch; else NULL */
-    /* Ranks (docs/mpi.md): this process is rank `rank` of `ranks`; with more than one, each
-     * step's gradients go through `shared` (ranks.h), and `agreed_stop` is the Ctrl-C the
-     * ranks agreed on at the last step. */
+    /* Ranks (docs/mpi.md): this process is rank `rank` of `ranks`; with more than one, the
+     * ranks on one machine train in `window` (ranks.h), else each step's gradients go
+     * through `shared`, and `agreed_stop` is the Ctrl-C the ranks agreed on at the last step. */
     int rank, ranks;
+    rt_rank_window *window;
+    double *rank_weights;    /* each rank's weight in the step's sum */
+    const char **rank_grads; /* where each rank's gradient of a param is, for the sum */
     rt_rank_sum *shared;
     int agreed_stop;
 } run;
@@ -323,6 +326,7 @@ static void check_workers(const run *r) {
 }
 
 static void start_ranks(run *r);
+static void share_among_ranks(run *r);
 
 static void series_init(param_series *s, const nnrt_model *m) {
     s->now = rt_alloc_array((size_t)m->n_params + 1, sizeof(double));
@@ -402,6 +406,7 @@ static void run_init(run *r, const nnrt_model *m, const rt_options *o, const rt_
     find_weight_runs(r);
     int64_t n_val = data->n_validation;
     r->eval_ctx = rt_new_ctx(m, fixed, rt_eval_batch(m, n_val));
+    if (r->ranks > 1) share_among_ranks(r);
     r->order = rt_alloc_array((size_t)data->n_train, sizeof *r->order);
     memcpy(r->order, data->train_rows, (size_t)data->n_train * sizeof *r->order);
     rt_rng_seed(&r->shuffle_rng, o->seed, RT_STREAM_SHUFFLE);
@@ -429,6 +434,9 @@ static void run_free(run *r) {
     rt_hogwild_free(r->hogwild);
     rt_optim_free(r->opt);
     rt_rank_sum_free(r->shared);
+    rt_rank_window_free(r->window);
+    rt_free(r->rank_weights);
+    rt_free(r->rank_grads);
     rt_free_ctx_varying(&r->ctx);
     rt_free_ctx_varying(&r->eval_ctx);
     rt_free(r->order);
@@ -874,6 +882,20 @@ static int64_t shared_elems(const nnrt_model *m) {
     return n;
 }
 
+/* Rank j's slice of the update's elements (rt_optim_elems: the gradients, in param order)
+ * starts here; j = ranks is the end. Slices start at multiples of 16 elements (64 bytes). The
+ * ranks add up and update a slice each in shared memory; by messages each rank updates all,
+ * but clipping's sum of squares is added up by the same slices, so both give the same bits. */
+static int64_t slice_first(const run *r, int j) {
+    int64_t n = rt_optim_elems(r->opt);
+    return j == r->ranks ? n : n * j / r->ranks / 16 * 16;
+}
+
+/* Rank k's share of the step's rows, and the weight of its gradient in the sum. */
+static double rank_weight(const run *r, int k, int64_t count) {
+    return (double)rt_worker_share(count, r->ranks, k).rows / (double)count;
+}
+
 /* n elements between the arena and the buffer: to_buffer scales them by weight on the way
  * (exact for weight 1 and 0), else they are copied back. */
 static void move_elems(void *arena, void *buffer, int64_t n, int f64, int to_buffer,
@@ -914,6 +936,237 @@ static void move_shared(run *r, int to_buffer, double weight) {
     }
 }
 
+/* ---- ranks in shared memory ----
+ *
+ * On one machine every rank's fixed arena lives in its segment of one window (ranks.h), so
+ * grad() writes the gradients where the others read them. Rank 0's params are the only
+ * copy the steps use: the others' ctx.params point at them. A step is grad() on the rank's
+ * share, a barrier, then rank j adds up slice j of every rank's gradient in rank order (the
+ * numbers and order of the sum by messages), updates slice j of the params and of its own
+ * optimizer state (penalties and the update are elementwise; clipping waits at a second
+ * barrier for every slice's sum of squares), and a last barrier: every param is updated
+ * before the next grad() reads it. The other ranks' own params are brought up to date at
+ * an epoch's end (validation, early stopping and the final checksum read them), and rank 0
+ * gathers the optimizer's state from the slices' owners before it writes a checkpoint. */
+
+/* What a rank tells the others at each step, at the start of its segment. */
+typedef struct rank_note {
+    double extras[N_EXTRAS];
+    double sum_sq;                   /* its slice's sum of squares, for clipping */
+    int32_t bad_gradient, bad_value; /* the first param of its slice at fault, or -1 */
+} rank_note;
+
+/* A segment: the note, the fixed arena, the optimizer's state, each on 64 bytes. */
+#define NOTE_ROOM 64
+_Static_assert(sizeof(rank_note) <= NOTE_ROOM, "a rank's note fits its room");
+
+static size_t fixed_room(const nnrt_model *m) {
+    return ((size_t)m->fixed_elems * rt_elem_size(m->f64) + 63) / 64 * 64;
+}
+static rank_note *note_of(const run *r, int k) {
+    return rt_rank_window_segment(r->window, k);
+}
+static char *fixed_of(const run *r, int k) {
+    return (char *)rt_rank_window_segment(r->window, k) + NOTE_ROOM;
+}
+static char *state_of(const run *r, int k) {
+    return fixed_of(r, k) + fixed_room(r->m);
+}
+
+/* In one process's memory unless the ranks share a machine: then this rank's arena moves
+ * into its segment, as its run and the optimizer see it. */
+static void share_among_ranks(run *r) {
+    const nnrt_model *m = r->m;
+    r->window = rt_rank_window_new(NOTE_ROOM + fixed_room(m) + rt_optim_state_bytes(r->opt));
+    if (!r->window) {
+        r->shared = rt_rank_sum_new(shared_elems(m), m->f64, N_EXTRAS);
+        return;
+    }
+    char *mine = fixed_of(r, r->rank), *params = fixed_of(r, 0);
+    memcpy(mine, r->fixed, (size_t)m->fixed_elems * rt_elem_size(m->f64));
+    r->fixed = r->ctx.fixed = r->eval_ctx.fixed = mine;
+    r->ctx.params = params;
+    r->rank_weights = rt_alloc_array((size_t)r->ranks, sizeof *r->rank_weights);
+    r->rank_grads = rt_alloc_array((size_t)r->ranks, sizeof *r->rank_grads);
+    rt_optim_share(r->opt, mine, params, state_of(r, r->rank));
+}
+
+/* Between two barriers, any number of ranks' gradients: chunks of this many elements are
+ * added up in registers and stored, so that a rank's own gradient, one of the addends, is
+ * read before its sum replaces it. */
+#define SUM_CHUNK 256
+
+/* acc[e] = g[e] * w, or with `add` acc[e] += g[e] * w, for e < n. Inlined where n is the
+ * constant SUM_CHUNK, GCC vectorises it at -O2 (no remainder to handle). */
+#define WEIGHTED_CHUNK(T)                                                                          \
+    static inline void weighted_chunk_##T(T *restrict acc, const T *restrict g, T w, int64_t n,    \
+                                          int add) {                                               \
+        if (add)                                                                                   \
+            for (int64_t e = 0; e < n; e++) acc[e] += g[e] * w;                                    \
+        else                                                                                       \
+            for (int64_t e = 0; e < n; e++) acc[e] = g[e] * w;                                     \
+    }
+WEIGHTED_CHUNK(float)
+WEIGHTED_CHUNK(double)
+
+/* dst[e] = w_0 g_0[e] + w_1 g_1[e] + .. in rank order, each product rounded to T first: the
+ * numbers and the order of the sum by messages (move_elems, then rt_rank_sum_all). */
+#define WEIGHTED_SUM(T, dst, from, weight, ranks, n)                                               \
+    do {                                                                                           \
+        T *out_ = (T *)(void *)(dst);                                                              \
+        for (int64_t at_ = 0; at_ < (n); at_ += SUM_CHUNK) {                                       \
+            int64_t len_ = (n)-at_ < SUM_CHUNK ? (n)-at_ : SUM_CHUNK;                              \
+            T acc_[SUM_CHUNK];                                                                     \
+            for (int i_ = 0; i_ < (ranks); i_++) {                                                 \
+                const T *g_ = (const T *)(const void *)(from)[i_] + at_;                           \
+                if (len_ == SUM_CHUNK)                                                             \
+                    weighted_chunk_##T(acc_, g_, (T)(weight)[i_], SUM_CHUNK, i_ > 0);              \
+                else                                                                               \
+                    weighted_chunk_##T(acc_, g_, (T)(weight)[i_], len_, i_ > 0);                   \
+            }                                                                                      \
+            memcpy(out_ + at_, acc_, (size_t)len_ * sizeof(T));                                    \
+        }                                                                                          \
+    } while (0)
+
+/* Elements lo .. hi of the update's, summed over the ranks' gradients (weighted by
+ * r->rank_weights) into this rank's own. */
+static void sum_slice(run *r, int64_t lo, int64_t hi) {
+    const nnrt_model *m = r->m;
+    const double *weight = r->rank_weights;
+    const char **from = r->rank_grads;
+    size_t esize = rt_elem_size(m->f64);
+    int64_t start = 0;
+    for (int32_t i = 0; i < m->n_params && start < hi; i++) {
+        const nnrt_tensor *t = &m->params[i];
+        if (t->grad_offset < 0) continue;
+        int64_t a = lo > start ? lo : start, end = start + t->numel, b = hi < end ? hi : end;
+        if (a < b) {
+            size_t at = (size_t)(t->grad_offset + a - start) * esize;
+            for (int k = 0; k < r->ranks; k++) from[k] = fixed_of(r, k) + at;
+            if (m->f64)
+                WEIGHTED_SUM(double, (char *)r->fixed + at, from, weight, r->ranks, b - a);
+            else
+                WEIGHTED_SUM(float, (char *)r->fixed + at, from, weight, r->ranks, b - a);
+        }
+        start = end;
+    }
+}
+
+/* Every rank's slice of the summed gradients into this rank's own, for --log-grad-norms:
+ * between barriers, before any rank penalises or clips its slice. */
+static void gather_gradients(run *r) {
+    const nnrt_model *m = r->m;
+    size_t esize = rt_elem_size(m->f64);
+    rt_rank_window_barrier(r->window);
+    for (int k = 0; k < r->ranks; k++) {
+        int64_t start = 0, lo = slice_first(r, k), hi = slice_first(r, k + 1);
+        for (int32_t i = 0; k != r->rank && i < m->n_params; i++) {
+            const nnrt_tensor *t = &m->params[i];
+            if (t->grad_offset < 0) continue;
+            int64_t a = lo > start ? lo : start, end = start + t->numel, b = hi < end ? hi : end;
+            size_t at = (size_t)(t->grad_offset + a - start) * esize;
+            if (a < b) memcpy((char *)r->fixed + at, fixed_of(r, k) + at, (size_t)(b - a) * esize);
+            start = end;
+        }
+    }
+    rt_rank_window_barrier(r->window);
+}
+
+/* Copies rank 0's params (the steps' only copy) or states into this rank's own arena. */
+static void copy_from_rank0(run *r, const nnrt_tensor *tensors, int32_t n) {
+    size_t esize = rt_elem_size(r->m->f64);
+    for (int32_t i = 0; i < n; i++)
+        memcpy((char *)r->fixed + (size_t)tensors[i].offset * esize,
+               fixed_of(r, 0) + (size_t)tensors[i].offset * esize,
+               (size_t)tensors[i].numel * esize);
+}
+
+/* Rank 0, before it writes a checkpoint: the optimizer's state of every slice from the rank
+ * that updates it. The others wait for rank 0 at the next step's first barrier, so their
+ * state holds still meanwhile. */
+static void gather_optimizer_state(run *r) {
+    for (int k = 1; r->window && k < r->ranks; k++)
+        rt_optim_copy_state_part(r->opt, state_of(r, k), slice_first(r, k), slice_first(r, k + 1));
+}
+
+/* The first fault of the ranks' slices in rank order (the lowest param), or -1. */
+static int32_t first_bad(const run *r, int gradient) {
+    for (int k = 0; k < r->ranks; k++) {
+        const rank_note *note = note_of(r, k);
+        int32_t bad = gradient ? note->bad_gradient : note->bad_value;
+        if (bad >= 0) return bad;
+    }
+    return -1;
+}
+
+/* A slice goes through the sum, the penalties and the update a chunk of this many elements
+ * at a time, each step on a chunk still in the cache from the one before. */
+#define UPDATE_CHUNK 8192
+
+/* Chunk by chunk of the elements lo .. hi: the ranks' gradients added up (when `sum`), the
+ * penalties and the check of the gradients, whose sums of squares are added to *sum_sq, and
+ * the update unclipped (when `update`), whose first param not finite goes to *bad_value. The
+ * first param whose gradient is not finite, or -1. Both ways of adding up go through the
+ * same chunks, so clipping's sum of squares has the same bits. */
+static int32_t through_chunks(run *r, int64_t lo, int64_t hi, int sum, int update, double *sum_sq,
+                              int32_t *bad_value) {
+    for (int64_t c = lo; c < hi; c += UPDATE_CHUNK) {
+        int64_t end = hi - c < UPDATE_CHUNK ? hi : c + UPDATE_CHUNK;
+        if (sum) sum_slice(r, c, end);
+        double part;
+        int32_t bad = rt_optim_prepare_part(r->opt, c, end, &part);
+        if (bad >= 0) return bad;
+        *sum_sq += part;
+        if (update && *bad_value < 0) *bad_value = rt_optim_update_part(r->opt, c, end, 1.0);
+    }
+    return -1;
+}
+
+/* The shared step after its first barrier: the step's extras summed, rank 0's states
+ * copied, this rank's slice summed, penalised, clipped and updated, and the last barrier.
+ * Returns the param at fault, or -1. */
+static int32_t update_my_slice(run *r, int64_t count, double lr, int last, double *extras,
+                               enum rt_fault *kind) {
+    for (int k = 0; k < r->ranks; k++) r->rank_weights[k] = rank_weight(r, k, count);
+    for (int e = 0; e < N_EXTRAS; e++) {
+        extras[e] = note_of(r, 0)->extras[e];
+        for (int k = 1; k < r->ranks; k++) extras[e] += note_of(r, k)->extras[e];
+    }
+    if (r->rank > 0) copy_from_rank0(r, r->m->states, r->m->n_states);
+    int64_t lo = slice_first(r, r->rank), hi = slice_first(r, r->rank + 1);
+    int gather = r->grad_norms.now && last, clips = rt_optim_clips(r->opt);
+    if (gather) { /* --log-grad-norms: the whole summed gradient, before any penalty */
+        sum_slice(r, lo, hi);
+        gather_gradients(r);
+        grad_norms_of(r);
+    }
+    rank_note *note = note_of(r, r->rank);
+    rt_optim_begin(r->opt, lr, r->step);
+    note->sum_sq = 0;
+    note->bad_value = -1;
+    note->bad_gradient =
+        through_chunks(r, lo, hi, !gather, !clips, &note->sum_sq, &note->bad_value);
+    if (clips) { /* the norm of the whole gradient first */
+        rt_rank_window_barrier(r->window);
+        double sum_sq = 0;
+        for (int k = 0; k < r->ranks; k++) sum_sq += note_of(r, k)->sum_sq;
+        if (note->bad_gradient < 0)
+            note->bad_value =
+                rt_optim_update_part(r->opt, lo, hi, rt_optim_clip_scale(r->opt, sum_sq));
+    }
+    /* A rank that updated its slice while another's gradient failed makes no difference:
+     * the run stops on it after the barrier, and a failed step's weights are never saved. */
+    rt_rank_window_barrier(r->window);
+    *kind = RT_FAULT_GRADIENT;
+    int32_t bad = first_bad(r, 1);
+    if (bad >= 0) return bad;
+    *kind = RT_FAULT_VALUE;
+    bad = first_bad(r, 0);
+    return bad >= 0 ? bad : rt_optim_nonfinite_without_gradient(r->opt);
+}
+
+/* ---- a step on each rank ---- */
+
 /* What every rank must agree on before the first step, else they would not split the same
  * batches: the counts of rows and steps, the batch, the model's arena and where a resumed
  * run starts. */
@@ -939,6 +1192,8 @@ static void check_ranks_agree(const run *r) {
                          "program with the same data and options",
                          k, names[f], (long long)all[k * N_FACTS + f], (long long)all[f]);
     rt_free(all);
+    /* rank 0's params, resumed or not, are stored before any rank's first grad() reads them */
+    if (r->window) rt_rank_window_barrier(r->window);
 }
 
 static void start_ranks(run *r) {
@@ -950,11 +1205,10 @@ static void start_ranks(run *r) {
         rt_usage_error("%s under mpirun: each of the %d ranks trains on one thread; start more "
                        "ranks instead (mpirun -np K)",
                        r->o->workers > 1 ? "--workers" : "--hogwild", r->ranks);
-    r->shared = rt_rank_sum_new(shared_elems(r->m), r->m->f64, N_EXTRAS);
 }
 
-/* train_step on rank r->rank's share of rows[0..count), then the update every rank makes. */
-static int rank_step(run *r, const int64_t *rows, int64_t count, double lr) {
+/* grad() on rank r->rank's share of rows[0..count); its metrics. */
+static rt_metrics grad_of_share(run *r, const int64_t *rows, int64_t count) {
     const nnrt_model *m = r->m;
     if (r->trace && r->step == 0) rt_trace_row(r->trace, 0, r->fixed, batch_loss(r, rows, count));
     rt_share share = rt_worker_share(count, r->ranks, r->rank);
@@ -972,20 +1226,65 @@ static int rank_step(run *r, const int64_t *rows, int64_t count, double lr) {
         rt_ids_first_row(0);
         rt_add_batch_metrics(m, &r->ctx, &r->data->train, rows + lo, 0, &mine);
     }
-    move_shared(r, 1, hi > lo ? (double)(hi - lo) / (double)count : 0.0);
-    double *extras = rt_rank_sum_extras(r->shared);
-    extras[EXTRA_LOSS] = mine.loss_sum;
-    extras[EXTRA_CORRECT] = (double)mine.correct;
-    extras[EXTRA_STOP] = interrupted ? 1 : 0;
+    return mine;
+}
+
+/* The update by messages: every rank updates every element, clipped by the sums of squares
+ * of the slices' chunks in rank order, as the ranks in shared memory add them up. */
+static int32_t update_by_slices(run *r, double lr, enum rt_fault *kind) {
+    rt_optim_begin(r->opt, lr, r->step);
+    double sum_sq = 0;
+    int32_t no_update = -1;
+    *kind = RT_FAULT_GRADIENT;
+    for (int k = 0; k < r->ranks; k++) { /* each slice's sum, then theirs in rank order */
+        double part = 0;
+        int32_t bad =
+            through_chunks(r, slice_first(r, k), slice_first(r, k + 1), 0, 0, &part, &no_update);
+        if (bad >= 0) return bad;
+        sum_sq += part;
+    }
+    *kind = RT_FAULT_VALUE;
+    int32_t bad = rt_optim_update_part(r->opt, 0, slice_first(r, r->ranks),
+                                       rt_optim_clip_scale(r->opt, sum_sq));
+    return bad >= 0 ? bad : rt_optim_nonfinite_without_gradient(r->opt);
+}
+
+/* The gradients, states and extras through the sum by messages, and the update. */
+static int32_t sum_and_update(run *r, int64_t count, double lr, int last, double *extras,
+                              enum rt_fault *kind) {
+    move_shared(r, 1, rank_weight(r, r->rank, count));
+    double *sum = rt_rank_sum_extras(r->shared);
+    memcpy(sum, extras, N_EXTRAS * sizeof *extras);
     rt_rank_sum_all(r->shared);
+    memcpy(extras, sum, N_EXTRAS * sizeof *extras);
     move_shared(r, 0, 1.0);
-    r->agreed_stop = extras[EXTRA_STOP] > 0;
-    int last = last_step_of_epoch(r, count);
     if (r->grad_norms.now && last) grad_norms_of(r);
+    return update_by_slices(r, lr, kind);
+}
+
+/* train_step on rank r->rank's share of rows[0..count), then the update every rank makes. */
+static int rank_step(run *r, const int64_t *rows, int64_t count, double lr) {
+    const nnrt_model *m = r->m;
+    rt_metrics mine = grad_of_share(r, rows, count);
+    int last = last_step_of_epoch(r, count);
+    /* the weights before the update: before any rank's update, which follows the barrier */
     if (r->update_ratios.now && last) copy_weights(r->m, r->fixed, r->before_update, 1);
+    double extras[N_EXTRAS] = {mine.loss_sum, (double)mine.correct, interrupted ? 1 : 0};
     r->step++;
     enum rt_fault kind;
-    int32_t bad = rt_optim_apply(r->opt, lr, r->step, &kind);
+    int32_t bad;
+    if (r->window) {
+        memcpy(note_of(r, r->rank)->extras, extras, sizeof extras);
+        rt_rank_window_barrier(r->window); /* every gradient, state and note is stored */
+        bad = update_my_slice(r, count, lr, last, extras, &kind);
+        if (last && r->rank > 0) copy_from_rank0(r, m->params, m->n_params);
+        /* rank 0 changes its params after the last step (early stopping's best) only once
+         * every rank has its copy */
+        if (last) rt_rank_window_barrier(r->window);
+    } else {
+        bad = sum_and_update(r, count, lr, last, extras, &kind);
+    }
+    r->agreed_stop = extras[EXTRA_STOP] > 0;
     if (!step_ok(r, extras[EXTRA_LOSS] / (double)count, bad, kind)) return 0;
     if (r->update_ratios.now && last) update_ratios_of(r);
     rt_metrics all = {extras[EXTRA_LOSS], (int64_t)extras[EXTRA_CORRECT], count,
@@ -1567,6 +1866,7 @@ static void read_field(const rt_st_file *f, const char *path, run *r, const fiel
 
 static void save_checkpoint(run *r, const char *path) {
     params_finite(r); /* a checkpoint is never written from a trial */
+    gather_optimizer_state(r);
     rt_st_writer *w = rt_st_weights_writer(r->m, r->fixed, &r->data->stats);
     for (int i = 0; i < N_FIELDS; i++) save_field(w, r, &fields[i]);
     rt_st_write(w, path);
@@ -1779,7 +2079,7 @@ int rt_cmd_train(const nnrt_model *m, const rt_options *given) {
     rt_progress_end(r.progress);
     if (r.step == 0 && trace) { /* no update at all: the trace still has its starting point */
         int64_t count = data.n_train < r.batch ? data.n_train : r.batch;
-        rt_trace_row(trace, 0, fixed, batch_loss(&r, data.train_rows, count));
+        rt_trace_row(trace, 0, r.fixed, batch_loss(&r, data.train_rows, count));
     }
     rt_trace_close(trace);
     restore_best(&r);

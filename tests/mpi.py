@@ -225,6 +225,54 @@ def case_sum_paths(nnc, mpirun_path, tmp):
         raise Failure(f"NNRT_MPI_SUM=ring said:\n{proc.stderr}")
 
 
+def log_columns(path, prefixes):
+    """{column: [values by epoch]} of a --log CSV's columns whose names start with a prefix."""
+    with open(path) as f:
+        header = f.readline().strip().split(",")
+        rows = [line.strip().split(",") for line in f if line.strip()]
+    return {name: [float(row[i]) for row in rows] for i, name in enumerate(header)
+            if name.startswith(prefixes)}
+
+
+def case_slices(nnc, mpirun_path, tmp):
+    """On one machine each rank adds up and updates its own slice of the elements (params cut
+    mid-tensor on 3 ranks), in its own part of the optimizer's state. What reads more than a
+    slice still sees the whole: --log-grad-norms and --log-update-ratios (rank 0's log) give
+    one process's figures to 1e-9, in shared memory and by messages; and a checkpoint of adam
+    (two slots of state) that 3 ranks write after epoch 2, rank 0 gathering every slice's state,
+    resumed by one process, ends where one process that ran all 3 epochs ends, to 1e-12."""
+    write_data(os.path.join(tmp, "train.csv"), 82, seed=5)
+    plain = build(nnc, tmp, MODEL, "mlp", mpi=False)
+    mpi = build(nnc, tmp, MODEL, "mlp", mpi=True)
+    logs = ["--log-grad-norms", "--log-update-ratios", "--no-save", "--log"]
+    run([plain, "train"] + logs + ["one.csv"], tmp)
+    prefixes = ("grad_norm.", "update_ratio.")
+    want = log_columns(os.path.join(tmp, "one.csv"), prefixes)
+    if len(want) != 8 or len(want["grad_norm.h.W"]) != 3:
+        raise Failure(f"one process's log has columns {sorted(want)}")
+    for ranks in (2, 3):
+        for path in ("shared", "messages"):
+            log = f"ranks{ranks}_{path}.csv"
+            run(mpirun(mpirun_path, ranks, mpi, ["train"] + logs + [log],
+                       ["-x", f"NNRT_MPI_SUM={path}"]), tmp)
+            got = log_columns(os.path.join(tmp, log), prefixes)
+            for name, values in want.items():
+                for epoch, (a, b) in enumerate(zip(got.get(name, []), values), 1):
+                    if abs(a - b) > 1e-9 * max(1.0, abs(b)):
+                        raise Failure(f"{ranks} ranks ({path}): {name} of epoch {epoch} is {a}, "
+                                      f"one process {b}")
+                if len(got.get(name, [])) != len(values):
+                    raise Failure(f"{ranks} ranks ({path}): no column {name} in every row")
+    adam = ["--optimizer", "adam", "--lr", "0.01"]
+    run(mpirun(mpirun_path, 3, mpi, ["train", "--epochs", "2", "--checkpoint-every", "1",
+                                     "--checkpoint", "ck.safetensors", "--no-save"] + adam), tmp)
+    run([plain, "train", "--epochs", "3", "--save", "straight.safetensors"] + adam, tmp)
+    run([plain, "train", "--epochs", "3", "--resume", "ck.safetensors", "--save",
+         "resumed.safetensors"] + adam, tmp)
+    compare(os.path.join(tmp, "resumed.safetensors"), os.path.join(tmp, "straight.safetensors"),
+            1e-12, "adam's checkpoint of 3 ranks, resumed by one process")
+
+
 # ---- every rank holds the same weights ----
 
 def fnv1a(blob, h=0xcbf29ce484222325):
