@@ -211,12 +211,13 @@ static int step(worker *w, const int64_t *rows, int64_t count) {
     m->sgd_step(&w->ctx, h->epoch->lr, h->o->momentum);
     mirror_param_access(m, h->params, 1);
     w->ctx.training = NNRT_INFERENCE;
-    double cost = rt_batch_cost(m, &w->ctx);
+    /* The batch's cost and the epoch's metrics in one pass over the losses; after a step
+     * that is not finite the run fails and its metrics are not read. */
+    double cost = rt_add_batch_metrics(m, &w->ctx, h->train, rows, 0, &w->metrics);
     if (!isfinite(cost)) {
         w->bad_cost = cost;
         return 0;
     }
-    rt_add_batch_metrics(m, &w->ctx, h->train, rows, 0, &w->metrics);
     return 1;
 }
 
