@@ -316,6 +316,46 @@ def case_team(nnc, src, tmp):
         check(teams(name + ".nn") == [0, 0], f"{name} has a team's step")
 
 
+WIDE_MODEL = """import "nn"
+model wide {
+    input  x[40]
+    target y[3]
+    h        = relu(dense(x, 96))
+    g        = tanh(dense(h, 64))
+    output z = dense(g, 3)
+    loss     = softmax_cross_entropy(z, y)
+}
+train wide {
+    data      = csv("wide.csv", x = 0..39, y = 40)
+    optimizer = sgd(lr = 0.05, momentum = 0.9)
+    batch     = 24
+    epochs    = 3
+    seed      = 6
+}
+"""
+
+
+def case_team_rounding(nnc, src, tmp):
+    """The team's rule where OpenBLAS rounds a block of a GEMM otherwise than the whole
+    (docs/runtime.md, "Data-parallel workers"): with the AVX-512 kernels the executables
+    choose, this MLP's blocks at batch 24 take another of OpenBLAS's kernels than its whole
+    GEMMs, so 2 and 3 workers may differ from one worker in the last bits; in f64 they
+    agree to 1e-12 relative, with sgd and momentum and with adam."""
+    rng = random.Random(5)
+    write_csv(tmp, "wide.csv", [[round(rng.uniform(-2, 2), 3) for _ in range(40)] +
+                                [rng.randrange(3)] for _ in range(90)])
+    with open(os.path.join(tmp, "wide.nn"), "w") as f:
+        f.write(WIDE_MODEL)
+    run([nnc, "wide.nn", "--f64", "-o", "wide"], tmp)
+    for optimizer in ([], ["--optimizer", "adam", "--lr", "0.01"]):
+        run(["./wide", "train", "--quiet", *optimizer, "--save", "one.st"], tmp)
+        for n in ("2", "3"):
+            run(["./wide", "train", "--quiet", *optimizer, "--workers", n, "--save",
+                 "many.st"], tmp)
+            same_weights(os.path.join(tmp, "one.st"), os.path.join(tmp, "many.st"), 1e-12,
+                         f"{optimizer} --workers {n}")
+
+
 PLAIN_MODEL = """import "nn"
 model f {
     param x = 3
