@@ -111,9 +111,9 @@ static const opt_spec option_table[] = {
      FOR_TRAINING | FOR_EVAL | FOR_PREDICT | FOR_GRADCHECK | FOR_VALUES, 1, 0, 0, NULL, NULL},
     {"columns", "SPEC", OPT_TEXT, AT(columns), FOR_TRAINING | FOR_EVAL | FOR_PREDICT | FOR_VALUES,
      1, 0, 0, NULL, "CSV columns: x=0..3,y=label (indexes or header names)"},
-    {"weights", "FILE", OPT_PATH, AT(weights), FOR_EVAL | FOR_PREDICT | FOR_SAMPLE | FOR_VALUES | FOR_WEIGHTS,
-     0,
-     0, 0, NULL, "the weights (safetensors)"},
+    {"weights", "FILE", OPT_PATH, AT(weights),
+     FOR_EVAL | FOR_PREDICT | FOR_SAMPLE | FOR_VALUES | FOR_WEIGHTS, 0, 0, 0, NULL,
+     "the weights (safetensors)"},
     {"row", "N", OPT_INT, AT(row), FOR_VALUES, 1, 0, 0, NULL, "the row of the data, from 0"},
     {"name", "NAME,...", OPT_TEXT, AT(tensors), FOR_WEIGHTS, 0, 0, 0, NULL,
      "only these tensors (globs: 'h.*')"},
@@ -192,7 +192,7 @@ static const opt_spec option_table[] = {
 #define N_OPTIONS ((int)(sizeof option_table / sizeof option_table[0]))
 
 static const char *const command_names[RT_N_COMMANDS] = {"train",  "eval",   "predict", "gradcheck",
-                                                         "search", "sample", "values", "weights"};
+                                                         "search", "sample", "values",  "weights"};
 
 int rt_find_command(const char *word) {
     for (int c = 0; c < RT_N_COMMANDS; c++)

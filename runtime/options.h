@@ -46,11 +46,11 @@ typedef struct rt_options {
     int64_t checkpoint_every;
     int64_t threads;
     int flush_denormals; /* f32: subnormal results and operands as 0 (rt_flush_denormals) */
-    int64_t workers;    /* data-parallel threads (workers.h) */
-    int64_t stride;     /* text data: 0 for seq */
-    const char *freeze; /* NULL: every param trains */
-    double dropout;     /* NAN: each dropout's compiled rate */
-    const char *set;    /* "NAME=X,...": params' start values, after --init-weights */
+    int64_t workers;     /* data-parallel threads (workers.h) */
+    int64_t stride;      /* text data: 0 for seq */
+    const char *freeze;  /* NULL: every param trains */
+    double dropout;      /* NAN: each dropout's compiled rate */
+    const char *set;     /* "NAME=X,...": params' start values, after --init-weights */
     /* runtime-only */
     const char *columns;    /* "x=a..b,y=c": column maps by index or header name */
     const char *checkpoint; /* where --checkpoint-every and Ctrl-C save */

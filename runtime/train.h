@@ -40,8 +40,8 @@ void rt_load_train_data(const nnrt_model *m, const rt_options *o, rt_train_data 
 
 /* One quiet training run (search's trial) on data from fresh initial weights into fixed;
  * sets the validation metrics of the weights it ends with (the best epoch's with early
- * stopping; for a model without inputs, its final loss). Returns 0 when the loss or a gradient went non-finite (or the validation loss
- * is), 1 otherwise. */
+ * stopping; for a model without inputs, its final loss). Returns 0 when the loss or a gradient went
+ * non-finite (or the validation loss is), 1 otherwise. */
 int rt_train_trial(const nnrt_model *m, const rt_options *o, const rt_train_data *data, void *fixed,
                    rt_metrics *validation);
 
