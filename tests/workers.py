@@ -257,23 +257,30 @@ def case_resume(nnc, src, tmp):
     check(read("r.st") == read("w.st"), "after Ctrl-C: resumed weights differ from a whole run's")
 
 
-TEAM_MODEL = """import "nn"
-model odd {
-    input  x[37]
-    target y[5]
-    h        = tanh(dense(x, 45))
-    g        = relu(dense(h, 19))
-    output z = dense(g, 5)
+def two_layer_mlp(name, inputs, h, g, classes, momentum, batch, seed):
+    """A model of two hidden layers h and g (each (activation, width)) over a CSV of the
+    inputs then the class, name.csv, trained 3 epochs with sgd."""
+    return f"""import "nn"
+model {name} {{
+    input  x[{inputs}]
+    target y[{classes}]
+    h        = {h[0]}(dense(x, {h[1]}))
+    g        = {g[0]}(dense(h, {g[1]}))
+    output z = dense(g, {classes})
     loss     = softmax_cross_entropy(z, y)
-}
-train odd {
-    data      = csv("odd.csv", x = 0..36, y = 37)
-    optimizer = sgd(lr = 0.05, momentum = 0)
-    batch     = 35
+}}
+train {name} {{
+    data      = csv("{name}.csv", x = 0..{inputs - 1}, y = {inputs})
+    optimizer = sgd(lr = 0.05, momentum = {momentum})
+    batch     = {batch}
     epochs    = 3
-    seed      = 4
-}
+    seed      = {seed}
+}}
 """
+
+
+TEAM_MODEL = two_layer_mlp("odd", 37, ("tanh", 45), ("relu", 19), 5, momentum=0, batch=35,
+                           seed=4)
 
 
 def case_team(nnc, src, tmp):
@@ -316,23 +323,8 @@ def case_team(nnc, src, tmp):
         check(teams(name + ".nn") == [0, 0], f"{name} has a team's step")
 
 
-WIDE_MODEL = """import "nn"
-model wide {
-    input  x[40]
-    target y[3]
-    h        = relu(dense(x, 96))
-    g        = tanh(dense(h, 64))
-    output z = dense(g, 3)
-    loss     = softmax_cross_entropy(z, y)
-}
-train wide {
-    data      = csv("wide.csv", x = 0..39, y = 40)
-    optimizer = sgd(lr = 0.05, momentum = 0.9)
-    batch     = 24
-    epochs    = 3
-    seed      = 6
-}
-"""
+WIDE_MODEL = two_layer_mlp("wide", 40, ("relu", 96), ("tanh", 64), 3, momentum=0.9, batch=24,
+                           seed=6)
 
 
 def case_team_rounding(nnc, src, tmp):
