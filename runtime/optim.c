@@ -404,12 +404,12 @@ int32_t rt_optim_nonfinite_without_gradient(const rt_optim *op) {
  * step. The step's loss is checked instead (B numbers); once it is not finite, the params
  * are scanned to name the one that broke. A blow-up shows one step later this way, as the
  * loss of the step after it. */
-int32_t rt_optim_fused_outcome(const rt_optim *op, const nnrt_ctx *ctx) {
-    return isfinite(rt_batch_cost(op->m, ctx)) ? -1 : nonfinite_param(op);
-}
-
 int32_t rt_optim_loss_outcome(const rt_optim *op, double cost) {
     return op->fused && !isfinite(cost) ? nonfinite_param(op) : -1;
+}
+
+int32_t rt_optim_fused_outcome(const rt_optim *op, const nnrt_ctx *ctx) {
+    return rt_optim_loss_outcome(op, rt_batch_cost(op->m, ctx));
 }
 
 double rt_optim_momentum(const rt_optim *op) {

@@ -996,79 +996,81 @@ static void share_among_ranks(run *r) {
  * read before its sum replaces it. */
 #define SUM_CHUNK 256
 
-/* acc[e] = g[e] * w, or with `add` acc[e] += g[e] * w, for e < n. Inlined where n is the
- * constant SUM_CHUNK, GCC vectorises it at -O2 (no remainder to handle). */
-#define WEIGHTED_CHUNK(T)                                                                          \
+/* weighted_sum_T: dst[e] = w_0 g_0[e] + w_1 g_1[e] + .. in rank order, each product rounded
+ * to T first: the numbers and the order of the sum by messages (move_elems, then
+ * rt_rank_sum_all). A chunk's sums stay in acc until every rank's term is in; the inner loop,
+ * inlined where its count is the constant SUM_CHUNK, GCC vectorises at -O2. */
+#define WEIGHTED_SUM(T)                                                                            \
     static inline void weighted_chunk_##T(T *restrict acc, const T *restrict g, T w, int64_t n,    \
                                           int add) {                                               \
         if (add)                                                                                   \
             for (int64_t e = 0; e < n; e++) acc[e] += g[e] * w;                                    \
         else                                                                                       \
             for (int64_t e = 0; e < n; e++) acc[e] = g[e] * w;                                     \
-    }
-WEIGHTED_CHUNK(float)
-WEIGHTED_CHUNK(double)
-
-/* dst[e] = w_0 g_0[e] + w_1 g_1[e] + .. in rank order, each product rounded to T first: the
- * numbers and the order of the sum by messages (move_elems, then rt_rank_sum_all). */
-#define WEIGHTED_SUM(T, dst, from, weight, ranks, n)                                               \
-    do {                                                                                           \
-        T *out_ = (T *)(void *)(dst);                                                              \
-        for (int64_t at_ = 0; at_ < (n); at_ += SUM_CHUNK) {                                       \
-            int64_t len_ = (n)-at_ < SUM_CHUNK ? (n)-at_ : SUM_CHUNK;                              \
-            T acc_[SUM_CHUNK];                                                                     \
-            for (int i_ = 0; i_ < (ranks); i_++) {                                                 \
-                const T *g_ = (const T *)(const void *)(from)[i_] + at_;                           \
-                if (len_ == SUM_CHUNK)                                                             \
-                    weighted_chunk_##T(acc_, g_, (T)(weight)[i_], SUM_CHUNK, i_ > 0);              \
+    }                                                                                              \
+    static void weighted_sum_##T(void *dst, const char *const *from, const double *weight,         \
+                                 int ranks, int64_t n) {                                           \
+        T *out = dst;                                                                              \
+        for (int64_t at = 0; at < n; at += SUM_CHUNK) {                                            \
+            int64_t len = n - at < SUM_CHUNK ? n - at : SUM_CHUNK;                                 \
+            T acc[SUM_CHUNK];                                                                      \
+            for (int k = 0; k < ranks; k++) {                                                      \
+                const T *g = (const T *)(const void *)from[k] + at;                                \
+                if (len == SUM_CHUNK)                                                              \
+                    weighted_chunk_##T(acc, g, (T)weight[k], SUM_CHUNK, k > 0);                    \
                 else                                                                               \
-                    weighted_chunk_##T(acc_, g_, (T)(weight)[i_], len_, i_ > 0);                   \
+                    weighted_chunk_##T(acc, g, (T)weight[k], len, k > 0);                          \
             }                                                                                      \
-            memcpy(out_ + at_, acc_, (size_t)len_ * sizeof(T));                                    \
+            memcpy(out + at, acc, (size_t)len * sizeof(T));                                        \
         }                                                                                          \
-    } while (0)
+    }
+WEIGHTED_SUM(float)
+WEIGHTED_SUM(double)
 
-/* Elements lo .. hi of the update's, summed over the ranks' gradients (weighted by
- * r->rank_weights) into this rank's own. */
-static void sum_slice(run *r, int64_t lo, int64_t hi) {
+/* Calls visit(r, at, n, rank) for each run of gradient elements among the update's elements
+ * lo .. hi (rt_optim_elems: the params' gradients, in param order): n elements from byte
+ * `at` of a fixed arena, the same place in every rank's. */
+typedef void grad_run_fn(run *r, size_t at, int64_t n, int rank);
+static void each_grad_run(run *r, int64_t lo, int64_t hi, grad_run_fn *visit, int rank) {
     const nnrt_model *m = r->m;
-    const double *weight = r->rank_weights;
-    const char **from = r->rank_grads;
     size_t esize = rt_elem_size(m->f64);
     int64_t start = 0;
     for (int32_t i = 0; i < m->n_params && start < hi; i++) {
         const nnrt_tensor *t = &m->params[i];
         if (t->grad_offset < 0) continue;
         int64_t a = lo > start ? lo : start, end = start + t->numel, b = hi < end ? hi : end;
-        if (a < b) {
-            size_t at = (size_t)(t->grad_offset + a - start) * esize;
-            for (int k = 0; k < r->ranks; k++) from[k] = fixed_of(r, k) + at;
-            if (m->f64)
-                WEIGHTED_SUM(double, (char *)r->fixed + at, from, weight, r->ranks, b - a);
-            else
-                WEIGHTED_SUM(float, (char *)r->fixed + at, from, weight, r->ranks, b - a);
-        }
+        if (a < b) visit(r, (size_t)(t->grad_offset + a - start) * esize, b - a, rank);
         start = end;
     }
+}
+
+/* n elements at byte `at`: every rank's gradient, weighted by r->rank_weights, summed into
+ * this rank's own. */
+static void sum_run(run *r, size_t at, int64_t n, int unused) {
+    (void)unused;
+    for (int k = 0; k < r->ranks; k++) r->rank_grads[k] = fixed_of(r, k) + at;
+    if (r->m->f64)
+        weighted_sum_double((char *)r->fixed + at, r->rank_grads, r->rank_weights, r->ranks, n);
+    else
+        weighted_sum_float((char *)r->fixed + at, r->rank_grads, r->rank_weights, r->ranks, n);
+}
+
+/* Elements lo .. hi of the update's, summed over the ranks' gradients into this rank's own. */
+static void sum_slice(run *r, int64_t lo, int64_t hi) {
+    each_grad_run(r, lo, hi, sum_run, 0);
+}
+
+/* n elements at byte `at`, copied from rank k's arena into this rank's. */
+static void copy_run(run *r, size_t at, int64_t n, int k) {
+    memcpy((char *)r->fixed + at, fixed_of(r, k) + at, (size_t)n * rt_elem_size(r->m->f64));
 }
 
 /* Every rank's slice of the summed gradients into this rank's own, for --log-grad-norms:
  * between barriers, before any rank penalises or clips its slice. */
 static void gather_gradients(run *r) {
-    const nnrt_model *m = r->m;
-    size_t esize = rt_elem_size(m->f64);
     rt_rank_window_barrier(r->window);
-    for (int k = 0; k < r->ranks; k++) {
-        int64_t start = 0, lo = slice_first(r, k), hi = slice_first(r, k + 1);
-        for (int32_t i = 0; k != r->rank && i < m->n_params; i++) {
-            const nnrt_tensor *t = &m->params[i];
-            if (t->grad_offset < 0) continue;
-            int64_t a = lo > start ? lo : start, end = start + t->numel, b = hi < end ? hi : end;
-            size_t at = (size_t)(t->grad_offset + a - start) * esize;
-            if (a < b) memcpy((char *)r->fixed + at, fixed_of(r, k) + at, (size_t)(b - a) * esize);
-            start = end;
-        }
-    }
+    for (int k = 0; k < r->ranks; k++)
+        if (k != r->rank) each_grad_run(r, slice_first(r, k), slice_first(r, k + 1), copy_run, k);
     rt_rank_window_barrier(r->window);
 }
 
