@@ -4,9 +4,10 @@
  * loaded, from the CPU's vendor, family and model. A CPU newer than the library is not in
  * its table: OpenBLAS 0.3.21 (Debian 12) takes an Intel Sapphire Rapids for an unknown
  * model and falls back to its Prescott kernels (SSE3), which run a GEMM at less than half
- * the speed of its SkylakeX (AVX-512) kernels on the same core. The only way to choose is
+ * the speed of its SkylakeX (AVX-512) kernels on the same core; it gives AMD's Zen 4 and Zen 5
+ * its AVX2 kernels, at 0.6 of the SkylakeX ones' speed on a Zen 5. The only way to choose is
  * the environment variable OPENBLAS_CORETYPE, read at load time, before main() runs; so
- * when the fallback is in use on a CPU that has AVX2 or AVX-512, the executable sets the
+ * when such a fallback is in use on a CPU that has AVX2 or AVX-512, the executable sets the
  * variable and executes itself again, once (docs/runtime.md, "BLAS kernels"). A variable
  * the user set is never overridden, and nothing happens where OpenBLAS knows the CPU. */
 #ifndef _POSIX_C_SOURCE /* setenv, execv; the benchmarks compile this file too */
@@ -25,9 +26,16 @@ void openblas_set_num_threads(int n);
  * that a build without it (OpenMP) still links, and then keeps its pool. */
 void blas_thread_shutdown_(void) __attribute__((weak));
 
+/* The kernels OpenBLAS 0.3.21 settles for on CPUs it does not know: Prescott for an
+ * x86-64 it cannot place at all, and its AVX2 kernels (Haswell, Zen) for AMD's Zen 4 and
+ * Zen 5, which have AVX-512. */
+static bool below_cpu(const char *in_use, bool avx512) {
+    if (strcasecmp(in_use, "prescott") == 0) return true;
+    return avx512 && (strcasecmp(in_use, "haswell") == 0 || strcasecmp(in_use, "zen") == 0);
+}
+
 const char *rt_blas_better_kernels(const char *in_use, bool avx512, bool avx2_fma) {
-    /* Prescott is where OpenBLAS 0.3.21 lands for an x86-64 CPU it does not know. */
-    if (in_use == NULL || strcasecmp(in_use, "prescott") != 0) return NULL;
+    if (in_use == NULL || !below_cpu(in_use, avx512)) return NULL;
     if (avx512) return "SkylakeX";
     if (avx2_fma) return "Haswell";
     return NULL;
