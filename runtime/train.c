@@ -624,7 +624,9 @@ static int workers_step(run *r, const int64_t *rows, int64_t count, double lr) {
     enum rt_fault kind;
     int32_t bad =
         rt_workers_step(r->workers, &r->data->train, rows, count, noise_seed, lr, r->step, &kind);
-    if (!step_ok(r, rt_workers_cost(r->workers), bad, kind)) return 0;
+    double cost = rt_workers_cost(r->workers);
+    if (!isfinite(cost) || bad >= 0) rt_workers_settle(r->workers); /* a fault reads them */
+    if (!step_ok(r, cost, bad, kind)) return 0;
     rt_workers_add_metrics(r->workers, &r->data->train, &r->partial);
     return 1;
 }
@@ -1362,8 +1364,12 @@ static void run_epochs(run *r) {
             r->pos += count;
             if (!r->progress) continue;
             rt_progress_tick(r->progress, r->epoch + 1, r->epochs, r->pos, d->n_train, r->partial);
-            if (stop_asked(r) && r->pos < d->n_train) stop_interrupted(r);
+            if (stop_asked(r) && r->pos < d->n_train) {
+                rt_workers_settle(r->workers);
+                stop_interrupted(r);
+            }
         }
+        rt_workers_settle(r->workers); /* the params in rows for the epoch's end */
         end_epoch(r, lr);
         if (r->progress && stop_asked(r)) stop_interrupted(r);
     }

@@ -99,6 +99,12 @@ struct rt_workers {
     _Alignas(64) _Atomic int sleepers; /* threads asleep (or about to) in wait_until */
     pthread_mutex_t lock;
     pthread_cond_t wake;
+    /* the team's step: the params it keeps in column blocks (below) */
+    int probing;        /* the first team step records how its GEMMs use the params */
+    _Atomic int blocked; /* the chosen params are in column blocks now */
+    int32_t n_matrices; /* the params of rank 2 */
+    struct matrix *matrices;
+    void *scratch; /* the largest chosen param's bytes */
 };
 
 /* ---- waiting ---- */
@@ -305,6 +311,160 @@ static enum phase run_step(rt_workers *t, int me, uint64_t step) {
     return last;
 }
 
+/* ---- params in column blocks ----
+ *
+ * A team's GEMM over a weight matrix W [rows x cols] gives thread p the columns of block p
+ * (part_start's cuts of cols) in the forward product X·W and in the update W += a·Xᵀ·dZ.
+ * Row-major, block p's part of a row lies beside block p+1's, and the cache's prefetchers
+ * fetch the neighbour's lines too: each core takes the other's lines away as it writes its
+ * own, and on a machine whose cores are far apart the two halves of a GEMM take longer
+ * together than the whole one on one core (bench/README.md, "Column blocks"). So between
+ * its steps the team keeps such a W as its blocks, one after the other, each row-major
+ * [rows x cols_p] at rows * first_col_p: a thread's GEMM then reads and writes one piece
+ * of memory that no other thread touches. The elements and the order of every sum are the
+ * same, so are the bits.
+ *
+ * Which params: the first team step runs in the row-major layout and records every GEMM
+ * operand that lies in a param of rank 2 (or in its momentum buffer, which the step adds
+ * to it element by element, so the two share a layout): a param qualifies when every such
+ * use is the whole matrix as B (not transposed) or as C with beta != 0, both cut by
+ * columns. Any other use (as A, transposed, a part of it) keeps it row-major. Only the
+ * fused sgd_step does this: the other optimizers read the gradient and their state by
+ * element ranges (COMBINE, UPDATE), which would have to follow the layout too.
+ *
+ * Outside the team's steps nothing sees the blocks: rt_workers_settle puts the params
+ * back in rows before anything else reads or writes them (the epoch's end, a fault,
+ * Ctrl-C), and the next step cuts them into blocks again, a copy of the params each way
+ * an epoch. */
+
+typedef struct matrix {
+    char *w, *v;          /* the param and its momentum buffer (or NULL) */
+    int64_t rows, cols;
+    size_t bytes;         /* of each */
+    int used, misused;    /* seen in the probe: as a whole cut by columns; otherwise */
+} matrix;
+
+static int in_matrix(const matrix *g, const char *base, const void *x) {
+    const char *c = x;
+    return base && c >= base && c < base + g->bytes;
+}
+
+/* The matrix that x lies in (param or momentum buffer), or NULL. */
+static matrix *matrix_of(rt_workers *t, const void *x) {
+    for (int32_t i = 0; i < t->n_matrices; i++)
+        if (in_matrix(&t->matrices[i], t->matrices[i].w, x) ||
+            in_matrix(&t->matrices[i], t->matrices[i].v, x))
+            return &t->matrices[i];
+    return NULL;
+}
+
+static int is_whole(const matrix *g, const void *x, int ld, int rows, int cols) {
+    return (x == g->w || x == g->v) && ld == g->cols && rows == g->rows && cols == g->cols;
+}
+
+/* The probe: how a GEMM of the first team step uses the params (see above). */
+static void probe_gemm(rt_workers *t, int tb, int M, int N, int K, const void *A, const void *B,
+                       int ldb, int beta_zero, const void *C, int ldc) {
+    matrix *g = matrix_of(t, A);
+    if (g) g->misused = 1;
+    if ((g = matrix_of(t, B)) != NULL) {
+        if (tb == CblasNoTrans && is_whole(g, B, ldb, K, N))
+            g->used = 1;
+        else
+            g->misused = 1;
+    }
+    if ((g = matrix_of(t, C)) != NULL) {
+        if (!beta_zero && is_whole(g, C, ldc, M, N))
+            g->used = 1;
+        else
+            g->misused = 1;
+    }
+}
+
+static int chosen(const rt_workers *t, const matrix *g) {
+    return g->used && !g->misused && g->cols / t->n >= PART_ALIGN;
+}
+
+/* Lists the params of rank 2 (the team's first step, the probe, marks them). */
+static void list_matrices(rt_workers *t, const nnrt_ctx *ctx) {
+    const nnrt_model *m = t->m;
+    size_t elem = m->f64 ? sizeof(double) : sizeof(float);
+    t->matrices = rt_alloc_aligned((size_t)m->n_params + 1, sizeof *t->matrices);
+    for (int32_t i = 0; i < m->n_params; i++) {
+        const nnrt_tensor *p = &m->params[i];
+        if (p->rank != 2) continue;
+        matrix *g = &t->matrices[t->n_matrices++];
+        char *params = ctx->params ? ctx->params : ctx->fixed;
+        g->w = params + (size_t)p->offset * elem;
+        g->v = p->velocity_offset < 0 ? NULL : (char *)ctx->fixed + (size_t)p->velocity_offset * elem;
+        g->rows = p->dims[0];
+        g->cols = p->dims[1];
+        g->bytes = (size_t)p->numel * elem;
+        g->used = g->misused = 0;
+    }
+}
+
+/* Moves one matrix x between rows and column blocks (to_blocks), through t->scratch. */
+static void move_blocks(rt_workers *t, const matrix *g, char *x, int to_blocks) {
+    size_t elem = g->bytes / (size_t)(g->rows * g->cols);
+    memcpy(t->scratch, x, g->bytes);
+    const char *from = t->scratch;
+    for (int p = 0; p < t->n; p++) {
+        int64_t lo = part_start(g->cols, t->n, p), hi = part_start(g->cols, t->n, p + 1);
+        size_t width = (size_t)(hi - lo) * elem;
+        for (int64_t r = 0; r < g->rows; r++) {
+            size_t in_rows = ((size_t)r * (size_t)g->cols + (size_t)lo) * elem;
+            size_t in_blocks = ((size_t)g->rows * (size_t)lo + (size_t)r * (size_t)(hi - lo)) * elem;
+            if (to_blocks)
+                memcpy(x + in_blocks, from + in_rows, width);
+            else
+                memcpy(x + in_rows, from + in_blocks, width);
+        }
+    }
+}
+
+static void move_chosen(rt_workers *t, int to_blocks) {
+    for (int32_t i = 0; i < t->n_matrices; i++) {
+        const matrix *g = &t->matrices[i];
+        if (!chosen(t, g)) continue;
+        move_blocks(t, g, g->w, to_blocks);
+        if (g->v) move_blocks(t, g, g->v, to_blocks);
+    }
+    atomic_store_explicit(&t->blocked, to_blocks, memory_order_release);
+}
+
+/* After the probe: room to move the chosen matrices. */
+static void end_probe(rt_workers *t) {
+    t->probing = 0;
+    size_t most = 0;
+    for (int32_t i = 0; i < t->n_matrices; i++)
+        if (chosen(t, &t->matrices[i]) && t->matrices[i].bytes > most)
+            most = t->matrices[i].bytes;
+    if (most) t->scratch = rt_alloc_aligned(most, 1);
+}
+
+void rt_workers_settle(rt_workers *t) {
+    if (t && atomic_load(&t->blocked)) move_chosen(t, 0);
+}
+
+/* Operand X (B or C) of block p's columns [lo, hi): in its column block when X is a blocked
+ * matrix (never transposed), else lo columns on (lo rows when transposed). */
+static const void *column_block(rt_workers *t, const void *x, int trans, int *ld, int lo, int hi,
+                                size_t elem) {
+    const matrix *g = matrix_of(t, x);
+    if (!g || !chosen(t, g))
+        return (const char *)x + (size_t)lo * (trans == CblasTrans ? (size_t)*ld : 1) * elem;
+    *ld = hi - lo;
+    return (const char *)x + (size_t)g->rows * (size_t)lo * elem;
+}
+
+/* Whether a GEMM touches a blocked matrix (then it is cut by columns, in the blocks). */
+static int on_blocks(rt_workers *t, const void *B, const void *C) {
+    if (!atomic_load_explicit(&t->blocked, memory_order_acquire)) return 0;
+    const matrix *b = matrix_of(t, B), *c = matrix_of(t, C);
+    return (b && chosen(t, b)) || (c && chosen(t, c));
+}
+
 /* ---- the team's step ----
  *
  * With a model that has sgd_step_team and grad_team, every thread runs sgd_step_team (the
@@ -376,6 +536,12 @@ static int32_t team_step(rt_workers *t, const rt_dataset *d, const int64_t *rows
     t->count = count;
     t->lr = lr;
     if (t->split == SPLIT_GRAD) rt_optim_begin(t->op, lr, optim_step);
+    if (t->split == SPLIT_SGD_STEP && !t->matrices) {
+        list_matrices(t, &lead->ctx);
+        t->probing = 1;
+    } else if (t->scratch && !atomic_load(&t->blocked)) {
+        move_chosen(t, 1);
+    }
     uint64_t step = ++t->step;
     atomic_store(&t->team_done, step << 32);
     atomic_store(&t->team_step, step);
@@ -384,6 +550,7 @@ static int32_t team_step(rt_workers *t, const rt_dataset *d, const int64_t *rows
     run_team_step(lead, step, lead->ctx, lr);
     close_team_ctx(t);
     lead->ctx.training = NNRT_INFERENCE;
+    if (t->probing) end_probe(t);
     *kind = RT_FAULT_VALUE;
     if (t->split == SPLIT_SGD_STEP) return rt_optim_fused_outcome(t->op, &lead->ctx);
     enum phase last = run_step(t, 0, step);
@@ -462,15 +629,30 @@ void nnrt_team_done(void *member) {
         gemm(CblasRowMajor, (enum CBLAS_TRANSPOSE)ta, (enum CBLAS_TRANSPOSE)tb, M, N, K, alpha, A, \
              lda, B, ldb, beta, C, ldc);                                                           \
     }                                                                                              \
+    /* Block p of the columns, where B (not transposed) or C is in column blocks. */            \
+    static void name##_columns(rt_workers *t, int p, int ta, int tb, int M, int N, int K, T alpha,  \
+                               const T *A, int lda, const T *B, int ldb, T beta, T *C, int ldc) {  \
+        int lo = (int)part_start(N, t->n, p), hi = (int)part_start(N, t->n, p + 1);                \
+        if (lo >= hi) return;                                                                      \
+        const T *b = column_block(t, B, tb, &ldb, lo, hi, sizeof(T));                              \
+        T *c = (T *)column_block(t, C, CblasNoTrans, &ldc, lo, hi, sizeof(T));                     \
+        gemm(CblasRowMajor, (enum CBLAS_TRANSPOSE)ta, (enum CBLAS_TRANSPOSE)tb, M, hi - lo, K,     \
+             alpha, A, lda, b, ldb, beta, c, ldc);                                                 \
+    }                                                                                              \
     void name(void *member, int ta, int tb, int M, int N, int K, T alpha, const T *A, int lda,     \
               const T *B, int ldb, T beta, T *C, int ldc) {                                        \
         worker *k = member;                                                                        \
         rt_workers *t = k->team;                                                                   \
+        if (t->probing && k->index == 0) probe_gemm(t, tb, M, N, K, A, B, ldb, beta == 0, C, ldc); \
+        int blocks = on_blocks(t, B, C);                                                           \
         uint64_t phase = begin_phase(k, (uint32_t)t->n);                                           \
         for (int i = 0; i < t->n; i++) {                                                           \
             int p = (k->index + i) % t->n;                                                         \
             if (!take(t, p, phase)) continue;                                                      \
-            name##_block(p, t->n, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);           \
+            if (blocks)                                                                            \
+                name##_columns(t, p, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);        \
+            else                                                                                   \
+                name##_block(p, t->n, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);       \
             bump(t, &t->team_done);                                                                \
         }                                                                                          \
     }
@@ -540,6 +722,9 @@ void rt_workers_stop(rt_workers *t) {
     }
     pthread_mutex_destroy(&t->lock);
     pthread_cond_destroy(&t->wake);
+    rt_workers_settle(t);
+    rt_free(t->matrices);
+    rt_free(t->scratch);
     rt_free(t->w);
     rt_free(t);
 }

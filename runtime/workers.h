@@ -51,6 +51,11 @@ rt_workers *rt_workers_start(const nnrt_model *m, nnrt_ctx *master, rt_optim *op
 /* Ends the threads and frees their arenas. */
 void rt_workers_stop(rt_workers *w);
 
+/* Puts the params back in rows (workers.c, "params in column blocks"): call it before
+ * anything but the team's steps reads or writes the params. The next step cuts them again.
+ * A no-op for NULL. */
+void rt_workers_settle(rt_workers *w);
+
 /* One update on rows[0..count) of d (count >= 1): the step of train.c's train_step, with
  * the same return value and *kind as rt_optim_step. Worker 0 runs with NNRT_TRAINING_STEP
  * and writes the states from its share; the others with NNRT_TRAINING. */
