@@ -33,35 +33,31 @@ def read_weights(path):
     return e2e.read_weights(path)
 
 
+def within(a, b, rel, what):
+    """Every tensor of b within rel of a's ({name: values}), relative to its largest value."""
+    check(sorted(a) == sorted(b), f"{what}: tensors {sorted(a)} and {sorted(b)}")
+    for name in a:
+        scale = max(1.0, max(abs(v) for v in a[name]))
+        worst = max(abs(x - y) for x, y in zip(a[name], b[name]))
+        check(worst <= rel * scale, f"{what}: {name} differs by {worst:g} (scale {scale:g})")
+
+
 def same_weights(a_path, b_path, rel, what):
-    """Every tensor of b within rel of a's, relative to the tensor's largest value."""
-    a, b = read_weights(a_path), read_weights(b_path)
-    check(sorted(a) == sorted(b), f"{what}: tensors {sorted(a)} and {sorted(b)}")
-    for name in a:
-        scale = max(1.0, max(abs(v) for v in a[name]))
-        worst = max(abs(x - y) for x, y in zip(a[name], b[name]))
-        check(worst <= rel * scale, f"{what}: {name} differs by {worst:g} (scale {scale:g})")
+    """within() for two files of F64 tensors."""
+    within(read_weights(a_path), read_weights(b_path), rel, what)
 
 
-def close_weights(a_path, b_path, rel, what):
-    """Every tensor of b within rel of a's, relative to the tensor's largest value, for F32
-    and F64 files alike."""
-    def tensors(path):
-        header, body = e2e.safetensors_parts(path)
-        out = {}
-        for name, info in header.items():
-            if name == "__metadata__":
-                continue
-            code, size = {"F32": ("f", 4), "F64": ("d", 8)}[info["dtype"]]
-            begin, end = info["data_offsets"]
-            out[name] = struct.unpack(f"<{(end - begin) // size}{code}", body[begin:end])
-        return out
-    a, b = tensors(a_path), tensors(b_path)
-    check(sorted(a) == sorted(b), f"{what}: tensors {sorted(a)} and {sorted(b)}")
-    for name in a:
-        scale = max(1.0, max(abs(v) for v in a[name]))
-        worst = max(abs(x - y) for x, y in zip(a[name], b[name]))
-        check(worst <= rel * scale, f"{what}: {name} differs by {worst:g} (scale {scale:g})")
+def any_weights(path):
+    """{name: values} of a safetensors file's F32 and F64 tensors."""
+    header, body = e2e.safetensors_parts(path)
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        code, size = {"F32": ("f", 4), "F64": ("d", 8)}[info["dtype"]]
+        begin, end = info["data_offsets"]
+        out[name] = struct.unpack(f"<{(end - begin) // size}{code}", body[begin:end])
+    return out
 
 
 def compile_model(nnc, tmp, name, text):
@@ -329,9 +325,9 @@ def case_team(nnc, src, tmp):
             for n in ("2", "3", "4"):
                 run(["./odd", "train", "--quiet", *optimizer, "--workers", n, "--save",
                      "many.st"], tmp)
-                close_weights(os.path.join(tmp, "one.st"), os.path.join(tmp, "many.st"),
-                              1e-12 if precision else 1e-5,
-                              f"{precision} {optimizer}: --workers {n} against one worker")
+                within(any_weights(os.path.join(tmp, "one.st")),
+                       any_weights(os.path.join(tmp, "many.st")), 1e-12 if precision else 1e-5,
+                       f"{precision} {optimizer}: --workers {n} against one worker")
         args = ["./odd", "train", "--quiet"]
         # a step that blows up stops with one worker's message
         one = run(args + ["--lr", "1e30"], tmp, want_status=1).stderr
