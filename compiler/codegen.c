@@ -544,29 +544,48 @@ static LLVMValueRef emit_entry(Codegen *cg, Entry e) {
  * (grad_team likewise grad: each GEMM's block writes its block of the gradient)
  * (docs/codegen.md, "The team's step"). It is a sequence of phases: a matmul that is one
  * GEMM over the batch is a phase of its own, split into blocks of the product (in sgd each
- * block's GEMM updates its block of the param); the steps between two such matmuls are one
- * phase, run by one thread. A phase starts once the one before is done (runtime/workers.c),
+ * block's GEMM updates its block of the param), unless it is small (worth_splitting); the
+ * steps between two such matmuls are one phase, run by one thread. A phase starts once the one before is done (runtime/workers.c),
  * so no thread reads what another is still writing, nor writes memory another is still
  * reading. Each element is computed by the same arithmetic as in sgd_step, so the two give
  * the same bits. */
 
-/* Whether step st is split among the team. */
-static bool step_is_split(const Step *st) {
+/* Whether step st is one GEMM over the batch (which the team can cut into blocks). */
+static bool step_is_one_gemm(const Step *st) {
     return st->kind == STEP_MATMUL && product_is_one_gemm(st->insts[0]);
 }
 
-/* Whether the model gets a team's step: every step that holds a GEMM is split, and no step
- * is a scan's (whose many small steps would sync more than they share). Otherwise the
- * entry is NULL and the runtime splits the batch instead. */
+/* A product of fewer multiply-adds a sample than this costs less than a phase's wait (a
+ * round trip between two cores, 0.3-1 us): in a plan that also has larger ones, the team
+ * runs it whole in one thread, in the solo phase around it (W1's 128 x 10 layer). All the
+ * products over one param have its size a sample (X·W, dZ·Wᵀ and Xᵀ·dZ over a W of K x N:
+ * K·N each), so a param's GEMMs are all split or all whole. */
+#define SPLIT_MIN_MACS 2048
+
+static bool worth_splitting(const Step *st) {
+    int64_t M, N, K;
+    ir_matmul_dims(st->insts[0], &M, &N, &K);
+    return M * N * K >= SPLIT_MIN_MACS;
+}
+
+static bool has_large_gemm(const Plan *plan) {
+    for (int s = 0; s < plan->n_steps; s++)
+        if (step_is_one_gemm(&plan->steps[s]) && worth_splitting(&plan->steps[s])) return true;
+    return false;
+}
+
+/* Whether the model gets a team's step: every step that holds a GEMM is one GEMM over the
+ * batch, and no step is a scan's (whose many small steps would sync more than they share).
+ * Otherwise the entry is NULL and the runtime splits the batch instead. */
 static bool plan_splits(const Plan *plan) {
     bool any = false;
     for (int s = 0; s < plan->n_steps; s++) {
         const Step *st = &plan->steps[s];
         for (int i = 0; i < st->n_insts; i++)
             if (st->insts[i]->scan) return false;
-        if (st->kind == STEP_WINDOW || (st->kind == STEP_MATMUL && !step_is_split(st)))
+        if (st->kind == STEP_WINDOW || (st->kind == STEP_MATMUL && !step_is_one_gemm(st)))
             return false;
-        any |= step_is_split(st);
+        any |= step_is_one_gemm(st);
     }
     return any && plan->n_steps <= STEPS_PER_FUNCTION;
 }
@@ -574,10 +593,11 @@ static bool plan_splits(const Plan *plan) {
 /* The phases of the plan's steps; the last, a solo phase, is left open (*solo: its end). */
 static void emit_team_phases(Codegen *cg, LLVMBasicBlockRef *solo) {
     *solo = NULL;
+    bool small_whole = has_large_gemm(cg->plan);
     for (int s = 0; s < cg->plan->n_steps; s++) {
         const Step *st = &cg->plan->steps[s];
         if (!step_needed(cg, st)) continue;
-        if (step_is_split(st)) {
+        if (step_is_one_gemm(st) && (worth_splitting(st) || !small_whole)) {
             if (*solo) end_solo(cg, *solo);
             *solo = NULL;
             cg->team_split = true;

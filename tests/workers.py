@@ -347,18 +347,34 @@ WIDE_MODEL = two_layer_mlp("wide", 40, ("relu", 96), ("tanh", 64), 3, momentum=0
                            seed=6)
 
 
+def team_gemms(nnc, tmp, name):
+    """The GEMM calls in the sgd_step_team of name.nn: (split among the team, run whole)."""
+    llvm = run([nnc, name + ".nn", "--f64", "--emit=llvm"], tmp).stdout
+    body = llvm.split("define internal void @nnc.sgd_step_team(")[1].split("\n}\n")[0]
+    return body.count("call void @nnrt_team_dgemm("), body.count("call void @cblas_dgemm(")
+
+
 def case_team_rounding(nnc, src, tmp):
     """The team's rule where OpenBLAS rounds a block of a GEMM otherwise than the whole
     (docs/runtime.md, "Data-parallel workers"): with the AVX-512 kernels the executables
     choose, this MLP's blocks at batch 24 take another of OpenBLAS's kernels than its whole
     GEMMs, so 2 and 3 workers may differ from one worker in the last bits; in f64 they
-    agree to 1e-12 relative, with sgd and momentum and with adam."""
+    agree to 1e-12 relative, with sgd and momentum and with adam. Its last layer's products
+    run whole in one thread of the team."""
     rng = random.Random(5)
     write_csv(tmp, "wide.csv", [[round(rng.uniform(-2, 2), 3) for _ in range(40)] +
                                 [rng.randrange(3)] for _ in range(90)])
     with open(os.path.join(tmp, "wide.nn"), "w") as f:
         f.write(WIDE_MODEL)
     run([nnc, "wide.nn", "--f64", "-o", "wide"], tmp)
+    # Its 64 x 3 layer's products are small beside the others: one thread runs them whole
+    # (codegen.c, worth_splitting); in odd.nn, whose products are all small, all are split.
+    split, whole = team_gemms(nnc, tmp, "wide")
+    check(split > 0 and whole > 0, f"wide.nn's team step: {split} split GEMMs, {whole} whole")
+    with open(os.path.join(tmp, "odd.nn"), "w") as f:
+        f.write(TEAM_MODEL)
+    split, whole = team_gemms(nnc, tmp, "odd")
+    check(split > 0 and whole == 0, f"odd.nn's team step: {split} split GEMMs, {whole} whole")
     for optimizer in ([], ["--optimizer", "adam", "--lr", "0.01"]):
         run(["./wide", "train", "--quiet", *optimizer, "--save", "one.st"], tmp)
         for n in ("2", "3"):
