@@ -70,6 +70,7 @@ typedef struct worker {
     _Atomic uint64_t claimed[N_PHASES]; /* the last step whose task of each phase was taken */
     _Atomic uint64_t phase_claimed;     /* the team's step: the last phase whose part k was taken */
     _Atomic int copying;                /* the team's step: thread k is copying worker 0's ctx */
+    nnrt_ctx own_inputs; /* the team's step, thread k >= 1: its own copy of the batch's inputs */
     pthread_t thread;                   /* thread k (k >= 1), which prefers task k */
 } worker;
 
@@ -581,16 +582,41 @@ static int take(rt_workers *t, int p, uint64_t phase) {
     return 0;
 }
 
-/* The step's first phase: the batch's rows into worker 0's arenas, N tasks of
- * rt_worker_share's rows. */
+/* ---- each thread's own inputs ----
+ *
+ * Every block of the first layer's GEMMs reads the whole batch X (X·W's blocks of W's
+ * columns, Xᵀ·dZ's too). Gathered into worker 0's arena by parts, half of X would cross
+ * from one core to the other each step, and each gather would first take back the lines
+ * the other core read in the step before: on a Zen 5 the forward GEMM's half took 35 us
+ * where 25 were its share of one thread's. So each thread gathers the whole batch into
+ * an arena of its own (thread 0: worker 0's, which the rest of the step reads), and a
+ * GEMM operand in the batch's inputs is read from the running thread's copy. The copies
+ * hold the same values, so which thread runs which block does not matter. */
+
+/* x, or its place in thread k's own copy of the inputs when x lies in worker 0's. */
+static const void *own_input(const worker *k, const void *x) {
+    if (k->index == 0 || !k->own_inputs.varying) return x;
+    const rt_workers *t = k->team;
+    const char *mine = t->w[0].ctx.varying, *c = x;
+    for (int32_t i = 0; i < t->m->n_inputs; i++) {
+        const nnrt_tensor *in = &t->m->inputs[i];
+        const char *first = rt_tensor_data(t->m, &t->w[0].ctx, in);
+        size_t bytes = (size_t)(in->numel * t->w[0].ctx.batch_cap) * rt_elem_size(t->m->f64);
+        if (in->varying && c >= first && c < first + bytes)
+            return (const char *)k->own_inputs.varying + (c - mine);
+    }
+    return x;
+}
+
+/* The step's first phase: the batch's rows into each thread's arena, task p thread p's. */
 static void fill_phase(worker *k) {
     rt_workers *t = k->team;
     uint64_t phase = begin_phase(k, (uint32_t)t->n);
     for (int i = 0; i < t->n; i++) {
         int p = (k->index + i) % t->n;
         if (!take(t, p, phase)) continue;
-        rt_share s = rt_worker_share(t->count, t->n, p);
-        if (s.rows) rt_fill_rows(t->m, &t->w[0].ctx, t->d, t->rows + s.first, s.first, s.rows);
+        nnrt_ctx *into = p == 0 ? &t->w[0].ctx : &t->w[p].own_inputs;
+        rt_fill_rows(t->m, into, t->d, t->rows, 0, t->count);
         bump(t, &t->team_done);
     }
 }
@@ -645,6 +671,8 @@ void nnrt_team_done(void *member) {
         rt_workers *t = k->team;                                                                   \
         if (t->probing && k->index == 0) probe_gemm(t, tb, M, N, K, A, B, ldb, beta == 0, C, ldc); \
         int blocks = on_blocks(t, B, C);                                                           \
+        A = own_input(k, A);                                                                       \
+        B = own_input(k, B);                                                                       \
         uint64_t phase = begin_phase(k, (uint32_t)t->n);                                           \
         for (int i = 0; i < t->n; i++) {                                                           \
             int p = (k->index + i) % t->n;                                                         \
@@ -705,6 +733,8 @@ rt_workers *rt_workers_start(const nnrt_model *m, nnrt_ctx *master, rt_optim *op
         w->ctx.dropout_keep = master->dropout_keep; /* --dropout */
         w->lo = part_start(elems, n, k);
         w->hi = part_start(elems, n, k + 1);
+        if (k > 0 && t->split != SPLIT_BATCH)
+            w->own_inputs = rt_new_ctx(m, master->fixed, master->batch_cap);
     }
     char what[32];
     snprintf(what, sizeof what, "--workers %d", n);
@@ -718,7 +748,10 @@ void rt_workers_stop(rt_workers *t) {
     bump(t, &t->started);
     for (int k = 1; k < t->n; k++) {
         pthread_join(t->w[k].thread, NULL);
-        if (t->split == SPLIT_BATCH) rt_free_sharing_ctx(&t->w[k].ctx);
+        if (t->split == SPLIT_BATCH)
+            rt_free_sharing_ctx(&t->w[k].ctx);
+        else
+            rt_free_ctx_varying(&t->w[k].own_inputs);
     }
     pthread_mutex_destroy(&t->lock);
     pthread_cond_destroy(&t->wake);
