@@ -71,7 +71,7 @@ typedef struct worker {
     _Atomic uint64_t phase_claimed;     /* the team's step: the last phase whose part k was taken */
     _Atomic int copying;                /* the team's step: thread k is copying worker 0's ctx */
     nnrt_ctx own_inputs; /* the team's step, thread k >= 1: its own copy of the batch's inputs */
-    pthread_t thread;                   /* thread k (k >= 1), which prefers task k */
+    pthread_t thread;    /* thread k (k >= 1), which prefers task k */
 } worker;
 
 struct rt_workers {
@@ -101,9 +101,9 @@ struct rt_workers {
     pthread_mutex_t lock;
     pthread_cond_t wake;
     /* the team's step: the params it keeps in column blocks (below) */
-    int probing;        /* the first team step records how its GEMMs use the params */
+    int probing;         /* the first team step records how its GEMMs use the params */
     _Atomic int blocked; /* the chosen params are in column blocks now */
-    int32_t n_matrices; /* the params of rank 2 */
+    int32_t n_matrices;  /* the params of rank 2 */
     struct matrix *matrices;
     void *scratch; /* the largest chosen param's bytes */
 };
@@ -339,10 +339,10 @@ static enum phase run_step(rt_workers *t, int me, uint64_t step) {
  * an epoch. */
 
 typedef struct matrix {
-    char *w, *v;          /* the param and its momentum buffer (or NULL) */
+    char *w, *v; /* the param and its momentum buffer (or NULL) */
     int64_t rows, cols;
-    size_t bytes;         /* of each */
-    int used, misused;    /* seen in the probe: as a whole cut by columns; otherwise */
+    size_t bytes;      /* of each */
+    int used, misused; /* seen in the probe: as a whole cut by columns; otherwise */
 } matrix;
 
 static int in_matrix(const matrix *g, const char *base, const void *x) {
@@ -397,7 +397,8 @@ static void list_matrices(rt_workers *t, const nnrt_ctx *ctx) {
         matrix *g = &t->matrices[t->n_matrices++];
         char *params = ctx->params ? ctx->params : ctx->fixed;
         g->w = params + (size_t)p->offset * elem;
-        g->v = p->velocity_offset < 0 ? NULL : (char *)ctx->fixed + (size_t)p->velocity_offset * elem;
+        g->v =
+            p->velocity_offset < 0 ? NULL : (char *)ctx->fixed + (size_t)p->velocity_offset * elem;
         g->rows = p->dims[0];
         g->cols = p->dims[1];
         g->bytes = (size_t)p->numel * elem;
@@ -415,7 +416,8 @@ static void move_blocks(rt_workers *t, const matrix *g, char *x, int to_blocks) 
         size_t width = (size_t)(hi - lo) * elem;
         for (int64_t r = 0; r < g->rows; r++) {
             size_t in_rows = ((size_t)r * (size_t)g->cols + (size_t)lo) * elem;
-            size_t in_blocks = ((size_t)g->rows * (size_t)lo + (size_t)r * (size_t)(hi - lo)) * elem;
+            size_t in_blocks =
+                ((size_t)g->rows * (size_t)lo + (size_t)r * (size_t)(hi - lo)) * elem;
             if (to_blocks)
                 memcpy(x + in_blocks, from + in_rows, width);
             else
@@ -439,8 +441,7 @@ static void end_probe(rt_workers *t) {
     t->probing = 0;
     size_t most = 0;
     for (int32_t i = 0; i < t->n_matrices; i++)
-        if (chosen(t, &t->matrices[i]) && t->matrices[i].bytes > most)
-            most = t->matrices[i].bytes;
+        if (chosen(t, &t->matrices[i]) && t->matrices[i].bytes > most) most = t->matrices[i].bytes;
     if (most) t->scratch = rt_alloc_aligned(most, 1);
 }
 
@@ -655,8 +656,8 @@ void nnrt_team_done(void *member) {
         gemm(CblasRowMajor, (enum CBLAS_TRANSPOSE)ta, (enum CBLAS_TRANSPOSE)tb, M, N, K, alpha, A, \
              lda, B, ldb, beta, C, ldc);                                                           \
     }                                                                                              \
-    /* Block p of the columns, where B (not transposed) or C is in column blocks. */            \
-    static void name##_columns(rt_workers *t, int p, int ta, int tb, int M, int N, int K, T alpha,  \
+    /* Block p of the columns, where B (not transposed) or C is in column blocks. */               \
+    static void name##_columns(rt_workers *t, int p, int ta, int tb, int M, int N, int K, T alpha, \
                                const T *A, int lda, const T *B, int ldb, T beta, T *C, int ldc) {  \
         int lo = (int)part_start(N, t->n, p), hi = (int)part_start(N, t->n, p + 1);                \
         if (lo >= hi) return;                                                                      \
