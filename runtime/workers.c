@@ -43,6 +43,12 @@
  * workers never write one cache line. */
 #define PART_ALIGN 16
 
+/* Blocks a thread's share of a team's GEMM is cut into (but for a W in column blocks, one
+ * block a thread): the cores of a virtual machine need not run at one speed (on a Zen 5
+ * here, the second vCPU ran W2's step 15% slower than the first), and a thread done with its
+ * own takes the other's last block rather than wait. */
+#define PIECES 2
+
 /* Elements a worker combines, prepares and updates at a time: 8 KB of f32, 16 KB of f64,
  * which stay in the L1 cache between the passes over them. */
 #define CHUNK 2048
@@ -68,7 +74,6 @@ typedef struct worker {
     uint64_t team_step;
     uint32_t phases, tasks;
     _Atomic uint64_t claimed[N_PHASES]; /* the last step whose task of each phase was taken */
-    _Atomic uint64_t phase_claimed;     /* the team's step: the last phase whose part k was taken */
     _Atomic int copying;                /* the team's step: thread k is copying worker 0's ctx */
     nnrt_ctx own_inputs; /* the team's step, thread k >= 1: its own copy of the batch's inputs */
     pthread_t thread;    /* thread k (k >= 1), which prefers task k */
@@ -98,6 +103,7 @@ struct rt_workers {
     /* 1 while the threads may copy worker 0's ctx (from a team step's start to its end) */
     _Alignas(64) _Atomic int ctx_open;
     _Alignas(64) _Atomic int sleepers; /* threads asleep (or about to) in wait_until */
+    struct claim *claims;              /* the team's step: the last phase whose piece p was taken */
     pthread_mutex_t lock;
     pthread_cond_t wake;
     /* the team's step: the params it keeps in column blocks (below) */
@@ -454,17 +460,22 @@ void rt_workers_settle(rt_workers *t) {
 static const void *column_block(rt_workers *t, const void *x, int trans, int *ld, int lo, int hi,
                                 size_t elem) {
     const matrix *g = matrix_of(t, x);
-    if (!g || !chosen(t, g))
+    if (!g || !atomic_load_explicit(&t->blocked, memory_order_acquire) || !chosen(t, g))
         return (const char *)x + (size_t)lo * (trans == CblasTrans ? (size_t)*ld : 1) * elem;
     *ld = hi - lo;
     return (const char *)x + (size_t)g->rows * (size_t)lo * elem;
 }
 
-/* Whether a GEMM touches a blocked matrix (then it is cut by columns, in the blocks). */
-static int on_blocks(rt_workers *t, const void *B, const void *C) {
-    if (!atomic_load_explicit(&t->blocked, memory_order_acquire)) return 0;
+/* Whether a GEMM is cut by the columns of a param, one block a thread: when its B (not
+ * transposed) or its C (beta != 0) is a whole param of rank 2 with 16 columns a thread or
+ * more. In every step alike, whether or not the param is in column blocks yet (the first
+ * step is not): a block's sums, and so its rounding, do not change with the layout. */
+static int column_cut(rt_workers *t, int tb, int M, int N, int K, const void *B, int ldb,
+                      int beta_zero, const void *C, int ldc) {
     const matrix *b = matrix_of(t, B), *c = matrix_of(t, C);
-    return (b && chosen(t, b)) || (c && chosen(t, c));
+    if (b && tb == CblasNoTrans && is_whole(b, B, ldb, K, N) && b->cols / t->n >= PART_ALIGN)
+        return 1;
+    return c && !beta_zero && is_whole(c, C, ldc, M, N) && c->cols / t->n >= PART_ALIGN;
 }
 
 /* ---- the team's step ----
@@ -538,9 +549,8 @@ static int32_t team_step(rt_workers *t, const rt_dataset *d, const int64_t *rows
     t->count = count;
     t->lr = lr;
     if (t->split == SPLIT_GRAD) rt_optim_begin(t->op, lr, optim_step);
-    if (t->split == SPLIT_SGD_STEP && !t->matrices) {
-        list_matrices(t, &lead->ctx);
-        t->probing = 1;
+    if (t->step == 0) {
+        t->probing = t->split == SPLIT_SGD_STEP;
     } else if (t->scratch && !atomic_load(&t->blocked)) {
         move_chosen(t, 1);
     }
@@ -575,11 +585,16 @@ static uint64_t begin_phase(worker *k, uint32_t tasks) {
     return k->team_step << 32 | ++k->phases;
 }
 
-/* Whether this thread takes part p of phase `phase` (no thread has taken it yet). */
+/* A cache line of its own for each piece's claim. */
+struct claim {
+    _Alignas(64) _Atomic uint64_t phase;
+};
+
+/* Whether this thread takes piece p of phase `phase` (no thread has taken it yet). */
 static int take(rt_workers *t, int p, uint64_t phase) {
-    uint64_t seen = atomic_load(&t->w[p].phase_claimed);
+    uint64_t seen = atomic_load(&t->claims[p].phase);
     while (seen < phase)
-        if (atomic_compare_exchange_weak(&t->w[p].phase_claimed, &seen, phase)) return 1;
+        if (atomic_compare_exchange_weak(&t->claims[p].phase, &seen, phase)) return 1;
     return 0;
 }
 
@@ -656,7 +671,7 @@ void nnrt_team_done(void *member) {
         gemm(CblasRowMajor, (enum CBLAS_TRANSPOSE)ta, (enum CBLAS_TRANSPOSE)tb, M, N, K, alpha, A, \
              lda, B, ldb, beta, C, ldc);                                                           \
     }                                                                                              \
-    /* Block p of the columns, where B (not transposed) or C is in column blocks. */               \
+    /* Block p of a GEMM cut by a param's columns (column_cut), in its blocks once it is. */       \
     static void name##_columns(rt_workers *t, int p, int ta, int tb, int M, int N, int K, T alpha, \
                                const T *A, int lda, const T *B, int ldb, T beta, T *C, int ldc) {  \
         int lo = (int)part_start(N, t->n, p), hi = (int)part_start(N, t->n, p + 1);                \
@@ -671,17 +686,18 @@ void nnrt_team_done(void *member) {
         worker *k = member;                                                                        \
         rt_workers *t = k->team;                                                                   \
         if (t->probing && k->index == 0) probe_gemm(t, tb, M, N, K, A, B, ldb, beta == 0, C, ldc); \
-        int blocks = on_blocks(t, B, C);                                                           \
+        int columns = column_cut(t, tb, M, N, K, B, ldb, beta == 0, C, ldc);                       \
+        int per = columns ? 1 : PIECES, pieces = t->n * per;                                       \
         A = own_input(k, A);                                                                       \
         B = own_input(k, B);                                                                       \
-        uint64_t phase = begin_phase(k, (uint32_t)t->n);                                           \
-        for (int i = 0; i < t->n; i++) {                                                           \
-            int p = (k->index + i) % t->n;                                                         \
+        uint64_t phase = begin_phase(k, (uint32_t)pieces);                                         \
+        for (int i = 0; i < pieces; i++) {                                                         \
+            int p = (k->index * per + i) % pieces;                                                 \
             if (!take(t, p, phase)) continue;                                                      \
-            if (blocks)                                                                            \
+            if (columns)                                                                           \
                 name##_columns(t, p, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);        \
             else                                                                                   \
-                name##_block(p, t->n, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);       \
+                name##_block(p, pieces, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);     \
             bump(t, &t->team_done);                                                                \
         }                                                                                          \
     }
@@ -721,6 +737,8 @@ rt_workers *rt_workers_start(const nnrt_model *m, nnrt_ctx *master, rt_optim *op
     t->momentum = rt_optim_momentum(op);
     t->n = n;
     t->w = rt_alloc_aligned((size_t)n, sizeof *t->w);
+    t->claims = rt_alloc_aligned((size_t)n * PIECES, sizeof *t->claims);
+    list_matrices(t, master);
     pthread_mutex_init(&t->lock, NULL);
     pthread_cond_init(&t->wake, NULL);
     int64_t elems = rt_optim_elems(op);
@@ -758,6 +776,7 @@ void rt_workers_stop(rt_workers *t) {
     pthread_cond_destroy(&t->wake);
     rt_workers_settle(t);
     rt_free(t->matrices);
+    rt_free(t->claims);
     rt_free(t->scratch);
     rt_free(t->w);
     rt_free(t);

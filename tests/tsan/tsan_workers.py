@@ -7,8 +7,9 @@ usage: tsan_workers.py NNC CC LIBNNRT_TSAN
 A small MLP compiled by nnc is linked with libnnrt built with -fsanitize=thread (the model's
 code and OpenBLAS are not instrumented; the runtime's handing out of tasks, its copies of
 worker 0's ctx, its gathers and its update by parts are). It trains with plain sgd (the
-fused sgd_step_team) and with adam (grad_team, then the update by parts), many short steps
-so that a thread often wakes after its step is over, and must learn in both.
+fused sgd_step_team, its params in column blocks) and with adam (grad_team, then the update
+by parts), many short steps so that a thread often wakes after its step is over, and must
+learn in both.
 """
 import os
 import re
@@ -27,8 +28,13 @@ def fail(message):
 def main():
     nnc, cc, lib = sys.argv[1:4]
     with tempfile.TemporaryDirectory() as tmp:
+        # 64 hidden units: h.W's GEMMs are cut by its columns, 32 a thread, and plain sgd's
+        # team keeps h.W and its momentum buffer in column blocks (workers.c).
+        wide = MODEL.replace("dense(x, 16)", "dense(x, 64)")
+        if wide == MODEL:
+            fail("tsan_hogwild.MODEL changed: no dense(x, 16) to widen")
         with open(os.path.join(tmp, "blobs.nn"), "w") as f:
-            f.write(MODEL)
+            f.write(wide)
         with open(os.path.join(tmp, "blobs.csv"), "w") as f:
             f.write(blobs(n=1200))
         subprocess.run([nnc, "blobs.nn", "-c", "-o", "blobs.o"], cwd=tmp, check=True)
