@@ -325,7 +325,7 @@ static enum phase run_step(rt_workers *t, int me, uint64_t step) {
  * Row-major, block p's part of a row lies beside block p+1's, and the cache's prefetchers
  * fetch the neighbour's lines too: each core takes the other's lines away as it writes its
  * own, and on a machine whose cores are far apart the two halves of a GEMM take longer
- * together than the whole one on one core (bench/README.md, "Column blocks"). So between
+ * together than the whole one on one core (bench/README.md, "On a Zen 5"). So between
  * its steps the team keeps such a W as its blocks, one after the other, each row-major
  * [rows x cols_p] at rows * first_col_p: a thread's GEMM then reads and writes one piece
  * of memory that no other thread touches. The elements and the order of every sum are the
@@ -392,7 +392,8 @@ static int chosen(const rt_workers *t, const matrix *g) {
     return g->used && !g->misused && g->cols / t->n >= PART_ALIGN;
 }
 
-/* Lists the params of rank 2 (the team's first step, the probe, marks them). */
+/* Lists the params of rank 2, when the team starts; its first step (the probe) marks them.
+ * Only thread 0 reads or writes `probing` and the marks during that step. */
 static void list_matrices(rt_workers *t, const nnrt_ctx *ctx) {
     const nnrt_model *m = t->m;
     size_t elem = m->f64 ? sizeof(double) : sizeof(float);
@@ -685,7 +686,7 @@ void nnrt_team_done(void *member) {
               const T *B, int ldb, T beta, T *C, int ldc) {                                        \
         worker *k = member;                                                                        \
         rt_workers *t = k->team;                                                                   \
-        if (t->probing && k->index == 0) probe_gemm(t, tb, M, N, K, A, B, ldb, beta == 0, C, ldc); \
+        if (k->index == 0 && t->probing) probe_gemm(t, tb, M, N, K, A, B, ldb, beta == 0, C, ldc); \
         int columns = column_cut(t, tb, M, N, K, B, ldb, beta == 0, C, ldc);                       \
         int per = columns ? 1 : PIECES, pieces = t->n * per;                                       \
         A = own_input(k, A);                                                                       \
