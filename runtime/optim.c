@@ -408,10 +408,6 @@ int32_t rt_optim_loss_outcome(const rt_optim *op, double cost) {
     return op->fused && !isfinite(cost) ? nonfinite_param(op) : -1;
 }
 
-int32_t rt_optim_fused_outcome(const rt_optim *op, const nnrt_ctx *ctx) {
-    return rt_optim_loss_outcome(op, rt_batch_cost(op->m, ctx));
-}
-
 double rt_optim_momentum(const rt_optim *op) {
     return op->o->momentum;
 }

@@ -38,13 +38,11 @@ int rt_optim_fused(const rt_optim *op);
  * asks rt_optim_loss_outcome, so that the losses are summed once a step. */
 enum rt_fault { RT_FAULT_GRADIENT, RT_FAULT_VALUE };
 int32_t rt_optim_step(rt_optim *op, nnrt_ctx *ctx, double lr, int64_t t, enum rt_fault *kind);
-/* A fused step's outcome, once the model's sgd_step (or a team's sgd_step_team) has run on
- * the batch in ctx: -1, or a param whose value is not finite (RT_FAULT_VALUE), found when
- * the step's loss is not. The momentum the fused step is given. */
-int32_t rt_optim_fused_outcome(const rt_optim *op, const nnrt_ctx *ctx);
-/* The same from the step's cost, after rt_optim_step: with the fused step, -1 or a param that
- * is not finite when the cost is not (RT_FAULT_VALUE); with the others, -1. */
+/* A step's outcome from its cost, after rt_optim_step (or a team's sgd_step_team): with the
+ * fused step, -1 or a param whose value is not finite, found when the cost is not
+ * (RT_FAULT_VALUE); with the others, -1. */
 int32_t rt_optim_loss_outcome(const rt_optim *op, double cost);
+/* The momentum the fused step is given. */
 double rt_optim_momentum(const rt_optim *op);
 /* The update of step t from the gradients already in fixed's grad buffers (penalties,
  * clipping, the optimizer's loop), with the same return value and *kind as rt_optim_step.

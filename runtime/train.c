@@ -624,11 +624,11 @@ static int workers_step(run *r, const int64_t *rows, int64_t count, double lr) {
     enum rt_fault kind;
     int32_t bad =
         rt_workers_step(r->workers, &r->data->train, rows, count, noise_seed, lr, r->step, &kind);
-    double cost = rt_workers_cost(r->workers);
+    /* The epoch's metrics and the step's cost in one pass, as train_step's. */
+    double cost = rt_workers_add_metrics(r->workers, &r->data->train, &r->partial);
+    if (bad < 0) bad = rt_optim_loss_outcome(r->opt, cost);
     if (!isfinite(cost) || bad >= 0) rt_workers_settle(r->workers); /* a fault reads them */
-    if (!step_ok(r, cost, bad, kind)) return 0;
-    rt_workers_add_metrics(r->workers, &r->data->train, &r->partial);
-    return 1;
+    return step_ok(r, cost, bad, kind);
 }
 
 static int rank_step(run *r, const int64_t *rows, int64_t count, double lr);

@@ -565,7 +565,7 @@ static int32_t team_step(rt_workers *t, const rt_dataset *d, const int64_t *rows
     lead->ctx.training = NNRT_INFERENCE;
     if (t->probing) end_probe(t);
     *kind = RT_FAULT_VALUE;
-    if (t->split == SPLIT_SGD_STEP) return rt_optim_fused_outcome(t->op, &lead->ctx);
+    if (t->split == SPLIT_SGD_STEP) return -1; /* the caller checks its loss (rt_optim_step) */
     enum phase last = run_step(t, 0, step);
     wait_until(t, &t->done[last], step * (uint64_t)t->n);
     int32_t bad = first_bad(t, 0);
@@ -800,21 +800,14 @@ int32_t rt_workers_step(rt_workers *t, const rt_dataset *d, const int64_t *rows,
     return bad >= 0 ? bad : first_bad(t, 1);
 }
 
-double rt_workers_cost(const rt_workers *t) {
-    const nnrt_model *m = t->m;
-    double sum = 0.0;
-    for (int j = 0; j < t->n; j++) {
-        const worker *k = &t->w[j];
-        const void *loss = rt_tensor_data(m, &k->ctx, &m->loss);
-        for (int64_t b = 0; b < k->share.rows; b++) sum += rt_get(loss, b, m->f64);
-    }
-    return sum / (double)t->count;
-}
-
-void rt_workers_add_metrics(const rt_workers *t, const rt_dataset *d, rt_metrics *acc) {
+double rt_workers_add_metrics(const rt_workers *t, const rt_dataset *d, rt_metrics *acc) {
+    double cost = 0.0;
     for (int j = 0; j < t->n; j++) {
         const worker *k = &t->w[j];
         if (k->share.rows == 0) continue;
-        rt_add_batch_metrics(t->m, &k->ctx, d, t->rows + k->share.first, 0, acc);
+        double share_cost =
+            rt_add_batch_metrics(t->m, &k->ctx, d, t->rows + k->share.first, 0, acc);
+        cost += share_cost * ((double)k->share.rows / (double)t->count);
     }
+    return cost;
 }

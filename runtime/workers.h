@@ -86,9 +86,9 @@ void nnrt_team_dgemm_block(int p, int n, int ta, int tb, int M, int N, int K, do
                            const double *A, int lda, const double *B, int ldb, double beta,
                            double *C, int ldc);
 
-/* After a step: its cost (the mean of the batch's per-sample losses, summed in row order as
- * rt_batch_cost sums them), and its batch added to *acc share by share in row order. */
-double rt_workers_cost(const rt_workers *w);
-void rt_workers_add_metrics(const rt_workers *w, const rt_dataset *d, rt_metrics *acc);
+/* After a step: its batch added to *acc share by share in row order, and its cost returned
+ * (one pass over the losses for both): the mean of the batch's per-sample losses, each
+ * share's mean weighted by its rows (with the team's step, one share: rt_batch_cost's bits). */
+double rt_workers_add_metrics(const rt_workers *w, const rt_dataset *d, rt_metrics *acc);
 
 #endif
