@@ -545,10 +545,11 @@ static LLVMValueRef emit_entry(Codegen *cg, Entry e) {
  * (docs/codegen.md, "The team's step"). It is a sequence of phases: a matmul that is one
  * GEMM over the batch is a phase of its own, split into blocks of the product (in sgd each
  * block's GEMM updates its block of the param), unless it is small (worth_splitting); the
- * steps between two such matmuls are one phase, run by one thread. A phase starts once the one
- * before is done (runtime/workers.c), so no thread reads what another is still writing, nor writes
- * memory another is still reading. Each element is computed by the same arithmetic as in sgd_step,
- * so the two give the same bits. */
+ * steps between two such matmuls are one phase, run by one thread. A phase starts once the
+ * one before is done (runtime/workers.c), so no thread reads what another is still writing,
+ * nor writes memory another is still reading. Each element is computed by the same
+ * arithmetic as in sgd_step, up to the rounding of OpenBLAS's sums where it sums a block
+ * otherwise than the whole (docs/runtime.md, "Data-parallel workers"). */
 
 /* Whether step st is one GEMM over the batch (which the team can cut into blocks). */
 static bool step_is_one_gemm(const Step *st) {
