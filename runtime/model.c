@@ -3,6 +3,7 @@
 
 #include <fnmatch.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "init.h"
@@ -282,18 +283,73 @@ static void prefetch_bytes(const char *p, size_t n) {
  * conversions without a cost model's leave; then the tail. restrict: without it GCC checked
  * for an overlap of dst and src before each block of 16 (a scalar loop if they overlap),
  * about 58 instructions a block where the vector code is 22 (callgrind, W1's gather). */
-static void bytes_to_f32(float *restrict dst, const unsigned char *restrict src, int64_t n) {
+static void bytes_to_f32_any(float *restrict dst, const unsigned char *restrict src, int64_t n) {
     int64_t e = 0;
     for (; e + GATHER_BLOCK <= n; e += GATHER_BLOCK)
         for (int k = 0; k < GATHER_BLOCK; k++) dst[e + k] = (float)src[e + k];
     for (; e < n; e++) dst[e] = (float)src[e];
 }
 
-static void bytes_to_f64(double *restrict dst, const unsigned char *restrict src, int64_t n) {
+static void bytes_to_f64_any(double *restrict dst, const unsigned char *restrict src, int64_t n) {
     int64_t e = 0;
     for (; e + GATHER_BLOCK <= n; e += GATHER_BLOCK)
         for (int k = 0; k < GATHER_BLOCK; k++) dst[e + k] = (double)src[e + k];
     for (; e < n; e++) dst[e] = (double)src[e];
+}
+
+/* The same with AVX2, where the CPU has it (the runtime is built for any x86-64): 8 bytes
+ * widened and converted by two instructions, where SSE2 takes about 11 for 16 (W1's gather,
+ * with its rows in the caches, was bound by those instructions). */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+
+__attribute__((target("avx2"))) static void
+bytes_to_f32_avx2(float *restrict dst, const unsigned char *restrict src, int64_t n) {
+    int64_t e = 0;
+    for (; e + 8 <= n; e += 8) {
+        __m128i bytes = _mm_loadl_epi64((const __m128i *)(src + e));
+        _mm256_storeu_ps(dst + e, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(bytes)));
+    }
+    for (; e < n; e++) dst[e] = (float)src[e];
+}
+
+__attribute__((target("avx2"))) static void
+bytes_to_f64_avx2(double *restrict dst, const unsigned char *restrict src, int64_t n) {
+    int64_t e = 0;
+    for (; e + 4 <= n; e += 4) {
+        int32_t four;
+        memcpy(&four, src + e, sizeof four);
+        __m128i words = _mm_cvtepu8_epi32(_mm_cvtsi32_si128(four));
+        _mm256_storeu_pd(dst + e, _mm256_cvtepi32_pd(words));
+    }
+    for (; e < n; e++) dst[e] = (double)src[e];
+}
+
+static int has_avx2(void) {
+    /* One answer for the process. Threads that gather at once may both ask the CPU: each
+     * stores the same value, atomically (ThreadSanitizer runs the workers). */
+    static _Atomic int known = -1;
+    int avx2 = atomic_load_explicit(&known, memory_order_relaxed);
+    if (avx2 < 0) {
+        avx2 = __builtin_cpu_supports("avx2") != 0;
+        atomic_store_explicit(&known, avx2, memory_order_relaxed);
+    }
+    return avx2;
+}
+#else
+static int has_avx2(void) {
+    return 0;
+}
+#define bytes_to_f32_avx2 bytes_to_f32_any
+#define bytes_to_f64_avx2 bytes_to_f64_any
+#endif
+
+static void bytes_to_f32(float *restrict dst, const unsigned char *restrict src, int64_t n) {
+    (has_avx2() ? bytes_to_f32_avx2 : bytes_to_f32_any)(dst, src, n);
+}
+
+static void bytes_to_f64(double *restrict dst, const unsigned char *restrict src, int64_t n) {
+    (has_avx2() ? bytes_to_f64_avx2 : bytes_to_f64_any)(dst, src, n);
 }
 
 /* A row's part of a few bytes (a tiny model's inputs and targets): a call to memcpy would cost

@@ -4,7 +4,9 @@
  * ever changes. With NNRT_TEST_TRACE set, every training step prints each row of its batch
  * on stderr, "row X0 X1 X2 | Y0 Y1" with the values as stored in the arena (%.17g), so the
  * tests see the exact values a batch holds: the conversion of IDX bytes, the order of the
- * rows, the last partial batch. Built in f32 and, with ECHO_F64, in f64. */
+ * rows, the last partial batch. Built in f32 and, with ECHO_F64, in f64; with ECHO_WIDTH N,
+ * x has N values (echo_wide: rows long enough for the gather's vector loops and their
+ * tails). */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -17,11 +19,14 @@ typedef double elem;
 typedef float elem;
 #endif
 
-enum { N_IN = 3, N_OUT = 2 };
+#ifndef ECHO_WIDTH
+#define ECHO_WIDTH 3
+#endif
+enum { N_IN = ECHO_WIDTH, N_OUT = 2 };
 /* Fixed arena: the one param (unused by the loss) and its gradient. */
 enum { BIAS = 0, GRAD_BIAS = 1, FIXED_ELEMS = 2 };
 /* Varying arena, per-sample offsets. */
-enum { X = 0, Y = 3, OUT = 5, LOSS = 8, VARYING_ELEMS = 9 };
+enum { X = 0, Y = N_IN, OUT = N_IN + N_OUT, LOSS = 2 * N_IN + N_OUT, VARYING_ELEMS = LOSS + 1 };
 
 static elem *at(const nnrt_ctx *ctx, int offset) {
     return (elem *)ctx->varying + offset * ctx->batch_cap;
@@ -47,8 +52,9 @@ static void sgd_step(nnrt_ctx *ctx, double lr, double momentum) {
     if (getenv("NNRT_TEST_TRACE"))
         for (int64_t b = 0; b < ctx->batch; b++) {
             const elem *x = at(ctx, X) + N_IN * b, *y = at(ctx, Y) + N_OUT * b;
-            fprintf(stderr, "row %.17g %.17g %.17g | %.17g %.17g\n", (double)x[0], (double)x[1],
-                    (double)x[2], (double)y[0], (double)y[1]);
+            fputs("row", stderr);
+            for (int i = 0; i < N_IN; i++) fprintf(stderr, " %.17g", (double)x[i]);
+            fprintf(stderr, " | %.17g %.17g\n", (double)y[0], (double)y[1]);
         }
     test_trace_step(ctx);
     grad(ctx);
@@ -69,14 +75,19 @@ static const nnrt_tensor inputs[] = {{.name = "x",
                                       .grad_offset = -1,
                                       .velocity_offset = -1}};
 static const nnrt_tensor targets[] = {TEST_VECTOR("y", N_OUT, Y)};
-static const nnrt_column_map columns[] = {{.tensor = "x", .first = 0, .last = 2},
-                                          {.tensor = "y", .first = 3, .last = 3}};
+static const nnrt_column_map columns[] = {{.tensor = "x", .first = 0, .last = N_IN - 1},
+                                          {.tensor = "y", .first = N_IN, .last = N_IN}};
 
 const nnrt_model nnrt_model_desc = {
     .abi_version = NNRT_ABI_VERSION,
-#ifdef ECHO_F64
+#if defined(ECHO_F64) && ECHO_WIDTH != 3
+    .name = "echo_wide64",
+    .f64 = 1,
+#elif defined(ECHO_F64)
     .name = "echo64",
     .f64 = 1,
+#elif ECHO_WIDTH != 3
+    .name = "echo_wide",
 #else
     .name = "echo",
 #endif

@@ -651,6 +651,34 @@ def gather_values():
 
 
 @test
+def gather_wide_rows():
+    """Rows of 37 bytes, long enough for the conversion's vector loops (8 or 16 bytes at a
+    time where the CPU has AVX2, else blocks of 16) and their tails: all 256 byte values,
+    each arriving as exactly its value, in f32 and f64, in order and shuffled."""
+    width, n = 37, 9  # batches of 4, 4 and 1
+    pixels = bytes((7 * i + 3) % 256 for i in range(width * n))  # 7 is prime to 256
+    check(len(set(pixels)) == 256, "every byte value")
+    labels = [i % 2 for i in range(n)]
+    write("img", idx_bytes([n, 1, width], pixels))
+    write("lab", idx_bytes([n], bytes(labels)))
+    want = [([float(v) for v in pixels[width * i:width * (i + 1)]],
+             [1.0, 0.0] if labels[i] == 0 else [0.0, 1.0]) for i in range(n)]
+    for model in ("echo_wide", "echo_wide64"):
+        r = run(model, "train", "--data", "img,lab", "--no-save", "--quiet", "--epochs", "1",
+                env={"NNRT_TEST_TRACE": "1"})
+        rows, steps = echo_rows(r.err)
+        check(steps == ["4/4", "4/4", "1/4"], f"{model}: steps {steps}")
+        check(rows == want, f"{model}: rows {rows}")
+        r = run(model, "train", "--data", "img,lab", "--no-save", "--quiet", "--shuffle", "on",
+                "--epochs", "2", env={"NNRT_TEST_TRACE": "1"})
+        rows, _ = echo_rows(r.err)
+        for epoch in range(2):
+            seen = rows[n * epoch:n * (epoch + 1)]
+            check(sorted(seen) == sorted(want) and seen != want,
+                  f"{model}: shuffled epoch {epoch}: {seen}")
+
+
+@test
 def numtext():
     """The --log row's numbers are written by runtime/numtext.c: the same text as printf's
     %.9g, %.Nf and %lld at ties, powers of ten, the ends of its fast ranges and random values."""
