@@ -469,6 +469,26 @@ void rt_fill_batch(const nnrt_model *m, nnrt_ctx *ctx, const rt_dataset *d, cons
     ctx->batch = count;
 }
 
+/* Asks for the lines of rows[0..count) of values (n_rows rows of row_bytes) unless they all
+ * stay in the caches anyway. */
+static void prefetch_rows(const void *values, int64_t n_rows, size_t row_bytes, const int64_t *rows,
+                          int64_t count) {
+    if ((size_t)n_rows * row_bytes <= GATHER_RESIDENT_BYTES) return;
+    for (int64_t b = 0; b < count; b++)
+        prefetch_bytes((const char *)values + (size_t)rows[b] * row_bytes, row_bytes);
+}
+
+void rt_prefetch_batch(const nnrt_model *m, const rt_dataset *d, const int64_t *rows,
+                       int64_t count) {
+    if (d->text) return;
+    size_t esize = rt_elem_size(m->f64);
+    if (m->n_inputs > 0)
+        prefetch_rows(d->inputs, d->rows, (size_t)d->input_elems * (d->inputs_u8 ? 1 : esize), rows,
+                      count);
+    if (m->n_targets > 0 && d->targets)
+        prefetch_rows(d->targets, d->rows, (size_t)d->target_elems * esize, rows, count);
+}
+
 void rt_fill_rows(const nnrt_model *m, nnrt_ctx *ctx, const rt_dataset *d, const int64_t *rows,
                   int64_t place, int64_t count) {
     fill_rows(m, ctx, d, (batch_rows){rows, 0, count, place}, 1);

@@ -63,6 +63,10 @@ void rt_fill_batch(const nnrt_model *m, nnrt_ctx *ctx, const rt_dataset *d, cons
  * place + count - 1 (ctx->batch is left alone): threads fill a batch's parts at once. */
 void rt_fill_rows(const nnrt_model *m, nnrt_ctx *ctx, const rt_dataset *d, const int64_t *rows,
                   int64_t place, int64_t count);
+/* Asks the memory for the rows a later rt_fill_batch(rows, count) will gather, so that they
+ * arrive while a step runs: the next batch's, while this one's step runs (train.c). */
+void rt_prefetch_batch(const nnrt_model *m, const rt_dataset *d, const int64_t *rows,
+                       int64_t count);
 
 /* Whether any of n values (f64 or f32) is nan or inf, by a loop without a branch a value, so
  * that checking every weight after each epoch costs less than a step, even when an epoch is

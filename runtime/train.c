@@ -618,12 +618,20 @@ static int step_ok(run *r, double cost, int32_t bad, enum rt_fault kind) {
 
 /* The same step split among the workers (workers.h): the same noise_seed, each worker's
  * share of the rows and their combined gradient, one update. */
+/* The rows of the epoch's next batch, after rows[0..count) (the order's): how many there
+ * are. The step asks for them while it runs, so that their gather finds them in the caches
+ * (model.c, rt_prefetch_batch). */
+static int64_t next_batch_rows(const run *r, const int64_t *rows, int64_t count) {
+    int64_t left = r->order + r->data->n_train - (rows + count);
+    return left < r->batch ? left : r->batch;
+}
+
 static int workers_step(run *r, const int64_t *rows, int64_t count, double lr) {
     uint64_t noise_seed = rt_rng_next(&r->noise_rng);
     r->step++;
     enum rt_fault kind;
-    int32_t bad =
-        rt_workers_step(r->workers, &r->data->train, rows, count, noise_seed, lr, r->step, &kind);
+    int32_t bad = rt_workers_step(r->workers, &r->data->train, rows, count,
+                                  next_batch_rows(r, rows, count), noise_seed, lr, r->step, &kind);
     /* The epoch's metrics and the step's cost in one pass, as train_step's. */
     double cost = rt_workers_add_metrics(r->workers, &r->data->train, &r->partial);
     if (bad < 0) bad = rt_optim_loss_outcome(r->opt, cost);
@@ -648,6 +656,7 @@ static int train_step(run *r, const int64_t *rows, int64_t count, double lr) {
     if (r->grad_norms.now && last) measure_grad_norms(r, rows, count);
     if (r->update_ratios.now && last) copy_weights(r->m, r->fixed, r->before_update, 1);
     r->step++;
+    rt_prefetch_batch(r->m, &r->data->train, rows + count, next_batch_rows(r, rows, count));
     enum rt_fault kind;
     int32_t bad = rt_optim_step(r->opt, &r->ctx, lr, r->step, &kind);
     r->ctx.training = NNRT_INFERENCE;
@@ -1221,6 +1230,8 @@ static rt_metrics grad_of_share(run *r, const int64_t *rows, int64_t count) {
     r->ctx.noise_seed = rt_rng_next(&r->noise_rng);
     if (hi > lo) { /* a batch smaller than the ranks leaves some without rows */
         rt_fill_batch(m, &r->ctx, &r->data->train, rows + lo, 0, hi - lo, 1);
+        rt_share next = rt_worker_share(next_batch_rows(r, rows, count), r->ranks, r->rank);
+        rt_prefetch_batch(m, &r->data->train, rows + count + next.first, next.rows);
         r->ctx.first_row = lo;
         rt_ids_first_row(lo);
         r->ctx.training = r->rank == 0 ? NNRT_TRAINING_STEP : NNRT_TRAINING;

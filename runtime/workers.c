@@ -91,7 +91,7 @@ struct rt_workers {
     uint64_t step;
     const rt_dataset *d;
     const int64_t *rows;
-    int64_t count;
+    int64_t count, ahead; /* rows[count .. count + ahead): the next step's */
     uint64_t noise_seed;
     _Atomic int stopping; /* read by threads that may be between steps */
     /* Each counter on a cache line of its own: threads spin on them. */
@@ -185,6 +185,8 @@ static void run_grad(worker *k) {
     k->share = rt_worker_share(t->count, t->n, k->index);
     if (k->share.rows == 0) return;
     rt_fill_batch(t->m, &k->ctx, t->d, t->rows + k->share.first, 0, k->share.rows, 1);
+    rt_share next = rt_worker_share(t->ahead, t->n, k->index);
+    rt_prefetch_batch(t->m, t->d, t->rows + t->count + next.first, next.rows);
     k->ctx.first_row = k->share.first;
     rt_ids_first_row(k->share.first);
     k->ctx.training = k->index == 0 ? NNRT_TRAINING_STEP : NNRT_TRAINING;
@@ -536,7 +538,8 @@ static void run_team_step(worker *k, uint64_t step, nnrt_ctx ctx, double lr) {
 }
 
 static int32_t team_step(rt_workers *t, const rt_dataset *d, const int64_t *rows, int64_t count,
-                         uint64_t noise_seed, double lr, int64_t optim_step, enum rt_fault *kind) {
+                         int64_t ahead, uint64_t noise_seed, double lr, int64_t optim_step,
+                         enum rt_fault *kind) {
     worker *lead = &t->w[0];
     lead->ctx.batch = count; /* its rows: the step's first phase */
     lead->ctx.first_row = 0;
@@ -548,6 +551,7 @@ static int32_t team_step(rt_workers *t, const rt_dataset *d, const int64_t *rows
     t->d = d;
     t->rows = rows;
     t->count = count;
+    t->ahead = ahead;
     t->lr = lr;
     if (t->split == SPLIT_GRAD) rt_optim_begin(t->op, lr, optim_step);
     if (t->step == 0) {
@@ -634,6 +638,7 @@ static void fill_phase(worker *k) {
         if (!take(t, p, phase)) continue;
         nnrt_ctx *into = p == 0 ? &t->w[0].ctx : &t->w[p].own_inputs;
         rt_fill_rows(t->m, into, t->d, t->rows, 0, t->count);
+        rt_prefetch_batch(t->m, t->d, t->rows + t->count, t->ahead);
         bump(t, &t->team_done);
     }
 }
@@ -784,11 +789,14 @@ void rt_workers_stop(rt_workers *t) {
 }
 
 int32_t rt_workers_step(rt_workers *t, const rt_dataset *d, const int64_t *rows, int64_t count,
-                        uint64_t noise_seed, double lr, int64_t step, enum rt_fault *kind) {
-    if (t->split != SPLIT_BATCH) return team_step(t, d, rows, count, noise_seed, lr, step, kind);
+                        int64_t ahead, uint64_t noise_seed, double lr, int64_t step,
+                        enum rt_fault *kind) {
+    if (t->split != SPLIT_BATCH)
+        return team_step(t, d, rows, count, ahead, noise_seed, lr, step, kind);
     t->d = d;
     t->rows = rows;
     t->count = count;
+    t->ahead = ahead;
     t->noise_seed = noise_seed;
     rt_optim_begin(t->op, lr, step);
     uint64_t now = ++t->step;
