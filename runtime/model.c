@@ -553,15 +553,26 @@ static inline int64_t class_of(const nnrt_model *m, const void *row, int64_t cla
         double threshold = m->train.classification == NNRT_ACCURACY_LOGIT ? 0.0 : 0.5;
         return rt_get(row, 0, f64) > threshold;
     }
-    int64_t best = 0; /* the first of the largest; each type's own loop, no branch on it */
+    /* The first of the largest; each type's own loop, no branch on it. Selects, not
+     * branches: where the largest is is the data's, and a mispredicted jump a new largest
+     * value cost more than the row's comparisons. */
+    int64_t best = 0;
     if (f64) {
         const double *v = row;
-        for (int64_t i = 1; i < classes; i++)
-            if (v[i] > v[best]) best = i;
+        double top = v[0];
+        for (int64_t i = 1; i < classes; i++) {
+            int more = v[i] > top;
+            best = more ? i : best;
+            top = more ? v[i] : top;
+        }
     } else {
         const float *v = row;
-        for (int64_t i = 1; i < classes; i++)
-            if (v[i] > v[best]) best = i;
+        float top = v[0];
+        for (int64_t i = 1; i < classes; i++) {
+            int more = v[i] > top;
+            best = more ? i : best;
+            top = more ? v[i] : top;
+        }
     }
     return best;
 }

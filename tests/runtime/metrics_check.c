@@ -1,9 +1,11 @@
 /* metrics_check.c: a batch's losses read once for two sums. rt_add_batch_metrics adds the
  * losses to the epoch's running sum and returns the batch's cost, which must be the bits of
  * rt_batch_cost and of the running sum added loss by loss, in f32 and f64, for a loss per row
- * and a loss of the whole batch, with nan and inf among the losses. Not a model: a descriptor
- * with a loss tensor, filled directly. Prints how many batches it compared and each
- * difference; runtime_tests.py's batch_metrics runs it. */
+ * and a loss of the whole batch, with nan and inf among the losses. And the class of an output
+ * row (rt_class_of, which the accuracy counts with) must be the first of its largest values,
+ * as a plain loop finds it, with ties, nan, infinities and -0 among the values. Not a model: a
+ * descriptor with a loss tensor, filled directly. Prints how many batches and rows it
+ * compared and each difference; runtime_tests.py's batch_metrics runs it. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -64,6 +66,51 @@ static void batch(int f64, int varying, int64_t n, int64_t bad, double bad_value
     if (acc.samples != 3 + n && differ++ < 20) printf("samples %lld\n", (long long)acc.samples);
 }
 
+/* The class as the accuracy defines it: the first index whose value no later one exceeds
+ * (v[i] > v[best], so a nan never takes the place of another value). */
+static int64_t first_largest(const double *v, int64_t n) {
+    int64_t best = 0;
+    for (int64_t i = 1; i < n; i++)
+        if (v[i] > v[best]) best = i;
+    return best;
+}
+
+static long rows_compared;
+
+static void compare_class(const double *v, int64_t n) {
+    float v32[CAP];
+    for (int64_t i = 0; i < n; i++) v32[i] = (float)v[i];
+    for (int f64 = 0; f64 <= 1; f64++) {
+        nnrt_model m = {.name = "metrics_check", .f64 = f64};
+        int64_t got = rt_class_of(&m, f64 ? (const void *)v : (const void *)v32, n);
+        int64_t want = first_largest(v, n);
+        rows_compared++;
+        if (got != want && differ++ < 20)
+            printf("differs: the class of %lld values (f64 %d, v[0] %g): %lld, wanted %lld\n",
+                   (long long)n, f64, v[0], (long long)got, (long long)want);
+    }
+}
+
+/* Rows of 2..CAP values drawn from a few, so that ties are common, then each special value
+ * at the first, a middle and the last place. Values exact in f32, so both types agree. */
+static void classes(void) {
+    static const double few[] = {-1.5, 0.0, 0.25, 2.0, 2.0};
+    static const double special[] = {NAN, INFINITY, -INFINITY, -0.0, 0.0, 1e-45, -3e38};
+    double v[CAP];
+    for (int64_t n = 2; n <= CAP; n++) {
+        for (int i = 0; i < 40; i++) {
+            for (int64_t k = 0; k < n; k++) v[k] = few[(int)(uniform() * 5 / 8)];
+            compare_class(v, n);
+        }
+        for (size_t s = 0; s < sizeof special / sizeof special[0]; s++)
+            for (int64_t at = 0; at < n; at += (n - 1 > 1 ? (n - 1) / 2 : 1)) {
+                for (int64_t k = 0; k < n; k++) v[k] = few[(int)(uniform() * 5 / 8)];
+                v[at] = special[s];
+                compare_class(v, n);
+            }
+    }
+}
+
 int main(void) {
     for (int f64 = 0; f64 <= 1; f64++)
         for (int varying = 0; varying <= 1; varying++)
@@ -73,6 +120,8 @@ int main(void) {
                 batch(f64, varying, n, n - 1, INFINITY);
                 batch(f64, varying, n, 0, -INFINITY);
             }
-    printf("compared %ld sums, %ld differ\n", compared, differ);
+    classes();
+    printf("compared %ld sums and the classes of %ld rows, %ld differ\n", compared, rows_compared,
+           differ);
     return differ != 0;
 }
