@@ -36,17 +36,25 @@ static double now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* Pins the calling thread to the `which`-th CPU it may run on (0 or 1), if there is one. */
+/* The first two CPUs the process may run on, read before any thread is pinned: a thread
+ * started by a pinned one inherits its single CPU. */
+static int cpus[2];
+
+static int find_two_cpus(void) {
+    cpu_set_t allowed;
+    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return 0;
+    int found = 0;
+    for (int cpu = 0; cpu < CPU_SETSIZE && found < 2; cpu++)
+        if (CPU_ISSET(cpu, &allowed)) cpus[found++] = cpu;
+    return found == 2;
+}
+
+/* Pins the calling thread to cpus[which]. */
 static void pin(int which) {
-    cpu_set_t allowed, one;
-    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return;
-    for (int cpu = 0, seen = 0; cpu < CPU_SETSIZE; cpu++) {
-        if (!CPU_ISSET(cpu, &allowed) || seen++ != which) continue;
-        CPU_ZERO(&one);
-        CPU_SET(cpu, &one);
-        pthread_setaffinity_np(pthread_self(), sizeof one, &one);
-        return;
-    }
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpus[which], &one);
+    pthread_setaffinity_np(pthread_self(), sizeof one, &one);
 }
 
 /* The other thread of a run of round trips: answers each ping with the same pong, until
@@ -138,8 +146,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: bench_crossing\n");
         return 2;
     }
-    cpu_set_t allowed;
-    if (sched_getaffinity(0, sizeof allowed, &allowed) == 0 && CPU_COUNT(&allowed) < 2) {
+    if (!find_two_cpus()) {
         printf("one CPU: nothing crosses\n"); /* and two spinning threads would take turns */
         return 0;
     }
