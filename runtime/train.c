@@ -616,8 +616,6 @@ static int step_ok(run *r, double cost, int32_t bad, enum rt_fault kind) {
     return 0;
 }
 
-/* The same step split among the workers (workers.h): the same noise_seed, each worker's
- * share of the rows and their combined gradient, one update. */
 /* The rows of the epoch's next batch, after rows[0..count) (the order's): how many there
  * are. The step asks for them while it runs, so that their gather finds them in the caches
  * (model.c, rt_prefetch_batch). */
@@ -626,6 +624,8 @@ static int64_t next_batch_rows(const run *r, const int64_t *rows, int64_t count)
     return left < r->batch ? left : r->batch;
 }
 
+/* The same step split among the workers (workers.h): the same noise_seed, each worker's
+ * share of the rows and their combined gradient, one update. */
 static int workers_step(run *r, const int64_t *rows, int64_t count, double lr) {
     uint64_t noise_seed = rt_rng_next(&r->noise_rng);
     r->step++;
