@@ -652,8 +652,8 @@ def gather_values():
 
 @test
 def gather_wide_rows():
-    """Rows of 37 bytes, long enough for the conversion's vector loops (8 or 16 bytes at a
-    time where the CPU has AVX2, else blocks of 16) and their tails: all 256 byte values,
+    """Rows of 37 bytes, long enough for the conversion's vector loops (with AVX2 8 bytes at a
+    time to f32, 4 to f64; else blocks of 16) and their tails: all 256 byte values,
     each arriving as exactly its value, in f32 and f64, in order and shuffled."""
     width, n = 37, 9  # batches of 4, 4 and 1
     pixels = bytes((7 * i + 3) % 256 for i in range(width * n))  # 7 is prime to 256
