@@ -1,16 +1,17 @@
 /* bench_main.c: the training-throughput benchmark of one nnc-compiled model (an MLP, a
  * convolutional net, an LSTM or GRU: the layers the descriptor and BENCH_CONV/BENCH_RNN name).
  *
- * Linked with one model object (w1.o or w2.o, compiled by nnc at build time) and OpenBLAS,
- * not with libnnrt: it reads the descriptor of nnrt.h, allocates the arenas, initialises the
- * params and calls the entry points itself. It measures
+ * Linked with one model object (w1.o or w2.o, compiled by nnc at build time), OpenBLAS and
+ * libnnrt (its main() is not pulled in), it reads the descriptor of nnrt.h, allocates the
+ * arenas, initialises the params and calls the entry points itself. It measures
  *
  *   step        samples/s of sgd_step (forward + backward + update) on one batch already in
  *               the model's input buffers (the headline figure);
  *   with copy   the same, but each step first copies the next batch of a shuffled epoch from
  *               the data in memory into the input and target buffers, as a training loop does;
- *   gemm bound  samples/s if only the step's matrix products ran: the same cblas_sgemm calls
- *               (shapes, transposes; beta = 1 for the weight update, as a fused one would do)
+ *   gemm bound  samples/s if only the step's matrix products ran: the same calls as the
+ *               model makes (nnrt_sgemm_nn for a forward product, cblas_sgemm for the others;
+ *               shapes, transposes; beta = 1 for the weight update, as a fused one would do)
  *               on buffers of the same sizes.
  *
  * Each figure is the median of --repeats timed runs of K steps, interleaved so that a change
@@ -19,6 +20,7 @@
  */
 #include "blas_kernels.h"
 #include "nnrt.h"
+#include "packed_gemm.h"
 
 #include <cblas.h>
 
@@ -67,8 +69,7 @@ typedef struct RnnSpec {
 } RnnSpec;
 #ifdef BENCH_RNN
 static const RnnSpec rnn = BENCH_RNN;
-#define HAS_RNN 1
-#include "packed_gemm.h" /* the RNN benches link libnnrt */
+#define HAS_RNN            1
 #define PACKED_ELEMS(k, n) nnrt_packed_elems(k, n)
 #define PACKED_PATH()      nnrt_packed_gemm_path()
 #else
@@ -858,8 +859,7 @@ static void step_product(const Gemms *g, bool first, int M, int N, int K, const 
 
 static void rnn_forward(const Gemms *g) {
     int b = (int)g->batch, n = (int)rnn.n, gn = (int)(rnn.gates * rnn.n), d = (int)rnn.d;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, b * (int)rnn.t, gn, d, 1.0f, g->rx, d,
-                g->rwx, gn, 0.0f, g->ru, gn);
+    nnrt_sgemm_nn(b * rnn.t, gn, d, 1.0f, g->rx, d, g->rwx, gn, 0.0f, g->ru, gn);
     for (int64_t s = 1; s < rnn.t; s++)
         step_product(g, s == 1, b, gn, n, g->rh + (s - 1) * b * n, false, g->ra + s * b * gn);
 }
@@ -882,8 +882,7 @@ static void gemms_forward(const Gemms *g) {
     int b = (int)g->rows;
     for (int l = 1; l <= g->n; l++) {
         int k = (int)g->dims[l - 1], n = (int)g->dims[l];
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, b, n, k, 1.0f, g->a[l - 1], k,
-                    g->w[l], n, 0.0f, g->z[l], n);
+        nnrt_sgemm_nn(b, n, k, 1.0f, g->a[l - 1], k, g->w[l], n, 0.0f, g->z[l], n);
     }
 }
 

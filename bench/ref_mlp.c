@@ -1,4 +1,5 @@
-/* ref_mlp.c: the benchmark MLPs written by hand in C over OpenBLAS, behind the same
+/* ref_mlp.c: the benchmark MLPs written by hand in C over OpenBLAS (and the runtime's kernel
+ * for the forward products, nnrt_sgemm_nn, as the generated code calls it), behind the same
  * descriptor (nnrt.h) that nnc generates, so that bench_main.c times both alike.
  *
  * It shows what the generated code could reach: the step's GEMMs plus one simple loop per
@@ -8,6 +9,7 @@
  *   -DREF_NAME="w1_ref" -DREF_D0=784 -DREF_D1=128 -DREF_D2=10 [-DREF_D3=...] -DREF_BATCH=32
  */
 #include "nnrt.h"
+#include "packed_gemm.h"
 
 #include <cblas.h>
 
@@ -65,8 +67,7 @@ static void forward(nnrt_ctx *ctx) {
         int k = D(l - 1), n = D(l);
         float *z = VA(Z_OFF(l));
         const float *bias = FX(B_OFF(l));
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, b, n, k, 1.0f, ACT(l - 1), k,
-                    FX(W_OFF(l)), n, 0.0f, z, n);
+        nnrt_sgemm_nn(b, n, k, 1.0f, ACT(l - 1), k, FX(W_OFF(l)), n, 0.0f, z, n);
         if (l < L)
             for (int i = 0; i < b; i++) bias_relu(z + (int64_t)i * n, bias, n);
         else

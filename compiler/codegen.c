@@ -40,10 +40,35 @@ typedef struct Gemm {
     LLVMValueRef alpha, beta;
 } Gemm;
 
+/* C = alpha·A·B + beta·C in f32, nothing transposed: nnrt_sgemm_nn, which reads B in place
+ * with the packed products' kernel where the CPU and N allow (runtime/packed_gemm.h), else
+ * calls cblas_sgemm. */
+static void call_sgemm_nn(Codegen *cg, const Gemm *gm) {
+    LLVMTypeRef params[11] = {cg->i64,      cg->i64, cg->i64,  cg->elem,     cg->elem_ptr, cg->i64,
+                              cg->elem_ptr, cg->i64, cg->elem, cg->elem_ptr, cg->i64};
+    LLVMValueRef fn = declare_function(cg, "nnrt_sgemm_nn", cg->void_type, params, 11);
+    LLVMValueRef args[11] = {gm->m,
+                             gm->n,
+                             gm->k,
+                             gm->alpha,
+                             gm->a,
+                             int64_const(cg, gm->lda),
+                             gm->b,
+                             int64_const(cg, gm->ldb),
+                             gm->beta,
+                             gm->c,
+                             int64_const(cg, gm->ldc)};
+    build_call(cg, fn, args, 11);
+}
+
 /* A split step of sgd_step_team calls nnrt_team_sgemm (dgemm) instead, which has the
  * arguments of cblas_sgemm with the team member in place of the (row-major) order and
  * computes this thread's block of C (runtime/workers.h). */
 static void call_gemm(Codegen *cg, const Gemm *gm) {
+    if (!cg->f64 && !cg->team_split && !gm->ta && !gm->tb) {
+        call_sgemm_nn(cg, gm);
+        return;
+    }
     LLVMTypeRef params[14] = {cg->i32, cg->i32,  cg->i32,      cg->i32, cg->i32,
                               cg->i32, cg->elem, cg->elem_ptr, cg->i32, cg->elem_ptr,
                               cg->i32, cg->elem, cg->elem_ptr, cg->i32};

@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "conv.h"
+#include "packed_gemm.h"
 #include "util.h"
 
 /* Longer than the gap between two steps (the update's end, metrics, progress), much shorter
@@ -653,6 +654,29 @@ void nnrt_team_done(void *member) {
     bump(t, &t->team_done);
 }
 
+/* A block of a team's product of whole_m × whole_n in all: f32 without transposes as the
+ * whole product runs in one thread, so that each element adds alike (nnrt_sgemm_nn_as,
+ * chosen by the whole product), anything else through OpenBLAS. */
+static void team_block_sgemm(int whole_m, int whole_n, int ta, int tb, int M, int N, int K,
+                             float alpha, const float *A, int lda, const float *B, int ldb,
+                             float beta, float *C, int ldc) {
+    if (ta == CblasNoTrans && tb == CblasNoTrans) {
+        nnrt_sgemm_nn_as(nnrt_sgemm_nn_in_place(whole_m, K, whole_n), M, N, K, alpha, A, lda, B,
+                         ldb, beta, C, ldc);
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, (enum CBLAS_TRANSPOSE)ta, (enum CBLAS_TRANSPOSE)tb, M, N, K, alpha,
+                A, lda, B, ldb, beta, C, ldc);
+}
+
+static void team_block_dgemm(int whole_m, int whole_n, int ta, int tb, int M, int N, int K,
+                             double alpha, const double *A, int lda, const double *B, int ldb,
+                             double beta, double *C, int ldc) {
+    (void)whole_m, (void)whole_n;
+    cblas_dgemm(CblasRowMajor, (enum CBLAS_TRANSPOSE)ta, (enum CBLAS_TRANSPOSE)tb, M, N, K, alpha,
+                A, lda, B, ldb, beta, C, ldc);
+}
+
 /* Block p of n of C = alpha op(A) op(B) + beta C: rows [lo, hi) of the larger of M and N
  * (part_start's cuts), so that each block reads its part of the larger operand and all of
  * the smaller. The elements are computed as in the whole product: OpenBLAS sums each over
@@ -665,6 +689,7 @@ void nnrt_team_done(void *member) {
         int lo = (int)part_start(by_rows ? M : N, n, p);                                           \
         int hi = (int)part_start(by_rows ? M : N, n, p + 1);                                       \
         if (lo >= hi) return;                                                                      \
+        int whole_m = M, whole_n = N;                                                              \
         if (by_rows) {                                                                             \
             A += ta == CblasTrans ? lo : (int64_t)lo * lda;                                        \
             C += (int64_t)lo * ldc;                                                                \
@@ -674,8 +699,7 @@ void nnrt_team_done(void *member) {
             C += lo;                                                                               \
             N = hi - lo;                                                                           \
         }                                                                                          \
-        gemm(CblasRowMajor, (enum CBLAS_TRANSPOSE)ta, (enum CBLAS_TRANSPOSE)tb, M, N, K, alpha, A, \
-             lda, B, ldb, beta, C, ldc);                                                           \
+        gemm(whole_m, whole_n, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);              \
     }                                                                                              \
     /* Block p of a GEMM cut by a param's columns (column_cut), in its blocks once it is. */       \
     static void name##_columns(rt_workers *t, int p, int ta, int tb, int M, int N, int K, T alpha, \
@@ -684,8 +708,7 @@ void nnrt_team_done(void *member) {
         if (lo >= hi) return;                                                                      \
         const T *b = column_block(t, B, tb, &ldb, lo, hi, sizeof(T));                              \
         T *c = (T *)column_block(t, C, CblasNoTrans, &ldc, lo, hi, sizeof(T));                     \
-        gemm(CblasRowMajor, (enum CBLAS_TRANSPOSE)ta, (enum CBLAS_TRANSPOSE)tb, M, hi - lo, K,     \
-             alpha, A, lda, b, ldb, beta, c, ldc);                                                 \
+        gemm(M, N, ta, tb, M, hi - lo, K, alpha, A, lda, b, ldb, beta, c, ldc);                    \
     }                                                                                              \
     void name(void *member, int ta, int tb, int M, int N, int K, T alpha, const T *A, int lda,     \
               const T *B, int ldb, T beta, T *C, int ldc) {                                        \
@@ -707,8 +730,8 @@ void nnrt_team_done(void *member) {
             bump(t, &t->team_done);                                                                \
         }                                                                                          \
     }
-TEAM_GEMM(float, nnrt_team_sgemm, cblas_sgemm)
-TEAM_GEMM(double, nnrt_team_dgemm, cblas_dgemm)
+TEAM_GEMM(float, nnrt_team_sgemm, team_block_sgemm)
+TEAM_GEMM(double, nnrt_team_dgemm, team_block_dgemm)
 
 static void *worker_main(void *arg) {
     worker *k = arg;

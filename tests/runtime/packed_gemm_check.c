@@ -1,12 +1,13 @@
-/* packed_gemm_check.c: runtime/packed_gemm.c against a reference. Every combination of
- * sizes at the edges of the kernel's tiles (M around its 8 rows, N around its 32 columns, K
- * from 1), op(B) = B and Bᵀ, beta 0 and 1, alpha 1 and -0.5, and strides wider than the
+/* packed_gemm_check.c: runtime/packed_gemm.c against a reference: the packed products and
+ * nnrt_sgemm_nn, which reads B in place with the AVX-512 kernel (and its choice of N). Every
+ * combination of sizes at the edges of the kernel's tiles (M around its 8 rows, N around its 32
+ * columns, K from 1), op(B) = B and Bᵀ, beta 0 and 1, alpha 1 and -0.5, and strides wider than the
  * matrices, on every path the CPU has: the AVX-512 and AVX2 kernels must give exactly the sum
- * docs/codegen.md describes (k in order, one fused multiply-add each), the OpenBLAS fallback
- * the product to rounding. Around each C it checks that nothing outside the M × N it was
- * given is written, that beta = 0 never reads C (it holds NaNs), and that a NaN in A makes
- * its row NaN and nothing else. Prints the path, how many products it compared and each
- * difference; exits 1 on any. runtime_tests.py's packed_gemm runs it. */
+ * docs/codegen.md describes (k in order, one fused multiply-add each), the OpenBLAS fallback the
+ * product to rounding. Around each C it checks that nothing outside the M × N it was given is
+ * written, that beta = 0 never reads C (it holds NaNs), and that a NaN in A makes its row NaN and
+ * nothing else. Prints the path, how many products it compared and each difference; exits 1 on any.
+ * runtime_tests.py's packed_gemm runs it. */
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -60,7 +61,12 @@ static double exact_sum(const float *A, int64_t lda, const float *B, int64_t ldb
     return alpha * acc + (beta != 0 ? (double)beta * c : 0);
 }
 
-/* One product; nan_row >= 0 puts a NaN into that row of A. */
+static void compare(int64_t M, int64_t N, int64_t K, int tb, float alpha, float beta,
+                    int64_t nan_row, bool kernel, const float *A, int64_t lda, const float *B,
+                    int64_t ldb, const float *C, const float *C0, int64_t ldc);
+
+/* One product, through the packed form and, when op(B) = B, through nnrt_sgemm_nn; nan_row
+ * >= 0 puts a NaN into that row of A. */
 static void one(int64_t M, int64_t N, int64_t K, int tb, float alpha, float beta, int64_t nan_row,
                 bool kernel) {
     int64_t lda = K + 3, ldb = (tb ? K : N) + 5, ldc = N + GUARD;
@@ -79,6 +85,29 @@ static void one(int64_t M, int64_t N, int64_t K, int tb, float alpha, float beta
     }
     nnrt_sgemm_pack(K, N, B, ldb, tb, packed);
     nnrt_sgemm_packed(M, N, K, alpha, A, lda, B, ldb, tb, packed, beta, C, ldc);
+    compare(M, N, K, tb, alpha, beta, nan_row, kernel, A, lda, B, ldb, C, C0, ldc);
+    if (!tb) { /* B read in place, from a copy that ends where its last row does */
+        float *tight = malloc(sizeof(float) * (size_t)(K * N));
+        for (int64_t k = 0; k < K; k++)
+            memcpy(tight + k * N, B + k * ldb, sizeof(float) * (size_t)N);
+        memcpy(C, C0, sizeof(float) * (size_t)((M + 1) * ldc));
+        nnrt_sgemm_nn_as(kernel, M, N, K, alpha, A, lda, tight, N, beta, C, ldc);
+        compare(M, N, K, tb, alpha, beta, nan_row,
+                kernel && nnrt_packed_gemm_path() == NNRT_PACKED_AVX512, A, lda, tight, N, C, C0,
+                ldc);
+        free(tight);
+    }
+    free(A);
+    free(B);
+    free(packed);
+    free(C);
+    free(C0);
+}
+
+/* C (ldc wide, one guard row) after a product against C0, its values before. */
+static void compare(int64_t M, int64_t N, int64_t K, int tb, float alpha, float beta,
+                    int64_t nan_row, bool kernel, const float *A, int64_t lda, const float *B,
+                    int64_t ldb, const float *C, const float *C0, int64_t ldc) {
     compared++;
     for (int64_t i = 0; i <= M; i++)
         for (int64_t j = 0; j < ldc; j++) {
@@ -103,11 +132,6 @@ static void one(int64_t M, int64_t N, int64_t K, int tb, float alpha, float beta
                     fail("blas", M, N, K, tb, beta, i, j, got, (float)want);
             }
         }
-    free(A);
-    free(B);
-    free(packed);
-    free(C);
-    free(C0);
 }
 
 static void all_sizes(bool kernel) {
@@ -130,7 +154,34 @@ static void all_sizes(bool kernel) {
     one(300, 40, 600, 1, 1, 0, -1, kernel);
 }
 
-/* Each path the CPU has, from the best down: the kernels exactly, OpenBLAS to rounding. */
+/* nnrt_sgemm_nn's choice (where the kernel measured faster than OpenBLAS): only with
+ * AVX-512, at most 256 rows, N filling 7/8 of the tiles' 32 lanes, B of at most 2^18
+ * elements. Each case {M, K, N}. */
+static void check_choice(nnrt_packed_path path) {
+    static const int64_t in_place[][3] = {
+        {32, 784, 28},   {32, 784, 31},  {32, 784, 32},   {32, 784, 56},  {32, 784, 64},
+        {32, 784, 84},   {32, 784, 96},  {32, 784, 112},  {32, 784, 128}, {1, 256, 1000},
+        {128, 512, 512}, {256, 1, 1024}, {256, 784, 128}, {1, 784, 128}};
+    static const int64_t blas[][3] = {
+        {32, 784, 0},     {32, 784, 1},   {32, 784, 10},   {32, 784, 16},
+        {32, 784, 27},    {32, 784, 33},  {32, 784, 48},   {32, 784, 55},
+        {32, 784, 65},    {32, 784, 100}, {32, 784, 129},  {32, 784, 512},
+        {32, 1000, 1000}, {32, 513, 512}, {257, 784, 128}, {2048, 65, 1024}};
+    for (size_t i = 0; i < sizeof in_place / sizeof *in_place; i++) {
+        const int64_t *c = in_place[i];
+        if (nnrt_sgemm_nn_in_place(c[0], c[1], c[2]) != (path == NNRT_PACKED_AVX512))
+            fail("choice", c[0], c[2], c[1], 0, 0, 0, 0, 0, 0);
+    }
+    for (size_t i = 0; i < sizeof blas / sizeof *blas; i++) {
+        const int64_t *c = blas[i];
+        if (nnrt_sgemm_nn_in_place(c[0], c[1], c[2]))
+            fail("choice", c[0], c[2], c[1], 0, 0, 0, 0, 0, 0);
+    }
+}
+
+/* Each path the CPU has, from the best down: the kernels exactly, OpenBLAS to rounding. The
+ * product that reads B in place runs the kernel at every N here (nnrt_sgemm_nn_as), so that
+ * every edge of its masks is checked, not only the widths nnrt_sgemm_nn gives it. */
 int main(void) {
     static const char *const names[] = {"blas", "avx2", "avx512"};
     for (int most = NNRT_PACKED_AVX512; most >= NNRT_PACKED_BLAS; most--) {
@@ -138,6 +189,7 @@ int main(void) {
         nnrt_packed_path path = nnrt_packed_gemm_path();
         if ((int)path != most) continue; /* the CPU has not got it: a lower limit tests the next */
         printf("path %s\n", names[path]);
+        check_choice(path);
         all_sizes(path != NNRT_PACKED_BLAS);
     }
     printf("compared %ld products, %ld differ\n", compared, differ);

@@ -690,10 +690,11 @@ def numtext():
 
 @test
 def packed_gemm():
-    """The product a scan's steps run with a packed weight (runtime/packed_gemm.c): at every
-    edge of the kernels' tiles, on the AVX-512 and AVX2 kernels where the CPU has them
-    (exactly the sum in order of k that docs/codegen.md states) and on the OpenBLAS fallback,
-    forced: nothing written outside C, beta 0 never reads C, a NaN in A makes its row NaN."""
+    """The product a scan's steps run with a packed weight, and nnrt_sgemm_nn, which reads B
+    in place (runtime/packed_gemm.c): at every edge of the kernels' tiles, on the AVX-512 and
+    AVX2 kernels where the CPU has them (exactly the sum in order of k that docs/codegen.md
+    states) and on the OpenBLAS fallback, forced: nothing written outside C, beta 0 never
+    reads C, a NaN in A makes its row NaN."""
     r = subprocess.run([exe("packed_gemm_check")], capture_output=True, timeout=300)
     out = r.stdout.decode()
     m = re.fullmatch(r"((?:path \w+\n)+)compared (\d+) products, 0 differ\n", out)
@@ -705,8 +706,9 @@ def packed_gemm():
     has = {"avx512": "avx512f" in flags, "avx2": "avx2" in flags and "fma" in flags}
     for path in ("avx512", "avx2"):
         check(has[path] == (path in paths), f"the CPU has {path}: {has[path]}; {out}")
-    # 9 M x 10 N x 6 K x 2 transposes x 5 (alpha, beta, NaN) + 2 large ones, on each path
-    check(int(m.group(2)) == len(paths) * (9 * 10 * 6 * 2 * 5 + 2), out)
+    # 9 M x 10 N x 6 K x 5 (alpha, beta, NaN) x 3 (B packed, Bᵀ packed, B in place)
+    # + 2 large ones packed and 1 in place, on each path
+    check(int(m.group(2)) == len(paths) * (9 * 10 * 6 * 5 * 3 + 3), out)
 
 
 @test
