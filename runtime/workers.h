@@ -59,8 +59,8 @@ void rt_workers_settle(rt_workers *w);
 /* One update on rows[0..count) of d (count >= 1): the step of train.c's train_step, with
  * the same return value and *kind as rt_optim_step. Worker 0 runs with NNRT_TRAINING_STEP
  * and writes the states from its share; the others with NNRT_TRAINING. rows[count ..
- * count + ahead) are the next step's: each thread asks for the rows it will gather then
- * once it has gathered this step's (rt_prefetch_batch). */
+ * count + ahead) are the next step's: in the batch split each thread asks for the rows it
+ * will gather then once it has gathered this step's (rt_prefetch_batch). */
 int32_t rt_workers_step(rt_workers *w, const rt_dataset *d, const int64_t *rows, int64_t count,
                         int64_t ahead, uint64_t noise_seed, double lr, int64_t t,
                         enum rt_fault *kind);
