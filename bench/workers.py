@@ -26,6 +26,8 @@ import subprocess
 import sys
 import tempfile
 
+import crossing
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODELS = {"W1": ("w1", 10), "W2": ("w2", 3)}  # model file, epochs a run
 
@@ -95,11 +97,10 @@ def main():
         print(f"data: {shown}; {os.cpu_count()} cores; load average "
               f"{os.getloadavg()[0]:.2f} at the start")
         figures = {(name, w): [] for name in MODELS for w in (1, n)}
-        crossing = os.path.join(args.build, "bench", "bench_crossing")
         for r in range(args.rounds):
-            if os.access(crossing, os.X_OK):
-                out = subprocess.run([crossing], capture_output=True, text=True).stdout
-                print(f"round {r + 1}: " + "; ".join(out.splitlines()[:2]), flush=True)
+            moment = crossing.figures(args.build)
+            if moment:
+                print(f"round {r + 1}: {moment}", flush=True)
             for name, (_, epochs) in MODELS.items():
                 for w in (1, n):
                     figures[name, w].append(time_run(exes[name], data, epochs, w, tmp,
