@@ -41,8 +41,8 @@ typedef struct Gemm {
 } Gemm;
 
 /* C = alpha·A·B + beta·C in f32, nothing transposed: nnrt_sgemm_nn, which reads B in place
- * with the packed products' kernel where the CPU and N allow (runtime/packed_gemm.h), else
- * calls cblas_sgemm. */
+ * with the packed products' kernel where the CPU and the product's shape make it the faster
+ * (runtime/packed_gemm.h, nnrt_sgemm_nn_in_place), else calls cblas_sgemm. */
 static void call_sgemm_nn(Codegen *cg, const Gemm *gm) {
     LLVMTypeRef params[11] = {cg->i64,      cg->i64, cg->i64,  cg->elem,     cg->elem_ptr, cg->i64,
                               cg->elem_ptr, cg->i64, cg->elem, cg->elem_ptr, cg->i64};
