@@ -14,3 +14,10 @@ def figures(build):
         return None
     out = subprocess.run([exe], capture_output=True, text=True).stdout
     return "; ".join(out.splitlines()[:2])
+
+
+def report(build, round_number):
+    """Prints 'round N: <figures>' before a round, when the build has bench_crossing."""
+    moment = figures(build)
+    if moment:
+        print(f"round {round_number}: {moment}", flush=True)

@@ -107,9 +107,7 @@ def main():
         rate = {1: [], 2: []}
         accuracy = {1: [], 2: []}
         for r in range(a.rounds):
-            moment = crossing.figures(a.build)
-            if moment:
-                print(f"round {r + 1}: {moment}", flush=True)
+            crossing.report(a.build, r + 1)
             for threads in ((1, 2) if r % 2 == 0 else (2, 1)):
                 s, acc = one_run(tmp, train, test, threads, a.epochs, f"{r}_{threads}")
                 rate[threads].append(s)

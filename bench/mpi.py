@@ -122,9 +122,7 @@ def main():
         }
         results = {name: [] for name in runs}
         for r in range(args.rounds):
-            moment = crossing.figures(args.build)
-            if moment:
-                print(f"round {r + 1}: {moment}", flush=True)
+            crossing.report(args.build, r + 1)
             order = list(runs) if r % 2 == 0 else list(reversed(runs))
             for name in order:
                 results[name].append(runs[name]())

@@ -98,9 +98,7 @@ def main():
               f"{os.getloadavg()[0]:.2f} at the start")
         figures = {(name, w): [] for name in MODELS for w in (1, n)}
         for r in range(args.rounds):
-            moment = crossing.figures(args.build)
-            if moment:
-                print(f"round {r + 1}: {moment}", flush=True)
+            crossing.report(args.build, r + 1)
             for name, (_, epochs) in MODELS.items():
                 for w in (1, n):
                     figures[name, w].append(time_run(exes[name], data, epochs, w, tmp,

@@ -1,5 +1,5 @@
 /* packed_gemm_check.c: runtime/packed_gemm.c against a reference: the packed products and
- * nnrt_sgemm_nn, which reads B in place with the AVX-512 kernel (and its choice of N). Every
+ * nnrt_sgemm_nn, which reads B in place with the AVX-512 kernel (and its choice of shapes). Every
  * combination of sizes at the edges of the kernel's tiles (M around its 8 rows, N around its 32
  * columns, K from 1), op(B) = B and Bᵀ, beta 0 and 1, alpha 1 and -0.5, and strides wider than the
  * matrices, on every path the CPU has: the AVX-512 and AVX2 kernels must give exactly the sum
