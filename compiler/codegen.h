@@ -57,6 +57,9 @@ typedef struct Codegen {
      * emitted is split, its GEMMs each computing this thread's part; NULL and false elsewhere. */
     LLVMValueRef team;
     bool team_split;
+    /* In a rows phase of the team's step (codegen.c): the first of the rows this thread runs
+     * the phase's steps on, batch then being their count; NULL elsewhere. */
+    LLVMValueRef rows_first;
 
     struct FusedLoop *loop; /* the fused loop being emitted (loops.c): dropout's masks */
 } Codegen;
@@ -165,6 +168,8 @@ LLVMValueRef broadcast_row_start(Codegen *cg, Shape loop, Shape s, LLVMValueRef 
 LLVMValueRef fixed_address(Codegen *cg, int64_t offset);
 /* Where v starts: its rows of the whole batch are consecutive in the varying arena. */
 LLVMValueRef address_of(Codegen *cg, const Value *v);
+/* address_of, at cg->rows_first's sample when it is set and v has a batch axis. */
+LLVMValueRef rows_address_of(Codegen *cg, const Value *v);
 /* The value of a constant or 1/B in an entry point. */
 LLVMValueRef scalar_leaf(Codegen *cg, const Value *v);
 

@@ -356,9 +356,9 @@ void emit_loop_step(Codegen *cg, int step) {
     LLVMPositionBuilderAtEnd(cg->b, here);
     LLVMValueRef *args = xalloc((size_t)(L.ports.n + L.members.n + 5) * sizeof *args);
     unsigned n = 0;
-    for (int i = 0; i < L.ports.n; i++) args[n++] = address_of(cg, L.ports.v[i].v);
+    for (int i = 0; i < L.ports.n; i++) args[n++] = rows_address_of(cg, L.ports.v[i].v);
     for (int i = 0; i < L.members.n; i++)
-        if (stored(cg, L.members.v[i])) args[n++] = address_of(cg, L.members.v[i]);
+        if (stored(cg, L.members.v[i])) args[n++] = rows_address_of(cg, L.members.v[i]);
     if (L.varying) args[n++] = cg->batch;
     if (L.uses_inv_batch) args[n++] = cg->inv_batch;
     if (L.uses_noise || L.uses_mode) args[n++] = cg->training;
@@ -449,10 +449,10 @@ void emit_op_step(Codegen *cg, int step) {
     LLVMValueRef args[6];
     unsigned n = 0;
     for (int k = 0; k < v->nargs; k++) {
-        if (has_memory(v->args[k])) args[n++] = address_of(cg, v->args[k]);
+        if (has_memory(v->args[k])) args[n++] = rows_address_of(cg, v->args[k]);
         if (v->args[k]->op == OP_inv_batch) args[n++] = cg->inv_batch;
     }
-    args[n++] = address_of(cg, v);
+    args[n++] = rows_address_of(cg, v);
     if (takes_batch(v)) args[n++] = cg->batch;
     if (takes_start(v)) args[n++] = int64_const(cg, layout_start(v->layout));
     build_call(cg, cg->op_fns[step], args, n);

@@ -393,6 +393,64 @@ def case_team_rounding(nnc, src, tmp):
                          f"{optimizer} --workers {n}")
 
 
+ROWS_MODEL = """import "nn"
+model rows {
+    input  x[24]
+    target y[4]
+    h        = dropout(softplus(dense(x, 256)), 0.25)
+    g        = elu(dense(h, 272))
+    output z = dense(g, 4)
+    loss     = softmax_cross_entropy(z, y)
+}
+train rows {
+    data      = csv("rows.csv", x = 0..23, y = 24)
+    optimizer = sgd(lr = 0.05, momentum = 0)
+    batch     = 40
+    epochs    = 2
+    seed      = 3
+}
+"""
+
+
+def team_calls(nnc, tmp, name, precision):
+    """How many times the sgd_step_team of name.nn calls each of the team's functions."""
+    llvm = run([nnc, name + ".nn", *precision, "--emit=llvm"], tmp).stdout
+    body = llvm.split("define internal void @nnc.sgd_step_team(")[1].split("\n}\n")[0]
+    return {f: body.count(f"@nnrt_team_{f}(") for f in ("rows", "batch_sum_f32", "batch_sum_f64")}
+
+
+def case_team_rows(nnc, src, tmp):
+    """Wide layers: the loops between the GEMMs (bias, softplus and dropout, elu and their
+    derivatives, 256 and 272 wide) run as rows phases, each thread on its part of the batch's
+    rows, and the biases' gradients as sums by parts of their columns (codegen.c, "rows
+    phases"), in batches of 40 rows (parts of 16 and 24; 16, 16 and 8) and a last batch of
+    20. The weights of 2 and 3 workers are one worker's to 1e-12 relative in f64 and 1e-5 in
+    f32 (the team's rule for OpenBLAS's sums), with sgd, momentum and adam; a row run on the
+    wrong part, a wrong dropout mask or a column summed twice moves them far more."""
+    rng = random.Random(8)
+    write_csv(tmp, "rows.csv", [[round(rng.uniform(-2, 2), 3) for _ in range(24)] +
+                                [rng.randrange(4)] for _ in range(100)])
+    with open(os.path.join(tmp, "rows.nn"), "w") as f:
+        f.write(ROWS_MODEL)
+    for precision in ([], ["--f64"]):
+        calls = team_calls(nnc, tmp, "rows", precision)
+        sums = calls["batch_sum_f64" if precision else "batch_sum_f32"]
+        check(calls["rows"] >= 2 and sums == 2, f"{precision} rows.nn's team step: {calls}")
+        run([nnc, "rows.nn", *precision, "-o", "rows"], tmp)
+        for optimizer in ([], ["--momentum", "0.9"], ["--optimizer", "adam", "--lr", "0.01"]):
+            run(["./rows", "train", "--quiet", *optimizer, "--epochs", "0", "--save", "w0.st"],
+                tmp)
+            run(["./rows", "train", "--quiet", *optimizer, "--save", "one.st"], tmp)
+            one = any_weights(os.path.join(tmp, "one.st"))
+            check(one != any_weights(os.path.join(tmp, "w0.st")), "training moved nothing")
+            for n in ("2", "3"):
+                run(["./rows", "train", "--quiet", *optimizer, "--workers", n, "--save",
+                     "many.st"], tmp)
+                within(one, any_weights(os.path.join(tmp, "many.st")),
+                       1e-12 if precision else 1e-5,
+                       f"{precision} {optimizer}: --workers {n} against one worker")
+
+
 PLAIN_MODEL = """import "nn"
 model f {
     param x = 3
