@@ -215,6 +215,11 @@ Masks dropout_masks(Codegen *cg, LLVMValueRef training, LLVMValueRef noise_seed,
 
 /* The steps of the plan: a fused elementwise loop; a row op or a reduction. */
 void emit_loop_step(Codegen *cg, int step);
+/* Whether the loop of step `step` can run on a range of its columns with the same bits
+ * (loops.c): then *width is its columns' count. */
+bool loop_by_columns(Codegen *cg, int step, int64_t *width);
+/* The loop of step `step` on columns [first, end) of every row of the batch. */
+void emit_loop_columns(Codegen *cg, int step, LLVMValueRef first, LLVMValueRef end);
 void emit_op_step(Codegen *cg, int step);
 /* Inside the loop being emitted: the masks it made for its RANDOM member v, and the
  * current element's place in the batch (i64). */
