@@ -570,8 +570,7 @@ static LLVMValueRef emit_entry(Codegen *cg, Entry e) {
  * (docs/codegen.md, "The team's step"). It is a sequence of phases: a matmul that is one
  * GEMM over the batch is a phase of its own, split into blocks of the product (in sgd each
  * block's GEMM updates its block of the param), unless it is small (worth_splitting); the
- * steps between two such matmuls are one phase, run by one thread, but for wide
- * runs of loops and bias sums (phases of parts, below). A phase starts once the
+ * steps between two such matmuls are one phase, run by one thread. A phase starts once the
  * one before is done (runtime/workers.c), so no thread reads what another is still writing,
  * nor writes memory another is still reading. Each element is computed by the same
  * arithmetic as in sgd_step, up to the rounding of OpenBLAS's sums where it sums a block
@@ -617,244 +616,22 @@ static bool plan_splits(const Plan *plan) {
     return any && plan->n_steps <= STEPS_PER_FUNCTION;
 }
 
-/* ---- phases of parts ----
- * The steps between two GEMMs need not run in one thread while the others wait (W2's
- * bias-and-relu loops over 128 x 512 took 20-40 us each). A run of them that is wide enough
- * is a phase of parts (nnrt_team_parts, runtime/workers.h), each thread running every step
- * of the run on the parts it takes, with no wait between the run's steps:
- *   - by columns: loops of exact ops (loop_by_columns, loops.c) and batch_sums (a bias's
- *     gradient), all over one width N, each on the part's columns of every row. These are
- *     the columns the GEMM before wrote in the same thread, when it was cut by W's columns,
- *     and the sums need no wait after the loop that makes their operand;
- *   - by rows: loops of any ops and row ops (softmax_ce), each on the part's rows: the same
- *     helper functions, called at the part's first sample with its count as the batch (and
- *     first_row moved by as much, so that dropout draws each row's mask as before).
- * Neither changes a bit. A loop by columns computes each element by correctly rounded
- * operations alone, whatever the vectorisation; a batch_sum adds each column from 0 row by
- * row, as the compiled kernel does. A loop over the whole batch runs flat over rows x numel,
- * vectorised in chunks of at most 256 elements then a vector epilogue and a scalar remainder,
- * whose exp or tanh (libmvec against libm) may round otherwise: a part starts on a multiple
- * of 16 rows, so with numel a multiple of 16 every element falls at the same place of a
- * chunk in the part as in the whole. */
-
-typedef enum PartsKind { BY_ROWS, BY_COLUMNS } PartsKind;
-
-/* Whether step st works on each sample alone, with the same bits in any part of the rows. */
-static bool step_by_rows(const Step *st) {
-    if (st->kind != STEP_EW_LOOP && st->kind != STEP_ROW) return false;
-    for (int i = 0; i < st->n_insts; i++) {
-        const Value *v = st->insts[i];
-        if (!v->varying) return false;
-        if (st->kind == STEP_EW_LOOP && shape_numel(v->shape) % 16 != 0) return false;
-    }
-    return true;
-}
-
-/* Whether step s can run on a range of the columns of its width (*width). */
-static bool step_by_columns(Codegen *cg, int s, int64_t *width) {
-    const Step *st = &cg->plan->steps[s];
-    if (st->kind == STEP_EW_LOOP) return loop_by_columns(cg, s, width);
-    if (st->kind != STEP_REDUCE) return false;
-    const Value *v = st->insts[0], *u = v->args[0];
-    const ValuePlan *vp = plan_value(cg->plan, v);
-    *width = shape_numel(v->shape);
-    return v->op == OP_batch_sum && u->varying && has_memory(u) && !vp->sum_into &&
-           !vp->accumulate && shape_numel(u->shape) == *width;
-}
-
-/* A run of fewer elements a sample than this (by rows: in all; by columns: its width) is not
- * worth a phase: W1's 128-wide loop over 32 rows takes about 1 us, the wait between two
- * phases 0.3-1 us, and W1's relu derivative with its bias's sum took 2.5-3 us a thread by
- * columns. */
-#define PARTS_MIN_ELEMS 256
-#define PARTS_MAX_STEPS 32 /* keeps the checks of a run below linear in the plan's size */
-
-/* The memory a value occupies (its base's, for a view), in elements (a sample's, in the
- * varying arena); false when it has none. A phase of parts only reads params. */
-typedef struct Extent {
-    Arena arena;
-    int64_t lo, hi;
-} Extent;
-
-static bool extent_of(const Codegen *cg, const Value *v, Extent *e) {
-    if (!has_memory(v) || v->op == OP_param) return false;
-    const ValuePlan *vp = plan_value(cg->plan, v);
-    if (vp->view_of) {
-        v = vp->view_of;
-        vp = plan_value(cg->plan, v);
-    }
-    if (vp->in_register || vp->home.arena == ARENA_NONE) return false;
-    *e = (Extent){vp->home.arena, vp->home.offset, vp->home.offset + shape_numel(v->shape)};
-    return true;
-}
-
-/* Whether value x of one step and value y of another may be touched at once by two
- * threads, each on its own part: the same value (each thread reads its own part of what it
- * wrote), or values apart in memory, or both only read. */
-static bool touch_apart(const Codegen *cg, const Value *x, bool x_written, const Value *y,
-                        bool y_written) {
-    Extent a, b;
-    if (x == y || (!x_written && !y_written)) return true;
-    if (!extent_of(cg, x, &a) || !extent_of(cg, y, &b)) return true;
-    return a.arena != b.arena || a.hi <= b.lo || b.hi <= a.lo;
-}
-
-/* Whether every value step a touches is apart from every value of step b (touch_apart):
- * then a thread may run b on its part while another still runs a on its own. The planner
- * reuses the memory of a value once its last reader is done, and a buffer reused by a value
- * of another width puts one thread's part where another's was. */
-static bool steps_apart(const Codegen *cg, const Step *a, const Step *b) {
-    for (int i = 0; i < a->n_insts; i++)
-        for (int j = 0; j < b->n_insts; j++) {
-            const Value *x = a->insts[i], *y = b->insts[j];
-            if (!touch_apart(cg, x, true, y, true)) return false;
-            for (int k = 0; k < y->nargs; k++)
-                if (!touch_apart(cg, x, true, y->args[k], false)) return false;
-            for (int k = 0; k < x->nargs; k++)
-                if (!touch_apart(cg, x->args[k], false, y, true)) return false;
-        }
-    return true;
-}
-
-/* Whether step s joins a run of the kind (of *width columns; 0: any, the run's first step). */
-static bool joins_run(Codegen *cg, int s, PartsKind kind, int64_t *width, int64_t *elems) {
-    const Step *st = &cg->plan->steps[s];
-    if (kind == BY_ROWS) {
-        const Value *v = st->insts[0];
-        *elems += shape_numel((st->kind == STEP_ROW ? v->args[0] : v)->shape);
-        return step_by_rows(st);
-    }
-    int64_t mine;
-    if (!step_by_columns(cg, s, &mine) || (*width && mine != *width)) return false;
-    *width = mine;
-    *elems = mine; /* the run's steps all read and write the same columns */
-    return true;
-}
-
-/* The end of the phase of parts of the kind that starts at step `from`: the longest run of
- * steps that join it, each apart from those before it in the run, when its elements are
- * worth a phase; `from` otherwise. */
-static int parts_run_end(Codegen *cg, int from, PartsKind kind, int64_t *width) {
-    const Plan *plan = cg->plan;
-    int64_t elems = 0;
-    int end = from;
-    *width = 0;
-    while (end < plan->n_steps && end - from < PARTS_MAX_STEPS) {
-        const Step *st = &plan->steps[end];
-        if (step_needed(cg, st)) {
-            int64_t before = elems;
-            if (!joins_run(cg, end, kind, width, &elems)) {
-                elems = before;
-                break;
-            }
-            bool apart = true;
-            for (int s = from; s < end && apart; s++)
-                apart = !step_needed(cg, &plan->steps[s]) || steps_apart(cg, &plan->steps[s], st);
-            if (!apart) {
-                elems = before;
-                break;
-            }
-        }
-        end++;
-    }
-    return elems >= PARTS_MIN_ELEMS ? end : from;
-}
-
-/* Step s on columns [first, end) of every row. */
-static void emit_step_columns(Codegen *cg, int s, LLVMValueRef first, LLVMValueRef end) {
-    const Step *st = &cg->plan->steps[s];
-    if (!step_needed(cg, st)) return;
-    if (st->kind == STEP_EW_LOOP) {
-        emit_loop_columns(cg, s, first, end);
-        return;
-    }
-    const Value *v = st->insts[0], *u = v->args[0];
-    LLVMTypeRef params[6] = {cg->elem_ptr, cg->i64, cg->elem_ptr, cg->i64, cg->i64, cg->i64};
-    const char *name = cg->f64 ? "nnrt_batch_sum_columns_f64" : "nnrt_batch_sum_columns_f32";
-    LLVMValueRef fn = declare_function(cg, name, cg->void_type, params, 6);
-    LLVMValueRef args[6] = {address_of(cg, u),
-                            sample_offset(cg, u, int64_const(cg, 1)),
-                            address_of(cg, v),
-                            cg->batch,
-                            first,
-                            end};
-    build_call(cg, fn, args, 6);
-}
-
-/* Steps [from, to) on the part [first, end) of the batch's rows. */
-static void emit_steps_on_rows(Codegen *cg, int from, int to, LLVMValueRef first,
-                               LLVMValueRef end) {
-    LLVMValueRef batch = cg->batch, first_row = cg->first_row;
-    cg->rows_first = first;
-    cg->batch = LLVMBuildSub(cg->b, end, first, "");
-    cg->first_row = LLVMBuildAdd(cg->b, first_row, first, ""); /* dropout's masks */
-    for (int s = from; s < to; s++) emit_step(cg, s);
-    cg->rows_first = NULL;
-    cg->batch = batch;
-    cg->first_row = first_row;
-}
-
-/* Steps [from, to) as a phase of parts: for each part the thread takes, every step on it. */
-static void emit_parts_phase(Codegen *cg, int from, int to, PartsKind kind, int64_t width) {
-    LLVMTypeRef take_params[2] = {cg->i8_ptr, cg->i32};
-    LLVMTypeRef start_params[3] = {cg->i8_ptr, cg->i64, cg->i32};
-    LLVMValueRef take = declare_function(cg, "nnrt_team_take_part", cg->i32, take_params, 2);
-    LLVMValueRef start = declare_function(cg, "nnrt_team_part_start", cg->i64, start_params, 3);
-    LLVMValueRef parts = LLVMBuildZExt(cg->b, team_call(cg, "parts", cg->i32), cg->i64, "");
-    Loop l;
-    LLVMValueRef i = loop_begin(cg, &l, parts);
-    LLVMValueRef take_args[2] = {cg->team, LLVMBuildTrunc(cg->b, i, cg->i32, "")};
-    LLVMValueRef p = build_call(cg, take, take_args, 2);
-    LLVMValueRef taken = LLVMBuildICmp(cg->b, LLVMIntSGE, p, LLVMConstInt(cg->i32, 0, false), "");
-    LLVMValueRef here = current_function(cg);
-    LLVMBasicBlockRef mine = LLVMAppendBasicBlockInContext(cg->ctx, here, "part");
-    LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(cg->ctx, here, "next");
-    LLVMBuildCondBr(cg->b, taken, mine, next);
-    LLVMPositionBuilderAtEnd(cg->b, mine);
-    LLVMValueRef total = kind == BY_ROWS ? cg->batch : int64_const(cg, width);
-    LLVMValueRef first_args[3] = {cg->team, total, p};
-    LLVMValueRef end_args[3] = {cg->team, total,
-                                LLVMBuildAdd(cg->b, p, LLVMConstInt(cg->i32, 1, false), "")};
-    LLVMValueRef first = build_call(cg, start, first_args, 3);
-    LLVMValueRef end = build_call(cg, start, end_args, 3);
-    if (kind == BY_ROWS)
-        emit_steps_on_rows(cg, from, to, first, end);
-    else
-        for (int s = from; s < to; s++) emit_step_columns(cg, s, first, end);
-    team_call(cg, "done", cg->void_type);
-    LLVMBuildBr(cg->b, next);
-    LLVMPositionBuilderAtEnd(cg->b, next);
-    loop_end(cg, &l, false);
-}
-
 /* The phases of the plan's steps; the last, a solo phase, is left open (*solo: its end). */
 static void emit_team_phases(Codegen *cg, LLVMBasicBlockRef *solo) {
     *solo = NULL;
     bool small_whole = has_large_gemm(cg->plan);
-    for (int s = 0; s < cg->plan->n_steps;) {
+    for (int s = 0; s < cg->plan->n_steps; s++) {
         const Step *st = &cg->plan->steps[s];
-        int64_t width = 0;
-        int end = s;
-        PartsKind kind = BY_COLUMNS;
-        bool gemm = step_is_one_gemm(st) && (worth_splitting(st) || !small_whole);
-        if (step_needed(cg, st) && !gemm) {
-            end = parts_run_end(cg, s, BY_COLUMNS, &width);
-            if (end == s) kind = BY_ROWS, end = parts_run_end(cg, s, BY_ROWS, &width);
-        }
-        if (!step_needed(cg, st)) {
-            s++;
-        } else if (gemm || end > s) {
+        if (!step_needed(cg, st)) continue;
+        if (step_is_one_gemm(st) && (worth_splitting(st) || !small_whole)) {
             if (*solo) end_solo(cg, *solo);
             *solo = NULL;
-            cg->team_split = gemm;
-            if (gemm)
-                emit_step(cg, s++);
-            else
-                emit_parts_phase(cg, s, end, kind, width), s = end;
+            cg->team_split = true;
+            emit_step(cg, s);
             cg->team_split = false;
         } else {
             if (!*solo) *solo = begin_solo(cg);
-            emit_step(cg, s++);
+            emit_step(cg, s);
         }
     }
 }

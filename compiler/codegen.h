@@ -57,9 +57,6 @@ typedef struct Codegen {
      * emitted is split, its GEMMs each computing this thread's part; NULL and false elsewhere. */
     LLVMValueRef team;
     bool team_split;
-    /* In a rows phase of the team's step (codegen.c): the first of the rows this thread runs
-     * the phase's steps on, batch then being their count; NULL elsewhere. */
-    LLVMValueRef rows_first;
 
     struct FusedLoop *loop; /* the fused loop being emitted (loops.c): dropout's masks */
 } Codegen;
@@ -168,8 +165,6 @@ LLVMValueRef broadcast_row_start(Codegen *cg, Shape loop, Shape s, LLVMValueRef 
 LLVMValueRef fixed_address(Codegen *cg, int64_t offset);
 /* Where v starts: its rows of the whole batch are consecutive in the varying arena. */
 LLVMValueRef address_of(Codegen *cg, const Value *v);
-/* address_of, at cg->rows_first's sample when it is set and v has a batch axis. */
-LLVMValueRef rows_address_of(Codegen *cg, const Value *v);
 /* The value of a constant or 1/B in an entry point. */
 LLVMValueRef scalar_leaf(Codegen *cg, const Value *v);
 
@@ -215,11 +210,6 @@ Masks dropout_masks(Codegen *cg, LLVMValueRef training, LLVMValueRef noise_seed,
 
 /* The steps of the plan: a fused elementwise loop; a row op or a reduction. */
 void emit_loop_step(Codegen *cg, int step);
-/* Whether the loop of step `step` can run on a range of its columns with the same bits
- * (loops.c): then *width is its columns' count. */
-bool loop_by_columns(Codegen *cg, int step, int64_t *width);
-/* The loop of step `step` on columns [first, end) of every row of the batch. */
-void emit_loop_columns(Codegen *cg, int step, LLVMValueRef first, LLVMValueRef end);
 void emit_op_step(Codegen *cg, int step);
 /* Inside the loop being emitted: the masks it made for its RANDOM member v, and the
  * current element's place in the batch (i64). */

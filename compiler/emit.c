@@ -287,12 +287,6 @@ LLVMValueRef address_of(Codegen *cg, const Value *v) {
     return NULL;
 }
 
-LLVMValueRef rows_address_of(Codegen *cg, const Value *v) {
-    LLVMValueRef at = address_of(cg, v);
-    if (!cg->rows_first || !v->varying) return at;
-    return element_ptr(cg, at, sample_offset(cg, v, cg->rows_first));
-}
-
 /* The value of a constant or 1/B in an entry point. */
 LLVMValueRef scalar_leaf(Codegen *cg, const Value *v) {
     return v->op == OP_inv_batch ? cg->inv_batch : elem_const(cg, v->num);

@@ -30,10 +30,6 @@ enum {
     OPF_SHAPE_GIVEN = 4, /* the builder gives the result's shape: "broadcast %x to [2, 3]" */
     OPF_MODE = 8,        /* its value depends on whether the pass is training (training(a, b)) */
     OPF_INDICES = 16,    /* its last operand holds indices (token ids): no gradient flows to it */
-    /* elementwise, computed by correctly rounded IEEE operations and selections alone (no
-     * libm or libmvec call): each element the same bits whatever the vector width, so a loop
-     * of such ops may be cut anywhere (the team's columns phases, codegen.c) */
-    OPF_EXACT = 32,
 };
 
 #define OP_MAX_OPTIONS 4 /* reshape's four dims */

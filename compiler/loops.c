@@ -46,7 +46,6 @@ typedef struct FusedLoop {
     LLVMValueRef training, noise_seed, first_row, dropout_keep;
     LLVMValueRef is_training; /* i1, for MODE members: training is not 0 */
     Masks *masks;             /* per member, for the RANDOM ones */
-    bool columns;             /* the variant over a range of columns (loop_by_columns) */
     LLVMValueRef row_element; /* i64: the current row's first element, b*numel + r*L */
     LLVMValueRef element;     /* i64: the current element's place in the batch */
 } FusedLoop;
@@ -279,50 +278,6 @@ static void strided_loops(Codegen *cg, FusedLoop *L, LLVMValueRef nb) {
     loop_end(cg, &lb, false);
 }
 
-/* ---- a loop over a range of columns ----
- * The team's columns phases (codegen.c) run a loop over [B, N] on columns [first, end) of
- * every row, for the columns a thread's GEMM blocks wrote. The loop runs then as nested
- * loops over rows and the range, where the whole batch runs flat or nested: the same
- * elements, vectorised otherwise. So only loops whose members are all OPF_EXACT (ops.def:
- * the same bits in any vector width) are cut, with one axis a sample and every operand
- * read at the loop's own index, along the columns (a bias [N]), or once a sample. */
-
-/* for b < nb: for j in [first, end). */
-static void column_loops(Codegen *cg, FusedLoop *L, LLVMValueRef nb, LLVMValueRef first,
-                         LLVMValueRef end) {
-    Loop lb, lj;
-    LLVMValueRef b = loop_begin(cg, &lb, nb);
-    set_sample_bases(cg, L, b);
-    set_row_bases(cg, L, b, int64_const(cg, 0));
-    LLVMValueRef k = loop_begin(cg, &lj, LLVMBuildSub(cg->b, end, first, ""));
-    loop_body(cg, L, LLVMBuildNSWAdd(cg->b, first, k, ""));
-    loop_end(cg, &lj, false);
-    loop_end(cg, &lb, false);
-}
-
-static bool port_by_columns(const FusedLoop *L, const Port *p) {
-    switch (p->kind) {
-    case PORT_FULL:
-    case PORT_SAMPLE_SCALAR:
-    case PORT_FIXED_SCALAR: return true;
-    case PORT_BROADCAST: return shape_numel(p->v->shape) == L->numel;
-    case PORT_STRIDED: return false;
-    }
-    return false;
-}
-
-bool loop_by_columns(Codegen *cg, int step, int64_t *width) {
-    FusedLoop L;
-    collect_loop(cg, step, &L);
-    if (!L.varying || L.shape.rank != 1 || L.uses_noise || L.uses_mode) return false;
-    for (int i = 0; i < L.members.n; i++)
-        if (!(op_info[L.members.v[i]->op].flags & OPF_EXACT)) return false;
-    for (int i = 0; i < L.ports.n; i++)
-        if (!port_by_columns(&L, &L.ports.v[i])) return false;
-    *width = L.numel;
-    return true;
-}
-
 static bool has_strided_port(const FusedLoop *L) {
     for (int i = 0; i < L->ports.n; i++)
         if (L->ports.v[i].kind == PORT_STRIDED) return true;
@@ -344,7 +299,6 @@ static const char *loop_key(const Codegen *cg, const FusedLoop *L) {
  * [noise_seed, first_row, dropout_keep]). */
 static LLVMValueRef loop_function(Codegen *cg, FusedLoop *L) {
     const char *key = loop_key(cg, L);
-    if (L->columns) key = xprintf("%scolumns", key);
     for (LoopVariant *v = cg->loop_variants[L->step]; v; v = v->next)
         if (!strcmp(v->members, key)) return v->fn;
     LLVMTypeRef *params = xalloc((size_t)(L->ports.n + L->members.n + 5) * sizeof *params);
@@ -353,19 +307,15 @@ static LLVMValueRef loop_function(Codegen *cg, FusedLoop *L) {
     for (int i = 0; i < L->members.n; i++)
         if (stored(cg, L->members.v[i])) params[n++] = cg->elem_ptr;
     if (L->varying) params[n++] = cg->i64;
-    if (L->columns) params[n++] = cg->i64, params[n++] = cg->i64;
     if (L->uses_inv_batch) params[n++] = cg->elem;
     if (L->uses_noise || L->uses_mode) params[n++] = cg->i32;
     if (L->uses_noise) params[n++] = cg->i64, params[n++] = cg->i64, params[n++] = cg->f64_type;
-    LLVMValueRef fn = new_helper_function(
-        cg, xprintf("nnc.loop.%d%s", L->step, L->columns ? ".columns" : ""), params, n);
+    LLVMValueRef fn = new_helper_function(cg, xprintf("nnc.loop.%d", L->step), params, n);
     unsigned k = 0;
     for (int i = 0; i < L->ports.n; i++) L->ports.v[i].param = LLVMGetParam(fn, k++);
     for (int i = 0; i < L->members.n; i++)
         if (stored(cg, L->members.v[i])) L->out[i] = LLVMGetParam(fn, k++);
     LLVMValueRef nb = L->varying ? LLVMGetParam(fn, k++) : int64_const(cg, 1);
-    LLVMValueRef first = NULL, end = NULL;
-    if (L->columns) first = LLVMGetParam(fn, k++), end = LLVMGetParam(fn, k++);
     if (L->uses_inv_batch) L->inv_batch = LLVMGetParam(fn, k++);
     if (L->uses_noise || L->uses_mode) L->training = LLVMGetParam(fn, k++);
     if (L->uses_mode)
@@ -384,9 +334,7 @@ static LLVMValueRef loop_function(Codegen *cg, FusedLoop *L) {
         if (L->ports.v[i].kind == PORT_FIXED_SCALAR)
             L->ports.v[i].scalar = load_at(cg, L->ports.v[i].param, int64_const(cg, 0));
     cg->loop = L;
-    if (L->columns)
-        column_loops(cg, L, nb, first, end);
-    else if (has_strided_port(L))
+    if (has_strided_port(L))
         strided_loops(cg, L, nb);
     else if (loop_is_flat(L))
         flat_loop(cg, L, nb);
@@ -400,35 +348,23 @@ static LLVMValueRef loop_function(Codegen *cg, FusedLoop *L) {
     return fn;
 }
 
-/* The loop of step `step` over the batch, or, with first and end, over its columns
- * [first, end) (loop_by_columns). */
-static void call_loop(Codegen *cg, int step, LLVMValueRef first, LLVMValueRef end) {
+void emit_loop_step(Codegen *cg, int step) {
     FusedLoop L;
     collect_loop(cg, step, &L);
-    L.columns = first != NULL;
     LLVMBasicBlockRef here = LLVMGetInsertBlock(cg->b);
     LLVMValueRef fn = loop_function(cg, &L);
     LLVMPositionBuilderAtEnd(cg->b, here);
     LLVMValueRef *args = xalloc((size_t)(L.ports.n + L.members.n + 5) * sizeof *args);
     unsigned n = 0;
-    for (int i = 0; i < L.ports.n; i++) args[n++] = rows_address_of(cg, L.ports.v[i].v);
+    for (int i = 0; i < L.ports.n; i++) args[n++] = address_of(cg, L.ports.v[i].v);
     for (int i = 0; i < L.members.n; i++)
-        if (stored(cg, L.members.v[i])) args[n++] = rows_address_of(cg, L.members.v[i]);
+        if (stored(cg, L.members.v[i])) args[n++] = address_of(cg, L.members.v[i]);
     if (L.varying) args[n++] = cg->batch;
-    if (L.columns) args[n++] = first, args[n++] = end;
     if (L.uses_inv_batch) args[n++] = cg->inv_batch;
     if (L.uses_noise || L.uses_mode) args[n++] = cg->training;
     if (L.uses_noise)
         args[n++] = cg->noise_seed, args[n++] = cg->first_row, args[n++] = cg->dropout_keep;
     build_call(cg, fn, args, n);
-}
-
-void emit_loop_step(Codegen *cg, int step) {
-    call_loop(cg, step, NULL, NULL);
-}
-
-void emit_loop_columns(Codegen *cg, int step, LLVMValueRef first, LLVMValueRef end) {
-    call_loop(cg, step, first, end);
 }
 
 /* ---- helper functions for reductions and row ops ----
@@ -513,10 +449,10 @@ void emit_op_step(Codegen *cg, int step) {
     LLVMValueRef args[6];
     unsigned n = 0;
     for (int k = 0; k < v->nargs; k++) {
-        if (has_memory(v->args[k])) args[n++] = rows_address_of(cg, v->args[k]);
+        if (has_memory(v->args[k])) args[n++] = address_of(cg, v->args[k]);
         if (v->args[k]->op == OP_inv_batch) args[n++] = cg->inv_batch;
     }
-    args[n++] = rows_address_of(cg, v);
+    args[n++] = address_of(cg, v);
     if (takes_batch(v)) args[n++] = cg->batch;
     if (takes_start(v)) args[n++] = int64_const(cg, layout_start(v->layout));
     build_call(cg, cg->op_fns[step], args, n);

@@ -74,7 +74,6 @@ typedef struct worker {
     /* the team's step: the one this thread runs, its phases and tasks so far in it */
     uint64_t team_step;
     uint32_t phases, tasks;
-    uint64_t parts_phase;               /* the phase of parts it is in (nnrt_team_parts) */
     _Atomic uint64_t claimed[N_PHASES]; /* the last step whose task of each phase was taken */
     _Atomic int copying;                /* the team's step: thread k is copying worker 0's ctx */
     nnrt_ctx own_inputs; /* the team's step, thread k >= 1: its own copy of the batch's inputs */
@@ -657,44 +656,6 @@ void nnrt_team_done(void *member) {
     rt_workers *t = ((worker *)member)->team;
     bump(t, &t->team_done);
 }
-
-/* A phase of parts (rows or columns, codegen.c): part p of a total is [part_start(total, n,
- * p), part_start(total, n, p + 1)), run by the thread that takes it; a thread tries its own
- * part first, then the others in turn (as a GEMM's blocks), so that a thread the operating
- * system has not scheduled holds no one up. A part's elements are computed alike whichever
- * thread runs it. */
-int32_t nnrt_team_parts(void *member) {
-    worker *k = member;
-    int n = k->team->n;
-    k->parts_phase = begin_phase(k, (uint32_t)n);
-    return n;
-}
-
-/* The i-th part the thread tries (i < the team's n): its number if the thread takes it (then
- * it calls nnrt_team_done once the part is through), or -1. */
-int32_t nnrt_team_take_part(void *member, int32_t i) {
-    worker *k = member;
-    rt_workers *t = k->team;
-    int p = (k->index + i) % t->n;
-    return take(t, p, k->parts_phase) ? p : -1;
-}
-
-/* Where part p of `total` rows or columns starts (p = n: the end). */
-int64_t nnrt_team_part_start(void *member, int64_t total, int32_t p) {
-    return part_start(total, ((worker *)member)->team->n, p);
-}
-
-/* A batch_sum's columns [first, end): out[j] = the sum over b < nb of u[b * stride + j]. Each
- * column adds 0 then the rows in order, as the compiled batch_sum does (compiler/kernels.c),
- * so the same bits as the whole sum. */
-#define BATCH_SUM_COLUMNS(T, name)                                                                 \
-    void name(const T *u, int64_t stride, T *out, int64_t nb, int64_t first, int64_t end) {        \
-        for (int64_t j = first; j < end; j++) out[j] = 0;                                          \
-        for (int64_t b = 0; b < nb; b++)                                                           \
-            for (int64_t j = first; j < end; j++) out[j] += u[b * stride + j];                     \
-    }
-BATCH_SUM_COLUMNS(float, nnrt_batch_sum_columns_f32)
-BATCH_SUM_COLUMNS(double, nnrt_batch_sum_columns_f64)
 
 /* A block of a team's product of whole_m × whole_n in all: f32 without transposes as the
  * whole product runs in one thread, so that each element adds alike (nnrt_sgemm_nn_as,

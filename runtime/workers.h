@@ -74,19 +74,6 @@ int32_t rt_workers_step(rt_workers *w, const rt_dataset *d, const int64_t *rows,
 void nnrt_team_sync(void *member);
 int nnrt_team_solo(void *member);
 void nnrt_team_done(void *member);
-/* A phase of parts of the batch's rows or of a width's columns (workers.c): nnrt_team_parts
- * starts it and returns the count n of its parts; for i < n, nnrt_team_take_part returns the
- * part p the thread is to run, or -1, and the thread runs the phase's steps on
- * [nnrt_team_part_start(total, p), nnrt_team_part_start(total, p + 1)), then calls
- * nnrt_team_done. */
-int32_t nnrt_team_parts(void *member);
-int32_t nnrt_team_take_part(void *member, int32_t i);
-int64_t nnrt_team_part_start(void *member, int64_t total, int32_t p);
-/* Columns [first, end) of a batch_sum of nb rows of u, `stride` elements apart, into out. */
-void nnrt_batch_sum_columns_f32(const float *u, int64_t stride, float *out, int64_t nb,
-                                int64_t first, int64_t end);
-void nnrt_batch_sum_columns_f64(const double *u, int64_t stride, double *out, int64_t nb,
-                                int64_t first, int64_t end);
 void nnrt_team_sgemm(void *member, int ta, int tb, int M, int N, int K, float alpha, const float *A,
                      int lda, const float *B, int ldb, float beta, float *C, int ldc);
 void nnrt_team_dgemm(void *member, int ta, int tb, int M, int N, int K, double alpha,

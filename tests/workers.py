@@ -9,7 +9,6 @@ Each case runs in a fresh temporary folder. Standard library only; no timing.
 """
 import os
 import random
-import re
 import signal
 import struct
 import subprocess
@@ -392,74 +391,6 @@ def case_team_rounding(nnc, src, tmp):
                  "many.st"], tmp)
             same_weights(os.path.join(tmp, "one.st"), os.path.join(tmp, "many.st"), 1e-12,
                          f"{optimizer} --workers {n}")
-
-
-ROWS_MODEL = """import "nn"
-model rows {
-    input  x[24]
-    target y[4]
-    h        = dropout(softplus(dense(x, 256)), 0.25)
-    g        = relu(dense(h, 272))
-    e        = elu(dense(g, 256))
-    output z = dense(e, 4)
-    loss     = softmax_cross_entropy(z, y)
-}
-train rows {
-    data      = csv("rows.csv", x = 0..23, y = 24)
-    optimizer = sgd(lr = 0.05, momentum = 0)
-    batch     = 40
-    epochs    = 2
-    seed      = 3
-}
-"""
-
-
-def team_parts(nnc, tmp, name, precision):
-    """What the sgd_step_team of name.nn (compiled with -O0, so that every loop stays a
-    function) has of the phases of parts: the phases, the loops by columns, the sums by
-    columns."""
-    llvm = run([nnc, name + ".nn", *precision, "-O0", "--emit=llvm"], tmp).stdout
-    body = llvm.split("define internal void @nnc.sgd_step_team(")[1].split("\n}\n")[0]
-    return (body.count("@nnrt_team_parts("), len(re.findall(r"@nnc\.loop\.\d+\.columns\(", body)),
-            len(re.findall(r"@nnrt_batch_sum_columns_f(32|64)\(", body)))
-
-
-def case_team_rows(nnc, src, tmp):
-    """Wide layers: the steps between the GEMMs run as phases of parts (codegen.c, "phases
-    of parts"): softplus and dropout, elu and their derivatives by the batch's rows, each
-    thread on its part of them; relu, its derivative and the biases' gradients by columns,
-    each thread on its part of the 272 or 256 columns of every row. Batches of 40 rows
-    (parts of 16 and 24; 16, 16 and 8) and a last batch of 20. The weights of 2 and 3 workers
-    are one worker's to 1e-12 relative in f64 (sgd, momentum and adam) and 1e-5 in f32 (sgd
-    and momentum), the team's rule for OpenBLAS's sums; a row or a column run on the wrong
-    part, a wrong dropout mask or a column summed twice moves them far more. Not adam in f32:
-    it divides each step by the root of a running mean of squares, and where a gradient's
-    element is near 0 a last-bit difference in OpenBLAS's f32 sums of a GEMM's block became
-    1.5e-5 in g.W on a Zen 5, with or without the phases of parts."""
-    rng = random.Random(8)
-    write_csv(tmp, "rows.csv", [[round(rng.uniform(-2, 2), 3) for _ in range(24)] +
-                                [rng.randrange(4)] for _ in range(100)])
-    with open(os.path.join(tmp, "rows.nn"), "w") as f:
-        f.write(ROWS_MODEL)
-    for precision in ([], ["--f64"]):
-        phases, loops, sums = team_parts(nnc, tmp, "rows", precision)
-        check(phases >= 6 and loops >= 2 and sums == 3,
-              f"{precision} rows.nn's team step: {phases} phases of parts, {loops} loops and "
-              f"{sums} sums by columns")
-        run([nnc, "rows.nn", *precision, "-o", "rows"], tmp)
-        adam = [["--optimizer", "adam", "--lr", "0.01"]] if precision else []
-        for optimizer in [[], ["--momentum", "0.9"]] + adam:
-            run(["./rows", "train", "--quiet", *optimizer, "--epochs", "0", "--save", "w0.st"],
-                tmp)
-            run(["./rows", "train", "--quiet", *optimizer, "--save", "one.st"], tmp)
-            one = any_weights(os.path.join(tmp, "one.st"))
-            check(one != any_weights(os.path.join(tmp, "w0.st")), "training moved nothing")
-            for n in ("2", "3"):
-                run(["./rows", "train", "--quiet", *optimizer, "--workers", n, "--save",
-                     "many.st"], tmp)
-                within(one, any_weights(os.path.join(tmp, "many.st")),
-                       1e-12 if precision else 1e-5,
-                       f"{precision} {optimizer}: --workers {n} against one worker")
 
 
 PLAIN_MODEL = """import "nn"

@@ -6,10 +6,10 @@ usage: tsan_workers.py NNC CC LIBNNRT_TSAN
 
 A small MLP compiled by nnc is linked with libnnrt built with -fsanitize=thread (the model's
 code and OpenBLAS are not instrumented; the runtime's handing out of tasks, its copies of
-worker 0's ctx, its gathers, its sums of columns and its update by parts are). It trains
-with plain sgd (the fused sgd_step_team, its params in column blocks) and with adam
-(grad_team, then the update by parts), many short steps so that a thread often wakes after
-its step is over, and must learn in both.
+worker 0's ctx, its gathers and its update by parts are). It trains with plain sgd (the
+fused sgd_step_team, its params in column blocks) and with adam (grad_team, then the update
+by parts), many short steps so that a thread often wakes after its step is over, and must
+learn in both.
 """
 import os
 import re
@@ -28,11 +28,9 @@ def fail(message):
 def main():
     nnc, cc, lib = sys.argv[1:4]
     with tempfile.TemporaryDirectory() as tmp:
-        # 256 hidden units: h.W's GEMMs are cut by its columns, 128 a thread, and plain sgd's
-        # team keeps h.W and its momentum buffer in column blocks (workers.c); the loops
-        # between the GEMMs are phases of parts (codegen.c), tanh by rows, its derivative and
-        # h.b's gradient by columns (nnrt_batch_sum_columns_f32, in the instrumented runtime).
-        wide = MODEL.replace("dense(x, 16)", "dense(x, 256)")
+        # 64 hidden units: h.W's GEMMs are cut by its columns, 32 a thread, and plain sgd's
+        # team keeps h.W and its momentum buffer in column blocks (workers.c).
+        wide = MODEL.replace("dense(x, 16)", "dense(x, 64)")
         if wide == MODEL:
             fail("tsan_hogwild.MODEL changed: no dense(x, 16) to widen")
         with open(os.path.join(tmp, "blobs.nn"), "w") as f:
