@@ -5,15 +5,22 @@
  *
  *   bench_crossing
  *
- * Prints two lines:
+ * Prints three lines:
  *   round trip R ns (median of 9 runs of 0.05 s)  a cache line bounced between two threads
  *   400 KB handed both ways H us                (W1's weights: 784 x 128 f32) written by
  *                                               one thread, read and touched by the other
+ *   W2's first GEMM: W us whole on one core, its halves on two cores at once A / B us:
+ *     at most S x                               nothing shared but the CPUs' caches and
+ *                                               memory: the most a two-core split of a step
+ *                                               made of such GEMMs can gain at this moment
  * Each thread is pinned to its own CPU (the first two the process may run on) where the
  * system allows; with one CPU it says so and measures nothing. Nothing is asserted. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* sched_getaffinity, pthread_setaffinity_np */
 #endif
+#include "blas_kernels.h"
+
+#include <cblas.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -140,8 +147,91 @@ static double handoff_us(void) {
     return us;
 }
 
+/* ---- two cores at once ----
+ * W2's first GEMM, [128, 784]·[784, 512] in f32, cut by columns as the team's step cuts it
+ * (workers.c), each thread with inputs, weights and output of its own. Each call takes the
+ * next of WEIGHTS copies of the weights, so that they come from beyond the core's L2 as in a
+ * training step, whose other weights and activations pass through the caches between two
+ * calls of it. On a Zen 5 host two halves at once, their weights in the same rows, took
+ * 15-18% longer than one alone (a loop of FMAs on registers did not), so a step of GEMMs
+ * split between the two cores gains less than 2x whatever the split does. */
+enum { GEMM_M = 128, GEMM_K = 784, GEMM_N = 512, GEMM_CALLS = 40, WEIGHTS = 4 };
+
+typedef struct gemm_half {
+    int cpu;
+    float *x, *w[WEIGHTS], *z;
+    pthread_barrier_t *start;
+    double us;
+} gemm_half;
+
+static void gemm_on(const float *x, const float *w, float *z, int cols) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, GEMM_M, cols, GEMM_K, 1, x, GEMM_K, w,
+                cols, 0, z, cols);
+}
+
+/* z = x·w (x [GEMM_M, GEMM_K], w [GEMM_K, cols], z [GEMM_M, cols]) GEMM_CALLS times after a
+ * warm-up, each call on the next copy of w: us a call. */
+static double time_gemm(const gemm_half *h, int cols) {
+    for (int warm = 0; warm < WEIGHTS; warm++) gemm_on(h->x, h->w[warm], h->z, cols);
+    double start = now();
+    for (int call = 0; call < GEMM_CALLS; call++) gemm_on(h->x, h->w[call % WEIGHTS], h->z, cols);
+    return (now() - start) / GEMM_CALLS * 1e6;
+}
+
+static void *run_half(void *arg) {
+    gemm_half *h = arg;
+    pin(h->cpu);
+    pthread_barrier_wait(h->start);
+    h->us = time_gemm(h, GEMM_N / 2);
+    return NULL;
+}
+
+static float *filled(size_t n) {
+    float *p = malloc(n * sizeof *p);
+    for (size_t i = 0; p && i < n; i++) p[i] = (float)(i % 13) * 0.01f;
+    return p;
+}
+
+static bool allocated(const gemm_half *h) {
+    bool all = h->x && h->z;
+    for (int c = 0; c < WEIGHTS; c++) all = all && h->w[c];
+    return all;
+}
+
+static void release(gemm_half *h) {
+    free(h->x);
+    free(h->z);
+    for (int c = 0; c < WEIGHTS; c++) free(h->w[c]);
+}
+
+/* Prints the whole GEMM's time on one core and its halves' on two cores at once. */
+static void two_at_once(void) {
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, 2);
+    gemm_half half[2], whole = {0};
+    whole.x = filled((size_t)GEMM_M * GEMM_K), whole.z = filled((size_t)GEMM_M * GEMM_N);
+    for (int c = 0; c < WEIGHTS; c++) whole.w[c] = filled((size_t)GEMM_K * GEMM_N);
+    for (int k = 0; k < 2; k++) {
+        half[k] = (gemm_half){.cpu = k, .start = &start};
+        half[k].x = filled((size_t)GEMM_M * GEMM_K), half[k].z = filled((size_t)GEMM_M * GEMM_N);
+        for (int c = 0; c < WEIGHTS; c++) half[k].w[c] = filled((size_t)GEMM_K * GEMM_N / 2);
+    }
+    pthread_t other;
+    if (allocated(&whole) && allocated(&half[0]) && allocated(&half[1]) &&
+        pthread_create(&other, NULL, run_half, &half[1]) == 0) {
+        double one = time_gemm(&whole, GEMM_N); /* the other thread waits at the barrier */
+        run_half(&half[0]);
+        pthread_join(other, NULL);
+        double slower = half[0].us > half[1].us ? half[0].us : half[1].us;
+        printf("W2's first GEMM: %.0f us whole on one core, its halves on two cores at once "
+               "%.0f / %.0f us: at most %.2fx\n",
+               one, half[0].us, half[1].us, one / slower);
+    }
+    release(&whole), release(&half[0]), release(&half[1]);
+    pthread_barrier_destroy(&start);
+}
+
 int main(int argc, char **argv) {
-    (void)argv;
     if (argc != 1) {
         fprintf(stderr, "usage: bench_crossing\n");
         return 2;
@@ -150,9 +240,12 @@ int main(int argc, char **argv) {
         printf("one CPU: nothing crosses\n"); /* and two spinning threads would take turns */
         return 0;
     }
+    rt_choose_blas_kernels(argv); /* a training executable's kernels (may run us again) */
+    rt_blas_one_thread();
     pin(0);
     printf("round trip %.0f ns (median of %d runs of %.2f s)\n", round_trip_ns(), RUNS,
            RUN_SECONDS);
     printf("400 KB handed both ways %.1f us\n", handoff_us());
+    two_at_once();
     return 0;
 }

@@ -1,19 +1,20 @@
-"""crossing.py: what handing data between two cores costs at this moment, as bench_crossing
-(crossing.c) measures it: a cache line's round trip between two pinned threads and 400 KB
-handed both ways. On some hosts both move by minutes, and with them every two-core ratio,
-so workers.py, hogwild.py and mpi.py print it before each round. Python 3 standard library
-only."""
+"""crossing.py: what two cores cost each other at this moment, as bench_crossing (crossing.c)
+measures it: a cache line's round trip between two pinned threads, 400 KB handed both ways,
+and W2's first GEMM whole on one core against its halves on both cores at once (the most a
+two-core split of GEMMs can gain). On some hosts these move by minutes, and with them every
+two-core ratio, so workers.py, hogwild.py and mpi.py print them before each round. Python 3
+standard library only."""
 import os
 import subprocess
 
 
 def figures(build):
-    """bench_crossing's two lines joined into one, or None when the build has not got it."""
+    """bench_crossing's lines joined into one, or None when the build has not got it."""
     exe = os.path.join(build, "bench", "bench_crossing")
     if not os.access(exe, os.X_OK):
         return None
     out = subprocess.run([exe], capture_output=True, text=True).stdout
-    return "; ".join(out.splitlines()[:2])
+    return "; ".join(out.splitlines()[:3])
 
 
 def report(build, round_number):
