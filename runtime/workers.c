@@ -77,7 +77,9 @@ typedef struct worker {
     _Atomic uint64_t claimed[N_PHASES]; /* the last step whose task of each phase was taken */
     _Atomic int copying;                /* the team's step: thread k is copying worker 0's ctx */
     nnrt_ctx own_inputs; /* the team's step, thread k >= 1: its own copy of the batch's inputs */
-    pthread_t thread;    /* thread k (k >= 1), which prefers task k */
+    void *own_c;         /* the team's step: a block of a product's columns, then copied out */
+    size_t own_c_bytes;
+    pthread_t thread; /* thread k (k >= 1), which prefers task k */
 } worker;
 
 struct rt_workers {
@@ -657,6 +659,38 @@ void nnrt_team_done(void *member) {
     bump(t, &t->team_done);
 }
 
+/* ---- a block of columns of an activation ----
+ * A block of a product cut by columns writes part of every row of C, beside another
+ * thread's part: with W2's forward product [128, 784]·[784, 512] by halves on a Zen 5, the
+ * halves took 355 us at once writing into one C against 305 us each writing a C of its own
+ * (bench/README.md). OpenBLAS passes over C once per block of K, and each pass takes back
+ * the lines beside the boundary that the cache's prefetchers gave the other core. So a
+ * block of columns of rows it shares (beta 0: C is only written) is computed into a compact
+ * matrix of the thread's own, then copied into C in one pass: 330 us there. The arithmetic
+ * does not depend on where C lies, so the bits are the same. A param kept in column blocks
+ * is compact already. */
+
+/* Thread k's room for a block of `bytes`, kept for the next steps (the first one makes it).
+ * The runtime keeps its allocations in one list (util.c), so the threads, which may come
+ * here at once, allocate under the team's lock. */
+static void *own_c(worker *k, size_t bytes) {
+    if (k->own_c_bytes < bytes) {
+        pthread_mutex_lock(&k->team->lock);
+        rt_free(k->own_c);
+        k->own_c = rt_alloc_aligned(bytes, 1);
+        pthread_mutex_unlock(&k->team->lock);
+        k->own_c_bytes = bytes;
+    }
+    return k->own_c;
+}
+
+/* rows of `row_bytes` from `from` (packed) into `to`, `to_stride` bytes apart. */
+static void copy_rows_out(char *to, size_t to_stride, const char *from, int rows,
+                          size_t row_bytes) {
+    for (int r = 0; r < rows; r++)
+        memcpy(to + (size_t)r * to_stride, from + (size_t)r * row_bytes, row_bytes);
+}
+
 /* A block of a team's product of whole_m × whole_n in all: f32 without transposes as the
  * whole product runs in one thread, so that each element adds alike (nnrt_sgemm_nn_as,
  * chosen by the whole product), anything else through OpenBLAS. */
@@ -686,8 +720,22 @@ static void team_block_dgemm(int whole_m, int whole_n, int ta, int tb, int M, in
  * K alike wherever its block starts (tests/runtime/team_gemm_check.c). Each thread takes its own
  * block first, then any other still untaken. */
 #define TEAM_GEMM(T, name, gemm)                                                                   \
-    void name##_block(int p, int n, int ta, int tb, int M, int N, int K, T alpha, const T *A,      \
-                      int lda, const T *B, int ldb, T beta, T *C, int ldc) {                       \
+    /* gemm, through thread k's compact block when C is a block of columns of shared rows */       \
+    static void name##_into(worker *k, int whole_m, int whole_n, int ta, int tb, int M, int N,     \
+                            int K, T alpha, const T *A, int lda, const T *B, int ldb, T beta,      \
+                            T *C, int ldc) {                                                       \
+        if (!k || beta != 0 || ldc == N) {                                                         \
+            gemm(whole_m, whole_n, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);          \
+            return;                                                                                \
+        }                                                                                          \
+        T *c = own_c(k, (size_t)M * (size_t)N * sizeof(T));                                        \
+        gemm(whole_m, whole_n, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, c, N);                \
+        copy_rows_out((char *)C, (size_t)ldc * sizeof(T), (const char *)c, M,                      \
+                      (size_t)N * sizeof(T));                                                      \
+    }                                                                                              \
+    static void name##_piece(worker *k, int p, int n, int ta, int tb, int M, int N, int K,         \
+                             T alpha, const T *A, int lda, const T *B, int ldb, T beta, T *C,      \
+                             int ldc) {                                                            \
         int by_rows = M >= N;                                                                      \
         int lo = (int)part_start(by_rows ? M : N, n, p);                                           \
         int hi = (int)part_start(by_rows ? M : N, n, p + 1);                                       \
@@ -702,16 +750,21 @@ static void team_block_dgemm(int whole_m, int whole_n, int ta, int tb, int M, in
             C += lo;                                                                               \
             N = hi - lo;                                                                           \
         }                                                                                          \
-        gemm(whole_m, whole_n, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);              \
+        name##_into(k, whole_m, whole_n, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);    \
+    }                                                                                              \
+    void name##_block(int p, int n, int ta, int tb, int M, int N, int K, T alpha, const T *A,      \
+                      int lda, const T *B, int ldb, T beta, T *C, int ldc) {                       \
+        name##_piece(NULL, p, n, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);            \
     }                                                                                              \
     /* Block p of a GEMM cut by a param's columns (column_cut), in its blocks once it is. */       \
-    static void name##_columns(rt_workers *t, int p, int ta, int tb, int M, int N, int K, T alpha, \
+    static void name##_columns(worker *k, int p, int ta, int tb, int M, int N, int K, T alpha,     \
                                const T *A, int lda, const T *B, int ldb, T beta, T *C, int ldc) {  \
+        rt_workers *t = k->team;                                                                   \
         int lo = (int)part_start(N, t->n, p), hi = (int)part_start(N, t->n, p + 1);                \
         if (lo >= hi) return;                                                                      \
         const T *b = column_block(t, B, tb, &ldb, lo, hi, sizeof(T));                              \
         T *c = (T *)column_block(t, C, CblasNoTrans, &ldc, lo, hi, sizeof(T));                     \
-        gemm(M, N, ta, tb, M, hi - lo, K, alpha, A, lda, b, ldb, beta, c, ldc);                    \
+        name##_into(k, M, N, ta, tb, M, hi - lo, K, alpha, A, lda, b, ldb, beta, c, ldc);          \
     }                                                                                              \
     void name(void *member, int ta, int tb, int M, int N, int K, T alpha, const T *A, int lda,     \
               const T *B, int ldb, T beta, T *C, int ldc) {                                        \
@@ -727,9 +780,9 @@ static void team_block_dgemm(int whole_m, int whole_n, int ta, int tb, int M, in
             int p = (k->index * per + i) % pieces;                                                 \
             if (!take(t, p, phase)) continue;                                                      \
             if (columns)                                                                           \
-                name##_columns(t, p, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);        \
+                name##_columns(k, p, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);        \
             else                                                                                   \
-                name##_block(p, pieces, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);     \
+                name##_piece(k, p, pieces, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);  \
             bump(t, &t->team_done);                                                                \
         }                                                                                          \
     }
@@ -804,6 +857,7 @@ void rt_workers_stop(rt_workers *t) {
         else
             rt_free_ctx_varying(&t->w[k].own_inputs);
     }
+    for (int k = 0; k < t->n; k++) rt_free(t->w[k].own_c);
     pthread_mutex_destroy(&t->lock);
     pthread_cond_destroy(&t->wake);
     rt_workers_settle(t);
