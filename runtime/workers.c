@@ -670,18 +670,17 @@ void nnrt_team_done(void *member) {
  * does not depend on where C lies, so the bits are the same. A param kept in column blocks
  * is compact already. */
 
-/* Thread k's room for a block of `bytes`, kept for the next steps (the first one makes it).
- * The runtime keeps its allocations in one list (util.c), so the threads, which may come
- * here at once, allocate under the team's lock. */
-static void *own_c(worker *k, size_t bytes) {
-    if (k->own_c_bytes < bytes) {
-        pthread_mutex_lock(&k->team->lock);
-        rt_free(k->own_c);
-        k->own_c = rt_alloc_aligned(bytes, 1);
-        pthread_mutex_unlock(&k->team->lock);
-        k->own_c_bytes = bytes;
-    }
-    return k->own_c;
+/* Makes thread k's room hold `bytes` (a whole C, so that any block it takes fits), before
+ * it takes any block: only the thread's first step allocates. The runtime keeps its
+ * allocations in one list (util.c), so the threads, which may come here at once, allocate
+ * under the team's lock. */
+static void reserve_own_c(worker *k, size_t bytes) {
+    if (k->own_c_bytes >= bytes) return;
+    pthread_mutex_lock(&k->team->lock);
+    rt_free(k->own_c);
+    k->own_c = rt_alloc_aligned(bytes, 1);
+    pthread_mutex_unlock(&k->team->lock);
+    k->own_c_bytes = bytes;
 }
 
 /* rows of `row_bytes` from `from` (packed) into `to`, `to_stride` bytes apart. */
@@ -720,15 +719,17 @@ static void team_block_dgemm(int whole_m, int whole_n, int ta, int tb, int M, in
  * K alike wherever its block starts (tests/runtime/team_gemm_check.c). Each thread takes its own
  * block first, then any other still untaken. */
 #define TEAM_GEMM(T, name, gemm)                                                                   \
-    /* gemm, through thread k's compact block when C is a block of columns of shared rows */       \
+    /* gemm, through thread k's room when C is a block of columns of shared rows and the room was  \
+     * reserved for this product (reserve_own_c); else straight into C */                          \
     static void name##_into(worker *k, int whole_m, int whole_n, int ta, int tb, int M, int N,     \
                             int K, T alpha, const T *A, int lda, const T *B, int ldb, T beta,      \
                             T *C, int ldc) {                                                       \
-        if (!k || beta != 0 || ldc == N) {                                                         \
+        size_t bytes = (size_t)M * (size_t)N * sizeof(T);                                          \
+        if (!k || beta != 0 || ldc == N || k->own_c_bytes < bytes) {                               \
             gemm(whole_m, whole_n, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);          \
             return;                                                                                \
         }                                                                                          \
-        T *c = own_c(k, (size_t)M * (size_t)N * sizeof(T));                                        \
+        T *c = k->own_c;                                                                           \
         gemm(whole_m, whole_n, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, c, N);                \
         copy_rows_out((char *)C, (size_t)ldc * sizeof(T), (const char *)c, M,                      \
                       (size_t)N * sizeof(T));                                                      \
@@ -775,6 +776,7 @@ static void team_block_dgemm(int whole_m, int whole_n, int ta, int tb, int M, in
         int per = columns ? 1 : PIECES, pieces = t->n * per;                                       \
         A = own_input(k, A);                                                                       \
         B = own_input(k, B);                                                                       \
+        if (beta == 0 && (columns || M < N)) reserve_own_c(k, (size_t)M *(size_t)N * sizeof(T));   \
         uint64_t phase = begin_phase(k, (uint32_t)pieces);                                         \
         for (int i = 0; i < pieces; i++) {                                                         \
             int p = (k->index * per + i) % pieces;                                                 \
