@@ -453,22 +453,60 @@ static void store_constant_root(Codegen *cg, const Value *root) {
         store_at(cg, address_of(cg, root), int64_const(cg, 0), scalar_leaf(cg, root));
 }
 
-/* Gradients not computed in place (a parameter, a constant, a value shared by two
- * parameters) are copied to their grad buffers. */
+/* A gradient not computed in place (a parameter, a constant, a value shared by two
+ * parameters) is copied to its grad buffer. */
+static void copy_gradient(Codegen *cg, const ParamPlan *pp) {
+    LLVMValueRef to = fixed_address(cg, pp->grad_offset);
+    if (!has_memory(pp->grad)) {
+        store_at(cg, to, int64_const(cg, 0), scalar_leaf(cg, pp->grad));
+        return;
+    }
+    int64_t bytes = shape_numel(pp->grad->shape) * elem_bytes(cg);
+    LLVMBuildMemCpy(cg->b, to, elem_bytes(cg), address_of(cg, pp->grad), elem_bytes(cg),
+                    int64_const(cg, bytes));
+}
+
+/* The copies left for the end: all of them, but in grad, those its hook points made. */
 static void copy_gradients(Codegen *cg) {
     for (int i = 0; i < cg->g->params.n; i++) {
         const ParamPlan *pp = &cg->plan->params[i];
         if (!pp->grad || pp->grad_in_place) continue;
         if (cg->entry == ENTRY_SGD_STEP && pp->fused_update) continue;
-        LLVMValueRef to = fixed_address(cg, pp->grad_offset);
-        if (!has_memory(pp->grad)) {
-            store_at(cg, to, int64_const(cg, 0), scalar_leaf(cg, pp->grad));
-            continue;
-        }
-        int64_t bytes = shape_numel(pp->grad->shape) * elem_bytes(cg);
-        LLVMBuildMemCpy(cg->b, to, elem_bytes(cg), address_of(cg, pp->grad), elem_bytes(cg),
-                        int64_const(cg, bytes));
+        if (cg->on_grads && pp->grad_point > 0) continue;
+        copy_gradient(cg, pp);
     }
+}
+
+/* ---- grad()'s hook points ----
+ *
+ * After a step that finishes one or more gradients (plan.c, ParamPlan.grad_point), grad
+ * copies those not computed in place to their buffers and, when nnrt_ctx.on_grads is set,
+ * calls nnrt_grads_done(on_grads, point) (runtime/nnrt.h): a sum over MPI ranks can start
+ * moving them while the rest of the backward pass runs (docs/mpi.md). Without a listener
+ * it costs a load and a branch a point. */
+static void tell_grads_done(Codegen *cg, int point) {
+    LLVMValueRef here = current_function(cg);
+    LLVMBasicBlockRef tell = LLVMAppendBasicBlockInContext(cg->ctx, here, "tell");
+    LLVMBasicBlockRef after = LLVMAppendBasicBlockInContext(cg->ctx, here, "told");
+    LLVMBuildCondBr(cg->b, LLVMBuildIsNotNull(cg->b, cg->on_grads, ""), tell, after);
+    LLVMPositionBuilderAtEnd(cg->b, tell);
+    LLVMTypeRef types[2] = {cg->i8_ptr, cg->i32};
+    LLVMValueRef fn = declare_function(cg, "nnrt_grads_done", cg->void_type, types, 2);
+    LLVMValueRef args[2] = {cg->on_grads, LLVMConstInt(cg->i32, (unsigned long long)point, false)};
+    build_call(cg, fn, args, 2);
+    LLVMBuildBr(cg->b, after);
+    LLVMPositionBuilderAtEnd(cg->b, after);
+}
+
+static void after_grad_step(Codegen *cg, int s) {
+    int point = cg->plan->steps[s].grad_point;
+    if (!cg->on_grads || point == 0) return;
+    const Plan *plan = cg->plan;
+    for (int k = plan->point_first[point]; k < plan->point_first[point + 1]; k++) {
+        const ParamPlan *pp = &plan->params[plan->point_params[k]];
+        if (!pp->grad_in_place) copy_gradient(cg, pp);
+    }
+    tell_grads_done(cg, point);
 }
 
 static LLVMValueRef load_ctx_field(Codegen *cg, LLVMValueRef ctx, unsigned field, LLVMTypeRef t) {
@@ -501,6 +539,7 @@ static LLVMValueRef begin_function(Codegen *cg, const char *name, Entry e) {
     LLVMValueRef shared = LLVMBuildIsNotNull(cg->b, params, "");
     cg->params = LLVMBuildSelect(cg->b, shared, params, cg->fixed, "params");
     cg->inv_batch = fp_div(cg, elem_const(cg, 1), LLVMBuildSIToFP(cg->b, cg->batch, cg->elem, ""));
+    cg->on_grads = e == ENTRY_GRAD ? load_ctx_field(cg, ctx, CTX_on_grads, cg->i8_ptr) : NULL;
     cg->lr = e == ENTRY_SGD_STEP ? to_elem(cg, LLVMGetParam(fn, 1)) : NULL;
     cg->momentum = e == ENTRY_SGD_STEP ? to_elem(cg, LLVMGetParam(fn, 2)) : NULL;
     return fn;
@@ -518,7 +557,10 @@ static void emit_steps_apart(Codegen *cg, LLVMValueRef entry, Entry e, int from,
     LLVMValueRef part = begin_function(
         cg, xprintf("%s.%s.steps%d", cg->prefix, entry_names[e], from / STEPS_PER_FUNCTION), e);
     add_attribute(cg, part, (unsigned)LLVMAttributeFunctionIndex, "noinline");
-    for (int s = from; s < to; s++) emit_step(cg, s);
+    for (int s = from; s < to; s++) {
+        emit_step(cg, s);
+        after_grad_step(cg, s);
+    }
     LLVMBuildRetVoid(cg->b);
     LLVMPositionBuilderAtEnd(cg->b, at);
     LLVMValueRef args[3];
@@ -534,7 +576,10 @@ static LLVMValueRef emit_entry(Codegen *cg, Entry e) {
     memset(cg->packed_ready, 0, (size_t)cg->plan->n_packs * sizeof *cg->packed_ready);
     int n_steps = cg->plan->n_steps;
     if (n_steps <= STEPS_PER_FUNCTION) {
-        for (int s = 0; s < n_steps; s++) emit_step(cg, s);
+        for (int s = 0; s < n_steps; s++) {
+            emit_step(cg, s);
+            after_grad_step(cg, s);
+        }
     } else {
         Codegen at_entry = *cg; /* the entry's loads of the context, for what follows */
         for (int s = 0; s < n_steps; s += STEPS_PER_FUNCTION)
@@ -550,6 +595,7 @@ static LLVMValueRef emit_entry(Codegen *cg, Entry e) {
         cg->dropout_keep = at_entry.dropout_keep;
         cg->params = at_entry.params;
         cg->inv_batch = at_entry.inv_batch;
+        cg->on_grads = at_entry.on_grads;
         cg->lr = at_entry.lr;
         cg->momentum = at_entry.momentum;
     }
@@ -641,6 +687,7 @@ static LLVMValueRef emit_team_entry(Codegen *cg, Entry e) {
     if (!plan_splits(cg->plan)) return NULL;
     LLVMValueRef fn = begin_function(cg, xprintf("%s.%s_team", cg->prefix, entry_names[e]), e);
     cg->entry = e;
+    cg->on_grads = NULL; /* grad_team has no hook points */
     cg->team = load_ctx_field(cg, LLVMGetParam(fn, 0), CTX_team, cg->i8_ptr);
     mark_entry_needs(cg, e);
     LLVMBasicBlockRef solo;

@@ -57,6 +57,9 @@ typedef struct Codegen {
      * emitted is split, its GEMMs each computing this thread's part; NULL and false elsewhere. */
     LLVMValueRef team;
     bool team_split;
+    /* grad: nnrt_ctx.on_grads, told at each hook point (codegen.c, "grad()'s hook points");
+     * NULL in the other entry points (grad_team too), which copy every gradient at the end. */
+    LLVMValueRef on_grads;
 
     struct FusedLoop *loop; /* the fused loop being emitted (loops.c): dropout's masks */
 } Codegen;

@@ -161,10 +161,11 @@ typedef struct ParamFields {
     double a, b;
     int64_t grad_offset, velocity_offset;
     bool surrogate;
-    int64_t ids; /* inputs and targets: nnrt_tensor.ids */
+    int64_t ids;        /* inputs and targets: nnrt_tensor.ids */
+    int32_t grad_point; /* params: ParamPlan.grad_point */
 } ParamFields;
 
-static const ParamFields not_a_param = {0, 0, 0, -1, -1, false, 0};
+static const ParamFields not_a_param = {0, 0, 0, -1, -1, false, 0, 0};
 
 static int32_t nnrt_init_of(InitKind k) {
     switch (k) {
@@ -198,6 +199,7 @@ static LLVMValueRef tensor_const_at(Codegen *cg, const DescTypes *t, const char 
     f[TENSOR_velocity_offset] = int64_const(cg, pf.velocity_offset);
     f[TENSOR_surrogate] = i32_const(cg, pf.surrogate);
     f[TENSOR_ids] = int64_const(cg, pf.ids);
+    f[TENSOR_grad_point] = i32_const(cg, pf.grad_point);
     return struct_const(t->tensor, f, TENSOR_FIELDS, tensor_fields);
 }
 
@@ -273,7 +275,8 @@ static LLVMValueRef param_tensors(Codegen *cg, const DescTypes *t) {
                           pp->grad_offset,
                           pp->velocity_offset,
                           g->param_surrogate && g->param_surrogate[i],
-                          0};
+                          0,
+                          pp->grad_point};
         items[i] = tensor_const(cg, t, pp->param->name, pp->param, pf);
     }
     return array_const(cg, t->tensor, items, g->params.n, "nnc.params");
@@ -285,7 +288,7 @@ static LLVMValueRef state_tensors(Codegen *cg, const DescTypes *t) {
     LLVMValueRef *items = xalloc((size_t)(g->states.n ? g->states.n : 1) * sizeof *items);
     for (int i = 0; i < g->states.n; i++) {
         ParamInit init = g->state_inits.v[i];
-        ParamFields pf = {nnrt_init_of(init.kind), init.a, init.b, -1, -1, false, 0};
+        ParamFields pf = {nnrt_init_of(init.kind), init.a, init.b, -1, -1, false, 0, 0};
         items[i] = tensor_const(cg, t, g->states.v[i]->name, g->states.v[i], pf);
     }
     return array_const(cg, t->tensor, items, g->states.n, "nnc.states");

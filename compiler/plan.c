@@ -3,6 +3,7 @@
 #include "plan.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 /* Every buffer starts on a multiple of 16 elements: 64 bytes for float, so BLAS and the
  * vector loops see aligned rows (the runtime aligns both arenas to 64 bytes). */
@@ -937,6 +938,51 @@ static void place_bindings(Plan *p) {
     }
 }
 
+/* ---- when grad() has each gradient ---- */
+
+/* The last step that writes v: its own, or for an accumulated sum its last term's (each
+ * term writes into the sum's buffer); -1 when no step does (a leaf, a constant, a view). */
+static int *last_writes(const Plan *p) {
+    int *last = xalloc((size_t)p->g->next_id * sizeof *last);
+    for (int i = 0; i < p->g->next_id; i++) last[i] = -1;
+    for (int s = 0; s < p->n_steps; s++)
+        for (int m = 0; m < p->steps[s].n_insts; m++) {
+            const Value *v = p->steps[s].insts[m];
+            const Value *sum = p->values[v->id].sum_into;
+            last[v->id] = s;
+            if (sum) last[sum->id] = s;
+        }
+    return last;
+}
+
+/* grad()'s hook points (ParamPlan.grad_point): one after each step that finishes a
+ * gradient, numbered in the schedule's order. Steps only go forward, so a gradient is
+ * final once the last step that writes it is done: nothing else writes a grad buffer. */
+static void number_grad_points(Plan *p) {
+    int *last = last_writes(p);
+    for (int i = 0; i < p->g->params.n; i++) {
+        const Value *grad = p->params[i].grad;
+        int s = grad && !p->values[grad->id].view_of ? last[grad->id] : -1;
+        if (s >= 0) p->steps[s].grad_point = -1; /* numbered below */
+    }
+    for (int s = 0; s < p->n_steps; s++)
+        if (p->steps[s].grad_point) p->steps[s].grad_point = ++p->n_grad_points;
+    for (int i = 0; i < p->g->params.n; i++) {
+        const Value *grad = p->params[i].grad;
+        int s = grad && !p->values[grad->id].view_of ? last[grad->id] : -1;
+        p->params[i].grad_point = s >= 0 ? p->steps[s].grad_point : 0;
+    }
+    /* the params by point, a counting sort */
+    int n = p->n_grad_points;
+    p->point_first = xalloc((size_t)(n + 2) * sizeof *p->point_first);
+    p->point_params = xalloc((size_t)(p->g->params.n + 1) * sizeof *p->point_params);
+    for (int i = 0; i < p->g->params.n; i++) p->point_first[p->params[i].grad_point + 1]++;
+    for (int q = 1; q <= n + 1; q++) p->point_first[q] += p->point_first[q - 1];
+    int *next = xalloc((size_t)(n + 1) * sizeof *next);
+    memcpy(next, p->point_first, (size_t)(n + 1) * sizeof *next);
+    for (int i = 0; i < p->g->params.n; i++) p->point_params[next[p->params[i].grad_point]++] = i;
+}
+
 Plan *plan_build(Graph *g) {
     if (!check_graph(g)) return NULL;
     stack_product_sums(g);
@@ -964,6 +1010,7 @@ Plan *plan_build(Graph *g) {
     compute_liveness(p);
     if (!assign_homes(p)) return NULL;
     place_bindings(p);
+    number_grad_points(p);
     return p;
 }
 

@@ -49,6 +49,8 @@ typedef struct Step {
     /* STEP_MATMUL: the packed operand (Plan.packs) this product reads its B from, packed once
      * per call of an entry point (docs/codegen.md, "Products with a packed weight"); -1: BLAS. */
     int pack;
+    /* grad(): the hook point after this step (1, 2, ...: ParamPlan.grad_point), or 0. */
+    int grad_point;
 } Step;
 
 /* A product's B that does not vary over the batch and is read by two or more products of
@@ -68,6 +70,12 @@ typedef struct ParamPlan {
     int64_t velocity_offset; /* fixed arena; -1 without a gradient */
     bool grad_in_place;      /* the gradient is computed straight into the grad buffer */
     bool fused_update;       /* sgd_step updates it inside the GEMM that computes the gradient */
+    /* grad() calls the runtime back (nnrt_grads_done) at hook points 1, 2, ..., each after
+     * the step that finishes one or more gradients, in the schedule's order: the point after
+     * which this gradient is final in its buffer; 0 when it is only at grad()'s return (no
+     * gradient, or one no step writes last: a leaf, a constant, a view). docs/mpi.md,
+     * "Overlap with the backward pass". */
+    int grad_point;
 } ParamPlan;
 
 typedef struct ValuePlan {
@@ -111,6 +119,10 @@ typedef struct Plan {
     int64_t predict_extra_elems; /* predict's varying arena: varying_elems + these, a sample */
     PackedOperand *packs;
     int n_packs;
+    /* grad()'s hook points (ParamPlan.grad_point): the params finished at point q are
+     * point_params[point_first[q] .. point_first[q + 1]), q = 1 .. n_grad_points. */
+    int n_grad_points;
+    int *point_params, *point_first;
 } Plan;
 
 /* stacked_sums.c, the first thing plan_build does: each tree of adds of two or more

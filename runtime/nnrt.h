@@ -24,7 +24,7 @@
  * train.vocab; version 4: nnrt_tensor.ids; version 5: nnrt_model.step; version 6:
  * nnrt_ctx.params and first_row; version 7: nnrt_ctx.dropout_keep; version 8: nnrt_ctx.team
  * and nnrt_model.sgd_step_team, grad_team). */
-#define NNRT_ABI_VERSION 8
+#define NNRT_ABI_VERSION 9
 #define NNRT_MAX_RANK    4
 
 /* The layout is defined once: each struct is a list of fields, NNRT_<STRUCT>_FIELDS(X)
@@ -86,11 +86,24 @@
     X(F64, dropout_keep)                                                                           \
     /* sgd_step_team, grad_team: this thread's place in the team that runs the step together (a    \
      * worker of runtime/workers.c, passed back to nnrt_team_*); NULL outside a team. */           \
-    X(ARENA, team)
+    X(ARENA, team)                                                                                 \
+    /* grad: who hears of each gradient as soon as it is final (nnrt_grads_done); NULL: nobody. */ \
+    X(ARENA, on_grads)
 
 typedef struct nnrt_ctx {
     NNRT_CTX_FIELDS(NNRT_C_FIELD)
 } nnrt_ctx;
+
+/* grad()'s hook points (docs/mpi.md, "Overlap with the backward pass"). When ctx.on_grads is
+ * not NULL, grad() calls nnrt_grads_done(ctx.on_grads, p) for p = 1, 2, ... in turn, each
+ * time the gradients of the params whose grad_point is p have become final in their grad
+ * buffers (the schedule writes them no more), while the rest of the backward pass is still
+ * to run. The listener is the runtime's: its first member says what to do. */
+typedef struct nnrt_grads_listener nnrt_grads_listener;
+struct nnrt_grads_listener {
+    void (*done)(nnrt_grads_listener *self, int32_t point);
+};
+void nnrt_grads_done(void *listener, int32_t point);
 
 /* nnrt_ctx.training. A training step (NNRT_TRAINING_STEP, the runtime's train loop) also
  * writes every state's update at the end of grad and sgd_step; gradcheck's passes
@@ -131,6 +144,9 @@ enum nnrt_init {
      * straight-through estimator) shapes this param's gradient, which then is not the true        \
      * derivative: gradcheck reports it and does not count it as a failure. */                     \
     X(I32, surrogate)                                                                              \
+    /* params only: grad()'s hook point after which this param's gradient is final in its          \
+     * buffer (nnrt_grads_done); 0: only when grad() returns, or no gradient. */                   \
+    X(I32, grad_point)                                                                             \
     /* inputs and targets only: V when the tensor holds token ids 0..V-1, because it reaches       \
      * the ids of take (V: the table's rows) or one_hot (V: its k), through slices and             \
      * reshapes, or is the [seq] ids of text data (V: train.vocab); the smallest V where           \

@@ -239,6 +239,10 @@ double grad_get(const Model *m, const nnrt_tensor *param, int64_t i) {
     return arena_get(m, false, param->grad_offset + i);
 }
 
+void grad_set(Model *m, const nnrt_tensor *param, int64_t i, double x) {
+    arena_set(m, false, param->grad_offset + i, x);
+}
+
 double velocity_get(const Model *m, const nnrt_tensor *param, int64_t i) {
     return arena_get(m, false, param->velocity_offset + i);
 }

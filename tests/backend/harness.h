@@ -29,6 +29,7 @@ double tensor_get(const Model *m, const nnrt_tensor *t, int64_t sample, int64_t 
 void tensor_set(Model *m, const nnrt_tensor *t, int64_t sample, int64_t i, double x);
 /* d cost / d param[i] as written by grad(), and the momentum buffer. */
 double grad_get(const Model *m, const nnrt_tensor *param, int64_t i);
+void grad_set(Model *m, const nnrt_tensor *param, int64_t i, double x);
 double velocity_get(const Model *m, const nnrt_tensor *param, int64_t i);
 void velocity_set(Model *m, const nnrt_tensor *param, int64_t i, double x);
 /* Fills every element of every sample with uniform numbers in [lo, hi). */

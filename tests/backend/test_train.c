@@ -7,6 +7,7 @@
 #include "harness.h"
 
 #include <math.h>
+#include <string.h>
 
 static void fill_mlp(Model *m) {
     fill_leaves(m, -1, 1);
@@ -199,6 +200,90 @@ static void odd_gradients(void) {
     model_close(m);
 }
 
+/* ---- grad()'s hook points (nnrt_grads_done) ---- */
+
+typedef struct Watch {
+    nnrt_grads_listener listener; /* first: nnrt_grads_done hands it back */
+    Model *m;
+    double **final; /* each param's gradient after grad() returned, or NULL */
+    int last_point; /* the last point heard */
+    int *heard_at;  /* the point at which each param's gradient was checked */
+    bool in_order;
+} Watch;
+
+/* At point p every gradient whose grad_point is p or less must hold its final numbers. */
+static void watch_point(nnrt_grads_listener *l, int32_t point) {
+    Watch *w = (Watch *)(void *)l;
+    w->in_order &= point == w->last_point + 1;
+    w->last_point = point;
+    for (int32_t i = 0; i < w->m->desc->n_params; i++) {
+        const nnrt_tensor *t = &w->m->desc->params[i];
+        if (t->grad_point <= 0 || t->grad_point > point || w->heard_at[i]) continue;
+        w->heard_at[i] = point;
+        for (int64_t k = 0; k < t->numel; k++)
+            if (grad_get(w->m, t, k) != w->final[i][k]) {
+                check(false, "d%s[%lld] at hook point %d: %g, final %g", t->name, (long long)k,
+                      point, grad_get(w->m, t, k), w->final[i][k]);
+                break;
+            }
+    }
+}
+
+/* A 3-layer MLP, and a param "e" whose gradient is b2's (so copied, not computed in place):
+ * grad() calls back at points 1, 2, .. in turn; at each, the gradients it announces are
+ * already final (their buffers were poisoned with NaN before); the last layer's come
+ * before the first's, which is what lets a sum over ranks start early; no point comes
+ * without a listener. */
+static void hook_points(bool f64, bool dW_first) {
+    const int64_t sizes[] = {5, 7, 6, 3};
+    Graph *g = build_mlp(sizes, 4, dW_first);
+    Value **grads = xalloc((size_t)(g->params.n + 1) * sizeof *grads);
+    memcpy(grads, g->param_grads, (size_t)g->params.n * sizeof *grads);
+    g->param_grads = grads;
+    add_param(g, "e", shape1(6));
+    set_grad(g, "e", g->param_grads[3]); /* b2's */
+    Model *m = model_compile(g, f64, 2, 8);
+    if (!m) return;
+    const char *label =
+        xprintf("hook points (%s, dW %s)", f64 ? "f64" : "f32", dW_first ? "first" : "last");
+    fill_mlp(m);
+    m->desc->grad(&m->ctx);
+    int n = m->desc->n_params;
+    Watch w = {
+        {watch_point}, m, xalloc((size_t)n * sizeof(double *)), 0, xalloc((size_t)n * sizeof(int)),
+        true};
+    for (int32_t i = 0; i < n; i++) {
+        const nnrt_tensor *t = &m->desc->params[i];
+        w.final[i] = xalloc((size_t)t->numel * sizeof(double));
+        for (int64_t k = 0; k < t->numel; k++) {
+            w.final[i][k] = grad_get(m, t, k);
+            grad_set(m, t, k, NAN);
+        }
+    }
+    m->ctx.on_grads = &w.listener;
+    m->desc->grad(&m->ctx);
+    m->ctx.on_grads = NULL;
+    int most = 0;
+    for (int32_t i = 0; i < n; i++) {
+        const nnrt_tensor *t = &m->desc->params[i];
+        most = t->grad_point > most ? t->grad_point : most;
+        check(t->grad_point > 0 && w.heard_at[i] == t->grad_point,
+              "%s: d%s has hook point %d, heard at %d", label, t->name, t->grad_point,
+              w.heard_at[i]);
+        for (int64_t k = 0; k < t->numel; k++)
+            check_close(xprintf("%s: d%s[%lld] after grad()", label, t->name, (long long)k),
+                        grad_get(m, t, k), w.final[i][k], 0);
+    }
+    check(w.in_order && w.last_point == most && most >= 3,
+          "%s: points heard in order up to %d, the last %d", label, most, w.last_point);
+    check(model_tensor(m, "W3")->grad_point < model_tensor(m, "W1")->grad_point &&
+              model_tensor(m, "b3")->grad_point < model_tensor(m, "W1")->grad_point,
+          "%s: the last layer's gradients should be final before the first's", label);
+    check(model_tensor(m, "e")->grad_point == model_tensor(m, "b2")->grad_point,
+          "%s: e's gradient (b2's, copied) at another point", label);
+    model_close(m);
+}
+
 int main(void) {
     for (int f64 = 0; f64 < 2; f64++) {
         mlp_tests(f64, true, f64 ? 3 : 2);
@@ -206,5 +291,9 @@ int main(void) {
         parabola(f64);
     }
     odd_gradients();
+    for (int f64 = 0; f64 < 2; f64++) {
+        hook_points(f64, true);
+        hook_points(f64, false);
+    }
     return test_summary("test_train");
 }
