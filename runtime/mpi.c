@@ -194,19 +194,28 @@ void rt_rank_window_free(rt_rank_window *w) {
 
 /* ---- the sum by messages ---- */
 
-/* The buffer is n elements, padded to 8 bytes, then the extras. Rank j owns elements
- * [first[j], first[j + 1]) and, when it is the last, the padding and the extras: bytes
- * [at[j], at[j] + bytes[j]) of the buffer. */
+/* The buffer is the buckets' elements one after the other, padded to 8 bytes, then the
+ * extras. Each bucket is cut into one slice a rank: rank j owns elements [first[j],
+ * first[j + 1]) of it and, in the last bucket when it is the last rank, the padding and the
+ * extras: bytes [at[j], at[j] + bytes[j]) of the buffer. The pieces of a bucket that the
+ * ranks send this one (its slice, from each rank in rank order) land in `pieces`. */
+typedef struct bucket {
+    int64_t *first;      /* ranks + 1 */
+    int *at, *bytes;     /* ranks: each rank's slice of the buffer */
+    int *from, *from_at; /* ranks: my slice as each rank sends it, rank by rank, in `pieces` */
+    char *pieces;
+    MPI_Request scatter, gather; /* the reduce-scatter and the all-gather under way */
+} bucket;
+
 struct rt_rank_sum {
     int f64;
     int64_t n;
     int n_extra;
     char *buf;
     size_t extras_at;
-    int64_t *first;      /* ranks + 1 */
-    int *at, *bytes;     /* ranks: each rank's slice of the buffer */
-    int *from, *from_at; /* ranks: my slice as each rank sends it, rank by rank, in `pieces` */
-    char *pieces;
+    bucket *buckets;
+    int n_buckets;
+    int started; /* buckets whose reduce-scatter has started this round */
 };
 
 static int byte_count(size_t bytes) {
@@ -217,36 +226,54 @@ static int byte_count(size_t bytes) {
     return (int)bytes;
 }
 
-rt_rank_sum *rt_rank_sum_new(int64_t n, int f64, int n_extra) {
+/* Bucket elements [lo, hi) of the buffer; `last`: the extras ride with it. */
+static void bucket_init(bucket *b, const rt_rank_sum *s, int64_t lo, int64_t hi, int last) {
+    size_t esize = rt_elem_size(s->f64);
+    size_t total = s->extras_at + (size_t)s->n_extra * sizeof(double);
+    b->first = rt_alloc_array((size_t)ranks + 1, sizeof *b->first);
+    b->at = rt_alloc_array((size_t)ranks, sizeof *b->at);
+    b->bytes = rt_alloc_array((size_t)ranks, sizeof *b->bytes);
+    /* Slices start at multiples of 16 elements from the bucket's start. */
+    for (int j = 0; j < ranks; j++) b->first[j] = lo + (hi - lo) * j / ranks / 16 * 16;
+    b->first[ranks] = hi;
+    for (int j = 0; j < ranks; j++) {
+        size_t begin = (size_t)b->first[j] * esize;
+        size_t end = j < ranks - 1 ? (size_t)b->first[j + 1] * esize
+                     : last        ? total
+                                   : (size_t)hi * esize;
+        b->at[j] = byte_count(begin);
+        b->bytes[j] = byte_count(end - begin);
+    }
+    /* Each piece on 64 bytes, so that the sum reads aligned elements (the extras, at the
+     * distance from the slice's start they have in the buffer, may not be aligned). */
+    int mine = b->bytes[rank];
+    size_t stride = ((size_t)mine + 63) / 64 * 64;
+    b->from = rt_alloc_array((size_t)ranks, sizeof *b->from);
+    b->from_at = rt_alloc_array((size_t)ranks, sizeof *b->from_at);
+    b->pieces = rt_alloc_aligned((size_t)ranks * stride + 1, 1);
+    for (int i = 0; i < ranks; i++) {
+        b->from[i] = mine;
+        b->from_at[i] = byte_count((size_t)i * stride);
+    }
+    b->scatter = b->gather = MPI_REQUEST_NULL;
+}
+
+rt_rank_sum *rt_rank_sum_new(const int64_t *bucket_ends, int n_buckets, int f64, int n_extra) {
     rt_rank_sum *s = rt_alloc(sizeof *s);
     size_t esize = rt_elem_size(f64);
+    int64_t n = n_buckets > 0 ? bucket_ends[n_buckets - 1] : 0;
     s->f64 = f64;
     s->n = n;
     s->n_extra = n_extra;
     s->extras_at = ((size_t)n * esize + 7) / 8 * 8;
-    size_t total = s->extras_at + (size_t)n_extra * sizeof(double);
-    s->buf = rt_alloc_aligned(total + 1, 1);
-    s->first = rt_alloc_array((size_t)ranks + 1, sizeof *s->first);
-    s->at = rt_alloc_array((size_t)ranks, sizeof *s->at);
-    s->bytes = rt_alloc_array((size_t)ranks, sizeof *s->bytes);
-    /* Slices start at multiples of 16 elements, so every piece and the extras in it stay
-     * aligned (64 bytes, 8 for the doubles). */
-    for (int j = 0; j < ranks; j++) s->first[j] = n * j / ranks / 16 * 16;
-    s->first[ranks] = n;
-    for (int j = 0; j < ranks; j++) {
-        size_t begin = (size_t)s->first[j] * esize;
-        size_t end = j == ranks - 1 ? total : (size_t)s->first[j + 1] * esize;
-        s->at[j] = byte_count(begin);
-        s->bytes[j] = byte_count(end - begin);
+    s->buf = rt_alloc_aligned(s->extras_at + (size_t)n_extra * sizeof(double) + 1, 1);
+    s->n_buckets = n_buckets > 0 ? n_buckets : 1;
+    s->buckets = rt_alloc_array((size_t)s->n_buckets, sizeof *s->buckets);
+    for (int b = 0; b < s->n_buckets; b++) {
+        int64_t lo = b > 0 ? bucket_ends[b - 1] : 0, hi = n_buckets > 0 ? bucket_ends[b] : 0;
+        bucket_init(&s->buckets[b], s, lo, hi, b == s->n_buckets - 1);
     }
-    int mine = s->bytes[rank];
-    s->from = rt_alloc_array((size_t)ranks, sizeof *s->from);
-    s->from_at = rt_alloc_array((size_t)ranks, sizeof *s->from_at);
-    s->pieces = rt_alloc_aligned((size_t)ranks * (size_t)mine + 1, 1);
-    for (int i = 0; i < ranks; i++) {
-        s->from[i] = mine;
-        s->from_at[i] = byte_count((size_t)i * (size_t)mine);
-    }
+    s->started = 0;
     return s;
 }
 
@@ -259,49 +286,90 @@ double *rt_rank_sum_extras(rt_rank_sum *s) {
 }
 
 /* dst[e] = piece 0 + piece 1 + ... in rank order, for count values of type T that start
- * `skip` bytes into each rank's piece of `pieces` (`size` bytes each). */
-#define SUM_IN_RANK_ORDER(T, dst, pieces, size, skip, count)                                       \
+ * `skip` bytes into each rank's piece of `pieces` (`stride` bytes apart). */
+#define SUM_IN_RANK_ORDER(T, dst, pieces, stride, skip, count)                                     \
     do {                                                                                           \
         T *out_ = (T *)(void *)(dst);                                                              \
         for (int64_t e_ = 0; e_ < (count); e_++) {                                                 \
             T acc_ = ((const T *)(const void *)((pieces) + (skip)))[e_];                           \
             for (int i_ = 1; i_ < ranks; i_++)                                                     \
-                acc_ += ((const T *)(const void *)((pieces) + (size_t)i_ * (size) + (skip)))[e_];  \
+                acc_ +=                                                                            \
+                    ((const T *)(const void *)((pieces) + (size_t)i_ * (stride) + (skip)))[e_];    \
             out_[e_] = acc_;                                                                       \
         }                                                                                          \
     } while (0)
 
-/* My slice: its elements in the model's type, and for the last rank the extras. */
-static void sum_my_slice(rt_rank_sum *s) {
-    int64_t count = s->first[rank + 1] - s->first[rank];
-    char *dst = s->buf + s->at[rank];
-    size_t size = (size_t)s->bytes[rank];
+/* My slice of bucket b: its elements in the model's type, and for the last rank of the
+ * last bucket the extras. */
+static void sum_my_slice(rt_rank_sum *s, int b) {
+    const bucket *bk = &s->buckets[b];
+    int64_t count = bk->first[rank + 1] - bk->first[rank];
+    char *dst = s->buf + bk->at[rank];
+    size_t stride = ranks > 1 ? (size_t)bk->from_at[1] : 0;
     if (s->f64)
-        SUM_IN_RANK_ORDER(double, dst, s->pieces, size, 0, count);
+        SUM_IN_RANK_ORDER(double, dst, bk->pieces, stride, 0, count);
     else
-        SUM_IN_RANK_ORDER(float, dst, s->pieces, size, 0, count);
-    if (rank != ranks - 1) return;
-    size_t extras = s->extras_at - (size_t)s->at[rank];
-    SUM_IN_RANK_ORDER(double, s->buf + s->extras_at, s->pieces, size, extras, s->n_extra);
+        SUM_IN_RANK_ORDER(float, dst, bk->pieces, stride, 0, count);
+    if (rank != ranks - 1 || b != s->n_buckets - 1) return;
+    size_t skip = s->extras_at - (size_t)bk->at[rank];
+    for (int e = 0; e < s->n_extra; e++) {
+        double acc = 0, x;
+        for (int i = 0; i < ranks; i++) {
+            memcpy(&x, bk->pieces + (size_t)i * stride + skip + (size_t)e * sizeof x, sizeof x);
+            acc = i == 0 ? x : acc + x;
+        }
+        memcpy(s->buf + s->extras_at + (size_t)e * sizeof acc, &acc, sizeof acc);
+    }
+}
+
+/* Lets MPI move what is under way: a non-blocking collective advances only inside MPI. */
+static void progress(rt_rank_sum *s) {
+    for (int b = 0; b < s->started; b++) {
+        int done;
+        MPI_Test(&s->buckets[b].scatter, &done, MPI_STATUS_IGNORE);
+    }
+}
+
+void rt_rank_sum_start(rt_rank_sum *s, int b) {
+    if (ranks == 1 || b != s->started) return; /* in order, each once a round */
+    bucket *bk = &s->buckets[b];
+    MPI_Ialltoallv(s->buf, bk->bytes, bk->at, MPI_BYTE, bk->pieces, bk->from, bk->from_at, MPI_BYTE,
+                   MPI_COMM_WORLD, &bk->scatter);
+    s->started++;
+    progress(s);
+}
+
+void rt_rank_sum_progress(rt_rank_sum *s) {
+    if (ranks > 1) progress(s);
 }
 
 void rt_rank_sum_all(rt_rank_sum *s) {
     if (ranks == 1) return;
-    /* Rank j gets slice j of every rank's buffer, adds them up, and everybody gathers. */
-    MPI_Alltoallv(s->buf, s->bytes, s->at, MPI_BYTE, s->pieces, s->from, s->from_at, MPI_BYTE,
-                  MPI_COMM_WORLD);
-    sum_my_slice(s);
-    MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_BYTE, s->buf, s->bytes, s->at, MPI_BYTE, MPI_COMM_WORLD);
+    while (s->started < s->n_buckets) rt_rank_sum_start(s, s->started);
+    /* Rank j gets slice j of every rank's bucket, adds them up, and everybody gathers. */
+    for (int b = 0; b < s->n_buckets; b++) {
+        bucket *bk = &s->buckets[b];
+        MPI_Wait(&bk->scatter, MPI_STATUS_IGNORE);
+        sum_my_slice(s, b);
+        MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_BYTE, s->buf, bk->bytes, bk->at, MPI_BYTE,
+                        MPI_COMM_WORLD, &bk->gather);
+    }
+    for (int b = 0; b < s->n_buckets; b++) MPI_Wait(&s->buckets[b].gather, MPI_STATUS_IGNORE);
+    s->started = 0;
 }
 
 void rt_rank_sum_free(rt_rank_sum *s) {
     if (!s) return;
+    for (int b = 0; b < s->n_buckets; b++) {
+        bucket *bk = &s->buckets[b];
+        rt_free(bk->first);
+        rt_free(bk->at);
+        rt_free(bk->bytes);
+        rt_free(bk->from);
+        rt_free(bk->from_at);
+        rt_free(bk->pieces);
+    }
+    rt_free(s->buckets);
     rt_free(s->buf);
-    rt_free(s->first);
-    rt_free(s->at);
-    rt_free(s->bytes);
-    rt_free(s->from);
-    rt_free(s->from_at);
-    rt_free(s->pieces);
     rt_free(s);
 }

@@ -37,14 +37,23 @@ void rt_rank_window_free(rt_rank_window *w);
 
 /* A sum over the ranks by messages, for ranks that do not share memory, that gives every
  * rank the same bits, whatever algorithms the MPI library picks: n elements of the model's
- * type (float, or double when f64), then n_extra doubles, in one buffer. The elements are cut
- * into one slice a rank; each rank adds up its slice of every rank's buffer in rank order
- * 0, 1, .., K-1 and hands the result to all (a reduce-scatter and an all-gather, as a ring
- * all-reduce moves the data). The extras ride in the last rank's slice. */
+ * type (float, or double when f64), then n_extra doubles, in one buffer. The elements are
+ * cut into buckets (elements [0, bucket_ends[0]), [bucket_ends[0], bucket_ends[1]), ..; n is
+ * the last end), which can start moving one by one while the buffer's later buckets are
+ * still being filled; the extras ride in the last. Each bucket is cut into one slice a rank;
+ * each rank adds up its slice of every rank's bucket in rank order 0, 1, .., K-1 and hands
+ * the result to all (a reduce-scatter and an all-gather, as a ring all-reduce moves the
+ * data). An element's sum does not depend on the buckets. */
 typedef struct rt_rank_sum rt_rank_sum;
-rt_rank_sum *rt_rank_sum_new(int64_t n, int f64, int n_extra);
+rt_rank_sum *rt_rank_sum_new(const int64_t *bucket_ends, int n_buckets, int f64, int n_extra);
 void *rt_rank_sum_elems(rt_rank_sum *s);
 double *rt_rank_sum_extras(rt_rank_sum *s);
+/* Starts moving bucket b, whose elements are in the buffer; buckets start in order, each
+ * once until rt_rank_sum_all, which starts those left (a call out of order does nothing).
+ * Collective, and non-blocking: the buffer's bucket must not change until the sum is over. */
+void rt_rank_sum_start(rt_rank_sum *s, int b);
+/* Lets MPI move the buckets under way (it advances them only inside its calls). */
+void rt_rank_sum_progress(rt_rank_sum *s);
 /* Replaces the buffer's values, on every rank, by their sum over the ranks. Collective. */
 void rt_rank_sum_all(rt_rank_sum *s);
 void rt_rank_sum_free(rt_rank_sum *s);

@@ -50,7 +50,8 @@ struct rt_rank_sum {
     double *extras;
 };
 
-rt_rank_sum *rt_rank_sum_new(int64_t n, int f64, int n_extra) {
+rt_rank_sum *rt_rank_sum_new(const int64_t *bucket_ends, int n_buckets, int f64, int n_extra) {
+    int64_t n = n_buckets > 0 ? bucket_ends[n_buckets - 1] : 0;
     rt_rank_sum *s = rt_alloc(sizeof *s);
     s->elems = rt_alloc_array((size_t)n + 1, rt_elem_size(f64));
     s->extras = rt_alloc_array((size_t)n_extra + 1, sizeof(double));
@@ -63,6 +64,15 @@ void *rt_rank_sum_elems(rt_rank_sum *s) {
 
 double *rt_rank_sum_extras(rt_rank_sum *s) {
     return s->extras;
+}
+
+void rt_rank_sum_start(rt_rank_sum *s, int b) {
+    (void)s;
+    (void)b;
+}
+
+void rt_rank_sum_progress(rt_rank_sum *s) {
+    (void)s;
 }
 
 void rt_rank_sum_all(rt_rank_sum *s) {

@@ -20,6 +20,7 @@
 #include "checkpoint.h"
 #include "conv.h"
 #include "files.h"
+#include "grad_sum.h"
 #include "hogwild.h"
 #include "init.h"
 #include "optim.h"
@@ -272,12 +273,12 @@ typedef struct run {
     rt_hogwild *hogwild; /* --hogwild's threads, made at its first epoch; else NULL */
     /* Ranks (docs/mpi.md): this process is rank `rank` of `ranks`; with more than one, the
      * ranks on one machine train in `window` (ranks.h), else each step's gradients go
-     * through `shared`, and `agreed_stop` is the Ctrl-C the ranks agreed on at the last step. */
+     * through `grad_sum`, and `agreed_stop` is the Ctrl-C the ranks agreed on at the last step. */
     int rank, ranks;
     rt_rank_window *window;
     double *rank_weights;    /* each rank's weight in the step's sum */
     const char **rank_grads; /* where each rank's gradient of a param is, for the sum */
-    rt_rank_sum *shared;
+    rt_grad_sum *grad_sum;
     int agreed_stop;
 } run;
 
@@ -433,7 +434,7 @@ static void run_free(run *r) {
     rt_workers_stop(r->workers);
     rt_hogwild_free(r->hogwild);
     rt_optim_free(r->opt);
-    rt_rank_sum_free(r->shared);
+    rt_grad_sum_free(r->grad_sum);
     rt_rank_window_free(r->window);
     rt_free(r->rank_weights);
     rt_free(r->rank_grads);
@@ -884,15 +885,6 @@ static int hogwild_epoch(run *r, double lr) {
 /* The extra numbers each step's sum carries besides the gradients and the states. */
 enum { EXTRA_LOSS, EXTRA_CORRECT, EXTRA_STOP, N_EXTRAS };
 
-/* Elements of the gradients and then of the states, as the sum's buffer holds them. */
-static int64_t shared_elems(const nnrt_model *m) {
-    int64_t n = 0;
-    for (int32_t i = 0; i < m->n_params; i++)
-        if (m->params[i].grad_offset >= 0) n += m->params[i].numel;
-    for (int32_t i = 0; i < m->n_states; i++) n += m->states[i].numel;
-    return n;
-}
-
 /* Rank j's slice of the update's elements (rt_optim_elems: the gradients, in param order)
  * starts here; j = ranks is the end. Slices start at multiples of 16 elements (64 bytes). The
  * ranks add up and update a slice each in shared memory; by messages each rank updates all,
@@ -905,46 +897,6 @@ static int64_t slice_first(const run *r, int j) {
 /* Rank k's share of the step's rows, and the weight of its gradient in the sum. */
 static double rank_weight(const run *r, int k, int64_t count) {
     return (double)rt_worker_share(count, r->ranks, k).rows / (double)count;
-}
-
-/* n elements between the arena and the buffer: to_buffer scales them by weight on the way
- * (exact for weight 1 and 0), else they are copied back. */
-static void move_elems(void *arena, void *buffer, int64_t n, int f64, int to_buffer,
-                       double weight) {
-    if (!to_buffer) {
-        memcpy(arena, buffer, (size_t)n * rt_elem_size(f64));
-    } else if (f64) {
-        const double *from = arena;
-        double *to = buffer;
-        for (int64_t e = 0; e < n; e++) to[e] = from[e] * weight;
-    } else {
-        const float *from = arena;
-        float *to = buffer;
-        float w = (float)weight;
-        for (int64_t e = 0; e < n; e++) to[e] = from[e] * w;
-    }
-}
-
-/* The gradients (times this rank's weight) and the states (rank 0's; zeros from the others)
- * into the sum's buffer, or back into the fixed arena. */
-static void move_shared(run *r, int to_buffer, double weight) {
-    const nnrt_model *m = r->m;
-    char *at = rt_rank_sum_elems(r->shared);
-    size_t esize = rt_elem_size(m->f64);
-    for (int32_t i = 0; i < m->n_params; i++) {
-        const nnrt_tensor *t = &m->params[i];
-        if (t->grad_offset < 0) continue;
-        move_elems(rt_elem_ptr(r->fixed, t->grad_offset, m->f64), at, t->numel, m->f64, to_buffer,
-                   weight);
-        at += (size_t)t->numel * esize;
-    }
-    double state_weight = r->rank == 0 ? 1.0 : 0.0;
-    for (int32_t i = 0; i < m->n_states; i++) {
-        const nnrt_tensor *t = &m->states[i];
-        move_elems(rt_elem_ptr(r->fixed, t->offset, m->f64), at, t->numel, m->f64, to_buffer,
-                   state_weight);
-        at += (size_t)t->numel * esize;
-    }
 }
 
 /* ---- ranks in shared memory ----
@@ -990,7 +942,7 @@ static void share_among_ranks(run *r) {
     const nnrt_model *m = r->m;
     r->window = rt_rank_window_new(NOTE_ROOM + fixed_room(m) + rt_optim_state_bytes(r->opt));
     if (!r->window) {
-        r->shared = rt_rank_sum_new(shared_elems(m), m->f64, N_EXTRAS);
+        r->grad_sum = rt_grad_sum_new(m, rt_mpi_bucket_bytes(), N_EXTRAS);
         return;
     }
     char *mine = fixed_of(r, r->rank), *params = fixed_of(r, 0);
@@ -1184,7 +1136,7 @@ static int32_t update_my_slice(run *r, int64_t count, double lr, int last, doubl
  * batches: the counts of rows and steps, the batch, the model's arena and where a resumed
  * run starts. */
 static void check_ranks_agree(const run *r) {
-    enum { ROWS, BATCH, EPOCHS, STEPS, SEED, FIXED, EPOCH, POS, STEP, N_FACTS };
+    enum { ROWS, BATCH, EPOCHS, STEPS, SEED, FIXED, EPOCH, POS, STEP, BUCKET, N_FACTS };
     static const char *const names[N_FACTS] = {"training rows",
                                                "batch",
                                                "epochs",
@@ -1193,9 +1145,11 @@ static void check_ranks_agree(const run *r) {
                                                "fixed arena elements",
                                                "epochs done (--resume)",
                                                "rows done in the epoch (--resume)",
-                                               "steps done (--resume)"};
-    int64_t mine[N_FACTS] = {r->data->n_train,  r->batch, r->epochs, r->o->steps, r->o->seed,
-                             r->m->fixed_elems, r->epoch, r->pos,    r->step};
+                                               "steps done (--resume)",
+                                               "bytes a bucket of the sum (NNRT_MPI_BUCKET)"};
+    int64_t mine[N_FACTS] = {
+        r->data->n_train,  r->batch, r->epochs, r->o->steps, r->o->seed,
+        r->m->fixed_elems, r->epoch, r->pos,    r->step,     rt_mpi_bucket_bytes()};
     int64_t *all = rt_alloc_array((size_t)N_FACTS * (size_t)r->ranks, sizeof *all);
     rt_ranks_gather(mine, N_FACTS, all);
     for (int k = 1; k < r->ranks; k++)
@@ -1220,7 +1174,8 @@ static void start_ranks(run *r) {
                        r->o->workers > 1 ? "--workers" : "--hogwild", r->ranks);
 }
 
-/* grad() on rank r->rank's share of rows[0..count); its metrics. */
+/* grad() on rank r->rank's share of rows[0..count); its metrics. By messages, grad() hands
+ * each bucket of gradients to the sum as soon as it has finished it (grad_sum.h). */
 static rt_metrics grad_of_share(run *r, const int64_t *rows, int64_t count) {
     const nnrt_model *m = r->m;
     if (r->trace && r->step == 0) rt_trace_row(r->trace, 0, r->fixed, batch_loss(r, rows, count));
@@ -1228,6 +1183,10 @@ static rt_metrics grad_of_share(run *r, const int64_t *rows, int64_t count) {
     int64_t lo = share.first, hi = share.first + share.rows;
     rt_metrics mine = {0};
     r->ctx.noise_seed = rt_rng_next(&r->noise_rng);
+    void *listener = r->grad_sum
+                         ? rt_grad_sum_begin(r->grad_sum, r->fixed, rank_weight(r, r->rank, count),
+                                             r->rank == 0 ? 1.0 : 0.0)
+                         : NULL;
     if (hi > lo) { /* a batch smaller than the ranks leaves some without rows */
         rt_fill_batch(m, &r->ctx, &r->data->train, rows + lo, 0, hi - lo, 1);
         rt_share next = rt_worker_share(next_batch_rows(r, rows, count), r->ranks, r->rank);
@@ -1235,7 +1194,9 @@ static rt_metrics grad_of_share(run *r, const int64_t *rows, int64_t count) {
         r->ctx.first_row = lo;
         rt_ids_first_row(lo);
         r->ctx.training = r->rank == 0 ? NNRT_TRAINING_STEP : NNRT_TRAINING;
+        r->ctx.on_grads = listener;
         m->grad(&r->ctx);
+        r->ctx.on_grads = NULL;
         r->ctx.training = NNRT_INFERENCE;
         r->ctx.first_row = 0;
         rt_ids_first_row(0);
@@ -1265,14 +1226,11 @@ static int32_t update_by_slices(run *r, double lr, enum rt_fault *kind) {
 }
 
 /* The gradients, states and extras through the sum by messages, and the update. */
-static int32_t sum_and_update(run *r, int64_t count, double lr, int last, double *extras,
-                              enum rt_fault *kind) {
-    move_shared(r, 1, rank_weight(r, r->rank, count));
-    double *sum = rt_rank_sum_extras(r->shared);
+static int32_t sum_and_update(run *r, double lr, int last, double *extras, enum rt_fault *kind) {
+    double *sum = rt_grad_sum_extras(r->grad_sum);
     memcpy(sum, extras, N_EXTRAS * sizeof *extras);
-    rt_rank_sum_all(r->shared);
+    rt_grad_sum_finish(r->grad_sum);
     memcpy(extras, sum, N_EXTRAS * sizeof *extras);
-    move_shared(r, 0, 1.0);
     if (r->grad_norms.now && last) grad_norms_of(r);
     return update_by_slices(r, lr, kind);
 }
@@ -1297,7 +1255,7 @@ static int rank_step(run *r, const int64_t *rows, int64_t count, double lr) {
          * every rank has its copy */
         if (last) rt_rank_window_barrier(r->window);
     } else {
-        bad = sum_and_update(r, count, lr, last, extras, &kind);
+        bad = sum_and_update(r, lr, last, extras, &kind);
     }
     r->agreed_stop = extras[EXTRA_STOP] > 0;
     if (!step_ok(r, extras[EXTRA_LOSS] / (double)count, bad, kind)) return 0;
@@ -1337,6 +1295,11 @@ static void check_ranks_hold_same_weights(const run *r) {
     if (r->rank == 0 && !r->o->quiet) {
         fprintf(stderr, "%d ranks, the same weights on each: checksum", r->ranks);
         for (int k = 0; k < r->ranks; k++) fprintf(stderr, " %016llx", (unsigned long long)all[k]);
+        if (r->grad_sum)
+            fprintf(stderr, "; summed by messages in %d bucket%s a step, %d sent while grad() ran",
+                    rt_grad_sum_buckets(r->grad_sum),
+                    rt_grad_sum_buckets(r->grad_sum) > 1 ? "s" : "",
+                    rt_grad_sum_early(r->grad_sum));
         fputc('\n', stderr);
     }
     rt_free(all);

@@ -200,25 +200,44 @@ def case_sum_paths(nnc, mpirun_path, tmp):
     """The sum in shared memory (ranks on one machine, the default) and by messages
     (NNRT_MPI_SUM=messages, as across machines) add the same numbers in the same order: the
     same bytes saved, on 2 and 3 ranks, with the states of batch norm in the sum and with
-    adam and clipping, in f64 and f32. NNRT_MPI_SUM=shared succeeds here (all ranks on this
-    machine); another value is a usage error on every rank."""
+    adam and clipping, in f64 and f32. By messages, in buckets that start while grad() runs
+    (NNRT_MPI_BUCKET=1: a bucket at each of grad()'s hook points) and in one bucket after it
+    (NNRT_MPI_BUCKET=0), the same bytes again. NNRT_MPI_SUM=shared succeeds here (all ranks
+    on this machine); another value is a usage error on every rank, and so is a bucket that
+    is not a number."""
     write_data(os.path.join(tmp, "train.csv"), 80, seed=3)  # whole batches: shares of 3+
-    jobs = [("mlp", MODEL, True, []),
-            ("mlp32", MODEL.replace("mlp", "mlp32"), False, []),
-            ("bn", BATCHNORM_MODEL, True, ["--optimizer", "adam", "--clip", "0.5"])]
-    for name, source, f64, extra in jobs:
+    # the params: each finishes at a hook point of its own in these models
+    jobs = [("mlp", MODEL, True, [], 4),
+            ("mlp32", MODEL.replace("mlp", "mlp32"), False, [], 4),
+            ("bn", BATCHNORM_MODEL, True, ["--optimizer", "adam", "--clip", "0.5"], 6)]
+    for name, source, f64, extra, params in jobs:
         exe = build(nnc, tmp, source, name, mpi=True, f64=f64)
         for ranks in (2, 3):
             saved = {}
-            for path in ("shared", "messages", None):
-                out = f"{name}_{ranks}_{path}.safetensors"
-                flags = ["-x", f"NNRT_MPI_SUM={path}"] if path else []
-                run(mpirun(mpirun_path, ranks, exe, ["train", "--save", out] + extra, flags),
-                    tmp)
+            for path in ("shared", "messages", None, "bucket=1", "bucket=0"):
+                out = f"{name}_{ranks}_{path.replace('=', '')if path else path}.safetensors"
+                flags = ["-x", f"NNRT_MPI_SUM={path}"] if path in ("shared", "messages") else []
+                if path and path.startswith("bucket="):
+                    flags = ["-x", "NNRT_MPI_SUM=messages", "-x", f"NNRT_MPI_BUCKET={path[7:]}"]
+                proc = run(mpirun(mpirun_path, ranks, exe, ["train", "--save", out] + extra,
+                                  flags), tmp)
                 saved[path] = open(os.path.join(tmp, out), "rb").read()
-            if saved["shared"] != saved["messages"] or saved[None] != saved["shared"]:
+                # a bucket a param, and the states and the step's loss in a last one
+                want = {"bucket=1": f"in {params + 1} buckets a step, {params} sent while "
+                                    f"grad() ran",
+                        "bucket=0": "in 1 bucket a step, 0 sent while grad() ran"}.get(path)
+                if want and want not in proc.stderr:
+                    raise Failure(f"{name} on {ranks} ranks, NNRT_MPI_{path.upper()}: wanted "
+                                  f"'{want}' in:\n{proc.stderr}")
+            if any(saved[p] != saved["shared"] for p in saved):
                 raise Failure(f"{name} on {ranks} ranks: the sum in shared memory and by "
-                              f"messages saved other weights")
+                              f"messages saved other weights: "
+                              f"{[p for p in saved if saved[p] != saved['shared']]}")
+    proc = run(mpirun(mpirun_path, 2, exe, ["train", "--no-save"],
+                      ["-x", "NNRT_MPI_SUM=messages", "-x", "NNRT_MPI_BUCKET=1M"]),
+               tmp, want_status=2)
+    if "NNRT_MPI_BUCKET=1M: give a number of bytes" not in proc.stderr:
+        raise Failure(f"NNRT_MPI_BUCKET=1M said:\n{proc.stderr}")
     proc = run(mpirun(mpirun_path, 2, exe, ["train", "--no-save"], ["-x", "NNRT_MPI_SUM=ring"]),
                tmp, want_status=2)
     if "NNRT_MPI_SUM=ring: give shared or messages, or leave it unset" not in proc.stderr:
