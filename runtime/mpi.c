@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "grad_sum.h"
 #include "ranks.h"
 #include "util.h"
 
@@ -47,6 +48,21 @@ int rt_ranks_start(void) {
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_ARE_FATAL);
     if (ranks > 1) rt_set_exit_handler(abort_job);
     return ranks;
+}
+
+void rt_ranks_print_help(FILE *out, const char *prog) {
+    fprintf(out,
+            "\nUnder mpirun (compiled with nnc --mpi), `mpirun -np K %s train ...` trains on K\n"
+            "processes, each on its share of every batch; rank 0 writes the progress, the log,\n"
+            "the weights and the checkpoints (docs/mpi.md). In the ranks' environment\n"
+            "(mpirun -x NAME=VALUE):\n"
+            "  NNRT_MPI_SUM=shared|messages  how the ranks add up their gradients (default: in\n"
+            "                                shared memory when all run on one machine, else by\n"
+            "                                messages)\n"
+            "  NNRT_MPI_BUCKET=BYTES         by messages: gradients go in buckets of at least\n"
+            "                                this many bytes, sent while grad() runs (default:\n"
+            "                                %d; 0: one bucket, after it)\n",
+            prog, RT_MPI_BUCKET_BYTES);
 }
 
 int rt_rank(void) {

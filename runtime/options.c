@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "optim.h"
+#include "ranks.h"
 #include "sample.h"
 #include "util.h"
 
@@ -463,6 +464,7 @@ void rt_print_help(FILE *out, const nnrt_model *m) {
     }
     fprintf(out, "\n  %-24s this help; '%s COMMAND --help' shows one command\n", "-h, --help",
             prog);
+    rt_ranks_print_help(out, prog);
 }
 
 /* gradcheck without data draws 8 random rows; the inputs and targets that hold token ids
@@ -502,6 +504,7 @@ void rt_print_command_help(FILE *out, const nnrt_model *m, rt_command cmd) {
         fprintf(out, "\noptimizers (--optimizer NAME):\n");
         rt_optim_print_list(out);
     }
+    if (cmd == RT_CMD_TRAIN) rt_ranks_print_help(out, rt_program_name());
 }
 
 /* ---- parsing ---- */

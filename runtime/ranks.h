@@ -6,6 +6,7 @@
 #define NNRT_RANKS_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 /* Joins the job when the program was started by mpirun (a plain start is one process and
@@ -19,6 +20,10 @@ int rt_ranks(void);
 /* The number of ranks mpirun (or another MPI launcher) started this program as, from the
  * environment it sets (OMPI_COMM_WORLD_SIZE, PMI_SIZE); 0 when none did. */
 int rt_launched_ranks(void);
+
+/* What `train --help` adds about training under mpirun, for program `prog`: nothing without
+ * MPI (solo.c). */
+void rt_ranks_print_help(FILE *out, const char *prog);
 
 /* Every rank's n values, rank by rank, in all[0 .. n * rt_ranks()). Collective. */
 void rt_ranks_gather(const int64_t *mine, int n, int64_t *all);

@@ -13,6 +13,11 @@ int rt_ranks_start(void) {
     return 1;
 }
 
+void rt_ranks_print_help(FILE *out, const char *prog) {
+    (void)out;
+    (void)prog;
+}
+
 int rt_rank(void) {
     return 0;
 }

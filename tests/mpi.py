@@ -182,6 +182,15 @@ def case_same_weights(nnc, mpirun_path, tmp):
                    safetensors(os.path.join(tmp, f"ranks{ranks}_freeze.safetensors")))
         if got["h.W"] != start["h.W"] or got["z.W"] == start["z.W"]:
             raise Failure(f"--freeze h.W on {ranks} ranks: h.W moved, or z.W did not")
+    # train --help of the --mpi executable tells how to run it under mpirun; the plain one's
+    # does not
+    for exe, want in ((mpi, True), (plain, False)):
+        for cmd in (["train", "--help"], ["--help"]):
+            text = run([exe] + cmd, tmp).stdout
+            told = "NNRT_MPI_BUCKET=BYTES" in text and "mpirun -np K" in text
+            if told != want:
+                raise Failure(f"{os.path.basename(exe)} {' '.join(cmd)} should "
+                              f"{'' if want else 'not '}tell about mpirun:\n{text}")
     # eval is a command of one process, with or without --mpi
     want = run([plain, "eval", "--weights", "one_sgd.safetensors"], tmp).stdout
     got = run([mpi, "eval", "--weights", "ranks2_sgd.safetensors"], tmp).stdout
