@@ -225,7 +225,6 @@ typedef struct bucket {
 
 struct rt_rank_sum {
     int f64;
-    int64_t n;
     int n_extra;
     char *buf;
     size_t extras_at;
@@ -279,7 +278,6 @@ rt_rank_sum *rt_rank_sum_new(const int64_t *bucket_ends, int n_buckets, int f64,
     size_t esize = rt_elem_size(f64);
     int64_t n = n_buckets > 0 ? bucket_ends[n_buckets - 1] : 0;
     s->f64 = f64;
-    s->n = n;
     s->n_extra = n_extra;
     s->extras_at = ((size_t)n * esize + 7) / 8 * 8;
     s->buf = rt_alloc_aligned(s->extras_at + (size_t)n_extra * sizeof(double) + 1, 1);
