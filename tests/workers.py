@@ -310,6 +310,25 @@ TEAM_MODEL = two_layer_mlp("odd", 37, ("tanh", 45), ("relu", 19), 5, momentum=0,
                            seed=4)
 
 
+SHARED_GRADIENT_MODEL = """import "nn"
+model shared {
+    input  x[7]
+    target y[5]
+    param c[5] = zeros
+    param d[5] = zeros
+    h        = tanh(dense(x, 9))
+    output z = dense(h, 5) + c + d
+    loss     = softmax_cross_entropy(z, y)
+}
+train shared {
+    data      = csv("shared.csv", x = 0..6, y = 7)
+    optimizer = adam(lr = 0.01)
+    batch     = 10
+    epochs    = 2
+}
+"""
+
+
 def case_team(nnc, src, tmp):
     """An MLP: the workers split each step of the compiled plan (sgd_step_team with plain
     sgd, grad_team and the update by parts with any other optimizer), not the batch, and
@@ -318,8 +337,9 @@ def case_team(nnc, src, tmp):
     the CPU's kernels; docs/runtime.md): the weights of 2, 3 and 4 workers are one worker's
     to 1e-12 relative in f64 and 1e-5 in f32, with sgd with and without momentum, adam, and
     nesterov with an l2 penalty, in batches whose rows and layers do not split evenly (35
-    rows and a last batch of 30; 37, 45, 19 and 5 wide). A model with a convolution or a scan
-    has no team's step (the batch is split as before)."""
+    rows and a last batch of 30; 37, 45, 19 and 5 wide); likewise with adam a model whose
+    gradients are partly copies of one another. A model with a convolution or a scan has no
+    team's step (the batch is split as before)."""
     rng = random.Random(11)
     write_csv(tmp, "odd.csv", [[round(rng.uniform(-2, 2), 3) for _ in range(37)] +
                                [rng.randrange(5)] for _ in range(100)])
@@ -343,6 +363,21 @@ def case_team(nnc, src, tmp):
         check("training stopped" in one, one)
         many = run(args + ["--lr", "1e30", "--workers", "2"], tmp, want_status=1).stderr
         check(many == one, f"--workers 2: {many}, one worker: {one}")
+    # Gradients that are copied, not computed in place: two params and a bias share one
+    # gradient (the sum over the batch of dz). grad() copies them at its hook points,
+    # grad_team (adam) at its end; one that copied neither would leave them stale.
+    write_csv(tmp, "shared.csv", [[round(rng.uniform(-2, 2), 3) for _ in range(7)] +
+                                  [rng.randrange(5)] for _ in range(60)])
+    with open(os.path.join(tmp, "shared.nn"), "w") as f:
+        f.write(SHARED_GRADIENT_MODEL)
+    for precision in ([], ["--f64"]):
+        run([nnc, "shared.nn", *precision, "-o", "shared"], tmp)
+        run(["./shared", "train", "--quiet", "--save", "one.st"], tmp)
+        for n in ("2", "3"):
+            run(["./shared", "train", "--quiet", "--workers", n, "--save", "many.st"], tmp)
+            within(any_weights(os.path.join(tmp, "one.st")),
+                   any_weights(os.path.join(tmp, "many.st")), 1e-12 if precision else 1e-5,
+                   f"{precision} shared gradients: --workers {n} against one worker")
     teams = lambda exe: [run([nnc, exe, "--emit=llvm"], tmp).stdout.count(
         f"define internal void @nnc.{entry}_team(") for entry in ("sgd_step", "grad")]
     check(teams("odd.nn") == [1, 1], f"the MLP's team entries: {teams('odd.nn')}")
