@@ -329,6 +329,17 @@ train shared {
 """
 
 
+def team_against_one(exe, tmp, args, counts, precision, what):
+    """The weights of each count of workers are one worker's to 1e-12 relative in f64 and
+    1e-5 in f32 (the team's GEMM blocks round OpenBLAS's sums otherwise than the whole)."""
+    run([exe, "train", "--quiet", *args, "--save", "one.st"], tmp)
+    for n in counts:
+        run([exe, "train", "--quiet", *args, "--workers", n, "--save", "many.st"], tmp)
+        within(any_weights(os.path.join(tmp, "one.st")),
+               any_weights(os.path.join(tmp, "many.st")), 1e-12 if precision else 1e-5,
+               f"{what}: --workers {n} against one worker")
+
+
 def case_team(nnc, src, tmp):
     """An MLP: the workers split each step of the compiled plan (sgd_step_team with plain
     sgd, grad_team and the update by parts with any other optimizer), not the batch, and
@@ -350,13 +361,8 @@ def case_team(nnc, src, tmp):
         for optimizer in (["--momentum", "0"], ["--momentum", "0.9"],
                           ["--optimizer", "adam", "--lr", "0.01"],
                           ["--momentum", "0.5", "--nesterov", "on", "--l2", "1e-3"]):
-            run(["./odd", "train", "--quiet", *optimizer, "--save", "one.st"], tmp)
-            for n in ("2", "3", "4"):
-                run(["./odd", "train", "--quiet", *optimizer, "--workers", n, "--save",
-                     "many.st"], tmp)
-                within(any_weights(os.path.join(tmp, "one.st")),
-                       any_weights(os.path.join(tmp, "many.st")), 1e-12 if precision else 1e-5,
-                       f"{precision} {optimizer}: --workers {n} against one worker")
+            team_against_one("./odd", tmp, optimizer, ("2", "3", "4"), precision,
+                             f"{precision} {optimizer}")
         args = ["./odd", "train", "--quiet"]
         # a step that blows up stops with one worker's message
         one = run(args + ["--lr", "1e30"], tmp, want_status=1).stderr
@@ -372,12 +378,8 @@ def case_team(nnc, src, tmp):
         f.write(SHARED_GRADIENT_MODEL)
     for precision in ([], ["--f64"]):
         run([nnc, "shared.nn", *precision, "-o", "shared"], tmp)
-        run(["./shared", "train", "--quiet", "--save", "one.st"], tmp)
-        for n in ("2", "3"):
-            run(["./shared", "train", "--quiet", "--workers", n, "--save", "many.st"], tmp)
-            within(any_weights(os.path.join(tmp, "one.st")),
-                   any_weights(os.path.join(tmp, "many.st")), 1e-12 if precision else 1e-5,
-                   f"{precision} shared gradients: --workers {n} against one worker")
+        team_against_one("./shared", tmp, [], ("2", "3"), precision,
+                         f"{precision} shared gradients")
     teams = lambda exe: [run([nnc, exe, "--emit=llvm"], tmp).stdout.count(
         f"define internal void @nnc.{entry}_team(") for entry in ("sgd_step", "grad")]
     check(teams("odd.nn") == [1, 1], f"the MLP's team entries: {teams('odd.nn')}")
