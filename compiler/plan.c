@@ -959,28 +959,26 @@ static int *last_writes(const Plan *p) {
  * gradient, numbered in the schedule's order. Steps only go forward, so a gradient is
  * final once the last step that writes it is done: nothing else writes a grad buffer. */
 static void number_grad_points(Plan *p) {
-    int *last = last_writes(p);
-    for (int i = 0; i < p->g->params.n; i++) {
+    int *last = last_writes(p), n_params = p->g->params.n;
+    int *ready = xalloc((size_t)(n_params + 1) * sizeof *ready); /* each param's step, or -1 */
+    for (int i = 0; i < n_params; i++) {
         const Value *grad = p->params[i].grad;
-        int s = grad && !p->values[grad->id].view_of ? last[grad->id] : -1;
-        if (s >= 0) p->steps[s].grad_point = -1; /* numbered below */
+        ready[i] = grad && !p->values[grad->id].view_of ? last[grad->id] : -1;
+        if (ready[i] >= 0) p->steps[ready[i]].grad_point = -1; /* numbered below */
     }
     for (int s = 0; s < p->n_steps; s++)
         if (p->steps[s].grad_point) p->steps[s].grad_point = ++p->n_grad_points;
-    for (int i = 0; i < p->g->params.n; i++) {
-        const Value *grad = p->params[i].grad;
-        int s = grad && !p->values[grad->id].view_of ? last[grad->id] : -1;
-        p->params[i].grad_point = s >= 0 ? p->steps[s].grad_point : 0;
-    }
+    for (int i = 0; i < n_params; i++)
+        p->params[i].grad_point = ready[i] >= 0 ? p->steps[ready[i]].grad_point : 0;
     /* the params by point, a counting sort */
     int n = p->n_grad_points;
     p->point_first = xalloc((size_t)(n + 2) * sizeof *p->point_first);
-    p->point_params = xalloc((size_t)(p->g->params.n + 1) * sizeof *p->point_params);
-    for (int i = 0; i < p->g->params.n; i++) p->point_first[p->params[i].grad_point + 1]++;
+    p->point_params = xalloc((size_t)(n_params + 1) * sizeof *p->point_params);
+    for (int i = 0; i < n_params; i++) p->point_first[p->params[i].grad_point + 1]++;
     for (int q = 1; q <= n + 1; q++) p->point_first[q] += p->point_first[q - 1];
     int *next = xalloc((size_t)(n + 1) * sizeof *next);
     memcpy(next, p->point_first, (size_t)(n + 1) * sizeof *next);
-    for (int i = 0; i < p->g->params.n; i++) p->point_params[next[p->params[i].grad_point]++] = i;
+    for (int i = 0; i < n_params; i++) p->point_params[next[p->params[i].grad_point]++] = i;
 }
 
 Plan *plan_build(Graph *g) {
