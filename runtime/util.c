@@ -73,12 +73,35 @@ int rt_did_you_mean(const Suggestion *s, const char *prefix) {
     return best != NULL;
 }
 
+/* The text a part of a message took, from snprintf's count: at + written, or `size` once the
+ * buffer is full (the parts after it then write nothing). */
+static size_t text_end(int written, size_t at, size_t size) {
+    return written >= 0 && (size_t)written < size - at ? at + (size_t)written : size;
+}
+
+/* The message and its hint go out in one write: stderr is unbuffered, and piece by piece the
+ * ranks of an MPI job (each stopping on the same bad option) interleaved their pieces into
+ * "w2: error: w2: error: ...". One that does not fit the buffer goes out in pieces. */
 static void vreport(const char *prefix, const char *kind, const char *fmt, va_list ap) {
     fflush(stdout); /* keep stdout lines before the message when both go to a terminal */
-    fprintf(stderr, "%s: %s: ", prefix, kind);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    if (pending_hint[0]) fprintf(stderr, "  hint: %s\n", pending_hint);
+    char text[8192];
+    size_t size = sizeof text,
+           n = text_end(snprintf(text, size, "%s: %s: ", prefix, kind), 0, size);
+    va_list again;
+    va_copy(again, ap);
+    n = text_end(vsnprintf(text + n, size - n, fmt, again), n, size);
+    va_end(again);
+    n = text_end(snprintf(text + n, size - n, "\n"), n, size);
+    if (pending_hint[0])
+        n = text_end(snprintf(text + n, size - n, "  hint: %s\n", pending_hint), n, size);
+    if (n < size) {
+        fwrite(text, 1, n, stderr);
+    } else {
+        fprintf(stderr, "%s: %s: ", prefix, kind);
+        vfprintf(stderr, fmt, ap);
+        fputc('\n', stderr);
+        if (pending_hint[0]) fprintf(stderr, "  hint: %s\n", pending_hint);
+    }
     pending_hint[0] = '\0';
 }
 

@@ -247,10 +247,20 @@ def case_sum_paths(nnc, mpirun_path, tmp):
                tmp, want_status=2)
     if "NNRT_MPI_BUCKET=1M: give a number of bytes" not in proc.stderr:
         raise Failure(f"NNRT_MPI_BUCKET=1M said:\n{proc.stderr}")
+    whole_lines(proc.stderr)
     proc = run(mpirun(mpirun_path, 2, exe, ["train", "--no-save"], ["-x", "NNRT_MPI_SUM=ring"]),
                tmp, want_status=2)
     if "NNRT_MPI_SUM=ring: give shared or messages, or leave it unset" not in proc.stderr:
         raise Failure(f"NNRT_MPI_SUM=ring said:\n{proc.stderr}")
+    whole_lines(proc.stderr)
+
+
+def whole_lines(said):
+    """Every rank stops on the same usage error; each message must reach stderr whole. Written
+    in pieces, two ranks' pieces interleaved ("mlp: error: mlp: error: ...")."""
+    for line in said.splitlines():
+        if line.count("error:") > 1:
+            raise Failure(f"the ranks' messages are mixed in one line:\n{said}")
 
 
 def log_columns(path, prefixes):
