@@ -23,6 +23,9 @@ typedef struct step_settings {
 
 /* ---- the loops, for both element types ---- */
 
+/* What an update's loop found in the elements it went through (K(check)). */
+enum { GRADIENT_NOT_FINITE = 1, PARAM_NOT_FINITE = 2 };
+
 #define T       float
 #define K(name) name##_f32
 #define SQRT    sqrtf
@@ -69,10 +72,10 @@ typedef struct slot_info {
 /* The loops take a param's slots as s0 and s1. */
 _Static_assert(RT_OPTIM_MAX_SLOTS == 2, "optim_kernels.inc's loops take two slots");
 
-typedef void update_f32(float *restrict p, const float *restrict g, float *restrict s0,
-                        float *restrict s1, int64_t n, const step_settings *h);
-typedef void update_f64(double *restrict p, const double *restrict g, double *restrict s0,
-                        double *restrict s1, int64_t n, const step_settings *h);
+typedef int update_f32(float *restrict p, const float *restrict g, float *restrict s0,
+                       float *restrict s1, int64_t n, const step_settings *h);
+typedef int update_f64(double *restrict p, const double *restrict g, double *restrict s0,
+                       double *restrict s1, int64_t n, const step_settings *h);
 
 typedef struct optimizer {
     const char *name;
@@ -415,9 +418,16 @@ double rt_optim_momentum(const rt_optim *op) {
 /* ---- the update by parts ----
  *
  * The elements of the params that have a gradient, counted in param order, are the update's
- * elements; a part is a range of them. One update is: every part's penalties, non-finite
- * check and sum of squares; the clipping scale from the sum of them all; every part's
- * scaling and the row's loop. rt_optim_apply runs it as one part; workers run a part each. */
+ * elements; a part is a range of them. One update is: every part's penalties and sum of
+ * squares; the clipping scale from the sum of them all; every part's scaling and the row's
+ * loop, which checks each gradient and each new param as it goes. rt_optim_apply runs it as
+ * one part; workers run a part each.
+ *
+ * A gradient that is not finite is found in the update's loop, not before it, so the part is
+ * then partly updated. No one reads those params: the step is a fault, which stops the run
+ * (or marks the search trial failed), and nothing is saved from a failed step. Clipping does
+ * not hide one: its sum of squares is then nan (the scale stays 1) or inf (the scale is 0,
+ * and inf times 0 is nan). */
 
 /* Calls visit(op, i, first, count, arg) for each param i that has elements in [lo, hi): its
  * elements first .. first + count - 1. Stops at and returns a visit's result >= 0, else -1. */
@@ -451,30 +461,35 @@ static void *slot_at(const rt_optim *op, int s, int32_t i, int64_t e) {
     return op->state[s] && op->state[s][i] ? rt_elem_ptr(op->state[s][i], e, op->m->f64) : NULL;
 }
 
-/* Penalties into the gradients after the non-finite check; adds the sum of squares (for
- * clipping) to *(double *)arg. */
+/* Penalties into the gradients; adds the sum of squares (for clipping) to *(double *)arg. */
 static int32_t prepare_segment(rt_optim *op, int32_t i, int64_t first, int64_t n, void *arg) {
     const nnrt_model *m = op->m;
     void *g = grad_at(op, i, first);
-    if (KERNEL(m->f64, nonfinite, g, n)) return i;
     double l1 = op->l1 ? op->l1[i] : 0, l2 = op->l2 ? op->l2[i] : 0;
     if (l1 != 0 || l2 != 0) KERNEL(m->f64, penalise, g, param_at(op, i, first), n, l1, l2);
     if (op->o->clip > 0) *(double *)arg += KERNEL(m->f64, sum_squares, g, n);
     return -1;
 }
 
-/* The clipping scale, then the row's loop; the param's first non-finite value after it. */
+/* An update of a part: the clipping scale, and the first param found not finite after it. */
+typedef struct part_update {
+    double scale;
+    int32_t *bad_value;
+} part_update;
+
+/* The clipping scale, then the row's loop. Stops at (returns) a param whose gradient is not
+ * finite; notes the first whose value is not finite after the loop. */
 static int32_t update_segment(rt_optim *op, int32_t i, int64_t first, int64_t n, void *arg) {
     const nnrt_model *m = op->m;
-    double scale = *(const double *)arg;
+    part_update *u = arg;
     void *p = param_at(op, i, first), *g = grad_at(op, i, first);
-    if (scale != 1) KERNEL(m->f64, scale, g, n, scale);
+    if (u->scale != 1) KERNEL(m->f64, scale, g, n, u->scale);
     void *s0 = slot_at(op, 0, i, first), *s1 = slot_at(op, 1, i, first);
-    if (m->f64)
-        op->row->update_f64(p, g, s0, s1, n, &op->settings);
-    else
-        op->row->update_f32(p, g, s0, s1, n, &op->settings);
-    return KERNEL(m->f64, nonfinite, p, n) ? i : -1;
+    int found = m->f64 ? op->row->update_f64(p, g, s0, s1, n, &op->settings)
+                       : op->row->update_f32(p, g, s0, s1, n, &op->settings);
+    if (found & GRADIENT_NOT_FINITE) return i;
+    if ((found & PARAM_NOT_FINITE) && *u->bad_value < 0) *u->bad_value = i;
+    return -1;
 }
 
 int64_t rt_optim_elems(const rt_optim *op) {
@@ -490,9 +505,10 @@ void rt_optim_begin(rt_optim *op, double lr, int64_t t) {
     op->settings.t = (double)t;
 }
 
-int32_t rt_optim_prepare_part(rt_optim *op, int64_t lo, int64_t hi, double *sum_sq) {
-    *sum_sq = 0;
-    return each_segment(op, lo, hi, prepare_segment, sum_sq);
+double rt_optim_prepare_part(rt_optim *op, int64_t lo, int64_t hi) {
+    double sum_sq = 0;
+    if (op->l1 || op->l2 || op->o->clip > 0) each_segment(op, lo, hi, prepare_segment, &sum_sq);
+    return sum_sq;
 }
 
 int rt_optim_clips(const rt_optim *op) {
@@ -504,8 +520,10 @@ double rt_optim_clip_scale(const rt_optim *op, double sum_sq) {
     return op->o->clip > 0 && norm > op->o->clip ? op->o->clip / norm : 1;
 }
 
-int32_t rt_optim_update_part(rt_optim *op, int64_t lo, int64_t hi, double scale) {
-    return each_segment(op, lo, hi, update_segment, &scale);
+int32_t rt_optim_update_part(rt_optim *op, int64_t lo, int64_t hi, double scale,
+                             int32_t *bad_value) {
+    part_update u = {scale, bad_value};
+    return each_segment(op, lo, hi, update_segment, &u);
 }
 
 int32_t rt_optim_step(rt_optim *op, nnrt_ctx *ctx, double lr, int64_t t, enum rt_fault *kind) {
@@ -521,13 +539,12 @@ int32_t rt_optim_step(rt_optim *op, nnrt_ctx *ctx, double lr, int64_t t, enum rt
 int32_t rt_optim_apply(rt_optim *op, double lr, int64_t t, enum rt_fault *kind) {
     rt_optim_begin(op, lr, t);
     int64_t all = rt_optim_elems(op);
-    double sum_sq;
-    int32_t bad = rt_optim_prepare_part(op, 0, all, &sum_sq);
+    double scale = rt_optim_clip_scale(op, rt_optim_prepare_part(op, 0, all));
+    int32_t bad_value = -1, bad = rt_optim_update_part(op, 0, all, scale, &bad_value);
     *kind = RT_FAULT_GRADIENT;
     if (bad >= 0) return bad;
     *kind = RT_FAULT_VALUE;
-    bad = rt_optim_update_part(op, 0, all, rt_optim_clip_scale(op, sum_sq));
-    return bad >= 0 ? bad : rt_optim_nonfinite_without_gradient(op);
+    return bad_value >= 0 ? bad_value : rt_optim_nonfinite_without_gradient(op);
 }
 
 /* ---- ranks that share memory ----

@@ -31,11 +31,11 @@ void rt_optim_free(rt_optim *op);
 int rt_optim_fused(const rt_optim *op);
 
 /* Update step t (1 at the first; Adam's bias correction counts them) on the batch in ctx at
- * learning rate lr. Returns -1, or the index of a param whose gradient is not finite (the
- * update is then not made: RT_FAULT_GRADIENT in *kind), or of a param whose value is not
- * finite after the update (RT_FAULT_VALUE). The fused step has no gradient to check and
- * returns -1: the caller, which reads the step's cost anyway (rt_add_batch_metrics), then
- * asks rt_optim_loss_outcome, so that the losses are summed once a step. */
+ * learning rate lr. Returns -1, or the index of a param whose gradient is not finite
+ * (RT_FAULT_GRADIENT in *kind; the update is then incomplete, and the step a fault), or of a
+ * param whose value is not finite after the update (RT_FAULT_VALUE). The fused step has no gradient
+ * to check and returns -1: the caller, which reads the step's cost anyway (rt_add_batch_metrics),
+ * then asks rt_optim_loss_outcome, so that the losses are summed once a step. */
 enum rt_fault { RT_FAULT_GRADIENT, RT_FAULT_VALUE };
 int32_t rt_optim_step(rt_optim *op, nnrt_ctx *ctx, double lr, int64_t t, enum rt_fault *kind);
 /* A step's outcome from its cost, after rt_optim_step (or a team's sgd_step_team): with the
@@ -52,18 +52,20 @@ int32_t rt_optim_apply(rt_optim *op, double lr, int64_t t, enum rt_fault *kind);
 /* The same update split among threads, each on a part of its elements: the elements of the
  * params that have a gradient, in param order (rt_optim_elems in all). rt_optim_begin sets
  * the step (one thread, before the others start); then each part's rt_optim_prepare_part
- * (penalties and the non-finite check, which returns a param as rt_optim_step does; the part's
- * sum of squares in *sum_sq); once every part is prepared and none failed, each part's
- * rt_optim_update_part with rt_optim_clip_scale of the sum of all parts' sums, which returns
- * the part's first param not finite after the update, or -1. Parts that do not overlap may
- * run at the same time. */
+ * (penalties; returns the part's sum of squares); once every part is prepared, each part's
+ * rt_optim_update_part with rt_optim_clip_scale of the sum of all parts' sums. That returns
+ * the part's first param whose gradient is not finite, or -1, and sets *bad_value, when it is
+ * still < 0, to the first param not finite after the update: called chunk by chunk of a part
+ * with one bad_value, it keeps the part's first. Parts that do not overlap may run at the
+ * same time. A gradient's fault comes before a value's, in any part. */
 int64_t rt_optim_elems(const rt_optim *op);
 void rt_optim_begin(rt_optim *op, double lr, int64_t t);
-int32_t rt_optim_prepare_part(rt_optim *op, int64_t lo, int64_t hi, double *sum_sq);
+double rt_optim_prepare_part(rt_optim *op, int64_t lo, int64_t hi);
 double rt_optim_clip_scale(const rt_optim *op, double sum_sq);
 /* Whether the update clips (so a part's update needs every part's sum of squares first). */
 int rt_optim_clips(const rt_optim *op);
-int32_t rt_optim_update_part(rt_optim *op, int64_t lo, int64_t hi, double scale);
+int32_t rt_optim_update_part(rt_optim *op, int64_t lo, int64_t hi, double scale,
+                             int32_t *bad_value);
 
 /* The first param without a gradient (which no update touches) that is not finite, or -1:
  * rt_optim_apply ends with it, and so must an update made by parts. */

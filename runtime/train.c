@@ -1069,20 +1069,18 @@ static int32_t first_bad(const run *r, int gradient) {
 #define UPDATE_CHUNK 8192
 
 /* Chunk by chunk of the elements lo .. hi: the ranks' gradients added up (when `sum`), the
- * penalties and the check of the gradients, whose sums of squares are added to *sum_sq, and
- * the update unclipped (when `update`), whose first param not finite goes to *bad_value. The
- * first param whose gradient is not finite, or -1. Both ways of adding up go through the
- * same chunks, so clipping's sum of squares has the same bits. */
+ * penalties, whose sums of squares are added to *sum_sq, and the update unclipped (when
+ * `update`), whose first param not finite goes to *bad_value. The first param whose gradient
+ * is not finite, or -1 (the update finds it). Both ways of adding up go through the same
+ * chunks, so clipping's sum of squares has the same bits. */
 static int32_t through_chunks(run *r, int64_t lo, int64_t hi, int sum, int update, double *sum_sq,
                               int32_t *bad_value) {
     for (int64_t c = lo; c < hi; c += UPDATE_CHUNK) {
         int64_t end = hi - c < UPDATE_CHUNK ? hi : c + UPDATE_CHUNK;
         if (sum) sum_slice(r, c, end);
-        double part;
-        int32_t bad = rt_optim_prepare_part(r->opt, c, end, &part);
+        *sum_sq += rt_optim_prepare_part(r->opt, c, end);
+        int32_t bad = update ? rt_optim_update_part(r->opt, c, end, 1.0, bad_value) : -1;
         if (bad >= 0) return bad;
-        *sum_sq += part;
-        if (update && *bad_value < 0) *bad_value = rt_optim_update_part(r->opt, c, end, 1.0);
     }
     return -1;
 }
@@ -1115,9 +1113,8 @@ static int32_t update_my_slice(run *r, int64_t count, double lr, int last, doubl
         rt_rank_window_barrier(r->window);
         double sum_sq = 0;
         for (int k = 0; k < r->ranks; k++) sum_sq += note_of(r, k)->sum_sq;
-        if (note->bad_gradient < 0)
-            note->bad_value =
-                rt_optim_update_part(r->opt, lo, hi, rt_optim_clip_scale(r->opt, sum_sq));
+        note->bad_gradient = rt_optim_update_part(
+            r->opt, lo, hi, rt_optim_clip_scale(r->opt, sum_sq), &note->bad_value);
     }
     /* A rank that updated its slice while another's gradient failed makes no difference:
      * the run stops on it after the barrier, and a failed step's weights are never saved. */
@@ -1210,19 +1207,17 @@ static rt_metrics grad_of_share(run *r, const int64_t *rows, int64_t count) {
 static int32_t update_by_slices(run *r, double lr, enum rt_fault *kind) {
     rt_optim_begin(r->opt, lr, r->step);
     double sum_sq = 0;
-    int32_t no_update = -1;
-    *kind = RT_FAULT_GRADIENT;
+    int32_t bad_value = -1;
     for (int k = 0; k < r->ranks; k++) { /* each slice's sum, then theirs in rank order */
         double part = 0;
-        int32_t bad =
-            through_chunks(r, slice_first(r, k), slice_first(r, k + 1), 0, 0, &part, &no_update);
-        if (bad >= 0) return bad;
+        through_chunks(r, slice_first(r, k), slice_first(r, k + 1), 0, 0, &part, &bad_value);
         sum_sq += part;
     }
-    *kind = RT_FAULT_VALUE;
     int32_t bad = rt_optim_update_part(r->opt, 0, slice_first(r, r->ranks),
-                                       rt_optim_clip_scale(r->opt, sum_sq));
-    return bad >= 0 ? bad : rt_optim_nonfinite_without_gradient(r->opt);
+                                       rt_optim_clip_scale(r->opt, sum_sq), &bad_value);
+    *kind = bad >= 0 ? RT_FAULT_GRADIENT : RT_FAULT_VALUE;
+    if (bad >= 0) return bad;
+    return bad_value >= 0 ? bad_value : rt_optim_nonfinite_without_gradient(r->opt);
 }
 
 /* The gradients, states and extras through the sum by messages, and the update. */

@@ -69,8 +69,8 @@ typedef struct worker {
     rt_share share; /* of the current step */
     int64_t lo, hi; /* the part of the update's elements */
     double sum_sq;  /* COMBINE's outcome */
-    int32_t prepare_bad;
-    int32_t update_bad;
+    int32_t bad_gradient;
+    int32_t bad_value;
     /* the team's step: the one this thread runs, its phases and tasks so far in it */
     uint64_t team_step;
     uint32_t phases, tasks;
@@ -241,50 +241,47 @@ static void combine_range(rt_workers *t, int64_t lo, int64_t hi) {
     }
 }
 
-/* Phase 2 on the worker's part, a chunk at a time: each chunk is combined and prepared, and
- * when `then_update` updated, while it is in the L1 cache. The part's sum of squares is the
- * chunks' in order; it stops at the first failed param (the part's lowest). */
-static void combine_and_prepare(worker *k, int then_update) {
+/* The update of the chunks of the worker's part, a chunk still in the cache from the phase's
+ * work before: it stops at the first param whose gradient is not finite (the part's lowest),
+ * and notes the first not finite after the update. */
+static void update(worker *k, double scale) {
     rt_workers *t = k->team;
-    k->sum_sq = 0;
-    k->prepare_bad = k->update_bad = -1;
-    for (int64_t a = k->lo; a < k->hi; a += CHUNK) {
+    k->bad_gradient = k->bad_value = -1;
+    for (int64_t a = k->lo; a < k->hi && k->bad_gradient < 0; a += CHUNK) {
         int64_t b = a + CHUNK < k->hi ? a + CHUNK : k->hi;
-        double sum_sq;
-        if (t->split == SPLIT_BATCH) combine_range(t, a, b);
-        k->prepare_bad = rt_optim_prepare_part(t->op, a, b, &sum_sq);
-        if (k->prepare_bad >= 0) return;
-        k->sum_sq += sum_sq;
-        if (then_update && k->update_bad < 0) k->update_bad = rt_optim_update_part(t->op, a, b, 1);
+        k->bad_gradient = rt_optim_update_part(t->op, a, b, scale, &k->bad_value);
     }
 }
 
-/* Phase 3, a chunk at a time as well (the update's loop, then its check, in cache). */
-static void update(worker *k, double scale) {
+/* Phase 2 on the worker's part, a chunk at a time: each chunk is combined and prepared, and
+ * when `then_update` updated, while it is in the L1 cache. The part's sum of squares is the
+ * chunks' in order. */
+static void combine_and_prepare(worker *k, int then_update) {
     rt_workers *t = k->team;
-    k->update_bad = -1;
-    for (int64_t a = k->lo; a < k->hi && k->update_bad < 0; a += CHUNK) {
+    k->sum_sq = 0;
+    k->bad_gradient = k->bad_value = -1;
+    for (int64_t a = k->lo; a < k->hi && k->bad_gradient < 0; a += CHUNK) {
         int64_t b = a + CHUNK < k->hi ? a + CHUNK : k->hi;
-        k->update_bad = rt_optim_update_part(t->op, a, b, scale);
+        if (t->split == SPLIT_BATCH) combine_range(t, a, b);
+        k->sum_sq += rt_optim_prepare_part(t->op, a, b);
+        if (then_update) k->bad_gradient = rt_optim_update_part(t->op, a, b, 1, &k->bad_value);
     }
 }
 
 /* The first failed param of the workers' outcomes (the lowest index, as one pass over the
- * params finds), or -1. */
-static int32_t first_bad(const rt_workers *t, int update) {
+ * params finds), or -1: of their gradients, or of their values after the update. */
+static int32_t first_bad(const rt_workers *t, int gradient) {
     int32_t bad = -1;
     for (int j = 0; j < t->n; j++) {
-        int32_t b = update ? t->w[j].update_bad : t->w[j].prepare_bad;
+        int32_t b = gradient ? t->w[j].bad_gradient : t->w[j].bad_value;
         if (b >= 0 && (bad < 0 || b < bad)) bad = b;
     }
     return bad;
 }
 
-/* The update of a part scaled by the global norm, unless a gradient failed (--clip). */
+/* The update of a part scaled by the global norm (--clip). */
 static void clipped_update(worker *k) {
     rt_workers *t = k->team;
-    k->update_bad = -1;
-    if (first_bad(t, 0) >= 0) return;
     double sum_sq = 0;
     for (int j = 0; j < t->n; j++) sum_sq += t->w[j].sum_sq;
     update(k, rt_optim_clip_scale(t->op, sum_sq));
@@ -575,9 +572,9 @@ static int32_t team_step(rt_workers *t, const rt_dataset *d, const int64_t *rows
     if (t->split == SPLIT_SGD_STEP) return -1; /* the caller checks its loss (rt_optim_step) */
     enum phase last = run_step(t, 0, step);
     wait_until(t, &t->done[last], step * (uint64_t)t->n);
-    int32_t bad = first_bad(t, 0);
+    int32_t bad = first_bad(t, 1);
     *kind = bad >= 0 ? RT_FAULT_GRADIENT : RT_FAULT_VALUE;
-    return bad >= 0 ? bad : first_bad(t, 1);
+    return bad >= 0 ? bad : first_bad(t, 0);
 }
 
 /* Waits until the tasks of the thread's phases so far are done. */
@@ -885,9 +882,9 @@ int32_t rt_workers_step(rt_workers *t, const rt_dataset *d, const int64_t *rows,
     bump(t, &t->started);
     enum phase last = run_step(t, 0, now);
     wait_until(t, &t->done[last], now * (uint64_t)t->n);
-    int32_t bad = first_bad(t, 0);
+    int32_t bad = first_bad(t, 1);
     *kind = bad >= 0 ? RT_FAULT_GRADIENT : RT_FAULT_VALUE;
-    return bad >= 0 ? bad : first_bad(t, 1);
+    return bad >= 0 ? bad : first_bad(t, 0);
 }
 
 double rt_workers_add_metrics(const rt_workers *t, const rt_dataset *d, rt_metrics *acc) {

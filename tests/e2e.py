@@ -1295,6 +1295,30 @@ train swap {
         raise Failure(f"w_seen after 3 steps {three['w_seen']}: w after 2 was {two['w']}")
 
 
+# A gradient that is nan while the loss is finite: at the row x = 0, sqrt's derivative is inf
+# and x * s's derivative in s is 0, so s's gradient is 0 * inf. Only the optimizer's own check
+# (its update loop reads every gradient) can find it. NAN_GRADIENT_ROWS puts that row in the
+# second batch of 4, on the last rank or worker of 2 or 3.
+NAN_GRADIENT_MODEL = """import "nn"
+model g {
+    input  x[1]
+    target y[1]
+    param  s = 1
+    output p = sqrt(x * s)
+    loss     = mse(p, y)
+}
+train g {
+    data      = csv("g.csv", x = 0, y = 1)
+    optimizer = adam(lr = 0.01)
+    batch     = 4
+    epochs    = 2
+    shuffle   = false
+}
+"""
+NAN_GRADIENT_ROWS = "x,y\n1,1\n4,2\n9,3\n2,1\n3,2\n5,2\n6,2\n0,0\n"
+NAN_GRADIENT_FAULT = "the gradient of 's' is nan or inf at epoch 1, step 2; training stopped"
+
+
 RUNSUM_MODEL = """import "nn"
 model runsum {
     input  x[8, 1]

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 
+import e2e
 from e2e import Failure, read_weights, run_case
 
 
@@ -488,6 +489,24 @@ def case_bad_data_rank(nnc, mpirun_path, tmp):
     if proc.returncode != 1 or "bad.csv:7" not in said or "oops" not in said or \
             "rank 1 of 2 stopped with the error above; ending every rank" not in said:
         raise Failure(f"exit status {proc.returncode}, wanted 1 with rank 1's message:\n{said}")
+
+
+def case_bad_gradient(nnc, mpirun_path, tmp):
+    """A gradient nan under a finite loss, on the last rank's rows: every rank stops with the
+    message one process gives, in shared memory and by messages, with and without clipping."""
+    with open(os.path.join(tmp, "g.csv"), "w") as f:
+        f.write(e2e.NAN_GRADIENT_ROWS)
+    mpi = build(nnc, tmp, e2e.NAN_GRADIENT_MODEL, "g", mpi=True)
+    for args in ([], ["--clip", "1"]):
+        one = run([mpi, "train", "--quiet"] + args, tmp, want_status=1).stderr
+        if not one.startswith("g_mpi: error: " + e2e.NAN_GRADIENT_FAULT):
+            raise Failure(f"one process {args}: {one}")
+        for path in ("shared", "messages"):
+            said = run(mpirun(mpirun_path, 2, mpi, ["train", "--quiet"] + args,
+                              ["-x", f"NNRT_MPI_SUM={path}"]), tmp, want_status=1).stderr
+            if one.splitlines()[0] not in said.splitlines():
+                raise Failure(f"2 ranks, {path}, {args}: wanted '{one.splitlines()[0]}' in:\n"
+                              f"{said}")
 
 
 def case_ranks_disagree(nnc, mpirun_path, tmp):

@@ -477,6 +477,16 @@ def case_errors(nnc, src, tmp):
         for n in ("2", "3"):
             many = run(base + args + ["--workers", n], tmp, want_status=1).stderr
             check(many == one, f"{args} --workers {n}: {many}, one worker: {one}")
+    # A gradient nan under a finite loss: the update's loop finds it in whichever worker's
+    # part it falls, with and without clipping (whose update is a phase of its own).
+    g = compile_model(nnc, tmp, "g", e2e.NAN_GRADIENT_MODEL)
+    with open(os.path.join(tmp, "g.csv"), "w") as f:
+        f.write(e2e.NAN_GRADIENT_ROWS)
+    for args in ([], ["--clip", "1"], ["--optimizer", "lion"]):
+        for n in ("1", "2", "3"):
+            said = run([g, "train", "--quiet", "--workers", n] + args, tmp, want_status=1).stderr
+            check(said.startswith("g: error: " + e2e.NAN_GRADIENT_FAULT),
+                  f"{args} --workers {n}: {said}")
     f = compile_model(nnc, tmp, "f", PLAIN_MODEL)
     r = run([f, "train"], tmp, want_status=2)
     check("f: error: --workers 2: model 'f' has no inputs, so no batch to split" in r.stderr,

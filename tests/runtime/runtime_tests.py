@@ -1824,6 +1824,21 @@ def faults():
     r = run("parabola", "train", "--clip", "5", "--quiet", expect=1, env=env)
     check(r.err == "rt_parabola: error: the gradient of 'v' is nan or inf at step 1" +
           help.format(lr=0.05) + "\n", r.err)
+    # Every row's loop checks the gradients it reads: lion's sign() would turn an inf into a
+    # finite step, and adam's m / sqrt(v) an inf into nan, so the param alone cannot tell.
+    for optimizer in ("adam", "adamw", "adamax", "adagrad", "adadelta", "rmsprop", "lion"):
+        r = run("parabola", "train", "--optimizer", optimizer, "--quiet", expect=1, env=env)
+        check(r.err.startswith("rt_parabola: error: the gradient of 'v' is nan or inf at step "
+                               "1;"), f"{optimizer}: {r.err}")
+    # A gradient's fault is named before a value's: x, updated first, overflows to -inf
+    # (2 - 1e308 * 9), while v's gradient is inf. Without the inf, x's own fault.
+    overflow = ["--l2", "x=1e-300", "--lr", "1e308", "--quiet"]
+    r = run("parabola", "train", *overflow, expect=1, env=env)
+    check(r.err.startswith("rt_parabola: error: the gradient of 'v' is nan or inf at step 1;"),
+          r.err)
+    r = run("parabola", "train", *overflow, expect=1)
+    check(r.err.startswith("rt_parabola: error: param 'x' became nan or inf after the update at "
+                           "step 1;"), r.err)
     # The fused sgd_step keeps no gradient, and its step's loss is taken before the update:
     # the params, scanned after every epoch (here a step), name the one it spoiled.
     r = run("parabola", "train", "--quiet", expect=1, env=env)
