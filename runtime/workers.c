@@ -241,9 +241,9 @@ static void combine_range(rt_workers *t, int64_t lo, int64_t hi) {
     }
 }
 
-/* The update of the chunks of the worker's part, a chunk still in the cache from the phase's
- * work before: it stops at the first param whose gradient is not finite (the part's lowest),
- * and notes the first not finite after the update. */
+/* Phase 3 (--clip): the update of the worker's part, a chunk at a time as phase 2 goes. It
+ * stops at the first param whose gradient is not finite (the part's lowest), and notes the
+ * first not finite after the update. */
 static void update(worker *k, double scale) {
     rt_workers *t = k->team;
     k->bad_gradient = k->bad_value = -1;
