@@ -277,7 +277,10 @@ uint64_t rt_memory_budget(void) {
  * and tells that block its new index, so tracking costs O(1) per allocation and per free,
  * whatever the order of the frees (a loader that frees 200 000 names oldest first must
  * not take quadratic time). LeakSanitizer counts a pointer into a block as a reference,
- * so the blocks stay reachable through `tracked`. */
+ * so the blocks stay reachable through `tracked`. The list is the process's, and threads
+ * allocate too (a worker's first team step makes its room for a product while the main
+ * thread makes the team's scratch), so it changes under `tracked_lock`; the training step
+ * allocates nothing, so the lock is never taken in it. */
 
 typedef struct block_header {
     size_t index;  /* in tracked */
@@ -293,28 +296,36 @@ typedef struct block_header {
 
 static void **tracked;
 static size_t n_tracked, cap_tracked;
+static pthread_mutex_t tracked_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static block_header *header_of(void *p) {
     return (block_header *)((char *)p - sizeof(block_header));
 }
 
 static void track(void *p) {
+    pthread_mutex_lock(&tracked_lock);
     if (n_tracked == cap_tracked) {
         size_t new_cap = cap_tracked ? 2 * cap_tracked : 64;
         void **grown = realloc(tracked, new_cap * sizeof *grown);
-        if (!grown) rt_fatal("out of memory");
+        if (!grown) {
+            pthread_mutex_unlock(&tracked_lock); /* the exit frees what is tracked */
+            rt_fatal("out of memory");
+        }
         tracked = grown;
         cap_tracked = new_cap;
     }
     header_of(p)->index = n_tracked;
     tracked[n_tracked++] = p;
+    pthread_mutex_unlock(&tracked_lock);
 }
 
 static void untrack(void *p) {
+    pthread_mutex_lock(&tracked_lock);
     size_t i = header_of(p)->index;
     void *last = tracked[--n_tracked];
     tracked[i] = last;
     header_of(last)->index = i;
+    pthread_mutex_unlock(&tracked_lock);
 }
 
 /* The pointer to hand out for a block from malloc that starts at base. */
@@ -355,11 +366,16 @@ void *rt_grow_array(void *old, size_t old_count, size_t new_count, size_t elem_s
         rt_free(old);
         return grown;
     }
-    size_t index = header_of(old)->index;
+    /* locked throughout: another block's untrack may write this block's index meanwhile */
+    pthread_mutex_lock(&tracked_lock);
     void *base = realloc(block_start(old), HEADER_ROOM + (new_size ? new_size : 1));
-    if (!base) rt_fatal("out of memory (wanted %zu bytes)", new_size);
+    if (!base) {
+        pthread_mutex_unlock(&tracked_lock);
+        rt_fatal("out of memory (wanted %zu bytes)", new_size);
+    }
     void *p = (char *)base + HEADER_ROOM; /* the header moved with the contents */
-    tracked[index] = p;
+    tracked[header_of(p)->index] = p;
+    pthread_mutex_unlock(&tracked_lock);
     if (new_size > old_size) memset((char *)p + old_size, 0, new_size - old_size);
     return p;
 }

@@ -668,15 +668,11 @@ void nnrt_team_done(void *member) {
  * is compact already. */
 
 /* Makes thread k's room hold `bytes` (a whole C, so that any block it takes fits), before
- * it takes any block: only the thread's first step allocates. The runtime keeps its
- * allocations in one list (util.c), so the threads, which may come here at once, allocate
- * under the team's lock. */
+ * it takes any block: only the thread's first step allocates. */
 static void reserve_own_c(worker *k, size_t bytes) {
     if (k->own_c_bytes >= bytes) return;
-    pthread_mutex_lock(&k->team->lock);
     rt_free(k->own_c);
     k->own_c = rt_alloc_aligned(bytes, 1);
-    pthread_mutex_unlock(&k->team->lock);
     k->own_c_bytes = bytes;
 }
 
