@@ -25,8 +25,8 @@
 #define GC_FLOOR     1e-4 /* relative errors of smaller gradients are measured against this */
 #define GC_TOLERANCE 1e-6 /* as the f64 finite-difference tests of the ops */
 
-/* The model, its arenas, and the batch copied in before every call (the model may reuse
- * the memory of its inputs and targets). */
+/* The model, its arenas, and the batch, copied in before every call: the checker trusts
+ * nothing of what a model under test leaves in its arenas. */
 typedef struct checker {
     const nnrt_model *m;
     nnrt_ctx ctx;

@@ -262,7 +262,9 @@ typedef struct nnrt_step {
  *           (computed in the same pass, from the state's old value) into the state.
  * When forward, grad or sgd_step returns, loss and output still hold this batch's forward
  * values: the runtime reads them after sgd_step for the epoch's loss and accuracy. The
- * runtime writes the inputs and targets before every call, so the model may reuse them. */
+ * runtime writes the inputs and targets before a call; the model never writes them (nnc
+ * gives them buffers of their own, plan.c), so a batch run again as it is (a batch of the
+ * whole training set, train.c) is not written again. */
 #define NNRT_MODEL_FIELDS(X)                                                                       \
     X(I32, abi_version) /* NNRT_ABI_VERSION */                                                     \
     X(STRING, name)     /* model name */                                                           \

@@ -148,7 +148,7 @@ static const opt_spec option_table[] = {
     {"seed", "N", OPT_INT, AT(seed), FOR_TRAINING | FOR_GRADCHECK | FOR_SAMPLE, 0, -INFINITY, 0,
      NULL, NULL},
     {"shuffle", "on|off", OPT_ON_OFF, AT(shuffle), FOR_TRAINING, 1, 0, 0, NULL,
-     "shuffle the training rows every epoch"},
+     "shuffle the training rows every epoch (not when one batch holds them all)"},
     {"validation", "F", OPT_REAL, AT(validation), FOR_TRAINING, 1, 0, 1, NULL,
      "fraction of the rows held out for validation"},
 #include "settings.def"

@@ -241,6 +241,7 @@ typedef struct run {
     rt_progress *progress;  /* NULL for a search trial */
     int trial;
     int64_t batch, epochs;
+    int batch_in_arena; /* a whole-set batch is in ctx's inputs and targets (whole_set_batch) */
     enum stop stop;
     double epoch_start;
     /* The weights' memory in the arena as runs of adjacent tensors (weight_runs), what the
@@ -284,6 +285,14 @@ typedef struct run {
 
 static int has_inputs(const run *r) {
     return r->m->n_inputs > 0;
+}
+
+/* A batch that holds every training row, in one process: each epoch is one step on the same
+ * rows. Their order changes nothing but the rounding of the batch's sums, so they are not
+ * shuffled, and the step's inputs and targets, which the model never writes (nnrt.h), are
+ * gathered once, not every step. Hogwild's threads shard the rows: they are shuffled. */
+static int whole_set_batch(const run *r) {
+    return has_inputs(r) && r->batch >= r->data->n_train && r->o->hogwild == 0;
 }
 
 static void check_settings(const rt_options *o, const nnrt_model *m, int64_t n_validation) {
@@ -543,8 +552,8 @@ static int params_finite(run *r) {
 
 /* The mean loss on rows[0..count) at the current weights, for the trace, with dropout off;
  * when the trace shows gradients, by grad(), which leaves them at these weights in the grad
- * buffers (the next step computes its own). The rows are copied in again: the model may
- * have reused the memory of its inputs. */
+ * buffers (the next step computes its own). The rows are copied in: before the first step
+ * the arena holds no batch. */
 static double batch_loss(run *r, const int64_t *rows, int64_t count) {
     rt_fill_batch(r->m, &r->ctx, &r->data->train, rows, 0, count, 1);
     if (rt_trace_needs_grad(r->trace))
@@ -559,8 +568,8 @@ static double batch_loss(run *r, const int64_t *rows, int64_t count) {
  * stores its gradients, and the other optimizers add penalties and clip them in place).
  * grad() leaves the params and the optimizer's state alone, and in NNRT_TRAINING mode the
  * states too (the step writes their updates once), so the run's weights are the same bits as
- * without the option; the batch is copied in again, since grad() may have
- * reused the memory of its inputs. */
+ * without the option. grad() leaves the inputs as they are (nnrt.h), so the step runs on the
+ * batch already gathered. */
 static void grad_norms_of(run *r) {
     const nnrt_model *m = r->m;
     for (int32_t i = 0; i < m->n_params; i++) {
@@ -574,12 +583,11 @@ static void grad_norms_of(run *r) {
     }
 }
 
-static void measure_grad_norms(run *r, const int64_t *rows, int64_t count) {
+static void measure_grad_norms(run *r) {
     r->ctx.training = NNRT_TRAINING; /* the step that follows writes the states' updates */
     r->m->grad(&r->ctx);
     r->ctx.training = NNRT_TRAINING_STEP;
     grad_norms_of(r);
-    rt_fill_batch(r->m, &r->ctx, &r->data->train, rows, 0, count, 1);
 }
 
 /* The step about to run on count rows ends its epoch (or the run, at --steps). */
@@ -650,11 +658,12 @@ static int train_step(run *r, const int64_t *rows, int64_t count, double lr) {
     if (r->ranks > 1) return rank_step(r, rows, count, lr);
     if (r->workers) return workers_step(r, rows, count, lr);
     if (r->trace && r->step == 0) rt_trace_row(r->trace, 0, r->fixed, batch_loss(r, rows, count));
-    rt_fill_batch(r->m, &r->ctx, &r->data->train, rows, 0, count, 1);
+    if (!r->batch_in_arena) rt_fill_batch(r->m, &r->ctx, &r->data->train, rows, 0, count, 1);
+    r->batch_in_arena = whole_set_batch(r);
     r->ctx.training = NNRT_TRAINING_STEP;
     r->ctx.noise_seed = rt_rng_next(&r->noise_rng);
     int last = last_step_of_epoch(r, count);
-    if (r->grad_norms.now && last) measure_grad_norms(r, rows, count);
+    if (r->grad_norms.now && last) measure_grad_norms(r);
     if (r->update_ratios.now && last) copy_weights(r->m, r->fixed, r->before_update, 1);
     r->step++;
     rt_prefetch_batch(r->m, &r->data->train, rows + count, next_batch_rows(r, rows, count));
@@ -1320,7 +1329,7 @@ static void run_epochs(run *r) {
     int lr_constant = rt_schedule_constant(r->o);
     while (r->epoch < r->epochs && r->stop == RUNNING) {
         if (r->pos == 0) {
-            if (r->o->shuffle && has_inputs(r))
+            if (r->o->shuffle && has_inputs(r) && !whole_set_batch(r))
                 rt_rng_shuffle(&r->shuffle_rng, r->order, d->n_train);
             memset(&r->partial, 0, sizeof r->partial);
         }

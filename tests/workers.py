@@ -179,6 +179,35 @@ def case_dropout(nnc, src, tmp):
     against_one_worker(exe, tmp, [], counts=(2, 3))
 
 
+def case_whole_set(nnc, src, tmp):
+    """A batch of every training row (docs/runtime.md, "Shuffling"): one process gathers it
+    at the first step and leaves it in the arena, where no step writes it; the workers gather
+    their shares every step. The same weights say that the CNN, the LSTM and dropout's model
+    left their inputs and targets alone, and that neither way shuffled the rows. Batch norm's
+    running statistics, made from the inputs alone, are PyTorch's for that batch every step."""
+    exe = example(nnc, src, tmp, "cnn_digits")
+    digits_subset(src, tmp, 160)
+    against_one_worker(exe, tmp, ["--data", "d.csv", "--epochs", "3", "--batch", "1000"])
+    drop = compile_model(nnc, tmp, "drop", DROPOUT_MODEL)
+    against_one_worker(drop, tmp, ["--epochs", "4", "--batch", "240"], counts=(2, 3))
+    read = lambda name: open(os.path.join(tmp, name), "rb").read()
+    run([drop, "train", "--quiet", "--epochs", "4", "--batch", "240", "--shuffle", "off",
+         "--save", "off.st"], tmp)
+    check(read("off.st") == read("w1.st"), "whole-set batch: --shuffle on and off differ")
+    seq = compile_model(nnc, tmp, "seq", e2e.RUNSUM_MODEL % ("lstm(x, 8)", "hs[-1]"))
+    rng = random.Random(3)
+    write_csv(tmp, "runsum.csv", [[rng.uniform(-1, 1) for _ in range(8)] + [rng.randrange(2)]
+                                  for _ in range(120)])
+    against_one_worker(seq, tmp, ["--epochs", "4", "--batch", "120"])
+    rows = e2e.bn_rows(23)
+    bn = e2e.bn_build(nnc, tmp, rows)
+    run([bn, "train", "--quiet", "--batch", "23", "--epochs", "4", "--save", "bn.st"], tmp)
+    mean, var = e2e.bn_running_stats(rows, 23, 4)
+    w = read_weights(os.path.join(tmp, "bn.st"))
+    e2e.close_all(w["h.running_mean"], mean, 1e-13, "h.running_mean")
+    e2e.close_all(w["h.running_var"], var, 1e-13, "h.running_var")
+
+
 def case_batchnorm(nnc, src, tmp):
     """In the batch split, batch statistics are each share's; the running statistics are
     worker 0's share's: the first ceil(B/2) rows of each batch. e2e.py's batch-norm model
