@@ -46,6 +46,7 @@ struct rt_progress {
     int64_t tick_stride, ticks_left;
     double last_tick_clock;
     int64_t clock_reads;
+    rt_tick_clock clock;        /* a one-step epoch reads it every few hundred nanoseconds */
     rt_text_memo memo[N_MEMOS]; /* the log's columns whose text often repeats */
     char *pending;              /* LOG_BUFFER bytes: rows not handed to stdio yet */
     size_t pending_len;
@@ -53,7 +54,18 @@ struct rt_progress {
 
 static double read_clock(rt_progress *p) {
     p->clock_reads++;
-    return rt_now();
+    return rt_tick_clock_read(&p->clock);
+}
+
+/* For a row that is also shown (and the log flushed), at most ten times a second: the tick
+ * clock is steered then (util.h). */
+static double read_and_steer_clock(rt_progress *p) {
+    p->clock_reads++;
+    return rt_tick_clock_steer(&p->clock);
+}
+
+double rt_progress_now(rt_progress *p) {
+    return read_clock(p);
 }
 
 int64_t rt_progress_clock_reads(const rt_progress *p) {
@@ -114,6 +126,7 @@ rt_progress *rt_progress_begin(const nnrt_model *m, const rt_options *o, int has
         handler_set = 1;
         log_at_exit = p;
     }
+    rt_tick_clock_start(&p->clock);
     p->start = read_clock(p);
     p->last_line = p->last_bar = p->start - 2 * PROGRESS_INTERVAL;
     p->tick_stride = p->ticks_left = 1;
@@ -224,10 +237,13 @@ static void log_row(rt_progress *p, int64_t epoch, rt_metrics r, const rt_metric
 double rt_progress_epoch(rt_progress *p, int64_t epoch, int64_t epochs, rt_metrics r,
                          const rt_metrics *validation, double lr, double epoch_start,
                          const double *grad_norms, const double *update_ratios) {
-    double now = read_clock(p), seconds = now - p->start, epoch_seconds = now - epoch_start;
-    double rate = epoch_seconds > 0 ? (double)r.samples / epoch_seconds : 0;
+    double now = read_clock(p);
     int show = epoch == 1 || epoch == epochs || now - p->last_line >= PROGRESS_INTERVAL;
-    if (show) p->last_line = now; /* also with --quiet: the log is flushed as often */
+    if (show)
+        p->last_line = now =
+            read_and_steer_clock(p); /* also with --quiet: the log is flushed as often */
+    double seconds = now - p->start, epoch_seconds = now - epoch_start;
+    double rate = epoch_seconds > 0 ? (double)r.samples / epoch_seconds : 0;
     if (p->log) {
         log_row(p, epoch, r, validation, lr, seconds, rate, grad_norms, update_ratios);
         if (show) flush_log(p);

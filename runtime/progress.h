@@ -25,13 +25,17 @@ void rt_progress_tick(rt_progress *p, int64_t epoch, int64_t epochs, int64_t don
 
 /* One epoch (a step, for a model without inputs) done: a log row always, a line on stderr
  * for the first, the last and at most ten a second otherwise. validation NULL: none.
- * epoch_start: when the epoch began (rt_now()). grad_norms (--log-grad-norms, else NULL) and
- * update_ratios (--log-update-ratios, else NULL): per param, the values the log's row shows
- * for each param with a gradient. Reads the clock once and returns that time, at which the
- * next epoch can start. */
+ * epoch_start: when the epoch began (rt_progress_now()). grad_norms (--log-grad-norms, else
+ * NULL) and update_ratios (--log-update-ratios, else NULL): per param, the values the log's
+ * row shows for each param with a gradient. Reads the clock once (twice for a line shown:
+ * the second read steers it) and returns that time, at which the next epoch can start. */
 double rt_progress_epoch(rt_progress *p, int64_t epoch, int64_t epochs, rt_metrics r,
                          const rt_metrics *validation, double lr, double epoch_start,
                          const double *grad_norms, const double *update_ratios);
+
+/* The progress's clock (util.h, rt_tick_clock), for an epoch's start that
+ * rt_progress_epoch did not return. */
+double rt_progress_now(rt_progress *p);
 
 /* How many times the clock was read so far (work the tests count). */
 int64_t rt_progress_clock_reads(const rt_progress *p);

@@ -775,7 +775,7 @@ static void end_epoch(run *r, double lr) {
     int64_t every = r->o->checkpoint_every;
     if (r->progress && every > 0 && r->epoch % every == 0) {
         save_checkpoint(r, r->o->checkpoint);
-        r->epoch_start = rt_now(); /* the next epoch's time leaves the checkpoint out */
+        r->epoch_start = rt_progress_now(r->progress); /* leaves the checkpoint out */
     }
 }
 
@@ -1324,7 +1324,7 @@ static rt_options only_rank0_writes(const rt_options *o) {
  * checkpoint starts within its epoch at pos. */
 static void run_epochs(run *r) {
     const rt_train_data *d = r->data;
-    if (r->progress) r->epoch_start = rt_now();
+    if (r->progress) r->epoch_start = rt_progress_now(r->progress);
     record_path(r); /* the start: the first point of the descent path */
     int lr_constant = rt_schedule_constant(r->o);
     while (r->epoch < r->epochs && r->stop == RUNNING) {

@@ -1,6 +1,7 @@
 /* util.c: messages, tracked allocations, file reads, time (see util.h). */
 #include "util.h"
 
+#include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -15,6 +16,10 @@
 #if defined(__SSE2__)
 #include <pmmintrin.h>
 #include <xmmintrin.h>
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <x86intrin.h>
+#endif
 #endif
 
 static const char *program_name = "nnrt";
@@ -424,6 +429,83 @@ double rt_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ---- the tick clock (util.h) ---- */
+
+#if defined(__x86_64__)
+static int counter_invariant(void) {
+    unsigned a, b, c, d;
+    return __get_cpuid(0x80000007, &a, &b, &c, &d) && (d & (1u << 8));
+}
+static uint64_t counter(void) {
+    return __rdtsc();
+}
+#else
+static int counter_invariant(void) {
+    return 0;
+}
+static uint64_t counter(void) {
+    return 0;
+}
+#endif
+
+/* The slope's base: the counter and the time read together, as closely as a few tries
+ * allow. A process's first clock_gettime can take tens of microseconds (the vDSO's page
+ * coming in), which over RT_TICKS_SPAN was a slope 0.5% off. */
+void rt_tick_clock_start(rt_tick_clock *c) {
+    *c = (rt_tick_clock){.counter = counter_invariant()};
+    double gap = INFINITY;
+    for (int tries = 0; tries < 4; tries++) {
+        double before = rt_now();
+        uint64_t tick = counter();
+        double after = rt_now();
+        if (after - before < gap) {
+            gap = after - before;
+            c->tick0 = tick;
+            c->second0 = before + gap / 2;
+        }
+    }
+    c->last = c->second0;
+}
+
+static double not_back(rt_tick_clock *c, double now) {
+    if (now < c->last) return c->last;
+    return c->last = now;
+}
+
+static double restart_line(rt_tick_clock *c, uint64_t tick, double now, double slope) {
+    c->tick_at = tick;
+    c->second_at = now;
+    c->seconds_per_tick = slope;
+    return not_back(c, now);
+}
+
+/* rt_now() is read between two reads of the counter, and paired with the tick halfway: the
+ * first rt_now() in a while can take a microsecond (its page of kvm-clock's data gone from
+ * the caches). The time returned is the line's at the first tick, so that that microsecond
+ * counts in the next read's time, not in this one's. */
+double rt_tick_clock_steer(rt_tick_clock *c) {
+    if (!c->counter) return not_back(c, rt_now());
+    uint64_t first = counter();
+    double now = rt_now();
+    uint64_t tick = first + (counter() - first) / 2;
+    if (now - c->second0 < RT_TICKS_SPAN || tick <= c->tick0) return not_back(c, now);
+    double measured = (now - c->second0) / (double)(tick - c->tick0);
+    if (c->seconds_per_tick == 0) return restart_line(c, tick, now, measured);
+    double line = c->second_at + (double)(tick - c->tick_at) * c->seconds_per_tick;
+    double behind = now - line;
+    /* Far off (the counter stopped, or the clock was set): no steering makes up for it. */
+    if (fabs(behind) > RT_TICKS_STEER / 16) return restart_line(c, tick, now, measured);
+    double at_first = c->second_at + (double)(first - c->tick_at) * c->seconds_per_tick;
+    return restart_line(c, first, at_first, measured * (1 + behind / RT_TICKS_STEER));
+}
+
+double rt_tick_clock_read(rt_tick_clock *c) {
+    if (c->seconds_per_tick == 0) return rt_tick_clock_steer(c);
+    uint64_t tick = counter();
+    if (tick < c->tick_at) tick = c->tick_at; /* another core's counter, a little behind */
+    return not_back(c, c->second_at + (double)(tick - c->tick_at) * c->seconds_per_tick);
 }
 
 /* ---- threads ---- */

@@ -689,6 +689,23 @@ def numtext():
 
 
 @test
+def tick_clock():
+    """The clock of the --log rows (util.h, rt_tick_clock): the time-stamp counter where it is
+    invariant, on a line steered to rt_now(); every rt_now() lies between the tick reads
+    around it, within 50 us, and no read goes back."""
+    r = subprocess.run([exe("tick_clock_check")], capture_output=True, timeout=60)
+    out = r.stdout.decode()
+    m = re.fullmatch(r"counter (\d) slope (\w+) reads (\d+) outside 0 back 0\n", out)
+    check(r.returncode == 0 and m, out + r.stderr.decode())
+    with open("/proc/cpuinfo") as f:
+        flags = f.read().split()
+    invariant = "constant_tsc" in flags and "nonstop_tsc" in flags
+    check(m.group(1) == str(int(invariant)), f"invariant counter: {invariant}; {out}")
+    check(m.group(2) == ("measured" if invariant else "none"), out)
+    check(int(m.group(3)) > 10000, out)
+
+
+@test
 def packed_gemm():
     """The product a scan's steps run with a packed weight, and nnrt_sgemm_nn, which reads B
     in place (runtime/packed_gemm.c): at every edge of the kernels' tiles, on the AVX-512 and
