@@ -239,9 +239,8 @@ double rt_progress_epoch(rt_progress *p, int64_t epoch, int64_t epochs, rt_metri
                          const double *grad_norms, const double *update_ratios) {
     double now = read_clock(p);
     int show = epoch == 1 || epoch == epochs || now - p->last_line >= PROGRESS_INTERVAL;
-    if (show)
-        p->last_line = now =
-            read_and_steer_clock(p); /* also with --quiet: the log is flushed as often */
+    /* also with --quiet: the log is flushed as often */
+    if (show) p->last_line = now = read_and_steer_clock(p);
     double seconds = now - p->start, epoch_seconds = now - epoch_start;
     double rate = epoch_seconds > 0 ? (double)r.samples / epoch_seconds : 0;
     if (p->log) {

@@ -287,10 +287,11 @@ static int has_inputs(const run *r) {
     return r->m->n_inputs > 0;
 }
 
-/* A batch that holds every training row, in one process: each epoch is one step on the same
- * rows. Their order changes nothing but the rounding of the batch's sums, so they are not
- * shuffled, and the step's inputs and targets, which the model never writes (nnrt.h), are
- * gathered once, not every step. Hogwild's threads shard the rows: they are shuffled. */
+/* A batch that holds every training row: each epoch is one step on the same rows. Their
+ * order changes nothing but the rounding of the batch's sums, so they are not shuffled, by
+ * one process, workers and ranks alike (their weights stay one process's). In one process
+ * the step's inputs and targets, which the model never writes (nnrt.h), are gathered once,
+ * not every step. Hogwild's threads shard the rows: they are shuffled. */
 static int whole_set_batch(const run *r) {
     return has_inputs(r) && r->batch >= r->data->n_train && r->o->hogwild == 0;
 }
