@@ -474,6 +474,13 @@ static double not_back(rt_tick_clock *c, double now) {
     return c->last = now;
 }
 
+/* The line's time at a tick (not before the line's own point: another core's counter may be
+ * a little behind). */
+static double line_at(const rt_tick_clock *c, uint64_t tick) {
+    if (tick < c->tick_at) tick = c->tick_at;
+    return c->second_at + (double)(tick - c->tick_at) * c->seconds_per_tick;
+}
+
 static double restart_line(rt_tick_clock *c, uint64_t tick, double now, double slope) {
     c->tick_at = tick;
     c->second_at = now;
@@ -493,19 +500,15 @@ double rt_tick_clock_steer(rt_tick_clock *c) {
     if (now - c->second0 < RT_TICKS_SPAN || tick <= c->tick0) return not_back(c, now);
     double measured = (now - c->second0) / (double)(tick - c->tick0);
     if (c->seconds_per_tick == 0) return restart_line(c, tick, now, measured);
-    double line = c->second_at + (double)(tick - c->tick_at) * c->seconds_per_tick;
-    double behind = now - line;
+    double behind = now - line_at(c, tick);
     /* Far off (the counter stopped, or the clock was set): no steering makes up for it. */
     if (fabs(behind) > RT_TICKS_STEER / 16) return restart_line(c, tick, now, measured);
-    double at_first = c->second_at + (double)(first - c->tick_at) * c->seconds_per_tick;
-    return restart_line(c, first, at_first, measured * (1 + behind / RT_TICKS_STEER));
+    return restart_line(c, first, line_at(c, first), measured * (1 + behind / RT_TICKS_STEER));
 }
 
 double rt_tick_clock_read(rt_tick_clock *c) {
     if (c->seconds_per_tick == 0) return rt_tick_clock_steer(c);
-    uint64_t tick = counter();
-    if (tick < c->tick_at) tick = c->tick_at; /* another core's counter, a little behind */
-    return not_back(c, c->second_at + (double)(tick - c->tick_at) * c->seconds_per_tick);
+    return not_back(c, line_at(c, counter()));
 }
 
 /* ---- threads ---- */
