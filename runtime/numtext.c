@@ -20,23 +20,34 @@ static const double pow10_exact[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1
                                      1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
                                      1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 #define MAX_EXACT_POW10 22
-#define BELOW_2_52      4503599627370496.0 /* 2^52 */
+
+/* 10^-13 .. 10^30, each the double nearest it: the powers of ten that split the exponents of
+ * the values %.9g writes without snprintf (1e-13 <= |v| < 1e30). */
+#define POW10_G9_FIRST (-13)
+static const double pow10_g9[] = {
+    1e-13, 1e-12, 1e-11, 1e-10, 1e-9, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1e0,  1e1,
+    1e2,   1e3,   1e4,   1e5,   1e6,  1e7,  1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17,  1e18,  1e19,  1e20,  1e21, 1e22, 1e23, 1e24, 1e25, 1e26, 1e27, 1e28, 1e29, 1e30};
+/* The steps of a conversion, each a few instructions, inlined into it: a call each cost a
+ * one-step epoch's row more than the steps themselves. */
+#define INLINE     inline __attribute__((always_inline))
+#define BELOW_2_52 4503599627370496.0 /* 2^52 */
 
 /* round(a * 10^k) for a >= 0, k in -22..22; 0 when the result might not be below 2^52. q is
  * a * 10^k rounded; only when its fraction is exactly one half does the sign of its error
  * (the fma, a rare call) decide. */
-static int scaled(double a, int k, uint64_t *n) {
+static INLINE int scaled(double a, int k, uint64_t *n) {
     int divide = k < 0;
     double p = pow10_exact[divide ? -k : k], q = divide ? a / p : a * p;
     if (!(q < BELOW_2_52)) return 0;
     int64_t whole = (int64_t)q; /* q >= 0 and below 2^52: its integer part, exactly */
     double f = q - (double)whole;
-    *n = (uint64_t)whole;
+    /* rounding up is a coin toss for the data, so an addition, not a jump; the exact half
+     * is rare and predictable */
+    *n = (uint64_t)whole + (f > 0.5);
     if (f == 0.5) {
         double err = divide ? fma(-q, p, a) : fma(a, p, -q);
-        if (err > 0 || (err == 0 && (*n & 1))) ++*n;
-    } else if (f > 0.5) {
-        ++*n;
+        *n += err > 0 || (err == 0 && (*n & 1));
     }
     return 1;
 }
@@ -70,38 +81,52 @@ static const uint64_t pow10_u64[] = {1u,
 
 /* How many decimal digits n has (1 for 0): from its bit length, log10(2) being about
  * 1233 / 2^12, then one comparison, in place of a comparison a digit. */
-static int decimal_length(uint64_t n) {
+static INLINE int decimal_length(uint64_t n) {
     int bits = 64 - __builtin_clzll(n | 1);
     int t = (bits * 1233) >> 12; /* the digits of 2^bits - 1, or one more */
     int len = t + 1 - (n < pow10_u64[t]);
     return len > 0 ? len : 1;
 }
 
-/* n's decimal digits, at least `width` of them (zeros in front); returns their count.
- * Counted first, then written from the last one back into buf, a pair a division (of 32 bits
- * once n fits): no copy of a length known only at run time, which is a call to memcpy. */
-static int digits(char *buf, uint64_t n, int width) {
+/* The eight decimal digits of v < 10^8 (zeros in front) as byte values 0..9, the first in
+ * the lowest byte: all eight at once, each step splitting every lane of the word in two
+ * (4 + 4 digits, then 2 + 2 in each half, then 1 + 1), where a loop takes a division a digit.
+ * Each reciprocal is exact over its lanes' range: (g * 10486) >> 20 is g / 100 for g < 10^4,
+ * (h * 103) >> 10 is h / 10 for h < 100, and no lane's product reaches the next lane. */
+static INLINE uint64_t eight_digits(uint32_t v) {
+    uint64_t x = (v / 10000) | ((uint64_t)(v % 10000) << 32);
+    uint64_t hundreds = ((x * 10486) >> 20) & 0x0000007F0000007Fu;
+    x = hundreds | ((x - hundreds * 100) << 16);
+    uint64_t tens = ((x * 103) >> 10) & 0x000F000F000F000Fu;
+    return tens | ((x - tens * 10) << 8);
+}
+
+#define ASCII_ZEROS 0x3030303030303030u /* '0' in every byte */
+
+/* The word's eight bytes at p, its lowest first (the first digit's). */
+static INLINE void store8(char *p, uint64_t w) {
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    w = __builtin_bswap64(w);
+#endif
+    memcpy(p, &w, 8);
+}
+
+/* n's decimal digits, at least `width` of them (zeros in front); returns their count. The
+ * first 1..8 digits are written as a word of eight bytes, then the rest eight at a time, each
+ * store a constant size (no call to memcpy): buf must have room for 7 bytes past the digits,
+ * which every caller's RT_NUMTEXT_MAX has (a text here is a few dozen bytes at most). */
+static INLINE int digits(char *buf, uint64_t n, int width) {
     int len = decimal_length(n);
     if (len < width) len = width;
-    char *p = buf + len;
-    while (n > UINT32_MAX) {
-        p -= 2;
-        memcpy(p, digit_pairs + 2 * (n % 100), 2);
-        n /= 100;
+    int chunks = (len - 1) / 8, first = len - 8 * chunks; /* a uint64_t has 20 digits at most */
+    uint32_t chunk[2];
+    for (int c = chunks - 1; c >= 0; c--) {
+        chunk[c] = (uint32_t)(n % 100000000u);
+        n /= 100000000u;
     }
-    uint32_t small = (uint32_t)n;
-    while (small >= 100) {
-        p -= 2;
-        memcpy(p, digit_pairs + 2 * (small % 100), 2);
-        small /= 100;
-    }
-    if (small >= 10) {
-        p -= 2;
-        memcpy(p, digit_pairs + 2 * small, 2);
-    } else {
-        *--p = (char)('0' + small);
-    }
-    while (p > buf) *--p = '0';
+    store8(buf, (eight_digits((uint32_t)n) + ASCII_ZEROS) >> (8 * (8 - first)));
+    for (int c = 0; c < chunks; c++)
+        store8(buf + first + 8 * c, eight_digits(chunk[c]) + ASCII_ZEROS);
     return len;
 }
 
@@ -117,8 +142,8 @@ int rt_text_int(char *buf, int64_t v) {
     return at;
 }
 
-/* The formats a memo tells apart: %.9g, %lld, and %.Nf by its places N (0..9). */
-enum { FORMAT_G9 = -1, FORMAT_INT = -2 };
+/* The formats a memo tells apart: %.9g, and %.Nf by its places N (0..9). */
+enum { FORMAT_G9 = -1 };
 
 static uint64_t bits_of(double v) {
     uint64_t bits;
@@ -129,7 +154,7 @@ static uint64_t bits_of(double v) {
 /* The memo's text when it was last written for v itself, in this format: a column whose value
  * does not change (the lr, an accuracy of 1) costs a comparison. Else -1. */
 static int recall_value(char *buf, const rt_text_memo *memo, double v, int32_t format) {
-    if (!memo || memo->n == 0 || memo->format != format || memo->value_bits != bits_of(v))
+    if (!memo || memo->len == 0 || memo->format != format || memo->value_bits != bits_of(v))
         return -1;
     memcpy(buf, memo->text, sizeof memo->text); /* the whole of it: a few moves, not a call */
     return memo->len;
@@ -137,58 +162,29 @@ static int recall_value(char *buf, const rt_text_memo *memo, double v, int32_t f
 
 /* The memo's text when it holds these digits (then it holds them for v too); else -1. */
 static int recall(char *buf, rt_text_memo *memo, uint64_t n, int32_t shape, double v) {
-    if (!memo || memo->n != n + 1 || memo->shape != shape) return -1;
+    if (!memo || memo->len == 0 || memo->n != n + 1 || memo->shape != shape) return -1;
     memo->value_bits = bits_of(v);
     memcpy(buf, memo->text, sizeof memo->text);
     return memo->len;
 }
 
+/* Notes the digits of v. The text is kept only when the same digits come twice in a row: a
+ * column whose text changes every row (a loss) then copies nothing, where a copy read the
+ * text right after the narrow stores that wrote it, and waited for them. */
 static int remember(const char *buf, int len, rt_text_memo *memo, uint64_t n, int32_t shape,
                     double v, int32_t format) {
-    if (memo && len < (int)sizeof memo->text) {
-        memo->n = n + 1;
-        memo->shape = shape;
+    if (!memo) return len;
+    int again = memo->n == n + 1 && memo->shape == shape && memo->format == format;
+    memo->n = n + 1;
+    memo->shape = shape;
+    memo->value_bits = bits_of(v);
+    memo->format = format;
+    memo->len = 0;
+    if (again && len < (int)sizeof memo->text) {
         memo->len = len;
-        memo->value_bits = bits_of(v);
-        memo->format = format;
         memcpy(memo->text, buf, sizeof memo->text); /* buf has RT_NUMTEXT_MAX bytes */
     }
     return len;
-}
-
-/* A counter's digits (len of them and a NUL) plus one, in place: the trailing 9s become 0s
- * and the digit before them goes up, or a 1 goes in front when they were all 9s. Returns the
- * new length. */
-static int increment_text(char *text, int len) {
-    int i = len - 1;
-    while (i >= 0 && text[i] == '9') text[i--] = '0';
-    if (i >= 0) {
-        text[i]++;
-        return len;
-    }
-    memmove(text + 1, text, (size_t)len + 1);
-    text[0] = '1';
-    return len + 1;
-}
-
-int rt_text_int_memo(char *buf, int64_t v, rt_text_memo *memo) {
-    /* n holds the last value plus one (0: nothing), which is v when v follows it. The text
-     * is copied out whole and then incremented twice, in buf and in the memo, byte by byte:
-     * copying the memo out right after its bytes changed would wait for them (a wide load
-     * of narrow stores just made). */
-    if (memo->format == FORMAT_INT && memo->n != 0 && v >= 0 && (uint64_t)v == memo->n) {
-        memcpy(buf, memo->text, sizeof memo->text);
-        increment_text(buf, memo->len);
-        memo->len = increment_text(memo->text, memo->len);
-        memo->n++;
-        return memo->len;
-    }
-    int len = rt_text_int(buf, v);
-    if (v < 0) { /* a counter is never negative: the memo keeps nothing */
-        memo->n = 0;
-        return len;
-    }
-    return remember(buf, len, memo, (uint64_t)v, 0, 0.0, FORMAT_INT);
 }
 
 int rt_text_fixed_memo(char *buf, double v, int places, rt_text_memo *memo) {
@@ -218,48 +214,73 @@ int rt_text_fixed(char *buf, double v, int places) {
     return rt_text_fixed_memo(buf, v, places, NULL);
 }
 
-/* A few digits (at most 9): a loop, where memcpy of a length known at run time is a call. */
-static void copy_chars(char *to, const char *from, int n) {
-    for (int i = 0; i < n; i++) to[i] = from[i];
-}
-
-/* %.9g: the 9 significant digits n (10^8 <= n < 10^9) of a value of decimal exponent x. */
+/* %.9g: the 9 significant digits n (10^8 <= n < 10^9) of a value of decimal exponent x,
+ * -13 <= x <= 29 (rt_text_g9_memo's range). The digits are made at once (eight_digits), the
+ * trailing zeros found from the word's leading zero bits, and every piece stored with a fixed
+ * size, the length then moved on by what it keeps: no loop over the digits, no branch on
+ * them. Stores reach at most 16 bytes past the text (RT_NUMTEXT_MAX has the room). */
 static int g9_text(char *buf, int negative, uint64_t n, int x) {
-    char d[9];
-    digits(d, n, 9);
-    int last = 8; /* trailing zeros go, and the point with them when nothing follows it */
+    uint64_t rest = eight_digits((uint32_t)(n % 100000000u));
+    int kept =
+        rest ? 8 - __builtin_clzll(rest) / 8 : 0; /* digits after the first, to the last non-zero */
+    char d[24] = {0}; /* the nine digits, and room for fixed-size copies from any of them */
+    d[0] = (char)('0' + n / 100000000u);
+    store8(d + 1, rest + ASCII_ZEROS);
     int at = 0;
     if (negative) buf[at++] = '-';
-    if (x < -4 || x >= 9) {
-        while (last > 0 && d[last] == '0') last--;
+    if (x < -4 || x >= 9) { /* d.ddde-xx */
         buf[at++] = d[0];
-        if (last > 0) {
-            buf[at++] = '.';
-            copy_chars(buf + at, d + 1, last);
-            at += last;
-        }
+        buf[at] = '.';
+        memcpy(buf + at + 1, d + 1, 8);
+        at += kept > 0 ? kept + 1 : 0;
         buf[at++] = 'e';
         buf[at++] = x < 0 ? '-' : '+';
-        at += digits(buf + at, (uint64_t)(x < 0 ? -x : x), 2);
-    } else if (x >= 0) { /* x + 1 digits before the point */
-        while (last > x && d[last] == '0') last--;
-        copy_chars(buf + at, d, x + 1);
+        memcpy(buf + at, digit_pairs + 2 * (x < 0 ? -x : x), 2);
+        at += 2;
+    } else if (x >= 0) { /* x + 1 digits before the point, the point only when digits follow */
+        memcpy(buf + at, d, 16);
         at += x + 1;
-        if (last > x) {
-            buf[at++] = '.';
-            copy_chars(buf + at, d + x + 1, last - x);
-            at += last - x;
-        }
+        buf[at] = '.';
+        memcpy(buf + at + 1, d + x + 1, 8);
+        at += kept > x ? kept - x + 1 : 0;
     } else { /* 0.000ddd */
-        while (d[last] == '0') last--;
-        buf[at++] = '0';
-        buf[at++] = '.';
-        for (int i = 0; i < -x - 1; i++) buf[at++] = '0';
-        copy_chars(buf + at, d, last + 1);
-        at += last + 1;
+        memcpy(buf + at, "0.000", 5);
+        at += 1 - x; /* "0." and -x - 1 zeros */
+        memcpy(buf + at, d, 16);
+        at += kept + 1;
     }
     buf[at] = '\0';
     return at;
+}
+
+/* The 9 significant digits of a, 1e-13 <= a < 1e30, as an integer n (10^8 <= n < 10^9), and
+ * its decimal exponent x; 0 when they cannot be found exactly here (then snprintf writes it).
+ * a is in [2^(e2-1), 2^e2) (a is normal here): x is the floor of (e2 - 1) log10(2) or one
+ * more, which a comparison with the power of ten between them tells (78913 / 2^18 is log10(2)
+ * to well within what these exponents need); the loop still corrects x should the rounded
+ * power of ten have misled it, or the rounding carried into a tenth digit. */
+static INLINE int g9_digits(double a, int *x_out, uint64_t *n_out) {
+    uint64_t bits;
+    memcpy(&bits, &a, sizeof bits);
+    int e2 = (int)((bits >> 52) & 0x7ff) - 1022;
+    int scaled_e = (e2 - 1) * 78913; /* floor(scaled_e / 2^18), for either sign: */
+    int x = scaled_e >= 0 ? scaled_e / 262144 : -((-scaled_e + 262143) / 262144);
+    x += a >= pow10_g9[x + 1 - POW10_G9_FIRST];
+    for (int tries = 0; tries < 4; tries++) {
+        int k = 8 - x;
+        uint64_t n;
+        if (k < -MAX_EXACT_POW10 || k > MAX_EXACT_POW10 || !scaled(a, k, &n)) return 0;
+        if (n >= 1000000000u) {
+            x++;
+        } else if (n < 100000000u) {
+            x--;
+        } else {
+            *x_out = x;
+            *n_out = n;
+            return 1;
+        }
+    }
+    return 0;
 }
 
 int rt_text_g9_memo(char *buf, double v, rt_text_memo *memo) {
@@ -270,30 +291,14 @@ int rt_text_g9_memo(char *buf, double v, rt_text_memo *memo) {
         strcpy(buf, signbit(v) ? "-0" : "0");
         return (int)strlen(buf);
     }
-    if (!(a >= 1e-13 && a < 1e30)) return snprintf(buf, RT_NUMTEXT_MAX, "%.9g", v);
-    /* a in [2^(e2-1), 2^e2) (a is normal here): the decimal exponent x, perhaps one off
-     * (below); 78913 / 2^18 is log10(2) to well within what the exponents here need. */
-    uint64_t bits;
-    memcpy(&bits, &a, sizeof bits);
-    int e2 = (int)((bits >> 52) & 0x7ff) - 1022;
-    int scaled_e = (e2 - 1) * 78913; /* floor(scaled_e / 2^18), for either sign: */
-    int x = scaled_e >= 0 ? scaled_e / 262144 : -((-scaled_e + 262143) / 262144);
-    for (int tries = 0; tries < 4; tries++) {
-        int k = 8 - x;
-        uint64_t n;
-        if (k < -MAX_EXACT_POW10 || k > MAX_EXACT_POW10 || !scaled(a, k, &n)) break;
-        if (n >= 1000000000u) {
-            x++;
-        } else if (n < 100000000u) {
-            x--;
-        } else {
-            int32_t shape = 2 * (x + 64) + (signbit(v) != 0);
-            int len = recall(buf, memo, n, shape, v);
-            if (len >= 0) return len;
-            return remember(buf, g9_text(buf, signbit(v) != 0, n, x), memo, n, shape, v, FORMAT_G9);
-        }
-    }
-    return snprintf(buf, RT_NUMTEXT_MAX, "%.9g", v);
+    int x;
+    uint64_t n;
+    if (!(a >= 1e-13 && a < 1e30) || !g9_digits(a, &x, &n))
+        return snprintf(buf, RT_NUMTEXT_MAX, "%.9g", v);
+    int32_t shape = 2 * (x + 64) + (signbit(v) != 0);
+    int len = recall(buf, memo, n, shape, v);
+    if (len >= 0) return len;
+    return remember(buf, g9_text(buf, signbit(v) != 0, n, x), memo, n, shape, v, FORMAT_G9);
 }
 
 int rt_text_g9(char *buf, double v) {

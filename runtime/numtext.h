@@ -20,13 +20,13 @@ int rt_text_int(char *buf, int64_t v);              /* "%lld" */
  * (float, or double with f64): exact, and as short as the number allows ("2", "1.4"). */
 int rt_text_shortest(char *buf, size_t size, double v, int f64);
 
-/* The last text of a column whose values often give the same text (a learning rate, an
- * accuracy, seconds to the millisecond): the digits are only written out when they change.
- * Zeroed, it holds nothing. */
+/* The last digits of a column whose values often give the same text (a learning rate, an
+ * accuracy, seconds to the millisecond), and their text once they came twice in a row: the
+ * digits are only written out when they change. Zeroed, it holds nothing. */
 typedef struct rt_text_memo {
-    uint64_t n;    /* the digits as an integer, plus one (0: nothing held) */
-    int32_t shape; /* the exponent (%.9g) or the places (%.Nf), and the sign */
-    int32_t len;
+    uint64_t n;          /* the digits as an integer, plus one (0: nothing held) */
+    int32_t shape;       /* the exponent (%.9g) or the places (%.Nf), and the sign */
+    int32_t len;         /* the text's length; 0 while it is not kept */
     uint64_t value_bits; /* the last value written (its bits), and its format: the same text */
     int32_t format;
     char text[40];
@@ -34,8 +34,5 @@ typedef struct rt_text_memo {
 
 int rt_text_g9_memo(char *buf, double v, rt_text_memo *memo);
 int rt_text_fixed_memo(char *buf, double v, int places, rt_text_memo *memo);
-/* "%lld" of a counter (the epoch column): when v is the last value plus one, the memo's text
- * is incremented in place, a digit or two, with no division. memo must not be NULL. */
-int rt_text_int_memo(char *buf, int64_t v, rt_text_memo *memo);
 
 #endif

@@ -761,7 +761,8 @@ def batch_metrics():
 def progress_work():
     """Progress reads the clock once an epoch and once every so many bar ticks (the stride
     doubles while ticks come fast), not at every tick: 6 million ticks on a terminal read it
-    a few thousand times at most. The log's rows are printf's text of each epoch's values."""
+    a few thousand times at most. The log's rows are printf's text of each epoch's values,
+    3000 of them: the log's buffer goes to the file several times, in part and whole."""
     master, slave = os.openpty()
     try:
         r = subprocess.run([exe("progress_check"), "log.csv"], stdout=subprocess.PIPE,
