@@ -13,7 +13,9 @@ Each round runs, one after the other:
       last `seconds` (the loop's time, data loading left out).
 The models are compiled from bench/w1.nn and bench/w3.nn by the build's nnc, as a user would.
 Every program runs with OPENBLAS_NUM_THREADS=1: one core, and no idle OpenBLAS thread, whose
-spinning would count in the CPU time of the run.
+spinning would count in the CPU time of the run. Every program runs on the same CPU (--cpu,
+default the last), so that a ratio's two figures come from one core: the two vCPUs of a
+host here ran the same step 15% apart (bench/README.md, "The team's phases").
 Figures are medians over the rounds; ratios are the loop's rate over the step's (W3) or over
 the GEMM bound (W1), each round's figures taken from the same round.
 """
@@ -71,12 +73,15 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--w1-epochs", type=int, default=12)
     ap.add_argument("--w3-epochs", type=int, default=400000)
+    ap.add_argument("--cpu", type=int, default=max(os.sched_getaffinity(0)),
+                    help="the CPU every program runs on")
     o = ap.parse_args()
     images = os.path.join(o.data, "train-images-idx3-ubyte")
     labels = os.path.join(o.data, "train-labels-idx1-ubyte")
     if not os.path.exists(images):
         sys.exit(f"onecore.py: no MNIST IDX files in {o.data} (give --data DIR)")
     os.environ["OPENBLAS_NUM_THREADS"] = "1"
+    os.sched_setaffinity(0, {o.cpu})  # the programs started from here inherit it
     tmp = tempfile.mkdtemp(prefix="onecore-")
     nnc = os.path.join(o.build, "nnc")
     for model in ("w1", "w3"):
