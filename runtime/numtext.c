@@ -52,7 +52,7 @@ static INLINE int scaled(double a, int k, uint64_t *n) {
     return 1;
 }
 
-/* "00" to "99": a division by 100 gives two digits at once. */
+/* "00" to "99": the two digits of a %.9g exponent. */
 static const char digit_pairs[] = "00010203040506070809101112131415161718192021222324252627282930"
                                   "31323334353637383940414243444546474849505152535455565758596061"
                                   "62636465666768697071727374757677787980818283848586878889909192"
