@@ -42,8 +42,8 @@ static INLINE int scaled(double a, int k, uint64_t *n) {
     if (!(q < BELOW_2_52)) return 0;
     int64_t whole = (int64_t)q; /* q >= 0 and below 2^52: its integer part, exactly */
     double f = q - (double)whole;
-    /* rounding up is a coin toss for the data, so an addition, not a jump; the exact half
-     * is rare and predictable */
+    /* rounding up or down is the data's coin toss: an addition, not a jump to mispredict;
+     * the exact half is rare */
     *n = (uint64_t)whole + (f > 0.5);
     if (f == 0.5) {
         double err = divide ? fma(-q, p, a) : fma(a, p, -q);
@@ -221,8 +221,8 @@ int rt_text_fixed(char *buf, double v, int places) {
  * them. Stores reach at most 16 bytes past the text (RT_NUMTEXT_MAX has the room). */
 static int g9_text(char *buf, int negative, uint64_t n, int x) {
     uint64_t rest = eight_digits((uint32_t)(n % 100000000u));
-    int kept =
-        rest ? 8 - __builtin_clzll(rest) / 8 : 0; /* digits after the first, to the last non-zero */
+    /* the digits after the first up to the last that is not 0: a 0 digit is a 0 byte */
+    int kept = rest ? 8 - __builtin_clzll(rest) / 8 : 0;
     char d[24] = {0}; /* the nine digits, and room for fixed-size copies from any of them */
     d[0] = (char)('0' + n / 100000000u);
     store8(d + 1, rest + ASCII_ZEROS);
