@@ -544,15 +544,17 @@ rt_class_layout rt_class_layout_of(const nnrt_model *m) {
     return (rt_class_layout){.steps = 1, .classes = out->numel};
 }
 
+/* Where one output value becomes class 1: 0 for a logit, 0.5 for a probability. */
+static inline double output_threshold(const nnrt_model *m) {
+    return m->train.classification == NNRT_ACCURACY_LOGIT ? 0.0 : 0.5;
+}
+
 /* The class of one output row: the first of its largest values, or for one value whether it
  * is past the threshold. Inlined into the metrics' loop over a batch with f64 a constant
  * (correct_in_batch): a batch of a tiny model is a handful of rows, and a call a row, or a
  * branch on the element type a value, cost more than the row. */
 static inline int64_t class_of(const nnrt_model *m, const void *row, int64_t classes, int f64) {
-    if (classes == 1) {
-        double threshold = m->train.classification == NNRT_ACCURACY_LOGIT ? 0.0 : 0.5;
-        return rt_get(row, 0, f64) > threshold;
-    }
+    if (classes == 1) return rt_get(row, 0, f64) > output_threshold(m);
     /* The first of the largest; each type's own loop, no branch on it. Selects, not
      * branches: where the largest is is the data's, and a mispredicted jump a new largest
      * value cost more than the row's comparisons. */
@@ -617,7 +619,7 @@ correct_in_batch(const nnrt_model *m, const rt_class_layout *l, const void *outp
 static inline __attribute__((always_inline)) int64_t
 correct_of_one_output(const nnrt_model *m, const void *output, const rt_dataset *d,
                       const int64_t *rows, int64_t first, int64_t batch, int f64) {
-    double threshold = m->train.classification == NNRT_ACCURACY_LOGIT ? 0.0 : 0.5;
+    double threshold = output_threshold(m);
     int64_t stride = d->target_elems, correct = 0;
     for (int64_t b = 0; b < batch; b++) {
         int64_t row = rows ? rows[b] : first + b;
@@ -627,21 +629,22 @@ correct_of_one_output(const nnrt_model *m, const void *output, const rt_dataset 
     return correct;
 }
 
-static int one_output(const nnrt_model *m, const rt_class_layout *l, const rt_dataset *d) {
-    return l->classes == 1 && l->steps == 1 && !l->target_ids && !d->text && m->output.numel == 1;
+/* One output value a sample (either layout of rt_class_layout_of), and targets of numbers. */
+static int one_output(const rt_class_layout *l, const rt_dataset *d) {
+    return l->classes == 1 && l->steps == 1 && !d->text;
 }
 
 static int64_t correct_in_batch_f32(const nnrt_model *m, const rt_class_layout *l,
                                     const void *output, const rt_dataset *d, const int64_t *rows,
                                     int64_t first, int64_t batch) {
-    if (one_output(m, l, d)) return correct_of_one_output(m, output, d, rows, first, batch, 0);
+    if (one_output(l, d)) return correct_of_one_output(m, output, d, rows, first, batch, 0);
     return correct_in_batch(m, l, output, d, rows, first, batch, 0);
 }
 
 static int64_t correct_in_batch_f64(const nnrt_model *m, const rt_class_layout *l,
                                     const void *output, const rt_dataset *d, const int64_t *rows,
                                     int64_t first, int64_t batch) {
-    if (one_output(m, l, d)) return correct_of_one_output(m, output, d, rows, first, batch, 1);
+    if (one_output(l, d)) return correct_of_one_output(m, output, d, rows, first, batch, 1);
     return correct_in_batch(m, l, output, d, rows, first, batch, 1);
 }
 

@@ -58,7 +58,8 @@ static uint64_t next(void) { /* splitmix64 */
 }
 
 /* Integers at every carry: counting up to 10^6, around 10^k for each k and the top of
- * int64_t (each length of the digits' words), and negative ones. */
+ * int64_t (each length of the digits' words), negative ones, and the old counter test's
+ * jumps, repeats and steps back. */
 static void integer(int64_t v) {
     char ours[RT_NUMTEXT_MAX], theirs[RT_NUMTEXT_MAX];
     rt_text_int(ours, v);
@@ -79,6 +80,8 @@ static void counters(void) {
     for (int64_t v = INT64_MAX - 3; v < INT64_MAX; v++) integer(v);
     integer(INT64_MAX);
     integer(INT64_MIN);
+    int64_t odd[] = {5, 5, 4, 6, -1, 0, 1, -10, -9, 99, 100, 98, 99, 100, 101, 7, 8};
+    for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) integer(odd[i]);
 }
 
 int main(void) {
