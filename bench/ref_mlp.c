@@ -1,5 +1,6 @@
 /* ref_mlp.c: the benchmark MLPs written by hand in C over OpenBLAS (and the runtime's kernel
- * for the forward products, nnrt_sgemm_nn, as the generated code calls it), behind the same
+ * for the forward products and the first layer's weight gradient, nnrt_sgemm_nn and
+ * nnrt_sgemm_tn, as the generated code calls them), behind the same
  * descriptor (nnrt.h) that nnc generates, so that bench_main.c times both alike.
  *
  * It shows what the generated code could reach: the step's GEMMs plus one simple loop per
@@ -9,7 +10,7 @@
  *   -DREF_NAME="w1_ref" -DREF_D0=784 -DREF_D1=128 -DREF_D2=10 [-DREF_D3=...] -DREF_BATCH=32
  */
 #include "nnrt.h"
-#include "packed_gemm.h"
+#include "in_place_gemm.h"
 
 #include <cblas.h>
 
@@ -121,8 +122,12 @@ static void backward(nnrt_ctx *ctx, float lr) {
         float scale = lr != 0 ? -lr : 1.0f;
         if (lr == 0) memset(gb, 0, (size_t)n * sizeof(float));
         for (int i = 0; i < b; i++) axpy(gb, scale, d + (int64_t)i * n, n);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, k, n, b, scale, ACT(l - 1), k, d, n,
-                    lr != 0 ? 1.0f : 0.0f, lr != 0 ? FX(W_OFF(l)) : FX(NP + W_OFF(l)), n);
+        float *w = lr != 0 ? FX(W_OFF(l)) : FX(NP + W_OFF(l));
+        if (l == 1) /* A is the data, as the generated code: nnrt_sgemm_tn skips its zeros */
+            nnrt_sgemm_tn(k, n, b, scale, ACT(0), k, d, n, lr != 0 ? 1.0f : 0.0f, w, n);
+        else
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, k, n, b, scale, ACT(l - 1), k, d,
+                        n, lr != 0 ? 1.0f : 0.0f, w, n);
     }
 }
 

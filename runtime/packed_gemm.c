@@ -155,40 +155,11 @@ void nnrt_sgemm_packed(int64_t M, int64_t N, int64_t K, float alpha, const float
     if (M <= 0 || N <= 0) return;
 #if HAVE_KERNELS
     switch (nnrt_packed_gemm_path()) {
-    case NNRT_PACKED_AVX512:
-        avx512_product(M, N, K, alpha, A, lda, packed, 0, beta, C, ldc);
-        return;
-    case NNRT_PACKED_AVX2: avx2_product(M, N, K, alpha, A, lda, packed, 0, beta, C, ldc); return;
+    case NNRT_PACKED_AVX512: avx512_product(M, N, K, alpha, A, lda, packed, beta, C, ldc); return;
+    case NNRT_PACKED_AVX2: avx2_product(M, N, K, alpha, A, lda, packed, beta, C, ldc); return;
     case NNRT_PACKED_BLAS: break;
     }
 #endif
     cblas_sgemm(CblasRowMajor, CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K,
                 alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
-}
-
-#define IN_PLACE_MAX_M 256       /* rows of A and C */
-#define IN_PLACE_MAX_B (1 << 18) /* elements of B: 1 MB of floats */
-
-int nnrt_sgemm_nn_in_place(int64_t M, int64_t K, int64_t N) {
-    int64_t lanes = (N + NR - 1) / NR * NR; /* the last tile's unused columns included */
-    return M <= IN_PLACE_MAX_M && N > 0 && 8 * N >= 7 * lanes && K * N <= IN_PLACE_MAX_B &&
-           nnrt_packed_gemm_path() == NNRT_PACKED_AVX512;
-}
-
-void nnrt_sgemm_nn(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
-                   const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
-    nnrt_sgemm_nn_as(nnrt_sgemm_nn_in_place(M, K, N), M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-}
-
-void nnrt_sgemm_nn_as(int in_place, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
-                      int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
-    if (M <= 0 || N <= 0) return;
-#if HAVE_KERNELS
-    if (in_place && nnrt_packed_gemm_path() == NNRT_PACKED_AVX512) {
-        avx512_product(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-        return;
-    }
-#endif
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)N, (int)K, alpha, A,
-                (int)lda, B, (int)ldb, beta, C, (int)ldc);
 }

@@ -53,25 +53,4 @@ typedef enum nnrt_packed_path {
 nnrt_packed_path nnrt_packed_gemm_path(void);
 void nnrt_packed_gemm_limit(nnrt_packed_path most);
 
-/* C = alpha·A·B + beta·C (nothing transposed, all row-major) for the products that are not a
- * scan's: X·W forward. OpenBLAS packs B on every call, which at a batch of 32 rows costs it
- * 40% of W1's forward product (784 × 128); the AVX-512 kernel reads B's rows where they lie,
- * as if they were a packed panel's (the tiles load B with masks, so nothing past column N is
- * read), and ran that product in 31 us against OpenBLAS's 52 on a Zen 5. The kernel runs
- * where the CPU has AVX-512, M is at most 256 rows, N fills at least 7/8 of the tiles'
- * 32-column lanes (N = 28..32, 56..64, 84..96, 112..128, ...) and B holds at most 2^18
- * elements (1 MB): that is nnrt_sgemm_nn_in_place(M, K, N). Elsewhere cblas_sgemm, which
- * measured faster: packing B costs OpenBLAS less the more rows share it (at 512 rows and
- * more the kernel was level or slower), idle lanes cost more than the packing (N = 10, 48,
- * 65 and 100), so does reading a larger B from beyond L2 (784 × 512, 1000 × 1000), and the
- * AVX2 tiles lose to OpenBLAS's at any size.
- * nnrt_sgemm_nn_as does the same with that choice made by the caller (in_place: the kernel at
- * any size, if the CPU has AVX-512): the threads of a team cut one product into blocks and
- * choose by the whole product, so that every block adds as the whole does. */
-int nnrt_sgemm_nn_in_place(int64_t M, int64_t K, int64_t N);
-void nnrt_sgemm_nn(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
-                   const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
-void nnrt_sgemm_nn_as(int in_place, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
-                      int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
-
 #endif

@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "conv.h"
+#include "in_place_gemm.h"
 #include "packed_gemm.h"
 #include "util.h"
 
@@ -683,14 +684,20 @@ static void copy_rows_out(char *to, size_t to_stride, const char *from, int rows
         memcpy(to + (size_t)r * to_stride, from + (size_t)r * row_bytes, row_bytes);
 }
 
-/* A block of a team's product of whole_m × whole_n in all: f32 without transposes as the
- * whole product runs in one thread, so that each element adds alike (nnrt_sgemm_nn_as,
- * chosen by the whole product), anything else through OpenBLAS. */
+/* A block of a team's product of whole_m × whole_n in all: f32 without transposes, or with
+ * A the model's data transposed (NNRT_TRANS_DATA), as the whole product runs in one thread,
+ * so that each element adds alike (nnrt_sgemm_nn_as and nnrt_sgemm_tn_as, chosen by the whole
+ * product), anything else through OpenBLAS. */
 static void team_block_sgemm(int whole_m, int whole_n, int ta, int tb, int M, int N, int K,
                              float alpha, const float *A, int lda, const float *B, int ldb,
                              float beta, float *C, int ldc) {
     if (ta == CblasNoTrans && tb == CblasNoTrans) {
         nnrt_sgemm_nn_as(nnrt_sgemm_nn_in_place(whole_m, K, whole_n), M, N, K, alpha, A, lda, B,
+                         ldb, beta, C, ldc);
+        return;
+    }
+    if (ta == NNRT_TRANS_DATA && tb == CblasNoTrans) {
+        nnrt_sgemm_tn_as(nnrt_sgemm_tn_in_place(whole_m, K, whole_n), M, N, K, alpha, A, lda, B,
                          ldb, beta, C, ldc);
         return;
     }
@@ -736,7 +743,7 @@ static void team_block_dgemm(int whole_m, int whole_n, int ta, int tb, int M, in
         if (lo >= hi) return;                                                                      \
         int whole_m = M, whole_n = N;                                                              \
         if (by_rows) {                                                                             \
-            A += ta == CblasTrans ? lo : (int64_t)lo * lda;                                        \
+            A += ta != CblasNoTrans ? lo : (int64_t)lo * lda;                                      \
             C += (int64_t)lo * ldc;                                                                \
             M = hi - lo;                                                                           \
         } else {                                                                                   \

@@ -3,6 +3,8 @@
  * dimension (X^T dY, summed over the batch), one GEMM without batch, and a loop of GEMMs. */
 #include "harness.h"
 
+#include <math.h>
+
 typedef struct Case {
     const char *what;
     bool a_varies, b_varies;
@@ -35,7 +37,33 @@ static const Case cases[] = {
     {"X[2,4] Y[3,4]^T, summed", true, true, {2, {2, 4}}, {2, {3, 4}}, false, true, true},
 };
 
+/* Image-like data: columns of x that are zero in every sample (-0 in some), one of them NaN
+ * in the first sample, so that X^T dY skips whole rows (runtime/in_place_gemm.h). */
+static void zero_columns(Model *m) {
+    const nnrt_tensor *t = model_tensor(m, "a");
+    for (int64_t b = 0; b < m->ctx.batch_cap; b++)
+        for (int64_t i = 0; i < t->numel; i++)
+            if (i % 3 == 1 || i < 9) tensor_set(m, t, b, i, b % 2 ? -0.0 : 0.0);
+    tensor_set(m, t, 0, 4, NAN);
+}
+
+/* The weight gradient of a first layer, X^T dY with X the data, at a size where the AVX-512
+ * kernel runs it (N = 64 columns: two tiles), with and without zero columns. */
+static void data_weight_gradient(void) {
+    for (int zeros = 0; zeros < 2; zeros++) {
+        Graph *g = graph_new("matmul");
+        Value *a = operand(g, "a", true, (Shape){1, {40}});
+        Value *b = operand(g, "b", true, (Shape){1, {64}});
+        Value *r = ir_matmul(g, a, b, true, false, true);
+        ForwardCase fc = {.f64 = false, .opt_level = 2, .lo = -1, .hi = 1};
+        if (zeros) fc.tweak = zero_columns;
+        check_forward(xprintf("x[40]^T dy[64], summed, %s", zeros ? "zero columns" : "dense"), g, r,
+                      &fc);
+    }
+}
+
 int main(void) {
+    data_weight_gradient();
     for (int mode = 0; mode < 2; mode++)
         for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
             const Case *c = &cases[k];

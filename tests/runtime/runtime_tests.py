@@ -707,11 +707,13 @@ def tick_clock():
 
 @test
 def packed_gemm():
-    """The product a scan's steps run with a packed weight, and nnrt_sgemm_nn, which reads B
-    in place (runtime/packed_gemm.c): at every edge of the kernels' tiles, on the AVX-512 and
-    AVX2 kernels where the CPU has them (exactly the sum in order of k that docs/codegen.md
-    states) and on the OpenBLAS fallback, forced: nothing written outside C, beta 0 never
-    reads C, a NaN in A makes its row NaN."""
+    """The product a scan's steps run with a packed weight, and nnrt_sgemm_nn and
+    nnrt_sgemm_tn, which read B in place and skip A's zero columns (runtime/packed_gemm.c,
+    in_place_gemm.c): at every edge of the kernels' tiles, on the AVX-512 and AVX2 kernels
+    where the CPU has them (exactly the sum in order of k that docs/codegen.md states, a
+    skipped row of C as the whole product leaves it) and on the OpenBLAS fallback, forced:
+    nothing written outside C, beta 0 never reads C, a NaN in A makes its row NaN, an
+    infinity in B leaves the skipped rows alone."""
     r = subprocess.run([exe("packed_gemm_check")], capture_output=True, timeout=300)
     out = r.stdout.decode()
     m = re.fullmatch(r"((?:path \w+\n)+)compared (\d+) products, 0 differ\n", out)
@@ -723,9 +725,12 @@ def packed_gemm():
     has = {"avx512": "avx512f" in flags, "avx2": "avx2" in flags and "fma" in flags}
     for path in ("avx512", "avx2"):
         check(has[path] == (path in paths), f"the CPU has {path}: {has[path]}; {out}")
-    # 9 M x 10 N x 6 K x 5 (alpha, beta, NaN) x 3 (B packed, Bᵀ packed, B in place)
-    # + 2 large ones packed and 1 in place, on each path
-    check(int(m.group(2)) == len(paths) * (9 * 10 * 6 * 5 * 3 + 3), out)
+    # 9 M x 10 N x 6 K x 9 (alpha, beta and zero columns or not, NaN) x 3 (B packed, Bᵀ
+    # packed, B in place) + 2 large ones packed and 1 in place; 7 M x 7 N x 4 K x 3 (zero
+    # columns) x 2 alpha x 3 beta + 4 of nnrt_sgemm_tn: on each path
+    nn = 9 * 10 * 6 * 9 * 3 + 3
+    tn = 7 * 7 * 4 * 3 * 2 * 3 + 4
+    check(int(m.group(2)) == len(paths) * (nn + tn), out)
 
 
 @test

@@ -1,0 +1,271 @@
+/* in_place_gemm.c: products that read B where it lies and skip A's zero columns
+ * (in_place_gemm.h).
+ *
+ * A tile is 8 rows by 32 columns of C, its sums in 16 AVX-512 registers for the whole of K: at
+ * each k it loads B's row k (its 32 columns, with masks at the right edge) once and multiplies
+ * it by 8 broadcast elements of A. Which k a tile runs over and where its rows of A and C lie
+ * make the two products: X·W runs over the listed k (A's columns with a value other than 0),
+ * rows i consecutive; Xᵀ·dZ runs over every k, rows i the listed ones, A read down its
+ * columns. Either way each element sums its k in order, one fused multiply-add each, then
+ * alpha·sum, then beta·C added in one more (beta = 0 never reads C: it may hold anything). */
+#include "in_place_gemm.h"
+
+#include <cblas.h>
+
+#include "packed_gemm.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define HAVE_KERNEL 1
+#include <immintrin.h>
+#else
+#define HAVE_KERNEL 0
+#endif
+
+#define ROWS          8  /* rows of a tile */
+#define COLS          32 /* columns of a tile: two vectors of 16 floats */
+#define LANES         16
+#define A_BLOCK_ELEMS (64 * 1024) /* 256 KB of A: rows taken together while B's tiles pass */
+
+#define NN_MAX_M 256       /* rows of A and C (X·W) */
+#define TN_MAX_M 8192      /* rows of C (Xᵀ·dZ), and the most k a list holds */
+#define TN_MAX_K 256       /* rows of A and B (Xᵀ·dZ): the batch */
+#define MAX_B    (1 << 18) /* elements of B: 1 MB of floats */
+
+/* Where the kernel would be faster than OpenBLAS, but for the CPU (in_place_gemm.h). */
+static int fills_lanes(int64_t N) {
+    int64_t lanes = (N + COLS - 1) / COLS * COLS; /* the last tile's unused columns included */
+    return N > 0 && 8 * N >= 7 * lanes;
+}
+
+static int has_kernel(void) {
+    return nnrt_packed_gemm_path() == NNRT_PACKED_AVX512;
+}
+
+int nnrt_sgemm_nn_in_place(int64_t M, int64_t K, int64_t N) {
+    return M <= NN_MAX_M && K <= TN_MAX_M && fills_lanes(N) && K * N <= MAX_B && has_kernel();
+}
+
+int nnrt_sgemm_tn_in_place(int64_t M, int64_t K, int64_t N) {
+    return M <= TN_MAX_M && K <= TN_MAX_K && N > COLS && fills_lanes(N) && K * N <= MAX_B &&
+           has_kernel();
+}
+
+#if HAVE_KERNEL
+#define AVX512        __attribute__((target("avx512f")))
+#define ALWAYS_INLINE __attribute__((always_inline)) inline
+#if defined(__clang__)
+#define UNROLL_ROWS _Pragma("unroll")
+#else
+#define UNROLL_ROWS _Pragma("GCC unroll 16")
+#endif
+
+/* The k a tile runs over: ks[0..n) when ks, else 0..n-1. */
+typedef struct k_list {
+    const int32_t *ks;
+    int64_t n;
+} k_list;
+
+/* C's tile (the columns the masks keep) = alpha · A's rows · B + beta · C, element (i, k) of A
+ * at A[i * a_row + k * a_k], row i of C at c[i]. mr and listed are constants at each call
+ * (tile_of), so each case is its own unrolled code with its sums in registers; A's rows are
+ * strides of one pointer rather than eight pointers, which would leave too few registers for
+ * the loop. next, unless NULL, is the next tile's columns of B, asked for row by row: rows far
+ * apart (2 KB for 512 columns) cross a page every row or two, where the caches' prefetchers
+ * stop, and a weight of a megabyte read cold ran at half OpenBLAS's speed without it. */
+static ALWAYS_INLINE AVX512 void tile(int mr, int listed, const float *A, int64_t a_row,
+                                      int64_t a_k, k_list k_of, const float *B, int64_t ldb,
+                                      const float *next, float alpha, float beta, float *const *c,
+                                      __mmask16 keep0, __mmask16 keep1) {
+    __m512 sum0[ROWS], sum1[ROWS];
+    UNROLL_ROWS
+    for (int i = 0; i < mr; i++) sum0[i] = sum1[i] = _mm512_setzero_ps();
+    for (int64_t n = 0; n < k_of.n; n++) {
+        int64_t k = listed ? k_of.ks[n] : n;
+        const float *row = B + k * ldb;
+        if (next) {
+            _mm_prefetch((const char *)(next + k * ldb), _MM_HINT_T0);
+            _mm_prefetch((const char *)(next + k * ldb + LANES), _MM_HINT_T0);
+        }
+        __m512 b0 = _mm512_maskz_loadu_ps(keep0, row);
+        __m512 b1 = _mm512_maskz_loadu_ps(keep1, row + LANES);
+        const float *a = A + k * a_k;
+        UNROLL_ROWS
+        for (int i = 0; i < mr; i++) {
+            __m512 v = _mm512_set1_ps(a[i * a_row]);
+            sum0[i] = _mm512_fmadd_ps(v, b0, sum0[i]);
+            sum1[i] = _mm512_fmadd_ps(v, b1, sum1[i]);
+        }
+    }
+    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    UNROLL_ROWS
+    for (int i = 0; i < mr; i++) {
+        float *ci = c[i];
+        __m512 c0 = _mm512_mul_ps(va, sum0[i]), c1 = _mm512_mul_ps(va, sum1[i]);
+        if (beta != 0) {
+            c0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(keep0, ci), c0);
+            c1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(keep1, ci + LANES), c1);
+        }
+        _mm512_mask_storeu_ps(ci, keep0, c0);
+        _mm512_mask_storeu_ps(ci + LANES, keep1, c1);
+    }
+}
+
+/* One tile of mr <= ROWS rows, each case its own code. */
+static AVX512 void tile_of(int mr, int listed, const float *A, int64_t a_row, int64_t a_k,
+                           k_list k_of, const float *B, int64_t ldb, const float *next, float alpha,
+                           float beta, float *const *c, __mmask16 keep0, __mmask16 keep1) {
+#define TILE(n)                                                                                    \
+    case n:                                                                                        \
+        if (listed)                                                                                \
+            tile(n, 1, A, a_row, a_k, k_of, B, ldb, next, alpha, beta, c, keep0, keep1);           \
+        else                                                                                       \
+            tile(n, 0, A, a_row, a_k, k_of, B, ldb, next, alpha, beta, c, keep0, keep1);           \
+        break;
+    switch (mr) { TILE(1) TILE(2) TILE(3) TILE(4) TILE(5) TILE(6) TILE(7) TILE(8) }
+#undef TILE
+}
+
+/* The first width (0 to 32) of a tile's columns, as the masks of its two vectors. */
+static void column_masks(int64_t width, __mmask16 *keep0, __mmask16 *keep1) {
+    *keep0 = (__mmask16)(width >= 16 ? 0xffff : (1u << width) - 1);
+    *keep1 = (__mmask16)(width >= 32 ? 0xffff : width > 16 ? (1u << (width - 16)) - 1 : 0);
+}
+
+/* The columns of [rows, cols] (row stride ld) holding a value that is not ±0 (NaN is one),
+ * in order, into list; returns how many. A block of 16 columns stops reading down once all
+ * of them have one, so a dense matrix costs a row or two of it. */
+static AVX512 int64_t nonzero_columns(const float *A, int64_t rows, int64_t cols, int64_t ld,
+                                      int32_t *list) {
+    int64_t n = 0;
+    for (int64_t j0 = 0; j0 < cols; j0 += LANES) {
+        __mmask16 keep, unused;
+        column_masks(cols - j0, &keep, &unused);
+        __mmask16 found = 0;
+        for (int64_t i = 0; i < rows && found != keep; i++) {
+            __m512 v = _mm512_maskz_loadu_ps(keep, A + i * ld + j0);
+            found |= _mm512_mask_cmp_ps_mask(keep, v, _mm512_setzero_ps(), _CMP_NEQ_UQ);
+        }
+        for (unsigned bits = found; bits; bits &= bits - 1)
+            list[n++] = (int32_t)(j0 + __builtin_ctz(bits));
+    }
+    return n;
+}
+
+/* C = alpha·A·B + beta·C over the k that A's columns list. Rows are taken in blocks of A that
+ * stay in L2 while B's tiles pass over them. */
+static AVX512 void nn_product(int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                              int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+                              int64_t ldc) {
+    int32_t ks[TN_MAX_M];
+    k_list k_of = {ks, nonzero_columns(A, M, K, lda, ks)};
+    int listed = k_of.n < K; /* else every k, without the list's loads */
+    int64_t block = A_BLOCK_ELEMS / (K > 0 ? K : 1) / ROWS * ROWS;
+    if (block < ROWS) block = ROWS;
+    for (int64_t i0 = 0; i0 < M; i0 += block) {
+        int64_t rows = M - i0 < block ? M - i0 : block;
+        for (int64_t j0 = 0; j0 < N; j0 += COLS) {
+            __mmask16 keep0, keep1;
+            column_masks(N - j0 < COLS ? N - j0 : COLS, &keep0, &keep1);
+            const float *next = j0 + COLS < N ? B + j0 + COLS : NULL; /* the block's first tile */
+            for (int64_t i = i0; i < i0 + rows; i += ROWS) {
+                int mr = (int)(i0 + rows - i < ROWS ? i0 + rows - i : ROWS);
+                float *c[ROWS];
+                for (int r = 0; r < mr; r++) c[r] = C + (i + r) * ldc + j0;
+                tile_of(mr, listed, A + i * lda, lda, 1, k_of, B + j0, ldb, i == i0 ? next : NULL,
+                        alpha, beta, c, keep0, keep1);
+            }
+        }
+    }
+}
+
+/* A row of C whose column of A is all zeros, as the whole product leaves it: alpha·0 +
+ * beta·C, one rounding. When beta is 1 it is not touched (the whole product would turn a -0
+ * there into +0 when alpha is positive). */
+static AVX512 void zero_column_row(float *c, int64_t N, float alpha, float beta) {
+    if (beta == 1) return;
+    __m512 zero = _mm512_set1_ps(alpha * 0.0f), vb = _mm512_set1_ps(beta);
+    for (int64_t j = 0; j < N; j += LANES) {
+        __mmask16 keep, unused;
+        column_masks(N - j, &keep, &unused);
+        __m512 v = beta == 0 ? zero : _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(keep, c + j), zero);
+        _mm512_mask_storeu_ps(c + j, keep, v);
+    }
+}
+
+/* C = alpha·Aᵀ·B + beta·C (A is [K, M]) for the rows that A's columns list; beta·C in the
+ * others. A tile's columns of A are copied first into a [K, ROWS] block of their own (as
+ * OpenBLAS packs A), which the tiles along C's rows then read from L1. */
+static AVX512 void tn_product(int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                              int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+                              int64_t ldc) {
+    int32_t rows[TN_MAX_M];
+    float block[TN_MAX_K * ROWS];
+    int64_t n_rows = nonzero_columns(A, K, M, lda, rows);
+    k_list every_k = {NULL, K};
+    for (int64_t r = 0; r < n_rows; r += ROWS) {
+        int mr = (int)(n_rows - r < ROWS ? n_rows - r : ROWS);
+        float *c[ROWS];
+        for (int i = 0; i < mr; i++) c[i] = C + rows[r + i] * ldc;
+        /* consecutive columns (a dense A, most of a digit's) are read where they lie */
+        int consecutive = rows[r + mr - 1] - rows[r] == mr - 1;
+        const float *a = consecutive ? A + rows[r] : block;
+        int64_t a_k = consecutive ? lda : ROWS;
+        if (!consecutive)
+            for (int64_t k = 0; k < K; k++)
+                for (int i = 0; i < mr; i++) block[k * ROWS + i] = A[k * lda + rows[r + i]];
+        for (int64_t j0 = 0; j0 < N; j0 += COLS) {
+            __mmask16 keep0, keep1;
+            column_masks(N - j0 < COLS ? N - j0 : COLS, &keep0, &keep1);
+            float *cj[ROWS];
+            for (int i = 0; i < mr; i++) {
+                cj[i] = c[i] + j0;
+                _mm_prefetch((const char *)(cj[i] + COLS), _MM_HINT_T0);
+                _mm_prefetch((const char *)(cj[i] + COLS + LANES), _MM_HINT_T0);
+            }
+            tile_of(mr, 0, a, 1, a_k, every_k, B + j0, ldb, NULL, alpha, beta, cj, keep0, keep1);
+        }
+    }
+    for (int64_t i = 0, r = 0; i < M; i++) {
+        if (r < n_rows && rows[r] == i)
+            r++;
+        else
+            zero_column_row(C + i * ldc, N, alpha, beta);
+    }
+}
+#endif
+
+void nnrt_sgemm_nn(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                   const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+    nnrt_sgemm_nn_as(nnrt_sgemm_nn_in_place(M, K, N), M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void nnrt_sgemm_nn_as(int in_place, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                      int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+    if (M <= 0 || N <= 0) return;
+#if HAVE_KERNEL
+    if (in_place && K <= TN_MAX_M && has_kernel()) {
+        nn_product(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+#endif
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)N, (int)K, alpha, A,
+                (int)lda, B, (int)ldb, beta, C, (int)ldc);
+}
+
+void nnrt_sgemm_tn(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                   const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+    nnrt_sgemm_tn_as(nnrt_sgemm_tn_in_place(M, K, N), M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void nnrt_sgemm_tn_as(int in_place, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                      int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+    if (M <= 0 || N <= 0) return;
+#if HAVE_KERNEL
+    if (in_place && M <= TN_MAX_M && K <= TN_MAX_K && has_kernel()) {
+        tn_product(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+#endif
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)M, (int)N, (int)K, alpha, A, (int)lda,
+                B, (int)ldb, beta, C, (int)ldc);
+}
