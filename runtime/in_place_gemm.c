@@ -178,6 +178,13 @@ static AVX512 void nn_product(int64_t M, int64_t N, int64_t K, float alpha, cons
     }
 }
 
+/* Asks for the line at p to be written: for a line another core holds (HOGWILD!'s threads
+ * all write the weight), a prefetch to read would fetch it shared and the store would then
+ * have to take it again. (PREFETCHW: every x86-64 with AVX-512 has it.) */
+static ALWAYS_INLINE void prefetch_to_write(const float *p) {
+    __asm__ volatile("prefetchw %0" : : "m"(*p));
+}
+
 /* A row of C whose column of A is all zeros, as the whole product leaves it: alpha·0 +
  * beta·C, one rounding. When beta is 1 it is not touched (the whole product would turn a -0
  * there into +0 when alpha is positive). */
@@ -219,8 +226,8 @@ static AVX512 void tn_product(int64_t M, int64_t N, int64_t K, float alpha, cons
             float *cj[ROWS];
             for (int i = 0; i < mr; i++) {
                 cj[i] = c[i] + j0;
-                _mm_prefetch((const char *)(cj[i] + COLS), _MM_HINT_T0);
-                _mm_prefetch((const char *)(cj[i] + COLS + LANES), _MM_HINT_T0);
+                prefetch_to_write(cj[i] + COLS);
+                prefetch_to_write(cj[i] + COLS + LANES);
             }
             tile_of(mr, 0, a, 1, a_k, every_k, B + j0, ldb, NULL, alpha, beta, cj, keep0, keep1);
         }
