@@ -17,6 +17,8 @@
  * fusion rules, the BLAS mapping and the fused SGD update. */
 #include "codegen.h"
 
+#include "in_place_gemm.h"
+
 #include <llvm-c/Analysis.h>
 #include <llvm-c/Support.h>
 #include <llvm-c/Target.h>
@@ -35,7 +37,7 @@ static const char *const entry_names[ENTRY_COUNT] = {"predict", "forward", "grad
 
 typedef struct Gemm {
     bool ta, tb;
-    bool a_is_data;       /* A is one of the model's inputs: its zero columns are worth skipping */
+    bool data_kernel;     /* A is one of the model's inputs, the shape nnrt_sgemm_tn's (below) */
     LLVMValueRef m, n, k; /* i64 */
     LLVMValueRef a, b, c;
     int64_t lda, ldb, ldc;
@@ -66,7 +68,8 @@ static void call_sgemm_nn(Codegen *cg, const Gemm *gm) {
 /* C = alpha·Aᵀ·B + beta·C in f32, A the model's data (the weight gradient Xᵀ·dZ of a first
  * layer): nnrt_sgemm_tn, which skips the rows of C that A's zero columns leave as they are
  * (runtime/in_place_gemm.h). A computed A (an activation) rarely has a column of zeros, and
- * there OpenBLAS measured a little faster. */
+ * there OpenBLAS measured a little faster; so did it at shapes the kernel never takes
+ * (nnrt_sgemm_tn_shape_fits), which W3's step, at 270 ns, showed by the calls between. */
 static void call_sgemm_tn(Codegen *cg, const Gemm *gm) {
     LLVMTypeRef params[11] = {cg->i64,      cg->i64, cg->i64,  cg->elem,     cg->elem_ptr, cg->i64,
                               cg->elem_ptr, cg->i64, cg->elem, cg->elem_ptr, cg->i64};
@@ -89,7 +92,7 @@ static void call_sgemm_tn(Codegen *cg, const Gemm *gm) {
  * arguments of cblas_sgemm with the team member in place of the (row-major) order and
  * computes this thread's block of C (runtime/workers.h). */
 static void call_gemm(Codegen *cg, const Gemm *gm) {
-    bool tn_data = !cg->f64 && gm->ta && !gm->tb && gm->a_is_data;
+    bool tn_data = !cg->f64 && gm->ta && !gm->tb && gm->data_kernel;
     if (!cg->f64 && !cg->team_split && !gm->ta && !gm->tb) {
         call_sgemm_nn(cg, gm);
         return;
@@ -171,7 +174,7 @@ static void emit_product(Codegen *cg, const Value *v, LLVMValueRef c, LLVMValueR
     stored_matrix(b, &b_rows, &b_cols);
     Gemm gm = {v->ta,
                v->tb,
-               a->op == OP_input,
+               a->op == OP_input && nnrt_sgemm_tn_shape_fits(M, N),
                int64_const(cg, M),
                int64_const(cg, N),
                int64_const(cg, K),

@@ -26,9 +26,9 @@
 #define LANES         16
 #define A_BLOCK_ELEMS (64 * 1024) /* 256 KB of A: rows taken together while B's tiles pass */
 
-#define NN_MAX_M 256       /* rows of A and C (X·W) */
-#define TN_MAX_M 8192      /* rows of C (Xᵀ·dZ), and the most k a list holds */
-#define TN_MAX_K 256       /* rows of A and B (Xᵀ·dZ): the batch */
+#define NN_MAX_M 256  /* rows of A and C (X·W) */
+#define TN_MAX_M 8192 /* rows of C (Xᵀ·dZ: nnrt_sgemm_tn_shape_fits), the most k a list holds */
+#define TN_MAX_K 256  /* rows of A and B (Xᵀ·dZ): the batch */
 #define MAX_B    (1 << 18) /* elements of B: 1 MB of floats */
 
 /* Where the kernel would be faster than OpenBLAS, but for the CPU (in_place_gemm.h). */
@@ -46,8 +46,7 @@ int nnrt_sgemm_nn_in_place(int64_t M, int64_t K, int64_t N) {
 }
 
 int nnrt_sgemm_tn_in_place(int64_t M, int64_t K, int64_t N) {
-    return M <= TN_MAX_M && K <= TN_MAX_K && N > COLS && fills_lanes(N) && K * N <= MAX_B &&
-           has_kernel();
+    return nnrt_sgemm_tn_shape_fits(M, N) && K <= TN_MAX_K && K * N <= MAX_B && has_kernel();
 }
 
 #if HAVE_KERNEL
