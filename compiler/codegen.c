@@ -44,36 +44,21 @@ typedef struct Gemm {
     LLVMValueRef alpha, beta;
 } Gemm;
 
-/* C = alpha·A·B + beta·C in f32, nothing transposed: nnrt_sgemm_nn, which reads B in place
- * with the packed products' kernel where the CPU and the product's shape make it the faster
- * (runtime/packed_gemm.h, nnrt_sgemm_nn_in_place), else calls cblas_sgemm. */
-static void call_sgemm_nn(Codegen *cg, const Gemm *gm) {
+/* A product in f32 through the runtime's own kernels (runtime/in_place_gemm.h), which read
+ * B in place where the CPU and the product's shape make them the faster, else call
+ * cblas_sgemm; name is
+ *   nnrt_sgemm_nn  C = alpha·A·B + beta·C, nothing transposed (X·W), skipping A's zero
+ *                  columns;
+ *   nnrt_sgemm_tn  C = alpha·Aᵀ·B + beta·C with A the model's data (a first layer's weight
+ *                  gradient Xᵀ·dZ), skipping the rows of C that A's zero columns leave as
+ *                  they are. A computed A (an activation) rarely has a column of zeros, and
+ *                  there OpenBLAS measured a little faster; so did it at shapes the kernel
+ *                  never takes (nnrt_sgemm_tn_shape_fits), which W3's step, at 270 ns, showed
+ *                  by the calls between. */
+static void call_runtime_sgemm(Codegen *cg, const char *name, const Gemm *gm) {
     LLVMTypeRef params[11] = {cg->i64,      cg->i64, cg->i64,  cg->elem,     cg->elem_ptr, cg->i64,
                               cg->elem_ptr, cg->i64, cg->elem, cg->elem_ptr, cg->i64};
-    LLVMValueRef fn = declare_function(cg, "nnrt_sgemm_nn", cg->void_type, params, 11);
-    LLVMValueRef args[11] = {gm->m,
-                             gm->n,
-                             gm->k,
-                             gm->alpha,
-                             gm->a,
-                             int64_const(cg, gm->lda),
-                             gm->b,
-                             int64_const(cg, gm->ldb),
-                             gm->beta,
-                             gm->c,
-                             int64_const(cg, gm->ldc)};
-    build_call(cg, fn, args, 11);
-}
-
-/* C = alpha·Aᵀ·B + beta·C in f32, A the model's data (the weight gradient Xᵀ·dZ of a first
- * layer): nnrt_sgemm_tn, which skips the rows of C that A's zero columns leave as they are
- * (runtime/in_place_gemm.h). A computed A (an activation) rarely has a column of zeros, and
- * there OpenBLAS measured a little faster; so did it at shapes the kernel never takes
- * (nnrt_sgemm_tn_shape_fits), which W3's step, at 270 ns, showed by the calls between. */
-static void call_sgemm_tn(Codegen *cg, const Gemm *gm) {
-    LLVMTypeRef params[11] = {cg->i64,      cg->i64, cg->i64,  cg->elem,     cg->elem_ptr, cg->i64,
-                              cg->elem_ptr, cg->i64, cg->elem, cg->elem_ptr, cg->i64};
-    LLVMValueRef fn = declare_function(cg, "nnrt_sgemm_tn", cg->void_type, params, 11);
+    LLVMValueRef fn = declare_function(cg, name, cg->void_type, params, 11);
     LLVMValueRef args[11] = {gm->m,
                              gm->n,
                              gm->k,
@@ -94,11 +79,11 @@ static void call_sgemm_tn(Codegen *cg, const Gemm *gm) {
 static void call_gemm(Codegen *cg, const Gemm *gm) {
     bool tn_data = !cg->f64 && gm->ta && !gm->tb && gm->data_kernel;
     if (!cg->f64 && !cg->team_split && !gm->ta && !gm->tb) {
-        call_sgemm_nn(cg, gm);
+        call_runtime_sgemm(cg, "nnrt_sgemm_nn", gm);
         return;
     }
     if (!cg->team_split && tn_data) {
-        call_sgemm_tn(cg, gm);
+        call_runtime_sgemm(cg, "nnrt_sgemm_tn", gm);
         return;
     }
     LLVMTypeRef params[14] = {cg->i32, cg->i32,  cg->i32,      cg->i32, cg->i32,

@@ -12,6 +12,7 @@
 
 #include <cblas.h>
 
+#include "kernel_macros.h"
 #include "packed_gemm.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -50,13 +51,7 @@ int nnrt_sgemm_tn_in_place(int64_t M, int64_t K, int64_t N) {
 }
 
 #if HAVE_KERNEL
-#define AVX512        __attribute__((target("avx512f")))
-#define ALWAYS_INLINE __attribute__((always_inline)) inline
-#if defined(__clang__)
-#define UNROLL_ROWS _Pragma("unroll")
-#else
-#define UNROLL_ROWS _Pragma("GCC unroll 16")
-#endif
+#define AVX512 __attribute__((target("avx512f")))
 
 /* The k a tile runs over: ks[0..n) when ks, else 0..n-1. */
 typedef struct k_list {

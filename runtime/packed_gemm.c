@@ -12,6 +12,8 @@
 #include <cblas.h>
 #include <string.h>
 
+#include "kernel_macros.h"
+
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define HAVE_KERNELS 1
 #include <immintrin.h>
@@ -85,13 +87,6 @@ void nnrt_sgemm_pack(int64_t K, int64_t N, const float *B, int64_t ldb, int32_t 
 /* ---- the kernels ---- */
 
 #if HAVE_KERNELS
-#define ALWAYS_INLINE __attribute__((always_inline)) inline
-/* Each loop over a tile's rows unrolled completely (clang does not read GCC's spelling). */
-#if defined(__clang__)
-#define UNROLL_ROWS _Pragma("unroll")
-#else
-#define UNROLL_ROWS _Pragma("GCC unroll 16")
-#endif
 
 /* AVX-512: a tile is 8 rows by a whole panel, 16 registers of sums. */
 #define KERNEL(name)        avx512_##name
