@@ -27,23 +27,18 @@
 #define LANES         16
 #define A_BLOCK_ELEMS (64 * 1024) /* 256 KB of A: rows taken together while B's tiles pass */
 
-#define NN_MAX_M 256  /* rows of A and C (X·W) */
-#define TN_MAX_M 8192 /* rows of C (Xᵀ·dZ: nnrt_sgemm_tn_shape_fits), the most k a list holds */
-#define TN_MAX_K 256  /* rows of A and B (Xᵀ·dZ): the batch */
-#define MAX_B    (1 << 18) /* elements of B: 1 MB of floats */
-
-/* Where the kernel would be faster than OpenBLAS, but for the CPU (in_place_gemm.h). */
-static int fills_lanes(int64_t N) {
-    int64_t lanes = (N + COLS - 1) / COLS * COLS; /* the last tile's unused columns included */
-    return N > 0 && 8 * N >= 7 * lanes;
-}
+#define NN_MAX_M   256       /* rows of A and C (X·W) */
+#define TN_MAX_K   256       /* rows of A and B (Xᵀ·dZ): the batch */
+#define MAX_B      (1 << 18) /* elements of B: 1 MB of floats */
+#define MAX_LISTED NNRT_IN_PLACE_MAX_LISTED
 
 static int has_kernel(void) {
     return nnrt_packed_gemm_path() == NNRT_PACKED_AVX512;
 }
 
 int nnrt_sgemm_nn_in_place(int64_t M, int64_t K, int64_t N) {
-    return M <= NN_MAX_M && K <= TN_MAX_M && fills_lanes(N) && K * N <= MAX_B && has_kernel();
+    return M <= NN_MAX_M && K <= MAX_LISTED && nnrt_in_place_fills_lanes(N) && K * N <= MAX_B &&
+           has_kernel();
 }
 
 int nnrt_sgemm_tn_in_place(int64_t M, int64_t K, int64_t N) {
@@ -150,7 +145,7 @@ static AVX512 int64_t nonzero_columns(const float *A, int64_t rows, int64_t cols
 static AVX512 void nn_product(int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                               int64_t lda, const float *B, int64_t ldb, float beta, float *C,
                               int64_t ldc) {
-    int32_t ks[TN_MAX_M];
+    int32_t ks[MAX_LISTED];
     k_list k_of = {ks, nonzero_columns(A, M, K, lda, ks)};
     int listed = k_of.n < K; /* else every k, without the list's loads */
     int64_t block = A_BLOCK_ELEMS / (K > 0 ? K : 1) / ROWS * ROWS;
@@ -193,13 +188,14 @@ static AVX512 void zero_column_row(float *c, int64_t N, float alpha, float beta)
     }
 }
 
-/* C = alpha·Aᵀ·B + beta·C (A is [K, M]) for the rows that A's columns list; beta·C in the
- * others. A tile's columns of A are copied first into a [K, ROWS] block of their own (as
- * OpenBLAS packs A), which the tiles along C's rows then read from L1. */
+/* C = alpha·Aᵀ·B + beta·C (A is [K, M]) for the rows that A's columns list; the others as
+ * the whole product leaves them (zero_column_row). A tile's 8 columns of A are read where
+ * they lie when they are consecutive, else copied first into a [K, ROWS] block of their own
+ * (as OpenBLAS packs A); the tiles along C's rows then read them from L1. */
 static AVX512 void tn_product(int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                               int64_t lda, const float *B, int64_t ldb, float beta, float *C,
                               int64_t ldc) {
-    int32_t rows[TN_MAX_M];
+    int32_t rows[MAX_LISTED];
     float block[TN_MAX_K * ROWS];
     int64_t n_rows = nonzero_columns(A, K, M, lda, rows);
     k_list every_k = {NULL, K};
@@ -244,7 +240,7 @@ void nnrt_sgemm_nn_as(int in_place, int64_t M, int64_t N, int64_t K, float alpha
                       int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
     if (M <= 0 || N <= 0) return;
 #if HAVE_KERNEL
-    if (in_place && K <= TN_MAX_M && has_kernel()) {
+    if (in_place && K <= MAX_LISTED && has_kernel()) {
         nn_product(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
@@ -262,7 +258,7 @@ void nnrt_sgemm_tn_as(int in_place, int64_t M, int64_t N, int64_t K, float alpha
                       int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
     if (M <= 0 || N <= 0) return;
 #if HAVE_KERNEL
-    if (in_place && M <= TN_MAX_M && K <= TN_MAX_K && has_kernel()) {
+    if (in_place && M <= MAX_LISTED && K <= TN_MAX_K && has_kernel()) {
         tn_product(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }

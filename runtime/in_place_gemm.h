@@ -48,13 +48,21 @@ void nnrt_sgemm_nn(int64_t M, int64_t N, int64_t K, float alpha, const float *A,
 void nnrt_sgemm_nn_as(int in_place, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                       int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
 
-/* Whether an M × N product Aᵀ·B can take the kernel at all, whatever the CPU and the batch
- * (K): N above one tile of 32 columns, filling 7/8 of its tiles' lanes, and M at most 8192.
- * The compiler calls cblas_sgemm directly where it cannot: a tiny model's step takes a few
- * hundred nanoseconds, and the calls it saves count there. */
-static inline int nnrt_sgemm_tn_shape_fits(int64_t M, int64_t N) {
+/* The most columns of A a list of the nonzero ones holds (on the stack: 32 KB). */
+#define NNRT_IN_PLACE_MAX_LISTED 8192
+
+/* Whether N columns fill at least 7/8 of the lanes of the kernel's tiles of 32 columns. */
+static inline int nnrt_in_place_fills_lanes(int64_t N) {
     int64_t lanes = (N + 31) / 32 * 32; /* the last tile's unused columns included */
-    return M <= 8192 && N > 32 && 8 * N >= 7 * lanes;
+    return N > 0 && 8 * N >= 7 * lanes;
+}
+
+/* Whether an M × N product Aᵀ·B can take the kernel at all, whatever the CPU and the batch
+ * (K): N above one tile of 32 columns, filling 7/8 of its tiles' lanes, and M at most the
+ * list's 8192. The compiler calls cblas_sgemm directly where it cannot: a tiny model's step
+ * takes a few hundred nanoseconds, and the calls it saves count there. */
+static inline int nnrt_sgemm_tn_shape_fits(int64_t M, int64_t N) {
+    return M <= NNRT_IN_PLACE_MAX_LISTED && N > 32 && nnrt_in_place_fills_lanes(N);
 }
 
 int nnrt_sgemm_tn_in_place(int64_t M, int64_t K, int64_t N);
