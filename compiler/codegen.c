@@ -24,6 +24,7 @@
 #include <llvm-c/Target.h>
 #include <llvm-c/TargetMachine.h>
 #include <llvm-c/Transforms/PassBuilder.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,11 +51,10 @@ typedef struct Gemm {
  *   nnrt_sgemm_nn  C = alpha·A·B + beta·C, nothing transposed (X·W), skipping A's zero
  *                  columns;
  *   nnrt_sgemm_tn  C = alpha·Aᵀ·B + beta·C with A the model's data (a first layer's weight
- *                  gradient Xᵀ·dZ), skipping the rows of C that A's zero columns leave as
- *                  they are. A computed A (an activation) rarely has a column of zeros, and
- *                  there OpenBLAS measured a little faster; so did it at shapes the kernel
- *                  never takes (nnrt_sgemm_tn_shape_fits), which W3's step, at 270 ns, showed
- *                  by the calls between. */
+ *                  gradient Xᵀ·dZ; zeros_of_data), skipping the rows of C that A's zero columns
+ * leave as they are. A computed A (an activation) rarely has a column of zeros, and there OpenBLAS
+ * measured a little faster; so did it at shapes the kernel never takes (nnrt_sgemm_tn_shape_fits),
+ * which W3's step, at 270 ns, showed by the calls between. */
 static void call_runtime_sgemm(Codegen *cg, const char *name, const Gemm *gm) {
     LLVMTypeRef params[11] = {cg->i64,      cg->i64, cg->i64,  cg->elem,     cg->elem_ptr, cg->i64,
                               cg->elem_ptr, cg->i64, cg->elem, cg->elem_ptr, cg->i64};
@@ -148,6 +148,16 @@ static bool product_is_one_gemm(const Value *v) {
            (a->varying && b->varying && v->ta && !v->tb && v->sum_batch);
 }
 
+/* Whether v's zero columns are its data's: a model input, or one scaled by a constant
+ * (x / 255, 0.5 * x), which the models of image data do first. */
+static bool zeros_of_data(const Value *v) {
+    if (v->op == OP_input) return true;
+    if ((v->op != OP_mul && v->op != OP_div) || v->nargs != 2) return false;
+    const Value *x = v->args[0], *c = v->args[1];
+    if (v->op == OP_mul && x->op == OP_const) x = v->args[1], c = v->args[0];
+    return c->op == OP_const && c->num != 0 && isfinite(c->num) && zeros_of_data(x);
+}
+
 /* c = alpha * v + beta * c for the matmul v, in as few GEMMs as the batch layout allows
  * (docs/codegen.md, "BLAS mapping"). */
 static void emit_product(Codegen *cg, const Value *v, LLVMValueRef c, LLVMValueRef alpha,
@@ -159,7 +169,7 @@ static void emit_product(Codegen *cg, const Value *v, LLVMValueRef c, LLVMValueR
     stored_matrix(b, &b_rows, &b_cols);
     Gemm gm = {v->ta,
                v->tb,
-               a->op == OP_input && nnrt_sgemm_tn_shape_fits(M, N),
+               zeros_of_data(a) && nnrt_sgemm_tn_shape_fits(M, N),
                int64_const(cg, M),
                int64_const(cg, N),
                int64_const(cg, K),

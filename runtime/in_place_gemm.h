@@ -27,11 +27,11 @@
  * 512 rows and more the kernel was level or slower), idle lanes cost more than the packing (N
  * = 10, 48, 65 and 100), so does reading a larger B from beyond L2 (784 × 512, 1000 × 1000),
  * and AVX2 tiles lose to OpenBLAS's at any size; tn with one tile of columns lost even on
- * digits. The generated code calls nnrt_sgemm_tn only where A is the model's data: on a dense
- * A it ran at 0.91-0.98 of OpenBLAS's speed. The _as forms take the choice from the caller
- * (in_place: the kernel at any size, if the CPU has AVX-512): the threads of a team cut one
- * product into blocks and choose by the whole product, so that every block adds as the
- * whole does. */
+ * digits. The generated code calls nnrt_sgemm_tn only where A is the model's data (or the data
+ * scaled by a constant): on a dense A it ran at 0.91-0.98 of OpenBLAS's speed. The _as forms take
+ * the choice from the caller (in_place: the kernel at any size, if the CPU has AVX-512): the
+ * threads of a team cut one product into blocks and choose by the whole product, so that every
+ * block adds as the whole does. */
 #ifndef NNRT_IN_PLACE_GEMM_H
 #define NNRT_IN_PLACE_GEMM_H
 

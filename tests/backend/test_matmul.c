@@ -47,19 +47,23 @@ static void zero_columns(Model *m) {
     tensor_set(m, t, 0, 4, NAN);
 }
 
-/* The weight gradient of a first layer, X^T dY with X the data, at a size where the AVX-512
- * kernel runs it (N = 64 columns: two tiles), with and without zero columns. */
+/* The weight gradient of a first layer, X^T dY with X the data (or the data scaled, x / 4),
+ * at a size where the AVX-512 kernel runs it (N = 64 columns: two tiles), with and without
+ * zero columns. */
 static void data_weight_gradient(void) {
-    for (int zeros = 0; zeros < 2; zeros++) {
-        Graph *g = graph_new("matmul");
-        Value *a = operand(g, "a", true, (Shape){1, {40}});
-        Value *b = operand(g, "b", true, (Shape){1, {64}});
-        Value *r = ir_matmul(g, a, b, true, false, true);
-        ForwardCase fc = {.f64 = false, .opt_level = 2, .lo = -1, .hi = 1};
-        if (zeros) fc.tweak = zero_columns;
-        check_forward(xprintf("x[40]^T dy[64], summed, %s", zeros ? "zero columns" : "dense"), g, r,
-                      &fc);
-    }
+    for (int scaled = 0; scaled < 2; scaled++)
+        for (int zeros = 0; zeros < 2; zeros++) {
+            Graph *g = graph_new("matmul");
+            Value *a = operand(g, "a", true, (Shape){1, {40}});
+            Value *b = operand(g, "b", true, (Shape){1, {64}});
+            if (scaled) a = ir_build2(g, OP_div, a, ir_const(g, 4));
+            Value *r = ir_matmul(g, a, b, true, false, true);
+            ForwardCase fc = {.f64 = false, .opt_level = 2, .lo = -1, .hi = 1};
+            if (zeros) fc.tweak = zero_columns;
+            check_forward(xprintf("%s^T dy[64], summed, %s", scaled ? "(x[40] / 4)" : "x[40]",
+                                  zeros ? "zero columns" : "dense"),
+                          g, r, &fc);
+        }
 }
 
 int main(void) {
