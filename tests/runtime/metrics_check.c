@@ -3,7 +3,8 @@
  * rt_batch_cost and of the running sum added loss by loss, in f32 and f64, for a loss per row
  * and a loss of the whole batch, with nan and inf among the losses. And the class of an output
  * row (rt_class_of, which the accuracy counts with) must be the first of its largest values,
- * as a plain loop finds it, with ties, nan, infinities and -0 among the values. Not a model: a
+ * as a plain loop finds it, with ties, nan, infinities and -0 among the values. And
+ * rt_any_nonfinite must say what isfinite says of every value. Not a model: a
  * descriptor with a loss tensor, filled directly. Prints how many batches and rows it
  * compared and each difference; runtime_tests.py's batch_metrics runs it. */
 #include <math.h>
@@ -111,6 +112,48 @@ static void classes(void) {
     }
 }
 
+static long arrays_compared;
+
+/* rt_any_nonfinite against isfinite, value by value: n values 0.5 but one special one at each
+ * place in turn (the vectorised loop's body and its tail alike). */
+static void compare_finite(const double *special_value, const float *special_value32, int f64,
+                           int64_t n, int64_t at) {
+    double v[CAP];
+    float v32[CAP];
+    for (int64_t k = 0; k < n; k++) {
+        v[k] = k == at ? *special_value : 0.5;
+        v32[k] = k == at ? *special_value32 : 0.5f;
+    }
+    int want = 0;
+    for (int64_t k = 0; k < n; k++) want |= f64 ? !isfinite(v[k]) : !isfinite(v32[k]);
+    int got = rt_any_nonfinite(f64 ? (const void *)v : (const void *)v32, n, f64);
+    arrays_compared++;
+    if (got != want && differ++ < 20)
+        printf("differs: any nonfinite of %lld values (f64 %d), %a at %lld: %d, wanted %d\n",
+               (long long)n, f64, f64 ? v[at] : (double)v32[at], (long long)at, got, want);
+}
+
+/* The special values at each place of 1..CAP values: nan (quiet, signalling, negative, with
+ * a payload), the infinities, and the finite values at the edges of the exponent's range. */
+static void finiteness(void) {
+    static const uint32_t specials32[] = {0x7fc00000u, 0x7f800001u, 0xffc00000u, 0x7fffffffu,
+                                          0x7f800000u, 0xff800000u, 0x7f7fffffu, 0xff7fffffu,
+                                          0x00000001u, 0x80000000u, 0x00000000u, 0x3f800000u};
+    static const uint64_t specials64[] = {
+        0x7ff8000000000000u, 0x7ff0000000000001u, 0xfff8000000000000u, 0x7fffffffffffffffu,
+        0x7ff0000000000000u, 0xfff0000000000000u, 0x7fefffffffffffffu, 0xffefffffffffffffu,
+        0x0000000000000001u, 0x8000000000000000u, 0x0000000000000000u, 0x3ff0000000000000u};
+    for (size_t s = 0; s < sizeof specials32 / sizeof specials32[0]; s++) {
+        double d;
+        float f;
+        memcpy(&d, &specials64[s], sizeof d);
+        memcpy(&f, &specials32[s], sizeof f);
+        for (int f64 = 0; f64 <= 1; f64++)
+            for (int64_t n = 1; n <= CAP; n++)
+                for (int64_t at = 0; at < n; at++) compare_finite(&d, &f, f64, n, at);
+    }
+}
+
 int main(void) {
     for (int f64 = 0; f64 <= 1; f64++)
         for (int varying = 0; varying <= 1; varying++)
@@ -121,7 +164,9 @@ int main(void) {
                 batch(f64, varying, n, 0, -INFINITY);
             }
     classes();
-    printf("compared %ld sums and the classes of %ld rows, %ld differ\n", compared, rows_compared,
-           differ);
+    finiteness();
+    printf("compared %ld sums, the classes of %ld rows and the finiteness of %ld arrays, %ld "
+           "differ\n",
+           compared, rows_compared, arrays_compared, differ);
     return differ != 0;
 }

@@ -749,17 +749,22 @@ def team_gemm():
 def batch_metrics():
     """A step reads its batch's losses once: the cost it checks and the epoch's running sum
     come from one pass, the bits of rt_batch_cost and of the losses added one by one (f32,
-    f64, a loss per row or one for the batch, nan and inf among them). And an output row's
-    class is the first of its largest values (ties, nan, infinities and -0 among them)."""
+    f64, a loss per row or one for the batch, nan and inf among them). An output row's
+    class is the first of its largest values (ties, nan, infinities and -0 among them). And
+    the weights' check finds a nan or an infinity wherever it lies, and nothing else (the
+    largest finite values, subnormals, -0)."""
     r = subprocess.run([exe("metrics_check")], capture_output=True, timeout=120)
     out = r.stdout.decode()
     check(r.returncode == 0 and
-          re.fullmatch(r"compared \d+ sums and the classes of \d+ rows, 0 differ\n", out), out)
+          re.fullmatch(r"compared \d+ sums, the classes of \d+ rows and the finiteness of \d+ "
+                       r"arrays, 0 differ\n", out), out)
     # 2 types x 2 kinds of loss x 37 batch sizes x 53 batches x 3 comparisons
     check(int(out.split()[1]) == 2 * 2 * 37 * 53 * 3, out)
     # rows of 2..37 values: 40 drawn, and 7 special values at 3 places (2 with 2 or 3 values)
     rows = sum(40 + 7 * len(range(0, n, (n - 1) // 2 if n - 1 > 1 else 1)) for n in range(2, 38))
-    check(int(out.split()[7]) == 2 * rows, out)
+    check(int(out.split()[6]) == 2 * rows, out)
+    # 12 special values at each place of 1..37 values, f32 and f64
+    check(int(out.split()[12]) == 12 * 2 * sum(range(1, 38)), out)
 
 
 @test
