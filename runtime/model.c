@@ -241,11 +241,6 @@ void rt_free_sharing_ctx(nnrt_ctx *ctx) {
     ctx->fixed = NULL;
 }
 
-void *rt_tensor_data(const nnrt_model *m, const nnrt_ctx *ctx, const nnrt_tensor *t) {
-    if (t->varying) return rt_elem_ptr(ctx->varying, t->offset * ctx->batch_cap, m->f64);
-    return rt_elem_ptr(ctx->fixed, t->offset, m->f64);
-}
-
 /* ---- batches ---- */
 
 /* Gathering a batch: each tensor in turn, its part of each row copied (or converted) into its

@@ -8,6 +8,7 @@
 
 #include "data.h"
 #include "nnrt.h"
+#include "util.h"
 
 /* Rows per call of forward/predict when evaluating a whole data set. eval and the final
  * loss of train both use it, so they split the same rows into the same chunks. */
@@ -52,8 +53,12 @@ int64_t rt_predict_elems(const nnrt_model *m);
 int64_t rt_predict_batch(const nnrt_model *m, int64_t rows);
 nnrt_ctx rt_new_predict_ctx(const nnrt_model *m, void *fixed, int64_t batch_cap);
 
-/* Sample 0 of a tensor (varying or fixed) in the ctx's arenas. */
-void *rt_tensor_data(const nnrt_model *m, const nnrt_ctx *ctx, const nnrt_tensor *t);
+/* Sample 0 of a tensor (varying or fixed) in the ctx's arenas. Inline: the metrics of a tiny
+ * model's step ask for it a few times a step, where a call cost more than the address. */
+static inline void *rt_tensor_data(const nnrt_model *m, const nnrt_ctx *ctx, const nnrt_tensor *t) {
+    if (t->varying) return rt_elem_ptr(ctx->varying, t->offset * ctx->batch_cap, m->f64);
+    return rt_elem_ptr(ctx->fixed, t->offset, m->f64);
+}
 
 /* Copies `count` rows (row indexes rows[0..count-1], or first..first+count-1 when rows is
  * NULL) into the inputs and, when with_targets, the targets; sets ctx->batch. */

@@ -48,8 +48,9 @@ struct rt_progress {
     int64_t clock_reads;
     rt_tick_clock clock;        /* a one-step epoch reads it every few hundred nanoseconds */
     rt_text_memo memo[N_MEMOS]; /* the log's columns whose text often repeats */
-    char *pending;              /* LOG_BUFFER bytes: rows not written to the file yet */
-    size_t pending_len;
+    char *pending; /* rows not written to the file yet: LOG_BUFFER bytes, and a row's room */
+    size_t pending_len, pending_cap;
+    size_t row_max;  /* the most bytes a row of the log takes (longest_row) */
     uint64_t log_at; /* the file's length, where pending's first byte goes */
 };
 
@@ -115,6 +116,16 @@ static void write_header(rt_progress *p) {
     fputc('\n', p->log);
 }
 
+/* The most bytes a row takes: each column's number (RT_NUMTEXT_MAX, room for the text
+ * functions' whole-word stores included) and its separator. */
+static size_t longest_row(const rt_progress *p) {
+    size_t columns = 5 + 2 * (size_t)p->validation + (size_t)p->per_epoch;
+    for (int32_t i = 0; i < p->m->n_params; i++)
+        if (p->m->params[i].grad_offset >= 0)
+            columns += (size_t)(p->grad_norms != 0) + (size_t)(p->update_ratios != 0);
+    return columns * (RT_NUMTEXT_MAX + 1) + 1;
+}
+
 rt_progress *rt_progress_begin(const nnrt_model *m, const rt_options *o, int has_validation,
                                int resuming) {
     rt_progress *p = rt_alloc(sizeof *p);
@@ -137,7 +148,9 @@ rt_progress *rt_progress_begin(const nnrt_model *m, const rt_options *o, int has
         rt_output_check(p->log, p->log_path);
         off_t end = lseek(fileno(p->log), 0, SEEK_END); /* -1 for a pipe: no pages to keep to */
         p->log_at = end > 0 ? (uint64_t)end : 0;
-        p->pending = rt_alloc(LOG_BUFFER);
+        p->row_max = longest_row(p);
+        p->pending_cap = LOG_BUFFER + p->row_max;
+        p->pending = rt_alloc(p->pending_cap);
         static int handler_set;
         if (!handler_set) atexit(write_pending_at_exit);
         handler_set = 1;
@@ -189,37 +202,31 @@ void rt_progress_tick(rt_progress *p, int64_t epoch, int64_t epochs, int64_t don
     p->bar_shown = 1;
 }
 
-/* Room for one number and a separator. */
-static char *row_room(rt_progress *p) {
-    if (p->pending_len + RT_NUMTEXT_MAX + 2 > LOG_BUFFER) write_pending(p, 0);
-    return p->pending + p->pending_len;
+/* A row is written through a cursor, its room made sure of once: the text functions are
+ * calls the compiler cannot see into, so a length kept in *p rather than in a register was
+ * loaded, checked against the buffer and stored again around each of them. */
+
+/* "%.9g" and the separator after it (sep 0: none); memo NULL: none. */
+static char *put_g9(char *at, double v, rt_text_memo *memo, char sep) {
+    at += memo ? rt_text_g9_memo(at, v, memo) : rt_text_g9(at, v);
+    *at = sep;
+    return at + (sep != 0);
 }
 
-static void row_char(rt_progress *p, char c) {
-    *row_room(p) = c;
-    p->pending_len++;
-}
-
-/* "%.9g," and the like: a number and the comma after it (sep 0: none); memo NULL: none. */
-static void row_g9(rt_progress *p, double v, rt_text_memo *memo, char sep) {
-    p->pending_len +=
-        (size_t)(memo ? rt_text_g9_memo(row_room(p), v, memo) : rt_text_g9(row_room(p), v));
-    if (sep) row_char(p, sep);
-}
-
-static void row_fixed(rt_progress *p, double v, int places, rt_text_memo *memo, char sep) {
-    p->pending_len += (size_t)(memo ? rt_text_fixed_memo(row_room(p), v, places, memo)
-                                    : rt_text_fixed(row_room(p), v, places));
-    if (sep) row_char(p, sep);
+static char *put_fixed(char *at, double v, int places, rt_text_memo *memo, char sep) {
+    at += memo ? rt_text_fixed_memo(at, v, places, memo) : rt_text_fixed(at, v, places);
+    *at = sep;
+    return at + (sep != 0);
 }
 
 /* ",v" for each param with a gradient (values NULL: none). */
-static void per_param_columns(rt_progress *p, const double *values) {
+static char *put_per_param(const rt_progress *p, char *at, const double *values) {
     for (int32_t i = 0; values && i < p->m->n_params; i++)
         if (p->m->params[i].grad_offset >= 0) {
-            row_char(p, ',');
-            row_g9(p, values[i], NULL, 0);
+            *at++ = ',';
+            at = put_g9(at, values[i], NULL, 0);
         }
+    return at;
 }
 
 /* The same text as fprintf(log, "%lld,%.9g,%.6f,...") would write, at a fraction of its cost
@@ -228,27 +235,30 @@ static void per_param_columns(rt_progress *p, const double *values) {
 static void log_row(rt_progress *p, int64_t epoch, rt_metrics r, const rt_metrics *v, double lr,
                     double seconds, double rate, const double *grad_norms,
                     const double *update_ratios) {
+    if (p->pending_len + p->row_max > p->pending_cap) write_pending(p, 0);
     rt_text_memo *memo = p->memo;
-    p->pending_len += (size_t)rt_text_int(row_room(p), epoch);
-    row_char(p, ',');
-    row_g9(p, rt_mean_loss(r), &memo[MEMO_LOSS], ',');
-    if (p->classify) row_fixed(p, rt_accuracy(r), 6, &memo[MEMO_ACCURACY], ',');
+    char *start = p->pending + p->pending_len, *at = start;
+    at += rt_text_int(at, epoch);
+    *at++ = ',';
+    at = put_g9(at, rt_mean_loss(r), &memo[MEMO_LOSS], ',');
+    if (p->classify) at = put_fixed(at, rt_accuracy(r), 6, &memo[MEMO_ACCURACY], ',');
     if (p->validation && v) {
-        row_g9(p, rt_mean_loss(*v), &memo[MEMO_VAL_LOSS], ',');
-        if (p->classify) row_fixed(p, rt_accuracy(*v), 6, &memo[MEMO_VAL_ACCURACY], ',');
+        at = put_g9(at, rt_mean_loss(*v), &memo[MEMO_VAL_LOSS], ',');
+        if (p->classify) at = put_fixed(at, rt_accuracy(*v), 6, &memo[MEMO_VAL_ACCURACY], ',');
     } else if (p->validation) {
-        row_char(p, ',');
-        if (p->classify) row_char(p, ',');
+        *at++ = ',';
+        if (p->classify) *at++ = ',';
     }
-    row_g9(p, lr, &memo[MEMO_LR], ',');
-    row_fixed(p, seconds, 3, &memo[MEMO_SECONDS], 0);
+    at = put_g9(at, lr, &memo[MEMO_LR], ',');
+    at = put_fixed(at, seconds, 3, &memo[MEMO_SECONDS], 0);
     if (p->per_epoch) {
-        row_char(p, ',');
-        row_fixed(p, rate, 0, NULL, 0);
+        *at++ = ',';
+        at = put_fixed(at, rate, 0, NULL, 0);
     }
-    per_param_columns(p, p->grad_norms ? grad_norms : NULL);
-    per_param_columns(p, p->update_ratios ? update_ratios : NULL);
-    row_char(p, '\n');
+    at = put_per_param(p, at, p->grad_norms ? grad_norms : NULL);
+    at = put_per_param(p, at, p->update_ratios ? update_ratios : NULL);
+    *at++ = '\n';
+    p->pending_len += (size_t)(at - start);
 }
 
 double rt_progress_epoch(rt_progress *p, int64_t epoch, int64_t epochs, rt_metrics r,

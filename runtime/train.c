@@ -667,7 +667,8 @@ static int train_step(run *r, const int64_t *rows, int64_t count, double lr) {
     if (r->grad_norms.now && last) measure_grad_norms(r);
     if (r->update_ratios.now && last) copy_weights(r->m, r->fixed, r->before_update, 1);
     r->step++;
-    rt_prefetch_batch(r->m, &r->data->train, rows + count, next_batch_rows(r, rows, count));
+    if (!r->batch_in_arena) /* else the next batch is this one, in place */
+        rt_prefetch_batch(r->m, &r->data->train, rows + count, next_batch_rows(r, rows, count));
     enum rt_fault kind;
     int32_t bad = rt_optim_step(r->opt, &r->ctx, lr, r->step, &kind);
     r->ctx.training = NNRT_INFERENCE;
