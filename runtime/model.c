@@ -473,15 +473,21 @@ static void prefetch_rows(const void *values, int64_t n_rows, size_t row_bytes, 
         prefetch_bytes((const char *)values + (size_t)rows[b] * row_bytes, row_bytes);
 }
 
+static size_t input_row_bytes(const nnrt_model *m, const rt_dataset *d) {
+    return (size_t)d->input_elems * (d->inputs_u8 ? 1 : rt_elem_size(m->f64));
+}
+
 void rt_prefetch_batch(const nnrt_model *m, const rt_dataset *d, const int64_t *rows,
                        int64_t count) {
     if (d->text) return;
-    size_t esize = rt_elem_size(m->f64);
-    if (m->n_inputs > 0)
-        prefetch_rows(d->inputs, d->rows, (size_t)d->input_elems * (d->inputs_u8 ? 1 : esize), rows,
-                      count);
+    if (m->n_inputs > 0) prefetch_rows(d->inputs, d->rows, input_row_bytes(m, d), rows, count);
     if (m->n_targets > 0 && d->targets)
-        prefetch_rows(d->targets, d->rows, (size_t)d->target_elems * esize, rows, count);
+        prefetch_rows(d->targets, d->rows, (size_t)d->target_elems * rt_elem_size(m->f64), rows,
+                      count);
+}
+
+size_t rt_batch_input_bytes(const nnrt_model *m, const rt_dataset *d, int64_t count) {
+    return d->text || m->n_inputs == 0 ? 0 : (size_t)count * input_row_bytes(m, d);
 }
 
 void rt_fill_rows(const nnrt_model *m, nnrt_ctx *ctx, const rt_dataset *d, const int64_t *rows,

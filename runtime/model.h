@@ -72,6 +72,8 @@ void rt_fill_rows(const nnrt_model *m, nnrt_ctx *ctx, const rt_dataset *d, const
  * arrive while a step runs: the next batch's, while this one's step runs (train.c). */
 void rt_prefetch_batch(const nnrt_model *m, const rt_dataset *d, const int64_t *rows,
                        int64_t count);
+/* The bytes of inputs that rt_fill_batch reads for `count` rows (0 for text). */
+size_t rt_batch_input_bytes(const nnrt_model *m, const rt_dataset *d, int64_t count);
 
 /* Whether any of n values (f64 or f32) is nan or inf, by a loop without a branch a value, so
  * that checking every weight after each epoch costs less than a step, even when an epoch is

@@ -51,6 +51,10 @@
  * own takes the other's last block rather than wait. */
 #define PIECES 2
 
+/* The team's step asks for the next batch's rows when they are at most this many bytes of
+ * inputs (nnrt_team_solo). */
+#define AHEAD_MAX_BYTES (128 * 1024)
+
 /* Elements a worker combines, prepares and updates at a time: 8 KB of f32, 16 KB of f64,
  * which stay in the L1 cache between the passes over them. */
 #define CHUNK 2048
@@ -75,6 +79,8 @@ typedef struct worker {
     /* the team's step: the one this thread runs, its phases and tasks so far in it */
     uint64_t team_step;
     uint32_t phases, tasks;
+    int ask_ahead;        /* the step's first solo phase asks for the next batch's rows */
+    uint64_t ahead_phase; /* that phase, once begun */
     _Atomic uint64_t claimed[N_PHASES]; /* the last step whose task of each phase was taken */
     _Atomic int copying;                /* the team's step: thread k is copying worker 0's ctx */
     nnrt_ctx own_inputs; /* the team's step, thread k >= 1: its own copy of the batch's inputs */
@@ -95,7 +101,8 @@ struct rt_workers {
     uint64_t step;
     const rt_dataset *d;
     const int64_t *rows;
-    int64_t count, ahead; /* rows[count .. count + ahead): the next step's (the batch split) */
+    int64_t count, ahead; /* rows[count .. count + ahead): the next step's */
+    int ask_ahead;        /* the team's step: nnrt_team_solo asks for those rows */
     uint64_t noise_seed;
     _Atomic int stopping; /* read by threads that may be between steps */
     /* Each counter on a cache line of its own: threads spin on them. */
@@ -514,6 +521,7 @@ static int copy_team_ctx(worker *k, nnrt_ctx *ctx, double *lr, uint64_t *step) {
         *step = atomic_load(&t->team_step);
         *ctx = t->w[0].ctx;
         *lr = t->lr;
+        k->ask_ahead = t->ask_ahead;
     }
     atomic_store(&k->copying, 0);
     return open;
@@ -531,6 +539,7 @@ static void run_team_step(worker *k, uint64_t step, nnrt_ctx ctx, double lr) {
     ctx.team = k;
     k->team_step = step;
     k->phases = k->tasks = 0;
+    k->ahead_phase = 0;
     fill_phase(k);
     if (t->split == SPLIT_SGD_STEP)
         t->m->sgd_step_team(&ctx, lr, t->momentum);
@@ -553,6 +562,8 @@ static int32_t team_step(rt_workers *t, const rt_dataset *d, const int64_t *rows
     t->rows = rows;
     t->count = count;
     t->ahead = ahead;
+    t->ask_ahead = ahead > 0 && rt_batch_input_bytes(t->m, d, ahead) <= AHEAD_MAX_BYTES;
+    lead->ask_ahead = t->ask_ahead;
     t->lr = lr;
     if (t->split == SPLIT_GRAD) rt_optim_begin(t->op, lr, optim_step);
     if (t->step == 0) {
@@ -631,10 +642,10 @@ static const void *own_input(const worker *k, const void *x) {
 }
 
 /* The step's first phase: the batch's rows into each thread's arena, task p thread p's.
- * Nothing asks for the next step's rows here (the one-thread loop and the batch split do): two
- * threads each asking for the whole next batch at once, just before the forward GEMM, made
- * W1's team step 5-13% slower on a Zen 5 (IDX bytes and standardised floats alike), and the
- * gather no faster. */
+ * Nothing asks for the next step's rows here: two threads each asking for the whole next
+ * batch at once, just before the forward GEMM, made W1's team step 5-13% slower on a Zen 5
+ * (IDX bytes and standardised floats alike), and the gather no faster. A thread that would
+ * wait through the step's first solo phase asks for them then (nnrt_team_solo). */
 static void fill_phase(worker *k) {
     rt_workers *t = k->team;
     uint64_t phase = begin_phase(k, (uint32_t)t->n);
@@ -647,14 +658,43 @@ static void fill_phase(worker *k) {
     }
 }
 
+/* ---- solo phases ----
+ *
+ * A run of steps between two split GEMMs is one task, and every other thread waits through
+ * it. The step's first such phase has a second task: asking for the lines of the next
+ * batch's rows (the one-thread loop asks during its step, train.c), which the thread that
+ * does not run the steps takes, so that the next fill phase finds the rows in a cache
+ * (W1's, standardised digits: 3.4-4.5 us a thread without, 2.2-2.9 with; bench/README.md).
+ * Only for a batch of at most AHEAD_MAX_BYTES of inputs: asking for W2's 400 KB made its
+ * team's step 1.5% slower (its first solo phase is a bias and relu; 10 interleaved runs).
+ * Being a task, it is done before the step ends, so the rows are not reshuffled under it;
+ * the thread that ran the steps takes it itself when no other thread came for it. Whether
+ * to ask is copied with worker 0's ctx (copy_team_ctx): a thread that wakes late may run a
+ * step that is over while worker 0 writes the next one's. */
+
+static void ask_ahead(worker *k) {
+    rt_workers *t = k->team;
+    rt_prefetch_batch(t->m, t->d, t->rows + t->count, t->ahead);
+    bump(t, &t->team_done);
+}
+
 int nnrt_team_solo(void *member) {
     worker *k = member;
-    return take(k->team, 0, begin_phase(k, 1));
+    rt_workers *t = k->team;
+    int with_ahead = k->ask_ahead && k->ahead_phase == 0;
+    uint64_t phase = begin_phase(k, with_ahead ? 2 : 1);
+    if (with_ahead) k->ahead_phase = phase;
+    if (take(t, 0, phase)) return 1;
+    if (with_ahead && take(t, 1, phase)) ask_ahead(k);
+    return 0;
 }
 
 void nnrt_team_done(void *member) {
-    rt_workers *t = ((worker *)member)->team;
+    worker *k = member;
+    rt_workers *t = k->team;
     bump(t, &t->team_done);
+    if (k->ahead_phase == (k->team_step << 32 | k->phases) && take(t, 1, k->ahead_phase))
+        ask_ahead(k);
 }
 
 /* ---- a block of columns of an activation ----
