@@ -263,8 +263,9 @@ int rt_cmd_values(const nnrt_model *m, const rt_options *o) {
         rt_dataset d;
         load_eval_rows(m, o, &stats, &d);
         if (o->row >= d.rows)
-            rt_usage_error("row %lld is past the data: it has %lld rows (0 to %lld)",
-                           (long long)o->row, (long long)d.rows, (long long)d.rows - 1);
+            rt_usage_error("row %lld is past the data: it has %lld row%s (0 to %lld)",
+                           (long long)o->row, (long long)d.rows, d.rows == 1 ? "" : "s",
+                           (long long)d.rows - 1);
         rt_fill_batch(m, &ctx, &d, NULL, o->row, 1, m->n_targets > 0);
     }
     m->predict(&ctx);

@@ -333,7 +333,9 @@ static void check_folds(const nnrt_model *m, const rt_options *o) {
 static void plan_folds(const nnrt_model *m, const rt_options *o, rt_train_data *data,
                        fold_plan *p) {
     int64_t n = data->train.rows, k = o->folds;
-    if (k > n) rt_usage_error("--folds %lld: only %lld rows to split", (long long)k, (long long)n);
+    if (k > n)
+        rt_usage_error("--folds %lld: only %lld row%s to split", (long long)k, (long long)n,
+                       n == 1 ? "" : "s");
     int64_t *perm = rt_alloc_array((size_t)n, sizeof *perm);
     for (int64_t i = 0; i < n; i++) perm[i] = i;
     rt_rng rng;

@@ -41,7 +41,8 @@ static void split_rows(rt_train_data *data, int64_t n, double fraction, int64_t 
     data->n_validation = (int64_t)llround(fraction * (double)n);
     data->n_train = n - data->n_validation;
     if (data->n_train < 1)
-        rt_usage_error("--validation %g holds out all %lld rows", fraction, (long long)n);
+        rt_usage_error("--validation %g holds out all %lld row%s", fraction, (long long)n,
+                       n == 1 ? "" : "s");
     unsigned char *held_out = rt_alloc((size_t)n);
     if (data->n_validation > 0) {
         int64_t *perm = rt_alloc_array((size_t)n, sizeof *perm);
@@ -317,8 +318,9 @@ static void check_workers(const run *r) {
                        (long long)n, r->m->name);
     if (r->batch < n)
         rt_usage_error("--workers %lld splits each batch into %lld shares, but the batch is %lld "
-                       "rows: give --batch %lld or more, or fewer workers",
-                       (long long)n, (long long)n, (long long)r->batch, (long long)n);
+                       "row%s: give --batch %lld or more, or fewer workers",
+                       (long long)n, (long long)n, (long long)r->batch, r->batch == 1 ? "" : "s",
+                       (long long)n);
     if (o->threads != 1)
         rt_usage_error("--workers %lld runs OpenBLAS with one thread in each worker: give "
                        "--workers N or --threads N, not both",

@@ -483,6 +483,9 @@ def case_errors(nnc, src, tmp):
         (["--workers", "4", "--batch", "3"],
          "--workers 4 splits each batch into 4 shares, but the batch is 3 rows: give --batch 4 "
          "or more, or fewer workers"),
+        (["--workers", "2", "--batch", "1"],
+         "--workers 2 splits each batch into 2 shares, but the batch is 1 row: give --batch 2 "
+         "or more, or fewer workers"),
         (["--workers", "2", "--threads", "2"],
          "--workers 2 runs OpenBLAS with one thread in each worker: give --workers N or "
          "--threads N, not both"),

@@ -1171,6 +1171,9 @@ def batches():
     check(got == [] and re.fullmatch(r"final loss \S+\nfinal accuracy \d\.\d{4}\n", out), out)
     expect_error("logreg", ["train", "--data", "d.csv", "--validation", "0.96"],
                  "rt_logreg: error: --validation 0.96 holds out all 10 rows", 2)
+    write_csv("one.csv", logreg_rows(1))
+    expect_error("logreg", ["train", "--data", "one.csv", "--batch", "1", "--validation", "0.5"],
+                 "rt_logreg: error: --validation 0.5 holds out all 1 row", 2)
 
 
 @test
