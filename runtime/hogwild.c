@@ -101,9 +101,10 @@ void rt_hogwild_check(const rt_options *o, int64_t n_train) {
         rt_usage_error("--hogwild %lld: at most %d threads", (long long)n, RT_HOGWILD_MAX);
     if (strcmp(optimizer, "sgd") != 0)
         rt_usage_error("--hogwild runs the model's fused sgd step in each thread, lock-free; "
-                       "--optimizer %s needs each step's whole gradient before its update, "
-                       "which no thread holds: use --optimizer sgd (with --momentum if you like)",
-                       optimizer);
+                       "%s %s needs each step's whole gradient before its update, which no "
+                       "thread holds: %s --optimizer sgd (with --momentum if you like)",
+                       o->optimizer_given ? "--optimizer" : "the train block's optimizer",
+                       optimizer, o->optimizer_given ? "use" : "give");
     if (o->nesterov && o->momentum > 0)
         rt_usage_error("--hogwild: Nesterov momentum needs each step's whole gradient before its "
                        "update, which the fused lock-free step never holds: use --nesterov off");

@@ -736,6 +736,7 @@ void rt_options_parse(const nnrt_model *m, rt_command cmd, int argc, char **argv
             add_search(o, spec, value);
         else
             set_option(spec, value, o, shown);
+        if (spec->offset == AT(optimizer)) o->optimizer_given = 1;
         if (spec->offset == AT(validation)) fraction_given = value;
         if (spec->offset == AT(validation_data)) file_given = value;
     }

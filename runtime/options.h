@@ -30,6 +30,7 @@ typedef struct rt_options {
     int shuffle;
     /* settings.def */
     const char *optimizer;
+    int optimizer_given; /* --optimizer on the command line, not only in the train block */
     int nesterov;
     double beta1, beta2, rho, eps, weight_decay; /* NAN: the optimizer's own default */
     const char *schedule;
