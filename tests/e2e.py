@@ -10,7 +10,6 @@ import math
 import os
 import random
 import re
-import shutil
 import signal
 import struct
 import subprocess
@@ -1899,16 +1898,14 @@ def case_hogwild_errors(nnc, src, tmp):
         if p.stderr != f"digits: error: {message}\n" or p.stdout:
             raise Failure(f"--hogwild 2 {' '.join(args)}: {p.stderr!r}")
     # The optimizer the train block names is called so, not --optimizer.
-    exe = build(nnc, src, "autoencoder", tmp)
-    shutil.copy(os.path.join(src, "examples", "digits.csv"), tmp)
-    p = run([exe, "train", "--hogwild", "2", "--no-save"], tmp, want_status=2)
+    autoencoder = build(nnc, src, "autoencoder", tmp)
+    p = run([autoencoder, "train", "--hogwild", "2", "--no-save"], tmp, want_status=2)
     wanted = ("autoencoder: error: --hogwild runs the model's fused sgd step in each thread, "
               "lock-free; the train block's optimizer adam needs each step's whole gradient "
               "before its update, which no thread holds: give --optimizer sgd (with --momentum "
               "if you like)\n")
     if p.stderr != wanted or p.stdout:
         raise Failure(f"--hogwild 2 with the train block's adam: {p.stderr!r}")
-    exe = build(nnc, src, "digits", tmp)
     helped = run([exe, "train", "--help"], tmp).stdout
     if "--hogwild N" not in helped or "NOT deterministic: runs differ" not in helped:
         raise Failure(f"train --help on --hogwild:\n{helped}")
