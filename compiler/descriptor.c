@@ -407,6 +407,7 @@ void emit_descriptor(Codegen *cg, LLVMValueRef *entries, LLVMValueRef *team_entr
     f[MODEL_inputs] = leaf_tensors(cg, &t, &g->inputs, "nnc.inputs");
     f[MODEL_n_targets] = i32_const(cg, g->targets.n);
     f[MODEL_targets] = leaf_tensors(cg, &t, &g->targets, "nnc.targets");
+    f[MODEL_n_dropouts] = i32_const(cg, ir_count_dropouts(g));
     f[MODEL_output] = tensor_const(cg, &t, out->name ? out->name : "output", out, not_a_param);
     f[MODEL_loss] =
         tensor_const(cg, &t, g->loss->name ? g->loss->name : "loss", g->loss, not_a_param);

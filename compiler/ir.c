@@ -757,6 +757,13 @@ void ir_count_uses(Graph *g) {
         if (g->state_updates.v[i]) g->state_updates.v[i]->uses++;
 }
 
+int ir_count_dropouts(const Graph *g) {
+    int n = 0;
+    for (int i = 0; i < g->insts.n; i++)
+        n += g->insts.v[i]->op == OP_dropout && !g->insts.v[i]->backward;
+    return n;
+}
+
 /* The shortest text that reads back as the same double: 0.1, not 0.10000000000000001;
  * 1e-5, not printf's 1e-05; a whole number as one, 60, not 6e1. */
 const char *ir_number_str(double x) {

@@ -336,6 +336,10 @@ void ir_matmul_dims(const Value *mm, int64_t *M, int64_t *N, int64_t *K);
 /* Recounts Value.uses over g->insts (plus the loss/output/param_grads roots). */
 void ir_count_uses(Graph *g);
 
+/* The model's dropout(...) call sites in g->insts (not the backward pass's dropouts of
+ * gradients, which share their masks): what train --dropout sets the rate of. */
+int ir_count_dropouts(const Graph *g);
+
 /* Printing. Values print as $x (input/target), @h.W (param), &h.running_mean (state), %h
  * (named), %t12 (unnamed). */
 const char *ir_value_ref(const Value *v); /* arena memory */

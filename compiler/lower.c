@@ -388,7 +388,7 @@ static int option_slot(Op op, const Node *a, int positional) {
 }
 
 /* A RANDOM op (dropout(x, rate)): one mask per sample needs a value with samples. Rate 0
- * drops nothing. */
+ * drops nothing, but stays: train --dropout X sets the rate of every dropout of the model. */
 static LVal build_random(Lower *L, Node *call, Op op, LVal x, const Value *proto) {
     if (x.kind == LV_ERROR) return lv_error;
     if (x.kind == LV_NUM || !x.v->varying) {
@@ -398,7 +398,6 @@ static LVal build_random(Lower *L, Node *call, Op op, LVal x, const Value *proto
                     op_info[op].call, what);
         return lv_error;
     }
-    if (op == OP_dropout && proto->opt[0] == 0) return x;
     LVal r = build_op(L, call, op, 1, &x, proto);
     if (r.kind == LV_TENSOR) r.v->salt = r.v->id; /* each call site its own masks */
     return r;

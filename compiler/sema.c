@@ -922,6 +922,11 @@ bool sema_train(Program *prog, Graph *g) {
                                   "validation_data gives rows of their own: give one of them");
     if (g->inputs.n == 0 && t->data_kind)
         diag_error(prog->train->loc, "model %s has no inputs, so it takes no data", g->name);
+    Node *rate = strmap_get(&tr.given, "dropout");
+    if (rate && ir_count_dropouts(g) == 0)
+        diag_error(rate->loc, "model %s has no dropout(...): dropout sets the rate of every dropout "
+                              "of the model, and it has none",
+                   g->name);
     bool text = t->data_kind && !strcmp(t->data_kind, "text");
     for (int i = 0; i < t->settings.n && !text; i++)
         if (!strcmp(t->settings.v[i].name, "stride"))

@@ -23,8 +23,8 @@
  * kernels' arguments (version 3: the window field cols_ready of conv.h, and
  * train.vocab; version 4: nnrt_tensor.ids; version 5: nnrt_model.step; version 6:
  * nnrt_ctx.params and first_row; version 7: nnrt_ctx.dropout_keep; version 8: nnrt_ctx.team
- * and nnrt_model.sgd_step_team, grad_team). */
-#define NNRT_ABI_VERSION 9
+ * and nnrt_model.sgd_step_team, grad_team; version 10: nnrt_model.n_dropouts). */
+#define NNRT_ABI_VERSION 10
 #define NNRT_MAX_RANK    4
 
 /* The layout is defined once: each struct is a list of fields, NNRT_<STRUCT>_FIELDS(X)
@@ -284,6 +284,7 @@ typedef struct nnrt_step {
     X(I32, n_targets)                                                                              \
     X(TENSORS, targets)                                                                            \
     X(TENSOR, output) /* what predict writes; varying when the model has inputs */                 \
+    X(I32, n_dropouts) /* dropout(...) call sites: the rates train --dropout replaces */           \
     X(TENSOR, loss)   /* per-sample loss: rank 0; varying unless the model has no inputs */        \
     /* The model's bindings predict can print (`predict --output NAME`), in declaration order:     \
      * those some root needs and that read no target. Each is where it is when predict             \

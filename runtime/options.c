@@ -35,13 +35,20 @@ enum opt_kind {
 /* What a search trial is: a training run. */
 #define FOR_TRAINING (FOR_TRAIN | FOR_SEARCH)
 
+/* What an option acts on, without which it is meaningless for a model (and not listed). */
+enum option_needs {
+    NEEDS_NOTHING = 0,
+    NEEDS_INPUTS = 1,  /* data, epochs: a model without inputs has none */
+    NEEDS_DROPOUT = 2, /* --dropout: the model's dropout(...) calls */
+};
+
 typedef struct opt_spec {
     const char *name; /* as in settings.def: '_' where the command line may write '-' */
     const char *metavar;
     enum opt_kind kind;
     size_t offset; /* of the field in rt_options */
     unsigned commands;
-    int needs_inputs; /* meaningless for a model without inputs (no data, no epochs) */
+    int needs; /* enum option_needs: what of the model it acts on */
     double min, max;
     const char *choices; /* OPT_WORD: "a|b|c" */
     const char *help;    /* NULL: depends on the model, see help_text() */
@@ -66,7 +73,7 @@ static const char schedule_choices[] =
 
 /* The settings of settings.def: each row becomes an entry below through SETTING(), with its
  * field in rt_options (the same name), its kind, its help, and these limits: commands,
- * needs_inputs, min, max, choices. A row without a SPEC_ line here does not compile. */
+ * needs (0, 1: NEEDS_INPUTS, or a name of option_needs), min, max, choices. A row without a SPEC_ line here does not compile. */
 #define SPEC_optimizer        FOR_TRAINING, 0, 0, 0, optimizer_choices + 1
 #define SPEC_nesterov         FOR_TRAINING, 0, 0, 0, NULL
 #define SPEC_beta1            FOR_TRAINING, 0, 0, 1, NULL
@@ -94,7 +101,7 @@ static const char schedule_choices[] =
 #define SPEC_workers          FOR_TRAINING, 1, 1, 0, NULL
 #define SPEC_stride           FOR_TRAINING | FOR_EVAL | FOR_PREDICT, 1, 0, 0, NULL
 #define SPEC_freeze           FOR_TRAINING, 0, 0, 0, NULL
-#define SPEC_dropout          FOR_TRAINING, 1, 0, 1, NULL
+#define SPEC_dropout          FOR_TRAINING, NEEDS_DROPOUT, 0, 1, NULL
 #define SPEC_set              FOR_TRAINING, 0, 0, 0, NULL
 
 #define META_REAL   "X"
@@ -210,7 +217,8 @@ static int has_inputs(const nnrt_model *m) {
 }
 
 static int applies(const opt_spec *o, const nnrt_model *m, rt_command cmd) {
-    return (o->commands & (1u << cmd)) && (!o->needs_inputs || has_inputs(m));
+    return (o->commands & (1u << cmd)) && (o->needs != NEEDS_INPUTS || has_inputs(m)) &&
+           (o->needs != NEEDS_DROPOUT || m->n_dropouts > 0);
 }
 
 static int reads_text(const nnrt_model *m) {
@@ -382,8 +390,9 @@ static const char *help_text(const opt_spec *o, const nnrt_model *m, rt_command 
         return has_inputs(m) ? "seed of the initial weights, the random point and random rows"
                              : "seed of the initial weights and the random point";
     if (strcmp(o->name, "seed") == 0)
-        return has_inputs(m) ? "seed of init, validation split, shuffling and dropout"
-                             : "seed of the initialisers";
+        return !has_inputs(m)     ? "seed of the initialisers"
+               : m->n_dropouts ? "seed of init, validation split, shuffling and dropout"
+                               : "seed of init, validation split and shuffling";
     if (strcmp(o->name, "log") == 0)
         return has_inputs(m) ? "CSV log, a row per epoch (docs/runtime.md lists the columns)"
                              : "CSV log, a row per step: step,loss,lr,seconds";
@@ -654,6 +663,10 @@ static _Noreturn void reject_option(const nnrt_model *m, rt_command cmd, const c
     const char *prog = rt_program_name(), *cmd_name = command_names[cmd];
     char shown[64] = "";
     if (o) option_text(o, shown, sizeof shown);
+    if (o && (o->commands & (1u << cmd)) && o->needs == NEEDS_DROPOUT)
+        rt_usage_error("%s does not apply: model '%s' has no dropout(...) (it sets the rate of "
+                       "every dropout of the model)",
+                       shown, m->name);
     if (o && (o->commands & (1u << cmd)))
         rt_usage_error("%s does not apply: model '%s' has no inputs", shown, m->name);
     if (o)

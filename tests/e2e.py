@@ -1067,7 +1067,9 @@ def case_dropout_rate(nnc, src, tmp):
     """train --dropout X: every dropout's rate at run time. The fraction of elements kept is
     1 - X (counted through the loss: the sum of a dropout of 4000 ones is kept / (1 - X)),
     and the weights are the bits of a model compiled with rate X, in f32 and f64, with
-    workers too, and from the train block's dropout = X."""
+    workers too, and from the train block's dropout = X. A dropout compiled with rate 0
+    drops nothing and takes the run's rate too; a model without dropout takes no --dropout
+    (its help does not list it)."""
     with open(os.path.join(tmp, "ones.csv"), "w") as f:
         f.write(",".join(["1"] * 4000) + "\n")
     exe = compile_text(nnc, tmp, "count", DROPOUT_COUNT_MODEL.replace("RATE", "0.5"))
@@ -1084,7 +1086,12 @@ def case_dropout_rate(nnc, src, tmp):
         f.write("\n".join(digits_rows(src, True)[:120]) + "\n")
     for flags in ([], ["--f64"]):
         at = {r: compile_text(nnc, tmp, f"drop{r}", DROPOUT_MLP.replace("RATE", r), *flags)
-              for r in ("0.5", "0.3")}
+              for r in ("0.5", "0.3", "0")}
+        plain = DROPOUT_MLP.replace("dropout(relu(dense(x / 16, 32)), RATE)",
+                                    "relu(dense(x / 16, 32))")
+        at["none"] = compile_text(nnc, tmp, "dropnone",
+                                  plain.replace("dropout(tanh(dense(h, 16)), RATE)",
+                                                "tanh(dense(h, 16))"), *flags)
         for extra in ([], ["--workers", "2"]):
             base = ["train", "--quiet", *extra]
             run([at["0.3"], *base, "--save", "compiled.st"], tmp)
@@ -1096,6 +1103,13 @@ def case_dropout_rate(nnc, src, tmp):
                 raise Failure(f"{what}: --dropout 0.3 differs from a model compiled with 0.3")
             if read("own.st") == read("override.st"):
                 raise Failure(f"{what}: --dropout 0.3 trained as the compiled 0.5")
+            run([at["0"], *base, "--dropout", "0.3", "--save", "from_zero.st"], tmp)
+            if read("compiled.st") != read("from_zero.st"):
+                raise Failure(f"{what}: --dropout 0.3 on dropouts of rate 0 differs from 0.3")
+            run([at["0"], *base, "--save", "zero.st"], tmp)
+            run([at["none"], *base, "--save", "none.st"], tmp)
+            if read("zero.st") != read("none.st"):
+                raise Failure(f"{what}: dropouts of rate 0 changed the training")
     block = DROPOUT_MLP.replace("RATE", "0.5").replace("    seed      = 5\n",
                                                        "    seed      = 5\n    dropout   = 0.3\n")
     exe = compile_text(nnc, tmp, "block", block, "--f64")  # as at["0.3"], compiled last
@@ -1109,6 +1123,16 @@ def case_dropout_rate(nnc, src, tmp):
     bad = run([exe, "train", "--dropout", "1"], tmp, want_status=2)
     if bad.stderr != f"{os.path.basename(exe)}: error: --dropout must be in [0, 1), got '1'\n":
         raise Failure(f"--dropout 1: {bad.stderr!r}")
+    none = at["none"]
+    want = (f"{os.path.basename(none)}: error: --dropout does not apply: model 'drop' has no "
+            "dropout(...) (it sets the rate of every dropout of the model)\n")
+    for command in (["train", "--dropout", "0.3"], ["search", "--dropout", "0.1..0.5"]):
+        bad = run([none, *command], tmp, want_status=2)
+        if bad.stderr != want:
+            raise Failure(f"{' '.join(command)} without dropout: {bad.stderr!r}")
+    help_text = run([none, "train", "--help"], tmp).stdout
+    if "dropout" in help_text:
+        raise Failure(f"--help of a model without dropout speaks of dropout:\n{help_text}")
 
 
 def case_watching_leaves_states(nnc, src, tmp):
