@@ -654,10 +654,50 @@ static const char *const optimizers[] = {
 #undef OPTIMIZER
     NULL};
 static const char *const schedules[] = {
-#define SCHEDULE(name) #name,
+#define SCHEDULE(name, reads) #name,
 #include "schedules.def"
 #undef SCHEDULE
     NULL};
+
+/* The settings each optimizer reads (optimizers.def's reads), and each schedule's own
+ * (schedules.def): a setting of the block that its optimizer or schedule does not read is
+ * an error (check_settings_read), as the runtime's for an option. */
+typedef struct OptimizerReads {
+    bool momentum, nesterov, beta1, beta2, rho, eps, weight_decay;
+} OptimizerReads;
+static const struct {
+    const char *name;
+    size_t at;
+} optimizer_settings[] = {
+    {"momentum", offsetof(OptimizerReads, momentum)},
+    {"nesterov", offsetof(OptimizerReads, nesterov)},
+    {"beta1", offsetof(OptimizerReads, beta1)},
+    {"beta2", offsetof(OptimizerReads, beta2)},
+    {"rho", offsetof(OptimizerReads, rho)},
+    {"eps", offsetof(OptimizerReads, eps)},
+    {"weight_decay", offsetof(OptimizerReads, weight_decay)},
+};
+#define SHARED       true
+#define DEFAULT(x)   true
+#define UNPAREN(...) __VA_ARGS__
+static const struct {
+    const char *name;
+    OptimizerReads reads;
+} optimizer_reads[] = {
+#define OPTIMIZER(name, reads, ...) {#name, {UNPAREN reads}},
+#include "optimizers.def"
+#undef OPTIMIZER
+};
+#undef SHARED
+#undef DEFAULT
+#undef UNPAREN
+static const struct {
+    const char *name, *reads;
+} schedule_reads[] = {
+#define SCHEDULE(name, reads) {#name, reads},
+#include "schedules.def"
+#undef SCHEDULE
+};
 
 /* The word settings whose words the compiler checks: a typo is found before training. */
 static const struct {
@@ -897,6 +937,61 @@ static bool output_is_logit(Program *prog, const Graph *g) {
     return false;
 }
 
+/* The value the block gives a settings.def setting, or NULL. */
+static const char *block_setting(const Graph *g, const char *name) {
+    for (int i = 0; i < g->train.settings.n; i++)
+        if (!strcmp(g->train.settings.v[i].name, name)) return g->train.settings.v[i].value;
+    return NULL;
+}
+
+/* Whether word is one of the space-separated words of list. */
+static bool listed_word(const char *list, const char *word) {
+    size_t len = strlen(word);
+    for (const char *p = list; (p = strstr(p, word)) != NULL; p += len)
+        if ((p == list || p[-1] == ' ') && (p[len] == ' ' || p[len] == '\0')) return true;
+    return false;
+}
+
+/* A setting of the block that the block's optimizer or schedule, or early stopping when it
+ * is off, does not read: it would change nothing, so it is reported where it is written. */
+static void check_settings_read(TrainReader *tr) {
+    const TrainSpec *t = &tr->g->train;
+    for (size_t s = 0; s < sizeof optimizer_settings / sizeof *optimizer_settings; s++) {
+        Node *at = strmap_get(&tr->given, optimizer_settings[s].name);
+        if (!at) continue;
+        StrBuf readers = {0};
+        bool read = false;
+        for (size_t o = 0; o < sizeof optimizer_reads / sizeof *optimizer_reads; o++) {
+            const bool *reads = (const bool *)((const char *)&optimizer_reads[o].reads +
+                                               optimizer_settings[s].at);
+            if (!*reads) continue;
+            sb_printf(&readers, "%s%s", readers.n ? ", " : "", optimizer_reads[o].name);
+            read |= !strcmp(optimizer_reads[o].name, t->optimizer);
+        }
+        if (!read)
+            diag_error(at->loc, "%s is read only by %s; the optimizer is %s, so it would change "
+                                "nothing",
+                       optimizer_settings[s].name, sb_str(&readers), t->optimizer);
+    }
+    const char *schedule = block_setting(tr->g, "schedule");
+    if (!schedule) schedule = "constant";
+    for (size_t k = 0; k < sizeof schedule_reads / sizeof *schedule_reads; k++)
+        for (int i = 0; i < t->settings.n; i++) {
+            const char *name = t->settings.v[i].name;
+            Node *at = strmap_get(&tr->given, name);
+            if (at && listed_word(schedule_reads[k].reads, name) &&
+                strcmp(schedule, schedule_reads[k].name) != 0)
+                diag_error(at->loc, "%s is read only by the %s schedule; the schedule is %s, so "
+                                    "it would change nothing",
+                           name, schedule_reads[k].name, schedule);
+        }
+    Node *patience = strmap_get(&tr->given, "patience");
+    const char *stopping = block_setting(tr->g, "early_stopping");
+    if (patience && !(stopping && !strcmp(stopping, "on")))
+        diag_error(patience->loc, "patience is read only by early stopping, which is off, so it "
+                                  "would change nothing (early_stopping = on)");
+}
+
 bool sema_train(Program *prog, Graph *g) {
     int errors = diag_error_count();
     TrainSpec *t = &g->train;
@@ -922,6 +1017,7 @@ bool sema_train(Program *prog, Graph *g) {
                                   "validation_data gives rows of their own: give one of them");
     if (g->inputs.n == 0 && t->data_kind)
         diag_error(prog->train->loc, "model %s has no inputs, so it takes no data", g->name);
+    check_settings_read(&tr);
     Node *rate = strmap_get(&tr.given, "dropout");
     if (rate && ir_count_dropouts(g) == 0)
         diag_error(rate->loc, "model %s has no dropout(...): dropout sets the rate of every dropout "

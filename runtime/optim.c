@@ -177,6 +177,11 @@ int rt_optim_readers(const char *setting, char *buf, size_t size) {
     return n > 0;
 }
 
+int rt_optim_reads(const char *optimizer_name, const char *setting) {
+    const optimizer *row = find_optimizer(optimizer_name);
+    return row && row_default(row, setting);
+}
+
 /* How many rows read the setting, or read it with this default. */
 static int count_readers(const char *setting, const double *value) {
     int n = 0;

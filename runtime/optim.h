@@ -96,6 +96,8 @@ void *rt_optim_state(const rt_optim *op, int s, int32_t param);
 /* Whether `setting` (an option's name) is one an optimizer reads; if so buf gets the names
  * of those that do, "adam, adamw". */
 int rt_optim_readers(const char *setting, char *buf, size_t size);
+/* Whether the optimizer of that name reads `setting` (0 for an unknown name). */
+int rt_optim_reads(const char *optimizer, const char *setting);
 /* The default of such a setting when its option has no value of its own: the default of
  * `optimizer` when it reads it ("0.999"), else each reader's ("adagrad 1e-10, adadelta
  * 1e-06, others 1e-08") or the one they share. */

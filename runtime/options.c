@@ -66,7 +66,7 @@ static const char optimizer_choices[] =
 
 /* The schedules of schedules.def, the same way. */
 static const char schedule_choices[] =
-#define SCHEDULE(name) "|" #name
+#define SCHEDULE(name, reads) "|" #name
 #include "schedules.def"
 #undef SCHEDULE
     ;
@@ -720,8 +720,68 @@ static void choose_validation(rt_options *o, const char *fraction_given, const c
     if (fraction_given) o->validation_data = NULL;
 }
 
+/* The schedules and the settings of their own each reads (schedules.def). */
+static const struct {
+    const char *name, *reads;
+} schedule_table[] = {
+#define SCHEDULE(name, reads) {#name, reads},
+#include "schedules.def"
+#undef SCHEDULE
+};
+
+/* Whether word is one of the space-separated words of list. */
+static int listed_word(const char *list, const char *word) {
+    size_t len = strlen(word);
+    for (const char *p = list; (p = strstr(p, word)) != NULL; p += len)
+        if ((p == list || p[-1] == ' ') && (p[len] == ' ' || p[len] == '\0')) return 1;
+    return 0;
+}
+
+/* The schedule whose own setting `name` is, or NULL. */
+static const char *schedule_of_setting(const char *name) {
+    for (size_t i = 0; i < sizeof schedule_table / sizeof *schedule_table; i++)
+        if (listed_word(schedule_table[i].reads, name)) return schedule_table[i].name;
+    return NULL;
+}
+
+/* A setting given on the command line that the run would not read, an error rather than a
+ * value that changes nothing: a setting of other optimizers than the run's, of another
+ * schedule, of early stopping when it is off. (The train block's own are nnc's to check,
+ * against the block's optimizer and schedule: a run may change those.) A search that varies
+ * the optimizer, the schedule or early stopping gives its settings for the trials that read
+ * them. */
+static void check_settings_read(const rt_options *o, rt_command cmd, const unsigned char *given,
+                                const unsigned char *searched) {
+    int varies_optimizer = searched[find_option("optimizer", 9) - option_table];
+    int varies_schedule = searched[find_option("schedule", 8) - option_table];
+    int varies_stopping = searched[find_option("early_stopping", 14) - option_table];
+    for (int i = 0; i < N_OPTIONS; i++) {
+        if (!given[i]) continue;
+        const char *name = option_table[i].name, *schedule = schedule_of_setting(name);
+        char shown[64], readers[128];
+        option_text(&option_table[i], shown, sizeof shown);
+        if (!varies_optimizer && rt_optim_readers(name, readers, sizeof readers) &&
+            !rt_optim_reads(o->optimizer, name))
+            rt_usage_error("%s is read only by %s; the optimizer is %s, so it would change "
+                           "nothing (give --optimizer NAME, or leave %s out)",
+                           shown, readers, o->optimizer, shown);
+        const char *run_schedule = o->schedule ? o->schedule : "constant";
+        if (!varies_schedule && schedule && strcmp(run_schedule, schedule) != 0)
+            rt_usage_error("%s is read only by the %s schedule; the schedule is %s, so it would "
+                           "change nothing (give --schedule %s, or leave %s out)",
+                           shown, schedule, run_schedule, schedule, shown);
+        int stopping = strcmp(name, "patience") == 0 ||
+                       (strcmp(name, "monitor") == 0 && cmd != RT_CMD_SEARCH); /* search's metric */
+        if (!varies_stopping && stopping && !o->early_stopping)
+            rt_usage_error("%s is read only by early stopping, which is off, so it would change "
+                           "nothing (give --early-stopping on, or leave %s out)",
+                           shown, shown);
+    }
+}
+
 void rt_options_parse(const nnrt_model *m, rt_command cmd, int argc, char **argv, rt_options *o) {
     const char *fraction_given = NULL, *file_given = NULL;
+    unsigned char given[N_OPTIONS] = {0}, searched[N_OPTIONS] = {0};
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
@@ -745,13 +805,17 @@ void rt_options_parse(const nnrt_model *m, rt_command cmd, int argc, char **argv
                 rt_usage_error("%s needs a value (%s)", shown, spec->metavar);
             value = argv[++i];
         }
-        if (cmd == RT_CMD_SEARCH && is_search_spec(spec, value))
+        if (cmd == RT_CMD_SEARCH && is_search_spec(spec, value)) {
             add_search(o, spec, value);
-        else
+            searched[spec - option_table] = 1;
+        } else {
             set_option(spec, value, o, shown);
+        }
+        given[spec - option_table] = 1;
         if (spec->offset == AT(optimizer)) o->optimizer_given = 1;
         if (spec->offset == AT(validation)) fraction_given = value;
         if (spec->offset == AT(validation_data)) file_given = value;
     }
     choose_validation(o, fraction_given, file_given);
+    check_settings_read(o, cmd, given, searched);
 }

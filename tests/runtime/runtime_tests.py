@@ -310,6 +310,42 @@ def bad_options():
     ]
     for args, message in cases:
         expect_error("logreg", args, "rt_logreg: error: " + message, code=2)
+    # A setting the run's optimizer, schedule or early stopping (off) does not read would
+    # change nothing; searching the optimizer (schedule, early stopping) lets it apply to the
+    # trials that read it.
+    unread = [
+        (["--beta1", "0.5"], "--beta1 is read only by adam, adamw, adamax, lion; the optimizer "
+         "is sgd, so it would change nothing (give --optimizer NAME, or leave --beta1 out)"),
+        (["--optimizer", "adam", "--momentum", "0.5"], "--momentum is read only by sgd, rmsprop; "
+         "the optimizer is adam, so it would change nothing (give --optimizer NAME, or leave "
+         "--momentum out)"),
+        (["--schedule", "cosine", "--gamma", "0.5"], "--gamma is read only by the exponential "
+         "schedule; the schedule is cosine, so it would change nothing (give --schedule "
+         "exponential, or leave --gamma out)"),
+        (["--step-every", "3"], "--step-every is read only by the step schedule; the schedule "
+         "is constant, so it would change nothing (give --schedule step, or leave --step-every "
+         "out)"),
+        (["--patience", "2"], "--patience is read only by early stopping, which is off, so it "
+         "would change nothing (give --early-stopping on, or leave --patience out)"),
+        (["--monitor", "accuracy"], "--monitor is read only by early stopping, which is off, "
+         "so it would change nothing (give --early-stopping on, or leave --monitor out)"),
+    ]
+    for args, message in unread:
+        for command in ("train", "search"):
+            if command == "search" and args[0] == "--monitor":
+                continue  # the search's own metric
+            expect_error("logreg", [command, *args], "rt_logreg: error: " + message, code=2)
+    write_csv("l.csv", logreg_rows())
+    for args in (["--optimizer", "adam", "--beta1", "0.5"], ["--schedule", "step",
+                 "--step-every", "3"], ["--early-stopping", "on", "--patience", "2",
+                 "--validation", "0.25"]):
+        run("logreg", "train", "--data", "l.csv", "--quiet", "--no-save", "--epochs", "1", *args)
+    for args in (["--optimizer", "sgd,adam", "--beta1", "0.5"],
+                 ["--schedule", "step,constant", "--step-every", "3"],
+                 ["--early-stopping", "on,off", "--patience", "2", "--validation", "0.25"],
+                 ["--monitor", "loss", "--lr", "0.1,0.2"]):
+        run("logreg", "search", "--data", "l.csv", "--quiet", "--epochs", "1", "--trials", "2",
+            *args)
     expect_error("parabola", ["train", "--epochs", "3"],
                  "rt_parabola: error: --epochs does not apply: model 'parabola' has no inputs", 2)
     expect_error("parabola", ["predict"],
@@ -957,9 +993,11 @@ def freeze():
     _, start = read_safetensors("start")
     names = list(help_optimizers())
     check(len(names) >= 8, names)
+    with_momentum = help_readers("momentum")
     for optimizer in names:
-        for extra in ([], ["--l2", "0.01", "--l1", "0.001", "--clip", "0.5", "--momentum",
-                           "0.9"], ["--workers", "2"]):
+        momentum = ["--momentum", "0.9"] if optimizer in with_momentum else []
+        for extra in ([], ["--l2", "0.01", "--l1", "0.001", "--clip", "0.5", *momentum],
+                      ["--workers", "2"]):
             args = [*base, "--epochs", "3", "--optimizer", optimizer, "--lr", "0.05", *extra]
             run("mlp", "train", *args, "--freeze", "W1,b2", "--save", "frozen",
                 "--checkpoint-every", "3", "--checkpoint", "c")
@@ -1564,6 +1602,14 @@ def optimizer_path(name, params, steps, lr, momentum=0.0, nesterov=False, beta1=
     return p
 
 
+def help_readers(setting, model="mlp"):
+    """The optimizers that read a setting, as train --help lists them ("--momentum X  sgd,
+    rmsprop: ..."): an option no optimizer of the run reads is an error."""
+    out = run(model, "train", "--help").out
+    line = next(l for l in out.splitlines() if l.startswith(f"  --{setting} "))
+    return line.split(None, 2)[2].split(":")[0].split(", ")
+
+
 def help_optimizers(model="mlp"):
     """{name: (help, paper)} of the optimizers train --help lists, a row each of
     runtime/optimizers.def, in its order: tests take the names from here."""
@@ -2051,10 +2097,11 @@ def resume_every_optimizer():
     docs = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs",
                              "runtime.md")).read()
     slots_row = next(line for line in docs.splitlines() if line.startswith("| `optimizer.SLOT"))
+    with_momentum = help_readers("momentum")
     for name in help_optimizers():
         # momentum 0.5: the slots kept only with momentum are there too
-        args = ["--data", "m.csv", "--optimizer", name, "--momentum", "0.5", "--quiet",
-                *MLP_SGD_OPTIONS]
+        momentum = ["--momentum", "0.5"] if name in with_momentum else []
+        args = ["--data", "m.csv", "--optimizer", name, *momentum, "--quiet", *MLP_SGD_OPTIONS]
         whole = run("mlp", "train", "--epochs", "4", "--save", "whole", *args)
         run("mlp", "train", "--epochs", "2", "--checkpoint-every", "2", "--checkpoint", "c",
             "--no-save", *args)
