@@ -306,6 +306,16 @@ static void check_settings(const rt_options *o, const nnrt_model *m, int64_t n_v
                        m->name);
 }
 
+/* --log-grad-norms and --log-update-ratios are measured for the log's columns and the plot's
+ * panel alone: without either, nothing would show them. Checked on the options as given, on
+ * every rank (the others' lose --log and --plot: only_rank0_writes). */
+static void check_watching_shows(const rt_options *o) {
+    if ((o->log_grad_norms || o->log_update_ratios) && !o->log && !o->plot)
+        rt_usage_error("%s writes columns of --log and a panel of --plot: give --log FILE or "
+                       "--plot FILE",
+                       o->log_grad_norms ? "--log-grad-norms" : "--log-update-ratios");
+}
+
 /* What --workers N cannot do (docs/runtime.md, "Data-parallel workers"): each is refused
  * rather than done differently from one worker. */
 static void check_workers(const run *r) {
@@ -2039,6 +2049,7 @@ static void check_ranks_agree(const run *r);
 static void check_ranks_hold_same_weights(const run *r);
 
 int rt_cmd_train(const nnrt_model *m, const rt_options *given) {
+    check_watching_shows(given);
     rt_options own = only_rank0_writes(given);
     const rt_options *o = &own;
     rt_check_run_files(m, o, 0);

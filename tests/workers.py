@@ -491,7 +491,7 @@ def case_errors(nnc, src, tmp):
          "--threads N, not both"),
         (["--workers", "2", "--trace", "h.W"],
          "--trace is not available with --workers 2: run it with one worker"),
-        (["--workers", "2", "--log-grad-norms"],
+        (["--workers", "2", "--log-grad-norms", "--log", "norms.csv"],
          "--log-grad-norms is not available with --workers 2: run it with one worker"),
         (["--workers", "1000"], "--workers 1000: at most 256"),
         (["--workers", "2", "--hogwild", "2"],

@@ -336,6 +336,10 @@ def bad_options():
                 continue  # the search's own metric
             expect_error("logreg", [command, *args], "rt_logreg: error: " + message, code=2)
     write_csv("l.csv", logreg_rows())
+    for flag in ("--log-grad-norms", "--log-update-ratios"):  # shown by --log and --plot alone
+        expect_error("logreg", ["train", "--data", "l.csv", flag], f"rt_logreg: error: {flag} "
+                     "writes columns of --log and a panel of --plot: give --log FILE or --plot "
+                     "FILE", code=2)
     for args in (["--optimizer", "adam", "--beta1", "0.5"], ["--schedule", "step",
                  "--step-every", "3"], ["--early-stopping", "on", "--patience", "2",
                  "--validation", "0.25"]):
