@@ -1903,7 +1903,8 @@ HOGWILD_REFUSALS = [
      "update, which the fused lock-free step never holds: use --clip 0"),
     (["--trace", "h.W"], "--hogwild: --trace writes the params after every step, and "
      "HOGWILD!'s threads change them at any time: trace a run without --hogwild"),
-    (["--log-grad-norms"], "--hogwild: --log-grad-norms measures the gradient of the epoch's "
+    (["--log-grad-norms", "--log", "norms.csv"],
+     "--hogwild: --log-grad-norms measures the gradient of the epoch's "
      "last step, and HOGWILD! has a last step in every thread"),
     (["--threads", "2"], "--hogwild 2 runs 2 threads of its own: OpenBLAS's threads "
      "(--threads 2) would fight them for the cores; give --threads 1"),
