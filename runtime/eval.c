@@ -32,13 +32,6 @@ static void load_text_windows(const nnrt_model *m, const rt_options *o, const ch
     rt_text_dataset(m, text.path, text.ids, text.n_ids, o->stride, "the text", d);
 }
 
-/* --stride cuts text into windows; any other data has none. */
-static void check_stride(const nnrt_model *m, const rt_options *o) {
-    if (o->stride && !rt_is_text_model(m))
-        rt_usage_error("--stride is for text data; model '%s' reads %s", m->name,
-                       m->train.data_kind ? m->train.data_kind : "no data");
-}
-
 /* The rows eval reads (inputs and targets: the train block's data, or --data), with the
  * standardisation statistics saved with the weights applied. */
 static void load_eval_rows(const nnrt_model *m, const rt_options *o, const rt_stats *stats,
@@ -52,7 +45,6 @@ static void load_eval_rows(const nnrt_model *m, const rt_options *o, const rt_st
 
 /* Weights, and the standardisation statistics saved with them, which the data then gets. */
 int rt_cmd_eval(const nnrt_model *m, const rt_options *o) {
-    check_stride(m, o);
     void *fixed = rt_new_fixed_arena(m);
     rt_stats stats;
     rt_load_weights(m, fixed, o->weights, &stats);
@@ -223,7 +215,6 @@ static void load_rows(const nnrt_model *m, const rt_options *o, const predict_pl
 
 int rt_cmd_predict(const nnrt_model *m, const rt_options *o) {
     predict_plan pp = plan_predict(m, o);
-    check_stride(m, o);
     void *fixed = rt_new_fixed_arena(m);
     rt_stats stats;
     rt_load_weights(m, fixed, o->weights, &stats);
@@ -254,7 +245,6 @@ int rt_cmd_predict(const nnrt_model *m, const rt_options *o) {
 /* ---- values ---- */
 
 int rt_cmd_values(const nnrt_model *m, const rt_options *o) {
-    check_stride(m, o);
     void *fixed = rt_new_fixed_arena(m);
     rt_stats stats;
     rt_load_weights(m, fixed, o->weights, &stats);

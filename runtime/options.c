@@ -40,6 +40,7 @@ enum option_needs {
     NEEDS_NOTHING = 0,
     NEEDS_INPUTS = 1,  /* data, epochs: a model without inputs has none */
     NEEDS_DROPOUT = 2, /* --dropout: the model's dropout(...) calls */
+    NEEDS_TEXT = 3,    /* --stride: text data, cut into windows */
 };
 
 typedef struct opt_spec {
@@ -99,7 +100,7 @@ static const char schedule_choices[] =
 #define SPEC_threads          FOR_TRAINING | FOR_EVAL | FOR_PREDICT, 0, 0, 0, NULL
 #define SPEC_flush_denormals  FOR_TRAINING | FOR_EVAL | FOR_PREDICT | FOR_SAMPLE, 0, 0, 0, NULL
 #define SPEC_workers          FOR_TRAINING, 1, 1, 0, NULL
-#define SPEC_stride           FOR_TRAINING | FOR_EVAL | FOR_PREDICT, 1, 0, 0, NULL
+#define SPEC_stride           FOR_TRAINING | FOR_EVAL | FOR_PREDICT, NEEDS_TEXT, 0, 0, NULL
 #define SPEC_freeze           FOR_TRAINING, 0, 0, 0, NULL
 #define SPEC_dropout          FOR_TRAINING, NEEDS_DROPOUT, 0, 1, NULL
 #define SPEC_set              FOR_TRAINING, 0, 0, 0, NULL
@@ -216,14 +217,16 @@ static int has_inputs(const nnrt_model *m) {
     return m->n_inputs > 0;
 }
 
-static int applies(const opt_spec *o, const nnrt_model *m, rt_command cmd) {
-    return (o->commands & (1u << cmd)) && (o->needs != NEEDS_INPUTS || has_inputs(m)) &&
-           (o->needs != NEEDS_DROPOUT || m->n_dropouts > 0);
-}
-
 static int reads_text(const nnrt_model *m) {
     return m->train.data_kind && strcmp(m->train.data_kind, "text") == 0;
 }
+
+static int applies(const opt_spec *o, const nnrt_model *m, rt_command cmd) {
+    return (o->commands & (1u << cmd)) && (o->needs != NEEDS_INPUTS || has_inputs(m)) &&
+           (o->needs != NEEDS_DROPOUT || m->n_dropouts > 0) &&
+           (o->needs != NEEDS_TEXT || reads_text(m));
+}
+
 
 /* The commands --help lists: sample for text models (saying why not, when it cannot). */
 static int command_applies(const nnrt_model *m, rt_command cmd) {
@@ -663,6 +666,9 @@ static _Noreturn void reject_option(const nnrt_model *m, rt_command cmd, const c
     const char *prog = rt_program_name(), *cmd_name = command_names[cmd];
     char shown[64] = "";
     if (o) option_text(o, shown, sizeof shown);
+    if (o && (o->commands & (1u << cmd)) && o->needs == NEEDS_TEXT)
+        rt_usage_error("%s is for text data; model '%s' reads %s", shown, m->name,
+                       m->train.data_kind ? m->train.data_kind : "no data");
     if (o && (o->commands & (1u << cmd)) && o->needs == NEEDS_DROPOUT)
         rt_usage_error("%s does not apply: model '%s' has no dropout(...) (it sets the rate of "
                        "every dropout of the model)",

@@ -124,9 +124,6 @@ void rt_load_train_data(const nnrt_model *m, const rt_options *o, rt_train_data 
         all_rows(&data->validation_rows, 0);
         return;
     }
-    if (o->stride && !rt_is_text_model(m))
-        rt_usage_error("--stride is for text data; model '%s' reads %s", m->name,
-                       m->train.data_kind ? m->train.data_kind : "no data");
     if (rt_is_text_model(m)) {
         if (o->columns) rt_usage_error("--columns is for CSV data; this model reads text");
         load_text_train_data(m, o, data);

@@ -335,6 +335,11 @@ def bad_options():
             if command == "search" and args[0] == "--monitor":
                 continue  # the search's own metric
             expect_error("logreg", [command, *args], "rt_logreg: error: " + message, code=2)
+    # --stride cuts text into windows: not an option of a model that reads CSV, nor in its help
+    for command in ("train", "eval", "predict"):
+        expect_error("logreg", [command, "--stride", "2"], "rt_logreg: error: --stride is for "
+                     "text data; model 'logreg' reads csv", code=2)
+        check("--stride" not in run("logreg", command, "--help").out, f"{command} --help")
     write_csv("l.csv", logreg_rows())
     for flag in ("--log-grad-norms", "--log-update-ratios"):  # shown by --log and --plot alone
         expect_error("logreg", ["train", "--data", "l.csv", flag], f"rt_logreg: error: {flag} "
