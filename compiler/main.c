@@ -237,11 +237,16 @@ typedef struct Flag {
 
 #define AT(member) offsetof(Options, member)
 
+/* -c and --emit each choose what the compile writes: both is a mistake, whichever last. */
+static const char both_outputs[] = "-c writes an object file and --emit prints a stage: give one "
+                                   "of them";
 static int set_emit(Options *o, const char *v) {
+    if (o->emit == EMIT_OBJ) return usage_error("%s", both_outputs);
     return parse_emit(v, &o->emit);
 }
 static int set_object(Options *o, const char *v) {
     (void)v;
+    if (o->emit != EMIT_EXE && o->emit != EMIT_OBJ) return usage_error("%s", both_outputs);
     o->emit = EMIT_OBJ;
     return -1;
 }
@@ -409,6 +414,18 @@ static int parse_args(int argc, char **argv, Options *o) {
     if (o->static_link && o->mpi)
         return usage_error("%s", "--static and --mpi do not go together: an MPI program uses "
                                  "the MPI libraries of the machines mpirun starts it on");
+    /* what would change nothing is said, not ignored */
+    const char *writes = o->emit == EMIT_OBJ ? "-c" : "--emit";
+    if (o->static_link && o->emit != EMIT_EXE)
+        return usage_error("--static links the executable, which %s does not write", writes);
+    if (o->mpi && o->emit != EMIT_EXE)
+        return usage_error("--mpi links the executable with MPI, which %s does not write",
+                           writes);
+    bool prints_steps = o->emit == EMIT_IR || o->emit == EMIT_GRAD || o->emit == EMIT_GRAD_RAW ||
+                        o->emit == EMIT_GRAD_DIFF || o->dump_passes;
+    if (o->all_steps && !prints_steps)
+        return usage_error("%s", "--steps all is for --emit=ir, grad, grad-raw and grad-diff, "
+                                 "and --dump-passes");
     return -1;
 }
 

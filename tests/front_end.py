@@ -430,6 +430,19 @@ def case_flags(nnc, src, tmp):
         (["m.nn", "-c=1"], "nnc: error: -c takes no value\n"),
         (["explian", "m.nn"], "nnc: error: one model file at a time (got a second: m.nn)\n"
          "  hint: did you mean explain?\n"),
+        # an option that would change nothing is an error, whichever order
+        (["m.nn", "--emit=ir", "-c"], "nnc: error: -c writes an object file and --emit prints "
+         "a stage: give one of them\n"),
+        (["m.nn", "-c", "--emit=ir"], "nnc: error: -c writes an object file and --emit prints "
+         "a stage: give one of them\n"),
+        (["m.nn", "-c", "--static"], "nnc: error: --static links the executable, which -c "
+         "does not write\n"),
+        (["m.nn", "--emit=plan", "--mpi"], "nnc: error: --mpi links the executable with MPI, "
+         "which --emit does not write\n"),
+        (["m.nn", "--steps", "all"], "nnc: error: --steps all is for --emit=ir, grad, grad-raw "
+         "and grad-diff, and --dump-passes\n"),
+        (["m.nn", "--emit=plan", "--steps", "all"], "nnc: error: --steps all is for --emit=ir, "
+         "grad, grad-raw and grad-diff, and --dump-passes\n"),
     ]
     for args, wanted in cases:
         expect_stderr(run(nnc, args, tmp, want_status=2), wanted + usage, " ".join(args))
