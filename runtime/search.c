@@ -45,6 +45,7 @@ typedef struct trial {
     double loss_std, accuracy_std; /* over the folds (0 without) */
     double score;                  /* lower is better: the loss, or minus the accuracy */
     int64_t number;                /* from 0, in the order the trials ran */
+    int repeat;                    /* the settings of an earlier trial, whose results it took */
 } trial;
 
 /* --folds K: each row's fold, and the rows of the run under way (made as each fold runs, so
@@ -411,8 +412,8 @@ static void report_fold(const search *s, const trial *t, int64_t j, int ok, rt_m
     fputc('\n', stderr);
 }
 
-static void report_trial(const search *s, const trial *t) {
-    report_settings(s, t);
+/* A trial's results, after its settings. */
+static void report_results(const search *s, const trial *t) {
     if (!t->ok) {
         fprintf(stderr, "  diverged\n");
         return;
@@ -427,6 +428,11 @@ static void report_trial(const search *s, const trial *t) {
     if (s->classify) fprintf(stderr, "  val accuracy %.4f", t->accuracy);
     if (s->classify && folds) fprintf(stderr, " ± %.4f", t->accuracy_std);
     fputc('\n', stderr);
+}
+
+static void report_trial(const search *s, const trial *t) {
+    report_settings(s, t);
+    report_results(s, t);
 }
 
 static double population_std(const double *v, int64_t n, double mean) {
@@ -474,6 +480,59 @@ static void run_trial(search *s, trial *t) {
     }
     t->score = s->by_accuracy ? -t->accuracy : t->loss;
     if (!s->o->quiet) report_trial(s, t);
+}
+
+/* ---- trials that repeat one ----
+ * A trial whose settings are an earlier trial's trains the same weights (a run is the same
+ * bits for the same seed and settings; HOGWILD!'s is not): it takes that trial's results
+ * and is not trained again. Random and TPE draws from lists repeat often: `--lr 0.1,0.2`
+ * with the default 20 trials trained each value ten times. When every setting of a search
+ * of lists alone has been tried, the trials left would only repeat them: the search ends. */
+
+/* The earlier trial with t's settings, or -1. */
+static int64_t same_as_earlier(const search *s, const trial *t) {
+    if (s->o->hogwild > 0) return -1;
+    for (int64_t j = 0; j < t->number; j++) {
+        int same = 1;
+        for (int k = 0; k < s->n_dims && same; k++)
+            same = strcmp(s->trials[j].values[k], t->values[k]) == 0;
+        if (same) return j;
+    }
+    return -1;
+}
+
+static void repeat_trial(const search *s, trial *t, int64_t j) {
+    const trial *was = &s->trials[j];
+    t->ok = was->ok;
+    t->loss = was->loss, t->accuracy = was->accuracy;
+    t->loss_std = was->loss_std, t->accuracy_std = was->accuracy_std;
+    t->score = was->score;
+    t->repeat = 1;
+    if (s->o->quiet) return;
+    report_settings(s, t);
+    fprintf(stderr, "  as trial %lld", (long long)j + 1);
+    report_results(s, t);
+}
+
+/* The settings a search of lists alone can try (a list's values, words, on|off); 0 when
+ * an option is a range, or there are more than the trials. */
+static int64_t finite_settings(const search *s) {
+    int64_t points = 1;
+    for (int k = 0; k < s->n_dims; k++) {
+        if (s->dims[k].is_range) return 0;
+        points *= s->dims[k].n_values;
+        if (points > s->n) return 0;
+    }
+    return points;
+}
+
+/* The trials without those that repeat one, in their order: the table and the plot show
+ * each setting once. */
+static void drop_repeats(search *s) {
+    int64_t kept = 0;
+    for (int64_t i = 0; i < s->n; i++)
+        if (!s->trials[i].repeat) s->trials[kept++] = s->trials[i];
+    s->n = kept;
 }
 
 /* ---- the table ---- */
@@ -681,10 +740,23 @@ int rt_cmd_search(const nnrt_model *m, const rt_options *o) {
     size_t arena_bytes = (size_t)m->fixed_elems * rt_elem_size(m->f64);
     rt_rng_seed(&s.rng, o->seed, RT_STREAM_SEARCH);
     int have_best = 0;
+    int64_t settings = s.strategy == GRID ? 0 : finite_settings(&s), tried = 0;
     for (int64_t i = 0; i < s.n; i++) {
         trial *t = &s.trials[i];
         draw_values(&s, t, i);
+        int64_t same = same_as_earlier(&s, t);
+        if (same >= 0) {
+            repeat_trial(&s, t, same);
+            continue; /* the same score: never better than the trial it repeats */
+        }
         run_trial(&s, t);
+        if (++tried == settings && i + 1 < s.n) {
+            if (!o->quiet)
+                fprintf(stderr, "search: all %lld settings tried in %lld trials; the other %lld "
+                                "would repeat them\n",
+                        (long long)settings, (long long)i + 1, (long long)(s.n - i - 1));
+            s.n = i + 1;
+        }
         /* the best so far: the first trial that no earlier one matches or beats */
         int better = t->ok;
         for (int64_t j = 0; better && j < i; j++)
@@ -694,6 +766,7 @@ int rt_cmd_search(const nnrt_model *m, const rt_options *o) {
             have_best = 1;
         }
     }
+    drop_repeats(&s);
     print_table(&s);
     if (o->plot) write_plot(&s, o->plot);
     if (!have_best) rt_fatal("search: every trial diverged; try smaller learning rates");

@@ -3105,6 +3105,10 @@ def noisy_logreg_rows(n=300, seed=1):
 SEARCH_ROW = re.compile(r" *(\d+)  (\S+) +(\S+) +(\S+)")
 
 
+# A row of search's table of two options: rank, the two settings, loss, accuracy.
+SEARCH_ROW2 = re.compile(r" +\d+  (\S+) +(\S+) +(\S+) +(\S+)")
+
+
 @test
 def search():
     write_csv("d.csv", noisy_logreg_rows())
@@ -3140,6 +3144,26 @@ def search():
     check(losses == sorted(losses), "not ranked")
     check(r.out == run("logreg", "search", *common, "--lr", "1e-5..1e3:log", "--trials", "12",
                        "--batch", "8,16", "--no-save", "--quiet").out, "not reproducible")
+    # Lists drawn at random repeat: a repeat takes the results of the trial it repeats (the
+    # same settings train the same weights) without training, the table shows each setting
+    # once, and once every setting has been tried the search ends.
+    r = run("logreg", "search", *common, "--lr", "0.1,0.3", "--batch", "8,16", "--trials", "20",
+            "--no-save")
+    trials = re.findall(r"^trial (\d+)/20  --lr (\S+) --batch (\S+)(?:  as trial (\d+))?  "
+                        r"val loss (\S+)", r.err, re.M)
+    first = {}
+    for number, lr, batch, same, loss in trials:
+        if (lr, batch) in first:
+            check((same, loss) == first[(lr, batch)], f"trial {number} repeats:\n{r.err}")
+        else:
+            check(same == "", f"trial {number} is new:\n{r.err}")
+            first[(lr, batch)] = (number, loss)
+    check(len(first) == 4 and len(trials) > 4, r.err)
+    check([int(t[0]) for t in trials] == list(range(1, len(trials) + 1)), r.err)
+    check(f"search: all 4 settings tried in {len(trials)} trials; the other {20 - len(trials)} "
+          "would repeat them\n" in r.err, r.err)
+    rows = [SEARCH_ROW2.fullmatch(line).groups() for line in r.out.splitlines()[1:-1]]
+    check(sorted((row[0], row[1]) for row in rows) == sorted(first), r.out)
     # A grid of ranges: :K points, log-spaced.
     r = run("logreg", "search", *common, "--lr", "0.001..1:log:4", "--strategy", "grid",
             "--no-save", "--quiet")
