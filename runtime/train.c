@@ -1513,31 +1513,52 @@ static void check_kind(const run *r, const char *path, const char *key, field_va
         rt_path_error(path, "not a checkpoint (its kind is '%s')", show_value(v.text).s);
 }
 
+/* A checkpoint's counts of rows beyond this run's training rows, or its order naming other
+ * rows, mostly mean a run on other rows: the hint under the error says what chooses them. */
+static void hint_same_rows(const run *r) {
+    if (has_inputs(r))
+        rt_hint("a run resumes on the training rows it was saved with: give it the same data, "
+                "--validation (or --validation-data) and --seed");
+}
+
+/* A range check whose failure may be the rows' (hint_same_rows). */
+static void check_rows_range(const run *r, const char *path, const char *key, int64_t v,
+                             int64_t lo, int64_t hi, const char *why) {
+    if (v >= lo && v <= hi) return;
+    hint_same_rows(r);
+    check_range(path, key, v, lo, hi, why);
+}
+
 static void check_epoch(const run *r, const char *path, const char *key, field_value v) {
+    const char *unit = has_inputs(r) ? "epoch" : "step";
+    if (v.i > r->epochs) /* most often a run told to train fewer than are done */
+        rt_hint("--%ss counts the %ss in all, those done included: give --%ss %lld or more to "
+                "go on from this checkpoint",
+                unit, unit, unit, (long long)v.i);
     char why[160];
-    snprintf(why, sizeof why, "this run trains %lld %s", (long long)r->epochs,
-             has_inputs(r) ? "epochs" : "steps");
+    snprintf(why, sizeof why, "this run trains %lld %s%s", (long long)r->epochs, unit,
+             r->epochs == 1 ? "" : "s");
     check_range(path, key, v.i, 0, r->epochs, why);
 }
 
 static void check_pos(const run *r, const char *path, const char *key, field_value v) {
-    check_range(path, key, v.i, 0, has_inputs(r) ? r->data->n_train - 1 : 0,
-                "rows of the current epoch done, of the training rows");
+    check_rows_range(r, path, key, v.i, 0, has_inputs(r) ? r->data->n_train - 1 : 0,
+                     "rows of the current epoch done, of the training rows");
 }
 
 /* At least one step per epoch, and at most one per row. */
 static void check_step(const run *r, const char *path, const char *key, field_value v) {
     int64_t most = has_inputs(r) ? bound_mul_add(r->epoch, r->data->n_train, r->pos) : r->epoch;
     if (has_inputs(r) && r->o->steps > 0 && r->o->steps < most) most = r->o->steps;
-    check_range(path, key, v.i, r->epoch + (r->pos > 0), most,
-                "one step or more per epoch, one row or more per step, within --steps");
+    check_rows_range(r, path, key, v.i, r->epoch + (r->pos > 0), most,
+                     "one step or more per epoch, one row or more per step, within --steps");
 }
 
 static void check_samples(const run *r, const char *path, const char *key, field_value v) {
     if (r->pos > 0)
-        check_range(path, key, v.i, r->pos, r->pos, "the rows of the current epoch done");
+        check_rows_range(r, path, key, v.i, r->pos, r->pos, "the rows of the current epoch done");
     else
-        check_range(path, key, v.i, 0, r->data->n_train, "the rows of the last epoch");
+        check_rows_range(r, path, key, v.i, 0, r->data->n_train, "the rows of the last epoch");
 }
 
 static void check_correct(const run *r, const char *path, const char *key, field_value v) {
@@ -1669,11 +1690,11 @@ static void read_order(const rt_st_file *f, const char *path, run *r) {
     uint64_t dims[RT_ST_MAX_RANK];
     if (!rt_st_shape(f, "train.order", &rank, dims))
         rt_path_error(path, "missing tensor 'train.order'");
-    if (rank != 1 || dims[0] != (uint64_t)n_train)
-        rt_path_error(path,
-                      "tensor 'train.order' is not the order of this run's %lld training rows "
-                      "(resume with the same data and --validation)",
+    if (rank != 1 || dims[0] != (uint64_t)n_train) {
+        hint_same_rows(r);
+        rt_path_error(path, "tensor 'train.order' is not the order of this run's %lld training rows",
                       (long long)n_train);
+    }
     rt_st_read(f, "train.order", RT_ST_I64, 1, &n_train, r->order);
     unsigned char *mark = rt_alloc((size_t)rows + 1); /* 1: a training row, 2: seen */
     for (int64_t i = 0; i < n_train; i++) mark[d->train_rows[i]] = 1;
@@ -1683,11 +1704,13 @@ static void read_order(const rt_st_file *f, const char *path, run *r) {
                           : mark[row] == 0       ? "a validation row"
                           : mark[row] == 2       ? "a second time"
                                                  : NULL;
-        if (why)
+        if (why) {
+            hint_same_rows(r);
             rt_path_error(path,
                           "tensor 'train.order' is not an order of the training rows: element "
                           "%lld names row %lld, %s",
                           (long long)i, (long long)row, why);
+        }
         mark[row] = 2;
     }
     rt_free(mark);

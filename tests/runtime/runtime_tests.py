@@ -2886,6 +2886,17 @@ def edit_checkpoint(src, dst, meta=None, tensors=None, drop=()):
     write_safetensors(dst, kept, metadata=metadata)
 
 
+# The hints under a resumed run's errors: what chooses the training rows, and what --epochs
+# counts (train.c, hint_same_rows and check_epoch).
+ROWS_HINT = ("\n  hint: a run resumes on the training rows it was saved with: give it the same "
+             "data, --validation (or --validation-data) and --seed")
+
+
+def epochs_hint(done):
+    return ("\n  hint: --epochs counts the epochs in all, those done included: give --epochs "
+            f"{done} or more to go on from this checkpoint")
+
+
 @test
 def resume_checks():
     """Every value of a checkpoint is checked against what the run can have written."""
@@ -2903,22 +2914,24 @@ def resume_checks():
     bad = f"is out of range"
     cases = [
         ({"nnrt.epoch": str(2 ** 62)}, {},
-         f"metadata 'nnrt.epoch': {2 ** 62} {bad} 0..3 (this run trains 3 epochs)"),
+         f"metadata 'nnrt.epoch': {2 ** 62} {bad} 0..3 (this run trains 3 epochs)"
+         f"{epochs_hint(2 ** 62)}"),
         ({"nnrt.epoch": "1000000000"}, {},
-         f"metadata 'nnrt.epoch': 1000000000 {bad} 0..3 (this run trains 3 epochs)"),
+         f"metadata 'nnrt.epoch': 1000000000 {bad} 0..3 (this run trains 3 epochs)"
+         f"{epochs_hint(1000000000)}"),
         ({"nnrt.epoch": ""}, {}, "metadata 'nnrt.epoch': '' is not a whole number"),
         ({"nnrt.epoch": " 1"}, {}, "metadata 'nnrt.epoch': ' 1' is not a whole number"),
         ({"nnrt.epoch": "1\n"}, {}, "metadata 'nnrt.epoch': '1\\u000a' is not a whole number"),
         ({"nnrt.epoch": "99999999999999999999"}, {},
          "metadata 'nnrt.epoch': '99999999999999999999' is not a whole number"),
         ({"nnrt.pos": "120"}, {}, f"metadata 'nnrt.pos': 120 {bad} 0..119 (rows of the current "
-         "epoch done, of the training rows)"),
+         "epoch done, of the training rows)" + ROWS_HINT),
         ({"nnrt.step": "-5"}, {}, f"metadata 'nnrt.step': -5 {bad} 1..120 (one step or more per "
-         "epoch, one row or more per step, within --steps)"),
+         "epoch, one row or more per step, within --steps)" + ROWS_HINT),
         ({"nnrt.optimizer_steps": "-1"}, {}, f"metadata 'nnrt.optimizer_steps': -1 {bad} "
          f"{step}..{step} (it counts what 'nnrt.step' does)"),
         ({"nnrt.samples": "121"}, {}, f"metadata 'nnrt.samples': 121 {bad} 0..120 (the rows of the "
-         "last epoch)"),
+         "last epoch)" + ROWS_HINT),
         ({"nnrt.correct": "-1"}, {}, f"metadata 'nnrt.correct': -1 {bad} 0..120 (right predictions "
          "among 'nnrt.samples')"),
         ({"nnrt.loss_sum": "nan"}, {}, "metadata 'nnrt.loss_sum': nan is not finite"),
@@ -2935,13 +2948,13 @@ def resume_checks():
         ({"nnrt.best": "nan"}, {}, "metadata 'nnrt.best': nan is not a finite number"),
         ({}, {"train.order": lambda v: [v[0], v[0]] + v[2:]},
          f"tensor 'train.order' is not an order of the training rows: element 1 names row "
-         f"{order[0]}, a second time"),
+         f"{order[0]}, a second time" + ROWS_HINT),
         ({}, {"train.order": lambda v: [10 ** 6] + v[1:]},
          "tensor 'train.order' is not an order of the training rows: element 0 names row 1000000, "
-         "outside the data"),
+         "outside the data" + ROWS_HINT),
         ({}, {"train.order": lambda v: [validation_row] + v[1:]},
          f"tensor 'train.order' is not an order of the training rows: element 0 names row "
-         f"{validation_row}, a validation row"),
+         f"{validation_row}, a validation row" + ROWS_HINT),
         ({}, {"train.history": lambda v: [math.inf] + v[1:]},
          "tensor 'train.history' holds inf at element 0, not a learning rate"),
         ({}, {"optimizer.v.fc.W": lambda v: [-1.0] + v[1:]},
@@ -2958,8 +2971,8 @@ def resume_checks():
                  "bad: error: missing tensor 'train.history'")
     write_safetensors("bad", {**tensors, "train.order": ("I64", [119], order[:-1])}, metadata=meta)
     expect_error("softmax", ["train", "--epochs", "3", "--resume", "bad", *args],
-                 "bad: error: tensor 'train.order' is not the order of this run's 120 training rows "
-                 "(resume with the same data and --validation)")
+                 "bad: error: tensor 'train.order' is not the order of this run's 120 training rows"
+                 + ROWS_HINT)
     # An epoch beyond any run's allocates nothing for it.
     edit_checkpoint("c", "bad", {"nnrt.epoch": "1000000000"})
     r, peak = run_measured("softmax", ["train", "--epochs", "3", "--resume", "bad", *args])
