@@ -1635,6 +1635,19 @@ static void read_vocab(const rt_st_file *f, const char *path, run *r) {
     rt_free(own);
 }
 
+/* standardize.mean and .std, saved by the weights writer when the run standardised its
+ * inputs: the run that resumes must too (it computes the same statistics from the same
+ * training rows), else its weights would go on learning from other values than they began
+ * with. */
+static void read_standardize(const rt_st_file *f, const char *path, run *r) {
+    int rank;
+    uint64_t dims[RT_ST_MAX_RANK];
+    int saved = rt_st_shape(f, "standardize.mean", &rank, dims);
+    if (saved != (r->o->standardize != 0))
+        rt_usage_error("%s was trained with --standardize %s; resume it with the same", path,
+                       saved ? "on" : "off");
+}
+
 /* STATE: the running statistics, saved by the weights writer; resuming needs every one. */
 static void read_states(const rt_st_file *f, const char *path, run *r) {
     (void)path;
@@ -1821,6 +1834,7 @@ static const field fields[] = {
     {"text.vocab", FIELD_TENSORS, .read = read_vocab}, /* metadata; the weights writer's */
     {"PARAM", FIELD_TENSORS, .read = read_params},
     {"STATE", FIELD_TENSORS, .read = read_states},
+    {"standardize.mean", FIELD_TENSORS, .read = read_standardize}, /* and .std */
     {"nnrt.epoch", FIELD_INT, IN_RUN(epoch), .check = check_epoch},
     {"nnrt.pos", FIELD_INT, IN_RUN(pos), .check = check_pos},
     {"nnrt.step", FIELD_INT, IN_RUN(step), .check = check_step},

@@ -2910,6 +2910,16 @@ def resume_checks():
     validation_row = min(set(range(150)) - set(order))
     check(int(meta["nnrt.epoch"]) == 1 and len(order) == 120, meta)
     run("softmax", "train", "--epochs", "3", "--resume", "c", *args)  # as it is: fine
+    # The inputs are standardised when resumed exactly when they were when trained.
+    expect_error("softmax", ["train", "--epochs", "3", "--resume", "c", *args, "--standardize",
+                             "on"], "rt_softmax: error: c was trained with --standardize off; "
+                 "resume it with the same", code=2)
+    run("softmax", "train", "--epochs", "1", "--checkpoint-every", "1", "--checkpoint", "cs",
+        "--standardize", "on", *args)
+    expect_error("softmax", ["train", "--epochs", "3", "--resume", "cs", *args],
+                 "rt_softmax: error: cs was trained with --standardize on; resume it with the "
+                 "same", code=2)
+    run("softmax", "train", "--epochs", "3", "--resume", "cs", "--standardize", "on", *args)
     zero_rng = " ".join(["0000000000000000"] * 4) + " 0 0x0p+0"
     bad = f"is out of range"
     cases = [
