@@ -293,7 +293,8 @@ static double *parse_penalty(const nnrt_model *m, const char *option, const char
 }
 
 /* --freeze NAME[,NAME...]: the params (names or globs) the update leaves alone; NULL when
- * none. */
+ * none. Every param frozen in a model without state trains nothing (with state, such as
+ * batch norm's running statistics, training still updates it: a way to re-estimate them). */
 static unsigned char *parse_freeze(const nnrt_model *m, const char *spec) {
     if (!spec || !*spec) return NULL;
     unsigned char *frozen = rt_alloc((size_t)m->n_params + 1);
@@ -305,6 +306,12 @@ static unsigned char *parse_freeze(const nnrt_model *m, const char *spec) {
         if (!comma) break;
         p = comma + 1;
     }
+    int32_t free_params = 0;
+    for (int32_t i = 0; i < m->n_params; i++) free_params += !frozen[i];
+    if (free_params == 0 && m->n_states == 0)
+        rt_usage_error("--freeze %s freezes every param of model '%s', which has no other state: "
+                       "training would change nothing ('eval' measures a model as it is)",
+                       spec, m->name);
     return frozen;
 }
 

@@ -776,6 +776,10 @@ static void check_settings_read(const rt_options *o, rt_command cmd, const unsig
             rt_usage_error("%s is read only by the %s schedule; the schedule is %s, so it would "
                            "change nothing (give --schedule %s, or leave %s out)",
                            shown, schedule, run_schedule, schedule, shown);
+        if (!varies_optimizer && strcmp(name, "nesterov") == 0 && o->nesterov &&
+            o->momentum == 0 && !searched[find_option("momentum", 8) - option_table])
+            rt_usage_error("--nesterov on looks ahead along the momentum, and --momentum is 0: "
+                           "it would change nothing (give --momentum above 0)");
         int stopping = strcmp(name, "patience") == 0 ||
                        (strcmp(name, "monitor") == 0 && cmd != RT_CMD_SEARCH); /* search's metric */
         if (!varies_stopping && stopping && !o->early_stopping)

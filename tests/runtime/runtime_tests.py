@@ -329,6 +329,8 @@ def bad_options():
          "would change nothing (give --early-stopping on, or leave --patience out)"),
         (["--monitor", "accuracy"], "--monitor is read only by early stopping, which is off, "
          "so it would change nothing (give --early-stopping on, or leave --monitor out)"),
+        (["--nesterov", "on", "--momentum", "0"], "--nesterov on looks ahead along the momentum, "
+         "and --momentum is 0: it would change nothing (give --momentum above 0)"),
     ]
     for args, message in unread:
         for command in ("train", "search"):
@@ -1025,6 +1027,9 @@ def freeze():
         "--save", "frozen")
     _, frozen = read_safetensors("frozen")
     check({k for k in start if frozen[k] == start[k]} == {"W1", "W2", "b1"}, frozen)
+    expect_error("mlp", ["train", *base, "--freeze", "W*,b*"], "rt_mlp: error: --freeze W*,b* "
+                 "freezes every param of model 'mlp', which has no other state: training would "
+                 "change nothing ('eval' measures a model as it is)", code=2)
     expect_error("mlp", ["train", *base, "--freeze", "W3"],
                  "rt_mlp: error: --freeze: model 'mlp' has no param 'W3' (its params: W1, b1, W2, "
                  "b2)\n  hint: did you mean W1?", code=2)
