@@ -780,6 +780,11 @@ static void check_settings_read(const rt_options *o, rt_command cmd, const unsig
             o->momentum == 0 && !searched[find_option("momentum", 8) - option_table])
             rt_usage_error("--nesterov on looks ahead along the momentum, and --momentum is 0: "
                            "it would change nothing (give --momentum above 0)");
+        if (strcmp(name, "startup_trials") == 0 && strcmp(o->strategy, "tpe") != 0)
+            rt_usage_error("--startup-trials is read only by --strategy tpe; the strategy is %s, "
+                           "so it would change nothing (give --strategy tpe, or leave "
+                           "--startup-trials out)",
+                           o->strategy);
         int stopping = strcmp(name, "patience") == 0 ||
                        (strcmp(name, "monitor") == 0 && cmd != RT_CMD_SEARCH); /* search's metric */
         if (!varies_stopping && stopping && !o->early_stopping)

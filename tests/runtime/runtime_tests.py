@@ -332,6 +332,10 @@ def bad_options():
         (["--nesterov", "on", "--momentum", "0"], "--nesterov on looks ahead along the momentum, "
          "and --momentum is 0: it would change nothing (give --momentum above 0)"),
     ]
+    expect_error("logreg", ["search", "--lr", "0.1,0.2", "--startup-trials", "5"],
+                 "rt_logreg: error: --startup-trials is read only by --strategy tpe; the strategy "
+                 "is random, so it would change nothing (give --strategy tpe, or leave "
+                 "--startup-trials out)", code=2)
     for args, message in unread:
         for command in ("train", "search"):
             if command == "search" and args[0] == "--monitor":
