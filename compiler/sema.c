@@ -2,6 +2,8 @@
  * the train block. Shapes are checked later, in lower.c, where fn calls are inlined. */
 #include "stages.h"
 
+#include "optim_settings.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -654,7 +656,7 @@ static const char *const optimizers[] = {
 #undef OPTIMIZER
     NULL};
 static const char *const schedules[] = {
-#define SCHEDULE(name, reads) #name,
+#define SCHEDULE(name, ...) #name,
 #include "schedules.def"
 #undef SCHEDULE
     NULL};
@@ -663,19 +665,17 @@ static const char *const schedules[] = {
  * (schedules.def): a setting of the block that its optimizer or schedule does not read is
  * an error (check_settings_read), as the runtime's for an option. */
 typedef struct OptimizerReads {
-    bool momentum, nesterov, beta1, beta2, rho, eps, weight_decay;
+#define READ_FLAG(s) bool s;
+    OPTIM_SETTINGS(READ_FLAG)
+#undef READ_FLAG
 } OptimizerReads;
 static const struct {
     const char *name;
     size_t at;
 } optimizer_settings[] = {
-    {"momentum", offsetof(OptimizerReads, momentum)},
-    {"nesterov", offsetof(OptimizerReads, nesterov)},
-    {"beta1", offsetof(OptimizerReads, beta1)},
-    {"beta2", offsetof(OptimizerReads, beta2)},
-    {"rho", offsetof(OptimizerReads, rho)},
-    {"eps", offsetof(OptimizerReads, eps)},
-    {"weight_decay", offsetof(OptimizerReads, weight_decay)},
+#define SETTING_AT(s) {#s, offsetof(OptimizerReads, s)},
+    OPTIM_SETTINGS(SETTING_AT)
+#undef SETTING_AT
 };
 #define SHARED       true
 #define DEFAULT(x)   true
@@ -691,10 +691,11 @@ static const struct {
 #undef SHARED
 #undef DEFAULT
 #undef UNPAREN
+#define SCHEDULE_MAX_READS 2
 static const struct {
-    const char *name, *reads;
+    const char *name, *reads[SCHEDULE_MAX_READS];
 } schedule_reads[] = {
-#define SCHEDULE(name, reads) {#name, reads},
+#define SCHEDULE(name, ...) {#name, {__VA_ARGS__}},
 #include "schedules.def"
 #undef SCHEDULE
 };
@@ -944,14 +945,6 @@ static const char *block_setting(const Graph *g, const char *name) {
     return NULL;
 }
 
-/* Whether word is one of the space-separated words of list. */
-static bool listed_word(const char *list, const char *word) {
-    size_t len = strlen(word);
-    for (const char *p = list; (p = strstr(p, word)) != NULL; p += len)
-        if ((p == list || p[-1] == ' ') && (p[len] == ' ' || p[len] == '\0')) return true;
-    return false;
-}
-
 /* A setting of the block that the block's optimizer or schedule, or early stopping when it
  * is off, does not read: it would change nothing, so it is reported where it is written. */
 static void check_settings_read(TrainReader *tr) {
@@ -976,11 +969,10 @@ static void check_settings_read(TrainReader *tr) {
     const char *schedule = block_setting(tr->g, "schedule");
     if (!schedule) schedule = "constant";
     for (size_t k = 0; k < sizeof schedule_reads / sizeof *schedule_reads; k++)
-        for (int i = 0; i < t->settings.n; i++) {
-            const char *name = t->settings.v[i].name;
+        for (int r = 0; r < SCHEDULE_MAX_READS && schedule_reads[k].reads[r]; r++) {
+            const char *name = schedule_reads[k].reads[r];
             Node *at = strmap_get(&tr->given, name);
-            if (at && listed_word(schedule_reads[k].reads, name) &&
-                strcmp(schedule, schedule_reads[k].name) != 0)
+            if (at && strcmp(schedule, schedule_reads[k].name) != 0)
                 diag_error(at->loc, "%s is read only by the %s schedule; the schedule is %s, so "
                                     "it would change nothing",
                            name, schedule_reads[k].name, schedule);

@@ -6,11 +6,8 @@
 #include <string.h>
 
 #include "model.h"
+#include "optim_settings.h"
 #include "util.h"
-
-/* The settings an optimizer may read (optimizers.def's `reads`), each the option of that
- * name in rt_options. */
-#define OPTIM_SETTINGS(X) X(momentum) X(nesterov) X(beta1) X(beta2) X(rho) X(eps) X(weight_decay)
 
 /* One update's scalars: the rate, the step count t (1 at the first update), and the settings
  * the optimizer reads: the option's value, else the row's default. */

@@ -67,14 +67,15 @@ static const char optimizer_choices[] =
 
 /* The schedules of schedules.def, the same way. */
 static const char schedule_choices[] =
-#define SCHEDULE(name, reads) "|" #name
+#define SCHEDULE(name, ...) "|" #name
 #include "schedules.def"
 #undef SCHEDULE
     ;
 
 /* The settings of settings.def: each row becomes an entry below through SETTING(), with its
  * field in rt_options (the same name), its kind, its help, and these limits: commands,
- * needs (0, 1: NEEDS_INPUTS, or a name of option_needs), min, max, choices. A row without a SPEC_ line here does not compile. */
+ * needs (0, 1: NEEDS_INPUTS, or a name of option_needs), min, max, choices. A row without a
+ * SPEC_ line here does not compile. */
 #define SPEC_optimizer        FOR_TRAINING, 0, 0, 0, optimizer_choices + 1
 #define SPEC_nesterov         FOR_TRAINING, 0, 0, 0, NULL
 #define SPEC_beta1            FOR_TRAINING, 0, 0, 1, NULL
@@ -226,7 +227,6 @@ static int applies(const opt_spec *o, const nnrt_model *m, rt_command cmd) {
            (o->needs != NEEDS_DROPOUT || m->n_dropouts > 0) &&
            (o->needs != NEEDS_TEXT || reads_text(m));
 }
-
 
 /* The commands --help lists: sample for text models (saying why not, when it cannot). */
 static int command_applies(const nnrt_model *m, rt_command cmd) {
@@ -727,27 +727,26 @@ static void choose_validation(rt_options *o, const char *fraction_given, const c
 }
 
 /* The schedules and the settings of their own each reads (schedules.def). */
+#define SCHEDULE_MAX_READS 2
 static const struct {
-    const char *name, *reads;
+    const char *name, *reads[SCHEDULE_MAX_READS];
 } schedule_table[] = {
-#define SCHEDULE(name, reads) {#name, reads},
+#define SCHEDULE(name, ...) {#name, {__VA_ARGS__}},
 #include "schedules.def"
 #undef SCHEDULE
 };
 
-/* Whether word is one of the space-separated words of list. */
-static int listed_word(const char *list, const char *word) {
-    size_t len = strlen(word);
-    for (const char *p = list; (p = strstr(p, word)) != NULL; p += len)
-        if ((p == list || p[-1] == ' ') && (p[len] == ' ' || p[len] == '\0')) return 1;
-    return 0;
-}
-
 /* The schedule whose own setting `name` is, or NULL. */
 static const char *schedule_of_setting(const char *name) {
     for (size_t i = 0; i < sizeof schedule_table / sizeof *schedule_table; i++)
-        if (listed_word(schedule_table[i].reads, name)) return schedule_table[i].name;
+        for (int k = 0; k < SCHEDULE_MAX_READS && schedule_table[i].reads[k]; k++)
+            if (strcmp(schedule_table[i].reads[k], name) == 0) return schedule_table[i].name;
     return NULL;
+}
+
+/* The option's place in option_table (name as in settings.def). */
+static ptrdiff_t option_index(const char *name) {
+    return find_option(name, strlen(name)) - option_table;
 }
 
 /* A setting given on the command line that the run would not read, an error rather than a
@@ -758,9 +757,9 @@ static const char *schedule_of_setting(const char *name) {
  * them. */
 static void check_settings_read(const rt_options *o, rt_command cmd, const unsigned char *given,
                                 const unsigned char *searched) {
-    int varies_optimizer = searched[find_option("optimizer", 9) - option_table];
-    int varies_schedule = searched[find_option("schedule", 8) - option_table];
-    int varies_stopping = searched[find_option("early_stopping", 14) - option_table];
+    int varies_optimizer = searched[option_index("optimizer")];
+    int varies_schedule = searched[option_index("schedule")];
+    int varies_stopping = searched[option_index("early_stopping")];
     for (int i = 0; i < N_OPTIONS; i++) {
         if (!given[i]) continue;
         const char *name = option_table[i].name, *schedule = schedule_of_setting(name);
@@ -777,7 +776,7 @@ static void check_settings_read(const rt_options *o, rt_command cmd, const unsig
                            "change nothing (give --schedule %s, or leave %s out)",
                            shown, schedule, run_schedule, schedule, shown);
         if (!varies_optimizer && strcmp(name, "nesterov") == 0 && o->nesterov &&
-            o->momentum == 0 && !searched[find_option("momentum", 8) - option_table])
+            o->momentum == 0 && !searched[option_index("momentum")])
             rt_usage_error("--nesterov on looks ahead along the momentum, and --momentum is 0: "
                            "it would change nothing (give --momentum above 0)");
         if (strcmp(name, "startup_trials") == 0 && strcmp(o->strategy, "tpe") != 0)
