@@ -419,8 +419,7 @@ static int parse_args(int argc, char **argv, Options *o) {
     if (o->static_link && o->emit != EMIT_EXE)
         return usage_error("--static links the executable, which %s does not write", writes);
     if (o->mpi && o->emit != EMIT_EXE)
-        return usage_error("--mpi links the executable with MPI, which %s does not write",
-                           writes);
+        return usage_error("--mpi links the executable with MPI, which %s does not write", writes);
     bool prints_steps = o->emit == EMIT_IR || o->emit == EMIT_GRAD || o->emit == EMIT_GRAD_RAW ||
                         o->emit == EMIT_GRAD_DIFF || o->dump_passes;
     if (o->all_steps && !prints_steps)

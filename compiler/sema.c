@@ -955,15 +955,16 @@ static void check_settings_read(TrainReader *tr) {
         StrBuf readers = {0};
         bool read = false;
         for (size_t o = 0; o < sizeof optimizer_reads / sizeof *optimizer_reads; o++) {
-            const bool *reads = (const bool *)((const char *)&optimizer_reads[o].reads +
-                                               optimizer_settings[s].at);
+            const bool *reads =
+                (const bool *)((const char *)&optimizer_reads[o].reads + optimizer_settings[s].at);
             if (!*reads) continue;
             sb_printf(&readers, "%s%s", readers.n ? ", " : "", optimizer_reads[o].name);
             read |= !strcmp(optimizer_reads[o].name, t->optimizer);
         }
         if (!read)
-            diag_error(at->loc, "%s is read only by %s; the optimizer is %s, so it would change "
-                                "nothing",
+            diag_error(at->loc,
+                       "%s is read only by %s; the optimizer is %s, so it would change "
+                       "nothing",
                        optimizer_settings[s].name, sb_str(&readers), t->optimizer);
     }
     const char *schedule = block_setting(tr->g, "schedule");
@@ -973,8 +974,9 @@ static void check_settings_read(TrainReader *tr) {
             const char *name = schedule_reads[k].reads[r];
             Node *at = strmap_get(&tr->given, name);
             if (at && strcmp(schedule, schedule_reads[k].name) != 0)
-                diag_error(at->loc, "%s is read only by the %s schedule; the schedule is %s, so "
-                                    "it would change nothing",
+                diag_error(at->loc,
+                           "%s is read only by the %s schedule; the schedule is %s, so "
+                           "it would change nothing",
                            name, schedule_reads[k].name, schedule);
         }
     Node *patience = strmap_get(&tr->given, "patience");
@@ -1012,8 +1014,9 @@ bool sema_train(Program *prog, Graph *g) {
     check_settings_read(&tr);
     Node *rate = strmap_get(&tr.given, "dropout");
     if (rate && ir_count_dropouts(g) == 0)
-        diag_error(rate->loc, "model %s has no dropout(...): dropout sets the rate of every dropout "
-                              "of the model, and it has none",
+        diag_error(rate->loc,
+                   "model %s has no dropout(...): dropout sets the rate of every dropout "
+                   "of the model, and it has none",
                    g->name);
     bool text = t->data_kind && !strcmp(t->data_kind, "text");
     for (int i = 0; i < t->settings.n && !text; i++)

@@ -283,9 +283,9 @@ typedef struct nnrt_step {
     X(TENSORS, inputs)                                                                             \
     X(I32, n_targets)                                                                              \
     X(TENSORS, targets)                                                                            \
-    X(TENSOR, output) /* what predict writes; varying when the model has inputs */                 \
+    X(TENSOR, output)  /* what predict writes; varying when the model has inputs */                \
     X(I32, n_dropouts) /* dropout(...) call sites: the rates train --dropout replaces */           \
-    X(TENSOR, loss)   /* per-sample loss: rank 0; varying unless the model has no inputs */        \
+    X(TENSOR, loss)    /* per-sample loss: rank 0; varying unless the model has no inputs */       \
     /* The model's bindings predict can print (`predict --output NAME`), in declaration order:     \
      * those some root needs and that read no target. Each is where it is when predict             \
      * returns; a varying one may lie past varying_elems, in predict's own part of the arena.      \

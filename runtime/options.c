@@ -393,7 +393,7 @@ static const char *help_text(const opt_spec *o, const nnrt_model *m, rt_command 
         return has_inputs(m) ? "seed of the initial weights, the random point and random rows"
                              : "seed of the initial weights and the random point";
     if (strcmp(o->name, "seed") == 0)
-        return !has_inputs(m)     ? "seed of the initialisers"
+        return !has_inputs(m)  ? "seed of the initialisers"
                : m->n_dropouts ? "seed of init, validation split, shuffling and dropout"
                                : "seed of init, validation split and shuffling";
     if (strcmp(o->name, "log") == 0)
@@ -775,8 +775,8 @@ static void check_settings_read(const rt_options *o, rt_command cmd, const unsig
             rt_usage_error("%s is read only by the %s schedule; the schedule is %s, so it would "
                            "change nothing (give --schedule %s, or leave %s out)",
                            shown, schedule, run_schedule, schedule, shown);
-        if (!varies_optimizer && strcmp(name, "nesterov") == 0 && o->nesterov &&
-            o->momentum == 0 && !searched[option_index("momentum")])
+        if (!varies_optimizer && strcmp(name, "nesterov") == 0 && o->nesterov && o->momentum == 0 &&
+            !searched[option_index("momentum")])
             rt_usage_error("--nesterov on looks ahead along the momentum, and --momentum is 0: "
                            "it would change nothing (give --momentum above 0)");
         if (strcmp(name, "startup_trials") == 0 && strcmp(o->strategy, "tpe") != 0)

@@ -752,8 +752,9 @@ int rt_cmd_search(const nnrt_model *m, const rt_options *o) {
         run_trial(&s, t);
         if (++tried == settings && i + 1 < s.n) {
             if (!o->quiet)
-                fprintf(stderr, "search: all %lld settings tried in %lld trials; the other %lld "
-                                "would repeat them\n",
+                fprintf(stderr,
+                        "search: all %lld settings tried in %lld trials; the other %lld "
+                        "would repeat them\n",
                         (long long)settings, (long long)i + 1, (long long)(s.n - i - 1));
             s.n = i + 1;
         }

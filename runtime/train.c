@@ -1522,8 +1522,8 @@ static void hint_same_rows(const run *r) {
 }
 
 /* A range check whose failure may be the rows' (hint_same_rows). */
-static void check_rows_range(const run *r, const char *path, const char *key, int64_t v,
-                             int64_t lo, int64_t hi, const char *why) {
+static void check_rows_range(const run *r, const char *path, const char *key, int64_t v, int64_t lo,
+                             int64_t hi, const char *why) {
     if (v >= lo && v <= hi) return;
     hint_same_rows(r);
     check_range(path, key, v, lo, hi, why);
@@ -1705,7 +1705,8 @@ static void read_order(const rt_st_file *f, const char *path, run *r) {
         rt_path_error(path, "missing tensor 'train.order'");
     if (rank != 1 || dims[0] != (uint64_t)n_train) {
         hint_same_rows(r);
-        rt_path_error(path, "tensor 'train.order' is not the order of this run's %lld training rows",
+        rt_path_error(path,
+                      "tensor 'train.order' is not the order of this run's %lld training rows",
                       (long long)n_train);
     }
     rt_st_read(f, "train.order", RT_ST_I64, 1, &n_train, r->order);
