@@ -10,6 +10,7 @@
 #include "optim.h"
 #include "ranks.h"
 #include "sample.h"
+#include "text.h"
 #include "util.h"
 
 enum opt_kind {
@@ -218,19 +219,15 @@ static int has_inputs(const nnrt_model *m) {
     return m->n_inputs > 0;
 }
 
-static int reads_text(const nnrt_model *m) {
-    return m->train.data_kind && strcmp(m->train.data_kind, "text") == 0;
-}
-
 static int applies(const opt_spec *o, const nnrt_model *m, rt_command cmd) {
     return (o->commands & (1u << cmd)) && (o->needs != NEEDS_INPUTS || has_inputs(m)) &&
            (o->needs != NEEDS_DROPOUT || m->n_dropouts > 0) &&
-           (o->needs != NEEDS_TEXT || reads_text(m));
+           (o->needs != NEEDS_TEXT || rt_is_text_model(m));
 }
 
 /* The commands --help lists: sample for text models (saying why not, when it cannot). */
 static int command_applies(const nnrt_model *m, rt_command cmd) {
-    if (cmd == RT_CMD_SAMPLE) return reads_text(m);
+    if (cmd == RT_CMD_SAMPLE) return rt_is_text_model(m);
     if (cmd == RT_CMD_VALUES) return 0; /* nnc explain --at-sample's (docs/runtime.md) */
     return cmd != RT_CMD_PREDICT || has_inputs(m);
 }
