@@ -13,6 +13,7 @@
 #include <cblas.h>
 
 #include "kernel_macros.h"
+#include "lines_ahead.h"
 #include "packed_gemm.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -199,6 +200,7 @@ static AVX512 void tn_product(int64_t M, int64_t N, int64_t K, float alpha, cons
     float block[TN_MAX_K * ROWS];
     int64_t n_rows = nonzero_columns(A, K, M, lda, rows);
     k_list every_k = {NULL, K};
+    rt_lines_ahead_pace((n_rows + ROWS - 1) / ROWS * ((N + COLS - 1) / COLS));
     for (int64_t r = 0; r < n_rows; r += ROWS) {
         int mr = (int)(n_rows - r < ROWS ? n_rows - r : ROWS);
         float *c[ROWS];
@@ -214,6 +216,7 @@ static AVX512 void tn_product(int64_t M, int64_t N, int64_t K, float alpha, cons
             __mmask16 keep0, keep1;
             column_masks(N - j0 < COLS ? N - j0 : COLS, &keep0, &keep1);
             float *cj[ROWS];
+            rt_lines_ahead_ask(); /* the next batch's lines, a few a tile (lines_ahead.h) */
             for (int i = 0; i < mr; i++) {
                 cj[i] = c[i] + j0;
                 prefetch_to_write(cj[i] + COLS);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "init.h"
+#include "lines_ahead.h"
 #include "sample.h"
 #include "text.h"
 #include "util.h"
@@ -251,27 +252,17 @@ void rt_free_sharing_ctx(nnrt_ctx *ctx) {
  * each byte to exactly its value 0..255: the loop reads a quarter of the memory an f32 copy
  * would, and the weights the step is about to use stay in the caches (docs/runtime.md,
  * "Gathering a batch"). */
-enum { GATHER_AHEAD_BYTES = 4096, GATHER_BLOCK = 16, CACHE_LINE = 64 };
+enum { GATHER_AHEAD_BYTES = 4096, GATHER_BLOCK = 16 };
 
 /* Values of at most this many bytes stay in the caches from one batch to the next (a core's
  * L2 holds several times more): their rows are copied without prefetching, which would only
  * cost instructions, and a tiny model's step is not much more than its gather. */
 enum { GATHER_RESIDENT_BYTES = 256 << 10 };
 
-/* Asks for the cache line holding p. GCC 12 deletes a loop whose body is nothing but
- * __builtin_prefetch (as if it did nothing), so on x86 the instruction is written out. */
-static inline void prefetch_line(const char *p) {
-#if defined(__x86_64__) || defined(__i386__)
-    __asm__ volatile("prefetcht0 %0" : : "m"(*p));
-#else
-    __builtin_prefetch(p);
-#endif
-}
-
 /* Asks for the cache lines of bytes [p, p + n). */
 static void prefetch_bytes(const char *p, size_t n) {
-    for (size_t at = 0; at < n; at += CACHE_LINE) prefetch_line(p + at);
-    if (n > 0) prefetch_line(p + n - 1);
+    for (size_t at = 0; at < n; at += RT_CACHE_LINE) rt_prefetch_line(p + at);
+    if (n > 0) rt_prefetch_line(p + n - 1);
 }
 
 /* n bytes to n elements. Blocks of a fixed size, which compilers turn into vector
@@ -464,26 +455,40 @@ void rt_fill_batch(const nnrt_model *m, nnrt_ctx *ctx, const rt_dataset *d, cons
     ctx->batch = count;
 }
 
-/* Asks for the lines of rows[0..count) of values (n_rows rows of row_bytes) unless they all
- * stay in the caches anyway. */
+/* Asks for the lines of rows[0..count) of values (n_rows rows of row_bytes), now or queued
+ * for the step's products (lines_ahead.h), unless they all stay in the caches anyway. */
 static void prefetch_rows(const void *values, int64_t n_rows, size_t row_bytes, const int64_t *rows,
-                          int64_t count) {
+                          int64_t count, int queued) {
     if ((size_t)n_rows * row_bytes <= GATHER_RESIDENT_BYTES) return;
-    for (int64_t b = 0; b < count; b++)
-        prefetch_bytes((const char *)values + (size_t)rows[b] * row_bytes, row_bytes);
+    if (queued)
+        rt_lines_ahead_queue(values, row_bytes, rows, count);
+    else
+        for (int64_t b = 0; b < count; b++)
+            prefetch_bytes((const char *)values + (size_t)rows[b] * row_bytes, row_bytes);
 }
 
 static size_t input_row_bytes(const nnrt_model *m, const rt_dataset *d) {
     return (size_t)d->input_elems * (d->inputs_u8 ? 1 : rt_elem_size(m->f64));
 }
 
-void rt_prefetch_batch(const nnrt_model *m, const rt_dataset *d, const int64_t *rows,
-                       int64_t count) {
+static void prefetch_batch(const nnrt_model *m, const rt_dataset *d, const int64_t *rows,
+                           int64_t count, int queued) {
     if (d->text) return;
-    if (m->n_inputs > 0) prefetch_rows(d->inputs, d->rows, input_row_bytes(m, d), rows, count);
+    if (m->n_inputs > 0)
+        prefetch_rows(d->inputs, d->rows, input_row_bytes(m, d), rows, count, queued);
     if (m->n_targets > 0 && d->targets)
         prefetch_rows(d->targets, d->rows, (size_t)d->target_elems * rt_elem_size(m->f64), rows,
-                      count);
+                      count, queued);
+}
+
+void rt_prefetch_batch(const nnrt_model *m, const rt_dataset *d, const int64_t *rows,
+                       int64_t count) {
+    prefetch_batch(m, d, rows, count, 0);
+}
+
+void rt_prefetch_batch_in_step(const nnrt_model *m, const rt_dataset *d, const int64_t *rows,
+                               int64_t count) {
+    prefetch_batch(m, d, rows, count, 1);
 }
 
 size_t rt_batch_input_bytes(const nnrt_model *m, const rt_dataset *d, int64_t count) {

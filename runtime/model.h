@@ -72,6 +72,10 @@ void rt_fill_rows(const nnrt_model *m, nnrt_ctx *ctx, const rt_dataset *d, const
  * arrive while a step runs: the next batch's, while this one's step runs (train.c). */
 void rt_prefetch_batch(const nnrt_model *m, const rt_dataset *d, const int64_t *rows,
                        int64_t count);
+/* The same, asked for by the step's products a few lines at a time (lines_ahead.h): called
+ * just before the step, with rt_lines_ahead_rest() just after it. */
+void rt_prefetch_batch_in_step(const nnrt_model *m, const rt_dataset *d, const int64_t *rows,
+                               int64_t count);
 /* The bytes of inputs that rt_fill_batch reads for `count` rows (0 for text). */
 size_t rt_batch_input_bytes(const nnrt_model *m, const rt_dataset *d, int64_t count);
 

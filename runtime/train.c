@@ -23,6 +23,7 @@
 #include "grad_sum.h"
 #include "hogwild.h"
 #include "init.h"
+#include "lines_ahead.h"
 #include "optim.h"
 #include "plot.h"
 #include "progress.h"
@@ -677,9 +678,11 @@ static int train_step(run *r, const int64_t *rows, int64_t count, double lr) {
     if (r->update_ratios.now && last) copy_weights(r->m, r->fixed, r->before_update, 1);
     r->step++;
     if (!r->batch_in_arena) /* else the next batch is this one, in place */
-        rt_prefetch_batch(r->m, &r->data->train, rows + count, next_batch_rows(r, rows, count));
+        rt_prefetch_batch_in_step(r->m, &r->data->train, rows + count,
+                                  next_batch_rows(r, rows, count));
     enum rt_fault kind;
     int32_t bad = rt_optim_step(r->opt, &r->ctx, lr, r->step, &kind);
+    if (!r->batch_in_arena) rt_lines_ahead_rest();
     r->ctx.training = NNRT_INFERENCE;
     /* The epoch's metrics and the step's cost in one pass over the losses; a step that
      * faults ends the run (or the trial), whose metrics are then not read. */
@@ -1207,12 +1210,13 @@ static rt_metrics grad_of_share(run *r, const int64_t *rows, int64_t count) {
     if (hi > lo) { /* a batch smaller than the ranks leaves some without rows */
         rt_fill_batch(m, &r->ctx, &r->data->train, rows + lo, 0, hi - lo, 1);
         rt_share next = rt_worker_share(next_batch_rows(r, rows, count), r->ranks, r->rank);
-        rt_prefetch_batch(m, &r->data->train, rows + count + next.first, next.rows);
+        rt_prefetch_batch_in_step(m, &r->data->train, rows + count + next.first, next.rows);
         r->ctx.first_row = lo;
         rt_ids_first_row(lo);
         r->ctx.training = r->rank == 0 ? NNRT_TRAINING_STEP : NNRT_TRAINING;
         r->ctx.on_grads = listener;
         m->grad(&r->ctx);
+        rt_lines_ahead_rest();
         r->ctx.on_grads = NULL;
         r->ctx.training = NNRT_INFERENCE;
         r->ctx.first_row = 0;

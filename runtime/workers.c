@@ -32,6 +32,7 @@
 
 #include "conv.h"
 #include "in_place_gemm.h"
+#include "lines_ahead.h"
 #include "packed_gemm.h"
 #include "util.h"
 
@@ -197,12 +198,13 @@ static void run_grad(worker *k) {
     if (k->share.rows == 0) return;
     rt_fill_batch(t->m, &k->ctx, t->d, t->rows + k->share.first, 0, k->share.rows, 1);
     rt_share next = rt_worker_share(t->ahead, t->n, k->index);
-    rt_prefetch_batch(t->m, t->d, t->rows + t->count + next.first, next.rows);
+    rt_prefetch_batch_in_step(t->m, t->d, t->rows + t->count + next.first, next.rows);
     k->ctx.first_row = k->share.first;
     rt_ids_first_row(k->share.first);
     k->ctx.training = k->index == 0 ? NNRT_TRAINING_STEP : NNRT_TRAINING;
     k->ctx.noise_seed = t->noise_seed;
     t->m->grad(&k->ctx);
+    rt_lines_ahead_rest();
     k->ctx.training = NNRT_INFERENCE;
 }
 

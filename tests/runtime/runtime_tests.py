@@ -740,6 +740,17 @@ def numtext():
 
 
 @test
+def lines_ahead():
+    """The next batch's lines asked for by a step's products (runtime/lines_ahead.c): every
+    line of every queued row and none beside, each ask its paced share, the rest at the end,
+    all at once in a thread whose products never ask."""
+    r = subprocess.run([exe("lines_ahead_check")], capture_output=True, timeout=60)
+    out = r.stdout.decode()
+    check(r.returncode == 0 and re.fullmatch(r"ok \d+\n", out), out + r.stderr.decode())
+    check(int(out.split()[1]) > 10000, out)
+
+
+@test
 def tick_clock():
     """The clock of the --log rows (util.h, rt_tick_clock): the time-stamp counter where it is
     invariant, on a line steered to rt_now(); every rt_now() lies between the tick reads
