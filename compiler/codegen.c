@@ -158,6 +158,117 @@ static bool zeros_of_data(const Value *v) {
     return c->op == OP_const && c->num != 0 && isfinite(c->num) && zeros_of_data(x);
 }
 
+/* ---- products too small for a BLAS call ----
+ *
+ * A call of cblas_sgemm costs 20-140 ns before it multiplies anything (argument checks, the
+ * choice of a kernel, for Aᵀ·B a buffer under a lock and packing): W3's five products of 8 to
+ * 16 multiply-adds a sample took 330 ns of its 390 ns step on a Zen 4. A product of at most
+ * SMALL_PRODUCT_MACS multiply-adds a sample, over at most SMALL_PRODUCT_BATCH samples, is
+ * emitted as loops instead: the dimension that grows with the batch is a loop, the others
+ * are unrolled. Each element is summed over k in order from 0, then alpha·sum + beta·C
+ * (beta 0 reads no C), with no fused multiply-add: the same arithmetic whichever dimension
+ * is the loop, so a team thread or a rank gets one worker's bits for the same rows. Larger
+ * batches call BLAS, whose sums over a long k do not wait on one another's additions. */
+#define SMALL_PRODUCT_MACS  64
+#define SMALL_PRODUCT_BATCH 64
+
+static bool product_is_small(const Value *v) {
+    int64_t M, N, K;
+    ir_matmul_dims(v, &M, &N, &K);
+    return M * N * K <= SMALL_PRODUCT_MACS;
+}
+
+/* Element (r, c) of op(X), X row-major with leading dimension ld (transposed when t). */
+static LLVMValueRef op_element(Codegen *cg, LLVMValueRef x, bool t, int64_t ld, LLVMValueRef r,
+                               LLVMValueRef c) {
+    LLVMValueRef row = t ? c : r, col = t ? r : c;
+    return load_at(cg, x, LLVMBuildNSWAdd(cg->b, mul64(cg, row, int64_const(cg, ld)), col, ""));
+}
+
+/* sum + op(A)[i, k] · op(B)[k, j] */
+static LLVMValueRef multiply_add(Codegen *cg, const Gemm *gm, LLVMValueRef sum, LLVMValueRef i,
+                                 LLVMValueRef j, LLVMValueRef k) {
+    LLVMValueRef a = op_element(cg, gm->a, gm->ta, gm->lda, i, k);
+    return fp_add(cg, sum, fp_mul(cg, a, op_element(cg, gm->b, gm->tb, gm->ldb, k, j)));
+}
+
+/* C[i, j] = alpha·sum + beta·C[i, j], C not read where beta is 0. */
+static void store_product(Codegen *cg, const Gemm *gm, LLVMValueRef i, LLVMValueRef j,
+                          LLVMValueRef sum) {
+    LLVMValueRef at = LLVMBuildNSWAdd(cg->b, mul64(cg, i, int64_const(cg, gm->ldc)), j, "");
+    LLVMValueRef value = fp_mul(cg, gm->alpha, sum);
+    bool no_c =
+        LLVMIsAConstantFP(gm->beta) && LLVMConstRealGetDouble(gm->beta, &(LLVMBool){0}) == 0;
+    if (!no_c) {
+        LLVMValueRef with_c = fp_add(cg, value, fp_mul(cg, gm->beta, load_at(cg, gm->c, at)));
+        value = select_if(cg, LLVMRealOEQ, gm->beta, elem_const(cg, 0), value, with_c);
+    }
+    store_at(cg, gm->c, at, value);
+}
+
+/* The loops of a small product whose dimensions M, N, K (per sample) grow with the batch
+ * along `along` ('m': A's rows, 'k': the sum, as in Xᵀ·dZ; 0: none). */
+static void emit_small_loops(Codegen *cg, const Gemm *gm, int64_t M, int64_t N, int64_t K,
+                             char along) {
+    Loop l;
+    if (along == 'k') { /* the M·N sums side by side, one pass over k */
+        LLVMValueRef sums[SMALL_PRODUCT_MACS];
+        for (int64_t e = 0; e < M * N; e++) {
+            sums[e] = entry_alloca(cg);
+            LLVMBuildStore(cg->b, elem_const(cg, 0), sums[e]);
+        }
+        LLVMValueRef k = loop_begin(cg, &l, gm->k);
+        for (int64_t e = 0; e < M * N; e++) {
+            LLVMValueRef sum = LLVMBuildLoad2(cg->b, cg->elem, sums[e], "");
+            LLVMBuildStore(
+                cg->b, multiply_add(cg, gm, sum, int64_const(cg, e / N), int64_const(cg, e % N), k),
+                sums[e]);
+        }
+        loop_end(cg, &l, false);
+        for (int64_t e = 0; e < M * N; e++)
+            store_product(cg, gm, int64_const(cg, e / N), int64_const(cg, e % N),
+                          LLVMBuildLoad2(cg->b, cg->elem, sums[e], ""));
+        return;
+    }
+    LLVMValueRef i = loop_begin(cg, &l, along == 'm' ? gm->m : int64_const(cg, M));
+    for (int64_t j = 0; j < N; j++) {
+        LLVMValueRef sum = elem_const(cg, 0);
+        for (int64_t k = 0; k < K; k++)
+            sum = multiply_add(cg, gm, sum, i, int64_const(cg, j), int64_const(cg, k));
+        store_product(cg, gm, i, int64_const(cg, j), sum);
+    }
+    loop_end(cg, &l, false);
+}
+
+/* The product gm: loops when it is small (product_is_small) and the batch at most
+ * SMALL_PRODUCT_BATCH, else a GEMM. */
+static void small_or_gemm(Codegen *cg, const Value *v, const Gemm *gm, char along) {
+    if (cg->team_split || !product_is_small(v)) {
+        call_gemm(cg, gm);
+        return;
+    }
+    int64_t M, N, K;
+    ir_matmul_dims(v, &M, &N, &K);
+    if (!along) {
+        emit_small_loops(cg, gm, M, N, K, along);
+        return;
+    }
+    LLVMValueRef fn = current_function(cg);
+    LLVMBasicBlockRef loops = LLVMAppendBasicBlockInContext(cg->ctx, fn, "small_product");
+    LLVMBasicBlockRef gemm = LLVMAppendBasicBlockInContext(cg->ctx, fn, "gemm");
+    LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(cg->ctx, fn, "product_done");
+    LLVMValueRef few =
+        LLVMBuildICmp(cg->b, LLVMIntSLE, cg->batch, int64_const(cg, SMALL_PRODUCT_BATCH), "");
+    LLVMBuildCondBr(cg->b, few, loops, gemm);
+    LLVMPositionBuilderAtEnd(cg->b, loops);
+    emit_small_loops(cg, gm, M, N, K, along);
+    LLVMBuildBr(cg->b, done);
+    LLVMPositionBuilderAtEnd(cg->b, gemm);
+    call_gemm(cg, gm);
+    LLVMBuildBr(cg->b, done);
+    LLVMPositionBuilderAtEnd(cg->b, done);
+}
+
 /* c = alpha * v + beta * c for the matmul v, in as few GEMMs as the batch layout allows
  * (docs/codegen.md, "BLAS mapping"). */
 static void emit_product(Codegen *cg, const Value *v, LLVMValueRef c, LLVMValueRef alpha,
@@ -182,15 +293,15 @@ static void emit_product(Codegen *cg, const Value *v, LLVMValueRef c, LLVMValueR
                alpha,
                beta};
     if (!a->varying && !b->varying) {
-        call_gemm(cg, &gm);
+        small_or_gemm(cg, v, &gm, 0);
     } else if (a->varying && !b->varying && !v->ta && !v->sum_batch) {
         /* The samples' rows of A are consecutive: one [B*M, K] x [K, N] product. */
         gm.m = mul64(cg, gm.m, cg->batch);
-        call_gemm(cg, &gm);
+        small_or_gemm(cg, v, &gm, 'm');
     } else if (a->varying && b->varying && v->ta && !v->tb && v->sum_batch) {
         /* sum_b A_b^T B_b = [B*K, M]^T [B*K, N]: the weight gradient X^T dY. */
         gm.k = mul64(cg, gm.k, cg->batch);
-        call_gemm(cg, &gm);
+        small_or_gemm(cg, v, &gm, 'k');
     } else {
         product_per_sample(cg, v, &gm);
     }
@@ -692,14 +803,16 @@ static bool plan_splits(const Plan *plan) {
     return any && plan->n_steps <= STEPS_PER_FUNCTION;
 }
 
-/* The phases of the plan's steps; the last, a solo phase, is left open (*solo: its end). */
+/* The phases of the plan's steps; the last, a solo phase, is left open (*solo: its end). A
+ * product small enough to be loops of the step (product_is_small) is never split. */
 static void emit_team_phases(Codegen *cg, LLVMBasicBlockRef *solo) {
     *solo = NULL;
     bool small_whole = has_large_gemm(cg->plan);
     for (int s = 0; s < cg->plan->n_steps; s++) {
         const Step *st = &cg->plan->steps[s];
         if (!step_needed(cg, st)) continue;
-        if (step_is_one_gemm(st) && (worth_splitting(st) || !small_whole)) {
+        if (step_is_one_gemm(st) && !product_is_small(st->insts[0]) &&
+            (worth_splitting(st) || !small_whole)) {
             if (*solo) end_solo(cg, *solo);
             *solo = NULL;
             cg->team_split = true;

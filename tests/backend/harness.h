@@ -66,10 +66,12 @@ typedef struct ForwardCase {
     double lo, hi;           /* range of the random leaves */
     double tol;              /* 0: the default for f32 */
     void (*tweak)(Model *m); /* may set special values after the random fill */
+    int64_t batch;           /* samples; 0: 5 */
 } ForwardCase;
 
 /* Makes result the output (and its sum the loss), compiles, fills the leaves, runs forward
- * and predict with a batch of 5 in arenas for 8, and compares with ref_eval. */
+ * and predict with a batch of fc->batch (5) in arenas for 3 more, and compares with
+ * ref_eval. */
 bool check_forward(const char *label, Graph *g, Value *result, const ForwardCase *fc);
 
 /* An MLP: sizes[0] inputs x, sizes[n-1] one-hot targets y, a dense layer (Wl, bl) between

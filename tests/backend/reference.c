@@ -526,9 +526,10 @@ bool check_forward(const char *label, Graph *g, Value *result, const ForwardCase
     g->name = label;
     g->output = result;
     g->loss = result->shape.rank == 0 ? result : ir_build1(g, OP_sum, result);
-    Model *m = model_compile(g, fc->f64, fc->opt_level, 8);
+    int64_t batch = fc->batch ? fc->batch : 5;
+    Model *m = model_compile(g, fc->f64, fc->opt_level, batch + 3);
     if (!m) return false;
-    m->ctx.batch = 5; /* fewer than batch_cap: offsets must scale by the capacity */
+    m->ctx.batch = batch; /* fewer than batch_cap: offsets must scale by the capacity */
     fill_leaves(m, fc->lo, fc->hi);
     if (fc->tweak) fc->tweak(m);
     double tol = fc->f64 ? 1e-10 : fc->tol ? fc->tol : 2e-5;

@@ -66,17 +66,50 @@ static void data_weight_gradient(void) {
         }
 }
 
+/* Products of at most 64 multiply-adds a sample over at most 64 samples are loops of the
+ * compiled code, not BLAS calls (codegen.c, "products too small for a BLAS call"): each
+ * case at both sides of both limits, and with NaN, inf and -0 in its operands. */
+static const Case limit_cases[] = {
+    {"x[8] W[8,8]: 64 a sample", true, false, {1, {8}}, {2, {8, 8}}, false, false, false},
+    {"x[5] W[5,13]: 65 a sample", true, false, {1, {5}}, {2, {5, 13}}, false, false, false},
+    {"dy[8] W[8,8]^T: 64", true, false, {1, {8}}, {2, {8, 8}}, false, true, false},
+    {"x[8]^T dy[8], summed: 64", true, true, {1, {8}}, {1, {8}}, true, false, true},
+    {"x[5]^T dy[13], summed: 65", true, true, {1, {5}}, {1, {13}}, true, false, true},
+    {"P[8,8] Q[8,1]: 64", false, false, {2, {8, 8}}, {2, {8, 1}}, false, false, false},
+};
+
+/* NaN, inf and -0 in the first operand's first samples (and all of it when nothing varies). */
+static void special_values(Model *m) {
+    const nnrt_tensor *t = model_tensor(m, "a");
+    int64_t samples = t->varying ? m->ctx.batch : 1;
+    const double specials[] = {NAN, INFINITY, -0.0, -INFINITY};
+    for (int64_t s = 0; s < samples && s < 4; s++) tensor_set(m, t, s, s % t->numel, specials[s]);
+}
+
+static void check_case(const Case *c, bool f64, int64_t batch, void (*tweak)(Model *)) {
+    Graph *g = graph_new("matmul");
+    Value *a = operand(g, "a", c->a_varies, c->a);
+    Value *b = operand(g, "b", c->b_varies, c->b);
+    Value *r = ir_matmul(g, a, b, c->ta, c->tb, c->sum_batch);
+    ForwardCase fc = {
+        .f64 = f64, .opt_level = 2, .lo = -1, .hi = 1, .tweak = tweak, .batch = batch};
+    check_forward(xprintf("%s (%s, batch %lld%s)", c->what, f64 ? "f64" : "f32", (long long)batch,
+                          tweak ? ", NaN, inf, -0" : ""),
+                  g, r, &fc);
+}
+
 int main(void) {
     data_weight_gradient();
     for (int mode = 0; mode < 2; mode++)
         for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
-            const Case *c = &cases[k];
-            Graph *g = graph_new("matmul");
-            Value *a = operand(g, "a", c->a_varies, c->a);
-            Value *b = operand(g, "b", c->b_varies, c->b);
-            Value *r = ir_matmul(g, a, b, c->ta, c->tb, c->sum_batch);
-            ForwardCase fc = {.f64 = mode, .opt_level = 2, .lo = -1, .hi = 1};
-            check_forward(xprintf("%s (%s)", c->what, mode ? "f64" : "f32"), g, r, &fc);
+            check_case(&cases[k], mode, 5, NULL);
+            check_case(&cases[k], mode, 70, NULL); /* past the loops' 64 samples */
         }
+    for (int mode = 0; mode < 2; mode++)
+        for (size_t k = 0; k < sizeof limit_cases / sizeof limit_cases[0]; k++)
+            for (int64_t batch = 63; batch <= 65; batch++) {
+                check_case(&limit_cases[k], mode, batch, NULL);
+                check_case(&limit_cases[k], mode, batch, special_values);
+            }
     return test_summary("test_matmul");
 }
