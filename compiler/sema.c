@@ -6,6 +6,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <fnmatch.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -984,6 +985,45 @@ static void check_settings_read(TrainReader *tr) {
     if (patience && !(stopping && !strcmp(stopping, "on")))
         diag_error(patience->loc, "patience is read only by early stopping, which is off, so it "
                                   "would change nothing (early_stopping = on)");
+    Node *nesterov = strmap_get(&tr->given, "nesterov");
+    const char *look_ahead = block_setting(tr->g, "nesterov");
+    if (nesterov && look_ahead && !strcmp(look_ahead, "on") && !strcmp(t->optimizer, "sgd") &&
+        t->momentum == 0)
+        diag_error(nesterov->loc, "nesterov = on looks ahead along the momentum, and momentum is "
+                                  "0, so it would change nothing (momentum above 0)");
+}
+
+/* The block's freeze: each name or glob must match a param (as the runtime's --freeze), and
+ * freezing every param of a model with no other state would leave training nothing to do. */
+static void check_freeze(TrainReader *tr) {
+    Node *at = strmap_get(&tr->given, "freeze");
+    const char *spec = block_setting(tr->g, "freeze");
+    if (!at || !spec) return;
+    const ValueList *params = &tr->g->params;
+    bool *frozen = xalloc(((size_t)params->n + 1) * sizeof *frozen);
+    for (const char *p = spec;;) {
+        const char *comma = strchr(p, ',');
+        char *one = xstrndup(p, comma ? (size_t)(comma - p) : strlen(p));
+        bool found = false;
+        for (int i = 0; i < params->n; i++)
+            if (!strcmp(params->v[i]->name, one) || !fnmatch(one, params->v[i]->name, 0))
+                found = frozen[i] = true;
+        if (!found) {
+            diag_error(at->loc, "freeze: model %s has no param %s", tr->g->name, one);
+            Suggestion near = suggest_start(one);
+            for (int i = 0; i < params->n; i++) suggest_consider(&near, params->v[i]->name);
+            diag_did_you_mean(&near);
+        }
+        if (!comma) break;
+        p = comma + 1;
+    }
+    int free_params = 0;
+    for (int i = 0; i < params->n; i++) free_params += !frozen[i];
+    if (free_params == 0 && params->n > 0 && tr->g->states.n == 0)
+        diag_error(at->loc,
+                   "freeze = \"%s\" freezes every param of model %s, which has no other state: "
+                   "training would change nothing",
+                   spec, tr->g->name);
 }
 
 bool sema_train(Program *prog, Graph *g) {
@@ -1012,6 +1052,7 @@ bool sema_train(Program *prog, Graph *g) {
     if (g->inputs.n == 0 && t->data_kind)
         diag_error(prog->train->loc, "model %s has no inputs, so it takes no data", g->name);
     check_settings_read(&tr);
+    check_freeze(&tr);
     Node *rate = strmap_get(&tr.given, "dropout");
     if (rate && ir_count_dropouts(g) == 0)
         diag_error(rate->loc,
