@@ -1004,6 +1004,10 @@ static void check_freeze(TrainReader *tr) {
     for (const char *p = spec;;) {
         const char *comma = strchr(p, ',');
         char *one = xstrndup(p, comma ? (size_t)(comma - p) : strlen(p));
+        if (!*one) {
+            diag_error(at->loc, "freeze: an empty name in \"%s\" (NAME[,NAME...])", spec);
+            return;
+        }
         bool found = false;
         for (int i = 0; i < params->n; i++)
             if (!strcmp(params->v[i]->name, one) || !fnmatch(one, params->v[i]->name, 0))
