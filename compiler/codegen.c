@@ -54,7 +54,8 @@ typedef struct Gemm {
  *                  gradient Xᵀ·dZ; zeros_of_data), skipping the rows of C that A's zero columns
  * leave as they are. A computed A (an activation) rarely has a column of zeros, and there OpenBLAS
  * measured a little faster; so did it at shapes the kernel never takes (nnrt_sgemm_tn_shape_fits),
- * which W3's step, at 270 ns, showed by the calls between. */
+ * which W3's step, at 270 ns, showed by the calls between (its products are now loops of the
+ * step: small_or_gemm, below). */
 static void call_runtime_sgemm(Codegen *cg, const char *name, const Gemm *gm) {
     LLVMTypeRef params[11] = {cg->i64,      cg->i64, cg->i64,  cg->elem,     cg->elem_ptr, cg->i64,
                               cg->elem_ptr, cg->i64, cg->elem, cg->elem_ptr, cg->i64};
