@@ -164,14 +164,15 @@ static bool zeros_of_data(const Value *v) {
  * A call of cblas_sgemm costs 20-140 ns before it multiplies anything (argument checks, the
  * choice of a kernel, for Aᵀ·B a buffer under a lock and packing): W3's five products of 8 to
  * 16 multiply-adds a sample took 330 ns of its 390 ns step on a Zen 4. A product of at most
- * SMALL_PRODUCT_MACS multiply-adds a sample, over at most SMALL_PRODUCT_BATCH samples, is
- * emitted as loops instead: the dimension that grows with the batch is a loop, the others
- * are unrolled. Each element is summed over k in order from 0, then alpha·sum + beta·C
- * (beta 0 reads no C), with no fused multiply-add: the same arithmetic whichever dimension
- * is the loop, so a team thread or a rank gets one worker's bits for the same rows. Larger
- * batches call BLAS, whose sums over a long k do not wait on one another's additions. */
+ * SMALL_PRODUCT_MACS multiply-adds a sample and SMALL_PRODUCT_TOTAL over the batch is emitted
+ * as loops instead: the dimension that grows with the batch is a loop, the others are
+ * unrolled. Each element is summed over k in order from 0, then alpha·sum + beta·C (beta 0
+ * reads no C), with no fused multiply-add: the same arithmetic whichever dimension is the
+ * loop, so a team thread or a rank gets one worker's bits for the same rows. Past the total,
+ * OpenBLAS's kernels win (a 4-16-3 MLP at batch 16 and 32 ran up to 1.4x slower with 1024
+ * and 2048), so the batch is compared at run time and larger ones call BLAS. */
 #define SMALL_PRODUCT_MACS  64
-#define SMALL_PRODUCT_BATCH 64
+#define SMALL_PRODUCT_TOTAL 512
 
 static bool product_is_small(const Value *v) {
     int64_t M, N, K;
@@ -241,8 +242,8 @@ static void emit_small_loops(Codegen *cg, const Gemm *gm, int64_t M, int64_t N, 
     loop_end(cg, &l, false);
 }
 
-/* The product gm: loops when it is small (product_is_small) and the batch at most
- * SMALL_PRODUCT_BATCH, else a GEMM. */
+/* The product gm: loops when it is small (product_is_small) and its multiply-adds over the
+ * batch at most SMALL_PRODUCT_TOTAL, else a GEMM. */
 static void small_or_gemm(Codegen *cg, const Value *v, const Gemm *gm, char along) {
     if (cg->team_split || !product_is_small(v)) {
         call_gemm(cg, gm);
@@ -258,8 +259,8 @@ static void small_or_gemm(Codegen *cg, const Value *v, const Gemm *gm, char alon
     LLVMBasicBlockRef loops = LLVMAppendBasicBlockInContext(cg->ctx, fn, "small_product");
     LLVMBasicBlockRef gemm = LLVMAppendBasicBlockInContext(cg->ctx, fn, "gemm");
     LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(cg->ctx, fn, "product_done");
-    LLVMValueRef few =
-        LLVMBuildICmp(cg->b, LLVMIntSLE, cg->batch, int64_const(cg, SMALL_PRODUCT_BATCH), "");
+    int64_t most = SMALL_PRODUCT_TOTAL / (M * N * K > 0 ? M * N * K : 1);
+    LLVMValueRef few = LLVMBuildICmp(cg->b, LLVMIntSLE, cg->batch, int64_const(cg, most), "");
     LLVMBuildCondBr(cg->b, few, loops, gemm);
     LLVMPositionBuilderAtEnd(cg->b, loops);
     emit_small_loops(cg, gm, M, N, K, along);
