@@ -3,6 +3,7 @@
 #include "stages.h"
 
 #include "optim_settings.h"
+#include "schedule_reads.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -692,14 +693,6 @@ static const struct {
 #undef SHARED
 #undef DEFAULT
 #undef UNPAREN
-#define SCHEDULE_MAX_READS 2
-static const struct {
-    const char *name, *reads[SCHEDULE_MAX_READS];
-} schedule_reads[] = {
-#define SCHEDULE(name, ...) {#name, {__VA_ARGS__}},
-#include "schedules.def"
-#undef SCHEDULE
-};
 
 /* The word settings whose words the compiler checks: a typo is found before training. */
 static const struct {

@@ -21,7 +21,6 @@
 /* Thread 0 sums the rows done for the progress bar every this many of its steps: reading the
  * other threads' counters moves their cache lines. */
 #define TICK_EVERY 64
-#define CACHE_LINE 64
 
 /* ---- ThreadSanitizer ----
  *
@@ -74,7 +73,7 @@ typedef struct worker {
     double bad_cost;
     pthread_t thread;
     /* rows of its shard done this epoch: written by this thread, read by thread 0 */
-    _Alignas(CACHE_LINE) _Atomic int64_t rows_done;
+    _Alignas(RT_CACHE_LINE) _Atomic int64_t rows_done;
 } worker;
 
 struct rt_hogwild {
@@ -89,9 +88,9 @@ struct rt_hogwild {
     /* this epoch's */
     rt_hogwild_epoch *epoch;
     /* with a step limit: every thread's steps, the run's step count */
-    _Alignas(CACHE_LINE) _Atomic int64_t claimed;
+    _Alignas(RT_CACHE_LINE) _Atomic int64_t claimed;
     /* an enum rt_hogwild_end other than DONE; DONE: go on. Written once, read at every step */
-    _Alignas(CACHE_LINE) _Atomic int stop;
+    _Alignas(RT_CACHE_LINE) _Atomic int stop;
 };
 
 void rt_hogwild_check(const rt_options *o, int64_t n_train) {

@@ -1,6 +1,8 @@
 /* lines_ahead.c: a thread's queue of cache lines to ask for (lines_ahead.h). */
 #include "lines_ahead.h"
 
+#include "util.h"
+
 typedef struct rows_table {
     const char *base;
     size_t row_bytes;
@@ -55,13 +57,17 @@ static void ask(lines_queue *q, int64_t n) {
     }
 }
 
+void rt_lines_ask_now(const void *base, size_t row_bytes, const int64_t *rows, int64_t count) {
+    /* a queue of its own, asked for at once, leaves the thread's queue as it is */
+    lines_queue now = {.part = {{base, row_bytes, rows, count}}, .n_parts = 1, .line = 1};
+    if (count > 0) ask(&now, INT64_MAX);
+}
+
 void rt_lines_ahead_queue(const void *base, size_t row_bytes, const int64_t *rows, int64_t count) {
     lines_queue *q = &queue;
     if (count <= 0) return;
     if (!q->products_ask || q->n_parts == RT_LINES_AHEAD_PARTS) {
-        /* a queue of its own, asked for at once, leaves the one in progress as it is */
-        lines_queue now = {.part = {{base, row_bytes, rows, count}}, .n_parts = 1, .line = 1};
-        ask(&now, INT64_MAX);
+        rt_lines_ask_now(base, row_bytes, rows, count);
         return;
     }
     q->part[q->n_parts++] = (rows_table){base, row_bytes, rows, count};

@@ -21,8 +21,10 @@
  * products have not asked for queued lines, asks for them now. rows must stay unchanged until
  * rt_lines_ahead_rest. */
 #define RT_LINES_AHEAD_PARTS 2
-enum { RT_CACHE_LINE = 64 };
 void rt_lines_ahead_queue(const void *base, size_t row_bytes, const int64_t *rows, int64_t count);
+
+/* Asks for the lines of rows[0..count) of a table of row_bytes a row at base, now. */
+void rt_lines_ask_now(const void *base, size_t row_bytes, const int64_t *rows, int64_t count);
 
 /* Spreads the queued lines over the next `points` calls of rt_lines_ahead_ask, at least
  * RT_LINES_AHEAD_MIN a call: a product calls it with the number of its tiles. */
@@ -38,15 +40,5 @@ void rt_lines_ahead_rest(void);
 /* Calls seen(line) for each line this thread asks for from a queue (NULL: none): a test's
  * view of what would be asked, which a prefetch does not show. */
 void rt_lines_ahead_watch(void (*seen)(const void *line));
-
-/* Asks for the cache line holding p. GCC 12 deletes a loop whose body is nothing but
- * __builtin_prefetch (as if it did nothing), so on x86 the instruction is written out. */
-static inline void rt_prefetch_line(const char *p) {
-#if defined(__x86_64__) || defined(__i386__)
-    __asm__ volatile("prefetcht0 %0" : : "m"(*p));
-#else
-    __builtin_prefetch(p);
-#endif
-}
 
 #endif

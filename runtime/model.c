@@ -463,8 +463,7 @@ static void prefetch_rows(const void *values, int64_t n_rows, size_t row_bytes, 
     if (queued)
         rt_lines_ahead_queue(values, row_bytes, rows, count);
     else
-        for (int64_t b = 0; b < count; b++)
-            prefetch_bytes((const char *)values + (size_t)rows[b] * row_bytes, row_bytes);
+        rt_lines_ask_now(values, row_bytes, rows, count);
 }
 
 static size_t input_row_bytes(const nnrt_model *m, const rt_dataset *d) {

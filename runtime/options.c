@@ -10,6 +10,7 @@
 #include "optim.h"
 #include "ranks.h"
 #include "sample.h"
+#include "schedule_reads.h"
 #include "text.h"
 #include "util.h"
 
@@ -723,21 +724,11 @@ static void choose_validation(rt_options *o, const char *fraction_given, const c
     if (fraction_given) o->validation_data = NULL;
 }
 
-/* The schedules and the settings of their own each reads (schedules.def). */
-#define SCHEDULE_MAX_READS 2
-static const struct {
-    const char *name, *reads[SCHEDULE_MAX_READS];
-} schedule_table[] = {
-#define SCHEDULE(name, ...) {#name, {__VA_ARGS__}},
-#include "schedules.def"
-#undef SCHEDULE
-};
-
 /* The schedule whose own setting `name` is, or NULL. */
 static const char *schedule_of_setting(const char *name) {
-    for (size_t i = 0; i < sizeof schedule_table / sizeof *schedule_table; i++)
-        for (int k = 0; k < SCHEDULE_MAX_READS && schedule_table[i].reads[k]; k++)
-            if (strcmp(schedule_table[i].reads[k], name) == 0) return schedule_table[i].name;
+    for (size_t i = 0; i < sizeof schedule_reads / sizeof *schedule_reads; i++)
+        for (int k = 0; k < SCHEDULE_MAX_READS && schedule_reads[i].reads[k]; k++)
+            if (strcmp(schedule_reads[i].reads[k], name) == 0) return schedule_reads[i].name;
     return NULL;
 }
 

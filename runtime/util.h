@@ -15,6 +15,19 @@
 
 #define RT_FORMAT(fmt_index, first_arg) __attribute__((format(printf, fmt_index, first_arg)))
 
+/* The bytes of a cache line on the CPUs the runtime is built for (x86-64, arm64). */
+enum { RT_CACHE_LINE = 64 };
+
+/* Asks for the cache line holding p. GCC 12 deletes a loop whose body is nothing but
+ * __builtin_prefetch (as if it did nothing), so on x86 the instruction is written out. */
+static inline void rt_prefetch_line(const char *p) {
+#if defined(__x86_64__) || defined(__i386__)
+    __asm__ volatile("prefetcht0 %0" : : "m"(*p));
+#else
+    __builtin_prefetch(p);
+#endif
+}
+
 void rt_set_program_name(const char *argv0);
 const char *rt_program_name(void);
 

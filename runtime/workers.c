@@ -69,7 +69,7 @@ enum split { SPLIT_BATCH, SPLIT_SGD_STEP, SPLIT_GRAD };
 
 /* Share k of the batch and part k of the update's elements. */
 typedef struct worker {
-    _Alignas(64) struct rt_workers *team; /* a cache line of its own for each worker */
+    _Alignas(RT_CACHE_LINE) struct rt_workers *team; /* a cache line of its own for each worker */
     int index;
     nnrt_ctx ctx;   /* share k's arenas: the master's for share 0 */
     rt_share share; /* of the current step */
@@ -107,14 +107,14 @@ struct rt_workers {
     uint64_t noise_seed;
     _Atomic int stopping; /* read by threads that may be between steps */
     /* Each counter on a cache line of its own: threads spin on them. */
-    _Alignas(64) _Atomic uint64_t started;        /* steps started (one more to stop) */
-    _Alignas(64) _Atomic uint64_t done[N_PHASES]; /* tasks done, n a step */
+    _Alignas(RT_CACHE_LINE) _Atomic uint64_t started;        /* steps started (one more to stop) */
+    _Alignas(RT_CACHE_LINE) _Atomic uint64_t done[N_PHASES]; /* tasks done, n a step */
     /* the team's step: its number, and (number << 32) + its tasks done */
-    _Alignas(64) _Atomic uint64_t team_step;
-    _Alignas(64) _Atomic uint64_t team_done;
+    _Alignas(RT_CACHE_LINE) _Atomic uint64_t team_step;
+    _Alignas(RT_CACHE_LINE) _Atomic uint64_t team_done;
     /* 1 while the threads may copy worker 0's ctx (from a team step's start to its end) */
-    _Alignas(64) _Atomic int ctx_open;
-    _Alignas(64) _Atomic int sleepers; /* threads asleep (or about to) in wait_until */
+    _Alignas(RT_CACHE_LINE) _Atomic int ctx_open;
+    _Alignas(RT_CACHE_LINE) _Atomic int sleepers; /* threads asleep (or about to) in wait_until */
     struct claim *claims;              /* the team's step: the last phase whose piece p was taken */
     pthread_mutex_t lock;
     pthread_cond_t wake;
@@ -606,7 +606,7 @@ static uint64_t begin_phase(worker *k, uint32_t tasks) {
 
 /* A cache line of its own for each piece's claim. */
 struct claim {
-    _Alignas(64) _Atomic uint64_t phase;
+    _Alignas(RT_CACHE_LINE) _Atomic uint64_t phase;
 };
 
 /* Whether this thread takes piece p of phase `phase` (no thread has taken it yet). */

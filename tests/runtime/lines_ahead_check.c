@@ -10,6 +10,7 @@
 #include <stdlib.h>
 
 #include "lines_ahead.h"
+#include "util.h"
 
 #define MAX_SEEN 100000
 
