@@ -106,8 +106,9 @@ def main():
         run([nnc, os.path.join(HERE, "w1.nn"), "-o", os.path.join(tmp, "w1")], tmp)
         rate = {1: [], 2: []}
         accuracy = {1: [], 2: []}
+        trips = []
         for r in range(a.rounds):
-            crossing.report(a.build, r + 1)
+            trips.append(crossing.report(a.build, r + 1))
             for threads in ((1, 2) if r % 2 == 0 else (2, 1)):
                 s, acc = one_run(tmp, train, test, threads, a.epochs, f"{r}_{threads}")
                 rate[threads].append(s)
@@ -125,6 +126,7 @@ def main():
               f"(medians of {a.rounds} interleaved rounds; the target: >= 1.8x, within 1 point)")
         print(f"  the rounds' own ratios: median {statistics.median(ratios):.2f}, "
               f"{min(ratios):.2f} to {max(ratios):.2f}")
+        crossing.by_mode("the ratios", ratios, trips)
     return 0
 
 

@@ -133,8 +133,9 @@ def main():
                                                os.path.join(tmp, "one.csv")),
                     "2 ranks": two_ranks([], "two.csv")}
         results = {name: [] for name in runs}
+        trips = []
         for r in range(args.rounds):
-            crossing.report(args.build, r + 1)
+            trips.append(crossing.report(args.build, r + 1))
             order = list(runs) if r % 2 == 0 else list(reversed(runs))
             for name in order:
                 results[name].append(runs[name]())
@@ -147,12 +148,14 @@ def main():
             cpu = statistics.median(c for _, _, c in got)
             print(f"  {name:9s}  {rate[name] / 1e3:7.1f}k samples/s in the epochs   "
                   f"{wall:6.2f} s for the whole command, {cpu:6.2f} s of CPU")
+        first, second = list(runs)
+        paired = [b[1] / a[1] for a, b in zip(results[first], results[second])]
         if args.overlap:
-            paired = [b[1] / a[1] for a, b in zip(results["1 bucket"], results["buckets"])]
             print(f"  ratio      {statistics.median(paired):.3f}x (median of the rounds' "
                   f"buckets / 1 bucket; of the medians {rate['buckets'] / rate['1 bucket']:.3f}x)")
         else:
             print(f"  ratio      {rate['2 ranks'] / rate['1 process']:.2f}x")
+        crossing.by_mode(f"the rounds' {second} / {first}", paired, trips)
 
 
 if __name__ == "__main__":

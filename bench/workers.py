@@ -97,8 +97,9 @@ def main():
         print(f"data: {shown}; {os.cpu_count()} cores; load average "
               f"{os.getloadavg()[0]:.2f} at the start")
         figures = {(name, w): [] for name in MODELS for w in (1, n)}
+        trips = []
         for r in range(args.rounds):
-            crossing.report(args.build, r + 1)
+            trips.append(crossing.report(args.build, r + 1))
             for name, (_, epochs) in MODELS.items():
                 for w in (1, n):
                     figures[name, w].append(time_run(exes[name], data, epochs, w, tmp,
@@ -113,6 +114,7 @@ def main():
             print(f"  {name} (batch {'32' if name == 'W1' else '128'}): x1 "
                   f"{statistics.median(ones) / 1e3:.1f}k  x{n} {statistics.median(manys) / 1e3:.1f}k"
                   f" samples/s  ratio {ratio:.2f}")
+            crossing.by_mode(name, [m / o for m, o in zip(manys, ones)], trips)
 
 
 if __name__ == "__main__":
