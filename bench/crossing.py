@@ -9,11 +9,11 @@ import re
 import statistics
 import subprocess
 
-# A round is in the slow mode when the round trip read before it was this many times the run's
-# shortest. The modes seen here were 2-5 times apart (bench/README.md: on a Zen 4 105-131 ns
-# and 515-603 ns, on a Zen 5 290-470 ns and 870-1160 ns), the rounds of one mode within 1.5
-# times of each other.
-SLOW_MODE_TIMES = 2
+# Rounds whose round trips lie this many times apart or more (sorted, neighbour to neighbour)
+# are in different modes. The modes seen here were 2-5 times apart (bench/README.md: on a
+# Zen 4 105-131 ns and 515-603 ns, once 47 ns; on a Zen 5 290-470 ns and 870-1160 ns), the
+# rounds of one mode within 1.5 times of each other.
+MODE_GAP = 2
 
 
 def figures(build):
@@ -37,18 +37,21 @@ def report(build, round_number):
 
 
 def by_mode(label, ratios, trips):
-    """Prints the median of the rounds' ratios over the rounds in each mode, as the round trip
-    read just before each round tells it (a round's mode can still change while it runs)."""
-    known = [t for t in trips if t is not None]
-    if not known:
+    """Prints the median of the rounds' ratios over the rounds of each mode, the modes told
+    apart by the round trip read just before each round (a round's mode can still change
+    while it runs)."""
+    rounds = sorted((t, r) for t, r in zip(trips, ratios) if t is not None)
+    if not rounds:
         return
-    slow_from = SLOW_MODE_TIMES * min(known)
-    modes = {"fast": [], "slow": []}
-    for ratio, trip in zip(ratios, trips):
-        if trip is not None:
-            modes["slow" if trip >= slow_from else "fast"].append(ratio)
-    parts = [f"{len(r)} round{'s' if len(r) != 1 else ''} in the {mode} mode, median "
-             f"{statistics.median(r):.2f} ({min(r):.2f} to {max(r):.2f})"
-             for mode, r in modes.items() if r]
-    print(f"  {label} by mode (slow: a round trip of {slow_from} ns or more before the round): "
-          + "; ".join(parts))
+    modes = [[rounds[0]]]
+    for prev, cur in zip(rounds, rounds[1:]):
+        if cur[0] >= MODE_GAP * prev[0]:
+            modes.append([])
+        modes[-1].append(cur)
+    parts = []
+    for mode in modes:
+        r = [ratio for _, ratio in mode]
+        parts.append(f"round trip {mode[0][0]}-{mode[-1][0]} ns: {len(r)} "
+                     f"round{'s' if len(r) != 1 else ''}, median {statistics.median(r):.2f} "
+                     f"({min(r):.2f} to {max(r):.2f})")
+    print(f"  {label} by the host's mode: " + "; ".join(parts))
