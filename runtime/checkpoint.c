@@ -660,7 +660,7 @@ void rt_st_close(rt_st_file *f) {
     rt_free(f->tensors);
     rt_free(f->tensor_names);
     rt_free(f->meta_keys);
-    fclose(f->file);
+    rt_close_seekable(f->file);
     rt_free(f);
 }
 

@@ -161,7 +161,13 @@ FILE *rt_open_seekable(const char *path, uint64_t *size) {
         rt_path_error(path, "cannot read: not a regular file");
     }
     *size = (uint64_t)st.st_size;
+    rt_track_file(f);
     return f;
+}
+
+void rt_close_seekable(FILE *f) {
+    rt_untrack_file(f);
+    fclose(f);
 }
 
 void rt_read_at(FILE *f, const char *path, uint64_t offset, void *dst, size_t n) {

@@ -32,8 +32,10 @@ char *rt_gunzip(const char *path, const char *bytes, size_t len, size_t *out_len
                 const rt_read_limits *lim);
 
 /* A regular file, to be read at offsets (rt_read_at), and its size; anything else (a pipe,
- * a device, a directory) is a fatal "PATH: error: cannot read: ...". */
+ * a device, a directory) is a fatal "PATH: error: cannot read: ...". Tracked (util.h,
+ * rt_track_file) until rt_close_seekable closes it. */
 FILE *rt_open_seekable(const char *path, uint64_t *size);
+void rt_close_seekable(FILE *f);
 /* n bytes at offset; a short read is a fatal "PATH: error: cannot read: ...". */
 void rt_read_at(FILE *f, const char *path, uint64_t offset, void *dst, size_t n);
 

@@ -414,7 +414,48 @@ void rt_free(void *p) {
     free(block_start(p));
 }
 
+/* Files a loader keeps open from one call to the next (rt_open_seekable's, which a
+ * safetensors file is read through): an error exit from inside the loader leaves them open,
+ * so rt_free_all closes them too. A handful at most are open at once. */
+static FILE **open_files;
+static size_t n_open_files, cap_open_files;
+
+void rt_track_file(FILE *f) {
+    pthread_mutex_lock(&tracked_lock);
+    if (n_open_files == cap_open_files) {
+        size_t new_cap = cap_open_files ? 2 * cap_open_files : 8;
+        FILE **grown = realloc(open_files, new_cap * sizeof *grown);
+        if (!grown) {
+            pthread_mutex_unlock(&tracked_lock);
+            fclose(f);
+            rt_fatal("out of memory");
+        }
+        open_files = grown;
+        cap_open_files = new_cap;
+    }
+    open_files[n_open_files++] = f;
+    pthread_mutex_unlock(&tracked_lock);
+}
+
+void rt_untrack_file(FILE *f) {
+    pthread_mutex_lock(&tracked_lock);
+    for (size_t i = 0; i < n_open_files; i++)
+        if (open_files[i] == f) {
+            open_files[i] = open_files[--n_open_files];
+            break;
+        }
+    pthread_mutex_unlock(&tracked_lock);
+}
+
+static void close_open_files(void) {
+    for (size_t i = 0; i < n_open_files; i++) fclose(open_files[i]);
+    free(open_files);
+    open_files = NULL;
+    n_open_files = cap_open_files = 0;
+}
+
 void rt_free_all(void) {
+    close_open_files();
     for (size_t i = 0; i < n_tracked; i++) free(block_start(tracked[i]));
     free(tracked);
     tracked = NULL;

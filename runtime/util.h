@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "suggest.h" /* "did you mean", shared with the compiler */
 
@@ -82,7 +83,12 @@ void *rt_alloc_aligned(size_t count, size_t elem_size);
 char *rt_strdup(const char *s);
 char *rt_strndup(const char *s, size_t n);
 void rt_free(void *p);
+/* Frees every tracked allocation and closes every tracked file (below). */
 void rt_free_all(void);
+/* A file kept open from one call to the next (files.c, rt_open_seekable), which rt_free_all
+ * closes should an error exit leave it open; untracked before it is closed. */
+void rt_track_file(FILE *f);
+void rt_untrack_file(FILE *f);
 
 /* Elements of the model's type: double when f64 is set, float otherwise. */
 static inline size_t rt_elem_size(int f64) {

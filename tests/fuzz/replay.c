@@ -1,7 +1,10 @@
 /* replay.c: main() for a fuzz target built without libFuzzer (any compiler): runs each
  * file named on the command line through LLVMFuzzerTestOneInput once, as libFuzzer does
  * when given files rather than folders. A folder runs each file in it. Exits 0 when every
- * input ran; a bug shows as a crash (or a sanitizer report, in a sanitizer build). */
+ * input ran and left no more files open than there were before it; a bug shows as a crash
+ * (or a sanitizer report, in a sanitizer build), or as that message. A target that leaves
+ * a file open at each input a loader rejects runs out of descriptors after a few thousand,
+ * and libFuzzer then fuzzes nothing but "cannot open" for the rest of its time. */
 #include "fuzz.h"
 
 #include <dirent.h>
@@ -23,6 +26,18 @@ static void *grow(void *p, size_t size) {
         exit(1);
     }
     return bigger;
+}
+
+/* The process's open file descriptors, or -1 where /proc/self/fd cannot be read. */
+static int open_descriptors(void) {
+    DIR *dir = opendir("/proc/self/fd");
+    if (!dir) return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(dir)) != NULL)
+        if (e->d_name[0] != '.') n++;
+    closedir(dir);
+    return n - 1; /* the listing's own */
 }
 
 static int run_file(const char *path) {
@@ -47,8 +62,15 @@ static int run_file(const char *path) {
     if (len) memcpy(input, buf, len);
     free(buf);
     fprintf(stderr, "replay: %s (%zu bytes)\n", path, len);
+    int before = open_descriptors();
     LLVMFuzzerTestOneInput(input, len);
     free(input);
+    int after = open_descriptors();
+    if (before >= 0 && after > before) {
+        fprintf(stderr, "replay: %s left %d more file%s open\n", path, after - before,
+                after - before == 1 ? "" : "s");
+        return 1;
+    }
     return 0;
 }
 
