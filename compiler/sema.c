@@ -3,11 +3,11 @@
 #include "stages.h"
 
 #include "optim_settings.h"
+#include "param_pattern.h"
 #include "schedule_reads.h"
 
 #include <math.h>
 #include <stdlib.h>
-#include <fnmatch.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -1003,8 +1003,7 @@ static void check_freeze(TrainReader *tr) {
         }
         bool found = false;
         for (int i = 0; i < params->n; i++)
-            if (!strcmp(params->v[i]->name, one) || !fnmatch(one, params->v[i]->name, 0))
-                found = frozen[i] = true;
+            if (rt_param_matches(one, params->v[i]->name)) found = frozen[i] = true;
         if (!found) {
             diag_error(at->loc, "freeze: model %s has no param %s", tr->g->name, one);
             Suggestion near = suggest_start(one);

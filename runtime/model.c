@@ -1,13 +1,13 @@
 /* model.c: descriptor checks, arenas, batches and metrics (see model.h). */
 #include "model.h"
 
-#include <fnmatch.h>
 #include <math.h>
 #include <stdatomic.h>
 #include <string.h>
 
 #include "init.h"
 #include "lines_ahead.h"
+#include "param_pattern.h"
 #include "sample.h"
 #include "text.h"
 #include "util.h"
@@ -208,8 +208,7 @@ void rt_mark_params(const nnrt_model *m, const char *option, const char *pattern
     char *one = rt_strndup(pattern, len);
     int found = 0;
     for (int32_t i = 0; i < m->n_params; i++)
-        if (strcmp(m->params[i].name, one) == 0 || fnmatch(one, m->params[i].name, 0) == 0)
-            found = on[i] = 1;
+        if (rt_param_matches(one, m->params[i].name)) found = on[i] = 1;
     if (!found) rt_no_such_param(m, option, pattern, len);
     rt_free(one);
 }
