@@ -42,7 +42,7 @@ static void split_rows(rt_train_data *data, int64_t n, double fraction, int64_t 
     data->n_validation = (int64_t)llround(fraction * (double)n);
     data->n_train = n - data->n_validation;
     if (data->n_train < 1)
-        rt_usage_error("--validation %g holds out all %lld row%s", fraction, (long long)n,
+        rt_usage_error("--validation %.15g holds out all %lld row%s", fraction, (long long)n,
                        n == 1 ? "" : "s");
     unsigned char *held_out = rt_alloc((size_t)n);
     if (data->n_validation > 0) {
@@ -396,7 +396,7 @@ static void run_init(run *r, const nnrt_model *m, const rt_options *o, const rt_
         int64_t steps_per_epoch = (data->n_train + r->batch - 1) / r->batch;
         r->epochs = o->epochs;
         if (o->steps > 0) { /* the epochs the step limit reaches into, for "epoch i/N" */
-            int64_t reached = (o->steps + steps_per_epoch - 1) / steps_per_epoch;
+            int64_t reached = o->steps / steps_per_epoch + (o->steps % steps_per_epoch != 0);
             if (reached < r->epochs) r->epochs = reached;
         }
     } else {
