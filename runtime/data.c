@@ -103,6 +103,10 @@ static column_maps parse_columns(const nnrt_model *m, const char *spec, const ch
         if (!is_data_tensor(m, p, (size_t)(eq - p)))
             rt_usage_error("--columns: model '%s' has no input or target '%.*s'", m->name,
                            (int)(eq - p), p);
+        for (int k = 0; k < cm.n_given; k++) /* else the first would win, unsaid */
+            if (strlen(cm.given[k].tensor) == (size_t)(eq - p) &&
+                strncmp(cm.given[k].tensor, p, (size_t)(eq - p)) == 0)
+                rt_usage_error("--columns: '%.*s' is given twice", (int)(eq - p), p);
         const char *from = eq + 1, *dots = strstr(from, "..");
         if (dots && dots > stop) dots = NULL;
         nnrt_column_map *map = &cm.given[cm.n_given++];

@@ -259,13 +259,16 @@ static double *parse_penalty(const nnrt_model *m, const char *option, const char
     double *per = rt_alloc_array((size_t)m->n_params, sizeof *per);
     unsigned char *named = rt_alloc((size_t)m->n_params);
     double all = 0;
-    int any = 0;
+    int any = 0, all_given = 0;
     for (const char *p = spec;;) {
         const char *comma = strchr(p, ',');
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
         const char *eq = memchr(p, '=', len);
         if (!eq) {
+            if (all_given) /* else the last would win, unsaid */
+                rt_usage_error("--%s: '%s' gives the weights' number twice", option, spec);
             all = penalty_number(option, p, len);
+            all_given = 1;
         } else {
             int32_t i = param_index(m, p, (size_t)(eq - p));
             if (i < 0) {
@@ -273,6 +276,7 @@ static double *parse_penalty(const nnrt_model *m, const char *option, const char
                 snprintf(flag, sizeof flag, "--%s", option);
                 rt_no_such_param(m, flag, p, (size_t)(eq - p));
             }
+            if (named[i]) rt_usage_error("--%s: '%s' is named twice", option, m->params[i].name);
             per[i] = penalty_number(option, eq + 1, len - (size_t)(eq + 1 - p));
             named[i] = 1;
         }

@@ -659,12 +659,17 @@ static void warn_left_out(const dim *dims, int n_dims, int64_t points, int64_t t
     fprintf(stderr, " on (give --trials %lld to run them all)\n", (long long)points);
 }
 
+/* The most trials a search runs: its table of trials is allocated first, and each trial is a
+ * training run, so more would be a typo rather than a plan. */
+#define MAX_TRIALS 1000000
+
 static int64_t trial_count(const rt_options *o, const dim *dims, int n_dims, int grid) {
     if (!grid) return o->trials;
     int64_t points = 1;
     for (int i = 0; i < n_dims; i++) {
         points *= dim_size(&dims[i]);
-        if (points > 1000000) rt_usage_error("search: the grid has more than 1000000 points");
+        if (points > MAX_TRIALS)
+            rt_usage_error("search: the grid has more than %d points", MAX_TRIALS);
     }
     if (points <= o->trials) return points;
     warn_left_out(dims, n_dims, points, o->trials);
@@ -717,6 +722,8 @@ static void print_best(const search *s) {
 }
 
 int rt_cmd_search(const nnrt_model *m, const rt_options *o) {
+    if (o->trials > MAX_TRIALS)
+        rt_usage_error("--trials %lld: at most %d", (long long)o->trials, MAX_TRIALS);
     rt_check_run_files(m, o, 1);
     if (o->save) rt_check_writable(o->save);
     if (o->plot) rt_check_writable(o->plot);
@@ -732,8 +739,8 @@ int rt_cmd_search(const nnrt_model *m, const rt_options *o) {
     s.o = &base;
     s.dims = parse_dims(o);
     check_values(m, &base, s.dims, s.n_dims);
-    load_rows(&s, &base);
     s.n = trial_count(o, s.dims, s.n_dims, s.strategy == GRID);
+    load_rows(&s, &base);
     s.trials = rt_alloc_array((size_t)s.n, sizeof *s.trials);
     s.fixed = rt_new_fixed_arena(m);
     void *best = rt_new_fixed_arena(m);

@@ -332,6 +332,11 @@ def bad_options():
         (["--nesterov", "on", "--momentum", "0"], "--nesterov on looks ahead along the momentum, "
          "and --momentum is 0: it would change nothing (give --momentum above 0)"),
     ]
+    # A typo's million trials would first allocate their table: refused, not out of memory.
+    expect_error("logreg", ["search", "--lr", "0.1,0.2", "--trials", "1000001"],
+                 "rt_logreg: error: --trials 1000001: at most 1000000", code=2)
+    expect_error("logreg", ["search", "--lr", "0.1,0.2", "--trials", "9223372036854775807"],
+                 "rt_logreg: error: --trials 9223372036854775807: at most 1000000", code=2)
     expect_error("logreg", ["search", "--lr", "0.1,0.2", "--startup-trials", "5"],
                  "rt_logreg: error: --startup-trials is read only by --strategy tpe; the strategy "
                  "is random, so it would change nothing (give --strategy tpe, or leave "
@@ -1238,6 +1243,11 @@ def batches():
     check(got == [] and re.fullmatch(r"final loss \S+\nfinal accuracy \d\.\d{4}\n", out), out)
     expect_error("logreg", ["train", "--data", "d.csv", "--validation", "0.96"],
                  "rt_logreg: error: --validation 0.96 holds out all 10 rows", 2)
+    expect_error("logreg", ["train", "--data", "d.csv", "--validation", "0.9999999"],
+                 "rt_logreg: error: --validation 0.9999999 holds out all 10 rows", 2)
+    # The step limit's epochs, for any limit: the largest once overflowed (UBSan).
+    got, _ = steps("--batch", "4", "--epochs", "2", "--steps", "9223372036854775807")
+    check(got == ["step", "4/4", "step", "4/4", "step", "2/4"] * 2, got)
     write_csv("one.csv", logreg_rows(1))
     expect_error("logreg", ["train", "--data", "one.csv", "--batch", "1", "--validation", "0.5"],
                  "rt_logreg: error: --validation 0.5 holds out all 1 row", 2)
@@ -1313,6 +1323,9 @@ def label_column_hints():
     fixed = train_lines(run("softmax", "train", "--data", "label_first.csv", "--columns",
                             "y=0,x=1..4", "--quiet", "--save", "w.safetensors").out)
     check(fixed["final accuracy"] == 1.0, fixed)
+    expect_error("softmax", ["train", "--data", "label_first.csv", "--columns",
+                             "y=0,x=1..4,y=5"], "rt_softmax: error: --columns: 'y' is given twice",
+                 2)
     expect_error("softmax", ["predict", "--weights", "w.safetensors", "--data", "label_first.csv"],
                  "label_first.csv:1: error: expected 4 columns (the inputs' values, in "
                  "declaration order), found 5\n  hint: column 0 holds whole numbers from 0 to 2, "
@@ -1807,6 +1820,11 @@ def penalties_and_clipping():
                  "(its params: lin.W, lin.b)\n  hint: did you mean lin.W?", 2)
     expect_error("logreg", ["train", "--data", "d.csv", "--l1", "x"],
                  "rt_logreg: error: --l1: 'x' is not a number >= 0", 2)
+    # A param or the weights' number given twice: which one wins would be a guess.
+    expect_error("logreg", ["train", "--data", "d.csv", "--l2", "lin.W=0.1,lin.b=0,lin.W=0"],
+                 "rt_logreg: error: --l2: 'lin.W' is named twice", 2)
+    expect_error("logreg", ["train", "--data", "d.csv", "--l1", "0.1,lin.b=0,0.2"],
+                 "rt_logreg: error: --l1: '0.1,lin.b=0,0.2' gives the weights' number twice", 2)
 
 
 # A rate at which each optimizer fits softmax_rows in 30 epochs.
