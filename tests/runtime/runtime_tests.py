@@ -282,6 +282,35 @@ def help():
 
 
 @test
+def extreme_numbers():
+    """Every number option of train and search at the ends of its type (the largest and
+    smallest 64-bit integers, 2^62, 2^31; +-DBL_MAX, the least subnormal, 1e300) ends with exit
+    0, 1 or 2 and a message: never a signal or a sanitizer's report (--steps 2^63-1 once
+    overflowed, --trials 2^31 once allocated 160 GB). The options come from --help, so a new
+    one is covered when it is listed."""
+    write_csv("d.csv", logreg_rows(10))
+    ints = ["9223372036854775807", "-9223372036854775808", "4611686018427387904", "2147483648"]
+    reals = ["1.7976931348623157e308", "-1.7976931348623157e308", "4.9e-324", "1e300"]
+    commands = {"train": ["--steps", "2"],
+                "search": ["--lr", "0.1,0.2", "--trials", "2", "--epochs", "1", "--steps", "2"]}
+    tried = 0
+    for command, base in commands.items():
+        listing = run("logreg", command, "--help").out
+        numbers = re.findall(r"^  (--[a-z-]+) ([A-Z])\b", listing, re.M)
+        check(len(numbers) > 10, f"{command} --help lists number options:\n{listing}")
+        for name, metavar in numbers:
+            for value in ints if metavar in "NK" else reals:
+                args = [command, "--data", "d.csv", *base, "--no-save", "--quiet", name, value]
+                r = run("logreg", *args, expect=None)
+                say = f"rt_logreg {' '.join(args)}:\n{r.describe()}"
+                check(r.code in (0, 1, 2), say)
+                check("runtime error" not in r.err and "Sanitizer" not in r.err, say)
+                check(r.code == 0 or re.search(r"(^|\n)\S+: error: ", r.err), say)
+                tried += 1
+    check(tried > 100, tried)
+
+
+@test
 def bad_options():
     cases = [
         (["train", "--frobnicate"], "unknown option '--frobnicate' (see 'rt_logreg train --help')"),
