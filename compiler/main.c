@@ -155,6 +155,7 @@ static const char usage_tail[] =
     "  --version       the version of nnc and of the LLVM it uses\n"
     "\n"
     "explain options:\n"
+    "  -o FILE         write the text to FILE (whole, or not at all after an error)\n"
     "  --wrt NAME      one param (default: every param)\n"
     "  --format=F      text (UTF-8, the default) or markdown (with LaTeX math)\n"
     "  --multiply      each line multiplied out: the gradients and unnamed values it\n"
@@ -305,7 +306,7 @@ static int set_opt_level(Options *o, const char *flag) {
 }
 
 static const Flag flags[] = {
-    {"-o", "FILE", FOR_ALL, AT(output), NULL},
+    {"-o", "FILE", FOR_COMPILE | FOR_EXPLAIN, AT(output), NULL},
     {"-c", NULL, FOR_COMPILE, 0, set_object},
     {"--static", NULL, FOR_COMPILE, AT(static_link), NULL},
     {"--mpi", NULL, FOR_COMPILE, AT(mpi), NULL},
@@ -408,6 +409,7 @@ static int parse_args(int argc, char **argv, Options *o) {
         }
     }
     if (!o->input) return usage_error("%s", "no input file");
+    if (o->model && !*o->model) return usage_error("%s", "--model needs a model's name, got ''");
     if (o->collapse && o->emit != EMIT_DOT && o->emit != EMIT_SVG)
         return usage_error("%s", "--collapse draws calls as boxes in --emit=dot and --emit=svg "
                                  "only");
@@ -437,6 +439,7 @@ static OutFile text_out;
 static bool text_redirected;
 
 static bool emits_text(const Options *o) {
+    if (o->command == CMD_EXPLAIN) return true;
     return o->command == CMD_COMPILE && emit_kinds[o->emit].text;
 }
 

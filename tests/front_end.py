@@ -423,6 +423,9 @@ def case_flags(nnc, src, tmp):
          "  hint: did you mean --dump-passes?\n"),
         (["m.nn", "--frobnicate"], "nnc: error: unknown option --frobnicate\n"),
         (["m.nn", "--wrt", "w"], "nnc: error: --wrt is an option of nnc explain, not of nnc\n"),
+        (["m.nn", "--model", ""], "nnc: error: --model needs a model's name, got ''\n"),
+        (["gradcheck", "m.nn", "-o", "g.txt"], "nnc: error: -o is an option of nnc, not of nnc "
+         "gradcheck\n"),
         (["explain", "m.nn", "--format", "markdwn"], "nnc: error: --format takes text or "
          "markdown, got markdwn\n  hint: did you mean markdown?\n"),
         (["m.nn", "--steps", "al"], "nnc: error: --steps takes all, got al\n"
@@ -446,9 +449,19 @@ def case_flags(nnc, src, tmp):
     ]
     for args, wanted in cases:
         expect_stderr(run(nnc, args, tmp, want_status=2), wanted + usage, " ".join(args))
-    proc = run(nnc, ["explain", "m.nn", "--wrt", "bias_"], tmp, want_status=1)
+    proc = run(nnc, ["explain", "m.nn", "--wrt", "bias_", "-o", "e.txt"], tmp, want_status=1)
     expect_stderr(proc, "nnc: error: model m has no param 'bias_' (its params: w, bias)\n"
                   "  hint: did you mean bias?\n", "explain --wrt bias_")
+    if os.path.exists(os.path.join(tmp, "e.txt")):
+        raise Failure("explain -o e.txt wrote the file of a run that failed")
+    # explain -o writes what it would print (it once printed it and ignored -o)
+    printed = run(nnc, ["explain", "m.nn"], tmp).stdout_text
+    proc = run(nnc, ["explain", "m.nn", "-o", "e.txt"], tmp)
+    with open(os.path.join(tmp, "e.txt"), encoding="utf-8") as f:
+        written = f.read()
+    if proc.stdout_text or written != printed or "w" not in written:
+        raise Failure(f"explain -o e.txt: stdout {proc.stdout_text!r}, file {written!r}, "
+                      f"printed {printed!r}")
 
 
 def case_models(nnc, src, tmp):
