@@ -17,7 +17,6 @@
 #include "util.h"
 
 /* More threads than this is a usage error: a typo, not a machine. */
-#define RT_HOGWILD_MAX 256
 /* Thread 0 sums the rows done for the progress bar every this many of its steps: reading the
  * other threads' counters moves their cache lines. */
 #define TICK_EVERY 64
@@ -96,8 +95,6 @@ struct rt_hogwild {
 void rt_hogwild_check(const rt_options *o, int64_t n_train) {
     int64_t n = o->hogwild;
     const char *optimizer = o->optimizer ? o->optimizer : "sgd";
-    if (n > RT_HOGWILD_MAX)
-        rt_usage_error("--hogwild %lld: at most %d threads", (long long)n, RT_HOGWILD_MAX);
     if (strcmp(optimizer, "sgd") != 0)
         rt_usage_error("--hogwild runs the model's fused sgd step in each thread, lock-free; "
                        "%s %s needs each step's whole gradient before its update, which no "
@@ -258,7 +255,7 @@ static void *run_shard(void *arg) {
  * a resumed run draws what it would have drawn (rows and noise, not the interleaving). */
 static void start_epoch(worker *w, int64_t epoch) {
     const rt_options *o = w->h->o;
-    uint64_t part = (uint64_t)epoch * RT_HOGWILD_MAX + (uint64_t)w->index;
+    uint64_t part = (uint64_t)epoch * RT_MAX_HOGWILD + (uint64_t)w->index;
     rt_rng_seed_part(&w->shuffle_rng, o->seed, RT_STREAM_HOGWILD_SHUFFLE, part);
     rt_rng_seed_part(&w->noise_rng, o->seed, RT_STREAM_HOGWILD_NOISE, part);
     if (o->shuffle) rt_rng_shuffle(&w->shuffle_rng, w->shard, w->shard_rows);

@@ -18,9 +18,6 @@
 #include "util.h"
 #include "weights.h"
 
-/* --threads: far more than any machine's cores; OpenBLAS uses at most those it was built for. */
-#define RT_MAX_BLAS_THREADS 1024
-
 /* Output that could not be written (a full disk, a closed pipe) is a failure, not a
  * silent truncation: "PROG: error: cannot write the output: REASON", exit 1. */
 static int finish_stdout(void) {
@@ -97,8 +94,6 @@ int main(int argc, char **argv) {
     rt_options_parse(m, (rt_command)cmd, argc - 1, argv + 1, &o);
     /* Before OpenBLAS starts threads of its own, so that they inherit it too. */
     if (o.flush_denormals && !m->f64) rt_flush_denormals();
-    if (o.threads > RT_MAX_BLAS_THREADS) /* OpenBLAS takes an int */
-        rt_usage_error("--threads %lld: at most %d", (long long)o.threads, RT_MAX_BLAS_THREADS);
     if (o.threads != 1)
         openblas_set_num_threads(o.threads == 0 ? openblas_get_num_procs() : (int)o.threads);
     else

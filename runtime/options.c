@@ -19,7 +19,7 @@ enum opt_kind {
     OPT_TEXT,   /* any text, checked where it is used (l1, l2, columns) */
     OPT_LIST,   /* text; given again, appended after a comma (freeze, set) */
     OPT_WORD,   /* one of the choices */
-    OPT_INT,    /* a whole number >= min */
+    OPT_INT,    /* a whole number >= min, and <= max unless max is 0 */
     OPT_REAL,   /* a finite number in [min, max) */
     OPT_ON_OFF, /* on or off */
     OPT_FLAG,   /* no value: sets an int to 1 */
@@ -100,9 +100,9 @@ static const char schedule_choices[] =
 #define SPEC_validation_data  FOR_TRAINING, 1, 0, 0, NULL
 #define SPEC_standardize      FOR_TRAINING, 1, 0, 0, NULL
 #define SPEC_checkpoint_every FOR_TRAIN, 0, 0, 0, NULL
-#define SPEC_threads          FOR_TRAINING | FOR_EVAL | FOR_PREDICT, 0, 0, 0, NULL
+#define SPEC_threads          FOR_TRAINING | FOR_EVAL | FOR_PREDICT, 0, 0, RT_MAX_BLAS_THREADS, NULL
 #define SPEC_flush_denormals  FOR_TRAINING | FOR_EVAL | FOR_PREDICT | FOR_SAMPLE, 0, 0, 0, NULL
-#define SPEC_workers          FOR_TRAINING, 1, 1, 0, NULL
+#define SPEC_workers          FOR_TRAINING, 1, 1, RT_MAX_WORKERS, NULL
 #define SPEC_stride           FOR_TRAINING | FOR_EVAL | FOR_PREDICT, NEEDS_TEXT, 0, 0, NULL
 #define SPEC_freeze           FOR_TRAINING, 0, 0, 0, NULL
 #define SPEC_dropout          FOR_TRAINING, NEEDS_DROPOUT, 0, 1, NULL
@@ -184,7 +184,7 @@ static const opt_spec option_table[] = {
      "NAME[i] (flat index), NAME[i, j], NAME.grad, NAME.grad[i]; negative i from the end"},
     {"trace_out", "FILE", OPT_PATH, AT(trace_out), FOR_TRAIN, 0, 0, 0, NULL,
      "where --trace writes; on stdout the final lines go to stderr"},
-    {"trials", "N", OPT_INT, AT(trials), FOR_SEARCH, 0, 1, 0, NULL,
+    {"trials", "N", OPT_INT, AT(trials), FOR_SEARCH, 0, 1, RT_MAX_TRIALS, NULL,
      "training runs to try (grid: at most this many)"},
     {"strategy", "NAME", OPT_WORD, AT(strategy), FOR_SEARCH, 0, 0, 0, "random|grid|tpe",
      "random draws, every grid point, or tpe (Tree-structured Parzen Estimator): after "
@@ -194,7 +194,7 @@ static const opt_spec option_table[] = {
     {"folds", "K", OPT_INT, AT(folds), FOR_SEARCH, 1, 0, 0, NULL,
      "cross-validation: split the rows into K folds, train each trial K times (each fold "
      "held out once), rank on the mean; 0: off"},
-    {"hogwild", "N", OPT_INT, AT(hogwild), FOR_TRAIN, 1, 0, 0, NULL,
+    {"hogwild", "N", OPT_INT, AT(hogwild), FOR_TRAIN, 1, 0, RT_MAX_HOGWILD, NULL,
      "HOGWILD!: N threads, each on its shard of the rows, update the params without locks "
      "(plain sgd; NOT deterministic: runs differ); 0: off"},
     {"quiet", NULL, OPT_FLAG, AT(quiet), FOR_TRAINING, 0, 0, 0, NULL, "no progress on stderr"},
@@ -519,13 +519,15 @@ void rt_print_command_help(FILE *out, const nnrt_model *m, rt_command cmd) {
 
 /* ---- parsing ---- */
 
-static int64_t parse_int(const char *shown, double min, const char *value) {
+static int64_t parse_int(const char *shown, double min, double max, const char *value) {
     char *end;
     errno = 0;
     long long v = strtoll(value, &end, 10);
     if (end == value || *end != '\0' || errno == ERANGE)
         rt_usage_error("%s needs a whole number, got '%s'", shown, value);
     if ((double)v < min) rt_usage_error("%s must be at least %g, got '%s'", shown, min, value);
+    if (max > 0 && (double)v > max)
+        rt_usage_error("%s must be at most %.0f, got '%s'", shown, max, value);
     return v;
 }
 
@@ -608,7 +610,7 @@ static void set_option(const opt_spec *o, const char *value, rt_options *opts, c
         }
         *(const char **)field = value;
         break;
-    case OPT_INT: *(int64_t *)field = parse_int(shown, o->min, value); break;
+    case OPT_INT: *(int64_t *)field = parse_int(shown, o->min, o->max, value); break;
     case OPT_REAL: *(double *)field = parse_real(shown, o->min, o->max, value); break;
     case OPT_ON_OFF:
         if (strcmp(value, "on") != 0 && strcmp(value, "off") != 0)

@@ -659,17 +659,13 @@ static void warn_left_out(const dim *dims, int n_dims, int64_t points, int64_t t
     fprintf(stderr, " on (give --trials %lld to run them all)\n", (long long)points);
 }
 
-/* The most trials a search runs: its table of trials is allocated first, and each trial is a
- * training run, so more would be a typo rather than a plan. */
-#define MAX_TRIALS 1000000
-
 static int64_t trial_count(const rt_options *o, const dim *dims, int n_dims, int grid) {
     if (!grid) return o->trials;
     int64_t points = 1;
     for (int i = 0; i < n_dims; i++) {
         points *= dim_size(&dims[i]);
-        if (points > MAX_TRIALS)
-            rt_usage_error("search: the grid has more than %d points", MAX_TRIALS);
+        if (points > RT_MAX_TRIALS)
+            rt_usage_error("search: the grid has more than %d points", RT_MAX_TRIALS);
     }
     if (points <= o->trials) return points;
     warn_left_out(dims, n_dims, points, o->trials);
@@ -722,8 +718,6 @@ static void print_best(const search *s) {
 }
 
 int rt_cmd_search(const nnrt_model *m, const rt_options *o) {
-    if (o->trials > MAX_TRIALS)
-        rt_usage_error("--trials %lld: at most %d", (long long)o->trials, MAX_TRIALS);
     rt_check_run_files(m, o, 1);
     if (o->save) rt_check_writable(o->save);
     if (o->plot) rt_check_writable(o->plot);

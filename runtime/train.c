@@ -319,8 +319,6 @@ static void check_watching_shows(const rt_options *o) {
 static void check_workers(const run *r) {
     const rt_options *o = r->o;
     int64_t n = o->workers;
-    if (n > RT_MAX_WORKERS)
-        rt_usage_error("--workers %lld: at most %d", (long long)n, RT_MAX_WORKERS);
     if (!has_inputs(r))
         rt_usage_error("--workers %lld: model '%s' has no inputs, so no batch to split",
                        (long long)n, r->m->name);

@@ -25,9 +25,6 @@
 
 typedef struct rt_workers rt_workers;
 
-/* The most --workers accepts: far more than any machine has cores. */
-#define RT_MAX_WORKERS 256
-
 /* The rows of a batch of `count` that worker k of n runs (and MPI rank k of n): [first,
  * first + rows). Worker 0 takes ceil(count / n) rows and the others as evenly as that leaves
  * (so worker 0, which writes the states, always has rows); a worker may have none when

@@ -1908,7 +1908,7 @@ HOGWILD_REFUSALS = [
      "last step, and HOGWILD! has a last step in every thread"),
     (["--threads", "2"], "--hogwild 2 runs 2 threads of its own: OpenBLAS's threads "
      "(--threads 2) would fight them for the cores; give --threads 1"),
-    (["--hogwild", "300"], "--hogwild 300: at most 256 threads"),
+    (["--hogwild", "300"], "--hogwild must be at most 256, got '300'"),
     (["--hogwild", "3", "--validation", "0.999"], "--hogwild 3: more threads than the 2 "
      "training rows (a thread needs a shard of at least one row)"),
 ]

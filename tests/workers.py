@@ -493,7 +493,7 @@ def case_errors(nnc, src, tmp):
          "--trace is not available with --workers 2: run it with one worker"),
         (["--workers", "2", "--log-grad-norms", "--log", "norms.csv"],
          "--log-grad-norms is not available with --workers 2: run it with one worker"),
-        (["--workers", "1000"], "--workers 1000: at most 256"),
+        (["--workers", "1000"], "--workers must be at most 256, got '1000'"),
         (["--workers", "2", "--hogwild", "2"],
          "--workers 2 and --hogwild 2 are two ways to train on several threads: give one of "
          "them"),
@@ -525,6 +525,13 @@ def case_errors(nnc, src, tmp):
           r.stderr)
     r = run([f, "train", "--workers", "1"], tmp, want_status=2)
     check("--workers does not apply: model 'f' has no inputs" in r.stderr, r.stderr)
+    # The limit holds for the train block's value as for the option's, and says which it was.
+    check("    workers   = 2\n" in PLAIN_MODEL, PLAIN_MODEL)
+    many = compile_model(nnc, tmp, "many", PLAIN_MODEL.replace("    workers   = 2\n",
+                                                               "    workers   = 1000\n"))
+    r = run([many, "train"], tmp, want_status=2)
+    check(r.stderr == "many: error: the train block's workers must be at most 256, got '1000'\n",
+          r.stderr)
 
 
 BAD_IDS_MODEL = """import "nn"

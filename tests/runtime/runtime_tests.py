@@ -363,9 +363,10 @@ def bad_options():
     ]
     # A typo's million trials would first allocate their table: refused, not out of memory.
     expect_error("logreg", ["search", "--lr", "0.1,0.2", "--trials", "1000001"],
-                 "rt_logreg: error: --trials 1000001: at most 1000000", code=2)
+                 "rt_logreg: error: --trials must be at most 1000000, got '1000001'", code=2)
     expect_error("logreg", ["search", "--lr", "0.1,0.2", "--trials", "9223372036854775807"],
-                 "rt_logreg: error: --trials 9223372036854775807: at most 1000000", code=2)
+                 "rt_logreg: error: --trials must be at most 1000000, got '9223372036854775807'",
+                 code=2)
     expect_error("logreg", ["search", "--lr", "0.1,0.2", "--startup-trials", "5"],
                  "rt_logreg: error: --startup-trials is read only by --strategy tpe; the strategy "
                  "is random, so it would change nothing (give --strategy tpe, or leave "
