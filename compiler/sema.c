@@ -406,10 +406,24 @@ static bool number_of(Node *e, double *out) {
     return false;
 }
 
+/* The most a whole-number setting may be: every such count fits a double exactly, and
+ * products of them stay far from int64's end. */
+#define MAX_WHOLE_SETTING 1e15
+
+/* "from 1 to 10^15, got 2.5": the range, and the number given when it is one. */
+static void whole_number_error(Node *e, const char *what, int low) {
+    double x;
+    if (number_of(e, &x))
+        diag_error(e->loc, "%s must be a whole number from %d to 10^15, got %s", what, low,
+                   ir_number_str(x));
+    else
+        diag_error(e->loc, "%s must be a whole number from %d to 10^15", what, low);
+}
+
 static bool positive_int_of(Node *e, const char *what, int64_t *out) {
     double x;
-    if (!number_of(e, &x) || x != floor(x) || x < 1 || x > 1e15) {
-        diag_error(e->loc, "%s must be a positive whole number", what);
+    if (!number_of(e, &x) || x != floor(x) || x < 1 || x > MAX_WHOLE_SETTING) {
+        whole_number_error(e, what, 1);
         return false;
     }
     *out = (int64_t)x;
@@ -772,9 +786,10 @@ static const char *setting_value(Program *prog, Node *e, SettingKind kind, const
         if (number_of(e, &x)) return ir_number_str(x);
         diag_error(e->loc, "%s must be a number", name);
         return NULL;
-    case SK_INT:
-        if (number_of(e, &x) && x == floor(x) && x >= 0 && x < 1e15) return ir_number_str(x);
-        diag_error(e->loc, "%s must be a whole number", name);
+    case SK_INT: /* as digits, which the runtime's options read (not 1e+15) */
+        if (number_of(e, &x) && x == floor(x) && x >= 0 && x <= MAX_WHOLE_SETTING)
+            return xprintf("%lld", (long long)x);
+        whole_number_error(e, name, 0);
         return NULL;
     case SK_ON_OFF: return flag_of(e, name, &on) ? (on ? "on" : "off") : NULL;
     case SK_WORD:
