@@ -16,7 +16,6 @@
 #include "rng.h"
 #include "util.h"
 
-/* More threads than this is a usage error: a typo, not a machine. */
 /* Thread 0 sums the rows done for the progress bar every this many of its steps: reading the
  * other threads' counters moves their cache lines. */
 #define TICK_EVERY 64
