@@ -704,6 +704,18 @@ static int same_search(const char *name, const char *spec, const opt_spec *o, co
     return strncmp(spec, value, n + 1) == 0;
 }
 
+/* A single value after a range or a list of the same option: the last one given wins, as
+ * between two values, so the search no longer varies it. */
+static void drop_search(rt_options *o, const opt_spec *spec) {
+    int kept = 0;
+    for (int i = 0; i < o->n_search; i++)
+        if (strcmp(o->search_names[i], spec->name) != 0) {
+            o->search_names[kept] = o->search_names[i];
+            o->search_specs[kept++] = o->search_specs[i];
+        }
+    o->n_search = kept;
+}
+
 static void add_search(rt_options *o, const opt_spec *spec, const char *value) {
     int max = (int)(sizeof o->search_names / sizeof o->search_names[0]);
     for (int i = 0; i < o->n_search; i++)
@@ -814,6 +826,10 @@ void rt_options_parse(const nnrt_model *m, rt_command cmd, int argc, char **argv
             searched[spec - option_table] = 1;
         } else {
             set_option(spec, value, o, shown);
+            if (spec->kind != OPT_LIST && searched[spec - option_table]) { /* --set adds up */
+                drop_search(o, spec);
+                searched[spec - option_table] = 0;
+            }
         }
         given[spec - option_table] = 1;
         if (spec->offset == AT(optimizer)) o->optimizer_given = 1;

@@ -105,26 +105,44 @@ static double range_number(const char *name, const char *text, size_t len, const
     return v;
 }
 
-/* LO..HI, then optional :log and :K in either order. */
+/* The ends of a range of whole numbers: every whole number up to 2^53 is a double, and
+ * a trial's value is a double rounded to the nearest. */
+#define MAX_WHOLE_RANGE 9007199254740992.0 /* 2^53 */
+
+/* LO..HI, then optional :log and :K in either order, each at most once. */
 static void parse_range(dim *d, const char *spec) {
     const char *dots = strstr(spec, ".."), *colon = strchr(dots, ':');
     size_t hi_len = colon ? (size_t)(colon - dots - 2) : strlen(dots + 2);
     d->lo = range_number(d->name, spec, (size_t)(dots - spec), spec);
     d->hi = range_number(d->name, dots + 2, hi_len, spec);
-    d->points = GRID_POINTS;
+    d->points = 0;
     while (colon) {
         const char *next = strchr(colon + 1, ':');
         size_t len = next ? (size_t)(next - colon - 1) : strlen(colon + 1);
-        if (len == 3 && strncmp(colon + 1, "log", 3) == 0)
+        int is_log = len == 3 && strncmp(colon + 1, "log", 3) == 0;
+        if (is_log ? d->log : d->points > 0)
+            rt_usage_error("search: --%s: '%s' gives %s twice", d->name, spec,
+                           is_log ? ":log" : "the grid's points");
+        if (is_log) {
             d->log = 1;
-        else
-            d->points = (int)range_number(d->name, colon + 1, len, spec);
+        } else {
+            double k = range_number(d->name, colon + 1, len, spec);
+            if (k != floor(k) || k < 1 || k > RT_MAX_TRIALS)
+                rt_usage_error("search: --%s: the grid's points (:K) must be a whole number from "
+                               "1 to %d, got '%.*s'",
+                               d->name, RT_MAX_TRIALS, (int)len, colon + 1);
+            d->points = (int)k;
+        }
         colon = next;
     }
+    if (d->points == 0) d->points = GRID_POINTS;
     if (!(d->lo <= d->hi)) rt_usage_error("search: --%s: %g..%g is empty", d->name, d->lo, d->hi);
     if (d->log && d->lo <= 0)
         rt_usage_error("search: --%s: a :log range needs numbers above 0", d->name);
-    if (d->points < 1) rt_usage_error("search: --%s: a grid needs at least 1 point", d->name);
+    if (d->kind == 'i' && (fabs(d->lo) > MAX_WHOLE_RANGE || fabs(d->hi) > MAX_WHOLE_RANGE))
+        rt_usage_error("search: --%s: a range of whole numbers must lie within -2^53..2^53 "
+                       "(9007199254740992), got '%s'",
+                       d->name, spec);
 }
 
 static char *number_text(const struct dim *d, double v);

@@ -3275,6 +3275,28 @@ def search():
                  "rt_logreg: error: search: --lr: a :log range needs numbers above 0", 2)
     expect_error("logreg", ["search", *common, "--batch", "8,0"],
                  "rt_logreg: error: --batch must be at least 1, got '0'", 2)
+    # The grid's points are a whole number of trials (1e300 was once cast to an int: UBSan),
+    # each of :log and :K is given once, and whole numbers stay exact in a double.
+    for points in ("1e300", "2.5", "0"):
+        expect_error("logreg", ["search", *common, "--lr", f"0.1..0.2:{points}"],
+                     "rt_logreg: error: search: --lr: the grid's points (:K) must be a whole "
+                     f"number from 1 to 1000000, got '{points}'", 2)
+    expect_error("logreg", ["search", *common, "--lr", "0.1..0.2:log:log"],
+                 "rt_logreg: error: search: --lr: '0.1..0.2:log:log' gives :log twice", 2)
+    expect_error("logreg", ["search", *common, "--lr", "0.1..0.2:3:4"],
+                 "rt_logreg: error: search: --lr: '0.1..0.2:3:4' gives the grid's points twice",
+                 2)
+    expect_error("logreg", ["search", *common, "--batch", "1..9223372036854775807"],
+                 "rt_logreg: error: search: --batch: a range of whole numbers must lie within "
+                 "-2^53..2^53 (9007199254740992), got '1..9223372036854775807'", 2)
+    # A single value after a range of the same option wins, as a second value would: nothing
+    # is left to search (the range once stayed, and the value was silently ignored).
+    expect_error("logreg", ["search", *common, "--lr", "0.1..0.2", "--lr", "0.3"],
+                 "rt_logreg: error: search needs a range or a list to search, such as --lr "
+                 "1e-4..1e-1:log or --batch 16,32,64", 2)
+    r = run("logreg", "search", *common, "--lr", "0.3", "--lr", "0.1,0.2", "--no-save",
+            "--quiet")
+    check(sorted(line.split()[1] for line in r.out.splitlines()[1:3]) == ["0.1", "0.2"], r.out)
     # Search's own options take one value: a list is not a setting to vary.
     expect_error("logreg", ["search", *common, "--lr", "0.1,0.2", "--trials", "3,4"],
                  "rt_logreg: error: --trials needs a whole number, got '3,4'", 2)
