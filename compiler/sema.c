@@ -466,6 +466,10 @@ static const char *resolve_data_path(Program *prog, Node *s) {
         diag_error(s->loc, "the data file must be a string, such as \"data.csv\"");
         return NULL;
     }
+    if (!s->str[0]) {
+        diag_error(s->loc, "the data file name is empty");
+        return NULL;
+    }
     if (s->str[0] == '/') return s->str;
     /* Relative to the .nn file, so the binary trains from any directory. */
     char *dir = realpath(dir_of(prog->path), NULL);
@@ -481,12 +485,27 @@ static void read_column_map(Graph *g, Node *kw) {
         diag_error(kw->loc, "%s is not an input or target of model %s", kw->str, g->name);
         return;
     }
+    for (int i = 0; i < g->train.columns.n; i++)
+        if (!strcmp(g->train.columns.v[i].tensor, io->name)) {
+            diag_error(kw->loc, "%s is given columns twice", kw->str);
+            return;
+        }
     Node *v = kw->lhs;
     double a, b;
     bool ok = v->kind == ND_RANGE ? number_of(v->lhs, &a) && number_of(v->rhs, &b)
                                   : number_of(v, &a) && (b = a, true);
-    if (!ok || a < 0 || b < a || a != floor(a) || b != floor(b) || b > 1e8) {
+    if (!ok) {
         diag_error(v->loc, "columns must be a column number or a range such as 0..3");
+        return;
+    }
+    if (a < 0 || b < a || a != floor(a) || b != floor(b) || b > 1e8) {
+        const char *got = v->kind == ND_RANGE
+                              ? xprintf("%s..%s", ir_number_str(a), ir_number_str(b))
+                              : ir_number_str(a);
+        diag_error(v->loc,
+                   "columns are whole numbers from 0 to 10^8, the first no larger than the "
+                   "last, got %s",
+                   got);
         return;
     }
     int64_t count = (int64_t)(b - a) + 1, numel = shape_numel(io->shape);
@@ -515,6 +534,25 @@ static void default_columns(Graph *g) {
             }
             vec_push(&g->train.columns, ((ColumnMap){v->name, (int)col, (int)(col + n - 1)}));
             col += n;
+        }
+    }
+}
+
+/* Column maps name every input and target, or none (default_columns): a tensor left out
+ * would have nothing to read. */
+static void require_every_column(Graph *g, Node *call) {
+    for (int k = 0; k < 2; k++) {
+        ValueList *list = k ? &g->targets : &g->inputs;
+        for (int i = 0; i < list->n; i++) {
+            bool given = false;
+            for (int c = 0; c < g->train.columns.n; c++)
+                given |= !strcmp(g->train.columns.v[c].tensor, list->v[i]->name);
+            if (given) continue;
+            diag_error(call->loc, "csv(...) gives no columns for %s %s", k ? "target" : "input",
+                       list->v[i]->name);
+            diag_hint("give every input and target its columns (%s = 3, or 0..3), or "
+                      "none: then they take the columns in declaration order",
+                      list->v[i]->name);
         }
     }
 }
@@ -614,7 +652,7 @@ static void read_data(Program *prog, Graph *g, Node *e) {
         return;
     }
     t->data_kind = e->str;
-    int positional = 0;
+    int positional = 0, errors = diag_error_count();
     for (int i = 0; i < e->args.n; i++) {
         Node *a = e->args.v[i];
         if (a->kind == ND_KWARG && !strcmp(a->str, "header"))
@@ -634,6 +672,8 @@ static void read_data(Program *prog, Graph *g, Node *e) {
     if (!strcmp(t->data_kind, "idx") && positional < 2)
         diag_error(e->loc, "idx(...) needs an images file and a labels file");
     if (!strcmp(t->data_kind, "csv") && t->columns.n == 0) default_columns(g);
+    /* a column map in error was left out: not "no columns" again */
+    if (!strcmp(t->data_kind, "csv") && diag_error_count() == errors) require_every_column(g, e);
 }
 
 /* ---- settings the runtime reads as options (runtime/settings.def) ---- */
