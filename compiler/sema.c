@@ -2,6 +2,7 @@
  * the train block. Shapes are checked later, in lower.c, where fn calls are inlined. */
 #include "stages.h"
 
+#include "option_limits.h"
 #include "optim_settings.h"
 #include "param_pattern.h"
 #include "schedule_reads.h"
@@ -688,11 +689,13 @@ typedef enum SettingKind {
     SK_PATH
 } SettingKind;
 
+/* The runtime's limits of each, checked here where the block writes it (settings.def). */
 static const struct {
     const char *name;
     SettingKind kind;
+    double min, max; /* REAL: [min, max); INT: from min, and to max unless max is 0 */
 } setting_table[] = {
-#define SETTING(name, kind, help) {#name, SK_##kind},
+#define SETTING(name, kind, min, max, help) {#name, SK_##kind, min, max},
 #include "settings.def"
 #undef SETTING
 };
@@ -818,19 +821,44 @@ static const struct {
 
 static void read_word_call(TrainReader *tr, Node *e);
 
-static const char *setting_value(Program *prog, Node *e, SettingKind kind, const char *name) {
+/* A number within setting k's limits (as the runtime words it), or false with an error. */
+static bool within_limits(Node *e, int k, double x) {
+    double min = setting_table[k].min, max = setting_table[k].max;
+    const char *name = setting_table[k].name;
+    if (setting_table[k].kind == SK_REAL && (x < min || x >= max)) {
+        if (isinf(max))
+            diag_error(e->loc, "%s must be at least %g, got %s", name, min, ir_number_str(x));
+        else
+            diag_error(e->loc, "%s must be in [%g, %g), got %s", name, min, max, ir_number_str(x));
+        return false;
+    }
+    if (setting_table[k].kind == SK_INT && (x < min || (max > 0 && x > max))) {
+        if (x < min)
+            diag_error(e->loc, "%s must be at least %g, got %s", name, min, ir_number_str(x));
+        else
+            diag_error(e->loc, "%s must be at most %.0f, got %s", name, max, ir_number_str(x));
+        return false;
+    }
+    return true;
+}
+
+static const char *setting_value(Program *prog, Node *e, int k) {
     double x;
     bool on;
-    switch (kind) {
+    const char *name = setting_table[k].name;
+    switch (setting_table[k].kind) {
     case SK_REAL:
-        if (number_of(e, &x)) return ir_number_str(x);
-        diag_error(e->loc, "%s must be a number", name);
-        return NULL;
+        if (!number_of(e, &x)) {
+            diag_error(e->loc, "%s must be a number", name);
+            return NULL;
+        }
+        return within_limits(e, k, x) ? ir_number_str(x) : NULL;
     case SK_INT: /* as digits, which the runtime's options read (not 1e+15) */
-        if (number_of(e, &x) && x == floor(x) && x >= 0 && x <= MAX_WHOLE_SETTING)
-            return xprintf("%lld", (long long)x);
-        whole_number_error(e, name, 0);
-        return NULL;
+        if (!number_of(e, &x) || x != floor(x) || x < 0 || x > MAX_WHOLE_SETTING) {
+            whole_number_error(e, name, 0);
+            return NULL;
+        }
+        return within_limits(e, k, x) ? xprintf("%lld", (long long)x) : NULL;
     case SK_ON_OFF: return flag_of(e, name, &on) ? (on ? "on" : "off") : NULL;
     case SK_WORD:
         if (e->kind == ND_NAME || e->kind == ND_CALL)
@@ -865,7 +893,7 @@ static bool read_named_setting(TrainReader *tr, const char *name, Node *e, Node 
     int k = find_setting(name);
     if (k < 0) return false;
     if (!given_once(tr, name, at)) return true;
-    const char *value = setting_value(tr->prog, e, setting_table[k].kind, name);
+    const char *value = setting_value(tr->prog, e, k);
     if (!value) return true;
     vec_push(&tr->g->train.settings, ((Setting){setting_table[k].name, value}));
     if (setting_table[k].kind == SK_WORD && e->kind == ND_CALL) read_word_call(tr, e);

@@ -75,38 +75,40 @@ static const char schedule_choices[] =
     ;
 
 /* The settings of settings.def: each row becomes an entry below through SETTING(), with its
- * field in rt_options (the same name), its kind, its help, and these limits: commands,
- * needs (0, 1: NEEDS_INPUTS, or a name of option_needs), min, max, choices. A row without a
- * SPEC_ line here does not compile. */
-#define SPEC_optimizer        FOR_TRAINING, 0, 0, 0, optimizer_choices + 1
-#define SPEC_nesterov         FOR_TRAINING, 0, 0, 0, NULL
-#define SPEC_beta1            FOR_TRAINING, 0, 0, 1, NULL
-#define SPEC_beta2            FOR_TRAINING, 0, 0, 1, NULL
-#define SPEC_rho              FOR_TRAINING, 0, 0, 1, NULL
-#define SPEC_eps              FOR_TRAINING, 0, 0, INFINITY, NULL
-#define SPEC_weight_decay     FOR_TRAINING, 0, 0, INFINITY, NULL
-#define SPEC_schedule         FOR_TRAINING, 0, 0, 0, schedule_choices + 1
-#define SPEC_step_every       FOR_TRAINING, 0, 1, 0, NULL
-#define SPEC_step_factor      FOR_TRAINING, 0, 0, INFINITY, NULL
-#define SPEC_gamma            FOR_TRAINING, 0, 0, INFINITY, NULL
-#define SPEC_min_lr           FOR_TRAINING, 0, 0, INFINITY, NULL
-#define SPEC_warmup           FOR_TRAINING, 0, 0, 0, NULL
-#define SPEC_l1               FOR_TRAINING, 0, 0, 0, NULL
-#define SPEC_l2               FOR_TRAINING, 0, 0, 0, NULL
-#define SPEC_clip             FOR_TRAINING, 0, 0, INFINITY, NULL
-#define SPEC_early_stopping   FOR_TRAINING, 1, 0, 0, NULL
-#define SPEC_patience         FOR_TRAINING, 1, 1, 0, NULL
-#define SPEC_monitor          FOR_TRAINING, 1, 0, 0, "loss|accuracy"
-#define SPEC_validation_data  FOR_TRAINING, 1, 0, 0, NULL
-#define SPEC_standardize      FOR_TRAINING, 1, 0, 0, NULL
-#define SPEC_checkpoint_every FOR_TRAIN, 0, 0, 0, NULL
-#define SPEC_threads          FOR_TRAINING | FOR_EVAL | FOR_PREDICT, 0, 0, RT_MAX_BLAS_THREADS, NULL
-#define SPEC_flush_denormals  FOR_TRAINING | FOR_EVAL | FOR_PREDICT | FOR_SAMPLE, 0, 0, 0, NULL
-#define SPEC_workers          FOR_TRAINING, 1, 1, RT_MAX_WORKERS, NULL
-#define SPEC_stride           FOR_TRAINING | FOR_EVAL | FOR_PREDICT, NEEDS_TEXT, 0, 0, NULL
-#define SPEC_freeze           FOR_TRAINING, 0, 0, 0, NULL
-#define SPEC_dropout          FOR_TRAINING, NEEDS_DROPOUT, 0, 1, NULL
-#define SPEC_set              FOR_TRAINING, 0, 0, 0, NULL
+ * field in rt_options (the same name), its kind, its limits and its help, and these: the
+ * commands, needs (0, 1: NEEDS_INPUTS, or a name of option_needs) and choices. A row without
+ * a SPEC_ line here does not compile. */
+#define SPEC(commands_, needs_, choices_)                                                          \
+    .commands = commands_, .needs = needs_, .choices = choices_
+#define SPEC_optimizer        SPEC(FOR_TRAINING, 0, optimizer_choices + 1)
+#define SPEC_nesterov         SPEC(FOR_TRAINING, 0, NULL)
+#define SPEC_beta1            SPEC(FOR_TRAINING, 0, NULL)
+#define SPEC_beta2            SPEC(FOR_TRAINING, 0, NULL)
+#define SPEC_rho              SPEC(FOR_TRAINING, 0, NULL)
+#define SPEC_eps              SPEC(FOR_TRAINING, 0, NULL)
+#define SPEC_weight_decay     SPEC(FOR_TRAINING, 0, NULL)
+#define SPEC_schedule         SPEC(FOR_TRAINING, 0, schedule_choices + 1)
+#define SPEC_step_every       SPEC(FOR_TRAINING, 0, NULL)
+#define SPEC_step_factor      SPEC(FOR_TRAINING, 0, NULL)
+#define SPEC_gamma            SPEC(FOR_TRAINING, 0, NULL)
+#define SPEC_min_lr           SPEC(FOR_TRAINING, 0, NULL)
+#define SPEC_warmup           SPEC(FOR_TRAINING, 0, NULL)
+#define SPEC_l1               SPEC(FOR_TRAINING, 0, NULL)
+#define SPEC_l2               SPEC(FOR_TRAINING, 0, NULL)
+#define SPEC_clip             SPEC(FOR_TRAINING, 0, NULL)
+#define SPEC_early_stopping   SPEC(FOR_TRAINING, 1, NULL)
+#define SPEC_patience         SPEC(FOR_TRAINING, 1, NULL)
+#define SPEC_monitor          SPEC(FOR_TRAINING, 1, "loss|accuracy")
+#define SPEC_validation_data  SPEC(FOR_TRAINING, 1, NULL)
+#define SPEC_standardize      SPEC(FOR_TRAINING, 1, NULL)
+#define SPEC_checkpoint_every SPEC(FOR_TRAIN, 0, NULL)
+#define SPEC_threads          SPEC(FOR_TRAINING | FOR_EVAL | FOR_PREDICT, 0, NULL)
+#define SPEC_flush_denormals  SPEC(FOR_TRAINING | FOR_EVAL | FOR_PREDICT | FOR_SAMPLE, 0, NULL)
+#define SPEC_workers          SPEC(FOR_TRAINING, 1, NULL)
+#define SPEC_stride           SPEC(FOR_TRAINING | FOR_EVAL | FOR_PREDICT, NEEDS_TEXT, NULL)
+#define SPEC_freeze           SPEC(FOR_TRAINING, 0, NULL)
+#define SPEC_dropout          SPEC(FOR_TRAINING, NEEDS_DROPOUT, NULL)
+#define SPEC_set              SPEC(FOR_TRAINING, 0, NULL)
 
 #define META_REAL   "X"
 #define META_INT    "N"
@@ -116,7 +118,15 @@ static const char schedule_choices[] =
 #define META_LIST   "SPEC"
 #define META_PATH   "FILE"
 
-#define SETTING(name, kind, help) {#name, META_##kind, OPT_##kind, AT(name), SPEC_##name, help},
+#define SETTING(name_, kind_, min_, max_, help_)                                                   \
+    {.name = #name_,                                                                               \
+     .metavar = META_##kind_,                                                                      \
+     .kind = OPT_##kind_,                                                                          \
+     .offset = AT(name_),                                                                          \
+     SPEC_##name_,                                                                                 \
+     .min = min_,                                                                                  \
+     .max = max_,                                                                                  \
+     .help = help_},
 
 static const opt_spec option_table[] = {
     {"data", "PATH", OPT_PATH, AT(data),

@@ -8,14 +8,7 @@
 #include <stdio.h>
 
 #include "nnrt.h"
-
-/* The most a count option takes (the option table checks them, whether the value comes from
- * the command line or the train block): far more than any machine has cores, or a search
- * could run; a larger one is a typo that would otherwise allocate or start that many. */
-#define RT_MAX_WORKERS      256     /* --workers */
-#define RT_MAX_HOGWILD      256     /* --hogwild */
-#define RT_MAX_BLAS_THREADS 1024    /* --threads: OpenBLAS takes an int, and uses its own most */
-#define RT_MAX_TRIALS       1000000 /* search --trials, and a grid's points */
+#include "option_limits.h"
 
 typedef enum rt_command {
     RT_CMD_TRAIN,
