@@ -479,6 +479,13 @@ static const char *resolve_data_path(Program *prog, Node *s) {
     return path;
 }
 
+/* Whether the train block's column maps give tensor its columns. */
+static bool has_column_map(const Graph *g, const char *tensor) {
+    for (int i = 0; i < g->train.columns.n; i++)
+        if (!strcmp(g->train.columns.v[i].tensor, tensor)) return true;
+    return false;
+}
+
 /* x = 0..1, y = 2 */
 static void read_column_map(Graph *g, Node *kw) {
     Value *io = find_io(g, kw->str);
@@ -486,11 +493,10 @@ static void read_column_map(Graph *g, Node *kw) {
         diag_error(kw->loc, "%s is not an input or target of model %s", kw->str, g->name);
         return;
     }
-    for (int i = 0; i < g->train.columns.n; i++)
-        if (!strcmp(g->train.columns.v[i].tensor, io->name)) {
-            diag_error(kw->loc, "%s is given columns twice", kw->str);
-            return;
-        }
+    if (has_column_map(g, io->name)) {
+        diag_error(kw->loc, "%s is given columns twice", kw->str);
+        return;
+    }
     Node *v = kw->lhs;
     double a, b;
     bool ok = v->kind == ND_RANGE ? number_of(v->lhs, &a) && number_of(v->rhs, &b)
@@ -545,10 +551,7 @@ static void require_every_column(Graph *g, Node *call) {
     for (int k = 0; k < 2; k++) {
         ValueList *list = k ? &g->targets : &g->inputs;
         for (int i = 0; i < list->n; i++) {
-            bool given = false;
-            for (int c = 0; c < g->train.columns.n; c++)
-                given |= !strcmp(g->train.columns.v[c].tensor, list->v[i]->name);
-            if (given) continue;
+            if (has_column_map(g, list->v[i]->name)) continue;
             diag_error(call->loc, "csv(...) gives no columns for %s %s", k ? "target" : "input",
                        list->v[i]->name);
             diag_hint("give every input and target its columns (%s = 3, or 0..3), or "
@@ -823,23 +826,12 @@ static void read_word_call(TrainReader *tr, Node *e);
 
 /* A number within setting k's limits (as the runtime words it), or false with an error. */
 static bool within_limits(Node *e, int k, double x) {
-    double min = setting_table[k].min, max = setting_table[k].max;
-    const char *name = setting_table[k].name;
-    if (setting_table[k].kind == SK_REAL && (x < min || x >= max)) {
-        if (isinf(max))
-            diag_error(e->loc, "%s must be at least %g, got %s", name, min, ir_number_str(x));
-        else
-            diag_error(e->loc, "%s must be in [%g, %g), got %s", name, min, max, ir_number_str(x));
-        return false;
-    }
-    if (setting_table[k].kind == SK_INT && (x < min || (max > 0 && x > max))) {
-        if (x < min)
-            diag_error(e->loc, "%s must be at least %g, got %s", name, min, ir_number_str(x));
-        else
-            diag_error(e->loc, "%s must be at most %.0f, got %s", name, max, ir_number_str(x));
-        return false;
-    }
-    return true;
+    char rule[64];
+    if (!rt_outside_limits(setting_table[k].kind == SK_INT, setting_table[k].min,
+                           setting_table[k].max, x, rule, sizeof rule))
+        return true;
+    diag_error(e->loc, "%s %s, got %s", setting_table[k].name, rule, ir_number_str(x));
+    return false;
 }
 
 static const char *setting_value(Program *prog, Node *e, int k) {

@@ -535,9 +535,9 @@ static int64_t parse_int(const char *shown, double min, double max, const char *
     long long v = strtoll(value, &end, 10);
     if (end == value || *end != '\0' || errno == ERANGE)
         rt_usage_error("%s needs a whole number, got '%s'", shown, value);
-    if ((double)v < min) rt_usage_error("%s must be at least %g, got '%s'", shown, min, value);
-    if (max > 0 && (double)v > max)
-        rt_usage_error("%s must be at most %.0f, got '%s'", shown, max, value);
+    char rule[64];
+    if (rt_outside_limits(1, min, max, (double)v, rule, sizeof rule))
+        rt_usage_error("%s %s, got '%s'", shown, rule, value);
     return v;
 }
 
@@ -546,10 +546,9 @@ static double parse_real(const char *shown, double min, double max, const char *
     double v = strtod(value, &end);
     if (end == value || *end != '\0' || !isfinite(v))
         rt_usage_error("%s needs a number, got '%s'", shown, value);
-    if (v < min || v >= max) {
-        if (isinf(max)) rt_usage_error("%s must be at least %g, got '%s'", shown, min, value);
-        rt_usage_error("%s must be in [%g, %g), got '%s'", shown, min, max, value);
-    }
+    char rule[64];
+    if (rt_outside_limits(0, min, max, v, rule, sizeof rule))
+        rt_usage_error("%s %s, got '%s'", shown, rule, value);
     return v;
 }
 
