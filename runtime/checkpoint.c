@@ -350,13 +350,9 @@ static uint64_t get_le(const unsigned char *p, int bytes) {
     return v;
 }
 
-static int name_is(const char *s, size_t len, const char *word) {
-    return len == strlen(word) && memcmp(s, word, len) == 0;
-}
-
 static const st_dtype *find_dtype(const char *s, size_t len) {
     for (size_t i = 0; i < sizeof dtypes / sizeof dtypes[0]; i++)
-        if (name_is(s, len, dtypes[i].name)) return &dtypes[i];
+        if (rt_name_is(dtypes[i].name, s, len)) return &dtypes[i];
     return NULL;
 }
 
@@ -395,10 +391,10 @@ static void parse_tensor_info(rt_json *j, st_tensor *t) {
             size_t len;
             char *key = rt_json_string(j, &len);
             rt_json_expect(j, ':');
-            int *seen = name_is(key, len, "dtype")          ? &have_dtype
-                        : name_is(key, len, "shape")        ? &have_shape
-                        : name_is(key, len, "data_offsets") ? &have_offsets
-                                                            : NULL;
+            int *seen = rt_name_is("dtype", key, len)          ? &have_dtype
+                        : rt_name_is("shape", key, len)        ? &have_shape
+                        : rt_name_is("data_offsets", key, len) ? &have_offsets
+                                                               : NULL;
             if (seen && *seen) rt_json_error(j, "tensor '%s' has two '%s'", show(&t->name).s, key);
             if (seen) *seen = 1;
             if (seen == &have_dtype) {
@@ -463,7 +459,7 @@ static void parse_header(rt_st_file *f, const char *json, size_t len) {
             name.at = rt_json_offset(&j);
             name.s = rt_json_string(&j, &name.len);
             rt_json_expect(&j, ':');
-            if (name_is(name.s, name.len, "__metadata__")) {
+            if (rt_name_is("__metadata__", name.s, name.len)) {
                 if (have_metadata)
                     rt_byte_error(f->path, name.at, "safetensors header: two __metadata__");
                 have_metadata = 1;

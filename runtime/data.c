@@ -80,9 +80,9 @@ static int32_t column_index(const char *path, const rt_csv_first *first, const c
 
 static int is_data_tensor(const nnrt_model *m, const char *name, size_t len) {
     for (int32_t i = 0; i < m->n_inputs; i++)
-        if (strlen(m->inputs[i].name) == len && !strncmp(m->inputs[i].name, name, len)) return 1;
+        if (rt_name_is(m->inputs[i].name, name, len)) return 1;
     for (int32_t i = 0; i < m->n_targets; i++)
-        if (strlen(m->targets[i].name) == len && !strncmp(m->targets[i].name, name, len)) return 1;
+        if (rt_name_is(m->targets[i].name, name, len)) return 1;
     return 0;
 }
 
@@ -104,8 +104,7 @@ static column_maps parse_columns(const nnrt_model *m, const char *spec, const ch
             rt_usage_error("--columns: model '%s' has no input or target '%.*s'", m->name,
                            (int)(eq - p), p);
         for (int k = 0; k < cm.n_given; k++) /* else the first would win, unsaid */
-            if (strlen(cm.given[k].tensor) == (size_t)(eq - p) &&
-                strncmp(cm.given[k].tensor, p, (size_t)(eq - p)) == 0)
+            if (rt_name_is(cm.given[k].tensor, p, (size_t)(eq - p)))
                 rt_usage_error("--columns: '%.*s' is given twice", (int)(eq - p), p);
         const char *from = eq + 1, *dots = strstr(from, "..");
         if (dots && dots > stop) dots = NULL;

@@ -92,8 +92,7 @@ static print_kind chosen_kind(const rt_options *o) {
 
 static const nnrt_tensor *find_binding(const nnrt_model *m, const char *name, size_t len) {
     for (int32_t i = 0; i < m->n_bindings; i++)
-        if (strlen(m->bindings[i].name) == len && !strncmp(m->bindings[i].name, name, len))
-            return &m->bindings[i];
+        if (rt_name_is(m->bindings[i].name, name, len)) return &m->bindings[i];
     return NULL;
 }
 

@@ -187,6 +187,12 @@ static nnrt_ctx new_ctx(const nnrt_model *m, void *fixed, int64_t batch_cap, int
 
 /* The error for a param name the model does not have, with the nearest as a hint and the
  * list of its params (the first 1 KB of it). */
+int32_t rt_param_named(const nnrt_model *m, const char *name, size_t len) {
+    for (int32_t i = 0; i < m->n_params; i++)
+        if (rt_name_is(m->params[i].name, name, len)) return i;
+    return -1;
+}
+
 _Noreturn void rt_no_such_param(const nnrt_model *m, const char *option, const char *name,
                                 size_t len) {
     char *one = rt_strndup(name, len), list[1024];

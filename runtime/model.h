@@ -23,12 +23,14 @@ void rt_check_model(const nnrt_model *m);
 void rt_check_tensor_place(const nnrt_tensor *t, const char *role, int64_t fixed_elems,
                            int64_t varying_elems);
 
-/* Marks in on[] (n_params entries) the params that `pattern` (len bytes) names: an exact
- * name, or a glob (fnmatch: `enc.*`, `h?.W`). A pattern that names none is a usage error,
- * "OPTION: model 'm' has no param 'q' (its params: a, b)". */
 /* "OPTION: model 'M' has no param 'NAME' (its params: ...)", with a did-you-mean hint; exit 2. */
 _Noreturn void rt_no_such_param(const nnrt_model *m, const char *option, const char *name,
                                 size_t len);
+/* The index of the param named name[0..len), or -1. */
+int32_t rt_param_named(const nnrt_model *m, const char *name, size_t len);
+/* Marks in on[] (n_params entries) the params that `pattern` (len bytes) names: an exact
+ * name, or a glob (fnmatch: `enc.*`, `h?.W`). A pattern that names none is a usage error,
+ * "OPTION: model 'm' has no param 'q' (its params: a, b)". */
 void rt_mark_params(const nnrt_model *m, const char *option, const char *pattern, size_t len,
                     unsigned char *on);
 

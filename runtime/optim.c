@@ -231,13 +231,6 @@ void rt_optim_print_list(FILE *out) {
 
 /* ---- penalties: "1e-4", "h.W=1e-3,p.W=0", "1e-4,h.W=1e-3" ---- */
 
-static int32_t param_index(const nnrt_model *m, const char *name, size_t len) {
-    for (int32_t i = 0; i < m->n_params; i++)
-        if (strlen(m->params[i].name) == len && strncmp(m->params[i].name, name, len) == 0)
-            return i;
-    return -1;
-}
-
 static double penalty_number(const char *option, const char *text, size_t len) {
     char buf[64];
     if (len == 0 || len >= sizeof buf)
@@ -270,7 +263,7 @@ static double *parse_penalty(const nnrt_model *m, const char *option, const char
             all = penalty_number(option, p, len);
             all_given = 1;
         } else {
-            int32_t i = param_index(m, p, (size_t)(eq - p));
+            int32_t i = rt_param_named(m, p, (size_t)(eq - p));
             if (i < 0) {
                 char flag[16];
                 snprintf(flag, sizeof flag, "--%s", option);

@@ -43,12 +43,9 @@ typedef struct item {
     int64_t index[NNRT_MAX_RANK]; /* as resolved: from 0 */
 } item;
 
-/* The model's params, "x, v, h.W", for the message about an unknown name. */
 static const nnrt_tensor *find_param(const nnrt_model *m, const char *name, size_t len) {
-    for (int32_t i = 0; i < m->n_params; i++)
-        if (strlen(m->params[i].name) == len && strncmp(m->params[i].name, name, len) == 0)
-            return &m->params[i];
-    return NULL;
+    int32_t i = rt_param_named(m, name, len);
+    return i >= 0 ? &m->params[i] : NULL;
 }
 
 /* "[4, 2]", "[]" for a scalar. */

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "suggest.h" /* "did you mean", shared with the compiler */
 
@@ -91,6 +92,11 @@ void rt_track_file(FILE *f);
 void rt_untrack_file(FILE *f);
 
 /* Elements of the model's type: double when f64 is set, float otherwise. */
+/* Whether text[0..len) is name: a name in a list written "a,b=c" against a table's. */
+static inline int rt_name_is(const char *name, const char *text, size_t len) {
+    return strlen(name) == len && memcmp(name, text, len) == 0;
+}
+
 static inline size_t rt_elem_size(int f64) {
     return f64 ? sizeof(double) : sizeof(float);
 }

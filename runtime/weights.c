@@ -323,8 +323,7 @@ static const char *const meta_meanings[][2] = {
 
 static const char *meta_meaning(const char *key, size_t len) {
     for (size_t i = 0; i < sizeof meta_meanings / sizeof meta_meanings[0]; i++)
-        if (strlen(meta_meanings[i][0]) == len && memcmp(meta_meanings[i][0], key, len) == 0)
-            return meta_meanings[i][1];
+        if (rt_name_is(meta_meanings[i][0], key, len)) return meta_meanings[i][1];
     return NULL;
 }
 
