@@ -13,7 +13,7 @@
 #include "files.h"
 #include "util.h"
 
-typedef struct field {
+typedef struct rt_csv_field {
     const char *p;
     size_t n;
 } field;
@@ -145,6 +145,15 @@ void rt_csv_first_line(const char *text, size_t len, rt_csv_first *out) {
     out->kind = classify(out);
 }
 
+void rt_csv_first_row(const char *text, size_t len, rt_csv_first *out) {
+    rt_csv_first_line(text, len, out);
+    if (out->kind != RT_CSV_HEADER && out->kind != RT_CSV_HEADER_WITH_NUMBERS) return;
+    const char *end = text + len, *nl = memchr(out->eol, '\n', (size_t)(end - out->eol));
+    int64_t header_line = out->line;
+    rt_csv_first_line(nl ? nl + 1 : end, nl ? (size_t)(end - nl - 1) : 0, out);
+    out->line += header_line;
+}
+
 int64_t rt_csv_header_column(const rt_csv_first *header, const char *name, size_t len) {
     fields it;
     fields_start(&it, header->p, header->eol);
@@ -156,8 +165,11 @@ int64_t rt_csv_header_column(const rt_csv_first *header, const char *name, size_
     return -1;
 }
 
-void rt_csv_check_text(const char *path, const char *bytes, size_t seen, size_t len) {
-    rt_check_utf8_text(path, bytes, seen, len, "CSV", "\"CSV UTF-8\"", "CSV text");
+/* What the messages of a text check call CSV and how they ask for it. */
+static const char csv_format[] = "CSV", csv_save_as[] = "\"CSV UTF-8\"";
+
+void rt_csv_check_text(const char *path, const char *bytes, size_t seen, size_t len, uint64_t at) {
+    rt_check_utf8_text(path, bytes, seen, len, at, csv_format, csv_save_as, "CSV text");
 }
 
 /* The field col of the line from p to eol, or 0. */
@@ -195,81 +207,73 @@ int rt_csv_label_column(const char *text, size_t len, int64_t col, int64_t *lo, 
 
 /* ---- data rows ---- */
 
-/* Per-row scratch for the columns the model reads, made when the first data row shows
- * the file has them. */
-typedef struct row_buffer {
-    field *fields;
-    double *values;
-} row_buffer;
-
 /* Converts every field of a data row, or stops the run at the first bad one; keeps the
  * columns the model reads. hint: said after a bad field's message (or ""). */
-static void convert_fields(const char *path, int64_t line, const char *p, const char *eol,
-                           row_buffer *row, int32_t columns, int f64, const char *hint) {
-    fields it;
-    fields_start(&it, p, eol);
+static void convert_fields(const rt_csv_reader *r, const fields *row, const char *hint) {
+    fields it = *row;
     field f;
     for (int64_t i = 0; next_field(&it, &f); i++) {
-        if (f.n == 0) rt_line_error(path, line, "column %lld is empty%s", (long long)i, hint);
+        if (f.n == 0) rt_line_error(r->path, r->line, "column %lld is empty%s", (long long)i, hint);
         if (!is_number(f.p, f.n))
-            rt_line_error(path, line, "column %lld: '%s' is not a number%s", (long long)i,
+            rt_line_error(r->path, r->line, "column %lld: '%s' is not a number%s", (long long)i,
                           show(&f).s, hint);
         /* The field is followed by a separator, a blank or the text's final NUL, none of
          * which continue a decimal number, so strtod stops exactly at its end. */
         double v = strtod(f.p, NULL);
-        if (isinf(v) || (!f64 && fabs(v) > FLT_MAX))
-            rt_line_error(path, line, "column %lld: %s is out of range for %s", (long long)i,
-                          show(&f).s, f64 ? "a 64-bit float" : "a 32-bit float");
-        if (i < columns) {
-            row->fields[i] = f;
-            row->values[i] = v;
+        if (isinf(v) || (!r->f64 && fabs(v) > FLT_MAX))
+            rt_line_error(r->path, r->line, "column %lld: %s is out of range for %s", (long long)i,
+                          show(&f).s, r->f64 ? "a 64-bit float" : "a 32-bit float");
+        if (i < r->layout->columns) {
+            r->fields[i] = f;
+            r->values[i] = v;
         }
     }
 }
 
-static void store_slot(const char *path, int64_t line, const rt_csv_slot *slot,
-                       const row_buffer *row, void *dest_row, int f64, const char *hint) {
+static void store_slot(const rt_csv_reader *r, const rt_csv_slot *slot, void *dest_row) {
+    const char *hint = r->layout->hint;
     if (slot->classes > 0) {
         int32_t col = slot->first_column;
-        double v = row->values[col];
-        const field *f = &row->fields[col];
+        double v = r->values[col];
+        const field *f = &r->fields[col];
         if (v != floor(v)) {
             if (hint) rt_hint("%s", hint);
-            rt_line_error(path, line, "column %d: class index %s is not a whole number", col,
+            rt_line_error(r->path, r->line, "column %d: class index %s is not a whole number", col,
                           show(f).s);
         }
         if (v < 0 || v >= (double)slot->classes) {
             if (hint) rt_hint("%s", hint);
-            rt_line_error(path, line, "column %d: class index %s is out of range 0..%lld for '%s'",
-                          col, show(f).s, (long long)slot->classes - 1, slot->tensor);
+            rt_line_error(r->path, r->line,
+                          "column %d: class index %s is out of range 0..%lld for '%s'", col,
+                          show(f).s, (long long)slot->classes - 1, slot->tensor);
         }
-        rt_set(dest_row, slot->dest + (int64_t)v, f64, 1.0);
+        rt_set(dest_row, slot->dest + (int64_t)v, r->f64, 1.0);
         return;
     }
     for (int32_t c = 0; c < slot->n_columns; c++)
-        rt_set(dest_row, slot->dest + c, f64, row->values[slot->first_column + c]);
+        rt_set(dest_row, slot->dest + c, r->f64, r->values[slot->first_column + c]);
 }
 
 /* The field count rules: the first data row has the columns the layout reads, the others
  * have as many fields as the first. */
-static void check_field_count(const char *path, int64_t line, const rt_csv_layout *layout,
-                              int64_t n, int64_t first_line, int64_t first_n) {
-    if (first_line == 0) {
+static void check_field_count(const rt_csv_reader *r, int64_t n) {
+    const rt_csv_layout *layout = r->layout;
+    if (r->data_line == 0) {
         int64_t want = layout->columns;
         if (layout->hint && n != want) rt_hint("%s", layout->hint);
         if (layout->exact ? n != want : n < want)
-            rt_line_error(path, line, "expected %s%lld columns (%s), found %lld",
+            rt_line_error(r->path, r->line, "expected %s%lld columns (%s), found %lld",
                           layout->exact ? "" : "at least ", (long long)want, layout->what,
                           (long long)n);
         /* More columns than the model reads, the first like a label: its data is not what
          * the model thinks it is, though every row loads. */
         if (layout->hint && n > want)
-            rt_line_warning(path, line, "the rows have %lld columns and %s", (long long)n,
+            rt_line_warning(r->path, r->line, "the rows have %lld columns and %s", (long long)n,
                             layout->what);
-    } else if (n != first_n) {
-        rt_line_error(path, line,
+    } else if (n != r->data_n) {
+        rt_line_error(r->path, r->line,
                       "row has %lld columns, but the first data row (line %lld) has %lld",
-                      (long long)n, (long long)first_line, (long long)first_n);
+                      (long long)n, (long long)r->data_line, (long long)r->data_n);
     }
 }
 
@@ -285,42 +289,39 @@ static int64_t count_rows(const char *text, size_t len) {
     return rows;
 }
 
-/* The data set's arrays, grown as rows come (never beyond max_rows), so memory follows the
- * rows actually read rather than what the file's size might hold. */
-typedef struct row_store {
-    rt_dataset *out;
-    int64_t cap, max_rows;
-    size_t input_bytes, target_bytes; /* per row */
-} row_store;
-
 static size_t row_bytes(int64_t elems, int f64) {
     if (elems < 0 || (uint64_t)elems > SIZE_MAX / rt_elem_size(f64))
         rt_fatal("model descriptor: rows of %lld values are too large", (long long)elems);
     return (size_t)elems * rt_elem_size(f64);
 }
 
-static void make_room(row_store *s) {
-    if (s->out->rows < s->cap) return;
-    int64_t cap = s->cap < 512 ? 1024 : 2 * s->cap;
-    if (cap > s->max_rows) cap = s->max_rows;
-    s->out->inputs = rt_grow_array(s->out->inputs, (size_t)s->cap, (size_t)cap, s->input_bytes);
-    if (s->target_bytes)
-        s->out->targets =
-            rt_grow_array(s->out->targets, (size_t)s->cap, (size_t)cap, s->target_bytes);
-    s->cap = cap;
+/* The data set's arrays grow as rows come (never beyond max_rows), so memory follows the
+ * rows actually read rather than what the file's size might hold. */
+static void make_room(rt_csv_reader *r, int64_t max_rows) {
+    rt_dataset *out = r->out;
+    if (out->rows < r->room) return;
+    int64_t room = r->room < 512 ? 1024 : 2 * r->room;
+    if (room > max_rows) room = max_rows;
+    out->inputs = rt_grow_array(out->inputs, (size_t)r->room, (size_t)room,
+                                row_bytes(out->input_elems, r->f64));
+    if (out->target_elems > 0)
+        out->targets = rt_grow_array(out->targets, (size_t)r->room, (size_t)room,
+                                     row_bytes(out->target_elems, r->f64));
+    r->room = room;
 }
 
-static void store_row(const char *path, int64_t line, const rt_csv_layout *layout,
-                      const row_buffer *row, int f64, row_store *s) {
-    make_room(s);
-    rt_dataset *out = s->out;
-    for (int i = 0; i < layout->n_slots; i++) {
-        const rt_csv_slot *slot = &layout->slots[i];
+static void store_row(rt_csv_reader *r, int64_t max_rows) {
+    make_room(r, max_rows);
+    rt_dataset *out = r->out;
+    if (out->targets) /* a class index sets one value of its row: the rest must be 0 */
+        memset(rt_elem_ptr(out->targets, out->rows * out->target_elems, r->f64), 0,
+               row_bytes(out->target_elems, r->f64));
+    for (int i = 0; i < r->layout->n_slots; i++) {
+        const rt_csv_slot *slot = &r->layout->slots[i];
         void *base = slot->is_target ? out->targets : out->inputs;
         int64_t elems = slot->is_target ? out->target_elems : out->input_elems;
         if (!base) continue; /* targets not wanted */
-        store_slot(path, line, slot, row, rt_elem_ptr(base, out->rows * elems, f64), f64,
-                   layout->hint);
+        store_slot(r, slot, rt_elem_ptr(base, out->rows * elems, r->f64));
     }
     out->rows++;
 }
@@ -343,47 +344,79 @@ static const char *first_line_verdict(const char *path, const rt_csv_first *firs
                : "";
 }
 
-void rt_csv_parse(const char *path, const char *text, size_t len, const rt_csv_layout *layout,
-                  int f64, rt_dataset *out) {
-    rt_csv_check_text(path, text, 0, len < 2 ? len : 2); /* UTF-16 */
-    skip_bom(&text, &len);
+/* The first non-blank line, line r->line + 1, [p, eol) and not blank: header or data. */
+static void judge_first_line(rt_csv_reader *r, const char *p, const char *eol) {
     rt_csv_first first;
-    rt_csv_first_line(text, len, &first);
-    const char *first_hint = first_line_verdict(path, &first);
-    int header = first.kind == RT_CSV_HEADER || first.kind == RT_CSV_HEADER_WITH_NUMBERS;
+    rt_csv_first_line(p, (size_t)(eol - p), &first);
+    first.line = r->first_line = r->line + 1;
+    r->first_hint = first_line_verdict(r->path, &first);
+    r->header = first.kind == RT_CSV_HEADER || first.kind == RT_CSV_HEADER_WITH_NUMBERS;
+}
 
-    row_store store = {out, 0, count_rows(text, len), row_bytes(out->input_elems, f64),
-                       out->target_elems > 0 ? row_bytes(out->target_elems, f64) : 0};
+/* One data row, the line r->line, whose fields it starts. */
+static void read_row(rt_csv_reader *r, const fields *row, int64_t max_rows) {
+    int64_t n = count_fields(row->p, row->eol);
+    check_field_count(r, n);
+    if (r->data_line == 0) {
+        r->data_line = r->line, r->data_n = n;
+        r->fields = rt_alloc_array((size_t)r->layout->columns + 1, sizeof *r->fields);
+        r->values = rt_alloc_array((size_t)r->layout->columns + 1, sizeof *r->values);
+    }
+    convert_fields(r, row, r->line == r->first_line ? r->first_hint : "");
+    store_row(r, max_rows);
+}
+
+void rt_csv_reader_init(rt_csv_reader *r, const char *path, const rt_csv_layout *layout, int f64,
+                        rt_dataset *out) {
+    *r = (rt_csv_reader){.path = path, .layout = layout, .f64 = f64, .out = out};
+    row_bytes(out->input_elems, f64);
+    row_bytes(out->target_elems, f64);
     out->rows = 0;
     out->inputs = out->targets = NULL;
-    row_buffer row = {0};
-    int64_t line = 0, first_line = 0, first_n = 0;
+}
+
+size_t rt_csv_read_lines(rt_csv_reader *r, const char *text, size_t len, int64_t max_rows) {
+    const char *p = text, *end = text + len;
+    if (r->line == 0 && r->first_line == 0) {
+        /* UTF-16 (its BOM is on the first line, so in the first call's text); NUL bytes are
+         * the caller's to check as the text arrives, or fields that are not numbers. */
+        rt_check_not_utf16(r->path, text, len, csv_format, csv_save_as);
+        skip_bom(&p, &len);
+        end = p + len;
+    }
     fields it;
-    for (const char *p = text, *end = text + len; p < end;) {
-        const char *eol = line_end(p, end);
-        const char *start = p;
-        p = eol + 1;
-        line++;
-        if (!fields_start(&it, start, eol) || (header && line == first.line)) continue;
-        int64_t n = count_fields(it.p, it.eol);
-        check_field_count(path, line, layout, n, first_line, first_n);
-        if (first_line == 0) {
-            first_line = line, first_n = n;
-            row.fields = rt_alloc_array((size_t)layout->columns + 1, sizeof *row.fields);
-            row.values = rt_alloc_array((size_t)layout->columns + 1, sizeof *row.values);
-        }
-        convert_fields(path, line, it.p, it.eol, &row, layout->columns, f64,
-                       line == first.line ? first_hint : "");
-        store_row(path, line, layout, &row, f64, &store);
+    while (p < end) {
+        const char *eol = line_end(p, end), *next = eol < end ? eol + 1 : end;
+        int blank = !fields_start(&it, p, eol);
+        if (!blank && r->first_line == 0) judge_first_line(r, p, eol);
+        int data = !blank && !(r->header && r->line + 1 == r->first_line);
+        if (data && r->out->rows >= max_rows) break; /* the row is the next call's */
+        r->line++;
+        if (data) read_row(r, &it, max_rows);
+        p = next;
     }
-    rt_free(row.fields);
-    rt_free(row.values);
-    if (out->rows == 0 && !out->inputs) { /* the arrays exist even with no rows */
+    return (size_t)(p - text);
+}
+
+void rt_csv_reader_end(rt_csv_reader *r) {
+    rt_dataset *out = r->out;
+    rt_free(r->fields);
+    rt_free(r->values);
+    r->fields = NULL, r->values = NULL;
+    if (!out->inputs) { /* the arrays exist even with no rows */
         out->inputs = rt_alloc(1);
-        if (store.target_bytes) out->targets = rt_alloc(1);
+        if (out->target_elems > 0) out->targets = rt_alloc(1);
     }
-    if (out->rows > 0 || layout->allow_empty) return;
-    if (first.kind == RT_CSV_NO_LINES) rt_line_error(path, 1, "the file is empty");
-    rt_line_error(path, first.line + 1, "no data rows after the header on line %lld",
-                  (long long)first.line);
+    if (r->data_line > 0 || r->layout->allow_empty) return; /* rows, in this batch or before */
+    if (r->first_line == 0) rt_line_error(r->path, 1, "the file is empty");
+    rt_line_error(r->path, r->first_line + 1, "no data rows after the header on line %lld",
+                  (long long)r->first_line);
+}
+
+void rt_csv_parse(const char *path, const char *text, size_t len, const rt_csv_layout *layout,
+                  int f64, rt_dataset *out) {
+    rt_csv_reader r;
+    rt_csv_reader_init(&r, path, layout, f64, out);
+    rt_csv_read_lines(&r, text, len, count_rows(text, len));
+    rt_csv_reader_end(&r);
 }

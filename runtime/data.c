@@ -171,7 +171,7 @@ static void check_contents(const char *path, const char *bytes, size_t seen, siz
     if (kind == DATA_IDX)
         rt_idx_check_prefix(path, bytes, len);
     else
-        rt_csv_check_text(path, bytes, seen, len);
+        rt_csv_check_text(path, bytes, seen, len, 0);
 }
 
 /* A pipe's bytes, which may be gzip data, checked once they are inflated. */
@@ -180,20 +180,28 @@ static void check_raw(const char *path, const char *bytes, size_t seen, size_t l
     check_contents(path, bytes, seen, len, state);
 }
 
-/* A data file's bytes, inflated when it is gzip'd (the magic bytes 1f 8b say so). Either
- * way it may hold at most half the memory the process may use, so that its values fit in
- * the other half: a few GB of real data on most machines, where a stream of zeros or a
- * gzip bomb stops at once (check_contents) or at that limit. */
-static char *read_data_file(const char *path, size_t *len, enum data_kind kind) {
-    rt_read_limits lim = {rt_memory_budget() / 2, "a data file",
-                          "half the memory this process may use", check_raw, &kind};
-    char *bytes = rt_read_file(path, len, &lim);
+/* A data file may hold at most half the memory the process may use, so that its values
+ * fit in the other half: a few GB of real data on most machines, where a stream of zeros or
+ * a gzip bomb stops at once (check_contents) or at that limit. */
+static rt_read_limits data_file_limits(enum data_kind *kind) {
+    return (rt_read_limits){rt_memory_budget() / 2, "a data file",
+                            "half the memory this process may use", check_raw, kind};
+}
+
+/* The bytes read, inflated when they are gzip data (the magic bytes 1f 8b say so). */
+static char *inflated(const char *path, char *bytes, size_t *len, rt_read_limits *lim) {
     if (*len < 2 || (unsigned char)bytes[0] != 0x1f || (unsigned char)bytes[1] != 0x8b)
         return bytes;
-    lim.check = check_contents;
-    char *plain = rt_gunzip(path, bytes, *len, len, &lim);
+    lim->check = check_contents;
+    char *plain = rt_gunzip(path, bytes, *len, len, lim);
     rt_free(bytes);
     return plain;
+}
+
+/* A data file's bytes, inflated when it is gzip'd. */
+static char *read_data_file(const char *path, size_t *len, enum data_kind kind) {
+    rt_read_limits lim = data_file_limits(&kind);
+    return inflated(path, rt_read_file(path, len, &lim), len, &lim);
 }
 
 /* predict --loss: a first data row too short for a target's columns says that the targets
@@ -201,14 +209,8 @@ static char *read_data_file(const char *path, size_t *len, enum data_kind kind) 
 static void check_targets_present(const nnrt_model *m, const char *path, const char *text,
                                   size_t len, const rt_csv_slot *slots, int n_slots) {
     rt_csv_first first;
-    rt_csv_first_line(text, len, &first);
+    rt_csv_first_row(text, len, &first);
     if (first.kind == RT_CSV_NO_LINES) return;
-    if (first.kind == RT_CSV_HEADER || first.kind == RT_CSV_HEADER_WITH_NUMBERS) {
-        const char *nl = memchr(first.eol, '\n', (size_t)(text + len - first.eol));
-        if (!nl) return;
-        rt_csv_first_line(nl + 1, (size_t)(text + len - (nl + 1)), &first);
-        if (first.kind == RT_CSV_NO_LINES) return;
-    }
     for (int i = 0; i < n_slots; i++) {
         const rt_csv_slot *t = &slots[i];
         if (!t->is_target || t->first_column + t->n_columns <= first.fields) continue;
@@ -317,10 +319,11 @@ static char *label_column_hint(const rt_csv_slot *slots, int n_slots, const char
     return hint;
 }
 
-static void load_csv(const nnrt_model *m, const char *path, const char *columns_spec,
-                     rt_dataset *out, bool for_loss) {
-    size_t len;
-    char *text = read_data_file(path, &len, DATA_CSV);
+/* Rows as train and eval read them: the column maps in force (a header may name --columns'
+ * columns), inputs and targets; for predict --loss, rows without the targets are an error
+ * that says so. */
+static void eval_plan(const nnrt_model *m, const char *path, const char *columns_spec,
+                      const char *text, size_t len, bool for_loss, rt_csv_plan *out) {
     column_maps cm = parse_columns(m, columns_spec, path, text, len);
     int n_slots = 0;
     int32_t columns = 0;
@@ -330,12 +333,25 @@ static void load_csv(const nnrt_model *m, const char *path, const char *columns_
     if (for_loss) check_targets_present(m, path, text, len, slots, n_slots);
     char *what = columns_read(m, slots, n_slots, columns);
     char *hint = label_column_hint(slots, n_slots, columns_spec, text, len);
-    rt_csv_layout layout = {slots, n_slots, columns, 0, for_loss, what, hint};
-    rt_csv_parse(path, text, len, &layout, m->f64, out);
-    rt_free(what);
-    rt_free(hint);
+    *out = (rt_csv_plan){{slots, n_slots, columns, 0, for_loss, what, hint}, slots, what, hint};
+}
+
+void rt_free_csv_plan(rt_csv_plan *p) {
+    rt_free(p->slots);
+    rt_free(p->what);
+    rt_free(p->hint);
+    *p = (rt_csv_plan){0};
+}
+
+static void load_csv(const nnrt_model *m, const char *path, const char *columns_spec,
+                     rt_dataset *out) {
+    size_t len;
+    char *text = read_data_file(path, &len, DATA_CSV);
+    rt_csv_plan plan;
+    eval_plan(m, path, columns_spec, text, len, false, &plan);
+    rt_csv_parse(path, text, len, &plan.layout, m->f64, out);
+    rt_free_csv_plan(&plan);
     rt_free(text);
-    rt_free(slots);
 }
 
 static void load_idx(const nnrt_model *m, const char *images, const char *labels, rt_dataset *out) {
@@ -353,11 +369,12 @@ static void load_idx(const nnrt_model *m, const char *images, const char *labels
 }
 
 /* "IMAGES,LABELS": two IDX files. A path that exists as written is a single (CSV) file. */
-static bool split_idx_pair(const char *data, char **images, const char **labels) {
+bool rt_load_idx_pair(const nnrt_model *m, const char *data, rt_dataset *out) {
     const char *comma = strchr(data, ',');
     if (!comma || comma == data || comma[1] == '\0' || access(data, F_OK) == 0) return false;
-    *images = rt_strndup(data, (size_t)(comma - data));
-    *labels = comma + 1;
+    char *images = rt_strndup(data, (size_t)(comma - data));
+    load_idx(m, images, comma + 1, out);
+    rt_free(images);
     return true;
 }
 
@@ -389,17 +406,13 @@ void rt_load_data_columns(const nnrt_model *m, const char *data, const char *col
     if (!kind || (!idx_model && strcmp(kind, "csv") != 0))
         rt_fatal("model descriptor: data kind '%s' is not supported (csv, idx or text)",
                  kind ? kind : "(none)");
-    char *images;
-    const char *labels;
     if (columns && idx_model)
         rt_usage_error("--columns is for CSV data; this model reads IDX files");
-    if (data && split_idx_pair(data, &images, &labels)) {
-        load_idx(m, images, labels, out);
-        rt_free(images);
-    } else if (data && idx_model) {
+    if (data && rt_load_idx_pair(m, data, out)) return;
+    if (data && idx_model) {
         rt_usage_error("--data for this model needs two IDX files, IMAGES,LABELS; got '%s'", data);
     } else if (data) {
-        load_csv(m, data, columns, out, false);
+        load_csv(m, data, columns, out);
     } else if (idx_model) {
         if (!m->train.data_path || !m->train.data_path2)
             rt_usage_error("no data files: give --data IMAGES,LABELS");
@@ -408,26 +421,8 @@ void rt_load_data_columns(const nnrt_model *m, const char *data, const char *col
     } else {
         if (!m->train.data_path) rt_usage_error("no data file: give --data PATH");
         hint_if_missing(m->train.data_path, NULL, "PATH");
-        load_csv(m, m->train.data_path, columns, out, false);
+        load_csv(m, m->train.data_path, columns, out);
     }
-}
-
-void rt_load_predict_rows_with_targets(const nnrt_model *m, const char *path, const char *columns,
-                                       rt_dataset *out) {
-    *out = (rt_dataset){0};
-    out->input_elems = rt_input_elems(m);
-    out->target_elems = rt_target_elems(m);
-    bool idx_model = m->train.data_kind && strcmp(m->train.data_kind, "idx") == 0;
-    char *images;
-    const char *labels;
-    if (path && split_idx_pair(path, &images, &labels)) {
-        load_idx(m, images, labels, out);
-        rt_free(images);
-        return;
-    }
-    if (idx_model)
-        rt_usage_error("predict --loss needs the targets: for this model, --data IMAGES,LABELS");
-    load_csv(m, path, columns, out, true);
 }
 
 /* predict: rows with more columns than the inputs have (a training file, with its labels):
@@ -436,12 +431,7 @@ void rt_load_predict_rows_with_targets(const nnrt_model *m, const char *path, co
 static char *extra_columns_hint(const nnrt_model *m, const char *path, const char *text, size_t len,
                                 int32_t inputs) {
     rt_csv_first first;
-    rt_csv_first_line(text, len, &first);
-    if (first.kind == RT_CSV_HEADER || first.kind == RT_CSV_HEADER_WITH_NUMBERS) {
-        const char *nl = memchr(first.eol, '\n', (size_t)(text + len - first.eol));
-        if (!nl) return NULL;
-        rt_csv_first_line(nl + 1, (size_t)(text + len - (nl + 1)), &first);
-    }
+    rt_csv_first_row(text, len, &first);
     if (first.kind == RT_CSV_NO_LINES || first.fields <= inputs) return NULL;
     const char *file = path ? path : "FILE", *prog = rt_program_name();
     size_t size = 2 * strlen(file) + strlen(prog) + 400;
@@ -463,23 +453,12 @@ static char *extra_columns_hint(const nnrt_model *m, const char *path, const cha
     return hint;
 }
 
-void rt_load_predict_data(const nnrt_model *m, const char *path, rt_dataset *out) {
-    *out = (rt_dataset){0};
-    out->input_elems = rt_input_elems(m);
-    out->target_elems = 0;
-    size_t len;
-    char *text = read_data_file(path, &len, DATA_CSV_OR_IDX);
-    if (rt_idx_sniff(text, len)) {
-        if (m->n_inputs != 1)
-            rt_path_error(path, "an IDX file feeds a model with one input; this one has %d",
-                          m->n_inputs);
-        rt_idx_parse_images(path, text, len, out);
-        rt_free(text);
-        return;
-    }
-    if (out->input_elems > RT_CSV_MAX_COLUMN)
+/* predict's rows without targets: the inputs' columns in declaration order. */
+static void inputs_plan(const nnrt_model *m, const char *path, const char *text, size_t len,
+                        rt_csv_plan *out) {
+    if (rt_input_elems(m) > RT_CSV_MAX_COLUMN)
         rt_fatal("model descriptor: %lld input values, more than a CSV row may have",
-                 (long long)out->input_elems);
+                 (long long)rt_input_elems(m));
     rt_csv_slot *slots = rt_alloc_array((size_t)m->n_inputs, sizeof *slots);
     int32_t column = 0;
     for (int32_t i = 0; i < m->n_inputs; i++) {
@@ -488,12 +467,43 @@ void rt_load_predict_data(const nnrt_model *m, const char *path, rt_dataset *out
         column += (int32_t)t->numel;
     }
     char *hint = extra_columns_hint(m, path, text, len, column);
-    rt_csv_layout layout = {
-        slots, m->n_inputs, column, 1, 1, "the inputs' values, in declaration order", hint};
-    rt_csv_parse(path, text, len, &layout, m->f64, out);
-    rt_free(hint);
+    *out = (rt_csv_plan){
+        {slots, m->n_inputs, column, 1, 1, "the inputs' values, in declaration order", hint},
+        slots,
+        NULL,
+        hint};
+}
+
+void rt_predict_csv_plan(const nnrt_model *m, const char *path, const char *columns,
+                         bool with_targets, const char *text, size_t len, rt_csv_plan *out) {
+    if (with_targets)
+        eval_plan(m, path, columns, text, len, true, out);
+    else
+        inputs_plan(m, path, text, len, out);
+}
+
+void rt_load_predict_input(const nnrt_model *m, rt_input *in, char *buf, size_t used, size_t cap,
+                           const char *columns, bool with_targets, rt_dataset *out) {
+    enum data_kind kind = with_targets ? DATA_CSV : DATA_CSV_OR_IDX;
+    rt_read_limits lim = data_file_limits(&kind);
+    if (!in->regular && used > 0) lim.check(in->path, buf, 0, used, lim.state); /* read so far */
+    size_t len;
+    char *text = inflated(in->path, rt_input_rest(in, buf, used, cap, &len, &lim), &len, &lim);
+    *out = (rt_dataset){0};
+    out->input_elems = rt_input_elems(m);
+    out->target_elems = with_targets ? rt_target_elems(m) : 0;
+    if (!with_targets && rt_idx_sniff(text, len)) {
+        if (m->n_inputs != 1)
+            rt_path_error(in->path, "an IDX file feeds a model with one input; this one has %d",
+                          m->n_inputs);
+        rt_idx_parse_images(in->path, text, len, out);
+    } else {
+        rt_csv_plan plan;
+        rt_predict_csv_plan(m, in->path, columns, with_targets, text, len, &plan);
+        rt_csv_parse(in->path, text, len, &plan.layout, m->f64, out);
+        rt_free_csv_plan(&plan);
+    }
     rt_free(text);
-    rt_free(slots);
 }
 
 /* ---- standardisation ---- */

@@ -5,6 +5,8 @@
 #ifndef NNRT_DATA_H
 #define NNRT_DATA_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "nnrt.h"
@@ -75,15 +77,24 @@ void rt_widen_inputs(rt_dataset *d, int f64);
  * widened first). */
 void rt_apply_stats(rt_dataset *d, const rt_stats *s, int f64);
 
-/* Inputs only, for predict: CSV whose columns are the inputs' columns in declaration order
- * (header optional), or an IDX image file (recognised by its magic bytes). path NULL reads
- * standard input. No rows is a data set of 0 rows. */
-void rt_load_predict_data(const nnrt_model *m, const char *path, rt_dataset *out);
+/* When data names two IDX files, "IMAGES,LABELS" (and no file of that name exists), loads
+ * them and returns true; out's input_elems and target_elems must be set. */
+bool rt_load_idx_pair(const nnrt_model *m, const char *data, rt_dataset *out);
 
-/* predict --loss of a model with targets: rows as eval reads them (the model's column maps
- * or --columns, or IMAGES,LABELS), from path or, NULL, standard input. A row too short for
- * a target's columns is an error that says the targets are missing; no rows is 0 rows. */
-void rt_load_predict_rows_with_targets(const nnrt_model *m, const char *path, const char *columns,
-                                       rt_dataset *out);
+/* predict's CSV rows: the inputs' columns in declaration order, or (with_targets: predict
+ * --loss of a model with targets) the rows as eval reads them, with the column maps in force
+ * (columns: --columns, or NULL). Made from the input's first lines, text[0..len): its header
+ * and its first data rows give the column names and the hints. */
+struct rt_csv_plan;
+void rt_predict_csv_plan(const nnrt_model *m, const char *path, const char *columns,
+                         bool with_targets, const char *text, size_t len, struct rt_csv_plan *out);
+
+/* predict's rows read whole: the rest of the input, after the used bytes of buf (a tracked
+ * buffer of cap bytes, taken over), within a data file's limits. gzip data is inflated; then
+ * an IDX image file (told by its magic bytes) when there are no targets, else CSV as
+ * rt_predict_csv_plan says. No rows is a data set of 0 rows. */
+struct rt_input;
+void rt_load_predict_input(const nnrt_model *m, struct rt_input *in, char *buf, size_t used,
+                           size_t cap, const char *columns, bool with_targets, rt_dataset *out);
 
 #endif

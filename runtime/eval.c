@@ -9,6 +9,7 @@
 #include "data.h"
 #include "files.h"
 #include "model.h"
+#include "row_source.h"
 #include "text.h"
 #include "util.h"
 
@@ -202,42 +203,78 @@ static void print_rows(const nnrt_model *m, const nnrt_ctx *ctx, const predict_p
     }
 }
 
-/* The rows: inputs only, or with the targets when the loss reads them. */
-static void load_rows(const nnrt_model *m, const rt_options *o, const predict_plan *pp,
-                      rt_dataset *d) {
-    const char *path = o->data && strcmp(o->data, "-") != 0 ? o->data : NULL;
-    if (pp->kind == PRINT_LOSS && m->n_targets > 0)
-        rt_load_predict_rows_with_targets(m, path, o->columns, d);
+/* The model run on rows as they come, a batch at a time, each answered as soon as it has
+ * run (standard output flushed), so that a pipe's reader sees them as they are made. */
+typedef struct predictor {
+    const nnrt_model *m;
+    const predict_plan *pp;
+    void *fixed;
+    nnrt_ctx ctx; /* made for the first batch, larger for a larger one */
+    int loss, with_targets;
+    rt_row_source *rows;
+} predictor;
+
+/* The batch predict runs at most, as eval's. */
+static int64_t most_rows(const predictor *p) {
+    return p->loss ? rt_eval_batch(p->m, RT_EVAL_CHUNK) : rt_predict_batch(p->m, RT_EVAL_CHUNK);
+}
+
+static void make_room(predictor *p, int64_t count) {
+    if (count <= p->ctx.batch_cap) return;
+    const nnrt_model *m = p->m;
+    int64_t most = most_rows(p);
+    int64_t cap = 2 * p->ctx.batch_cap > count ? 2 * p->ctx.batch_cap : count;
+    if (cap > most) cap = most;
+    if (p->ctx.varying) rt_free_ctx_varying(&p->ctx);
+    p->ctx = p->loss ? rt_new_ctx(m, p->fixed, cap) : rt_new_predict_ctx(m, p->fixed, cap);
+}
+
+static void predict_rows(predictor *p, const rt_dataset *d, int64_t first, int64_t count) {
+    const nnrt_model *m = p->m;
+    make_room(p, count);
+    rt_fill_batch(m, &p->ctx, d, NULL, first, count, p->with_targets);
+    if (p->loss)
+        m->forward(&p->ctx);
     else
-        rt_load_predict_data(m, path, d);
+        m->predict(&p->ctx);
+    print_rows(m, &p->ctx, p->pp);
+    fflush(stdout);
+    rt_output_check(stdout, NULL); /* a full disk stops the rows, with its reason */
+}
+
+/* A bad row (or a failed read) ends the run: the rows read before it are answered first. */
+static void answer_rows_read(void *arg) {
+    predictor *p = arg;
+    rt_rows r = rt_rows_read(p->rows);
+    if (r.count > 0) predict_rows(p, r.data, r.first, r.count);
 }
 
 int rt_cmd_predict(const nnrt_model *m, const rt_options *o) {
     predict_plan pp = plan_predict(m, o);
-    void *fixed = rt_new_fixed_arena(m);
+    predictor p = {m, &pp, rt_new_fixed_arena(m), {0}, pp.kind == PRINT_LOSS, 0, NULL};
+    p.with_targets = p.loss && m->n_targets > 0;
     rt_stats stats;
-    rt_load_weights(m, fixed, o->weights, &stats);
-    rt_dataset d;
-    if (rt_is_text_model(m))
-        load_text_windows(m, o, o->data && strcmp(o->data, "-") != 0 ? o->data : NULL, 1, &stats,
-                          &d);
-    else
-        load_rows(m, o, &pp, &d);
-    rt_apply_stats(&d, &stats, m->f64);
-    int loss = pp.kind == PRINT_LOSS;
-    int64_t cap = loss ? rt_eval_batch(m, d.rows) : rt_predict_batch(m, d.rows);
-    nnrt_ctx ctx = loss ? rt_new_ctx(m, fixed, cap) : rt_new_predict_ctx(m, fixed, cap);
-    for (int64_t i = 0; i < d.rows; i += cap) {
-        int64_t count = d.rows - i < cap ? d.rows - i : cap;
-        rt_fill_batch(m, &ctx, &d, NULL, i, count, loss && m->n_targets > 0);
-        if (loss)
-            m->forward(&ctx);
-        else
-            m->predict(&ctx);
-        print_rows(m, &ctx, &pp);
-        rt_output_check(stdout, NULL); /* a full disk stops the rows, with its reason */
+    rt_load_weights(m, p.fixed, o->weights, &stats);
+    const char *path = o->data && strcmp(o->data, "-") != 0 ? o->data : NULL;
+    int64_t most = most_rows(&p);
+    if (rt_is_text_model(m)) { /* every window of the text: read whole */
+        rt_dataset d;
+        load_text_windows(m, o, path, 1, &stats, &d);
+        rt_apply_stats(&d, &stats, m->f64);
+        for (int64_t i = 0; i < d.rows; i += most)
+            predict_rows(&p, &d, i, d.rows - i < most ? d.rows - i : most);
+    } else {
+        p.rows = rt_open_rows(m, path, o->columns, p.with_targets, &stats);
+        for (;;) {
+            rt_set_before_error(answer_rows_read, &p);
+            rt_rows r = rt_next_rows(p.rows, most);
+            rt_set_before_error(NULL, NULL);
+            if (r.count == 0) break;
+            predict_rows(&p, r.data, r.first, r.count);
+        }
+        rt_close_rows(p.rows);
     }
-    rt_free_ctx_varying(&ctx);
+    if (p.ctx.varying) rt_free_ctx_varying(&p.ctx);
     return 0;
 }
 

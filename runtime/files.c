@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,46 +60,84 @@ static size_t grown_cap(size_t cap, const rt_read_limits *lim) {
     return cap > most / 2 ? most : cap * 2;
 }
 
-char *rt_read_file(const char *path, size_t *len, const rt_read_limits *lim) {
+void rt_input_open(rt_input *in, const char *path) {
     struct stat st;
-    FILE *f = open_input(path, &st);
-    int regular = S_ISREG(st.st_mode);
-    if (regular && (uint64_t)st.st_size > lim->limit) {
-        fclose(f);
-        char size[48];
-        snprintf(size, sizeof size, "%llu bytes, ", (unsigned long long)st.st_size);
-        too_large(path, lim, size);
-    }
-    /* A file's size is known; a pipe's is not, so its contents are checked as they come. */
-    size_t cap = regular ? (size_t)st.st_size + 1 : (size_t)1 << 16, used = 0;
-    if (cap > buffer_cap(lim)) cap = buffer_cap(lim);
-    char *buf = rt_alloc(cap);
+    in->path = path;
+    in->f = open_input(path, &st);
+    in->regular = S_ISREG(st.st_mode);
+    in->size = in->regular ? (uint64_t)st.st_size : 0;
+}
+
+void rt_input_close(rt_input *in) {
+    if (in->f && in->path) fclose(in->f);
+    in->f = NULL;
+}
+
+/* read(2), not stdio, so that a pipe's bytes are handed on as they come rather than when a
+ * buffer is full; a descriptor left non-blocking by whoever gave it to us is waited on. */
+size_t rt_input_read(rt_input *in, char *dst, size_t n) {
+    int fd = fileno(in->f);
     for (;;) {
-        if (used + 1 == cap) {
-            int c = fgetc(f); /* at the end already? then the buffer need not grow */
-            if (c == EOF) break;
+        ssize_t got = read(fd, dst, n < ((size_t)1 << 30) ? n : (size_t)1 << 30);
+        if (got >= 0) return (size_t)got;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            struct pollfd p = {fd, POLLIN, 0};
+            poll(&p, 1, -1);
+        } else if (errno != EINTR) {
+            int err = errno;
+            rt_input_close(in);
+            rt_path_error(in->path, "cannot read: %s", strerror(err));
+        }
+    }
+}
+
+int rt_input_ready(const rt_input *in, int ms) {
+    struct pollfd p = {fileno(in->f), POLLIN, 0};
+    int n;
+    while ((n = poll(&p, 1, ms)) < 0 && errno == EINTR) continue;
+    return n != 0; /* an error too: the read that follows reports it */
+}
+
+char *rt_input_rest(rt_input *in, char *buf, size_t used, size_t cap, size_t *len,
+                    const rt_read_limits *lim) {
+    for (;;) {
+        size_t got;
+        if (used + 1 == cap) { /* full: at the end already? then the buffer need not grow */
+            char c;
+            if (rt_input_read(in, &c, 1) == 0) break;
             buf = rt_grow_array(buf, cap, grown_cap(cap, lim), 1);
             cap = grown_cap(cap, lim);
-            buf[used++] = (char)c;
+            buf[used] = c;
+            got = 1;
+        } else if ((got = rt_input_read(in, buf + used, cap - 1 - used)) == 0) {
+            break;
         }
-        size_t got = fread(buf + used, 1, cap - 1 - used, f);
-        if (!regular && lim->check && got > 0) lim->check(path, buf, used, used + got, lim->state);
+        /* A file's size is known; a pipe's is not, so its contents are checked as they come. */
+        if (!in->regular && lim->check) lim->check(in->path, buf, used, used + got, lim->state);
         used += got;
         if (used > lim->limit) {
-            if (path) fclose(f);
-            too_large(path, lim, regular ? "it grew while read to " : "");
+            rt_input_close(in);
+            too_large(in->path, lim, in->regular ? "it grew while read to " : "");
         }
-        if (got == 0) break;
     }
-    if (ferror(f)) {
-        int err = errno;
-        if (path) fclose(f);
-        rt_path_error(path, "cannot read: %s", strerror(err));
-    }
-    if (path) fclose(f);
+    rt_input_close(in);
     buf[used] = '\0';
     *len = used;
     return buf;
+}
+
+char *rt_read_file(const char *path, size_t *len, const rt_read_limits *lim) {
+    rt_input in;
+    rt_input_open(&in, path);
+    if (in.regular && in.size > lim->limit) {
+        rt_input_close(&in);
+        char size[48];
+        snprintf(size, sizeof size, "%llu bytes, ", (unsigned long long)in.size);
+        too_large(path, lim, size);
+    }
+    size_t cap = in.regular ? (size_t)in.size + 1 : (size_t)1 << 16;
+    if (cap > buffer_cap(lim)) cap = buffer_cap(lim);
+    return rt_input_rest(&in, rt_alloc(cap), 0, cap, len, lim);
 }
 
 char *rt_gunzip(const char *path, const char *bytes, size_t len, size_t *out_len,
@@ -443,12 +482,17 @@ void rt_check_file_uses(const rt_file_use *uses, int n) {
     rt_free(ids);
 }
 
-void rt_check_utf8_text(const char *path, const char *bytes, size_t seen, size_t len,
-                        const char *format, const char *save_as, const char *what) {
+void rt_check_not_utf16(const char *path, const char *bytes, size_t len, const char *format,
+                        const char *save_as) {
     const unsigned char *u = (const unsigned char *)bytes;
-    if (seen < 2 && len >= 2 && ((u[0] == 0xFF && u[1] == 0xFE) || (u[0] == 0xFE && u[1] == 0xFF)))
+    if (len >= 2 && ((u[0] == 0xFF && u[1] == 0xFE) || (u[0] == 0xFE && u[1] == 0xFF)))
         rt_byte_error(path, 0, "the file is UTF-16 text; %s is read as UTF-8 (save it as %s)",
                       format, save_as);
+}
+
+void rt_check_utf8_text(const char *path, const char *bytes, size_t seen, size_t len, uint64_t at,
+                        const char *format, const char *save_as, const char *what) {
+    if (at == 0 && seen < 2) rt_check_not_utf16(path, bytes, len, format, save_as);
     const char *nul = memchr(bytes + seen, '\0', len - seen);
-    if (nul) rt_byte_error(path, (uint64_t)(nul - bytes), "a NUL byte: this is not %s", what);
+    if (nul) rt_byte_error(path, at + (uint64_t)(nul - bytes), "a NUL byte: this is not %s", what);
 }

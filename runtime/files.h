@@ -20,6 +20,26 @@ typedef struct rt_read_limits {
     void *state;
 } rt_read_limits;
 
+/* An input read as it comes (predict's rows): a file, a pipe or standard input. */
+typedef struct rt_input {
+    FILE *f;          /* NULL once closed */
+    const char *path; /* NULL: standard input */
+    int regular;      /* a regular file, whose size is known */
+    uint64_t size;    /* a regular file's */
+} rt_input;
+
+/* Opens path (standard input when NULL); what rt_read_file refuses is fatal here too. */
+void rt_input_open(rt_input *in, const char *path);
+/* Up to n bytes, as many as have come (waiting for the first of them); 0 at the end. */
+size_t rt_input_read(rt_input *in, char *dst, size_t n);
+/* Whether more bytes (or the end) are there to read, waiting at most ms milliseconds. */
+int rt_input_ready(const rt_input *in, int ms);
+/* The rest of the input after the used bytes of buf (a tracked buffer of cap bytes, which
+ * this takes over), NUL-terminated, within lim as rt_read_file; closes the input. */
+char *rt_input_rest(rt_input *in, char *buf, size_t used, size_t cap, size_t *len,
+                    const rt_read_limits *lim);
+void rt_input_close(rt_input *in);
+
 /* The whole file (or standard input when path is NULL), NUL-terminated, in a tracked
  * buffer. A file that cannot be opened or read, a directory or a device, and a file of
  * more than lim->limit bytes are fatal: "PATH: error: ...". */
@@ -86,10 +106,14 @@ typedef struct rt_file_use {
 void rt_check_file_uses(const rt_file_use *uses, int n);
 
 /* Checks text as it arrives (an rt_read_limits.check): no NUL byte, and not UTF-16 (a byte
- * order mark), so that a stream of zeros or a gzip bomb of them stops at once. The messages
- * name the format ("CSV"), what to save the file as ("\"CSV UTF-8\"") and what a NUL byte
- * shows it is not ("CSV text"). */
-void rt_check_utf8_text(const char *path, const char *bytes, size_t seen, size_t len,
+ * order mark), so that a stream of zeros or a gzip bomb of them stops at once. bytes[0] is
+ * byte `at` of the contents (0 but for a stream kept a piece at a time), for the messages'
+ * offsets. The messages name the format ("CSV"), what to save the file as ("\"CSV UTF-8\"")
+ * and what a NUL byte shows it is not ("CSV text"). */
+/* The UTF-16 part alone: bytes (len of them) are the contents' first. */
+void rt_check_not_utf16(const char *path, const char *bytes, size_t len, const char *format,
+                        const char *save_as);
+void rt_check_utf8_text(const char *path, const char *bytes, size_t seen, size_t len, uint64_t at,
                         const char *format, const char *save_as, const char *what);
 
 #endif

@@ -341,7 +341,7 @@ static const char *command_help(const nnrt_model *m, rt_command cmd) {
         if (!has_inputs(m)) return "print the loss of saved weights";
         return classify ? "print the loss and accuracy of saved weights on a data set"
                         : "print the loss of saved weights on a data set";
-    case RT_CMD_PREDICT: return "print the model's output for each input row";
+    case RT_CMD_PREDICT: return "print the model's output for each input row, as the rows come";
     case RT_CMD_GRADCHECK:
         return m->f64 ? "compare grad() with finite differences of the loss at two points"
                       : "compare grad() with finite differences (needs an f64 model)";
@@ -388,7 +388,9 @@ static const char *help_text(const opt_spec *o, const nnrt_model *m, rt_command 
         return cmd == RT_CMD_PREDICT ? "a UTF-8 text: a line for each window"
                                      : "a UTF-8 text (gzip'd or not)";
     if (strcmp(o->name, "data") == 0) {
-        if (cmd == RT_CMD_PREDICT) return "CSV rows of the inputs' values, or IDX images";
+        if (cmd == RT_CMD_PREDICT)
+            return "CSV rows of the inputs' values (a pipe's rows answered as they come), or IDX "
+                   "images";
         if (cmd == RT_CMD_GRADCHECK) return "the batch is its first 8 rows; random without data";
         return m->train.data_kind && strcmp(m->train.data_kind, "idx") == 0
                    ? "IMAGES,LABELS: two IDX files (gzip'd or not)"

@@ -48,7 +48,7 @@ static void check_text(const char *path, const char *bytes, size_t seen, size_t 
     (void)state;
     const unsigned char *u = (const unsigned char *)bytes;
     if ((unsigned char)bytes[0] == 0x1f && (len < 2 || u[1] == 0x8b)) return; /* gzip */
-    rt_check_utf8_text(path, bytes, seen, len, "text data", "UTF-8", "text");
+    rt_check_utf8_text(path, bytes, seen, len, 0, "text data", "UTF-8", "text");
 }
 
 /* The file's bytes, inflated when gzip'd. A tenth of the memory budget at most: the ids take

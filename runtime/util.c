@@ -54,10 +54,21 @@ static _Noreturn void rt_exit(int status) {
 static atomic_flag exit_claimed = ATOMIC_FLAG_INIT;
 static _Thread_local bool owns_exit;
 
+static rt_before_error_fn before_error;
+static void *before_error_arg;
+
+void rt_set_before_error(rt_before_error_fn fn, void *arg) {
+    before_error = fn;
+    before_error_arg = arg;
+}
+
 static void claim_exit(void) {
     if (owns_exit) return;
     if (!atomic_flag_test_and_set(&exit_claimed)) {
         owns_exit = true;
+        rt_before_error_fn fn = before_error;
+        before_error = NULL; /* once: an error of its own ends the run as it is */
+        if (fn) fn(before_error_arg);
         return;
     }
     for (;;) pause();

@@ -73,6 +73,13 @@ uint64_t rt_memory_budget(void);
 typedef void (*rt_exit_handler)(int status);
 void rt_set_exit_handler(rt_exit_handler handler);
 
+/* What to do when an error is about to end the run, before its message is printed: predict
+ * answers the rows it has read, so that every row before a bad one gets its line
+ * (row_source.h). Called once, by the thread that reports the error; an error of its own
+ * then ends the run at once. NULL: nothing. */
+typedef void (*rt_before_error_fn)(void *arg);
+void rt_set_before_error(rt_before_error_fn fn, void *arg);
+
 /* Allocations are tracked in one global list, so an error exit from deep inside a loader
  * leaves nothing unreachable (LeakSanitizer stays quiet) and main() frees all at the end.
  * Out of memory is a fatal error. All of them return zeroed memory. */

@@ -920,8 +920,10 @@ def predict():
                  "found 3\n  hint: predict reads the inputs only: drop the columns after column 1 "
                  "(cut -d, -f1-2 FILE | ./rt_logreg predict), or pass --loss to read them as the "
                  "targets and print each row's loss", stdin=b"x0,x1,y\n1,2,3\n")
-    expect_error("logreg", ["predict", "--weights", "w32"], "<stdin>:2: error: column 1 is empty",
-                 stdin=b"1,2\n1,\n")
+    # The row before a bad one is answered (predict_streams).
+    r = run("logreg", "predict", "--weights", "w32", stdin=b"1,2\n1,\n", expect=1)
+    check(r.err == "<stdin>:2: error: column 1 is empty\n" and r.out.endswith("\n") and
+          close(float(r.out), sigmoid(1 - 4 + 0.5), 1e-6), r.describe())
 
     write_csv("s.csv", softmax_rows())
     run("softmax", "train", "--data", "s.csv", "--save", "s", "--quiet")
@@ -929,6 +931,115 @@ def predict():
     rows = [[float(v) for v in line.split(",")] for line in out.splitlines()]
     check(len(rows) == 2 and all(len(r) == 3 and close(sum(r), 1, 1e-9) for r in rows), out)
     check(rows[0].index(max(rows[0])) == 0 and rows[1].index(max(rows[1])) == 2, out)
+
+
+def answer_line(proc, timeout=20):
+    """The next line proc writes on its stdout, waiting at most timeout seconds."""
+    import select
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    check(ready, f"no answer within {timeout} s")
+    return proc.stdout.readline().decode()
+
+
+@test
+def predict_streams():
+    """predict answers each row as it comes: rows written one at a time on a pipe get their
+    lines before the input ends; rows before a bad one are printed, the error names its
+    line counted over the whole input; memory stays small however long the input."""
+    write_safetensors("w", LOGREG_W)
+    # One row at a time, each answer read before the next row is written.
+    for args, rows, wanted in [
+            ([], ["x0,x1", "0,0", "1,1", "-0.25,-0.25"],
+             [sigmoid(0.5), sigmoid(-0.5), sigmoid(0.75)]),
+            (["--loss"], ["0,0,1", "1,1,0"],
+             [-math.log(sigmoid(0.5)), -math.log(1 - sigmoid(-0.5))])]:
+        proc = subprocess.Popen([exe("logreg"), "predict", "--weights", "w", *args],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        try:
+            got = []
+            for row in rows:
+                proc.stdin.write(row.encode() + b"\n")
+                proc.stdin.flush()
+                if row[0].isalpha():
+                    continue  # the header: nothing to answer
+                got.append(float(answer_line(proc)))
+            proc.stdin.close()
+            check(proc.wait(timeout=60) == 0 and proc.stdout.read() == b"",
+                  f"{args}: {proc.stderr.read()}")
+        finally:
+            proc.kill()
+        check(all(close(a, b, 1e-6) for a, b in zip(got, wanted)) and len(got) == len(wanted),
+              f"{args}: {got}, wanted {wanted}")
+
+    # 60000 rows (many pieces and batches), then a bad one: every row before it answered,
+    # as the whole input without the bad row would be, and the error at its line.
+    rows = [f"{(i % 97) / 7 - 6},{(i % 89) / 5 - 8}" for i in range(60000)]
+    good = "x0,x1\n" + "\n".join(rows) + "\n"
+    write("good.csv", good)
+    answers = run("logreg", "predict", "--weights", "w", "--data", "good.csv").out
+    check(answers.count("\n") == 60000, f"{answers.count(chr(10))} rows answered")
+    check(run("logreg", "predict", "--weights", "w", stdin=good.encode()).out == answers,
+          "rows from standard input are answered otherwise than from a file")
+    write("bad.csv", good + "1,x\n2,3\n")
+    for args, stdin, path in [(["--data", "bad.csv"], b"", "bad.csv"),
+                              ([], (good + "1,x\n2,3\n").encode(), "<stdin>")]:
+        r = run("logreg", "predict", "--weights", "w", *args, stdin=stdin, expect=1)
+        check(r.err == f"{path}:60002: error: column 1: 'x' is not a number\n", r.err)
+        check(r.out == answers, f"{args}: {r.out.count(chr(10))} rows before the error")
+
+    # Whole inputs still: an IDX file and gzip'd CSV from standard input.
+    pixels, labels = idx_samples(30)
+    write("img", idx_bytes([30, 2, 2], pixels))
+    write("lab", idx_bytes([30], labels))
+    run("softmax_idx", "train", "--data", "img,lab", "--save", "s", "--epochs", "2", "--quiet")
+    from_file = run("softmax_idx", "predict", "--weights", "s", "--data", "img").out
+    check(from_file.count("\n") == 30, from_file)
+    check(run("softmax_idx", "predict", "--weights", "s", stdin=open("img", "rb").read()).out
+          == from_file, "an IDX file on standard input")
+    import gzip
+    check(run("logreg", "predict", "--weights", "w", stdin=gzip.compress(good.encode())).out
+          == answers, "gzip'd CSV on standard input")
+
+    if sanitized():
+        return
+    # 40 MB of rows through a pipe: the memory of a batch, not of the input. (The peak a
+    # child reports includes the test's own, from before its exec: compared to one row's.)
+    def peak_of_rows(copies):
+        with open("many.out", "wb") as out:
+            proc = subprocess.Popen([exe("logreg"), "predict", "--weights", "w"],
+                                    stdin=subprocess.PIPE, stdout=out, stderr=subprocess.PIPE)
+            for _ in range(copies):
+                proc.stdin.write(b"0.25,-0.5\n" * 100000)
+            proc.stdin.close()
+            _, status, usage = os.wait4(proc.pid, 0)
+        check(os.waitstatus_to_exitcode(status) == 0, proc.stderr.read())
+        with open("many.out", "rb") as f:
+            first, size = f.readline(), os.path.getsize("many.out")
+        check(close(float(first), sigmoid(0.25 + 1 + 0.5), 1e-6) and
+              size == copies * 100000 * len(first), f"{size} bytes of answers, the first {first}")
+        return usage.ru_maxrss * 1024
+    few, many = peak_of_rows(1), peak_of_rows(40)
+    check(many - few < 8 * MB, f"predict of 40 MB of rows took {many} bytes, of 1 MB {few}")
+    # A line that never ends stops at the limit of a data file.
+    space = 1 << 30
+    limit = memory_budget(space) // 2
+
+    def limited():
+        import resource
+        resource.setrlimit(resource.RLIMIT_AS, (space, space))
+    proc = subprocess.Popen([exe("logreg"), "predict", "--weights", "w"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=limited)
+    try:
+        for _ in range(limit // MB + 16):  # and then the end: a line past the limit all the same
+            proc.stdin.write(b"1" * MB)
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass
+    err = proc.stderr.read().decode()
+    check(proc.wait(timeout=60) == 1 and err == f"<stdin>: error: too large: a line of more than "
+          f"the {limit} bytes a data file may have here (half the memory this process may use)\n",
+          err)
 
 
 @test
