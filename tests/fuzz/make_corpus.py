@@ -355,8 +355,42 @@ def safetensors_seeds():
     }
 
 
+# ---- options: one byte picks the command (rt_command's order), then a word a line ----
+
+COMMANDS = ["train", "eval", "predict", "gradcheck", "search", "sample", "values", "weights"]
+
+# Command lines of tests/runtime/mlp.c's model (params W1[3, 4], b1[4], W2[4, 2], b2[2]).
+OPTION_LINES = {
+    "train_rates": ("train", "--optimizer sgd --lr 0.05 --batch 8 --epochs 3 --momentum 0.9 "
+                             "--nesterov on"),
+    "train_adam": ("train", "--optimizer adam --beta1 0.8 --beta2 0.99 --eps 1e-7 --clip 1"),
+    "train_schedule": ("train", "--schedule step --step-every 2 --step-factor 0.5 --warmup 1"),
+    "train_penalties": ("train", "--l1 W1=0.01,b1=0 --l2 1e-4 --freeze b2 --freeze W*"),
+    "train_set": ("train", "--set b1=0.5,W2=-1 --set b2=0"),
+    "train_trace": ("train", "--trace W1[1,2],b1,W2.grad --trace-out t.csv"),
+    "train_stopping": ("train", "--validation 0.25 --early-stopping on --patience 2 "
+                                "--monitor accuracy"),
+    "train_files": ("train", "--data d.csv --columns x=0..2,y=3 --save w.st --log log.csv "
+                             "--standardize on --seed 7"),
+    "train_workers": ("train", "--workers 2 --threads 1 --steps 10 --quiet"),
+    "search_ranges": ("search", "--lr 1e-4..1e-1:log:4 --batch 4,8 --strategy grid "
+                                "--trials 5 --folds 2"),
+    "search_tpe": ("search", "--optimizer sgd --lr 0.01..0.5 --momentum 0..0.9:3 --strategy tpe "
+                             "--startup-trials 3"),
+    "eval": ("eval", "--weights w.st --data d.csv"),
+    "predict": ("predict", "--weights w.st --classes --output h"),
+    "gradcheck": ("gradcheck", "--seed 3"),
+    "values": ("values", "--row 2"),
+}
+
+
+def options_seeds():
+    return {name: bytes([COMMANDS.index(cmd)]) + "\n".join(line.split()).encode()
+            for name, (cmd, line) in OPTION_LINES.items()}
+
+
 TARGETS = {"nnc": nnc_seeds, "csv": csv_seeds, "idx": idx_seeds, "gzip": gzip_seeds,
-           "safetensors": safetensors_seeds, "text": text_seeds}
+           "safetensors": safetensors_seeds, "text": text_seeds, "options": options_seeds}
 
 
 def main():
