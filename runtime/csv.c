@@ -1,5 +1,6 @@
-/* csv.c: reads a whole CSV text into a data set. Every field is checked to be a number,
- * every row to have the first data row's field count; the first problem ends the run with
+/* csv.c: reads CSV text into a data set, whole or a piece of whole lines at a time (predict
+ * as its rows arrive: rt_csv_reader). Every field is checked to be a number, every row to
+ * have the first data row's field count; the first problem ends the run with
  * "PATH:LINE: error: ...". Fields are located by pointer and length within the text, so a
  * bad file can never make us read past its end, and nothing is kept per field beyond the
  * columns the model reads, so a line of a billion commas costs no memory. */
