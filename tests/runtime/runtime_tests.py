@@ -1042,6 +1042,77 @@ def predict_streams():
           err)
 
 
+def random_rows_text(rng, loss):
+    """A CSV text for logreg's predict (or predict --loss: a third column, the target) with
+    what the reader must carry from piece to piece: a BOM, a header, CRLF ends, blank lines,
+    a last line without its end, and at times a bad row, a short row or a stray header;
+    and the number of rows when it has nothing bad (else None)."""
+    eol = "\r\n" if rng.random() < 0.3 else "\n"
+    lines, rows = [], 0
+    if rng.random() < 0.5:
+        lines.append("x0,x1,y" if loss else "x0 , x1")
+    for _ in range(rng.randrange(1, 40)):
+        row = [f"{rng.uniform(-3, 3):.{rng.randrange(1, 9)}g}" for _ in range(2)]
+        if loss:
+            row.append(str(rng.randrange(2)))
+        lines.append(",".join(row))
+        rows += 1
+        if rng.random() < 0.1:
+            lines.append("")
+    if rng.random() < 0.3:  # something bad, somewhere
+        where = rng.randrange(len(lines) + 1)
+        lines.insert(where, rng.choice(["1,x" + ",1" * loss, "1" + ",0" * loss, "a,b",
+                                        "1,2,3,4", "1e999,0" + ",1" * loss, ",", "1,,0"]))
+        rows = None
+    text = eol.join(lines) + (eol if rng.random() < 0.8 else "")
+    return ("\ufeff" if rng.random() < 0.2 else "") + text, rows
+
+
+@test
+def predict_in_pieces():
+    """Rows written to predict's standard input a few bytes at a time, now and then after a
+    pause longer than predict waits for a batch to fill, print what the same text as a
+    file prints: the same lines, warnings, error and exit status; a text with nothing bad
+    gets a line for each of its rows."""
+    rng = random.Random(11)
+    write_safetensors("w", LOGREG_W)
+    for case in range(40):
+        args = ["--loss"] if case % 3 == 2 else []
+        text, rows = random_rows_text(rng, bool(args))
+        text = text.encode()
+        write("rows.csv", text)
+        whole = run("logreg", "predict", "--weights", "w", "--data", "rows.csv", *args,
+                    expect=None)
+        check(rows is None or (whole.code == 0 and whole.out.count("\n") == rows),
+              f"case {case} {text!r}: {rows} rows\n{whole.describe()}")
+        proc = subprocess.Popen([exe("logreg"), "predict", "--weights", "w", *args],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+
+        def feed():
+            try:
+                at = 0
+                while at < len(text):
+                    n = rng.randrange(1, 12)
+                    proc.stdin.write(text[at:at + n])
+                    proc.stdin.flush()
+                    at += n
+                    if rng.random() < 0.02:
+                        time.sleep(0.08)  # past the 50 ms a batch waits for more rows
+                proc.stdin.close()
+            except BrokenPipeError:
+                pass
+        writer = threading.Thread(target=feed)
+        writer.start()
+        out, err = proc.stdout.read(), proc.stderr.read()  # a few lines of stderr at most
+        writer.join()
+        code = proc.wait(timeout=60)
+        got = (code, out.decode(), err.decode().replace("<stdin>", "rows.csv"))
+        check(got == (whole.code, whole.out, whole.err),
+              f"case {case} {text!r}:\n  in pieces: {got}\n  whole:     "
+              f"{(whole.code, whole.out, whole.err)}")
+
+
 @test
 def init_weights():
     write_csv("d.csv", logreg_rows())
