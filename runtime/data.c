@@ -159,14 +159,9 @@ static void check_contents(const char *path, const char *bytes, size_t seen, siz
                            void *state) {
     enum data_kind kind = *(const enum data_kind *)state;
     if (kind == DATA_CSV_OR_IDX) {
-        static const char idx_magic[3] = {0, 0, 8};
-        size_t n = len < 3 ? len : 3;
-        if (memcmp(bytes, idx_magic, n) != 0)
-            kind = DATA_CSV;
-        else if (len >= 3)
-            kind = DATA_IDX;
-        else
-            return; /* too little to tell */
+        int idx = rt_starts_with(bytes, len, RT_IDX_MAGIC, 3);
+        if (idx < 0) return; /* too little to tell */
+        kind = idx ? DATA_IDX : DATA_CSV;
     }
     if (kind == DATA_IDX)
         rt_idx_check_prefix(path, bytes, len);
@@ -176,7 +171,7 @@ static void check_contents(const char *path, const char *bytes, size_t seen, siz
 
 /* A pipe's bytes, which may be gzip data, checked once they are inflated. */
 static void check_raw(const char *path, const char *bytes, size_t seen, size_t len, void *state) {
-    if ((unsigned char)bytes[0] == 0x1f && (len < 2 || (unsigned char)bytes[1] == 0x8b)) return;
+    if (rt_starts_with(bytes, len, RT_GZIP_MAGIC, 2) != 0) return;
     check_contents(path, bytes, seen, len, state);
 }
 
@@ -188,20 +183,12 @@ static rt_read_limits data_file_limits(enum data_kind *kind) {
                             "half the memory this process may use", check_raw, kind};
 }
 
-/* The bytes read, inflated when they are gzip data (the magic bytes 1f 8b say so). */
-static char *inflated(const char *path, char *bytes, size_t *len, rt_read_limits *lim) {
-    if (*len < 2 || (unsigned char)bytes[0] != 0x1f || (unsigned char)bytes[1] != 0x8b)
-        return bytes;
-    lim->check = check_contents;
-    char *plain = rt_gunzip(path, bytes, *len, len, lim);
-    rt_free(bytes);
-    return plain;
-}
-
 /* A data file's bytes, inflated when it is gzip'd. */
 static char *read_data_file(const char *path, size_t *len, enum data_kind kind) {
     rt_read_limits lim = data_file_limits(&kind);
-    return inflated(path, rt_read_file(path, len, &lim), len, &lim);
+    char *bytes = rt_read_file(path, len, &lim);
+    lim.check = check_contents; /* what gzip data inflates to */
+    return rt_inflated(path, bytes, len, &lim);
 }
 
 /* predict --loss: a first data row too short for a target's columns says that the targets
@@ -488,7 +475,9 @@ void rt_load_predict_input(const nnrt_model *m, rt_input *in, char *buf, size_t 
     rt_read_limits lim = data_file_limits(&kind);
     if (!in->regular && used > 0) lim.check(in->path, buf, 0, used, lim.state); /* read so far */
     size_t len;
-    char *text = inflated(in->path, rt_input_rest(in, buf, used, cap, &len, &lim), &len, &lim);
+    char *bytes = rt_input_rest(in, buf, used, cap, &len, &lim);
+    lim.check = check_contents; /* what gzip data inflates to */
+    char *text = rt_inflated(in->path, bytes, &len, &lim);
     *out = (rt_dataset){0};
     out->input_elems = rt_input_elems(m);
     out->target_elems = with_targets ? rt_target_elems(m) : 0;

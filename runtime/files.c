@@ -189,6 +189,13 @@ char *rt_gunzip(const char *path, const char *bytes, size_t len, size_t *out_len
     return out;
 }
 
+char *rt_inflated(const char *path, char *bytes, size_t *len, const rt_read_limits *lim) {
+    if (rt_starts_with(bytes, *len, RT_GZIP_MAGIC, 2) != 1) return bytes;
+    char *plain = rt_gunzip(path, bytes, *len, len, lim);
+    rt_free(bytes);
+    return plain;
+}
+
 FILE *rt_open_seekable(const char *path, uint64_t *size) {
     /* stat before opening: opening a pipe would wait for a writer */
     struct stat st;

@@ -45,6 +45,13 @@ void rt_input_close(rt_input *in);
  * more than lim->limit bytes are fatal: "PATH: error: ...". */
 char *rt_read_file(const char *path, size_t *len, const rt_read_limits *lim);
 
+/* gzip data's first bytes. */
+#define RT_GZIP_MAGIC "\x1f\x8b"
+
+/* bytes (len of them, a tracked buffer taken over) as read from path, or, when they are gzip
+ * data, their inflated contents (rt_gunzip within lim, *len updated). */
+char *rt_inflated(const char *path, char *bytes, size_t *len, const rt_read_limits *lim);
+
 /* The inflated contents of gzip data (bytes, len) read from path, NUL-terminated, in a
  * tracked buffer; corrupt data, or more than lim->limit bytes inflated, is a fatal
  * "PATH: error: ...". */

@@ -9,6 +9,9 @@
 
 #include "data.h"
 
+/* An IDX file of unsigned bytes starts with these (then its dimension count). */
+#define RT_IDX_MAGIC "\0\0\x08"
+
 /* Whether the bytes start like an IDX file of unsigned bytes. */
 int rt_idx_sniff(const char *bytes, size_t len);
 

@@ -6,6 +6,7 @@
 
 #include "csv.h"
 #include "files.h"
+#include "idx.h"
 #include "model.h"
 #include "util.h"
 
@@ -83,14 +84,14 @@ static void read_text(rt_row_source *s) {
     take_text(s, from);
 }
 
-/* gzip data (1f 8b) and IDX files (00 00 08) are read whole; anything else is CSV. Too few
- * bytes to tell: -1. */
+/* gzip data and IDX files, told by their first bytes, are read whole; anything else is
+ * CSV. Too few bytes to tell: -1. */
 static int read_whole(const char *bytes, size_t n, bool at_end) {
-    static const char gzip[2] = {'\x1f', '\x8b'}, idx[3] = {0, 0, 8};
-    size_t g = n < 2 ? n : 2, i = n < 3 ? n : 3;
-    if (n > 0 && memcmp(bytes, gzip, g) == 0) return g == 2 || at_end ? 1 : -1;
-    if (n > 0 && memcmp(bytes, idx, i) == 0) return i == 3 || at_end ? 1 : -1;
-    return 0;
+    int gzip = rt_starts_with(bytes, n, RT_GZIP_MAGIC, 2);
+    int idx = rt_starts_with(bytes, n, RT_IDX_MAGIC, 3);
+    if (n == 0 || (gzip == 0 && idx == 0)) return 0;
+    if (gzip == 1 || idx == 1) return 1;
+    return at_end ? 1 : -1;
 }
 
 /* Whether the first data row has come whole, and as much after it as is there at once. */

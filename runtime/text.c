@@ -46,8 +46,7 @@ rt_text_shape rt_text_shape_of(const nnrt_model *m) {
 /* Text as it arrives (a pipe, gzip data inflating): no NUL byte, not UTF-16. */
 static void check_text(const char *path, const char *bytes, size_t seen, size_t len, void *state) {
     (void)state;
-    const unsigned char *u = (const unsigned char *)bytes;
-    if ((unsigned char)bytes[0] == 0x1f && (len < 2 || u[1] == 0x8b)) return; /* gzip */
+    if (rt_starts_with(bytes, len, RT_GZIP_MAGIC, 2) != 0) return; /* gzip: checked inflated */
     rt_check_utf8_text(path, bytes, seen, len, 0, "text data", "UTF-8", "text");
 }
 
@@ -59,12 +58,7 @@ static char *read_text_file(const char *path, size_t *len) {
                           "a tenth of the memory this process may use: its characters take 4 "
                           "bytes each as ids",
                           check_text, NULL};
-    char *bytes = rt_read_file(path, len, &lim);
-    if (*len < 2 || (unsigned char)bytes[0] != 0x1f || (unsigned char)bytes[1] != 0x8b)
-        return bytes;
-    char *plain = rt_gunzip(path, bytes, *len, len, &lim);
-    rt_free(bytes);
-    return plain;
+    return rt_inflated(path, rt_read_file(path, len, &lim), len, &lim);
 }
 
 /* ---- decoding ---- */

@@ -104,6 +104,13 @@ static inline int rt_name_is(const char *name, const char *text, size_t len) {
     return strlen(name) == len && memcmp(name, text, len) == 0;
 }
 
+/* Whether bytes[0..len) start with magic[0..n): 1 yes, 0 no, -1 too few bytes to tell (all
+ * there are agree), for formats told apart by their first bytes (gzip, IDX). */
+static inline int rt_starts_with(const char *bytes, size_t len, const char *magic, size_t n) {
+    if (memcmp(bytes, magic, len < n ? len : n) != 0) return 0;
+    return len >= n ? 1 : -1;
+}
+
 static inline size_t rt_elem_size(int f64) {
     return f64 ? sizeof(double) : sizeof(float);
 }
