@@ -502,23 +502,34 @@ static uint64_t counter(void) {
 }
 #endif
 
-/* The slope's base: the counter and the time read together, as closely as a few tries
- * allow. A process's first clock_gettime can take tens of microseconds (the vDSO's page
- * coming in), which over RT_TICKS_SPAN was a slope 0.5% off. */
+/* The counter and rt_now() read together: rt_now() between two reads of the counter, paired
+ * with the tick halfway, the narrowest of a few tries kept. One try is not enough: a
+ * process's first clock_gettime can take tens of microseconds (the vDSO's page coming in),
+ * and a thread preempted between the reads pairs a time with a tick milliseconds away. On a
+ * loaded machine a single try measured the slope over RT_TICKS_SPAN up to 50% off, and the
+ * reads until the next steer were 10 ms off. */
+typedef struct clock_pair {
+    uint64_t first, tick, width; /* the first counter read, the tick paired, their span */
+    double now;
+} clock_pair;
+
+static clock_pair read_together(void) {
+    clock_pair best = {.width = UINT64_MAX};
+    for (int tries = 0; tries < 3; tries++) {
+        uint64_t first = counter();
+        double now = rt_now();
+        uint64_t width = counter() - first;
+        if (width < best.width)
+            best = (clock_pair){.first = first, .tick = first + width / 2, .width = width, .now = now};
+    }
+    return best;
+}
+
 void rt_tick_clock_start(rt_tick_clock *c) {
     *c = (rt_tick_clock){.counter = counter_invariant()};
-    double gap = INFINITY;
-    for (int tries = 0; tries < 4; tries++) {
-        double before = rt_now();
-        uint64_t tick = counter();
-        double after = rt_now();
-        if (after - before < gap) {
-            gap = after - before;
-            c->tick0 = tick;
-            c->second0 = before + gap / 2;
-        }
-    }
-    c->last = c->second0;
+    clock_pair p = c->counter ? read_together() : (clock_pair){.now = rt_now()};
+    c->tick0 = p.tick;
+    c->second0 = c->last = p.now;
 }
 
 static double not_back(rt_tick_clock *c, double now) {
@@ -540,22 +551,23 @@ static double restart_line(rt_tick_clock *c, uint64_t tick, double now, double s
     return not_back(c, now);
 }
 
-/* rt_now() is read between two reads of the counter, and paired with the tick halfway: the
- * first rt_now() in a while can take a microsecond (its page of kvm-clock's data gone from
- * the caches). The time returned is the line's at the first tick, so that that microsecond
- * counts in the next read's time, not in this one's. */
+/* The time returned is the line's at the pair's first tick, not rt_now()'s: the first
+ * rt_now() in a while can take a microsecond (its page of kvm-clock's data gone from the
+ * caches), and that microsecond counts in the next read's time, not in this one's. A pair
+ * still wider than RT_TICKS_PAIR after its tries (the thread preempted every time) steers
+ * nothing: the line goes on as it was until the next steer. */
 double rt_tick_clock_steer(rt_tick_clock *c) {
     if (!c->counter) return not_back(c, rt_now());
-    uint64_t first = counter();
-    double now = rt_now();
-    uint64_t tick = first + (counter() - first) / 2;
-    if (now - c->second0 < RT_TICKS_SPAN || tick <= c->tick0) return not_back(c, now);
-    double measured = (now - c->second0) / (double)(tick - c->tick0);
-    if (c->seconds_per_tick == 0) return restart_line(c, tick, now, measured);
-    double behind = now - line_at(c, tick);
+    clock_pair p = read_together();
+    if (p.now - c->second0 < RT_TICKS_SPAN || p.tick <= c->tick0) return not_back(c, p.now);
+    double measured = (p.now - c->second0) / (double)(p.tick - c->tick0);
+    if ((double)p.width * measured > RT_TICKS_PAIR)
+        return c->seconds_per_tick == 0 ? not_back(c, p.now) : not_back(c, line_at(c, counter()));
+    if (c->seconds_per_tick == 0) return restart_line(c, p.tick, p.now, measured);
+    double behind = p.now - line_at(c, p.tick);
     /* Far off (the counter stopped, or the clock was set): no steering makes up for it. */
-    if (fabs(behind) > RT_TICKS_STEER / 16) return restart_line(c, tick, now, measured);
-    return restart_line(c, first, line_at(c, first), measured * (1 + behind / RT_TICKS_STEER));
+    if (fabs(behind) > RT_TICKS_STEER / 16) return restart_line(c, p.tick, p.now, measured);
+    return restart_line(c, p.first, line_at(c, p.first), measured * (1 + behind / RT_TICKS_STEER));
 }
 
 double rt_tick_clock_read(rt_tick_clock *c) {

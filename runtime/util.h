@@ -149,6 +149,7 @@ double rt_now(void);
  * never go back. */
 #define RT_TICKS_SPAN  0.01
 #define RT_TICKS_STEER 0.1
+#define RT_TICKS_PAIR  10e-6 /* the widest pairing of the counter and rt_now() a steer uses */
 typedef struct rt_tick_clock {
     int counter;    /* the time-stamp counter is used */
     uint64_t tick0; /* the counter and the time at the start: the slope's base */
