@@ -406,10 +406,14 @@ void rt_load_data_columns(const nnrt_model *m, const char *data, const char *col
         hint_if_missing(m->train.data_path, m->train.data_path2, "IMAGES,LABELS");
         load_idx(m, m->train.data_path, m->train.data_path2, out);
     } else {
-        if (!m->train.data_path) rt_usage_error("no data file: give --data PATH");
-        hint_if_missing(m->train.data_path, NULL, "PATH");
-        load_csv(m, m->train.data_path, columns, out);
+        load_csv(m, rt_train_csv_path(m), columns, out);
     }
+}
+
+const char *rt_train_csv_path(const nnrt_model *m) {
+    if (!m->train.data_path) rt_usage_error("no data file: give --data PATH");
+    hint_if_missing(m->train.data_path, NULL, "PATH");
+    return m->train.data_path;
 }
 
 /* predict: rows with more columns than the inputs have (a training file, with its labels):
@@ -461,16 +465,17 @@ static void inputs_plan(const nnrt_model *m, const char *path, const char *text,
         hint};
 }
 
-void rt_predict_csv_plan(const nnrt_model *m, const char *path, const char *columns,
-                         bool with_targets, const char *text, size_t len, rt_csv_plan *out) {
-    if (with_targets)
-        eval_plan(m, path, columns, text, len, true, out);
-    else
+void rt_rows_csv_plan(const nnrt_model *m, const char *path, const char *columns, rt_rows_for use,
+                      const char *text, size_t len, rt_csv_plan *out) {
+    if (use == RT_ROWS_INPUTS)
         inputs_plan(m, path, text, len, out);
+    else
+        eval_plan(m, path, columns, text, len, use == RT_ROWS_LOSS, out);
 }
 
-void rt_load_predict_input(const nnrt_model *m, rt_input *in, char *buf, size_t used, size_t cap,
-                           const char *columns, bool with_targets, rt_dataset *out) {
+void rt_load_rows_whole(const nnrt_model *m, rt_input *in, char *buf, size_t used, size_t cap,
+                        const char *columns, rt_rows_for use, rt_dataset *out) {
+    bool with_targets = use != RT_ROWS_INPUTS;
     enum data_kind kind = with_targets ? DATA_CSV : DATA_CSV_OR_IDX;
     rt_read_limits lim = data_file_limits(&kind);
     if (!in->regular && used > 0) lim.check(in->path, buf, 0, used, lim.state); /* read so far */
@@ -488,7 +493,7 @@ void rt_load_predict_input(const nnrt_model *m, rt_input *in, char *buf, size_t 
         rt_idx_parse_images(in->path, text, len, out);
     } else {
         rt_csv_plan plan;
-        rt_predict_csv_plan(m, in->path, columns, with_targets, text, len, &plan);
+        rt_rows_csv_plan(m, in->path, columns, use, text, len, &plan);
         rt_csv_parse(in->path, text, len, &plan.layout, m->f64, out);
         rt_free_csv_plan(&plan);
     }

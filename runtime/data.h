@@ -59,6 +59,10 @@ void rt_load_training_data(const nnrt_model *m, const char *data, rt_dataset *ou
 void rt_load_data_columns(const nnrt_model *m, const char *data, const char *columns,
                           rt_dataset *out);
 
+/* The train block's CSV file, read when no --data is given: a usage error when there is none,
+ * with a hint when it is missing. */
+const char *rt_train_csv_path(const nnrt_model *m);
+
 /* Mean and (population) standard deviation of every input value over rows[0..n); a value
  * that never varies gets std 1, so standardising leaves it centred rather than dividing
  * by 0. */
@@ -81,20 +85,25 @@ void rt_apply_stats(rt_dataset *d, const rt_stats *s, int f64);
  * them and returns true; out's input_elems and target_elems must be set. */
 bool rt_load_idx_pair(const nnrt_model *m, const char *data, rt_dataset *out);
 
-/* predict's CSV rows: the inputs' columns in declaration order, or (with_targets: predict
- * --loss of a model with targets) the rows as eval reads them, with the column maps in force
- * (columns: --columns, or NULL). Made from the input's first lines, text[0..len): its header
- * and its first data rows give the column names and the hints. */
-struct rt_csv_plan;
-void rt_predict_csv_plan(const nnrt_model *m, const char *path, const char *columns,
-                         bool with_targets, const char *text, size_t len, struct rt_csv_plan *out);
+/* What a source of rows reads them for: predict's inputs; predict --loss's inputs and targets
+ * (a model with targets), where rows without the targets are an error that says so; or
+ * eval's, as train reads them. */
+typedef enum rt_rows_for { RT_ROWS_INPUTS, RT_ROWS_LOSS, RT_ROWS_EVAL } rt_rows_for;
 
-/* predict's rows read whole: the rest of the input, after the used bytes of buf (a tracked
- * buffer of cap bytes, taken over), within a data file's limits. gzip data is inflated; then
- * an IDX image file (told by its magic bytes) when there are no targets, else CSV as
- * rt_predict_csv_plan says. No rows is a data set of 0 rows. */
+/* The CSV rows read for `use`: the inputs' columns in declaration order, or with the targets
+ * the rows as train reads them, with the column maps in force (columns: --columns, or NULL).
+ * Made from the input's first lines, text[0..len): its header and its first data rows give
+ * the column names and the hints. */
+struct rt_csv_plan;
+void rt_rows_csv_plan(const nnrt_model *m, const char *path, const char *columns, rt_rows_for use,
+                      const char *text, size_t len, struct rt_csv_plan *out);
+
+/* Rows read whole: the rest of the input, after the used bytes of buf (a tracked buffer of
+ * cap bytes, taken over), within a data file's limits. gzip data is inflated; then an IDX
+ * image file (told by its magic bytes) for predict's inputs, else CSV as rt_rows_csv_plan
+ * says. No rows is a data set of 0 rows for predict, an error for eval. */
 struct rt_input;
-void rt_load_predict_input(const nnrt_model *m, struct rt_input *in, char *buf, size_t used,
-                           size_t cap, const char *columns, bool with_targets, rt_dataset *out);
+void rt_load_rows_whole(const nnrt_model *m, struct rt_input *in, char *buf, size_t used,
+                        size_t cap, const char *columns, rt_rows_for use, rt_dataset *out);
 
 #endif

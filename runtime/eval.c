@@ -44,7 +44,37 @@ static void load_eval_rows(const nnrt_model *m, const rt_options *o, const rt_st
     rt_apply_stats(d, stats, m->f64);
 }
 
-/* Weights, and the standardisation statistics saved with them, which the data then gets. */
+/* eval's metrics over CSV rows read a batch at a time (row_source.h): the memory of a batch
+ * whatever the file's length. The batches are rt_evaluate's, full but for the last, so the
+ * sums come out as those of the whole file read at once, and of training's validation. */
+static rt_metrics evaluate_streamed(const nnrt_model *m, void *fixed, const char *path,
+                                    const char *columns, const rt_stats *stats) {
+    rt_row_source *rows = rt_open_rows(m, path, columns, RT_ROWS_EVAL, stats);
+    int64_t most = rt_eval_batch(m, RT_EVAL_CHUNK);
+    nnrt_ctx ctx = {0}; /* made for the first batch, the largest but for a fault */
+    rt_metrics r = {0};
+    for (;;) {
+        rt_rows b = rt_next_rows(rows, most);
+        if (b.count == 0) break;
+        if (b.count > ctx.batch_cap) {
+            if (ctx.varying) rt_free_ctx_varying(&ctx);
+            ctx = rt_new_ctx(m, fixed, b.count);
+        }
+        rt_fill_batch(m, &ctx, b.data, NULL, b.first, b.count, 1);
+        m->forward(&ctx);
+        rt_add_batch_metrics(m, &ctx, b.data, NULL, b.first, &r);
+    }
+    rt_close_rows(rows);
+    if (ctx.varying) rt_free_ctx_varying(&ctx);
+    return r;
+}
+
+static bool reads_csv(const nnrt_model *m) {
+    return m->train.data_kind && strcmp(m->train.data_kind, "csv") == 0;
+}
+
+/* Weights, and the standardisation statistics saved with them, which the data then gets. CSV
+ * is read as it comes ('-': standard input); text and IDX data are read whole. */
 int rt_cmd_eval(const nnrt_model *m, const rt_options *o) {
     void *fixed = rt_new_fixed_arena(m);
     rt_stats stats;
@@ -53,9 +83,15 @@ int rt_cmd_eval(const nnrt_model *m, const rt_options *o) {
         printf("loss %.9g\n", rt_mean_loss(rt_evaluate(m, fixed, NULL, NULL, 0)));
         return 0;
     }
-    rt_dataset d;
-    load_eval_rows(m, o, &stats, &d);
-    rt_metrics r = rt_evaluate(m, fixed, &d, NULL, d.rows);
+    rt_metrics r;
+    if (reads_csv(m)) {
+        const char *path = !o->data ? rt_train_csv_path(m) : strcmp(o->data, "-") ? o->data : NULL;
+        r = evaluate_streamed(m, fixed, path, o->columns, &stats);
+    } else {
+        rt_dataset d;
+        load_eval_rows(m, o, &stats, &d);
+        r = rt_evaluate(m, fixed, &d, NULL, d.rows);
+    }
     printf("loss %.9g\n", rt_mean_loss(r));
     if (m->train.classification) printf("accuracy %.4f\n", rt_accuracy(r));
     return 0;
@@ -264,7 +300,8 @@ int rt_cmd_predict(const nnrt_model *m, const rt_options *o) {
         for (int64_t i = 0; i < d.rows; i += most)
             predict_rows(&p, &d, i, d.rows - i < most ? d.rows - i : most);
     } else {
-        p.rows = rt_open_rows(m, path, o->columns, p.with_targets, &stats);
+        p.rows = rt_open_rows(m, path, o->columns, p.with_targets ? RT_ROWS_LOSS : RT_ROWS_INPUTS,
+                              &stats);
         for (;;) {
             rt_set_before_error(answer_rows_read, &p);
             rt_rows r = rt_next_rows(p.rows, most);

@@ -392,9 +392,10 @@ static const char *help_text(const opt_spec *o, const nnrt_model *m, rt_command 
             return "CSV rows of the inputs' values (a pipe's rows answered as they come), or IDX "
                    "images";
         if (cmd == RT_CMD_GRADCHECK) return "the batch is its first 8 rows; random without data";
-        return m->train.data_kind && strcmp(m->train.data_kind, "idx") == 0
-                   ? "IMAGES,LABELS: two IDX files (gzip'd or not)"
-                   : "CSV data file";
+        if (m->train.data_kind && strcmp(m->train.data_kind, "idx") == 0)
+            return "IMAGES,LABELS: two IDX files (gzip'd or not)";
+        return cmd == RT_CMD_EVAL ? "CSV data file, read a batch at a time ('-': standard input)"
+                                  : "CSV data file";
     }
     if (strcmp(o->name, "steps") == 0)
         return has_inputs(m) ? "stop after N update steps in all; 0: no limit" : "update steps";

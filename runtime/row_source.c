@@ -1,4 +1,4 @@
-/* row_source.c: predict's rows as they arrive (see row_source.h). */
+/* row_source.c: predict's and eval's rows as they arrive (see row_source.h). */
 #include "row_source.h"
 
 #include <stdlib.h>
@@ -21,6 +21,7 @@ struct rt_row_source {
     rt_input in;
     rt_dataset data; /* the whole data set, or the batch being read */
     bool whole;      /* read whole: rows are handed on from `next` */
+    bool full_batches; /* eval: a batch waits for its rows through any pause */
     int64_t next;
     /* CSV as it comes: buf[start, used) is not read as rows yet, and [start, lines_end) of
      * it is whole lines; buf[0] is the input's byte `base`; buf[used] is a NUL. */
@@ -63,9 +64,12 @@ static const char *last_newline(const char *p, size_t n) {
     return NULL;
 }
 
-/* The bytes from `from` on are CSV text: checked, and where its whole lines end found. */
+/* The bytes from `from` on are CSV text: where its whole lines end found, and, from a pipe,
+ * checked as they come (a stream of zeros stops at once). A regular file is not, as a whole
+ * file is not (files.h): a NUL or a byte that is not UTF-8 is then the field that is not a
+ * number, on its line, in the message train and eval give for the same file. */
 static void take_text(rt_row_source *s, size_t from) {
-    rt_csv_check_text(s->in.path, s->buf, from, s->used, s->base);
+    if (!s->in.regular) rt_csv_check_text(s->in.path, s->buf, from, s->used, s->base);
     const char *nl = last_newline(s->buf + from, s->used - from);
     if (nl) s->lines_end = (size_t)(nl - s->buf) + 1;
     if (s->at_end) s->lines_end = s->used; /* the last line, without its '\n' */
@@ -105,30 +109,30 @@ static bool first_lines_read(rt_row_source *s) {
 
 /* ---- opening ---- */
 
-static void start_whole(rt_row_source *s, const char *columns, bool with_targets) {
-    rt_load_predict_input(s->m, &s->in, s->buf, s->used, s->cap, columns, with_targets, &s->data);
+static void start_whole(rt_row_source *s, const char *columns, rt_rows_for use) {
+    rt_load_rows_whole(s->m, &s->in, s->buf, s->used, s->cap, columns, use, &s->data);
     s->buf = NULL;
     s->whole = true;
     rt_apply_stats(&s->data, s->stats, s->m->f64);
 }
 
 /* CSV: the layout, from the first lines, and the reader that goes on from them. */
-static void start_csv(rt_row_source *s, const char *columns, bool with_targets) {
+static void start_csv(rt_row_source *s, const char *columns, rt_rows_for use) {
     take_text(s, 0);
     while (!first_lines_read(s)) read_text(s);
     const nnrt_model *m = s->m;
-    rt_predict_csv_plan(m, s->in.path, columns, with_targets, s->buf, s->lines_end, &s->plan);
+    rt_rows_csv_plan(m, s->in.path, columns, use, s->buf, s->lines_end, &s->plan);
     s->data.input_elems = rt_input_elems(m);
-    s->data.target_elems = with_targets ? rt_target_elems(m) : 0;
+    s->data.target_elems = use != RT_ROWS_INPUTS ? rt_target_elems(m) : 0;
     rt_csv_reader_init(&s->reader, s->in.path, &s->plan.layout, m->f64, &s->data);
 }
 
 rt_row_source *rt_open_rows(const nnrt_model *m, const char *path, const char *columns,
-                            bool with_targets, const rt_stats *stats) {
+                            rt_rows_for use, const rt_stats *stats) {
     rt_row_source *s = rt_alloc(sizeof *s);
-    *s = (rt_row_source){.m = m, .stats = stats};
+    *s = (rt_row_source){.m = m, .stats = stats, .full_batches = use == RT_ROWS_EVAL};
     bool idx_model = m->train.data_kind && strcmp(m->train.data_kind, "idx") == 0;
-    if (with_targets) {
+    if (use != RT_ROWS_INPUTS) {
         s->data.input_elems = rt_input_elems(m);
         s->data.target_elems = rt_target_elems(m);
         if (path && rt_load_idx_pair(m, path, &s->data)) {
@@ -136,7 +140,7 @@ rt_row_source *rt_open_rows(const nnrt_model *m, const char *path, const char *c
             rt_apply_stats(&s->data, stats, m->f64);
             return s;
         }
-        if (idx_model)
+        if (idx_model && use == RT_ROWS_LOSS)
             rt_usage_error(
                 "predict --loss needs the targets: for this model, --data IMAGES,LABELS");
     }
@@ -148,22 +152,24 @@ rt_row_source *rt_open_rows(const nnrt_model *m, const char *path, const char *c
     do read_piece(s);
     while ((whole = read_whole(s->buf, s->used, s->at_end)) < 0);
     if (whole)
-        start_whole(s, columns, with_targets);
+        start_whole(s, columns, use);
     else
-        start_csv(s, columns, with_targets);
+        start_csv(s, columns, use);
     return s;
 }
 
 /* ---- the rows ---- */
 
 /* The rows of the whole lines there are, read until the batch is full; when they do not
- * fill it, more is read unless the input ends or pauses with rows in hand. */
+ * fill it, more is read unless the input ends, or (not for full_batches) pauses with rows in
+ * hand. */
 static rt_rows next_streamed(rt_row_source *s, int64_t max) {
     s->data.rows = 0;
     for (;;) {
         s->start += rt_csv_read_lines(&s->reader, s->buf + s->start, s->lines_end - s->start, max);
         if (s->data.rows == max || s->at_end) break;
-        if (s->data.rows > 0 && !rt_input_ready(&s->in, RT_ROWS_PAUSE_MS)) break;
+        if (!s->full_batches && s->data.rows > 0 && !rt_input_ready(&s->in, RT_ROWS_PAUSE_MS))
+            break;
         read_text(s);
     }
     if (s->at_end && s->start == s->used && !s->ended) {

@@ -1,9 +1,10 @@
-/* row_source.h: predict's rows as they arrive. CSV from a file, a pipe or standard input is
- * read a piece at a time and handed on in batches, so that a row's answer never waits for the
- * end of the input (`tail -f rows.csv | ./model predict`) and memory stays that of a batch
- * however long the input runs. gzip data, an IDX file and an IMAGES,LABELS pair are read
- * whole, as train reads them. Rows, line numbers and errors are those of the whole text; a
- * bad row ends the run after every row before it was answered (rt_rows_read). */
+/* row_source.h: predict's and eval's rows as they arrive. CSV from a file, a pipe or
+ * standard input is read a piece at a time and handed on in batches, so that a row's answer
+ * never waits for the end of the input (`tail -f rows.csv | ./model predict`) and memory
+ * stays that of a batch however long the input runs. gzip data, an IDX file and an
+ * IMAGES,LABELS pair are read whole, as train reads them. Rows, line numbers and errors are
+ * those of the whole text; a bad row ends the run after every row before it was answered
+ * (rt_rows_read). */
 #ifndef NNRT_ROW_SOURCE_H
 #define NNRT_ROW_SOURCE_H
 
@@ -20,11 +21,12 @@
 
 typedef struct rt_row_source rt_row_source;
 
-/* The rows of path (NULL: standard input) for predict: the inputs only, or with_targets
- * (predict --loss of a model with targets) as eval reads them, with --columns (NULL: the
- * model's). stats: applied to every row (NULL or n = 0: none). */
+/* The rows of path (NULL: standard input), read for `use` (data.h), with --columns (NULL:
+ * the model's). stats: applied to every row (NULL or n = 0: none). For eval every batch but
+ * the last is full, however the input pauses: its sums then add up in the batches
+ * rt_evaluate's do. */
 rt_row_source *rt_open_rows(const nnrt_model *m, const char *path, const char *columns,
-                            bool with_targets, const rt_stats *stats);
+                            rt_rows_for use, const rt_stats *stats);
 
 /* The next rows: data's rows first .. first + count - 1, count at most max; 0 at the end.
  * data stays valid until the next call. */

@@ -34,6 +34,7 @@ static void predict(nnrt_ctx *ctx) {
 }
 
 static void forward(nnrt_ctx *ctx) {
+    test_trace_forward(ctx);
     predict(ctx);
     for (int64_t b = 0; b < ctx->batch; b++) {
         float z = logit(ctx, b), y = at(ctx, Y)[b];

@@ -1042,6 +1042,89 @@ def predict_streams():
           err)
 
 
+@test
+def eval_streams():
+    """eval reads CSV a batch at a time: a file, standard input ('--data -') and a pipe that
+    pauses in mid-batch give the same loss and accuracy, those of the rows by hand; every
+    batch but the last is full however the input pauses (so the sums add up as training's
+    validation adds them); a bad row's line is counted over the whole input; memory stays
+    that of a batch however long the input."""
+    write_safetensors("w", LOGREG_W)
+    rows = [((i % 97) / 7 - 6, (i % 89) / 5 - 8, i % 2) for i in range(3000)]
+    lines = [f"{a},{b},{y}\n" for a, b, y in rows]
+    text = "x0,x1,y\n" + "".join(lines)
+    write("d.csv", text)
+
+    def row_at(i):  # where row i starts in text
+        return len("x0,x1,y\n") + sum(map(len, lines[:i]))
+
+    def bce(a, b, y):  # LOGREG_W: z = a - 2b + 0.5
+        p = sigmoid(a - 2 * b + 0.5)
+        return -math.log(p if y else 1 - p)
+    loss = sum(bce(*r) for r in rows) / len(rows)
+    accuracy = sum((sigmoid(a - 2 * b + 0.5) > 0.5) == (y == 1) for a, b, y in rows) / len(rows)
+    trace = {"NNRT_TEST_TRACE_FORWARD": "1"}
+    batches = "forward 1024/1024\nforward 1024/1024\nforward 952/1024\n"
+    whole = run("logreg", "eval", "--weights", "w", "--data", "d.csv", env=trace)
+    got = values(whole.out)
+    check(close(got["loss"], loss, 1e-5) and got["accuracy"] == round(accuracy, 4),
+          f"{whole.out} wanted loss {loss} accuracy {accuracy}")
+    check(whole.err == batches, whole.err)
+    r = run("logreg", "eval", "--weights", "w", "--data", "-", stdin=text.encode(), env=trace)
+    check(r.out == whole.out and r.err == batches, r.describe())
+    # Pauses in mid-batch (rows 500, 1500 and 2100 split in two) do not cut a batch short.
+    cuts = [row_at(i) + 3 for i in (500, 1500, 2100)]
+    proc = subprocess.Popen([exe("logreg"), "eval", "--weights", "w", "--data", "-"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, **trace})
+    try:
+        for start, end in zip([0] + cuts, cuts + [len(text)]):
+            proc.stdin.write(text[start:end].encode())
+            proc.stdin.flush()
+            time.sleep(0.15)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    check(out.decode() == whole.out and err.decode() == batches, f"{out!r}\n{err!r}")
+    # A small file: one batch of its rows.
+    write("few.csv", "".join(lines[:10]))
+    r = run("logreg", "eval", "--weights", "w", "--data", "few.csv", env=trace)
+    check(r.err == "forward 10/10\n", r.err)
+    # A bad row after 2500: the error at its line, nothing printed.
+    bad = text[:row_at(2500)] + "1,x,0\n"
+    for args, stdin, path in [(["--data", "bad.csv"], b"", "bad.csv"),
+                              (["--data", "-"], bad.encode(), "<stdin>")]:
+        write("bad.csv", bad)
+        expect_error("logreg", ["eval", "--weights", "w", *args],
+                     f"{path}:2502: error: column 1: 'x' is not a number", stdin=stdin)
+    # A pipe's text is checked as it comes; a file's NUL is the field it is in, as for train.
+    expect_error("logreg", ["eval", "--weights", "w", "--data", "-"],
+                 "<stdin>:byte 4: error: a NUL byte: this is not CSV text", stdin=b"0.1,\0,1\n")
+    write("nul.csv", b"0.1,\0,1\n")
+    for command in (["eval", "--weights", "w"], ["train"]):
+        expect_error("logreg", [*command, "--data", "nul.csv"],
+                     "nul.csv:1: error: column 1: '\\u0000' is not a number (the first line is "
+                     "data, not a header: most of its fields are numbers)")
+
+    if sanitized():
+        return
+
+    def peak_of_rows(copies):
+        proc = subprocess.Popen([exe("logreg"), "eval", "--weights", "w", "--data", "-"],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        for _ in range(copies):
+            proc.stdin.write(b"0.25,-0.5,1\n" * 100000)
+        proc.stdin.close()
+        _, status, usage = os.wait4(proc.pid, 0)
+        out = proc.stdout.read().decode()
+        check(os.waitstatus_to_exitcode(status) == 0, proc.stderr.read())
+        check(close(values(out)["loss"], -math.log(sigmoid(0.25 + 1 + 0.5)), 1e-5), out)
+        return usage.ru_maxrss * 1024
+    few, many = peak_of_rows(1), peak_of_rows(40)
+    check(many - few < 8 * MB, f"eval of 48 MB of rows took {many} bytes, of 1.2 MB {few}")
+
+
 def random_rows_text(rng, loss):
     """A CSV text for logreg's predict (or predict --loss: a third column, the target) with
     what the reader must carry from piece to piece: a BOM, a header, CRLF ends, blank lines,

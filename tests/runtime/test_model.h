@@ -2,9 +2,11 @@
  * calling convention of nnrt.h on every call (batch within 1..batch_cap, batch_cap never
  * changing within an arena, 64-byte aligned zeroed arenas) and, when NNRT_TEST_TRACE is set,
  * reports each training step's batch on stderr as "step BATCH/CAP", so the tests can check
- * how the runtime cut the data into batches. NNRT_TEST_SIGINT_AT_STEP=K raises SIGINT during
- * training step K (from 1), as a Ctrl-C at that moment would; NNRT_TEST_STEP_SLEEP_MS=N makes
- * every training step last at least N milliseconds (epochs long enough for progress lines). */
+ * how the runtime cut the data into batches; NNRT_TEST_TRACE_FORWARD reports each forward pass
+ * (eval's and predict --loss's batches) as "forward BATCH/CAP". NNRT_TEST_SIGINT_AT_STEP=K raises
+ * SIGINT during training step K (from 1), as a Ctrl-C at that moment would;
+ * NNRT_TEST_STEP_SLEEP_MS=N makes every training step last at least N milliseconds (epochs long
+ * enough for progress lines). */
 #ifndef NNRT_TEST_MODEL_H
 #define NNRT_TEST_MODEL_H
 
@@ -56,6 +58,13 @@ static inline void test_trace_step(const nnrt_ctx *ctx) {
         struct timespec pause = {(time_t)(sleep_ms / 1000), (long)(sleep_ms % 1000) * 1000000L};
         while (nanosleep(&pause, &pause) != 0) continue; /* the rest of it, after a signal */
     }
+}
+
+static inline void test_trace_forward(const nnrt_ctx *ctx) {
+    static int trace = -1;
+    if (trace < 0) trace = getenv("NNRT_TEST_TRACE_FORWARD") != NULL;
+    if (trace)
+        fprintf(stderr, "forward %lld/%lld\n", (long long)ctx->batch, (long long)ctx->batch_cap);
 }
 
 #endif
