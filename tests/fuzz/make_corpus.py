@@ -2,6 +2,7 @@
 """Writes the seed corpus of every fuzz target and the .nn dictionary (README.md).
 
     make_corpus.py [--out DIR]      (default: tests/fuzz/, beside this script)
+    make_corpus.py --check [--out DIR]   (writes nothing: what differs; the suite runs it)
 
 DIR/corpus/<target>/ gets one file a seed, named after what it is, and DIR/nnc.dict the
 words of the .nn language. Everything comes from the source tree (the examples, the stdlib,
@@ -15,6 +16,8 @@ import json
 import os
 import re
 import struct
+import sys
+import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -393,10 +396,53 @@ TARGETS = {"nnc": nnc_seeds, "csv": csv_seeds, "idx": idx_seeds, "gzip": gzip_se
            "safetensors": safetensors_seeds, "text": text_seeds, "options": options_seeds}
 
 
+def same_seed(target, made, on_disk):
+    """Whether a committed seed is the one made here. gzip's seeds hold deflate's output,
+    whose bytes a zlib of another version may choose otherwise: the same when they inflate to
+    the same (or neither inflates, a seed that is broken on purpose)."""
+    if made == on_disk or target != "gzip":
+        return made == on_disk
+    try:
+        return gzip.decompress(made) == gzip.decompress(on_disk)
+    except (OSError, EOFError, zlib.error):
+        return True
+
+
+def check(out):
+    """What differs between the seeds made here and those in out: a line each."""
+    problems = []
+    for target, make in TARGETS.items():
+        folder = os.path.join(out, "corpus", target)
+        seeds = make()
+        on_disk = set(os.listdir(folder)) if os.path.isdir(folder) else set()
+        for name in sorted(set(seeds) - on_disk):
+            problems.append(f"{target}: seed '{name}' is not in {folder}")
+        for name in sorted(on_disk - set(seeds)):
+            problems.append(f"{target}: {folder}/{name} is no seed make_corpus.py makes")
+        for name in sorted(on_disk & set(seeds)):
+            with open(os.path.join(folder, name), "rb") as f:
+                if not same_seed(target, seeds[name], f.read()):
+                    problems.append(f"{target}: {folder}/{name} differs from the seed made now")
+    with open(os.path.join(out, "nnc.dict")) as f:
+        if f.read() != nn_dict():
+            problems.append(f"{os.path.join(out, 'nnc.dict')} differs from the words made now")
+    return problems
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=HERE)
+    ap.add_argument("--check", action="store_true",
+                    help="write nothing: say what differs from the corpus in DIR (exit 1 if any)")
     args = ap.parse_args()
+    if args.check:
+        problems = check(args.out)
+        for line in problems:
+            print(line)
+        if problems:
+            print(f"make_corpus.py: the seeds are not current: run {os.path.relpath(__file__)} "
+                  "and commit what changes")
+        sys.exit(1 if problems else 0)
     for target, make in TARGETS.items():
         folder = os.path.join(args.out, "corpus", target)
         os.makedirs(folder, exist_ok=True)
