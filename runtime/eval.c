@@ -73,6 +73,12 @@ static bool reads_csv(const nnrt_model *m) {
     return m->train.data_kind && strcmp(m->train.data_kind, "csv") == 0;
 }
 
+/* The CSV --data names: the train block's file without it, standard input for '-'. */
+static const char *csv_path(const nnrt_model *m, const rt_options *o) {
+    if (!o->data) return rt_train_csv_path(m);
+    return strcmp(o->data, "-") != 0 ? o->data : NULL;
+}
+
 /* Weights, and the standardisation statistics saved with them, which the data then gets. CSV
  * is read as it comes ('-': standard input); text and IDX data are read whole. */
 int rt_cmd_eval(const nnrt_model *m, const rt_options *o) {
@@ -85,8 +91,7 @@ int rt_cmd_eval(const nnrt_model *m, const rt_options *o) {
     }
     rt_metrics r;
     if (reads_csv(m)) {
-        const char *path = !o->data ? rt_train_csv_path(m) : strcmp(o->data, "-") ? o->data : NULL;
-        r = evaluate_streamed(m, fixed, path, o->columns, &stats);
+        r = evaluate_streamed(m, fixed, csv_path(m, o), o->columns, &stats);
     } else {
         rt_dataset d;
         load_eval_rows(m, o, &stats, &d);
@@ -317,18 +322,39 @@ int rt_cmd_predict(const nnrt_model *m, const rt_options *o) {
 
 /* ---- values ---- */
 
+static _Noreturn void row_past_data(int64_t row, int64_t rows) {
+    rt_usage_error("row %lld is past the data: it has %lld row%s (0 to %lld)", (long long)row,
+                   (long long)rows, rows == 1 ? "" : "s", (long long)rows - 1);
+}
+
+/* Row `row` of CSV read a batch at a time up to it (the rest is not read), into ctx. */
+static void fill_csv_row(const nnrt_model *m, const rt_options *o, const rt_stats *stats,
+                         nnrt_ctx *ctx) {
+    rt_row_source *rows = rt_open_rows(m, csv_path(m, o), o->columns, RT_ROWS_EVAL, stats);
+    int64_t seen = 0;
+    for (;;) {
+        rt_rows b = rt_next_rows(rows, RT_EVAL_CHUNK);
+        if (b.count == 0) row_past_data(o->row, seen);
+        if (o->row < seen + b.count) {
+            rt_fill_batch(m, ctx, b.data, NULL, b.first + (o->row - seen), 1, m->n_targets > 0);
+            break;
+        }
+        seen += b.count;
+    }
+    rt_close_rows(rows);
+}
+
 int rt_cmd_values(const nnrt_model *m, const rt_options *o) {
     void *fixed = rt_new_fixed_arena(m);
     rt_stats stats;
     rt_load_weights(m, fixed, o->weights, &stats);
     nnrt_ctx ctx = rt_new_predict_ctx(m, fixed, 1);
-    if (m->n_inputs > 0) {
+    if (m->n_inputs > 0 && reads_csv(m)) {
+        fill_csv_row(m, o, &stats, &ctx);
+    } else if (m->n_inputs > 0) {
         rt_dataset d;
         load_eval_rows(m, o, &stats, &d);
-        if (o->row >= d.rows)
-            rt_usage_error("row %lld is past the data: it has %lld row%s (0 to %lld)",
-                           (long long)o->row, (long long)d.rows, d.rows == 1 ? "" : "s",
-                           (long long)d.rows - 1);
+        if (o->row >= d.rows) row_past_data(o->row, d.rows);
         rt_fill_batch(m, &ctx, &d, NULL, o->row, 1, m->n_targets > 0);
     }
     m->predict(&ctx);

@@ -394,8 +394,9 @@ static const char *help_text(const opt_spec *o, const nnrt_model *m, rt_command 
         if (cmd == RT_CMD_GRADCHECK) return "the batch is its first 8 rows; random without data";
         if (m->train.data_kind && strcmp(m->train.data_kind, "idx") == 0)
             return "IMAGES,LABELS: two IDX files (gzip'd or not)";
-        return cmd == RT_CMD_EVAL ? "CSV data file, read a batch at a time ('-': standard input)"
-                                  : "CSV data file";
+        if (cmd == RT_CMD_EVAL) return "CSV data file, read a batch at a time ('-': standard input)";
+        if (cmd == RT_CMD_VALUES) return "CSV data file, read up to the row ('-': standard input)";
+        return "CSV data file";
     }
     if (strcmp(o->name, "steps") == 0)
         return has_inputs(m) ? "stop after N update steps in all; 0: no limit" : "update steps";

@@ -2066,6 +2066,51 @@ def case_explain_at_sample(nnc, src, tmp):
         raise Failure(f"--at-sample past the data: {err}")
 
 
+def case_values_streams(nnc, src, tmp):
+    """values reads CSV a batch at a time up to its row and no further: row N of a long file
+    (in its second batch), of the same file on standard input and of a file holding that row
+    alone print the same numbers; a pipe left open past the row's batch is answered; a row
+    past the data is an error that counts the rows."""
+    exe = build(nnc, src, "digits", tmp)
+    run([exe, "train", "--epochs", "1", "--save", "w", "--quiet"], tmp)
+    with open(os.path.join(src, "examples", "digits.csv")) as f:
+        lines = f.readlines()
+    rows = lines * 2  # 3594 rows: batches of 1024
+    with open(os.path.join(tmp, "big.csv"), "w") as f:
+        f.writelines(rows)
+    with open(os.path.join(tmp, "one.csv"), "w") as f:
+        f.write(rows[2500])
+
+    def values(*args, stdin=None):
+        return run([exe, "values", "--weights", "w", *args], tmp, stdin=stdin).stdout
+    alone = values("--data", "one.csv")
+    if not alone.startswith("h ") or values("--data", "big.csv", "--row", "2500") != alone:
+        raise Failure(f"row 2500 of big.csv is not the row alone:\n{alone}")
+    if values("--data", "-", "--row", "2500", stdin="".join(rows)) != alone:
+        raise Failure("row 2500 on standard input differs")
+    if values("--data", "big.csv", "--row", "5") == values("--data", "big.csv", "--row", "6"):
+        raise Failure("rows 5 and 6 print the same numbers")
+    proc = subprocess.Popen([exe, "values", "--weights", "w", "--data", "-", "--row", "5"],
+                            cwd=tmp, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        proc.stdin.write("".join(rows[:1100]))  # a batch and more (within a pipe's buffer)
+        proc.stdin.flush()  # and left open
+        proc.wait(timeout=60)
+        out, err = proc.stdout.read(), proc.stderr.read()
+    except subprocess.TimeoutExpired:
+        raise Failure("values --row 5 waited for the rest of an open pipe")
+    finally:
+        proc.kill()
+        proc.stdin.close()
+    if proc.returncode != 0 or out != values("--data", "big.csv", "--row", "5"):
+        raise Failure(f"values --row 5 from an open pipe: exit {proc.returncode}\n{out}{err}")
+    err = run([exe, "values", "--weights", "w", "--data", "big.csv", "--row", "3594"], tmp,
+              want_status=2).stderr
+    if "row 3594 is past the data: it has 3594 rows (0 to 3593)" not in err:
+        raise Failure(f"values past the data: {err}")
+
+
 def case_explain_examples(nnc, src, tmp):
     """explain --multiply and --at-sample on the examples and lessons with a CNN and an RNN:
     no crash, a line for every gradient, big expressions summarised."""
