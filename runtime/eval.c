@@ -2,8 +2,10 @@
 #include "eval.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "checkpoint.h"
 #include "data.h"
@@ -44,12 +46,61 @@ static void load_eval_rows(const nnrt_model *m, const rt_options *o, const rt_st
     rt_apply_stats(d, stats, m->f64);
 }
 
+static bool reads_csv(const nnrt_model *m) {
+    return m->train.data_kind && strcmp(m->train.data_kind, "csv") == 0;
+}
+
+/* The CSV --data names: the train block's file without it, standard input for '-'. */
+static const char *csv_path(const nnrt_model *m, const rt_options *o) {
+    if (!o->data) return rt_train_csv_path(m);
+    return strcmp(o->data, "-") != 0 ? o->data : NULL;
+}
+
+/* A status line on a terminal while eval reads (its rows, and how far through a file), a few
+ * times a second, erased at the end: a file of gigabytes takes minutes. Nowhere else: a log
+ * or a pipe reading stderr gets nothing. */
+#define EVAL_PROGRESS_INTERVAL 0.25
+
+typedef struct eval_progress {
+    bool on, shown;
+    double last;
+} eval_progress;
+
+static eval_progress begin_eval_progress(const rt_options *o) {
+    eval_progress p = {!o->quiet && isatty(STDERR_FILENO), false, 0};
+    if (p.on) p.last = rt_now();
+    return p;
+}
+
+static void show_eval_progress(eval_progress *p, int64_t rows, double fraction) {
+    if (!p->on) return;
+    double now = rt_now();
+    if (now - p->last < EVAL_PROGRESS_INTERVAL) return;
+    p->last = now;
+    p->shown = true;
+    fprintf(stderr, "\reval: %lld rows", (long long)rows);
+    if (fraction >= 0) fprintf(stderr, " (%d%%)", (int)(100 * fraction));
+    fputs("\033[K", stderr);
+    fflush(stderr);
+}
+
+static void end_eval_progress(eval_progress *p) {
+    if (p->shown) fputs("\r\033[K", stderr);
+    p->shown = false;
+}
+
+static void end_eval_progress_hook(void *p) { /* an error's message gets a line of its own */
+    end_eval_progress(p);
+}
+
 /* eval's metrics over CSV rows read a batch at a time (row_source.h): the memory of a batch
  * whatever the file's length. The batches are rt_evaluate's, full but for the last, so the
  * sums come out as those of the whole file read at once, and of training's validation. */
-static rt_metrics evaluate_streamed(const nnrt_model *m, void *fixed, const char *path,
-                                    const char *columns, const rt_stats *stats) {
-    rt_row_source *rows = rt_open_rows(m, path, columns, RT_ROWS_EVAL, stats);
+static rt_metrics evaluate_streamed(const nnrt_model *m, void *fixed, const rt_options *o,
+                                    const rt_stats *stats) {
+    eval_progress progress = begin_eval_progress(o);
+    rt_set_before_error(end_eval_progress_hook, &progress);
+    rt_row_source *rows = rt_open_rows(m, csv_path(m, o), o->columns, RT_ROWS_EVAL, stats);
     int64_t most = rt_eval_batch(m, RT_EVAL_CHUNK);
     nnrt_ctx ctx = {0}; /* made for the first batch, the largest but for a fault */
     rt_metrics r = {0};
@@ -63,20 +114,13 @@ static rt_metrics evaluate_streamed(const nnrt_model *m, void *fixed, const char
         rt_fill_batch(m, &ctx, b.data, NULL, b.first, b.count, 1);
         m->forward(&ctx);
         rt_add_batch_metrics(m, &ctx, b.data, NULL, b.first, &r);
+        show_eval_progress(&progress, r.samples, rt_rows_fraction(rows));
     }
+    rt_set_before_error(NULL, NULL);
+    end_eval_progress(&progress);
     rt_close_rows(rows);
     if (ctx.varying) rt_free_ctx_varying(&ctx);
     return r;
-}
-
-static bool reads_csv(const nnrt_model *m) {
-    return m->train.data_kind && strcmp(m->train.data_kind, "csv") == 0;
-}
-
-/* The CSV --data names: the train block's file without it, standard input for '-'. */
-static const char *csv_path(const nnrt_model *m, const rt_options *o) {
-    if (!o->data) return rt_train_csv_path(m);
-    return strcmp(o->data, "-") != 0 ? o->data : NULL;
 }
 
 /* Weights, and the standardisation statistics saved with them, which the data then gets. CSV
@@ -91,7 +135,7 @@ int rt_cmd_eval(const nnrt_model *m, const rt_options *o) {
     }
     rt_metrics r;
     if (reads_csv(m)) {
-        r = evaluate_streamed(m, fixed, csv_path(m, o), o->columns, &stats);
+        r = evaluate_streamed(m, fixed, o, &stats);
     } else {
         rt_dataset d;
         load_eval_rows(m, o, &stats, &d);

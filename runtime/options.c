@@ -207,7 +207,8 @@ static const opt_spec option_table[] = {
     {"hogwild", "N", OPT_INT, AT(hogwild), FOR_TRAIN, 1, 0, RT_MAX_HOGWILD, NULL,
      "HOGWILD!: N threads, each on its shard of the rows, update the params without locks "
      "(plain sgd; NOT deterministic: runs differ); 0: off"},
-    {"quiet", NULL, OPT_FLAG, AT(quiet), FOR_TRAINING, 0, 0, 0, NULL, "no progress on stderr"},
+    {"quiet", NULL, OPT_FLAG, AT(quiet), FOR_TRAINING | FOR_EVAL, 0, 0, 0, NULL,
+     "no progress on stderr"},
 };
 #undef SETTING
 

@@ -194,6 +194,13 @@ rt_rows rt_rows_read(rt_row_source *s) {
     return (rt_rows){&s->data, 0, s->data.rows};
 }
 
+double rt_rows_fraction(const rt_row_source *s) {
+    if (s->whole) return s->data.rows > 0 ? (double)s->next / (double)s->data.rows : 1.0;
+    if (!s->in.regular || s->in.size == 0) return -1;
+    double done = (double)(s->base + s->start) / (double)s->in.size;
+    return done < 1 ? done : 1;
+}
+
 void rt_close_rows(rt_row_source *s) {
     rt_input_close(&s->in);
     rt_free_csv_plan(&s->plan);

@@ -40,6 +40,10 @@ rt_rows rt_next_rows(rt_row_source *s, int64_t max);
  * which it will not hand on: to be answered before the error's message. */
 rt_rows rt_rows_read(rt_row_source *s);
 
+/* How much of the input the rows handed on so far hold, 0..1: of a regular file's bytes, or
+ * of the rows of an input read whole; -1 when unknown (a pipe, standard input). */
+double rt_rows_fraction(const rt_row_source *s);
+
 void rt_close_rows(rt_row_source *s);
 
 #endif

@@ -1086,6 +1086,37 @@ def eval_streams():
     finally:
         proc.kill()
     check(out.decode() == whole.out and err.decode() == batches, f"{out!r}\n{err!r}")
+    # On a terminal a status line says how far it got, erased at the end; --quiet: none.
+    for quiet, wanted in [([], "\reval: 2048 rows\x1b[K"), (["--quiet"], "")]:
+        main_fd, sub_fd = os.openpty()
+        proc = subprocess.Popen([exe("logreg"), "eval", "--weights", "w", "--data", "-", *quiet],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=sub_fd)
+        os.close(sub_fd)
+        try:
+            for start, end in [(0, row_at(1100)), (row_at(1100), row_at(2200)),
+                               (row_at(2200), len(text))]:
+                proc.stdin.write(text[start:end].encode())
+                proc.stdin.flush()
+                time.sleep(0.4)
+            proc.stdin.close()
+            out = proc.stdout.read().decode()
+            proc.wait(timeout=60)
+            shown = b""
+            while True:
+                try:
+                    piece = os.read(main_fd, 4096)
+                except OSError:  # EIO: the terminal's other end is closed
+                    break
+                if not piece:
+                    break
+                shown += piece
+        finally:
+            proc.kill()
+            os.close(main_fd)
+        shown = shown.decode()
+        check(out == whole.out, out)
+        check(shown.startswith(wanted) and shown.endswith("\r\x1b[K" if wanted else ""),
+              f"{quiet}: the terminal showed {shown!r}")
     # A small file: one batch of its rows.
     write("few.csv", "".join(lines[:10]))
     r = run("logreg", "eval", "--weights", "w", "--data", "few.csv", env=trace)
