@@ -387,7 +387,7 @@ static const char *help_text(const opt_spec *o, const nnrt_model *m, rt_command 
     }
     if (strcmp(o->name, "data") == 0 && m->train.data_kind && !strcmp(m->train.data_kind, "text"))
         return cmd == RT_CMD_PREDICT ? "a UTF-8 text: a line for each window"
-                                     : "a UTF-8 text (gzip'd or not)";
+                                     : "a UTF-8 text, gzip'd or not ('-': standard input)";
     if (strcmp(o->name, "data") == 0) {
         if (cmd == RT_CMD_PREDICT)
             return "CSV rows of the inputs' values (a pipe's rows answered as they come), or IDX "
@@ -397,7 +397,7 @@ static const char *help_text(const opt_spec *o, const nnrt_model *m, rt_command 
             return "IMAGES,LABELS: two IDX files (gzip'd or not)";
         if (cmd == RT_CMD_EVAL) return "CSV data file, read a batch at a time ('-': standard input)";
         if (cmd == RT_CMD_VALUES) return "CSV data file, read up to the row ('-': standard input)";
-        return "CSV data file";
+        return "CSV data file ('-': standard input)";
     }
     if (strcmp(o->name, "steps") == 0)
         return has_inputs(m) ? "stop after N update steps in all; 0: no limit" : "update steps";

@@ -115,7 +115,21 @@ static void load_text_train_data(const nnrt_model *m, const rt_options *o, rt_tr
     all_rows(&data->validation_rows, data->n_validation);
 }
 
+/* "-" names standard input, which can be read once, and by one process. */
+static void check_stdin_data(const rt_options *o) {
+    bool data = o->data && strcmp(o->data, "-") == 0;
+    bool held = o->validation_data && strcmp(o->validation_data, "-") == 0;
+    if (data && held)
+        rt_usage_error("--data - and --validation-data - both name standard input, which can be "
+                       "read once: give one of them a file");
+    if ((data || held) && rt_ranks() > 1)
+        rt_usage_error("%s -: under mpirun standard input reaches rank 0 alone, and every rank "
+                       "reads the data: give a file",
+                       data ? "--data" : "--validation-data");
+}
+
 void rt_load_train_data(const nnrt_model *m, const rt_options *o, rt_train_data *data) {
+    check_stdin_data(o);
     memset(data, 0, sizeof *data);
     data->validation = &data->train;
     if (m->n_inputs == 0) { /* a function to minimise: one step is one "row" */

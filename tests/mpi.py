@@ -511,7 +511,7 @@ def case_bad_gradient(nnc, mpirun_path, tmp):
 
 def case_ranks_disagree(nnc, mpirun_path, tmp):
     """Ranks given different data would split different batches: refused before the first
-    step, naming what differs."""
+    step, naming what differs; and so is standard input, which only rank 0 would read."""
     write_data(os.path.join(tmp, "train.csv"), 40, seed=6)
     write_data(os.path.join(tmp, "more.csv"), 50, seed=6)
     mpi = build(nnc, tmp, MODEL, "mlp", mpi=True)
@@ -520,6 +520,11 @@ def case_ranks_disagree(nnc, mpirun_path, tmp):
     proc = run(cmd, tmp, want_status=None)
     if proc.returncode != 1 or "rank 1 has training rows 40, rank 0 32" not in proc.stderr:
         raise Failure(f"exit status {proc.returncode}, wanted 1 naming the rows:\n{proc.stderr}")
+    # Standard input reaches rank 0 alone: --data - is refused before anything is read.
+    proc = run(mpirun(mpirun_path, 2, mpi, ["train", "--data", "-"]), tmp, want_status=None)
+    if proc.returncode != 2 or "--data -: under mpirun standard input reaches rank 0 alone" \
+            not in proc.stderr:
+        raise Failure(f"--data - under mpirun: exit status {proc.returncode}\n{proc.stderr}")
 
 
 def case_plain_under_mpirun(nnc, mpirun_path, tmp):

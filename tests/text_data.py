@@ -232,7 +232,7 @@ def case_text_errors(nnc, src, tmp):
 
 
 def case_gzip_text(nnc, src, tmp):
-    """A gzip'd text reads as the text."""
+    """A gzip'd text reads as the text; so does standard input ('-' for train)."""
     import gzip
     text = "hello world\n" * 4
     m = build_ids(nnc, tmp, text, 4, 10)
@@ -243,6 +243,13 @@ def case_gzip_text(nnc, src, tmp):
     check(a == b and a, f"gzip: {b} vs {a}")
     c, _ = run([m, "predict", "--weights", "w.safetensors"], tmp, stdin=text.encode())
     check(a == c, f"stdin: {c} vs {a}")
+    # train --data -: the text (gzip'd too) from standard input trains the same weights
+    with open(os.path.join(tmp, "w.safetensors"), "rb") as f:
+        from_file = f.read()
+    for data in (text.encode(), gzip.compress(text.encode())):
+        run([m, "train", "--data", "-", "--save", "s.safetensors", "--quiet"], tmp, stdin=data)
+        with open(os.path.join(tmp, "s.safetensors"), "rb") as f:
+            check(f.read() == from_file, "train --data - saved other weights than the file")
 
 
 def case_bigram(nnc, src, tmp):

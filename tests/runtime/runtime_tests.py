@@ -1156,6 +1156,29 @@ def eval_streams():
     check(many - few < 8 * MB, f"eval of 48 MB of rows took {many} bytes, of 1.2 MB {few}")
 
 
+@test
+def stdin_data():
+    """train --data -: standard input, read whole as a file is (gzip'd too), trains the same
+    weights; the same for --validation-data -; both at once, standard input read twice, is a
+    usage error."""
+    write_csv("l.csv", logreg_rows(), header="x0,x1,y")
+    text = open("l.csv", "rb").read()
+    run("logreg", "train", "--data", "l.csv", "--save", "file", "--quiet")
+    import gzip
+    for stdin in (text, gzip.compress(text)):
+        run("logreg", "train", "--data", "-", "--save", "piped", "--quiet", stdin=stdin)
+        check(open("piped", "rb").read() == open("file", "rb").read(),
+              "train --data - saved other weights than --data l.csv")
+    held = run("logreg", "train", "--data", "l.csv", "--validation-data", "l.csv").err
+    piped = run("logreg", "train", "--data", "l.csv", "--validation-data", "-", stdin=text).err
+    strip = lambda err: re.sub(r"[0-9.]+s  \d+ samples/s", "", err)  # the times differ
+    check("val loss" in held and strip(piped) == strip(held), f"{held}\n{piped}")
+    expect_error("logreg", ["train", "--data", "-", "--validation-data", "-"],
+                 "rt_logreg: error: --data - and --validation-data - both name standard input, "
+                 "which can be read once: give one of them a file", 2)
+    expect_error("logreg", ["train", "--data", "-"], "<stdin>:1: error: the file is empty")
+
+
 def random_rows_text(rng, loss):
     """A CSV text for logreg's predict (or predict --loss: a third column, the target) with
     what the reader must carry from piece to piece: a BOM, a header, CRLF ends, blank lines,
