@@ -1177,6 +1177,10 @@ def stdin_data():
                  "rt_logreg: error: --data - and --validation-data - both name standard input, "
                  "which can be read once: give one of them a file", 2)
     expect_error("logreg", ["train", "--data", "-"], "<stdin>:1: error: the file is empty")
+    # gradcheck's batch: the first rows of standard input, named so
+    rows = "".join(f"{i / 7 - 1},{i / 5 - 2},{1 - i / 9},{i % 2}\n" for i in range(12))
+    r = run("mlp", "gradcheck", "--data", "-", stdin=rows.encode())
+    check("batch: the first 8 rows of standard input\n" in r.out, r.out)
 
 
 def random_rows_text(rng, loss):
