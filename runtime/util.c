@@ -558,6 +558,10 @@ static double restart_line(rt_tick_clock *c, uint64_t tick, double now, double s
  * nothing: the line goes on as it was until the next steer. */
 double rt_tick_clock_steer(rt_tick_clock *c) {
     if (!c->counter) return not_back(c, rt_now());
+    if (c->seconds_per_tick == 0) { /* every read until the slope is measured: rt_now() alone */
+        double now = rt_now();
+        if (now - c->second0 < RT_TICKS_SPAN) return not_back(c, now);
+    }
     clock_pair p = read_together();
     if (p.now - c->second0 < RT_TICKS_SPAN || p.tick <= c->tick0) return not_back(c, p.now);
     double measured = (p.now - c->second0) / (double)(p.tick - c->tick0);
