@@ -211,6 +211,31 @@ def csv_seeds():
     return {name: bytes([layout]) + text for name, (layout, text) in seeds.items()}
 
 
+# ---- rows: use (bits 0-1) and batch - 1 (bits 2-4), the pieces' seed, then the text ----
+# uses: 0 predict's inputs, 1 predict --loss, 2 eval; logreg's columns: x = 0..1, y = 2
+
+
+def rows_seeds():
+    many = b"x0,x1,y\n" + b"".join(b"%d.%d,-%d.5,%d\n" % (i % 7, i, i % 5, i % 2) for i in range(40))
+    seeds = {
+        "predict_header": (0 | 2 << 2, 11, b"x0,x1\n0,0\n1,1\n-0.25,0.5\n"),
+        "predict_crlf_blank": (0, 3, b"\xef\xbb\xbf0.5,1\r\n\r\n2,3\r\n4,5"),
+        "predict_extra_column": (0, 5, b"0,0,1\n1,1,0\n"),
+        "loss": (1 | 1 << 2, 7, b"0,0,1\n1,1,0\n0.5,-0.5,1\n"),
+        "loss_missing_target": (1, 9, b"0,0\n1,1\n"),
+        "eval_many": (2 | 7 << 2, 200, many),
+        "eval_bad_row": (2 | 3 << 2, 42, many[:200] + b"1,x,0\n" + many[200:]),
+        "eval_header_only": (2, 1, b"x0,x1,y\n"),
+        "eval_empty": (2, 2, b""),
+        "eval_ragged": (2, 13, b"1,2,1\n1,2\n"),
+        "eval_no_final_newline": (2 | 1 << 2, 77, b"1,2,1\n3,4,0"),
+        "gzip": (2, 1, gz(b"x0,x1,y\n0,0,1\n1,1,0\n")),
+        "nul": (0, 4, b"0.1,\0\n"),
+        "utf16": (2, 6, "x0,x1,y\n0,0,1\n".encode("utf-16")),
+    }
+    return {name: bytes([use, seed]) + text for name, (use, seed, text) in seeds.items()}
+
+
 # ---- idx: flags, values per image, images length (LE u16), images file, labels file ----
 
 
@@ -393,7 +418,8 @@ def options_seeds():
 
 
 TARGETS = {"nnc": nnc_seeds, "csv": csv_seeds, "idx": idx_seeds, "gzip": gzip_seeds,
-           "safetensors": safetensors_seeds, "text": text_seeds, "options": options_seeds}
+           "safetensors": safetensors_seeds, "text": text_seeds, "options": options_seeds,
+           "rows": rows_seeds}
 
 
 def same_seed(target, made, on_disk):
