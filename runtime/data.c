@@ -399,7 +399,7 @@ void rt_load_data_columns(const nnrt_model *m, const char *data, const char *col
     if (data && idx_model) {
         rt_usage_error("--data for this model needs two IDX files, IMAGES,LABELS; got '%s'", data);
     } else if (data) {
-        load_csv(m, strcmp(data, "-") != 0 ? data : NULL, columns, out); /* NULL: stdin */
+        load_csv(m, rt_is_dash(data) ? NULL : data, columns, out); /* NULL: stdin */
     } else if (idx_model) {
         if (!m->train.data_path || !m->train.data_path2)
             rt_usage_error("no data files: give --data IMAGES,LABELS");

@@ -53,7 +53,7 @@ static bool reads_csv(const nnrt_model *m) {
 /* The CSV --data names: the train block's file without it, standard input for '-'. */
 static const char *csv_path(const nnrt_model *m, const rt_options *o) {
     if (!o->data) return rt_train_csv_path(m);
-    return strcmp(o->data, "-") != 0 ? o->data : NULL;
+    return rt_is_dash(o->data) ? NULL : o->data;
 }
 
 /* A status line on a terminal while eval reads (its rows, and how far through a file), a few
@@ -340,7 +340,7 @@ int rt_cmd_predict(const nnrt_model *m, const rt_options *o) {
     p.with_targets = p.loss && m->n_targets > 0;
     rt_stats stats;
     rt_load_weights(m, p.fixed, o->weights, &stats);
-    const char *path = o->data && strcmp(o->data, "-") != 0 ? o->data : NULL;
+    const char *path = rt_is_dash(o->data) ? NULL : o->data;
     int64_t most = most_rows(&p);
     if (rt_is_text_model(m)) { /* every window of the text: read whole */
         rt_dataset d;

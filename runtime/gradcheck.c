@@ -335,7 +335,7 @@ static void random_rows(const nnrt_model *m, int64_t seed, rt_dataset *d) {
 
 /* The data's name for the batch line: --data as given, or the descriptor's file(s). */
 static const char *data_name(const nnrt_model *m, const rt_options *o, char *buf, size_t size) {
-    if (o->data) return strcmp(o->data, "-") != 0 ? o->data : "standard input";
+    if (o->data) return rt_is_dash(o->data) ? "standard input" : o->data;
     if (!m->train.data_path2) return m->train.data_path;
     snprintf(buf, size, "%s,%s", m->train.data_path, m->train.data_path2);
     return buf;

@@ -17,7 +17,7 @@ typedef struct idx_header {
 } idx_header;
 
 int rt_idx_sniff(const char *bytes, size_t len) {
-    return len >= 4 && bytes[0] == 0 && bytes[1] == 0 && (unsigned char)bytes[2] == IDX_TYPE_U8;
+    return len >= 4 && rt_starts_with(bytes, len, RT_IDX_MAGIC, 3) == 1;
 }
 
 static uint32_t read_u32_be(const unsigned char *p) {

@@ -217,7 +217,7 @@ rt_text_data rt_load_text(const nnrt_model *m, const char *data, const rt_vocab 
                           const char *vocab_source) {
     rt_text_data t = {data ? data : m->train.data_path, NULL, 0, {0, NULL}};
     if (!t.path) rt_usage_error("no data file: give --data PATH");
-    if (strcmp(t.path, "-") == 0) t.path = NULL; /* standard input */
+    if (rt_is_dash(t.path)) t.path = NULL; /* standard input */
     if (vocab) t.vocab = *vocab;
     rt_text_read(m, t.path, &t.vocab, vocab_source, &t.ids, &t.n_ids);
     return t;

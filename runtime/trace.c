@@ -259,7 +259,7 @@ rt_trace *rt_trace_open(const nnrt_model *m, const rt_options *o) {
     }
     t->line_size = VALUE_ROOM * ((size_t)t->n_columns + 2) + 2;
     t->line = rt_alloc(t->line_size);
-    t->path = o->trace_out && strcmp(o->trace_out, "-") != 0 ? o->trace_out : NULL;
+    t->path = rt_is_dash(o->trace_out) ? NULL : o->trace_out;
     t->out = open_output(t->path);
     write_header(t, items, n_items);
     rt_output_check(t->out, t->path);

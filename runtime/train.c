@@ -117,8 +117,7 @@ static void load_text_train_data(const nnrt_model *m, const rt_options *o, rt_tr
 
 /* "-" names standard input, which can be read once, and by one process. */
 static void check_stdin_data(const rt_options *o) {
-    bool data = o->data && strcmp(o->data, "-") == 0;
-    bool held = o->validation_data && strcmp(o->validation_data, "-") == 0;
+    bool data = rt_is_dash(o->data), held = rt_is_dash(o->validation_data);
     if (data && held)
         rt_usage_error("--data - and --validation-data - both name standard input, which can be "
                        "read once: give one of them a file");
@@ -2089,7 +2088,7 @@ void rt_check_run_files(const nnrt_model *m, const rt_options *o, int search) {
         add_use(&u, "--checkpoint", o->checkpoint, 1, "--resume");
         add_use(&u, "--log", o->log, 1, NULL);
         add_use(&u, "--plot", o->plot, 1, NULL);
-        if (o->trace && o->trace_out && strcmp(o->trace_out, "-") != 0)
+        if (o->trace && o->trace_out && !rt_is_dash(o->trace_out))
             add_use(&u, "--trace-out", o->trace_out, 1, NULL);
     }
     rt_check_file_uses(u.v, u.n);

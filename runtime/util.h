@@ -133,6 +133,12 @@ static inline const void *rt_elem_cptr(const void *base, int64_t i, int f64) {
 /* How files are named in messages: "<stdin>" for NULL. */
 const char *rt_display_path(const char *path);
 
+/* Whether a path option is "-": standard input where the option names data to read, standard
+ * output where it names a file to write (rt_input_open and rt_display_path take NULL). */
+static inline int rt_is_dash(const char *path) {
+    return path && strcmp(path, "-") == 0;
+}
+
 /* Seconds on a monotonic clock. */
 double rt_now(void);
 
