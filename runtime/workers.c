@@ -21,6 +21,9 @@
  * waits spin (on counters, no lock) for up to SPIN_SECONDS and only then sleep on a
  * condition variable: a step never sleeps, an idle team (validation, the end of an epoch)
  * does not burn a core. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT (rt_usable_cpus) */
+#endif
 #include "workers.h"
 
 #include <cblas.h>
@@ -29,6 +32,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "conv.h"
 #include "in_place_gemm.h"
@@ -854,6 +858,13 @@ static void *worker_main(void *arg) {
 }
 
 /* ---- the team ---- */
+
+int rt_usable_cpus(void) {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) return CPU_COUNT(&set);
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    return online > 0 && online < INT32_MAX ? (int)online : 0;
+}
 
 rt_workers *rt_workers_start(const nnrt_model *m, nnrt_ctx *master, rt_optim *op, int n) {
     rt_workers *t = rt_alloc_aligned(1, sizeof *t);

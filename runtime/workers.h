@@ -45,6 +45,10 @@ int64_t rt_workers_cap(int64_t batch, int n);
  * parts; otherwise each runs grad() on its share of the rows as described above (op made
  * with RT_OPTIM_FROM_GRADIENTS, master's batch_cap at least rt_workers_cap). */
 rt_workers *rt_workers_start(const nnrt_model *m, nnrt_ctx *master, rt_optim *op, int n);
+
+/* The CPUs this process may run on (its affinity mask: taskset, a container's cpuset), or
+ * 0 when that cannot be read. */
+int rt_usable_cpus(void);
 /* Ends the threads and frees their arenas. */
 void rt_workers_stop(rt_workers *w);
 

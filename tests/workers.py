@@ -508,6 +508,7 @@ def case_errors(nnc, src, tmp):
         check("training stopped" in one, one)
         for n in ("2", "3"):
             many = run(base + args + ["--workers", n], tmp, want_status=1).stderr
+            many = without_cpu_warning(many)
             check(many == one, f"{args} --workers {n}: {many}, one worker: {one}")
     # A gradient nan under a finite loss: the update's loop finds it in whichever worker's
     # part it falls, with and without clipping (whose update is a phase of its own).
@@ -517,6 +518,7 @@ def case_errors(nnc, src, tmp):
     for args in ([], ["--clip", "1"], ["--optimizer", "lion"]):
         for n in ("1", "2", "3"):
             said = run([g, "train", "--quiet", "--workers", n] + args, tmp, want_status=1).stderr
+            said = without_cpu_warning(said)
             check(said.startswith("g: error: " + e2e.NAN_GRADIENT_FAULT),
                   f"{args} --workers {n}: {said}")
     f = compile_model(nnc, tmp, "f", PLAIN_MODEL)
@@ -532,6 +534,45 @@ def case_errors(nnc, src, tmp):
     r = run([nnc, "many.nn", "-o", "many"], tmp, want_status=1)
     check(r.stderr.startswith("many.nn:9:17: error: workers must be at most 256, got 1000\n"),
           r.stderr)
+
+
+def without_cpu_warning(stderr):
+    """stderr without the warning of more threads than CPUs (a machine of two CPUs runs
+    --workers 3 so)."""
+    return "".join(line for line in stderr.splitlines(keepends=True)
+                   if "starts more threads than the" not in line)
+
+
+def on_one_cpu(cmd, cwd):
+    """cmd's process with this process's first CPU alone to run on."""
+    cpu = min(os.sched_getaffinity(0))
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600,
+                          preexec_fn=lambda: os.sched_setaffinity(0, {cpu}))
+
+
+def case_cpus(nnc, src, tmp):
+    """More threads than the CPUs the process may use: a warning that says so, once, with
+    --quiet too, and the same training; none at or below the count."""
+    exe = example(nnc, src, tmp, "digits")
+    digits_subset(src, tmp, 200)
+    base = [exe, "train", "--data", "d.csv", "--epochs", "2", "--quiet"]
+    one = on_one_cpu(base + ["--workers", "1", "--save", "one.safetensors"], tmp)
+    check(one.returncode == 0 and one.stderr == "", f"--workers 1 on one CPU: {one.stderr}")
+    two = on_one_cpu(base + ["--workers", "2", "--save", "two.safetensors"], tmp)
+    wanted = ("digits: warning: --workers 2 starts more threads than the 1 CPU this process may "
+              "use: they take turns on it, which is usually slower than --workers 1\n")
+    check(two.returncode == 0 and two.stderr == wanted, f"--workers 2 on one CPU: {two.stderr!r}")
+    check(two.stdout == one.stdout, f"--workers 2 on one CPU printed\n{two.stdout}\n"
+          f"one worker\n{one.stdout}")
+    same_weights(os.path.join(tmp, "one.safetensors"), os.path.join(tmp, "two.safetensors"),
+                 1e-5, "--workers 2 on one CPU")
+    hog = on_one_cpu(base + ["--hogwild", "2", "--no-save"], tmp)
+    check(hog.returncode == 0 and "warning: --hogwild 2 starts more threads than the 1 CPU" in
+          hog.stderr and hog.stderr.count("\n") == 1, f"--hogwild 2 on one CPU: {hog.stderr!r}")
+    cpus = len(os.sched_getaffinity(0))
+    if cpus >= 2:  # as many threads as CPUs: nothing to say
+        r = run(base + ["--workers", str(min(cpus, 256)), "--no-save"], tmp)
+        check(r.stderr == "", f"--workers {cpus} on {cpus} CPUs: {r.stderr!r}")
 
 
 BAD_IDS_MODEL = """import "nn"
