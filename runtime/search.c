@@ -752,6 +752,7 @@ int rt_cmd_search(const nnrt_model *m, const rt_options *o) {
     s.dims = parse_dims(o);
     check_values(m, &base, s.dims, s.n_dims);
     s.n = trial_count(o, s.dims, s.n_dims, s.strategy == GRID);
+    rt_warn_threads_beyond_cpus(o); /* of the trials' --workers, unless it is searched */
     load_rows(&s, &base);
     s.trials = rt_alloc_array((size_t)s.n, sizeof *s.trials);
     s.fixed = rt_new_fixed_arena(m);

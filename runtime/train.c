@@ -1349,11 +1349,10 @@ static rt_options only_rank0_writes(const rt_options *o) {
 /* More threads than CPUs is allowed (a test may want it) but slow: a team's step waits at
  * each phase for the threads the system is not running, and HOGWILD!'s threads take turns.
  * W1 on two CPUs: 415k samples/s with --workers 2, 154k with --workers 8. */
-static void warn_threads_beyond_cpus(const run *r) {
-    const rt_options *o = r->o;
+void rt_warn_threads_beyond_cpus(const rt_options *o) {
     int64_t threads = o->hogwild > 0 ? o->hogwild : o->workers;
     int cpus = rt_usable_cpus();
-    if (r->rank != 0 || threads < 2 || cpus < 1 || threads <= cpus) return;
+    if (rt_rank() != 0 || threads < 2 || cpus < 1 || threads <= cpus) return;
     const char *option = o->hogwild > 0 ? "--hogwild" : "--workers";
     fprintf(stderr,
             "%s: warning: %s %lld starts more threads than the %d CPU%s this process may use: "
@@ -2136,7 +2135,7 @@ int rt_cmd_train(const nnrt_model *m, const rt_options *given) {
     rt_load_train_data(m, o, &data);
     run r;
     run_init(&r, m, o, &data, fixed);
-    warn_threads_beyond_cpus(&r);
+    rt_warn_threads_beyond_cpus(o);
     if (o->resume) resume(&r, o->resume);
     if (r.ranks > 1) check_ranks_agree(&r);
     r.trace = trace;

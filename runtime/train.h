@@ -38,6 +38,10 @@ typedef struct rt_train_data {
 
 void rt_load_train_data(const nnrt_model *m, const rt_options *o, rt_train_data *data);
 
+/* A warning on stderr when --workers or --hogwild start more threads than the CPUs the
+ * process may use (rank 0 only): they run, but take turns. */
+void rt_warn_threads_beyond_cpus(const rt_options *o);
+
 /* One quiet training run (search's trial) on data from fresh initial weights into fixed;
  * sets the validation metrics of the weights it ends with (the best epoch's with early
  * stopping; for a model without inputs, its final loss). Returns 0 when the loss or a gradient went

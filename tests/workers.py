@@ -569,6 +569,10 @@ def case_cpus(nnc, src, tmp):
     hog = on_one_cpu(base + ["--hogwild", "2", "--no-save"], tmp)
     check(hog.returncode == 0 and "warning: --hogwild 2 starts more threads than the 1 CPU" in
           hog.stderr and hog.stderr.count("\n") == 1, f"--hogwild 2 on one CPU: {hog.stderr!r}")
+    search = on_one_cpu([exe, "search", "--data", "d.csv", "--epochs", "1", "--lr", "0.01,0.1",
+                         "--workers", "2", "--quiet", "--no-save"], tmp)
+    check(search.returncode == 0 and search.stderr.startswith(wanted) and
+          search.stderr.count("warning") == 1, f"search --workers 2 on one CPU: {search.stderr!r}")
     cpus = len(os.sched_getaffinity(0))
     if cpus >= 2:  # as many threads as CPUs: nothing to say
         r = run(base + ["--workers", str(min(cpus, 256)), "--no-save"], tmp)
