@@ -857,7 +857,7 @@ static void *worker_main(void *arg) {
     }
 }
 
-/* ---- the team ---- */
+/* ---- the CPUs ---- */
 
 int rt_usable_cpus(void) {
     cpu_set_t set;
@@ -865,6 +865,8 @@ int rt_usable_cpus(void) {
     long online = sysconf(_SC_NPROCESSORS_ONLN);
     return online > 0 && online < INT32_MAX ? (int)online : 0;
 }
+
+/* ---- the team ---- */
 
 rt_workers *rt_workers_start(const nnrt_model *m, nnrt_ctx *master, rt_optim *op, int n) {
     rt_workers *t = rt_alloc_aligned(1, sizeof *t);

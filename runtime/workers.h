@@ -45,10 +45,6 @@ int64_t rt_workers_cap(int64_t batch, int n);
  * parts; otherwise each runs grad() on its share of the rows as described above (op made
  * with RT_OPTIM_FROM_GRADIENTS, master's batch_cap at least rt_workers_cap). */
 rt_workers *rt_workers_start(const nnrt_model *m, nnrt_ctx *master, rt_optim *op, int n);
-
-/* The CPUs this process may run on (its affinity mask: taskset, a container's cpuset), or
- * 0 when that cannot be read. */
-int rt_usable_cpus(void);
 /* Ends the threads and frees their arenas. */
 void rt_workers_stop(rt_workers *w);
 
@@ -94,5 +90,9 @@ void nnrt_team_dgemm_block(int p, int n, int ta, int tb, int M, int N, int K, do
  * (one pass over the losses for both): the mean of the batch's per-sample losses, each
  * share's mean weighted by its rows (with the team's step, one share: rt_batch_cost's bits). */
 double rt_workers_add_metrics(const rt_workers *w, const rt_dataset *d, rt_metrics *acc);
+
+/* The CPUs this process may run on (its affinity mask: taskset, a container's cpuset), or
+ * 0 when that cannot be read: more workers than these take turns on them. */
+int rt_usable_cpus(void);
 
 #endif
