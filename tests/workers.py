@@ -16,7 +16,7 @@ import sys
 import tempfile
 
 import e2e  # its runner, its batch-norm model and safetensors readers
-from e2e import Failure, run
+from e2e import CPU_WARNING, Failure, run, without_cpu_warning
 
 
 def check(cond, message):
@@ -303,7 +303,7 @@ def case_resume(nnc, src, tmp):
     proc = subprocess.Popen([exe, "train", *long_args, "--checkpoint", "int.st"], cwd=tmp,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     first = proc.stderr.readline()
-    while b": warning: " in first:  # a machine of one CPU says the threads take turns
+    while CPU_WARNING.encode() in first:  # a machine of one CPU: the threads take turns
         first = proc.stderr.readline()
     check(first.startswith(b"epoch 1/"), first)
     proc.send_signal(signal.SIGINT)
@@ -537,13 +537,6 @@ def case_errors(nnc, src, tmp):
     r = run([nnc, "many.nn", "-o", "many"], tmp, want_status=1)
     check(r.stderr.startswith("many.nn:9:17: error: workers must be at most 256, got 1000\n"),
           r.stderr)
-
-
-def without_cpu_warning(stderr):
-    """stderr without the warning of more threads than CPUs (a machine of two CPUs runs
-    --workers 3 so)."""
-    return "".join(line for line in stderr.splitlines(keepends=True)
-                   if "starts more threads than the" not in line)
 
 
 def on_one_cpu(cmd, cwd):
