@@ -32,6 +32,7 @@
 #define TN_MAX_K   256       /* rows of A and B (Xᵀ·dZ): the batch */
 #define MAX_B      (1 << 18) /* elements of B: 1 MB of floats */
 #define MAX_LISTED NNRT_IN_PLACE_MAX_LISTED
+_Static_assert(MAX_LISTED % LANES == 0, "a list of nonzero columns is stored 16 at a time");
 
 static int has_kernel(void) {
     return nnrt_packed_gemm_path() == NNRT_PACKED_AVX512;
@@ -122,21 +123,44 @@ static void column_masks(int64_t width, __mmask16 *keep0, __mmask16 *keep1) {
 }
 
 /* The columns of [rows, cols] (row stride ld) holding a value that is not ±0 (NaN is one),
- * in order, into list; returns how many. A block of 16 columns stops reading down once all
- * of them have one, so a dense matrix costs a row or two of it. */
+ * in order, into list; returns how many. list has room for cols rounded up to 16: each block
+ * of 16 columns stores 16 entries at its place in the list, the ones kept first.
+ *
+ * No branch follows the data: every block reads the same rows, and a block's columns join
+ * the list by a compress of its mask. A batch's zeros change from step to step, and the
+ * loops whose counts followed them (a block's rows until all its columns had a value, its
+ * columns one by one) mispredicted: W1's step on a fresh batch of digits took 2 µs more
+ * than on the same batch again, at the same count of columns (bench/README.md, "W1's loop
+ * on one core"). Reading stops after a group of rows once every column has a value, the
+ * one test that follows the data, so a dense A costs ROWS rows of it. */
 static AVX512 int64_t nonzero_columns(const float *A, int64_t rows, int64_t cols, int64_t ld,
                                       int32_t *list) {
-    int64_t n = 0;
-    for (int64_t j0 = 0; j0 < cols; j0 += LANES) {
-        __mmask16 keep, unused;
-        column_masks(cols - j0, &keep, &unused);
-        __mmask16 found = 0;
-        for (int64_t i = 0; i < rows && found != keep; i++) {
-            __m512 v = _mm512_maskz_loadu_ps(keep, A + i * ld + j0);
-            found |= _mm512_mask_cmp_ps_mask(keep, v, _mm512_setzero_ps(), _CMP_NEQ_UQ);
+    __mmask16 found[MAX_LISTED / LANES];
+    if (cols <= 0) return 0;
+    int64_t blocks = (cols + LANES - 1) / LANES;
+    __mmask16 last, unused; /* the columns the last block has */
+    column_masks(cols - (blocks - 1) * LANES, &last, &unused);
+    for (int64_t b = 0; b < blocks; b++) found[b] = 0;
+    for (int64_t i0 = 0; i0 < rows; i0 += ROWS) {
+        int64_t end = i0 + ROWS < rows ? i0 + ROWS : rows;
+        for (int64_t i = i0; i < end; i++) {
+            const float *row = A + i * ld;
+            for (int64_t b = 0; b < blocks; b++) {
+                __mmask16 keep = b + 1 < blocks ? 0xffff : last;
+                __m512 v = _mm512_maskz_loadu_ps(keep, row + b * LANES);
+                found[b] |= _mm512_mask_cmp_ps_mask(keep, v, _mm512_setzero_ps(), _CMP_NEQ_UQ);
+            }
         }
-        for (unsigned bits = found; bits; bits &= bits - 1)
-            list[n++] = (int32_t)(j0 + __builtin_ctz(bits));
+        __mmask16 all = found[blocks - 1] == last ? 0xffff : 0;
+        for (int64_t b = 0; b + 1 < blocks; b++) all &= found[b];
+        if (all == 0xffff) break;
+    }
+    const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    int64_t n = 0;
+    for (int64_t b = 0; b < blocks; b++) {
+        __m512i columns = _mm512_add_epi32(lanes, _mm512_set1_epi32((int)(b * LANES)));
+        _mm512_storeu_si512(list + n, _mm512_maskz_compress_epi32(found[b], columns));
+        n += __builtin_popcount(found[b]);
     }
     return n;
 }
@@ -225,6 +249,7 @@ static AVX512 void tn_product(int64_t M, int64_t N, int64_t K, float alpha, cons
             tile_of(mr, 0, a, 1, a_k, every_k, B + j0, ldb, NULL, alpha, beta, cj, keep0, keep1);
         }
     }
+    if (beta == 1) return; /* the skipped rows stay as they are: no pass over the list */
     for (int64_t i = 0, r = 0; i < M; i++) {
         if (r < n_rows && rows[r] == i)
             r++;

@@ -263,6 +263,93 @@ static void tn_sizes(bool kernel) {
     one_tn(784, 128, 32, -0.01f, 1, 1, -1, false, kernel); /* W1's weight gradient */
 }
 
+/* ---- a column's one value late in A ----
+ * The list of A's nonzero columns reads groups of 8 rows and stops once every column has a
+ * value: a column whose only value lies in row r must still be listed, for r at each edge of
+ * a group and at the last row, in A that is dense but for it (every other block of 16
+ * columns full after the first group) and beside a column that is zero throughout. */
+
+/* Dense values, column `late` zero but for row r, column `empty` zero in every row (when
+ * they are inside A's cols); rows × cols with row stride ld. */
+static void fill_late(float *A, int64_t rows, int64_t cols, int64_t ld, int64_t late, int64_t r,
+                      int64_t empty) {
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t j = 0; j < ld; j++) {
+            float v = next_value();
+            if (v == 0) v = 0.5f;
+            if (j < cols && ((j == late && i != r) || j == empty)) v = i % 2 ? -0.0f : 0.0f;
+            A[i * ld + j] = v;
+        }
+}
+
+/* X·W with A [M, K]: column `late` of A has its one value in row r. */
+static void nn_late(int64_t M, int64_t K, int64_t late, int64_t r, bool kernel) {
+    int64_t N = 64, lda = K + 3, ldb = N + 5, ldc = N + GUARD;
+    float *A = malloc(sizeof(float) * (size_t)(M * lda));
+    float *B = malloc(sizeof(float) * (size_t)(K * ldb));
+    float *C = malloc(sizeof(float) * (size_t)((M + 1) * ldc));
+    float *C0 = malloc(sizeof(float) * (size_t)((M + 1) * ldc));
+    fill_late(A, M, K, lda, late, r, K - 1);
+    for (int64_t i = 0; i < K * ldb; i++) B[i] = next_value();
+    for (int64_t i = 0; i < (M + 1) * ldc; i++) C0[i] = C[i] = next_value();
+    nnrt_sgemm_nn_as(kernel, M, N, K, -0.5f, A, lda, B, ldb, 1, C, ldc);
+    compare(M, N, K, 0, -0.5f, 1, -1, kernel && nnrt_packed_gemm_path() == NNRT_PACKED_AVX512, A,
+            lda, B, ldb, C, C0, ldc);
+    free(A);
+    free(B);
+    free(C);
+    free(C0);
+}
+
+/* The fused update's Xᵀ·dZ with A [K, M]: row `late` of C is computed from A's one value in
+ * row r of its column; row M - 1 (a zero column) is left as it is. */
+static void tn_late(int64_t M, int64_t K, int64_t late, int64_t r, bool kernel) {
+    int64_t N = 64, lda = M + 3, ldb = N + 5, ldc = N + GUARD;
+    float *A = malloc(sizeof(float) * (size_t)(K * lda));
+    float *B = malloc(sizeof(float) * (size_t)(K * ldb));
+    float *C = malloc(sizeof(float) * (size_t)((M + 1) * ldc));
+    float *C0 = malloc(sizeof(float) * (size_t)((M + 1) * ldc));
+    fill_late(A, K, M, lda, late, r, M - 1);
+    for (int64_t i = 0; i < K * ldb; i++) B[i] = next_value();
+    for (int64_t i = 0; i < (M + 1) * ldc; i++) C0[i] = C[i] = next_value();
+    nnrt_sgemm_tn_as(kernel, M, N, K, -0.5f, A, lda, B, ldb, 1, C, ldc);
+    bool exact = kernel && nnrt_packed_gemm_path() == NNRT_PACKED_AVX512;
+    compared++;
+    for (int64_t i = 0; i <= M; i++)
+        for (int64_t j = 0; j < ldc; j++) {
+            float got = C[i * ldc + j], c = C0[i * ldc + j];
+            bool outside = i == M || j >= N;
+            float want = outside ? c : tn_want(A, lda, B, ldb, K, i, j, -0.5f, 1, c, i == M - 1);
+            if (outside || exact) {
+                if (memcmp(&got, &want, sizeof got) != 0)
+                    fail("tn: late value", M, N, K, 0, 1, i, j, got, want);
+            } else if (!(fabsf(got - want) <= 1e-4f * (1 + fabsf(want)))) {
+                fail("tn: late value (blas)", M, N, K, 0, 1, i, j, got, want);
+            }
+        }
+    free(A);
+    free(B);
+    free(C);
+    free(C0);
+}
+
+static void late_values(bool kernel) {
+    static const int64_t rows[] = {1, 7, 8, 9, 16, 17, 65};
+    static const int64_t cols[] = {2, 16, 17, 100};
+    for (size_t a = 0; a < sizeof rows / sizeof *rows; a++)
+        for (size_t b = 0; b < sizeof cols / sizeof *cols; b++) {
+            int64_t n = rows[a], m = cols[b];
+            const int64_t at[] = {0, 7, 8, 9, n - 1};
+            for (size_t k = 0; k < sizeof at / sizeof *at; k++) {
+                bool again = false; /* n - 1 may be one of the edges */
+                for (size_t e = 0; e < k; e++) again |= at[e] == at[k];
+                if (at[k] >= n || again) continue;
+                nn_late(n, m, m / 2, at[k], kernel);
+                tn_late(m, n, m / 2, at[k], kernel);
+            }
+        }
+}
+
 /* nnrt_sgemm_tn's choice: as nnrt_sgemm_nn's, but at least two tiles of columns (with one,
  * the kernel lost to OpenBLAS: 7.6 against 6.6 us for [784, 32] on digits), a batch K of at
  * most 256 and at most 8192 rows of C. */
@@ -322,6 +409,7 @@ int main(void) {
         check_tn_choice(path);
         all_sizes(path != NNRT_PACKED_BLAS);
         tn_sizes(path != NNRT_PACKED_BLAS);
+        late_values(path != NNRT_PACKED_BLAS);
     }
     printf("compared %ld products, %ld differ\n", compared, differ);
     return differ ? 1 : 0;
