@@ -39,6 +39,7 @@ static const char *const entry_names[ENTRY_COUNT] = {"predict", "forward", "grad
 typedef struct Gemm {
     bool ta, tb;
     bool data_kernel;     /* A is one of the model's inputs, the shape nnrt_sgemm_tn's (below) */
+    const Value *a_value; /* A's value when the product is one call on the whole of it, or NULL */
     LLVMValueRef m, n, k; /* i64 */
     LLVMValueRef a, b, c;
     int64_t lda, ldb, ldc;
@@ -52,7 +53,12 @@ typedef struct Gemm {
  *                  columns;
  *   nnrt_sgemm_tn  C = alpha·Aᵀ·B + beta·C with A the model's data (a first layer's weight
  *                  gradient Xᵀ·dZ; zeros_of_data), skipping the rows of C that A's zero columns
- * leave as they are. A computed A (an activation) rarely has a column of zeros, and there OpenBLAS
+ *                  leave as they are; nnrt_sgemm_tn_again where an nnrt_sgemm_nn on the same
+ *                  value came earlier in the entry point, which lists those columns already
+ *                  (marked in listed_in_entry; not in the team's entry, whose phases may run
+ *                  on other threads, nor behind a branch that may skip the nnrt_sgemm_nn).
+ * A value is never written once computed, and a model's inputs never, so A is unchanged.
+ * Otherwise: A computed A (an activation) rarely has a column of zeros, and there OpenBLAS
  * measured a little faster; so did it at shapes the kernel never takes (nnrt_sgemm_tn_shape_fits),
  * which W3's step, at 270 ns, showed by the calls between (its products are now loops of the
  * step: small_or_gemm, below). */
@@ -79,12 +85,15 @@ static void call_runtime_sgemm(Codegen *cg, const char *name, const Gemm *gm) {
  * computes this thread's block of C (runtime/workers.h). */
 static void call_gemm(Codegen *cg, const Gemm *gm) {
     bool tn_data = !cg->f64 && gm->ta && !gm->tb && gm->data_kernel;
+    bool whole_in_one_thread = !cg->team && gm->a_value && !cg->in_branch;
     if (!cg->f64 && !cg->team_split && !gm->ta && !gm->tb) {
         call_runtime_sgemm(cg, "nnrt_sgemm_nn", gm);
+        if (whole_in_one_thread) cg->listed_in_entry[gm->a_value->id] = true;
         return;
     }
     if (!cg->team_split && tn_data) {
-        call_runtime_sgemm(cg, "nnrt_sgemm_tn", gm);
+        bool again = whole_in_one_thread && cg->listed_in_entry[gm->a_value->id];
+        call_runtime_sgemm(cg, again ? "nnrt_sgemm_tn_again" : "nnrt_sgemm_tn", gm);
         return;
     }
     LLVMTypeRef params[14] = {cg->i32, cg->i32,  cg->i32,      cg->i32, cg->i32,
@@ -131,6 +140,7 @@ static void product_per_sample(Codegen *cg, const Value *v, const Gemm *whole) {
     Loop l;
     LLVMValueRef s = loop_begin(cg, &l, cg->batch);
     Gemm one = *whole;
+    one.a_value = NULL; /* a sample's part of A */
     one.a = element_ptr(cg, whole->a, sample_offset(cg, v->args[0], s));
     one.b = element_ptr(cg, whole->b, sample_offset(cg, v->args[1], s));
     one.c = element_ptr(cg, whole->c, sample_offset(cg, v, s));
@@ -266,7 +276,9 @@ static void small_or_gemm(Codegen *cg, const Value *v, const Gemm *gm, char alon
     emit_small_loops(cg, gm, M, N, K, along);
     LLVMBuildBr(cg->b, done);
     LLVMPositionBuilderAtEnd(cg->b, gemm);
+    cg->in_branch = true; /* a later product cannot count on this one's list */
     call_gemm(cg, gm);
+    cg->in_branch = false;
     LLVMBuildBr(cg->b, done);
     LLVMPositionBuilderAtEnd(cg->b, done);
 }
@@ -283,6 +295,7 @@ static void emit_product(Codegen *cg, const Value *v, LLVMValueRef c, LLVMValueR
     Gemm gm = {v->ta,
                v->tb,
                zeros_of_data(a) && nnrt_sgemm_tn_shape_fits(M, N),
+               product_is_one_gemm(v) ? a : NULL,
                int64_const(cg, M),
                int64_const(cg, N),
                int64_const(cg, K),
@@ -717,6 +730,7 @@ static LLVMValueRef emit_entry(Codegen *cg, Entry e) {
     cg->entry = e;
     mark_entry_needs(cg, e);
     memset(cg->packed_ready, 0, (size_t)cg->plan->n_packs * sizeof *cg->packed_ready);
+    memset(cg->listed_in_entry, 0, (size_t)cg->g->next_id * sizeof *cg->listed_in_entry);
     int n_steps = cg->plan->n_steps;
     if (n_steps <= STEPS_PER_FUNCTION) {
         for (int s = 0; s < n_steps; s++) {
@@ -939,6 +953,7 @@ static void codegen_plan_tables(Codegen *cg) {
     cg->needed = xalloc((size_t)cg->g->next_id * sizeof *cg->needed);
     cg->packed_ready =
         xalloc((size_t)(cg->plan->n_packs ? cg->plan->n_packs : 1) * sizeof *cg->packed_ready);
+    cg->listed_in_entry = xalloc((size_t)cg->g->next_id * sizeof *cg->listed_in_entry);
 }
 
 /* The one-step form's entry point, nnc.step.predict (docs/codegen.md, "The one-step

@@ -49,6 +49,9 @@ typedef struct Codegen {
     Entry entry;
     bool *needed;       /* by Value.id */
     bool *packed_ready; /* by Plan.packs: packed already in this entry point */
+    /* by Value.id: A of an nnrt_sgemm_nn earlier in this entry point, which lists its nonzero
+     * columns (nnrt_sgemm_tn_again); in_branch: emitting a product a branch may skip */
+    bool *listed_in_entry, in_branch;
     LLVMValueRef fixed, varying, batch, batch_cap, inv_batch, lr, momentum;
     LLVMValueRef params;                          /* nnrt_ctx.params, or fixed when it is NULL */
     LLVMValueRef training, noise_seed, first_row; /* nnrt_ctx's, for dropout */

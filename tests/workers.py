@@ -419,6 +419,17 @@ def case_team(nnc, src, tmp):
         with open(os.path.join(tmp, name + ".nn"), "w") as f:
             f.write(open(os.path.join(src, "examples", name + ".nn")).read())
         check(teams(name + ".nn") == [0, 0], f"{name} has a team's step")
+    # The first layer's weight gradient takes the list of the batch's nonzero columns that
+    # its X·W made in the same entry (nnrt_sgemm_tn_again), never in the team's entries,
+    # whose phases may run on another thread than the one that listed them.
+    with open(os.path.join(tmp, "mnist.nn"), "w") as f:
+        f.write(open(os.path.join(src, "examples", "mnist.nn")).read())
+    llvm = run([nnc, "mnist.nn", "--emit=llvm"], tmp).stdout
+    for entry, want in (("sgd_step", True), ("grad", True), ("sgd_step_team", False),
+                        ("grad_team", False)):
+        body = llvm.split(f"define internal void @nnc.{entry}(")[1].split("\n}\n")[0]
+        again = "call void @nnrt_sgemm_tn_again(" in body
+        check(again == want, f"mnist.nn's {entry} calls nnrt_sgemm_tn_again: {again}")
 
 
 WIDE_MODEL = two_layer_mlp("wide", 40, ("relu", 96), ("tanh", 64), 3, momentum=0.9, batch=24,

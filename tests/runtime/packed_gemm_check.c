@@ -350,6 +350,68 @@ static void late_values(bool kernel) {
         }
 }
 
+/* ---- nnrt_sgemm_tn_again: the list of the thread's last nnrt_sgemm_nn ----
+ * A [K, M] is both X of an X·W (nnrt_sgemm_nn on [K rows, M columns]) and the A of Xᵀ·dZ. The
+ * list is taken only while it is A's: after an X·W on A itself; not after one on another
+ * matrix, nor after A changed and an X·W on it went to OpenBLAS (it must then forget its
+ * list: A's column 5, zero when the list was made, holds values by then). */
+static void tn_again_case(int64_t M, int64_t K, int before, bool kernel) {
+    int64_t N = 64, lda = M + 3, ldb = N + 5, ldc = N + GUARD, width = 40;
+    float *A = malloc(sizeof(float) * (size_t)(K * lda));
+    float *other = malloc(sizeof(float) * (size_t)(K * lda));
+    float *W = malloc(sizeof(float) * (size_t)(M * width));
+    float *H = malloc(sizeof(float) * (size_t)(K * width));
+    float *B = malloc(sizeof(float) * (size_t)(K * ldb));
+    float *C = malloc(sizeof(float) * (size_t)((M + 1) * ldc));
+    float *C0 = malloc(sizeof(float) * (size_t)((M + 1) * ldc));
+    fill_late(A, K, M, lda, 5, K, M - 1); /* column 5 zero throughout, and column M - 1 */
+    fill_late(other, K, M, lda, 7, K, 2);
+    for (int64_t i = 0; i < M * width; i++) W[i] = next_value();
+    for (int64_t i = 0; i < K * ldb; i++) B[i] = next_value();
+    for (int64_t i = 0; i < (M + 1) * ldc; i++) C0[i] = C[i] = next_value();
+    bool in_place = kernel && nnrt_packed_gemm_path() == NNRT_PACKED_AVX512;
+    switch (before) {
+    case 0: /* X·W on A: its list is A's */
+        nnrt_sgemm_nn_as(kernel, K, width, M, 1, A, lda, W, width, 0, H, width);
+        break;
+    case 1: /* X·W on another matrix: a list, not A's */
+        nnrt_sgemm_nn_as(kernel, K, width, M, 1, other, lda, W, width, 0, H, width);
+        break;
+    case 2: /* A's list made, then A changed, then X·W on A through OpenBLAS */
+        nnrt_sgemm_nn_as(kernel, K, width, M, 1, A, lda, W, width, 0, H, width);
+        for (int64_t k = 0; k < K; k++) A[k * lda + 5] = 0.25f;
+        nnrt_sgemm_nn_as(0, K, width, M, 1, A, lda, W, width, 0, H, width);
+        break;
+    default: break; /* no X·W at all */
+    }
+    nnrt_sgemm_tn_again(M, N, K, -0.5f, A, lda, B, ldb, 1, C, ldc);
+    compared++;
+    for (int64_t i = 0; i <= M; i++)
+        for (int64_t j = 0; j < ldc; j++) {
+            float got = C[i * ldc + j], c = C0[i * ldc + j];
+            bool outside = i == M || j >= N, zero = i == M - 1 || (i == 5 && before != 2);
+            float want = outside ? c : tn_want(A, lda, B, ldb, K, i, j, -0.5f, 1, c, zero);
+            bool exact = outside || (in_place && nnrt_sgemm_tn_in_place(M, K, N));
+            if (exact ? memcmp(&got, &want, sizeof got) != 0
+                      : !(fabsf(got - want) <= 1e-4f * (1 + fabsf(want))))
+                fail("tn again", M, N, K, before, 1, i, j, got, want);
+        }
+    free(A);
+    free(other);
+    free(W);
+    free(H);
+    free(B);
+    free(C);
+    free(C0);
+}
+
+static void tn_again(bool kernel) {
+    for (int before = 0; before < 4; before++) {
+        tn_again_case(100, 32, before, kernel);
+        tn_again_case(784, 32, before, kernel);
+    }
+}
+
 /* nnrt_sgemm_tn's choice: as nnrt_sgemm_nn's, but at least two tiles of columns (with one,
  * the kernel lost to OpenBLAS: 7.6 against 6.6 us for [784, 32] on digits), a batch K of at
  * most 256 and at most 8192 rows of C. */
@@ -410,6 +472,7 @@ int main(void) {
         all_sizes(path != NNRT_PACKED_BLAS);
         tn_sizes(path != NNRT_PACKED_BLAS);
         late_values(path != NNRT_PACKED_BLAS);
+        tn_again(path != NNRT_PACKED_BLAS);
     }
     printf("compared %ld products, %ld differ\n", compared, differ);
     return differ ? 1 : 0;
