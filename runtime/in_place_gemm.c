@@ -328,6 +328,12 @@ void nnrt_sgemm_tn_again(int64_t M, int64_t N, int64_t K, float alpha, const flo
     tn_as(nnrt_sgemm_tn_in_place(M, K, N), 1, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
+void nnrt_sgemm_tn_again_as(int in_place, int64_t M, int64_t N, int64_t K, float alpha,
+                            const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                            float *C, int64_t ldc) {
+    tn_as(in_place, 1, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
 void nnrt_sgemm_tn_as(int in_place, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                       int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
     tn_as(in_place, 0, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);

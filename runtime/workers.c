@@ -83,6 +83,7 @@ typedef struct worker {
     int32_t bad_value;
     /* the team's step: the one this thread runs, its phases and tasks so far in it */
     uint64_t team_step;
+    uint64_t listed_step; /* the last team step in which it ran a block of an X·W */
     uint32_t phases, tasks;
     int ask_ahead;        /* the step's first solo phase asks for the next batch's rows */
     uint64_t ahead_phase; /* that phase, once begun */
@@ -733,28 +734,36 @@ static void copy_rows_out(char *to, size_t to_stride, const char *from, int rows
 /* A block of a team's product of whole_m × whole_n in all: f32 without transposes, or with
  * A the model's data transposed (NNRT_TRANS_DATA), as the whole product runs in one thread,
  * so that each element adds alike (nnrt_sgemm_nn_as and nnrt_sgemm_tn_as, chosen by the whole
- * product), anything else through OpenBLAS. */
-static void team_block_sgemm(int whole_m, int whole_n, int ta, int tb, int M, int N, int K,
-                             float alpha, const float *A, int lda, const float *B, int ldb,
+ * product), anything else through OpenBLAS. A block of Xᵀ·dZ takes the list of X's nonzero
+ * columns that thread k's last block of an X·W made when that block ran in this step (the
+ * _again form takes it only for the same matrix, rows, columns and stride): the thread's own
+ * copy of the batch, written by the step's fill before any X·W and by nothing after it in
+ * the step. k is NULL for a block run outside a team's step. */
+static void team_block_sgemm(worker *k, int whole_m, int whole_n, int ta, int tb, int M, int N,
+                             int K, float alpha, const float *A, int lda, const float *B, int ldb,
                              float beta, float *C, int ldc) {
     if (ta == CblasNoTrans && tb == CblasNoTrans) {
         nnrt_sgemm_nn_as(nnrt_sgemm_nn_in_place(whole_m, K, whole_n), M, N, K, alpha, A, lda, B,
                          ldb, beta, C, ldc);
+        if (k) k->listed_step = k->team_step;
         return;
     }
     if (ta == NNRT_TRANS_DATA && tb == CblasNoTrans) {
-        nnrt_sgemm_tn_as(nnrt_sgemm_tn_in_place(whole_m, K, whole_n), M, N, K, alpha, A, lda, B,
-                         ldb, beta, C, ldc);
+        int in_place = nnrt_sgemm_tn_in_place(whole_m, K, whole_n);
+        if (k && k->listed_step == k->team_step)
+            nnrt_sgemm_tn_again_as(in_place, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        else
+            nnrt_sgemm_tn_as(in_place, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
     cblas_sgemm(CblasRowMajor, (enum CBLAS_TRANSPOSE)ta, (enum CBLAS_TRANSPOSE)tb, M, N, K, alpha,
                 A, lda, B, ldb, beta, C, ldc);
 }
 
-static void team_block_dgemm(int whole_m, int whole_n, int ta, int tb, int M, int N, int K,
-                             double alpha, const double *A, int lda, const double *B, int ldb,
-                             double beta, double *C, int ldc) {
-    (void)whole_m, (void)whole_n;
+static void team_block_dgemm(worker *k, int whole_m, int whole_n, int ta, int tb, int M, int N,
+                             int K, double alpha, const double *A, int lda, const double *B,
+                             int ldb, double beta, double *C, int ldc) {
+    (void)k, (void)whole_m, (void)whole_n;
     cblas_dgemm(CblasRowMajor, (enum CBLAS_TRANSPOSE)ta, (enum CBLAS_TRANSPOSE)tb, M, N, K, alpha,
                 A, lda, B, ldb, beta, C, ldc);
 }
@@ -772,11 +781,11 @@ static void team_block_dgemm(int whole_m, int whole_n, int ta, int tb, int M, in
                             T *C, int ldc) {                                                       \
         size_t bytes = (size_t)M * (size_t)N * sizeof(T);                                          \
         if (!k || beta != 0 || ldc == N || k->own_c_bytes < bytes) {                               \
-            gemm(whole_m, whole_n, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);          \
+            gemm(k, whole_m, whole_n, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);       \
             return;                                                                                \
         }                                                                                          \
         T *c = k->own_c;                                                                           \
-        gemm(whole_m, whole_n, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, c, N);                \
+        gemm(k, whole_m, whole_n, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, c, N);             \
         copy_rows_out((char *)C, (size_t)ldc * sizeof(T), (const char *)c, M,                      \
                       (size_t)N * sizeof(T));                                                      \
     }                                                                                              \
