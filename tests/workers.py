@@ -586,6 +586,57 @@ def case_cpus(nnc, src, tmp):
         check(r.stderr == "", f"--workers {cpus} on {cpus} CPUs: {r.stderr!r}")
 
 
+SPARSE_MODEL = """import "nn"
+
+model sparse {
+    input  x[784]
+    target y[10]
+    h        = relu(dense(x, 128))
+    output z = dense(h, 10)
+    loss     = softmax_cross_entropy(z, y)
+}
+
+train sparse {
+    optimizer = sgd(lr = 0.05, momentum = 0)
+    batch     = 32
+    seed      = 4
+}
+"""
+
+
+def case_sparse_team(nnc, src, tmp):
+    """A first layer the team splits, on data whose zero columns change from batch to batch
+    (each row's values in a window of 150 of its 784 columns): a thread's block of Xᵀ·dZ
+    takes the list of nonzero columns its block of X·W made only in the same step, so two
+    workers train one worker's weights, also on one CPU, where a thread often misses whole
+    phases and the other runs its blocks; with momentum too (Xᵀ·dZ into the velocity)."""
+    rng = random.Random(8)
+    rows = []
+    for _ in range(320):
+        start = rng.randrange(784 - 150)
+        x = [0.0] * 784
+        for j in range(start, start + 150):
+            if rng.random() < 0.5:
+                x[j] = round(rng.uniform(0.1, 1), 2)
+        rows.append([rng.randrange(10)] + x)
+    write_csv(tmp, "sparse.csv", rows)
+    with open(os.path.join(tmp, "sparse.nn"), "w") as f:
+        f.write(SPARSE_MODEL)
+    run([nnc, "sparse.nn", "-o", "sparse"], tmp)
+    data = ["--data", "sparse.csv", "--columns", "y=0,x=1..784", "--epochs", "60", "--quiet"]
+    for momentum in ("0", "0.9"):
+        args = ["./sparse", "train", *data, "--momentum", momentum]
+        run(args + ["--save", "one.st"], tmp)
+        for pinned in (False, True):
+            cmd = args + ["--workers", "2", "--save", "two.st"]
+            r = on_one_cpu(cmd, tmp) if pinned else run(cmd, tmp)
+            check(r.returncode == 0, f"--workers 2: {r.stderr}")
+            within(any_weights(os.path.join(tmp, "one.st")),
+                   any_weights(os.path.join(tmp, "two.st")), 1e-5,
+                   f"momentum {momentum}, {'one CPU' if pinned else 'unpinned'}: --workers 2 "
+                   "against one worker")
+
+
 BAD_IDS_MODEL = """import "nn"
 
 model tok {
