@@ -231,15 +231,28 @@ static AVX512 void zero_column_row(float *c, int64_t N, float alpha, float beta)
     }
 }
 
+/* How many of the listed rows from rows[0], at most ROWS of the `left`, follow it one by one:
+ * the rows of C a tile takes, whose columns of A lie side by side. */
+static AVX512 int run_of_rows(const int32_t *rows, int64_t left) {
+    int most = (int)(left < ROWS ? left : ROWS);
+    __mmask16 have = (__mmask16)((1u << most) - 1);
+    __m512i step = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    __m512i want = _mm512_add_epi32(_mm512_set1_epi32(rows[0]), step);
+    __mmask16 same = _mm512_mask_cmpeq_epi32_mask(have, _mm512_maskz_loadu_epi32(have, rows), want);
+    return __builtin_ctz(~(unsigned)same);
+}
+
 /* C = alpha·Aᵀ·B + beta·C (A is [K, M]) for the rows that A's columns list; the others as
- * the whole product leaves them (zero_column_row). A tile's 8 columns of A are read where
- * they lie when they are consecutive, else copied first into a [K, ROWS] block of their own
- * (as OpenBLAS packs A); the tiles along C's rows then read them from L1. */
+ * the whole product leaves them (zero_column_row). A tile takes at most 8 listed rows whose
+ * columns of A are consecutive (run_of_rows), read where they lie: a run of the list shorter
+ * than 8, or its end, gets a tile of fewer rows. Copying 8 columns that are not consecutive
+ * into a block first, as OpenBLAS packs A, took 2.2 µs of W1's 87 µs step on digits (a group
+ * in three straddled two runs of the list); tiles of fewer rows cost less (bench/README.md,
+ * "W1's loop on one core"). */
 static AVX512 void tn_product(int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                               int64_t lda, const float *B, int64_t ldb, float beta, float *C,
                               int64_t ldc, int again) {
     int32_t own[MAX_LISTED];
-    float block[TN_MAX_K * ROWS];
     const int32_t *rows = own;
     int64_t n_rows;
     if (again && kept.A == A && kept.rows == K && kept.cols == M && kept.ld == lda)
@@ -248,17 +261,11 @@ static AVX512 void tn_product(int64_t M, int64_t N, int64_t K, float alpha, cons
         n_rows = nonzero_columns(A, K, M, lda, own);
     k_list every_k = {NULL, K};
     rt_lines_ahead_pace((n_rows + ROWS - 1) / ROWS * ((N + COLS - 1) / COLS));
-    for (int64_t r = 0; r < n_rows; r += ROWS) {
-        int mr = (int)(n_rows - r < ROWS ? n_rows - r : ROWS);
+    for (int64_t r = 0, mr; r < n_rows; r += mr) {
+        mr = run_of_rows(rows + r, n_rows - r);
         float *c[ROWS];
         for (int i = 0; i < mr; i++) c[i] = C + rows[r + i] * ldc;
-        /* consecutive columns (a dense A, most of a digit's) are read where they lie */
-        int consecutive = rows[r + mr - 1] - rows[r] == mr - 1;
-        const float *a = consecutive ? A + rows[r] : block;
-        int64_t a_k = consecutive ? lda : ROWS;
-        if (!consecutive)
-            for (int64_t k = 0; k < K; k++)
-                for (int i = 0; i < mr; i++) block[k * ROWS + i] = A[k * lda + rows[r + i]];
+        const float *a = A + rows[r];
         for (int64_t j0 = 0; j0 < N; j0 += COLS) {
             __mmask16 keep0, keep1;
             column_masks(N - j0 < COLS ? N - j0 : COLS, &keep0, &keep1);
@@ -269,7 +276,8 @@ static AVX512 void tn_product(int64_t M, int64_t N, int64_t K, float alpha, cons
                 prefetch_to_write(cj[i] + COLS);
                 prefetch_to_write(cj[i] + COLS + LANES);
             }
-            tile_of(mr, 0, a, 1, a_k, every_k, B + j0, ldb, NULL, alpha, beta, cj, keep0, keep1);
+            tile_of((int)mr, 0, a, 1, lda, every_k, B + j0, ldb, NULL, alpha, beta, cj, keep0,
+                    keep1);
         }
     }
     if (beta == 1) return; /* the skipped rows stay as they are: no pass over the list */
