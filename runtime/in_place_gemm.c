@@ -122,6 +122,11 @@ static void column_masks(int64_t width, __mmask16 *keep0, __mmask16 *keep1) {
     *keep1 = (__mmask16)(width >= 32 ? 0xffff : width > 16 ? (1u << (width - 16)) - 1 : 0);
 }
 
+/* 0, 1, ..., 15: each lane's place in a vector. */
+static ALWAYS_INLINE AVX512 __m512i lane_numbers(void) {
+    return _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+}
+
 /* The columns of [rows, cols] (row stride ld) holding a value that is not ±0 (NaN is one),
  * in order, into list; returns how many. list has room for cols rounded up to 16: each block
  * of 16 columns stores 16 entries at its place in the list, the ones kept first.
@@ -155,10 +160,9 @@ static AVX512 int64_t nonzero_columns(const float *A, int64_t rows, int64_t cols
         for (int64_t b = 0; b + 1 < blocks; b++) all &= found[b];
         if (all == 0xffff) break;
     }
-    const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     int64_t n = 0;
     for (int64_t b = 0; b < blocks; b++) {
-        __m512i columns = _mm512_add_epi32(lanes, _mm512_set1_epi32((int)(b * LANES)));
+        __m512i columns = _mm512_add_epi32(lane_numbers(), _mm512_set1_epi32((int)(b * LANES)));
         _mm512_storeu_si512(list + n, _mm512_maskz_compress_epi32(found[b], columns));
         n += __builtin_popcount(found[b]);
     }
@@ -236,8 +240,7 @@ static AVX512 void zero_column_row(float *c, int64_t N, float alpha, float beta)
 static AVX512 int run_of_rows(const int32_t *rows, int64_t left) {
     int most = (int)(left < ROWS ? left : ROWS);
     __mmask16 have = (__mmask16)((1u << most) - 1);
-    __m512i step = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    __m512i want = _mm512_add_epi32(_mm512_set1_epi32(rows[0]), step);
+    __m512i want = _mm512_add_epi32(_mm512_set1_epi32(rows[0]), lane_numbers());
     __mmask16 same = _mm512_mask_cmpeq_epi32_mask(have, _mm512_maskz_loadu_epi32(have, rows), want);
     return __builtin_ctz(~(unsigned)same);
 }
@@ -309,10 +312,9 @@ void nnrt_sgemm_nn_as(int in_place, int64_t M, int64_t N, int64_t K, float alpha
                 (int)lda, B, (int)ldb, beta, C, (int)ldc);
 }
 
-/* nnrt_sgemm_tn_as, with the list of nnrt_sgemm_nn's on A when again (nnrt_sgemm_tn_again). */
-static void tn_as(int in_place, int again, int64_t M, int64_t N, int64_t K, float alpha,
-                  const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
-                  int64_t ldc) {
+void nnrt_sgemm_tn_as(int in_place, int again, int64_t M, int64_t N, int64_t K, float alpha,
+                      const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                      float *C, int64_t ldc) {
     if (M <= 0 || N <= 0) return;
 #if HAVE_KERNEL
     if (in_place && M <= MAX_LISTED && K <= TN_MAX_K && has_kernel()) {
@@ -328,21 +330,12 @@ static void tn_as(int in_place, int again, int64_t M, int64_t N, int64_t K, floa
 
 void nnrt_sgemm_tn(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
                    const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
-    tn_as(nnrt_sgemm_tn_in_place(M, K, N), 0, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    nnrt_sgemm_tn_as(nnrt_sgemm_tn_in_place(M, K, N), 0, M, N, K, alpha, A, lda, B, ldb, beta, C,
+                     ldc);
 }
 
 void nnrt_sgemm_tn_again(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
                          const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
-    tn_as(nnrt_sgemm_tn_in_place(M, K, N), 1, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-}
-
-void nnrt_sgemm_tn_again_as(int in_place, int64_t M, int64_t N, int64_t K, float alpha,
-                            const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
-                            float *C, int64_t ldc) {
-    tn_as(in_place, 1, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-}
-
-void nnrt_sgemm_tn_as(int in_place, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
-                      int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
-    tn_as(in_place, 0, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    nnrt_sgemm_tn_as(nnrt_sgemm_tn_in_place(M, K, N), 1, M, N, K, alpha, A, lda, B, ldb, beta, C,
+                     ldc);
 }

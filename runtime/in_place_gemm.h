@@ -74,14 +74,13 @@ void nnrt_sgemm_tn(int64_t M, int64_t N, int64_t K, float alpha, const float *A,
  * A, its rows, columns and stride match, instead of reading A to make it. The compiler calls
  * it for a first layer's weight gradient Xᵀ·dZ whose X·W came earlier in the same entry
  * point, outside the team's step (whose phases may run on other threads); a thread of the
- * team calls the _as form for its block of Xᵀ·dZ when it ran a block of an X·W in the same
- * step (workers.c, team_block_sgemm). */
+ * team asks for it (the _as form's again) for its block of Xᵀ·dZ when it ran a block of an
+ * X·W in the same step (workers.c, team_block_sgemm). */
 void nnrt_sgemm_tn_again(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
                          const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
-void nnrt_sgemm_tn_again_as(int in_place, int64_t M, int64_t N, int64_t K, float alpha,
-                            const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
-                            float *C, int64_t ldc);
-void nnrt_sgemm_tn_as(int in_place, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
-                      int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+/* again: as nnrt_sgemm_tn_again, else as nnrt_sgemm_tn. */
+void nnrt_sgemm_tn_as(int in_place, int again, int64_t M, int64_t N, int64_t K, float alpha,
+                      const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                      float *C, int64_t ldc);
 
 #endif

@@ -735,10 +735,10 @@ static void copy_rows_out(char *to, size_t to_stride, const char *from, int rows
  * A the model's data transposed (NNRT_TRANS_DATA), as the whole product runs in one thread,
  * so that each element adds alike (nnrt_sgemm_nn_as and nnrt_sgemm_tn_as, chosen by the whole
  * product), anything else through OpenBLAS. A block of Xᵀ·dZ takes the list of X's nonzero
- * columns that thread k's last block of an X·W made when that block ran in this step (the
- * _again form takes it only for the same matrix, rows, columns and stride): the thread's own
- * copy of the batch, written by the step's fill before any X·W and by nothing after it in
- * the step. k is NULL for a block run outside a team's step. */
+ * columns that thread k's last block of an X·W made when that block ran in this step (again:
+ * taken only for the same matrix, rows, columns and stride): the thread's own copy of the
+ * batch, written by the step's fill before any X·W and by nothing after it in the step. k is
+ * NULL for a block run outside a team's step. */
 static void team_block_sgemm(worker *k, int whole_m, int whole_n, int ta, int tb, int M, int N,
                              int K, float alpha, const float *A, int lda, const float *B, int ldb,
                              float beta, float *C, int ldc) {
@@ -749,11 +749,9 @@ static void team_block_sgemm(worker *k, int whole_m, int whole_n, int ta, int tb
         return;
     }
     if (ta == NNRT_TRANS_DATA && tb == CblasNoTrans) {
-        int in_place = nnrt_sgemm_tn_in_place(whole_m, K, whole_n);
-        if (k && k->listed_step == k->team_step)
-            nnrt_sgemm_tn_again_as(in_place, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-        else
-            nnrt_sgemm_tn_as(in_place, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        int listed = k && k->listed_step == k->team_step;
+        nnrt_sgemm_tn_as(nnrt_sgemm_tn_in_place(whole_m, K, whole_n), listed, M, N, K, alpha, A,
+                         lda, B, ldb, beta, C, ldc);
         return;
     }
     cblas_sgemm(CblasRowMajor, (enum CBLAS_TRANSPOSE)ta, (enum CBLAS_TRANSPOSE)tb, M, N, K, alpha,

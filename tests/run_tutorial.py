@@ -38,6 +38,8 @@ import subprocess
 import sys
 import tempfile
 
+from e2e import without_cpu_warning  # a machine of one CPU warns that --workers 2 take turns
+
 # The comment, then optional blank lines, then a fence (``` or ```text ...) and its body.
 BLOCK = re.compile(
     r"^<!-- run: (?P<cmd>.+?) -->\n(?:[ \t]*\n)*"
@@ -77,9 +79,7 @@ def with_quoted_kernels(env):
 def run(cmd, cwd, env, src):
     proc = subprocess.run(["bash", "-c", cmd], cwd=cwd, env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True, timeout=300)
-    # a machine of one CPU warns that --workers 2 or --hogwild 2 take turns on it
-    out = "".join(line for line in proc.stdout.splitlines(keepends=True)
-                  if "starts more threads than the" not in line)
+    out = without_cpu_warning(proc.stdout)
     relative = {os.path.realpath(os.path.join(src, name)) + os.sep: name + os.sep
                 for name in ("examples", "stdlib")}
     for folder in (cwd, os.path.realpath(cwd), src, os.path.realpath(src)):

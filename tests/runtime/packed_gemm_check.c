@@ -204,7 +204,7 @@ static void one_tn(int64_t M, int64_t N, int64_t K, float alpha, float beta, int
         bool inside = i / ldc < M && i % ldc < N;
         C0[i] = C[i] = beta == 0 && inside ? NAN : next_value();
     }
-    nnrt_sgemm_tn_as(kernel, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    nnrt_sgemm_tn_as(kernel, 0, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     bool exact = kernel && nnrt_packed_gemm_path() == NNRT_PACKED_AVX512;
     compared++;
     for (int64_t i = 0; i <= M; i++) {
@@ -312,7 +312,7 @@ static void tn_late(int64_t M, int64_t K, int64_t late, int64_t r, bool kernel) 
     fill_late(A, K, M, lda, late, r, M - 1);
     for (int64_t i = 0; i < K * ldb; i++) B[i] = next_value();
     for (int64_t i = 0; i < (M + 1) * ldc; i++) C0[i] = C[i] = next_value();
-    nnrt_sgemm_tn_as(kernel, M, N, K, -0.5f, A, lda, B, ldb, 1, C, ldc);
+    nnrt_sgemm_tn_as(kernel, 0, M, N, K, -0.5f, A, lda, B, ldb, 1, C, ldc);
     bool exact = kernel && nnrt_packed_gemm_path() == NNRT_PACKED_AVX512;
     compared++;
     for (int64_t i = 0; i <= M; i++)
