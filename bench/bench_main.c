@@ -10,8 +10,10 @@
  *   with copy   the same, but each step first copies the next batch of a shuffled epoch from
  *               the data in memory into the input and target buffers, as a training loop does;
  *   gemm bound  samples/s if only the step's matrix products ran: the same calls as the
- *               model makes (nnrt_sgemm_nn for a forward product, nnrt_sgemm_tn for a dense
- *               chain's first weight gradient, cblas_sgemm for the others; shapes, transposes;
+ *               model makes (nnrt_sgemm_nn for a forward product, nnrt_sgemm_tn_again for a
+ *               dense chain's first weight gradient, which takes the list of the data's
+ *               nonzero columns that the forward product made, cblas_sgemm for the others;
+ *               shapes, transposes;
  *               beta = 1 for the weight update, as a fused one would do) on buffers of the
  *               same sizes, a dense chain's input holding a batch of the data (the products
  *               skip its zero columns): of BOUND_BATCHES batches, the one with the median
@@ -899,7 +901,7 @@ static void gemms_backward(const Gemms *g) {
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, b, k, n, 1.0f, g->dz[l], n,
                         g->w[l], n, 0.0f, g->da[l - 1], k);
         if (l == 1 && !HAS_RNN && N_CONVS == 0) /* A is the data: the model's own call */
-            nnrt_sgemm_tn(k, n, b, g->scale, g->a[0], k, g->dz[1], n, 1.0f, g->w[1], n);
+            nnrt_sgemm_tn_again(k, n, b, g->scale, g->a[0], k, g->dz[1], n, 1.0f, g->w[1], n);
         else
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, k, n, b, g->scale, g->a[l - 1], k,
                         g->dz[l], n, 1.0f, g->w[l], n);

@@ -1,6 +1,6 @@
 /* ref_mlp.c: the benchmark MLPs written by hand in C over OpenBLAS (and the runtime's kernel
  * for the forward products and the first layer's weight gradient, nnrt_sgemm_nn and
- * nnrt_sgemm_tn, as the generated code calls them), behind the same
+ * nnrt_sgemm_tn_again, as the generated code calls them), behind the same
  * descriptor (nnrt.h) that nnc generates, so that bench_main.c times both alike.
  *
  * It shows what the generated code could reach: the step's GEMMs plus one simple loop per
@@ -123,8 +123,9 @@ static void backward(nnrt_ctx *ctx, float lr) {
         if (lr == 0) memset(gb, 0, (size_t)n * sizeof(float));
         for (int i = 0; i < b; i++) axpy(gb, scale, d + (int64_t)i * n, n);
         float *w = lr != 0 ? FX(W_OFF(l)) : FX(NP + W_OFF(l));
-        if (l == 1) /* A is the data, as the generated code: nnrt_sgemm_tn skips its zeros */
-            nnrt_sgemm_tn(k, n, b, scale, ACT(0), k, d, n, lr != 0 ? 1.0f : 0.0f, w, n);
+        if (l == 1) /* A is the data, as the generated code: its zero columns skipped, the
+                     * forward product's list of them taken again */
+            nnrt_sgemm_tn_again(k, n, b, scale, ACT(0), k, d, n, lr != 0 ? 1.0f : 0.0f, w, n);
         else
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, k, n, b, scale, ACT(l - 1), k, d,
                         n, lr != 0 ? 1.0f : 0.0f, w, n);
