@@ -213,7 +213,8 @@ static const char usage[] =
     "  --batch B       batch size (default: the model's, %lld)\n"
     "  --lr LR         learning rate (default: the model's, %g)\n"
     "  --seed N        seed of init, random data and shuffling (default 1)\n"
-    "  --detail        also time forward, grad, the batch copy and the GEMMs by pass\n"
+    "  --detail        also time forward, grad, the batch copy and the GEMMs by pass,\n"
+    "                  and (a dense chain) the step and its GEMMs one call of each in turn\n"
     "  --help          this text\n";
 
 static int64_t parse_int(const char *opt, const char *s, int64_t lo, int64_t hi) {
@@ -973,6 +974,34 @@ static double time_gemms(const Gemms *g, int64_t k, bool forward_only) {
     return now() - t0;
 }
 
+/* The step and the bound's products, one call of each in turn on the same batch (the
+ * bound's, so that both skip the same zero columns): medians of k calls each, in seconds. The
+ * timed runs above each take a batch of their own and drift with the machine's clock between
+ * runs (±2% on a VM); one call of each in turn leaves both to the same moment, and the step's
+ * work beyond its products (bias, activations, loss, their gradients) shows to a tenth of a
+ * microsecond. For a dense chain, whose first product reads the data; the caller restores the
+ * params, which the steps move. */
+static void step_and_gemms_in_turn(Model *md, const Gemms *g, double lr, int64_t k, double *step,
+                                   double *gemms) {
+    double *ts = xalloc((size_t)k * sizeof *ts), *tg = xalloc((size_t)k * sizeof *tg);
+    memcpy(md->x, g->a[0], (size_t)(g->rows * g->dims[0]) * sizeof(float));
+    for (int64_t i = 0; i < k; i++) {
+        double t0 = now();
+        md->m->sgd_step(&md->ctx, lr, 0.0);
+        double t1 = now();
+        gemms_forward(g);
+        gemms_backward(g);
+        ts[i] = t1 - t0;
+        tg[i] = now() - t1;
+    }
+    qsort(ts, (size_t)k, sizeof *ts, cmp_double);
+    qsort(tg, (size_t)k, sizeof *tg, cmp_double);
+    *step = ts[k / 2];
+    *gemms = tg[k / 2];
+    free(ts);
+    free(tg);
+}
+
 static double gemm_flops(const Gemms *g) {
     double f = 0;
     for (int l = 1; l <= g->n; l++)
@@ -1161,6 +1190,14 @@ int main(int argc, char **argv) {
         /* Below 0 where the step beats the GEMMs the bound counts (W4's direct convolutions). */
         printf("  step - gemms:  forward %+.1f  backward+update %+.1f  step %+.1f us\n", fwd - gfwd,
                step - fwd - (gemm - gfwd), step - gemm);
+        if (!HAS_RNN && N_CONVS == 0) {
+            double one_step, one_gemms;
+            step_and_gemms_in_turn(&md, &g, o.lr, k, &one_step, &one_gemms);
+            memcpy(md.ctx.fixed, saved, fixed_bytes);
+            printf("  in turn, on the bound's batch (medians of %lld each): step %.2f us, gemms "
+                   "%.2f us, step - gemms %+.2f us\n",
+                   (long long)k, 1e6 * one_step, 1e6 * one_gemms, 1e6 * (one_step - one_gemms));
+        }
         if (HAS_RNN) { /* not the bound: the same GEMMs, the steps' products as the model runs them
                         */
             double pf = median(tpf, r_n) * us, pall = median(tp, r_n) * us;
