@@ -56,6 +56,40 @@ typedef struct k_list {
     int64_t n;
 } k_list;
 
+/* What a tile of nnrt_sgemm_nn_bias_relu stores in place of alpha·sum (+ beta·C): t = alpha·sum
+ * + bias, rounded twice as the compiled loop rounds, into t_rows unless NULL, and relu(t) into
+ * h_rows unless NULL. bias and the rows point at the tile's first column. */
+typedef struct epilogue {
+    const float *bias;
+    float *t_rows[ROWS], *h_rows[ROWS];
+    int t, h; /* which of the two it stores */
+} epilogue;
+
+/* relu as the compiler has it: t where t > 0 or t is NaN (not t <= 0), else +0. */
+static ALWAYS_INLINE AVX512 __m512 relu_vector(__m512 t) {
+    return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(t, _mm512_setzero_ps(), _CMP_NLE_UQ), t);
+}
+
+static ALWAYS_INLINE AVX512 void store_with_epilogue(int mr, const __m512 *sum0, const __m512 *sum1,
+                                                     __m512 va, const epilogue *then,
+                                                     __mmask16 keep0, __mmask16 keep1) {
+    __m512 b0 = _mm512_maskz_loadu_ps(keep0, then->bias);
+    __m512 b1 = _mm512_maskz_loadu_ps(keep1, then->bias + LANES);
+    UNROLL_ROWS
+    for (int i = 0; i < mr; i++) {
+        __m512 t0 = _mm512_add_ps(_mm512_mul_ps(va, sum0[i]), b0);
+        __m512 t1 = _mm512_add_ps(_mm512_mul_ps(va, sum1[i]), b1);
+        if (then->t) {
+            _mm512_mask_storeu_ps(then->t_rows[i], keep0, t0);
+            _mm512_mask_storeu_ps(then->t_rows[i] + LANES, keep1, t1);
+        }
+        if (then->h) {
+            _mm512_mask_storeu_ps(then->h_rows[i], keep0, relu_vector(t0));
+            _mm512_mask_storeu_ps(then->h_rows[i] + LANES, keep1, relu_vector(t1));
+        }
+    }
+}
+
 /* C's tile (the columns the masks keep) = alpha · A's rows · B + beta · C, element (i, k) of A
  * at A[i * a_row + k * a_k], row i of C at c[i]. mr and listed are constants at each call
  * (tile_of), so each case is its own unrolled code with its sums in registers; A's rows are
@@ -66,7 +100,7 @@ typedef struct k_list {
 static ALWAYS_INLINE AVX512 void tile(int mr, int listed, const float *A, int64_t a_row,
                                       int64_t a_k, k_list k_of, const float *B, int64_t ldb,
                                       const float *next, float alpha, float beta, float *const *c,
-                                      __mmask16 keep0, __mmask16 keep1) {
+                                      const epilogue *then, __mmask16 keep0, __mmask16 keep1) {
     __m512 sum0[ROWS], sum1[ROWS];
     UNROLL_ROWS
     for (int i = 0; i < mr; i++) sum0[i] = sum1[i] = _mm512_setzero_ps();
@@ -88,6 +122,10 @@ static ALWAYS_INLINE AVX512 void tile(int mr, int listed, const float *A, int64_
         }
     }
     __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    if (then) {
+        store_with_epilogue(mr, sum0, sum1, va, then, keep0, keep1);
+        return;
+    }
     UNROLL_ROWS
     for (int i = 0; i < mr; i++) {
         float *ci = c[i];
@@ -104,13 +142,14 @@ static ALWAYS_INLINE AVX512 void tile(int mr, int listed, const float *A, int64_
 /* One tile of mr <= ROWS rows, each case its own code. */
 static AVX512 void tile_of(int mr, int listed, const float *A, int64_t a_row, int64_t a_k,
                            k_list k_of, const float *B, int64_t ldb, const float *next, float alpha,
-                           float beta, float *const *c, __mmask16 keep0, __mmask16 keep1) {
+                           float beta, float *const *c, const epilogue *then, __mmask16 keep0,
+                           __mmask16 keep1) {
 #define TILE(n)                                                                                    \
     case n:                                                                                        \
         if (listed)                                                                                \
-            tile(n, 1, A, a_row, a_k, k_of, B, ldb, next, alpha, beta, c, keep0, keep1);           \
+            tile(n, 1, A, a_row, a_k, k_of, B, ldb, next, alpha, beta, c, then, keep0, keep1);     \
         else                                                                                       \
-            tile(n, 0, A, a_row, a_k, k_of, B, ldb, next, alpha, beta, c, keep0, keep1);           \
+            tile(n, 0, A, a_row, a_k, k_of, B, ldb, next, alpha, beta, c, then, keep0, keep1);     \
         break;
     switch (mr) { TILE(1) TILE(2) TILE(3) TILE(4) TILE(5) TILE(6) TILE(7) TILE(8) }
 #undef TILE
@@ -186,10 +225,12 @@ typedef struct kept_list {
 static _Thread_local kept_list kept;
 
 /* C = alpha·A·B + beta·C over the k that A's columns list (kept for the step's Xᵀ·dZ). Rows are
- * taken in blocks of A that stay in L2 while B's tiles pass over them. */
+ * taken in blocks of A that stay in L2 while B's tiles pass over them. With a bias (beta 0),
+ * the tiles store alpha·A·B + bias into T and its relu into H instead, each unless NULL
+ * (nnrt_sgemm_nn_bias_relu), C unused. */
 static AVX512 void nn_product(int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                               int64_t lda, const float *B, int64_t ldb, float beta, float *C,
-                              int64_t ldc) {
+                              int64_t ldc, const float *bias, float *T, float *H) {
     kept.A = NULL;
     int64_t n = nonzero_columns(A, M, K, lda, kept.columns);
     kept.A = A, kept.rows = M, kept.cols = K, kept.ld = lda, kept.n = n;
@@ -206,9 +247,17 @@ static AVX512 void nn_product(int64_t M, int64_t N, int64_t K, float alpha, cons
             for (int64_t i = i0; i < i0 + rows; i += ROWS) {
                 int mr = (int)(i0 + rows - i < ROWS ? i0 + rows - i : ROWS);
                 float *c[ROWS];
-                for (int r = 0; r < mr; r++) c[r] = C + (i + r) * ldc + j0;
+                epilogue then = {.bias = bias + j0, .t = T != NULL, .h = H != NULL};
+                for (int r = 0; r < mr; r++) {
+                    if (bias) {
+                        then.t_rows[r] = T ? T + (i + r) * ldc + j0 : NULL;
+                        then.h_rows[r] = H ? H + (i + r) * ldc + j0 : NULL;
+                    } else {
+                        c[r] = C + (i + r) * ldc + j0;
+                    }
+                }
                 tile_of(mr, listed, A + i * lda, lda, 1, k_of, B + j0, ldb, i == i0 ? next : NULL,
-                        alpha, beta, c, keep0, keep1);
+                        alpha, beta, c, bias ? &then : NULL, keep0, keep1);
             }
         }
     }
@@ -279,7 +328,7 @@ static AVX512 void tn_product(int64_t M, int64_t N, int64_t K, float alpha, cons
                 prefetch_to_write(cj[i] + COLS);
                 prefetch_to_write(cj[i] + COLS + LANES);
             }
-            tile_of((int)mr, 0, a, 1, lda, every_k, B + j0, ldb, NULL, alpha, beta, cj, keep0,
+            tile_of((int)mr, 0, a, 1, lda, every_k, B + j0, ldb, NULL, alpha, beta, cj, NULL, keep0,
                     keep1);
         }
     }
@@ -303,13 +352,40 @@ void nnrt_sgemm_nn_as(int in_place, int64_t M, int64_t N, int64_t K, float alpha
     if (M <= 0 || N <= 0) return;
 #if HAVE_KERNEL
     if (in_place && K <= MAX_LISTED && has_kernel()) {
-        nn_product(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        nn_product(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, NULL, NULL);
         return;
     }
     if (kept.A == A) kept.A = NULL; /* no list of A's content now */
 #endif
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)N, (int)K, alpha, A,
                 (int)lda, B, (int)ldb, beta, C, (int)ldc);
+}
+
+/* relu as the compiler has it: t when t > 0 or t is NaN, else +0. */
+static float relu_of(float t) {
+    return !(t <= 0) ? t : 0.0f;
+}
+
+void nnrt_sgemm_nn_bias_relu(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                             const float *B, int64_t ldb, const float *bias, float *T, float *H,
+                             int64_t ldc) {
+    if (M <= 0 || N <= 0) return;
+#if HAVE_KERNEL
+    if (nnrt_sgemm_nn_in_place(M, K, N)) {
+        nn_product(M, N, K, 1.0f, A, lda, B, ldb, 0.0f, NULL, ldc, bias, T, H);
+        return;
+    }
+    if (kept.A == A) kept.A = NULL; /* no list of A's content now */
+#endif
+    float *C = T ? T : H; /* the product, then the bias and relu over it */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)N, (int)K, 1.0f, A,
+                (int)lda, B, (int)ldb, 0.0f, C, (int)ldc);
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) {
+            float t = C[i * ldc + j] + bias[j];
+            if (T) T[i * ldc + j] = t;
+            if (H) H[i * ldc + j] = relu_of(t);
+        }
 }
 
 void nnrt_sgemm_tn_as(int in_place, int again, int64_t M, int64_t N, int64_t K, float alpha,

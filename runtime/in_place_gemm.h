@@ -48,6 +48,17 @@ void nnrt_sgemm_nn(int64_t M, int64_t N, int64_t K, float alpha, const float *A,
 void nnrt_sgemm_nn_as(int in_place, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                       int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
 
+/* A forward layer's product with its bias and relu (the compiler's fused loop after it,
+ * folded into the product): T = A·B + bias (each row of A·B plus the vector bias[0..N)), and
+ * H = relu(T), each written when not NULL (at least one is), both with leading dimension
+ * ldc. The same bits as nnrt_sgemm_nn with alpha 1 and beta 0 into T followed by the
+ * compiled loop: the sum, then one rounded addition of the bias, then relu as the compiler
+ * has it (t when t > 0 or t is NaN, else +0). In the kernel's tiles the sums are still in
+ * registers; otherwise OpenBLAS's product, then a loop. */
+void nnrt_sgemm_nn_bias_relu(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                             const float *B, int64_t ldb, const float *bias, float *T, float *H,
+                             int64_t ldc);
+
 /* The most columns of A a list of the nonzero ones holds (on the stack: 32 KB). */
 #define NNRT_IN_PLACE_MAX_LISTED 8192
 

@@ -412,6 +412,82 @@ static void tn_again(bool kernel) {
     }
 }
 
+/* ---- nnrt_sgemm_nn_bias_relu ----
+ * Against nnrt_sgemm_nn (alpha 1, beta 0) and then the compiled loop's arithmetic, bit for
+ * bit: t = c + bias[j], one rounding, and relu(t) = t unless t <= 0, else +0 (a NaN passes).
+ * T alone, H alone, both; nothing written outside them. Column j of the bias by j % 8: drawn,
+ * 0 over a zero column of B (t exactly 0), NaN, +inf, -inf, -0, the negated first row's
+ * product (t near 0 either side), drawn. A has zero columns (the kernel's list), and after
+ * the call nnrt_sgemm_tn_again on A must equal nnrt_sgemm_tn: the list it keeps is A's. */
+static void bias_relu_case(int64_t M, int64_t K, int64_t N, int outputs, bool kernel) {
+    int64_t lda = K + 3, ldb = N + 5, ldc = N + GUARD, rows = M + 1;
+    float *A = malloc(sizeof(float) * (size_t)(M * lda));
+    float *B = malloc(sizeof(float) * (size_t)(K * ldb));
+    float *bias = malloc(sizeof(float) * (size_t)N);
+    float *C = malloc(sizeof(float) * (size_t)(rows * ldc));
+    float *out[2], *out0 = malloc(sizeof(float) * (size_t)(rows * ldc));
+    fill_late(A, M, K, lda, K / 2, M - 1, K > 2 ? 1 : -1);
+    for (int64_t i = 0; i < K * ldb; i++) B[i] = (i % ldb) % 8 == 1 ? 0.0f : next_value();
+    for (int64_t i = 0; i < rows * ldc; i++) out0[i] = next_value();
+    nnrt_sgemm_nn(M, N, K, 1, A, lda, B, ldb, 0, C, ldc);
+    static const float special[] = {0.0f, NAN, INFINITY, -INFINITY, -0.0f};
+    for (int64_t j = 0; j < N; j++)
+        bias[j] = j % 8 == 1                 ? 0.0f
+                  : j % 8 == 6               ? -C[j]
+                  : j % 8 >= 2 && j % 8 <= 5 ? special[j % 8 - 1]
+                                             : next_value();
+    for (int o = 0; o < 2; o++) {
+        out[o] = malloc(sizeof(float) * (size_t)(rows * ldc));
+        memcpy(out[o], out0, sizeof(float) * (size_t)(rows * ldc));
+    }
+    float *T = outputs & 1 ? out[0] : NULL, *H = outputs & 2 ? out[1] : NULL;
+    nnrt_sgemm_nn_bias_relu(M, N, K, A, lda, B, ldb, bias, T, H, ldc);
+    compared++;
+    for (int o = 0; o < 2; o++)
+        for (int64_t i = 0; i < rows; i++)
+            for (int64_t j = 0; j < ldc; j++) {
+                float got = out[o][i * ldc + j], want = out0[i * ldc + j];
+                if (i < M && j < N && (o == 0 ? T : H)) {
+                    float t = C[i * ldc + j] + bias[j];
+                    want = o == 0 ? t : !(t <= 0) ? t : 0.0f;
+                }
+                if (memcmp(&got, &want, sizeof got) != 0)
+                    fail(o == 0 ? "bias" : "bias relu", M, N, K, outputs, 0, i, j, got, want);
+            }
+    /* the list kept for Xᵀ·dZ: A's, and the same C whether taken or made again */
+    int64_t G = 64;
+    float *D = malloc(sizeof(float) * (size_t)(M * G)),
+          *W1 = malloc(sizeof(float) * (size_t)(K * G));
+    float *W2 = malloc(sizeof(float) * (size_t)(K * G));
+    for (int64_t i = 0; i < M * G; i++) D[i] = next_value();
+    for (int64_t i = 0; i < K * G; i++) W1[i] = W2[i] = next_value();
+    nnrt_sgemm_tn_again(K, G, M, -0.5f, A, lda, D, G, 1, W1, G);
+    nnrt_sgemm_tn(K, G, M, -0.5f, A, lda, D, G, 1, W2, G);
+    if (memcmp(W1, W2, sizeof(float) * (size_t)(K * G)) != 0)
+        fail("tn again after bias relu", M, G, K, kernel, 1, 0, 0, 0, 0);
+    free(D);
+    free(W1);
+    free(W2);
+    free(A);
+    free(B);
+    free(bias);
+    free(C);
+    free(out0);
+    free(out[0]);
+    free(out[1]);
+}
+
+/* Shapes the kernel takes (N 40, 128; 1 to 256 rows) and ones it leaves to OpenBLAS (N 10,
+ * 300 rows), K from 1 to a digit's 784. */
+static void bias_relu(bool kernel) {
+    static const int64_t M[] = {1, 7, 32, 300}, K[] = {1, 17, 784}, N[] = {10, 40, 128};
+    for (int m = 0; m < 4; m++)
+        for (int k = 0; k < 3; k++)
+            for (int n = 0; n < 3; n++)
+                for (int outputs = 1; outputs <= 3; outputs++)
+                    bias_relu_case(M[m], K[k], N[n], outputs, kernel);
+}
+
 /* nnrt_sgemm_tn's choice: as nnrt_sgemm_nn's, but at least two tiles of columns (with one,
  * the kernel lost to OpenBLAS: 7.6 against 6.6 us for [784, 32] on digits), a batch K of at
  * most 256 and at most 8192 rows of C. */
@@ -473,6 +549,7 @@ int main(void) {
         tn_sizes(path != NNRT_PACKED_BLAS);
         late_values(path != NNRT_PACKED_BLAS);
         tn_again(path != NNRT_PACKED_BLAS);
+        bias_relu(path != NNRT_PACKED_BLAS);
     }
     printf("compared %ld products, %ld differ\n", compared, differ);
     return differ ? 1 : 0;

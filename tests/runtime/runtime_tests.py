@@ -812,7 +812,9 @@ def packed_gemm():
     nothing written outside C, beta 0 never reads C, a NaN in A makes its row NaN, an
     infinity in B leaves the skipped rows alone, and a column whose one value lies late in A
     (at each edge of the groups of rows its list reads) is not skipped; nnrt_sgemm_tn_again
-    takes the list of the thread's last X·W only while it is still A's."""
+    takes the list of the thread's last X·W only while it is still A's; nnrt_sgemm_nn_bias_relu
+    gives the bits of nnrt_sgemm_nn and the compiled bias + relu loop, NaN, infinities and
+    exact zeros among the sums plus bias."""
     r = subprocess.run([exe("packed_gemm_check")], capture_output=True, timeout=300)
     out = r.stdout.decode()
     m = re.fullmatch(r"((?:path \w+\n)+)compared (\d+) products, 0 differ\n", out)
@@ -833,7 +835,8 @@ def packed_gemm():
     tn = 7 * 7 * 4 * 3 * 2 * 3 + 4
     late = (1 + 2 + 2 + 3 + 3 * 5) * 4 * 2
     again = 4 * 2  # nnrt_sgemm_tn_again after each kind of X·W before it, at two widths
-    check(int(m.group(2)) == len(paths) * (nn + tn + late + again), out)
+    bias_relu = 4 * 3 * 3 * 3  # nnrt_sgemm_nn_bias_relu: M x K x N x (T, H, both)
+    check(int(m.group(2)) == len(paths) * (nn + tn + late + again + bias_relu), out)
 
 
 @test
