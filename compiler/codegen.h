@@ -217,6 +217,9 @@ Masks dropout_masks(Codegen *cg, LLVMValueRef training, LLVMValueRef noise_seed,
 /* The steps of the plan: a fused elementwise loop; a row op or a reduction. */
 void emit_loop_step(Codegen *cg, int step);
 void emit_op_step(Codegen *cg, int step);
+/* Whether a member of a fused loop has memory the entry point writes (else it lives in a
+ * register inside the loop). */
+bool member_stored(const Codegen *cg, const Value *member);
 /* Inside the loop being emitted: the masks it made for its RANDOM member v, and the
  * current element's place in the batch (i64). */
 const Masks *loop_masks(Codegen *cg, const Value *v);

@@ -76,7 +76,7 @@ static bool kept_for_predict(const Codegen *cg, const Value *member) {
            plan_value(cg->plan, member)->predict_home.arena != ARENA_NONE;
 }
 
-static bool stored(const Codegen *cg, const Value *member) {
+bool member_stored(const Codegen *cg, const Value *member) {
     return !plan_value(cg->plan, member)->in_register || kept_for_predict(cg, member);
 }
 
@@ -305,7 +305,7 @@ static LLVMValueRef loop_function(Codegen *cg, FusedLoop *L) {
     unsigned n = 0;
     for (int i = 0; i < L->ports.n; i++) params[n++] = cg->elem_ptr;
     for (int i = 0; i < L->members.n; i++)
-        if (stored(cg, L->members.v[i])) params[n++] = cg->elem_ptr;
+        if (member_stored(cg, L->members.v[i])) params[n++] = cg->elem_ptr;
     if (L->varying) params[n++] = cg->i64;
     if (L->uses_inv_batch) params[n++] = cg->elem;
     if (L->uses_noise || L->uses_mode) params[n++] = cg->i32;
@@ -314,7 +314,7 @@ static LLVMValueRef loop_function(Codegen *cg, FusedLoop *L) {
     unsigned k = 0;
     for (int i = 0; i < L->ports.n; i++) L->ports.v[i].param = LLVMGetParam(fn, k++);
     for (int i = 0; i < L->members.n; i++)
-        if (stored(cg, L->members.v[i])) L->out[i] = LLVMGetParam(fn, k++);
+        if (member_stored(cg, L->members.v[i])) L->out[i] = LLVMGetParam(fn, k++);
     LLVMValueRef nb = L->varying ? LLVMGetParam(fn, k++) : int64_const(cg, 1);
     if (L->uses_inv_batch) L->inv_batch = LLVMGetParam(fn, k++);
     if (L->uses_noise || L->uses_mode) L->training = LLVMGetParam(fn, k++);
@@ -358,7 +358,7 @@ void emit_loop_step(Codegen *cg, int step) {
     unsigned n = 0;
     for (int i = 0; i < L.ports.n; i++) args[n++] = address_of(cg, L.ports.v[i].v);
     for (int i = 0; i < L.members.n; i++)
-        if (stored(cg, L.members.v[i])) args[n++] = address_of(cg, L.members.v[i]);
+        if (member_stored(cg, L.members.v[i])) args[n++] = address_of(cg, L.members.v[i]);
     if (L.varying) args[n++] = cg->batch;
     if (L.uses_inv_batch) args[n++] = cg->inv_batch;
     if (L.uses_noise || L.uses_mode) args[n++] = cg->training;

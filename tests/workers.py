@@ -430,6 +430,10 @@ def case_team(nnc, src, tmp):
         body = llvm.split(f"define internal void @nnc.{entry}(")[1].split("\n}\n")[0]
         again = "call void @nnrt_sgemm_tn_again(" in body
         check(again == want, f"mnist.nn's {entry} calls nnrt_sgemm_tn_again: {again}")
+        # Its bias and relu stored by the product's tiles (nnrt_sgemm_nn_bias_relu) in one
+        # thread's entries; the team's cut the product into blocks and keep the loop.
+        fused = "call void @nnrt_sgemm_nn_bias_relu(" in body
+        check(fused == want, f"mnist.nn's {entry} calls nnrt_sgemm_nn_bias_relu: {fused}")
 
 
 WIDE_MODEL = two_layer_mlp("wide", 40, ("relu", 96), ("tanh", 64), 3, momentum=0.9, batch=24,
