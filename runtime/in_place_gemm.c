@@ -247,7 +247,7 @@ static AVX512 void nn_product(int64_t M, int64_t N, int64_t K, float alpha, cons
             for (int64_t i = i0; i < i0 + rows; i += ROWS) {
                 int mr = (int)(i0 + rows - i < ROWS ? i0 + rows - i : ROWS);
                 float *c[ROWS];
-                epilogue then = {.bias = bias + j0, .t = T != NULL, .h = H != NULL};
+                epilogue then = {.bias = bias ? bias + j0 : NULL, .t = T != NULL, .h = H != NULL};
                 for (int r = 0; r < mr; r++) {
                     if (bias) {
                         then.t_rows[r] = T ? T + (i + r) * ldc + j0 : NULL;
