@@ -285,28 +285,36 @@ static void small_or_gemm(Codegen *cg, const Value *v, const Gemm *gm, char alon
 
 /* c = alpha * v + beta * c for the matmul v, in as few GEMMs as the batch layout allows
  * (docs/codegen.md, "BLAS mapping"). */
-static void emit_product(Codegen *cg, const Value *v, LLVMValueRef c, LLVMValueRef alpha,
-                         LLVMValueRef beta) {
+/* The matmul v as one sample's product, c = alpha * v + beta * c: its operands, their
+ * strides and its M, N, K as they are stored. */
+static Gemm sample_gemm(Codegen *cg, const Value *v, LLVMValueRef c, LLVMValueRef alpha,
+                        LLVMValueRef beta) {
     const Value *a = v->args[0], *b = v->args[1];
     int64_t M, N, K, a_rows, a_cols, b_rows, b_cols;
     ir_matmul_dims(v, &M, &N, &K);
     stored_matrix(a, &a_rows, &a_cols);
     stored_matrix(b, &b_rows, &b_cols);
-    Gemm gm = {v->ta,
-               v->tb,
-               zeros_of_data(a) && nnrt_sgemm_tn_shape_fits(M, N),
-               product_is_one_gemm(v) ? a : NULL,
-               int64_const(cg, M),
-               int64_const(cg, N),
-               int64_const(cg, K),
-               address_of(cg, a),
-               address_of(cg, b),
-               c,
-               a_cols,
-               b_cols,
-               N,
-               alpha,
-               beta};
+    return (Gemm){v->ta,
+                  v->tb,
+                  zeros_of_data(a) && nnrt_sgemm_tn_shape_fits(M, N),
+                  product_is_one_gemm(v) ? a : NULL,
+                  int64_const(cg, M),
+                  int64_const(cg, N),
+                  int64_const(cg, K),
+                  address_of(cg, a),
+                  address_of(cg, b),
+                  c,
+                  a_cols,
+                  b_cols,
+                  N,
+                  alpha,
+                  beta};
+}
+
+static void emit_product(Codegen *cg, const Value *v, LLVMValueRef c, LLVMValueRef alpha,
+                         LLVMValueRef beta) {
+    const Value *a = v->args[0], *b = v->args[1];
+    Gemm gm = sample_gemm(cg, v, c, alpha, beta);
     if (!a->varying && !b->varying) {
         small_or_gemm(cg, v, &gm, 0);
     } else if (a->varying && !b->varying && !v->ta && !v->sum_batch) {
@@ -373,30 +381,26 @@ static bool bias_relu_after(const Codegen *cg, int step, BiasRelu *br) {
     return br->t && (member_stored(cg, br->t) || (br->h && member_stored(cg, br->h)));
 }
 
+/* The product over the batch's rows, as emit_product's one GEMM of them (C unused). */
 static void emit_bias_relu_product(Codegen *cg, const Value *v, const BiasRelu *br) {
-    int64_t M, N, K;
-    ir_matmul_dims(v, &M, &N, &K);
+    Gemm gm = sample_gemm(cg, v, NULL, elem_const(cg, 1), elem_const(cg, 0));
     LLVMTypeRef p = cg->elem_ptr, i64 = cg->i64;
     LLVMTypeRef params[11] = {i64, i64, i64, p, i64, p, i64, p, p, p, i64};
     LLVMValueRef fn = declare_function(cg, "nnrt_sgemm_nn_bias_relu", cg->void_type, params, 11);
     LLVMValueRef none = LLVMConstPointerNull(p);
-    const Value *a = v->args[0];
-    int64_t a_rows, a_cols, b_rows, b_cols;
-    stored_matrix(a, &a_rows, &a_cols);
-    stored_matrix(v->args[1], &b_rows, &b_cols);
-    LLVMValueRef args[11] = {mul64(cg, int64_const(cg, M), cg->batch),
-                             int64_const(cg, N),
-                             int64_const(cg, K),
-                             address_of(cg, a),
-                             int64_const(cg, a_cols),
-                             address_of(cg, v->args[1]),
-                             int64_const(cg, b_cols),
+    LLVMValueRef args[11] = {mul64(cg, gm.m, cg->batch),
+                             gm.n,
+                             gm.k,
+                             gm.a,
+                             int64_const(cg, gm.lda),
+                             gm.b,
+                             int64_const(cg, gm.ldb),
                              address_of(cg, br->bias),
                              member_stored(cg, br->t) ? address_of(cg, br->t) : none,
                              br->h && member_stored(cg, br->h) ? address_of(cg, br->h) : none,
-                             int64_const(cg, N)};
+                             int64_const(cg, gm.ldc)};
     build_call(cg, fn, args, 11);
-    if (!cg->in_branch) cg->listed_in_entry[a->id] = true; /* it lists A as nnrt_sgemm_nn does */
+    if (!cg->in_branch) cg->listed_in_entry[v->args[0]->id] = true; /* listed as by sgemm_nn */
 }
 
 /* c = alpha * v + beta * c for a product whose B the plan packs (Step.pack; docs/codegen.md,
