@@ -224,9 +224,12 @@ static void grad_sigmoid(AD *ad, Value *v, Value *g) {
     unary(ad, v, g, E2(ad, OP_mul, v, one_minus));
 }
 /* g where u > 0, else exactly 0: a relu that is off passes nothing back, even an inf (from
- * sqrt(relu(u)), say). At u = 0 the derivative is 0, as in PyTorch. */
+ * sqrt(relu(u)), say). At u = 0 the derivative is 0, as in PyTorch. The test reads relu(u),
+ * not u: relu(u) > 0 exactly where u > 0, and a NaN u gives a NaN relu(u), which where treats
+ * as u's. So u need not be kept for the backward pass: the next layer's weight gradient
+ * keeps relu(u) anyway (PyTorch's relu keeps its result for the same reason). */
 static void grad_relu(AD *ad, Value *v, Value *g) {
-    if (start_unary(ad, v)) contribute(ad, v, 0, taken_where(ad, v->args[0], g));
+    if (start_unary(ad, v)) contribute(ad, v, 0, taken_where(ad, v, g));
 }
 static void grad_leaky_relu(AD *ad, Value *v, Value *g) {
     if (!start_unary(ad, v)) return;
