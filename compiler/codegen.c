@@ -336,8 +336,9 @@ static void emit_product(Codegen *cg, const Value *v, LLVMValueRef c, LLVMValueR
  * that loop computes nothing else and nothing else reads X·W, nnrt_sgemm_nn_bias_relu stores
  * t and relu(t) from the product's tiles while the sums are in registers (the same bits:
  * runtime/in_place_gemm.h), X·W itself is never stored and the loop is not emitted. W1's
- * step: 0.6 µs of the 2.3 its passes beside the products took (bench/README.md). Not in the
- * team's entry, whose products are cut into blocks (nnrt_team_sgemm), nor in f64. */
+ * step: 0.6 µs of the 2.3 its passes beside the products took (bench/README.md). In the
+ * team's entries a product cut into blocks calls nnrt_team_sgemm_bias_relu, whose blocks
+ * each store theirs, so the loop does not run in a solo phase. Not in f64. */
 typedef struct BiasRelu {
     const Value *bias, *t, *h; /* t = X·W + bias, h = relu(t) or NULL */
 } BiasRelu;
@@ -358,7 +359,7 @@ static bool adds_bias(const Value *m, const Value *product, const Value **bias) 
 static bool bias_relu_after(const Codegen *cg, int step, BiasRelu *br) {
     const Step *st = &cg->plan->steps[step];
     const Value *v = st->insts[0];
-    if (cg->f64 || cg->team || st->kind != STEP_MATMUL || st->pack >= 0 || !step_needed(cg, st) ||
+    if (cg->f64 || st->kind != STEP_MATMUL || st->pack >= 0 || !step_needed(cg, st) ||
         step + 1 >= cg->plan->n_steps)
         return false;
     if (v->ta || v->tb || v->sum_batch || !v->args[0]->varying || v->args[1]->varying ||
@@ -381,26 +382,43 @@ static bool bias_relu_after(const Codegen *cg, int step, BiasRelu *br) {
     return br->t && (member_stored(cg, br->t) || (br->h && member_stored(cg, br->h)));
 }
 
-/* The product over the batch's rows, as emit_product's one GEMM of them (C unused). */
+/* The product over the batch's rows, as emit_product's one GEMM of them (C unused); in a
+ * team's split step, its blocks (nnrt_team_sgemm_bias_relu, with the team member first and
+ * the sizes as int, as nnrt_team_sgemm has them). */
 static void emit_bias_relu_product(Codegen *cg, const Value *v, const BiasRelu *br) {
     Gemm gm = sample_gemm(cg, v, NULL, elem_const(cg, 1), elem_const(cg, 0));
-    LLVMTypeRef p = cg->elem_ptr, i64 = cg->i64;
-    LLVMTypeRef params[11] = {i64, i64, i64, p, i64, p, i64, p, p, p, i64};
-    LLVMValueRef fn = declare_function(cg, "nnrt_sgemm_nn_bias_relu", cg->void_type, params, 11);
+    bool team = cg->team_split;
+    LLVMTypeRef p = cg->elem_ptr, n = team ? cg->i32 : cg->i64;
+    LLVMTypeRef params[12] = {cg->i8_ptr, n, n, n, p, n, p, n, p, p, p, n};
     LLVMValueRef none = LLVMConstPointerNull(p);
-    LLVMValueRef args[11] = {mul64(cg, gm.m, cg->batch),
-                             gm.n,
-                             gm.k,
+    LLVMValueRef size[6] = {
+        mul64(cg, gm.m, cg->batch), gm.n, gm.k, int64_const(cg, gm.lda), int64_const(cg, gm.ldb),
+        int64_const(cg, gm.ldc)};
+    for (int i = 0; team && i < 6; i++) size[i] = LLVMBuildTrunc(cg->b, size[i], cg->i32, "");
+    LLVMValueRef args[12] = {cg->team,
+                             size[0],
+                             size[1],
+                             size[2],
                              gm.a,
-                             int64_const(cg, gm.lda),
+                             size[3],
                              gm.b,
-                             int64_const(cg, gm.ldb),
+                             size[4],
                              address_of(cg, br->bias),
                              member_stored(cg, br->t) ? address_of(cg, br->t) : none,
                              br->h && member_stored(cg, br->h) ? address_of(cg, br->h) : none,
-                             int64_const(cg, gm.ldc)};
-    build_call(cg, fn, args, 11);
-    if (!cg->in_branch) cg->listed_in_entry[v->args[0]->id] = true; /* listed as by sgemm_nn */
+                             size[5]};
+    int skip = team ? 0 : 1; /* one thread's call has no member */
+    const char *name = team ? "nnrt_team_sgemm_bias_relu" : "nnrt_sgemm_nn_bias_relu";
+    LLVMValueRef fn = declare_function(cg, name, cg->void_type, params + skip, 12 - skip);
+    build_call(cg, fn, args + skip, 12 - skip);
+    /* listed as by sgemm_nn, for this thread's Xᵀ·dZ (the team's threads keep their own) */
+    if (!cg->team && !cg->in_branch) cg->listed_in_entry[v->args[0]->id] = true;
+}
+
+/* Whether step is the loop that the product before it stores (bias_relu_after). */
+static bool folded_into_product(const Codegen *cg, int step) {
+    BiasRelu br;
+    return step > 0 && bias_relu_after(cg, step - 1, &br);
 }
 
 /* c = alpha * v + beta * c for a product whose B the plan packs (Step.pack; docs/codegen.md,
@@ -663,7 +681,7 @@ bool step_needed(const Codegen *cg, const Step *st) {
 static void emit_step(Codegen *cg, int step) {
     const Step *st = &cg->plan->steps[step];
     BiasRelu br;
-    if (!step_needed(cg, st) || (step > 0 && bias_relu_after(cg, step - 1, &br))) return;
+    if (!step_needed(cg, st) || folded_into_product(cg, step)) return;
     if (bias_relu_after(cg, step, &br)) {
         emit_bias_relu_product(cg, st->insts[0], &br);
         return;
@@ -912,7 +930,7 @@ static void emit_team_phases(Codegen *cg, LLVMBasicBlockRef *solo) {
     bool small_whole = has_large_gemm(cg->plan);
     for (int s = 0; s < cg->plan->n_steps; s++) {
         const Step *st = &cg->plan->steps[s];
-        if (!step_needed(cg, st)) continue;
+        if (!step_needed(cg, st) || folded_into_product(cg, s)) continue;
         if (step_is_one_gemm(st) && !product_is_small(st->insts[0]) &&
             (worth_splitting(st) || !small_whole)) {
             if (*solo) end_solo(cg, *solo);

@@ -369,9 +369,16 @@ static float relu_of(float t) {
 void nnrt_sgemm_nn_bias_relu(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
                              const float *B, int64_t ldb, const float *bias, float *T, float *H,
                              int64_t ldc) {
+    nnrt_sgemm_nn_bias_relu_as(nnrt_sgemm_nn_in_place(M, K, N), M, N, K, A, lda, B, ldb, bias, T, H,
+                               ldc);
+}
+
+void nnrt_sgemm_nn_bias_relu_as(int in_place, int64_t M, int64_t N, int64_t K, const float *A,
+                                int64_t lda, const float *B, int64_t ldb, const float *bias,
+                                float *T, float *H, int64_t ldc) {
     if (M <= 0 || N <= 0) return;
 #if HAVE_KERNEL
-    if (nnrt_sgemm_nn_in_place(M, K, N)) {
+    if (in_place && K <= MAX_LISTED && has_kernel()) {
         nn_product(M, N, K, 1.0f, A, lda, B, ldb, 0.0f, NULL, ldc, bias, T, H);
         return;
     }

@@ -58,6 +58,11 @@ void nnrt_sgemm_nn_as(int in_place, int64_t M, int64_t N, int64_t K, float alpha
 void nnrt_sgemm_nn_bias_relu(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
                              const float *B, int64_t ldb, const float *bias, float *T, float *H,
                              int64_t ldc);
+/* The same with the choice of kernel from the caller, as nnrt_sgemm_nn_as: a team's block
+ * chooses by the whole product (workers.h, nnrt_team_sgemm_bias_relu). */
+void nnrt_sgemm_nn_bias_relu_as(int in_place, int64_t M, int64_t N, int64_t K, const float *A,
+                                int64_t lda, const float *B, int64_t ldb, const float *bias,
+                                float *T, float *H, int64_t ldc);
 
 /* The most columns of A a list of the nonzero ones holds (on the stack: 32 KB). */
 #define NNRT_IN_PLACE_MAX_LISTED 8192

@@ -844,6 +844,82 @@ static void team_block_dgemm(worker *k, int whole_m, int whole_n, int ta, int tb
 TEAM_GEMM(float, nnrt_team_sgemm, team_block_sgemm)
 TEAM_GEMM(double, nnrt_team_dgemm, team_block_dgemm)
 
+/* ---- a layer's product with its bias and relu, by blocks ----
+ * nnrt_sgemm_nn_bias_relu cut into the blocks nnrt_team_sgemm would cut the plain product
+ * into: each block stores its part of T = A·B + bias and H = relu(T), bias, T and H taken
+ * at the block's columns (or T and H at its rows), so that the loop after the product does
+ * not run in a solo phase. Chosen by the whole product, every block adds as the whole. */
+
+/* One block of whole_m × whole_n: into thread k's room when it is H alone and a block of
+ * columns of shared rows (as nnrt_team_sgemm_into), else straight into T and H. */
+static void bias_relu_into(worker *k, int whole_m, int whole_n, int M, int N, int K, const float *A,
+                           int lda, const float *B, int ldb, const float *bias, float *T, float *H,
+                           int ldc) {
+    int in_place = nnrt_sgemm_nn_in_place(whole_m, K, whole_n);
+    size_t bytes = (size_t)M * (size_t)N * sizeof(float);
+    if (!k || T || ldc == N || k->own_c_bytes < bytes) {
+        nnrt_sgemm_nn_bias_relu_as(in_place, M, N, K, A, lda, B, ldb, bias, T, H, ldc);
+    } else {
+        float *h = k->own_c;
+        nnrt_sgemm_nn_bias_relu_as(in_place, M, N, K, A, lda, B, ldb, bias, NULL, h, N);
+        copy_rows_out((char *)H, (size_t)ldc * sizeof(float), (const char *)h, M,
+                      (size_t)N * sizeof(float));
+    }
+    if (k) k->listed_step = k->team_step;
+}
+
+/* Piece p of n (columns: p is the thread's column block of B's param). */
+static void bias_relu_piece(worker *k, int p, int n, int columns, int M, int N, int K,
+                            const float *A, int lda, const float *B, int ldb, const float *bias,
+                            float *T, float *H, int ldc) {
+    int by_rows = !columns && M >= N;
+    int lo = (int)part_start(by_rows ? M : N, n, p),
+        hi = (int)part_start(by_rows ? M : N, n, p + 1);
+    if (lo >= hi) return;
+    int whole_m = M, whole_n = N;
+    if (by_rows) {
+        A += (int64_t)lo * lda;
+        T = T ? T + (int64_t)lo * ldc : NULL;
+        H = H ? H + (int64_t)lo * ldc : NULL;
+        M = hi - lo;
+    } else {
+        B = columns ? column_block(k->team, B, CblasNoTrans, &ldb, lo, hi, sizeof(float)) : B + lo;
+        bias += lo;
+        T = T ? T + lo : NULL;
+        H = H ? H + lo : NULL;
+        N = hi - lo;
+    }
+    bias_relu_into(k, whole_m, whole_n, M, N, K, A, lda, B, ldb, bias, T, H, ldc);
+}
+
+void nnrt_team_sgemm_bias_relu_block(int p, int n, int M, int N, int K, const float *A, int lda,
+                                     const float *B, int ldb, const float *bias, float *T, float *H,
+                                     int ldc) {
+    bias_relu_piece(NULL, p, n, 0, M, N, K, A, lda, B, ldb, bias, T, H, ldc);
+}
+
+void nnrt_team_sgemm_bias_relu(void *member, int M, int N, int K, const float *A, int lda,
+                               const float *B, int ldb, const float *bias, float *T, float *H,
+                               int ldc) {
+    worker *k = member;
+    rt_workers *t = k->team;
+    const float *C = T ? T : H; /* the block's output as nnrt_team_sgemm sees it */
+    if (k->index == 0 && t->probing) probe_gemm(t, CblasNoTrans, M, N, K, A, B, ldb, 1, C, ldc);
+    int columns = column_cut(t, CblasNoTrans, M, N, K, B, ldb, 1, C, ldc);
+    int per = columns ? 1 : PIECES, pieces = t->n * per;
+    A = own_input(k, A);
+    B = own_input(k, B);
+    if (columns || M < N) reserve_own_c(k, (size_t)M * (size_t)N * sizeof(float));
+    uint64_t phase = begin_phase(k, (uint32_t)pieces);
+    for (int i = 0; i < pieces; i++) {
+        int p = (k->index * per + i) % pieces;
+        if (!take(t, p, phase)) continue;
+        bias_relu_piece(k, p, columns ? t->n : pieces, columns, M, N, K, A, lda, B, ldb, bias, T, H,
+                        ldc);
+        bump(t, &t->team_done);
+    }
+}
+
 static void *worker_main(void *arg) {
     worker *k = arg;
     rt_workers *t = k->team;

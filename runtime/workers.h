@@ -77,6 +77,17 @@ void nnrt_team_dgemm(void *member, int ta, int tb, int M, int N, int K, double a
                      const double *A, int lda, const double *B, int ldb, double beta, double *C,
                      int ldc);
 
+/* nnrt_sgemm_nn_bias_relu (in_place_gemm.h) as such a phase: each block of the product
+ * stores its part of T = A·B + bias and H = relu(T) (each unless NULL; ldc both's stride). */
+void nnrt_team_sgemm_bias_relu(void *member, int M, int N, int K, const float *A, int lda,
+                               const float *B, int ldb, const float *bias, float *T, float *H,
+                               int ldc);
+/* Its block p of n, outside a team (tests/runtime/packed_gemm_check.c: the blocks give the
+ * whole call's bits where the whole product takes the kernel). */
+void nnrt_team_sgemm_bias_relu_block(int p, int n, int M, int N, int K, const float *A, int lda,
+                                     const float *B, int ldb, const float *bias, float *T, float *H,
+                                     int ldc);
+
 /* Block p of n of such a GEMM, as nnrt_team_sgemm (dgemm) runs it; a block may be empty.
  * (tests/runtime/team_gemm_check.c checks that the blocks give the whole GEMM's bytes.) */
 void nnrt_team_sgemm_block(int p, int n, int ta, int tb, int M, int N, int K, float alpha,

@@ -18,6 +18,7 @@
 
 #include "in_place_gemm.h"
 #include "packed_gemm.h"
+#include "workers.h"
 
 #define GUARD 7 /* columns of C past N (ldc = N + GUARD), and rows below M, never written */
 
@@ -454,6 +455,29 @@ static void bias_relu_case(int64_t M, int64_t K, int64_t N, int outputs, bool ke
                 if (memcmp(&got, &want, sizeof got) != 0)
                     fail(o == 0 ? "bias" : "bias relu", M, N, K, outputs, 0, i, j, got, want);
             }
+    /* A team's blocks of it (nnrt_team_sgemm_bias_relu): the whole call's bits wherever the
+     * whole product takes the kernel, which adds in order of k in every block; nothing
+     * written outside T and H. */
+    for (int n = 2; kernel && nnrt_sgemm_nn_in_place(M, K, N) && n <= 3; n++) {
+        float *part[2];
+        for (int o = 0; o < 2; o++) {
+            part[o] = malloc(sizeof(float) * (size_t)(rows * ldc));
+            memcpy(part[o], out0, sizeof(float) * (size_t)(rows * ldc));
+        }
+        for (int p = 0; p < n; p++)
+            nnrt_team_sgemm_bias_relu_block(p, n, (int)M, (int)N, (int)K, A, (int)lda, B, (int)ldb,
+                                            bias, T ? part[0] : NULL, H ? part[1] : NULL, (int)ldc);
+        compared++;
+        for (int o = 0; o < 2; o++) {
+            for (int64_t e = 0; e < rows * ldc; e++)
+                if (memcmp(&part[o][e], &out[o][e], sizeof(float)) != 0) {
+                    fail("bias relu blocks", M, N, K, outputs, (float)n, e / ldc, e % ldc,
+                         part[o][e], out[o][e]);
+                    break;
+                }
+            free(part[o]);
+        }
+    }
     /* the list kept for Xᵀ·dZ: A's, and the same C whether taken or made again */
     int64_t G = 64;
     float *D = malloc(sizeof(float) * (size_t)(M * G)),
