@@ -415,10 +415,11 @@ static void emit_bias_relu_product(Codegen *cg, const Value *v, const BiasRelu *
     if (!cg->team && !cg->in_branch) cg->listed_in_entry[v->args[0]->id] = true;
 }
 
-/* Whether step is the loop that the product before it stores (bias_relu_after). */
-static bool folded_into_product(const Codegen *cg, int step) {
+/* Whether the step before computes step too: a product storing its bias and relu
+ * (bias_relu_after), or a loss computing its gradient (loss_and_grad_pair). */
+static bool folded_into_previous(const Codegen *cg, int step) {
     BiasRelu br;
-    return step > 0 && bias_relu_after(cg, step - 1, &br);
+    return step > 0 && (bias_relu_after(cg, step - 1, &br) || loss_and_grad_pair(cg, step - 1));
 }
 
 /* c = alpha * v + beta * c for a product whose B the plan packs (Step.pack; docs/codegen.md,
@@ -681,15 +682,20 @@ bool step_needed(const Codegen *cg, const Step *st) {
 static void emit_step(Codegen *cg, int step) {
     const Step *st = &cg->plan->steps[step];
     BiasRelu br;
-    if (!step_needed(cg, st) || folded_into_product(cg, step)) return;
+    if (!step_needed(cg, st) || folded_into_previous(cg, step)) return;
     if (bias_relu_after(cg, step, &br)) {
         emit_bias_relu_product(cg, st->insts[0], &br);
         return;
     }
     switch (st->kind) {
     case STEP_EW_LOOP: emit_loop_step(cg, step); break;
-    case STEP_REDUCE:
     case STEP_ROW:
+        if (loss_and_grad_pair(cg, step))
+            emit_loss_and_grad_step(cg, step);
+        else
+            emit_op_step(cg, step);
+        break;
+    case STEP_REDUCE:
     case STEP_LAYOUT: emit_op_step(cg, step); break;
     case STEP_MATMUL:
     case STEP_WINDOW:
@@ -930,7 +936,7 @@ static void emit_team_phases(Codegen *cg, LLVMBasicBlockRef *solo) {
     bool small_whole = has_large_gemm(cg->plan);
     for (int s = 0; s < cg->plan->n_steps; s++) {
         const Step *st = &cg->plan->steps[s];
-        if (!step_needed(cg, st) || folded_into_product(cg, s)) continue;
+        if (!step_needed(cg, st) || folded_into_previous(cg, s)) continue;
         if (step_is_one_gemm(st) && !product_is_small(st->insts[0]) &&
             (worth_splitting(st) || !small_whole)) {
             if (*solo) end_solo(cg, *solo);

@@ -188,6 +188,9 @@ typedef void ReduceKernel(Codegen *cg, const Value *v, Operand *args, LLVMValueR
 
 extern EwKernel *const ew_kernels[OP_COUNT];
 extern RowKernel *const row_kernels[OP_COUNT];
+/* softmax_ce and softmax_ce_grad of the same z and y, one row of both (row = {z, y, g}). */
+void row_softmax_ce_and_grad(Codegen *cg, Operand *row, LLVMValueRef loss_out,
+                             LLVMValueRef grad_out, int64_t C);
 extern ReduceKernel *const reduce_kernels[OP_COUNT];
 
 /* A layout op (slice, scatter, transpose, permute, concat): the whole copy for nb samples,
@@ -217,6 +220,12 @@ Masks dropout_masks(Codegen *cg, LLVMValueRef training, LLVMValueRef noise_seed,
 /* The steps of the plan: a fused elementwise loop; a row op or a reduction. */
 void emit_loop_step(Codegen *cg, int step);
 void emit_op_step(Codegen *cg, int step);
+/* Whether step computes the loss softmax_ce(z, y) and the step after it softmax_ce_grad(z,
+ * y, g), both needed in the entry point being emitted and the gradient's memory apart from
+ * z's and y's: then emit_loss_and_grad_step computes both in one pass over the rows, and the
+ * second step is not emitted. */
+bool loss_and_grad_pair(const Codegen *cg, int step);
+void emit_loss_and_grad_step(Codegen *cg, int step);
 /* Whether a member of a fused loop has memory the entry point writes (else it lives in a
  * register inside the loop). */
 bool member_stored(const Codegen *cg, const Value *member);

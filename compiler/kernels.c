@@ -393,6 +393,33 @@ static void row_softmax_ce_grad(Codegen *cg, Operand *row, LLVMValueRef out, int
     loop_end(cg, &l, false);
 }
 
+/* softmax_ce and its softmax_ce_grad of the same z and y in one pass (a training step's loss
+ * value and its gradient, docs/codegen.md, "Rows and reductions"): the row's max and its
+ * exps once, each exp stored into the gradient's row as softmax_ce_grad stores it, the sum's
+ * log for the loss; then the loss as row_softmax_ce adds it, and the gradient as
+ * row_softmax_ce_grad finishes it. The same operations as the two kernels', so the same
+ * values. row = {z, y, g}; loss_out points at the sample's loss. The gradient's row must
+ * not be z's or y's memory: z is read again after the exps are stored. */
+void row_softmax_ce_and_grad(Codegen *cg, Operand *row, LLVMValueRef loss_out,
+                             LLVMValueRef grad_out, int64_t C) {
+    Terms t = {.a = row[0], .shift = max_of(cg, C, row[0]), .store_to = grad_out};
+    LLVMValueRef exp_sum = sum_terms(cg, C, term_exp_shifted, &t);
+    t.log_sum = math1(cg, "log", exp_sum);
+    t.b = row[1];
+    t.store_to = NULL;
+    LLVMValueRef ce = sum_terms(cg, C, term_cross_entropy, &t);
+    LLVMValueRef zero = int64_const(cg, 0);
+    store_at(cg, loss_out, zero, fp_add(cg, load_at(cg, loss_out, zero), ce));
+    Terms ty = {.a = row[1]};
+    LLVMValueRef scale = fp_div(cg, sum_terms(cg, C, term_a, &ty), exp_sum);
+    LLVMValueRef g = operand_at(cg, row[2], zero);
+    Loop l;
+    LLVMValueRef i = loop_begin(cg, &l, int64_const(cg, C));
+    LLVMValueRef p = fp_mul(cg, load_at(cg, grad_out, i), scale);
+    store_at(cg, grad_out, i, fp_mul(cg, g, fp_sub(cg, p, operand_at(cg, row[1], i))));
+    loop_end(cg, &l, false);
+}
+
 /* ---- reductions ---- */
 
 /* sum and mean: one scalar per sample. */

@@ -439,6 +439,106 @@ static LLVMValueRef op_function(Codegen *cg, const Value *v) {
     return fn;
 }
 
+/* ---- a loss's value and its gradient in one pass ----
+ * A training step computes softmax_ce(z, y) for the loss and then softmax_ce_grad(z, y, g)
+ * for its gradient: two passes over the same rows, each finding the row's max and its exps.
+ * When the two are consecutive steps, one helper does both (row_softmax_ce_and_grad); W1's
+ * step: 32 rows of 10. */
+
+/* Whether a's and b's memory may overlap: the same arena and intersecting ranges of
+ * elements (a sample's in the varying arena, whose rows a value's ranges scale alike). A
+ * view reads another value's memory: counted as overlapping. */
+static bool may_share_memory(const Codegen *cg, const Value *a, const Value *b) {
+    const ValuePlan *pa = plan_value(cg->plan, a), *pb = plan_value(cg->plan, b);
+    if (pa->view_of || pb->view_of) return true;
+    if (!has_memory(a) || !has_memory(b) || pa->home.arena != pb->home.arena) return false;
+    int64_t a0 = pa->home.offset, b0 = pb->home.offset;
+    return a0 < b0 + shape_numel(b->shape) && b0 < a0 + shape_numel(a->shape);
+}
+
+bool loss_and_grad_pair(const Codegen *cg, int step) {
+    if (step < 0 || step + 1 >= cg->plan->n_steps) return false;
+    const Step *st = &cg->plan->steps[step], *next = &cg->plan->steps[step + 1];
+    if (st->kind != STEP_ROW || next->kind != STEP_ROW) return false;
+    const Value *loss = st->insts[0], *grad = next->insts[0];
+    if (loss->op != OP_softmax_ce || grad->op != OP_softmax_ce_grad ||
+        grad->args[0] != loss->args[0] || grad->args[1] != loss->args[1] || !cg->needed[loss->id] ||
+        !cg->needed[grad->id] || !has_memory(grad) || takes_batch(loss) != takes_batch(grad))
+        return false;
+    return !may_share_memory(cg, grad, loss->args[0]) &&
+           !may_share_memory(cg, grad, loss->args[1]) && !may_share_memory(cg, grad, loss);
+}
+
+static const char *loss_and_grad_name(const Value *grad) {
+    return xprintf("nnc.softmax_ce_and_grad.%d", grad->id);
+}
+
+/* The helper: (z, y as they have memory, g: memory or 1/B, loss out, gradient out, [nb]). */
+static LLVMValueRef loss_and_grad_function(Codegen *cg, const Value *loss, const Value *grad) {
+    LLVMTypeRef params[7];
+    unsigned n = 0;
+    for (int k = 0; k < 3; k++) {
+        if (has_memory(grad->args[k])) params[n++] = cg->elem_ptr;
+        if (grad->args[k]->op == OP_inv_batch) params[n++] = cg->elem;
+    }
+    params[n++] = cg->elem_ptr;
+    params[n++] = cg->elem_ptr;
+    if (takes_batch(grad)) params[n++] = cg->i64;
+    LLVMValueRef fn = new_helper_function(cg, loss_and_grad_name(grad), params, n);
+    Operand args[3];
+    unsigned k = 0;
+    for (int i = 0; i < 3; i++) {
+        const Value *a = grad->args[i];
+        args[i] = has_memory(a)           ? (Operand){LLVMGetParam(fn, k++), NULL}
+                  : a->op == OP_inv_batch ? (Operand){NULL, LLVMGetParam(fn, k++)}
+                                          : (Operand){NULL, elem_const(cg, a->num)};
+    }
+    LLVMValueRef loss_out = LLVMGetParam(fn, k++), grad_out = LLVMGetParam(fn, k++);
+    LLVMValueRef nb = takes_batch(grad) ? LLVMGetParam(fn, k++) : int64_const(cg, 1);
+    const Value *z = grad->args[0];
+    int64_t C = z->shape.dim[z->shape.rank - 1], rows = shape_numel(z->shape) / C;
+    Loop lb, lr;
+    LLVMValueRef b = loop_begin(cg, &lb, nb);
+    LLVMValueRef loss_sample = element_ptr(cg, loss_out, sample_offset(cg, loss, b));
+    LLVMValueRef grad_sample = element_ptr(cg, grad_out, sample_offset(cg, grad, b));
+    store_at(cg, loss_sample, int64_const(cg, 0), elem_const(cg, 0));
+    LLVMValueRef r = loop_begin(cg, &lr, int64_const(cg, rows));
+    LLVMValueRef row_start = mul64(cg, r, int64_const(cg, C));
+    Operand row[3];
+    for (int i = 0; i < 3; i++) {
+        const Value *a = grad->args[i];
+        row[i] = operand_plus(cg, args[i], sample_offset(cg, a, b));
+        if (shape_numel(a->shape) > 1) row[i] = operand_plus(cg, row[i], row_start);
+    }
+    row_softmax_ce_and_grad(cg, row, loss_sample, element_ptr(cg, grad_sample, row_start), C);
+    loop_end(cg, &lr, false);
+    loop_end(cg, &lb, false);
+    LLVMBuildRetVoid(cg->b);
+    return fn;
+}
+
+void emit_loss_and_grad_step(Codegen *cg, int step) {
+    const Value *loss = cg->plan->steps[step].insts[0], *grad = cg->plan->steps[step + 1].insts[0];
+    /* made once, by the first entry point that needs it (op_fns[step] may hold the loss's
+     * own helper, made for an entry point without the gradient) */
+    LLVMValueRef fn = LLVMGetNamedFunction(cg->mod, loss_and_grad_name(grad));
+    if (!fn) {
+        LLVMBasicBlockRef here = LLVMGetInsertBlock(cg->b);
+        fn = loss_and_grad_function(cg, loss, grad);
+        LLVMPositionBuilderAtEnd(cg->b, here);
+    }
+    LLVMValueRef args[7];
+    unsigned n = 0;
+    for (int k = 0; k < 3; k++) {
+        if (has_memory(grad->args[k])) args[n++] = address_of(cg, grad->args[k]);
+        if (grad->args[k]->op == OP_inv_batch) args[n++] = cg->inv_batch;
+    }
+    args[n++] = address_of(cg, loss);
+    args[n++] = address_of(cg, grad);
+    if (takes_batch(grad)) args[n++] = cg->batch;
+    build_call(cg, fn, args, n);
+}
+
 void emit_op_step(Codegen *cg, int step) {
     const Value *v = cg->plan->steps[step].insts[0];
     if (!cg->op_fns[step]) {

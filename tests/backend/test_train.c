@@ -131,6 +131,62 @@ static void mlp_tests(bool f64, bool dW_first, int opt_level) {
     model_close(m);
 }
 
+/* A classifier whose output is its logits: the plan puts softmax_ce and softmax_ce_grad side
+ * by side, and grad() and sgd_step() compute both in one pass over the rows (loops.c,
+ * loss_and_grad_pair). The loss must be forward()'s bit for bit (the same operations on the
+ * same values), the gradients and the step the reference's. */
+static bool same_losses(const char *label, Model *m, void (*entry)(nnrt_ctx *)) {
+    double want[8];
+    m->desc->forward(&m->ctx);
+    for (int64_t b = 0; b < m->ctx.batch; b++) want[b] = tensor_get(m, &m->desc->loss, b, 0);
+    entry(&m->ctx);
+    bool same = true;
+    for (int64_t b = 0; b < m->ctx.batch; b++) {
+        double got = tensor_get(m, &m->desc->loss, b, 0);
+        same &= check(memcmp(&got, &want[b], sizeof got) == 0,
+                      "%s: sample %lld's loss %.17g, forward's %.17g", label, (long long)b, got,
+                      want[b]);
+    }
+    return same;
+}
+
+static const nnrt_model *sgd_model;
+static double sgd_lr;
+static void one_sgd_step(nnrt_ctx *ctx) {
+    sgd_model->sgd_step(ctx, sgd_lr, 0);
+}
+
+static void loss_and_grad_in_one_pass(bool f64) {
+    const char *label = f64 ? "loss and gradient in one pass (f64)"
+                            : "loss and gradient in one "
+                              "pass (f32)";
+    static const int64_t sizes[] = {6, 5, 4};
+    Graph *g = build_mlp(sizes, 3, false);
+    g->output = g->loss->args[0]; /* the logits: no softmax between the loss and its gradient */
+    Plan *plan = plan_build(g);
+    bool side_by_side = false;
+    for (int s = 0; s + 1 < plan->n_steps; s++)
+        side_by_side |= plan->steps[s].insts[0] == g->loss &&
+                        plan->steps[s + 1].insts[0]->op == OP_softmax_ce_grad;
+    check(side_by_side, "%s: the plan does not put the gradient right after the loss", label);
+    Model *m = model_compile(g, f64, 2, 8);
+    if (!m) return;
+    double tol = f64 ? 1e-10 : 2e-5;
+    for (int64_t batch = 1; batch <= 8; batch += 6) {
+        m->ctx.batch = batch;
+        fill_mlp(m);
+        const char *at = xprintf("%s batch %lld", label, (long long)batch);
+        same_losses(at, m, m->desc->grad);
+        check_value(xprintf("%s loss", at), m, g->loss, &m->desc->loss, tol);
+        check_grads(at, m, g, tol);
+        sgd_model = m->desc;
+        sgd_lr = 0.1;
+        same_losses(xprintf("%s sgd step", at), m, one_sgd_step);
+    }
+    check_sgd_step(xprintf("%s sgd step", label), m, g, 0.1, 0, tol);
+    model_close(m);
+}
+
 /* minimise 3x^2 - 3x + 4: no inputs, nothing varies, the loss is a scalar in the fixed
  * arena; the gradient 6x - 3 is written out by hand. */
 static void parabola(bool f64) {
@@ -289,6 +345,7 @@ int main(void) {
         mlp_tests(f64, true, f64 ? 3 : 2);
         mlp_tests(f64, false, f64 ? 1 : 0);
         parabola(f64);
+        loss_and_grad_in_one_pass(f64);
     }
     odd_gradients();
     for (int f64 = 0; f64 < 2; f64++) {
