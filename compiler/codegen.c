@@ -379,7 +379,10 @@ static bool bias_relu_after(const Codegen *cg, int step, BiasRelu *br) {
         else
             return false;
     }
-    return br->t && (member_stored(cg, br->t) || (br->h && member_stored(cg, br->h)));
+    bool t_stored = member_stored(cg, br->t), h_stored = br->h && member_stored(cg, br->h);
+    /* the team's blocks store one of the two (nnrt_team_sgemm_bias_relu) */
+    if (cg->team && t_stored && h_stored) return false;
+    return t_stored || h_stored;
 }
 
 /* The product over the batch's rows, as emit_product's one GEMM of them (C unused); in a

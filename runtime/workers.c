@@ -731,6 +731,21 @@ static void copy_rows_out(char *to, size_t to_stride, const char *from, int rows
         memcpy(to + (size_t)r * to_stride, from + (size_t)r * row_bytes, row_bytes);
 }
 
+/* What a block of a team's f32 product stores besides alpha·A·B + beta·C: with a bias (alpha
+ * 1, beta 0), A·B + bias, or its relu when relu (nnrt_team_sgemm_bias_relu). */
+typedef struct team_epilogue {
+    const float *bias; /* NULL: a plain product */
+    int relu;
+} team_epilogue;
+
+#define NO_EPILOGUE ((team_epilogue){NULL, 0})
+
+/* The epilogue of a block lo columns on. */
+static team_epilogue at_columns(team_epilogue then, int lo) {
+    if (then.bias) then.bias += lo;
+    return then;
+}
+
 /* A block of a team's product of whole_m × whole_n in all: f32 without transposes, or with
  * A the model's data transposed (NNRT_TRANS_DATA), as the whole product runs in one thread,
  * so that each element adds alike (nnrt_sgemm_nn_as and nnrt_sgemm_tn_as, chosen by the whole
@@ -741,10 +756,14 @@ static void copy_rows_out(char *to, size_t to_stride, const char *from, int rows
  * NULL for a block run outside a team's step. */
 static void team_block_sgemm(worker *k, int whole_m, int whole_n, int ta, int tb, int M, int N,
                              int K, float alpha, const float *A, int lda, const float *B, int ldb,
-                             float beta, float *C, int ldc) {
+                             float beta, float *C, int ldc, team_epilogue then) {
     if (ta == CblasNoTrans && tb == CblasNoTrans) {
-        nnrt_sgemm_nn_as(nnrt_sgemm_nn_in_place(whole_m, K, whole_n), M, N, K, alpha, A, lda, B,
-                         ldb, beta, C, ldc);
+        int in_place = nnrt_sgemm_nn_in_place(whole_m, K, whole_n);
+        if (then.bias)
+            nnrt_sgemm_nn_bias_relu_as(in_place, M, N, K, A, lda, B, ldb, then.bias,
+                                       then.relu ? NULL : C, then.relu ? C : NULL, ldc);
+        else
+            nnrt_sgemm_nn_as(in_place, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         if (k) k->listed_step = k->team_step;
         return;
     }
@@ -760,8 +779,8 @@ static void team_block_sgemm(worker *k, int whole_m, int whole_n, int ta, int tb
 
 static void team_block_dgemm(worker *k, int whole_m, int whole_n, int ta, int tb, int M, int N,
                              int K, double alpha, const double *A, int lda, const double *B,
-                             int ldb, double beta, double *C, int ldc) {
-    (void)k, (void)whole_m, (void)whole_n;
+                             int ldb, double beta, double *C, int ldc, team_epilogue then) {
+    (void)k, (void)whole_m, (void)whole_n, (void)then; /* f64 products have no epilogue */
     cblas_dgemm(CblasRowMajor, (enum CBLAS_TRANSPOSE)ta, (enum CBLAS_TRANSPOSE)tb, M, N, K, alpha,
                 A, lda, B, ldb, beta, C, ldc);
 }
@@ -776,20 +795,20 @@ static void team_block_dgemm(worker *k, int whole_m, int whole_n, int ta, int tb
      * reserved for this product (reserve_own_c); else straight into C */                          \
     static void name##_into(worker *k, int whole_m, int whole_n, int ta, int tb, int M, int N,     \
                             int K, T alpha, const T *A, int lda, const T *B, int ldb, T beta,      \
-                            T *C, int ldc) {                                                       \
+                            T *C, int ldc, team_epilogue then) {                                   \
         size_t bytes = (size_t)M * (size_t)N * sizeof(T);                                          \
         if (!k || beta != 0 || ldc == N || k->own_c_bytes < bytes) {                               \
-            gemm(k, whole_m, whole_n, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);       \
+            gemm(k, whole_m, whole_n, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, then); \
             return;                                                                                \
         }                                                                                          \
         T *c = k->own_c;                                                                           \
-        gemm(k, whole_m, whole_n, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, c, N);             \
+        gemm(k, whole_m, whole_n, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, c, N, then);       \
         copy_rows_out((char *)C, (size_t)ldc * sizeof(T), (const char *)c, M,                      \
                       (size_t)N * sizeof(T));                                                      \
     }                                                                                              \
     static void name##_piece(worker *k, int p, int n, int ta, int tb, int M, int N, int K,         \
                              T alpha, const T *A, int lda, const T *B, int ldb, T beta, T *C,      \
-                             int ldc) {                                                            \
+                             int ldc, team_epilogue then) {                                        \
         int by_rows = M >= N;                                                                      \
         int lo = (int)part_start(by_rows ? M : N, n, p);                                           \
         int hi = (int)part_start(by_rows ? M : N, n, p + 1);                                       \
@@ -802,26 +821,33 @@ static void team_block_dgemm(worker *k, int whole_m, int whole_n, int ta, int tb
         } else {                                                                                   \
             B += tb == CblasTrans ? (int64_t)lo * ldb : lo;                                        \
             C += lo;                                                                               \
+            then = at_columns(then, lo);                                                           \
             N = hi - lo;                                                                           \
         }                                                                                          \
-        name##_into(k, whole_m, whole_n, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);    \
+        name##_into(k, whole_m, whole_n, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc,     \
+                    then);                                                                         \
     }                                                                                              \
     void name##_block(int p, int n, int ta, int tb, int M, int N, int K, T alpha, const T *A,      \
                       int lda, const T *B, int ldb, T beta, T *C, int ldc) {                       \
-        name##_piece(NULL, p, n, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);            \
+        name##_piece(NULL, p, n, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc,             \
+                     NO_EPILOGUE);                                                                 \
     }                                                                                              \
     /* Block p of a GEMM cut by a param's columns (column_cut), in its blocks once it is. */       \
     static void name##_columns(worker *k, int p, int ta, int tb, int M, int N, int K, T alpha,     \
-                               const T *A, int lda, const T *B, int ldb, T beta, T *C, int ldc) {  \
+                               const T *A, int lda, const T *B, int ldb, T beta, T *C, int ldc,    \
+                               team_epilogue then) {                                               \
         rt_workers *t = k->team;                                                                   \
         int lo = (int)part_start(N, t->n, p), hi = (int)part_start(N, t->n, p + 1);                \
         if (lo >= hi) return;                                                                      \
         const T *b = column_block(t, B, tb, &ldb, lo, hi, sizeof(T));                              \
         T *c = (T *)column_block(t, C, CblasNoTrans, &ldc, lo, hi, sizeof(T));                     \
-        name##_into(k, M, N, ta, tb, M, hi - lo, K, alpha, A, lda, b, ldb, beta, c, ldc);          \
+        name##_into(k, M, N, ta, tb, M, hi - lo, K, alpha, A, lda, b, ldb, beta, c, ldc,           \
+                    at_columns(then, lo));                                                         \
     }                                                                                              \
-    void name(void *member, int ta, int tb, int M, int N, int K, T alpha, const T *A, int lda,     \
-              const T *B, int ldb, T beta, T *C, int ldc) {                                        \
+    /* The phase of the whole product, each thread taking blocks */                                \
+    static void name##_phase(void *member, int ta, int tb, int M, int N, int K, T alpha,           \
+                             const T *A, int lda, const T *B, int ldb, T beta, T *C, int ldc,      \
+                             team_epilogue then) {                                                 \
         worker *k = member;                                                                        \
         rt_workers *t = k->team;                                                                   \
         if (k->index == 0 && t->probing) probe_gemm(t, tb, M, N, K, A, B, ldb, beta == 0, C, ldc); \
@@ -835,89 +861,50 @@ static void team_block_dgemm(worker *k, int whole_m, int whole_n, int ta, int tb
             int p = (k->index * per + i) % pieces;                                                 \
             if (!take(t, p, phase)) continue;                                                      \
             if (columns)                                                                           \
-                name##_columns(k, p, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);        \
+                name##_columns(k, p, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, then);  \
             else                                                                                   \
-                name##_piece(k, p, pieces, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);  \
+                name##_piece(k, p, pieces, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc,   \
+                             then);                                                                \
             bump(t, &t->team_done);                                                                \
         }                                                                                          \
+    }                                                                                              \
+    void name(void *member, int ta, int tb, int M, int N, int K, T alpha, const T *A, int lda,     \
+              const T *B, int ldb, T beta, T *C, int ldc) {                                        \
+        name##_phase(member, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NO_EPILOGUE);   \
     }
 TEAM_GEMM(float, nnrt_team_sgemm, team_block_sgemm)
 TEAM_GEMM(double, nnrt_team_dgemm, team_block_dgemm)
 
 /* ---- a layer's product with its bias and relu, by blocks ----
- * nnrt_sgemm_nn_bias_relu cut into the blocks nnrt_team_sgemm would cut the plain product
- * into: each block stores its part of T = A·B + bias and H = relu(T), bias, T and H taken
- * at the block's columns (or T and H at its rows), so that the loop after the product does
- * not run in a solo phase. Chosen by the whole product, every block adds as the whole. */
+ * nnrt_sgemm_nn_bias_relu as a phase: the plain product's blocks (nnrt_team_sgemm), each
+ * storing its part of the one output with the bias at its columns (team_block_sgemm), so
+ * that the loop after the product does not run in a solo phase. Chosen by the whole
+ * product, every block adds as the whole. */
 
-/* One block of whole_m × whole_n: into thread k's room when it is H alone and a block of
- * columns of shared rows (as nnrt_team_sgemm_into), else straight into T and H. */
-static void bias_relu_into(worker *k, int whole_m, int whole_n, int M, int N, int K, const float *A,
-                           int lda, const float *B, int ldb, const float *bias, float *T, float *H,
-                           int ldc) {
-    int in_place = nnrt_sgemm_nn_in_place(whole_m, K, whole_n);
-    size_t bytes = (size_t)M * (size_t)N * sizeof(float);
-    if (!k || T || ldc == N || k->own_c_bytes < bytes) {
-        nnrt_sgemm_nn_bias_relu_as(in_place, M, N, K, A, lda, B, ldb, bias, T, H, ldc);
-    } else {
-        float *h = k->own_c;
-        nnrt_sgemm_nn_bias_relu_as(in_place, M, N, K, A, lda, B, ldb, bias, NULL, h, N);
-        copy_rows_out((char *)H, (size_t)ldc * sizeof(float), (const char *)h, M,
-                      (size_t)N * sizeof(float));
-    }
-    if (k) k->listed_step = k->team_step;
-}
-
-/* Piece p of n (columns: p is the thread's column block of B's param). */
-static void bias_relu_piece(worker *k, int p, int n, int columns, int M, int N, int K,
-                            const float *A, int lda, const float *B, int ldb, const float *bias,
-                            float *T, float *H, int ldc) {
-    int by_rows = !columns && M >= N;
-    int lo = (int)part_start(by_rows ? M : N, n, p),
-        hi = (int)part_start(by_rows ? M : N, n, p + 1);
-    if (lo >= hi) return;
-    int whole_m = M, whole_n = N;
-    if (by_rows) {
-        A += (int64_t)lo * lda;
-        T = T ? T + (int64_t)lo * ldc : NULL;
-        H = H ? H + (int64_t)lo * ldc : NULL;
-        M = hi - lo;
-    } else {
-        B = columns ? column_block(k->team, B, CblasNoTrans, &ldb, lo, hi, sizeof(float)) : B + lo;
-        bias += lo;
-        T = T ? T + lo : NULL;
-        H = H ? H + lo : NULL;
-        N = hi - lo;
-    }
-    bias_relu_into(k, whole_m, whole_n, M, N, K, A, lda, B, ldb, bias, T, H, ldc);
+/* The one output of T and H, and the epilogue that stores it. */
+static team_epilogue bias_relu_output(const float *bias, float *T, float *H, float **C) {
+    if ((T != NULL) == (H != NULL))
+        rt_fatal("internal error: a team's bias and relu store one output, T or H");
+    *C = H ? H : T;
+    return (team_epilogue){bias, H != NULL};
 }
 
 void nnrt_team_sgemm_bias_relu_block(int p, int n, int M, int N, int K, const float *A, int lda,
                                      const float *B, int ldb, const float *bias, float *T, float *H,
                                      int ldc) {
-    bias_relu_piece(NULL, p, n, 0, M, N, K, A, lda, B, ldb, bias, T, H, ldc);
+    float *C;
+    team_epilogue then = bias_relu_output(bias, T, H, &C);
+    nnrt_team_sgemm_piece(NULL, p, n, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, A, lda, B, ldb,
+                          0.0f, C, ldc, then);
 }
 
 void nnrt_team_sgemm_bias_relu(void *member, int M, int N, int K, const float *A, int lda,
                                const float *B, int ldb, const float *bias, float *T, float *H,
                                int ldc) {
-    worker *k = member;
-    rt_workers *t = k->team;
-    const float *C = T ? T : H; /* the block's output as nnrt_team_sgemm sees it */
-    if (k->index == 0 && t->probing) probe_gemm(t, CblasNoTrans, M, N, K, A, B, ldb, 1, C, ldc);
-    int columns = column_cut(t, CblasNoTrans, M, N, K, B, ldb, 1, C, ldc);
-    int per = columns ? 1 : PIECES, pieces = t->n * per;
-    A = own_input(k, A);
-    B = own_input(k, B);
-    if (columns || M < N) reserve_own_c(k, (size_t)M * (size_t)N * sizeof(float));
-    uint64_t phase = begin_phase(k, (uint32_t)pieces);
-    for (int i = 0; i < pieces; i++) {
-        int p = (k->index * per + i) % pieces;
-        if (!take(t, p, phase)) continue;
-        bias_relu_piece(k, p, columns ? t->n : pieces, columns, M, N, K, A, lda, B, ldb, bias, T, H,
-                        ldc);
-        bump(t, &t->team_done);
-    }
+    float *C;
+    team_epilogue then = bias_relu_output(bias, T, H, &C);
+    nnrt_team_sgemm_phase(member, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, A, lda, B, ldb, 0.0f,
+                          C, ldc, then);
 }
 
 static void *worker_main(void *arg) {

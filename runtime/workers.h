@@ -78,7 +78,7 @@ void nnrt_team_dgemm(void *member, int ta, int tb, int M, int N, int K, double a
                      int ldc);
 
 /* nnrt_sgemm_nn_bias_relu (in_place_gemm.h) as such a phase: each block of the product
- * stores its part of T = A·B + bias and H = relu(T) (each unless NULL; ldc both's stride). */
+ * stores its part of T = A·B + bias or of H = relu(T), one of them (the other NULL). */
 void nnrt_team_sgemm_bias_relu(void *member, int M, int N, int K, const float *A, int lda,
                                const float *B, int ldb, const float *bias, float *T, float *H,
                                int ldc);

@@ -455,10 +455,10 @@ static void bias_relu_case(int64_t M, int64_t K, int64_t N, int outputs, bool ke
                 if (memcmp(&got, &want, sizeof got) != 0)
                     fail(o == 0 ? "bias" : "bias relu", M, N, K, outputs, 0, i, j, got, want);
             }
-    /* A team's blocks of it (nnrt_team_sgemm_bias_relu): the whole call's bits wherever the
-     * whole product takes the kernel, which adds in order of k in every block; nothing
-     * written outside T and H. */
-    for (int n = 2; kernel && nnrt_sgemm_nn_in_place(M, K, N) && n <= 3; n++) {
+    /* A team's blocks of it (nnrt_team_sgemm_bias_relu, which stores T or H, not both): the
+     * whole call's bits wherever the whole product takes the kernel, which adds in order of k
+     * in every block; nothing written outside T and H. */
+    for (int n = 2; kernel && outputs != 3 && nnrt_sgemm_nn_in_place(M, K, N) && n <= 3; n++) {
         float *part[2];
         for (int o = 0; o < 2; o++) {
             part[o] = malloc(sizeof(float) * (size_t)(rows * ldc));

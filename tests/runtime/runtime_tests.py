@@ -837,8 +837,8 @@ def packed_gemm():
     again = 4 * 2  # nnrt_sgemm_tn_again after each kind of X·W before it, at two widths
     bias_relu = 4 * 3 * 3 * 3  # nnrt_sgemm_nn_bias_relu: M x K x N x (T, H, both)
     # its team's blocks (2 and 3 of them) where the kernel takes the whole: M 1, 7, 32 x K x
-    # N 128 x (T, H, both), on the AVX-512 path
-    blocks = 2 * 3 * 3 * 1 * 3 if "avx512" in paths else 0
+    # N 128 x (T, H), on the AVX-512 path
+    blocks = 2 * 3 * 3 * 1 * 2 if "avx512" in paths else 0
     check(int(m.group(2)) == len(paths) * (nn + tn + late + again + bias_relu) + blocks, out)
 
 
