@@ -371,8 +371,11 @@ void emit_loop_step(Codegen *cg, int step) {
  * Each gets (operands..., out, [nb]); an operand with memory is a pointer to its start,
  * 1/B comes by value and a constant is written into the function. */
 
-/* Rows along the last axis; every leading axis and every sample is rows. */
-static void rows_of(Codegen *cg, const Value *v, Operand *args, LLVMValueRef out, LLVMValueRef nb) {
+/* Rows along the last axis; every leading axis and every sample is rows. With a loss
+ * (softmax_ce of v's z and y, v their softmax_ce_grad: loss_and_grad_pair), its value goes to
+ * loss_out in the same pass. */
+static void rows_of(Codegen *cg, const Value *v, Operand *args, LLVMValueRef out, const Value *loss,
+                    LLVMValueRef loss_out, LLVMValueRef nb) {
     const Value *z = v->args[0];
     int64_t C = z->shape.dim[z->shape.rank - 1], rows = shape_numel(z->shape) / C;
     Loop lb, lr;
@@ -380,6 +383,8 @@ static void rows_of(Codegen *cg, const Value *v, Operand *args, LLVMValueRef out
     LLVMValueRef out_sample = element_ptr(cg, out, sample_offset(cg, v, b));
     bool to_scalar = v->shape.rank == 0; /* softmax_ce: the rows' sum, per sample */
     if (to_scalar) store_at(cg, out_sample, int64_const(cg, 0), elem_const(cg, 0));
+    LLVMValueRef loss_sample = loss ? element_ptr(cg, loss_out, sample_offset(cg, loss, b)) : NULL;
+    if (loss) store_at(cg, loss_sample, int64_const(cg, 0), elem_const(cg, 0));
     LLVMValueRef r = loop_begin(cg, &lr, int64_const(cg, rows));
     LLVMValueRef row_start = mul64(cg, r, int64_const(cg, C));
     Operand row[3];
@@ -389,7 +394,10 @@ static void rows_of(Codegen *cg, const Value *v, Operand *args, LLVMValueRef out
         if (shape_numel(a->shape) > 1) row[k] = operand_plus(cg, row[k], row_start);
     }
     LLVMValueRef out_row = to_scalar ? out_sample : element_ptr(cg, out_sample, row_start);
-    row_kernels[v->op](cg, row, out_row, C);
+    if (loss)
+        row_softmax_ce_and_grad(cg, row, loss_sample, out_row, C);
+    else
+        row_kernels[v->op](cg, row, out_row, C);
     loop_end(cg, &lr, false);
     loop_end(cg, &lb, false);
 }
@@ -406,17 +414,18 @@ static bool takes_start(const Value *v) {
     return v->op == OP_slice || v->op == OP_scatter;
 }
 
-static LLVMValueRef op_function(Codegen *cg, const Value *v) {
-    LLVMTypeRef params[6];
+/* v's helper, named name, with loss's output after v's when loss is not NULL (rows_of). */
+static LLVMValueRef op_function(Codegen *cg, const Value *v, const Value *loss, const char *name) {
+    LLVMTypeRef params[7];
     unsigned n = 0;
     for (int k = 0; k < v->nargs; k++) {
         if (has_memory(v->args[k])) params[n++] = cg->elem_ptr;
         if (v->args[k]->op == OP_inv_batch) params[n++] = cg->elem;
     }
     params[n++] = cg->elem_ptr;
+    if (loss) params[n++] = cg->elem_ptr;
     if (takes_batch(v)) params[n++] = cg->i64;
     if (takes_start(v)) params[n++] = cg->i64;
-    const char *name = xprintf("nnc.%s.%d", op_info[v->op].name, v->id);
     LLVMValueRef fn = new_helper_function(cg, name, params, n);
     Operand args[3];
     unsigned k = 0;
@@ -427,10 +436,11 @@ static LLVMValueRef op_function(Codegen *cg, const Value *v) {
                                           : (Operand){NULL, elem_const(cg, a->num)};
     }
     LLVMValueRef out = LLVMGetParam(fn, k++);
+    LLVMValueRef loss_out = loss ? LLVMGetParam(fn, k++) : NULL;
     LLVMValueRef nb = takes_batch(v) ? LLVMGetParam(fn, k++) : int64_const(cg, 1);
     LLVMValueRef start = takes_start(v) ? LLVMGetParam(fn, k++) : int64_const(cg, 0);
     if (op_info[v->op].cls == OPC_ROW)
-        rows_of(cg, v, args, out, nb);
+        rows_of(cg, v, args, out, loss, loss_out, nb);
     else if (op_info[v->op].cls == OPC_LAYOUT)
         layout_kernels[v->op](cg, v, args, out, nb, start);
     else
@@ -469,91 +479,43 @@ bool loss_and_grad_pair(const Codegen *cg, int step) {
            !may_share_memory(cg, grad, loss->args[1]) && !may_share_memory(cg, grad, loss);
 }
 
-static const char *loss_and_grad_name(const Value *grad) {
-    return xprintf("nnc.softmax_ce_and_grad.%d", grad->id);
-}
-
-/* The helper: (z, y as they have memory, g: memory or 1/B, loss out, gradient out, [nb]). */
-static LLVMValueRef loss_and_grad_function(Codegen *cg, const Value *loss, const Value *grad) {
-    LLVMTypeRef params[7];
-    unsigned n = 0;
-    for (int k = 0; k < 3; k++) {
-        if (has_memory(grad->args[k])) params[n++] = cg->elem_ptr;
-        if (grad->args[k]->op == OP_inv_batch) params[n++] = cg->elem;
-    }
-    params[n++] = cg->elem_ptr;
-    params[n++] = cg->elem_ptr;
-    if (takes_batch(grad)) params[n++] = cg->i64;
-    LLVMValueRef fn = new_helper_function(cg, loss_and_grad_name(grad), params, n);
-    Operand args[3];
-    unsigned k = 0;
-    for (int i = 0; i < 3; i++) {
-        const Value *a = grad->args[i];
-        args[i] = has_memory(a)           ? (Operand){LLVMGetParam(fn, k++), NULL}
-                  : a->op == OP_inv_batch ? (Operand){NULL, LLVMGetParam(fn, k++)}
-                                          : (Operand){NULL, elem_const(cg, a->num)};
-    }
-    LLVMValueRef loss_out = LLVMGetParam(fn, k++), grad_out = LLVMGetParam(fn, k++);
-    LLVMValueRef nb = takes_batch(grad) ? LLVMGetParam(fn, k++) : int64_const(cg, 1);
-    const Value *z = grad->args[0];
-    int64_t C = z->shape.dim[z->shape.rank - 1], rows = shape_numel(z->shape) / C;
-    Loop lb, lr;
-    LLVMValueRef b = loop_begin(cg, &lb, nb);
-    LLVMValueRef loss_sample = element_ptr(cg, loss_out, sample_offset(cg, loss, b));
-    LLVMValueRef grad_sample = element_ptr(cg, grad_out, sample_offset(cg, grad, b));
-    store_at(cg, loss_sample, int64_const(cg, 0), elem_const(cg, 0));
-    LLVMValueRef r = loop_begin(cg, &lr, int64_const(cg, rows));
-    LLVMValueRef row_start = mul64(cg, r, int64_const(cg, C));
-    Operand row[3];
-    for (int i = 0; i < 3; i++) {
-        const Value *a = grad->args[i];
-        row[i] = operand_plus(cg, args[i], sample_offset(cg, a, b));
-        if (shape_numel(a->shape) > 1) row[i] = operand_plus(cg, row[i], row_start);
-    }
-    row_softmax_ce_and_grad(cg, row, loss_sample, element_ptr(cg, grad_sample, row_start), C);
-    loop_end(cg, &lr, false);
-    loop_end(cg, &lb, false);
-    LLVMBuildRetVoid(cg->b);
-    return fn;
-}
-
-void emit_loss_and_grad_step(Codegen *cg, int step) {
-    const Value *loss = cg->plan->steps[step].insts[0], *grad = cg->plan->steps[step + 1].insts[0];
-    /* made once, by the first entry point that needs it (op_fns[step] may hold the loss's
-     * own helper, made for an entry point without the gradient) */
-    LLVMValueRef fn = LLVMGetNamedFunction(cg->mod, loss_and_grad_name(grad));
-    if (!fn) {
-        LLVMBasicBlockRef here = LLVMGetInsertBlock(cg->b);
-        fn = loss_and_grad_function(cg, loss, grad);
-        LLVMPositionBuilderAtEnd(cg->b, here);
-    }
+/* A call of v's helper fn, with loss's output when loss is not NULL. */
+static void call_op_function(Codegen *cg, LLVMValueRef fn, const Value *v, const Value *loss) {
     LLVMValueRef args[7];
-    unsigned n = 0;
-    for (int k = 0; k < 3; k++) {
-        if (has_memory(grad->args[k])) args[n++] = address_of(cg, grad->args[k]);
-        if (grad->args[k]->op == OP_inv_batch) args[n++] = cg->inv_batch;
-    }
-    args[n++] = address_of(cg, loss);
-    args[n++] = address_of(cg, grad);
-    if (takes_batch(grad)) args[n++] = cg->batch;
-    build_call(cg, fn, args, n);
-}
-
-void emit_op_step(Codegen *cg, int step) {
-    const Value *v = cg->plan->steps[step].insts[0];
-    if (!cg->op_fns[step]) {
-        LLVMBasicBlockRef here = LLVMGetInsertBlock(cg->b);
-        cg->op_fns[step] = op_function(cg, v);
-        LLVMPositionBuilderAtEnd(cg->b, here);
-    }
-    LLVMValueRef args[6];
     unsigned n = 0;
     for (int k = 0; k < v->nargs; k++) {
         if (has_memory(v->args[k])) args[n++] = address_of(cg, v->args[k]);
         if (v->args[k]->op == OP_inv_batch) args[n++] = cg->inv_batch;
     }
     args[n++] = address_of(cg, v);
+    if (loss) args[n++] = address_of(cg, loss);
     if (takes_batch(v)) args[n++] = cg->batch;
     if (takes_start(v)) args[n++] = int64_const(cg, layout_start(v->layout));
-    build_call(cg, cg->op_fns[step], args, n);
+    build_call(cg, fn, args, n);
+}
+
+/* The gradient's helper with its loss's output: made once, by the first entry point that
+ * needs it, and found by its name (op_fns[step] may hold the loss's own helper, made for an
+ * entry point without the gradient). */
+void emit_loss_and_grad_step(Codegen *cg, int step) {
+    const Value *loss = cg->plan->steps[step].insts[0], *grad = cg->plan->steps[step + 1].insts[0];
+    const char *name = xprintf("nnc.softmax_ce_and_grad.%d", grad->id);
+    LLVMValueRef fn = LLVMGetNamedFunction(cg->mod, name);
+    if (!fn) {
+        LLVMBasicBlockRef here = LLVMGetInsertBlock(cg->b);
+        fn = op_function(cg, grad, loss, name);
+        LLVMPositionBuilderAtEnd(cg->b, here);
+    }
+    call_op_function(cg, fn, grad, loss);
+}
+
+void emit_op_step(Codegen *cg, int step) {
+    const Value *v = cg->plan->steps[step].insts[0];
+    if (!cg->op_fns[step]) {
+        LLVMBasicBlockRef here = LLVMGetInsertBlock(cg->b);
+        cg->op_fns[step] =
+            op_function(cg, v, NULL, xprintf("nnc.%s.%d", op_info[v->op].name, v->id));
+        LLVMPositionBuilderAtEnd(cg->b, here);
+    }
+    call_op_function(cg, cg->op_fns[step], v, NULL);
 }
