@@ -1,6 +1,8 @@
 /* lines_ahead.c: a thread's queue of cache lines to ask for (lines_ahead.h). */
 #include "lines_ahead.h"
 
+#include <stdlib.h>
+
 #include "util.h"
 
 typedef struct rows_table {
@@ -92,4 +94,48 @@ void rt_lines_ahead_rest(void) {
 
 void rt_lines_ahead_watch(void (*seen)(const void *line)) {
     watch = seen;
+}
+
+/* ---- the way a loop asks, measured (lines_ahead.h) ---- */
+
+_Static_assert(RT_ASK_TRIAL_STEPS % (2 * RT_ASK_TRIAL_BLOCK) == 0, "each way gets half the trial");
+
+/* Steps of the trial proper (after the warm-up) alternate ways block by block: 0, 1, 0, ... */
+static int trial_way(int64_t step_of_trial) {
+    return (int)((step_of_trial / RT_ASK_TRIAL_BLOCK) % 2);
+}
+
+int rt_ask_trial_at_once(const rt_ask_trial *t) {
+    if (t->decided) return t->at_once;
+    int64_t s = t->steps - RT_ASK_TRIAL_WARMUP;
+    return s >= 0 && trial_way(s);
+}
+
+static int by_value(const void *a, const void *b) {
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The median of a way's steps: a step that an interrupt or a page fault stretched moves it no
+ * more than any other step above the middle. */
+static double median_ticks(uint32_t *ticks, int n) {
+    qsort(ticks, (size_t)n, sizeof *ticks, by_value);
+    return n % 2 ? ticks[n / 2] : 0.5 * ((double)ticks[n / 2 - 1] + (double)ticks[n / 2]);
+}
+
+static void decide(rt_ask_trial *t) {
+    double queued = median_ticks(t->ticks[0], t->n[0]);
+    double at_once = median_ticks(t->ticks[1], t->n[1]);
+    t->at_once = at_once < queued * (1 - RT_ASK_TRIAL_MARGIN);
+    t->decided = 1;
+}
+
+void rt_ask_trial_took(rt_ask_trial *t, uint64_t ticks) {
+    if (t->decided) return;
+    int64_t s = t->steps++ - RT_ASK_TRIAL_WARMUP;
+    if (s < 0) return;
+    int way = trial_way(s);
+    if (t->n[way] < RT_ASK_TRIAL_STEPS / 2)
+        t->ticks[way][t->n[way]++] = ticks < UINT32_MAX ? (uint32_t)ticks : UINT32_MAX;
+    if (s + 1 == RT_ASK_TRIAL_STEPS) decide(t);
 }

@@ -293,6 +293,7 @@ typedef struct run {
     const char **rank_grads; /* where each rank's gradient of a param is, for the sum */
     rt_grad_sum *grad_sum;
     int agreed_stop;
+    rt_ask_trial asks; /* how one process's steps ask for the next batch (lines_ahead.h) */
 } run;
 
 static int has_inputs(const run *r) {
@@ -676,10 +677,22 @@ static int rank_step(run *r, const int64_t *rows, int64_t count, double lr);
  * and the step writes the states' updates. Each step draws its own noise_seed from the
  * run's seed, so runs repeat bit for bit. Every other pass (trace, final loss, validation,
  * eval) sees NNRT_INFERENCE: dropout is the identity and running statistics are used. */
+/* Asks for the next batch's rows the way this machine's steps have run faster (lines_ahead.h):
+ * all at once now, or queued for the step's products. */
+static void ask_for_next_batch(run *r, const int64_t *rows, int64_t count) {
+    const int64_t *next = rows + count;
+    int64_t n = next_batch_rows(r, rows, count);
+    if (rt_ask_trial_at_once(&r->asks))
+        rt_prefetch_batch(r->m, &r->data->train, next, n);
+    else
+        rt_prefetch_batch_in_step(r->m, &r->data->train, next, n);
+}
+
 static int train_step(run *r, const int64_t *rows, int64_t count, double lr) {
     if (r->ranks > 1) return rank_step(r, rows, count, lr);
     if (r->workers) return workers_step(r, rows, count, lr);
     if (r->trace && r->step == 0) rt_trace_row(r->trace, 0, r->fixed, batch_loss(r, rows, count));
+    uint64_t start = r->asks.decided ? 0 : rt_ticks();
     if (!r->batch_in_arena) rt_fill_batch(r->m, &r->ctx, &r->data->train, rows, 0, count, 1);
     r->batch_in_arena = whole_set_batch(r);
     r->ctx.training = NNRT_TRAINING_STEP;
@@ -688,12 +701,13 @@ static int train_step(run *r, const int64_t *rows, int64_t count, double lr) {
     if (r->grad_norms.now && last) measure_grad_norms(r);
     if (r->update_ratios.now && last) copy_weights(r->m, r->fixed, r->before_update, 1);
     r->step++;
-    if (!r->batch_in_arena) /* else the next batch is this one, in place */
-        rt_prefetch_batch_in_step(r->m, &r->data->train, rows + count,
-                                  next_batch_rows(r, rows, count));
+    if (!r->batch_in_arena) ask_for_next_batch(r, rows, count); /* else it is this one, in place */
     enum rt_fault kind;
     int32_t bad = rt_optim_step(r->opt, &r->ctx, lr, r->step, &kind);
-    if (!r->batch_in_arena) rt_lines_ahead_rest();
+    if (!r->batch_in_arena) {
+        rt_lines_ahead_rest();
+        if (!r->asks.decided) rt_ask_trial_took(&r->asks, rt_ticks() - start);
+    }
     r->ctx.training = NNRT_INFERENCE;
     /* The epoch's metrics and the step's cost in one pass over the losses; a step that
      * faults ends the run (or the trial), whose metrics are then not read. */

@@ -502,6 +502,16 @@ static uint64_t counter(void) {
 }
 #endif
 
+uint64_t rt_ticks(void) {
+#if defined(__x86_64__)
+    return counter();
+#else
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+#endif
+}
+
 /* The counter and rt_now() read together: rt_now() between two reads of the counter, paired
  * with the tick halfway, the narrowest of a few tries kept. One try is not enough: a
  * process's first clock_gettime can take tens of microseconds (the vDSO's page coming in),

@@ -142,6 +142,11 @@ static inline int rt_is_dash(const char *path) {
 /* Seconds on a monotonic clock. */
 double rt_now(void);
 
+/* A count that grows with time at a steady rate the caller does not know: the time-stamp
+ * counter on x86-64, nanoseconds of the monotonic clock elsewhere. For comparing two spans
+ * measured on one machine, not for seconds (rt_tick_clock is). */
+uint64_t rt_ticks(void);
+
 /* Seconds on rt_now()'s clock for a caller that reads it every few hundred nanoseconds (the
  * --log row of a tiny model's epoch), where clock_gettime itself is a part to count (34 ns
  * under kvm-clock). On x86-64 with an invariant time-stamp counter (one rate on every core

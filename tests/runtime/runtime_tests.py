@@ -778,7 +778,9 @@ def numtext():
 def lines_ahead():
     """The next batch's lines asked for by a step's products (runtime/lines_ahead.c): every
     line of every queued row and none beside, each ask its paced share, the rest at the end,
-    all at once in a thread whose products never ask."""
+    all at once in a thread whose products never ask; and the trial that keeps the faster of
+    the two ways a loop asks (its steps' ways, the way kept for faster, slower, tied and
+    interrupted steps)."""
     r = subprocess.run([exe("lines_ahead_check")], capture_output=True, timeout=60)
     out = r.stdout.decode()
     check(r.returncode == 0 and re.fullmatch(r"ok \d+\n", out), out + r.stderr.decode())
