@@ -673,10 +673,6 @@ static int workers_step(run *r, const int64_t *rows, int64_t count, double lr) {
 
 static int rank_step(run *r, const int64_t *rows, int64_t count, double lr);
 
-/* One update on rows[0..count), in training mode (nnrt.h): dropout on, batch statistics,
- * and the step writes the states' updates. Each step draws its own noise_seed from the
- * run's seed, so runs repeat bit for bit. Every other pass (trace, final loss, validation,
- * eval) sees NNRT_INFERENCE: dropout is the identity and running statistics are used. */
 /* Asks for the next batch's rows the way this machine's steps have run faster (lines_ahead.h):
  * all at once now, or queued for the step's products. */
 static void ask_for_next_batch(run *r, const int64_t *rows, int64_t count) {
@@ -688,6 +684,10 @@ static void ask_for_next_batch(run *r, const int64_t *rows, int64_t count) {
         rt_prefetch_batch_in_step(r->m, &r->data->train, next, n);
 }
 
+/* One update on rows[0..count), in training mode (nnrt.h): dropout on, batch statistics,
+ * and the step writes the states' updates. Each step draws its own noise_seed from the
+ * run's seed, so runs repeat bit for bit. Every other pass (trace, final loss, validation,
+ * eval) sees NNRT_INFERENCE: dropout is the identity and running statistics are used. */
 static int train_step(run *r, const int64_t *rows, int64_t count, double lr) {
     if (r->ranks > 1) return rank_step(r, rows, count, lr);
     if (r->workers) return workers_step(r, rows, count, lr);
