@@ -111,31 +111,25 @@ int rt_ask_trial_at_once(const rt_ask_trial *t) {
     return s >= 0 && trial_way(s);
 }
 
-static int by_value(const void *a, const void *b) {
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return (x > y) - (x < y);
-}
-
 /* The median of a way's steps: a step that an interrupt or a page fault stretched moves it no
  * more than any other step above the middle. */
-static double median_ticks(uint32_t *ticks, int n) {
-    qsort(ticks, (size_t)n, sizeof *ticks, by_value);
-    return n % 2 ? ticks[n / 2] : 0.5 * ((double)ticks[n / 2 - 1] + (double)ticks[n / 2]);
+static double median(double *values, int n) {
+    qsort(values, (size_t)n, sizeof *values, rt_compare_doubles);
+    return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
 }
 
 static void decide(rt_ask_trial *t) {
-    double queued = median_ticks(t->ticks[0], t->n[0]);
-    double at_once = median_ticks(t->ticks[1], t->n[1]);
+    double queued = median(t->seconds[0], t->n[0]);
+    double at_once = median(t->seconds[1], t->n[1]);
     t->at_once = at_once < queued * (1 - RT_ASK_TRIAL_MARGIN);
     t->decided = 1;
 }
 
-void rt_ask_trial_took(rt_ask_trial *t, uint64_t ticks) {
+void rt_ask_trial_took(rt_ask_trial *t, double seconds) {
     if (t->decided) return;
     int64_t s = t->steps++ - RT_ASK_TRIAL_WARMUP;
     if (s < 0) return;
     int way = trial_way(s);
-    if (t->n[way] < RT_ASK_TRIAL_STEPS / 2)
-        t->ticks[way][t->n[way]++] = ticks < UINT32_MAX ? (uint32_t)ticks : UINT32_MAX;
+    if (t->n[way] < RT_ASK_TRIAL_STEPS / 2) t->seconds[way][t->n[way]++] = seconds;
     if (s + 1 == RT_ASK_TRIAL_STEPS) decide(t);
 }

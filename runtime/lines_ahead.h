@@ -60,13 +60,13 @@ typedef struct rt_ask_trial {
     int decided;   /* the trial is over and at_once is the way kept */
     int at_once;
     int n[2]; /* the timed steps of each way: [0] from the queue, [1] at once */
-    uint32_t ticks[2][RT_ASK_TRIAL_STEPS / 2];
+    double seconds[2][RT_ASK_TRIAL_STEPS / 2];
 } rt_ask_trial;
 
 /* The way the next step asks: 1 all at once before its products, 0 from the queue. */
 int rt_ask_trial_at_once(const rt_ask_trial *t);
 
-/* The step that asked the way rt_ask_trial_at_once gave took `ticks` (rt_ticks, util.h). */
-void rt_ask_trial_took(rt_ask_trial *t, uint64_t ticks);
+/* The step that asked the way rt_ask_trial_at_once gave took `seconds` (rt_now, util.h). */
+void rt_ask_trial_took(rt_ask_trial *t, double seconds);
 
 #endif

@@ -390,11 +390,6 @@ static void contour_cell(const panel *p, const double c[4][3], double level) {
     }
 }
 
-static int compare_doubles(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* The contour levels: the values at the (k + 1/2) / CONTOUR_LEVELS quantiles of the grid's
  * finite values, so that a valley far below the walls around it (Rosenbrock's) gets its
  * share of lines; levels that repeat are dropped. Returns their count. */
@@ -403,7 +398,7 @@ static int contour_levels(const double *grid, int64_t n, double *levels) {
     int64_t finite = 0;
     for (int64_t i = 0; i < n; i++)
         if (isfinite(grid[i])) sorted[finite++] = grid[i];
-    qsort(sorted, (size_t)finite, sizeof *sorted, compare_doubles);
+    qsort(sorted, (size_t)finite, sizeof *sorted, rt_compare_doubles);
     int count = 0;
     for (int k = 0; finite > 0 && k < CONTOUR_LEVELS; k++) {
         double level = sorted[(int64_t)((k + 0.5) / CONTOUR_LEVELS * (double)finite)];

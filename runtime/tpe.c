@@ -28,11 +28,6 @@ typedef struct parzen {
     double lo, hi;
 } parzen;
 
-static int compare_doubles(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* log(Phi(b) - Phi(a)) for a < b: the mass of a standard normal in [a, b]. */
 static double log_mass(double a, double b) {
     double mass = 0.5 * (erfc(-b / sqrt(2)) - erfc(-a / sqrt(2)));
@@ -49,7 +44,7 @@ static parzen parzen_fit(const double *x, int64_t n, double lo, double hi) {
     double width = hi - lo, prior = (lo + hi) / 2;
     if (n > 0) memcpy(p.mu, x, (size_t)n * sizeof *x);
     p.mu[n] = prior;
-    qsort(p.mu, (size_t)p.n, sizeof *p.mu, compare_doubles);
+    qsort(p.mu, (size_t)p.n, sizeof *p.mu, rt_compare_doubles);
     /* Narrow where values crowd, wide where they are sparse; never narrower than a
      * fraction of the range (a single good value would otherwise be a spike) nor wider
      * than the range. */

@@ -477,6 +477,11 @@ const char *rt_display_path(const char *path) {
     return path ? path : "<stdin>";
 }
 
+int rt_compare_doubles(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
 double rt_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -501,16 +506,6 @@ static uint64_t counter(void) {
     return 0;
 }
 #endif
-
-uint64_t rt_ticks(void) {
-#if defined(__x86_64__)
-    return counter();
-#else
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-#endif
-}
 
 /* The counter and rt_now() read together: rt_now() between two reads of the counter, paired
  * with the tick halfway, the narrowest of a few tries kept. One try is not enough: a

@@ -142,10 +142,8 @@ static inline int rt_is_dash(const char *path) {
 /* Seconds on a monotonic clock. */
 double rt_now(void);
 
-/* A count that grows with time at a steady rate the caller does not know: the time-stamp
- * counter on x86-64, nanoseconds of the monotonic clock elsewhere. For comparing two spans
- * measured on one machine, not for seconds (rt_tick_clock is). */
-uint64_t rt_ticks(void);
+/* qsort's comparison of doubles, ascending (NaN compares equal to everything). */
+int rt_compare_doubles(const void *a, const void *b);
 
 /* Seconds on rt_now()'s clock for a caller that reads it every few hundred nanoseconds (the
  * --log row of a tiny model's epoch), where clock_gettime itself is a part to count (34 ns

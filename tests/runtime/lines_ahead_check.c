@@ -51,26 +51,26 @@ static void expect_seen(const char *what, const void **want, int n_want, int fro
         }
 }
 
-/* Runs a whole trial whose steps take `queued` or `at_once` ticks, give or take 1% by a fixed
- * pattern, and every `stretched`-th step of each way (0: none) 2^40 ticks; checks the way of
+/* Runs a whole trial whose steps take `queued` or `at_once` seconds, give or take 1% by a fixed
+ * pattern, and every `stretched`-th step of each way (0: none) 1e6 seconds; checks the way of
  * each step (the warm-up's from the queue); returns the way kept. */
-static int trial(uint64_t queued, uint64_t at_once, int stretched) {
+static int trial(double queued, double at_once, int stretched) {
     rt_ask_trial t = {0};
     int64_t s = 0, n_way[2] = {0, 0};
     for (; !t.decided; s++) {
         int way = rt_ask_trial_at_once(&t);
         int want = s >= RT_ASK_TRIAL_WARMUP && ((s - RT_ASK_TRIAL_WARMUP) / RT_ASK_TRIAL_BLOCK) % 2;
         if (way != want) fail("the way of a step of the trial", way, want);
-        uint64_t base = way ? at_once : queued;
-        uint64_t ticks = base + base * (uint64_t)((s * 7) % 21) / 1000 - base / 100;
+        double base = way ? at_once : queued;
+        double seconds = base * (0.99 + (double)((s * 7) % 21) / 1000);
         if (s >= RT_ASK_TRIAL_WARMUP && stretched && ++n_way[way] % stretched == 0)
-            ticks = (uint64_t)1 << 40;
-        rt_ask_trial_took(&t, ticks);
+            seconds = 1e6;
+        rt_ask_trial_took(&t, seconds);
     }
     if (s != RT_ASK_TRIAL_WARMUP + RT_ASK_TRIAL_STEPS) fail("the steps of a trial", s, -1);
     int kept = rt_ask_trial_at_once(&t);
     for (int i = 0; i < 1000; i++) { /* decided: the same way whatever the steps take now */
-        rt_ask_trial_took(&t, i % 2 ? 1 : 1000000);
+        rt_ask_trial_took(&t, i % 2 ? 1e-9 : 1e3);
         if (rt_ask_trial_at_once(&t) != kept) fail("the way kept after the trial", !kept, kept);
     }
     return kept;
@@ -78,16 +78,16 @@ static int trial(uint64_t queued, uint64_t at_once, int stretched) {
 
 static void check_ask_trial(void) {
     struct {
-        uint64_t queued, at_once;
+        double queued, at_once;
         int stretched, kept;
     } cases[] = {
-        {100000, 98000, 0, 1},  /* at once 2% faster */
-        {100000, 102000, 0, 0}, /* slower */
-        {100000, 99800, 0, 0},  /* 0.2% faster: within the margin, the queue */
-        {100000, 100000, 0, 0}, /* the same */
-        {100000, 98000, 4, 1},  /* a quarter of each way's steps interrupted */
-        {100000, 102000, 3, 0}, /* a third */
-        {50, 48, 0, 1},         /* a step of 50 ticks */
+        {46e-6, 45.08e-6, 0, 1}, /* at once 2% faster */
+        {46e-6, 46.92e-6, 0, 0}, /* slower */
+        {46e-6, 45.91e-6, 0, 0}, /* 0.2% faster: within the margin, the queue */
+        {46e-6, 46e-6, 0, 0},    /* the same */
+        {46e-6, 45.08e-6, 4, 1}, /* a quarter of each way's steps interrupted */
+        {46e-6, 46.92e-6, 3, 0}, /* a third */
+        {120e-9, 117e-9, 0, 1},  /* steps of a tiny model: 2.5% faster */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int kept = trial(cases[i].queued, cases[i].at_once, cases[i].stretched);
