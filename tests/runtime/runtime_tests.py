@@ -913,6 +913,32 @@ def progress_work():
 
 
 @test
+def clock_reads():
+    """A step of a fraction of a microsecond must not come with a clock read (34 ns under
+    kvm-clock): the loop reads the tick clock (util.h) once an epoch, and clock_gettime only
+    while that clock measures its slope (its first 10 ms) and when it steers (ten times a
+    second). The trial of how to ask for the next batch (lines_ahead.h) times its 576 steps
+    and then no more; a batch that holds every row asks for nothing and is never timed.
+    rt_logreg_clocks counts every clock_gettime of libnnrt (clock_count.c)."""
+    write_csv("d.csv", logreg_rows(8))
+    env = dict(os.environ, CLOCK_READS_FILE="reads")
+    # one step an epoch (the batch is the whole set), then eight (a batch of one row)
+    for batch, epochs in ((8, 1_000_000), (1, 100_000)):
+        steps = epochs * (8 // batch)
+        args = ["train", "--data", "d.csv", "--batch", str(batch), "--epochs", str(epochs),
+                "--shuffle", "off", "--quiet", "--no-save"]
+        r = subprocess.run([exe("logreg_clocks"), *args], capture_output=True, text=True,
+                           env=env, timeout=120)
+        check(r.returncode == 0, r.stdout + r.stderr)
+        reads = int(open("reads").read())
+        # A read every step would be at least one a step. Here each run took about 0.1-0.2 s
+        # and read the clock 1.6% (batch 1) and 3.2% (batch 8) as often as it stepped,
+        # nearly all in the tick clock's first 10 ms: half leaves room for a machine several
+        # times faster.
+        check(reads < steps // 2, f"batch {batch}: {reads} clock reads in {steps} steps")
+
+
+@test
 def predict():
     weights = {"lin.W": ("F32", [2, 1], [1.0, -2.0]), "lin.b": ("F32", [1], [0.5])}
     write_safetensors("w32", weights)
