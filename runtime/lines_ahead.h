@@ -41,32 +41,4 @@ void rt_lines_ahead_rest(void);
  * view of what would be asked, which a prefetch does not show. */
 void rt_lines_ahead_watch(void (*seen)(const void *line));
 
-/* Which of the two ways a training loop's steps ask for the next batch is faster here, measured.
- * Asked for from the queue by the products (above), W1's loop ran 2% faster than with all the
- * lines asked for at once before the step on a Zen 4, and 1-2% slower on a Zen 5 (bench/README.md,
- * "The next batch's lines: queued or at once, measured"). So the loop times its first steps both
- * ways and keeps the faster. The first RT_ASK_TRIAL_WARMUP steps ask from the queue; the next
- * RT_ASK_TRIAL_STEPS alternate the two ways in blocks of RT_ASK_TRIAL_BLOCK steps, each step's
- * gather and step timed; asking at once is kept if the median of its steps is below the queue's
- * by more than RT_ASK_TRIAL_MARGIN, else the queue. A prefetch changes no value, so the run's
- * numbers are the same whichever way is kept: only where its loads wait moves.
- * A zeroed rt_ask_trial is one that starts now. */
-#define RT_ASK_TRIAL_WARMUP 64
-#define RT_ASK_TRIAL_STEPS  512
-#define RT_ASK_TRIAL_BLOCK  8
-#define RT_ASK_TRIAL_MARGIN 0.005
-typedef struct rt_ask_trial {
-    int64_t steps; /* steps timed so far, the warm-up's included */
-    int decided;   /* the trial is over and at_once is the way kept */
-    int at_once;
-    int n[2]; /* the timed steps of each way: [0] from the queue, [1] at once */
-    double seconds[2][RT_ASK_TRIAL_STEPS / 2];
-} rt_ask_trial;
-
-/* The way the next step asks: 1 all at once before its products, 0 from the queue. */
-int rt_ask_trial_at_once(const rt_ask_trial *t);
-
-/* The step that asked the way rt_ask_trial_at_once gave took `seconds` (rt_now, util.h). */
-void rt_ask_trial_took(rt_ask_trial *t, double seconds);
-
 #endif

@@ -31,6 +31,7 @@
 #include "rng.h"
 #include "text.h"
 #include "trace.h"
+#include "two_ways.h"
 #include "util.h"
 #include "workers.h"
 
@@ -293,8 +294,16 @@ typedef struct run {
     const char **rank_grads; /* where each rank's gradient of a param is, for the sum */
     rt_grad_sum *grad_sum;
     int agreed_stop;
-    rt_ask_trial asks; /* how one process's steps ask for the next batch (lines_ahead.h) */
+    rt_two_ways asks;   /* one process's steps: 1 asks for the next batch at once, 0 queues it */
+    rt_two_ways evicts; /* ranks in shared memory: 1 takes the others' params out of the caches */
 } run;
+
+/* The trials of two ways (two_ways.h): warm-up steps, steps timed, steps a block. How one
+ * process asks for the next batch: W1's steps take 40-90 us, so the trial lasts a few
+ * hundredths of a second. Whether ranks in shared memory take the others' params out of the
+ * caches: W2's steps on 2 ranks take about 2 ms, so fewer steps, a tenth of a second. */
+enum { ASK_TRIAL_WARMUP = 64, ASK_TRIAL_STEPS = 512, ASK_TRIAL_BLOCK = 8 };
+enum { EVICT_TRIAL_WARMUP = 8, EVICT_TRIAL_STEPS = 64, EVICT_TRIAL_BLOCK = 4 };
 
 static int has_inputs(const run *r) {
     return r->m->n_inputs > 0;
@@ -418,6 +427,8 @@ static void run_init(run *r, const nnrt_model *m, const rt_options *o, const rt_
     }
     r->rank = rt_rank();
     r->ranks = rt_ranks();
+    rt_two_ways_start(&r->asks, ASK_TRIAL_WARMUP, ASK_TRIAL_STEPS, ASK_TRIAL_BLOCK);
+    rt_two_ways_start(&r->evicts, EVICT_TRIAL_WARMUP, EVICT_TRIAL_STEPS, EVICT_TRIAL_BLOCK);
     if (r->ranks > 1) start_ranks(r);
     if (o->workers > 1) {
         check_workers(r);
@@ -673,12 +684,15 @@ static int workers_step(run *r, const int64_t *rows, int64_t count, double lr) {
 
 static int rank_step(run *r, const int64_t *rows, int64_t count, double lr);
 
-/* Asks for the next batch's rows the way this machine's steps have run faster (lines_ahead.h):
- * all at once now, or queued for the step's products. */
+/* Asks for the next batch's rows the way this machine's steps have run faster: all at once
+ * now, or queued for the step's products (lines_ahead.h). Queued, W1's loop ran 2% faster than
+ * with every line asked for at once before the step on a Zen 4, and 1-2% slower on a Zen 5
+ * (bench/README.md, "The next batch's lines: queued or at once, measured"), so the loop times
+ * its first steps both ways (two_ways.h), each step with its gather. */
 static void ask_for_next_batch(run *r, const int64_t *rows, int64_t count) {
     const int64_t *next = rows + count;
     int64_t n = next_batch_rows(r, rows, count);
-    if (rt_ask_trial_at_once(&r->asks))
+    if (rt_two_ways_next(&r->asks))
         rt_prefetch_batch(r->m, &r->data->train, next, n);
     else
         rt_prefetch_batch_in_step(r->m, &r->data->train, next, n);
@@ -694,7 +708,7 @@ static int train_step(run *r, const int64_t *rows, int64_t count, double lr) {
     if (r->trace && r->step == 0) rt_trace_row(r->trace, 0, r->fixed, batch_loss(r, rows, count));
     /* The trial times only steps that gather their batch: a batch kept in the arena asks
      * for nothing, and a clock read would cost a one-step epoch a tenth of its time. */
-    int timed = !r->asks.decided && !r->batch_in_arena;
+    int timed = rt_two_ways_timing(&r->asks) && !r->batch_in_arena;
     double start = timed ? rt_now() : 0;
     if (!r->batch_in_arena) rt_fill_batch(r->m, &r->ctx, &r->data->train, rows, 0, count, 1);
     r->batch_in_arena = whole_set_batch(r);
@@ -709,7 +723,7 @@ static int train_step(run *r, const int64_t *rows, int64_t count, double lr) {
     int32_t bad = rt_optim_step(r->opt, &r->ctx, lr, r->step, &kind);
     if (!r->batch_in_arena) {
         rt_lines_ahead_rest();
-        if (timed) rt_ask_trial_took(&r->asks, rt_now() - start);
+        if (timed) rt_two_ways_took(&r->asks, rt_now() - start);
     }
     r->ctx.training = NNRT_INFERENCE;
     /* The epoch's metrics and the step's cost in one pass over the losses; a step that
@@ -1041,11 +1055,11 @@ static void share_among_ranks(run *r) {
 WEIGHTED_SUM(float)
 WEIGHTED_SUM(double)
 
-/* Calls visit(r, at, n, rank) for each run of gradient elements among the update's elements
- * lo .. hi (rt_optim_elems: the params' gradients, in param order): n elements from byte
- * `at` of a fixed arena, the same place in every rank's. */
-typedef void grad_run_fn(run *r, size_t at, int64_t n, int rank);
-static void each_grad_run(run *r, int64_t lo, int64_t hi, grad_run_fn *visit, int rank) {
+/* Calls visit(r, at, n, rank) for each run of the update's elements lo .. hi (rt_optim_elems:
+ * the params' gradients, in param order): n elements from byte `at` of a fixed arena, the same
+ * place in every rank's, of the gradients or (`params`) of the params they update. */
+typedef void elem_run_fn(run *r, size_t at, int64_t n, int rank);
+static void each_run(run *r, int64_t lo, int64_t hi, int params, elem_run_fn *visit, int rank) {
     const nnrt_model *m = r->m;
     size_t esize = rt_elem_size(m->f64);
     int64_t start = 0;
@@ -1053,9 +1067,13 @@ static void each_grad_run(run *r, int64_t lo, int64_t hi, grad_run_fn *visit, in
         const nnrt_tensor *t = &m->params[i];
         if (t->grad_offset < 0) continue;
         int64_t a = lo > start ? lo : start, end = start + t->numel, b = hi < end ? hi : end;
-        if (a < b) visit(r, (size_t)(t->grad_offset + a - start) * esize, b - a, rank);
+        int64_t offset = params ? t->offset : t->grad_offset;
+        if (a < b) visit(r, (size_t)(offset + a - start) * esize, b - a, rank);
         start = end;
     }
+}
+static void each_grad_run(run *r, int64_t lo, int64_t hi, elem_run_fn *visit, int rank) {
+    each_run(r, lo, hi, 0, visit, rank);
 }
 
 /* n elements at byte `at`: every rank's gradient, weighted by r->rank_weights, summed into
@@ -1067,6 +1085,26 @@ static void sum_run(run *r, size_t at, int64_t n, int unused) {
         weighted_sum_double((char *)r->fixed + at, r->rank_grads, r->rank_weights, r->ranks, n);
     else
         weighted_sum_float((char *)r->fixed + at, r->rank_grads, r->rank_weights, r->ranks, n);
+}
+
+/* n params at byte `at` of rank 0's arena (the steps' only copy), out of every cache. */
+static void evict_param_run(run *r, size_t at, int64_t n, int unused) {
+    (void)unused;
+    rt_evict_lines(fixed_of(r, 0) + at, (size_t)n * rt_elem_size(r->m->f64));
+}
+
+/* The params of the other ranks' slices out of the caches, after this rank's grad() has read
+ * them for the last time in the step: their owners update them after the barrier, and a store
+ * to a line that another core holds must first take that copy away. Rank j's update of its
+ * slice then finds no copies elsewhere. On a Zen 5 whose cores hand lines over slowly (a round
+ * trip of 650 ns), W2 on 2 ranks went from 51k to 57k samples/s (bench/README.md, "The
+ * ranks' params out of the caches"); where handing lines over is cheap, the flush and the
+ * update's reads from memory may cost more than they save, so the ranks measure it
+ * (r->evicts). Taking lines out changes no value. */
+static void evict_other_params(run *r) {
+    for (int k = 0; k < r->ranks; k++)
+        if (k != r->rank)
+            each_run(r, slice_first(r, k), slice_first(r, k + 1), 1, evict_param_run, 0);
 }
 
 /* Elements lo .. hi of the update's, summed over the ranks' gradients into this rank's own. */
@@ -1285,6 +1323,11 @@ static int32_t sum_and_update(run *r, double lr, int last, double *extras, enum 
 /* train_step on rank r->rank's share of rows[0..count), then the update every rank makes. */
 static int rank_step(run *r, const int64_t *rows, int64_t count, double lr) {
     const nnrt_model *m = r->m;
+    /* In shared memory the ranks time their first steps with and without the eviction. Every
+     * rank takes the same way at the same step, and the barriers make their steps last about
+     * alike, so each keeps the way that the others' timings favour too. */
+    int timed = r->window && rt_two_ways_timing(&r->evicts);
+    double start = timed ? rt_now() : 0;
     rt_metrics mine = grad_of_share(r, rows, count);
     int last = last_step_of_epoch(r, count);
     /* the weights before the update: before any rank's update, which follows the barrier */
@@ -1295,8 +1338,10 @@ static int rank_step(run *r, const int64_t *rows, int64_t count, double lr) {
     int32_t bad;
     if (r->window) {
         memcpy(note_of(r, r->rank)->extras, extras, sizeof extras);
+        if (rt_two_ways_next(&r->evicts)) evict_other_params(r);
         rt_rank_window_barrier(r->window); /* every gradient, state and note is stored */
         bad = update_my_slice(r, count, lr, last, extras, &kind);
+        if (timed) rt_two_ways_took(&r->evicts, rt_now() - start);
         if (last && r->rank > 0) copy_from_rank0(r, m->params, m->n_params);
         /* rank 0 changes its params after the last step (early stopping's best) only once
          * every rank has its copy */

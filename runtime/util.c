@@ -584,6 +584,45 @@ double rt_tick_clock_read(rt_tick_clock *c) {
     return not_back(c, line_at(c, counter()));
 }
 
+/* ---- lines handed to another core ---- */
+
+#if defined(__x86_64__)
+static int has_clflushopt(void) {
+    unsigned a, b, c, d;
+    return __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & (1u << 23));
+}
+/* clflushopt lets the lines go in any order, all at once; clflush (every x86-64 has it) one
+ * after the other. */
+__attribute__((target("clflushopt"))) static void evict_unordered(const char *p, const char *end) {
+    for (; p < end; p += RT_CACHE_LINE) _mm_clflushopt((void *)p);
+    _mm_sfence();
+}
+static void evict_ordered(const char *p, const char *end) {
+    for (; p < end; p += RT_CACHE_LINE) _mm_clflush(p);
+}
+void rt_evict_lines(const void *p, size_t bytes) {
+    /* cpuid leaves a virtual machine (microseconds), so it is asked once: 1 yes, 2 no */
+    static _Atomic int unordered;
+    int known = atomic_load_explicit(&unordered, memory_order_relaxed);
+    if (!known) {
+        known = has_clflushopt() ? 1 : 2;
+        atomic_store_explicit(&unordered, known, memory_order_relaxed);
+    }
+    if (bytes == 0) return;
+    const char *first = (const char *)((uintptr_t)p & ~(uintptr_t)(RT_CACHE_LINE - 1));
+    const char *end = (const char *)p + bytes;
+    if (known == 1)
+        evict_unordered(first, end);
+    else
+        evict_ordered(first, end);
+}
+#else
+void rt_evict_lines(const void *p, size_t bytes) {
+    (void)p;
+    (void)bytes;
+}
+#endif
+
 /* ---- threads ---- */
 
 void rt_start_thread(pthread_t *thread, void *(*fn)(void *), void *arg, const char *what) {

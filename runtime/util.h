@@ -173,6 +173,11 @@ double rt_tick_clock_read(rt_tick_clock *c);
  * times a second. */
 double rt_tick_clock_steer(rt_tick_clock *c);
 
+/* Takes the lines of p[0..bytes) out of every core's caches (written back where changed):
+ * for memory another core is about to write, whose stores then need not take this core's
+ * copies away one line at a time. Changes no value; does nothing off x86-64. */
+void rt_evict_lines(const void *p, size_t bytes);
+
 /* Starts a thread running fn(arg) that never receives Ctrl-C: SIGINT stays with the main
  * thread, whose handler the training loop polls. `what` names the option in the error
  * ("--workers 2") when the thread cannot start. */

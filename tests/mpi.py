@@ -214,7 +214,9 @@ def case_sum_paths(nnc, mpirun_path, tmp):
     (NNRT_MPI_BUCKET=1: a bucket at each of grad()'s hook points) and in one bucket after it
     (NNRT_MPI_BUCKET=0), the same bytes again. NNRT_MPI_SUM=shared succeeds here (all ranks
     on this machine); another value is a usage error on every rank, and so is a bucket that
-    is not a number."""
+    is not a number. In shared memory, steps 13-16 (every model) and 21-24 and 29-30 (the mlps'
+    30) take the other ranks' params out of the caches (the trial of train.c's r->evicts),
+    which changes no byte."""
     write_data(os.path.join(tmp, "train.csv"), 80, seed=3)  # whole batches: shares of 3+
     # the params: each finishes at a hook point of its own in these models
     jobs = [("mlp", MODEL, True, [], 4),

@@ -3,10 +3,8 @@
  * queued row, its first and last byte's included, none outside them, in the rows' order; a
  * paced ask takes its share and no more; what is left goes at rt_lines_ahead_rest; a thread
  * whose products never asked, and a table past RT_LINES_AHEAD_PARTS, ask at once. Rows start
- * at every offset in a line and cross line boundaries. Then the trial of the two ways a loop
- * asks (rt_ask_trial): the ways its steps take, and the way it keeps for steps timed faster,
- * slower, within the margin and stretched by interrupts. Prints "ok N" (N lines seen in all), or
- * what differs and exits 1. */
+ * at every offset in a line and cross line boundaries. Prints "ok N" (N lines seen in all),
+ * or what differs and exits 1. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,52 +49,7 @@ static void expect_seen(const char *what, const void **want, int n_want, int fro
         }
 }
 
-/* Runs a whole trial whose steps take `queued` or `at_once` seconds, give or take 1% by a fixed
- * pattern, and every `stretched`-th step of each way (0: none) 1e6 seconds; checks the way of
- * each step (the warm-up's from the queue); returns the way kept. */
-static int trial(double queued, double at_once, int stretched) {
-    rt_ask_trial t = {0};
-    int64_t s = 0, n_way[2] = {0, 0};
-    for (; !t.decided; s++) {
-        int way = rt_ask_trial_at_once(&t);
-        int want = s >= RT_ASK_TRIAL_WARMUP && ((s - RT_ASK_TRIAL_WARMUP) / RT_ASK_TRIAL_BLOCK) % 2;
-        if (way != want) fail("the way of a step of the trial", way, want);
-        double base = way ? at_once : queued;
-        double seconds = base * (0.99 + (double)((s * 7) % 21) / 1000);
-        if (s >= RT_ASK_TRIAL_WARMUP && stretched && ++n_way[way] % stretched == 0)
-            seconds = 1e6;
-        rt_ask_trial_took(&t, seconds);
-    }
-    if (s != RT_ASK_TRIAL_WARMUP + RT_ASK_TRIAL_STEPS) fail("the steps of a trial", s, -1);
-    int kept = rt_ask_trial_at_once(&t);
-    for (int i = 0; i < 1000; i++) { /* decided: the same way whatever the steps take now */
-        rt_ask_trial_took(&t, i % 2 ? 1e-9 : 1e3);
-        if (rt_ask_trial_at_once(&t) != kept) fail("the way kept after the trial", !kept, kept);
-    }
-    return kept;
-}
-
-static void check_ask_trial(void) {
-    struct {
-        double queued, at_once;
-        int stretched, kept;
-    } cases[] = {
-        {46e-6, 45.08e-6, 0, 1}, /* at once 2% faster */
-        {46e-6, 46.92e-6, 0, 0}, /* slower */
-        {46e-6, 45.91e-6, 0, 0}, /* 0.2% faster: within the margin, the queue */
-        {46e-6, 46e-6, 0, 0},    /* the same */
-        {46e-6, 45.08e-6, 4, 1}, /* a quarter of each way's steps interrupted */
-        {46e-6, 46.92e-6, 3, 0}, /* a third */
-        {120e-9, 117e-9, 0, 1},  /* steps of a tiny model: 2.5% faster */
-    };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        int kept = trial(cases[i].queued, cases[i].at_once, cases[i].stretched);
-        if (kept != cases[i].kept) fail("the way kept, case", (long)i, cases[i].kept);
-    }
-}
-
 int main(void) {
-    check_ask_trial();
     static char table[64 * 1024 + 256], targets[4096 + 64];
     static const void *want[MAX_SEEN];
     const int64_t rows[] = {5, 0, 17, 5, 31, 1};

@@ -778,13 +778,21 @@ def numtext():
 def lines_ahead():
     """The next batch's lines asked for by a step's products (runtime/lines_ahead.c): every
     line of every queued row and none beside, each ask its paced share, the rest at the end,
-    all at once in a thread whose products never ask; and the trial that keeps the faster of
-    the two ways a loop asks (its steps' ways, the way kept for faster, slower, tied and
-    interrupted steps)."""
+    all at once in a thread whose products never ask."""
     r = subprocess.run([exe("lines_ahead_check")], capture_output=True, timeout=60)
     out = r.stdout.decode()
     check(r.returncode == 0 and re.fullmatch(r"ok \d+\n", out), out + r.stderr.decode())
     check(int(out.split()[1]) > 10000, out)
+
+
+@test
+def two_ways():
+    """The trial that keeps the faster of two ways (runtime/two_ways.c), in the shapes of
+    train.c's two trials: the way of each step, the way kept for faster, slower, tied and
+    interrupted steps, and no change after the trial."""
+    r = subprocess.run([exe("two_ways_check")], capture_output=True, timeout=60)
+    out = r.stdout.decode()
+    check(r.returncode == 0 and out == "ok 16\n", out + r.stderr.decode())
 
 
 @test
