@@ -1,8 +1,6 @@
 /* lines_ahead.c: a thread's queue of cache lines to ask for (lines_ahead.h). */
 #include "lines_ahead.h"
 
-#include <stdlib.h>
-
 #include "util.h"
 
 typedef struct rows_table {

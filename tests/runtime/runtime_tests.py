@@ -925,7 +925,7 @@ def clock_reads():
     """A step of a fraction of a microsecond must not come with a clock read (34 ns under
     kvm-clock): the loop reads the tick clock (util.h) once an epoch, and clock_gettime only
     while that clock measures its slope (its first 10 ms) and when it steers (ten times a
-    second). The trial of how to ask for the next batch (lines_ahead.h) times its 576 steps
+    second). The trial of how to ask for the next batch (two_ways.h) times its 576 steps
     and then no more; a batch that holds every row asks for nothing and is never timed.
     rt_logreg_clocks counts every clock_gettime of libnnrt (clock_count.c)."""
     write_csv("d.csv", logreg_rows(8))
