@@ -2,7 +2,7 @@
  * little-endian header length, a JSON header naming each tensor's dtype, shape and byte
  * range (and a __metadata__ object of strings), then the raw little-endian data. Weights
  * files hold the params under their own names, so PyTorch and NumPy read them directly;
- * checkpoints add the training state (train.c) as more tensors and metadata. */
+ * checkpoints add the training state (train_checkpoint.c) as more tensors and metadata. */
 #ifndef NNRT_CHECKPOINT_H
 #define NNRT_CHECKPOINT_H
 

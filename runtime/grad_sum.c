@@ -3,7 +3,7 @@
  * an MLP the last layer's gradients come first. A bucket closes at a hook point once it
  * holds bucket_bytes; what is left, the gradients finished only at grad()'s return and the
  * states, make the last bucket with the extras. Every rank builds the same buckets from
- * the same model and NNRT_MPI_BUCKET (train.c checks that they agree), so their
+ * the same model and NNRT_MPI_BUCKET (train_ranks.c checks that they agree), so their
  * non-blocking collectives pair up in the same order. */
 #include "grad_sum.h"
 

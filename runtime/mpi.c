@@ -2,7 +2,7 @@
  * when an MPI launcher started it; then a fatal error on one rank ends every rank through
  * MPI_Abort (a rank blocked in a collective would otherwise wait for it forever). When every
  * rank runs on one machine the ranks share one MPI shared-memory window, a segment each, and
- * meet at a barrier of their own (train.c adds up and updates in it); across machines the sum
+ * meet at a barrier of their own (train_ranks.c adds up and updates in it); across machines the sum
  * of ranks.h is a reduce-scatter, a sum in rank order, and an all-gather, by MPI_Alltoallv and
  * MPI_Allgatherv: MPI_Allreduce does not promise every rank the same bits. */
 #include <limits.h>

@@ -3,22 +3,19 @@
  * after each epoch the validation rows are measured, early stopping decides, and a
  * checkpoint may be written. Progress goes to progress.c, a row per step to the --trace
  * CSV, the final lines to stdout (stderr when the trace is on stdout). Nothing in the loop
- * allocates: every buffer exists before the first step. */
+ * allocates: every buffer exists before the first step. Under mpirun a step is the ranks'
+ * (train_ranks.c); checkpoints are written and resumed by train_checkpoint.c; the run they
+ * all hold is train_run.h's. */
 #include "train.h"
 
-#include <errno.h>
-#include <inttypes.h>
 #include <math.h>
 #include <signal.h>
-#include <stdarg.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "checkpoint.h"
-#include "conv.h"
 #include "files.h"
 #include "grad_sum.h"
 #include "hogwild.h"
@@ -31,6 +28,7 @@
 #include "rng.h"
 #include "text.h"
 #include "trace.h"
+#include "train_run.h"
 #include "two_ways.h"
 #include "util.h"
 #include "workers.h"
@@ -194,15 +192,6 @@ static void print_params(FILE *out, const nnrt_model *m, const void *fixed) {
     }
 }
 
-/* The weights a file saves: the params, then the states (running statistics). */
-static int32_t n_weights(const nnrt_model *m) {
-    return m->n_params + m->n_states;
-}
-
-static const nnrt_tensor *weight(const nnrt_model *m, int32_t i) {
-    return i < m->n_params ? &m->params[i] : &m->states[i - m->n_params];
-}
-
 static int64_t total_weight_elems(const nnrt_model *m) {
     int64_t n = 0;
     for (int32_t i = 0; i < n_weights(m); i++) n += weight(m, i)->numel;
@@ -210,7 +199,7 @@ static int64_t total_weight_elems(const nnrt_model *m) {
 }
 
 /* Params and states to and from a flat copy (early stopping's best weights). */
-static void copy_weights(const nnrt_model *m, void *fixed, void *flat, int to_flat) {
+void rt_run_copy_weights(const nnrt_model *m, void *fixed, void *flat, int to_flat) {
     size_t esize = rt_elem_size(m->f64), at = 0;
     for (int32_t i = 0; i < n_weights(m); i++) {
         const nnrt_tensor *t = weight(m, i);
@@ -223,91 +212,12 @@ static void copy_weights(const nnrt_model *m, void *fixed, void *flat, int to_fl
 
 /* ---- the run ---- */
 
-/* FAULTED: a trial whose loss or gradient went non-finite (a train run exits instead). */
-enum stop { RUNNING, FINISHED, STOPPED_EARLY, FAULTED };
-
-/* A value per param measured at each epoch's last step (--log-grad-norms,
- * --log-update-ratios): `now`, the last step's (NaN for a param without a gradient), and
- * this process's rows of them for the plot, 1 + n_params columns (the epoch first), at most
- * RT_NORM_MAX_ROWS, thinned as the history. now is NULL when not measured. */
-typedef struct param_series {
-    double *now, *rows;
-    int64_t n_rows;
-} param_series;
-
-/* Elements [offset, offset + numel) of the arena: weights that lie one after the other. */
-typedef struct weight_run {
-    int64_t offset, numel;
-} weight_run;
-
-/* Everything a training run holds; the fields under "state" are what a checkpoint saves
- * besides the params and the optimizer's state (the table `fields` below). */
-typedef struct run {
-    const nnrt_model *m;
-    const rt_options *o;
-    const rt_train_data *data;
-    void *fixed;
-    rt_optim *opt;
-    nnrt_ctx ctx, eval_ctx; /* with --workers, ctx is worker 0's: a share of the batch */
-    rt_workers *workers;    /* NULL with one worker */
-    rt_trace *trace;        /* NULL without --trace */
-    rt_progress *progress;  /* NULL for a search trial */
-    int trial;
-    int64_t batch, epochs;
-    int batch_in_arena; /* a whole-set batch is in ctx's inputs and targets (whole_set_batch) */
-    enum stop stop;
-    double epoch_start;
-    /* The weights' memory in the arena as runs of adjacent tensors (weight_runs), what the
-     * check after each epoch scans: a call a run, not one a tensor. */
-    weight_run *weight_runs;
-    int32_t n_weight_runs;
-    /* state */
-    int64_t epoch; /* epochs completed */
-    int64_t step;  /* update steps in all: the optimizer's t */
-    int64_t pos;   /* rows of the current epoch done; 0 between epochs */
-    rt_metrics partial;
-    rt_rng shuffle_rng, noise_rng;
-    int64_t *order;
-    double best;
-    int64_t best_epoch, bad_epochs;
-    void *best_params;
-    double *history;      /* RT_HIST_MAX_ROWS rows of RT_HIST_COLS (plot.h) */
-    int64_t history_rows; /* rows in it: every epoch done, thinned when it filled up */
-    /* --log-grad-norms: the norm of each param's gradient; --log-update-ratios: each
-     * param's ||update|| / ||weights before it||, with the weights before the step in
-     * before_update (the params' elements, one after the other). */
-    param_series grad_norms, update_ratios;
-    void *before_update;
-    /* --plot of a model without inputs whose params hold 1 or 2 numbers in all (path_dims):
-     * those numbers at the start and after each step, at most RT_HIST_MAX_ROWS rows, thinned
-     * as the history; else NULL. */
-    double *path;
-    int64_t path_rows;
-    int path_dims;
-    rt_hogwild *hogwild; /* --hogwild's threads, made at its first epoch; else NULL */
-    /* Ranks (docs/mpi.md): this process is rank `rank` of `ranks`; with more than one, the
-     * ranks on one machine train in `window` (ranks.h), else each step's gradients go
-     * through `grad_sum`, and `agreed_stop` is the Ctrl-C the ranks agreed on at the last step. */
-    int rank, ranks;
-    rt_rank_window *window;
-    double *rank_weights;    /* each rank's weight in the step's sum */
-    const char **rank_grads; /* where each rank's gradient of a param is, for the sum */
-    rt_grad_sum *grad_sum;
-    int agreed_stop;
-    rt_two_ways asks;   /* one process's steps: 1 asks for the next batch at once, 0 queues it */
-    rt_two_ways evicts; /* ranks in shared memory: 1 takes the others' params out of the caches */
-} run;
-
 /* The trials of two ways (two_ways.h): warm-up steps, steps timed, steps a block. How one
  * process asks for the next batch: W1's steps take 40-90 us, so the trial lasts a few
  * hundredths of a second. Whether ranks in shared memory take the others' params out of the
  * caches: W2's steps on 2 ranks take about 2 ms, so fewer steps, a tenth of a second. */
 enum { ASK_TRIAL_WARMUP = 64, ASK_TRIAL_STEPS = 512, ASK_TRIAL_BLOCK = 8 };
 enum { EVICT_TRIAL_WARMUP = 8, EVICT_TRIAL_STEPS = 64, EVICT_TRIAL_BLOCK = 4 };
-
-static int has_inputs(const run *r) {
-    return r->m->n_inputs > 0;
-}
 
 /* A batch that holds every training row: each epoch is one step on the same rows. Their
  * order changes nothing but the rounding of the batch's sums, so they are not shuffled, by
@@ -366,9 +276,6 @@ static void check_workers(const run *r) {
                        "threads: give one of them",
                        (long long)n, (long long)o->hogwild);
 }
-
-static void start_ranks(run *r);
-static void share_among_ranks(run *r);
 
 static void series_init(param_series *s, const nnrt_model *m) {
     s->now = rt_alloc_array((size_t)m->n_params + 1, sizeof(double));
@@ -429,7 +336,7 @@ static void run_init(run *r, const nnrt_model *m, const rt_options *o, const rt_
     r->ranks = rt_ranks();
     rt_two_ways_start(&r->asks, ASK_TRIAL_WARMUP, ASK_TRIAL_STEPS, ASK_TRIAL_BLOCK);
     rt_two_ways_start(&r->evicts, EVICT_TRIAL_WARMUP, EVICT_TRIAL_STEPS, EVICT_TRIAL_BLOCK);
-    if (r->ranks > 1) start_ranks(r);
+    if (r->ranks > 1) rt_run_start_ranks(r);
     if (o->workers > 1) {
         check_workers(r);
         /* a model with a team's step: the threads split each step, not the batch, plain sgd
@@ -450,7 +357,7 @@ static void run_init(run *r, const nnrt_model *m, const rt_options *o, const rt_
     find_weight_runs(r);
     int64_t n_val = data->n_validation;
     r->eval_ctx = rt_new_ctx(m, fixed, rt_eval_batch(m, n_val));
-    if (r->ranks > 1) share_among_ranks(r);
+    if (r->ranks > 1) rt_run_share_among_ranks(r);
     r->order = rt_alloc_array((size_t)data->n_train, sizeof *r->order);
     memcpy(r->order, data->train_rows, (size_t)data->n_train * sizeof *r->order);
     rt_rng_seed(&r->shuffle_rng, o->seed, RT_STREAM_SHUFFLE);
@@ -553,7 +460,7 @@ static int weights_finite(const run *r) {
  * training step never reads), is checked after each epoch and before anything is saved: no
  * run ends "successfully", and nothing is saved, with weights that are not numbers. A search
  * trial is marked FAULTED instead; returns 0 then. */
-static int params_finite(run *r) {
+int rt_run_params_finite(run *r) {
     if (weights_finite(r)) return 1;
     int32_t bad = nonfinite_weight(r->m, r->fixed); /* which one */
     if (r->trial) {
@@ -588,7 +495,7 @@ static int params_finite(run *r) {
  * when the trace shows gradients, by grad(), which leaves them at these weights in the grad
  * buffers (the next step computes its own). The rows are copied in: before the first step
  * the arena holds no batch. */
-static double batch_loss(run *r, const int64_t *rows, int64_t count) {
+double rt_run_batch_loss(run *r, const int64_t *rows, int64_t count) {
     rt_fill_batch(r->m, &r->ctx, &r->data->train, rows, 0, count, 1);
     if (rt_trace_needs_grad(r->trace))
         r->m->grad(&r->ctx);
@@ -604,7 +511,7 @@ static double batch_loss(run *r, const int64_t *rows, int64_t count) {
  * states too (the step writes their updates once), so the run's weights are the same bits as
  * without the option. grad() leaves the inputs as they are (nnrt.h), so the step runs on the
  * batch already gathered. */
-static void grad_norms_of(run *r) {
+void rt_run_grad_norms(run *r) {
     const nnrt_model *m = r->m;
     for (int32_t i = 0; i < m->n_params; i++) {
         const nnrt_tensor *t = &m->params[i];
@@ -621,11 +528,11 @@ static void measure_grad_norms(run *r) {
     r->ctx.training = NNRT_TRAINING; /* the step that follows writes the states' updates */
     r->m->grad(&r->ctx);
     r->ctx.training = NNRT_TRAINING_STEP;
-    grad_norms_of(r);
+    rt_run_grad_norms(r);
 }
 
 /* The step about to run on count rows ends its epoch (or the run, at --steps). */
-static int last_step_of_epoch(const run *r, int64_t count) {
+int rt_run_last_step_of_epoch(const run *r, int64_t count) {
     if (!has_inputs(r)) return 1;
     return r->pos + count >= r->data->n_train || (r->o->steps > 0 && r->step + 1 == r->o->steps);
 }
@@ -633,7 +540,7 @@ static int last_step_of_epoch(const run *r, int64_t count) {
 /* --log-update-ratios: before an epoch's last step the weights go to before_update
  * (copy_weights), and after it each param's ||new - old|| / ||old|| is taken (NaN without a
  * gradient; inf when the old weights were all 0 and the step moved them). */
-static void update_ratios_of(run *r) {
+void rt_run_update_ratios(run *r) {
     const nnrt_model *m = r->m;
     int64_t at = 0; /* the params come first in the copy */
     for (int32_t i = 0; i < m->n_params; i++) {
@@ -652,7 +559,7 @@ static void update_ratios_of(run *r) {
 
 /* A step's outcome: 0 when the loss or the update failed (a train run stops with a message,
  * a search trial is marked). */
-static int step_ok(run *r, double cost, int32_t bad, enum rt_fault kind) {
+int rt_run_step_ok(run *r, double cost, int32_t bad, enum rt_fault kind) {
     if (isfinite(cost) && bad < 0) return 1;
     if (!r->trial) fault(r, cost, bad, kind);
     r->stop = FAULTED;
@@ -662,7 +569,7 @@ static int step_ok(run *r, double cost, int32_t bad, enum rt_fault kind) {
 /* The rows of the epoch's next batch, after rows[0..count) (the order's): how many there
  * are. The step asks for them while it runs, so that their gather finds them in the caches
  * (model.c, rt_prefetch_batch). */
-static int64_t next_batch_rows(const run *r, const int64_t *rows, int64_t count) {
+int64_t rt_run_next_batch_rows(const run *r, const int64_t *rows, int64_t count) {
     int64_t left = r->order + r->data->n_train - (rows + count);
     return left < r->batch ? left : r->batch;
 }
@@ -673,16 +580,15 @@ static int workers_step(run *r, const int64_t *rows, int64_t count, double lr) {
     uint64_t noise_seed = rt_rng_next(&r->noise_rng);
     r->step++;
     enum rt_fault kind;
-    int32_t bad = rt_workers_step(r->workers, &r->data->train, rows, count,
-                                  next_batch_rows(r, rows, count), noise_seed, lr, r->step, &kind);
+    int32_t bad =
+        rt_workers_step(r->workers, &r->data->train, rows, count,
+                        rt_run_next_batch_rows(r, rows, count), noise_seed, lr, r->step, &kind);
     /* The epoch's metrics and the step's cost in one pass, as train_step's. */
     double cost = rt_workers_add_metrics(r->workers, &r->data->train, &r->partial);
     if (bad < 0) bad = rt_optim_loss_outcome(r->opt, cost);
     if (!isfinite(cost) || bad >= 0) rt_workers_settle(r->workers); /* a fault reads them */
-    return step_ok(r, cost, bad, kind);
+    return rt_run_step_ok(r, cost, bad, kind);
 }
-
-static int rank_step(run *r, const int64_t *rows, int64_t count, double lr);
 
 /* Asks for the next batch's rows the way this machine's steps have run faster: all at once
  * now, or queued for the step's products (lines_ahead.h). Queued, W1's loop ran 2% faster than
@@ -691,7 +597,7 @@ static int rank_step(run *r, const int64_t *rows, int64_t count, double lr);
  * its first steps both ways (two_ways.h), each step with its gather. */
 static void ask_for_next_batch(run *r, const int64_t *rows, int64_t count) {
     const int64_t *next = rows + count;
-    int64_t n = next_batch_rows(r, rows, count);
+    int64_t n = rt_run_next_batch_rows(r, rows, count);
     if (rt_two_ways_next(&r->asks))
         rt_prefetch_batch(r->m, &r->data->train, next, n);
     else
@@ -703,9 +609,10 @@ static void ask_for_next_batch(run *r, const int64_t *rows, int64_t count) {
  * run's seed, so runs repeat bit for bit. Every other pass (trace, final loss, validation,
  * eval) sees NNRT_INFERENCE: dropout is the identity and running statistics are used. */
 static int train_step(run *r, const int64_t *rows, int64_t count, double lr) {
-    if (r->ranks > 1) return rank_step(r, rows, count, lr);
+    if (r->ranks > 1) return rt_run_rank_step(r, rows, count, lr);
     if (r->workers) return workers_step(r, rows, count, lr);
-    if (r->trace && r->step == 0) rt_trace_row(r->trace, 0, r->fixed, batch_loss(r, rows, count));
+    if (r->trace && r->step == 0)
+        rt_trace_row(r->trace, 0, r->fixed, rt_run_batch_loss(r, rows, count));
     /* The trial times only steps that gather their batch: a batch kept in the arena asks
      * for nothing, and a clock read would cost a one-step epoch a tenth of its time. */
     int timed = rt_two_ways_timing(&r->asks) && !r->batch_in_arena;
@@ -714,9 +621,9 @@ static int train_step(run *r, const int64_t *rows, int64_t count, double lr) {
     r->batch_in_arena = whole_set_batch(r);
     r->ctx.training = NNRT_TRAINING_STEP;
     r->ctx.noise_seed = rt_rng_next(&r->noise_rng);
-    int last = last_step_of_epoch(r, count);
+    int last = rt_run_last_step_of_epoch(r, count);
     if (r->grad_norms.now && last) measure_grad_norms(r);
-    if (r->update_ratios.now && last) copy_weights(r->m, r->fixed, r->before_update, 1);
+    if (r->update_ratios.now && last) rt_run_copy_weights(r->m, r->fixed, r->before_update, 1);
     r->step++;
     if (!r->batch_in_arena) ask_for_next_batch(r, rows, count); /* else it is this one, in place */
     enum rt_fault kind;
@@ -730,9 +637,9 @@ static int train_step(run *r, const int64_t *rows, int64_t count, double lr) {
      * faults ends the run (or the trial), whose metrics are then not read. */
     double cost = rt_add_batch_metrics(r->m, &r->ctx, &r->data->train, rows, 0, &r->partial);
     if (bad < 0) bad = rt_optim_loss_outcome(r->opt, cost);
-    if (!step_ok(r, cost, bad, kind)) return 0;
-    if (r->update_ratios.now && last) update_ratios_of(r);
-    if (r->trace) rt_trace_row(r->trace, r->step, r->fixed, batch_loss(r, rows, count));
+    if (!rt_run_step_ok(r, cost, bad, kind)) return 0;
+    if (r->update_ratios.now && last) rt_run_update_ratios(r);
+    if (r->trace) rt_trace_row(r->trace, r->step, r->fixed, rt_run_batch_loss(r, rows, count));
     return 1;
 }
 
@@ -806,16 +713,14 @@ static void watch(run *r, const rt_metrics *v) {
         r->best = value;
         r->best_epoch = r->epoch;
         r->bad_epochs = 0;
-        copy_weights(r->m, r->fixed, r->best_params, 1);
+        rt_run_copy_weights(r->m, r->fixed, r->best_params, 1);
     } else if (++r->bad_epochs >= r->o->patience) {
         r->stop = STOPPED_EARLY;
     }
 }
 
-static void save_checkpoint(run *r, const char *path);
-
 static void end_epoch(run *r, double lr) {
-    if (!params_finite(r)) return; /* before validation and early stopping see the weights */
+    if (!rt_run_params_finite(r)) return; /* before validation and early stopping see the weights */
     const rt_train_data *d = r->data;
     rt_metrics v = {0};
     if (d->n_validation > 0)
@@ -830,7 +735,7 @@ static void end_epoch(run *r, double lr) {
     watch(r, vp);
     int64_t every = r->o->checkpoint_every;
     if (r->progress && every > 0 && r->epoch % every == 0) {
-        save_checkpoint(r, r->o->checkpoint);
+        rt_run_save_checkpoint(r, r->o->checkpoint);
         r->epoch_start = rt_progress_now(r->progress); /* leaves the checkpoint out */
     }
 }
@@ -838,6 +743,10 @@ static void end_epoch(run *r, double lr) {
 /* ---- Ctrl-C ---- */
 
 static volatile sig_atomic_t interrupted;
+
+int rt_run_interrupted(void) {
+    return interrupted != 0;
+}
 
 /* The first Ctrl-C lets the step finish and the state be saved; a second one ends the
  * process at once. */
@@ -866,7 +775,7 @@ static int stop_asked(const run *r) {
 
 static _Noreturn void stop_interrupted(run *r) {
     if (r->rank > 0) exit(130); /* rank 0 saves and says so */
-    save_checkpoint(r, r->o->checkpoint);
+    rt_run_save_checkpoint(r, r->o->checkpoint);
     rt_progress_end(r->progress);
     rt_trace_close(r->trace);
     char at[96];
@@ -936,478 +845,6 @@ static int hogwild_epoch(run *r, double lr) {
     return 1;
 }
 
-/* ---- ranks (docs/mpi.md) ----
- *
- * Under mpirun every rank holds the whole data set and the same row order (the same seed),
- * and computes the gradient of its share of each step's batch, the rows worker k of K would
- * take (rt_worker_share: [ceil(k*B/K), ceil((k+1)*B/K)), so rank 0 always has rows). The
- * generated grad() averages over the rows it is given, so rank k's gradient g_k is weighted
- * b_k/B and the ranks add them up: sum_k (b_k/B) g_k is the mean over the whole batch. The
- * sum (ranks.h) gives every rank the same bits, so every rank makes the same update and the
- * ranks' weights never drift apart. The same sum carries rank 0's states (it alone runs the
- * step that writes them), the step's loss and correct count, and each rank's Ctrl-C. */
-
-/* The extra numbers each step's sum carries besides the gradients and the states. */
-enum { EXTRA_LOSS, EXTRA_CORRECT, EXTRA_STOP, N_EXTRAS };
-
-/* Rank j's slice of the update's elements (rt_optim_elems: the gradients, in param order)
- * starts here; j = ranks is the end. Slices start at multiples of 16 elements (64 bytes). The
- * ranks add up and update a slice each in shared memory; by messages each rank updates all,
- * but clipping's sum of squares is added up by the same slices, so both give the same bits. */
-static int64_t slice_first(const run *r, int j) {
-    int64_t n = rt_optim_elems(r->opt);
-    return j == r->ranks ? n : n * j / r->ranks / 16 * 16;
-}
-
-/* Rank k's share of the step's rows, and the weight of its gradient in the sum. */
-static double rank_weight(const run *r, int k, int64_t count) {
-    return (double)rt_worker_share(count, r->ranks, k).rows / (double)count;
-}
-
-/* ---- ranks in shared memory ----
- *
- * On one machine every rank's fixed arena lives in its segment of one window (ranks.h), so
- * grad() writes the gradients where the others read them. Rank 0's params are the only
- * copy the steps use: the others' ctx.params point at them. A step is grad() on the rank's
- * share, a barrier, then rank j adds up slice j of every rank's gradient in rank order (the
- * numbers and order of the sum by messages), updates slice j of the params and of its own
- * optimizer state (penalties and the update are elementwise; clipping waits at a second
- * barrier for every slice's sum of squares), and a last barrier: every param is updated
- * before the next grad() reads it. The other ranks' own params are brought up to date at
- * an epoch's end (validation, early stopping and the final checksum read them), and rank 0
- * gathers the optimizer's state from the slices' owners before it writes a checkpoint. */
-
-/* What a rank tells the others at each step, at the start of its segment. */
-typedef struct rank_note {
-    double extras[N_EXTRAS];
-    double sum_sq;                   /* its slice's sum of squares, for clipping */
-    int32_t bad_gradient, bad_value; /* the first param of its slice at fault, or -1 */
-} rank_note;
-
-/* A segment: the note, the fixed arena, the optimizer's state, each on 64 bytes. */
-#define NOTE_ROOM 64
-_Static_assert(sizeof(rank_note) <= NOTE_ROOM, "a rank's note fits its room");
-
-static size_t fixed_room(const nnrt_model *m) {
-    return ((size_t)m->fixed_elems * rt_elem_size(m->f64) + 63) / 64 * 64;
-}
-static rank_note *note_of(const run *r, int k) {
-    return rt_rank_window_segment(r->window, k);
-}
-static char *fixed_of(const run *r, int k) {
-    return (char *)rt_rank_window_segment(r->window, k) + NOTE_ROOM;
-}
-static char *state_of(const run *r, int k) {
-    return fixed_of(r, k) + fixed_room(r->m);
-}
-
-/* In one process's memory unless the ranks share a machine: then this rank's arena moves
- * into its segment, as its run and the optimizer see it. */
-static void share_among_ranks(run *r) {
-    const nnrt_model *m = r->m;
-    r->window = rt_rank_window_new(NOTE_ROOM + fixed_room(m) + rt_optim_state_bytes(r->opt));
-    if (!r->window) {
-        r->grad_sum = rt_grad_sum_new(m, rt_mpi_bucket_bytes(), N_EXTRAS);
-        return;
-    }
-    char *mine = fixed_of(r, r->rank), *params = fixed_of(r, 0);
-    memcpy(mine, r->fixed, (size_t)m->fixed_elems * rt_elem_size(m->f64));
-    r->fixed = r->ctx.fixed = r->eval_ctx.fixed = mine;
-    r->ctx.params = params;
-    r->rank_weights = rt_alloc_array((size_t)r->ranks, sizeof *r->rank_weights);
-    r->rank_grads = rt_alloc_array((size_t)r->ranks, sizeof *r->rank_grads);
-    rt_optim_share(r->opt, mine, params, state_of(r, r->rank));
-}
-
-/* Between two barriers, any number of ranks' gradients: chunks of this many elements are
- * added up in registers and stored, so that a rank's own gradient, one of the addends, is
- * read before its sum replaces it. */
-#define SUM_CHUNK 256
-
-/* weighted_sum_T: dst[e] = w_0 g_0[e] + w_1 g_1[e] + .. in rank order, each product rounded
- * to T first: the numbers and the order of the sum by messages (move_elems, then
- * rt_rank_sum_all). A chunk's sums stay in acc until every rank's term is in; the inner loop,
- * inlined where its count is the constant SUM_CHUNK, GCC vectorises at -O2. */
-#define WEIGHTED_SUM(T)                                                                            \
-    static inline void weighted_chunk_##T(T *restrict acc, const T *restrict g, T w, int64_t n,    \
-                                          int add) {                                               \
-        if (add)                                                                                   \
-            for (int64_t e = 0; e < n; e++) acc[e] += g[e] * w;                                    \
-        else                                                                                       \
-            for (int64_t e = 0; e < n; e++) acc[e] = g[e] * w;                                     \
-    }                                                                                              \
-    static void weighted_sum_##T(void *dst, const char *const *from, const double *weight,         \
-                                 int ranks, int64_t n) {                                           \
-        T *out = dst;                                                                              \
-        for (int64_t at = 0; at < n; at += SUM_CHUNK) {                                            \
-            int64_t len = n - at < SUM_CHUNK ? n - at : SUM_CHUNK;                                 \
-            T acc[SUM_CHUNK];                                                                      \
-            for (int k = 0; k < ranks; k++) {                                                      \
-                const T *g = (const T *)(const void *)from[k] + at;                                \
-                if (len == SUM_CHUNK)                                                              \
-                    weighted_chunk_##T(acc, g, (T)weight[k], SUM_CHUNK, k > 0);                    \
-                else                                                                               \
-                    weighted_chunk_##T(acc, g, (T)weight[k], len, k > 0);                          \
-            }                                                                                      \
-            memcpy(out + at, acc, (size_t)len * sizeof(T));                                        \
-        }                                                                                          \
-    }
-WEIGHTED_SUM(float)
-WEIGHTED_SUM(double)
-
-/* Calls visit(r, at, n, rank) for each run of the update's elements lo .. hi (rt_optim_elems:
- * the params' gradients, in param order): n elements from byte `at` of a fixed arena, the same
- * place in every rank's, of the gradients or (`params`) of the params they update. */
-typedef void elem_run_fn(run *r, size_t at, int64_t n, int rank);
-static void each_run(run *r, int64_t lo, int64_t hi, int params, elem_run_fn *visit, int rank) {
-    const nnrt_model *m = r->m;
-    size_t esize = rt_elem_size(m->f64);
-    int64_t start = 0;
-    for (int32_t i = 0; i < m->n_params && start < hi; i++) {
-        const nnrt_tensor *t = &m->params[i];
-        if (t->grad_offset < 0) continue;
-        int64_t a = lo > start ? lo : start, end = start + t->numel, b = hi < end ? hi : end;
-        int64_t offset = params ? t->offset : t->grad_offset;
-        if (a < b) visit(r, (size_t)(offset + a - start) * esize, b - a, rank);
-        start = end;
-    }
-}
-static void each_grad_run(run *r, int64_t lo, int64_t hi, elem_run_fn *visit, int rank) {
-    each_run(r, lo, hi, 0, visit, rank);
-}
-
-/* n elements at byte `at`: every rank's gradient, weighted by r->rank_weights, summed into
- * this rank's own. */
-static void sum_run(run *r, size_t at, int64_t n, int unused) {
-    (void)unused;
-    for (int k = 0; k < r->ranks; k++) r->rank_grads[k] = fixed_of(r, k) + at;
-    if (r->m->f64)
-        weighted_sum_double((char *)r->fixed + at, r->rank_grads, r->rank_weights, r->ranks, n);
-    else
-        weighted_sum_float((char *)r->fixed + at, r->rank_grads, r->rank_weights, r->ranks, n);
-}
-
-/* n params at byte `at` of rank 0's arena (the steps' only copy), out of every cache. */
-static void evict_param_run(run *r, size_t at, int64_t n, int unused) {
-    (void)unused;
-    rt_evict_lines(fixed_of(r, 0) + at, (size_t)n * rt_elem_size(r->m->f64));
-}
-
-/* The params of the other ranks' slices out of the caches, after this rank's grad() has read
- * them for the last time in the step: their owners update them after the barrier, and a store
- * to a line that another core holds must first take that copy away. Rank j's update of its
- * slice then finds no copies elsewhere. On a Zen 5 whose cores hand lines over slowly (a round
- * trip of 650 ns), W2 on 2 ranks went from 51k to 57k samples/s (bench/README.md, "The
- * ranks' params out of the caches"); where handing lines over is cheap, the flush and the
- * update's reads from memory may cost more than they save, so the ranks measure it
- * (r->evicts). Taking lines out changes no value. */
-static void evict_other_params(run *r) {
-    for (int k = 0; k < r->ranks; k++)
-        if (k != r->rank)
-            each_run(r, slice_first(r, k), slice_first(r, k + 1), 1, evict_param_run, 0);
-}
-
-/* Elements lo .. hi of the update's, summed over the ranks' gradients into this rank's own. */
-static void sum_slice(run *r, int64_t lo, int64_t hi) {
-    each_grad_run(r, lo, hi, sum_run, 0);
-}
-
-/* n elements at byte `at`, copied from rank k's arena into this rank's. */
-static void copy_run(run *r, size_t at, int64_t n, int k) {
-    memcpy((char *)r->fixed + at, fixed_of(r, k) + at, (size_t)n * rt_elem_size(r->m->f64));
-}
-
-/* Every rank's slice of the summed gradients into this rank's own, for --log-grad-norms:
- * between barriers, before any rank penalises or clips its slice. */
-static void gather_gradients(run *r) {
-    rt_rank_window_barrier(r->window);
-    for (int k = 0; k < r->ranks; k++)
-        if (k != r->rank) each_grad_run(r, slice_first(r, k), slice_first(r, k + 1), copy_run, k);
-    rt_rank_window_barrier(r->window);
-}
-
-/* Copies rank 0's params (the steps' only copy) or states into this rank's own arena. */
-static void copy_from_rank0(run *r, const nnrt_tensor *tensors, int32_t n) {
-    size_t esize = rt_elem_size(r->m->f64);
-    for (int32_t i = 0; i < n; i++)
-        memcpy((char *)r->fixed + (size_t)tensors[i].offset * esize,
-               fixed_of(r, 0) + (size_t)tensors[i].offset * esize,
-               (size_t)tensors[i].numel * esize);
-}
-
-/* Rank 0, before it writes a checkpoint: the optimizer's state of every slice from the rank
- * that updates it. The others wait for rank 0 at the next step's first barrier, so their
- * state holds still meanwhile. */
-static void gather_optimizer_state(run *r) {
-    for (int k = 1; r->window && k < r->ranks; k++)
-        rt_optim_copy_state_part(r->opt, state_of(r, k), slice_first(r, k), slice_first(r, k + 1));
-}
-
-/* The first fault of the ranks' slices in rank order (the lowest param), or -1. */
-static int32_t first_bad(const run *r, int gradient) {
-    for (int k = 0; k < r->ranks; k++) {
-        const rank_note *note = note_of(r, k);
-        int32_t bad = gradient ? note->bad_gradient : note->bad_value;
-        if (bad >= 0) return bad;
-    }
-    return -1;
-}
-
-/* A slice goes through the sum, the penalties and the update a chunk of this many elements
- * at a time, each step on a chunk still in the cache from the one before. */
-#define UPDATE_CHUNK 8192
-
-/* Chunk by chunk of the elements lo .. hi: the ranks' gradients added up (when `sum`), the
- * penalties, whose sums of squares are added to *sum_sq, and the update unclipped (when
- * `update`), whose first param not finite goes to *bad_value. The first param whose gradient
- * is not finite, or -1 (the update finds it). Both ways of adding up go through the same
- * chunks, so clipping's sum of squares has the same bits. */
-static int32_t through_chunks(run *r, int64_t lo, int64_t hi, int sum, int update, double *sum_sq,
-                              int32_t *bad_value) {
-    for (int64_t c = lo; c < hi; c += UPDATE_CHUNK) {
-        int64_t end = hi - c < UPDATE_CHUNK ? hi : c + UPDATE_CHUNK;
-        if (sum) sum_slice(r, c, end);
-        *sum_sq += rt_optim_prepare_part(r->opt, c, end);
-        int32_t bad = update ? rt_optim_update_part(r->opt, c, end, 1.0, bad_value) : -1;
-        if (bad >= 0) return bad;
-    }
-    return -1;
-}
-
-/* The shared step after its first barrier: the step's extras summed, rank 0's states
- * copied, this rank's slice summed, penalised, clipped and updated, and the last barrier.
- * Returns the param at fault, or -1. */
-static int32_t update_my_slice(run *r, int64_t count, double lr, int last, double *extras,
-                               enum rt_fault *kind) {
-    for (int k = 0; k < r->ranks; k++) r->rank_weights[k] = rank_weight(r, k, count);
-    for (int e = 0; e < N_EXTRAS; e++) {
-        extras[e] = note_of(r, 0)->extras[e];
-        for (int k = 1; k < r->ranks; k++) extras[e] += note_of(r, k)->extras[e];
-    }
-    if (r->rank > 0) copy_from_rank0(r, r->m->states, r->m->n_states);
-    int64_t lo = slice_first(r, r->rank), hi = slice_first(r, r->rank + 1);
-    int gather = r->grad_norms.now && last, clips = rt_optim_clips(r->opt);
-    if (gather) { /* --log-grad-norms: the whole summed gradient, before any penalty */
-        sum_slice(r, lo, hi);
-        gather_gradients(r);
-        grad_norms_of(r);
-    }
-    rank_note *note = note_of(r, r->rank);
-    rt_optim_begin(r->opt, lr, r->step);
-    note->sum_sq = 0;
-    note->bad_value = -1;
-    note->bad_gradient =
-        through_chunks(r, lo, hi, !gather, !clips, &note->sum_sq, &note->bad_value);
-    if (clips) { /* the norm of the whole gradient first */
-        rt_rank_window_barrier(r->window);
-        double sum_sq = 0;
-        for (int k = 0; k < r->ranks; k++) sum_sq += note_of(r, k)->sum_sq;
-        note->bad_gradient = rt_optim_update_part(
-            r->opt, lo, hi, rt_optim_clip_scale(r->opt, sum_sq), &note->bad_value);
-    }
-    /* A rank that updated its slice while another's gradient failed makes no difference:
-     * the run stops on it after the barrier, and a failed step's weights are never saved. */
-    rt_rank_window_barrier(r->window);
-    *kind = RT_FAULT_GRADIENT;
-    int32_t bad = first_bad(r, 1);
-    if (bad >= 0) return bad;
-    *kind = RT_FAULT_VALUE;
-    bad = first_bad(r, 0);
-    return bad >= 0 ? bad : rt_optim_nonfinite_without_gradient(r->opt);
-}
-
-/* ---- a step on each rank ---- */
-
-/* What every rank must agree on before the first step, else they would not split the same
- * batches: the counts of rows and steps, the batch, the model's arena and where a resumed
- * run starts. */
-static void check_ranks_agree(const run *r) {
-    enum { ROWS, BATCH, EPOCHS, STEPS, SEED, FIXED, EPOCH, POS, STEP, BUCKET, N_FACTS };
-    static const char *const names[N_FACTS] = {"training rows",
-                                               "batch",
-                                               "epochs",
-                                               "step limit",
-                                               "seed",
-                                               "fixed arena elements",
-                                               "epochs done (--resume)",
-                                               "rows done in the epoch (--resume)",
-                                               "steps done (--resume)",
-                                               "bytes a bucket of the sum (NNRT_MPI_BUCKET)"};
-    int64_t mine[N_FACTS] = {
-        r->data->n_train,  r->batch, r->epochs, r->o->steps, r->o->seed,
-        r->m->fixed_elems, r->epoch, r->pos,    r->step,     rt_mpi_bucket_bytes()};
-    int64_t *all = rt_alloc_array((size_t)N_FACTS * (size_t)r->ranks, sizeof *all);
-    rt_ranks_gather(mine, N_FACTS, all);
-    for (int k = 1; k < r->ranks; k++)
-        for (int f = 0; f < N_FACTS; f++)
-            if (all[k * N_FACTS + f] != all[f])
-                rt_fatal("rank %d has %s %lld, rank 0 %lld: every rank must run the same "
-                         "program with the same data and options",
-                         k, names[f], (long long)all[k * N_FACTS + f], (long long)all[f]);
-    rt_free(all);
-    /* rank 0's params, resumed or not, are stored before any rank's first grad() reads them */
-    if (r->window) rt_rank_window_barrier(r->window);
-}
-
-static void start_ranks(run *r) {
-    if (!has_inputs(r))
-        rt_usage_error("model '%s' has no inputs, so no batch to share among %d ranks: run it "
-                       "without mpirun",
-                       r->m->name, r->ranks);
-    if (r->o->workers > 1 || r->o->hogwild > 0)
-        rt_usage_error("%s under mpirun: each of the %d ranks trains on one thread; start more "
-                       "ranks instead (mpirun -np K)",
-                       r->o->workers > 1 ? "--workers" : "--hogwild", r->ranks);
-}
-
-/* grad() on rank r->rank's share of rows[0..count); its metrics. By messages, grad() hands
- * each bucket of gradients to the sum as soon as it has finished it (grad_sum.h). */
-static rt_metrics grad_of_share(run *r, const int64_t *rows, int64_t count) {
-    const nnrt_model *m = r->m;
-    if (r->trace && r->step == 0) rt_trace_row(r->trace, 0, r->fixed, batch_loss(r, rows, count));
-    rt_share share = rt_worker_share(count, r->ranks, r->rank);
-    int64_t lo = share.first, hi = share.first + share.rows;
-    rt_metrics mine = {0};
-    r->ctx.noise_seed = rt_rng_next(&r->noise_rng);
-    void *listener = r->grad_sum
-                         ? rt_grad_sum_begin(r->grad_sum, r->fixed, rank_weight(r, r->rank, count),
-                                             r->rank == 0 ? 1.0 : 0.0)
-                         : NULL;
-    if (hi > lo) { /* a batch smaller than the ranks leaves some without rows */
-        rt_fill_batch(m, &r->ctx, &r->data->train, rows + lo, 0, hi - lo, 1);
-        rt_share next = rt_worker_share(next_batch_rows(r, rows, count), r->ranks, r->rank);
-        rt_prefetch_batch_in_step(m, &r->data->train, rows + count + next.first, next.rows);
-        r->ctx.first_row = lo;
-        rt_ids_first_row(lo);
-        r->ctx.training = r->rank == 0 ? NNRT_TRAINING_STEP : NNRT_TRAINING;
-        r->ctx.on_grads = listener;
-        m->grad(&r->ctx);
-        rt_lines_ahead_rest();
-        r->ctx.on_grads = NULL;
-        r->ctx.training = NNRT_INFERENCE;
-        r->ctx.first_row = 0;
-        rt_ids_first_row(0);
-        rt_add_batch_metrics(m, &r->ctx, &r->data->train, rows + lo, 0, &mine);
-    }
-    return mine;
-}
-
-/* The update by messages: every rank updates every element, clipped by the sums of squares
- * of the slices' chunks in rank order, as the ranks in shared memory add them up. */
-static int32_t update_by_slices(run *r, double lr, enum rt_fault *kind) {
-    rt_optim_begin(r->opt, lr, r->step);
-    double sum_sq = 0;
-    int32_t bad_value = -1;
-    for (int k = 0; k < r->ranks; k++) { /* each slice's sum, then theirs in rank order */
-        double part = 0;
-        through_chunks(r, slice_first(r, k), slice_first(r, k + 1), 0, 0, &part, &bad_value);
-        sum_sq += part;
-    }
-    int32_t bad = rt_optim_update_part(r->opt, 0, slice_first(r, r->ranks),
-                                       rt_optim_clip_scale(r->opt, sum_sq), &bad_value);
-    *kind = bad >= 0 ? RT_FAULT_GRADIENT : RT_FAULT_VALUE;
-    if (bad >= 0) return bad;
-    return bad_value >= 0 ? bad_value : rt_optim_nonfinite_without_gradient(r->opt);
-}
-
-/* The gradients, states and extras through the sum by messages, and the update. */
-static int32_t sum_and_update(run *r, double lr, int last, double *extras, enum rt_fault *kind) {
-    double *sum = rt_grad_sum_extras(r->grad_sum);
-    memcpy(sum, extras, N_EXTRAS * sizeof *extras);
-    rt_grad_sum_finish(r->grad_sum);
-    memcpy(extras, sum, N_EXTRAS * sizeof *extras);
-    if (r->grad_norms.now && last) grad_norms_of(r);
-    return update_by_slices(r, lr, kind);
-}
-
-/* train_step on rank r->rank's share of rows[0..count), then the update every rank makes. */
-static int rank_step(run *r, const int64_t *rows, int64_t count, double lr) {
-    const nnrt_model *m = r->m;
-    /* In shared memory the ranks time their first steps with and without the eviction. Every
-     * rank takes the same way at the same step, and the barriers make their steps last about
-     * alike, so each keeps the way that the others' timings favour too. */
-    int timed = r->window && rt_two_ways_timing(&r->evicts);
-    double start = timed ? rt_now() : 0;
-    rt_metrics mine = grad_of_share(r, rows, count);
-    int last = last_step_of_epoch(r, count);
-    /* the weights before the update: before any rank's update, which follows the barrier */
-    if (r->update_ratios.now && last) copy_weights(r->m, r->fixed, r->before_update, 1);
-    double extras[N_EXTRAS] = {mine.loss_sum, (double)mine.correct, interrupted ? 1 : 0};
-    r->step++;
-    enum rt_fault kind;
-    int32_t bad;
-    if (r->window) {
-        memcpy(note_of(r, r->rank)->extras, extras, sizeof extras);
-        if (rt_two_ways_next(&r->evicts)) evict_other_params(r);
-        rt_rank_window_barrier(r->window); /* every gradient, state and note is stored */
-        bad = update_my_slice(r, count, lr, last, extras, &kind);
-        if (timed) rt_two_ways_took(&r->evicts, rt_now() - start);
-        if (last && r->rank > 0) copy_from_rank0(r, m->params, m->n_params);
-        /* rank 0 changes its params after the last step (early stopping's best) only once
-         * every rank has its copy */
-        if (last) rt_rank_window_barrier(r->window);
-    } else {
-        bad = sum_and_update(r, lr, last, extras, &kind);
-    }
-    r->agreed_stop = extras[EXTRA_STOP] > 0;
-    if (!step_ok(r, extras[EXTRA_LOSS] / (double)count, bad, kind)) return 0;
-    if (r->update_ratios.now && last) update_ratios_of(r);
-    rt_metrics all = {extras[EXTRA_LOSS], (int64_t)extras[EXTRA_CORRECT], count,
-                      count * rt_class_layout_of(m).steps};
-    rt_add_metrics(&r->partial, all);
-    if (r->trace) rt_trace_row(r->trace, r->step, r->fixed, batch_loss(r, rows, count));
-    return 1;
-}
-
-/* FNV-1a of the bytes of the params, then the states: the same on every rank, or a rank has
- * drifted (a kernel that rounds differently on another machine's CPU). */
-static int64_t weights_checksum(const run *r) {
-    uint64_t h = 0xcbf29ce484222325u;
-    for (int32_t i = 0; i < n_weights(r->m); i++) {
-        const nnrt_tensor *t = weight(r->m, i);
-        const unsigned char *p = rt_elem_cptr(r->fixed, t->offset, r->m->f64);
-        size_t bytes = (size_t)t->numel * rt_elem_size(r->m->f64);
-        for (size_t b = 0; b < bytes; b++) h = (h ^ p[b]) * 0x100000001b3u;
-    }
-    return (int64_t)h;
-}
-
-/* After the last step: every rank must hold rank 0's weights, which rank 0 saves. Rank 0
- * says so, with the checksum of each rank's. */
-static void check_ranks_hold_same_weights(const run *r) {
-    if (r->ranks == 1) return;
-    int64_t mine = weights_checksum(r);
-    int64_t *all = rt_alloc_array((size_t)r->ranks, sizeof *all);
-    rt_ranks_gather(&mine, 1, all);
-    for (int k = 1; k < r->ranks; k++)
-        if (all[k] != all[0])
-            rt_fatal("rank %d holds other weights than rank 0 after training (checksum "
-                     "%016llx, rank 0 %016llx)",
-                     k, (unsigned long long)all[k], (unsigned long long)all[0]);
-    if (r->rank == 0 && !r->o->quiet) {
-        fprintf(stderr, "%d ranks, the same weights on each: checksum", r->ranks);
-        for (int k = 0; k < r->ranks; k++) fprintf(stderr, " %016llx", (unsigned long long)all[k]);
-        if (r->grad_sum)
-            fprintf(stderr, "; summed by messages in %d bucket%s a step, %d sent while grad() ran",
-                    rt_grad_sum_buckets(r->grad_sum),
-                    rt_grad_sum_buckets(r->grad_sum) > 1 ? "s" : "",
-                    rt_grad_sum_early(r->grad_sum));
-        fputc('\n', stderr);
-    }
-    rt_free(all);
-}
-
-/* Rank 0 writes the log, the progress, the trace, the plot, the weights and the
- * checkpoints; the other ranks' options lose them. */
-static rt_options only_rank0_writes(const rt_options *o) {
-    rt_options mine = *o;
-    if (rt_rank() == 0) return mine;
-    mine.quiet = 1;
-    mine.log = mine.plot = mine.save = mine.trace = NULL;
-    mine.checkpoint_every = 0;
-    return mine;
-}
-
 /* More threads than CPUs is allowed (a test may want it) but slow: a team's step waits at
  * each phase for the threads the system is not running, and HOGWILD!'s threads take turns.
  * W1 on two CPUs: 415k samples/s with --workers 2, 154k with --workers 8. */
@@ -1460,7 +897,7 @@ static void run_epochs(run *r) {
 /* With early stopping the run ends with the best epoch's weights. */
 static void restore_best(run *r) {
     if (!r->o->early_stopping || r->best_epoch == 0) return;
-    copy_weights(r->m, r->fixed, r->best_params, 0);
+    rt_run_copy_weights(r->m, r->fixed, r->best_params, 0);
     if (!r->progress || r->o->quiet) return;
     const char *what = strcmp(r->o->monitor, "accuracy") == 0 ? "accuracy" : "loss";
     if (r->stop == STOPPED_EARLY)
@@ -1468,545 +905,6 @@ static void restore_best(run *r) {
                 (long long)r->bad_epochs);
     fprintf(stderr, "restored the weights of epoch %lld (validation %s %.6g)\n",
             (long long)r->best_epoch, what, r->best);
-}
-
-/* ---- checkpoints ----
- *
- * A checkpoint is a weights file (rt_st_weights_writer) plus the fields of the table below,
- * which saving and resuming both walk. Resuming checks every value against what a run with
- * these options and this data can have written, before any of it is used: an edited,
- * corrupted or foreign checkpoint is an error naming the key ("PATH: error: metadata
- * 'nnrt.epoch': ..."), never a run that overflows, allocates without bound or trains on
- * garbage. */
-
-#define META_MAX 160
-
-static void meta_int(rt_st_writer *w, const char *key, int64_t v) {
-    char buf[32];
-    snprintf(buf, sizeof buf, "%lld", (long long)v);
-    rt_st_meta(w, key, buf);
-}
-
-/* Hexadecimal floating point: the exact value, read back by strtod. */
-static void meta_real(rt_st_writer *w, const char *key, double v) {
-    char buf[64];
-    snprintf(buf, sizeof buf, "%a", v);
-    rt_st_meta(w, key, buf);
-}
-
-static void meta_rng(rt_st_writer *w, const char *key, const rt_rng *g) {
-    char buf[META_MAX];
-    snprintf(buf, sizeof buf, "%016" PRIx64 " %016" PRIx64 " %016" PRIx64 " %016" PRIx64 " %d %a",
-             g->s[0], g->s[1], g->s[2], g->s[3], g->has_spare, g->spare);
-    rt_st_meta(w, key, buf);
-}
-
-static _Noreturn void bad_meta(const char *path, const char *key, const char *fmt, ...)
-    RT_FORMAT(3, 4);
-static void bad_meta(const char *path, const char *key, const char *fmt, ...) {
-    char why[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, sizeof why, fmt, ap);
-    va_end(ap);
-    rt_path_error(path, "metadata '%s': %s", key, why);
-}
-
-static const char *need_meta(const rt_st_file *f, const char *path, const char *key) {
-    const char *v = rt_st_meta_get(f, key);
-    if (!v)
-        rt_path_error(path,
-                      "not a checkpoint of this runtime: no '%s' in its metadata (a weights "
-                      "file starts training with --init-weights)",
-                      key);
-    return v;
-}
-
-/* A metadata value as message text. */
-typedef struct shown_value {
-    char s[80];
-} shown_value;
-
-static shown_value show_value(const char *v) {
-    shown_value out;
-    rt_printable(out.s, sizeof out.s, v, strlen(v));
-    return out;
-}
-
-/* A whole number as meta_int writes it: an optional '-', then digits, and nothing else. */
-static int64_t parse_int(const char *path, const char *key, const char *v) {
-    const char *digits = v + (*v == '-');
-    size_t n = strspn(digits, "0123456789");
-    errno = 0;
-    long long x = n > 0 ? strtoll(v, NULL, 10) : 0;
-    if (n == 0 || digits[n] != '\0' || errno == ERANGE)
-        bad_meta(path, key, "'%s' is not a whole number", show_value(v).s);
-    return x;
-}
-
-/* A real number as meta_real writes it (%a, or inf, -inf, nan): all of the text. */
-static double parse_real(const char *path, const char *key, const char *v) {
-    char *end;
-    double x = strtod(v, &end);
-    if (end == v || *end != '\0' || *v == ' ' || *v == '\t' || *v == '\n')
-        bad_meta(path, key, "'%s' is not a number", show_value(v).s);
-    return x;
-}
-
-/* "W W W W S X" as meta_rng writes it: four words of 1 to 16 hex digits, the spare flag 0
- * or 1, the spare normal (finite); a state of all zeros is the one xoshiro never leaves. */
-static void parse_rng(const char *path, const char *key, const char *v, rt_rng *g) {
-    const char *p = v;
-    const char *bad = "is not a generator state (four hex words, 0 or 1, a number)";
-    uint64_t any = 0;
-    for (int w = 0; w < 4; w++) {
-        size_t n = strspn(p, "0123456789abcdefABCDEF");
-        if (n == 0 || n > 16 || p[n] != ' ') bad_meta(path, key, "'%s' %s", show_value(v).s, bad);
-        g->s[w] = strtoull(p, NULL, 16);
-        any |= g->s[w];
-        p += n + 1;
-    }
-    if ((p[0] != '0' && p[0] != '1') || p[1] != ' ')
-        bad_meta(path, key, "'%s' %s", show_value(v).s, bad);
-    g->has_spare = p[0] == '1';
-    char *end;
-    g->spare = strtod(p + 2, &end);
-    if (end == p + 2 || *end != '\0' || p[2] == ' ' || !isfinite(g->spare))
-        bad_meta(path, key, "'%s' %s", show_value(v).s, bad);
-    if (any == 0) bad_meta(path, key, "an all-zero state, which the generator never has");
-}
-
-static void check_range(const char *path, const char *key, int64_t v, int64_t lo, int64_t hi,
-                        const char *why) {
-    if (v < lo || v > hi)
-        bad_meta(path, key, "%lld is out of range %lld..%lld (%s)", (long long)v, (long long)lo,
-                 (long long)hi, why);
-}
-
-/* a * b + c, or INT64_MAX when that does not fit. */
-static int64_t bound_mul_add(int64_t a, int64_t b, int64_t c) {
-    int64_t v;
-    if (__builtin_mul_overflow(a, b, &v) || __builtin_add_overflow(v, c, &v)) return INT64_MAX;
-    return v;
-}
-
-/* ---- what resuming accepts of each metadata field: the value read, before it is stored;
- * the fields above it in the table are in the run already ---- */
-
-typedef union field_value {
-    int64_t i;        /* INT */
-    double x;         /* REAL */
-    const char *text; /* TEXT */
-} field_value;
-
-static void check_kind(const run *r, const char *path, const char *key, field_value v) {
-    (void)r, (void)key;
-    if (strcmp(v.text, "checkpoint") != 0)
-        rt_path_error(path, "not a checkpoint (its kind is '%s')", show_value(v.text).s);
-}
-
-/* A checkpoint's counts of rows beyond this run's training rows, or its order naming other
- * rows, mostly mean a run on other rows: the hint under the error says what chooses them. */
-static void hint_same_rows(const run *r) {
-    if (has_inputs(r))
-        rt_hint("a run resumes on the training rows it was saved with: give it the same data, "
-                "--validation (or --validation-data) and --seed");
-}
-
-/* A range check whose failure may be the rows' (hint_same_rows). */
-static void check_rows_range(const run *r, const char *path, const char *key, int64_t v, int64_t lo,
-                             int64_t hi, const char *why) {
-    if (v >= lo && v <= hi) return;
-    hint_same_rows(r);
-    check_range(path, key, v, lo, hi, why);
-}
-
-static void check_epoch(const run *r, const char *path, const char *key, field_value v) {
-    const char *unit = has_inputs(r) ? "epoch" : "step";
-    if (v.i > r->epochs) /* most often a run told to train fewer than are done */
-        rt_hint("--%ss counts the %ss in all, those done included: give --%ss %lld or more to "
-                "go on from this checkpoint",
-                unit, unit, unit, (long long)v.i);
-    char why[160];
-    snprintf(why, sizeof why, "this run trains %lld %s%s", (long long)r->epochs, unit,
-             r->epochs == 1 ? "" : "s");
-    check_range(path, key, v.i, 0, r->epochs, why);
-}
-
-static void check_pos(const run *r, const char *path, const char *key, field_value v) {
-    check_rows_range(r, path, key, v.i, 0, has_inputs(r) ? r->data->n_train - 1 : 0,
-                     "rows of the current epoch done, of the training rows");
-}
-
-/* At least one step per epoch, and at most one per row. */
-static void check_step(const run *r, const char *path, const char *key, field_value v) {
-    int64_t most = has_inputs(r) ? bound_mul_add(r->epoch, r->data->n_train, r->pos) : r->epoch;
-    if (has_inputs(r) && r->o->steps > 0 && r->o->steps < most) most = r->o->steps;
-    check_rows_range(r, path, key, v.i, r->epoch + (r->pos > 0), most,
-                     "one step or more per epoch, one row or more per step, within --steps");
-}
-
-static void check_samples(const run *r, const char *path, const char *key, field_value v) {
-    if (r->pos > 0)
-        check_rows_range(r, path, key, v.i, r->pos, r->pos, "the rows of the current epoch done");
-    else
-        check_rows_range(r, path, key, v.i, 0, r->data->n_train, "the rows of the last epoch");
-}
-
-static void check_correct(const run *r, const char *path, const char *key, field_value v) {
-    check_range(path, key, v.i, 0, r->partial.samples * rt_class_layout_of(r->m).steps,
-                "right predictions among 'nnrt.samples'");
-}
-
-static void check_finite(const run *r, const char *path, const char *key, field_value v) {
-    (void)r;
-    if (!isfinite(v.x)) bad_meta(path, key, "%g is not finite", v.x);
-}
-
-static void check_best_epoch(const run *r, const char *path, const char *key, field_value v) {
-    check_range(path, key, v.i, 0, r->epoch, "an epoch done");
-}
-
-static void check_bad_epochs(const run *r, const char *path, const char *key, field_value v) {
-    check_range(path, key, v.i, 0, r->epoch - r->best_epoch, "epochs since 'nnrt.best_epoch'");
-}
-
-static void check_best(const run *r, const char *path, const char *key, field_value v) {
-    if (isnan(v.x) || (r->best_epoch > 0 && !isfinite(v.x)))
-        bad_meta(path, key, "%g is not %s", v.x,
-                 r->best_epoch > 0 ? "a finite number" : "a number");
-}
-
-static void check_optimizer(const run *r, const char *path, const char *key, field_value v) {
-    (void)key;
-    if (strcmp(v.text, r->o->optimizer) != 0)
-        rt_usage_error("%s was trained with --optimizer %s; resume it with the same optimizer",
-                       path, show_value(v.text).s);
-}
-
-/* Every update step is one optimizer step (Adam's t). */
-static void check_optimizer_steps(const run *r, const char *path, const char *key, field_value v) {
-    check_range(path, key, v.i, r->step, r->step, "it counts what 'nnrt.step' does");
-}
-
-static const char *kind_text(const run *r) {
-    (void)r;
-    return "checkpoint";
-}
-
-static const char *optimizer_text(const run *r) {
-    return r->o->optimizer;
-}
-
-/* ---- the tensor fields: each saved and read (and checked) by its own pair ---- */
-
-static void read_params(const rt_st_file *f, const char *path, run *r) {
-    (void)path;
-    rt_st_read_params(f, r->m, r->fixed, "");
-}
-
-/* text.vocab: metadata the weights writer saves for a text model. The run has encoded its
- * text with the checkpoint's vocabulary already (load_text_train_data): it must be there
- * exactly when the model reads text, and be the run's. */
-static void read_vocab(const rt_st_file *f, const char *path, run *r) {
-    const char *saved = rt_st_meta_get(f, RT_VOCAB_KEY);
-    const rt_vocab *vocab = &r->data->stats.vocab;
-    if (!rt_is_text_model(r->m)) {
-        if (saved)
-            rt_path_error(path, "metadata '%s': a text vocabulary, and model '%s' reads no text",
-                          RT_VOCAB_KEY, r->m->name);
-        return;
-    }
-    if (!saved)
-        rt_path_error(path, "no metadata '%s': this checkpoint was not trained on text",
-                      RT_VOCAB_KEY);
-    char *own = rt_vocab_to_utf8(vocab);
-    if (strcmp(own, saved) != 0)
-        rt_path_error(path, "metadata '%s': not the vocabulary the text was encoded with",
-                      RT_VOCAB_KEY);
-    rt_free(own);
-}
-
-/* standardize.mean and .std, saved by the weights writer when the run standardised its
- * inputs: the run that resumes must too (it computes the same statistics from the same
- * training rows), else its weights would go on learning from other values than they began
- * with. */
-static void read_standardize(const rt_st_file *f, const char *path, run *r) {
-    int rank;
-    uint64_t dims[RT_ST_MAX_RANK];
-    int saved = rt_st_shape(f, "standardize.mean", &rank, dims);
-    if (saved != (r->o->standardize != 0))
-        rt_usage_error("%s was trained with --standardize %s; resume it with the same", path,
-                       saved ? "on" : "off");
-}
-
-/* STATE: the running statistics, saved by the weights writer; resuming needs every one. */
-static void read_states(const rt_st_file *f, const char *path, run *r) {
-    (void)path;
-    rt_st_read_states(f, r->m, r->fixed, 1);
-}
-
-/* optimizer.SLOT.PARAM: each state slot of each param that has it (optimizers.def) */
-static void slot_name(const run *r, int s, int32_t i, char *buf, size_t size) {
-    snprintf(buf, size, "optimizer.%s.%s", rt_optim_slot_name(r->opt, s), r->m->params[i].name);
-}
-
-static void save_slots(rt_st_writer *w, const run *r) {
-    const nnrt_model *m = r->m;
-    for (int s = 0; s < rt_optim_slots(r->opt); s++)
-        for (int32_t i = 0; i < m->n_params; i++) {
-            const void *state = rt_optim_state(r->opt, s, i);
-            if (!state) continue;
-            char name[512];
-            slot_name(r, s, i, name, sizeof name);
-            rt_st_add(w, name, m->f64 ? RT_ST_F64 : RT_ST_F32, m->params[i].rank, m->params[i].dims,
-                      state);
-        }
-}
-
-static void read_slots(const rt_st_file *f, const char *path, run *r) {
-    const nnrt_model *m = r->m;
-    for (int s = 0; s < rt_optim_slots(r->opt); s++)
-        for (int32_t i = 0; i < m->n_params; i++) {
-            void *state = rt_optim_state(r->opt, s, i);
-            if (!state) continue;
-            char name[512];
-            slot_name(r, s, i, name, sizeof name);
-            if (!rt_st_read(f, name, m->f64 ? RT_ST_F64 : RT_ST_F32, m->params[i].rank,
-                            m->params[i].dims, state))
-                rt_path_error(path,
-                              "missing tensor '%s' (was the checkpoint saved with other "
-                              "optimizer options?)",
-                              name);
-            rt_st_check_values(f, name, state, m->params[i].numel, m->f64,
-                               rt_optim_slot_nonnegative(r->opt, s));
-        }
-}
-
-static void save_order(rt_st_writer *w, const run *r) {
-    rt_st_add(w, "train.order", RT_ST_I64, 1, &r->data->n_train, r->order);
-}
-
-/* train.order must be an order of exactly this run's training rows: each once. */
-static void read_order(const rt_st_file *f, const char *path, run *r) {
-    const rt_train_data *d = r->data;
-    int64_t n_train = d->n_train, rows = d->train.rows;
-    int rank;
-    uint64_t dims[RT_ST_MAX_RANK];
-    if (!rt_st_shape(f, "train.order", &rank, dims))
-        rt_path_error(path, "missing tensor 'train.order'");
-    if (rank != 1 || dims[0] != (uint64_t)n_train) {
-        hint_same_rows(r);
-        rt_path_error(path,
-                      "tensor 'train.order' is not the order of this run's %lld training rows",
-                      (long long)n_train);
-    }
-    rt_st_read(f, "train.order", RT_ST_I64, 1, &n_train, r->order);
-    unsigned char *mark = rt_alloc((size_t)rows + 1); /* 1: a training row, 2: seen */
-    for (int64_t i = 0; i < n_train; i++) mark[d->train_rows[i]] = 1;
-    for (int64_t i = 0; i < n_train; i++) {
-        int64_t row = r->order[i];
-        const char *why = row < 0 || row >= rows ? "outside the data"
-                          : mark[row] == 0       ? "a validation row"
-                          : mark[row] == 2       ? "a second time"
-                                                 : NULL;
-        if (why) {
-            hint_same_rows(r);
-            rt_path_error(path,
-                          "tensor 'train.order' is not an order of the training rows: element "
-                          "%lld names row %lld, %s",
-                          (long long)i, (long long)row, why);
-        }
-        mark[row] = 2;
-    }
-    rt_free(mark);
-}
-
-static void save_history(rt_st_writer *w, const run *r) {
-    int64_t dims[2] = {r->history_rows, RT_HIST_COLS};
-    if (r->history_rows > 0) rt_st_add(w, "train.history", RT_ST_F64, 2, dims, r->history);
-}
-
-/* train.history: rows of RT_HIST_COLS, as many as the run can have kept (at most one per
- * epoch done, at most RT_HIST_MAX_ROWS, none before the first epoch), their epochs whole,
- * increasing and the last one the checkpoint's epoch; lr finite and >= 0, the metrics finite
- * or nan (not measured). */
-static void read_history(const rt_st_file *f, const char *path, run *r) {
-    if (r->epoch == 0) return;
-    int rank;
-    uint64_t shape[RT_ST_MAX_RANK];
-    if (!rt_st_shape(f, "train.history", &rank, shape))
-        rt_path_error(path, "missing tensor 'train.history'");
-    uint64_t most = r->epoch < RT_HIST_MAX_ROWS ? (uint64_t)r->epoch : RT_HIST_MAX_ROWS;
-    if (rank != 2 || shape[1] != RT_HIST_COLS || shape[0] < 1 || shape[0] > most)
-        rt_path_error(path, "tensor 'train.history' must have 1 to %llu rows of %d (epoch %lld)",
-                      (unsigned long long)most, RT_HIST_COLS, (long long)r->epoch);
-    int64_t dims[2] = {(int64_t)shape[0], RT_HIST_COLS};
-    rt_st_read(f, "train.history", RT_ST_F64, 2, dims, r->history);
-    r->history_rows = dims[0];
-    double before = 0;
-    for (int64_t i = 0; i < dims[0] * RT_HIST_COLS; i++) {
-        double v = r->history[i];
-        int c = (int)(i % RT_HIST_COLS);
-        const char *bad = NULL;
-        if (c == RT_HIST_EPOCH) {
-            int last = i / RT_HIST_COLS == dims[0] - 1;
-            if (!(v > before && v == floor(v) && v <= (double)r->epoch) ||
-                (last && v != (double)r->epoch))
-                bad = "the epochs of its rows in order, ending at the checkpoint's";
-            before = v;
-        } else if (isinf(v) || (c == RT_HIST_LR && !(v >= 0))) {
-            bad = c == RT_HIST_LR ? "a learning rate" : "a metric";
-        }
-        if (bad)
-            rt_path_error(path, "tensor 'train.history' holds %g at element %lld, not %s", v,
-                          (long long)i, bad);
-    }
-}
-
-/* early_stopping.best.PARAM (and .STATE): the best epoch's weights, kept in one flat copy
- * laid out as the params and then the states are, back to back. Weight i's name, and its
- * part of the copy *at bytes in; moves *at past it. */
-static char *best_param(const run *r, int32_t i, size_t *at, char *name, size_t size) {
-    const nnrt_tensor *t = weight(r->m, i);
-    snprintf(name, size, "early_stopping.best.%s", t->name);
-    char *part = (char *)r->best_params + *at;
-    *at += (size_t)t->numel * rt_elem_size(r->m->f64);
-    return part;
-}
-
-static void save_best_params(rt_st_writer *w, const run *r) {
-    if (!r->best_params || r->best_epoch == 0) return;
-    size_t at = 0;
-    for (int32_t i = 0; i < n_weights(r->m); i++) {
-        const nnrt_tensor *t = weight(r->m, i);
-        char name[512];
-        const char *part = best_param(r, i, &at, name, sizeof name);
-        rt_st_add(w, name, r->m->f64 ? RT_ST_F64 : RT_ST_F32, t->rank, t->dims, part);
-    }
-}
-
-static void read_best_params(const rt_st_file *f, const char *path, run *r) {
-    if (!r->best_params || r->best_epoch == 0) return;
-    size_t at = 0;
-    for (int32_t i = 0; i < n_weights(r->m); i++) {
-        const nnrt_tensor *t = weight(r->m, i);
-        char name[512];
-        char *part = best_param(r, i, &at, name, sizeof name);
-        if (!rt_st_read(f, name, r->m->f64 ? RT_ST_F64 : RT_ST_F32, t->rank, t->dims, part))
-            rt_path_error(path, "missing tensor '%s'", name);
-        rt_st_check_values(f, name, part, t->numel, r->m->f64, 0);
-    }
-}
-
-/* ---- the table ---- */
-
-enum field_type {
-    FIELD_TEXT,    /* metadata: text(r) is what a run writes; check() compares */
-    FIELD_INT,     /* metadata: the int64_t at `at` in the run, as meta_int writes it */
-    FIELD_REAL,    /* metadata: the double at `at`, as meta_real writes it */
-    FIELD_RNG,     /* metadata: the rt_rng at `at`, as meta_rng writes it (parse_rng checks) */
-    FIELD_TENSORS, /* tensors (or metadata the weights writer saves): save() and read() */
-};
-
-typedef struct field {
-    const char *key; /* the metadata key; for tensors, their names as docs/runtime.md has them */
-    enum field_type type;
-    size_t at; /* INT, REAL, RNG: offsetof(run, ...) */
-    void (*check)(const run *r, const char *path, const char *key, field_value v);
-    const char *(*text)(const run *r);
-    void (*save)(rt_st_writer *w, const run *r); /* NULL: the weights writer's */
-    void (*read)(const rt_st_file *f, const char *path, run *r);
-} field;
-
-#define IN_RUN(member) .at = offsetof(run, member)
-
-/* In the order resuming reads them: a check may use the fields above it. */
-static const field fields[] = {
-    {"nnrt.kind", FIELD_TEXT, .check = check_kind, .text = kind_text},
-    {"text.vocab", FIELD_TENSORS, .read = read_vocab}, /* metadata; the weights writer's */
-    {"PARAM", FIELD_TENSORS, .read = read_params},
-    {"STATE", FIELD_TENSORS, .read = read_states},
-    {"standardize.mean", FIELD_TENSORS, .read = read_standardize}, /* and .std */
-    {"nnrt.epoch", FIELD_INT, IN_RUN(epoch), .check = check_epoch},
-    {"nnrt.pos", FIELD_INT, IN_RUN(pos), .check = check_pos},
-    {"nnrt.step", FIELD_INT, IN_RUN(step), .check = check_step},
-    {"nnrt.samples", FIELD_INT, IN_RUN(partial.samples), .check = check_samples},
-    {"nnrt.correct", FIELD_INT, IN_RUN(partial.correct), .check = check_correct},
-    {"nnrt.loss_sum", FIELD_REAL, IN_RUN(partial.loss_sum), .check = check_finite},
-    {"nnrt.shuffle_rng", FIELD_RNG, IN_RUN(shuffle_rng)},
-    {"nnrt.noise_rng", FIELD_RNG, IN_RUN(noise_rng)},
-    {"nnrt.best_epoch", FIELD_INT, IN_RUN(best_epoch), .check = check_best_epoch},
-    {"nnrt.bad_epochs", FIELD_INT, IN_RUN(bad_epochs), .check = check_bad_epochs},
-    {"nnrt.best", FIELD_REAL, IN_RUN(best), .check = check_best},
-    {"nnrt.optimizer", FIELD_TEXT, .check = check_optimizer, .text = optimizer_text},
-    {"optimizer.SLOT.PARAM", FIELD_TENSORS, .save = save_slots, .read = read_slots},
-    /* the optimizer's t, which is the step count: a second copy, kept for the format */
-    {"nnrt.optimizer_steps", FIELD_INT, IN_RUN(step), .check = check_optimizer_steps},
-    {"train.order", FIELD_TENSORS, .save = save_order, .read = read_order},
-    {"train.history", FIELD_TENSORS, .save = save_history, .read = read_history},
-    {"early_stopping.best.PARAM", FIELD_TENSORS, .save = save_best_params,
-     .read = read_best_params},
-};
-
-static const void *field_of(const run *r, const field *fd) {
-    return (const char *)r + fd->at;
-}
-
-static void *field_in(run *r, const field *fd) {
-    return (char *)r + fd->at;
-}
-
-static void save_field(rt_st_writer *w, const run *r, const field *fd) {
-    switch (fd->type) {
-    case FIELD_TEXT: rt_st_meta(w, fd->key, fd->text(r)); break;
-    case FIELD_INT: meta_int(w, fd->key, *(const int64_t *)field_of(r, fd)); break;
-    case FIELD_REAL: meta_real(w, fd->key, *(const double *)field_of(r, fd)); break;
-    case FIELD_RNG: meta_rng(w, fd->key, field_of(r, fd)); break;
-    case FIELD_TENSORS:
-        if (fd->save) fd->save(w, r);
-        break;
-    }
-}
-
-/* Reads a field into the run once its check has passed. */
-static void read_field(const rt_st_file *f, const char *path, run *r, const field *fd) {
-    if (fd->type == FIELD_TENSORS) {
-        fd->read(f, path, r);
-        return;
-    }
-    const char *text = need_meta(f, path, fd->key);
-    field_value v = {0};
-    switch (fd->type) {
-    case FIELD_TEXT: v.text = text; break;
-    case FIELD_INT: v.i = parse_int(path, fd->key, text); break;
-    case FIELD_REAL: v.x = parse_real(path, fd->key, text); break;
-    case FIELD_RNG: parse_rng(path, fd->key, text, field_in(r, fd)); return;
-    case FIELD_TENSORS: return;
-    }
-    if (fd->check) fd->check(r, path, fd->key, v);
-    if (fd->type == FIELD_INT) *(int64_t *)field_in(r, fd) = v.i;
-    if (fd->type == FIELD_REAL) *(double *)field_in(r, fd) = v.x;
-}
-
-#define N_FIELDS ((int)(sizeof fields / sizeof fields[0]))
-
-static void save_checkpoint(run *r, const char *path) {
-    params_finite(r); /* a checkpoint is never written from a trial */
-    gather_optimizer_state(r);
-    rt_st_writer *w = rt_st_weights_writer(r->m, r->fixed, &r->data->stats);
-    for (int i = 0; i < N_FIELDS; i++) save_field(w, r, &fields[i]);
-    rt_st_write(w, path);
-    rt_st_writer_free(w);
-}
-
-/* Continues exactly where the checkpoint stopped: params, optimizer state, counters, the
- * generators, this epoch's row order and metrics so far, early stopping's best. */
-static void resume(run *r, const char *path) {
-    rt_st_file *f = rt_st_open(path);
-    for (int i = 0; i < N_FIELDS; i++) read_field(f, path, r, &fields[i]);
-    rt_st_close(f);
-    r->partial.judged = r->partial.samples * rt_class_layout_of(r->m).steps;
 }
 
 /* ---- the train command ---- */
@@ -2171,13 +1069,9 @@ void rt_check_run_files(const nnrt_model *m, const rt_options *o, int search) {
     rt_check_file_uses(u.v, u.n);
 }
 
-static rt_options only_rank0_writes(const rt_options *o);
-static void check_ranks_agree(const run *r);
-static void check_ranks_hold_same_weights(const run *r);
-
 int rt_cmd_train(const nnrt_model *m, const rt_options *given) {
     check_watching_shows(given);
-    rt_options own = only_rank0_writes(given);
+    rt_options own = rt_only_rank0_writes(given);
     const rt_options *o = &own;
     rt_check_run_files(m, o, 0);
     if (o->save) rt_check_writable(o->save);
@@ -2198,8 +1092,8 @@ int rt_cmd_train(const nnrt_model *m, const rt_options *given) {
     run r;
     run_init(&r, m, o, &data, fixed);
     rt_warn_threads_beyond_cpus(o);
-    if (o->resume) resume(&r, o->resume);
-    if (r.ranks > 1) check_ranks_agree(&r);
+    if (o->resume) rt_run_resume(&r, o->resume);
+    if (r.ranks > 1) rt_run_check_ranks_agree(&r);
     r.trace = trace;
     r.progress = rt_progress_begin(m, o, data.n_validation > 0, o->resume != NULL);
     catch_interrupts(1);
@@ -2208,12 +1102,12 @@ int rt_cmd_train(const nnrt_model *m, const rt_options *given) {
     rt_progress_end(r.progress);
     if (r.step == 0 && trace) { /* no update at all: the trace still has its starting point */
         int64_t count = data.n_train < r.batch ? data.n_train : r.batch;
-        rt_trace_row(trace, 0, r.fixed, batch_loss(&r, data.train_rows, count));
+        rt_trace_row(trace, 0, r.fixed, rt_run_batch_loss(&r, data.train_rows, count));
     }
     rt_trace_close(trace);
     restore_best(&r);
-    params_finite(&r);
-    check_ranks_hold_same_weights(&r);
+    rt_run_params_finite(&r);
+    rt_run_check_same_weights(&r);
     write_outputs(&r);
     if (r.rank == 0) print_summary(&r, summary_stream(trace));
     run_free(&r);
@@ -2231,7 +1125,7 @@ int rt_train_trial(const nnrt_model *m, const rt_options *o, const rt_train_data
     r.trial = 1;
     run_epochs(&r);
     restore_best(&r);
-    int ok = r.stop != FAULTED && params_finite(&r);
+    int ok = r.stop != FAULTED && rt_run_params_finite(&r);
     if (has_inputs(&r))
         *validation = rt_evaluate_ctx(m, &r.eval_ctx, data->validation, data->validation_rows,
                                       data->n_validation);

@@ -2,7 +2,7 @@
  * measured on the run's own first steps. For choices that change no value, only where the
  * time goes, and whose better side differs from host to host: how a step asks for the next
  * batch's lines (lines_ahead.h), whether MPI ranks on one machine take their copies of the
- * params out of the caches (train.c).
+ * params out of the caches (train_ranks.c).
  *
  * The first `warmup` steps take way 0 and are not counted; the next `steps` alternate the
  * ways in blocks of `block` steps, each step timed by the caller; way 1 is kept if the median
