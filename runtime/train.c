@@ -460,7 +460,7 @@ static int weights_finite(const run *r) {
  * training step never reads), is checked after each epoch and before anything is saved: no
  * run ends "successfully", and nothing is saved, with weights that are not numbers. A search
  * trial is marked FAULTED instead; returns 0 then. */
-int rt_run_params_finite(run *r) {
+static int params_finite(run *r) {
     if (weights_finite(r)) return 1;
     int32_t bad = nonfinite_weight(r->m, r->fixed); /* which one */
     if (r->trial) {
@@ -719,8 +719,16 @@ static void watch(run *r, const rt_metrics *v) {
     }
 }
 
+/* A checkpoint (train_checkpoint.c) of finite weights only, and never from a trial; under
+ * mpirun rank 0 first gathers each slice's optimizer state from the rank that updates it. */
+static void save_checkpoint(run *r, const char *path) {
+    params_finite(r);
+    rt_run_gather_optimizer_state(r);
+    rt_run_write_checkpoint(r, path);
+}
+
 static void end_epoch(run *r, double lr) {
-    if (!rt_run_params_finite(r)) return; /* before validation and early stopping see the weights */
+    if (!params_finite(r)) return; /* before validation and early stopping see the weights */
     const rt_train_data *d = r->data;
     rt_metrics v = {0};
     if (d->n_validation > 0)
@@ -735,7 +743,7 @@ static void end_epoch(run *r, double lr) {
     watch(r, vp);
     int64_t every = r->o->checkpoint_every;
     if (r->progress && every > 0 && r->epoch % every == 0) {
-        rt_run_save_checkpoint(r, r->o->checkpoint);
+        save_checkpoint(r, r->o->checkpoint);
         r->epoch_start = rt_progress_now(r->progress); /* leaves the checkpoint out */
     }
 }
@@ -775,7 +783,7 @@ static int stop_asked(const run *r) {
 
 static _Noreturn void stop_interrupted(run *r) {
     if (r->rank > 0) exit(130); /* rank 0 saves and says so */
-    rt_run_save_checkpoint(r, r->o->checkpoint);
+    save_checkpoint(r, r->o->checkpoint);
     rt_progress_end(r->progress);
     rt_trace_close(r->trace);
     char at[96];
@@ -1106,7 +1114,7 @@ int rt_cmd_train(const nnrt_model *m, const rt_options *given) {
     }
     rt_trace_close(trace);
     restore_best(&r);
-    rt_run_params_finite(&r);
+    params_finite(&r);
     rt_run_check_same_weights(&r);
     write_outputs(&r);
     if (r.rank == 0) print_summary(&r, summary_stream(trace));
@@ -1125,7 +1133,7 @@ int rt_train_trial(const nnrt_model *m, const rt_options *o, const rt_train_data
     r.trial = 1;
     run_epochs(&r);
     restore_best(&r);
-    int ok = r.stop != FAULTED && rt_run_params_finite(&r);
+    int ok = r.stop != FAULTED && params_finite(&r);
     if (has_inputs(&r))
         *validation = rt_evaluate_ctx(m, &r.eval_ctx, data->validation, data->validation_rows,
                                       data->n_validation);

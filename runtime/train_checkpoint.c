@@ -533,9 +533,7 @@ static void read_field(const rt_st_file *f, const char *path, run *r, const fiel
 
 #define N_FIELDS ((int)(sizeof fields / sizeof fields[0]))
 
-void rt_run_save_checkpoint(run *r, const char *path) {
-    rt_run_params_finite(r); /* a checkpoint is never written from a trial */
-    rt_run_gather_optimizer_state(r);
+void rt_run_write_checkpoint(const run *r, const char *path) {
     rt_st_writer *w = rt_st_weights_writer(r->m, r->fixed, &r->data->stats);
     for (int i = 0; i < N_FIELDS; i++) save_field(w, r, &fields[i]);
     rt_st_write(w, path);

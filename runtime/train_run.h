@@ -108,9 +108,6 @@ static inline int has_inputs(const run *r) {
 
 /* Params and states to and from a flat copy (early stopping's best weights). */
 void rt_run_copy_weights(const nnrt_model *m, void *fixed, void *flat, int to_flat);
-/* Whether every param and state is finite; else stops the run (a trial: marks it FAULTED and
- * returns 0). */
-int rt_run_params_finite(run *r);
 /* The mean loss on rows[0..count) at the current weights, for the trace. */
 double rt_run_batch_loss(run *r, const int64_t *rows, int64_t count);
 /* --log-grad-norms and --log-update-ratios of the step just made, at an epoch's last step. */
@@ -146,7 +143,9 @@ rt_options rt_only_rank0_writes(const rt_options *o);
 
 /* ---- checkpoints (train_checkpoint.c) ---- */
 
-void rt_run_save_checkpoint(run *r, const char *path);
+/* Writes the checkpoint of the run as it stands (the caller has checked its weights, and
+ * gathered the ranks' optimizer state). */
+void rt_run_write_checkpoint(const run *r, const char *path);
 /* Continues exactly where the checkpoint stopped. */
 void rt_run_resume(run *r, const char *path);
 
