@@ -212,12 +212,10 @@ void rt_run_copy_weights(const nnrt_model *m, void *fixed, void *flat, int to_fl
 
 /* ---- the run ---- */
 
-/* The trials of two ways (two_ways.h): warm-up steps, steps timed, steps a block. How one
- * process asks for the next batch: W1's steps take 40-90 us, so the trial lasts a few
- * hundredths of a second. Whether ranks in shared memory take the others' params out of the
- * caches: W2's steps on 2 ranks take about 2 ms, so fewer steps, a tenth of a second. */
+/* The trial of two ways (two_ways.h) of how one process asks for the next batch: warm-up
+ * steps, steps timed, steps a block. W1's steps take 40-90 us, so the trial lasts a few
+ * hundredths of a second. */
 enum { ASK_TRIAL_WARMUP = 64, ASK_TRIAL_STEPS = 512, ASK_TRIAL_BLOCK = 8 };
-enum { EVICT_TRIAL_WARMUP = 8, EVICT_TRIAL_STEPS = 64, EVICT_TRIAL_BLOCK = 4 };
 
 /* A batch that holds every training row: each epoch is one step on the same rows. Their
  * order changes nothing but the rounding of the batch's sums, so they are not shuffled, by
@@ -335,7 +333,6 @@ static void run_init(run *r, const nnrt_model *m, const rt_options *o, const rt_
     r->rank = rt_rank();
     r->ranks = rt_ranks();
     rt_two_ways_start(&r->asks, ASK_TRIAL_WARMUP, ASK_TRIAL_STEPS, ASK_TRIAL_BLOCK);
-    rt_two_ways_start(&r->evicts, EVICT_TRIAL_WARMUP, EVICT_TRIAL_STEPS, EVICT_TRIAL_BLOCK);
     if (r->ranks > 1) rt_run_start_ranks(r);
     if (o->workers > 1) {
         check_workers(r);

@@ -16,6 +16,11 @@
 #include "train_run.h"
 #include "util.h"
 
+/* The trial of two ways (two_ways.h) of whether ranks in shared memory take the others' params
+ * out of the caches: warm-up steps, steps timed, steps a block. W2's steps on 2 ranks take
+ * about 2 ms, so the trial lasts a tenth of a second. */
+enum { EVICT_TRIAL_WARMUP = 8, EVICT_TRIAL_STEPS = 64, EVICT_TRIAL_BLOCK = 4 };
+
 /* The extra numbers each step's sum carries besides the gradients and the states. */
 enum { EXTRA_LOSS, EXTRA_CORRECT, EXTRA_STOP, N_EXTRAS };
 
@@ -327,6 +332,7 @@ void rt_run_start_ranks(run *r) {
         rt_usage_error("%s under mpirun: each of the %d ranks trains on one thread; start more "
                        "ranks instead (mpirun -np K)",
                        r->o->workers > 1 ? "--workers" : "--hogwild", r->ranks);
+    rt_two_ways_start(&r->evicts, EVICT_TRIAL_WARMUP, EVICT_TRIAL_STEPS, EVICT_TRIAL_BLOCK);
 }
 
 /* grad() on rank r->rank's share of rows[0..count); its metrics. By messages, grad() hands

@@ -124,7 +124,8 @@ int rt_run_interrupted(void);
 
 /* ---- ranks (train_ranks.c, docs/mpi.md) ---- */
 
-/* Checks that a run can be shared among the ranks (run_init, before its arenas exist). */
+/* Checks that a run can be shared among the ranks, and starts the ranks' trial of evicting
+ * (run_init, before its arenas exist). */
 void rt_run_start_ranks(run *r);
 /* The ranks' window on one machine (this rank's arena moves into its segment), else the sum
  * by messages. */
